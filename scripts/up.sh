@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Start MLflow and every service on 127.0.0.1, training any model whose registry has no
+# champion; Ctrl-C stops them all. Each server runs in its own process group (setsid) whose
+# id is recorded in .mlp/pids, so stopping it stops its children too (`make down` uses them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+STATE=.mlp
+PIDS=$STATE/pids
+MLFLOW_PORT=${MLFLOW_PORT:-5000}
+export MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
+mkdir -p "$STATE/artifacts" "$PIDS" "$STATE/logs"
+
+started=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping: ${started[*]:-nothing}"
+  for name in "${started[@]}"; do
+    pid=$(cat "$PIDS/$name.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -- "-$pid" 2>/dev/null || true
+  done
+  for name in "${started[@]}"; do
+    pid=$(cat "$PIDS/$name.pid" 2>/dev/null || true)
+    [ -n "$pid" ] && while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    rm -f "$PIDS/$name.pid"
+  done
+}
+trap stop_all INT TERM EXIT
+
+wait_for() {  # url seconds
+  for _ in $(seq 1 $(( $2 * 5 ))); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+
+scripts/down.sh --quiet
+echo "starting MLflow on $MLFLOW_TRACKING_URI (store: $STATE/mlflow.db, artifacts: $STATE/artifacts)"
+setsid scripts/mlflow-server.sh "$MLFLOW_PORT" "$STATE" >"$STATE/logs/mlflow.log" 2>&1 &
+echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
+wait_for "$MLFLOW_TRACKING_URI/health" 120
+
+services=$("$BIN/mlp" services | cut -f1)
+for svc in $services; do
+  "$BIN/mlp" train "$svc" --if-no-champion
+done
+
+declare -A ports
+while IFS=$'\t' read -r svc port _; do ports[$svc]=$port; done < <("$BIN/mlp" services)
+for svc in $services; do
+  setsid "$BIN/mlp" serve "$svc" --host 127.0.0.1 --port "${ports[$svc]}" >"$STATE/logs/$svc.log" 2>&1 &
+  echo $! >"$PIDS/$svc.pid"; started+=("$svc")
+done
+for svc in $services; do
+  wait_for "http://127.0.0.1:${ports[$svc]}/readyz" 120
+done
+
+echo
+echo "MLflow UI:   $MLFLOW_TRACKING_URI"
+for svc in $services; do
+  url="http://127.0.0.1:${ports[$svc]}"
+  printf '%-12s %s   docs: %s/docs   metrics: %s/metrics\n' "$svc" "$url" "$url" "$url"
+done
+echo "logs in $STATE/logs; Ctrl-C stops everything"
+wait

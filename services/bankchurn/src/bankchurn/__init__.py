@@ -1,0 +1,1 @@
+"""BankChurn: will a bank customer leave? A servekit model service."""

@@ -1,0 +1,133 @@
+"""The BankChurn pipeline, its training recipe and its served model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMClassifier
+from scipy.special import expit
+from sklearn.base import clone
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from bankchurn import data
+from servekit.features import RecordEncoder
+from servekit.model import Record
+from servekit.models.trees import TreeModel, TreeRecipe
+
+RISK_BANDS = ((0.25, "low"), (0.5, "medium"), (1.01, "high"))
+
+
+def risk_band(probability: float) -> str:
+    return next(band for upper, band in RISK_BANDS if probability < upper)
+
+
+def best_f1_threshold(target: np.ndarray[Any, Any], probability: np.ndarray[Any, Any]) -> float:
+    precision, recall, thresholds = precision_recall_curve(target, probability)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+class ChurnRecipe(TreeRecipe):
+    target = data.TARGET
+    task = "binary"
+    primary_metric = "roc_auc"
+    synthetic_rows = 10_000
+
+    def load_csv(self, path: Path) -> pd.DataFrame:
+        return data.load_csv(path)
+
+    def generate(self, n_rows: int, seed: int) -> pd.DataFrame:
+        return data.generate(n_rows, seed)
+
+    def build_pipeline(self, seed: int) -> Pipeline:
+        # Many shallow trees (5 leaves): the signal is a few strong, smooth effects
+        # (age, products, activity) and exact TreeSHAP cost grows with leaves x depth².
+        # Chosen by 5-fold CV on the training part only (ROC AUC 0.870).
+        return Pipeline(
+            [
+                ("encode", RecordEncoder(numeric=data.NUMERIC, categorical=data.CATEGORICAL)),
+                (
+                    "model",
+                    LGBMClassifier(
+                        n_estimators=800,
+                        learning_rate=0.03,
+                        num_leaves=5,
+                        min_child_samples=10,
+                        colsample_bytree=0.7,
+                        reg_lambda=2.0,
+                        path_smooth=10.0,
+                        random_state=seed,
+                        # One thread: training is sub-second, and OpenMP spinning on a
+                        # shared 2-core machine made it 100x slower.
+                        n_jobs=1,
+                        verbose=-1,
+                    ),
+                ),
+            ]
+        )
+
+    def tune(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> dict[str, Any]:
+        """Decision threshold maximising F1 on out-of-fold training predictions (never the test split)."""
+        oof = np.zeros(len(target))
+        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+        for train_idx, valid_idx in folds.split(features, target):
+            fold = self.fit(clone(pipeline), features.iloc[train_idx], target.iloc[train_idx])
+            oof[valid_idx] = fold.predict_proba(features.iloc[valid_idx])[:, 1]
+        return {"threshold": best_f1_threshold(target.to_numpy(), oof)}
+
+    def evaluate(
+        self, pipeline: Any, features: pd.DataFrame, target: pd.Series, metadata: Mapping[str, Any]
+    ) -> dict[str, float]:
+        probability = pipeline.predict_proba(features)[:, 1]
+        label = (probability >= metadata["threshold"]).astype(int)
+        return {
+            "roc_auc": float(roc_auc_score(target, probability)),
+            "pr_auc": float(average_precision_score(target, probability)),
+            "f1": float(f1_score(target, label)),
+            "accuracy": float(accuracy_score(target, label)),
+            "brier": float(brier_score_loss(target, probability)),
+            "log_loss": float(log_loss(target, probability)),
+            "threshold": float(metadata["threshold"]),
+        }
+
+    def describe_data(self, frame: pd.DataFrame) -> dict[str, float]:
+        return {"churn_rate": float(frame[self.target].mean())}
+
+
+class ChurnModel(TreeModel):
+    """Churn probability from the log-odds of the boosted trees; explained on the log-odds scale."""
+
+    explanation_scale = "log-odds"
+
+    def __init__(self, artifact: Any) -> None:
+        super().__init__(artifact)
+        self.threshold = float(artifact.metadata["threshold"])
+
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        probabilities = expit(self.trees.raw_scores(records))
+        return [
+            {
+                "churn_probability": float(p),
+                "label": "churn" if p >= self.threshold else "stay",
+                "threshold": self.threshold,
+                "risk_band": risk_band(float(p)),
+            }
+            for p in probabilities
+        ]
+
+    def outcome(self, prediction: Mapping[str, Any]) -> str:
+        return str(prediction["label"])

@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bankchurn import data
+from servekit.datasets import shared_file
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    return data.generate_raw(300, seed=1)
+
+
+def test_real_file_loads_without_identifiers() -> None:
+    frame = data.load_csv(shared_file("bankchurn", "Churn_Modelling.csv"))
+    assert len(frame) == 8000
+    assert list(frame.columns) == [*data.FEATURES, data.TARGET]
+    assert frame[data.TARGET].mean() == pytest.approx(0.201, abs=0.001)
+
+
+def test_generator_is_deterministic_and_has_the_real_schema(raw: pd.DataFrame) -> None:
+    assert raw.equals(data.generate_raw(300, seed=1))
+    assert not raw.equals(data.generate_raw(300, seed=2))
+    assert list(raw.columns) == [*data.IDENTIFIERS[:2], "Surname", *data.FEATURES, data.TARGET]
+
+
+def test_synthetic_churn_is_near_20_percent_and_driven_by_plausible_factors() -> None:
+    frame = data.generate(20_000, seed=0)
+    assert 0.17 <= frame[data.TARGET].mean() <= 0.23
+    by = frame.groupby
+    assert by("IsActiveMember")[data.TARGET].mean()[0] > by("IsActiveMember")[data.TARGET].mean()[1]
+    assert by("Geography")[data.TARGET].mean()["Germany"] > by("Geography")[data.TARGET].mean()["France"]
+    products = by("NumOfProducts")[data.TARGET].mean()
+    assert products[3] > products[1] > products[2]
+    middle_aged = frame[frame.Age.between(45, 60)][data.TARGET].mean()
+    young = frame[frame.Age < 30][data.TARGET].mean()
+    assert middle_aged > 2 * young
+
+
+@pytest.mark.parametrize(
+    ("change", "column", "words"),
+    [
+        (lambda f: f.drop(columns=["Age"]), "Age", "missing column"),
+        (lambda f: f.assign(Age=f.Age.astype(object).where(f.index != 3, "old")), "Age", "non-numeric"),
+        (lambda f: f.assign(CreditScore=f.CreditScore.where(f.index != 0, 900)), "CreditScore", "outside"),
+        (lambda f: f.assign(Geography=f.Geography.where(f.index != 0, "Mars")), "Geography", "unknown value"),
+        (
+            lambda f: f.assign(Tenure=f.Tenure.astype(float).where(f.index != 0, 2.5)),
+            "Tenure",
+            "whole numbers",
+        ),
+        (lambda f: f.assign(Balance=f.Balance.where(f.index != 0, None)), "Balance", "missing value"),
+        (lambda f: f.assign(Exited=f.Exited.where(f.index != 0, 2)), "Exited", "outside"),
+    ],
+)
+def test_bad_files_name_the_column(raw: pd.DataFrame, tmp_path: Path, change, column, words) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "bad.csv"
+    change(raw).to_csv(path, index=False)
+    with pytest.raises(data.DatasetError, match=column) as error:
+        data.load_csv(path)
+    assert words in str(error.value)

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+from sklearn.model_selection import StratifiedKFold
+
+from bankchurn.model import ChurnModel, best_f1_threshold, risk_band
+from bankchurn.service import SERVICE
+from servekit.datasets import shared_file
+from servekit.model import ModelArtifact
+from servekit.testing import request_rows, train_in_memory
+from servekit.training.trainer import Split, fit, split
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[ModelArtifact, Split]:
+    return train_in_memory(SERVICE, rows=4000, seed=3)
+
+
+@pytest.mark.realdata
+def test_quality_on_the_real_data_cross_validated() -> None:
+    """5-fold stratified CV over the whole file: every row is held out once.
+
+    One 1,600-row split moves ROC AUC by ±0.01 (0.857 to 0.875 over six split
+    seeds), so the bar is held on the lower-variance cross-validated figure.
+    """
+    frame = SERVICE.recipe.load_csv(shared_file("bankchurn", "Churn_Modelling.csv"))
+    scores = []
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=42)
+    for train_idx, test_idx in folds.split(frame, frame[SERVICE.recipe.target]):
+        train, test = frame.iloc[train_idx], frame.iloc[test_idx]
+        data = Split(
+            SERVICE.recipe.features(train),
+            SERVICE.recipe.features(test),
+            train[SERVICE.recipe.target],
+            test[SERVICE.recipe.target],
+        )
+        pipeline, metadata = fit(SERVICE, data, seed=42)
+        scores.append(SERVICE.recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)["roc_auc"])
+    print(
+        "bankchurn real-data 5-fold ROC AUC:", np.round(scores, 4), "mean", round(float(np.mean(scores)), 4)
+    )
+    assert np.mean(scores) >= 0.86
+
+
+@pytest.mark.realdata
+def test_quality_on_the_real_data_held_out_split() -> None:
+    """ROC AUC on the held-out 20% of Churn_Modelling.csv (seed 42), as `mlp train --data` reports it."""
+    frame = SERVICE.recipe.load_csv(shared_file("bankchurn", "Churn_Modelling.csv"))
+    data = split(SERVICE, frame, seed=42)
+    pipeline, metadata = fit(SERVICE, data, seed=42)
+    metrics = SERVICE.recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
+    print("bankchurn real-data held-out metrics:", metrics)
+    assert metrics["roc_auc"] >= 0.85
+    assert metrics["pr_auc"] >= 0.65
+    assert metrics["brier"] <= 0.11
+
+
+def test_learns_the_synthetic_relationships(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = trained
+    assert artifact.training_metrics["roc_auc"] >= 0.78
+    assert 0.05 < artifact.metadata["threshold"] < 0.6
+
+
+def test_explanations_add_up_on_many_rows(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = trained
+    model = ChurnModel(artifact)
+    rows = request_rows(data, 400)
+    predictions = model.predict(rows)
+    for prediction, explanation in zip(predictions, model.explain(rows), strict=True):
+        assert explanation.scale == "log-odds"
+        total = explanation.base_value + sum(explanation.contributions.values())
+        assert total == pytest.approx(explanation.output_value, rel=1e-6)
+        log_odds = np.log(prediction["churn_probability"] / (1 - prediction["churn_probability"]))
+        assert total == pytest.approx(log_odds, rel=1e-6, abs=1e-9)
+        assert set(explanation.contributions) == set(rows[0])
+
+
+def test_prediction_is_independent_of_the_rest_of_the_batch(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = trained
+    model = ChurnModel(artifact)
+    rows = request_rows(data, 20)
+    batch = [p["churn_probability"] for p in model.predict(rows)]
+    alone = [model.predict([row])[0]["churn_probability"] for row in rows]
+    assert batch == alone
+
+
+def test_label_follows_the_threshold(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = trained
+    model = ChurnModel(artifact)
+    for p in model.predict(request_rows(data, 200)):
+        assert (p["label"] == "churn") == (p["churn_probability"] >= model.threshold)
+
+
+def test_threshold_maximises_f1() -> None:
+    target = np.array([0, 0, 1, 1, 0, 1])
+    probability = np.array([0.1, 0.2, 0.35, 0.8, 0.4, 0.9])
+    assert best_f1_threshold(target, probability) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize(
+    ("p", "band"), [(0.0, "low"), (0.249, "low"), (0.25, "medium"), (0.5, "high"), (1.0, "high")]
+)
+def test_risk_bands(p: float, band: str) -> None:
+    assert risk_band(p) == band

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.pipeline import Pipeline
+
+from nlpinsight import data, model
+
+
+@pytest.mark.realdata
+def test_real_holdout_quality_beats_the_old_project(
+    real_pipeline: Pipeline, real_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    metrics = model.evaluate(real_pipeline, real_split[1])
+    print(f"\nreal held-out metrics: {metrics}")
+    # The older project reported accuracy 0.806 and macro-F1 0.748.
+    assert metrics["accuracy"] >= 0.82
+    assert metrics["macro_f1"] >= 0.75
+    assert metrics["roc_auc"] >= 0.88
+    assert 0.0 < metrics["log_loss"] < 0.6
+
+
+def test_synthetic_model_clearly_beats_the_majority_baseline(
+    synthetic_pipeline: Pipeline, synthetic_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    test = synthetic_split[1]
+    metrics = model.evaluate(synthetic_pipeline, test)
+    majority = test[data.TARGET].value_counts(normalize=True).max()
+    assert metrics["accuracy"] >= majority + 0.2
+    assert metrics["macro_f1"] >= 0.8
+    # ...but the noise keeps it from being perfect.
+    assert metrics["accuracy"] < 0.99
+
+
+def test_evaluate_reports_the_four_metrics_and_nan_auc_without_all_classes(
+    synthetic_pipeline: Pipeline, synthetic_split: tuple[pd.DataFrame, pd.DataFrame]
+) -> None:
+    test = synthetic_split[1]
+    metrics = model.evaluate(synthetic_pipeline, test)
+    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc", "log_loss"}
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    only_two = test[test[data.TARGET] != 0]
+    assert math.isnan(model.evaluate(synthetic_pipeline, only_two)["roc_auc"])
+
+
+def test_pipeline_is_one_linear_pipeline_with_normalisation_inside() -> None:
+    pipeline = model.build_pipeline()
+    assert [name for name, _ in pipeline.steps] == ["features", "clf"]
+    for _, vectorizer in pipeline.named_steps["features"].transformer_list:
+        assert vectorizer.preprocessor is model.normalize_text
+
+
+def test_the_fitted_pipeline_normalises_urls_cashtags_and_digits(
+    synthetic_pipeline: Pipeline,
+) -> None:
+    # Serving sends raw text: these pairs differ only in what normalisation erases.
+    pairs = [
+        ("$TSLA beats https://t.co/abc", "$AAPL Beats https://t.co/ZZZZZZ"),
+        ("shares up 3.5%", "SHARES UP 7.1%"),
+        ("Apple don\u2019t cut", "apple don't cut"),
+    ]
+    for left, right in pairs:
+        scores = synthetic_pipeline.decision_function([left, right])
+        np.testing.assert_allclose(scores[0], scores[1], rtol=0, atol=1e-12)
+
+
+def test_the_fitted_pipeline_pickles(synthetic_pipeline: Pipeline) -> None:
+    texts = ["$TSLA surges 5% https://t.co/x", "Ford misses estimates", "hello"]
+    restored = pickle.loads(pickle.dumps(synthetic_pipeline))
+    np.testing.assert_array_equal(restored.predict_proba(texts), synthetic_pipeline.predict_proba(texts))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Hello World", "hello world"),
+        ("$TSLA up", " _cashtag_  up"),
+        ("see https://t.co/AbC!", "see  _url_ "),
+        ("Q4 +12.5%", "q0 +00.0%"),
+        ("don\u2019t \u2013 go", "don't - go"),
+        ("$40 price", "$00 price"),
+        ("\u0130x", "i\u0307x"),
+        ("", ""),
+    ],
+)
+def test_normalize_text(text: str, expected: str) -> None:
+    assert model.normalize_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$TSLA - Tesla https://t.co/abc beats\n\nBy 12%",
+        "İSTANBUL ΟΔΟΣ café ﬁnance",
+        "  leading and trailing  ",
+        "",
+    ],
+)
+def test_offsets_map_each_normalised_char_back_to_its_source(text: str) -> None:
+    normalized = model.normalize_with_offsets(text)
+    assert normalized.text == model.normalize_text(text)
+    assert len(normalized.starts) == len(normalized.ends) == len(normalized.text)
+    assert normalized.starts == sorted(normalized.starts)
+    assert normalized.ends == sorted(normalized.ends)
+    for char, start, end in zip(normalized.text, normalized.starts, normalized.ends, strict=True):
+        source = text[start:end]
+        assert source
+        if end - start == 1 and not source.isdigit():
+            assert char in source.lower().translate(model._FOLD)

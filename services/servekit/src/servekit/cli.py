@@ -1,0 +1,129 @@
+"""``mlp``: train, promote and serve any installed model service.
+
+Services are found through the ``servekit.services`` entry points, so a new
+service needs no change here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from servekit import registry
+
+DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
+
+
+def _tracking_uri(arg: str | None) -> str:
+    return arg or os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from servekit.training.trainer import current_champion, train
+
+    spec = registry.get_service(args.service)
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    if args.if_no_champion:
+        import mlflow
+
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        champion = current_champion(client, spec.name)
+        if champion is not None:
+            print(f"{spec.name}: champion v{champion} exists; not training")
+            return 0
+    result = train(spec, tracking_uri, args.data, seed=args.seed)
+    figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
+    print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
+    print(f"{spec.name}: {result.decision}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from servekit.training.trainer import promote
+
+    spec = registry.get_service(args.service)
+    print(promote(spec, _tracking_uri(args.tracking_uri), args.version))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from servekit.rest import create_app
+    from servekit.settings import load_settings
+
+    spec = registry.get_service(args.service)
+    settings = load_settings(spec.name)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    app = create_app(spec, settings)
+    # No access log: one line per request costs more than the prediction;
+    # requests are counted in <svc>_requests_total instead.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port or spec.local_port,
+        access_log=False,
+        log_level=settings.log_level.lower(),
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def cmd_services(_: argparse.Namespace) -> int:
+    for name in registry.available():
+        spec = registry.get_service(name)
+        print(f"{name}\t{spec.local_port}\t{spec.title}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mlp", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train, register as challenger, promote if better")
+    train.add_argument("service")
+    train.add_argument("--data", type=Path, help="real CSV (default: synthetic data)")
+    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--tracking-uri", help=f"default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
+    train.add_argument("--if-no-champion", action="store_true", help="do nothing when a champion exists")
+    train.set_defaults(func=cmd_train)
+
+    promote = sub.add_parser("promote", help="set the champion alias to VERSION by hand")
+    promote.add_argument("service")
+    promote.add_argument("version")
+    promote.add_argument("--tracking-uri")
+    promote.set_defaults(func=cmd_promote)
+
+    serve = sub.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
+    serve.add_argument("service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: the service's local port")
+    serve.set_defaults(func=cmd_serve)
+
+    services = sub.add_parser("services", help="list installed services and their local ports")
+    services.set_defaults(func=cmd_services)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    try:
+        return int(args.func(args))
+    except LookupError as exc:
+        print(f"mlp: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Loading a model from the MLflow registry (``models:/name@alias``, ``models:/name/3``, ``runs:/...``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from servekit import serialization
+from servekit.model import ModelArtifact
+
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+# The MLflow client retries an unreachable server for minutes by default; the
+# runtime has its own backoff and must report each failure promptly.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be loaded; the message says which step failed and why."""
+
+
+@dataclass(frozen=True)
+class RegistryRef:
+    name: str
+    version: str
+    run_id: str
+    download_uri: str
+
+
+def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
+    """The registered version a ``models:/`` URI points at, or None for other URIs."""
+    match = _REGISTRY_URI.match(model_uri)
+    if match is None:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    name = match["name"]
+    try:
+        if match["alias"]:
+            mv = client.get_model_version_by_alias(name, match["alias"])
+        else:
+            mv = client.get_model_version(name, match["version"])
+    except Exception as exc:
+        raise ModelLoadError(f"resolving {model_uri} at {tracking_uri}: {one_line(exc)}") from exc
+    return RegistryRef(name, str(mv.version), mv.run_id or "", f"models:/{name}/{mv.version}")
+
+
+def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact:
+    """Download, unpickle and describe the model at ``model_uri``."""
+    import mlflow
+    from mlflow.models import Model
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    ref = resolve(model_uri, tracking_uri)
+    download_uri = ref.download_uri if ref else model_uri
+    with tempfile.TemporaryDirectory(prefix="servekit-model-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=tmp)
+        except Exception as exc:
+            raise ModelLoadError(f"downloading {download_uri}: {one_line(exc)}") from exc
+        try:
+            pipeline = serialization.load(Path(local), packages=(name,))
+            metadata = Model.load(local).metadata or {}
+        except Exception as exc:
+            raise ModelLoadError(f"deserialising {download_uri}: {one_line(exc)}") from exc
+    run_id = ref.run_id if ref else ""
+    metrics: dict[str, float] = {}
+    if run_id:
+        try:
+            metrics = dict(mlflow.MlflowClient(tracking_uri).get_run(run_id).data.metrics)
+        except Exception as exc:
+            raise ModelLoadError(f"reading run {run_id}: {one_line(exc)}") from exc
+    return ModelArtifact(
+        name=name,
+        pipeline=pipeline,
+        metadata=metadata,
+        version=ref.version if ref else "unregistered",
+        run_id=run_id,
+        uri=model_uri,
+        registry_uri=tracking_uri,
+        training_metrics=metrics,
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, so one failure is one log line."""
+    text = " ".join(str(exc).split())
+    if len(text) > 500:
+        text = text[:497] + "..."
+    return f"{type(exc).__name__}: {text}"

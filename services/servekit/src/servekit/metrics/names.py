@@ -1,0 +1,82 @@
+"""Metric names: the single source of truth for services, dashboards and alert rules.
+
+The services export these names, and ``monitoring/generate.py`` builds every
+recording rule, alert and dashboard query from them, so a rename cannot leave a
+dashboard querying a metric nobody exports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REQUESTS_TOTAL = "requests_total"
+PREDICTION_LATENCY_SECONDS = "prediction_latency_seconds"
+EXPLANATION_LATENCY_SECONDS = "explanation_latency_seconds"
+PREDICTIONS_TOTAL = "predictions_total"
+MODEL_INFO = "model_info"
+MODEL_READY = "model_ready"
+EXPLANATIONS_TOTAL = "explanations_total"
+ATTRIBUTION_ABS_SUM_TOTAL = "attribution_abs_sum_total"
+TRAINING_OUTCOME_SHARE = "training_outcome_share"
+TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
+
+#: Endpoints whose whole-request latency is a prediction latency.
+PREDICTION_ENDPOINTS = ("/predict", "/predict/batch")
+#: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.
+ENDPOINTS = (*PREDICTION_ENDPOINTS, "/healthz", "/readyz", "/model", "/docs", "/openapi.json")
+
+#: Seconds; resolves 100 µs requests as well as multi-second batches.
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+    0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """The full metric names of one service (``<service>_<suffix>``)."""
+
+    service: str
+
+    def _name(self, suffix: str) -> str:
+        return f"{self.service}_{suffix}"
+
+    @property
+    def requests_total(self) -> str:
+        return self._name(REQUESTS_TOTAL)
+
+    @property
+    def prediction_latency_seconds(self) -> str:
+        return self._name(PREDICTION_LATENCY_SECONDS)
+
+    @property
+    def explanation_latency_seconds(self) -> str:
+        return self._name(EXPLANATION_LATENCY_SECONDS)
+
+    @property
+    def predictions_total(self) -> str:
+        return self._name(PREDICTIONS_TOTAL)
+
+    @property
+    def model_info(self) -> str:
+        return self._name(MODEL_INFO)
+
+    @property
+    def model_ready(self) -> str:
+        return self._name(MODEL_READY)
+
+    @property
+    def explanations_total(self) -> str:
+        return self._name(EXPLANATIONS_TOTAL)
+
+    @property
+    def attribution_abs_sum_total(self) -> str:
+        return self._name(ATTRIBUTION_ABS_SUM_TOTAL)
+
+    @property
+    def training_outcome_share(self) -> str:
+        return self._name(TRAINING_OUTCOME_SHARE)
+
+    @property
+    def training_attribution_mean(self) -> str:
+        return self._name(TRAINING_ATTRIBUTION_MEAN)

@@ -1,0 +1,99 @@
+"""The one model interface every service implements (after KServe's ``Model``).
+
+The transport (REST, SageMaker, Vertex AI) only ever calls :meth:`ServedModel.predict`
+and :meth:`ServedModel.explain` on validated records, so every transport returns
+the same numbers.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A trained pipeline plus what the registry knows about it."""
+
+    name: str
+    pipeline: Any
+    metadata: Mapping[str, Any]
+    version: str = "local"
+    run_id: str = ""
+    uri: str = ""
+    registry_uri: str = ""
+    training_metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """SHAP values of one prediction: ``base_value + sum(contributions) == output_value``."""
+
+    scale: str
+    base_value: float
+    output_value: float
+    contributions: Mapping[str, float]
+    #: Per-feature |attribution| for the drift metrics; bounded label set.
+    attributions: Mapping[str, float]
+    #: Extra detail for the response, e.g. per-token spans of a text explanation.
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "scale": self.scale,
+            "base_value": self.base_value,
+            "output_value": self.output_value,
+            "contributions": dict(self.contributions),
+        }
+        body.update(self.detail)
+        return body
+
+
+class ServedModel(ABC):
+    """A loaded model that predicts and explains batches of validated records."""
+
+    #: What the explanation's numbers are (e.g. ``log-odds``, ``USD``), stated in every response.
+    explanation_scale: str = ""
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        self.artifact = artifact
+
+    @abstractmethod
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        """One JSON-ready prediction per record, in order."""
+
+    @abstractmethod
+    def explain(self, records: Sequence[Record]) -> list[Explanation]:
+        """One explanation per record, in order."""
+
+    @abstractmethod
+    def outcome(self, prediction: Mapping[str, Any]) -> str:
+        """The bounded label under which a prediction is counted in ``<svc>_predictions_total``."""
+
+    def example(self) -> list[dict[str, Any]]:
+        """Records to warm up on (the input example logged at training)."""
+        return [dict(r) for r in self.artifact.metadata.get("input_example", [])]
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /model`` returns."""
+        meta = self.artifact.metadata
+        return {
+            "name": self.artifact.name,
+            "version": self.artifact.version,
+            "uri": self.artifact.uri,
+            "registry_uri": self.artifact.registry_uri,
+            "run_id": self.artifact.run_id,
+            "training_metrics": dict(self.artifact.training_metrics),
+            "explanation_scale": self.explanation_scale,
+            "feature_schema": meta.get("feature_schema", {}),
+            "data": meta.get("data", {}),
+            "baselines": {
+                "outcome_shares": meta.get("outcome_shares", {}),
+                "attribution_means": meta.get("attribution_means", {}),
+            },
+            **{k: v for k, v in meta.items() if k in ("threshold", "classes")},
+        }

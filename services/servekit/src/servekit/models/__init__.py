@@ -1,0 +1,1 @@
+"""Reusable model families that services build on."""

@@ -1,0 +1,206 @@
+"""The app factory: every service gets the same endpoints from its ServiceSpec."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, TypeAdapter
+
+from servekit.errors import ServekitError, install_error_handlers
+from servekit.loading import load_artifact
+from servekit.metrics import ServiceMetrics
+from servekit.model import Record, ServedModel
+from servekit.rest import schemas
+from servekit.rest.body import read_body
+from servekit.rest.openapi import json_body, with_request_models
+from servekit.rest.prefix import PathPrefixMiddleware
+from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
+from servekit.runtime import ArtifactSource, ModelRuntime
+from servekit.settings import ServiceSettings, load_settings
+from servekit.spec import ServiceSpec
+
+#: Batches up to this size run on the event loop (faster than a thread hop for
+#: sub-millisecond work); larger ones run in a worker thread so probes stay responsive.
+INLINE_BATCH_LIMIT = 16
+
+EXPLAIN_QUERY = Query(False, description="Add SHAP feature contributions to each prediction")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": schemas.ErrorBody, "description": "Body or batch larger than the limit"},
+    422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
+    503: {"model": schemas.ErrorBody, "description": "Model not loaded yet"},
+}
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    return Response(
+        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status_code,
+        media_type="application/json",
+    )
+
+
+class Predictor:
+    """Runs validated records through the model and records metrics; transport-agnostic."""
+
+    def __init__(self, runtime: ModelRuntime, metrics: ServiceMetrics) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+
+    def run(
+        self, model: ServedModel, records: Sequence[Record], explain: bool, timings: Timings
+    ) -> list[dict[str, Any]]:
+        with timings.phase("predict"):
+            predictions = model.predict(records)
+        self.metrics.count_outcomes(model.outcome(p) for p in predictions)
+        if explain:
+            start = time.perf_counter()
+            with timings.phase("explain"):
+                explanations = model.explain(records)
+            self.metrics.explanation_latency.observe(time.perf_counter() - start)
+            self.metrics.count_explanations(e.attributions for e in explanations)
+            for prediction, explanation in zip(predictions, explanations, strict=True):
+                prediction["explanation"] = explanation.as_json()
+        return predictions
+
+    async def __call__(
+        self, records: Sequence[Record], explain: bool, timings: Timings
+    ) -> tuple[ServedModel, list[dict[str, Any]]]:
+        model = self.runtime.require()
+        if len(records) <= INLINE_BATCH_LIMIT:
+            return model, self.run(model, records, explain, timings)
+        return model, await asyncio.to_thread(self.run, model, records, explain, timings)
+
+
+def model_ref(model: ServedModel) -> dict[str, str]:
+    return {"name": model.artifact.name, "version": model.artifact.version}
+
+
+def create_app(
+    spec: ServiceSpec,
+    settings: ServiceSettings | None = None,
+    source: ArtifactSource | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> FastAPI:
+    """Build the FastAPI app of ``spec``; ``source`` overrides where the model comes from."""
+    settings = settings or load_settings(spec.name)
+    metrics = metrics or ServiceMetrics(spec.name)
+    model_uri = settings.resolved_model_uri()
+    if source is None:
+
+        def source() -> Any:
+            return load_artifact(spec.name, model_uri, settings.mlflow_tracking_uri)
+
+    runtime = ModelRuntime(
+        spec.model,
+        source,
+        metrics,
+        initial_delay=settings.load_retry_initial_seconds,
+        max_delay=settings.load_retry_max_seconds,
+    )
+    predictor = Predictor(runtime, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        metrics.model_ready.set(0)
+        task = asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = metrics
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(TelemetryMiddleware, metrics=metrics, root_path=settings.root_path)
+    if settings.root_path:
+        app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
+
+    instance_model: type[BaseModel] = spec.request
+    batch_model = schemas.batch_request(instance_model)
+    single = TypeAdapter(instance_model)
+    batch = TypeAdapter(batch_model)
+    app.openapi = with_request_models(app, [instance_model, batch_model])  # type: ignore[method-assign]
+
+    @app.post(
+        "/predict",
+        summary="Predict one instance",
+        response_model=schemas.prediction_response(spec.response),
+        responses=ERROR_RESPONSES,
+        openapi_extra=json_body(instance_model),
+    )
+    async def predict(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
+        runtime.require()  # 503 before reading a body we cannot serve
+        timings = timings_of(request.scope)
+        body = await read_body(request, settings.max_body_bytes)
+        with timings.phase("validate"):
+            instance = single.validate_json(body)
+        model, predictions = await predictor([instance.model_dump()], explain, timings)
+        return json_response({**predictions[0], "model": model_ref(model)})
+
+    @app.post(
+        "/predict/batch",
+        summary="Predict a batch of instances, in order",
+        response_model=schemas.batch_response(spec.response),
+        responses=ERROR_RESPONSES,
+        openapi_extra=json_body(batch_model),
+    )
+    async def predict_batch(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
+        runtime.require()
+        timings = timings_of(request.scope)
+        body = await read_body(request, settings.max_body_bytes)
+        with timings.phase("validate"):
+            instances = batch.validate_json(body).instances  # type: ignore[attr-defined]
+        if len(instances) > settings.max_batch_size:
+            raise ServekitError(
+                413,
+                "batch_too_large",
+                f"{len(instances)} instances; the limit is {settings.max_batch_size}",
+            )
+        records = [instance.model_dump() for instance in instances]
+        model, predictions = await predictor(records, explain, timings)
+        ref = model_ref(model)
+        return json_response({"model": ref, "predictions": [{**p, "model": ref} for p in predictions]})
+
+    @app.get("/healthz", summary="Liveness: the process is up", response_model=schemas.Health)
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: the model is loaded and warmed up",
+        response_model=schemas.Readiness,
+        responses={503: {"model": schemas.Readiness, "description": "Model not loaded yet"}},
+    )
+    async def readyz() -> Response:
+        if runtime.model is None:
+            return json_response(
+                {"status": "loading", "model": None, "error": runtime.last_error}, status_code=503
+            )
+        return json_response({"status": "ready", "model": model_ref(runtime.model), "error": None})
+
+    @app.get("/model", summary="Model metadata: version, run, metrics, feature schema")
+    async def model_metadata() -> Response:
+        return json_response(runtime.require().describe())
+
+    @app.get("/metrics", summary="Prometheus exposition", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.exposition(), media_type=metrics.content_type)
+
+    return app

@@ -1,0 +1,91 @@
+"""Pure ASGI middleware: request metrics and the ``Server-Timing`` header.
+
+Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task per request and no
+buffering of the response, which matters at sub-millisecond latencies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from servekit.metrics import ServiceMetrics
+from servekit.metrics.names import ENDPOINTS, PREDICTION_ENDPOINTS
+
+TIMINGS_KEY = "servekit.timings"
+
+
+class Timings:
+    """Milliseconds spent per phase of one request, rendered as ``Server-Timing``."""
+
+    __slots__ = ("phases",)
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+
+    def header(self, total_ms: float) -> bytes:
+        parts = [f"{name};dur={ms:.3f}" for name, ms in self.phases.items()]
+        parts.append(f"total;dur={total_ms:.3f}")
+        return ", ".join(parts).encode()
+
+
+def timings_of(scope: Scope) -> Timings:
+    """The request's Timings (a fresh throwaway one outside the middleware, e.g. in unit tests)."""
+    timings = scope.get("extensions", {}).get(TIMINGS_KEY)
+    return timings if isinstance(timings, Timings) else Timings()
+
+
+class TelemetryMiddleware:
+    """Counts every request, times prediction endpoints, adds Server-Timing to every response."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, root_path: str = "") -> None:
+        self.app = app
+        self.metrics = metrics
+        self.root_path = root_path.rstrip("/")
+        self.known = frozenset(ENDPOINTS)
+        self.timed = frozenset(PREDICTION_ENDPOINTS)
+
+    def endpoint(self, scope: Scope) -> str:
+        path: str = scope["path"]
+        if self.root_path and path.startswith(self.root_path):
+            path = path[len(self.root_path) :] or "/"
+        return path if path in self.known else "other"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].endswith("/metrics"):
+            # Scrapes are not traffic: counting them would skew request rates.
+            await self.app(scope, receive, send)
+            return
+        timings = Timings()
+        scope.setdefault("extensions", {})[TIMINGS_KEY] = timings
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_timing(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                total = (time.perf_counter() - start) * 1e3
+                headers = [*message.get("headers", ()), (b"server-timing", timings.header(total))]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_timing)
+        finally:
+            endpoint = self.endpoint(scope)
+            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            if endpoint in self.timed:
+                elapsed = time.perf_counter() - start
+                self.metrics.prediction_latency.labels(endpoint).observe(elapsed)

@@ -1,0 +1,68 @@
+"""Settings of a model service, read from the environment with a per-service prefix.
+
+``BANKCHURN_MAX_BATCH_SIZE`` configures bankchurn only. ``MODEL_URI`` and
+``MLFLOW_TRACKING_URI`` are also read without the prefix because in a pod each
+container serves one model and those names are the MLflow conventions; the
+prefixed form wins so that one shell can run all services side by side.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Environment variables read without the service prefix (in addition to the prefixed form).
+UNPREFIXED = ("MODEL_URI", "MLFLOW_TRACKING_URI")
+
+
+class ServiceSettings(BaseSettings):
+    """What an operator may tune; every field is an env var ``<SERVICE>_<FIELD>``."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service: str = Field(default="", exclude=True)
+    model_uri: str = ""
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    root_path: str = Field(default="", description="Path prefix when served behind a non-rewriting ingress")
+    max_batch_size: int = Field(default=256, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    load_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    load_retry_max_seconds: float = Field(default=30.0, gt=0)
+    log_level: str = "INFO"
+
+    def resolved_model_uri(self) -> str:
+        return self.model_uri or f"models:/{self.service}@champion"
+
+
+@cache
+def settings_class(service: str) -> type[ServiceSettings]:
+    """A ServiceSettings subclass bound to ``<SERVICE>_`` env vars."""
+    prefix = f"{service.upper()}_"
+
+    def either(name: str) -> AliasChoices:
+        return AliasChoices(f"{prefix}{name}", name)
+
+    class Settings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix=prefix, extra="ignore", frozen=True)
+
+        model_uri: str = Field(default="", validation_alias=either("MODEL_URI"))
+        mlflow_tracking_uri: str = Field(
+            default="http://127.0.0.1:5000", validation_alias=either("MLFLOW_TRACKING_URI")
+        )
+
+    Settings.__name__ = f"{service.capitalize()}Settings"
+    return Settings
+
+
+def load_settings(service: str, **overrides: object) -> ServiceSettings:
+    """Settings for ``service`` from the environment, with explicit overrides on top."""
+    return settings_class(service)(service=service, **overrides)  # type: ignore[arg-type]
+
+
+def environment_variables(service: str) -> frozenset[str]:
+    """Every environment variable the service's settings read (manifests are checked against it)."""
+    prefix = f"{service.upper()}_"
+    names = {f"{prefix}{name.upper()}" for name in ServiceSettings.model_fields if name != "service"}
+    return frozenset(names | set(UNPREFIXED))

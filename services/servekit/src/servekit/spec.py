@@ -1,0 +1,33 @@
+"""How a model service plugs into servekit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from servekit.model import ServedModel
+
+if TYPE_CHECKING:
+    from servekit.training.recipe import TrainingRecipe
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything servekit needs to know about one model service.
+
+    A service package exposes one of these as the ``servekit.services`` entry point.
+    """
+
+    name: str
+    title: str
+    description: str
+    #: One instance of a prediction request; field names are the data set's columns.
+    request: type[BaseModel]
+    #: One prediction, for the OpenAPI document.
+    response: type[BaseModel]
+    model: type[ServedModel]
+    recipe: TrainingRecipe
+    #: Port of ``make up`` on 127.0.0.1 (containers always use 8080).
+    local_port: int

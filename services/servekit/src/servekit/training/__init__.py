@@ -1,0 +1,1 @@
+"""Training, registration and promotion of a service's model in MLflow."""

@@ -1,0 +1,28 @@
+"""Training-time baselines the service exports for drift detection.
+
+Computed by the served model class itself on training rows, so the baseline
+and the live metric are the same function of the same code.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from servekit.model import ServedModel
+
+
+def outcome_shares(model: ServedModel, records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    counts = Counter(model.outcome(p) for p in model.predict(records))
+    total = sum(counts.values())
+    return {outcome: count / total for outcome, count in sorted(counts.items())}
+
+
+def attribution_means(model: ServedModel, records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    sums: dict[str, float] = {}
+    explanations = model.explain(records)
+    for explanation in explanations:
+        for feature, value in explanation.attributions.items():
+            sums[feature] = sums.get(feature, 0.0) + abs(value)
+    return {feature: total / len(explanations) for feature, total in sorted(sums.items())}

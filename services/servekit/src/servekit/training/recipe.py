@@ -1,0 +1,79 @@
+"""What a service tells servekit about training its model."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+Task = Literal["binary", "multiclass", "regression"]
+
+
+class TrainingRecipe(ABC):
+    """Data, pipeline and evaluation of one service; servekit does the rest.
+
+    The pipeline a recipe builds is exactly what is served: its first steps are
+    the preprocessing, so training and serving cannot drift apart.
+    """
+
+    target: str
+    task: Task
+    #: The held-out metric that decides promotion to ``champion``.
+    primary_metric: str
+    greater_is_better: bool = True
+    test_size: float = 0.2
+    #: Rows of the synthetic default data set.
+    synthetic_rows: int = 10_000
+
+    @abstractmethod
+    def load_csv(self, path: Path) -> pd.DataFrame:
+        """The real data set at ``path``, validated: feature columns and the target."""
+
+    @abstractmethod
+    def generate(self, n_rows: int, seed: int) -> pd.DataFrame:
+        """Synthetic data in the real file's schema (loaded through the same validation)."""
+
+    @abstractmethod
+    def build_pipeline(self, seed: int) -> Any:
+        """An unfitted sklearn Pipeline: preprocessing steps, then the estimator."""
+
+    @abstractmethod
+    def evaluate(
+        self,
+        pipeline: Any,
+        features: pd.DataFrame,
+        target: pd.Series,
+        metadata: Mapping[str, Any],
+    ) -> dict[str, float]:
+        """Held-out metrics, must include :attr:`primary_metric`; ``metadata`` is what :meth:`tune` chose."""
+
+    def fit(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> Any:
+        """Fit the pipeline; override to pass fit parameters (e.g. categorical columns)."""
+        return pipeline.fit(features, target)
+
+    def tune(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> dict[str, Any]:
+        """Serving metadata chosen on training data only (e.g. a decision threshold)."""
+        return {}
+
+    def describe_data(self, frame: pd.DataFrame) -> dict[str, float]:
+        """Figures of the data that go into its fingerprint (e.g. the positive rate)."""
+        return {}
+
+    def params(self, pipeline: Any) -> dict[str, Any]:
+        """Hyper-parameters worth logging (the estimator's by default)."""
+        estimator = pipeline.steps[-1][1]
+        return {f"model.{k}": v for k, v in estimator.get_params().items() if v is not None}
+
+    def features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.drop(columns=[self.target])
+
+    def load(self, path: Path | None, seed: int) -> tuple[pd.DataFrame, str]:
+        """The training frame and a description of where it came from."""
+        if path is None:
+            return self.generate(
+                self.synthetic_rows, seed
+            ), f"synthetic(rows={self.synthetic_rows}, seed={seed})"
+        return self.load_csv(path), str(path)

@@ -1,0 +1,172 @@
+"""Train → log → register → challenger → (maybe) champion, for any service."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from servekit import serialization
+from servekit.loading import load_artifact
+from servekit.model import ModelArtifact
+from servekit.spec import ServiceSpec
+from servekit.training import baselines
+from servekit.training.fingerprint import fingerprint
+
+logger = logging.getLogger("servekit.training")
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+#: Training rows the drift baselines are computed on (enough for stable shares).
+BASELINE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class Split:
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    name: str
+    version: str
+    run_id: str
+    metrics: dict[str, float]
+    champion_version: str
+    promoted: bool
+    decision: str
+
+
+def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe records (NaN → None, numpy scalars → Python)."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [
+        {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in clean.to_dict(orient="records")
+    ]
+
+
+def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int) -> Split:
+    recipe = spec.recipe
+    features, target = recipe.features(frame), frame[recipe.target]
+    stratify = target if recipe.task != "regression" else None
+    x_train, x_test, y_train, y_test = train_test_split(
+        features, target, test_size=recipe.test_size, random_state=seed, stratify=stratify
+    )
+    return Split(x_train, x_test, y_train, y_test)
+
+
+def fit(spec: ServiceSpec, data: Split, seed: int) -> tuple[Any, dict[str, Any]]:
+    """The fitted pipeline and its serving metadata, from training rows only."""
+    recipe = spec.recipe
+    pipeline = recipe.fit(recipe.build_pipeline(seed), data.x_train, data.y_train)
+    metadata: dict[str, Any] = {
+        **recipe.tune(pipeline, data.x_train, data.y_train),
+        "feature_schema": spec.request.model_json_schema(),
+        "input_example": to_records(data.x_test.head(3)),
+    }
+    served = spec.model(ModelArtifact(spec.name, pipeline, metadata))
+    sample = to_records(data.x_train.head(BASELINE_ROWS))
+    metadata["outcome_shares"] = baselines.outcome_shares(served, sample)
+    metadata["attribution_means"] = baselines.attribution_means(served, sample)
+    return pipeline, metadata
+
+
+def train(
+    spec: ServiceSpec,
+    tracking_uri: str,
+    data_path: Path | None = None,
+    seed: int = 42,
+) -> TrainResult:
+    """Train on ``data_path`` (synthetic data when None), register, and promote if better."""
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    recipe = spec.recipe
+    frame, source = recipe.load(data_path, seed)
+    data = split(spec, frame, seed)
+    pipeline, metadata = fit(spec, data, seed)
+    metrics = recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
+    metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
+    metadata["data"]["source"] = source
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    mlflow.set_experiment(spec.name)
+    client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    with mlflow.start_run(run_name=f"{spec.name}-{'real' if data_path else 'synthetic'}") as run:
+        mlflow.log_params({"seed": seed, "test_size": recipe.test_size, **recipe.params(pipeline)})
+        mlflow.log_params({f"data.{k}": v for k, v in metadata["data"].items()})
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(metadata, "serving_metadata.json")
+        example = data.x_test.head(3)
+        signature = infer_signature(data.x_test.head(100), pipeline.predict(data.x_test.head(100)))
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            metadata=metadata,
+            serialization_format="skops",
+            skops_trusted_types=serialization.types_of(pipeline, packages=(spec.name,)),
+        )
+        version = str(mlflow.register_model(info.model_uri, spec.name).version)
+        client.set_registered_model_alias(spec.name, CHALLENGER, version)
+        promoted, champion_version, decision = _decide(spec, client, tracking_uri, data, metrics)
+        mlflow.set_tags({"promotion.decision": decision, "registered.version": version})
+        client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
+        if promoted:
+            client.set_registered_model_alias(spec.name, CHAMPION, version)
+            champion_version = version
+    logger.info("%s version %s: %s", spec.name, version, decision)
+    return TrainResult(spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision)
+
+
+def current_champion(client: Any, name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _decide(
+    spec: ServiceSpec, client: Any, tracking_uri: str, data: Split, metrics: dict[str, float]
+) -> tuple[bool, str, str]:
+    """Compare with the champion on THIS held-out split; returns (promote, champion, why)."""
+    recipe = spec.recipe
+    key = recipe.primary_metric
+    champion = current_champion(client, spec.name)
+    if champion is None:
+        return True, "", f"promoted to {CHAMPION}: no {CHAMPION} yet ({key}={metrics[key]:.4f})"
+    old = load_artifact(spec.name, f"models:/{spec.name}/{champion}", tracking_uri)
+    old_metrics = recipe.evaluate(old.pipeline, data.x_test, data.y_test, old.metadata)
+    new_value, old_value = metrics[key], old_metrics[key]
+    better = new_value > old_value if recipe.greater_is_better else new_value < old_value
+    comparison = f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} on the same held-out split"
+    if better:
+        return True, champion, f"promoted to {CHAMPION}: {comparison}"
+    return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"
+
+
+def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
+    """Point ``champion`` at ``version`` by hand; returns what changed."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    client.get_model_version(spec.name, version)  # raises when the version does not exist
+    previous = current_champion(client, spec.name)
+    client.set_registered_model_alias(spec.name, CHAMPION, version)
+    client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
+    was = f"v{previous}" if previous else "none"
+    return f"{spec.name}: {CHAMPION} is now v{version} (was {was})"

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from toy import TOY
+
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import train_in_memory
+from servekit.training.trainer import Split
+
+
+@pytest.fixture(scope="session")
+def toy_trained() -> tuple[ModelArtifact, Split]:
+    return train_in_memory(TOY, rows=800)
+
+
+@pytest.fixture
+def toy_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_batch_size=8, max_body_bytes=4096)
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        yield client
+
+
+def wait_ready(client: TestClient, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(client.get("/readyz").json())
+        time.sleep(0.02)

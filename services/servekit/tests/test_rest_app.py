@@ -1,0 +1,198 @@
+"""The HTTP transport against the toy service: endpoints, errors, metrics, Server-Timing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY
+
+from servekit.metrics import ServiceMetrics
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.training.trainer import Split
+
+ROW = {"x": 3.0, "color": "red"}
+
+
+def test_predict_and_explain(toy_client: TestClient) -> None:
+    response = toy_client.post("/predict?explain=true", json=ROW)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == {"name": "toy", "version": "test"}
+    explanation = body["explanation"]
+    assert explanation["scale"] == "units"
+    assert set(explanation["contributions"]) == {"x", "color"}
+    total = explanation["base_value"] + sum(explanation["contributions"].values())
+    assert total == pytest.approx(body["value"], rel=1e-6)
+    timing = response.headers["server-timing"]
+    for phase in ("validate", "predict", "explain", "total"):
+        assert f"{phase};dur=" in timing
+
+
+def test_batch_keeps_order(toy_client: TestClient) -> None:
+    rows = [{"x": float(x), "color": "blue"} for x in range(8)]
+    single = [toy_client.post("/predict", json=row).json()["value"] for row in rows]
+    batch = toy_client.post("/predict/batch", json={"instances": rows}).json()
+    assert [p["value"] for p in batch["predictions"]] == pytest.approx(single)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        (b"{", "body", "EOF"),
+        (b'{"x": 1.0}', "color", "Field required"),
+        (b'{"x": "one", "color": "red"}', "x", "valid number"),
+        (b'{"x": 11.0, "color": "red"}', "x", "less than or equal to 10"),
+        (b'{"x": 1.0, "color": "green"}', "color", "'red' or 'blue'"),
+        (b'{"x": NaN, "color": "red"}', "x", ""),
+        (b'{"x": Infinity, "color": "red"}', "x", ""),
+        (b'{"x": 1.0, "color": "red", "extra": 1}', "extra", "Extra inputs"),
+        (b"[]", "body", "an object"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    toy_client: TestClient, body: bytes, field: str, problem: str
+) -> None:
+    response = toy_client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    fields = response.json()["fields"]
+    assert any(f["field"] == field and problem in f["problem"] for f in fields), fields
+
+
+def test_empty_batch_is_a_422(toy_client: TestClient) -> None:
+    response = toy_client.post("/predict/batch", json={"instances": []})
+    assert response.status_code == 422
+    assert response.json()["fields"][0]["field"] == "instances"
+
+
+def test_batch_over_the_limit_is_a_413(toy_client: TestClient) -> None:
+    response = toy_client.post("/predict/batch", json={"instances": [ROW] * 9})
+    assert response.status_code == 413
+    assert "limit is 8" in response.json()["message"]
+
+
+def test_body_over_the_limit_is_a_413(toy_client: TestClient) -> None:
+    body = json.dumps({"x": 1.0, "color": "red", "note": "n" * 5000})
+    response = toy_client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["fields"][0]["field"] == "body"
+
+
+def test_chunked_body_over_the_limit_is_a_413(toy_client: TestClient) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"x": 1.0, "color": "red", "note": "'
+        for _ in range(100):
+            yield b"n" * 100
+        yield b'"}'
+
+    response = toy_client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_unknown_path_and_method_keep_the_error_shape(toy_client: TestClient) -> None:
+    assert toy_client.get("/nope").json()["error"] == "not_found"
+    assert toy_client.get("/predict").json()["error"] == "method_not_allowed"
+    assert toy_client.post("/predict?explain=maybe", json=ROW).json()["fields"][0]["field"] == (
+        "query.explain"
+    )
+
+
+def test_metrics_follow_the_contract(toy_client: TestClient) -> None:
+    toy_client.post("/predict?explain=true", json=ROW)
+    toy_client.post("/predict", json={"x": 99})
+    toy_client.get("/metrics")
+    text = toy_client.get("/metrics").text
+    assert 'toy_requests_total{endpoint="/predict",method="POST",status="200"} 1.0' in text
+    assert 'toy_requests_total{endpoint="/predict",method="POST",status="422"} 1.0' in text
+    assert 'toy_prediction_latency_seconds_count{endpoint="/predict"} 2.0' in text
+    assert "toy_explanation_latency_seconds_count 1.0" in text
+    assert "toy_explanations_total 1.0" in text
+    assert 'toy_model_info{run_id="in-memory",version="test"} 1.0' in text
+    assert "toy_model_ready 1.0" in text
+    assert 'toy_attribution_abs_sum_total{feature="x"}' in text
+    assert 'toy_training_outcome_share{outcome="' in text
+    # Scrapes are not traffic.
+    assert 'endpoint="/metrics"' not in text
+    assert "_created" not in text
+
+
+def test_outcomes_are_counted(toy_client: TestClient) -> None:
+    toy_client.post("/predict/batch", json={"instances": [{"x": 0.0, "color": "blue"}] * 3})
+    text = toy_client.get("/metrics").text
+    assert 'toy_predictions_total{outcome="low"} 3.0' in text
+
+
+def test_openapi_documents_the_request_bodies(toy_client: TestClient) -> None:
+    document = toy_client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert schemas["ToyRequest"]["additionalProperties"] is False
+    assert "ToyRequestBatch" in schemas
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/ToyRequest"}
+    assert "413" in document["paths"]["/predict/batch"]["post"]["responses"]
+
+
+def test_model_endpoint_describes_the_model(toy_client: TestClient) -> None:
+    body = toy_client.get("/model").json()
+    assert body["name"] == "toy"
+    assert body["version"] == "test"
+    assert "mae" in body["training_metrics"]
+    assert body["feature_schema"]["properties"]["x"]["maximum"] == 10
+    assert set(body["baselines"]["attribution_means"]) == {"x", "color"}
+
+
+def test_root_path_serves_under_a_prefix(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", root_path="/toy")
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        from conftest import wait_ready
+
+        wait_ready(client)
+        assert client.post("/toy/predict", json=ROW).status_code == 200
+        assert client.get("/healthz").status_code == 200  # probes hit the pod without the prefix
+        client.post("/toy/predict", json=ROW)
+        assert 'toy_requests_total{endpoint="/predict"' in client.get("/toy/metrics").text
+
+
+def test_not_ready_until_loaded_and_says_why(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    attempts = {"n": 0}
+
+    def flaky() -> ModelArtifact:
+        attempts["n"] += 1
+        if attempts["n"] < 3:
+            raise ConnectionError("registry unreachable")
+        return artifact
+
+    settings = load_settings("toy", load_retry_initial_seconds=0.05, load_retry_max_seconds=0.1)
+    metrics = ServiceMetrics("toy")
+    with TestClient(create_app(TOY, settings, source=flaky, metrics=metrics)) as client:
+        first = client.get("/readyz")
+        if first.status_code == 503:
+            assert client.post("/predict", json=ROW).status_code == 503
+        from conftest import wait_ready
+
+        wait_ready(client)
+        assert attempts["n"] == 3
+        assert client.get("/readyz").json()["model"]["version"] == "test"
+
+
+def test_a_model_that_never_loads_stays_alive_and_not_ready() -> None:
+    def broken() -> ModelArtifact:
+        raise FileNotFoundError("artifact corrupt: model.skops missing")
+
+    settings = load_settings("toy", load_retry_initial_seconds=0.01, load_retry_max_seconds=0.02)
+    with TestClient(create_app(TOY, settings, source=broken)) as client:
+        asyncio.run(asyncio.sleep(0.1))
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "FileNotFoundError: artifact corrupt" in ready.json()["error"]
+        assert client.get("/healthz").status_code == 200
+        response = client.post("/predict", json=ROW)
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        assert "toy_model_ready 0.0" in client.get("/metrics").text

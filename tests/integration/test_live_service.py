@@ -1,0 +1,88 @@
+"""`mlp serve` as a real process, loading from a real MLflow registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+
+from processes import Server, free_port, start_service
+from servekit import registry
+from servekit.training.trainer import TrainResult
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_serves_the_champion_with_explanations(
+    name: str, live_services: dict[str, Server], registered: dict[str, TrainResult]
+) -> None:
+    server = live_services[name]
+    model = httpx.get(f"{server.url}/model").json()
+    assert model["version"] == registered[name].version
+    assert model["run_id"] == registered[name].run_id
+    example = model["feature_schema"]["examples"][0]
+    response = httpx.post(f"{server.url}/predict", params={"explain": "true"}, json=example)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["version"] == registered[name].version
+    explanation = body["explanation"]
+    assert explanation["scale"]
+    assert "explain;dur=" in response.headers["server-timing"]
+    metrics = httpx.get(f"{server.url}/metrics").text
+    assert (
+        f'{name}_model_info{{run_id="{registered[name].run_id}",version="{registered[name].version}"}} 1.0'
+        in metrics
+    )
+    assert f"{name}_explanations_total 1.0" in metrics or f"{name}_explanations_total" in metrics
+
+
+def test_missing_alias_keeps_the_service_alive_and_not_ready_until_it_appears(
+    mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path
+) -> None:
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": "models:/bankchurn@canary",
+        "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1",
+    }
+    server = start_service("bankchurn", logs_dir, env, label="bankchurn-canary")
+    try:
+        server.wait_for("/readyz", status=503, seconds=120)
+        server.wait_for("/healthz")
+        # The first answers come while the first attempt is still running (no error yet).
+        wait_until(lambda: "canary" in (httpx.get(f"{server.url}/readyz").json()["error"] or ""))
+        client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+        wait_until(lambda: "model load failed" in server.logs())
+        failure = next(line for line in server.logs().splitlines() if "model load failed" in line)
+        assert "models:/bankchurn@canary" in failure
+        client.set_registered_model_alias("bankchurn", "canary", registered["bankchurn"].version)
+        ready = server.wait_for("/readyz", seconds=60).json()
+        assert ready["model"]["version"] == registered["bankchurn"].version
+    finally:
+        server.stop()
+
+
+def test_registry_down_is_reported_in_one_line_per_attempt(logs_dir: Path) -> None:
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1"}
+    server = start_service("bankchurn", logs_dir, env, label="bankchurn-no-registry")
+    try:
+        server.wait_for("/healthz", seconds=120)
+        wait_until(lambda: server.logs().count("model load failed") >= 2)
+        readiness = httpx.get(f"{server.url}/readyz")
+        assert readiness.status_code == 503
+        assert "resolving models:/bankchurn@champion" in readiness.json()["error"]
+        assert httpx.post(f"{server.url}/predict", json={}).status_code == 503
+    finally:
+        server.stop()
+
+
+def wait_until(condition, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition never held")
+        time.sleep(0.2)

@@ -1,0 +1,105 @@
+"""Training against a real MLflow server: what is logged, registered, aliased and promoted."""
+
+from __future__ import annotations
+
+import subprocess
+
+import mlflow
+import pytest
+
+from processes import BIN, ROOT, Server
+from servekit import registry
+from servekit.training.trainer import TrainResult
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_a_trained_model_is_logged_registered_and_champion(
+    name: str, mlflow_server: Server, registered: dict[str, TrainResult]
+) -> None:
+    result = registered[name]
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    assert client.get_model_version_by_alias(name, "challenger").version == result.version
+    assert client.get_model_version_by_alias(name, "champion").version == result.version
+    run = client.get_run(result.run_id)
+    spec = registry.get_service(name)
+    assert spec.recipe.primary_metric in run.data.metrics
+    assert len(run.data.params["data.sha256"]) == 64
+    assert int(run.data.params["data.rows"]) == spec.recipe.synthetic_rows
+    model = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
+    assert model.signature is not None
+    assert model.saved_input_example_info is not None
+    assert model.metadata["outcome_shares"]
+
+
+def test_challenger_is_promoted_only_when_it_beats_the_champion(
+    mlflow_server: Server, registered: dict[str, TrainResult]
+) -> None:
+    name = "bankchurn"
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    first = registered[name].version
+
+    # Same data, same seed: an equal score is not better, so the champion stays.
+    same = run_mlp("train", name, env=env)
+    again = client.get_model_version_by_alias(name, "challenger").version
+    assert again != first
+    assert client.get_model_version_by_alias(name, "champion").version == first
+    assert f"kept champion v{first}" in same
+
+    # A weak model (400 rows) does not beat the champion on its own held-out split ...
+    weak = run_mlp("train", name, "--data", str(weak_data()), env=env)
+    assert f"kept champion v{first}" in weak
+    # ... but once it is made champion by hand, the next full run beats it.
+    weak_version = client.get_model_version_by_alias(name, "challenger").version
+    run_mlp("promote", name, weak_version, env=env)
+    assert client.get_model_version_by_alias(name, "champion").version == weak_version
+    better = run_mlp("train", name, env=env)
+    assert "promoted to champion: roc_auc" in better
+    assert client.get_model_version_by_alias(name, "champion").version not in (first, weak_version)
+
+    # Promoting by hand restores the original champion, and says what changed.
+    assert f"champion is now v{first}" in run_mlp("promote", name, first, env=env)
+
+
+def test_training_with_if_no_champion_does_nothing_when_one_exists(
+    mlflow_server: Server, registered: dict[str, TrainResult]
+) -> None:
+    output = run_mlp("train", "bankchurn", "--if-no-champion", env={"MLFLOW_TRACKING_URI": mlflow_server.url})
+    assert "exists; not training" in output
+
+
+def test_unknown_service_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [str(BIN / "mlp"), "train", "nope"], check=False, capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 2
+    assert "unknown service 'nope'" in result.stderr
+
+
+def weak_data():  # type: ignore[no-untyped-def]
+    import tempfile
+    from pathlib import Path
+
+    from bankchurn.data import generate_raw
+
+    path = Path(tempfile.mkdtemp()) / "small.csv"
+    generate_raw(400, seed=9).to_csv(path, index=False)
+    return path
+
+
+def run_mlp(*args: str, env: dict[str, str]) -> str:
+    import os
+
+    result = subprocess.run(
+        [str(BIN / "mlp"), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
