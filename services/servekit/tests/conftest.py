@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from toy import TOY
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
-from servekit.testing import train_in_memory
+from servekit.testing import train_in_memory, wait_ready
 from servekit.training.trainer import Split
 
 
@@ -31,11 +30,3 @@ def toy_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]
     with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
         wait_ready(client)
         yield client
-
-
-def wait_ready(client: TestClient, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while client.get("/readyz").status_code != 200:
-        if time.monotonic() > deadline:
-            raise TimeoutError(client.get("/readyz").json())
-        time.sleep(0.02)

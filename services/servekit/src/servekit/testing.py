@@ -5,11 +5,15 @@ Fixtures build tiny models at test time rather than committing pickles.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
 from servekit.training.trainer import Split, fit, split, to_records
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 
 def train_in_memory(spec: ServiceSpec, rows: int = 2000, seed: int = 0) -> tuple[ModelArtifact, Split]:
@@ -33,3 +37,12 @@ def train_in_memory(spec: ServiceSpec, rows: int = 2000, seed: int = 0) -> tuple
 def request_rows(data: Split, n: int = 50) -> list[dict[str, Any]]:
     """Held-out rows as JSON request bodies."""
     return to_records(data.x_test.head(n))
+
+
+def wait_ready(client: TestClient, seconds: float = 30.0) -> None:
+    """Block until the app behind ``client`` has loaded and warmed up its model."""
+    deadline = time.monotonic() + seconds
+    while client.get("/readyz").status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(client.get("/readyz").json())
+        time.sleep(0.02)

@@ -1,0 +1,33 @@
+"""Latency of the model interface itself, one record per call, no HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from servekit.bench.stats import Latency
+from servekit.model import Record, ServedModel
+
+
+def time_calls(call: Callable[[Sequence[Record]], Any], records: Sequence[Record], seconds: float) -> Latency:
+    """Call ``call([record])`` round-robin over ``records`` for ``seconds`` (after a short warm-up)."""
+    for record in records[:20]:
+        call([record])
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < deadline:
+        record = records[i % len(records)]
+        start = time.perf_counter()
+        call([record])
+        samples.append(time.perf_counter() - start)
+        i += 1
+    return Latency.of(samples)
+
+
+def measure(model: ServedModel, records: Sequence[Record], seconds: float) -> dict[str, Latency]:
+    return {
+        "predict": time_calls(model.predict, records, seconds),
+        "explain": time_calls(model.explain, records, seconds),
+    }

@@ -1,0 +1,148 @@
+"""Local servers on 127.0.0.1: the MLflow tracking server and ``mlp serve``.
+
+One home for how they are started, shared by ``make up`` (through
+``scripts/mlflow-server.sh``), the integration tests and ``make bench``. Every
+server runs in its own session, so stopping its process group also stops the
+workers it forked; nothing outlives its caller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mlflow_command(port: int, state: Path) -> tuple[list[str], dict[str, str]]:
+    """The MLflow server command: SQLite backend and proxied artifacts under ``state``."""
+    state = state.resolve()
+    (state / "artifacts").mkdir(parents=True, exist_ok=True)
+    command = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{state / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(state / "artifacts"),
+        "--serve-artifacts",
+    ]
+    # One worker and no job runner: the defaults (4 workers + a huey job queue) cost
+    # ~10 processes and minutes of start-up on a 2-core machine, for features we do not use.
+    return command, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, path: str, status: int = 200, seconds: float = 120) -> httpx.Response:
+        deadline = time.monotonic() + seconds
+        last: httpx.Response | None = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.logs()[-3000:]}"
+                )
+            try:
+                last = httpx.get(self.url + path, timeout=5)
+                if last.status_code == status:
+                    return last
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(
+            f"{self.name}{path} never answered {status} (last: {last}):\n{self.logs()[-3000:]}"
+        )
+
+
+def start(
+    name: str,
+    command: Sequence[str],
+    port: int,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+) -> Server:
+    log = log_dir / f"{name}.log"
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+    return Server(name, f"http://127.0.0.1:{port}", process, log)
+
+
+def start_mlflow(state: Path, log_dir: Path) -> Server:
+    port = free_port()
+    command, env = mlflow_command(port, state)
+    server = start("mlflow", command, port, log_dir, env)
+    server.wait_for("/health", seconds=180)
+    return server
+
+
+def start_service(
+    name: str, log_dir: Path, env: Mapping[str, str], label: str = "", port: int | None = None
+) -> Server:
+    port = port or free_port()
+    command = [str(BIN / "mlp"), "serve", name, "--host", "127.0.0.1", "--port", str(port)]
+    return start(label or name, command, port, log_dir, env)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m servekit.local mlflow PORT STATE``: exec the MLflow server in the foreground."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 3 or args[0] != "mlflow":
+        raise SystemExit("usage: python -m servekit.local mlflow PORT STATE_DIR")
+    command, env = mlflow_command(int(args[1]), Path(args[2]))
+    os.environ.update(env)
+    os.execv(command[0], command)
+
+
+if __name__ == "__main__":
+    main()
