@@ -13,6 +13,7 @@ from servekit.metrics import ServiceMetrics
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
+from servekit.testing import wait_ready
 from servekit.training.trainer import Split
 
 ROW = {"x": 3.0, "color": "red"}
@@ -149,8 +150,6 @@ def test_root_path_serves_under_a_prefix(toy_trained: tuple[ModelArtifact, Split
     artifact, _ = toy_trained
     settings = load_settings("toy", root_path="/toy")
     with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
-        from conftest import wait_ready
-
         wait_ready(client)
         assert client.post("/toy/predict", json=ROW).status_code == 200
         assert client.get("/healthz").status_code == 200  # probes hit the pod without the prefix
@@ -174,7 +173,6 @@ def test_not_ready_until_loaded_and_says_why(toy_trained: tuple[ModelArtifact, S
         first = client.get("/readyz")
         if first.status_code == 503:
             assert client.post("/predict", json=ROW).status_code == 503
-        from conftest import wait_ready
 
         wait_ready(client)
         assert attempts["n"] == 3
