@@ -13,6 +13,8 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from nlpinsight import data, explain, model
+from nlpinsight.serving import SentimentModel, SentimentRecipe
+from servekit.model import ModelArtifact
 
 REAL_CSV = (
     Path(__file__).resolve().parents[3] / ".." / "shared" / "datasets" / "nlpinsight" / "sent_train.csv"
@@ -43,6 +45,23 @@ def main(n_texts: int = 500) -> None:
         f"explain_text over {len(texts)} real texts: p50 {np.percentile(ms, 50):.3f} ms, "
         f"p99 {np.percentile(ms, 99):.3f} ms, max {ms.max():.3f} ms"
     )
+    # The served model, one record per call as a single /predict request makes it.
+    metadata = SentimentRecipe().tune(pipeline, train.drop(columns=[data.TARGET]), train[data.TARGET])
+    served = SentimentModel(ModelArtifact("nlpinsight", pipeline, metadata))
+    records = [{data.TEXT: text} for text in texts]
+    for name, call in (("predict", served.predict), ("explain", served.explain)):
+        for record in records[:100]:  # warm-up
+            call([record])
+        timings = []
+        for record in records:
+            begin = time.perf_counter()
+            call([record])
+            timings.append(time.perf_counter() - begin)
+        ms = np.array(timings) * 1e3
+        print(
+            f"SentimentModel.{name} of one record: p50 {np.percentile(ms, 50):.3f} ms, "
+            f"p99 {np.percentile(ms, 99):.3f} ms"
+        )
 
 
 if __name__ == "__main__":

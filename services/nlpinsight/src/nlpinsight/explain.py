@@ -202,6 +202,29 @@ class LinearTextExplainer:
             tokens=tokens,
         )
 
+    def centered_logits(self, text: str) -> FloatArray:
+        """``z - mean(z)`` of every class (``classes_`` order) for one text, without sklearn.
+
+        The same features and tf-idf values as :meth:`explain` (so its ``output_value``
+        is one entry of this), hence equal to the pipeline's ``decision_function``
+        up to rounding; a softmax of it is ``predict_proba``. For one text it costs
+        a tenth of a pipeline call, which spends most of its time validating input.
+        """
+        normalized = normalize_text(text)
+        columns: list[IntArray] = []
+        values: list[FloatArray] = []
+        for block in self._blocks:
+            found = _enumerate(block, normalized)
+            if not found.columns:
+                continue
+            unique, count = np.unique(np.asarray(found.columns, dtype=np.int64), return_counts=True)
+            columns.append(unique)
+            values.append(_tfidf(block, unique, count))
+        if not columns:
+            return self.intercept.copy()
+        logits: FloatArray = self.intercept + self.coef[:, np.concatenate(columns)] @ np.concatenate(values)
+        return logits
+
     def explain_batch(self, texts: Iterable[str], class_index: int | None = None) -> list[TextExplanation]:
         """:meth:`explain` for each text (the per-text work is already vectorised)."""
         return [self.explain(text, class_index) for text in texts]

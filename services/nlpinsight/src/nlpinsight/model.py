@@ -14,12 +14,14 @@ the same function, so explanations point back into the original text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
@@ -159,6 +161,50 @@ def build_pipeline(seed: int = 42) -> Pipeline:
     )
     classifier = LogisticRegression(C=30.0, class_weight="balanced", max_iter=2000, random_state=seed)
     return Pipeline([("features", features), ("clf", classifier)])
+
+
+class TextColumn(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """The text column as a plain list of strings: the first step of the served pipeline.
+
+    The vectorizers need a list of strings, while training passes a DataFrame
+    (and MLflow's pyfunc flavour passes one too); a DataFrame fed to a vectorizer
+    iterates its column NAMES. This step accepts a DataFrame, a Series, records
+    (mappings) or strings, so the same pipeline works for all of them. Stateless:
+    nothing is learned, and a prediction never depends on the rest of the batch.
+    """
+
+    def __init__(self, column: str = TEXT) -> None:
+        self.column = column
+
+    def fit(self, texts: Any, y: Any = None) -> TextColumn:
+        return self
+
+    def transform(self, texts: Any) -> list[str]:
+        if isinstance(texts, pd.DataFrame):
+            texts = texts[self.column]
+        return [str(t[self.column]) if isinstance(t, Mapping) else str(t) for t in texts]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.string = True
+        return tags
+
+
+def build_serving_pipeline(seed: int = 42) -> Pipeline:
+    """:func:`build_pipeline` behind a :class:`TextColumn`: what training logs and serving loads."""
+    return Pipeline([("text", TextColumn()), *build_pipeline(seed).steps])
+
+
+def text_pipeline(pipeline: Pipeline) -> Pipeline:
+    """The ``[features, clf]`` part of a serving pipeline (the same fitted objects, not copies).
+
+    It takes a list of strings and is what :mod:`nlpinsight.explain` attributes.
+    """
+    steps = list(pipeline.steps)
+    while len(steps) > 2 and isinstance(steps[0][1], TextColumn):
+        steps = steps[1:]
+    return Pipeline(steps)
 
 
 def fit(frame: pd.DataFrame, seed: int = 42) -> Pipeline:

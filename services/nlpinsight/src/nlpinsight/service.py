@@ -1,0 +1,20 @@
+"""The NLPInsight service as servekit sees it (the ``servekit.services`` entry point)."""
+
+from nlpinsight.schema import FinancialText, SentimentPrediction
+from nlpinsight.serving import SentimentModel, SentimentRecipe
+from servekit.spec import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="nlpinsight",
+    title="NLPInsight",
+    description=(
+        "Sentiment of a short financial text (bearish, bullish or neutral) with label "
+        "probabilities, and exact per-token explanations (`?explain=true`) of the predicted "
+        "label's centered logit, log p(label) - mean over the labels of log p."
+    ),
+    request=FinancialText,
+    response=SentimentPrediction,
+    model=SentimentModel,
+    recipe=SentimentRecipe(),
+    local_port=8002,
+)

@@ -1,0 +1,354 @@
+"""The NLPInsight service on servekit: recipe, served model, serialization and the HTTP contract."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io
+from fastapi.testclient import TestClient
+
+from nlpinsight import data, explain, model
+from nlpinsight.schema import EXAMPLES, MAX_TEXT_CHARS
+from nlpinsight.service import SERVICE
+from nlpinsight.serving import ATTRIBUTION_TERMS, OTHER, PER_TEXT_BATCH_LIMIT, SentimentModel, term_of
+from servekit import serialization
+from servekit.datasets import shared_file
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.training.trainer import Split, fit, split
+
+# Texts that stress tokens and offsets (see test_explain.py for the full set).
+ODD_TEXTS = [
+    "$TSLA - Tesla beats estimates https://t.co/AbCdEf123 #stocks",
+    "\u0130STANBUL borsas\u0131 d\u00fc\u015ft\u00fc \U0001f680 don\u2019t panic!!!",
+    "-- !! ?? ...",
+    "a",
+    "\ua66e\ua66e\ua66e",
+    "x" * MAX_TEXT_CHARS,
+]
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[ModelArtifact, Split]:
+    return train_in_memory(SERVICE, rows=3000, seed=3)
+
+
+@pytest.fixture(scope="module")
+def served(trained: tuple[ModelArtifact, Split]) -> SentimentModel:
+    served = SERVICE.model(trained[0])
+    assert isinstance(served, SentimentModel)
+    return served
+
+
+def centered_logit(probabilities: Mapping[str, float], label: str) -> float:
+    """``log p(label) - mean_k log p(k)``: what an explanation's ``output_value`` is."""
+    logs = [math.log(p) for p in probabilities.values()]
+    return math.log(probabilities[label]) - math.fsum(logs) / len(logs)
+
+
+# ------------------------------------------------------------------- training
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_quality_on_the_real_data_held_out_split() -> None:
+    """The recipe as `mlp train --data` runs it: stratified 80/20 split of sent_train.csv, seed 42."""
+    frame = SERVICE.recipe.load_csv(shared_file("nlpinsight", "sent_train.csv"))
+    data_split = split(SERVICE, frame, seed=42)
+    pipeline, metadata = fit(SERVICE, data_split, seed=42)
+    metrics = SERVICE.recipe.evaluate(pipeline, data_split.x_test, data_split.y_test, metadata)
+    print("nlpinsight real-data held-out metrics:", {k: round(v, 4) for k, v in metrics.items()})
+    assert metrics["macro_f1"] >= 0.75
+    assert metrics["accuracy"] >= 0.82
+    assert metrics["roc_auc"] >= 0.88
+    # The drift vocabulary of a real model is made of real words, and bounded.
+    assert 0 < len(metadata["attribution_terms"]) <= ATTRIBUTION_TERMS
+    assert set(metadata["attribution_means"]) == {*metadata["attribution_terms"], OTHER}
+
+
+def test_recipe_is_multiclass_on_macro_f1_and_logs_every_metric(
+    trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, data_split = trained
+    recipe = SERVICE.recipe
+    assert (recipe.task, recipe.primary_metric, recipe.greater_is_better) == ("multiclass", "macro_f1", True)
+    assert recipe.target == data.TARGET
+    metrics = artifact.training_metrics
+    assert set(metrics) >= {"macro_f1", "accuracy", "roc_auc", "log_loss", *(f"f1_{x}" for x in data.LABELS)}
+    assert metrics["macro_f1"] >= 0.8
+    assert metrics["accuracy"] >= 0.85
+    # Stratified split: every class is in both parts.
+    assert set(data_split.y_test) == set(data_split.y_train) == {0, 1, 2}
+    params = recipe.params(artifact.pipeline)
+    assert params["model.C"] == 30.0
+    assert params["features.char.analyzer"] == "char_wb"
+
+
+def test_metadata_holds_the_drift_baselines_and_the_input_example(
+    trained: tuple[ModelArtifact, Split],
+) -> None:
+    meta = trained[0].metadata
+    assert meta["classes"] == list(data.LABELS)
+    assert set(meta["outcome_shares"]) == set(data.LABELS)
+    assert sum(meta["outcome_shares"].values()) == pytest.approx(1.0)
+    terms = meta["attribution_terms"]
+    assert len(terms) == ATTRIBUTION_TERMS == len(set(terms))
+    assert OTHER not in terms
+    # Normalised terms, never raw tokens: cashtags and URLs appear as their placeholder.
+    assert all(term == term_of(term) for term in terms)
+    assert set(meta["attribution_means"]) == {*terms, OTHER}
+    assert meta["feature_schema"]["properties"]["text"]["maxLength"] == MAX_TEXT_CHARS
+    assert [set(r) for r in meta["input_example"]] == [{data.TEXT}] * 3
+
+
+def test_describe_data_reports_the_class_shares() -> None:
+    figures = SERVICE.recipe.describe_data(data.generate(1000, seed=0))
+    assert sum(figures[f"share_{label}"] for label in data.LABELS) == pytest.approx(1.0)
+    assert figures["mean_text_chars"] > 10
+
+
+# -------------------------------------------------------------- served model
+
+
+def test_predictions_are_the_pipelines_probabilities(
+    served: SentimentModel, trained: tuple[ModelArtifact, Split]
+) -> None:
+    artifact, data_split = trained
+    rows = request_rows(data_split, 200) + [{"text": t} for t in ODD_TEXTS]
+    texts = [r["text"] for r in rows]
+    expected = np.asarray(artifact.pipeline.predict_proba(pd.DataFrame({data.TEXT: texts})))
+    # Small batches take the per-text path, large ones the sklearn pipeline: both agree.
+    small = [
+        p
+        for i in range(0, len(rows), PER_TEXT_BATCH_LIMIT)
+        for p in served.predict(rows[i : i + PER_TEXT_BATCH_LIMIT])
+    ]
+    large = served.predict(rows)
+    assert len(rows) > PER_TEXT_BATCH_LIMIT
+    for predictions in (small, large):
+        got = np.array([[p["probabilities"][label] for label in data.LABELS] for p in predictions])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+        assert [p["label"] for p in predictions] == [data.LABELS[int(i)] for i in expected.argmax(axis=1)]
+    for prediction in small:
+        assert set(prediction) == {"label", "probabilities"}
+        assert math.fsum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-12)
+        assert served.outcome(prediction) == prediction["label"] in data.LABELS
+
+
+def test_prediction_is_independent_of_the_rest_of_the_batch(
+    served: SentimentModel, trained: tuple[ModelArtifact, Split]
+) -> None:
+    rows = request_rows(trained[1], 10)
+    batch = served.predict(rows)
+    assert batch == [served.predict([row])[0] for row in rows]
+    assert served.predict([]) == []
+
+
+def test_explanations_add_up_on_many_rows(
+    served: SentimentModel, trained: tuple[ModelArtifact, Split]
+) -> None:
+    rows = request_rows(trained[1], 500) + [{"text": t} for t in ODD_TEXTS]
+    predictions = served.predict(rows)
+    explanations = served.explain(rows)
+    assert len(explanations) == len(rows)
+    for row, prediction, explanation in zip(rows, predictions, explanations, strict=True):
+        assert explanation.scale == SentimentModel.explanation_scale
+        total = explanation.base_value + math.fsum(explanation.contributions.values())
+        assert total == pytest.approx(explanation.output_value, rel=1e-6, abs=1e-9)
+        # The explained output is the predicted label's centered logit.
+        label = prediction["label"]
+        assert explanation.detail["label"] == label
+        expected = centered_logit(prediction["probabilities"], label)
+        assert explanation.output_value == pytest.approx(expected, rel=1e-6, abs=1e-9)
+        # Per-token spans point into the text; contributions sum them per distinct token.
+        text = row["text"]
+        tokens = explanation.detail["tokens"]
+        per_token: dict[str, float] = {}
+        for token in tokens:
+            assert set(token) == {"token", "start", "end", "contribution"}
+            assert text[token["start"] : token["end"]] == token["token"]
+            per_token[token["token"]] = per_token.get(token["token"], 0.0) + token["contribution"]
+        assert explanation.contributions.keys() == per_token.keys()
+        for key, value in per_token.items():
+            assert explanation.contributions[key] == pytest.approx(value, abs=1e-12)
+        # Attributions: the bounded vocabulary, |contribution| per group.
+        assert list(explanation.attributions) == served.groups
+        assert all(v >= 0 for v in explanation.attributions.values())
+        assert math.fsum(explanation.attributions.values()) == pytest.approx(
+            math.fsum(abs(t["contribution"]) for t in tokens), rel=1e-9, abs=1e-12
+        )
+
+
+def test_attribution_groups_are_bounded_whatever_the_tokens(served: SentimentModel) -> None:
+    words = [f"zz{i}qq" for i in range(300)]
+    (explanation,) = served.explain([{"text": " ".join(words)}])
+    assert set(explanation.attributions) == {*served.artifact.metadata["attribution_terms"], OTHER}
+    assert not set(words) & set(explanation.attributions)
+
+
+def test_the_explained_class_names_the_strongest_token(served: SentimentModel) -> None:
+    (prediction,) = served.predict([{"text": "$NFLX - Netflix plunges 12.1% after earnings"}])
+    (explanation,) = served.explain([{"text": "$NFLX - Netflix plunges 12.1% after earnings"}])
+    assert prediction["label"] == explanation.detail["label"] == "bearish"
+    assert max(explanation.contributions, key=lambda k: explanation.contributions[k]) == "plunges"
+
+
+def test_text_without_known_features_is_explained_by_the_base_value(served: SentimentModel) -> None:
+    (explanation,) = served.explain([{"text": "\ua66e\ua66e\ua66e \ua66e\ua66e"}])
+    assert explanation.output_value == explanation.base_value
+    assert set(explanation.contributions.values()) == {0.0}
+
+
+def test_older_metadata_without_terms_puts_every_token_in_other(
+    trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact = trained[0]
+    meta = {k: v for k, v in artifact.metadata.items() if k != "attribution_terms"}
+    served = SentimentModel(ModelArtifact(artifact.name, artifact.pipeline, meta))
+    (explanation,) = served.explain([{"text": EXAMPLES[0]["text"]}])
+    assert list(explanation.attributions) == [OTHER]
+
+
+def test_the_model_round_trips_through_skops_with_the_allow_list(
+    served: SentimentModel, trained: tuple[ModelArtifact, Split]
+) -> None:
+    artifact, data_split = trained
+    types = serialization.types_of(artifact.pipeline, packages=(SERVICE.name,))
+    assert "nlpinsight.model.normalize_text" in types
+    assert "nlpinsight.model.TextColumn" in types
+    restored = skops.io.loads(skops.io.dumps(artifact.pipeline), trusted=types)
+    rows = request_rows(data_split, 40)
+    again = SentimentModel(ModelArtifact(artifact.name, restored, artifact.metadata))
+    assert again.predict(rows) == served.predict(rows)
+    assert [e.as_json() for e in again.explain(rows)] == [e.as_json() for e in served.explain(rows)]
+    with pytest.raises(serialization.UntrustedModelError):
+        serialization.types_of(artifact.pipeline)  # without the service's own package
+
+
+def test_the_pipeline_takes_a_frame_records_or_strings(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data_split = trained
+    frame = data_split.x_test.head(5)
+    texts = frame[data.TEXT].tolist()
+    expected = artifact.pipeline.predict_proba(frame)
+    np.testing.assert_array_equal(artifact.pipeline.predict_proba(texts), expected)
+    np.testing.assert_array_equal(artifact.pipeline.predict_proba(request_rows(data_split, 5)), expected)
+    np.testing.assert_array_equal(model.text_pipeline(artifact.pipeline).predict_proba(texts), expected)
+    assert explain.explain_text(model.text_pipeline(artifact.pipeline), texts[0]).tokens
+
+
+# ------------------------------------------------------------------------ HTTP
+
+
+@pytest.fixture(scope="module")
+def client(trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
+    artifact = trained[0]
+    settings = load_settings(SERVICE.name, max_batch_size=8)
+    with TestClient(create_app(SERVICE, settings, source=lambda: artifact)) as test_client:
+        wait_ready(test_client)
+        yield test_client
+
+
+def test_predict_and_explain_over_http(client: TestClient) -> None:
+    text = "  Nvidia upgraded to Buy at Goldman Sachs  "
+    response = client.post("/predict?explain=true", json={"text": text})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "nlpinsight", "version": "test"}
+    assert body["label"] in data.LABELS
+    assert set(body["probabilities"]) == set(data.LABELS)
+    explanation = body["explanation"]
+    assert explanation["label"] == body["label"]
+    assert explanation["scale"].startswith("centered logit")
+    total = explanation["base_value"] + math.fsum(explanation["contributions"].values())
+    assert total == pytest.approx(explanation["output_value"], rel=1e-6)
+    # Offsets index into the stripped text.
+    stripped = text.strip()
+    for token in explanation["tokens"]:
+        assert stripped[token["start"] : token["end"]] == token["token"]
+    assert "explain;dur=" in response.headers["server-timing"]
+
+
+def test_batch_keeps_order_and_matches_single_predictions(client: TestClient) -> None:
+    instances = [dict(example) for example in EXAMPLES]
+    single = [client.post("/predict", json=i).json()["probabilities"] for i in instances]
+    batch = client.post("/predict/batch", json={"instances": instances})
+    assert batch.status_code == 200
+    assert [p["probabilities"] for p in batch.json()["predictions"]] == single
+
+
+def test_openapi_has_the_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schema["FinancialText"]["examples"] == EXAMPLES
+    assert schema["FinancialText"]["additionalProperties"] is False
+    assert set(schema["SentimentPredictionResponse"]["properties"]) == {
+        "label",
+        "probabilities",
+        "model",
+        "explanation",
+    }
+
+
+def test_model_endpoint_states_scale_classes_and_baselines(client: TestClient) -> None:
+    body = client.get("/model").json()
+    assert body["explanation_scale"] == SentimentModel.explanation_scale
+    assert body["classes"] == list(data.LABELS)
+    assert set(body["baselines"]["outcome_shares"]) == set(data.LABELS)
+    assert OTHER in body["baselines"]["attribution_means"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        ({"text": ""}, "text", "at least 1 character"),
+        ({"text": "   \n\t "}, "text", "at least 1 character"),
+        ({"text": "\u00a0\u3000"}, "text", "at least 1 character"),
+        ({"text": "x" * (MAX_TEXT_CHARS + 1)}, "text", f"at most {MAX_TEXT_CHARS} characters"),
+        ({"text": "fine", "ticker": "TSLA"}, "ticker", "Extra inputs"),
+        ({"text": 42}, "text", "valid string"),
+        ({"text": ["a"]}, "text", "valid string"),
+        ({"text": None}, "text", "valid string"),
+        ({}, "text", "Field required"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    client: TestClient, body: dict[str, object], field: str, problem: str
+) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 422, response.text
+    fields = response.json()["fields"]
+    assert any(f["field"] == field and problem in f["problem"] for f in fields), fields
+    batch = client.post("/predict/batch", json={"instances": [{"text": "ok"}, body]})
+    assert batch.status_code == 422
+    assert any(f["field"] == f"instances[1].{field}" for f in batch.json()["fields"]), batch.json()
+
+
+def test_longest_text_is_accepted_after_stripping(client: TestClient) -> None:
+    text = " " + "up " * (MAX_TEXT_CHARS // 3) + " " * 10
+    assert len(text.strip()) <= MAX_TEXT_CHARS < len(text)
+    response = client.post("/predict?explain=true", json={"text": text})
+    assert response.status_code == 200, response.text
+
+
+def test_malformed_json_and_lone_surrogates_are_422(client: TestClient) -> None:
+    for raw in (b'{"text": "x"', b'{"text": "\\ud800"}'):
+        response = client.post("/predict", content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert response.json()["fields"][0]["field"] == "body"
+
+
+def test_attribution_metric_labels_stay_bounded(client: TestClient, served: SentimentModel) -> None:
+    client.post("/predict?explain=true", json={"text": "qqq1 zzzz2 $WXYZ https://t.co/x rallies"})
+    metrics = client.get("/metrics").text
+    features = {
+        line.split('feature="', 1)[1].split('"', 1)[0]
+        for line in metrics.splitlines()
+        if line.startswith("nlpinsight_attribution_abs_sum_total{")
+    }
+    assert features == set(served.groups)
+    assert 'nlpinsight_predictions_total{outcome="' in metrics
