@@ -1,0 +1,166 @@
+"""Request and response of the ChicagoTaxi service: a row of the real file, minus identifiers and label.
+
+Field names are the columns of ``data.csv``. Validation turns each request into what the
+model was trained on: the timestamp becomes Chicago wall-clock epoch seconds (the file's
+convention, see :mod:`chicagotaxi.data`), the payment type is normalised to one of
+``PAYMENT_TYPES`` (an unseen value becomes ``"other"``, it is not rejected) and the
+company's spacing is collapsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+
+from chicagotaxi import data
+
+EXAMPLE: dict[str, Any] = {
+    "trip_start_timestamp": "2015-03-01T10:00:00",
+    "trip_miles": 2.6,
+    "trip_seconds": 720,
+    "pickup_community_area": 8,
+    "dropoff_community_area": 7,
+    "pickup_latitude": 41.899602111,
+    "pickup_longitude": -87.633308037,
+    "dropoff_latitude": 41.922686284,
+    "dropoff_longitude": -87.649488729,
+    "payment_type": "Credit Card",
+    "company": "Taxi Affiliation Services",
+}
+#: Same trip, Unix seconds instead of ISO 8601 (the file's form).
+EXAMPLE_UNIX: dict[str, Any] = {**EXAMPLE, "trip_start_timestamp": 1425204000}
+
+MAX_TIMESTAMP_TEXT = 40
+MAX_PAYMENT_TYPE_TEXT = 40
+MAX_COMPANY_TEXT = 100
+
+#: Fare ranges counted in ``chicagotaxi_predictions_total{outcome}``: upper bound (exclusive, USD), label.
+FARE_RANGES: tuple[tuple[float, str], ...] = (
+    (10.0, "<10"),
+    (20.0, "10-20"),
+    (40.0, "20-40"),
+    (80.0, "40-80"),
+    (float("inf"), ">=80"),
+)
+FareRange = Literal["<10", "10-20", "20-40", "40-80", ">=80"]
+
+
+def fare_range(fare: float) -> str:
+    """The ``FARE_RANGES`` label of a fare in USD (lower bound inclusive)."""
+    return next(label for upper, label in FARE_RANGES if fare < upper)
+
+
+def _latitude(end: str) -> Any:
+    return Field(
+        default=None,
+        ge=data.LAT_MIN,
+        le=data.LAT_MAX,
+        description=f"Latitude of the {end} (tract centroid in the file), {data.LAT_MIN}-{data.LAT_MAX}",
+    )
+
+
+def _longitude(end: str) -> Any:
+    return Field(
+        default=None,
+        ge=data.LON_MIN,
+        le=data.LON_MAX,
+        description=f"Longitude of the {end}, {data.LON_MIN} to {data.LON_MAX}",
+    )
+
+
+def _area(end: str) -> Any:
+    return Field(
+        default=None,
+        ge=data.AREA_MIN,
+        le=data.AREA_MAX,
+        description=f"Chicago community area of the {end}, {data.AREA_MIN}-{data.AREA_MAX}",
+    )
+
+
+class TaxiTrip(BaseModel):
+    """One Chicago taxi trip; field names are the columns of the ChicagoTaxi data.csv."""
+
+    # strict: "2.5" is not a distance; allow_inf_nan=False: NaN/Infinity are rejected, not predicted on.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={"examples": [dict(EXAMPLE), dict(EXAMPLE_UNIX)]},
+    )
+
+    trip_start_timestamp: str | float = Field(
+        description=(
+            "Start of the trip: ISO 8601 (with an offset: converted to Chicago time; without: Chicago "
+            "local time) or Unix seconds in the data set's convention (Chicago wall-clock time read as "
+            "UTC); between 2000 and 2100"
+        ),
+        examples=["2015-03-01T10:00:00", "2015-03-01T16:00:00Z", 1425204000],
+    )
+    trip_miles: float = Field(gt=0, le=data.MAX_MILES, description="Distance driven, miles (0-100]")
+    trip_seconds: float = Field(gt=0, le=data.MAX_SECONDS, description="Duration, seconds (0-21600]")
+    pickup_community_area: int | None = _area("pickup")
+    dropoff_community_area: int | None = _area("dropoff")
+    pickup_latitude: float | None = _latitude("pickup")
+    pickup_longitude: float | None = _longitude("pickup")
+    dropoff_latitude: float | None = _latitude("dropoff")
+    dropoff_longitude: float | None = _longitude("dropoff")
+    payment_type: str = Field(
+        min_length=1,
+        max_length=MAX_PAYMENT_TYPE_TEXT,
+        description=(
+            f"One of {', '.join(data.SEEN_PAYMENT_TYPES)} (case and spacing are normalised); any other "
+            f"value is accepted and predicted as {data.OTHER_PAYMENT_TYPE!r}"
+        ),
+        examples=list(data.SEEN_PAYMENT_TYPES),
+    )
+    company: str | None = Field(
+        default=None,
+        max_length=MAX_COMPANY_TEXT,
+        description="Taxi company (free text); the ten most frequent in training are told apart",
+    )
+
+    @field_validator("trip_start_timestamp", mode="wrap")
+    @classmethod
+    def _wallclock_seconds(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+        """Chicago wall-clock epoch seconds, the form the model was trained on (a float: a member of
+        the declared union, so the dump needs no conversion)."""
+        try:
+            checked: str | float = handler(value)
+        except ValidationError as exc:  # one problem for the field, not one per member of the union
+            raise ValueError("expected an ISO 8601 string or Unix seconds (a finite number)") from exc
+        if isinstance(checked, str) and len(checked) > MAX_TIMESTAMP_TEXT:
+            raise ValueError(f"at most {MAX_TIMESTAMP_TEXT} characters")
+        try:
+            return float(data.parse_timestamp(checked))
+        except (ValueError, OverflowError) as exc:  # OverflowError: e.g. year 9999 with an offset
+            raise ValueError(
+                "not a time between 2000 and 2100 as ISO 8601 or Unix seconds (not milliseconds)"
+            ) from exc
+
+    @field_validator("payment_type")
+    @classmethod
+    def _normalise_payment_type(cls, value: str) -> str:
+        return data.normalise_payment_type(value)
+
+    @field_validator("company")
+    @classmethod
+    def _collapse_spaces(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return " ".join(value.split()) or None
+
+
+class FarePrediction(BaseModel):
+    fare: float = Field(description="Predicted metered fare (USD, before tips)")
+    currency: Literal["USD"] = "USD"
+    fare_range: FareRange = Field(
+        description="Range of the predicted fare in USD, lower bound inclusive; the outcome label in metrics"
+    )

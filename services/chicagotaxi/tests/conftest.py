@@ -1,0 +1,34 @@
+"""A tiny ChicagoTaxi model trained at test time (seconds, no MLflow) and an app serving it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chicagotaxi.service import SERVICE
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import train_in_memory
+from servekit.training.trainer import Split
+
+
+@pytest.fixture(scope="session")
+def trained() -> tuple[ModelArtifact, Split]:
+    return train_in_memory(SERVICE, rows=3000, seed=3)
+
+
+@pytest.fixture(scope="session")
+def client(trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
+    artifact, _ = trained
+    settings = load_settings("chicagotaxi", max_batch_size=64)
+    with TestClient(create_app(SERVICE, settings, source=lambda: artifact)) as test_client:
+        deadline = time.monotonic() + 30
+        while test_client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(test_client.get("/readyz").json())
+            time.sleep(0.02)
+        yield test_client

@@ -1,0 +1,201 @@
+"""The fare model: quality on the real file, exact USD explanations, timestamp features, training figures."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from chicagotaxi import data
+from chicagotaxi.model import (
+    CLEAN_ATTR,
+    DERIVED,
+    TaxiFareModel,
+    calendar_year,
+    day_of_week,
+    hour_of_day,
+    is_listed,
+    month_of_year,
+    wallclock_seconds,
+)
+from chicagotaxi.schema import EXAMPLE, TaxiTrip, fare_range
+from chicagotaxi.service import SERVICE
+from servekit.datasets import shared_file
+from servekit.model import ModelArtifact
+from servekit.models.trees import TreeEnsemble
+from servekit.testing import request_rows
+from servekit.training.trainer import Split, fit, split
+
+# 2015-03-01 (a Sunday) 10:00 Chicago wall clock, in the file's convention.
+TS_2015_03_01_10H = 1425204000
+
+
+def validated(**overrides: Any) -> dict[str, Any]:
+    """A request as the service hands it to the model (validated, then dumped)."""
+    return TaxiTrip.model_validate({**EXAMPLE, **overrides}).model_dump()
+
+
+@pytest.mark.realdata
+def test_quality_on_the_real_data_held_out_split() -> None:
+    """MAE and R² on the held-out 20% of data.csv (seed 42), as `mlp train --data` reports them.
+
+    Held-out rows are those with a valid fare (``clean`` excludes the others from training
+    and evaluation alike).
+    """
+    frame = SERVICE.recipe.load_csv(shared_file("chicagotaxi", "data.csv"))
+    figures = frame.attrs[CLEAN_ATTR]
+    print("chicagotaxi real-data cleaning:", figures)
+    assert figures["rows_dropped_outliers_fraction"] <= data.MAX_OUTLIER_FRACTION
+    assert figures["rows_raw"] - figures["rows_dropped"] == len(frame)
+    data_split = split(SERVICE, frame, seed=42)
+    pipeline, metadata = fit(SERVICE, data_split, seed=42)
+    metrics = SERVICE.recipe.evaluate(pipeline, data_split.x_test, data_split.y_test, metadata)
+    print(
+        f"chicagotaxi real-data held-out ({len(data_split.y_test)} rows): "
+        f"MAE {metrics['mae']:.3f} USD, R² {metrics['r2']:.4f}, RMSE {metrics['rmse']:.3f}"
+    )
+    assert metrics["mae"] <= 1.50
+    assert metrics["r2"] >= 0.85
+
+
+def test_mae_is_the_lower_is_better_primary_metric() -> None:
+    assert SERVICE.recipe.primary_metric == "mae"
+    assert SERVICE.recipe.greater_is_better is False
+    assert SERVICE.recipe.task == "regression"
+
+
+def test_learns_the_synthetic_meter(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = trained
+    metrics = artifact.training_metrics
+    assert set(metrics) >= {"mae", "rmse", "r2"}
+    assert metrics["mae"] <= 1.0
+    assert metrics["r2"] >= 0.9
+
+
+def test_explanations_add_up_in_usd_on_many_rows(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data_split = trained
+    model = TaxiFareModel(artifact)
+    rows = request_rows(data_split, 400)
+    predictions = model.predict(rows)
+    explanations = model.explain(rows)
+    for prediction, explanation in zip(predictions, explanations, strict=True):
+        assert explanation.scale == "USD"
+        total = explanation.base_value + sum(explanation.contributions.values())
+        assert total == pytest.approx(explanation.output_value, rel=1e-6)
+        assert total == pytest.approx(prediction["fare"], rel=1e-6)
+        # One entry per request field: derived columns are summed back to their field.
+        assert set(explanation.contributions) == set(data.FEATURES)
+
+
+def test_timestamp_features_sum_back_to_the_timestamp(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data_split = trained
+    trees = TreeEnsemble(artifact.pipeline)
+    rows = request_rows(data_split, 200)
+    per_column = trees.booster.predict(trees.matrix(rows), pred_contrib=True)[:, :-1]
+    names = trees.encoder.feature_names
+    time_columns = [names.index(d.name) for d in DERIVED if d.field == data.TIMESTAMP_FIELD]
+    assert len(time_columns) == 4
+    explanations = TaxiFareModel(artifact).explain(rows)
+    for i, explanation in enumerate(explanations):
+        expected = float(per_column[i, time_columns].sum())
+        assert explanation.contributions[data.TIMESTAMP_FIELD] == pytest.approx(expected, abs=1e-9)
+        assert not {d.name for d in DERIVED} & set(explanation.contributions)
+    # The time of day matters on the synthetic data (slower rush hours), so the sum is not all zero.
+    assert any(abs(e.contributions[data.TIMESTAMP_FIELD]) > 1e-6 for e in explanations)
+
+
+def test_unseen_payment_type_is_accepted_as_other(trained: tuple[ModelArtifact, Split]) -> None:
+    assert validated(payment_type="Bitcoin")["payment_type"] == "other"
+    assert validated(payment_type="credit_card")["payment_type"] == "Credit Card"
+    assert validated(payment_type="  CASH ")["payment_type"] == "Cash"
+    model = TaxiFareModel(trained[0])
+    fare = model.predict([validated(payment_type="Bitcoin")])[0]["fare"]
+    assert math.isfinite(fare)
+    assert fare == model.predict([validated(payment_type="other")])[0]["fare"]
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2015-03-01T10:00:00",
+        "2015-03-01 10:00",
+        "2015-03-01T10:00:00-06:00",  # CST (DST starts on 2015-03-08)
+        "2015-03-01T16:00:00Z",
+        "1425204000",
+        1425204000.0,
+    ],
+)
+def test_iso_and_unix_timestamps_give_the_same_prediction(
+    trained: tuple[ModelArtifact, Split], timestamp: str | float
+) -> None:
+    model = TaxiFareModel(trained[0])
+    unix = model.predict([validated(trip_start_timestamp=TS_2015_03_01_10H)])[0]
+    assert validated(trip_start_timestamp=timestamp)["trip_start_timestamp"] == TS_2015_03_01_10H
+    assert model.predict([validated(trip_start_timestamp=timestamp)])[0] == unix
+    # The model itself also reads an unvalidated ISO string the same way.
+    raw = {**validated(), "trip_start_timestamp": timestamp}
+    assert model.predict([raw])[0] == unix
+
+
+def test_time_features_are_chicago_wall_clock() -> None:
+    ts = np.array([TS_2015_03_01_10H + 30 * 60, 1451606399, 946684800], dtype=np.int64)
+    assert hour_of_day(ts).tolist() == pytest.approx([10.5, 23 + 59 / 60 + 59 / 3600, 0.0], abs=1e-12)
+    assert day_of_week(ts).tolist() == [6.0, 3.0, 5.0]  # Sunday, Thursday, Saturday (Mon = 0)
+    assert month_of_year(ts).tolist() == [3.0, 12.0, 1.0]
+    assert calendar_year(ts).tolist() == [2015.0, 2015.0, 2000.0]
+    mixed = np.array(["2015-03-01T10:30:00", None, TS_2015_03_01_10H], dtype=object)
+    assert wallclock_seconds(mixed)[[0, 2]].tolist() == [TS_2015_03_01_10H + 1800, TS_2015_03_01_10H]
+    for feature in (hour_of_day, day_of_week, month_of_year, calendar_year):
+        assert np.isnan(feature(mixed)[1])
+
+
+def test_company_listed_tells_missing_from_rare() -> None:
+    values = np.array(["Taxi Affiliation Services", None, float("nan"), "0118 - 42111 Godfrey"], dtype=object)
+    assert is_listed(values).tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_prediction_is_independent_of_the_rest_of_the_batch(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data_split = trained
+    model = TaxiFareModel(artifact)
+    rows = request_rows(data_split, 20)
+    batch = [p["fare"] for p in model.predict(rows)]
+    alone = [model.predict([row])[0]["fare"] for row in rows]
+    assert batch == alone
+
+
+@pytest.mark.parametrize(
+    ("fare", "label"),
+    [(3.25, "<10"), (9.99, "<10"), (10.0, "10-20"), (20.0, "20-40"), (40.0, "40-80"), (80.0, ">=80")],
+)
+def test_fare_ranges(fare: float, label: str) -> None:
+    assert fare_range(fare) == label
+
+
+def test_outcome_shares_cover_the_fare_ranges(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = trained
+    shares = artifact.metadata["outcome_shares"]
+    assert set(shares) <= {"<10", "10-20", "20-40", "40-80", ">=80"}
+    assert sum(shares.values()) == pytest.approx(1.0)
+    model = TaxiFareModel(artifact)
+    prediction = model.predict([validated()])[0]
+    assert model.outcome(prediction) == prediction["fare_range"] == fare_range(prediction["fare"])
+
+
+def test_training_data_carries_and_logs_the_cleaning_figures(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="chicagotaxi"):
+        frame = SERVICE.recipe.generate(2000, seed=5)
+    figures = frame.attrs[CLEAN_ATTR]
+    assert len(frame) == 2000  # exactly the rows asked for, after cleaning
+    assert figures["rows_dropped"] > 0
+    assert figures["rows_raw"] - figures["rows_dropped"] == len(frame)
+    assert figures["rows_dropped_outliers_fraction"] <= data.MAX_OUTLIER_FRACTION
+    assert any("dropped" in r.getMessage() and r.name == "chicagotaxi.model" for r in caplog.records)
+    described = SERVICE.recipe.describe_data(frame)
+    assert described["clean.rows_dropped"] == figures["rows_dropped"]
+    assert described["clean.rows_dropped_outliers"] == figures["rows_dropped_outliers"]
+    # Model-friendly dtypes: no pandas NA reaches the encoder or MLflow's signature.
+    for column in (data.TIMESTAMP_FIELD, "pickup_community_area", "dropoff_community_area"):
+        assert str(frame[column].dtype) == "float64"

@@ -1,0 +1,149 @@
+"""The ChicagoTaxi service over HTTP (servekit's app factory, a tiny in-memory model)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chicagotaxi.schema import EXAMPLE, EXAMPLE_UNIX
+
+RANGES = {"<10", "10-20", "20-40", "40-80", ">=80"}
+
+
+def post(client: TestClient, body: Any, explain: bool = False) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(
+        "/predict",
+        params={"explain": str(explain).lower()},
+        content=content,
+        headers={"content-type": "application/json"},
+    )
+
+
+def test_predict_and_explain_in_usd(client: TestClient) -> None:
+    response = post(client, EXAMPLE, explain=True)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {"name": "chicagotaxi", "version": "test"}
+    assert body["currency"] == "USD"
+    assert body["fare_range"] in RANGES
+    assert 3.0 < body["fare"] < 40.0
+    explanation = body["explanation"]
+    assert explanation["scale"] == "USD"
+    assert set(explanation["contributions"]) == set(EXAMPLE)
+    total = explanation["base_value"] + sum(explanation["contributions"].values())
+    assert total == pytest.approx(body["fare"], rel=1e-6)
+    assert explanation["output_value"] == pytest.approx(body["fare"], rel=1e-6)
+
+
+def test_iso_and_unix_requests_get_the_same_fare(client: TestClient) -> None:
+    iso = post(client, EXAMPLE).json()
+    unix = post(client, EXAMPLE_UNIX).json()
+    assert iso["fare"] == unix["fare"]
+
+
+def test_optional_fields_may_be_left_out_or_null(client: TestClient) -> None:
+    minimal = {k: EXAMPLE[k] for k in ("trip_start_timestamp", "trip_miles", "trip_seconds", "payment_type")}
+    assert post(client, minimal).status_code == 200
+    nulls = {**EXAMPLE, "pickup_latitude": None, "pickup_longitude": None, "company": None}
+    assert post(client, nulls).status_code == 200
+
+
+def test_unseen_payment_type_and_company_are_accepted(client: TestClient) -> None:
+    response = post(
+        client, {**EXAMPLE, "payment_type": "Mobile", "company": "Brand New Cab Co"}, explain=True
+    )
+    assert response.status_code == 200, response.text
+    same = post(client, {**EXAMPLE, "payment_type": "other", "company": "Another New Cab"})
+    assert response.json()["fare"] == same.json()["fare"]
+
+
+def test_batch_with_explanations_keeps_order(client: TestClient) -> None:
+    rows = [{**EXAMPLE, "trip_miles": miles, "trip_seconds": 200 * miles} for miles in (0.5, 2.0, 8.0, 20.0)]
+    single = [post(client, row).json()["fare"] for row in rows]
+    response = client.post("/predict/batch?explain=true", json={"instances": rows})
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [p["fare"] for p in predictions] == pytest.approx(single)
+    assert single == sorted(single)  # longer trips cost more
+    assert all(p["explanation"]["scale"] == "USD" for p in predictions)
+
+
+def test_outcomes_and_attributions_are_counted(client: TestClient) -> None:
+    post(client, EXAMPLE, explain=True)
+    metrics = client.get("/metrics").text
+    assert 'chicagotaxi_predictions_total{outcome="' in metrics
+    assert 'chicagotaxi_attribution_abs_sum_total{feature="trip_start_timestamp"}' in metrics
+
+
+def test_openapi_has_request_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    text = json.dumps(schema)
+    assert "2015-03-01T10:00:00" in text
+    assert "1425204000" in text
+
+
+def test_model_metadata_reports_the_scale_and_baselines(client: TestClient) -> None:
+    described = client.get("/model").json()
+    assert described["explanation_scale"] == "USD"
+    assert set(described["baselines"]["outcome_shares"]) <= RANGES
+    assert set(described["training_metrics"]) >= {"mae", "rmse", "r2"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"trip_miles": 0}, "trip_miles", "greater than 0"),
+        ({"trip_miles": -1.5}, "trip_miles", "greater than 0"),
+        ({"trip_miles": 100.5}, "trip_miles", "less than or equal to 100"),
+        ({"trip_miles": "2.5"}, "trip_miles", "valid number"),
+        ({"trip_seconds": 0}, "trip_seconds", "greater than 0"),
+        ({"trip_seconds": 30000}, "trip_seconds", "less than or equal to 21600"),
+        ({"pickup_latitude": 45.0}, "pickup_latitude", "less than or equal to 42.03"),
+        ({"dropoff_latitude": 41.0}, "dropoff_latitude", "greater than or equal to 41.64"),
+        ({"pickup_longitude": -80.0}, "pickup_longitude", "less than or equal to -87.52"),
+        ({"pickup_community_area": 0}, "pickup_community_area", "greater than or equal to 1"),
+        ({"dropoff_community_area": 78}, "dropoff_community_area", "less than or equal to 77"),
+        ({"dropoff_community_area": 8.5}, "dropoff_community_area", "valid integer"),
+        ({"company": "x" * 101}, "company", "at most 100"),
+        ({"payment_type": ""}, "payment_type", "at least 1"),
+        ({"payment_type": None}, "payment_type", "valid string"),
+        ({"surge": 1.5}, "surge", "Extra inputs"),
+        ({"trip_start_timestamp": "yesterday"}, "trip_start_timestamp", "2000 and 2100"),
+        ({"trip_start_timestamp": 1425204000000}, "trip_start_timestamp", "not milliseconds"),
+        ({"trip_start_timestamp": 86400}, "trip_start_timestamp", "2000 and 2100"),
+        ({"trip_start_timestamp": "9999-12-31T23:59:59-12:00"}, "trip_start_timestamp", "2000 and 2100"),
+        ({"trip_start_timestamp": "0001-01-01T00:00:00+14:00"}, "trip_start_timestamp", "2000 and 2100"),
+        ({"trip_start_timestamp": "2015-03-01T10:00:00" + " " * 40}, "trip_start_timestamp", "at most 40"),
+        ({"trip_start_timestamp": True}, "trip_start_timestamp", "ISO 8601"),
+        ({"trip_start_timestamp": None}, "trip_start_timestamp", "ISO 8601"),
+        ({"trip_start_timestamp": [1425204000]}, "trip_start_timestamp", "ISO 8601"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    client: TestClient, change: dict[str, Any], field: str, problem: str
+) -> None:
+    response = post(client, {**EXAMPLE, **change})
+    assert response.status_code == 422, response.text
+    fields = response.json()["fields"]
+    assert any(f["field"] == field and problem in f["problem"] for f in fields), fields
+
+
+@pytest.mark.parametrize("field", ["trip_miles", "trip_seconds", "pickup_latitude", "trip_start_timestamp"])
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinity_are_a_422_naming_the_field(client: TestClient, field: str, token: str) -> None:
+    body = json.dumps({**EXAMPLE, field: 12345.678}).replace("12345.678", token).encode()
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    assert any(f["field"] == field for f in response.json()["fields"]), response.json()
+
+
+@pytest.mark.parametrize("field", ["trip_start_timestamp", "trip_miles", "trip_seconds", "payment_type"])
+def test_required_fields(client: TestClient, field: str) -> None:
+    body = {k: v for k, v in EXAMPLE.items() if k != field}
+    response = post(client, body)
+    assert response.status_code == 422
+    assert response.json()["fields"] == [{"field": field, "problem": "Field required"}]
