@@ -29,6 +29,8 @@ from servekit.model import Record
 from servekit.models.trees import TreeModel, TreeRecipe
 
 RISK_BANDS = ((0.25, "low"), (0.5, "medium"), (1.01, "high"))
+#: Split-gain multiplier (LightGBM ``feature_contri``) of the fields with little signal; others 1.
+WEAK_FIELD_GAIN = {"CreditScore": 0.1, "Tenure": 0.1, "HasCrCard": 0.1, "EstimatedSalary": 0.1}
 
 
 def risk_band(probability: float) -> str:
@@ -56,10 +58,15 @@ class ChurnRecipe(TreeRecipe):
     def build_pipeline(self, seed: int) -> Pipeline:
         # Many shallow trees (5 leaves): the signal is a few strong, smooth effects
         # (age, products, activity) and exact TreeSHAP cost grows with leaves x depth².
-        # Chosen by 5-fold CV on the training part only (ROC AUC 0.870).
+        # The weak fields (credit score, tenure, card, salary) are mostly noise on the
+        # real file: their split gains are scaled by 0.1, so they are used only where
+        # they clearly help. Chosen by 5-fold CV on the training part of the seed-42
+        # split only (ROC AUC 0.8686 -> 0.8727, two fold seeds; 0.8669 -> 0.8725 on
+        # three fresh ones).
+        encoder = RecordEncoder(numeric=data.NUMERIC, categorical=data.CATEGORICAL)
         return Pipeline(
             [
-                ("encode", RecordEncoder(numeric=data.NUMERIC, categorical=data.CATEGORICAL)),
+                ("encode", encoder),
                 (
                     "model",
                     LGBMClassifier(
@@ -67,9 +74,10 @@ class ChurnRecipe(TreeRecipe):
                         learning_rate=0.03,
                         num_leaves=5,
                         min_child_samples=10,
-                        colsample_bytree=0.7,
+                        colsample_bytree=1.0,
                         reg_lambda=2.0,
                         path_smooth=10.0,
+                        feature_contri=[WEAK_FIELD_GAIN.get(f, 1.0) for f in encoder.feature_names],
                         random_state=seed,
                         # One thread: training is sub-second, and OpenMP spinning on a
                         # shared 2-core machine made it 100x slower.
