@@ -9,13 +9,17 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test lint typecheck unit bench
+.PHONY: help uv sync up down test lint typecheck unit bench k8s-check prometheus monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
 	@echo "make test    the whole test suite (lint, types, unit, integration, schemathesis)"
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
+	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
+	@echo "make monitor local Prometheus with the alert/recording rules, scraping the make-up services"
+	@echo "make delivery-check  hadolint, actionlint, checkov on the Dockerfile and .github/workflows"
+	@echo "make loadtest  Locust against the make-up services (LOAD_TIME, LOAD_USERS, LOAD_TAGS); reports/"
 
 uv:
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --disable-pip-version-check uv
@@ -39,8 +43,52 @@ typecheck: sync
 unit: sync
 	$(BIN)/pytest -m "not integration"
 
-test: sync lint typecheck
+test: sync lint typecheck prometheus delivery-check
 	$(BIN)/pytest
 
 bench: sync
 	$(BIN)/python -m servekit.bench
+
+# Prometheus + promtool from the distribution package (Debian/Ubuntu), unless already on PATH.
+prometheus:
+	@monitoring/install-prometheus.sh
+
+monitor: sync prometheus
+	monitoring/monitor.sh
+
+LOAD_TIME ?= 60s
+LOAD_USERS ?= 6
+LOAD_TAGS ?=
+LOAD_REPORTS ?= reports/loadtest
+# Headless Locust against the `make up` services; exits non-zero when the error ratio is over
+# 0.1 % or an endpoint's p95 is over its threshold (LOADTEST_P95_MS, see tests/load/locustfile.py).
+loadtest: sync
+	mkdir -p $(LOAD_REPORTS)
+	$(BIN)/locust -f tests/load/locustfile.py --headless --only-summary \
+		--users $(LOAD_USERS) --spawn-rate $(LOAD_USERS) --run-time $(LOAD_TIME) \
+		--csv $(LOAD_REPORTS)/locust --html $(LOAD_REPORTS)/locust.html \
+		--json-file $(LOAD_REPORTS)/locust $(if $(LOAD_TAGS),--tags $(LOAD_TAGS))
+	@echo "reports: $(LOAD_REPORTS)/"
+
+# Kubernetes manifests: kubectl kustomize + kubernetes-validate come from the dev group (uv.lock);
+# checkov gets its own virtualenv because its dependencies conflict with the project's.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+	rm -rf $(CHECKOV_VENV)
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $@
+
+k8s-check: sync $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+	$(BIN)/python k8s/check.py --checkov $(CHECKOV)
+
+# Container image and CI/CD workflows: hadolint + actionlint from the dev group (uv.lock),
+# checkov from its own virtualenv (above). Part of `make test`.
+delivery-check: sync $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+	$(BIN)/hadolint --failure-threshold warning Dockerfile mlflow/Dockerfile
+	$(BIN)/actionlint
+	$(CHECKOV) --framework dockerfile -f Dockerfile -f mlflow/Dockerfile --skip-download --quiet --compact
+	$(CHECKOV) --framework github_actions -d .github/workflows --skip-download --quiet --compact

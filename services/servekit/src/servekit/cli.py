@@ -10,12 +10,18 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from servekit import registry
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
+#: The service ``mlp serve`` runs when none is named (set by the container image).
+SERVICE_ENV = "MLP_SERVICE"
+
+
+class UsageError(Exception):
+    """A command line that cannot run; printed as ``mlp: ...`` with exit status 2."""
 
 
 def _tracking_uri(arg: str | None) -> str:
@@ -50,13 +56,23 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
+    """The service ``mlp serve`` runs: its argument, else ``$MLP_SERVICE`` (set by the image)."""
+    service = args.service or (environ.get(SERVICE_ENV) or "").strip()
+    if not service:
+        raise UsageError(
+            f"serve: name a service or set {SERVICE_ENV} (installed: {', '.join(registry.available())})"
+        )
+    return str(service)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from servekit.rest import create_app
     from servekit.settings import load_settings
 
-    spec = registry.get_service(args.service)
+    spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -76,6 +92,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http="httptools",
         timeout_graceful_shutdown=20,
     )
+    return 0
+
+
+def cmd_package_sagemaker(args: argparse.Namespace) -> int:
+    from servekit.managed.packaging import package_from_registry
+
+    spec = registry.get_service(args.service)
+    model_uri = args.model_uri or f"models:/{spec.name}@champion"
+    output, notes = package_from_registry(spec.name, model_uri, _tracking_uri(args.tracking_uri), args.output)
+    for note in notes:
+        print(f"{spec.name}: {note}")
+    print(f"{spec.name}: {model_uri} packaged as {output}")
     return 0
 
 
@@ -105,10 +133,20 @@ def parser() -> argparse.ArgumentParser:
     promote.set_defaults(func=cmd_promote)
 
     serve = sub.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
-    serve.add_argument("service")
+    serve.add_argument("service", nargs="?", help=f"default: ${SERVICE_ENV}")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, help="default: the service's local port")
     serve.set_defaults(func=cmd_serve)
+
+    package = sub.add_parser(
+        "package-sagemaker",
+        help="model.tar.gz for SageMaker: model, handlers, requirements pinned as trained",
+    )
+    package.add_argument("service")
+    package.add_argument("--model-uri", help="default: models:/<service>@champion")
+    package.add_argument("--tracking-uri", help=f"default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
+    package.add_argument("--output", type=Path, default=Path("model.tar.gz"))
+    package.set_defaults(func=cmd_package_sagemaker)
 
     services = sub.add_parser("services", help="list installed services and their local ports")
     services.set_defaults(func=cmd_services)
@@ -120,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     try:
         return int(args.func(args))
-    except LookupError as exc:
+    except (LookupError, UsageError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2
 

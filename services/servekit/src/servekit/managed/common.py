@@ -1,0 +1,121 @@
+"""What the managed targets share: find the service, load the model directory, predict a batch."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from servekit.errors import FieldProblem, ServekitError
+from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model
+from servekit.loading import read_model_dir
+from servekit.model import ModelArtifact, Record, ServedModel
+from servekit.runtime import warm_up
+from servekit.spec import ServiceSpec
+
+#: Written next to the MLflow model files by ``mlp package-sagemaker``: which service and which
+#: registered version the directory holds (the registry is not reachable from a managed endpoint).
+MANIFEST = "servekit.json"
+#: Largest batch a managed endpoint accepts (the REST default of MAX_BATCH_SIZE).
+MAX_BATCH_SIZE = int(os.environ.get("MLP_MAX_BATCH_SIZE", "256"))
+
+
+def service_spec(name: str) -> ServiceSpec:
+    """The ServiceSpec of ``name``: the entry point when installed, else ``<name>.service.SERVICE``.
+
+    In a SageMaker framework container the packages are vendored into ``code/`` (no entry points).
+    """
+    from servekit import registry
+
+    try:
+        return registry.get_service(name)
+    except LookupError:
+        module = importlib.import_module(f"{name}.service")
+        spec = module.SERVICE
+        if not isinstance(spec, ServiceSpec):
+            raise TypeError(f"{name}.service.SERVICE is not a ServiceSpec") from None
+        return spec
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / MANIFEST
+    if path.is_file():
+        data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A served model plus the validator of its service's batch requests."""
+
+    spec: ServiceSpec
+    model: ServedModel
+    batch: TypeAdapter[Any]
+
+    def predict(self, records: list[Record], explain: bool) -> dict[str, Any]:
+        """The body ``POST /predict/batch`` returns for the same records."""
+        return batch_body(self.model, run_model(self.model, records, explain))
+
+
+def from_artifact(spec: ServiceSpec, artifact: ModelArtifact) -> LoadedModel:
+    model = spec.model(artifact)
+    warm_up(model)
+    return LoadedModel(spec, model, batch_adapter(spec.request))
+
+
+def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedModel:
+    """Load an MLflow model directory (as packaged by ``mlp package-sagemaker``) and warm it up."""
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    name = service or manifest.get("service") or os.environ.get("MLP_SERVICE")
+    if not name:
+        raise ValueError(f"no service named: {model_dir / MANIFEST} is missing and MLP_SERVICE is not set")
+    spec = service_spec(str(name))
+    pipeline, metadata = read_model_dir(spec.name, model_dir)
+    artifact = ModelArtifact(
+        name=spec.name,
+        pipeline=pipeline,
+        metadata=metadata,
+        version=str(manifest.get("version", "unregistered")),
+        run_id=str(manifest.get("run_id", "")),
+        uri=str(manifest.get("uri", str(model_dir))),
+        registry_uri=str(manifest.get("registry_uri", "")),
+        training_metrics=dict(manifest.get("training_metrics", {})),
+    )
+    return from_artifact(spec, artifact)
+
+
+def explain_flag(value: Any, field: str) -> bool:
+    """A JSON boolean; anything else is a 422 naming ``field``."""
+    if isinstance(value, bool):
+        return value
+    raise ServekitError(
+        422,
+        "invalid_request",
+        f"1 problem: {field}: Input should be a valid boolean",
+        (FieldProblem(field, "Input should be a valid boolean"),),
+    )
+
+
+def require_object(body: Any) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        raise ServekitError(
+            422,
+            "invalid_request",
+            '1 problem: body: expected a JSON object {"instances": [...]}',
+            (FieldProblem("body", 'expected a JSON object {"instances": [...]}'),),
+        )
+    return body
+
+
+def limit_batch(records: list[Record]) -> list[Record]:
+    check_batch_size(len(records), MAX_BATCH_SIZE)
+    return records

@@ -1,0 +1,50 @@
+"""``mlp serve`` without a service name: ``$MLP_SERVICE`` (the container image sets it), else exit 2."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from servekit import cli
+
+
+def test_service_positional_is_optional() -> None:
+    args = cli.parser().parse_args(["serve", "--host", "0.0.0.0", "--port", "8080"])
+    assert args.service is None
+    assert args.host == "0.0.0.0"
+    assert args.port == 8080
+    assert cli.parser().parse_args(["serve", "toy"]).service == "toy"
+
+
+def test_no_service_and_no_env_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(cli.SERVICE_ENV, raising=False)
+    assert cli.main(["serve", "--port", "8080"]) == 2
+    err = capsys.readouterr().err
+    assert "MLP_SERVICE" in err
+    assert err.startswith("mlp: serve:")
+
+
+def test_env_names_the_service_and_the_argument_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[str] = []
+
+    def fake_get_service(name: str) -> Any:
+        served.append(name)
+        raise LookupError(f"unknown service {name!r}")
+
+    monkeypatch.setattr(cli.registry, "get_service", fake_get_service)
+    monkeypatch.setenv(cli.SERVICE_ENV, "fromenv")
+    assert cli.main(["serve"]) == 2
+    assert cli.main(["serve", "fromarg"]) == 2
+    assert served == ["fromenv", "fromarg"]
+
+
+def test_package_sagemaker_is_a_command() -> None:
+    args = cli.parser().parse_args(["package-sagemaker", "bankchurn", "--output", "out.tar.gz"])
+    assert isinstance(args, argparse.Namespace)
+    assert args.func is cli.cmd_package_sagemaker
+    assert str(args.output) == "out.tar.gz"
+    assert args.model_uri is None

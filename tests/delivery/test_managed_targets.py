@@ -1,0 +1,227 @@
+"""SageMaker and Vertex AI contracts, called in-process, answer exactly as the FastAPI service does.
+
+Each service gets a tiny model trained in memory, written as the MLflow model directory the
+trainer logs, packaged as ``model.tar.gz`` and unpacked as SageMaker would; both managed
+contracts then load it from disk while the FastAPI app serves the in-memory original.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fastapi import HTTPException
+from fastapi.testclient import TestClient
+from pydantic import BaseModel
+
+from servekit import registry
+from servekit.managed import packaging, sagemaker
+from servekit.managed.common import LoadedModel
+from servekit.managed.vertex import ServekitPredictor
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import request_rows, train_in_memory, wait_ready
+
+SERVICES = registry.available()
+ROWS = {"nlpinsight": 600}
+#: Stands in for the MLflow model's requirements.txt (the trainer lets MLflow infer it).
+TRAINED_WITH = ["scikit-learn", "lightgbm", "numpy", "pandas", "scipy", "skops"]
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    types = {schema["type"]} if isinstance(schema.get("type"), str) else set()
+    for option in schema.get("anyOf", []):
+        types |= _types(option)
+    return types
+
+
+def examples(request: type[BaseModel]) -> list[dict[str, Any]]:
+    """The request model's OpenAPI examples (e.g. an ISO timestamp next to a Unix one)."""
+    return [dict(e) for e in request.model_json_schema().get("examples", [])]
+
+
+def as_json_types(request: type[BaseModel], row: dict[str, Any]) -> dict[str, Any]:
+    """A held-out row as a client sends it: integral floats of integer fields as integers."""
+    properties = request.model_json_schema()["properties"]
+    out = {}
+    for name, value in row.items():
+        integer_only = _types(properties[name]) & {"integer", "number"} == {"integer"}
+        out[name] = int(value) if integer_only and isinstance(value, float) and value.is_integer() else value
+    return out
+
+
+class Target:
+    def __init__(self, name: str, tmp: Path) -> None:
+        spec = registry.get_service(name)
+        artifact, data = train_in_memory(spec, rows=ROWS.get(name, 800))
+        self.artifact: ModelArtifact = artifact
+        self.rows = examples(spec.request) + [as_json_types(spec.request, r) for r in request_rows(data, 5)]
+        model_dir = packaging.save_mlflow_model(
+            artifact, tmp / "mlflow-model", packaging.installed_pins(TRAINED_WITH)
+        )
+        self.package, self.notes = packaging.build_package(
+            name, model_dir, tmp / "model.tar.gz", packaging.manifest_of(artifact)
+        )
+        self.unpacked = packaging.extract(self.package, tmp / "opt-ml-model")
+        self.sagemaker: LoadedModel = sagemaker.model_fn(str(self.unpacked))
+        self.vertex = ServekitPredictor()
+        self.vertex.load(str(self.unpacked))
+        self.spec = spec
+
+    def invoke(self, body: bytes | str, content_type: str = "application/json") -> bytes:
+        decoded = sagemaker.input_fn(body, content_type)
+        out, media = sagemaker.output_fn(sagemaker.predict_fn(decoded, self.sagemaker), "application/json")
+        assert media == "application/json"
+        return out
+
+    def vertex_predict(self, request: dict[str, Any]) -> bytes:
+        result = self.vertex.postprocess(self.vertex.predict(self.vertex.preprocess(request)))
+        return orjson.dumps(result)
+
+
+@pytest.fixture(scope="module", params=SERVICES)
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Target:
+    return Target(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture(scope="module")
+def rest(target: Target) -> Iterator[TestClient]:
+    artifact = target.artifact
+    with TestClient(create_app(target.spec, load_settings(target.spec.name), source=lambda: artifact)) as c:
+        wait_ready(c)
+        yield c
+
+
+def rest_batch(client: TestClient, rows: list[dict[str, Any]], explain: bool) -> bytes:
+    response = client.post(f"/predict/batch?explain={str(explain).lower()}", json={"instances": rows})
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_sagemaker_json_equals_rest(target: Target, rest: TestClient, explain: bool) -> None:
+    expected = rest_batch(rest, target.rows, explain)
+    got = target.invoke(orjson.dumps({"instances": target.rows, "explain": explain}))
+    assert got == expected
+    if explain:
+        assert all("explanation" in p for p in json.loads(got)["predictions"])
+
+
+def test_sagemaker_bare_list_and_str_body(target: Target, rest: TestClient) -> None:
+    expected = rest_batch(rest, target.rows, False)
+    assert target.invoke(orjson.dumps(target.rows).decode()) == expected
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_sagemaker_csv_equals_rest(target: Target, rest: TestClient, explain: bool) -> None:
+    fields = list(target.spec.request.model_fields)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(fields)  # optional header
+    for row in target.rows:
+        writer.writerow(["" if row[f] is None else row[f] for f in fields])
+    content_type = "text/csv; explain=true" if explain else "text/csv"
+    assert target.invoke(buffer.getvalue(), content_type) == rest_batch(rest, target.rows, explain)
+
+
+@pytest.mark.parametrize("explain", [False, True])
+def test_vertex_equals_rest(target: Target, rest: TestClient, explain: bool) -> None:
+    request = {"instances": target.rows, "parameters": {"explain": explain}}
+    assert target.vertex_predict(request) == rest_batch(rest, target.rows, explain)
+    assert "predictions" in json.loads(target.vertex_predict({"instances": target.rows}))
+
+
+def bad_bodies(target: Target) -> list[tuple[bytes, str]]:
+    field = next(iter(target.spec.request.model_fields))
+    row = dict(target.rows[0])
+    return [
+        (b'{"instances": [', "malformed JSON"),
+        (orjson.dumps({"instances": []}), "empty batch"),
+        (orjson.dumps({"instances": [{k: v for k, v in row.items() if k != field}]}), "missing field"),
+        (orjson.dumps({"instances": [{**row, "unexpected": 1}]}), "extra field"),
+        (orjson.dumps({"instances": [row], "explain": "yes"}), "explain not a boolean"),
+        (orjson.dumps("just a string"), "not an object"),
+    ]
+
+
+def test_sagemaker_bad_input_is_a_clear_4xx(target: Target, rest: TestClient) -> None:
+    for body, what in bad_bodies(target):
+        with pytest.raises(sagemaker.InvalidRequest) as caught:
+            target.invoke(body)
+        error = caught.value
+        assert error.status_code == 422, what
+        parsed = json.loads(error.message)
+        assert parsed["error"] == "invalid_request", what
+        assert parsed["fields"], what
+        if what not in ("explain not a boolean", "not an object"):
+            # the same body the REST service returns for the same instances
+            response = rest.post("/predict/batch", content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 422, what
+            assert response.json() == parsed, what
+
+
+def test_sagemaker_csv_and_media_type_errors(target: Target) -> None:
+    with pytest.raises(sagemaker.InvalidRequest) as caught:
+        target.invoke("1,2\n", "text/csv")
+    assert caught.value.status_code == 422
+    assert "columns" in caught.value.message
+    with pytest.raises(sagemaker.InvalidRequest) as caught:
+        target.invoke(b"x", "application/x-npy")
+    assert caught.value.status_code == 415
+    with pytest.raises(sagemaker.InvalidRequest) as caught:
+        sagemaker.output_fn({}, "text/csv")
+    assert caught.value.status_code == 406
+
+
+def test_vertex_bad_input_is_an_http_4xx(target: Target) -> None:
+    row = dict(target.rows[0])
+    for request in (
+        {"instances": []},
+        {"instances": [{**row, "unexpected": 1}]},
+        {"instances": [row], "parameters": {"explain": 1}},
+    ):
+        with pytest.raises(HTTPException) as caught:
+            target.vertex.preprocess(request)
+        assert caught.value.status_code == 422
+        assert caught.value.detail["error"] == "invalid_request"
+
+
+def test_package_layout_and_pins(target: Target) -> None:
+    with tarfile.open(target.package) as tar:
+        names = set(tar.getnames())
+        requirements = tar.extractfile("code/requirements.txt").read().decode()  # type: ignore[union-attr]
+        entry = tar.extractfile("code/inference.py").read().decode()  # type: ignore[union-attr]
+    name = target.spec.name
+    assert {"MLmodel", "servekit.json", "code/inference.py", "code/requirements.txt"} <= names
+    assert "code/servekit/managed/sagemaker.py" in names
+    assert f"code/{name}/service.py" in names
+    assert not any("__pycache__" in n for n in names)
+    assert f'"MLP_SERVICE", "{name}"' in entry
+    assert "model_fn" in entry
+    lines = requirements.split()
+    for dist in TRAINED_WITH:
+        assert f"{dist}=={metadata.version(dist)}" in lines
+    assert all("==" in line for line in lines), lines
+    assert not any(line.split("==")[0] in packaging.WORKSPACE for line in lines)
+
+
+def test_requirements_pin_the_training_versions(tmp_path: Path) -> None:
+    """The model's own pins win over this environment's (the anchor shipped sklearn two majors behind)."""
+    (tmp_path / "requirements.txt").write_text(
+        "mlflow==3.1.0\nscikit-learn==1.5.2\n# comment\n-c constraints.txt\n"
+    )
+    lines, notes = packaging.requirements(tmp_path, "bankchurn")
+    assert "scikit-learn==1.5.2" in lines
+    assert "mlflow==3.1.0" in lines
+    assert not any(line.startswith("scikit-learn==") and line != "scikit-learn==1.5.2" for line in lines)
+    if metadata.version("scikit-learn") != "1.5.2":
+        assert any(note.startswith("scikit-learn: trained with scikit-learn==1.5.2") for note in notes)

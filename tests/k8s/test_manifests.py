@@ -1,0 +1,556 @@
+"""The rendered GKE and EKS overlays agree with the code of the services and with each other.
+
+Probe paths and ports exist in the app, the command parses with the real CLI, every environment
+variable is one the settings read, selectors select, ingress backends exist, Prometheus scrapes
+what the pods serve, and nothing environment-specific is left unset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from manifests import (
+    ROOT,
+    SERVICES,
+    Obj,
+    Rendered,
+    configmap_env,
+    container,
+    pod_labels,
+    selects,
+)
+
+from servekit import cli, registry, settings
+from servekit.rest import create_app
+
+#: Set in the Deployments for the process, not read by the service's settings: where Python and the
+#: MLflow client may write (the root filesystem is read-only).
+PROCESS_ENV = {"HOME", "TMPDIR", cli.SERVICE_ENV}
+#: Images this repository builds (CI pushes <registry>/<name>:<tag>): one per service and MLflow.
+BUILT_IMAGES = {*SERVICES, "mlflow"}
+
+
+def model_deployments(rendered: Rendered) -> dict[str, Obj]:
+    deployments = rendered.of_kind("Deployment")
+    return {
+        d["metadata"]["name"]: d
+        for d in deployments
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "model-server"
+    }
+
+
+def test_every_installed_service_is_deployed(overlay: Rendered) -> None:
+    assert set(model_deployments(overlay)) == set(SERVICES)
+    assert set(registry.available()) <= set(SERVICES), "a new service needs its manifests in k8s/base"
+
+
+def test_nothing_left_unset(overlay: Rendered) -> None:
+    """Overlay sources mark what values.yaml must replace with the reserved TLD .invalid."""
+    assert ".invalid" not in overlay.text
+    for key, value in overlay.values().items():
+        assert str(value) in overlay.text, f"values.yaml {key} is used nowhere"
+    assert all(o["metadata"].get("namespace") == "ml-platform" for o in overlay.objects if is_namespaced(o))
+
+
+def is_namespaced(obj: Obj) -> bool:
+    return obj["kind"] not in {"Namespace", "StorageClass"}
+
+
+# --- model-server Deployments -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_paths() -> set[str]:
+    """Routes of the servekit app (the same for every service: one app factory)."""
+    spec = registry.get_service("bankchurn")
+    app = create_app(spec, settings.load_settings("bankchurn"))
+    return {str(getattr(route, "path", "")) for route in app.routes}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_deployment_container(overlay: Rendered, service: str, app_paths: set[str]) -> None:
+    deployment = model_deployments(overlay)[service]
+    server = container(deployment)
+    assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+    command = server["command"]
+    assert command == ["mlp", "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert "args" not in server
+    env = {item["name"]: item.get("value") for item in server.get("env", [])}
+    assert env[cli.SERVICE_ENV] == service
+    args = cli.parser().parse_args(command[1:])
+    assert (args.func, args.host, args.port) == (cli.cmd_serve, "0.0.0.0", 8080)
+    assert cli.service_name(args, env) == service
+
+    probes = {kind: server[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert probes["readinessProbe"]["path"] == "/readyz"
+    assert probes["livenessProbe"]["path"] == "/healthz"
+    # Start-up on /healthz: a pod whose registry is down stays alive and not ready, not restarted.
+    assert probes["startupProbe"]["path"] == "/healthz"
+    for probe in probes.values():
+        assert probe["port"] in ("http", 8080)
+        assert probe["path"] in app_paths
+
+    resources = server["resources"]
+    for bound in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(resources[bound])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_probe_paths_answer_under_root_path(overlay: Rendered, service: str) -> None:
+    """With the manifest's ROOT_PATH, the kubelet's unprefixed probe paths still reach the app."""
+    env = configmap_env(overlay, model_deployments(overlay)[service])
+    root_path = env[f"{service.upper()}_ROOT_PATH"]
+    spec = (
+        registry.get_service(service)
+        if service in registry.available()
+        else registry.get_service("bankchurn")
+    )
+    client = TestClient(create_app(spec, settings.load_settings(spec.name, root_path=root_path)))
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 503  # no model loaded: lifespan not started
+    assert client.get(f"{root_path}/healthz").status_code == 200
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pod_security(overlay: Rendered, service: str) -> None:
+    pod = model_deployments(overlay)[service]["spec"]["template"]["spec"]
+    server = container(model_deployments(overlay)[service])
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = server["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["runAsNonRoot"] is True
+    assert context["runAsUser"] == 10001
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    # The only writable paths: /tmp (model download, HOME) on an emptyDir.
+    mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts == {"/tmp": "tmp"}
+    assert "emptyDir" in volumes["tmp"]
+    assert configmap_env(overlay, model_deployments(overlay)[service])["HOME"] == "/tmp"
+    sa = overlay.get("ServiceAccount", pod["serviceAccountName"])
+    assert sa["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_graceful_shutdown_and_spread(overlay: Rendered, service: str) -> None:
+    deployment = model_deployments(overlay)[service]
+    pod = deployment["spec"]["template"]["spec"]
+    pause = container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    uvicorn_graceful = 20  # servekit.cli: timeout_graceful_shutdown
+    assert pause > 0
+    assert pod["terminationGracePeriodSeconds"] > pause + uvicorn_graceful
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in pod["topologySpreadConstraints"]:
+        assert selects(constraint["labelSelector"], pod_labels(deployment))
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "replicas" not in deployment["spec"], "the HPA owns the replica count"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_env_vars_are_settings(overlay: Rendered, service: str) -> None:
+    """Every variable set for a service is one its settings read: a typo fails here."""
+    allowed = settings.environment_variables(service)
+    deployment = model_deployments(overlay)[service]
+    for source in container(deployment)["envFrom"]:
+        data = overlay.configmap(source["configMapRef"]["name"])["data"]
+        assert set(data) <= allowed, set(data) - allowed
+        assert {"MODEL_URI", "MLFLOW_TRACKING_URI"} <= set(data)
+    explicit = {item["name"] for item in container(deployment).get("env", [])}
+    assert explicit <= allowed | PROCESS_ENV, explicit - allowed - PROCESS_ENV
+    env = configmap_env(overlay, deployment)
+    assert env["MODEL_URI"] == f"models:/{service}@champion"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The values parse with the real settings class.
+    loaded = settings.settings_class(service)(
+        service=service, **{k: v for k, v in env.items() if k in allowed}
+    )
+    assert loaded.resolved_model_uri() == f"models:/{service}@champion"
+
+
+def test_mlflow_tracking_uri_points_at_the_mlflow_service(overlay: Rendered) -> None:
+    mlflow = overlay.get("Service", "mlflow")
+    assert [p["port"] for p in mlflow["spec"]["ports"]] == [5000]
+    deployment = overlay.get("Deployment", "mlflow")
+    assert selects(mlflow["spec"]["selector"], pod_labels(deployment))
+    assert container(deployment)["ports"][0]["containerPort"] == 5000
+
+
+# --- HPA, PDB, Service selectors ----------------------------------------------------------------
+
+
+def test_hpa(overlay: Rendered) -> None:
+    hpas = {h["metadata"]["name"]: h for h in overlay.of_kind("HorizontalPodAutoscaler")}
+    assert set(hpas) == set(SERVICES)
+    for name, hpa in hpas.items():
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        spec = hpa["spec"]
+        target = spec["scaleTargetRef"]
+        assert (target["kind"], target["name"]) == ("Deployment", name)
+        overlay.get("Deployment", target["name"])
+        assert (spec["minReplicas"], spec["maxReplicas"]) == (2, 10)
+        assert spec["metrics"][0]["resource"]["name"] == "cpu"
+        assert spec["metrics"][0]["resource"]["target"]["type"] == "Utilization"
+        up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+        assert up["stabilizationWindowSeconds"] == 0
+        assert down["stabilizationWindowSeconds"] >= 300
+        assert max(p["value"] for p in up["policies"] if p["type"] == "Pods") > max(
+            p["value"] for p in down["policies"] if p["type"] == "Pods"
+        )
+
+
+def test_pdb_lets_a_node_drain(overlay: Rendered) -> None:
+    hpas = {h["metadata"]["name"]: h for h in overlay.of_kind("HorizontalPodAutoscaler")}
+    pdbs = overlay.of_kind("PodDisruptionBudget")
+    assert {p["metadata"]["name"] for p in pdbs} == set(SERVICES)
+    for pdb in pdbs:
+        name = pdb["metadata"]["name"]
+        spec = pdb["spec"]
+        if "maxUnavailable" in spec:
+            assert spec["maxUnavailable"] >= 1
+        else:
+            assert spec["minAvailable"] < hpas[name]["spec"]["minReplicas"]
+        assert selects(spec["selector"], pod_labels(overlay.get("Deployment", name)))
+
+
+def test_services_select_deployments(overlay: Rendered) -> None:
+    deployments = overlay.of_kind("Deployment")
+    for service in overlay.of_kind("Service"):
+        matched = [d for d in deployments if selects(service["spec"]["selector"], pod_labels(d))]
+        assert len(matched) == 1, service["metadata"]["name"]
+        port_names = {
+            p["name"] for c in matched[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+        }
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in port_names
+
+
+def test_images_are_the_ones_ci_builds(overlay: Rendered) -> None:
+    values = overlay.values()
+    built = set()
+    for deployment in overlay.of_kind("Deployment"):
+        for spec in deployment["spec"]["template"]["spec"]["containers"]:
+            image: str = spec["image"]
+            assert ":" in image.rsplit("/", 1)[-1], image
+            assert not image.endswith(":latest"), image
+            if image.startswith(values["imageRegistry"] + "/"):
+                name, tag = image.removeprefix(values["imageRegistry"] + "/").split(":")
+                assert tag == values["imageTag"]
+                built.add(name)
+    assert built == BUILT_IMAGES
+
+
+# --- Platform parts ------------------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_what_the_pods_serve(overlay: Rendered, app_paths: set[str]) -> None:
+    config = yaml.safe_load(overlay.configmap("prometheus-config")["data"]["prometheus.yml"])
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "model-servers")
+    assert job["metrics_path"] in app_paths
+    port_keep = next(
+        r
+        for r in job["relabel_configs"]
+        if r["source_labels"] == ["__meta_kubernetes_pod_container_port_name"]
+    )
+    assert port_keep["action"] == "keep"
+    selector = job["kubernetes_sd_configs"][0]["selectors"][0]["label"]
+    key, value = selector.split("=")
+    for deployment in model_deployments(overlay).values():
+        assert pod_labels(deployment)[key] == value
+        assert port_keep["regex"] in {p["name"] for p in container(deployment)["ports"]}
+    prometheus = overlay.get("Deployment", "prometheus")
+    mounts = {m["name"]: m["mountPath"] for m in container(prometheus)["volumeMounts"]}
+    assert config["rule_files"] == [f"{mounts['rules']}/*.yaml"]
+    rules = overlay.configmap("prometheus-rules")["data"]
+    assert rules
+    assert all(name.endswith(".yaml") for name in rules)
+    role = overlay.get("Role", "prometheus-discovery")
+    assert {"pods"} <= set(role["rules"][0]["resources"])
+
+
+def test_monitoring_kustomization_lists_every_file() -> None:
+    kustomization = yaml.safe_load((ROOT / "monitoring" / "kustomization.yaml").read_text())
+    listed = {f for generator in kustomization["configMapGenerator"] for f in generator["files"]}
+    on_disk = {
+        str(p.relative_to(ROOT / "monitoring"))
+        for folder in ("rules", "dashboards")
+        for p in (ROOT / "monitoring" / folder).iterdir()
+        if p.is_file()
+    }
+    assert on_disk <= listed, f"not in monitoring/kustomization.yaml: {on_disk - listed}"
+
+
+def test_grafana(overlay: Rendered) -> None:
+    grafana = overlay.get("Deployment", "grafana")
+    env = {e["name"]: e for e in container(grafana)["env"]}
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    password_file = env["GF_SECURITY_ADMIN_PASSWORD__FILE"]["value"]
+    volumes = {v["name"]: v for v in grafana["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container(grafana)["volumeMounts"]}
+    secret_volume = volumes[mounts[str(Path(password_file).parent)]]
+    assert secret_volume["secret"]["secretName"] == "grafana-admin"
+    assert not overlay.of_kind("Secret"), "the admin password Secret is never committed"
+    datasources = yaml.safe_load(overlay.configmap("grafana-datasources")["data"]["datasources.yaml"])
+    prometheus = overlay.get("Service", "prometheus")
+    port = prometheus["spec"]["ports"][0]["port"]
+    assert datasources["datasources"][0]["url"] == f"http://prometheus:{port}"
+    dashboards = overlay.configmap("grafana-dashboards")["data"]
+    assert dashboards
+    assert all(json.loads(text) for text in dashboards.values())
+
+
+def test_mlflow_server(overlay: Rendered) -> None:
+    """The command parses with MLflow's own CLI, after Kubernetes expands $(VAR) from the env."""
+    from mlflow.cli import server
+
+    deployment = overlay.get("Deployment", "mlflow")
+    spec = container(deployment)
+    env = {e["name"]: e["value"] for e in spec["env"]}
+    command = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], part) for part in spec["command"]]
+    assert command[:2] == ["mlflow", "server"]
+    params = server.make_context("server", command[2:]).params
+    assert (params["host"], params["port"]) == ("0.0.0.0", spec["ports"][0]["containerPort"])
+    assert params["backend_store_uri"] == "sqlite:////mlflow/mlflow.db"
+    assert params["serve_artifacts"] is True
+    assert params["artifacts_destination"] == overlay.values()["artifactDestination"]
+    assert params["workers"] == "1"
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    # The model servers reach it as http://mlflow:5000: that Host header must be accepted.
+    from mlflow.server.security_utils import is_allowed_host_header
+
+    assert is_allowed_host_header(params["allowed_hosts"].split(","), "mlflow:5000")
+    assert is_allowed_host_header(params["allowed_hosts"].split(","), "localhost:5000")
+    mounts = {m["mountPath"]: m["name"] for m in spec["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    claim = volumes[mounts["/mlflow"]]["persistentVolumeClaim"]["claimName"]
+    overlay.get("PersistentVolumeClaim", claim)
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+# --- NetworkPolicies ----------------------------------------------------------------------------
+
+Peer = dict[str, Any]  # {"labels": ..., "namespace": ...} for a pod, {"ip": "1.2.3.4"} outside
+
+
+def ip_in(ip: str, cidr: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
+
+
+def peer_matches(rule_peer: dict[str, Any], peer: Peer) -> bool:
+    if "ipBlock" in rule_peer:
+        return "ip" in peer and ip_in(peer["ip"], rule_peer["ipBlock"]["cidr"])
+    if "ip" in peer:
+        return False
+    namespace_ok = (
+        selects(rule_peer["namespaceSelector"], {"kubernetes.io/metadata.name": peer["namespace"]})
+        if "namespaceSelector" in rule_peer
+        else peer["namespace"] == "ml-platform"
+    )
+    pod_ok = selects(rule_peer.get("podSelector", {}), peer["labels"])
+    return namespace_ok and pod_ok
+
+
+def allowed(
+    policies: list[Obj], direction: str, own: dict[str, str], other: Peer, *, port: int, proto: str
+) -> bool:
+    """Whether NetworkPolicies let traffic in ``direction`` (ingress/egress) for a pod with ``own`` labels."""
+    relevant = [
+        p
+        for p in policies
+        if selects(p["spec"]["podSelector"], own) and direction.capitalize() in p["spec"]["policyTypes"]
+    ]
+    assert relevant, "default deny must select every pod"
+    key, peers_key = (direction, "from" if direction == "ingress" else "to")
+    for policy in relevant:
+        for rule in policy["spec"].get(key, []):
+            ports_ok = not rule.get("ports") or any(
+                p["port"] == port and p.get("protocol", "TCP") == proto for p in rule["ports"]
+            )
+            peers = rule.get(peers_key)
+            peers_ok = not peers or any(peer_matches(peer, other) for peer in peers)
+            if ports_ok and peers_ok:
+                return True
+    return False
+
+
+def flow(policies: list[Obj], src: Peer, dst: Peer, port: int, proto: str = "TCP") -> bool:
+    egress_ok = (
+        "ip" in src
+        or src["namespace"] != "ml-platform"
+        or allowed(policies, "egress", src["labels"], dst, port=port, proto=proto)
+    )
+    ingress_ok = (
+        "ip" in dst
+        or dst["namespace"] != "ml-platform"
+        or allowed(policies, "ingress", dst["labels"], src, port=port, proto=proto)
+    )
+    return egress_ok and ingress_ok
+
+
+def pod(rendered: Rendered, deployment: str) -> Peer:
+    return {"labels": pod_labels(rendered.get("Deployment", deployment)), "namespace": "ml-platform"}
+
+
+def test_network_policies(overlay: Rendered) -> None:
+    policies = overlay.of_kind("NetworkPolicy")
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {} and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    ]
+    assert any(not p["spec"].get("ingress") and not p["spec"].get("egress") for p in deny), "default deny"
+    dns = {"labels": {"k8s-app": "kube-dns"}, "namespace": "kube-system"}
+    mlflow, prometheus, grafana = pod(overlay, "mlflow"), pod(overlay, "prometheus"), pod(overlay, "grafana")
+    storage = {"ip": "142.250.1.1"}  # an object-storage endpoint on the internet
+    load_balancer = {"ip": "130.211.0.5" if overlay.overlay == "gke" else "10.0.1.10"}
+    outsider = {"ip": "203.0.113.7"}
+    everyone = [pod(overlay, s) for s in SERVICES] + [mlflow, prometheus, grafana]
+    for who in everyone:
+        assert flow(policies, who, dns, 53, "UDP")
+        assert flow(policies, who, dns, 53, "TCP")
+    for service in SERVICES:
+        server = pod(overlay, service)
+        assert flow(policies, load_balancer, server, 8080)
+        assert flow(policies, prometheus, server, 8080)
+        assert flow(policies, server, mlflow, 5000)
+        assert not flow(policies, outsider, server, 8080)
+        assert not flow(policies, server, storage, 443), "serving pods need no cloud access"
+        assert not flow(policies, server, grafana, 3000)
+        assert not flow(policies, grafana, server, 8080)
+    assert flow(policies, mlflow, storage, 443)
+    assert flow(policies, grafana, prometheus, 9090)
+    assert not flow(policies, grafana, mlflow, 5000)
+    assert not flow(policies, outsider, mlflow, 5000)
+    assert not flow(policies, outsider, grafana, 3000)
+    assert not flow(policies, load_balancer, grafana, 3000)
+    assert not flow(policies, mlflow, prometheus, 9090)
+
+
+# --- Ingress, per overlay -----------------------------------------------------------------------
+
+
+def ingress_routes(ingress: Obj) -> dict[str, dict[str, Any]]:
+    [rule] = ingress["spec"]["rules"]
+    return {p["path"]: p for p in rule["http"]["paths"]}
+
+
+def test_ingress_routes_each_service_under_its_root_path(overlay: Rendered) -> None:
+    ingresses = overlay.of_kind("Ingress")
+    assert len(ingresses) == 1
+    ingress = ingresses[0]
+    assert ingress["spec"]["rules"][0]["host"] == overlay.values()["domain"]
+    routes = ingress_routes(ingress)
+    assert set(routes) == {f"/{s}" for s in SERVICES}, "MLflow, Grafana and Prometheus are not exposed"
+    for path, route in routes.items():
+        assert route["pathType"] == "Prefix"
+        backend = route["backend"]["service"]
+        service = overlay.get("Service", backend["name"])
+        assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+        env = configmap_env(overlay, overlay.get("Deployment", backend["name"]))
+        assert env[f"{backend['name'].upper()}_ROOT_PATH"] == path
+
+
+def test_gke_ingress(gke: Rendered) -> None:
+    ingress = gke.get("Ingress", "model-services")
+    assert ingress["spec"]["ingressClassName"] == "gce"
+    annotations = ingress["metadata"]["annotations"]
+    certificate = gke.get("ManagedCertificate", annotations["networking.gke.io/managed-certificates"])
+    assert certificate["spec"]["domains"] == [gke.values()["domain"]]
+    frontend = gke.get("FrontendConfig", annotations["networking.gke.io/v1beta1.FrontendConfig"])
+    assert frontend["spec"]["redirectToHttps"]["enabled"] is True
+    assert annotations["kubernetes.io/ingress.global-static-ip-name"] == gke.values()["staticIpName"]
+    for name in SERVICES:
+        service_annotations = gke.get("Service", name)["metadata"]["annotations"]
+        assert json.loads(service_annotations["cloud.google.com/neg"]) == {"ingress": True}
+        backend_config = json.loads(service_annotations["cloud.google.com/backend-config"])["default"]
+        health = gke.get("BackendConfig", backend_config)["spec"]["healthCheck"]
+        assert (health["requestPath"], health["port"], health["type"]) == ("/readyz", 8080, "HTTP")
+
+
+def test_eks_ingress(eks: Rendered) -> None:
+    ingress = eks.get("Ingress", "model-services")
+    assert ingress["spec"]["ingressClassName"] == "alb"
+    annotations = ingress["metadata"]["annotations"]
+    prefix = "alb.ingress.kubernetes.io/"
+    expected = {
+        "scheme": "internet-facing",
+        "target-type": "ip",
+        "healthcheck-path": "/readyz",
+        "ssl-redirect": "443",
+        "group.name": "ml-platform",
+        "certificate-arn": eks.values()["certificateArn"],
+    }
+    assert {k: annotations[prefix + k] for k in expected} == expected
+    listeners = json.loads(annotations[prefix + "listen-ports"])
+    assert {"HTTPS": 443} in listeners
+
+
+def test_workload_identity(gke: Rendered, eks: Rendered) -> None:
+    for rendered, key, value in (
+        (gke, "iam.gke.io/gcp-service-account", gke.values()["mlflowGcpServiceAccount"]),
+        (eks, "eks.amazonaws.com/role-arn", eks.values()["mlflowRoleArn"]),
+    ):
+        account = rendered.get("Deployment", "mlflow")["spec"]["template"]["spec"]["serviceAccountName"]
+        assert rendered.get("ServiceAccount", account)["metadata"]["annotations"][key] == value
+        for service in SERVICES:
+            assert "annotations" not in rendered.get("ServiceAccount", service)["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("name", "storage_class", "scheme"), [("gke", "standard-rwo", "gs://"), ("eks", "gp3", "s3://")]
+)
+def test_storage_and_artifacts(
+    rendered: dict[str, Rendered], name: str, storage_class: str, scheme: str
+) -> None:
+    overlay = rendered[name]
+    claims = overlay.of_kind("PersistentVolumeClaim")
+    assert claims
+    assert all(c["spec"]["storageClassName"] == storage_class for c in claims)
+    env = {e["name"]: e["value"] for e in container(overlay.get("Deployment", "mlflow"))["env"]}
+    assert env["ARTIFACTS_DESTINATION"].startswith(scheme)
+    assert env["ARTIFACTS_DESTINATION"] == overlay.values()["artifactDestination"]
+    if name == "eks":
+        assert overlay.get("StorageClass", "gp3")["parameters"]["type"] == "gp3"
+
+
+# --- GKE custom resources: no schema in kubernetes-validate, so validated here ------------------
+
+CRD_SCHEMAS = {
+    "BackendConfig": "backendconfig.json",
+    "FrontendConfig": "frontendconfig.json",
+    "ManagedCertificate": "managedcertificate.json",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CRD_SCHEMAS))
+def test_gke_custom_resources_match_their_schema(gke: Rendered, kind: str) -> None:
+    schema = json.loads((ROOT / "k8s" / "schemas" / CRD_SCHEMAS[kind]).read_text())
+    objects = gke.of_kind(kind)
+    assert objects
+    for obj in objects:
+        jsonschema.Draft202012Validator(schema).validate(obj)
+
+
+def test_crd_schemas_reject_typos(gke: Rendered) -> None:
+    schema = json.loads((ROOT / "k8s" / "schemas" / "backendconfig.json").read_text())
+    broken: dict[str, Any] = json.loads(json.dumps(gke.of_kind("BackendConfig")[0]))
+    broken["spec"]["healthCheck"]["requestpath"] = broken["spec"]["healthCheck"].pop("requestPath")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(broken)

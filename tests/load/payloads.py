@@ -1,0 +1,70 @@
+"""Request bodies for load and monitoring tests: real shared data when present, else synthetic.
+
+Rows come from the service's own loader or generator (so they are in the schema of the real
+data set), are made JSON-safe, get integral floats turned into ints (pandas widens integer
+columns holding NaN to float64, strict request schemas reject 8.0 for an int) and are kept only
+when the service's request schema accepts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from pydantic import ValidationError
+
+from servekit import registry
+from servekit.datasets import SHARED
+from servekit.training.trainer import to_records
+
+LOG = logging.getLogger("loadtest")
+
+
+def _json_ready(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in row.items()}
+
+
+def _accepted(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    request = registry.get_service(name).request
+    kept = []
+    for row in rows:
+        for candidate in (row, _json_ready(row)):
+            try:
+                request.model_validate(candidate)
+            except ValidationError:
+                continue
+            kept.append(candidate)
+            break
+    return kept
+
+
+def payloads(
+    name: str, n: int = 300, seed: int = 11, mode: str | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """Up to ``n`` valid request bodies for ``name`` and where they came from.
+
+    ``mode``: ``auto`` (real data when ``../shared/datasets/<name>/*.csv`` exists), ``real`` or
+    ``synthetic``; default from ``LOADTEST_DATA``.
+    """
+    recipe = registry.get_service(name).recipe
+    mode = mode or os.environ.get("LOADTEST_DATA", "auto")
+    files = sorted((SHARED / name).glob("*.csv")) if mode != "synthetic" else []
+    if files:
+        try:
+            frame = recipe.load_csv(files[0])
+            frame = frame.sample(n=min(n, len(frame)), random_state=seed)
+            rows = _accepted(name, to_records(recipe.features(frame)))
+            if rows:
+                return rows, str(files[0].resolve())
+            raise ValueError("no row passes the request schema")
+        except Exception as exc:  # a loader problem must not stop the load test
+            if mode == "real":
+                raise
+            LOG.warning("%s: real data unusable (%s), using synthetic rows", name, exc)
+    elif mode == "real":
+        raise FileNotFoundError(f"no real data set under {SHARED / name}")
+    rows = _accepted(name, to_records(recipe.features(recipe.generate(n, seed))))
+    if not rows:
+        raise ValueError(f"{name}: no synthetic row passes the request schema")
+    return rows, "synthetic"

@@ -1,0 +1,93 @@
+"""Structure of every generated Grafana dashboard and panel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servekit import registry
+
+from .conftest import MONITORING
+
+DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
+PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "gauge"}
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def test_an_overview_and_one_dashboard_per_service() -> None:
+    names = {p.stem for p in DASHBOARDS}
+    assert names == {"overview", *registry.available()}
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_dashboard_has_a_datasource_variable_and_no_hard_coded_uid(path: Path) -> None:
+    dashboard = load(path)
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    text = path.read_text()
+
+    # Every datasource reference is the variable, never a concrete uid.
+    def refs(node: Any) -> list[Any]:
+        found = []
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "datasource":
+                    found.append(value)
+                else:
+                    found += refs(value)
+        elif isinstance(node, list):
+            for item in node:
+                found += refs(item)
+        return found
+
+    for ref in refs(dashboard["panels"]) + refs(dashboard["templating"]["list"][1:]):
+        assert ref == {"type": "prometheus", "uid": "${datasource}"}, ref
+    assert '"uid": "prometheus"' not in text
+    uids = [load(p)["uid"] for p in DASHBOARDS]
+    assert len(set(uids)) == len(uids)
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_panel_is_well_formed(path: Path) -> None:
+    panels = load(path)["panels"]
+    assert panels
+    ids = [p["id"] for p in panels]
+    assert len(set(ids)) == len(ids)
+    occupied: set[tuple[int, int]] = set()
+    for panel in panels:
+        title = panel["title"]
+        assert panel["type"] in PANEL_TYPES, title
+        grid = panel["gridPos"]
+        assert set(grid) == {"x", "y", "w", "h"}, title
+        assert all(isinstance(grid[k], int) for k in grid), title
+        assert min(grid["x"], grid["y"]) >= 0, title
+        assert min(grid["w"], grid["h"]) > 0, title
+        assert grid["x"] + grid["w"] <= 24, f"{title}: beyond 24 columns"
+        cells = {(grid["x"] + dx, grid["y"] + dy) for dx in range(grid["w"]) for dy in range(grid["h"])}
+        assert not cells & occupied, f"{title} overlaps another panel"
+        occupied |= cells
+        assert panel["targets"], f"{title}: no query"
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(set(refs)) == len(refs), title
+        for target in panel["targets"]:
+            assert target["expr"].strip(), title
+            assert "legendFormat" in target, title
+        assert panel["fieldConfig"]["defaults"]["unit"], f"{title}: no unit"
+        assert panel.get("description"), f"{title}: no description"
+
+
+def test_service_dashboards_show_the_contract_panels() -> None:
+    for service in registry.available():
+        titles = " | ".join(p["title"] for p in load(MONITORING / "dashboards" / f"{service}.json")["panels"])
+        for word in ("endpoint", "Outcome distribution", "Attribution drift", "memory", "CPU"):
+            assert word in titles, f"{service}: no panel about {word}"
+    overview = " | ".join(p["title"] for p in load(MONITORING / "dashboards" / "overview.json")["panels"])
+    for word in ("Traffic", "Errors", "Latency", "Explanation latency", "SLO burn", "Model versions"):
+        assert word in overview, f"overview: no panel about {word}"

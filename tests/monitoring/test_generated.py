@@ -1,0 +1,93 @@
+"""The committed rule files, rule tests and dashboards are exactly what the generator writes."""
+
+from __future__ import annotations
+
+import re
+from types import ModuleType
+
+import yaml
+from prometheus_client.utils import floatToGoString
+
+from servekit import registry
+from servekit.metrics.names import LATENCY_BUCKETS
+
+from .conftest import MONITORING
+
+LEVEL_METRIC_OPERATIONS = re.compile(r"^[a-z]+(_[a-z]+)*:[a-z0-9_]+:[a-z0-9_]+$")
+
+
+def rule_groups() -> list[dict]:
+    groups = []
+    for path in sorted((MONITORING / "rules").glob("*.yaml")):
+        groups += yaml.safe_load(path.read_text())["groups"]
+    return groups
+
+
+def test_generated_files_are_fresh(generator: ModuleType) -> None:
+    stale = generator.stale()
+    assert not stale, f"stale generated files {stale}: run .venv/bin/python monitoring/generate.py"
+
+
+def test_every_service_has_rules_tests_and_a_dashboard() -> None:
+    for service in registry.available():
+        for path in (
+            f"rules/{service}.rules.yaml",
+            f"tests/{service}.test.yaml",
+            f"dashboards/{service}.json",
+        ):
+            assert (MONITORING / path).is_file(), path
+    assert (MONITORING / "dashboards" / "overview.json").is_file()
+
+
+def test_kustomization_lists_exactly_the_generated_files() -> None:
+    kustomization = yaml.safe_load((MONITORING / "kustomization.yaml").read_text())
+    listed = {f for gen in kustomization["configMapGenerator"] for f in gen.get("files", [])}
+    on_disk = {f"rules/{p.name}" for p in (MONITORING / "rules").glob("*")} | {
+        f"dashboards/{p.name}" for p in (MONITORING / "dashboards").glob("*")
+    }
+    assert on_disk <= listed, f"not in monitoring/kustomization.yaml: {sorted(on_disk - listed)}"
+    assert {f for f in listed if f.startswith(("rules/", "dashboards/"))} <= on_disk
+
+
+def test_recording_rules_follow_level_metric_operations() -> None:
+    for group in rule_groups():
+        for rule in group["rules"]:
+            if "record" in rule:
+                assert LEVEL_METRIC_OPERATIONS.match(rule["record"]), rule["record"]
+                assert rule["labels"]["service"] in registry.available()
+
+
+def test_every_alert_is_documented_and_has_a_runbook_section() -> None:
+    runbooks = (MONITORING / "runbooks.md").read_text()
+    anchors = {line[3:].strip().lower() for line in runbooks.splitlines() if line.startswith("## ")}
+    alerts = [rule for group in rule_groups() for rule in group["rules"] if "alert" in rule]
+    assert alerts
+    for rule in alerts:
+        assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]
+        assert rule["labels"]["service"] in registry.available()
+        annotations = rule["annotations"]
+        assert annotations["summary"], rule["alert"]
+        assert annotations["description"], rule["alert"]
+        url = annotations["runbook_url"]
+        assert url.split("#")[0].endswith("/monitoring/runbooks.md"), url
+        assert url.split("#")[1] in anchors, f"{rule['alert']}: no section {url} in monitoring/runbooks.md"
+
+
+def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:
+    for service in registry.available():
+        rules = yaml.safe_load((MONITORING / "rules" / f"{service}.rules.yaml").read_text())
+        alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+        tests = yaml.safe_load((MONITORING / "tests" / f"{service}.test.yaml").read_text())
+        firing, quiet = set(), set()
+        for case in tests["tests"]:
+            for check in case["alert_rule_test"]:
+                (firing if check["exp_alerts"] else quiet).add(check["alertname"])
+        assert alerts == firing, f"{service}: alerts without a firing case: {alerts - firing}"
+        assert alerts == quiet, f"{service}: alerts without a quiet case: {alerts - quiet}"
+
+
+def test_latency_threshold_is_a_bucket_bound_rendered_like_the_client(generator: ModuleType) -> None:
+    for service in registry.available():
+        threshold = generator.objectives(service).latency_threshold
+        assert threshold in LATENCY_BUCKETS
+        assert generator.le(threshold) == floatToGoString(threshold)

@@ -1,0 +1,146 @@
+"""Every recording rule and every dashboard query returns data from the live services.
+
+A real Prometheus on 127.0.0.1 scrapes the ``live_services`` every second with the generated
+rule files loaded (evaluated every second); traffic of every kind is driven at each service.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from load.payloads import payloads
+from processes import Server, free_port
+from servekit import registry
+from servekit.local import start
+
+from .conftest import MONITORING
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def prometheus(
+    generator: ModuleType, live_services: dict[str, Server], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus not found: run `make prometheus` (make test installs it)")
+    work = tmp_path_factory.mktemp("prometheus")
+    targets = {name: server.url.removeprefix("http://") for name, server in live_services.items()}
+    config = work / "prometheus.yml"
+    config.write_text(yaml.safe_dump(generator.prometheus_config(targets, "1s")))
+    port = free_port()
+    server = start(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={work / 'data'}",
+            "--log.level=warn",
+        ],
+        port,
+        work,
+    )
+    try:
+        server.wait_for("/-/ready", seconds=60)
+        yield server
+    finally:
+        server.stop()
+
+
+def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
+    """Predict, predict+explain, batch (with and without explanation), 4xx and probes."""
+    rows = {name: payloads(name, 40, seed=3, mode="synthetic")[0] for name in live_services}
+    with httpx.Client(timeout=30) as client:
+        for i in range(rounds):
+            for name, server in live_services.items():
+                url, sample = server.url, rows[name]
+                for row in sample[i * 4 : i * 4 + 4]:
+                    response = client.post(f"{url}/predict", json=row)
+                    assert response.status_code == 200, response.text
+                    response = client.post(f"{url}/predict?explain=true", json=row)
+                    assert response.status_code == 200, response.text
+                batch = {"instances": sample[:8]}
+                assert client.post(f"{url}/predict/batch", json=batch).status_code == 200
+                assert client.post(f"{url}/predict/batch?explain=true", json=batch).status_code == 200
+                assert client.post(f"{url}/predict", json={"unknown": 1}).status_code == 422
+                assert client.post(f"{url}/predict", content=b"{not json").status_code == 422
+                assert client.get(f"{url}/readyz").status_code == 200
+            time.sleep(1.0)
+
+
+def query(prometheus: Server, expr: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=10)
+    body = response.json()
+    assert body["status"] == "success", f"{expr}: {body}"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def recorded(generator: ModuleType) -> list[str]:
+    queries = []
+    for service in registry.available():
+        for rule in generator.recording_rules(service):
+            queries.append(f'{rule["record"]}{{service="{service}"}}')
+    return queries
+
+
+def panel_queries(generator: ModuleType) -> list[tuple[str, str]]:
+    """(dashboard / panel, expr with template variables substituted) of every panel target."""
+    queries = []
+    for path in sorted((MONITORING / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for variable, value in generator.VARIABLE_ALL_VALUES.items():
+                    expr = expr.replace(variable, value)
+                assert "$" not in expr, f"unsubstituted variable in {expr}"
+                queries.append((f"{path.stem} / {panel['title']}", expr))
+    return queries
+
+
+def test_every_rule_and_panel_query_returns_data(
+    generator: ModuleType, prometheus: Server, live_services: dict[str, Server]
+) -> None:
+    assert set(live_services) == set(registry.available())
+    drive_traffic(live_services, rounds=6)
+    checks = [(q, q) for q in recorded(generator)] + panel_queries(generator)
+    deadline = time.monotonic() + 45
+    empty = checks
+    while empty and time.monotonic() < deadline:
+        empty = [(where, expr) for where, expr in empty if not query(prometheus, expr)]
+        if empty:
+            time.sleep(1)
+    assert not empty, "queries without data:\n" + "\n".join(f"{w}: {e}" for w, e in empty)
+
+    rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    names = {g["name"] for g in rules}
+    assert names == {f"{s}.{kind}" for s in registry.available() for kind in ("recording", "alerts")}
+    for group in rules:
+        for rule in group["rules"]:
+            assert rule["health"] == "ok", f"{group['name']} {rule['name']}: {rule.get('lastError')}"
+            assert not rule.get("lastError"), rule
+    targets = httpx.get(f"{prometheus.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    assert {t["labels"]["service"] for t in targets if t["health"] == "up"} == set(registry.available())
+
+
+def test_healthy_services_raise_no_availability_or_readiness_alert(
+    prometheus: Server, live_services: dict[str, Server]
+) -> None:
+    alerts = httpx.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    names = {a["labels"]["alertname"] for a in alerts}
+    assert not names & {"ServiceAbsent", "ServiceTargetDown", "ModelNotReady", "AvailabilityBudgetBurnFast"}
+    # the recorded readiness of every service is 1
+    for service in live_services:
+        assert query(prometheus, f"{service}_model_ready == 1"), service
