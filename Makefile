@@ -43,7 +43,7 @@ typecheck: sync
 unit: sync
 	$(BIN)/pytest -m "not integration"
 
-test: sync lint typecheck prometheus delivery-check
+test: sync lint typecheck prometheus k8s-check delivery-check
 	$(BIN)/pytest
 
 bench: sync

@@ -81,15 +81,6 @@ def test_explanations_add_up_on_many_rows(trained: tuple[ModelArtifact, Split]) 
         assert set(explanation.contributions) == set(rows[0])
 
 
-def test_prediction_is_independent_of_the_rest_of_the_batch(trained: tuple[ModelArtifact, Split]) -> None:
-    artifact, data = trained
-    model = ChurnModel(artifact)
-    rows = request_rows(data, 20)
-    batch = [p["churn_probability"] for p in model.predict(rows)]
-    alone = [model.predict([row])[0]["churn_probability"] for row in rows]
-    assert batch == alone
-
-
 def test_label_follows_the_threshold(trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = trained
     model = ChurnModel(artifact)

@@ -157,15 +157,6 @@ def test_company_listed_tells_missing_from_rare() -> None:
     assert is_listed(values).tolist() == [1.0, 0.0, 0.0, 1.0]
 
 
-def test_prediction_is_independent_of_the_rest_of_the_batch(trained: tuple[ModelArtifact, Split]) -> None:
-    artifact, data_split = trained
-    model = TaxiFareModel(artifact)
-    rows = request_rows(data_split, 20)
-    batch = [p["fare"] for p in model.predict(rows)]
-    alone = [model.predict([row])[0]["fare"] for row in rows]
-    assert batch == alone
-
-
 @pytest.mark.parametrize(
     ("fare", "label"),
     [(3.25, "<10"), (9.99, "<10"), (10.0, "10-20"), (20.0, "20-40"), (40.0, "40-80"), (80.0, ">=80")],

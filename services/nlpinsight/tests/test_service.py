@@ -141,15 +141,6 @@ def test_predictions_are_the_pipelines_probabilities(
         assert served.outcome(prediction) == prediction["label"] in data.LABELS
 
 
-def test_prediction_is_independent_of_the_rest_of_the_batch(
-    served: SentimentModel, trained: tuple[ModelArtifact, Split]
-) -> None:
-    rows = request_rows(trained[1], 10)
-    batch = served.predict(rows)
-    assert batch == [served.predict([row])[0] for row in rows]
-    assert served.predict([]) == []
-
-
 def test_explanations_add_up_on_many_rows(
     served: SentimentModel, trained: tuple[ModelArtifact, Split]
 ) -> None:

@@ -37,7 +37,7 @@ class Explanation:
     base_value: float
     output_value: float
     contributions: Mapping[str, float]
-    #: Per-feature |attribution| for the drift metrics; bounded label set.
+    #: Per-feature attribution for the drift metrics (consumers take |value|); bounded label set.
     attributions: Mapping[str, float]
     #: Extra detail for the response, e.g. per-token spans of a text explanation.
     detail: Mapping[str, Any] = field(default_factory=dict)

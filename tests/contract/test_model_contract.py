@@ -1,0 +1,76 @@
+"""What every served model guarantees, whatever the service: checked on each registered one.
+
+Batch independence (no statistic of a request batch reaches a prediction), exact
+additivity of explanations, bounded outcome labels and a stated explanation scale.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from servekit import registry
+from servekit.model import Record, ServedModel
+from servekit.testing import request_rows, train_in_memory
+
+SERVICES = registry.available()
+
+
+@functools.cache
+def served(name: str) -> tuple[ServedModel, list[Record]]:
+    spec = registry.get_service(name)
+    artifact, data = train_in_memory(spec, rows=1500)
+    return spec.model(artifact), request_rows(data, 40)
+
+
+def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in prediction.items():
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_prediction_is_independent_of_the_rest_of_the_batch(name: str) -> None:
+    model, rows = served(name)
+    together = model.predict(rows)
+    alone = [model.predict([row])[0] for row in rows]
+    # A model may take a faster path for small batches; the two agree to rounding.
+    for batched, single in zip(together, alone, strict=True):
+        flat_batched, flat_single = flatten(batched), flatten(single)
+        assert flat_batched.keys() == flat_single.keys()
+        for key, value in flat_single.items():
+            if isinstance(value, float):
+                assert flat_batched[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+            else:
+                assert flat_batched[key] == value, key
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_explanations_add_up_to_the_output_and_do_not_depend_on_the_batch(name: str) -> None:
+    model, rows = served(name)
+    batch = model.explain(rows)
+    for row, explanation in zip(rows, batch, strict=True):
+        total = explanation.base_value + math.fsum(explanation.contributions.values())
+        assert total == pytest.approx(explanation.output_value, rel=1e-6, abs=1e-9)
+        alone = model.explain([row])[0]
+        assert alone.output_value == pytest.approx(explanation.output_value, rel=1e-9, abs=1e-12)
+        assert explanation.scale == model.explanation_scale != ""
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_outcomes_and_attribution_labels_come_from_a_fixed_set(name: str) -> None:
+    """The label sets of <svc>_predictions_total and the drift metrics are the training baselines'."""
+    model, rows = served(name)
+    outcomes = set(model.artifact.metadata["outcome_shares"])
+    assert {model.outcome(p) for p in model.predict(rows)} <= outcomes
+    features = set(model.artifact.metadata["attribution_means"])
+    for explanation in model.explain(rows):
+        assert set(explanation.attributions) <= features
