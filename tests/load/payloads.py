@@ -1,9 +1,8 @@
 """Request bodies for load and monitoring tests: real shared data when present, else synthetic.
 
 Rows come from the service's own loader or generator (so they are in the schema of the real
-data set), are made JSON-safe, get integral floats turned into ints (pandas widens integer
-columns holding NaN to float64, strict request schemas reject 8.0 for an int) and are kept only
-when the service's request schema accepts them.
+data set), are made JSON-safe and are kept only when the service's request schema accepts them
+(servekit.testing.valid_requests).
 """
 
 from __future__ import annotations
@@ -12,31 +11,16 @@ import logging
 import os
 from typing import Any
 
-from pydantic import ValidationError
-
 from servekit import registry
 from servekit.datasets import SHARED
+from servekit.testing import valid_requests
 from servekit.training.trainer import to_records
 
 LOG = logging.getLogger("loadtest")
 
 
-def _json_ready(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in row.items()}
-
-
 def _accepted(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    request = registry.get_service(name).request
-    kept = []
-    for row in rows:
-        for candidate in (row, _json_ready(row)):
-            try:
-                request.model_validate(candidate)
-            except ValidationError:
-                continue
-            kept.append(candidate)
-            break
-    return kept
+    return valid_requests(registry.get_service(name), rows)
 
 
 def payloads(

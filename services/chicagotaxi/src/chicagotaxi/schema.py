@@ -9,10 +9,11 @@ company's spacing is collapsed.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -76,6 +77,17 @@ def _longitude(end: str) -> Any:
     )
 
 
+def _whole_number(value: Any) -> Any:
+    """``8.0`` is community area 8: the file's area columns read as floats (they have gaps)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A community area number; a whole float is accepted, a fraction or a string is not.
+CommunityArea = Annotated[int | None, BeforeValidator(_whole_number)]
+
+
 def _area(end: str) -> Any:
     return Field(
         default=None,
@@ -106,8 +118,8 @@ class TaxiTrip(BaseModel):
     )
     trip_miles: float = Field(gt=0, le=data.MAX_MILES, description="Distance driven, miles (0-100]")
     trip_seconds: float = Field(gt=0, le=data.MAX_SECONDS, description="Duration, seconds (0-21600]")
-    pickup_community_area: int | None = _area("pickup")
-    dropoff_community_area: int | None = _area("dropoff")
+    pickup_community_area: CommunityArea = _area("pickup")
+    dropoff_community_area: CommunityArea = _area("dropoff")
     pickup_latitude: float | None = _latitude("pickup")
     pickup_longitude: float | None = _longitude("pickup")
     dropoff_latitude: float | None = _latitude("dropoff")

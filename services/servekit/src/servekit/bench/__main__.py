@@ -26,7 +26,7 @@ from servekit.loading import load_artifact
 from servekit.local import Server, start_mlflow, start_service
 from servekit.models.trees import TreeModel
 from servekit.spec import ServiceSpec
-from servekit.testing import request_rows
+from servekit.testing import request_rows, valid_requests
 from servekit.training.trainer import split, to_records, train
 
 ENDPOINTS = {"predict": "/predict", "predict+explain": "/predict?explain=true"}
@@ -36,7 +36,7 @@ BATCH_SIZE = 64
 def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     recipe = spec.recipe
     data = split(spec, recipe.generate(4000, seed=7), seed=7)
-    records = request_rows(data, 512)
+    records = valid_requests(spec, request_rows(data, 1000))[:512]
     artifact = load_artifact(spec.name, f"models:/{spec.name}@champion", mlflow.url)
     model = spec.model(artifact)
     result: dict[str, Any] = {"version": artifact.version}
@@ -142,6 +142,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten: {args.output}")
+    failed = [
+        f"{name} {label}: {row['errors']} of {row['requests']}"
+        for name, figures in report["services"].items()
+        for label, row in figures["http"].items()
+        if row["errors"]
+    ]
+    if failed:
+        print("requests that did not get a 200 (the figures above do not measure predictions):")
+        print("\n".join(f"  {line}" for line in failed))
+        return 1
     return 0
 
 
