@@ -114,7 +114,21 @@ def spans(found: explain._Occurrences, vocabulary: AnyTerm, text: str) -> list[t
 def test_char_wb_occurrences_cover_the_right_characters() -> None:
     vocabulary = AnyTerm()
     text = "ab  c?"
-    found = explain._char_wb(text, (2, 4), vocabulary)
+    block = explain._Block(
+        analyzer="char_wb",
+        ngram_range=(2, 4),
+        token_pattern=None,
+        stop_words=None,
+        vocabulary=vocabulary,
+        idf=None,
+        sublinear_tf=False,
+        binary=False,
+        norm=None,
+        weight=1.0,
+    )
+    found = explain._char_wb(text, block)
+    # A second pass is served from the per-word cache and must find the same occurrences.
+    assert spans(explain._char_wb(text, block), vocabulary, text) == spans(found, vocabulary, text)
     assert spans(found, vocabulary, text) == [
         (" a", "a"),
         ("ab", "ab"),

@@ -27,7 +27,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -98,6 +98,13 @@ class _Block:
     binary: bool
     norm: str | None
     weight: float
+    #: char_wb n-grams of a word: (column, begin, end) within the word. Words recur across
+    #: texts, and the n-gram loop is most of the cost of a prediction; bounded by WORD_CACHE_SIZE.
+    word_ngrams: dict[str, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
+
+
+#: Distinct words whose char n-grams are kept per vectorizer (a few MB at most).
+WORD_CACHE_SIZE = 50_000
 
 
 @dataclass(slots=True)
@@ -374,12 +381,12 @@ def _check_vectorizer(vectorizer: Any) -> None:
 def _enumerate(block: _Block, text: str) -> _Occurrences:
     """Known n-grams of normalised ``text`` with their spans, as sklearn counts them."""
     if block.analyzer == "char_wb":
-        return _char_wb(text, block.ngram_range, block.vocabulary)
+        return _char_wb(text, block)
     assert block.token_pattern is not None  # set for every word block
     return _words(text, block)
 
 
-def _char_wb(text: str, ngram_range: tuple[int, int], vocabulary: dict[str, int]) -> _Occurrences:
+def _char_wb(text: str, block: _Block) -> _Occurrences:
     """sklearn ``_char_wb_ngrams`` with offsets.
 
     Each whitespace-separated word is padded with one space on each side; the
@@ -387,29 +394,46 @@ def _char_wb(text: str, ngram_range: tuple[int, int], vocabulary: dict[str, int]
     is counted once. The pads sit outside the word, so a span is clipped to it.
     """
     found = _Occurrences([], [], [])
-    min_n, max_n = ngram_range
-    lookup = vocabulary.get
+    cache = block.word_ngrams
     position = 0
     for word in text.split():
         # str.split and the regex \s the vectorizer also applies agree on what is
         # whitespace, and the gap before `word` is whitespace: find is exact.
         begin = text.find(word, position)
         position = begin + len(word)
-        padded = f" {word} "
-        size = len(padded)
-        last = len(word)
-        for n in range(min_n, max_n + 1):
-            for offset in range(max(1, size - n + 1)):
-                column = lookup(padded[offset : offset + n])
-                if column is not None:
-                    lo = min(max(offset - 1, 0), last - 1)
-                    hi = max(min(offset + n - 1, last), lo + 1)
-                    found.columns.append(column)
-                    found.begins.append(begin + lo)
-                    found.ends.append(begin + hi)
-            if size <= n:  # sklearn: "count a short word (w_len < n) only once"
-                break
+        ngrams = cache.get(word)
+        if ngrams is None:
+            ngrams = _word_char_ngrams(word, block.ngram_range, block.vocabulary)
+            if len(cache) >= WORD_CACHE_SIZE:
+                cache.clear()
+            cache[word] = ngrams
+        for column, lo, hi in ngrams:
+            found.columns.append(column)
+            found.begins.append(begin + lo)
+            found.ends.append(begin + hi)
     return found
+
+
+def _word_char_ngrams(
+    word: str, ngram_range: tuple[int, int], vocabulary: dict[str, int]
+) -> tuple[tuple[int, int, int], ...]:
+    """Known char_wb n-grams of one word: (column, begin, end) relative to the word."""
+    out = []
+    min_n, max_n = ngram_range
+    lookup = vocabulary.get
+    padded = f" {word} "
+    size = len(padded)
+    last = len(word)
+    for n in range(min_n, max_n + 1):
+        for offset in range(max(1, size - n + 1)):
+            column = lookup(padded[offset : offset + n])
+            if column is not None:
+                lo = min(max(offset - 1, 0), last - 1)
+                hi = max(min(offset + n - 1, last), lo + 1)
+                out.append((column, lo, hi))
+        if size <= n:  # sklearn: "count a short word (w_len < n) only once"
+            break
+    return tuple(out)
 
 
 def _words(text: str, block: _Block) -> _Occurrences:
