@@ -101,17 +101,11 @@ def is_listed(values: Any) -> FloatArray:
     return np.array([isinstance(v, str) and v != "" for v in np.asarray(values).tolist()], dtype=np.float64)
 
 
-NUMERIC = (
-    "trip_miles",
-    "trip_seconds",
-    "pickup_latitude",
-    "pickup_longitude",
-    "dropoff_latitude",
-    "dropoff_longitude",
-    "pickup_community_area",
-    "dropoff_community_area",
-)
-CATEGORICAL = ("payment_type", "company")
+#: Community areas go to the trees as numbers (LightGBM splits on their roughly north-south
+#: order), unlike the data module, which classes them with the categories.
+AREAS = ("pickup_community_area", "dropoff_community_area")
+NUMERIC = (*data.NUMERIC_FIELDS, *AREAS)
+CATEGORICAL = tuple(field for field in data.CATEGORICAL_FIELDS if field not in AREAS)
 DERIVED = (
     Derived("trip_start_hour", data.TIMESTAMP_FIELD, hour_of_day),
     Derived("trip_start_day_of_week", data.TIMESTAMP_FIELD, day_of_week),
