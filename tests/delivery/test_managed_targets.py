@@ -225,3 +225,19 @@ def test_requirements_pin_the_training_versions(tmp_path: Path) -> None:
     assert not any(line.startswith("scikit-learn==") and line != "scikit-learn==1.5.2" for line in lines)
     if metadata.version("scikit-learn") != "1.5.2":
         assert any(note.startswith("scikit-learn: trained with scikit-learn==1.5.2") for note in notes)
+
+
+def test_managed_batch_limit_is_the_services_own_setting(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``<SVC>_MAX_BATCH_SIZE`` bounds the managed endpoints as it bounds the REST service: 413 above."""
+    monkeypatch.setenv(f"{target.spec.name.upper()}_MAX_BATCH_SIZE", "2")
+    loaded = sagemaker.model_fn(str(target.unpacked))
+    assert loaded.max_batch_size == 2
+    body = orjson.dumps({"instances": [target.rows[0]] * 3})
+    with pytest.raises(sagemaker.InvalidRequest) as caught:
+        sagemaker.predict_fn(sagemaker.input_fn(body, "application/json"), loaded)
+    assert caught.value.status_code == 413
+    assert "limit is 2" in caught.value.message
+    two = orjson.dumps({"instances": [target.rows[0]] * 2})
+    assert sagemaker.predict_fn(sagemaker.input_fn(two, "application/json"), loaded)

@@ -19,10 +19,6 @@ from servekit.training.trainer import to_records
 LOG = logging.getLogger("loadtest")
 
 
-def _accepted(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return valid_requests(registry.get_service(name), rows)
-
-
 def payloads(
     name: str, n: int = 300, seed: int = 11, mode: str | None = None
 ) -> tuple[list[dict[str, Any]], str]:
@@ -38,7 +34,7 @@ def payloads(
         try:
             frame = recipe.load_csv(files[0])
             frame = frame.sample(n=min(n, len(frame)), random_state=seed)
-            rows = _accepted(name, to_records(recipe.features(frame)))
+            rows = valid_requests(registry.get_service(name), to_records(recipe.features(frame)))
             if rows:
                 return rows, str(files[0].resolve())
             raise ValueError("no row passes the request schema")
@@ -48,7 +44,7 @@ def payloads(
             LOG.warning("%s: real data unusable (%s), using synthetic rows", name, exc)
     elif mode == "real":
         raise FileNotFoundError(f"no real data set under {SHARED / name}")
-    rows = _accepted(name, to_records(recipe.features(recipe.generate(n, seed))))
+    rows = valid_requests(registry.get_service(name), to_records(recipe.features(recipe.generate(n, seed))))
     if not rows:
         raise ValueError(f"{name}: no synthetic row passes the request schema")
     return rows, "synthetic"

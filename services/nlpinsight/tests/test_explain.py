@@ -105,6 +105,28 @@ class AnyTerm(dict[str, int]):
         return self.setdefault(term, len(self))
 
 
+def bare_block(
+    analyzer: str,
+    ngram_range: tuple[int, int],
+    vocabulary: AnyTerm,
+    token_pattern: re.Pattern[str] | None = None,
+    stop_words: frozenset[str] | None = None,
+) -> explain._Block:
+    """A vectorizer block with no weighting: only its n-gram enumeration is under test."""
+    return explain._Block(
+        analyzer=analyzer,
+        ngram_range=ngram_range,
+        token_pattern=token_pattern,
+        stop_words=stop_words,
+        vocabulary=vocabulary,
+        idf=None,
+        sublinear_tf=False,
+        binary=False,
+        norm=None,
+        weight=1.0,
+    )
+
+
 def spans(found: explain._Occurrences, vocabulary: AnyTerm, text: str) -> list[tuple[str, str]]:
     """(n-gram, the text it was attributed to) per occurrence."""
     terms = {v: k for k, v in vocabulary.items()}
@@ -114,18 +136,7 @@ def spans(found: explain._Occurrences, vocabulary: AnyTerm, text: str) -> list[t
 def test_char_wb_occurrences_cover_the_right_characters() -> None:
     vocabulary = AnyTerm()
     text = "ab  c?"
-    block = explain._Block(
-        analyzer="char_wb",
-        ngram_range=(2, 4),
-        token_pattern=None,
-        stop_words=None,
-        vocabulary=vocabulary,
-        idf=None,
-        sublinear_tf=False,
-        binary=False,
-        norm=None,
-        weight=1.0,
-    )
+    block = bare_block("char_wb", (2, 4), vocabulary)
     found = explain._char_wb(text, block)
     # A second pass is served from the per-word cache and must find the same occurrences.
     assert spans(explain._char_wb(text, block), vocabulary, text) == spans(found, vocabulary, text)
@@ -147,18 +158,7 @@ def test_char_wb_occurrences_cover_the_right_characters() -> None:
 
 def test_word_occurrences_cover_the_right_characters() -> None:
     vocabulary = AnyTerm()
-    block = explain._Block(
-        analyzer="word",
-        ngram_range=(1, 2),
-        token_pattern=re.compile(r"(?u)\b\w\w+\b"),
-        stop_words=frozenset({"the"}),
-        vocabulary=vocabulary,
-        idf=None,
-        sublinear_tf=False,
-        binary=False,
-        norm=None,
-        weight=1.0,
-    )
+    block = bare_block("word", (1, 2), vocabulary, re.compile(r"(?u)\b\w\w+\b"), frozenset({"the"}))
     text = "up a the  down!"
     assert spans(explain._words(text, block), vocabulary, text) == [
         ("up", "up"),

@@ -17,13 +17,12 @@ from servekit.inference import batch_adapter, batch_body, check_batch_size, run_
 from servekit.loading import read_model_dir
 from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.runtime import warm_up
+from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
 
 #: Written next to the MLflow model files by ``mlp package-sagemaker``: which service and which
 #: registered version the directory holds (the registry is not reachable from a managed endpoint).
 MANIFEST = "servekit.json"
-#: Largest batch a managed endpoint accepts (the REST default of MAX_BATCH_SIZE).
-MAX_BATCH_SIZE = int(os.environ.get("MLP_MAX_BATCH_SIZE", "256"))
 
 
 def service_spec(name: str) -> ServiceSpec:
@@ -54,11 +53,18 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A served model plus the validator of its service's batch requests."""
+    """A served model, the validator of its service's batch requests and its batch limit."""
 
     spec: ServiceSpec
     model: ServedModel
     batch: TypeAdapter[Any]
+    #: ``<SVC>_MAX_BATCH_SIZE``, the same setting as the REST service's.
+    max_batch_size: int
+
+    def limit(self, records: list[Record]) -> list[Record]:
+        """``records``, or a 413 when there are more than the service's batch limit."""
+        check_batch_size(len(records), self.max_batch_size)
+        return records
 
     def predict(self, records: list[Record], explain: bool) -> dict[str, Any]:
         """The body ``POST /predict/batch`` returns for the same records."""
@@ -68,7 +74,7 @@ class LoadedModel:
 def from_artifact(spec: ServiceSpec, artifact: ModelArtifact) -> LoadedModel:
     model = spec.model(artifact)
     warm_up(model)
-    return LoadedModel(spec, model, batch_adapter(spec.request))
+    return LoadedModel(spec, model, batch_adapter(spec.request), load_settings(spec.name).max_batch_size)
 
 
 def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedModel:
@@ -114,8 +120,3 @@ def require_object(body: Any) -> Mapping[str, Any]:
             (FieldProblem("body", 'expected a JSON object {"instances": [...]}'),),
         )
     return body
-
-
-def limit_batch(records: list[Record]) -> list[Record]:
-    check_batch_size(len(records), MAX_BATCH_SIZE)
-    return records

@@ -36,7 +36,6 @@ from servekit.inference import encode_json, validate_batch_json
 from servekit.managed.common import (
     LoadedModel,
     explain_flag,
-    limit_batch,
     load_model_dir,
     require_object,
 )
@@ -115,7 +114,7 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], bool
         if data.media == CSV:
             explain = data.params.get("explain", "false").lower() in ("1", "true", "yes")
             rows = _csv_records(model, data.body.decode("utf-8"))
-            return limit_batch(_validated(model, {"instances": rows})), explain
+            return model.limit(_validated(model, {"instances": rows})), explain
         return _from_json(model, data.body)
     except ServekitError as exc:
         raise InvalidRequest(exc) from exc
@@ -167,7 +166,7 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], bool]:
         parsed = {"instances": parsed}
     envelope = dict(require_object(parsed))
     explain = explain_flag(envelope.pop("explain", False), "explain")
-    return limit_batch(_validated(model, envelope)), explain
+    return model.limit(_validated(model, envelope)), explain
 
 
 def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:

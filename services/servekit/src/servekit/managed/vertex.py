@@ -27,7 +27,7 @@ import pydantic_core
 
 from servekit.errors import ServekitError
 from servekit.inference import encode_json, validate_batch_json
-from servekit.managed.common import LoadedModel, explain_flag, limit_batch, load_model_dir, require_object
+from servekit.managed.common import LoadedModel, explain_flag, load_model_dir, require_object
 from servekit.model import Record
 
 
@@ -68,7 +68,7 @@ class ServekitPredictor:
                 dict(require_object(parameters)).get("explain", False), "parameters.explain"
             )
             envelope = pydantic_core.to_json(body, inf_nan_mode="constants")
-            return limit_batch(validate_batch_json(self.model.batch, envelope)), explain
+            return self.model.limit(validate_batch_json(self.model.batch, envelope)), explain
         except ServekitError as exc:
             from fastapi import HTTPException
 

@@ -12,7 +12,14 @@ from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
 from servekit.errors import install_error_handlers
-from servekit.inference import batch_body, check_batch_size, encode_json, model_ref, run_model
+from servekit.inference import (
+    batch_body,
+    check_batch_size,
+    encode_json,
+    model_ref,
+    run_model,
+    validate_batch_json,
+)
 from servekit.loading import load_artifact
 from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
@@ -146,9 +153,8 @@ def create_app(
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
-            instances = batch.validate_json(body).instances  # type: ignore[attr-defined]
-        check_batch_size(len(instances), settings.max_batch_size)
-        records = [instance.model_dump() for instance in instances]
+            records = validate_batch_json(batch, body)
+        check_batch_size(len(records), settings.max_batch_size)
         model, predictions = await predictor(records, explain, timings)
         return json_response(batch_body(model, predictions))
 
