@@ -24,7 +24,9 @@ def test_a_trained_model_is_logged_registered_and_champion(
     assert client.get_model_version_by_alias(name, "champion").version == result.version
     run = client.get_run(result.run_id)
     spec = registry.get_service(name)
-    assert spec.recipe.primary_metric in run.data.metrics
+    key = spec.recipe.primary_metric
+    logged = run.data.metrics
+    assert logged[f"{key}_ci_low"] < logged[key] < logged[f"{key}_ci_high"]
     assert len(run.data.params["data.sha256"]) == 64
     assert int(run.data.params["data.rows"]) == spec.recipe.synthetic_rows
     model = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
@@ -47,6 +49,7 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
     assert again != first
     assert client.get_model_version_by_alias(name, "champion").version == first
     assert f"kept champion v{first}" in same
+    assert "difference +0.0000 (95% CI +0.0000 to +0.0000), within the noise of this split" in same
 
     # A weak model (400 rows) does not beat the champion on its own held-out split ...
     weak = run_mlp("train", name, "--data", str(weak_data()), env=env)
@@ -57,6 +60,7 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
     assert client.get_model_version_by_alias(name, "champion").version == weak_version
     better = run_mlp("train", name, env=env)
     assert "promoted to champion: roc_auc" in better
+    assert "beyond the noise of this split" in better
     assert client.get_model_version_by_alias(name, "champion").version not in (first, weak_version)
 
     # Promoting by hand restores the original champion, and says what changed.

@@ -7,7 +7,7 @@ from bankchurn.service import SERVICE
 from servekit.datasets import shared_file
 from servekit.model import ModelArtifact
 from servekit.testing import request_rows, train_in_memory
-from servekit.training.trainer import Split, fit, split
+from servekit.training.trainer import Split, fit, primary_interval, split
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def test_quality_on_the_real_data_cross_validated() -> None:
     """5-fold stratified CV over the whole file: every row is held out once.
 
     Folds score 0.862 to 0.874 (mean 0.868; 0.865 before the weak fields' split
-    gains were scaled down). One 2,000-row split moves ROC AUC by about ±0.01, so
+    gains were scaled down). One 1,600-row split moves ROC AUC by about ±0.01, so
     the 0.86 bar is held on this lower-variance cross-validated figure.
     """
     frame = SERVICE.recipe.load_csv(shared_file("bankchurn", "Churn_Modelling.csv"))
@@ -44,19 +44,25 @@ def test_quality_on_the_real_data_cross_validated() -> None:
 
 @pytest.mark.realdata
 def test_quality_on_the_real_data_held_out_split() -> None:
-    """Metrics on the held-out 20% of Churn_Modelling.csv (seed 42), as `mlp train --data` reports it.
+    """Metrics on the held-out 20% of Churn_Modelling.csv (1,600 of its 8,000 rows; seed 42).
 
-    The configuration was chosen by 5-fold CV on the 8,000 training rows only
-    (ROC AUC 0.873 there, over five fold seeds). This one split is harder: ROC AUC
-    0.856, PR AUC 0.681, F1 0.587, Brier 0.106. No honest configuration tried
-    reached 0.86 on it, so the bar is 0.85; the 0.86 bar is on the CV test above.
+    The configuration was chosen by 5-fold CV on the 6,400 training rows only
+    (ROC AUC 0.869 to 0.873 there, depending on the fold seeds). This one split is
+    harder: ROC AUC 0.856 (bootstrap 95% CI 0.834 to 0.880), PR AUC 0.681, F1
+    0.587, Brier 0.106. Over split seeds 0 to 19 the same recipe scores 0.848 to
+    0.893 (mean 0.869, sd 0.010, 18 of 20 >= 0.86); seed 42 is at the low end for every model family
+    tried (XGBoost 0.855, CatBoost 0.851, EBM 0.853, seed bags and blends
+    0.854 to 0.856), so the bar here is 0.85; the 0.86 bar is on the CV test above.
     """
     frame = SERVICE.recipe.load_csv(shared_file("bankchurn", "Churn_Modelling.csv"))
     data = split(SERVICE, frame, seed=42)
     pipeline, metadata = fit(SERVICE, data, seed=42)
     metrics = SERVICE.recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
+    metrics.update(primary_interval(SERVICE, pipeline, data, seed=42))
     print("bankchurn real-data held-out metrics:", metrics)
+    assert len(data.x_test) == 1600
     assert metrics["roc_auc"] >= 0.85
+    assert metrics["roc_auc_ci_low"] < metrics["roc_auc"] < metrics["roc_auc_ci_high"]
     assert metrics["pr_auc"] >= 0.65
     assert metrics["brier"] <= 0.11
 

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from servekit.training.uncertainty import PRIMARY_METRICS, PrimaryMetric
+
 Task = Literal["binary", "multiclass", "regression"]
 
 
@@ -66,6 +68,20 @@ class TrainingRecipe(ABC):
         """Hyper-parameters worth logging (the estimator's by default)."""
         estimator = pipeline.steps[-1][1]
         return {f"model.{k}": v for k, v in estimator.get_params().items() if v is not None}
+
+    def primary(self) -> PrimaryMetric:
+        """:attr:`primary_metric` as a function of per-row outputs, for its bootstrap interval.
+
+        Override to promote on a metric servekit does not know.
+        """
+        try:
+            return PRIMARY_METRICS[self.primary_metric]
+        except KeyError:
+            known = ", ".join(sorted(PRIMARY_METRICS))
+            raise NotImplementedError(
+                f"{type(self).__name__}.primary_metric {self.primary_metric!r} is not one of {known}; "
+                "override primary() to describe it"
+            ) from None
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.drop(columns=[self.target])

@@ -15,7 +15,7 @@ from servekit import serialization
 from servekit.loading import load_artifact
 from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
-from servekit.training import baselines
+from servekit.training import baselines, uncertainty
 from servekit.training.fingerprint import fingerprint
 
 logger = logging.getLogger("servekit.training")
@@ -96,6 +96,7 @@ def train(
     data = split(spec, frame, seed)
     pipeline, metadata = fit(spec, data, seed)
     metrics = recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
+    metrics.update(primary_interval(spec, pipeline, data, seed))
     metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
     metadata["data"]["source"] = source
 
@@ -121,7 +122,9 @@ def train(
         )
         version = str(mlflow.register_model(info.model_uri, spec.name).version)
         client.set_registered_model_alias(spec.name, CHALLENGER, version)
-        promoted, champion_version, decision = _decide(spec, client, tracking_uri, data, metrics)
+        promoted, champion_version, decision = _decide(
+            spec, client, tracking_uri, data, new_pipeline=pipeline, metrics=metrics
+        )
         mlflow.set_tags({"promotion.decision": decision, "registered.version": version})
         client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
         if promoted:
@@ -129,6 +132,15 @@ def train(
             champion_version = version
     logger.info("%s version %s: %s", spec.name, version, decision)
     return TrainResult(spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision)
+
+
+def primary_interval(spec: ServiceSpec, pipeline: Any, data: Split, seed: int) -> dict[str, float]:
+    """The bootstrap interval of the primary metric on the held-out split, as two metrics."""
+    key, primary = spec.recipe.primary_metric, spec.recipe.primary()
+    found = uncertainty.interval(
+        primary, data.y_test.to_numpy(), primary.outputs(pipeline, data.x_test), seed=seed
+    )
+    return {f"{key}_ci_low": found.low, f"{key}_ci_high": found.high}
 
 
 def current_champion(client: Any, name: str) -> str | None:
@@ -140,8 +152,32 @@ def current_champion(client: Any, name: str) -> str | None:
         return None
 
 
+def compare(spec: ServiceSpec, new: Any, old: Any, data: Split) -> str:
+    """The paired-bootstrap difference of the primary metric, and whether it exceeds the noise.
+
+    Promotion still follows the point estimate (a retrain on more data should not
+    wait for a significant win), but the operator reading the decision sees
+    whether the win is real on this split.
+    """
+    primary = spec.recipe.primary()
+    difference = uncertainty.paired_difference(
+        primary,
+        data.y_test.to_numpy(),
+        primary.outputs(new, data.x_test),
+        primary.outputs(old, data.x_test),
+    )
+    verdict = "within" if difference.contains(0.0) else "beyond"
+    return f"difference {difference}, {verdict} the noise of this split"
+
+
 def _decide(
-    spec: ServiceSpec, client: Any, tracking_uri: str, data: Split, metrics: dict[str, float]
+    spec: ServiceSpec,
+    client: Any,
+    tracking_uri: str,
+    data: Split,
+    *,
+    new_pipeline: Any,
+    metrics: dict[str, float],
 ) -> tuple[bool, str, str]:
     """Compare with the champion on THIS held-out split; returns (promote, champion, why)."""
     recipe = spec.recipe
@@ -153,7 +189,10 @@ def _decide(
     old_metrics = recipe.evaluate(old.pipeline, data.x_test, data.y_test, old.metadata)
     new_value, old_value = metrics[key], old_metrics[key]
     better = new_value > old_value if recipe.greater_is_better else new_value < old_value
-    comparison = f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} on the same held-out split"
+    comparison = (
+        f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} on the same held-out split"
+        f"; {compare(spec, new_pipeline, old.pipeline, data)}"
+    )
     if better:
         return True, champion, f"promoted to {CHAMPION}: {comparison}"
     return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"

@@ -1,0 +1,84 @@
+"""Bootstrap intervals of the primary metric: right width, paired comparisons, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, mean_absolute_error, roc_auc_score
+from toy import TOY
+
+from servekit.training.recipe import TrainingRecipe
+from servekit.training.uncertainty import PRIMARY_METRICS, interval, macro_f1, mae, paired_difference, roc_auc
+
+
+def test_the_fast_metrics_agree_with_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    binary = rng.integers(0, 2, 700)
+    scores = np.round(binary + rng.normal(size=700), 1)  # rounding makes ties
+    assert roc_auc(binary, scores) == pytest.approx(roc_auc_score(binary, scores), abs=1e-12)
+    truth = rng.choice(["bear", "bull", "flat"], 700)
+    guess = np.where(rng.random(700) < 0.6, truth, "bull")  # "bear"/"flat" under-predicted
+    assert macro_f1(truth, guess) == pytest.approx(f1_score(truth, guess, average="macro"), abs=1e-12)
+    assert macro_f1(truth, np.full(700, "other")) == f1_score(truth, np.full(700, "other"), average="macro")
+    assert mae(binary, scores) == pytest.approx(mean_absolute_error(binary, scores), abs=1e-12)
+
+
+def test_mae_interval_has_the_width_the_standard_error_predicts() -> None:
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=2000)
+    output = target + rng.normal(size=2000)
+    found = interval(PRIMARY_METRICS["mae"], target, output)
+    errors = np.abs(output - target)
+    standard_error = errors.std() / np.sqrt(len(errors))
+    assert found.low < found.estimate < found.high
+    assert found.estimate == pytest.approx(errors.mean())
+    assert found.high - found.low == pytest.approx(2 * 1.96 * standard_error, rel=0.15)
+
+
+def test_a_perfect_ranking_has_a_degenerate_auc_interval() -> None:
+    target = np.array([0, 1] * 50)
+    found = interval(PRIMARY_METRICS["roc_auc"], target, target + 0.5)
+    assert (found.low, found.estimate, found.high) == (1.0, 1.0, 1.0)
+
+
+def test_samples_holding_one_class_are_drawn_again() -> None:
+    # With one positive in 20 rows, about a third of plain resamples miss it and
+    # ROC AUC would be undefined on them.
+    target = np.array([1] + [0] * 19)
+    output = np.linspace(1, 0, 20)
+    assert interval(PRIMARY_METRICS["roc_auc"], target, output, rounds=200).low == 1.0
+
+
+def test_identical_models_differ_by_exactly_nothing() -> None:
+    rng = np.random.default_rng(2)
+    target = rng.integers(0, 3, 500)
+    output = np.where(rng.random(500) < 0.7, target, rng.integers(0, 3, 500))
+    difference = paired_difference(PRIMARY_METRICS["macro_f1"], target, output, output)
+    assert (difference.low, difference.estimate, difference.high) == (0.0, 0.0, 0.0)
+    assert difference.contains(0.0)
+
+
+def test_a_clearly_better_model_wins_beyond_the_noise_and_pairing_tightens_the_interval() -> None:
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, 2, 1500)
+    signal = target + rng.normal(scale=1.5, size=1500)
+    better = signal + rng.normal(scale=0.3, size=1500) - 0.4 * (target == 0)
+    auc = PRIMARY_METRICS["roc_auc"]
+    difference = paired_difference(auc, target, better, signal)
+    assert difference.low > 0
+    assert not difference.contains(0.0)
+    separate = [interval(auc, target, output) for output in (better, signal)]
+    assert difference.high - difference.low < min(i.high - i.low for i in separate)
+
+
+def test_every_service_metric_and_the_toy_have_an_interval() -> None:
+    assert TOY.recipe.primary() is PRIMARY_METRICS["mae"]
+
+
+def test_an_unknown_primary_metric_is_a_clear_error() -> None:
+    class Odd(type(TOY.recipe)):  # type: ignore[misc]
+        primary_metric = "pinball"
+
+    recipe: TrainingRecipe = Odd()
+    with pytest.raises(NotImplementedError, match="'pinball' is not one of macro_f1, mae, roc_auc"):
+        recipe.primary()
