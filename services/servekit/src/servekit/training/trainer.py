@@ -96,7 +96,9 @@ def train(
     data = split(spec, frame, seed)
     pipeline, metadata = fit(spec, data, seed)
     metrics = recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
-    metrics.update(primary_interval(spec, pipeline, data, seed))
+    # Predicted once: the interval and the champion comparison both resample these.
+    held_out = recipe.primary().outputs(pipeline, data.x_test)
+    metrics.update(primary_interval(spec, held_out, data, seed))
     metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
     metadata["data"]["source"] = source
 
@@ -123,7 +125,7 @@ def train(
         version = str(mlflow.register_model(info.model_uri, spec.name).version)
         client.set_registered_model_alias(spec.name, CHALLENGER, version)
         promoted, champion_version, decision = _decide(
-            spec, client, tracking_uri, data, new_pipeline=pipeline, metrics=metrics
+            spec, client, tracking_uri, data, new_outputs=held_out, metrics=metrics
         )
         mlflow.set_tags({"promotion.decision": decision, "registered.version": version})
         client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
@@ -134,12 +136,10 @@ def train(
     return TrainResult(spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision)
 
 
-def primary_interval(spec: ServiceSpec, pipeline: Any, data: Split, seed: int) -> dict[str, float]:
-    """The bootstrap interval of the primary metric on the held-out split, as two metrics."""
-    key, primary = spec.recipe.primary_metric, spec.recipe.primary()
-    found = uncertainty.interval(
-        primary, data.y_test.to_numpy(), primary.outputs(pipeline, data.x_test), seed=seed
-    )
+def primary_interval(spec: ServiceSpec, outputs: Any, data: Split, seed: int) -> dict[str, float]:
+    """The bootstrap interval of the primary metric of held-out ``outputs``, as two metrics."""
+    key = spec.recipe.primary_metric
+    found = uncertainty.interval(spec.recipe.primary(), data.y_test.to_numpy(), outputs, seed=seed)
     return {f"{key}_ci_low": found.low, f"{key}_ci_high": found.high}
 
 
@@ -152,7 +152,7 @@ def current_champion(client: Any, name: str) -> str | None:
         return None
 
 
-def compare(spec: ServiceSpec, new: Any, old: Any, data: Split) -> str:
+def compare(spec: ServiceSpec, new_outputs: Any, old: Any, data: Split) -> str:
     """The paired-bootstrap difference of the primary metric, and whether it exceeds the noise.
 
     Promotion still follows the point estimate (a retrain on more data should not
@@ -163,7 +163,7 @@ def compare(spec: ServiceSpec, new: Any, old: Any, data: Split) -> str:
     difference = uncertainty.paired_difference(
         primary,
         data.y_test.to_numpy(),
-        primary.outputs(new, data.x_test),
+        new_outputs,
         primary.outputs(old, data.x_test),
     )
     verdict = "within" if difference.contains(0.0) else "beyond"
@@ -176,7 +176,7 @@ def _decide(
     tracking_uri: str,
     data: Split,
     *,
-    new_pipeline: Any,
+    new_outputs: Any,
     metrics: dict[str, float],
 ) -> tuple[bool, str, str]:
     """Compare with the champion on THIS held-out split; returns (promote, champion, why)."""
@@ -191,7 +191,7 @@ def _decide(
     better = new_value > old_value if recipe.greater_is_better else new_value < old_value
     comparison = (
         f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} on the same held-out split"
-        f"; {compare(spec, new_pipeline, old.pipeline, data)}"
+        f"; {compare(spec, new_outputs, old.pipeline, data)}"
     )
     if better:
         return True, champion, f"promoted to {CHAMPION}: {comparison}"

@@ -98,10 +98,11 @@ def _resamples(target: Array, rounds: int, seed: int) -> list[Array]:
     """
     rng = np.random.default_rng(seed)
     n = len(target)
+    redraw_single_class = len(np.unique(target)) > 1
     samples: list[Array] = []
     while len(samples) < rounds:
         index = rng.integers(0, n, n)
-        if len(np.unique(target[index])) > 1 or len(np.unique(target)) == 1:
+        if not redraw_single_class or len(np.unique(target[index])) > 1:
             samples.append(index)
     return samples
 
