@@ -37,6 +37,8 @@ SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: (severity, [(long window, short window, burn-rate factor)], for) of the two alert tiers.
 FAST_BURN = ("critical", (("1h", "5m", 14.4), ("6h", "30m", 6.0)), "2m")
 SLOW_BURN = ("warning", (("1d", "2h", 3.0), ("3d", "6h", 1.0)), "15m")
+#: Burn-rate panel colours: the fast tier's two factors (6 over 6 h pages, 14.4 over 1 h pages sooner).
+BURN_THRESHOLDS = tuple(zip(sorted(factor for _, _, factor in FAST_BURN[1]), ("orange", "red"), strict=True))
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 GiB = 1024**3
 
@@ -758,7 +760,8 @@ def panel(
 ) -> dict[str, Any]:
     instant = kind == "stat"
     steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
-    steps += [{"color": color, "value": value} for value, color in thresholds]
+    # Thresholds are often derived (1 - 0.999): write them without float noise, as the rules do.
+    steps += [{"color": color, "value": float(number(value))} for value, color in thresholds]
     result: dict[str, Any] = {
         "type": kind,
         "title": title,
@@ -838,6 +841,9 @@ def burn_queries(service: str) -> list[tuple[str, str]]:
 
 
 def overview(names: Sequence[str]) -> dict[str, Any]:
+    # One set of colours for every service: the default objectives (OBJECTIVES may override them
+    # per service, and each service's own dashboard colours by its own).
+    o = Objectives()
     g = Grid()
     g.add(
         panel(
@@ -857,7 +863,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "Availability SLI: 5xx answers over all /predict and /predict/batch requests.",
             "percentunit",
             [(ERROR_RATIO.format(w="5m"), "{{service}}")],
-            thresholds=[(0.001, "red")],
+            thresholds=[(1 - o.availability, "red")],
         ),
         8,
         4,
@@ -893,7 +899,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "5 m and 1 h windows of the availability SLI.",
             "percentunit",
             [(ERROR_RATIO.format(w=w), f"{{{{service}}}} {w}") for w in ("5m", "1h")],
-            thresholds=[(0.001, "red")],
+            thresholds=[(1 - o.availability, "red")],
         ),
         12,
         8,
@@ -932,7 +938,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "(with the 5 m window), 1 over 3 days exhausts the budget in 30 days.",
             "short",
             [q for s in names for q in burn_queries(s)],
-            thresholds=[(6, "orange"), (14.4, "red")],
+            thresholds=BURN_THRESHOLDS,
         ),
         16,
         8,
@@ -948,42 +954,38 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         8,
         4,
     )
-    g.add(
-        panel(
-            "stat",
+    for title, description, expr, threshold in (
+        (
             "Prediction drift (max outcome share gap, 1 h)",
             "Largest |live share - training share| over the outcomes of each service.",
-            "percentunit",
-            [(f"max by (service) ({OUTCOME_DRIFT})", "{{service}}")],
-            thresholds=[(0.15, "orange")],
+            OUTCOME_DRIFT,
+            (o.outcome_drift, "orange"),
         ),
-        8,
-        4,
-    )
-    g.add(
-        panel(
-            "stat",
+        (
             "Attribution drift (max feature share gap, 1 h)",
             "Largest |live share - training share| of total |SHAP| over the features of each service.",
-            "percentunit",
-            [(f"max by (service) ({ATTRIBUTION_DRIFT})", "{{service}}")],
-            thresholds=[(0.10, "orange")],
+            ATTRIBUTION_DRIFT,
+            (o.attribution_drift, "orange"),
         ),
-        8,
-        4,
-    )
-    g.add(
-        panel(
-            "stat",
+        (
             "Memory (share of container limit, max replica)",
             "Resident memory over the container limit (cAdvisor, else the configured limit).",
-            "percentunit",
-            [(f"max by (service) ({MEMORY_RATIO})", "{{service}}")],
-            thresholds=[(0.9, "red")],
+            MEMORY_RATIO,
+            (o.memory_ratio, "red"),
         ),
-        8,
-        4,
-    )
+    ):
+        g.add(
+            panel(
+                "stat",
+                title,
+                description,
+                "percentunit",
+                [(f"max by (service) ({expr})", "{{service}}")],
+                thresholds=[threshold],
+            ),
+            8,
+            4,
+        )
     return dashboard("mlp-overview", "ML platform: overview", ["overview"], g, [])
 
 
@@ -1085,7 +1087,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "14.4 over 1 h and 5 m or 6 over 6 h and 30 m pages; 3 over 1 d or 1 over 3 d opens a ticket.",
             "short",
             burn_queries(service),
-            thresholds=[(6, "orange"), (14.4, "red")],
+            thresholds=BURN_THRESHOLDS,
         ),
         8,
         8,
