@@ -52,7 +52,9 @@ def test_quality_on_the_real_data_held_out_split() -> None:
     0.587, Brier 0.106. Over split seeds 0 to 19 the same recipe scores 0.848 to
     0.893 (mean 0.869, sd 0.010, 18 of 20 >= 0.86); seed 42 is at the low end for every model family
     tried (XGBoost 0.855, CatBoost 0.851, EBM 0.853, seed bags and blends
-    0.854 to 0.856), so the bar here is 0.85; the 0.86 bar is on the CV test above.
+    0.854 to 0.856), and an 80-configuration random search by CV found nothing
+    better (studies/hyperparameter_search.py), so the bar here is 0.85; the 0.86
+    bar is on the CV test above.
     """
     frame = SERVICE.recipe.load_csv(shared_file("bankchurn", "Churn_Modelling.csv"))
     data = split(SERVICE, frame, seed=42)
