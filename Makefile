@@ -36,6 +36,7 @@ down:
 lint: sync
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/shellcheck scripts/*.sh .ci/run
 
 typecheck: sync
 	$(BIN)/mypy
@@ -85,10 +86,10 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
 k8s-check: sync $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(BIN)/python k8s/check.py --checkov $(CHECKOV)
 
-# Container image and CI/CD workflows: hadolint + actionlint from the dev group (uv.lock),
-# checkov from its own virtualenv (above). Part of `make test`.
+# Container image and CI/CD workflows: hadolint + actionlint (which shellchecks every run:
+# block) from the dev group (uv.lock), checkov from its own virtualenv (above). Part of `make test`.
 delivery-check: sync $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(BIN)/hadolint --failure-threshold warning Dockerfile mlflow/Dockerfile
-	$(BIN)/actionlint
+	$(BIN)/actionlint -shellcheck=$(BIN)/shellcheck
 	$(CHECKOV) --framework dockerfile -f Dockerfile -f mlflow/Dockerfile --skip-download --quiet --compact
 	$(CHECKOV) --framework github_actions -d .github/workflows --skip-download --quiet --compact

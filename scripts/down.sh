@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Stop whatever `make up` left running, by the process groups it recorded.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 quiet=${1:-}
-for file in .mlp/pids/*.pid; do
+for file in "${MLP_STATE:-.mlp}"/pids/*.pid; do
   [ -e "$file" ] || continue
   pid=$(cat "$file")
   if kill -0 "$pid" 2>/dev/null; then

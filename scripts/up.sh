@@ -2,12 +2,15 @@
 # Start MLflow and every service on 127.0.0.1, training any model whose registry has no
 # champion; Ctrl-C stops them all. Each server runs in its own process group (setsid) whose
 # id is recorded in .mlp/pids, so stopping it stops its children too (`make down` uses them).
+# To run beside another copy: MLP_STATE (default .mlp), MLFLOW_PORT (default 5000) and
+# MLP_PORT_OFFSET (added to every service's port; default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-STATE=.mlp
+STATE=${MLP_STATE:-.mlp}
 PIDS=$STATE/pids
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
+PORT_OFFSET=${MLP_PORT_OFFSET:-0}
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
 mkdir -p "$STATE/artifacts" "$PIDS" "$STATE/logs"
 
@@ -26,7 +29,10 @@ stop_all() {
     rm -f "$PIDS/$name.pid"
   done
 }
-trap stop_all INT TERM EXIT
+# Ctrl-C is how a user ends a session, so a clean stop after it is a success (no
+# "make: *** Error 130"); a failure before it keeps its exit status through the EXIT trap.
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 wait_for() {  # url seconds
   for _ in $(seq 1 $(( $2 * 5 ))); do
@@ -43,13 +49,15 @@ setsid scripts/mlflow-server.sh "$MLFLOW_PORT" "$STATE" >"$STATE/logs/mlflow.log
 echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
 wait_for "$MLFLOW_TRACKING_URI/health" 120
 
-services=$("$BIN/mlp" services | cut -f1)
-for svc in $services; do
-  "$BIN/mlp" train "$svc" --if-no-champion
-done
+# One `mlp` process for the listing and one for training: each start imports every
+# service's model stack (about 9 s here).
+listing=$("$BIN/mlp" services)
+services=$(cut -f1 <<<"$listing")
+# shellcheck disable=SC2086 # one argument per service name
+"$BIN/mlp" train $services --if-no-champion
 
 declare -A ports
-while IFS=$'\t' read -r svc port _; do ports[$svc]=$port; done < <("$BIN/mlp" services)
+while IFS=$'\t' read -r svc port _; do ports[$svc]=$(( port + PORT_OFFSET )); done <<<"$listing"
 for svc in $services; do
   setsid "$BIN/mlp" serve "$svc" --host 127.0.0.1 --port "${ports[$svc]}" >"$STATE/logs/$svc.log" 2>&1 &
   echo $! >"$PIDS/$svc.pid"; started+=("$svc")

@@ -23,8 +23,14 @@ def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory, logs_dir: Path) -> Iterator[Server]:
-    server = start_mlflow(tmp_path_factory.mktemp("mlp"), logs_dir)
+def mlflow_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session MLflow server's SQLite store and artifacts."""
+    return tmp_path_factory.mktemp("mlp")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_state: Path, logs_dir: Path) -> Iterator[Server]:
+    server = start_mlflow(mlflow_state, logs_dir)
     yield server
     server.stop()
 

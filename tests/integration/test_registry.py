@@ -11,6 +11,8 @@ from processes import BIN, ROOT, Server
 from servekit import registry
 from servekit.training.trainer import TrainResult
 
+SERVICES = registry.available()
+
 pytestmark = pytest.mark.integration
 
 
@@ -70,8 +72,9 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
 def test_training_with_if_no_champion_does_nothing_when_one_exists(
     mlflow_server: Server, registered: dict[str, TrainResult]
 ) -> None:
-    output = run_mlp("train", "bankchurn", "--if-no-champion", env={"MLFLOW_TRACKING_URI": mlflow_server.url})
-    assert "exists; not training" in output
+    output = run_mlp("train", *SERVICES, "--if-no-champion", env={"MLFLOW_TRACKING_URI": mlflow_server.url})
+    for name in SERVICES:
+        assert f"{name}: champion v{registered[name].version} exists; not training" in output
 
 
 def test_unknown_service_is_a_clear_error() -> None:

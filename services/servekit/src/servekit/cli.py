@@ -31,20 +31,24 @@ def _tracking_uri(arg: str | None) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from servekit.training.trainer import current_champion, train
 
-    spec = registry.get_service(args.service)
+    if args.data is not None and len(args.services) > 1:
+        raise UsageError("train: --data is one service's file; name a single service with it")
+    # Every name is checked before anything trains, so a typo costs no training run.
+    specs = [registry.get_service(name) for name in args.services]
     tracking_uri = _tracking_uri(args.tracking_uri)
-    if args.if_no_champion:
-        import mlflow
+    for spec in specs:
+        if args.if_no_champion:
+            import mlflow
 
-        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
-        champion = current_champion(client, spec.name)
-        if champion is not None:
-            print(f"{spec.name}: champion v{champion} exists; not training")
-            return 0
-    result = train(spec, tracking_uri, args.data, seed=args.seed)
-    figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
-    print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
-    print(f"{spec.name}: {result.decision}")
+            client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+            champion = current_champion(client, spec.name)
+            if champion is not None:
+                print(f"{spec.name}: champion v{champion} exists; not training")
+                continue
+        result = train(spec, tracking_uri, args.data, seed=args.seed)
+        figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
+        print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
+        print(f"{spec.name}: {result.decision}")
     return 0
 
 
@@ -119,7 +123,7 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train, register as challenger, promote if better")
-    train.add_argument("service")
+    train.add_argument("services", nargs="+", metavar="service", help="one or more, trained in order")
     train.add_argument("--data", type=Path, help="real CSV (default: synthetic data)")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--tracking-uri", help=f"default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")

@@ -1,0 +1,61 @@
+"""``mlp train`` with one or more services: names checked first, then trained in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from servekit import cli
+from servekit.training import trainer
+
+
+@pytest.fixture
+def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names passed to the trainer; services ``a``, ``b`` and ``c`` exist, nothing else."""
+    calls: list[str] = []
+
+    def get_service(name: str) -> Any:
+        if name not in {"a", "b", "c"}:
+            raise LookupError(f"unknown service {name!r}")
+        return SimpleNamespace(name=name)
+
+    def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
+        calls.append(spec.name)
+        return SimpleNamespace(version="1", run_id="r", metrics={"m": 0.5}, decision="promoted")
+
+    monkeypatch.setattr(cli.registry, "get_service", get_service)
+    monkeypatch.setattr(trainer, "train", train)
+    return calls
+
+
+def test_several_services_are_trained_in_the_order_named(
+    trained: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["train", "c", "a", "--tracking-uri", "http://127.0.0.1:1"]) == 0
+    assert trained == ["c", "a"]
+    out = capsys.readouterr().out
+    assert out.index("c: registered v1") < out.index("a: registered v1")
+
+
+def test_an_unknown_name_stops_before_anything_trains(
+    trained: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["train", "a", "nope", "--tracking-uri", "http://127.0.0.1:1"]) == 2
+    assert trained == []
+    assert "unknown service 'nope'" in capsys.readouterr().err
+
+
+def test_data_goes_with_a_single_service(trained: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", "a", "b", "--data", "x.csv"]) == 2
+    assert trained == []
+    assert "mlp: train: --data is one service's file" in capsys.readouterr().err
+
+
+def test_a_service_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train"])
+    assert exit_.value.code == 2
+    assert "service" in capsys.readouterr().err

@@ -1,0 +1,184 @@
+"""`make up` and `make down` (scripts/up.sh and scripts/down.sh) as a user runs them.
+
+`make up` is `uv sync` followed by scripts/up.sh; the script is started directly so the test
+does not re-sync the environment it runs in. Its state is a copy of the session registry, in
+which every service already has a champion, so it starts in seconds instead of training
+(training when there is no champion is tested in test_registry).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from processes import ROOT, Server, free_port
+from servekit import registry
+from servekit.training.trainer import TrainResult
+
+pytestmark = pytest.mark.integration
+
+READY_LINE = "Ctrl-C stops everything"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port_offset() -> int:
+    """An offset that moves every service's local port onto a free one."""
+    ports = {registry.get_service(name).local_port for name in registry.available()}
+    for _ in range(50):
+        offset = free_port() - min(ports)
+        if offset > 0 and all(port_is_free(port + offset) for port in ports):
+            return offset
+    raise RuntimeError("no free block of service ports")
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Platform:
+    """One run of scripts/up.sh in its own process group, as a terminal would start it."""
+
+    def __init__(self, state: Path, log: Path) -> None:
+        self.state, self.log = state, log
+        self.offset = free_port_offset()
+        self.env = {
+            **os.environ,
+            "MLP_STATE": str(state),
+            "MLFLOW_PORT": str(free_port()),
+            "MLP_PORT_OFFSET": str(self.offset),
+        }
+        # A shell starts background jobs with SIGINT ignored, an ignored signal stays ignored
+        # across exec, and bash cannot trap one ignored on entry. A terminal's foreground job
+        # has the default, so give the script that: a handled signal resets to it at exec.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            with log.open("wb") as handle:
+                self.process = subprocess.Popen(
+                    ["bash", "scripts/up.sh"],
+                    cwd=ROOT,
+                    env=self.env,
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_until_serving(self, seconds: float = 240) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if READY_LINE in self.output():
+                return self.output()
+            if self.process.poll() is not None:
+                raise RuntimeError(f"up.sh exited with {self.process.returncode}:\n{self.output()}")
+            time.sleep(0.5)
+        raise TimeoutError(f"up.sh never finished starting:\n{self.output()}")
+
+    def recorded_pids(self) -> dict[str, int]:
+        return {file.stem: int(file.read_text()) for file in (self.state / "pids").glob("*.pid")}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{registry.get_service(name).local_port + self.offset}"
+
+    def kill(self) -> None:
+        """Last resort, so a failed test leaves nothing running."""
+        for pid in [self.process.pid, *self.recorded_pids().values()]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def platform(
+    tmp_path: Path, mlflow_state: Path, mlflow_server: Server, registered: dict[str, TrainResult]
+) -> Iterator[Platform]:
+    state = tmp_path / "state"
+    state.mkdir()
+    # The backup API takes a consistent snapshot while the session server holds the file.
+    with sqlite3.connect(mlflow_state / "mlflow.db") as source, sqlite3.connect(state / "mlflow.db") as copy:
+        source.backup(copy)
+    shutil.copytree(mlflow_state / "artifacts", state / "artifacts")
+    running = Platform(state, tmp_path / "up.log")
+    try:
+        yield running
+    finally:
+        running.kill()
+
+
+def test_up_serves_every_service_and_ctrl_c_stops_everything(
+    platform: Platform, registered: dict[str, TrainResult]
+) -> None:
+    output = platform.wait_until_serving()
+    assert f"MLflow UI:   http://127.0.0.1:{platform.env['MLFLOW_PORT']}" in output
+    for name in registry.available():
+        assert re.search(rf"^{name}\s+{platform.url(name)}\s+docs: {platform.url(name)}/docs", output, re.M)
+        assert f"{name}: champion v{registered[name].version} exists; not training" in output
+        model = httpx.get(f"{platform.url(name)}/model").json()
+        assert model["version"] == registered[name].version
+        example = model["feature_schema"]["examples"][0]
+        response = httpx.post(f"{platform.url(name)}/predict", params={"explain": "true"}, json=example)
+        assert response.status_code == 200, response.text
+        assert response.json()["explanation"]["contributions"]
+
+    pids = platform.recorded_pids()
+    assert set(pids) == {"mlflow", *registry.available()}
+    assert all(is_alive(pid) for pid in pids.values())
+
+    os.killpg(platform.process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
+    assert platform.process.wait(timeout=60) == 0, platform.output()
+    assert "stopping: mlflow" in platform.output()
+    assert [name for name, pid in pids.items() if is_alive(pid)] == []
+    assert list((platform.state / "pids").glob("*.pid")) == []
+    assert all(port_is_free(httpx.URL(platform.url(name)).port or 0) for name in registry.available())
+
+
+def test_down_stops_what_an_interrupted_up_left_running(platform: Platform) -> None:
+    platform.wait_until_serving()
+    pids = platform.recorded_pids()
+    # The launcher dies without cleaning up (a closed terminal, kill -9): the servers live on
+    # in their own sessions, which is what `make down` is for.
+    platform.process.kill()
+    platform.process.wait()
+    assert all(is_alive(pid) for pid in pids.values())
+
+    down = subprocess.run(
+        ["bash", "scripts/down.sh"],
+        check=False,
+        cwd=ROOT,
+        env=platform.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert down.returncode == 0, down.stderr
+    for name, pid in pids.items():
+        assert f"stopped {name} (pid {pid})" in down.stdout
+    assert [name for name, pid in pids.items() if is_alive(pid)] == []
+    assert list((platform.state / "pids").glob("*.pid")) == []
