@@ -47,11 +47,13 @@ scripts/down.sh --quiet
 echo "starting MLflow on $MLFLOW_TRACKING_URI (store: $STATE/mlflow.db, artifacts: $STATE/artifacts)"
 setsid scripts/mlflow-server.sh "$MLFLOW_PORT" "$STATE" >"$STATE/logs/mlflow.log" 2>&1 &
 echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
+# One `mlp` process for the listing and one for training, as each start imports every
+# service's model stack (about 9 s here); the listing runs while MLflow starts (about 25 s).
+"$BIN/mlp" services >"$STATE/services.tsv" &
+listing_pid=$!
 wait_for "$MLFLOW_TRACKING_URI/health" 120
-
-# One `mlp` process for the listing and one for training: each start imports every
-# service's model stack (about 9 s here).
-listing=$("$BIN/mlp" services)
+wait "$listing_pid"
+listing=$(<"$STATE/services.tsv")
 services=$(cut -f1 <<<"$listing")
 # shellcheck disable=SC2086 # one argument per service name
 "$BIN/mlp" train $services --if-no-champion

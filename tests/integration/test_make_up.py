@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -91,15 +91,18 @@ class Platform:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_until_serving(self, seconds: float = 240) -> str:
+    def wait_until(self, started: Callable[[], bool], seconds: float = 240) -> str:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if READY_LINE in self.output():
+            if started():
                 return self.output()
             if self.process.poll() is not None:
                 raise RuntimeError(f"up.sh exited with {self.process.returncode}:\n{self.output()}")
             time.sleep(0.5)
-        raise TimeoutError(f"up.sh never finished starting:\n{self.output()}")
+        raise TimeoutError(f"up.sh never got there:\n{self.output()}")
+
+    def wait_until_serving(self) -> str:
+        return self.wait_until(lambda: READY_LINE in self.output())
 
     def recorded_pids(self) -> dict[str, int]:
         return {file.stem: int(file.read_text()) for file in (self.state / "pids").glob("*.pid")}
@@ -160,10 +163,11 @@ def test_up_serves_every_service_and_ctrl_c_stops_everything(
 
 
 def test_down_stops_what_an_interrupted_up_left_running(platform: Platform) -> None:
-    platform.wait_until_serving()
+    every_server = {"mlflow", *registry.available()}
+    platform.wait_until(lambda: set(platform.recorded_pids()) == every_server)
     pids = platform.recorded_pids()
-    # The launcher dies without cleaning up (a closed terminal, kill -9): the servers live on
-    # in their own sessions, which is what `make down` is for.
+    # The launcher dies without cleaning up (a closed terminal, kill -9) while the services
+    # start: the servers live on in their own sessions, which is what `make down` is for.
     platform.process.kill()
     platform.process.wait()
     assert all(is_alive(pid) for pid in pids.values())
