@@ -27,14 +27,15 @@ def payloads(
     ``mode``: ``auto`` (real data when ``../shared/datasets/<name>/*.csv`` exists), ``real`` or
     ``synthetic``; default from ``LOADTEST_DATA``.
     """
-    recipe = registry.get_service(name).recipe
+    spec = registry.get_service(name)
+    recipe = spec.recipe
     mode = mode or os.environ.get("LOADTEST_DATA", "auto")
     files = sorted((SHARED / name).glob("*.csv")) if mode != "synthetic" else []
     if files:
         try:
             frame = recipe.load_csv(files[0])
             frame = frame.sample(n=min(n, len(frame)), random_state=seed)
-            rows = valid_requests(registry.get_service(name), to_records(recipe.features(frame)))
+            rows = valid_requests(spec, to_records(recipe.features(frame)))
             if rows:
                 return rows, str(files[0].resolve())
             raise ValueError("no row passes the request schema")
@@ -44,7 +45,7 @@ def payloads(
             LOG.warning("%s: real data unusable (%s), using synthetic rows", name, exc)
     elif mode == "real":
         raise FileNotFoundError(f"no real data set under {SHARED / name}")
-    rows = valid_requests(registry.get_service(name), to_records(recipe.features(recipe.generate(n, seed))))
+    rows = valid_requests(spec, to_records(recipe.features(recipe.generate(n, seed))))
     if not rows:
         raise ValueError(f"{name}: no synthetic row passes the request schema")
     return rows, "synthetic"

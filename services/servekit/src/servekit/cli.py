@@ -36,15 +36,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Every name is checked before anything trains, so a typo costs no training run.
     specs = [registry.get_service(name) for name in args.services]
     tracking_uri = _tracking_uri(args.tracking_uri)
-    for spec in specs:
-        if args.if_no_champion:
-            import mlflow
+    client = None
+    if args.if_no_champion:
+        import mlflow
 
-            client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
-            champion = current_champion(client, spec.name)
-            if champion is not None:
-                print(f"{spec.name}: champion v{champion} exists; not training")
-                continue
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    for spec in specs:
+        champion = current_champion(client, spec.name) if client is not None else None
+        if champion is not None:
+            print(f"{spec.name}: champion v{champion} exists; not training")
+            continue
         result = train(spec, tracking_uri, args.data, seed=args.seed)
         figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
         print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")

@@ -95,10 +95,7 @@ def train(
     frame, source = recipe.load(data_path, seed)
     data = split(spec, frame, seed)
     pipeline, metadata = fit(spec, data, seed)
-    metrics = recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
-    # Predicted once: the interval and the champion comparison both resample these.
-    held_out = recipe.primary().outputs(pipeline, data.x_test)
-    metrics.update(primary_interval(spec, held_out, data, seed))
+    metrics, held_out = evaluate(spec, pipeline, data, metadata, seed)
     metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
     metadata["data"]["source"] = source
 
@@ -136,11 +133,22 @@ def train(
     return TrainResult(spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision)
 
 
-def primary_interval(spec: ServiceSpec, outputs: Any, data: Split, seed: int) -> dict[str, float]:
-    """The bootstrap interval of the primary metric of held-out ``outputs``, as two metrics."""
-    key = spec.recipe.primary_metric
-    found = uncertainty.interval(spec.recipe.primary(), data.y_test.to_numpy(), outputs, seed=seed)
-    return {f"{key}_ci_low": found.low, f"{key}_ci_high": found.high}
+def evaluate(
+    spec: ServiceSpec, pipeline: Any, data: Split, metadata: dict[str, Any], seed: int
+) -> tuple[dict[str, float], Any]:
+    """The held-out metrics ``mlp train`` logs, with the primary metric's bootstrap interval
+    (``<metric>_ci_low``, ``<metric>_ci_high``), and the primary metric's per-row outputs.
+
+    The outputs are predicted once: the interval and the champion comparison both resample them.
+    """
+    recipe = spec.recipe
+    metrics = recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
+    primary = recipe.primary()
+    outputs = primary.outputs(pipeline, data.x_test)
+    key = recipe.primary_metric
+    found = uncertainty.interval(primary, data.y_test.to_numpy(), outputs, seed=seed)
+    metrics.update({f"{key}_ci_low": found.low, f"{key}_ci_high": found.high})
+    return metrics, outputs
 
 
 def current_champion(client: Any, name: str) -> str | None:
