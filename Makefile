@@ -36,7 +36,7 @@ down:
 lint: sync
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/shellcheck scripts/*.sh .ci/run
+	$(BIN)/shellcheck $$(git ls-files '*.sh') .ci/run
 
 typecheck: sync
 	$(BIN)/mypy

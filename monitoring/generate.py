@@ -1274,8 +1274,8 @@ def prometheus_config(
 
 
 def local_targets() -> dict[str, str]:
-    """The services of ``make up`` on their local ports."""
-    return {name: f"127.0.0.1:{registry.get_service(name).local_port}" for name in services()}
+    """The services of ``make up`` on their local ports (``$MLP_PORT_OFFSET`` included)."""
+    return {name: f"127.0.0.1:{registry.local_port(registry.get_service(name))}" for name in services()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

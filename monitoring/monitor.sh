@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make monitor`: a local Prometheus on 127.0.0.1 scraping the `make up` services with every rule
 # of monitoring/rules loaded, in the foreground (Ctrl-C stops it). Data under .mlp/prometheus.
+# Beside a second `make up`, give it the same MLP_STATE and MLP_PORT_OFFSET (and a PROMETHEUS_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PROMETHEUS_PORT:-9090}
 INTERVAL=${SCRAPE_INTERVAL:-5s}
-STATE=.mlp/prometheus
+STATE=${MLP_STATE:-.mlp}/prometheus
 mkdir -p "$STATE/data"
 .venv/bin/python monitoring/generate.py --prometheus-config "$STATE/prometheus.yml" --scrape-interval "$INTERVAL"
 while IFS=$'\t' read -r svc port _; do

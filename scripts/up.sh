@@ -3,14 +3,14 @@
 # champion; Ctrl-C stops them all. Each server runs in its own process group (setsid) whose
 # id is recorded in .mlp/pids, so stopping it stops its children too (`make down` uses them).
 # To run beside another copy: MLP_STATE (default .mlp), MLFLOW_PORT (default 5000) and
-# MLP_PORT_OFFSET (added to every service's port; default 0).
+# MLP_PORT_OFFSET (added to every service's port by `mlp services`/`mlp serve`; default 0;
+# `make monitor` and `make loadtest` honour it too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 STATE=${MLP_STATE:-.mlp}
 PIDS=$STATE/pids
 MLFLOW_PORT=${MLFLOW_PORT:-5000}
-PORT_OFFSET=${MLP_PORT_OFFSET:-0}
 export MLFLOW_TRACKING_URI=http://127.0.0.1:$MLFLOW_PORT
 mkdir -p "$STATE/artifacts" "$PIDS" "$STATE/logs"
 
@@ -47,8 +47,9 @@ scripts/down.sh --quiet
 echo "starting MLflow on $MLFLOW_TRACKING_URI (store: $STATE/mlflow.db, artifacts: $STATE/artifacts)"
 setsid scripts/mlflow-server.sh "$MLFLOW_PORT" "$STATE" >"$STATE/logs/mlflow.log" 2>&1 &
 echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
-# One `mlp` process for the listing and one for training, as each start imports every
-# service's model stack (about 9 s here); the listing runs while MLflow starts (about 25 s).
+# One `mlp` process for the listing (name, port with MLP_PORT_OFFSET, title) and one for
+# training, as each start imports every service's model stack (about 9 s here); the listing
+# runs while MLflow starts (about 25 s).
 "$BIN/mlp" services >"$STATE/services.tsv" &
 listing_pid=$!
 wait_for "$MLFLOW_TRACKING_URI/health" 120
@@ -59,7 +60,7 @@ services=$(cut -f1 <<<"$listing")
 "$BIN/mlp" train $services --if-no-champion
 
 declare -A ports
-while IFS=$'\t' read -r svc port _; do ports[$svc]=$(( port + PORT_OFFSET )); done <<<"$listing"
+while IFS=$'\t' read -r svc port _; do ports[$svc]=$port; done <<<"$listing"
 for svc in $services; do
   setsid "$BIN/mlp" serve "$svc" --host 127.0.0.1 --port "${ports[$svc]}" >"$STATE/logs/$svc.log" 2>&1 &
   echo $! >"$PIDS/$svc.pid"; started+=("$svc")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 
 import mlflow
 import pytest
 
+from bankchurn.data import generate_raw
 from processes import BIN, ROOT, Server
 from servekit import registry
 from servekit.training.trainer import TrainResult
@@ -38,7 +41,7 @@ def test_a_trained_model_is_logged_registered_and_champion(
 
 
 def test_challenger_is_promoted_only_when_it_beats_the_champion(
-    mlflow_server: Server, registered: dict[str, TrainResult]
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
 ) -> None:
     name = "bankchurn"
     env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
@@ -54,7 +57,7 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
     assert "difference +0.0000 (95% CI +0.0000 to +0.0000), within the noise of this split" in same
 
     # A weak model (400 rows) does not beat the champion on its own held-out split ...
-    weak = run_mlp("train", name, "--data", str(weak_data()), env=env)
+    weak = run_mlp("train", name, "--data", str(weak_data(tmp_path)), env=env)
     assert f"kept champion v{first}" in weak
     # ... but once it is made champion by hand, the next full run beats it.
     weak_version = client.get_model_version_by_alias(name, "challenger").version
@@ -85,20 +88,14 @@ def test_unknown_service_is_a_clear_error() -> None:
     assert "unknown service 'nope'" in result.stderr
 
 
-def weak_data():  # type: ignore[no-untyped-def]
-    import tempfile
-    from pathlib import Path
-
-    from bankchurn.data import generate_raw
-
-    path = Path(tempfile.mkdtemp()) / "small.csv"
+def weak_data(directory: Path) -> Path:
+    """400 synthetic rows: a model trained on them is clearly worse than one on 10,000."""
+    path = directory / "small.csv"
     generate_raw(400, seed=9).to_csv(path, index=False)
     return path
 
 
 def run_mlp(*args: str, env: dict[str, str]) -> str:
-    import os
-
     result = subprocess.run(
         [str(BIN / "mlp"), *args],
         check=False,

@@ -8,7 +8,7 @@ the service name and its kind, so ``--tags bankchurn`` or ``--tags explain`` pic
     make loadtest LOAD_TIME=2m LOAD_USERS=12 LOAD_TAGS=bankchurn
 
 Environment:
-    LOADTEST_<SERVICE>_HOST  base URL of a service (default http://127.0.0.1:<local port>)
+    LOADTEST_<SERVICE>_HOST  base URL of a service (default http://127.0.0.1:<local port + MLP_PORT_OFFSET>)
     LOADTEST_DATA            ``auto`` (real when present), ``real`` or ``synthetic``
     LOADTEST_P95_MS          p95 thresholds per task kind, e.g. ``predict=250,explain=400,batch=1500``
     LOADTEST_MAX_ERROR_RATIO defaults to 0.001 (0.1 %)
@@ -68,7 +68,7 @@ def user_class(name: str) -> type[FastHttpUser]:
         body = {"instances": random.sample(rows, BATCH)}
         self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch")
 
-    host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{spec.local_port}")
+    host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
     attributes = {
         "__module__": __name__,
         "__doc__": f"{spec.title}: predict, predict with explanation and batch of {BATCH}.",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
@@ -91,3 +93,18 @@ def test_latency_threshold_is_a_bucket_bound_rendered_like_the_client(generator:
         threshold = generator.objectives(service).latency_threshold
         assert threshold in LATENCY_BUCKETS
         assert generator.le(threshold) == floatToGoString(threshold)
+
+
+def test_make_monitor_scrapes_the_make_up_ports_with_their_offset(
+    generator: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make monitor`` beside a second ``make up`` (MLP_PORT_OFFSET) scrapes that copy's services."""
+    monkeypatch.setenv(registry.PORT_OFFSET_ENV, "100")
+    config_path = tmp_path / "prometheus.yml"
+    assert generator.main(["--prometheus-config", str(config_path), "--scrape-interval", "2s"]) == 0
+    config = yaml.safe_load(config_path.read_text())
+    scraped = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert scraped == {
+        name: [f"127.0.0.1:{registry.get_service(name).local_port + 100}"] for name in registry.available()
+    }
+    assert config["global"]["scrape_interval"] == "2s"

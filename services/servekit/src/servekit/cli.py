@@ -90,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         app,
         host=args.host,
-        port=args.port or spec.local_port,
+        port=args.port or registry.local_port(spec),
         access_log=False,
         log_level=settings.log_level.lower(),
         loop="uvloop",
@@ -115,7 +115,7 @@ def cmd_package_sagemaker(args: argparse.Namespace) -> int:
 def cmd_services(_: argparse.Namespace) -> int:
     for name in registry.available():
         spec = registry.get_service(name)
-        print(f"{name}\t{spec.local_port}\t{spec.title}")
+        print(f"{name}\t{registry.local_port(spec)}\t{spec.title}")
     return 0
 
 
@@ -153,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
     package.add_argument("--output", type=Path, default=Path("model.tar.gz"))
     package.set_defaults(func=cmd_package_sagemaker)
 
-    services = sub.add_parser("services", help="list installed services and their local ports")
+    services = sub.add_parser(
+        "services", help="list installed services and their local ports (plus $MLP_PORT_OFFSET)"
+    )
     services.set_defaults(func=cmd_services)
     return root
 
@@ -163,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     try:
         return int(args.func(args))
-    except (LookupError, UsageError) as exc:
+    except (LookupError, UsageError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2
 

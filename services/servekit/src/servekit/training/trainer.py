@@ -160,19 +160,15 @@ def current_champion(client: Any, name: str) -> str | None:
         return None
 
 
-def compare(spec: ServiceSpec, new_outputs: Any, old: Any, data: Split) -> str:
+def compare(spec: ServiceSpec, new_outputs: Any, old_outputs: Any, data: Split) -> str:
     """The paired-bootstrap difference of the primary metric, and whether it exceeds the noise.
 
     Promotion still follows the point estimate (a retrain on more data should not
     wait for a significant win), but the operator reading the decision sees
     whether the win is real on this split.
     """
-    primary = spec.recipe.primary()
     difference = uncertainty.paired_difference(
-        primary,
-        data.y_test.to_numpy(),
-        new_outputs,
-        primary.outputs(old, data.x_test),
+        spec.recipe.primary(), data.y_test.to_numpy(), new_outputs, old_outputs
     )
     verdict = "within" if difference.contains(0.0) else "beyond"
     return f"difference {difference}, {verdict} the noise of this split"
@@ -194,12 +190,15 @@ def _decide(
     if champion is None:
         return True, "", f"promoted to {CHAMPION}: no {CHAMPION} yet ({key}={metrics[key]:.4f})"
     old = load_artifact(spec.name, f"models:/{spec.name}/{champion}", tracking_uri)
-    old_metrics = recipe.evaluate(old.pipeline, data.x_test, data.y_test, old.metadata)
-    new_value, old_value = metrics[key], old_metrics[key]
+    # The champion's held-out outputs are predicted once and serve both its point
+    # value and the paired bootstrap; both values come from the same scoring function.
+    primary, truth = recipe.primary(), data.y_test.to_numpy()
+    old_outputs = primary.outputs(old.pipeline, data.x_test)
+    new_value, old_value = primary.score(truth, new_outputs), primary.score(truth, old_outputs)
     better = new_value > old_value if recipe.greater_is_better else new_value < old_value
     comparison = (
         f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} on the same held-out split"
-        f"; {compare(spec, new_outputs, old.pipeline, data)}"
+        f"; {compare(spec, new_outputs, old_outputs, data)}"
     )
     if better:
         return True, champion, f"promoted to {CHAMPION}: {comparison}"
