@@ -1,8 +1,9 @@
-"""The image's command is the manifests' command, and that command serves /readyz here.
+"""The image's command is the manifests' command, and the image's environment serves.
 
 No Docker engine runs here, so the Dockerfile is read as text: its final stage's ``CMD``,
 ``USER``, ``EXPOSE`` and ``ENV MLP_SERVICE=${SERVICE}`` are compared with what the rendered
-Kubernetes manifests run, and the ``CMD`` itself is run in the project environment against a
+Kubernetes manifests run; then, for every service, the build stage's own ``uv sync`` installs
+what the image would hold, and the ``CMD`` runs from it with the final stage's ``ENV`` against a
 real MLflow server.
 """
 
@@ -12,11 +13,11 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -132,26 +133,98 @@ def test_manifests_run_the_image_command(overlay: str) -> None:
         assert 8080 in [p.get("containerPort") for p in container.get("ports", [])]
 
 
+def build_stage() -> list[tuple[str, str]]:
+    parsed = instructions(DOCKERFILE.read_text())
+    starts = [i for i, (keyword, _) in enumerate(parsed) if keyword == "FROM"]
+    last_from = starts[-1]
+    return parsed[starts[-2] : last_from]
+
+
+def image_install(service: str) -> list[str]:
+    """The build stage's last ``uv sync`` (the one that installs the service), for ``service``."""
+    syncs = [
+        shlex.split(part.strip())
+        for keyword, rest in build_stage()
+        if keyword == "RUN"
+        for part in rest.split("&&")
+        if part.strip().startswith("uv sync")
+    ]
+    assert syncs, "the build stage installs with uv sync"
+    return [token.replace("${SERVICE}", service) for token in syncs[-1]]
+
+
+def image_env(service: str, venv: Path, writable: Path) -> dict[str, str]:
+    """The final stage's ENV for ``service``, with /app/.venv and /tmp mapped to local directories."""
+    substitutions = {"${SERVICE}": service, "/app/.venv": str(venv), "$PATH": os.environ["PATH"]}
+    env = {}
+    for key, declared in env_of(final_stage()).items():
+        value = declared
+        for variable, replacement in substitutions.items():
+            value = value.replace(variable, replacement)
+        env[key] = str(writable) if value == "/tmp" else value
+    return env
+
+
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    }
+
+
 @pytest.mark.integration
-def test_image_command_serves_readyz(
-    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_environment_serves_explained_predictions(
+    service: str, mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
 ) -> None:
-    """The CMD, run here with MLP_SERVICE set (host 127.0.0.1, a free port), becomes ready."""
-    service = SERVICES[0]
+    """The image, short of Docker: the service's environment installed with the build stage's own
+    ``uv sync`` (runtime dependencies only: no pytest, no shap), the final stage's ENV, and the CMD
+    (host 127.0.0.1, a free port). It becomes ready, serves an explained prediction, and writes
+    nothing into its environment (the pod's root filesystem is read-only; only /tmp is writable,
+    here a temporary directory). Bytecode is not precompiled here (UV_COMPILE_BYTECODE): it only
+    changes start-up time.
+    """
+    venv, writable = tmp_path / "app-venv", tmp_path / "tmp"
+    writable.mkdir()
+    install = image_install(service)
+    assert install[:2] == ["uv", "sync"]
+    assert "--no-dev" in install
+    # uv as the Makefile runs it (python3 -m uv), on this machine's Python, into a fresh directory.
+    uv_env = {"UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": "python3", "UV_PYTHON_DOWNLOADS": "never"}
+    subprocess.run(
+        ["python3", "-m", "uv", *install[1:], "--quiet"],
+        cwd=ROOT,
+        env={**os.environ, **uv_env},
+        check=True,
+        timeout=600,
+    )
+    dev_only = ("pytest", "shap", "schemathesis", "locust", "moto")
+    probe = f"import importlib.util as u; print([m for m in {dev_only!r} if u.find_spec(m)])"
+    shipped = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert shipped == "[]", f"the {service} image would ship test tools: {shipped}"
+
+    before = tree_state(venv)
     cmd = image_cmd()
     port = free_port()
-    argv = [shutil.which(cmd[0], path=str(ROOT / ".venv" / "bin")) or cmd[0], *cmd[1:]]
+    argv = [str(venv / "bin" / cmd[0]), *cmd[1:]]
     argv[argv.index("--port") + 1] = str(port)
     argv[argv.index("--host") + 1] = "127.0.0.1"
     env = {
-        "MLP_SERVICE": service,
+        **image_env(service, venv, writable),
         "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "HOME": str(tmp_path),
-        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONNOUSERSITE": "1",
     }
-    server = start(f"image-cmd-{service}", argv, port, tmp_path, env)
+    server = start(f"image-{service}", argv, port, tmp_path, env, cwd=writable)
     try:
-        response = server.wait_for("/readyz", 200, seconds=120)
-        assert response.json()["model"]["name"] == service
+        model = server.wait_for("/readyz", 200, seconds=120).json()["model"]
+        assert (model["name"], model["version"]) == (service, registered[service].version)
+        example = httpx.get(f"{server.url}/model").json()["feature_schema"]["examples"][0]
+        response = httpx.post(f"{server.url}/predict", params={"explain": "true"}, json=example)
+        assert response.status_code == 200, response.text
+        assert response.json()["explanation"]["contributions"]
     finally:
         server.stop()
+    assert tree_state(venv) == before, f"{service} wrote into its environment (read-only in the pod)"

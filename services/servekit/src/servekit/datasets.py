@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 #: ``../shared/datasets`` beside the repository (the CI layout), overridable.
 SHARED = Path(
     os.environ.get("MLP_SHARED_DATASETS", Path(__file__).resolve().parents[4] / ".." / "shared" / "datasets")
@@ -16,6 +14,8 @@ SHARED = Path(
 def shared_file(*parts: str) -> Path:
     """A shared data file. A missing file FAILS the test (CI always has ``../shared``), unless the user
     opted out with ``MLP_SKIP_REAL_DATA=1`` on a machine that has no copy of the shared data."""
+    import pytest  # only tests call this; pytest is not a dependency of a served image
+
     path = SHARED.joinpath(*parts).resolve()
     if not path.is_file():
         message = f"real data set not found at {path} (expected ../shared/datasets beside the repository)"
