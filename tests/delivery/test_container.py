@@ -14,6 +14,8 @@ import os
 import re
 import shlex
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,20 +175,16 @@ def tree_state(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("service", SERVICES)
-def test_image_environment_serves_explained_predictions(
-    service: str, mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
-) -> None:
-    """The image, short of Docker: the service's environment installed with the build stage's own
-    ``uv sync`` (runtime dependencies only: no pytest, no shap), the final stage's ENV, and the CMD
-    (host 127.0.0.1, a free port). It becomes ready, serves an explained prediction, and writes
-    nothing into its environment (the pod's root filesystem is read-only; only /tmp is writable,
-    here a temporary directory). Bytecode is not precompiled here (UV_COMPILE_BYTECODE): it only
-    changes start-up time.
-    """
-    venv, writable = tmp_path / "app-venv", tmp_path / "tmp"
-    writable.mkdir()
+@dataclass(frozen=True)
+class ImageRun:
+    """One service's image environment, its server, and the environment's files before it ran."""
+
+    venv: Path
+    server: Server
+    files_before: dict[str, tuple[int, int]]
+
+
+def install_image_environment(service: str, venv: Path) -> None:
     install = image_install(service)
     assert install[:2] == ["uv", "sync"]
     assert "--no-dev" in install
@@ -199,32 +197,65 @@ def test_image_environment_serves_explained_predictions(
         check=True,
         timeout=600,
     )
-    dev_only = ("pytest", "shap", "schemathesis", "locust", "moto")
-    probe = f"import importlib.util as u; print([m for m in {dev_only!r} if u.find_spec(m)])"
-    shipped = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert shipped == "[]", f"the {service} image would ship test tools: {shipped}"
 
-    before = tree_state(venv)
+
+def run_image_command(service: str, venv: Path, writable: Path, tracking_uri: str, log_dir: Path) -> Server:
+    """The final stage's CMD from ``venv`` with its ENV (host 127.0.0.1, a free port)."""
     cmd = image_cmd()
     port = free_port()
     argv = [str(venv / "bin" / cmd[0]), *cmd[1:]]
     argv[argv.index("--port") + 1] = str(port)
     argv[argv.index("--host") + 1] = "127.0.0.1"
-    env = {
-        **image_env(service, venv, writable),
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "PYTHONNOUSERSITE": "1",
-    }
-    server = start(f"image-{service}", argv, port, tmp_path, env, cwd=writable)
+    env = {**image_env(service, venv, writable), "MLFLOW_TRACKING_URI": tracking_uri, "PYTHONNOUSERSITE": "1"}
+    return start(f"image-{service}", argv, port, log_dir, env, cwd=writable)
+
+
+@pytest.fixture(scope="module")
+def image_runs(
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, ImageRun]]:
+    """Every service's image environment, all started at once (their start-ups overlap)."""
+    runs: dict[str, ImageRun] = {}
     try:
-        model = server.wait_for("/readyz", 200, seconds=120).json()["model"]
-        assert (model["name"], model["version"]) == (service, registered[service].version)
-        example = httpx.get(f"{server.url}/model").json()["feature_schema"]["examples"][0]
-        response = httpx.post(f"{server.url}/predict", params={"explain": "true"}, json=example)
-        assert response.status_code == 200, response.text
-        assert response.json()["explanation"]["contributions"]
+        for service in SERVICES:
+            root = tmp_path_factory.mktemp(f"image-{service}")
+            venv, writable = root / "app-venv", root / "tmp"
+            writable.mkdir()
+            install_image_environment(service, venv)
+            files_before = tree_state(venv)
+            server = run_image_command(service, venv, writable, mlflow_server.url, root)
+            runs[service] = ImageRun(venv, server, files_before)
+        yield runs
     finally:
-        server.stop()
-    assert tree_state(venv) == before, f"{service} wrote into its environment (read-only in the pod)"
+        for run in runs.values():
+            run.server.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("service", SERVICES)
+def test_image_environment_serves_explained_predictions(
+    service: str, image_runs: dict[str, ImageRun], registered: dict[str, TrainResult]
+) -> None:
+    """The image, short of Docker: the service's environment installed with the build stage's own
+    ``uv sync`` (runtime dependencies only: no pytest, no shap), the final stage's ENV, and the CMD.
+    It becomes ready, serves an explained prediction, and writes nothing into its environment (the
+    pod's root filesystem is read-only; only /tmp is writable, here a temporary directory; as root
+    here a read-only mode would not stop a write, so the files are compared instead). Bytecode is
+    not precompiled here (UV_COMPILE_BYTECODE): it only changes start-up time.
+    """
+    run = image_runs[service]
+    dev_only = ("pytest", "shap", "schemathesis", "locust", "moto")
+    probe = f"import importlib.util as u; print([m for m in {dev_only!r} if u.find_spec(m)])"
+    shipped = subprocess.run(
+        [str(run.venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert shipped == "[]", f"the {service} image would ship test tools: {shipped}"
+
+    model = run.server.wait_for("/readyz", 200, seconds=180).json()["model"]
+    assert (model["name"], model["version"]) == (service, registered[service].version)
+    example = httpx.get(f"{run.server.url}/model").json()["feature_schema"]["examples"][0]
+    response = httpx.post(f"{run.server.url}/predict", params={"explain": "true"}, json=example)
+    assert response.status_code == 200, response.text
+    assert response.json()["explanation"]["contributions"]
+    run.server.stop()
+    assert tree_state(run.venv) == run.files_before, f"{service} wrote into its environment"

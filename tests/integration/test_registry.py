@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -11,7 +11,7 @@ import pytest
 
 from bankchurn.data import generate_raw
 from processes import BIN, ROOT, Server
-from servekit import registry
+from servekit import cli, registry
 from servekit.training.trainer import TrainResult
 
 SERVICES = registry.available()
@@ -41,15 +41,14 @@ def test_a_trained_model_is_logged_registered_and_champion(
 
 
 def test_challenger_is_promoted_only_when_it_beats_the_champion(
-    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path, mlp: Callable[..., str]
 ) -> None:
     name = "bankchurn"
-    env = {"MLFLOW_TRACKING_URI": mlflow_server.url}
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
     first = registered[name].version
 
     # Same data, same seed: an equal score is not better, so the champion stays.
-    same = run_mlp("train", name, env=env)
+    same = mlp("train", name)
     again = client.get_model_version_by_alias(name, "challenger").version
     assert again != first
     assert client.get_model_version_by_alias(name, "champion").version == first
@@ -57,25 +56,25 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
     assert "difference +0.0000 (95% CI +0.0000 to +0.0000), within the noise of this split" in same
 
     # A weak model (400 rows) does not beat the champion on its own held-out split ...
-    weak = run_mlp("train", name, "--data", str(weak_data(tmp_path)), env=env)
+    weak = mlp("train", name, "--data", str(weak_data(tmp_path)))
     assert f"kept champion v{first}" in weak
     # ... but once it is made champion by hand, the next full run beats it.
     weak_version = client.get_model_version_by_alias(name, "challenger").version
-    run_mlp("promote", name, weak_version, env=env)
+    mlp("promote", name, weak_version)
     assert client.get_model_version_by_alias(name, "champion").version == weak_version
-    better = run_mlp("train", name, env=env)
+    better = mlp("train", name)
     assert "promoted to champion: roc_auc" in better
     assert "beyond the noise of this split" in better
     assert client.get_model_version_by_alias(name, "champion").version not in (first, weak_version)
 
     # Promoting by hand restores the original champion, and says what changed.
-    assert f"champion is now v{first}" in run_mlp("promote", name, first, env=env)
+    assert f"champion is now v{first}" in mlp("promote", name, first)
 
 
 def test_training_with_if_no_champion_does_nothing_when_one_exists(
-    mlflow_server: Server, registered: dict[str, TrainResult]
+    registered: dict[str, TrainResult], mlp: Callable[..., str]
 ) -> None:
-    output = run_mlp("train", *SERVICES, "--if-no-champion", env={"MLFLOW_TRACKING_URI": mlflow_server.url})
+    output = mlp("train", *SERVICES, "--if-no-champion")
     for name in SERVICES:
         assert f"{name}: champion v{registered[name].version} exists; not training" in output
 
@@ -95,15 +94,19 @@ def weak_data(directory: Path) -> Path:
     return path
 
 
-def run_mlp(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [str(BIN / "mlp"), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+@pytest.fixture
+def mlp(mlflow_server: Server, capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
+    """``mlp ARGS --tracking-uri <the test server>`` in this process; returns what it printed.
+
+    In-process, each call skips the ~8 s of imports a new ``mlp`` process pays; the
+    console script itself is run by test_unknown_service_is_a_clear_error and test_make_up.
+    """
+
+    def run(*args: str) -> str:
+        capsys.readouterr()
+        status = cli.main([*args, "--tracking-uri", mlflow_server.url])
+        captured = capsys.readouterr()
+        assert status == 0, captured.err[-3000:]
+        return captured.out
+
+    return run
