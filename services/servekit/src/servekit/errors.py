@@ -1,8 +1,9 @@
-"""The one error type of servekit and how it becomes an HTTP response.
+"""The one error type of servekit, independent of the transport.
 
 Every error a user can cause ends as ``{"error": ..., "message": ..., "fields":
 [{"field": ..., "problem": ...}]}`` with a 4xx status, whatever raised it
-(our code, pydantic, FastAPI's query validation or Starlette's router).
+(our code, pydantic, FastAPI's query validation or Starlette's router); the HTTP
+handlers are in :mod:`servekit.rest.errors`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 
 @dataclass(frozen=True)
@@ -76,39 +70,3 @@ def from_validation_errors(errors: Sequence[Any], *, drop_prefix: str | None = N
     noun = "problem" if count == 1 else "problems"
     summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
     return ServekitError(422, "invalid_request", f"{count} {noun}: {summary}", tuple(problems))
-
-
-def error_response(exc: ServekitError) -> Response:
-    headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-    return Response(
-        orjson.dumps(exc.body()),
-        status_code=exc.status_code,
-        media_type="application/json",
-        headers=headers,
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """One handler per foreign exception type, all producing the ServekitError shape."""
-
-    async def on_servekit_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ServekitError)
-        return error_response(exc)
-
-    async def on_pydantic_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ValidationError)
-        return error_response(from_validation_errors(exc.errors(include_url=False)))
-
-    async def on_request_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(from_validation_errors(exc.errors()))
-
-    async def on_http_exception(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(ServekitError(exc.status_code, error, str(exc.detail)))
-
-    app.add_exception_handler(ServekitError, on_servekit_error)
-    app.add_exception_handler(ValidationError, on_pydantic_error)
-    app.add_exception_handler(RequestValidationError, on_request_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http_exception)

@@ -11,7 +11,6 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
-from servekit.errors import install_error_handlers
 from servekit.inference import (
     batch_body,
     check_batch_size,
@@ -25,8 +24,10 @@ from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
 from servekit.rest.body import read_body
+from servekit.rest.errors import install_error_handlers
 from servekit.rest.openapi import json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
+from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
 from servekit.runtime import ArtifactSource, ModelRuntime
 from servekit.settings import ServiceSettings, load_settings
@@ -42,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": schemas.ErrorBody, "description": "Body or batch larger than the limit"},
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
     503: {"model": schemas.ErrorBody, "description": "Model not loaded yet"},
+    500: {"model": schemas.ErrorBody, "description": "Unexpected failure; the message names the request id"},
 }
 
 
@@ -118,6 +120,7 @@ def create_app(
     app.add_middleware(TelemetryMiddleware, metrics=metrics, root_path=settings.root_path)
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
+    app.add_middleware(RequestIdMiddleware)
 
     instance_model: type[BaseModel] = spec.request
     batch_model = schemas.batch_request(instance_model)

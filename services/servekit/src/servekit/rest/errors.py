@@ -1,0 +1,72 @@
+"""How every exception becomes the one ServekitError shape over HTTP."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from servekit.errors import ServekitError, from_validation_errors
+from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
+from servekit.rest.request_id import request_id_of
+
+logger = logging.getLogger("servekit.rest")
+
+
+def error_response(exc: ServekitError) -> Response:
+    headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+    return Response(
+        orjson.dumps(exc.body()),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """One handler per foreign exception type, all producing the ServekitError shape."""
+
+    async def on_servekit_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServekitError)
+        return error_response(exc)
+
+    async def on_pydantic_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ValidationError)
+        return error_response(from_validation_errors(exc.errors(include_url=False)))
+
+    async def on_request_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(from_validation_errors(exc.errors()))
+
+    async def on_http_exception(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(ServekitError(exc.status_code, error, str(exc.detail)))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # One line an on-call engineer can find by the id the client saw; the server logs
+        # the traceback right after it (Starlette re-raises once the response is sent).
+        request_id = request_id_of(request.scope)
+        logger.error(
+            "request %s %s %s failed: %s: %s",
+            request_id,
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc,
+        )
+        message = f"the service failed on this request; its log names the cause under request id {request_id}"
+        response = error_response(ServekitError(500, "internal_error", message))
+        response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+
+    app.add_exception_handler(ServekitError, on_servekit_error)
+    app.add_exception_handler(ValidationError, on_pydantic_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,91 @@
+"""``X-Request-ID`` on every response, and an unexpected failure as a JSON 500 that names it."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY, ToyModel
+
+from servekit.model import ModelArtifact, Record
+from servekit.rest import create_app
+from servekit.rest.request_id import HEADER
+from servekit.settings import load_settings
+from servekit.testing import wait_ready
+from servekit.training.trainer import Split
+
+ROW = {"x": 3.0, "color": "red"}
+#: The toy model below fails on this input, as a model with a bug would.
+FAILING_X = 9.5
+GENERATED = re.compile(r"[0-9a-f]{32}")
+
+
+def test_every_response_has_a_fresh_id(toy_client: TestClient) -> None:
+    responses = [
+        toy_client.post("/predict", json=ROW),
+        toy_client.post("/predict", json={"x": "one"}),
+        toy_client.get("/nowhere"),
+        toy_client.get("/healthz"),
+    ]
+    assert [r.status_code for r in responses] == [200, 422, 404, 200]
+    ids = [r.headers[HEADER] for r in responses]
+    assert all(GENERATED.fullmatch(i) for i in ids), ids
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("sent", ["4bf92f3577b34da6a3ce929d0e0e4736", "client-7:retry.2", "a" * 128])
+def test_the_callers_id_comes_back(toy_client: TestClient, sent: str) -> None:
+    response = toy_client.post("/predict", json=ROW, headers={"X-Request-ID": sent})
+    assert response.headers[HEADER] == sent
+
+
+@pytest.mark.parametrize("sent", ["a" * 129, "has space", 'quote"d', "semi;colon", ""])
+def test_an_implausible_id_is_replaced_not_rejected(toy_client: TestClient, sent: str) -> None:
+    response = toy_client.post("/predict", json=ROW, headers={"X-Request-ID": sent})
+    assert response.status_code == 200
+    assert GENERATED.fullmatch(response.headers[HEADER])
+
+
+class FailingToy(ToyModel):
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        if any(record["x"] == FAILING_X for record in records):
+            raise RuntimeError("lookup table is empty")
+        return super().predict(records)
+
+
+@pytest.fixture
+def failing_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
+    artifact, _ = toy_trained
+    app = create_app(replace(TOY, model=FailingToy), load_settings("toy"), source=lambda: artifact)
+    # The server re-raises after answering (so uvicorn logs the traceback); the test client
+    # must answer like a server instead of raising that into the test.
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_a_model_failure_is_a_json_500_naming_the_request_id(
+    failing_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="servekit.rest"):
+        response = failing_client.post(
+            "/predict", json={**ROW, "x": FAILING_X}, headers={"X-Request-ID": "trace-42"}
+        )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers[HEADER] == "trace-42"
+    body = response.json()
+    assert body["error"] == "internal_error"
+    assert "request id trace-42" in body["message"]
+    assert "lookup table" not in body["message"]  # internals stay in the log, not with the caller
+    logged = [r.getMessage() for r in caplog.records if r.name == "servekit.rest"]
+    assert logged == ["request trace-42 POST /predict failed: RuntimeError: lookup table is empty"]
+    metrics = failing_client.get("/metrics").text
+    assert 'toy_requests_total{endpoint="/predict",method="POST",status="500"} 1.0' in metrics
+    # The service keeps serving.
+    assert failing_client.post("/predict", json=ROW).status_code == 200
