@@ -51,6 +51,62 @@ def test_an_implausible_id_is_replaced_not_rejected(toy_client: TestClient, sent
     assert GENERATED.fullmatch(response.headers[HEADER])
 
 
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"traceparent": TRACEPARENT}, "4bf92f3577b34da6a3ce929d0e0e4736"),
+        (
+            {"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"},
+            "105445aa7843bc8bf206b12000100000",
+        ),
+        ({"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000"}, "105445aa7843bc8bf206b12000100000"),
+        (
+            {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"},
+            "1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        (
+            {
+                "X-Amzn-Trace-Id": "Self=1-67891234-12456789abcdef012345678a;"
+                "Root=1-67891233-abcdef012345678912345678"
+            },
+            "1-67891233-abcdef012345678912345678",
+        ),
+        # An explicit X-Request-ID wins over a trace; an implausible one gives way to it.
+        ({"X-Request-ID": "mine", "traceparent": TRACEPARENT}, "mine"),
+        ({"X-Request-ID": "not mine", "traceparent": TRACEPARENT}, "4bf92f3577b34da6a3ce929d0e0e4736"),
+        # The W3C header wins over a load balancer's, as the mesh's trace is the finer one.
+        (
+            {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793", "traceparent": TRACEPARENT},
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        ),
+    ],
+)
+def test_without_a_request_id_the_load_balancers_trace_id_is_used(
+    toy_client: TestClient, headers: dict[str, str], expected: str
+) -> None:
+    response = toy_client.post("/predict", json=ROW, headers=headers)
+    assert response.headers[HEADER] == expected
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"},  # invalid per W3C
+        {"traceparent": "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"},  # upper case
+        {"X-Cloud-Trace-Context": "not-a-trace"},
+        {"X-Amzn-Trace-Id": "Sampled=1"},
+        {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;" + "x" * 600},
+    ],
+)
+def test_a_malformed_trace_header_gives_a_new_id(toy_client: TestClient, headers: dict[str, str]) -> None:
+    response = toy_client.post("/predict", json=ROW, headers=headers)
+    assert response.status_code == 200
+    assert GENERATED.fullmatch(response.headers[HEADER])
+
+
 class FailingToy(ToyModel):
     def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
         if any(record["x"] == FAILING_X for record in records):

@@ -2,7 +2,10 @@
 
 A caller (or an ingress, or a mesh) that sends an id gets it back, and the service's log
 line for a failed request carries it, so one request can be followed from client to
-server. An id that is not a plausible token (too long, or with characters outside
+server. Without ``X-Request-ID``, the trace id of the request's tracing header is used,
+so the id is the one the load balancer logged: W3C ``traceparent`` (meshes, OpenTelemetry),
+``X-Cloud-Trace-Context`` (GKE's load balancer) or ``X-Amzn-Trace-Id`` (AWS's ALB).
+An id that is not a plausible token (too long, or with characters outside
 ``[A-Za-z0-9._:+/=-]``) is replaced, not rejected: a bad tracing header must not fail a
 prediction, nor put arbitrary text into the logs.
 """
@@ -17,8 +20,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 HEADER = "x-request-id"
 REQUEST_ID_KEY = "servekit.request_id"
 VALID_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+#: Tracing headers, in the order they are tried after X-Request-ID, and their trace id.
+TRACE_HEADERS = {
+    "traceparent": re.compile(r"[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}"),
+    "x-cloud-trace-context": re.compile(r"([0-9a-f]{32})(?:/[0-9]+)?(?:;o=[0-9])?"),
+    "x-amzn-trace-id": re.compile(r"(?:[^;]*;)*?Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;.*)?"),
+}
+
+#: Longer tracing headers are not parsed (real ones are well under 300 characters).
+MAX_TRACE_HEADER = 512
 
 _HEADER_BYTES = HEADER.encode()
+_WANTED = {_HEADER_BYTES, *(name.encode() for name in TRACE_HEADERS)}
 
 
 def request_id_of(scope: Scope) -> str:
@@ -27,10 +40,18 @@ def request_id_of(scope: Scope) -> str:
 
 
 def incoming_id(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == _HEADER_BYTES:
-            text = value.decode("latin-1")
-            return text if VALID_ID.fullmatch(text) else None
+    """The caller's X-Request-ID if plausible, else the trace id of a tracing header, else None."""
+    found: dict[str, str] = {
+        name.decode(): value.decode("latin-1") for name, value in scope.get("headers", ()) if name in _WANTED
+    }
+    explicit = found.get(HEADER)
+    if explicit is not None and VALID_ID.fullmatch(explicit):
+        return explicit
+    for header, pattern in TRACE_HEADERS.items():
+        value = found.get(header, "").strip()
+        match = pattern.fullmatch(value) if len(value) <= MAX_TRACE_HEADER else None
+        if match:
+            return match.group(1)
     return None
 
 
