@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from servekit.local import Server, free_port, start_mlflow, start_service
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 
-__all__ = ["BIN", "ROOT", "Server", "free_port", "start_mlflow", "start_service"]
+__all__ = ["BIN", "ROOT", "Server", "free_port", "predict_its_example", "start_mlflow", "start_service"]
+
+
+def predict_its_example(
+    base_url: str, *, explain: bool, timeout: float = 5.0
+) -> tuple[dict[str, Any], httpx.Response]:
+    """What a user tries first: ``GET /model``, then its first request example to ``POST /predict``.
+
+    Returns the model description and the (200) prediction response.
+    """
+    model: dict[str, Any] = httpx.get(f"{base_url}/model", timeout=timeout).json()
+    example = model["feature_schema"]["examples"][0]
+    params = {"explain": "true"} if explain else None
+    response = httpx.post(f"{base_url}/predict", params=params, json=example, timeout=timeout)
+    assert response.status_code == 200, response.text
+    return model, response

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
-from processes import ROOT, Server, free_port
+from processes import ROOT, Server, free_port, predict_its_example
 from servekit import registry
 from servekit.local import start
 from servekit.training.trainer import TrainResult
@@ -253,9 +252,7 @@ def test_image_environment_serves_explained_predictions(
 
     model = run.server.wait_for("/readyz", 200, seconds=180).json()["model"]
     assert (model["name"], model["version"]) == (service, registered[service].version)
-    example = httpx.get(f"{run.server.url}/model").json()["feature_schema"]["examples"][0]
-    response = httpx.post(f"{run.server.url}/predict", params={"explain": "true"}, json=example)
-    assert response.status_code == 200, response.text
+    _, response = predict_its_example(run.server.url, explain=True)
     assert response.json()["explanation"]["contributions"]
     run.server.stop()
     assert tree_state(run.venv) == run.files_before, f"{service} wrote into its environment"

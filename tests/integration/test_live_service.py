@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from processes import Server, free_port, start_service
+from processes import Server, free_port, predict_its_example, start_service
 from servekit import registry
 from servekit.training.trainer import TrainResult
 
@@ -21,13 +21,10 @@ def test_serves_the_champion_with_explanations(
     name: str, live_services: dict[str, Server], registered: dict[str, TrainResult]
 ) -> None:
     server = live_services[name]
-    model = httpx.get(f"{server.url}/model").json()
+    explained_before = explanations_total(server, name)
+    model, response = predict_its_example(server.url, explain=True)
     assert model["version"] == registered[name].version
     assert model["run_id"] == registered[name].run_id
-    example = model["feature_schema"]["examples"][0]
-    explained_before = explanations_total(server, name)
-    response = httpx.post(f"{server.url}/predict", params={"explain": "true"}, json=example)
-    assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"]["version"] == registered[name].version
     explanation = body["explanation"]

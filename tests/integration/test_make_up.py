@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processes import ROOT, Server, free_port
+from processes import ROOT, Server, free_port, predict_its_example
 from servekit import registry
 from servekit.training.trainer import TrainResult
 
@@ -143,11 +143,8 @@ def test_up_serves_every_service_and_ctrl_c_stops_everything(
     for name in registry.available():
         assert re.search(rf"^{name}\s+{platform.url(name)}\s+docs: {platform.url(name)}/docs", output, re.M)
         assert f"{name}: champion v{registered[name].version} exists; not training" in output
-        model = httpx.get(f"{platform.url(name)}/model").json()
+        model, response = predict_its_example(platform.url(name), explain=True)
         assert model["version"] == registered[name].version
-        example = model["feature_schema"]["examples"][0]
-        response = httpx.post(f"{platform.url(name)}/predict", params={"explain": "true"}, json=example)
-        assert response.status_code == 200, response.text
         assert response.json()["explanation"]["contributions"]
 
     pids = platform.recorded_pids()

@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from manifests import SERVICES, Rendered, configmap_env, container
 
+from processes import predict_its_example
 from servekit import registry
 from servekit.local import Server, free_port, start
 from servekit.training.trainer import TrainResult
@@ -49,10 +49,7 @@ def test_manifest_command_serves(
     try:
         server.wait_for(probe["path"], seconds=180)
         root = env[f"{service.upper()}_ROOT_PATH"]
-        model = httpx.get(f"{server.url}{root}/model", timeout=30).json()
-        example = model["feature_schema"]["examples"][0]
-        response = httpx.post(f"{server.url}{root}/predict", json=example, timeout=30)
-        assert response.status_code == 200, response.text
+        _, response = predict_its_example(f"{server.url}{root}", explain=False, timeout=30)
         assert response.json()["model"]["version"] == str(registered[service].version)
     finally:
         server.stop()
