@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -74,8 +75,12 @@ def test_missing_alias_keeps_the_service_alive_and_not_ready_until_it_appears(
         server.stop()
 
 
-def test_registry_down_is_reported_in_one_line_per_attempt(logs_dir: Path) -> None:
-    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1"}
+def test_registry_down_is_reported_in_one_json_line_per_attempt(logs_dir: Path) -> None:
+    env = {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1",
+        "BANKCHURN_LOG_FORMAT": "json",  # as the Kubernetes base sets it
+    }
     server = start_service("bankchurn", logs_dir, env, label="bankchurn-no-registry")
     try:
         server.wait_for("/healthz", seconds=120)
@@ -86,6 +91,15 @@ def test_registry_down_is_reported_in_one_line_per_attempt(logs_dir: Path) -> No
         assert httpx.post(f"{server.url}/predict", json={}).status_code == 503
     finally:
         server.stop()
+    # Every line is one JSON object, uvicorn's own included, so the cluster's log agent
+    # indexes severity and fields without a parser.
+    lines = [json.loads(line) for line in server.logs().splitlines()]
+    assert any(line["message"].startswith("Uvicorn running on http://127.0.0.1") for line in lines)
+    failures = [line for line in lines if "model load failed" in line["message"]]
+    assert len(failures) >= 2
+    assert all(line["severity"] == "ERROR" and line["logger"] == "servekit.runtime" for line in failures)
+    assert {line["service"] for line in lines} == {"bankchurn"}
+    assert all("request_id" not in line for line in failures)  # loading is no request's doing
 
 
 def wait_until(condition, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from toy import TOY, ToyModel
+from toy import FAILING_X, TOY, FailingToy
 
-from servekit.model import ModelArtifact, Record
+from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.request_id import HEADER
 from servekit.settings import load_settings
@@ -20,8 +19,6 @@ from servekit.testing import wait_ready
 from servekit.training.trainer import Split
 
 ROW = {"x": 3.0, "color": "red"}
-#: The toy model below fails on this input, as a model with a bug would.
-FAILING_X = 9.5
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
 
@@ -105,13 +102,6 @@ def test_a_malformed_trace_header_gives_a_new_id(toy_client: TestClient, headers
     response = toy_client.post("/predict", json=ROW, headers=headers)
     assert response.status_code == 200
     assert GENERATED.fullmatch(response.headers[HEADER])
-
-
-class FailingToy(ToyModel):
-    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
-        if any(record["x"] == FAILING_X for record in records):
-            raise RuntimeError("lookup table is empty")
-        return super().predict(records)
 
 
 @pytest.fixture

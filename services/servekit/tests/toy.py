@@ -74,6 +74,17 @@ class ToyModel(TreeModel):
         return "high" if prediction["value"] >= 10 else "low"
 
 
+#: FailingToy fails on this input, as a model with a bug would.
+FAILING_X = 9.5
+
+
+class FailingToy(ToyModel):
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        if any(record["x"] == FAILING_X for record in records):
+            raise RuntimeError("lookup table is empty")
+        return super().predict(records)
+
+
 TOY = ServiceSpec(
     name="toy",
     title="Toy",

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from servekit import registry
+from servekit.settings import SettingsError
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 #: The service ``mlp serve`` runs when none is named (set by the container image).
@@ -74,16 +75,13 @@ def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = o
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from servekit.logs import configure_logging
     from servekit.rest import create_app
     from servekit.settings import load_settings
 
     spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.log_format, spec.name)
     app = create_app(spec, settings)
     # No access log: one line per request costs more than the prediction;
     # requests are counted in <svc>_requests_total instead.
@@ -92,6 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port or registry.local_port(spec),
         access_log=False,
+        log_config=None,  # uvicorn's lines go through configure_logging's handler
         log_level=settings.log_level.lower(),
         loop="uvloop",
         http="httptools",
@@ -165,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     try:
         return int(args.func(args))
-    except (LookupError, UsageError, registry.PortOffsetError) as exc:
+    except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2
 

@@ -9,8 +9,9 @@ prefixed form wins so that one shell can run all services side by side.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Environment variables read without the service prefix (in addition to the prefixed form).
@@ -30,7 +31,17 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     load_retry_initial_seconds: float = Field(default=1.0, gt=0)
     load_retry_max_seconds: float = Field(default=30.0, gt=0)
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"
+    )
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
 
     def resolved_model_uri(self) -> str:
         return self.model_uri or f"models:/{self.service}@champion"
@@ -56,9 +67,25 @@ def settings_class(service: str) -> type[ServiceSettings]:
     return Settings
 
 
+class SettingsError(ValueError):
+    """An environment variable holds a value the service cannot run with."""
+
+
 def load_settings(service: str, **overrides: object) -> ServiceSettings:
-    """Settings for ``service`` from the environment, with explicit overrides on top."""
-    return settings_class(service)(service=service, **overrides)  # type: ignore[arg-type]
+    """Settings for ``service`` from the environment, with explicit overrides on top.
+
+    A bad value is a :class:`SettingsError` naming each variable, its value and the
+    problem in one line, so a pod in CrashLoopBackOff says which ConfigMap entry is wrong.
+    """
+    try:
+        return settings_class(service)(service=service, **overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        prefix = f"{service.upper()}_"
+        problems = [
+            f"{prefix}{'.'.join(map(str, error['loc'])).upper()}={error['input']!r}: {error['msg']}"
+            for error in exc.errors(include_url=False)
+        ]
+        raise SettingsError(f"{service} settings: {'; '.join(problems)}") from None
 
 
 def environment_variables(service: str) -> frozenset[str]:

@@ -17,6 +17,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servekit import logs
+
 HEADER = "x-request-id"
 REQUEST_ID_KEY = "servekit.request_id"
 VALID_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
@@ -71,6 +73,10 @@ class RequestIdMiddleware:
             return
         request_id = incoming_id(scope) or uuid.uuid4().hex
         scope.setdefault("extensions", {})[REQUEST_ID_KEY] = request_id
+        # Not reset on the way out: the server runs each request in a task of its own, and
+        # uvicorn logs an unhandled exception's traceback in that task after the app returns;
+        # the traceback's log line must carry the id too.
+        logs.request_id.set(request_id)
         header = (_HEADER_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:

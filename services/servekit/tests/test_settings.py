@@ -1,0 +1,70 @@
+"""Settings from ``<SERVICE>_`` variables; a bad value is one line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+from toy import TOY
+
+from servekit import cli
+from servekit.settings import SettingsError, load_settings
+
+
+def test_prefixed_variables_configure_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOY_MAX_BATCH_SIZE", "32")
+    monkeypatch.setenv("TOY_LOG_LEVEL", "warning")
+    monkeypatch.setenv("TOY_LOG_FORMAT", " JSON ")
+    settings = load_settings("toy")
+    assert settings.max_batch_size == 32
+    assert settings.log_level == "WARNING"
+    assert settings.log_format == "json"
+    assert load_settings("other").max_batch_size == 256  # another service's prefix
+
+
+def test_the_prefixed_model_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_URI", "models:/toy/1")
+    assert load_settings("toy").resolved_model_uri() == "models:/toy/1"
+    monkeypatch.setenv("TOY_MODEL_URI", "models:/toy@canary")
+    assert load_settings("toy").resolved_model_uri() == "models:/toy@canary"
+    monkeypatch.delenv("TOY_MODEL_URI")
+    monkeypatch.delenv("MODEL_URI")
+    assert load_settings("toy").resolved_model_uri() == "models:/toy@champion"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("TOY_MAX_BATCH_SIZE", "0", "greater than or equal to 1"),
+        ("TOY_MAX_BODY_BYTES", "lots", "valid integer"),
+        ("TOY_LOAD_RETRY_MAX_SECONDS", "-1", "greater than 0"),
+        ("TOY_LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
+        ("TOY_LOG_FORMAT", "xml", "'text' or 'json'"),
+    ],
+)
+def test_a_bad_value_names_the_variable_and_the_problem(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings("toy")
+    message = str(raised.value)
+    assert message.startswith(f"toy settings: {variable}=")
+    assert value.upper() in message.upper()
+    assert problem in message
+
+
+def test_every_bad_value_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOY_MAX_BATCH_SIZE", "0")
+    monkeypatch.setenv("TOY_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match=r"TOY_MAX_BATCH_SIZE='0'.*; TOY_LOG_FORMAT='xml'"):
+        load_settings("toy")
+
+
+def test_mlp_serve_with_a_bad_setting_exits_2_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setenv("TOY_LOG_LEVEL", "loud")
+    assert cli.main(["serve", "toy"]) == 2
+    err = capsys.readouterr().err
+    levels = "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"
+    assert err.splitlines() == [f"mlp: toy settings: TOY_LOG_LEVEL='LOUD': Input should be {levels}"]
