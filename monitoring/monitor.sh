@@ -10,7 +10,7 @@ STATE=${MLP_STATE:-.mlp}/prometheus
 mkdir -p "$STATE/data"
 .venv/bin/python monitoring/generate.py --prometheus-config "$STATE/prometheus.yml" --scrape-interval "$INTERVAL"
 while IFS=$'\t' read -r svc port _; do
-  curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null \
+  curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null \
     || echo "note: $svc is not answering on 127.0.0.1:$port (run \`make up\` in another terminal)"
 done < <(.venv/bin/mlp services)
 echo "Prometheus: http://127.0.0.1:$PORT  (scrapes every $INTERVAL; rules: monitoring/rules; Ctrl-C stops)"

@@ -34,12 +34,25 @@ stop_all() {
 trap 'stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
-wait_for() {  # url seconds
-  for _ in $(seq 1 $(( $2 * 5 ))); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+# Gives up as soon as a process the URL depends on has failed (a port already taken, a bad
+# MLP_PORT_OFFSET), rather than after the whole timeout.
+wait_for() {  # url seconds name:pid...
+  local url=$1 seconds=$2 job status
+  shift 2
+  for _ in $(seq 1 $(( seconds * 5 ))); do
+    curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null && return 0
+    for job in "$@"; do
+      kill -0 "${job#*:}" 2>/dev/null && continue
+      status=0; wait "${job#*:}" || status=$?
+      if [ "$status" -ne 0 ]; then
+        echo "${job%%:*} exited with status $status before $url answered" >&2
+        [ -s "$STATE/logs/${job%%:*}.log" ] && tail -n 5 "$STATE/logs/${job%%:*}.log" >&2
+        return 1
+      fi
+    done
     sleep 0.2
   done
-  echo "timed out waiting for $1" >&2
+  echo "timed out waiting for $url" >&2
   return 1
 }
 
@@ -52,7 +65,7 @@ echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
 # runs while MLflow starts (about 25 s).
 "$BIN/mlp" services >"$STATE/services.tsv" &
 listing_pid=$!
-wait_for "$MLFLOW_TRACKING_URI/health" 120
+wait_for "$MLFLOW_TRACKING_URI/health" 120 "mlflow:$(<"$PIDS/mlflow.pid")" "listing:$listing_pid"
 wait "$listing_pid"
 listing=$(<"$STATE/services.tsv")
 services=$(cut -f1 <<<"$listing")
@@ -66,7 +79,7 @@ for svc in $services; do
   echo $! >"$PIDS/$svc.pid"; started+=("$svc")
 done
 for svc in $services; do
-  wait_for "http://127.0.0.1:${ports[$svc]}/readyz" 120
+  wait_for "http://127.0.0.1:${ports[$svc]}/readyz" 120 "$svc:$(<"$PIDS/$svc.pid")"
 done
 
 echo

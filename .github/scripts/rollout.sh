@@ -45,12 +45,12 @@ done
 # 3. Smoke test through the ingress: ready, and one prediction per service (its OpenAPI example).
 for svc in "${services[@]}"; do
   url="$base_url/$svc"
-  curl -fsS --retry 10 --retry-delay 6 --retry-all-errors "$url/readyz" >/dev/null \
+  curl -fsS --max-time 10 --retry 10 --retry-delay 6 --retry-all-errors "$url/readyz" >/dev/null \
     || rollback "$svc: $url/readyz is not 200"
-  example=$(curl -fsS --retry 3 "$url/openapi.json" \
+  example=$(curl -fsS --max-time 10 --retry 3 "$url/openapi.json" \
     | jq -c --arg s "$svc" '.components.schemas | to_entries | map(select(.value.examples)) | .[0].value.examples[0]') \
     || rollback "$svc: no request example in $url/openapi.json"
-  curl -fsS --retry 3 -H 'content-type: application/json' -d "$example" "$url/predict" | jq -e . >/dev/null \
+  curl -fsS --max-time 10 --retry 3 -H 'content-type: application/json' -d "$example" "$url/predict" | jq -e . >/dev/null \
     || rollback "$svc: POST $url/predict failed"
   echo "$svc: ready and predicting at $tag"
 done

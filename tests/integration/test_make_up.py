@@ -62,7 +62,7 @@ def is_alive(pid: int) -> bool:
 class Platform:
     """One run of scripts/up.sh in its own process group, as a terminal would start it."""
 
-    def __init__(self, state: Path, log: Path) -> None:
+    def __init__(self, state: Path, log: Path, **env: str) -> None:
         self.state, self.log = state, log
         self.offset = free_port_offset()
         self.env = {
@@ -70,6 +70,7 @@ class Platform:
             "MLP_STATE": str(state),
             "MLFLOW_PORT": str(free_port()),
             "MLP_PORT_OFFSET": str(self.offset),
+            **env,
         }
         # A shell starts background jobs with SIGINT ignored, an ignored signal stays ignored
         # across exec, and bash cannot trap one ignored on entry. A terminal's foreground job
@@ -104,6 +105,14 @@ class Platform:
     def wait_until_serving(self) -> str:
         return self.wait_until(lambda: READY_LINE in self.output())
 
+    def wait_until_failed(self, seconds: float = 240) -> str:
+        try:
+            returncode = self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(f"up.sh is still running:\n{self.output()}") from None
+        assert returncode != 0, self.output()
+        return self.output()
+
     def recorded_pids(self) -> dict[str, int]:
         return {file.stem: int(file.read_text()) for file in (self.state / "pids").glob("*.pid")}
 
@@ -119,20 +128,32 @@ class Platform:
 
 
 @pytest.fixture
-def platform(
+def start_platform(
     tmp_path: Path, mlflow_state: Path, mlflow_server: Server, registered: dict[str, TrainResult]
-) -> Iterator[Platform]:
+) -> Iterator[Callable[..., Platform]]:
+    """Starts up.sh on a copy of the session registry, with extra environment variables."""
     state = tmp_path / "state"
     state.mkdir()
     # The backup API takes a consistent snapshot while the session server holds the file.
     with sqlite3.connect(mlflow_state / "mlflow.db") as source, sqlite3.connect(state / "mlflow.db") as copy:
         source.backup(copy)
     shutil.copytree(mlflow_state / "artifacts", state / "artifacts")
-    running = Platform(state, tmp_path / "up.log")
+    started: list[Platform] = []
+
+    def start(**env: str) -> Platform:
+        started.append(Platform(state, tmp_path / "up.log", **env))
+        return started[-1]
+
     try:
-        yield running
+        yield start
     finally:
-        running.kill()
+        for running in started:
+            running.kill()
+
+
+@pytest.fixture
+def platform(start_platform: Callable[..., Platform]) -> Platform:
+    return start_platform()
 
 
 def test_up_serves_every_service_and_ctrl_c_stops_everything(
@@ -183,3 +204,37 @@ def test_down_stops_what_an_interrupted_up_left_running(platform: Platform) -> N
         assert f"stopped {name} (pid {pid})" in down.stdout
     assert [name for name, pid in pids.items() if is_alive(pid)] == []
     assert list((platform.state / "pids").glob("*.pid")) == []
+
+
+def test_a_service_that_cannot_start_stops_up_at_once_with_its_log(
+    start_platform: Callable[..., Platform],
+) -> None:
+    with socket.socket() as taken:
+        # Something else already listens on bankchurn's port, as a forgotten server would.
+        offset = free_port_offset()
+        port = registry.get_service("bankchurn").local_port + offset
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        platform = start_platform(MLP_PORT_OFFSET=str(offset))
+        output = platform.wait_until_failed()
+    # Reported when the server exits, not when the two-minute readiness wait runs out.
+    assert re.search(
+        rf"^bankchurn exited with status [1-9]\d* before http://127.0.0.1:{port}/readyz answered",
+        output,
+        re.M,
+    )
+    assert "address already in use" in output  # the tail of bankchurn's log says why
+    assert "timed out" not in output
+    assert "stopping: mlflow" in output
+    assert [pid for pid in platform.recorded_pids().values() if is_alive(pid)] == []
+
+
+def test_a_bad_port_offset_stops_up_before_mlflow_is_waited_for(
+    start_platform: Callable[..., Platform],
+) -> None:
+    platform = start_platform(MLP_PORT_OFFSET="ten")
+    output = platform.wait_until_failed()
+    assert "mlp: MLP_PORT_OFFSET='ten' is not an integer" in output
+    assert "listing exited with status 2 before" in output
+    assert "stopping: mlflow" in output
+    assert [pid for pid in platform.recorded_pids().values() if is_alive(pid)] == []
