@@ -40,7 +40,9 @@ INLINE_BATCH_LIMIT = 16
 EXPLAIN_QUERY = Query(False, description="Add SHAP feature contributions to each prediction")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.ErrorBody, "description": "Body is not in the coding its Content-Encoding names"},
     413: {"model": schemas.ErrorBody, "description": "Body or batch larger than the limit"},
+    415: {"model": schemas.ErrorBody, "description": "Content-Encoding other than identity, gzip or deflate"},
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
     503: {"model": schemas.ErrorBody, "description": "Model not loaded yet"},
     500: {"model": schemas.ErrorBody, "description": "Unexpected failure; the message names the request id"},

@@ -1,22 +1,47 @@
-"""Reading a request body within a size limit (413 beyond it, never an unbounded read)."""
+"""Reading a request body within a size limit (413 beyond it, never an unbounded read).
+
+A client may compress the body (``Content-Encoding: gzip`` or ``deflate``), as large batches
+of text are worth compressing. The limit then holds for the compressed *and* the
+decompressed body, and decompression stops one byte past it, so a small "zip bomb" costs
+the service no more memory than a plain body at the limit.
+"""
 
 from __future__ import annotations
+
+import zlib
 
 from starlette.requests import Request
 
 from servekit.errors import FieldProblem, ServekitError
 
+#: Content codings a request body may use (RFC 9110 §8.4.1), and their zlib window bits.
+CONTENT_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+ENCODING_FIELD = "headers.content-encoding"
 
-def too_large(limit: int) -> ServekitError:
+
+def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
+    once = " once decompressed" if decompressed else ""
     return ServekitError(
         413,
         "payload_too_large",
-        f"request body exceeds {limit} bytes",
-        (FieldProblem("body", f"larger than the limit of {limit} bytes"),),
+        f"request body exceeds {limit} bytes{once}",
+        (FieldProblem("body", f"larger than the limit of {limit} bytes{once}"),),
     )
 
 
+def content_coding(request: Request) -> str | None:
+    """The body's content coding, None when it is sent as is; 415 for one we cannot decode."""
+    coding = request.headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding not in CONTENT_CODINGS:
+        problem = f"unsupported content coding {coding!r}; send the body as is, or gzip or deflate it"
+        raise ServekitError(415, "unsupported_encoding", problem, (FieldProblem(ENCODING_FIELD, problem),))
+    return coding
+
+
 async def read_body(request: Request, limit: int) -> bytes:
+    coding = content_coding(request)  # before reading: an undecodable body is not worth reading
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
@@ -27,4 +52,25 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise too_large(limit)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    return body if coding is None else decompress(body, coding, limit)
+
+
+def decompress(data: bytes, coding: str, limit: int) -> bytes:
+    """``data`` decoded, at most ``limit`` bytes of it; 413 beyond, 400 if it is not ``coding``."""
+    out = bytearray()
+    rest = data
+    try:
+        while True:  # a gzip body may hold several members, one after the other
+            decoder = zlib.decompressobj(CONTENT_CODINGS[coding])
+            out += decoder.decompress(rest, limit + 1 - len(out))
+            if decoder.unconsumed_tail or len(out) > limit:
+                raise too_large(limit, decompressed=True)
+            if not decoder.eof:
+                raise zlib.error("the stream ends early")
+            rest = decoder.unused_data
+            if not rest:
+                return bytes(out)
+    except zlib.error as exc:
+        problem = f"not valid {coding} data ({exc}); Content-Encoding must name how the body was encoded"
+        raise ServekitError(400, "invalid_encoding", problem, (FieldProblem("body", problem),)) from None

@@ -1,0 +1,110 @@
+"""Compressed request bodies: gzip and deflate decoded within the body limit; others refused."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import zlib
+
+import pytest
+from fastapi.testclient import TestClient
+
+#: toy_client's limit (conftest): 4096 bytes, compressed or not.
+LIMIT = 4096
+ROW = {"x": 3.0, "color": "red"}
+BATCH = {"instances": [ROW, {"x": 1.0, "color": "blue"}]}
+JSON = {"content-type": "application/json"}
+
+
+def encoded(body: object, coding: str) -> bytes:
+    raw = json.dumps(body).encode()
+    return gzip.compress(raw) if coding in ("gzip", "x-gzip") else zlib.compress(raw)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "x-gzip", "deflate", "GZip"])
+def test_a_compressed_body_predicts_as_the_plain_one(toy_client: TestClient, coding: str) -> None:
+    plain = toy_client.post("/predict/batch?explain=true", json=BATCH)
+    compressed = toy_client.post(
+        "/predict/batch?explain=true",
+        content=encoded(BATCH, coding.lower()),
+        headers={**JSON, "content-encoding": coding},
+    )
+    assert plain.status_code == compressed.status_code == 200, compressed.text
+    assert compressed.json() == plain.json()
+
+
+def test_identity_is_the_plain_body(toy_client: TestClient) -> None:
+    response = toy_client.post(
+        "/predict", content=json.dumps(ROW), headers={**JSON, "content-encoding": "identity"}
+    )
+    assert response.status_code == 200
+    assert response.json()["value"] == toy_client.post("/predict", json=ROW).json()["value"]
+
+
+def test_gzip_members_one_after_the_other_are_one_body(toy_client: TestClient) -> None:
+    raw = json.dumps(ROW).encode()
+    two_members = gzip.compress(raw[:7]) + gzip.compress(raw[7:])
+    response = toy_client.post("/predict", content=two_members, headers={**JSON, "content-encoding": "gzip"})
+    assert response.status_code == 200, response.text
+
+
+def test_a_body_that_inflates_past_the_limit_is_413(toy_client: TestClient) -> None:
+    # 4 MB of spaces compress to about 4 KB of gzip: a small "zip bomb".
+    bomb = gzip.compress(b"{" + b" " * 4_000_000 + b"}", compresslevel=9)
+    bomb = bomb if len(bomb) <= LIMIT else gzip.compress(b"{" + b" " * 1_000_000 + b"}", compresslevel=9)
+    assert len(bomb) <= LIMIT
+    response = toy_client.post("/predict", content=bomb, headers={**JSON, "content-encoding": "gzip"})
+    assert response.status_code == 413
+    assert response.json()["fields"] == [
+        {"field": "body", "problem": f"larger than the limit of {LIMIT} bytes once decompressed"}
+    ]
+
+
+def test_the_limit_holds_for_the_compressed_body_too(toy_client: TestClient) -> None:
+    incompressible = gzip.compress(random.Random(0).randbytes(2 * LIMIT))
+    assert len(incompressible) > LIMIT
+    response = toy_client.post(
+        "/predict", content=incompressible, headers={**JSON, "content-encoding": "gzip"}
+    )
+    assert response.status_code == 413
+    assert "once decompressed" not in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("coding", "body", "says"),
+    [
+        ("gzip", json.dumps(ROW).encode(), "not valid gzip data"),  # labelled gzip, sent plain
+        ("gzip", gzip.compress(json.dumps(ROW).encode())[:-12], "the stream ends early"),
+        ("deflate", gzip.compress(json.dumps(ROW).encode()), "not valid deflate data"),
+        ("gzip", gzip.compress(json.dumps(ROW).encode()) + b"trailing", "not valid gzip data"),
+    ],
+)
+def test_a_body_not_in_its_coding_is_400_naming_the_body(
+    toy_client: TestClient, coding: str, body: bytes, says: str
+) -> None:
+    response = toy_client.post("/predict", content=body, headers={**JSON, "content-encoding": coding})
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert error["error"] == "invalid_encoding"
+    assert [problem["field"] for problem in error["fields"]] == ["body"]
+    assert says in error["message"]
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
+def test_an_unsupported_coding_is_415_naming_the_header(toy_client: TestClient, coding: str) -> None:
+    response = toy_client.post(
+        "/predict/batch", content=json.dumps(BATCH), headers={**JSON, "content-encoding": coding}
+    )
+    assert response.status_code == 415
+    error = response.json()
+    assert error["error"] == "unsupported_encoding"
+    (problem,) = error["fields"]
+    assert problem["field"] == "headers.content-encoding"
+    assert repr(coding) in problem["problem"]
+
+
+def test_the_openapi_document_lists_the_encoding_errors(toy_client: TestClient) -> None:
+    paths = toy_client.get("/openapi.json").json()["paths"]
+    for path in ("/predict", "/predict/batch"):
+        assert {"400", "413", "415", "422"} <= set(paths[path]["post"]["responses"])
