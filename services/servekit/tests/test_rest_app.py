@@ -194,3 +194,34 @@ def test_a_model_that_never_loads_stays_alive_and_not_ready() -> None:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
         assert "toy_model_ready 0.0" in client.get("/metrics").text
+
+
+def test_large_responses_are_gzipped_for_clients_that_accept_it(toy_client: TestClient) -> None:
+    batch = {"instances": [{"x": float(i), "color": "red"} for i in range(8)]}
+    plain = toy_client.post(
+        "/predict/batch?explain=true", json=batch, headers={"accept-encoding": "identity"}
+    )
+    gzipped = toy_client.post("/predict/batch?explain=true", json=batch, headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in plain.headers
+    assert len(plain.content) >= 1024  # the default threshold
+    assert gzipped.headers["content-encoding"] == "gzip"
+    assert int(gzipped.headers["content-length"]) < len(plain.content) / 2
+    assert "accept-encoding" in gzipped.headers["vary"].lower()
+    assert "total;dur=" in gzipped.headers["server-timing"]
+    assert gzipped.json() == plain.json()  # httpx decodes it, as any client does
+    # Small answers are not worth it; Prometheus's scrape of /metrics is.
+    single = toy_client.post("/predict", json={"x": 1.0, "color": "red"}, headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in single.headers
+    scrape = toy_client.get("/metrics", headers={"accept-encoding": "gzip"})
+    assert scrape.headers["content-encoding"] == "gzip"
+
+
+def test_gzip_min_bytes_0_turns_compression_off(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    app = create_app(TOY, load_settings("toy", gzip_min_bytes=0), source=lambda: artifact)
+    with TestClient(app) as client:
+        wait_ready(client)
+        response = client.get("/metrics", headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert len(response.content) > 1024
+    assert "content-encoding" not in response.headers

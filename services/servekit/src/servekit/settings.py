@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     root_path: str = Field(default="", description="Path prefix when served behind a non-rewriting ingress")
     max_batch_size: int = Field(default=256, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    gzip_min_bytes: int = Field(
+        default=1024, ge=0, description="Gzip responses this large for clients that accept it; 0: never"
+    )
     load_retry_initial_seconds: float = Field(default=1.0, gt=0)
     load_retry_max_seconds: float = Field(default=30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

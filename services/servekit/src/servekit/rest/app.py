@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
+from starlette.middleware.gzip import GZipMiddleware
 
 from servekit.inference import (
     batch_body,
@@ -119,6 +120,10 @@ def create_app(
     app.state.metrics = metrics
     app.state.settings = settings
     install_error_handlers(app)
+    if settings.gzip_min_bytes:
+        # Level 1: a 256-row explained batch shrinks about 4x in about 1 ms (level 9: 4 ms, and
+        # 5% smaller). Inside telemetry, so latency and Server-Timing include the compression.
+        app.add_middleware(GZipMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=1)
     app.add_middleware(TelemetryMiddleware, metrics=metrics, root_path=settings.root_path)
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
