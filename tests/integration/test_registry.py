@@ -79,6 +79,27 @@ def test_training_with_if_no_champion_does_nothing_when_one_exists(
         assert f"{name}: champion v{registered[name].version} exists; not training" in output
 
 
+def test_promoting_a_version_that_does_not_exist_is_a_clear_error(
+    mlflow_server: Server, registered: dict[str, TrainResult], mlp: Callable[..., str]
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = client.get_model_version_by_alias("bankchurn", "champion").version
+    assert mlp("promote", "bankchurn", "999", status=2) == "mlp: bankchurn has no version '999'\n"
+    assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
+
+
+def test_a_data_file_off_the_schema_is_one_line_and_registers_nothing(
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path, mlp: Callable[..., str]
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    versions = len(client.search_model_versions("name='bankchurn'"))
+    path = tmp_path / "churn.csv"
+    generate_raw(50, seed=1).drop(columns=["Geography"]).to_csv(path, index=False)
+    err = mlp("train", "bankchurn", "--data", str(path), status=2)
+    assert err == f"mlp: train bankchurn: {path}: missing column(s): Geography\n"
+    assert len(client.search_model_versions("name='bankchurn'")) == versions
+
+
 def test_unknown_service_is_a_clear_error() -> None:
     result = subprocess.run(
         [str(BIN / "mlp"), "train", "nope"], check=False, capture_output=True, text=True, cwd=ROOT
@@ -102,11 +123,12 @@ def mlp(mlflow_server: Server, capsys: pytest.CaptureFixture[str]) -> Callable[.
     console script itself is run by test_unknown_service_is_a_clear_error and test_make_up.
     """
 
-    def run(*args: str) -> str:
+    def run(*args: str, status: int = 0) -> str:
+        """What it printed: its output, or its errors when ``status`` (expected) is not 0."""
         capsys.readouterr()
-        status = cli.main([*args, "--tracking-uri", mlflow_server.url])
+        returned = cli.main([*args, "--tracking-uri", mlflow_server.url])
         captured = capsys.readouterr()
-        assert status == 0, captured.err[-3000:]
-        return captured.out
+        assert returned == status, captured.err[-3000:] or captured.out[-3000:]
+        return captured.out if status == 0 else captured.err
 
     return run

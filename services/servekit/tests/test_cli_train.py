@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from servekit import cli
+from servekit.local import free_port
 from servekit.training import trainer
 
 
@@ -31,6 +32,13 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+@pytest.fixture
+def server_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MLflow server check passes (the registry itself is tested in tests/integration)."""
+    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
+
+
+@pytest.mark.usefixtures("server_answers")
 def test_several_services_are_trained_in_the_order_named(
     trained: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -59,3 +67,24 @@ def test_a_service_is_required(capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(["train"])
     assert exit_.value.code == 2
     assert "service" in capsys.readouterr().err
+
+
+def test_a_missing_data_file_stops_before_anything_trains(
+    trained: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "churn.csv"
+    assert cli.main(["train", "a", "--data", str(missing)]) == 2
+    assert trained == []
+    assert capsys.readouterr().err == f"mlp: train: --data {missing}: no such file\n"
+
+
+def test_no_tracking_server_stops_before_anything_trains(
+    trained: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert cli.main(["train", "a", "--tracking-uri", nobody]) == 1  # worth retrying later
+    assert trained == []
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlp: no MLflow tracking server answers at {nobody} (")
+    assert err.endswith("`make up` starts one, or pass --tracking-uri\n")
+    assert len(err.splitlines()) == 1

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from servekit.datasets import DatasetError
+
 TARGET = "Exited"
 IDENTIFIERS = ("RowNumber", "CustomerId", "Surname")
 GEOGRAPHIES = ("France", "Germany", "Spain")
@@ -61,10 +63,6 @@ INTEGER_COLUMNS = (
     TARGET,
 )
 ALLOWED = {"Geography": GEOGRAPHIES, "Gender": GENDERS}
-
-
-class DatasetError(ValueError):
-    """The data does not fit the Churn Modelling schema; the message names the column."""
 
 
 def load_csv(path: Path) -> pd.DataFrame:

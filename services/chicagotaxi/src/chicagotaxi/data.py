@@ -97,6 +97,8 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
+from servekit.datasets import DatasetError
+
 logger = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- schema
@@ -226,10 +228,6 @@ MAX_TIMESTAMP: Final = 4_102_444_800
 _NULL_TOKENS: Final = frozenset({"", "na", "n/a", "nan", "null", "none"})
 _EPOCH: Final = datetime(1970, 1, 1)
 _EARTH_RADIUS_MILES: Final = 3958.8
-
-
-class DatasetError(ValueError):
-    """The data cannot be used as it is; the message names the offending column."""
 
 
 # --------------------------------------------------------------------- scalar helpers

@@ -31,6 +31,7 @@ from sklearn.pipeline import Pipeline
 
 from chicagotaxi import data
 from chicagotaxi.schema import fare_range
+from servekit.datasets import DatasetError
 from servekit.features import Derived, FloatArray, RecordEncoder
 from servekit.model import Record
 from servekit.models.trees import TreeModel, TreeRecipe
@@ -174,7 +175,7 @@ def clean_synthetic(n_rows: int, seed: int) -> data.CleanResult:
             return result
         prefix += shortfall
         if prefix > len(raw):  # pragma: no cover - clean() raises before this can happen
-            raise data.DatasetError(f"could not generate {n_rows} clean rows from {len(raw)}")
+            raise DatasetError(f"could not generate {n_rows} clean rows from {len(raw)}")
 
 
 class TaxiFareRecipe(TreeRecipe):

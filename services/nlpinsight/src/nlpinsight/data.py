@@ -14,16 +14,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from servekit.datasets import DatasetError
+
 logger = logging.getLogger(__name__)
 
 #: Class names; the position is the label code used in the real file.
 LABELS: tuple[str, ...] = ("bearish", "bullish", "neutral")
 TEXT = "text"
 TARGET = "label"
-
-
-class DatasetError(ValueError):
-    """The data does not fit the ``text,label`` schema; the message names the column."""
 
 
 def load_csv(path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from servekit import registry
+from servekit.datasets import DatasetError
+from servekit.errors import ServekitError
 from servekit.settings import SettingsError
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
@@ -30,24 +32,25 @@ def _tracking_uri(arg: str | None) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from servekit.training.trainer import current_champion, train
+    from servekit.training.trainer import current_champion, registry_client, train
 
     if args.data is not None and len(args.services) > 1:
         raise UsageError("train: --data is one service's file; name a single service with it")
-    # Every name is checked before anything trains, so a typo costs no training run.
+    if args.data is not None and not args.data.is_file():
+        raise UsageError(f"train: --data {args.data}: no such file")
+    # Names, data file and server are checked before anything trains: a typo costs no run.
     specs = [registry.get_service(name) for name in args.services]
     tracking_uri = _tracking_uri(args.tracking_uri)
-    client = None
-    if args.if_no_champion:
-        import mlflow
-
-        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    client = registry_client(tracking_uri)
     for spec in specs:
-        champion = current_champion(client, spec.name) if client is not None else None
+        champion = current_champion(client, spec.name) if args.if_no_champion else None
         if champion is not None:
             print(f"{spec.name}: champion v{champion} exists; not training")
             continue
-        result = train(spec, tracking_uri, args.data, seed=args.seed)
+        try:
+            result = train(spec, tracking_uri, args.data, seed=args.seed)
+        except DatasetError as exc:
+            raise UsageError(f"train {spec.name}: {args.data}: {exc}") from exc
         figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
         print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
         print(f"{spec.name}: {result.decision}")
@@ -167,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2
+    except ServekitError as exc:  # 4xx: what was asked cannot be done; 5xx: try again later
+        print(f"mlp: {exc.message}", file=sys.stderr)
+        return 2 if exc.status_code < 500 else 1
 
 
 if __name__ == "__main__":

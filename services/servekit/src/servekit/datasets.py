@@ -1,4 +1,5 @@
-"""Where the shared real data sets live, and the rule for tests that need them."""
+"""Data files: the error a file that does not fit its schema raises, where the shared
+real data sets live, and the rule for tests that need them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ from pathlib import Path
 SHARED = Path(
     os.environ.get("MLP_SHARED_DATASETS", Path(__file__).resolve().parents[4] / ".." / "shared" / "datasets")
 )
+
+
+class DatasetError(ValueError):
+    """A data file that does not fit its service's schema; the message names the column.
+
+    ``mlp train --data`` reports it in one line (exit status 2), not as a traceback.
+    """
 
 
 def shared_file(*parts: str) -> Path:

@@ -12,7 +12,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from servekit import serialization
-from servekit.loading import load_artifact
+from servekit.errors import ServekitError
+from servekit.loading import load_artifact, one_line
 from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, uncertainty
@@ -151,6 +152,27 @@ def evaluate(
     return metrics, outputs
 
 
+def registry_client(tracking_uri: str) -> Any:
+    """A client of the MLflow server at ``tracking_uri``, checked to answer before any work.
+
+    ``mlp train`` asks first, so an unreachable server costs no training run.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    try:
+        client.search_experiments(max_results=1)
+    except MlflowException as exc:
+        raise ServekitError(
+            503,
+            "registry_unavailable",
+            f"no MLflow tracking server answers at {tracking_uri} ({one_line(exc)}); "
+            "`make up` starts one, or pass --tracking-uri",
+        ) from exc
+    return client
+
+
 def current_champion(client: Any, name: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
@@ -207,10 +229,15 @@ def _decide(
 
 def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     """Point ``champion`` at ``version`` by hand; returns what changed."""
-    import mlflow
+    from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    client.get_model_version(spec.name, version)  # raises when the version does not exist
+    client = registry_client(tracking_uri)
+    try:
+        client.get_model_version(spec.name, version)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ServekitError(404, "version_not_found", f"{spec.name} has no version {version!r}") from exc
     previous = current_champion(client, spec.name)
     client.set_registered_model_alias(spec.name, CHAMPION, version)
     client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
