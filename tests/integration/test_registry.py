@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -98,6 +99,51 @@ def test_a_data_file_off_the_schema_is_one_line_and_registers_nothing(
     err = mlp("train", "bankchurn", "--data", str(path), status=2)
     assert err == f"mlp: train bankchurn: {path}: missing column(s): Geography\n"
     assert len(client.search_model_versions("name='bankchurn'")) == versions
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_versions_lists_aliases_figures_and_data_newest_first(
+    name: str, mlflow_server: Server, registered: dict[str, TrainResult], mlp: Callable[..., str]
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    key = registry.get_service(name).recipe.primary_metric
+    header, columns, *rows = mlp("versions", name).splitlines()
+    assert header == f"{name} at {mlflow_server.url} ({key} on each version's own held-out split)"
+    assert columns.split() == [
+        "version",
+        "aliases",
+        "registered",
+        "(UTC)",
+        key,
+        "95%",
+        "CI",
+        "data",
+        "decision",
+    ]
+    by_version = {row.split()[0]: row for row in rows}
+    every = sorted((int(mv.version) for mv in client.search_model_versions(f"name='{name}'")), reverse=True)
+    assert [int(v) for v in by_version] == every[:20]
+    champion = client.get_model_version_by_alias(name, "champion").version
+    assert "champion" in by_version[champion].split()[1].split(",")
+    first = registered[name]
+    metrics = client.get_run(first.run_id).data.metrics
+    row = by_version[first.version]
+    interval = f"{metrics[f'{key}_ci_low']:.4f}-{metrics[f'{key}_ci_high']:.4f}"
+    assert row.split()[4:6] == [f"{metrics[key]:.4f}", interval]
+    assert "synthetic, " in row
+    decision = client.get_model_version(name, first.version).tags["promotion.decision"]
+    assert row.endswith(decision.split(":")[0])  # "promoted to champion", or "promoted by hand" later
+    assert len(mlp("versions", name, "--limit", "1").splitlines()) == 3
+
+
+def test_versions_of_a_model_never_trained_says_how_to_train_it(
+    mlflow_server: Server, mlp: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = registry.get_service("bankchurn")
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: replace(spec, name="neverseen"))
+    assert mlp("versions", "neverseen").strip() == (
+        f"neverseen: no versions registered at {mlflow_server.url}; `mlp train neverseen` registers one"
+    )
 
 
 def test_unknown_service_is_a_clear_error() -> None:

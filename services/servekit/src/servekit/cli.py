@@ -65,6 +65,17 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_versions(args: argparse.Namespace) -> int:
+    from servekit.training.trainer import registry_client
+    from servekit.training.versions import list_versions, render
+
+    spec = registry.get_service(args.service)
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    rows = list_versions(spec, registry_client(tracking_uri), args.limit)
+    print(render(spec, rows, tracking_uri))
+    return 0
+
+
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
     """The service ``mlp serve`` runs: its argument, else ``$MLP_SERVICE`` (set by the image)."""
     service = args.service or (environ.get(SERVICE_ENV) or "").strip()
@@ -121,6 +132,12 @@ def cmd_services(_: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mlp", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -138,6 +155,14 @@ def parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     promote.add_argument("--tracking-uri")
     promote.set_defaults(func=cmd_promote)
+
+    versions = sub.add_parser(
+        "versions", help="registered versions: aliases, held-out metric, data, decision"
+    )
+    versions.add_argument("service")
+    versions.add_argument("--limit", type=_positive, default=20, help="newest N versions (default 20)")
+    versions.add_argument("--tracking-uri")
+    versions.set_defaults(func=cmd_versions)
 
     serve = sub.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
     serve.add_argument("service", nargs="?", help=f"default: ${SERVICE_ENV}")

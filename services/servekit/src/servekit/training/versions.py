@@ -1,0 +1,100 @@
+"""``mlp versions``: a service's registered versions, their aliases and held-out figures.
+
+What an operator looks at before ``mlp promote`` or a rollback: which version each alias
+points at, how each scored with its bootstrap interval, what data it saw and why the
+trainer did or did not promote it, without opening the MLflow UI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from servekit.spec import ServiceSpec
+
+DECISION_TAG = "promotion.decision"
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: str
+    aliases: tuple[str, ...]
+    registered: datetime
+    metric: float | None
+    ci_low: float | None
+    ci_high: float | None
+    data: str
+    decision: str
+
+
+def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow]:
+    """The ``limit`` newest versions of ``spec``'s model, newest first."""
+    found = client.search_model_versions(f"name='{spec.name}'")
+    if not found:
+        return []
+    newest = sorted(found, key=lambda mv: int(mv.version), reverse=True)[:limit]
+    # A search does not return aliases; the registered model holds them all.
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(spec.name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
+    return [_row(spec, client, mv, aliases.get(str(mv.version), [])) for mv in newest]
+
+
+def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> VersionRow:
+    key = spec.recipe.primary_metric
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {}
+    if mv.run_id:
+        run = client.get_run(mv.run_id)
+        metrics, params = dict(run.data.metrics), dict(run.data.params)
+    return VersionRow(
+        version=str(mv.version),
+        aliases=tuple(sorted(aliases)),
+        registered=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC),
+        metric=metrics.get(key),
+        ci_low=metrics.get(f"{key}_ci_low"),
+        ci_high=metrics.get(f"{key}_ci_high"),
+        data=_data(params),
+        # The trainer's reason ("kept champion v3: roc_auc 0.85 vs ...") up to its figures.
+        decision=(mv.tags or {}).get(DECISION_TAG, "").split(":")[0],
+    )
+
+
+def _data(params: dict[str, str]) -> str:
+    if "data.rows" not in params:
+        return ""
+    source = params.get("data.source", "")
+    where = "synthetic" if source.startswith("synthetic") else source.rsplit("/", 1)[-1]
+    return f"{where}, {int(params['data.rows']):,} rows, sha256 {params.get('data.sha256', '')[:12]}"
+
+
+def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
+    if not rows:
+        return f"{spec.name}: no versions registered at {tracking_uri}; `mlp train {spec.name}` registers one"
+    key = spec.recipe.primary_metric
+
+    def figure(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    table = [("version", "aliases", "registered (UTC)", key, "95% CI", "data", "decision")]
+    for row in rows:
+        interval = "-" if row.ci_low is None else f"{figure(row.ci_low)}-{figure(row.ci_high)}"
+        table.append(
+            (
+                row.version,
+                ",".join(row.aliases) or "-",
+                row.registered.strftime("%Y-%m-%d %H:%M"),
+                figure(row.metric),
+                interval,
+                row.data or "-",
+                row.decision or "-",
+            )
+        )
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    header = f"{spec.name} at {tracking_uri} ({key} on each version's own held-out split)"
+    return "\n".join([header, *lines])
