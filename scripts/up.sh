@@ -34,22 +34,26 @@ stop_all() {
 trap 'stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
-# Gives up as soon as a process the URL depends on has failed (a port already taken, a bad
-# MLP_PORT_OFFSET), rather than after the whole timeout.
-wait_for() {  # url seconds name:pid...
-  local url=$1 seconds=$2 job status
-  shift 2
+# Waits for url to answer. Gives up as soon as its server exits, whatever its status (a
+# taken port, a crash; MLflow exits 0 when it cannot bind), or the optional background task
+# fails (the service listing, with a bad MLP_PORT_OFFSET), rather than after the timeout.
+wait_for() {  # url seconds server-name server-pid [task-name task-pid]
+  local url=$1 seconds=$2 server=$3 pid=$4 task=${5:-} task_pid=${6:-} status
   for _ in $(seq 1 $(( seconds * 5 ))); do
     curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null && return 0
-    for job in "$@"; do
-      kill -0 "${job#*:}" 2>/dev/null && continue
-      status=0; wait "${job#*:}" || status=$?
-      if [ "$status" -ne 0 ]; then
-        echo "${job%%:*} exited with status $status before $url answered" >&2
-        [ -s "$STATE/logs/${job%%:*}.log" ] && tail -n 5 "$STATE/logs/${job%%:*}.log" >&2
+    if ! kill -0 "$pid" 2>/dev/null; then
+      status=0; wait "$pid" || status=$?
+      echo "$server exited (status $status) before $url answered; the end of $STATE/logs/$server.log:" >&2
+      tail -n 5 "$STATE/logs/$server.log" >&2
+      return 1
+    fi
+    if [ -n "$task_pid" ] && ! kill -0 "$task_pid" 2>/dev/null; then
+      status=0; wait "$task_pid" || status=$?
+      if [ "$status" -ne 0 ]; then  # the task has printed why; say what it stopped
+        echo "$task failed (status $status) before $url answered" >&2
         return 1
       fi
-    done
+    fi
     sleep 0.2
   done
   echo "timed out waiting for $url" >&2
@@ -65,7 +69,7 @@ echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
 # runs while MLflow starts (about 25 s).
 "$BIN/mlp" services >"$STATE/services.tsv" &
 listing_pid=$!
-wait_for "$MLFLOW_TRACKING_URI/health" 120 "mlflow:$(<"$PIDS/mlflow.pid")" "listing:$listing_pid"
+wait_for "$MLFLOW_TRACKING_URI/health" 120 mlflow "$(<"$PIDS/mlflow.pid")" "the service listing" "$listing_pid"
 wait "$listing_pid"
 listing=$(<"$STATE/services.tsv")
 services=$(cut -f1 <<<"$listing")
@@ -79,7 +83,7 @@ for svc in $services; do
   echo $! >"$PIDS/$svc.pid"; started+=("$svc")
 done
 for svc in $services; do
-  wait_for "http://127.0.0.1:${ports[$svc]}/readyz" 120 "$svc:$(<"$PIDS/$svc.pid")"
+  wait_for "http://127.0.0.1:${ports[$svc]}/readyz" 120 "$svc" "$(<"$PIDS/$svc.pid")"
 done
 
 echo
