@@ -102,6 +102,16 @@ def test_unknown_path_and_method_keep_the_error_shape(toy_client: TestClient) ->
     )
 
 
+def test_probes_answer_head_as_they_answer_get(toy_client: TestClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        response = toy_client.head(path)
+        assert response.status_code == 200, path
+        assert response.content == b""
+        assert response.headers["content-type"] == "application/json"
+    # HEAD is an alias, not a second operation in the API document.
+    assert set(toy_client.get("/openapi.json").json()["paths"]["/readyz"]) == {"get"}
+
+
 def test_metrics_follow_the_contract(toy_client: TestClient) -> None:
     toy_client.post("/predict?explain=true", json=ROW)
     toy_client.post("/predict", json={"x": 99})
@@ -188,6 +198,7 @@ def test_a_model_that_never_loads_stays_alive_and_not_ready() -> None:
         asyncio.run(asyncio.sleep(0.1))
         ready = client.get("/readyz")
         assert ready.status_code == 503
+        assert client.head("/readyz").status_code == 503
         assert "FileNotFoundError: artifact corrupt" in ready.json()["error"]
         assert client.get("/healthz").status_code == 200
         response = client.post("/predict", json=ROW)
