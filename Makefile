@@ -4,16 +4,19 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := python3
-export UV_LINK_MODE := copy
+# Hard links from uv's cache: a fresh .venv in 1 s instead of 17 s of copying 1.3 GB (uv falls
+# back to copying, with a warning, where the cache is on another filesystem).
+export UV_LINK_MODE := hardlink
 UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test lint typecheck unit bench k8s-check prometheus monitor loadtest delivery-check
+.PHONY: help uv sync up down test check lint typecheck unit bench k8s-check prometheus monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
 	@echo "make test    the whole test suite (lint, types, unit, integration, schemathesis)"
+	@echo "make check   the static checks of make test alone: lint, typecheck, k8s-check, delivery-check"
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
@@ -44,7 +47,12 @@ typecheck: sync
 unit: sync
 	$(BIN)/pytest -m "not integration"
 
-test: sync lint typecheck prometheus k8s-check delivery-check
+# The static checks are independent of each other, so two run at a time (mypy alone takes a
+# minute on a fresh clone); each one's output is printed whole when it ends.
+check: lint typecheck k8s-check delivery-check
+
+test: sync prometheus
+	$(MAKE) --no-print-directory -j2 --output-sync=target check
 	$(BIN)/pytest
 
 bench: sync
@@ -77,10 +85,10 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_VENV := .tools/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
-$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION):
+$(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION): | uv
 	rm -rf $(CHECKOV_VENV)
-	python3 -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	$(UV) venv --quiet $(CHECKOV_VENV)
+	$(UV) pip install --quiet --python $(CHECKOV_VENV)/bin/python checkov==$(CHECKOV_VERSION)
 	touch $@
 
 k8s-check: sync $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)

@@ -188,7 +188,14 @@ def install_image_environment(service: str, venv: Path) -> None:
     assert install[:2] == ["uv", "sync"]
     assert "--no-dev" in install
     # uv as the Makefile runs it (python3 -m uv), on this machine's Python, into a fresh directory.
-    uv_env = {"UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": "python3", "UV_PYTHON_DOWNLOADS": "never"}
+    # Hard links from uv's cache: what is installed is the same as the image's copies, in a
+    # second instead of ten per service.
+    uv_env = {
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON": "python3",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "hardlink",
+    }
     subprocess.run(
         ["python3", "-m", "uv", *install[1:], "--quiet"],
         cwd=ROOT,
