@@ -16,7 +16,11 @@ mkdir -p "$STATE/artifacts" "$PIDS" "$STATE/logs"
 
 started=()
 stop_all() {
-  trap - INT TERM EXIT
+  # A second signal while stopping must not kill this script halfway and leave servers
+  # running: make sends SIGTERM on to its children when it gets one, and users press
+  # Ctrl-C twice. A server that ignores SIGTERM for 10 s gets SIGKILL, so this always ends.
+  trap '' INT TERM HUP
+  trap - EXIT
   echo
   echo "stopping: ${started[*]:-nothing}"
   for name in "${started[@]}"; do
@@ -25,13 +29,17 @@ stop_all() {
   done
   for name in "${started[@]}"; do
     pid=$(cat "$PIDS/$name.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    if [ -n "$pid" ]; then
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
     rm -f "$PIDS/$name.pid"
   done
 }
 # Ctrl-C is how a user ends a session, so a clean stop after it is a success (no
-# "make: *** Error 130"); a failure before it keeps its exit status through the EXIT trap.
-trap 'stop_all; exit 0' INT TERM
+# "make: *** Error 130"); so is SIGTERM (a supervisor, `timeout`) and SIGHUP (a closed
+# terminal). A failure before it keeps its exit status through the EXIT trap.
+trap 'stop_all; exit 0' INT TERM HUP
 trap stop_all EXIT
 
 # Waits for url to answer. Gives up as soon as its server exits, whatever its status (a

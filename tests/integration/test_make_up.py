@@ -173,6 +173,13 @@ def test_up_serves_every_service_and_ctrl_c_stops_everything(
     assert all(is_alive(pid) for pid in pids.values())
 
     os.killpg(platform.process.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
+    # A second signal while it stops the servers: make sends SIGTERM on to its children when
+    # it gets one, and users press Ctrl-C twice. It must not cut the clean-up short.
+    deadline = time.monotonic() + 30
+    while "stopping:" not in platform.output() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the servers take about a second to stop: land in the middle of it
+    with contextlib.suppress(ProcessLookupError):  # already done: nothing left to cut short
+        os.kill(platform.process.pid, signal.SIGTERM)
     assert platform.process.wait(timeout=60) == 0, platform.output()
     assert "stopping: mlflow" in platform.output()
     assert [name for name, pid in pids.items() if is_alive(pid)] == []
@@ -184,7 +191,7 @@ def test_down_stops_what_an_interrupted_up_left_running(platform: Platform) -> N
     every_server = {"mlflow", *registry.available()}
     platform.wait_until(lambda: set(platform.recorded_pids()) == every_server)
     pids = platform.recorded_pids()
-    # The launcher dies without cleaning up (a closed terminal, kill -9) while the services
+    # The launcher dies without cleaning up (kill -9, the OOM killer) while the services
     # start: the servers live on in their own sessions, which is what `make down` is for.
     platform.process.kill()
     platform.process.wait()
