@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Stop whatever `make up` left running, by the process groups it recorded.
+# Stop whatever `make up` left running, by the process groups it recorded: SIGTERM to every
+# group at once, then SIGKILL to any group still there 10 s later, so this always ends.
+# up.sh stops its own servers with this too (--quiet: no line per server).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 quiet=${1:-}
-for file in "${MLP_STATE:-.mlp}"/pids/*.pid; do
+pid_files=("${MLP_STATE:-.mlp}"/pids/*.pid)
+for file in "${pid_files[@]}"; do
   [ -e "$file" ] || continue
   pid=$(cat "$file")
   if kill -0 "$pid" 2>/dev/null; then
     kill -- "-$pid" && [ "$quiet" != --quiet ] && echo "stopped $(basename "$file" .pid) (pid $pid)"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
   fi
+done
+deadline=$((SECONDS + 10))
+for file in "${pid_files[@]}"; do
+  [ -e "$file" ] || continue
+  pid=$(cat "$file")
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  kill -KILL -- "-$pid" 2>/dev/null  # also what outlived its group's leader
   rm -f "$file"
 done
 exit 0

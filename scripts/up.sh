@@ -18,23 +18,12 @@ started=()
 stop_all() {
   # A second signal while stopping must not kill this script halfway and leave servers
   # running: make sends SIGTERM on to its children when it gets one, and users press
-  # Ctrl-C twice. A server that ignores SIGTERM for 10 s gets SIGKILL, so this always ends.
+  # Ctrl-C twice. down.sh inherits the ignored signals, and ends within about 10 s.
   trap '' INT TERM HUP
   trap - EXIT
   echo
   echo "stopping: ${started[*]:-nothing}"
-  for name in "${started[@]}"; do
-    pid=$(cat "$PIDS/$name.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -- "-$pid" 2>/dev/null || true
-  done
-  for name in "${started[@]}"; do
-    pid=$(cat "$PIDS/$name.pid" 2>/dev/null || true)
-    if [ -n "$pid" ]; then
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-      kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
-    rm -f "$PIDS/$name.pid"
-  done
+  scripts/down.sh --quiet
 }
 # Ctrl-C is how a user ends a session, so a clean stop after it is a success (no
 # "make: *** Error 130"); so is SIGTERM (a supervisor, `timeout`) and SIGHUP (a closed
