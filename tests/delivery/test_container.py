@@ -195,6 +195,8 @@ def install_image_environment(service: str, venv: Path) -> None:
         "UV_PYTHON": "python3",
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_LINK_MODE": "hardlink",
+        # The Makefile precompiles the dev environment; here it would cost more than it saves.
+        "UV_COMPILE_BYTECODE": "0",
     }
     subprocess.run(
         ["python3", "-m", "uv", *install[1:], "--quiet"],
