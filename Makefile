@@ -7,8 +7,8 @@ export UV_PYTHON := python3
 # Hard links from uv's cache: a fresh .venv in 1 s instead of 17 s of copying 1.3 GB (uv falls
 # back to copying, with a warning, where the cache is on another filesystem).
 export UV_LINK_MODE := hardlink
-# Bytecode compiled once at install (35 s on 2 cores), as the image does: where
-# PYTHONDONTWRITEBYTECODE is set (this machine, many CI images) every process would otherwise
+# Bytecode compiled once at install (35 to 45 s on 2 cores), as the image does: where
+# PYTHONDONTWRITEBYTECODE is set (as on this machine) every process would otherwise
 # recompile what it imports, and `import mlflow` takes 9 s instead of 3 in each server and CLI.
 # A `make up` with every model trained serves in 33 s instead of 70. UV_COMPILE_BYTECODE=0 opts out.
 export UV_COMPILE_BYTECODE ?= 1
