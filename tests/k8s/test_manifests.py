@@ -484,6 +484,18 @@ def test_gke_ingress(gke: Rendered) -> None:
         assert (health["requestPath"], health["port"], health["type"]) == ("/readyz", 8080, "HTTP")
 
 
+def test_gke_log_lines_name_their_trace_in_the_project(gke: Rendered, eks: Rendered) -> None:
+    project = gke.values()["gcpProject"]
+    for service in SERVICES:
+        env = configmap_env(gke, model_deployments(gke)[service])
+        loaded = settings.settings_class(service)(
+            service=service, GOOGLE_CLOUD_PROJECT=env["GOOGLE_CLOUD_PROJECT"]
+        )
+        assert loaded.google_cloud_project == project
+        # EKS has no Cloud Trace: its log lines keep the X-Ray id in trace_id only.
+        assert "GOOGLE_CLOUD_PROJECT" not in configmap_env(eks, model_deployments(eks)[service])
+
+
 def test_eks_ingress(eks: Rendered) -> None:
     ingress = eks.get("Ingress", "model-services")
     assert ingress["spec"]["ingressClassName"] == "alb"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import socket
 import threading
 import time
 import warnings
@@ -18,7 +20,7 @@ import pytest
 import uvicorn
 from toy import FAILING_X, TOY, FailingToy
 
-from servekit import logs
+from servekit import logs, tracing
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.request_id import HEADER
@@ -39,9 +41,11 @@ def restore_root_logger() -> Iterator[None]:
     logging.captureWarnings(False)
 
 
-def configured(log_format: logs.LogFormat, level: str = "INFO") -> io.StringIO:
+def configured(
+    log_format: logs.LogFormat, level: str = "INFO", google_cloud_project: str = ""
+) -> io.StringIO:
     stream = io.StringIO()
-    logs.configure_logging(level, log_format, "toy", stream)
+    logs.configure_logging(level, log_format, "toy", stream, google_cloud_project=google_cloud_project)
     return stream
 
 
@@ -114,6 +118,85 @@ def test_text_lines_tag_the_request_id_when_there_is_one() -> None:
     assert inside.endswith(" INFO servekit.rest [trace-7] inside")
 
 
+W3C_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLOUD_TRACE = f"projects/my-project/traces/{W3C_TRACE}"
+
+
+def logged_under(trace: tracing.TraceContext, google_cloud_project: str) -> dict[str, Any]:
+    stream = configured("json", google_cloud_project=google_cloud_project)
+    token = tracing.current.set(trace)
+    try:
+        logging.getLogger("servekit.rest").info("served")
+    finally:
+        tracing.current.reset(token)
+    (line,) = json_lines(stream)
+    return line
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+@pytest.mark.parametrize(
+    ("trace", "project", "expected"),
+    [
+        pytest.param(
+            tracing.TraceContext(W3C_TRACE, "00f067aa0ba902b7", sampled=True),
+            "my-project",
+            {
+                "trace_id": W3C_TRACE,
+                "span_id": "00f067aa0ba902b7",
+                logs.CLOUD_TRACE_FIELD: CLOUD_TRACE,
+                logs.CLOUD_SPAN_FIELD: "00f067aa0ba902b7",
+                logs.CLOUD_SAMPLED_FIELD: True,
+            },
+            id="google-trace-with-project",
+        ),
+        pytest.param(
+            tracing.TraceContext(W3C_TRACE),
+            "my-project",
+            {"trace_id": W3C_TRACE, logs.CLOUD_TRACE_FIELD: CLOUD_TRACE},
+            id="trace-id-only-says-nothing-of-span-or-sampling",
+        ),
+        pytest.param(
+            tracing.TraceContext(W3C_TRACE, "00f067aa0ba902b7", sampled=False),
+            "",
+            {"trace_id": W3C_TRACE, "span_id": "00f067aa0ba902b7"},
+            id="without-project-no-cloud-logging-fields",
+        ),
+        pytest.param(
+            tracing.TraceContext("1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8", sampled=True),
+            "my-project",
+            {"trace_id": "1-5759e988-bd862e3fe1be46a994272793", "span_id": "53995c3f42cd8ad8"},
+            id="xray-trace-is-not-a-cloud-trace",
+        ),
+    ],
+)
+def test_json_lines_carry_the_callers_trace(
+    trace: tracing.TraceContext, project: str, expected: dict[str, Any]
+) -> None:
+    line = logged_under(trace, project)
+    traced = {
+        key: value for key, value in line.items() if key.endswith(("_id", "spanId", "trace", "_sampled"))
+    }
+    assert traced == expected
+
+
+def post_request(path: str, body: dict[str, Any], **headers: str) -> bytes:
+    payload = json.dumps(body).encode()
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += [f"Content-Length: {len(payload)}", *(f"{name}: {value}" for name, value in headers.items())]
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + payload
+
+
+def pipelined(url: str, *requests: bytes) -> bytes:
+    """Send the requests in one write on one connection; everything read until the server closes it."""
+    host, port = url.removeprefix("http://").split(":")
+    received = b""
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"".join(requests))
+        while chunk := connection.recv(65536):
+            received += chunk
+    return received
+
+
 class ThreadedServer:
     """A real uvicorn server on 127.0.0.1 in a thread, logging the way ``mlp serve`` does."""
 
@@ -162,3 +245,46 @@ def test_every_line_a_failed_request_writes_carries_its_id(toy_trained: tuple[Mo
     assert tagged[1]["exception"].endswith("RuntimeError: lookup table is empty")
     # Lines from outside a request (startup, model loading, shutdown) carry no id.
     assert any(line["message"].startswith("Uvicorn running") for line in lines if "request_id" not in line)
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_traced_request_links_its_lines_to_its_trace_and_the_next_request_does_not(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    stream = configured("json", google_cloud_project="my-project")
+    artifact, _ = toy_trained
+    app = create_app(replace(TOY, model=FailingToy), load_settings("toy"), source=lambda: artifact)
+    traceparent = f"00-{W3C_TRACE}-00f067aa0ba902b7-01"
+    failing = {**ROW, "x": FAILING_X}
+    with ThreadedServer(app) as url:
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.05)
+        # The server closes a connection whose request raised, so each failure gets its own.
+        traced = httpx.post(
+            f"{url}/predict", json=failing, headers={"X-Request-ID": "mine", "traceparent": traceparent}
+        )
+        # A traced request, then an untraced one pipelined behind it on the same connection:
+        # the server starts the second from within the first's task, whose context it copies.
+        # Nothing of the first request's trace may reach the second one's lines.
+        responses = pipelined(
+            url,
+            post_request("/predict", ROW, traceparent=traceparent),
+            post_request("/predict", failing, **{"X-Request-ID": "plain"}),
+        )
+    assert traced.status_code == 500
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", responses) == [b"200", b"500"]
+
+    lines = json_lines(stream)
+    first = [line for line in lines if line.get("request_id") == "mine"]
+    second = [line for line in lines if line.get("request_id") == "plain"]
+    assert len(first) == len(second) == 2  # servekit's line and uvicorn's traceback
+    for line in first:
+        assert line["trace_id"] == W3C_TRACE
+        assert line["span_id"] == "00f067aa0ba902b7"
+        assert line[logs.CLOUD_TRACE_FIELD] == CLOUD_TRACE
+        assert line[logs.CLOUD_SPAN_FIELD] == "00f067aa0ba902b7"
+        assert line[logs.CLOUD_SAMPLED_FIELD] is True
+    for line in second:
+        assert not {"trace_id", "span_id", logs.CLOUD_TRACE_FIELD} & line.keys()

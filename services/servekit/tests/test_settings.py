@@ -30,6 +30,15 @@ def test_the_prefixed_model_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings("toy").resolved_model_uri() == "models:/toy@champion"
 
 
+def test_the_google_cloud_project_is_read_unprefixed_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    assert load_settings("toy").google_cloud_project == ""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "my-gcp-project")
+    assert load_settings("toy").google_cloud_project == "my-gcp-project"
+    monkeypatch.setenv("TOY_GOOGLE_CLOUD_PROJECT", "example.com:other-project")
+    assert load_settings("toy").google_cloud_project == "example.com:other-project"
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "problem"),
     [
@@ -38,6 +47,9 @@ def test_the_prefixed_model_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
         ("TOY_LOAD_RETRY_MAX_SECONDS", "-1", "greater than 0"),
         ("TOY_LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("TOY_LOG_FORMAT", "xml", "'text' or 'json'"),
+        ("TOY_GOOGLE_CLOUD_PROJECT", "My Project", "not a Google Cloud project id"),
+        # Read unprefixed, so named unprefixed: the message points at the variable that was set.
+        ("GOOGLE_CLOUD_PROJECT", "proj", "not a Google Cloud project id"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_problem(

@@ -95,7 +95,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
-    configure_logging(settings.log_level, settings.log_format, spec.name)
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        spec.name,
+        google_cloud_project=settings.google_cloud_project,
+    )
     app = create_app(spec, settings)
     # No access log: one line per request costs more than the prediction;
     # requests are counted in <svc>_requests_total instead.

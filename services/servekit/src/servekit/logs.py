@@ -6,17 +6,26 @@ Logging and CloudWatch Logs Insights index without a parser (``severity``, ``mes
 default) is for a terminal. Either way, a line written while a request is served carries
 that request's id, the one its response's ``X-Request-ID`` header names, and uvicorn's own
 lines go through the same handler instead of uvicorn's formatter.
+
+A JSON line written for a request that came with a tracing header also carries the caller's
+``trace_id`` and ``span_id`` (:mod:`servekit.tracing`). Given the Google Cloud project, it
+carries them again under the names Cloud Logging reads (``logging.googleapis.com/trace``
+as ``projects/PROJECT/traces/ID``, ``.../spanId``, ``.../trace_sampled``), which is what
+links a log line to its trace in Cloud Trace and the Logs Explorer's trace view.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Literal
 
 import orjson
+
+from servekit import tracing
 
 #: The id of the request the current task serves ("" outside one). Set by
 #: :class:`servekit.rest.request_id.RequestIdMiddleware`.
@@ -26,13 +35,21 @@ LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request_tag)s %(message)s"
 
 
+#: Cloud Logging's special fields: the LogEntry's trace, spanId and traceSampled.
+CLOUD_TRACE_FIELD = "logging.googleapis.com/trace"
+CLOUD_SPAN_FIELD = "logging.googleapis.com/spanId"
+CLOUD_SAMPLED_FIELD = "logging.googleapis.com/trace_sampled"
+_GOOGLE_TRACE_ID = re.compile(r"[0-9a-f]{32}")
+
+
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the id of the request being served, if any."""
+    """Stamps each record with the id and trace of the request being served, if any."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         current = request_id.get()
         record.request_id = current
         record.request_tag = f" [{current}]" if current else ""
+        record.trace = tracing.current.get()
         return True
 
 
@@ -43,9 +60,10 @@ def _rfc3339(timestamp: float) -> str:
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line whatever the message holds."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, google_cloud_project: str = "") -> None:
         super().__init__()
         self.service = service
+        self.google_cloud_project = google_cloud_project
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -58,20 +76,46 @@ class JsonFormatter(logging.Formatter):
         request = getattr(record, "request_id", "")
         if request:
             entry["request_id"] = request
+        trace: tracing.TraceContext | None = getattr(record, "trace", None)
+        if trace is not None:
+            self._add_trace(entry, trace)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
 
+    def _add_trace(self, entry: dict[str, object], trace: tracing.TraceContext) -> None:
+        entry["trace_id"] = trace.trace_id
+        if trace.span_id:
+            entry["span_id"] = trace.span_id
+        # An X-Ray id is not a Cloud Trace id; Cloud Logging would link it to nothing.
+        if not self.google_cloud_project or not _GOOGLE_TRACE_ID.fullmatch(trace.trace_id):
+            return
+        entry[CLOUD_TRACE_FIELD] = f"projects/{self.google_cloud_project}/traces/{trace.trace_id}"
+        if trace.span_id:
+            entry[CLOUD_SPAN_FIELD] = trace.span_id
+        if trace.sampled is not None:
+            entry[CLOUD_SAMPLED_FIELD] = trace.sampled
+
 
 def configure_logging(
-    level: str, log_format: LogFormat, service: str, stream: IO[str] | None = None
+    level: str,
+    log_format: LogFormat,
+    service: str,
+    stream: IO[str] | None = None,
+    *,
+    google_cloud_project: str = "",
 ) -> logging.Handler:
     """Route every logger (uvicorn's too) through one handler on the root logger."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter(service) if log_format == "json" else logging.Formatter(TEXT_FORMAT))
+    formatter = (
+        JsonFormatter(service, google_cloud_project)
+        if log_format == "json"
+        else logging.Formatter(TEXT_FORMAT)
+    )
+    handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Library warnings (MLflow's, sklearn's) would otherwise be raw text among JSON lines.
     logging.captureWarnings(True)

@@ -1,13 +1,16 @@
 """Settings of a model service, read from the environment with a per-service prefix.
 
-``BANKCHURN_MAX_BATCH_SIZE`` configures bankchurn only. ``MODEL_URI`` and
-``MLFLOW_TRACKING_URI`` are also read without the prefix because in a pod each
-container serves one model and those names are the MLflow conventions; the
-prefixed form wins so that one shell can run all services side by side.
+``BANKCHURN_MAX_BATCH_SIZE`` configures bankchurn only. ``MODEL_URI``,
+``MLFLOW_TRACKING_URI`` and ``GOOGLE_CLOUD_PROJECT`` are also read without the
+prefix because in a pod each container serves one model and those names are the
+MLflow and Google conventions; the prefixed form wins so that one shell can run all
+services side by side.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from functools import cache
 from typing import Any, Literal
 
@@ -15,7 +18,9 @@ from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Environment variables read without the service prefix (in addition to the prefixed form).
-UNPREFIXED = ("MODEL_URI", "MLFLOW_TRACKING_URI")
+UNPREFIXED = ("MODEL_URI", "MLFLOW_TRACKING_URI", "GOOGLE_CLOUD_PROJECT")
+#: A Google Cloud project id, optionally of a legacy domain-scoped project (``example.com:id``).
+GOOGLE_CLOUD_PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
 
 
 class ServiceSettings(BaseSettings):
@@ -38,6 +43,10 @@ class ServiceSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"
     )
+    google_cloud_project: str = Field(
+        default="",
+        description="JSON log lines of traced requests name their Cloud Trace trace in this project",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -45,6 +54,17 @@ class ServiceSettings(BaseSettings):
         if not isinstance(value, str):
             return value
         return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @field_validator("google_cloud_project")
+    @classmethod
+    def _project_id(cls, value: str) -> str:
+        # A typo would otherwise surface only as log lines linked to no trace.
+        if value and not GOOGLE_CLOUD_PROJECT_ID.fullmatch(value):
+            raise ValueError(
+                "not a Google Cloud project id (6 to 30 lower-case letters, digits or hyphens, "
+                "starting with a letter)"
+            )
+        return value
 
     def resolved_model_uri(self) -> str:
         return self.model_uri or f"models:/{self.service}@champion"
@@ -65,6 +85,7 @@ def settings_class(service: str) -> type[ServiceSettings]:
         mlflow_tracking_uri: str = Field(
             default="http://127.0.0.1:5000", validation_alias=either("MLFLOW_TRACKING_URI")
         )
+        google_cloud_project: str = Field(default="", validation_alias=either("GOOGLE_CLOUD_PROJECT"))
 
     Settings.__name__ = f"{service.capitalize()}Settings"
     return Settings
@@ -85,10 +106,25 @@ def load_settings(service: str, **overrides: object) -> ServiceSettings:
     except ValidationError as exc:
         prefix = f"{service.upper()}_"
         problems = [
-            f"{prefix}{'.'.join(map(str, error['loc'])).upper()}={error['input']!r}: {error['msg']}"
+            f"{variable_name(prefix, error['loc'])}={error['input']!r}: {problem(error['msg'])}"
             for error in exc.errors(include_url=False)
         ]
         raise SettingsError(f"{service} settings: {'; '.join(problems)}") from None
+
+
+def problem(message: str) -> str:
+    # pydantic prefixes a validator's own message with the exception's kind.
+    return message.removeprefix("Value error, ")
+
+
+def variable_name(prefix: str, location: tuple[int | str, ...]) -> str:
+    """The environment variable that held the bad value an error's location points at."""
+    name = ".".join(map(str, location)).upper()
+    if not name.startswith(prefix):
+        return name if name in UNPREFIXED else f"{prefix}{name}"
+    # An aliased field's errors name its prefixed form even when the value came unprefixed.
+    unprefixed = name.removeprefix(prefix)
+    return unprefixed if unprefixed in UNPREFIXED and name not in os.environ else name
 
 
 def environment_variables(service: str) -> frozenset[str]:

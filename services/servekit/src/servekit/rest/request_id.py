@@ -2,11 +2,10 @@
 
 A caller (or an ingress, or a mesh) that sends an id gets it back, and the service's log
 line for a failed request carries it, so one request can be followed from client to
-server. Without ``X-Request-ID``, the trace id of the request's tracing header is used,
-so the id is the one the load balancer logged: W3C ``traceparent`` (meshes, OpenTelemetry),
-``X-Cloud-Trace-Context`` (GKE's load balancer) or ``X-Amzn-Trace-Id`` (AWS's ALB).
+server. Without ``X-Request-ID``, the trace id of the request's tracing header
+(:mod:`servekit.tracing`) is used, so the id is the one the load balancer logged.
 An id that is not a plausible token (too long, or with characters outside
-``[A-Za-z0-9._:+/=-]``) is replaced, not rejected: a bad tracing header must not fail a
+``[A-Za-z0-9._:+/=-]``) is replaced, not rejected: a bad header must not fail a
 prediction, nor put arbitrary text into the logs.
 """
 
@@ -17,23 +16,14 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servekit import logs
+from servekit import logs, tracing
 
 HEADER = "x-request-id"
 REQUEST_ID_KEY = "servekit.request_id"
 VALID_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
-#: Tracing headers, in the order they are tried after X-Request-ID, and their trace id.
-TRACE_HEADERS = {
-    "traceparent": re.compile(r"[0-9a-f]{2}-(?!0{32})([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}"),
-    "x-cloud-trace-context": re.compile(r"([0-9a-f]{32})(?:/[0-9]+)?(?:;o=[0-9])?"),
-    "x-amzn-trace-id": re.compile(r"(?:[^;]*;)*?Root=(1-[0-9a-f]{8}-[0-9a-f]{24})(?:;.*)?"),
-}
-
-#: Longer tracing headers are not parsed (real ones are well under 300 characters).
-MAX_TRACE_HEADER = 512
 
 _HEADER_BYTES = HEADER.encode()
-_WANTED = {_HEADER_BYTES, *(name.encode() for name in TRACE_HEADERS)}
+_WANTED = {_HEADER_BYTES, *(name.encode() for name in tracing.PARSERS)}
 
 
 def request_id_of(scope: Scope) -> str:
@@ -41,24 +31,26 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get("extensions", {}).get(REQUEST_ID_KEY, ""))
 
 
-def incoming_id(scope: Scope) -> str | None:
-    """The caller's X-Request-ID if plausible, else the trace id of a tracing header, else None."""
-    found: dict[str, str] = {
+def incoming_headers(scope: Scope) -> dict[str, str]:
+    """The request's X-Request-ID and tracing headers, by lower-case name."""
+    return {
         name.decode(): value.decode("latin-1") for name, value in scope.get("headers", ()) if name in _WANTED
     }
-    explicit = found.get(HEADER)
+
+
+def incoming_id(headers: dict[str, str], trace: tracing.TraceContext | None) -> str | None:
+    """The caller's X-Request-ID if plausible, else the trace's id, else None."""
+    explicit = headers.get(HEADER)
     if explicit is not None and VALID_ID.fullmatch(explicit):
         return explicit
-    for header, pattern in TRACE_HEADERS.items():
-        value = found.get(header, "").strip()
-        match = pattern.fullmatch(value) if len(value) <= MAX_TRACE_HEADER else None
-        if match:
-            return match.group(1)
-    return None
+    return trace.trace_id if trace else None
 
 
 class RequestIdMiddleware:
     """Gives every HTTP request an id and every response its ``X-Request-ID`` header.
+
+    The id and the request's trace (if a tracing header names one) go on every log line
+    written while the request is served.
 
     Added last, so it is the outermost of servekit's middleware: the id is in the very
     scope the server-error handler sees.
@@ -71,12 +63,15 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_id(scope) or uuid.uuid4().hex
+        headers = incoming_headers(scope)
+        trace = tracing.from_headers(headers)
+        request_id = incoming_id(headers, trace) or uuid.uuid4().hex
         scope.setdefault("extensions", {})[REQUEST_ID_KEY] = request_id
         # Not reset on the way out: the server runs each request in a task of its own, and
         # uvicorn logs an unhandled exception's traceback in that task after the app returns;
         # the traceback's log line must carry the id too.
         logs.request_id.set(request_id)
+        tracing.current.set(trace)
         header = (_HEADER_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
