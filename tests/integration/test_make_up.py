@@ -25,6 +25,7 @@ import pytest
 
 from processes import ROOT, Server, free_port, predict_its_example
 from servekit import registry
+from servekit.local import port_is_free, port_range
 from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
@@ -32,21 +33,14 @@ pytestmark = pytest.mark.integration
 READY_LINE = "Ctrl-C stops everything"
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def free_port_offset() -> int:
-    """An offset that moves every service's local port onto a free one."""
+    """An offset that moves every service's local port onto a free one of this worker's ports."""
     ports = {registry.get_service(name).local_port for name in registry.available()}
+    allowed = port_range()
     for _ in range(50):
         offset = free_port() - min(ports)
-        if offset > 0 and all(port_is_free(port + offset) for port in ports):
+        moved = [port + offset for port in ports]
+        if offset > 0 and all(port in allowed and port_is_free(port) for port in moved):
             return offset
     raise RuntimeError("no free block of service ports")
 

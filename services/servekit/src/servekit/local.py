@@ -9,6 +9,7 @@ workers it forked; nothing outlives its caller.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,10 +24,57 @@ import httpx
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
+#: ``LOW-HIGH``: the ports :func:`free_port` may hand out (default: see :func:`port_range`).
+PORTS_VARIABLE = "MLP_FREE_PORTS"
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
+def port_range() -> range:
+    """Where listening ports are picked: ``$MLP_FREE_PORTS``, else the 8,000 below the ephemeral ones.
+
+    Not a port the kernel picks (bind to port 0): that one is in the ephemeral range, so
+    between its release and the server's bind any outgoing connection on the machine may
+    take it as its local port, and the server then fails with "address already in use".
+    """
+    configured = os.environ.get(PORTS_VARIABLE, "")
+    if configured:
+        low, _, high = configured.partition("-")
+        return range(int(low), int(high) + 1)
+    try:
+        ephemeral_low = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768  # Linux's default
+    return range(max(1024, ephemeral_low - 8000), ephemeral_low)
+
+
+def port_is_free(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port of :func:`port_range` nobody listens on, never the same twice in one process."""
+    ports = port_range()
+    start = random.randrange(len(ports))
+    for step in range(len(ports)):
+        port = ports[(start + step) % len(ports)]
+        if port not in _handed_out and port_is_free(port):
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port left in {ports.start}-{ports.stop - 1} (${PORTS_VARIABLE})")
+
+
+def split_ports(index: int, count: int) -> str:
+    """The ``LOW-HIGH`` block ``index`` of ``count`` disjoint ones (e.g. one per test worker)."""
+    ports = port_range()
+    size = len(ports) // count
+    low = ports.start + index * size
+    return f"{low}-{low + size - 1}"
 
 
 def mlflow_command(port: int, state: Path) -> tuple[list[str], dict[str, str]]:
