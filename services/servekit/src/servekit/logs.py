@@ -49,7 +49,7 @@ class RequestIdFilter(logging.Filter):
         current = request_id.get()
         record.request_id = current
         record.request_tag = f" [{current}]" if current else ""
-        record.trace = tracing.current.get()
+        record.trace_context = tracing.current.get()
         return True
 
 
@@ -76,7 +76,7 @@ class JsonFormatter(logging.Formatter):
         request = getattr(record, "request_id", "")
         if request:
             entry["request_id"] = request
-        trace: tracing.TraceContext | None = getattr(record, "trace", None)
+        trace: tracing.TraceContext | None = getattr(record, "trace_context", None)
         if trace is not None:
             self._add_trace(entry, trace)
         if record.exc_info:
