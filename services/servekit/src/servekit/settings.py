@@ -119,12 +119,10 @@ def problem(message: str) -> str:
 
 def variable_name(prefix: str, location: tuple[int | str, ...]) -> str:
     """The environment variable that held the bad value an error's location points at."""
-    name = ".".join(map(str, location)).upper()
-    if not name.startswith(prefix):
-        return name if name in UNPREFIXED else f"{prefix}{name}"
+    field = ".".join(map(str, location)).upper().removeprefix(prefix)
     # An aliased field's errors name its prefixed form even when the value came unprefixed.
-    unprefixed = name.removeprefix(prefix)
-    return unprefixed if unprefixed in UNPREFIXED and name not in os.environ else name
+    unprefixed = field in UNPREFIXED and f"{prefix}{field}" not in os.environ
+    return field if unprefixed else f"{prefix}{field}"
 
 
 def environment_variables(service: str) -> frozenset[str]:
