@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,13 @@ def cross_validated(overrides: dict[str, Any], data: Split, fold_seeds: list[int
     return np.asarray(scores)
 
 
-def main(path: Path) -> None:
+def main(
+    path: Path, draw: Callable[[np.random.Generator], dict[str, Any]] = candidate, rng_seed: int = 2026
+) -> None:
+    """Steps 1-4 above, over configurations drawn by ``draw`` from a generator seeded with ``rng_seed``."""
     data = split(SERVICE, SERVICE.recipe.load_csv(path), SPLIT_SEED)
-    rng = np.random.default_rng(2026)
-    configurations: list[dict[str, Any]] = [{}] + [candidate(rng) for _ in range(CONFIGURATIONS)]
+    rng = np.random.default_rng(rng_seed)
+    configurations: list[dict[str, Any]] = [{}] + [draw(rng) for _ in range(CONFIGURATIONS)]
 
     def score_all(indices: list[int], fold_seeds: list[int]) -> list[np.ndarray[Any, Any]]:
         jobs = (delayed(cross_validated)(configurations[i], data, fold_seeds) for i in indices)
