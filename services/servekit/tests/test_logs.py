@@ -68,6 +68,16 @@ def test_json_lines_have_the_fields_cloud_logging_and_cloudwatch_index() -> None
 
 
 @pytest.mark.usefixtures("restore_root_logger")
+def test_structured_fields_join_the_json_line_without_replacing_its_own() -> None:
+    stream = configured("json")
+    fields = {"httpRequest": {"status": 422}, "message": "forged", "severity": "DEBUG"}
+    logging.getLogger("servekit.access").warning("POST /predict 422", extra={"json_fields": fields})
+    (line,) = json_lines(stream)
+    assert line["httpRequest"] == {"status": 422}
+    assert (line["message"], line["severity"]) == ("POST /predict 422", "WARNING")
+
+
+@pytest.mark.usefixtures("restore_root_logger")
 def test_an_exception_stays_in_its_json_line() -> None:
     stream = configured("json")
     try:
@@ -238,11 +248,14 @@ def test_every_line_a_failed_request_writes_carries_its_id(toy_trained: tuple[Mo
     lines = json_lines(stream)
     tagged = [line for line in lines if "request_id" in line]
     assert {line["request_id"] for line in tagged} == {request_id}
-    assert [line["logger"] for line in tagged] == ["servekit.rest", "uvicorn.error"]
-    assert tagged[0]["message"].endswith("failed: RuntimeError: lookup table is empty")
-    # uvicorn's traceback, logged after the app returned, is tagged too and kept in one line.
-    assert tagged[1]["message"].startswith("Exception in ASGI application")
-    assert tagged[1]["exception"].endswith("RuntimeError: lookup table is empty")
+    # The access line (written as the failure leaves the middleware), the handler's line
+    # naming the cause, and uvicorn's traceback, logged after the app returned, in one line.
+    assert [line["logger"] for line in tagged] == ["servekit.access", "servekit.rest", "uvicorn.error"]
+    assert tagged[0]["severity"] == "ERROR"
+    assert tagged[0]["httpRequest"]["status"] == 500
+    assert tagged[1]["message"].endswith("failed: RuntimeError: lookup table is empty")
+    assert tagged[2]["message"].startswith("Exception in ASGI application")
+    assert tagged[2]["exception"].endswith("RuntimeError: lookup table is empty")
     # Lines from outside a request (startup, model loading, shutdown) carry no id.
     assert any(line["message"].startswith("Uvicorn running") for line in lines if "request_id" not in line)
 
@@ -279,7 +292,8 @@ def test_a_traced_request_links_its_lines_to_its_trace_and_the_next_request_does
     lines = json_lines(stream)
     first = [line for line in lines if line.get("request_id") == "mine"]
     second = [line for line in lines if line.get("request_id") == "plain"]
-    assert len(first) == len(second) == 2  # servekit's line and uvicorn's traceback
+    # The access line, servekit's line naming the cause and uvicorn's traceback.
+    assert len(first) == len(second) == 3
     for line in first:
         assert line["trace_id"] == W3C_TRACE
         assert line["span_id"] == "00f067aa0ba902b7"

@@ -79,6 +79,11 @@ class JsonFormatter(logging.Formatter):
         trace: tracing.TraceContext | None = getattr(record, "trace_context", None)
         if trace is not None:
             self._add_trace(entry, trace)
+        # Structured fields a caller passes as extra={"json_fields": {...}} (the name
+        # google-cloud-logging uses); they never replace the fields above.
+        extra_fields = getattr(record, "json_fields", None)
+        if isinstance(extra_fields, dict):
+            entry.update({key: value for key, value in extra_fields.items() if key not in entry})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Which answered requests get an access log line (servekit.rest.access_log).
+AccessLogMode = Literal["off", "errors", "all"]
 #: Environment variables read without the service prefix (in addition to the prefixed form).
 UNPREFIXED = ("MODEL_URI", "MLFLOW_TRACKING_URI", "GOOGLE_CLOUD_PROJECT")
 #: A Google Cloud project id, optionally of a legacy domain-scoped project (``example.com:id``).
@@ -47,8 +49,14 @@ class ServiceSettings(BaseSettings):
         default="",
         description="JSON log lines of traced requests name their Cloud Trace trace in this project",
     )
+    access_log: AccessLogMode = Field(
+        default="errors", description="Which answered requests get a log line: none, 4xx and 5xx, or all"
+    )
+    access_log_max_per_second: float = Field(
+        default=50.0, gt=0, description="At most this many access log lines per second (a burst as large)"
+    )
 
-    @field_validator("log_level", "log_format", mode="before")
+    @field_validator("log_level", "log_format", "access_log", mode="before")
     @classmethod
     def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import inprocess, load
+from servekit.bench import inprocess, load, logging_cost
 from servekit.bench.reference import tree_references
 from servekit.bench.stats import Latency
 from servekit.loading import load_artifact
@@ -106,6 +106,21 @@ def print_http(name: str, http: dict[str, Any]) -> None:
         )
 
 
+def access_log_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """One JSON access line against each service's in-process predict p50 (why successes are not logged)."""
+    line = logging_cost.access_line(seconds)
+    size = logging_cost.access_line_bytes()
+    ratios = {
+        name: line.p50_ms / figures["in_process"]["predict"]["p50_ms"]
+        for name, figures in report["services"].items()
+    }
+    print("\naccess log, one JSON line per request (ACCESS_LOG=all)")
+    print(f"  {'line':<36} p50 {line.p50_ms:9.3f} ms   p99 {line.p99_ms:9.3f} ms   n={line.n}   {size} bytes")
+    for name, ratio in ratios.items():
+        print(f"  {'/ ' + name + ' predict p50':<36} x{ratio:.2f}")
+    return {**line.as_dict(), "bytes": size, "ratio_to_predict_p50": ratios}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m servekit.bench", description=__doc__)
     p.add_argument("--services", nargs="*", help="default: every installed service")
@@ -139,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 report["services"][name] = bench_service(registry.get_service(name), mlflow, work, args)
         finally:
             mlflow.stop()
+    report["access_log_line"] = access_log_cost(report, args.inprocess_seconds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten: {args.output}")

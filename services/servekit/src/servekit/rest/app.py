@@ -23,6 +23,7 @@ from servekit.loading import load_artifact
 from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
+from servekit.rest.access_log import AccessLog
 from servekit.rest.body import read_body
 from servekit.rest.compression import CompressionMiddleware
 from servekit.rest.errors import install_error_handlers
@@ -124,7 +125,12 @@ def create_app(
         # Level 1: a 256-row explained batch shrinks about 4x in about 1 ms (level 9: 4 ms, and
         # 5% smaller). Inside telemetry, so latency and Server-Timing include the compression.
         app.add_middleware(CompressionMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=1)
-    app.add_middleware(TelemetryMiddleware, metrics=metrics, root_path=settings.root_path)
+    app.add_middleware(
+        TelemetryMiddleware,
+        metrics=metrics,
+        root_path=settings.root_path,
+        access_log=AccessLog(settings.access_log, settings.access_log_max_per_second),
+    )
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
     app.add_middleware(RequestIdMiddleware)

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from servekit.errors import ServekitError, from_validation_errors
+from servekit.rest.access_log import remember_error
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import request_id_of
 
@@ -28,25 +29,31 @@ def error_response(exc: ServekitError) -> Response:
     )
 
 
+def answer(request: Request, exc: ServekitError) -> Response:
+    """The error's response; the access log reads the error back from the request's scope."""
+    remember_error(request.scope, exc)
+    return error_response(exc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One handler per foreign exception type, all producing the ServekitError shape."""
 
-    async def on_servekit_error(_: Request, exc: Exception) -> Response:
+    async def on_servekit_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServekitError)
-        return error_response(exc)
+        return answer(request, exc)
 
-    async def on_pydantic_error(_: Request, exc: Exception) -> Response:
+    async def on_pydantic_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ValidationError)
-        return error_response(from_validation_errors(exc.errors(include_url=False)))
+        return answer(request, from_validation_errors(exc.errors(include_url=False)))
 
-    async def on_request_validation(_: Request, exc: Exception) -> Response:
+    async def on_request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return error_response(from_validation_errors(exc.errors()))
+        return answer(request, from_validation_errors(exc.errors()))
 
-    async def on_http_exception(_: Request, exc: Exception) -> Response:
+    async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(ServekitError(exc.status_code, error, str(exc.detail)))
+        return answer(request, ServekitError(exc.status_code, error, str(exc.detail)))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # One line an on-call engineer can find by the id the client saw; the server logs

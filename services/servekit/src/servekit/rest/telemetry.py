@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request metrics and the ``Server-Timing`` header.
+"""Pure ASGI middleware: request metrics, the ``Server-Timing`` header and the access log.
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task per request and no
 buffering of the response, which matters at sub-millisecond latencies.
@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.metrics import ServiceMetrics
 from servekit.metrics.names import ENDPOINTS, PREDICTION_ENDPOINTS
+from servekit.rest.access_log import AccessLog
 
 TIMINGS_KEY = "servekit.timings"
 
@@ -47,11 +48,18 @@ def timings_of(scope: Scope) -> Timings:
 
 
 class TelemetryMiddleware:
-    """Counts every request, times prediction endpoints, adds Server-Timing to every response."""
+    """Counts every request, times prediction endpoints, adds Server-Timing to every response.
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, root_path: str = "") -> None:
+    One middleware rather than three: status, elapsed time and response size are measured
+    once and shared by the metrics and the access log.
+    """
+
+    def __init__(
+        self, app: ASGIApp, metrics: ServiceMetrics, root_path: str = "", access_log: AccessLog | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
         self.root_path = root_path.rstrip("/")
         self.known = frozenset(ENDPOINTS)
         self.timed = frozenset(PREDICTION_ENDPOINTS)
@@ -71,21 +79,26 @@ class TelemetryMiddleware:
         scope.setdefault("extensions", {})[TIMINGS_KEY] = timings
         start = time.perf_counter()
         status = 500
+        response_bytes = 0
 
         async def send_with_timing(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_bytes
             if message["type"] == "http.response.start":
                 status = message["status"]
                 total = (time.perf_counter() - start) * 1e3
                 headers = [*message.get("headers", ()), (b"server-timing", timings.header(total))]
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                response_bytes += len(message.get("body", b""))
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_timing)
         finally:
+            elapsed = time.perf_counter() - start
             endpoint = self.endpoint(scope)
             self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
             if endpoint in self.timed:
-                elapsed = time.perf_counter() - start
                 self.metrics.prediction_latency.labels(endpoint).observe(elapsed)
+            if self.access_log is not None:
+                self.access_log.record(scope, endpoint, status, elapsed, response_bytes)

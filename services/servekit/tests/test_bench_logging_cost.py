@@ -1,0 +1,44 @@
+"""The access-line benchmark measures real JSON lines and leaves the access logger as it found it."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from servekit.bench import logging_cost
+from servekit.rest.access_log import logger as access_logger
+
+
+@pytest.fixture
+def formatted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every line the benchmark's JSON formatter produces."""
+    lines: list[str] = []
+    format_line = logging_cost.JsonFormatter.format
+
+    def keeping_format(self: logging_cost.JsonFormatter, record: logging.LogRecord) -> str:
+        line = format_line(self, record)
+        lines.append(line)
+        return line
+
+    monkeypatch.setattr(logging_cost.JsonFormatter, "format", keeping_format)
+    return lines
+
+
+def test_it_times_formatted_lines_and_restores_the_logger(formatted: list[str]) -> None:
+    before = access_logger.handlers[:], access_logger.level, access_logger.propagate
+    latency = logging_cost.access_line(0.05)
+    assert latency.n > 20
+    assert len(formatted) >= latency.n  # every timed call wrote a line (and the warm-up did)
+    assert (
+        '"httpRequest":{"requestMethod":"POST","requestUrl":"/predict?explain=true","status":200'
+        in formatted[0]
+    )
+    assert 0 < latency.p50_ms <= latency.p99_ms
+    assert (access_logger.handlers[:], access_logger.level, access_logger.propagate) == before
+
+
+def test_the_size_is_one_line_in_bytes_with_its_newline(formatted: list[str]) -> None:
+    size = logging_cost.access_line_bytes()
+    (line,) = formatted
+    assert size == len(line.encode()) + 1
