@@ -24,7 +24,7 @@ of the seed-42 split; the five best confirmed against the current one on fresh
 fold seeds 10-12; a change only for a mean paired gain above 0.002 ROC AUC and
 two standard errors; the held-out split scored once, for what is kept.
 
-Run from the repository root (about 10 minutes on 2 cores)::
+Run from the repository root (about 25 minutes on 2 cores; DART fits are the slow ones)::
 
     .venv/bin/python services/bankchurn/studies/regulariser_search.py \\
         ../shared/datasets/bankchurn/Churn_Modelling.csv
