@@ -253,6 +253,10 @@ def test_every_line_a_failed_request_writes_carries_its_id(toy_trained: tuple[Mo
     assert [line["logger"] for line in tagged] == ["servekit.access", "servekit.rest", "uvicorn.error"]
     assert tagged[0]["severity"] == "ERROR"
     assert tagged[0]["httpRequest"]["status"] == 500
+    # The exception's type, not its text: a message may quote the input.
+    access_line = r"POST /predict 500 in [0-9.]+ ms: internal_error: RuntimeError"
+    assert re.fullmatch(access_line, tagged[0]["message"])
+    assert tagged[0]["error"]["code"] == "internal_error"
     assert tagged[1]["message"].endswith("failed: RuntimeError: lookup table is empty")
     assert tagged[2]["message"].startswith("Exception in ASGI application")
     assert tagged[2]["exception"].endswith("RuntimeError: lookup table is empty")

@@ -55,6 +55,11 @@ def remember_error(scope: Scope, error: ServekitError) -> None:
     scope.setdefault("extensions", {})[ERROR_KEY] = error
 
 
+def unexpected(exc: Exception) -> ServekitError:
+    """The 500 an exception becomes, for the log: its type only, as its text may quote input."""
+    return ServekitError(500, "internal_error", type(exc).__name__)
+
+
 class LineBudget:
     """A token bucket of log lines: ``per_second`` on average, as many in one burst."""
 

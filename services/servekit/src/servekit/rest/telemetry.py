@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.metrics import ServiceMetrics
 from servekit.metrics.names import ENDPOINTS, PREDICTION_ENDPOINTS
-from servekit.rest.access_log import AccessLog
+from servekit.rest.access_log import AccessLog, remember_error, unexpected
 
 TIMINGS_KEY = "servekit.timings"
 
@@ -94,6 +94,11 @@ class TelemetryMiddleware:
 
         try:
             await self.app(scope, receive, send_with_timing)
+        except Exception as exc:
+            # Starlette answers it (500) outside this middleware, after the line below is written.
+            if self.access_log is not None:
+                remember_error(scope, unexpected(exc))
+            raise
         finally:
             elapsed = time.perf_counter() - start
             endpoint = self.endpoint(scope)
