@@ -102,8 +102,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         google_cloud_project=settings.google_cloud_project,
     )
     app = create_app(spec, settings)
-    # No access log: one line per request costs more than the prediction;
-    # requests are counted in <svc>_requests_total instead.
+    # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
+    # its fields, leaves out probes and caps its rate.
     uvicorn.run(
         app,
         host=args.host,

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from servekit.errors import ServekitError
@@ -83,13 +84,6 @@ class LineBudget:
         return left_out
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return ""
-
-
 def _url(scope: Scope) -> str:
     query = scope.get("query_string", b"").decode("latin-1")
     # The path as the client sent it: servekit's path prefix leaves it whole (see rest/prefix.py).
@@ -121,8 +115,11 @@ class AccessLog:
             return
         method = scope["method"]
         url = _url(scope)
-        fields: dict[str, Any] = {"httpRequest": self._http_request(scope, method, url, status, seconds)}
-        fields["httpRequest"]["responseSize"] = str(response_bytes)
+        fields: dict[str, Any] = {
+            "httpRequest": self._http_request(
+                scope, method, url, status, seconds=seconds, response_bytes=response_bytes
+            )
+        }
         message = f"{method} {url} {status} in {seconds * 1e3:.2f} ms"
         error = error_of(scope)
         if error is not None:
@@ -136,7 +133,9 @@ class AccessLog:
         logger.log(level, message, extra={"json_fields": fields})
 
     @staticmethod
-    def _http_request(scope: Scope, method: str, url: str, status: int, seconds: float) -> dict[str, Any]:
+    def _http_request(
+        scope: Scope, method: str, url: str, status: int, *, seconds: float, response_bytes: int
+    ) -> dict[str, Any]:
         # Cloud Logging's HttpRequest names and formats (sizes as strings, latency as "0.001234s").
         entry: dict[str, Any] = {
             "requestMethod": method,
@@ -144,11 +143,13 @@ class AccessLog:
             "status": status,
             "latency": f"{seconds:.6f}s",
             "protocol": f"HTTP/{scope.get('http_version', '1.1')}",
+            "responseSize": str(response_bytes),
         }
-        request_size = _header(scope, b"content-length")
+        headers = Headers(scope=scope)
+        request_size = headers.get("content-length", "")
         if request_size.isdigit():
             entry["requestSize"] = request_size
-        user_agent = _header(scope, b"user-agent")
+        user_agent = headers.get("user-agent", "")
         if user_agent:
             entry["userAgent"] = user_agent[:MAX_USER_AGENT_LENGTH]
         client = scope.get("client")
