@@ -44,6 +44,22 @@ class ServekitError(Exception):
         }
 
 
+#: What pydantic puts before a validator's own message: the kind of exception it caught.
+_VALIDATOR_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def problem_text(message: str) -> str:
+    """A pydantic error message without the exception-kind prefix a validator's message gets.
+
+    A client reads "not a time between 2000 and 2100 ...", not "Value error, not a time ...":
+    which Python exception the validator raised is no part of what is wrong with the input.
+    """
+    for prefix in _VALIDATOR_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix) :]
+    return message
+
+
 def location(loc: Sequence[int | str]) -> str:
     """Render a pydantic error location as ``instances[3].Age``."""
     rendered = ""
@@ -65,7 +81,7 @@ def from_validation_errors(errors: Sequence[Any], *, drop_prefix: str | None = N
         if err.get("type") == "json_invalid":
             problems.append(FieldProblem("body", str(err.get("msg", "malformed JSON"))))
             continue
-        problems.append(FieldProblem(location(loc), str(err.get("msg", "invalid value"))))
+        problems.append(FieldProblem(location(loc), problem_text(str(err.get("msg", "invalid value")))))
     count = len(problems)
     noun = "problem" if count == 1 else "problems"
     summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servekit.errors import problem_text
+
 #: Which answered requests get an access log line (servekit.rest.access_log).
 AccessLogMode = Literal["off", "errors", "all"]
 #: Environment variables read without the service prefix (in addition to the prefixed form).
@@ -114,15 +116,10 @@ def load_settings(service: str, **overrides: object) -> ServiceSettings:
     except ValidationError as exc:
         prefix = f"{service.upper()}_"
         problems = [
-            f"{variable_name(prefix, error['loc'])}={error['input']!r}: {problem(error['msg'])}"
+            f"{variable_name(prefix, error['loc'])}={error['input']!r}: {problem_text(error['msg'])}"
             for error in exc.errors(include_url=False)
         ]
         raise SettingsError(f"{service} settings: {'; '.join(problems)}") from None
-
-
-def problem(message: str) -> str:
-    # pydantic prefixes a validator's own message with the exception's kind.
-    return message.removeprefix("Value error, ")
 
 
 def variable_name(prefix: str, location: tuple[int | str, ...]) -> str:

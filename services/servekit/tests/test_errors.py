@@ -1,0 +1,60 @@
+"""The one error shape: what a client reads for each pydantic error."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from servekit.errors import from_validation_errors, problem_text
+
+
+class Trip(BaseModel):
+    miles: float = Field(gt=0)
+    start: str
+
+    @field_validator("start")
+    @classmethod
+    def _a_time(cls, value: str) -> str:
+        if value == "yesterday":
+            raise ValueError("not a time between 2000 and 2100")
+        return value
+
+
+def problems(payload: dict[str, object]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        Trip.model_validate(payload)
+    error = from_validation_errors(caught.value.errors(include_url=False))
+    assert error.status_code == 422
+    return {problem.field: problem.problem for problem in error.fields}
+
+
+def test_a_validators_own_message_reaches_the_client_without_the_exception_kind() -> None:
+    assert problems({"miles": 1, "start": "yesterday"}) == {"start": "not a time between 2000 and 2100"}
+
+
+def test_pydantics_own_messages_are_unchanged() -> None:
+    assert problems({"miles": 0}) == {"miles": "Input should be greater than 0", "start": "Field required"}
+
+
+@pytest.mark.parametrize(
+    ("message", "shown"),
+    [
+        ("Value error, not a time", "not a time"),
+        # What an ``assert`` in a validator gives (pytest rewrites asserts in test modules).
+        ("Assertion failed, too long", "too long"),
+        ("Input should be a valid number", "Input should be a valid number"),
+        # Only the prefix pydantic adds goes; the same words later in a message are the message.
+        ("expected 'Value error, x'", "expected 'Value error, x'"),
+        ("Value error, Value error, twice", "Value error, twice"),
+    ],
+)
+def test_problem_text(message: str, shown: str) -> None:
+    assert problem_text(message) == shown
+
+
+def test_the_summary_uses_the_same_text() -> None:
+    with pytest.raises(ValidationError) as caught:
+        Trip.model_validate({"miles": 1, "start": "yesterday"})
+    assert from_validation_errors(caught.value.errors()).message == (
+        "1 problem: start: not a time between 2000 and 2100"
+    )
