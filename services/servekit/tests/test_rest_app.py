@@ -95,8 +95,24 @@ def test_chunked_body_over_the_limit_is_a_413(toy_client: TestClient) -> None:
 
 
 def test_unknown_path_and_method_keep_the_error_shape(toy_client: TestClient) -> None:
-    assert toy_client.get("/nope").json()["error"] == "not_found"
-    assert toy_client.get("/predict").json()["error"] == "method_not_allowed"
+    assert toy_client.get("/nope").json() == {
+        "error": "not_found",
+        "message": "no endpoint at /nope; the endpoints are listed at /docs",
+        "fields": [],
+    }
+    wrong_method = toy_client.get("/predict")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json() == {
+        "error": "method_not_allowed",
+        "message": "GET is not allowed on /predict; allowed: POST",
+        "fields": [],
+    }
+    probe = toy_client.post("/healthz")
+    assert probe.headers["allow"] == "GET, HEAD"
+    assert probe.json()["message"] == "POST is not allowed on /healthz; allowed: GET, HEAD"
+    long_path = toy_client.get("/" + "x" * 500).json()["message"]
+    assert long_path == f"no endpoint at /{'x' * 119}…; the endpoints are listed at /docs"
     assert toy_client.post("/predict?explain=maybe", json=ROW).json()["fields"][0]["field"] == (
         "query.explain"
     )
@@ -165,6 +181,11 @@ def test_root_path_serves_under_a_prefix(toy_trained: tuple[ModelArtifact, Split
         assert client.get("/healthz").status_code == 200  # probes hit the pod without the prefix
         client.post("/toy/predict", json=ROW)
         assert 'toy_requests_total{endpoint="/predict"' in client.get("/toy/metrics").text
+        # What a client behind an ingress that keeps the prefix is pointed at keeps it too.
+        not_found = client.get("/toy/nope").json()["message"]
+        assert not_found == "no endpoint at /toy/nope; the endpoints are listed at /toy/docs"
+        slash = client.post("/toy/predict/", json=ROW, follow_redirects=False)
+        assert (slash.status_code, slash.headers["location"]) == (307, "http://testserver/toy/predict")
 
 
 def test_not_ready_until_loaded_and_says_why(toy_trained: tuple[ModelArtifact, Split]) -> None:

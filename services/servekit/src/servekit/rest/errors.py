@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from servekit.errors import ServekitError, from_validation_errors
 from servekit.rest.access_log import remember_error
@@ -35,6 +36,41 @@ def answer(request: Request, exc: ServekitError) -> Response:
     return error_response(exc)
 
 
+#: Longest request path quoted back in a 404's message.
+MAX_QUOTED_PATH = 120
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route at this path answers, sorted.
+
+    Starlette's Allow names only the first route that matched the path, so a path served by two
+    routes (``/healthz``: GET, and HEAD for probes that send no body) would be under-reported.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": ""})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+def from_router(request: Request, exc: StarletteHTTPException, allowed: str) -> ServekitError:
+    """A router's 404 or 405 as a message that says what to do instead of the status phrase."""
+    path = request.url.path
+    if len(path) > MAX_QUOTED_PATH:
+        path = path[:MAX_QUOTED_PATH] + "…"
+    if exc.status_code == 404:
+        docs = request.scope.get("root_path", "") + "/docs"
+        return ServekitError(404, "not_found", f"no endpoint at {path}; the endpoints are listed at {docs}")
+    if exc.status_code == 405:
+        return ServekitError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {path}; allowed: {allowed}",
+        )
+    return ServekitError(exc.status_code, "http_error", str(exc.detail))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """One handler per foreign exception type, all producing the ServekitError shape."""
 
@@ -52,8 +88,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
-        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return answer(request, ServekitError(exc.status_code, error, str(exc.detail)))
+        # Starlette puts a 405's Allow (which RFC 9110 requires) on the exception, not a response.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        response = answer(request, from_router(request, exc, allowed=headers.get("Allow", "")))
+        response.headers.update(headers)
+        return response
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         # One line an on-call engineer can find by the id the client saw; the server logs
