@@ -8,23 +8,31 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from servekit import registry
-from servekit.model import Record, ServedModel
+from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.testing import request_rows, train_in_memory, valid_requests
+from servekit.training.signature import model_signature
+from servekit.training.trainer import Split
 
 SERVICES = registry.available()
 
 
 @functools.cache
+def trained(name: str) -> tuple[ModelArtifact, Split]:
+    return train_in_memory(registry.get_service(name), rows=1500)
+
+
+@functools.cache
 def served(name: str) -> tuple[ServedModel, list[Record]]:
-    spec = registry.get_service(name)
-    artifact, data = train_in_memory(spec, rows=1500)
-    return spec.model(artifact), request_rows(data, 40)
+    artifact, data = trained(name)
+    return registry.get_service(name).model(artifact), request_rows(data, 40)
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -87,3 +95,31 @@ def test_a_row_of_the_data_is_a_valid_request(name: str) -> None:
     complete = [row for row in rows if all(row.get(field) is not None for field in required)]
     assert len(complete) >= len(rows) // 2
     assert valid_requests(spec, complete) == complete
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_registered_signature_says_what_the_api_accepts(name: str) -> None:
+    """A column is optional in the MLflow signature exactly when the API accepts null for it,
+    and the model does predict with every optional column missing."""
+    spec = registry.get_service(name)
+    artifact, data = trained(name)
+    sample = data.x_test.head(100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        signature = model_signature(spec.request, sample, artifact.pipeline.predict(sample))
+    optional = {column.name for column in signature.inputs.inputs if not column.required}
+
+    example = valid_requests(spec, request_rows(data, 40))[0]
+    accepts_null = set()
+    for field in example:
+        try:
+            spec.request.model_validate({**example, field: None})
+        except ValidationError:
+            continue
+        accepts_null.add(field)
+    assert optional == accepts_null
+
+    missing = sample.head(5).copy()
+    for column in optional:
+        missing[column] = None
+    assert len(artifact.pipeline.predict(missing)) == 5

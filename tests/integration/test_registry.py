@@ -13,6 +13,7 @@ import pytest
 from bankchurn.data import generate_raw
 from processes import BIN, ROOT, Server
 from servekit import cli, registry
+from servekit.training.signature import nullable_fields
 from servekit.training.trainer import TrainResult
 
 SERVICES = registry.available()
@@ -36,7 +37,8 @@ def test_a_trained_model_is_logged_registered_and_champion(
     assert len(run.data.params["data.sha256"]) == 64
     assert int(run.data.params["data.rows"]) == spec.recipe.synthetic_rows
     model = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
-    assert model.signature is not None
+    optional = {column.name for column in model.signature.inputs.inputs if not column.required}
+    assert optional == {field for field, nullable in nullable_fields(spec.request).items() if nullable}
     assert model.saved_input_example_info is not None
     assert model.metadata["outcome_shares"]
 

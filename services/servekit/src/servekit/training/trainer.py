@@ -18,6 +18,7 @@ from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, uncertainty
 from servekit.training.fingerprint import fingerprint
+from servekit.training.signature import model_signature
 
 logger = logging.getLogger("servekit.training")
 
@@ -90,7 +91,6 @@ def train(
     """Train on ``data_path`` (synthetic data when None), register, and promote if better."""
     import mlflow
     import mlflow.sklearn
-    from mlflow.models import infer_signature
 
     recipe = spec.recipe
     frame, source = recipe.load(data_path, seed)
@@ -110,7 +110,8 @@ def train(
         mlflow.log_metrics(metrics)
         mlflow.log_dict(metadata, "serving_metadata.json")
         example = data.x_test.head(3)
-        signature = infer_signature(data.x_test.head(100), pipeline.predict(data.x_test.head(100)))
+        sample = data.x_test.head(100)
+        signature = model_signature(spec.request, sample, pipeline.predict(sample))
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
