@@ -57,6 +57,8 @@ def cases_for(name: str) -> list[Case]:
     first = schema["required"][0]
     numeric = next((f for f, p in props.items() if p.get("type") in ("number", "integer")), first)
     without_first = {k: v for k, v in example.items() if k != first}
+    # The example with its first field sent again at the end, with the same (valid) value.
+    repeated = _dumps(example)[:-1] + b", " + _dumps(first) + b": " + _dumps(example[first]) + b"}"
     cases = [
         Case("malformed-json", "/predict", b'{"' + first.encode() + b'": ', 422, "body"),
         Case("missing-field", "/predict", _dumps(without_first), 422, first, "Field required"),
@@ -65,6 +67,15 @@ def cases_for(name: str) -> list[Case]:
         Case("infinity", "/predict", _dumps({**example, numeric: math.inf}), 422, numeric),
         Case("extra-field", "/predict", _dumps({**example, "unexpected": 1}), 422, "unexpected", "Extra"),
         Case("not-an-object", "/predict", b"[]", 422, "body"),
+        Case("duplicate-key", "/predict", repeated, 422, first, "given more than once"),
+        Case(
+            "duplicate-key-in-batch",
+            "/predict/batch",
+            b'{"instances": [' + _dumps(example) + b", " + repeated + b"]}",
+            422,
+            first,
+            "given more than once",
+        ),
         Case("empty-batch", "/predict/batch", _dumps({"instances": []}), 422, "instances"),
         Case(
             "batch-over-limit", "/predict/batch", _dumps({"instances": [example] * (MAX_BATCH + 1)}), 413, ""

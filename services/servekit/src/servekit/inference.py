@@ -7,19 +7,23 @@ transport (and the same 422 body for the same bad input).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import jiter
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from servekit.errors import ServekitError, from_validation_errors
+from servekit.errors import FieldProblem, ServekitError, from_validation_errors
 from servekit.model import Record, ServedModel
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
+
+T = TypeVar("T")
 
 
 class PhaseTimer(Protocol):
@@ -85,10 +89,52 @@ def batch_adapter(request: type[BaseModel]) -> TypeAdapter[Any]:
     return TypeAdapter(schemas.batch_request(request))
 
 
-def validate_batch_json(adapter: TypeAdapter[Any], body: bytes | str) -> list[Record]:
-    """Records of a ``{"instances": [...]}`` JSON body; a 422 ServekitError naming each bad field."""
+def validate_json(adapter: TypeAdapter[T], body: bytes | str) -> T:
+    """A JSON body validated by ``adapter``; a 422 ServekitError naming each bad field.
+
+    A key given twice in one object is a 422 too: JSON parsers keep the last value (pydantic's
+    does), so ``{"Age": 42, "Age": 24}`` would silently drop one of the client's values, and two
+    parsers in a chain (a gateway's and ours) could each read a different one.
+    """
     try:
-        instances = adapter.validate_json(body).instances
+        validated = adapter.validate_json(body)
     except ValidationError as exc:
         raise from_validation_errors(exc.errors(include_url=False)) from exc
-    return [instance.model_dump() for instance in instances]
+    # Only a body that already validated is checked: it is well-formed JSON, so the one thing
+    # this parse can still object to is a repeated key. It costs about as much as validation
+    # (1.4 µs for one BankChurn instance, 1.2 ms for 1,000).
+    try:
+        jiter.from_json(body.encode() if isinstance(body, str) else body, catch_duplicate_keys=True)
+    except ValueError as exc:
+        raise duplicate_key(str(exc)) from None
+    return validated
+
+
+_DUPLICATE = re.compile(r'duplicate key "(?P<key>.*)" at line (?P<line>\d+) column (?P<column>\d+)')
+
+
+def duplicate_key(message: str) -> ServekitError:
+    found = _DUPLICATE.search(message)
+    if found is None:
+        problem = FieldProblem("body", f"not accepted: {message}")
+    else:
+        problem = FieldProblem(
+            _unescaped(found["key"]),
+            f"given more than once in one object (again near line {found['line']}, column "
+            f"{found['column']}); send each field once",
+        )
+    return ServekitError(422, "invalid_request", f"1 problem: {problem.field}: {problem.problem}", (problem,))
+
+
+def _unescaped(key: str) -> str:
+    """The parser quotes a key as written in the body; the client named the field it decodes to."""
+    try:
+        decoded = orjson.loads(f'"{key}"')
+    except orjson.JSONDecodeError:
+        return key
+    return decoded if isinstance(decoded, str) else key
+
+
+def validate_batch_json(adapter: TypeAdapter[Any], body: bytes | str) -> list[Record]:
+    """Records of a ``{"instances": [...]}`` JSON body; a 422 ServekitError naming each bad field."""
+    return [instance.model_dump() for instance in validate_json(adapter, body).instances]

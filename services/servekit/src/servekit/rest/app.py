@@ -18,6 +18,7 @@ from servekit.inference import (
     model_ref,
     run_model,
     validate_batch_json,
+    validate_json,
 )
 from servekit.loading import load_artifact
 from servekit.metrics import ServiceMetrics
@@ -153,7 +154,7 @@ def create_app(
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
-            instance = single.validate_json(body)
+            instance = validate_json(single, body)
         model, predictions = await predictor([instance.model_dump()], explain, timings)
         return json_response({**predictions[0], "model": model_ref(model)})
 

@@ -1,0 +1,64 @@
+"""Validation shared by every transport: what a body must be before a model sees it."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ConfigDict, TypeAdapter
+
+from servekit.errors import ServekitError
+from servekit.inference import batch_adapter, duplicate_key, validate_batch_json, validate_json
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    age: int
+    city: str = "Lyon"
+
+
+SINGLE = TypeAdapter(Row)
+BATCH = batch_adapter(Row)
+
+
+def rejected(adapter: TypeAdapter[object], body: bytes | str) -> ServekitError:
+    with pytest.raises(ServekitError) as caught:
+        validate_json(adapter, body)
+    assert caught.value.status_code == 422
+    return caught.value
+
+
+def test_a_key_given_twice_is_named_with_where_it_came_again() -> None:
+    error = rejected(SINGLE, b'{"age": 42,\n "age": 24}')
+    assert [(p.field, p.problem) for p in error.fields] == [
+        ("age", "given more than once in one object (again near line 2, column 8); send each field once")
+    ]
+    assert error.message.startswith("1 problem: age: given more than once")
+
+
+def test_a_key_given_twice_inside_a_batch_instance_is_refused_too() -> None:
+    with pytest.raises(ServekitError) as caught:
+        validate_batch_json(BATCH, '{"instances": [{"age": 1}, {"age": 2, "city": "Nice", "city": "Metz"}]}')
+    assert caught.value.fields[0].field == "city"
+
+
+def test_the_same_key_in_different_objects_is_not_a_repeat() -> None:
+    records = validate_batch_json(BATCH, b'{"instances": [{"age": 1}, {"age": 2}]}')
+    assert records == [{"age": 1, "city": "Lyon"}, {"age": 2, "city": "Lyon"}]
+
+
+def test_a_body_that_fails_validation_reports_that_first() -> None:
+    error = rejected(SINGLE, b'{"age": "old", "age": "older"}')
+    assert error.fields[0].problem.startswith("Input should be a valid integer")
+
+
+def test_keys_with_escapes_are_reported_as_parsed() -> None:
+    class Quoted(BaseModel):
+        model_config = ConfigDict(extra="allow")
+
+    error = rejected(TypeAdapter(Quoted), b'{"a\\"b": 1, "a\\"b": 2}')
+    assert error.fields[0].field == 'a"b'
+
+
+def test_a_parser_message_of_another_form_still_names_the_body() -> None:
+    error = duplicate_key("something else entirely")
+    assert [(p.field, p.problem) for p in error.fields] == [("body", "not accepted: something else entirely")]
