@@ -50,6 +50,9 @@ def test_the_google_cloud_project_is_read_unprefixed_too(monkeypatch: pytest.Mon
         ("TOY_GOOGLE_CLOUD_PROJECT", "My Project", "not a Google Cloud project id"),
         # Read unprefixed, so named unprefixed: the message points at the variable that was set.
         ("GOOGLE_CLOUD_PROJECT", "proj", "not a Google Cloud project id"),
+        ("TOY_CORS_ALLOW_ORIGINS", "https://app.example.com/", "no path or trailing slash"),
+        ("TOY_CORS_ALLOW_ORIGINS", "app.example.com", "is not an origin"),
+        ("TOY_CORS_ALLOW_ORIGINS", "https://a.example.com,*", "cannot be listed with others"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_problem(
@@ -80,3 +83,11 @@ def test_mlp_serve_with_a_bad_setting_exits_2_in_one_line(
     err = capsys.readouterr().err
     levels = "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"
     assert err.splitlines() == [f"mlp: toy settings: TOY_LOG_LEVEL='LOUD': Input should be {levels}"]
+
+
+def test_cors_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings("toy").cors_origins() == ()
+    monkeypatch.setenv("TOY_CORS_ALLOW_ORIGINS", " https://risk.example.com , http://localhost:3000,")
+    settings = load_settings("toy")
+    assert settings.cors_origins() == ("https://risk.example.com", "http://localhost:3000")
+    assert settings.cors_allow_origins == "https://risk.example.com,http://localhost:3000"

@@ -25,6 +25,8 @@ AccessLogMode = Literal["off", "errors", "all"]
 UNPREFIXED = ("MODEL_URI", "MLFLOW_TRACKING_URI", "GOOGLE_CLOUD_PROJECT")
 #: A Google Cloud project id, optionally of a legacy domain-scoped project (``example.com:id``).
 GOOGLE_CLOUD_PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+#: ``scheme://host[:port]``: what a browser sends as ``Origin``; a path or a trailing slash never matches.
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
 
 
 class ServiceSettings(BaseSettings):
@@ -58,6 +60,11 @@ class ServiceSettings(BaseSettings):
         default=50.0, gt=0, description="At most this many access log lines per second (a burst as large)"
     )
 
+    cors_allow_origins: str = Field(
+        default="",
+        description="Comma-separated origins browser apps may call the API from, or *; empty: none",
+    )
+
     @field_validator("log_level", "log_format", "access_log", mode="before")
     @classmethod
     def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
@@ -76,8 +83,32 @@ class ServiceSettings(BaseSettings):
             )
         return value
 
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        return ",".join(parse_origins(value))
+
+    def cors_origins(self) -> tuple[str, ...]:
+        return parse_origins(self.cors_allow_origins)
+
     def resolved_model_uri(self) -> str:
         return self.model_uri or f"models:/{self.service}@champion"
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    """Comma-separated origins, or ``*`` alone; a ValueError naming the first that cannot match."""
+    origins = tuple(origin.strip() for origin in value.split(",") if origin.strip())
+    if origins == ("*",):
+        return origins
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("'*' allows every origin, so it cannot be listed with others")
+        if not ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: scheme://host[:port], with no path or trailing slash "
+                "(a browser's Origin header never has one, so it would never match)"
+            )
+    return origins
 
 
 @cache

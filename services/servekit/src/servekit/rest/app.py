@@ -27,6 +27,7 @@ from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
 from servekit.rest.body import read_body
 from servekit.rest.compression import CompressionMiddleware
+from servekit.rest.cors import allow_cross_origin
 from servekit.rest.errors import install_error_handlers
 from servekit.rest.openapi import json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
@@ -135,6 +136,9 @@ def create_app(
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: a browser's preflight is answered before routing (which would 405 an OPTIONS)
+    # and is not counted as a prediction request.
+    allow_cross_origin(app, settings.cors_origins())
 
     instance_model: type[BaseModel] = spec.request
     batch_model = schemas.batch_request(instance_model)

@@ -1,0 +1,94 @@
+"""Browser apps on a listed origin can call the API; nobody else gets CORS headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY
+
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import wait_ready
+from servekit.training.trainer import Split
+
+ROW = {"x": 3.0, "color": "red"}
+APP = "https://risk.example.com"
+PREFLIGHT = {
+    "origin": APP,
+    "access-control-request-method": "POST",
+    "access-control-request-headers": "content-type",
+}
+
+
+def client_with(artifact: ModelArtifact, **settings: object) -> TestClient:
+    return TestClient(create_app(TOY, load_settings("toy", **settings), source=lambda: artifact))
+
+
+@pytest.fixture
+def cors_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
+    with client_with(toy_trained[0], cors_allow_origins=f"{APP}, http://localhost:3000") as client:
+        wait_ready(client)
+        yield client
+
+
+def test_a_listed_origin_passes_the_preflight_and_can_read_the_answer(cors_client: TestClient) -> None:
+    preflight = cors_client.options("/predict", headers=PREFLIGHT)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == APP
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-max-age"] == "600"
+
+    answer = cors_client.post("/predict?explain=true", json=ROW, headers={"origin": APP})
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == APP
+    exposed = answer.headers["access-control-expose-headers"].lower()
+    assert "x-request-id" in exposed
+    assert "server-timing" in exposed
+    # An error is readable too, so the page can show which field was wrong.
+    bad = cors_client.post("/predict", json={**ROW, "x": 99}, headers={"origin": APP})
+    assert (bad.status_code, bad.headers["access-control-allow-origin"]) == (422, APP)
+
+
+def test_preflights_are_not_counted_as_requests(cors_client: TestClient) -> None:
+    for _ in range(3):
+        cors_client.options("/predict", headers=PREFLIGHT)
+    metrics = cors_client.get("/metrics").text
+    assert 'toy_requests_total{endpoint="/readyz",method="GET",status="200"}' in metrics  # counting works
+    assert 'method="OPTIONS"' not in metrics
+
+
+def test_another_origin_gets_no_cors_headers(cors_client: TestClient) -> None:
+    preflight = cors_client.options("/predict", headers={**PREFLIGHT, "origin": "https://evil.example"})
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    answer = cors_client.post("/predict", json=ROW, headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in answer.headers
+
+
+def test_a_header_the_api_does_not_read_fails_the_preflight(cors_client: TestClient) -> None:
+    preflight = cors_client.options(
+        "/predict", headers={**PREFLIGHT, "access-control-request-headers": "content-type, authorization"}
+    )
+    assert preflight.status_code == 400
+
+
+def test_off_by_default(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    with client_with(toy_trained[0]) as client:
+        wait_ready(client)
+        preflight = client.options("/predict", headers=PREFLIGHT)
+        assert preflight.status_code == 405
+        assert "access-control-allow-origin" not in preflight.headers
+        assert (
+            "access-control-allow-origin"
+            not in client.post("/predict", json=ROW, headers={"origin": APP}).headers
+        )
+
+
+def test_a_wildcard_allows_any_origin(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    with client_with(toy_trained[0], cors_allow_origins="*") as client:
+        wait_ready(client)
+        answer = client.post("/predict", json=ROW, headers={"origin": "https://anyone.example"})
+        assert answer.headers["access-control-allow-origin"] == "*"
