@@ -71,6 +71,12 @@ def test_explanations_add_up_to_the_output_and_do_not_depend_on_the_batch(name: 
         alone = model.explain([row])[0]
         assert alone.output_value == pytest.approx(explanation.output_value, rel=1e-9, abs=1e-12)
         assert explanation.scale == model.explanation_scale != ""
+    described = model.describe()
+    assert (described["explanation_scale"], described["explanation_method"]) == (
+        model.explanation_scale,
+        model.explanation_method,
+    )
+    assert len(model.explanation_method) > 40, "say how, not just a name"
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -127,6 +127,12 @@ class SentimentModel(ServedModel):
     explanation_scale = (
         "centered logit of the predicted label: log p(label) - mean over the 3 labels of log p"
     )
+    explanation_method = (
+        "exact linear attribution: the centred logit is (b_k - mean b) + sum_j (W_kj - mean_i W_ij) "
+        "x_j over the TF-IDF features x_j (base_value is the first term); each feature's term is "
+        "shared equally among the places its n-gram occurs and split over the tokens its "
+        "characters cover; nothing is sampled and there is no background data"
+    )
 
     def __init__(self, artifact: ModelArtifact) -> None:
         super().__init__(artifact)

@@ -58,6 +58,9 @@ class ServedModel(ABC):
 
     #: What the explanation's numbers are (e.g. ``log-odds``, ``USD``), stated in every response.
     explanation_scale: str = ""
+    #: How the explanation's numbers are computed, in words an auditor can hold against the code
+    #: (``GET /model``): which algorithm, exact or approximate, and against what baseline.
+    explanation_method: str = ""
 
     def __init__(self, artifact: ModelArtifact) -> None:
         self.artifact = artifact
@@ -89,6 +92,7 @@ class ServedModel(ABC):
             "run_id": self.artifact.run_id,
             "training_metrics": dict(self.artifact.training_metrics),
             "explanation_scale": self.explanation_scale,
+            "explanation_method": self.explanation_method,
             "feature_schema": meta.get("feature_schema", {}),
             "data": meta.get("data", {}),
             "baselines": {

@@ -77,6 +77,14 @@ class TreeEnsemble:
 class TreeModel(ServedModel):
     """A served LightGBM pipeline; subclasses turn raw scores into their prediction."""
 
+    explanation_method = (
+        "exact TreeSHAP (Lundberg et al.), LightGBM pred_contrib on the served booster; "
+        "path-dependent: a feature left out follows each split in proportion to the training rows "
+        "that went each way, and base_value is the trees' leaf values averaged over the training "
+        "rows that reached them; contributions "
+        "of encoded columns are summed to the request field they come from; nothing is sampled"
+    )
+
     def __init__(self, artifact: ModelArtifact) -> None:
         super().__init__(artifact)
         self.trees = TreeEnsemble(artifact.pipeline)
