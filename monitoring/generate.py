@@ -993,6 +993,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
     n, o = MetricNames(service), objectives(service)
     inst = 'instance=~"$instance"'
     ready = f"{n.model_ready}{{{inst}}}"
+    left_out = n.access_log_lines_left_out_total
     g = Grid()
     g.add(
         panel("stat", "Ready replicas", "Model loaded and warmed up.", "none", [(f"sum({ready})", "ready")]),
@@ -1182,6 +1183,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
         ),
         12,
         8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Access log lines left out (per second, 5 m)",
+            "Above zero, the access log is incomplete: more 4xx/5xx lines were due than "
+            f"{service.upper()}_ACCESS_LOG_MAX_PER_SECOND allows; the Requests panel still counts "
+            "every request.",
+            "short",
+            [(f"sum by (instance) (rate({left_out}{{{inst}}}[5m]))", "{{instance}}")],
+        ),
+        24,
+        6,
     )
     instance = {
         "name": "instance",

@@ -181,6 +181,22 @@ def test_lines_over_the_cap_are_left_out_and_the_next_line_says_how_many(
     assert last.getMessage().endswith("(7 earlier lines left out, over 3 per second)")
 
 
+def test_lines_left_out_are_counted_even_when_no_line_follows_to_say_so(
+    toy_trained: tuple[ModelArtifact, Split], caplog_access: pytest.LogCaptureFixture
+) -> None:
+    with served(toy_trained, access_log_max_per_second=3) as client:
+        for _ in range(20):
+            assert client.get("/nowhere").status_code == 404
+        metrics = client.get("/metrics").text
+    (sample,) = [
+        line for line in metrics.splitlines() if line.startswith("toy_access_log_lines_left_out_total ")
+    ]
+    left_out = float(sample.split()[1])
+    written = len(access_records(caplog_access))
+    assert written + left_out == 20
+    assert left_out >= 10
+
+
 def test_a_path_prefix_is_logged_as_the_client_sent_it(caplog_access: pytest.LogCaptureFixture) -> None:
     prefixed = {**scope("/bankchurn/predict"), "root_path": "/bankchurn", "query_string": b"explain=true"}
     AccessLog("all", 10).record(prefixed, "/predict", 200, 0.002, 10)

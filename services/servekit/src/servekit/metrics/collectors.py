@@ -92,6 +92,13 @@ class ServiceMetrics:
             ["feature"],
             registry=self.registry,
         )
+        # The count also rides on the next line written, but a burst followed by quiet writes no
+        # next line: only the metric says the log is incomplete.
+        self.access_log_lines_left_out = Counter(
+            n.access_log_lines_left_out_total,
+            "Access log lines not written because <SVC>_ACCESS_LOG_MAX_PER_SECOND was reached.",
+            registry=self.registry,
+        )
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
 

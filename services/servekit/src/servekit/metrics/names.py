@@ -19,6 +19,7 @@ EXPLANATIONS_TOTAL = "explanations_total"
 ATTRIBUTION_ABS_SUM_TOTAL = "attribution_abs_sum_total"
 TRAINING_OUTCOME_SHARE = "training_outcome_share"
 TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
+ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
 
 #: Endpoints whose whole-request latency is a prediction latency.
 PREDICTION_ENDPOINTS = ("/predict", "/predict/batch")
@@ -80,3 +81,7 @@ class MetricNames:
     @property
     def training_attribution_mean(self) -> str:
         return self._name(TRAINING_ATTRIBUTION_MEAN)
+
+    @property
+    def access_log_lines_left_out_total(self) -> str:
+        return self._name(ACCESS_LOG_LINES_LEFT_OUT_TOTAL)

@@ -95,10 +95,15 @@ class AccessLog:
     """Decides whether a finished request gets a line, and writes it."""
 
     def __init__(
-        self, mode: AccessLogMode, max_per_second: float, clock: Callable[[], float] = time.monotonic
+        self,
+        mode: AccessLogMode,
+        max_per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_left_out: Callable[[], None] = lambda: None,
     ) -> None:
         self.mode = mode
         self.budget = LineBudget(max_per_second, clock)
+        self.on_left_out = on_left_out
 
     def wanted(self, path: str, status: int) -> bool:
         if self.mode == "off" or path in PROBE_PATHS:
@@ -112,6 +117,7 @@ class AccessLog:
             return
         left_out = self.budget.take()
         if left_out is None:
+            self.on_left_out()
             return
         method = scope["method"]
         url = _url(scope)

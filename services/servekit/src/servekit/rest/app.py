@@ -131,7 +131,11 @@ def create_app(
         TelemetryMiddleware,
         metrics=metrics,
         root_path=settings.root_path,
-        access_log=AccessLog(settings.access_log, settings.access_log_max_per_second),
+        access_log=AccessLog(
+            settings.access_log,
+            settings.access_log_max_per_second,
+            on_left_out=metrics.access_log_lines_left_out.inc,
+        ),
     )
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
