@@ -192,6 +192,8 @@ def test_lines_left_out_are_counted_even_when_no_line_follows_to_say_so(
         line for line in metrics.splitlines() if line.startswith("toy_access_log_lines_left_out_total ")
     ]
     left_out = float(sample.split()[1])
+    assert "# HELP toy_access_log_lines_left_out_total Access log lines not written because " in metrics
+    assert "TOY_ACCESS_LOG_MAX_PER_SECOND was reached" in metrics  # the variable to raise
     written = len(access_records(caplog_access))
     assert written + left_out == 20
     assert left_out >= 10

@@ -96,7 +96,7 @@ class ServiceMetrics:
         # next line: only the metric says the log is incomplete.
         self.access_log_lines_left_out = Counter(
             n.access_log_lines_left_out_total,
-            "Access log lines not written because <SVC>_ACCESS_LOG_MAX_PER_SECOND was reached.",
+            f"Access log lines not written because {service.upper()}_ACCESS_LOG_MAX_PER_SECOND was reached.",
             registry=self.registry,
         )
         self._attribution_children: dict[str, Counter] = {}
