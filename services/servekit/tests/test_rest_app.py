@@ -184,6 +184,8 @@ def test_root_path_serves_under_a_prefix(toy_trained: tuple[ModelArtifact, Split
         # What a client behind an ingress that keeps the prefix is pointed at keeps it too.
         not_found = client.get("/toy/nope").json()["message"]
         assert not_found == "no endpoint at /toy/nope; the endpoints are listed at /toy/docs"
+        wrong_method = client.get("/toy/predict")
+        assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
         slash = client.post("/toy/predict/", json=ROW, follow_redirects=False)
         assert (slash.status_code, slash.headers["location"]) == (307, "http://testserver/toy/predict")
 
