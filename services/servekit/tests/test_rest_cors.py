@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from fastapi.testclient import TestClient
-from toy import TOY
+from toy import FAILING_X, TOY, FailingToy
 
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
@@ -50,6 +51,26 @@ def test_a_listed_origin_passes_the_preflight_and_can_read_the_answer(cors_clien
     # An error is readable too, so the page can show which field was wrong.
     bad = cors_client.post("/predict", json={**ROW, "x": 99}, headers={"origin": APP})
     assert (bad.status_code, bad.headers["access-control-allow-origin"]) == (422, APP)
+
+
+def test_a_500_is_readable_by_the_page_too(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    app = create_app(
+        replace(TOY, model=FailingToy),
+        load_settings("toy", cors_allow_origins=APP),
+        source=lambda: toy_trained[0],
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_ready(client)
+        failed = client.post("/predict", json={**ROW, "x": FAILING_X}, headers={"origin": APP})
+        assert failed.status_code == 500
+        assert failed.headers["access-control-allow-origin"] == APP
+        assert "x-request-id" in failed.headers["access-control-expose-headers"].lower()
+        assert failed.headers["vary"] == "Origin"
+        elsewhere = client.post(
+            "/predict", json={**ROW, "x": FAILING_X}, headers={"origin": "https://evil.example"}
+        )
+        assert elsewhere.status_code == 500
+        assert "access-control-allow-origin" not in elsewhere.headers
 
 
 def test_preflights_are_not_counted_as_requests(cors_client: TestClient) -> None:

@@ -122,7 +122,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, cors_origins=settings.cors_origins())
     if settings.gzip_min_bytes:
         # Level 1: a 256-row explained batch shrinks about 4x in about 1 ms (level 9: 4 ms, and
         # 5% smaller). Inside telemetry, so latency and Server-Timing include the compression.

@@ -22,6 +22,29 @@ EXPOSED_HEADERS = (REQUEST_ID_HEADER, "Server-Timing")
 PREFLIGHT_MAX_AGE = 600
 
 
+def headers_outside_the_middleware(origins: tuple[str, ...], origin: str | None) -> dict[str, str]:
+    """The CORS headers of a response made outside the middleware, as the middleware would add them.
+
+    Starlette answers an unhandled exception in its outermost layer, outside CORS, so without
+    these a browser app sees a CORS failure instead of the 500 that names the request id.
+    """
+    if not origins or origin is None:
+        return {}
+    if origins == ("*",):
+        allowed = "*"
+    elif origin in origins:
+        allowed = origin
+    else:
+        return {}
+    headers = {
+        "Access-Control-Allow-Origin": allowed,
+        "Access-Control-Expose-Headers": ", ".join(EXPOSED_HEADERS),
+    }
+    if allowed != "*":
+        headers["Vary"] = "Origin"
+    return headers
+
+
 def allow_cross_origin(app: FastAPI, origins: tuple[str, ...]) -> None:
     """Answer preflights and add CORS headers for ``origins``; nothing at all when there are none."""
     if not origins:

@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from servekit.errors import ServekitError, from_validation_errors
 from servekit.rest.access_log import remember_error
+from servekit.rest.cors import headers_outside_the_middleware
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import request_id_of
 
@@ -71,7 +72,7 @@ def from_router(request: Request, exc: StarletteHTTPException, allowed: str) -> 
     return ServekitError(exc.status_code, "http_error", str(exc.detail))
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, cors_origins: tuple[str, ...] = ()) -> None:
     """One handler per foreign exception type, all producing the ServekitError shape."""
 
     async def on_servekit_error(request: Request, exc: Exception) -> Response:
@@ -111,6 +112,7 @@ def install_error_handlers(app: FastAPI) -> None:
         message = f"the service failed on this request; its log names the cause under request id {request_id}"
         response = error_response(ServekitError(500, "internal_error", message))
         response.headers[REQUEST_ID_HEADER] = request_id
+        response.headers.update(headers_outside_the_middleware(cors_origins, request.headers.get("origin")))
         return response
 
     app.add_exception_handler(ServekitError, on_servekit_error)
