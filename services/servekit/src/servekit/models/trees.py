@@ -81,8 +81,8 @@ class TreeModel(ServedModel):
         "exact TreeSHAP (Lundberg et al.), LightGBM pred_contrib on the served booster; "
         "path-dependent: a feature left out follows each split in proportion to the training rows "
         "that went each way, and base_value is the trees' leaf values averaged over the training "
-        "rows that reached them; contributions "
-        "of encoded columns are summed to the request field they come from; nothing is sampled"
+        "rows that reached them; contributions of encoded columns are summed to the request field "
+        "they come from; nothing is sampled"
     )
 
     def __init__(self, artifact: ModelArtifact) -> None:
