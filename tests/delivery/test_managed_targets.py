@@ -143,8 +143,10 @@ def test_vertex_equals_rest(target: Target, rest: TestClient, explain: bool) -> 
 def bad_bodies(target: Target) -> list[tuple[bytes, str]]:
     field = next(iter(target.spec.request.model_fields))
     row = dict(target.rows[0])
+    repeated = orjson.dumps(row)[:-1] + b', "' + field.encode() + b'": ' + orjson.dumps(row[field]) + b"}"
     return [
         (b'{"instances": [', "malformed JSON"),
+        (b'{"instances": [' + repeated + b"]}", "a key given twice"),
         (orjson.dumps({"instances": []}), "empty batch"),
         (orjson.dumps({"instances": [{k: v for k, v in row.items() if k != field}]}), "missing field"),
         (orjson.dumps({"instances": [{**row, "unexpected": 1}]}), "extra field"),

@@ -6,7 +6,13 @@ import pytest
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from servekit.errors import ServekitError
-from servekit.inference import batch_adapter, duplicate_key, validate_batch_json, validate_json
+from servekit.inference import (
+    batch_adapter,
+    duplicate_key,
+    reject_duplicate_keys,
+    validate_batch_json,
+    validate_json,
+)
 
 
 class Row(BaseModel):
@@ -62,3 +68,10 @@ def test_keys_with_escapes_are_reported_as_parsed() -> None:
 def test_a_parser_message_of_another_form_still_names_the_body() -> None:
     error = duplicate_key("something else entirely")
     assert [(p.field, p.problem) for p in error.fields] == [("body", "not accepted: something else entirely")]
+
+
+def test_text_that_cannot_be_utf8_is_a_422_not_a_crash() -> None:
+    with pytest.raises(ServekitError) as caught:
+        reject_duplicate_keys('{"city": "\ud800"}')
+    assert caught.value.status_code == 422
+    assert caught.value.fields[0].field == "body"

@@ -32,7 +32,7 @@ from typing import Any
 import pydantic_core
 
 from servekit.errors import FieldProblem, ServekitError
-from servekit.inference import encode_json, validate_batch_json
+from servekit.inference import encode_json, reject_duplicate_keys, validate_batch_json
 from servekit.managed.common import (
     LoadedModel,
     explain_flag,
@@ -162,6 +162,8 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], bool]:
     except ValueError:
         validate_batch_json(model.batch, body)  # raises the REST service's 422 for malformed JSON
         raise
+    # Parsing keeps the last of a repeated key, and the envelope is re-encoded from the parse.
+    reject_duplicate_keys(body)
     if isinstance(parsed, list):
         parsed = {"instances": parsed}
     envelope = dict(require_object(parsed))
