@@ -229,6 +229,22 @@ def test_requirements_pin_the_training_versions(tmp_path: Path) -> None:
         assert any(note.startswith("scikit-learn: trained with scikit-learn==1.5.2") for note in notes)
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_model_requirements_pin_the_model_stack_and_what_it_depends_on(service: str) -> None:
+    lines = packaging.model_requirements(service)
+    pins = dict(line.split("==") for line in lines)
+    # The model stack with its own dependencies, at the versions that fitted the model.
+    for dist in [*TRAINED_WITH, "joblib", "threadpoolctl", "python-dateutil"]:
+        assert pins[dist] == metadata.version(dist), dist
+    # What serving needs beyond unpickling.
+    assert {"fastapi", "uvicorn[standard]", "pydantic", "mlflow", "jiter"} <= set(pins)
+    # Not what the training process happened to import, nor the installer, nor the workspace.
+    assert not {"pytest", "rich", "pip"} & set(pins)
+    assert not set(pins) & packaging.WORKSPACE
+    names = [line.split("==")[0].split("[")[0] for line in lines]
+    assert names == sorted(names)  # one order, so the file changes only when a pin does
+
+
 def test_managed_batch_limit_is_the_services_own_setting(
     target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import pytest
 from bankchurn.data import generate_raw
 from processes import BIN, ROOT, Server
 from servekit import cli, registry
+from servekit.managed.packaging import model_requirements
 from servekit.training.signature import nullable_fields
 from servekit.training.trainer import TrainResult
 
@@ -38,6 +39,8 @@ def test_a_trained_model_is_logged_registered_and_champion(
     assert int(run.data.params["data.rows"]) == spec.recipe.synthetic_rows
     model = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
     optional = {column.name for column in model.signature.inputs.inputs if not column.required}
+    requirements_txt = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{name}/{result.version}"))
+    assert requirements_txt.read_text().split() == model_requirements(name)
     assert optional == {field for field, nullable in nullable_fields(spec.request).items() if nullable}
     assert model.saved_input_example_info is not None
     assert model.metadata["outcome_shares"]

@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from servekit import serialization
 from servekit.errors import ServekitError
 from servekit.loading import load_artifact, one_line
+from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, uncertainty
@@ -120,6 +121,7 @@ def train(
             metadata=metadata,
             serialization_format="skops",
             skops_trusted_types=serialization.types_of(pipeline, packages=(spec.name,)),
+            pip_requirements=model_requirements(spec.name),
         )
         version = str(mlflow.register_model(info.model_uri, spec.name).version)
         client.set_registered_model_alias(spec.name, CHALLENGER, version)
