@@ -44,6 +44,13 @@ class ServekitError(Exception):
         }
 
 
+def invalid_field(field: str, problem: str) -> ServekitError:
+    """A 422 for one problem with one field, worded as :func:`from_validation_errors` words it."""
+    return ServekitError(
+        422, "invalid_request", f"1 problem: {field}: {problem}", (FieldProblem(field, problem),)
+    )
+
+
 #: What pydantic puts before a validator's own message: the kind of exception it caught.
 _VALIDATOR_PREFIXES = ("Value error, ", "Assertion failed, ")
 

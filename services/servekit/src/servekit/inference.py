@@ -17,7 +17,7 @@ import jiter
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from servekit.errors import FieldProblem, ServekitError, from_validation_errors
+from servekit.errors import ServekitError, from_validation_errors, invalid_field
 from servekit.model import Record, ServedModel
 
 if TYPE_CHECKING:
@@ -122,14 +122,12 @@ _DUPLICATE = re.compile(r'duplicate key "(?P<key>.*)" at line (?P<line>\d+) colu
 def duplicate_key(message: str) -> ServekitError:
     found = _DUPLICATE.search(message)
     if found is None:
-        problem = FieldProblem("body", f"not accepted: {message}")
-    else:
-        problem = FieldProblem(
-            _unescaped(found["key"]),
-            f"given more than once in one object (again near line {found['line']}, column "
-            f"{found['column']}); send each field once",
-        )
-    return ServekitError(422, "invalid_request", f"1 problem: {problem.field}: {problem.problem}", (problem,))
+        return invalid_field("body", f"not accepted: {message}")
+    return invalid_field(
+        _unescaped(found["key"]),
+        f"given more than once in one object (again near line {found['line']}, column "
+        f"{found['column']}); send each field once",
+    )
 
 
 def _unescaped(key: str) -> str:

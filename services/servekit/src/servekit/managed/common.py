@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from servekit.errors import FieldProblem, ServekitError
+from servekit.errors import invalid_field
 from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model
 from servekit.loading import read_model_dir
 from servekit.model import ModelArtifact, Record, ServedModel
@@ -103,20 +103,10 @@ def explain_flag(value: Any, field: str) -> bool:
     """A JSON boolean; anything else is a 422 naming ``field``."""
     if isinstance(value, bool):
         return value
-    raise ServekitError(
-        422,
-        "invalid_request",
-        f"1 problem: {field}: Input should be a valid boolean",
-        (FieldProblem(field, "Input should be a valid boolean"),),
-    )
+    raise invalid_field(field, "Input should be a valid boolean")
 
 
 def require_object(body: Any) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
-        raise ServekitError(
-            422,
-            "invalid_request",
-            '1 problem: body: expected a JSON object {"instances": [...]}',
-            (FieldProblem("body", 'expected a JSON object {"instances": [...]}'),),
-        )
+        raise invalid_field("body", 'expected a JSON object {"instances": [...]}')
     return body

@@ -31,7 +31,7 @@ from typing import Any
 
 import pydantic_core
 
-from servekit.errors import FieldProblem, ServekitError
+from servekit.errors import FieldProblem, ServekitError, invalid_field
 from servekit.inference import encode_json, reject_duplicate_keys, validate_batch_json
 from servekit.managed.common import (
     LoadedModel,
@@ -119,7 +119,7 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], bool
     except ServekitError as exc:
         raise InvalidRequest(exc) from exc
     except UnicodeDecodeError as exc:
-        raise InvalidRequest(_problem(422, "body", f"not UTF-8: {exc.reason}")) from exc
+        raise InvalidRequest(invalid_field("body", f"not UTF-8: {exc.reason}")) from exc
 
 
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[bytes, str]:
@@ -143,12 +143,6 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
         key, _, val = part.partition("=")
         params[key.strip().lower()] = val.strip().strip('"')
     return media.lower(), params
-
-
-def _problem(status: int, field: str, problem: str) -> ServekitError:
-    return ServekitError(
-        status, "invalid_request", f"1 problem: {field}: {problem}", (FieldProblem(field, problem),)
-    )
 
 
 def _validated(model: LoadedModel, envelope: dict[str, Any]) -> list[Record]:
@@ -181,8 +175,7 @@ def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:
     records = []
     for index, row in enumerate(rows):
         if len(row) != len(fields):
-            raise _problem(
-                422,
+            raise invalid_field(
                 f"instances[{index}]",
                 f"{len(row)} columns; expected {len(fields)}: {', '.join(fields)}",
             )
