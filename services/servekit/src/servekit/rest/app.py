@@ -122,7 +122,8 @@ def create_app(
     app.state.runtime = runtime
     app.state.metrics = metrics
     app.state.settings = settings
-    install_error_handlers(app, cors_origins=settings.cors_origins())
+    cors_origins = settings.cors_origins()
+    install_error_handlers(app, cors_origins=cors_origins)
     if settings.gzip_min_bytes:
         # Level 1: a 256-row explained batch shrinks about 4x in about 1 ms (level 9: 4 ms, and
         # 5% smaller). Inside telemetry, so latency and Server-Timing include the compression.
@@ -142,7 +143,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     # Outermost: a browser's preflight is answered before routing (which would 405 an OPTIONS)
     # and is not counted as a prediction request.
-    allow_cross_origin(app, settings.cors_origins())
+    allow_cross_origin(app, cors_origins)
 
     instance_model: type[BaseModel] = spec.request
     batch_model = schemas.batch_request(instance_model)
