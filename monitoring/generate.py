@@ -133,8 +133,10 @@ def sel(name: str, service: str, extra: str = "") -> str:
 def versioned(expr: str, names: MetricNames) -> str:
     """``expr`` per target, labelled with the version of the model that target serves.
 
-    A process loads exactly one model (``model_info`` is reset when it is set), so
-    joining on the target attributes its counters to that model version.
+    A process serves one model at a time (``model_info`` is reset when it is set), so
+    joining on the target attributes its counters to that model version. When a
+    process follows its alias to a new version, a rate window that spans the switch
+    counts the old version's requests under the new one until the window has passed.
     """
     return f"{expr} * on (instance, job) group_left (version) {names.model_info}"
 
@@ -357,6 +359,16 @@ def alerts(service: str) -> list[Alert]:
             "5m",
         ),
         Alert(
+            "ModelRefreshFailing",
+            versioned(f"({n.model_refresh_failing} == 1)", n),
+            "warning",
+            f"{s} at {{{{ $labels.instance }}}} cannot follow its model alias",
+            f"For 15 minutes {s} at {{{{ $labels.instance }}}} has failed to check which version its "
+            "model alias points at, or to load that version; it still serves version "
+            "{{ $labels.version }}. The pod log says which step failed.",
+            "15m",
+        ),
+        Alert(
             "PredictionDrift",
             f"{sel(OUTCOME_DRIFT, service)} > {number(o.outcome_drift)}\n"
             f"and on ()\n{sel(PREDICTIONS_RATE1H, service)} * 3600 >= {o.outcome_drift_min_per_hour}",
@@ -552,6 +564,25 @@ def rule_cases(service: str) -> list[Case]:
             "quiet: ready after a 3-minute start-up",
             {series_str(n.model_ready, target): "0x3 1x20"},
             "10m",
+        )
+    )
+    refresh_failing = series_str(n.model_refresh_failing, target)
+    serving = {series_str(n.model_info, {**target, "version": "7", "run_id": "abc"}): "1x60"}
+    cases.append(
+        Case(
+            "ModelRefreshFailing",
+            "fires: the alias's version has not loaded for 20 minutes; names the version still served",
+            {refresh_failing: "0x5 1x30", **serving},
+            "25m",
+            [{"alertname": "ModelRefreshFailing", "service": service, "version": "7", **target}],
+        )
+    )
+    cases.append(
+        Case(
+            "ModelRefreshFailing",
+            "quiet: a registry blip of 10 minutes heals before the alert is due",
+            {refresh_failing: "0x5 1x10 0x20", **serving},
+            "25m",
         )
     )
     # Outcome drift: training says 80% "x" / 20% "y".
@@ -1183,6 +1214,31 @@ def service_dashboard(service: str) -> dict[str, Any]:
         ),
         12,
         8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Replicas by model version",
+            "Replicas serving each registry version: a promotion moves them within "
+            f"{service.upper()}_MODEL_REFRESH_SECONDS; a replica left behind cannot load the new one.",
+            "none",
+            [(f"count by (version) ({n.model_info}{{{inst}}})", "v{{version}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Model refresh failing",
+            "Replicas that cannot check their alias or load the version it points at (they keep "
+            "serving the one they have); ModelRefreshFailing fires after 15 minutes.",
+            "none",
+            [(f"sum({n.model_refresh_failing}{{{inst}}})", "failing replicas")],
+            thresholds=[(1, "orange")],
+        ),
+        12,
+        6,
     )
     g.add(
         panel(
