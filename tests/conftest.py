@@ -45,9 +45,18 @@ def registered(mlflow_server: Server) -> dict[str, TrainResult]:
 def live_services(
     mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path
 ) -> Iterator[dict[str, Server]]:
-    """``mlp serve`` for every service, loading its champion from the MLflow server."""
+    """``mlp serve`` for every service, loading its champion from the MLflow server.
+
+    They serve the version they started with: test_registry moves the champion and back
+    while they may be running (following an alias has its own test in test_live_service).
+    """
     servers = {
-        name: start_service(name, logs_dir, {"MLFLOW_TRACKING_URI": mlflow_server.url}) for name in SERVICES
+        name: start_service(
+            name,
+            logs_dir,
+            {"MLFLOW_TRACKING_URI": mlflow_server.url, f"{name.upper()}_MODEL_REFRESH_SECONDS": "0"},
+        )
+        for name in SERVICES
     }
     try:
         for server in servers.values():

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import mlflow
 import pytest
+from mlflow.entities.model_registry import ModelVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from processes import Server, free_port, predict_its_example, start_service
@@ -73,6 +74,70 @@ def test_missing_alias_keeps_the_service_alive_and_not_ready_until_it_appears(
         assert ready["model"]["version"] == registered["bankchurn"].version
     finally:
         server.stop()
+
+
+def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
+    mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path, tmp_path: Path
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    first = client.get_model_version("bankchurn", registered["bankchurn"].version)
+    second = client.copy_model_version(f"models:/bankchurn/{first.version}", "bankchurn")
+    broken = corrupt_copy(client, first.version, tmp_path)
+    client.set_registered_model_alias("bankchurn", "follow", first.version)
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": "models:/bankchurn@follow",
+        "BANKCHURN_MODEL_REFRESH_SECONDS": "0.5",
+    }
+    server = start_service("bankchurn", logs_dir, env, label="bankchurn-follow")
+    try:
+        server.wait_for("/readyz", seconds=120)
+        client.set_registered_model_alias("bankchurn", "follow", second.version)
+        # Predictions go on while the new version loads; each is answered, by one version then the other.
+        served: list[str] = []
+        while not served or served[-1] != second.version:
+            _, response = predict_its_example(server.url, explain=True)
+            served.append(response.json()["model"]["version"])
+            assert len(served) < 5000, "the service never switched to the version the alias points at"
+        switch = served.index(second.version)
+        assert set(served[:switch]) <= {first.version}
+        assert set(served[switch:]) == {second.version}
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert f'version="{second.version}"' in metrics
+        assert f'version="{first.version}"' not in metrics
+        assert (
+            f"model updated: bankchurn version {second.version} (run {first.run_id}) replaces "
+            f"version {first.version}: models:/bankchurn@follow points at it now"
+        ) in server.logs()
+
+        client.set_registered_model_alias("bankchurn", "follow", broken.version)
+        wait_until(lambda: "model refresh failed" in server.logs())
+        failure = next(line for line in server.logs().splitlines() if "model refresh failed" in line)
+        assert f"still serving version {second.version}; retrying version {broken.version} in" in failure
+        assert f"models:/bankchurn/{broken.version}" in failure
+        ready = server.wait_for("/readyz")
+        assert ready.json()["model"]["version"] == second.version
+        _, response = predict_its_example(server.url, explain=False)
+        assert response.json()["model"]["version"] == second.version
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert "bankchurn_model_refresh_failures_total 1.0" in metrics
+        assert "bankchurn_model_refresh_failing 1.0" in metrics
+    finally:
+        server.stop()
+        client.delete_registered_model_alias("bankchurn", "follow")
+
+
+def corrupt_copy(client: mlflow.MlflowClient, version: str, directory: Path) -> ModelVersion:
+    """A new version of bankchurn whose model file is garbage, as a bad upload leaves it."""
+    model_dir = Path(
+        mlflow.artifacts.download_artifacts(f"models:/bankchurn/{version}", dst_path=str(directory))
+    )
+    for path in model_dir.rglob("*.skops"):
+        path.write_bytes(b"not a model")
+    run = client.create_run(client.get_experiment_by_name("bankchurn").experiment_id)
+    client.log_artifacts(run.info.run_id, str(model_dir), "model")
+    client.set_terminated(run.info.run_id)
+    return client.create_model_version("bankchurn", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
 
 
 def test_registry_down_is_reported_in_one_json_line_per_attempt(logs_dir: Path) -> None:

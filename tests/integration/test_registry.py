@@ -74,7 +74,9 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
     assert client.get_model_version_by_alias(name, "champion").version not in (first, weak_version)
 
     # Promoting by hand restores the original champion, and says what changed.
-    assert f"champion is now v{first}" in mlp("promote", name, first)
+    promoted = mlp("promote", name, first)
+    assert f"champion is now v{first}" in promoted
+    assert "switch to it within BANKCHURN_MODEL_REFRESH_SECONDS (30 s unless set)" in promoted
 
 
 def test_training_with_if_no_champion_does_nothing_when_one_exists(

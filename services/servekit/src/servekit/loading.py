@@ -52,6 +52,20 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
     return RegistryRef(name, str(mv.version), mv.run_id or "", f"models:/{name}/{mv.version}")
 
 
+def follows_an_alias(model_uri: str) -> bool:
+    """Whether the URI names an alias (which may move) rather than a fixed version or run."""
+    match = _REGISTRY_URI.match(model_uri)
+    return match is not None and match["alias"] is not None
+
+
+def registry_version(model_uri: str, tracking_uri: str) -> str:
+    """The version a ``models:/`` URI points at now (one registry call, nothing downloaded)."""
+    ref = resolve(model_uri, tracking_uri)
+    if ref is None:
+        raise ValueError(f"{model_uri} is not a models:/ URI")
+    return ref.version
+
+
 def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact:
     """Download, unpickle and describe the model at ``model_uri``."""
     import mlflow

@@ -6,13 +6,22 @@ failed in one line per attempt, and retries with exponential backoff. On
 Kubernetes the readiness probe keeps traffic away while the liveness probe
 keeps the pod, so a registry outage heals without a crash loop, and
 ``<svc>_model_ready`` = 0 lets an alert fire.
+
+Once ready, a service whose model URI names an alias (``models:/bankchurn@champion``)
+follows it: every ``refresh_interval`` seconds it asks the registry which version
+the alias points at, and when that is another version it loads and warms it up
+beside the one it serves, then switches in one assignment. So ``mlp promote`` (or a
+retrain that wins) reaches every pod without a restart, and a version that fails
+to load leaves the pod serving the previous one, still ready, saying why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from servekit.errors import ServekitError
@@ -23,6 +32,19 @@ from servekit.model import ModelArtifact, ServedModel
 logger = logging.getLogger("servekit.runtime")
 
 ArtifactSource = Callable[[], ModelArtifact]
+#: The version the model URI points at now (a registry lookup, no download).
+VersionProbe = Callable[[], str]
+#: A version that failed to load is retried after the refresh interval, doubling up to this.
+REFRESH_RETRY_MAX_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class FailedVersion:
+    """A version that would not load, and when to try it again."""
+
+    version: str
+    failures: int
+    retry_at: float
 
 
 class ModelRuntime:
@@ -36,15 +58,27 @@ class ModelRuntime:
         *,
         initial_delay: float = 1.0,
         max_delay: float = 30.0,
+        probe: VersionProbe | None = None,
+        refresh_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._model_class = model_class
         self._source = source
         self._metrics = metrics
         self._initial_delay = initial_delay
         self._max_delay = max_delay
+        self._probe = probe
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._failed: FailedVersion | None = None
         self.model: ServedModel | None = None
         self.last_error: str | None = None
         self.attempts = 0
+
+    @property
+    def follows(self) -> bool:
+        """Whether the served model is replaced when the registry moves the URI's alias."""
+        return self._probe is not None and self._refresh_interval > 0
 
     @property
     def ready(self) -> bool:
@@ -76,7 +110,13 @@ class ModelRuntime:
         self._metrics.model_ready.set(1)
 
     async def run(self) -> None:
-        """Retry until loaded; meant to run as a background task for the app's lifetime."""
+        """Load (retrying until it works), then follow the alias; a task for the app's lifetime."""
+        await self.load_until_ready()
+        while self.follows:
+            await asyncio.sleep(self._refresh_interval)
+            await self.refresh()
+
+    async def load_until_ready(self) -> None:
         delay = self._initial_delay
         while self.model is None:
             self.attempts += 1
@@ -100,6 +140,53 @@ class ModelRuntime:
                 model.artifact.version,
                 model.artifact.run_id or "-",
             )
+
+    async def refresh(self) -> None:
+        """Serve the version the URI points at now, if it is another one and it loads."""
+        serving = self.require()
+        try:
+            wanted = await asyncio.to_thread(self._probe) if self._probe else serving.artifact.version
+        except Exception as exc:
+            self._refresh_failed(serving, f"next check in {self._refresh_interval:g}s", exc)
+            return
+        if wanted == serving.artifact.version:
+            self._failed = None
+            self._metrics.model_refresh_failing.set(0)
+            return
+        failed = self._failed
+        if failed and failed.version == wanted and self._clock() < failed.retry_at:
+            return
+        try:
+            model = await asyncio.to_thread(self.load_once)
+        except Exception as exc:
+            failures = failed.failures + 1 if failed and failed.version == wanted else 1
+            delay = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)
+            self._failed = FailedVersion(wanted, failures, self._clock() + delay)
+            self._refresh_failed(serving, f"retrying version {wanted} in {delay:g}s", exc)
+            return
+        self._failed = None
+        self._metrics.model_refresh_failing.set(0)
+        if model.artifact.version == serving.artifact.version:
+            return  # the alias moved back while the other version loaded
+        self.activate(model)
+        logger.info(
+            "model updated: %s version %s (run %s) replaces version %s: %s points at it now",
+            model.artifact.name,
+            model.artifact.version,
+            model.artifact.run_id or "-",
+            serving.artifact.version,
+            model.artifact.uri,
+        )
+
+    def _refresh_failed(self, serving: ServedModel, next_step: str, exc: Exception) -> None:
+        self._metrics.model_refresh_failures.inc()
+        self._metrics.model_refresh_failing.set(1)
+        logger.warning(
+            "model refresh failed (still serving version %s; %s): %s",
+            serving.artifact.version,
+            next_step,
+            one_line(exc),
+        )
 
 
 def warm_up(model: ServedModel) -> list[dict[str, Any]]:

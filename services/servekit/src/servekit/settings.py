@@ -45,6 +45,14 @@ class ServiceSettings(BaseSettings):
     )
     load_retry_initial_seconds: float = Field(default=1.0, gt=0)
     load_retry_max_seconds: float = Field(default=30.0, gt=0)
+    model_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description=(
+            "How often to check whether the model URI's alias points at another version, and switch "
+            "to it once it is loaded and warmed up; 0: serve the first model until restarted"
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"

@@ -69,6 +69,17 @@ class ServiceMetrics:
             "1 when the model is loaded and warmed up, else 0.",
             registry=self.registry,
         )
+        self.model_refresh_failing = Gauge(
+            n.model_refresh_failing,
+            "1 while the model cannot follow its alias (registry unreachable, or the version it "
+            "points at does not load); the model already served stays.",
+            registry=self.registry,
+        )
+        self.model_refresh_failures = Counter(
+            n.model_refresh_failures_total,
+            "Checks of the alias, and loads of the version it points at, that failed.",
+            registry=self.registry,
+        )
         self.explanations = Counter(
             n.explanations_total,
             "Explained predictions (instances, not requests).",

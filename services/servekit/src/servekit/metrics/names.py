@@ -15,6 +15,8 @@ EXPLANATION_LATENCY_SECONDS = "explanation_latency_seconds"
 PREDICTIONS_TOTAL = "predictions_total"
 MODEL_INFO = "model_info"
 MODEL_READY = "model_ready"
+MODEL_REFRESH_FAILING = "model_refresh_failing"
+MODEL_REFRESH_FAILURES_TOTAL = "model_refresh_failures_total"
 EXPLANATIONS_TOTAL = "explanations_total"
 ATTRIBUTION_ABS_SUM_TOTAL = "attribution_abs_sum_total"
 TRAINING_OUTCOME_SHARE = "training_outcome_share"
@@ -65,6 +67,14 @@ class MetricNames:
     @property
     def model_ready(self) -> str:
         return self._name(MODEL_READY)
+
+    @property
+    def model_refresh_failing(self) -> str:
+        return self._name(MODEL_REFRESH_FAILING)
+
+    @property
+    def model_refresh_failures_total(self) -> str:
+        return self._name(MODEL_REFRESH_FAILURES_TOTAL)
 
     @property
     def explanations_total(self) -> str:

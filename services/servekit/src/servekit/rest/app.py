@@ -20,7 +20,7 @@ from servekit.inference import (
     validate_batch_json,
     validate_json,
 )
-from servekit.loading import load_artifact
+from servekit.loading import follows_an_alias, load_artifact, registry_version
 from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
@@ -33,7 +33,7 @@ from servekit.rest.openapi import json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
-from servekit.runtime import ArtifactSource, ModelRuntime
+from servekit.runtime import ArtifactSource, ModelRuntime, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.spec import ServiceSpec
 
@@ -83,8 +83,13 @@ def create_app(
     settings: ServiceSettings | None = None,
     source: ArtifactSource | None = None,
     metrics: ServiceMetrics | None = None,
+    probe: VersionProbe | None = None,
 ) -> FastAPI:
-    """Build the FastAPI app of ``spec``; ``source`` overrides where the model comes from."""
+    """Build the FastAPI app of ``spec``.
+
+    ``source`` overrides where the model comes from and ``probe`` which version it should
+    be now; by default both ask the registry, and only an alias URI is followed.
+    """
     settings = settings or load_settings(spec.name)
     metrics = metrics or ServiceMetrics(spec.name)
     model_uri = settings.resolved_model_uri()
@@ -93,12 +98,19 @@ def create_app(
         def source() -> Any:
             return load_artifact(spec.name, model_uri, settings.mlflow_tracking_uri)
 
+        if probe is None and follows_an_alias(model_uri):
+
+            def probe() -> str:
+                return registry_version(model_uri, settings.mlflow_tracking_uri)
+
     runtime = ModelRuntime(
         spec.model,
         source,
         metrics,
         initial_delay=settings.load_retry_initial_seconds,
         max_delay=settings.load_retry_max_seconds,
+        probe=probe,
+        refresh_interval=settings.model_refresh_seconds,
     )
     predictor = Predictor(runtime, metrics)
 

@@ -16,6 +16,7 @@ from servekit.errors import ServekitError
 from servekit.loading import load_artifact, one_line
 from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
+from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, uncertainty
 from servekit.training.fingerprint import fingerprint
@@ -245,4 +246,9 @@ def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     client.set_registered_model_alias(spec.name, CHAMPION, version)
     client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
     was = f"v{previous}" if previous else "none"
-    return f"{spec.name}: {CHAMPION} is now v{version} (was {was})"
+    refresh = ServiceSettings.model_fields["model_refresh_seconds"].default
+    return (
+        f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
+        f"models:/{spec.name}@{CHAMPION} switch to it within {spec.name.upper()}_MODEL_REFRESH_SECONDS "
+        f"({refresh:g} s unless set)"
+    )

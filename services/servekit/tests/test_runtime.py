@@ -1,0 +1,192 @@
+"""ModelRuntime: load until ready, then follow the alias to new versions without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY, ToyModel
+
+from servekit.metrics import ServiceMetrics
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.runtime import REFRESH_RETRY_MAX_SECONDS, ModelRuntime
+from servekit.settings import load_settings
+from servekit.testing import wait_ready
+from servekit.training.trainer import Split
+
+ROW = {"x": 3.0, "color": "red"}
+
+
+class Registry:
+    """A registry stand-in: which version the alias points at, and which versions load."""
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        self.artifact = artifact
+        self.alias = "1"
+        self.broken: set[str] = set()
+        self.down = False
+        self.loads: list[str] = []
+        self.metrics = ServiceMetrics("toy")
+
+    def probe(self) -> str:
+        if self.down:
+            raise ConnectionError("registry unreachable")
+        return self.alias
+
+    def source(self) -> ModelArtifact:
+        version = self.alias
+        self.loads.append(version)
+        if version in self.broken:
+            raise FileNotFoundError(f"version {version}: model.skops missing")
+        return dataclasses.replace(self.artifact, version=version, run_id=f"run-{version}")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def registry(toy_trained: tuple[ModelArtifact, Split]) -> Registry:
+    return Registry(toy_trained[0])
+
+
+def ready_runtime(registry: Registry, clock: Callable[[], float] | None = None) -> ModelRuntime:
+    runtime = ModelRuntime(
+        ToyModel,
+        registry.source,
+        registry.metrics,
+        probe=registry.probe,
+        refresh_interval=10.0,
+        clock=clock or Clock(),
+    )
+    asyncio.run(runtime.load_until_ready())
+    assert runtime.model is not None
+    return runtime
+
+
+def served_version(runtime: ModelRuntime) -> str:
+    return runtime.require().artifact.version
+
+
+def metric(registry: Registry, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return registry.metrics.registry.get_sample_value(name, labels or {})
+
+
+def test_a_moved_alias_is_followed_once_the_new_version_is_warm(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = ready_runtime(registry)
+    registry.alias = "2"
+    with caplog.at_level(logging.INFO, logger="servekit.runtime"):
+        asyncio.run(runtime.refresh())
+    assert served_version(runtime) == "2"
+    assert registry.loads == ["1", "2"]
+    assert metric(registry, "toy_model_info", {"version": "2", "run_id": "run-2"}) == 1
+    assert metric(registry, "toy_model_info", {"version": "1", "run_id": "run-1"}) is None
+    assert "model updated: toy version 2 (run run-2) replaces version 1" in caplog.text
+
+
+def test_an_unmoved_alias_loads_nothing(registry: Registry) -> None:
+    runtime = ready_runtime(registry)
+    asyncio.run(runtime.refresh())
+    assert registry.loads == ["1"]
+    assert metric(registry, "toy_model_refresh_failures_total") == 0
+
+
+def test_a_registry_outage_keeps_the_served_model_and_says_so(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = ready_runtime(registry)
+    registry.down = True
+    asyncio.run(runtime.refresh())
+    assert served_version(runtime) == "1"
+    assert runtime.ready
+    assert metric(registry, "toy_model_refresh_failures_total") == 1
+    assert metric(registry, "toy_model_refresh_failing") == 1
+    registry.down = False
+    asyncio.run(runtime.refresh())
+    assert metric(registry, "toy_model_refresh_failing") == 0
+    assert (
+        "model refresh failed (still serving version 1; next check in 10s): "
+        "ConnectionError: registry unreachable" in caplog.text
+    )
+
+
+def test_a_version_that_fails_to_load_is_retried_with_backoff_while_the_old_one_serves(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    runtime = ready_runtime(registry, clock)
+    registry.alias = "2"
+    registry.broken.add("2")
+    asyncio.run(runtime.refresh())
+    assert served_version(runtime) == "1"
+    assert "(still serving version 1; retrying version 2 in 10s): FileNotFoundError" in caplog.text
+
+    clock.now += 5  # before the retry is due: no download, and still failing
+    asyncio.run(runtime.refresh())
+    assert registry.loads == ["1", "2"]
+    assert metric(registry, "toy_model_refresh_failing") == 1
+
+    clock.now += 5
+    asyncio.run(runtime.refresh())
+    assert registry.loads == ["1", "2", "2"]
+    assert "retrying version 2 in 20s" in caplog.text
+    assert metric(registry, "toy_model_refresh_failures_total") == 2
+
+    for _ in range(12):  # the delay doubles up to its cap
+        clock.now += REFRESH_RETRY_MAX_SECONDS
+        asyncio.run(runtime.refresh())
+    assert f"retrying version 2 in {REFRESH_RETRY_MAX_SECONDS:g}s" in caplog.text
+
+    registry.broken.clear()
+    clock.now += REFRESH_RETRY_MAX_SECONDS
+    asyncio.run(runtime.refresh())
+    assert served_version(runtime) == "2"
+    assert metric(registry, "toy_model_refresh_failing") == 0
+
+
+def test_another_version_after_a_broken_one_is_tried_at_once(registry: Registry) -> None:
+    runtime = ready_runtime(registry)
+    registry.alias = "2"
+    registry.broken.add("2")
+    asyncio.run(runtime.refresh())
+    registry.alias = "3"  # the fix is promoted
+    asyncio.run(runtime.refresh())
+    assert served_version(runtime) == "3"
+    assert registry.loads == ["1", "2", "3"]
+
+
+def test_without_a_probe_or_an_interval_run_returns_once_loaded(registry: Registry) -> None:
+    for probe, interval in ((None, 10.0), (registry.probe, 0.0)):
+        runtime = ModelRuntime(
+            ToyModel, registry.source, ServiceMetrics("toy"), probe=probe, refresh_interval=interval
+        )
+        assert not runtime.follows
+        asyncio.run(asyncio.wait_for(runtime.run(), timeout=30))
+        assert runtime.ready
+
+
+def test_a_served_app_switches_versions_between_requests(registry: Registry) -> None:
+    settings = load_settings("toy", model_refresh_seconds=0.05)
+    app = create_app(TOY, settings, source=registry.source, probe=registry.probe)
+    with TestClient(app) as client:
+        wait_ready(client)
+        assert client.post("/predict", json=ROW).json()["model"]["version"] == "1"
+        registry.alias = "2"
+        for _ in range(200):
+            if client.get("/model").json()["version"] == "2":
+                break
+            asyncio.run(asyncio.sleep(0.05))
+        assert client.post("/predict", json=ROW).json()["model"]["version"] == "2"
+        assert client.get("/readyz").json()["model"]["version"] == "2"
+        assert 'toy_model_info{run_id="run-2",version="2"} 1.0' in client.get("/metrics").text
