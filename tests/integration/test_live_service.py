@@ -51,15 +51,20 @@ def explanations_total(server: Server, name: str) -> float:
     )
 
 
+def serve_alias(alias: str, mlflow_server: Server, logs_dir: Path, **settings: str) -> Server:
+    """``mlp serve bankchurn`` on ``models:/bankchurn@<alias>``, with ``BANKCHURN_<setting>`` values."""
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": f"models:/bankchurn@{alias}",
+        **{f"BANKCHURN_{name}": value for name, value in settings.items()},
+    }
+    return start_service("bankchurn", logs_dir, env, label=f"bankchurn-{alias}")
+
+
 def test_missing_alias_keeps_the_service_alive_and_not_ready_until_it_appears(
     mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path
 ) -> None:
-    env = {
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "BANKCHURN_MODEL_URI": "models:/bankchurn@canary",
-        "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1",
-    }
-    server = start_service("bankchurn", logs_dir, env, label="bankchurn-canary")
+    server = serve_alias("canary", mlflow_server, logs_dir, LOAD_RETRY_MAX_SECONDS="1")
     try:
         server.wait_for("/readyz", status=503, seconds=120)
         server.wait_for("/healthz")
@@ -84,12 +89,7 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
     second = client.copy_model_version(f"models:/bankchurn/{first.version}", "bankchurn")
     broken = corrupt_copy(client, first.version, tmp_path)
     client.set_registered_model_alias("bankchurn", "follow", first.version)
-    env = {
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "BANKCHURN_MODEL_URI": "models:/bankchurn@follow",
-        "BANKCHURN_MODEL_REFRESH_SECONDS": "0.5",
-    }
-    server = start_service("bankchurn", logs_dir, env, label="bankchurn-follow")
+    server = serve_alias("follow", mlflow_server, logs_dir, MODEL_REFRESH_SECONDS="0.5")
     try:
         server.wait_for("/readyz", seconds=120)
         client.set_registered_model_alias("bankchurn", "follow", second.version)
