@@ -62,6 +62,11 @@ class Objectives:
     attribution_drift: float = 0.10
     #: ...and at least this many instances were explained in that hour.
     attribution_drift_min_per_hour: int = 100
+    #: Alert when an input's population stability index (1 h, against the training rows'
+    #: bins) exceeds this: 0.1 is the customary "some shift", 0.25 "a major shift"...
+    input_drift_psi: float = 0.25
+    #: ...and at least this many predictions were made in that hour.
+    input_drift_min_per_hour: int = 200
     #: Container memory limit when cAdvisor's container_spec_memory_limit_bytes is not scraped
     #: (k8s/base/services/model-server.yaml: limits.memory 1536Mi).
     memory_limit_bytes: int = 1536 * 1024**2
@@ -120,6 +125,12 @@ ATTRIBUTION_SHARE = "service_version_feature:attribution_abs:share_rate1h"
 TRAINING_ATTRIBUTION_MEAN = "service_version_feature:training_attribution_mean:max"
 TRAINING_ATTRIBUTION_SHARE = "service_version_feature:training_attribution_mean:share"
 ATTRIBUTION_DRIFT = "service_version_feature:attribution_share:abs_diff_rate1h"
+PREDICTIONS_BY_VERSION_RATE1H = "service_version:predictions:rate1h"
+INPUT_SHARE = "service_version_feature_bin:input_values:share_rate1h"
+TRAINING_INPUT_SHARE = "service_version_feature_bin:training_input_share:max"
+INPUT_PSI = "service_version_feature:input_values:psi_rate1h"
+#: Floor of a bin's share inside PSI's logarithm, so an empty bin counts as a large term, not infinity.
+PSI_FLOOR = 0.001
 MEMORY_LIMIT = "service:container_memory_limit_bytes:max"
 MEMORY_RATIO = "service_instance:process_resident_memory_bytes:ratio_limit"
 CPU_RATE = "service_instance:process_cpu_seconds:rate5m"
@@ -238,6 +249,35 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
             ATTRIBUTION_DRIFT,
             f"abs({sel(ATTRIBUTION_SHARE, service)} - on (version, feature) "
             f"{sel(TRAINING_ATTRIBUTION_SHARE, service)})",
+        )
+    )
+    # Input drift: each input's share per bin (bins fixed at training) against the training
+    # rows', per model version, summed into the population stability index
+    # PSI = sum over bins of (live - training) * ln(live / training).
+    inputs1h = versioned(f"rate({n.input_values_total}[1h])", n)
+    rules.append(
+        (
+            PREDICTIONS_BY_VERSION_RATE1H,
+            f"sum by (version) ({versioned(f'rate({n.predictions_total}[1h])', n)})",
+        )
+    )
+    rules.append(
+        (
+            INPUT_SHARE,
+            f"sum by (version, feature, bin) ({inputs1h})\n"
+            f"/ on (version, feature) group_left\nsum by (version, feature) ({inputs1h})",
+        )
+    )
+    rules.append(
+        (TRAINING_INPUT_SHARE, f"max by (version, feature, bin) ({versioned(n.training_input_share, n)})")
+    )
+    live, train, floor = sel(INPUT_SHARE, service), sel(TRAINING_INPUT_SHARE, service), number(PSI_FLOOR)
+    rules.append(
+        (
+            INPUT_PSI,
+            f"sum by (version, feature) (\n  ({live} - on (version, feature, bin) {train})\n"
+            f"  * on (version, feature, bin)\n"
+            f"  ln(clamp_min({live}, {floor}) / on (version, feature, bin) clamp_min({train}, {floor}))\n)",
         )
     )
     # Process resources of the service's targets (process_* carry no service prefix:
@@ -389,6 +429,19 @@ def alerts(service: str) -> list[Alert]:
             f"Over the last hour the share of total |SHAP| attributed to {{{{ $labels.feature }}}} by {s} "
             f"model version {{{{ $labels.version }}}} is more than {o.attribution_drift:.0%} away from "
             "its share on the training data.",
+            "30m",
+        ),
+        Alert(
+            "InputDrift",
+            f"{sel(INPUT_PSI, service)} > {number(o.input_drift_psi)}\n"
+            f"and on (version)\n{sel(PREDICTIONS_BY_VERSION_RATE1H, service)} * 3600 >= "
+            f"{o.input_drift_min_per_hour}",
+            "warning",
+            f"{s} receives {{{{ $labels.feature }}}} values unlike model {{{{ $labels.version }}}}'s "
+            "training data",
+            f"Over the last hour the population stability index of {{{{ $labels.feature }}}} sent to {s} "
+            f"model version {{{{ $labels.version }}}}, against the bins of its training rows, is above "
+            f"{o.input_drift_psi:g} (a major shift) and has stayed there for 30 minutes.",
             "30m",
         ),
         Alert(
@@ -656,6 +709,61 @@ def rule_cases(service: str) -> list[Case]:
             "AttributionDrift",
             "quiet: too few explanations to judge (1 per minute)",
             {**mean, explained: "0+1x60", attr1: "0+1x60", attr2: "0+0x60"},
+            "45m",
+        )
+    )
+    # Input drift: the training rows fall 50/50 in bins 01 and 02 of input f (none missing).
+    share = {
+        series_str(n.training_input_share, {**target, "feature": "f", "bin": label}): value
+        for label, value in (("01", "0.5x60"), ("02", "0.5x60"), ("missing", "0x60"))
+    }
+    counted = {
+        label: series_str(n.input_values_total, {**target, "feature": "f", "bin": label})
+        for label in ("01", "02", "missing")
+    }
+    rows = series_str(n.predictions_total, {**target, "outcome": "x"})
+    profile = {**share, info: "1x60", **ready}
+    input_drift = [{"alertname": "InputDrift", "service": service, "version": "7", "feature": "f"}]
+    cases.append(
+        Case(
+            "InputDrift",
+            "fires: 90% of live values in bin 01 and 10% missing, against 50/50 in training",
+            {
+                **profile,
+                rows: "0+20x60",
+                counted["01"]: "0+18x60",
+                counted["02"]: "0+0x60",
+                counted["missing"]: "0+2x60",
+            },
+            "45m",
+            input_drift,
+        )
+    )
+    cases.append(
+        Case(
+            "InputDrift",
+            "quiet: live 55/45 (PSI 0.01, sampling noise)",
+            {
+                **profile,
+                rows: "0+20x60",
+                counted["01"]: "0+11x60",
+                counted["02"]: "0+9x60",
+                counted["missing"]: "0+0x60",
+            },
+            "45m",
+        )
+    )
+    cases.append(
+        Case(
+            "InputDrift",
+            "quiet: too few predictions to judge (1 per minute, all in bin 01)",
+            {
+                **profile,
+                rows: "0+1x60",
+                counted["01"]: "0+1x60",
+                counted["02"]: "0+0x60",
+                counted["missing"]: "0+0x60",
+            },
             "45m",
         )
     )
@@ -1174,6 +1282,20 @@ def service_dashboard(service: str) -> dict[str, Any]:
             thresholds=[(o.attribution_drift, "orange")],
         ),
         12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Input drift: population stability index per input (1 h)",
+            "Each input's live distribution over the bins of the model version's training rows "
+            f"(deciles, or categories). Under 0.1: stable; over {o.input_drift_psi:g}: a major shift, "
+            "and InputDrift fires after 30 minutes.",
+            "short",
+            [(sel(INPUT_PSI, service), "{{feature}} v{{version}}")],
+            thresholds=[(0.1, "yellow"), (o.input_drift_psi, "orange")],
+        ),
+        24,
         8,
     )
     g.add(

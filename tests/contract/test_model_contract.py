@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from servekit import registry
+from servekit import input_drift, registry
 from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.testing import request_rows, train_in_memory, valid_requests
 from servekit.training.signature import model_signature
@@ -129,3 +129,20 @@ def test_the_registered_signature_says_what_the_api_accepts(name: str) -> None:
     for column in optional:
         missing[column] = None
     assert len(artifact.pipeline.predict(missing)) == 5
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_inputs_are_watched_in_bins_a_request_fills_once_each(name: str) -> None:
+    model, rows = served(name)
+    assert model.input_bins, "no input is watched for drift"
+    shares = model.artifact.metadata["input_shares"]
+    assert set(shares) == {binning.feature for binning in model.input_bins}
+    for binning in model.input_bins:
+        assert set(shares[binning.feature]) == set(binning.labels)
+        assert sum(shares[binning.feature].values()) == pytest.approx(1.0)
+        assert len(binning.labels) <= max(input_drift.MAX_BINS, input_drift.MAX_CATEGORIES) + 2
+    # Validated requests, as the service counts them, land in the bins training defined.
+    counted = input_drift.count(model.input_bins, model.monitored_inputs(rows))
+    for binning in model.input_bins:
+        per_bin = {label: counted[binning.feature, label] for label in binning.labels}
+        assert sum(per_bin.values()) == len(rows), binning.feature

@@ -190,3 +190,19 @@ def test_training_data_carries_and_logs_the_cleaning_figures(caplog: pytest.LogC
     # Model-friendly dtypes: no pandas NA reaches the encoder or MLflow's signature.
     for column in (data.TIMESTAMP_FIELD, "pickup_community_area", "dropoff_community_area"):
         assert str(frame[column].dtype) == "float64"
+
+
+def test_drift_watches_the_hour_and_weekday_not_the_growing_timestamp(
+    trained: tuple[ModelArtifact, Split],
+) -> None:
+    model = TaxiFareModel(trained[0])
+    watched = {binning.feature for binning in model.input_bins}
+    assert data.TIMESTAMP_FIELD not in watched
+    assert {"trip_start_hour", "trip_start_day_of_week", "trip_miles", "company", "payment_type"} <= watched
+    columns = model.monitored_inputs([validated(trip_start_timestamp=TS_2015_03_01_10H + 1800)])
+    assert data.TIMESTAMP_FIELD not in columns
+    assert columns["trip_start_hour"] == [10.5]
+    assert columns["trip_start_day_of_week"] == [6.0]
+    # A trip years after the training data is no drift in itself: its hour and weekday are usual.
+    later = model.monitored_inputs([validated(trip_start_timestamp=TS_2015_03_01_10H + 10 * 364 * 86_400)])
+    assert later["trip_start_day_of_week"] == [6.0]

@@ -343,3 +343,11 @@ def test_attribution_metric_labels_stay_bounded(client: TestClient, served: Sent
     }
     assert features == set(served.groups)
     assert 'nlpinsight_predictions_total{outcome="' in metrics
+
+
+def test_drift_watches_text_length_and_the_share_of_known_words(served: SentimentModel) -> None:
+    assert {binning.feature for binning in served.input_bins} == {"text_words", "text_known_word_share"}
+    known = next(iter(sorted(served.known_words)))
+    columns = served.monitored_inputs([{"text": f"{known} {known} \ua66e\ua66e"}, {"text": "   "}])
+    assert columns["text_words"] == [3, 0]
+    assert columns["text_known_word_share"] == [pytest.approx(2 / 3), None]

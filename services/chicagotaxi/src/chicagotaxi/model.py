@@ -261,3 +261,16 @@ class TaxiFareModel(TreeModel):
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["fare_range"])
+
+    def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:
+        """The request's fields, with the timestamp as the hour and weekday the trees see.
+
+        The raw timestamp only grows: binned at the training data's deciles, every new trip
+        would fall in the last bin and look like drift.
+        """
+        columns = super().monitored_inputs(records)
+        stamps = columns.pop(data.TIMESTAMP_FIELD, None)
+        if stamps is not None:
+            columns["trip_start_hour"] = hour_of_day(stamps).tolist()
+            columns["trip_start_day_of_week"] = day_of_week(stamps).tolist()
+        return columns

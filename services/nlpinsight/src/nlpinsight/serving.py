@@ -144,6 +144,24 @@ class SentimentModel(ServedModel):
         terms = [str(t) for t in artifact.metadata.get("attribution_terms", [])]
         self.terms = frozenset(terms)
         self.groups = [*terms, OTHER]
+        words = dict(self.text_pipeline.named_steps["features"].transformer_list)["word"]
+        self._split_words = words.build_tokenizer()
+        #: Words (unigrams) the model has a weight for.
+        self.known_words = frozenset(term for term in words.vocabulary_ if " " not in term)
+
+    def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:
+        """A text's length in words and the share of its words the model knows.
+
+        Free text has no bins of its own, but longer texts, or a rise of words the model
+        never saw (a new topic, another language), show a shift the label shares can hide.
+        """
+        lengths: list[Any] = []
+        known: list[Any] = []
+        for record in records:
+            words = self._split_words(model.normalize_text(str(record[data.TEXT])))
+            lengths.append(len(words))
+            known.append(sum(word in self.known_words for word in words) / len(words) if words else None)
+        return {"text_words": lengths, "text_known_word_share": known}
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
         """``(n, classes)`` probabilities; both paths agree to ~1e-15 (a test checks)."""

@@ -17,6 +17,7 @@ import jiter
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from servekit import input_drift
 from servekit.errors import ServekitError, from_validation_errors, invalid_field
 from servekit.model import Record, ServedModel
 
@@ -59,6 +60,8 @@ def run_model(
         predictions = model.predict(records)
     if metrics is not None:
         metrics.count_outcomes(model.outcome(p) for p in predictions)
+        if model.input_bins:
+            metrics.count_inputs(input_drift.count(model.input_bins, model.monitored_inputs(records)))
     if explain:
         start = time.perf_counter()
         with timings.phase("explain"):

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from servekit import input_drift
+
 Record = Mapping[str, Any]
 
 
@@ -64,6 +66,8 @@ class ServedModel(ABC):
 
     def __init__(self, artifact: ModelArtifact) -> None:
         self.artifact = artifact
+        #: Bins of the monitored inputs, fixed at training (``servekit.input_drift``).
+        self.input_bins = input_drift.from_metadata(artifact.metadata)
 
     @abstractmethod
     def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
@@ -76,6 +80,18 @@ class ServedModel(ABC):
     @abstractmethod
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         """The bounded label under which a prediction is counted in ``<svc>_predictions_total``."""
+
+    def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:
+        """The values whose distribution is watched for drift, per input, in record order.
+
+        The request's fields by default. Called on the training rows for the baseline and
+        on every request, so both sides are the same function; override it to watch what
+        a raw field means to the model (an hour rather than a timestamp) or to leave out
+        what cannot be binned (free text).
+        """
+        if not records:
+            return {}
+        return {name: [record.get(name) for record in records] for name in records[0]}
 
     def example(self) -> list[dict[str, Any]]:
         """Records to warm up on (the input example logged at training)."""
@@ -98,6 +114,7 @@ class ServedModel(ABC):
             "baselines": {
                 "outcome_shares": meta.get("outcome_shares", {}),
                 "attribution_means": meta.get("attribution_means", {}),
+                "input_shares": meta.get("input_shares", {}),
             },
             **{k: v for k, v in meta.items() if k in ("threshold", "classes")},
         }

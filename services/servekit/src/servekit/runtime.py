@@ -104,6 +104,7 @@ class ModelRuntime:
             model.artifact.run_id,
             meta.get("outcome_shares", {}),
             meta.get("attribution_means", {}),
+            meta.get("input_shares", {}),
         )
         self.model = model
         self.last_error = None

@@ -105,6 +105,19 @@ class ServiceMetrics:
         )
         # The count also rides on the next line written, but a burst followed by quiet writes no
         # next line: only the metric says the log is incomplete.
+        self.input_values = Counter(
+            n.input_values_total,
+            "Values of each monitored input by bin (bins fixed at training: deciles or categories).",
+            ["feature", "bin"],
+            registry=self.registry,
+        )
+        self.training_input_share = Gauge(
+            n.training_input_share,
+            "Share of the training rows in each bin of each monitored input, for the loaded model.",
+            ["feature", "bin"],
+            registry=self.registry,
+        )
+        self._input_children: dict[tuple[str, str], Counter] = {}
         self.access_log_lines_left_out = Counter(
             n.access_log_lines_left_out_total,
             f"Access log lines not written because {service.upper()}_ACCESS_LOG_MAX_PER_SECOND was reached.",
@@ -119,10 +132,17 @@ class ServiceMetrics:
         run_id: str,
         outcome_shares: Mapping[str, float],
         attribution_means: Mapping[str, float],
+        input_shares: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         """Publish which model is loaded and its training-time baselines."""
         self.model_info.clear()
         self.model_info.labels(version=version, run_id=run_id).set(1)
+        # Another version bins its inputs at other cut points: no stale baseline may remain.
+        self.training_input_share.clear()
+        for feature, by_bin in (input_shares or {}).items():
+            for label, share in by_bin.items():
+                self.training_input_share.labels(feature=feature, bin=label).set(share)
+                self._input_child(feature, label)
         for outcome, share in outcome_shares.items():
             self.training_outcome_share.labels(outcome=outcome).set(share)
         for feature, mean in attribution_means.items():
@@ -156,6 +176,19 @@ class ServiceMetrics:
             for feature, value in attribution.items():
                 self._attribution_child(feature).inc(abs(value))
         self.explanations.inc(count)
+
+    def _input_child(self, feature: str, label: str) -> Counter:
+        child = self._input_children.get((feature, label))
+        if child is None:
+            child = self._input_children[feature, label] = self.input_values.labels(
+                feature=feature, bin=label
+            )
+        return child
+
+    def count_inputs(self, counted: Mapping[tuple[str, str], int]) -> None:
+        """Add binned input values (``input_drift.count``); bins are bounded by the model's."""
+        for (feature, label), n in counted.items():
+            self._input_child(feature, label).inc(n)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

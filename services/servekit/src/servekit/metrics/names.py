@@ -22,6 +22,8 @@ ATTRIBUTION_ABS_SUM_TOTAL = "attribution_abs_sum_total"
 TRAINING_OUTCOME_SHARE = "training_outcome_share"
 TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
 ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
+INPUT_VALUES_TOTAL = "input_values_total"
+TRAINING_INPUT_SHARE = "training_input_share"
 
 #: Endpoints whose whole-request latency is a prediction latency.
 PREDICTION_ENDPOINTS = ("/predict", "/predict/batch")
@@ -91,6 +93,14 @@ class MetricNames:
     @property
     def training_attribution_mean(self) -> str:
         return self._name(TRAINING_ATTRIBUTION_MEAN)
+
+    @property
+    def input_values_total(self) -> str:
+        return self._name(INPUT_VALUES_TOTAL)
+
+    @property
+    def training_input_share(self) -> str:
+        return self._name(TRAINING_INPUT_SHARE)
 
     @property
     def access_log_lines_left_out_total(self) -> str:

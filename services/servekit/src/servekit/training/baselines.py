@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from servekit import input_drift
 from servekit.model import ServedModel
 
 
@@ -26,3 +27,13 @@ def attribution_means(model: ServedModel, records: Sequence[dict[str, Any]]) -> 
         for feature, value in explanation.attributions.items():
             sums[feature] = sums.get(feature, 0.0) + abs(value)
     return {feature: total / len(explanations) for feature, total in sorted(sums.items())}
+
+
+def input_profile(model: ServedModel, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Bins of the monitored inputs and the training rows' share of each (``input_drift``)."""
+    columns = model.monitored_inputs(records)
+    bins = input_drift.fit(columns)
+    return {
+        "input_bins": [binning.as_json() for binning in bins],
+        "input_shares": input_drift.shares(bins, columns),
+    }

@@ -81,6 +81,10 @@ def fit(spec: ServiceSpec, data: Split, seed: int) -> tuple[Any, dict[str, Any]]
     sample = to_records(data.x_train.head(BASELINE_ROWS))
     metadata["outcome_shares"] = baselines.outcome_shares(served, sample)
     metadata["attribution_means"] = baselines.attribution_means(served, sample)
+    # Held-out rows, which the model did not learn from, as it will not have learnt from live
+    # traffic: on its own training rows NLPInsight knows every word, so a known-word share
+    # binned there would have one bin and never drift.
+    metadata.update(baselines.input_profile(served, to_records(data.x_test)))
     return pipeline, metadata
 
 

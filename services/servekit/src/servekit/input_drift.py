@@ -1,0 +1,139 @@
+"""Input drift: each monitored input counted in bins fixed when the model was trained.
+
+At training, :func:`fit` cuts every numeric input at the deciles of the held-out
+rows (fewer bins where values repeat: a 0/1 flag gets two) and keeps a categorical
+input's most frequent values (the rest count as ``other``); those rows' share of
+each bin is the baseline. At serving, :func:`count` puts each request's
+values in the same bins, so ``<svc>_input_values_total{feature,bin}`` and
+``<svc>_training_input_share{feature,bin}`` compare like with like, and the
+population stability index (PSI) of each input is one PromQL expression
+(``monitoring/generate.py``).
+
+Bins are numbered (``01`` to ``10``) rather than named by their range, so a new
+model version, with new cut points, reuses the same label values and a pod that
+follows its alias for months keeps a fixed number of series.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Deciles: enough to see a shift, few enough that an hour of traffic fills every bin.
+MAX_BINS = 10
+#: The most frequent values of a categorical input that get a bin of their own.
+MAX_CATEGORIES = 10
+MISSING = "missing"
+OTHER = "other"
+
+#: The values of each monitored input for a batch of records, in record order.
+Columns = Mapping[str, Sequence[Any]]
+
+
+@dataclass(frozen=True)
+class FeatureBins:
+    """How one input's values are binned: numeric cut points, or categorical values."""
+
+    feature: str
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    numeric: bool = True
+    #: Label of each numeric bin, by ``bisect_left`` position (``01`` for the lowest).
+    _numbered: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _named: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Precomputed once: binning runs on every request.
+        object.__setattr__(self, "_numbered", tuple(f"{i:02d}" for i in range(1, len(self.edges) + 2)))
+        object.__setattr__(self, "_named", frozenset(self.categories))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every bin a value can fall in (``missing`` included: any input may be absent)."""
+        if self.numeric:
+            return (*self._numbered, MISSING)
+        return (*self.categories, OTHER, MISSING)
+
+    def bin_of(self, value: Any) -> str:
+        if value is None:
+            return MISSING
+        if self.numeric:
+            number = float(value)
+            if math.isnan(number):
+                return MISSING
+            # Bin i holds (edges[i-2], edges[i-1]]: a value equal to a cut point stays below it.
+            return self._numbered[bisect_left(self.edges, number)]
+        text = str(value)
+        return text if text in self._named else OTHER
+
+    def as_json(self) -> dict[str, Any]:
+        if self.numeric:
+            return {"feature": self.feature, "edges": list(self.edges)}
+        return {"feature": self.feature, "categories": list(self.categories)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureBins:
+        if "categories" in data:
+            return cls(str(data["feature"]), categories=tuple(map(str, data["categories"])), numeric=False)
+        return cls(str(data["feature"]), edges=tuple(float(e) for e in data["edges"]))
+
+
+def fit(columns: Columns) -> list[FeatureBins]:
+    """Bins of every input, from the training rows' values."""
+    return [_fit_one(feature, values) for feature, values in sorted(columns.items())]
+
+
+def _fit_one(feature: str, values: Sequence[Any]) -> FeatureBins:
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if present and all(_is_number(v) for v in present):
+        # Observed values as cut points (no interpolation): a 0/1 flag is cut at 0, not at 0.7.
+        quantiles = np.quantile(
+            np.asarray(present, dtype=float), np.linspace(0, 1, MAX_BINS + 1)[1:-1], method="inverted_cdf"
+        )
+        # Unique cut points below the maximum: ties (a 0/1 flag, 36% zero balances) merge bins.
+        top = max(float(v) for v in present)
+        edges = tuple(sorted({round(float(q), 12) for q in quantiles if q < top}))
+        return FeatureBins(feature, edges=edges)
+    frequency = Counter(str(v) for v in present)
+    kept = tuple(sorted(value for value, _ in frequency.most_common(MAX_CATEGORIES)))
+    return FeatureBins(feature, categories=kept, numeric=False)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def count(bins: Iterable[FeatureBins], columns: Columns) -> Counter[tuple[str, str]]:
+    """How many values of each input fell in each bin."""
+    counted: Counter[tuple[str, str]] = Counter()
+    for binning in bins:
+        values = columns.get(binning.feature)
+        if values is None:
+            continue
+        for value in values:
+            counted[binning.feature, binning.bin_of(value)] += 1
+    return counted
+
+
+def shares(bins: Sequence[FeatureBins], columns: Columns) -> dict[str, dict[str, float]]:
+    """Each input's share of rows per bin (every bin listed, empty ones at 0)."""
+    counted = count(bins, columns)
+    found: dict[str, dict[str, float]] = {}
+    for binning in bins:
+        total = sum(counted[binning.feature, label] for label in binning.labels)
+        if total:
+            found[binning.feature] = {
+                label: counted[binning.feature, label] / total for label in binning.labels
+            }
+    return found
+
+
+def from_metadata(metadata: Mapping[str, Any]) -> tuple[FeatureBins, ...]:
+    """The bins a model was trained with; none for a model trained before they existed."""
+    return tuple(FeatureBins.from_json(item) for item in metadata.get("input_bins", ()))

@@ -1,0 +1,123 @@
+"""Input bins fixed at training, counted at serving, and published as metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from toy import TOY
+
+from servekit import input_drift
+from servekit.inference import run_model
+from servekit.input_drift import MISSING, OTHER, FeatureBins
+from servekit.metrics import ServiceMetrics
+from servekit.model import ModelArtifact
+from servekit.training.trainer import Split, to_records
+
+
+def test_a_continuous_input_gets_ten_bins_of_a_tenth_each() -> None:
+    values = np.random.default_rng(0).normal(50, 10, 5000).tolist()
+    [binning] = input_drift.fit({"x": values})
+    assert binning.numeric
+    assert len(binning.edges) == 9
+    assert list(binning.edges) == sorted(binning.edges)
+    shares = input_drift.shares([binning], {"x": values})["x"]
+    assert set(shares) == {f"{i:02d}" for i in range(1, 11)} | {MISSING}
+    assert all(shares[f"{i:02d}"] == pytest.approx(0.1, abs=0.002) for i in range(1, 11))
+    assert shares[MISSING] == 0
+
+
+def test_a_value_on_a_cut_point_falls_in_the_lower_bin() -> None:
+    binning = FeatureBins("x", edges=(1.0, 2.0))
+    assert [binning.bin_of(v) for v in (0.5, 1.0, 1.5, 2.0, 9.0)] == ["01", "01", "02", "02", "03"]
+
+
+def test_repeated_values_merge_bins() -> None:
+    flag = [0] * 300 + [1] * 700
+    [binning] = input_drift.fit({"flag": flag})
+    assert binning.labels == ("01", "02", MISSING)
+    assert input_drift.shares([binning], {"flag": flag})["flag"] == {"01": 0.3, "02": 0.7, MISSING: 0.0}
+    # 36% zeros (BankChurn's balances): the zeros are one bin, the rest is cut at deciles.
+    balance = [0.0] * 360 + np.linspace(1, 1000, 640).tolist()
+    [binning] = input_drift.fit({"balance": balance})
+    assert binning.bin_of(0.0) == "01"
+    assert input_drift.shares([binning], {"balance": balance})["balance"]["01"] == pytest.approx(0.36)
+
+
+def test_a_categorical_input_keeps_its_most_frequent_values() -> None:
+    values = [f"c{i}" for i in range(15) for _ in range(20 - i)] + [None] * 5
+    [binning] = input_drift.fit({"company": values})
+    assert not binning.numeric
+    assert binning.categories == tuple(sorted(f"c{i}" for i in range(10)))
+    assert binning.labels[-2:] == (OTHER, MISSING)
+    assert binning.bin_of("c3") == "c3"
+    assert binning.bin_of("c14") == OTHER
+    assert binning.bin_of("never seen") == OTHER
+    assert binning.bin_of(None) == MISSING
+
+
+def test_missing_values_have_their_own_bin() -> None:
+    [binning] = input_drift.fit({"x": [1.0, 2.0, None, math.nan, 3.0]})
+    assert binning.bin_of(None) == MISSING
+    assert binning.bin_of(math.nan) == MISSING
+    assert input_drift.shares([binning], {"x": [1.0, None]})["x"][MISSING] == 0.5
+
+
+def test_booleans_are_categories_not_numbers() -> None:
+    [binning] = input_drift.fit({"flag": [True, False, True]})
+    assert not binning.numeric
+    assert binning.bin_of(True) == "True"
+
+
+def test_bins_survive_the_model_metadata() -> None:
+    bins = input_drift.fit({"x": list(range(100)), "color": ["red", "blue"] * 50})
+    metadata = {"input_bins": [binning.as_json() for binning in bins]}
+    assert input_drift.from_metadata(metadata) == tuple(bins)
+    assert input_drift.from_metadata({}) == ()
+
+
+def test_count_ignores_inputs_without_bins() -> None:
+    bins = [FeatureBins("x", edges=(1.0,))]
+    assert input_drift.count(bins, {"x": [0, 5, 5], "other": [1]}) == {("x", "01"): 1, ("x", "02"): 2}
+
+
+def test_training_stores_bins_and_shares_the_service_counts_against(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, split = toy_trained
+    metadata = artifact.metadata
+    features = {b["feature"] for b in metadata["input_bins"]}
+    assert {"x", "color"} <= features
+    for shares in metadata["input_shares"].values():
+        assert sum(shares.values()) == pytest.approx(1.0)
+    metrics = ServiceMetrics("toy")
+    metrics.set_model("1", "r", {}, {}, metadata["input_shares"])
+    registry = metrics.registry
+    labels = {"feature": "color", "bin": "red"}
+    assert (
+        registry.get_sample_value("toy_training_input_share", labels)
+        == metadata["input_shares"]["color"]["red"]
+    )
+    # Every bin is exported at 0 before the first request, so rate() works from the start.
+    assert registry.get_sample_value("toy_input_values_total", {"feature": "x", "bin": MISSING}) == 0
+
+    model = TOY.model(artifact)
+    records = to_records(split.x_test.head(40))
+    run_model(model, records, explain=False, metrics=metrics)
+    reds = sum(record["color"] == "red" for record in records)
+    assert registry.get_sample_value("toy_input_values_total", labels) == reds
+    x_total = sum(
+        registry.get_sample_value("toy_input_values_total", {"feature": "x", "bin": label}) or 0
+        for label in model.input_bins[[b.feature for b in model.input_bins].index("x")].labels
+    )
+    assert x_total == len(records)
+
+
+def test_another_version_replaces_the_training_shares() -> None:
+    metrics = ServiceMetrics("toy")
+    metrics.set_model("1", "r1", {}, {}, {"x": {"01": 0.5, "02": 0.5, MISSING: 0.0}})
+    metrics.set_model("2", "r2", {}, {}, {"y": {"01": 1.0, MISSING: 0.0}})
+    registry = metrics.registry
+    assert registry.get_sample_value("toy_training_input_share", {"feature": "x", "bin": "01"}) is None
+    assert registry.get_sample_value("toy_training_input_share", {"feature": "y", "bin": "01"}) == 1.0
