@@ -94,6 +94,17 @@ def refresh_clock(**_: Any) -> None:
     gevent.get_hub().loop.update_now()
 
 
+@events.test_start.add_listener
+def drop_users_left_without_tasks(environment: Environment, **_: Any) -> None:
+    """``--tags bankchurn`` leaves the other services' users without a task; spawned anyway, each
+    would raise "No tasks defined" every second, take a share of ``--users`` and fail the run."""
+    environment.user_classes[:] = [user for user in environment.user_classes if user.tasks]
+    if not environment.user_classes:
+        raise SystemExit(
+            "loadtest: no task matches the tags given (service names or predict, explain, batch)"
+        )
+
+
 def kind_of(entry_name: str) -> str:
     if entry_name.endswith("/predict/batch"):
         return "batch"

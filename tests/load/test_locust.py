@@ -14,8 +14,10 @@ from processes import BIN, ROOT, Server
 pytestmark = pytest.mark.integration
 
 
-def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> None:
-    reports = tmp_path / "reports"
+def run_locust(
+    live_services: dict[str, Server], reports: Path, *options: str, run_time: str = "15s"
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """``locust --headless`` against the live services; the run and its whole output."""
     reports.mkdir()
     env = {**os.environ, "LOADTEST_DATA": os.environ.get("LOADTEST_DATA", "auto")}
     for name, server in live_services.items():
@@ -33,13 +35,14 @@ def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> N
             "--spawn-rate",
             str(users),
             "--run-time",
-            "15s",
+            run_time,
             "--csv",
             str(reports / "locust"),
             "--html",
             str(reports / "locust.html"),
             "--json-file",
             str(reports / "locust"),
+            *options,
         ],
         cwd=ROOT,
         env=env,
@@ -48,7 +51,12 @@ def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> N
         timeout=120,
         check=False,
     )
-    output = result.stdout + result.stderr
+    return result, result.stdout + result.stderr
+
+
+def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    result, output = run_locust(live_services, reports)
     assert result.returncode == 0, output[-5000:]
     assert "loadtest: passed" in output, output[-5000:]
     for name in ("locust_stats.csv", "locust_failures.csv", "locust.html", "locust.json"):
@@ -57,3 +65,23 @@ def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> N
     names = {entry["name"] for entry in stats}
     for service in live_services:
         assert {f"{service} /predict", f"{service} /predict?explain", f"{service} /predict/batch"} <= names
+
+
+def test_a_service_tag_runs_that_service_with_every_user(
+    live_services: dict[str, Server], tmp_path: Path
+) -> None:
+    # As the README and the locustfile show it: `make loadtest LOAD_TAGS=bankchurn`.
+    result, output = run_locust(live_services, tmp_path / "reports", "--tags", "bankchurn", run_time="6s")
+    assert result.returncode == 0, output[-5000:]
+    assert '"BankchurnUser": 3' in output, output[-5000:]
+    assert "No tasks defined" not in output
+    stats = json.loads((tmp_path / "reports" / "locust.json").read_text())
+    assert {entry["name"].split()[0] for entry in stats} == {"bankchurn"}
+
+
+def test_tags_that_match_no_task_stop_the_run_with_a_reason(
+    live_services: dict[str, Server], tmp_path: Path
+) -> None:
+    result, output = run_locust(live_services, tmp_path / "reports", "--tags", "bankchrun", run_time="6s")
+    assert result.returncode != 0
+    assert "loadtest: no task matches the tags given" in output
