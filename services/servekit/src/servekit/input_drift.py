@@ -98,7 +98,7 @@ def _fit_one(feature: str, values: Sequence[Any]) -> FeatureBins:
         )
         # Unique cut points below the maximum: ties (a 0/1 flag, 36% zero balances) merge bins.
         top = max(float(v) for v in present)
-        edges = tuple(sorted({round(float(q), 12) for q in quantiles if q < top}))
+        edges = tuple(sorted({float(q) for q in quantiles if q < top}))
         return FeatureBins(feature, edges=edges)
     frequency = Counter(str(v) for v in present)
     kept = tuple(sorted(value for value, _ in frequency.most_common(MAX_CATEGORIES)))

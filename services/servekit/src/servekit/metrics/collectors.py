@@ -140,8 +140,6 @@ class ServiceMetrics:
             ["feature"],
             registry=self.registry,
         )
-        # The count also rides on the next line written, but a burst followed by quiet writes no
-        # next line: only the metric says the log is incomplete.
         self.input_values = BinCounts(
             n.input_values_total,
             "Values of each monitored input by bin (bins fixed at training: deciles or categories).",
@@ -149,10 +147,12 @@ class ServiceMetrics:
         self.registry.register(self.input_values)
         self.training_input_share = Gauge(
             n.training_input_share,
-            "Share of the training rows in each bin of each monitored input, for the loaded model.",
+            "Share of the held-out training data in each bin of each monitored input, for the loaded model.",
             ["feature", "bin"],
             registry=self.registry,
         )
+        # The count also rides on the next line written, but a burst followed by quiet writes no
+        # next line: only the metric says the log is incomplete.
         self.access_log_lines_left_out = Counter(
             n.access_log_lines_left_out_total,
             f"Access log lines not written because {service.upper()}_ACCESS_LOG_MAX_PER_SECOND was reached.",
