@@ -1125,6 +1125,19 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             8,
             4,
         )
+    g.add(
+        panel(
+            "stat",
+            "Input drift (max population stability index, 1 h)",
+            "Largest PSI over the inputs of each service against its model's training bins; "
+            f"InputDrift fires above {o.input_drift_psi:g}.",
+            "short",
+            [(f"max by (service) ({INPUT_PSI})", "{{service}}")],
+            thresholds=[(0.1, "yellow"), (o.input_drift_psi, "orange")],
+        ),
+        8,
+        4,
+    )
     return dashboard("mlp-overview", "ML platform: overview", ["overview"], g, [])
 
 
