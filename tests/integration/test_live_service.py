@@ -117,6 +117,9 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
         assert f"models:/bankchurn/{broken.version}" in failure
         ready = server.wait_for("/readyz")
         assert ready.json()["model"]["version"] == second.version
+        described = httpx.get(f"{server.url}/model").json()
+        assert described["version"] == second.version
+        assert f"retrying version {broken.version} in" in described["refresh"]["error"]
         _, response = predict_its_example(server.url, explain=False)
         assert response.json()["model"]["version"] == second.version
         metrics = httpx.get(f"{server.url}/metrics").text

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
@@ -112,9 +113,13 @@ def test_a_registry_outage_keeps_the_served_model_and_says_so(
     assert runtime.ready
     assert metric(registry, "toy_model_refresh_failures_total") == 1
     assert metric(registry, "toy_model_refresh_failing") == 1
+    status = runtime.refresh_status()
+    assert status is not None
+    assert status["error"] == "next check in 10s: ConnectionError: registry unreachable"
     registry.down = False
     asyncio.run(runtime.refresh())
     assert metric(registry, "toy_model_refresh_failing") == 0
+    assert runtime.refresh_status() == {"every_seconds": 10.0, "last_check": ANY, "error": None}
     assert (
         "model refresh failed (still serving version 1; next check in 10s): "
         "ConnectionError: registry unreachable" in caplog.text
@@ -172,6 +177,7 @@ def test_without_a_probe_or_an_interval_run_returns_once_loaded(registry: Regist
             ToyModel, registry.source, ServiceMetrics("toy"), probe=probe, refresh_interval=interval
         )
         assert not runtime.follows
+        assert runtime.refresh_status() is None
         asyncio.run(asyncio.wait_for(runtime.run(), timeout=30))
         assert runtime.ready
 
@@ -189,4 +195,8 @@ def test_a_served_app_switches_versions_between_requests(registry: Registry) -> 
             asyncio.run(asyncio.sleep(0.05))
         assert client.post("/predict", json=ROW).json()["model"]["version"] == "2"
         assert client.get("/readyz").json()["model"]["version"] == "2"
+        refresh = client.get("/model").json()["refresh"]
+        assert refresh["every_seconds"] == 0.05
+        assert refresh["error"] is None
+        assert refresh["last_check"].endswith("+00:00")
         assert 'toy_model_info{run_id="run-2",version="2"} 1.0' in client.get("/metrics").text

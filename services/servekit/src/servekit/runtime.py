@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from servekit.errors import ServekitError
@@ -71,6 +72,9 @@ class ModelRuntime:
         self._refresh_interval = refresh_interval
         self._clock = clock
         self._failed: FailedVersion | None = None
+        #: Wall-clock time of the last check of the alias, and why it failed (None: it did not).
+        self.last_check: float | None = None
+        self.refresh_error: str | None = None
         self.model: ServedModel | None = None
         self.last_error: str | None = None
         self.attempts = 0
@@ -142,9 +146,23 @@ class ModelRuntime:
                 model.artifact.run_id or "-",
             )
 
+    def refresh_status(self) -> dict[str, Any] | None:
+        """How the served model follows its alias (``GET /model``); None when it does not."""
+        if not self.follows:
+            return None
+        checked = None
+        if self.last_check is not None:
+            checked = datetime.fromtimestamp(self.last_check, UTC).isoformat(timespec="seconds")
+        return {
+            "every_seconds": self._refresh_interval,
+            "last_check": checked,
+            "error": self.refresh_error,
+        }
+
     async def refresh(self) -> None:
         """Serve the version the URI points at now, if it is another one and it loads."""
         serving = self.require()
+        self.last_check = time.time()
         try:
             wanted = await asyncio.to_thread(self._probe) if self._probe else serving.artifact.version
         except Exception as exc:
@@ -152,6 +170,7 @@ class ModelRuntime:
             return
         if wanted == serving.artifact.version:
             self._failed = None
+            self.refresh_error = None
             self._metrics.model_refresh_failing.set(0)
             return
         failed = self._failed
@@ -166,6 +185,7 @@ class ModelRuntime:
             self._refresh_failed(serving, f"retrying version {wanted} in {delay:g}s", exc)
             return
         self._failed = None
+        self.refresh_error = None
         self._metrics.model_refresh_failing.set(0)
         if model.artifact.version == serving.artifact.version:
             return  # the alias moved back while the other version loaded
@@ -182,6 +202,7 @@ class ModelRuntime:
     def _refresh_failed(self, serving: ServedModel, next_step: str, exc: Exception) -> None:
         self._metrics.model_refresh_failures.inc()
         self._metrics.model_refresh_failing.set(1)
+        self.refresh_error = f"{next_step}: {one_line(exc)}"
         logger.warning(
             "model refresh failed (still serving version %s; %s): %s",
             serving.artifact.version,

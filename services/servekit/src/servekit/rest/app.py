@@ -219,7 +219,7 @@ def create_app(
 
     @app.get("/model", summary="Model metadata: version, run, metrics, feature schema")
     async def model_metadata() -> Response:
-        return json_response(runtime.require().describe())
+        return json_response({**runtime.require().describe(), "refresh": runtime.refresh_status()})
 
     @app.get("/metrics", summary="Prometheus exposition", include_in_schema=False)
     async def prometheus_metrics() -> Response:
