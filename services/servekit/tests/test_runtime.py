@@ -30,6 +30,8 @@ class Registry:
         self.artifact = artifact
         self.alias = "1"
         self.broken: set[str] = set()
+        #: Versions that download and load but whose baselines cannot be published.
+        self.bad_metadata: set[str] = set()
         self.down = False
         self.loads: list[str] = []
         self.metrics = ServiceMetrics("toy")
@@ -44,7 +46,10 @@ class Registry:
         self.loads.append(version)
         if version in self.broken:
             raise FileNotFoundError(f"version {version}: model.skops missing")
-        return dataclasses.replace(self.artifact, version=version, run_id=f"run-{version}")
+        metadata = dict(self.artifact.metadata)
+        if version in self.bad_metadata:
+            metadata["outcome_shares"] = {"high": "a lot"}
+        return dataclasses.replace(self.artifact, version=version, run_id=f"run-{version}", metadata=metadata)
 
 
 class Clock:
@@ -200,3 +205,16 @@ def test_a_served_app_switches_versions_between_requests(registry: Registry) -> 
         assert refresh["error"] is None
         assert refresh["last_check"].endswith("+00:00")
         assert 'toy_model_info{run_id="run-2",version="2"} 1.0' in client.get("/metrics").text
+
+
+def test_a_version_whose_baselines_cannot_be_published_is_not_half_switched_to(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime = ready_runtime(registry)
+    registry.alias = "2"
+    registry.bad_metadata.add("2")
+    asyncio.run(runtime.refresh())
+    assert served_version(runtime) == "1"
+    assert metric(registry, "toy_model_info", {"version": "1", "run_id": "run-1"}) == 1
+    assert metric(registry, "toy_model_info", {"version": "2", "run_id": "run-2"}) is None
+    assert "retrying version 2 in 10s): ValueError: could not convert" in caplog.text

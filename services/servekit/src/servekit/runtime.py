@@ -119,7 +119,10 @@ class ModelRuntime:
         await self.load_until_ready()
         while self.follows:
             await asyncio.sleep(self._refresh_interval)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a bug in one check must not end the following for good
+                logger.exception("model refresh crashed; the served model stays")
 
     async def load_until_ready(self) -> None:
         delay = self._initial_delay
@@ -178,6 +181,9 @@ class ModelRuntime:
             return
         try:
             model = await asyncio.to_thread(self.load_once)
+            switched = model.artifact.version != serving.artifact.version
+            if switched:  # else the alias moved back while the other version loaded
+                self.activate(model)  # publishes nothing unless all of it can be published
         except Exception as exc:
             failures = failed.failures + 1 if failed and failed.version == wanted else 1
             delay = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)
@@ -187,9 +193,8 @@ class ModelRuntime:
         self._failed = None
         self.refresh_error = None
         self._metrics.model_refresh_failing.set(0)
-        if model.artifact.version == serving.artifact.version:
-            return  # the alias moved back while the other version loaded
-        self.activate(model)
+        if not switched:
+            return
         logger.info(
             "model updated: %s version %s (run %s) replaces version %s: %s points at it now",
             model.artifact.name,

@@ -169,22 +169,32 @@ class ServiceMetrics:
         attribution_means: Mapping[str, float],
         input_shares: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
-        """Publish which model is loaded and its training-time baselines."""
+        """Publish which model is loaded and its training-time baselines.
+
+        Every baseline is read before anything is published, so metadata that cannot be
+        published (a share that is not a number) raises with the previous model's still up.
+        """
+        outcomes = {outcome: float(share) for outcome, share in outcome_shares.items()}
+        means = {feature: float(mean) for feature, mean in attribution_means.items()}
+        inputs = [
+            (feature, label, float(share))
+            for feature, by_bin in (input_shares or {}).items()
+            for label, share in by_bin.items()
+        ]
         self.model_info.clear()
         self.model_info.labels(version=version, run_id=run_id).set(1)
         # Another version bins its inputs at other cut points: no stale baseline may remain.
         self.training_input_share.clear()
-        for feature, by_bin in (input_shares or {}).items():
-            for label, share in by_bin.items():
-                self.training_input_share.labels(feature=feature, bin=label).set(share)
-                self.input_values.add(feature, label, 0)
-        for outcome, share in outcome_shares.items():
+        for feature, label, share in inputs:
+            self.training_input_share.labels(feature=feature, bin=label).set(share)
+            self.input_values.add(feature, label, 0)
+        for outcome, share in outcomes.items():
             self.training_outcome_share.labels(outcome=outcome).set(share)
-        for feature, mean in attribution_means.items():
+        for feature, mean in means.items():
             self.training_attribution_mean.labels(feature=feature).set(mean)
             # Expose zero-valued series at once so rate() works from the first explanation.
             self._attribution_child(feature)
-        for outcome in outcome_shares:
+        for outcome in outcomes:
             self._outcome_child(outcome)
 
     def _attribution_child(self, feature: str) -> Counter:
