@@ -850,7 +850,7 @@ def rule_test_file(service: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- dashboards
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 #: Grafana template variables and the value a query sees when "All" is selected.
-VARIABLE_ALL_VALUES = {"$instance": ".*"}
+VARIABLE_ALL_VALUES = {"$instance": ".*", "$feature": ".*"}
 
 
 @dataclass
@@ -1311,6 +1311,23 @@ def service_dashboard(service: str) -> dict[str, Any]:
         24,
         8,
     )
+    feature = 'feature=~"$feature"'
+    g.add(
+        panel(
+            "timeseries",
+            "Input shares per bin, live against training (1 h; pick inputs above)",
+            "Where an input's values moved: each bin's share of the last hour's values and of the "
+            "held-out training rows (bins: deciles 01-10 of a number, the top categories and other, "
+            "missing; the edges are in GET /model).",
+            "percentunit",
+            [
+                (sel(INPUT_SHARE, service, feature), "{{feature}} {{bin}} live v{{version}}"),
+                (sel(TRAINING_INPUT_SHARE, service, feature), "{{feature}} {{bin}} training v{{version}}"),
+            ],
+        ),
+        24,
+        8,
+    )
     g.add(
         panel(
             "timeseries",
@@ -1404,7 +1421,17 @@ def service_dashboard(service: str) -> dict[str, Any]:
         "options": [],
         "hide": 0,
     }
-    return dashboard(f"mlp-{service}", f"ML platform: {service}", ["service", service], g, [instance])
+    monitored = {
+        **instance,
+        "name": "feature",
+        "label": "Input",
+        "query": {"query": f"label_values({n.training_input_share}, feature)", "refId": "feature"},
+        "definition": f"label_values({n.training_input_share}, feature)",
+        "allValue": VARIABLE_ALL_VALUES["$feature"],
+    }
+    return dashboard(
+        f"mlp-{service}", f"ML platform: {service}", ["service", service], g, [instance, monitored]
+    )
 
 
 # --------------------------------------------------------------------------- files
