@@ -121,3 +121,14 @@ def test_another_version_replaces_the_training_shares() -> None:
     registry = metrics.registry
     assert registry.get_sample_value("toy_training_input_share", {"feature": "x", "bin": "01"}) is None
     assert registry.get_sample_value("toy_training_input_share", {"feature": "y", "bin": "01"}) == 1.0
+
+
+def test_get_model_states_the_bins_and_their_training_shares(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    baselines = TOY.model(artifact).describe()["baselines"]
+    assert baselines["input_shares"] == artifact.metadata["input_shares"]
+    numeric = next(item for item in baselines["input_bins"] if item["feature"] == "x")
+    assert numeric["edges"] == sorted(numeric["edges"])
+    assert len(numeric["edges"]) == len(baselines["input_shares"]["x"]) - 2  # bins - 1, and missing

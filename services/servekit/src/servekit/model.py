@@ -115,6 +115,8 @@ class ServedModel(ABC):
                 "outcome_shares": meta.get("outcome_shares", {}),
                 "attribution_means": meta.get("attribution_means", {}),
                 "input_shares": meta.get("input_shares", {}),
+                # Cut points of the numbered bins: bin 01 holds values <= edges[0], and so on.
+                "input_bins": meta.get("input_bins", []),
             },
             **{k: v for k, v in meta.items() if k in ("threshold", "classes")},
         }
