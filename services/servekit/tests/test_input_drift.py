@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
-from toy import TOY
+from toy import TOY, ToyModel
 
 from servekit import input_drift
 from servekit.inference import run_model
 from servekit.input_drift import MISSING, OTHER, FeatureBins
 from servekit.metrics import ServiceMetrics
-from servekit.model import ModelArtifact
+from servekit.model import ModelArtifact, Record
 from servekit.training.trainer import Split, to_records
 
 
@@ -132,3 +135,19 @@ def test_get_model_states_the_bins_and_their_training_shares(
     numeric = next(item for item in baselines["input_bins"] if item["feature"] == "x")
     assert numeric["edges"] == sorted(numeric["edges"])
     assert len(numeric["edges"]) == len(baselines["input_shares"]["x"]) - 2  # bins - 1, and missing
+
+
+def test_a_failure_to_count_inputs_never_costs_the_prediction(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(ToyModel):
+        def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:
+            raise RuntimeError("a bug in monitored_inputs")
+
+    artifact, split = toy_trained
+    model = Broken(dataclasses.replace(artifact, version="broken-inputs"))
+    records = to_records(split.x_test.head(3))
+    for _ in range(3):
+        predictions = run_model(model, records, explain=False, metrics=ServiceMetrics("toy"))
+        assert len(predictions) == 3
+    assert caplog.text.count("counting inputs for drift failed (logged once for version broken-inputs)") == 1

@@ -7,6 +7,7 @@ transport (and the same 422 body for the same bad input).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
 
 T = TypeVar("T")
+
+logger = logging.getLogger("servekit.inference")
+#: Model versions whose input counting failed once already (see ``count_inputs``).
+_INPUT_COUNT_FAILED: set[str] = set()
 
 
 class PhaseTimer(Protocol):
@@ -61,7 +66,7 @@ def run_model(
     if metrics is not None:
         metrics.count_outcomes(model.outcome(p) for p in predictions)
         if model.input_bins:
-            metrics.count_inputs(input_drift.count(model.input_bins, model.monitored_inputs(records)))
+            count_inputs(model, records, metrics)
     if explain:
         start = time.perf_counter()
         with timings.phase("explain"):
@@ -72,6 +77,20 @@ def run_model(
         for prediction, explanation in zip(predictions, explanations, strict=True):
             prediction["explanation"] = explanation.as_json()
     return predictions
+
+
+def count_inputs(model: ServedModel, records: Sequence[Record], metrics: ServiceMetrics) -> None:
+    """Count the records' inputs for drift; a failure here never costs the prediction."""
+    try:
+        metrics.count_inputs(input_drift.count(model.input_bins, model.monitored_inputs(records)))
+    except Exception:
+        # Once per model: a bug that fails every request would otherwise fill the log.
+        if model.artifact.version not in _INPUT_COUNT_FAILED:
+            _INPUT_COUNT_FAILED.add(model.artifact.version)
+            logger.exception(
+                "counting inputs for drift failed (logged once for version %s); predictions go on",
+                model.artifact.version,
+            )
 
 
 def batch_body(model: ServedModel, predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
