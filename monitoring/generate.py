@@ -722,19 +722,18 @@ def rule_cases(service: str) -> list[Case]:
         for label in ("01", "02", "missing")
     }
     rows = series_str(n.predictions_total, {**target, "outcome": "x"})
-    profile = {**share, info: "1x60", **ready}
+
+    def per_minute(predictions: int, in_bins: tuple[int, int, int]) -> dict[str, str]:
+        """The baseline, and ``predictions`` a minute whose values of f fall in 01, 02 and missing."""
+        series = {counted[label]: f"0+{count}x60" for label, count in zip(counted, in_bins, strict=True)}
+        return {**share, info: "1x60", **ready, rows: f"0+{predictions}x60", **series}
+
     input_drift = [{"alertname": "InputDrift", "service": service, "version": "7", "feature": "f"}]
     cases.append(
         Case(
             "InputDrift",
             "fires: 90% of live values in bin 01 and 10% missing, against 50/50 in training",
-            {
-                **profile,
-                rows: "0+20x60",
-                counted["01"]: "0+18x60",
-                counted["02"]: "0+0x60",
-                counted["missing"]: "0+2x60",
-            },
+            per_minute(20, in_bins=(18, 0, 2)),
             "45m",
             input_drift,
         )
@@ -743,13 +742,7 @@ def rule_cases(service: str) -> list[Case]:
         Case(
             "InputDrift",
             "quiet: live 55/45 (PSI 0.01, sampling noise)",
-            {
-                **profile,
-                rows: "0+20x60",
-                counted["01"]: "0+11x60",
-                counted["02"]: "0+9x60",
-                counted["missing"]: "0+0x60",
-            },
+            per_minute(20, in_bins=(11, 9, 0)),
             "45m",
         )
     )
@@ -757,13 +750,7 @@ def rule_cases(service: str) -> list[Case]:
         Case(
             "InputDrift",
             "quiet: too few predictions to judge (1 per minute, all in bin 01)",
-            {
-                **profile,
-                rows: "0+1x60",
-                counted["01"]: "0+1x60",
-                counted["02"]: "0+0x60",
-                counted["missing"]: "0+0x60",
-            },
+            per_minute(1, in_bins=(1, 0, 0)),
             "45m",
         )
     )

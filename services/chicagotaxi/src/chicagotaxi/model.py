@@ -271,6 +271,7 @@ class TaxiFareModel(TreeModel):
         columns = super().monitored_inputs(records)
         stamps = columns.pop(data.TIMESTAMP_FIELD, None)
         if stamps is not None:
-            columns["trip_start_hour"] = hour_of_day(stamps).tolist()
-            columns["trip_start_day_of_week"] = day_of_week(stamps).tolist()
+            seconds = wallclock_seconds(stamps)  # parsed once for both
+            columns["trip_start_hour"] = hour_of_day(seconds).tolist()
+            columns["trip_start_day_of_week"] = day_of_week(seconds).tolist()
         return columns

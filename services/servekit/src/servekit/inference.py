@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 logger = logging.getLogger("servekit.inference")
-#: Model versions whose input counting failed once already (see ``count_inputs``).
-_INPUT_COUNT_FAILED: set[str] = set()
+#: Models (name, version) whose input counting failed once already (see ``count_inputs``).
+_INPUT_COUNT_FAILED: set[tuple[str, str]] = set()
 
 
 class PhaseTimer(Protocol):
@@ -85,8 +85,9 @@ def count_inputs(model: ServedModel, records: Sequence[Record], metrics: Service
         metrics.count_inputs(input_drift.count(model.input_bins, model.monitored_inputs(records)))
     except Exception:
         # Once per model: a bug that fails every request would otherwise fill the log.
-        if model.artifact.version not in _INPUT_COUNT_FAILED:
-            _INPUT_COUNT_FAILED.add(model.artifact.version)
+        key = (model.artifact.name, model.artifact.version)
+        if key not in _INPUT_COUNT_FAILED:
+            _INPUT_COUNT_FAILED.add(key)
             logger.exception(
                 "counting inputs for drift failed (logged once for version %s); predictions go on",
                 model.artifact.version,

@@ -172,9 +172,7 @@ class ModelRuntime:
             self._refresh_failed(serving, f"next check in {self._refresh_interval:g}s", exc)
             return
         if wanted == serving.artifact.version:
-            self._failed = None
-            self.refresh_error = None
-            self._metrics.model_refresh_failing.set(0)
+            self._refresh_succeeded()
             return
         failed = self._failed
         if failed and failed.version == wanted and self._clock() < failed.retry_at:
@@ -190,9 +188,7 @@ class ModelRuntime:
             self._failed = FailedVersion(wanted, failures, self._clock() + delay)
             self._refresh_failed(serving, f"retrying version {wanted} in {delay:g}s", exc)
             return
-        self._failed = None
-        self.refresh_error = None
-        self._metrics.model_refresh_failing.set(0)
+        self._refresh_succeeded()
         if not switched:
             return
         logger.info(
@@ -204,15 +200,21 @@ class ModelRuntime:
             model.artifact.uri,
         )
 
+    def _refresh_succeeded(self) -> None:
+        self._failed = None
+        self.refresh_error = None
+        self._metrics.model_refresh_failing.set(0)
+
     def _refresh_failed(self, serving: ServedModel, next_step: str, exc: Exception) -> None:
         self._metrics.model_refresh_failures.inc()
         self._metrics.model_refresh_failing.set(1)
-        self.refresh_error = f"{next_step}: {one_line(exc)}"
+        cause = one_line(exc)
+        self.refresh_error = f"{next_step}: {cause}"
         logger.warning(
             "model refresh failed (still serving version %s; %s): %s",
             serving.artifact.version,
             next_step,
-            one_line(exc),
+            cause,
         )
 
 

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from servekit import input_drift
 from servekit.bench.stats import Latency
+from servekit.inference import count_inputs
 from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
 
@@ -30,13 +30,11 @@ def time_calls(call: Callable[[Sequence[Record]], Any], records: Sequence[Record
 
 def measure(model: ServedModel, records: Sequence[Record], seconds: float) -> dict[str, Latency]:
     metrics = ServiceMetrics(model.artifact.name)
-
-    def count_inputs(batch: Sequence[Record]) -> None:
-        # What serving adds per request for input drift: bin each watched input, count it.
-        metrics.count_inputs(input_drift.count(model.input_bins, model.monitored_inputs(batch)))
-
     return {
         "predict": time_calls(model.predict, records, seconds),
         "explain": time_calls(model.explain, records, seconds),
-        "input drift (bin + count)": time_calls(count_inputs, records, seconds),
+        # What serving adds per request for input drift: bin each watched input, count it.
+        "input drift (bin + count)": time_calls(
+            lambda batch: count_inputs(model, batch, metrics), records, seconds
+        ),
     }

@@ -30,7 +30,7 @@ def attribution_means(model: ServedModel, records: Sequence[dict[str, Any]]) -> 
 
 
 def input_profile(model: ServedModel, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Bins of the monitored inputs and the training rows' share of each (``input_drift``)."""
+    """Bins of the monitored inputs and ``records``' share of each (``input_drift``; held-out rows)."""
     columns = model.monitored_inputs(records)
     bins = input_drift.fit(columns)
     return {
