@@ -26,7 +26,12 @@ from typing import Any
 import yaml
 
 from servekit import registry
-from servekit.metrics.names import LATENCY_BUCKETS, PREDICTION_ENDPOINTS, MetricNames
+from servekit.metrics.names import (
+    LATENCY_BUCKETS,
+    OPEN_INFERENCE_INFER,
+    PREDICTION_ENDPOINTS,
+    MetricNames,
+)
 
 HERE = Path(__file__).resolve().parent
 RUNBOOK_URL = "https://github.com/ml-platform/ml-platform/blob/main/monitoring/runbooks.md"
@@ -103,8 +108,13 @@ def number(value: float) -> str:
     return f"{value:.10g}"
 
 
+#: Characters of an endpoint label that mean something in a PromQL (RE2) regex.
+REGEX_SPECIALS = frozenset(".{}")
+
+
 def regex(values: Iterable[str]) -> str:
-    return "|".join(v.replace(".", "\\\\.") for v in values)
+    """An alternation matching exactly ``values`` (escaped as the YAML rule files need it)."""
+    return "|".join("".join(f"\\\\{c}" if c in REGEX_SPECIALS else c for c in v) for v in values)
 
 
 # --------------------------------------------------------------------------- recorded names
@@ -581,6 +591,21 @@ def rule_cases(service: str) -> list[Case]:
             "quiet: errors stopped 35 minutes ago (1h and 6h windows still high, 5m and 30m windows clean)",
             {ok: "0+10000x60", err: f"{bad_rate}20 {round(10000 * 50 * avail_budget) * 20}x40", **ready},
             "55m",
+        )
+    )
+    # The rules match endpoints by a regex; a label with regex metacharacters must still match.
+    infer_err = series_str(
+        n.requests_total, {**target, "endpoint": OPEN_INFERENCE_INFER, "method": "POST", "status": "500"}
+    )
+    fast_share = 5 * max(f for _, _, f in FAST_BURN[1])
+    good, bad_rate = per_min(10000, fast_share * avail_budget)
+    cases.append(
+        Case(
+            "AvailabilityBudgetBurnFast",
+            f"fires: {fast_share:g}x budget burn of 5xx on {OPEN_INFERENCE_INFER}",
+            {ok: f"{good}10", infer_err: f"{bad_rate}10", **ready},
+            "10m",
+            [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
         )
     )
     cases.append(

@@ -2,15 +2,16 @@
 
 Payloads are rows of the service's real data set (``../shared/datasets/<service>/*.csv``, read
 through the service's own loader) when present, else of its synthetic generator. Each user
-mixes single predictions, explained predictions and small batches; every task is tagged with
-the service name and its kind, so ``--tags bankchurn`` or ``--tags explain`` pick a subset.
+mixes single predictions, explained predictions, small batches and the same batches through the
+Open Inference Protocol (``/v2/models/<service>/infer``); every task is tagged with the service
+name and its kind, so ``--tags bankchurn`` or ``--tags explain`` pick a subset.
 
     make loadtest LOAD_TIME=2m LOAD_USERS=12 LOAD_TAGS=bankchurn
 
 Environment:
     LOADTEST_<SERVICE>_HOST  base URL of a service (default http://127.0.0.1:<local port + MLP_PORT_OFFSET>)
     LOADTEST_DATA            ``auto`` (real when present), ``real`` or ``synthetic``
-    LOADTEST_P95_MS          p95 thresholds per task kind, e.g. ``predict=250,explain=400,batch=1500``
+    LOADTEST_P95_MS          p95 thresholds per task kind, e.g. ``predict=250,explain=400,infer=1500``
     LOADTEST_MAX_ERROR_RATIO defaults to 0.001 (0.1 %)
 
 At the end the run exits non-zero when the error ratio or a p95 threshold is exceeded.
@@ -29,11 +30,12 @@ from locust.env import Environment
 from payloads import payloads  # tests/load/payloads.py (locust puts this directory on sys.path)
 
 from servekit import registry
+from servekit.codecs.open_inference import OpenInferenceCodec
 
 LOG = logging.getLogger("loadtest")
 BATCH = 16
-KINDS = ("predict", "explain", "batch")
-P95_MS = {"predict": 250.0, "explain": 400.0, "batch": 1500.0}
+KINDS = ("predict", "explain", "batch", "infer")
+P95_MS = {"predict": 250.0, "explain": 400.0, "batch": 1500.0, "infer": 1500.0}
 MAX_ERROR_RATIO = float(os.environ.get("LOADTEST_MAX_ERROR_RATIO", "0.001"))
 
 
@@ -68,15 +70,24 @@ def user_class(name: str) -> type[FastHttpUser]:
         body = {"instances": random.sample(rows, BATCH)}
         self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch")
 
+    codec = OpenInferenceCodec(spec.request, spec.response)
+
+    @tag(name, "infer")
+    @task(1)
+    def infer(self: FastHttpUser) -> None:
+        body = codec.request_for(random.sample(rows, BATCH))
+        self.client.post(f"/v2/models/{name}/infer", json=body, name=f"{name} /v2/models/{name}/infer")
+
     host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
     attributes = {
         "__module__": __name__,
-        "__doc__": f"{spec.title}: predict, predict with explanation and batch of {BATCH}.",
+        "__doc__": f"{spec.title}: predict, predict with explanation, batch of {BATCH} and infer (V2).",
         "host": host,
         "wait_time": between(0.02, 0.1),
         "predict": predict,
         "explain": explain,
         "batch": batch,
+        "infer": infer,
     }
     return type(f"{name.capitalize()}User", (FastHttpUser,), attributes)
 
@@ -100,14 +111,14 @@ def drop_users_left_without_tasks(environment: Environment, **_: Any) -> None:
     would raise "No tasks defined" every second, take a share of ``--users`` and fail the run."""
     environment.user_classes[:] = [user for user in environment.user_classes if user.tasks]
     if not environment.user_classes:
-        raise SystemExit(
-            "loadtest: no task matches the tags given (service names or predict, explain, batch)"
-        )
+        raise SystemExit(f"loadtest: no task matches the tags given (service names or {', '.join(KINDS)})")
 
 
 def kind_of(entry_name: str) -> str:
     if entry_name.endswith("/predict/batch"):
         return "batch"
+    if entry_name.endswith("/infer"):
+        return "infer"
     return "explain" if entry_name.endswith("?explain") else "predict"
 
 

@@ -64,7 +64,13 @@ def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> N
     stats = json.loads((reports / "locust.json").read_text())
     names = {entry["name"] for entry in stats}
     for service in live_services:
-        assert {f"{service} /predict", f"{service} /predict?explain", f"{service} /predict/batch"} <= names
+        infer = f"{service} /v2/models/{service}/infer"
+        assert {
+            f"{service} /predict",
+            f"{service} /predict?explain",
+            f"{service} /predict/batch",
+            infer,
+        } <= names
 
 
 def test_a_service_tag_runs_that_service_with_every_user(

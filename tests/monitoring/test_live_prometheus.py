@@ -58,10 +58,18 @@ def prometheus(
         server.stop()
 
 
+def infer_example(client: httpx.Client, url: str) -> dict[str, Any]:
+    operation = client.get(f"{url}/openapi.json").json()["paths"]["/v2/models/{model_name}/infer"]["post"]
+    example: dict[str, Any] = operation["requestBody"]["content"]["application/json"]["example"]
+    return example
+
+
 def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
     """Predict, predict+explain, batch (with and without explanation), 4xx and probes."""
     rows = {name: payloads(name, 40, seed=3, mode="synthetic")[0] for name in live_services}
     with httpx.Client(timeout=30) as client:
+        # The Open Inference Protocol's infer, with the example each service documents.
+        tensors = {name: infer_example(client, server.url) for name, server in live_services.items()}
         for i in range(rounds):
             for name, server in live_services.items():
                 url, sample = server.url, rows[name]
@@ -73,6 +81,8 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
                 batch = {"instances": sample[:8]}
                 assert client.post(f"{url}/predict/batch", json=batch).status_code == 200
                 assert client.post(f"{url}/predict/batch?explain=true", json=batch).status_code == 200
+                infer = f"{url}/v2/models/{name}/infer"
+                assert client.post(infer, json=tensors[name]).status_code == 200
                 assert client.post(f"{url}/predict", json={"unknown": 1}).status_code == 422
                 assert client.post(f"{url}/predict", content=b"{not json").status_code == 422
                 assert client.get(f"{url}/readyz").status_code == 200

@@ -43,12 +43,30 @@ class ServekitError(Exception):
             "fields": [problem.as_dict() for problem in self.fields],
         }
 
+    def open_inference_body(self) -> dict[str, Any]:
+        """The body on Open Inference Protocol paths, whose clients show ``error`` as the message.
+
+        Triton's and KServe's clients raise with the ``error`` string alone, so it carries the
+        message there; the code and the fields follow under names the protocol leaves free.
+        """
+        return {
+            "error": self.message,
+            "code": self.error,
+            "fields": [problem.as_dict() for problem in self.fields],
+        }
+
 
 def invalid_field(field: str, problem: str) -> ServekitError:
-    """A 422 for one problem with one field, worded as :func:`from_validation_errors` words it."""
-    return ServekitError(
-        422, "invalid_request", f"1 problem: {field}: {problem}", (FieldProblem(field, problem),)
-    )
+    """A 422 for one problem with one field."""
+    return invalid_fields([FieldProblem(field, problem)])
+
+
+def invalid_fields(problems: Sequence[FieldProblem]) -> ServekitError:
+    """One 422 naming every problem; its message summarises the first three."""
+    count = len(problems)
+    noun = "problem" if count == 1 else "problems"
+    summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
+    return ServekitError(422, "invalid_request", f"{count} {noun}: {summary}", tuple(problems))
 
 
 #: What pydantic puts before a validator's own message: the kind of exception it caught.
@@ -89,7 +107,4 @@ def from_validation_errors(errors: Sequence[Any], *, drop_prefix: str | None = N
             problems.append(FieldProblem("body", str(err.get("msg", "malformed JSON"))))
             continue
         problems.append(FieldProblem(location(loc), problem_text(str(err.get("msg", "invalid value")))))
-    count = len(problems)
-    noun = "problem" if count == 1 else "problems"
-    summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
-    return ServekitError(422, "invalid_request", f"{count} {noun}: {summary}", tuple(problems))
+    return invalid_fields(problems)

@@ -25,10 +25,28 @@ ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
 
+#: The Open Inference Protocol's endpoints, labelled by their path templates: the model name is
+#: the service's, and the version (``/versions/<v>``) is left out, as it changes with every release.
+OPEN_INFERENCE_INFER = "/v2/models/{model}/infer"
+OPEN_INFERENCE_ENDPOINTS = (
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models/{model}",
+    "/v2/models/{model}/ready",
+)
 #: Endpoints whose whole-request latency is a prediction latency.
-PREDICTION_ENDPOINTS = ("/predict", "/predict/batch")
+PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER)
 #: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.
-ENDPOINTS = (*PREDICTION_ENDPOINTS, "/healthz", "/readyz", "/model", "/docs", "/openapi.json")
+ENDPOINTS = (
+    *PREDICTION_ENDPOINTS,
+    "/healthz",
+    "/readyz",
+    "/model",
+    "/docs",
+    "/openapi.json",
+    *OPEN_INFERENCE_ENDPOINTS,
+)
 
 #: Seconds; resolves 100 µs requests as well as multi-second batches.
 LATENCY_BUCKETS = (

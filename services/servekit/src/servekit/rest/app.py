@@ -11,10 +11,10 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
+from servekit.codecs.open_inference import InferenceRequest
 from servekit.inference import (
     batch_body,
     check_batch_size,
-    encode_json,
     model_ref,
     run_model,
     validate_batch_json,
@@ -29,9 +29,11 @@ from servekit.rest.body import read_body
 from servekit.rest.compression import CompressionMiddleware
 from servekit.rest.cors import allow_cross_origin
 from servekit.rest.errors import install_error_handlers
+from servekit.rest.open_inference import add_open_inference_routes
 from servekit.rest.openapi import json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
+from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
 from servekit.runtime import ArtifactSource, ModelRuntime, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
@@ -51,10 +53,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": schemas.ErrorBody, "description": "Model not loaded yet"},
     500: {"model": schemas.ErrorBody, "description": "Unexpected failure; the message names the request id"},
 }
-
-
-def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(encode_json(content), status_code=status_code, media_type="application/json")
 
 
 class Predictor:
@@ -161,7 +159,9 @@ def create_app(
     batch_model = schemas.batch_request(instance_model)
     single = TypeAdapter(instance_model)
     batch = TypeAdapter(batch_model)
-    app.openapi = with_request_models(app, [instance_model, batch_model])  # type: ignore[method-assign]
+    app.openapi = with_request_models(  # type: ignore[method-assign]
+        app, [instance_model, batch_model, InferenceRequest]
+    )
 
     @app.post(
         "/predict",
@@ -225,4 +225,7 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
+    add_open_inference_routes(
+        app, spec, runtime, predictor, settings=settings, error_responses=ERROR_RESPONSES
+    )
     return app

@@ -11,20 +11,24 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import Scope
 
 from servekit.errors import ServekitError, from_validation_errors
 from servekit.rest.access_log import remember_error
 from servekit.rest.cors import headers_outside_the_middleware
+from servekit.rest.open_inference import is_open_inference
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import request_id_of
 
 logger = logging.getLogger("servekit.rest")
 
 
-def error_response(exc: ServekitError) -> Response:
+def error_response(exc: ServekitError, scope: Scope | None = None) -> Response:
+    """The error as JSON: servekit's body, or the Open Inference Protocol's on its paths."""
     headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+    body = exc.open_inference_body() if scope is not None and is_open_inference(scope) else exc.body()
     return Response(
-        orjson.dumps(exc.body()),
+        orjson.dumps(body),
         status_code=exc.status_code,
         media_type="application/json",
         headers=headers,
@@ -34,7 +38,7 @@ def error_response(exc: ServekitError) -> Response:
 def answer(request: Request, exc: ServekitError) -> Response:
     """The error's response; the access log reads the error back from the request's scope."""
     remember_error(request.scope, exc)
-    return error_response(exc)
+    return error_response(exc, request.scope)
 
 
 #: Longest request path quoted back in a 404's message.
@@ -110,7 +114,7 @@ def install_error_handlers(app: FastAPI, cors_origins: tuple[str, ...] = ()) -> 
             exc,
         )
         message = f"the service failed on this request; its log names the cause under request id {request_id}"
-        response = error_response(ServekitError(500, "internal_error", message))
+        response = error_response(ServekitError(500, "internal_error", message), request.scope)
         response.headers[REQUEST_ID_HEADER] = request_id
         response.headers.update(headers_outside_the_middleware(cors_origins, request.headers.get("origin")))
         return response

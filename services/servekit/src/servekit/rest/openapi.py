@@ -17,14 +17,12 @@ from pydantic import BaseModel
 REF = "#/components/schemas/{model}"
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` for a route whose JSON body is ``model``."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}},
-        }
-    }
+def json_body(model: type[BaseModel], example: Any = None) -> dict[str, Any]:
+    """``openapi_extra`` for a route whose JSON body is ``model`` (the model's examples unless given)."""
+    media: dict[str, Any] = {"schema": {"$ref": REF.format(model=model.__name__)}}
+    if example is not None:
+        media["example"] = example
+    return {"requestBody": {"required": True, "content": {"application/json": media}}}
 
 
 def with_request_models(app: FastAPI, models: list[type[BaseModel]]) -> Callable[[], dict[str, Any]]:

@@ -17,6 +17,16 @@ from servekit.metrics.names import ENDPOINTS, PREDICTION_ENDPOINTS
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
 
 TIMINGS_KEY = "servekit.timings"
+MODELS_PATH = "/v2/models/"
+
+
+def model_path_template(path: str) -> str:
+    """``/v2/models/bankchurn/versions/3/infer`` as the label ``/v2/models/{model}/infer``."""
+    parts = path[len(MODELS_PATH) :].split("/")
+    if not parts[0]:
+        return path
+    rest = parts[3:] if len(parts) >= 3 and parts[1] == "versions" else parts[1:]
+    return "/".join((MODELS_PATH + "{model}", *rest))
 
 
 class Timings:
@@ -68,6 +78,8 @@ class TelemetryMiddleware:
         path: str = scope["path"]
         if self.root_path and path.startswith(self.root_path):
             path = path[len(self.root_path) :] or "/"
+        if path.startswith(MODELS_PATH):
+            path = model_path_template(path)
         return path if path in self.known else "other"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,0 +1,1 @@
+"""Wire formats other than servekit's own JSON, decoded to and encoded from records."""

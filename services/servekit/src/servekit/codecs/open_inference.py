@@ -1,0 +1,444 @@
+"""The Open Inference Protocol's REST body (KServe V2; Triton and MLServer speak it too).
+
+A request carries one input tensor per request field, named after the field, of shape
+``[N]`` or ``[N, 1]`` (one value per instance). The instances decoded from the tensors go
+through the service's own request model, so a value ``POST /predict`` refuses is refused
+here with the same problem, located as ``inputs[Age].data[3]``. The response carries one
+output tensor per prediction field; a field holding one number per label (NLPInsight's
+``probabilities``) becomes a ``[N, K]`` tensor whose ``parameters.columns`` name the labels.
+An explanation is asked for with the request parameter ``explain`` (or by asking for the
+``explanation`` output) and comes back as a ``BYTES`` tensor of JSON documents, each the
+``explanation`` object of ``POST /predict?explain=true``.
+
+Specification: https://github.com/kserve/open-inference-protocol (REST).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Union, get_args, get_origin
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from servekit.errors import FieldProblem, invalid_fields, location, problem_text
+from servekit.model import Record
+
+BOOL = "BOOL"
+BYTES = "BYTES"
+#: Inclusive value range of each integer datatype.
+INTEGER_RANGES = {
+    "INT8": (-(2**7), 2**7 - 1),
+    "INT16": (-(2**15), 2**15 - 1),
+    "INT32": (-(2**31), 2**31 - 1),
+    "INT64": (-(2**63), 2**63 - 1),
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+    "UINT32": (0, 2**32 - 1),
+    "UINT64": (0, 2**64 - 1),
+}
+FLOATS = ("FP16", "FP32", "FP64")
+DATATYPES = (BOOL, *INTEGER_RANGES, *FLOATS, BYTES)
+Datatype = Literal[
+    "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip
+
+#: The output holding each instance's explanation as a JSON document.
+EXPLANATION_OUTPUT = "explanation"
+#: Request parameter that asks for explanations.
+EXPLAIN_PARAMETER = "explain"
+
+#: What a request tensor may be for a field of each Python type. A float field takes integers
+#: too (a whole-dollar balance sent as INT64), as ``POST /predict`` takes ``0`` for a float.
+_ACCEPTED = {
+    bool: (BOOL,),
+    int: tuple(INTEGER_RANGES),
+    float: (*FLOATS, *INTEGER_RANGES),
+    str: (BYTES,),
+}
+#: The datatype metadata states for a field (the first that fits, in this order).
+_STATED = ((str, BYTES), (float, "FP64"), (int, "INT64"), (bool, BOOL))
+
+
+class RequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(description="The request field this tensor holds, e.g. Age")
+    shape: list[int] = Field(min_length=1, max_length=2, description="[N] or [N, 1]: one value per instance")
+    datatype: Datatype
+    data: list[Any] = Field(description="The values, row-major; nested lists are flattened")
+    parameters: dict[str, Any] | None = None
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    """An Open Inference Protocol inference request."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str | None = Field(None, description="Echoed in the response; the request id when absent")
+    parameters: dict[str, Any] | None = Field(
+        None, description='{"explain": true} adds the explanation output; other parameters are ignored'
+    )
+    inputs: list[RequestInput] = Field(min_length=1, description="One tensor per request field")
+    outputs: list[RequestOutput] | None = Field(None, description="Only these outputs (all when absent)")
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[ResponseOutput]
+
+
+class InferenceError(BaseModel):
+    """The protocol's error body; ``error`` is the message (servekit's own body has it in ``message``)."""
+
+    error: str = Field(description="What went wrong, e.g. 1 problem: inputs[Age].data[0]: ...")
+    code: str = Field(description="Machine-readable kind, e.g. invalid_request")
+    fields: list[dict[str, str]] = Field(description="Each field and its problem")
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+_ENVELOPE = TypeAdapter(InferenceRequest)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output tensor of the model, as metadata states it."""
+
+    name: str
+    datatype: str
+    #: Datatypes a request may send for this input (outputs: the stated one).
+    accepts: tuple[str, ...]
+    #: Names of the second dimension's entries; empty for one value per instance.
+    columns: tuple[str, ...] = ()
+    optional: bool = False
+
+    def metadata(self) -> dict[str, Any]:
+        parameters: dict[str, Any] = {}
+        if self.columns:
+            parameters["columns"] = list(self.columns)
+        if len(self.accepts) > 1:
+            parameters["accepted_datatypes"] = list(self.accepts)
+        if self.optional:
+            parameters["optional"] = True
+        shape = [-1, len(self.columns)] if self.columns else [-1]
+        return {"name": self.name, "datatype": self.datatype, "shape": shape, "parameters": parameters}
+
+
+def _python_types(annotation: Any) -> tuple[set[type], bool]:
+    """The scalar types a field annotation allows, and whether it allows None."""
+    origin = get_origin(annotation)
+    args = get_args(annotation) if origin in (Union, types.UnionType) else (annotation,)
+    found: set[type] = set()
+    optional = False
+    for arg in args:
+        if arg is type(None):
+            optional = True
+        elif get_origin(arg) is Literal:
+            found |= {type(value) for value in get_args(arg)}
+        elif arg in _ACCEPTED:
+            found.add(arg)
+        else:
+            raise TypeError(f"no tensor datatype for {arg!r}")
+    return found, optional
+
+
+def _tensor_spec(name: str, annotation: Any) -> TensorSpec:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        # A field of one number per label: a [N, K] tensor (all number fields, by construction).
+        columns = tuple(annotation.model_fields)
+        return TensorSpec(name, "FP64", ("FP64",), columns=columns)
+    allowed, optional = _python_types(annotation)
+    stated = next(datatype for python_type, datatype in _STATED if python_type in allowed)
+    accepts = tuple(d for d in DATATYPES if any(d in _ACCEPTED[t] for t in allowed))
+    return TensorSpec(name, stated, accepts, optional=optional)
+
+
+def _flatten(data: list[Any]) -> Iterator[Any]:
+    for value in data:
+        if isinstance(value, list):
+            yield from _flatten(value)
+        else:
+            yield value
+
+
+def _element_problem(datatype: str, value: Any) -> str | None:
+    """Why ``value`` cannot be an element of a ``datatype`` tensor (None: it can)."""
+    if value is None:
+        return None  # a missing value of an optional field; the request model judges the rest
+    if datatype == BYTES:
+        return None if isinstance(value, str) else f"{value!r} is not a string, which BYTES holds"
+    if datatype == BOOL:
+        return None if isinstance(value, bool) else f"{value!r} is not true or false, which BOOL holds"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{value!r} is not a number, which {datatype} holds"
+    if datatype in INTEGER_RANGES:
+        low, high = INTEGER_RANGES[datatype]
+        if not isinstance(value, int):
+            return f"{value!r} is not an integer, which {datatype} holds"
+        if not low <= value <= high:
+            return f"{value} is outside the range of {datatype} ({low} to {high})"
+    elif not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    return None
+
+
+def _as_integers(values: list[Any]) -> list[Any] | None:
+    """The values with whole floats as ints; None if one is a fraction."""
+    if any(isinstance(v, float) and not v.is_integer() for v in values):
+        return None
+    return [int(v) if isinstance(v, float) else v for v in values]
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What an inference request asks for, its instances validated."""
+
+    id: str | None
+    records: list[dict[str, Any]]
+    explain: bool
+    #: Output names asked for; None for all.
+    outputs: tuple[str, ...] | None
+
+
+class OpenInferenceCodec:
+    """Tensors to records and predictions to tensors, for one service's request and response."""
+
+    def __init__(self, request: type[BaseModel], response: type[BaseModel]) -> None:
+        from servekit.rest.schemas import batch_request
+
+        self.inputs = {name: _tensor_spec(name, f.annotation) for name, f in request.model_fields.items()}
+        self.outputs = [_tensor_spec(name, f.annotation) for name, f in response.model_fields.items()]
+        self.explanation = TensorSpec(EXPLANATION_OUTPUT, BYTES, (BYTES,), optional=True)
+        self.output_names = (*(o.name for o in self.outputs), EXPLANATION_OUTPUT)
+        self._instances = TypeAdapter(batch_request(request))
+
+    def metadata(self, name: str, version: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "versions": [version],
+            "platform": "servekit",
+            "inputs": [spec.metadata() for spec in self.inputs.values()],
+            "outputs": [spec.metadata() for spec in (*self.outputs, self.explanation)],
+        }
+
+    def request_for(self, records: Sequence[Record], **extra: Any) -> dict[str, Any]:
+        """An inference request for ``records``, as a client holding typed columns sends it.
+
+        Each input takes the stated datatype when its values fit it, else the first accepted
+        one they fit (ChicagoTaxi's timestamps as Unix seconds: FP64); whole numbers held as
+        floats (a data frame's integer column with gaps) go as integers. For examples, load
+        tests and clients; ``ValueError`` for a value no accepted datatype holds.
+        """
+        inputs = []
+        for name, spec in self.inputs.items():
+            if not any(name in r for r in records):
+                continue
+            values = [r.get(name) for r in records]
+            preferred = (spec.datatype, *(d for d in ("FP64", "INT64") if d in spec.accepts), *spec.accepts)
+            for datatype in preferred:
+                data = _as_integers(values) if datatype in INTEGER_RANGES else values
+                if data is not None and all(_element_problem(datatype, v) is None for v in data):
+                    break
+            else:
+                raise ValueError(f"no datatype {name} accepts holds its values")
+            inputs.append({"name": name, "datatype": datatype, "shape": [len(records)], "data": data})
+        return {**extra, "inputs": inputs}
+
+    def decode(self, body: bytes, max_batch_size: int) -> Decoded:
+        """The request's instances, validated; a 422 naming every bad tensor, 413 over the limit."""
+        from servekit.inference import check_batch_size, validate_json
+
+        request = validate_json(_ENVELOPE, body)
+        problems: list[FieldProblem] = []
+        explain = self._explain(request.parameters, problems)
+        outputs = self._wanted_outputs(request.outputs, problems)
+        columns, rows = self._columns(request.inputs, problems)
+        if not problems and rows == 0:
+            problems.append(FieldProblem("inputs", "no instances: every tensor has shape [0]"))
+        if problems:
+            raise invalid_fields(problems)
+        check_batch_size(rows, max_batch_size)
+        records = self._validated(
+            [{name: values[i] for name, values in columns.items()} for i in range(rows)]
+        )
+        explain = explain or (outputs is not None and EXPLANATION_OUTPUT in outputs)
+        return Decoded(request.id, records, explain, outputs)
+
+    def encode(
+        self,
+        model: dict[str, str],
+        request_id: str,
+        predictions: Sequence[dict[str, Any]],
+        outputs: tuple[str, ...] | None,
+    ) -> dict[str, Any]:
+        """The inference response of ``predictions`` (with ``explanation`` when they carry one)."""
+        tensors = []
+        rows = len(predictions)
+        for spec in self.outputs:
+            if outputs is not None and spec.name not in outputs:
+                continue
+            if spec.columns:
+                data = [p[spec.name][column] for p in predictions for column in spec.columns]
+                tensor = {"name": spec.name, "datatype": spec.datatype, "shape": [rows, len(spec.columns)]}
+                tensors.append({**tensor, "data": data, "parameters": {"columns": list(spec.columns)}})
+            else:
+                data = [p[spec.name] for p in predictions]
+                tensors.append({"name": spec.name, "datatype": spec.datatype, "shape": [rows], "data": data})
+        if (
+            predictions
+            and "explanation" in predictions[0]
+            and (outputs is None or EXPLANATION_OUTPUT in outputs)
+        ):
+            documents = [orjson.dumps(p["explanation"]).decode() for p in predictions]
+            tensors.append(
+                {"name": EXPLANATION_OUTPUT, "datatype": BYTES, "shape": [rows], "data": documents}
+            )
+        return {
+            "model_name": model["name"],
+            "model_version": model["version"],
+            "id": request_id,
+            "parameters": {},
+            "outputs": tensors,
+        }
+
+    def _explain(self, parameters: dict[str, Any] | None, problems: list[FieldProblem]) -> bool:
+        explain = (parameters or {}).get(EXPLAIN_PARAMETER, False)
+        if not isinstance(explain, bool):
+            problems.append(
+                FieldProblem(f"parameters.{EXPLAIN_PARAMETER}", f"{explain!r} is not true or false")
+            )
+            return False
+        return explain
+
+    def _wanted_outputs(
+        self, outputs: list[RequestOutput] | None, problems: list[FieldProblem]
+    ) -> tuple[str, ...] | None:
+        if outputs is None:
+            return None
+        for wanted in outputs:
+            if wanted.name not in self.output_names:
+                known = ", ".join(self.output_names)
+                problems.append(
+                    FieldProblem(f"outputs[{wanted.name}]", f"no such output; the outputs are {known}")
+                )
+        return tuple(wanted.name for wanted in outputs)
+
+    def _columns(
+        self, inputs: list[RequestInput], problems: list[FieldProblem]
+    ) -> tuple[dict[str, list[Any]], int]:
+        """Each input's values, one per instance, and the number of instances."""
+        columns: dict[str, list[Any]] = {}
+        rows: int | None = None
+        first = ""
+        for tensor in inputs:
+            where = f"inputs[{tensor.name}]"
+            spec = self.inputs.get(tensor.name)
+            if spec is None:
+                known = ", ".join(self.inputs)
+                problems.append(FieldProblem(where, f"not an input of this model; the inputs are {known}"))
+                continue
+            if tensor.name in columns:
+                problems.append(FieldProblem(where, "given more than once; send one tensor per input"))
+                continue
+            values = self._values(tensor, spec, where, problems)
+            if values is None:
+                continue
+            if rows is None:
+                rows, first = len(values), tensor.name
+            elif len(values) != rows:
+                problems.append(
+                    FieldProblem(f"{where}.shape", f"{len(values)} instances, but inputs[{first}] has {rows}")
+                )
+                continue
+            columns[tensor.name] = values
+        return columns, rows or 0
+
+    def _values(
+        self, tensor: RequestInput, spec: TensorSpec, where: str, problems: list[FieldProblem]
+    ) -> list[Any] | None:
+        """The tensor's values, one per instance; None (and a problem) when they do not fit."""
+        shape = tensor.shape
+        if any(size < 0 for size in shape) or (len(shape) == 2 and shape[1] != 1):
+            problems.append(
+                FieldProblem(f"{where}.shape", f"{shape} given; one value per instance: [N] or [N, 1]")
+            )
+            return None
+        if tensor.datatype not in spec.accepts:
+            allowed = ", ".join(spec.accepts)
+            problems.append(
+                FieldProblem(f"{where}.datatype", f"{tensor.datatype} given; {spec.name} takes {allowed}")
+            )
+            return None
+        values = list(_flatten(tensor.data))
+        if len(values) != shape[0]:
+            problems.append(FieldProblem(f"{where}.data", f"{len(values)} values for shape {shape}"))
+            return None
+        for row, value in enumerate(values):
+            problem = _element_problem(tensor.datatype, value)
+            if problem is not None:
+                problems.append(FieldProblem(f"{where}.data[{row}]", problem))
+                return None  # one per tensor: a column of wrong values is one mistake
+        return values
+
+    def _validated(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The instances through the request model, its problems located in the tensors."""
+        try:
+            batch = self._instances.validate_python({"instances": records})
+        except ValidationError as exc:
+            raise invalid_fields(self._located(exc.errors(include_url=False))) from exc
+        return [instance.model_dump() for instance in batch.instances]  # type: ignore[attr-defined]
+
+    def _located(self, errors: Sequence[Any]) -> list[FieldProblem]:
+        problems: dict[str, FieldProblem] = {}
+        for err in errors:
+            loc = list(err.get("loc", ()))[1:]  # drop "instances"
+            if len(loc) >= 2 and isinstance(loc[0], int) and isinstance(loc[1], str):
+                row, name, rest = loc[0], loc[1], loc[2:]
+                if err.get("type") == "missing":
+                    where, problem = f"inputs[{name}]", "missing: the model needs this input"
+                else:
+                    where = f"inputs[{name}].data[{row}]" + (f".{location(rest)}" if rest else "")
+                    problem = problem_text(str(err.get("msg", "invalid value")))
+            else:
+                where, problem = (
+                    f"instance[{loc[0]}]" if loc else "inputs",
+                    problem_text(str(err.get("msg", ""))),
+                )
+            problems.setdefault(where, FieldProblem(where, problem))  # a missing input once, not per row
+        return list(problems.values())

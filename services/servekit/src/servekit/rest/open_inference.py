@@ -1,0 +1,216 @@
+"""The Open Inference Protocol's REST endpoints (``/v2/...``), beside servekit's own.
+
+Clients written for KServe, Triton or MLServer (``tritonclient.http``, KServe's
+``InferenceRESTClient``) and gateways that speak the protocol call a servekit service
+unchanged. The endpoints share everything with ``/predict``: the size limits, the model
+runtime, the metrics and the Server-Timing header; only the body's shape differs
+(:mod:`servekit.codecs.open_inference`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.types import Scope
+
+from servekit.codecs.open_inference import (
+    InferenceError,
+    InferenceRequest,
+    InferenceResponse,
+    ModelMetadata,
+    OpenInferenceCodec,
+)
+from servekit.errors import FieldProblem, ServekitError
+from servekit.inference import model_ref
+from servekit.model import ServedModel
+from servekit.rest.body import read_body
+from servekit.rest.openapi import json_body
+from servekit.rest.request_id import request_id_of
+from servekit.rest.responses import json_response
+from servekit.rest.telemetry import timings_of
+
+if TYPE_CHECKING:
+    from servekit.rest.app import Predictor
+    from servekit.runtime import ModelRuntime
+    from servekit.settings import ServiceSettings
+    from servekit.spec import ServiceSpec
+
+PREFIX = "/v2"
+#: The header of the protocol's binary tensor extension (the JSON part's length).
+BINARY_HEADER = "inference-header-content-length"
+TAG = "Open Inference Protocol (V2)"
+#: The protocol's server extensions this server implements (none of the optional ones).
+EXTENSIONS: list[str] = []
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path below the root path (a serving prefix such as ``/bankchurn``)."""
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def binary_tensors_unsupported() -> ServekitError:
+    # Triton's clients send binary tensors unless told not to; without this the JSON parser
+    # would report "trailing characters", which says nothing about what to change.
+    problem = (
+        "binary tensor data is not supported; send the tensors as JSON (tritonclient: "
+        "set_data_from_numpy(..., binary_data=False) and InferRequestedOutput(..., binary_data=False))"
+    )
+    where = FieldProblem(f"headers.{BINARY_HEADER}", problem)
+    return ServekitError(415, "binary_tensors_unsupported", problem, (where,))
+
+
+def documented_example(codec: OpenInferenceCodec, examples: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The request model's examples as one inference request (the first alone if they mix types,
+    as ChicagoTaxi's do, showing a timestamp both as text and as Unix seconds)."""
+    for rows in (examples, examples[:1]):
+        try:
+            return codec.request_for(rows) if rows else None
+        except ValueError:
+            continue
+    return None
+
+
+def is_open_inference(scope: Scope) -> bool:
+    path = route_path(scope)
+    return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def add_open_inference_routes(
+    app: FastAPI,
+    spec: ServiceSpec,
+    runtime: ModelRuntime,
+    predictor: Predictor,
+    *,
+    settings: ServiceSettings,
+    error_responses: dict[int | str, dict[str, Any]],
+) -> None:
+    """Add the ``/v2`` endpoints for ``spec``'s model."""
+    codec = OpenInferenceCodec(spec.request, spec.response)
+    example = documented_example(codec, spec.request.model_json_schema().get("examples", []))
+
+    def check_name(model_name: str) -> None:
+        if model_name != spec.name:
+            problem = f"no model {model_name!r} here; this service serves {spec.name!r}"
+            raise ServekitError(404, "model_not_found", problem, (FieldProblem("path.model_name", problem),))
+
+    def served(model_name: str, model_version: str | None = None) -> ServedModel:
+        """The served model, if it is the one the path names (404 if not; 503 before loading)."""
+        check_name(model_name)
+        model = runtime.require()
+        if model_version is not None and model_version != model.artifact.version:
+            raise version_not_served(model_version, model)
+        return model
+
+    def version_not_served(asked: str, model: ServedModel) -> ServekitError:
+        problem = (
+            f"version {asked} of {spec.name} is not served here; version {model.artifact.version} is "
+            f"(from {model.artifact.registry_uri or model.artifact.uri}); leave the version out to use it"
+        )
+        return ServekitError(
+            404, "model_version_not_served", problem, (FieldProblem("path.model_version", problem),)
+        )
+
+    async def server_metadata() -> Response:
+        return json_response({"name": spec.name, "version": app.version, "extensions": EXTENSIONS})
+
+    async def server_live() -> Response:
+        return json_response({"live": True})
+
+    def not_ready() -> dict[str, Any]:
+        return {"ready": False, "error": runtime.last_error or "the model is still loading"}
+
+    async def server_ready() -> Response:
+        if runtime.model is None:
+            return json_response(not_ready(), status_code=503)
+        return json_response({"ready": True})
+
+    async def model_metadata(model_name: str, model_version: str | None = None) -> Response:
+        model = served(model_name, model_version)
+        return json_response(codec.metadata(spec.name, model.artifact.version))
+
+    async def model_ready(model_name: str, model_version: str | None = None) -> Response:
+        check_name(model_name)
+        if runtime.model is None:
+            return json_response({"name": model_name, **not_ready()}, status_code=503)
+        served(model_name, model_version)
+        return json_response({"name": model_name, "ready": True})
+
+    async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
+        served(model_name, model_version)  # before reading a body we cannot serve
+        if BINARY_HEADER in request.headers:
+            raise binary_tensors_unsupported()
+        timings = timings_of(request.scope)
+        body = await read_body(request, settings.max_body_bytes)
+        with timings.phase("validate"):
+            decoded = codec.decode(body, settings.max_batch_size)
+        model, predictions = await predictor(decoded.records, decoded.explain, timings)
+        if model_version is not None and model.artifact.version != model_version:
+            # The alias moved between the check and the prediction: the client pinned a version.
+            raise version_not_served(model_version, model)
+        request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)
+        return json_response(codec.encode(model_ref(model), request_id, predictions, decoded.outputs))
+
+    # The versioned paths are the same handlers with the version from the path (without these
+    # wrappers FastAPI would offer ``model_version`` as a query parameter of the plain paths).
+    async def versioned_metadata(model_name: str, model_version: str) -> Response:
+        return await model_metadata(model_name, model_version)
+
+    async def versioned_ready(model_name: str, model_version: str) -> Response:
+        return await model_ready(model_name, model_version)
+
+    async def versioned_infer(request: Request, model_name: str, model_version: str) -> Response:
+        return await infer(request, model_name, model_version)
+
+    async def plain_metadata(model_name: str) -> Response:
+        return await model_metadata(model_name)
+
+    async def plain_ready(model_name: str) -> Response:
+        return await model_ready(model_name)
+
+    async def plain_infer(request: Request, model_name: str) -> Response:
+        return await infer(request, model_name)
+
+    errors = {status: {**doc, "model": InferenceError} for status, doc in error_responses.items()}
+    errors[404] = {"model": InferenceError, "description": "Another model, or a version not served now"}
+    errors[415] = {
+        "model": InferenceError,
+        "description": "Binary tensors, or an unsupported Content-Encoding",
+    }
+    route = functools.partial(app.add_api_route, tags=[TAG])
+    route(PREFIX, server_metadata, methods=["GET"], summary="Server metadata")
+    route(f"{PREFIX}/health/live", server_live, methods=["GET"], summary="Server live")
+    route(f"{PREFIX}/health/ready", server_ready, methods=["GET"], summary="Server ready (503 until loaded)")
+    model_path = f"{PREFIX}/models/{{model_name}}"
+    for path, metadata, ready, predict in (
+        (model_path, plain_metadata, plain_ready, plain_infer),
+        (f"{model_path}/versions/{{model_version}}", versioned_metadata, versioned_ready, versioned_infer),
+    ):
+        route(
+            path,
+            metadata,
+            methods=["GET"],
+            summary="Model metadata: input and output tensors",
+            response_model=ModelMetadata,
+            responses={404: errors[404], 503: errors[503]},
+        )
+        route(
+            f"{path}/ready",
+            ready,
+            methods=["GET"],
+            summary="Model ready (503 until loaded)",
+            responses={404: errors[404]},
+        )
+        route(
+            f"{path}/infer",
+            predict,
+            methods=["POST"],
+            summary="Infer: one tensor per request field; parameters.explain adds explanations",
+            response_model=InferenceResponse,
+            responses=errors,
+            openapi_extra=json_body(InferenceRequest, example),
+        )

@@ -1,0 +1,166 @@
+"""The Open Inference Protocol endpoints (``/v2``) against the toy service."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+from toy import TOY
+
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.training.trainer import Split
+
+INFER = "/v2/models/toy/infer"
+ROWS = [{"x": float(x), "color": "red" if x % 2 else "blue"} for x in range(6)]
+
+
+def infer_body(rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [len(rows)], "data": [r["x"] for r in rows]},
+            {"name": "color", "datatype": "BYTES", "shape": [len(rows)], "data": [r["color"] for r in rows]},
+        ],
+        **extra,
+    }
+
+
+def outputs(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {o["name"]: o for o in body["outputs"]}
+
+
+def test_infer_gives_the_predictions_of_the_batch_endpoint(toy_client: TestClient) -> None:
+    batch = toy_client.post("/predict/batch", json={"instances": ROWS}).json()
+    response = toy_client.post(INFER, json=infer_body(ROWS, id="client-7"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model_name"], body["model_version"], body["id"]) == ("toy", "test", "client-7")
+    value = outputs(body)["value"]
+    assert (value["datatype"], value["shape"]) == ("FP64", [len(ROWS)])
+    assert value["data"] == [p["value"] for p in batch["predictions"]]
+    assert "explanation" not in outputs(body)
+
+
+def test_explanations_are_the_ones_of_predict(toy_client: TestClient) -> None:
+    response = toy_client.post(INFER, json=infer_body(ROWS[:2], parameters={"explain": True}))
+    assert response.status_code == 200, response.text
+    documents = outputs(response.json())["explanation"]["data"]
+    for row, document in zip(ROWS[:2], documents, strict=True):
+        single = toy_client.post("/predict?explain=true", json=row).json()["explanation"]
+        assert orjson.loads(document) == single
+    assert "explain;dur=" in response.headers["server-timing"]
+
+
+def test_outputs_limit_the_response(toy_client: TestClient) -> None:
+    body = toy_client.post(INFER, json=infer_body(ROWS[:1], outputs=[{"name": "explanation"}])).json()
+    assert list(outputs(body)) == ["explanation"]
+
+
+def test_the_request_id_is_the_response_id_when_the_client_gives_none(toy_client: TestClient) -> None:
+    response = toy_client.post(INFER, json=infer_body(ROWS[:1]), headers={"X-Request-ID": "trace-42"})
+    assert response.json()["id"] == "trace-42"
+
+
+def test_health_and_metadata(toy_client: TestClient) -> None:
+    assert toy_client.get("/v2/health/live").json() == {"live": True}
+    assert toy_client.get("/v2/health/ready").json() == {"ready": True}
+    assert toy_client.get("/v2/models/toy/ready").json() == {"name": "toy", "ready": True}
+    assert toy_client.get("/v2").json()["name"] == "toy"
+    metadata = toy_client.get("/v2/models/toy").json()
+    assert [t["name"] for t in metadata["inputs"]] == ["x", "color", "note"]
+    assert metadata["versions"] == ["test"]
+    assert toy_client.get("/v2/models/toy/versions/test").json() == metadata
+
+
+def test_a_pinned_version_is_served_only_while_it_is_the_served_one(toy_client: TestClient) -> None:
+    pinned = toy_client.post("/v2/models/toy/versions/test/infer", json=infer_body(ROWS[:1]))
+    assert pinned.status_code == 200, pinned.text
+    other = toy_client.post("/v2/models/toy/versions/3/infer", json=infer_body(ROWS[:1]))
+    assert other.status_code == 404
+    assert other.json()["error"].startswith("version 3 of toy is not served here; version test is")
+    assert toy_client.get("/v2/models/toy/versions/3/ready").status_code == 404
+
+
+def test_another_model_is_404_in_the_protocol_error_shape(toy_client: TestClient) -> None:
+    response = toy_client.post("/v2/models/churn/infer", json=infer_body(ROWS[:1]))
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "no model 'churn' here; this service serves 'toy'",
+        "code": "model_not_found",
+        "fields": [
+            {"field": "path.model_name", "problem": "no model 'churn' here; this service serves 'toy'"}
+        ],
+    }
+
+
+def test_bad_input_is_a_422_whose_error_is_the_message(toy_client: TestClient) -> None:
+    rows = [{"x": 11.0, "color": "red"}]
+    response = toy_client.post(INFER, json=infer_body(rows))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "invalid_request"
+    assert body["error"] == "1 problem: inputs[x].data[0]: Input should be less than or equal to 10"
+    # servekit's own endpoints keep their shape: the code in "error", the text in "message"
+    assert toy_client.post("/predict", json=rows[0]).json()["error"] == "invalid_request"
+
+
+def test_limits_apply_as_on_predict(toy_client: TestClient) -> None:
+    rows = [{"x": 1.0, "color": "red"}] * 9  # the toy client's batch limit is 8
+    assert toy_client.post(INFER, json=infer_body(rows)).status_code == 413
+    large = infer_body(ROWS[:1], id="x" * 5000)  # the body limit is 4,096 bytes
+    response = toy_client.post(INFER, json=large)
+    assert response.status_code == 413
+    assert response.json()["error"] == "request body exceeds 4096 bytes"
+
+
+def test_requests_are_counted_under_bounded_endpoint_labels(toy_client: TestClient) -> None:
+    toy_client.post(INFER, json=infer_body(ROWS[:1]))
+    toy_client.post("/v2/models/toy/versions/test/infer", json=infer_body(ROWS[:1]))
+    toy_client.get("/v2/models/toy/ready")
+    text = toy_client.get("/metrics").text
+    infer = 'toy_requests_total{endpoint="/v2/models/{model}/infer",method="POST",status="200"} 2.0'
+    assert infer in text
+    assert 'toy_prediction_latency_seconds_count{endpoint="/v2/models/{model}/infer"} 2.0' in text
+    assert 'endpoint="/v2/models/{model}/ready",method="GET",status="200"' in text
+    assert "versions/test" not in text
+
+
+def test_openapi_documents_the_protocol_with_a_working_example(toy_client: TestClient) -> None:
+    document = toy_client.get("/openapi.json").json()
+    operation = document["paths"]["/v2/models/{model_name}/infer"]["post"]
+    media = operation["requestBody"]["content"]["application/json"]
+    assert media["schema"]["$ref"].endswith("/InferenceRequest")
+    assert "InferenceRequest" in document["components"]["schemas"]
+    # The plain paths take no version parameter, not even as a query parameter.
+    assert [p["name"] for p in operation["parameters"]] == ["model_name"]
+
+
+def test_not_ready_before_the_model_loads(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    def broken() -> ModelArtifact:
+        raise FileNotFoundError("artifact corrupt")
+
+    settings = load_settings("toy", load_retry_initial_seconds=0.01, load_retry_max_seconds=0.02)
+    with TestClient(create_app(TOY, settings, source=broken)) as client:
+        deadline = time.monotonic() + 10
+        while client.get("/readyz").json()["error"] is None and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the first attempt failed, so the reason is known
+        assert client.get("/v2/health/ready").status_code == 503
+        ready = client.get("/v2/models/toy/ready")
+        assert ready.status_code == 503
+        assert ready.json() == {"name": "toy", "ready": False, "error": "FileNotFoundError: artifact corrupt"}
+        assert client.get("/v2/models/other/ready").status_code == 404
+        response = client.post(INFER, json=infer_body(ROWS[:1]))
+        assert response.status_code == 503
+        assert response.json()["error"].startswith("model not ready")
+
+
+def test_binary_tensors_are_refused_with_what_to_send_instead(toy_client: TestClient) -> None:
+    raw = orjson.dumps(infer_body(ROWS[:1]))
+    response = toy_client.post(
+        INFER, content=raw + b"\x00\x01", headers={"Inference-Header-Content-Length": str(len(raw))}
+    )
+    assert response.status_code == 415
+    assert "binary_data=False" in response.json()["error"]
