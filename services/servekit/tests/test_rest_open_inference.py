@@ -12,6 +12,7 @@ from toy import TOY
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
+from servekit.testing import wait_ready
 from servekit.training.trainer import Split
 
 INFER = "/v2/models/toy/infer"
@@ -164,3 +165,15 @@ def test_binary_tensors_are_refused_with_what_to_send_instead(toy_client: TestCl
     )
     assert response.status_code == 415
     assert "binary_data=False" in response.json()["error"]
+
+
+def test_served_under_the_ingress_prefix_like_predict(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", root_path="/toy")
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        assert client.post(f"/toy{INFER}", json=infer_body(ROWS[:1])).status_code == 200
+        bad = client.post(f"/toy{INFER}", json={"inputs": []})
+        assert bad.json()["code"] == "invalid_request"  # the protocol's error body under the prefix too
+        counted = 'toy_requests_total{endpoint="/v2/models/{model}/infer",method="POST",status="200"} 1.0'
+        assert counted in client.get("/toy/metrics").text

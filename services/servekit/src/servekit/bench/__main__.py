@@ -22,6 +22,7 @@ from servekit import registry
 from servekit.bench import inprocess, load, logging_cost
 from servekit.bench.reference import tree_references
 from servekit.bench.stats import Latency
+from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
 from servekit.local import Server, start_mlflow, start_service
 from servekit.models.trees import TreeModel
@@ -71,13 +72,23 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
                     "127.0.0.1", server.port, requests, concurrency=concurrency, seconds=args.seconds
                 )
                 http[f"{label} c={concurrency}"] = outcome.as_dict()
-        batches = [{"instances": records[i : i + BATCH_SIZE]} for i in range(0, 256, BATCH_SIZE)]
-        requests = load.post_requests("127.0.0.1", server.port, "/predict/batch", batches)
-        outcome = load.run("127.0.0.1", server.port, requests, concurrency=2, seconds=args.seconds)
-        http[f"batch of {BATCH_SIZE} c=2"] = {
-            **outcome.as_dict(),
-            "predictions_per_second": round(outcome.requests_per_second * BATCH_SIZE, 1),
-        }
+        # The same batches as /predict/batch bodies and as Open Inference Protocol tensors.
+        chunks = [records[i : i + BATCH_SIZE] for i in range(0, 256, BATCH_SIZE)]
+        codec = OpenInferenceCodec(spec.request, spec.response)
+        for label, path, bodies in (
+            (f"batch of {BATCH_SIZE} c=2", "/predict/batch", [{"instances": c} for c in chunks]),
+            (
+                f"infer (V2) {BATCH_SIZE} c=2",
+                f"/v2/models/{spec.name}/infer",
+                [codec.request_for(c) for c in chunks],
+            ),
+        ):
+            requests = load.post_requests("127.0.0.1", server.port, path, bodies)
+            outcome = load.run("127.0.0.1", server.port, requests, concurrency=2, seconds=args.seconds)
+            http[label] = {
+                **outcome.as_dict(),
+                "predictions_per_second": round(outcome.requests_per_second * BATCH_SIZE, 1),
+            }
         result["http"] = http
         print_http(spec.name, http)
     finally:
