@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib.metadata import version as package_version
 from typing import Any
 
 import orjson
@@ -69,7 +70,11 @@ def test_health_and_metadata(toy_client: TestClient) -> None:
     assert toy_client.get("/v2/health/live").json() == {"live": True}
     assert toy_client.get("/v2/health/ready").json() == {"ready": True}
     assert toy_client.get("/v2/models/toy/ready").json() == {"name": "toy", "ready": True}
-    assert toy_client.get("/v2").json()["name"] == "toy"
+    assert toy_client.get("/v2").json() == {
+        "name": "toy",
+        "version": package_version("servekit"),
+        "extensions": [],
+    }
     metadata = toy_client.get("/v2/models/toy").json()
     assert [t["name"] for t in metadata["inputs"]] == ["x", "color", "note"]
     assert metadata["versions"] == ["test"]

@@ -10,6 +10,7 @@ runtime, the metrics and the Server-Timing header; only the body's shape differs
 from __future__ import annotations
 
 import functools
+from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -42,6 +43,8 @@ PREFIX = "/v2"
 #: The header of the protocol's binary tensor extension (the JSON part's length).
 BINARY_HEADER = "inference-header-content-length"
 TAG = "Open Inference Protocol (V2)"
+#: The server's version in ``GET /v2``: servekit's.
+SERVER_VERSION = package_version("servekit")
 #: The protocol's server extensions this server implements (none of the optional ones).
 EXTENSIONS: list[str] = []
 
@@ -116,7 +119,7 @@ def add_open_inference_routes(
         )
 
     async def server_metadata() -> Response:
-        return json_response({"name": spec.name, "version": app.version, "extensions": EXTENSIONS})
+        return json_response({"name": spec.name, "version": SERVER_VERSION, "extensions": EXTENSIONS})
 
     async def server_live() -> Response:
         return json_response({"live": True})
