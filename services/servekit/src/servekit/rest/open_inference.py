@@ -112,7 +112,7 @@ def add_open_inference_routes(
     def version_not_served(asked: str, model: ServedModel) -> ServekitError:
         problem = (
             f"version {asked} of {spec.name} is not served here; version {model.artifact.version} is "
-            f"(from {model.artifact.registry_uri or model.artifact.uri}); leave the version out to use it"
+            f"(from {model.artifact.uri}); leave the version out to use it"
         )
         return ServekitError(
             404, "model_version_not_served", problem, (FieldProblem("path.model_version", problem),)
