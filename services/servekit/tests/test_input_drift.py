@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from toy import TOY, ToyModel
 
 from servekit import input_drift
@@ -16,6 +17,9 @@ from servekit.inference import run_model
 from servekit.input_drift import MISSING, OTHER, FeatureBins
 from servekit.metrics import ServiceMetrics
 from servekit.model import ModelArtifact, Record
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import wait_ready
 from servekit.training.trainer import Split, to_records
 
 
@@ -151,3 +155,19 @@ def test_a_failure_to_count_inputs_never_costs_the_prediction(
         predictions = run_model(model, records, explain=False, metrics=ServiceMetrics("toy"))
         assert len(predictions) == 3
     assert caplog.text.count("counting inputs for drift failed (logged once for version broken-inputs)") == 1
+
+
+def test_watch_inputs_false_exports_no_input_series(
+    toy_trained: tuple[ModelArtifact, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact, split = toy_trained
+    monkeypatch.setenv("TOY_WATCH_INPUTS", "false")
+    app = create_app(TOY, load_settings("toy"), source=lambda: artifact)
+    with TestClient(app) as client:
+        wait_ready(client)
+        rows = to_records(split.x_test.head(4))
+        assert client.post("/predict/batch", json={"instances": rows}).status_code == 200
+        text = client.get("/metrics").text
+    assert "toy_predictions_total{" in text
+    assert "toy_input_values_total{" not in text
+    assert "toy_training_input_share{" not in text

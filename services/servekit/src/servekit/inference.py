@@ -65,7 +65,7 @@ def run_model(
         predictions = model.predict(records)
     if metrics is not None:
         metrics.count_outcomes(model.outcome(p) for p in predictions)
-        if model.input_bins:
+        if model.input_bins and metrics.watch_inputs:
             count_inputs(model, records, metrics)
     if explain:
         start = time.perf_counter()

@@ -53,6 +53,13 @@ class ServiceSettings(BaseSettings):
             "to it once it is loaded and warmed up; 0: serve the first model until restarted"
         ),
     )
+    watch_inputs: bool = Field(
+        default=True,
+        description=(
+            "Count every request's inputs in the bins fixed at training, for input drift (about 5% "
+            "of throughput at saturation); false: no input_values_total or training_input_share series"
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"

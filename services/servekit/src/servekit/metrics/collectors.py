@@ -64,8 +64,12 @@ class ServiceMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, service: str, registry: CollectorRegistry | None = None, *, watch_inputs: bool = True
+    ) -> None:
         self.names = MetricNames(service)
+        #: Whether requests' inputs are binned and counted for drift (``<SVC>_WATCH_INPUTS``).
+        self.watch_inputs = watch_inputs
         self.registry = registry or CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
@@ -176,9 +180,12 @@ class ServiceMetrics:
         """
         outcomes = {outcome: float(share) for outcome, share in outcome_shares.items()}
         means = {feature: float(mean) for feature, mean in attribution_means.items()}
+        # Not watching: no input series at all, rather than counters that stay at 0 and look
+        # like a service nobody calls.
+        watched = (input_shares or {}) if self.watch_inputs else {}
         inputs = [
             (feature, label, float(share))
-            for feature, by_bin in (input_shares or {}).items()
+            for feature, by_bin in watched.items()
             for label, share in by_bin.items()
         ]
         self.model_info.clear()

@@ -89,7 +89,7 @@ def create_app(
     be now; by default both ask the registry, and only an alias URI is followed.
     """
     settings = settings or load_settings(spec.name)
-    metrics = metrics or ServiceMetrics(spec.name)
+    metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
     model_uri = settings.resolved_model_uri()
     if source is None:
 
