@@ -329,8 +329,9 @@ class OpenInferenceCodec:
         if problems:
             raise invalid_fields(problems)
         check_batch_size(rows, max_batch_size)
+        names = tuple(columns)
         records = self._validated(
-            [{name: values[i] for name, values in columns.items()} for i in range(rows)]
+            [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         )
         explain = explain or (outputs is not None and EXPLANATION_OUTPUT in outputs)
         return Decoded(request.id, records, explain, outputs)
