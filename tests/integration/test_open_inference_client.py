@@ -2,8 +2,8 @@
 
 The services are real ``mlp serve`` processes loading their champions from a real MLflow
 server; the client is the one KServe and Triton users already have. It checks health and
-metadata, sends numpy columns and reads numpy outputs back, and gets the numbers of
-``/predict/batch`` for the same rows.
+metadata, sends numpy columns (as JSON, and as binary tensors, the client's default) and reads
+numpy outputs back, and gets the numbers of ``/predict/batch`` for the same rows.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def complete_rows(name: str) -> list[dict[str, Any]]:
     return rows[:8]
 
 
-def numpy_input(spec: dict[str, Any], values: list[Any]) -> triton.InferInput:
+def numpy_input(spec: dict[str, Any], values: list[Any], *, binary: bool = False) -> triton.InferInput:
     datatype = spec["datatype"]
     if datatype == "BYTES" and not isinstance(values[0], str):
         datatype = "FP64"  # ChicagoTaxi's timestamps as Unix seconds, a numeric column
@@ -46,8 +46,7 @@ def numpy_input(spec: dict[str, Any], values: list[Any]) -> triton.InferInput:
         [v.encode() for v in values] if datatype == "BYTES" else values, dtype=NUMPY_TYPES[datatype]
     )
     tensor = triton.InferInput(spec["name"], list(array.shape), datatype)
-    # The binary tensor extension is not served; the data goes as JSON.
-    tensor.set_data_from_numpy(array, binary_data=False)
+    tensor.set_data_from_numpy(array, binary_data=binary)
     return tensor
 
 
@@ -102,10 +101,17 @@ def test_triton_client_shows_which_tensor_is_wrong(live_services: dict[str, Serv
     assert "version 999 of bankchurn is not served here" in caught.value.message()
 
 
-def test_binary_tensors_get_a_clear_refusal(live_services: dict[str, Server]) -> None:
-    client = client_of(live_services["nlpinsight"])
-    tensor = triton.InferInput("text", [1], "BYTES")
-    tensor.set_data_from_numpy(np.array([b"Shares of $AAPL jump 5%"], dtype=np.object_))  # binary by default
-    with pytest.raises(InferenceServerException) as caught:
-        client.infer("nlpinsight", [tensor])
-    assert "binary_data=False" in caught.value.message()
+@pytest.mark.parametrize("name", registry.available())
+def test_triton_client_defaults_binary_inputs_and_no_outputs_listed(
+    name: str, live_services: dict[str, Server]
+) -> None:
+    """The client's defaults: binary tensors in, all outputs asked in binary; JSON comes back."""
+    server = live_services[name]
+    client = client_of(server)
+    metadata = client.get_model_metadata(name)
+    rows = complete_rows(name)
+    inputs = [numpy_input(spec, [r[spec["name"]] for r in rows], binary=True) for spec in metadata["inputs"]]
+    result = client.infer(name, inputs)
+    expected = httpx.post(f"{server.url}/predict/batch", json={"instances": rows}, timeout=30).json()
+    first = metadata["outputs"][0]["name"]  # churn_probability, label or fare
+    assert result.as_numpy(first).tolist() == [p[first] for p in expected["predictions"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 import pytest
@@ -175,3 +176,101 @@ def test_request_for_picks_a_datatype_the_values_fit() -> None:
     assert tensors["when"]["datatype"] == "FP64"  # stated BYTES; numbers go as FP64
     with pytest.raises(ValueError, match="stops"):
         codec.request_for([{**rows[0], "stops": 2.5}])
+
+
+def binary_request(*tensors: tuple[dict[str, Any], bytes]) -> tuple[bytes, int]:
+    """A body of the binary tensor extension and its JSON part's length."""
+    header = json.dumps({"inputs": [{**t, "parameters": {"binary_data_size": len(b)}} for t, b in tensors]})
+    return header.encode() + b"".join(b for _, b in tensors), len(header)
+
+
+def texts(*values: str) -> bytes:
+    return b"".join(struct.pack("<I", len(v.encode())) + v.encode() for v in values)
+
+
+def test_binary_tensors_are_read_in_input_order(codec: OpenInferenceCodec) -> None:
+    body, length = binary_request(
+        ({"name": "x", "datatype": "FP64", "shape": [2]}, struct.pack("<2d", 1.5, 2.0)),
+        ({"name": "color", "datatype": "BYTES", "shape": [2]}, texts("red", "blue")),
+    )
+    decoded = codec.decode(body, 8, length)
+    assert decoded.records == [
+        {"x": 1.5, "color": "red", "note": None},
+        {"x": 2.0, "color": "blue", "note": None},
+    ]
+
+
+def test_binary_and_json_tensors_mix(codec: OpenInferenceCodec) -> None:
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+                {"name": "x", "datatype": "INT16", "shape": [1], "parameters": {"binary_data_size": 2}},
+            ]
+        }
+    ).encode()
+    decoded = codec.decode(header + struct.pack("<h", 7), 8, len(header))
+    assert decoded.records == [{"x": 7, "color": "red", "note": None}]
+
+
+@pytest.mark.parametrize(
+    ("tensors", "trailing", "field", "problem"),
+    [
+        (
+            [({"name": "x", "datatype": "FP32", "shape": [2]}, b"\x00" * 6)],
+            b"",
+            "inputs[x].data",
+            "6 bytes are not a whole number of FP32 values (4 bytes each)",
+        ),
+        (
+            [({"name": "color", "datatype": "BYTES", "shape": [1]}, struct.pack("<I", 2) + b"\xff\xfe")],
+            b"",
+            "inputs[color].data",
+            "element 0 is not UTF-8 text",
+        ),
+        (
+            [({"name": "color", "datatype": "BYTES", "shape": [1]}, struct.pack("<I", 9) + b"red")],
+            b"",
+            "inputs[color].data",
+            "element 0: 9 bytes announced, 3 left",
+        ),
+        (
+            [({"name": "x", "datatype": "FP64", "shape": [1]}, struct.pack("<d", float("inf")))],
+            b"",
+            "inputs[x].data[0]",
+            "inf is not a finite number",
+        ),
+        (
+            [({"name": "x", "datatype": "FP64", "shape": [1]}, struct.pack("<d", 1.0))],
+            b"\x00\x00",
+            "body",
+            "2 bytes follow the last tensor's binary_data_size",
+        ),
+    ],
+)
+def test_binary_tensors_that_do_not_fit_are_named(
+    codec: OpenInferenceCodec,
+    tensors: list[tuple[dict[str, Any], bytes]],
+    trailing: bytes,
+    field: str,
+    problem: str,
+) -> None:
+    body, length = binary_request(*tensors)
+    with pytest.raises(ServekitError) as caught:
+        codec.decode(body + trailing, 8, length)
+    found = {p.field: p.problem for p in caught.value.fields}
+    assert found.get(field) == problem, found
+
+
+def test_binary_sizes_need_the_header_and_the_header_must_fit(codec: OpenInferenceCodec) -> None:
+    body, length = binary_request(({"name": "x", "datatype": "FP64", "shape": [1]}, struct.pack("<d", 1.0)))
+    problem = "given, but the request has no inference-header-content-length header"
+    assert problems(codec, body[:length]) == {"inputs[x].parameters.binary_data_size": problem}
+    with pytest.raises(ServekitError) as caught:
+        codec.decode(body, 8, len(body) + 1)
+    assert caught.value.fields[0].field == "headers.inference-header-content-length"
+
+
+def test_a_tensor_without_values_is_named(codec: OpenInferenceCodec) -> None:
+    found = problems(codec, body({"name": "x", "datatype": "FP64", "shape": [1]}))
+    assert found["inputs[x].data"].startswith("missing: give the values")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from importlib.metadata import version as package_version
 from typing import Any
@@ -163,13 +164,38 @@ def test_not_ready_before_the_model_loads(toy_trained: tuple[ModelArtifact, Spli
         assert response.json()["error"].startswith("model not ready")
 
 
-def test_binary_tensors_are_refused_with_what_to_send_instead(toy_client: TestClient) -> None:
-    raw = orjson.dumps(infer_body(ROWS[:1]))
+def test_binary_tensors_give_the_numbers_of_json_ones(toy_client: TestClient) -> None:
+    rows = ROWS[:3]
+    header = {
+        "inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [3], "parameters": {"binary_data_size": 12}},
+            {
+                "name": "color",
+                "datatype": "BYTES",
+                "shape": [3],
+                "parameters": {"binary_data_size": 3 * 4 + 4 + 3 + 4},
+            },
+        ]
+    }
+    raw = orjson.dumps(header)
+    xs = struct.pack("<3f", *(r["x"] for r in rows))
+    colors = b"".join(struct.pack("<I", len(c)) + c.encode() for c in (r["color"] for r in rows))
     response = toy_client.post(
-        INFER, content=raw + b"\x00\x01", headers={"Inference-Header-Content-Length": str(len(raw))}
+        INFER, content=raw + xs + colors, headers={"Inference-Header-Content-Length": str(len(raw))}
     )
-    assert response.status_code == 415
-    assert "binary_data=False" in response.json()["error"]
+    assert response.status_code == 200, response.text
+    expected = toy_client.post(INFER, json=infer_body(rows)).json()
+    assert response.json()["outputs"] == expected["outputs"]
+
+
+def test_a_binary_header_that_is_no_length_is_a_422(toy_client: TestClient) -> None:
+    response = toy_client.post(
+        INFER, json=infer_body(ROWS[:1]), headers={"Inference-Header-Content-Length": "x"}
+    )
+    assert response.status_code == 422
+    assert response.json()["fields"] == [
+        {"field": "headers.inference-header-content-length", "problem": "'x' is not a number of bytes"}
+    ]
 
 
 def test_served_under_the_ingress_prefix_like_predict(toy_trained: tuple[ModelArtifact, Split]) -> None:

@@ -8,7 +8,9 @@ output tensor per prediction field; a field holding one number per label (NLPIns
 ``probabilities``) becomes a ``[N, K]`` tensor whose ``parameters.columns`` name the labels.
 An explanation is asked for with the request parameter ``explain`` (or by asking for the
 ``explanation`` output) and comes back as a ``BYTES`` tensor of JSON documents, each the
-``explanation`` object of ``POST /predict?explain=true``.
+``explanation`` object of ``POST /predict?explain=true``. Tensors may come in the binary tensor
+extension (Triton's clients send them so by default); the response is always JSON, which
+those clients read as well.
 
 Specification: https://github.com/kserve/open-inference-protocol (REST).
 """
@@ -16,11 +18,13 @@ Specification: https://github.com/kserve/open-inference-protocol (REST).
 from __future__ import annotations
 
 import math
+import struct
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
+import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -47,6 +51,8 @@ Datatype = Literal[
     "FP16", "FP32", "FP64", "BYTES",
 ]  # fmt: skip
 
+#: The binary tensor extension's header: the length of the JSON part of the body.
+BINARY_HEADER = "inference-header-content-length"
 #: The output holding each instance's explanation as a JSON document.
 EXPLANATION_OUTPUT = "explanation"
 #: Request parameter that asks for explanations.
@@ -70,8 +76,12 @@ class RequestInput(BaseModel):
     name: str = Field(description="The request field this tensor holds, e.g. Age")
     shape: list[int] = Field(min_length=1, max_length=2, description="[N] or [N, 1]: one value per instance")
     datatype: Datatype
-    data: list[Any] = Field(description="The values, row-major; nested lists are flattened")
-    parameters: dict[str, Any] | None = None
+    data: list[Any] | None = Field(
+        None, description="The values, row-major (nested lists are flattened); absent when sent as binary"
+    )
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_size: the tensor's bytes in the binary part of the body"
+    )
 
 
 class RequestOutput(BaseModel):
@@ -260,6 +270,79 @@ def _as_integers(values: list[Any]) -> list[Any] | None:
     return [int(v) if isinstance(v, float) else v for v in values]
 
 
+#: Little-endian numpy dtypes of the binary tensor extension's fixed-size datatypes.
+_BINARY_DTYPES = {
+    BOOL: "?",
+    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
+    "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+}  # fmt: skip
+_LENGTH = struct.Struct("<I")
+
+
+def _attach_binary(
+    inputs: list[RequestInput], binary: bytes, extension: bool, problems: list[FieldProblem]
+) -> None:
+    """Give each input sent as binary its values, read from ``binary`` in input order."""
+    offset = 0
+    for tensor in inputs:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        where = f"inputs[{tensor.name}].parameters.binary_data_size"
+        if not extension:
+            problems.append(FieldProblem(where, f"given, but the request has no {BINARY_HEADER} header"))
+            return
+        if type(size) is not int or size < 0:
+            problems.append(FieldProblem(where, f"{size!r} is not a number of bytes"))
+            return
+        if tensor.data is not None:
+            problems.append(FieldProblem(where, "given with data; send the values one way"))
+            return
+        chunk = binary[offset : offset + size]
+        if len(chunk) < size:
+            problems.append(
+                FieldProblem(where, f"{size} bytes, but the binary part has {len(binary) - offset} left")
+            )
+            return
+        offset += size
+        values = _from_binary(tensor.datatype, chunk)
+        if isinstance(values, str):
+            problems.append(FieldProblem(f"inputs[{tensor.name}].data", values))
+            return
+        tensor.data = values
+    if offset != len(binary):
+        problem = f"{len(binary) - offset} bytes follow the last tensor's binary_data_size"
+        problems.append(FieldProblem("body", problem))
+
+
+def _from_binary(datatype: str, chunk: bytes) -> list[Any] | str:
+    """The values of a binary tensor, or what is wrong with its bytes."""
+    if datatype != BYTES:
+        dtype = np.dtype(_BINARY_DTYPES[datatype])
+        if len(chunk) % dtype.itemsize:
+            size = dtype.itemsize
+            return f"{len(chunk)} bytes are not a whole number of {datatype} values ({size} bytes each)"
+        values: list[Any] = np.frombuffer(chunk, dtype=dtype).tolist()
+        return values
+    # BYTES: each element is its length (4 bytes, little-endian) and then its bytes.
+    texts: list[Any] = []
+    offset = 0
+    while offset < len(chunk):
+        if offset + _LENGTH.size > len(chunk):
+            return f"element {len(texts)}: its 4-byte length is cut off"
+        (length,) = _LENGTH.unpack_from(chunk, offset)
+        offset += _LENGTH.size
+        if offset + length > len(chunk):
+            return f"element {len(texts)}: {length} bytes announced, {len(chunk) - offset} left"
+        try:
+            texts.append(chunk[offset : offset + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            return f"element {len(texts)} is not UTF-8 text"
+        offset += length
+    return texts
+
+
 @dataclass(frozen=True)
 class Decoded:
     """What an inference request asks for, its instances validated."""
@@ -315,12 +398,26 @@ class OpenInferenceCodec:
             inputs.append({"name": name, "datatype": datatype, "shape": [len(records)], "data": data})
         return {**extra, "inputs": inputs}
 
-    def decode(self, body: bytes, max_batch_size: int) -> Decoded:
-        """The request's instances, validated; a 422 naming every bad tensor, 413 over the limit."""
+    def decode(self, body: bytes, max_batch_size: int, json_length: int | None = None) -> Decoded:
+        """The request's instances, validated; a 422 naming every bad tensor, 413 over the limit.
+
+        ``json_length`` is the binary tensor extension's ``Inference-Header-Content-Length``: the
+        body's first ``json_length`` bytes are the JSON request, the rest the tensors that give
+        ``parameters.binary_data_size`` instead of ``data``, in the order of the inputs.
+        """
         from servekit.inference import check_batch_size, validate_json
 
+        binary = b""
+        if json_length is not None:
+            if not 0 < json_length <= len(body):
+                problem = f"{json_length} is not within the body's {len(body)} bytes"
+                raise invalid_fields([FieldProblem(f"headers.{BINARY_HEADER}", problem)])
+            body, binary = body[:json_length], body[json_length:]
         request = validate_json(_ENVELOPE, body)
         problems: list[FieldProblem] = []
+        _attach_binary(request.inputs, binary, json_length is not None, problems)
+        if problems:  # the tensors' bytes do not add up: the rest cannot be read
+            raise invalid_fields(problems)
         explain = self._explain(request.parameters, problems)
         outputs = self._wanted_outputs(request.outputs, problems)
         columns, rows = self._columns(request.inputs, problems)
@@ -442,6 +539,10 @@ class OpenInferenceCodec:
             )
             return None
         values = tensor.data
+        if values is None:
+            problem = "missing: give the values, or parameters.binary_data_size and the binary part"
+            problems.append(FieldProblem(f"{where}.data", problem))
+            return None
         if any(type(v) is list for v in values):  # nested rows: [[1.0], [2.0]] for shape [N, 1]
             values = list(_flatten(values))
         if len(values) != shape[0]:

@@ -18,13 +18,14 @@ from fastapi.responses import Response
 from starlette.types import Scope
 
 from servekit.codecs.open_inference import (
+    BINARY_HEADER,
     InferenceError,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
     OpenInferenceCodec,
 )
-from servekit.errors import FieldProblem, ServekitError
+from servekit.errors import FieldProblem, ServekitError, invalid_field
 from servekit.inference import model_ref
 from servekit.model import ServedModel
 from servekit.rest.body import read_body
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
     from servekit.spec import ServiceSpec
 
 PREFIX = "/v2"
-#: The header of the protocol's binary tensor extension (the JSON part's length).
-BINARY_HEADER = "inference-header-content-length"
 TAG = "Open Inference Protocol (V2)"
 #: The server's version in ``GET /v2``: servekit's.
 SERVER_VERSION = package_version("servekit")
@@ -56,15 +55,14 @@ def route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-def binary_tensors_unsupported() -> ServekitError:
-    # Triton's clients send binary tensors unless told not to; without this the JSON parser
-    # would report "trailing characters", which says nothing about what to change.
-    problem = (
-        "binary tensor data is not supported; send the tensors as JSON (tritonclient: "
-        "set_data_from_numpy(..., binary_data=False) and InferRequestedOutput(..., binary_data=False))"
-    )
-    where = FieldProblem(f"headers.{BINARY_HEADER}", problem)
-    return ServekitError(415, "binary_tensors_unsupported", problem, (where,))
+def binary_json_length(request: Request) -> int | None:
+    """The JSON part's length when the body uses the binary tensor extension (else None)."""
+    value = request.headers.get(BINARY_HEADER)
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise invalid_field(f"headers.{BINARY_HEADER}", f"{value!r} is not a number of bytes")
+    return int(value)
 
 
 def documented_example(codec: OpenInferenceCodec, examples: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -145,12 +143,11 @@ def add_open_inference_routes(
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         served(model_name, model_version)  # before reading a body we cannot serve
-        if BINARY_HEADER in request.headers:
-            raise binary_tensors_unsupported()
+        json_length = binary_json_length(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
-            decoded = codec.decode(body, settings.max_batch_size)
+            decoded = codec.decode(body, settings.max_batch_size, json_length)
         model, predictions = await predictor(decoded.records, decoded.explain, timings)
         if model_version is not None and model.artifact.version != model_version:
             # The alias moved between the check and the prediction: the client pinned a version.
