@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from manifests import SERVICES, Rendered, configmap_env, container
 
@@ -51,5 +52,12 @@ def test_manifest_command_serves(
         root = env[f"{service.upper()}_ROOT_PATH"]
         _, response = predict_its_example(f"{server.url}{root}", explain=False, timeout=30)
         assert response.json()["model"]["version"] == str(registered[service].version)
+        # The Open Inference Protocol under the same prefix, as a Triton or KServe client calls it.
+        base = f"{server.url}{root}"
+        operation = httpx.get(f"{base}/openapi.json").json()["paths"]["/v2/models/{model_name}/infer"]["post"]
+        example = operation["requestBody"]["content"]["application/json"]["example"]
+        infer = httpx.post(f"{base}/v2/models/{service}/infer", json=example, timeout=30)
+        assert infer.status_code == 200, infer.text
+        assert infer.json()["model_version"] == str(registered[service].version)
     finally:
         server.stop()
