@@ -274,3 +274,33 @@ def test_binary_sizes_need_the_header_and_the_header_must_fit(codec: OpenInferen
 def test_a_tensor_without_values_is_named(codec: OpenInferenceCodec) -> None:
     found = problems(codec, body({"name": "x", "datatype": "FP64", "shape": [1]}))
     assert found["inputs[x].data"].startswith("missing: give the values")
+
+
+def test_outputs_asked_as_binary(codec: OpenInferenceCodec) -> None:
+    inputs = (tensor("x", "FP64", [1.0]), tensor("color", "BYTES", ["red"]))
+    everything = codec.decode(body(*inputs, parameters={"binary_data_output": True, "explain": True}), 8)
+    assert everything.binary_outputs == {"value", "explanation"}
+    one = codec.decode(
+        body(
+            *inputs, outputs=[{"name": "value", "parameters": {"binary_data": True}}, {"name": "explanation"}]
+        ),
+        8,
+    )
+    assert one.binary_outputs == {"value"}
+    assert codec.decode(body(*inputs), 8).binary_outputs == frozenset()
+
+
+def test_binary_outputs_hold_the_json_values(codec: OpenInferenceCodec) -> None:
+    explanation = {"scale": "units", "base_value": 1.0, "output_value": 3.0, "contributions": {"x": 2.0}}
+    predictions = [{"value": 3.0, "explanation": explanation}, {"value": 4.5, "explanation": explanation}]
+    response = codec.encode({"name": "toy", "version": "7"}, "id-1", predictions, None)
+    payload, length = codec.to_binary(response, frozenset({"value", "explanation"}))
+    header = json.loads(payload[:length])
+    value, explained = header["outputs"]
+    assert "data" not in value
+    assert value["parameters"] == {"binary_data_size": 16}
+    binary = payload[length:]
+    assert struct.unpack("<2d", binary[:16]) == (3.0, 4.5)
+    (size,) = struct.unpack_from("<I", binary, 16)
+    assert json.loads(binary[20 : 20 + size]) == explanation
+    assert len(binary) == 16 + explained["parameters"]["binary_data_size"]

@@ -188,6 +188,18 @@ def test_binary_tensors_give_the_numbers_of_json_ones(toy_client: TestClient) ->
     assert response.json()["outputs"] == expected["outputs"]
 
 
+def test_binary_outputs_when_asked(toy_client: TestClient) -> None:
+    response = toy_client.post(INFER, json=infer_body(ROWS[:2], parameters={"binary_data_output": True}))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    length = int(response.headers["inference-header-content-length"])
+    header = orjson.loads(response.content[:length])
+    (value,) = header["outputs"]
+    assert value["parameters"]["binary_data_size"] == 16
+    expected = toy_client.post(INFER, json=infer_body(ROWS[:2])).json()["outputs"][0]["data"]
+    assert list(struct.unpack("<2d", response.content[length:])) == expected
+
+
 def test_a_binary_header_that_is_no_length_is_a_422(toy_client: TestClient) -> None:
     response = toy_client.post(
         INFER, json=infer_body(ROWS[:1]), headers={"Inference-Header-Content-Length": "x"}

@@ -55,6 +55,8 @@ Datatype = Literal[
 BINARY_HEADER = "inference-header-content-length"
 #: The output holding each instance's explanation as a JSON document.
 EXPLANATION_OUTPUT = "explanation"
+#: Request parameter asking for every output as a binary tensor.
+BINARY_OUTPUT_PARAMETER = "binary_data_output"
 #: Request parameter that asks for explanations.
 EXPLAIN_PARAMETER = "explain"
 
@@ -316,6 +318,13 @@ def _attach_binary(
         problems.append(FieldProblem("body", problem))
 
 
+def _to_binary(datatype: str, data: list[Any]) -> bytes:
+    if datatype == BYTES:
+        encoded = [str(value).encode("utf-8") for value in data]
+        return b"".join(_LENGTH.pack(len(item)) + item for item in encoded)
+    return np.asarray(data, dtype=_BINARY_DTYPES[datatype]).tobytes()
+
+
 def _from_binary(datatype: str, chunk: bytes) -> list[Any] | str:
     """The values of a binary tensor, or what is wrong with its bytes."""
     if datatype != BYTES:
@@ -352,6 +361,8 @@ class Decoded:
     explain: bool
     #: Output names asked for; None for all.
     outputs: tuple[str, ...] | None
+    #: Output names to send as binary tensors (the binary tensor extension); empty for JSON.
+    binary_outputs: frozenset[str] = frozenset()
 
 
 class OpenInferenceCodec:
@@ -431,7 +442,31 @@ class OpenInferenceCodec:
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         )
         explain = explain or (outputs is not None and EXPLANATION_OUTPUT in outputs)
-        return Decoded(request.id, records, explain, outputs)
+        return Decoded(request.id, records, explain, outputs, self._binary_outputs(request))
+
+    def _binary_outputs(self, request: InferenceRequest) -> frozenset[str]:
+        """Outputs asked for as binary: ``parameters.binary_data`` of an output, else the request's
+        ``binary_data_output`` (which Triton's client sets when it lists no outputs)."""
+        default = (request.parameters or {}).get(BINARY_OUTPUT_PARAMETER) is True
+        if request.outputs is None:
+            return frozenset(self.output_names) if default else frozenset()
+        return frozenset(
+            wanted.name
+            for wanted in request.outputs
+            if (wanted.parameters or {}).get("binary_data", default) is True
+        )
+
+    def to_binary(self, response: dict[str, Any], names: frozenset[str]) -> tuple[bytes, int]:
+        """The response with the ``names`` outputs as binary tensors, and its JSON part's length."""
+        chunks = []
+        for output in response["outputs"]:
+            if output["name"] not in names:
+                continue
+            raw = _to_binary(output["datatype"], output.pop("data"))
+            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(raw)}
+            chunks.append(raw)
+        header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+        return header + b"".join(chunks), len(header)
 
     def encode(
         self,

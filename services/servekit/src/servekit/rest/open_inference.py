@@ -153,7 +153,13 @@ def add_open_inference_routes(
             # The alias moved between the check and the prediction: the client pinned a version.
             raise version_not_served(model_version, model)
         request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)
-        return json_response(codec.encode(model_ref(model), request_id, predictions, decoded.outputs))
+        result = codec.encode(model_ref(model), request_id, predictions, decoded.outputs)
+        if not decoded.binary_outputs:
+            return json_response(result)
+        payload, json_length = codec.to_binary(result, decoded.binary_outputs)
+        return Response(
+            payload, media_type="application/octet-stream", headers={BINARY_HEADER: str(json_length)}
+        )
 
     # The versioned paths are the same handlers with the version from the path (without these
     # wrappers FastAPI would offer ``model_version`` as a query parameter of the plain paths).
