@@ -50,10 +50,29 @@ def numpy_input(spec: dict[str, Any], values: list[Any], *, binary: bool = False
     return tensor
 
 
+def assert_outputs_are_the_batch_predictions(
+    result: triton.InferResult, metadata: dict[str, Any], expected: list[dict[str, Any]]
+) -> None:
+    """Every output the response holds, read back as numpy, equals ``/predict/batch``'s field."""
+    returned = {o["name"] for o in result.get_response()["outputs"]}
+    assert returned, "no outputs"
+    for spec in metadata["outputs"]:
+        if spec["name"] not in returned:
+            continue
+        values = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy(spec["name"]).tolist()]
+        if spec["name"] == "explanation":
+            assert [json.loads(d) for d in values] == [p["explanation"] for p in expected]
+        elif columns := spec["parameters"].get("columns"):
+            assert values == [[p[spec["name"]][c] for c in columns] for p in expected], spec["name"]
+        else:
+            assert values == [p[spec["name"]] for p in expected], spec["name"]
+
+
 @pytest.mark.parametrize("name", registry.available())
 def test_triton_client_gets_the_numbers_of_the_batch_endpoint(
     name: str, live_services: dict[str, Server]
 ) -> None:
+    """JSON tensors both ways, explanations asked for by a request parameter."""
     server = live_services[name]
     client = client_of(server)
     assert client.is_server_live()
@@ -65,22 +84,35 @@ def test_triton_client_gets_the_numbers_of_the_batch_endpoint(
     outputs = [triton.InferRequestedOutput(o["name"], binary_data=False) for o in metadata["outputs"]]
     result = client.infer(name, inputs, outputs=outputs, request_id="triton-1", parameters={"explain": True})
 
-    expected = httpx.post(
-        f"{server.url}/predict/batch?explain=true", json={"instances": rows}, timeout=30
-    ).json()["predictions"]
+    expected = batch_predictions(server, rows, explain=True)
     response = result.get_response()
     assert response["id"] == "triton-1"
     assert response["model_version"] == expected[0]["model"]["version"]
-    for spec in metadata["outputs"]:
-        array = result.as_numpy(spec["name"])
-        assert array is not None, f"no output {spec['name']}"
-        if spec["name"] == "explanation":
-            assert [json.loads(d) for d in array] == [p["explanation"] for p in expected]
-        elif columns := spec["parameters"].get("columns"):
-            assert array.shape == (len(rows), len(columns))
-            assert array.tolist() == [[p[spec["name"]][c] for c in columns] for p in expected]
-        else:  # BYTES sent as JSON come back as str
-            assert array.tolist() == [p[spec["name"]] for p in expected]
+    assert {o["name"] for o in response["outputs"]} == {o["name"] for o in metadata["outputs"]}
+    assert_outputs_are_the_batch_predictions(result, metadata, expected)
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_triton_client_defaults_binary_both_ways(name: str, live_services: dict[str, Server]) -> None:
+    """The client's defaults: binary tensors in, and every output asked for as binary."""
+    server = live_services[name]
+    client = client_of(server)
+    metadata = client.get_model_metadata(name)
+    rows = complete_rows(name)
+    inputs = [numpy_input(spec, [r[spec["name"]] for r in rows], binary=True) for spec in metadata["inputs"]]
+    result = client.infer(name, inputs)
+    assert all(o["parameters"]["binary_data_size"] > 0 for o in result.get_response()["outputs"])
+    assert_outputs_are_the_batch_predictions(result, metadata, batch_predictions(server, rows))
+
+
+def batch_predictions(
+    server: Server, rows: list[dict[str, Any]], *, explain: bool = False
+) -> list[dict[str, Any]]:
+    url = f"{server.url}/predict/batch" + ("?explain=true" if explain else "")
+    predictions: list[dict[str, Any]] = httpx.post(url, json={"instances": rows}, timeout=30).json()[
+        "predictions"
+    ]
+    return predictions
 
 
 def test_triton_client_shows_which_tensor_is_wrong(live_services: dict[str, Server]) -> None:
@@ -99,29 +131,3 @@ def test_triton_client_shows_which_tensor_is_wrong(live_services: dict[str, Serv
     with pytest.raises(InferenceServerException) as caught:
         client.infer("bankchurn", inputs, model_version="999")
     assert "version 999 of bankchurn is not served here" in caught.value.message()
-
-
-@pytest.mark.parametrize("name", registry.available())
-def test_triton_client_defaults_binary_inputs_and_no_outputs_listed(
-    name: str, live_services: dict[str, Server]
-) -> None:
-    """The client's defaults: binary tensors in, and every output asked for as binary."""
-    server = live_services[name]
-    client = client_of(server)
-    metadata = client.get_model_metadata(name)
-    rows = complete_rows(name)
-    inputs = [numpy_input(spec, [r[spec["name"]] for r in rows], binary=True) for spec in metadata["inputs"]]
-    result = client.infer(name, inputs)
-    expected = httpx.post(f"{server.url}/predict/batch", json={"instances": rows}, timeout=30).json()
-    assert result.get_response()["outputs"][0]["parameters"]["binary_data_size"] > 0
-    for spec in metadata["outputs"]:
-        if spec["name"] == "explanation":
-            continue  # not asked for
-        values = result.as_numpy(spec["name"]).tolist()
-        wanted = [p[spec["name"]] for p in expected["predictions"]]
-        if columns := spec["parameters"].get("columns"):
-            values = result.as_numpy(spec["name"]).reshape(len(rows), len(columns)).tolist()
-            wanted = [[p[spec["name"]][c] for c in columns] for p in expected["predictions"]]
-        elif spec["datatype"] == "BYTES":
-            values = [v.decode() for v in values]  # binary BYTES come back as bytes
-        assert values == wanted, spec["name"]
