@@ -74,7 +74,7 @@ def test_health_and_metadata(toy_client: TestClient) -> None:
     assert toy_client.get("/v2").json() == {
         "name": "toy",
         "version": package_version("servekit"),
-        "extensions": [],
+        "extensions": ["binary_tensor_data"],
     }
     metadata = toy_client.get("/v2/models/toy").json()
     assert [t["name"] for t in metadata["inputs"]] == ["x", "color", "note"]

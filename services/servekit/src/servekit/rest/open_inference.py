@@ -44,8 +44,9 @@ PREFIX = "/v2"
 TAG = "Open Inference Protocol (V2)"
 #: The server's version in ``GET /v2``: servekit's.
 SERVER_VERSION = package_version("servekit")
-#: The protocol's server extensions this server implements (none of the optional ones).
-EXTENSIONS: list[str] = []
+#: The protocol's extensions this server implements, by Triton's names (binary requests and
+#: binary outputs when asked).
+EXTENSIONS = ["binary_tensor_data"]
 
 
 def route_path(scope: Scope) -> str:
