@@ -130,6 +130,21 @@ def test_another_version_replaces_the_training_shares() -> None:
     assert registry.get_sample_value("toy_training_input_share", {"feature": "y", "bin": "01"}) == 1.0
 
 
+def test_another_version_drops_the_bins_it_does_not_have() -> None:
+    metrics = ServiceMetrics("toy")
+    metrics.set_model("1", "r1", {}, {}, {"g": {"France": 0.5, "Spain": 0.5, MISSING: 0.0}})
+    metrics.count_inputs({("g", "France"): 3, ("g", "Spain"): 2})
+    metrics.set_model("2", "r2", {}, {}, {"g": {"France": 0.6, "Germany": 0.4, MISSING: 0.0}})
+    registry = metrics.registry
+
+    def count(label: str) -> float | None:
+        return registry.get_sample_value("toy_input_values_total", {"feature": "g", "bin": label})
+
+    assert count("Spain") is None  # gone, not left at 2 for the pod's life
+    assert count("France") == 3  # a counter carries on across versions
+    assert count("Germany") == 0
+
+
 def test_get_model_states_the_bins_and_their_training_shares(
     toy_trained: tuple[ModelArtifact, Split],
 ) -> None:

@@ -47,6 +47,11 @@ class BinCounts(Collector):
             for key, amount in counted.items():
                 counts[key] = counts.get(key, 0.0) + amount
 
+    def keep_only(self, keys: set[tuple[str, str]]) -> None:
+        """Drop the series of every other (feature, bin); the kept ones keep counting."""
+        with self._lock:
+            self._counts = {key: amount for key, amount in self._counts.items() if key in keys}
+
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=("feature", "bin"))
         with self._lock:
@@ -190,8 +195,11 @@ class ServiceMetrics:
         ]
         self.model_info.clear()
         self.model_info.labels(version=version, run_id=run_id).set(1)
-        # Another version bins its inputs at other cut points: no stale baseline may remain.
+        # Another version bins its inputs at other cut points (and keeps other categories): no
+        # stale baseline or bin may remain, or a category the new version lumps into "other"
+        # would keep its series for the pod's life.
         self.training_input_share.clear()
+        self.input_values.keep_only({(feature, label) for feature, label, _ in inputs})
         for feature, label, share in inputs:
             self.training_input_share.labels(feature=feature, bin=label).set(share)
             self.input_values.add(feature, label, 0)
