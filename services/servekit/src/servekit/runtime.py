@@ -88,10 +88,14 @@ class ModelRuntime:
     def ready(self) -> bool:
         return self.model is not None
 
+    @property
+    def not_ready_reason(self) -> str:
+        """Why no model is served yet: the last load failure, or that loading is under way."""
+        return self.last_error or "the model is still loading"
+
     def require(self) -> ServedModel:
         if self.model is None:
-            reason = self.last_error or "the model is still loading"
-            raise ServekitError(503, "model_not_ready", f"model not ready: {reason}")
+            raise ServekitError(503, "model_not_ready", f"model not ready: {self.not_ready_reason}")
         return self.model
 
     def load_once(self) -> ServedModel:

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from servekit.errors import FieldProblem, invalid_fields, location, problem_text
+from servekit.inference import batch_adapter, check_batch_size, encode_json, validate_json
 from servekit.model import Record
 
 BOOL = "BOOL"
@@ -369,13 +369,11 @@ class OpenInferenceCodec:
     """Tensors to records and predictions to tensors, for one service's request and response."""
 
     def __init__(self, request: type[BaseModel], response: type[BaseModel]) -> None:
-        from servekit.rest.schemas import batch_request
-
         self.inputs = {name: _tensor_spec(name, f.annotation) for name, f in request.model_fields.items()}
         self.outputs = [_tensor_spec(name, f.annotation) for name, f in response.model_fields.items()]
         self.explanation = TensorSpec(EXPLANATION_OUTPUT, BYTES, (BYTES,), optional=True)
         self.output_names = (*(o.name for o in self.outputs), EXPLANATION_OUTPUT)
-        self._instances = TypeAdapter(batch_request(request))
+        self._instances = batch_adapter(request)
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:
         return {
@@ -416,8 +414,6 @@ class OpenInferenceCodec:
         body's first ``json_length`` bytes are the JSON request, the rest the tensors that give
         ``parameters.binary_data_size`` instead of ``data``, in the order of the inputs.
         """
-        from servekit.inference import check_batch_size, validate_json
-
         binary = b""
         if json_length is not None:
             if not 0 < json_length <= len(body):
@@ -465,7 +461,7 @@ class OpenInferenceCodec:
             raw = _to_binary(output["datatype"], output.pop("data"))
             output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(raw)}
             chunks.append(raw)
-        header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+        header = encode_json(response)
         return header + b"".join(chunks), len(header)
 
     def encode(
@@ -493,7 +489,7 @@ class OpenInferenceCodec:
             and "explanation" in predictions[0]
             and (outputs is None or EXPLANATION_OUTPUT in outputs)
         ):
-            documents = [orjson.dumps(p["explanation"]).decode() for p in predictions]
+            documents = [encode_json(p["explanation"]).decode() for p in predictions]
             tensors.append(
                 {"name": EXPLANATION_OUTPUT, "datatype": BYTES, "shape": [rows], "data": documents}
             )
@@ -596,7 +592,7 @@ class OpenInferenceCodec:
             batch = self._instances.validate_python({"instances": records})
         except ValidationError as exc:
             raise invalid_fields(self._located(exc.errors(include_url=False))) from exc
-        return [instance.model_dump() for instance in batch.instances]  # type: ignore[attr-defined]
+        return [instance.model_dump() for instance in batch.instances]
 
     def _located(self, errors: Sequence[Any]) -> list[FieldProblem]:
         problems: dict[str, FieldProblem] = {}

@@ -124,7 +124,7 @@ def add_open_inference_routes(
         return json_response({"live": True})
 
     def not_ready() -> dict[str, Any]:
-        return {"ready": False, "error": runtime.last_error or "the model is still loading"}
+        return {"ready": False, "error": runtime.not_ready_reason}
 
     async def server_ready() -> Response:
         if runtime.model is None:
