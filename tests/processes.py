@@ -28,3 +28,11 @@ def predict_its_example(
     response = httpx.post(f"{base_url}/predict", params=params, json=example, timeout=timeout)
     assert response.status_code == 200, response.text
     return model, response
+
+
+def infer_example(base_url: str, *, timeout: float = 5.0) -> dict[str, Any]:
+    """The Open Inference Protocol request a service documents for ``/v2/models/<svc>/infer``."""
+    document = httpx.get(f"{base_url}/openapi.json", timeout=timeout).json()
+    operation = document["paths"]["/v2/models/{model_name}/infer"]["post"]
+    example: dict[str, Any] = operation["requestBody"]["content"]["application/json"]["example"]
+    return example

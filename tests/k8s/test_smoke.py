@@ -16,7 +16,7 @@ import httpx
 import pytest
 from manifests import SERVICES, Rendered, configmap_env, container
 
-from processes import predict_its_example
+from processes import infer_example, predict_its_example
 from servekit import registry
 from servekit.local import Server, free_port, start
 from servekit.training.trainer import TrainResult
@@ -54,9 +54,7 @@ def test_manifest_command_serves(
         assert response.json()["model"]["version"] == str(registered[service].version)
         # The Open Inference Protocol under the same prefix, as a Triton or KServe client calls it.
         base = f"{server.url}{root}"
-        operation = httpx.get(f"{base}/openapi.json").json()["paths"]["/v2/models/{model_name}/infer"]["post"]
-        example = operation["requestBody"]["content"]["application/json"]["example"]
-        infer = httpx.post(f"{base}/v2/models/{service}/infer", json=example, timeout=30)
+        infer = httpx.post(f"{base}/v2/models/{service}/infer", json=infer_example(base), timeout=30)
         assert infer.status_code == 200, infer.text
         assert infer.json()["model_version"] == str(registered[service].version)
     finally:

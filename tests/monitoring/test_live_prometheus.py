@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from load.payloads import payloads
-from processes import Server, free_port
+from processes import Server, free_port, infer_example
 from servekit import registry
 from servekit.local import start
 
@@ -58,18 +58,12 @@ def prometheus(
         server.stop()
 
 
-def infer_example(client: httpx.Client, url: str) -> dict[str, Any]:
-    operation = client.get(f"{url}/openapi.json").json()["paths"]["/v2/models/{model_name}/infer"]["post"]
-    example: dict[str, Any] = operation["requestBody"]["content"]["application/json"]["example"]
-    return example
-
-
 def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
     """Predict, predict+explain, batch (with and without explanation), 4xx and probes."""
     rows = {name: payloads(name, 40, seed=3, mode="synthetic")[0] for name in live_services}
     with httpx.Client(timeout=30) as client:
         # The Open Inference Protocol's infer, with the example each service documents.
-        tensors = {name: infer_example(client, server.url) for name, server in live_services.items()}
+        tensors = {name: infer_example(server.url) for name, server in live_services.items()}
         for i in range(rounds):
             for name, server in live_services.items():
                 url, sample = server.url, rows[name]
