@@ -73,6 +73,9 @@ class ToyModel(TreeModel):
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return "high" if prediction["value"] >= 10 else "low"
 
+    def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
+        return {"value": prediction["value"]}
+
 
 #: FailingToy fails on this input, as a model with a bug would.
 FAILING_X = 9.5

@@ -139,3 +139,6 @@ class ChurnModel(TreeModel):
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["label"])
+
+    def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
+        return {"churn_probability": prediction["churn_probability"]}

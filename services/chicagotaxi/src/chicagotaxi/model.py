@@ -262,6 +262,9 @@ class TaxiFareModel(TreeModel):
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["fare_range"])
 
+    def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
+        return {"fare": prediction["fare"]}
+
     def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:
         """The request's fields, with the timestamp as the hour and weekday the trees see.
 

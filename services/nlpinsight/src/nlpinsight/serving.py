@@ -214,3 +214,7 @@ class SentimentModel(ServedModel):
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["label"])
+
+    def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
+        probabilities: Mapping[str, float] = prediction["probabilities"]
+        return probabilities

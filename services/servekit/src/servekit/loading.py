@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,23 @@ def registry_version(model_uri: str, tracking_uri: str) -> str:
     if ref is None:
         raise ValueError(f"{model_uri} is not a models:/ URI")
     return ref.version
+
+
+def registry_source(
+    name: str, model_uri: str, tracking_uri: str
+) -> tuple[Callable[[], ModelArtifact], Callable[[], str] | None]:
+    """What loads ``model_uri`` and, when it names an alias, what asks which version it names now."""
+
+    def source() -> ModelArtifact:
+        return load_artifact(name, model_uri, tracking_uri)
+
+    if not follows_an_alias(model_uri):
+        return source, None
+
+    def probe() -> str:
+        return registry_version(model_uri, tracking_uri)
+
+    return source, probe
 
 
 def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact:

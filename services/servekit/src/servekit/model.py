@@ -81,6 +81,14 @@ class ServedModel(ABC):
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         """The bounded label under which a prediction is counted in ``<svc>_predictions_total``."""
 
+    def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
+        """The numbers of a prediction that a shadow model's are compared with (``servekit.shadow``).
+
+        Probabilities, or a regressor's prediction; not settings that ride along (a threshold).
+        None by default, and then only the outcomes are compared.
+        """
+        return {}
+
     def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:
         """The values whose distribution is watched for drift, per input, in record order.
 

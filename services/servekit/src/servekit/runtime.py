@@ -23,11 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from servekit.errors import ServekitError
 from servekit.loading import one_line
-from servekit.metrics import ServiceMetrics
 from servekit.model import ModelArtifact, ServedModel
 
 logger = logging.getLogger("servekit.runtime")
@@ -37,6 +36,16 @@ ArtifactSource = Callable[[], ModelArtifact]
 VersionProbe = Callable[[], str]
 #: A version that failed to load is retried after the refresh interval, doubling up to this.
 REFRESH_RETRY_MAX_SECONDS = 600.0
+
+
+class RuntimeMetrics(Protocol):
+    """What a runtime publishes: the served model's metrics, or a shadow model's."""
+
+    def model_served(self, model: ServedModel) -> None:
+        """``model`` is served from now on; raises, publishing nothing, if it cannot be published."""
+
+    def model_refresh(self, failed: bool) -> None:
+        """A check of the alias (and load of the version it names) ended; ``failed``: it did not work."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,14 @@ class ModelRuntime:
         self,
         model_class: type[ServedModel],
         source: ArtifactSource,
-        metrics: ServiceMetrics,
+        metrics: RuntimeMetrics,
         *,
         initial_delay: float = 1.0,
         max_delay: float = 30.0,
         probe: VersionProbe | None = None,
         refresh_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        role: str = "model",
     ) -> None:
         self._model_class = model_class
         self._source = source
@@ -71,6 +81,8 @@ class ModelRuntime:
         self._probe = probe
         self._refresh_interval = refresh_interval
         self._clock = clock
+        #: How log lines name what this runtime loads ("model", "shadow model").
+        self.role = role
         self._failed: FailedVersion | None = None
         #: Wall-clock time of the last check of the alias, and why it failed (None: it did not).
         self.last_check: float | None = None
@@ -106,17 +118,9 @@ class ModelRuntime:
         return model
 
     def activate(self, model: ServedModel) -> None:
-        meta = model.artifact.metadata
-        self._metrics.set_model(
-            model.artifact.version,
-            model.artifact.run_id,
-            meta.get("outcome_shares", {}),
-            meta.get("attribution_means", {}),
-            meta.get("input_shares", {}),
-        )
+        self._metrics.model_served(model)
         self.model = model
         self.last_error = None
-        self._metrics.model_ready.set(1)
 
     async def run(self) -> None:
         """Load (retrying until it works), then follow the alias; a task for the app's lifetime."""
@@ -126,7 +130,7 @@ class ModelRuntime:
             try:
                 await self.refresh()
             except Exception:  # a bug in one check must not end the following for good
-                logger.exception("model refresh crashed; the served model stays")
+                logger.exception("%s refresh crashed; the served one stays", self.role)
 
     async def load_until_ready(self) -> None:
         delay = self._initial_delay
@@ -137,7 +141,8 @@ class ModelRuntime:
             except Exception as exc:
                 self.last_error = one_line(exc)
                 logger.error(
-                    "model load failed (attempt %d, retrying in %.1fs): %s",
+                    "%s load failed (attempt %d, retrying in %.1fs): %s",
+                    self.role,
                     self.attempts,
                     delay,
                     self.last_error,
@@ -147,7 +152,8 @@ class ModelRuntime:
                 continue
             self.activate(model)
             logger.info(
-                "model ready: %s version %s (run %s)",
+                "%s ready: %s version %s (run %s)",
+                self.role,
                 model.artifact.name,
                 model.artifact.version,
                 model.artifact.run_id or "-",
@@ -196,7 +202,8 @@ class ModelRuntime:
         if not switched:
             return
         logger.info(
-            "model updated: %s version %s (run %s) replaces version %s: %s points at it now",
+            "%s updated: %s version %s (run %s) replaces version %s: %s points at it now",
+            self.role,
             model.artifact.name,
             model.artifact.version,
             model.artifact.run_id or "-",
@@ -207,15 +214,15 @@ class ModelRuntime:
     def _refresh_succeeded(self) -> None:
         self._failed = None
         self.refresh_error = None
-        self._metrics.model_refresh_failing.set(0)
+        self._metrics.model_refresh(failed=False)
 
     def _refresh_failed(self, serving: ServedModel, next_step: str, exc: Exception) -> None:
-        self._metrics.model_refresh_failures.inc()
-        self._metrics.model_refresh_failing.set(1)
+        self._metrics.model_refresh(failed=True)
         cause = one_line(exc)
         self.refresh_error = f"{next_step}: {cause}"
         logger.warning(
-            "model refresh failed (still serving version %s; %s): %s",
+            "%s refresh failed (still serving version %s; %s): %s",
+            self.role,
             serving.artifact.version,
             next_step,
             cause,

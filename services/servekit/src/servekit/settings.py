@@ -60,6 +60,25 @@ class ServiceSettings(BaseSettings):
             "of throughput at saturation); false: no input_values_total or training_input_share series"
         ),
     )
+    shadow_model_uri: str = Field(
+        default="",
+        description=(
+            "A second model (models:/<svc>@challenger) that scores a copy of the traffic off the request "
+            "path, compared with the served model's predictions in the shadow_* metrics and never "
+            "returned; empty: none"
+        ),
+    )
+    shadow_sample_rate: float = Field(
+        default=1.0, gt=0, le=1, description="Share of requests whose instances the shadow model scores"
+    )
+    shadow_max_pending: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "Instances waiting for the shadow model at most; beyond it they are skipped and counted "
+            '(shadow_skipped_total{reason="queue_full"}), so the shadow never holds up a request'
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"

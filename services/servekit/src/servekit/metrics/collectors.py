@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,9 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from servekit.metrics.names import LATENCY_BUCKETS, MetricNames
+
+if TYPE_CHECKING:
+    from servekit.model import ServedModel
 
 # `_created` series double the exposition size and no dashboard or rule uses them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -211,6 +215,23 @@ class ServiceMetrics:
             self._attribution_child(feature)
         for outcome in outcomes:
             self._outcome_child(outcome)
+
+    def model_served(self, model: ServedModel) -> None:
+        """The runtime serves ``model`` from now on (``servekit.runtime.RuntimeMetrics``)."""
+        meta = model.artifact.metadata
+        self.set_model(
+            model.artifact.version,
+            model.artifact.run_id,
+            meta.get("outcome_shares", {}),
+            meta.get("attribution_means", {}),
+            meta.get("input_shares", {}),
+        )
+        self.model_ready.set(1)
+
+    def model_refresh(self, failed: bool) -> None:
+        if failed:
+            self.model_refresh_failures.inc()
+        self.model_refresh_failing.set(1 if failed else 0)
 
     def _attribution_child(self, feature: str) -> Counter:
         child = self._attribution_children.get(feature)

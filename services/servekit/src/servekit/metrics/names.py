@@ -24,6 +24,13 @@ TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
 ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
+SHADOW_MODEL_INFO = "shadow_model_info"
+SHADOW_PREDICTIONS_TOTAL = "shadow_predictions_total"
+SHADOW_SCORE_DIFFERENCE = "shadow_score_difference"
+SHADOW_SKIPPED_TOTAL = "shadow_skipped_total"
+
+#: Why instances were not scored by the shadow model (``<svc>_shadow_skipped_total{reason}``).
+SHADOW_SKIP_REASONS = ("queue_full", "not_ready", "same_model", "failed")
 
 #: The Open Inference Protocol's endpoints, labelled by their path templates: the model name is
 #: the service's, and the version (``/versions/<v>``) is left out, as it changes with every release.
@@ -47,6 +54,12 @@ ENDPOINTS = (
     "/openapi.json",
     *OPEN_INFERENCE_ENDPOINTS,
 )
+
+#: Largest |served - shadow| score of an instance: a probability's thousandths up to tens of
+#: dollars of fare, in one bucket set so every service's histogram reads the same way.
+DIFFERENCE_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0,
+)  # fmt: skip
 
 #: Seconds; resolves 100 µs requests as well as multi-second batches.
 LATENCY_BUCKETS = (
@@ -123,3 +136,19 @@ class MetricNames:
     @property
     def access_log_lines_left_out_total(self) -> str:
         return self._name(ACCESS_LOG_LINES_LEFT_OUT_TOTAL)
+
+    @property
+    def shadow_model_info(self) -> str:
+        return self._name(SHADOW_MODEL_INFO)
+
+    @property
+    def shadow_predictions_total(self) -> str:
+        return self._name(SHADOW_PREDICTIONS_TOTAL)
+
+    @property
+    def shadow_score_difference(self) -> str:
+        return self._name(SHADOW_SCORE_DIFFERENCE)
+
+    @property
+    def shadow_skipped_total(self) -> str:
+        return self._name(SHADOW_SKIPPED_TOTAL)

@@ -20,8 +20,9 @@ from servekit.inference import (
     validate_batch_json,
     validate_json,
 )
-from servekit.loading import follows_an_alias, load_artifact, registry_version
+from servekit.loading import registry_source
 from servekit.metrics import ServiceMetrics
+from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
@@ -37,6 +38,7 @@ from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
 from servekit.runtime import ArtifactSource, ModelRuntime, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
+from servekit.shadow import ShadowScorer
 from servekit.spec import ServiceSpec
 
 #: Batches up to this size run on the event loop (faster than a thread hop for
@@ -58,9 +60,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class Predictor:
     """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big."""
 
-    def __init__(self, runtime: ModelRuntime, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, runtime: ModelRuntime, metrics: ServiceMetrics, shadow: ShadowScorer | None = None
+    ) -> None:
         self.runtime = runtime
         self.metrics = metrics
+        self.shadow = shadow
 
     def run(
         self, model: ServedModel, records: Sequence[Record], explain: bool, timings: Timings
@@ -72,8 +77,12 @@ class Predictor:
     ) -> tuple[ServedModel, list[dict[str, Any]]]:
         model = self.runtime.require()
         if len(records) <= INLINE_BATCH_LIMIT:
-            return model, self.run(model, records, explain, timings)
-        return model, await asyncio.to_thread(self.run, model, records, explain, timings)
+            predictions = self.run(model, records, explain, timings)
+        else:
+            predictions = await asyncio.to_thread(self.run, model, records, explain, timings)
+        if self.shadow is not None:
+            self.shadow.submit(model, records, predictions)
+        return model, predictions
 
 
 def create_app(
@@ -82,25 +91,22 @@ def create_app(
     source: ArtifactSource | None = None,
     metrics: ServiceMetrics | None = None,
     probe: VersionProbe | None = None,
+    *,
+    shadow_source: ArtifactSource | None = None,
 ) -> FastAPI:
     """Build the FastAPI app of ``spec``.
 
     ``source`` overrides where the model comes from and ``probe`` which version it should
     be now; by default both ask the registry, and only an alias URI is followed.
+    ``shadow_source`` likewise overrides where ``<SVC>_SHADOW_MODEL_URI``'s model comes from.
     """
     settings = settings or load_settings(spec.name)
     metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
-    model_uri = settings.resolved_model_uri()
     if source is None:
-
-        def source() -> Any:
-            return load_artifact(spec.name, model_uri, settings.mlflow_tracking_uri)
-
-        if probe is None and follows_an_alias(model_uri):
-
-            def probe() -> str:
-                return registry_version(model_uri, settings.mlflow_tracking_uri)
-
+        source, found_probe = registry_source(
+            spec.name, settings.resolved_model_uri(), settings.mlflow_tracking_uri
+        )
+        probe = probe or found_probe
     runtime = ModelRuntime(
         spec.model,
         source,
@@ -110,18 +116,25 @@ def create_app(
         probe=probe,
         refresh_interval=settings.model_refresh_seconds,
     )
-    predictor = Predictor(runtime, metrics)
+    shadow = shadow_scorer(spec, settings, metrics, shadow_source)
+    predictor = Predictor(runtime, metrics, shadow)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics.model_ready.set(0)
-        task = asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader")
+        tasks = [asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader")]
+        if shadow is not None:
+            shadow.start()
+            tasks.append(asyncio.create_task(shadow.runtime.run(), name=f"{spec.name}-shadow-loader"))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if shadow is not None:
+                await asyncio.to_thread(shadow.stop)
 
     app = FastAPI(
         title=spec.title,
@@ -130,6 +143,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.shadow = shadow
     app.state.metrics = metrics
     app.state.settings = settings
     cors_origins = settings.cors_origins()
@@ -219,7 +233,13 @@ def create_app(
 
     @app.get("/model", summary="Model metadata: version, run, metrics, feature schema")
     async def model_metadata() -> Response:
-        return json_response({**runtime.require().describe(), "refresh": runtime.refresh_status()})
+        return json_response(
+            {
+                **runtime.require().describe(),
+                "refresh": runtime.refresh_status(),
+                "shadow": shadow.status() if shadow else None,
+            }
+        )
 
     @app.get("/metrics", summary="Prometheus exposition", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -229,3 +249,36 @@ def create_app(
         app, spec, runtime, predictor, settings=settings, error_responses=ERROR_RESPONSES
     )
     return app
+
+
+def shadow_scorer(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    source: ArtifactSource | None = None,
+) -> ShadowScorer | None:
+    """The scorer of ``<SVC>_SHADOW_MODEL_URI``'s model (following its alias); None without one."""
+    uri = settings.shadow_model_uri
+    probe = None
+    if source is None:
+        if not uri:
+            return None
+        source, probe = registry_source(spec.name, uri, settings.mlflow_tracking_uri)
+    shadow_metrics = ShadowMetrics(metrics.names, metrics.registry)
+    runtime = ModelRuntime(
+        spec.model,
+        source,
+        shadow_metrics,
+        initial_delay=settings.load_retry_initial_seconds,
+        max_delay=settings.load_retry_max_seconds,
+        probe=probe,
+        refresh_interval=settings.model_refresh_seconds,
+        role="shadow model",
+    )
+    return ShadowScorer(
+        runtime,
+        shadow_metrics,
+        uri=uri or "(given in code)",
+        sample_rate=settings.shadow_sample_rate,
+        max_pending=settings.shadow_max_pending,
+    )

@@ -1,0 +1,73 @@
+"""The collectors of a shadow model, registered only when a service runs one.
+
+With no shadow model configured the service exports none of these series, so a dashboard
+shows "no data" rather than counters at zero that look like a shadow nobody calls.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from servekit.metrics.names import DIFFERENCE_BUCKETS, SHADOW_SKIP_REASONS, MetricNames
+
+if TYPE_CHECKING:
+    from servekit.model import ServedModel
+
+
+class ShadowMetrics:
+    """How a shadow model's predictions compare with the served model's, on the same requests."""
+
+    def __init__(self, names: MetricNames, registry: CollectorRegistry) -> None:
+        self.model_info = Gauge(
+            names.shadow_model_info,
+            "The shadow model's version and training run (value is always 1); absent until it is loaded.",
+            ["version", "run_id"],
+            registry=registry,
+        )
+        self.predictions = Counter(
+            names.shadow_predictions_total,
+            "Instances scored by both models, by the served model's outcome and the shadow model's; "
+            'agree="true" when they are the same.',
+            ["outcome", "shadow_outcome", "agree"],
+            registry=registry,
+        )
+        self.score_difference = Histogram(
+            names.shadow_score_difference,
+            "Per instance, the largest |served - shadow| difference of the scores (probabilities, or "
+            "the regressor's prediction in its unit).",
+            buckets=DIFFERENCE_BUCKETS,
+            registry=registry,
+        )
+        self.skipped = Counter(
+            names.shadow_skipped_total,
+            "Sampled instances the shadow model did not score, by reason: queue_full (it fell behind), "
+            "not_ready (not loaded yet), same_model (it is the served version), failed (it raised).",
+            ["reason"],
+            registry=registry,
+        )
+        # Every reason from the start, so rate() is 0 rather than absent until the first skip.
+        self._skipped = {reason: self.skipped.labels(reason=reason) for reason in SHADOW_SKIP_REASONS}
+        self._compared: dict[tuple[str, str], Counter] = {}
+
+    def model_served(self, model: ServedModel) -> None:
+        """The shadow runtime loaded ``model`` (``servekit.runtime.RuntimeMetrics``)."""
+        self.model_info.clear()
+        self.model_info.labels(version=model.artifact.version, run_id=model.artifact.run_id).set(1)
+
+    def model_refresh(self, failed: bool) -> None:
+        """Nothing to publish: the log and ``GET /model`` say why a shadow refresh failed."""
+
+    def count_skipped(self, reason: str, instances: int) -> None:
+        self._skipped[reason].inc(instances)
+
+    def count_compared(self, outcome: str, shadow_outcome: str) -> None:
+        key = (outcome, shadow_outcome)
+        child = self._compared.get(key)
+        if child is None:
+            agree = "true" if outcome == shadow_outcome else "false"
+            child = self._compared[key] = self.predictions.labels(
+                outcome=outcome, shadow_outcome=shadow_outcome, agree=agree
+            )
+        child.inc()

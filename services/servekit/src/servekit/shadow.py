@@ -1,0 +1,209 @@
+"""Shadow scoring: a second model scores a copy of the live traffic, and nobody sees its answers.
+
+Before a challenger is promoted, the question a reviewer asks is how it would have answered
+the requests the champion answered. ``<SVC>_SHADOW_MODEL_URI`` (``models:/<svc>@challenger``,
+say) loads a second model beside the served one; every sampled request's instances are then
+scored by it too, and the two predictions are compared per instance in
+``<svc>_shadow_predictions_total{outcome, shadow_outcome, agree}`` (a confusion matrix between
+the two models) and ``<svc>_shadow_score_difference``.
+
+The shadow never costs a request its latency or its answer: instances are handed to one
+worker thread through a queue bounded in instances, and when it falls behind they are
+skipped and counted rather than queued without limit. The worker scores everything queued
+in one call to the model, so under load it predicts large batches, the cheapest way per
+instance. Like the served model, the shadow follows its alias (``servekit.runtime``).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from servekit.loading import one_line
+from servekit.metrics.shadow import ShadowMetrics
+from servekit.model import Record, ServedModel
+from servekit.runtime import ModelRuntime
+
+logger = logging.getLogger("servekit.shadow")
+
+#: The worker scores at most this many instances in one call to the model.
+MAX_SHADOW_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Instances the served model answered, waiting for the shadow model."""
+
+    served: ServedModel
+    records: Sequence[Record]
+    predictions: Sequence[Mapping[str, Any]]
+
+
+def score_difference(served: Mapping[str, float], shadow: Mapping[str, float]) -> float | None:
+    """The largest |served - shadow| over the scores both predictions have; None if none."""
+    shared = served.keys() & shadow.keys()
+    if not shared:
+        return None
+    return max(abs(float(served[key]) - float(shadow[key])) for key in shared)
+
+
+def same_model(served: ServedModel, shadow: ServedModel) -> bool:
+    """Whether both are one registry version: after a winning retrain champion == challenger."""
+    a, b = served.artifact, shadow.artifact
+    return a.name == b.name and a.version == b.version and a.run_id == b.run_id
+
+
+class ShadowScorer:
+    """Scores answered instances with the shadow runtime's model, off the request path."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        metrics: ShadowMetrics,
+        *,
+        uri: str,
+        sample_rate: float = 1.0,
+        max_pending: int = 10_000,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+        self.uri = uri
+        self.sample_rate = sample_rate
+        self.max_pending = max_pending
+        self._draw = draw
+        self._pending: deque[Answered] = deque()
+        self._pending_instances = 0
+        self._busy = False
+        self._stopping = False
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        #: Versions whose prediction failed once already: one log line each, not one per batch.
+        self._failed_versions: set[str] = set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._thread = threading.Thread(target=self._work, name="shadow-scorer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Score what is queued (within ``timeout``), then end the worker."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(
+        self, served: ServedModel, records: Sequence[Record], predictions: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Queue a request's instances for the shadow model, if sampled and there is room."""
+        if self.sample_rate < 1.0 and self._draw() >= self.sample_rate:
+            return
+        count = len(records)
+        with self._changed:
+            if self._pending_instances + count > self.max_pending:
+                full = True
+            else:
+                full = False
+                self._pending.append(Answered(served, records, predictions))
+                self._pending_instances += count
+                self._changed.notify()
+        if full:
+            self.metrics.count_skipped("queue_full", count)
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued has been scored (tests, and a clean shutdown)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._pending or self._stopping)
+                if not self._pending:
+                    return
+                batch = self._take()
+                self._busy = True
+            try:
+                self.score(batch)
+            except Exception:  # a bug here must not end shadow scoring for the pod's life
+                logger.exception("shadow scoring crashed; %d instances not compared", _size(batch))
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
+
+    def _take(self) -> list[Answered]:
+        """Queued requests up to MAX_SHADOW_BATCH instances (at least one request)."""
+        batch = [self._pending.popleft()]
+        size = len(batch[0].records)
+        while self._pending and size + len(self._pending[0].records) <= MAX_SHADOW_BATCH:
+            answered = self._pending.popleft()
+            batch.append(answered)
+            size += len(answered.records)
+        self._pending_instances -= size
+        return batch
+
+    def score(self, batch: Sequence[Answered]) -> None:
+        """Predict ``batch`` with the shadow model in one call and count how it compares."""
+        shadow = self.runtime.model
+        if shadow is None:
+            self.metrics.count_skipped("not_ready", _size(batch))
+            return
+        compared = [answered for answered in batch if not same_model(answered.served, shadow)]
+        if len(compared) < len(batch):
+            self.metrics.count_skipped("same_model", _size(batch) - _size(compared))
+        if not compared:
+            return
+        records = [record for answered in compared for record in answered.records]
+        try:
+            shadow_predictions = shadow.predict(records)
+            if len(shadow_predictions) != len(records):
+                raise ValueError(f"{len(shadow_predictions)} predictions for {len(records)} instances")
+        except Exception as exc:
+            self.metrics.count_skipped("failed", len(records))
+            version = shadow.artifact.version
+            if version not in self._failed_versions:
+                self._failed_versions.add(version)
+                logger.error(
+                    "shadow model version %s failed to predict (logged once per version; "
+                    "served predictions are unaffected): %s",
+                    version,
+                    one_line(exc),
+                )
+            return
+        start = 0
+        for answered in compared:
+            served, end = answered.served, start + len(answered.records)
+            pairs = zip(answered.predictions, shadow_predictions[start:end], strict=True)
+            start = end
+            for prediction, shadow_prediction in pairs:
+                self.metrics.count_compared(served.outcome(prediction), shadow.outcome(shadow_prediction))
+                difference = score_difference(served.scores(prediction), shadow.scores(shadow_prediction))
+                if difference is not None:
+                    self.metrics.score_difference.observe(difference)
+
+    def status(self) -> dict[str, Any]:
+        """The shadow model as ``GET /model`` describes it."""
+        shadow = self.runtime.model
+        return {
+            "uri": self.uri,
+            "version": shadow.artifact.version if shadow else None,
+            "run_id": shadow.artifact.run_id if shadow else None,
+            "ready": shadow is not None,
+            "error": None if shadow else self.runtime.last_error,
+            "sample_rate": self.sample_rate,
+            "max_pending": self.max_pending,
+            "refresh": self.runtime.refresh_status(),
+        }
+
+
+def _size(batch: Sequence[Answered]) -> int:
+    return sum(len(answered.records) for answered in batch)
