@@ -1404,6 +1404,81 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         6,
     )
+    shadow_rate = f"rate({n.shadow_predictions_total}{{{inst}}}[5m])"
+    agreeing = f'rate({n.shadow_predictions_total}{{{inst},agree="true"}}[5m])'
+    g.add(
+        panel(
+            "stat",
+            "Shadow model version",
+            f"The model {service.upper()}_SHADOW_MODEL_URI names, scoring a copy of the traffic; its "
+            "answers are compared, never returned. No data: no shadow model is configured.",
+            "none",
+            [
+                (
+                    f"max by (version, run_id) ({n.shadow_model_info}{{{inst}}})",
+                    "v{{version}} (run {{run_id}})",
+                )
+            ],
+            text_mode="name",
+        ),
+        6,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Shadow agreement: same outcome as the served model (5 m)",
+            "Share of instances scored by both models on which the shadow model's outcome (label, or "
+            "fare range) is the served model's: how often promoting it would change an answer.",
+            "percentunit",
+            [
+                (
+                    f"sum({agreeing}) / sum({shadow_rate})",
+                    "agreement",
+                )
+            ],
+        ),
+        9,
+        8,
+    )
+    difference = f"sum by (le) (rate({n.shadow_score_difference}_bucket{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Shadow score difference |served - shadow| (5 m)",
+            "Per instance, the largest difference of the two models' scores, in their unit "
+            "(probability, or the regressor's prediction).",
+            "short",
+            [(f"histogram_quantile({q}, {difference})", f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)],
+        ),
+        9,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Served → shadow outcomes (per second, 5 m)",
+            "The confusion matrix between the two models over time: each pair of the served model's "
+            "outcome and the shadow model's, for the same instance.",
+            "reqps",
+            [(f"sum by (outcome, shadow_outcome) ({shadow_rate})", "{{outcome}} → {{shadow_outcome}}")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Shadow skipped instances by reason (per second, 5 m)",
+            "Sampled instances the shadow model did not score: queue_full (it fell behind; raise "
+            f"{service.upper()}_SHADOW_MAX_PENDING or lower {service.upper()}_SHADOW_SAMPLE_RATE), "
+            "not_ready, same_model (it is the served version), failed (see the service log).",
+            "reqps",
+            [(f"sum by (reason) (rate({n.shadow_skipped_total}{{{inst}}}[5m]))", "{{reason}}")],
+        ),
+        12,
+        8,
+    )
     g.add(
         panel(
             "timeseries",

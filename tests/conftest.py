@@ -49,12 +49,18 @@ def live_services(
 
     They serve the version they started with: test_registry moves the champion and back
     while they may be running (following an alias has its own test in test_live_service).
+    Each shadows its champion's own run (``runs:/``, so not skipped as the same registry
+    version), which gives every shadow metric and dashboard panel live data.
     """
     servers = {
         name: start_service(
             name,
             logs_dir,
-            {"MLFLOW_TRACKING_URI": mlflow_server.url, f"{name.upper()}_MODEL_REFRESH_SECONDS": "0"},
+            {
+                "MLFLOW_TRACKING_URI": mlflow_server.url,
+                f"{name.upper()}_MODEL_REFRESH_SECONDS": "0",
+                f"{name.upper()}_SHADOW_MODEL_URI": f"runs:/{registered[name].run_id}/model",
+            },
         )
         for name in SERVICES
     }

@@ -11,9 +11,12 @@ import pytest
 from mlflow.entities.model_registry import ModelVersion
 from prometheus_client.parser import text_string_to_metric_families
 
+from bankchurn.data import generate_raw
 from processes import Server, free_port, predict_its_example, start_service
 from servekit import registry
-from servekit.training.trainer import TrainResult
+from servekit.loading import load_artifact
+from servekit.testing import valid_requests
+from servekit.training.trainer import TrainResult, to_records, train
 
 pytestmark = pytest.mark.integration
 
@@ -42,13 +45,83 @@ def test_serves_the_champion_with_explanations(
 
 def explanations_total(server: Server, name: str) -> float:
     """The service's explanation counter (other tests share the server, so compare, never assume 0)."""
+    return metric_value(server, f"{name}_explanations_total")
+
+
+def metric_value(server: Server, sample_name: str, **labels: str) -> float:
+    """One sample of the service's ``/metrics``; 0 when the series is not exported (yet)."""
     families = text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
-    return next(
+    return sum(
         sample.value
         for family in families
         for sample in family.samples
-        if sample.name == f"{name}_explanations_total"
+        if sample.name == sample_name and labels.items() <= sample.labels.items()
     )
+
+
+def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
+    mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path, tmp_path: Path
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = registered["bankchurn"].version
+    # A genuinely different model: 400 rows of other synthetic data (it does not beat the champion).
+    small = tmp_path / "small.csv"
+    generate_raw(400, seed=11).to_csv(small, index=False)
+    spec = registry.get_service("bankchurn")
+    challenger = train(spec, mlflow_server.url, data_path=small)
+    client.set_registered_model_alias("bankchurn", "shadowed", challenger.version)
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": f"models:/bankchurn/{champion}",
+        "BANKCHURN_SHADOW_MODEL_URI": "models:/bankchurn@shadowed",
+        "BANKCHURN_MODEL_REFRESH_SECONDS": "1",
+    }
+    server = start_service("bankchurn", logs_dir, env, label="bankchurn-shadow")
+    try:
+        server.wait_for("/readyz")
+        wait_until(lambda: httpx.get(f"{server.url}/model").json()["shadow"]["ready"])
+        shadow = httpx.get(f"{server.url}/model").json()["shadow"]
+        assert shadow["version"] == challenger.version
+        assert shadow["uri"] == "models:/bankchurn@shadowed"
+
+        rows = to_records(spec.recipe.generate(200, 5).drop(columns=[spec.recipe.target]))
+        rows = valid_requests(spec, rows)
+        response = httpx.post(f"{server.url}/predict/batch", json={"instances": rows})
+        assert response.status_code == 200, response.text
+        answered = response.json()
+        # Every instance is compared, off the request path: wait for the worker.
+        compared = "bankchurn_shadow_predictions_total"
+        wait_until(lambda: metric_value(server, compared) == len(rows), seconds=30)
+
+        served = spec.model(load_artifact("bankchurn", f"models:/bankchurn/{champion}", mlflow_server.url))
+        other = spec.model(
+            load_artifact("bankchurn", f"models:/bankchurn/{challenger.version}", mlflow_server.url)
+        )
+        ours, theirs = served.predict(rows), other.predict(rows)
+        assert [p["churn_probability"] for p in answered["predictions"]] == pytest.approx(
+            [p["churn_probability"] for p in ours], rel=1e-9
+        )  # the answers are the champion's alone
+        disagreements = sum(a["label"] != b["label"] for a, b in zip(ours, theirs, strict=True))
+        assert 0 < disagreements < len(rows)
+        assert metric_value(server, compared, agree="false") == disagreements
+        difference = sum(
+            abs(a["churn_probability"] - b["churn_probability"]) for a, b in zip(ours, theirs, strict=True)
+        )
+        assert metric_value(server, "bankchurn_shadow_score_difference_sum") == pytest.approx(difference)
+
+        # The shadow follows its alias; pointed at the served version it is skipped, not compared.
+        client.set_registered_model_alias("bankchurn", "shadowed", champion)
+        wait_until(lambda: httpx.get(f"{server.url}/model").json()["shadow"]["version"] == champion)
+        httpx.post(f"{server.url}/predict/batch", json={"instances": rows[:10]})
+        skipped = "bankchurn_shadow_skipped_total"
+        wait_until(lambda: metric_value(server, skipped, reason="same_model") == 10, seconds=30)
+        assert metric_value(server, compared) == len(rows)
+        assert metric_value(server, "bankchurn_shadow_model_info", version=champion) == 1
+    finally:
+        server.stop()
+        client.delete_registered_model_alias("bankchurn", "shadowed")
+        if client.get_model_version_by_alias("bankchurn", "champion").version != champion:
+            client.set_registered_model_alias("bankchurn", "champion", champion)
 
 
 def serve_alias(alias: str, mlflow_server: Server, logs_dir: Path, **settings: str) -> Server:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,11 @@ logger = logging.getLogger("servekit.shadow")
 
 #: The worker scores at most this many instances in one call to the model.
 MAX_SHADOW_BATCH = 1024
+#: Seconds the worker gathers requests before scoring them. Nobody waits for the shadow's
+#: answers, so this costs no latency, and it turns a request rate into batches: a tree model
+#: scores one instance in 80 µs but 64 in 1.3 ms, and each wake-up of the worker takes the
+#: interpreter lock from the requests.
+GATHER_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class ShadowScorer:
         uri: str,
         sample_rate: float = 1.0,
         max_pending: int = 10_000,
+        gather_seconds: float = GATHER_SECONDS,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.runtime = runtime
@@ -76,6 +82,7 @@ class ShadowScorer:
         self.uri = uri
         self.sample_rate = sample_rate
         self.max_pending = max_pending
+        self.gather_seconds = gather_seconds
         self._draw = draw
         self._pending: deque[Answered] = deque()
         self._pending_instances = 0
@@ -114,7 +121,10 @@ class ShadowScorer:
                 full = False
                 self._pending.append(Answered(served, records, predictions))
                 self._pending_instances += count
-                self._changed.notify()
+                # Wake the worker for the first request (it starts gathering) and when a batch is
+                # full, not for every request.
+                if len(self._pending) == 1 or self._pending_instances >= MAX_SHADOW_BATCH:
+                    self._changed.notify_all()
         if full:
             self.metrics.count_skipped("queue_full", count)
 
@@ -129,6 +139,10 @@ class ShadowScorer:
                 self._changed.wait_for(lambda: self._pending or self._stopping)
                 if not self._pending:
                     return
+                self._changed.wait_for(
+                    lambda: self._stopping or self._pending_instances >= MAX_SHADOW_BATCH,
+                    timeout=self.gather_seconds,
+                )
                 batch = self._take()
                 self._busy = True
             try:
@@ -179,16 +193,19 @@ class ShadowScorer:
                     one_line(exc),
                 )
             return
+        pairs: Counter[tuple[str, str]] = Counter()
         start = 0
         for answered in compared:
             served, end = answered.served, start + len(answered.records)
-            pairs = zip(answered.predictions, shadow_predictions[start:end], strict=True)
+            both = zip(answered.predictions, shadow_predictions[start:end], strict=True)
             start = end
-            for prediction, shadow_prediction in pairs:
-                self.metrics.count_compared(served.outcome(prediction), shadow.outcome(shadow_prediction))
+            for prediction, shadow_prediction in both:
+                pairs[served.outcome(prediction), shadow.outcome(shadow_prediction)] += 1
                 difference = score_difference(served.scores(prediction), shadow.scores(shadow_prediction))
                 if difference is not None:
                     self.metrics.score_difference.observe(difference)
+        for (outcome, shadow_outcome), count in pairs.items():
+            self.metrics.count_compared(outcome, shadow_outcome, count)
 
     def status(self) -> dict[str, Any]:
         """The shadow model as ``GET /model`` describes it."""

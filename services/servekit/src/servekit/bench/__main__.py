@@ -14,9 +14,13 @@ import logging
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from servekit import registry
 from servekit.bench import inprocess, load, logging_cost
@@ -59,41 +63,109 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
             f"{spec.name}: reference explainers (ratio = p50 / servekit explain p50)", references, ours
         )
 
+    loads = http_loads(spec, records, args.concurrency)
     server = start_service(
         spec.name, work, {"MLFLOW_TRACKING_URI": mlflow.url, f"{spec.name.upper()}_LOG_LEVEL": "WARNING"}
     )
     try:
         server.wait_for("/readyz", seconds=180)
-        http: dict[str, Any] = {}
-        for label, path in ENDPOINTS.items():
-            requests = load.post_requests("127.0.0.1", server.port, path, records[:128])
-            for concurrency in args.concurrency:
-                outcome = load.run(
-                    "127.0.0.1", server.port, requests, concurrency=concurrency, seconds=args.seconds
-                )
-                http[f"{label} c={concurrency}"] = outcome.as_dict()
-        # The same batches as /predict/batch bodies and as Open Inference Protocol tensors.
-        chunks = [records[i : i + BATCH_SIZE] for i in range(0, 256, BATCH_SIZE)]
-        codec = OpenInferenceCodec(spec.request, spec.response)
-        for label, path, bodies in (
-            (f"batch of {BATCH_SIZE} c=2", "/predict/batch", [{"instances": c} for c in chunks]),
-            (
-                f"infer (V2) {BATCH_SIZE} c=2",
-                f"/v2/models/{spec.name}/infer",
-                [codec.request_for(c) for c in chunks],
-            ),
-        ):
-            requests = load.post_requests("127.0.0.1", server.port, path, bodies)
-            outcome = load.run("127.0.0.1", server.port, requests, concurrency=2, seconds=args.seconds)
-            http[label] = {
-                **outcome.as_dict(),
-                "predictions_per_second": round(outcome.requests_per_second * BATCH_SIZE, 1),
-            }
-        result["http"] = http
-        print_http(spec.name, http)
+        result["http"] = measure_http(server, loads, args.seconds)
+        print_http(spec.name, result["http"])
+    finally:
+        server.stop()
+
+    # The loads that saturate the worker again, with a shadow model comparing every instance: the
+    # champion's own run (runs:/, so compared, not skipped as the served version) costs what any
+    # challenger of the same kind would.
+    shadowed = {label: loads[label] for label in (f"predict c={max(args.concurrency)}", BATCH_LABEL)}
+    env = {f"{spec.name.upper()}_SHADOW_MODEL_URI": f"runs:/{artifact.run_id}/model"}
+    server = start_service(
+        spec.name,
+        work,
+        {"MLFLOW_TRACKING_URI": mlflow.url, f"{spec.name.upper()}_LOG_LEVEL": "WARNING", **env},
+        label=f"{spec.name}-shadowed",
+    )
+    try:
+        server.wait_for("/readyz", seconds=180)
+        wait_for_shadow(server)
+        shadow = measure_http(server, shadowed, args.seconds)
+        for label, row in shadow.items():
+            row["ratio_to_unshadowed"] = round(
+                row["requests_per_second"] / result["http"][label]["requests_per_second"], 3
+            )
+        result["shadow"] = {"http": shadow, "instances": shadow_counts(server, spec.name)}
+        print_shadow(spec.name, result["shadow"])
     finally:
         server.stop()
     return result
+
+
+#: A load: path, request bodies, concurrency, and instances per request.
+Load = tuple[str, list[Any], int, int]
+BATCH_LABEL = f"batch of {BATCH_SIZE} c=2"
+
+
+def http_loads(
+    spec: ServiceSpec, records: list[dict[str, Any]], concurrency: Sequence[int]
+) -> dict[str, Load]:
+    loads: dict[str, Load] = {
+        f"{label} c={c}": (path, records[:128], c, 1)
+        for label, path in ENDPOINTS.items()
+        for c in concurrency
+    }
+    # The same batches as /predict/batch bodies and as Open Inference Protocol tensors.
+    chunks = [records[i : i + BATCH_SIZE] for i in range(0, 256, BATCH_SIZE)]
+    codec = OpenInferenceCodec(spec.request, spec.response)
+    loads[BATCH_LABEL] = ("/predict/batch", [{"instances": c} for c in chunks], 2, BATCH_SIZE)
+    loads[f"infer (V2) {BATCH_SIZE} c=2"] = (
+        f"/v2/models/{spec.name}/infer",
+        [codec.request_for(c) for c in chunks],
+        2,
+        BATCH_SIZE,
+    )
+    return loads
+
+
+def measure_http(server: Server, loads: dict[str, Load], seconds: float) -> dict[str, Any]:
+    http: dict[str, Any] = {}
+    for label, (path, bodies, concurrency, per_request) in loads.items():
+        requests = load.post_requests("127.0.0.1", server.port, path, bodies)
+        outcome = load.run("127.0.0.1", server.port, requests, concurrency=concurrency, seconds=seconds)
+        http[label] = outcome.as_dict()
+        if per_request > 1:
+            http[label]["predictions_per_second"] = round(outcome.requests_per_second * per_request, 1)
+    return http
+
+
+def wait_for_shadow(server: Server, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not httpx.get(f"{server.url}/model", timeout=5).json()["shadow"]["ready"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the shadow model never loaded")
+        time.sleep(0.2)
+
+
+def shadow_counts(server: Server, name: str) -> dict[str, float]:
+    """Instances the shadow compared and skipped by reason, once its queue has drained."""
+
+    def scrape() -> dict[str, float]:
+        counts = {"compared": 0.0}
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=5).text):
+            for sample in family.samples:
+                if sample.name == f"{name}_shadow_predictions_total":
+                    counts["compared"] += sample.value
+                elif sample.name == f"{name}_shadow_skipped_total":
+                    counts[f"skipped {sample.labels['reason']}"] = sample.value
+        return counts
+
+    counts = scrape()
+    for _ in range(50):  # the worker may still be scoring the last requests
+        time.sleep(0.1)
+        again = scrape()
+        if again == counts:
+            break
+        counts = again
+    return counts
 
 
 def print_latencies(title: str, figures: dict[str, Latency], reference_ms: float | None = None) -> None:
@@ -115,6 +187,22 @@ def print_http(name: str, http: dict[str, Any]) -> None:
             f"  {label:<24} {row['requests_per_second']:8,.0f} req/s   p50 {row['p50_ms']:7.2f} ms   "
             f"p99 {row['p99_ms']:7.2f} ms   errors {row['errors']}/{row['requests']}{extra}"
         )
+
+
+def print_shadow(name: str, shadow: dict[str, Any]) -> None:
+    print(f"\n{name}: the same loads with a shadow model comparing every instance")
+    for label, row in shadow["http"].items():
+        extra = (
+            f"   {row['predictions_per_second']:,.0f} predictions/s"
+            if "predictions_per_second" in row
+            else ""
+        )
+        print(
+            f"  {label:<24} {row['requests_per_second']:8,.0f} req/s   p50 {row['p50_ms']:7.2f} ms   "
+            f"p99 {row['p99_ms']:7.2f} ms   x{row['ratio_to_unshadowed']:.2f} of unshadowed{extra}"
+        )
+    counts = shadow["instances"]
+    print("  instances: " + ", ".join(f"{key} {value:,.0f}" for key, value in counts.items()))
 
 
 def access_log_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:

@@ -62,7 +62,7 @@ class ShadowMetrics:
     def count_skipped(self, reason: str, instances: int) -> None:
         self._skipped[reason].inc(instances)
 
-    def count_compared(self, outcome: str, shadow_outcome: str) -> None:
+    def count_compared(self, outcome: str, shadow_outcome: str, instances: int = 1) -> None:
         key = (outcome, shadow_outcome)
         child = self._compared.get(key)
         if child is None:
@@ -70,4 +70,4 @@ class ShadowMetrics:
             child = self._compared[key] = self.predictions.labels(
                 outcome=outcome, shadow_outcome=shadow_outcome, agree=agree
             )
-        child.inc()
+        child.inc(instances)
