@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +56,23 @@ class Rendered:
         return dict(doc["data"])
 
 
-def render(overlay: str) -> Rendered:
-    result = subprocess.run(
-        [str(KUBECTL), "kustomize", str(ROOT / "k8s" / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def render(overlay: str, components: Sequence[str] = ()) -> Rendered:
+    """``kubectl kustomize`` of an overlay, with k8s/components/<name> added as a user would."""
+    with tempfile.TemporaryDirectory(prefix="kustomize-") as tmp:
+        target = ROOT / "k8s" / "overlays" / overlay
+        if components:
+            # What an overlay that enables them says; kustomize takes only relative paths.
+            kustomization = {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(target, tmp)],
+                "components": [os.path.relpath(ROOT / "k8s" / "components" / c, tmp) for c in components],
+            }
+            (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+            target = Path(tmp)
+        result = subprocess.run(
+            [str(KUBECTL), "kustomize", str(target)], capture_output=True, text=True, check=False
+        )
     assert result.returncode == 0, result.stderr
     return Rendered(overlay, result.stdout, [o for o in yaml.safe_load_all(result.stdout) if o])
 

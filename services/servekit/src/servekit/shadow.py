@@ -129,7 +129,7 @@ class ShadowScorer:
             self.metrics.count_skipped("queue_full", count)
 
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until everything queued has been scored (tests, and a clean shutdown)."""
+        """Wait until everything queued has been scored (tests and benchmarks read the counts after)."""
         with self._changed:
             return self._changed.wait_for(lambda: not self._pending and not self._busy, timeout)
 
