@@ -86,7 +86,14 @@ def test_every_panel_is_well_formed(path: Path) -> None:
 def test_service_dashboards_show_the_contract_panels() -> None:
     for service in registry.available():
         titles = " | ".join(p["title"] for p in load(MONITORING / "dashboards" / f"{service}.json")["panels"])
-        for word in ("endpoint", "Outcome distribution", "Attribution drift", "memory", "CPU"):
+        for word in (
+            "endpoint",
+            "Outcome distribution",
+            "Attribution drift",
+            "Shadow agreement",
+            "memory",
+            "CPU",
+        ):
             assert word in titles, f"{service}: no panel about {word}"
     overview = " | ".join(p["title"] for p in load(MONITORING / "dashboards" / "overview.json")["panels"])
     for word in ("Traffic", "Errors", "Latency", "Explanation latency", "SLO burn", "Model versions"):
