@@ -176,22 +176,20 @@ def print_latencies(title: str, figures: dict[str, Latency], reference_ms: float
 
 
 def print_http(name: str, http: dict[str, Any]) -> None:
-    print(f"\n{name}: HTTP, uvicorn 1 worker on 127.0.0.1")
-    for label, row in http.items():
-        extra = (
-            f"   {row['predictions_per_second']:,.0f} predictions/s"
-            if "predictions_per_second" in row
-            else ""
-        )
-        print(
-            f"  {label:<24} {row['requests_per_second']:8,.0f} req/s   p50 {row['p50_ms']:7.2f} ms   "
-            f"p99 {row['p99_ms']:7.2f} ms   errors {row['errors']}/{row['requests']}{extra}"
-        )
+    print_rows(f"{name}: HTTP, uvicorn 1 worker on 127.0.0.1", http, "errors {errors}/{requests}")
 
 
 def print_shadow(name: str, shadow: dict[str, Any]) -> None:
-    print(f"\n{name}: the same loads with a shadow model comparing every instance")
-    for label, row in shadow["http"].items():
+    title = f"{name}: the same loads with a shadow model comparing every instance"
+    print_rows(title, shadow["http"], "x{ratio_to_unshadowed:.2f} of unshadowed")
+    counts = shadow["instances"]
+    print("  instances: " + ", ".join(f"{key} {value:,.0f}" for key, value in counts.items()))
+
+
+def print_rows(title: str, rows: dict[str, Any], last: str) -> None:
+    """One line per load: rate, latency, then ``last`` (a format of the row's fields)."""
+    print(f"\n{title}")
+    for label, row in rows.items():
         extra = (
             f"   {row['predictions_per_second']:,.0f} predictions/s"
             if "predictions_per_second" in row
@@ -199,10 +197,8 @@ def print_shadow(name: str, shadow: dict[str, Any]) -> None:
         )
         print(
             f"  {label:<24} {row['requests_per_second']:8,.0f} req/s   p50 {row['p50_ms']:7.2f} ms   "
-            f"p99 {row['p99_ms']:7.2f} ms   x{row['ratio_to_unshadowed']:.2f} of unshadowed{extra}"
+            f"p99 {row['p99_ms']:7.2f} ms   {last.format(**row)}{extra}"
         )
-    counts = shadow["instances"]
-    print("  instances: " + ", ".join(f"{key} {value:,.0f}" for key, value in counts.items()))
 
 
 def access_log_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:

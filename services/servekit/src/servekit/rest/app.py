@@ -36,7 +36,7 @@ from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
-from servekit.runtime import ArtifactSource, ModelRuntime, VersionProbe
+from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
 from servekit.spec import ServiceSpec
@@ -107,15 +107,7 @@ def create_app(
             spec.name, settings.resolved_model_uri(), settings.mlflow_tracking_uri
         )
         probe = probe or found_probe
-    runtime = ModelRuntime(
-        spec.model,
-        source,
-        metrics,
-        initial_delay=settings.load_retry_initial_seconds,
-        max_delay=settings.load_retry_max_seconds,
-        probe=probe,
-        refresh_interval=settings.model_refresh_seconds,
-    )
+    runtime = model_runtime(spec, settings, source, metrics, probe)
     shadow = shadow_scorer(spec, settings, metrics, shadow_source)
     predictor = Predictor(runtime, metrics, shadow)
 
@@ -251,6 +243,28 @@ def create_app(
     return app
 
 
+def model_runtime(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    source: ArtifactSource,
+    metrics: RuntimeMetrics,
+    probe: VersionProbe | None,
+    *,
+    role: str = "model",
+) -> ModelRuntime:
+    """A runtime loading ``source`` with the settings' backoff, following ``probe`` if any."""
+    return ModelRuntime(
+        spec.model,
+        source,
+        metrics,
+        initial_delay=settings.load_retry_initial_seconds,
+        max_delay=settings.load_retry_max_seconds,
+        probe=probe,
+        refresh_interval=settings.model_refresh_seconds,
+        role=role,
+    )
+
+
 def shadow_scorer(
     spec: ServiceSpec,
     settings: ServiceSettings,
@@ -265,18 +279,8 @@ def shadow_scorer(
             return None
         source, probe = registry_source(spec.name, uri, settings.mlflow_tracking_uri)
     shadow_metrics = ShadowMetrics(metrics.names, metrics.registry)
-    runtime = ModelRuntime(
-        spec.model,
-        source,
-        shadow_metrics,
-        initial_delay=settings.load_retry_initial_seconds,
-        max_delay=settings.load_retry_max_seconds,
-        probe=probe,
-        refresh_interval=settings.model_refresh_seconds,
-        role="shadow model",
-    )
     return ShadowScorer(
-        runtime,
+        model_runtime(spec, settings, source, shadow_metrics, probe, role="shadow model"),
         shadow_metrics,
         uri=uri or "(given in code)",
         sample_rate=settings.shadow_sample_rate,
