@@ -144,6 +144,7 @@ PSI_FLOOR = 0.001
 MEMORY_LIMIT = "service:container_memory_limit_bytes:max"
 MEMORY_RATIO = "service_instance:process_resident_memory_bytes:ratio_limit"
 CPU_RATE = "service_instance:process_cpu_seconds:rate5m"
+SHADOW_AGREEMENT = "service:shadow_predictions:agree_ratio_rate5m"
 
 
 def sel(name: str, service: str, extra: str = "") -> str:
@@ -307,7 +308,22 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
         )
     )
     rules.append((CPU_RATE, f"rate(process_cpu_seconds_total[5m]) and on (instance, job) {n.model_ready}"))
+    rules.append((SHADOW_AGREEMENT, shadow_agreement(n)))
     return [{"record": name, "expr": expr, "labels": {"service": service}} for name, expr in rules]
+
+
+def shadow_agreement(n: MetricNames, selector: str = "") -> str:
+    """Share of instances on which the shadow model's outcome is the served model's, 5 m.
+
+    ``or vector(0)``: when no instance agreed there is no agree="true" series, and that is 0 %.
+    Without a shadow model there is no series at all, so no data rather than a false 0 %.
+    """
+    every = f"{{{selector}}}" if selector else ""
+    agreeing = f"{{{selector + ',' if selector else ''}agree=\"true\"}}"
+    return (
+        f"(sum(rate({n.shadow_predictions_total}{agreeing}[5m])) or vector(0))\n"
+        f"/\nsum(rate({n.shadow_predictions_total}{every}[5m]))"
+    )
 
 
 # --------------------------------------------------------------------------- alerts
@@ -855,8 +871,38 @@ def rule_test_file(service: str) -> dict[str, Any]:
     return {
         "rule_files": [f"../rules/{service}.rules.yaml"],
         "evaluation_interval": "1m",
-        "tests": tests,
+        "tests": tests + recording_tests(service),
     }
+
+
+def recording_tests(service: str) -> list[dict[str, Any]]:
+    """promtool cases of recorded series whose edge cases a panel would get wrong."""
+    n = MetricNames(service)
+    target = {"instance": "10.0.0.1:8080", "job": "model-servers"}
+
+    def compared(outcome: str, shadow_outcome: str) -> str:
+        agree = "true" if outcome == shadow_outcome else "false"
+        labels = {**target, "outcome": outcome, "shadow_outcome": shadow_outcome, "agree": agree}
+        return series_str(n.shadow_predictions_total, labels)
+
+    def case(name: str, series: dict[str, str], value: float | None) -> dict[str, Any]:
+        samples = [] if value is None else [{"labels": sel(SHADOW_AGREEMENT, service), "value": value}]
+        return {
+            "name": f"{SHADOW_AGREEMENT}: {name}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "promql_expr_test": [
+                {"expr": sel(SHADOW_AGREEMENT, service), "eval_time": "10m", "exp_samples": samples}
+            ],
+        }
+
+    return [
+        case("3 of 4 instances agree", {compared("a", "a"): "0+3x10", compared("a", "b"): "0+1x10"}, 0.75),
+        # No agree="true" series at all: 0 %, not "no data".
+        case("none agrees", {compared("a", "b"): "0+2x10"}, 0.0),
+        # Without a shadow model there is nothing to compare: no data, not a false 0 %.
+        case("no shadow model", {series_str(n.model_ready, target): "1x10"}, None),
+    ]
 
 
 # --------------------------------------------------------------------------- dashboards
@@ -1150,6 +1196,18 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         8,
         4,
     )
+    g.add(
+        panel(
+            "stat",
+            "Shadow agreement (5 m)",
+            "Per service with a shadow model (<SVC>_SHADOW_MODEL_URI), the share of instances on which "
+            "its outcome is the served model's; details on the service's dashboard.",
+            "percentunit",
+            [(SHADOW_AGREEMENT, "{{service}}")],
+        ),
+        8,
+        4,
+    )
     return dashboard("mlp-overview", "ML platform: overview", ["overview"], g, [])
 
 
@@ -1405,7 +1463,6 @@ def service_dashboard(service: str) -> dict[str, Any]:
         6,
     )
     shadow_rate = f"rate({n.shadow_predictions_total}{{{inst}}}[5m])"
-    agreeing = f'rate({n.shadow_predictions_total}{{{inst},agree="true"}}[5m])'
     g.add(
         panel(
             "stat",
@@ -1431,12 +1488,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "Share of instances scored by both models on which the shadow model's outcome (label, or "
             "fare range) is the served model's: how often promoting it would change an answer.",
             "percentunit",
-            [
-                (
-                    f"sum({agreeing}) / sum({shadow_rate})",
-                    "agreement",
-                )
-            ],
+            [(shadow_agreement(n, inst), "agreement")],
         ),
         9,
         8,

@@ -82,7 +82,7 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:
         tests = yaml.safe_load((MONITORING / "tests" / f"{service}.test.yaml").read_text())
         firing, quiet = set(), set()
         for case in tests["tests"]:
-            for check in case["alert_rule_test"]:
+            for check in case.get("alert_rule_test", []):
                 (firing if check["exp_alerts"] else quiet).add(check["alertname"])
         assert alerts == firing, f"{service}: alerts without a firing case: {alerts - firing}"
         assert alerts == quiet, f"{service}: alerts without a quiet case: {alerts - quiet}"
