@@ -319,7 +319,7 @@ def shadow_agreement(n: MetricNames, selector: str = "") -> str:
     Without a shadow model there is no series at all, so no data rather than a false 0 %.
     """
     every = f"{{{selector}}}" if selector else ""
-    agreeing = f"{{{selector + ',' if selector else ''}agree=\"true\"}}"
+    agreeing = f'{{{selector + "," if selector else ""}agree="true"}}'
     return (
         f"(sum(rate({n.shadow_predictions_total}{agreeing}[5m])) or vector(0))\n"
         f"/\nsum(rate({n.shadow_predictions_total}{every}[5m]))"
