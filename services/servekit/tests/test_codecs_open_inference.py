@@ -94,6 +94,12 @@ def test_a_missing_input_is_named_once(codec: OpenInferenceCodec) -> None:
         ([tensor("x", "INT64", [1.5])], "inputs[x].data[0]", "1.5 is not an integer, which INT64 holds"),
         ([tensor("x", "UINT8", [300])], "inputs[x].data[0]", "300 is outside the range of UINT8 (0 to 255)"),
         ([tensor("x", "FP64", [True])], "inputs[x].data[0]", "True is not a number, which FP64 holds"),
+        (
+            [tensor("x", "FP32", [1.0, -1e39])],
+            "inputs[x].data[1]",
+            "-1e+39 is outside the range of FP32 (±3.40282e+38)",
+        ),
+        ([tensor("x", "FP16", [70000])], "inputs[x].data[0]", "70000 is outside the range of FP16 (±65504)"),
         ([tensor("color", "BYTES", [1])], "inputs[color].data[0]", "1 is not a string, which BYTES holds"),
         (
             [tensor("x", "FP64", [1.0]), tensor("x", "FP64", [2.0])],

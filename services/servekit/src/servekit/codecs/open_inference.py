@@ -45,6 +45,9 @@ INTEGER_RANGES = {
     "UINT64": (0, 2**64 - 1),
 }
 FLOATS = ("FP16", "FP32", "FP64")
+#: The largest finite magnitude of the narrower float datatypes: a JSON number past it was not
+#: one of the client's FP16/FP32 values (numpy would have made it inf), so the tensor is wrong.
+FLOAT_LIMITS = {"FP16": 65504.0, "FP32": 3.4028234663852886e38}
 DATATYPES = (BOOL, *INTEGER_RANGES, *FLOATS, BYTES)
 Datatype = Literal[
     "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
@@ -227,6 +230,8 @@ def _element_problem(datatype: str, value: Any) -> str | None:
             return f"{value} is outside the range of {datatype} ({low} to {high})"
     elif not math.isfinite(value):
         return f"{value!r} is not a finite number"
+    elif datatype in FLOAT_LIMITS and abs(value) > FLOAT_LIMITS[datatype]:
+        return f"{value!r} is outside the range of {datatype} (±{FLOAT_LIMITS[datatype]:g})"
     return None
 
 
@@ -254,6 +259,8 @@ def _first_bad_element(datatype: str, values: list[Any]) -> tuple[int, str] | No
         elif datatype in FLOATS:
             # Finite elements have a finite sum unless it overflows; the walk below tells which.
             fits = math.isfinite(sum(values))
+            if fits and datatype in FLOAT_LIMITS and values:
+                fits = max(map(abs, values)) <= FLOAT_LIMITS[datatype]
         else:
             fits = True
         if fits:
