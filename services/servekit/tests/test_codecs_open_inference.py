@@ -66,6 +66,20 @@ def test_explanation_is_asked_by_parameter_or_by_output(codec: OpenInferenceCode
     }
 
 
+def test_binary_output_flags_are_true_or_false(codec: OpenInferenceCodec) -> None:
+    """A flag that is no boolean is named, rather than read as false and answered in JSON."""
+    inputs = (tensor("x", "FP64", [1.0]), tensor("color", "BYTES", ["red"]))
+    request = body(
+        *inputs,
+        parameters={"binary_data_output": 1},
+        outputs=[{"name": "value", "parameters": {"binary_data": "true"}}],
+    )
+    assert problems(codec, request) == {
+        "parameters.binary_data_output": "1 is not true or false",
+        "outputs[value].parameters.binary_data": "'true' is not true or false",
+    }
+
+
 def test_request_model_problems_are_located_in_the_tensors(codec: OpenInferenceCodec) -> None:
     found = problems(
         codec, body(tensor("x", "FP64", [1.0, 11.0]), tensor("color", "BYTES", ["red", "green"]))

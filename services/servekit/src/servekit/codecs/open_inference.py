@@ -272,6 +272,15 @@ def _first_bad_element(datatype: str, values: list[Any]) -> tuple[int, str] | No
     return None
 
 
+def _flag(parameters: dict[str, Any] | None, name: str, where: str, problems: list[FieldProblem]) -> bool:
+    """A true/false parameter (false when absent); anything else is a problem, not a silent false."""
+    value = (parameters or {}).get(name, False)
+    if isinstance(value, bool):
+        return value
+    problems.append(FieldProblem(f"{where}.{name}", f"{value!r} is not true or false"))
+    return False
+
+
 def _as_integers(values: list[Any]) -> list[Any] | None:
     """The values with whole floats as ints; None if one is a fraction."""
     if any(isinstance(v, float) and not v.is_integer() for v in values):
@@ -432,7 +441,8 @@ class OpenInferenceCodec:
         _attach_binary(request.inputs, binary, json_length is not None, problems)
         if problems:  # the tensors' bytes do not add up: the rest cannot be read
             raise invalid_fields(problems)
-        explain = self._explain(request.parameters, problems)
+        explain = _flag(request.parameters, EXPLAIN_PARAMETER, "parameters", problems)
+        _flag(request.parameters, BINARY_OUTPUT_PARAMETER, "parameters", problems)
         outputs = self._wanted_outputs(request.outputs, problems)
         columns, rows = self._columns(request.inputs, problems)
         if not problems and rows == 0:
@@ -508,21 +518,13 @@ class OpenInferenceCodec:
             "outputs": tensors,
         }
 
-    def _explain(self, parameters: dict[str, Any] | None, problems: list[FieldProblem]) -> bool:
-        explain = (parameters or {}).get(EXPLAIN_PARAMETER, False)
-        if not isinstance(explain, bool):
-            problems.append(
-                FieldProblem(f"parameters.{EXPLAIN_PARAMETER}", f"{explain!r} is not true or false")
-            )
-            return False
-        return explain
-
     def _wanted_outputs(
         self, outputs: list[RequestOutput] | None, problems: list[FieldProblem]
     ) -> tuple[str, ...] | None:
         if outputs is None:
             return None
         for wanted in outputs:
+            _flag(wanted.parameters, "binary_data", f"outputs[{wanted.name}].parameters", problems)
             if wanted.name not in self.output_names:
                 known = ", ".join(self.output_names)
                 problems.append(
