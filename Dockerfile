@@ -46,6 +46,8 @@ ENV PATH=/app/.venv/bin:$PATH \
 WORKDIR /tmp
 USER 10001:10001
 EXPOSE 8080
+# The Open Inference Protocol over gRPC, when <SVC>_GRPC_PORT=8081 (the Kubernetes base sets it).
+EXPOSE 8081
 HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
 CMD ["mlp", "serve", "--host", "0.0.0.0", "--port", "8080"]

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from processes import Server, start_mlflow, start_service
+from processes import Server, free_port, start_mlflow, start_service
 from servekit import registry
 from servekit.training.trainer import TrainResult, train
 
@@ -49,8 +49,9 @@ def live_services(
 
     They serve the version they started with: test_registry moves the champion and back
     while they may be running (following an alias has its own test in test_live_service).
-    Each shadows its champion's own run (``runs:/``, so not skipped as the same registry
-    version), which gives every shadow metric and dashboard panel live data.
+    Each also serves the Open Inference Protocol over gRPC (``Server.grpc_port``), and shadows
+    its champion's own run (``runs:/``, so not skipped as the same registry version): every
+    gRPC and shadow metric and dashboard panel gets live data.
     """
     servers = {
         name: start_service(
@@ -61,6 +62,7 @@ def live_services(
                 f"{name.upper()}_MODEL_REFRESH_SECONDS": "0",
                 f"{name.upper()}_SHADOW_MODEL_URI": f"runs:/{registered[name].run_id}/model",
             },
+            grpc_port=free_port(),
         )
         for name in SERVICES
     }

@@ -81,6 +81,7 @@ def test_dockerfile_contract() -> None:
     assert env["HOME"].startswith("/tmp")
     assert ("USER", "10001:10001") in stage
     assert ("EXPOSE", "8080") in stage
+    assert ("EXPOSE", "8081") in stage  # gRPC, the manifests' port "grpc"
     assert image_cmd() == ["mlp", "serve", "--host", "0.0.0.0", "--port", "8080"]
     text = DOCKERFILE.read_text()
     for image in re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE):
@@ -131,7 +132,7 @@ def test_manifests_run_the_image_command(overlay: str) -> None:
         assert context.get("runAsUser") == 10001
         assert context.get("runAsGroup") == 10001
         assert context.get("readOnlyRootFilesystem") is True
-        assert 8080 in [p.get("containerPort") for p in container.get("ports", [])]
+        assert {8080, 8081} <= {p.get("containerPort") for p in container.get("ports", [])}
 
 
 def build_stage() -> list[tuple[str, str]]:

@@ -78,7 +78,15 @@ def app_paths() -> set[str]:
 def test_deployment_container(overlay: Rendered, service: str, app_paths: set[str]) -> None:
     deployment = model_deployments(overlay)[service]
     server = container(deployment)
-    assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert server["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "grpc", "containerPort": 8081, "protocol": "TCP"},
+    ]
+    # The gRPC port the container declares is the one the service's settings serve on.
+    assert configmap_env(overlay, deployment)[f"{service.upper()}_GRPC_PORT"] == "8081"
+    ports = {p["name"]: p for p in overlay.get("Service", service)["spec"]["ports"]}
+    assert (ports["grpc"]["port"], ports["grpc"]["targetPort"]) == (8081, "grpc")
+    assert ports["grpc"]["appProtocol"] == "kubernetes.io/h2c"
 
     command = server["command"]
     assert command == ["mlp", "serve", "--host", "0.0.0.0", "--port", "8080"]
@@ -344,7 +352,8 @@ def test_mlflow_server(overlay: Rendered) -> None:
 
 # --- NetworkPolicies ----------------------------------------------------------------------------
 
-Peer = dict[str, Any]  # {"labels": ..., "namespace": ...} for a pod, {"ip": "1.2.3.4"} outside
+#: {"labels": ..., "namespace": ..., "namespace_labels": ...} for a pod, {"ip": "1.2.3.4"} outside.
+Peer = dict[str, Any]
 
 
 def ip_in(ip: str, cidr: str) -> bool:
@@ -358,8 +367,9 @@ def peer_matches(rule_peer: dict[str, Any], peer: Peer) -> bool:
         return "ip" in peer and ip_in(peer["ip"], rule_peer["ipBlock"]["cidr"])
     if "ip" in peer:
         return False
+    namespace_labels = {"kubernetes.io/metadata.name": peer["namespace"], **peer.get("namespace_labels", {})}
     namespace_ok = (
-        selects(rule_peer["namespaceSelector"], {"kubernetes.io/metadata.name": peer["namespace"]})
+        selects(rule_peer["namespaceSelector"], namespace_labels)
         if "namespaceSelector" in rule_peer
         else peer["namespace"] == "ml-platform"
     )
@@ -421,6 +431,9 @@ def test_network_policies(overlay: Rendered) -> None:
     storage = {"ip": "142.250.1.1"}  # an object-storage endpoint on the internet
     load_balancer = {"ip": "130.211.0.5" if overlay.overlay == "gke" else "10.0.1.10"}
     outsider = {"ip": "203.0.113.7"}
+    # gRPC clients: any pod of a namespace that opted in, and none of one that did not.
+    client = {"labels": {"app": "checkout"}, "namespace": "shop"}
+    opted_in = {**client, "namespace_labels": {"ml-platform.io/inference-client": "true"}}
     everyone = [pod(overlay, s) for s in SERVICES] + [mlflow, prometheus, grafana]
     for who in everyone:
         assert flow(policies, who, dns, 53, "UDP")
@@ -434,6 +447,11 @@ def test_network_policies(overlay: Rendered) -> None:
         assert not flow(policies, server, storage, 443), "serving pods need no cloud access"
         assert not flow(policies, server, grafana, 3000)
         assert not flow(policies, grafana, server, 8080)
+        assert flow(policies, opted_in, server, 8081)
+        assert not flow(policies, client, server, 8081)
+        assert not flow(policies, opted_in, server, 8080), "HTTP stays the load balancer's"
+        assert not flow(policies, load_balancer, server, 8081), "no ingress routes gRPC"
+        assert not flow(policies, outsider, server, 8081)
     assert flow(policies, mlflow, storage, 443)
     assert flow(policies, grafana, prometheus, 9090)
     assert not flow(policies, grafana, mlflow, 5000)

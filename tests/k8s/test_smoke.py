@@ -3,7 +3,7 @@
 For each model-server Deployment, run the container's command with the manifest's environment
 (its ConfigMap and env), MLFLOW_TRACKING_URI pointed at a local MLflow server holding a trained
 champion, wait on the readiness probe's path, then predict under the ingress path (ROOT_PATH).
-Only the port is changed (to a free one) so that parallel runs do not collide.
+Only the ports are changed (to free ones) so that parallel runs do not collide.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import httpx
 import pytest
 from manifests import SERVICES, Rendered, configmap_env, container
 
-from processes import infer_example, predict_its_example
+from processes import grpc_infer, infer_example, predict_its_example
 from servekit import registry
 from servekit.local import Server, free_port, start
 from servekit.training.trainer import TrainResult
@@ -44,9 +44,12 @@ def test_manifest_command_serves(
     command[command.index("--port") + 1] = str(port)
     env = configmap_env(gke, deployment)
     env["MLFLOW_TRACKING_URI"] = mlflow_server.url
+    grpc_port = free_port()
+    env[f"{service.upper()}_GRPC_PORT"] = str(grpc_port)
     # HOME=/tmp and TMPDIR=/tmp as in the pod; `mlp` from this environment, as in the image.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     server = start(f"k8s-smoke-{service}", command, port, logs_dir, env)
+    server.grpc_port = grpc_port
     try:
         server.wait_for(probe["path"], seconds=180)
         root = env[f"{service.upper()}_ROOT_PATH"]
@@ -57,5 +60,8 @@ def test_manifest_command_serves(
         infer = httpx.post(f"{base}/v2/models/{service}/infer", json=infer_example(base), timeout=30)
         assert infer.status_code == 200, infer.text
         assert infer.json()["model_version"] == str(registered[service].version)
+        # And over gRPC, on the port the settings ConfigMap names.
+        result = grpc_infer(server, service, infer_example(base))
+        assert result.get_response().model_version == str(registered[service].version)
     finally:
         server.stop()

@@ -101,7 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         spec.name,
         google_cloud_project=settings.google_cloud_project,
     )
-    app = create_app(spec, settings)
+    app = create_app(spec, settings, grpc_host=args.host)
     # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
     # its fields, leaves out probes and caps its rate.
     uvicorn.run(

@@ -107,6 +107,8 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    #: Where it serves the Open Inference Protocol over gRPC (0: it does not).
+    grpc_port: int = 0
 
     @property
     def port(self) -> int:
@@ -175,11 +177,22 @@ def start_mlflow(state: Path, log_dir: Path) -> Server:
 
 
 def start_service(
-    name: str, log_dir: Path, env: Mapping[str, str], label: str = "", port: int | None = None
+    name: str,
+    log_dir: Path,
+    env: Mapping[str, str],
+    label: str = "",
+    port: int | None = None,
+    *,
+    grpc_port: int = 0,
 ) -> Server:
+    """``mlp serve`` on 127.0.0.1 (HTTP on ``port`` or a free one; gRPC too if ``grpc_port``)."""
     port = port or free_port()
     command = [str(BIN / "mlp"), "serve", name, "--host", "127.0.0.1", "--port", str(port)]
-    return start(label or name, command, port, log_dir, env)
+    if grpc_port:
+        env = {**env, f"{name.upper()}_GRPC_PORT": str(grpc_port)}
+    server = start(label or name, command, port, log_dir, env)
+    server.grpc_port = grpc_port
+    return server
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -60,6 +60,14 @@ class ServiceSettings(BaseSettings):
             "of throughput at saturation); false: no input_values_total or training_input_share series"
         ),
     )
+    grpc_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description=(
+            "Serve the Open Inference Protocol over gRPC on this port too, on the host HTTP binds; 0: no gRPC"
+        ),
+    )
     shadow_model_uri: str = Field(
         default="",
         description=(

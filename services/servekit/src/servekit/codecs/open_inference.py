@@ -334,7 +334,8 @@ def _attach_binary(
         problems.append(FieldProblem("body", problem))
 
 
-def _to_binary(datatype: str, data: list[Any]) -> bytes:
+def tensor_bytes(datatype: str, data: list[Any]) -> bytes:
+    """A tensor's elements in the binary layout (little-endian; BYTES elements length-prefixed)."""
     if datatype == BYTES:
         encoded = [str(value).encode("utf-8") for value in data]
         return b"".join(_LENGTH.pack(len(item)) + item for item in encoded)
@@ -475,7 +476,7 @@ class OpenInferenceCodec:
         for output in response["outputs"]:
             if output["name"] not in names:
                 continue
-            raw = _to_binary(output["datatype"], output.pop("data"))
+            raw = tensor_bytes(output["datatype"], output.pop("data"))
             output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(raw)}
             chunks.append(raw)
         header = encode_json(response)

@@ -42,8 +42,17 @@ OPEN_INFERENCE_ENDPOINTS = (
     "/v2/models/{model}",
     "/v2/models/{model}/ready",
 )
+#: The protocol over gRPC: endpoint labels are the method paths, the method label is GRPC, and the
+#: status label the HTTP status the same error gets over REST (so the SLO's 5xx ratio covers both).
+GRPC_METHOD = "GRPC"
+GRPC_SERVICE_PATH = "/inference.GRPCInferenceService/"
+GRPC_INFER = f"{GRPC_SERVICE_PATH}ModelInfer"
+GRPC_ENDPOINTS = tuple(
+    f"{GRPC_SERVICE_PATH}{name}"
+    for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
+)
 #: Endpoints whose whole-request latency is a prediction latency.
-PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER)
+PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER, GRPC_INFER)
 #: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.
 ENDPOINTS = (
     *PREDICTION_ENDPOINTS,
@@ -53,6 +62,7 @@ ENDPOINTS = (
     "/docs",
     "/openapi.json",
     *OPEN_INFERENCE_ENDPOINTS,
+    *GRPC_ENDPOINTS,
 )
 
 #: Largest |served - shadow| score of an instance: a probability's thousandths up to tens of

@@ -93,12 +93,15 @@ def create_app(
     probe: VersionProbe | None = None,
     *,
     shadow_source: ArtifactSource | None = None,
+    grpc_host: str = "127.0.0.1",
 ) -> FastAPI:
     """Build the FastAPI app of ``spec``.
 
     ``source`` overrides where the model comes from and ``probe`` which version it should
     be now; by default both ask the registry, and only an alias URI is followed.
     ``shadow_source`` likewise overrides where ``<SVC>_SHADOW_MODEL_URI``'s model comes from.
+    With ``<SVC>_GRPC_PORT`` set, the lifespan also serves the Open Inference Protocol over gRPC
+    on ``grpc_host`` (``app.state.grpc_port`` is the port bound).
     """
     settings = settings or load_settings(spec.name)
     metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
@@ -118,9 +121,17 @@ def create_app(
         if shadow is not None:
             shadow.start()
             tasks.append(asyncio.create_task(shadow.runtime.run(), name=f"{spec.name}-shadow-loader"))
+        grpc_server = None
+        if settings.grpc_port:
+            from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
+
+            servicer = OpenInferenceServicer(spec, runtime, predictor, settings, metrics)
+            grpc_server, app.state.grpc_port = await start_server(servicer, grpc_host, settings.grpc_port)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -10,7 +10,6 @@ runtime, the metrics and the Server-Timing header; only the body's shape differs
 from __future__ import annotations
 
 import functools
-from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -25,9 +24,9 @@ from servekit.codecs.open_inference import (
     ModelMetadata,
     OpenInferenceCodec,
 )
-from servekit.errors import FieldProblem, ServekitError, invalid_field
+from servekit.errors import invalid_field
 from servekit.inference import model_ref
-from servekit.model import ServedModel
+from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
 from servekit.rest.openapi import json_body
 from servekit.rest.request_id import request_id_of
@@ -42,11 +41,6 @@ if TYPE_CHECKING:
 
 PREFIX = "/v2"
 TAG = "Open Inference Protocol (V2)"
-#: The server's version in ``GET /v2``: servekit's.
-SERVER_VERSION = package_version("servekit")
-#: The protocol's extensions this server implements, by Triton's names (binary requests and
-#: binary outputs when asked).
-EXTENSIONS = ["binary_tensor_data"]
 
 
 def route_path(scope: Scope) -> str:
@@ -95,27 +89,7 @@ def add_open_inference_routes(
     codec = OpenInferenceCodec(spec.request, spec.response)
     example = documented_example(codec, spec.request.model_json_schema().get("examples", []))
 
-    def check_name(model_name: str) -> None:
-        if model_name != spec.name:
-            problem = f"no model {model_name!r} here; this service serves {spec.name!r}"
-            raise ServekitError(404, "model_not_found", problem, (FieldProblem("path.model_name", problem),))
-
-    def served(model_name: str, model_version: str | None = None) -> ServedModel:
-        """The served model, if it is the one the path names (404 if not; 503 before loading)."""
-        check_name(model_name)
-        model = runtime.require()
-        if model_version is not None and model_version != model.artifact.version:
-            raise version_not_served(model_version, model)
-        return model
-
-    def version_not_served(asked: str, model: ServedModel) -> ServekitError:
-        problem = (
-            f"version {asked} of {spec.name} is not served here; version {model.artifact.version} is "
-            f"(from {model.artifact.uri}); leave the version out to use it"
-        )
-        return ServekitError(
-            404, "model_version_not_served", problem, (FieldProblem("path.model_version", problem),)
-        )
+    model_at = ProtocolModel(spec.name, runtime, where="path.")
 
     async def server_metadata() -> Response:
         return json_response({"name": spec.name, "version": SERVER_VERSION, "extensions": EXTENSIONS})
@@ -132,27 +106,25 @@ def add_open_inference_routes(
         return json_response({"ready": True})
 
     async def model_metadata(model_name: str, model_version: str | None = None) -> Response:
-        model = served(model_name, model_version)
+        model = model_at.served(model_name, model_version)
         return json_response(codec.metadata(spec.name, model.artifact.version))
 
     async def model_ready(model_name: str, model_version: str | None = None) -> Response:
-        check_name(model_name)
+        model_at.check_name(model_name)
         if runtime.model is None:
             return json_response({"name": model_name, **not_ready()}, status_code=503)
-        served(model_name, model_version)
+        model_at.served(model_name, model_version)
         return json_response({"name": model_name, "ready": True})
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
-        served(model_name, model_version)  # before reading a body we cannot serve
+        model_at.served(model_name, model_version)  # before reading a body we cannot serve
         json_length = binary_json_length(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             decoded = codec.decode(body, settings.max_batch_size, json_length)
         model, predictions = await predictor(decoded.records, decoded.explain, timings)
-        if model_version is not None and model.artifact.version != model_version:
-            # The alias moved between the check and the prediction: the client pinned a version.
-            raise version_not_served(model_version, model)
+        model_at.answered_by(model, model_version)
         request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)
         result = codec.encode(model_ref(model), request_id, predictions, decoded.outputs)
         if not decoded.binary_outputs:

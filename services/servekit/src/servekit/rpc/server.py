@@ -1,0 +1,302 @@
+"""The Open Inference Protocol over gRPC (``inference.GRPCInferenceService``), beside the REST app.
+
+With ``<SVC>_GRPC_PORT`` set, the app's lifespan starts a ``grpc.aio`` server on the same event
+loop, serving the same model runtime through the same predictor (metrics, shadow). A
+``ModelInfer`` request is turned into the body ``POST /v2/models/<svc>/infer`` would get, raw
+tensor contents as the binary tensor extension's bytes, and decoded by the same codec: every
+check, limit, message and number is that of the REST endpoint. Errors are gRPC status codes
+(INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ...) whose details are the REST error's message,
+naming each bad tensor element as ``inputs[Age].data[3]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+from servekit import logs, tracing
+from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
+from servekit.errors import ServekitError, invalid_field
+from servekit.inference import encode_json, model_ref
+from servekit.metrics.names import GRPC_INFER, GRPC_METHOD
+from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
+from servekit.rest.request_id import incoming_id
+from servekit.rest.telemetry import Timings
+from servekit.rpc import open_inference_pb2 as pb
+
+if TYPE_CHECKING:
+    from servekit.metrics import ServiceMetrics
+    from servekit.rest.app import Predictor
+    from servekit.runtime import ModelRuntime
+    from servekit.settings import ServiceSettings
+    from servekit.spec import ServiceSpec
+
+logger = logging.getLogger("servekit.rpc")
+
+#: The protocol's service name: the method paths clients call (``/inference.GRPCInferenceService/...``).
+SERVICE = "inference.GRPCInferenceService"
+#: The gRPC status of each HTTP status a ServekitError carries.
+STATUS_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    415: grpc.StatusCode.INVALID_ARGUMENT,
+    422: grpc.StatusCode.INVALID_ARGUMENT,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+#: Where the elements of each datatype travel in ``InferTensorContents`` (FP16: raw only).
+CONTENTS_FIELDS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+Request = TypeVar("Request")
+
+
+def parameters_of(parameters: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
+    """The protocol's parameter map as the REST form's JSON object."""
+    values: dict[str, Any] = {}
+    for name, parameter in parameters.items():
+        which = parameter.WhichOneof("parameter_choice")
+        values[name] = getattr(parameter, which) if which else None
+    return values
+
+
+def contents_of(tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
+    """A tensor's elements from the contents field of its datatype (BYTES as text)."""
+    where = f"inputs[{tensor.name}].contents"
+    field = CONTENTS_FIELDS.get(tensor.datatype)
+    if tensor.datatype == "FP16":
+        raise invalid_field(where, "FP16 elements travel only as raw_input_contents")
+    if field is None:
+        return []  # not a datatype of the protocol: the codec names it with the ones it accepts
+    others = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
+    if others:
+        raise invalid_field(where, f"{tensor.datatype} elements go in {field}; {', '.join(others)} given")
+    values: list[Any] = list(getattr(tensor.contents, field))
+    if tensor.datatype != BYTES:
+        return values
+    texts = []
+    for index, value in enumerate(values):
+        try:
+            texts.append(value.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise invalid_field(f"{where}.bytes_contents[{index}]", "not UTF-8 text") from None
+    return texts
+
+
+def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
+    """The body ``POST /v2/models/<svc>/infer`` would get, and its JSON part's length if binary."""
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        problem = f"{len(raw)} entries for {len(request.inputs)} inputs; give one per input, in input order"
+        raise invalid_field("raw_input_contents", problem)
+    inputs = []
+    for index, tensor in enumerate(request.inputs):
+        entry: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": list(tensor.shape),
+        }
+        parameters = parameters_of(tensor.parameters)
+        if raw:
+            if tensor.contents.ListFields():
+                where = f"inputs[{tensor.name}].contents"
+                raise invalid_field(where, "given with raw_input_contents; send each tensor one way")
+            parameters["binary_data_size"] = len(raw[index])
+        else:
+            entry["data"] = contents_of(tensor)
+        if parameters:
+            entry["parameters"] = parameters
+        inputs.append(entry)
+    header: dict[str, Any] = {"inputs": inputs}
+    if request.id:
+        header["id"] = request.id
+    if request.parameters:
+        header["parameters"] = parameters_of(request.parameters)
+    if request.outputs:
+        header["outputs"] = [
+            {"name": o.name, **({"parameters": parameters_of(o.parameters)} if o.parameters else {})}
+            for o in request.outputs
+        ]
+    body = encode_json(header)
+    if not raw:
+        return body, None
+    return body + b"".join(raw), len(body)
+
+
+def response_message(result: dict[str, Any], raw: bool) -> pb.ModelInferResponse:
+    """The codec's response as the protocol's message: raw contents when the request was raw.
+
+    Triton's client reads numbers only from raw contents, and it always sends raw inputs; KServe's
+    reads either. Replying in the request's form serves both.
+    """
+    message = pb.ModelInferResponse(
+        model_name=result["model_name"], model_version=result["model_version"], id=result["id"]
+    )
+    for output in result["outputs"]:
+        tensor = message.outputs.add(name=output["name"], datatype=output["datatype"], shape=output["shape"])
+        for name, value in output.get("parameters", {}).items():
+            # The protocol's parameters are scalars: NLPInsight's column names go comma-separated.
+            tensor.parameters[name].string_param = ",".join(value) if isinstance(value, list) else str(value)
+        if raw:
+            message.raw_output_contents.append(tensor_bytes(output["datatype"], output["data"]))
+        elif output["datatype"] == BYTES:
+            tensor.contents.bytes_contents.extend(str(v).encode("utf-8") for v in output["data"])
+        else:
+            getattr(tensor.contents, CONTENTS_FIELDS[output["datatype"]]).extend(output["data"])
+    return message
+
+
+class OpenInferenceServicer:
+    """The protocol's RPCs over one service's model runtime and predictor."""
+
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        runtime: ModelRuntime,
+        predictor: Predictor,
+        settings: ServiceSettings,
+        metrics: ServiceMetrics,
+    ) -> None:
+        self.name = spec.name
+        self.runtime = runtime
+        self.predictor = predictor
+        self.settings = settings
+        self.metrics = metrics
+        self.codec = OpenInferenceCodec(spec.request, spec.response)
+        self.model = ProtocolModel(spec.name, runtime)
+
+    async def server_live(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def server_ready(self, request: pb.ServerReadyRequest, context: Any) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.runtime.model is not None)
+
+    async def model_ready(self, request: pb.ModelReadyRequest, context: Any) -> pb.ModelReadyResponse:
+        self.model.check_name(request.name)
+        if self.runtime.model is None:
+            return pb.ModelReadyResponse(ready=False)
+        self.model.served(request.name, request.version)
+        return pb.ModelReadyResponse(ready=True)
+
+    async def server_metadata(
+        self, request: pb.ServerMetadataRequest, context: Any
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(name=self.name, version=SERVER_VERSION, extensions=EXTENSIONS)
+
+    async def model_metadata(
+        self, request: pb.ModelMetadataRequest, context: Any
+    ) -> pb.ModelMetadataResponse:
+        model = self.model.served(request.name, request.version)
+        metadata = self.codec.metadata(self.name, model.artifact.version)
+        tensor = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=metadata["name"],
+            versions=metadata["versions"],
+            platform=metadata["platform"],
+            inputs=[
+                tensor(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in metadata["inputs"]
+            ],
+            outputs=[
+                tensor(name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in metadata["outputs"]
+            ],
+        )
+
+    async def model_infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        start = time.perf_counter()
+        self.model.served(request.model_name, request.model_version)  # before decoding
+        timings = Timings()
+        with timings.phase("validate"):
+            body, json_length = rest_form(request)
+            decoded = self.codec.decode(body, self.settings.max_batch_size, json_length)
+        model, predictions = await self.predictor(decoded.records, decoded.explain, timings)
+        self.model.answered_by(model, request.model_version)
+        request_id = decoded.id if decoded.id is not None else logs.request_id.get()
+        result = self.codec.encode(model_ref(model), request_id, predictions, decoded.outputs)
+        total_ms = (time.perf_counter() - start) * 1e3
+        context.set_trailing_metadata((("server-timing", timings.header(total_ms).decode()),))
+        return response_message(result, raw=bool(request.raw_input_contents))
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The protocol's method paths, each counted in ``<svc>_requests_total`` like an HTTP endpoint."""
+        methods: dict[str, tuple[Callable[..., Awaitable[Any]], Any]] = {
+            "ServerLive": (self.server_live, pb.ServerLiveRequest),
+            "ServerReady": (self.server_ready, pb.ServerReadyRequest),
+            "ModelReady": (self.model_ready, pb.ModelReadyRequest),
+            "ServerMetadata": (self.server_metadata, pb.ServerMetadataRequest),
+            "ModelMetadata": (self.model_metadata, pb.ModelMetadataRequest),
+            "ModelInfer": (self.model_infer, pb.ModelInferRequest),
+        }
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                name: grpc.unary_unary_rpc_method_handler(
+                    self._observed(f"/{SERVICE}/{name}", call),
+                    request_deserializer=message.FromString,
+                    response_serializer=lambda response: response.SerializeToString(),
+                )
+                for name, (call, message) in methods.items()
+            },
+        )
+
+    def _observed(
+        self, endpoint: str, call: Callable[[Request, Any], Awaitable[Any]]
+    ) -> Callable[[Request, Any], Awaitable[Any]]:
+        async def observed(request: Request, context: Any) -> Any:
+            metadata = {
+                key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
+            }
+            trace = tracing.from_headers(metadata)
+            logs.request_id.set(incoming_id(metadata, trace) or uuid.uuid4().hex)
+            tracing.current.set(trace)
+            start = time.perf_counter()
+            status = 500
+            try:
+                response = await call(request, context)
+                status = 200
+                return response
+            except ServekitError as exc:
+                status = exc.status_code
+                code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
+                await context.abort(code, exc.open_inference_body()["error"])
+            except Exception:
+                logger.exception("request %s %s failed", logs.request_id.get(), endpoint)
+                await context.abort(
+                    grpc.StatusCode.INTERNAL,
+                    f"internal error; the service's log has it under request id {logs.request_id.get()}",
+                )
+            finally:
+                self.metrics.requests.labels(endpoint, GRPC_METHOD, str(status)).inc()
+                if endpoint == GRPC_INFER:
+                    self.metrics.prediction_latency.labels(endpoint).observe(time.perf_counter() - start)
+
+        return observed
+
+
+async def start_server(servicer: OpenInferenceServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+    """A started ``grpc.aio`` server for ``servicer`` on ``host:port``, and the port it bound."""
+    limit = servicer.settings.max_body_bytes
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
+    )
+    server.add_generic_rpc_handlers((servicer.handler(),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    logger.info("Open Inference Protocol over gRPC on %s:%d", host, bound)
+    return server, bound

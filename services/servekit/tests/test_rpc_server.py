@@ -1,0 +1,233 @@
+"""The Open Inference Protocol over gRPC: the REST endpoint's numbers, checks and metrics."""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY
+
+from servekit.local import free_port
+from servekit.metrics.names import GRPC_INFER
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.rpc import generate
+from servekit.rpc import open_inference_pb2 as pb
+from servekit.rpc.server import SERVICE
+from servekit.settings import load_settings
+from servekit.testing import request_rows, wait_ready
+from servekit.training.trainer import Split
+
+
+class Stub:
+    """The protocol's RPCs by method path, as any generated client calls them."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        def rpc(name: str, response: Any) -> Any:
+            return channel.unary_unary(
+                f"/{SERVICE}/{name}",
+                request_serializer=lambda message: message.SerializeToString(),
+                response_deserializer=response.FromString,
+            )
+
+        self.server_live = rpc("ServerLive", pb.ServerLiveResponse)
+        self.server_ready = rpc("ServerReady", pb.ServerReadyResponse)
+        self.model_ready = rpc("ModelReady", pb.ModelReadyResponse)
+        self.server_metadata = rpc("ServerMetadata", pb.ServerMetadataResponse)
+        self.model_metadata = rpc("ModelMetadata", pb.ModelMetadataResponse)
+        self.model_infer = rpc("ModelInfer", pb.ModelInferResponse)
+
+
+@pytest.fixture
+def served(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[tuple[TestClient, Stub]]:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_batch_size=8, grpc_port=free_port())
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            yield client, Stub(channel)
+
+
+def infer_request(rows: list[dict[str, Any]], **fields: Any) -> pb.ModelInferRequest:
+    """Rows as typed contents: x as FP64, color as BYTES."""
+    request = pb.ModelInferRequest(model_name="toy", **fields)
+    x = request.inputs.add(name="x", datatype="FP64", shape=[len(rows)])
+    x.contents.fp64_contents.extend(float(r["x"]) for r in rows)
+    color = request.inputs.add(name="color", datatype="BYTES", shape=[len(rows)])
+    color.contents.bytes_contents.extend(r["color"].encode() for r in rows)
+    return request
+
+
+def raw_request(rows: list[dict[str, Any]]) -> pb.ModelInferRequest:
+    """The same rows as raw contents, as Triton's client sends them."""
+    request = pb.ModelInferRequest(model_name="toy")
+    request.inputs.add(name="x", datatype="FP64", shape=[len(rows)])
+    request.inputs.add(name="color", datatype="BYTES", shape=[len(rows)])
+    request.raw_input_contents.append(np.asarray([r["x"] for r in rows], dtype="<f8").tobytes())
+    texts = [r["color"].encode() for r in rows]
+    request.raw_input_contents.append(b"".join(struct.pack("<I", len(t)) + t for t in texts))
+    return request
+
+
+def rest_values(client: TestClient, rows: list[dict[str, Any]]) -> list[float]:
+    response = client.post("/predict/batch", json={"instances": rows})
+    return [p["value"] for p in response.json()["predictions"]]
+
+
+def status_of(call: Any, request: Any) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        call(request)
+    return raised.value
+
+
+def test_health_and_metadata(served: tuple[TestClient, Stub]) -> None:
+    _, stub = served
+    assert stub.server_live(pb.ServerLiveRequest()).live
+    assert stub.server_ready(pb.ServerReadyRequest()).ready
+    assert stub.model_ready(pb.ModelReadyRequest(name="toy")).ready
+    server = stub.server_metadata(pb.ServerMetadataRequest())
+    assert server.name == "toy"
+    assert list(server.extensions) == ["binary_tensor_data"]
+    metadata = stub.model_metadata(pb.ModelMetadataRequest(name="toy"))
+    assert list(metadata.versions) == ["test"]
+    assert [(t.name, t.datatype, list(t.shape)) for t in metadata.inputs] == [
+        ("x", "FP64", [-1]),
+        ("color", "BYTES", [-1]),
+        ("note", "BYTES", [-1]),
+    ]
+    assert [t.name for t in metadata.outputs] == ["value", "explanation"]
+
+
+def test_typed_and_raw_requests_give_the_rest_numbers(
+    served: tuple[TestClient, Stub], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    client, stub = served
+    rows = request_rows(toy_trained[1], 5)
+    expected = rest_values(client, rows)
+    typed = stub.model_infer(infer_request(rows, id="r-1"))
+    assert typed.id == "r-1"
+    assert (typed.model_name, typed.model_version) == ("toy", "test")
+    assert list(typed.outputs[0].contents.fp64_contents) == expected
+    # Raw in, raw out: Triton's client reads numbers only from raw contents.
+    raw = stub.model_infer(raw_request(rows))
+    assert not raw.outputs[0].contents.fp64_contents
+    assert np.frombuffer(raw.raw_output_contents[0], dtype="<f8").tolist() == expected
+
+
+def test_explanations_by_parameter_and_server_timing(
+    served: tuple[TestClient, Stub], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    client, stub = served
+    rows = request_rows(toy_trained[1], 2)
+    request = infer_request(rows)
+    request.parameters["explain"].bool_param = True
+    response, call = stub.model_infer.with_call(request)
+    explanation = next(o for o in response.outputs if o.name == "explanation")
+    documents = [json.loads(b) for b in explanation.contents.bytes_contents]
+    rest = client.post("/predict/batch", params={"explain": "true"}, json={"instances": rows}).json()
+    assert documents == [p["explanation"] for p in rest["predictions"]]
+    timing = dict(call.trailing_metadata())["server-timing"]
+    assert "validate;dur=" in timing
+    assert "explain;dur=" in timing
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        (
+            lambda r: r.inputs[0].contents.fp64_contents.__setitem__(1, 11.0),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "inputs[x].data[1]: Input should be less than or equal to 10",
+        ),
+        (
+            lambda r: setattr(r, "model_name", "churn"),
+            grpc.StatusCode.NOT_FOUND,
+            "no model 'churn' here; this service serves 'toy'",
+        ),
+        (
+            lambda r: setattr(r, "model_version", "7"),
+            grpc.StatusCode.NOT_FOUND,
+            "version 7 of toy is not served here; version test is",
+        ),
+        (
+            lambda r: r.inputs[0].contents.int64_contents.extend([1, 2]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "inputs[x].contents: FP64 elements go in fp64_contents; int64_contents given",
+        ),
+        (
+            lambda r: r.inputs[1].contents.bytes_contents.__setitem__(0, b"\xff"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "inputs[color].contents.bytes_contents[0]: not UTF-8 text",
+        ),
+        (
+            lambda r: r.raw_input_contents.append(b"\x00" * 8),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "raw_input_contents: 1 entries for 2 inputs",
+        ),
+        (
+            lambda r: r.inputs[0].shape.__setitem__(0, 9),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "inputs[x].data: 2 values for shape [9]",
+        ),
+    ],
+)
+def test_bad_requests_get_a_status_naming_the_problem(
+    served: tuple[TestClient, Stub], change: Any, code: grpc.StatusCode, message: str
+) -> None:
+    _, stub = served
+    request = infer_request([{"x": 1.0, "color": "red"}, {"x": 2.0, "color": "blue"}])
+    change(request)
+    error = status_of(stub.model_infer, request)
+    assert error.code() == code
+    assert message in error.details()
+
+
+def test_a_batch_over_the_limit_is_resource_exhausted(served: tuple[TestClient, Stub]) -> None:
+    _, stub = served
+    error = status_of(stub.model_infer, infer_request([{"x": 1.0, "color": "red"}] * 9))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "9 instances; the limit is 8" in error.details()
+
+
+def test_calls_are_counted_like_http_requests(served: tuple[TestClient, Stub]) -> None:
+    client, stub = served
+    stub.model_infer(infer_request([{"x": 1.0, "color": "red"}]))
+    status_of(stub.model_infer, infer_request([{"x": 11.0, "color": "red"}]))
+    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+
+    def count(status: str) -> float | None:
+        labels = {"endpoint": GRPC_INFER, "method": "GRPC", "status": status}
+        value: float | None = registry.get_sample_value("toy_requests_total", labels)
+        return value
+
+    assert count("200") == 1
+    assert count("422") == 1
+    latency = registry.get_sample_value("toy_prediction_latency_seconds_count", {"endpoint": GRPC_INFER})
+    assert latency == 2
+
+
+def test_before_the_model_loads_infer_is_unavailable_with_the_reason(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    def unreachable() -> ModelArtifact:
+        raise ConnectionError("registry unreachable")
+
+    settings = load_settings("toy", grpc_port=free_port(), load_retry_initial_seconds=60)
+    with TestClient(create_app(TOY, settings, source=unreachable)) as client:
+        port = client.app.state.grpc_port  # type: ignore[attr-defined]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = Stub(channel)
+            assert not stub.server_ready(pb.ServerReadyRequest()).ready
+            error = status_of(stub.model_infer, infer_request([{"x": 1.0, "color": "red"}]))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "model not ready" in error.details()
+
+
+def test_the_generated_messages_match_the_proto() -> None:
+    assert generate.stale() == [], "run: .venv/bin/python -m servekit.rpc.generate"
