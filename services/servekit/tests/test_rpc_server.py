@@ -13,13 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
+from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import free_port
 from servekit.metrics.names import GRPC_INFER
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rpc import generate
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import SERVICE
+from servekit.rpc.server import SERVICE, infer_message
 from servekit.settings import load_settings
 from servekit.testing import request_rows, wait_ready
 from servekit.training.trainer import Split
@@ -118,6 +119,23 @@ def test_typed_and_raw_requests_give_the_rest_numbers(
     raw = stub.model_infer(raw_request(rows))
     assert not raw.outputs[0].contents.fp64_contents
     assert np.frombuffer(raw.raw_output_contents[0], dtype="<f8").tolist() == expected
+
+
+@pytest.mark.parametrize("raw", [True, False])
+def test_infer_message_sends_a_rest_request_over_grpc(
+    served: tuple[TestClient, Stub], toy_trained: tuple[ModelArtifact, Split], raw: bool
+) -> None:
+    """What the benchmark sends: a documented REST-form request as a raw or typed message."""
+    client, stub = served
+    rows = request_rows(toy_trained[1], 4)
+    request = OpenInferenceCodec(TOY.request, TOY.response).request_for(rows)
+    response = stub.model_infer(infer_message({"model_name": "toy", **request}, raw=raw))
+    values = (
+        np.frombuffer(response.raw_output_contents[0], dtype="<f8").tolist()
+        if raw
+        else list(response.outputs[0].contents.fp64_contents)
+    )
+    assert values == rest_values(client, rows)
 
 
 def test_explanations_by_parameter_and_server_timing(

@@ -28,8 +28,10 @@ from servekit.bench.reference import tree_references
 from servekit.bench.stats import Latency
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
-from servekit.local import Server, start_mlflow, start_service
+from servekit.local import Server, free_port, start_mlflow, start_service
+from servekit.metrics.names import GRPC_INFER
 from servekit.models.trees import TreeModel
+from servekit.rpc.server import infer_message
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
 from servekit.training.trainer import split, to_records, train
@@ -65,11 +67,16 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
 
     loads = http_loads(spec, records, args.concurrency)
     server = start_service(
-        spec.name, work, {"MLFLOW_TRACKING_URI": mlflow.url, f"{spec.name.upper()}_LOG_LEVEL": "WARNING"}
+        spec.name,
+        work,
+        {"MLFLOW_TRACKING_URI": mlflow.url, f"{spec.name.upper()}_LOG_LEVEL": "WARNING"},
+        grpc_port=free_port(),
     )
     try:
         server.wait_for("/readyz", seconds=180)
         result["http"] = measure_http(server, loads, args.seconds)
+        # The same batches again, over gRPC with raw contents, as Triton's client sends them.
+        result["http"][GRPC_LABEL] = measure_grpc(server, spec, records, args.seconds)
         print_http(spec.name, result["http"])
     finally:
         server.stop()
@@ -98,6 +105,25 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     finally:
         server.stop()
     return result
+
+
+GRPC_LABEL = f"infer (gRPC) {BATCH_SIZE} c=2"
+
+
+def measure_grpc(
+    server: Server, spec: ServiceSpec, records: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    codec = OpenInferenceCodec(spec.request, spec.response)
+    messages = [
+        infer_message(
+            {"model_name": spec.name, **codec.request_for(records[i : i + BATCH_SIZE])}
+        ).SerializeToString()
+        for i in range(0, 256, BATCH_SIZE)
+    ]
+    outcome = load.run_grpc(
+        "127.0.0.1", server.grpc_port, GRPC_INFER, messages, concurrency=2, seconds=seconds
+    )
+    return {**outcome.as_dict(), "predictions_per_second": round(outcome.requests_per_second * BATCH_SIZE, 1)}
 
 
 #: A load: path, request bodies, concurrency, and instances per request.

@@ -1,4 +1,4 @@
-"""A small closed-loop HTTP/1.1 load generator on keep-alive connections.
+"""A small closed-loop load generator: HTTP/1.1 on keep-alive connections, or gRPC.
 
 Written on raw asyncio streams (on uvloop) rather than an HTTP client library:
 on a 2-core machine the load generator shares the CPU with the server, and a
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,61 +67,91 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status.startswith(b"HTTP/1.1 200")
 
 
-async def _worker(
-    host: str,
-    port: int,
-    requests: Sequence[bytes],
-    *,
-    offset: int,
-    start: float,
-    warmup_until: float,
-    deadline: float,
-    samples: list[float],
-    errors: list[int],
-) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    i = offset
-    try:
-        while True:
-            began = time.perf_counter()
-            if began >= deadline:
-                return
-            ok = await _exchange(reader, writer, requests[i % len(requests)])
+#: Sends request ``i`` (modulo the requests there are) and says whether it was answered OK.
+Exchange = Callable[[int], Awaitable[bool]]
+
+
+async def _closed_loop(exchanges: Sequence[Exchange], *, seconds: float, warmup: float) -> LoadResult:
+    """Each exchange sends its next request as soon as the last one is answered."""
+    samples: list[float] = []
+    errors: list[int] = []
+    warmup_until = time.perf_counter() + warmup
+    deadline = warmup_until + seconds
+
+    async def drive(exchange: Exchange, offset: int) -> None:
+        i = offset
+        while (began := time.perf_counter()) < deadline:
+            ok = await exchange(i)
             if began >= warmup_until:
                 samples.append(time.perf_counter() - began)
                 if not ok:
                     errors.append(1)
             i += 1
-    finally:
-        writer.close()
+
+    await asyncio.gather(*(drive(exchange, k * 7) for k, exchange in enumerate(exchanges)))
+    measured = time.perf_counter() - warmup_until
+    return LoadResult(len(exchanges), measured, len(samples), len(errors), Latency.of(samples))
 
 
 async def _run(
     host: str, port: int, requests: Sequence[bytes], *, concurrency: int, seconds: float, warmup: float
 ) -> LoadResult:
-    samples: list[float] = []
-    errors: list[int] = []
-    start = time.perf_counter()
-    warmup_until = start + warmup
-    deadline = warmup_until + seconds
-    await asyncio.gather(
-        *(
-            _worker(
-                host,
-                port,
-                requests,
-                offset=k * 7,
-                start=start,
-                warmup_until=warmup_until,
-                deadline=deadline,
-                samples=samples,
-                errors=errors,
-            )
-            for k in range(concurrency)
+    connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
+
+    def exchange_on(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Exchange:
+        return lambda i: _exchange(reader, writer, requests[i % len(requests)])
+
+    try:
+        return await _closed_loop(
+            [exchange_on(reader, writer) for reader, writer in connections], seconds=seconds, warmup=warmup
         )
+    finally:
+        for _, writer in connections:
+            writer.close()
+
+
+async def _run_grpc(
+    host: str,
+    port: int,
+    method: str,
+    messages: Sequence[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+) -> LoadResult:
+    import grpc
+
+    async with grpc.aio.insecure_channel(f"{host}:{port}") as channel:
+        # Serialized requests in, bytes out: the client parses nothing, as the HTTP one reads no JSON.
+        call = channel.unary_unary(method)
+
+        async def exchange(i: int) -> bool:
+            try:
+                await call(messages[i % len(messages)])
+            except grpc.aio.AioRpcError:
+                return False
+            return True
+
+        return await _closed_loop([exchange] * concurrency, seconds=seconds, warmup=warmup)
+
+
+def run_grpc(
+    host: str,
+    port: int,
+    method: str,
+    messages: Sequence[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float = 1.0,
+) -> LoadResult:
+    """``concurrency`` calls in flight on one HTTP/2 channel, as a gRPC client multiplexes them."""
+    import uvloop
+
+    return uvloop.run(
+        _run_grpc(host, port, method, messages, concurrency=concurrency, seconds=seconds, warmup=warmup)
     )
-    measured = time.perf_counter() - warmup_until
-    return LoadResult(concurrency, measured, len(samples), len(errors), Latency.of(samples))
 
 
 def run(

@@ -140,6 +140,26 @@ def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
     return body + b"".join(raw), len(body)
 
 
+def infer_message(request: Mapping[str, Any], *, raw: bool = True) -> pb.ModelInferRequest:
+    """An inference request in its REST form as the gRPC message a client sends (benchmarks, tests).
+
+    Raw contents by default, as Triton's client sends them. A tensor holding a missing value is
+    left out: gRPC has no null, so a client leaves out an optional input it does not have.
+    """
+    message = pb.ModelInferRequest(model_name=request.get("model_name", ""))
+    for tensor in request["inputs"]:
+        if any(value is None for value in tensor["data"]):
+            continue
+        entry = message.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
+        if raw:
+            message.raw_input_contents.append(tensor_bytes(tensor["datatype"], tensor["data"]))
+        elif tensor["datatype"] == BYTES:
+            entry.contents.bytes_contents.extend(str(v).encode("utf-8") for v in tensor["data"])
+        else:
+            getattr(entry.contents, CONTENTS_FIELDS[tensor["datatype"]]).extend(tensor["data"])
+    return message
+
+
 def response_message(result: dict[str, Any], raw: bool) -> pb.ModelInferResponse:
     """The codec's response as the protocol's message: raw contents when the request was raw.
 
