@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from toy import TOY
+from toy import FAILING_X, TOY, FailingToy
 
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import free_port
@@ -213,6 +214,21 @@ def test_a_batch_over_the_limit_is_resource_exhausted(served: tuple[TestClient, 
     assert "9 instances; the limit is 8" in error.details()
 
 
+def test_a_message_over_the_body_limit_is_refused_before_it_is_read(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_body_bytes=4096, grpc_port=free_port())
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            request = infer_request([{"x": 1.0, "color": "red" * 100}] * 20)
+            assert request.ByteSize() > 4096
+            error = status_of(Stub(channel).model_infer, request)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "4096" in error.details()
+
+
 def test_calls_are_counted_like_http_requests(served: tuple[TestClient, Stub]) -> None:
     client, stub = served
     stub.model_infer(infer_request([{"x": 1.0, "color": "red"}]))
@@ -228,6 +244,28 @@ def test_calls_are_counted_like_http_requests(served: tuple[TestClient, Stub]) -
     assert count("422") == 1
     latency = registry.get_sample_value("toy_prediction_latency_seconds_count", {"endpoint": GRPC_INFER})
     assert latency == 2
+
+
+def test_a_model_failure_is_internal_and_names_the_request_id(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", grpc_port=free_port())
+    app = create_app(dataclasses.replace(TOY, model=FailingToy), settings, source=lambda: artifact)
+    with TestClient(app) as client:
+        wait_ready(client)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            request = infer_request([{"x": FAILING_X, "color": "red"}])
+            call = Stub(channel).model_infer
+            error = status_of(lambda r: call(r, metadata=(("x-request-id", "grpc-trace-7"),)), request)
+        registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+        labels = {"endpoint": GRPC_INFER, "method": "GRPC", "status": "500"}
+        assert registry.get_sample_value("toy_requests_total", labels) == 1
+    assert error.code() == grpc.StatusCode.INTERNAL
+    assert "request id grpc-trace-7" in error.details()
+    assert "lookup table is empty" not in error.details()  # the cause stays in the log
+    assert "request grpc-trace-7 /inference.GRPCInferenceService/ModelInfer failed" in caplog.text
+    assert "RuntimeError: lookup table is empty" in caplog.text
 
 
 def test_before_the_model_loads_infer_is_unavailable_with_the_reason(

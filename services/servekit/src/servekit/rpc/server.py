@@ -153,11 +153,17 @@ def infer_message(request: Mapping[str, Any], *, raw: bool = True) -> pb.ModelIn
         entry = message.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
         if raw:
             message.raw_input_contents.append(tensor_bytes(tensor["datatype"], tensor["data"]))
-        elif tensor["datatype"] == BYTES:
-            entry.contents.bytes_contents.extend(str(v).encode("utf-8") for v in tensor["data"])
         else:
-            getattr(entry.contents, CONTENTS_FIELDS[tensor["datatype"]]).extend(tensor["data"])
+            fill_contents(entry.contents, tensor["datatype"], tensor["data"])
     return message
+
+
+def fill_contents(contents: pb.InferTensorContents, datatype: str, data: list[Any]) -> None:
+    """A tensor's elements into the contents field of its datatype (text as UTF-8 bytes)."""
+    if datatype == BYTES:
+        contents.bytes_contents.extend(str(v).encode("utf-8") for v in data)
+    else:
+        getattr(contents, CONTENTS_FIELDS[datatype]).extend(data)
 
 
 def response_message(result: dict[str, Any], raw: bool) -> pb.ModelInferResponse:
@@ -176,10 +182,8 @@ def response_message(result: dict[str, Any], raw: bool) -> pb.ModelInferResponse
             tensor.parameters[name].string_param = ",".join(value) if isinstance(value, list) else str(value)
         if raw:
             message.raw_output_contents.append(tensor_bytes(output["datatype"], output["data"]))
-        elif output["datatype"] == BYTES:
-            tensor.contents.bytes_contents.extend(str(v).encode("utf-8") for v in output["data"])
         else:
-            getattr(tensor.contents, CONTENTS_FIELDS[output["datatype"]]).extend(output["data"])
+            fill_contents(tensor.contents, output["datatype"], output["data"])
     return message
 
 
@@ -286,25 +290,28 @@ class OpenInferenceServicer:
             logs.request_id.set(incoming_id(metadata, trace) or uuid.uuid4().hex)
             tracing.current.set(trace)
             start = time.perf_counter()
-            status = 500
+
+            def count(status: int) -> None:
+                # Before the answer leaves: a client that reads the metrics next must see this call.
+                self.metrics.requests.labels(endpoint, GRPC_METHOD, str(status)).inc()
+                if endpoint == GRPC_INFER:
+                    self.metrics.prediction_latency.labels(endpoint).observe(time.perf_counter() - start)
+
             try:
                 response = await call(request, context)
-                status = 200
-                return response
             except ServekitError as exc:
-                status = exc.status_code
+                count(exc.status_code)
                 code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
                 await context.abort(code, exc.open_inference_body()["error"])
             except Exception:
                 logger.exception("request %s %s failed", logs.request_id.get(), endpoint)
+                count(500)
                 await context.abort(
                     grpc.StatusCode.INTERNAL,
                     f"internal error; the service's log has it under request id {logs.request_id.get()}",
                 )
-            finally:
-                self.metrics.requests.labels(endpoint, GRPC_METHOD, str(status)).inc()
-                if endpoint == GRPC_INFER:
-                    self.metrics.prediction_latency.labels(endpoint).observe(time.perf_counter() - start)
+            count(200)
+            return response
 
         return observed
 
