@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -227,6 +228,30 @@ def test_a_message_over_the_body_limit_is_refused_before_it_is_read(
             error = status_of(Stub(channel).model_infer, request)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "4096" in error.details()
+
+
+def test_a_refused_call_gets_an_access_line_naming_the_field_not_the_value(
+    served: tuple[TestClient, Stub], caplog: pytest.LogCaptureFixture
+) -> None:
+    """As HTTP 4xx do (ACCESS_LOG=errors): an on-call engineer holding the request id finds why."""
+    _, stub = served
+    request = infer_request([{"x": 1.0, "color": "red"}, {"x": 13.5, "color": "red"}])
+    with caplog.at_level(logging.INFO, logger="servekit.access"):
+        stub.model_infer(infer_request([{"x": 1.0, "color": "red"}]))  # a success: no line
+        error = status_of(lambda r: stub.model_infer(r, metadata=(("x-request-id", "grpc-bad-1"),)), request)
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [line] = [r for r in caplog.records if r.name == "servekit.access"]
+    message = line.getMessage()
+    assert message.startswith("GRPC /inference.GRPCInferenceService/ModelInfer 422 in ")
+    assert "inputs[x].data[1]: Input should be less than or equal to 10" in message
+    assert "13.5" not in message  # field and problem, never the value
+    fields = line.__dict__["json_fields"]
+    assert fields["error"]["fields"] == [
+        {"field": "inputs[x].data[1]", "problem": "Input should be less than or equal to 10"}
+    ]
+    assert fields["httpRequest"]["protocol"] == "HTTP/2"
+    assert fields["httpRequest"]["remoteIp"] == "127.0.0.1"
+    assert int(fields["httpRequest"]["requestSize"]) == request.ByteSize()
 
 
 def test_calls_are_counted_like_http_requests(served: tuple[TestClient, Stub]) -> None:

@@ -113,6 +113,12 @@ def create_app(
     runtime = model_runtime(spec, settings, source, metrics, probe)
     shadow = shadow_scorer(spec, settings, metrics, shadow_source)
     predictor = Predictor(runtime, metrics, shadow)
+    # One log and one line budget for HTTP and gRPC alike.
+    access_log = AccessLog(
+        settings.access_log,
+        settings.access_log_max_per_second,
+        on_left_out=metrics.access_log_lines_left_out.inc,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -125,7 +131,9 @@ def create_app(
         if settings.grpc_port:
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
 
-            servicer = OpenInferenceServicer(spec, runtime, predictor, settings, metrics)
+            servicer = OpenInferenceServicer(
+                spec, runtime, predictor, settings, metrics, access_log=access_log
+            )
             grpc_server, app.state.grpc_port = await start_server(servicer, grpc_host, settings.grpc_port)
         try:
             yield
@@ -159,11 +167,7 @@ def create_app(
         TelemetryMiddleware,
         metrics=metrics,
         root_path=settings.root_path,
-        access_log=AccessLog(
-            settings.access_log,
-            settings.access_log_max_per_second,
-            on_left_out=metrics.access_log_lines_left_out.inc,
-        ),
+        access_log=access_log,
     )
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)

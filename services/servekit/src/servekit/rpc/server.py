@@ -25,6 +25,7 @@ from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
 from servekit.metrics.names import GRPC_INFER, GRPC_METHOD
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
+from servekit.rest.access_log import AccessLog, remember_error, unexpected
 from servekit.rest.request_id import incoming_id
 from servekit.rest.telemetry import Timings
 from servekit.rpc import open_inference_pb2 as pb
@@ -197,8 +198,11 @@ class OpenInferenceServicer:
         predictor: Predictor,
         settings: ServiceSettings,
         metrics: ServiceMetrics,
+        *,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.name = spec.name
+        self.access_log = access_log
         self.runtime = runtime
         self.predictor = predictor
         self.settings = settings
@@ -291,21 +295,25 @@ class OpenInferenceServicer:
             tracing.current.set(trace)
             start = time.perf_counter()
 
-            def count(status: int) -> None:
+            def count(status: int, error: ServekitError | None = None) -> None:
                 # Before the answer leaves: a client that reads the metrics next must see this call.
+                elapsed = time.perf_counter() - start
                 self.metrics.requests.labels(endpoint, GRPC_METHOD, str(status)).inc()
                 if endpoint == GRPC_INFER:
-                    self.metrics.prediction_latency.labels(endpoint).observe(time.perf_counter() - start)
+                    self.metrics.prediction_latency.labels(endpoint).observe(elapsed)
+                if self.access_log is not None:
+                    scope = access_scope(endpoint, request, context, metadata, error)
+                    self.access_log.record(scope, endpoint, status, elapsed, response_bytes=0)
 
             try:
                 response = await call(request, context)
             except ServekitError as exc:
-                count(exc.status_code)
+                count(exc.status_code, exc)
                 code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
                 await context.abort(code, exc.open_inference_body()["error"])
-            except Exception:
+            except Exception as exc:
                 logger.exception("request %s %s failed", logs.request_id.get(), endpoint)
-                count(500)
+                count(500, unexpected(exc))
                 await context.abort(
                     grpc.StatusCode.INTERNAL,
                     f"internal error; the service's log has it under request id {logs.request_id.get()}",
@@ -314,6 +322,28 @@ class OpenInferenceServicer:
             return response
 
         return observed
+
+
+def access_scope(
+    endpoint: str, request: Any, context: Any, metadata: Mapping[str, str], error: ServekitError | None
+) -> dict[str, Any]:
+    """What the access log reads of an HTTP request's scope, for a gRPC call (servekit.rest.access_log)."""
+    headers = [(b"content-length", str(request.ByteSize()).encode())]
+    if "user-agent" in metadata:
+        headers.append((b"user-agent", metadata["user-agent"].encode("latin-1", "replace")))
+    peer = context.peer() or ""  # "ipv4:10.1.2.3:51234", "ipv6:[::1]:51234"
+    host = peer.split(":", 1)[-1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
+    scope: dict[str, Any] = {
+        "type": "grpc",
+        "method": GRPC_METHOD,
+        "path": endpoint,
+        "http_version": "2",
+        "headers": headers,
+        "client": (host, 0) if host else None,
+    }
+    if error is not None:
+        remember_error(scope, error)
+    return scope
 
 
 async def start_server(servicer: OpenInferenceServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
