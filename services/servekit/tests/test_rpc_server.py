@@ -17,12 +17,12 @@ from toy import FAILING_X, TOY, FailingToy
 
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import free_port
-from servekit.metrics.names import GRPC_INFER
+from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_endpoint
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rpc import generate
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import SERVICE, infer_message
+from servekit.rpc.server import SERVICE, OpenInferenceServicer, infer_message
 from servekit.settings import load_settings
 from servekit.testing import request_rows, wait_ready
 from servekit.training.trainer import Split
@@ -269,6 +269,20 @@ def test_calls_are_counted_like_http_requests(served: tuple[TestClient, Stub]) -
     assert count("422") == 1
     latency = registry.get_sample_value("toy_prediction_latency_seconds_count", {"endpoint": GRPC_INFER})
     assert latency == 2
+
+
+def test_every_method_served_has_its_endpoint_label(served: tuple[TestClient, Stub]) -> None:
+    """A method missing from the names would be counted as ``other`` on every dashboard."""
+    client, _ = served
+    servicer = OpenInferenceServicer(
+        TOY,
+        client.app.state.runtime,
+        None,
+        client.app.state.settings,
+        client.app.state.metrics,  # type: ignore[arg-type, attr-defined]
+    )
+    assert tuple(servicer.methods()) == GRPC_METHODS
+    assert {grpc_endpoint(m) for m in GRPC_METHODS} <= set(ENDPOINTS)
 
 
 def test_a_model_failure_is_internal_and_names_the_request_id(

@@ -20,7 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from servekit.metrics.names import LATENCY_BUCKETS, MetricNames
+from servekit.metrics.names import LATENCY_BUCKETS, PREDICTION_ENDPOINTS, MetricNames
 
 if TYPE_CHECKING:
     from servekit.model import ServedModel
@@ -215,6 +215,12 @@ class ServiceMetrics:
             self._attribution_child(feature)
         for outcome in outcomes:
             self._outcome_child(outcome)
+
+    def count_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """One answered request, HTTP or gRPC; a prediction endpoint's latency is observed too."""
+        self.requests.labels(endpoint, method, str(status)).inc()
+        if endpoint in PREDICTION_ENDPOINTS:
+            self.prediction_latency.labels(endpoint).observe(seconds)
 
     def model_served(self, model: ServedModel) -> None:
         """The runtime serves ``model`` from now on (``servekit.runtime.RuntimeMetrics``)."""

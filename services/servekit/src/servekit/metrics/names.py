@@ -45,12 +45,18 @@ OPEN_INFERENCE_ENDPOINTS = (
 #: The protocol over gRPC: endpoint labels are the method paths, the method label is GRPC, and the
 #: status label the HTTP status the same error gets over REST (so the SLO's 5xx ratio covers both).
 GRPC_METHOD = "GRPC"
-GRPC_SERVICE_PATH = "/inference.GRPCInferenceService/"
-GRPC_INFER = f"{GRPC_SERVICE_PATH}ModelInfer"
-GRPC_ENDPOINTS = tuple(
-    f"{GRPC_SERVICE_PATH}{name}"
-    for name in ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
-)
+#: The protocol's gRPC service: its method paths (``/inference.GRPCInferenceService/ModelInfer``)
+#: are what clients call and the endpoint labels.
+GRPC_SERVICE = "inference.GRPCInferenceService"
+GRPC_METHODS = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer")
+
+
+def grpc_endpoint(method: str) -> str:
+    return f"/{GRPC_SERVICE}/{method}"
+
+
+GRPC_INFER = grpc_endpoint("ModelInfer")
+GRPC_ENDPOINTS = tuple(grpc_endpoint(m) for m in GRPC_METHODS if m != "ModelInfer")
 #: Endpoints whose whole-request latency is a prediction latency.
 PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER, GRPC_INFER)
 #: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.

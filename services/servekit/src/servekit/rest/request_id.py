@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,12 +39,25 @@ def incoming_headers(scope: Scope) -> dict[str, str]:
     }
 
 
-def incoming_id(headers: dict[str, str], trace: tracing.TraceContext | None) -> str | None:
+def incoming_id(headers: Mapping[str, str], trace: tracing.TraceContext | None) -> str | None:
     """The caller's X-Request-ID if plausible, else the trace's id, else None."""
     explicit = headers.get(HEADER)
     if explicit is not None and VALID_ID.fullmatch(explicit):
         return explicit
     return trace.trace_id if trace else None
+
+
+def bind_request(headers: Mapping[str, str]) -> str:
+    """The id of the request these headers came with, now on every log line written for it.
+
+    The caller's id if plausible, else its trace's, else a new one; the trace goes on the log
+    lines too. For HTTP requests (below) and gRPC calls (their metadata) alike.
+    """
+    trace = tracing.from_headers(headers)
+    request_id = incoming_id(headers, trace) or uuid.uuid4().hex
+    logs.request_id.set(request_id)
+    tracing.current.set(trace)
+    return request_id
 
 
 class RequestIdMiddleware:
@@ -63,15 +77,11 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = incoming_headers(scope)
-        trace = tracing.from_headers(headers)
-        request_id = incoming_id(headers, trace) or uuid.uuid4().hex
-        scope.setdefault("extensions", {})[REQUEST_ID_KEY] = request_id
         # Not reset on the way out: the server runs each request in a task of its own, and
         # uvicorn logs an unhandled exception's traceback in that task after the app returns;
         # the traceback's log line must carry the id too.
-        logs.request_id.set(request_id)
-        tracing.current.set(trace)
+        request_id = bind_request(incoming_headers(scope))
+        scope.setdefault("extensions", {})[REQUEST_ID_KEY] = request_id
         header = (_HEADER_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.metrics import ServiceMetrics
-from servekit.metrics.names import ENDPOINTS, PREDICTION_ENDPOINTS
+from servekit.metrics.names import ENDPOINTS
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
 
 TIMINGS_KEY = "servekit.timings"
@@ -72,7 +72,6 @@ class TelemetryMiddleware:
         self.access_log = access_log
         self.root_path = root_path.rstrip("/")
         self.known = frozenset(ENDPOINTS)
-        self.timed = frozenset(PREDICTION_ENDPOINTS)
 
     def endpoint(self, scope: Scope) -> str:
         path: str = scope["path"]
@@ -114,8 +113,6 @@ class TelemetryMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             endpoint = self.endpoint(scope)
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
-            if endpoint in self.timed:
-                self.metrics.prediction_latency.labels(endpoint).observe(elapsed)
+            self.metrics.count_request(endpoint, scope["method"], status, elapsed)
             if self.access_log is not None:
                 self.access_log.record(scope, endpoint, status, elapsed, response_bytes)

@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
-from servekit import logs, tracing
+from servekit import logs
 from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
-from servekit.metrics.names import GRPC_INFER, GRPC_METHOD
+from servekit.metrics.names import GRPC_METHOD, GRPC_SERVICE, grpc_endpoint
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
-from servekit.rest.request_id import incoming_id
+from servekit.rest.request_id import bind_request
 from servekit.rest.telemetry import Timings
 from servekit.rpc import open_inference_pb2 as pb
 
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("servekit.rpc")
 
 #: The protocol's service name: the method paths clients call (``/inference.GRPCInferenceService/...``).
-SERVICE = "inference.GRPCInferenceService"
+SERVICE = GRPC_SERVICE
 #: The gRPC status of each HTTP status a ServekitError carries.
 STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -261,9 +260,9 @@ class OpenInferenceServicer:
         context.set_trailing_metadata((("server-timing", timings.header(total_ms).decode()),))
         return response_message(result, raw=bool(request.raw_input_contents))
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        """The protocol's method paths, each counted in ``<svc>_requests_total`` like an HTTP endpoint."""
-        methods: dict[str, tuple[Callable[..., Awaitable[Any]], Any]] = {
+    def methods(self) -> dict[str, tuple[Callable[..., Awaitable[Any]], Any]]:
+        """Each RPC by its method name: the handler and the request message it reads."""
+        return {
             "ServerLive": (self.server_live, pb.ServerLiveRequest),
             "ServerReady": (self.server_ready, pb.ServerReadyRequest),
             "ModelReady": (self.model_ready, pb.ModelReadyRequest),
@@ -271,15 +270,18 @@ class OpenInferenceServicer:
             "ModelMetadata": (self.model_metadata, pb.ModelMetadataRequest),
             "ModelInfer": (self.model_infer, pb.ModelInferRequest),
         }
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The protocol's method paths, each counted in ``<svc>_requests_total`` like an HTTP endpoint."""
         return grpc.method_handlers_generic_handler(
             SERVICE,
             {
                 name: grpc.unary_unary_rpc_method_handler(
-                    self._observed(f"/{SERVICE}/{name}", call),
+                    self._observed(grpc_endpoint(name), call),
                     request_deserializer=message.FromString,
                     response_serializer=lambda response: response.SerializeToString(),
                 )
-                for name, (call, message) in methods.items()
+                for name, (call, message) in self.methods().items()
             },
         )
 
@@ -290,17 +292,13 @@ class OpenInferenceServicer:
             metadata = {
                 key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)
             }
-            trace = tracing.from_headers(metadata)
-            logs.request_id.set(incoming_id(metadata, trace) or uuid.uuid4().hex)
-            tracing.current.set(trace)
+            bind_request(metadata)
             start = time.perf_counter()
 
             def count(status: int, error: ServekitError | None = None) -> None:
                 # Before the answer leaves: a client that reads the metrics next must see this call.
                 elapsed = time.perf_counter() - start
-                self.metrics.requests.labels(endpoint, GRPC_METHOD, str(status)).inc()
-                if endpoint == GRPC_INFER:
-                    self.metrics.prediction_latency.labels(endpoint).observe(elapsed)
+                self.metrics.count_request(endpoint, GRPC_METHOD, status, elapsed)
                 if self.access_log is not None:
                     scope = access_scope(endpoint, request, context, metadata, error)
                     self.access_log.record(scope, endpoint, status, elapsed, response_bytes=0)
