@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from servekit.local import Server, free_port, start_mlflow, start_service
 
@@ -49,27 +48,21 @@ def infer_example(base_url: str, *, timeout: float = 5.0) -> dict[str, Any]:
     return example
 
 
-#: numpy element types of the protocol's datatypes that the services' tensors use.
-NUMPY_TYPES = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_, "BYTES": np.object_}
+def grpc_infer(server: Server, name: str, request: dict[str, Any], *, timeout: float = 30.0) -> Any:
+    """A V2 request in its REST form, sent over gRPC as the message a client builds from it.
 
-
-def grpc_infer(server: Server, name: str, request: dict[str, Any], **options: Any) -> Any:
-    """A V2 request in its REST form sent over gRPC by Triton's client; its InferResult.
-
-    A tensor holding a missing value is left out: gRPC has no null, so a client omits an
-    optional input it does not have.
+    Returns the ``ModelInferResponse``; a refusal raises ``grpc.RpcError``.
     """
-    import tritonclient.grpc as grpcclient
+    import grpc
 
-    inputs = []
-    for tensor in request["inputs"]:
-        if any(value is None for value in tensor["data"]):
-            continue
-        datatype = tensor["datatype"]
-        data = [v.encode() for v in tensor["data"]] if datatype == "BYTES" else tensor["data"]
-        array = np.array(data, dtype=NUMPY_TYPES[datatype]).reshape(tensor["shape"])
-        infer_input = grpcclient.InferInput(tensor["name"], list(array.shape), datatype)
-        infer_input.set_data_from_numpy(array)
-        inputs.append(infer_input)
-    with grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}") as client:
-        return client.infer(name, inputs, **options)
+    from servekit.metrics.names import GRPC_INFER
+    from servekit.rpc import open_inference_pb2 as pb
+    from servekit.rpc.server import infer_message
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        call = channel.unary_unary(
+            GRPC_INFER,
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        return call(infer_message({"model_name": name, **request}), timeout=timeout)

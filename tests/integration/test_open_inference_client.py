@@ -20,10 +20,12 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from load.payloads import payloads
-from processes import NUMPY_TYPES, Server
+from processes import Server
 from servekit import registry
 
 pytestmark = pytest.mark.integration
+
+NUMPY_TYPES = {"INT64": np.int64, "FP64": np.float64, "BOOL": np.bool_, "BYTES": np.object_}
 
 
 def client_of(server: Server) -> triton.InferenceServerClient:

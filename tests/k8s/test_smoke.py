@@ -62,6 +62,6 @@ def test_manifest_command_serves(
         assert infer.json()["model_version"] == str(registered[service].version)
         # And over gRPC, on the port the settings ConfigMap names.
         result = grpc_infer(server, service, infer_example(base))
-        assert result.get_response().model_version == str(registered[service].version)
+        assert result.model_version == str(registered[service].version)
     finally:
         server.stop()

@@ -77,7 +77,7 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
                 assert client.post(f"{url}/predict/batch?explain=true", json=batch).status_code == 200
                 infer = f"{url}/v2/models/{name}/infer"
                 assert client.post(infer, json=tensors[name]).status_code == 200
-                assert grpc_infer(server, name, tensors[name]).get_response().model_name == name
+                assert grpc_infer(server, name, tensors[name]).model_name == name
                 assert client.post(f"{url}/predict", json={"unknown": 1}).status_code == 422
                 assert client.post(f"{url}/predict", content=b"{not json").status_code == 422
                 assert client.get(f"{url}/readyz").status_code == 200

@@ -76,7 +76,8 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
         server.wait_for("/readyz", seconds=180)
         result["http"] = measure_http(server, loads, args.seconds)
         # The same batches again, over gRPC with raw contents, as Triton's client sends them.
-        result["http"][GRPC_LABEL] = measure_grpc(server, spec, records, args.seconds)
+        v2_bodies = loads[V2_LABEL][1]
+        result["http"][GRPC_LABEL] = measure_grpc(server, spec.name, v2_bodies, args.seconds)
         print_http(spec.name, result["http"])
     finally:
         server.stop()
@@ -110,25 +111,27 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
 GRPC_LABEL = f"infer (gRPC) {BATCH_SIZE} c=2"
 
 
-def measure_grpc(
-    server: Server, spec: ServiceSpec, records: list[dict[str, Any]], seconds: float
-) -> dict[str, Any]:
-    codec = OpenInferenceCodec(spec.request, spec.response)
-    messages = [
-        infer_message(
-            {"model_name": spec.name, **codec.request_for(records[i : i + BATCH_SIZE])}
-        ).SerializeToString()
-        for i in range(0, 256, BATCH_SIZE)
-    ]
+def measure_grpc(server: Server, name: str, bodies: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """The V2 load's request bodies as gRPC messages with raw contents, two calls in flight."""
+    messages = [infer_message({"model_name": name, **body}).SerializeToString() for body in bodies]
     outcome = load.run_grpc(
         "127.0.0.1", server.grpc_port, GRPC_INFER, messages, concurrency=2, seconds=seconds
     )
-    return {**outcome.as_dict(), "predictions_per_second": round(outcome.requests_per_second * BATCH_SIZE, 1)}
+    return figures(outcome, BATCH_SIZE)
+
+
+def figures(outcome: load.LoadResult, per_request: int) -> dict[str, Any]:
+    """A load's row of the report; predictions per second too when a request holds several."""
+    row = outcome.as_dict()
+    if per_request > 1:
+        row["predictions_per_second"] = round(outcome.requests_per_second * per_request, 1)
+    return row
 
 
 #: A load: path, request bodies, concurrency, and instances per request.
 Load = tuple[str, list[Any], int, int]
 BATCH_LABEL = f"batch of {BATCH_SIZE} c=2"
+V2_LABEL = f"infer (V2) {BATCH_SIZE} c=2"
 
 
 def http_loads(
@@ -143,7 +146,7 @@ def http_loads(
     chunks = [records[i : i + BATCH_SIZE] for i in range(0, 256, BATCH_SIZE)]
     codec = OpenInferenceCodec(spec.request, spec.response)
     loads[BATCH_LABEL] = ("/predict/batch", [{"instances": c} for c in chunks], 2, BATCH_SIZE)
-    loads[f"infer (V2) {BATCH_SIZE} c=2"] = (
+    loads[V2_LABEL] = (
         f"/v2/models/{spec.name}/infer",
         [codec.request_for(c) for c in chunks],
         2,
@@ -157,9 +160,7 @@ def measure_http(server: Server, loads: dict[str, Load], seconds: float) -> dict
     for label, (path, bodies, concurrency, per_request) in loads.items():
         requests = load.post_requests("127.0.0.1", server.port, path, bodies)
         outcome = load.run("127.0.0.1", server.port, requests, concurrency=concurrency, seconds=seconds)
-        http[label] = outcome.as_dict()
-        if per_request > 1:
-            http[label]["predictions_per_second"] = round(outcome.requests_per_second * per_request, 1)
+        http[label] = figures(outcome, per_request)
     return http
 
 
