@@ -276,10 +276,10 @@ def test_every_method_served_has_its_endpoint_label(served: tuple[TestClient, St
     client, _ = served
     servicer = OpenInferenceServicer(
         TOY,
-        client.app.state.runtime,
-        None,
-        client.app.state.settings,
-        client.app.state.metrics,  # type: ignore[arg-type, attr-defined]
+        client.app.state.runtime,  # type: ignore[attr-defined]
+        client.app.state.predictor,  # type: ignore[attr-defined]
+        client.app.state.settings,  # type: ignore[attr-defined]
+        client.app.state.metrics,  # type: ignore[attr-defined]
     )
     assert tuple(servicer.methods()) == GRPC_METHODS
     assert {grpc_endpoint(m) for m in GRPC_METHODS} <= set(ENDPOINTS)

@@ -65,6 +65,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    from servekit.training.trainer import set_canary
+
+    spec = registry.get_service(args.service)
+    print(set_canary(spec, _tracking_uri(args.tracking_uri), None if args.end else args.version))
+    return 0
+
+
 def cmd_versions(args: argparse.Namespace) -> int:
     from servekit.training.trainer import registry_client
     from servekit.training.versions import list_versions, render
@@ -160,6 +168,16 @@ def parser() -> argparse.ArgumentParser:
     promote.add_argument("version")
     promote.add_argument("--tracking-uri")
     promote.set_defaults(func=cmd_promote)
+
+    canary = sub.add_parser(
+        "canary", help="set the canary alias to VERSION (a canary rollout), or --end it on the champion"
+    )
+    canary.add_argument("service")
+    which = canary.add_mutually_exclusive_group(required=True)
+    which.add_argument("version", nargs="?")
+    which.add_argument("--end", action="store_true", help="point canary at the champion's version")
+    canary.add_argument("--tracking-uri")
+    canary.set_defaults(func=cmd_canary)
 
     versions = sub.add_parser(
         "versions", help="registered versions: aliases, held-out metric, data, decision"

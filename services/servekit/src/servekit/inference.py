@@ -58,15 +58,22 @@ def run_model(
     explain: bool,
     timings: PhaseTimer | None = None,
     metrics: ServiceMetrics | None = None,
+    *,
+    inputs_binned_by: ServedModel | None = None,
 ) -> list[dict[str, Any]]:
-    """Predictions (with ``explanation`` when asked) for validated records, in order."""
+    """Predictions (with ``explanation`` when asked) for validated records, in order.
+
+    ``inputs_binned_by``: the model whose training bins count the inputs for drift (the served
+    one, when a canary answers); by default ``model``'s.
+    """
     timings = timings or _NoTimings()
     with timings.phase("predict"):
         predictions = model.predict(records)
     if metrics is not None:
         metrics.count_outcomes(model.outcome(p) for p in predictions)
-        if model.input_bins and metrics.watch_inputs:
-            count_inputs(model, records, metrics)
+        binning = inputs_binned_by or model
+        if binning.input_bins and metrics.watch_inputs:
+            count_inputs(binning, records, metrics)
     if explain:
         start = time.perf_counter()
         with timings.phase("explain"):

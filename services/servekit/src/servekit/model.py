@@ -30,6 +30,10 @@ class ModelArtifact:
     registry_uri: str = ""
     training_metrics: Mapping[str, float] = field(default_factory=dict)
 
+    def same_version_as(self, other: ModelArtifact) -> bool:
+        """One registry version: after a winning retrain, champion == challenger, say."""
+        return self.name == other.name and self.version == other.version and self.run_id == other.run_id
+
 
 @dataclass(frozen=True)
 class Explanation:

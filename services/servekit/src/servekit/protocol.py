@@ -10,9 +10,11 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 from servekit.errors import FieldProblem, ServekitError
+from servekit.routing import Route
 
 if TYPE_CHECKING:
     from servekit.model import ServedModel
+    from servekit.routing import CanaryRouter
     from servekit.runtime import ModelRuntime
 
 #: The server's version in the server metadata: servekit's.
@@ -23,11 +25,17 @@ EXTENSIONS = ["binary_tensor_data"]
 
 
 class ProtocolModel:
-    """The one model a service serves, as the protocol's requests name it."""
+    """The one model a service serves, as the protocol's requests name it.
 
-    def __init__(self, name: str, runtime: ModelRuntime, *, where: str = "") -> None:
+    With a canary, two versions are served: a request pinning either is answered by it.
+    """
+
+    def __init__(
+        self, name: str, runtime: ModelRuntime, *, canary: CanaryRouter | None = None, where: str = ""
+    ) -> None:
         self.name = name
         self.runtime = runtime
+        self.canary = canary
         #: Where the transport carries the names: ``path.`` for REST, none in a gRPC message.
         self.where = where
 
@@ -42,13 +50,25 @@ class ProtocolModel:
         self.check_name(model_name)
         model = self.runtime.require()
         if model_version and model_version != model.artifact.version:
-            raise self.version_not_served(model_version, model)
+            canary = self.canary.runtime.model if self.canary else None
+            if canary is None or canary.artifact.version != model_version:
+                raise self.version_not_served(model_version, model)
+            return canary
         return model
 
+    def route(self, model_version: str | None, route: Route) -> Route:
+        """A pinned version goes to the variant that serves it, whatever the share."""
+        if not model_version or self.canary is None:
+            return route
+        variant = self.canary.variant_serving(self.runtime.require(), model_version)
+        return route if variant is None else Route(variant, route.key)
+
     def version_not_served(self, asked: str, model: ServedModel) -> ServekitError:
+        canary = self.canary.runtime.model if self.canary else None
+        also = f", and version {canary.artifact.version} as a canary" if canary else ""
         problem = (
             f"version {asked} of {self.name} is not served here; version {model.artifact.version} is "
-            f"(from {model.artifact.uri}); leave the version out to use it"
+            f"(from {model.artifact.uri}){also}; leave the version out to use it"
         )
         field = FieldProblem(f"{self.where}model_version", problem)
         return ServekitError(404, "model_version_not_served", problem, (field,))

@@ -87,6 +87,22 @@ class ServiceSettings(BaseSettings):
             '(shadow_skipped_total{reason="queue_full"}), so the shadow never holds up a request'
         ),
     )
+    canary_model_uri: str = Field(
+        default="",
+        description=(
+            "A candidate model (models:/<svc>@canary) that answers canary_traffic_percent of the "
+            "prediction requests, compared with the served model in the variant_* metrics; empty: none"
+        ),
+    )
+    canary_traffic_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description=(
+            "Percentage of prediction requests the canary answers (X-Routing-Key makes it sticky per "
+            "key; X-Model-Variant forces a variant); 0: only requests that ask for it"
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"

@@ -57,12 +57,6 @@ def score_difference(served: Mapping[str, float], shadow: Mapping[str, float]) -
     return max(abs(float(served[key]) - float(shadow[key])) for key in shared)
 
 
-def same_model(served: ServedModel, shadow: ServedModel) -> bool:
-    """Whether both are one registry version: after a winning retrain champion == challenger."""
-    a, b = served.artifact, shadow.artifact
-    return a.name == b.name and a.version == b.version and a.run_id == b.run_id
-
-
 class ShadowScorer:
     """Scores answered instances with the shadow runtime's model, off the request path."""
 
@@ -171,7 +165,7 @@ class ShadowScorer:
         if shadow is None:
             self.metrics.count_skipped("not_ready", _size(batch))
             return
-        compared = [answered for answered in batch if not same_model(answered.served, shadow)]
+        compared = [a for a in batch if not a.served.artifact.same_version_as(shadow.artifact)]
         if len(compared) < len(batch):
             self.metrics.count_skipped("same_model", _size(batch) - _size(compared))
         if not compared:

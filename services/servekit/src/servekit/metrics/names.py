@@ -28,9 +28,20 @@ SHADOW_MODEL_INFO = "shadow_model_info"
 SHADOW_PREDICTIONS_TOTAL = "shadow_predictions_total"
 SHADOW_SCORE_DIFFERENCE = "shadow_score_difference"
 SHADOW_SKIPPED_TOTAL = "shadow_skipped_total"
+CANARY_MODEL_INFO = "canary_model_info"
+CANARY_FALLBACKS_TOTAL = "canary_fallbacks_total"
+VARIANT_REQUESTS_TOTAL = "variant_requests_total"
+VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
+VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
 
 #: Why instances were not scored by the shadow model (``<svc>_shadow_skipped_total{reason}``).
 SHADOW_SKIP_REASONS = ("queue_full", "not_ready", "same_model", "failed")
+#: Which model answered a request while a canary runs (``<svc>_variant_*{variant}``): the served
+#: model of ``<SVC>_MODEL_URI``, or the canary of ``<SVC>_CANARY_MODEL_URI``.
+STABLE, CANARY = "stable", "canary"
+VARIANTS = (STABLE, CANARY)
+#: ``<svc>_variant_requests_total{result}``: the model answered, or it raised (a 500).
+VARIANT_RESULTS = ("ok", "failed")
 
 #: The Open Inference Protocol's endpoints, labelled by their path templates: the model name is
 #: the service's, and the version (``/versions/<v>``) is left out, as it changes with every release.
@@ -168,3 +179,23 @@ class MetricNames:
     @property
     def shadow_skipped_total(self) -> str:
         return self._name(SHADOW_SKIPPED_TOTAL)
+
+    @property
+    def canary_model_info(self) -> str:
+        return self._name(CANARY_MODEL_INFO)
+
+    @property
+    def canary_fallbacks_total(self) -> str:
+        return self._name(CANARY_FALLBACKS_TOTAL)
+
+    @property
+    def variant_requests_total(self) -> str:
+        return self._name(VARIANT_REQUESTS_TOTAL)
+
+    @property
+    def variant_latency_seconds(self) -> str:
+        return self._name(VARIANT_LATENCY_SECONDS)
+
+    @property
+    def variant_predictions_total(self) -> str:
+        return self._name(VARIANT_PREDICTIONS_TOTAL)

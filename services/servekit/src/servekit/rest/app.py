@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
 from servekit.codecs.open_inference import InferenceRequest
+from servekit.errors import FieldProblem, ServekitError
 from servekit.inference import (
     batch_body,
     check_batch_size,
@@ -22,6 +24,8 @@ from servekit.inference import (
 )
 from servekit.loading import registry_source
 from servekit.metrics import ServiceMetrics
+from servekit.metrics.canary import CanaryMetrics
+from servekit.metrics.names import CANARY, STABLE
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
@@ -36,6 +40,7 @@ from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
+from servekit.routing import UNROUTED, VARIANT_HEADER, CanaryRouter, Route
 from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
@@ -58,28 +63,65 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class Predictor:
-    """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big."""
+    """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big.
+
+    With a canary, the router picks the model that answers each request, and each variant's
+    result and model time are counted (``servekit.routing``).
+    """
 
     def __init__(
-        self, runtime: ModelRuntime, metrics: ServiceMetrics, shadow: ShadowScorer | None = None
+        self,
+        runtime: ModelRuntime,
+        metrics: ServiceMetrics,
+        shadow: ShadowScorer | None = None,
+        canary: CanaryRouter | None = None,
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
         self.shadow = shadow
+        self.canary = canary
 
     def run(
-        self, model: ServedModel, records: Sequence[Record], explain: bool, timings: Timings
+        self,
+        model: ServedModel,
+        records: Sequence[Record],
+        explain: bool,
+        timings: Timings,
+        stable: ServedModel | None = None,
     ) -> list[dict[str, Any]]:
-        return run_model(model, records, explain, timings, self.metrics)
+        return run_model(model, records, explain, timings, self.metrics, inputs_binned_by=stable)
+
+    def choose(self, route: Route) -> tuple[str, ServedModel]:
+        stable = self.runtime.require()
+        if self.canary is not None:
+            return self.canary.choose(stable, route)
+        if route.variant == CANARY:
+            problem = "no canary model is served here (<SVC>_CANARY_MODEL_URI is not set)"
+            field = FieldProblem(f"header.{VARIANT_HEADER}", problem)
+            raise ServekitError(404, "variant_not_served", problem, (field,))
+        return STABLE, stable
 
     async def __call__(
-        self, records: Sequence[Record], explain: bool, timings: Timings
+        self, records: Sequence[Record], explain: bool, timings: Timings, route: Route = UNROUTED
     ) -> tuple[ServedModel, list[dict[str, Any]]]:
-        model = self.runtime.require()
-        if len(records) <= INLINE_BATCH_LIMIT:
-            predictions = self.run(model, records, explain, timings)
-        else:
-            predictions = await asyncio.to_thread(self.run, model, records, explain, timings)
+        variant, model = self.choose(route)
+        # The stable model bins the inputs for drift whichever model answers: its baseline is the one
+        # published, and the inputs do not depend on the model.
+        stable = self.runtime.model if variant != STABLE else None
+        start = time.perf_counter()
+        try:
+            if len(records) <= INLINE_BATCH_LIMIT:
+                predictions = self.run(model, records, explain, timings, stable)
+            else:
+                predictions = await asyncio.to_thread(self.run, model, records, explain, timings, stable)
+        except Exception as exc:
+            if self.canary is not None:
+                failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
+                self.canary.metrics.answered(variant, time.perf_counter() - start, failed=failed)
+            raise
+        if self.canary is not None:
+            self.canary.metrics.answered(variant, time.perf_counter() - start, failed=False)
+            self.canary.metrics.count_outcomes(variant, (model.outcome(p) for p in predictions))
         if self.shadow is not None:
             self.shadow.submit(model, records, predictions)
         return model, predictions
@@ -93,13 +135,15 @@ def create_app(
     probe: VersionProbe | None = None,
     *,
     shadow_source: ArtifactSource | None = None,
+    canary_source: ArtifactSource | None = None,
     grpc_host: str = "127.0.0.1",
 ) -> FastAPI:
     """Build the FastAPI app of ``spec``.
 
     ``source`` overrides where the model comes from and ``probe`` which version it should
     be now; by default both ask the registry, and only an alias URI is followed.
-    ``shadow_source`` likewise overrides where ``<SVC>_SHADOW_MODEL_URI``'s model comes from.
+    ``shadow_source`` and ``canary_source`` likewise override where ``<SVC>_SHADOW_MODEL_URI``'s
+    and ``<SVC>_CANARY_MODEL_URI``'s models come from.
     With ``<SVC>_GRPC_PORT`` set, the lifespan also serves the Open Inference Protocol over gRPC
     on ``grpc_host`` (``app.state.grpc_port`` is the port bound).
     """
@@ -112,7 +156,8 @@ def create_app(
         probe = probe or found_probe
     runtime = model_runtime(spec, settings, source, metrics, probe)
     shadow = shadow_scorer(spec, settings, metrics, shadow_source)
-    predictor = Predictor(runtime, metrics, shadow)
+    canary = canary_router(spec, settings, metrics, canary_source)
+    predictor = Predictor(runtime, metrics, shadow, canary)
     # One log and one line budget for HTTP and gRPC alike.
     access_log = AccessLog(
         settings.access_log,
@@ -127,6 +172,8 @@ def create_app(
         if shadow is not None:
             shadow.start()
             tasks.append(asyncio.create_task(shadow.runtime.run(), name=f"{spec.name}-shadow-loader"))
+        if canary is not None:
+            tasks.append(asyncio.create_task(canary.runtime.run(), name=f"{spec.name}-canary-loader"))
         grpc_server = None
         if settings.grpc_port:
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
@@ -155,6 +202,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.shadow = shadow
+    app.state.canary = canary
+    app.state.predictor = predictor
     app.state.metrics = metrics
     app.state.settings = settings
     cors_origins = settings.cors_origins()
@@ -193,11 +242,12 @@ def create_app(
     )
     async def predict(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
         runtime.require()  # 503 before reading a body we cannot serve
+        route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             instance = validate_json(single, body)
-        model, predictions = await predictor([instance.model_dump()], explain, timings)
+        model, predictions = await predictor([instance.model_dump()], explain, timings, route)
         return json_response({**predictions[0], "model": model_ref(model)})
 
     @app.post(
@@ -209,12 +259,13 @@ def create_app(
     )
     async def predict_batch(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
         runtime.require()
+        route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             records = validate_batch_json(batch, body)
         check_batch_size(len(records), settings.max_batch_size)
-        model, predictions = await predictor(records, explain, timings)
+        model, predictions = await predictor(records, explain, timings, route)
         return json_response(batch_body(model, predictions))
 
     @app.get("/healthz", summary="Liveness: the process is up", response_model=schemas.Health)
@@ -245,6 +296,7 @@ def create_app(
                 **runtime.require().describe(),
                 "refresh": runtime.refresh_status(),
                 "shadow": shadow.status() if shadow else None,
+                "canary": canary.status(runtime.model) if canary else None,
             }
         )
 
@@ -256,6 +308,11 @@ def create_app(
         app, spec, runtime, predictor, settings=settings, error_responses=ERROR_RESPONSES
     )
     return app
+
+
+def route_of(request: Request) -> Route:
+    """The model a request asks for in its headers (``servekit.routing``)."""
+    return Route.from_headers(request.headers.get)
 
 
 def model_runtime(
@@ -300,4 +357,26 @@ def shadow_scorer(
         uri=uri or "(given in code)",
         sample_rate=settings.shadow_sample_rate,
         max_pending=settings.shadow_max_pending,
+    )
+
+
+def canary_router(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    source: ArtifactSource | None = None,
+) -> CanaryRouter | None:
+    """The router to ``<SVC>_CANARY_MODEL_URI``'s model (following its alias); None without one."""
+    uri = settings.canary_model_uri
+    probe = None
+    if source is None:
+        if not uri:
+            return None
+        source, probe = registry_source(spec.name, uri, settings.mlflow_tracking_uri)
+    canary_metrics = CanaryMetrics(metrics.names, metrics.registry)
+    return CanaryRouter(
+        model_runtime(spec, settings, source, canary_metrics, probe, role="canary model"),
+        canary_metrics,
+        uri=uri or "(given in code)",
+        traffic_percent=settings.canary_traffic_percent,
     )

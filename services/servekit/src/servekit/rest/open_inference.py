@@ -32,6 +32,7 @@ from servekit.rest.openapi import json_body
 from servekit.rest.request_id import request_id_of
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import timings_of
+from servekit.routing import Route
 
 if TYPE_CHECKING:
     from servekit.rest.app import Predictor
@@ -89,7 +90,7 @@ def add_open_inference_routes(
     codec = OpenInferenceCodec(spec.request, spec.response)
     example = documented_example(codec, spec.request.model_json_schema().get("examples", []))
 
-    model_at = ProtocolModel(spec.name, runtime, where="path.")
+    model_at = ProtocolModel(spec.name, runtime, canary=predictor.canary, where="path.")
 
     async def server_metadata() -> Response:
         return json_response({"name": spec.name, "version": SERVER_VERSION, "extensions": EXTENSIONS})
@@ -118,12 +119,13 @@ def add_open_inference_routes(
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         model_at.served(model_name, model_version)  # before reading a body we cannot serve
+        route = model_at.route(model_version, Route.from_headers(request.headers.get))
         json_length = binary_json_length(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             decoded = codec.decode(body, settings.max_batch_size, json_length)
-        model, predictions = await predictor(decoded.records, decoded.explain, timings)
+        model, predictions = await predictor(decoded.records, decoded.explain, timings, route)
         model_at.answered_by(model, model_version)
         request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)
         result = codec.encode(model_ref(model), request_id, predictions, decoded.outputs)

@@ -27,6 +27,7 @@ from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
 from servekit.rest.request_id import bind_request
 from servekit.rest.telemetry import Timings
+from servekit.routing import Route
 from servekit.rpc import open_inference_pb2 as pb
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ class OpenInferenceServicer:
         self.settings = settings
         self.metrics = metrics
         self.codec = OpenInferenceCodec(spec.request, spec.response)
-        self.model = ProtocolModel(spec.name, runtime)
+        self.model = ProtocolModel(spec.name, runtime, canary=predictor.canary)
 
     async def server_live(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
@@ -248,11 +249,13 @@ class OpenInferenceServicer:
     async def model_infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         start = time.perf_counter()
         self.model.served(request.model_name, request.model_version)  # before decoding
+        metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+        route = self.model.route(request.model_version, Route.from_headers(metadata.get, where="metadata."))
         timings = Timings()
         with timings.phase("validate"):
             body, json_length = rest_form(request)
             decoded = self.codec.decode(body, self.settings.max_batch_size, json_length)
-        model, predictions = await self.predictor(decoded.records, decoded.explain, timings)
+        model, predictions = await self.predictor(decoded.records, decoded.explain, timings, route)
         self.model.answered_by(model, request.model_version)
         request_id = decoded.id if decoded.id is not None else logs.request_id.get()
         result = self.codec.encode(model_ref(model), request_id, predictions, decoded.outputs)

@@ -26,6 +26,8 @@ logger = logging.getLogger("servekit.training")
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+#: The alias a canary rollout serves (``<SVC>_CANARY_MODEL_URI=models:/<svc>@canary``).
+CANARY = "canary"
 #: Training rows the drift baselines are computed on (enough for stable shares).
 BASELINE_ROWS = 2000
 
@@ -237,22 +239,56 @@ def _decide(
 
 def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     """Point ``champion`` at ``version`` by hand; returns what changed."""
-    from mlflow.exceptions import MlflowException
-
     client = registry_client(tracking_uri)
-    try:
-        client.get_model_version(spec.name, version)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise ServekitError(404, "version_not_found", f"{spec.name} has no version {version!r}") from exc
+    _require_version(client, spec.name, version)
     previous = current_champion(client, spec.name)
     client.set_registered_model_alias(spec.name, CHAMPION, version)
     client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
     was = f"v{previous}" if previous else "none"
-    refresh = ServiceSettings.model_fields["model_refresh_seconds"].default
     return (
         f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
-        f"models:/{spec.name}@{CHAMPION} switch to it within {spec.name.upper()}_MODEL_REFRESH_SECONDS "
-        f"({refresh:g} s unless set)"
+        f"models:/{spec.name}@{CHAMPION} switch to it within {_refresh_wait(spec)}"
     )
+
+
+def set_canary(spec: ServiceSpec, tracking_uri: str, version: str | None) -> str:
+    """Point ``canary`` at ``version``, or (None) at the champion's, which ends the canary."""
+    client = registry_client(tracking_uri)
+    champion = current_champion(client, spec.name)
+    if version is None:
+        if champion is None:
+            raise ServekitError(404, "no_champion", f"{spec.name} has no champion to end the canary on")
+        version = champion
+    else:
+        _require_version(client, spec.name, version)
+    client.set_registered_model_alias(spec.name, CANARY, version)
+    prefix = spec.name.upper()
+    uri = f"models:/{spec.name}@{CANARY}"
+    if version == champion:
+        return (
+            f"{spec.name}: {CANARY} is now v{version}, the champion: services with "
+            f"{prefix}_CANARY_MODEL_URI={uri} answer every request with v{version} within "
+            f"{_refresh_wait(spec)}"
+        )
+    return (
+        f"{spec.name}: {CANARY} is now v{version} (champion v{champion or '-'}); services with "
+        f"{prefix}_CANARY_MODEL_URI={uri} send {prefix}_CANARY_TRAFFIC_PERCENT of their requests "
+        f"to it within {_refresh_wait(spec)}; `mlp promote {spec.name} {version}` completes the "
+        f"rollout, `mlp canary {spec.name} --end` rolls it back"
+    )
+
+
+def _require_version(client: Any, name: str, version: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise ServekitError(404, "version_not_found", f"{name} has no version {version!r}") from exc
+
+
+def _refresh_wait(spec: ServiceSpec) -> str:
+    refresh = ServiceSettings.model_fields["model_refresh_seconds"].default
+    return f"{spec.name.upper()}_MODEL_REFRESH_SECONDS ({refresh:g} s unless set)"

@@ -1,0 +1,85 @@
+"""The collectors of a canary rollout, registered only when a service runs a canary.
+
+Both variants are counted the same way (requests by result, model latency, outcomes), so a
+dashboard and an alert set the canary's failure ratio, latency and answers beside the stable
+model's on the same pods at the same time. Without a canary none of these series exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from servekit.metrics.names import LATENCY_BUCKETS, VARIANT_RESULTS, VARIANTS, MetricNames
+
+if TYPE_CHECKING:
+    from servekit.model import ServedModel
+
+
+class CanaryMetrics:
+    """Requests, model latency and outcomes per variant (stable, canary), and the canary's version."""
+
+    def __init__(self, names: MetricNames, registry: CollectorRegistry) -> None:
+        self.model_info = Gauge(
+            names.canary_model_info,
+            "The canary model's version and training run (value is always 1); absent until it is loaded.",
+            ["version", "run_id"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            names.variant_requests_total,
+            "Prediction requests by the model that answered them (stable or canary) and whether it "
+            "answered (ok) or raised (failed, a 500).",
+            ["variant", "result"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            names.variant_latency_seconds,
+            "Seconds the answering model spent predicting (and explaining, when asked) a request, by "
+            "variant; validation and transport are left out, as they do not depend on the model.",
+            ["variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.predictions = Counter(
+            names.variant_predictions_total,
+            "Predictions by variant and outcome (class label; for the regressor a bucketed range).",
+            ["variant", "outcome"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            names.canary_fallbacks_total,
+            "Requests routed to the canary that the stable model answered, because the canary was "
+            "not loaded yet (or would not load).",
+            registry=registry,
+        )
+        # Every variant and result from the start, so a ratio is 0 rather than absent.
+        self._requests = {
+            (variant, result): self.requests.labels(variant=variant, result=result)
+            for variant in VARIANTS
+            for result in VARIANT_RESULTS
+        }
+        self._latency = {variant: self.latency.labels(variant=variant) for variant in VARIANTS}
+        self._outcomes: dict[tuple[str, str], Counter] = {}
+
+    def model_served(self, model: ServedModel) -> None:
+        """The canary runtime loaded ``model`` (``servekit.runtime.RuntimeMetrics``)."""
+        self.model_info.clear()
+        self.model_info.labels(version=model.artifact.version, run_id=model.artifact.run_id).set(1)
+
+    def model_refresh(self, failed: bool) -> None:
+        """Nothing to publish: the log and ``GET /model`` say why a canary refresh failed."""
+
+    def answered(self, variant: str, seconds: float, *, failed: bool) -> None:
+        self._requests[variant, "failed" if failed else "ok"].inc()
+        self._latency[variant].observe(seconds)
+
+    def count_outcomes(self, variant: str, outcomes: Iterable[str]) -> None:
+        for outcome in outcomes:
+            key = (variant, outcome)
+            child = self._outcomes.get(key)
+            if child is None:
+                child = self._outcomes[key] = self.predictions.labels(variant=variant, outcome=outcome)
+            child.inc()

@@ -1,0 +1,144 @@
+"""Canary rollouts: a share of the live traffic is answered by a candidate model.
+
+The shadow (``servekit.shadow``) shows how a challenger *would* answer; a canary lets it
+answer, for a small share of requests, before it serves everyone. ``<SVC>_CANARY_MODEL_URI``
+(``models:/<svc>@canary``) loads a second model beside the served one and
+``<SVC>_CANARY_TRAFFIC_PERCENT`` of the prediction requests go to it, on every transport
+(``/predict``, ``/predict/batch``, the Open Inference Protocol over REST and gRPC). The
+response names the version that answered; ``<svc>_variant_*{variant}`` set the canary's
+failures, latency and answers beside the stable model's.
+
+The split happens in the pod, not in a mesh or an ingress: the percentage is exact at any
+replica count, the HorizontalPodAutoscaler scales one Deployment, and a request can choose
+its model, as a test before any traffic moves must:
+
+- ``X-Model-Variant: canary`` (or ``stable``) forces the variant;
+- ``X-Routing-Key: <customer id>`` makes the choice sticky: one key gets the same variant on
+  every pod, and raising the percentage only moves keys from stable to canary, never back;
+- a pinned version (``/v2/models/<name>/versions/<v>/infer``) is answered by whichever
+  variant serves that version.
+
+A whole request goes to one variant, so a batch's predictions come from one version. Until the
+canary is loaded its share goes to the stable model (``<svc>_canary_fallbacks_total``), and
+when both are one registry version (after ``mlp promote``) the stable model answers everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from servekit.errors import FieldProblem, ServekitError
+from servekit.metrics.canary import CanaryMetrics
+from servekit.metrics.names import CANARY, STABLE, VARIANTS
+from servekit.model import ServedModel
+from servekit.runtime import ModelRuntime
+
+#: Request headers (and gRPC metadata keys) that choose the model.
+VARIANT_HEADER = "x-model-variant"
+ROUTING_KEY_HEADER = "x-routing-key"
+#: A routing key is an identifier (a customer, a session), not a payload.
+MAX_ROUTING_KEY_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a request says about the model that should answer it; empty: the router decides."""
+
+    variant: str | None = None
+    key: str | None = None
+
+    @classmethod
+    def from_headers(cls, get: Callable[[str], str | None], *, where: str = "header.") -> Route:
+        """Read and check ``x-model-variant`` and ``x-routing-key`` (``where`` prefixes the field)."""
+        variant = get(VARIANT_HEADER)
+        if variant is not None:
+            variant = variant.strip().lower()
+            if variant not in VARIANTS:
+                raise _bad(where + VARIANT_HEADER, f"must be one of {', '.join(VARIANTS)}; got {variant!r}")
+        key = get(ROUTING_KEY_HEADER)
+        if key is not None and not 0 < len(key) <= MAX_ROUTING_KEY_LENGTH:
+            raise _bad(where + ROUTING_KEY_HEADER, f"must be 1 to {MAX_ROUTING_KEY_LENGTH} characters long")
+        return cls(variant, key)
+
+
+#: No header: the router decides.
+UNROUTED = Route()
+
+
+def _bad(field: str, problem: str) -> ServekitError:
+    return ServekitError(422, "invalid_routing", f"{field}: {problem}", (FieldProblem(field, problem),))
+
+
+def percentile_of(key: str) -> float:
+    """Where ``key`` falls in [0, 100): the same in every process (Python's ``hash`` is salted)."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 * 100
+
+
+class CanaryRouter:
+    """Chooses, per request, whether the stable model or the canary answers."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        metrics: CanaryMetrics,
+        *,
+        uri: str,
+        traffic_percent: float,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.runtime = runtime
+        self.metrics = metrics
+        self.uri = uri
+        self.traffic_percent = traffic_percent
+        self._draw = draw
+
+    def choose(self, stable: ServedModel, route: Route = UNROUTED) -> tuple[str, ServedModel]:
+        """The variant that answers and its model; 503 if the canary is asked for and not loaded."""
+        canary = self.runtime.model
+        if route.variant == STABLE:
+            return STABLE, stable
+        if route.variant == CANARY:
+            if canary is None:
+                raise ServekitError(
+                    503, "canary_not_ready", f"canary model not ready: {self.runtime.not_ready_reason}"
+                )
+            return CANARY, canary
+        share = percentile_of(route.key) if route.key is not None else self._draw() * 100
+        if share >= self.traffic_percent:
+            return STABLE, stable
+        if canary is None:
+            self.metrics.fallbacks.inc()
+            return STABLE, stable
+        if canary.artifact.same_version_as(stable.artifact):
+            return STABLE, stable
+        return CANARY, canary
+
+    def variant_serving(self, stable: ServedModel, version: str) -> str | None:
+        """The variant that serves ``version`` (the stable one if both do); None if neither does."""
+        if stable.artifact.version == version:
+            return STABLE
+        canary = self.runtime.model
+        if canary is not None and canary.artifact.version == version:
+            return CANARY
+        return None
+
+    def status(self, stable: ServedModel | None) -> dict[str, Any]:
+        """The canary as ``GET /model`` describes it."""
+        canary = self.runtime.model
+        same = canary is not None and stable is not None and canary.artifact.same_version_as(stable.artifact)
+        return {
+            "uri": self.uri,
+            "version": canary.artifact.version if canary else None,
+            "run_id": canary.artifact.run_id if canary else None,
+            "ready": canary is not None,
+            "error": None if canary else self.runtime.last_error,
+            "traffic_percent": self.traffic_percent,
+            # The share it answers now: none until it loads, none while it is the stable version.
+            "receiving_percent": self.traffic_percent if canary is not None and not same else 0.0,
+            "refresh": self.runtime.refresh_status(),
+        }

@@ -1,0 +1,331 @@
+"""Canary rollouts: a share of the requests answered by a second model, chosen per request."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from toy import FAILING_X, TOY, FailingToy, ToyModel
+
+from servekit.local import free_port
+from servekit.metrics import MetricNames
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.routing import MAX_ROUTING_KEY_LENGTH, Route, percentile_of
+from servekit.rpc import open_inference_pb2 as pb
+from servekit.rpc.server import SERVICE
+from servekit.settings import load_settings
+from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.training.trainer import Split
+
+NAMES = MetricNames("toy")
+
+
+@pytest.fixture(scope="module")
+def candidate() -> ModelArtifact:
+    """Another toy model (other rows and seed), so its answers differ from the stable one's."""
+    artifact, _ = train_in_memory(TOY, rows=300, seed=7)
+    return dataclasses.replace(artifact, version="2", run_id="run-2")
+
+
+def canary_app(stable: ModelArtifact, canary: Any, **settings: Any) -> TestClient:
+    source = canary if callable(canary) else (lambda: canary)
+    app = create_app(
+        TOY,
+        load_settings("toy", max_batch_size=64, **settings),
+        source=lambda: stable,
+        canary_source=source,
+    )
+    return TestClient(app)
+
+
+def wait_canary_ready(client: TestClient) -> None:
+    wait_ready(client)
+    runtime = client.app.state.canary.runtime  # type: ignore[attr-defined]
+    for _ in range(1500):
+        if runtime.model is not None:
+            return
+        client.get("/healthz")  # lets the loader task run
+    raise TimeoutError(runtime.last_error)
+
+
+def sample(client: TestClient, name: str, **labels: str) -> float:
+    value = client.app.state.metrics.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
+    return 0.0 if value is None else float(value)
+
+
+@pytest.fixture
+def rolled(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> Iterator[tuple[TestClient, list[dict[str, Any]]]]:
+    artifact, data = toy_trained
+    with canary_app(artifact, candidate, canary_traffic_percent=25) as client:
+        wait_canary_ready(client)
+        yield client, request_rows(data, 200)
+
+
+def test_a_routing_key_falls_at_the_same_place_in_every_process() -> None:
+    # Independently of servekit: the first 8 bytes of BLAKE2b, big-endian, as a share of 2**64.
+    digest = hashlib.blake2b(b"customer-15634602", digest_size=8).digest()
+    assert percentile_of("customer-15634602") == int.from_bytes(digest, "big") * 100 / 2**64
+    keys = [f"customer-{i}" for i in range(4000)]
+    at_10 = {k for k in keys if percentile_of(k) < 10}
+    at_20 = {k for k in keys if percentile_of(k) < 20}
+    # Raising the share only moves keys to the canary, never back.
+    assert at_10 < at_20
+    # Uniform: 10 % and 20 % of the keys, within 4 binomial standard deviations.
+    for got, share in ((len(at_10), 0.1), (len(at_20), 0.2)):
+        assert abs(got - 4000 * share) < 4 * math.sqrt(4000 * share * (1 - share))
+
+
+def test_keyed_requests_go_where_their_key_falls_and_answer_with_that_model(
+    rolled: tuple[TestClient, list[dict[str, Any]]],
+    toy_trained: tuple[ModelArtifact, Split],
+    candidate: ModelArtifact,
+) -> None:
+    client, rows = rolled
+    stable, canary = ToyModel(toy_trained[0]), ToyModel(candidate)
+    versions: Counter[str] = Counter()
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for i, row in enumerate(rows):
+        key = f"customer-{i}"
+        response = client.post("/predict", json=row, headers={"X-Routing-Key": key})
+        assert response.status_code == 200
+        expected = "2" if percentile_of(key) < 25 else toy_trained[0].version
+        body = response.json()
+        assert body["model"]["version"] == expected
+        model = canary if expected == "2" else stable
+        assert body["value"] == pytest.approx(model.predict([row])[0]["value"], rel=1e-12)
+        variant = "canary" if expected == "2" else "stable"
+        versions[variant] += 1
+        outcomes[variant, model.outcome(body)] += 1
+        # The same key again: the same model.
+        again = client.post("/predict", json=row, headers={"X-Routing-Key": key})
+        assert again.json()["model"]["version"] == expected
+        versions[variant] += 1
+        outcomes[variant, model.outcome(body)] += 1
+    assert 0 < versions["canary"] < versions["stable"]
+    for variant in ("stable", "canary"):
+        assert sample(client, NAMES.variant_requests_total, variant=variant, result="ok") == versions[variant]
+        assert sample(client, NAMES.variant_requests_total, variant=variant, result="failed") == 0
+        assert sample(client, f"{NAMES.variant_latency_seconds}_count", variant=variant) == versions[variant]
+    for (variant, outcome), count in outcomes.items():
+        assert sample(client, NAMES.variant_predictions_total, variant=variant, outcome=outcome) == count
+    assert sample(client, NAMES.canary_model_info, version="2", run_id="run-2") == 1
+    assert sample(client, NAMES.canary_fallbacks_total) == 0
+
+
+def test_unkeyed_requests_are_split_at_the_share_and_a_batch_goes_whole(
+    rolled: tuple[TestClient, list[dict[str, Any]]],
+    toy_trained: tuple[ModelArtifact, Split],
+    candidate: ModelArtifact,
+) -> None:
+    client, rows = rolled
+    answered = Counter(client.post("/predict", json=row).json()["model"]["version"] for row in rows * 2)
+    # 400 draws at 25 %: within 4 binomial standard deviations of 100.
+    assert abs(answered["2"] - 100) < 4 * math.sqrt(400 * 0.25 * 0.75)
+    models = {toy_trained[0].version: ToyModel(toy_trained[0]), "2": ToyModel(candidate)}
+    seen = set()
+    for _ in range(40):  # 0.75**40: the canary is missed with probability 1e-5
+        batch = client.post("/predict/batch", json={"instances": rows[:10]}).json()
+        version = batch["model"]["version"]
+        seen.add(version)
+        expected = [p["value"] for p in models[version].predict(rows[:10])]
+        assert [p["value"] for p in batch["predictions"]] == pytest.approx(expected, rel=1e-12)
+    assert seen == set(models)
+
+
+def test_a_header_forces_the_variant_and_a_bad_one_is_named(
+    rolled: tuple[TestClient, list[dict[str, Any]]], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    client, rows = rolled
+    for _ in range(10):
+        forced = client.post("/predict", json=rows[0], headers={"X-Model-Variant": "canary"})
+        assert forced.json()["model"]["version"] == "2"
+        kept = client.post(
+            "/predict/batch", json={"instances": rows[:3]}, headers={"X-Model-Variant": "Stable"}
+        )
+        assert kept.json()["model"]["version"] == toy_trained[0].version
+    bad = client.post("/predict", json=rows[0], headers={"X-Model-Variant": "blue"})
+    assert bad.status_code == 422
+    assert bad.json()["fields"] == [
+        {"field": "header.x-model-variant", "problem": "must be one of stable, canary; got 'blue'"}
+    ]
+    long_key = client.post(
+        "/predict", json=rows[0], headers={"X-Routing-Key": "k" * (MAX_ROUTING_KEY_LENGTH + 1)}
+    )
+    assert long_key.status_code == 422
+    assert long_key.json()["fields"][0]["field"] == "header.x-routing-key"
+
+
+def test_a_pinned_version_is_answered_by_the_variant_serving_it(
+    rolled: tuple[TestClient, list[dict[str, Any]]], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    client, rows = rolled
+    stable_version = toy_trained[0].version
+    infer = {
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [1], "data": [rows[0]["x"]]},
+            {"name": "color", "datatype": "BYTES", "shape": [1], "data": [rows[0]["color"]]},
+            {"name": "note", "datatype": "BYTES", "shape": [1], "data": [""]},
+        ]
+    }
+    for _ in range(10):
+        canary = client.post("/v2/models/toy/versions/2/infer", json=infer)
+        assert canary.status_code == 200, canary.text
+        assert canary.json()["model_version"] == "2"
+        stable = client.post(f"/v2/models/toy/versions/{stable_version}/infer", json=infer)
+        assert stable.json()["model_version"] == stable_version
+    assert client.get("/v2/models/toy/versions/2").json()["versions"] == ["2"]
+    missing = client.post("/v2/models/toy/versions/9/infer", json=infer)
+    assert missing.status_code == 404
+    assert f"version {stable_version} is" in missing.json()["error"]
+    assert "and version 2 as a canary" in missing.json()["error"]
+
+
+def test_grpc_metadata_routes_like_the_headers(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    artifact, data = toy_trained
+    row = request_rows(data, 1)[0]
+    request = pb.ModelInferRequest(model_name="toy")
+    request.inputs.add(name="x", datatype="FP64", shape=[1]).contents.fp64_contents.append(row["x"])
+    request.inputs.add(name="color", datatype="BYTES", shape=[1]).contents.bytes_contents.append(
+        row["color"].encode()
+    )
+    with canary_app(artifact, candidate, canary_traffic_percent=0, grpc_port=free_port()) as client:
+        wait_canary_ready(client)
+        port = client.app.state.grpc_port  # type: ignore[attr-defined]
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            infer = channel.unary_unary(
+                f"/{SERVICE}/ModelInfer",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=pb.ModelInferResponse.FromString,
+            )
+            assert infer(request).model_version == artifact.version  # 0 %: stable
+            assert infer(request, metadata=(("x-model-variant", "canary"),)).model_version == "2"
+            pinned = pb.ModelInferRequest()
+            pinned.CopyFrom(request)
+            pinned.model_version = "2"
+            assert infer(pinned).model_version == "2"
+            with pytest.raises(grpc.RpcError) as error:
+                infer(request, metadata=(("x-model-variant", "green"),))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "metadata.x-model-variant: must be one of stable, canary" in str(error.value.details())
+
+
+def test_model_describes_the_canary(rolled: tuple[TestClient, list[dict[str, Any]]]) -> None:
+    client, _ = rolled
+    canary = client.get("/model").json()["canary"]
+    assert canary["version"] == "2"
+    assert canary["run_id"] == "run-2"
+    assert canary["ready"] is True
+    assert canary["traffic_percent"] == 25
+    assert canary["receiving_percent"] == 25
+
+
+def test_until_the_canary_loads_the_stable_model_answers_its_share(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, data = toy_trained
+
+    def broken() -> ModelArtifact:
+        raise OSError("artifact store unreachable")
+
+    rows = request_rows(data, 20)
+    with canary_app(artifact, broken, canary_traffic_percent=100, load_retry_initial_seconds=60) as client:
+        wait_ready(client)
+        answers = [client.post("/predict", json=row) for row in rows]
+        assert {r.json()["model"]["version"] for r in answers} == {artifact.version}
+        assert sample(client, NAMES.canary_fallbacks_total) == len(rows)
+        assert sample(client, NAMES.variant_requests_total, variant="stable", result="ok") == len(rows)
+        forced = client.post("/predict", json=rows[0], headers={"X-Model-Variant": "canary"})
+        assert forced.status_code == 503
+        assert "canary model not ready" in forced.json()["message"]
+        assert "artifact store unreachable" in forced.json()["message"]
+        status = client.get("/model").json()["canary"]
+        assert status["ready"] is False
+        assert status["receiving_percent"] == 0
+        assert "artifact store unreachable" in status["error"]
+        assert client.get("/readyz").status_code == 200
+
+
+def test_a_canary_of_the_stable_version_gets_no_traffic(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = toy_trained
+    with canary_app(artifact, artifact, canary_traffic_percent=100) as client:
+        wait_canary_ready(client)
+        for row in request_rows(data, 10):
+            assert client.post("/predict", json=row).status_code == 200
+        assert sample(client, NAMES.variant_requests_total, variant="stable", result="ok") == 10
+        assert sample(client, NAMES.variant_requests_total, variant="canary", result="ok") == 0
+        assert client.get("/model").json()["canary"]["receiving_percent"] == 0
+
+
+def test_a_failing_canary_is_counted_as_the_canarys_failure(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    artifact, data = toy_trained
+    row = {**request_rows(data, 1)[0], "x": FAILING_X}
+    app = create_app(
+        dataclasses.replace(TOY, model=FailingToy),
+        load_settings("toy", canary_traffic_percent=0),
+        source=lambda: artifact,
+        canary_source=lambda: candidate,
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_canary_ready(client)
+        failed = client.post("/predict", json=row, headers={"X-Model-Variant": "canary"})
+        assert failed.status_code == 500
+        assert sample(client, NAMES.variant_requests_total, variant="canary", result="failed") == 1
+        assert sample(client, NAMES.variant_requests_total, variant="stable", result="failed") == 0
+        assert sample(client, f"{NAMES.variant_latency_seconds}_count", variant="canary") == 1
+
+
+def test_inputs_are_counted_in_the_stable_models_bins_whoever_answers(
+    rolled: tuple[TestClient, list[dict[str, Any]]], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    client, rows = rolled
+    for row in rows[:50]:
+        client.post("/predict", json=row, headers={"X-Model-Variant": "canary"})
+    families = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}
+    baseline = {(s.labels["feature"], s.labels["bin"]) for s in families[NAMES.training_input_share].samples}
+    counted: Counter[str] = Counter()
+    for s in families[NAMES.input_values_total.removesuffix("_total")].samples:
+        assert (s.labels["feature"], s.labels["bin"]) in baseline
+        counted[s.labels["feature"]] += int(s.value)
+    assert counted
+    assert set(counted.values()) == {50}
+
+
+def test_without_a_canary_there_are_no_variant_series_and_asking_for_one_is_404(
+    toy_client: TestClient, toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    row = request_rows(toy_trained[1], 1)[0]
+    assert toy_client.post("/predict", json=row, headers={"X-Model-Variant": "stable"}).status_code == 200
+    asked = toy_client.post("/predict", json=row, headers={"X-Model-Variant": "canary"})
+    assert asked.status_code == 404
+    assert asked.json()["fields"][0]["field"] == "header.x-model-variant"
+    exposition = toy_client.get("/metrics").text
+    assert "variant_" not in exposition
+    assert "canary_" not in exposition
+    assert toy_client.get("/model").json()["canary"] is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({}, Route()),
+        ({"x-model-variant": " CANARY "}, Route("canary")),
+        ({"x-routing-key": "c-1"}, Route(None, "c-1")),
+    ],
+)
+def test_route_from_headers(headers: dict[str, str], expected: Route) -> None:
+    assert Route.from_headers(headers.get) == expected
