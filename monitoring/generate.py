@@ -27,9 +27,11 @@ import yaml
 
 from servekit import registry
 from servekit.metrics.names import (
+    CANARY,
     LATENCY_BUCKETS,
     OPEN_INFERENCE_INFER,
     PREDICTION_ENDPOINTS,
+    STABLE,
     MetricNames,
 )
 
@@ -79,6 +81,13 @@ class Objectives:
     container: str = "server"
     #: Alert when resident memory exceeds this share of the limit.
     memory_ratio: float = 0.9
+    #: Alert when the canary's share of failed requests (5 m) exceeds this and twice the stable
+    #: model's...
+    canary_failure_ratio: float = 0.01
+    #: ...or when its p95 model latency (5 m) exceeds the stable model's by this factor...
+    canary_latency_factor: float = 1.5
+    #: ...once the canary has answered at least this many requests in those 5 minutes.
+    canary_min_requests: int = 20
 
 
 #: Per-service overrides; every service not listed gets the defaults.
@@ -145,6 +154,9 @@ MEMORY_LIMIT = "service:container_memory_limit_bytes:max"
 MEMORY_RATIO = "service_instance:process_resident_memory_bytes:ratio_limit"
 CPU_RATE = "service_instance:process_cpu_seconds:rate5m"
 SHADOW_AGREEMENT = "service:shadow_predictions:agree_ratio_rate5m"
+VARIANT_REQUESTS_RATE = "service_variant:variant_requests:rate5m"
+VARIANT_FAILURE_RATIO = "service_variant:variant_requests:failure_ratio_rate5m"
+VARIANT_LATENCY_P95 = "service_variant:variant_latency_seconds:p95_rate5m"
 
 
 def sel(name: str, service: str, extra: str = "") -> str:
@@ -309,6 +321,22 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
     )
     rules.append((CPU_RATE, f"rate(process_cpu_seconds_total[5m]) and on (instance, job) {n.model_ready}"))
     rules.append((SHADOW_AGREEMENT, shadow_agreement(n)))
+    # Canary rollouts: each variant's traffic, failures and model latency, side by side. Without a
+    # canary there are no variant_* series, so no data rather than a stable model at 100 %.
+    variant_rate = f"sum by (variant) (rate({n.variant_requests_total}[5m]))"
+    rules.append((VARIANT_REQUESTS_RATE, variant_rate))
+    rules.append(
+        (
+            VARIANT_FAILURE_RATIO,
+            f'sum by (variant) (rate({n.variant_requests_total}{{result="failed"}}[5m]))\n/\n{variant_rate}',
+        )
+    )
+    rules.append(
+        (
+            VARIANT_LATENCY_P95,
+            f"histogram_quantile(0.95, sum by (variant, le) (rate({n.variant_latency_seconds}_bucket[5m])))",
+        )
+    )
     return [{"record": name, "expr": expr, "labels": {"service": service}} for name, expr in rules]
 
 
@@ -370,6 +398,13 @@ def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
 def alerts(service: str) -> list[Alert]:
     n, o = MetricNames(service), objectives(service)
     s = service  # annotations are rendered from the expression's labels: name the service literally
+
+    def canary(record: str) -> str:
+        return sel(record, service, f'variant="{CANARY}"')
+
+    def stable(record: str) -> str:
+        return sel(record, service, f'variant="{STABLE}"')
+
     found: list[Alert] = []
     avail_budget = 1 - o.availability
     latency_budget = 1 - o.latency
@@ -469,6 +504,30 @@ def alerts(service: str) -> list[Alert]:
             f"model version {{{{ $labels.version }}}}, against the bins of its training rows, is above "
             f"{o.input_drift_psi:g} (a major shift) and has stayed there for 30 minutes.",
             "30m",
+        ),
+        Alert(
+            "CanaryFailing",
+            f"{canary(VARIANT_FAILURE_RATIO)}\n> ignoring (variant)\n2 * {stable(VARIANT_FAILURE_RATIO)}\n"
+            f"and on (service)\n{canary(VARIANT_FAILURE_RATIO)} > {number(o.canary_failure_ratio)}\n"
+            f"and on (service)\n{canary(VARIANT_REQUESTS_RATE)} * 300 >= {o.canary_min_requests}",
+            "warning",
+            f"{s}'s canary fails more requests than its stable model",
+            f"For 5 minutes more than {o.canary_failure_ratio:.0%} of the requests {s}'s canary "
+            "answered failed (500), over twice the stable model's share. Roll it back with "
+            f"`mlp canary {s} --end`; the pod log has the cause under each request id.",
+            "5m",
+        ),
+        Alert(
+            "CanarySlow",
+            f"{canary(VARIANT_LATENCY_P95)}\n> ignoring (variant)\n"
+            f"{number(o.canary_latency_factor)} * {stable(VARIANT_LATENCY_P95)}\n"
+            f"and on (service)\n{canary(VARIANT_REQUESTS_RATE)} * 300 >= {o.canary_min_requests}",
+            "warning",
+            f"{s}'s canary answers more slowly than its stable model",
+            f"For 10 minutes the p95 time {s}'s canary spent predicting a request has been over "
+            f"{o.canary_latency_factor:g}x the stable model's, on the same pods. Promoting it would slow "
+            f"every request; roll it back with `mlp canary {s} --end` or accept the cost knowingly.",
+            "10m",
         ),
         Alert(
             "MemoryNearLimit",
@@ -841,7 +900,83 @@ def rule_cases(service: str) -> list[Case]:
             "10m",
         )
     )
+    cases += canary_cases(service, target, ready)
     return cases
+
+
+def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """CanaryFailing and CanarySlow: a canary worse than the stable model, and two that are not."""
+    n, o = MetricNames(service), objectives(service)
+
+    def answered(variant: str, per_minute: int, failed_per_minute: int) -> dict[str, str]:
+        def counter(result: str) -> str:
+            return series_str(n.variant_requests_total, {**target, "variant": variant, "result": result})
+
+        return {
+            counter("ok"): f"0+{per_minute - failed_per_minute}x30",
+            counter("failed"): f"0+{failed_per_minute}x30",
+        }
+
+    def timed(variant: str, per_minute: int, slowest: str) -> dict[str, str]:
+        """``per_minute`` requests a minute, all in the bucket whose upper bound is ``slowest``."""
+        bounds = ("0.001", "0.005", "0.01", "+Inf")
+        first = bounds.index(slowest)
+        return {
+            series_str(f"{n.variant_latency_seconds}_bucket", {**target, "variant": variant, "le": b}): (
+                f"0+{per_minute if i >= first else 0}x30"
+            )
+            for i, b in enumerate(bounds)
+        }
+
+    # A comparison ignoring ``variant`` drops it: the alerts are labelled with the service alone.
+    failing = [{"alertname": "CanaryFailing", "service": service}]
+    slow = [{"alertname": "CanarySlow", "service": service}]
+    stable = answered(STABLE, 900, 0)
+    few = o.canary_min_requests // 5 // 2  # a minute's share, half the minimum over 5 minutes
+    return [
+        Case(
+            "CanaryFailing",
+            "fires: 5% of the canary's requests fail, none of the stable model's",
+            {**stable, **answered(CANARY, 100, 5), **ready},
+            "15m",
+            failing,
+        ),
+        Case(
+            "CanaryFailing",
+            "quiet: both variants fail 5% (a shared cause, which the availability SLO alerts cover)",
+            {**answered(STABLE, 900, 45), **answered(CANARY, 100, 5), **ready},
+            "15m",
+        ),
+        Case(
+            "CanaryFailing",
+            f"quiet: every canary request fails, but it answered {few * 5} in 5 minutes",
+            {**stable, **answered(CANARY, few, few), **ready},
+            "15m",
+        ),
+        Case(
+            "CanarySlow",
+            "fires: the canary's requests take 5-10 ms, the stable model's under 1 ms",
+            {
+                **answered(CANARY, 100, 0),
+                **timed(STABLE, 900, "0.001"),
+                **timed(CANARY, 100, "0.01"),
+                **ready,
+            },
+            "20m",
+            slow,
+        ),
+        Case(
+            "CanarySlow",
+            "quiet: both variants take 1-5 ms",
+            {
+                **answered(CANARY, 100, 0),
+                **timed(STABLE, 900, "0.005"),
+                **timed(CANARY, 100, "0.005"),
+                **ready,
+            },
+            "20m",
+        ),
+    ]
 
 
 def rule_test_file(service: str) -> dict[str, Any]:
@@ -1208,7 +1343,106 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         8,
         4,
     )
+    g.add(
+        panel(
+            "stat",
+            "Canary failure ratio (5 m)",
+            "Per service with a canary (<SVC>_CANARY_MODEL_URI), the share of the requests each variant "
+            "answered that failed; CanaryFailing fires when the canary's is over "
+            f"{o.canary_failure_ratio:.0%} and twice the stable model's.",
+            "percentunit",
+            [(VARIANT_FAILURE_RATIO, "{{service}} {{variant}}")],
+            thresholds=[(o.canary_failure_ratio, "orange")],
+        ),
+        8,
+        4,
+    )
     return dashboard("mlp-overview", "ML platform: overview", ["overview"], g, [])
+
+
+def add_canary_panels(g: Grid, service: str, inst: str) -> None:
+    """The canary rollout's row: each variant's traffic, failures, latency and answers side by side."""
+    n, o = MetricNames(service), objectives(service)
+    variant_requests = f"rate({n.variant_requests_total}{{{inst}}}[5m])"
+    g.add(
+        panel(
+            "stat",
+            "Canary model version",
+            f"The model {service.upper()}_CANARY_MODEL_URI names, answering "
+            f"{service.upper()}_CANARY_TRAFFIC_PERCENT of the requests (and those asking for it with "
+            "X-Model-Variant: canary). No data: no canary is configured.",
+            "none",
+            [
+                (
+                    f"max by (version, run_id) ({n.canary_model_info}{{{inst}}})",
+                    "v{{version}} (run {{run_id}})",
+                )
+            ],
+            text_mode="name",
+        ),
+        6,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Requests by variant (per second, 5 m)",
+            "Prediction requests answered by the stable model and by the canary; the canary's share is "
+            "its traffic percentage once it has loaded, and 0 while it is the stable version.",
+            "reqps",
+            [(f"sum by (variant) ({variant_requests})", "{{variant}}")],
+        ),
+        9,
+        8,
+    )
+    failed = f'sum by (variant) (rate({n.variant_requests_total}{{{inst},result="failed"}}[5m]))'
+    g.add(
+        panel(
+            "timeseries",
+            "Failed requests by variant (5 m)",
+            "Share of each variant's requests that failed (500). CanaryFailing fires when the canary's "
+            f"is over {o.canary_failure_ratio:.0%} and twice the stable model's for 5 minutes.",
+            "percentunit",
+            [(f"{failed}\n/\nsum by (variant) ({variant_requests})", "{{variant}}")],
+            thresholds=[(o.canary_failure_ratio, "orange")],
+        ),
+        9,
+        8,
+    )
+    latency = f"sum by (variant, le) (rate({n.variant_latency_seconds}_bucket{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Model latency by variant (5 m)",
+            "Time the answering model spent predicting (and explaining) a request. CanarySlow fires when "
+            f"the canary's p95 is over {o.canary_latency_factor:g}x the stable model's for 10 minutes.",
+            "s",
+            [
+                (f"histogram_quantile({q}, {latency})", f"{{{{variant}}}} p{round(q * 100)}")
+                for q in (0.5, 0.95)
+            ],
+        ),
+        12,
+        8,
+    )
+    outcomes = f"sum by (variant, outcome) (rate({n.variant_predictions_total}{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Outcome share by variant (5 m)",
+            "Each variant's predictions by outcome, as a share of its own: a canary that answers "
+            "differently shows here before anyone reports it.",
+            "percentunit",
+            [
+                (
+                    f"{outcomes}\n/ ignoring (outcome) group_left\nsum by (variant) ({outcomes})",
+                    "{{variant}} {{outcome}}",
+                )
+            ],
+        ),
+        12,
+        8,
+    )
 
 
 def service_dashboard(service: str) -> dict[str, Any]:
@@ -1531,6 +1765,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         8,
     )
+    add_canary_panels(g, service, inst)
     g.add(
         panel(
             "timeseries",

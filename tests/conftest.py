@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from processes import Server, free_port, start_mlflow, start_service
-from servekit import registry
+from servekit import cli, registry
 from servekit.training.trainer import TrainResult, train
 
 SERVICES = registry.available()
@@ -49,9 +49,11 @@ def live_services(
 
     They serve the version they started with: test_registry moves the champion and back
     while they may be running (following an alias has its own test in test_live_service).
-    Each also serves the Open Inference Protocol over gRPC (``Server.grpc_port``), and shadows
-    its champion's own run (``runs:/``, so not skipped as the same registry version): every
-    gRPC and shadow metric and dashboard panel gets live data.
+    Each also serves the Open Inference Protocol over gRPC (``Server.grpc_port``), shadows
+    its champion's own run (``runs:/``, so not skipped as the same registry version), and runs
+    that run as a canary at 0 % (only requests with ``X-Model-Variant: canary`` reach it, so
+    every other test sees the champion answer): every gRPC, shadow and canary metric and
+    dashboard panel gets live data.
     """
     servers = {
         name: start_service(
@@ -61,6 +63,8 @@ def live_services(
                 "MLFLOW_TRACKING_URI": mlflow_server.url,
                 f"{name.upper()}_MODEL_REFRESH_SECONDS": "0",
                 f"{name.upper()}_SHADOW_MODEL_URI": f"runs:/{registered[name].run_id}/model",
+                f"{name.upper()}_CANARY_MODEL_URI": f"runs:/{registered[name].run_id}/model",
+                f"{name.upper()}_CANARY_TRAFFIC_PERCENT": "0",
             },
             grpc_port=free_port(),
         )
@@ -73,3 +77,22 @@ def live_services(
     finally:
         for server in servers.values():
             server.stop()
+
+
+@pytest.fixture
+def mlp(mlflow_server: Server, capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
+    """``mlp ARGS --tracking-uri <the test server>`` in this process; returns what it printed.
+
+    In-process, each call skips the ~8 s of imports a new ``mlp`` process pays; the
+    console script itself is run by test_unknown_service_is_a_clear_error and test_make_up.
+    """
+
+    def run(*args: str, status: int = 0) -> str:
+        """What it printed: its output, or its errors when ``status`` (expected) is not 0."""
+        capsys.readouterr()
+        returned = cli.main([*args, "--tracking-uri", mlflow_server.url])
+        captured = capsys.readouterr()
+        assert returned == status, captured.err[-3000:] or captured.out[-3000:]
+        return captured.out if status == 0 else captured.err
+
+    return run

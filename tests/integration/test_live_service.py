@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,9 +13,10 @@ from mlflow.entities.model_registry import ModelVersion
 from prometheus_client.parser import text_string_to_metric_families
 
 from bankchurn.data import generate_raw
-from processes import Server, free_port, predict_its_example, start_service
+from processes import Server, free_port, grpc_infer, infer_example, predict_its_example, start_service
 from servekit import registry
 from servekit.loading import load_artifact
+from servekit.routing import percentile_of
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records, train
 
@@ -124,6 +126,78 @@ def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
             client.set_registered_model_alias("bankchurn", "champion", champion)
 
 
+def test_a_canary_answers_its_share_until_mlp_canary_ends_it(
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    logs_dir: Path,
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = registered["bankchurn"].version
+    small = tmp_path / "small.csv"
+    generate_raw(400, seed=12).to_csv(small, index=False)
+    spec = registry.get_service("bankchurn")
+    candidate = train(spec, mlflow_server.url, data_path=small).version
+    started = mlp("canary", "bankchurn", candidate)
+    assert f"canary is now v{candidate} (champion v{champion})" in started
+    assert "`mlp canary bankchurn --end` rolls it back" in started
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": f"models:/bankchurn/{champion}",
+        "BANKCHURN_CANARY_MODEL_URI": "models:/bankchurn@canary",
+        "BANKCHURN_CANARY_TRAFFIC_PERCENT": "30",
+        "BANKCHURN_MODEL_REFRESH_SECONDS": "1",
+    }
+    server = start_service("bankchurn", logs_dir, env, label="bankchurn-canary", grpc_port=free_port())
+    try:
+        server.wait_for("/readyz")
+        wait_until(lambda: httpx.get(f"{server.url}/model").json()["canary"]["ready"])
+        status = httpx.get(f"{server.url}/model").json()["canary"]
+        assert (status["version"], status["receiving_percent"]) == (candidate, 30)
+
+        models = {
+            version: spec.model(load_artifact("bankchurn", f"models:/bankchurn/{version}", mlflow_server.url))
+            for version in (champion, candidate)
+        }
+        rows = valid_requests(
+            spec, to_records(spec.recipe.generate(120, 6).drop(columns=[spec.recipe.target]))
+        )
+        keys = [f"customer-{i}" for i in range(len(rows))]
+        expected = [candidate if percentile_of(key) < 30 else champion for key in keys]
+        assert 0 < expected.count(candidate) < len(rows)
+        for row, key, version in zip(rows, keys, expected, strict=True):
+            response = httpx.post(f"{server.url}/predict", json=row, headers={"X-Routing-Key": key})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["model"]["version"] == version
+            assert body["churn_probability"] == pytest.approx(
+                models[version].predict([row])[0]["churn_probability"], rel=1e-9
+            )
+        ok = "bankchurn_variant_requests_total"
+        assert metric_value(server, ok, variant="canary", result="ok") == expected.count(candidate)
+        assert metric_value(server, ok, variant="stable", result="ok") == expected.count(champion)
+        # Over gRPC a pinned version is answered by the variant that serves it.
+        tensors = infer_example(server.url)
+        assert (
+            grpc_infer(server, "bankchurn", {**tensors, "model_version": candidate}).model_version
+            == candidate
+        )
+
+        # Ending the canary points it at the champion: every request is the champion's again.
+        ended = mlp("canary", "bankchurn", "--end")
+        assert f"canary is now v{champion}, the champion" in ended
+        wait_until(lambda: httpx.get(f"{server.url}/model").json()["canary"]["version"] == champion)
+        assert httpx.get(f"{server.url}/model").json()["canary"]["receiving_percent"] == 0
+        moved = [key for key, version in zip(keys, expected, strict=True) if version == candidate]
+        for key, row in zip(moved, rows, strict=False):
+            response = httpx.post(f"{server.url}/predict", json=row, headers={"X-Routing-Key": key})
+            assert response.json()["model"]["version"] == champion
+    finally:
+        server.stop()
+        client.delete_registered_model_alias("bankchurn", "canary")
+
+
 def serve_alias(alias: str, mlflow_server: Server, logs_dir: Path, **settings: str) -> Server:
     """``mlp serve bankchurn`` on ``models:/bankchurn@<alias>``, with ``BANKCHURN_<setting>`` values."""
     env = {
@@ -137,21 +211,22 @@ def serve_alias(alias: str, mlflow_server: Server, logs_dir: Path, **settings: s
 def test_missing_alias_keeps_the_service_alive_and_not_ready_until_it_appears(
     mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path
 ) -> None:
-    server = serve_alias("canary", mlflow_server, logs_dir, LOAD_RETRY_MAX_SECONDS="1")
+    server = serve_alias("pending", mlflow_server, logs_dir, LOAD_RETRY_MAX_SECONDS="1")
     try:
         server.wait_for("/readyz", status=503, seconds=120)
         server.wait_for("/healthz")
         # The first answers come while the first attempt is still running (no error yet).
-        wait_until(lambda: "canary" in (httpx.get(f"{server.url}/readyz").json()["error"] or ""))
+        wait_until(lambda: "pending" in (httpx.get(f"{server.url}/readyz").json()["error"] or ""))
         client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
         wait_until(lambda: "model load failed" in server.logs())
         failure = next(line for line in server.logs().splitlines() if "model load failed" in line)
-        assert "models:/bankchurn@canary" in failure
-        client.set_registered_model_alias("bankchurn", "canary", registered["bankchurn"].version)
+        assert "models:/bankchurn@pending" in failure
+        client.set_registered_model_alias("bankchurn", "pending", registered["bankchurn"].version)
         ready = server.wait_for("/readyz", seconds=60).json()
         assert ready["model"]["version"] == registered["bankchurn"].version
     finally:
         server.stop()
+        client.delete_registered_model_alias("bankchurn", "pending")
 
 
 def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(

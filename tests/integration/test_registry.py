@@ -166,22 +166,3 @@ def weak_data(directory: Path) -> Path:
     path = directory / "small.csv"
     generate_raw(400, seed=9).to_csv(path, index=False)
     return path
-
-
-@pytest.fixture
-def mlp(mlflow_server: Server, capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
-    """``mlp ARGS --tracking-uri <the test server>`` in this process; returns what it printed.
-
-    In-process, each call skips the ~8 s of imports a new ``mlp`` process pays; the
-    console script itself is run by test_unknown_service_is_a_clear_error and test_make_up.
-    """
-
-    def run(*args: str, status: int = 0) -> str:
-        """What it printed: its output, or its errors when ``status`` (expected) is not 0."""
-        capsys.readouterr()
-        returned = cli.main([*args, "--tracking-uri", mlflow_server.url])
-        captured = capsys.readouterr()
-        assert returned == status, captured.err[-3000:] or captured.out[-3000:]
-        return captured.out if status == 0 else captured.err
-
-    return run

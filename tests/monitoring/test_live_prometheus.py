@@ -64,6 +64,9 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
     with httpx.Client(timeout=30) as client:
         # The Open Inference Protocol's infer, with the example each service documents.
         tensors = {name: infer_example(server.url) for name, server in live_services.items()}
+        canary = {"X-Model-Variant": "canary"}
+        for server in live_services.values():
+            wait_for_canary(client, server)
         for i in range(rounds):
             for name, server in live_services.items():
                 url, sample = server.url, rows[name]
@@ -75,6 +78,10 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
                 batch = {"instances": sample[:8]}
                 assert client.post(f"{url}/predict/batch", json=batch).status_code == 200
                 assert client.post(f"{url}/predict/batch?explain=true", json=batch).status_code == 200
+                # The canary runs at 0 %: only the requests that ask for it reach it.
+                answered = client.post(f"{url}/predict", json=sample[i], headers=canary)
+                assert answered.status_code == 200, answered.text
+                assert answered.json()["model"]["version"] == "unregistered"
                 infer = f"{url}/v2/models/{name}/infer"
                 assert client.post(infer, json=tensors[name]).status_code == 200
                 assert grpc_infer(server, name, tensors[name]).model_name == name
@@ -82,6 +89,13 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
                 assert client.post(f"{url}/predict", content=b"{not json").status_code == 422
                 assert client.get(f"{url}/readyz").status_code == 200
             time.sleep(1.0)
+
+
+def wait_for_canary(client: httpx.Client, server: Server, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not client.get(f"{server.url}/model").json()["canary"]["ready"]:
+        assert time.monotonic() < deadline, client.get(f"{server.url}/model").json()["canary"]
+        time.sleep(0.2)
 
 
 def query(prometheus: Server, expr: str) -> list[dict[str, Any]]:

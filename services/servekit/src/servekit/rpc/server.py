@@ -147,7 +147,9 @@ def infer_message(request: Mapping[str, Any], *, raw: bool = True) -> pb.ModelIn
     Raw contents by default, as Triton's client sends them. A tensor holding a missing value is
     left out: gRPC has no null, so a client leaves out an optional input it does not have.
     """
-    message = pb.ModelInferRequest(model_name=request.get("model_name", ""))
+    message = pb.ModelInferRequest(
+        model_name=request.get("model_name", ""), model_version=request.get("model_version", "")
+    )
     for tensor in request["inputs"]:
         if any(value is None for value in tensor["data"]):
             continue
