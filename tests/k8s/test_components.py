@@ -8,43 +8,50 @@ from test_manifests import model_deployments
 
 from servekit import settings
 
+#: Each component and the settings it adds to every service (``<SVC>_`` left out).
+COMPONENTS = {
+    "shadow-challenger": {"SHADOW_MODEL_URI", "SHADOW_SAMPLE_RATE", "SHADOW_MAX_PENDING"},
+    "canary-rollout": {"CANARY_MODEL_URI", "CANARY_TRAFFIC_PERCENT"},
+}
 
-@pytest.fixture(scope="module", params=OVERLAYS)
-def shadowed(request: pytest.FixtureRequest) -> tuple[Rendered, Rendered]:
-    """An overlay as it is, and with the shadow-challenger component."""
-    return render(request.param), render(request.param, components=["shadow-challenger"])
+
+@pytest.fixture(scope="module", params=[(o, c) for o in OVERLAYS for c in COMPONENTS], ids=str)
+def composed(request: pytest.FixtureRequest) -> tuple[str, Rendered, Rendered]:
+    """A component, and an overlay as it is and with that component."""
+    overlay, component = request.param
+    return component, render(overlay), render(overlay, components=[component])
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_shadow_challenger_scores_each_services_challenger(
-    shadowed: tuple[Rendered, Rendered], service: str, monkeypatch: pytest.MonkeyPatch
+def test_a_component_adds_its_settings_to_each_service(
+    composed: tuple[str, Rendered, Rendered], service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plain, with_shadow = shadowed
+    component, plain, with_component = composed
     before = configmap_env(plain, model_deployments(plain)[service])
-    after = configmap_env(with_shadow, model_deployments(with_shadow)[service])
+    after = configmap_env(with_component, model_deployments(with_component)[service])
     prefix = f"{service.upper()}_"
     added = {k: v for k, v in after.items() if k not in before}
-    assert set(added) == {
-        f"{prefix}SHADOW_MODEL_URI",
-        f"{prefix}SHADOW_SAMPLE_RATE",
-        f"{prefix}SHADOW_MAX_PENDING",
-    }
+    assert set(added) == {prefix + name for name in COMPONENTS[component]}
     assert {k: v for k, v in after.items() if k in before} == before  # nothing else changed
     for name, value in after.items():  # as the pod's environment
         monkeypatch.setenv(name, value)
     loaded = settings.load_settings(service)
-    assert loaded.shadow_model_uri == f"models:/{service}@challenger"
-    assert 0 < loaded.shadow_sample_rate <= 1
+    if component == "shadow-challenger":
+        assert loaded.shadow_model_uri == f"models:/{service}@challenger"
+        assert 0 < loaded.shadow_sample_rate <= 1
+    else:
+        assert loaded.canary_model_uri == f"models:/{service}@canary"
+        assert 0 < loaded.canary_traffic_percent < 50  # a canary, not a second champion
 
 
-def test_shadow_challenger_changes_only_the_settings(shadowed: tuple[Rendered, Rendered]) -> None:
+def test_a_component_changes_only_the_settings(composed: tuple[str, Rendered, Rendered]) -> None:
     """The Deployments roll (the ConfigMap names carry a new hash); no other object changes."""
-    plain, with_shadow = shadowed
+    _, plain, with_component = composed
 
     def kinds(rendered: Rendered) -> list[tuple[str, str]]:
         return sorted((o["kind"], o["metadata"]["name"].rsplit("-", 1)[0]) for o in rendered.objects)
 
-    assert kinds(plain) == kinds(with_shadow)
+    assert kinds(plain) == kinds(with_component)
     old = {o["metadata"]["name"] for o in plain.of_kind("ConfigMap")}
-    new = {o["metadata"]["name"] for o in with_shadow.of_kind("ConfigMap")}
+    new = {o["metadata"]["name"] for o in with_component.of_kind("ConfigMap")}
     assert len(old - new) == len(SERVICES)  # one settings ConfigMap per service, renamed

@@ -82,30 +82,55 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     finally:
         server.stop()
 
-    # The loads that saturate the worker again, with a shadow model comparing every instance: the
-    # champion's own run (runs:/, so compared, not skipped as the served version) costs what any
-    # challenger of the same kind would.
-    shadowed = {label: loads[label] for label in (f"predict c={max(args.concurrency)}", BATCH_LABEL)}
-    env = {f"{spec.name.upper()}_SHADOW_MODEL_URI": f"runs:/{artifact.run_id}/model"}
-    server = start_service(
-        spec.name,
-        work,
-        {"MLFLOW_TRACKING_URI": mlflow.url, f"{spec.name.upper()}_LOG_LEVEL": "WARNING", **env},
-        label=f"{spec.name}-shadowed",
+    # The loads that saturate the worker again, with a second model beside the served one: the
+    # champion's own run (runs:/, so not skipped or unrouted as the served version) costs what any
+    # challenger of the same kind would. A shadow compares every instance; a canary answers half
+    # the requests, so its row is the price of the routing and the per-variant metrics.
+    saturating = {label: loads[label] for label in (f"predict c={max(args.concurrency)}", BATCH_LABEL)}
+    same_run = f"runs:/{artifact.run_id}/model"
+    beside = {"seconds": args.seconds, "loads": saturating, "alone": result["http"]}
+    result["shadow"] = measure_beside(
+        spec, mlflow, work, role="shadow", settings={"SHADOW_MODEL_URI": same_run}, **beside
     )
+    print_beside(spec.name, "a shadow model comparing every instance", result["shadow"])
+    canary = {"CANARY_MODEL_URI": same_run, "CANARY_TRAFFIC_PERCENT": "50"}
+    result["canary"] = measure_beside(spec, mlflow, work, role="canary", settings=canary, **beside)
+    print_beside(spec.name, "a canary answering half the requests", result["canary"])
+    return result
+
+
+def measure_beside(
+    spec: ServiceSpec,
+    mlflow: Server,
+    work: Path,
+    *,
+    role: str,
+    settings: dict[str, str],
+    seconds: float,
+    loads: dict[str, Load],
+    alone: dict[str, Any],
+) -> dict[str, Any]:
+    """``loads`` on a server with a second model in ``role`` (``shadow``, ``canary``), against ``alone``."""
+    prefix = spec.name.upper()
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow.url,
+        f"{prefix}_LOG_LEVEL": "WARNING",
+        **{f"{prefix}_{name}": value for name, value in settings.items()},
+    }
+    server = start_service(spec.name, work, env, label=f"{spec.name}-{role}")
     try:
         server.wait_for("/readyz", seconds=180)
-        wait_for_shadow(server)
-        shadow = measure_http(server, shadowed, args.seconds)
-        for label, row in shadow.items():
-            row["ratio_to_unshadowed"] = round(
-                row["requests_per_second"] / result["http"][label]["requests_per_second"], 3
-            )
-        result["shadow"] = {"http": shadow, "instances": shadow_counts(server, spec.name)}
-        print_shadow(spec.name, result["shadow"])
+        deadline = time.monotonic() + 120
+        while not httpx.get(f"{server.url}/model", timeout=5).json()[role]["ready"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {role} model never loaded")
+            time.sleep(0.2)
+        http = measure_http(server, loads, seconds)
+        for label, row in http.items():
+            row["ratio_to_alone"] = round(row["requests_per_second"] / alone[label]["requests_per_second"], 3)
+        return {"http": http, "counts": model_counts(server, spec.name, role)}
     finally:
         server.stop()
-    return result
 
 
 GRPC_LABEL = f"infer (gRPC) {BATCH_SIZE} c=2"
@@ -164,29 +189,27 @@ def measure_http(server: Server, loads: dict[str, Load], seconds: float) -> dict
     return http
 
 
-def wait_for_shadow(server: Server, seconds: float = 120.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not httpx.get(f"{server.url}/model", timeout=5).json()["shadow"]["ready"]:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the shadow model never loaded")
-        time.sleep(0.2)
-
-
-def shadow_counts(server: Server, name: str) -> dict[str, float]:
-    """Instances the shadow compared and skipped by reason, once its queue has drained."""
+def model_counts(server: Server, name: str, role: str) -> dict[str, float]:
+    """What the second model did: instances compared and skipped, or requests per variant."""
+    counted = {"shadow": f"{name}_shadow_predictions_total", "canary": f"{name}_variant_requests_total"}[role]
 
     def scrape() -> dict[str, float]:
-        counts = {"compared": 0.0}
+        counts: dict[str, float] = {}
         for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=5).text):
             for sample in family.samples:
-                if sample.name == f"{name}_shadow_predictions_total":
-                    counts["compared"] += sample.value
+                if sample.name == counted:
+                    key = (
+                        "compared"
+                        if role == "shadow"
+                        else f"{sample.labels['variant']} {sample.labels['result']}"
+                    )
+                    counts[key] = counts.get(key, 0.0) + sample.value
                 elif sample.name == f"{name}_shadow_skipped_total":
                     counts[f"skipped {sample.labels['reason']}"] = sample.value
         return counts
 
     counts = scrape()
-    for _ in range(50):  # the worker may still be scoring the last requests
+    for _ in range(50):  # a shadow's worker may still be scoring the last requests
         time.sleep(0.1)
         again = scrape()
         if again == counts:
@@ -206,11 +229,10 @@ def print_http(name: str, http: dict[str, Any]) -> None:
     print_rows(f"{name}: HTTP, uvicorn 1 worker on 127.0.0.1", http, "errors {errors}/{requests}")
 
 
-def print_shadow(name: str, shadow: dict[str, Any]) -> None:
-    title = f"{name}: the same loads with a shadow model comparing every instance"
-    print_rows(title, shadow["http"], "x{ratio_to_unshadowed:.2f} of unshadowed")
-    counts = shadow["instances"]
-    print("  instances: " + ", ".join(f"{key} {value:,.0f}" for key, value in counts.items()))
+def print_beside(name: str, what: str, beside: dict[str, Any]) -> None:
+    print_rows(f"{name}: the same loads with {what}", beside["http"], "x{ratio_to_alone:.2f} of alone")
+    counts = beside["counts"]
+    print("  counted: " + ", ".join(f"{key} {value:,.0f}" for key, value in counts.items()))
 
 
 def print_rows(title: str, rows: dict[str, Any], last: str) -> None:
