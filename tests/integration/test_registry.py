@@ -96,6 +96,15 @@ def test_promoting_a_version_that_does_not_exist_is_a_clear_error(
     assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
 
 
+def test_a_canary_of_a_version_that_does_not_exist_is_a_clear_error(
+    mlflow_server: Server, registered: dict[str, TrainResult], mlp: Callable[..., str]
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    assert mlp("canary", "bankchurn", "999", status=2) == "mlp: bankchurn has no version '999'\n"
+    aliases = client.get_registered_model("bankchurn").aliases
+    assert "canary" not in aliases, "a refused canary must not leave an alias behind"
+
+
 def test_a_data_file_off_the_schema_is_one_line_and_registers_nothing(
     mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path, mlp: Callable[..., str]
 ) -> None:

@@ -142,7 +142,8 @@ def test_openapi_documents_the_protocol_with_a_working_example(toy_client: TestC
     assert media["schema"]["$ref"].endswith("/InferenceRequest")
     assert "InferenceRequest" in document["components"]["schemas"]
     # The plain paths take no version parameter, not even as a query parameter.
-    assert [p["name"] for p in operation["parameters"]] == ["model_name"]
+    # The model from the path; the variant and a routing key may be chosen (servekit.routing).
+    assert [p["name"] for p in operation["parameters"]] == ["model_name", "X-Model-Variant", "X-Routing-Key"]
 
 
 def test_not_ready_before_the_model_loads(toy_trained: tuple[ModelArtifact, Split]) -> None:

@@ -35,7 +35,7 @@ from servekit.rest.compression import CompressionMiddleware
 from servekit.rest.cors import allow_cross_origin
 from servekit.rest.errors import install_error_handlers
 from servekit.rest.open_inference import add_open_inference_routes
-from servekit.rest.openapi import json_body, with_request_models
+from servekit.rest.openapi import ROUTING_PARAMETERS, json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
@@ -55,6 +55,7 @@ EXPLAIN_QUERY = Query(False, description="Add SHAP feature contributions to each
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorBody, "description": "Body is not in the coding its Content-Encoding names"},
     413: {"model": schemas.ErrorBody, "description": "Body or batch larger than the limit"},
+    404: {"model": schemas.ErrorBody, "description": "X-Model-Variant: canary where no canary is served"},
     415: {"model": schemas.ErrorBody, "description": "Content-Encoding other than identity, gzip or deflate"},
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
     503: {"model": schemas.ErrorBody, "description": "Model not loaded yet"},
@@ -238,7 +239,7 @@ def create_app(
         summary="Predict one instance",
         response_model=schemas.prediction_response(spec.response),
         responses=ERROR_RESPONSES,
-        openapi_extra=json_body(instance_model),
+        openapi_extra={**json_body(instance_model), "parameters": ROUTING_PARAMETERS},
     )
     async def predict(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
         runtime.require()  # 503 before reading a body we cannot serve
@@ -255,7 +256,7 @@ def create_app(
         summary="Predict a batch of instances, in order",
         response_model=schemas.batch_response(spec.response),
         responses=ERROR_RESPONSES,
-        openapi_extra=json_body(batch_model),
+        openapi_extra={**json_body(batch_model), "parameters": ROUTING_PARAMETERS},
     )
     async def predict_batch(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
         runtime.require()

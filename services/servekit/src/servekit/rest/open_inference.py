@@ -28,7 +28,7 @@ from servekit.errors import invalid_field
 from servekit.inference import model_ref
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
-from servekit.rest.openapi import json_body
+from servekit.rest.openapi import ROUTING_PARAMETERS, json_body
 from servekit.rest.request_id import request_id_of
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import timings_of
@@ -193,5 +193,5 @@ def add_open_inference_routes(
             summary="Infer: one tensor per request field; parameters.explain adds explanations",
             response_model=InferenceResponse,
             responses=errors,
-            openapi_extra=json_body(InferenceRequest, example),
+            openapi_extra={**json_body(InferenceRequest, example), "parameters": ROUTING_PARAMETERS},
         )

@@ -17,6 +17,27 @@ from pydantic import BaseModel
 REF = "#/components/schemas/{model}"
 
 
+#: The request headers that choose the model answering a prediction (``servekit.routing``).
+ROUTING_PARAMETERS = [
+    {
+        "name": "X-Model-Variant",
+        "in": "header",
+        "required": False,
+        "description": "stable or canary: the model that answers, whatever the canary's traffic share",
+        "schema": {"type": "string", "enum": ["stable", "canary"]},
+    },
+    {
+        "name": "X-Routing-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "A customer or session id: requests with one key are answered by one variant on every replica"
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 256},
+    },
+]
+
+
 def json_body(model: type[BaseModel], example: Any = None) -> dict[str, Any]:
     """``openapi_extra`` for a route whose JSON body is ``model`` (the model's examples unless given)."""
     media: dict[str, Any] = {"schema": {"$ref": REF.format(model=model.__name__)}}
