@@ -61,16 +61,20 @@ def metric_value(server: Server, sample_name: str, **labels: str) -> float:
     )
 
 
+def train_another_bankchurn(mlflow_server: Server, directory: Path, seed: int) -> TrainResult:
+    """A genuinely different model: 400 rows of other synthetic data (it does not beat the champion)."""
+    small = directory / "small.csv"
+    generate_raw(400, seed=seed).to_csv(small, index=False)
+    return train(registry.get_service("bankchurn"), mlflow_server.url, data_path=small)
+
+
 def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
     mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path, tmp_path: Path
 ) -> None:
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
     champion = registered["bankchurn"].version
-    # A genuinely different model: 400 rows of other synthetic data (it does not beat the champion).
-    small = tmp_path / "small.csv"
-    generate_raw(400, seed=11).to_csv(small, index=False)
     spec = registry.get_service("bankchurn")
-    challenger = train(spec, mlflow_server.url, data_path=small)
+    challenger = train_another_bankchurn(mlflow_server, tmp_path, seed=11)
     client.set_registered_model_alias("bankchurn", "shadowed", challenger.version)
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
@@ -135,10 +139,8 @@ def test_a_canary_answers_its_share_until_mlp_canary_ends_it(
 ) -> None:
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
     champion = registered["bankchurn"].version
-    small = tmp_path / "small.csv"
-    generate_raw(400, seed=12).to_csv(small, index=False)
     spec = registry.get_service("bankchurn")
-    candidate = train(spec, mlflow_server.url, data_path=small).version
+    candidate = train_another_bankchurn(mlflow_server, tmp_path, seed=12).version
     started = mlp("canary", "bankchurn", candidate)
     assert f"canary is now v{candidate} (champion v{champion})" in started
     assert "`mlp canary bankchurn --end` rolls it back" in started

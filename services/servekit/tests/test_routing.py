@@ -23,7 +23,8 @@ from servekit.routing import MAX_ROUTING_KEY_LENGTH, Route, percentile_of
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import SERVICE
 from servekit.settings import load_settings
-from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.testing import metric_sample as sample
+from servekit.testing import request_rows, train_in_memory, wait_loaded, wait_ready
 from servekit.training.trainer import Split
 
 NAMES = MetricNames("toy")
@@ -47,28 +48,13 @@ def canary_app(stable: ModelArtifact, canary: Any, **settings: Any) -> TestClien
     return TestClient(app)
 
 
-def wait_canary_ready(client: TestClient) -> None:
-    wait_ready(client)
-    runtime = client.app.state.canary.runtime  # type: ignore[attr-defined]
-    for _ in range(1500):
-        if runtime.model is not None:
-            return
-        client.get("/healthz")  # lets the loader task run
-    raise TimeoutError(runtime.last_error)
-
-
-def sample(client: TestClient, name: str, **labels: str) -> float:
-    value = client.app.state.metrics.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
-    return 0.0 if value is None else float(value)
-
-
 @pytest.fixture
 def rolled(
     toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
 ) -> Iterator[tuple[TestClient, list[dict[str, Any]]]]:
     artifact, data = toy_trained
     with canary_app(artifact, candidate, canary_traffic_percent=25) as client:
-        wait_canary_ready(client)
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
         yield client, request_rows(data, 200)
 
 
@@ -202,7 +188,7 @@ def test_grpc_metadata_routes_like_the_headers(
         row["color"].encode()
     )
     with canary_app(artifact, candidate, canary_traffic_percent=0, grpc_port=free_port()) as client:
-        wait_canary_ready(client)
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
         port = client.app.state.grpc_port  # type: ignore[attr-defined]
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             infer = channel.unary_unary(
@@ -261,7 +247,7 @@ def test_until_the_canary_loads_the_stable_model_answers_its_share(
 def test_a_canary_of_the_stable_version_gets_no_traffic(toy_trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = toy_trained
     with canary_app(artifact, artifact, canary_traffic_percent=100) as client:
-        wait_canary_ready(client)
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
         for row in request_rows(data, 10):
             assert client.post("/predict", json=row).status_code == 200
         assert sample(client, NAMES.variant_requests_total, variant="stable", result="ok") == 10
@@ -281,7 +267,7 @@ def test_a_failing_canary_is_counted_as_the_canarys_failure(
         canary_source=lambda: candidate,
     )
     with TestClient(app, raise_server_exceptions=False) as client:
-        wait_canary_ready(client)
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
         failed = client.post("/predict", json=row, headers={"X-Model-Variant": "canary"})
         assert failed.status_code == 500
         assert sample(client, NAMES.variant_requests_total, variant="canary", result="failed") == 1

@@ -19,7 +19,7 @@ from servekit.rest import create_app
 from servekit.runtime import ModelRuntime
 from servekit.settings import load_settings
 from servekit.shadow import MAX_SHADOW_BATCH, ShadowScorer, score_difference
-from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
 from servekit.training.trainer import Split
 
 NAMES = MetricNames("toy")
@@ -42,28 +42,13 @@ def served_app(served: ModelArtifact, shadow: ModelArtifact | None, **settings: 
     return TestClient(app)
 
 
-def sample(client: TestClient, name: str, **labels: str) -> float:
-    value = client.app.state.metrics.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
-    return 0.0 if value is None else float(value)
-
-
-def wait_shadow_ready(client: TestClient) -> None:
-    wait_ready(client)
-    runtime = client.app.state.shadow.runtime  # type: ignore[attr-defined]
-    for _ in range(1500):
-        if runtime.model is not None:
-            return
-        client.get("/healthz")  # lets the loader task run
-    raise TimeoutError(runtime.last_error)
-
-
 @pytest.fixture
 def shadowed(
     toy_trained: tuple[ModelArtifact, Split], challenger: ModelArtifact
 ) -> Iterator[tuple[TestClient, list[dict[str, Any]]]]:
     artifact, data = toy_trained
     with served_app(artifact, challenger) as client:
-        wait_shadow_ready(client)
+        wait_loaded(client, client.app.state.shadow.runtime)  # type: ignore[attr-defined]
         yield client, request_rows(data, 40)
 
 
@@ -92,13 +77,13 @@ def test_every_instance_is_compared_with_the_shadow_models_prediction(
     for (outcome, shadow_outcome), count in pairs.items():
         agree = "true" if outcome == shadow_outcome else "false"
         labels = {"outcome": outcome, "shadow_outcome": shadow_outcome, "agree": agree}
-        assert sample(client, NAMES.shadow_predictions_total, **labels) == count
+        assert metric_sample(client, NAMES.shadow_predictions_total, **labels) == count
     differences = [abs(a["value"] - b["value"]) for a, b in zip(ours, theirs, strict=True)]
-    assert sample(client, f"{NAMES.shadow_score_difference}_count") == len(rows)
-    assert sample(client, f"{NAMES.shadow_score_difference}_sum") == pytest.approx(sum(differences))
-    assert sample(client, NAMES.shadow_model_info, version="2", run_id="run-2") == 1
+    assert metric_sample(client, f"{NAMES.shadow_score_difference}_count") == len(rows)
+    assert metric_sample(client, f"{NAMES.shadow_score_difference}_sum") == pytest.approx(sum(differences))
+    assert metric_sample(client, NAMES.shadow_model_info, version="2", run_id="run-2") == 1
     for reason in ("queue_full", "not_ready", "same_model", "failed"):
-        assert sample(client, NAMES.shadow_skipped_total, reason=reason) == 0
+        assert metric_sample(client, NAMES.shadow_skipped_total, reason=reason) == 0
 
 
 def test_explained_and_open_inference_requests_are_shadowed_too(
@@ -120,7 +105,7 @@ def test_explained_and_open_inference_requests_are_shadowed_too(
     }
     assert client.post("/v2/models/toy/infer", json=infer).status_code == 200, "V2 request refused"
     assert client.app.state.shadow.drain()  # type: ignore[attr-defined]
-    assert sample(client, f"{NAMES.shadow_score_difference}_count") == 3
+    assert metric_sample(client, f"{NAMES.shadow_score_difference}_count") == 3
 
 
 def test_model_describes_the_shadow(shadowed: tuple[TestClient, list[dict[str, Any]]]) -> None:
@@ -146,11 +131,11 @@ def test_without_a_shadow_model_there_are_no_shadow_series(toy_trained: tuple[Mo
 def test_the_served_version_itself_is_skipped_not_compared(toy_trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = toy_trained
     with served_app(artifact, artifact) as client:  # champion == challenger after a winning retrain
-        wait_shadow_ready(client)
+        wait_loaded(client, client.app.state.shadow.runtime)  # type: ignore[attr-defined]
         assert client.post("/predict/batch", json={"instances": request_rows(data, 5)}).status_code == 200
         assert client.app.state.shadow.drain()  # type: ignore[attr-defined]
-        assert sample(client, NAMES.shadow_skipped_total, reason="same_model") == 5
-        assert sample(client, f"{NAMES.shadow_score_difference}_count") == 0
+        assert metric_sample(client, NAMES.shadow_skipped_total, reason="same_model") == 5
+        assert metric_sample(client, f"{NAMES.shadow_score_difference}_count") == 0
 
 
 class CountingToy(ToyModel):
@@ -211,7 +196,7 @@ def test_a_shadow_that_does_not_load_leaves_the_service_answering(
         assert client.get("/readyz").status_code == 200
         assert client.post("/predict", json=request_rows(data, 1)[0]).status_code == 200
         assert client.app.state.shadow.drain()  # type: ignore[attr-defined]
-        assert sample(client, NAMES.shadow_skipped_total, reason="not_ready") == 1
+        assert metric_sample(client, NAMES.shadow_skipped_total, reason="not_ready") == 1
         shadow = client.get("/model").json()["shadow"]
     assert shadow["ready"] is False
     assert "ConnectionError: registry unreachable" in shadow["error"]

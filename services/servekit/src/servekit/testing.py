@@ -19,6 +19,8 @@ from servekit.training.trainer import Split, fit, split, to_records
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+    from servekit.runtime import ModelRuntime
+
 
 def train_in_memory(spec: ServiceSpec, rows: int = 2000, seed: int = 0) -> tuple[ModelArtifact, Split]:
     """A model of ``spec`` fitted on ``rows`` synthetic rows, and the split it was fitted on."""
@@ -50,6 +52,22 @@ def wait_ready(client: TestClient, seconds: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(client.get("/readyz").json())
         time.sleep(0.02)
+
+
+def wait_loaded(client: TestClient, runtime: ModelRuntime, attempts: int = 1500) -> None:
+    """Block until ``runtime`` (a shadow's, a canary's) has loaded, once the app is ready."""
+    wait_ready(client)
+    for _ in range(attempts):
+        if runtime.model is not None:
+            return
+        client.get("/healthz")  # lets the loader task run
+    raise TimeoutError(runtime.last_error)
+
+
+def metric_sample(client: TestClient, name: str, **labels: str) -> float:
+    """One sample of the app's metrics registry; 0 when the series is not exported (yet)."""
+    value = client.app.state.metrics.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
+    return 0.0 if value is None else float(value)
 
 
 def valid_requests(spec: ServiceSpec, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

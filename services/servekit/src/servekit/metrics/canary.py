@@ -8,26 +8,18 @@ model's on the same pods at the same time. Without a canary none of these series
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from servekit.metrics.beside import BesideModelMetrics
 from servekit.metrics.names import LATENCY_BUCKETS, VARIANT_RESULTS, VARIANTS, MetricNames
 
-if TYPE_CHECKING:
-    from servekit.model import ServedModel
 
-
-class CanaryMetrics:
+class CanaryMetrics(BesideModelMetrics):
     """Requests, model latency and outcomes per variant (stable, canary), and the canary's version."""
 
     def __init__(self, names: MetricNames, registry: CollectorRegistry) -> None:
-        self.model_info = Gauge(
-            names.canary_model_info,
-            "The canary model's version and training run (value is always 1); absent until it is loaded.",
-            ["version", "run_id"],
-            registry=registry,
-        )
+        super().__init__(names.canary_model_info, "canary", registry)
         self.requests = Counter(
             names.variant_requests_total,
             "Prediction requests by the model that answered them (stable or canary) and whether it "
@@ -63,14 +55,6 @@ class CanaryMetrics:
         }
         self._latency = {variant: self.latency.labels(variant=variant) for variant in VARIANTS}
         self._outcomes: dict[tuple[str, str], Counter] = {}
-
-    def model_served(self, model: ServedModel) -> None:
-        """The canary runtime loaded ``model`` (``servekit.runtime.RuntimeMetrics``)."""
-        self.model_info.clear()
-        self.model_info.labels(version=model.artifact.version, run_id=model.artifact.run_id).set(1)
-
-    def model_refresh(self, failed: bool) -> None:
-        """Nothing to publish: the log and ``GET /model`` say why a canary refresh failed."""
 
     def answered(self, variant: str, seconds: float, *, failed: bool) -> None:
         self._requests[variant, "failed" if failed else "ok"].inc()

@@ -6,26 +6,17 @@ shows "no data" rather than counters at zero that look like a shadow nobody call
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
+from servekit.metrics.beside import BesideModelMetrics
 from servekit.metrics.names import DIFFERENCE_BUCKETS, SHADOW_SKIP_REASONS, MetricNames
 
-if TYPE_CHECKING:
-    from servekit.model import ServedModel
 
-
-class ShadowMetrics:
+class ShadowMetrics(BesideModelMetrics):
     """How a shadow model's predictions compare with the served model's, on the same requests."""
 
     def __init__(self, names: MetricNames, registry: CollectorRegistry) -> None:
-        self.model_info = Gauge(
-            names.shadow_model_info,
-            "The shadow model's version and training run (value is always 1); absent until it is loaded.",
-            ["version", "run_id"],
-            registry=registry,
-        )
+        super().__init__(names.shadow_model_info, "shadow", registry)
         self.predictions = Counter(
             names.shadow_predictions_total,
             "Instances scored by both models, by the served model's outcome and the shadow model's; "
@@ -50,14 +41,6 @@ class ShadowMetrics:
         # Every reason from the start, so rate() is 0 rather than absent until the first skip.
         self._skipped = {reason: self.skipped.labels(reason=reason) for reason in SHADOW_SKIP_REASONS}
         self._compared: dict[tuple[str, str], Counter] = {}
-
-    def model_served(self, model: ServedModel) -> None:
-        """The shadow runtime loaded ``model`` (``servekit.runtime.RuntimeMetrics``)."""
-        self.model_info.clear()
-        self.model_info.labels(version=model.artifact.version, run_id=model.artifact.run_id).set(1)
-
-    def model_refresh(self, failed: bool) -> None:
-        """Nothing to publish: the log and ``GET /model`` say why a shadow refresh failed."""
 
     def count_skipped(self, reason: str, instances: int) -> None:
         self._skipped[reason].inc(instances)

@@ -338,22 +338,35 @@ def model_runtime(
     )
 
 
+def second_runtime(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    *,
+    uri: str,
+    source: ArtifactSource | None,
+    metrics: RuntimeMetrics,
+    role: str,
+) -> ModelRuntime:
+    """The runtime of a model beside the served one (a shadow, a canary), following its alias."""
+    probe = None
+    if source is None:
+        source, probe = registry_source(spec.name, uri, settings.mlflow_tracking_uri)
+    return model_runtime(spec, settings, source, metrics, probe, role=role)
+
+
 def shadow_scorer(
     spec: ServiceSpec,
     settings: ServiceSettings,
     metrics: ServiceMetrics,
     source: ArtifactSource | None = None,
 ) -> ShadowScorer | None:
-    """The scorer of ``<SVC>_SHADOW_MODEL_URI``'s model (following its alias); None without one."""
+    """The scorer of ``<SVC>_SHADOW_MODEL_URI``'s model; None without one."""
     uri = settings.shadow_model_uri
-    probe = None
-    if source is None:
-        if not uri:
-            return None
-        source, probe = registry_source(spec.name, uri, settings.mlflow_tracking_uri)
+    if source is None and not uri:
+        return None
     shadow_metrics = ShadowMetrics(metrics.names, metrics.registry)
     return ShadowScorer(
-        model_runtime(spec, settings, source, shadow_metrics, probe, role="shadow model"),
+        second_runtime(spec, settings, uri=uri, source=source, metrics=shadow_metrics, role="shadow model"),
         shadow_metrics,
         uri=uri or "(given in code)",
         sample_rate=settings.shadow_sample_rate,
@@ -367,16 +380,13 @@ def canary_router(
     metrics: ServiceMetrics,
     source: ArtifactSource | None = None,
 ) -> CanaryRouter | None:
-    """The router to ``<SVC>_CANARY_MODEL_URI``'s model (following its alias); None without one."""
+    """The router to ``<SVC>_CANARY_MODEL_URI``'s model; None without one."""
     uri = settings.canary_model_uri
-    probe = None
-    if source is None:
-        if not uri:
-            return None
-        source, probe = registry_source(spec.name, uri, settings.mlflow_tracking_uri)
+    if source is None and not uri:
+        return None
     canary_metrics = CanaryMetrics(metrics.names, metrics.registry)
     return CanaryRouter(
-        model_runtime(spec, settings, source, canary_metrics, probe, role="canary model"),
+        second_runtime(spec, settings, uri=uri, source=source, metrics=canary_metrics, role="canary model"),
         canary_metrics,
         uri=uri or "(given in code)",
         traffic_percent=settings.canary_traffic_percent,
