@@ -530,6 +530,17 @@ def alerts(service: str) -> list[Alert]:
             "10m",
         ),
         Alert(
+            "CanaryStopped",
+            f"max by (service) ({n.canary_stopped}) == 1",
+            "warning",
+            f"{s}'s canary was stopped by the pods after too many failures",
+            f"At least one pod of {s} stopped sending its canary any traffic, because more of the "
+            "canary's latest requests failed than <SVC>_CANARY_STOP_FAILURE_RATIO allows; the stable "
+            f"model answers its share. End the rollout with `mlp canary {s} --end`, or fix the "
+            "version and point the canary alias at the fix.",
+            "1m",
+        ),
+        Alert(
             "MemoryNearLimit",
             f"{sel(MEMORY_RATIO, service)} > {number(o.memory_ratio)}",
             "warning",
@@ -930,6 +941,9 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
 
     # A comparison ignoring ``variant`` drops it: the alerts are labelled with the service alone.
     failing = [{"alertname": "CanaryFailing", "service": service}]
+    stopped = {
+        pod: series_str(n.canary_stopped, {**target, "instance": f"10.0.0.{pod}:8080"}) for pod in (1, 2)
+    }
     slow = [{"alertname": "CanarySlow", "service": service}]
     stable = answered(STABLE, 900, 0)
     few = o.canary_min_requests // 5 // 2  # a minute's share, half the minimum over 5 minutes
@@ -964,6 +978,19 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
             },
             "20m",
             slow,
+        ),
+        Case(
+            "CanaryStopped",
+            "fires: one of two pods stopped the canary",
+            {stopped[1]: "0x3 1x10", stopped[2]: "0x13", **ready},
+            "10m",
+            [{"alertname": "CanaryStopped", "service": service}],
+        ),
+        Case(
+            "CanaryStopped",
+            "quiet: both pods send the canary its share",
+            {stopped[1]: "0x13", stopped[2]: "0x13", **ready},
+            "10m",
         ),
         Case(
             "CanarySlow",
@@ -1442,6 +1469,22 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
         ),
         12,
         8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Canary share answered by the stable model (per second, 5 m)",
+            "Requests routed to the canary that the stable model answered: not_ready (the canary is not "
+            f"loaded), stopped (the pod stopped it after too many failures; {service.upper()}_CANARY_STOP_"
+            "FAILURE_RATIO). The second query counts the pods that stopped it; CanaryStopped fires on one.",
+            "short",
+            [
+                (f"sum by (reason) (rate({n.canary_fallbacks_total}{{{inst}}}[5m]))", "{{reason}} /s"),
+                (f"sum({n.canary_stopped}{{{inst}}})", "pods that stopped it"),
+            ],
+        ),
+        24,
+        6,
     )
 
 

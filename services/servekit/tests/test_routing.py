@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -106,7 +107,8 @@ def test_keyed_requests_go_where_their_key_falls_and_answer_with_that_model(
     for (variant, outcome), count in outcomes.items():
         assert sample(client, NAMES.variant_predictions_total, variant=variant, outcome=outcome) == count
     assert sample(client, NAMES.canary_model_info, version="2", run_id="run-2") == 1
-    assert sample(client, NAMES.canary_fallbacks_total) == 0
+    assert sample(client, NAMES.canary_fallbacks_total, reason="not_ready") == 0
+    assert sample(client, NAMES.canary_fallbacks_total, reason="stopped") == 0
 
 
 def test_unkeyed_requests_are_split_at_the_share_and_a_batch_goes_whole(
@@ -231,7 +233,7 @@ def test_until_the_canary_loads_the_stable_model_answers_its_share(
         wait_ready(client)
         answers = [client.post("/predict", json=row) for row in rows]
         assert {r.json()["model"]["version"] for r in answers} == {artifact.version}
-        assert sample(client, NAMES.canary_fallbacks_total) == len(rows)
+        assert sample(client, NAMES.canary_fallbacks_total, reason="not_ready") == len(rows)
         assert sample(client, NAMES.variant_requests_total, variant="stable", result="ok") == len(rows)
         forced = client.post("/predict", json=rows[0], headers={"X-Model-Variant": "canary"})
         assert forced.status_code == 503
@@ -273,6 +275,53 @@ def test_a_failing_canary_is_counted_as_the_canarys_failure(
         assert sample(client, NAMES.variant_requests_total, variant="canary", result="failed") == 1
         assert sample(client, NAMES.variant_requests_total, variant="stable", result="failed") == 0
         assert sample(client, f"{NAMES.variant_latency_seconds}_count", variant="canary") == 1
+
+
+def test_a_canary_failing_too_often_loses_its_share_until_another_version_loads(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact, data = toy_trained
+    rows = request_rows(data, 30)
+    failing = {**rows[0], "x": FAILING_X}
+    app = create_app(
+        dataclasses.replace(TOY, model=FailingToy),
+        load_settings(
+            "toy", canary_traffic_percent=100, canary_stop_failure_ratio=0.1, canary_stop_window=40
+        ),
+        source=lambda: artifact,
+        canary_source=lambda: candidate,
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
+        # 2 failures in 20 requests is 10 %: not over the ratio, so the canary keeps its share.
+        answers = [client.post("/predict", json=failing if i < 2 else row) for i, row in enumerate(rows[:20])]
+        assert [r.status_code for r in answers] == [500] * 2 + [200] * 18
+        assert {r.json()["model"]["version"] for r in answers[2:]} == {"2"}
+        assert sample(client, NAMES.canary_stopped) == 0
+        # A third failure in 21 is over 10 %: this pod stops sending the canary its share.
+        with caplog.at_level(logging.ERROR, logger="servekit.routing"):
+            assert client.post("/predict", json=failing).status_code == 500
+            after = [client.post("/predict", json=row).json()["model"]["version"] for row in rows[20:]]
+        assert set(after) == {artifact.version}
+        assert sample(client, NAMES.canary_fallbacks_total, reason="stopped") == len(after)
+        assert sample(client, NAMES.canary_stopped) == 1
+        stopped = [r.getMessage() for r in caplog.records if "stopped" in r.getMessage()]
+        assert len(stopped) == 1, stopped
+        assert "canary version 2 stopped: 3 of its last 21 requests failed (over 10%)" in stopped[0]
+        status = client.get("/model").json()["canary"]
+        assert status["stopped"]["version"] == "2"
+        assert (status["stopped"]["failed"], status["stopped"]["of"]) == (3, 21)
+        assert status["receiving_percent"] == 0
+        # Asking for the canary still reaches it, to reproduce the failure.
+        forced = client.post("/predict", json=rows[0], headers={"X-Model-Variant": "canary"})
+        assert forced.json()["model"]["version"] == "2"
+
+        # Another version behind the alias starts with a clean slate and gets its share back.
+        runtime = client.app.state.canary.runtime  # type: ignore[attr-defined]
+        runtime.model = FailingToy(dataclasses.replace(candidate, version="3", run_id="run-3"))
+        assert client.post("/predict", json=rows[1]).json()["model"]["version"] == "3"
+        assert sample(client, NAMES.canary_stopped) == 0
+        assert client.get("/model").json()["canary"]["stopped"] is None
 
 
 def test_inputs_are_counted_in_the_stable_models_bins_whoever_answers(

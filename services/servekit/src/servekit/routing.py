@@ -21,14 +21,23 @@ its model, as a test before any traffic moves must:
 A whole request goes to one variant, so a batch's predictions come from one version. Until the
 canary is loaded its share goes to the stable model (``<svc>_canary_fallbacks_total``), and
 when both are one registry version (after ``mlp promote``) the stable model answers everything.
+
+A canary that fails is stopped by each pod on its own, without waiting for an alert and a
+person: once more than ``<SVC>_CANARY_STOP_FAILURE_RATIO`` of its latest
+``<SVC>_CANARY_STOP_WINDOW`` requests failed, its share goes back to the stable model (requests
+that ask for the canary still reach it, to reproduce the failure). The stop holds for that
+version; a new version behind the alias starts afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from servekit.errors import FieldProblem, ServekitError
@@ -37,11 +46,15 @@ from servekit.metrics.names import CANARY, STABLE, VARIANTS
 from servekit.model import ServedModel
 from servekit.runtime import ModelRuntime
 
+logger = logging.getLogger("servekit.routing")
+
 #: Request headers (and gRPC metadata keys) that choose the model.
 VARIANT_HEADER = "x-model-variant"
 ROUTING_KEY_HEADER = "x-routing-key"
 #: A routing key is an identifier (a customer, a session), not a payload.
 MAX_ROUTING_KEY_LENGTH = 256
+#: The canary is judged on no fewer of its latest requests: one failure in five is not a verdict.
+MIN_JUDGED_REQUESTS = 20
 
 
 @dataclass(frozen=True)
@@ -89,13 +102,21 @@ class CanaryRouter:
         *,
         uri: str,
         traffic_percent: float,
+        stop_failure_ratio: float = 1.0,
+        stop_window: int = 100,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
         self.uri = uri
         self.traffic_percent = traffic_percent
+        self.stop_failure_ratio = stop_failure_ratio
         self._draw = draw
+        #: The canary's latest results (True: failed), of the version in ``_judged_version``.
+        self._results: deque[bool] = deque(maxlen=stop_window)
+        self._judged_version: str | None = None
+        #: Why this pod stopped sending the canary its share; None while it sends it.
+        self.stopped: dict[str, Any] | None = None
 
     def choose(self, stable: ServedModel, route: Route = UNROUTED) -> tuple[str, ServedModel]:
         """The variant that answers and its model; 503 if the canary is asked for and not loaded."""
@@ -112,11 +133,53 @@ class CanaryRouter:
         if share >= self.traffic_percent:
             return STABLE, stable
         if canary is None:
-            self.metrics.fallbacks.inc()
+            self.metrics.fell_back("not_ready")
             return STABLE, stable
         if canary.artifact.same_version_as(stable.artifact):
             return STABLE, stable
+        if self._stopped_for(canary):
+            self.metrics.fell_back("stopped")
+            return STABLE, stable
         return CANARY, canary
+
+    def answered(self, variant: str, model: ServedModel, seconds: float, *, failed: bool) -> None:
+        """Count a request's result, and stop the canary's share if it fails too often."""
+        self.metrics.answered(variant, seconds, failed=failed)
+        if variant != CANARY:
+            return
+        self._stopped_for(model)  # a new version starts with a clean slate
+        self._results.append(failed)
+        failures, judged = sum(self._results), len(self._results)
+        if self.stopped or judged < MIN_JUDGED_REQUESTS or failures <= self.stop_failure_ratio * judged:
+            return
+        self.stopped = {
+            "version": model.artifact.version,
+            "failed": failures,
+            "of": judged,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.metrics.stopped.set(1)
+        logger.error(
+            "canary version %s stopped: %d of its last %d requests failed (over %g%%); the stable "
+            "model answers its share until %s names another version (X-Model-Variant: canary "
+            "still reaches it)",
+            model.artifact.version,
+            failures,
+            judged,
+            self.stop_failure_ratio * 100,
+            self.uri,
+        )
+
+    def _stopped_for(self, canary: ServedModel) -> bool:
+        """Whether this pod stopped ``canary``'s version; forgets a stop once another version loads."""
+        version = canary.artifact.version
+        if version != self._judged_version:
+            self._judged_version = version
+            self._results.clear()
+            if self.stopped is not None:
+                self.stopped = None
+                self.metrics.stopped.set(0)
+        return self.stopped is not None
 
     def variant_serving(self, stable: ServedModel, version: str) -> str | None:
         """The variant that serves ``version`` (the stable one if both do); None if neither does."""
@@ -131,6 +194,8 @@ class CanaryRouter:
         """The canary as ``GET /model`` describes it."""
         canary = self.runtime.model
         same = canary is not None and stable is not None and canary.artifact.same_version_as(stable.artifact)
+        if canary is not None:
+            self._stopped_for(canary)  # a stop of the version before no longer holds
         return {
             "uri": self.uri,
             "version": canary.artifact.version if canary else None,
@@ -138,7 +203,11 @@ class CanaryRouter:
             "ready": canary is not None,
             "error": None if canary else self.runtime.last_error,
             "traffic_percent": self.traffic_percent,
-            # The share it answers now: none until it loads, none while it is the stable version.
-            "receiving_percent": self.traffic_percent if canary is not None and not same else 0.0,
+            # The share it answers now: none until it loads, while it is the stable version, or
+            # once this pod stopped it.
+            "receiving_percent": (
+                self.traffic_percent if canary is not None and not same and not self.stopped else 0.0
+            ),
+            "stopped": self.stopped,
             "refresh": self.runtime.refresh_status(),
         }

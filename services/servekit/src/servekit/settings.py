@@ -103,6 +103,20 @@ class ServiceSettings(BaseSettings):
             "key; X-Model-Variant forces a variant); 0: only requests that ask for it"
         ),
     )
+    canary_stop_failure_ratio: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description=(
+            "Stop sending the canary its share when more than this share of its last "
+            "canary_stop_window requests failed (it still answers those that ask for it); 1: never"
+        ),
+    )
+    canary_stop_window: int = Field(
+        default=100,
+        ge=20,
+        description="The canary's latest requests its failure share is judged on (from 20 of them on)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from servekit.metrics.beside import BesideModelMetrics
-from servekit.metrics.names import LATENCY_BUCKETS, VARIANT_RESULTS, VARIANTS, MetricNames
+from servekit.metrics.names import (
+    CANARY_FALLBACK_REASONS,
+    LATENCY_BUCKETS,
+    VARIANT_RESULTS,
+    VARIANTS,
+    MetricNames,
+)
 
 
 class CanaryMetrics(BesideModelMetrics):
@@ -43,10 +49,19 @@ class CanaryMetrics(BesideModelMetrics):
         )
         self.fallbacks = Counter(
             names.canary_fallbacks_total,
-            "Requests routed to the canary that the stable model answered, because the canary was "
-            "not loaded yet (or would not load).",
+            "Requests routed to the canary that the stable model answered, by reason: not_ready (the "
+            "canary is not loaded, or would not load), stopped (this pod stopped its traffic after "
+            "too many failures).",
+            ["reason"],
             registry=registry,
         )
+        self.stopped = Gauge(
+            names.canary_stopped,
+            "1 while this pod sends the canary none of its share, because too many of its latest "
+            "requests failed; 0 while it gets its share.",
+            registry=registry,
+        )
+        self._fallbacks = {reason: self.fallbacks.labels(reason=reason) for reason in CANARY_FALLBACK_REASONS}
         # Every variant and result from the start, so a ratio is 0 rather than absent.
         self._requests = {
             (variant, result): self.requests.labels(variant=variant, result=result)
@@ -55,6 +70,9 @@ class CanaryMetrics(BesideModelMetrics):
         }
         self._latency = {variant: self.latency.labels(variant=variant) for variant in VARIANTS}
         self._outcomes: dict[tuple[str, str], Counter] = {}
+
+    def fell_back(self, reason: str) -> None:
+        self._fallbacks[reason].inc()
 
     def answered(self, variant: str, seconds: float, *, failed: bool) -> None:
         self._requests[variant, "failed" if failed else "ok"].inc()

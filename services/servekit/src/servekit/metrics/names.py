@@ -30,6 +30,7 @@ SHADOW_SCORE_DIFFERENCE = "shadow_score_difference"
 SHADOW_SKIPPED_TOTAL = "shadow_skipped_total"
 CANARY_MODEL_INFO = "canary_model_info"
 CANARY_FALLBACKS_TOTAL = "canary_fallbacks_total"
+CANARY_STOPPED = "canary_stopped"
 VARIANT_REQUESTS_TOTAL = "variant_requests_total"
 VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
@@ -40,6 +41,9 @@ SHADOW_SKIP_REASONS = ("queue_full", "not_ready", "same_model", "failed")
 #: model of ``<SVC>_MODEL_URI``, or the canary of ``<SVC>_CANARY_MODEL_URI``.
 STABLE, CANARY = "stable", "canary"
 VARIANTS = (STABLE, CANARY)
+#: Why the stable model answered a request routed to the canary (``<svc>_canary_fallbacks_total``):
+#: the canary is not loaded, or this pod stopped sending it traffic after too many failures.
+CANARY_FALLBACK_REASONS = ("not_ready", "stopped")
 #: ``<svc>_variant_requests_total{result}``: the model answered, or it raised (a 500).
 VARIANT_RESULTS = ("ok", "failed")
 
@@ -187,6 +191,10 @@ class MetricNames:
     @property
     def canary_fallbacks_total(self) -> str:
         return self._name(CANARY_FALLBACKS_TOTAL)
+
+    @property
+    def canary_stopped(self) -> str:
+        return self._name(CANARY_STOPPED)
 
     @property
     def variant_requests_total(self) -> str:

@@ -118,10 +118,10 @@ class Predictor:
         except Exception as exc:
             if self.canary is not None:
                 failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
-                self.canary.metrics.answered(variant, time.perf_counter() - start, failed=failed)
+                self.canary.answered(variant, model, time.perf_counter() - start, failed=failed)
             raise
         if self.canary is not None:
-            self.canary.metrics.answered(variant, time.perf_counter() - start, failed=False)
+            self.canary.answered(variant, model, time.perf_counter() - start, failed=False)
             self.canary.metrics.count_outcomes(variant, (model.outcome(p) for p in predictions))
         if self.shadow is not None:
             self.shadow.submit(model, records, predictions)
@@ -390,4 +390,6 @@ def canary_router(
         canary_metrics,
         uri=uri or "(given in code)",
         traffic_percent=settings.canary_traffic_percent,
+        stop_failure_ratio=settings.canary_stop_failure_ratio,
+        stop_window=settings.canary_stop_window,
     )
