@@ -81,6 +81,9 @@ class Objectives:
     container: str = "server"
     #: Alert when resident memory exceeds this share of the limit.
     memory_ratio: float = 0.9
+    #: Alert when more than this share of the instances sampled for the shadow model are skipped
+    #: because its queue is full (10 m).
+    shadow_queue_full_ratio: float = 0.1
     #: Alert when the canary's share of failed requests (5 m) exceeds this and twice the stable
     #: model's...
     canary_failure_ratio: float = 0.01
@@ -506,6 +509,19 @@ def alerts(service: str) -> list[Alert]:
             "30m",
         ),
         Alert(
+            "ShadowFallingBehind",
+            f'sum(rate({n.shadow_skipped_total}{{reason="queue_full"}}[10m]))\n/\n'
+            f"(sum(rate({n.shadow_predictions_total}[10m])) + sum(rate({n.shadow_skipped_total}[10m])))\n"
+            f"> {number(o.shadow_queue_full_ratio)}",
+            "warning",
+            f"{s}'s shadow model cannot keep up with the traffic",
+            f"For 15 minutes more than {o.shadow_queue_full_ratio:.0%} of the instances sampled for "
+            f"{s}'s shadow model were skipped because its queue was full, so the shadow panels compare "
+            "a biased sample (the quiet moments). Lower <SVC>_SHADOW_SAMPLE_RATE or give the pods "
+            "more CPU.",
+            "15m",
+        ),
+        Alert(
             "CanaryFailing",
             f"{canary(VARIANT_FAILURE_RATIO)}\n> ignoring (variant)\n2 * {stable(VARIANT_FAILURE_RATIO)}\n"
             f"and on (service)\n{canary(VARIANT_FAILURE_RATIO)} > {number(o.canary_failure_ratio)}\n"
@@ -911,8 +927,35 @@ def rule_cases(service: str) -> list[Case]:
             "10m",
         )
     )
+    cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     return cases
+
+
+def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """ShadowFallingBehind: a shadow whose queue overflows, and one that keeps up."""
+    n = MetricNames(service)
+
+    def sampled(per_minute: int, queue_full_per_minute: int) -> dict[str, str]:
+        compared = {**target, "outcome": "a", "shadow_outcome": "a", "agree": "true"}
+        series = {
+            series_str(n.shadow_predictions_total, compared): f"0+{per_minute - queue_full_per_minute}x30"
+        }
+        for reason in ("queue_full", "not_ready"):
+            amount = queue_full_per_minute if reason == "queue_full" else 0
+            series[series_str(n.shadow_skipped_total, {**target, "reason": reason})] = f"0+{amount}x30"
+        return {**series, **ready}
+
+    return [
+        Case(
+            "ShadowFallingBehind",
+            "fires: 30% of the sampled instances skipped for a full queue",
+            sampled(1000, 300),
+            "25m",
+            [{"alertname": "ShadowFallingBehind", "service": service}],
+        ),
+        Case("ShadowFallingBehind", "quiet: 2% skipped (a burst)", sampled(1000, 20), "25m"),
+    ]
 
 
 def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
