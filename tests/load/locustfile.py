@@ -4,7 +4,9 @@ Payloads are rows of the service's real data set (``../shared/datasets/<service>
 through the service's own loader) when present, else of its synthetic generator. Each user
 mixes single predictions, explained predictions, small batches and the same batches through the
 Open Inference Protocol (``/v2/models/<service>/infer``); every task is tagged with the service
-name and its kind, so ``--tags bankchurn`` or ``--tags explain`` pick a subset.
+name and its kind, so ``--tags bankchurn`` or ``--tags explain`` pick a subset. Each simulated user
+is one customer: it sends its own ``X-Routing-Key``, so during a canary rollout it keeps being
+answered by one model, as a real customer would (``servekit.routing``).
 
     make loadtest LOAD_TIME=2m LOAD_USERS=12 LOAD_TAGS=bankchurn
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import uuid
 from typing import Any
 
 import gevent
@@ -57,18 +60,23 @@ def user_class(name: str) -> type[FastHttpUser]:
     @tag(name, "predict")
     @task(6)
     def predict(self: FastHttpUser) -> None:
-        self.client.post("/predict", json=random.choice(rows), name=f"{name} /predict")
+        self.client.post("/predict", json=random.choice(rows), name=f"{name} /predict", headers=self.routing)
 
     @tag(name, "explain")
     @task(3)
     def explain(self: FastHttpUser) -> None:
-        self.client.post("/predict?explain=true", json=random.choice(rows), name=f"{name} /predict?explain")
+        self.client.post(
+            "/predict?explain=true",
+            json=random.choice(rows),
+            name=f"{name} /predict?explain",
+            headers=self.routing,
+        )
 
     @tag(name, "batch")
     @task(1)
     def batch(self: FastHttpUser) -> None:
         body = {"instances": random.sample(rows, BATCH)}
-        self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch")
+        self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch", headers=self.routing)
 
     codec = OpenInferenceCodec(spec.request, spec.response)
 
@@ -76,7 +84,15 @@ def user_class(name: str) -> type[FastHttpUser]:
     @task(1)
     def infer(self: FastHttpUser) -> None:
         body = codec.request_for(random.sample(rows, BATCH))
-        self.client.post(f"/v2/models/{name}/infer", json=body, name=f"{name} /v2/models/{name}/infer")
+        self.client.post(
+            f"/v2/models/{name}/infer",
+            json=body,
+            name=f"{name} /v2/models/{name}/infer",
+            headers=self.routing,
+        )
+
+    def on_start(self: FastHttpUser) -> None:
+        self.routing = {"X-Routing-Key": f"loadtest-{uuid.uuid4().hex[:12]}"}
 
     host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
     attributes = {
@@ -84,6 +100,7 @@ def user_class(name: str) -> type[FastHttpUser]:
         "__doc__": f"{spec.title}: predict, predict with explanation, batch of {BATCH} and infer (V2).",
         "host": host,
         "wait_time": between(0.02, 0.1),
+        "on_start": on_start,
         "predict": predict,
         "explain": explain,
         "batch": batch,
