@@ -28,6 +28,8 @@ import yaml
 from servekit import registry
 from servekit.metrics.names import (
     CANARY,
+    CANARY_FAILURE_RATIO,
+    CANARY_LATENCY_FACTOR,
     LATENCY_BUCKETS,
     OPEN_INFERENCE_INFER,
     PREDICTION_ENDPOINTS,
@@ -86,9 +88,9 @@ class Objectives:
     shadow_queue_full_ratio: float = 0.1
     #: Alert when the canary's share of failed requests (5 m) exceeds this and twice the stable
     #: model's...
-    canary_failure_ratio: float = 0.01
+    canary_failure_ratio: float = CANARY_FAILURE_RATIO
     #: ...or when its p95 model latency (5 m) exceeds the stable model's by this factor...
-    canary_latency_factor: float = 1.5
+    canary_latency_factor: float = CANARY_LATENCY_FACTOR
     #: ...once the canary has answered at least this many requests in those 5 minutes.
     canary_min_requests: int = 20
 

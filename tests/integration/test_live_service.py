@@ -9,16 +9,15 @@ from pathlib import Path
 import httpx
 import mlflow
 import pytest
-from mlflow.entities.model_registry import ModelVersion
 from prometheus_client.parser import text_string_to_metric_families
 
-from bankchurn.data import generate_raw
 from processes import Server, free_port, grpc_infer, infer_example, predict_its_example, start_service
+from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
 from servekit.loading import load_artifact
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
-from servekit.training.trainer import TrainResult, to_records, train
+from servekit.training.trainer import TrainResult, to_records
 
 pytestmark = pytest.mark.integration
 
@@ -59,13 +58,6 @@ def metric_value(server: Server, sample_name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == sample_name and labels.items() <= sample.labels.items()
     )
-
-
-def train_another_bankchurn(mlflow_server: Server, directory: Path, seed: int) -> TrainResult:
-    """A genuinely different model: 400 rows of other synthetic data (it does not beat the champion)."""
-    small = directory / "small.csv"
-    generate_raw(400, seed=seed).to_csv(small, index=False)
-    return train(registry.get_service("bankchurn"), mlflow_server.url, data_path=small)
 
 
 def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
@@ -278,19 +270,6 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
     finally:
         server.stop()
         client.delete_registered_model_alias("bankchurn", "follow")
-
-
-def corrupt_copy(client: mlflow.MlflowClient, version: str, directory: Path) -> ModelVersion:
-    """A new version of bankchurn whose model file is garbage, as a bad upload leaves it."""
-    model_dir = Path(
-        mlflow.artifacts.download_artifacts(f"models:/bankchurn/{version}", dst_path=str(directory))
-    )
-    for path in model_dir.rglob("*.skops"):
-        path.write_bytes(b"not a model")
-    run = client.create_run(client.get_experiment_by_name("bankchurn").experiment_id)
-    client.log_artifacts(run.info.run_id, str(model_dir), "model")
-    client.set_terminated(run.info.run_id)
-    return client.create_model_version("bankchurn", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
 
 
 def test_registry_down_is_reported_in_one_json_line_per_attempt(logs_dir: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from servekit import registry
 from servekit.datasets import DatasetError
 from servekit.errors import ServekitError
+from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
 from servekit.settings import SettingsError
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
@@ -71,6 +72,24 @@ def cmd_canary(args: argparse.Namespace) -> int:
     spec = registry.get_service(args.service)
     print(set_canary(spec, _tracking_uri(args.tracking_uri), None if args.end else args.version))
     return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from servekit.rollout import Criteria, PrometheusReader, rollout
+
+    spec = registry.get_service(args.service)
+    criteria = Criteria(args.max_failure_ratio, args.latency_factor, args.min_requests)
+    reader = PrometheusReader(args.prometheus, spec.name, match=args.match)
+    promoted = rollout(
+        spec,
+        _tracking_uri(args.tracking_uri),
+        args.version,
+        reader,
+        criteria=criteria,
+        interval=args.interval,
+        steps=args.steps,
+    )
+    return 0 if promoted else 1
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
@@ -178,6 +197,22 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--end", action="store_true", help="point canary at the champion's version")
     canary.add_argument("--tracking-uri")
     canary.set_defaults(func=cmd_canary)
+
+    roll = sub.add_parser(
+        "rollout",
+        help="start VERSION as the canary and promote it, or roll it back, on what Prometheus sees",
+    )
+    roll.add_argument("service")
+    roll.add_argument("version")
+    roll.add_argument("--prometheus", required=True, help="base URL of the Prometheus scraping the pods")
+    roll.add_argument("--match", default="", help='extra label matchers, e.g. namespace="ml-platform"')
+    roll.add_argument("--interval", type=float, default=60.0, help="seconds between readings (default 60)")
+    roll.add_argument("--steps", type=_positive, default=10, help="readings before promoting (default 10)")
+    roll.add_argument("--min-requests", type=_positive, default=100, help="canary requests needed to judge")
+    roll.add_argument("--max-failure-ratio", type=float, default=CANARY_FAILURE_RATIO)
+    roll.add_argument("--latency-factor", type=float, default=CANARY_LATENCY_FACTOR)
+    roll.add_argument("--tracking-uri")
+    roll.set_defaults(func=cmd_rollout)
 
     versions = sub.add_parser(
         "versions", help="registered versions: aliases, held-out metric, data, decision"

@@ -44,6 +44,11 @@ VARIANTS = (STABLE, CANARY)
 #: Why the stable model answered a request routed to the canary (``<svc>_canary_fallbacks_total``):
 #: the canary is not loaded, or this pod stopped sending it traffic after too many failures.
 CANARY_FALLBACK_REASONS = ("not_ready", "stopped")
+#: A canary is worse than the stable model when over CANARY_FAILURE_RATIO of its requests fail
+#: (and over twice the stable model's share), or its p95 model time is over CANARY_LATENCY_FACTOR
+#: times the stable model's: the alerts (monitoring/generate.py) and ``mlp rollout`` judge alike.
+CANARY_FAILURE_RATIO = 0.01
+CANARY_LATENCY_FACTOR = 1.5
 #: ``<svc>_variant_requests_total{result}``: the model answered, or it raised (a 500).
 VARIANT_RESULTS = ("ok", "failed")
 

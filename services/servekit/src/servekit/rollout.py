@@ -1,0 +1,206 @@
+"""``mlp rollout``: a canary that is promoted, or rolled back, on what Prometheus saw.
+
+``mlp canary`` and ``mlp promote`` leave the judgement to a person watching the Canary panels.
+``mlp rollout SERVICE VERSION --prometheus URL`` makes it: it points the ``canary`` alias at
+VERSION, then every ``--interval`` seconds reads, from the services' own metrics since it began,
+the canary's requests, failures and p95 model time beside the stable model's, and whether a pod
+stopped the canary. It rolls back (``canary`` -> the champion's version) as soon as the canary is
+worse by the same measures as the ``CanaryFailing``, ``CanarySlow`` and ``CanaryStopped`` alerts,
+and promotes VERSION once ``--steps`` readings passed with at least ``--min-requests`` canary
+requests. Too little canary traffic to judge is a roll-back too: nothing is promoted unseen.
+
+Flagger and Argo Rollouts run the same loop as controllers in the cluster; here it is one
+command, run by hand or by a delivery pipeline, against the registry the pods follow.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from servekit.errors import ServekitError
+from servekit.metrics.names import (
+    CANARY,
+    CANARY_FAILURE_RATIO,
+    CANARY_LATENCY_FACTOR,
+    STABLE,
+    MetricNames,
+)
+from servekit.spec import ServiceSpec
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """When a canary is worse than the stable model, and when there is enough traffic to tell."""
+
+    max_failure_ratio: float = CANARY_FAILURE_RATIO
+    latency_factor: float = CANARY_LATENCY_FACTOR
+    min_requests: int = 100
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The two variants since the rollout began, summed over the pods."""
+
+    requests: dict[str, float]
+    failures: dict[str, float]
+    p95_seconds: dict[str, float | None]
+    stopped_pods: float
+    not_ready_fallbacks: float
+
+    def failure_ratio(self, variant: str) -> float:
+        requests = self.requests[variant]
+        return self.failures[variant] / requests if requests else 0.0
+
+    def line(self) -> str:
+        def ms(variant: str) -> str:
+            p95 = self.p95_seconds[variant]
+            return "-" if p95 is None else f"{p95 * 1000:.2f} ms"
+
+        return (
+            f"canary {self.requests[CANARY]:,.0f} requests, {self.failure_ratio(CANARY):.2%} failed, "
+            f"p95 {ms(CANARY)}; stable {self.requests[STABLE]:,.0f} requests, "
+            f"{self.failure_ratio(STABLE):.2%} failed, p95 {ms(STABLE)}"
+        )
+
+
+def problem(reading: Reading, criteria: Criteria) -> str | None:
+    """Why the canary must be rolled back now; None while it is not worse."""
+    if reading.stopped_pods > 0:
+        return f"{reading.stopped_pods:.0f} pod(s) stopped the canary after too many failures"
+    if reading.requests[CANARY] < criteria.min_requests:
+        return None  # too few to tell a bad model from bad luck
+    canary, stable = reading.failure_ratio(CANARY), reading.failure_ratio(STABLE)
+    if canary > criteria.max_failure_ratio and canary > 2 * stable:
+        return (
+            f"{canary:.2%} of the canary's requests failed (limit {criteria.max_failure_ratio:.2%}; "
+            f"stable {stable:.2%})"
+        )
+    canary_p95, stable_p95 = reading.p95_seconds[CANARY], reading.p95_seconds[STABLE]
+    if canary_p95 is not None and stable_p95 and canary_p95 > criteria.latency_factor * stable_p95:
+        return (
+            f"the canary's p95 model time {canary_p95 * 1000:.2f} ms is over {criteria.latency_factor:g}x "
+            f"the stable model's {stable_p95 * 1000:.2f} ms"
+        )
+    return None
+
+
+def verdict(reading: Reading, criteria: Criteria) -> str | None:
+    """After the last reading: why it may not be promoted (None: it may)."""
+    found = problem(reading, criteria)
+    if found:
+        return found
+    if reading.requests[CANARY] < criteria.min_requests:
+        never = (
+            f"; {reading.not_ready_fallbacks:,.0f} requests routed to it were answered by the stable "
+            "model because it did not load"
+            if reading.not_ready_fallbacks
+            else ""
+        )
+        return (
+            f"the canary answered {reading.requests[CANARY]:,.0f} requests, fewer than the "
+            f"{criteria.min_requests} needed to judge it{never}"
+        )
+    return None
+
+
+class PrometheusReader:
+    """Reads a service's variant metrics over the last ``window`` seconds from Prometheus's HTTP API."""
+
+    def __init__(self, url: str, service: str, *, match: str = "", timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.names = MetricNames(service)
+        self.match = match
+        self.timeout = timeout
+
+    def _selector(self, **labels: str) -> str:
+        matchers = [self.match] if self.match else []
+        matchers += [f'{key}="{value}"' for key, value in labels.items()]
+        return "{" + ",".join(matchers) + "}"
+
+    def query(self, expr: str) -> float | None:
+        import httpx
+
+        try:
+            response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=self.timeout)
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServekitError(502, "prometheus_unreachable", f"Prometheus at {self.url}: {exc}") from exc
+        if body.get("status") != "success":
+            raise ServekitError(502, "prometheus_error", f"Prometheus at {self.url}: {body.get('error')}")
+        result = body["data"]["result"]
+        if not result:
+            return None
+        value = float(result[0]["value"][1])
+        return None if math.isnan(value) else value
+
+    def read(self, window: int) -> Reading:
+        n, w = self.names, f"[{window}s]"
+
+        def total(expr: str) -> float:
+            return self.query(f"sum(increase({expr}{w}))") or 0.0
+
+        requests, failures, p95 = {}, {}, {}
+        for variant in (STABLE, CANARY):
+            requests[variant] = total(n.variant_requests_total + self._selector(variant=variant))
+            failures[variant] = total(
+                n.variant_requests_total + self._selector(variant=variant, result="failed")
+            )
+            buckets = f"{n.variant_latency_seconds}_bucket{self._selector(variant=variant)}{w}"
+            p95[variant] = self.query(f"histogram_quantile(0.95, sum by (le) (increase({buckets})))")
+        return Reading(
+            requests=requests,
+            failures=failures,
+            p95_seconds=p95,
+            stopped_pods=self.query(f"sum({n.canary_stopped}{self._selector()})") or 0.0,
+            not_ready_fallbacks=total(n.canary_fallbacks_total + self._selector(reason="not_ready")),
+        )
+
+
+def rollout(
+    spec: ServiceSpec,
+    tracking_uri: str,
+    version: str,
+    reader: PrometheusReader,
+    *,
+    criteria: Criteria,
+    interval: float,
+    steps: int,
+    say: Callable[[str], Any] = print,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> bool:
+    """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted."""
+    from servekit.training.trainer import promote, set_canary
+
+    say(set_canary(spec, tracking_uri, version))
+    started = time.monotonic()
+    reading = None
+    for step in range(1, steps + 1):
+        sleep(interval)
+        # Since the rollout began, not before: an earlier canary's failures are not this one's.
+        window = math.ceil(time.monotonic() - started)
+        reading = reader.read(window)
+        say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
+        found = problem(reading, criteria)
+        if found:
+            return _roll_back(spec, tracking_uri, version, found, say)
+    assert reading is not None  # steps >= 1
+    found = verdict(reading, criteria)
+    if found:
+        return _roll_back(spec, tracking_uri, version, found, say)
+    say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
+    say(promote(spec, tracking_uri, version))
+    return True
+
+
+def _roll_back(
+    spec: ServiceSpec, tracking_uri: str, version: str, why: str, say: Callable[[str], Any]
+) -> bool:
+    from servekit.training.trainer import set_canary
+
+    say(f"{spec.name}: rolling back v{version}: {why}")
+    say(set_canary(spec, tracking_uri, None))
+    return False

@@ -1,0 +1,75 @@
+"""``mlp rollout``'s judgement: when a canary is worse, and when there is enough traffic to tell."""
+
+from __future__ import annotations
+
+import pytest
+
+from servekit.rollout import Criteria, Reading, problem, verdict
+
+CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
+
+
+def reading(
+    canary: tuple[float, float, float | None] = (200, 0, 0.001),
+    stable: tuple[float, float, float | None] = (1800, 0, 0.001),
+    *,
+    stopped: float = 0,
+    not_ready: float = 0,
+) -> Reading:
+    """(requests, failures, p95 seconds) of each variant."""
+    return Reading(
+        requests={"canary": canary[0], "stable": stable[0]},
+        failures={"canary": canary[1], "stable": stable[1]},
+        p95_seconds={"canary": canary[2], "stable": stable[2]},
+        stopped_pods=stopped,
+        not_ready_fallbacks=not_ready,
+    )
+
+
+def test_a_canary_as_good_as_the_stable_model_may_be_promoted() -> None:
+    good = reading(canary=(200, 1, 0.0012), stable=(1800, 9, 0.001))  # 0.5 % failed, 1.2x slower
+    assert problem(good, CRITERIA) is None
+    assert verdict(good, CRITERIA) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (
+            reading(canary=(200, 6, 0.001)),
+            "3.00% of the canary's requests failed (limit 1.00%; stable 0.00%)",
+        ),
+        (
+            reading(canary=(200, 0, 0.004)),
+            "the canary's p95 model time 4.00 ms is over 1.5x the stable model's 1.00 ms",
+        ),
+        (reading(stopped=2), "2 pod(s) stopped the canary after too many failures"),
+    ],
+    ids=["failures", "latency", "stopped"],
+)
+def test_a_worse_canary_is_rolled_back_at_once(case: Reading, expected: str) -> None:
+    assert problem(case, CRITERIA) == expected
+    assert verdict(case, CRITERIA) == expected
+
+
+def test_failures_the_stable_model_shares_are_not_the_canarys() -> None:
+    # 3 % each: a shared cause (the inputs, the registry) that the SLO alerts cover.
+    assert problem(reading(canary=(200, 6, 0.001), stable=(1800, 54, 0.001)), CRITERIA) is None
+
+
+def test_too_little_traffic_is_not_judged_until_the_end_and_then_not_promoted() -> None:
+    few = reading(canary=(50, 5, 0.01))  # 10 % failed and 10x slower, but 50 requests
+    assert problem(few, CRITERIA) is None
+    assert verdict(few, CRITERIA) == "the canary answered 50 requests, fewer than the 100 needed to judge it"
+    never = reading(canary=(0, 0, None), not_ready=340)
+    assert verdict(never, CRITERIA) == (
+        "the canary answered 0 requests, fewer than the 100 needed to judge it; 340 requests routed "
+        "to it were answered by the stable model because it did not load"
+    )
+
+
+def test_a_reading_says_both_variants_in_one_line() -> None:
+    line = reading(canary=(200, 1, 0.0012), stable=(1800, 0, None)).line()
+    assert line == (
+        "canary 200 requests, 0.50% failed, p95 1.20 ms; stable 1,800 requests, 0.00% failed, p95 -"
+    )

@@ -1,0 +1,149 @@
+"""``mlp rollout`` against a real registry, a real ``mlp serve`` and a real Prometheus scraping it."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+import yaml
+
+from processes import Server, free_port, start_service
+from registered import corrupt_copy, train_another_bankchurn
+from servekit import registry
+from servekit.local import start
+from servekit.testing import valid_requests
+from servekit.training.trainer import TrainResult, to_records
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def watched(
+    mlflow_server: Server, registered: dict[str, TrainResult], logs_dir: Path, tmp_path: Path
+) -> Iterator[tuple[Server, Server]]:
+    """BankChurn following its champion with half its requests for ``@canary``, under steady
+    traffic, and a Prometheus scraping it every second."""
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_CANARY_MODEL_URI": "models:/bankchurn@canary",
+        "BANKCHURN_CANARY_TRAFFIC_PERCENT": "50",
+        "BANKCHURN_MODEL_REFRESH_SECONDS": "1",
+        "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1",
+    }
+    server = start_service("bankchurn", logs_dir, env, label="bankchurn-rollout")
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus not found: run `make prometheus` (make test installs it)")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    target = server.url.removeprefix("http://")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [{"job_name": "bankchurn", "static_configs": [{"targets": [target]}]}],
+            }
+        )
+    )
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        "--log.level=warn",
+    ]
+    prometheus = start("prometheus-rollout", command, port, logs_dir)
+    stop = threading.Event()
+    traffic = threading.Thread(target=drive, args=(server, stop), daemon=True)
+    try:
+        server.wait_for("/readyz")
+        prometheus.wait_for("/-/ready", seconds=60)
+        traffic.start()
+        yield server, prometheus
+    finally:
+        stop.set()
+        traffic.join(10)
+        prometheus.stop()
+        server.stop()
+
+
+def drive(server: Server, stop: threading.Event) -> None:
+    """About a hundred predictions a second until ``stop``, half of them for the canary."""
+    spec = registry.get_service("bankchurn")
+    rows = valid_requests(spec, to_records(spec.recipe.generate(200, 8).drop(columns=[spec.recipe.target])))
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        i = 0
+        while not stop.wait(0.01):
+            client.post("/predict", json=rows[i % len(rows)])
+            i += 1
+
+
+def test_a_sound_canary_is_promoted_after_its_readings(
+    watched: tuple[Server, Server],
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    server, prometheus = watched
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = registered["bankchurn"].version
+    candidate = train_another_bankchurn(mlflow_server, tmp_path, seed=13).version
+    try:
+        # A latency factor of 3: two models of the same shape on a busy 2-core host differ by
+        # chance; the latency rule itself is tested in services/servekit/tests/test_rollout.py.
+        output = mlp(
+            "rollout", "bankchurn", candidate, "--prometheus", prometheus.url,
+            "--interval", "4", "--steps", "3", "--min-requests", "20", "--latency-factor", "3",
+        )  # fmt: skip
+        assert f"bankchurn: canary is now v{candidate} (champion v{champion})" in output
+        readings = [line for line in output.splitlines() if f"rollout of v{candidate}, reading" in line]
+        assert len(readings) == 3, output
+        assert "canary 0 requests" not in readings[-1], output  # the canary answered
+        assert f"v{candidate} passed 3 readings; promoting it" in output
+        assert f"champion is now v{candidate} (was v{champion})" in output
+        assert client.get_model_version_by_alias("bankchurn", "champion").version == candidate
+        # The pods follow: every request is the new champion's.
+        server.wait_for("/readyz")
+        wait_for_version(server, candidate)
+    finally:
+        client.set_registered_model_alias("bankchurn", "champion", champion)
+        client.delete_registered_model_alias("bankchurn", "canary")
+
+
+def test_a_canary_that_never_loads_is_rolled_back_and_nothing_is_promoted(
+    watched: tuple[Server, Server],
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    _, prometheus = watched
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = registered["bankchurn"].version
+    broken = corrupt_copy(client, champion, tmp_path).version
+    try:
+        output = mlp(
+            "rollout", "bankchurn", broken, "--prometheus", prometheus.url,
+            "--interval", "3", "--steps", "2", "--min-requests", "20", status=1,
+        )  # fmt: skip
+        assert f"bankchurn: rolling back v{broken}: the canary answered 0 requests" in output, output
+        assert "answered by the stable model because it did not load" in output
+        assert f"canary is now v{champion}, the champion" in output
+        assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
+        assert client.get_model_version_by_alias("bankchurn", "canary").version == champion
+    finally:
+        client.delete_registered_model_alias("bankchurn", "canary")
+
+
+def wait_for_version(server: Server, version: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while httpx.get(f"{server.url}/model").json()["version"] != version:
+        assert time.monotonic() < deadline, f"the service never served v{version}"
+        time.sleep(0.2)
