@@ -112,6 +112,9 @@ def test_a_sound_canary_is_promoted_after_its_readings(
         # The pods follow: every request is the new champion's.
         server.wait_for("/readyz")
         wait_for_version(server, candidate)
+        # Rolling out the champion itself is refused before anything moves.
+        again = mlp("rollout", "bankchurn", candidate, "--prometheus", prometheus.url, status=2)
+        assert again == f"mlp: bankchurn v{candidate} is the champion already\n"
     finally:
         client.set_registered_model_alias("bankchurn", "champion", champion)
         client.delete_registered_model_alias("bankchurn", "canary")

@@ -173,8 +173,10 @@ def rollout(
     sleep: Callable[[float], Any] = time.sleep,
 ) -> bool:
     """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted."""
-    from servekit.training.trainer import promote, set_canary
+    from servekit.training.trainer import current_champion, promote, registry_client, set_canary
 
+    if current_champion(registry_client(tracking_uri), spec.name) == version:
+        raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
     say(set_canary(spec, tracking_uri, version))
     started = time.monotonic()
     reading = None
