@@ -11,7 +11,7 @@ import mlflow
 import pytest
 
 from bankchurn.data import generate_raw
-from processes import BIN, ROOT, Server
+from processes import BIN, ROOT, Server, free_port
 from servekit import cli, registry
 from servekit.managed.packaging import model_requirements
 from servekit.training.signature import nullable_fields
@@ -103,6 +103,16 @@ def test_a_canary_of_a_version_that_does_not_exist_is_a_clear_error(
     assert mlp("canary", "bankchurn", "999", status=2) == "mlp: bankchurn has no version '999'\n"
     aliases = client.get_registered_model("bankchurn").aliases
     assert "canary" not in aliases, "a refused canary must not leave an alias behind"
+
+
+def test_a_rollout_without_a_reachable_prometheus_moves_nothing(
+    mlflow_server: Server, registered: dict[str, TrainResult], mlp: Callable[..., str]
+) -> None:
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    prometheus = f"http://127.0.0.1:{free_port()}"
+    err = mlp("rollout", "bankchurn", registered["bankchurn"].version, "--prometheus", prometheus, status=1)
+    assert err.startswith(f"mlp: Prometheus at {prometheus}: ")
+    assert "canary" not in client.get_registered_model("bankchurn").aliases
 
 
 def test_a_data_file_off_the_schema_is_one_line_and_registers_nothing(

@@ -16,6 +16,7 @@ command, run by hand or by a delivery pipeline, against the registry the pods fo
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from servekit.metrics.names import (
     MetricNames,
 )
 from servekit.spec import ServiceSpec
+
+#: The environment variable holding a bearer token for Prometheus, if it needs one.
+TOKEN_ENV = "MLP_PROMETHEUS_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,14 @@ class PrometheusReader:
     def query(self, expr: str) -> float | None:
         import httpx
 
+        # A Prometheus behind an authenticating proxy takes a bearer token (never a command-line
+        # argument, which other users of the machine can read).
+        token = os.environ.get(TOKEN_ENV)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=self.timeout)
+            response = httpx.get(
+                f"{self.url}/api/v1/query", params={"query": expr}, headers=headers, timeout=self.timeout
+            )
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise ServekitError(502, "prometheus_unreachable", f"Prometheus at {self.url}: {exc}") from exc
@@ -175,6 +185,7 @@ def rollout(
     """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted."""
     from servekit.training.trainer import current_champion, promote, registry_client, set_canary
 
+    reader.query("vector(1)")  # an unreachable Prometheus is refused before anything moves
     if current_champion(registry_client(tracking_uri), spec.name) == version:
         raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
     say(set_canary(spec, tracking_uri, version))
@@ -184,7 +195,10 @@ def rollout(
         sleep(interval)
         # Since the rollout began, not before: an earlier canary's failures are not this one's.
         window = math.ceil(time.monotonic() - started)
-        reading = reader.read(window)
+        try:
+            reading = reader.read(window)
+        except ServekitError as exc:  # unwatched, the canary must not stay
+            return _roll_back(spec, tracking_uri, version, f"cannot read the metrics: {exc.message}", say)
         say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
         found = problem(reading, criteria)
         if found:
