@@ -136,7 +136,7 @@ def test_predictions_are_the_pipelines_probabilities(
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
         assert [p["label"] for p in predictions] == [data.LABELS[int(i)] for i in expected.argmax(axis=1)]
     for prediction in small:
-        assert set(prediction) == {"label", "probabilities"}
+        assert set(prediction) == {"label", "probabilities", "known_word_share"}
         assert math.fsum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-12)
         assert served.outcome(prediction) == prediction["label"] in data.LABELS
 
@@ -273,6 +273,22 @@ def test_batch_keeps_order_and_matches_single_predictions(client: TestClient) ->
     assert [p["probabilities"] for p in batch.json()["predictions"]] == single
 
 
+def test_known_word_share_says_how_much_of_a_text_the_model_knows(served: SentimentModel) -> None:
+    known = sorted(served.known_words)[:3]
+    texts = {
+        " ".join(known): 1.0,  # every word known
+        f"{known[0]} qzxvbn wkpfjd": 1 / 3,  # one of three
+        "qzxvbn wkpfjd": 0.0,  # words, none known
+        "!!! ???": 0.0,  # no word at all
+    }
+    predictions = served.predict([{"text": text} for text in texts])
+    assert [p["known_word_share"] for p in predictions] == pytest.approx(list(texts.values()), abs=1e-12)
+    # The same measure as the input-drift monitor, except that no word is "missing" there.
+    monitored = served.monitored_inputs([{"text": text} for text in texts])["text_known_word_share"]
+    assert monitored[:3] == pytest.approx(list(texts.values())[:3], abs=1e-12)
+    assert monitored[3] is None
+
+
 def test_openapi_has_the_examples(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()["components"]["schemas"]
     assert schema["FinancialText"]["examples"] == EXAMPLES
@@ -280,6 +296,7 @@ def test_openapi_has_the_examples(client: TestClient) -> None:
     assert set(schema["SentimentPredictionResponse"]["properties"]) == {
         "label",
         "probabilities",
+        "known_word_share",
         "model",
         "explanation",
     }

@@ -56,3 +56,12 @@ class ClassProbabilities(BaseModel):
 class SentimentPrediction(BaseModel):
     label: Literal["bearish", "bullish", "neutral"] = Field(description="The most probable sentiment")
     probabilities: ClassProbabilities = Field(description="Probability of each label")
+    known_word_share: float = Field(
+        ge=0,
+        le=1,
+        description=(
+            "Share of the text's words the model has a word weight for (0 for a text with no word). "
+            "Low, the label rests on character fragments alone: a topic, a language or a spelling "
+            "the model never saw; treat such an answer with care"
+        ),
+    )

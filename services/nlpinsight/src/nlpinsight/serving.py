@@ -158,10 +158,18 @@ class SentimentModel(ServedModel):
         lengths: list[Any] = []
         known: list[Any] = []
         for record in records:
-            words = self._split_words(model.normalize_text(str(record[data.TEXT])))
+            words = self.words(str(record[data.TEXT]))
             lengths.append(len(words))
-            known.append(sum(word in self.known_words for word in words) / len(words) if words else None)
+            known.append(self.known_share(words) if words else None)  # no word: the "missing" bin
         return {"text_words": lengths, "text_known_word_share": known}
+
+    def words(self, text: str) -> list[str]:
+        """The text's words as the model's word vectoriser splits them."""
+        return list(self._split_words(model.normalize_text(text)))
+
+    def known_share(self, words: Sequence[str]) -> float:
+        """Share of ``words`` the model has a word weight for; 0 for none."""
+        return sum(word in self.known_words for word in words) / len(words) if words else 0.0
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
         """``(n, classes)`` probabilities; both paths agree to ~1e-15 (a test checks)."""
@@ -173,12 +181,19 @@ class SentimentModel(ServedModel):
     def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
         if not records:
             return []
-        proba = self.probabilities([str(r[data.TEXT]) for r in records])
+        texts = [str(r[data.TEXT]) for r in records]
+        proba = self.probabilities(texts)
         predictions = []
-        for row in proba:
+        for text, row in zip(texts, proba, strict=True):
             probabilities = dict.fromkeys(data.LABELS, 0.0)
             probabilities.update({label: float(p) for label, p in zip(self.labels, row, strict=True)})
-            predictions.append({"label": self.labels[int(np.argmax(row))], "probabilities": probabilities})
+            predictions.append(
+                {
+                    "label": self.labels[int(np.argmax(row))],
+                    "probabilities": probabilities,
+                    "known_word_share": self.known_share(self.words(text)),
+                }
+            )
         return predictions
 
     def explain(self, records: Sequence[Record]) -> list[Explanation]:
