@@ -14,6 +14,7 @@ from bankchurn.data import generate_raw
 from processes import BIN, ROOT, Server, free_port
 from servekit import cli, registry
 from servekit.managed.packaging import model_requirements
+from servekit.training.segments import as_run_metrics
 from servekit.training.signature import nullable_fields
 from servekit.training.trainer import TrainResult
 
@@ -44,6 +45,10 @@ def test_a_trained_model_is_logged_registered_and_champion(
     assert optional == {field for field, nullable in nullable_fields(spec.request).items() if nullable}
     assert model.saved_input_example_info is not None
     assert model.metadata["outcome_shares"]
+    # The per-group figures are logged with the run and stored for GET /model alike.
+    segments = as_run_metrics(model.metadata["segments"], key)
+    assert {k: v for k, v in logged.items() if k.startswith("segment.")} == segments
+    assert bool(segments) == (name != "nlpinsight")  # NLPInsight names no groups
 
 
 def test_challenger_is_promoted_only_when_it_beats_the_champion(

@@ -66,6 +66,16 @@ def test_quality_on_the_real_data_held_out_split() -> None:
     assert metrics["roc_auc_ci_low"] < metrics["roc_auc"] < metrics["roc_auc_ci_high"]
     assert metrics["pr_auc"] >= 0.65
     assert metrics["brier"] <= 0.11
+    # Every group of the held-out rows has its own figure, and the sizes add up to the split.
+    segments = metadata["segments"]
+    print("bankchurn real-data held-out ROC AUC per group:", segments)
+    assert list(segments) == ["Geography", "Gender", "age_band"]
+    assert list(segments["Geography"]) == ["France", "Germany", "Spain"]
+    assert list(segments["age_band"]) == ["18-34", "35-49", "50-100"]
+    for groups in segments.values():
+        assert sum(entry["rows"] for entry in groups.values()) == len(data.x_test)
+        for entry in groups.values():
+            assert entry["roc_auc_ci_low"] < entry["roc_auc"] < entry["roc_auc_ci_high"]
 
 
 def test_learns_the_synthetic_relationships(trained: tuple[ModelArtifact, Split]) -> None:

@@ -13,6 +13,8 @@ from chicagotaxi import data
 from chicagotaxi.model import (
     CLEAN_ATTR,
     DERIVED,
+    NOT_RECORDED,
+    TRIP_BAND_LABELS,
     TaxiFareModel,
     calendar_year,
     day_of_week,
@@ -27,6 +29,7 @@ from servekit.datasets import shared_file
 from servekit.model import ModelArtifact
 from servekit.models.trees import TreeEnsemble
 from servekit.testing import request_rows
+from servekit.training.segments import segment_metrics
 from servekit.training.trainer import Split, fit, split
 
 # 2015-03-01 (a Sunday) 10:00 Chicago wall clock, in the file's convention.
@@ -59,6 +62,15 @@ def test_quality_on_the_real_data_held_out_split() -> None:
     )
     assert metrics["mae"] <= 1.50
     assert metrics["r2"] >= 0.85
+    # MAE per group of held-out trips: the bands in order, the missing distance a band of its own.
+    segments = segment_metrics(
+        SERVICE.recipe, data_split.x_test, data_split.y_test, pipeline.predict(data_split.x_test)
+    )
+    print("chicagotaxi real-data held-out MAE per group:", segments)
+    assert list(segments["trip_miles_band"]) == [*TRIP_BAND_LABELS, NOT_RECORDED]
+    for groups in segments.values():
+        assert sum(entry["rows"] for entry in groups.values()) == len(data_split.x_test)
+    assert segments["payment_type"]["Cash"]["mae"] <= 1.50
 
 
 def test_mae_is_the_lower_is_better_primary_metric() -> None:

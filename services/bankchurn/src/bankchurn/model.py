@@ -43,6 +43,11 @@ def best_f1_threshold(target: np.ndarray[Any, Any], probability: np.ndarray[Any,
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
+#: Age bands of the per-group figures (``ChurnRecipe.segments``): the request allows 18 to 100.
+AGE_BANDS = (18, 35, 50, 101)
+AGE_BAND_LABELS = ("18-34", "35-49", "50-100")
+
+
 class ChurnRecipe(TreeRecipe):
     target = data.TARGET
     task = "binary"
@@ -114,6 +119,15 @@ class ChurnRecipe(TreeRecipe):
 
     def describe_data(self, frame: pd.DataFrame) -> dict[str, float]:
         return {"churn_rate": float(frame[self.target].mean())}
+
+    def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+        """Country, gender and age band: the groups a lender is asked to treat alike."""
+        ages = pd.cut(features["Age"], bins=AGE_BANDS, labels=AGE_BAND_LABELS, right=False)
+        return {
+            "Geography": features["Geography"],
+            "Gender": features["Gender"],
+            "age_band": ages,
+        }
 
 
 class ChurnModel(TreeModel):

@@ -178,6 +178,13 @@ def clean_synthetic(n_rows: int, seed: int) -> data.CleanResult:
             raise DatasetError(f"could not generate {n_rows} clean rows from {len(raw)}")
 
 
+#: Trip length bands (miles) of the per-group figures (``TaxiFareRecipe.segments``).
+TRIP_BANDS = (0, 1, 5, 15, float("inf"))
+TRIP_BAND_LABELS = ("under 1", "1-5", "5-15", "15 or more")
+#: The band of a trip whose distance was not recorded (the API requires one; the data has some).
+NOT_RECORDED = "not recorded"
+
+
 class TaxiFareRecipe(TreeRecipe):
     target = data.TARGET
     task = "regression"
@@ -235,6 +242,12 @@ class TaxiFareRecipe(TreeRecipe):
             "r2": float(r2_score(target, predicted)),
             "median_ae": float(median_absolute_error(target, predicted)),
         }
+
+    def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+        """How riders pay, and how far they go: where the fare errors fall."""
+        miles = pd.cut(features["trip_miles"], bins=TRIP_BANDS, labels=TRIP_BAND_LABELS, right=False)
+        miles = miles.cat.add_categories([NOT_RECORDED]).fillna(NOT_RECORDED)
+        return {"payment_type": features["payment_type"], "trip_miles_band": miles}
 
     def describe_data(self, frame: pd.DataFrame) -> dict[str, float]:
         fare = frame[self.target]

@@ -123,6 +123,8 @@ class ServedModel(ABC):
             "explanation_method": self.explanation_method,
             "feature_schema": meta.get("feature_schema", {}),
             "data": meta.get("data", {}),
+            # The primary held-out metric per group of rows (servekit.training.segments).
+            "segments": meta.get("segments", {}),
             "baselines": {
                 "outcome_shares": meta.get("outcome_shares", {}),
                 "attribution_means": meta.get("attribution_means", {}),

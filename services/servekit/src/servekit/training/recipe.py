@@ -52,6 +52,14 @@ class TrainingRecipe(ABC):
     ) -> dict[str, float]:
         """Held-out metrics, must include :attr:`primary_metric`; ``metadata`` is what :meth:`tune` chose."""
 
+    def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+        """Groups of rows the primary metric is also reported on: dimension -> a group label per row.
+
+        None by default. ``mlp train`` reports each group's held-out figure with its interval
+        (``servekit.training.segments``), logs it and stores it for ``GET /model``.
+        """
+        return {}
+
     def fit(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> Any:
         """Fit the pipeline; override to pass fit parameters (e.g. categorical columns)."""
         return pipeline.fit(features, target)

@@ -20,6 +20,7 @@ from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, uncertainty
 from servekit.training.fingerprint import fingerprint
+from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
 
 logger = logging.getLogger("servekit.training")
@@ -116,6 +117,7 @@ def train(
         mlflow.log_params({"seed": seed, "test_size": recipe.test_size, **recipe.params(pipeline)})
         mlflow.log_params({f"data.{k}": v for k, v in metadata["data"].items()})
         mlflow.log_metrics(metrics)
+        mlflow.log_metrics(as_run_metrics(metadata["segments"], recipe.primary_metric))
         mlflow.log_dict(metadata, "serving_metadata.json")
         example = data.x_test.head(3)
         sample = data.x_test.head(100)
@@ -159,6 +161,7 @@ def evaluate(
     key = recipe.primary_metric
     found = uncertainty.interval(primary, data.y_test.to_numpy(), outputs, seed=seed)
     metrics.update({f"{key}_ci_low": found.low, f"{key}_ci_high": found.high})
+    metadata["segments"] = segment_metrics(recipe, data.x_test, data.y_test, outputs, seed=seed)
     return metrics, outputs
 
 
