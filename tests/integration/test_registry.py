@@ -49,6 +49,10 @@ def test_a_trained_model_is_logged_registered_and_champion(
     segments = as_run_metrics(model.metadata["segments"], key)
     assert {k: v for k, v in logged.items() if k.startswith("segment.")} == segments
     assert bool(segments) == (name != "nlpinsight")  # NLPInsight names no groups
+    # The run holds the version's model card, as GET /model/card serves it.
+    card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
+    assert card.startswith(f"# Model card: {name} version {result.version}\n")
+    assert f"| **{key}** | {logged[key]:.4g} (95 % CI " in card
 
 
 def test_challenger_is_promoted_only_when_it_beats_the_champion(

@@ -85,6 +85,7 @@ ENDPOINTS = (
     "/healthz",
     "/readyz",
     "/model",
+    "/model/card",
     "/docs",
     "/openapi.json",
     *OPEN_INFERENCE_ENDPOINTS,

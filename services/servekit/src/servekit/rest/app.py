@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter
 
+from servekit.card import render as render_card
 from servekit.codecs.open_inference import InferenceRequest
 from servekit.errors import FieldProblem, ServekitError
 from servekit.inference import (
@@ -300,6 +301,16 @@ def create_app(
                 "canary": canary.status(runtime.model) if canary else None,
             }
         )
+
+    @app.get(
+        "/model/card",
+        summary="Model card of the served version (Markdown): data, held-out figures per group, explanations",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/markdown": {}}}, 503: ERROR_RESPONSES[503]},
+    )
+    async def model_card() -> Response:
+        card = render_card(spec, runtime.require().describe())
+        return Response(card, media_type="text/markdown; charset=utf-8")
 
     @app.get("/metrics", summary="Prometheus exposition", include_in_schema=False)
     async def prometheus_metrics() -> Response:

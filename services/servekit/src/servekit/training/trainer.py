@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from servekit import serialization
+from servekit.card import render as render_card
 from servekit.errors import ServekitError
 from servekit.loading import load_artifact, one_line
 from servekit.managed.packaging import model_requirements
@@ -133,6 +134,18 @@ def train(
             pip_requirements=model_requirements(spec.name),
         )
         version = str(mlflow.register_model(info.model_uri, spec.name).version)
+        # The card of this version, beside the model it describes: what GET /model/card will serve.
+        registered = ModelArtifact(
+            spec.name,
+            pipeline,
+            metadata,
+            version=version,
+            run_id=run.info.run_id,
+            uri=f"models:/{spec.name}/{version}",
+            registry_uri=tracking_uri,
+            training_metrics=metrics,
+        )
+        mlflow.log_text(render_card(spec, spec.model(registered).describe()), "model_card.md")
         client.set_registered_model_alias(spec.name, CHALLENGER, version)
         promoted, champion_version, decision = _decide(
             spec, client, tracking_uri, data, new_outputs=held_out, metrics=metrics

@@ -1,0 +1,153 @@
+"""A model card: what a reviewer reads before trusting a model version.
+
+It is rendered from exactly what ``GET /model`` returns, so the two cannot disagree: the data the
+version was trained on, its held-out figures with their intervals, overall and per group of rows,
+how its predictions are explained, what it weighs most, and the baselines its drift is measured
+against. ``GET /model/card`` serves the card of the version being served, as Markdown, and
+``mlp train`` logs the same card with the run (``model_card.md``) beside the model it describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from servekit.training.segments import MIN_SEGMENT_ROWS
+
+if TYPE_CHECKING:
+    from servekit.spec import ServiceSpec
+
+#: The features listed under "What the model weighs most".
+TOP_FEATURES = 10
+
+
+def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
+    """The Markdown card of the model ``described`` (``ServedModel.describe()``)."""
+    primary = spec.recipe.primary_metric
+    metrics: Mapping[str, float] = described.get("training_metrics", {})
+    lines = [
+        f"# Model card: {described['name']} version {described['version']}",
+        "",
+        spec.description,
+        "",
+        "## Identity",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| model | {described['name']} version {described['version']} |",
+        f"| registry URI | `{described.get('uri') or '-'}` |",
+        f"| training run | `{described.get('run_id') or '-'}` |",
+        f"| task | {spec.recipe.task}; promoted on held-out `{primary}` "
+        f"({'higher' if spec.recipe.greater_is_better else 'lower'} is better) |",
+        "",
+    ]
+    lines += _data(described.get("data", {}))
+    lines += _held_out(metrics, primary)
+    lines += _segments(described.get("segments", {}), primary)
+    lines += [
+        "## How a prediction is explained",
+        "",
+        f"- **Scale:** {described.get('explanation_scale', '-')}.",
+        f"- **Method:** {described.get('explanation_method', '-')}.",
+        "",
+    ]
+    baselines = described.get("baselines", {})
+    lines += _weighs_most(baselines.get("attribution_means", {}))
+    if "threshold" in described:
+        lines += [
+            "## Decision threshold",
+            "",
+            f"A prediction is labelled positive from a probability of {_number(described['threshold'])}, "
+            "chosen on out-of-fold training predictions, never on the held-out rows.",
+            "",
+        ]
+    lines += _outcomes(baselines.get("outcome_shares", {}))
+    lines += [
+        "## Limits",
+        "",
+        "- Every figure above comes from one held-out split; the intervals (95 %, 1,000 bootstrap "
+        "resamples) say how far another split of the same size could move it.",
+        f"- A group with fewer than {MIN_SEGMENT_ROWS} held-out rows, or one class only, has no figure; "
+        "its size is given.",
+        "- Live traffic is compared with the baselines above: outcome, attribution and input drift "
+        "alerts fire when it departs from them (`monitoring/runbooks.md`).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _data(data: Mapping[str, Any]) -> list[str]:
+    if not data:
+        return []
+    lines = ["## Training data", "", "| | |", "|---|---|"]
+    lines += [f"| {key} | {_value(value)} |" for key, value in data.items()]
+    return [*lines, ""]
+
+
+def _held_out(metrics: Mapping[str, float], primary: str) -> list[str]:
+    if not metrics:
+        return []
+    lines = ["## Held-out performance", "", "| metric | value |", "|---|---|"]
+    for key, value in metrics.items():
+        if key.endswith(("_ci_low", "_ci_high")):
+            continue
+        shown = _number(value)
+        low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+        if low is not None and high is not None:
+            shown += f" (95 % CI {_number(low)} to {_number(high)})"
+        name = f"**{key}**" if key == primary else key
+        lines.append(f"| {name} | {shown} |")
+    return [*lines, ""]
+
+
+def _segments(segments: Mapping[str, Mapping[str, Mapping[str, Any]]], primary: str) -> list[str]:
+    if not segments:
+        return []
+    lines = [f"## Held-out `{primary}` per group of rows", ""]
+    for dimension, groups in segments.items():
+        lines += [f"**{dimension}**", "", f"| group | rows | {primary} (95 % CI) |", "|---|---|---|"]
+        for group, entry in groups.items():
+            if primary in entry:
+                low, high = entry[f"{primary}_ci_low"], entry[f"{primary}_ci_high"]
+                shown = f"{_number(entry[primary])} ({_number(low)} to {_number(high)})"
+            else:
+                shown = f"no figure: {entry.get('note', '-')}"
+            lines.append(f"| {group} | {entry['rows']:,} | {shown} |")
+        lines.append("")
+    return lines
+
+
+def _weighs_most(means: Mapping[str, float]) -> list[str]:
+    if not means:
+        return []
+    ranked = sorted(means.items(), key=lambda item: (-item[1], item[0]))[:TOP_FEATURES]
+    lines = [
+        "## What the model weighs most",
+        "",
+        "Mean |contribution| per input on training rows, on the explanation's scale:",
+        "",
+        "| input | mean \\|contribution\\| |",
+        "|---|---|",
+    ]
+    lines += [f"| {feature} | {_number(mean)} |" for feature, mean in ranked]
+    return [*lines, ""]
+
+
+def _outcomes(shares: Mapping[str, float]) -> list[str]:
+    if not shares:
+        return []
+    lines = ["## Outcomes on the training rows", "", "| outcome | share |", "|---|---|"]
+    lines += [f"| {outcome} | {share:.1%} |" for outcome, share in shares.items()]
+    return [*lines, ""]
+
+
+def _number(value: Any) -> str:
+    return f"{float(value):.4g}"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return _number(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value).replace("|", "\\|")
