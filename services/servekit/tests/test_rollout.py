@@ -8,10 +8,11 @@ import threading
 from typing import ClassVar
 
 import pytest
+from toy import TOY
 
 from servekit.errors import ServekitError
 from servekit.local import free_port
-from servekit.rollout import TOKEN_ENV, Criteria, PrometheusReader, Reading, problem, verdict
+from servekit.rollout import TOKEN_ENV, Criteria, PrometheusReader, Reading, problem, rollout, verdict
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
 
@@ -126,3 +127,72 @@ def test_an_unreachable_prometheus_is_a_clear_error() -> None:
         reader.query("vector(1)")
     assert error.value.status_code == 502
     assert error.value.message.startswith(f"Prometheus at {reader.url}: ")
+
+
+class Readings:
+    """A reader whose readings are given in advance; an exception in the list is raised instead."""
+
+    def __init__(self, *readings: Reading | BaseException) -> None:
+        self.readings = list(readings)
+
+    def query(self, expr: str) -> float:
+        return 1.0
+
+    def read(self, window: int) -> Reading:
+        found = self.readings.pop(0)
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+
+@pytest.fixture
+def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The registry calls a rollout makes, recorded (the real ones: tests/integration/test_rollout.py)."""
+    from servekit.training import trainer
+
+    calls: list[str] = []
+    monkeypatch.setattr(trainer, "registry_client", lambda uri: None)
+    monkeypatch.setattr(trainer, "current_champion", lambda client, name: "1")
+    monkeypatch.setattr(
+        trainer, "set_canary", lambda spec, uri, version: calls.append(f"canary {version}") or ""
+    )
+    monkeypatch.setattr(
+        trainer, "promote", lambda spec, uri, version: calls.append(f"promote {version}") or ""
+    )
+    return calls
+
+
+def run(reader: Readings, steps: int = 2) -> tuple[bool, list[str]]:
+    said: list[str] = []
+    promoted = rollout(
+        TOY, "http://registry", "2", reader, criteria=CRITERIA, interval=0, steps=steps,
+        say=said.append, sleep=lambda _: None,
+    )  # fmt: skip
+    return promoted, said
+
+
+@pytest.mark.parametrize(
+    ("failure", "why"),
+    [
+        (ServekitError(502, "prometheus_unreachable", "Prometheus at x: refused"), "cannot read the metrics"),
+        (KeyboardInterrupt(), "interrupted before the last reading"),
+    ],
+    ids=["metrics", "interrupted"],
+)
+def test_an_unwatched_canary_is_rolled_back(
+    registry_calls: list[str], failure: BaseException, why: str
+) -> None:
+    promoted, said = run(Readings(reading(), failure))
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]  # started, then ended on the champion
+    assert f"toy: rolling back v2: {why}" in said[-2]
+
+
+def test_sound_readings_promote_and_a_bad_one_rolls_back_at_once(registry_calls: list[str]) -> None:
+    assert run(Readings(reading(), reading()))[0] is True
+    assert registry_calls == ["canary 2", "promote 2"]
+    registry_calls.clear()
+    promoted, said = run(Readings(reading(canary=(200, 9, 0.001)), reading()), steps=2)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert sum("reading" in line for line in said) == 1  # no second reading

@@ -191,18 +191,22 @@ def rollout(
     say(set_canary(spec, tracking_uri, version))
     started = time.monotonic()
     reading = None
-    for step in range(1, steps + 1):
-        sleep(interval)
-        # Since the rollout began, not before: an earlier canary's failures are not this one's.
-        window = math.ceil(time.monotonic() - started)
-        try:
-            reading = reader.read(window)
-        except ServekitError as exc:  # unwatched, the canary must not stay
-            return _roll_back(spec, tracking_uri, version, f"cannot read the metrics: {exc.message}", say)
-        say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
-        found = problem(reading, criteria)
-        if found:
-            return _roll_back(spec, tracking_uri, version, found, say)
+    try:
+        for step in range(1, steps + 1):
+            sleep(interval)
+            # Since the rollout began, not before: an earlier canary's failures are not this one's.
+            window = math.ceil(time.monotonic() - started)
+            try:
+                reading = reader.read(window)
+            except ServekitError as exc:  # unwatched, the canary must not stay
+                why = f"cannot read the metrics: {exc.message}"
+                return _roll_back(spec, tracking_uri, version, why, say)
+            say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
+            found = problem(reading, criteria)
+            if found:
+                return _roll_back(spec, tracking_uri, version, found, say)
+    except KeyboardInterrupt:  # Ctrl-C, or the pipeline cancelled: nobody watches any more
+        return _roll_back(spec, tracking_uri, version, "interrupted before the last reading", say)
     assert reading is not None  # steps >= 1
     found = verdict(reading, criteria)
     if found:
