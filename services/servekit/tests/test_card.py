@@ -11,6 +11,7 @@ from servekit.card import render
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
+from servekit.testing import wait_loaded
 from servekit.training.trainer import Split
 
 
@@ -49,3 +50,23 @@ def test_no_card_before_the_model_is_loaded() -> None:
         response = client.get("/model/card")
     assert response.status_code == 503
     assert "model not ready" in response.json()["message"]
+
+
+def test_during_a_rollout_the_canarys_card_is_served_on_request(
+    toy_trained: tuple[ModelArtifact, Split], toy_client: TestClient
+) -> None:
+    artifact, _ = toy_trained
+    candidate = dataclasses.replace(artifact, version="9", run_id="run-9")
+    app = create_app(TOY, load_settings("toy"), source=lambda: artifact, canary_source=lambda: candidate)
+    with TestClient(app) as client:
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
+        stable = client.get("/model/card").text
+        canary = client.get("/model/card", params={"variant": "canary"}).text
+    assert stable.startswith(f"# Model card: toy version {artifact.version}\n")
+    assert canary.startswith("# Model card: toy version 9\n")
+    assert "`run-9`" in canary
+    # Without a canary, asking for its card names the parameter; an unknown variant is a 422.
+    missing = toy_client.get("/model/card", params={"variant": "canary"})
+    assert missing.status_code == 404
+    assert missing.json()["fields"][0]["field"] == "query.variant"
+    assert toy_client.get("/model/card", params={"variant": "blue"}).status_code == 422

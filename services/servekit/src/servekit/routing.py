@@ -86,6 +86,12 @@ def _bad(field: str, problem: str) -> ServekitError:
     return ServekitError(422, "invalid_routing", f"{field}: {problem}", (FieldProblem(field, problem),))
 
 
+def no_canary(field: str) -> ServekitError:
+    """The 404 of a request for the canary (in ``field``) where none is configured."""
+    problem = "no canary model is served here (<SVC>_CANARY_MODEL_URI is not set)"
+    return ServekitError(404, "variant_not_served", problem, (FieldProblem(field, problem),))
+
+
 def percentile_of(key: str) -> float:
     """Where ``key`` falls in [0, 100): the same in every process (Python's ``hash`` is salted)."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -14,7 +14,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from servekit.card import render as render_card
 from servekit.codecs.open_inference import InferenceRequest
-from servekit.errors import FieldProblem, ServekitError
+from servekit.errors import ServekitError
 from servekit.inference import (
     batch_body,
     check_batch_size,
@@ -41,7 +41,7 @@ from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
-from servekit.routing import UNROUTED, VARIANT_HEADER, CanaryRouter, Route
+from servekit.routing import UNROUTED, VARIANT_HEADER, CanaryRouter, Route, no_canary
 from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
@@ -52,6 +52,7 @@ from servekit.spec import ServiceSpec
 INLINE_BATCH_LIMIT = 16
 
 EXPLAIN_QUERY = Query(False, description="Add SHAP feature contributions to each prediction")
+CARD_VARIANT_QUERY = Query(STABLE, description="The served model's card, or (during a rollout) the canary's")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorBody, "description": "Body is not in the coding its Content-Encoding names"},
@@ -98,9 +99,7 @@ class Predictor:
         if self.canary is not None:
             return self.canary.choose(stable, route)
         if route.variant == CANARY:
-            problem = "no canary model is served here (<SVC>_CANARY_MODEL_URI is not set)"
-            field = FieldProblem(f"header.{VARIANT_HEADER}", problem)
-            raise ServekitError(404, "variant_not_served", problem, (field,))
+            raise no_canary(f"header.{VARIANT_HEADER}")
         return STABLE, stable
 
     async def __call__(
@@ -306,10 +305,19 @@ def create_app(
         "/model/card",
         summary="Model card of the served version (Markdown): data, held-out figures per group, explanations",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/markdown": {}}}, 503: ERROR_RESPONSES[503]},
+        responses={
+            200: {"content": {"text/markdown": {}}},
+            404: ERROR_RESPONSES[404],
+            503: ERROR_RESPONSES[503],
+        },
     )
-    async def model_card() -> Response:
-        card = render_card(spec, runtime.require().describe())
+    async def model_card(variant: Literal["stable", "canary"] = CARD_VARIANT_QUERY) -> Response:
+        model = runtime.require()
+        if variant == CANARY:
+            if canary is None:
+                raise no_canary("query.variant")
+            model = canary.choose(model, Route(CANARY))[1]  # 503 until the canary has loaded
+        card = render_card(spec, model.describe())
         return Response(card, media_type="text/markdown; charset=utf-8")
 
     @app.get("/metrics", summary="Prometheus exposition", include_in_schema=False)
