@@ -90,12 +90,11 @@ class Predictor:
         records: Sequence[Record],
         explain: bool,
         timings: Timings,
-        stable: ServedModel | None = None,
+        stable: ServedModel,
     ) -> list[dict[str, Any]]:
         return run_model(model, records, explain, timings, self.metrics, inputs_binned_by=stable)
 
-    def choose(self, route: Route) -> tuple[str, ServedModel]:
-        stable = self.runtime.require()
+    def choose(self, stable: ServedModel, route: Route) -> tuple[str, ServedModel]:
         if self.canary is not None:
             return self.canary.choose(stable, route)
         if route.variant == CANARY:
@@ -105,10 +104,10 @@ class Predictor:
     async def __call__(
         self, records: Sequence[Record], explain: bool, timings: Timings, route: Route = UNROUTED
     ) -> tuple[ServedModel, list[dict[str, Any]]]:
-        variant, model = self.choose(route)
+        stable = self.runtime.require()
+        variant, model = self.choose(stable, route)
         # The stable model bins the inputs for drift whichever model answers: its baseline is the one
         # published, and the inputs do not depend on the model.
-        stable = self.runtime.model if variant != STABLE else None
         start = time.perf_counter()
         try:
             if len(records) <= INLINE_BATCH_LIMIT:
