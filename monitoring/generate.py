@@ -1846,7 +1846,8 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "Shadow skipped instances by reason (per second, 5 m)",
             "Sampled instances the shadow model did not score: queue_full (it fell behind; raise "
             f"{service.upper()}_SHADOW_MAX_PENDING or lower {service.upper()}_SHADOW_SAMPLE_RATE), "
-            "not_ready, same_model (it is the served version), failed (see the service log).",
+            "not_ready, same_model (it is the served version), canary (the canary answered them; the shadow "
+            "is compared with the stable model only), failed (see the service log).",
             "reqps",
             [(f"sum by (reason) (rate({n.shadow_skipped_total}{{{inst}}}[5m]))", "{{reason}}")],
         ),

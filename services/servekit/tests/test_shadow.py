@@ -82,7 +82,7 @@ def test_every_instance_is_compared_with_the_shadow_models_prediction(
     assert metric_sample(client, f"{NAMES.shadow_score_difference}_count") == len(rows)
     assert metric_sample(client, f"{NAMES.shadow_score_difference}_sum") == pytest.approx(sum(differences))
     assert metric_sample(client, NAMES.shadow_model_info, version="2", run_id="run-2") == 1
-    for reason in ("queue_full", "not_ready", "same_model", "failed"):
+    for reason in ("queue_full", "not_ready", "same_model", "canary", "failed"):
         assert metric_sample(client, NAMES.shadow_skipped_total, reason=reason) == 0
 
 
@@ -126,6 +126,47 @@ def test_without_a_shadow_model_there_are_no_shadow_series(toy_trained: tuple[Mo
         assert client.post("/predict", json=request_rows(data, 1)[0]).status_code == 200
         assert client.get("/model").json()["shadow"] is None
         assert "_shadow_" not in client.get("/metrics").text
+
+
+def test_during_a_canary_rollout_the_shadow_is_compared_with_the_stable_model_only(
+    toy_trained: tuple[ModelArtifact, Split], challenger: ModelArtifact
+) -> None:
+    stable, data = toy_trained
+    canary_artifact, _ = train_in_memory(TOY, rows=300, seed=11)
+    canary_artifact = dataclasses.replace(canary_artifact, version="3", run_id="run-3")
+    app = create_app(
+        TOY,
+        load_settings("toy", max_batch_size=64, canary_traffic_percent=0),
+        source=lambda: stable,
+        shadow_source=lambda: challenger,
+        canary_source=lambda: canary_artifact,
+    )
+    rows = request_rows(data, 30)
+    with TestClient(app) as client:
+        wait_loaded(client, app.state.shadow.runtime)
+        wait_loaded(client, app.state.canary.runtime)
+        to_canary = client.post(
+            "/predict/batch", json={"instances": rows[:12]}, headers={"X-Model-Variant": "canary"}
+        )
+        to_stable = client.post(
+            "/predict/batch", json={"instances": rows[12:]}, headers={"X-Model-Variant": "stable"}
+        )
+        assert to_canary.json()["model"]["version"] == "3"
+        assert to_stable.json()["model"]["version"] == "test"
+        assert app.state.shadow.drain()
+
+        assert metric_sample(client, NAMES.shadow_skipped_total, reason="canary") == 12
+        assert metric_sample(client, f"{NAMES.shadow_score_difference}_count") == 18
+        # The pairs are the stable model's outcomes against the shadow's, none of the canary's.
+        served, shadow = ToyModel(stable), ToyModel(challenger)
+        expected: dict[tuple[str, str], int] = {}
+        for a, b in zip(served.predict(rows[12:]), shadow.predict(rows[12:]), strict=True):
+            key = (served.outcome(a), shadow.outcome(b))
+            expected[key] = expected.get(key, 0) + 1
+        for (outcome, shadow_outcome), count in expected.items():
+            agree = "true" if outcome == shadow_outcome else "false"
+            labels = {"outcome": outcome, "shadow_outcome": shadow_outcome, "agree": agree}
+            assert metric_sample(client, NAMES.shadow_predictions_total, **labels) == count
 
 
 def test_the_served_version_itself_is_skipped_not_compared(toy_trained: tuple[ModelArtifact, Split]) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servekit.loading import one_line
+from servekit.metrics.names import STABLE
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import Record, ServedModel
 from servekit.runtime import ModelRuntime
@@ -102,12 +103,25 @@ class ShadowScorer:
             self._thread = None
 
     def submit(
-        self, served: ServedModel, records: Sequence[Record], predictions: Sequence[Mapping[str, Any]]
+        self,
+        served: ServedModel,
+        records: Sequence[Record],
+        predictions: Sequence[Mapping[str, Any]],
+        *,
+        variant: str = STABLE,
     ) -> None:
-        """Queue a request's instances for the shadow model, if sampled and there is room."""
+        """Queue a request's instances for the shadow model, if sampled and there is room.
+
+        Instances a canary answered are counted as skipped: the shadow's figures compare a
+        challenger with the stable model, and during a rollout they would otherwise mix in the
+        canary's answers under the stable model's name.
+        """
         if self.sample_rate < 1.0 and self._draw() >= self.sample_rate:
             return
         count = len(records)
+        if variant != STABLE:
+            self.metrics.count_skipped("canary", count)
+            return
         with self._changed:
             if self._pending_instances + count > self.max_pending:
                 full = True

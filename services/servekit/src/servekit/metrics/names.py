@@ -36,7 +36,9 @@ VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
 
 #: Why instances were not scored by the shadow model (``<svc>_shadow_skipped_total{reason}``).
-SHADOW_SKIP_REASONS = ("queue_full", "not_ready", "same_model", "failed")
+#: ``canary``: the instances were answered by the canary, and the shadow compares a challenger
+#: with the stable model only (a canary's answers would mix a third model into its figures).
+SHADOW_SKIP_REASONS = ("queue_full", "not_ready", "same_model", "canary", "failed")
 #: Which model answered a request while a canary runs (``<svc>_variant_*{variant}``): the served
 #: model of ``<SVC>_MODEL_URI``, or the canary of ``<SVC>_CANARY_MODEL_URI``.
 STABLE, CANARY = "stable", "canary"

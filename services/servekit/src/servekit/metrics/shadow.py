@@ -34,7 +34,8 @@ class ShadowMetrics(BesideModelMetrics):
         self.skipped = Counter(
             names.shadow_skipped_total,
             "Sampled instances the shadow model did not score, by reason: queue_full (it fell behind), "
-            "not_ready (not loaded yet), same_model (it is the served version), failed (it raised).",
+            "not_ready (not loaded yet), same_model (it is the served version), canary (the canary answered "
+            "them; the shadow is compared with the stable model only), failed (it raised).",
             ["reason"],
             registry=registry,
         )

@@ -123,7 +123,7 @@ class Predictor:
             self.canary.answered(variant, model, time.perf_counter() - start, failed=False)
             self.canary.metrics.count_outcomes(variant, (model.outcome(p) for p in predictions))
         if self.shadow is not None:
-            self.shadow.submit(model, records, predictions)
+            self.shadow.submit(model, records, predictions, variant=variant)
         return model, predictions
 
 
