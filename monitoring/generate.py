@@ -1865,7 +1865,20 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "short",
             [(f"sum by (instance) (rate({left_out}{{{inst}}}[5m]))", "{{instance}}")],
         ),
-        24,
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Captured instances (per second, 5 m)",
+            "Instances written with their inputs and answers to the servekit.capture log "
+            f"({service.upper()}_CAPTURE_PERCENT of the prediction requests; zero when capture is off). "
+            "Each is a log line the log store bills for.",
+            "short",
+            [(f"sum by (instance) (rate({n.captured_instances_total}{{{inst}}}[5m]))", "{{instance}}")],
+        ),
+        12,
         6,
     )
     instance = {

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,17 @@ from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import train_in_memory, wait_ready
 from servekit.training.trainer import Split
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """configure_logging replaces the root handlers and captures warnings; undo both."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    logging.captureWarnings(False)
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
+from toy import ToyModel
 
 from servekit.bench import logging_cost
+from servekit.capture import logger as capture_logger
+from servekit.model import ModelArtifact
 from servekit.rest.access_log import logger as access_logger
+from servekit.testing import request_rows
+from servekit.training.trainer import Split
 
 
 @pytest.fixture
@@ -42,3 +48,24 @@ def test_the_size_is_one_line_in_bytes_with_its_newline(formatted: list[str]) ->
     size = logging_cost.access_line_bytes()
     (line,) = formatted
     assert size == len(line.encode()) + 1
+
+
+def test_a_captured_instance_is_timed_as_the_json_line_the_capture_writes(
+    formatted: list[str], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    artifact, data = toy_trained
+    model = ToyModel(artifact)
+    records = request_rows(data, 5)
+    before = capture_logger.handlers[:], capture_logger.level, capture_logger.propagate
+    latency = logging_cost.capture_line(model, records, 0.05)
+    assert latency.n > 20
+    assert len(formatted) >= latency.n
+    line = json.loads(formatted[0])
+    assert line["logger"] == "servekit.capture"
+    assert line["capture"]["input"] == records[0]
+    assert "explanation" in line["capture"]["prediction"]
+    assert (capture_logger.handlers[:], capture_logger.level, capture_logger.propagate) == before
+    formatted.clear()
+    size = logging_cost.capture_line_bytes(model, records)
+    assert len(formatted) == 5
+    assert size == round(sum(len(f.encode()) + 1 for f in formatted) / 5)

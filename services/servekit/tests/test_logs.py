@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -28,17 +27,6 @@ from servekit.settings import load_settings
 from servekit.training.trainer import Split
 
 ROW = {"x": 3.0, "color": "red"}
-
-
-@pytest.fixture
-def restore_root_logger() -> Iterator[None]:
-    """configure_logging replaces the root handlers and captures warnings; undo both."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    logging.captureWarnings(False)
 
 
 def configured(

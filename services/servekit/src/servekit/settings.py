@@ -117,6 +117,16 @@ class ServiceSettings(BaseSettings):
         ge=20,
         description="The canary's latest requests its failure share is judged on (from 20 of them on)",
     )
+    capture_percent: float = Field(
+        default=0.0,
+        ge=0,
+        le=100,
+        description=(
+            "Percentage of prediction requests whose instances and answers are written, one log line "
+            "per instance, to the servekit.capture logger (for audit; they hold the request's values); "
+            "0: none"
+        ),
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = Field(
         default="text", description="json: one JSON object per line, for Cloud Logging and CloudWatch"

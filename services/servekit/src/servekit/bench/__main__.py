@@ -30,6 +30,7 @@ from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
 from servekit.local import Server, free_port, start_mlflow, start_service
 from servekit.metrics.names import GRPC_INFER
+from servekit.model import Record, ServedModel
 from servekit.models.trees import TreeModel
 from servekit.rpc.server import infer_message
 from servekit.spec import ServiceSpec
@@ -51,6 +52,7 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     in_process = inprocess.measure(model, records, args.inprocess_seconds)
     result["in_process"] = {k: v.as_dict() for k, v in in_process.items()}
     print_latencies(f"{spec.name}: in process, one record per call", in_process)
+    result["capture_line"] = capture_cost(model, records, in_process["predict"], args.inprocess_seconds)
 
     if args.reference and isinstance(model, TreeModel):
         references = tree_references(
@@ -248,6 +250,20 @@ def print_rows(title: str, rows: dict[str, Any], last: str) -> None:
             f"  {label:<24} {row['requests_per_second']:8,.0f} req/s   p50 {row['p50_ms']:7.2f} ms   "
             f"p99 {row['p99_ms']:7.2f} ms   {last.format(**row)}{extra}"
         )
+
+
+def capture_cost(
+    model: ServedModel, records: Sequence[Record], predict: Latency, seconds: float
+) -> dict[str, Any]:
+    """One explained instance captured as a JSON line (CAPTURE_PERCENT=100), against predict p50."""
+    line = logging_cost.capture_line(model, records, seconds)
+    size = logging_cost.capture_line_bytes(model, records[:100])
+    ratio = line.p50_ms / predict.p50_ms
+    print(
+        f"  {'capture, one explained instance':<36} p50 {line.p50_ms:9.3f} ms   p99 {line.p99_ms:9.3f} ms   "
+        f"n={line.n}   {size} bytes   x{ratio:.2f} of predict p50"
+    )
+    return {**line.as_dict(), "bytes": size, "ratio_to_predict_p50": ratio}
 
 
 def access_log_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:

@@ -1,17 +1,21 @@
-"""What one access log line costs in CPU and in bytes: why only failures are logged by default."""
+"""What a log line costs in CPU and in bytes: an access line (why only failures are logged by
+default) and a captured instance (what ``<SVC>_CAPTURE_PERCENT`` adds per instance)."""
 
 from __future__ import annotations
 
 import io
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, Any
 
 from servekit.bench.inprocess import time_calls
 from servekit.bench.stats import Latency
+from servekit.capture import PredictionCapture
+from servekit.capture import logger as capture_logger
 from servekit.logs import JsonFormatter, RequestIdFilter
+from servekit.model import Record, ServedModel
 from servekit.rest.access_log import AccessLog
 from servekit.rest.access_log import logger as access_logger
 
@@ -28,25 +32,28 @@ SCOPE = {
 
 
 @contextmanager
-def _access_lines_to(sink: IO[str]) -> Iterator[AccessLog]:
-    """An unlimited ``all`` access log whose JSON lines go to ``sink`` only, for the duration."""
+def _json_lines_to(logger: logging.Logger, sink: IO[str]) -> Iterator[None]:
+    """``logger``'s INFO lines, as JSON, go to ``sink`` only, for the duration."""
     handler = logging.StreamHandler(sink)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter("bench"))
-    saved_handlers, saved_level, saved_propagate = (
-        access_logger.handlers[:],
-        access_logger.level,
-        access_logger.propagate,
-    )
-    access_logger.handlers[:] = [handler]
-    access_logger.setLevel(logging.INFO)
-    access_logger.propagate = False
+    handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     try:
-        yield AccessLog("all", max_per_second=1e12)
+        yield
     finally:
-        access_logger.handlers[:] = saved_handlers
-        access_logger.setLevel(saved_level)
-        access_logger.propagate = saved_propagate
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+@contextmanager
+def _access_lines_to(sink: IO[str]) -> Iterator[AccessLog]:
+    """An unlimited ``all`` access log whose JSON lines go to ``sink`` only, for the duration."""
+    with _json_lines_to(access_logger, sink):
+        yield AccessLog("all", max_per_second=1e12)
 
 
 def _record(access: AccessLog) -> None:
@@ -65,3 +72,33 @@ def access_line_bytes() -> int:
     with _access_lines_to(sink) as access:
         _record(access)
     return len(sink.getvalue().encode())
+
+
+def _explained(model: ServedModel, records: Sequence[Record]) -> list[tuple[Record, dict[str, Any]]]:
+    predictions = model.predict(records)
+    for prediction, explanation in zip(predictions, model.explain(records), strict=True):
+        prediction["explanation"] = explanation.as_json()
+    return list(zip(records, predictions, strict=True))
+
+
+def capture_line(model: ServedModel, records: Sequence[Record], seconds: float) -> Latency:
+    """One explained instance captured as a JSON line (written to /dev/null), per call."""
+    answer_of = {id(record): prediction for record, prediction in _explained(model, records)}
+    capture = PredictionCapture(100, log_format="json", on_captured=lambda _: None)
+
+    def write(batch: Sequence[Record]) -> None:
+        capture(model, "stable", batch, [answer_of[id(record)] for record in batch])
+
+    with open(os.devnull, "w") as sink, _json_lines_to(capture_logger, sink):
+        return time_calls(write, records, seconds)
+
+
+def capture_line_bytes(model: ServedModel, records: Sequence[Record]) -> int:
+    """The mean size of those lines, newline included, over ``records``."""
+    sink = io.StringIO()
+    capture = PredictionCapture(100, log_format="json", on_captured=lambda _: None)
+    answered = _explained(model, records)
+    with _json_lines_to(capture_logger, sink):
+        for record, prediction in answered:
+            capture(model, "stable", [record], [prediction])
+    return round(len(sink.getvalue().encode()) / len(answered))

@@ -171,6 +171,12 @@ class ServiceMetrics:
             f"Access log lines not written because {service.upper()}_ACCESS_LOG_MAX_PER_SECOND was reached.",
             registry=self.registry,
         )
+        self.captured_instances = Counter(
+            n.captured_instances_total,
+            f"Instances written to the servekit.capture log ({service.upper()}_CAPTURE_PERCENT of the "
+            "prediction requests).",
+            registry=self.registry,
+        )
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
 

@@ -22,6 +22,7 @@ ATTRIBUTION_ABS_SUM_TOTAL = "attribution_abs_sum_total"
 TRAINING_OUTCOME_SHARE = "training_outcome_share"
 TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
 ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
+CAPTURED_INSTANCES_TOTAL = "captured_instances_total"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
 SHADOW_MODEL_INFO = "shadow_model_info"
@@ -175,6 +176,10 @@ class MetricNames:
     @property
     def access_log_lines_left_out_total(self) -> str:
         return self._name(ACCESS_LOG_LINES_LEFT_OUT_TOTAL)
+
+    @property
+    def captured_instances_total(self) -> str:
+        return self._name(CAPTURED_INSTANCES_TOTAL)
 
     @property
     def shadow_model_info(self) -> str:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter
 
+from servekit.capture import PredictionCapture
 from servekit.card import render as render_card
 from servekit.codecs.open_inference import InferenceRequest
 from servekit.errors import ServekitError
@@ -78,11 +79,13 @@ class Predictor:
         metrics: ServiceMetrics,
         shadow: ShadowScorer | None = None,
         canary: CanaryRouter | None = None,
+        capture: PredictionCapture | None = None,
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
         self.shadow = shadow
         self.canary = canary
+        self.capture = capture
 
     def run(
         self,
@@ -124,6 +127,8 @@ class Predictor:
             self.canary.metrics.count_outcomes(variant, (model.outcome(p) for p in predictions))
         if self.shadow is not None:
             self.shadow.submit(model, records, predictions, variant=variant)
+        if self.capture is not None:
+            self.capture(model, variant, records, predictions)
         return model, predictions
 
 
@@ -157,7 +162,14 @@ def create_app(
     runtime = model_runtime(spec, settings, source, metrics, probe)
     shadow = shadow_scorer(spec, settings, metrics, shadow_source)
     canary = canary_router(spec, settings, metrics, canary_source)
-    predictor = Predictor(runtime, metrics, shadow, canary)
+    capture = None
+    if settings.capture_percent:
+        capture = PredictionCapture(
+            settings.capture_percent,
+            log_format=settings.log_format,
+            on_captured=metrics.captured_instances.inc,
+        )
+    predictor = Predictor(runtime, metrics, shadow, canary, capture)
     # One log and one line budget for HTTP and gRPC alike.
     access_log = AccessLog(
         settings.access_log,

@@ -1,0 +1,113 @@
+"""Prediction capture: a sampled share of the requests, inputs and answers, one log line per instance.
+
+When a regulator or a customer asks why a decision was made, the metrics cannot say and the
+access log, on purpose, holds no field's value. ``<SVC>_CAPTURE_PERCENT`` (0, off, by default;
+SageMaker's Data Capture and Vertex AI's request-response logging are the same idea) writes,
+for that share of the prediction requests, one line per instance to the ``servekit.capture``
+logger: the request id, the model's name, version and run, which variant answered, the
+instance's fields as validated and the prediction as returned (with its explanation when the
+request asked for one). With the version and the inputs, the answer can be reproduced from the
+registry at any later time; the line is the record that it was given.
+
+Why log lines and not a store of our own: the platforms already ship pod logs to a store with
+retention and access control (Cloud Logging, CloudWatch Logs), and route them by a field to
+long-term storage (a Cloud Logging sink to BigQuery or Cloud Storage; a CloudWatch
+subscription through Firehose to S3). ``logger`` = ``servekit.capture`` is that field.
+
+* The sample is drawn per request, so a batch is captured whole or not at all.
+* One line per instance keeps a line small: Cloud Logging and CloudWatch cap an entry at
+  256 KiB, which one explained 256-row batch would exceed.
+* Capture lines are written whatever ``<SVC>_LOG_LEVEL`` says (an audit trail with holes
+  is none) and are never rate limited; the percentage is what bounds their cost.
+* A capture that fails is logged once and never costs the request its answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from servekit.logs import LogFormat
+from servekit.model import Record, ServedModel
+
+logger = logging.getLogger("servekit.capture")
+# Written at INFO whatever the root logger's level: an operator quieting the log for cost must
+# not silently end the capture they asked for.
+logger.setLevel(logging.INFO)
+
+MESSAGE = "prediction captured"
+
+
+class PredictionCapture:
+    """Writes ``percent`` of the requests' instances and predictions to the ``servekit.capture`` log."""
+
+    def __init__(
+        self,
+        percent: float,
+        *,
+        log_format: LogFormat,
+        on_captured: Callable[[int], None],
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.percent = percent
+        self.log_format = log_format
+        self.on_captured = on_captured
+        self._draw = draw
+        self._failed_once = False
+
+    def __call__(
+        self,
+        model: ServedModel,
+        variant: str,
+        records: Sequence[Record],
+        predictions: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Capture the request if it is drawn; how many instances were written."""
+        if self._draw() * 100 >= self.percent:
+            return 0
+        try:
+            self._write(model, variant, records, predictions)
+        except Exception:
+            if not self._failed_once:
+                self._failed_once = True
+                logger.exception("prediction capture failed (logged once); predictions go on")
+            return 0
+        self.on_captured(len(records))
+        return len(records)
+
+    def _write(
+        self,
+        model: ServedModel,
+        variant: str,
+        records: Sequence[Record],
+        predictions: Sequence[Mapping[str, Any]],
+    ) -> None:
+        artifact = model.artifact
+        ref = {"name": artifact.name, "version": artifact.version, "run_id": artifact.run_id}
+        count = len(records)
+        # Every line is encoded before the first is written: a request is captured whole or not
+        # at all. Through orjson and back: numpy scalars become plain JSON numbers before the log
+        # formatter (which would turn them into strings) sees them.
+        lines = [
+            orjson.dumps(
+                {
+                    "model": ref,
+                    "variant": variant,
+                    "instance": index,
+                    "instances": count,
+                    "input": record,
+                    "prediction": prediction,
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
+            for index, (record, prediction) in enumerate(zip(records, predictions, strict=True))
+        ]
+        for line in lines:
+            if self.log_format == "json":
+                logger.info(MESSAGE, extra={"json_fields": {"capture": orjson.loads(line)}})
+            else:
+                logger.info("%s: %s", MESSAGE, line.decode())

@@ -1,0 +1,192 @@
+"""Prediction capture: a sampled share of the requests' inputs and answers, a log line per instance."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY, ToyModel
+
+from servekit import logs
+from servekit.capture import MESSAGE, PredictionCapture
+from servekit.metrics import MetricNames
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
+from servekit.training.trainer import Split
+
+NAMES = MetricNames("toy")
+
+
+@pytest.fixture
+def json_log(restore_root_logger: None) -> io.StringIO:
+    stream = io.StringIO()
+    logs.configure_logging("INFO", "json", "toy", stream)
+    return stream
+
+
+def captured(stream: io.StringIO) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line["logger"] == "servekit.capture"]
+
+
+def app_client(artifact: ModelArtifact, canary: ModelArtifact | None = None, **settings: Any) -> TestClient:
+    app = create_app(
+        TOY,
+        load_settings("toy", **settings),
+        source=lambda: artifact,
+        canary_source=(lambda: canary) if canary else None,
+    )
+    return TestClient(app)
+
+
+def test_each_instance_of_a_captured_request_is_a_line_with_its_inputs_answer_and_version(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    artifact, data = toy_trained
+    rows = request_rows(data, 3)
+    with app_client(artifact, capture_percent=100, log_format="json") as client:
+        wait_ready(client)
+        response = client.post(
+            "/predict/batch",
+            params={"explain": "true"},
+            json={"instances": rows},
+            headers={"X-Request-ID": "audit-7"},
+        )
+        assert response.status_code == 200
+        assert metric_sample(client, NAMES.captured_instances_total) == 3
+
+    lines = captured(json_log)
+    assert len(lines) == 3
+    answers = response.json()["predictions"]
+    for index, (line, row, answer) in enumerate(zip(lines, rows, answers, strict=True)):
+        assert line["message"] == MESSAGE
+        assert line["severity"] == "INFO"
+        assert line["request_id"] == "audit-7"
+        capture = line["capture"]
+        assert capture["model"] == {"name": "toy", "version": "test", "run_id": "in-memory"}
+        assert capture["variant"] == "stable"
+        assert (capture["instance"], capture["instances"]) == (index, 3)
+        # The instance as validated (the optional field filled in), the answer as returned.
+        assert capture["input"] == {"note": None, **row}
+        assert capture["prediction"] == {k: v for k, v in answer.items() if k != "model"}
+        explanation = capture["prediction"]["explanation"]
+        assert explanation["base_value"] + sum(explanation["contributions"].values()) == pytest.approx(
+            capture["prediction"]["value"], rel=1e-6
+        )
+
+
+def test_an_open_inference_request_is_captured_as_its_instances(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    artifact, _ = toy_trained
+    infer = {
+        "id": "v2-audit",
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [2], "data": [1.5, 7.0]},
+            {"name": "color", "datatype": "BYTES", "shape": [2], "data": ["red", "blue"]},
+            {"name": "note", "datatype": "BYTES", "shape": [2], "data": ["", "b"]},
+        ],
+    }
+    with app_client(artifact, capture_percent=100, log_format="json") as client:
+        wait_ready(client)
+        response = client.post("/v2/models/toy/infer", json=infer)
+        assert response.status_code == 200
+    values = next(o["data"] for o in response.json()["outputs"] if o["name"] == "value")
+    lines = captured(json_log)
+    assert [line["capture"]["input"] for line in lines] == [
+        {"x": 1.5, "color": "red", "note": ""},
+        {"x": 7.0, "color": "blue", "note": "b"},
+    ]
+    assert [line["capture"]["prediction"]["value"] for line in lines] == pytest.approx(values, rel=1e-12)
+
+
+def test_nothing_is_captured_by_default(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    artifact, data = toy_trained
+    with app_client(artifact, log_format="json") as client:
+        wait_ready(client)
+        assert client.post("/predict", json=request_rows(data, 1)[0]).status_code == 200
+        assert metric_sample(client, NAMES.captured_instances_total) == 0
+    assert captured(json_log) == []
+
+
+def test_capture_lines_are_written_whatever_the_log_level(
+    toy_trained: tuple[ModelArtifact, Split], restore_root_logger: None
+) -> None:
+    artifact, data = toy_trained
+    stream = io.StringIO()
+    logs.configure_logging("ERROR", "text", "toy", stream)
+    row = request_rows(data, 1)[0]
+    with app_client(artifact, capture_percent=100, log_level="ERROR") as client:
+        wait_ready(client)
+        answer = client.post("/predict", json=row, headers={"X-Request-ID": "audit-8"}).json()
+    logging.getLogger("servekit.runtime").info("an INFO line the level leaves out")
+    lines = stream.getvalue().splitlines()
+    assert not any("the level leaves out" in line for line in lines)
+    [line] = [line for line in lines if "servekit.capture" in line]
+    # Text format: the tagged line holds the record as JSON after the message.
+    assert " [audit-8] " in line
+    record = json.loads(line.split(f"{MESSAGE}: ", 1)[1])
+    assert record["input"] == {"note": None, **row}
+    assert record["prediction"]["value"] == answer["value"]
+
+
+def test_a_canary_answer_is_captured_under_the_canary_version(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    artifact, data = toy_trained
+    candidate, _ = train_in_memory(TOY, rows=300, seed=7)
+    candidate = dataclasses.replace(candidate, version="2", run_id="run-2")
+    row = request_rows(data, 1)[0]
+    with app_client(
+        artifact, candidate, capture_percent=100, canary_traffic_percent=0, log_format="json"
+    ) as client:
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
+        answer = client.post("/predict", json=row, headers={"X-Model-Variant": "canary"}).json()
+    [line] = captured(json_log)
+    assert line["capture"]["variant"] == "canary"
+    assert line["capture"]["model"]["version"] == "2"
+    assert line["capture"]["prediction"]["value"] == answer["value"]
+    assert answer["value"] == ToyModel(candidate).predict([row])[0]["value"]
+
+
+def test_the_share_is_drawn_per_request_so_a_batch_is_captured_whole_or_not_at_all(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    artifact, data = toy_trained
+    model = ToyModel(artifact)
+    rows = request_rows(data, 4)
+    draws = iter([0.10, 0.30, 0.2499, 0.25])  # at 25 %: the first and the third are captured
+    counted: list[int] = []
+    capture = PredictionCapture(25, log_format="json", on_captured=counted.append, draw=lambda: next(draws))
+    written = [capture(model, "stable", rows, model.predict(rows)) for _ in range(4)]
+    assert written == [4, 0, 4, 0]
+    assert counted == [4, 4]
+    assert len(captured(json_log)) == 8
+
+
+def test_a_failing_capture_is_logged_once_and_writes_nothing(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
+) -> None:
+    model = ToyModel(toy_trained[0])
+    # The second instance cannot be written as JSON: the first must not be written alone either.
+    rows = [{"x": 1.0, "color": "red", "note": None}, {"x": 1.0, "color": "red", "note": object()}]
+    answers = [{"value": 1.0}, {"value": 1.0}]
+    counted: list[int] = []
+    capture = PredictionCapture(100, log_format="json", on_captured=counted.append)
+    with caplog.at_level(logging.INFO, logger="servekit.capture"):
+        assert capture(model, "stable", rows, answers) == 0
+        assert capture(model, "stable", rows, answers) == 0
+    assert [r.getMessage() for r in caplog.records if r.getMessage() == MESSAGE] == []
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 1
+    assert "prediction capture failed" in failures[0].getMessage()
+    assert counted == []
