@@ -103,6 +103,35 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from servekit.loading import load_artifact
+    from servekit.model import ServedModel
+    from servekit.replay import CaptureLineError, read_lines, render, replay
+    from servekit.spec import ServiceSpec
+
+    if args.file != "-" and not Path(args.file).is_file():
+        raise UsageError(f"replay: {args.file}: no such file")
+    try:
+        if args.file == "-":
+            captured = read_lines(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8", errors="replace") as lines:
+                captured = read_lines(lines)
+    except CaptureLineError as exc:
+        raise UsageError(f"replay: {args.file}: {exc}") from exc
+    if not captured:
+        raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
+    tracking_uri = _tracking_uri(args.tracking_uri)
+
+    def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
+        spec = registry.get_service(name)
+        return spec, spec.model(load_artifact(spec.name, f"models:/{name}/{version}", tracking_uri))
+
+    text, reproduced = render(replay(captured, load))
+    print(text)
+    return 0 if reproduced else 1
+
+
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
     """The service ``mlp serve`` runs: its argument, else ``$MLP_SERVICE`` (set by the image)."""
     service = args.service or (environ.get(SERVICE_ENV) or "").strip()
@@ -221,6 +250,14 @@ def parser() -> argparse.ArgumentParser:
     versions.add_argument("--limit", type=_positive, default=20, help="newest N versions (default 20)")
     versions.add_argument("--tracking-uri")
     versions.set_defaults(func=cmd_versions)
+
+    replay = sub.add_parser(
+        "replay",
+        help="answer captured predictions again with the versions that gave them, and compare",
+    )
+    replay.add_argument("file", help="log lines (JSON or text; other lines are skipped), or - for stdin")
+    replay.add_argument("--tracking-uri")
+    replay.set_defaults(func=cmd_replay)
 
     serve = sub.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
     serve.add_argument("service", nargs="?", help=f"default: ${SERVICE_ENV}")

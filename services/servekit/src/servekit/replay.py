@@ -1,0 +1,209 @@
+"""``mlp replay``: captured answers checked against the registry's model versions.
+
+A capture line (:mod:`servekit.capture`) says which version answered which input with what.
+Replaying it loads that version from the registry, answers the input again (explaining it if
+the captured answer held an explanation) and compares: the evidence that the logged answer is
+the model's, and that the registry still holds the model that gave it. The lines may come
+straight from a log (JSON lines, or text lines, among any others) or as exported from the log
+store (one capture object per line).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from servekit.capture import MESSAGE
+from servekit.model import ServedModel
+from servekit.spec import ServiceSpec
+
+#: How far a number may move and still be the same answer: floating-point noise between
+#: machines, far below any difference a reader of the answer would see.
+RELATIVE_TOLERANCE = 1e-9
+ABSOLUTE_TOLERANCE = 1e-12
+#: A text log line: ``... servekit.capture [<request id>] prediction captured: {...}``.
+_TEXT_LINE = re.compile(
+    rf"servekit\.capture(?: \[(?P<request>[^\]]*)\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
+)
+
+
+class CaptureLineError(ValueError):
+    """A line that is a capture but cannot be read as one."""
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One captured instance and the answer it got."""
+
+    line: int
+    request_id: str
+    name: str
+    version: str
+    run_id: str
+    instance: int
+    input: Mapping[str, Any]
+    prediction: Mapping[str, Any]
+
+    @property
+    def where(self) -> str:
+        request = f"request {self.request_id}, " if self.request_id else ""
+        return f"line {self.line} ({request}instance {self.instance})"
+
+
+def read_line(text: str, number: int) -> Captured | None:
+    """The capture on this log line; None for any other line."""
+    text = text.strip()
+    request_id = ""
+    if text.startswith("{"):
+        try:
+            entry = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(entry, dict):
+            return None
+        body = entry.get("capture", entry)
+        request_id = str(entry.get("request_id", ""))
+    else:
+        found = _TEXT_LINE.search(text)
+        if found is None:
+            return None
+        request_id = found["request"] or ""
+        try:
+            body = orjson.loads(found["body"])
+        except orjson.JSONDecodeError as exc:
+            raise CaptureLineError(f"line {number}: a capture whose JSON does not parse: {exc}") from None
+    if not isinstance(body, dict) or not {"model", "input", "prediction"} <= body.keys():
+        return None
+    try:
+        model = body["model"]
+        return Captured(
+            line=number,
+            request_id=request_id,
+            name=str(model["name"]),
+            version=str(model["version"]),
+            run_id=str(model.get("run_id", "")),
+            instance=int(body.get("instance", 0)),
+            input=dict(body["input"]),
+            prediction=dict(body["prediction"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CaptureLineError(f"line {number}: a capture without {exc}") from None
+
+
+def read_lines(lines: Iterable[str]) -> list[Captured]:
+    return [c for number, text in enumerate(lines, start=1) if (c := read_line(text, number)) is not None]
+
+
+def differences(captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:
+    """How today's answer differs from the captured one, field by field (fields added since are not)."""
+    found: list[str] = []
+    for key, then in captured.items():
+        name = f"{path}{key}"
+        if key not in now:
+            found.append(f"{name}: captured {then!r}, absent now")
+            continue
+        value = now[key]
+        if isinstance(then, Mapping) and isinstance(value, Mapping):
+            found.extend(differences(then, value, f"{name}."))
+        elif not _same(then, value):
+            found.append(f"{name}: captured {then!r}, now {value!r}")
+    return found
+
+
+def _same(then: Any, now: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(then, numbers) and isinstance(now, numbers) and not isinstance(then, bool):
+        return math.isclose(then, now, rel_tol=RELATIVE_TOLERANCE, abs_tol=ABSOLUTE_TOLERANCE)
+    if isinstance(then, list) and isinstance(now, list):
+        return len(then) == len(now) and all(_same(a, b) for a, b in zip(then, now, strict=True))
+    return bool(then == now)
+
+
+@dataclass
+class VersionReport:
+    """What replaying one version's captures found."""
+
+    name: str
+    version: str
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    #: Lines whose answer differs (or whose run is not the version's now).
+    differing: set[int] = field(default_factory=set)
+    not_loaded: str | None = None
+
+    def differs(self, captured: Captured, problem: str) -> None:
+        self.problems.append(f"{captured.where}: {problem}")
+        self.differing.add(captured.line)
+
+    @property
+    def reproduced(self) -> int:
+        return self.checked - len(self.differing)
+
+
+def answer_again(spec: ServiceSpec, model: ServedModel, captured: Sequence[Captured]) -> list[dict[str, Any]]:
+    """The model's answers to the captured inputs, validated as the service validates a request."""
+    records = [spec.request.model_validate_json(orjson.dumps(c.input)).model_dump() for c in captured]
+    answers = model.predict(records)
+    explained = [i for i, c in enumerate(captured) if "explanation" in c.prediction]
+    if explained:
+        explanations = model.explain([records[i] for i in explained])
+        for i, explanation in zip(explained, explanations, strict=True):
+            answers[i]["explanation"] = explanation.as_json()
+    return [orjson.loads(orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY)) for a in answers]
+
+
+def replay(
+    captured: Sequence[Captured],
+    load: Callable[[str, str], tuple[ServiceSpec, ServedModel]],
+) -> list[VersionReport]:
+    """Each version's captures answered again by that version, as ``load(name, version)`` gives it."""
+    by_version: dict[tuple[str, str], list[Captured]] = {}
+    for c in captured:
+        by_version.setdefault((c.name, c.version), []).append(c)
+    reports = []
+    for (name, version), group in by_version.items():
+        report = VersionReport(name, version, checked=len(group))
+        reports.append(report)
+        try:
+            spec, model = load(name, version)
+        except Exception as exc:  # every cause (no such service, version, registry) is reported
+            report.not_loaded = f"{type(exc).__name__}: {exc}"
+            continue
+        run_id = model.artifact.run_id
+        for c in group:
+            if c.run_id and run_id and c.run_id != run_id:
+                report.differs(c, f"captured from run {c.run_id}, but version {version} is run {run_id} now")
+        try:
+            answers = answer_again(spec, model, group)
+        except Exception as exc:
+            report.not_loaded = f"answering the captured inputs failed: {type(exc).__name__}: {exc}"
+            continue
+        for c, now in zip(group, answers, strict=True):
+            for difference in differences(c.prediction, now):
+                report.differs(c, difference)
+    return reports
+
+
+def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
+    """The report as text, and whether every captured answer was reproduced."""
+    lines = []
+    for r in reports:
+        head = f"{r.name} v{r.version}"
+        if r.not_loaded is not None:
+            lines.append(f"{head}: {_answers(r.checked)} not checked: {r.not_loaded}")
+            continue
+        lines.extend(f"{head}: {problem}" for problem in r.problems)
+        differ = r.checked - r.reproduced
+        tail = f", {differ} differ{'s' if differ == 1 else ''}" if differ else ""
+        lines.append(f"{head}: {r.reproduced} of {_answers(r.checked)} reproduced{tail}")
+    ok = all(r.not_loaded is None and not r.problems for r in reports)
+    return "\n".join(lines), ok
+
+
+def _answers(count: int) -> str:
+    return f"{count} captured answer{'' if count == 1 else 's'}"

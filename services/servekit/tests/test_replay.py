@@ -1,0 +1,154 @@
+"""``mlp replay``: captured answers read from log lines and answered again by the versions that gave them."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY, ToyModel
+
+from servekit import logs
+from servekit.model import ModelArtifact, ServedModel
+from servekit.replay import CaptureLineError, differences, read_line, read_lines, render, replay
+from servekit.rest import create_app
+from servekit.settings import load_settings
+from servekit.spec import ServiceSpec
+from servekit.testing import request_rows, wait_ready
+from servekit.training.trainer import Split
+
+
+def served_log(artifact: ModelArtifact, rows: list[dict[str, Any]], log_format: logs.LogFormat) -> list[str]:
+    """The log of a toy service capturing every request: a batch, then an explained single."""
+    stream = io.StringIO()
+    logs.configure_logging("INFO", log_format, "toy", stream)
+    app = create_app(
+        TOY, load_settings("toy", capture_percent=100, log_format=log_format), source=lambda: artifact
+    )
+    with TestClient(app) as client:
+        wait_ready(client)
+        assert client.post("/predict/batch", json={"instances": rows[:-1]}).status_code == 200
+        response = client.post("/predict", params={"explain": "true"}, json=rows[-1])
+        assert response.status_code == 200
+    return stream.getvalue().splitlines()
+
+
+def loader(artifact: ModelArtifact) -> Any:
+    def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
+        assert name == "toy"
+        if version != artifact.version:
+            raise LookupError(f"no version {version}")
+        return TOY, ToyModel(artifact)
+
+    return load
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_served_log_is_reproduced_whole_whatever_its_format(
+    toy_trained: tuple[ModelArtifact, Split], log_format: logs.LogFormat
+) -> None:
+    artifact, data = toy_trained
+    lines = served_log(artifact, request_rows(data, 6), log_format)
+    captured = read_lines(lines)
+    assert len(captured) == 6  # the service's other lines (model ready, ...) are skipped
+    assert len(lines) > 6
+    assert [c.instance for c in captured] == [0, 1, 2, 3, 4, 0]
+    assert all(c.request_id for c in captured)
+    assert "explanation" in captured[-1].prediction
+    text, ok = render(replay(captured, loader(artifact)))
+    assert ok
+    assert text == "toy vtest: 6 of 6 captured answers reproduced"
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_changed_contribution_is_named_by_its_line_request_and_field(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, data = toy_trained
+    lines = served_log(artifact, request_rows(data, 2), "json")
+    # The explained single request is the last capture line.
+    number, entry = [(n, json.loads(t)) for n, t in enumerate(lines, 1) if '"servekit.capture"' in t][-1]
+    entry["capture"]["prediction"]["explanation"]["contributions"]["x"] += 0.01
+    lines[number - 1] = json.dumps(entry)
+    text, ok = render(replay(read_lines(lines), loader(artifact)))
+    assert not ok
+    request = entry["request_id"]
+    assert (
+        f"toy vtest: line {number} (request {request}, instance 0): explanation.contributions.x: captured"
+        in text
+    )
+    assert text.endswith("toy vtest: 1 of 2 captured answers reproduced, 1 differs")
+
+
+def test_a_version_that_cannot_be_loaded_is_reported_not_checked(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, data = toy_trained
+    row = request_rows(data, 1)[0]
+    answer = ToyModel(artifact).predict([row])[0]
+    line = {"capture": {"model": {"name": "toy", "version": "7"}, "input": row, "prediction": answer}}
+    text, ok = render(replay(read_lines([json.dumps(line)]), loader(artifact)))
+    assert not ok
+    assert text == "toy v7: 1 captured answer not checked: LookupError: no version 7"
+
+
+def test_a_version_that_is_another_run_now_is_reported(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = toy_trained
+    row = request_rows(data, 1)[0]
+    answer = ToyModel(artifact).predict([row])[0]
+    model = {"name": "toy", "version": "test", "run_id": "an-older-run"}
+    line = {"model": model, "instance": 0, "input": row, "prediction": answer}  # as a log store exports it
+    text, ok = render(replay(read_lines([json.dumps(line)]), loader(artifact)))
+    assert not ok
+    assert (
+        "line 1 (instance 0): captured from run an-older-run, but version test is run in-memory now" in text
+    )
+
+
+def test_differences_allow_rounding_noise_only() -> None:
+    then = {"p": 0.25, "label": "churn", "n": 3, "flag": True, "e": {"c": {"x": 1.0}}, "v": [1.0, 2.0]}
+    assert differences(then, {**then, "p": 0.25 * (1 + 1e-12), "added_since": 1}) == []
+    assert differences(then, {**then, "p": 0.2500001}) == ["p: captured 0.25, now 0.2500001"]
+    assert differences(then, {**then, "e": {"c": {"x": 1.5}}}) == ["e.c.x: captured 1.0, now 1.5"]
+    assert differences(then, {**then, "flag": 1}) == []  # True == 1 in JSON's reading too
+    assert differences(then, {**then, "v": [1.0]}) == ["v: captured [1.0, 2.0], now [1.0]"]
+    assert differences(then, {k: v for k, v in then.items() if k != "label"}) == [
+        "label: captured 'churn', absent now"
+    ]
+
+
+def test_other_lines_are_skipped_and_a_broken_capture_is_an_error() -> None:
+    assert read_line("2026-12-01 18:00:00 INFO servekit.runtime model ready: toy version 3", 1) is None
+    assert read_line('{"logger": "servekit.access", "message": "POST /predict 422"}', 2) is None
+    assert read_line("not json {", 3) is None
+    broken = "2026-12-01 18:00:00 INFO servekit.capture [r-1] prediction captured: {not json"
+    with pytest.raises(CaptureLineError, match="line 4: a capture whose JSON does not parse"):
+        read_line(broken, 4)
+    without_name = {"capture": {"model": {"version": "3"}, "input": {}, "prediction": {}}}
+    with pytest.raises(CaptureLineError, match="line 5: a capture without 'name'"):
+        read_line(json.dumps(without_name), 5)
+
+
+def test_replay_groups_by_version_and_loads_each_once(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = toy_trained
+    other = dataclasses.replace(artifact, version="2")
+    rows = request_rows(data, 4)
+    answer = ToyModel(artifact).predict(rows)
+    lines = [
+        json.dumps({"model": {"name": "toy", "version": v}, "instance": i, "input": r, "prediction": a})
+        for i, (r, a, v) in enumerate(zip(rows, answer, ["test", "2", "test", "2"], strict=True))
+    ]
+    loads: list[str] = []
+
+    def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
+        loads.append(version)
+        return TOY, ToyModel(artifact if version == "test" else other)
+
+    text, ok = render(replay(read_lines(lines), load))
+    assert ok
+    assert loads == ["test", "2"]
+    assert text == "toy vtest: 2 of 2 captured answers reproduced\ntoy v2: 2 of 2 captured answers reproduced"
