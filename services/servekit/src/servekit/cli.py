@@ -132,6 +132,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if reproduced else 1
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from servekit.loading import load_artifact
+    from servekit.scoring import ScoringError, score_csv
+
+    if not args.input.is_file():
+        raise UsageError(f"score: {args.input}: no such file")
+    spec = registry.get_service(args.service)
+    uri = args.model_uri or f"models:/{spec.name}@champion"
+    model = spec.model(load_artifact(spec.name, uri, _tracking_uri(args.tracking_uri)))
+    try:
+        summary = score_csv(
+            spec,
+            model,
+            args.input,
+            args.output,
+            explain=args.explain,
+            prefix=args.prefix,
+            chunk_rows=args.chunk_rows,
+        )
+    except ScoringError as exc:
+        raise UsageError(f"score: {args.input}: {exc}") from exc
+    print(summary.render(model, args.output))
+    return 0 if summary.rejected == 0 else 1
+
+
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
     """The service ``mlp serve`` runs: its argument, else ``$MLP_SERVICE`` (set by the image)."""
     service = args.service or (environ.get(SERVICE_ENV) or "").strip()
@@ -250,6 +275,21 @@ def parser() -> argparse.ArgumentParser:
     versions.add_argument("--limit", type=_positive, default=20, help="newest N versions (default 20)")
     versions.add_argument("--tracking-uri")
     versions.set_defaults(func=cmd_versions)
+
+    score = sub.add_parser(
+        "score", help="score a CSV file offline with a registry version: every row kept, rejects named"
+    )
+    score.add_argument("service")
+    score.add_argument("input", type=Path, help="CSV with the request fields as columns (others are copied)")
+    score.add_argument("--output", type=Path, required=True, help="CSV written: the input's columns + scores")
+    score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
+    score.add_argument("--model-uri", help="default: models:/<service>@champion")
+    score.add_argument("--prefix", default="", help="before each added column's name, e.g. predicted_")
+    score.add_argument(
+        "--chunk-rows", type=_positive, default=10_000, help="rows read at a time (default 10000)"
+    )
+    score.add_argument("--tracking-uri")
+    score.set_defaults(func=cmd_score)
 
     replay = sub.add_parser(
         "replay",

@@ -1,0 +1,199 @@
+"""``mlp score``: a CSV file scored offline by one registry version, row for row, nothing dropped.
+
+The monthly run over every customer does not belong on the online service: it would compete
+with live traffic and go through HTTP for nothing. This is SageMaker's Batch Transform and
+Vertex AI's batch prediction for a file on hand, with the service's own validation and model:
+
+* Every input row is in the output, in order, with all its columns (so an id such as
+  ``CustomerId`` joins the scores back), then the prediction's fields, ``model_version``, and
+  ``error``. A row the request model rejects keeps its place, with no prediction and the
+  field and problem in ``error``: nothing is dropped unseen.
+* CSV cells carry no types, so rows are validated in pydantic's lax mode ("42" is an age);
+  every constraint of the API still holds (ranges, categories, no NaN).
+* The file is read and written in chunks, so its size is bounded by the disk, not the memory,
+  and the output appears only once it is whole (written beside it, then renamed).
+* ``explain`` adds the explanation of each row as JSON, exactly the API's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+from pydantic import ValidationError
+
+from servekit.errors import from_validation_errors
+from servekit.inference import run_model
+from servekit.model import ServedModel
+from servekit.spec import ServiceSpec
+from servekit.training.trainer import to_records
+
+VERSION_COLUMN = "model_version"
+ERROR_COLUMN = "error"
+EXPLANATION_COLUMN = "explanation"
+#: Rejected rows named in the summary; the output's ``error`` column has every one.
+SHOWN_REJECTIONS = 5
+
+
+class ScoringError(ValueError):
+    """The file cannot be scored at all (a column missing, one that would be overwritten)."""
+
+
+@dataclass
+class ScoreSummary:
+    rows: int = 0
+    scored: int = 0
+    rejections: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error_column: str = ERROR_COLUMN
+
+    @property
+    def rejected(self) -> int:
+        return self.rows - self.scored
+
+    def render(self, model: ServedModel, output: Path) -> str:
+        artifact = model.artifact
+        rate = self.rows / self.seconds if self.seconds else 0.0
+        lines = [
+            f"{artifact.name} v{artifact.version}: scored {self.scored:,} of {self.rows:,} rows in "
+            f"{self.seconds:.2f} s ({rate:,.0f} rows/s) into {output}"
+        ]
+        if self.rejected:
+            lines.append(
+                f"{self.rejected:,} rows rejected, each with its problem in the {self.error_column} column:"
+            )
+            lines.extend(f"  {r}" for r in self.rejections[:SHOWN_REJECTIONS])
+            if self.rejected > SHOWN_REJECTIONS:
+                lines.append(f"  … and {self.rejected - SHOWN_REJECTIONS:,} more")
+        return "\n".join(lines)
+
+
+def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A prediction as CSV cells: nested objects as dotted columns, the explanation and lists as JSON."""
+    cells: dict[str, Any] = {}
+    for key, value in prediction.items():
+        name = f"{prefix}{key}"
+        if key == EXPLANATION_COLUMN and not prefix:
+            cells[name] = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        elif isinstance(value, Mapping):
+            cells.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            cells[name] = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        else:
+            cells[name] = value
+    return cells
+
+
+def output_columns(model: ServedModel, explain: bool) -> list[str]:
+    """The columns a prediction adds, from the model's own answer to its input example."""
+    example = model.example()
+    columns = list(flatten(run_model(model, example[:1], explain)[0]))
+    return [*columns, VERSION_COLUMN, ERROR_COLUMN]
+
+
+def check_columns(spec: ServiceSpec, columns: Sequence[str], added: Sequence[str]) -> None:
+    fields = spec.request.model_fields
+    missing = [name for name, info in fields.items() if info.is_required() and name not in columns]
+    if missing:
+        raise ScoringError(
+            f"no column {', '.join(map(repr, missing))}: {spec.name} needs {', '.join(fields)} "
+            "(the request fields; other columns are copied through)"
+        )
+    clashing = [name for name in added if name in columns]
+    if clashing:
+        raise ScoringError(
+            f"column {', '.join(map(repr, clashing))} would be overwritten by the prediction's; "
+            "name the prediction's columns apart with --prefix (e.g. --prefix predicted_)"
+        )
+
+
+def validate_rows(
+    spec: ServiceSpec, frame: pd.DataFrame
+) -> tuple[list[int], list[dict[str, Any]], dict[int, str]]:
+    """The positions and validated records of the rows the request model accepts, and why the rest not."""
+    fields = [name for name in spec.request.model_fields if name in frame.columns]
+    positions, records, problems = [], [], {}
+    for position, record in enumerate(to_records(frame[fields])):
+        try:
+            instance = spec.request.model_validate(record, strict=False)
+        except ValidationError as exc:
+            error = from_validation_errors(exc.errors(include_url=False))
+            problems[position] = "; ".join(f"{p.field}: {p.problem}" for p in error.fields) or error.message
+            continue
+        positions.append(position)
+        records.append(instance.model_dump())
+    return positions, records, problems
+
+
+def score_csv(
+    spec: ServiceSpec,
+    model: ServedModel,
+    source: Path,
+    output: Path,
+    *,
+    explain: bool = False,
+    prefix: str = "",
+    chunk_rows: int = 10_000,
+) -> ScoreSummary:
+    """Score ``source`` into ``output`` (see the module's doc); raises ScoringError before writing."""
+    if source.resolve() == output.resolve():
+        raise ScoringError(f"{output} is the input file; write the scores elsewhere")
+    added = output_columns(model, explain)
+    summary = ScoreSummary(error_column=f"{prefix}{ERROR_COLUMN}")
+    start = time.perf_counter()
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        # Read twice in step: typed, for validation, and as written, for the copy. Copying the
+        # typed read would turn 10 into 10.0 where a column has a gap and drop an id's leading zeros.
+        typed = pd.read_csv(source, chunksize=chunk_rows)
+        written = pd.read_csv(source, chunksize=chunk_rows, dtype=str, keep_default_na=False)
+        with typed, written:
+            for index, (chunk, as_written) in enumerate(zip(typed, written, strict=True)):
+                if index == 0:
+                    check_columns(spec, list(chunk.columns), [f"{prefix}{name}" for name in added])
+                scores = score_chunk(spec, model, chunk, summary, added=added, explain=explain)
+                scores.columns = [f"{prefix}{name}" for name in added]
+                scored = pd.concat([as_written, scores.set_axis(as_written.index)], axis=1)
+                scored.to_csv(partial, mode="w" if index == 0 else "a", header=index == 0, index=False)
+        if summary.rows == 0:
+            raise ScoringError(f"{source} has a header but no rows")
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def score_chunk(
+    spec: ServiceSpec,
+    model: ServedModel,
+    chunk: pd.DataFrame,
+    summary: ScoreSummary,
+    *,
+    added: Sequence[str],
+    explain: bool,
+) -> pd.DataFrame:
+    first_row = summary.rows + 1
+    positions, records, problems = validate_rows(spec, chunk)
+    cells: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
+    if records:
+        for position, prediction in zip(positions, run_model(model, records, explain), strict=True):
+            cells[position] = {**flatten(prediction), VERSION_COLUMN: model.artifact.version}
+            unexpected = cells[position].keys() - set(added)
+            if unexpected:  # the model answered with fields its example's answer lacks
+                raise RuntimeError(
+                    f"row {first_row + position}: answer fields {sorted(unexpected)} not in {added}"
+                )
+    for position, problem in problems.items():
+        cells[position] = {ERROR_COLUMN: problem}
+        if len(summary.rejections) < SHOWN_REJECTIONS:
+            summary.rejections.append(f"row {first_row + position}: {problem}")
+    summary.rows += len(chunk)
+    summary.scored += len(records)
+    return pd.DataFrame(cells, columns=list(added), index=chunk.index)

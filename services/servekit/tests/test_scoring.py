@@ -1,0 +1,116 @@
+"""``mlp score``: a CSV scored offline, every row kept in order, its cells as written, rejects named."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from toy import TOY, ToyModel
+
+from servekit.model import ModelArtifact
+from servekit.scoring import ScoringError, score_csv
+from servekit.training.trainer import Split
+
+ROWS = [
+    # id (leading zeros must survive), then the request fields, then a column the model ignores
+    ["id", "x", "color", "note", "segment"],
+    ["007", "3", "red", "", "a"],
+    ["008", "2.5", "blue", "hello", "b"],
+    ["009", "11", "red", "", "c"],  # x out of range
+    ["010", "4", "green", "", "d"],  # unknown category
+    ["011", "", "blue", "", "e"],  # x missing
+    ["012", "9.75", "red", "", "f"],
+]
+
+
+def write(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    return path
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def model(toy_trained: tuple[ModelArtifact, Split]) -> ToyModel:
+    return ToyModel(toy_trained[0])
+
+
+def test_every_row_is_kept_in_order_as_written_with_its_score_or_its_problem(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    source = write(tmp_path / "in.csv", ROWS)
+    summary = score_csv(TOY, model, source, tmp_path / "out.csv")
+    out = read(tmp_path / "out.csv")
+    assert [row["id"] for row in out] == ["007", "008", "009", "010", "011", "012"]
+    # The input's cells as written, then the answer's fields, the version and the error.
+    header = next(csv.reader((tmp_path / "out.csv").open()))
+    assert header == [*ROWS[0], "value", "model_version", "error"]
+    for row, written in zip(out, ROWS[1:], strict=True):
+        assert [row[c] for c in ROWS[0]] == written
+    valid = [{"x": 3.0, "color": "red", "note": None}, {"x": 2.5, "color": "blue", "note": "hello"}]
+    valid.append({"x": 9.75, "color": "red", "note": None})
+    expected = [p["value"] for p in model.predict(valid)]
+    scored = [out[0], out[1], out[5]]
+    assert [float(row["value"]) for row in scored] == pytest.approx(expected, rel=1e-12)
+    assert {row["model_version"] for row in scored} == {"test"}
+    assert all(row["error"] == "" for row in scored)
+    assert out[2]["error"] == "x: Input should be less than or equal to 10"
+    assert out[3]["error"] == "color: Input should be 'red' or 'blue'"
+    assert out[4]["error"] == "x: Input should be a valid number"
+    assert all(out[i]["value"] == "" and out[i]["model_version"] == "" for i in (2, 3, 4))
+    assert (summary.rows, summary.scored, summary.rejected) == (6, 3, 3)
+    assert summary.rejections == [
+        "row 3: x: Input should be less than or equal to 10",
+        "row 4: color: Input should be 'red' or 'blue'",
+        "row 5: x: Input should be a valid number",
+    ]
+    text = summary.render(model, tmp_path / "out.csv")
+    assert text.startswith("toy vtest: scored 3 of 6 rows in ")
+    assert "3 rows rejected, each with its problem in the error column:" in text
+
+
+def test_chunks_change_nothing_in_the_output(model: ToyModel, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", ROWS)
+    score_csv(TOY, model, source, tmp_path / "whole.csv")
+    summary = score_csv(TOY, model, source, tmp_path / "chunked.csv", chunk_rows=2)
+    assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert summary.rejections[0] == "row 3: x: Input should be less than or equal to 10"
+
+
+def test_explanations_are_the_apis_as_json(model: ToyModel, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", ROWS[:3])
+    score_csv(TOY, model, source, tmp_path / "out.csv", explain=True)
+    for row in read(tmp_path / "out.csv"):
+        explanation = json.loads(row["explanation"])
+        total = explanation["base_value"] + sum(explanation["contributions"].values())
+        assert total == pytest.approx(float(row["value"]), rel=1e-6)
+
+
+def test_a_column_the_prediction_would_overwrite_needs_a_prefix(model: ToyModel, tmp_path: Path) -> None:
+    labelled = [[*ROWS[0], "value"], *([*row, "1.0"] for row in ROWS[1:])]
+    source = write(tmp_path / "in.csv", labelled)
+    with pytest.raises(ScoringError, match=r"column 'value' would be overwritten.*--prefix"):
+        score_csv(TOY, model, source, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    score_csv(TOY, model, source, tmp_path / "out.csv", prefix="predicted_")
+    header = next(csv.reader((tmp_path / "out.csv").open()))
+    assert header[-4:] == ["value", "predicted_value", "predicted_model_version", "predicted_error"]
+
+
+def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyModel, tmp_path: Path) -> None:
+    no_x = write(tmp_path / "no_x.csv", [row[:1] + row[2:] for row in ROWS])
+    with pytest.raises(ScoringError, match=r"no column 'x': toy needs x, color, note"):
+        score_csv(TOY, model, no_x, tmp_path / "out.csv")
+    header_only = write(tmp_path / "empty.csv", ROWS[:1])
+    with pytest.raises(ScoringError, match="has a header but no rows"):
+        score_csv(TOY, model, header_only, tmp_path / "out.csv")
+    source = write(tmp_path / "in.csv", ROWS)
+    with pytest.raises(ScoringError, match="is the input file"):
+        score_csv(TOY, model, source, source)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "no_x.csv"]
