@@ -152,3 +152,26 @@ def test_replay_groups_by_version_and_loads_each_once(toy_trained: tuple[ModelAr
     assert ok
     assert loads == ["test", "2"]
     assert text == "toy vtest: 2 of 2 captured answers reproduced\ntoy v2: 2 of 2 captured answers reproduced"
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_lines_as_log_stores_export_them_are_read_too(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = toy_trained
+    lines = [t for t in served_log(artifact, request_rows(data, 2), "json") if '"servekit.capture"' in t]
+    first, second = (json.loads(t) for t in lines)
+    exported = [
+        # Cloud Logging (Cloud Storage sink, gcloud logging read): a LogEntry with the line as jsonPayload.
+        json.dumps({"insertId": "1a", "jsonPayload": first, "severity": "INFO", "timestamp": first["time"]}),
+        # CloudWatch Logs (aws logs filter-log-events): the line as the event's message, through Fluent Bit.
+        json.dumps(
+            {"logStreamName": "bankchurn-7f9", "message": json.dumps({"log": lines[1], "stream": "stderr"})}
+        ),
+    ]
+    captured = read_lines(exported)
+    assert [(c.request_id, c.instance) for c in captured] == [
+        (first["request_id"], 0),
+        (second["request_id"], 0),
+    ]
+    text, ok = render(replay(captured, loader(artifact)))
+    assert ok, text
+    assert text == "toy vtest: 2 of 2 captured answers reproduced"

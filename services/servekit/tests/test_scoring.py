@@ -114,3 +114,32 @@ def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyM
     with pytest.raises(ScoringError, match="is the input file"):
         score_csv(TOY, model, source, source)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "no_x.csv"]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"x,color\n3,red\n4,blue,extra,more\n", "not CSV as read: .*Expected 2 fields in line 3, saw 4"),
+        ("x,color\n3,r\xe9d\n".encode("latin-1"), r"not UTF-8 text \(byte 11: invalid continuation byte\)"),
+        (b"", "is empty: not even a header"),
+    ],
+)
+def test_a_file_pandas_cannot_read_is_one_clear_error_and_no_output(
+    model: ToyModel, tmp_path: Path, content: bytes, problem: str
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(content)
+    # One row per chunk: the first row is written before the bad line is reached.
+    with pytest.raises(ScoringError, match=problem):
+        score_csv(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
+
+
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes("x,color\n3,red\n".encode("utf-8-sig"))
+    summary = score_csv(TOY, model, source, tmp_path / "out.csv")
+    assert summary.scored == 1
+    assert next(csv.reader((tmp_path / "out.csv").open()))[:2] == ["x", "color"]

@@ -4,8 +4,8 @@ A capture line (:mod:`servekit.capture`) says which version answered which input
 Replaying it loads that version from the registry, answers the input again (explaining it if
 the captured answer held an explanation) and compares: the evidence that the logged answer is
 the model's, and that the registry still holds the model that gave it. The lines may come
-straight from a log (JSON lines, or text lines, among any others) or as exported from the log
-store (one capture object per line).
+straight from a log (JSON lines, or text lines, among any others) or as the log stores export
+them (see :func:`unwrapped`), or as capture objects alone, one per line.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def read_line(text: str, number: int) -> Captured | None:
     request_id = ""
     if text.startswith("{"):
         try:
-            entry = orjson.loads(text)
+            entry = unwrapped(orjson.loads(text))
         except orjson.JSONDecodeError:
             return None
         if not isinstance(entry, dict):
@@ -93,6 +93,27 @@ def read_line(text: str, number: int) -> Captured | None:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CaptureLineError(f"line {number}: a capture without {exc}") from None
+
+
+def unwrapped(entry: Any) -> Any:
+    """The service's own JSON line inside what a log store exports around it.
+
+    A Cloud Logging export (to Cloud Storage, or ``gcloud logging read --format=json``) holds it as
+    a LogEntry's ``jsonPayload``; CloudWatch Logs (``aws logs filter-log-events``) as an event's
+    ``message`` string, and a Fluent Bit record as its ``log`` string.
+    """
+    if not isinstance(entry, dict):
+        return entry
+    if isinstance(entry.get("jsonPayload"), dict):
+        return entry["jsonPayload"]
+    for key in ("message", "log"):
+        inner = entry.get(key)
+        if isinstance(inner, str) and inner.lstrip().startswith("{"):
+            try:
+                return unwrapped(orjson.loads(inner))
+            except orjson.JSONDecodeError:
+                return entry
+    return entry
 
 
 def read_lines(lines: Iterable[str]) -> list[Captured]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,18 +149,13 @@ def score_csv(
     start = time.perf_counter()
     partial = output.with_name(f".{output.name}.partial")
     try:
-        # Read twice in step: typed, for validation, and as written, for the copy. Copying the
-        # typed read would turn 10 into 10.0 where a column has a gap and drop an id's leading zeros.
-        typed = pd.read_csv(source, chunksize=chunk_rows)
-        written = pd.read_csv(source, chunksize=chunk_rows, dtype=str, keep_default_na=False)
-        with typed, written:
-            for index, (chunk, as_written) in enumerate(zip(typed, written, strict=True)):
-                if index == 0:
-                    check_columns(spec, list(chunk.columns), [f"{prefix}{name}" for name in added])
-                scores = score_chunk(spec, model, chunk, summary, added=added, explain=explain)
-                scores.columns = [f"{prefix}{name}" for name in added]
-                scored = pd.concat([as_written, scores.set_axis(as_written.index)], axis=1)
-                scored.to_csv(partial, mode="w" if index == 0 else "a", header=index == 0, index=False)
+        for index, (chunk, as_written) in enumerate(_chunks(source, chunk_rows)):
+            if index == 0:
+                check_columns(spec, list(chunk.columns), [f"{prefix}{name}" for name in added])
+            scores = score_chunk(spec, model, chunk, summary, added=added, explain=explain)
+            scores.columns = [f"{prefix}{name}" for name in added]
+            scored = pd.concat([as_written, scores.set_axis(as_written.index)], axis=1)
+            scored.to_csv(partial, mode="w" if index == 0 else "a", header=index == 0, index=False)
         if summary.rows == 0:
             raise ScoringError(f"{source} has a header but no rows")
         os.replace(partial, output)
@@ -168,6 +163,29 @@ def score_csv(
         partial.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _chunks(source: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The file read twice in step: typed, for validation, and as written, for the copy.
+
+    Copying the typed read would turn 10 into 10.0 where a column has a gap and drop an id's
+    leading zeros. A file pandas cannot read is a ScoringError naming the line.
+    """
+    # utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise
+    # become part of the first column's name.
+    try:
+        typed = pd.read_csv(source, chunksize=chunk_rows, encoding="utf-8-sig")
+        written = pd.read_csv(
+            source, chunksize=chunk_rows, encoding="utf-8-sig", dtype=str, keep_default_na=False
+        )
+        with typed, written:
+            yield from zip(typed, written, strict=True)
+    except pd.errors.ParserError as exc:
+        raise ScoringError(f"not CSV as read: {exc}".strip()) from None
+    except UnicodeDecodeError as exc:
+        raise ScoringError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV") from None
+    except pd.errors.EmptyDataError:
+        raise ScoringError("is empty: not even a header") from None
 
 
 def score_chunk(
