@@ -80,3 +80,23 @@ def test_a_real_file_is_scored_row_for_row_as_the_api_answers_it(
             assert [float(g) for g in got] == pytest.approx([a[key] for a in answers], rel=1e-9), key
         else:
             assert got == [str(a[key]) for a in answers], key
+
+
+def test_a_version_that_cannot_be_loaded_is_one_line_and_no_output(
+    registered: dict[str, TrainResult], tmp_path: Path, mlp: Callable[..., str]
+) -> None:
+    source = shared_file(*FILES["bankchurn"])
+    out = tmp_path / "scored.csv"
+    error = mlp(
+        "score",
+        "bankchurn",
+        str(source),
+        "--output",
+        str(out),
+        "--model-uri",
+        "models:/bankchurn@nope",
+        status=1,
+    )
+    assert error.startswith("mlp: score: models:/bankchurn@nope: ")
+    assert "nope" in error.splitlines()[0]
+    assert not out.exists()

@@ -133,14 +133,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from servekit.loading import load_artifact
+    from servekit.loading import ModelLoadError, load_artifact
     from servekit.scoring import ScoringError, score_csv
+    from servekit.training.trainer import registry_client
 
     if not args.input.is_file():
         raise UsageError(f"score: {args.input}: no such file")
     spec = registry.get_service(args.service)
     uri = args.model_uri or f"models:/{spec.name}@champion"
-    model = spec.model(load_artifact(spec.name, uri, _tracking_uri(args.tracking_uri)))
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    registry_client(tracking_uri)  # an unreachable registry is one line, not a retrying traceback
+    try:
+        model = spec.model(load_artifact(spec.name, uri, tracking_uri))
+    except ModelLoadError as exc:
+        print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
+        return 1
     try:
         summary = score_csv(
             spec,
