@@ -511,6 +511,15 @@ def alerts(service: str) -> list[Alert]:
             "30m",
         ),
         Alert(
+            "CaptureFailing",
+            f"sum(increase({n.capture_failures_total}[15m])) > 0",
+            "warning",
+            f"{s}'s prediction capture is leaving instances out of the record",
+            f"In the last 15 minutes some instances drawn for {s}'s servekit.capture log could not be "
+            "written (the Captured instances panel counts them): the audit record of those answers "
+            "has a gap. Predictions are unaffected; each pod's log says why, once.",
+        ),
+        Alert(
             "ShadowFallingBehind",
             f'sum(rate({n.shadow_skipped_total}{{reason="queue_full"}}[10m]))\n/\n'
             f"(sum(rate({n.shadow_predictions_total}[10m])) + sum(rate({n.shadow_skipped_total}[10m])))\n"
@@ -929,9 +938,33 @@ def rule_cases(service: str) -> list[Case]:
             "10m",
         )
     )
+    cases += capture_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     return cases
+
+
+def capture_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """CaptureFailing: one instance a minute left out of the record, and a capture that writes all."""
+    n = MetricNames(service)
+
+    def capturing(failed_per_minute: int) -> dict[str, str]:
+        return {
+            series_str(n.captured_instances_total, target): "0+100x30",
+            series_str(n.capture_failures_total, target): f"0+{failed_per_minute}x30",
+            **ready,
+        }
+
+    return [
+        Case(
+            "CaptureFailing",
+            "fires: instances left out of the capture log",
+            capturing(1),
+            "20m",
+            [{"alertname": "CaptureFailing", "service": service}],
+        ),
+        Case("CaptureFailing", "quiet: every drawn instance written", capturing(0), "20m"),
+    ]
 
 
 def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
@@ -1874,9 +1907,16 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "Captured instances (per second, 5 m)",
             "Instances written with their inputs and answers to the servekit.capture log "
             f"({service.upper()}_CAPTURE_PERCENT of the prediction requests; zero when capture is off). "
-            "Each is a log line the log store bills for.",
+            "Each is a log line the log store bills for; any 'failed' series is a gap in the record "
+            "(CaptureFailing).",
             "short",
-            [(f"sum by (instance) (rate({n.captured_instances_total}{{{inst}}}[5m]))", "{{instance}}")],
+            [
+                (f"sum by (instance) (rate({n.captured_instances_total}{{{inst}}}[5m]))", "{{instance}}"),
+                (
+                    f"sum by (instance) (rate({n.capture_failures_total}{{{inst}}}[5m]))",
+                    "{{instance}} failed",
+                ),
+            ],
         ),
         12,
         6,

@@ -61,6 +61,7 @@ def test_each_instance_of_a_captured_request_is_a_line_with_its_inputs_answer_an
         )
         assert response.status_code == 200
         assert metric_sample(client, NAMES.captured_instances_total) == 3
+        assert metric_sample(client, NAMES.capture_failures_total) == 0
 
     lines = captured(json_log)
     assert len(lines) == 3
@@ -181,7 +182,8 @@ def test_a_failing_capture_is_logged_once_and_writes_nothing(
     rows = [{"x": 1.0, "color": "red", "note": None}, {"x": 1.0, "color": "red", "note": object()}]
     answers = [{"value": 1.0}, {"value": 1.0}]
     counted: list[int] = []
-    capture = PredictionCapture(100, log_format="json", on_captured=counted.append)
+    failed: list[int] = []
+    capture = PredictionCapture(100, log_format="json", on_captured=counted.append, on_failed=failed.append)
     with caplog.at_level(logging.INFO, logger="servekit.capture"):
         assert capture(model, "stable", rows, answers) == 0
         assert capture(model, "stable", rows, answers) == 0
@@ -190,3 +192,4 @@ def test_a_failing_capture_is_logged_once_and_writes_nothing(
     assert len(failures) == 1
     assert "prediction capture failed" in failures[0].getMessage()
     assert counted == []
+    assert failed == [2, 2]  # every instance left out is counted, though logged once

@@ -19,7 +19,8 @@ subscription through Firehose to S3). ``logger`` = ``servekit.capture`` is that 
   256 KiB, which one explained 256-row batch would exceed.
 * Capture lines are written whatever ``<SVC>_LOG_LEVEL`` says (an audit trail with holes
   is none) and are never rate limited; the percentage is what bounds their cost.
-* A capture that fails is logged once and never costs the request its answer.
+* A capture that fails is logged once, counted per instance (``<svc>_capture_failures_total``,
+  alert ``CaptureFailing``), and never costs the request its answer.
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ class PredictionCapture:
         *,
         log_format: LogFormat,
         on_captured: Callable[[int], None],
+        on_failed: Callable[[int], None] = lambda _: None,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.percent = percent
         self.log_format = log_format
         self.on_captured = on_captured
+        self.on_failed = on_failed
         self._draw = draw
         self._failed_once = False
 
@@ -72,9 +75,13 @@ class PredictionCapture:
         try:
             self._write(model, variant, records, predictions)
         except Exception:
+            self.on_failed(len(records))
             if not self._failed_once:
                 self._failed_once = True
-                logger.exception("prediction capture failed (logged once); predictions go on")
+                logger.exception(
+                    "prediction capture failed (logged once; capture_failures_total counts every "
+                    "instance left out); predictions go on"
+                )
             return 0
         self.on_captured(len(records))
         return len(records)

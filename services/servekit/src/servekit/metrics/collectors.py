@@ -177,6 +177,14 @@ class ServiceMetrics:
             "prediction requests).",
             registry=self.registry,
         )
+        # The capture's one log line about a failure is written once per pod; the counter says
+        # how large the gap in the record is.
+        self.capture_failures = Counter(
+            n.capture_failures_total,
+            "Instances drawn for the servekit.capture log whose line could not be written (a gap in "
+            "the record; the service log says why, once).",
+            registry=self.registry,
+        )
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
 

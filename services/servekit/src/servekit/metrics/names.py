@@ -23,6 +23,7 @@ TRAINING_OUTCOME_SHARE = "training_outcome_share"
 TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
 ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
 CAPTURED_INSTANCES_TOTAL = "captured_instances_total"
+CAPTURE_FAILURES_TOTAL = "capture_failures_total"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
 SHADOW_MODEL_INFO = "shadow_model_info"
@@ -180,6 +181,10 @@ class MetricNames:
     @property
     def captured_instances_total(self) -> str:
         return self._name(CAPTURED_INSTANCES_TOTAL)
+
+    @property
+    def capture_failures_total(self) -> str:
+        return self._name(CAPTURE_FAILURES_TOTAL)
 
     @property
     def shadow_model_info(self) -> str:

@@ -168,6 +168,7 @@ def create_app(
             settings.capture_percent,
             log_format=settings.log_format,
             on_captured=metrics.captured_instances.inc,
+            on_failed=metrics.capture_failures.inc,
         )
     predictor = Predictor(runtime, metrics, shadow, canary, capture)
     # One log and one line budget for HTTP and gRPC alike.
