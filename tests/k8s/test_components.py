@@ -8,10 +8,11 @@ from test_manifests import model_deployments
 
 from servekit import settings
 
-#: Each component and the settings it adds to every service (``<SVC>_`` left out).
+#: Each component and the settings it adds to, or changes in, every service (``<SVC>_`` left out).
 COMPONENTS = {
     "shadow-challenger": {"SHADOW_MODEL_URI", "SHADOW_SAMPLE_RATE", "SHADOW_MAX_PENDING"},
     "canary-rollout": {"CANARY_MODEL_URI", "CANARY_TRAFFIC_PERCENT"},
+    "prediction-capture": {"CAPTURE_PERCENT"},
 }
 
 
@@ -23,22 +24,25 @@ def composed(request: pytest.FixtureRequest) -> tuple[str, Rendered, Rendered]:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_a_component_adds_its_settings_to_each_service(
+def test_a_component_sets_its_settings_for_each_service(
     composed: tuple[str, Rendered, Rendered], service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     component, plain, with_component = composed
     before = configmap_env(plain, model_deployments(plain)[service])
     after = configmap_env(with_component, model_deployments(with_component)[service])
     prefix = f"{service.upper()}_"
-    added = {k: v for k, v in after.items() if k not in before}
-    assert set(added) == {prefix + name for name in COMPONENTS[component]}
-    assert {k: v for k, v in after.items() if k in before} == before  # nothing else changed
+    changed = {k for k, v in after.items() if before.get(k) != v}
+    assert changed == {prefix + name for name in COMPONENTS[component]}
+    assert set(before) <= set(after)  # nothing removed
     for name, value in after.items():  # as the pod's environment
         monkeypatch.setenv(name, value)
     loaded = settings.load_settings(service)
     if component == "shadow-challenger":
         assert loaded.shadow_model_uri == f"models:/{service}@challenger"
         assert 0 < loaded.shadow_sample_rate <= 1
+    elif component == "prediction-capture":
+        assert before[prefix + "CAPTURE_PERCENT"] == "0"  # off in the base
+        assert loaded.capture_percent == 100
     else:
         assert loaded.canary_model_uri == f"models:/{service}@canary"
         assert 0 < loaded.canary_traffic_percent < 50  # a canary, not a second champion
