@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from sklearn.pipeline import Pipeline
 
 from nlpinsight import data, model
+from servekit import serialization
 
 
 @pytest.mark.realdata
@@ -72,6 +75,48 @@ def test_the_fitted_pipeline_pickles(synthetic_pipeline: Pipeline) -> None:
     texts = ["$TSLA surges 5% https://t.co/x", "Ford misses estimates", "hello"]
     restored = pickle.loads(pickle.dumps(synthetic_pipeline))
     np.testing.assert_array_equal(restored.predict_proba(texts), synthetic_pipeline.predict_proba(texts))
+
+
+def test_the_saved_vocabulary_is_one_string_and_loads_back_identical(
+    synthetic_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """skops would write each term as JSON objects; the compact form is a string and lengths."""
+    path = tmp_path / "model.skops"
+    skops.io.dump(synthetic_pipeline, path)
+    restored = serialization.load(tmp_path, packages=("nlpinsight",))
+    pairs = zip(
+        synthetic_pipeline.named_steps["features"].transformer_list,
+        restored.named_steps["features"].transformer_list,
+        strict=True,
+    )
+    for (_, fitted), (_, loaded) in pairs:
+        assert isinstance(loaded, model.CompactTfidfVectorizer)
+        assert loaded.vocabulary_ == fitted.vocabulary_
+        assert list(loaded.vocabulary_.values()) == sorted(fitted.vocabulary_.values())
+    texts = [
+        "$TSLA surges 5% https://t.co/x",
+        "Ford misses estimates",
+        "hello",
+        "caf\u00e9 \u2013 \U0001f680",
+    ]
+    np.testing.assert_array_equal(restored.predict_proba(texts), synthetic_pipeline.predict_proba(texts))
+    # The same vocabulary written item by item, as a plain TfidfVectorizer is: many times larger.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    vectorizer = synthetic_pipeline.named_steps["features"].transformer_list[0][1]
+    skops.io.dump({"vocabulary": vectorizer.vocabulary_}, plain / "vocabulary.skops")
+    compact = tmp_path / "compact"
+    compact.mkdir()
+    skops.io.dump(vectorizer, compact / "vectorizer.skops")
+    assert (plain / "vocabulary.skops").stat().st_size > 5 * (compact / "vectorizer.skops").stat().st_size
+
+
+def test_a_vocabulary_saves_terms_of_any_characters() -> None:
+    vectorizer = model.CompactTfidfVectorizer(analyzer="char", ngram_range=(1, 2))
+    vectorizer.fit(["a\x00b", "\U0001f680 ok", "é"])
+    restored = pickle.loads(pickle.dumps(vectorizer))
+    assert restored.vocabulary_ == vectorizer.vocabulary_
+    assert "\x00" in restored.vocabulary_
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,38 @@ class _Builder:
             self.add(low, [index] * len(low), [index + 1] * len(low))
 
 
+class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
+    """A TfidfVectorizer whose saved form holds its vocabulary as one string and an array of lengths.
+
+    skops writes a dict item by item, each key and value as a small JSON object: the real-data
+    model's 174,169 terms made a 149 MB file (of which 143 MB JSON) that took 7.5 s to load and
+    left the process 195 MB larger. As one string and one int32 array the same vocabulary is a few
+    megabytes: 8.9 MB in all, loaded in 0.1 s, 43 MB resident, with identical predictions. Nothing
+    changes at run time: the dict is rebuilt on load, in its index order.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # a copy: the base returns the live __dict__
+        vocabulary = state.pop("vocabulary_", None)
+        if vocabulary is not None:
+            terms = sorted(vocabulary, key=vocabulary.__getitem__)
+            if [vocabulary[t] for t in terms] != list(range(len(terms))):
+                raise ValueError("vocabulary indices are not 0..n-1; it cannot be stored as a sequence")
+            state["vocabulary_text_"] = "".join(terms)
+            state["vocabulary_lengths_"] = np.fromiter(map(len, terms), dtype=np.int32, count=len(terms))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        text = state.pop("vocabulary_text_", None)
+        lengths = state.pop("vocabulary_lengths_", None)
+        if text is not None and lengths is not None:
+            ends = np.cumsum(lengths).tolist()
+            starts = [0, *ends[:-1]]
+            state["vocabulary_"] = {text[a:b]: i for i, (a, b) in enumerate(zip(starts, ends, strict=True))}
+        super().__setstate__(state)
+
+
 def build_pipeline(seed: int = 42) -> Pipeline:
     """Word 1-3-gram + char_wb 2-5-gram TF-IDF, then multinomial logistic regression.
 
@@ -137,7 +169,7 @@ def build_pipeline(seed: int = 42) -> Pipeline:
         [
             (
                 "word",
-                TfidfVectorizer(
+                CompactTfidfVectorizer(
                     preprocessor=normalize_text,
                     analyzer="word",
                     ngram_range=(1, 3),
@@ -148,7 +180,7 @@ def build_pipeline(seed: int = 42) -> Pipeline:
             ),
             (
                 "char",
-                TfidfVectorizer(
+                CompactTfidfVectorizer(
                     preprocessor=normalize_text,
                     analyzer="char_wb",
                     ngram_range=(2, 5),
