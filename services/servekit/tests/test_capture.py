@@ -62,6 +62,11 @@ def test_each_instance_of_a_captured_request_is_a_line_with_its_inputs_answer_an
         assert response.status_code == 200
         assert metric_sample(client, NAMES.captured_instances_total) == 3
         assert metric_sample(client, NAMES.capture_failures_total) == 0
+        assert client.get("/model").json()["capture"] == {
+            "percent": 100.0,
+            "logger": "servekit.capture",
+            "format": "json",
+        }
 
     lines = captured(json_log)
     assert len(lines) == 3
@@ -116,6 +121,7 @@ def test_nothing_is_captured_by_default(
         wait_ready(client)
         assert client.post("/predict", json=request_rows(data, 1)[0]).status_code == 200
         assert metric_sample(client, NAMES.captured_instances_total) == 0
+        assert client.get("/model").json()["capture"] is None
     assert captured(json_log) == []
 
 

@@ -62,6 +62,10 @@ class PredictionCapture:
         self._draw = draw
         self._failed_once = False
 
+    def status(self) -> dict[str, Any]:
+        """Capture as ``GET /model`` describes it: an auditor can check a pod records its answers."""
+        return {"percent": self.percent, "logger": logger.name, "format": self.log_format}
+
     def __call__(
         self,
         model: ServedModel,

@@ -310,6 +310,7 @@ def create_app(
                 "refresh": runtime.refresh_status(),
                 "shadow": shadow.status() if shadow else None,
                 "canary": canary.status(runtime.model) if canary else None,
+                "capture": capture.status() if capture else None,
             }
         )
 
