@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from servekit.inference import encode_json
 from servekit.logs import LogFormat
 from servekit.model import Record, ServedModel
 
@@ -101,10 +102,10 @@ class PredictionCapture:
         ref = {"name": artifact.name, "version": artifact.version, "run_id": artifact.run_id}
         count = len(records)
         # Every line is encoded before the first is written: a request is captured whole or not
-        # at all. Through orjson and back: numpy scalars become plain JSON numbers before the log
-        # formatter (which would turn them into strings) sees them.
+        # at all. Encoded as the responses are, then read back: numpy scalars become plain JSON
+        # numbers before the log formatter (which would turn them into strings) sees them.
         lines = [
-            orjson.dumps(
+            encode_json(
                 {
                     "model": ref,
                     "variant": variant,
@@ -112,8 +113,7 @@ class PredictionCapture:
                     "instances": count,
                     "input": record,
                     "prediction": prediction,
-                },
-                option=orjson.OPT_SERIALIZE_NUMPY,
+                }
             )
             for index, (record, prediction) in enumerate(zip(records, predictions, strict=True))
         ]

@@ -23,6 +23,9 @@ class FieldProblem:
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "problem": self.problem}
 
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
 
 @dataclass
 class ServekitError(Exception):
@@ -65,7 +68,7 @@ def invalid_fields(problems: Sequence[FieldProblem]) -> ServekitError:
     """One 422 naming every problem; its message summarises the first three."""
     count = len(problems)
     noun = "problem" if count == 1 else "problems"
-    summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:3])
+    summary = "; ".join(map(str, problems[:3]))
     return ServekitError(422, "invalid_request", f"{count} {noun}: {summary}", tuple(problems))
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from servekit.capture import MESSAGE
+from servekit.inference import encode_json, run_model
 from servekit.model import ServedModel
 from servekit.spec import ServiceSpec
 
@@ -168,14 +169,16 @@ class VersionReport:
 
 def answer_again(spec: ServiceSpec, model: ServedModel, captured: Sequence[Captured]) -> list[dict[str, Any]]:
     """The model's answers to the captured inputs, validated as the service validates a request."""
-    records = [spec.request.model_validate_json(orjson.dumps(c.input)).model_dump() for c in captured]
-    answers = model.predict(records)
-    explained = [i for i, c in enumerate(captured) if "explanation" in c.prediction]
-    if explained:
-        explanations = model.explain([records[i] for i in explained])
-        for i, explanation in zip(explained, explanations, strict=True):
-            answers[i]["explanation"] = explanation.as_json()
-    return [orjson.loads(orjson.dumps(a, option=orjson.OPT_SERIALIZE_NUMPY)) for a in answers]
+    records = [spec.request.model_validate_json(encode_json(c.input)).model_dump() for c in captured]
+    answers: list[dict[str, Any]] = [{} for _ in captured]
+    # Explained where the captured answer was, as the service explains: run_model either way.
+    for explain in (False, True):
+        positions = [i for i, c in enumerate(captured) if ("explanation" in c.prediction) is explain]
+        if positions:
+            again = run_model(model, [records[i] for i in positions], explain)
+            for i, answer in zip(positions, again, strict=True):
+                answers[i] = answer
+    return [orjson.loads(encode_json(a)) for a in answers]
 
 
 def replay(

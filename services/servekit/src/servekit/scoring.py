@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 from pydantic import ValidationError
 
 from servekit.errors import from_validation_errors
-from servekit.inference import run_model
+from servekit.inference import encode_json, run_model
 from servekit.model import ServedModel
 from servekit.spec import ServiceSpec
 from servekit.training.trainer import to_records
@@ -80,11 +79,11 @@ def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     for key, value in prediction.items():
         name = f"{prefix}{key}"
         if key == EXPLANATION_COLUMN and not prefix:
-            cells[name] = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            cells[name] = encode_json(value).decode()
         elif isinstance(value, Mapping):
             cells.update(flatten(value, f"{name}."))
         elif isinstance(value, list | tuple):
-            cells[name] = orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+            cells[name] = encode_json(value).decode()
         else:
             cells[name] = value
     return cells
@@ -124,7 +123,7 @@ def validate_rows(
             instance = spec.request.model_validate(record, strict=False)
         except ValidationError as exc:
             error = from_validation_errors(exc.errors(include_url=False))
-            problems[position] = "; ".join(f"{p.field}: {p.problem}" for p in error.fields) or error.message
+            problems[position] = "; ".join(map(str, error.fields)) or error.message
             continue
         positions.append(position)
         records.append(instance.model_dump())

@@ -14,6 +14,7 @@ from servekit.bench.inprocess import time_calls
 from servekit.bench.stats import Latency
 from servekit.capture import PredictionCapture
 from servekit.capture import logger as capture_logger
+from servekit.inference import run_model
 from servekit.logs import JsonFormatter, RequestIdFilter
 from servekit.model import Record, ServedModel
 from servekit.rest.access_log import AccessLog
@@ -75,10 +76,7 @@ def access_line_bytes() -> int:
 
 
 def _explained(model: ServedModel, records: Sequence[Record]) -> list[tuple[Record, dict[str, Any]]]:
-    predictions = model.predict(records)
-    for prediction, explanation in zip(predictions, model.explain(records), strict=True):
-        prediction["explanation"] = explanation.as_json()
-    return list(zip(records, predictions, strict=True))
+    return list(zip(records, run_model(model, records, explain=True), strict=True))
 
 
 def capture_line(model: ServedModel, records: Sequence[Record], seconds: float) -> Latency:
