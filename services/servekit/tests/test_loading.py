@@ -1,10 +1,13 @@
-"""Which model URIs a service follows, and the one-line failure text of a load."""
+"""Which model URIs a service follows, the one-line failure text of a load, and retries."""
 
 from __future__ import annotations
 
+import socketserver
+import threading
+
 import pytest
 
-from servekit.loading import follows_an_alias, one_line, registry_version
+from servekit.loading import RegistryRef, follows_an_alias, one_line, registry_version, resolve
 
 
 @pytest.mark.parametrize(
@@ -31,3 +34,45 @@ def test_a_failure_is_one_line_of_bounded_length() -> None:
     assert text.startswith("RuntimeError: first line second line xxx")
     assert "\n" not in text
     assert len(text) <= len("RuntimeError: ") + 500
+
+
+def test_the_cause_at_the_end_of_a_long_failure_is_kept() -> None:
+    # urllib3 puts the reason last: "Max retries exceeded with url: ... (Caused by ...)".
+    text = one_line(ConnectionError("HTTPConnectionPool: " + "x" * 1000 + " (Caused by RemoteDisconnected)"))
+    assert text.startswith("ConnectionError: HTTPConnectionPool: xxx")
+    assert text.endswith("(Caused by RemoteDisconnected)")
+    assert " ... " in text
+    assert len(text) <= len("ConnectionError: ") + 500
+
+
+class _ClosesKeptAliveConnections(socketserver.BaseRequestHandler):
+    """Answers the first request on a connection, then closes it as the next one arrives.
+
+    That is what a client sees when it reuses a pooled connection just as the server's
+    keep-alive timeout closes it (uvicorn's is 5 s, the MLflow server's default).
+    """
+
+    body = b'{"model_version": {"name": "toy", "version": "1", "run_id": "0123abcd"}}'
+
+    def handle(self) -> None:
+        served = 0
+        while request := self.request.recv(65536):
+            if served:
+                return  # closed with no response, after the request was sent
+            assert request.startswith(b"GET /api/2.0/mlflow/model-versions/get?")
+            head = f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n\r\n"
+            self.request.sendall(b"HTTP/1.1 200 OK\r\n" + head.encode() + self.body)
+            served += 1
+
+
+def test_a_kept_alive_connection_the_registry_closed_is_retried_on_a_new_one() -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _ClosesKeptAliveConnections) as server:
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        tracking_uri = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            for _ in range(3):  # each call after the first goes out on the connection closed under it
+                ref = resolve("models:/toy/1", tracking_uri)
+                assert ref == RegistryRef("toy", "1", "0123abcd", "models:/toy/1")
+        finally:
+            server.shutdown()

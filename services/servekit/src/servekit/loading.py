@@ -16,8 +16,11 @@ from servekit.model import ModelArtifact
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
 # The MLflow client retries an unreachable server for minutes by default; the
-# runtime has its own backoff and must report each failure promptly.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+# runtime has its own backoff and must report each failure promptly. One retry, which
+# urllib3 makes at once (it waits only before a second), is still needed: a pooled
+# connection the server closes at its keep-alive timeout just as we reuse it fails
+# with RemoteDisconnected, although the server is up (CI met it at uvicorn's 5 s).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -134,8 +137,11 @@ def read_model_dir(name: str, model_dir: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def one_line(exc: BaseException) -> str:
-    """``Type: message`` on one line, so one failure is one log line."""
+    """``Type: message`` on one line, so one failure is one log line.
+
+    A long message keeps its start and its end: urllib3 and MLflow put the cause last.
+    """
     text = " ".join(str(exc).split())
     if len(text) > 500:
-        text = text[:497] + "..."
+        text = f"{text[:247]} ... {text[-248:]}"
     return f"{type(exc).__name__}: {text}"
