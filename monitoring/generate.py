@@ -172,8 +172,9 @@ def sel(name: str, service: str, extra: str = "") -> str:
 def versioned(expr: str, names: MetricNames) -> str:
     """``expr`` per target, labelled with the version of the model that target serves.
 
-    A process serves one model at a time (``model_info`` is reset when it is set), so
-    joining on the target attributes its counters to that model version. When a
+    A process serves one model at a time (``model_info`` is reset when it is set), and a
+    canary's answers are left out of the counters joined here, so joining on the target
+    attributes its counters to that model version. When a
     process follows its alias to a new version, a rate window that spans the switch
     counts the old version's requests under the new one until the window has passed.
     """

@@ -59,28 +59,30 @@ def run_model(
     timings: PhaseTimer | None = None,
     metrics: ServiceMetrics | None = None,
     *,
-    inputs_binned_by: ServedModel | None = None,
+    served: ServedModel | None = None,
 ) -> list[dict[str, Any]]:
     """Predictions (with ``explanation`` when asked) for validated records, in order.
 
-    ``inputs_binned_by``: the model whose training bins count the inputs for drift (the served
-    one, when a canary answers); by default ``model``'s.
+    With ``metrics``, the inputs are counted for drift in the training bins of ``served``, the
+    model the service publishes in ``model_info`` (``model`` unless a canary answers), and the
+    attributions only when ``served`` is the model that answered: a canary's, joined on
+    ``model_info``, would be counted under the served version and set against its training
+    baseline. The caller counts outcomes (``ServiceMetrics.count_outcomes``) by the same rule.
     """
     timings = timings or _NoTimings()
+    served = served or model
     with timings.phase("predict"):
         predictions = model.predict(records)
-    if metrics is not None:
-        metrics.count_outcomes(model.outcome(p) for p in predictions)
-        binning = inputs_binned_by or model
-        if binning.input_bins and metrics.watch_inputs:
-            count_inputs(binning, records, metrics)
+    if metrics is not None and served.input_bins and metrics.watch_inputs:
+        count_inputs(served, records, metrics)
     if explain:
         start = time.perf_counter()
         with timings.phase("explain"):
             explanations = model.explain(records)
         if metrics is not None:
             metrics.explanation_latency.observe(time.perf_counter() - start)
-            metrics.count_explanations(e.attributions for e in explanations)
+            if served is model:
+                metrics.count_explanations(e.attributions for e in explanations)
         for prediction, explanation in zip(predictions, explanations, strict=True):
             prediction["explanation"] = explanation.as_json()
     return predictions

@@ -104,7 +104,8 @@ class ServiceMetrics:
         )
         self.predictions = Counter(
             n.predictions_total,
-            "Predictions by outcome (class label, or fare range for regressors).",
+            "Predictions of the served model (model_info) by outcome (class label, or fare range for "
+            "regressors); a canary's are counted per variant, not here.",
             ["outcome"],
             registry=self.registry,
         )
@@ -132,12 +133,12 @@ class ServiceMetrics:
         )
         self.explanations = Counter(
             n.explanations_total,
-            "Explained predictions (instances, not requests).",
+            "Explained predictions of the served model (instances, not requests).",
             registry=self.registry,
         )
         self.attribution = Counter(
             n.attribution_abs_sum_total,
-            "Sum of |SHAP contribution| per input feature over explained predictions.",
+            "Sum of |SHAP contribution| per input feature over the served model's explained predictions.",
             ["feature"],
             registry=self.registry,
         )

@@ -95,7 +95,7 @@ class Predictor:
         timings: Timings,
         stable: ServedModel,
     ) -> list[dict[str, Any]]:
-        return run_model(model, records, explain, timings, self.metrics, inputs_binned_by=stable)
+        return run_model(model, records, explain, timings, self.metrics, served=stable)
 
     def choose(self, stable: ServedModel, route: Route) -> tuple[str, ServedModel]:
         if self.canary is not None:
@@ -110,7 +110,8 @@ class Predictor:
         stable = self.runtime.require()
         variant, model = self.choose(stable, route)
         # The stable model bins the inputs for drift whichever model answers: its baseline is the one
-        # published, and the inputs do not depend on the model.
+        # published, and the inputs do not depend on the model. Outcomes and attributions depend
+        # on it: the service's series hold the stable model's, the variant series both.
         start = time.perf_counter()
         try:
             if len(records) <= INLINE_BATCH_LIMIT:
@@ -122,9 +123,12 @@ class Predictor:
                 failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
                 self.canary.answered(variant, model, time.perf_counter() - start, failed=failed)
             raise
+        outcomes = [model.outcome(p) for p in predictions]
+        if model is stable:
+            self.metrics.count_outcomes(outcomes)
         if self.canary is not None:
             self.canary.answered(variant, model, time.perf_counter() - start, failed=False)
-            self.canary.metrics.count_outcomes(variant, (model.outcome(p) for p in predictions))
+            self.canary.metrics.count_outcomes(variant, outcomes)
         if self.shadow is not None:
             self.shadow.submit(model, records, predictions, variant=variant)
         if self.capture is not None:
