@@ -41,9 +41,9 @@ CRD_SCHEMAS = {
 MISSING_SCHEMA = re.compile(r"Couldn't find schema for kind (\S+) with api version (\S+) for kubernetes")
 
 
-def run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(command, text=True, capture_output=True, env=env, cwd=ROOT, check=False, **kwargs)
+def run(command: list[str], extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(extra_env or {})}
+    return subprocess.run(command, text=True, capture_output=True, env=env, cwd=ROOT, check=False)
 
 
 def render(overlay: str, out: Path) -> list[dict[str, Any]]:
@@ -87,8 +87,12 @@ def validate(overlay: str, path: Path, docs: list[dict[str, Any]]) -> list[str]:
 
 
 def checkov(executable: str, directory: Path, framework: str) -> list[str]:
+    # checkov renders the kustomizations in parallel processes, and those whose base it cannot
+    # place (both overlays, and k8s/base) write their manifests under the same numbered names:
+    # two writing one name at once crash the scan (CI met it). One process gives the same report.
     result = run(
-        [executable, "-d", str(directory), "--framework", framework, "-o", "json", "--skip-download"]
+        [executable, "-d", str(directory), "--framework", framework, "-o", "json", "--skip-download"],
+        extra_env={"CHECKOV_PARALLELIZATION_TYPE": "none"} if framework == "kustomize" else None,
     )
     try:
         reports = json.loads(result.stdout)
