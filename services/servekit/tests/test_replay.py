@@ -53,7 +53,7 @@ def test_a_served_log_is_reproduced_whole_whatever_its_format(
 ) -> None:
     artifact, data = toy_trained
     lines = served_log(artifact, request_rows(data, 6), log_format)
-    captured = read_lines(lines)
+    captured = list(read_lines(lines))
     assert len(captured) == 6  # the service's other lines (model ready, ...) are skipped
     assert len(lines) > 6
     assert [c.instance for c in captured] == [0, 1, 2, 3, 4, 0]
@@ -154,6 +154,40 @@ def test_replay_groups_by_version_and_loads_each_once(toy_trained: tuple[ModelAr
     assert text == "toy vtest: 2 of 2 captured answers reproduced\ntoy v2: 2 of 2 captured answers reproduced"
 
 
+def test_a_long_log_is_answered_a_chunk_at_a_time_as_it_is_read(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, data = toy_trained
+    rows = request_rows(data, 10)
+    answers = ToyModel(artifact).predict(rows)
+    answers[7] = {**answers[7], "value": answers[7]["value"] + 1}
+    lines = [
+        json.dumps({"model": {"name": "toy", "version": "test"}, "instance": i, "input": r, "prediction": a})
+        for i, (r, a) in enumerate(zip(rows, answers, strict=True))
+    ]
+    read: list[int] = []
+    answered_after: list[int] = []  # how many lines had been read when each model call came
+
+    class Counting(ToyModel):
+        def predict(self, records: Any) -> Any:
+            answered_after.append(len(read))
+            return super().predict(records)
+
+    def log() -> Any:
+        for number, line in enumerate(lines, start=1):
+            read.append(number)
+            yield line
+
+    reports = replay(read_lines(log()), lambda name, version: (TOY, Counting(artifact)), chunk=4)
+    assert answered_after == [4, 8, 10]  # memory holds a chunk, not the log
+    text, ok = render(reports)
+    assert not ok
+    expected = render(replay(read_lines(lines), loader(artifact)))[0]
+    assert text == expected  # chunks change nothing in the report
+    assert text.splitlines()[-1] == "toy vtest: 9 of 10 captured answers reproduced, 1 differs"
+    assert text.startswith("toy vtest: line 8 (instance 7): value: captured ")
+
+
 @pytest.mark.usefixtures("restore_root_logger")
 def test_lines_as_log_stores_export_them_are_read_too(toy_trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = toy_trained
@@ -167,7 +201,7 @@ def test_lines_as_log_stores_export_them_are_read_too(toy_trained: tuple[ModelAr
             {"logStreamName": "bankchurn-7f9", "message": json.dumps({"log": lines[1], "stream": "stderr"})}
         ),
     ]
-    captured = read_lines(exported)
+    captured = list(read_lines(exported))
     assert [(c.request_id, c.instance) for c in captured] == [
         (first["request_id"], 0),
         (second["request_id"], 0),

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 from servekit import registry
@@ -111,23 +112,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.file != "-" and not Path(args.file).is_file():
         raise UsageError(f"replay: {args.file}: no such file")
-    try:
-        if args.file == "-":
-            captured = read_lines(sys.stdin)
-        else:
-            with open(args.file, encoding="utf-8", errors="replace") as lines:
-                captured = read_lines(lines)
-    except CaptureLineError as exc:
-        raise UsageError(f"replay: {args.file}: {exc}") from exc
-    if not captured:
-        raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
     tracking_uri = _tracking_uri(args.tracking_uri)
 
     def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
         spec = registry.get_service(name)
         return spec, spec.model(load_artifact(spec.name, f"models:/{name}/{version}", tracking_uri))
 
-    text, reproduced = render(replay(captured, load))
+    # Read as replayed: a capture log can be far bigger than memory.
+    stdin = args.file == "-"
+    with nullcontext(sys.stdin) if stdin else open(args.file, encoding="utf-8", errors="replace") as lines:
+        try:
+            reports = replay(read_lines(lines), load)
+        except CaptureLineError as exc:
+            raise UsageError(f"replay: {args.file}: {exc}") from exc
+    if not reports:
+        raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
+    text, reproduced = render(reports)
     print(text)
     return 0 if reproduced else 1
 

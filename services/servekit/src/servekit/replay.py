@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,9 @@ from servekit.spec import ServiceSpec
 #: machines, far below any difference a reader of the answer would see.
 RELATIVE_TOLERANCE = 1e-9
 ABSOLUTE_TOLERANCE = 1e-12
+#: Captures of one version answered in one model call: big enough for the model's vectorised
+#: speed, small enough that memory does not grow with the log.
+CHUNK = 1024
 #: A text log line: ``... servekit.capture [<request id>] prediction captured: {...}``.
 _TEXT_LINE = re.compile(
     rf"servekit\.capture(?: \[(?P<request>[^\]]*)\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
@@ -117,8 +120,12 @@ def unwrapped(entry: Any) -> Any:
     return entry
 
 
-def read_lines(lines: Iterable[str]) -> list[Captured]:
-    return [c for number, text in enumerate(lines, start=1) if (c := read_line(text, number)) is not None]
+def read_lines(lines: Iterable[str]) -> Iterator[Captured]:
+    """The captures among ``lines``, read as they are iterated (a capture log can be gigabytes)."""
+    for number, text in enumerate(lines, start=1):
+        captured = read_line(text, number)
+        if captured is not None:
+            yield captured
 
 
 def differences(captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:
@@ -182,35 +189,56 @@ def answer_again(spec: ServiceSpec, model: ServedModel, captured: Sequence[Captu
 
 
 def replay(
-    captured: Sequence[Captured],
+    captured: Iterable[Captured],
     load: Callable[[str, str], tuple[ServiceSpec, ServedModel]],
+    chunk: int = CHUNK,
 ) -> list[VersionReport]:
-    """Each version's captures answered again by that version, as ``load(name, version)`` gives it."""
-    by_version: dict[tuple[str, str], list[Captured]] = {}
+    """Each version's captures answered again by that version, as ``load(name, version)`` gives it.
+
+    Captures are read as they come and answered ``chunk`` at a time per version, so memory holds
+    a chunk per version (and the differences found), whatever the length of the log. Each version
+    is loaded once, when its first capture is read; the reports are in that order.
+    """
+    reports: dict[tuple[str, str], VersionReport] = {}
+    models: dict[tuple[str, str], tuple[ServiceSpec, ServedModel]] = {}
+    pending: dict[tuple[str, str], list[Captured]] = {}
     for c in captured:
-        by_version.setdefault((c.name, c.version), []).append(c)
-    reports = []
-    for (name, version), group in by_version.items():
-        report = VersionReport(name, version, checked=len(group))
-        reports.append(report)
-        try:
-            spec, model = load(name, version)
-        except Exception as exc:  # every cause (no such service, version, registry) is reported
-            report.not_loaded = f"{type(exc).__name__}: {exc}"
+        key = (c.name, c.version)
+        report = reports.get(key)
+        if report is None:
+            report = reports[key] = VersionReport(c.name, c.version)
+            try:
+                models[key] = load(c.name, c.version)
+            except Exception as exc:  # every cause (no such service, version, registry) is reported
+                report.not_loaded = f"{type(exc).__name__}: {exc}"
+        report.checked += 1
+        if report.not_loaded is not None:
             continue
-        run_id = model.artifact.run_id
-        for c in group:
-            if c.run_id and run_id and c.run_id != run_id:
-                report.differs(c, f"captured from run {c.run_id}, but version {version} is run {run_id} now")
-        try:
-            answers = answer_again(spec, model, group)
-        except Exception as exc:
-            report.not_loaded = f"answering the captured inputs failed: {type(exc).__name__}: {exc}"
-            continue
-        for c, now in zip(group, answers, strict=True):
-            for difference in differences(c.prediction, now):
-                report.differs(c, difference)
-    return reports
+        group = pending.setdefault(key, [])
+        group.append(c)
+        if len(group) >= chunk:
+            _check(report, *models[key], pending.pop(key))
+    for key, group in pending.items():
+        report = reports[key]
+        if report.not_loaded is None:
+            _check(report, *models[key], group)
+    return list(reports.values())
+
+
+def _check(report: VersionReport, spec: ServiceSpec, model: ServedModel, group: Sequence[Captured]) -> None:
+    run_id = model.artifact.run_id
+    for c in group:
+        if c.run_id and run_id and c.run_id != run_id:
+            current = f"version {report.version} is run {run_id} now"
+            report.differs(c, f"captured from run {c.run_id}, but {current}")
+    try:
+        answers = answer_again(spec, model, group)
+    except Exception as exc:
+        report.not_loaded = f"answering the captured inputs failed: {type(exc).__name__}: {exc}"
+        return
+    for c, now in zip(group, answers, strict=True):
+        for difference in differences(c.prediction, now):
+            report.differs(c, difference)
 
 
 def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
