@@ -3,7 +3,9 @@ the real registry, and a changed answer or a version the registry lacks is repor
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,9 +74,12 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
     assert len(captured) == len(rows)
     assert {line["capture"]["model"]["version"] for _, line in captured} == {version}
 
-    assert f"{name} v{version}: {len(rows)} of {len(rows)} captured answers reproduced" in mlp(
-        "replay", str(log)
-    )
+    reproduced = f"{name} v{version}: {len(rows)} of {len(rows)} captured answers reproduced"
+    assert reproduced in mlp("replay", str(log))
+    # An export piped in: gsutil cat gs://…/*.json | mlp replay -
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.StringIO(log.read_text()))
+        assert reproduced in mlp("replay", "-")
 
     def nudge_first_number(line: dict[str, Any]) -> None:
         prediction = line["capture"]["prediction"]
