@@ -1675,7 +1675,8 @@ def service_dashboard(service: str) -> dict[str, Any]:
         panel(
             "timeseries",
             "Outcome distribution against the training baseline",
-            "Share of each predicted outcome (5 m) and its share on the training data (dashed baseline).",
+            "Share of each outcome the served model predicted (5 m; a canary's are on the canary "
+            "panels) and its share on the training data (dashed baseline).",
             "percentunit",
             [
                 (sel(OUTCOME_SHARE.format(w="5m"), service), "{{outcome}} live"),
