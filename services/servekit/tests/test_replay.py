@@ -188,6 +188,39 @@ def test_a_long_log_is_answered_a_chunk_at_a_time_as_it_is_read(
     assert text.startswith("toy vtest: line 8 (instance 7): value: captured ")
 
 
+def test_past_the_listed_differences_the_rest_are_counted(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    # Another model behind the version: every answer differs, and the report stays readable.
+    artifact, data = toy_trained
+    rows = request_rows(data, 12)
+    answers = ToyModel(artifact).predict(rows)
+    lines = [
+        json.dumps(
+            {
+                "model": {"name": "toy", "version": "test", "run_id": "other-run"},
+                "instance": i,
+                "input": r,
+                "prediction": {**a, "value": a["value"] + 1},
+            }
+        )
+        for i, (r, a) in enumerate(zip(rows, answers, strict=True))
+    ]
+    # Each capture differs twice: its run (the toy artifact's is another), then its value.
+    assert artifact.run_id not in ("", "other-run")
+    text, ok = render(replay(read_lines(lines), loader(artifact), chunk=5, listed=3))
+    assert not ok
+    listed = text.splitlines()
+    run = f"captured from run other-run, but version test is run {artifact.run_id} now"
+    assert listed[0] == f"toy vtest: line 1 (instance 0): {run}"
+    assert listed[1].startswith("toy vtest: line 1 (instance 0): value: captured ")
+    assert listed[2].startswith("toy vtest: line 2 (instance 1): captured from run other-run")
+    assert listed[3:] == [
+        "toy vtest: 21 more differences not listed",
+        "toy vtest: 0 of 12 captured answers reproduced, 12 differ",
+    ]
+    every = render(replay(read_lines(lines), loader(artifact), listed=0))[0]
+    assert len(every.splitlines()) == 24 + 1
+
+
 @pytest.mark.usefixtures("restore_root_logger")
 def test_lines_as_log_stores_export_them_are_read_too(toy_trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = toy_trained

@@ -18,6 +18,7 @@ from servekit import registry
 from servekit.datasets import DatasetError
 from servekit.errors import ServekitError
 from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
+from servekit.replay import MAX_LISTED
 from servekit.settings import SettingsError
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
@@ -122,7 +123,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     stdin = args.file == "-"
     with nullcontext(sys.stdin) if stdin else open(args.file, encoding="utf-8", errors="replace") as lines:
         try:
-            reports = replay(read_lines(lines), load)
+            reports = replay(read_lines(lines), load, listed=args.max_listed)
         except CaptureLineError as exc:
             raise UsageError(f"replay: {args.file}: {exc}") from exc
     if not reports:
@@ -231,6 +232,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _non_negative(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mlp", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -303,6 +310,12 @@ def parser() -> argparse.ArgumentParser:
         help="answer captured predictions again with the versions that gave them, and compare",
     )
     replay.add_argument("file", help="log lines (JSON or text; other lines are skipped), or - for stdin")
+    replay.add_argument(
+        "--max-listed",
+        type=_non_negative,
+        default=MAX_LISTED,
+        help=f"differences listed per version; the rest are counted (default {MAX_LISTED}; 0: all)",
+    )
     replay.add_argument("--tracking-uri")
     replay.set_defaults(func=cmd_replay)
 

@@ -30,6 +30,9 @@ ABSOLUTE_TOLERANCE = 1e-12
 #: Captures of one version answered in one model call: big enough for the model's vectorised
 #: speed, small enough that memory does not grow with the log.
 CHUNK = 1024
+#: Differences listed per version (0: all); past it they are counted, so a log whose every answer
+#: differs (another model behind the version) gives a readable report in bounded memory.
+MAX_LISTED = 100
 #: A text log line: ``... servekit.capture [<request id>] prediction captured: {...}``.
 _TEXT_LINE = re.compile(
     rf"servekit\.capture(?: \[(?P<request>[^\]]*)\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
@@ -160,18 +163,25 @@ class VersionReport:
     name: str
     version: str
     checked: int = 0
+    #: The first ``listed`` differences, each naming its capture; the rest are only counted.
     problems: list[str] = field(default_factory=list)
-    #: Lines whose answer differs (or whose run is not the version's now).
-    differing: set[int] = field(default_factory=set)
+    listed: int = MAX_LISTED
+    unlisted: int = 0
+    #: Captures whose answer differs (or whose run is not the version's now).
+    differing: int = 0
     not_loaded: str | None = None
 
-    def differs(self, captured: Captured, problem: str) -> None:
-        self.problems.append(f"{captured.where}: {problem}")
-        self.differing.add(captured.line)
+    def differs(self, captured: Captured, problems: Sequence[str]) -> None:
+        self.differing += 1
+        for problem in problems:
+            if self.listed and len(self.problems) >= self.listed:
+                self.unlisted += 1
+            else:
+                self.problems.append(f"{captured.where}: {problem}")
 
     @property
     def reproduced(self) -> int:
-        return self.checked - len(self.differing)
+        return self.checked - self.differing
 
 
 def answer_again(spec: ServiceSpec, model: ServedModel, captured: Sequence[Captured]) -> list[dict[str, Any]]:
@@ -192,12 +202,13 @@ def replay(
     captured: Iterable[Captured],
     load: Callable[[str, str], tuple[ServiceSpec, ServedModel]],
     chunk: int = CHUNK,
+    listed: int = MAX_LISTED,
 ) -> list[VersionReport]:
     """Each version's captures answered again by that version, as ``load(name, version)`` gives it.
 
     Captures are read as they come and answered ``chunk`` at a time per version, so memory holds
-    a chunk per version (and the differences found), whatever the length of the log. Each version
-    is loaded once, when its first capture is read; the reports are in that order.
+    a chunk and the first ``listed`` differences (0: all) per version, whatever the length of the
+    log. Each version is loaded once, when its first capture is read; the reports are in that order.
     """
     reports: dict[tuple[str, str], VersionReport] = {}
     models: dict[tuple[str, str], tuple[ServiceSpec, ServedModel]] = {}
@@ -206,7 +217,7 @@ def replay(
         key = (c.name, c.version)
         report = reports.get(key)
         if report is None:
-            report = reports[key] = VersionReport(c.name, c.version)
+            report = reports[key] = VersionReport(c.name, c.version, listed=listed)
             try:
                 models[key] = load(c.name, c.version)
             except Exception as exc:  # every cause (no such service, version, registry) is reported
@@ -226,19 +237,19 @@ def replay(
 
 
 def _check(report: VersionReport, spec: ServiceSpec, model: ServedModel, group: Sequence[Captured]) -> None:
-    run_id = model.artifact.run_id
-    for c in group:
-        if c.run_id and run_id and c.run_id != run_id:
-            current = f"version {report.version} is run {run_id} now"
-            report.differs(c, f"captured from run {c.run_id}, but {current}")
     try:
         answers = answer_again(spec, model, group)
     except Exception as exc:
         report.not_loaded = f"answering the captured inputs failed: {type(exc).__name__}: {exc}"
         return
+    run_id = model.artifact.run_id
     for c, now in zip(group, answers, strict=True):
-        for difference in differences(c.prediction, now):
-            report.differs(c, difference)
+        problems = differences(c.prediction, now)
+        if c.run_id and run_id and c.run_id != run_id:
+            current = f"version {report.version} is run {run_id} now"
+            problems.insert(0, f"captured from run {c.run_id}, but {current}")
+        if problems:
+            report.differs(c, problems)
 
 
 def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
@@ -250,10 +261,12 @@ def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
             lines.append(f"{head}: {_answers(r.checked)} not checked: {r.not_loaded}")
             continue
         lines.extend(f"{head}: {problem}" for problem in r.problems)
+        if r.unlisted:
+            lines.append(f"{head}: {r.unlisted} more difference{'s' if r.unlisted > 1 else ''} not listed")
         differ = r.checked - r.reproduced
         tail = f", {differ} differ{'s' if differ == 1 else ''}" if differ else ""
         lines.append(f"{head}: {r.reproduced} of {_answers(r.checked)} reproduced{tail}")
-    ok = all(r.not_loaded is None and not r.problems for r in reports)
+    ok = all(r.not_loaded is None and not r.differing for r in reports)
     return "\n".join(lines), ok
 
 
