@@ -1549,6 +1549,21 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
         12,
         8,
     )
+    weighed = f"sum by (variant, feature) (rate({n.variant_attribution_abs_sum_total}{{{inst}}}[5m]))"
+    explained = f"sum by (variant) (rate({n.variant_explanations_total}{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Mean |attribution| per feature by variant (5 m)",
+            "What each variant's explanations weigh, on the same traffic: the mean |SHAP contribution| "
+            "of each input over the explained predictions it answered. A canary leaning on another input "
+            "than the stable model shows here, whatever its accuracy.",
+            "short",
+            [(f"{weighed}\n/ on (variant) group_left\n{explained}", "{{variant}} {{feature}}")],
+        ),
+        24,
+        8,
+    )
     g.add(
         panel(
             "timeseries",

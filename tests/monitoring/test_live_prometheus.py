@@ -82,6 +82,8 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
                 answered = client.post(f"{url}/predict", json=sample[i], headers=canary)
                 assert answered.status_code == 200, answered.text
                 assert answered.json()["model"]["version"] == "unregistered"
+                explained = client.post(f"{url}/predict?explain=true", json=sample[i], headers=canary)
+                assert explained.json()["explanation"]["contributions"], explained.text
                 infer = f"{url}/v2/models/{name}/infer"
                 assert client.post(infer, json=tensors[name]).status_code == 200
                 assert grpc_infer(server, name, tensors[name]).model_name == name

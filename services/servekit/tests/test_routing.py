@@ -343,22 +343,22 @@ def test_inputs_are_counted_in_the_stable_models_bins_whoever_answers(
     assert set(counted.values()) == {50}
 
 
-def test_the_services_outcomes_and_attributions_are_the_stable_models_only(
+def test_the_services_outcomes_and_attributions_are_the_stable_models_and_each_variant_has_its_own(
     rolled: tuple[TestClient, list[dict[str, Any]]], toy_trained: tuple[ModelArtifact, Split]
 ) -> None:
     # model_info names the stable version, and the drift rules join these series on it and set
     # them against its training baseline: a canary's answers there would be another model's.
     client, rows = rolled
     stable = Counter[str]()
-    attributions = Counter[str]()
+    attributions = {"stable": Counter[str](), "canary": Counter[str]()}
     for i, row in enumerate(rows[:50]):
         variant = "canary" if i % 5 < 3 else "stable"
         body = client.post("/predict?explain=true", json=row, headers={"X-Model-Variant": variant}).json()
         assert body["model"]["version"] == ("2" if variant == "canary" else toy_trained[0].version)
         if variant == "stable":
             stable[ToyModel(toy_trained[0]).outcome(body)] += 1
-            for feature, value in body["explanation"]["contributions"].items():
-                attributions[feature] += abs(value)
+        for feature, value in body["explanation"]["contributions"].items():
+            attributions[variant][feature] += abs(value)
     assert stable.total() == 20
     assert len(stable) == 2, stable  # both outcomes are checked with counts above 0
     for outcome in ("high", "low"):
@@ -372,8 +372,15 @@ def test_the_services_outcomes_and_attributions_are_the_stable_models_only(
     assert canary == 30
     assert sample(client, NAMES.explanations_total) == 20
     assert sample(client, f"{NAMES.explanation_latency_seconds}_count") == 50  # the time is the service's
-    for feature, total in attributions.items():
+    for feature, total in attributions["stable"].items():
         assert sample(client, NAMES.attribution_abs_sum_total, feature=feature) == pytest.approx(total)
+    # The variant series hold both, so what each model weighs can be set side by side.
+    assert attributions["stable"] != attributions["canary"]
+    for variant, count in (("stable", 20), ("canary", 30)):
+        assert sample(client, NAMES.variant_explanations_total, variant=variant) == count
+        for feature, total in attributions[variant].items():
+            got = sample(client, NAMES.variant_attribution_abs_sum_total, variant=variant, feature=feature)
+            assert got == pytest.approx(total)
 
 
 def test_without_a_canary_there_are_no_variant_series_and_asking_for_one_is_404(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -60,6 +60,7 @@ def run_model(
     metrics: ServiceMetrics | None = None,
     *,
     served: ServedModel | None = None,
+    explained: Callable[[Iterable[Mapping[str, float]]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Predictions (with ``explanation`` when asked) for validated records, in order.
 
@@ -68,6 +69,8 @@ def run_model(
     attributions only when ``served`` is the model that answered: a canary's, joined on
     ``model_info``, would be counted under the served version and set against its training
     baseline. The caller counts outcomes (``ServiceMetrics.count_outcomes``) by the same rule.
+    ``explained`` gets every explanation's attributions, whichever model answered (a canary
+    rollout's per-variant series).
     """
     timings = timings or _NoTimings()
     served = served or model
@@ -83,6 +86,8 @@ def run_model(
             metrics.explanation_latency.observe(time.perf_counter() - start)
             if served is model:
                 metrics.count_explanations(e.attributions for e in explanations)
+        if explained is not None:
+            explained(e.attributions for e in explanations)
         for prediction, explanation in zip(predictions, explanations, strict=True):
             prediction["explanation"] = explanation.as_json()
     return predictions

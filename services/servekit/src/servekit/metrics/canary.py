@@ -1,13 +1,14 @@
 """The collectors of a canary rollout, registered only when a service runs a canary.
 
-Both variants are counted the same way (requests by result, model latency, outcomes), so a
-dashboard and an alert set the canary's failure ratio, latency and answers beside the stable
-model's on the same pods at the same time. Without a canary none of these series exist.
+Both variants are counted the same way (requests by result, model latency, outcomes and
+attributions), so a dashboard and an alert set the canary's failure ratio, latency, answers and
+what it weighs beside the stable model's on the same pods at the same time. Without a canary
+none of these series exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -22,7 +23,7 @@ from servekit.metrics.names import (
 
 
 class CanaryMetrics(BesideModelMetrics):
-    """Requests, model latency and outcomes per variant (stable, canary), and the canary's version."""
+    """Requests, model latency, outcomes and attributions per variant, and the canary's version."""
 
     def __init__(self, names: MetricNames, registry: CollectorRegistry) -> None:
         super().__init__(names.canary_model_info, "canary", registry)
@@ -45,6 +46,19 @@ class CanaryMetrics(BesideModelMetrics):
             names.variant_predictions_total,
             "Predictions by variant and outcome (class label; for the regressor a bucketed range).",
             ["variant", "outcome"],
+            registry=registry,
+        )
+        self.explanations = Counter(
+            names.variant_explanations_total,
+            "Explained predictions (instances) by variant.",
+            ["variant"],
+            registry=registry,
+        )
+        self.attribution = Counter(
+            names.variant_attribution_abs_sum_total,
+            "Sum of |SHAP contribution| per input feature over explained predictions, by variant: "
+            "divided by variant_explanations_total, what each model weighs on the same traffic.",
+            ["variant", "feature"],
             registry=registry,
         )
         self.fallbacks = Counter(
@@ -70,6 +84,8 @@ class CanaryMetrics(BesideModelMetrics):
         }
         self._latency = {variant: self.latency.labels(variant=variant) for variant in VARIANTS}
         self._outcomes: dict[tuple[str, str], Counter] = {}
+        self._explanations = {variant: self.explanations.labels(variant=variant) for variant in VARIANTS}
+        self._attributions: dict[tuple[str, str], Counter] = {}
 
     def fell_back(self, reason: str) -> None:
         self._fallbacks[reason].inc()
@@ -85,3 +101,18 @@ class CanaryMetrics(BesideModelMetrics):
             if child is None:
                 child = self._outcomes[key] = self.predictions.labels(variant=variant, outcome=outcome)
             child.inc()
+
+    def count_explanations(self, variant: str, attributions: Iterable[Mapping[str, float]]) -> None:
+        """Add |contribution| per feature; the models' feature sets are bounded."""
+        count = 0
+        for attribution in attributions:
+            count += 1
+            for feature, value in attribution.items():
+                key = (variant, feature)
+                child = self._attributions.get(key)
+                if child is None:
+                    child = self._attributions[key] = self.attribution.labels(
+                        variant=variant, feature=feature
+                    )
+                child.inc(abs(value))
+        self._explanations[variant].inc(count)

@@ -36,6 +36,8 @@ CANARY_STOPPED = "canary_stopped"
 VARIANT_REQUESTS_TOTAL = "variant_requests_total"
 VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
+VARIANT_EXPLANATIONS_TOTAL = "variant_explanations_total"
+VARIANT_ATTRIBUTION_ABS_SUM_TOTAL = "variant_attribution_abs_sum_total"
 
 #: Why instances were not scored by the shadow model (``<svc>_shadow_skipped_total{reason}``).
 #: ``canary``: the instances were answered by the canary, and the shadow compares a challenger
@@ -225,3 +227,11 @@ class MetricNames:
     @property
     def variant_predictions_total(self) -> str:
         return self._name(VARIANT_PREDICTIONS_TOTAL)
+
+    @property
+    def variant_explanations_total(self) -> str:
+        return self._name(VARIANT_EXPLANATIONS_TOTAL)
+
+    @property
+    def variant_attribution_abs_sum_total(self) -> str:
+        return self._name(VARIANT_ATTRIBUTION_ABS_SUM_TOTAL)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request
@@ -93,9 +94,12 @@ class Predictor:
         records: Sequence[Record],
         explain: bool,
         timings: Timings,
+        *,
         stable: ServedModel,
+        variant: str,
     ) -> list[dict[str, Any]]:
-        return run_model(model, records, explain, timings, self.metrics, served=stable)
+        explained = None if self.canary is None else partial(self.canary.metrics.count_explanations, variant)
+        return run_model(model, records, explain, timings, self.metrics, served=stable, explained=explained)
 
     def choose(self, stable: ServedModel, route: Route) -> tuple[str, ServedModel]:
         if self.canary is not None:
@@ -115,9 +119,11 @@ class Predictor:
         start = time.perf_counter()
         try:
             if len(records) <= INLINE_BATCH_LIMIT:
-                predictions = self.run(model, records, explain, timings, stable)
+                predictions = self.run(model, records, explain, timings, stable=stable, variant=variant)
             else:
-                predictions = await asyncio.to_thread(self.run, model, records, explain, timings, stable)
+                predictions = await asyncio.to_thread(
+                    self.run, model, records, explain, timings, stable=stable, variant=variant
+                )
         except Exception as exc:
             if self.canary is not None:
                 failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
