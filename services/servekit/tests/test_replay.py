@@ -221,6 +221,26 @@ def test_past_the_listed_differences_the_rest_are_counted(toy_trained: tuple[Mod
     assert len(every.splitlines()) == 24 + 1
 
 
+def test_an_input_refused_now_is_that_captures_difference_and_the_rest_are_checked(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    # The request schema has moved since the capture (here: x is now at most 10, and it was 12).
+    artifact, data = toy_trained
+    rows = request_rows(data, 4)
+    answers = ToyModel(artifact).predict(rows)
+    rows[1] = {**rows[1], "x": 12.0}
+    lines = [
+        json.dumps({"model": {"name": "toy", "version": "test"}, "instance": i, "input": r, "prediction": a})
+        for i, (r, a) in enumerate(zip(rows, answers, strict=True))
+    ]
+    text, ok = render(replay(read_lines(lines), loader(artifact)))
+    assert not ok
+    assert text.splitlines() == [
+        "toy vtest: line 2 (instance 1): input refused now: x: Input should be less than or equal to 10",
+        "toy vtest: 3 of 4 captured answers reproduced, 1 differs",
+    ]
+
+
 @pytest.mark.usefixtures("restore_root_logger")
 def test_lines_as_log_stores_export_them_are_read_too(toy_trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = toy_trained

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from servekit.capture import MESSAGE
+from servekit.errors import from_validation_errors
 from servekit.inference import encode_json, run_model
 from servekit.model import ServedModel
 from servekit.spec import ServiceSpec
@@ -184,18 +186,30 @@ class VersionReport:
         return self.checked - self.differing
 
 
-def answer_again(spec: ServiceSpec, model: ServedModel, captured: Sequence[Captured]) -> list[dict[str, Any]]:
-    """The model's answers to the captured inputs, validated as the service validates a request."""
-    records = [spec.request.model_validate_json(encode_json(c.input)).model_dump() for c in captured]
-    answers: list[dict[str, Any]] = [{} for _ in captured]
+def answer_again(
+    spec: ServiceSpec, model: ServedModel, captured: Sequence[Captured]
+) -> list[dict[str, Any] | str]:
+    """The model's answer to each captured input, validated as the service validates a request.
+
+    An input the service would refuse now (its schema has moved since the capture) gets, in
+    place of an answer, the fields and problems, as the 422 would name them.
+    """
+    answers: list[dict[str, Any] | str] = [{} for _ in captured]
+    records: dict[int, dict[str, Any]] = {}
+    for i, c in enumerate(captured):
+        try:
+            records[i] = spec.request.model_validate_json(encode_json(c.input)).model_dump()
+        except ValidationError as exc:
+            error = from_validation_errors(exc.errors(include_url=False))
+            answers[i] = "; ".join(map(str, error.fields)) or error.message
     # Explained where the captured answer was, as the service explains: run_model either way.
     for explain in (False, True):
-        positions = [i for i, c in enumerate(captured) if ("explanation" in c.prediction) is explain]
+        positions = [i for i in records if ("explanation" in captured[i].prediction) is explain]
         if positions:
             again = run_model(model, [records[i] for i in positions], explain)
             for i, answer in zip(positions, again, strict=True):
-                answers[i] = answer
-    return [orjson.loads(encode_json(a)) for a in answers]
+                answers[i] = orjson.loads(encode_json(answer))
+    return answers
 
 
 def replay(
@@ -244,7 +258,7 @@ def _check(report: VersionReport, spec: ServiceSpec, model: ServedModel, group: 
         return
     run_id = model.artifact.run_id
     for c, now in zip(group, answers, strict=True):
-        problems = differences(c.prediction, now)
+        problems = [f"input refused now: {now}"] if isinstance(now, str) else differences(c.prediction, now)
         if c.run_id and run_id and c.run_id != run_id:
             current = f"version {report.version} is run {run_id} now"
             problems.insert(0, f"captured from run {c.run_id}, but {current}")
