@@ -46,6 +46,18 @@ def loader(artifact: ModelArtifact) -> Any:
     return load
 
 
+def bare_captures(
+    rows: list[dict[str, Any]], answers: list[dict[str, Any]], versions: Any = "test", run_id: str = ""
+) -> list[str]:
+    """Capture objects alone, one per line (``versions``: one for all, or one per row)."""
+    versions = [versions] * len(rows) if isinstance(versions, str) else versions
+    model = {"name": "toy"} | ({"run_id": run_id} if run_id else {})
+    return [
+        json.dumps({"model": {**model, "version": v}, "instance": i, "input": r, "prediction": a})
+        for i, (r, a, v) in enumerate(zip(rows, answers, versions, strict=True))
+    ]
+
+
 @pytest.mark.usefixtures("restore_root_logger")
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_a_served_log_is_reproduced_whole_whatever_its_format(
@@ -138,10 +150,7 @@ def test_replay_groups_by_version_and_loads_each_once(toy_trained: tuple[ModelAr
     other = dataclasses.replace(artifact, version="2")
     rows = request_rows(data, 4)
     answer = ToyModel(artifact).predict(rows)
-    lines = [
-        json.dumps({"model": {"name": "toy", "version": v}, "instance": i, "input": r, "prediction": a})
-        for i, (r, a, v) in enumerate(zip(rows, answer, ["test", "2", "test", "2"], strict=True))
-    ]
+    lines = bare_captures(rows, answer, ["test", "2", "test", "2"])
     loads: list[str] = []
 
     def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
@@ -161,10 +170,7 @@ def test_a_long_log_is_answered_a_chunk_at_a_time_as_it_is_read(
     rows = request_rows(data, 10)
     answers = ToyModel(artifact).predict(rows)
     answers[7] = {**answers[7], "value": answers[7]["value"] + 1}
-    lines = [
-        json.dumps({"model": {"name": "toy", "version": "test"}, "instance": i, "input": r, "prediction": a})
-        for i, (r, a) in enumerate(zip(rows, answers, strict=True))
-    ]
+    lines = bare_captures(rows, answers)
     read: list[int] = []
     answered_after: list[int] = []  # how many lines had been read when each model call came
 
@@ -193,17 +199,8 @@ def test_past_the_listed_differences_the_rest_are_counted(toy_trained: tuple[Mod
     artifact, data = toy_trained
     rows = request_rows(data, 12)
     answers = ToyModel(artifact).predict(rows)
-    lines = [
-        json.dumps(
-            {
-                "model": {"name": "toy", "version": "test", "run_id": "other-run"},
-                "instance": i,
-                "input": r,
-                "prediction": {**a, "value": a["value"] + 1},
-            }
-        )
-        for i, (r, a) in enumerate(zip(rows, answers, strict=True))
-    ]
+    changed = [{**a, "value": a["value"] + 1} for a in answers]
+    lines = bare_captures(rows, changed, run_id="other-run")
     # Each capture differs twice: its run (the toy artifact's is another), then its value.
     assert artifact.run_id not in ("", "other-run")
     text, ok = render(replay(read_lines(lines), loader(artifact), chunk=5, listed=3))
@@ -229,10 +226,7 @@ def test_an_input_refused_now_is_that_captures_difference_and_the_rest_are_check
     rows = request_rows(data, 4)
     answers = ToyModel(artifact).predict(rows)
     rows[1] = {**rows[1], "x": 12.0}
-    lines = [
-        json.dumps({"model": {"name": "toy", "version": "test"}, "instance": i, "input": r, "prediction": a})
-        for i, (r, a) in enumerate(zip(rows, answers, strict=True))
-    ]
+    lines = bare_captures(rows, answers)
     text, ok = render(replay(read_lines(lines), loader(artifact)))
     assert not ok
     assert text.splitlines() == [
