@@ -9,10 +9,12 @@ none of these series exist.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from servekit.metrics.beside import BesideModelMetrics
+from servekit.metrics.collectors import count_attributions
 from servekit.metrics.names import (
     CANARY_FALLBACK_REASONS,
     LATENCY_BUCKETS,
@@ -104,15 +106,14 @@ class CanaryMetrics(BesideModelMetrics):
 
     def count_explanations(self, variant: str, attributions: Iterable[Mapping[str, float]]) -> None:
         """Add |contribution| per feature; the models' feature sets are bounded."""
-        count = 0
-        for attribution in attributions:
-            count += 1
-            for feature, value in attribution.items():
-                key = (variant, feature)
-                child = self._attributions.get(key)
-                if child is None:
-                    child = self._attributions[key] = self.attribution.labels(
-                        variant=variant, feature=feature
-                    )
-                child.inc(abs(value))
-        self._explanations[variant].inc(count)
+        count_attributions(
+            attributions, partial(self._attribution_child, variant), self._explanations[variant]
+        )
+
+    def _attribution_child(self, variant: str, feature: str) -> Counter:
+        child = self._attributions.get((variant, feature))
+        if child is None:
+            child = self._attributions[variant, feature] = self.attribution.labels(
+                variant=variant, feature=feature
+            )
+        return child

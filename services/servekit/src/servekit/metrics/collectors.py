@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -272,12 +272,7 @@ class ServiceMetrics:
 
     def count_explanations(self, attributions: Iterable[Mapping[str, float]]) -> None:
         """Add |contribution| per feature; callers pass bounded feature sets only."""
-        count = 0
-        for attribution in attributions:
-            count += 1
-            for feature, value in attribution.items():
-                self._attribution_child(feature).inc(abs(value))
-        self.explanations.inc(count)
+        count_attributions(attributions, self._attribution_child, self.explanations)
 
     def count_inputs(self, counted: Mapping[tuple[str, str], int]) -> None:
         """Add binned input values (``input_drift.count``); bins are bounded by the model's."""
@@ -285,3 +280,18 @@ class ServiceMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def count_attributions(
+    attributions: Iterable[Mapping[str, float]], child: Callable[[str], Counter], explained: Counter
+) -> None:
+    """Add each explanation's |contribution| per feature to ``child(feature)``, their number to ``explained``.
+
+    The served model's series and a canary rollout's per-variant ones are counted alike.
+    """
+    count = 0
+    for attribution in attributions:
+        count += 1
+        for feature, value in attribution.items():
+            child(feature).inc(abs(value))
+    explained.inc(count)
