@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 @dataclass(frozen=True)
@@ -111,3 +114,9 @@ def from_validation_errors(errors: Sequence[Any], *, drop_prefix: str | None = N
             continue
         problems.append(FieldProblem(location(loc), problem_text(str(err.get("msg", "invalid value")))))
     return invalid_fields(problems)
+
+
+def rejection(exc: ValidationError) -> str:
+    """Why one record was refused, on one line: each bad field and its problem, as the 422 names them."""
+    error = from_validation_errors(exc.errors(include_url=False))
+    return "; ".join(map(str, error.fields)) or error.message

@@ -20,7 +20,7 @@ import orjson
 from pydantic import ValidationError
 
 from servekit.capture import MESSAGE
-from servekit.errors import from_validation_errors
+from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import ServedModel
 from servekit.spec import ServiceSpec
@@ -200,8 +200,7 @@ def answer_again(
         try:
             records[i] = spec.request.model_validate_json(encode_json(c.input)).model_dump()
         except ValidationError as exc:
-            error = from_validation_errors(exc.errors(include_url=False))
-            answers[i] = "; ".join(map(str, error.fields)) or error.message
+            answers[i] = rejection(exc)
     # Explained where the captured answer was, as the service explains: run_model either way.
     for explain in (False, True):
         positions = [i for i in records if ("explanation" in captured[i].prediction) is explain]

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from servekit.errors import from_validation_errors
+from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import ServedModel
 from servekit.spec import ServiceSpec
@@ -122,8 +122,7 @@ def validate_rows(
         try:
             instance = spec.request.model_validate(record, strict=False)
         except ValidationError as exc:
-            error = from_validation_errors(exc.errors(include_url=False))
-            problems[position] = "; ".join(map(str, error.fields)) or error.message
+            problems[position] = rejection(exc)
             continue
         positions.append(position)
         records.append(instance.model_dump())
