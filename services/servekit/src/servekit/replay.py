@@ -276,8 +276,7 @@ def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
         lines.extend(f"{head}: {problem}" for problem in r.problems)
         if r.unlisted:
             lines.append(f"{head}: {r.unlisted} more difference{'s' if r.unlisted > 1 else ''} not listed")
-        differ = r.checked - r.reproduced
-        tail = f", {differ} differ{'s' if differ == 1 else ''}" if differ else ""
+        tail = f", {r.differing} differ{'s' if r.differing == 1 else ''}" if r.differing else ""
         lines.append(f"{head}: {r.reproduced} of {_answers(r.checked)} reproduced{tail}")
     ok = all(r.not_loaded is None and not r.differing for r in reports)
     return "\n".join(lines), ok
