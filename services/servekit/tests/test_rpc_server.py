@@ -22,7 +22,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rpc import generate
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import SERVICE, OpenInferenceServicer, infer_message
+from servekit.rpc.server import RETRY_PUSHBACK_KEY, SERVICE, OpenInferenceServicer, infer_message
 from servekit.settings import load_settings
 from servekit.testing import request_rows, wait_ready
 from servekit.training.trainer import Split
@@ -322,6 +322,22 @@ def test_before_the_model_loads_infer_is_unavailable_with_the_reason(
             error = status_of(stub.model_infer, infer_request([{"x": 1.0, "color": "red"}]))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     assert "model not ready" in error.details()
+
+
+def test_a_full_replica_is_unavailable_with_a_pushback(served: tuple[TestClient, Stub]) -> None:
+    client, stub = served
+    admission = client.app.state.admission  # type: ignore[attr-defined]
+    for _ in range(admission.limit):  # every place taken, by HTTP or gRPC requests alike
+        admission.enter()
+    error = status_of(stub.model_infer, infer_request([{"x": 1.0, "color": "red"}]))
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "TOY_MAX_CONCURRENT_REQUESTS" in error.details()
+    assert dict(error.trailing_metadata())[RETRY_PUSHBACK_KEY] == "1000"  # type: ignore[attr-defined]
+    assert stub.server_ready(pb.ServerReadyRequest()).ready
+    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+    assert registry.get_sample_value("toy_prediction_requests_shed_total") == 1
+    admission.leave()
+    assert stub.model_infer(infer_request([{"x": 1.0, "color": "red"}])).outputs
 
 
 def test_the_generated_messages_match_the_proto() -> None:

@@ -50,6 +50,8 @@ def test_the_google_cloud_project_is_read_unprefixed_too(monkeypatch: pytest.Mon
         ("TOY_SHADOW_SAMPLE_RATE", "1.5", "less than or equal to 1"),
         ("TOY_CAPTURE_PERCENT", "150", "less than or equal to 100"),
         ("TOY_CAPTURE_PERCENT", "-1", "greater than or equal to 0"),
+        ("TOY_MAX_CONCURRENT_REQUESTS", "-1", "greater than or equal to 0"),
+        ("TOY_MAX_CONCURRENT_REQUESTS", "many", "valid integer"),
         ("TOY_LOG_LEVEL", "verbose", "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"),
         ("TOY_LOG_FORMAT", "xml", "'text' or 'json'"),
         ("TOY_GOOGLE_CLOUD_PROJECT", "My Project", "not a Google Cloud project id"),

@@ -38,6 +38,8 @@ class ServekitError(Exception):
     error: str
     message: str
     fields: Sequence[FieldProblem] = field(default_factory=tuple)
+    #: When a client should try again (HTTP ``Retry-After``); None: the transport's default.
+    retry_after_seconds: int | None = None
 
     def __str__(self) -> str:
         return f"{self.status_code} {self.error}: {self.message}"

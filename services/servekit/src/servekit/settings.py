@@ -40,6 +40,15 @@ class ServiceSettings(BaseSettings):
     root_path: str = Field(default="", description="Path prefix when served behind a non-rewriting ingress")
     max_batch_size: int = Field(default=256, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_concurrent_requests: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Prediction requests (HTTP and gRPC) answered at once at most; one more is refused at once "
+            "with 503 and Retry-After, so an overloaded replica keeps its answers on time; 0: no limit; "
+            "unset: the service's own default (servekit.spec.ServiceSpec.max_concurrent_requests)"
+        ),
+    )
     gzip_min_bytes: int = Field(
         default=1024, ge=0, description="Gzip responses this large for clients that accept it; 0: never"
     )

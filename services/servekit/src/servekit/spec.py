@@ -31,3 +31,7 @@ class ServiceSpec:
     recipe: TrainingRecipe
     #: Port of ``make up`` on 127.0.0.1 (containers always use 8080).
     local_port: int
+    #: Default of ``<SVC>_MAX_CONCURRENT_REQUESTS``. Past capacity each request in flight shares
+    #: the CPU with the others, so an answer takes about this many times one request's time: a
+    #: model whose large explained batches are slow needs fewer (README, "Overload").
+    max_concurrent_requests: int = 16

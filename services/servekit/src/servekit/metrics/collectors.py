@@ -186,6 +186,17 @@ class ServiceMetrics:
             "the record; the service log says why, once).",
             registry=self.registry,
         )
+        self.prediction_requests_in_flight = Gauge(
+            n.prediction_requests_in_flight,
+            "Prediction requests (every transport) being answered now.",
+            registry=self.registry,
+        )
+        self.prediction_requests_shed = Counter(
+            n.prediction_requests_shed_total,
+            f"Prediction requests refused at once with 503 (gRPC UNAVAILABLE) because "
+            f"{service.upper()}_MAX_CONCURRENT_REQUESTS were being answered.",
+            registry=self.registry,
+        )
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
 

@@ -24,6 +24,8 @@ TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
 ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
 CAPTURED_INSTANCES_TOTAL = "captured_instances_total"
 CAPTURE_FAILURES_TOTAL = "capture_failures_total"
+PREDICTION_REQUESTS_IN_FLIGHT = "prediction_requests_in_flight"
+PREDICTION_REQUESTS_SHED_TOTAL = "prediction_requests_shed_total"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
 SHADOW_MODEL_INFO = "shadow_model_info"
@@ -187,6 +189,14 @@ class MetricNames:
     @property
     def capture_failures_total(self) -> str:
         return self._name(CAPTURE_FAILURES_TOTAL)
+
+    @property
+    def prediction_requests_in_flight(self) -> str:
+        return self._name(PREDICTION_REQUESTS_IN_FLIGHT)
+
+    @property
+    def prediction_requests_shed_total(self) -> str:
+        return self._name(PREDICTION_REQUESTS_SHED_TOTAL)
 
     @property
     def shadow_model_info(self) -> str:

@@ -22,10 +22,16 @@ from servekit.rest.request_id import request_id_of
 
 logger = logging.getLogger("servekit.rest")
 
+#: A model loads in seconds: a client told to wait 5 s does not hammer a replica still loading.
+NOT_READY_RETRY_AFTER_SECONDS = 5
+
 
 def error_response(exc: ServekitError, scope: Scope | None = None) -> Response:
     """The error as JSON: servekit's body, or the Open Inference Protocol's on its paths."""
-    headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+    retry_after = exc.retry_after_seconds
+    if retry_after is None and exc.status_code == 503:
+        retry_after = NOT_READY_RETRY_AFTER_SECONDS
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
     body = exc.open_inference_body() if scope is not None and is_open_inference(scope) else exc.body()
     return Response(
         orjson.dumps(body),

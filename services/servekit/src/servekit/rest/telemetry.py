@@ -29,6 +29,19 @@ def model_path_template(path: str) -> str:
     return "/".join((MODELS_PATH + "{model}", *rest))
 
 
+KNOWN_ENDPOINTS = frozenset(ENDPOINTS)
+
+
+def endpoint_of(scope: Scope, root_path: str = "") -> str:
+    """The ``endpoint`` label of a request: its path without the prefix, templated, or ``other``."""
+    path: str = scope["path"]
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :] or "/"
+    if path.startswith(MODELS_PATH):
+        path = model_path_template(path)
+    return path if path in KNOWN_ENDPOINTS else "other"
+
+
 class Timings:
     """Milliseconds spent per phase of one request, rendered as ``Server-Timing``."""
 
@@ -71,15 +84,6 @@ class TelemetryMiddleware:
         self.metrics = metrics
         self.access_log = access_log
         self.root_path = root_path.rstrip("/")
-        self.known = frozenset(ENDPOINTS)
-
-    def endpoint(self, scope: Scope) -> str:
-        path: str = scope["path"]
-        if self.root_path and path.startswith(self.root_path):
-            path = path[len(self.root_path) :] or "/"
-        if path.startswith(MODELS_PATH):
-            path = model_path_template(path)
-        return path if path in self.known else "other"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].endswith("/metrics"):
@@ -112,7 +116,7 @@ class TelemetryMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            endpoint = self.endpoint(scope)
+            endpoint = endpoint_of(scope, self.root_path)
             self.metrics.count_request(endpoint, scope["method"], status, elapsed)
             if self.access_log is not None:
                 self.access_log.record(scope, endpoint, status, elapsed, response_bytes)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from servekit import logs
+from servekit.admission import AdmissionLimit
 from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
@@ -50,6 +51,8 @@ STATUS_CODES = {
     422: grpc.StatusCode.INVALID_ARGUMENT,
     503: grpc.StatusCode.UNAVAILABLE,
 }
+#: Trailing metadata a gRPC retry policy reads as the milliseconds to wait (gRFC A6).
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 #: Where the elements of each datatype travel in ``InferTensorContents`` (FP16: raw only).
 CONTENTS_FIELDS = {
     "BOOL": "bool_contents",
@@ -202,8 +205,10 @@ class OpenInferenceServicer:
         metrics: ServiceMetrics,
         *,
         access_log: AccessLog | None = None,
+        admission: AdmissionLimit | None = None,
     ) -> None:
         self.name = spec.name
+        self.admission = admission or AdmissionLimit(spec.name, 0)
         self.access_log = access_log
         self.runtime = runtime
         self.predictor = predictor
@@ -249,6 +254,10 @@ class OpenInferenceServicer:
         )
 
     async def model_infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        with self.admission.admitted():
+            return await self._infer(request, context)
+
+    async def _infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         start = time.perf_counter()
         self.model.served(request.model_name, request.model_version)  # before decoding
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -313,6 +322,10 @@ class OpenInferenceServicer:
             except ServekitError as exc:
                 count(exc.status_code, exc)
                 code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
+                if exc.retry_after_seconds is not None:
+                    # gRPC's Retry-After: a client's retry policy waits this long before trying again.
+                    pushback = str(exc.retry_after_seconds * 1000)
+                    context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, pushback),))
                 await context.abort(code, exc.open_inference_body()["error"])
             except Exception as exc:
                 logger.exception("request %s %s failed", logs.request_id.get(), endpoint)

@@ -1,0 +1,163 @@
+"""The admission limit over HTTP: a full replica refuses predictions at once and keeps answering the rest."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import FAILING_X, TOY, FailingToy, ToyModel
+
+from servekit.admission import AdmissionLimit
+from servekit.metrics.names import MetricNames
+from servekit.model import ModelArtifact, Record
+from servekit.rest import create_app
+from servekit.rest.app import INLINE_BATCH_LIMIT
+from servekit.settings import load_settings
+from servekit.spec import ServiceSpec
+from servekit.testing import metric_sample, request_rows, wait_ready
+from servekit.training.trainer import Split
+
+NAMES = MetricNames("toy")
+ROW = {"x": 2.0, "color": "red"}
+
+
+def admission_of(client: TestClient) -> AdmissionLimit:
+    return client.app.state.admission  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture
+def full_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
+    """A replica with a limit of 2, both places taken (as by two requests being answered)."""
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_concurrent_requests=2)
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        admission_of(client).enter()
+        admission_of(client).enter()
+        yield client
+
+
+def test_a_full_replica_refuses_each_prediction_endpoint_at_once(full_client: TestClient) -> None:
+    single = full_client.post("/predict", json=ROW, headers={"x-request-id": "burst-1"})
+    batch = full_client.post("/predict/batch", json={"instances": [ROW]})
+    # Refused before the body is read: a malformed one is not even looked at.
+    unread = full_client.post("/predict", content=b"{not json", headers={"content-type": "application/json"})
+    v2 = full_client.post("/v2/models/toy/infer", json={"inputs": []})
+
+    for response in (single, batch, unread):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        body = response.json()
+        assert body["error"] == "overloaded"
+        assert "answering 2 prediction requests" in body["message"]
+        assert "TOY_MAX_CONCURRENT_REQUESTS" in body["message"]
+    assert single.headers["x-request-id"] == "burst-1"
+    assert "server-timing" in single.headers
+    # The Open Inference Protocol's clients read the message from "error".
+    assert v2.status_code == 503
+    assert v2.json()["code"] == "overloaded"
+    assert "TOY_MAX_CONCURRENT_REQUESTS" in v2.json()["error"]
+
+    assert metric_sample(full_client, NAMES.prediction_requests_shed_total) == 4
+    assert metric_sample(full_client, NAMES.prediction_requests_in_flight) == 2
+    labels = {"endpoint": "/predict", "method": "POST", "status": "503"}
+    assert metric_sample(full_client, NAMES.requests_total, **labels) == 2
+
+
+def test_probes_metadata_and_scrapes_are_never_refused(full_client: TestClient) -> None:
+    for path in ("/healthz", "/readyz", "/model", "/metrics", "/v2/health/ready", "/openapi.json"):
+        assert full_client.get(path).status_code == 200, path
+    assert metric_sample(full_client, NAMES.prediction_requests_shed_total) == 0
+
+
+def test_a_freed_place_answers_the_next_request(full_client: TestClient) -> None:
+    assert full_client.post("/predict", json=ROW).status_code == 503
+    admission_of(full_client).leave()
+    assert full_client.post("/predict", json=ROW).status_code == 200
+    assert admission_of(full_client).in_flight == 1
+
+
+def test_the_limit_holds_behind_a_path_prefix(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_concurrent_requests=1, root_path="/toy")
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        admission_of(client).enter()
+        assert client.post("/toy/predict", json=ROW).status_code == 503
+        assert client.get("/toy/healthz").status_code == 200
+
+
+class GatedToy(ToyModel):
+    """Holds a batch (answered in a worker thread) until the test opens the gate."""
+
+    entered = threading.Event()
+    gate = threading.Event()
+
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        if len(records) > INLINE_BATCH_LIMIT:
+            GatedToy.entered.set()
+            assert GatedToy.gate.wait(30), "the test never opened the gate"
+        return super().predict(records)
+
+
+def test_a_place_is_held_while_a_request_is_answered(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = toy_trained
+    settings = load_settings("toy", max_concurrent_requests=1, max_batch_size=64)
+    spec = dataclasses.replace(TOY, model=GatedToy)
+    rows = request_rows(data, INLINE_BATCH_LIMIT + 1)
+    with TestClient(create_app(spec, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        answers: list[int] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(client.post("/predict/batch", json={"instances": rows}).status_code)
+        )
+        slow.start()
+        try:
+            assert GatedToy.entered.wait(30)
+            assert metric_sample(client, NAMES.prediction_requests_in_flight) == 1
+            assert client.post("/predict", json=ROW).status_code == 503
+            assert client.get("/healthz").status_code == 200
+        finally:
+            GatedToy.gate.set()
+            slow.join(30)
+        assert answers == [200]
+        assert metric_sample(client, NAMES.prediction_requests_in_flight) == 0
+        assert client.post("/predict", json=ROW).status_code == 200
+
+
+def test_a_request_that_fails_gives_its_place_back(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_concurrent_requests=1)
+    spec = dataclasses.replace(TOY, model=FailingToy)
+    with TestClient(
+        create_app(spec, settings, source=lambda: artifact), raise_server_exceptions=False
+    ) as client:
+        wait_ready(client)
+        assert client.post("/predict", json={"x": FAILING_X, "color": "red"}).status_code == 500
+        assert client.post("/predict", json={"x": "not a number", "color": "red"}).status_code == 422
+        assert admission_of(client).in_flight == 0
+        assert client.post("/predict", json=ROW).status_code == 200
+
+
+def test_the_limit_is_the_service_s_unless_the_operator_sets_one(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    slow_model = dataclasses.replace(TOY, max_concurrent_requests=3)
+
+    def limit_of(spec: ServiceSpec, **settings: Any) -> int:
+        with TestClient(
+            create_app(spec, load_settings("toy", **settings), source=lambda: artifact)
+        ) as client:
+            wait_ready(client)
+            limit: int = client.get("/model").json()["admission"]["limit"]
+        return limit
+
+    assert limit_of(TOY) == 16
+    assert limit_of(slow_model) == 3
+    assert limit_of(slow_model, max_concurrent_requests=0) == 0
+    assert limit_of(slow_model, max_concurrent_requests=40) == 40
