@@ -83,6 +83,9 @@ class Objectives:
     container: str = "server"
     #: Alert when resident memory exceeds this share of the limit.
     memory_ratio: float = 0.9
+    #: Alert when replicas refuse more than this share of the prediction requests (10 m), their
+    #: <SVC>_MAX_CONCURRENT_REQUESTS being in flight: a burst now and then is the limit at work.
+    shed_ratio: float = 0.01
     #: Alert when more than this share of the instances sampled for the shadow model are skipped
     #: because its queue is full (10 m).
     shadow_queue_full_ratio: float = 0.1
@@ -411,6 +414,7 @@ def alerts(service: str) -> list[Alert]:
     def stable(record: str) -> str:
         return sel(record, service, f'variant="{STABLE}"')
 
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
     found: list[Alert] = []
     avail_budget = 1 - o.availability
     latency_budget = 1 - o.latency
@@ -521,6 +525,19 @@ def alerts(service: str) -> list[Alert]:
             "has a gap. Predictions are unaffected; each pod's log says why, once.",
         ),
         Alert(
+            "PredictionsShed",
+            f"sum(rate({n.prediction_requests_shed_total}[10m]))\n/\n"
+            f"sum(rate({n.requests_total}{{{predict}}}[10m]))\n> {number(o.shed_ratio)}",
+            "warning",
+            f"{s}'s replicas are full and refuse prediction requests",
+            f"For 10 minutes {s}'s replicas have refused more than {o.shed_ratio:.0%} of the prediction "
+            "requests with 503 at once, each having <SVC>_MAX_CONCURRENT_REQUESTS requests in flight. "
+            "They are counted in the error ratio too. The autoscaler is at its maximum or cannot add "
+            "pods fast enough: raise the HorizontalPodAutoscaler's maxReplicas, or find the client "
+            "sending large explained batches.",
+            "10m",
+        ),
+        Alert(
             "ShadowFallingBehind",
             f'sum(rate({n.shadow_skipped_total}{{reason="queue_full"}}[10m]))\n/\n'
             f"(sum(rate({n.shadow_predictions_total}[10m])) + sum(rate({n.shadow_skipped_total}[10m])))\n"
@@ -600,6 +617,22 @@ class Case:
     series: dict[str, str]
     eval_time: str
     expected: list[dict[str, str]] = field(default_factory=list)
+
+
+def fires_and_quiet(
+    alert: str,
+    service: str,
+    at: str,
+    firing: tuple[str, dict[str, str]],
+    quiet: tuple[str, dict[str, str]],
+) -> list[Case]:
+    """The two cases most alerts need: series that fire it (for the service), and series that do not."""
+    (fires_when, fires_on), (quiet_when, quiet_on) = firing, quiet
+    expected = [{"alertname": alert, "service": service}]
+    return [
+        Case(alert, f"fires: {fires_when}", fires_on, at, expected),
+        Case(alert, f"quiet: {quiet_when}", quiet_on, at),
+    ]
 
 
 def render(template: str, labels: dict[str, str]) -> str:
@@ -940,6 +973,7 @@ def rule_cases(service: str) -> list[Case]:
         )
     )
     cases += capture_cases(service, target, ready)
+    cases += shed_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     return cases
@@ -956,16 +990,36 @@ def capture_cases(service: str, target: dict[str, str], ready: dict[str, str]) -
             **ready,
         }
 
-    return [
-        Case(
-            "CaptureFailing",
-            "fires: instances left out of the capture log",
-            capturing(1),
-            "20m",
-            [{"alertname": "CaptureFailing", "service": service}],
-        ),
-        Case("CaptureFailing", "quiet: every drawn instance written", capturing(0), "20m"),
-    ]
+    return fires_and_quiet(
+        "CaptureFailing",
+        service,
+        "20m",
+        ("instances left out of the capture log", capturing(1)),
+        ("every drawn instance written", capturing(0)),
+    )
+
+
+def shed_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """PredictionsShed: 5 % of the prediction requests refused, and a refusal now and then."""
+    n = MetricNames(service)
+    shed_503 = {**target, "endpoint": "/predict/batch", "method": "POST", "status": "503"}
+
+    def refusing(answered_per_minute: int, shed_per_minute: int) -> dict[str, str]:
+        ok = {**target, "endpoint": "/predict/batch", "method": "POST", "status": "200"}
+        return {
+            series_str(n.requests_total, ok): f"0+{answered_per_minute}x30",
+            series_str(n.requests_total, shed_503): f"0+{shed_per_minute}x30",
+            series_str(n.prediction_requests_shed_total, target): f"0+{shed_per_minute}x30",
+            **ready,
+        }
+
+    return fires_and_quiet(
+        "PredictionsShed",
+        service,
+        "25m",
+        ("5 in 100 prediction requests refused", refusing(95, 5)),
+        ("1 in 1,000 refused", refusing(999, 1)),
+    )
 
 
 def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
@@ -982,16 +1036,13 @@ def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
             series[series_str(n.shadow_skipped_total, {**target, "reason": reason})] = f"0+{amount}x30"
         return {**series, **ready}
 
-    return [
-        Case(
-            "ShadowFallingBehind",
-            "fires: 30% of the sampled instances skipped for a full queue",
-            sampled(1000, 300),
-            "25m",
-            [{"alertname": "ShadowFallingBehind", "service": service}],
-        ),
-        Case("ShadowFallingBehind", "quiet: 2% skipped (a burst)", sampled(1000, 20), "25m"),
-    ]
+    return fires_and_quiet(
+        "ShadowFallingBehind",
+        service,
+        "25m",
+        ("30% of the sampled instances skipped for a full queue", sampled(1000, 300)),
+        ("2% skipped (a burst)", sampled(1000, 20)),
+    )
 
 
 def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
@@ -1058,18 +1109,12 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
             "20m",
             slow,
         ),
-        Case(
+        *fires_and_quiet(
             "CanaryStopped",
-            "fires: one of two pods stopped the canary",
-            {stopped[1]: "0x3 1x10", stopped[2]: "0x13", **ready},
+            service,
             "10m",
-            [{"alertname": "CanaryStopped", "service": service}],
-        ),
-        Case(
-            "CanaryStopped",
-            "quiet: both pods send the canary its share",
-            {stopped[1]: "0x13", stopped[2]: "0x13", **ready},
-            "10m",
+            ("one of two pods stopped the canary", {stopped[1]: "0x3 1x10", stopped[2]: "0x13", **ready}),
+            ("both pods send the canary its share", {stopped[1]: "0x13", stopped[2]: "0x13", **ready}),
         ),
         Case(
             "CanarySlow",
@@ -1685,6 +1730,30 @@ def service_dashboard(service: str) -> dict[str, Any]:
         ),
         8,
         8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Prediction requests in flight",
+            "Prediction requests each replica was answering when scraped. At "
+            f"{service.upper()}_MAX_CONCURRENT_REQUESTS it refuses the next at once (503, Retry-After).",
+            "short",
+            [(f"max by (instance) ({n.prediction_requests_in_flight}{{{inst}}})", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Prediction requests shed (per second, 5 m)",
+            "Refused at once because the replica was full; they are 503s in the error ratio too. "
+            "Sustained, the autoscaler needs more room (PredictionsShed).",
+            "reqps",
+            [(f"sum by (instance) (rate({n.prediction_requests_shed_total}{{{inst}}}[5m]))", "{{instance}}")],
+        ),
+        12,
+        6,
     )
     g.add(
         panel(
