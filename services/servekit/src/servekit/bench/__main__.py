@@ -84,6 +84,9 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     finally:
         server.stop()
 
+    result["overload"] = measure_overload(spec, mlflow, work, records, args.seconds)
+    print_overload(spec.name, result["overload"])
+
     # The loads that saturate the worker again, with a second model beside the served one: the
     # champion's own run (runs:/, so not skipped or unrouted as the served version) costs what any
     # challenger of the same kind would. A shadow compares every instance; a canary answers half
@@ -133,6 +136,73 @@ def measure_beside(
         return {"http": http, "counts": model_counts(server, spec.name, role)}
     finally:
         server.stop()
+
+
+#: Explained batches sent at this multiple of what one worker answers, by clients that give up
+#: after OVERLOAD_DEADLINE seconds: the replica with its admission limit, and without one.
+OVERLOAD_FACTOR = 2.0
+OVERLOAD_DEADLINE = 1.0
+OVERLOAD_PATH = "/predict/batch?explain=true"
+
+
+def measure_overload(
+    spec: ServiceSpec, mlflow: Server, work: Path, records: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """Goodput and latency past capacity, with the service's admission limit and with none."""
+    bodies = [{"instances": records[i : i + BATCH_SIZE]} for i in range(0, 256, BATCH_SIZE)]
+    prefix = spec.name.upper()
+    result: dict[str, Any] = {"path": OVERLOAD_PATH, "rows_per_request": BATCH_SIZE}
+    result["limit"] = spec.max_concurrent_requests
+    capacity = 0.0
+    for label, limit in (("limited", spec.max_concurrent_requests), ("unlimited", 0)):
+        env = {
+            "MLFLOW_TRACKING_URI": mlflow.url,
+            f"{prefix}_LOG_LEVEL": "WARNING",
+            f"{prefix}_MAX_CONCURRENT_REQUESTS": str(limit),
+        }
+        server = start_service(spec.name, work, env, label=f"{spec.name}-{label}")
+        try:
+            server.wait_for("/readyz", seconds=180)
+            requests = load.post_requests("127.0.0.1", server.port, OVERLOAD_PATH, bodies)
+            if not capacity:
+                saturated = load.run("127.0.0.1", server.port, requests, concurrency=4, seconds=seconds)
+                capacity = saturated.requests_per_second
+                result["capacity_per_second"] = round(capacity, 1)
+            outcome = load.run_open_loop(
+                "127.0.0.1",
+                server.port,
+                requests,
+                rate=capacity * OVERLOAD_FACTOR,
+                seconds=seconds,
+                deadline=OVERLOAD_DEADLINE,
+            )
+            result[label] = outcome.as_dict()
+        finally:
+            server.stop()
+    unlimited = result["unlimited"]["goodput_per_second"]
+    result["goodput_ratio_to_unlimited"] = (
+        round(result["limited"]["goodput_per_second"] / unlimited, 2) if unlimited else None
+    )
+    return result
+
+
+def print_overload(name: str, overload: dict[str, Any]) -> None:
+    print(
+        f"\n{name}: overload, {overload['path']} ({overload['rows_per_request']} rows a request) sent at "
+        f"{OVERLOAD_FACTOR:g}x the {overload['capacity_per_second']:.1f} requests/s one worker answers, "
+        f"by clients giving up after {OVERLOAD_DEADLINE:g} s"
+    )
+    for label, title in (("limited", f"limit {overload['limit']}"), ("unlimited", "no limit")):
+        row = overload[label]
+        answered = row["answered_latency"]
+        print(
+            f"  {title:<9} goodput {row['goodput_per_second']:>6.1f}/s  answered {row['answered']:>5}  "
+            f"shed {row['shed']:>5}  late {row['late']:>5}  failed {row['failed']:>3}  "
+            f"p50 {answered['p50_ms']:>6.1f} ms  p99 {answered['p99_ms']:>6.1f} ms"
+            + "".join(f"  {kind}: {count}" for kind, count in row["failures"].items())
+        )
+    ratio = overload["goodput_ratio_to_unlimited"]
+    print(f"  goodput, limit / no limit: {'no answer in time with no limit' if ratio is None else ratio}")
 
 
 GRPC_LABEL = f"infer (gRPC) {BATCH_SIZE} c=2"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +54,16 @@ def post_requests(host: str, port: int, path: str, bodies: Sequence[Any]) -> lis
     return out
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bool:
+class ClosedBeforeAnswerError(ConnectionError):
+    """The connection ended before a byte of the answer: closed, idle, at the keep-alive timeout."""
+
+
+async def _status_of(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Sends ``request`` and reads the whole response; its status code."""
     writer.write(request)
     status = await reader.readline()
+    if not status:
+        raise ClosedBeforeAnswerError("the server closed the connection before answering")
     length = 0
     while True:
         line = await reader.readline()
@@ -64,7 +72,11 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
         if line[:15].lower() == b"content-length:":
             length = int(line[15:])
     await reader.readexactly(length)
-    return status.startswith(b"HTTP/1.1 200")
+    return int(status.split(b" ", 2)[1])
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bool:
+    return await _status_of(reader, writer, request) == 200
 
 
 #: Sends request ``i`` (modulo the requests there are) and says whether it was answered OK.
@@ -167,3 +179,154 @@ def run(
     import uvloop
 
     return uvloop.run(_run(host, port, requests, concurrency=concurrency, seconds=seconds, warmup=warmup))
+
+
+@dataclass(frozen=True)
+class OpenLoopResult:
+    """Requests sent at a fixed rate whatever the answers, as many independent clients send them.
+
+    Each latency runs from the moment the request was due, not from when it went out, so a
+    server that falls behind is charged for the wait (no coordinated omission).
+    """
+
+    rate: float
+    seconds: float
+    #: A client gives up on an answer this late, and its request counts as ``late``.
+    deadline: float
+    sent: int
+    answered: int
+    shed: int
+    late: int
+    failed: int
+    latency: Latency
+    shed_latency: Latency
+    #: What the failed requests got instead: ``HTTP 500``, or the exception of the connection.
+    failures: Mapping[str, int]
+
+    @property
+    def goodput(self) -> float:
+        """Answers per second that reached their client in time."""
+        return self.answered / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "offered_per_second": round(self.rate, 1),
+            "seconds": round(self.seconds, 2),
+            "deadline_seconds": self.deadline,
+            "sent": self.sent,
+            "answered": self.answered,
+            "shed": self.shed,
+            "late": self.late,
+            "failed": self.failed,
+            "failures": dict(self.failures),
+            "goodput_per_second": round(self.goodput, 1),
+            "answered_latency": self.latency.as_dict(),
+            "shed_latency": self.shed_latency.as_dict(),
+        }
+
+
+async def _open_loop(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    deadline: float,
+    warmup: float,
+) -> OpenLoopResult:
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    answered: list[float] = []
+    shed: list[float] = []
+    late = 0
+    failures: Counter[str] = Counter()
+    start = time.perf_counter()
+    measured_from = start + warmup
+
+    async def send(i: int, due: float) -> None:
+        nonlocal late
+        counted = due >= measured_from
+        connection = idle.pop() if idle else None
+
+        async def exchange() -> int:
+            nonlocal connection
+            request = requests[i % len(requests)]
+            if connection is not None:
+                try:
+                    return await _status_of(*connection, request)
+                except ClosedBeforeAnswerError:
+                    # Idle in the pool past the server's keep-alive timeout; the request was never
+                    # read, so it goes again on a new connection, as HTTP clients' pools do.
+                    connection[1].close()
+            connection = await asyncio.open_connection(host, port)
+            return await _status_of(*connection, request)
+
+        try:
+            status = await asyncio.wait_for(exchange(), due + deadline - time.perf_counter())
+        except TimeoutError:
+            # The client gives up and hangs up; the server may still be working on it.
+            if connection is not None:
+                connection[1].close()
+            late += counted
+            return
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            if connection is not None:
+                connection[1].close()
+            if counted:
+                failures[type(exc).__name__] += 1
+            return
+        assert connection is not None
+        idle.append(connection)
+        if counted:
+            elapsed = time.perf_counter() - due
+            if status == 200:
+                answered.append(elapsed)
+            elif status == 503:
+                shed.append(elapsed)
+            else:
+                failures[f"HTTP {status}"] += 1
+
+    pending: set[asyncio.Task[None]] = set()
+    total = round(rate * (warmup + seconds))
+    for i in range(total):
+        due = start + i / rate
+        if (wait := due - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        task = asyncio.create_task(send(i, due))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    await asyncio.gather(*pending)
+    for _, writer in idle:
+        writer.close()
+    sent = total - round(rate * warmup)
+    return OpenLoopResult(
+        rate,
+        seconds,
+        deadline,
+        sent,
+        len(answered),
+        len(shed),
+        late,
+        sum(failures.values()),
+        Latency.of(answered),
+        Latency.of(shed),
+        failures,
+    )
+
+
+def run_open_loop(
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    rate: float,
+    seconds: float,
+    deadline: float = 1.0,
+    warmup: float = 1.0,
+) -> OpenLoopResult:
+    """``rate`` requests a second for ``seconds``, each on an idle connection or a new one."""
+    import uvloop
+
+    return uvloop.run(
+        _open_loop(host, port, requests, rate=rate, seconds=seconds, deadline=deadline, warmup=warmup)
+    )

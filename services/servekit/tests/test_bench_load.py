@@ -1,0 +1,87 @@
+"""The open-loop load generator, against a server whose answers are known: what it counts as what."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from servekit.bench import load
+
+#: What the scripted server does with each request body.
+ANSWERS = {
+    b'"ok"': (200, 0.0),
+    b'"busy"': (503, 0.0),
+    b'"slow"': (200, 0.5),
+    b'"bug"': (500, 0.0),
+    b'"once"': (200, -1.0),
+}
+
+
+async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            status, delay = ANSWERS[await reader.readexactly(length)]
+            await asyncio.sleep(max(delay, 0.0))
+            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\n{{}}".encode())
+            await writer.drain()
+            if delay < 0:  # as at a keep-alive timeout: the connection closed once idle
+                writer.close()
+                return
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+@pytest.fixture
+def scripted_port() -> Iterator[int]:
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(answer, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield server.sockets[0].getsockname()[1]
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def test_answers_refusals_and_late_answers_are_told_apart(scripted_port: int) -> None:
+    requests = load.post_requests("127.0.0.1", scripted_port, "/", ["ok", "busy", "slow"])
+    result = load.run_open_loop(
+        "127.0.0.1", scripted_port, requests, rate=200, seconds=0.5, deadline=0.2, warmup=0.0
+    )
+    # Requests 0, 3, 6, ... are answered, 1, 4, ... refused, 2, 5, ... answered after the deadline.
+    assert (result.sent, result.answered, result.shed, result.late, result.failed) == (100, 34, 33, 33, 0)
+    assert result.goodput == pytest.approx(34 / 0.5)
+    assert result.latency.n == 34
+    assert result.latency.p99_ms < 200
+    assert result.as_dict()["goodput_per_second"] == 68.0
+
+
+def test_latency_runs_from_when_a_request_was_due(scripted_port: int) -> None:
+    """One connection's worth of slow answers: later requests open new connections, not wait in line."""
+    requests = load.post_requests("127.0.0.1", scripted_port, "/", ["slow"])
+    result = load.run_open_loop(
+        "127.0.0.1", scripted_port, requests, rate=50, seconds=0.2, deadline=1.0, warmup=0.0
+    )
+    assert (result.sent, result.answered, result.late) == (10, 10, 0)
+    assert 500 <= result.latency.p50_ms < 900
+
+
+def test_failures_are_named_by_what_came_back(scripted_port: int) -> None:
+    requests = load.post_requests("127.0.0.1", scripted_port, "/", ["ok", "bug"])
+    result = load.run_open_loop(
+        "127.0.0.1", scripted_port, requests, rate=100, seconds=0.2, deadline=0.5, warmup=0.0
+    )
+    assert (result.answered, result.failed) == (10, 10)
+    assert result.failures == {"HTTP 500": 10}
+
+
+def test_a_pooled_connection_the_server_closed_is_not_a_failure(scripted_port: int) -> None:
+    """Each answer closes its connection: the next request finds it closed and goes on a new one."""
+    requests = load.post_requests("127.0.0.1", scripted_port, "/", ["once"])
+    result = load.run_open_loop(
+        "127.0.0.1", scripted_port, requests, rate=20, seconds=0.3, deadline=0.5, warmup=0.0
+    )
+    assert (result.sent, result.answered, result.failed) == (6, 6, 0)
