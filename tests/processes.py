@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from servekit.local import Server, free_port, start_mlflow, start_service
 
@@ -66,3 +67,14 @@ def grpc_infer(server: Server, name: str, request: dict[str, Any], *, timeout: f
             response_deserializer=pb.ModelInferResponse.FromString,
         )
         return call(infer_message({"model_name": name, **request}), timeout=timeout)
+
+
+def metric_value(server: Server, sample_name: str, **labels: str) -> float:
+    """One sample of the service's ``/metrics``; 0 when the series is not exported (yet)."""
+    families = text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+    return sum(
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == sample_name and labels.items() <= sample.labels.items()
+    )

@@ -9,9 +9,16 @@ from pathlib import Path
 import httpx
 import mlflow
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from processes import Server, free_port, grpc_infer, infer_example, predict_its_example, start_service
+from processes import (
+    Server,
+    free_port,
+    grpc_infer,
+    infer_example,
+    metric_value,
+    predict_its_example,
+    start_service,
+)
 from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
 from servekit.loading import load_artifact
@@ -47,17 +54,6 @@ def test_serves_the_champion_with_explanations(
 def explanations_total(server: Server, name: str) -> float:
     """The service's explanation counter (other tests share the server, so compare, never assume 0)."""
     return metric_value(server, f"{name}_explanations_total")
-
-
-def metric_value(server: Server, sample_name: str, **labels: str) -> float:
-    """One sample of the service's ``/metrics``; 0 when the series is not exported (yet)."""
-    families = text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
-    return sum(
-        sample.value
-        for family in families
-        for sample in family.samples
-        if sample.name == sample_name and labels.items() <= sample.labels.items()
-    )
 
 
 def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
