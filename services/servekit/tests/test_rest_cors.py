@@ -113,3 +113,21 @@ def test_a_wildcard_allows_any_origin(toy_trained: tuple[ModelArtifact, Split]) 
         wait_ready(client)
         answer = client.post("/predict", json=ROW, headers={"origin": "https://anyone.example"})
         assert answer.headers["access-control-allow-origin"] == "*"
+
+
+def test_a_page_refused_by_a_full_replica_can_read_when_to_retry(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    app = create_app(
+        TOY,
+        load_settings("toy", cors_allow_origins=APP, max_concurrent_requests=1),
+        source=lambda: toy_trained[0],
+    )
+    with TestClient(app) as client:
+        wait_ready(client)
+        client.app.state.admission.enter()  # type: ignore[attr-defined]
+        refused = client.post("/predict", json=ROW, headers={"origin": APP})
+    assert refused.status_code == 503
+    assert refused.headers["access-control-allow-origin"] == APP
+    assert refused.headers["retry-after"] == "1"
+    assert "retry-after" in refused.headers["access-control-expose-headers"].lower()

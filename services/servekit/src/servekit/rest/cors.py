@@ -16,8 +16,9 @@ from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
 #: ``Content-Type: application/json`` is what makes a browser send a preflight at all.
 ALLOWED_HEADERS = ("Content-Type", "Content-Encoding", REQUEST_ID_HEADER, "traceparent", "tracestate")
-#: Readable by the page: the id to quote to on-call, and where a slow request spent its time.
-EXPOSED_HEADERS = (REQUEST_ID_HEADER, "Server-Timing")
+#: Readable by the page: the id to quote to on-call, where a slow request spent its time, and
+#: when to try again after a 503 (Retry-After is not among the headers a page may always read).
+EXPOSED_HEADERS = (REQUEST_ID_HEADER, "Server-Timing", "Retry-After")
 #: Seconds a browser may cache a preflight answer (Chrome caps it at 7,200).
 PREFLIGHT_MAX_AGE = 600
 
