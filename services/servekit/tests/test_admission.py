@@ -9,17 +9,21 @@ from servekit.errors import ServekitError
 
 
 def test_a_request_beyond_the_limit_is_refused_and_a_freed_place_is_taken_again() -> None:
-    changes: list[int] = []
+    counts: list[int] = []
     refused: list[None] = []
-    limit = AdmissionLimit("toy", 2, on_change=changes.append, on_refused=lambda: refused.append(None))
+    limit = AdmissionLimit("toy", 2, on_refused=lambda: refused.append(None))
     limit.enter()
+    counts.append(limit.in_flight)
     limit.enter()
+    counts.append(limit.in_flight)
     with pytest.raises(ServekitError) as raised:
         limit.enter()
     assert limit.in_flight == 2
     limit.leave()
+    counts.append(limit.in_flight)
     limit.enter()
-    assert changes == [1, 2, 1, 2]
+    counts.append(limit.in_flight)
+    assert counts == [1, 2, 1, 2]
     assert len(refused) == 1
     error = raised.value
     assert (error.status_code, error.error) == (503, "overloaded")

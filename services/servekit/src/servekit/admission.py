@@ -30,13 +30,11 @@ class AdmissionLimit:
         service: str,
         limit: int,
         *,
-        on_change: Callable[[int], object] = lambda in_flight: None,
         on_refused: Callable[[], object] = lambda: None,
     ) -> None:
         self.service = service
         self.limit = limit
         self.in_flight = 0
-        self.on_change = on_change
         self.on_refused = on_refused
 
     def enter(self) -> None:
@@ -45,11 +43,9 @@ class AdmissionLimit:
             self.on_refused()
             raise self.refusal()
         self.in_flight += 1
-        self.on_change(self.in_flight)
 
     def leave(self) -> None:
         self.in_flight -= 1
-        self.on_change(self.in_flight)
 
     @contextmanager
     def admitted(self) -> Iterator[None]:

@@ -191,9 +191,10 @@ def create_app(
     admission = AdmissionLimit(
         spec.name,
         spec.max_concurrent_requests if limit is None else limit,
-        on_change=metrics.prediction_requests_in_flight.set,
         on_refused=metrics.prediction_requests_shed.inc,
     )
+    # Read when scraped: no lock taken on the request path to keep a copy of the count.
+    metrics.prediction_requests_in_flight.set_function(lambda: admission.in_flight)
     # One log and one line budget for HTTP and gRPC alike.
     access_log = AccessLog(
         settings.access_log,
