@@ -85,3 +85,12 @@ def test_a_pooled_connection_the_server_closed_is_not_a_failure(scripted_port: i
         "127.0.0.1", scripted_port, requests, rate=20, seconds=0.3, deadline=0.5, warmup=0.0
     )
     assert (result.sent, result.answered, result.failed) == (6, 6, 0)
+
+
+def test_requests_sent_during_the_warm_up_are_neither_sent_nor_answered(scripted_port: int) -> None:
+    # 32 requests due 0 to 310 ms apart; the 19 due from 125 ms on are measured.
+    requests = load.post_requests("127.0.0.1", scripted_port, "/", ["ok"])
+    result = load.run_open_loop(
+        "127.0.0.1", scripted_port, requests, rate=100, seconds=0.2, deadline=0.5, warmup=0.125
+    )
+    assert (result.sent, result.answered, result.failed) == (19, 19, 0)

@@ -197,11 +197,14 @@ class OpenLoopResult:
     answered: int
     shed: int
     late: int
-    failed: int
     latency: Latency
     shed_latency: Latency
     #: What the failed requests got instead: ``HTTP 500``, or the exception of the connection.
     failures: Mapping[str, int]
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
 
     @property
     def goodput(self) -> float:
@@ -287,9 +290,10 @@ async def _open_loop(
                 failures[f"HTTP {status}"] += 1
 
     pending: set[asyncio.Task[None]] = set()
-    total = round(rate * (warmup + seconds))
-    for i in range(total):
+    sent = 0
+    for i in range(round(rate * (warmup + seconds))):
         due = start + i / rate
+        sent += due >= measured_from
         if (wait := due - time.perf_counter()) > 0:
             await asyncio.sleep(wait)
         task = asyncio.create_task(send(i, due))
@@ -298,7 +302,6 @@ async def _open_loop(
     await asyncio.gather(*pending)
     for _, writer in idle:
         writer.close()
-    sent = total - round(rate * warmup)
     return OpenLoopResult(
         rate,
         seconds,
@@ -307,7 +310,6 @@ async def _open_loop(
         len(answered),
         len(shed),
         late,
-        sum(failures.values()),
         Latency.of(answered),
         Latency.of(shed),
         failures,
