@@ -9,13 +9,14 @@ version. Services are measured one at a time, so they do not compete for the CPU
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,21 +69,12 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
         )
 
     loads = http_loads(spec, records, args.concurrency)
-    server = start_service(
-        spec.name,
-        work,
-        {"MLFLOW_TRACKING_URI": mlflow.url, f"{spec.name.upper()}_LOG_LEVEL": "WARNING"},
-        grpc_port=free_port(),
-    )
-    try:
-        server.wait_for("/readyz", seconds=180)
+    with serving(spec, mlflow, work, grpc=True) as server:
         result["http"] = measure_http(server, loads, args.seconds)
         # The same batches again, over gRPC with raw contents, as Triton's client sends them.
         v2_bodies = loads[V2_LABEL][1]
         result["http"][GRPC_LABEL] = measure_grpc(server, spec.name, v2_bodies, args.seconds)
         print_http(spec.name, result["http"])
-    finally:
-        server.stop()
 
     result["overload"] = measure_overload(spec, mlflow, work, records, args.seconds)
     print_overload(spec.name, result["overload"])
@@ -104,6 +96,35 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     return result
 
 
+@contextlib.contextmanager
+def serving(
+    spec: ServiceSpec,
+    mlflow: Server,
+    work: Path,
+    *,
+    label: str = "",
+    settings: Mapping[str, str] | None = None,
+    grpc: bool = False,
+) -> Iterator[Server]:
+    """A real ``mlp serve`` of the champion, logging warnings only, ready; stopped on leaving.
+
+    ``settings`` are the service's, without their prefix (``{"SHADOW_MODEL_URI": ...}``).
+    """
+    prefix = spec.name.upper()
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow.url,
+        f"{prefix}_LOG_LEVEL": "WARNING",
+        **{f"{prefix}_{name}": value for name, value in (settings or {}).items()},
+    }
+    name = f"{spec.name}-{label}" if label else spec.name
+    server = start_service(spec.name, work, env, label=name, grpc_port=free_port() if grpc else 0)
+    try:
+        server.wait_for("/readyz", seconds=180)
+        yield server
+    finally:
+        server.stop()
+
+
 def measure_beside(
     spec: ServiceSpec,
     mlflow: Server,
@@ -116,15 +137,7 @@ def measure_beside(
     alone: dict[str, Any],
 ) -> dict[str, Any]:
     """``loads`` on a server with a second model in ``role`` (``shadow``, ``canary``), against ``alone``."""
-    prefix = spec.name.upper()
-    env = {
-        "MLFLOW_TRACKING_URI": mlflow.url,
-        f"{prefix}_LOG_LEVEL": "WARNING",
-        **{f"{prefix}_{name}": value for name, value in settings.items()},
-    }
-    server = start_service(spec.name, work, env, label=f"{spec.name}-{role}")
-    try:
-        server.wait_for("/readyz", seconds=180)
+    with serving(spec, mlflow, work, label=role, settings=settings) as server:
         deadline = time.monotonic() + 120
         while not httpx.get(f"{server.url}/model", timeout=5).json()[role]["ready"]:
             if time.monotonic() > deadline:
@@ -134,8 +147,6 @@ def measure_beside(
         for label, row in http.items():
             row["ratio_to_alone"] = round(row["requests_per_second"] / alone[label]["requests_per_second"], 3)
         return {"http": http, "counts": model_counts(server, spec.name, role)}
-    finally:
-        server.stop()
 
 
 #: Explained batches sent at this multiple of what one worker answers, by clients that give up
@@ -150,19 +161,12 @@ def measure_overload(
 ) -> dict[str, Any]:
     """Goodput and latency past capacity, with the service's admission limit and with none."""
     bodies = [{"instances": records[i : i + BATCH_SIZE]} for i in range(0, 256, BATCH_SIZE)]
-    prefix = spec.name.upper()
     result: dict[str, Any] = {"path": OVERLOAD_PATH, "rows_per_request": BATCH_SIZE}
     result["limit"] = spec.max_concurrent_requests
     capacity = 0.0
     for label, limit in (("limited", spec.max_concurrent_requests), ("unlimited", 0)):
-        env = {
-            "MLFLOW_TRACKING_URI": mlflow.url,
-            f"{prefix}_LOG_LEVEL": "WARNING",
-            f"{prefix}_MAX_CONCURRENT_REQUESTS": str(limit),
-        }
-        server = start_service(spec.name, work, env, label=f"{spec.name}-{label}")
-        try:
-            server.wait_for("/readyz", seconds=180)
+        settings = {"MAX_CONCURRENT_REQUESTS": str(limit)}
+        with serving(spec, mlflow, work, label=label, settings=settings) as server:
             requests = load.post_requests("127.0.0.1", server.port, OVERLOAD_PATH, bodies)
             if not capacity:
                 saturated = load.run("127.0.0.1", server.port, requests, concurrency=4, seconds=seconds)
@@ -177,8 +181,6 @@ def measure_overload(
                 deadline=OVERLOAD_DEADLINE,
             )
             result[label] = outcome.as_dict()
-        finally:
-            server.stop()
     unlimited = result["unlimited"]["goodput_per_second"]
     result["goodput_ratio_to_unlimited"] = (
         round(result["limited"]["goodput_per_second"] / unlimited, 2) if unlimited else None
