@@ -24,7 +24,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from servekit import registry
-from servekit.bench import inprocess, load, logging_cost
+from servekit.bench import inprocess, load, logging_cost, scaling
 from servekit.bench.reference import tree_references
 from servekit.bench.stats import Latency
 from servekit.codecs.open_inference import OpenInferenceCodec
@@ -78,6 +78,15 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
 
     result["overload"] = measure_overload(spec, mlflow, work, records, args.seconds)
     print_overload(spec.name, result["overload"])
+
+    capacities = {
+        SINGLE_LABEL: result["http"][f"predict c={max(args.concurrency)}"]["requests_per_second"],
+        OVERLOAD_LABEL: result["overload"]["capacity_per_second"],
+    }
+    result["scaling"] = measure_scaling(
+        spec, mlflow, work, records, capacities=capacities, seconds=args.seconds / 2
+    )
+    print_scaling(spec.name, result["scaling"])
 
     # The loads that saturate the worker again, with a second model beside the served one: the
     # champion's own run (runs:/, so not skipped or unrouted as the served version) costs what any
@@ -205,6 +214,57 @@ def print_overload(name: str, overload: dict[str, Any]) -> None:
         )
     ratio = overload["goodput_ratio_to_unlimited"]
     print(f"  goodput, limit / no limit: {'no answer in time with no limit' if ratio is None else ratio}")
+
+
+SINGLE_LABEL = "/predict, one record"
+OVERLOAD_LABEL = f"{OVERLOAD_PATH}, {BATCH_SIZE} records"
+
+
+def measure_scaling(
+    spec: ServiceSpec,
+    mlflow: Server,
+    work: Path,
+    records: list[dict[str, Any]],
+    *,
+    capacities: dict[str, float],
+    seconds: float,
+) -> dict[str, Any]:
+    """CPU and prediction concurrency at shares of capacity, for single records and explained batches."""
+    bodies = {
+        SINGLE_LABEL: ("/predict", records[:128]),
+        OVERLOAD_LABEL: (
+            OVERLOAD_PATH,
+            [{"instances": records[i : i + BATCH_SIZE]} for i in range(0, 256, BATCH_SIZE)],
+        ),
+    }
+    result: dict[str, Any] = {}
+    with serving(spec, mlflow, work, label="scaling") as server:
+        for label, (path, payloads) in bodies.items():
+            requests = load.post_requests("127.0.0.1", server.port, path, payloads)
+            rows = scaling.measure(
+                server.url,
+                spec.name,
+                requests,
+                capacity=capacities[label],
+                seconds=seconds,
+                deadline=OVERLOAD_DEADLINE,
+            )
+            result[label] = {"capacity_per_second": capacities[label], "rows": rows}
+    return result
+
+
+def print_scaling(name: str, measured: dict[str, Any]) -> None:
+    print(f"\n{name}: one replica at shares of its capacity (clients give up after {OVERLOAD_DEADLINE:g} s)")
+    for label, load_rows in measured.items():
+        print(f"  {label}, capacity {load_rows['capacity_per_second']:,.1f} requests/s")
+        for row in load_rows["rows"]:
+            print(
+                f"    x{row['fraction_of_capacity']:<4g} CPU {row['cpu_cores']:5.2f} cores   "
+                f"prediction concurrency {row['prediction_concurrency']:6.2f}   "
+                f"in time {row['goodput_per_second']:8,.1f}/s   late {row['late']:>5}   "
+                f"shed {row['shed']:>5}   "
+                f"p99 {row['answered_p99_ms']:7.1f} ms"
+            )
 
 
 GRPC_LABEL = f"infer (gRPC) {BATCH_SIZE} c=2"

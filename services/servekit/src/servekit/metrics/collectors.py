@@ -96,6 +96,10 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Zero from the first scrape: a pod that has answered nothing yet has a prediction
+        # concurrency of 0 (the autoscaler's metric is the rate of _sum), not a missing one.
+        for endpoint in PREDICTION_ENDPOINTS:
+            self.prediction_latency.labels(endpoint)
         self.explanation_latency = Histogram(
             n.explanation_latency_seconds,
             "Time spent computing SHAP explanations for one request.",
