@@ -161,6 +161,10 @@ PSI_FLOOR = 0.001
 MEMORY_LIMIT = "service:container_memory_limit_bytes:max"
 MEMORY_RATIO = "service_instance:process_resident_memory_bytes:ratio_limit"
 CPU_RATE = "service_instance:process_cpu_seconds:rate5m"
+#: Seconds spent answering prediction requests per second, per pod: by Little's law the mean number
+#: of prediction requests in the app over the last minute. The autoscaler's metric
+#: (k8s/components/autoscale-on-concurrency), smoother than the in-flight gauge's one sample a scrape.
+CONCURRENCY = "service_pod:prediction_concurrency:rate1m"
 SHADOW_AGREEMENT = "service:shadow_predictions:agree_ratio_rate5m"
 VARIANT_REQUESTS_RATE = "service_variant:variant_requests:rate5m"
 VARIANT_FAILURE_RATIO = "service_variant:variant_requests:failure_ratio_rate5m"
@@ -329,6 +333,9 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
         )
     )
     rules.append((CPU_RATE, f"rate(process_cpu_seconds_total[5m]) and on (instance, job) {n.model_ready}"))
+    rules.append(
+        (CONCURRENCY, f"sum by (namespace, pod, instance) (rate({n.prediction_latency_seconds}_sum[1m]))")
+    )
     rules.append((SHADOW_AGREEMENT, shadow_agreement(n)))
     # Canary rollouts: each variant's traffic, failures and model latency, side by side. Without a
     # canary there are no variant_* series, so no data rather than a stable model at 100 %.
@@ -1182,7 +1189,40 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
             ],
         }
 
+    def busy(pod: str, endpoint: str) -> str:
+        labels = {
+            **target,
+            "instance": f"{pod}:8080",
+            "namespace": "ml-platform",
+            "pod": pod,
+            "endpoint": endpoint,
+        }
+        return series_str(f"{n.prediction_latency_seconds}_sum", labels)
+
+    def concurrency(pod: str, value: float) -> dict[str, Any]:
+        labels = {"instance": f"{pod}:8080", "namespace": "ml-platform", "pod": pod, "service": service}
+        return {"labels": series_str(CONCURRENCY, labels), "value": value}
+
+    # Per pod, all its prediction endpoints together: 30 + 6 seconds answering per minute is 0.6.
+    a, b = f"{service}-a", f"{service}-b"
+    concurrency_case = {
+        "name": f"{CONCURRENCY}: per pod, every prediction endpoint",
+        "interval": "1m",
+        "input_series": [
+            {"series": busy(a, "/predict"), "values": "0+30x10"},
+            {"series": busy(a, "/predict/batch"), "values": "0+6x10"},
+            {"series": busy(b, "/predict"), "values": "0x10"},
+        ],
+        "promql_expr_test": [
+            {
+                "expr": sel(CONCURRENCY, service),
+                "eval_time": "10m",
+                "exp_samples": [concurrency(a, 0.6), concurrency(b, 0.0)],
+            }
+        ],
+    }
     return [
+        concurrency_case,
         case("3 of 4 instances agree", {compared("a", "a"): "0+3x10", compared("a", "b"): "0+1x10"}, 0.75),
         # No agree="true" series at all: 0 %, not "no data".
         case("none agrees", {compared("a", "b"): "0+2x10"}, 0.0),
@@ -1746,6 +1786,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
     g.add(
         panel(
             "timeseries",
+            "Prediction concurrency (1 m)",
+            "Seconds spent answering prediction requests per second: the mean number in the app. "
+            "The autoscaler's metric with k8s/components/autoscale-on-concurrency (target "
+            f"{number(AUTOSCALING_TARGET_CONCURRENCY)} per pod).",
+            "short",
+            [(f"max by (instance) ({sel(CONCURRENCY, service, inst)})", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
             "Prediction requests shed (per second, 5 m)",
             "Refused at once because the replica was full; they are 503s in the error ratio too. "
             "Sustained, the autoscaler needs more room (PredictionsShed).",
@@ -2058,6 +2111,37 @@ def json_text(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
+# --------------------------------------------------------------------------- autoscaling
+#: Where k8s/components/autoscale-on-concurrency reads the adapter's rules (relative to monitoring/:
+#: kustomize loads a component's files from inside its own directory only).
+ADAPTER_CONFIG = "../k8s/components/autoscale-on-concurrency/adapter-config.yaml"
+#: The custom metric the HorizontalPodAutoscalers read through prometheus-adapter.
+AUTOSCALING_METRIC = "prediction_concurrency"
+#: Per-pod prediction concurrency the HorizontalPodAutoscalers keep (README, Autoscaling): a
+#: single-record load reaches it at about half of what one worker answers, and stops at 0.8.
+AUTOSCALING_TARGET_CONCURRENCY = 0.5
+
+
+def adapter_config() -> dict[str, Any]:
+    """prometheus-adapter's rules: the recorded CONCURRENCY, as the pods metric AUTOSCALING_METRIC.
+
+    Every service records it under one name (its ``service`` label tells them apart), so one
+    rule serves them all; the HorizontalPodAutoscaler's pod selector picks a service's pods.
+    """
+    return {
+        "rules": [
+            {
+                "seriesQuery": f'{CONCURRENCY}{{namespace!="",pod!=""}}',
+                "resources": {
+                    "overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+                },
+                "name": {"matches": f"^{CONCURRENCY}$", "as": AUTOSCALING_METRIC},
+                "metricsQuery": "max by (<<.GroupBy>>) (<<.Series>>{<<.LabelMatchers>>})",
+            }
+        ]
+    }
+
+
 def outputs() -> dict[str, str]:
     """Every generated file, relative to monitoring/, and its content."""
     names = services()
@@ -2067,6 +2151,7 @@ def outputs() -> dict[str, str]:
         files[f"tests/{service}.test.yaml"] = yaml_text(rule_test_file(service))
         files[f"dashboards/{service}.json"] = json_text(service_dashboard(service))
     files["dashboards/overview.json"] = json_text(overview(names))
+    files[ADAPTER_CONFIG] = yaml_text(adapter_config())
     return files
 
 
@@ -2090,8 +2175,9 @@ def prometheus_config(
 ) -> dict[str, Any]:
     """A Prometheus configuration scraping ``targets`` (service → host:port) with every rule file loaded.
 
-    Each service is its own job and its targets carry ``service=<name>``, as the in-cluster
-    configuration sets from the pods' ``app.kubernetes.io/name`` label.
+    Each service is its own job and its targets carry ``service=<name>``, ``namespace`` and
+    ``pod``, as the in-cluster configuration sets them from the pods' metadata (a process here
+    stands for a pod: ``<service>-<port>`` in namespace LOCAL_NAMESPACE).
     """
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
@@ -2100,11 +2186,23 @@ def prometheus_config(
             {
                 "job_name": service,
                 "scrape_timeout": interval,
-                "static_configs": [{"targets": [address], "labels": {"service": service}}],
+                "static_configs": [
+                    {
+                        "targets": [address],
+                        "labels": {
+                            "service": service,
+                            "namespace": LOCAL_NAMESPACE,
+                            "pod": f"{service}-{address.rsplit(':', 1)[1]}",
+                        },
+                    }
+                ],
             }
             for service, address in targets.items()
         ],
     }
+
+
+LOCAL_NAMESPACE = "local"
 
 
 def local_targets() -> dict[str, str]:

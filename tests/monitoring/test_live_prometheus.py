@@ -165,3 +165,46 @@ def test_healthy_services_raise_no_availability_or_readiness_alert(
     # the recorded readiness of every service is 1
     for service in live_services:
         assert query(prometheus, f"{service}_model_ready == 1"), service
+
+
+def adapter_query(template: str, *, series: str, label_matchers: str, group_by: str) -> str:
+    """A metricsQuery as prometheus-adapter expands it (Go template, ``<<`` ``>>`` delimiters)."""
+    expr = (
+        template.replace("<<.Series>>", series)
+        .replace("<<.LabelMatchers>>", label_matchers)
+        .replace("<<.GroupBy>>", group_by)
+    )
+    assert "<<" not in expr, f"unexpanded template field in {expr}"
+    return expr
+
+
+def test_the_autoscaler_metric_reads_each_pod(
+    generator: ModuleType, prometheus: Server, live_services: dict[str, Server]
+) -> None:
+    """prometheus-adapter's rule (components/autoscale-on-concurrency), run as an HPA asks for its pods."""
+    drive_traffic(live_services, rounds=2)
+    [rule] = generator.adapter_config()["rules"]
+    response = httpx.get(
+        f"{prometheus.url}/api/v1/series", params={"match[]": rule["seriesQuery"]}, timeout=10
+    )
+    discovered = response.json()["data"]
+    assert {s["__name__"] for s in discovered} == {generator.CONCURRENCY}
+    for service in live_services:
+        [pod] = {s["pod"] for s in discovered if s["service"] == service}
+        [namespace] = {s["namespace"] for s in discovered if s["service"] == service}
+        expr = adapter_query(
+            rule["metricsQuery"],
+            series=generator.CONCURRENCY,
+            label_matchers=f'namespace="{namespace}",pod=~"{pod}"',
+            group_by="pod",
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            [sample] = query(prometheus, expr)
+            concurrency = float(sample["value"][1])
+            if concurrency > 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert sample["metric"] == {"pod": pod}
+        # It answered predictions in the last minute, each well under a second.
+        assert 0 < concurrency < 1, (service, concurrency)
