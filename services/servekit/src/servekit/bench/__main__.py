@@ -259,7 +259,13 @@ def print_scaling(name: str, measured: dict[str, Any]) -> None:
         print(f"  {label}, capacity {load_rows['capacity_per_second']:,.1f} requests/s")
         for row in load_rows["rows"]:
             print(
-                f"    x{row['fraction_of_capacity']:<4g} CPU {row['cpu_cores']:5.2f} cores   "
+                f"    x{row['fraction_of_capacity']:<4g}"
+                + (
+                    f" with {row['neighbours_spinning']} processes spinning beside it"
+                    if row["neighbours_spinning"]
+                    else ""
+                )
+                + f" CPU {row['cpu_cores']:5.2f} cores   "
                 f"prediction concurrency {row['prediction_concurrency']:6.2f}   "
                 f"in time {row['goodput_per_second']:8,.1f}/s   late {row['late']:>5}   "
                 f"shed {row['shed']:>5}   "

@@ -11,8 +11,12 @@ expression (``monitoring/generate.py``: ``prediction_concurrency``).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +28,9 @@ from servekit.metrics.names import MetricNames
 
 #: Shares of the measured capacity the load is offered at: below, at and past it.
 FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.5)
+#: The share offered again with a process spinning on every core beside the replica, as a noisy
+#: neighbour on a node (or a CPU limit) takes its CPU: the pod gets slower while using less.
+CONTENDED_FRACTION = 0.5
 CPU_SECONDS = "process_cpu_seconds_total"
 
 
@@ -59,6 +66,19 @@ def rates(before: Reading, after: Reading) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def neighbours(count: int) -> Iterator[None]:
+    """``count`` processes spinning on the CPU while the block runs; stopped by their process id."""
+    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # scheduled and running before the load starts
+        yield
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
+
+
 def measure(
     url: str,
     service: str,
@@ -68,20 +88,35 @@ def measure(
     seconds: float,
     deadline: float,
     fractions: Sequence[float] = FRACTIONS,
+    contended: float | None = CONTENDED_FRACTION,
 ) -> list[dict[str, Any]]:
-    """One row per fraction of ``capacity`` (requests/s): what clients got, and the two signals."""
+    """One row per fraction of ``capacity`` (requests/s): what clients got, and the two signals.
+
+    ``contended``: that fraction again, with a process spinning on each core beside the replica.
+    """
     host, port = url.removeprefix("http://").rsplit(":", 1)
+    loads = [(fraction, 0) for fraction in fractions]
+    if contended is not None:
+        loads.append((contended, os.cpu_count() or 1))
     rows = []
-    for fraction in fractions:
-        before = read(url, service)
-        outcome = load.run_open_loop(
-            host, int(port), requests, rate=capacity * fraction, seconds=seconds, deadline=deadline, warmup=0
-        )
-        after = read(url, service)
+    for fraction, spinning in loads:
+        with neighbours(spinning):
+            before = read(url, service)
+            outcome = load.run_open_loop(
+                host,
+                int(port),
+                requests,
+                rate=capacity * fraction,
+                seconds=seconds,
+                deadline=deadline,
+                warmup=0,
+            )
+            after = read(url, service)
         result = outcome.as_dict()
         rows.append(
             {
                 "fraction_of_capacity": fraction,
+                "neighbours_spinning": spinning,
                 **rates(before, after),
                 "goodput_per_second": result["goodput_per_second"],
                 "late": result["late"],
