@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +52,24 @@ def run(command: list[str], extra_env: dict[str, str] | None = None) -> subproce
 COMPONENTS = tuple(sorted(p.parent.name for p in (ROOT / "k8s" / "components").glob("*/kustomization.yaml")))
 
 
+def composed(overlay: str, components: Sequence[str], directory: Path) -> Path:
+    """A kustomization in ``directory`` rendering ``overlay`` with k8s/components/<name> added, as an
+    overlay listing them in ``components:`` renders (kustomize takes only relative paths)."""
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(ROOT / "k8s" / "overlays" / overlay, directory)],
+        "components": [os.path.relpath(ROOT / "k8s" / "components" / c, directory) for c in components],
+    }
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return directory
+
+
 def render(overlay: str, out: Path, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     target = ROOT / "k8s" / "overlays" / overlay
     with tempfile.TemporaryDirectory(prefix="k8s-check-overlay-") as tmp:
         if components:
-            # The overlay as one that lists the components would render (kustomize: relative paths).
-            kustomization = {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(target, tmp)],
-                "components": [os.path.relpath(ROOT / "k8s" / "components" / c, tmp) for c in components],
-            }
-            (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-            target = Path(tmp)
+            target = composed(overlay, components, Path(tmp))
         result = run([str(BIN / "kubectl"), "kustomize", str(target)])
     what = f"k8s/overlays/{overlay}" + (f" + components {', '.join(components)}" if components else "")
     if result.returncode != 0:

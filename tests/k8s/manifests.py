@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -20,6 +21,19 @@ OVERLAYS = ("gke", "eks")
 SERVICES = ("bankchurn", "nlpinsight", "chicagotaxi")
 
 Obj = dict[str, Any]
+
+
+def _load_k8s_check() -> ModuleType:
+    """k8s/check.py (a script): its ``composed`` is how an overlay with components is rendered."""
+    spec = importlib.util.spec_from_file_location("k8s_check", ROOT / "k8s" / "check.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+K8S_CHECK = _load_k8s_check()
 
 
 @dataclass(frozen=True)
@@ -61,15 +75,7 @@ def render(overlay: str, components: Sequence[str] = ()) -> Rendered:
     with tempfile.TemporaryDirectory(prefix="kustomize-") as tmp:
         target = ROOT / "k8s" / "overlays" / overlay
         if components:
-            # What an overlay that enables them says; kustomize takes only relative paths.
-            kustomization = {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(target, tmp)],
-                "components": [os.path.relpath(ROOT / "k8s" / "components" / c, tmp) for c in components],
-            }
-            (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-            target = Path(tmp)
+            target = K8S_CHECK.composed(overlay, components, Path(tmp))
         result = subprocess.run(
             [str(KUBECTL), "kustomize", str(target)], capture_output=True, text=True, check=False
         )
