@@ -1,12 +1,12 @@
 """What one replica shows at a share of its capacity: the figures an autoscaler could scale on.
 
 A load is sent open-loop at fractions of what one worker answers, and for each the replica's
-own ``/metrics`` give the CPU it used (``process_cpu_seconds_total``, what the kubelet reports
-to the HorizontalPodAutoscaler as the pod's CPU) and its prediction concurrency: the seconds
-spent answering prediction requests per second of wall time (the rate of the prediction
-latency histogram's ``_sum``), by Little's law the mean number of requests in the app. The
-second is the metric ``k8s/components/autoscale-on-concurrency`` scales on, through the same
-expression (``monitoring/generate.py``: ``prediction_concurrency``).
+own ``/metrics`` give the CPU it used (``process_cpu_seconds_total``: in a container of one
+process, what metrics-server reports to the HorizontalPodAutoscaler) and its prediction
+concurrency: the seconds spent answering prediction requests per second of wall time (the rate
+of the prediction latency histogram's ``_sum``), by Little's law the mean number of requests in
+the app. The second is what ``k8s/components/autoscale-on-concurrency`` scales on, recorded by
+the same expression (``monitoring/generate.py``: ``CONCURRENCY``).
 """
 
 from __future__ import annotations
