@@ -267,6 +267,7 @@ def print_scaling(name: str, measured: dict[str, Any]) -> None:
                 )
                 + f" CPU {row['cpu_cores']:5.2f} cores   "
                 f"prediction concurrency {row['prediction_concurrency']:6.2f}   "
+                f"event loop lag {row['event_loop_lag_ms'] or float('nan'):6.1f} ms   "
                 f"in time {row['goodput_per_second']:8,.1f}/s   late {row['late']:>5}   "
                 f"shed {row['shed']:>5}   "
                 f"p99 {row['answered_p99_ms']:7.1f} ms"

@@ -7,6 +7,8 @@ concurrency: the seconds spent answering prediction requests per second of wall 
 of the prediction latency histogram's ``_sum``), by Little's law the mean number of requests in
 the app. The second is what ``k8s/components/autoscale-on-concurrency`` scales on, recorded by
 the same expression (``monitoring/generate.py``: ``CONCURRENCY``).
+The event loop's mean lag (``servekit.metrics.loop_lag``) is read too: the wait before the app
+that neither of the other two sees.
 """
 
 from __future__ import annotations
@@ -41,11 +43,16 @@ class Reading:
     at: float
     cpu_seconds: float
     prediction_seconds: float
+    #: The event loop's lateness: total seconds and timer wake-ups (the lag histogram's _sum, _count).
+    lag_seconds: float
+    lag_count: float
 
 
 def read(url: str, service: str) -> Reading:
-    busy = MetricNames(service).prediction_latency_seconds + "_sum"
-    cpu = prediction = 0.0
+    names = MetricNames(service)
+    busy = names.prediction_latency_seconds + "_sum"
+    lag, lags = names.event_loop_lag_seconds + "_sum", names.event_loop_lag_seconds + "_count"
+    cpu = prediction = lag_seconds = lag_count = 0.0
     text = httpx.get(f"{url}/metrics", timeout=5).text
     at = time.monotonic()
     for family in text_string_to_metric_families(text):
@@ -54,15 +61,23 @@ def read(url: str, service: str) -> Reading:
                 cpu = sample.value
             elif sample.name == busy:
                 prediction += sample.value
-    return Reading(at, cpu, prediction)
+            elif sample.name == lag:
+                lag_seconds = sample.value
+            elif sample.name == lags:
+                lag_count = sample.value
+    return Reading(at, cpu, prediction, lag_seconds, lag_count)
 
 
 def rates(before: Reading, after: Reading) -> dict[str, float]:
-    """CPU cores and prediction concurrency between two readings."""
+    """CPU cores, prediction concurrency and the event loop's mean lag between two readings."""
     elapsed = after.at - before.at
+    wakeups = after.lag_count - before.lag_count
     return {
         "cpu_cores": round((after.cpu_seconds - before.cpu_seconds) / elapsed, 3),
         "prediction_concurrency": round((after.prediction_seconds - before.prediction_seconds) / elapsed, 3),
+        "event_loop_lag_ms": (
+            round(1000 * (after.lag_seconds - before.lag_seconds) / wakeups, 2) if wakeups else None
+        ),
     }
 
 

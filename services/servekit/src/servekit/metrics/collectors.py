@@ -201,6 +201,13 @@ class ServiceMetrics:
             f"{service.upper()}_MAX_CONCURRENT_REQUESTS were being answered.",
             registry=self.registry,
         )
+        self.event_loop_lag = Histogram(
+            n.event_loop_lag_seconds,
+            "How late the event loop woke a timer due every 50 ms: the wait of whatever was ready, "
+            "requests included, before the app could run it.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
 

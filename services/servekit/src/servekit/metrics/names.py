@@ -26,6 +26,7 @@ CAPTURED_INSTANCES_TOTAL = "captured_instances_total"
 CAPTURE_FAILURES_TOTAL = "capture_failures_total"
 PREDICTION_REQUESTS_IN_FLIGHT = "prediction_requests_in_flight"
 PREDICTION_REQUESTS_SHED_TOTAL = "prediction_requests_shed_total"
+EVENT_LOOP_LAG_SECONDS = "event_loop_lag_seconds"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
 SHADOW_MODEL_INFO = "shadow_model_info"
@@ -197,6 +198,10 @@ class MetricNames:
     @property
     def prediction_requests_shed_total(self) -> str:
         return self._name(PREDICTION_REQUESTS_SHED_TOTAL)
+
+    @property
+    def event_loop_lag_seconds(self) -> str:
+        return self._name(EVENT_LOOP_LAG_SECONDS)
 
     @property
     def shadow_model_info(self) -> str:

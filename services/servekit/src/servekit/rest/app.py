@@ -27,7 +27,7 @@ from servekit.inference import (
     validate_json,
 )
 from servekit.loading import registry_source
-from servekit.metrics import ServiceMetrics
+from servekit.metrics import ServiceMetrics, loop_lag
 from servekit.metrics.canary import CanaryMetrics
 from servekit.metrics.names import CANARY, STABLE
 from servekit.metrics.shadow import ShadowMetrics
@@ -205,7 +205,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics.model_ready.set(0)
-        tasks = [asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader")]
+        tasks = [
+            asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader"),
+            asyncio.create_task(loop_lag.watch(metrics.event_loop_lag.observe), name=f"{spec.name}-loop-lag"),
+        ]
         if shadow is not None:
             shadow.start()
             tasks.append(asyncio.create_task(shadow.runtime.run(), name=f"{spec.name}-shadow-loader"))
