@@ -88,7 +88,8 @@ class Objectives:
     shed_ratio: float = 0.01
     #: Alert when a replica's event loop runs ready work this late on average (seconds, 10 m): single
     #: records then wait before the app, which neither the admission limit nor the concurrency sees.
-    #: make bench: 1-2 ms up to three quarters of capacity, 11-16 ms at capacity.
+    #: make bench, single records: under 1 ms at half of capacity, at most 7 at three quarters,
+    #: 32-71 at capacity (answers late).
     event_loop_lag: float = 0.01
     #: Alert when more than this share of the instances sampled for the shadow model are skipped
     #: because its queue is full (10 m).
