@@ -26,4 +26,3 @@ def test_a_blocked_loop_is_observed_late_and_a_free_one_on_time() -> None:
         assert max(observed) >= 0.15  # the wake-up that waited behind the blocking call
 
     asyncio.run(main())
-

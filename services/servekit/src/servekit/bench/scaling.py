@@ -68,7 +68,7 @@ def read(url: str, service: str) -> Reading:
     return Reading(at, cpu, prediction, lag_seconds, lag_count)
 
 
-def rates(before: Reading, after: Reading) -> dict[str, float]:
+def rates(before: Reading, after: Reading) -> dict[str, float | None]:
     """CPU cores, prediction concurrency and the event loop's mean lag between two readings."""
     elapsed = after.at - before.at
     wakeups = after.lag_count - before.lag_count
