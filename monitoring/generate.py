@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from servekit import registry
+from servekit.metrics import loop_lag
 from servekit.metrics.names import (
     CANARY,
     CANARY_FAILURE_RATIO,
@@ -1051,11 +1052,13 @@ def loop_lag_cases(service: str, target: dict[str, str], ready: dict[str, str]) 
     """EventLoopSaturated: a loop 30 ms late on average, and one 2 ms late."""
     n = MetricNames(service)
 
+    per_minute = round(60 / loop_lag.INTERVAL_SECONDS)  # the timer's wake-ups
+
     def lagging(ms_late: int) -> dict[str, str]:
-        # 1,200 wake-ups a minute (every 50 ms), each ms_late late.
+        # Every wake-up ms_late late.
         return {
-            series_str(f"{n.event_loop_lag_seconds}_sum", target): f"0+{1200 * ms_late / 1000:g}x30",
-            series_str(f"{n.event_loop_lag_seconds}_count", target): "0+1200x30",
+            series_str(f"{n.event_loop_lag_seconds}_sum", target): f"0+{per_minute * ms_late / 1000:g}x30",
+            series_str(f"{n.event_loop_lag_seconds}_count", target): f"0+{per_minute}x30",
             **ready,
         }
 

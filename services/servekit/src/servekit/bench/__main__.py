@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from servekit import registry
 from servekit.bench import inprocess, load, logging_cost, scaling
@@ -229,7 +228,7 @@ def measure_scaling(
     capacities: dict[str, float],
     seconds: float,
 ) -> dict[str, Any]:
-    """CPU and prediction concurrency at shares of capacity, for single records and explained batches."""
+    """CPU, prediction concurrency and event loop lag at shares of capacity, single records and batches."""
     bodies = {
         SINGLE_LABEL: ("/predict", records[:128]),
         OVERLOAD_LABEL: (
@@ -336,17 +335,16 @@ def model_counts(server: Server, name: str, role: str) -> dict[str, float]:
 
     def scrape() -> dict[str, float]:
         counts: dict[str, float] = {}
-        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=5).text):
-            for sample in family.samples:
-                if sample.name == counted:
-                    key = (
-                        "compared"
-                        if role == "shadow"
-                        else f"{sample.labels['variant']} {sample.labels['result']}"
-                    )
-                    counts[key] = counts.get(key, 0.0) + sample.value
-                elif sample.name == f"{name}_shadow_skipped_total":
-                    counts[f"skipped {sample.labels['reason']}"] = sample.value
+        for sample in scaling.scrape(server.url):
+            if sample.name == counted:
+                key = (
+                    "compared"
+                    if role == "shadow"
+                    else f"{sample.labels['variant']} {sample.labels['result']}"
+                )
+                counts[key] = counts.get(key, 0.0) + sample.value
+            elif sample.name == f"{name}_shadow_skipped_total":
+                counts[f"skipped {sample.labels['reason']}"] = sample.value
         return counts
 
     counts = scrape()

@@ -18,12 +18,14 @@ import os
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from servekit.bench import load
 from servekit.metrics.names import MetricNames
@@ -48,24 +50,27 @@ class Reading:
     lag_count: float
 
 
+def scrape(url: str) -> list[Sample]:
+    """Every sample of a replica's ``/metrics``."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
 def read(url: str, service: str) -> Reading:
     names = MetricNames(service)
-    busy = names.prediction_latency_seconds + "_sum"
-    lag, lags = names.event_loop_lag_seconds + "_sum", names.event_loop_lag_seconds + "_count"
-    cpu = prediction = lag_seconds = lag_count = 0.0
-    text = httpx.get(f"{url}/metrics", timeout=5).text
+    totals: defaultdict[str, float] = defaultdict(float)
+    samples = scrape(url)
     at = time.monotonic()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == CPU_SECONDS:
-                cpu = sample.value
-            elif sample.name == busy:
-                prediction += sample.value
-            elif sample.name == lag:
-                lag_seconds = sample.value
-            elif sample.name == lags:
-                lag_count = sample.value
-    return Reading(at, cpu, prediction, lag_seconds, lag_count)
+    for sample in samples:
+        totals[sample.name] += sample.value  # the latency _sum has a series per endpoint
+    lag = names.event_loop_lag_seconds
+    return Reading(
+        at,
+        cpu_seconds=totals[CPU_SECONDS],
+        prediction_seconds=totals[names.prediction_latency_seconds + "_sum"],
+        lag_seconds=totals[lag + "_sum"],
+        lag_count=totals[lag + "_count"],
+    )
 
 
 def rates(before: Reading, after: Reading) -> dict[str, float | None]:
@@ -86,7 +91,8 @@ def neighbours(count: int) -> Iterator[None]:
     """``count`` processes spinning on the CPU while the block runs; stopped by their process id."""
     spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
-        time.sleep(0.5)  # scheduled and running before the load starts
+        if spinning:
+            time.sleep(0.5)  # scheduled and running before the load starts
         yield
     finally:
         for process in spinning:
@@ -105,7 +111,7 @@ def measure(
     fractions: Sequence[float] = FRACTIONS,
     contended: float | None = CONTENDED_FRACTION,
 ) -> list[dict[str, Any]]:
-    """One row per fraction of ``capacity`` (requests/s): what clients got, and the two signals.
+    """One row per fraction of ``capacity`` (requests/s): what clients got, and the three signals.
 
     ``contended``: that fraction again, with a process spinning on each core beside the replica.
     """

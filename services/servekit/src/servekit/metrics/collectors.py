@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from servekit.metrics import loop_lag
 from servekit.metrics.names import LATENCY_BUCKETS, PREDICTION_ENDPOINTS, MetricNames
 
 if TYPE_CHECKING:
@@ -203,8 +204,8 @@ class ServiceMetrics:
         )
         self.event_loop_lag = Histogram(
             n.event_loop_lag_seconds,
-            "How late the event loop woke a timer due every 50 ms: the wait of whatever was ready, "
-            "requests included, before the app could run it.",
+            f"How late the event loop woke a timer due every {loop_lag.INTERVAL_SECONDS * 1000:g} ms: the "
+            "wait of whatever was ready, requests included, before the app could run it.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
