@@ -7,9 +7,6 @@ live Prometheus scraping the services.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -17,8 +14,9 @@ import yaml
 from manifests import OVERLAYS, SERVICES, Obj, Rendered, container, pod_labels, render
 from test_manifests import flow, pod
 
+from monitoring_generator import load_generator
+
 COMPONENT = "autoscale-on-concurrency"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def quantity(value: str) -> float:
@@ -28,15 +26,7 @@ def quantity(value: str) -> float:
 
 @pytest.fixture(scope="module")
 def generator() -> ModuleType:
-    name = "monitoring_generate"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "monitoring" / "generate.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_generator()
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)

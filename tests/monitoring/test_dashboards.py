@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
+from monitoring_generator import MONITORING
 from servekit import registry
-
-from .conftest import MONITORING
 
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "gauge"}

@@ -10,10 +10,9 @@ import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
+from monitoring_generator import MONITORING
 from servekit import registry
 from servekit.metrics.names import LATENCY_BUCKETS
-
-from .conftest import MONITORING
 
 LEVEL_METRIC_OPERATIONS = re.compile(r"^[a-z]+(_[a-z]+)*:[a-z0-9_]+:[a-z0-9_]+$")
 

@@ -18,11 +18,10 @@ import pytest
 import yaml
 
 from load.payloads import payloads
+from monitoring_generator import MONITORING
 from processes import Server, free_port, grpc_infer, infer_example
 from servekit import registry
 from servekit.local import start
-
-from .conftest import MONITORING
 
 pytestmark = pytest.mark.integration
 

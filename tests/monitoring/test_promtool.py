@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import MONITORING
+from monitoring_generator import MONITORING
 
 
 def promtool() -> str:
