@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from servekit.admission import RETRY_AFTER_SECONDS, AdmissionLimit
+from servekit.admission import INSTANCES, REQUESTS, RETRY_AFTER_SECONDS, AdmissionLimit
 from servekit.errors import ServekitError
 
 
 def test_a_request_beyond_the_limit_is_refused_and_a_freed_place_is_taken_again() -> None:
     counts: list[int] = []
-    refused: list[None] = []
-    limit = AdmissionLimit("toy", 2, on_refused=lambda: refused.append(None))
+    refused: list[str] = []
+    limit = AdmissionLimit("toy", 2, on_refused=refused.append)
     limit.enter()
     counts.append(limit.in_flight)
     limit.enter()
@@ -24,7 +24,7 @@ def test_a_request_beyond_the_limit_is_refused_and_a_freed_place_is_taken_again(
     limit.enter()
     counts.append(limit.in_flight)
     assert counts == [1, 2, 1, 2]
-    assert len(refused) == 1
+    assert refused == [REQUESTS]
     error = raised.value
     assert (error.status_code, error.error) == (503, "overloaded")
     assert error.retry_after_seconds == RETRY_AFTER_SECONDS
@@ -38,7 +38,7 @@ def test_a_place_is_given_back_when_the_request_fails() -> None:
         raise RuntimeError("the model failed")
     with limit.admitted():
         assert limit.in_flight == 1
-    assert limit.status() == {"limit": 1, "in_flight": 0}
+    assert limit.status() == {"limit": 1, "in_flight": 0, "instance_limit": 0, "instances_in_flight": 0}
 
 
 def test_zero_means_no_limit() -> None:
@@ -46,3 +46,42 @@ def test_zero_means_no_limit() -> None:
     for _ in range(10_000):
         limit.enter()
     assert limit.in_flight == 10_000
+
+
+def test_a_batch_that_would_pass_the_instance_limit_is_refused_and_its_instances_are_given_back() -> None:
+    refused: list[str] = []
+    limit = AdmissionLimit("toy", 0, instance_limit=512, on_refused=refused.append)
+    with limit.instances_admitted(256), limit.instances_admitted(256):
+        assert limit.instances_in_flight == 512
+        with pytest.raises(ServekitError) as raised, limit.instances_admitted(17):
+            pass
+        assert limit.instances_in_flight == 512
+    assert limit.instances_in_flight == 0
+    assert refused == [INSTANCES]
+    error = raised.value
+    assert (error.status_code, error.error) == (503, "overloaded")
+    assert error.retry_after_seconds == RETRY_AFTER_SECONDS
+    assert "predicting 512 instances in batches; 17 more would pass its limit of 512" in error.message
+    assert "TOY_MAX_CONCURRENT_INSTANCES" in error.message
+
+
+def test_instances_are_given_back_when_the_batch_fails() -> None:
+    limit = AdmissionLimit("toy", 0, instance_limit=100)
+    with pytest.raises(RuntimeError), limit.instances_admitted(100):
+        raise RuntimeError("the model failed")
+    with limit.instances_admitted(100):
+        assert limit.instances_in_flight == 100
+
+
+def test_a_batch_larger_than_the_instance_limit_is_answered_alone_and_refused_beside_another() -> None:
+    limit = AdmissionLimit("toy", 0, instance_limit=100)
+    with limit.instances_admitted(300):
+        assert limit.instances_in_flight == 300
+    with limit.instances_admitted(1), pytest.raises(ServekitError), limit.instances_admitted(300):
+        pass
+
+
+def test_zero_instances_means_no_instance_limit() -> None:
+    limit = AdmissionLimit("toy", 1)
+    with limit.instances_admitted(10_000), limit.instances_admitted(10_000):
+        assert limit.instances_in_flight == 20_000

@@ -62,7 +62,8 @@ def test_a_full_replica_refuses_each_prediction_endpoint_at_once(full_client: Te
     assert v2.json()["code"] == "overloaded"
     assert "TOY_MAX_CONCURRENT_REQUESTS" in v2.json()["error"]
 
-    assert metric_sample(full_client, NAMES.prediction_requests_shed_total) == 4
+    assert metric_sample(full_client, NAMES.prediction_requests_shed_total, limit="requests") == 4
+    assert metric_sample(full_client, NAMES.prediction_requests_shed_total, limit="instances") == 0
     assert metric_sample(full_client, NAMES.prediction_requests_in_flight) == 2
     labels = {"endpoint": "/predict", "method": "POST", "status": "503"}
     assert metric_sample(full_client, NAMES.requests_total, **labels) == 2
@@ -71,7 +72,7 @@ def test_a_full_replica_refuses_each_prediction_endpoint_at_once(full_client: Te
 def test_probes_metadata_and_scrapes_are_never_refused(full_client: TestClient) -> None:
     for path in ("/healthz", "/readyz", "/model", "/metrics", "/v2/health/ready", "/openapi.json"):
         assert full_client.get(path).status_code == 200, path
-    assert metric_sample(full_client, NAMES.prediction_requests_shed_total) == 0
+    assert metric_sample(full_client, NAMES.prediction_requests_shed_total, limit="requests") == 0
 
 
 def test_a_freed_place_answers_the_next_request(full_client: TestClient) -> None:
@@ -104,10 +105,21 @@ class GatedToy(ToyModel):
         return super().predict(records)
 
 
-def test_a_place_is_held_while_a_request_is_answered(toy_trained: tuple[ModelArtifact, Split]) -> None:
+@pytest.fixture
+def gated() -> Iterator[ServiceSpec]:
+    """The toy service with its model gated, the gate closed; opened again whatever the test did."""
+    GatedToy.entered.clear()
+    GatedToy.gate.clear()
+    yield dataclasses.replace(TOY, model=GatedToy)
+    GatedToy.gate.set()
+
+
+def test_a_place_is_held_while_a_request_is_answered(
+    toy_trained: tuple[ModelArtifact, Split], gated: ServiceSpec
+) -> None:
     artifact, data = toy_trained
     settings = load_settings("toy", max_concurrent_requests=1, max_batch_size=64)
-    spec = dataclasses.replace(TOY, model=GatedToy)
+    spec = gated
     rows = request_rows(data, INLINE_BATCH_LIMIT + 1)
     with TestClient(create_app(spec, settings, source=lambda: artifact)) as client:
         wait_ready(client)
@@ -161,3 +173,69 @@ def test_the_limit_is_the_service_s_unless_the_operator_sets_one(
     assert limit_of(slow_model) == 3
     assert limit_of(slow_model, max_concurrent_requests=0) == 0
     assert limit_of(slow_model, max_concurrent_requests=40) == 40
+
+
+def test_the_instance_limit_is_the_service_s_unless_the_operator_sets_one(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    slow_model = dataclasses.replace(TOY, max_concurrent_instances=300)
+
+    def admission_of_app(spec: ServiceSpec, **settings: Any) -> dict[str, int]:
+        with TestClient(
+            create_app(spec, load_settings("toy", **settings), source=lambda: artifact)
+        ) as client:
+            wait_ready(client)
+            admission: dict[str, int] = client.get("/model").json()["admission"]
+        return admission
+
+    defaults = {"limit": 16, "in_flight": 0, "instance_limit": 1024, "instances_in_flight": 0}
+    assert admission_of_app(TOY) == defaults
+    assert admission_of_app(slow_model)["instance_limit"] == 300
+    assert admission_of_app(slow_model, max_concurrent_instances=0)["instance_limit"] == 0
+    assert admission_of_app(slow_model, max_concurrent_instances=2048)["instance_limit"] == 2048
+
+
+def test_a_batch_beside_others_is_refused_by_the_instances_it_would_add(
+    toy_trained: tuple[ModelArtifact, Split], gated: ServiceSpec
+) -> None:
+    artifact, data = toy_trained
+    size = INLINE_BATCH_LIMIT + 1
+    settings = load_settings("toy", max_concurrent_instances=size + 10, max_batch_size=64)
+    spec = gated
+    rows = request_rows(data, size)
+    with TestClient(create_app(spec, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        answers: list[int] = []
+        slow = threading.Thread(
+            target=lambda: answers.append(client.post("/predict/batch", json={"instances": rows}).status_code)
+        )
+        slow.start()
+        try:
+            assert GatedToy.entered.wait(30)
+            assert metric_sample(client, NAMES.prediction_instances_in_flight) == size
+            big = {"instances": rows}
+            refused = client.post("/predict/batch", json=big, headers={"x-request-id": "big-2"})
+            # Single records and small batches are answered on the loop and never wait here.
+            small = client.post("/predict/batch", json={"instances": rows[:INLINE_BATCH_LIMIT]})
+            single = client.post("/predict", json=ROW)
+        finally:
+            GatedToy.gate.set()
+            slow.join(30)
+        assert answers == [200]
+        assert (small.status_code, single.status_code) == (200, 200)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["x-request-id"] == "big-2"
+        body = refused.json()
+        assert body["error"] == "overloaded"
+        assert (
+            f"predicting {size} instances in batches; {size} more would pass its limit of {size + 10}"
+            in (body["message"])
+        )
+        assert "TOY_MAX_CONCURRENT_INSTANCES" in body["message"]
+        assert metric_sample(client, NAMES.prediction_requests_shed_total, limit="instances") == 1
+        assert metric_sample(client, NAMES.prediction_requests_shed_total, limit="requests") == 0
+        assert metric_sample(client, NAMES.prediction_instances_in_flight) == 0
+        # The batch answered alone: once the first is done, the same batch is taken.
+        assert client.post("/predict/batch", json={"instances": rows}).status_code == 200

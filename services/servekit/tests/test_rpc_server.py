@@ -20,6 +20,7 @@ from servekit.local import free_port
 from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_endpoint
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
+from servekit.rest.app import INLINE_BATCH_LIMIT
 from servekit.rpc import generate
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import RETRY_PUSHBACK_KEY, SERVICE, OpenInferenceServicer, infer_message
@@ -335,9 +336,33 @@ def test_a_full_replica_is_unavailable_with_a_pushback(served: tuple[TestClient,
     assert dict(error.trailing_metadata())[RETRY_PUSHBACK_KEY] == "1000"  # type: ignore[attr-defined]
     assert stub.server_ready(pb.ServerReadyRequest()).ready
     registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
-    assert registry.get_sample_value("toy_prediction_requests_shed_total") == 1
+    assert registry.get_sample_value("toy_prediction_requests_shed_total", {"limit": "requests"}) == 1
     admission.leave()
     assert stub.model_infer(infer_request([{"x": 1.0, "color": "red"}])).outputs
+
+
+def test_a_batch_past_the_instance_limit_is_unavailable_with_a_pushback(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_batch_size=64, max_concurrent_instances=40, grpc_port=free_port())
+    batch = [{"x": float(i % 10), "color": "red"} for i in range(INLINE_BATCH_LIMIT + 1)]
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        admission = client.app.state.admission  # type: ignore[attr-defined]
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            stub = Stub(channel)
+            with admission.instances_admitted(30):  # as by a batch already running
+                error = status_of(stub.model_infer, infer_request(batch))
+                # On the loop, so not counted: a small batch is answered beside the large ones.
+                assert stub.model_infer(infer_request(batch[:INLINE_BATCH_LIMIT])).outputs
+            assert stub.model_infer(infer_request(batch)).outputs
+        registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+        shed = registry.get_sample_value("toy_prediction_requests_shed_total", {"limit": "instances"})
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert "17 more would pass its limit of 40 (TOY_MAX_CONCURRENT_INSTANCES)" in error.details()
+    assert dict(error.trailing_metadata())[RETRY_PUSHBACK_KEY] == "1000"  # type: ignore[attr-defined]
+    assert shed == 1
 
 
 def test_the_generated_messages_match_the_proto() -> None:

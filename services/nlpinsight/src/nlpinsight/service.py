@@ -20,4 +20,6 @@ SERVICE = ServiceSpec(
     # An explained batch of 64 texts takes about 60 ms, four times a tabular model's: 16 of them
     # sharing the CPU would answer after about a second, past most clients' deadline.
     max_concurrent_requests=8,
+    # The same 512 explained texts, in batches of any size: two full batches of 256.
+    max_concurrent_instances=512,
 )

@@ -8,7 +8,14 @@ once, with 503 and ``Retry-After``, keeps the answers it does give on time and t
 would refuse probes and scrapes too, and a replica refusing its liveness probe is restarted at
 the worst moment; here only prediction requests count, on every transport (HTTP and gRPC).
 
-Every transport runs on the app's one event loop, so the count needs no lock.
+Two limits, because requests differ in size. The count of requests is checked before a body is
+read, so refusing costs microseconds; but a batch of 256 explained rows is 256 times the work of
+one row, so 16 such batches wait four times as long as 16 batches of 64. The count of instances
+in batches answered off the event loop bounds that work itself; it is checked once the body is
+decoded, when the number of rows is known. Single records and small batches are answered on the
+loop, one after the other, so they never wait behind each other here and are not counted.
+
+Every transport runs on the app's one event loop, so the counts need no lock.
 """
 
 from __future__ import annotations
@@ -22,25 +29,39 @@ from servekit.errors import ServekitError
 RETRY_AFTER_SECONDS = 1
 
 
+#: Which limit refused a request: the ``limit`` label of ``<svc>_prediction_requests_shed_total``.
+REQUESTS = "requests"
+INSTANCES = "instances"
+LIMITS = (REQUESTS, INSTANCES)
+
+
 class AdmissionLimit:
-    """Counts the prediction requests in flight; refuses one that would exceed ``limit`` (0: none)."""
+    """Counts prediction requests and off-loop instances in flight; refuses what would exceed a limit.
+
+    ``limit`` bounds requests and ``instance_limit`` the instances of the batches in worker
+    threads (0: no limit, for either). A batch is always admitted when no other batch is in
+    flight, so one larger than ``instance_limit`` is slow, never unanswerable.
+    """
 
     def __init__(
         self,
         service: str,
         limit: int,
         *,
-        on_refused: Callable[[], object] = lambda: None,
+        instance_limit: int = 0,
+        on_refused: Callable[[str], object] = lambda limit: None,
     ) -> None:
         self.service = service
         self.limit = limit
+        self.instance_limit = instance_limit
         self.in_flight = 0
+        self.instances_in_flight = 0
         self.on_refused = on_refused
 
     def enter(self) -> None:
         """Take one of the places; a 503 ServekitError if none is free."""
         if self.limit and self.in_flight >= self.limit:
-            self.on_refused()
+            self.on_refused(REQUESTS)
             raise self.refusal()
         self.in_flight += 1
 
@@ -56,15 +77,47 @@ class AdmissionLimit:
         finally:
             self.leave()
 
+    @contextmanager
+    def instances_admitted(self, count: int) -> Iterator[None]:
+        """Hold ``count`` instances of the budget while the body runs; a 503 ServekitError if over it."""
+        busy = self.instances_in_flight
+        if self.instance_limit and busy and busy + count > self.instance_limit:
+            self.on_refused(INSTANCES)
+            raise self.instance_refusal(count)
+        self.instances_in_flight += count
+        try:
+            yield
+        finally:
+            self.instances_in_flight -= count
+
     def refusal(self) -> ServekitError:
-        variable = f"{self.service.upper()}_MAX_CONCURRENT_REQUESTS"
-        return ServekitError(
-            503,
-            "overloaded",
-            f"this replica is answering {self.limit} prediction requests, its limit ({variable}); "
-            f"retry in {RETRY_AFTER_SECONDS} s or on another replica",
-            retry_after_seconds=RETRY_AFTER_SECONDS,
+        return overloaded(
+            f"this replica is answering {self.limit} prediction requests, its limit "
+            f"({self.variable('MAX_CONCURRENT_REQUESTS')})"
         )
 
+    def instance_refusal(self, count: int) -> ServekitError:
+        return overloaded(
+            f"this replica is predicting {self.instances_in_flight} instances in batches; {count} more "
+            f"would pass its limit of {self.instance_limit} ({self.variable('MAX_CONCURRENT_INSTANCES')})"
+        )
+
+    def variable(self, setting: str) -> str:
+        return f"{self.service.upper()}_{setting}"
+
     def status(self) -> dict[str, int]:
-        return {"limit": self.limit, "in_flight": self.in_flight}
+        return {
+            "limit": self.limit,
+            "in_flight": self.in_flight,
+            "instance_limit": self.instance_limit,
+            "instances_in_flight": self.instances_in_flight,
+        }
+
+
+def overloaded(why: str) -> ServekitError:
+    return ServekitError(
+        503,
+        "overloaded",
+        f"{why}; retry in {RETRY_AFTER_SECONDS} s or on another replica",
+        retry_after_seconds=RETRY_AFTER_SECONDS,
+    )

@@ -49,6 +49,16 @@ class ServiceSettings(BaseSettings):
             "unset: the service's own default (servekit.spec.ServiceSpec.max_concurrent_requests)"
         ),
     )
+    max_concurrent_instances: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Instances of the batches answered in worker threads (all but the smallest) predicted at "
+            "once at most; a batch that would pass it is refused with 503 and Retry-After once its body "
+            "is read, unless no other batch is in flight; 0: no limit; unset: the service's own default "
+            "(servekit.spec.ServiceSpec.max_concurrent_instances)"
+        ),
+    )
     gzip_min_bytes: int = Field(
         default=1024, ge=0, description="Gzip responses this large for clients that accept it; 0: never"
     )

@@ -77,6 +77,10 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
 
     result["overload"] = measure_overload(spec, mlflow, work, records, args.seconds)
     print_overload(spec.name, result["overload"])
+    result["overload_large_batches"] = measure_overload(
+        spec, mlflow, work, records, args.seconds, rows=LARGE_BATCH_SIZE, without=REQUESTS_ONLY
+    )
+    print_overload(spec.name, result["overload_large_batches"])
 
     capacities = {
         SINGLE_LABEL: result["http"][f"predict c={max(args.concurrency)}"]["requests_per_second"],
@@ -158,26 +162,50 @@ def measure_beside(
 
 
 #: Explained batches sent at this multiple of what one worker answers, by clients that give up
-#: after OVERLOAD_DEADLINE seconds: the replica with its admission limit, and without one.
+#: after OVERLOAD_DEADLINE seconds: the replica with its admission limits, and with fewer.
 OVERLOAD_FACTOR = 2.0
 OVERLOAD_DEADLINE = 1.0
 OVERLOAD_PATH = "/predict/batch?explain=true"
+#: The largest batch the services accept by default (``<SVC>_MAX_BATCH_SIZE``).
+LARGE_BATCH_SIZE = 256
+LIMITED = "limited"
+#: The limits switched off in each comparison: batches of 64 without any limit, and batches of
+#: 256 with the request limit alone, which is what bounded them before the instance limit.
+UNLIMITED = ("unlimited", {"MAX_CONCURRENT_REQUESTS": "0", "MAX_CONCURRENT_INSTANCES": "0"})
+REQUESTS_ONLY = ("requests only", {"MAX_CONCURRENT_INSTANCES": "0"})
 
 
 def measure_overload(
-    spec: ServiceSpec, mlflow: Server, work: Path, records: list[dict[str, Any]], seconds: float
+    spec: ServiceSpec,
+    mlflow: Server,
+    work: Path,
+    records: list[dict[str, Any]],
+    seconds: float,
+    *,
+    rows: int = BATCH_SIZE,
+    without: tuple[str, Mapping[str, str]] = UNLIMITED,
 ) -> dict[str, Any]:
-    """Goodput and latency past capacity, with the service's admission limit and with none."""
-    bodies = [{"instances": records[i : i + BATCH_SIZE]} for i in range(0, 256, BATCH_SIZE)]
-    result: dict[str, Any] = {"path": OVERLOAD_PATH, "rows_per_request": BATCH_SIZE}
-    result["limit"] = spec.max_concurrent_requests
+    """Goodput and latency past capacity, with the service's admission limits and ``without`` some."""
+    bodies = [{"instances": records[i : i + rows]} for i in range(0, len(records) - rows + 1, rows)]
+    if not bodies:
+        raise ValueError(f"{len(records)} valid records make no batch of {rows}")
+    result: dict[str, Any] = {
+        "path": OVERLOAD_PATH,
+        "rows_per_request": rows,
+        "limit": spec.max_concurrent_requests,
+        "instance_limit": spec.max_concurrent_instances,
+        "compared_with": without[0],
+    }
     capacity = 0.0
-    for label, limit in (("limited", spec.max_concurrent_requests), ("unlimited", 0)):
-        settings = {"MAX_CONCURRENT_REQUESTS": str(limit)}
-        with serving(spec, mlflow, work, label=label, settings=settings) as server:
+    # Capacity first, where the limits switched off cannot refuse the saturating load: a closed
+    # loop of 4 batches of 256 would pass an instance limit of 512, and a quick 503 is no answer.
+    for label, settings in (without, (LIMITED, {})):
+        with serving(spec, mlflow, work, label=label.replace(" ", "-"), settings=settings) as server:
             requests = load.post_requests("127.0.0.1", server.port, OVERLOAD_PATH, bodies)
             if not capacity:
                 saturated = load.run("127.0.0.1", server.port, requests, concurrency=4, seconds=seconds)
+                if saturated.errors:
+                    raise RuntimeError(f"{saturated.errors} requests failed while measuring capacity")
                 capacity = saturated.requests_per_second
                 result["capacity_per_second"] = round(capacity, 1)
             outcome = load.run_open_loop(
@@ -189,10 +217,8 @@ def measure_overload(
                 deadline=OVERLOAD_DEADLINE,
             )
             result[label] = outcome.as_dict()
-    unlimited = result["unlimited"]["goodput_per_second"]
-    result["goodput_ratio_to_unlimited"] = (
-        round(result["limited"]["goodput_per_second"] / unlimited, 2) if unlimited else None
-    )
+    other = result[without[0]]["goodput_per_second"]
+    result["goodput_ratio"] = round(result[LIMITED]["goodput_per_second"] / other, 2) if other else None
     return result
 
 
@@ -202,17 +228,21 @@ def print_overload(name: str, overload: dict[str, Any]) -> None:
         f"{OVERLOAD_FACTOR:g}x the {overload['capacity_per_second']:.1f} requests/s one worker answers, "
         f"by clients giving up after {OVERLOAD_DEADLINE:g} s"
     )
-    for label, title in (("limited", f"limit {overload['limit']}"), ("unlimited", "no limit")):
+    limits = f"limits {overload['limit']} requests, {overload['instance_limit']} instances"
+    compared = overload["compared_with"]
+    titles = {"unlimited": "no limit", "requests only": f"limit {overload['limit']} requests only"}
+    for label, title in ((LIMITED, limits), (compared, titles.get(compared, compared))):
         row = overload[label]
         answered = row["answered_latency"]
         print(
-            f"  {title:<9} goodput {row['goodput_per_second']:>6.1f}/s  answered {row['answered']:>5}  "
+            f"  {title:<36} goodput {row['goodput_per_second']:>6.1f}/s  answered {row['answered']:>5}  "
             f"shed {row['shed']:>5}  late {row['late']:>5}  failed {row['failed']:>3}  "
             f"p50 {answered['p50_ms']:>6.1f} ms  p99 {answered['p99_ms']:>6.1f} ms"
             + "".join(f"  {kind}: {count}" for kind, count in row["failures"].items())
         )
-    ratio = overload["goodput_ratio_to_unlimited"]
-    print(f"  goodput, limit / no limit: {'no answer in time with no limit' if ratio is None else ratio}")
+    ratio = overload["goodput_ratio"]
+    verdict = f"no answer in time with {titles.get(compared, compared)}" if ratio is None else ratio
+    print(f"  goodput, {LIMITED} / {compared}: {verdict}")
 
 
 SINGLE_LABEL = "/predict, one record"

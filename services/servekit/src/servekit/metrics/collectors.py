@@ -20,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from servekit import admission
 from servekit.metrics import loop_lag
 from servekit.metrics.names import LATENCY_BUCKETS, PREDICTION_ENDPOINTS, MetricNames
 
@@ -196,12 +197,22 @@ class ServiceMetrics:
             "Prediction requests (every transport) being answered now.",
             registry=self.registry,
         )
-        self.prediction_requests_shed = Counter(
-            n.prediction_requests_shed_total,
-            f"Prediction requests refused at once with 503 (gRPC UNAVAILABLE) because "
-            f"{service.upper()}_MAX_CONCURRENT_REQUESTS were being answered.",
+        self.prediction_instances_in_flight = Gauge(
+            n.prediction_instances_in_flight,
+            "Instances of the prediction batches answered in worker threads (the larger ones; small "
+            "batches and single records are answered on the event loop) being predicted now.",
             registry=self.registry,
         )
+        self.prediction_requests_shed = Counter(
+            n.prediction_requests_shed_total,
+            f"Prediction requests refused at once with 503 (gRPC UNAVAILABLE), by the limit they would "
+            f"have passed: requests ({service.upper()}_MAX_CONCURRENT_REQUESTS, before the body is read) "
+            f"or instances ({service.upper()}_MAX_CONCURRENT_INSTANCES, batches in worker threads).",
+            ["limit"],
+            registry=self.registry,
+        )
+        for limit in admission.LIMITS:  # at zero from the first scrape, so rate() sees the first refusal
+            self.prediction_requests_shed.labels(limit)
         self.event_loop_lag = Histogram(
             n.event_loop_lag_seconds,
             f"How late the event loop woke a timer due every {loop_lag.INTERVAL_SECONDS * 1000:g} ms: the "

@@ -26,6 +26,7 @@ CAPTURED_INSTANCES_TOTAL = "captured_instances_total"
 CAPTURE_FAILURES_TOTAL = "capture_failures_total"
 PREDICTION_REQUESTS_IN_FLIGHT = "prediction_requests_in_flight"
 PREDICTION_REQUESTS_SHED_TOTAL = "prediction_requests_shed_total"
+PREDICTION_INSTANCES_IN_FLIGHT = "prediction_instances_in_flight"
 EVENT_LOOP_LAG_SECONDS = "event_loop_lag_seconds"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
@@ -198,6 +199,10 @@ class MetricNames:
     @property
     def prediction_requests_shed_total(self) -> str:
         return self._name(PREDICTION_REQUESTS_SHED_TOTAL)
+
+    @property
+    def prediction_instances_in_flight(self) -> str:
+        return self._name(PREDICTION_INSTANCES_IN_FLIGHT)
 
     @property
     def event_loop_lag_seconds(self) -> str:

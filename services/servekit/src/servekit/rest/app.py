@@ -75,6 +75,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class Predictor:
     """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big.
 
+    A batch run off the loop holds its instances in the admission's instance limit while it waits
+    for and runs in a worker thread; one that would pass the limit is refused with 503.
     With a canary, the router picks the model that answers each request, and each variant's
     result and model time are counted (``servekit.routing``).
     """
@@ -83,12 +85,15 @@ class Predictor:
         self,
         runtime: ModelRuntime,
         metrics: ServiceMetrics,
+        admission: AdmissionLimit,
+        *,
         shadow: ShadowScorer | None = None,
         canary: CanaryRouter | None = None,
         capture: PredictionCapture | None = None,
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
+        self.admission = admission
         self.shadow = shadow
         self.canary = canary
         self.capture = capture
@@ -126,9 +131,10 @@ class Predictor:
             if len(records) <= INLINE_BATCH_LIMIT:
                 predictions = self.run(model, records, explain, timings, stable=stable, variant=variant)
             else:
-                predictions = await asyncio.to_thread(
-                    self.run, model, records, explain, timings, stable=stable, variant=variant
-                )
+                with self.admission.instances_admitted(len(records)):
+                    predictions = await asyncio.to_thread(
+                        self.run, model, records, explain, timings, stable=stable, variant=variant
+                    )
         except Exception as exc:
             if self.canary is not None:
                 failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
@@ -185,16 +191,18 @@ def create_app(
             on_captured=metrics.captured_instances.inc,
             on_failed=metrics.capture_failures.inc,
         )
-    predictor = Predictor(runtime, metrics, shadow, canary, capture)
-    # One limit for HTTP and gRPC alike: both answer on this process's one event loop.
-    limit = settings.max_concurrent_requests
+    # One admission for HTTP and gRPC alike: both answer on this process's one event loop.
+    limit, instance_limit = settings.max_concurrent_requests, settings.max_concurrent_instances
     admission = AdmissionLimit(
         spec.name,
         spec.max_concurrent_requests if limit is None else limit,
-        on_refused=metrics.prediction_requests_shed.inc,
+        instance_limit=spec.max_concurrent_instances if instance_limit is None else instance_limit,
+        on_refused=lambda which: metrics.prediction_requests_shed.labels(which).inc(),
     )
-    # Read when scraped: no lock taken on the request path to keep a copy of the count.
+    # Read when scraped: no lock taken on the request path to keep a copy of the counts.
     metrics.prediction_requests_in_flight.set_function(lambda: admission.in_flight)
+    metrics.prediction_instances_in_flight.set_function(lambda: admission.instances_in_flight)
+    predictor = Predictor(runtime, metrics, admission, shadow=shadow, canary=canary, capture=capture)
     # One log and one line budget for HTTP and gRPC alike.
     access_log = AccessLog(
         settings.access_log,
