@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator, Sequence
@@ -114,6 +115,22 @@ def gated() -> Iterator[ServiceSpec]:
     GatedToy.gate.set()
 
 
+@contextlib.contextmanager
+def batch_held(client: TestClient, rows: list[dict[str, Any]]) -> Iterator[list[int]]:
+    """A batch sent and held in the gated model while the body runs; then its answer's status."""
+    answers: list[int] = []
+    held = threading.Thread(
+        target=lambda: answers.append(client.post("/predict/batch", json={"instances": rows}).status_code)
+    )
+    held.start()
+    try:
+        assert GatedToy.entered.wait(30)
+        yield answers
+    finally:
+        GatedToy.gate.set()
+        held.join(30)
+
+
 def test_a_place_is_held_while_a_request_is_answered(
     toy_trained: tuple[ModelArtifact, Split], gated: ServiceSpec
 ) -> None:
@@ -123,19 +140,10 @@ def test_a_place_is_held_while_a_request_is_answered(
     rows = request_rows(data, INLINE_BATCH_LIMIT + 1)
     with TestClient(create_app(spec, settings, source=lambda: artifact)) as client:
         wait_ready(client)
-        answers: list[int] = []
-        slow = threading.Thread(
-            target=lambda: answers.append(client.post("/predict/batch", json={"instances": rows}).status_code)
-        )
-        slow.start()
-        try:
-            assert GatedToy.entered.wait(30)
+        with batch_held(client, rows) as answers:
             assert metric_sample(client, NAMES.prediction_requests_in_flight) == 1
             assert client.post("/predict", json=ROW).status_code == 503
             assert client.get("/healthz").status_code == 200
-        finally:
-            GatedToy.gate.set()
-            slow.join(30)
         assert answers == [200]
         assert metric_sample(client, NAMES.prediction_requests_in_flight) == 0
         assert client.post("/predict", json=ROW).status_code == 200
@@ -206,22 +214,13 @@ def test_a_batch_beside_others_is_refused_by_the_instances_it_would_add(
     rows = request_rows(data, size)
     with TestClient(create_app(spec, settings, source=lambda: artifact)) as client:
         wait_ready(client)
-        answers: list[int] = []
-        slow = threading.Thread(
-            target=lambda: answers.append(client.post("/predict/batch", json={"instances": rows}).status_code)
-        )
-        slow.start()
-        try:
-            assert GatedToy.entered.wait(30)
+        with batch_held(client, rows) as answers:
             assert metric_sample(client, NAMES.prediction_instances_in_flight) == size
             big = {"instances": rows}
             refused = client.post("/predict/batch", json=big, headers={"x-request-id": "big-2"})
             # Single records and small batches are answered on the loop and never wait here.
             small = client.post("/predict/batch", json={"instances": rows[:INLINE_BATCH_LIMIT]})
             single = client.post("/predict", json=ROW)
-        finally:
-            GatedToy.gate.set()
-            slow.join(30)
         assert answers == [200]
         assert (small.status_code, single.status_code) == (200, 200)
         assert refused.status_code == 503

@@ -66,7 +66,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
     503: {
         "model": schemas.ErrorBody,
-        "description": "Model not loaded yet, or the replica is at its limit of requests (Retry-After)",
+        "description": (
+            "Model not loaded yet, or the replica is at its limit of requests or of batch instances "
+            "in flight (Retry-After)"
+        ),
     },
     500: {"model": schemas.ErrorBody, "description": "Unexpected failure; the message names the request id"},
 }
