@@ -1895,6 +1895,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
     g.add(
         panel(
             "timeseries",
+            "Model load time (last load, by phase)",
+            "How long each replica's last model load took: fetch (resolve the URI, download and "
+            "deserialise), build, warm_up. Part of how long a new pod takes to turn ready, and of a "
+            "promotion's switch (ModelNotReady when it never ends).",
+            "s",
+            [(f"max by (instance, phase) ({n.model_load_seconds}{{{inst}}})", "{{instance}} {{phase}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
             "Outcome distribution against the training baseline",
             "Share of each outcome the served model predicted (5 m; a canary's are on the canary "
             "panels) and its share on the training data (dashed baseline).",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 from unittest.mock import ANY
 
 import pytest
@@ -13,9 +15,9 @@ from fastapi.testclient import TestClient
 from toy import TOY, ToyModel
 
 from servekit.metrics import ServiceMetrics
-from servekit.model import ModelArtifact
+from servekit.model import ModelArtifact, Record
 from servekit.rest import create_app
-from servekit.runtime import REFRESH_RETRY_MAX_SECONDS, ModelRuntime
+from servekit.runtime import LOAD_PHASES, REFRESH_RETRY_MAX_SECONDS, ModelRuntime
 from servekit.settings import load_settings
 from servekit.testing import wait_ready
 from servekit.training.trainer import Split
@@ -218,3 +220,59 @@ def test_a_version_whose_baselines_cannot_be_published_is_not_half_switched_to(
     assert metric(registry, "toy_model_info", {"version": "1", "run_id": "run-1"}) == 1
     assert metric(registry, "toy_model_info", {"version": "2", "run_id": "run-2"}) is None
     assert "retrying version 2 in 10s): ValueError: could not convert" in caplog.text
+
+
+class SlowToBuild(ToyModel):
+    """Takes BUILD_SECONDS to build and WARM_SECONDS more for its warm-up's prediction."""
+
+    BUILD_SECONDS = 0.1
+    WARM_SECONDS = 0.1
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        time.sleep(self.BUILD_SECONDS)
+        super().__init__(artifact)
+
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        time.sleep(self.WARM_SECONDS)
+        return super().predict(records)
+
+
+def test_each_phase_of_a_load_is_timed_published_and_logged(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    fetch_seconds = 0.1
+
+    def slow_source() -> ModelArtifact:
+        time.sleep(fetch_seconds)
+        return registry.source()
+
+    runtime = ModelRuntime(
+        SlowToBuild, slow_source, registry.metrics, probe=registry.probe, refresh_interval=10
+    )
+    with caplog.at_level(logging.INFO, logger="servekit.runtime"):
+        asyncio.run(runtime.load_until_ready())
+        registry.alias = "2"
+        asyncio.run(runtime.refresh())
+
+    least = {"fetch": fetch_seconds, "build": SlowToBuild.BUILD_SECONDS, "warm_up": SlowToBuild.WARM_SECONDS}
+    assert set(runtime.load_seconds) == set(LOAD_PHASES) == set(least)
+    for phase, seconds in least.items():
+        # Each phase's own time: had it taken in a neighbour's 0.1 s, it would be over its bound.
+        assert seconds <= runtime.load_seconds[phase] < seconds + 0.08, phase
+        assert metric(registry, "toy_model_load_seconds", {"phase": phase}) == runtime.load_seconds[phase]
+    timing = f"in {sum(runtime.load_seconds.values()):.2f} s (fetch "
+    ready, updated = (r.getMessage() for r in caplog.records if "version" in r.getMessage())
+    assert "model ready: toy version 1 (run run-1) in " in ready
+    assert "model updated: toy version 2" in updated
+    assert f"loaded {timing}" in updated
+    assert "build 0.1" in updated
+    assert "warm_up 0.1" in updated
+
+
+def test_the_served_model_s_load_time_is_in_get_model(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, _ = toy_trained
+    with TestClient(create_app(TOY, load_settings("toy"), source=lambda: artifact)) as client:
+        wait_ready(client)
+        load_seconds = client.get("/model").json()["load_seconds"]
+    assert set(load_seconds) == set(LOAD_PHASES)
+    assert all(seconds > 0 for seconds in load_seconds.values())

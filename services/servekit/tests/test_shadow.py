@@ -325,7 +325,7 @@ def test_score_difference_is_the_largest_over_shared_scores(
 def test_service_metrics_and_shadow_metrics_share_one_exposition(challenger: ModelArtifact) -> None:
     metrics = ServiceMetrics("toy")
     shadow = ShadowMetrics(metrics.names, metrics.registry)
-    shadow.model_served(ToyModel(challenger))
+    shadow.model_served(ToyModel(challenger), {})
     text = metrics.exposition().decode()
     assert 'toy_shadow_model_info{run_id="run-2",version="2"} 1.0' in text
     assert 'toy_shadow_skipped_total{reason="queue_full"} 0.0' in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -21,7 +22,8 @@ class BesideModelMetrics:
             registry=registry,
         )
 
-    def model_served(self, model: ServedModel) -> None:
+    def model_served(self, model: ServedModel, load_seconds: Mapping[str, float]) -> None:
+        """The model's version and run; its load time is in the log line and ``GET /model``."""
         self.model_info.clear()
         self.model_info.labels(version=model.artifact.version, run_id=model.artifact.run_id).set(1)
 

@@ -192,6 +192,14 @@ class ServiceMetrics:
             "the record; the service log says why, once).",
             registry=self.registry,
         )
+        self.model_load_seconds = Gauge(
+            n.model_load_seconds,
+            "Seconds the served model's load took, by phase: fetch (resolve the URI, download and "
+            "deserialise the artifact), build (the service's model object), warm_up (one prediction "
+            "and explanation); absent until a model is loaded.",
+            ["phase"],
+            registry=self.registry,
+        )
         self.prediction_requests_in_flight = Gauge(
             n.prediction_requests_in_flight,
             "Prediction requests (every transport) being answered now.",
@@ -271,7 +279,7 @@ class ServiceMetrics:
         if endpoint in PREDICTION_ENDPOINTS:
             self.prediction_latency.labels(endpoint).observe(seconds)
 
-    def model_served(self, model: ServedModel) -> None:
+    def model_served(self, model: ServedModel, load_seconds: Mapping[str, float]) -> None:
         """The runtime serves ``model`` from now on (``servekit.runtime.RuntimeMetrics``)."""
         meta = model.artifact.metadata
         self.set_model(
@@ -281,6 +289,8 @@ class ServiceMetrics:
             meta.get("attribution_means", {}),
             meta.get("input_shares", {}),
         )
+        for phase, seconds in load_seconds.items():
+            self.model_load_seconds.labels(phase).set(seconds)
         self.model_ready.set(1)
 
     def model_refresh(self, failed: bool) -> None:

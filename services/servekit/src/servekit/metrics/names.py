@@ -15,6 +15,7 @@ EXPLANATION_LATENCY_SECONDS = "explanation_latency_seconds"
 PREDICTIONS_TOTAL = "predictions_total"
 MODEL_INFO = "model_info"
 MODEL_READY = "model_ready"
+MODEL_LOAD_SECONDS = "model_load_seconds"
 MODEL_REFRESH_FAILING = "model_refresh_failing"
 MODEL_REFRESH_FAILURES_TOTAL = "model_refresh_failures_total"
 EXPLANATIONS_TOTAL = "explanations_total"
@@ -191,6 +192,10 @@ class MetricNames:
     @property
     def capture_failures_total(self) -> str:
         return self._name(CAPTURE_FAILURES_TOTAL)
+
+    @property
+    def model_load_seconds(self) -> str:
+        return self._name(MODEL_LOAD_SECONDS)
 
     @property
     def prediction_requests_in_flight(self) -> str:

@@ -348,6 +348,7 @@ def create_app(
         return json_response(
             {
                 **runtime.require().describe(),
+                "load_seconds": runtime.load_seconds,
                 "refresh": runtime.refresh_status(),
                 "shadow": shadow.status() if shadow else None,
                 "canary": canary.status(runtime.model) if canary else None,
