@@ -20,6 +20,7 @@ from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
+from servekit.rest.app import INLINE_BATCH_LIMIT
 from servekit.routing import MAX_ROUTING_KEY_LENGTH, Route, percentile_of
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import SERVICE
@@ -325,6 +326,28 @@ def test_a_canary_failing_too_often_loses_its_share_until_another_version_loads(
         assert client.post("/predict", json=rows[1]).json()["model"]["version"] == "3"
         assert sample(client, NAMES.canary_stopped) == 0
         assert client.get("/model").json()["canary"]["stopped"] is None
+
+
+def test_a_batch_refused_by_the_instance_limit_is_not_the_canary_s_failure(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    artifact, data = toy_trained
+    batch = {"instances": request_rows(data, INLINE_BATCH_LIMIT + 1)}
+    settings = {"canary_traffic_percent": 100, "canary_stop_failure_ratio": 0.01, "canary_stop_window": 20}
+    with canary_app(
+        artifact, candidate, max_concurrent_instances=INLINE_BATCH_LIMIT + 1, **settings
+    ) as client:
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
+        admission = client.app.state.admission  # type: ignore[attr-defined]
+        with admission.instances_admitted(1):  # as by a batch already running
+            refused = [client.post("/predict/batch", json=batch) for _ in range(25)]
+        assert {r.status_code for r in refused} == {503}
+        assert sample(client, NAMES.prediction_requests_shed_total, limit="instances") == 25
+        # No failure counted against the canary, which a single one would stop at this ratio.
+        assert sample(client, NAMES.variant_requests_total, variant="canary", result="failed") == 0
+        assert sample(client, NAMES.canary_stopped) == 0
+        answered = client.post("/predict/batch", json=batch)
+        assert answered.json()["model"]["version"] == candidate.version
 
 
 def test_inputs_are_counted_in_the_stable_models_bins_whoever_answers(

@@ -80,6 +80,7 @@ class Predictor:
 
     A batch run off the loop holds its instances in the admission's instance limit while it waits
     for and runs in a worker thread; one that would pass the limit is refused with 503.
+
     With a canary, the router picks the model that answers each request, and each variant's
     result and model time are counted (``servekit.routing``).
     """
@@ -129,20 +130,23 @@ class Predictor:
         # The stable model bins the inputs for drift whichever model answers: its baseline is the one
         # published, and the inputs do not depend on the model. Outcomes and attributions depend
         # on it: the service's series hold the stable model's, the variant series both.
-        start = time.perf_counter()
-        try:
-            if len(records) <= INLINE_BATCH_LIMIT:
-                predictions = self.run(model, records, explain, timings, stable=stable, variant=variant)
-            else:
-                with self.admission.instances_admitted(len(records)):
+        inline = len(records) <= INLINE_BATCH_LIMIT
+        # Admitted before the model's result is counted: a refusal is the replica's load, not a
+        # failure of the variant chosen (which would count towards stopping a canary).
+        with contextlib.nullcontext() if inline else self.admission.instances_admitted(len(records)):
+            start = time.perf_counter()
+            try:
+                if inline:
+                    predictions = self.run(model, records, explain, timings, stable=stable, variant=variant)
+                else:
                     predictions = await asyncio.to_thread(
                         self.run, model, records, explain, timings, stable=stable, variant=variant
                     )
-        except Exception as exc:
-            if self.canary is not None:
-                failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
-                self.canary.answered(variant, model, time.perf_counter() - start, failed=failed)
-            raise
+            except Exception as exc:
+                if self.canary is not None:
+                    failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
+                    self.canary.answered(variant, model, time.perf_counter() - start, failed=failed)
+                raise
         outcomes = [model.outcome(p) for p in predictions]
         if model is stable:
             self.metrics.count_outcomes(outcomes)
