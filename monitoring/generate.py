@@ -84,8 +84,8 @@ class Objectives:
     container: str = "server"
     #: Alert when resident memory exceeds this share of the limit.
     memory_ratio: float = 0.9
-    #: Alert when replicas refuse more than this share of the prediction requests (10 m), their
-    #: <SVC>_MAX_CONCURRENT_REQUESTS being in flight: a burst now and then is the limit at work.
+    #: Alert when replicas refuse more than this share of the prediction requests (10 m), by either
+    #: admission limit (requests or batch instances): a burst now and then is the limits at work.
     shed_ratio: float = 0.01
     #: Alert when a replica's event loop runs ready work this late on average (seconds, 10 m): single
     #: records then wait before the app, which neither the admission limit nor the concurrency sees.

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
+
+from scripts import load_k8s_check
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = Path(sys.executable).parent / "kubectl"
@@ -23,17 +23,8 @@ SERVICES = ("bankchurn", "nlpinsight", "chicagotaxi")
 Obj = dict[str, Any]
 
 
-def _load_k8s_check() -> ModuleType:
-    """k8s/check.py (a script): its ``composed`` is how an overlay with components is rendered."""
-    spec = importlib.util.spec_from_file_location("k8s_check", ROOT / "k8s" / "check.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-K8S_CHECK = _load_k8s_check()
+#: k8s/check.py: its ``composed`` is how an overlay with components is rendered.
+K8S_CHECK = load_k8s_check()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import yaml
 from manifests import OVERLAYS, SERVICES, Obj, Rendered, container, pod_labels, render
 from test_manifests import flow, pod
 
-from monitoring_generator import load_generator
+from scripts import load_generator
 
 COMPONENT = "autoscale-on-concurrency"
 

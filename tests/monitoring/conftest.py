@@ -6,7 +6,7 @@ from types import ModuleType
 
 import pytest
 
-from monitoring_generator import load_generator
+from scripts import load_generator
 
 
 @pytest.fixture(scope="session")

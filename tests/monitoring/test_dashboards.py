@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitoring_generator import MONITORING
+from scripts import MONITORING
 from servekit import registry
 
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))

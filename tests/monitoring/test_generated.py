@@ -10,7 +10,7 @@ import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
-from monitoring_generator import MONITORING
+from scripts import MONITORING
 from servekit import registry
 from servekit.metrics.names import LATENCY_BUCKETS
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from load.payloads import payloads
-from monitoring_generator import MONITORING
 from processes import Server, free_port, grpc_infer, infer_example
+from scripts import MONITORING
 from servekit import registry
 from servekit.local import start
 

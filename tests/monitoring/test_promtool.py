@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from monitoring_generator import MONITORING
+from scripts import MONITORING
 
 
 def promtool() -> str:

@@ -16,7 +16,7 @@ from servekit.metrics import MetricNames, ServiceMetrics
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import ModelArtifact, Record
 from servekit.rest import create_app
-from servekit.runtime import ModelRuntime
+from servekit.runtime import Loaded, ModelRuntime
 from servekit.settings import load_settings
 from servekit.shadow import MAX_SHADOW_BATCH, ShadowScorer, score_difference
 from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
@@ -198,7 +198,7 @@ def scorer_of(
     runtime = ModelRuntime(model_class, lambda: artifact, metrics, role="shadow model")
     model = model_class(artifact)
     model.calls = []
-    runtime.activate(model)
+    runtime.activate(Loaded(model, {}))
     return ShadowScorer(runtime, metrics, uri="memory://", **options), model, metrics
 
 

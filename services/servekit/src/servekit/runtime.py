@@ -144,11 +144,10 @@ class ModelRuntime:
         marks.append(time.perf_counter())
         return Loaded(model, {phase: marks[i + 1] - marks[i] for i, phase in enumerate(LOAD_PHASES)})
 
-    def activate(self, model: ServedModel, load_seconds: Mapping[str, float] | None = None) -> None:
-        seconds = dict(load_seconds or {})
-        self._metrics.model_served(model, seconds)
-        self.model = model
-        self.load_seconds = seconds
+    def activate(self, loaded: Loaded) -> None:
+        self._metrics.model_served(loaded.model, loaded.seconds)
+        self.model = loaded.model
+        self.load_seconds = loaded.seconds
         self.last_error = None
 
     async def run(self) -> None:
@@ -179,8 +178,8 @@ class ModelRuntime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
+            self.activate(loaded)
             model = loaded.model
-            self.activate(model, loaded.seconds)
             logger.info(
                 "%s ready: %s version %s (run %s) %s",
                 self.role,
@@ -223,8 +222,7 @@ class ModelRuntime:
             model = loaded.model
             switched = model.artifact.version != serving.artifact.version
             if switched:  # else the alias moved back while the other version loaded
-                # Publishes nothing unless all of it can be published.
-                self.activate(model, loaded.seconds)
+                self.activate(loaded)  # publishes nothing unless all of it can be published
         except Exception as exc:
             failures = failed.failures + 1 if failed and failed.version == wanted else 1
             delay = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)

@@ -41,6 +41,14 @@ ENDPOINTS = {"predict": "/predict", "predict+explain": "/predict?explain=true"}
 BATCH_SIZE = 64
 
 
+def batches(records: Sequence[dict[str, Any]], rows: int) -> list[list[dict[str, Any]]]:
+    """``records`` in consecutive batches of ``rows``, the incomplete last one left out."""
+    found = [list(records[i : i + rows]) for i in range(0, len(records) - rows + 1, rows)]
+    if not found:
+        raise ValueError(f"{len(records)} valid records make no batch of {rows}")
+    return found
+
+
 def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     recipe = spec.recipe
     data = split(spec, recipe.generate(4000, seed=7), seed=7)
@@ -186,9 +194,7 @@ def measure_overload(
     without: tuple[str, Mapping[str, str]] = UNLIMITED,
 ) -> dict[str, Any]:
     """Goodput and latency past capacity, with the service's admission limits and ``without`` some."""
-    bodies = [{"instances": records[i : i + rows]} for i in range(0, len(records) - rows + 1, rows)]
-    if not bodies:
-        raise ValueError(f"{len(records)} valid records make no batch of {rows}")
+    bodies = [{"instances": batch} for batch in batches(records, rows)]
     result: dict[str, Any] = {
         "path": OVERLOAD_PATH,
         "rows_per_request": rows,
@@ -231,7 +237,8 @@ def print_overload(name: str, overload: dict[str, Any]) -> None:
     limits = f"limits {overload['limit']} requests, {overload['instance_limit']} instances"
     compared = overload["compared_with"]
     titles = {"unlimited": "no limit", "requests only": f"limit {overload['limit']} requests only"}
-    for label, title in ((LIMITED, limits), (compared, titles.get(compared, compared))):
+    compared_title = titles.get(compared, compared)
+    for label, title in ((LIMITED, limits), (compared, compared_title)):
         row = overload[label]
         answered = row["answered_latency"]
         print(
@@ -241,7 +248,7 @@ def print_overload(name: str, overload: dict[str, Any]) -> None:
             + "".join(f"  {kind}: {count}" for kind, count in row["failures"].items())
         )
     ratio = overload["goodput_ratio"]
-    verdict = f"no answer in time with {titles.get(compared, compared)}" if ratio is None else ratio
+    verdict = f"no answer in time with {compared_title}" if ratio is None else ratio
     print(f"  goodput, {LIMITED} / {compared}: {verdict}")
 
 
@@ -263,7 +270,7 @@ def measure_scaling(
         SINGLE_LABEL: ("/predict", records[:128]),
         OVERLOAD_LABEL: (
             OVERLOAD_PATH,
-            [{"instances": records[i : i + BATCH_SIZE]} for i in range(0, 256, BATCH_SIZE)],
+            [{"instances": batch} for batch in batches(records[:256], BATCH_SIZE)],
         ),
     }
     result: dict[str, Any] = {}
@@ -338,7 +345,7 @@ def http_loads(
         for c in concurrency
     }
     # The same batches as /predict/batch bodies and as Open Inference Protocol tensors.
-    chunks = [records[i : i + BATCH_SIZE] for i in range(0, 256, BATCH_SIZE)]
+    chunks = batches(records[:256], BATCH_SIZE)
     codec = OpenInferenceCodec(spec.request, spec.response)
     loads[BATCH_LABEL] = ("/predict/batch", [{"instances": c} for c in chunks], 2, BATCH_SIZE)
     loads[V2_LABEL] = (

@@ -234,7 +234,7 @@ def create_app(
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
 
             servicer = OpenInferenceServicer(
-                spec, runtime, predictor, settings, metrics, access_log=access_log, admission=admission
+                spec, runtime, predictor, settings, metrics, access_log=access_log
             )
             grpc_server, app.state.grpc_port = await start_server(servicer, grpc_host, settings.grpc_port)
         try:

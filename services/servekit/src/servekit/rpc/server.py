@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from servekit import logs
-from servekit.admission import AdmissionLimit
 from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
@@ -205,10 +204,8 @@ class OpenInferenceServicer:
         metrics: ServiceMetrics,
         *,
         access_log: AccessLog | None = None,
-        admission: AdmissionLimit | None = None,
     ) -> None:
         self.name = spec.name
-        self.admission = admission or AdmissionLimit(spec.name, 0)
         self.access_log = access_log
         self.runtime = runtime
         self.predictor = predictor
@@ -254,7 +251,8 @@ class OpenInferenceServicer:
         )
 
     async def model_infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
-        with self.admission.admitted():
+        # The predictor's admission: one limit for HTTP and gRPC alike.
+        with self.predictor.admission.admitted():
             return await self._infer(request, context)
 
     async def _infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
