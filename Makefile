@@ -16,7 +16,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test check lint typecheck unit bench k8s-check prometheus monitor loadtest delivery-check
+.PHONY: help uv sync up down test check lint typecheck unit bench soak k8s-check prometheus monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
@@ -24,6 +24,7 @@ help:
 	@echo "make check   the static checks of make test alone: lint, typecheck, k8s-check, delivery-check"
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
+	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
 	@echo "make monitor local Prometheus with the alert/recording rules, scraping the make-up services"
 	@echo "make delivery-check  hadolint, actionlint, checkov on the Dockerfile and .github/workflows"
@@ -66,6 +67,10 @@ test: sync prometheus
 
 bench: sync
 	$(BIN)/python -m servekit.bench
+
+SOAK_SECONDS ?= 600
+soak: sync
+	$(BIN)/python -m servekit.bench.soak --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 # Prometheus + promtool from the distribution package (Debian/Ubuntu), unless already on PATH.
 prometheus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -9,7 +10,11 @@ import httpx
 import pytest
 
 from processes import Server
-from servekit.bench import load, scaling
+from servekit import registry
+from servekit.bench import load, scaling, soak
+from servekit.settings import load_settings
+from servekit.testing import request_rows, valid_requests
+from servekit.training.trainer import split
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +79,26 @@ def spinning_processes() -> list[str]:
         except OSError:  # ended while we looked
             pass
     return found
+
+
+def test_the_soak_mix_gets_the_status_it_expects_from_a_live_service(
+    live_services: dict[str, Server],
+) -> None:
+    """Every kind of request in the mix, errors included, answered as the soak counts it; memory read."""
+    server = live_services["bankchurn"]
+    spec = registry.get_service("bankchurn")
+    data = split(spec, spec.recipe.generate(600, seed=3), seed=3)
+    kinds = soak.mix(
+        spec, valid_requests(spec, request_rows(data, 120)), load_settings("bankchurn").max_batch_size
+    )
+    result = soak.soak(server, kinds, seconds=2.0, warmup=0.5, concurrency=2, interval=0.2)
+    assert result["load"]["requests"] > 50
+    assert result["load"]["errors"] == 0
+    assert set(result["mix"]) == {kind.label for kind in kinds}
+    memory = result["memory"]
+    assert 50 < memory["start_mib"] <= memory["peak_mib"] < soak.MEMORY_LIMIT_BYTES / 2**20
+    assert memory["seconds"] >= 1.0
+    # A wrong expectation is named before the soak, by its kind.
+    wrong = dataclasses.replace(kinds[0], status=422)
+    with pytest.raises(AssertionError, match="predict: POST /predict got 200, not 422"):
+        soak.check_statuses(server.url, [wrong])

@@ -94,3 +94,27 @@ def test_requests_sent_during_the_warm_up_are_neither_sent_nor_answered(scripted
         "127.0.0.1", scripted_port, requests, rate=100, seconds=0.2, deadline=0.5, warmup=0.125
     )
     assert (result.sent, result.answered, result.failed) == (19, 19, 0)
+
+
+def test_closed_loop_counts_answers_against_their_expected_status(scripted_port: int) -> None:
+    requests = load.post_requests("127.0.0.1", scripted_port, "/", ["ok", "busy"])
+    expected = load.run(
+        "127.0.0.1", scripted_port, requests, concurrency=1, seconds=0.3, warmup=0.0, statuses=[200, 503]
+    )
+    assert expected.requests > 10
+    assert expected.errors == 0
+    # By default only a 200 is an answer: every refusal counts.
+    default = load.run("127.0.0.1", scripted_port, requests, concurrency=1, seconds=0.3, warmup=0.0)
+    assert default.errors == pytest.approx(default.requests / 2, abs=1)
+    with pytest.raises(ValueError, match="1 expected statuses for 2 requests"):
+        load.run("127.0.0.1", scripted_port, requests, concurrency=1, seconds=0.1, statuses=[200])
+
+
+def test_raw_requests_carry_their_headers_and_length() -> None:
+    request = load.raw_request("127.0.0.1", 80, "GET", "/metrics", headers={"X-Request-ID": "a-1"})
+    assert (
+        request
+        == b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:80\r\nX-Request-ID: a-1\r\nContent-Length: 0\r\n\r\n"
+    )
+    posted = load.post_requests("h", 1, "/p", [{"a": 1}])[0]
+    assert posted.endswith(b'Content-Type: application/json\r\nContent-Length: 8\r\n\r\n{"a": 1}')

@@ -9,26 +9,24 @@ version. Services are measured one at a time, so they do not compete for the CPU
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import platform
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from servekit import registry
 from servekit.bench import inprocess, load, logging_cost, scaling
 from servekit.bench.reference import tree_references
+from servekit.bench.servers import serving, wait_for_variants
 from servekit.bench.stats import Latency
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
-from servekit.local import Server, free_port, start_mlflow, start_service
+from servekit.local import Server, start_mlflow
 from servekit.metrics.names import GRPC_INFER
 from servekit.model import Record, ServedModel
 from servekit.models.trees import TreeModel
@@ -116,35 +114,6 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     return result
 
 
-@contextlib.contextmanager
-def serving(
-    spec: ServiceSpec,
-    mlflow: Server,
-    work: Path,
-    *,
-    label: str = "",
-    settings: Mapping[str, str] | None = None,
-    grpc: bool = False,
-) -> Iterator[Server]:
-    """A real ``mlp serve`` of the champion, logging warnings only, ready; stopped on leaving.
-
-    ``settings`` are the service's, without their prefix (``{"SHADOW_MODEL_URI": ...}``).
-    """
-    prefix = spec.name.upper()
-    env = {
-        "MLFLOW_TRACKING_URI": mlflow.url,
-        f"{prefix}_LOG_LEVEL": "WARNING",
-        **{f"{prefix}_{name}": value for name, value in (settings or {}).items()},
-    }
-    name = f"{spec.name}-{label}" if label else spec.name
-    server = start_service(spec.name, work, env, label=name, grpc_port=free_port() if grpc else 0)
-    try:
-        server.wait_for("/readyz", seconds=180)
-        yield server
-    finally:
-        server.stop()
-
-
 def measure_beside(
     spec: ServiceSpec,
     mlflow: Server,
@@ -158,11 +127,7 @@ def measure_beside(
 ) -> dict[str, Any]:
     """``loads`` on a server with a second model in ``role`` (``shadow``, ``canary``), against ``alone``."""
     with serving(spec, mlflow, work, label=role, settings=settings) as server:
-        deadline = time.monotonic() + 120
-        while not httpx.get(f"{server.url}/model", timeout=5).json()[role]["ready"]:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the {role} model never loaded")
-            time.sleep(0.2)
+        wait_for_variants(server, [role])
         http = measure_http(server, loads, seconds)
         for label, row in http.items():
             row["ratio_to_alone"] = round(row["requests_per_second"] / alone[label]["requests_per_second"], 3)

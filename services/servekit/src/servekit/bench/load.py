@@ -41,17 +41,28 @@ class LoadResult:
         }
 
 
+def raw_request(
+    host: str,
+    port: int,
+    method: str,
+    path: str,
+    payload: bytes = b"",
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> bytes:
+    """One HTTP/1.1 request as it goes on the wire (keep-alive, with its ``Content-Length``)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    lines.append(f"Content-Length: {len(payload)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
 def post_requests(host: str, port: int, path: str, bodies: Sequence[Any]) -> list[bytes]:
     """Raw ``POST`` requests, one per JSON body."""
-    out = []
-    for body in bodies:
-        payload = json.dumps(body).encode()
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(payload)}\r\n\r\n"
-        ).encode()
-        out.append(head + payload)
-    return out
+    json_body = {"Content-Type": "application/json"}
+    return [
+        raw_request(host, port, "POST", path, json.dumps(body).encode(), headers=json_body) for body in bodies
+    ]
 
 
 class ClosedBeforeAnswerError(ConnectionError):
@@ -75,8 +86,10 @@ async def _status_of(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
     return int(status.split(b" ", 2)[1])
 
 
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bool:
-    return await _status_of(reader, writer, request) == 200
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, expected: int
+) -> bool:
+    return await _status_of(reader, writer, request) == expected
 
 
 #: Sends request ``i`` (modulo the requests there are) and says whether it was answered OK.
@@ -106,12 +119,22 @@ async def _closed_loop(exchanges: Sequence[Exchange], *, seconds: float, warmup:
 
 
 async def _run(
-    host: str, port: int, requests: Sequence[bytes], *, concurrency: int, seconds: float, warmup: float
+    host: str,
+    port: int,
+    requests: Sequence[bytes],
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    statuses: Sequence[int] | None,
 ) -> LoadResult:
     connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
+    expected = statuses or [200] * len(requests)
+    if len(expected) != len(requests):
+        raise ValueError(f"{len(expected)} expected statuses for {len(requests)} requests")
 
     def exchange_on(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Exchange:
-        return lambda i: _exchange(reader, writer, requests[i % len(requests)])
+        return lambda i: _exchange(reader, writer, requests[i % len(requests)], expected[i % len(requests)])
 
     try:
         return await _closed_loop(
@@ -174,11 +197,17 @@ def run(
     concurrency: int,
     seconds: float,
     warmup: float = 1.0,
+    statuses: Sequence[int] | None = None,
 ) -> LoadResult:
-    """``concurrency`` connections, each sending its next request as soon as the last answered."""
+    """``concurrency`` connections, each sending its next request as soon as the last answered.
+
+    A request counts as an error unless it gets its status in ``statuses`` (200 for all by default).
+    """
     import uvloop
 
-    return uvloop.run(_run(host, port, requests, concurrency=concurrency, seconds=seconds, warmup=warmup))
+    return uvloop.run(
+        _run(host, port, requests, concurrency=concurrency, seconds=seconds, warmup=warmup, statuses=statuses)
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,437 @@
+"""``python -m servekit.bench.soak``: a replica's memory over a long run of everything a client sends.
+
+A replica that keeps a little of each request is killed by the kubelet for its memory hours after
+a rollout, far from the change that did it, and every answer in flight with it. The usual loads do
+not show it: they are too short and too uniform. This soak sends one real ``mlp serve`` a mix of
+every kind of request for minutes — single and batch predictions, explained or not, the Open
+Inference Protocol, gzip bodies, the errors clients make (extra fields, malformed JSON, a batch
+over its limit, an unknown path), scrapes of ``/metrics`` and ``/model`` — each with its own
+request id, with the shadow, the canary and the capture on, and reads the process's resident
+memory every second.
+
+After a warm-up (allocator arenas, caches, the first of every code path), memory that keeps
+growing is the figure: fitted per 100,000 requests, and as the days this replica, answering as
+fast as it did here, would take to reach the memory limit of the base manifests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+
+from servekit import registry
+from servekit.bench import load
+from servekit.bench.servers import serving, wait_for_variants
+from servekit.codecs.open_inference import OpenInferenceCodec
+from servekit.local import Server, start_mlflow
+from servekit.settings import load_settings
+from servekit.spec import ServiceSpec
+from servekit.testing import request_rows, valid_requests
+from servekit.training.trainer import split, train
+
+#: The model servers' memory limit in ``k8s/base/services/model-server.yaml``: the line past
+#: which the kubelet kills a replica.
+MEMORY_LIMIT_BYTES = 1536 * 2**20
+#: A replica that would reach its limit sooner than this, answering as fast as it did in the soak,
+#: leaks: most replicas are replaced within a week (a release, a node upgrade), so a slower climb
+#: never reaches the limit, while a kilobyte kept per request reaches it in about an hour.
+LEAK_HORIZON_DAYS = 7.0
+#: Samples a run needs for two trends of three points each.
+MIN_SAMPLES = 6
+BATCH_ROWS = 64
+JSON = {"Content-Type": "application/json"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of request in the mix, the status it must get, and how often it comes."""
+
+    label: str
+    method: str
+    path: str
+    bodies: Sequence[bytes]
+    status: int
+    weight: int
+    headers: tuple[tuple[str, str], ...] = tuple(JSON.items())
+
+
+def _json(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+def mix(spec: ServiceSpec, records: Sequence[dict[str, Any]], max_batch_size: int) -> list[Kind]:
+    """Every kind of request a replica answers, from ``records`` (valid JSON request bodies)."""
+    batches = [records[i : i + BATCH_ROWS] for i in range(0, len(records) - BATCH_ROWS + 1, BATCH_ROWS)]
+    codec = OpenInferenceCodec(spec.request, spec.response)
+    over_limit = [dict(records[i % len(records)]) for i in range(max_batch_size + 1)]
+    gzipped = (("Content-Type", "application/json"), ("Content-Encoding", "gzip"))
+    return [
+        Kind("predict", "POST", "/predict", [_json(r) for r in records], 200, 8),
+        Kind("predict, explained", "POST", "/predict?explain=true", [_json(r) for r in records], 200, 4),
+        Kind("batch", "POST", "/predict/batch", [_json({"instances": b}) for b in batches], 200, 2),
+        Kind(
+            "batch, explained",
+            "POST",
+            "/predict/batch?explain=true",
+            [_json({"instances": b}) for b in batches],
+            200,
+            1,
+        ),
+        Kind(
+            "batch, gzip",
+            "POST",
+            "/predict/batch",
+            [gzip.compress(_json({"instances": b}), 1) for b in batches],
+            200,
+            1,
+            gzipped,
+        ),
+        Kind(
+            "Open Inference infer",
+            "POST",
+            f"/v2/models/{spec.name}/infer",
+            [_json(codec.request_for(b)) for b in batches],
+            200,
+            1,
+        ),
+        Kind("extra field", "POST", "/predict", [_json({**r, "unexpected": 1}) for r in records], 422, 1),
+        Kind("malformed JSON", "POST", "/predict", [_json(r)[:-1] for r in records], 422, 1),
+        Kind("batch over the limit", "POST", "/predict/batch", [_json({"instances": over_limit})], 413, 1),
+        Kind("unknown path", "POST", "/predikt", [_json(r) for r in records[:8]], 404, 1),
+        Kind("metrics scrape", "GET", "/metrics", [b""], 200, 1, ()),
+        Kind("model", "GET", "/model", [b""], 200, 1, ()),
+    ]
+
+
+def interleave(kinds: Sequence[Kind], host: str, port: int, cycles: int) -> tuple[list[bytes], list[int]]:
+    """``cycles`` rounds of the mix, each kind ``weight`` times a round, every request its own id."""
+    requests: list[bytes] = []
+    statuses: list[int] = []
+    for cycle in range(cycles):
+        for kind in kinds:
+            for k in range(kind.weight):
+                n = len(requests)
+                body = kind.bodies[(cycle * kind.weight + k) % len(kind.bodies)]
+                headers = {**dict(kind.headers), "X-Request-ID": f"soak-{n}"}
+                requests.append(load.raw_request(host, port, kind.method, kind.path, body, headers=headers))
+                statuses.append(kind.status)
+    return requests, statuses
+
+
+def check_statuses(url: str, kinds: Sequence[Kind]) -> None:
+    """Each kind once, before the soak: a wrong expectation names its kind, not a count of errors."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for kind in kinds:
+            answer = client.request(
+                kind.method, kind.path, content=kind.bodies[0], headers=dict(kind.headers)
+            )
+            if answer.status_code != kind.status:
+                raise AssertionError(
+                    f"{kind.label}: {kind.method} {kind.path} got {answer.status_code}, "
+                    f"not {kind.status}: {answer.text[:300]}"
+                )
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident set size, as the kubelet's memory accounting sees most of it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"process {pid} reports no VmRSS")
+
+
+class MemorySampler:
+    """Reads a process's resident memory every ``interval`` seconds in a thread, until stopped."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        stopped = False
+        while not stopped:
+            stopped = self._stop.wait(self.interval) if self.samples else False
+            # A last sample once stopped, so the run's end is in the figures however short it was.
+            self.samples.append((time.monotonic() - start, resident_bytes(self.pid)))
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A least-squares slope and its standard error, in bytes a second."""
+
+    slope: float
+    error: float
+
+    #: The slope is fitted to this many means of consecutive samples: resident memory moves in
+    #: steps that last seconds, so neighbouring samples are not independent and an error computed
+    #: from each of them would claim more certainty than the run has.
+    BLOCKS: ClassVar[int] = 12
+
+    @classmethod
+    def fit(cls, times: np.ndarray, sizes: np.ndarray) -> Trend:
+        blocks = min(cls.BLOCKS, len(times))
+        t = np.array([part.mean() for part in np.array_split(times, blocks)])
+        y = np.array([part.mean() for part in np.array_split(sizes, blocks)])
+        slope, intercept = np.polyfit(t, y, 1)
+        residuals = y - (slope * t + intercept)
+        spread = float(((t - t.mean()) ** 2).sum())
+        error = (
+            float(np.sqrt(residuals @ residuals / (blocks - 2) / spread)) if blocks > 2 and spread else 0.0
+        )
+        return cls(float(slope), error)
+
+    @property
+    def lower_bound(self) -> float:
+        """The slope's lower 95 % bound: growth at least this fast, or it is not shown."""
+        return self.slope - 2 * self.error
+
+
+@dataclass(frozen=True)
+class Growth:
+    """Resident memory over the measured part of a run (after its warm-up).
+
+    Memory that grows for a while and stops is the allocator finding the high-water mark of the
+    transient allocations (a batch's arrays, several at once now and then), which keeps rising,
+    ever more slowly, with the time observed. A leak keeps its pace. So the verdict is taken on
+    the second half of the run alone: how long the replica, answering as fast as it did here,
+    would take to reach its memory limit at the slowest growth that half shows with 95 % confidence.
+    """
+
+    seconds: float
+    requests: int
+    start_bytes: int
+    end_bytes: int
+    peak_bytes: int
+    #: Over the whole measured run.
+    trend: Trend
+    #: Over its second half: what the verdict is taken on.
+    late: Trend
+
+    @classmethod
+    def of(cls, samples: Sequence[tuple[float, int]], requests: int) -> Growth:
+        if len(samples) < MIN_SAMPLES:
+            raise ValueError(
+                f"{len(samples)} memory samples fit no trend (at least {MIN_SAMPLES}); soak for longer"
+            )
+        times = np.array([t for t, _ in samples], dtype=float)
+        sizes = np.array([b for _, b in samples], dtype=float)
+        half = len(samples) // 2
+        return cls(
+            seconds=float(times[-1] - times[0]),
+            requests=requests,
+            start_bytes=samples[0][1],
+            end_bytes=samples[-1][1],
+            peak_bytes=max(b for _, b in samples),
+            trend=Trend.fit(times, sizes),
+            late=Trend.fit(times[half:], sizes[half:]),
+        )
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def per_100k_requests(self, bytes_per_second: float) -> float:
+        rate = self.requests_per_second
+        return bytes_per_second / rate * 100_000 if rate else 0.0
+
+    @property
+    def days_to_limit(self) -> float:
+        """At this run's request rate and its second half's slowest likely growth; inf when flat."""
+        if self.late.lower_bound <= 0:
+            return math.inf
+        return (MEMORY_LIMIT_BYTES - self.peak_bytes) / self.late.lower_bound / 86_400
+
+    @property
+    def leaks(self) -> bool:
+        return self.days_to_limit < LEAK_HORIZON_DAYS
+
+    def as_dict(self) -> dict[str, Any]:
+        def kib(bytes_per_second: float) -> float:
+            return round(self.per_100k_requests(bytes_per_second) / 1024, 1)
+
+        return {
+            "seconds": round(self.seconds, 1),
+            "requests": self.requests,
+            "start_mib": round(self.start_bytes / 2**20, 1),
+            "end_mib": round(self.end_bytes / 2**20, 1),
+            "peak_mib": round(self.peak_bytes / 2**20, 1),
+            "peak_share_of_limit": round(self.peak_bytes / MEMORY_LIMIT_BYTES, 3),
+            "kib_per_100k_requests": kib(self.trend.slope),
+            "second_half_kib_per_100k_requests": kib(self.late.slope),
+            "second_half_kib_per_100k_requests_error": kib(self.late.error),
+            "days_to_limit": None if math.isinf(self.days_to_limit) else round(self.days_to_limit, 1),
+            "leaks": self.leaks,
+        }
+
+
+def soak(
+    server: Server,
+    kinds: Sequence[Kind],
+    *,
+    seconds: float,
+    warmup: float,
+    concurrency: int,
+    interval: float = 1.0,
+) -> dict[str, Any]:
+    """The mix on ``server`` for ``warmup + seconds``; its memory after the warm-up, and the load."""
+    check_statuses(server.url, kinds)
+    requests, statuses = interleave(kinds, "127.0.0.1", server.port, cycles=64)
+    with MemorySampler(server.process.pid, interval) as sampler:
+        outcome = load.run(
+            "127.0.0.1",
+            server.port,
+            requests,
+            concurrency=concurrency,
+            seconds=seconds,
+            warmup=warmup,
+            statuses=statuses,
+        )
+    measured = [(t, b) for t, b in sampler.samples if t >= warmup]
+    growth = Growth.of(measured, outcome.requests)
+    return {
+        "mix": {kind.label: {"weight": kind.weight, "status": kind.status} for kind in kinds},
+        "load": outcome.as_dict(),
+        "memory": growth.as_dict(),
+        "warmup_start_mib": round(sampler.samples[0][1] / 2**20, 1),
+        "samples": [(round(t, 2), b) for t, b in sampler.samples],
+    }
+
+
+def print_soak(name: str, result: dict[str, Any]) -> None:
+    memory, run = result["memory"], result["load"]
+    print(f"\n{name}: {run['requests']:,} requests in {run['seconds']} s after the warm-up")
+    print(f"  {run['requests_per_second']:,.0f} requests/s, {run['errors']} with an unexpected status")
+    print(
+        f"  resident: {result['warmup_start_mib']} MiB before the warm-up,"
+        f" {memory['start_mib']} MiB after it,"
+        f" {memory['end_mib']} MiB at the end, peak {memory['peak_mib']} MiB"
+        f" ({memory['peak_share_of_limit']:.0%} of the {MEMORY_LIMIT_BYTES // 2**20} MiB limit)"
+    )
+    days = memory["days_to_limit"]
+    reach = "never, at the slowest growth it shows" if days is None else f"in {days} days"
+    print(
+        f"  growth per 100k requests: {memory['kib_per_100k_requests']} KiB over the run,"
+        f" {memory['second_half_kib_per_100k_requests']}"
+        f" ± {2 * memory['second_half_kib_per_100k_requests_error']:.1f} KiB over its second half"
+    )
+    verdict = "LEAKS" if memory["leaks"] else "no leak"
+    print(f"  at this rate the limit is reached {reach}: {verdict} (horizon {LEAK_HORIZON_DAYS:g} days)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m servekit.bench.soak", description=__doc__)
+    p.add_argument("--services", nargs="*", help="default: every installed service")
+    p.add_argument("--seconds", type=float, default=600.0, help="measured seconds per service")
+    p.add_argument("--warmup", type=float, default=120.0)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument(
+        "--plain",
+        dest="everything_on",
+        action="store_false",
+        help="serve without the shadow, the canary and the capture that are on by default",
+    )
+    p.add_argument(
+        "--data",
+        type=data_file,
+        action="append",
+        default=[],
+        metavar="SERVICE=PATH",
+        help="train SERVICE on this file (as mlp train --data) rather than its synthetic data",
+    )
+    p.add_argument("--output", type=Path, default=Path("reports/soak.json"))
+    return p
+
+
+def everything_on(run_id: str) -> dict[str, str]:
+    """The optional paths a production replica may run, all on, so a leak in any of them shows.
+
+    The shadow and the canary are the champion's own run (``runs:/``), as in ``make bench``.
+    """
+    same_run = f"runs:/{run_id}/model"
+    return {
+        "SHADOW_MODEL_URI": same_run,
+        "CANARY_MODEL_URI": same_run,
+        "CANARY_TRAFFIC_PERCENT": "10",
+        "CAPTURE_PERCENT": "10",
+    }
+
+
+def soak_service(
+    spec: ServiceSpec, mlflow: Server, work: Path, run_id: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    data = split(spec, spec.recipe.generate(4000, seed=11), seed=11)
+    records = valid_requests(spec, request_rows(data, 1000))[:512]
+    kinds = mix(spec, records, max_batch_size=load_settings(spec.name).max_batch_size)
+    settings = everything_on(run_id) if args.everything_on else {}
+    with serving(spec, mlflow, work, settings=settings) as server:
+        wait_for_variants(
+            server, [role for role in ("shadow", "canary") if f"{role.upper()}_MODEL_URI" in settings]
+        )
+        result = soak(server, kinds, seconds=args.seconds, warmup=args.warmup, concurrency=args.concurrency)
+    return {"settings": settings, **result}
+
+
+def data_file(value: str) -> tuple[str, Path]:
+    name, sep, path = value.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{value!r} is not SERVICE=PATH")
+    return name, Path(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    args.data = dict(args.data)
+    names = args.services or registry.available()
+    report: dict[str, Any] = {"services": {}}
+    with tempfile.TemporaryDirectory(prefix="servekit-soak-") as tmp:
+        work = Path(tmp)
+        mlflow = start_mlflow(work / "mlflow", work)
+        try:
+            runs = {
+                name: train(registry.get_service(name), mlflow.url, args.data.get(name), seed=42).run_id
+                for name in names
+            }
+            for name in names:
+                result = soak_service(registry.get_service(name), mlflow, work, runs[name], args)
+                report["services"][name] = result
+                print_soak(name, result)
+        finally:
+            mlflow.stop()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten: {args.output}")
+    failed = [
+        f"{name}: {r['load']['errors']} unexpected statuses" if r["load"]["errors"] else f"{name}: leaks"
+        for name, r in report["services"].items()
+        if r["load"]["errors"] or r["memory"]["leaks"]
+    ]
+    print("\n".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

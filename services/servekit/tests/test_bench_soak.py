@@ -1,0 +1,132 @@
+"""The soak's arithmetic and its mix, without a server: growth fitted after the warm-up, ids per request."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from servekit import registry
+from servekit.bench import soak
+from servekit.settings import environment_variables
+from servekit.testing import request_rows, train_in_memory, valid_requests
+
+MIB = 2**20
+
+
+def test_a_steady_climb_is_a_leak_with_its_days_to_the_limit() -> None:
+    # 2 MiB a minute while answering 1,000 requests a second: 2 MiB per 60,000 requests.
+    samples = [(float(t), 300 * MIB + round(t * 2 * MIB / 60)) for t in range(121)]
+    growth = soak.Growth.of(samples, requests=120_000)
+    assert growth.trend.slope == pytest.approx(2 * MIB / 60, rel=1e-3)
+    assert growth.late.slope == pytest.approx(2 * MIB / 60, rel=1e-3)
+    assert growth.late.error == pytest.approx(0, abs=1)
+    assert growth.per_100k_requests(growth.trend.slope) == pytest.approx(2 * MIB * 100_000 / 60_000, rel=1e-3)
+    # (1536 - 304) MiB of room at 2 MiB a minute.
+    assert growth.days_to_limit == pytest.approx(1232 / 2 / 60 / 24, rel=1e-3)
+    assert growth.leaks
+    figures = growth.as_dict()
+    assert (figures["start_mib"], figures["end_mib"], figures["peak_mib"]) == (300.0, 304.0, 304.0)
+    assert figures["kib_per_100k_requests"] == pytest.approx(3413.3, abs=0.2)
+    assert figures["days_to_limit"] == pytest.approx(0.4, abs=0.05)
+
+
+def test_growth_that_levels_off_is_not_a_leak() -> None:
+    # The allocator's high-water mark: 6 MiB found quickly, then ever more slowly.
+    samples = [(float(t), 300 * MIB + round(6 * MIB * (1 - math.exp(-t / 30)))) for t in range(241)]
+    growth = soak.Growth.of(samples, requests=240_000)
+    assert growth.trend.slope > 0
+    assert growth.late.slope < growth.trend.slope / 10
+    assert growth.days_to_limit > soak.LEAK_HORIZON_DAYS
+    assert not growth.leaks
+
+
+def test_a_climb_too_slow_to_reach_the_limit_within_the_horizon_is_not_a_leak() -> None:
+    room = soak.MEMORY_LIMIT_BYTES - 301 * MIB
+    for days, leaks in ((soak.LEAK_HORIZON_DAYS * 3, False), (soak.LEAK_HORIZON_DAYS / 3, True)):
+        per_second = room / (days * 86_400)
+        samples = [(float(t), 300 * MIB + round(t * per_second)) for t in range(121)]
+        assert soak.Growth.of(samples, requests=12_000).leaks is leaks
+
+
+def test_noise_around_a_flat_line_is_not_a_leak() -> None:
+    # A few pages up and down around 300 MiB, as an allocator moves: no trend.
+    samples = [(float(t), 300 * MIB + (8192 if t % 2 else -8192)) for t in range(121)]
+    growth = soak.Growth.of(samples, requests=120_000)
+    assert abs(growth.per_100k_requests(growth.trend.slope)) < 1024
+    assert math.isinf(growth.days_to_limit)
+    assert not growth.leaks
+    assert growth.as_dict()["days_to_limit"] is None
+    assert growth.as_dict()["peak_share_of_limit"] == pytest.approx(300 / 1536, abs=1e-3)
+
+
+def test_the_error_widens_with_the_noise() -> None:
+    rng = np.random.default_rng(0)
+    quiet = [(float(t), 300 * MIB + round(t * 1024 + rng.normal(0, 1024))) for t in range(121)]
+    noisy = [(float(t), 300 * MIB + round(t * 1024 + rng.normal(0, 512 * 1024))) for t in range(121)]
+    assert soak.Growth.of(noisy, 1000).late.error > 50 * soak.Growth.of(quiet, 1000).late.error
+
+
+def test_too_short_a_run_fits_nothing() -> None:
+    with pytest.raises(ValueError, match="5 memory samples fit no trend"):
+        soak.Growth.of([(float(t), MIB) for t in range(5)], requests=10)
+
+
+def test_the_sampler_sees_this_process_grow() -> None:
+    with soak.MemorySampler(os.getpid(), interval=0.01) as sampler:
+        while not sampler.samples:
+            time.sleep(0.001)
+        before = soak.resident_bytes(os.getpid())
+        ballast = bytearray(64 * MIB)
+        ballast[::4096] = b"x" * len(ballast[::4096])  # touch every page, so it is resident
+        after = soak.resident_bytes(os.getpid())
+    assert after - before > 60 * MIB
+    assert len(sampler.samples) >= 2
+    assert sampler.samples[-1][1] - sampler.samples[0][1] > 60 * MIB  # the last sample is taken on leaving
+    assert [t for t, _ in sampler.samples] == sorted(t for t, _ in sampler.samples)
+    del ballast
+
+
+def test_the_mix_gives_every_request_its_own_id_and_kind_its_share() -> None:
+    spec = registry.get_service("bankchurn")
+    _, data = train_in_memory(spec, rows=600)
+    records = valid_requests(spec, request_rows(data, 120))
+    kinds = soak.mix(spec, records, max_batch_size=256)
+    requests, statuses = soak.interleave(kinds, "127.0.0.1", 8001, cycles=3)
+    weights = sum(kind.weight for kind in kinds)
+    assert len(requests) == len(statuses) == 3 * weights
+    ids = [r.split(b"X-Request-ID: ")[1].split(b"\r\n")[0] for r in requests]
+    assert len(set(ids)) == len(ids)
+    lines = Counter(r.split(b"\r\n")[0] for r in requests)
+    assert lines[b"POST /predict HTTP/1.1"] == 3 * (8 + 1 + 1)  # predictions, extra field, malformed JSON
+    assert lines[b"GET /metrics HTTP/1.1"] == 3
+    assert Counter(statuses) == {200: 3 * (weights - 4), 422: 6, 413: 3, 404: 3}
+    over = next(kind for kind in kinds if kind.status == 413)
+    assert over.bodies[0].count(b'"CreditScore"') == 257
+
+
+def test_a_data_file_is_named_by_its_service() -> None:
+    args = soak.parser().parse_args(["--data", "nlpinsight=/data/tweets.csv", "--plain"])
+    assert args.data == [("nlpinsight", Path("/data/tweets.csv"))]
+    assert not args.everything_on
+    assert soak.parser().parse_args([]).everything_on
+
+
+def test_a_data_file_without_its_service_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        soak.parser().parse_args(["--data", "tweets.csv"])
+    assert "'tweets.csv' is not SERVICE=PATH" in capsys.readouterr().err
+
+
+def test_everything_on_runs_the_champion_beside_itself() -> None:
+    settings = soak.everything_on("abc123")
+    assert settings["SHADOW_MODEL_URI"] == settings["CANARY_MODEL_URI"] == "runs:/abc123/model"
+    assert float(settings["CANARY_TRAFFIC_PERCENT"]) > 0
+    assert float(settings["CAPTURE_PERCENT"]) > 0
+    # Each one a setting the service reads: a misspelt one would be ignored and soak nothing.
+    assert {f"BANKCHURN_{name}" for name in settings} <= environment_variables("bankchurn")
