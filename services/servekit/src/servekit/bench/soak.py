@@ -429,7 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, r in report["services"].items()
         if r["load"]["errors"] or r["memory"]["leaks"]
     ]
-    print("\n".join(failed))
+    if failed:
+        print("\n".join(failed))
     return 1 if failed else 0
 
 
