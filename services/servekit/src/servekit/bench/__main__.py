@@ -39,14 +39,6 @@ ENDPOINTS = {"predict": "/predict", "predict+explain": "/predict?explain=true"}
 BATCH_SIZE = 64
 
 
-def batches(records: Sequence[dict[str, Any]], rows: int) -> list[list[dict[str, Any]]]:
-    """``records`` in consecutive batches of ``rows``, the incomplete last one left out."""
-    found = [list(records[i : i + rows]) for i in range(0, len(records) - rows + 1, rows)]
-    if not found:
-        raise ValueError(f"{len(records)} valid records make no batch of {rows}")
-    return found
-
-
 def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     recipe = spec.recipe
     data = split(spec, recipe.generate(4000, seed=7), seed=7)
@@ -159,7 +151,7 @@ def measure_overload(
     without: tuple[str, Mapping[str, str]] = UNLIMITED,
 ) -> dict[str, Any]:
     """Goodput and latency past capacity, with the service's admission limits and ``without`` some."""
-    bodies = [{"instances": batch} for batch in batches(records, rows)]
+    bodies = [{"instances": batch} for batch in load.batches(records, rows)]
     result: dict[str, Any] = {
         "path": OVERLOAD_PATH,
         "rows_per_request": rows,
@@ -235,7 +227,7 @@ def measure_scaling(
         SINGLE_LABEL: ("/predict", records[:128]),
         OVERLOAD_LABEL: (
             OVERLOAD_PATH,
-            [{"instances": batch} for batch in batches(records[:256], BATCH_SIZE)],
+            [{"instances": batch} for batch in load.batches(records[:256], BATCH_SIZE)],
         ),
     }
     result: dict[str, Any] = {}
@@ -310,7 +302,7 @@ def http_loads(
         for c in concurrency
     }
     # The same batches as /predict/batch bodies and as Open Inference Protocol tensors.
-    chunks = batches(records[:256], BATCH_SIZE)
+    chunks = load.batches(records[:256], BATCH_SIZE)
     codec = OpenInferenceCodec(spec.request, spec.response)
     loads[BATCH_LABEL] = ("/predict/batch", [{"instances": c} for c in chunks], 2, BATCH_SIZE)
     loads[V2_LABEL] = (

@@ -65,6 +65,14 @@ def post_requests(host: str, port: int, path: str, bodies: Sequence[Any]) -> lis
     ]
 
 
+def batches(records: Sequence[dict[str, Any]], rows: int) -> list[list[dict[str, Any]]]:
+    """``records`` in consecutive batches of ``rows``, the incomplete last one left out."""
+    found = [list(records[i : i + rows]) for i in range(0, len(records) - rows + 1, rows)]
+    if not found:
+        raise ValueError(f"{len(records)} valid records make no batch of {rows}")
+    return found
+
+
 class ClosedBeforeAnswerError(ConnectionError):
     """The connection ended before a byte of the answer: closed, idle, at the keep-alive timeout."""
 
@@ -128,10 +136,10 @@ async def _run(
     warmup: float,
     statuses: Sequence[int] | None,
 ) -> LoadResult:
-    connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
     expected = statuses or [200] * len(requests)
     if len(expected) != len(requests):
         raise ValueError(f"{len(expected)} expected statuses for {len(requests)} requests")
+    connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
 
     def exchange_on(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Exchange:
         return lambda i: _exchange(reader, writer, requests[i % len(requests)], expected[i % len(requests)])

@@ -73,7 +73,7 @@ def _json(body: Any) -> bytes:
 
 def mix(spec: ServiceSpec, records: Sequence[dict[str, Any]], max_batch_size: int) -> list[Kind]:
     """Every kind of request a replica answers, from ``records`` (valid JSON request bodies)."""
-    batches = [records[i : i + BATCH_ROWS] for i in range(0, len(records) - BATCH_ROWS + 1, BATCH_ROWS)]
+    batches = load.batches(records, BATCH_ROWS)
     codec = OpenInferenceCodec(spec.request, spec.response)
     over_limit = [dict(records[i % len(records)]) for i in range(max_batch_size + 1)]
     gzipped = (("Content-Type", "application/json"), ("Content-Encoding", "gzip"))
@@ -172,11 +172,14 @@ class MemorySampler:
 
     def _run(self) -> None:
         start = time.monotonic()
-        stopped = False
-        while not stopped:
-            stopped = self._stop.wait(self.interval) if self.samples else False
-            # A last sample once stopped, so the run's end is in the figures however short it was.
+
+        def sample() -> None:
             self.samples.append((time.monotonic() - start, resident_bytes(self.pid)))
+
+        sample()
+        while not self._stop.wait(self.interval):
+            sample()
+        sample()  # once stopped, so the run's end is in the figures however short it was
 
 
 @dataclass(frozen=True)
@@ -366,6 +369,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The second models ``everything_on`` loads beside the champion.
+VARIANTS = ("shadow", "canary")
+
+
 def everything_on(run_id: str) -> dict[str, str]:
     """The optional paths a production replica may run, all on, so a leak in any of them shows.
 
@@ -388,9 +395,7 @@ def soak_service(
     kinds = mix(spec, records, max_batch_size=load_settings(spec.name).max_batch_size)
     settings = everything_on(run_id) if args.everything_on else {}
     with serving(spec, mlflow, work, settings=settings) as server:
-        wait_for_variants(
-            server, [role for role in ("shadow", "canary") if f"{role.upper()}_MODEL_URI" in settings]
-        )
+        wait_for_variants(server, VARIANTS if args.everything_on else ())
         result = soak(server, kinds, seconds=args.seconds, warmup=args.warmup, concurrency=args.concurrency)
     return {"settings": settings, **result}
 
