@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ BIN = ROOT / ".venv" / "bin"
 __all__ = [
     "BIN",
     "ROOT",
+    "KeyedService",
     "Server",
     "free_port",
     "grpc_infer",
@@ -26,17 +28,29 @@ __all__ = [
 ]
 
 
+@dataclass
+class KeyedService:
+    """A service that asks for API keys, and the keys its clients hold, by client."""
+
+    server: Server
+    keys_file: Path
+    keys: dict[str, str]
+
+
 def predict_its_example(
-    base_url: str, *, explain: bool, timeout: float = 5.0
+    base_url: str, *, explain: bool, timeout: float = 5.0, headers: dict[str, str] | None = None
 ) -> tuple[dict[str, Any], httpx.Response]:
     """What a user tries first: ``GET /model``, then its first request example to ``POST /predict``.
 
-    Returns the model description and the (200) prediction response.
+    Returns the model description and the (200) prediction response. ``headers`` go with both
+    requests (an API key, say).
     """
-    model: dict[str, Any] = httpx.get(f"{base_url}/model", timeout=timeout).json()
+    model: dict[str, Any] = httpx.get(f"{base_url}/model", timeout=timeout, headers=headers).json()
     example = model["feature_schema"]["examples"][0]
     params = {"explain": "true"} if explain else None
-    response = httpx.post(f"{base_url}/predict", params=params, json=example, timeout=timeout)
+    response = httpx.post(
+        f"{base_url}/predict", params=params, json=example, timeout=timeout, headers=headers
+    )
     assert response.status_code == 200, response.text
     return model, response
 
@@ -49,7 +63,14 @@ def infer_example(base_url: str, *, timeout: float = 5.0) -> dict[str, Any]:
     return example
 
 
-def grpc_infer(server: Server, name: str, request: dict[str, Any], *, timeout: float = 30.0) -> Any:
+def grpc_infer(
+    server: Server,
+    name: str,
+    request: dict[str, Any],
+    *,
+    timeout: float = 30.0,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> Any:
     """A V2 request in its REST form, sent over gRPC as the message a client builds from it.
 
     Returns the ``ModelInferResponse``; a refusal raises ``grpc.RpcError``.
@@ -66,7 +87,7 @@ def grpc_infer(server: Server, name: str, request: dict[str, Any], *, timeout: f
             request_serializer=lambda message: message.SerializeToString(),
             response_deserializer=pb.ModelInferResponse.FromString,
         )
-        return call(infer_message({"model_name": name, **request}), timeout=timeout)
+        return call(infer_message({"model_name": name, **request}), timeout=timeout, metadata=metadata)
 
 
 def metric_value(server: Server, sample_name: str, **labels: str) -> float:

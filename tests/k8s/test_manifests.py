@@ -31,6 +31,7 @@ from scripts import load_generator
 from servekit import cli, registry, settings
 from servekit.bench import soak
 from servekit.rest import create_app
+from servekit.rest.auth import is_open as is_open_endpoint
 
 GENERATOR = load_generator()
 #: Set in the Deployments for the process, not read by the service's settings: where Python and the
@@ -154,14 +155,32 @@ def test_pod_security(overlay: Rendered, service: str) -> None:
     assert context["runAsUser"] == 10001
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
-    # The only writable paths: /tmp (model download, HOME) on an emptyDir.
+    # The only writable path: /tmp (model download, HOME) on an emptyDir.
     mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    writable = {m["mountPath"] for m in server["volumeMounts"] if not m.get("readOnly")}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert mounts == {"/tmp": "tmp"}
+    assert mounts == {"/tmp": "tmp", "/etc/servekit/api-keys": "api-keys"}
+    assert writable == {"/tmp"}
     assert "emptyDir" in volumes["tmp"]
     assert configmap_env(overlay, model_deployments(overlay)[service])["HOME"] == "/tmp"
     sa = overlay.get("ServiceAccount", pod["serviceAccountName"])
     assert sa["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_api_keys_come_from_the_services_own_secret_which_no_manifest_holds(
+    overlay: Rendered, service: str
+) -> None:
+    deployment = model_deployments(overlay)[service]
+    keys_file = Path(configmap_env(overlay, deployment)[f"{service.upper()}_API_KEYS_FILE"])
+    (mount,) = [m for m in container(deployment)["volumeMounts"] if m["mountPath"] == str(keys_file.parent)]
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount, "a subPath mount is never updated: a revoked key would keep working"
+    (volume,) = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == f"{service}-api-keys"
+    assert not volume["secret"].get("optional", False), "without its keys a pod must wait, not serve open"
+    assert volume["secret"]["defaultMode"] & 0o007 == 0, "not readable by other users"
+    assert not [s for s in overlay.of_kind("Secret") if s["metadata"]["name"].endswith("-api-keys")]
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -486,14 +505,39 @@ def test_ingress_routes_each_service_under_its_root_path(overlay: Rendered) -> N
     ingress = ingresses[0]
     assert ingress["spec"]["rules"][0]["host"] == overlay.values()["domain"]
     routes = ingress_routes(ingress)
-    assert set(routes) == {f"/{s}" for s in SERVICES}, "MLflow, Grafana and Prometheus are not exposed"
+    backends = {route["backend"]["service"]["name"] for route in routes.values()}
+    assert backends == set(SERVICES), "MLflow, Grafana and Prometheus are not exposed"
     for path, route in routes.items():
         assert route["pathType"] == "Prefix"
         backend = route["backend"]["service"]
         service = overlay.get("Service", backend["name"])
         assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
         env = configmap_env(overlay, overlay.get("Deployment", backend["name"]))
-        assert env[f"{backend['name'].upper()}_ROOT_PATH"] == path
+        assert path.startswith(env[f"{backend['name'].upper()}_ROOT_PATH"] + "/")
+
+
+#: What answers without a key and may still be routed: the docs and the protocol's health.
+PUBLISHED_WITHOUT_KEY = ("/docs", "/redoc", "/openapi.json", "/v2/health", "/v2/models/")
+
+
+def routed(routes: dict[str, Obj], path: str) -> bool:
+    """Whether an Ingress Prefix path routes ``path`` (element-wise: /a/b routes /a/b/c, not /a/bc)."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in routes)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_ingress_routes_the_api_but_not_what_answers_without_a_key(
+    overlay: Rendered, service: str, app_paths: set[str]
+) -> None:
+    routes = ingress_routes(overlay.of_kind("Ingress")[0])
+    root = configmap_env(overlay, model_deployments(overlay)[service])[f"{service.upper()}_ROOT_PATH"]
+    for path in app_paths:
+        concrete = path.replace("{model_name}", service).replace("{model_version}", "1")
+        is_open = is_open_endpoint({"type": "http", "path": concrete})
+        if is_open and not concrete.startswith(PUBLISHED_WITHOUT_KEY):
+            assert not routed(routes, root + concrete), f"{root}{concrete} answers anyone: not routed"
+        elif not is_open:
+            assert routed(routes, root + concrete), f"{root}{concrete} is part of the API: routed"
 
 
 def test_gke_ingress(gke: Rendered) -> None:

@@ -12,6 +12,7 @@ answered by one model, as a real customer would (``servekit.routing``).
 
 Environment:
     LOADTEST_<SERVICE>_HOST  base URL of a service (default http://127.0.0.1:<local port + MLP_PORT_OFFSET>)
+    LOADTEST_<SERVICE>_API_KEY  sent as ``Authorization: Bearer`` when the service asks for API keys
     LOADTEST_DATA            ``auto`` (real when present), ``real`` or ``synthetic``
     LOADTEST_P95_MS          p95 thresholds per task kind, e.g. ``predict=250,explain=400,infer=1500``
     LOADTEST_MAX_ERROR_RATIO defaults to 0.001 (0.1 %)
@@ -60,7 +61,7 @@ def user_class(name: str) -> type[FastHttpUser]:
     @tag(name, "predict")
     @task(6)
     def predict(self: FastHttpUser) -> None:
-        self.client.post("/predict", json=random.choice(rows), name=f"{name} /predict", headers=self.routing)
+        self.client.post("/predict", json=random.choice(rows), name=f"{name} /predict", headers=self.headers)
 
     @tag(name, "explain")
     @task(3)
@@ -69,14 +70,14 @@ def user_class(name: str) -> type[FastHttpUser]:
             "/predict?explain=true",
             json=random.choice(rows),
             name=f"{name} /predict?explain",
-            headers=self.routing,
+            headers=self.headers,
         )
 
     @tag(name, "batch")
     @task(1)
     def batch(self: FastHttpUser) -> None:
         body = {"instances": random.sample(rows, BATCH)}
-        self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch", headers=self.routing)
+        self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch", headers=self.headers)
 
     codec = OpenInferenceCodec(spec.request, spec.response)
 
@@ -88,11 +89,15 @@ def user_class(name: str) -> type[FastHttpUser]:
             f"/v2/models/{name}/infer",
             json=body,
             name=f"{name} /v2/models/{name}/infer",
-            headers=self.routing,
+            headers=self.headers,
         )
 
+    key = os.environ.get(f"LOADTEST_{name.upper()}_API_KEY", "")
+
     def on_start(self: FastHttpUser) -> None:
-        self.routing = {"X-Routing-Key": f"loadtest-{uuid.uuid4().hex[:12]}"}
+        self.headers = {"X-Routing-Key": f"loadtest-{uuid.uuid4().hex[:12]}"}
+        if key:
+            self.headers["Authorization"] = f"Bearer {key}"
 
     host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
     attributes = {

@@ -9,17 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from processes import BIN, ROOT, Server
+from processes import BIN, ROOT, KeyedService, Server
 
 pytestmark = pytest.mark.integration
 
 
 def run_locust(
-    live_services: dict[str, Server], reports: Path, *options: str, run_time: str = "15s"
+    live_services: dict[str, Server],
+    reports: Path,
+    *options: str,
+    run_time: str = "15s",
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], str]:
-    """``locust --headless`` against the live services; the run and its whole output."""
+    """``locust --headless`` against the live services (``env`` added); the run and its whole output."""
     reports.mkdir()
-    env = {**os.environ, "LOADTEST_DATA": os.environ.get("LOADTEST_DATA", "auto")}
+    env = {**os.environ, "LOADTEST_DATA": os.environ.get("LOADTEST_DATA", "auto"), **(env or {})}
     for name, server in live_services.items():
         env[f"LOADTEST_{name.upper()}_HOST"] = server.url
     users = max(3, len(live_services))
@@ -91,3 +95,18 @@ def test_tags_that_match_no_task_stop_the_run_with_a_reason(
     result, output = run_locust(live_services, tmp_path / "reports", "--tags", "bankchrun", run_time="6s")
     assert result.returncode != 0
     assert "loadtest: no task matches the tags given" in output
+
+
+def test_each_user_sends_its_services_api_key(keyed_bankchurn: KeyedService, tmp_path: Path) -> None:
+    services = {"bankchurn": keyed_bankchurn.server}
+    keyed = {"LOADTEST_BANKCHURN_API_KEY": keyed_bankchurn.keys["loadtest"]}
+    tags = ("--tags", "bankchurn")
+    result, output = run_locust(services, tmp_path / "keyed", *tags, run_time="5s", env=keyed)
+    assert result.returncode == 0, output[-5000:]
+    assert "loadtest: passed" in output, output[-5000:]
+    # Without it every request is refused, and the run says so.
+    result, output = run_locust(services, tmp_path / "keyless", *tags, run_time="3s")
+    assert result.returncode != 0
+    assert "error ratio 100.0000%" in output, output[-5000:]
+    failures = (tmp_path / "keyless" / "locust_failures.csv").read_text()
+    assert "401" in failures, failures

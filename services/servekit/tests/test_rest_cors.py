@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from toy import FAILING_X, TOY, FailingToy
 
+from servekit import auth
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -91,7 +93,7 @@ def test_another_origin_gets_no_cors_headers(cors_client: TestClient) -> None:
 
 def test_a_header_the_api_does_not_read_fails_the_preflight(cors_client: TestClient) -> None:
     preflight = cors_client.options(
-        "/predict", headers={**PREFLIGHT, "access-control-request-headers": "content-type, authorization"}
+        "/predict", headers={**PREFLIGHT, "access-control-request-headers": "content-type, x-session-token"}
     )
     assert preflight.status_code == 400
 
@@ -131,3 +133,23 @@ def test_a_page_refused_by_a_full_replica_can_read_when_to_retry(
     assert refused.headers["access-control-allow-origin"] == APP
     assert refused.headers["retry-after"] == "1"
     assert "retry-after" in refused.headers["access-control-expose-headers"].lower()
+
+
+def test_a_page_may_send_an_api_key_and_its_preflight_needs_none(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    key = auth.new_key()
+    (tmp_path / "keys").write_text(auth.key_line("web", key) + "\n")
+    with client_with(toy_trained[0], cors_allow_origins=APP, api_keys_file=str(tmp_path / "keys")) as client:
+        wait_ready(client)
+        preflight = client.options(
+            "/predict", headers={**PREFLIGHT, "access-control-request-headers": "authorization, content-type"}
+        )
+        assert preflight.status_code == 200
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        refused = client.post("/predict", json=ROW, headers={"origin": APP})
+        # The page can read why: the 401 carries the CORS headers too.
+        assert (refused.status_code, refused.headers["access-control-allow-origin"]) == (401, APP)
+        keyed = {"origin": APP, "authorization": f"Bearer {key}"}
+        answered = client.post("/predict", json=ROW, headers=keyed)
+        assert answered.status_code == 200

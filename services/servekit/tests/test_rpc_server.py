@@ -7,6 +7,7 @@ import json
 import logging
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,8 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from toy import FAILING_X, TOY, FailingToy
 
+from servekit import auth
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import free_port
+from servekit.metrics import MetricNames
 from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_endpoint
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
@@ -25,8 +28,10 @@ from servekit.rpc import generate
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import RETRY_PUSHBACK_KEY, SERVICE, OpenInferenceServicer, infer_message
 from servekit.settings import load_settings
-from servekit.testing import request_rows, wait_ready
+from servekit.testing import metric_sample, request_rows, wait_ready
 from servekit.training.trainer import Split
+
+NAMES = MetricNames("toy")
 
 
 class Stub:
@@ -367,3 +372,30 @@ def test_a_batch_past_the_instance_limit_is_unavailable_with_a_pushback(
 
 def test_the_generated_messages_match_the_proto() -> None:
     assert generate.stale() == [], "run: .venv/bin/python -m servekit.rpc.generate"
+
+
+def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    key = auth.new_key()
+    (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
+    settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
+    with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:
+        wait_ready(client)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            stub = Stub(channel)
+            assert stub.server_ready(pb.ServerReadyRequest()).ready
+            assert stub.model_ready(pb.ModelReadyRequest(name="toy")).ready
+            request = infer_request([{"x": 3.0, "color": "red"}])
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.model_infer(request)
+            with pytest.raises(grpc.RpcError) as wrong:
+                stub.model_infer(request, metadata=(("x-api-key", key + "x"),))
+            answered = stub.model_infer(request, metadata=(("authorization", f"Bearer {key}"),))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "metadata.authorization: missing" in refused.value.details()
+    assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "metadata.x-api-key: not a key of this service" in wrong.value.details()
+    assert answered.outputs
+    unauthenticated = {"endpoint": GRPC_INFER, "method": "GRPC", "status": "401"}
+    assert metric_sample(client, NAMES.requests_total, **unauthenticated) == 2

@@ -219,6 +219,34 @@ def cmd_package_sagemaker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from servekit.auth import KeysFileError, key_line, new_key, parse_keys
+
+    key = new_key()
+    try:
+        line = key_line(args.client, key)
+    except ValueError as exc:
+        raise UsageError(f"api-key: {exc}") from None
+    if args.append is None:
+        print(line, file=sys.stderr)
+        print(key)
+        return 0
+    path: Path = args.append
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    try:
+        parse_keys(existing, str(path))  # never append to a file the services would refuse
+    except KeysFileError as exc:
+        raise UsageError(f"api-key: {exc}") from None
+    separator = "" if not existing or existing.endswith("\n") else "\n"
+    # Created readable by its owner only; digests are no keys, but nobody else needs them.
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as keys_file:
+        keys_file.write(f"{separator}{line}\n")
+    print(f"mlp: {args.client}'s key added to {path}; it is shown once, below", file=sys.stderr)
+    print(key)
+    return 0
+
+
 def cmd_services(_: argparse.Namespace) -> int:
     for name in registry.available():
         spec = registry.get_service(name)
@@ -334,6 +362,16 @@ def parser() -> argparse.ArgumentParser:
     package.add_argument("--tracking-uri", help=f"default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
     package.add_argument("--output", type=Path, default=Path("model.tar.gz"))
     package.set_defaults(func=cmd_package_sagemaker)
+
+    key = sub.add_parser(
+        "api-key",
+        help="a new API key for CLIENT: the key on stdout (shown once), its keys-file line on stderr",
+    )
+    key.add_argument("client", help="who gets the key; what log lines name its requests by")
+    key.add_argument(
+        "--append", type=Path, metavar="FILE", help="add the line to this keys file (created 0600)"
+    )
+    key.set_defaults(func=cmd_api_key)
 
     services = sub.add_parser(
         "services", help="list installed services and their local ports (plus $MLP_PORT_OFFSET)"

@@ -30,6 +30,9 @@ from servekit import tracing
 #: The id of the request the current task serves ("" outside one). Set by
 #: :class:`servekit.rest.request_id.RequestIdMiddleware`.
 request_id: ContextVar[str] = ContextVar("servekit_request_id", default="")
+#: The client whose API key the current request carries ("" without one, or with keys off). Set by
+#: :mod:`servekit.auth`'s callers; a name, never the key.
+client: ContextVar[str] = ContextVar("servekit_client", default="")
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request_tag)s %(message)s"
@@ -43,12 +46,15 @@ _GOOGLE_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the id and trace of the request being served, if any."""
+    """Stamps each record with the id, client and trace of the request being served, if any."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         current = request_id.get()
         record.request_id = current
-        record.request_tag = f" [{current}]" if current else ""
+        who = client.get()
+        record.client = who
+        tag = f"{current} client={who}" if who else current
+        record.request_tag = f" [{tag}]" if current else ""
         record.trace_context = tracing.current.get()
         return True
 
@@ -76,6 +82,9 @@ class JsonFormatter(logging.Formatter):
         request = getattr(record, "request_id", "")
         if request:
             entry["request_id"] = request
+        who = getattr(record, "client", "")
+        if who:
+            entry["client"] = who
         trace: tracing.TraceContext | None = getattr(record, "trace_context", None)
         if trace is not None:
             self._add_trace(entry, trace)

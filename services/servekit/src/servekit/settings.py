@@ -166,6 +166,15 @@ class ServiceSettings(BaseSettings):
         description="Comma-separated origins browser apps may call the API from, or *; empty: none",
     )
 
+    api_keys_file: str = Field(
+        default="",
+        description=(
+            "File of the API keys clients must send (Authorization: Bearer, or X-API-Key), one "
+            "'<client>:sha256:<digest>' line each (mlp api-key), read again when it changes; every "
+            "endpoint but probes, /metrics and the docs then needs one; empty: no key needed"
+        ),
+    )
+
     @field_validator("log_level", "log_format", "access_log", mode="before")
     @classmethod
     def _any_case(cls, value: Any, info: ValidationInfo) -> Any:

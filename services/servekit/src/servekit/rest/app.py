@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter
 
 from servekit.admission import AdmissionLimit
+from servekit.auth import api_keys
 from servekit.capture import PredictionCapture
 from servekit.card import render as render_card
 from servekit.codecs.open_inference import InferenceRequest
@@ -35,6 +36,7 @@ from servekit.model import Record, ServedModel
 from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
 from servekit.rest.admission import AdmissionMiddleware
+from servekit.rest.auth import ApiKeyMiddleware, is_open
 from servekit.rest.body import read_body
 from servekit.rest.compression import CompressionMiddleware
 from servekit.rest.cors import allow_cross_origin
@@ -181,6 +183,7 @@ def create_app(
     on ``grpc_host`` (``app.state.grpc_port`` is the port bound).
     """
     settings = settings or load_settings(spec.name)
+    keys = api_keys(spec.name, settings.api_keys_file)  # before anything starts: a bad file stops here
     metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
     if source is None:
         source, found_probe = registry_source(
@@ -234,7 +237,7 @@ def create_app(
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
 
             servicer = OpenInferenceServicer(
-                spec, runtime, predictor, settings, metrics, access_log=access_log
+                spec, runtime, predictor, settings, metrics, access_log=access_log, api_keys=keys
             )
             grpc_server, app.state.grpc_port = await start_server(servicer, grpc_host, settings.grpc_port)
         try:
@@ -262,6 +265,7 @@ def create_app(
     app.state.admission = admission
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.api_keys = keys
     cors_origins = settings.cors_origins()
     install_error_handlers(app, cors_origins=cors_origins)
     if settings.gzip_min_bytes:
@@ -270,6 +274,9 @@ def create_app(
         app.add_middleware(CompressionMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=1)
     # Inside telemetry: a refused request is counted, timed and logged like any other.
     app.add_middleware(AdmissionMiddleware, limit=admission, root_path=settings.root_path)
+    if keys is not None:
+        # Between telemetry and admission: a refusal is counted and logged, and takes no place.
+        app.add_middleware(ApiKeyMiddleware, keys=keys, root_path=settings.root_path)
     app.add_middleware(
         TelemetryMiddleware,
         metrics=metrics,
@@ -288,7 +295,9 @@ def create_app(
     single = TypeAdapter(instance_model)
     batch = TypeAdapter(batch_model)
     app.openapi = with_request_models(  # type: ignore[method-assign]
-        app, [instance_model, batch_model, InferenceRequest]
+        app,
+        [instance_model, batch_model, InferenceRequest],
+        needs_key=None if keys is None else lambda path: not is_open({"type": "http", "path": path}),
     )
 
     @app.post(

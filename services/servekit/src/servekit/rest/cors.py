@@ -14,8 +14,17 @@ from starlette.middleware.cors import CORSMiddleware
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
-#: ``Content-Type: application/json`` is what makes a browser send a preflight at all.
-ALLOWED_HEADERS = ("Content-Type", "Content-Encoding", REQUEST_ID_HEADER, "traceparent", "tracestate")
+#: ``Content-Type: application/json`` is what makes a browser send a preflight at all; the two
+#: credentials headers are how a page sends an API key (servekit.auth).
+ALLOWED_HEADERS = (
+    "Content-Type",
+    "Content-Encoding",
+    REQUEST_ID_HEADER,
+    "traceparent",
+    "tracestate",
+    "Authorization",
+    "X-API-Key",
+)
 #: Readable by the page: the id to quote to on-call, where a slow request spent its time, and
 #: when to try again after a 503 (Retry-After is not among the headers a page may always read).
 EXPOSED_HEADERS = (REQUEST_ID_HEADER, "Server-Timing", "Retry-After")

@@ -31,7 +31,9 @@ def error_response(exc: ServekitError, scope: Scope | None = None) -> Response:
     retry_after = exc.retry_after_seconds
     if retry_after is None and exc.status_code == 503:
         retry_after = NOT_READY_RETRY_AFTER_SECONDS
-    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names the scheme that would do
     body = exc.open_inference_body() if scope is not None and is_open_inference(scope) else exc.body()
     return Response(
         orjson.dumps(body),

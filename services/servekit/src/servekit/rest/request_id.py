@@ -56,6 +56,7 @@ def bind_request(headers: Mapping[str, str]) -> str:
     trace = tracing.from_headers(headers)
     request_id = incoming_id(headers, trace) or uuid.uuid4().hex
     logs.request_id.set(request_id)
+    logs.client.set("")  # until the request's API key names it
     tracing.current.set(trace)
     return request_id
 

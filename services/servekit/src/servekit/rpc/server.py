@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from servekit import logs
+from servekit.auth import OPEN_ENDPOINTS, ApiKeys
 from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
@@ -44,6 +45,7 @@ SERVICE = GRPC_SERVICE
 #: The gRPC status of each HTTP status a ServekitError carries.
 STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,
@@ -204,8 +206,10 @@ class OpenInferenceServicer:
         metrics: ServiceMetrics,
         *,
         access_log: AccessLog | None = None,
+        api_keys: ApiKeys | None = None,
     ) -> None:
         self.name = spec.name
+        self.api_keys = api_keys
         self.access_log = access_log
         self.runtime = runtime
         self.predictor = predictor
@@ -316,6 +320,8 @@ class OpenInferenceServicer:
                     self.access_log.record(scope, endpoint, status, elapsed, response_bytes=0)
 
             try:
+                if self.api_keys is not None and endpoint not in OPEN_ENDPOINTS:
+                    logs.client.set(self.api_keys.authenticate(metadata, where="metadata."))
                 response = await call(request, context)
             except ServekitError as exc:
                 count(exc.status_code, exc)

@@ -1,0 +1,49 @@
+"""``mlp api-key``: a key shown once, and a keys-file line the services read."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from servekit import auth, cli
+
+
+def test_the_key_goes_to_stdout_and_only_its_digest_to_the_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["api-key", "risk-dashboard"]) == 0
+    out, err = capsys.readouterr()
+    key = out.strip()
+    assert key.startswith(auth.KEY_PREFIX)
+    assert err.strip() == auth.key_line("risk-dashboard", key)
+    assert key not in err
+
+
+def test_append_adds_a_line_the_service_accepts_to_a_file_only_its_owner_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys"
+    assert cli.main(["api-key", "risk", "--append", str(path)]) == 0
+    first = capsys.readouterr().out.strip()
+    path.write_text(path.read_text().rstrip("\n"))  # an operator's editor dropped the last newline
+    assert cli.main(["api-key", "ops", "--append", str(path)]) == 0
+    second = capsys.readouterr().out.strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    keys = auth.ApiKeys(path, service="toy")
+    assert keys.authenticate({"x-api-key": first}) == "risk"
+    assert keys.authenticate({"x-api-key": second}) == "ops"
+    assert first not in path.read_text()
+
+
+def test_a_bad_client_name_or_keys_file_is_refused_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["api-key", "risk team"]) == 2
+    assert "not a client name" in capsys.readouterr().err
+    path = tmp_path / "keys"
+    path.write_text("not a key line\n")
+    assert cli.main(["api-key", "risk", "--append", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "line 1: not" in captured.err
+    assert captured.out == ""  # no key handed out that the file would not hold
+    assert path.read_text() == "not a key line\n"

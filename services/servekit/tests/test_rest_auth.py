@@ -1,0 +1,159 @@
+"""API keys over HTTP: a 401 that says what to send, open probes and docs, the client on log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from toy import TOY
+
+from servekit import auth, logs
+from servekit.metrics import MetricNames
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.settings import SettingsError, load_settings
+from servekit.testing import metric_sample, wait_ready
+from servekit.training.trainer import Split
+
+NAMES = MetricNames("toy")
+ROW = {"x": 3.0, "color": "red"}
+INFER = {
+    "inputs": [
+        {"name": "x", "datatype": "FP64", "shape": [1], "data": [3.0]},
+        {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+    ]
+}
+
+
+@pytest.fixture
+def risk_key(tmp_path: Path) -> tuple[Path, str]:
+    key = auth.new_key()
+    path = tmp_path / "keys"
+    path.write_text(auth.key_line("risk-dashboard", key) + "\n")
+    return path, key
+
+
+def keyed_client(artifact: ModelArtifact, keys_file: Path, **settings: Any) -> TestClient:
+    settings = {"api_keys_file": str(keys_file), **settings}
+    return TestClient(create_app(TOY, load_settings("toy", **settings), source=lambda: artifact))
+
+
+@pytest.fixture
+def client(toy_trained: tuple[ModelArtifact, Split], risk_key: tuple[Path, str]) -> Iterator[TestClient]:
+    with keyed_client(toy_trained[0], risk_key[0]) as client:
+        wait_ready(client)  # /readyz needs no key
+        yield client
+
+
+def test_a_prediction_needs_a_key_and_the_401_says_what_to_send(client: TestClient) -> None:
+    response = client.post("/predict", json=ROW)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert body["error"] == "unauthenticated"
+    assert body["fields"] == [
+        {
+            "field": "header.Authorization",
+            "problem": "missing: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+        }
+    ]
+    assert response.headers["x-request-id"]  # on-call can still find it
+    assert metric_sample(client, NAMES.requests_total, endpoint="/predict", method="POST", status="401") == 1
+
+
+def test_either_header_with_a_key_of_ours_is_answered(client: TestClient, risk_key: tuple[Path, str]) -> None:
+    key = risk_key[1]
+    bearer = client.post("/predict?explain=true", json=ROW, headers={"authorization": f"Bearer {key}"})
+    header = client.post("/predict/batch", json={"instances": [ROW, ROW]}, headers={"x-api-key": key})
+    assert (bearer.status_code, header.status_code) == (200, 200)
+    assert "contributions" in bearer.json()["explanation"]
+    wrong = client.post("/predict", json=ROW, headers={"x-api-key": key + "x"})
+    assert wrong.status_code == 401
+    assert wrong.json()["fields"][0]["field"] == "header.X-API-Key"
+
+
+def test_probes_metrics_and_docs_answer_without_a_key(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/v2/health/ready"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/v2/models/toy/ready").status_code == 200
+    assert client.head("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/model", "/model/card", "/v2/models/toy", "/no/such/path"])
+def test_everything_else_needs_one_even_a_path_that_does_not_exist(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 401
+
+
+def test_the_key_is_checked_before_the_body_is_read(client: TestClient) -> None:
+    over_the_limit = b"x" * 2_000_000
+    response = client.post("/predict", content=over_the_limit, headers={"content-type": "application/json"})
+    assert response.status_code == 401  # not 413: nothing of an unknown caller's body is read
+
+
+def test_open_inference_paths_answer_in_the_protocols_error_shape(client: TestClient) -> None:
+    response = client.post("/v2/models/toy/infer", json=INFER)
+    assert response.status_code == 401
+    body = response.json()
+    assert body["code"] == "unauthenticated"
+    assert "header.Authorization" in body["error"]
+
+
+def test_the_openapi_document_says_which_operations_need_a_key(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerKey"] == {**schemes["bearerKey"], "type": "http", "scheme": "bearer"}
+    assert schemes["apiKeyHeader"]["name"] == "X-API-Key"
+    predict = document["paths"]["/predict"]["post"]
+    assert predict["security"] == [{"bearerKey": []}, {"apiKeyHeader": []}]
+    assert "401" in predict["responses"]
+    assert "security" in document["paths"]["/v2/models/{model_name}/infer"]["post"]
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    assert "security" not in document["paths"]["/v2/health/ready"]["get"]
+
+
+def test_without_a_keys_file_nothing_needs_a_key(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    app = create_app(TOY, load_settings("toy"), source=lambda: toy_trained[0])
+    with TestClient(app) as client:
+        wait_ready(client)
+        assert client.post("/predict", json=ROW).status_code == 200
+        assert "securitySchemes" not in client.get("/openapi.json").json()["components"]
+
+
+def test_a_keys_file_that_cannot_be_read_stops_the_app_before_it_serves(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    settings = load_settings("toy", api_keys_file=str(tmp_path / "absent"))
+    with pytest.raises(SettingsError, match=r"TOY_API_KEYS_FILE=.*cannot read it"):
+        create_app(TOY, settings, source=lambda: toy_trained[0])
+
+
+def test_every_log_line_of_a_request_names_its_client_never_its_key(
+    toy_trained: tuple[ModelArtifact, Split],
+    risk_key: tuple[Path, str],
+    restore_root_logger: None,
+) -> None:
+    stream = io.StringIO()
+    logs.configure_logging("INFO", "json", "toy", stream)
+    path, key = risk_key
+    everything_logged = {"access_log": "all", "capture_percent": 100, "log_format": "json"}
+    with keyed_client(toy_trained[0], path, **everything_logged) as client:
+        wait_ready(client)
+        stream.truncate(0)
+        stream.seek(0)
+        answered = client.post("/predict", json=ROW, headers={"x-api-key": key, "x-request-id": "req-1"})
+        refused = client.post("/predict", json=ROW, headers={"x-request-id": "req-2"})
+    assert (answered.status_code, refused.status_code) == (200, 401)
+    text = stream.getvalue()
+    assert key not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    mine = [line for line in lines if line.get("request_id") == "req-1"]
+    assert {line["logger"] for line in mine} == {"servekit.access", "servekit.capture"}
+    assert all(line["client"] == "risk-dashboard" for line in mine)
+    (unknown,) = [line for line in lines if line.get("request_id") == "req-2"]
+    assert "client" not in unknown
+    assert unknown["error"]["code"] == "unauthenticated"

@@ -1,0 +1,52 @@
+"""API keys in a real ``mlp serve``: a key revoked in the file stops working with no restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import httpx
+import pytest
+
+from processes import KeyedService, predict_its_example
+from servekit import auth
+
+pytestmark = pytest.mark.integration
+
+
+def status_with(service: KeyedService, key: str) -> int:
+    model = httpx.get(f"{service.server.url}/model", headers={"x-api-key": key}, timeout=10)
+    return model.status_code
+
+
+def test_a_key_revoked_in_the_file_is_refused_and_a_new_one_answered_without_a_restart(
+    keyed_bankchurn: KeyedService,
+) -> None:
+    service = keyed_bankchurn
+    old = service.keys["risk"]
+    headers = {"authorization": f"Bearer {old}", "x-request-id": "keyed-1"}
+    predict_its_example(service.server.url, explain=True, headers=headers)
+    assert httpx.post(f"{service.server.url}/predict", json={}, timeout=10).status_code == 401
+
+    # What the kubelet does when the Secret changes: a new file swapped in whole.
+    new = auth.new_key()
+    lines = [auth.key_line("risk", new), auth.key_line("loadtest", service.keys["loadtest"])]
+    staged = service.keys_file.with_name("keys.new")
+    staged.write_text("\n".join(lines) + "\n")
+    os.replace(staged, service.keys_file)
+    service.keys["risk"] = new
+    deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
+    while status_with(service, old) != 401:
+        assert time.monotonic() < deadline, "the revoked key still works"
+        time.sleep(0.2)
+    assert status_with(service, new) == 200
+    assert service.server.process.poll() is None
+
+    lines_logged = [json.loads(line) for line in service.server.logs().splitlines() if line.startswith("{")]
+    answered = [line for line in lines_logged if line.get("request_id") == "keyed-1"]
+    assert answered, "the explained prediction has an access line"
+    assert all(line["client"] == "risk" for line in answered)
+    assert any("API keys reloaded" in line["message"] for line in lines_logged)
+    assert old not in service.server.logs()
+    assert new not in service.server.logs()
