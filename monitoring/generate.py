@@ -34,6 +34,7 @@ from servekit.metrics.names import (
     LATENCY_BUCKETS,
     OPEN_INFERENCE_INFER,
     PREDICTION_ENDPOINTS,
+    PROBE_ENDPOINTS,
     STABLE,
     MetricNames,
 )
@@ -87,6 +88,11 @@ class Objectives:
     #: Alert when replicas refuse more than this share of the prediction requests (10 m), by either
     #: admission limit (requests or batch instances): a burst now and then is the limits at work.
     shed_ratio: float = 0.01
+    #: Alert when more than this share of the requests (15 m; probes left out) are refused for want
+    #: of a valid API key (401)...
+    unauthenticated_ratio: float = 0.05
+    #: ...and at least this many were refused in those 15 minutes (a test client is not an incident).
+    unauthenticated_min: int = 100
     #: Alert when a replica's event loop runs ready work this late on average (seconds, 10 m): single
     #: records then wait before the app, which neither the admission limit nor the concurrency sees.
     #: make bench, single records: under 1 ms at half of capacity, at most 7 at three quarters,
@@ -552,6 +558,20 @@ def alerts(service: str) -> list[Alert]:
             "10m",
         ),
         Alert(
+            "RequestsUnauthenticated",
+            f'sum(rate({n.requests_total}{{status="401"}}[15m]))\n/\n'
+            f'sum(rate({n.requests_total}{{endpoint!~"{regex(PROBE_ENDPOINTS)}"}}[15m]))\n'
+            f"> {number(o.unauthenticated_ratio)}\nand\n"
+            f'sum(increase({n.requests_total}{{status="401"}}[15m])) >= {o.unauthenticated_min}',
+            "warning",
+            f"{s} refuses many requests for want of a valid API key",
+            f"For 15 minutes more than {o.unauthenticated_ratio:.0%} of the requests to {s} have been "
+            "refused with 401: a client whose key was revoked or not yet handed out, a key sent to the "
+            "wrong service, or someone trying the API without one. The access log's lines with "
+            'error.code="unauthenticated" name the header, the problem, the address and the user agent.',
+            "15m",
+        ),
+        Alert(
             "EventLoopSaturated",
             f"max(\n  rate({n.event_loop_lag_seconds}_sum[10m])\n  /\n"
             f"  rate({n.event_loop_lag_seconds}_count[10m])\n)\n> {number(o.event_loop_lag)}",
@@ -1001,6 +1021,7 @@ def rule_cases(service: str) -> list[Case]:
     cases += capture_cases(service, target, ready)
     cases += shed_cases(service, target, ready)
     cases += loop_lag_cases(service, target, ready)
+    cases += unauthenticated_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     return cases
@@ -1049,6 +1070,31 @@ def shed_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> l
         # Each limit refuses 0.6 %, under the 1 % threshold: the alert adds them up.
         ("12 in 1,000 refused, half by each limit", refusing(988, 6, 6)),
         ("1 in 1,000 refused", refusing(999, 0, 1)),
+    )
+
+
+def unauthenticated_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """RequestsUnauthenticated: a client's traffic refused; a stray request now and then, among probes."""
+    n = MetricNames(service)
+
+    def requests(answered: int, refused: int, probes: int) -> dict[str, str]:
+        def counted(endpoint: str, status: str) -> str:
+            labels = {**target, "endpoint": endpoint, "method": "POST", "status": status}
+            return series_str(n.requests_total, labels)
+
+        return {
+            counted("/predict", "200"): f"0+{answered}x40",
+            counted("/predict", "401"): f"0+{refused}x40",
+            counted("/healthz", "200"): f"0+{probes}x40",
+            **ready,
+        }
+
+    return fires_and_quiet(
+        "RequestsUnauthenticated",
+        service,
+        "35m",
+        ("10 of every 100 prediction requests refused", requests(90, 10, 12)),
+        ("1 of every 100 refused", requests(99, 1, 12)),
     )
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import inprocess, load, logging_cost, scaling
+from servekit.bench import auth_cost, inprocess, load, logging_cost, scaling
 from servekit.bench.reference import tree_references
 from servekit.bench.servers import serving, wait_for_variants
 from servekit.bench.stats import Latency
@@ -412,6 +412,27 @@ def access_log_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
     return {**line.as_dict(), "bytes": size, "ratio_to_predict_p50": ratios}
 
 
+def api_key_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The key check per request (API_KEYS_FILE set) against each service's in-process predict p50."""
+    measured = auth_cost.key_check(seconds)
+    added_ms = measured["with the key check"].p50_ms - measured["bare app"].p50_ms
+    print(f"\nAPI key check, per request (API_KEYS_FILE of {auth_cost.CLIENTS} clients)")
+    for label, lat in measured.items():  # microseconds: in milliseconds both would print 0.00x
+        print(f"  {label:<36} p50 {lat.p50_ms * 1e3:7.1f} µs   p99 {lat.p99_ms * 1e3:7.1f} µs   n={lat.n}")
+    ratios = {
+        name: added_ms / figures["in_process"]["predict"]["p50_ms"]
+        for name, figures in report["services"].items()
+    }
+    print(f"  {'adds at p50':<36} {added_ms * 1e3:9.1f} µs")
+    for name, ratio in ratios.items():
+        print(f"  {'/ ' + name + ' predict p50':<36} x{ratio:.3f}")
+    return {
+        **{label: latency.as_dict() for label, latency in measured.items()},
+        "added_p50_ms": added_ms,
+        "ratio_to_predict_p50": ratios,
+    }
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m servekit.bench", description=__doc__)
     p.add_argument("--services", nargs="*", help="default: every installed service")
@@ -446,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             mlflow.stop()
     report["access_log_line"] = access_log_cost(report, args.inprocess_seconds)
+    report["api_key_check"] = api_key_cost(report, args.inprocess_seconds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten: {args.output}")

@@ -90,11 +90,12 @@ GRPC_INFER = grpc_endpoint("ModelInfer")
 GRPC_ENDPOINTS = tuple(grpc_endpoint(m) for m in GRPC_METHODS if m != "ModelInfer")
 #: Endpoints whose whole-request latency is a prediction latency.
 PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER, GRPC_INFER)
+#: The kubelet's probes: counted, but no client's request.
+PROBE_ENDPOINTS = ("/healthz", "/readyz")
 #: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.
 ENDPOINTS = (
     *PREDICTION_ENDPOINTS,
-    "/healthz",
-    "/readyz",
+    *PROBE_ENDPOINTS,
     "/model",
     "/model/card",
     "/docs",

@@ -34,11 +34,12 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from servekit.errors import ServekitError
+from servekit.metrics.names import PROBE_ENDPOINTS
 from servekit.settings import AccessLogMode
 
 #: Where the error handlers leave the ServekitError a response was made from.
 ERROR_KEY = "servekit.error"
-PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+PROBE_PATHS = frozenset(PROBE_ENDPOINTS)
 #: Field problems a line lists; a 256-row batch can hold thousands, the body has them all.
 MAX_FIELDS = 5
 MAX_URL_LENGTH = 512

@@ -1,0 +1,85 @@
+"""What an API key costs a request: the key check (``servekit.rest.auth``) around an app that does
+nothing, against the same app called bare, with a keys file of a hundred clients."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from starlette.types import Message, Receive, Scope, Send
+
+from servekit import auth
+from servekit.bench.stats import Latency
+from servekit.rest.auth import ApiKeyMiddleware
+
+CLIENTS = 100
+
+
+class Answered:
+    """An ASGI app that answers nothing and counts the requests that reached it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.calls += 1
+
+
+async def _receive() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: Message) -> None:
+    pass
+
+
+def request_scope(key: str) -> Scope:
+    """A prediction request as uvicorn hands it over: the key among a client's usual headers."""
+    return {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict",
+        "query_string": b"explain=true",
+        "headers": [
+            (b"host", b"bankchurn.ml-platform.svc:8080"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"170"),
+            (b"user-agent", b"python-httpx/0.28.1"),
+            (b"x-request-id", b"4bf92f3577b34da6a3ce929d0e0e4736"),
+            (b"authorization", f"Bearer {key}".encode()),
+        ],
+    }
+
+
+async def _time(app: ApiKeyMiddleware | Answered, scope: Scope, seconds: float) -> list[float]:
+    for _ in range(100):  # warm-up
+        await app(scope, _receive, _send)
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        await app(scope, _receive, _send)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def key_check(seconds: float) -> dict[str, Latency]:
+    """Per request: the bare app, and the app behind the key check of a valid key.
+
+    Raises if a request did not reach the app: a refused request would time the refusal.
+    """
+    keys = {f"client-{i}": auth.new_key() for i in range(CLIENTS)}
+    with tempfile.TemporaryDirectory(prefix="servekit-bench-keys-") as tmp:
+        path = Path(tmp) / "keys"
+        path.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+        bare = Answered()
+        checked = ApiKeyMiddleware(bare, auth.ApiKeys(path, service="bench"))
+        scope = request_scope(keys[f"client-{CLIENTS // 2}"])
+        without = asyncio.run(_time(bare, scope, seconds))
+        reached = bare.calls
+        with_key = asyncio.run(_time(checked, scope, seconds))
+    if bare.calls - reached != len(with_key) + 100:
+        raise RuntimeError("the key check refused a valid key: the figures would time refusals")
+    return {"bare app": Latency.of(without), "with the key check": Latency.of(with_key)}

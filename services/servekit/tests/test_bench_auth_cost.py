@@ -1,0 +1,32 @@
+"""The bench's API key figure times the check of a valid key, never a refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from servekit import auth
+from servekit.bench import auth_cost
+from servekit.errors import ServekitError
+
+
+def test_both_rows_are_measured_and_every_checked_request_reached_the_app() -> None:
+    measured = auth_cost.key_check(0.05)
+    assert set(measured) == {"bare app", "with the key check"}
+    assert all(latency.n > 0 for latency in measured.values())
+
+
+def test_a_check_that_refuses_the_key_stops_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: auth.ApiKeys, headers: dict[str, str], where: str = "header.") -> str:
+        raise auth.unauthenticated("header.Authorization", "not a key of this service")
+
+    monkeypatch.setattr(auth.ApiKeys, "authenticate", refuse)
+    with pytest.raises(RuntimeError, match="refused a valid key"):
+        auth_cost.key_check(0.02)
+
+
+def test_the_request_carries_a_key_the_file_holds() -> None:
+    key = auth.new_key()
+    headers = {name.decode(): value.decode() for name, value in auth_cost.request_scope(key)["headers"]}
+    assert auth.credential(headers) == (key, "header.Authorization")
+    with pytest.raises(ServekitError):
+        auth.credential({k: v for k, v in headers.items() if k != "authorization"})
