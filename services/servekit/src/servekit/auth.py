@@ -142,7 +142,7 @@ class ApiKeys:
         self._checked = clock()
         self._failing = False
         if not self._clients:
-            logger.warning("%s holds no keys: every request that needs one is refused", path)
+            logger.warning("%s: %s holds no keys: every request that needs one is refused", service, path)
 
     @property
     def clients(self) -> frozenset[str]:
@@ -168,7 +168,9 @@ class ApiKeys:
             self._state, clients = self._read()
         except (OSError, KeysFileError) as exc:
             if not self._failing:  # once per failure, not once per check
-                logger.error("API keys not reloaded, the keys read last stay in force: %s", exc)
+                logger.error(
+                    "%s: API keys not reloaded, the keys read last stay in force: %s", self.service, exc
+                )
             self._failing = True
             return
         self._failing = False
@@ -176,7 +178,8 @@ class ApiKeys:
         removed = set(self._clients.values()) - set(clients.values())
         self._clients = clients
         logger.info(
-            "API keys reloaded from %s: %d keys of %d clients (clients added: %s; removed: %s)",
+            "%s: API keys reloaded from %s: %d keys of %d clients (clients added: %s; removed: %s)",
+            self.service,
             self.path,
             len(clients),
             len(set(clients.values())),
