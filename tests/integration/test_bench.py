@@ -11,10 +11,10 @@ import pytest
 
 from processes import Server
 from servekit import registry
-from servekit.bench import load, scaling, soak
+from servekit.bench import fairness, load, scaling, soak
 from servekit.settings import load_settings
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split
+from servekit.training.trainer import TrainResult, split
 
 pytestmark = pytest.mark.integration
 
@@ -102,3 +102,33 @@ def test_the_soak_mix_gets_the_status_it_expects_from_a_live_service(
     wrong = dataclasses.replace(kinds[0], status=422)
     with pytest.raises(AssertionError, match="predict: POST /predict got 200, not 422"):
         soak.check_statuses(server.url, [wrong])
+
+
+def test_beside_a_runaway_client_the_steady_one_is_never_refused_under_the_client_limit(
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
+) -> None:
+    spec = registry.get_service("bankchurn")
+    data = split(spec, spec.recipe.generate(600, seed=3), seed=3)
+    records = valid_requests(spec, request_rows(data, 256))
+    measured = fairness.measure(
+        spec,
+        mlflow_server,
+        tmp_path,
+        steady_records=records,
+        runaway_bodies=[{"instances": batch} for batch in load.batches(records, 64)],
+        runaway_path="/predict/batch?explain=true",
+        capacity=60.0,
+        seconds=1.5,
+    )
+    limited, unlimited = measured[fairness.WITH_LIMIT], measured[fairness.WITHOUT_LIMIT]
+    assert (limited["client_limit"], unlimited["client_limit"]) == (12, 0)
+    steady = limited[fairness.STEADY]
+    assert steady["sent"] >= 25
+    # The runaway holds at most 12 of the 16 places, so the steady client finds one unless it has
+    # 4 requests in flight itself (each over 150 ms late, at 20 a second), and it never has 12.
+    assert steady["failures"] == {}
+    assert steady["shed"] <= steady["sent"] // 10
+    assert steady["answered"] + steady["late"] + steady["shed"] == steady["sent"]
+    # The runaway is refused with 429, its own share named; nothing else fails.
+    runaway = limited[fairness.RUNAWAY]
+    assert set(runaway["failures"]) == {"HTTP 429"}

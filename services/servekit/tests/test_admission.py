@@ -38,7 +38,14 @@ def test_a_place_is_given_back_when_the_request_fails() -> None:
         raise RuntimeError("the model failed")
     with limit.admitted():
         assert limit.in_flight == 1
-    assert limit.status() == {"limit": 1, "in_flight": 0, "instance_limit": 0, "instances_in_flight": 0}
+    assert limit.status() == {
+        "limit": 1,
+        "in_flight": 0,
+        "instance_limit": 0,
+        "instances_in_flight": 0,
+        "client_limit": 0,
+        "clients_in_flight": 0,
+    }
 
 
 def test_zero_means_no_limit() -> None:
@@ -85,3 +92,39 @@ def test_zero_instances_means_no_instance_limit() -> None:
     limit = AdmissionLimit("toy", 1)
     with limit.instances_admitted(10_000), limit.instances_admitted(10_000):
         assert limit.instances_in_flight == 20_000
+
+
+def test_a_client_at_its_limit_gets_a_429_while_others_are_answered() -> None:
+    limit = AdmissionLimit("toy", 4, client_limit=2)
+    limit.enter("risk")
+    limit.enter("risk")
+    with pytest.raises(ServekitError) as refused:
+        limit.enter("risk")
+    error = refused.value
+    assert (error.status_code, error.error, error.retry_after_seconds) == (429, "too_many_requests", 1)
+    assert "client risk has 2 prediction requests in flight" in error.message
+    assert "TOY_MAX_CONCURRENT_REQUESTS_PER_CLIENT" in error.message
+    limit.enter("ops")
+    limit.enter("")  # a request with no client (keys off) is only counted
+    assert limit.status()["clients_in_flight"] == 2
+    # The replica full: 503 to a client under its share, 429 still to one at it.
+    with pytest.raises(ServekitError) as full:
+        limit.enter("ops")
+    assert full.value.status_code == 503
+    with pytest.raises(ServekitError) as at_its_share:
+        limit.enter("risk")
+    assert at_its_share.value.status_code == 429
+    limit.leave("risk")
+    limit.leave("")
+    limit.enter("risk")
+    for client in ("risk", "risk", "ops"):
+        limit.leave(client)
+    assert (limit.in_flight, limit.status()["clients_in_flight"]) == (0, 0)  # no client left behind
+
+
+def test_a_client_refused_for_its_share_is_not_counted_as_shed() -> None:
+    shed: list[str] = []
+    limit = AdmissionLimit("toy", 4, client_limit=1, on_refused=shed.append)
+    with limit.admitted("risk"), pytest.raises(ServekitError):
+        limit.enter("risk")
+    assert shed == []  # the replica is not overloaded: PredictionsShed must not fire for it

@@ -197,7 +197,14 @@ def test_the_instance_limit_is_the_service_s_unless_the_operator_sets_one(
             admission: dict[str, int] = client.get("/model").json()["admission"]
         return admission
 
-    defaults = {"limit": 16, "in_flight": 0, "instance_limit": 1024, "instances_in_flight": 0}
+    defaults = {
+        "limit": 16,
+        "in_flight": 0,
+        "instance_limit": 1024,
+        "instances_in_flight": 0,
+        "client_limit": 0,  # no API keys, no clients
+        "clients_in_flight": 0,
+    }
     assert admission_of_app(TOY) == defaults
     assert admission_of_app(slow_model)["instance_limit"] == 300
     assert admission_of_app(slow_model, max_concurrent_instances=0)["instance_limit"] == 0

@@ -157,3 +157,39 @@ def test_every_log_line_of_a_request_names_its_client_never_its_key(
     (unknown,) = [line for line in lines if line.get("request_id") == "req-2"]
     assert "client" not in unknown
     assert unknown["error"]["code"] == "unauthenticated"
+
+
+def test_a_client_with_its_share_in_flight_gets_a_429_and_others_are_answered(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    keys = {client: auth.new_key() for client in ("risk", "ops")}
+    path = tmp_path / "keys"
+    path.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+    with keyed_client(toy_trained[0], path, max_concurrent_requests=4) as client:
+        wait_ready(client)
+        admission = client.app.state.admission  # type: ignore[attr-defined]
+        assert admission.client_limit == 3  # three quarters of the replica's places
+        for _ in range(3):
+            admission.enter("risk")  # as three of risk's requests being answered
+        refused = client.post("/predict", json=ROW, headers={"x-api-key": keys["risk"]})
+        answered = client.post("/predict", json=ROW, headers={"x-api-key": keys["ops"]})
+        status = client.get("/model", headers={"x-api-key": keys["ops"]}).json()["admission"]
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "too_many_requests"
+    assert "client risk has 3 prediction requests in flight" in refused.json()["message"]
+    assert answered.status_code == 200
+    assert (status["client_limit"], status["clients_in_flight"]) == (3, 1)
+    assert metric_sample(client, NAMES.prediction_requests_shed_total, limit="requests") == 0
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(0, 0), (16, 16), (None, 12)])
+def test_the_client_limit_is_the_setting_or_three_quarters_of_the_request_limit(
+    toy_trained: tuple[ModelArtifact, Split], risk_key: tuple[Path, str], setting: int | None, expected: int
+) -> None:
+    app = create_app(
+        TOY,
+        load_settings("toy", api_keys_file=str(risk_key[0]), max_concurrent_requests_per_client=setting),
+        source=lambda: toy_trained[0],
+    )
+    assert app.state.admission.client_limit == expected

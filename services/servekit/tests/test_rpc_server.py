@@ -392,10 +392,17 @@ def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not
             with pytest.raises(grpc.RpcError) as wrong:
                 stub.model_infer(request, metadata=(("x-api-key", key + "x"),))
             answered = stub.model_infer(request, metadata=(("authorization", f"Bearer {key}"),))
+            admission = client.app.state.admission  # type: ignore[attr-defined]
+            for _ in range(admission.client_limit):
+                admission.enter("batch-job")  # its share of the places taken
+            with pytest.raises(grpc.RpcError) as over_its_share:
+                stub.model_infer(request, metadata=(("x-api-key", key),))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "metadata.authorization: missing" in refused.value.details()
     assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "metadata.x-api-key: not a key of this service" in wrong.value.details()
     assert answered.outputs
+    assert over_its_share.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "client batch-job has 12 prediction requests in flight" in over_its_share.value.details()
     unauthenticated = {"endpoint": GRPC_INFER, "method": "GRPC", "status": "401"}
     assert metric_sample(client, NAMES.requests_total, **unauthenticated) == 2

@@ -15,11 +15,17 @@ in batches answered off the event loop bounds that work itself; it is checked on
 decoded, when the number of rows is known. Single records and small batches are answered on the
 loop, one after the other, so they never wait behind each other here and are not counted.
 
+With API keys (``servekit.auth``), a third limit keeps one client from taking a whole replica:
+a client already answered ``client_limit`` requests at once on it is refused with 429 (its own
+doing, not the replica's overload), so a runaway loop in one client's code leaves places for the
+others. It is a cap per replica, so it scales with the replicas like the request limit.
+
 Every transport runs on the app's one event loop, so the counts need no lock.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -40,7 +46,8 @@ class AdmissionLimit:
 
     ``limit`` bounds requests and ``instance_limit`` the instances of the batches in worker
     threads (0: no limit, for either). A batch is always admitted when no other batch is in
-    flight, so one larger than ``instance_limit`` is slow, never unanswerable.
+    flight, so one larger than ``instance_limit`` is slow, never unanswerable. ``client_limit``
+    bounds the requests of one named client (0, or a request with no client: no limit).
     """
 
     def __init__(
@@ -49,33 +56,46 @@ class AdmissionLimit:
         limit: int,
         *,
         instance_limit: int = 0,
+        client_limit: int = 0,
         on_refused: Callable[[str], object] = lambda limit: None,
     ) -> None:
         self.service = service
         self.limit = limit
         self.instance_limit = instance_limit
+        self.client_limit = client_limit
         self.in_flight = 0
         self.instances_in_flight = 0
+        #: Requests in flight per named client; a client leaves it when its last one is answered.
+        self.clients_in_flight: Counter[str] = Counter()
         self.on_refused = on_refused
 
-    def enter(self) -> None:
-        """Take one of the places; a 503 ServekitError if none is free."""
+    def enter(self, client: str = "") -> None:
+        """Take one of the places; a 503 ServekitError if none is free, a 429 if the client has its share."""
+        # The client's share first: a client over it is told so (429), even when the replica is full.
+        if client and self.client_limit and self.clients_in_flight[client] >= self.client_limit:
+            raise self.client_refusal(client)
         if self.limit and self.in_flight >= self.limit:
             self.on_refused(REQUESTS)
             raise self.refusal()
         self.in_flight += 1
+        if client:
+            self.clients_in_flight[client] += 1
 
-    def leave(self) -> None:
+    def leave(self, client: str = "") -> None:
         self.in_flight -= 1
+        if client:
+            self.clients_in_flight[client] -= 1
+            if not self.clients_in_flight[client]:
+                del self.clients_in_flight[client]
 
     @contextmanager
-    def admitted(self) -> Iterator[None]:
-        """Hold one of the places while the body runs; a 503 ServekitError if none is free."""
-        self.enter()
+    def admitted(self, client: str = "") -> Iterator[None]:
+        """Hold one of the places while the body runs; refused as :meth:`enter` says."""
+        self.enter(client)
         try:
             yield
         finally:
-            self.leave()
+            self.leave(client)
 
     @contextmanager
     def instances_admitted(self, count: int) -> Iterator[None]:
@@ -102,15 +122,28 @@ class AdmissionLimit:
             f"would pass its limit of {self.instance_limit} ({self.variable('MAX_CONCURRENT_INSTANCES')})"
         )
 
+    def client_refusal(self, client: str) -> ServekitError:
+        return ServekitError(
+            429,
+            "too_many_requests",
+            f"client {client} has {self.clients_in_flight[client]} prediction requests in flight on this "
+            f"replica, its limit ({self.variable('MAX_CONCURRENT_REQUESTS_PER_CLIENT')}), which leaves the "
+            f"rest of the replica's places to other clients; retry in {RETRY_AFTER_SECONDS} s",
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )
+
     def variable(self, setting: str) -> str:
         return f"{self.service.upper()}_{setting}"
 
     def status(self) -> dict[str, int]:
+        # How many clients, not which: every client with a key may read GET /model.
         return {
             "limit": self.limit,
             "in_flight": self.in_flight,
             "instance_limit": self.instance_limit,
             "instances_in_flight": self.instances_in_flight,
+            "client_limit": self.client_limit,
+            "clients_in_flight": len(self.clients_in_flight),
         }
 
 

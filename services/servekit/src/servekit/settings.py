@@ -59,6 +59,15 @@ class ServiceSettings(BaseSettings):
             "(servekit.spec.ServiceSpec.max_concurrent_instances)"
         ),
     )
+    max_concurrent_requests_per_client: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "With API keys: prediction requests of one client answered at once at most on a replica; "
+            "one more is refused with 429 and Retry-After, leaving the other places to other clients; "
+            "0: no such limit; unset: three quarters of the request limit"
+        ),
+    )
     gzip_min_bytes: int = Field(
         default=1024, ge=0, description="Gzip responses this large for clients that accept it; 0: never"
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import auth_cost, inprocess, load, logging_cost, scaling
+from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, scaling
 from servekit.bench.reference import tree_references
 from servekit.bench.servers import serving, wait_for_variants
 from servekit.bench.stats import Latency
@@ -79,6 +79,17 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
         spec, mlflow, work, records, args.seconds, rows=LARGE_BATCH_SIZE, without=REQUESTS_ONLY
     )
     print_overload(spec.name, result["overload_large_batches"])
+    result["fairness"] = fairness.measure(
+        spec,
+        mlflow,
+        work,
+        steady_records=records,
+        runaway_bodies=[{"instances": batch} for batch in load.batches(records, BATCH_SIZE)],
+        runaway_path=OVERLOAD_PATH,
+        capacity=result["overload"]["capacity_per_second"],
+        seconds=args.seconds,
+    )
+    print_fairness(spec.name, result["fairness"])
 
     capacities = {
         SINGLE_LABEL: result["http"][f"predict c={max(args.concurrency)}"]["requests_per_second"],
@@ -207,6 +218,27 @@ def print_overload(name: str, overload: dict[str, Any]) -> None:
     ratio = overload["goodput_ratio"]
     verdict = f"no answer in time with {compared_title}" if ratio is None else ratio
     print(f"  goodput, {LIMITED} / {compared}: {verdict}")
+
+
+def print_fairness(name: str, measured: dict[str, Any]) -> None:
+    print(
+        f"\n{name}: a runaway client ({measured['runaway_path']}, {BATCH_SIZE} rows, "
+        f"{measured['runaway_rate']:.1f}/s) beside a steady one (/predict, {measured['steady_rate']:g}/s), "
+        f"API keys on, clients giving up after {measured['deadline_seconds']:g} s"
+    )
+    for label in fairness.SERVINGS:
+        row = measured[label]
+        steady, runaway = row[fairness.STEADY], row[fairness.RUNAWAY]
+        limit = f"{label} ({row['client_limit'] or 'none'} of {row['request_limit']})"
+        refused = steady["shed"] + sum(steady["failures"].values())
+        latency = steady["answered_latency"]
+        print(
+            f"  {limit:<30} steady: in time {steady['answered']:>4} of {steady['sent']:>4}, "
+            f"refused {refused:>4}, late {steady['late']:>3}, "
+            f"p50 {latency['p50_ms']:>6.1f} ms, p99 {latency['p99_ms']:>6.1f} ms   "
+            f"runaway: goodput {runaway['goodput_per_second']:>5.1f}/s, 503 {runaway['shed']}"
+            + "".join(f", {kind} {count}" for kind, count in runaway["failures"].items())
+        )
 
 
 SINGLE_LABEL = "/predict, one record"

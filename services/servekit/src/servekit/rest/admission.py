@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from servekit import logs
 from servekit.admission import AdmissionLimit
 from servekit.errors import ServekitError
 from servekit.metrics.names import PREDICTION_ENDPOINTS
@@ -17,7 +18,11 @@ from servekit.rest.telemetry import endpoint_of
 
 
 class AdmissionMiddleware:
-    """Runs a prediction request in one of the limit's places, or answers 503 at once."""
+    """Runs a prediction request in one of the limit's places, or refuses it at once.
+
+    503 when the replica is full; 429 when the request's client (named by the API key middleware,
+    outside this one) already has its share of the places.
+    """
 
     def __init__(self, app: ASGIApp, limit: AdmissionLimit, root_path: str = "") -> None:
         self.app = app
@@ -29,8 +34,9 @@ class AdmissionMiddleware:
         if scope["type"] != "http" or endpoint_of(scope, self.root_path) not in self.guarded:
             await self.app(scope, receive, send)
             return
+        client = logs.client.get()  # named by the API key middleware outside this one, if keys are on
         try:
-            self.limit.enter()
+            self.limit.enter(client)
         except ServekitError as refused:
             remember_error(scope, refused)
             await error_response(refused, scope)(scope, receive, send)
@@ -38,4 +44,4 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            self.limit.leave()
+            self.limit.leave(client)

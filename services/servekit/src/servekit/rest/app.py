@@ -66,6 +66,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "X-Model-Variant: canary where no canary is served"},
     415: {"model": schemas.ErrorBody, "description": "Content-Encoding other than identity, gzip or deflate"},
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
+    429: {
+        "model": schemas.ErrorBody,
+        "description": "With API keys: this client has its share of the places in flight (Retry-After)",
+    },
     503: {
         "model": schemas.ErrorBody,
         "description": (
@@ -203,10 +207,12 @@ def create_app(
         )
     # One admission for HTTP and gRPC alike: both answer on this process's one event loop.
     limit, instance_limit = settings.max_concurrent_requests, settings.max_concurrent_instances
+    limit = spec.max_concurrent_requests if limit is None else limit
     admission = AdmissionLimit(
         spec.name,
-        spec.max_concurrent_requests if limit is None else limit,
+        limit,
         instance_limit=spec.max_concurrent_instances if instance_limit is None else instance_limit,
+        client_limit=client_limit(settings.max_concurrent_requests_per_client, limit, keys is not None),
         on_refused=lambda which: metrics.prediction_requests_shed.labels(which).inc(),
     )
     # Read when scraped: no lock taken on the request path to keep a copy of the counts.
@@ -397,6 +403,19 @@ def create_app(
         app, spec, runtime, predictor, settings=settings, error_responses=ERROR_RESPONSES
     )
     return app
+
+
+def client_limit(setting: int | None, request_limit: int, keys_on: bool) -> int:
+    """Requests one client may have in flight on a replica (0: no limit); clients exist only with keys.
+
+    By default three quarters of the request limit: a quarter of the places stays free for the
+    other clients, whatever one of them sends.
+    """
+    if not keys_on:
+        return 0
+    if setting is not None:
+        return setting
+    return max(1, request_limit * 3 // 4) if request_limit else 0
 
 
 def route_of(request: Request) -> Route:

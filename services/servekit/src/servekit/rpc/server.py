@@ -46,6 +46,7 @@ SERVICE = GRPC_SERVICE
 STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,
@@ -256,7 +257,7 @@ class OpenInferenceServicer:
 
     async def model_infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
         # The predictor's admission: one limit for HTTP and gRPC alike.
-        with self.predictor.admission.admitted():
+        with self.predictor.admission.admitted(logs.client.get()):
             return await self._infer(request, context)
 
     async def _infer(self, request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:

@@ -1,0 +1,110 @@
+"""A runaway client beside a steady one, on one replica with API keys: what the per-client limit
+(``<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT``) buys the steady client.
+
+The runaway client is a batch job with no rate limit: explained batches at twice what the replica
+answers, each given up after a second. The steady client is an application sending single
+predictions at a modest rate. Both run at once, the runaway in a process of its own so that the
+two load generators do not share an interpreter; the replica is served twice, with the per-client
+limit at its default and with it off, and the steady client's answers are compared.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from servekit import auth
+from servekit.bench import load
+from servekit.bench.servers import serving
+from servekit.local import Server
+from servekit.spec import ServiceSpec
+
+RUNAWAY, STEADY = "runaway", "steady"
+#: Single predictions a second from the steady client: a small share of any replica's capacity.
+STEADY_RATE = 20.0
+#: The runaway's offered load, as a multiple of the replica's capacity for its batches.
+RUNAWAY_FACTOR = 2.0
+DEADLINE = 1.0
+#: The two servings compared: the per-client limit at its default, and switched off.
+WITH_LIMIT, WITHOUT_LIMIT = "client limit", "no client limit"
+SERVINGS: Mapping[str, Mapping[str, str]] = {
+    WITH_LIMIT: {},
+    WITHOUT_LIMIT: {"MAX_CONCURRENT_REQUESTS_PER_CLIENT": "0"},
+}
+
+
+def keyed_posts(port: int, path: str, bodies: Sequence[Any], key: str) -> list[bytes]:
+    """Raw ``POST`` requests of one client: a JSON body each, and the client's key."""
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+    return [
+        load.raw_request("127.0.0.1", port, "POST", path, json.dumps(body).encode(), headers=headers)
+        for body in bodies
+    ]
+
+
+def measure(
+    spec: ServiceSpec,
+    mlflow: Server,
+    work: Path,
+    *,
+    steady_records: Sequence[dict[str, Any]],
+    runaway_bodies: Sequence[dict[str, Any]],
+    runaway_path: str,
+    capacity: float,
+    seconds: float,
+) -> dict[str, Any]:
+    """Both clients at once on each serving; the steady client's answers, the runaway's goodput."""
+    keys = {RUNAWAY: auth.new_key(), STEADY: auth.new_key()}
+    keys_file = work / f"{spec.name}-fairness-keys"
+    keys_file.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+    result: dict[str, Any] = {
+        "steady_rate": STEADY_RATE,
+        "runaway_rate": round(capacity * RUNAWAY_FACTOR, 1),
+        "runaway_path": runaway_path,
+        "deadline_seconds": DEADLINE,
+    }
+    # spawn: a fresh interpreter, not a fork of one holding the MLflow client's threads.
+    context = multiprocessing.get_context("spawn")
+    for label, settings in SERVINGS.items():
+        served = {"API_KEYS_FILE": str(keys_file), **settings}
+        with serving(spec, mlflow, work, label=label.replace(" ", "-"), settings=served) as server:
+            admission = httpx.get(
+                f"{server.url}/model", headers={"x-api-key": keys[STEADY]}, timeout=10
+            ).json()["admission"]
+            runaway = keyed_posts(server.port, runaway_path, runaway_bodies, keys[RUNAWAY])
+            steady = keyed_posts(server.port, "/predict", steady_records, keys[STEADY])
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                pool.submit(int).result()  # the process started before either load does
+                # The runaway starts first and stops last: the steady client is measured throughout.
+                pending = pool.submit(
+                    load.run_open_loop,
+                    "127.0.0.1",
+                    server.port,
+                    runaway,
+                    rate=capacity * RUNAWAY_FACTOR,
+                    seconds=seconds + 2,
+                    deadline=DEADLINE,
+                )
+                answered = load.run_open_loop(
+                    "127.0.0.1",
+                    server.port,
+                    steady,
+                    rate=STEADY_RATE,
+                    seconds=seconds,
+                    deadline=DEADLINE,
+                    warmup=2,
+                )
+                flooded = pending.result()
+            result[label] = {
+                "request_limit": admission["limit"],
+                "client_limit": admission["client_limit"],
+                STEADY: answered.as_dict(),
+                RUNAWAY: flooded.as_dict(),
+            }
+    return result
