@@ -193,3 +193,17 @@ def test_the_client_limit_is_the_setting_or_three_quarters_of_the_request_limit(
         source=lambda: toy_trained[0],
     )
     assert app.state.admission.client_limit == expected
+
+
+def test_a_text_log_line_tags_the_request_with_its_client(
+    toy_trained: tuple[ModelArtifact, Split], risk_key: tuple[Path, str], restore_root_logger: None
+) -> None:
+    stream = io.StringIO()
+    logs.configure_logging("INFO", "text", "toy", stream)
+    path, key = risk_key
+    with keyed_client(toy_trained[0], path, access_log="all") as client:
+        wait_ready(client)
+        client.post("/predict", json=ROW, headers={"x-api-key": key, "x-request-id": "req-9"})
+    (line,) = [line for line in stream.getvalue().splitlines() if "[req-9" in line]
+    assert "[req-9 client=risk-dashboard]" in line
+    assert key not in stream.getvalue()
