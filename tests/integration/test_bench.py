@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processes import Server
+from processes import KeyedService, Server
 from servekit import registry
 from servekit.bench import fairness, load, scaling, soak
 from servekit.settings import load_settings
@@ -132,3 +132,18 @@ def test_beside_a_runaway_client_the_steady_one_is_never_refused_under_the_clien
     # The runaway is refused with 429, its own share named; nothing else fails.
     runaway = limited[fairness.RUNAWAY]
     assert set(runaway["failures"]) == {"HTTP 429"}
+
+
+def test_the_keyed_soak_mix_gets_the_status_it_expects_from_a_service_with_keys(
+    keyed_bankchurn: KeyedService,
+) -> None:
+    spec = registry.get_service("bankchurn")
+    data = split(spec, spec.recipe.generate(600, seed=3), seed=3)
+    records = valid_requests(spec, request_rows(data, 120))
+    limit = load_settings("bankchurn").max_batch_size
+    kinds = soak.mix(spec, records, limit, key=keyed_bankchurn.keys["loadtest"])
+    soak.check_statuses(keyed_bankchurn.server.url, kinds)
+    # And without the key, what needed it is refused: the keyed mix is not passing by accident.
+    unkeyed = soak.mix(spec, records, limit)
+    with pytest.raises(AssertionError, match="predict: POST /predict got 401, not 200"):
+        soak.check_statuses(keyed_bankchurn.server.url, unkeyed)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servekit import registry
+from servekit import auth, registry
 from servekit.bench import soak
 from servekit.settings import environment_variables
 from servekit.testing import request_rows, train_in_memory, valid_requests
@@ -123,10 +123,33 @@ def test_a_data_file_without_its_service_is_refused(capsys: pytest.CaptureFixtur
     assert "'tweets.csv' is not SERVICE=PATH" in capsys.readouterr().err
 
 
-def test_everything_on_runs_the_champion_beside_itself() -> None:
-    settings = soak.everything_on("abc123")
+def test_everything_on_runs_the_champion_beside_itself_behind_api_keys(tmp_path: Path) -> None:
+    key = soak.soak_keys(tmp_path / "keys")
+    settings = soak.everything_on("abc123", tmp_path / "keys")
+    assert (
+        auth.ApiKeys(Path(settings["API_KEYS_FILE"]), service="bankchurn").authenticate({"x-api-key": key})
+        == "soak"
+    )
     assert settings["SHADOW_MODEL_URI"] == settings["CANARY_MODEL_URI"] == "runs:/abc123/model"
     assert float(settings["CANARY_TRAFFIC_PERCENT"]) > 0
     assert float(settings["CAPTURE_PERCENT"]) > 0
     # Each one a setting the service reads: a misspelt one would be ignored and soak nothing.
     assert {f"BANKCHURN_{name}" for name in settings} <= environment_variables("bankchurn")
+
+
+def test_with_a_key_every_request_but_the_scrape_carries_it_and_two_kinds_are_refused_401() -> None:
+    spec = registry.get_service("bankchurn")
+    _, data = train_in_memory(spec, rows=600)
+    records = valid_requests(spec, request_rows(data, 120))
+    plain = soak.mix(spec, records, max_batch_size=256)
+    keyed = soak.mix(spec, records, max_batch_size=256, key="mlp_soak")
+    assert [k.label for k in keyed] == [
+        *(k.label for k in plain if k.label != "metrics scrape"),
+        "no API key",
+        "revoked key",
+        "metrics scrape",
+    ]
+    requests, statuses = soak.interleave(keyed, "127.0.0.1", 8001, cycles=1)
+    carrying = [r.split(b"\r\n")[0] for r in requests if b"Authorization: Bearer mlp_soak\r\n" in r]
+    assert len(carrying) == len(requests) - 3  # the scrape, no key, a revoked key
+    assert Counter(statuses)[401] == 2

@@ -5,9 +5,9 @@ a rollout, far from the change that did it, and every answer in flight with it. 
 not show it: they are too short and too uniform. This soak sends one real ``mlp serve`` a mix of
 every kind of request for minutes — single and batch predictions, explained or not, the Open
 Inference Protocol, gzip bodies, the errors clients make (extra fields, malformed JSON, a batch
-over its limit, an unknown path), scrapes of ``/metrics`` and ``/model`` — each with its own
-request id, with the shadow, the canary and the capture on, and reads the process's resident
-memory every second.
+over its limit, an unknown path, no API key or a revoked one), scrapes of ``/metrics`` and
+``/model`` — each with its own request id, with the shadow, the canary, the capture and API keys
+on, and reads the process's resident memory every second.
 
 After a warm-up (allocator arenas, caches, the first of every code path), memory that keeps
 growing is the figure: fitted per 100,000 requests, and as the days this replica, answering as
@@ -17,6 +17,7 @@ fast as it did here, would take to reach the memory limit of the base manifests.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
 import math
@@ -31,7 +32,7 @@ from typing import Any, ClassVar
 import httpx
 import numpy as np
 
-from servekit import registry
+from servekit import auth, registry
 from servekit.bench import load
 from servekit.bench.servers import serving, wait_for_variants
 from servekit.codecs.open_inference import OpenInferenceCodec
@@ -71,13 +72,19 @@ def _json(body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def mix(spec: ServiceSpec, records: Sequence[dict[str, Any]], max_batch_size: int) -> list[Kind]:
-    """Every kind of request a replica answers, from ``records`` (valid JSON request bodies)."""
+def mix(
+    spec: ServiceSpec, records: Sequence[dict[str, Any]], max_batch_size: int, *, key: str = ""
+) -> list[Kind]:
+    """Every kind of request a replica answers, from ``records`` (valid JSON request bodies).
+
+    With ``key`` (the replica asks for API keys), every request but the scrape carries it, and
+    two more kinds carry none or a revoked one.
+    """
     batches = load.batches(records, BATCH_ROWS)
     codec = OpenInferenceCodec(spec.request, spec.response)
     over_limit = [dict(records[i % len(records)]) for i in range(max_batch_size + 1)]
     gzipped = (("Content-Type", "application/json"), ("Content-Encoding", "gzip"))
-    return [
+    kinds = [
         Kind("predict", "POST", "/predict", [_json(r) for r in records], 200, 8),
         Kind("predict, explained", "POST", "/predict?explain=true", [_json(r) for r in records], 200, 4),
         Kind("batch", "POST", "/predict/batch", [_json({"instances": b}) for b in batches], 200, 2),
@@ -110,9 +117,18 @@ def mix(spec: ServiceSpec, records: Sequence[dict[str, Any]], max_batch_size: in
         Kind("malformed JSON", "POST", "/predict", [_json(r)[:-1] for r in records], 422, 1),
         Kind("batch over the limit", "POST", "/predict/batch", [_json({"instances": over_limit})], 413, 1),
         Kind("unknown path", "POST", "/predikt", [_json(r) for r in records[:8]], 404, 1),
-        Kind("metrics scrape", "GET", "/metrics", [b""], 200, 1, ()),
         Kind("model", "GET", "/model", [b""], 200, 1, ()),
     ]
+    if key:
+        credentials = (("Authorization", f"Bearer {key}"),)
+        kinds = [dataclasses.replace(kind, headers=kind.headers + credentials) for kind in kinds]
+        singles = [_json(r) for r in records]
+        revoked = (*JSON.items(), ("Authorization", f"Bearer {auth.new_key()}"))
+        kinds += [
+            Kind("no API key", "POST", "/predict", singles, 401, 1),
+            Kind("revoked key", "POST", "/predict", singles, 401, 1, revoked),
+        ]
+    return [*kinds, Kind("metrics scrape", "GET", "/metrics", [b""], 200, 1, ())]
 
 
 def interleave(kinds: Sequence[Kind], host: str, port: int, cycles: int) -> tuple[list[bytes], list[int]]:
@@ -355,7 +371,7 @@ def parser() -> argparse.ArgumentParser:
         "--plain",
         dest="everything_on",
         action="store_false",
-        help="serve without the shadow, the canary and the capture that are on by default",
+        help="serve without the shadow, the canary, the capture and the API keys that are on by default",
     )
     p.add_argument(
         "--data",
@@ -373,10 +389,13 @@ def parser() -> argparse.ArgumentParser:
 VARIANTS = ("shadow", "canary")
 
 
-def everything_on(run_id: str) -> dict[str, str]:
+def everything_on(run_id: str, keys_file: Path) -> dict[str, str]:
     """The optional paths a production replica may run, all on, so a leak in any of them shows.
 
-    The shadow and the canary are the champion's own run (``runs:/``), as in ``make bench``.
+    The shadow and the canary are the champion's own run (``runs:/``), as in ``make bench``; the
+    API keys are ``keys_file``'s (``soak_keys``). Its one client sends at the soak's concurrency,
+    which NLPInsight's default share (6 of 8 places) would refuse in part, so the share limit is
+    off; the count of each client's requests in flight, where a leak would be, still runs.
     """
     same_run = f"runs:/{run_id}/model"
     return {
@@ -384,7 +403,16 @@ def everything_on(run_id: str) -> dict[str, str]:
         "CANARY_MODEL_URI": same_run,
         "CANARY_TRAFFIC_PERCENT": "10",
         "CAPTURE_PERCENT": "10",
+        "API_KEYS_FILE": str(keys_file),
+        "MAX_CONCURRENT_REQUESTS_PER_CLIENT": "0",
     }
+
+
+def soak_keys(keys_file: Path) -> str:
+    """A keys file of one client, ``soak``, and its key."""
+    key = auth.new_key()
+    keys_file.write_text(auth.key_line("soak", key) + "\n")
+    return key
 
 
 def soak_service(
@@ -392,8 +420,10 @@ def soak_service(
 ) -> dict[str, Any]:
     data = split(spec, spec.recipe.generate(4000, seed=11), seed=11)
     records = valid_requests(spec, request_rows(data, 1000))[:512]
-    kinds = mix(spec, records, max_batch_size=load_settings(spec.name).max_batch_size)
-    settings = everything_on(run_id) if args.everything_on else {}
+    keys_file = work / f"{spec.name}-soak-keys"
+    key = soak_keys(keys_file) if args.everything_on else ""
+    kinds = mix(spec, records, max_batch_size=load_settings(spec.name).max_batch_size, key=key)
+    settings = everything_on(run_id, keys_file) if args.everything_on else {}
     with serving(spec, mlflow, work, settings=settings) as server:
         wait_for_variants(server, VARIANTS if args.everything_on else ())
         result = soak(server, kinds, seconds=args.seconds, warmup=args.warmup, concurrency=args.concurrency)
