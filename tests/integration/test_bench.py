@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -147,3 +148,14 @@ def test_the_keyed_soak_mix_gets_the_status_it_expects_from_a_service_with_keys(
     unkeyed = soak.mix(spec, records, limit)
     with pytest.raises(AssertionError, match="predict: POST /predict got 401, not 200"):
         soak.check_statuses(keyed_bankchurn.server.url, unkeyed)
+
+
+def test_make_soak_serves_everything_on_behind_api_keys_and_counts_every_status(tmp_path: Path) -> None:
+    """The whole command on a short run: its own MLflow, the variants and keys on, the report."""
+    output = tmp_path / "soak.json"
+    soak.main(["--services", "bankchurn", "--seconds", "7", "--warmup", "1", "--output", str(output)])
+    result = json.loads(output.read_text())["services"]["bankchurn"]
+    assert result["settings"]["API_KEYS_FILE"]
+    assert result["mix"]["no API key"]["status"] == result["mix"]["revoked key"]["status"] == 401
+    assert result["load"]["requests"] > 100
+    assert result["load"]["errors"] == 0  # the leak verdict of 7 s means nothing; the statuses do

@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -42,10 +43,22 @@ def serving(
         server.stop()
 
 
-def wait_for_variants(server: Server, roles: Sequence[str], seconds: float = 120) -> None:
-    """Until the server's second models in ``roles`` (``shadow``, ``canary``) have loaded."""
+def wait_for_variants(
+    server: Server, roles: Sequence[str], seconds: float = 120, *, headers: Mapping[str, str] | None = None
+) -> None:
+    """Until the server's second models in ``roles`` (``shadow``, ``canary``) have loaded.
+
+    ``headers`` go with each ``GET /model`` (an API key, where the server asks for one).
+    """
     deadline = time.monotonic() + seconds
-    while not all(httpx.get(f"{server.url}/model", timeout=5).json()[role]["ready"] for role in roles):
+
+    def model() -> dict[str, Any]:
+        response = httpx.get(f"{server.url}/model", timeout=5, headers=headers)
+        response.raise_for_status()  # a 401 names itself, not a missing key of the answer
+        described: dict[str, Any] = response.json()
+        return described
+
+    while not all(model()[role]["ready"] for role in roles):
         if time.monotonic() > deadline:
             raise TimeoutError(f"the {' and '.join(roles)} model never loaded:\n{server.logs()[-2000:]}")
         time.sleep(0.2)

@@ -425,7 +425,8 @@ def soak_service(
     kinds = mix(spec, records, max_batch_size=load_settings(spec.name).max_batch_size, key=key)
     settings = everything_on(run_id, keys_file) if args.everything_on else {}
     with serving(spec, mlflow, work, settings=settings) as server:
-        wait_for_variants(server, VARIANTS if args.everything_on else ())
+        keyed = {"Authorization": f"Bearer {key}"} if key else None
+        wait_for_variants(server, VARIANTS if args.everything_on else (), headers=keyed)
         result = soak(server, kinds, seconds=args.seconds, warmup=args.warmup, concurrency=args.concurrency)
     return {"settings": settings, **result}
 
