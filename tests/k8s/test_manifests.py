@@ -533,7 +533,7 @@ def test_the_ingress_routes_the_api_but_not_what_answers_without_a_key(
     root = configmap_env(overlay, model_deployments(overlay)[service])[f"{service.upper()}_ROOT_PATH"]
     for path in app_paths:
         concrete = path.replace("{model_name}", service).replace("{model_version}", "1")
-        is_open = is_open_endpoint({"type": "http", "path": concrete})
+        is_open = is_open_endpoint(concrete)
         if is_open and not concrete.startswith(PUBLISHED_WITHOUT_KEY):
             assert not routed(routes, root + concrete), f"{root}{concrete} answers anyone: not routed"
         elif not is_open:

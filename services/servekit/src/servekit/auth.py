@@ -174,17 +174,17 @@ class ApiKeys:
             self._failing = True
             return
         self._failing = False
-        added = set(clients.values()) - set(self._clients.values())
-        removed = set(self._clients.values()) - set(clients.values())
+        before = self.clients
         self._clients = clients
+        after = self.clients
         logger.info(
             "%s: API keys reloaded from %s: %d keys of %d clients (clients added: %s; removed: %s)",
             self.service,
             self.path,
             len(clients),
-            len(set(clients.values())),
-            ", ".join(sorted(added)) or "none",
-            ", ".join(sorted(removed)) or "none",
+            len(after),
+            ", ".join(sorted(after - before)) or "none",
+            ", ".join(sorted(before - after)) or "none",
         )
 
     def authenticate(self, headers: Mapping[str, str], where: str = "header.") -> str:

@@ -10,7 +10,6 @@ limit at its default and with it off, and the steady client's answers are compar
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -39,13 +38,8 @@ SERVINGS: Mapping[str, Mapping[str, str]] = {
 }
 
 
-def keyed_posts(port: int, path: str, bodies: Sequence[Any], key: str) -> list[bytes]:
-    """Raw ``POST`` requests of one client: a JSON body each, and the client's key."""
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-    return [
-        load.raw_request("127.0.0.1", port, "POST", path, json.dumps(body).encode(), headers=headers)
-        for body in bodies
-    ]
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def measure(
@@ -74,11 +68,15 @@ def measure(
     for label, settings in SERVINGS.items():
         served = {"API_KEYS_FILE": str(keys_file), **settings}
         with serving(spec, mlflow, work, label=label.replace(" ", "-"), settings=served) as server:
-            admission = httpx.get(
-                f"{server.url}/model", headers={"x-api-key": keys[STEADY]}, timeout=10
-            ).json()["admission"]
-            runaway = keyed_posts(server.port, runaway_path, runaway_bodies, keys[RUNAWAY])
-            steady = keyed_posts(server.port, "/predict", steady_records, keys[STEADY])
+            described = httpx.get(f"{server.url}/model", headers=bearer(keys[STEADY]), timeout=10).json()
+            admission = described["admission"]
+            port = server.port
+            runaway = load.post_requests(
+                "127.0.0.1", port, runaway_path, runaway_bodies, headers=bearer(keys[RUNAWAY])
+            )
+            steady = load.post_requests(
+                "127.0.0.1", port, "/predict", steady_records, headers=bearer(keys[STEADY])
+            )
             with ProcessPoolExecutor(1, mp_context=context) as pool:
                 pool.submit(int).result()  # the process started before either load does
                 # The runaway starts first and stops last: the steady client is measured throughout.

@@ -57,9 +57,11 @@ def raw_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
 
 
-def post_requests(host: str, port: int, path: str, bodies: Sequence[Any]) -> list[bytes]:
-    """Raw ``POST`` requests, one per JSON body."""
-    json_body = {"Content-Type": "application/json"}
+def post_requests(
+    host: str, port: int, path: str, bodies: Sequence[Any], *, headers: Mapping[str, str] | None = None
+) -> list[bytes]:
+    """Raw ``POST`` requests, one per JSON body, with ``headers`` too (an API key, say)."""
+    json_body = {"Content-Type": "application/json", **(headers or {})}
     return [
         raw_request(host, port, "POST", path, json.dumps(body).encode(), headers=json_body) for body in bodies
     ]

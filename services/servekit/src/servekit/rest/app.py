@@ -303,7 +303,7 @@ def create_app(
     app.openapi = with_request_models(  # type: ignore[method-assign]
         app,
         [instance_model, batch_model, InferenceRequest],
-        needs_key=None if keys is None else lambda path: not is_open({"type": "http", "path": path}),
+        needs_key=None if keys is None else lambda path: not is_open(path),
     )
 
     @app.post(

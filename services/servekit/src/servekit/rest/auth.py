@@ -13,15 +13,19 @@ from servekit import auth, logs
 from servekit.errors import ServekitError
 from servekit.rest.access_log import remember_error
 from servekit.rest.errors import error_response
-from servekit.rest.telemetry import endpoint_of
+from servekit.rest.request_id import incoming_headers
+from servekit.rest.telemetry import endpoint_label, local_path
+
+#: The headers a key may come in (``servekit.auth.credential``).
+CREDENTIAL_HEADERS = frozenset({auth.AUTHORIZATION.encode(), auth.API_KEY_HEADER.encode()})
 
 
-def is_open(scope: Scope, root_path: str = "") -> bool:
-    """Whether the request's endpoint answers without a key (``servekit.auth.OPEN_ENDPOINTS``)."""
-    path: str = scope["path"]
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :] or "/"
-    return path in auth.OPEN_ENDPOINTS or endpoint_of(scope, root_path) in auth.OPEN_ENDPOINTS
+def is_open(path: str) -> bool:
+    """Whether a path (without its prefix) answers without a key (``servekit.auth.OPEN_ENDPOINTS``).
+
+    ``/metrics`` and the docs are no endpoint labels, so the path itself is looked up too.
+    """
+    return path in auth.OPEN_ENDPOINTS or endpoint_label(path) in auth.OPEN_ENDPOINTS
 
 
 class ApiKeyMiddleware:
@@ -33,16 +37,11 @@ class ApiKeyMiddleware:
         self.root_path = root_path.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_open(scope, self.root_path):
+        if scope["type"] != "http" or is_open(local_path(scope, self.root_path)):
             await self.app(scope, receive, send)
             return
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in (b"authorization", b"x-api-key")
-        }
         try:
-            client = self.keys.authenticate(headers)
+            client = self.keys.authenticate(incoming_headers(scope, CREDENTIAL_HEADERS))
         except ServekitError as refused:
             remember_error(scope, refused)
             await error_response(refused, scope)(scope, receive, send)

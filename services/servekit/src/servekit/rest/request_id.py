@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,10 +32,10 @@ def request_id_of(scope: Scope) -> str:
     return str(scope.get("extensions", {}).get(REQUEST_ID_KEY, ""))
 
 
-def incoming_headers(scope: Scope) -> dict[str, str]:
-    """The request's X-Request-ID and tracing headers, by lower-case name."""
+def incoming_headers(scope: Scope, wanted: Collection[bytes] = _WANTED) -> dict[str, str]:
+    """The request's ``wanted`` headers (X-Request-ID and tracing headers by default), by lower-case name."""
     return {
-        name.decode(): value.decode("latin-1") for name, value in scope.get("headers", ()) if name in _WANTED
+        name.decode(): value.decode("latin-1") for name, value in scope.get("headers", ()) if name in wanted
     }
 
 

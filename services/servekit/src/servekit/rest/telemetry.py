@@ -32,14 +32,24 @@ def model_path_template(path: str) -> str:
 KNOWN_ENDPOINTS = frozenset(ENDPOINTS)
 
 
-def endpoint_of(scope: Scope, root_path: str = "") -> str:
-    """The ``endpoint`` label of a request: its path without the prefix, templated, or ``other``."""
+def local_path(scope: Scope, root_path: str = "") -> str:
+    """The request's path without the prefix it is served under."""
     path: str = scope["path"]
     if root_path and path.startswith(root_path):
         path = path[len(root_path) :] or "/"
+    return path
+
+
+def endpoint_label(path: str) -> str:
+    """The ``endpoint`` label of a path without its prefix: the path, templated, or ``other``."""
     if path.startswith(MODELS_PATH):
         path = model_path_template(path)
     return path if path in KNOWN_ENDPOINTS else "other"
+
+
+def endpoint_of(scope: Scope, root_path: str = "") -> str:
+    """The ``endpoint`` label of a request: its path without the prefix, templated, or ``other``."""
+    return endpoint_label(local_path(scope, root_path))
 
 
 class Timings:
