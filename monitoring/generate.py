@@ -93,6 +93,9 @@ class Objectives:
     unauthenticated_ratio: float = 0.05
     #: ...and at least this many were refused in those 15 minutes (a test client is not an incident).
     unauthenticated_min: int = 100
+    #: Warn this many days before a client's last API key expires: time to hand it a new key and
+    #: roll the Secret out, over a weekend and a holiday.
+    api_key_expiry_warning_days: int = 14
     #: Alert when a replica's event loop runs ready work this late on average (seconds, 10 m): single
     #: records then wait before the app, which neither the admission limit nor the concurrency sees.
     #: make bench, single records: under 1 ms at half of capacity, at most 7 at three quarters,
@@ -426,6 +429,7 @@ def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
 def alerts(service: str) -> list[Alert]:
     n, o = MetricNames(service), objectives(service)
     s = service  # annotations are rendered from the expression's labels: name the service literally
+    client = "{{ $labels.client }}"
 
     def canary(record: str) -> str:
         return sel(record, service, f'variant="{CANARY}"')
@@ -572,6 +576,18 @@ def alerts(service: str) -> list[Alert]:
             "15m",
         ),
         Alert(
+            "ApiKeyExpiresSoon",
+            f"min by (client) ({n.api_key_expiry_timestamp_seconds})\n"
+            f"< time() + {o.api_key_expiry_warning_days} * 86400",
+            "warning",
+            f"{client}'s API keys for {s} run out within {o.api_key_expiry_warning_days} days",
+            f"{client}'s last API key for {s} expires at {{{{ $value | humanizeTimestamp }}}} "
+            f"(in the past: it is refused already). From then on every request of {client} "
+            "gets 401. Give the client a new key (mlp api-key <client> --append) and roll the Secret "
+            "out; remove the old line once the client has switched.",
+            "1h",
+        ),
+        Alert(
             "EventLoopSaturated",
             f"max(\n  rate({n.event_loop_lag_seconds}_sum[10m])\n  /\n"
             f"  rate({n.event_loop_lag_seconds}_count[10m])\n)\n> {number(o.event_loop_lag)}",
@@ -663,6 +679,8 @@ class Case:
     series: dict[str, str]
     eval_time: str
     expected: list[dict[str, str]] = field(default_factory=list)
+    #: What the annotations' other template actions render to (``{{ $value | ... }}``).
+    rendered: dict[str, str] = field(default_factory=dict)
 
 
 def fires_and_quiet(
@@ -681,9 +699,11 @@ def fires_and_quiet(
     ]
 
 
-def render(template: str, labels: dict[str, str]) -> str:
+def render(template: str, labels: dict[str, str], actions: Mapping[str, str] | None = None) -> str:
     for key, value in labels.items():
         template = template.replace(f"{{{{ $labels.{key} }}}}", value)
+    for action, value in (actions or {}).items():
+        template = template.replace(action, value)
     return template
 
 
@@ -1022,6 +1042,7 @@ def rule_cases(service: str) -> list[Case]:
     cases += shed_cases(service, target, ready)
     cases += loop_lag_cases(service, target, ready)
     cases += unauthenticated_cases(service, target, ready)
+    cases += key_expiry_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     return cases
@@ -1096,6 +1117,38 @@ def unauthenticated_cases(service: str, target: dict[str, str], ready: dict[str,
         ("10 of every 100 prediction requests refused", requests(90, 10, 12)),
         ("1 of every 100 refused", requests(99, 1, 12)),
     )
+
+
+def key_expiry_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """ApiKeyExpiresSoon: per client, one whose keys run out in a week, one whose last key lasts a month.
+
+    promtool's clock starts at 0 (1970-01-01), so an expiry is the seconds from the start of the test.
+    """
+    n, o = MetricNames(service), objectives(service)
+    day = 86400
+
+    def expiring(client: str, days: int) -> tuple[str, str]:
+        return series_str(
+            n.api_key_expiry_timestamp_seconds, {**target, "client": client}
+        ), f"{days * day}x90"
+
+    soon, later = o.api_key_expiry_warning_days // 2, o.api_key_expiry_warning_days * 2
+    return [
+        Case(
+            "ApiKeyExpiresSoon",
+            f"fires for the client whose last key expires in {soon} days, not the one with {later}",
+            dict([expiring("contractor", soon), expiring("risk", later), *ready.items()]),
+            "70m",
+            [{"alertname": "ApiKeyExpiresSoon", "service": service, "client": "contractor"}],
+            {"{{ $value | humanizeTimestamp }}": f"1970-01-{1 + soon:02d} 00:00:00 +0000 UTC"},
+        ),
+        Case(
+            "ApiKeyExpiresSoon",
+            "quiet: the expiry is not an hour within the warning yet",
+            dict([expiring("contractor", soon), *ready.items()]),
+            "50m",
+        ),
+    ]
 
 
 def loop_lag_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
@@ -1240,7 +1293,9 @@ def rule_test_file(service: str) -> dict[str, Any]:
             expected.append(
                 {
                     "exp_labels": {**rule_labels, "severity": alert.severity},
-                    "exp_annotations": {k: render(v, rule_labels) for k, v in alert.annotations().items()},
+                    "exp_annotations": {
+                        k: render(v, rule_labels, case.rendered) for k, v in alert.annotations().items()
+                    },
                 }
             )
         tests.append(
@@ -1372,9 +1427,10 @@ def panel(
     *,
     thresholds: Sequence[tuple[float, str]] = (),
     text_mode: str = "auto",
+    base_color: str = "green",
 ) -> dict[str, Any]:
     instant = kind == "stat"
-    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
+    steps: list[dict[str, Any]] = [{"color": base_color, "value": None}]
     # Thresholds are often derived (1 - 0.999): write them without float noise, as the rules do.
     steps += [{"color": color, "value": float(number(value))} for value, color in thresholds]
     result: dict[str, Any] = {
@@ -1941,6 +1997,44 @@ def service_dashboard(service: str) -> dict[str, Any]:
     g.add(
         panel(
             "timeseries",
+            "Requests by client and status (per second, 5 m)",
+            "Requests answered with an API key, by the client the key is of: who sends the traffic, and "
+            "whose requests fail (4xx are the client's; 429 is a client over its share of a replica, "
+            "<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT). Requests without a valid key are 401s on the "
+            "endpoint panel; they belong to no client.",
+            "reqps",
+            [
+                (
+                    f"sum by (client, status) (rate({n.client_requests_total}{{{inst}}}[5m]))",
+                    "{{client}} {{status}}",
+                )
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Time left on each client's API keys",
+            "Until each client's last key expires (clients with a key that never expires are not "
+            f"shown). ApiKeyExpiresSoon warns {o.api_key_expiry_warning_days} days before; a key past its "
+            "date is refused with 401.",
+            "dtdurations",
+            [(f"min by (client) ({n.api_key_expiry_timestamp_seconds}{{{inst}}}) - time()", "{{client}}")],
+            # Red while ApiKeyExpiresSoon fires (or the key is refused already), orange for as long again.
+            base_color="red",
+            thresholds=[
+                (o.api_key_expiry_warning_days * 86400, "orange"),
+                (o.api_key_expiry_warning_days * 2 * 86400, "green"),
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
             "Model load time (last load, by phase)",
             "How long each replica's last model load took: fetch (resolve the URI, download and "
             "deserialise), build, warm_up. Part of how long a new pod takes to turn ready, and of a "
@@ -2314,9 +2408,9 @@ def stale(root: Path = HERE) -> list[str]:
 
 
 def prometheus_config(
-    targets: Mapping[str, str], interval: str = "15s", rules_dir: Path = HERE / "rules"
+    targets: Mapping[str, str | Sequence[str]], interval: str = "15s", rules_dir: Path = HERE / "rules"
 ) -> dict[str, Any]:
-    """A Prometheus configuration scraping ``targets`` (service → host:port) with every rule file loaded.
+    """A Prometheus configuration scraping ``targets`` (service → host:port, or several) with the rules.
 
     Each service is its own job and its targets carry ``service=<name>``, ``namespace`` and
     ``pod``, as the in-cluster configuration sets them from the pods' metadata (a process here
@@ -2338,9 +2432,10 @@ def prometheus_config(
                             "pod": f"{service}-{address.rsplit(':', 1)[1]}",
                         },
                     }
+                    for address in ([addresses] if isinstance(addresses, str) else addresses)
                 ],
             }
-            for service, address in targets.items()
+            for service, addresses in targets.items()
         ],
     }
 

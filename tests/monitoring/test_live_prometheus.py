@@ -2,6 +2,8 @@
 
 A real Prometheus on 127.0.0.1 scrapes the ``live_services`` every second with the generated
 rule files loaded (evaluated every second); traffic of every kind is driven at each service.
+Beside each, a second pod of the service asks for API keys (``keyed_services``), so the
+per-client panels get data from clients that send them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -18,23 +21,71 @@ import pytest
 import yaml
 
 from load.payloads import payloads
-from processes import Server, free_port, grpc_infer, infer_example
+from processes import KeyedService, Server, free_port, grpc_infer, infer_example, start_service
 from scripts import MONITORING
-from servekit import registry
+from servekit import auth, registry
 from servekit.local import start
+from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
 
 
+#: Keys of the keyed pods: one client's lasts a month (the key expiry panel has it), the other's never ends.
+EXPIRING, LASTING = "risk", "loadtest"
+
+
+@pytest.fixture(scope="module")
+def keyed_services(
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    logs_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, KeyedService]]:
+    """Every service once more, with API keys of two clients: a second pod beside each live one."""
+    keyed: dict[str, KeyedService] = {}
+    try:
+        for name in registered:
+            keys = {EXPIRING: auth.new_key(), LASTING: auth.new_key()}
+            keys_file = tmp_path_factory.mktemp("api-keys") / "keys"
+            keys_file.write_text(
+                auth.key_line(EXPIRING, keys[EXPIRING], auth.expires_in(30))
+                + "\n"
+                + auth.key_line(LASTING, keys[LASTING])
+                + "\n"
+            )
+            environment = {
+                "MLFLOW_TRACKING_URI": mlflow_server.url,
+                f"{name.upper()}_API_KEYS_FILE": str(keys_file),
+            }
+            server = start_service(name, logs_dir, environment, label=f"{name}-keyed-pod")
+            keyed[name] = KeyedService(server, keys_file, keys)
+        for service in keyed.values():
+            service.server.wait_for("/readyz")
+        yield keyed
+    finally:
+        for service in keyed.values():
+            service.server.stop()
+
+
+def address(server: Server) -> str:
+    return server.url.removeprefix("http://")
+
+
 @pytest.fixture(scope="module")
 def prometheus(
-    generator: ModuleType, live_services: dict[str, Server], tmp_path_factory: pytest.TempPathFactory
+    generator: ModuleType,
+    live_services: dict[str, Server],
+    keyed_services: dict[str, KeyedService],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus not found: run `make prometheus` (make test installs it)")
     work = tmp_path_factory.mktemp("prometheus")
-    targets = {name: server.url.removeprefix("http://") for name, server in live_services.items()}
+    targets = {
+        name: [address(server), address(keyed_services[name].server)]
+        for name, server in live_services.items()
+    }
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump(generator.prometheus_config(targets, "1s")))
     port = free_port()
@@ -92,6 +143,20 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
             time.sleep(1.0)
 
 
+def drive_keyed_traffic(keyed_services: dict[str, KeyedService]) -> None:
+    """Each client of each keyed pod predicts, and sends one request the schema refuses (422)."""
+    with httpx.Client(timeout=30) as client:
+        for name, service in keyed_services.items():
+            rows = payloads(name, 4, seed=5, mode="synthetic")[0]
+            for who, key in service.keys.items():
+                headers = {"Authorization": f"Bearer {key}"}
+                for row in rows:
+                    answered = client.post(f"{service.server.url}/predict", json=row, headers=headers)
+                    assert answered.status_code == 200, answered.text
+                refused = client.post(f"{service.server.url}/predict", json={"unknown": 1}, headers=headers)
+                assert refused.status_code == 422, (who, refused.text)
+
+
 def wait_for_canary(client: httpx.Client, server: Server, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not client.get(f"{server.url}/model").json()["canary"]["ready"]:
@@ -131,9 +196,13 @@ def panel_queries(generator: ModuleType) -> list[tuple[str, str]]:
 
 
 def test_every_rule_and_panel_query_returns_data(
-    generator: ModuleType, prometheus: Server, live_services: dict[str, Server]
+    generator: ModuleType,
+    prometheus: Server,
+    live_services: dict[str, Server],
+    keyed_services: dict[str, KeyedService],
 ) -> None:
     assert set(live_services) == set(registry.available())
+    drive_keyed_traffic(keyed_services)
     drive_traffic(live_services, rounds=6)
     checks = [(q, q) for q in recorded(generator)] + panel_queries(generator)
     deadline = time.monotonic() + 45
@@ -177,8 +246,15 @@ def adapter_query(template: str, *, series: str, label_matchers: str, group_by: 
     return expr
 
 
+def server_port(server: Server) -> str:
+    return server.url.rsplit(":", 1)[1]
+
+
 def test_the_autoscaler_metric_reads_each_pod(
-    generator: ModuleType, prometheus: Server, live_services: dict[str, Server]
+    generator: ModuleType,
+    prometheus: Server,
+    live_services: dict[str, Server],
+    keyed_services: dict[str, KeyedService],
 ) -> None:
     """prometheus-adapter's rule (components/autoscale-on-concurrency), run as an HPA asks for its pods."""
     drive_traffic(live_services, rounds=2)
@@ -188,8 +264,13 @@ def test_the_autoscaler_metric_reads_each_pod(
     )
     discovered = response.json()["data"]
     assert {s["__name__"] for s in discovered} == {generator.CONCURRENCY}
-    for service in live_services:
-        [pod] = {s["pod"] for s in discovered if s["service"] == service}
+    for service, server in live_services.items():
+        # The pod the traffic went to; its keyed sibling is discovered too, and answered nothing.
+        pod = f"{service}-{server_port(server)}"
+        assert {s["pod"] for s in discovered if s["service"] == service} == {
+            pod,
+            f"{service}-{server_port(keyed_services[service].server)}",
+        }
         [namespace] = {s["namespace"] for s in discovered if s["service"] == service}
         expr = adapter_query(
             rule["metricsQuery"],
@@ -207,3 +288,21 @@ def test_the_autoscaler_metric_reads_each_pod(
         assert sample["metric"] == {"pod": pod}
         # It answered predictions in the last minute, each well under a second.
         assert 0 < concurrency < 1, (service, concurrency)
+
+
+def test_the_key_expiry_alert_names_no_client_with_a_month_left(
+    generator: ModuleType, prometheus: Server, keyed_services: dict[str, KeyedService]
+) -> None:
+    """The alert's expression against the live pods: a month left is quiet; the threshold is the rule's."""
+    days_left = {}
+    for service in keyed_services:
+        [rule] = [a for a in generator.alerts(service) if a.name == "ApiKeyExpiresSoon"]
+        assert query(prometheus, rule.expr) == [], service
+        left = f"min by (client) ({service}_api_key_expiry_timestamp_seconds) - time()"
+        deadline = time.monotonic() + 30  # scraped every second once the pods are up
+        while not query(prometheus, left) and time.monotonic() < deadline:
+            time.sleep(1)
+        [sample] = query(prometheus, left)
+        assert sample["metric"] == {"client": EXPIRING}  # the key that never expires is left out
+        days_left[service] = float(sample["value"][1]) / 86400
+    assert all(30 <= days <= 31 for days in days_left.values()), days_left

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def test_a_new_key_is_long_random_and_its_line_holds_only_its_digest() -> None:
     assert len(first) >= 40
     line = auth.key_line("risk-dashboard", first)
     assert first not in line
-    assert auth.parse_keys(line, "keys") == {auth.digest(first): "risk-dashboard"}
+    assert auth.parse_keys(line, "keys") == {auth.digest(first): auth.Key("risk-dashboard")}
 
 
 @pytest.mark.parametrize("name", ["", "-starts-with-dash", "has space", "has:colon", "x" * 65])
@@ -54,7 +55,10 @@ def test_a_client_name_that_would_break_the_file_or_the_logs_is_refused(name: st
 def test_the_file_may_hold_comments_blank_lines_and_two_keys_of_one_client() -> None:
     old, new = auth.new_key(), auth.new_key()
     text = f"# risk team, rotating\n\n{auth.key_line('risk', old)}\n  {auth.key_line('risk', new)}  \n"
-    assert auth.parse_keys(text, "keys") == {auth.digest(old): "risk", auth.digest(new): "risk"}
+    assert auth.parse_keys(text, "keys") == {
+        auth.digest(old): auth.Key("risk"),
+        auth.digest(new): auth.Key("risk"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -65,6 +69,13 @@ def test_the_file_may_hold_comments_blank_lines_and_two_keys_of_one_client() -> 
         ("risk:sha256:" + "0" * 63, "line 1: not"),
         ("risk key:sha256:" + "0" * 64, "line 1: not"),
         (f"a:sha256:{'0' * 64}\nb:sha256:{'0' * 64}", "line 2: the same key as a's"),
+        (f"a:sha256:{'0' * 64}:expires=next-week", "line 1: expires='next-week' is not an ISO 8601 date"),
+        (f"a:sha256:{'0' * 64}:expires=2027-02-30", "line 1: expires='2027-02-30' is not"),
+        (
+            f"a:sha256:{'0' * 64}:expires=2027-03-01T12:00:00",
+            "line 1: expires='2027-03-01T12:00:00' has no UTC",
+        ),
+        (f"a:sha256:{'0' * 64}:expires=", "line 1: not"),
     ],
 )
 def test_a_bad_line_is_named_by_its_number(text: str, problem: str) -> None:
@@ -179,3 +190,76 @@ def test_a_file_unusable_at_start_is_a_settings_error_naming_the_variable(
         auth.api_keys("toy", str(path))
     assert f"toy settings: TOY_API_KEYS_FILE='{path}'" in str(caught.value)
     assert problem in str(caught.value)
+
+
+def test_an_expiry_is_a_utc_date_or_a_date_and_time_with_its_offset() -> None:
+    key = auth.new_key()
+    midnight = datetime(2027, 3, 1, tzinfo=UTC)
+    line = auth.key_line("risk", key, midnight)
+    assert line.endswith(":expires=2027-03-01")
+    assert auth.parse_keys(line, "keys") == {auth.digest(key): auth.Key("risk", midnight)}
+    noon_in_paris = auth.key_line("risk", key) + ":expires=2027-03-01T13:00:00+01:00"
+    [parsed] = auth.parse_keys(noon_in_paris, "keys").values()
+    assert parsed.expires == datetime(2027, 3, 1, 12, tzinfo=UTC)
+    assert auth.key_line("risk", key, parsed.expires).endswith(":expires=2027-03-01T12:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("now", "days", "expected"),
+    [
+        (datetime(2026, 12, 2, 8, 30, tzinfo=UTC), 90, datetime(2027, 3, 3, tzinfo=UTC)),  # rounded up
+        (datetime(2026, 12, 2, tzinfo=UTC), 90, datetime(2027, 3, 2, tzinfo=UTC)),  # already a midnight
+        (datetime(2026, 12, 2, 23, 59, tzinfo=UTC), 0.5, datetime(2026, 12, 4, tzinfo=UTC)),
+    ],
+)
+def test_a_lifetime_in_days_ends_at_the_next_utc_midnight(
+    now: datetime, days: float, expected: datetime
+) -> None:
+    assert auth.expires_in(days, now) == expected
+
+
+def test_a_key_is_refused_from_its_expiry_on_naming_the_date(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    expiring, lasting = auth.new_key(), auth.new_key()
+    path.write_text(
+        auth.key_line("contractor", expiring, datetime(2027, 3, 1, tzinfo=UTC))
+        + "\n"
+        + auth.key_line("risk", lasting)
+        + "\n"
+    )
+    now = Clock()
+    now.now = datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC).timestamp()
+    keys = auth.ApiKeys(path, service="toy", wall_clock=now)
+    assert keys.authenticate({"x-api-key": expiring}) == "contractor"
+    now.now += 1
+    error = refused(keys, {"x-api-key": expiring})
+    assert error.fields[0].field == "header.X-API-Key"
+    assert "contractor's key expired on 2027-03-01: ask for a new one" in error.fields[0].problem
+    assert keys.authenticate({"x-api-key": lasting}) == "risk"  # no expiry: never refused by date
+
+
+def test_each_client_whose_keys_all_expire_is_given_its_last_expiry() -> None:
+    march, june = datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC)
+    lines = [
+        auth.key_line("rotating", auth.new_key(), march),  # the old key and the new one
+        auth.key_line("rotating", auth.new_key(), june),
+        auth.key_line("contractor", auth.new_key(), march),
+        auth.key_line("service-account", auth.new_key(), march),
+        auth.key_line("service-account", auth.new_key()),  # one key that never expires: left out
+    ]
+    keys = auth.parse_keys("\n".join(lines), "keys")
+    assert auth.last_expiries(keys) == {"rotating": june, "contractor": march}
+
+
+def test_expired_lines_are_named_in_the_log_when_the_file_is_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "keys"
+    past = datetime(2020, 1, 1, tzinfo=UTC)
+    path.write_text(
+        auth.key_line("gone", auth.new_key(), past) + "\n" + auth.key_line("risk", auth.new_key())
+    )
+    with caplog.at_level(logging.WARNING, logger="servekit.auth"):
+        auth.ApiKeys(path, service="toy")
+    assert "holds expired keys, refused: of gone" in caplog.text
+    assert "risk" not in caplog.text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ def test_the_key_goes_to_stdout_and_only_its_digest_to_the_line(capsys: pytest.C
     out, err = capsys.readouterr()
     key = out.strip()
     assert key.startswith(auth.KEY_PREFIX)
-    assert err.strip() == auth.key_line("risk-dashboard", key)
+    [expires] = auth.parse_keys(err, "stderr").values()
+    assert err.strip() == auth.key_line("risk-dashboard", key, expires.expires)
     assert key not in err
 
 
@@ -47,3 +50,40 @@ def test_a_bad_client_name_or_keys_file_is_refused_and_nothing_is_written(
     assert "line 1: not" in captured.err
     assert captured.out == ""  # no key handed out that the file would not hold
     assert path.read_text() == "not a key line\n"
+
+
+def test_a_key_expires_in_90_days_unless_told_otherwise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys"
+    assert cli.main(["api-key", "risk", "--append", str(path)]) == 0
+    assert "(expires on " in capsys.readouterr().err
+    assert cli.main(["api-key", "ops", "--append", str(path), "--expires", "2099-01-01"]) == 0
+    assert cli.main(["api-key", "batch", "--append", str(path), "--no-expiry"]) == 0
+    assert "(never expires)" in capsys.readouterr().err
+    assert cli.main(["api-key", "short", "--append", str(path), "--expires-in", "1"]) == 0
+    expiries = auth.ApiKeys(path, service="toy").expiries()
+    assert set(expiries) == {"risk", "ops", "short"}
+    now = datetime.now(UTC)
+    assert timedelta(days=90) <= expiries["risk"] - now <= timedelta(days=91)
+    assert expiries["ops"] == datetime(2099, 1, 1, tzinfo=UTC)
+    assert timedelta(days=1) <= expiries["short"] - now <= timedelta(days=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--expires", "2020-01-01"], "already past"),
+        (["--expires", "soon"], "is not an ISO 8601 date"),
+        (["--expires-in", "0"], "at least part of a day"),
+        (["--expires-in", "30", "--no-expiry"], "not allowed with argument"),
+    ],
+)
+def test_an_expiry_that_cannot_be_used_is_refused(
+    args: list[str], problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) if "--no-expiry" in args else nullcontext():
+        assert cli.main(["api-key", "risk", *args]) == 2
+    captured = capsys.readouterr()
+    assert problem in captured.err
+    assert captured.out == ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,9 @@ def test_without_a_keys_file_nothing_needs_a_key(toy_trained: tuple[ModelArtifac
         wait_ready(client)
         assert client.post("/predict", json=ROW).status_code == 200
         assert "securitySchemes" not in client.get("/openapi.json").json()["components"]
+        exposition = client.get("/metrics").text
+    assert NAMES.api_key_expiry_timestamp_seconds not in exposition
+    assert f"{NAMES.client_requests_total}{{" not in exposition  # no client, no series
 
 
 def test_a_keys_file_that_cannot_be_read_stops_the_app_before_it_serves(
@@ -181,6 +185,8 @@ def test_a_client_with_its_share_in_flight_gets_a_429_and_others_are_answered(
     assert answered.status_code == 200
     assert (status["client_limit"], status["clients_in_flight"]) == (3, 1)
     assert metric_sample(client, NAMES.prediction_requests_shed_total, limit="requests") == 0
+    risk_refused = {"client": "risk", "endpoint": "/predict", "status": "429"}
+    assert metric_sample(client, NAMES.client_requests_total, **risk_refused) == 1
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(0, 0), (16, 16), (None, 12)])
@@ -207,3 +213,62 @@ def test_a_text_log_line_tags_the_request_with_its_client(
     (line,) = [line for line in stream.getvalue().splitlines() if "[req-9" in line]
     assert "[req-9 client=risk-dashboard]" in line
     assert key not in stream.getvalue()
+
+
+def test_each_clients_requests_are_counted_by_endpoint_and_status(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    keys = {client: auth.new_key() for client in ("risk", "ops")}
+    path = tmp_path / "keys"
+    path.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+    with keyed_client(toy_trained[0], path) as client:
+        wait_ready(client)
+        for _ in range(2):
+            assert client.post("/predict", json=ROW, headers={"x-api-key": keys["risk"]}).status_code == 200
+        bad = client.post("/predict/batch", json={"instances": []}, headers={"x-api-key": keys["ops"]})
+        infer = client.post("/v2/models/toy/infer", json=INFER, headers={"x-api-key": keys["ops"]})
+        assert client.post("/predict", json=ROW).status_code == 401
+        assert client.get("/metrics").status_code == 200
+    assert (bad.status_code, infer.status_code) == (422, 200)
+
+    def counted(who: str, endpoint: str, status: str) -> float:
+        return metric_sample(
+            client, NAMES.client_requests_total, client=who, endpoint=endpoint, status=status
+        )
+
+    assert counted("risk", "/predict", "200") == 2
+    assert counted("ops", "/predict/batch", "422") == 1
+    assert counted("ops", "/v2/models/{model}/infer", "200") == 1  # the endpoint label, not the path
+    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+    counted_clients = {
+        sample.labels["client"]
+        for metric in registry.collect()
+        if metric.name == NAMES.client_requests_total.removesuffix("_total")
+        for sample in metric.samples
+    }
+    assert counted_clients == {"risk", "ops"}  # the 401 and the scrape belong to no client
+
+
+def test_the_exposition_says_when_each_clients_keys_run_out(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    path = tmp_path / "keys"
+    march = datetime(2027, 3, 1, tzinfo=UTC)
+    path.write_text(
+        auth.key_line("contractor", auth.new_key(), march)
+        + "\n"
+        + auth.key_line("risk", auth.new_key())
+        + "\n"
+    )
+    with keyed_client(toy_trained[0], path) as client:
+        keys = client.app.state.api_keys  # type: ignore[attr-defined]
+        keys.reload_seconds = 0  # read again at every scrape
+        expiry = NAMES.api_key_expiry_timestamp_seconds
+        assert metric_sample(client, expiry, client="contractor") == march.timestamp()
+        assert f'{expiry}{{client="risk"}}' not in client.get("/metrics").text  # never expires
+        staged = tmp_path / "keys.new"
+        staged.write_text(auth.key_line("risk", auth.new_key(), march) + "\n")
+        staged.replace(path)  # contractor revoked; risk's key now expires
+        exposition = client.get("/metrics").text
+        assert metric_sample(client, expiry, client="risk") == march.timestamp()
+    assert "contractor" not in exposition

@@ -1,10 +1,14 @@
 """API keys: who may ask a service for predictions, and who asked.
 
 Off unless ``<SVC>_API_KEYS_FILE`` names a keys file. The file holds one line per key,
-``<client>:sha256:<hex digest of the key>``, so the Secret it is mounted from holds no key a
-leak would hand out: a key is shown once, to whoever creates it (``mlp api-key``), and the
-service only ever compares digests. A client sends its key as ``Authorization: Bearer <key>``
-(what OpenAPI's and the Open Inference Protocol's clients send) or ``X-API-Key: <key>``.
+``<client>:sha256:<hex digest of the key>[:expires=<date>]``, so the Secret it is mounted from
+holds no key a leak would hand out: a key is shown once, to whoever creates it (``mlp api-key``),
+and the service only ever compares digests. A key with an expiry date is refused from then on
+(``mlp api-key`` gives one 90 days unless told otherwise), so a key handed to a contractor or
+copied into a notebook stops working without anyone remembering to revoke it; each client's
+last expiry is exported (``<svc>_api_key_expiry_timestamp_seconds``) and alerted on beforehand.
+A client sends its key as ``Authorization: Bearer <key>`` (what OpenAPI's and the Open
+Inference Protocol's clients send) or ``X-API-Key: <key>``.
 
 The client's name, never its key, goes on every log line written for its request (capture
 lines included), so an auditor can say which client was given which answer.
@@ -28,6 +32,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from servekit.errors import FieldProblem, ServekitError
@@ -40,7 +45,7 @@ AUTHORIZATION = "authorization"
 API_KEY_HEADER = "x-api-key"
 #: A client's name: what the log lines and the keys file call it.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-KEY_LINE = re.compile(r"(?P<client>[^:\s]+):sha256:(?P<digest>[0-9a-f]{64})")
+KEY_LINE = re.compile(r"(?P<client>[^:\s]+):sha256:(?P<digest>[0-9a-f]{64})(?::expires=(?P<expires>\S+))?")
 KEY_PREFIX = "mlp_"
 #: Longer credentials are refused unread: nobody's key is this long, and hashing one costs time.
 MAX_KEY_LENGTH = 512
@@ -76,23 +81,64 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def key_line(client_name: str, key: str) -> str:
-    """The keys file's line for ``key`` of ``client_name``."""
+@dataclass(frozen=True)
+class Key:
+    """Whose a key is, and when it stops working (None: never)."""
+
+    client: str
+    expires: datetime | None = None
+
+
+def expiry(text: str) -> datetime:
+    """A key's expiry: an ISO 8601 date (its midnight, UTC) or date and time with its offset.
+
+    A time without an offset is refused: a key must not live hours longer, or die hours
+    sooner, depending on the zone of whoever wrote the line.
+    """
+    try:
+        if len(text) == len("2027-03-01"):
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expires={text!r} is not an ISO 8601 date (2027-03-01) or date and time") from None
+    if when.tzinfo is None:
+        raise ValueError(f"expires={text!r} has no UTC offset: add 'Z' or '+00:00', or give a date")
+    return when.astimezone(UTC)
+
+
+def expiry_text(when: datetime) -> str:
+    """How a key line and a refusal write an expiry: the date alone when it is a UTC midnight."""
+    when = when.astimezone(UTC)
+    if when.time() == datetime.min.time():
+        return when.date().isoformat()
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def key_line(client_name: str, key: str, expires: datetime | None = None) -> str:
+    """The keys file's line for ``key`` of ``client_name``, refused from ``expires`` on."""
     if not CLIENT_NAME.fullmatch(client_name):
         raise ValueError(
             f"{client_name!r} is not a client name: 1 to 64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
-    return f"{client_name}:sha256:{digest(key)}"
+    line = f"{client_name}:sha256:{digest(key)}"
+    return line if expires is None else f"{line}:expires={expiry_text(expires)}"
 
 
-def parse_keys(text: str, source: str) -> dict[str, str]:
-    """Each key's digest and the client it belongs to; a KeysFileError names the first bad line.
+def expires_in(days: float, now: datetime | None = None) -> datetime:
+    """``days`` from ``now``, rounded up to the next UTC midnight: a line that reads as a date."""
+    when = (now or datetime.now(UTC)) + timedelta(days=days)
+    midnight = datetime.combine(when.date(), datetime.min.time(), tzinfo=UTC)
+    return midnight if midnight == when else midnight + timedelta(days=1)
+
+
+def parse_keys(text: str, source: str) -> dict[str, Key]:
+    """Each key's digest and whose it is; a KeysFileError names the first bad line.
 
     A client may have several keys (the old and the new one while it rotates). Blank lines
     and lines starting with ``#`` are left out.
     """
-    clients: dict[str, str] = {}
+    keys: dict[str, Key] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -100,13 +146,30 @@ def parse_keys(text: str, source: str) -> dict[str, str]:
         match = KEY_LINE.fullmatch(line)
         if match is None or not CLIENT_NAME.fullmatch(match["client"]):
             raise KeysFileError(
-                f"{source} line {number}: not '<client>:sha256:<64 lower-case hex digits>' "
-                "(make one with: mlp api-key <client>)"
+                f"{source} line {number}: not '<client>:sha256:<64 lower-case hex digits>"
+                "[:expires=<date>]' (make one with: mlp api-key <client>)"
             )
-        if match["digest"] in clients:
-            raise KeysFileError(f"{source} line {number}: the same key as {clients[match['digest']]}'s")
-        clients[match["digest"]] = match["client"]
-    return clients
+        if match["digest"] in keys:
+            raise KeysFileError(f"{source} line {number}: the same key as {keys[match['digest']].client}'s")
+        try:
+            expires = None if match["expires"] is None else expiry(match["expires"])
+        except ValueError as exc:
+            raise KeysFileError(f"{source} line {number}: {exc}") from None
+        keys[match["digest"]] = Key(match["client"], expires)
+    return keys
+
+
+def last_expiries(keys: Mapping[str, Key]) -> dict[str, datetime]:
+    """When each client whose keys all expire loses access: its last key's expiry.
+
+    A client holding a key without an expiry is left out: it never loses access by date.
+    """
+    never = {key.client for key in keys.values() if key.expires is None}
+    last: dict[str, datetime] = {}
+    for key in keys.values():
+        if key.expires is not None and key.client not in never:
+            last[key.client] = max(key.expires, last.get(key.client, key.expires))
+    return last
 
 
 @dataclass(frozen=True)
@@ -132,23 +195,46 @@ class ApiKeys:
         *,
         service: str,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         reload_seconds: float = RELOAD_SECONDS,
     ) -> None:
         self.path = path
         self.service = service
         self.clock = clock
+        self.wall_clock = wall_clock
         self.reload_seconds = reload_seconds
-        self._state, self._clients = self._read()  # a file unusable at start is the caller's error
+        self._state, self._keys = self._read()  # a file unusable at start is the caller's error
         self._checked = clock()
         self._failing = False
-        if not self._clients:
+        if not self._keys:
             logger.warning("%s: %s holds no keys: every request that needs one is refused", service, path)
+        self._warn_expired()
 
     @property
     def clients(self) -> frozenset[str]:
-        return frozenset(self._clients.values())
+        return frozenset(key.client for key in self._keys.values())
 
-    def _read(self) -> tuple[FileState, dict[str, str]]:
+    def expiries(self) -> dict[str, datetime]:
+        """When each client whose keys all expire loses access (``last_expiries``).
+
+        The file is checked first, as for a request: a scrape between requests must not report
+        the expiry of a key removed a while ago.
+        """
+        self.refresh()
+        return last_expiries(self._keys)
+
+    def _warn_expired(self) -> None:
+        # Once per read of the file: the lines are dead weight an operator should remove.
+        now = self.wall_clock()
+        expired = sorted(
+            {k.client for k in self._keys.values() if k.expires is not None and k.expires.timestamp() <= now}
+        )
+        if expired:
+            logger.warning(
+                "%s: %s holds expired keys, refused: of %s", self.service, self.path, ", ".join(expired)
+            )
+
+    def _read(self) -> tuple[FileState, dict[str, Key]]:
         try:
             state = FileState.of(self.path)
             text = self.path.read_text(encoding="utf-8")
@@ -165,7 +251,7 @@ class ApiKeys:
         try:
             if FileState.of(self.path) == self._state:
                 return
-            self._state, clients = self._read()
+            self._state, keys = self._read()
         except (OSError, KeysFileError) as exc:
             if not self._failing:  # once per failure, not once per check
                 logger.error(
@@ -175,17 +261,18 @@ class ApiKeys:
             return
         self._failing = False
         before = self.clients
-        self._clients = clients
+        self._keys = keys
         after = self.clients
         logger.info(
             "%s: API keys reloaded from %s: %d keys of %d clients (clients added: %s; removed: %s)",
             self.service,
             self.path,
-            len(clients),
+            len(keys),
             len(after),
             ", ".join(sorted(after - before)) or "none",
             ", ".join(sorted(before - after)) or "none",
         )
+        self._warn_expired()
 
     def authenticate(self, headers: Mapping[str, str], where: str = "header.") -> str:
         """The client whose key the request carries; a 401 ServekitError when it carries none of ours.
@@ -195,10 +282,14 @@ class ApiKeys:
         """
         self.refresh()
         key, field = credential(headers, where)
-        found = self._clients.get(digest(key))
+        found = self._keys.get(digest(key))
         if found is None:
             raise unauthenticated(field, "not a key of this service (revoked, or for another service)")
-        return found
+        if found.expires is not None and found.expires.timestamp() <= self.wall_clock():
+            raise unauthenticated(
+                field, f"{found.client}'s key expired on {expiry_text(found.expires)}: ask for a new one"
+            )
+        return found.client
 
 
 def credential(headers: Mapping[str, str], where: str = "header.") -> tuple[str, str]:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 
 from servekit import registry
@@ -24,6 +25,9 @@ from servekit.settings import SettingsError
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 #: The service ``mlp serve`` runs when none is named (set by the container image).
 SERVICE_ENV = "MLP_SERVICE"
+#: How long ``mlp api-key``'s keys live unless told: a quarter, as cloud providers advise for
+#: access keys; ApiKeyExpiresSoon warns two weeks before a client's last key runs out.
+API_KEY_DAYS = 90
 
 
 class UsageError(Exception):
@@ -220,13 +224,24 @@ def cmd_package_sagemaker(args: argparse.Namespace) -> int:
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
-    from servekit.auth import KeysFileError, key_line, new_key, parse_keys
+    from servekit.auth import KeysFileError, expires_in, expiry, expiry_text, key_line, new_key, parse_keys
 
     key = new_key()
     try:
-        line = key_line(args.client, key)
+        if args.no_expiry:
+            expires = None
+        elif args.expires is not None:
+            expires = expiry(args.expires)
+            if expires <= datetime.now(UTC):
+                raise ValueError(f"--expires {args.expires}: already past; the key would be refused at once")
+        else:
+            if args.expires_in <= 0:
+                raise ValueError(f"--expires-in {args.expires_in:g}: a key must live at least part of a day")
+            expires = expires_in(args.expires_in)
+        line = key_line(args.client, key, expires)
     except ValueError as exc:
         raise UsageError(f"api-key: {exc}") from None
+    lifetime = "never expires" if expires is None else f"expires on {expiry_text(expires)}"
     if args.append is None:
         print(line, file=sys.stderr)
         print(key)
@@ -242,7 +257,7 @@ def cmd_api_key(args: argparse.Namespace) -> int:
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(descriptor, "a", encoding="utf-8") as keys_file:
         keys_file.write(f"{separator}{line}\n")
-    print(f"mlp: {args.client}'s key added to {path}; it is shown once, below", file=sys.stderr)
+    print(f"mlp: {args.client}'s key ({lifetime}) added to {path}; it is shown once, below", file=sys.stderr)
     print(key)
     return 0
 
@@ -370,6 +385,20 @@ def parser() -> argparse.ArgumentParser:
     key.add_argument("client", help="who gets the key; what log lines name its requests by")
     key.add_argument(
         "--append", type=Path, metavar="FILE", help="add the line to this keys file (created 0600)"
+    )
+    lifetime = key.add_mutually_exclusive_group()
+    lifetime.add_argument(
+        "--expires-in",
+        type=float,
+        default=API_KEY_DAYS,
+        metavar="DAYS",
+        help=f"refused from the UTC midnight after DAYS days on (default {API_KEY_DAYS})",
+    )
+    lifetime.add_argument(
+        "--expires", metavar="DATE", help="refused from DATE on (2027-03-01, or 2027-03-01T12:00:00Z)"
+    )
+    lifetime.add_argument(
+        "--no-expiry", action="store_true", help="never expires: revoke it by removing its line"
     )
     key.set_defaults(func=cmd_api_key)
 

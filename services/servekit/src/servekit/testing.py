@@ -64,7 +64,7 @@ def wait_loaded(client: TestClient, runtime: ModelRuntime, attempts: int = 1500)
     raise TimeoutError(runtime.last_error)
 
 
-def metric_sample(client: TestClient, name: str, **labels: str) -> float:
+def metric_sample(client: TestClient, name: str, /, **labels: str) -> float:
     """One sample of the app's metrics registry; 0 when the series is not exported (yet)."""
     value = client.app.state.metrics.registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
     return 0.0 if value is None else float(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -17,10 +18,10 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from servekit import admission
+from servekit import admission, logs
 from servekit.metrics import loop_lag
 from servekit.metrics.names import LATENCY_BUCKETS, PREDICTION_ENDPOINTS, MetricNames
 
@@ -68,6 +69,32 @@ class BinCounts(Collector):
 
     def describe(self) -> Iterator[Metric]:
         yield CounterMetricFamily(self.name, self.documentation, labels=("feature", "bin"))
+
+
+class KeyExpiries(Collector):
+    """A gauge per client whose keys all expire: when its last key does, in Unix seconds.
+
+    Read from the keys in force at each scrape, so a reloaded keys file needs no bookkeeping
+    here, and a client whose lines are removed disappears from the next scrape.
+    """
+
+    documentation = (
+        "When the client's last API key expires (Unix seconds); clients with a key that never "
+        "expires are left out."
+    )
+
+    def __init__(self, name: str, expiries: Callable[[], Mapping[str, datetime]]) -> None:
+        self.name = name
+        self.expiries = expiries
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=("client",))
+        for client, when in sorted(self.expiries().items()):
+            family.add_metric((client,), when.timestamp())
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.documentation, labels=("client",))
 
 
 class ServiceMetrics:
@@ -228,8 +255,21 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # No series until a request comes with a key: a service without keys exports none.
+        self.client_requests = Counter(
+            n.client_requests_total,
+            f"Requests answered with an API key ({service.upper()}_API_KEYS_FILE), by the client the key "
+            "is of, endpoint and status code: who sends the traffic, and whose requests are refused "
+            "for the client's share (429).",
+            ["client", "endpoint", "status"],
+            registry=self.registry,
+        )
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
+
+    def watch_key_expiries(self, expiries: Callable[[], Mapping[str, datetime]]) -> None:
+        """Export when each client's keys run out, read from ``expiries`` at every scrape."""
+        self.registry.register(KeyExpiries(self.names.api_key_expiry_timestamp_seconds, expiries))
 
     def set_model(
         self,
@@ -278,6 +318,10 @@ class ServiceMetrics:
         self.requests.labels(endpoint, method, str(status)).inc()
         if endpoint in PREDICTION_ENDPOINTS:
             self.prediction_latency.labels(endpoint).observe(seconds)
+        # Set by the key check of this request, in this task (servekit.rest.auth, servekit.rpc.server).
+        client = logs.client.get()
+        if client:
+            self.client_requests.labels(client, endpoint, str(status)).inc()
 
     def model_served(self, model: ServedModel, load_seconds: Mapping[str, float]) -> None:
         """The runtime serves ``model`` from now on (``servekit.runtime.RuntimeMetrics``)."""

@@ -43,6 +43,8 @@ VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
 VARIANT_EXPLANATIONS_TOTAL = "variant_explanations_total"
 VARIANT_ATTRIBUTION_ABS_SUM_TOTAL = "variant_attribution_abs_sum_total"
+CLIENT_REQUESTS_TOTAL = "client_requests_total"
+API_KEY_EXPIRY_TIMESTAMP_SECONDS = "api_key_expiry_timestamp_seconds"
 
 #: Why instances were not scored by the shadow model (``<svc>_shadow_skipped_total{reason}``).
 #: ``canary``: the instances were answered by the canary, and the shadow compares a challenger
@@ -261,3 +263,11 @@ class MetricNames:
     @property
     def variant_attribution_abs_sum_total(self) -> str:
         return self._name(VARIANT_ATTRIBUTION_ABS_SUM_TOTAL)
+
+    @property
+    def client_requests_total(self) -> str:
+        return self._name(CLIENT_REQUESTS_TOTAL)
+
+    @property
+    def api_key_expiry_timestamp_seconds(self) -> str:
+        return self._name(API_KEY_EXPIRY_TIMESTAMP_SECONDS)

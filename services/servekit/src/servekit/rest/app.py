@@ -189,6 +189,8 @@ def create_app(
     settings = settings or load_settings(spec.name)
     keys = api_keys(spec.name, settings.api_keys_file)  # before anything starts: a bad file stops here
     metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
+    if keys is not None:
+        metrics.watch_key_expiries(keys.expiries)
     if source is None:
         source, found_probe = registry_source(
             spec.name, settings.resolved_model_uri(), settings.mlflow_tracking_uri
