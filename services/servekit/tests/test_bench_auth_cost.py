@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from types import SimpleNamespace
+
 import pytest
 
 from servekit import auth
 from servekit.bench import auth_cost
 from servekit.errors import ServekitError
+from servekit.metrics import collectors
 
 
 def test_both_rows_are_measured_and_every_checked_request_reached_the_app() -> None:
@@ -30,3 +34,16 @@ def test_the_request_carries_a_key_the_file_holds() -> None:
     assert auth.credential(headers) == (key, "header.Authorization")
     with pytest.raises(ServekitError):
         auth.credential({k: v for k, v in headers.items() if k != "authorization"})
+
+
+def test_the_client_count_is_timed_with_the_client_counted_each_time() -> None:
+    measured = auth_cost.client_count(0.05)
+    assert set(measured) == {"count a request", "count it for its client too"}
+    assert all(latency.n > 0 for latency in measured.values())
+
+
+def test_a_count_that_misses_the_client_stops_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The metrics read another client variable than the one the bench sets: nothing is counted.
+    monkeypatch.setattr(collectors, "logs", SimpleNamespace(client=ContextVar("unset", default="")))
+    with pytest.raises(RuntimeError, match="counted None times"):
+        auth_cost.client_count(0.02)

@@ -458,9 +458,16 @@ def api_key_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
     print(f"  {'adds at p50':<36} {added_ms * 1e3:9.1f} µs")
     for name, ratio in ratios.items():
         print(f"  {'/ ' + name + ' predict p50':<36} x{ratio:.3f}")
+    counts = auth_cost.client_count(seconds)
+    count_added_ms = counts["count it for its client too"].p50_ms - counts["count a request"].p50_ms
+    print("  the request's metrics, per request")
+    for label, lat in counts.items():
+        print(f"  {label:<36} p50 {lat.p50_ms * 1e3:7.1f} µs   p99 {lat.p99_ms * 1e3:7.1f} µs   n={lat.n}")
+    print(f"  {'its client adds at p50':<36} {count_added_ms * 1e3:9.1f} µs")
     return {
-        **{label: latency.as_dict() for label, latency in measured.items()},
+        **{label: latency.as_dict() for label, latency in {**measured, **counts}.items()},
         "added_p50_ms": added_ms,
+        "client_count_added_p50_ms": count_added_ms,
         "ratio_to_predict_p50": ratios,
     }
 

@@ -1,5 +1,7 @@
 """What an API key costs a request: the key check (``servekit.rest.auth``) around an app that does
-nothing, against the same app called bare, with a keys file of a hundred clients."""
+nothing, against the same app called bare, with a keys file of a hundred clients (half of whose
+keys expire, the timed one among them); and counting the request for its client
+(``<svc>_client_requests_total``) beside the count every request gets."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from pathlib import Path
 
 from starlette.types import Message, Receive, Scope, Send
 
-from servekit import auth
+from servekit import auth, logs
 from servekit.bench.stats import Latency
+from servekit.metrics import ServiceMetrics
 from servekit.rest.auth import ApiKeyMiddleware
 
 CLIENTS = 100
@@ -73,7 +76,13 @@ def key_check(seconds: float) -> dict[str, Latency]:
     keys = {f"client-{i}": auth.new_key() for i in range(CLIENTS)}
     with tempfile.TemporaryDirectory(prefix="servekit-bench-keys-") as tmp:
         path = Path(tmp) / "keys"
-        path.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+        expires = auth.expires_in(365)
+        path.write_text(
+            "".join(
+                auth.key_line(client, key, expires if i % 2 == 0 else None) + "\n"
+                for i, (client, key) in enumerate(keys.items())
+            )
+        )
         bare = Answered()
         checked = ApiKeyMiddleware(bare, auth.ApiKeys(path, service="bench"))
         scope = request_scope(keys[f"client-{CLIENTS // 2}"])
@@ -83,3 +92,33 @@ def key_check(seconds: float) -> dict[str, Latency]:
     if bare.calls - reached != len(with_key) + 100:
         raise RuntimeError("the key check refused a valid key: the figures would time refusals")
     return {"bare app": Latency.of(without), "with the key check": Latency.of(with_key)}
+
+
+def _time_counts(metrics: ServiceMetrics, seconds: float) -> list[float]:
+    for _ in range(100):  # warm-up, and the labelled children created
+        metrics.count_request("/predict", "POST", 200, 0.0005)
+    samples: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        metrics.count_request("/predict", "POST", 200, 0.0005)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def client_count(seconds: float) -> dict[str, Latency]:
+    """Per request: the metrics every answered request updates, without a client and with one."""
+    metrics = ServiceMetrics("bench")
+    anonymous = _time_counts(metrics, seconds)
+    token = logs.client.set(f"client-{CLIENTS // 2}")
+    try:
+        named = _time_counts(metrics, seconds)
+    finally:
+        logs.client.reset(token)
+    counted = metrics.registry.get_sample_value(
+        metrics.names.client_requests_total,
+        {"client": f"client-{CLIENTS // 2}", "endpoint": "/predict", "status": "200"},
+    )
+    if counted != len(named) + 100:
+        raise RuntimeError(f"the client's requests were counted {counted} times, not {len(named) + 100}")
+    return {"count a request": Latency.of(anonymous), "count it for its client too": Latency.of(named)}
