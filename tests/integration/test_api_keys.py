@@ -47,6 +47,7 @@ def test_a_key_revoked_in_the_file_is_refused_and_a_new_one_answered_without_a_r
     answered = [line for line in lines_logged if line.get("request_id") == "keyed-1"]
     assert answered, "the explained prediction has an access line"
     assert all(line["client"] == "risk" for line in answered)
+    assert all(line["key_id"] == auth.key_id(auth.digest(old)) for line in answered)
     assert any("API keys reloaded" in line["message"] for line in lines_logged)
     assert old not in service.server.logs()
     assert new not in service.server.logs()

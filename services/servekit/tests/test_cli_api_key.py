@@ -87,3 +87,45 @@ def test_an_expiry_that_cannot_be_used_is_refused(
     captured = capsys.readouterr()
     assert problem in captured.err
     assert captured.out == ""
+
+
+def test_api_keys_lists_prunes_and_revokes_by_client_or_key_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys"
+    for args in (["risk"], ["risk", "--expires-in", "200"], ["ops", "--no-expiry"]):
+        assert cli.main(["api-key", *args, "--append", str(path)]) == 0
+    with path.open("a") as written:
+        written.write(auth.key_line("gone", auth.new_key(), datetime(2020, 1, 1, tzinfo=UTC)) + "\n")
+    capsys.readouterr()
+
+    assert cli.main(["api-keys", str(path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert [row[0] for row in rows] == ["risk", "risk", "ops", "gone"]
+    assert rows[2][2:] == ["never", "expires"]
+    assert rows[3][2:] == ["expired", "on", "2020-01-01"]
+
+    assert cli.main(["api-keys", str(path), "--prune"]) == 0
+    assert capsys.readouterr().out.split()[0] == "gone"
+    assert cli.main(["api-keys", str(path), "--revoke", rows[0][1]]) == 0  # risk's first key, by its id
+    assert cli.main(["api-keys", str(path), "--revoke", "ops"]) == 0
+    capsys.readouterr()
+    remaining = {
+        auth.key_id(digest): key.client for digest, key in auth.parse_keys(path.read_text(), "k").items()
+    }
+    assert remaining == {rows[1][1]: "risk"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_api_keys_says_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "keys"
+    assert cli.main(["api-keys", str(path)]) == 2
+    assert "No such file" in capsys.readouterr().err
+    path.write_text(auth.key_line("risk", auth.new_key()) + "\n")
+    assert cli.main(["api-keys", str(path), "--revoke", "nobody"]) == 2
+    assert "holds no key of a client or with an id 'nobody'" in capsys.readouterr().err
+    assert cli.main(["api-keys", str(path), "--prune"]) == 0
+    assert "holds no expired key" in capsys.readouterr().err
+    path.write_text("nonsense\n")
+    assert cli.main(["api-keys", str(path)]) == 2
+    assert "line 1: not" in capsys.readouterr().err

@@ -158,6 +158,7 @@ def test_every_log_line_of_a_request_names_its_client_never_its_key(
     mine = [line for line in lines if line.get("request_id") == "req-1"]
     assert {line["logger"] for line in mine} == {"servekit.access", "servekit.capture"}
     assert all(line["client"] == "risk-dashboard" for line in mine)
+    assert all(line["key_id"] == auth.digest(key)[:8] for line in mine)  # which of its keys, not the key
     (unknown,) = [line for line in lines if line.get("request_id") == "req-2"]
     assert "client" not in unknown
     assert unknown["error"]["code"] == "unauthenticated"
@@ -185,7 +186,7 @@ def test_a_client_with_its_share_in_flight_gets_a_429_and_others_are_answered(
     assert answered.status_code == 200
     assert (status["client_limit"], status["clients_in_flight"]) == (3, 1)
     assert metric_sample(client, NAMES.prediction_requests_shed_total, limit="requests") == 0
-    risk_refused = {"client": "risk", "endpoint": "/predict", "status": "429"}
+    risk_refused = {"client": "risk", "key_id": key_id(keys["risk"]), "endpoint": "/predict", "status": "429"}
     assert metric_sample(client, NAMES.client_requests_total, **risk_refused) == 1
 
 
@@ -211,34 +212,40 @@ def test_a_text_log_line_tags_the_request_with_its_client(
         wait_ready(client)
         client.post("/predict", json=ROW, headers={"x-api-key": key, "x-request-id": "req-9"})
     (line,) = [line for line in stream.getvalue().splitlines() if "[req-9" in line]
-    assert "[req-9 client=risk-dashboard]" in line
+    assert f"[req-9 client=risk-dashboard key={auth.key_id(auth.digest(key))}]" in line
     assert key not in stream.getvalue()
 
 
-def test_each_clients_requests_are_counted_by_endpoint_and_status(
+def key_id(key: str) -> str:
+    return auth.key_id(auth.digest(key))
+
+
+def test_each_clients_requests_are_counted_by_key_endpoint_and_status(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
 ) -> None:
-    keys = {client: auth.new_key() for client in ("risk", "ops")}
+    keys = {client: auth.new_key() for client in ("risk", "risk-rotated", "ops")}
     path = tmp_path / "keys"
-    path.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+    path.write_text(
+        "".join(auth.key_line(client.removesuffix("-rotated"), key) + "\n" for client, key in keys.items())
+    )
     with keyed_client(toy_trained[0], path) as client:
         wait_ready(client)
-        for _ in range(2):
-            assert client.post("/predict", json=ROW, headers={"x-api-key": keys["risk"]}).status_code == 200
+        for key in (keys["risk"], keys["risk"], keys["risk-rotated"]):
+            assert client.post("/predict", json=ROW, headers={"x-api-key": key}).status_code == 200
         bad = client.post("/predict/batch", json={"instances": []}, headers={"x-api-key": keys["ops"]})
         infer = client.post("/v2/models/toy/infer", json=INFER, headers={"x-api-key": keys["ops"]})
         assert client.post("/predict", json=ROW).status_code == 401
         assert client.get("/metrics").status_code == 200
     assert (bad.status_code, infer.status_code) == (422, 200)
 
-    def counted(who: str, endpoint: str, status: str) -> float:
-        return metric_sample(
-            client, NAMES.client_requests_total, client=who, endpoint=endpoint, status=status
-        )
+    def counted(who: str, key: str, endpoint: str, status: str) -> float:
+        labels = {"client": who, "key_id": key_id(key), "endpoint": endpoint, "status": status}
+        return metric_sample(client, NAMES.client_requests_total, **labels)
 
-    assert counted("risk", "/predict", "200") == 2
-    assert counted("ops", "/predict/batch", "422") == 1
-    assert counted("ops", "/v2/models/{model}/infer", "200") == 1  # the endpoint label, not the path
+    assert counted("risk", keys["risk"], "/predict", "200") == 2
+    assert counted("risk", keys["risk-rotated"], "/predict", "200") == 1  # the rotation, key by key
+    assert counted("ops", keys["ops"], "/predict/batch", "422") == 1
+    assert counted("ops", keys["ops"], "/v2/models/{model}/infer", "200") == 1  # the endpoint label
     registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
     counted_clients = {
         sample.labels["client"]

@@ -406,6 +406,6 @@ def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not
     assert "client batch-job has 12 prediction requests in flight" in over_its_share.value.details()
     unauthenticated = {"endpoint": GRPC_INFER, "method": "GRPC", "status": "401"}
     assert metric_sample(client, NAMES.requests_total, **unauthenticated) == 2
-    batch_job = {"client": "batch-job", "endpoint": GRPC_INFER}
+    batch_job = {"client": "batch-job", "key_id": auth.key_id(auth.digest(key)), "endpoint": GRPC_INFER}
     assert metric_sample(client, NAMES.client_requests_total, **batch_job, status="200") == 1
     assert metric_sample(client, NAMES.client_requests_total, **batch_job, status="429") == 1

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from servekit import logs
 from servekit.errors import FieldProblem, ServekitError
 from servekit.metrics.names import GRPC_METHODS, OPEN_INFERENCE_ENDPOINTS, grpc_endpoint
 from servekit.settings import SettingsError
@@ -50,6 +51,7 @@ KEY_PREFIX = "mlp_"
 #: Longer credentials are refused unread: nobody's key is this long, and hashing one costs time.
 MAX_KEY_LENGTH = 512
 RELOAD_SECONDS = 5.0
+KEY_ID_LENGTH = 8
 #: What answers without a key: probes (the kubelet's, the load balancer's, the Open Inference
 #: Protocol's), Prometheus's scrape, and the API's documentation. Everything else needs one,
 #: an unknown path included, so a client without a key learns nothing from a 404.
@@ -74,6 +76,15 @@ class KeysFileError(ValueError):
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_id(key_digest: str) -> str:
+    """What logs and ``mlp api-keys`` call a key: its digest's first 8 hex digits.
+
+    32 bits of a SHA-256 of 256 random bits say nothing of the key, and tell apart the two keys
+    of a client that rotates (two keys of one file share an id once in 4 billion).
+    """
+    return key_digest[:KEY_ID_LENGTH]
 
 
 def new_key() -> str:
@@ -280,16 +291,32 @@ class ApiKeys:
         ``headers`` maps lower-case names to values (HTTP headers, gRPC metadata); ``where``
         prefixes the field the error names (``header.Authorization``, ``metadata.authorization``).
         """
+        return self.identify(headers, where)[0]
+
+    def bind(self, headers: Mapping[str, str], where: str = "header.") -> str:
+        """``authenticate``, and the client and key id put on the request's log lines and metrics.
+
+        Not reset on the way out, like the request id: the access line and the request's count
+        are written after the app returns, in the same task.
+        """
+        client, identifier = self.identify(headers, where)
+        logs.client.set(client)
+        logs.key_id.set(identifier)
+        return client
+
+    def identify(self, headers: Mapping[str, str], where: str = "header.") -> tuple[str, str]:
+        """The client whose key the request carries, and the key's id (``key_id``)."""
         self.refresh()
         key, field = credential(headers, where)
-        found = self._keys.get(digest(key))
+        key_digest = digest(key)
+        found = self._keys.get(key_digest)
         if found is None:
             raise unauthenticated(field, "not a key of this service (revoked, or for another service)")
         if found.expires is not None and found.expires.timestamp() <= self.wall_clock():
             raise unauthenticated(
                 field, f"{found.client}'s key expired on {expiry_text(found.expires)}: ask for a new one"
             )
-        return found.client
+        return found.client, key_id(key_digest)
 
 
 def credential(headers: Mapping[str, str], where: str = "header.") -> tuple[str, str]:

@@ -28,6 +28,9 @@ SERVICE_ENV = "MLP_SERVICE"
 #: How long ``mlp api-key``'s keys live unless told: a quarter, as cloud providers advise for
 #: access keys; ApiKeyExpiresSoon warns two weeks before a client's last key runs out.
 API_KEY_DAYS = 90
+#: How soon a changed keys file takes effect (servekit.auth.RELOAD_SECONDS, plus the kubelet's
+#: refresh when it is a Secret's).
+RELOAD_NOTE = "5 s (of a replaced Secret: about a minute, the kubelet's refresh)"
 
 
 class UsageError(Exception):
@@ -223,6 +226,40 @@ def cmd_package_sagemaker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api_keys(args: argparse.Namespace) -> int:
+    from servekit.auth import KeysFileError
+    from servekit.keys_file import listing, replace, without
+
+    path: Path = args.file
+    try:
+        text = path.read_text(encoding="utf-8")
+        now = datetime.now(UTC)
+        if not (args.prune or args.revoke):
+            listed = listing(text, str(path))
+        elif args.prune:
+            kept, listed = without(
+                text, str(path), lambda key: key.expires is not None and key.expires <= now
+            )
+        else:
+            kept, listed = without(text, str(path), lambda key: args.revoke in (key.client, key.key_id))
+            if not listed:
+                raise UsageError(f"api-keys: {path} holds no key of a client or with an id {args.revoke!r}")
+    except (OSError, UnicodeDecodeError, KeysFileError) as exc:
+        raise UsageError(f"api-keys: {exc}") from None
+    if args.prune or args.revoke:
+        if listed:
+            replace(path, kept)  # whole, keeping its mode: a service reading it sees one or the other
+            print(
+                f"mlp: taken out of {path}, the services refuse them within {RELOAD_NOTE}:", file=sys.stderr
+            )
+        else:
+            print(f"mlp: {path} holds no expired key", file=sys.stderr)
+    width = max((len(key.client) for key in listed), default=6)
+    for key in listed:
+        print(f"{key.client:<{width}}  {key.key_id}  {key.state(now)}")
+    return 0
+
+
 def cmd_api_key(args: argparse.Namespace) -> int:
     from servekit.auth import KeysFileError, expires_in, expiry, expiry_text, key_line, new_key, parse_keys
 
@@ -401,6 +438,23 @@ def parser() -> argparse.ArgumentParser:
         "--no-expiry", action="store_true", help="never expires: revoke it by removing its line"
     )
     key.set_defaults(func=cmd_api_key)
+
+    keys = sub.add_parser(
+        "api-keys",
+        help="list a keys file's keys (client, key id, expiry), or take lines out of it",
+        description="Without an option, lists the keys. The key id is what the services' log lines "
+        "name (key_id), so a rotation can be followed: once the old key's id is no longer logged, "
+        "revoke it.",
+    )
+    keys.add_argument(
+        "file", type=Path, metavar="FILE", help="the keys file (what <SVC>_API_KEYS_FILE names)"
+    )
+    change = keys.add_mutually_exclusive_group()
+    change.add_argument("--prune", action="store_true", help="take out the lines of expired keys")
+    change.add_argument(
+        "--revoke", metavar="CLIENT_OR_KEY_ID", help="take out every key of a client, or one key by its id"
+    )
+    keys.set_defaults(func=cmd_api_keys)
 
     services = sub.add_parser(
         "services", help="list installed services and their local ports (plus $MLP_PORT_OFFSET)"

@@ -33,6 +33,9 @@ request_id: ContextVar[str] = ContextVar("servekit_request_id", default="")
 #: The client whose API key the current request carries ("" without one, or with keys off). Set by
 #: :mod:`servekit.auth`'s callers; a name, never the key.
 client: ContextVar[str] = ContextVar("servekit_client", default="")
+#: Which of the client's keys it is (``servekit.auth.key_id``: the digest's first hex digits, no
+#: secret), so a rotation can be seen through: is anyone still sending the old key?
+key_id: ContextVar[str] = ContextVar("servekit_key_id", default="")
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request_tag)s %(message)s"
@@ -53,7 +56,9 @@ class RequestIdFilter(logging.Filter):
         record.request_id = current
         who = client.get()
         record.client = who
-        tag = f"{current} client={who}" if who else current
+        key = key_id.get() if who else ""
+        record.key_id = key
+        tag = f"{current} client={who} key={key}" if who else current
         record.request_tag = f" [{tag}]" if current else ""
         record.trace_context = tracing.current.get()
         return True
@@ -85,6 +90,7 @@ class JsonFormatter(logging.Formatter):
         who = getattr(record, "client", "")
         if who:
             entry["client"] = who
+            entry["key_id"] = getattr(record, "key_id", "")
         trace: tracing.TraceContext | None = getattr(record, "trace_context", None)
         if trace is not None:
             self._add_trace(entry, trace)

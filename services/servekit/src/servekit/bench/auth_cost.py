@@ -110,14 +110,15 @@ def client_count(seconds: float) -> dict[str, Latency]:
     """Per request: the metrics every answered request updates, without a client and with one."""
     metrics = ServiceMetrics("bench")
     anonymous = _time_counts(metrics, seconds)
-    token = logs.client.set(f"client-{CLIENTS // 2}")
+    client, key = logs.client.set(f"client-{CLIENTS // 2}"), logs.key_id.set("3fa9c2d1")
     try:
         named = _time_counts(metrics, seconds)
     finally:
-        logs.client.reset(token)
+        logs.client.reset(client)
+        logs.key_id.reset(key)
     counted = metrics.registry.get_sample_value(
         metrics.names.client_requests_total,
-        {"client": f"client-{CLIENTS // 2}", "endpoint": "/predict", "status": "200"},
+        {"client": f"client-{CLIENTS // 2}", "key_id": "3fa9c2d1", "endpoint": "/predict", "status": "200"},
     )
     if counted != len(named) + 100:
         raise RuntimeError(f"the client's requests were counted {counted} times, not {len(named) + 100}")

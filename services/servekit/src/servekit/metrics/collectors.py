@@ -259,9 +259,9 @@ class ServiceMetrics:
         self.client_requests = Counter(
             n.client_requests_total,
             f"Requests answered with an API key ({service.upper()}_API_KEYS_FILE), by the client the key "
-            "is of, endpoint and status code: who sends the traffic, and whose requests are refused "
-            "for the client's share (429).",
-            ["client", "endpoint", "status"],
+            "is of, the key's id (mlp api-keys), endpoint and status code: who sends the traffic, whose "
+            "requests are refused for the client's share (429), and whether a rotated key is still sent.",
+            ["client", "key_id", "endpoint", "status"],
             registry=self.registry,
         )
         self._attribution_children: dict[str, Counter] = {}
@@ -321,7 +321,7 @@ class ServiceMetrics:
         # Set by the key check of this request, in this task (servekit.rest.auth, servekit.rpc.server).
         client = logs.client.get()
         if client:
-            self.client_requests.labels(client, endpoint, str(status)).inc()
+            self.client_requests.labels(client, logs.key_id.get(), endpoint, str(status)).inc()
 
     def model_served(self, model: ServedModel, load_seconds: Mapping[str, float]) -> None:
         """The runtime serves ``model`` from now on (``servekit.runtime.RuntimeMetrics``)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servekit import auth, logs
+from servekit import auth
 from servekit.errors import ServekitError
 from servekit.rest.access_log import remember_error
 from servekit.rest.errors import error_response
@@ -41,12 +41,9 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            client = self.keys.authenticate(incoming_headers(scope, CREDENTIAL_HEADERS))
+            self.keys.bind(incoming_headers(scope, CREDENTIAL_HEADERS))
         except ServekitError as refused:
             remember_error(scope, refused)
             await error_response(refused, scope)(scope, receive, send)
             return
-        # Not reset on the way out, like the request id: the telemetry middleware's access line
-        # is written after this returns, in the same task.
-        logs.client.set(client)
         await self.app(scope, receive, send)

@@ -57,6 +57,7 @@ def bind_request(headers: Mapping[str, str]) -> str:
     request_id = incoming_id(headers, trace) or uuid.uuid4().hex
     logs.request_id.set(request_id)
     logs.client.set("")  # until the request's API key names it
+    logs.key_id.set("")
     tracing.current.set(trace)
     return request_id
 

@@ -322,7 +322,7 @@ class OpenInferenceServicer:
 
             try:
                 if self.api_keys is not None and endpoint not in OPEN_ENDPOINTS:
-                    logs.client.set(self.api_keys.authenticate(metadata, where="metadata."))
+                    self.api_keys.bind(metadata, where="metadata.")
                 response = await call(request, context)
             except ServekitError as exc:
                 count(exc.status_code, exc)
