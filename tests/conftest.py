@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from processes import KeyedService, Server, free_port, start_mlflow, start_service
-from servekit import auth, cli, registry
+from processes import KeyedService, Server, free_port, start_keyed_service, start_mlflow, start_service
+from servekit import cli, registry
 from servekit.training.trainer import TrainResult, train
 
 SERVICES = registry.available()
@@ -107,22 +107,20 @@ def keyed_bankchurn(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[KeyedService]:
     """BankChurn served with a keys file of two clients, ``risk`` and ``loadtest``; JSON log lines."""
-    keys = {client: auth.new_key() for client in ("risk", "loadtest")}
-    keys_file = tmp_path_factory.mktemp("api-keys") / "keys"
-    keys_file.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
-    server = start_service(
+    keyed = start_keyed_service(
         "bankchurn",
         logs_dir,
+        tmp_path_factory.mktemp("api-keys") / "keys",
         {
             "MLFLOW_TRACKING_URI": mlflow_server.url,
-            "BANKCHURN_API_KEYS_FILE": str(keys_file),
             "BANKCHURN_LOG_FORMAT": "json",
             "BANKCHURN_ACCESS_LOG": "all",
         },
+        {"risk": None, "loadtest": None},
         label="bankchurn-keyed",
     )
     try:
-        server.wait_for("/readyz")
-        yield KeyedService(server, keys_file, keys)
+        keyed.server.wait_for("/readyz")
+        yield keyed
     finally:
-        server.stop()
+        keyed.server.stop()

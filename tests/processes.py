@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from servekit import auth
 from servekit.local import Server, free_port, start_mlflow, start_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +25,7 @@ __all__ = [
     "grpc_infer",
     "infer_example",
     "predict_its_example",
+    "start_keyed_service",
     "start_mlflow",
     "start_service",
 ]
@@ -35,6 +38,25 @@ class KeyedService:
     server: Server
     keys_file: Path
     keys: dict[str, str]
+
+
+def start_keyed_service(
+    name: str,
+    logs_dir: Path,
+    keys_file: Path,
+    environment: dict[str, str],
+    clients: dict[str, datetime | None],
+    *,
+    label: str,
+) -> KeyedService:
+    """``mlp serve NAME`` asking for API keys: a new key for each client, expiring as ``clients`` says.
+
+    Not waited for, so several can start at once: ``server.wait_for("/readyz")``.
+    """
+    keys = {client: auth.new_key() for client in clients}
+    keys_file.write_text("".join(auth.key_line(c, k, clients[c]) + "\n" for c, k in keys.items()))
+    environment = {**environment, f"{name.upper()}_API_KEYS_FILE": str(keys_file)}
+    return KeyedService(start_service(name, logs_dir, environment, label=label), keys_file, keys)
 
 
 def predict_its_example(

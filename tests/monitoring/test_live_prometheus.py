@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from load.payloads import payloads
-from processes import KeyedService, Server, free_port, grpc_infer, infer_example, start_service
+from processes import KeyedService, Server, free_port, grpc_infer, infer_example, start_keyed_service
 from scripts import MONITORING
 from servekit import auth, registry
 from servekit.local import start
@@ -45,20 +45,14 @@ def keyed_services(
     keyed: dict[str, KeyedService] = {}
     try:
         for name in registered:
-            keys = {EXPIRING: auth.new_key(), LASTING: auth.new_key()}
-            keys_file = tmp_path_factory.mktemp("api-keys") / "keys"
-            keys_file.write_text(
-                auth.key_line(EXPIRING, keys[EXPIRING], auth.expires_in(30))
-                + "\n"
-                + auth.key_line(LASTING, keys[LASTING])
-                + "\n"
+            keyed[name] = start_keyed_service(
+                name,
+                logs_dir,
+                tmp_path_factory.mktemp("api-keys") / "keys",
+                {"MLFLOW_TRACKING_URI": mlflow_server.url},
+                {EXPIRING: auth.expires_in(30), LASTING: None},
+                label=f"{name}-keyed-pod",
             )
-            environment = {
-                "MLFLOW_TRACKING_URI": mlflow_server.url,
-                f"{name.upper()}_API_KEYS_FILE": str(keys_file),
-            }
-            server = start_service(name, logs_dir, environment, label=f"{name}-keyed-pod")
-            keyed[name] = KeyedService(server, keys_file, keys)
         for service in keyed.values():
             service.server.wait_for("/readyz")
         yield keyed
