@@ -261,5 +261,5 @@ def test_expired_lines_are_named_in_the_log_when_the_file_is_read(
     )
     with caplog.at_level(logging.WARNING, logger="servekit.auth"):
         auth.ApiKeys(path, service="toy")
-    assert "holds expired keys, refused: of gone" in caplog.text
+    assert "holds expired keys, which are refused, of: gone (take them out" in caplog.text
     assert "risk" not in caplog.text

@@ -242,7 +242,11 @@ class ApiKeys:
         )
         if expired:
             logger.warning(
-                "%s: %s holds expired keys, refused: of %s", self.service, self.path, ", ".join(expired)
+                "%s: %s holds expired keys, which are refused, of: %s "
+                "(take them out: mlp api-keys FILE --prune)",
+                self.service,
+                self.path,
+                ", ".join(expired),
             )
 
     def _read(self) -> tuple[FileState, dict[str, Key]]:
