@@ -18,6 +18,7 @@ from servekit.metrics import ServiceMetrics
 from servekit.rest.auth import ApiKeyMiddleware
 
 CLIENTS = 100
+WARM_UP = 100
 
 
 class Answered:
@@ -57,7 +58,7 @@ def request_scope(key: str) -> Scope:
 
 
 async def _time(app: ApiKeyMiddleware | Answered, scope: Scope, seconds: float) -> list[float]:
-    for _ in range(100):  # warm-up
+    for _ in range(WARM_UP):
         await app(scope, _receive, _send)
     samples: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -68,7 +69,7 @@ async def _time(app: ApiKeyMiddleware | Answered, scope: Scope, seconds: float) 
     return samples
 
 
-def key_check(seconds: float) -> dict[str, Latency]:
+def key_check(seconds: float, rounds: int = 10) -> dict[str, Latency]:
     """Per request: the bare app, and the app behind the key check of a valid key.
 
     Raises if a request did not reach the app: a refused request would time the refusal.
@@ -86,16 +87,20 @@ def key_check(seconds: float) -> dict[str, Latency]:
         bare = Answered()
         checked = ApiKeyMiddleware(bare, auth.ApiKeys(path, service="bench"))
         scope = request_scope(keys[f"client-{CLIENTS // 2}"])
-        without = asyncio.run(_time(bare, scope, seconds))
-        reached = bare.calls
-        with_key = asyncio.run(_time(checked, scope, seconds))
-    if bare.calls - reached != len(with_key) + 100:
-        raise RuntimeError("the key check refused a valid key: the figures would time refusals")
+        without: list[float] = []
+        with_key: list[float] = []
+        for _ in range(rounds):  # alternating, as in client_count
+            without += asyncio.run(_time(bare, scope, seconds / rounds))
+            reached = bare.calls
+            checked_now = asyncio.run(_time(checked, scope, seconds / rounds))
+            if bare.calls - reached != len(checked_now) + WARM_UP:
+                raise RuntimeError("the key check refused a valid key: the figures would time refusals")
+            with_key += checked_now
     return {"bare app": Latency.of(without), "with the key check": Latency.of(with_key)}
 
 
 def _time_counts(metrics: ServiceMetrics, seconds: float) -> list[float]:
-    for _ in range(100):  # warm-up, and the labelled children created
+    for _ in range(WARM_UP):  # and the labelled children created
         metrics.count_request("/predict", "POST", 200, 0.0005)
     samples: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -106,20 +111,29 @@ def _time_counts(metrics: ServiceMetrics, seconds: float) -> list[float]:
     return samples
 
 
-def client_count(seconds: float) -> dict[str, Latency]:
-    """Per request: the metrics every answered request updates, without a client and with one."""
+def client_count(seconds: float, rounds: int = 10) -> dict[str, Latency]:
+    """Per request: the metrics every answered request updates, without a client and with one.
+
+    The two alternate in ``rounds`` slices of ``seconds``: a difference of a microsecond is
+    smaller than the drift of a shared machine's speed over a few seconds.
+    """
     metrics = ServiceMetrics("bench")
-    anonymous = _time_counts(metrics, seconds)
-    client, key = logs.client.set(f"client-{CLIENTS // 2}"), logs.key_id.set("3fa9c2d1")
-    try:
-        named = _time_counts(metrics, seconds)
-    finally:
-        logs.client.reset(client)
-        logs.key_id.reset(key)
+    who, key = f"client-{CLIENTS // 2}", "3fa9c2d1"
+    anonymous: list[float] = []
+    named: list[float] = []
+    for _ in range(rounds):
+        anonymous += _time_counts(metrics, seconds / rounds)
+        client_token, key_token = logs.client.set(who), logs.key_id.set(key)
+        try:
+            named += _time_counts(metrics, seconds / rounds)
+        finally:
+            logs.client.reset(client_token)
+            logs.key_id.reset(key_token)
     counted = metrics.registry.get_sample_value(
         metrics.names.client_requests_total,
-        {"client": f"client-{CLIENTS // 2}", "key_id": "3fa9c2d1", "endpoint": "/predict", "status": "200"},
+        {"client": who, "key_id": key, "endpoint": "/predict", "status": "200"},
     )
-    if counted != len(named) + 100:
-        raise RuntimeError(f"the client's requests were counted {counted} times, not {len(named) + 100}")
+    expected = len(named) + WARM_UP * rounds
+    if counted != expected:
+        raise RuntimeError(f"the client's requests were counted {counted} times, not {expected}")
     return {"count a request": Latency.of(anonymous), "count it for its client too": Latency.of(named)}
