@@ -582,7 +582,7 @@ def alerts(service: str) -> list[Alert]:
             "warning",
             f"{client}'s API keys for {s} run out within {o.api_key_expiry_warning_days} days",
             f"{client}'s last API key for {s} expires at {{{{ $value | humanizeTimestamp }}}} "
-            f"(in the past: it is refused already). From then on every request of {client} "
+            f"(if that is past, it is refused already). From then on every request of {client} "
             "gets 401. Give the client a new key (mlp api-key <client> --append) and roll the Secret "
             "out; remove the old line once the client has switched.",
             "1h",
