@@ -143,16 +143,27 @@ def expires_in(days: float, now: datetime | None = None) -> datetime:
     return midnight if midnight == when else midnight + timedelta(days=1)
 
 
-def parse_keys(text: str, source: str) -> dict[str, Key]:
-    """Each key's digest and whose it is; a KeysFileError names the first bad line.
+@dataclass(frozen=True)
+class KeyLine:
+    """A line of a keys file as written (its end of line kept), and the key it holds if any."""
+
+    text: str
+    digest: str = ""
+    key: Key | None = None  # None: a comment or a blank line
+
+
+def key_lines(text: str, source: str) -> list[KeyLine]:
+    """Every line of a keys file, in order; a KeysFileError names the first bad line.
 
     A client may have several keys (the old and the new one while it rotates). Blank lines
-    and lines starting with ``#`` are left out.
+    and lines starting with ``#`` hold none. ``mlp api-keys`` rewrites a file from these.
     """
-    keys: dict[str, Key] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    lines: list[KeyLine] = []
+    held: dict[str, Key] = {}
+    for number, raw in enumerate(text.splitlines(keepends=True), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
+            lines.append(KeyLine(raw))
             continue
         match = KEY_LINE.fullmatch(line)
         if match is None or not CLIENT_NAME.fullmatch(match["client"]):
@@ -160,14 +171,20 @@ def parse_keys(text: str, source: str) -> dict[str, Key]:
                 f"{source} line {number}: not '<client>:sha256:<64 lower-case hex digits>"
                 "[:expires=<date>]' (make one with: mlp api-key <client>)"
             )
-        if match["digest"] in keys:
-            raise KeysFileError(f"{source} line {number}: the same key as {keys[match['digest']].client}'s")
+        if match["digest"] in held:
+            raise KeysFileError(f"{source} line {number}: the same key as {held[match['digest']].client}'s")
         try:
             expires = None if match["expires"] is None else expiry(match["expires"])
         except ValueError as exc:
             raise KeysFileError(f"{source} line {number}: {exc}") from None
-        keys[match["digest"]] = Key(match["client"], expires)
-    return keys
+        held[match["digest"]] = Key(match["client"], expires)
+        lines.append(KeyLine(raw, match["digest"], held[match["digest"]]))
+    return lines
+
+
+def parse_keys(text: str, source: str) -> dict[str, Key]:
+    """Each key's digest and whose it is (``key_lines``, comments and blank lines left out)."""
+    return {line.digest: line.key for line in key_lines(text, source) if line.key is not None}
 
 
 def last_expiries(keys: Mapping[str, Key]) -> dict[str, datetime]:

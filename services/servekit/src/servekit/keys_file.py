@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from servekit.auth import KEY_LINE, Key, expiry_text, key_id, parse_keys
+from servekit.auth import Key, expiry_text, key_id, key_lines
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class Listed:
     client: str
     key_id: str
     expires: datetime | None
+
+    @classmethod
+    def of(cls, digest: str, key: Key) -> Listed:
+        return cls(key.client, key_id(digest), key.expires)
 
     def state(self, now: datetime) -> str:
         if self.expires is None:
@@ -34,42 +38,20 @@ class Listed:
         return f"expires on {when} (in {days:.0f} days)" if days >= 1 else f"expires on {when} (within a day)"
 
 
-def _lines(text: str, source: str) -> list[tuple[str, tuple[str, Key] | None]]:
-    """Each line of the file, with the key it holds (None for a comment or blank line)."""
-    parse_keys(text, source)  # the whole file valid first: a bad line is named by its number
-    found: list[tuple[str, tuple[str, Key] | None]] = []
-    for raw in text.splitlines(keepends=True):
-        match = KEY_LINE.fullmatch(raw.strip())
-        if match is None:  # parse_keys let it through: a comment or a blank line
-            found.append((raw, None))
-            continue
-        [(digest, key)] = parse_keys(raw, source).items()
-        found.append((raw, (digest, key)))
-    return found
-
-
 def listing(text: str, source: str) -> list[Listed]:
     """The file's keys in its order; a KeysFileError names its first bad line."""
-    return [
-        Listed(key.client, key_id(digest), key.expires)
-        for _, held in _lines(text, source)
-        if held is not None
-        for digest, key in [held]
-    ]
+    return [Listed.of(line.digest, line.key) for line in key_lines(text, source) if line.key is not None]
 
 
 def without(text: str, source: str, drop: Callable[[Listed], bool]) -> tuple[str, list[Listed]]:
     """The file with the key lines ``drop`` picks taken out, and those lines' keys."""
     kept: list[str] = []
     dropped: list[Listed] = []
-    for raw, held in _lines(text, source):
-        if held is not None:
-            digest, key = held
-            listed = Listed(key.client, key_id(digest), key.expires)
-            if drop(listed):
-                dropped.append(listed)
-                continue
-        kept.append(raw)
+    for line in key_lines(text, source):
+        if line.key is not None and drop(listed := Listed.of(line.digest, line.key)):
+            dropped.append(listed)
+        else:
+            kept.append(line.text)
     return "".join(kept), dropped
 
 
