@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.types import Message, Receive, Scope, Send
 
 from servekit import auth, logs
+from servekit.bench.inprocess import time_samples
 from servekit.bench.stats import Latency
 from servekit.metrics import ServiceMetrics
 from servekit.rest.auth import ApiKeyMiddleware
@@ -87,53 +89,60 @@ def key_check(seconds: float, rounds: int = 10) -> dict[str, Latency]:
         bare = Answered()
         checked = ApiKeyMiddleware(bare, auth.ApiKeys(path, service="bench"))
         scope = request_scope(keys[f"client-{CLIENTS // 2}"])
-        without: list[float] = []
-        with_key: list[float] = []
-        for _ in range(rounds):  # alternating, as in client_count
-            without += asyncio.run(_time(bare, scope, seconds / rounds))
-            reached = bare.calls
-            checked_now = asyncio.run(_time(checked, scope, seconds / rounds))
-            if bare.calls - reached != len(checked_now) + WARM_UP:
-                raise RuntimeError("the key check refused a valid key: the figures would time refusals")
-            with_key += checked_now
+        without, with_key = alternating(
+            lambda slice_seconds: asyncio.run(_time(bare, scope, slice_seconds)),
+            lambda slice_seconds: asyncio.run(_time(checked, scope, slice_seconds)),
+            seconds,
+            rounds,
+        )
+    if bare.calls != len(without) + len(with_key) + 2 * WARM_UP * rounds:
+        raise RuntimeError("the key check refused a valid key: the figures would time refusals")
     return {"bare app": Latency.of(without), "with the key check": Latency.of(with_key)}
 
 
-def _time_counts(metrics: ServiceMetrics, seconds: float) -> list[float]:
-    for _ in range(WARM_UP):  # and the labelled children created
-        metrics.count_request("/predict", "POST", 200, 0.0005)
-    samples: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        metrics.count_request("/predict", "POST", 200, 0.0005)
-        samples.append(time.perf_counter() - start)
-    return samples
+def alternating(
+    baseline: Callable[[float], list[float]],
+    measured: Callable[[float], list[float]],
+    seconds: float,
+    rounds: int,
+) -> tuple[list[float], list[float]]:
+    """Each one's samples, the two taking turns in ``rounds`` slices of ``seconds``.
+
+    A difference of a microsecond is smaller than the drift of a shared machine's speed over a
+    few seconds; taking turns spreads the drift over both.
+    """
+    first: list[float] = []
+    second: list[float] = []
+    for _ in range(rounds):
+        first += baseline(seconds / rounds)
+        second += measured(seconds / rounds)
+    return first, second
 
 
 def client_count(seconds: float, rounds: int = 10) -> dict[str, Latency]:
-    """Per request: the metrics every answered request updates, without a client and with one.
-
-    The two alternate in ``rounds`` slices of ``seconds``: a difference of a microsecond is
-    smaller than the drift of a shared machine's speed over a few seconds.
-    """
+    """Per request: the metrics every answered request updates, without a client and with one."""
     metrics = ServiceMetrics("bench")
     who, key = f"client-{CLIENTS // 2}", "3fa9c2d1"
-    anonymous: list[float] = []
-    named: list[float] = []
-    for _ in range(rounds):
-        anonymous += _time_counts(metrics, seconds / rounds)
+
+    def count(slice_seconds: float) -> list[float]:
+        return time_samples(
+            lambda _: metrics.count_request("/predict", "POST", 200, 0.0005), [{}], slice_seconds
+        )
+
+    def count_as_client(slice_seconds: float) -> list[float]:
         client_token, key_token = logs.client.set(who), logs.key_id.set(key)
         try:
-            named += _time_counts(metrics, seconds / rounds)
+            return count(slice_seconds)
         finally:
             logs.client.reset(client_token)
             logs.key_id.reset(key_token)
+
+    anonymous, named = alternating(count, count_as_client, seconds, rounds)
     counted = metrics.registry.get_sample_value(
         metrics.names.client_requests_total,
         {"client": who, "key_id": key, "endpoint": "/predict", "status": "200"},
     )
-    expected = len(named) + WARM_UP * rounds
+    expected = len(named) + rounds  # time_samples warms up with a call per record: one here
     if counted != expected:
         raise RuntimeError(f"the client's requests were counted {counted} times, not {expected}")
     return {"count a request": Latency.of(anonymous), "count it for its client too": Latency.of(named)}

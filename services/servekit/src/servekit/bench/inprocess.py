@@ -14,7 +14,14 @@ from servekit.model import Record, ServedModel
 
 def time_calls(call: Callable[[Sequence[Record]], Any], records: Sequence[Record], seconds: float) -> Latency:
     """Call ``call([record])`` round-robin over ``records`` for ``seconds`` (after a short warm-up)."""
-    for record in records[:20]:
+    return Latency.of(time_samples(call, records, seconds))
+
+
+def time_samples(
+    call: Callable[[Sequence[Record]], Any], records: Sequence[Record], seconds: float
+) -> list[float]:
+    """``time_calls``' seconds per call, each (for figures pooled over several runs)."""
+    for record in records[:20]:  # a warm-up call per record, up to 20
         call([record])
     samples: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -25,7 +32,7 @@ def time_calls(call: Callable[[Sequence[Record]], Any], records: Sequence[Record
         call([record])
         samples.append(time.perf_counter() - start)
         i += 1
-    return Latency.of(samples)
+    return samples
 
 
 def measure(model: ServedModel, records: Sequence[Record], seconds: float) -> dict[str, Latency]:
