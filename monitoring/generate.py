@@ -699,11 +699,10 @@ def fires_and_quiet(
     ]
 
 
-def render(template: str, labels: dict[str, str], actions: Mapping[str, str] | None = None) -> str:
-    for key, value in labels.items():
-        template = template.replace(f"{{{{ $labels.{key} }}}}", value)
-    for action, value in (actions or {}).items():
-        template = template.replace(action, value)
+def render(template: str, actions: Mapping[str, str]) -> str:
+    """``template`` with each template action (``{{ $labels.x }}``, ...) replaced by what it renders to."""
+    for action, text in actions.items():
+        template = template.replace(action, text)
     return template
 
 
@@ -1290,12 +1289,11 @@ def rule_test_file(service: str) -> dict[str, Any]:
         expected = []
         for labels in case.expected:
             rule_labels = {k: v for k, v in labels.items() if k != "alertname"}
+            actions = {**{f"{{{{ $labels.{k} }}}}": v for k, v in rule_labels.items()}, **case.rendered}
             expected.append(
                 {
                     "exp_labels": {**rule_labels, "severity": alert.severity},
-                    "exp_annotations": {
-                        k: render(v, rule_labels, case.rendered) for k, v in alert.annotations().items()
-                    },
+                    "exp_annotations": {k: render(v, actions) for k, v in alert.annotations().items()},
                 }
             )
         tests.append(
