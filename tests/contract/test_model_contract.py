@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -146,3 +148,17 @@ def test_inputs_are_watched_in_bins_a_request_fills_once_each(name: str) -> None
     for binning in model.input_bins:
         per_bin = {label: counted[binning.feature, label] for label in binning.labels}
         assert sum(per_bin.values()) == len(rows), binning.feature
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_served_answers_score_against_the_truth_as_the_held_out_split_did_at_training(name: str) -> None:
+    # mlp evaluate scores captured answers with served_output and a truth file with truth():
+    # on the held-out rows, with their target written as a CSV cell, that must be the training figure.
+    spec = registry.get_service(name)
+    artifact, data = trained(name)
+    recipe, primary = spec.recipe, spec.recipe.primary()
+    answers = spec.model(artifact).predict(request_rows(data, len(data.x_test)))
+    outputs = np.asarray([recipe.served_output(answer) for answer in answers])
+    truth = recipe.truth(pd.Series([str(value) for value in data.y_test]))
+    at_training = primary.score(data.y_test.to_numpy(), primary.outputs(artifact.pipeline, data.x_test))
+    assert primary.score(np.asarray(truth), outputs) == pytest.approx(at_training, rel=1e-9)

@@ -16,7 +16,7 @@ from nlpinsight.schema import EXAMPLES, MAX_TEXT_CHARS
 from nlpinsight.service import SERVICE
 from nlpinsight.serving import ATTRIBUTION_TERMS, OTHER, PER_TEXT_BATCH_LIMIT, SentimentModel, term_of
 from servekit import serialization
-from servekit.datasets import shared_file
+from servekit.datasets import DatasetError, shared_file
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -114,6 +114,16 @@ def test_describe_data_reports_the_class_shares() -> None:
 
 
 # -------------------------------------------------------------- served model
+
+
+def test_a_truth_file_may_name_labels_or_give_the_real_files_codes() -> None:
+    # mlp evaluate: a reviewer writes "Bullish"; an export of the labelled data writes 1.
+    truth = SERVICE.recipe.truth(pd.Series(["0", " Bullish", "neutral", "2"]))
+    assert list(truth) == ["bearish", "bullish", "neutral", "neutral"]
+    with pytest.raises(
+        DatasetError, match=r"one of bearish, bullish, neutral or their codes 0 to 2; line\(s\) 3"
+    ):
+        SERVICE.recipe.truth(pd.Series(["bearish", "positive", "1"]))
 
 
 def test_predictions_are_the_pipelines_probabilities(

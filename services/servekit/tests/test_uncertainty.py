@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score, mean_absolute_error, roc_auc_score
@@ -21,6 +23,48 @@ def test_the_fast_metrics_agree_with_sklearn() -> None:
     assert macro_f1(truth, guess) == pytest.approx(f1_score(truth, guess, average="macro"), abs=1e-12)
     assert macro_f1(truth, np.full(700, "other")) == f1_score(truth, np.full(700, "other"), average="macro")
     assert mae(binary, scores) == pytest.approx(mean_absolute_error(binary, scores), abs=1e-12)
+
+
+def samples() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each metric's kind of target and output, with ties and (for F1) a label never predicted."""
+    rng = np.random.default_rng(5)
+    binary = rng.integers(0, 2, 800)
+    truth = rng.choice(["bear", "bull", "flat"], 800)
+    return {
+        "roc_auc": (binary, np.round(binary + rng.normal(size=800), 1)),
+        "macro_f1": (truth, np.where(rng.random(800) < 0.6, truth, "bull")),
+        "mae": (rng.normal(size=800), rng.normal(size=800)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(PRIMARY_METRICS))
+def test_a_sample_scored_by_its_draw_counts_is_the_metric_of_the_rows_it_drew(name: str) -> None:
+    metric = PRIMARY_METRICS[name]
+    target, output = samples()[name]
+    drawn = metric.drawn_score(target, output)
+    rng = np.random.default_rng(6)
+    for _ in range(20):
+        index = rng.integers(0, len(target), len(target))
+        counts = np.bincount(index, minlength=len(target))
+        assert drawn(counts) == pytest.approx(metric.score(target[index], output[index]), abs=1e-12)
+    # A metric without a prepared form copies the drawn rows: the same figure, only slower.
+    copied = dataclasses.replace(metric, drawn=None).drawn_score(target, output)
+    assert copied(counts) == pytest.approx(drawn(counts), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(PRIMARY_METRICS))
+def test_an_interval_is_the_percentiles_of_the_samples_the_seed_draws(name: str) -> None:
+    # The samples as indices, scored on copied rows: how intervals were computed before draw counts.
+    metric = PRIMARY_METRICS[name]
+    target, output = samples()[name]
+    rng = np.random.default_rng(0)
+    values: list[float] = []
+    while len(values) < 300:
+        index = rng.integers(0, len(target), len(target))
+        if len(np.unique(target[index])) > 1:
+            values.append(metric.score(target[index], output[index]))
+    found = interval(metric, target, output, rounds=300, seed=0)
+    assert (found.low, found.high) == pytest.approx(tuple(np.percentile(values, [2.5, 97.5])), abs=1e-12)
 
 
 def test_mae_interval_has_the_width_the_standard_error_predicts() -> None:

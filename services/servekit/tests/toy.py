@@ -63,6 +63,9 @@ class ToyRecipe(TreeRecipe):
     ) -> dict[str, float]:
         return {"mae": float(mean_absolute_error(target, pipeline.predict(features)))}
 
+    def served_output(self, prediction: Mapping[str, Any]) -> Any:
+        return prediction["value"]
+
 
 class ToyModel(TreeModel):
     explanation_scale = "units"

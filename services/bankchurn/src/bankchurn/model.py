@@ -120,6 +120,9 @@ class ChurnRecipe(TreeRecipe):
     def describe_data(self, frame: pd.DataFrame) -> dict[str, float]:
         return {"churn_rate": float(frame[self.target].mean())}
 
+    def served_output(self, prediction: Mapping[str, Any]) -> Any:
+        return prediction["churn_probability"]
+
     def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
         """Country, gender and age band: the groups a lender is asked to treat alike."""
         ages = pd.cut(features["Age"], bins=AGE_BANDS, labels=AGE_BAND_LABELS, right=False)

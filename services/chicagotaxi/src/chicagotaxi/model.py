@@ -249,6 +249,9 @@ class TaxiFareRecipe(TreeRecipe):
         miles = miles.cat.add_categories([NOT_RECORDED]).fillna(NOT_RECORDED)
         return {"payment_type": features["payment_type"], "trip_miles_band": miles}
 
+    def served_output(self, prediction: Mapping[str, Any]) -> Any:
+        return prediction["fare"]
+
     def describe_data(self, frame: pd.DataFrame) -> dict[str, float]:
         fare = frame[self.target]
         return {

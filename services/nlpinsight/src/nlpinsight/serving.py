@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nlpinsight import data, model
 from nlpinsight.explain import LinearTextExplainer
+from servekit.datasets import refuse_lines
 from servekit.model import Explanation, ModelArtifact, Record, ServedModel
 from servekit.training.recipe import TrainingRecipe
 
@@ -109,6 +110,18 @@ class SentimentRecipe(TrainingRecipe):
             **{f"share_{label}": float(shares.get(code, 0.0)) for code, label in enumerate(data.LABELS)},
             "mean_text_chars": float(frame[data.TEXT].str.len().mean()),
         }
+
+    def served_output(self, prediction: Mapping[str, Any]) -> Any:
+        return prediction["label"]
+
+    def truth(self, values: pd.Series) -> Any:
+        """Labels by name (``bearish``) or by the real file's code (``0``); as names."""
+        text = values.astype(str).str.strip()
+        by_code = {str(code): label for code, label in enumerate(data.LABELS)}
+        names = text.map(lambda value: by_code.get(value, value.lower()))
+        known = f"{', '.join(data.LABELS)} or their codes 0 to {len(data.LABELS) - 1}"
+        refuse_lines(self.target, values, ~names.isin(data.LABELS), f"every value must be one of {known}")
+        return names.to_numpy(dtype=object)
 
     def params(self, pipeline: Any) -> dict[str, Any]:
         params = super().params(pipeline)

@@ -140,6 +140,63 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if reproduced else 1
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from servekit.evaluation import (
+        MIN_ROWS,
+        Grouper,
+        assess,
+        held_out_figure,
+        join,
+        log_run,
+        read_truth,
+        render,
+    )
+    from servekit.replay import CaptureLineError, read_lines
+    from servekit.training.trainer import registry_client
+
+    spec = registry.get_service(args.service)
+    if args.captures != "-" and not Path(args.captures).is_file():
+        raise UsageError(f"evaluate: {args.captures}: no such file")
+    if not args.truth.is_file():
+        raise UsageError(f"evaluate: --truth {args.truth}: no such file")
+    try:
+        truth = read_truth(args.truth, spec.recipe)
+    except DatasetError as exc:
+        raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
+    client = registry_client(_tracking_uri(args.tracking_uri))
+    stdin = args.captures == "-"
+    with (
+        nullcontext(sys.stdin) if stdin else open(args.captures, encoding="utf-8", errors="replace") as lines
+    ):
+        try:
+            grouper = Grouper(spec.recipe)
+            joined = join(read_lines(lines), spec.name, grouper, truth)
+        except CaptureLineError as exc:
+            raise UsageError(f"evaluate: {args.captures}: {exc}") from exc
+    if not joined.versions:
+        raise UsageError(
+            f"evaluate: none of the {joined.captured:,} captured answers of {spec.name} in {args.captures} "
+            f"has a row in {args.truth} (by {spec.name}'s request id and instance)"
+        )
+    qualities = []
+    for answers in joined.versions:
+        held_out, note = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
+        qualities.append(
+            assess(answers, grouper, held_out, held_out_note=note, min_rows=args.min_rows or MIN_ROWS)
+        )
+    print(render(joined, qualities, str(args.truth)))
+    if args.log:
+        for quality in qualities:
+            if quality.held_out_note.endswith("not in the registry"):
+                continue
+            run_id = log_run(client, quality, str(args.captures))
+            print(
+                f"{spec.name} v{quality.version}: logged as run {run_id} "
+                f"(and tag live.{quality.metric} on the version)"
+            )
+    return 1 if any(q.verdict == "worse" for q in qualities) else 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
     from servekit.scoring import ScoringError, score_csv
@@ -398,6 +455,40 @@ def parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--tracking-uri")
     replay.set_defaults(func=cmd_replay)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score captured answers against the truth that came later, each version against "
+        "its held-out figure",
+        description="Joins prediction capture lines with a truth file by request id and instance, and "
+        "reports each version's primary metric on its live answers, with its 95%% bootstrap interval, "
+        "per group too, against the figure it scored on its held-out split. Exits 1 when a version "
+        "does worse beyond the noise of both samples.",
+    )
+    evaluate.add_argument("service")
+    evaluate.add_argument(
+        "captures", help="log lines holding capture lines (as mlp replay reads them), or - for stdin"
+    )
+    evaluate.add_argument(
+        "--truth",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="request_id, the service's target column and, for batch instances, instance (default 0)",
+    )
+    evaluate.add_argument(
+        "--min-rows",
+        type=_positive,
+        help="answers with their truth a version needs for a figure (default: what a group of "
+        "held-out rows needs at training, 100)",
+    )
+    evaluate.add_argument(
+        "--log",
+        action="store_true",
+        help="record each version's figures as an MLflow run, and tag the version",
+    )
+    evaluate.add_argument("--tracking-uri")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     serve = sub.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
     serve.add_argument("service", nargs="?", help=f"default: ${SERVICE_ENV}")

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 #: ``../shared/datasets`` beside the repository (the CI layout), overridable.
 SHARED = Path(
@@ -31,3 +35,32 @@ def shared_file(*parts: str) -> Path:
             pytest.skip(f"{message}; MLP_SKIP_REAL_DATA=1 set")
         pytest.fail(message)
     return path
+
+
+def refuse_lines(name: str, values: pd.Series, bad: Any, problem: str) -> None:
+    """Raise :class:`DatasetError` naming column ``name``'s first bad lines, if ``bad`` marks any.
+
+    ``values`` is a column as read from a CSV file, one row per line after the header, so
+    row ``i`` is line ``i + 2``: the line a user opens the file at.
+    """
+    positions = np.flatnonzero(np.asarray(bad, dtype=bool))
+    if not len(positions):
+        return
+    lines = ", ".join(str(p + 2) for p in positions[:5])
+    more = f" and {len(positions) - 5} more" if len(positions) > 5 else ""
+    example = values.iloc[positions[0]]
+    raise DatasetError(f"column {name!r}: {problem}; line(s) {lines}{more}, e.g. {example!r}")
+
+
+def binary_column(name: str, values: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """A column of 0 and 1, written as such (a CSV file's cells, read as strings)."""
+    text = values.astype(str).str.strip()
+    refuse_lines(name, values, ~text.isin(["0", "1"]), "every value must be 0 or 1")
+    return np.asarray(text.to_numpy(dtype=object), dtype=np.int64)
+
+
+def number_column(name: str, values: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A column of finite numbers (a CSV file's cells, read as strings)."""
+    numbers = pd.to_numeric(values.astype(str).str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+    refuse_lines(name, values, ~np.isfinite(numbers), "every value must be a finite number")
+    return numbers

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from servekit.datasets import binary_column, number_column
 from servekit.training.uncertainty import PRIMARY_METRICS, PrimaryMetric
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -90,6 +91,32 @@ class TrainingRecipe(ABC):
                 f"{type(self).__name__}.primary_metric {self.primary_metric!r} is not one of {known}; "
                 "override primary() to describe it"
             ) from None
+
+    def served_output(self, prediction: Mapping[str, Any]) -> Any:
+        """What :meth:`primary` scores in one served answer, as the service returned it.
+
+        The positive class's probability, the predicted label or the predicted number: the
+        counterpart, in the answer's own terms, of ``primary().outputs`` at training. ``mlp
+        evaluate`` scores captured answers against the truth that came later with it.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not say which field of its answers {self.primary_metric} "
+            "scores; override served_output()"
+        )
+
+    def truth(self, values: pd.Series) -> Any:
+        """A truth file's :attr:`target` column (cells as written) as :meth:`served_output` is compared with.
+
+        0 or 1 for a binary task, a finite number for a regression; a multiclass recipe says how
+        its labels are written. A bad value raises ``DatasetError`` naming its lines.
+        """
+        if self.task == "binary":
+            return binary_column(self.target, values)
+        if self.task == "regression":
+            return number_column(self.target, values)
+        raise NotImplementedError(
+            f"{type(self).__name__} does not say how its {self.target!r} labels are written; override truth()"
+        )
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame.drop(columns=[self.target])

@@ -11,6 +11,7 @@ its size and why it has no figure, rather than left out.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,27 +30,44 @@ def segment_metrics(
     recipe: TrainingRecipe, features: pd.DataFrame, target: Any, outputs: Any, *, seed: int = 0
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{dimension: {group: {rows, <metric>, <metric>_ci_low, <metric>_ci_high} or {rows, note}}}``."""
+    return group_metrics(recipe, recipe.segments(features), target, outputs, seed=seed)
+
+
+def group_metrics(
+    recipe: TrainingRecipe,
+    groups: Mapping[str, pd.Series],
+    target: Any,
+    outputs: Any,
+    *,
+    seed: int = 0,
+    min_rows: int = MIN_SEGMENT_ROWS,
+    rows_are: str = "held-out rows",
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`segment_metrics` of rows whose groups are known (a group label per row, per dimension).
+
+    ``rows_are`` names the rows in a group's note: held-out rows at training, live answers later.
+    """
     primary, key = recipe.primary(), recipe.primary_metric
     target, outputs = np.asarray(target), np.asarray(outputs)
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for dimension, labels in recipe.segments(features).items():
-        groups: dict[str, dict[str, Any]] = {}
+    for dimension, labels in groups.items():
+        figures: dict[str, dict[str, Any]] = {}
         values = np.asarray(labels.astype(str), dtype=object)
         for group in group_order(labels):
             mask = values == group
             rows = int(mask.sum())
             entry: dict[str, Any] = {"rows": rows}
-            if rows < MIN_SEGMENT_ROWS:
-                entry["note"] = f"fewer than {MIN_SEGMENT_ROWS} held-out rows"
+            if rows < min_rows:
+                entry["note"] = f"fewer than {min_rows} {rows_are}"
             elif primary.output == "positive_probability" and len(np.unique(target[mask])) < 2:
-                entry["note"] = "one class only among its held-out rows"
+                entry["note"] = f"one class only among its {rows_are}"
             else:
                 interval = uncertainty.interval(primary, target[mask], outputs[mask], seed=seed)
                 entry.update(
                     {key: interval.estimate, f"{key}_ci_low": interval.low, f"{key}_ci_high": interval.high}
                 )
-            groups[group] = entry
-        found[dimension] = groups
+            figures[group] = entry
+        found[dimension] = figures
     return found
 
 

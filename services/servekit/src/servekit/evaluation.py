@@ -1,0 +1,377 @@
+"""``mlp evaluate``: how good the served answers were, once the truth is known.
+
+Drift says that the inputs moved; only the truth says whether the answers got worse. The truth
+comes later, and elsewhere: whether a customer left shows a quarter on, the fare when the trip
+ends, a tweet's sentiment when someone reads it. Prediction capture (:mod:`servekit.capture`)
+keeps each answer with its request id and its place in the request; a truth file names answers
+by the same two and says what happened. Joined, each version's primary metric on the answers it
+gave, with its bootstrap interval, is held against the figure the version scored on its own
+held-out split when it was trained (SageMaker Model Monitor's model-quality job, on the
+platform's own capture and registry).
+
+The capture log is read as it is joined (it can be gigabytes): only captures with a truth row
+are kept, and of each only the scored output and the input its groups are drawn from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from servekit.datasets import DatasetError, refuse_lines
+from servekit.replay import Captured
+from servekit.training import uncertainty
+from servekit.training.recipe import TrainingRecipe
+from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
+
+#: The truth file's columns that name an answer: the request's id and the instance's place in it.
+REQUEST_COLUMN = "request_id"
+INSTANCE_COLUMN = "instance"
+#: Answers a version needs for a figure (``--min-rows``); as for a group of held-out rows.
+MIN_ROWS = MIN_SEGMENT_ROWS
+#: The tag and run tag that mark what ``mlp evaluate --log`` records in MLflow.
+KIND_TAG = "mlp.kind"
+KIND = "live-evaluation"
+
+Key = tuple[str, int]
+Verdict = Literal["worse", "within the noise", "better"]
+
+
+def read_truth(path: Path | str, recipe: TrainingRecipe) -> dict[Key, Any]:
+    """The truth file as ``{(request id, instance): truth}``; a bad file raises ``DatasetError``.
+
+    A CSV file with ``request_id``, the recipe's target column and, for the instances of batch
+    requests, ``instance`` (0 when absent: a single prediction). Every cell is read as written:
+    no value is guessed missing, so a request id ``NA`` is an id.
+    """
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in (REQUEST_COLUMN, recipe.target) if c not in frame.columns]
+    if missing:
+        raise DatasetError(f"missing column(s): {', '.join(missing)}")
+    if frame.empty:
+        raise DatasetError("no rows")
+    requests = frame[REQUEST_COLUMN].str.strip()
+    refuse_lines(REQUEST_COLUMN, frame[REQUEST_COLUMN], requests == "", "every row must name its request")
+    if INSTANCE_COLUMN in frame.columns:
+        text = frame[INSTANCE_COLUMN].str.strip()
+        refuse_lines(
+            INSTANCE_COLUMN, frame[INSTANCE_COLUMN], ~text.str.fullmatch(r"\d{1,9}"), "must be 0, 1, 2, ..."
+        )
+        instances = text.astype(np.int64).to_numpy()
+    else:
+        instances = np.zeros(len(frame), dtype=np.int64)
+    keys = list(zip(requests, (int(i) for i in instances), strict=True))
+    twice = pd.Series(keys).duplicated(keep=False).to_numpy()
+    refuse_lines(REQUEST_COLUMN, frame[REQUEST_COLUMN], twice, "an answer has two truth rows")
+    truths = recipe.truth(frame[recipe.target])
+    return dict(zip(keys, truths, strict=True))
+
+
+@dataclass
+class Answers:
+    """One version's captured answers that have a truth row, in the order they were read."""
+
+    name: str
+    version: str
+    outputs: list[Any] = field(default_factory=list)
+    truths: list[Any] = field(default_factory=list)
+    #: Each answer's group in each of the recipe's dimensions (``TrainingRecipe.segments``).
+    groups: list[tuple[str, ...]] = field(default_factory=list)
+
+
+@dataclass
+class Joined:
+    """The captures of one service joined with the truth, and what did not meet."""
+
+    versions: list[Answers]
+    #: Captures of the service read, and how many of them have no truth row (yet).
+    captured: int
+    without_truth: int
+    #: Truth rows that meet no capture: requests not sampled, or captured in another file.
+    truth_unmatched: int
+    #: Answers captured more than once (a request id sent again): left out, as the truth cannot
+    #: say which of the answers it is the truth of.
+    ambiguous: int
+    #: Captures of other services in the file, skipped.
+    other_services: int
+
+
+class Grouper:
+    """Each answer's groups, found a chunk of inputs at a time so that only the labels are kept.
+
+    A capture's input is the largest part of it (a text, ten fields); a day of captures held as
+    inputs until the end would take gigabytes where their group labels take megabytes.
+    """
+
+    def __init__(self, recipe: TrainingRecipe) -> None:
+        self.recipe = recipe
+        #: The recipe's dimensions, each with its groups' order when it declares one (age bands
+        #: low to high), else None (sorted).
+        self.dimensions: dict[str, list[str] | None] = {}
+
+    def labels(self, inputs: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+        found = self.recipe.segments(pd.DataFrame.from_records(list(inputs)))
+        for dimension, labels in found.items():
+            declared = isinstance(labels.dtype, pd.CategoricalDtype)
+            self.dimensions[dimension] = [str(c) for c in labels.cat.categories] if declared else None
+        columns = [np.asarray(labels.astype(str), dtype=object) for labels in found.values()]
+        return list(zip(*columns, strict=True)) if columns else [() for _ in inputs]
+
+    def series(self, answers: Answers) -> dict[str, pd.Series]:
+        """The answers' groups per dimension, categorical where the recipe declared an order."""
+        found: dict[str, pd.Series] = {}
+        for position, (dimension, order) in enumerate(self.dimensions.items()):
+            values = [groups[position] for groups in answers.groups]
+            found[dimension] = pd.Series(pd.Categorical(values, categories=order) if order else values)
+        return found
+
+
+#: Inputs turned into their groups at once.
+GROUPING_CHUNK = 8192
+
+
+def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Mapping[Key, Any]) -> Joined:
+    """Each capture of ``service`` with its truth row, grouped by the version that answered."""
+    recipe = grouper.recipe
+    # key -> [version, scored output, the input until its groups are found, then the groups]
+    met: dict[Key, list[Any]] = {}
+    pending: list[Key] = []
+    seen: set[Key] = set()
+    ambiguous: set[Key] = set()
+    captured = without = others = 0
+
+    def group_pending() -> None:
+        for key, groups in zip(pending, grouper.labels([met[k][2] for k in pending]), strict=True):
+            met[key][2] = groups
+        pending.clear()
+
+    for c in captures:
+        if c.name != service:
+            others += 1
+            continue
+        captured += 1
+        key = (c.request_id, c.instance)
+        if key in seen:
+            ambiguous.add(key)
+        seen.add(key)
+        if key not in truth:
+            without += 1
+        elif key not in ambiguous:
+            met[key] = [c.version, recipe.served_output(c.prediction), c.input]
+            pending.append(key)
+            if len(pending) >= GROUPING_CHUNK:
+                group_pending()
+    if pending:
+        group_pending()
+    versions: dict[str, Answers] = {}
+    for key, (version, output, groups) in met.items():
+        if key in ambiguous:
+            continue
+        answers = versions.setdefault(version, Answers(service, version))
+        answers.outputs.append(output)
+        answers.truths.append(truth[key])
+        answers.groups.append(groups)
+    return Joined(
+        versions=list(versions.values()),
+        captured=captured,
+        without_truth=without,
+        truth_unmatched=sum(key not in seen for key in truth),
+        ambiguous=sum(key in truth for key in ambiguous),
+        other_services=others,
+    )
+
+
+@dataclass(frozen=True)
+class Quality:
+    """One version's primary metric on its live answers, against its held-out figure."""
+
+    name: str
+    version: str
+    metric: str
+    rows: int
+    live: uncertainty.Interval | None = None
+    #: Why there is no live figure (too few answers, one class only).
+    note: str = ""
+    held_out: uncertainty.Interval | None = None
+    #: Why there is no held-out figure to compare with (version not in the registry, say).
+    held_out_note: str = ""
+    #: live - held out, and whether that is beyond the noise of both samples, and which way.
+    difference: uncertainty.Interval | None = None
+    verdict: Verdict | None = None
+    segments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+
+def assess(
+    answers: Answers,
+    grouper: Grouper,
+    held_out: uncertainty.Interval | None,
+    *,
+    held_out_note: str = "",
+    min_rows: int = MIN_ROWS,
+    seed: int = 0,
+) -> Quality:
+    """The live figure with its bootstrap interval, per group too, and how it compares."""
+    recipe = grouper.recipe
+    primary, key = recipe.primary(), recipe.primary_metric
+    rows = len(answers.truths)
+    base = Quality(answers.name, answers.version, key, rows, held_out=held_out, held_out_note=held_out_note)
+    target, outputs = np.asarray(answers.truths), np.asarray(answers.outputs)
+    if rows < min_rows:
+        return replace(base, note=f"fewer than {min_rows} answers with their truth (--min-rows)")
+    if primary.output == "positive_probability" and len(np.unique(target)) < 2:
+        return replace(base, note="one class only in their truth")
+    live = uncertainty.interval(primary, target, outputs, seed=seed)
+    groups = grouper.series(answers)
+    segments = group_metrics(
+        recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are="answers with their truth"
+    )
+    if held_out is None:
+        return replace(base, live=live, segments=segments)
+    difference = independent_difference(live, held_out)
+    if difference.high < 0:
+        verdict: Verdict = "worse" if recipe.greater_is_better else "better"
+    elif difference.low > 0:
+        verdict = "better" if recipe.greater_is_better else "worse"
+    else:
+        verdict = "within the noise"
+    return replace(base, live=live, difference=difference, verdict=verdict, segments=segments)
+
+
+def independent_difference(
+    live: uncertainty.Interval, held_out: uncertainty.Interval
+) -> uncertainty.Interval:
+    """Interval of ``live - held_out`` for figures measured on different rows.
+
+    The two samples share no row, so no paired bootstrap is possible. Each interval's half-width
+    is z standard errors of its figure, so the difference's half-width is the two added in
+    quadrature (a normal approximation of the two percentile intervals). A held-out figure
+    logged without an interval counts as exact.
+    """
+    spread = float(np.hypot((live.high - live.low) / 2, (held_out.high - held_out.low) / 2))
+    estimate = live.estimate - held_out.estimate
+    return uncertainty.Interval(estimate, estimate - spread, estimate + spread)
+
+
+def held_out_figure(
+    client: Any, name: str, version: str, metric: str
+) -> tuple[uncertainty.Interval | None, str]:
+    """The version's held-out figure and interval from its training run, or why there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+    except MlflowException:
+        return None, f"version {version} is not in the registry"
+    if metric not in metrics:
+        return None, f"its training run logged no {metric}"
+    estimate = metrics[metric]
+    low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
+    return uncertainty.Interval(estimate, low, high), ""
+
+
+def log_run(client: Any, quality: Quality, source: str) -> str:
+    """The live figures as an MLflow run of the service's experiment, tagged on the version too.
+
+    The run holds ``live.<metric>`` with its interval, the answer count and each group's figure,
+    so MLflow keeps a version's live record beside its training runs; the version's tag
+    ``live.<metric>`` shows the latest in the registry's view of it. Returns the run id.
+    """
+    experiment = client.get_experiment_by_name(quality.name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(quality.name)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{quality.name}-v{quality.version}-live",
+        tags={KIND_TAG: KIND, "model.version": quality.version, "evaluation.captures": source},
+    )
+    key = quality.metric
+    metrics = {"live.rows": float(quality.rows)}
+    if quality.live is not None:
+        metrics.update(
+            {
+                f"live.{key}": quality.live.estimate,
+                f"live.{key}_ci_low": quality.live.low,
+                f"live.{key}_ci_high": quality.live.high,
+            }
+        )
+    if quality.difference is not None:
+        metrics[f"live.{key}_minus_held_out"] = quality.difference.estimate
+    metrics.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
+    for name, value in metrics.items():
+        client.log_metric(run.info.run_id, name, value)
+    if quality.verdict is not None:
+        client.set_tag(run.info.run_id, "live.verdict", quality.verdict)
+    client.set_terminated(run.info.run_id)
+    client.set_model_version_tag(quality.name, quality.version, f"live.{key}", _summary(quality))
+    return str(run.info.run_id)
+
+
+def _summary(quality: Quality) -> str:
+    if quality.live is None:
+        return f"no figure from {quality.rows} answers: {quality.note}"
+    verdict = f", {quality.verdict} of held out" if quality.verdict else ""
+    return f"{quality.live.estimate:.4f} ({_interval(quality.live)}) on {quality.rows} answers{verdict}"
+
+
+def _interval(interval: uncertainty.Interval) -> str:
+    return f"95% CI {interval.low:.4f}-{interval.high:.4f}"
+
+
+def render(joined: Joined, qualities: Sequence[Quality], truth_file: str) -> str:
+    """The report: each version's figure and verdict, its groups, then what did not meet."""
+    lines: list[str] = []
+    for q in qualities:
+        head = f"{q.name} v{q.version}"
+        answers = (
+            f"{q.rows:,} answer with its truth" if q.rows == 1 else f"{q.rows:,} answers with their truth"
+        )
+        if q.live is None:
+            lines.append(f"{head}: {answers}: no figure: {q.note}")
+            continue
+        figure = f"{q.metric} {q.live.estimate:.4f} ({_interval(q.live)})"
+        if q.held_out is None:
+            lines.append(f"{head}: {answers}: {figure}; not compared: {q.held_out_note}")
+        else:
+            assert q.difference is not None
+            d = q.difference
+            lines.append(
+                f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
+                f"({_interval(q.held_out)}): {d.estimate:+.4f} (95% CI {d.low:+.4f} to {d.high:+.4f}), "
+                f"{q.verdict}"
+            )
+        for dimension, groups in q.segments.items():
+            parts = []
+            for group, entry in groups.items():
+                if q.metric in entry:
+                    low, high = entry[f"{q.metric}_ci_low"], entry[f"{q.metric}_ci_high"]
+                    parts.append(f"{group} {entry[q.metric]:.4f} ({low:.4f}-{high:.4f}, {entry['rows']:,})")
+                else:
+                    parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
+            lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
+    service = qualities[0].name if qualities else ""
+    lines.append(
+        f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers "
+        f"have a truth row in {truth_file}"
+    )
+    if joined.truth_unmatched:
+        lines.append(
+            f"{service}: {_rows(joined.truth_unmatched)} without a captured answer (requests the "
+            f"capture did not sample, see {service.upper()}_CAPTURE_PERCENT, or captured in another file)"
+        )
+    if joined.ambiguous:
+        lines.append(
+            f"{service}: {_rows(joined.ambiguous)} left out, for answers captured more than once under "
+            "one request id and instance: which answer the truth is of is unknown"
+        )
+    if joined.other_services:
+        lines.append(f"{service}: {joined.other_services:,} captures of other services skipped")
+    return "\n".join(lines)
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} truth row{'' if count == 1 else 's'}"

@@ -1,0 +1,305 @@
+"""``mlp evaluate``: captured answers joined with the truth that came later and scored per version."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from toy import TOY, ToyModel, ToyRecipe
+
+from servekit import cli, evaluation
+from servekit.datasets import DatasetError
+from servekit.evaluation import (
+    Answers,
+    Grouper,
+    assess,
+    independent_difference,
+    join,
+    read_truth,
+    render,
+)
+from servekit.replay import read_lines
+from servekit.testing import request_rows, train_in_memory
+from servekit.training.uncertainty import Interval
+
+
+def truth_file(text: str) -> io.StringIO:
+    return io.StringIO(text)
+
+
+def capture_line(
+    request_id: str, instance: int, row: dict[str, Any], answer: dict[str, Any], **model: str
+) -> str:
+    """A capture as the service logs it in JSON (``model``: version, and name when not toy's)."""
+    capture = {
+        "model": {"name": "toy", "version": "1"} | model,
+        "instance": instance,
+        "input": row,
+        "prediction": answer,
+    }
+    return json.dumps({"logger": "servekit.capture", "request_id": request_id, "capture": capture})
+
+
+@pytest.fixture(scope="module")
+def served() -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+    """300 held-out rows, the toy model's answers to them and the truth of each."""
+    artifact, data = train_in_memory(TOY, rows=1500)
+    rows = request_rows(data, 300)
+    assert len(rows) == 300
+    truth = data.y_test.head(300).to_numpy()
+    return rows, ToyModel(artifact).predict(rows), truth
+
+
+def test_the_truth_file_names_answers_by_request_and_instance() -> None:
+    both = read_truth(
+        truth_file("request_id,instance,y\nbatch-1,0,2.5\nbatch-1,1,3\nsingle,0,4e1\n"), TOY.recipe
+    )
+    assert both == {("batch-1", 0): 2.5, ("batch-1", 1): 3.0, ("single", 0): 40.0}
+    # Without an instance column every row is a single prediction's answer; ids are read as written.
+    singles = read_truth(truth_file("y,request_id\n1.5,NA\n2, 007 \n"), TOY.recipe)
+    assert singles == {("NA", 0): 1.5, ("007", 0): 2.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("request_id,value\nr,1\n", "missing column(s): y"),
+        ("id,y\nr,1\n", "missing column(s): request_id"),
+        ("request_id,y\n", "no rows"),
+        ("request_id,y\nr,1\n ,2\n", "column 'request_id': every row must name its request; line(s) 3"),
+        (
+            "request_id,instance,y\nr,0,1\nr,-1,2\nr,x,3\n",
+            "column 'instance': must be 0, 1, 2, ...; line(s) 3, 4",
+        ),
+        (
+            "request_id,instance,y\nr,0,1\ns,0,2\nr,0,3\n",
+            "an answer has two truth rows; line(s) 2, 4, e.g. 'r'",
+        ),
+        (
+            "request_id,y\nr,1\ns,\nt,inf\nu,cheap\n",
+            "column 'y': every value must be a finite number; line(s) 3, 4, 5",
+        ),
+    ],
+)
+def test_a_bad_truth_file_names_its_column_and_lines(text: str, message: str) -> None:
+    with pytest.raises(DatasetError) as raised:
+        read_truth(truth_file(text), TOY.recipe)
+    assert message in str(raised.value)
+
+
+def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_labels_are_written() -> None:
+    class Binary(ToyRecipe):
+        task = "binary"
+
+    with pytest.raises(
+        DatasetError, match=r"column 'y': every value must be 0 or 1; line\(s\) 3, e.g. 'yes'"
+    ):
+        read_truth(truth_file("request_id,y\nr,1\ns,yes\nt,0\n"), Binary())
+    assert list(read_truth(truth_file("request_id,y\nr,1\ns, 0\n"), Binary()).values()) == [1, 0]
+
+    class Multiclass(ToyRecipe):
+        task = "multiclass"
+
+    with pytest.raises(NotImplementedError, match=r"override truth\(\)"):
+        read_truth(truth_file("request_id,y\nr,a\n"), Multiclass())
+
+
+def test_captures_meet_their_truth_by_request_and_instance_grouped_by_version(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, _ = served
+    lines = [
+        capture_line("batch", 0, rows[0], answers[0]),
+        capture_line("batch", 1, rows[1], answers[1], version="2"),
+        capture_line("single", 0, rows[2], answers[2]),
+        capture_line("not-labelled-yet", 0, rows[3], answers[3]),
+        capture_line("sent-twice", 0, rows[4], answers[4]),
+        capture_line("sent-twice", 0, rows[5], answers[5]),
+        capture_line("batch", 0, rows[6], answers[6], name="bankchurn"),
+        '{"logger": "servekit.access", "message": "POST /predict 200"}',
+    ]
+    truth = {
+        ("batch", 0): 1.0,
+        ("batch", 1): 2.0,
+        ("single", 0): 3.0,
+        ("sent-twice", 0): 4.0,
+        ("lost", 0): 5.0,
+    }
+    joined = join(read_lines(lines), "toy", Grouper(TOY.recipe), truth)
+    assert [(a.version, a.truths, a.outputs) for a in joined.versions] == [
+        ("1", [1.0, 3.0], [answers[0]["value"], answers[2]["value"]]),
+        ("2", [2.0], [answers[1]["value"]]),
+    ]
+    assert joined.versions[0].groups == [(), ()]  # the toy names no groups
+    assert (joined.captured, joined.without_truth) == (6, 1)
+    assert (joined.truth_unmatched, joined.ambiguous, joined.other_services) == (1, 1, 1)
+
+
+def test_live_answers_scored_against_the_held_out_figure_within_the_noise_or_beyond_it(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, truth = served
+    outputs = [a["value"] for a in answers]
+    mae = float(np.mean(np.abs(truth - outputs)))
+    held_out = Interval(mae, mae * 0.9, mae * 1.1)
+
+    def answered(truths: Any) -> Answers:
+        return Answers("toy", "1", outputs=outputs, truths=list(truths), groups=[()] * len(rows))
+
+    same = assess(answered(truth), Grouper(TOY.recipe), held_out)
+    assert same.verdict == "within the noise"
+    assert same.live is not None
+    assert same.live.estimate == pytest.approx(mae)
+    assert same.live.low < mae < same.live.high
+    assert same.difference is not None
+    assert same.difference.estimate == pytest.approx(0.0)
+    # The world moved: every fare is now a dollar more than the model says. Lower MAE is better.
+    worse = assess(answered(truth + 1.0), Grouper(TOY.recipe), held_out)
+    assert worse.verdict == "worse"
+    assert worse.difference is not None
+    assert worse.difference.low > 0
+    better = assess(answered(truth), Grouper(TOY.recipe), Interval(mae + 1, mae + 0.9, mae + 1.1))
+    assert better.verdict == "better"
+    # No held-out figure (a version the registry lacks): the live figure alone, not compared.
+    alone = assess(
+        answered(truth), Grouper(TOY.recipe), None, held_out_note="version 1 is not in the registry"
+    )
+    assert alone.live is not None
+    assert alone.verdict is None
+    assert alone.difference is None
+
+
+def test_too_few_answers_or_one_class_only_get_no_figure_and_say_why(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    _, answers, truth = served
+    few = Answers("toy", "1", [a["value"] for a in answers[:99]], list(truth[:99]), [()] * 99)
+    found = assess(few, Grouper(TOY.recipe), None)
+    assert found.live is None
+    assert found.rows == 99
+    assert found.note == "fewer than 100 answers with their truth (--min-rows)"
+    assert assess(few, Grouper(TOY.recipe), None, min_rows=50).live is not None
+
+    class Binary(ToyRecipe):
+        task = "binary"
+        primary_metric = "roc_auc"
+        greater_is_better = True
+
+    stayed = Answers("toy", "1", [0.1 * (i % 10) for i in range(200)], [0] * 200, [()] * 200)
+    assert assess(stayed, Grouper(Binary()), None).note == "one class only in their truth"
+
+
+def test_live_figures_per_group_as_at_training_found_a_chunk_of_inputs_at_a_time(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows, answers, truth = served
+
+    class ByColourAndSize(ToyRecipe):
+        def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+            size = pd.cut(features["x"], bins=[0, 5, 11], labels=["up to 5", "over 5"], right=False)
+            return {"color": features["color"], "x": size}
+
+    monkeypatch.setattr(evaluation, "GROUPING_CHUNK", 64)
+    grouper = Grouper(ByColourAndSize())
+    labels: list[int] = []
+    original = grouper.labels
+    monkeypatch.setattr(grouper, "labels", lambda inputs: labels.append(len(inputs)) or original(inputs))
+    lines = [
+        capture_line(f"r{i}", 0, row, answer)
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
+    assert labels == [64, 64, 64, 64, 44]  # the inputs are let go a chunk at a time
+    found = assess(joined.versions[0], grouper, None)
+    reds = sum(row["color"] == "red" for row in rows)
+    assert found.segments["color"]["red"]["rows"] == reds
+    assert set(found.segments["color"]["red"]) == {"rows", "mae", "mae_ci_low", "mae_ci_high"}
+    assert found.segments["color"]["blue"]["rows"] == len(rows) - reds
+    # The declared order of a categorical's groups is kept (not sorted: "over 5" < "up to 5").
+    assert list(found.segments["x"]) == ["up to 5", "over 5"]
+    small = sum(row["x"] < 5 for row in rows)
+    assert found.segments["x"]["up to 5"]["rows"] == small
+    # --min-rows holds for each group as for the whole.
+    least = max(small, len(rows) - small) + 1
+    few = assess(joined.versions[0], grouper, None, min_rows=least)
+    assert few.live is not None
+    assert few.segments["x"]["over 5"] == {
+        "rows": len(rows) - small,
+        "note": f"fewer than {least} answers with their truth",
+    }
+
+
+def test_the_difference_of_figures_on_different_rows_adds_their_spreads_in_quadrature() -> None:
+    found = independent_difference(Interval(0.80, 0.77, 0.83), Interval(0.86, 0.82, 0.90))
+    assert found.estimate == pytest.approx(-0.06)
+    assert (found.low, found.high) == (pytest.approx(-0.11), pytest.approx(-0.01))
+    exact = independent_difference(Interval(0.80, 0.77, 0.83), Interval(0.86, 0.86, 0.86))
+    assert (exact.low, exact.high) == (pytest.approx(-0.09), pytest.approx(-0.03))
+
+
+def test_the_report_gives_each_version_its_figure_verdict_groups_and_what_did_not_meet(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, truth = served
+    lines = [
+        capture_line(f"r{i}", 0, row, answer)
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    lines += [capture_line("late", 0, rows[0], answers[0], version="2")]
+    lines += [capture_line("twice", 0, rows[1], answers[1])] * 2
+    table = {(f"r{i}", 0): float(y + 1.0) for i, y in enumerate(truth)} | {
+        ("late", 0): 1.0,
+        ("gone", 0): 2.0,
+        ("twice", 0): 3.0,
+    }
+    joined = join(read_lines(lines), "toy", Grouper(TOY.recipe), table)
+    held_out = Interval(0.5, 0.45, 0.55)
+    qualities = [
+        assess(a, Grouper(TOY.recipe), held_out if a.version == "1" else None, held_out_note="x")
+        for a in joined.versions
+    ]
+    text = render(joined, qualities, "truth.csv").splitlines()
+    assert text[0].startswith("toy v1: 300 answers with their truth: mae ")
+    assert "against 0.5000 held out (95% CI 0.4500-0.5500): +" in text[0]
+    assert text[0].endswith(", worse")
+    assert (
+        text[1]
+        == "toy v2: 1 answer with its truth: no figure: fewer than 100 answers with their truth (--min-rows)"
+    )
+    assert text[2] == "toy: 303 of 303 captured answers have a truth row in truth.csv"
+    unmatched = "toy: 1 truth row without a captured answer (requests the capture did not sample, see"
+    assert text[3].startswith(f"{unmatched} TOY_CAPTURE_PERCENT")
+    assert text[4] == (
+        "toy: 1 truth row left out, for answers captured more than once under one request id and "
+        "instance: which answer the truth is of is unknown"
+    )
+
+
+def test_the_command_refuses_a_missing_or_bad_file_before_it_asks_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    captures = tmp_path / "captures.log"
+    captures.write_text("")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("request_id,Exited\nr,2\n")
+    unreachable = ["--tracking-uri", "http://127.0.0.1:9"]
+    assert (
+        cli.main(["evaluate", "bankchurn", str(tmp_path / "none.log"), "--truth", str(truth), *unreachable])
+        == 2
+    )
+    assert "evaluate: " + str(tmp_path / "none.log") + ": no such file" in capsys.readouterr().err
+    assert (
+        cli.main(
+            ["evaluate", "bankchurn", str(captures), "--truth", str(tmp_path / "none.csv"), *unreachable]
+        )
+        == 2
+    )
+    assert "--truth " + str(tmp_path / "none.csv") + ": no such file" in capsys.readouterr().err
+    assert cli.main(["evaluate", "bankchurn", str(captures), "--truth", str(truth), *unreachable]) == 2
+    err = capsys.readouterr().err
+    assert "column 'Exited': every value must be 0 or 1; line(s) 2, e.g. '2'" in err

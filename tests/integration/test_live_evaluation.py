@@ -1,0 +1,106 @@
+"""``mlp evaluate`` end to end: a real server captures its answers, the truth arrives later as a
+CSV file, and each version is scored against its held-out figure in the real registry, where the
+live figures are recorded too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+
+from processes import Server, start_service
+from servekit import registry
+from servekit.evaluation import KIND, KIND_TAG
+from servekit.testing import valid_requests
+from servekit.training.trainer import TrainResult, to_records
+
+pytestmark = pytest.mark.integration
+
+NAME = "bankchurn"
+BATCH = 100
+
+
+def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    spec = registry.get_service(NAME)
+    version = registered[NAME].version
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": f"models:/{NAME}/{version}",
+        "BANKCHURN_CAPTURE_PERCENT": "100",
+        "BANKCHURN_LOG_FORMAT": "json",
+        "BANKCHURN_LOG_LEVEL": "WARNING",
+    }
+    # Customers drawn as the training data was: the live figure should match the held-out one.
+    frame = spec.recipe.generate(620, 11)
+    rows = valid_requests(spec, to_records(frame.drop(columns=[spec.recipe.target])))
+    exited = frame[spec.recipe.target].tolist()
+    server = start_service(NAME, tmp_path, env, label="bankchurn-evaluate")
+    sent: list[tuple[str, int]] = []  # (request id, instance) of each row, in order
+    try:
+        server.wait_for("/readyz")
+        for start in range(0, 600, BATCH):
+            request_id = f"batch-{start // BATCH}"
+            response = httpx.post(
+                f"{server.url}/predict/batch",
+                json={"instances": rows[start : start + BATCH]},
+                headers={"X-Request-ID": request_id},
+            )
+            assert response.status_code == 200, response.text
+            sent += [(request_id, i) for i in range(BATCH)]
+        for i, row in enumerate(rows[600:]):
+            response = httpx.post(
+                f"{server.url}/predict", json=row, headers={"X-Request-ID": f"customer-{i}"}
+            )
+            assert response.status_code == 200, response.text
+            sent.append((f"customer-{i}", 0))
+    finally:
+        server.stop()
+    log = tmp_path / "bankchurn-evaluate.log"
+
+    def truth_file(path: Path, labels: list[int]) -> Path:
+        # The last 20 customers' truth is not known yet; one row is of a request never captured.
+        lines = ["request_id,instance,Exited"]
+        lines += [f"{r},{i},{y}" for (r, i), y in zip(sent[:-20], labels[:-20], strict=True)]
+        lines.append("never-sent,0,1")
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    report = mlp(
+        "evaluate", NAME, str(log), "--truth", str(truth_file(tmp_path / "truth.csv", exited)), "--log"
+    )
+    head = report.splitlines()[0]
+    figure = re.search(r": 600 answers with their truth: roc_auc (\d\.\d{4}) \(95% CI ", head)
+    assert figure is not None, report
+    assert head.endswith(", within the noise"), report
+    assert " held out (95% CI " in head
+    assert f"{NAME} v{version}:   Geography: France " in report
+    assert f"{NAME}: 600 of 620 captured answers have a truth row in " in report
+    assert f"{NAME}: 1 truth row without a captured answer" in report
+
+    # Recorded: a run of the service's experiment, and a tag on the version.
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    experiment = client.get_experiment_by_name(NAME)
+    runs = client.search_runs(
+        [experiment.experiment_id], f"tags.`{KIND_TAG}` = '{KIND}' and tags.`model.version` = '{version}'"
+    )
+    assert len(runs) == 1
+    assert runs[0].data.metrics["live.rows"] == 600
+    assert f"{runs[0].data.metrics['live.roc_auc']:.4f}" == figure[1]
+    assert runs[0].data.tags["live.verdict"] == "within the noise"
+    tag = client.get_model_version(NAME, version).tags["live.roc_auc"]
+    assert tag.startswith(f"{figure[1]} (95% CI ")
+    assert tag.endswith("on 600 answers, within the noise of held out")
+
+    # The customers behave against the model's reading of them: it is worse beyond the noise, exit 1.
+    flipped = truth_file(tmp_path / "flipped.csv", [1 - y for y in exited])
+    report = mlp("evaluate", NAME, str(log), "--truth", str(flipped), status=1)
+    assert report.splitlines()[0].endswith(", worse"), report
