@@ -100,6 +100,17 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert tag.startswith(f"{figure[1]} (95% CI ")
     assert tag.endswith("on 600 answers, within the noise of held out")
 
+    # A version the registry no longer holds: scored, but neither compared nor recorded.
+    lines = log.read_text().splitlines()
+    moved = [line.replace(f'"version":"{version}"', '"version":"999"') for line in lines]
+    (tmp_path / "moved.log").write_text("\n".join(moved) + "\n")
+    report = mlp(
+        "evaluate", NAME, str(tmp_path / "moved.log"), "--truth", str(tmp_path / "truth.csv"), "--log"
+    )
+    assert f"{NAME} v999: 600 answers with their truth: roc_auc {figure[1]} " in report
+    assert report.splitlines()[0].endswith("; not compared: version 999 is not in the registry"), report
+    assert "logged as run" not in report
+
     # The customers behave against the model's reading of them: it is worse beyond the noise, exit 1.
     flipped = truth_file(tmp_path / "flipped.csv", [1 - y for y in exited])
     report = mlp("evaluate", NAME, str(log), "--truth", str(flipped), status=1)

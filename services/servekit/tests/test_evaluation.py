@@ -23,7 +23,7 @@ from servekit.evaluation import (
     read_truth,
     render,
 )
-from servekit.replay import read_lines
+from servekit.replay import CaptureLineError, read_lines
 from servekit.testing import request_rows, train_in_memory
 from servekit.training.uncertainty import Interval
 
@@ -138,6 +138,15 @@ def test_captures_meet_their_truth_by_request_and_instance_grouped_by_version(
     assert joined.versions[0].groups == [(), ()]  # the toy names no groups
     assert (joined.captured, joined.without_truth) == (6, 1)
     assert (joined.truth_unmatched, joined.ambiguous, joined.other_services) == (1, 1, 1)
+
+
+def test_a_capture_without_the_scored_field_is_an_error_naming_its_line(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, _ = served
+    lines = [capture_line("r", 0, rows[0], answers[0]), capture_line("s", 0, rows[1], {"label": "high"})]
+    with pytest.raises(CaptureLineError, match="line 2: a toy answer without 'value'"):
+        join(read_lines(lines), "toy", Grouper(TOY.recipe), {("r", 0): 1.0, ("s", 0): 2.0})
 
 
 def test_live_answers_scored_against_the_held_out_figure_within_the_noise_or_beyond_it(

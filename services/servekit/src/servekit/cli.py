@@ -144,6 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from servekit.evaluation import (
         MIN_ROWS,
         Grouper,
+        VersionNotRegisteredError,
         assess,
         held_out_figure,
         join,
@@ -179,15 +180,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"has a row in {args.truth} (by {spec.name}'s request id and instance)"
         )
     qualities = []
+    unregistered: set[str] = set()  # scored, but neither compared nor recorded
     for answers in joined.versions:
-        held_out, note = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
+        try:
+            held_out, note = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
+        except VersionNotRegisteredError as exc:
+            held_out, note = None, str(exc)
+            unregistered.add(answers.version)
         qualities.append(
             assess(answers, grouper, held_out, held_out_note=note, min_rows=args.min_rows or MIN_ROWS)
         )
     print(render(joined, qualities, str(args.truth)))
     if args.log:
         for quality in qualities:
-            if quality.held_out_note.endswith("not in the registry"):
+            if quality.version in unregistered:
                 continue
             run_id = log_run(client, quality, str(args.captures))
             print(

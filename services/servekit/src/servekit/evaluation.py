@@ -24,7 +24,9 @@ import numpy as np
 import pandas as pd
 
 from servekit.datasets import DatasetError, refuse_lines
-from servekit.replay import Captured
+from servekit.errors import ServekitError
+from servekit.loading import one_line
+from servekit.replay import Captured, CaptureLineError
 from servekit.training import uncertainty
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
@@ -162,7 +164,11 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         if key not in truth:
             without += 1
         elif key not in ambiguous:
-            met[key] = [c.version, recipe.served_output(c.prediction), c.input]
+            try:
+                output = recipe.served_output(c.prediction)
+            except (KeyError, TypeError) as exc:
+                raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
+            met[key] = [c.version, output, c.input]
             pending.append(key)
             if len(pending) >= GROUPING_CHUNK:
                 group_pending()
@@ -257,17 +263,26 @@ def independent_difference(
     return uncertainty.Interval(estimate, estimate - spread, estimate + spread)
 
 
+class VersionNotRegisteredError(LookupError):
+    """A captured version the registry does not hold (deleted since, or another registry's)."""
+
+
 def held_out_figure(
     client: Any, name: str, version: str, metric: str
 ) -> tuple[uncertainty.Interval | None, str]:
-    """The version's held-out figure and interval from its training run, or why there is none."""
+    """The version's held-out figure and interval from its training run, or why there is none.
+
+    Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         run_id = client.get_model_version(name, version).run_id
         metrics = client.get_run(run_id).data.metrics if run_id else {}
-    except MlflowException:
-        return None, f"version {version} is not in the registry"
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise ServekitError(503, "registry_unavailable", f"the registry failed: {one_line(exc)}") from exc
+        raise VersionNotRegisteredError(f"version {version} is not in the registry") from None
     if metric not in metrics:
         return None, f"its training run logged no {metric}"
     estimate = metrics[metric]
