@@ -96,9 +96,16 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert runs[0].data.metrics["live.rows"] == 600
     assert f"{runs[0].data.metrics['live.roc_auc']:.4f}" == figure[1]
     assert runs[0].data.tags["live.verdict"] == "within the noise"
-    tag = client.get_model_version(NAME, version).tags["live.roc_auc"]
-    assert tag.startswith(f"{figure[1]} (95% CI ")
-    assert tag.endswith("on 600 answers, within the noise of held out")
+    tags = client.get_model_version(NAME, version).tags
+    assert tags["live.figure"] == f"roc_auc {figure[1]}"
+    assert (tags["live.answers"], tags["live.verdict"], tags["live.run"]) == (
+        "600",
+        "within the noise",
+        runs[0].info.run_id,
+    )
+    # mlp versions shows the latest live figure beside the held-out one.
+    listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{version} "))
+    assert f"roc_auc {figure[1]} on 600, within the noise" in listed
 
     # A version the registry no longer holds: scored, but neither compared nor recorded.
     lines = log.read_text().splitlines()

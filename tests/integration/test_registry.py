@@ -154,6 +154,7 @@ def test_versions_lists_aliases_figures_and_data_newest_first(
         "CI",
         "data",
         "decision",
+        "live",
     ]
     by_version = {row.split()[0]: row for row in rows}
     every = sorted((int(mv.version) for mv in client.search_model_versions(f"name='{name}'")), reverse=True)
@@ -166,8 +167,15 @@ def test_versions_lists_aliases_figures_and_data_newest_first(
     interval = f"{metrics[f'{key}_ci_low']:.4f}-{metrics[f'{key}_ci_high']:.4f}"
     assert row.split()[4:6] == [f"{metrics[key]:.4f}", interval]
     assert "synthetic, " in row
-    decision = client.get_model_version(name, first.version).tags["promotion.decision"]
-    assert row.endswith(decision.split(":")[0])  # "promoted to champion", or "promoted by hand" later
+    tags = client.get_model_version(name, first.version).tags
+    assert tags["promotion.decision"].split(":")[0] in row  # "promoted to champion", or "by hand" later
+    # The latest mlp evaluate --log (test_live_evaluation tags BankChurn's first version), else -.
+    live = (
+        f"{tags['live.figure']} on {tags['live.answers']}, {tags['live.verdict']}"
+        if "live.figure" in tags
+        else "-"
+    )
+    assert row.endswith(f"  {live}")
     assert len(mlp("versions", name, "--limit", "1").splitlines()) == 3
 
 

@@ -198,7 +198,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             run_id = log_run(client, quality, str(args.captures))
             print(
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
-                f"(and tag live.{quality.metric} on the version)"
+                "(and the version's live.* tags, which mlp versions shows)"
             )
     return 1 if any(q.verdict == "worse" for q in qualities) else 0
 

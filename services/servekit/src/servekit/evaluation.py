@@ -15,6 +15,7 @@ are kept, and of each only the scored output and the input its groups are drawn 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -291,12 +292,14 @@ def held_out_figure(
 
 
 def log_run(client: Any, quality: Quality, source: str) -> str:
-    """The live figures as an MLflow run of the service's experiment, tagged on the version too.
+    """The live figures as an MLflow run of the service's experiment, and as tags of the version.
 
     The run holds ``live.<metric>`` with its interval, the answer count and each group's figure,
-    so MLflow keeps a version's live record beside its training runs; the version's tag
-    ``live.<metric>`` shows the latest in the registry's view of it. Returns the run id.
+    so MLflow keeps a version's live record beside its training runs. The version's tags
+    (:data:`LIVE_TAGS`) hold the latest, which ``mlp versions`` shows. Returns the run id.
     """
+    from mlflow.entities import Metric
+
     experiment = client.get_experiment_by_name(quality.name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(quality.name)
     run = client.create_run(
@@ -304,10 +307,11 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
         run_name=f"{quality.name}-v{quality.version}-live",
         tags={KIND_TAG: KIND, "model.version": quality.version, "evaluation.captures": source},
     )
+    run_id = str(run.info.run_id)
     key = quality.metric
-    metrics = {"live.rows": float(quality.rows)}
+    figures = {"live.rows": float(quality.rows)}
     if quality.live is not None:
-        metrics.update(
+        figures.update(
             {
                 f"live.{key}": quality.live.estimate,
                 f"live.{key}_ci_low": quality.live.low,
@@ -315,22 +319,33 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
             }
         )
     if quality.difference is not None:
-        metrics[f"live.{key}_minus_held_out"] = quality.difference.estimate
-    metrics.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
-    for name, value in metrics.items():
-        client.log_metric(run.info.run_id, name, value)
-    if quality.verdict is not None:
-        client.set_tag(run.info.run_id, "live.verdict", quality.verdict)
-    client.set_terminated(run.info.run_id)
-    client.set_model_version_tag(quality.name, quality.version, f"live.{key}", _summary(quality))
-    return str(run.info.run_id)
+        figures[f"live.{key}_minus_held_out"] = quality.difference.estimate
+    figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
+    client.set_tag(run_id, "live.verdict", verdict(quality))
+    client.set_terminated(run_id)
+    for tag, value in version_tags(quality, run_id).items():
+        client.set_model_version_tag(quality.name, quality.version, tag, value)
+    return run_id
 
 
-def _summary(quality: Quality) -> str:
+#: The model version's tags of its latest live evaluation: figure, interval, answers, verdict, run.
+LIVE_TAGS = ("live.figure", "live.ci", "live.answers", "live.verdict", "live.run")
+
+
+def version_tags(quality: Quality, run_id: str) -> dict[str, str]:
+    figure = f"{quality.metric} {quality.live.estimate:.4f}" if quality.live is not None else "none"
+    interval = f"{quality.live.low:.4f}-{quality.live.high:.4f}" if quality.live is not None else ""
+    values = (figure, interval, str(quality.rows), verdict(quality), run_id)
+    return dict(zip(LIVE_TAGS, values, strict=True))
+
+
+def verdict(quality: Quality) -> str:
+    """The verdict in a word or two, else why there is none."""
     if quality.live is None:
-        return f"no figure from {quality.rows} answers: {quality.note}"
-    verdict = f", {quality.verdict} of held out" if quality.verdict else ""
-    return f"{quality.live.estimate:.4f} ({_interval(quality.live)}) on {quality.rows} answers{verdict}"
+        return f"no figure: {quality.note}"
+    return quality.verdict or f"not compared: {quality.held_out_note}"
 
 
 def _interval(interval: uncertainty.Interval) -> str:

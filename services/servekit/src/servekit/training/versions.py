@@ -26,6 +26,8 @@ class VersionRow:
     ci_high: float | None
     data: str
     decision: str
+    #: The latest ``mlp evaluate --log``: the figure on live answers, their count and the verdict.
+    live: str = ""
 
 
 def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow]:
@@ -58,7 +60,15 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
         data=_data(params),
         # The trainer's reason ("kept champion v3: roc_auc 0.85 vs ...") up to its figures.
         decision=(mv.tags or {}).get(DECISION_TAG, "").split(":")[0],
+        live=_live(mv.tags or {}),
     )
+
+
+def _live(tags: dict[str, str]) -> str:
+    """``roc_auc 0.8189 on 803, within the noise``, from the tags ``mlp evaluate --log`` sets."""
+    if "live.figure" not in tags:
+        return ""
+    return f"{tags['live.figure']} on {tags.get('live.answers', '?')}, {tags.get('live.verdict', '')}"
 
 
 def _data(params: dict[str, str]) -> str:
@@ -77,7 +87,7 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
     def figure(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
-    table = [("version", "aliases", "registered (UTC)", key, "95% CI", "data", "decision")]
+    table = [("version", "aliases", "registered (UTC)", key, "95% CI", "data", "decision", "live")]
     for row in rows:
         interval = "-" if row.ci_low is None else f"{figure(row.ci_low)}-{figure(row.ci_high)}"
         table.append(
@@ -89,6 +99,7 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
                 interval,
                 row.data or "-",
                 row.decision or "-",
+                row.live or "-",
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
