@@ -107,8 +107,9 @@ class Joined:
 class Grouper:
     """Each answer's groups, found a chunk of inputs at a time so that only the labels are kept.
 
-    A capture's input is the largest part of it (a text, ten fields); a day of captures held as
-    inputs until the end would take gigabytes where their group labels take megabytes.
+    A capture's input is the largest part of it (a text, or ten fields), where its groups are a
+    few short labels: held until the end, the inputs would grow with every answer that has its
+    truth.
     """
 
     def __init__(self, recipe: TrainingRecipe) -> None:
@@ -159,20 +160,22 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             continue
         captured += 1
         key = (c.request_id, c.instance)
-        if key in seen:
-            ambiguous.add(key)
-        seen.add(key)
+        # Only keys of the truth are remembered: memory follows the truth file, not the log.
         if key not in truth:
             without += 1
-        elif key not in ambiguous:
-            try:
-                output = recipe.served_output(c.prediction)
-            except (KeyError, TypeError) as exc:
-                raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
-            met[key] = [c.version, output, c.input]
-            pending.append(key)
-            if len(pending) >= GROUPING_CHUNK:
-                group_pending()
+            continue
+        if key in seen:
+            ambiguous.add(key)
+            continue
+        seen.add(key)
+        try:
+            output = recipe.served_output(c.prediction)
+        except (KeyError, TypeError) as exc:
+            raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
+        met[key] = [c.version, output, c.input]
+        pending.append(key)
+        if len(pending) >= GROUPING_CHUNK:
+            group_pending()
     if pending:
         group_pending()
     versions: dict[str, Answers] = {}
@@ -188,7 +191,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         captured=captured,
         without_truth=without,
         truth_unmatched=sum(key not in seen for key in truth),
-        ambiguous=sum(key in truth for key in ambiguous),
+        ambiguous=len(ambiguous),
         other_services=others,
     )
 
