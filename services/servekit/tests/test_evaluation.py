@@ -33,11 +33,17 @@ def truth_file(text: str) -> io.StringIO:
 
 
 def capture_line(
-    request_id: str, instance: int, row: dict[str, Any], answer: dict[str, Any], **model: str
+    request_id: str,
+    instance: int,
+    row: dict[str, Any],
+    answer: dict[str, Any],
+    variant: str = "stable",
+    **model: str,
 ) -> str:
     """A capture as the service logs it in JSON (``model``: version, and name when not toy's)."""
     capture = {
         "model": {"name": "toy", "version": "1"} | model,
+        "variant": variant,
         "instance": instance,
         "input": row,
         "prediction": answer,
@@ -241,6 +247,36 @@ def test_live_figures_per_group_as_at_training_found_a_chunk_of_inputs_at_a_time
         "rows": len(rows) - small,
         "note": f"fewer than {least} answers with their truth",
     }
+
+
+def test_a_canary_is_judged_against_the_stable_version_on_the_same_traffic(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, truth = served
+    grouper = Grouper(TOY.recipe)
+
+    def judged(canary_shift: float, canary_variant: str = "canary") -> list[evaluation.CanaryComparison]:
+        lines = []
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
+            if i % 2:  # the router's share: every other request
+                shifted = {"value": answer["value"] + canary_shift}
+                lines.append(capture_line(f"r{i}", 0, row, shifted, canary_variant, version="2"))
+            else:
+                lines.append(capture_line(f"r{i}", 0, row, answer, "stable", version="1"))
+        joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
+        qualities = [assess(a, grouper, None) for a in joined.versions]
+        found = evaluation.compare_canaries(joined, qualities, TOY.recipe)
+        text = render(joined, qualities, "truth.csv", found)
+        assert ("toy canary v2 against stable v1 on the same traffic: mae " in text) == bool(found)
+        return found
+
+    same = judged(0.0)
+    assert [(c.canary, c.stable, c.verdict) for c in same] == [("2", "1", "within the noise")]
+    worse = judged(1.0)  # every canary fare a dollar off: a higher MAE is worse
+    assert [c.verdict for c in worse] == ["worse"]
+    assert worse[0].difference.low > 0
+    # No second stable version to hold it against: nothing is compared.
+    assert judged(1.0, canary_variant="stable") == []
 
 
 def test_the_difference_of_figures_on_different_rows_adds_their_spreads_in_quadrature() -> None:

@@ -146,6 +146,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Grouper,
         VersionNotRegisteredError,
         assess,
+        compare_canaries,
         held_out_figure,
         join,
         log_run,
@@ -190,7 +191,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         qualities.append(
             assess(answers, grouper, held_out, held_out_note=note, min_rows=args.min_rows or MIN_ROWS)
         )
-    print(render(joined, qualities, str(args.truth)))
+    canaries = compare_canaries(joined, qualities, spec.recipe)
+    print(render(joined, qualities, str(args.truth), canaries))
     if args.log:
         for quality in qualities:
             if quality.version in unregistered:
@@ -200,7 +202,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
                 "(and the version's live.* tags, which mlp versions shows)"
             )
-    return 1 if any(q.verdict == "worse" for q in qualities) else 0
+    verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
+    return 1 if "worse" in verdicts else 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:

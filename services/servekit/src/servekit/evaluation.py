@@ -16,6 +16,7 @@ are kept, and of each only the scored output and the input its groups are drawn 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -85,6 +86,9 @@ class Answers:
     truths: list[Any] = field(default_factory=list)
     #: Each answer's group in each of the recipe's dimensions (``TrainingRecipe.segments``).
     groups: list[tuple[str, ...]] = field(default_factory=list)
+    #: How many of the answers each variant gave (``stable``, ``canary``): a version promoted
+    #: while the log was written answered as both.
+    variants: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass
@@ -142,7 +146,7 @@ GROUPING_CHUNK = 8192
 def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Mapping[Key, Any]) -> Joined:
     """Each capture of ``service`` with its truth row, grouped by the version that answered."""
     recipe = grouper.recipe
-    # key -> [version, scored output, the input until its groups are found, then the groups]
+    # key -> [version, scored output, the input until its groups are found then the groups, variant]
     met: dict[Key, list[Any]] = {}
     pending: list[Key] = []
     seen: set[Key] = set()
@@ -172,20 +176,21 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             output = recipe.served_output(c.prediction)
         except (KeyError, TypeError) as exc:
             raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
-        met[key] = [c.version, output, c.input]
+        met[key] = [c.version, output, c.input, c.variant]
         pending.append(key)
         if len(pending) >= GROUPING_CHUNK:
             group_pending()
     if pending:
         group_pending()
     versions: dict[str, Answers] = {}
-    for key, (version, output, groups) in met.items():
+    for key, (version, output, groups, variant) in met.items():
         if key in ambiguous:
             continue
         answers = versions.setdefault(version, Answers(service, version))
         answers.outputs.append(output)
         answers.truths.append(truth[key])
         answers.groups.append(groups)
+        answers.variants[variant] += 1
     return Joined(
         versions=list(versions.values()),
         captured=captured,
@@ -243,13 +248,17 @@ def assess(
     if held_out is None:
         return replace(base, live=live, segments=segments)
     difference = independent_difference(live, held_out)
-    if difference.high < 0:
-        verdict: Verdict = "worse" if recipe.greater_is_better else "better"
-    elif difference.low > 0:
-        verdict = "better" if recipe.greater_is_better else "worse"
-    else:
-        verdict = "within the noise"
+    verdict = _verdict(difference, recipe.greater_is_better)
     return replace(base, live=live, difference=difference, verdict=verdict, segments=segments)
+
+
+def _verdict(difference: uncertainty.Interval, greater_is_better: bool) -> Verdict:
+    """Beyond the noise one way or the other, by the metric's good direction, or within it."""
+    if difference.high < 0:
+        return "worse" if greater_is_better else "better"
+    if difference.low > 0:
+        return "better" if greater_is_better else "worse"
+    return "within the noise"
 
 
 def independent_difference(
@@ -265,6 +274,47 @@ def independent_difference(
     spread = float(np.hypot((live.high - live.low) / 2, (held_out.high - held_out.low) / 2))
     estimate = live.estimate - held_out.estimate
     return uncertainty.Interval(estimate, estimate - spread, estimate + spread)
+
+
+@dataclass(frozen=True)
+class CanaryComparison:
+    """A canary's live figure against the stable version's, on the same period's traffic."""
+
+    name: str
+    canary: str
+    stable: str
+    metric: str
+    difference: uncertainty.Interval
+    verdict: Verdict
+
+
+def compare_canaries(
+    joined: Joined, qualities: Sequence[Quality], recipe: TrainingRecipe
+) -> list[CanaryComparison]:
+    """Each canary version against the stable one, where the log holds one stable version.
+
+    The router gives the canary a random share of the requests (or of the routing keys), so
+    the two versions answered alike customers over the same period: a randomised experiment
+    whose outcome is the truth. Their rows differ, so the difference is unpaired
+    (:func:`independent_difference`). A version that answered as both (promoted while the log
+    was written) is neither side.
+    """
+    scored = {q.version: (q, q.live) for q in qualities if q.live is not None}
+    sides: dict[str, list[tuple[Quality, uncertainty.Interval]]] = {"stable": [], "canary": []}
+    for answers in joined.versions:
+        if answers.version in scored and len(answers.variants) == 1:
+            sides.setdefault(next(iter(answers.variants)), []).append(scored[answers.version])
+    if len(sides["stable"]) != 1:
+        return []
+    stable, stable_live = sides["stable"][0]
+    found = []
+    for canary, canary_live in sides["canary"]:
+        difference = independent_difference(canary_live, stable_live)
+        verdict = _verdict(difference, recipe.greater_is_better)
+        found.append(
+            CanaryComparison(canary.name, canary.version, stable.version, canary.metric, difference, verdict)
+        )
+    return found
 
 
 class VersionNotRegisteredError(LookupError):
@@ -355,8 +405,13 @@ def _interval(interval: uncertainty.Interval) -> str:
     return f"95% CI {interval.low:.4f}-{interval.high:.4f}"
 
 
-def render(joined: Joined, qualities: Sequence[Quality], truth_file: str) -> str:
-    """The report: each version's figure and verdict, its groups, then what did not meet."""
+def render(
+    joined: Joined,
+    qualities: Sequence[Quality],
+    truth_file: str,
+    canaries: Sequence[CanaryComparison] = (),
+) -> str:
+    """The report: each version's figure and verdict, its groups, the canaries, then what did not meet."""
     lines: list[str] = []
     for q in qualities:
         head = f"{q.name} v{q.version}"
@@ -386,6 +441,12 @@ def render(joined: Joined, qualities: Sequence[Quality], truth_file: str) -> str
                 else:
                     parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
             lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
+    for c in canaries:
+        d = c.difference
+        lines.append(
+            f"{c.name} canary v{c.canary} against stable v{c.stable} on the same traffic: {c.metric} "
+            f"{d.estimate:+.4f} (95% CI {d.low:+.4f} to {d.high:+.4f}), {c.verdict}"
+        )
     service = qualities[0].name if qualities else ""
     lines.append(
         f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers "

@@ -57,6 +57,8 @@ class Captured:
     instance: int
     input: Mapping[str, Any]
     prediction: Mapping[str, Any]
+    #: Which of the service's models answered: ``stable`` or ``canary`` (empty in older lines).
+    variant: str = ""
 
     @property
     def where(self) -> str:
@@ -99,6 +101,7 @@ def read_line(text: str, number: int) -> Captured | None:
             instance=int(body.get("instance", 0)),
             input=dict(body["input"]),
             prediction=dict(body["prediction"]),
+            variant=str(body.get("variant", "")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CaptureLineError(f"line {number}: a capture without {exc}") from None
