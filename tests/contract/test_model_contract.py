@@ -7,6 +7,7 @@ additivity of explanations, bounded outcome labels and a stated explanation scal
 from __future__ import annotations
 
 import functools
+import json
 import math
 import warnings
 from collections.abc import Mapping
@@ -17,9 +18,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from servekit import input_drift, registry
+from servekit import evaluation, input_drift, registry
 from servekit.model import ModelArtifact, Record, ServedModel
+from servekit.replay import read_lines
 from servekit.testing import request_rows, train_in_memory, valid_requests
+from servekit.training import uncertainty
+from servekit.training.segments import segment_metrics
 from servekit.training.signature import model_signature
 from servekit.training.trainer import Split
 
@@ -162,3 +166,50 @@ def test_served_answers_score_against_the_truth_as_the_held_out_split_did_at_tra
     truth = recipe.truth(pd.Series([str(value) for value in data.y_test]))
     at_training = primary.score(data.y_test.to_numpy(), primary.outputs(artifact.pipeline, data.x_test))
     assert primary.score(np.asarray(truth), outputs) == pytest.approx(at_training, rel=1e-9)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures(name: str) -> None:
+    # The held-out rows served, captured and joined with their truth as mlp evaluate does: the
+    # overall figure and every group's, with their intervals, are those mlp train reports.
+    spec = registry.get_service(name)
+    artifact, data = trained(name)
+    recipe, primary = spec.recipe, spec.recipe.primary()
+    rows = request_rows(data, len(data.x_test))
+    answers = spec.model(artifact).predict(rows)
+    lines = [
+        json.dumps(
+            {
+                "request_id": f"r{i}",
+                "capture": {"model": {"name": name, "version": "1"}, "input": row, "prediction": answer},
+            }
+        )
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    truth = dict(
+        zip(
+            [(f"r{i}", 0) for i in range(len(rows))],
+            recipe.truth(pd.Series([str(v) for v in data.y_test])),
+            strict=True,
+        )
+    )
+    grouper = evaluation.Grouper(recipe)
+    joined = evaluation.join(read_lines(lines), name, grouper, truth)
+    live = evaluation.assess(joined.versions[0], grouper, None)
+    outputs = primary.outputs(artifact.pipeline, data.x_test)
+    held_out = uncertainty.interval(primary, data.y_test.to_numpy(), outputs)
+    assert live.live is not None
+    assert (live.live.estimate, live.live.low, live.live.high) == pytest.approx(
+        (held_out.estimate, held_out.low, held_out.high), rel=1e-9
+    )
+    at_training = segment_metrics(recipe, data.x_test, data.y_test, outputs)
+    assert live.segments.keys() == at_training.keys()
+    figures = [e for groups in at_training.values() for e in groups.values() if recipe.primary_metric in e]
+    assert figures or not at_training  # a service with groups has some large enough to score
+    for dimension, groups in at_training.items():
+        assert list(live.segments[dimension]) == list(groups), dimension
+        for group, entry in groups.items():
+            found = live.segments[dimension][group]
+            assert found["rows"] == entry["rows"], (dimension, group)
+            for key in set(entry) - {"rows", "note"}:
+                assert found[key] == pytest.approx(entry[key], rel=1e-9), (dimension, group, key)
