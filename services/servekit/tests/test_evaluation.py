@@ -77,6 +77,8 @@ def test_the_truth_file_names_answers_by_request_and_instance() -> None:
         ("request_id,value\nr,1\n", "missing column(s): y"),
         ("id,y\nr,1\n", "missing column(s): request_id"),
         ("request_id,y\n", "no rows"),
+        ("", "not a CSV file: EmptyDataError: No columns to parse from file"),
+        ('request_id,y\n"r,1\n', "not a CSV file: ParserError: Error tokenizing data"),
         ("request_id,y\nr,1\n ,2\n", "column 'request_id': every row must name its request; line(s) 3"),
         (
             "request_id,instance,y\nr,0,1\nr,-1,2\nr,x,3\n",

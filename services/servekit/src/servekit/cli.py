@@ -166,12 +166,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
     client = registry_client(_tracking_uri(args.tracking_uri))
+    grouper = Grouper(spec.recipe)
     stdin = args.captures == "-"
     with (
         nullcontext(sys.stdin) if stdin else open(args.captures, encoding="utf-8", errors="replace") as lines
     ):
         try:
-            grouper = Grouper(spec.recipe)
             joined = join(read_lines(lines), spec.name, grouper, truth)
         except CaptureLineError as exc:
             raise UsageError(f"evaluate: {args.captures}: {exc}") from exc

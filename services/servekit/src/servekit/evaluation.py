@@ -53,7 +53,10 @@ def read_truth(path: Path | str, recipe: TrainingRecipe) -> dict[Key, Any]:
     requests, ``instance`` (0 when absent: a single prediction). Every cell is read as written:
     no value is guessed missing, so a request id ``NA`` is an id.
     """
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise DatasetError(f"not a CSV file: {one_line(exc)}") from None
     missing = [c for c in (REQUEST_COLUMN, recipe.target) if c not in frame.columns]
     if missing:
         raise DatasetError(f"missing column(s): {', '.join(missing)}")
