@@ -4,6 +4,7 @@ live figures are recorded too."""
 
 from __future__ import annotations
 
+import gzip
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,11 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     # mlp versions shows the latest live figure beside the held-out one.
     listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{version} "))
     assert f"roc_auc {figure[1]} on 600, within the noise" in listed
+
+    # The same log as a store exports it, gzipped: the same figures.
+    (tmp_path / "export").write_bytes(gzip.compress(log.read_bytes()))
+    again = mlp("evaluate", NAME, str(tmp_path / "export"), "--truth", str(tmp_path / "truth.csv"))
+    assert again.splitlines()[0] == head
 
     # A version the registry no longer holds: scored, but neither compared nor recorded.
     lines = log.read_text().splitlines()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,15 @@ from toy import TOY, ToyModel
 
 from servekit import logs
 from servekit.model import ModelArtifact, ServedModel
-from servekit.replay import CaptureLineError, differences, read_line, read_lines, render, replay
+from servekit.replay import (
+    CaptureLineError,
+    differences,
+    open_log,
+    read_line,
+    read_lines,
+    render,
+    replay,
+)
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
@@ -143,6 +153,38 @@ def test_other_lines_are_skipped_and_a_broken_capture_is_an_error() -> None:
     without_name = {"capture": {"model": {"version": "3"}, "input": {}, "prediction": {}}}
     with pytest.raises(CaptureLineError, match="line 5: a capture without 'name'"):
         read_line(json.dumps(without_name), 5)
+
+
+def test_a_cloudwatch_subscription_record_yields_each_of_its_events(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    # Firehose with CloudWatch Logs decompression on writes each batch of events as one line.
+    artifact, data = toy_trained
+    rows = request_rows(data, 2)
+    lines = bare_captures(rows, ToyModel(artifact).predict(rows))
+    events = [{"id": str(i), "timestamp": 0, "message": line} for i, line in enumerate(lines)]
+    events.insert(1, {"id": "x", "timestamp": 0, "message": "2026-12-02 INFO servekit.runtime model ready"})
+    record = {"messageType": "DATA_MESSAGE", "logGroup": "/ml-platform/pods", "logEvents": events}
+    captured = list(read_lines([json.dumps(record), "plain text line", lines[0]]))
+    assert [(c.line, c.instance) for c in captured] == [(1, 0), (1, 1), (3, 0)]
+    assert captured[0].prediction == captured[2].prediction
+
+
+def test_a_gzipped_log_is_read_through_gzip_whatever_its_name(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    artifact, data = toy_trained
+    rows = request_rows(data, 3)
+    text = "\n".join(bare_captures(rows, ToyModel(artifact).predict(rows))) + "\n"
+    # Firehose's objects: gzip members one after another, and no .gz in the name.
+    halves = text.splitlines(keepends=True)
+    (tmp_path / "firehose-object").write_bytes(
+        gzip.compress("".join(halves[:2]).encode()) + gzip.compress("".join(halves[2:]).encode())
+    )
+    (tmp_path / "plain.log").write_text(text)
+    for name in ("firehose-object", "plain.log"):
+        with open_log(str(tmp_path / name)) as lines:
+            assert [c.instance for c in read_lines(lines)] == [0, 1, 2], name
 
 
 def test_replay_groups_by_version_and_loads_each_once(toy_trained: tuple[ModelArtifact, Split]) -> None:

@@ -115,7 +115,7 @@ def cmd_versions(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     from servekit.loading import load_artifact
     from servekit.model import ServedModel
-    from servekit.replay import CaptureLineError, read_lines, render, replay
+    from servekit.replay import CaptureLineError, open_log, read_lines, render, replay
     from servekit.spec import ServiceSpec
 
     if args.file != "-" and not Path(args.file).is_file():
@@ -128,7 +128,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     # Read as replayed: a capture log can be far bigger than memory.
     stdin = args.file == "-"
-    with nullcontext(sys.stdin) if stdin else open(args.file, encoding="utf-8", errors="replace") as lines:
+    with nullcontext(sys.stdin) if stdin else open_log(args.file) as lines:
         try:
             reports = replay(read_lines(lines), load, listed=args.max_listed)
         except CaptureLineError as exc:
@@ -153,7 +153,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_truth,
         render,
     )
-    from servekit.replay import CaptureLineError, read_lines
+    from servekit.replay import CaptureLineError, open_log, read_lines
     from servekit.training.trainer import registry_client
 
     spec = registry.get_service(args.service)
@@ -168,9 +168,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     client = registry_client(_tracking_uri(args.tracking_uri))
     grouper = Grouper(spec.recipe)
     stdin = args.captures == "-"
-    with (
-        nullcontext(sys.stdin) if stdin else open(args.captures, encoding="utf-8", errors="replace") as lines
-    ):
+    with nullcontext(sys.stdin) if stdin else open_log(args.captures) as lines:
         try:
             joined = join(read_lines(lines), spec.name, grouper, truth)
         except CaptureLineError as exc:

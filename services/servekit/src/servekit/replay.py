@@ -10,11 +10,12 @@ them (see :func:`unwrapped`), or as capture objects alone, one per line.
 
 from __future__ import annotations
 
+import gzip
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from pydantic import ValidationError
@@ -35,6 +36,7 @@ CHUNK = 1024
 #: Differences listed per version (0: all); past it they are counted, so a log whose every answer
 #: differs (another model behind the version) gives a readable report in bounded memory.
 MAX_LISTED = 100
+GZIP_MAGIC = b"\x1f\x8b"
 #: A text log line: ``... servekit.capture [<request id>] prediction captured: {...}``.
 _TEXT_LINE = re.compile(
     rf"servekit\.capture(?: \[(?P<request>[^\]]*)\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
@@ -131,9 +133,42 @@ def unwrapped(entry: Any) -> Any:
 def read_lines(lines: Iterable[str]) -> Iterator[Captured]:
     """The captures among ``lines``, read as they are iterated (a capture log can be gigabytes)."""
     for number, text in enumerate(lines, start=1):
-        captured = read_line(text, number)
-        if captured is not None:
-            yield captured
+        for event in log_events(text):
+            captured = read_line(event, number)
+            if captured is not None:
+                yield captured
+
+
+def log_events(text: str) -> list[str]:
+    """The log lines a line holds: itself, or the events of a CloudWatch Logs subscription record.
+
+    A subscription filter delivers its events in batches, ``{"messageType": "DATA_MESSAGE", ...,
+    "logEvents": [{"message": "<the pod's line>"}, ...]}``, which Kinesis Data Firehose writes to
+    S3 one per line when its CloudWatch Logs decompression is on (without message extraction).
+    """
+    if '"logEvents"' not in text:  # a plain line is not parsed twice
+        return [text]
+    try:
+        record = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return [text]
+    events = record.get("logEvents") if isinstance(record, dict) else None
+    if not isinstance(events, list):
+        return [text]
+    return [e["message"] for e in events if isinstance(e, dict) and isinstance(e.get("message"), str)]
+
+
+def open_log(path: str) -> IO[str]:
+    """A capture log file to read as text, through gzip when it is gzipped.
+
+    Told by its first bytes, not its name: Firehose's S3 objects are gzipped without a ``.gz``.
+    Several gzip members one after another (Firehose's record batches) read as one stream.
+    """
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == GZIP_MAGIC
+    if gzipped:
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
 
 
 def differences(captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:
