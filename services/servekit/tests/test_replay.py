@@ -168,6 +168,10 @@ def test_a_cloudwatch_subscription_record_yields_each_of_its_events(
     captured = list(read_lines([json.dumps(record), "plain text line", lines[0]]))
     assert [(c.line, c.instance) for c in captured] == [(1, 0), (1, 1), (3, 0)]
     assert captured[0].prediction == captured[2].prediction
+    # Without decompression Firehose's gzip members read as the records run together on one line.
+    other = {**record, "logEvents": [{"id": "y", "timestamp": 0, "message": lines[1]}]}
+    together = json.dumps(record) + json.dumps(other)
+    assert [c.instance for c in read_lines([together])] == [0, 1, 1]
 
 
 def test_a_gzipped_log_is_read_through_gzip_whatever_its_name(
@@ -182,7 +186,10 @@ def test_a_gzipped_log_is_read_through_gzip_whatever_its_name(
         gzip.compress("".join(halves[:2]).encode()) + gzip.compress("".join(halves[2:]).encode())
     )
     (tmp_path / "plain.log").write_text(text)
-    for name in ("firehose-object", "plain.log"):
+    # Firehose without CloudWatch decompression: each record a gzip member, no delimiter.
+    records = [{"messageType": "DATA_MESSAGE", "logEvents": [{"message": line}]} for line in halves]
+    (tmp_path / "raw-object").write_bytes(b"".join(gzip.compress(json.dumps(r).encode()) for r in records))
+    for name in ("firehose-object", "plain.log", "raw-object"):
         with open_log(str(tmp_path / name)) as lines:
             assert [c.instance for c in read_lines(lines)] == [0, 1, 2], name
 

@@ -11,6 +11,7 @@ them (see :func:`unwrapped`), or as capture objects alone, one per line.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -140,22 +141,44 @@ def read_lines(lines: Iterable[str]) -> Iterator[Captured]:
 
 
 def log_events(text: str) -> list[str]:
-    """The log lines a line holds: itself, or the events of a CloudWatch Logs subscription record.
+    """The log lines a line holds: itself, or the events of CloudWatch Logs subscription records.
 
     A subscription filter delivers its events in batches, ``{"messageType": "DATA_MESSAGE", ...,
-    "logEvents": [{"message": "<the pod's line>"}, ...]}``, which Kinesis Data Firehose writes to
-    S3 one per line when its CloudWatch Logs decompression is on (without message extraction).
+    "logEvents": [{"message": "<the pod's line>"}, ...]}``. Kinesis Data Firehose writes them to
+    S3 one per line when its CloudWatch Logs decompression is on; without it, as gzip members one
+    after another, which read as the records run together on one line.
     """
     if '"logEvents"' not in text:  # a plain line is not parsed twice
         return [text]
     try:
-        record = orjson.loads(text)
+        records = [orjson.loads(text)]
     except orjson.JSONDecodeError:
-        return [text]
-    events = record.get("logEvents") if isinstance(record, dict) else None
-    if not isinstance(events, list):
+        try:
+            records = _run_together(text)
+        except ValueError:
+            return [text]
+    events = [
+        event
+        for record in records
+        if isinstance(record, dict) and isinstance(record.get("logEvents"), list)
+        for event in record["logEvents"]
+    ]
+    if not events:
         return [text]
     return [e["message"] for e in events if isinstance(e, dict) and isinstance(e.get("message"), str)]
+
+
+def _run_together(text: str) -> list[Any]:
+    """JSON values written one after another with nothing between them."""
+    decoder = json.JSONDecoder()
+    values: list[Any] = []
+    at, end = 0, len(text.rstrip())
+    while at < end:
+        value, at = decoder.raw_decode(text, at)
+        values.append(value)
+        while at < end and text[at].isspace():
+            at += 1
+    return values
 
 
 def open_log(path: str) -> IO[str]:
