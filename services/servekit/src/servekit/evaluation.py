@@ -10,7 +10,7 @@ held-out split when it was trained (SageMaker Model Monitor's model-quality job,
 platform's own capture and registry).
 
 The capture log is read as it is joined (it can be gigabytes): only captures with a truth row
-are kept, and of each only the scored output and the input its groups are drawn from.
+are kept, and of each only the scored output, its groups and the variant that gave it.
 """
 
 from __future__ import annotations
@@ -428,12 +428,9 @@ def render(
         if q.held_out is None:
             lines.append(f"{head}: {answers}: {figure}; not compared: {q.held_out_note}")
         else:
-            assert q.difference is not None
-            d = q.difference
             lines.append(
                 f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
-                f"({_interval(q.held_out)}): {d.estimate:+.4f} (95% CI {d.low:+.4f} to {d.high:+.4f}), "
-                f"{q.verdict}"
+                f"({_interval(q.held_out)}): {q.difference}, {q.verdict}"
             )
         for dimension, groups in q.segments.items():
             parts = []
@@ -445,10 +442,9 @@ def render(
                     parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
             lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
     for c in canaries:
-        d = c.difference
         lines.append(
             f"{c.name} canary v{c.canary} against stable v{c.stable} on the same traffic: {c.metric} "
-            f"{d.estimate:+.4f} (95% CI {d.low:+.4f} to {d.high:+.4f}), {c.verdict}"
+            f"{c.difference}, {c.verdict}"
         )
     service = qualities[0].name if qualities else ""
     lines.append(
