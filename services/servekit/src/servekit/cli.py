@@ -10,10 +10,11 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from servekit import registry
 from servekit.datasets import DatasetError
@@ -112,14 +113,29 @@ def cmd_versions(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _capture_log(command: str, path: str) -> Iterator[IO[str]]:
+    """A capture log's lines (``-``: standard input) for ``mlp replay`` and ``mlp evaluate``.
+
+    A missing file, and a capture line that cannot be read, are the command's usage errors.
+    """
+    from servekit.replay import CaptureLineError, open_log
+
+    if path != "-" and not Path(path).is_file():
+        raise UsageError(f"{command}: {path}: no such file")
+    with nullcontext(sys.stdin) if path == "-" else open_log(path) as lines:
+        try:
+            yield lines
+        except CaptureLineError as exc:
+            raise UsageError(f"{command}: {path}: {exc}") from exc
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from servekit.loading import load_artifact
     from servekit.model import ServedModel
-    from servekit.replay import CaptureLineError, open_log, read_lines, render, replay
+    from servekit.replay import read_lines, render, replay
     from servekit.spec import ServiceSpec
 
-    if args.file != "-" and not Path(args.file).is_file():
-        raise UsageError(f"replay: {args.file}: no such file")
     tracking_uri = _tracking_uri(args.tracking_uri)
 
     def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
@@ -127,12 +143,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return spec, spec.model(load_artifact(spec.name, f"models:/{name}/{version}", tracking_uri))
 
     # Read as replayed: a capture log can be far bigger than memory.
-    stdin = args.file == "-"
-    with nullcontext(sys.stdin) if stdin else open_log(args.file) as lines:
-        try:
-            reports = replay(read_lines(lines), load, listed=args.max_listed)
-        except CaptureLineError as exc:
-            raise UsageError(f"replay: {args.file}: {exc}") from exc
+    with _capture_log("replay", args.file) as lines:
+        reports = replay(read_lines(lines), load, listed=args.max_listed)
     if not reports:
         raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
     text, reproduced = render(reports)
@@ -153,26 +165,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_truth,
         render,
     )
-    from servekit.replay import CaptureLineError, open_log, read_lines
+    from servekit.replay import read_lines
     from servekit.training.trainer import registry_client
 
     spec = registry.get_service(args.service)
-    if args.captures != "-" and not Path(args.captures).is_file():
-        raise UsageError(f"evaluate: {args.captures}: no such file")
-    if not args.truth.is_file():
-        raise UsageError(f"evaluate: --truth {args.truth}: no such file")
-    try:
-        truth = read_truth(args.truth, spec.recipe)
-    except DatasetError as exc:
-        raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
-    client = registry_client(_tracking_uri(args.tracking_uri))
-    grouper = Grouper(spec.recipe)
-    stdin = args.captures == "-"
-    with nullcontext(sys.stdin) if stdin else open_log(args.captures) as lines:
+    # The files and the registry are checked before the log, which can take minutes, is read.
+    with _capture_log("evaluate", args.captures) as lines:
+        if not args.truth.is_file():
+            raise UsageError(f"evaluate: --truth {args.truth}: no such file")
         try:
-            joined = join(read_lines(lines), spec.name, grouper, truth)
-        except CaptureLineError as exc:
-            raise UsageError(f"evaluate: {args.captures}: {exc}") from exc
+            truth = read_truth(args.truth, spec.recipe)
+        except DatasetError as exc:
+            raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
+        client = registry_client(_tracking_uri(args.tracking_uri))
+        grouper = Grouper(spec.recipe)
+        joined = join(read_lines(lines), spec.name, grouper, truth)
     if not joined.versions:
         raise UsageError(
             f"evaluate: none of the {joined.captured:,} captured answers of {spec.name} in {args.captures} "
