@@ -231,6 +231,7 @@ def print_fairness(name: str, measured: dict[str, Any]) -> None:
         steady, runaway = row[fairness.STEADY], row[fairness.RUNAWAY]
         limit = f"{label} ({row['client_limit'] or 'none'} of {row['request_limit']})"
         refused = steady["shed"] + sum(steady["failures"].values())
+        refused_runaway = row["replica_counted"].get(fairness.RUNAWAY, {}).get("429", 0)
         latency = steady["answered_latency"]
         print(
             f"  {limit:<30} steady: in time {steady['answered']:>4} of {steady['sent']:>4}, "
@@ -238,6 +239,7 @@ def print_fairness(name: str, measured: dict[str, Any]) -> None:
             f"p50 {latency['p50_ms']:>6.1f} ms, p99 {latency['p99_ms']:>6.1f} ms   "
             f"runaway: goodput {runaway['goodput_per_second']:>5.1f}/s, 503 {runaway['shed']}"
             + "".join(f", {kind} {count}" for kind, count in runaway["failures"].items())
+            + f" (the replica refused {refused_runaway} with 429)"
         )
 
 

@@ -20,8 +20,10 @@ import httpx
 
 from servekit import auth
 from servekit.bench import load
+from servekit.bench.scaling import scrape
 from servekit.bench.servers import serving
 from servekit.local import Server
+from servekit.metrics.names import MetricNames
 from servekit.spec import ServiceSpec
 
 RUNAWAY, STEADY = "runaway", "steady"
@@ -40,6 +42,24 @@ SERVINGS: Mapping[str, Mapping[str, str]] = {
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def statuses_by_client(url: str, service: str) -> dict[str, dict[str, int]]:
+    """The replica's own count of each client's answers by status code (``<svc>_client_requests_total``).
+
+    It counts a request the client gave up on too, once the replica answers it: on a starved host
+    the runaway may hang up before its 429 arrives, but the replica has still refused it. The
+    replica is still working through the explained batches the runaway hung up on, so the scrape
+    waits its turn for as long as those take.
+    """
+    counted: dict[str, dict[str, int]] = {}
+    name = MetricNames(service).client_requests_total
+    for sample in scrape(url, timeout=120):
+        if sample.name == name:
+            by_status = counted.setdefault(sample.labels["client"], {})
+            status = sample.labels["status"]
+            by_status[status] = by_status.get(status, 0) + int(sample.value)
+    return counted
 
 
 def measure(
@@ -104,5 +124,6 @@ def measure(
                 "client_limit": admission["client_limit"],
                 STEADY: answered.as_dict(),
                 RUNAWAY: flooded.as_dict(),
+                "replica_counted": statuses_by_client(server.url, spec.name),
             }
     return result

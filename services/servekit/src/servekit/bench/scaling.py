@@ -50,9 +50,9 @@ class Reading:
     lag_count: float
 
 
-def scrape(url: str) -> list[Sample]:
+def scrape(url: str, timeout: float = 5) -> list[Sample]:
     """Every sample of a replica's ``/metrics``."""
-    text = httpx.get(f"{url}/metrics", timeout=5).text
+    text = httpx.get(f"{url}/metrics", timeout=timeout).text
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
