@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -33,6 +34,37 @@ def mlflow_server(mlflow_state: Path, logs_dir: Path) -> Iterator[Server]:
     server = start_mlflow(mlflow_state, logs_dir)
     yield server
     server.stop()
+
+
+def registry_aliases(client: mlflow.MlflowClient) -> dict[tuple[str, str], str]:
+    return {
+        (model.name, alias): version
+        for model in client.search_registered_models()
+        for alias, version in model.aliases.items()
+    }
+
+
+@pytest.fixture(autouse=True)
+def session_aliases_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test leaves the session registry's aliases as it found them, whichever moved them.
+
+    Test files run in the order of their recorded seconds, so no file may count on another having
+    run before it, or not: a file that trains a new version moves its `challenger`, one that
+    promotes moves `champion`, and the next file on that worker would find them moved.
+    """
+    if "mlflow_server" not in request.fixturenames:
+        yield
+        return
+    server: Server = request.getfixturevalue("mlflow_server")
+    client = mlflow.MlflowClient(server.url, registry_uri=server.url)
+    before = registry_aliases(client)
+    yield
+    after = registry_aliases(client)
+    for (name, alias), version in before.items():
+        if after.get((name, alias)) != version:
+            client.set_registered_model_alias(name, alias, version)
+    for name, alias in after.keys() - before.keys():
+        client.delete_registered_model_alias(name, alias)
 
 
 @pytest.fixture(scope="session")
