@@ -16,11 +16,12 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test check lint typecheck unit bench soak k8s-check prometheus monitor loadtest delivery-check
+.PHONY: help uv sync up down test test-durations check lint typecheck unit bench soak k8s-check prometheus monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
 	@echo "make test    the whole test suite (lint, types, unit, integration, schemathesis)"
+	@echo "make test-durations  the pytest part of make test, recording each file's seconds (tests/durations.json)"
 	@echo "make check   the static checks of make test alone: lint, typecheck, k8s-check, delivery-check"
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
@@ -60,10 +61,16 @@ check: lint typecheck k8s-check delivery-check
 # pytest on two workers, a test file per worker at a time: most tests wait on a server or a
 # subprocess, and one process left a core idle half the time. Each worker starts its own session
 # MLflow server and trains its own models; PYTEST_WORKERS=0 runs everything in one process.
+# Files go out longest first, as tests/durations.json recorded them (tests/scheduling.py);
+# `make test-durations` measures them again after a change to what a test file costs.
 PYTEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: sync prometheus
 	$(MAKE) --no-print-directory -j2 --output-sync=target check
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(PYTEST)
+
+test-durations: sync prometheus
+	$(PYTEST) --record-durations
 
 bench: sync
 	$(BIN)/python -m servekit.bench

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent / "tests"))
+
+from scheduling import DurationRecorder, longest_first, recorded_seconds
 from servekit import local
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-durations",
+        action="store_true",
+        help="write each test file's seconds to tests/durations.json, which orders later runs",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -16,3 +29,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker and local.PORTS_VARIABLE not in os.environ:
         count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
         os.environ[local.PORTS_VARIABLE] = local.split_ports(int(worker.removeprefix("gw")), count)
+    # The controller sees every worker's reports; a worker sees only its own.
+    if config.getoption("record_durations") and worker is None:
+        config.pluginmanager.register(DurationRecorder(), "duration-recorder")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every worker sorts its collection the same way, as pytest-xdist requires.
+    seconds = recorded_seconds()
+    if seconds:
+        by_id = {item.nodeid: item for item in items}
+        items[:] = [by_id[nodeid] for nodeid in longest_first(list(by_id), seconds)]
