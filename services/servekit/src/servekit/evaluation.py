@@ -32,6 +32,13 @@ from servekit.replay import Captured, CaptureLineError
 from servekit.training import uncertainty
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
+from servekit.training.versions import (
+    LIVE_ANSWERS_TAG,
+    LIVE_CI_TAG,
+    LIVE_FIGURE_TAG,
+    LIVE_RUN_TAG,
+    LIVE_VERDICT_TAG,
+)
 
 #: The truth file's columns that name an answer: the request's id and the instance's place in it.
 REQUEST_COLUMN = "request_id"
@@ -352,7 +359,7 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
 
     The run holds ``live.<metric>`` with its interval, the answer count and each group's figure,
     so MLflow keeps a version's live record beside its training runs. The version's tags
-    (:data:`LIVE_TAGS`) hold the latest, which ``mlp versions`` shows. Returns the run id.
+    (:func:`version_tags`) hold the latest, which ``mlp versions`` shows. Returns the run id.
     """
     from mlflow.entities import Metric
 
@@ -379,22 +386,23 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
-    client.set_tag(run_id, "live.verdict", verdict(quality))
+    client.set_tag(run_id, LIVE_VERDICT_TAG, verdict(quality))
     client.set_terminated(run_id)
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
     return run_id
 
 
-#: The model version's tags of its latest live evaluation: figure, interval, answers, verdict, run.
-LIVE_TAGS = ("live.figure", "live.ci", "live.answers", "live.verdict", "live.run")
-
-
 def version_tags(quality: Quality, run_id: str) -> dict[str, str]:
-    figure = f"{quality.metric} {quality.live.estimate:.4f}" if quality.live is not None else "none"
-    interval = f"{quality.live.low:.4f}-{quality.live.high:.4f}" if quality.live is not None else ""
-    values = (figure, interval, str(quality.rows), verdict(quality), run_id)
-    return dict(zip(LIVE_TAGS, values, strict=True))
+    """The version's tags of this evaluation, which ``mlp versions`` reads back."""
+    live = quality.live
+    return {
+        LIVE_FIGURE_TAG: f"{quality.metric} {live.estimate:.4f}" if live is not None else "none",
+        LIVE_CI_TAG: f"{live.low:.4f}-{live.high:.4f}" if live is not None else "",
+        LIVE_ANSWERS_TAG: str(quality.rows),
+        LIVE_VERDICT_TAG: verdict(quality),
+        LIVE_RUN_TAG: run_id,
+    }
 
 
 def verdict(quality: Quality) -> str:

@@ -14,6 +14,13 @@ from typing import Any
 from servekit.spec import ServiceSpec
 
 DECISION_TAG = "promotion.decision"
+#: A version's tags of its latest live evaluation, which ``mlp evaluate --log`` sets
+#: (``servekit.evaluation.version_tags``): the figure, its interval, the answers, the verdict, the run.
+LIVE_FIGURE_TAG = "live.figure"
+LIVE_CI_TAG = "live.ci"
+LIVE_ANSWERS_TAG = "live.answers"
+LIVE_VERDICT_TAG = "live.verdict"
+LIVE_RUN_TAG = "live.run"
 
 
 @dataclass(frozen=True)
@@ -66,9 +73,9 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
 
 def _live(tags: dict[str, str]) -> str:
     """``roc_auc 0.8189 on 803, within the noise``, from the tags ``mlp evaluate --log`` sets."""
-    if "live.figure" not in tags:
+    if LIVE_FIGURE_TAG not in tags:
         return ""
-    return f"{tags['live.figure']} on {tags.get('live.answers', '?')}, {tags.get('live.verdict', '')}"
+    return f"{tags[LIVE_FIGURE_TAG]} on {tags.get(LIVE_ANSWERS_TAG, '?')}, {tags.get(LIVE_VERDICT_TAG, '')}"
 
 
 def _data(params: dict[str, str]) -> str:
