@@ -2,8 +2,10 @@
 
 Pickle runs arbitrary code on load; skops refuses any type it is not told to
 trust. MLflow would trust the list stored *inside* the model, which protects
-nothing, so servekit checks every type in the file against module prefixes of
-its own and refuses a model that needs anything else.
+nothing, so servekit checks every type in the file that skops does not trust
+by default against module prefixes of its own, and refuses a model that needs
+anything else. (skops' defaults are Python's primitives and containers,
+scikit-learn's estimators, NumPy's and SciPy's ufuncs and NumPy's dtypes.)
 """
 
 from __future__ import annotations
