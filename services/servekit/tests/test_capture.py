@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -53,6 +54,7 @@ def test_each_instance_of_a_captured_request_is_a_line_with_its_inputs_answer_an
     rows = request_rows(data, 3)
     with app_client(artifact, capture_percent=100, log_format="json") as client:
         wait_ready(client)
+        before = datetime.now(UTC).replace(microsecond=0)
         response = client.post(
             "/predict/batch",
             params={"explain": "true"},
@@ -71,6 +73,11 @@ def test_each_instance_of_a_captured_request_is_a_line_with_its_inputs_answer_an
     lines = captured(json_log)
     assert len(lines) == 3
     answers = response.json()["predictions"]
+    # When: one time for the request, in the capture itself (log stores rewrite the line's own).
+    assert {line["capture"]["answered_at"] for line in lines} == {lines[0]["capture"]["answered_at"]}
+    answered_at = datetime.fromisoformat(lines[0]["capture"]["answered_at"])
+    assert lines[0]["capture"]["answered_at"].endswith("Z")
+    assert before <= answered_at <= datetime.now(UTC)
     for index, (line, row, answer) in enumerate(zip(lines, rows, answers, strict=True)):
         assert line["message"] == MESSAGE
         assert line["severity"] == "INFO"

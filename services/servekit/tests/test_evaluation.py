@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ def capture_line(
     row: dict[str, Any],
     answer: dict[str, Any],
     variant: str = "stable",
+    *,
+    answered_at: str | None = None,
     **model: str,
 ) -> str:
     """A capture as the service logs it in JSON (``model``: version, and name when not toy's)."""
@@ -47,7 +50,7 @@ def capture_line(
         "instance": instance,
         "input": row,
         "prediction": answer,
-    }
+    } | ({"answered_at": answered_at} if answered_at else {})
     return json.dumps({"logger": "servekit.capture", "request_id": request_id, "capture": capture})
 
 
@@ -269,7 +272,9 @@ def test_a_canary_is_judged_against_the_stable_version_on_the_same_traffic(
         qualities = [assess(a, grouper, None) for a in joined.versions]
         found = evaluation.compare_canaries(joined, qualities, TOY.recipe)
         text = render(joined, qualities, "truth.csv", found)
-        assert ("toy canary v2 against stable v1 on the same traffic: mae " in text) == bool(found)
+        # These captures do not say when they were answered (lines older than answered_at).
+        whole_log = "the whole log (its captures do not say when they were answered): mae "
+        assert (f"toy canary v2 against stable v1 on the same traffic, {whole_log}" in text) == bool(found)
         return found
 
     same = judged(0.0)
@@ -279,6 +284,67 @@ def test_a_canary_is_judged_against_the_stable_version_on_the_same_traffic(
     assert worse[0].difference.low > 0
     # No second stable version to hold it against: nothing is compared.
     assert judged(1.0, canary_variant="stable") == []
+
+
+def test_a_canary_is_held_against_the_stable_answers_of_its_own_period_only(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    """Stable answers from before the canary started come from other days: they are left out.
+
+    The first 100 requests, before the canary, are answered a dollar off (another season's
+    fares, say); from then on the router sends every other request to the canary, and both
+    answer alike. Held against the whole log, the canary would look better than it is.
+    """
+    rows, answers, truth = served
+    grouper = Grouper(TOY.recipe)
+    start = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+    def at(second: int) -> str:
+        return (start + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
+    def log(timed: bool) -> list[str]:
+        lines = []
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
+            when = at(i) if timed else None
+            if i < 100:
+                off = {"value": answer["value"] + 1.0}
+                lines.append(capture_line(f"r{i}", 0, row, off, "stable", answered_at=when, version="1"))
+            elif i % 2:
+                lines.append(capture_line(f"r{i}", 0, row, answer, "canary", answered_at=when, version="2"))
+            else:
+                lines.append(capture_line(f"r{i}", 0, row, answer, "stable", answered_at=when, version="1"))
+        return lines
+
+    def judged(lines: list[str], min_rows: int = 50) -> tuple[evaluation.CanaryComparison, str]:
+        joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
+        qualities = [assess(a, grouper, None) for a in joined.versions]
+        found = evaluation.compare_canaries(joined, qualities, TOY.recipe, min_rows=min_rows)
+        assert len(found) == 1
+        return found[0], render(joined, qualities, "truth.csv", found)
+
+    windowed, text = judged(log(timed=True))
+    assert windowed.period == (
+        (start + timedelta(seconds=101)).timestamp(),
+        (start + timedelta(seconds=299)).timestamp(),
+    )
+    # Its stable answers from 09:01:42 to 09:04:58.
+    assert (windowed.stable_rows, windowed.stable_answers) == (99, 200)
+    assert windowed.verdict == "within the noise"
+    assert (
+        "toy canary v2 against stable v1 on the same traffic, 2026-12-02 09:01:41 to 2026-12-02 09:04:59 UTC "
+        "(99 of v1's 200 answers with their truth): mae "
+    ) in text
+    # The same answers without their times: the stable side is the whole log, and the canary
+    # looks better than the stable version because of the days it did not serve.
+    whole, _ = judged(log(timed=False))
+    assert (whole.period, whole.stable_rows) == (None, 200)
+    assert whole.verdict == "better"
+    # Too few stable answers in the canary's period for a figure: no comparison, and why.
+    short, text = judged(log(timed=True), min_rows=100)
+    assert (short.difference, short.verdict) == (None, None)
+    assert (
+        text.count("no comparison: the stable version's answers in the canary's period: fewer than 100") == 1
+    )
 
 
 def test_the_difference_of_figures_on_different_rows_adds_their_spreads_in_quadrature() -> None:

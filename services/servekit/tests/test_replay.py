@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,28 @@ def test_other_lines_are_skipped_and_a_broken_capture_is_an_error() -> None:
     without_name = {"capture": {"model": {"version": "3"}, "input": {}, "prediction": {}}}
     with pytest.raises(CaptureLineError, match="line 5: a capture without 'name'"):
         read_line(json.dumps(without_name), 5)
+    bad_time = {
+        "model": {"name": "toy", "version": "3"},
+        "input": {},
+        "prediction": {},
+        "answered_at": "noon",
+    }
+    with pytest.raises(
+        CaptureLineError, match="line 6: a capture whose answered_at 'noon' is not an RFC 3339"
+    ):
+        read_line(json.dumps(bad_time), 6)
+
+
+def test_the_time_of_an_answer_is_read_as_seconds_in_utc_and_older_lines_have_none() -> None:
+    capture = {"model": {"name": "toy", "version": "3"}, "input": {}, "prediction": {}}
+    noon = datetime(2026, 12, 2, 12, 0, 0, 250000, tzinfo=UTC).timestamp()
+    for written in ("2026-12-02T12:00:00.250Z", "2026-12-02T13:00:00.250+01:00", "2026-12-02T12:00:00.250"):
+        found = read_line(json.dumps({**capture, "answered_at": written}), 1)
+        assert found is not None
+        assert found.answered_at == noon
+    older = read_line(json.dumps(capture), 2)
+    assert older is not None
+    assert older.answered_at is None
 
 
 def test_a_cloudwatch_subscription_record_yields_each_of_its_events(

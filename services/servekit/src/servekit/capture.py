@@ -4,7 +4,7 @@ When a regulator or a customer asks why a decision was made, the metrics cannot 
 access log, on purpose, holds no field's value. ``<SVC>_CAPTURE_PERCENT`` (0, off, by default;
 SageMaker's Data Capture and Vertex AI's request-response logging are the same idea) writes,
 for that share of the prediction requests, one line per instance to the ``servekit.capture``
-logger: the request id, the model's name, version and run, which variant answered, the
+logger: the request id, the model's name, version and run, which variant answered, when, the
 instance's fields as validated and the prediction as returned (with its explanation when the
 request asked for one). With the version and the inputs, the answer can be reproduced from the
 registry at any later time; the line is the record that it was given.
@@ -19,6 +19,9 @@ subscription through Firehose to S3). ``logger`` = ``servekit.capture`` is that 
   256 KiB, which one explained 256-row batch would exceed.
 * Capture lines are written whatever ``<SVC>_LOG_LEVEL`` says (an audit trail with holes
   is none) and are never rate limited; the percentage is what bounds their cost.
+* The time of the answer is in the capture itself (``answered_at``, UTC), not only on the log
+  line around it: log stores move or rewrite a line's own time field when they ingest it, and the
+  record must still say when the decision was made once exported.
 * A capture that fails is logged once, counted per instance (``<svc>_capture_failures_total``,
   alert ``CaptureFailing``), and never costs the request its answer.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -101,6 +105,7 @@ class PredictionCapture:
         artifact = model.artifact
         ref = {"name": artifact.name, "version": artifact.version, "run_id": artifact.run_id}
         count = len(records)
+        answered_at = answer_time(datetime.now(UTC))
         # Every line is encoded before the first is written: a request is captured whole or not
         # at all. Encoded as the responses are, then read back: numpy scalars become plain JSON
         # numbers before the log formatter (which would turn them into strings) sees them.
@@ -109,6 +114,7 @@ class PredictionCapture:
                 {
                     "model": ref,
                     "variant": variant,
+                    "answered_at": answered_at,
                     "instance": index,
                     "instances": count,
                     "input": record,
@@ -122,3 +128,8 @@ class PredictionCapture:
                 logger.info(MESSAGE, extra={"json_fields": {"capture": orjson.loads(line)}})
             else:
                 logger.info("%s: %s", MESSAGE, line.decode())
+
+
+def answer_time(moment: datetime) -> str:
+    """RFC 3339 in UTC to the millisecond (``2026-12-02T15:24:42.954Z``), as log stores write times."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -10,7 +10,7 @@ held-out split when it was trained (SageMaker Model Monitor's model-quality job,
 platform's own capture and registry).
 
 The capture log is read as it is joined (it can be gigabytes): only captures with a truth row
-are kept, and of each only the scored output, its groups and the variant that gave it.
+are kept, and of each only the scored output, its groups, the variant that gave it and when.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +100,8 @@ class Answers:
     #: How many of the answers each variant gave (``stable``, ``canary``): a version promoted
     #: while the log was written answered as both.
     variants: Counter[str] = field(default_factory=Counter)
+    #: When each answer was given, in seconds since the epoch (None: the capture does not say).
+    times: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +119,9 @@ class Joined:
     ambiguous: int
     #: Captures of other services in the file, skipped.
     other_services: int
+    #: Each version's first and last answer in the log (all its captures, with a truth row or
+    #: not), for the versions whose captures say when they were answered.
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class Grouper:
@@ -156,8 +162,10 @@ GROUPING_CHUNK = 8192
 def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Mapping[Key, Any]) -> Joined:
     """Each capture of ``service`` with its truth row, grouped by the version that answered."""
     recipe = grouper.recipe
-    # key -> [version, scored output, the input until its groups are found then the groups, variant]
+    # key -> [version, scored output, the input until its groups are found then the groups,
+    # variant, time]
     met: dict[Key, list[Any]] = {}
+    periods: dict[str, tuple[float, float]] = {}
     pending: list[Key] = []
     seen: set[Key] = set()
     ambiguous: set[Key] = set()
@@ -173,6 +181,9 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             others += 1
             continue
         captured += 1
+        if c.answered_at is not None:
+            first, last = periods.get(c.version, (c.answered_at, c.answered_at))
+            periods[c.version] = (min(first, c.answered_at), max(last, c.answered_at))
         key = (c.request_id, c.instance)
         # Only keys of the truth are remembered: memory follows the truth file, not the log.
         if key not in truth:
@@ -186,14 +197,14 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             output = recipe.served_output(c.prediction)
         except (KeyError, TypeError) as exc:
             raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
-        met[key] = [c.version, output, c.input, c.variant]
+        met[key] = [c.version, output, c.input, c.variant, c.answered_at]
         pending.append(key)
         if len(pending) >= GROUPING_CHUNK:
             group_pending()
     if pending:
         group_pending()
     versions: dict[str, Answers] = {}
-    for key, (version, output, groups, variant) in met.items():
+    for key, (version, output, groups, variant, answered_at) in met.items():
         if key in ambiguous:
             continue
         answers = versions.setdefault(version, Answers(service, version))
@@ -201,6 +212,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.truths.append(truth[key])
         answers.groups.append(groups)
         answers.variants[variant] += 1
+        answers.times.append(answered_at)
     return Joined(
         versions=list(versions.values()),
         captured=captured,
@@ -208,6 +220,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         truth_unmatched=sum(key not in seen for key in truth),
         ambiguous=len(ambiguous),
         other_services=others,
+        periods=periods,
     )
 
 
@@ -242,15 +255,18 @@ def assess(
 ) -> Quality:
     """The live figure with its bootstrap interval, per group too, and how it compares."""
     recipe = grouper.recipe
-    primary, key = recipe.primary(), recipe.primary_metric
-    rows = len(answers.truths)
-    base = Quality(answers.name, answers.version, key, rows, held_out=held_out, held_out_note=held_out_note)
+    base = Quality(
+        answers.name,
+        answers.version,
+        recipe.primary_metric,
+        len(answers.truths),
+        held_out=held_out,
+        held_out_note=held_out_note,
+    )
+    live, note = live_figure(recipe, answers.truths, answers.outputs, min_rows=min_rows, seed=seed)
+    if live is None:
+        return replace(base, note=note)
     target, outputs = np.asarray(answers.truths), np.asarray(answers.outputs)
-    if rows < min_rows:
-        return replace(base, note=f"fewer than {min_rows} answers with their truth (--min-rows)")
-    if primary.output == "positive_probability" and len(np.unique(target)) < 2:
-        return replace(base, note="one class only in their truth")
-    live = uncertainty.interval(primary, target, outputs, seed=seed)
     groups = grouper.series(answers)
     segments = group_metrics(
         recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are="answers with their truth"
@@ -260,6 +276,19 @@ def assess(
     difference = independent_difference(live, held_out)
     verdict = _verdict(difference, recipe.greater_is_better)
     return replace(base, live=live, difference=difference, verdict=verdict, segments=segments)
+
+
+def live_figure(
+    recipe: TrainingRecipe, truths: Sequence[Any], outputs: Sequence[Any], *, min_rows: int, seed: int
+) -> tuple[uncertainty.Interval | None, str]:
+    """The primary metric on these answers with its bootstrap interval, or why there is none."""
+    primary = recipe.primary()
+    target = np.asarray(truths)
+    if len(target) < min_rows:
+        return None, f"fewer than {min_rows} answers with their truth (--min-rows)"
+    if primary.output == "positive_probability" and len(np.unique(target)) < 2:
+        return None, "one class only in their truth"
+    return uncertainty.interval(primary, target, np.asarray(outputs), seed=seed), ""
 
 
 def _verdict(difference: uncertainty.Interval, greater_is_better: bool) -> Verdict:
@@ -294,36 +323,71 @@ class CanaryComparison:
     canary: str
     stable: str
     metric: str
-    difference: uncertainty.Interval
-    verdict: Verdict
+    #: The canary's first and last answer; None when the captures do not say when they were
+    #: answered, and the stable version's answers over the whole log are used.
+    period: tuple[float, float] | None
+    #: The stable version's answers with their truth that the comparison used, of how many.
+    stable_rows: int
+    stable_answers: int
+    difference: uncertainty.Interval | None = None
+    verdict: Verdict | None = None
+    #: Why there is no comparison (too few stable answers in the canary's period, say).
+    note: str = ""
 
 
 def compare_canaries(
-    joined: Joined, qualities: Sequence[Quality], recipe: TrainingRecipe
+    joined: Joined,
+    qualities: Sequence[Quality],
+    recipe: TrainingRecipe,
+    *,
+    min_rows: int = MIN_ROWS,
+    seed: int = 0,
 ) -> list[CanaryComparison]:
     """Each canary version against the stable one, where the log holds one stable version.
 
     The router gives the canary a random share of the requests (or of the routing keys), so
-    the two versions answered alike customers over the same period: a randomised experiment
-    whose outcome is the truth. Their rows differ, so the difference is unpaired
+    while the canary answers, the two versions answer alike customers: a randomised experiment
+    whose outcome is the truth. Only while it answers: the stable version's answers before the
+    canary started or after it ended come from other days, whose customers and truth may differ
+    (a season, a campaign), and would confound the comparison. So the stable side is its answers
+    within the canary's first and last answer. The rows differ, so the difference is unpaired
     (:func:`independent_difference`). A version that answered as both (promoted while the log
     was written) is neither side.
     """
-    scored = {q.version: (q, q.live) for q in qualities if q.live is not None}
-    sides: dict[str, list[tuple[Quality, uncertainty.Interval]]] = {"stable": [], "canary": []}
+    scored = {q.version: q.live for q in qualities if q.live is not None}
+    sides: dict[str, list[Answers]] = {"stable": [], "canary": []}
     for answers in joined.versions:
         if answers.version in scored and len(answers.variants) == 1:
-            sides.setdefault(next(iter(answers.variants)), []).append(scored[answers.version])
+            sides.setdefault(next(iter(answers.variants)), []).append(answers)
     if len(sides["stable"]) != 1:
         return []
-    stable, stable_live = sides["stable"][0]
+    stable = sides["stable"][0]
     found = []
-    for canary, canary_live in sides["canary"]:
-        difference = independent_difference(canary_live, stable_live)
-        verdict = _verdict(difference, recipe.greater_is_better)
-        found.append(
-            CanaryComparison(canary.name, canary.version, stable.version, canary.metric, difference, verdict)
+    for canary in sides["canary"]:
+        period = joined.periods.get(canary.version)
+        if period is None:
+            truths, outputs = stable.truths, stable.outputs
+        else:
+            first, last = period
+            within = [i for i, t in enumerate(stable.times) if t is not None and first <= t <= last]
+            truths = [stable.truths[i] for i in within]
+            outputs = [stable.outputs[i] for i in within]
+        base = CanaryComparison(
+            canary.name,
+            canary.version,
+            stable.version,
+            recipe.primary_metric,
+            period,
+            stable_rows=len(truths),
+            stable_answers=len(stable.truths),
         )
+        stable_live, note = live_figure(recipe, truths, outputs, min_rows=min_rows, seed=seed)
+        if stable_live is None:
+            found.append(replace(base, note=f"the stable version's answers in the canary's period: {note}"))
+            continue
+        difference = independent_difference(scored[canary.version], stable_live)
+        verdict = _verdict(difference, recipe.greater_is_better)
+        found.append(replace(base, difference=difference, verdict=verdict))
     return found
 
 
@@ -450,10 +514,8 @@ def render(
                     parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
             lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
     for c in canaries:
-        lines.append(
-            f"{c.name} canary v{c.canary} against stable v{c.stable} on the same traffic: {c.metric} "
-            f"{c.difference}, {c.verdict}"
-        )
+        head = f"{c.name} canary v{c.canary} against stable v{c.stable} on the same traffic"
+        lines.append(f"{head}, {_traffic(c)}")
     service = qualities[0].name if qualities else ""
     lines.append(
         f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers "
@@ -472,6 +534,18 @@ def render(
     if joined.other_services:
         lines.append(f"{service}: {joined.other_services:,} captures of other services skipped")
     return "\n".join(lines)
+
+
+def _traffic(c: CanaryComparison) -> str:
+    if c.period is None:
+        when = "the whole log (its captures do not say when they were answered)"
+    else:
+        first, last = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") for t in c.period)
+        used = f"{c.stable_rows:,} of v{c.stable}'s {c.stable_answers:,} answers with their truth"
+        when = f"{first} to {last} UTC ({used})"
+    if c.difference is None:
+        return f"{when}: no comparison: {c.note}"
+    return f"{when}: {c.metric} {c.difference}, {c.verdict}"
 
 
 def _rows(count: int) -> str:

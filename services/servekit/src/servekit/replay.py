@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO, Any
 
 import orjson
@@ -62,6 +63,8 @@ class Captured:
     prediction: Mapping[str, Any]
     #: Which of the service's models answered: ``stable`` or ``canary`` (empty in older lines).
     variant: str = ""
+    #: When, in seconds since the epoch (None in lines written before captures held the time).
+    answered_at: float | None = None
 
     @property
     def where(self) -> str:
@@ -93,6 +96,7 @@ def read_line(text: str, number: int) -> Captured | None:
             raise CaptureLineError(f"line {number}: a capture whose JSON does not parse: {exc}") from None
     if not isinstance(body, dict) or not {"model", "input", "prediction"} <= body.keys():
         return None
+    answered_at = _seconds(body.get("answered_at"), number)
     try:
         model = body["model"]
         return Captured(
@@ -105,9 +109,24 @@ def read_line(text: str, number: int) -> Captured | None:
             input=dict(body["input"]),
             prediction=dict(body["prediction"]),
             variant=str(body.get("variant", "")),
+            answered_at=answered_at,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CaptureLineError(f"line {number}: a capture without {exc}") from None
+
+
+def _seconds(answered_at: Any, number: int) -> float | None:
+    if answered_at is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(answered_at))
+    except ValueError:
+        raise CaptureLineError(
+            f"line {number}: a capture whose answered_at {answered_at!r} is not an RFC 3339 time"
+        ) from None
+    if moment.tzinfo is None:  # servekit writes UTC; a time without a zone is read as UTC too
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def unwrapped(entry: Any) -> Any:
