@@ -9,8 +9,17 @@ import pytest
 from sklearn.metrics import f1_score, mean_absolute_error, roc_auc_score
 from toy import TOY
 
+from servekit.evaluation import independent_difference
 from servekit.training.recipe import TrainingRecipe
-from servekit.training.uncertainty import PRIMARY_METRICS, interval, macro_f1, mae, paired_difference, roc_auc
+from servekit.training.uncertainty import (
+    PRIMARY_METRICS,
+    interval,
+    macro_f1,
+    mae,
+    paired_difference,
+    roc_auc,
+    unpaired_difference,
+)
 
 
 def test_the_fast_metrics_agree_with_sklearn() -> None:
@@ -113,6 +122,44 @@ def test_a_clearly_better_model_wins_beyond_the_noise_and_pairing_tightens_the_i
     assert not difference.contains(0.0)
     separate = [interval(auc, target, output) for output in (better, signal)]
     assert difference.high - difference.low < min(i.high - i.low for i in separate)
+
+
+@pytest.mark.parametrize("name", sorted(PRIMARY_METRICS))
+def test_two_samples_sharing_no_row_are_each_resampled_on_their_own(name: str) -> None:
+    metric = PRIMARY_METRICS[name]
+    target, output = samples()[name]
+    half = len(target) // 2
+    first, second = (target[:half], output[:half]), (target[half:], output[half:])
+    found = unpaired_difference(metric, *first, *second, rounds=300, seed=4)
+
+    # Each sample drawn as indices from its own seed and scored on copied rows, as an interval's.
+    def scores(target: np.ndarray, output: np.ndarray, seed: int) -> list[float]:
+        rng = np.random.default_rng(seed)
+        values: list[float] = []
+        while len(values) < 300:
+            index = rng.integers(0, len(target), len(target))
+            if len(np.unique(target[index])) > 1:
+                values.append(metric.score(target[index], output[index]))
+        return values
+
+    differences = np.subtract(scores(*first, seed=4), scores(*second, seed=5))
+    assert found.estimate == pytest.approx(metric.score(*first) - metric.score(*second), abs=1e-12)
+    assert (found.low, found.high) == pytest.approx(tuple(np.percentile(differences, [2.5, 97.5])), abs=1e-12)
+
+
+def test_an_unpaired_difference_keeps_a_long_tail_that_adding_two_intervals_would_not() -> None:
+    # One model's fares are a dollar off but two of 400 are a hundred off: a resample can draw
+    # those two several times but never fewer than none, so its MAE can rise much further than
+    # it can fall, and the difference's interval is lopsided.
+    target = np.zeros(400)
+    heavy = np.r_[np.full(398, 1.0), 100.0, 100.0]
+    light = np.random.default_rng(6).exponential(1.0, 400)
+    metric = PRIMARY_METRICS["mae"]
+    found = unpaired_difference(metric, target, heavy, target, light)
+    above, below = found.high - found.estimate, found.estimate - found.low
+    assert above > 1.25 * below
+    combined = independent_difference(interval(metric, target, heavy), interval(metric, target, light))
+    assert combined.high - combined.estimate == pytest.approx(combined.estimate - combined.low)
 
 
 def test_every_service_metric_and_the_toy_have_an_interval() -> None:

@@ -263,10 +263,11 @@ def assess(
         held_out=held_out,
         held_out_note=held_out_note,
     )
-    live, note = live_figure(recipe, answers.truths, answers.outputs, min_rows=min_rows, seed=seed)
-    if live is None:
+    note = why_no_figure(recipe, answers.truths, min_rows=min_rows)
+    if note:
         return replace(base, note=note)
     target, outputs = np.asarray(answers.truths), np.asarray(answers.outputs)
+    live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
     groups = grouper.series(answers)
     segments = group_metrics(
         recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are="answers with their truth"
@@ -278,17 +279,13 @@ def assess(
     return replace(base, live=live, difference=difference, verdict=verdict, segments=segments)
 
 
-def live_figure(
-    recipe: TrainingRecipe, truths: Sequence[Any], outputs: Sequence[Any], *, min_rows: int, seed: int
-) -> tuple[uncertainty.Interval | None, str]:
-    """The primary metric on these answers with its bootstrap interval, or why there is none."""
-    primary = recipe.primary()
-    target = np.asarray(truths)
-    if len(target) < min_rows:
-        return None, f"fewer than {min_rows} answers with their truth (--min-rows)"
-    if primary.output == "positive_probability" and len(np.unique(target)) < 2:
-        return None, "one class only in their truth"
-    return uncertainty.interval(primary, target, np.asarray(outputs), seed=seed), ""
+def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any], *, min_rows: int) -> str:
+    """Why answers with these truths get no figure; empty when they get one."""
+    if len(truths) < min_rows:
+        return f"fewer than {min_rows} answers with their truth (--min-rows)"
+    if recipe.primary().output == "positive_probability" and len(np.unique(np.asarray(truths))) < 2:
+        return "one class only in their truth"
+    return ""
 
 
 def _verdict(difference: uncertainty.Interval, greater_is_better: bool) -> Verdict:
@@ -350,11 +347,11 @@ def compare_canaries(
     whose outcome is the truth. Only while it answers: the stable version's answers before the
     canary started or after it ended come from other days, whose customers and truth may differ
     (a season, a campaign), and would confound the comparison. So the stable side is its answers
-    within the canary's first and last answer. The rows differ, so the difference is unpaired
-    (:func:`independent_difference`). A version that answered as both (promoted while the log
-    was written) is neither side.
+    within the canary's first and last answer. The rows differ, so the difference is unpaired: a
+    two-sample bootstrap (:func:`uncertainty.unpaired_difference`). A version that answered as
+    both (promoted while the log was written) is neither side.
     """
-    scored = {q.version: q.live for q in qualities if q.live is not None}
+    scored = {q.version for q in qualities if q.live is not None}
     sides: dict[str, list[Answers]] = {"stable": [], "canary": []}
     for answers in joined.versions:
         if answers.version in scored and len(answers.variants) == 1:
@@ -381,11 +378,20 @@ def compare_canaries(
             stable_rows=len(truths),
             stable_answers=len(stable.truths),
         )
-        stable_live, note = live_figure(recipe, truths, outputs, min_rows=min_rows, seed=seed)
-        if stable_live is None:
+        note = why_no_figure(recipe, truths, min_rows=min_rows)
+        if note:
             found.append(replace(base, note=f"the stable version's answers in the canary's period: {note}"))
             continue
-        difference = independent_difference(scored[canary.version], stable_live)
+        # Both samples are at hand (unlike a held-out figure, of which only its interval is), so
+        # each is resampled on its own rather than their intervals combined.
+        difference = uncertainty.unpaired_difference(
+            recipe.primary(),
+            np.asarray(canary.truths),
+            np.asarray(canary.outputs),
+            np.asarray(truths),
+            np.asarray(outputs),
+            seed=seed,
+        )
         verdict = _verdict(difference, recipe.greater_is_better)
         found.append(replace(base, difference=difference, verdict=verdict))
     return found

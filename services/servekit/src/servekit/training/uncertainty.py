@@ -8,7 +8,9 @@ comparison shows whether a win is more than the noise of the split.
 The predictions are computed once and the test rows resampled with replacement
 (Efron's percentile bootstrap); a comparison resamples the SAME rows for both
 models (a paired bootstrap), which cancels the rows' shared difficulty and is
-much tighter than comparing two separate intervals.
+much tighter than comparing two separate intervals. Two samples that share no
+row (a canary's answers and the stable version's) are resampled each on its
+own.
 """
 
 from __future__ import annotations
@@ -191,3 +193,27 @@ def paired_difference(
     new_score, old_score = metric.drawn_score(target, new), metric.drawn_score(target, old)
     values = [new_score(counts) - old_score(counts) for counts in _draws(target, rounds, seed)]
     return _percentiles(values, metric.score(target, new) - metric.score(target, old))
+
+
+def unpaired_difference(
+    metric: PrimaryMetric,
+    target: Array,
+    output: Array,
+    other_target: Array,
+    other_output: Array,
+    *,
+    rounds: int = ROUNDS,
+    seed: int = 0,
+) -> Interval:
+    """Interval of ``metric(output) - metric(other_output)`` for two samples that share no row.
+
+    Each sample is resampled on its own (a two-sample percentile bootstrap), so the interval keeps
+    each metric's own skew: a fare's absolute errors have a long tail, and ROC AUC near 1 cannot
+    rise as far as it can fall, which adding two half-widths in quadrature would make symmetric.
+    """
+    target, output = np.asarray(target), np.asarray(output)
+    other_target, other_output = np.asarray(other_target), np.asarray(other_output)
+    score, other_score = metric.drawn_score(target, output), metric.drawn_score(other_target, other_output)
+    pairs = zip(_draws(target, rounds, seed), _draws(other_target, rounds, seed + 1), strict=True)
+    values = [score(counts) - other_score(other_counts) for counts, other_counts in pairs]
+    return _percentiles(values, metric.score(target, output) - metric.score(other_target, other_output))
