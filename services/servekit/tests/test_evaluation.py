@@ -313,6 +313,11 @@ def test_a_canary_is_held_against_the_stable_answers_of_its_own_period_only(
                 lines.append(capture_line(f"r{i}", 0, row, answer, "canary", answered_at=when, version="2"))
             else:
                 lines.append(capture_line(f"r{i}", 0, row, answer, "stable", answered_at=when, version="1"))
+        # Then v2 is promoted and answers as the stable version, truth unknown yet: not its
+        # period as the canary.
+        for i, (row, answer) in enumerate(zip(rows[:5], answers[:5], strict=True)):
+            when = at(400 + i) if timed else None
+            lines.append(capture_line(f"later-{i}", 0, row, answer, "stable", answered_at=when, version="2"))
         return lines
 
     def judged(lines: list[str], min_rows: int = 50) -> tuple[evaluation.CanaryComparison, str]:

@@ -119,9 +119,9 @@ class Joined:
     ambiguous: int
     #: Captures of other services in the file, skipped.
     other_services: int
-    #: Each version's first and last answer in the log (all its captures, with a truth row or
+    #: Each version's first and last answer as the canary (all such captures, with a truth row or
     #: not), for the versions whose captures say when they were answered.
-    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
+    canary_periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class Grouper:
@@ -165,7 +165,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     # key -> [version, scored output, the input until its groups are found then the groups,
     # variant, time]
     met: dict[Key, list[Any]] = {}
-    periods: dict[str, tuple[float, float]] = {}
+    canary_periods: dict[str, tuple[float, float]] = {}
     pending: list[Key] = []
     seen: set[Key] = set()
     ambiguous: set[Key] = set()
@@ -181,9 +181,9 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             others += 1
             continue
         captured += 1
-        if c.answered_at is not None:
-            first, last = periods.get(c.version, (c.answered_at, c.answered_at))
-            periods[c.version] = (min(first, c.answered_at), max(last, c.answered_at))
+        if c.variant == "canary" and c.answered_at is not None:
+            first, last = canary_periods.get(c.version, (c.answered_at, c.answered_at))
+            canary_periods[c.version] = (min(first, c.answered_at), max(last, c.answered_at))
         key = (c.request_id, c.instance)
         # Only keys of the truth are remembered: memory follows the truth file, not the log.
         if key not in truth:
@@ -220,7 +220,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         truth_unmatched=sum(key not in seen for key in truth),
         ambiguous=len(ambiguous),
         other_services=others,
-        periods=periods,
+        canary_periods=canary_periods,
     )
 
 
@@ -361,7 +361,7 @@ def compare_canaries(
     stable = sides["stable"][0]
     found = []
     for canary in sides["canary"]:
-        period = joined.periods.get(canary.version)
+        period = joined.canary_periods.get(canary.version)
         if period is None:
             truths, outputs = stable.truths, stable.outputs
         else:
