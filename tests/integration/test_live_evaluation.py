@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,3 +129,57 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     flipped = truth_file(tmp_path / "flipped.csv", [1 - y for y in exited])
     report = mlp("evaluate", NAME, str(log), "--truth", str(flipped), status=1)
     assert report.splitlines()[0].endswith(", worse"), report
+
+
+def test_a_canary_is_scored_against_the_stable_answers_of_its_own_period(
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    """The champion answers 150 customers alone, then every other one goes to a canary (the
+    same run, loaded as ``runs:/``, so an unregistered version): the canary is held against the
+    champion's answers from its own first to last answer only, read from the capture's times."""
+    spec = registry.get_service(NAME)
+    version = registered[NAME].version
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_CANARY_MODEL_URI": f"runs:/{registered[NAME].run_id}/model",
+        "BANKCHURN_CANARY_TRAFFIC_PERCENT": "0",  # only requests that ask for it
+        "BANKCHURN_CAPTURE_PERCENT": "100",
+        "BANKCHURN_LOG_FORMAT": "json",
+        "BANKCHURN_LOG_LEVEL": "WARNING",
+    }
+    frame = spec.recipe.generate(450, 12)
+    rows = valid_requests(spec, to_records(frame.drop(columns=[spec.recipe.target])))
+    server = start_service(NAME, tmp_path, env, label="bankchurn-canary-evaluate")
+    try:
+        server.wait_for("/readyz")
+        with httpx.Client() as client:
+            for i, row in enumerate(rows):
+                headers = {"X-Request-ID": f"customer-{i}"}
+                if i >= 150 and i % 2:
+                    headers["X-Model-Variant"] = "canary"
+                if i == 151:
+                    time.sleep(0.01)  # times are to the millisecond: the last answer alone is before it
+                response = client.post(f"{server.url}/predict", json=row, headers=headers)
+                assert response.status_code == 200, response.text
+    finally:
+        server.stop()
+    truth = tmp_path / "truth.csv"
+    lines = ["request_id,Exited"] + [f"customer-{i},{y}" for i, y in enumerate(frame[spec.recipe.target])]
+    truth.write_text("\n".join(lines) + "\n")
+
+    report = mlp("evaluate", NAME, str(tmp_path / "bankchurn-canary-evaluate.log"), "--truth", str(truth))
+    # A version served from a run is scored, but has no held-out figure to be compared with.
+    assert f"{NAME} vunregistered: 150 answers with their truth: roc_auc " in report
+    assert (
+        "; not compared: version unregistered: served from a run or artifact URI, not the registry" in report
+    )
+    canary = next(line for line in report.splitlines() if " canary v" in line)
+    assert canary.startswith(
+        f"{NAME} canary vunregistered against stable v{version} on the same traffic, "
+    ), report
+    # The champion's answers between the canary's first (customer 151) and last (449): 152 to 448.
+    assert f" UTC (149 of v{version}'s 300 answers with their truth): roc_auc " in canary, report
+    assert canary.endswith(", within the noise"), report

@@ -270,7 +270,7 @@ def test_a_canary_is_judged_against_the_stable_version_on_the_same_traffic(
                 lines.append(capture_line(f"r{i}", 0, row, answer, "stable", version="1"))
         joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
         qualities = [assess(a, grouper, None) for a in joined.versions]
-        found = evaluation.compare_canaries(joined, qualities, TOY.recipe)
+        found = evaluation.compare_canaries(joined, TOY.recipe)
         text = render(joined, qualities, "truth.csv", found)
         # These captures do not say when they were answered (lines older than answered_at).
         whole_log = "the whole log (its captures do not say when they were answered): mae "
@@ -286,54 +286,64 @@ def test_a_canary_is_judged_against_the_stable_version_on_the_same_traffic(
     assert judged(1.0, canary_variant="stable") == []
 
 
+START = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+def at(second: int) -> str:
+    return (START + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
+
+def canary_log(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any], *, timed: bool = True
+) -> list[str]:
+    """v1 alone for 100 requests, a dollar off (another season's fares, say), then v2 as the
+    canary of every other request, both answering alike; then v2, promoted, alone."""
+    rows, answers, _ = served
+    lines = []
+    for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
+        when = at(i) if timed else None
+        if i < 100:
+            off = {"value": answer["value"] + 1.0}
+            lines.append(capture_line(f"r{i}", 0, row, off, "stable", answered_at=when, version="1"))
+        else:
+            variant, version = ("canary", "2") if i % 2 else ("stable", "1")
+            lines.append(capture_line(f"r{i}", 0, row, answer, variant, answered_at=when, version=version))
+    for i, (row, answer) in enumerate(zip(rows[:100], answers[:100], strict=True)):
+        when = at(400 + i) if timed else None
+        lines.append(capture_line(f"later-{i}", 0, row, answer, "stable", answered_at=when, version="2"))
+    return lines
+
+
+def judged(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+    lines: list[str],
+    *,
+    later_truth: bool = False,
+    min_rows: int = 50,
+) -> tuple[list[evaluation.CanaryComparison], str]:
+    """The canaries compared, and the report; ``later_truth``: the promoted v2's truth is known."""
+    grouper = Grouper(TOY.recipe)
+    truth = {(f"r{i}", 0): y for i, y in enumerate(served[2])}
+    if later_truth:
+        truth |= {(f"later-{i}", 0): y for i, y in enumerate(served[2][:100])}
+    joined = join(read_lines(lines), "toy", grouper, truth)
+    qualities = [assess(a, grouper, None) for a in joined.versions]
+    found = evaluation.compare_canaries(joined, TOY.recipe, min_rows=min_rows)
+    return found, render(joined, qualities, "truth.csv", found)
+
+
 def test_a_canary_is_held_against_the_stable_answers_of_its_own_period_only(
     served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
 ) -> None:
-    """Stable answers from before the canary started come from other days: they are left out.
-
-    The first 100 requests, before the canary, are answered a dollar off (another season's
-    fares, say); from then on the router sends every other request to the canary, and both
-    answer alike. Held against the whole log, the canary would look better than it is.
-    """
-    rows, answers, truth = served
-    grouper = Grouper(TOY.recipe)
-    start = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-
-    def at(second: int) -> str:
-        return (start + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
-
-    def log(timed: bool) -> list[str]:
-        lines = []
-        for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
-            when = at(i) if timed else None
-            if i < 100:
-                off = {"value": answer["value"] + 1.0}
-                lines.append(capture_line(f"r{i}", 0, row, off, "stable", answered_at=when, version="1"))
-            elif i % 2:
-                lines.append(capture_line(f"r{i}", 0, row, answer, "canary", answered_at=when, version="2"))
-            else:
-                lines.append(capture_line(f"r{i}", 0, row, answer, "stable", answered_at=when, version="1"))
-        # Then v2 is promoted and answers as the stable version, truth unknown yet: not its
-        # period as the canary.
-        for i, (row, answer) in enumerate(zip(rows[:5], answers[:5], strict=True)):
-            when = at(400 + i) if timed else None
-            lines.append(capture_line(f"later-{i}", 0, row, answer, "stable", answered_at=when, version="2"))
-        return lines
-
-    def judged(lines: list[str], min_rows: int = 50) -> tuple[evaluation.CanaryComparison, str]:
-        joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
-        qualities = [assess(a, grouper, None) for a in joined.versions]
-        found = evaluation.compare_canaries(joined, qualities, TOY.recipe, min_rows=min_rows)
-        assert len(found) == 1
-        return found[0], render(joined, qualities, "truth.csv", found)
-
-    windowed, text = judged(log(timed=True))
+    """Stable answers from before the canary started come from other days: they are left out."""
+    [windowed], text = judged(served, canary_log(served))
+    # Its first and last answer as the canary: not the promoted v2's answers after.
     assert windowed.period == (
-        (start + timedelta(seconds=101)).timestamp(),
-        (start + timedelta(seconds=299)).timestamp(),
+        (START + timedelta(seconds=101)).timestamp(),
+        (START + timedelta(seconds=299)).timestamp(),
     )
-    # Its stable answers from 09:01:42 to 09:04:58.
-    assert (windowed.stable_rows, windowed.stable_answers) == (99, 200)
+    # v1's answers from 09:01:42 to 09:04:58.
+    assert (windowed.canary_rows, windowed.stable_rows, windowed.stable_answers) == (100, 99, 200)
     assert windowed.verdict == "within the noise"
     assert (
         "toy canary v2 against stable v1 on the same traffic, 2026-12-02 09:01:41 to 2026-12-02 09:04:59 UTC "
@@ -341,15 +351,51 @@ def test_a_canary_is_held_against_the_stable_answers_of_its_own_period_only(
     ) in text
     # The same answers without their times: the stable side is the whole log, and the canary
     # looks better than the stable version because of the days it did not serve.
-    whole, _ = judged(log(timed=False))
+    [whole], text = judged(served, canary_log(served, timed=False))
     assert (whole.period, whole.stable_rows) == (None, 200)
     assert whole.verdict == "better"
-    # Too few stable answers in the canary's period for a figure: no comparison, and why.
-    short, text = judged(log(timed=True), min_rows=100)
-    assert (short.difference, short.verdict) == (None, None)
     assert (
-        text.count("no comparison: the stable version's answers in the canary's period: fewer than 100") == 1
+        "on the same traffic, the whole log (its captures do not say when they were answered): mae " in text
     )
+    # Too few stable answers in the canary's period for a figure: no comparison, and why.
+    [short], text = judged(served, canary_log(served), min_rows=100)
+    assert (short.difference, short.verdict) == (None, None)
+    assert "no comparison: the stable version's answers in its period: fewer than 100 answers" in text
+
+
+def test_a_canary_promoted_since_keeps_its_answers_as_the_canary(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    # v2's truth is known for its answers as the stable version too: it answered as both.
+    [promoted], _ = judged(served, canary_log(served), later_truth=True)
+    assert (promoted.canary, promoted.stable, promoted.canary_rows, promoted.stable_rows) == (
+        "2",
+        "1",
+        100,
+        99,
+    )
+    assert promoted.verdict == "within the noise"
+    # Without the times, which answers were given beside which cannot be told: no comparison.
+    assert judged(served, canary_log(served, timed=False), later_truth=True)[0] == []
+
+
+def test_a_canary_period_without_exactly_one_stable_version_is_not_compared(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, _ = served
+    # A v3 also answered as the stable version while the canary ran (pods on two champions).
+    also = capture_line("r150", 0, rows[150], answers[150], "stable", answered_at=at(150), version="3")
+    lines = [also if '"request_id": "r150"' in line else line for line in canary_log(served)]
+    [two], text = judged(served, lines)
+    assert (two.stable, two.difference) == ("", None)
+    assert (
+        "toy canary v2, 2026-12-02 09:01:41 to 2026-12-02 09:04:59 UTC: no comparison: v1, v3 all answered"
+        in text
+    )
+    # The canary alone in its period.
+    alone = [line for line in canary_log(served) if '"canary"' in line]
+    [none], text = judged(served, alone)
+    assert none.note == "no answer as the stable version in its period"
 
 
 def test_the_difference_of_figures_on_different_rows_adds_their_spreads_in_quadrature() -> None:

@@ -196,7 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         qualities.append(
             assess(answers, grouper, held_out, held_out_note=note, min_rows=args.min_rows or MIN_ROWS)
         )
-    canaries = compare_canaries(joined, qualities, spec.recipe, min_rows=args.min_rows or MIN_ROWS)
+    canaries = compare_canaries(joined, spec.recipe, min_rows=args.min_rows or MIN_ROWS)
     print(render(joined, qualities, str(args.truth), canaries))
     if args.log:
         for quality in qualities:

@@ -16,7 +16,6 @@ are kept, and of each only the scored output, its groups, the variant that gave 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -97,9 +96,9 @@ class Answers:
     truths: list[Any] = field(default_factory=list)
     #: Each answer's group in each of the recipe's dimensions (``TrainingRecipe.segments``).
     groups: list[tuple[str, ...]] = field(default_factory=list)
-    #: How many of the answers each variant gave (``stable``, ``canary``): a version promoted
-    #: while the log was written answered as both.
-    variants: Counter[str] = field(default_factory=Counter)
+    #: Which variant gave each answer (``stable``, ``canary``): a version promoted while the log
+    #: was written answered as both.
+    answered_as: list[str] = field(default_factory=list)
     #: When each answer was given, in seconds since the epoch (None: the capture does not say).
     times: list[float | None] = field(default_factory=list)
 
@@ -211,7 +210,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.outputs.append(output)
         answers.truths.append(truth[key])
         answers.groups.append(groups)
-        answers.variants[variant] += 1
+        answers.answered_as.append(variant)
         answers.times.append(answered_at)
     return Joined(
         versions=list(versions.values()),
@@ -279,7 +278,7 @@ def assess(
     return replace(base, live=live, difference=difference, verdict=verdict, segments=segments)
 
 
-def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any], *, min_rows: int) -> str:
+def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any] | np.ndarray, *, min_rows: int) -> str:
     """Why answers with these truths get no figure; empty when they get one."""
     if len(truths) < min_rows:
         return f"fewer than {min_rows} answers with their truth (--min-rows)"
@@ -318,14 +317,17 @@ class CanaryComparison:
 
     name: str
     canary: str
+    #: The version that answered as the stable one beside it; empty when there is none to say.
     stable: str
     metric: str
-    #: The canary's first and last answer; None when the captures do not say when they were
-    #: answered, and the stable version's answers over the whole log are used.
+    #: The canary's first and last answer as the canary; None when the captures do not say when
+    #: they were answered, and the stable version's answers over the whole log are used.
     period: tuple[float, float] | None
-    #: The stable version's answers with their truth that the comparison used, of how many.
-    stable_rows: int
-    stable_answers: int
+    #: The canary's answers with their truth, and the stable version's that the comparison used,
+    #: of how many it gave as the stable version.
+    canary_rows: int = 0
+    stable_rows: int = 0
+    stable_answers: int = 0
     difference: uncertainty.Interval | None = None
     verdict: Verdict | None = None
     #: Why there is no comparison (too few stable answers in the canary's period, say).
@@ -333,68 +335,108 @@ class CanaryComparison:
 
 
 def compare_canaries(
-    joined: Joined,
-    qualities: Sequence[Quality],
-    recipe: TrainingRecipe,
-    *,
-    min_rows: int = MIN_ROWS,
-    seed: int = 0,
+    joined: Joined, recipe: TrainingRecipe, *, min_rows: int = MIN_ROWS, seed: int = 0
 ) -> list[CanaryComparison]:
-    """Each canary version against the stable one, where the log holds one stable version.
+    """Each version's answers as the canary against the stable version's of the same period.
 
     The router gives the canary a random share of the requests (or of the routing keys), so
     while the canary answers, the two versions answer alike customers: a randomised experiment
     whose outcome is the truth. Only while it answers: the stable version's answers before the
     canary started or after it ended come from other days, whose customers and truth may differ
-    (a season, a campaign), and would confound the comparison. So the stable side is its answers
-    within the canary's first and last answer. The rows differ, so the difference is unpaired: a
-    two-sample bootstrap (:func:`uncertainty.unpaired_difference`). A version that answered as
-    both (promoted while the log was written) is neither side.
+    (a season, a campaign), and would confound the comparison. So the stable side is the answers
+    given as the stable version between the canary's first and last answer, which must all be
+    one version's; a canary promoted later keeps its answers as the canary. The rows differ, so
+    the difference is unpaired: a two-sample bootstrap (:func:`uncertainty.unpaired_difference`).
+
+    Captures that do not say when they were answered (written before ``answered_at``) are
+    compared over the whole log, and only where one version answered as the stable one
+    throughout and the canary only as the canary.
     """
-    scored = {q.version for q in qualities if q.live is not None}
-    sides: dict[str, list[Answers]] = {"stable": [], "canary": []}
-    for answers in joined.versions:
-        if answers.version in scored and len(answers.variants) == 1:
-            sides.setdefault(next(iter(answers.variants)), []).append(answers)
-    if len(sides["stable"]) != 1:
-        return []
-    stable = sides["stable"][0]
     found = []
-    for canary in sides["canary"]:
+    for canary in joined.versions:
+        if "canary" not in canary.answered_as:
+            continue
         period = joined.canary_periods.get(canary.version)
+        as_canary = [i for i, variant in enumerate(canary.answered_as) if variant == "canary"]
         if period is None:
-            truths, outputs = stable.truths, stable.outputs
+            steady = [a for a in joined.versions if set(a.answered_as) == {"stable"}]
+            if len(steady) != 1 or len(as_canary) != len(canary.answered_as):
+                continue
+            stable, used = steady[0], list(range(len(steady[0].answered_as)))
         else:
-            first, last = period
-            within = [i for i, t in enumerate(stable.times) if t is not None and first <= t <= last]
-            truths = [stable.truths[i] for i in within]
-            outputs = [stable.outputs[i] for i in within]
-        base = CanaryComparison(
+            beside = {a.version: (a, _as_stable(a, within=period)) for a in joined.versions}
+            beside = {version: pair for version, pair in beside.items() if pair[1]}
+            if len(beside) != 1:
+                named = ", ".join(f"v{version}" for version in sorted(beside))
+                note = (
+                    f"{named} all answered as the stable version in its period"
+                    if beside
+                    else "no answer as the stable version in its period"
+                )
+                found.append(
+                    CanaryComparison(
+                        canary.name, canary.version, "", recipe.primary_metric, period, note=note
+                    )
+                )
+                continue
+            stable, used = next(iter(beside.values()))
+        comparison = CanaryComparison(
             canary.name,
             canary.version,
             stable.version,
             recipe.primary_metric,
             period,
-            stable_rows=len(truths),
-            stable_answers=len(stable.truths),
+            canary_rows=len(as_canary),
+            stable_rows=len(used),
+            stable_answers=len(_as_stable(stable)),
         )
+        found.append(
+            _compared(
+                comparison,
+                recipe,
+                _rows_of(canary, as_canary),
+                _rows_of(stable, used),
+                min_rows=min_rows,
+                seed=seed,
+            )
+        )
+    return found
+
+
+def _as_stable(answers: Answers, within: tuple[float, float] | None = None) -> list[int]:
+    """The answers given as the stable version (only those ``within`` the period, if given)."""
+    chosen = [i for i, variant in enumerate(answers.answered_as) if variant == "stable"]
+    if within is None:
+        return chosen
+    first, last = within
+    return [i for i in chosen if (t := answers.times[i]) is not None and first <= t <= last]
+
+
+def _rows_of(answers: Answers, chosen: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The truths and outputs of the chosen answers."""
+    return np.asarray(answers.truths)[chosen], np.asarray(answers.outputs)[chosen]
+
+
+def _compared(
+    comparison: CanaryComparison,
+    recipe: TrainingRecipe,
+    canary: tuple[np.ndarray, np.ndarray],
+    stable: tuple[np.ndarray, np.ndarray],
+    *,
+    min_rows: int,
+    seed: int,
+) -> CanaryComparison:
+    for side, (truths, _) in (
+        ("the canary's answers", canary),
+        ("the stable version's answers in its period", stable),
+    ):
         note = why_no_figure(recipe, truths, min_rows=min_rows)
         if note:
-            found.append(replace(base, note=f"the stable version's answers in the canary's period: {note}"))
-            continue
-        # Both samples are at hand (unlike a held-out figure, of which only its interval is), so
-        # each is resampled on its own rather than their intervals combined.
-        difference = uncertainty.unpaired_difference(
-            recipe.primary(),
-            np.asarray(canary.truths),
-            np.asarray(canary.outputs),
-            np.asarray(truths),
-            np.asarray(outputs),
-            seed=seed,
-        )
-        verdict = _verdict(difference, recipe.greater_is_better)
-        found.append(replace(base, difference=difference, verdict=verdict))
-    return found
+            return replace(comparison, note=f"{side}: {note}")
+    # Both samples are at hand (unlike a held-out figure, of which only its interval is), so
+    # each is resampled on its own rather than their intervals combined.
+    difference = uncertainty.unpaired_difference(recipe.primary(), *canary, *stable, seed=seed)
+    return replace(comparison, difference=difference, verdict=_verdict(difference, recipe.greater_is_better))
 
 
 class VersionNotRegisteredError(LookupError):
@@ -410,6 +452,10 @@ def held_out_figure(
     """
     from mlflow.exceptions import MlflowException
 
+    if not version.isdigit():  # "unregistered": served from a runs:/ or artifact URI
+        raise VersionNotRegisteredError(
+            f"version {version}: served from a run or artifact URI, not the registry"
+        )
     try:
         run_id = client.get_model_version(name, version).run_id
         metrics = client.get_run(run_id).data.metrics if run_id else {}
@@ -519,9 +565,7 @@ def render(
                 else:
                     parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
             lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
-    for c in canaries:
-        head = f"{c.name} canary v{c.canary} against stable v{c.stable} on the same traffic"
-        lines.append(f"{head}, {_traffic(c)}")
+    lines += [_canary_line(c) for c in canaries]
     service = qualities[0].name if qualities else ""
     lines.append(
         f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers "
@@ -542,16 +586,21 @@ def render(
     return "\n".join(lines)
 
 
-def _traffic(c: CanaryComparison) -> str:
+def _canary_line(c: CanaryComparison) -> str:
+    head = f"{c.name} canary v{c.canary}"
+    if c.stable:
+        head += f" against stable v{c.stable} on the same traffic"
     if c.period is None:
         when = "the whole log (its captures do not say when they were answered)"
     else:
         first, last = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") for t in c.period)
-        used = f"{c.stable_rows:,} of v{c.stable}'s {c.stable_answers:,} answers with their truth"
-        when = f"{first} to {last} UTC ({used})"
+        when = f"{first} to {last} UTC"
+        if c.stable:
+            used = f"{c.stable_rows:,} of v{c.stable}'s {c.stable_answers:,} answers with their truth"
+            when += f" ({used})"
     if c.difference is None:
-        return f"{when}: no comparison: {c.note}"
-    return f"{when}: {c.metric} {c.difference}, {c.verdict}"
+        return f"{head}, {when}: no comparison: {c.note}"
+    return f"{head}, {when}: {c.metric} {c.difference}, {c.verdict}"
 
 
 def _rows(count: int) -> str:
