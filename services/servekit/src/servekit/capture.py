@@ -30,14 +30,14 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from servekit.inference import encode_json
-from servekit.logs import LogFormat
+from servekit.logs import LogFormat, rfc3339
 from servekit.model import Record, ServedModel
 
 logger = logging.getLogger("servekit.capture")
@@ -105,7 +105,7 @@ class PredictionCapture:
         artifact = model.artifact
         ref = {"name": artifact.name, "version": artifact.version, "run_id": artifact.run_id}
         count = len(records)
-        answered_at = answer_time(datetime.now(UTC))
+        answered_at = rfc3339(time.time())
         # Every line is encoded before the first is written: a request is captured whole or not
         # at all. Encoded as the responses are, then read back: numpy scalars become plain JSON
         # numbers before the log formatter (which would turn them into strings) sees them.
@@ -128,8 +128,3 @@ class PredictionCapture:
                 logger.info(MESSAGE, extra={"json_fields": {"capture": orjson.loads(line)}})
             else:
                 logger.info("%s: %s", MESSAGE, line.decode())
-
-
-def answer_time(moment: datetime) -> str:
-    """RFC 3339 in UTC to the millisecond (``2026-12-02T15:24:42.954Z``), as log stores write times."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

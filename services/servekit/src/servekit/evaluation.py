@@ -362,7 +362,8 @@ def compare_canaries(
             steady = [a for a in joined.versions if set(a.answered_as) == {"stable"}]
             if len(steady) != 1 or len(as_canary) != len(canary.answered_as):
                 continue
-            stable, used = steady[0], list(range(len(steady[0].answered_as)))
+            stable = steady[0]
+            used = _as_stable(stable)
         else:
             beside = {a.version: (a, _as_stable(a, within=period)) for a in joined.versions}
             beside = {version: pair for version, pair in beside.items() if pair[1]}

@@ -64,7 +64,8 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _rfc3339(timestamp: float) -> str:
+def rfc3339(timestamp: float) -> str:
+    """``2026-12-02T15:24:42.954Z``: UTC to the millisecond, as log stores write times."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -78,7 +79,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": _rfc3339(record.created),
+            "time": rfc3339(record.created),
             "severity": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
