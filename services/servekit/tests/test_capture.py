@@ -85,6 +85,7 @@ def test_each_instance_of_a_captured_request_is_a_line_with_its_inputs_answer_an
         capture = line["capture"]
         assert capture["model"] == {"name": "toy", "version": "test", "run_id": "in-memory"}
         assert capture["variant"] == "stable"
+        assert capture["routed"] == "alone"  # no canary beside it
         assert (capture["instance"], capture["instances"]) == (index, 3)
         # The instance as validated (the optional field filled in), the answer as returned.
         assert capture["input"] == {"note": None, **row}
@@ -167,6 +168,7 @@ def test_a_canary_answer_is_captured_under_the_canary_version(
         answer = client.post("/predict", json=row, headers={"X-Model-Variant": "canary"}).json()
     [line] = captured(json_log)
     assert line["capture"]["variant"] == "canary"
+    assert line["capture"]["routed"] == "asked"
     assert line["capture"]["model"]["version"] == "2"
     assert line["capture"]["prediction"]["value"] == answer["value"]
     assert answer["value"] == ToyModel(candidate).predict([row])[0]["value"]
@@ -181,7 +183,7 @@ def test_the_share_is_drawn_per_request_so_a_batch_is_captured_whole_or_not_at_a
     draws = iter([0.10, 0.30, 0.2499, 0.25])  # at 25 %: the first and the third are captured
     counted: list[int] = []
     capture = PredictionCapture(25, log_format="json", on_captured=counted.append, draw=lambda: next(draws))
-    written = [capture(model, "stable", rows, model.predict(rows)) for _ in range(4)]
+    written = [capture(model, "stable", "alone", rows, model.predict(rows)) for _ in range(4)]
     assert written == [4, 0, 4, 0]
     assert counted == [4, 4]
     assert len(captured(json_log)) == 8
@@ -198,8 +200,8 @@ def test_a_failing_capture_is_logged_once_and_writes_nothing(
     failed: list[int] = []
     capture = PredictionCapture(100, log_format="json", on_captured=counted.append, on_failed=failed.append)
     with caplog.at_level(logging.INFO, logger="servekit.capture"):
-        assert capture(model, "stable", rows, answers) == 0
-        assert capture(model, "stable", rows, answers) == 0
+        assert capture(model, "stable", "alone", rows, answers) == 0
+        assert capture(model, "stable", "alone", rows, answers) == 0
     assert [r.getMessage() for r in caplog.records if r.getMessage() == MESSAGE] == []
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(failures) == 1

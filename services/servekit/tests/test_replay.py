@@ -178,6 +178,16 @@ def test_the_time_of_an_answer_is_read_as_seconds_in_utc_and_older_lines_have_no
     assert older.answered_at is None
 
 
+def test_how_an_answer_was_routed_is_read_and_older_lines_do_not_say() -> None:
+    capture = {"model": {"name": "toy", "version": "3"}, "input": {}, "prediction": {}, "variant": "canary"}
+    found = read_line(json.dumps({**capture, "routed": "asked"}), 1)
+    assert found is not None
+    assert (found.variant, found.routed) == ("canary", "asked")
+    older = read_line(json.dumps(capture), 2)
+    assert older is not None
+    assert older.routed == ""
+
+
 def test_a_cloudwatch_subscription_record_yields_each_of_its_events(
     toy_trained: tuple[ModelArtifact, Split],
 ) -> None:

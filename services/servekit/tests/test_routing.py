@@ -13,15 +13,27 @@ from typing import Any
 import grpc
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from toy import FAILING_X, TOY, FailingToy, ToyModel
 
 from servekit.local import free_port
 from servekit.metrics import MetricNames
+from servekit.metrics.canary import CanaryMetrics
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.app import INLINE_BATCH_LIMIT
-from servekit.routing import MAX_ROUTING_KEY_LENGTH, Route, percentile_of
+from servekit.routing import (
+    ALONE,
+    ASKED,
+    DRAWN,
+    FALLBACK,
+    MAX_ROUTING_KEY_LENGTH,
+    UNROUTED,
+    CanaryRouter,
+    Route,
+    percentile_of,
+)
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import SERVICE
 from servekit.settings import load_settings
@@ -430,3 +442,86 @@ def test_without_a_canary_there_are_no_variant_series_and_asking_for_one_is_404(
 )
 def test_route_from_headers(headers: dict[str, str], expected: Route) -> None:
     assert Route.from_headers(headers.get) == expected
+
+
+class LoadedCanary:
+    """The canary's runtime as the router sees it: the model loaded, or None."""
+
+    def __init__(self, model: ToyModel | None) -> None:
+        self.model = model
+
+
+def test_each_choice_says_how_it_was_made(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    """Only a drawn answer is part of the experiment ``mlp evaluate`` scores: the router says
+    which answers were drawn, asked for, or the canary's share answered by the stable model."""
+    stable, canary = ToyModel(toy_trained[0]), ToyModel(candidate)
+    runtime = LoadedCanary(canary)
+    draws = iter([0.10, 0.60] * 4)  # at 50 %: the canary's share, then the stable one
+    router = CanaryRouter(
+        runtime,  # type: ignore[arg-type]
+        CanaryMetrics(NAMES, CollectorRegistry()),
+        uri="models:/toy@canary",
+        traffic_percent=50,
+        draw=lambda: next(draws),
+    )
+
+    def chosen(route: Route = UNROUTED) -> tuple[str, str, str]:
+        choice = router.choose(stable, route)
+        return choice.variant, choice.model.artifact.version, choice.routed
+
+    stable_version = stable.artifact.version
+    # Both models can answer: drawn, by the share or by the key's place.
+    assert [chosen(), chosen()] == [("canary", "2", DRAWN), ("stable", stable_version, DRAWN)]
+    low = next(f"k{i}" for i in range(100) if percentile_of(f"k{i}") < 50)
+    assert chosen(Route(key=low)) == ("canary", "2", DRAWN)
+    # Asked for by the request, whatever the share.
+    assert chosen(Route("canary")) == ("canary", "2", ASKED)
+    assert chosen(Route("stable")) == ("stable", stable_version, ASKED)
+    # The canary loading: its share falls back to the stable model; the stable share is alone.
+    runtime.model = None
+    assert [chosen(), chosen()] == [("stable", stable_version, FALLBACK), ("stable", stable_version, ALONE)]
+    # Stopped on this pod: the same.
+    runtime.model = canary
+    router.stopped = {"version": "2"}
+    router._judged_version = "2"
+    assert [chosen(), chosen()] == [("stable", stable_version, FALLBACK), ("stable", stable_version, ALONE)]
+    # The canary is the stable version (promoted): one model answers everything.
+    runtime.model = stable
+    assert [chosen(), chosen()] == [("stable", stable_version, ALONE), ("stable", stable_version, ALONE)]
+
+
+def test_each_captured_answer_says_how_its_model_was_chosen(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact, data = toy_trained
+    rows = request_rows(data, 40)
+    infer = {
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [1], "data": [rows[0]["x"]]},
+            {"name": "color", "datatype": "BYTES", "shape": [1], "data": [rows[0]["color"]]},
+        ]
+    }
+    with (
+        canary_app(
+            artifact, candidate, canary_traffic_percent=50, capture_percent=100, log_format="json"
+        ) as client,
+        caplog.at_level(logging.INFO, logger="servekit.capture"),
+    ):
+        wait_loaded(client, client.app.state.canary.runtime)  # type: ignore[attr-defined]
+        for i, row in enumerate(rows):
+            assert (
+                client.post("/predict", json=row, headers={"X-Routing-Key": f"customer-{i}"}).status_code
+                == 200
+            )
+        assert client.post("/predict", json=rows[0], headers={"X-Model-Variant": "canary"}).status_code == 200
+        assert client.post("/v2/models/toy/versions/2/infer", json=infer).status_code == 200
+    captures = [r.json_fields["capture"] for r in caplog.records if r.name == "servekit.capture"]  # type: ignore[attr-defined]
+    assert len(captures) == len(rows) + 2
+    keyed = captures[: len(rows)]
+    assert {c["routed"] for c in keyed} == {DRAWN}
+    assert [c["variant"] for c in keyed] == [
+        "canary" if percentile_of(f"customer-{i}") < 50 else "stable" for i in range(len(rows))
+    ]
+    assert [(c["variant"], c["routed"]) for c in captures[len(rows) :]] == [("canary", ASKED)] * 2

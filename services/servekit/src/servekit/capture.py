@@ -4,10 +4,11 @@ When a regulator or a customer asks why a decision was made, the metrics cannot 
 access log, on purpose, holds no field's value. ``<SVC>_CAPTURE_PERCENT`` (0, off, by default;
 SageMaker's Data Capture and Vertex AI's request-response logging are the same idea) writes,
 for that share of the prediction requests, one line per instance to the ``servekit.capture``
-logger: the request id, the model's name, version and run, which variant answered, when, the
-instance's fields as validated and the prediction as returned (with its explanation when the
-request asked for one). With the version and the inputs, the answer can be reproduced from the
-registry at any later time; the line is the record that it was given.
+logger: the request id, the model's name, version and run, which variant answered and how it was
+chosen (``routed``, :data:`servekit.routing.ROUTED`), when, the instance's fields as validated and
+the prediction as returned (with its explanation when the request asked for one). With the
+version and the inputs, the answer can be reproduced from the registry at any later time; the
+line is the record that it was given.
 
 Why log lines and not a store of our own: the platforms already ship pod logs to a store with
 retention and access control (Cloud Logging, CloudWatch Logs), and route them by a field to
@@ -75,6 +76,7 @@ class PredictionCapture:
         self,
         model: ServedModel,
         variant: str,
+        routed: str,
         records: Sequence[Record],
         predictions: Sequence[Mapping[str, Any]],
     ) -> int:
@@ -82,7 +84,7 @@ class PredictionCapture:
         if self._draw() * 100 >= self.percent:
             return 0
         try:
-            self._write(model, variant, records, predictions)
+            self._write(model, variant, routed, records, predictions)
         except Exception:
             self.on_failed(len(records))
             if not self._failed_once:
@@ -99,6 +101,7 @@ class PredictionCapture:
         self,
         model: ServedModel,
         variant: str,
+        routed: str,
         records: Sequence[Record],
         predictions: Sequence[Mapping[str, Any]],
     ) -> None:
@@ -114,6 +117,7 @@ class PredictionCapture:
                 {
                     "model": ref,
                     "variant": variant,
+                    "routed": routed,
                     "answered_at": answered_at,
                     "instance": index,
                     "instances": count,

@@ -14,6 +14,7 @@ import gzip
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +64,8 @@ class Captured:
     prediction: Mapping[str, Any]
     #: Which of the service's models answered: ``stable`` or ``canary`` (empty in older lines).
     variant: str = ""
+    #: How it was chosen (:data:`servekit.routing.ROUTED`; empty in older lines).
+    routed: str = ""
     #: When, in seconds since the epoch (None in lines written before captures held the time).
     answered_at: float | None = None
 
@@ -108,7 +111,9 @@ def read_line(text: str, number: int) -> Captured | None:
             instance=int(body.get("instance", 0)),
             input=dict(body["input"]),
             prediction=dict(body["prediction"]),
-            variant=str(body.get("variant", "")),
+            # Interned: a few distinct words, kept per answer by ``mlp evaluate`` over a whole log.
+            variant=sys.intern(str(body.get("variant", ""))),
+            routed=sys.intern(str(body.get("routed", ""))),
             answered_at=answered_at,
         )
     except (KeyError, TypeError, ValueError) as exc:

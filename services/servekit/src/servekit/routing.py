@@ -27,6 +27,11 @@ person: once more than ``<SVC>_CANARY_STOP_FAILURE_RATIO`` of its latest
 ``<SVC>_CANARY_STOP_WINDOW`` requests failed, its share goes back to the stable model (requests
 that ask for the canary still reach it, to reproduce the failure). The stop holds for that
 version; a new version behind the alias starts afresh.
+
+Each choice also says *how* it was made (:class:`Choice`, ``routed`` in the prediction capture),
+because only a drawn answer is part of the experiment: ``mlp evaluate`` compares a canary with
+the stable version on the answers the router drew, not on those a request asked for (a smoke
+test, a support engineer reproducing a case) or the canary's share answered by the stable model.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from servekit.errors import FieldProblem, ServekitError
 from servekit.metrics.canary import CanaryMetrics
@@ -55,6 +60,25 @@ ROUTING_KEY_HEADER = "x-routing-key"
 MAX_ROUTING_KEY_LENGTH = 256
 #: The canary is judged on no fewer of its latest requests: one failure in five is not a verdict.
 MIN_JUDGED_REQUESTS = 20
+
+#: How a request's model was chosen (``Choice.routed``):
+#: the router drew it, by the share or the routing key's hash, while both models could answer;
+DRAWN = "drawn"
+#: the request named the variant (``X-Model-Variant``) or the version (a pinned URL);
+ASKED = "asked"
+#: the canary's share, answered by the stable model (the canary loading, or stopped here);
+FALLBACK = "fallback"
+#: no canary could answer: none is served, it is the stable version, or this pod stopped it.
+ALONE = "alone"
+ROUTED = (DRAWN, ASKED, FALLBACK, ALONE)
+
+
+class Choice(NamedTuple):
+    """The variant that answers a request, its model, and how it was chosen (one of ``ROUTED``)."""
+
+    variant: str
+    model: ServedModel
+    routed: str
 
 
 @dataclass(frozen=True)
@@ -124,29 +148,37 @@ class CanaryRouter:
         #: Why this pod stopped sending the canary its share; None while it sends it.
         self.stopped: dict[str, Any] | None = None
 
-    def choose(self, stable: ServedModel, route: Route = UNROUTED) -> tuple[str, ServedModel]:
+    def choose(self, stable: ServedModel, route: Route = UNROUTED) -> Choice:
         """The variant that answers and its model; 503 if the canary is asked for and not loaded."""
         canary = self.runtime.model
         if route.variant == STABLE:
-            return STABLE, stable
+            return Choice(STABLE, stable, ASKED)
         if route.variant == CANARY:
             if canary is None:
                 raise ServekitError(
                     503, "canary_not_ready", f"canary model not ready: {self.runtime.not_ready_reason}"
                 )
-            return CANARY, canary
+            return Choice(CANARY, canary, ASKED)
         share = percentile_of(route.key) if route.key is not None else self._draw() * 100
         if share >= self.traffic_percent:
-            return STABLE, stable
+            return Choice(STABLE, stable, DRAWN if self._could_answer(canary, stable) else ALONE)
         if canary is None:
             self.metrics.fell_back("not_ready")
-            return STABLE, stable
+            return Choice(STABLE, stable, FALLBACK)
         if canary.artifact.same_version_as(stable.artifact):
-            return STABLE, stable
+            return Choice(STABLE, stable, ALONE)
         if self._stopped_for(canary):
             self.metrics.fell_back("stopped")
-            return STABLE, stable
-        return CANARY, canary
+            return Choice(STABLE, stable, FALLBACK)
+        return Choice(CANARY, canary, DRAWN)
+
+    def _could_answer(self, canary: ServedModel | None, stable: ServedModel) -> bool:
+        """Whether the canary would have answered had it been drawn."""
+        return (
+            canary is not None
+            and not canary.artifact.same_version_as(stable.artifact)
+            and not self._stopped_for(canary)
+        )
 
     def answered(self, variant: str, model: ServedModel, seconds: float, *, failed: bool) -> None:
         """Count a request's result, and stop the canary's share if it fails too often."""

@@ -16,9 +16,11 @@ from servekit.capture import PredictionCapture
 from servekit.capture import logger as capture_logger
 from servekit.inference import run_model
 from servekit.logs import JsonFormatter, RequestIdFilter
+from servekit.metrics.names import STABLE
 from servekit.model import Record, ServedModel
 from servekit.rest.access_log import AccessLog
 from servekit.rest.access_log import logger as access_logger
+from servekit.routing import ALONE
 
 #: A successful explained prediction, as the telemetry middleware hands it over.
 SCOPE = {
@@ -85,7 +87,7 @@ def capture_line(model: ServedModel, records: Sequence[Record], seconds: float) 
     capture = PredictionCapture(100, log_format="json", on_captured=lambda _: None)
 
     def write(batch: Sequence[Record]) -> None:
-        capture(model, "stable", batch, [answer_of[id(record)] for record in batch])
+        capture(model, STABLE, ALONE, batch, [answer_of[id(record)] for record in batch])
 
     with open(os.devnull, "w") as sink, _json_lines_to(capture_logger, sink):
         return time_calls(write, records, seconds)
@@ -98,5 +100,5 @@ def capture_line_bytes(model: ServedModel, records: Sequence[Record]) -> int:
     answered = _explained(model, records)
     with _json_lines_to(capture_logger, sink):
         for record, prediction in answered:
-            capture(model, "stable", [record], [prediction])
+            capture(model, STABLE, ALONE, [record], [prediction])
     return round(len(sink.getvalue().encode()) / len(answered))

@@ -47,7 +47,7 @@ from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
-from servekit.routing import UNROUTED, VARIANT_HEADER, CanaryRouter, Route, no_canary
+from servekit.routing import ALONE, UNROUTED, VARIANT_HEADER, CanaryRouter, Choice, Route, no_canary
 from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
@@ -121,18 +121,18 @@ class Predictor:
         explained = None if self.canary is None else partial(self.canary.metrics.count_explanations, variant)
         return run_model(model, records, explain, timings, self.metrics, served=stable, explained=explained)
 
-    def choose(self, stable: ServedModel, route: Route) -> tuple[str, ServedModel]:
+    def choose(self, stable: ServedModel, route: Route) -> Choice:
         if self.canary is not None:
             return self.canary.choose(stable, route)
         if route.variant == CANARY:
             raise no_canary(f"header.{VARIANT_HEADER}")
-        return STABLE, stable
+        return Choice(STABLE, stable, ALONE)
 
     async def __call__(
         self, records: Sequence[Record], explain: bool, timings: Timings, route: Route = UNROUTED
     ) -> tuple[ServedModel, list[dict[str, Any]]]:
         stable = self.runtime.require()
-        variant, model = self.choose(stable, route)
+        variant, model, routed = self.choose(stable, route)
         # The stable model bins the inputs for drift whichever model answers: its baseline is the one
         # published, and the inputs do not depend on the model. Outcomes and attributions depend
         # on it: the service's series hold the stable model's, the variant series both.
@@ -162,7 +162,7 @@ class Predictor:
         if self.shadow is not None:
             self.shadow.submit(model, records, predictions, variant=variant)
         if self.capture is not None:
-            self.capture(model, variant, records, predictions)
+            self.capture(model, variant, routed, records, predictions)
         return model, predictions
 
 
@@ -393,7 +393,7 @@ def create_app(
         if variant == CANARY:
             if canary is None:
                 raise no_canary("query.variant")
-            model = canary.choose(model, Route(CANARY))[1]  # 503 until the canary has loaded
+            model = canary.choose(model, Route(CANARY)).model  # 503 until the canary has loaded
         card = render_card(spec, model.describe())
         return Response(card, media_type="text/markdown; charset=utf-8")
 
