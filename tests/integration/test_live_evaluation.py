@@ -17,6 +17,7 @@ import pytest
 from processes import Server, start_service
 from servekit import registry
 from servekit.evaluation import KIND, KIND_TAG
+from servekit.routing import percentile_of
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records
 
@@ -131,48 +132,64 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert report.splitlines()[0].endswith(", worse"), report
 
 
+def stable_key(i: int) -> str:
+    """A routing key of customer ``i`` that the router draws for the stable model at 50 %."""
+    return next(key for j in range(1000) if percentile_of(key := f"customer-{i}-{j}") >= 50)
+
+
 def test_a_canary_is_scored_against_the_stable_answers_of_its_own_period(
     mlflow_server: Server,
     registered: dict[str, TrainResult],
     tmp_path: Path,
     mlp: Callable[..., str],
 ) -> None:
-    """The champion answers 150 customers alone, then every other one goes to a canary (the
-    same run, loaded as ``runs:/``, so an unregistered version): the canary is held against the
-    champion's answers from its own first to last answer only, read from the capture's times."""
+    """The champion answers 150 customers alone, then a canary (the same run, loaded as
+    ``runs:/``, so an unregistered version) is drawn for half of them by their routing keys, and
+    a smoke test asks the canary for 20 more: the canary is held against the champion's drawn
+    answers from its own first to last drawn answer only, read from the captures' times and
+    routing."""
     spec = registry.get_service(NAME)
     version = registered[NAME].version
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "BANKCHURN_CANARY_MODEL_URI": f"runs:/{registered[NAME].run_id}/model",
-        "BANKCHURN_CANARY_TRAFFIC_PERCENT": "0",  # only requests that ask for it
+        "BANKCHURN_CANARY_TRAFFIC_PERCENT": "50",
         "BANKCHURN_CAPTURE_PERCENT": "100",
         "BANKCHURN_LOG_FORMAT": "json",
         "BANKCHURN_LOG_LEVEL": "WARNING",
     }
     frame = spec.recipe.generate(450, 12)
     rows = valid_requests(spec, to_records(frame.drop(columns=[spec.recipe.target])))
+    keys = [stable_key(i) if i < 150 else f"customer-{i}" for i in range(len(rows))]
+    drawn = [i for i, key in enumerate(keys) if percentile_of(key) < 50]
+    first, last = drawn[0], drawn[-1]
+    asked = list(range(150, 450, 15))
     server = start_service(NAME, tmp_path, env, label="bankchurn-canary-evaluate")
     try:
         server.wait_for("/readyz")
         with httpx.Client() as client:
             for i, row in enumerate(rows):
-                headers = {"X-Request-ID": f"customer-{i}"}
-                if i >= 150 and i % 2:
-                    headers["X-Model-Variant"] = "canary"
-                if i == 151:
-                    time.sleep(0.01)  # times are to the millisecond: the last answer alone is before it
+                if i in (first, last + 1):
+                    time.sleep(0.01)  # times are to the millisecond: the period's ends stand alone
+                headers = {"X-Request-ID": f"customer-{i}", "X-Routing-Key": keys[i]}
                 response = client.post(f"{server.url}/predict", json=row, headers=headers)
                 assert response.status_code == 200, response.text
+                if first < i < last and i in asked:
+                    headers = {"X-Request-ID": f"asked-{i}", "X-Model-Variant": "canary"}
+                    response = client.post(f"{server.url}/predict", json=row, headers=headers)
+                    assert response.status_code == 200, response.text
     finally:
         server.stop()
     truth = tmp_path / "truth.csv"
-    lines = ["request_id,Exited"] + [f"customer-{i},{y}" for i, y in enumerate(frame[spec.recipe.target])]
+    exited = frame[spec.recipe.target].tolist()
+    lines = ["request_id,Exited"] + [f"customer-{i},{y}" for i, y in enumerate(exited)]
+    lines += [f"asked-{i},{exited[i]}" for i in asked if first < i < last]
     truth.write_text("\n".join(lines) + "\n")
 
     report = mlp("evaluate", NAME, str(tmp_path / "bankchurn-canary-evaluate.log"), "--truth", str(truth))
+    smoke = sum(first < i < last for i in asked)
     # A version served from a run is scored, but has no held-out figure to be compared with.
-    assert f"{NAME} vunregistered: 150 answers with their truth: roc_auc " in report
+    assert f"{NAME} vunregistered: {len(drawn) + smoke} answers with their truth: roc_auc " in report
     assert (
         "; not compared: version unregistered: served from a run or artifact URI, not the registry" in report
     )
@@ -180,6 +197,11 @@ def test_a_canary_is_scored_against_the_stable_answers_of_its_own_period(
     assert canary.startswith(
         f"{NAME} canary vunregistered against stable v{version} on the same traffic, "
     ), report
-    # The champion's answers between the canary's first (customer 151) and last (449): 152 to 448.
-    assert f" UTC (149 of v{version}'s 300 answers with their truth): roc_auc " in canary, report
+    # The champion's answers drawn between the canary's first and last drawn answer.
+    in_period = sum(first < i < last for i in range(len(rows)) if i not in drawn)
+    stable_answers = len(rows) - len(drawn)
+    assert (
+        f" UTC ({in_period} of v{version}'s {stable_answers} answers with their truth; "
+        f"vunregistered's {smoke} answers asked for by their requests left out): roc_auc "
+    ) in canary, report
     assert canary.endswith(", within the noise"), report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from servekit.evaluation import (
     render,
 )
 from servekit.replay import CaptureLineError, read_lines
+from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
 from servekit.training.uncertainty import Interval
 
@@ -41,16 +43,22 @@ def capture_line(
     variant: str = "stable",
     *,
     answered_at: str | None = None,
+    routed: str | None = None,
     **model: str,
 ) -> str:
-    """A capture as the service logs it in JSON (``model``: version, and name when not toy's)."""
-    capture = {
-        "model": {"name": "toy", "version": "1"} | model,
-        "variant": variant,
-        "instance": instance,
-        "input": row,
-        "prediction": answer,
-    } | ({"answered_at": answered_at} if answered_at else {})
+    """A capture as the service logs it in JSON (``model``: version, and name when not toy's);
+    without ``answered_at`` or ``routed`` as the lines written before captures held them."""
+    capture = (
+        {
+            "model": {"name": "toy", "version": "1"} | model,
+            "variant": variant,
+            "instance": instance,
+            "input": row,
+            "prediction": answer,
+        }
+        | ({"answered_at": answered_at} if answered_at else {})
+        | ({"routed": routed} if routed else {})
+    )
     return json.dumps({"logger": "servekit.capture", "request_id": request_id, "capture": capture})
 
 
@@ -296,21 +304,33 @@ def at(second: int) -> str:
 def canary_log(
     served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any], *, timed: bool = True
 ) -> list[str]:
-    """v1 alone for 100 requests, a dollar off (another season's fares, say), then v2 as the
-    canary of every other request, both answering alike; then v2, promoted, alone."""
+    """v1 for 100 requests, a dollar off (another season's fares, say; drawn beside an earlier
+    canary), then v2 as the canary of every other request, both answering alike; then v2,
+    promoted, alone. Without ``timed``, as the lines written before captures held their time
+    and routing."""
     rows, answers, _ = served
     lines = []
+    drawn = DRAWN if timed else None
     for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
         when = at(i) if timed else None
         if i < 100:
             off = {"value": answer["value"] + 1.0}
-            lines.append(capture_line(f"r{i}", 0, row, off, "stable", answered_at=when, version="1"))
+            lines.append(
+                capture_line(f"r{i}", 0, row, off, "stable", answered_at=when, routed=drawn, version="1")
+            )
         else:
             variant, version = ("canary", "2") if i % 2 else ("stable", "1")
-            lines.append(capture_line(f"r{i}", 0, row, answer, variant, answered_at=when, version=version))
+            lines.append(
+                capture_line(
+                    f"r{i}", 0, row, answer, variant, answered_at=when, routed=drawn, version=version
+                )
+            )
     for i, (row, answer) in enumerate(zip(rows[:100], answers[:100], strict=True)):
         when = at(400 + i) if timed else None
-        lines.append(capture_line(f"later-{i}", 0, row, answer, "stable", answered_at=when, version="2"))
+        alone = ALONE if timed else None
+        lines.append(
+            capture_line(f"later-{i}", 0, row, answer, "stable", answered_at=when, routed=alone, version="2")
+        )
     return lines
 
 
@@ -320,10 +340,11 @@ def judged(
     *,
     later_truth: bool = False,
     min_rows: int = 50,
+    extra_truth: dict[tuple[str, int], Any] | None = None,
 ) -> tuple[list[evaluation.CanaryComparison], str]:
     """The canaries compared, and the report; ``later_truth``: the promoted v2's truth is known."""
     grouper = Grouper(TOY.recipe)
-    truth = {(f"r{i}", 0): y for i, y in enumerate(served[2])}
+    truth = {(f"r{i}", 0): y for i, y in enumerate(served[2])} | (extra_truth or {})
     if later_truth:
         truth |= {(f"later-{i}", 0): y for i, y in enumerate(served[2][:100])}
     joined = join(read_lines(lines), "toy", grouper, truth)
@@ -384,7 +405,9 @@ def test_a_canary_period_without_exactly_one_stable_version_is_not_compared(
 ) -> None:
     rows, answers, _ = served
     # A v3 also answered as the stable version while the canary ran (pods on two champions).
-    also = capture_line("r150", 0, rows[150], answers[150], "stable", answered_at=at(150), version="3")
+    also = capture_line(
+        "r150", 0, rows[150], answers[150], "stable", answered_at=at(150), routed=DRAWN, version="3"
+    )
     lines = [also if '"request_id": "r150"' in line else line for line in canary_log(served)]
     [two], text = judged(served, lines)
     assert (two.stable, two.difference) == ("", None)
@@ -467,3 +490,77 @@ def test_the_command_refuses_a_missing_or_bad_file_before_it_asks_the_registry(
     assert cli.main(["evaluate", "bankchurn", str(captures), "--truth", str(truth), *unreachable]) == 2
     err = capsys.readouterr().err
     assert "column 'Exited': every value must be 0 or 1; line(s) 2, e.g. '2'" in err
+
+
+def test_only_the_answers_the_router_drew_are_compared(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    """Answers a request asked for, and the canary's share answered by the stable model, are not
+    part of the randomised experiment: they are left out, and the line says how many."""
+    rows, answers, truth = served
+    extra: list[str] = []
+    extra_truth: dict[tuple[str, int], Any] = {}
+    for i in range(50):
+        # A smoke test of cases picked by hand, asked of the canary (X-Model-Variant), some after
+        # its last drawn answer: every answer exact.
+        exact = {"value": float(truth[i])}
+        extra.append(
+            capture_line(
+                f"asked-{i}", 0, rows[i], exact, "canary", answered_at=at(250 + i), routed=ASKED, version="2"
+            )
+        )
+        extra_truth[f"asked-{i}", 0] = truth[i]
+        # The canary's share answered by v1 while the canary was loading, three dollars off.
+        off = {"value": answers[50 + i]["value"] + 3.0}
+        extra.append(
+            capture_line(
+                f"fallback-{i}",
+                0,
+                rows[50 + i],
+                off,
+                "stable",
+                answered_at=at(150 + i),
+                routed=FALLBACK,
+                version="1",
+            )
+        )
+        extra_truth[f"fallback-{i}", 0] = truth[50 + i]
+    lines = canary_log(served) + extra
+    [drawn], text = judged(served, lines, extra_truth=extra_truth)
+    # The period is the canary's drawn answers': not the smoke test after them.
+    assert drawn.period == (
+        (START + timedelta(seconds=101)).timestamp(),
+        (START + timedelta(seconds=299)).timestamp(),
+    )
+    assert (drawn.canary_rows, drawn.stable_rows, drawn.stable_answers, drawn.canary_asked) == (
+        100,
+        99,
+        250,
+        50,
+    )
+    assert drawn.verdict == "within the noise"
+    assert (
+        "UTC (99 of v1's 250 answers with their truth; "
+        "v2's 50 answers asked for by their requests left out): mae " in text
+    )
+    # The same answers, had the captures not said how they were routed: the canary looks better.
+    unrouted = [re.sub(r', "routed": "\w+"', "", line) for line in lines]
+    [mixed], text = judged(served, unrouted, extra_truth=extra_truth)
+    assert (mixed.canary_rows, mixed.stable_rows, mixed.canary_asked) == (150, 149, 0)
+    assert mixed.verdict == "better"
+    assert "some captures do not say how they were routed: answers asked for may be in" in text
+
+
+def test_a_canary_only_ever_asked_for_is_not_compared(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    asked = [
+        line.replace('"routed": "drawn"', '"routed": "asked"') if '"canary"' in line else line
+        for line in canary_log(served)
+    ]
+    [none], text = judged(served, asked)
+    assert (none.stable, none.canary_asked, none.difference) == ("", 100, None)
+    assert (
+        "toy canary v2: no comparison: "
+        "its 100 answers as the canary with their truth were all asked for, none drawn" in text
+    )

@@ -10,7 +10,8 @@ held-out split when it was trained (SageMaker Model Monitor's model-quality job,
 platform's own capture and registry).
 
 The capture log is read as it is joined (it can be gigabytes): only captures with a truth row
-are kept, and of each only the scored output, its groups, the variant that gave it and when.
+are kept, and of each only the scored output, its groups, the variant that gave it, how the
+router chose it, and when.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from servekit.datasets import DatasetError, refuse_lines
 from servekit.errors import ServekitError
 from servekit.loading import one_line
 from servekit.replay import Captured, CaptureLineError
+from servekit.routing import DRAWN
 from servekit.training import uncertainty
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
@@ -101,6 +103,13 @@ class Answers:
     answered_as: list[str] = field(default_factory=list)
     #: When each answer was given, in seconds since the epoch (None: the capture does not say).
     times: list[float | None] = field(default_factory=list)
+    #: How the router chose the variant of each answer (:data:`servekit.routing.ROUTED`; empty:
+    #: the capture does not say).
+    routed: list[str] = field(default_factory=list)
+
+    def drawn(self, index: int) -> bool:
+        """Whether the router drew this answer's variant at random (or the capture does not say)."""
+        return self.routed[index] in (DRAWN, "")
 
 
 @dataclass
@@ -118,8 +127,8 @@ class Joined:
     ambiguous: int
     #: Captures of other services in the file, skipped.
     other_services: int
-    #: Each version's first and last answer as the canary (all such captures, with a truth row or
-    #: not), for the versions whose captures say when they were answered.
+    #: Each version's first and last answer drawn as the canary (all such captures, with a truth
+    #: row or not), for the versions whose captures say when they were answered.
     canary_periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -162,7 +171,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     """Each capture of ``service`` with its truth row, grouped by the version that answered."""
     recipe = grouper.recipe
     # key -> [version, scored output, the input until its groups are found then the groups,
-    # variant, time]
+    # variant, time, how it was routed]
     met: dict[Key, list[Any]] = {}
     canary_periods: dict[str, tuple[float, float]] = {}
     pending: list[Key] = []
@@ -180,7 +189,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             others += 1
             continue
         captured += 1
-        if c.variant == "canary" and c.answered_at is not None:
+        if c.variant == "canary" and c.routed in (DRAWN, "") and c.answered_at is not None:
             first, last = canary_periods.get(c.version, (c.answered_at, c.answered_at))
             canary_periods[c.version] = (min(first, c.answered_at), max(last, c.answered_at))
         key = (c.request_id, c.instance)
@@ -196,14 +205,14 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             output = recipe.served_output(c.prediction)
         except (KeyError, TypeError) as exc:
             raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
-        met[key] = [c.version, output, c.input, c.variant, c.answered_at]
+        met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed]
         pending.append(key)
         if len(pending) >= GROUPING_CHUNK:
             group_pending()
     if pending:
         group_pending()
     versions: dict[str, Answers] = {}
-    for key, (version, output, groups, variant, answered_at) in met.items():
+    for key, (version, output, groups, variant, answered_at, routed) in met.items():
         if key in ambiguous:
             continue
         answers = versions.setdefault(version, Answers(service, version))
@@ -212,6 +221,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.groups.append(groups)
         answers.answered_as.append(variant)
         answers.times.append(answered_at)
+        answers.routed.append(routed)
     return Joined(
         versions=list(versions.values()),
         captured=captured,
@@ -328,6 +338,10 @@ class CanaryComparison:
     canary_rows: int = 0
     stable_rows: int = 0
     stable_answers: int = 0
+    #: The canary's answers with their truth that their requests asked for: left out.
+    canary_asked: int = 0
+    #: Some compared answers do not say how they were routed (captures written before ``routed``).
+    routing_unknown: bool = False
     difference: uncertainty.Interval | None = None
     verdict: Verdict | None = None
     #: Why there is no comparison (too few stable answers in the canary's period, say).
@@ -341,12 +355,15 @@ def compare_canaries(
 
     The router gives the canary a random share of the requests (or of the routing keys), so
     while the canary answers, the two versions answer alike customers: a randomised experiment
-    whose outcome is the truth. Only while it answers: the stable version's answers before the
-    canary started or after it ended come from other days, whose customers and truth may differ
-    (a season, a campaign), and would confound the comparison. So the stable side is the answers
-    given as the stable version between the canary's first and last answer, which must all be
-    one version's; a canary promoted later keeps its answers as the canary. The rows differ, so
-    the difference is unpaired: a two-sample bootstrap (:func:`uncertainty.unpaired_difference`).
+    whose outcome is the truth. Only the answers the router drew belong to it: those a request
+    asked for (a smoke test, a case reproduced by hand) are anyone's choice of customers, and
+    the canary's share answered by the stable model (the canary loading or stopped) is not the
+    stable share. Only while it answers: the stable version's answers before the canary started
+    or after it ended come from other days, whose customers and truth may differ (a season, a
+    campaign), and would confound the comparison. So the stable side is the answers drawn for
+    the stable version between the canary's first and last drawn answer, which must all be one
+    version's; a canary promoted later keeps its answers as the canary. The rows differ, so the
+    difference is unpaired: a two-sample bootstrap (:func:`uncertainty.unpaired_difference`).
 
     Captures that do not say when they were answered (written before ``answered_at``) are
     compared over the whole log, and only where one version answered as the stable one
@@ -357,10 +374,26 @@ def compare_canaries(
         if "canary" not in canary.answered_as:
             continue
         period = joined.canary_periods.get(canary.version)
-        as_canary = [i for i, variant in enumerate(canary.answered_as) if variant == "canary"]
+        as_canary = [
+            i for i, variant in enumerate(canary.answered_as) if variant == "canary" and canary.drawn(i)
+        ]
+        asked = canary.answered_as.count("canary") - len(as_canary)
+        alone = CanaryComparison(
+            canary.name,
+            canary.version,
+            "",
+            recipe.primary_metric,
+            period,
+            canary_rows=len(as_canary),
+            canary_asked=asked,
+        )
+        if not as_canary:
+            note = f"its {asked:,} answers as the canary with their truth were all asked for, none drawn"
+            found.append(replace(alone, note=note))
+            continue
         if period is None:
             steady = [a for a in joined.versions if set(a.answered_as) == {"stable"}]
-            if len(steady) != 1 or len(as_canary) != len(canary.answered_as):
+            if len(steady) != 1 or canary.answered_as.count("canary") != len(canary.answered_as):
                 continue
             stable = steady[0]
             used = _as_stable(stable)
@@ -374,22 +407,16 @@ def compare_canaries(
                     if beside
                     else "no answer as the stable version in its period"
                 )
-                found.append(
-                    CanaryComparison(
-                        canary.name, canary.version, "", recipe.primary_metric, period, note=note
-                    )
-                )
+                found.append(replace(alone, note=note))
                 continue
             stable, used = next(iter(beside.values()))
-        comparison = CanaryComparison(
-            canary.name,
-            canary.version,
-            stable.version,
-            recipe.primary_metric,
-            period,
-            canary_rows=len(as_canary),
+        comparison = replace(
+            alone,
+            stable=stable.version,
             stable_rows=len(used),
-            stable_answers=len(_as_stable(stable)),
+            stable_answers=stable.answered_as.count("stable"),
+            routing_unknown=any(canary.routed[i] == "" for i in as_canary)
+            or any(stable.routed[i] == "" for i in used),
         )
         found.append(
             _compared(
@@ -405,8 +432,8 @@ def compare_canaries(
 
 
 def _as_stable(answers: Answers, within: tuple[float, float] | None = None) -> list[int]:
-    """The answers given as the stable version (only those ``within`` the period, if given)."""
-    chosen = [i for i, variant in enumerate(answers.answered_as) if variant == "stable"]
+    """The answers drawn for the stable version (only those ``within`` the period, if given)."""
+    chosen = [i for i, variant in enumerate(answers.answered_as) if variant == "stable" and answers.drawn(i)]
     if within is None:
         return chosen
     first, last = within
@@ -589,6 +616,8 @@ def render(
 
 def _canary_line(c: CanaryComparison) -> str:
     head = f"{c.name} canary v{c.canary}"
+    if not c.canary_rows:
+        return f"{head}: no comparison: {c.note}"
     if c.stable:
         head += f" against stable v{c.stable} on the same traffic"
     if c.period is None:
@@ -597,8 +626,12 @@ def _canary_line(c: CanaryComparison) -> str:
         first, last = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") for t in c.period)
         when = f"{first} to {last} UTC"
         if c.stable:
-            used = f"{c.stable_rows:,} of v{c.stable}'s {c.stable_answers:,} answers with their truth"
-            when += f" ({used})"
+            used = [f"{c.stable_rows:,} of v{c.stable}'s {c.stable_answers:,} answers with their truth"]
+            if c.canary_asked:
+                used.append(f"v{c.canary}'s {c.canary_asked:,} answers asked for by their requests left out")
+            if c.routing_unknown:
+                used.append("some captures do not say how they were routed: answers asked for may be in")
+            when += f" ({'; '.join(used)})"
     if c.difference is None:
         return f"{head}, {when}: no comparison: {c.note}"
     return f"{head}, {when}: {c.metric} {c.difference}, {c.verdict}"
