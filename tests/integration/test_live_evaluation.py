@@ -83,6 +83,7 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     head = report.splitlines()[0]
     figure = re.search(r": 600 answers with their truth: roc_auc (\d\.\d{4}) \(95% CI ", head)
     assert figure is not None, report
+    # Resampled against the held-out answers its training run kept, not two intervals combined.
     assert head.endswith(", within the noise"), report
     assert " held out (95% CI " in head
     assert f"{NAME} v{version}:   Geography: France " in report

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 
 from bankchurn.data import generate_raw
@@ -17,6 +18,7 @@ from servekit.managed.packaging import model_requirements
 from servekit.training.segments import as_run_metrics
 from servekit.training.signature import nullable_fields
 from servekit.training.trainer import TrainResult
+from servekit.training.versions import HELD_OUT_ANSWERS
 
 SERVICES = registry.available()
 
@@ -53,6 +55,12 @@ def test_a_trained_model_is_logged_registered_and_champion(
     card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
     assert card.startswith(f"# Model card: {name} version {result.version}\n")
     assert f"| **{key}** | {logged[key]:.4g} (95 % CI " in card
+    # And its held-out rows' truth and outputs, which mlp evaluate resamples: they score the
+    # logged figure.
+    kept = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/{HELD_OUT_ANSWERS}")
+    target, output = np.asarray(kept["target"]), np.asarray(kept["output"])
+    assert len(target) == len(output) == round(spec.recipe.synthetic_rows * spec.recipe.test_size)
+    assert spec.recipe.primary().score(target, output) == pytest.approx(logged[key], rel=1e-12)
 
 
 def test_challenger_is_promoted_only_when_it_beats_the_champion(

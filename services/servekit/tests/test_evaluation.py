@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -16,10 +18,13 @@ from toy import TOY, ToyModel, ToyRecipe
 
 from servekit import cli, evaluation
 from servekit.datasets import DatasetError
+from servekit.errors import ServekitError
 from servekit.evaluation import (
     Answers,
     Grouper,
+    Joined,
     assess,
+    held_out_answers,
     independent_difference,
     join,
     read_truth,
@@ -28,7 +33,8 @@ from servekit.evaluation import (
 from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
-from servekit.training.uncertainty import Interval
+from servekit.training.uncertainty import Interval, unpaired_difference
+from servekit.training.versions import HELD_OUT_ANSWERS
 
 
 def truth_file(text: str) -> io.StringIO:
@@ -193,6 +199,20 @@ def test_live_answers_scored_against_the_held_out_figure_within_the_noise_or_bey
     assert worse.difference.low > 0
     better = assess(answered(truth), Grouper(TOY.recipe), Interval(mae + 1, mae + 0.9, mae + 1.1))
     assert better.verdict == "better"
+    # With the held-out rows' answers, as a training run keeps them: each sample resampled on
+    # its own, from the same draws as the live interval.
+    rows_kept = (truth + 0.5, np.asarray(outputs))
+    resampled = assess(answered(truth), Grouper(TOY.recipe), held_out, held_out_rows=rows_kept)
+    assert resampled.resampled
+    assert resampled.live == same.live
+    assert (resampled.live, resampled.difference) == unpaired_difference(
+        TOY.recipe.primary(), truth, outputs, *rows_kept
+    )
+    assert not same.resampled
+    joined = Joined([], captured=300, without_truth=0, truth_unmatched=0, ambiguous=0, other_services=0)
+    combined = "(the two intervals combined: its run kept no held-out answers)"
+    assert render(joined, [same], "t.csv").splitlines()[0].endswith(f"within the noise {combined}")
+    assert combined not in render(joined, [resampled], "t.csv")
     # No held-out figure (a version the registry lacks): the live figure alone, not compared.
     alone = assess(
         answered(truth), Grouper(TOY.recipe), None, held_out_note="version 1 is not in the registry"
@@ -453,7 +473,7 @@ def test_the_report_gives_each_version_its_figure_verdict_groups_and_what_did_no
     text = render(joined, qualities, "truth.csv").splitlines()
     assert text[0].startswith("toy v1: 300 answers with their truth: mae ")
     assert "against 0.5000 held out (95% CI 0.4500-0.5500): +" in text[0]
-    assert text[0].endswith(", worse")
+    assert text[0].endswith(", worse (the two intervals combined: its run kept no held-out answers)")
     assert (
         text[1]
         == "toy v2: 1 answer with its truth: no figure: fewer than 100 answers with their truth (--min-rows)"
@@ -564,3 +584,39 @@ def test_a_canary_only_ever_asked_for_is_not_compared(
         "toy canary v2: no comparison: "
         "its 100 answers as the canary with their truth were all asked for, none drawn" in text
     )
+
+
+class KeptRun:
+    """The registry calls ``held_out_answers`` makes, answered from one run's artifact folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        return SimpleNamespace(run_id="run-1")
+
+    def list_artifacts(self, run_id: str) -> list[Any]:
+        return [SimpleNamespace(path=p.name) for p in self.folder.iterdir()]
+
+    def download_artifacts(self, run_id: str, path: str, destination: str) -> str:
+        return shutil.copy(self.folder / path, destination)
+
+
+def test_the_held_out_answers_are_read_from_the_run_and_a_damaged_file_is_refused(tmp_path: Path) -> None:
+    client = KeptRun(tmp_path)
+    assert held_out_answers(client, "toy", "1") is None  # a run trained before they were kept
+    kept = tmp_path / HELD_OUT_ANSWERS
+    kept.write_text(json.dumps({"target": [1.0, 2.0], "output": [1.5, 2.5]}))
+    target, output = held_out_answers(client, "toy", "1") or ((), ())
+    assert (list(target), list(output)) == ([1.0, 2.0], [1.5, 2.5])
+    for damaged, problem in (
+        ("{", "does not read: Expecting property name"),
+        (json.dumps({"target": [1.0]}), "does not read: no 'output' list"),
+        (json.dumps({"target": [1.0, 2.0], "output": [1.0]}), "does not read: 2 truths and 1 outputs"),
+    ):
+        kept.write_text(damaged)
+        with pytest.raises(
+            ServekitError, match=f"version 1's run run-1: {HELD_OUT_ANSWERS} {problem}"
+        ) as error:
+            held_out_answers(client, "toy", "1")
+        assert error.value.status_code == 502

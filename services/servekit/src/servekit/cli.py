@@ -159,6 +159,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         VersionNotRegisteredError,
         assess,
         compare_canaries,
+        held_out_answers,
         held_out_figure,
         join,
         log_run,
@@ -188,13 +189,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     qualities = []
     unregistered: set[str] = set()  # scored, but neither compared nor recorded
     for answers in joined.versions:
+        rows = None
         try:
             held_out, note = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
+            if held_out is not None:
+                rows = held_out_answers(client, spec.name, answers.version)
         except VersionNotRegisteredError as exc:
             held_out, note = None, str(exc)
             unregistered.add(answers.version)
         qualities.append(
-            assess(answers, grouper, held_out, held_out_note=note, min_rows=args.min_rows or MIN_ROWS)
+            assess(
+                answers,
+                grouper,
+                held_out,
+                held_out_note=note,
+                held_out_rows=rows,
+                min_rows=args.min_rows or MIN_ROWS,
+            )
         )
     canaries = compare_canaries(joined, spec.recipe, min_rows=args.min_rows or MIN_ROWS)
     print(render(joined, qualities, str(args.truth), canaries))

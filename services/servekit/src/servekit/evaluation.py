@@ -35,6 +35,7 @@ from servekit.training import uncertainty
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
 from servekit.training.versions import (
+    HELD_OUT_ANSWERS,
     LIVE_ANSWERS_TAG,
     LIVE_CI_TAG,
     LIVE_FIGURE_TAG,
@@ -250,6 +251,9 @@ class Quality:
     #: live - held out, and whether that is beyond the noise of both samples, and which way.
     difference: uncertainty.Interval | None = None
     verdict: Verdict | None = None
+    #: The difference's interval resamples the held-out rows' answers; False: it combines the
+    #: two intervals (a training run that did not keep them).
+    resampled: bool = False
     segments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
 
@@ -259,10 +263,15 @@ def assess(
     held_out: uncertainty.Interval | None,
     *,
     held_out_note: str = "",
+    held_out_rows: tuple[np.ndarray, np.ndarray] | None = None,
     min_rows: int = MIN_ROWS,
     seed: int = 0,
 ) -> Quality:
-    """The live figure with its bootstrap interval, per group too, and how it compares."""
+    """The live figure with its bootstrap interval, per group too, and how it compares.
+
+    With the held-out rows' truth and outputs (``held_out_rows``), the difference is a
+    two-sample bootstrap, as a canary's is; without them, the two intervals combined.
+    """
     recipe = grouper.recipe
     base = Quality(
         answers.name,
@@ -276,16 +285,28 @@ def assess(
     if note:
         return replace(base, note=note)
     target, outputs = np.asarray(answers.truths), np.asarray(answers.outputs)
-    live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
     groups = grouper.series(answers)
     segments = group_metrics(
         recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are="answers with their truth"
     )
-    if held_out is None:
-        return replace(base, live=live, segments=segments)
-    difference = independent_difference(live, held_out)
+    if held_out is not None and held_out_rows is not None:
+        live, difference = uncertainty.unpaired_difference(
+            recipe.primary(), target, outputs, *held_out_rows, seed=seed
+        )
+    else:
+        live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
+        if held_out is None:
+            return replace(base, live=live, segments=segments)
+        difference = independent_difference(live, held_out)
     verdict = _verdict(difference, recipe.greater_is_better)
-    return replace(base, live=live, difference=difference, verdict=verdict, segments=segments)
+    return replace(
+        base,
+        live=live,
+        difference=difference,
+        verdict=verdict,
+        segments=segments,
+        resampled=held_out_rows is not None,
+    )
 
 
 def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any] | np.ndarray, *, min_rows: int) -> str:
@@ -463,7 +484,7 @@ def _compared(
             return replace(comparison, note=f"{side}: {note}")
     # Both samples are at hand (unlike a held-out figure, of which only its interval is), so
     # each is resampled on its own rather than their intervals combined.
-    difference = uncertainty.unpaired_difference(recipe.primary(), *canary, *stable, seed=seed)
+    difference = uncertainty.unpaired_difference(recipe.primary(), *canary, *stable, seed=seed).difference
     return replace(comparison, difference=difference, verdict=_verdict(difference, recipe.greater_is_better))
 
 
@@ -496,6 +517,40 @@ def held_out_figure(
     estimate = metrics[metric]
     low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
     return uncertainty.Interval(estimate, low, high), ""
+
+
+def held_out_answers(client: Any, name: str, version: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The truth and primary-metric outputs of the version's held-out rows, as its training run
+    logged them; None for a run trained before they were kept."""
+    import json
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        if not run_id or HELD_OUT_ANSWERS not in {a.path for a in client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            text = Path(client.download_artifacts(run_id, HELD_OUT_ANSWERS, folder)).read_text(
+                encoding="utf-8"
+            )
+    except MlflowException as exc:
+        raise ServekitError(503, "registry_unavailable", f"the registry failed: {one_line(exc)}") from exc
+    try:
+        answers = json.loads(text)
+        target, output = np.asarray(answers["target"]), np.asarray(answers["output"])
+        if target.ndim != 1 or target.shape != output.shape:
+            raise ValueError(f"{target.size} truths and {output.size} outputs")
+    except KeyError as exc:
+        problem = f"no {exc.args[0]!r} list"
+    except (ValueError, TypeError) as exc:
+        problem = " ".join(str(exc).split())
+    else:
+        return target, output
+    # servekit wrote it: a file that does not read is damaged, and a verdict must not rest on it.
+    problem = f"version {version}'s run {run_id}: {HELD_OUT_ANSWERS} does not read: {problem}"
+    raise ServekitError(502, "held_out_answers_unreadable", problem)
 
 
 def log_run(client: Any, quality: Quality, source: str) -> str:
@@ -580,9 +635,10 @@ def render(
         if q.held_out is None:
             lines.append(f"{head}: {answers}: {figure}; not compared: {q.held_out_note}")
         else:
+            how = "" if q.resampled else " (the two intervals combined: its run kept no held-out answers)"
             lines.append(
                 f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
-                f"({_interval(q.held_out)}): {q.difference}, {q.verdict}"
+                f"({_interval(q.held_out)}): {q.difference}, {q.verdict}{how}"
             )
         for dimension, groups in q.segments.items():
             parts = []

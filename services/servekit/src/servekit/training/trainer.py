@@ -23,6 +23,7 @@ from servekit.training import baselines, uncertainty
 from servekit.training.fingerprint import fingerprint
 from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
+from servekit.training.versions import HELD_OUT_ANSWERS
 
 logger = logging.getLogger("servekit.training")
 
@@ -120,6 +121,8 @@ def train(
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(as_run_metrics(metadata["segments"], recipe.primary_metric))
         mlflow.log_dict(metadata, "serving_metadata.json")
+        answers = {"target": data.y_test.tolist(), "output": np.asarray(held_out).tolist()}
+        mlflow.log_dict(answers, HELD_OUT_ANSWERS)
         example = data.x_test.head(3)
         sample = data.x_test.head(100)
         signature = model_signature(spec.request, sample, pipeline.predict(sample))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -195,6 +195,13 @@ def paired_difference(
     return _percentiles(values, metric.score(target, new) - metric.score(target, old))
 
 
+class Unpaired(NamedTuple):
+    """Two samples that share no row: the first one's interval, and their difference's."""
+
+    interval: Interval
+    difference: Interval
+
+
 def unpaired_difference(
     metric: PrimaryMetric,
     target: Array,
@@ -204,8 +211,10 @@ def unpaired_difference(
     *,
     rounds: int = ROUNDS,
     seed: int = 0,
-) -> Interval:
-    """Interval of ``metric(output) - metric(other_output)`` for two samples that share no row.
+) -> Unpaired:
+    """Interval of ``metric(output) - metric(other_output)`` for two samples that share no row,
+    and the first sample's own :func:`interval`, from the same draws (the first sample, a day's
+    live answers, can be hundreds of thousands of rows: it is drawn once).
 
     Each sample is resampled on its own (a two-sample percentile bootstrap), so the interval keeps
     each metric's own skew: a fare's absolute errors have a long tail, and ROC AUC near 1 cannot
@@ -214,6 +223,11 @@ def unpaired_difference(
     target, output = np.asarray(target), np.asarray(output)
     other_target, other_output = np.asarray(other_target), np.asarray(other_output)
     score, other_score = metric.drawn_score(target, output), metric.drawn_score(other_target, other_output)
+    estimate = metric.score(target, output)
     pairs = zip(_draws(target, rounds, seed), _draws(other_target, rounds, seed + 1), strict=True)
-    values = [score(counts) - other_score(other_counts) for counts, other_counts in pairs]
-    return _percentiles(values, metric.score(target, output) - metric.score(other_target, other_output))
+    values, differences = [], []
+    for counts, other_counts in pairs:
+        values.append(score(counts))
+        differences.append(values[-1] - other_score(other_counts))
+    difference = _percentiles(differences, estimate - metric.score(other_target, other_output))
+    return Unpaired(_percentiles(values, estimate), difference)

@@ -21,6 +21,9 @@ LIVE_CI_TAG = "live.ci"
 LIVE_ANSWERS_TAG = "live.answers"
 LIVE_VERDICT_TAG = "live.verdict"
 LIVE_RUN_TAG = "live.run"
+#: The held-out rows' truth and primary-metric outputs, logged with each training run: ``mlp
+#: evaluate`` resamples them against the live answers instead of combining the two intervals.
+HELD_OUT_ANSWERS = "held_out_answers.json"
 
 
 @dataclass(frozen=True)
