@@ -482,8 +482,7 @@ def _compared(
         note = why_no_figure(recipe, truths, min_rows=min_rows)
         if note:
             return replace(comparison, note=f"{side}: {note}")
-    # Both samples are at hand (unlike a held-out figure, of which only its interval is), so
-    # each is resampled on its own rather than their intervals combined.
+    # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
     difference = uncertainty.unpaired_difference(recipe.primary(), *canary, *stable, seed=seed).difference
     return replace(comparison, difference=difference, verdict=_verdict(difference, recipe.greater_is_better))
 
