@@ -9,9 +9,11 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
+import pandas as pd
 import pytest
 
 from processes import Server, start_service
@@ -25,6 +27,19 @@ pytestmark = pytest.mark.integration
 
 NAME = "bankchurn"
 BATCH = 100
+#: Every answer captured, as JSON lines, and none of the service's INFO lines around them.
+CAPTURING = {
+    "BANKCHURN_CAPTURE_PERCENT": "100",
+    "BANKCHURN_LOG_FORMAT": "json",
+    "BANKCHURN_LOG_LEVEL": "WARNING",
+}
+
+
+def customers(count: int, seed: int) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """``count`` synthetic customers, drawn as the training data was, and their requests."""
+    spec = registry.get_service(NAME)
+    frame = spec.recipe.generate(count, seed)
+    return frame, valid_requests(spec, to_records(frame.drop(columns=[spec.recipe.target])))
 
 
 def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
@@ -38,13 +53,10 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "BANKCHURN_MODEL_URI": f"models:/{NAME}/{version}",
-        "BANKCHURN_CAPTURE_PERCENT": "100",
-        "BANKCHURN_LOG_FORMAT": "json",
-        "BANKCHURN_LOG_LEVEL": "WARNING",
+        **CAPTURING,
     }
     # Customers drawn as the training data was: the live figure should match the held-out one.
-    frame = spec.recipe.generate(620, 11)
-    rows = valid_requests(spec, to_records(frame.drop(columns=[spec.recipe.target])))
+    frame, rows = customers(620, 11)
     exited = frame[spec.recipe.target].tolist()
     server = start_service(NAME, tmp_path, env, label="bankchurn-evaluate")
     sent: list[tuple[str, int]] = []  # (request id, instance) of each row, in order
@@ -155,12 +167,9 @@ def test_a_canary_is_scored_against_the_stable_answers_of_its_own_period(
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "BANKCHURN_CANARY_MODEL_URI": f"runs:/{registered[NAME].run_id}/model",
         "BANKCHURN_CANARY_TRAFFIC_PERCENT": "50",
-        "BANKCHURN_CAPTURE_PERCENT": "100",
-        "BANKCHURN_LOG_FORMAT": "json",
-        "BANKCHURN_LOG_LEVEL": "WARNING",
+        **CAPTURING,
     }
-    frame = spec.recipe.generate(450, 12)
-    rows = valid_requests(spec, to_records(frame.drop(columns=[spec.recipe.target])))
+    frame, rows = customers(450, 12)
     keys = [stable_key(i) if i < 150 else f"customer-{i}" for i in range(len(rows))]
     drawn = [i for i, key in enumerate(keys) if percentile_of(key) < 50]
     first, last = drawn[0], drawn[-1]

@@ -29,6 +29,7 @@ from servekit.routing import (
     DRAWN,
     FALLBACK,
     MAX_ROUTING_KEY_LENGTH,
+    MIN_JUDGED_REQUESTS,
     UNROUTED,
     CanaryRouter,
     Route,
@@ -464,6 +465,7 @@ def test_each_choice_says_how_it_was_made(
         CanaryMetrics(NAMES, CollectorRegistry()),
         uri="models:/toy@canary",
         traffic_percent=50,
+        stop_failure_ratio=0.0,  # any failure, once enough are judged, stops it
         draw=lambda: next(draws),
     )
 
@@ -484,8 +486,9 @@ def test_each_choice_says_how_it_was_made(
     assert [chosen(), chosen()] == [("stable", stable_version, FALLBACK), ("stable", stable_version, ALONE)]
     # Stopped on this pod: the same.
     runtime.model = canary
-    router.stopped = {"version": "2"}
-    router._judged_version = "2"
+    for _ in range(MIN_JUDGED_REQUESTS):
+        router.answered("canary", canary, 0.01, failed=True)
+    assert router.stopped is not None
     assert [chosen(), chosen()] == [("stable", stable_version, FALLBACK), ("stable", stable_version, ALONE)]
     # The canary is the stable version (promoted): one model answers everything.
     runtime.model = stable
