@@ -592,9 +592,6 @@ class KeptRun:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def get_model_version(self, name: str, version: str) -> Any:
-        return SimpleNamespace(run_id="run-1")
-
     def list_artifacts(self, run_id: str) -> list[Any]:
         return [SimpleNamespace(path=p.name) for p in self.folder.iterdir()]
 
@@ -604,10 +601,10 @@ class KeptRun:
 
 def test_the_held_out_answers_are_read_from_the_run_and_a_damaged_file_is_refused(tmp_path: Path) -> None:
     client = KeptRun(tmp_path)
-    assert held_out_answers(client, "toy", "1") is None  # a run trained before they were kept
+    assert held_out_answers(client, "run-1", "1") is None  # a run trained before they were kept
     kept = tmp_path / HELD_OUT_ANSWERS
     kept.write_text(json.dumps({"target": [1.0, 2.0], "output": [1.5, 2.5]}))
-    target, output = held_out_answers(client, "toy", "1") or ((), ())
+    target, output = held_out_answers(client, "run-1", "1") or ((), ())
     assert (list(target), list(output)) == ([1.0, 2.0], [1.5, 2.5])
     for damaged, problem in (
         ("{", "does not read: Expecting property name"),
@@ -618,5 +615,5 @@ def test_the_held_out_answers_are_read_from_the_run_and_a_damaged_file_is_refuse
         with pytest.raises(
             ServekitError, match=f"version 1's run run-1: {HELD_OUT_ANSWERS} {problem}"
         ) as error:
-            held_out_answers(client, "toy", "1")
+            held_out_answers(client, "run-1", "1")
         assert error.value.status_code == 502

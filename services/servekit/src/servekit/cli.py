@@ -156,10 +156,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from servekit.evaluation import (
         MIN_ROWS,
         Grouper,
+        HeldOut,
         VersionNotRegisteredError,
         assess,
         compare_canaries,
-        held_out_answers,
         held_out_figure,
         join,
         log_run,
@@ -189,21 +189,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     qualities = []
     unregistered: set[str] = set()  # scored, but neither compared nor recorded
     for answers in joined.versions:
-        rows = None
         try:
-            held_out, note = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
-            if held_out is not None:
-                rows = held_out_answers(client, spec.name, answers.version)
+            held_out = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
         except VersionNotRegisteredError as exc:
-            held_out, note = None, str(exc)
+            held_out = HeldOut(None, str(exc))
             unregistered.add(answers.version)
         qualities.append(
             assess(
                 answers,
                 grouper,
-                held_out,
-                held_out_note=note,
-                held_out_rows=rows,
+                held_out.figure,
+                held_out_note=held_out.note,
+                held_out_rows=held_out.rows,
                 min_rows=args.min_rows or MIN_ROWS,
             )
         )

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -491,10 +491,18 @@ class VersionNotRegisteredError(LookupError):
     """A captured version the registry does not hold (deleted since, or another registry's)."""
 
 
-def held_out_figure(
-    client: Any, name: str, version: str, metric: str
-) -> tuple[uncertainty.Interval | None, str]:
-    """The version's held-out figure and interval from its training run, or why there is none.
+class HeldOut(NamedTuple):
+    """A version's held-out figure from its training run (None: why, in ``note``), and its
+    held-out rows' truth and outputs when the run kept them."""
+
+    figure: uncertainty.Interval | None
+    note: str = ""
+    rows: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOut:
+    """The version's held-out figure and interval from its training run, or why there is none,
+    with the held-out rows' answers (:func:`held_out_answers`).
 
     Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
     """
@@ -509,17 +517,17 @@ def held_out_figure(
         metrics = client.get_run(run_id).data.metrics if run_id else {}
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise ServekitError(503, "registry_unavailable", f"the registry failed: {one_line(exc)}") from exc
+            raise _registry_failed(exc) from exc
         raise VersionNotRegisteredError(f"version {version} is not in the registry") from None
     if metric not in metrics:
-        return None, f"its training run logged no {metric}"
+        return HeldOut(None, f"its training run logged no {metric}")
     estimate = metrics[metric]
     low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
-    return uncertainty.Interval(estimate, low, high), ""
+    return HeldOut(uncertainty.Interval(estimate, low, high), rows=held_out_answers(client, run_id, version))
 
 
-def held_out_answers(client: Any, name: str, version: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The truth and primary-metric outputs of the version's held-out rows, as its training run
+def held_out_answers(client: Any, run_id: str, version: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The truth and primary-metric outputs of the held-out rows, as the version's training run
     logged them; None for a run trained before they were kept."""
     import json
     import tempfile
@@ -527,15 +535,14 @@ def held_out_answers(client: Any, name: str, version: str) -> tuple[np.ndarray, 
     from mlflow.exceptions import MlflowException
 
     try:
-        run_id = client.get_model_version(name, version).run_id
-        if not run_id or HELD_OUT_ANSWERS not in {a.path for a in client.list_artifacts(run_id)}:
+        if HELD_OUT_ANSWERS not in {a.path for a in client.list_artifacts(run_id)}:
             return None
         with tempfile.TemporaryDirectory() as folder:
             text = Path(client.download_artifacts(run_id, HELD_OUT_ANSWERS, folder)).read_text(
                 encoding="utf-8"
             )
     except MlflowException as exc:
-        raise ServekitError(503, "registry_unavailable", f"the registry failed: {one_line(exc)}") from exc
+        raise _registry_failed(exc) from exc
     try:
         answers = json.loads(text)
         target, output = np.asarray(answers["target"]), np.asarray(answers["output"])
@@ -550,6 +557,10 @@ def held_out_answers(client: Any, name: str, version: str) -> tuple[np.ndarray, 
     # servekit wrote it: a file that does not read is damaged, and a verdict must not rest on it.
     problem = f"version {version}'s run {run_id}: {HELD_OUT_ANSWERS} does not read: {problem}"
     raise ServekitError(502, "held_out_answers_unreadable", problem)
+
+
+def _registry_failed(exc: Exception) -> ServekitError:
+    return ServekitError(503, "registry_unavailable", f"the registry failed: {one_line(exc)}")
 
 
 def log_run(client: Any, quality: Quality, source: str) -> str:
