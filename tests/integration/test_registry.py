@@ -15,6 +15,7 @@ from bankchurn.data import generate_raw
 from processes import BIN, ROOT, Server, free_port
 from servekit import cli, registry
 from servekit.managed.packaging import model_requirements
+from servekit.training import parity
 from servekit.training.segments import as_run_metrics
 from servekit.training.signature import nullable_fields
 from servekit.training.trainer import TrainResult
@@ -51,6 +52,9 @@ def test_a_trained_model_is_logged_registered_and_champion(
     segments = as_run_metrics(model.metadata["segments"], key)
     assert {k: v for k, v in logged.items() if k.startswith("segment.")} == segments
     assert bool(segments) == (name != "nlpinsight")  # NLPInsight names no groups
+    decisions = parity.as_run_metrics(model.metadata["parity"])
+    assert {k: v for k, v in logged.items() if k.startswith("parity.")} == decisions
+    assert bool(decisions) == (name != "nlpinsight")
     # The run holds the version's model card, as GET /model/card serves it.
     card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
     assert card.startswith(f"# Model card: {name} version {result.version}\n")

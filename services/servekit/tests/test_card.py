@@ -70,3 +70,48 @@ def test_during_a_rollout_the_canarys_card_is_served_on_request(
     assert missing.status_code == 404
     assert missing.json()["fields"][0]["field"] == "query.variant"
     assert toy_client.get("/model/card", params={"variant": "blue"}).status_code == 422
+
+
+def test_the_decisions_per_group_are_set_out_with_their_gaps(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    groups = {
+        "red": {"rows": 400, "mean_error": 0.25, "mean_error_ci_low": 0.1, "mean_error_ci_high": 0.4},
+        "blue": {"rows": 300, "mean_error": -0.5, "mean_error_ci_low": -0.7, "mean_error_ci_high": -0.3},
+        "green": {"rows": 12, "note": "fewer than 100 held-out rows"},
+    }
+    gap = {"highest": "red", "lowest": "blue", "gap": 0.75, "ci_low": 0.5, "ci_high": 1.0}
+    parity = {"color": {"groups": groups, "gaps": {"mean_error": gap}}}
+    with_parity = dataclasses.replace(artifact, metadata={**artifact.metadata, "parity": parity})
+    described = TOY.model(with_parity).describe()
+    assert described["parity"] == parity
+    card = render(TOY, described)
+    assert "## Decisions and errors per group of held-out rows" in card
+    assert "above 0 the model over-estimates the group's rows" in card
+    assert "| group | rows | mean signed error (95 % CI) | why no figure |" in card
+    assert "| blue | 300 | -0.5 (-0.7 to -0.3) |  |" in card
+    assert "| green | 12 | - | fewer than 100 held-out rows |" in card
+    assert "- mean signed error: red minus blue, +0.75 (95 % CI +0.5 to +1)" in card
+    # A binary model's card states the threshold its rates are taken at.
+    flagged = {
+        "rows": 400,
+        "positive_share": 0.25,
+        "flagged_share": 0.3,
+        "flagged_share_ci_low": 0.2,
+        "flagged_share_ci_high": 0.4,
+    }
+    fewer = {**flagged, "flagged_share": 0.15}
+    share_gap = {"highest": "a", "lowest": "b", "gap": 0.15, "ci_low": 0.05, "ci_high": 0.25, "ratio": 0.5}
+    binary = {"g": {"groups": {"a": flagged, "b": fewer}, "gaps": {"flagged_share": share_gap}}}
+    decided = dataclasses.replace(
+        artifact, metadata={**artifact.metadata, "parity": binary, "threshold": 0.34}
+    )
+    card = render(TOY, TOY.model(decided).describe())
+    assert "At the decision threshold (0.34): the share of each group whose truth is positive" in card
+    assert "| group | rows | positive in truth | share flagged (95 % CI) |" in card
+    assert "| a | 400 | 0.25 | 0.3 (0.2 to 0.4) |" in card
+    assert "- share flagged: a minus b, +0.15 (95 % CI +0.05 to +0.25); b's share is 0.5 of a's" in card
+    assert "b's share is 0.5 of a's, under the four-fifths rule's 0.8\n" in card
+    share_gap["ratio"] = 0.85
+    assert "b's share is 0.85 of a's\n" in render(TOY, TOY.model(decided).describe())

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from servekit.training.parity import FOUR_FIFTHS, MEANING
 from servekit.training.segments import MIN_SEGMENT_ROWS
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
     lines += _data(described.get("data", {}))
     lines += _held_out(metrics, primary)
     lines += _segments(described.get("segments", {}), primary)
+    lines += _parity(described.get("parity", {}), described.get("threshold"))
     lines += [
         "## How a prediction is explained",
         "",
@@ -117,6 +119,66 @@ def _segments(segments: Mapping[str, Mapping[str, Mapping[str, Any]]], primary: 
     return lines
 
 
+def _parity(parity: Mapping[str, Mapping[str, Any]], threshold: Any) -> list[str]:
+    if not parity:
+        return []
+    lines = ["## Decisions and errors per group of held-out rows", ""]
+    if threshold is not None:
+        lines += [
+            f"At the decision threshold ({_number(threshold)}): the share of each group whose truth is "
+            "positive, the share flagged (labelled positive), and the share flagged among its rows "
+            "whose truth is positive (true-positive rate) and among those whose truth is negative "
+            "(false-positive rate). Groups whose truth differs ought to be flagged at different "
+            "rates; the two error rates "
+            "compare like with like.",
+            "",
+        ]
+    else:
+        lines += [
+            "The mean signed error (prediction minus truth) of each group: above 0 the model "
+            "over-estimates the group's rows, below 0 it under-estimates them.",
+            "",
+        ]
+    for dimension, found in parity.items():
+        lines += [f"**{dimension}**", "", *_rates(found["groups"]), ""]
+        lines += [f"- {_gap(figure, gap)}" for figure, gap in found["gaps"].items()]
+        lines.append("")
+    return lines
+
+
+def _rates(groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One row a group: its truth's positive share (binary), each figure with its interval, why none."""
+    figures = [f for f in MEANING if any(f in entry for entry in groups.values())]
+    truth = any("positive_share" in entry for entry in groups.values())
+    noted = any("note" in entry for entry in groups.values())
+    heads = (["positive in truth"] if truth else []) + [f"{MEANING[f]} (95 % CI)" for f in figures]
+    heads += ["why no figure"] if noted else []
+    lines = ["| group | rows | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
+    for group, entry in groups.items():
+        cells = [_number(entry["positive_share"]) if "positive_share" in entry else "-"] if truth else []
+        cells += [
+            f"{_number(entry[f])} ({_number(entry[f'{f}_ci_low'])} to {_number(entry[f'{f}_ci_high'])})"
+            if f in entry
+            else "-"
+            for f in figures
+        ]
+        cells += [entry.get("note", "")] if noted else []
+        lines.append(f"| {group} | {entry['rows']:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _gap(figure: str, gap: Mapping[str, Any]) -> str:
+    text = (
+        f"{MEANING[figure]}: {gap['highest']} minus {gap['lowest']}, {_signed(gap['gap'])} "
+        f"(95 % CI {_signed(gap['ci_low'])} to {_signed(gap['ci_high'])})"
+    )
+    if "ratio" in gap:
+        text += f"; {gap['lowest']}'s share is {_number(gap['ratio'])} of {gap['highest']}'s"
+        if gap["ratio"] < FOUR_FIFTHS:
+            text += f", under the four-fifths rule's {FOUR_FIFTHS}"
+    return text
+
+
 def _weighs_most(means: Mapping[str, float]) -> list[str]:
     if not means:
         return []
@@ -143,6 +205,10 @@ def _outcomes(shares: Mapping[str, float]) -> list[str]:
 
 def _number(value: Any) -> str:
     return f"{float(value):.4g}"
+
+
+def _signed(value: Any) -> str:
+    return f"{float(value):+.3g}"
 
 
 def _value(value: Any) -> str:

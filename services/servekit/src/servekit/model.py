@@ -125,6 +125,8 @@ class ServedModel(ABC):
             "data": meta.get("data", {}),
             # The primary held-out metric per group of rows (servekit.training.segments).
             "segments": meta.get("segments", {}),
+            # Decision and error rates per group, and their gaps (servekit.training.parity).
+            "parity": meta.get("parity", {}),
             "baselines": {
                 "outcome_shares": meta.get("outcome_shares", {}),
                 "attribution_means": meta.get("attribution_means", {}),

@@ -19,7 +19,7 @@ from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
 from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
-from servekit.training import baselines, uncertainty
+from servekit.training import baselines, parity, uncertainty
 from servekit.training.fingerprint import fingerprint
 from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
@@ -120,6 +120,7 @@ def train(
         mlflow.log_params({f"data.{k}": v for k, v in metadata["data"].items()})
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(as_run_metrics(metadata["segments"], recipe.primary_metric))
+        mlflow.log_metrics(parity.as_run_metrics(metadata["parity"]))
         mlflow.log_dict(metadata, "serving_metadata.json")
         answers = {"target": data.y_test.tolist(), "output": np.asarray(held_out).tolist()}
         mlflow.log_dict(answers, HELD_OUT_ANSWERS)
@@ -178,6 +179,9 @@ def evaluate(
     found = uncertainty.interval(primary, data.y_test.to_numpy(), outputs, seed=seed)
     metrics.update({f"{key}_ci_low": found.low, f"{key}_ci_high": found.high})
     metadata["segments"] = segment_metrics(recipe, data.x_test, data.y_test, outputs, seed=seed)
+    metadata["parity"] = parity.decision_parity(
+        recipe, data.x_test, data.y_test, outputs, metadata, seed=seed
+    )
     return metrics, outputs
 
 

@@ -169,9 +169,15 @@ def _draws(target: Array, rounds: int, seed: int) -> Iterator[Array]:
             yield counts
 
 
-def _percentiles(values: list[float], estimate: float) -> Interval:
+def resamples(rows: int, rounds: int = ROUNDS, seed: int = 0) -> Iterator[Array]:
+    """How many times each of ``rows`` rows is drawn, in each of ``rounds`` plain bootstrap samples."""
+    return _draws(np.zeros(rows), rounds, seed)
+
+
+def percentile_interval(values: Any, estimate: float) -> Interval:
+    """The percentile bootstrap interval of ``estimate``, given its value in each resample (NaN: none)."""
     tail = (1 - LEVEL) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
+    low, high = np.nanpercentile(values, [tail, 100 - tail])
     return Interval(estimate, float(low), float(high))
 
 
@@ -182,7 +188,7 @@ def interval(
     target, output = np.asarray(target), np.asarray(output)
     score = metric.drawn_score(target, output)
     values = [score(counts) for counts in _draws(target, rounds, seed)]
-    return _percentiles(values, metric.score(target, output))
+    return percentile_interval(values, metric.score(target, output))
 
 
 def paired_difference(
@@ -192,7 +198,7 @@ def paired_difference(
     target, new, old = np.asarray(target), np.asarray(new), np.asarray(old)
     new_score, old_score = metric.drawn_score(target, new), metric.drawn_score(target, old)
     values = [new_score(counts) - old_score(counts) for counts in _draws(target, rounds, seed)]
-    return _percentiles(values, metric.score(target, new) - metric.score(target, old))
+    return percentile_interval(values, metric.score(target, new) - metric.score(target, old))
 
 
 class Unpaired(NamedTuple):
@@ -229,5 +235,5 @@ def unpaired_difference(
     for counts, other_counts in pairs:
         values.append(score(counts))
         differences.append(values[-1] - other_score(other_counts))
-    difference = _percentiles(differences, estimate - metric.score(other_target, other_output))
-    return Unpaired(_percentiles(values, estimate), difference)
+    difference = percentile_interval(differences, estimate - metric.score(other_target, other_output))
+    return Unpaired(percentile_interval(values, estimate), difference)

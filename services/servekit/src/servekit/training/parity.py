@@ -1,0 +1,202 @@
+"""Does the model decide alike for every group? Decision and error rates per group of held-out rows.
+
+``segments`` reports how well the model ranks or predicts each group. A reviewer of the decisions
+asks what the four-fifths rule and equalised odds ask:
+
+- how often each group gets the positive decision (the share *flagged*: labelled churn);
+- among the rows whose truth is positive, the share flagged (the true-positive rate): does the
+  model miss one group's churners more often than another's;
+- among the rows whose truth is negative, the share flagged all the same (the false-positive rate).
+
+A regressor's counterpart is its signed error per group: a fare model that over-quotes one group's
+trips and under-quotes another's can have the same MAE for both and still be unfair to both.
+
+Every figure gets its own bootstrap interval. For each dimension, the gap between the groups with
+the highest and the lowest figure gets a two-sample interval, so a reviewer sees which gaps are
+beyond the noise of a few hundred rows. The flagged shares' ratio (lowest over highest) is the
+four-fifths rule's impact ratio. Groups whose truth differs ought to be flagged at different
+rates; the error rates are the figures that compare like with like.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from servekit.training import uncertainty
+from servekit.training.segments import MIN_SEGMENT_ROWS, group_order, metric_name
+
+if TYPE_CHECKING:
+    from servekit.training.recipe import TrainingRecipe
+
+Array = uncertainty.Array
+
+#: The figures reported per group, by task (a multiclass task has none yet).
+FIGURES = {
+    "binary": ("flagged_share", "true_positive_rate", "false_positive_rate"),
+    "regression": ("mean_error",),
+}
+#: The figures over a subset of a group's rows (those whose truth is positive, or negative).
+RATES = ("true_positive_rate", "false_positive_rate")
+#: The impact ratio under which the four-fifths rule (US EEOC guidelines) reads adverse impact.
+FOUR_FIFTHS = 0.8
+#: Each figure's name for a reader: the model card's column heads and the gaps' lines.
+MEANING = {
+    "flagged_share": "share flagged",
+    "true_positive_rate": "true-positive rate",
+    "false_positive_rate": "false-positive rate",
+    "mean_error": "mean signed error",
+}
+
+
+def decision_parity(
+    recipe: TrainingRecipe,
+    features: pd.DataFrame,
+    target: Any,
+    outputs: Any,
+    metadata: Mapping[str, Any],
+    *,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """:func:`group_parity` of the recipe's groups (``TrainingRecipe.segments``) at the served threshold."""
+    if recipe.task not in FIGURES:
+        return {}
+    groups = recipe.segments(features)
+    threshold = float(metadata.get("threshold", 0.5))
+    return group_parity(recipe.task, groups, target, outputs, threshold=threshold, seed=seed)
+
+
+def per_row(task: str, target: Array, outputs: Array, threshold: float) -> dict[str, tuple[Array, Array]]:
+    """Each figure's rows (a mask) and per-row values: a figure is the values' mean over its rows.
+
+    A binary model's outputs are the positive class's probability and a row is flagged from
+    ``threshold`` on, as the service labels it; a regressor's outputs are its predictions.
+    """
+    every = np.ones(len(target), dtype=bool)
+    if task == "binary":
+        flagged = (outputs >= threshold).astype(float)
+        positive = target == 1
+        return {
+            "flagged_share": (every, flagged),
+            "true_positive_rate": (positive, flagged),
+            "false_positive_rate": (~positive, flagged),
+        }
+    if task == "regression":
+        return {"mean_error": (every, outputs.astype(float) - target.astype(float))}
+    return {}
+
+
+def group_parity(
+    task: str,
+    groups: Mapping[str, pd.Series],
+    target: Any,
+    outputs: Any,
+    *,
+    threshold: float = 0.5,
+    seed: int = 0,
+    min_rows: int = MIN_SEGMENT_ROWS,
+) -> dict[str, dict[str, Any]]:
+    """``{dimension: {"groups": {group: {rows, <figure>, <figure>_ci_low, _ci_high, ...} or {rows, note}},
+    "gaps": {figure: {highest, lowest, gap, ci_low, ci_high[, ratio]}}}}``.
+
+    A group's rows are resampled once and every figure read from the same samples. Each group is
+    resampled on its own, so a gap's samples are the two groups' samples' differences: the
+    two-sample bootstrap of ``uncertainty.unpaired_difference``, at no further cost.
+    """
+    target, outputs = np.asarray(target), np.asarray(outputs)
+    figures = per_row(task, target, outputs, threshold)
+    found: dict[str, dict[str, Any]] = {}
+    for dimension, labels in groups.items():
+        values = np.asarray(labels.astype(str), dtype=object)
+        entries: dict[str, dict[str, Any]] = {}
+        resampled: dict[str, dict[str, Resampled]] = {figure: {} for figure in figures}
+        for index, group in enumerate(group_order(labels)):
+            mask = values == group
+            entry: dict[str, Any] = {"rows": int(mask.sum())}
+            entries[group] = entry
+            if entry["rows"] < min_rows:
+                entry["note"] = f"fewer than {min_rows} held-out rows"
+                continue
+            for figure, (among, _) in figures.items():
+                if figure in RATES:  # how many rows a rate is of: a group's churners can be few
+                    entry[f"{figure}_rows"] = int((mask & among).sum())
+            if task == "binary":  # the share a flagged share is read against
+                entry["positive_share"] = entry["true_positive_rate_rows"] / entry["rows"]
+            by_figure = _resample(figures, mask, seed + index)
+            missing = [MEANING[figure] for figure in figures if figure not in by_figure]
+            if missing:
+                entry["note"] = "no held-out row for the " + ", ".join(missing)
+            for figure, sample in by_figure.items():
+                found_interval = uncertainty.percentile_interval(sample.draws, sample.estimate)
+                entry[figure] = found_interval.estimate
+                entry[f"{figure}_ci_low"] = found_interval.low
+                entry[f"{figure}_ci_high"] = found_interval.high
+                resampled[figure][group] = sample
+        found[dimension] = {"groups": entries, "gaps": _gaps(resampled)}
+    return found
+
+
+class Resampled(NamedTuple):
+    """A figure of one group: its value, and its value in each bootstrap sample."""
+
+    estimate: float
+    draws: Array
+
+
+def _resample(figures: Mapping[str, tuple[Array, Array]], group: Array, seed: int) -> dict[str, Resampled]:
+    """Every figure of the ``group`` rows that has any, from the same bootstrap samples of them."""
+    kept = {f: (among[group], values[group]) for f, (among, values) in figures.items() if among[group].any()}
+    draws: dict[str, list[float]] = {f: [] for f in kept}
+    for counts in uncertainty.resamples(int(group.sum()), seed=seed):
+        for figure, (among, values) in kept.items():
+            weights = counts * among
+            total = weights.sum()
+            # A sample can hold none of a small subset's rows (no churner): that sample has no rate.
+            draws[figure].append(float(np.dot(weights, values) / total) if total else np.nan)
+    return {
+        f: Resampled(float(np.mean(values[among])), np.asarray(draws[f]))
+        for f, (among, values) in kept.items()
+    }
+
+
+def _gaps(resampled: Mapping[str, Mapping[str, Resampled]]) -> dict[str, dict[str, Any]]:
+    """Per figure, the highest group's minus the lowest group's, with its two-sample interval."""
+    gaps: dict[str, dict[str, Any]] = {}
+    for figure, by_group in resampled.items():
+        if len(by_group) < 2:
+            continue
+        estimates = {group: sample.estimate for group, sample in by_group.items()}
+        highest, lowest = max(estimates, key=estimates.__getitem__), min(estimates, key=estimates.__getitem__)
+        high, low = by_group[highest], by_group[lowest]
+        difference = uncertainty.percentile_interval(high.draws - low.draws, high.estimate - low.estimate)
+        gap: dict[str, Any] = {
+            "highest": highest,
+            "lowest": lowest,
+            "gap": difference.estimate,
+            "ci_low": difference.low,
+            "ci_high": difference.high,
+        }
+        if figure == "flagged_share" and high.estimate > 0:
+            gap["ratio"] = low.estimate / high.estimate
+        gaps[figure] = gap
+    return gaps
+
+
+def as_run_metrics(parity: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """The figures as MLflow metrics: ``parity.<dimension>.<group>.<figure>`` and
+    ``parity.<dimension>.<figure>.gap`` (``.ratio`` for the flagged share)."""
+    metrics: dict[str, float] = {}
+    for dimension, found in parity.items():
+        prefix = f"parity.{metric_name(dimension)}"
+        for group, entry in found["groups"].items():
+            for figure in MEANING:
+                if figure in entry:
+                    metrics[f"{prefix}.{metric_name(group)}.{figure}"] = float(entry[figure])
+        for figure, gap in found["gaps"].items():
+            metrics[f"{prefix}.{figure}.gap"] = float(gap["gap"])
+            if "ratio" in gap:
+                metrics[f"{prefix}.{figure}.ratio"] = float(gap["ratio"])
+    return metrics
