@@ -60,6 +60,7 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     exited = frame[spec.recipe.target].tolist()
     server = start_service(NAME, tmp_path, env, label="bankchurn-evaluate")
     sent: list[tuple[str, int]] = []  # (request id, instance) of each row, in order
+    labels: list[str] = []  # the label each row was given
     try:
         server.wait_for("/readyz")
         for start in range(0, 600, BATCH):
@@ -71,12 +72,14 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
             )
             assert response.status_code == 200, response.text
             sent += [(request_id, i) for i in range(BATCH)]
+            labels += [p["label"] for p in response.json()["predictions"]]
         for i, row in enumerate(rows[600:]):
             response = httpx.post(
                 f"{server.url}/predict", json=row, headers={"X-Request-ID": f"customer-{i}"}
             )
             assert response.status_code == 200, response.text
             sent.append((f"customer-{i}", 0))
+            labels.append(response.json()["label"])
     finally:
         server.stop()
     log = tmp_path / "bankchurn-evaluate.log"
@@ -112,6 +115,16 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert runs[0].data.metrics["live.rows"] == 600
     assert f"{runs[0].data.metrics['live.roc_auc']:.4f}" == figure[1]
     assert runs[0].data.tags["live.verdict"] == "within the noise"
+    # The decisions per group are the labels the server gave, read back from its capture.
+    assert f"{NAME} v{version}:   Geography decisions: share flagged " in report
+    for country in ("France", "Germany", "Spain"):
+        given = [
+            label
+            for label, geography in zip(labels[:600], frame["Geography"][:600], strict=True)
+            if geography == country
+        ]
+        logged = runs[0].data.metrics[f"live.parity.Geography.{country}.flagged_share"]
+        assert logged == pytest.approx(given.count("churn") / len(given), rel=1e-12)
     tags = client.get_model_version(NAME, version).tags
     assert tags["live.figure"] == f"roc_auc {figure[1]}"
     assert (tags["live.answers"], tags["live.verdict"], tags["live.run"]) == (

@@ -617,3 +617,109 @@ def test_the_held_out_answers_are_read_from_the_run_and_a_damaged_file_is_refuse
         ) as error:
             held_out_answers(client, "run-1", "1")
         assert error.value.status_code == 502
+
+
+class Offered(ToyRecipe):
+    """A binary recipe whose answers carry a probability and the label the service gave."""
+
+    task = "binary"
+    primary_metric = "roc_auc"
+    greater_is_better = True
+
+    def served_output(self, prediction: dict[str, Any]) -> Any:
+        return prediction["p"]
+
+    def served_decision(self, prediction: dict[str, Any]) -> bool:
+        return bool(prediction["label"] == "offer")
+
+    def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+        return {"color": features["color"]}
+
+
+def offered_log(rows: int = 600) -> tuple[list[str], dict[tuple[str, int], int], pd.DataFrame]:
+    """Red customers offered at a lower probability (0.3) than blue ones (0.6), and their truth."""
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"x": rng.uniform(0, 10, rows), "color": rng.choice(["red", "blue"], rows)})
+    frame["truth"] = (rng.random(rows) < 0.3).astype(int)
+    frame["p"] = np.clip(0.35 * frame["truth"] + rng.random(rows) * 0.65, 0, 1)
+    frame["offered"] = frame["p"] >= np.where(frame["color"] == "red", 0.3, 0.6)
+    lines = [
+        capture_line(
+            f"c{i}",
+            0,
+            {"x": row.x, "color": row.color},
+            {"p": row.p, "label": "offer" if row.offered else "none"},
+        )
+        for i, row in enumerate(frame.itertuples())
+    ]
+    return lines, {(f"c{i}", 0): int(y) for i, y in enumerate(frame["truth"])}, frame
+
+
+def test_live_decisions_per_group_are_the_labels_served_not_recomputed() -> None:
+    lines, truth, frame = offered_log()
+    grouper = Grouper(Offered())
+    joined = join(read_lines(lines), "toy", grouper, truth)
+    found = assess(joined.versions[0], grouper, None)
+    for color in ("red", "blue"):
+        rows = frame[frame["color"] == color]
+        entry = found.parity["color"]["groups"][color]
+        assert entry["rows"] == len(rows)
+        assert entry["flagged_share"] == pytest.approx(rows["offered"].mean(), rel=1e-12)
+        assert entry["true_positive_rate"] == pytest.approx(
+            rows["offered"][rows["truth"] == 1].mean(), rel=1e-12
+        )
+        assert entry["false_positive_rate"] == pytest.approx(
+            rows["offered"][rows["truth"] == 0].mean(), rel=1e-12
+        )
+    # Red's stayers are offered from 0.3, blue's from 0.6: the gap is far beyond the noise.
+    gap = found.parity["color"]["gaps"]["false_positive_rate"]
+    assert (gap["highest"], gap["lowest"]) == ("red", "blue")
+    assert gap["ci_low"] > 0.2
+    report = render(joined, [found], "truth.csv").splitlines()
+    decisions = next(line for line in report if line.startswith("toy v1:   color decisions: "))
+    share = found.parity["color"]["gaps"]["flagged_share"]
+    assert f"share flagged red - blue {share['gap']:+.4f} ({share['ci_low']:+.4f} to " in decisions
+    assert f", ratio {share['ratio']:.2f}, under 0.8; true-positive rate " in decisions
+    assert f"; false-positive rate red - blue {gap['gap']:+.4f} (" in decisions
+    # --min-rows holds for a group's rates as for its other figures.
+    few = assess(joined.versions[0], grouper, None, min_rows=len(frame) - 1)
+    assert (
+        few.parity["color"]["groups"]["red"]["note"]
+        == f"fewer than {len(frame) - 1} answers with their truth"
+    )
+    assert (
+        render(joined, [few], "t").splitlines()[2]
+        == "toy v1:   color decisions: fewer than two groups with a figure"
+    )
+
+
+def test_without_the_served_decision_a_binary_recipe_has_no_live_rates_and_a_regressor_its_signed_error(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    lines, truth, _ = offered_log()
+
+    class Unsaid(Offered):
+        def served_decision(self, prediction: dict[str, Any]) -> None:
+            return None
+
+    grouper = Grouper(Unsaid())
+    assert assess(join(read_lines(lines), "toy", grouper, truth).versions[0], grouper, None).parity == {}
+    rows, answers, values = served
+
+    class ByColour(ToyRecipe):
+        def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+            return {"color": features["color"]}
+
+    grouper = Grouper(ByColour())
+    logged = [
+        capture_line(f"r{i}", 0, row, answer)
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    joined = join(read_lines(logged), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(values)})
+    found = assess(joined.versions[0], grouper, None)
+    red = np.array([row["color"] == "red" for row in rows])
+    errors = np.array([a["value"] for a in answers]) - values
+    assert found.parity["color"]["groups"]["red"]["mean_error"] == pytest.approx(
+        errors[red].mean(), rel=1e-12
+    )
+    assert set(found.parity["color"]["gaps"]) == {"mean_error"}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from toy import ToyRecipe
 
-from servekit.training import uncertainty
+from servekit.training import parity, uncertainty
 from servekit.training.parity import (
     as_run_metrics,
     decision_parity,
@@ -81,24 +81,48 @@ def test_a_gap_names_the_extreme_groups_and_is_beyond_the_noise_only_when_it_is(
 
 
 def test_a_gaps_interval_is_the_two_groups_resampled_each_on_its_own() -> None:
-    """The same interval as uncertainty.unpaired_difference of the two groups' flags, seeded alike."""
+    """The differences of the two groups' own bootstrap samples (each drawn row by row here)."""
     rng = np.random.default_rng(5)
     labels = pd.Series(["a"] * 300 + ["b"] * 500)
-    probability = np.concatenate([rng.random(300) * 0.9, rng.random(500)])
-    found = group_parity("binary", {"g": labels}, np.zeros(800), probability, threshold=0.5, seed=11)
-    gap = found["g"]["gaps"]["flagged_share"]
+    truth = rng.uniform(5, 50, 800)
+    errors = np.concatenate([rng.normal(0, 1, 300), rng.normal(0.5, 2, 500)])
+    found = group_parity("regression", {"g": labels}, truth, truth + errors, seed=11)
+    gap = found["g"]["gaps"]["mean_error"]
     assert (gap["highest"], gap["lowest"]) == ("b", "a")
-    flags_a, flags_b = (probability[:300] >= 0.5).astype(float), (probability[300:] >= 0.5).astype(float)
     # Group b is the second in order, so its samples are drawn with seed 11 + 1, a's with 11.
-    mean = uncertainty.PrimaryMetric("predict", lambda _, o: float(np.mean(o)))
-    draws_b = [float(np.dot(c, flags_b) / c.sum()) for c in uncertainty.resamples(500, seed=12)]
-    draws_a = [float(np.dot(c, flags_a) / c.sum()) for c in uncertainty.resamples(300, seed=11)]
-    expected = uncertainty.percentile_interval(
-        np.subtract(draws_b, draws_a), mean.score(None, flags_b) - mean.score(None, flags_a)
-    )
+    error_a, error_b = (truth + errors - truth)[:300], (truth + errors - truth)[300:]
+    draws_b = [float(np.dot(c, error_b) / c.sum()) for c in uncertainty.resamples(500, seed=12)]
+    draws_a = [float(np.dot(c, error_a) / c.sum()) for c in uncertainty.resamples(300, seed=11)]
+    expected = uncertainty.percentile_interval(np.subtract(draws_b, draws_a), error_b.mean() - error_a.mean())
     assert (gap["gap"], gap["ci_low"], gap["ci_high"]) == pytest.approx(
-        (expected.estimate, expected.low, expected.high)
+        (expected.estimate, expected.low, expected.high), rel=1e-12
     )
+
+
+def test_a_binary_groups_samples_drawn_per_kind_of_row_match_those_drawn_row_by_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four kinds of rows (flagged or not, positive or not), drawn multinomially: the same intervals
+    as resampling the rows, within the bootstrap's own noise, and the same figures exactly."""
+    region, target, probability = churners(3000, seed=8)
+    per_kind = group_parity("binary", {"region": region}, target, probability, threshold=0.5)["region"]
+    monkeypatch.setattr(parity, "_kinds", lambda rows: None)
+    per_row = group_parity("binary", {"region": region}, target, probability, threshold=0.5)["region"]
+    for group, entry in per_kind["groups"].items():
+        other = per_row["groups"][group]
+        assert entry.keys() == other.keys()
+        for key, value in entry.items():
+            if key.endswith(("_ci_low", "_ci_high")):
+                assert value == pytest.approx(other[key], abs=0.02), (group, key)
+            else:
+                assert value == other[key], (group, key)
+    for figure, gap in per_kind["gaps"].items():
+        assert (gap["highest"], gap["lowest"], gap["gap"]) == tuple(
+            per_row["gaps"][figure][k] for k in ("highest", "lowest", "gap")
+        )
+        assert (gap["ci_low"], gap["ci_high"]) == pytest.approx(
+            (per_row["gaps"][figure]["ci_low"], per_row["gaps"][figure]["ci_high"]), abs=0.02
+        )
 
 
 def test_groups_without_a_figure_say_why_and_are_left_out_of_the_gaps() -> None:
@@ -111,7 +135,7 @@ def test_groups_without_a_figure_say_why_and_are_left_out_of_the_gaps() -> None:
     # No churner among calm's rows: no true-positive rate, and the note says so.
     assert "true_positive_rate" not in calm
     assert (calm["true_positive_rate_rows"], calm["false_positive_rate_rows"]) == (0, 200)
-    assert calm["note"] == "no held-out row for the true-positive rate"
+    assert calm["note"] == "no positive in truth among its held-out rows: no true-positive rate"
     assert calm["false_positive_rate"] == 1.0
     assert "true_positive_rate" not in found["gaps"]  # one group has it: nothing to compare
     assert (

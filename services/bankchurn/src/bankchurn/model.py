@@ -29,6 +29,8 @@ from servekit.model import Record
 from servekit.models.trees import TreeModel, TreeRecipe
 
 RISK_BANDS = ((0.25, "low"), (0.5, "medium"), (1.01, "high"))
+#: The label of a probability at or above the threshold: the decision a retention offer follows.
+CHURN = "churn"
 #: Split-gain multiplier (LightGBM ``feature_contri``) of the fields with little signal; others 1.
 WEAK_FIELD_GAIN = {"CreditScore": 0.1, "Tenure": 0.1, "HasCrCard": 0.1, "EstimatedSalary": 0.1}
 
@@ -123,6 +125,9 @@ class ChurnRecipe(TreeRecipe):
     def served_output(self, prediction: Mapping[str, Any]) -> Any:
         return prediction["churn_probability"]
 
+    def served_decision(self, prediction: Mapping[str, Any]) -> bool:
+        return bool(prediction["label"] == CHURN)
+
     def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
         """Country, gender and age band: the groups a lender is asked to treat alike."""
         ages = pd.cut(features["Age"], bins=AGE_BANDS, labels=AGE_BAND_LABELS, right=False)
@@ -147,7 +152,7 @@ class ChurnModel(TreeModel):
         return [
             {
                 "churn_probability": float(p),
-                "label": "churn" if p >= self.threshold else "stay",
+                "label": CHURN if p >= self.threshold else "stay",
                 "threshold": self.threshold,
                 "risk_band": risk_band(float(p)),
             }

@@ -31,7 +31,7 @@ from servekit.errors import ServekitError
 from servekit.loading import one_line
 from servekit.replay import Captured, CaptureLineError
 from servekit.routing import DRAWN
-from servekit.training import uncertainty
+from servekit.training import parity, uncertainty
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
 from servekit.training.versions import (
@@ -51,6 +51,9 @@ MIN_ROWS = MIN_SEGMENT_ROWS
 #: The tag and run tag that mark what ``mlp evaluate --log`` records in MLflow.
 KIND_TAG = "mlp.kind"
 KIND = "live-evaluation"
+
+#: What the rows of a live figure are, in a group's note.
+LIVE_ROWS = "answers with their truth"
 
 Key = tuple[str, int]
 Verdict = Literal["worse", "within the noise", "better"]
@@ -107,6 +110,9 @@ class Answers:
     #: How the router chose the variant of each answer (:data:`servekit.routing.ROUTED`; empty:
     #: the capture does not say).
     routed: list[str] = field(default_factory=list)
+    #: Whether each answer was the positive decision, as served (``TrainingRecipe.served_decision``;
+    #: None: the recipe makes none).
+    decisions: list[bool | None] = field(default_factory=list)
 
     def drawn(self, index: int) -> bool:
         """Whether the router drew this answer's variant at random (or the capture does not say)."""
@@ -172,7 +178,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     """Each capture of ``service`` with its truth row, grouped by the version that answered."""
     recipe = grouper.recipe
     # key -> [version, scored output, the input until its groups are found then the groups,
-    # variant, time, how it was routed]
+    # variant, time, how it was routed, the decision]
     met: dict[Key, list[Any]] = {}
     canary_periods: dict[str, tuple[float, float]] = {}
     pending: list[Key] = []
@@ -204,16 +210,17 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         seen.add(key)
         try:
             output = recipe.served_output(c.prediction)
+            decision = recipe.served_decision(c.prediction)
         except (KeyError, TypeError) as exc:
             raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
-        met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed]
+        met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed, decision]
         pending.append(key)
         if len(pending) >= GROUPING_CHUNK:
             group_pending()
     if pending:
         group_pending()
     versions: dict[str, Answers] = {}
-    for key, (version, output, groups, variant, answered_at, routed) in met.items():
+    for key, (version, output, groups, variant, answered_at, routed, decision) in met.items():
         if key in ambiguous:
             continue
         answers = versions.setdefault(version, Answers(service, version))
@@ -223,6 +230,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.answered_as.append(variant)
         answers.times.append(answered_at)
         answers.routed.append(routed)
+        answers.decisions.append(decision)
     return Joined(
         versions=list(versions.values()),
         captured=captured,
@@ -255,6 +263,8 @@ class Quality:
     #: two intervals (a training run that did not keep them).
     resampled: bool = False
     segments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Decision and error rates per group, as served (``servekit.training.parity``).
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def assess(
@@ -287,8 +297,9 @@ def assess(
     target, outputs = np.asarray(answers.truths), np.asarray(answers.outputs)
     groups = grouper.series(answers)
     segments = group_metrics(
-        recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are="answers with their truth"
+        recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
     )
+    rates = live_parity(recipe, answers, groups, target, outputs, seed=seed, min_rows=min_rows)
     if held_out is not None and held_out_rows is not None:
         live, difference = uncertainty.unpaired_difference(
             recipe.primary(), target, outputs, *held_out_rows, seed=seed
@@ -296,7 +307,7 @@ def assess(
     else:
         live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
         if held_out is None:
-            return replace(base, live=live, segments=segments)
+            return replace(base, live=live, segments=segments, parity=rates)
         difference = independent_difference(live, held_out)
     verdict = _verdict(difference, recipe.greater_is_better)
     return replace(
@@ -305,7 +316,34 @@ def assess(
         difference=difference,
         verdict=verdict,
         segments=segments,
+        parity=rates,
         resampled=held_out_rows is not None,
+    )
+
+
+def live_parity(
+    recipe: TrainingRecipe,
+    answers: Answers,
+    groups: Mapping[str, pd.Series],
+    target: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    seed: int,
+    min_rows: int,
+) -> dict[str, dict[str, Any]]:
+    """The decision and error rates per group of the answers as they were served.
+
+    A binary model's decisions are the labels it gave (at the threshold of the version that
+    answered), not recomputed; a regressor's error is its served number minus the truth.
+    """
+    if recipe.task == "binary":
+        if len(answers.decisions) != len(target) or None in answers.decisions:
+            return {}  # the recipe does not say which answers are the positive decision
+        outputs = np.asarray(answers.decisions, dtype=float)  # flagged from 0.5: 1 and only 1
+    elif recipe.task != "regression":
+        return {}
+    return parity.group_parity(
+        recipe.task, groups, target, outputs, threshold=0.5, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
     )
 
 
@@ -593,6 +631,7 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     if quality.difference is not None:
         figures[f"live.{key}_minus_held_out"] = quality.difference.estimate
     figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
+    figures.update({f"live.{k}": v for k, v in parity.as_run_metrics(quality.parity).items()})
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
     client.set_tag(run_id, LIVE_VERDICT_TAG, verdict(quality))
@@ -659,6 +698,7 @@ def render(
                 else:
                     parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
             lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
+        lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
     lines += [_canary_line(c) for c in canaries]
     service = qualities[0].name if qualities else ""
     lines.append(
@@ -678,6 +718,21 @@ def render(
     if joined.other_services:
         lines.append(f"{service}: {joined.other_services:,} captures of other services skipped")
     return "\n".join(lines)
+
+
+def _gaps(found: Mapping[str, Any]) -> str:
+    """Each figure's widest gap between two groups, with its interval, and the impact ratio."""
+    parts = []
+    for figure, gap in found["gaps"].items():
+        part = (
+            f"{parity.MEANING[figure]} {gap['highest']} - {gap['lowest']} {gap['gap']:+.4f} "
+            f"({gap['ci_low']:+.4f} to {gap['ci_high']:+.4f})"
+        )
+        if "ratio" in gap:
+            under = f", under {parity.FOUR_FIFTHS}" if gap["ratio"] < parity.FOUR_FIFTHS else ""
+            part += f", ratio {gap['ratio']:.2f}{under}"
+        parts.append(part)
+    return "; ".join(parts) or "fewer than two groups with a figure"
 
 
 def _canary_line(c: CanaryComparison) -> str:

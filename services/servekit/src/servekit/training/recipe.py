@@ -104,6 +104,15 @@ class TrainingRecipe(ABC):
             "scores; override served_output()"
         )
 
+    def served_decision(self, prediction: Mapping[str, Any]) -> bool | None:
+        """Whether one served answer is the positive decision, as the service labelled it.
+
+        A binary recipe says which label is positive (BankChurn: ``churn``), so that ``mlp
+        evaluate`` reports the decisions per group as they were served, at whatever threshold
+        the version had. None: the recipe makes no such decision (and has no decision rates).
+        """
+        return None
+
     def truth(self, values: pd.Series) -> Any:
         """A truth file's :attr:`target` column (cells as written) as :meth:`served_output` is compared with.
 
