@@ -22,7 +22,7 @@ from servekit import evaluation, input_drift, registry
 from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.replay import read_lines
 from servekit.testing import request_rows, train_in_memory, valid_requests
-from servekit.training import uncertainty
+from servekit.training import parity, uncertainty
 from servekit.training.segments import segment_metrics
 from servekit.training.signature import model_signature
 from servekit.training.trainer import Split
@@ -213,3 +213,18 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
             assert found["rows"] == entry["rows"], (dimension, group)
             for key in set(entry) - {"rows", "note"}:
                 assert found[key] == pytest.approx(entry[key], rel=1e-9), (dimension, group, key)
+    # The decisions per group: the labels served are those the threshold gave at training.
+    rates = parity.decision_parity(recipe, data.x_test, data.y_test, outputs, artifact.metadata)
+    assert bool(rates) == (recipe.task != "multiclass")
+    assert live.parity.keys() == rates.keys()
+    for dimension, found_rates in rates.items():
+        for part in ("groups", "gaps"):
+            assert live.parity[dimension][part].keys() == found_rates[part].keys(), (dimension, part)
+            for name_, expected in found_rates[part].items():
+                served = live.parity[dimension][part][name_]
+                assert served.keys() == expected.keys(), (dimension, name_)
+                for key, value in expected.items():
+                    if key == "note":  # names its rows: held-out rows, answers with their truth
+                        continue
+                    want = value if isinstance(value, str) else pytest.approx(value, rel=1e-9)
+                    assert served[key] == want, (dimension, name_, key)
