@@ -1,4 +1,6 @@
-"""Does the model decide alike for every group? Decision and error rates per group of held-out rows.
+"""Does the model decide alike for every group? Decision and error rates per group of rows.
+
+``mlp train`` reports them on the held-out rows, ``mlp evaluate`` on the live answers as served.
 
 ``segments`` reports how well the model ranks or predicts each group. A reviewer of the decisions
 asks what the four-fifths rule and equalised odds ask:
