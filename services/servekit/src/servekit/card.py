@@ -129,8 +129,7 @@ def _parity(parity: Mapping[str, Mapping[str, Any]], threshold: Any) -> list[str
             "positive, the share flagged (labelled positive), and the share flagged among its rows "
             "whose truth is positive (true-positive rate) and among those whose truth is negative "
             "(false-positive rate). Groups whose truth differs ought to be flagged at different "
-            "rates; the two error rates "
-            "compare like with like.",
+            "rates; the two error rates compare like with like.",
             "",
         ]
     else:
