@@ -55,10 +55,8 @@ def test_each_groups_rates_are_those_of_its_own_rows_at_the_threshold() -> None:
 
 def test_a_gap_names_the_extreme_groups_and_is_beyond_the_noise_only_when_it_is() -> None:
     region, target, probability = churners(4000)
-    gaps = group_parity("binary", {"region": region}, target, probability, threshold=0.5)["region"]["gaps"]
-    groups = group_parity("binary", {"region": region}, target, probability, threshold=0.5)["region"][
-        "groups"
-    ]
+    found = group_parity("binary", {"region": region}, target, probability, threshold=0.5)["region"]
+    gaps, groups = found["gaps"], found["groups"]
     false_positive = gaps["false_positive_rate"]
     assert false_positive["highest"] == "east"  # its stayers are scored up to 0.8, the others' to 0.6
     assert false_positive["gap"] == pytest.approx(
@@ -73,11 +71,8 @@ def test_a_gap_names_the_extreme_groups_and_is_beyond_the_noise_only_when_it_is(
     alike = pd.Series(np.where(region == "east", None, region))
     kept = alike.notna().to_numpy()
     same = group_parity("binary", {"region": alike[kept]}, target[kept], probability[kept], threshold=0.5)
-    assert (
-        same["region"]["gaps"]["false_positive_rate"]["ci_low"]
-        < 0
-        < same["region"]["gaps"]["false_positive_rate"]["ci_high"]
-    )
+    alike_gap = same["region"]["gaps"]["false_positive_rate"]
+    assert alike_gap["ci_low"] < 0 < alike_gap["ci_high"]
 
 
 def test_a_gaps_interval_is_the_two_groups_resampled_each_on_its_own() -> None:
