@@ -29,18 +29,13 @@ import numpy as np
 import pandas as pd
 
 from servekit.training import uncertainty
-from servekit.training.segments import MIN_SEGMENT_ROWS, group_order, metric_name
+from servekit.training.segments import MIN_SEGMENT_ROWS, each_group, fewer_than, metric_name
 
 if TYPE_CHECKING:
     from servekit.training.recipe import TrainingRecipe
 
 Array = uncertainty.Array
 
-#: The figures reported per group, by task (a multiclass task has none yet).
-FIGURES = {
-    "binary": ("flagged_share", "true_positive_rate", "false_positive_rate"),
-    "regression": ("mean_error",),
-}
 #: The figures over a subset of a group's rows: those whose truth is positive, or negative.
 RATES = {"true_positive_rate": "positive", "false_positive_rate": "negative"}
 #: The impact ratio under which the four-fifths rule (US EEOC guidelines) reads adverse impact.
@@ -64,8 +59,6 @@ def decision_parity(
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """:func:`group_parity` of the recipe's groups (``TrainingRecipe.segments``) at the served threshold."""
-    if recipe.task not in FIGURES:
-        return {}
     groups = recipe.segments(features)
     threshold = float(metadata.get("threshold", 0.5))
     return group_parity(recipe.task, groups, target, outputs, threshold=threshold, seed=seed)
@@ -75,7 +68,8 @@ def per_row(task: str, target: Array, outputs: Array, threshold: float) -> dict[
     """Each figure's rows (a mask) and per-row values: a figure is the values' mean over its rows.
 
     A binary model's outputs are the positive class's probability and a row is flagged from
-    ``threshold`` on, as the service labels it; a regressor's outputs are its predictions.
+    ``threshold`` on, as the service labels it; a regressor's outputs are its predictions. A
+    multiclass task has no figures yet.
     """
     every = np.ones(len(target), dtype=bool)
     if task == "binary":
@@ -112,17 +106,17 @@ def group_parity(
     """
     target, outputs = np.asarray(target), np.asarray(outputs)
     figures = per_row(task, target, outputs, threshold)
+    if not figures:  # a multiclass task has none yet
+        return {}
     found: dict[str, dict[str, Any]] = {}
     for dimension, labels in groups.items():
-        values = np.asarray(labels.astype(str), dtype=object)
         entries: dict[str, dict[str, Any]] = {}
         resampled: dict[str, dict[str, Resampled]] = {figure: {} for figure in figures}
-        for index, group in enumerate(group_order(labels)):
-            mask = values == group
+        for index, (group, mask) in enumerate(each_group(labels)):
             entry: dict[str, Any] = {"rows": int(mask.sum())}
             entries[group] = entry
             if entry["rows"] < min_rows:
-                entry["note"] = f"fewer than {min_rows} {rows_are}"
+                entry["note"] = fewer_than(min_rows, rows_are)
                 continue
             for figure, (among, _) in figures.items():
                 if figure in RATES:  # how many rows a rate is of: a group's churners can be few

@@ -11,11 +11,12 @@ its size and why it has no figure, rather than left out.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from servekit.training import uncertainty
 
@@ -52,13 +53,11 @@ def group_metrics(
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for dimension, labels in groups.items():
         figures: dict[str, dict[str, Any]] = {}
-        values = np.asarray(labels.astype(str), dtype=object)
-        for group in group_order(labels):
-            mask = values == group
+        for group, mask in each_group(labels):
             rows = int(mask.sum())
             entry: dict[str, Any] = {"rows": rows}
             if rows < min_rows:
-                entry["note"] = f"fewer than {min_rows} {rows_are}"
+                entry["note"] = fewer_than(min_rows, rows_are)
             elif primary.output == "positive_probability" and len(np.unique(target[mask])) < 2:
                 entry["note"] = f"one class only among its {rows_are}"
             else:
@@ -69,6 +68,18 @@ def group_metrics(
             figures[group] = entry
         found[dimension] = figures
     return found
+
+
+def each_group(labels: pd.Series) -> Iterator[tuple[str, NDArray[np.bool_]]]:
+    """Each group of one dimension, in :func:`group_order`, with the mask of its rows."""
+    values = np.asarray(labels.astype(str), dtype=object)
+    for group in group_order(labels):
+        yield group, values == group
+
+
+def fewer_than(min_rows: int, rows_are: str) -> str:
+    """The note of a group too small for a figure."""
+    return f"fewer than {min_rows} {rows_are}"
 
 
 def group_order(labels: pd.Series) -> list[str]:
