@@ -115,3 +115,8 @@ def test_the_decisions_per_group_are_set_out_with_their_gaps(
     assert "b's share is 0.5 of a's, under the four-fifths rule's 0.8\n" in card
     share_gap["ratio"] = 0.85
     assert "b's share is 0.85 of a's\n" in render(TOY, TOY.model(decided).describe())
+    # A binary model's rates without a threshold in its metadata (flagged from 0.5) read as rates.
+    untuned = dataclasses.replace(artifact, metadata={**artifact.metadata, "parity": binary})
+    card = render(TOY, TOY.model(untuned).describe())
+    assert "At the decision threshold: the share of each group whose truth is positive" in card
+    assert "mean signed error (prediction minus truth)" not in card

@@ -123,16 +123,20 @@ def _parity(parity: Mapping[str, Mapping[str, Any]], threshold: Any) -> list[str
     if not parity:
         return []
     lines = ["## Decisions and errors per group of held-out rows", ""]
-    if threshold is not None:
+    # Said by the figures present, not by whether a threshold is known: a binary model without
+    # one is flagged from 0.5.
+    present = {f for found in parity.values() for entry in found["groups"].values() for f in entry}
+    if "flagged_share" in present:
+        at = f" ({_number(threshold)})" if threshold is not None else ""
         lines += [
-            f"At the decision threshold ({_number(threshold)}): the share of each group whose truth is "
+            f"At the decision threshold{at}: the share of each group whose truth is "
             "positive, the share flagged (labelled positive), and the share flagged among its rows "
             "whose truth is positive (true-positive rate) and among those whose truth is negative "
             "(false-positive rate). Groups whose truth differs ought to be flagged at different "
             "rates; the two error rates compare like with like.",
             "",
         ]
-    else:
+    elif "mean_error" in present:
         lines += [
             "The mean signed error (prediction minus truth) of each group: above 0 the model "
             "over-estimates the group's rows, below 0 it under-estimates them.",
