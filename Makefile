@@ -16,7 +16,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test test-durations check lint typecheck unit bench soak k8s-check prometheus monitor loadtest delivery-check
+.PHONY: help uv sync up down test test-durations check lint typecheck unit bench cost soak k8s-check prometheus monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
@@ -25,6 +25,7 @@ help:
 	@echo "make check   the static checks of make test alone: lint, typecheck, k8s-check, delivery-check"
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
+	@echo "make cost    what each overlay costs a month, and a million predictions (CPU measured here)"
 	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
 	@echo "make monitor local Prometheus with the alert/recording rules, scraping the make-up services"
@@ -74,6 +75,12 @@ test-durations: sync prometheus
 
 bench: sync
 	$(BIN)/python -m servekit.bench
+
+# The CPU a prediction costs a replica, measured on served champions, then the overlays' requests
+# priced with k8s/prices.yaml (README, Cost). COST_ARGS go to k8s/cost.py (--component NAME).
+cost: sync
+	$(BIN)/python -m servekit.bench.cpu --output reports/cpu.json
+	$(BIN)/python k8s/cost.py --cpu reports/cpu.json $(COST_ARGS)
 
 SOAK_SECONDS ?= 600
 soak: sync

@@ -1,4 +1,4 @@
-"""The repository's scripts as modules: monitoring/generate.py and k8s/check.py, which tests check against."""
+"""The repository's scripts as modules for the tests: monitoring/generate.py, k8s/check.py, k8s/cost.py."""
 
 from __future__ import annotations
 
@@ -30,3 +30,7 @@ def load_generator() -> ModuleType:
 
 def load_k8s_check() -> ModuleType:
     return load_script("k8s_check", ROOT / "k8s" / "check.py")
+
+
+def load_k8s_cost() -> ModuleType:
+    return load_script("k8s_cost", ROOT / "k8s" / "cost.py")

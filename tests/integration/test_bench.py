@@ -12,7 +12,7 @@ import pytest
 
 from processes import KeyedService, Server
 from servekit import registry
-from servekit.bench import fairness, load, scaling, soak
+from servekit.bench import cpu, fairness, load, scaling, soak
 from servekit.settings import load_settings
 from servekit.testing import request_rows, valid_requests
 from servekit.training.trainer import TrainResult, split
@@ -164,3 +164,44 @@ def test_make_soak_serves_everything_on_behind_api_keys_and_counts_every_status(
     assert result["mix"]["no API key"]["status"] == result["mix"]["revoked key"]["status"] == 401
     assert result["load"]["requests"] > 100
     assert result["load"]["errors"] == 0  # the leak verdict of 7 s means nothing; the statuses do
+
+
+def test_cpu_per_prediction_is_the_replicas_own_cpu_over_the_predictions_it_answered(
+    live_services: dict[str, Server],
+) -> None:
+    """``make cost``'s figure: the served process's CPU (its /metrics) divided by rows answered."""
+    server = live_services["bankchurn"]
+    spec = registry.get_service("bankchurn")
+    records = valid_requests(spec, request_rows(split(spec, spec.recipe.generate(600, seed=3), seed=3), 64))
+    single = cpu.cpu_per_prediction(
+        server.url, "bankchurn", cpu.Kind("predict", "/predict", 1, 100.0), records, seconds=1.5
+    )
+    batch = cpu.cpu_per_prediction(
+        server.url, "bankchurn", cpu.Kind("batch", "/predict/batch", 16, 10.0), records, seconds=1.5
+    )
+    assert single["predictions"] == pytest.approx(150, abs=2)
+    assert batch["predictions"] in (16 * 14, 16 * 15, 16 * 16)  # rows, not requests
+    for row in (single, batch):
+        assert row["cpu_ms_per_prediction"] == pytest.approx(
+            1000 * row["cpu_seconds"] / row["predictions"], rel=0.01
+        )
+        assert 0 < row["cores"] < (os.cpu_count() or 1)
+    # A batch shares one request's parsing, validation and model call among its rows.
+    assert batch["cpu_ms_per_prediction"] < single["cpu_ms_per_prediction"]
+
+
+def test_cpu_per_prediction_refuses_a_load_the_replica_did_not_answer(
+    live_services: dict[str, Server],
+) -> None:
+    """A rejected request used CPU without a prediction: the figure would be wrong, so there is none."""
+    server = live_services["bankchurn"]
+    with pytest.raises(
+        RuntimeError, match=r"bankchurn predict: 20 of 20 requests were not answered.*HTTP 422"
+    ):
+        cpu.cpu_per_prediction(
+            server.url,
+            "bankchurn",
+            cpu.Kind("predict", "/predict", 1, 20.0),
+            [{"unexpected": 1}],
+            seconds=1.0,
+        )

@@ -1,0 +1,400 @@
+"""``make cost``: what an overlay costs to run, read from the manifests it renders.
+
+Every Pod a rendered overlay asks for is counted by its requests, which is what a cluster reserves
+and what GKE Autopilot bills: Deployments and StatefulSets at their floor (an HPA's minReplicas, or
+``replicas``) and at their ceiling (maxReplicas), their claims' disks, the cluster's fee and the
+Ingress's load balancer. k8s/prices.yaml turns them into dollars a month: on GKE per Pod request
+(Autopilot's rounding applied), on EKS per node of a managed node group, the Pods packed onto as
+few nodes as their requests allow (first fit, largest first: a lower bound).
+
+With ``--cpu`` (the JSON ``python -m servekit.bench.cpu`` writes: the CPU one prediction costs a
+replica, measured) it also prices a million predictions: an HPA holds each pod at its CPU target,
+so a pod answers ``target cores / CPU per prediction`` predictions a second, at the pod's price.
+
+A pod-producing kind it does not know (a DaemonSet, a Job) or a container without a CPU and
+memory request stops it, naming the object: a cost that leaves something out is not a floor.
+
+usage: python k8s/cost.py [--overlay gke|eks] [--component NAME ...] [--cpu reports/cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PRICES = ROOT / "k8s" / "prices.yaml"
+HOURS_PER_MONTH = 730
+OVERLAYS = ("gke", "eks")
+#: Kinds whose Pods are counted; any other kind with a Pod template stops the count.
+COUNTED = ("Deployment", "StatefulSet")
+WITH_POD_TEMPLATE = (*COUNTED, "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
+GIB = 1024**3
+SUFFIXES = {
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": GIB,
+    "Ti": 1024**4,
+}
+QUANTITY = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$")
+
+Obj = dict[str, Any]
+
+
+class CostError(Exception):
+    """The manifests or prices cannot be costed as they are; the message names the object."""
+
+
+def quantity(value: str | int | float) -> float:
+    """A Kubernetes quantity (``500m``, ``512Mi``, ``2``) as a plain number (cores, bytes)."""
+    match = QUANTITY.match(str(value))
+    if not match or match.group(2) not in ("", *SUFFIXES):
+        raise CostError(f"not a Kubernetes quantity: {value!r}")
+    return float(match.group(1)) * SUFFIXES.get(match.group(2), 1.0)
+
+
+@dataclass(frozen=True)
+class Requests:
+    """What one Pod requests: CPU in cores, memory and ephemeral storage in GiB."""
+
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+    ephemeral_gib: float = 0.0
+
+    def __add__(self, other: Requests) -> Requests:
+        return Requests(
+            self.cpu + other.cpu,
+            self.memory_gib + other.memory_gib,
+            self.ephemeral_gib + other.ephemeral_gib,
+        )
+
+    def __mul__(self, count: float) -> Requests:
+        return Requests(self.cpu * count, self.memory_gib * count, self.ephemeral_gib * count)
+
+    def largest(self, other: Requests) -> Requests:
+        return Requests(
+            max(self.cpu, other.cpu),
+            max(self.memory_gib, other.memory_gib),
+            max(self.ephemeral_gib, other.ephemeral_gib),
+        )
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str
+    name: str
+    pod: Requests
+    floor: int
+    ceiling: int
+    #: GiB per StorageClass each replica claims (a StatefulSet's volumeClaimTemplates).
+    claims: Mapping[str, float] = field(default_factory=dict)
+    #: Cores an HPA holds each pod at (its CPU utilisation target times the pod's CPU request).
+    cpu_target: float | None = None
+
+
+def container_requests(container: Obj, owner: str) -> Requests:
+    requests = container.get("resources", {}).get("requests", {})
+    missing = [name for name in ("cpu", "memory") if name not in requests]
+    if missing:
+        raise CostError(f"{owner}: container {container['name']} requests no {' and no '.join(missing)}")
+    return Requests(
+        quantity(requests["cpu"]),
+        quantity(requests["memory"]) / GIB,
+        quantity(requests.get("ephemeral-storage", 0)) / GIB,
+    )
+
+
+def pod_requests(pod_spec: Obj, owner: str) -> Requests:
+    """A Pod's effective requests, as the scheduler counts them: its containers' sum, or its largest
+    init container if that is more (init containers run one at a time, before the others; one with
+    ``restartPolicy: Always`` is a sidecar and runs beside them, so it adds)."""
+    running = Requests()
+    for container in pod_spec["containers"]:
+        running += container_requests(container, owner)
+    largest_init = Requests()
+    for container in pod_spec.get("initContainers", []):
+        requested = container_requests(container, owner)
+        if container.get("restartPolicy") == "Always":
+            running += requested
+        else:
+            largest_init = largest_init.largest(requested)
+    return running.largest(largest_init)
+
+
+def autoscalers(objects: Iterable[Obj]) -> dict[tuple[str, str], Obj]:
+    return {
+        (o["spec"]["scaleTargetRef"]["kind"], o["spec"]["scaleTargetRef"]["name"]): o
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
+
+
+def cpu_utilisation_target(hpa: Obj) -> float | None:
+    for metric in hpa["spec"].get("metrics", []):
+        resource = metric.get("resource", {})
+        if metric["type"] == "Resource" and resource.get("name") == "cpu":
+            target = resource["target"]
+            if target["type"] == "Utilization":
+                return float(target["averageUtilization"]) / 100
+    return None
+
+
+def workloads(objects: Sequence[Obj]) -> list[Workload]:
+    """Every Pod-producing object of a rendered overlay, with its replicas and requests."""
+    scaled = autoscalers(objects)
+    found = []
+    for o in objects:
+        kind, name = o["kind"], o["metadata"]["name"]
+        if kind not in WITH_POD_TEMPLATE:
+            continue
+        if kind not in COUNTED:
+            raise CostError(f"{kind}/{name}: its Pods are not counted here (only {', '.join(COUNTED)})")
+        pod = pod_requests(o["spec"]["template"]["spec"], f"{kind}/{name}")
+        replicas = int(o["spec"].get("replicas", 1))
+        floor = ceiling = replicas
+        target = None
+        hpa = scaled.get((kind, name))
+        if hpa is not None:
+            floor, ceiling = int(hpa["spec"].get("minReplicas", 1)), int(hpa["spec"]["maxReplicas"])
+            utilisation = cpu_utilisation_target(hpa)
+            target = utilisation * pod.cpu if utilisation is not None else None
+        claims: dict[str, float] = {}
+        for template in o["spec"].get("volumeClaimTemplates", []):
+            storage_class = template["spec"].get("storageClassName", "default")
+            size = quantity(template["spec"]["resources"]["requests"]["storage"]) / GIB
+            claims[storage_class] = claims.get(storage_class, 0.0) + size
+        found.append(Workload(kind, name, pod, floor, ceiling, claims, target))
+    return found
+
+
+def claimed_storage(objects: Sequence[Obj], found: Sequence[Workload], replicas: str) -> dict[str, float]:
+    """GiB per StorageClass: standalone claims, and each StatefulSet's per replica (``floor``/``ceiling``)."""
+    storage: dict[str, float] = {}
+    for o in objects:
+        if o["kind"] == "PersistentVolumeClaim":
+            storage_class = o["spec"].get("storageClassName", "default")
+            size = quantity(o["spec"]["resources"]["requests"]["storage"]) / GIB
+            storage[storage_class] = storage.get(storage_class, 0.0) + size
+    for workload in found:
+        for storage_class, size in workload.claims.items():
+            count = getattr(workload, replicas)
+            storage[storage_class] = storage.get(storage_class, 0.0) + size * count
+    return storage
+
+
+def load_balancers(objects: Sequence[Obj]) -> int:
+    """One per Ingress (GCE and ALB ingress controllers each make one) and per LoadBalancer Service."""
+    return sum(
+        o["kind"] == "Ingress" or (o["kind"] == "Service" and o["spec"].get("type") == "LoadBalancer")
+        for o in objects
+    )
+
+
+def autopilot_billed(pod: Requests, rounding: Mapping[str, float]) -> Requests:
+    """The requests Autopilot bills for a Pod: CPU up to its step, memory and CPU into their ratio."""
+    step = rounding["cpu_step"]
+    cpu = max(step, math.ceil(round(pod.cpu / step, 9)) * step)
+    cpu = max(cpu, math.ceil(round(pod.memory_gib / rounding["memory_gib_per_cpu_max"] / step, 9)) * step)
+    memory = max(pod.memory_gib, cpu * rounding["memory_gib_per_cpu_min"])
+    return Requests(cpu, memory, pod.ephemeral_gib)
+
+
+def pod_hour(pod: Requests, prices: Mapping[str, Any]) -> float:
+    """What one Pod costs an hour: on GKE its (rounded) requests; on EKS its share of a node, by the
+    resource it takes most of (what it leaves unused beside it cannot be sold to another Pod)."""
+    if prices["billing"] == "pod-requests":
+        billed = autopilot_billed(pod, prices["autopilot_rounding"])
+        return float(
+            billed.cpu * prices["vcpu_hour"]
+            + billed.memory_gib * prices["memory_gib_hour"]
+            + billed.ephemeral_gib * prices["ephemeral_gib_hour"]
+        )
+    free = node_room(prices)
+    return float(prices["node_hour"]) * max(pod.cpu / free.cpu, pod.memory_gib / free.memory_gib)
+
+
+def node_room(prices: Mapping[str, Any]) -> Requests:
+    allocatable, daemonsets = prices["node_allocatable"], prices["node_daemonsets"]
+    return Requests(
+        allocatable["cpu"] - daemonsets["cpu"], allocatable["memory_gib"] - daemonsets["memory_gib"]
+    )
+
+
+def nodes_needed(pods: Sequence[tuple[str, Requests]], room: Requests) -> int:
+    """Nodes a first-fit packing, largest Pod first, puts ``pods`` on (soft spreading ignored)."""
+    nodes: list[Requests] = []
+    for name, pod in sorted(pods, key=lambda item: (item[1].cpu, item[1].memory_gib), reverse=True):
+        if pod.cpu > room.cpu or pod.memory_gib > room.memory_gib:
+            raise CostError(f"{name}: requests more than a node leaves to Pods ({room})")
+        for index, used in enumerate(nodes):
+            if (
+                used.cpu + pod.cpu <= room.cpu + 1e-9
+                and used.memory_gib + pod.memory_gib <= room.memory_gib + 1e-9
+            ):
+                nodes[index] = used + pod
+                break
+        else:
+            nodes.append(pod)
+    return len(nodes)
+
+
+@dataclass(frozen=True)
+class Bill:
+    """Dollars a month at one scale (``floor`` or ``ceiling``), by line."""
+
+    scale: str
+    compute: float
+    storage: float
+    cluster: float
+    load_balancers: float
+    #: Nodes of the node group (EKS); None where Pods are billed (GKE).
+    nodes: int | None
+
+    @property
+    def total(self) -> float:
+        return self.compute + self.storage + self.cluster + self.load_balancers
+
+
+def bill(objects: Sequence[Obj], found: Sequence[Workload], prices: Mapping[str, Any], scale: str) -> Bill:
+    storage = claimed_storage(objects, found, scale)
+    unpriced = sorted(set(storage) - set(prices["storage_gib_month"]))
+    if unpriced:
+        raise CostError(f"no price for the StorageClass(es) {', '.join(unpriced)} in {PRICES.name}")
+    storage_month = sum(size * prices["storage_gib_month"][name] for name, size in storage.items())
+    cluster = max(0.0, prices["cluster_hour"] * HOURS_PER_MONTH - prices.get("cluster_monthly_credit", 0.0))
+    balancers = load_balancers(objects) * prices["load_balancer_hour"] * HOURS_PER_MONTH
+    if prices["billing"] == "pod-requests":
+        hourly = sum(pod_hour(w.pod, prices) * getattr(w, scale) for w in found)
+        return Bill(scale, hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None)
+    pods = [(f"{w.kind}/{w.name}", w.pod) for w in found for _ in range(getattr(w, scale))]
+    nodes = nodes_needed(pods, node_room(prices))
+    return Bill(
+        scale, nodes * prices["node_hour"] * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes
+    )
+
+
+def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mapping[str, Any]) -> list[str]:
+    """Lines pricing a million predictions of each measured service at its HPA's CPU target."""
+    lines = []
+    by_name = {w.name: w for w in found}
+    for service, kinds in sorted(cpu["services"].items()):
+        workload = by_name.get(service)
+        if workload is None:
+            continue
+        if workload.cpu_target is None:
+            lines.append(f"  {service}: its HPA has no CPU utilisation target to hold a pod at")
+            continue
+        price = pod_hour(workload.pod, prices)
+        for kind, figures in kinds.items():
+            cpu_seconds = figures["cpu_ms_per_prediction"] / 1000
+            per_pod_second = workload.cpu_target / cpu_seconds
+            dollars = price / (per_pod_second * 3600) * 1e6
+            floor_month = workload.floor * per_pod_second * 3600 * HOURS_PER_MONTH
+            lines.append(
+                f"  {service} {kind}: {figures['cpu_ms_per_prediction']:.2f} ms of CPU each (measured at "
+                f"{figures['cores']:.2f} cores); a pod held at {workload.cpu_target:.2f} cores answers "
+                f"{per_pod_second:,.0f}/s: ${dollars:.4f} per million; the floor's {workload.floor} pods "
+                f"answer {floor_month / 1e6:,.0f} million a month"
+            )
+    return lines
+
+
+def report(
+    overlay: str, objects: Sequence[Obj], prices: Mapping[str, Any], cpu: Mapping[str, Any] | None = None
+) -> list[str]:
+    found = workloads(objects)
+    lines = [f"{overlay}: {prices['what']} (list prices of {prices['as_of']}, k8s/prices.yaml)"]
+    width = max(len(f"{w.kind}/{w.name}") for w in found)
+    lines.append(f"  {'workload':<{width}}  replicas  per pod: CPU  memory GiB  $/pod-hour")
+    for w in found:
+        replicas = f"{w.floor}" if w.floor == w.ceiling else f"{w.floor}-{w.ceiling}"
+        name = f"{w.kind}/{w.name}"
+        line = (
+            f"  {name:<{width}}  {replicas:>8}  {w.pod.cpu:>12.3g}  {w.pod.memory_gib:>10.3g}"
+            f"  {pod_hour(w.pod, prices):>10.4f}"
+        )
+        if prices["billing"] == "pod-requests":
+            billed = autopilot_billed(w.pod, prices["autopilot_rounding"])
+            if billed != w.pod:
+                line += f"  billed as {billed.cpu:g} CPU, {billed.memory_gib:.3g} GiB"
+        lines.append(line)
+    for scale in ("floor", "ceiling"):
+        b = bill(objects, found, prices, scale)
+        nodes = f" on {b.nodes} node(s)" if b.nodes is not None else ""
+        lines.append(
+            f"  at the {scale}: ${b.total:,.0f} a month = compute ${b.compute:,.0f}{nodes} + disks "
+            f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}"
+        )
+    if prices.get("cluster_monthly_credit"):
+        full = prices["cluster_hour"] * HOURS_PER_MONTH
+        credit = prices["cluster_monthly_credit"]
+        lines.append(
+            f"  (the cluster's ${full:.0f} a month is paid by the free tier's ${credit:.2f} monthly credit, "
+            "for one cluster per billing account: a second one pays it)"
+        )
+    if cpu is not None:
+        lines += per_million(found, prices, cpu)
+    return lines
+
+
+def render(overlay: str, components: Sequence[str]) -> list[Obj]:
+    """``kubectl kustomize`` of the overlay with k8s/components/<name> added, as k8s/check.py does."""
+    spec = importlib.util.spec_from_file_location("k8s_check", ROOT / "k8s" / "check.py")
+    assert spec is not None
+    assert spec.loader is not None
+    check = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("k8s_check", check)
+    spec.loader.exec_module(check)
+    kubectl = str(Path(sys.executable).parent / "kubectl")
+    with tempfile.TemporaryDirectory(prefix="k8s-cost-") as tmp:
+        target = (
+            check.composed(overlay, components, Path(tmp))
+            if components
+            else ROOT / "k8s" / "overlays" / overlay
+        )
+        result = subprocess.run(
+            [kubectl, "kustomize", str(target)], capture_output=True, text=True, check=False
+        )
+    if result.returncode != 0:
+        raise CostError(f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}")
+    return [o for o in yaml.safe_load_all(result.stdout) if o]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--overlay", choices=OVERLAYS, action="append", help="default: both")
+    parser.add_argument("--component", action="append", default=[], help="k8s/components/<NAME> added")
+    parser.add_argument("--cpu", type=Path, help="CPU per prediction, from python -m servekit.bench.cpu")
+    parser.add_argument("--prices", type=Path, default=PRICES)
+    args = parser.parse_args(argv)
+    prices = yaml.safe_load(args.prices.read_text())
+    cpu = json.loads(args.cpu.read_text()) if args.cpu else None
+    try:
+        for overlay in args.overlay or OVERLAYS:
+            suffix = f" + {', '.join(args.component)}" if args.component else ""
+            print("\n".join(report(overlay + suffix, render(overlay, args.component), prices[overlay], cpu)))
+    except CostError as error:
+        print(f"cost: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""``python -m servekit.bench.cpu``: the CPU one prediction costs a replica, for ``make cost``.
+
+Each service's champion (trained on its synthetic data into a temporary MLflow server) is served
+by a real ``mlp serve``; requests are sent open-loop at a steady rate, about what a pod answers at
+its HorizontalPodAutoscaler's CPU target, and the replica's own ``process_cpu_seconds_total`` gives
+the CPU they took: everything the process did in that time, its event loop, metrics and model
+refresh included, divided by the predictions it answered. ``k8s/cost.py --cpu`` turns the figures
+into dollars per million predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from servekit import registry
+from servekit.bench import load, scaling
+from servekit.bench.servers import serving
+from servekit.local import Server, start_mlflow
+from servekit.spec import ServiceSpec
+from servekit.testing import request_rows, valid_requests
+from servekit.training.trainer import split, train
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of prediction request, sent at ``rate`` requests a second."""
+
+    label: str
+    path: str
+    rows: int
+    rate: float
+
+
+#: Rates at which one replica used about 0.3 cores on this machine (0.2 to 0.45), what the base's
+#: HPAs hold a pod at (60 % of its 500m request). CPU per request falls as the rate rises (2.3 ms
+#: for a BankChurn prediction at 50/s, 1.7 ms at 200/s, 0.84 ms at 800/s): a figure measured far
+#: from the pods' working point would price them wrongly.
+KINDS = (
+    Kind("predict", "/predict", 1, 200.0),
+    Kind("predict+explain", "/predict?explain=true", 1, 100.0),
+    Kind("explained batches of 64, per row", "/predict/batch?explain=true", 64, 5.0),
+)
+
+
+def bodies(records: Sequence[dict[str, Any]], rows: int) -> list[Any]:
+    return list(records[:128]) if rows == 1 else [{"instances": b} for b in load.batches(records, rows)]
+
+
+def cpu_per_prediction(
+    url: str, service: str, kind: Kind, records: Sequence[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """Send ``kind`` for ``seconds`` and divide the replica's CPU by the predictions it answered."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    requests = load.post_requests(host, int(port), kind.path, bodies(records, kind.rows))
+    before = scaling.read(url, service)
+    outcome = load.run_open_loop(host, int(port), requests, rate=kind.rate, seconds=seconds, warmup=0)
+    after = scaling.read(url, service)
+    if outcome.answered != outcome.sent:
+        # A request late, shed or failed still took CPU: the figure would be too high, and hide it.
+        raise RuntimeError(
+            f"{service} {kind.label}: {outcome.sent - outcome.answered} of {outcome.sent} requests were not "
+            f"answered in time (late {outcome.late}, shed {outcome.shed}, failed {dict(outcome.failures)})"
+        )
+    predictions = outcome.answered * kind.rows
+    cpu_seconds = after.cpu_seconds - before.cpu_seconds
+    return {
+        "path": kind.path,
+        "requests_per_second": kind.rate,
+        "rows_per_request": kind.rows,
+        "predictions": predictions,
+        "cpu_seconds": round(cpu_seconds, 3),
+        "cores": round(cpu_seconds / (after.at - before.at), 3),
+        "cpu_ms_per_prediction": round(1000 * cpu_seconds / predictions, 4),
+    }
+
+
+def measure(spec: ServiceSpec, mlflow: Server, work: Path, seconds: float) -> dict[str, Any]:
+    """Each kind of request in turn on one served champion of ``spec``."""
+    records = valid_requests(spec, request_rows(split(spec, spec.recipe.generate(2000, seed=7), seed=7), 512))
+    figures = {}
+    with serving(spec, mlflow, work) as server:
+        for kind in KINDS:
+            figures[kind.label] = cpu_per_prediction(server.url, spec.name, kind, records, seconds)
+            row = figures[kind.label]
+            print(
+                f"{spec.name} {kind.label}: {row['cpu_ms_per_prediction']:.3f} ms of CPU per prediction "
+                f"({kind.rate:g} requests/s, {row['cores']:.2f} cores)"
+            )
+    return figures
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m servekit.bench.cpu", description=__doc__)
+    p.add_argument("--services", nargs="*", help="default: every installed service")
+    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per kind of request")
+    p.add_argument("--output", type=Path, default=Path("reports/cpu.json"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    report: dict[str, Any] = {
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "services": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="servekit-cpu-") as tmp:
+        work = Path(tmp)
+        mlflow = start_mlflow(work / "mlflow", work)
+        try:
+            for name in args.services or registry.available():
+                spec = registry.get_service(name)
+                train(spec, mlflow.url, seed=42)
+                report["services"][name] = measure(spec, mlflow, work, args.seconds)
+        finally:
+            mlflow.stop()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

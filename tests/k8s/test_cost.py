@@ -1,0 +1,298 @@
+"""``make cost`` (k8s/cost.py): the requests of the rendered overlays, priced as each cloud bills them."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from manifests import OVERLAYS, SERVICES, Rendered, render
+
+from scripts import load_k8s_cost
+
+cost = load_k8s_cost()
+PRICES = yaml.safe_load(cost.PRICES.read_text())
+GIB = 1024**3
+
+
+def container(name: str, cpu: str, memory: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "resources": {"requests": {"cpu": cpu, "memory": memory}}, **extra}
+
+
+def deployment(
+    name: str, containers: list[dict[str, Any]], replicas: int | None = None, **pod: Any
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"template": {"spec": {"containers": containers, **pod}}}
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {"kind": "Deployment", "metadata": {"name": name}, "spec": spec}
+
+
+def hpa(target: str, low: int, high: int, utilisation: int | None = 60) -> dict[str, Any]:
+    metrics = (
+        [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": utilisation},
+                },
+            }
+        ]
+        if utilisation is not None
+        else [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": "concurrency"},
+                    "target": {"type": "AverageValue", "averageValue": "500m"},
+                },
+            }
+        ]
+    )
+    return {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": target},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": target},
+            "minReplicas": low,
+            "maxReplicas": high,
+            "metrics": metrics,
+        },
+    }
+
+
+def claim(name: str, size: str, storage_class: str) -> dict[str, Any]:
+    return {
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"storageClassName": storage_class, "resources": {"requests": {"storage": size}}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("500m", 0.5),
+        ("2", 2.0),
+        ("1.5", 1.5),
+        ("512Mi", 512 * 1024**2),
+        ("1Gi", GIB),
+        ("10G", 1e10),
+        (3, 3.0),
+    ],
+)
+def test_quantities_read_as_kubernetes_writes_them(text: str | int, value: float) -> None:
+    assert cost.quantity(text) == pytest.approx(value)
+
+
+def test_a_quantity_it_cannot_read_is_named() -> None:
+    with pytest.raises(cost.CostError, match="not a Kubernetes quantity: '5 cores'"):
+        cost.quantity("5 cores")
+
+
+def test_a_pod_requests_its_containers_sum_or_its_largest_init_container() -> None:
+    pod = {
+        "containers": [container("a", "250m", "256Mi"), container("b", "100m", "128Mi")],
+        "initContainers": [container("migrate", "1", "128Mi"), container("fetch", "100m", "1Gi")],
+    }
+    requests = cost.pod_requests(pod, "Deployment/x")
+    # CPU from the largest init container, memory from the one needing most: each resource on its own.
+    assert requests.cpu == pytest.approx(1.0)
+    assert requests.memory_gib == pytest.approx(1.0)
+    # A sidecar (an init container that keeps running) adds to the containers instead.
+    pod["initContainers"] = [container("proxy", "100m", "64Mi", restartPolicy="Always")]
+    sidecar = cost.pod_requests(pod, "Deployment/x")
+    assert sidecar.cpu == pytest.approx(0.45)
+    assert sidecar.memory_gib == pytest.approx((256 + 128 + 64) / 1024)
+
+
+def test_replicas_come_from_the_autoscaler_where_one_targets_the_workload() -> None:
+    objects = [
+        deployment("server", [container("s", "500m", "512Mi")]),
+        hpa("server", 2, 10),
+        deployment("mlflow", [container("m", "250m", "768Mi")], replicas=1),
+        deployment("batch", [container("b", "1", "1Gi")], replicas=3),
+    ]
+    found = {w.name: w for w in cost.workloads(objects)}
+    assert (found["server"].floor, found["server"].ceiling) == (2, 10)
+    assert found["server"].cpu_target == pytest.approx(0.3)  # 60 % of 500m
+    assert (found["mlflow"].floor, found["mlflow"].ceiling, found["mlflow"].cpu_target) == (1, 1, None)
+    assert (found["batch"].floor, found["batch"].ceiling) == (3, 3)
+
+
+def test_an_autoscaler_without_a_cpu_target_holds_no_pod_at_a_cpu_figure() -> None:
+    objects = [
+        deployment("server", [container("s", "500m", "512Mi")]),
+        hpa("server", 2, 10, utilisation=None),
+    ]
+    (workload,) = cost.workloads(objects)
+    assert workload.cpu_target is None
+    measured = {"services": {"server": {"predict": {"cpu_ms_per_prediction": 1.0, "cores": 0.3}}}}
+    (line,) = cost.per_million([workload], PRICES["gke"], measured)
+    assert "no CPU utilisation target" in line
+
+
+def test_what_it_cannot_count_stops_it_naming_the_object() -> None:
+    daemonset = {"kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": {"template": {"spec": {}}}}
+    with pytest.raises(cost.CostError, match="DaemonSet/agent: its Pods are not counted"):
+        cost.workloads([daemonset])
+    no_memory = deployment("server", [{"name": "s", "resources": {"requests": {"cpu": "1"}}}])
+    with pytest.raises(cost.CostError, match="Deployment/server: container s requests no memory"):
+        cost.workloads([no_memory])
+
+
+def test_statefulset_claims_count_per_replica_and_standalone_claims_once() -> None:
+    statefulset = deployment("db", [container("d", "500m", "1Gi")], replicas=3)
+    statefulset["kind"] = "StatefulSet"
+    statefulset["spec"]["volumeClaimTemplates"] = [
+        {"spec": {"storageClassName": "standard-rwo", "resources": {"requests": {"storage": "5Gi"}}}}
+    ]
+    objects = [statefulset, claim("data", "10Gi", "standard-rwo")]
+    found = cost.workloads(objects)
+    assert cost.claimed_storage(objects, found, "floor") == {"standard-rwo": pytest.approx(25.0)}
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory_gib", "billed_cpu", "billed_memory"),
+    [
+        (0.5, 0.5, 0.5, 0.5),  # on the steps and in the ratio: as requested
+        (0.1, 0.25, 0.25, 0.25),  # CPU up to its step
+        (0.05, 0.0625, 0.25, 0.25),  # and memory up to 1 GiB per vCPU
+        (0.6, 1.0, 0.75, 1.0),  # the next step
+        (0.25, 4.0, 0.75, 4.0),  # CPU raised to keep memory under 6.5 GiB per vCPU
+    ],
+)
+def test_autopilot_bills_a_pods_requests_rounded_as_its_pricing_page_says(
+    cpu: float, memory_gib: float, billed_cpu: float, billed_memory: float
+) -> None:
+    billed = cost.autopilot_billed(cost.Requests(cpu, memory_gib), PRICES["gke"]["autopilot_rounding"])
+    assert (billed.cpu, billed.memory_gib) == (pytest.approx(billed_cpu), pytest.approx(billed_memory))
+
+
+def test_a_pod_hour_on_autopilot_is_its_billed_requests_at_the_unit_prices() -> None:
+    prices = PRICES["gke"]
+    pod = cost.Requests(0.1, 0.25, 0.25)
+    expected = (
+        0.25 * prices["vcpu_hour"] + 0.25 * prices["memory_gib_hour"] + 0.25 * prices["ephemeral_gib_hour"]
+    )
+    assert cost.pod_hour(pod, prices) == pytest.approx(expected)
+
+
+def test_nodes_are_packed_largest_pod_first_and_a_pod_too_large_is_named() -> None:
+    room = cost.Requests(2.0, 8.0)
+    pods = [(f"p{i}", cost.Requests(cpu, 1.0)) for i, cpu in enumerate((0.5, 0.7, 0.5, 1.3, 1.0))]
+    # 1.3 + 0.7 on one node, 1.0 + 0.5 + 0.5 on another: two, where filling in this order takes three.
+    assert cost.nodes_needed(pods, room) == 2
+    assert cost.nodes_needed([("m", cost.Requests(0.1, 3.0))] * 5, room) == 3  # two to a node by memory
+    with pytest.raises(cost.CostError, match="big: requests more than a node leaves"):
+        cost.nodes_needed([("big", cost.Requests(2.5, 1.0))], room)
+
+
+def test_a_bill_on_nodes_prices_whole_nodes_and_the_fixed_lines() -> None:
+    prices = PRICES["eks"]
+    room = cost.node_room(prices)
+    pod = f"{room.cpu / 2:.3f}"  # two to a node
+    objects = [
+        deployment("server", [container("s", pod, "1Gi")]),
+        hpa("server", 3, 8),
+        claim("data", "20Gi", "gp3"),
+        {"kind": "Ingress", "metadata": {"name": "web"}, "spec": {}},
+    ]
+    found = cost.workloads(objects)
+    floor, ceiling = (cost.bill(objects, found, prices, scale) for scale in ("floor", "ceiling"))
+    assert (floor.nodes, ceiling.nodes) == (2, 4)
+    assert floor.compute == pytest.approx(2 * prices["node_hour"] * cost.HOURS_PER_MONTH)
+    assert floor.storage == pytest.approx(20 * prices["storage_gib_month"]["gp3"])
+    assert floor.cluster == pytest.approx(prices["cluster_hour"] * cost.HOURS_PER_MONTH)
+    assert floor.load_balancers == pytest.approx(prices["load_balancer_hour"] * cost.HOURS_PER_MONTH)
+    assert floor.total == pytest.approx(floor.compute + floor.storage + floor.cluster + floor.load_balancers)
+
+
+def test_a_storage_class_without_a_price_is_named() -> None:
+    objects = [deployment("s", [container("s", "1", "1Gi")], replicas=1), claim("data", "1Gi", "premium-rwo")]
+    with pytest.raises(cost.CostError, match="no price for the StorageClass"):
+        cost.bill(objects, cost.workloads(objects), PRICES["gke"], "floor")
+
+
+def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_target() -> None:
+    objects = [deployment("bankchurn", [container("s", "500m", "512Mi")]), hpa("bankchurn", 2, 10)]
+    found = cost.workloads(objects)
+    measured = {"services": {"bankchurn": {"predict": {"cpu_ms_per_prediction": 1.5, "cores": 0.3}}}}
+    (line,) = cost.per_million(found, PRICES["gke"], measured)
+    # 0.3 cores / 1.5 ms = 200 predictions a second = 720,000 an hour.
+    dollars = cost.pod_hour(found[0].pod, PRICES["gke"]) / 720_000 * 1e6
+    assert "answers 200/s" in line
+    assert f"${dollars:.4f} per million" in line
+
+
+def test_every_price_says_where_it_comes_from_and_when() -> None:
+    for overlay in OVERLAYS:
+        prices = PRICES[overlay]
+        assert prices["sources"]
+        assert prices["as_of"]
+        assert prices["billing"] in ("pod-requests", "nodes")
+
+
+@pytest.fixture(scope="module")
+def rendered_objects() -> dict[str, Rendered]:
+    return {overlay: render(overlay) for overlay in OVERLAYS}
+
+
+def test_every_workload_of_both_overlays_is_counted_with_its_autoscaler(
+    rendered_objects: dict[str, Rendered],
+) -> None:
+    for overlay, rendered in rendered_objects.items():
+        found = {w.name: w for w in cost.workloads(rendered.objects)}
+        deployments = {o["metadata"]["name"] for o in rendered.of_kind("Deployment")}
+        assert set(found) == deployments, overlay
+        for service in SERVICES:
+            autoscaler = rendered.get("HorizontalPodAutoscaler", service)["spec"]
+            assert (found[service].floor, found[service].ceiling) == (
+                autoscaler["minReplicas"],
+                autoscaler["maxReplicas"],
+            )
+            assert found[service].cpu_target is not None
+
+
+def test_a_component_adds_exactly_the_pods_it_brings(rendered_objects: dict[str, Rendered]) -> None:
+    """autoscale-on-concurrency adds prometheus-adapter: the floor grows by its replicas' price, no more."""
+    prices = PRICES["gke"]
+    plain = rendered_objects["gke"].objects
+    with_adapter = render("gke", components=["autoscale-on-concurrency"]).objects
+    adapter = next(w for w in cost.workloads(with_adapter) if w.name == "prometheus-adapter")
+    before = cost.bill(plain, cost.workloads(plain), prices, "floor")
+    after = cost.bill(with_adapter, cost.workloads(with_adapter), prices, "floor")
+    added = cost.pod_hour(adapter.pod, prices) * adapter.floor * cost.HOURS_PER_MONTH
+    assert after.total - before.total == pytest.approx(added)
+    assert added > 0
+
+
+def test_make_cost_prints_each_overlay_and_prices_a_million_predictions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    measured = {"services": {s: {"predict": {"cpu_ms_per_prediction": 2.0, "cores": 0.3}} for s in SERVICES}}
+    figures = tmp_path / "cpu.json"
+    figures.write_text(json.dumps(measured))
+    assert cost.main(["--cpu", str(figures)]) == 0
+    out = capsys.readouterr().out
+    for overlay in OVERLAYS:
+        assert f"{overlay}: " in out
+    assert out.count("at the floor: $") == len(OVERLAYS)
+    assert out.count("per million") == len(OVERLAYS) * len(SERVICES)
+    for name in ("Deployment/mlflow", "Deployment/prometheus", "Deployment/grafana"):
+        assert name in out
+
+
+def test_make_cost_fails_with_the_reason_when_the_manifests_cannot_be_costed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = copy.deepcopy(PRICES)
+    prices["gke"]["storage_gib_month"] = {}
+    path = tmp_path / "prices.yaml"
+    path.write_text(yaml.safe_dump(prices))
+    assert cost.main(["--overlay", "gke", "--prices", str(path)]) == 1
+    assert "no price for the StorageClass(es) standard-rwo" in capsys.readouterr().err
