@@ -180,6 +180,10 @@ CPU_RATE = "service_instance:process_cpu_seconds:rate5m"
 #: of prediction requests in the app over the last minute. The autoscaler's metric
 #: (k8s/components/autoscale-on-concurrency), smoother than the in-flight gauge's one sample a scrape.
 CONCURRENCY = "service_pod:prediction_concurrency:rate1m"
+#: CPU seconds of the service's ready replicas over the predictions they answered (the stable
+#: model's and a canary's): what `make cost` measures before a deployment and prices (README, Cost),
+#: measured in production. Anything else the process does (a shadow, probes, scrapes) is in it.
+CPU_PER_PREDICTION = "service:process_cpu_seconds_per_prediction:ratio_rate5m"
 SHADOW_AGREEMENT = "service:shadow_predictions:agree_ratio_rate5m"
 VARIANT_REQUESTS_RATE = "service_variant:variant_requests:rate5m"
 VARIANT_FAILURE_RATIO = "service_variant:variant_requests:failure_ratio_rate5m"
@@ -348,6 +352,18 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
         )
     )
     rules.append((CPU_RATE, f"rate(process_cpu_seconds_total[5m]) and on (instance, job) {n.model_ready}"))
+    # A canary's answers are counted only in the variant series; the stable model's in both, once here.
+    answered = (
+        f"sum(rate({n.predictions_total}[5m]))\n"
+        f'+ (sum(rate({n.variant_predictions_total}{{variant="{CANARY}"}}[5m])) or vector(0))'
+    )
+    rules.append(
+        (
+            CPU_PER_PREDICTION,
+            f"sum(rate(process_cpu_seconds_total[5m]) and on (instance, job) {n.model_ready})\n"
+            f"/\n({answered}\n> 0)",
+        )
+    )
     rules.append(
         (CONCURRENCY, f"sum by (namespace, pod, instance) (rate({n.prediction_latency_seconds}_sum[1m]))")
     )
@@ -1196,6 +1212,53 @@ def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
     )
 
 
+def cpu_per_prediction_cases(service: str) -> list[dict[str, Any]]:
+    """CPU_PER_PREDICTION: every ready replica's CPU over every answer, each counted once."""
+    n = MetricNames(service)
+    a, b = ({"instance": f"10.0.0.{i}:8080", "job": "model-servers", "service": service} for i in (1, 2))
+    other = {"instance": "10.0.0.9:8080", "job": "model-servers", "service": service}
+
+    def case(name: str, series: dict[str, str], value: float | None) -> dict[str, Any]:
+        samples = [] if value is None else [{"labels": sel(CPU_PER_PREDICTION, service), "value": value}]
+        return {
+            "name": f"{CPU_PER_PREDICTION}: {name}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "promql_expr_test": [
+                {"expr": sel(CPU_PER_PREDICTION, service), "eval_time": "10m", "exp_samples": samples}
+            ],
+        }
+
+    # Two replicas using 0.25 and 0.5 cores (15 and 30 CPU seconds a minute), answering 1 and 2
+    # predictions a second; a process of no replica of the service (no model_ready) spins beside them.
+    # (Binary fractions: promtool compares the samples exactly.)
+    replicas = {
+        series_str(n.model_ready, a): "1x10",
+        series_str(n.model_ready, b): "1x10",
+        series_str("process_cpu_seconds_total", a): "0+15x10",
+        series_str("process_cpu_seconds_total", b): "0+30x10",
+        series_str("process_cpu_seconds_total", other): "0+60x10",
+        series_str(n.predictions_total, {**a, "outcome": "x"}): "0+60x10",
+        series_str(n.predictions_total, {**b, "outcome": "y"}): "0+120x10",
+    }
+    # With a canary, the stable model's answers are in the variant series too (not counted twice),
+    # and the canary's only there: 60 more a minute.
+    canary = {
+        series_str(n.variant_predictions_total, {**a, "variant": STABLE, "outcome": "x"}): "0+180x10",
+        series_str(n.variant_predictions_total, {**a, "variant": CANARY, "outcome": "x"}): "0+60x10",
+    }
+    idle = {**replicas}
+    for name in list(idle):
+        if name.startswith(n.predictions_total):
+            idle[name] = "0x10"
+    return [
+        case("0.75 cores over 3 predictions a second", replicas, 0.25),
+        case("a canary's answers count once", {**replicas, **canary}, 0.1875),
+        # No prediction answered: no data, not infinity.
+        case("no prediction", idle, None),
+    ]
+
+
 def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
     """CanaryFailing and CanarySlow: a canary worse than the stable model, and two that are not."""
     n, o = MetricNames(service), objectives(service)
@@ -1368,6 +1431,7 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
     }
     return [
         concurrency_case,
+        *cpu_per_prediction_cases(service),
         case("3 of 4 instances agree", {compared("a", "a"): "0+3x10", compared("a", "b"): "0+1x10"}, 0.75),
         # No agree="true" series at all: 0 %, not "no data".
         case("none agrees", {compared("a", "b"): "0+2x10"}, 0.0),
@@ -2162,6 +2226,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "CPU seconds per second per replica (1 = one core).",
             "percentunit",
             [(sel(CPU_RATE, service, inst), "{{instance}}")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "CPU per prediction",
+            "CPU seconds of every ready replica over the predictions answered, a canary's included: "
+            "what make cost measures before a deployment and prices (README, Cost). It falls as the "
+            "load rises, and a shadow model adds its own scoring to it.",
+            "s",
+            [(sel(CPU_PER_PREDICTION, service), "all replicas")],
         ),
         12,
         8,
