@@ -14,7 +14,11 @@ so a pod answers ``target cores / CPU per prediction`` predictions a second, at 
 A pod-producing kind it does not know (a DaemonSet, a Job) or a container without a CPU and
 memory request stops it, naming the object: a cost that leaves something out is not a floor.
 
+With ``--load SERVICE=PER_SECOND`` too, it prices a steady load: each service at the pods its HPA
+settles at for it (within its floor and ceiling), the others at their floor.
+
 usage: python k8s/cost.py [--overlay gke|eks] [--component NAME ...] [--cpu reports/cpu.json]
+                          [--load SERVICE=PER_SECOND ...] [--kind predict|predict+explain|...]
 """
 
 from __future__ import annotations
@@ -184,8 +188,10 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
     return found
 
 
-def claimed_storage(objects: Sequence[Obj], found: Sequence[Workload], replicas: str) -> dict[str, float]:
-    """GiB per StorageClass: standalone claims, and each StatefulSet's per replica (``floor``/``ceiling``)."""
+def claimed_storage(
+    objects: Sequence[Obj], found: Sequence[Workload], replicas: Mapping[str, int]
+) -> dict[str, float]:
+    """GiB per StorageClass: standalone claims, and each StatefulSet's per replica it runs."""
     storage: dict[str, float] = {}
     for o in objects:
         if o["kind"] == "PersistentVolumeClaim":
@@ -194,8 +200,7 @@ def claimed_storage(objects: Sequence[Obj], found: Sequence[Workload], replicas:
             storage[storage_class] = storage.get(storage_class, 0.0) + size
     for workload in found:
         for storage_class, size in workload.claims.items():
-            count = getattr(workload, replicas)
-            storage[storage_class] = storage.get(storage_class, 0.0) + size * count
+            storage[storage_class] = storage.get(storage_class, 0.0) + size * replicas[workload.name]
     return storage
 
 
@@ -272,8 +277,20 @@ class Bill:
         return self.compute + self.storage + self.cluster + self.load_balancers
 
 
-def bill(objects: Sequence[Obj], found: Sequence[Workload], prices: Mapping[str, Any], scale: str) -> Bill:
-    storage = claimed_storage(objects, found, scale)
+def at_scale(found: Sequence[Workload], scale: str) -> dict[str, int]:
+    """Replicas of each workload at its ``floor`` or its ``ceiling``."""
+    return {w.name: getattr(w, scale) for w in found}
+
+
+def bill(
+    objects: Sequence[Obj],
+    found: Sequence[Workload],
+    prices: Mapping[str, Any],
+    replicas: Mapping[str, int],
+    scale: str,
+) -> Bill:
+    """Dollars a month with ``replicas`` of each workload (by name); ``scale`` names them."""
+    storage = claimed_storage(objects, found, replicas)
     unpriced = sorted(set(storage) - set(prices["storage_gib_month"]))
     if unpriced:
         raise CostError(f"no price for the StorageClass(es) {', '.join(unpriced)} in {PRICES.name}")
@@ -281,9 +298,9 @@ def bill(objects: Sequence[Obj], found: Sequence[Workload], prices: Mapping[str,
     cluster = max(0.0, prices["cluster_hour"] * HOURS_PER_MONTH - prices.get("cluster_monthly_credit", 0.0))
     balancers = load_balancers(objects) * prices["load_balancer_hour"] * HOURS_PER_MONTH
     if prices["billing"] == "pod-requests":
-        hourly = sum(pod_hour(w.pod, prices) * getattr(w, scale) for w in found)
+        hourly = sum(pod_hour(w.pod, prices) * replicas[w.name] for w in found)
         return Bill(scale, hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None)
-    pods = [(f"{w.kind}/{w.name}", w.pod) for w in found for _ in range(getattr(w, scale))]
+    pods = [(f"{w.kind}/{w.name}", w.pod) for w in found for _ in range(replicas[w.name])]
     nodes = nodes_needed(pods, node_room(prices))
     return Bill(
         scale, nodes * prices["node_hour"] * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes
@@ -316,18 +333,66 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
     return lines
 
 
+def pods_for(workload: Workload, per_second: float, cpu_ms: float) -> int:
+    """Pods an HPA settles at under a steady load: enough to hold each at its CPU target (unbounded:
+    the caller compares it with the ceiling)."""
+    if workload.cpu_target is None:
+        raise CostError(f"{workload.name}: its HPA has no CPU utilisation target to size it by")
+    return math.ceil(round(per_second * cpu_ms / 1000 / workload.cpu_target, 9))
+
+
+def under_load(
+    found: Sequence[Workload], cpu: Mapping[str, Any], loads: Mapping[str, float], kind: str
+) -> tuple[dict[str, int], list[str]]:
+    """Replicas of each workload under ``loads`` (predictions a second of ``kind``, by service): a
+    service without a load stays at its floor. Also the notes on services its HPA cannot keep up with."""
+    replicas = at_scale(found, "floor")
+    notes = []
+    by_name = {w.name: w for w in found}
+    for service, per_second in loads.items():
+        if service not in by_name:
+            raise CostError(f"--load {service}: no such workload in the overlay")
+        try:
+            cpu_ms = cpu["services"][service][kind]["cpu_ms_per_prediction"]
+        except KeyError:
+            raise CostError(f"--load {service}: no CPU figure for {kind!r} in the --cpu file") from None
+        workload = by_name[service]
+        wanted = pods_for(workload, per_second, cpu_ms)
+        replicas[service] = min(max(wanted, workload.floor), workload.ceiling)
+        if wanted > workload.ceiling:
+            notes.append(
+                f"  {service} needs {wanted} pods for {per_second:g}/s; its HPA stops at {workload.ceiling}: "
+                "raise maxReplicas, or its pods run past their target"
+            )
+    return replicas, notes
+
+
+def bill_line(b: Bill, what: str) -> str:
+    nodes = f" on {b.nodes} node(s)" if b.nodes is not None else ""
+    return (
+        f"  {what}: ${b.total:,.0f} a month = compute ${b.compute:,.0f}{nodes} + disks "
+        f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}"
+    )
+
+
 def report(
-    overlay: str, objects: Sequence[Obj], prices: Mapping[str, Any], cpu: Mapping[str, Any] | None = None
+    overlay: str,
+    objects: Sequence[Obj],
+    prices: Mapping[str, Any],
+    *,
+    cpu: Mapping[str, Any] | None = None,
+    loads: Mapping[str, float] | None = None,
+    kind: str = "predict",
 ) -> list[str]:
     found = workloads(objects)
     lines = [f"{overlay}: {prices['what']} (list prices of {prices['as_of']}, k8s/prices.yaml)"]
     width = max(len(f"{w.kind}/{w.name}") for w in found)
     lines.append(f"  {'workload':<{width}}  replicas  per pod: CPU  memory GiB  $/pod-hour")
     for w in found:
-        replicas = f"{w.floor}" if w.floor == w.ceiling else f"{w.floor}-{w.ceiling}"
+        span = f"{w.floor}" if w.floor == w.ceiling else f"{w.floor}-{w.ceiling}"
         name = f"{w.kind}/{w.name}"
         line = (
-            f"  {name:<{width}}  {replicas:>8}  {w.pod.cpu:>12.3g}  {w.pod.memory_gib:>10.3g}"
+            f"  {name:<{width}}  {span:>8}  {w.pod.cpu:>12.3g}  {w.pod.memory_gib:>10.3g}"
             f"  {pod_hour(w.pod, prices):>10.4f}"
         )
         if prices["billing"] == "pod-requests":
@@ -336,11 +401,8 @@ def report(
                 line += f"  billed as {billed.cpu:g} CPU, {billed.memory_gib:.3g} GiB"
         lines.append(line)
     for scale in ("floor", "ceiling"):
-        b = bill(objects, found, prices, scale)
-        nodes = f" on {b.nodes} node(s)" if b.nodes is not None else ""
         lines.append(
-            f"  at the {scale}: ${b.total:,.0f} a month = compute ${b.compute:,.0f}{nodes} + disks "
-            f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}"
+            bill_line(bill(objects, found, prices, at_scale(found, scale), scale), f"at the {scale}")
         )
     if prices.get("cluster_monthly_credit"):
         full = prices["cluster_hour"] * HOURS_PER_MONTH
@@ -351,6 +413,14 @@ def report(
         )
     if cpu is not None:
         lines += per_million(found, prices, cpu)
+    if loads:
+        if cpu is None:
+            raise CostError("--load needs --cpu: the CPU a prediction costs sizes the pods")
+        sized, notes = under_load(found, cpu, loads, kind)
+        given = ", ".join(f"{service} {per_second:g}/s" for service, per_second in loads.items())
+        pods = ", ".join(f"{service} {sized[service]} pods" for service in loads)
+        lines.append(bill_line(bill(objects, found, prices, sized, "load"), f"at {given} ({kind}): {pods}"))
+        lines += notes
     return lines
 
 
@@ -382,14 +452,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overlay", choices=OVERLAYS, action="append", help="default: both")
     parser.add_argument("--component", action="append", default=[], help="k8s/components/<NAME> added")
     parser.add_argument("--cpu", type=Path, help="CPU per prediction, from python -m servekit.bench.cpu")
+    parser.add_argument(
+        "--load",
+        action="append",
+        default=[],
+        metavar="SERVICE=PER_SECOND",
+        help="a steady load to price (with --cpu): predictions a second of --kind",
+    )
+    parser.add_argument("--kind", default="predict", help="the kind of prediction --load sends")
     parser.add_argument("--prices", type=Path, default=PRICES)
     args = parser.parse_args(argv)
+    loads = {}
+    for given in args.load:
+        service, _, per_second = given.partition("=")
+        try:
+            loads[service] = float(per_second)
+        except ValueError:
+            parser.error(f"--load {given}: SERVICE=PER_SECOND, e.g. bankchurn=300")
     prices = yaml.safe_load(args.prices.read_text())
     cpu = json.loads(args.cpu.read_text()) if args.cpu else None
     try:
         for overlay in args.overlay or OVERLAYS:
             suffix = f" + {', '.join(args.component)}" if args.component else ""
-            print("\n".join(report(overlay + suffix, render(overlay, args.component), prices[overlay], cpu)))
+            objects = render(overlay, args.component)
+            print(
+                "\n".join(
+                    report(overlay + suffix, objects, prices[overlay], cpu=cpu, loads=loads, kind=args.kind)
+                )
+            )
     except CostError as error:
         print(f"cost: {error}", file=sys.stderr)
         return 1

@@ -153,7 +153,8 @@ def test_statefulset_claims_count_per_replica_and_standalone_claims_once() -> No
     ]
     objects = [statefulset, claim("data", "10Gi", "standard-rwo")]
     found = cost.workloads(objects)
-    assert cost.claimed_storage(objects, found, "floor") == {"standard-rwo": pytest.approx(25.0)}
+    assert cost.claimed_storage(objects, found, {"db": 3}) == {"standard-rwo": pytest.approx(25.0)}
+    assert cost.claimed_storage(objects, found, {"db": 1}) == {"standard-rwo": pytest.approx(15.0)}
 
 
 @pytest.mark.parametrize(
@@ -203,7 +204,10 @@ def test_a_bill_on_nodes_prices_whole_nodes_and_the_fixed_lines() -> None:
         {"kind": "Ingress", "metadata": {"name": "web"}, "spec": {}},
     ]
     found = cost.workloads(objects)
-    floor, ceiling = (cost.bill(objects, found, prices, scale) for scale in ("floor", "ceiling"))
+    floor, ceiling = (
+        cost.bill(objects, found, prices, cost.at_scale(found, scale), scale)
+        for scale in ("floor", "ceiling")
+    )
     assert (floor.nodes, ceiling.nodes) == (2, 4)
     assert floor.compute == pytest.approx(2 * prices["node_hour"] * cost.HOURS_PER_MONTH)
     assert floor.storage == pytest.approx(20 * prices["storage_gib_month"]["gp3"])
@@ -214,8 +218,9 @@ def test_a_bill_on_nodes_prices_whole_nodes_and_the_fixed_lines() -> None:
 
 def test_a_storage_class_without_a_price_is_named() -> None:
     objects = [deployment("s", [container("s", "1", "1Gi")], replicas=1), claim("data", "1Gi", "premium-rwo")]
+    found = cost.workloads(objects)
     with pytest.raises(cost.CostError, match="no price for the StorageClass"):
-        cost.bill(objects, cost.workloads(objects), PRICES["gke"], "floor")
+        cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"), "floor")
 
 
 def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_target() -> None:
@@ -227,6 +232,63 @@ def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_
     dollars = cost.pod_hour(found[0].pod, PRICES["gke"]) / 720_000 * 1e6
     assert "answers 200/s" in line
     assert f"${dollars:.4f} per million" in line
+
+
+def served(low: int = 2, high: int = 10) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A service of 500m pods held at 0.3 cores, a database beside it, and 1.5 ms of CPU a prediction."""
+    objects = [
+        deployment("bankchurn", [container("s", "500m", "512Mi")]),
+        hpa("bankchurn", low, high),
+        deployment("mlflow", [container("m", "250m", "768Mi")], replicas=1),
+    ]
+    measured = {"services": {"bankchurn": {"predict": {"cpu_ms_per_prediction": 1.5, "cores": 0.3}}}}
+    return objects, measured
+
+
+@pytest.mark.parametrize(
+    ("per_second", "pods", "note"),
+    [
+        (100, 2, False),  # 0.15 cores of work: the floor holds it
+        (600, 3, False),  # 0.9 cores: three pods at 0.3
+        (601, 4, False),  # a little more: a fourth
+        (3000, 10, True),  # 4.5 cores want 15 pods; the HPA stops at 10 and says so
+    ],
+)
+def test_a_steady_load_is_priced_at_the_pods_its_hpa_settles_at(
+    per_second: int, pods: int, note: bool
+) -> None:
+    objects, measured = served()
+    found = cost.workloads(objects)
+    replicas, notes = cost.under_load(found, measured, {"bankchurn": per_second}, "predict")
+    assert replicas == {"bankchurn": pods, "mlflow": 1}
+    assert bool(notes) == note
+    if note:
+        assert "bankchurn needs 15 pods for 3000/s; its HPA stops at 10" in notes[0]
+    under = cost.bill(objects, found, PRICES["gke"], replicas, "load")
+    floor = cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"), "floor")
+    added = (pods - 2) * cost.pod_hour(found[0].pod, PRICES["gke"]) * cost.HOURS_PER_MONTH
+    assert under.total - floor.total == pytest.approx(added)
+
+
+def test_a_load_it_cannot_size_is_refused_with_the_reason() -> None:
+    objects, measured = served()
+    found = cost.workloads(objects)
+    with pytest.raises(cost.CostError, match="--load taxi: no such workload"):
+        cost.under_load(found, measured, {"taxi": 10}, "predict")
+    with pytest.raises(cost.CostError, match="no CPU figure for 'predict\\+explain'"):
+        cost.under_load(found, measured, {"bankchurn": 10}, "predict+explain")
+    with pytest.raises(cost.CostError, match="mlflow: its HPA has no CPU utilisation target"):
+        cost.under_load(
+            found, {"services": {"mlflow": measured["services"]["bankchurn"]}}, {"mlflow": 1}, "predict"
+        )
+    with pytest.raises(cost.CostError, match="--load needs --cpu"):
+        cost.report("gke", objects, PRICES["gke"], loads={"bankchurn": 10})
+
+
+def test_make_cost_reads_a_load_as_service_equals_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cost.main(["--overlay", "gke", "--load", "bankchurn:300"])
+    assert "--load bankchurn:300: SERVICE=PER_SECOND" in capsys.readouterr().err
 
 
 def test_every_price_says_where_it_comes_from_and_when() -> None:
@@ -264,8 +326,11 @@ def test_a_component_adds_exactly_the_pods_it_brings(rendered_objects: dict[str,
     plain = rendered_objects["gke"].objects
     with_adapter = render("gke", components=["autoscale-on-concurrency"]).objects
     adapter = next(w for w in cost.workloads(with_adapter) if w.name == "prometheus-adapter")
-    before = cost.bill(plain, cost.workloads(plain), prices, "floor")
-    after = cost.bill(with_adapter, cost.workloads(with_adapter), prices, "floor")
+    before, after = (
+        cost.bill(objects, found, prices, cost.at_scale(found, "floor"), "floor")
+        for objects in (plain, with_adapter)
+        for found in [cost.workloads(objects)]
+    )
     added = cost.pod_hour(adapter.pod, prices) * adapter.floor * cost.HOURS_PER_MONTH
     assert after.total - before.total == pytest.approx(added)
     assert added > 0
@@ -277,8 +342,10 @@ def test_make_cost_prints_each_overlay_and_prices_a_million_predictions(
     measured = {"services": {s: {"predict": {"cpu_ms_per_prediction": 2.0, "cores": 0.3}} for s in SERVICES}}
     figures = tmp_path / "cpu.json"
     figures.write_text(json.dumps(measured))
-    assert cost.main(["--cpu", str(figures)]) == 0
+    assert cost.main(["--cpu", str(figures), "--load", "bankchurn=600"]) == 0
     out = capsys.readouterr().out
+    # 600 a second at 2 ms is 1.2 cores: four pods held at 0.3.
+    assert out.count("at bankchurn 600/s (predict): bankchurn 4 pods: $") == len(OVERLAYS)
     for overlay in OVERLAYS:
         assert f"{overlay}: " in out
     assert out.count("at the floor: $") == len(OVERLAYS)
