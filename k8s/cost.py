@@ -213,10 +213,14 @@ def load_balancers(objects: Sequence[Obj]) -> int:
 
 
 def autopilot_billed(pod: Requests, rounding: Mapping[str, float]) -> Requests:
-    """The requests Autopilot bills for a Pod: CPU up to its step, memory and CPU into their ratio."""
-    step = rounding["cpu_step"]
-    cpu = max(step, math.ceil(round(pod.cpu / step, 9)) * step)
-    cpu = max(cpu, math.ceil(round(pod.memory_gib / rounding["memory_gib_per_cpu_max"] / step, 9)) * step)
+    """The requests Autopilot bills for a Pod: CPU raised to its minimum (and, in clusters without
+    bursting, to its next step), CPU and memory raised into their ratio."""
+    step = rounding.get("cpu_step", 0.0)
+
+    def stepped(cpu: float) -> float:
+        return math.ceil(round(cpu / step, 9)) * step if step else cpu
+
+    cpu = stepped(max(pod.cpu, rounding["cpu_min"], pod.memory_gib / rounding["memory_gib_per_cpu_max"]))
     memory = max(pod.memory_gib, cpu * rounding["memory_gib_per_cpu_min"])
     return Requests(cpu, memory, pod.ephemeral_gib)
 

@@ -1219,15 +1219,7 @@ def cpu_per_prediction_cases(service: str) -> list[dict[str, Any]]:
     other = {"instance": "10.0.0.9:8080", "job": "model-servers", "service": service}
 
     def case(name: str, series: dict[str, str], value: float | None) -> dict[str, Any]:
-        samples = [] if value is None else [{"labels": sel(CPU_PER_PREDICTION, service), "value": value}]
-        return {
-            "name": f"{CPU_PER_PREDICTION}: {name}",
-            "interval": "1m",
-            "input_series": [{"series": k, "values": v} for k, v in series.items()],
-            "promql_expr_test": [
-                {"expr": sel(CPU_PER_PREDICTION, service), "eval_time": "10m", "exp_samples": samples}
-            ],
-        }
+        return recorded_case(CPU_PER_PREDICTION, service, name, series, value)
 
     # Two replicas using 0.25 and 0.5 cores (15 and 30 CPU seconds a minute), answering 1 and 2
     # predictions a second; a process of no replica of the service (no model_ready) spins beside them.
@@ -1376,6 +1368,19 @@ def rule_test_file(service: str) -> dict[str, Any]:
     }
 
 
+def recorded_case(
+    record: str, service: str, name: str, series: dict[str, str], value: float | None
+) -> dict[str, Any]:
+    """A promtool case: given ``series``, the service's ``record`` at 10 minutes is ``value`` (None: none)."""
+    samples = [] if value is None else [{"labels": sel(record, service), "value": value}]
+    return {
+        "name": f"{record}: {name}",
+        "interval": "1m",
+        "input_series": [{"series": k, "values": v} for k, v in series.items()],
+        "promql_expr_test": [{"expr": sel(record, service), "eval_time": "10m", "exp_samples": samples}],
+    }
+
+
 def recording_tests(service: str) -> list[dict[str, Any]]:
     """promtool cases of recorded series whose edge cases a panel would get wrong."""
     n = MetricNames(service)
@@ -1387,15 +1392,7 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
         return series_str(n.shadow_predictions_total, labels)
 
     def case(name: str, series: dict[str, str], value: float | None) -> dict[str, Any]:
-        samples = [] if value is None else [{"labels": sel(SHADOW_AGREEMENT, service), "value": value}]
-        return {
-            "name": f"{SHADOW_AGREEMENT}: {name}",
-            "interval": "1m",
-            "input_series": [{"series": k, "values": v} for k, v in series.items()],
-            "promql_expr_test": [
-                {"expr": sel(SHADOW_AGREEMENT, service), "eval_time": "10m", "exp_samples": samples}
-            ],
-        }
+        return recorded_case(SHADOW_AGREEMENT, service, name, series, value)
 
     def busy(pod: str, endpoint: str) -> str:
         labels = {

@@ -157,28 +157,38 @@ def test_statefulset_claims_count_per_replica_and_standalone_claims_once() -> No
     assert cost.claimed_storage(objects, found, {"db": 1}) == {"standard-rwo": pytest.approx(15.0)}
 
 
+BURSTING = PRICES["gke"]["autopilot_rounding"]
+#: A cluster created before GKE 1.30.2 (no bursting): CPU in steps of 0.25 vCPU.
+STEPPED = {**BURSTING, "cpu_min": 0.25, "cpu_step": 0.25}
+
+
 @pytest.mark.parametrize(
-    ("cpu", "memory_gib", "billed_cpu", "billed_memory"),
+    ("rounding", "cpu", "memory_gib", "billed_cpu", "billed_memory"),
     [
-        (0.5, 0.5, 0.5, 0.5),  # on the steps and in the ratio: as requested
-        (0.1, 0.25, 0.25, 0.25),  # CPU up to its step
-        (0.05, 0.0625, 0.25, 0.25),  # and memory up to 1 GiB per vCPU
-        (0.6, 1.0, 0.75, 1.0),  # the next step
-        (0.25, 4.0, 0.75, 4.0),  # CPU raised to keep memory under 6.5 GiB per vCPU
+        (BURSTING, 0.5, 0.5, 0.5, 0.5),  # at its minimums and in the ratio: as requested
+        (BURSTING, 0.1, 0.25, 0.1, 0.25),  # no steps where the cluster allows bursting
+        (BURSTING, 0.02, 0.0625, 0.05, 0.0625),  # CPU up to its minimum
+        (BURSTING, 0.5, 0.25, 0.5, 0.5),  # memory up to 1 GiB per vCPU
+        (BURSTING, 0.25, 4.0, 4.0 / 6.5, 4.0),  # CPU raised to keep memory at most 6.5 GiB per vCPU
+        (STEPPED, 0.5, 0.5, 0.5, 0.5),
+        (STEPPED, 0.1, 0.25, 0.25, 0.25),  # CPU up to its step
+        (STEPPED, 0.05, 0.0625, 0.25, 0.25),  # and memory up to 1 GiB per vCPU
+        (STEPPED, 0.6, 1.0, 0.75, 1.0),  # the next step
+        (STEPPED, 0.25, 4.0, 0.75, 4.0),  # raised into the ratio, then to the step
     ],
 )
-def test_autopilot_bills_a_pods_requests_rounded_as_its_pricing_page_says(
-    cpu: float, memory_gib: float, billed_cpu: float, billed_memory: float
+def test_autopilot_bills_a_pods_requests_raised_as_its_pricing_page_says(
+    rounding: dict[str, float], cpu: float, memory_gib: float, billed_cpu: float, billed_memory: float
 ) -> None:
-    billed = cost.autopilot_billed(cost.Requests(cpu, memory_gib), PRICES["gke"]["autopilot_rounding"])
+    billed = cost.autopilot_billed(cost.Requests(cpu, memory_gib), rounding)
     assert (billed.cpu, billed.memory_gib) == (pytest.approx(billed_cpu), pytest.approx(billed_memory))
 
 
 def test_a_pod_hour_on_autopilot_is_its_billed_requests_at_the_unit_prices() -> None:
     prices = PRICES["gke"]
-    pod = cost.Requests(0.1, 0.25, 0.25)
+    pod = cost.Requests(0.02, 0.25, 0.25)  # billed as 0.05 CPU
     expected = (
-        0.25 * prices["vcpu_hour"] + 0.25 * prices["memory_gib_hour"] + 0.25 * prices["ephemeral_gib_hour"]
+        0.05 * prices["vcpu_hour"] + 0.25 * prices["memory_gib_hour"] + 0.25 * prices["ephemeral_gib_hour"]
     )
     assert cost.pod_hour(pod, prices) == pytest.approx(expected)
 

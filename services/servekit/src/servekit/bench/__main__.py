@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,18 +19,18 @@ from typing import Any
 from servekit import registry
 from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, scaling
 from servekit.bench.reference import tree_references
-from servekit.bench.servers import serving, wait_for_variants
+from servekit.bench.servers import champions, machine, serving, wait_for_variants
 from servekit.bench.stats import Latency
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
-from servekit.local import Server, start_mlflow
+from servekit.local import Server
 from servekit.metrics.names import GRPC_INFER
 from servekit.model import Record, ServedModel
 from servekit.models.trees import TreeModel
 from servekit.rpc.server import infer_message
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split, to_records, train
+from servekit.training.trainer import split, to_records
 
 ENDPOINTS = {"predict": "/predict", "predict+explain": "/predict?explain=true"}
 BATCH_SIZE = 64
@@ -489,24 +486,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     names = args.services or registry.available()
-    report: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "services": {},
-    }
-    with tempfile.TemporaryDirectory(prefix="servekit-bench-") as tmp:
-        work = Path(tmp)
-        mlflow = start_mlflow(work / "mlflow", work)
-        try:
-            for name in names:
-                train(registry.get_service(name), mlflow.url, seed=42)
-            for name in names:
-                report["services"][name] = bench_service(registry.get_service(name), mlflow, work, args)
-        finally:
-            mlflow.stop()
+    report: dict[str, Any] = {"machine": machine(), "services": {}}
+    with champions(names, "servekit-bench-") as (mlflow, work, _):
+        for name in names:
+            report["services"][name] = bench_service(registry.get_service(name), mlflow, work, args)
     report["access_log_line"] = access_log_cost(report, args.inprocess_seconds)
     report["api_key_check"] = api_key_cost(report, args.inprocess_seconds)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -14,9 +14,6 @@ import argparse
 import datetime
 import json
 import logging
-import os
-import platform
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +21,11 @@ from typing import Any
 
 from servekit import registry
 from servekit.bench import load, scaling
-from servekit.bench.servers import serving
-from servekit.local import Server, start_mlflow
+from servekit.bench.servers import champions, machine, serving
+from servekit.local import Server
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split, train
+from servekit.training.trainer import split
 
 
 @dataclass(frozen=True)
@@ -110,25 +107,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    names = args.services or registry.available()
     report: dict[str, Any] = {
         "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "services": {},
     }
-    with tempfile.TemporaryDirectory(prefix="servekit-cpu-") as tmp:
-        work = Path(tmp)
-        mlflow = start_mlflow(work / "mlflow", work)
-        try:
-            for name in args.services or registry.available():
-                spec = registry.get_service(name)
-                train(spec, mlflow.url, seed=42)
-                report["services"][name] = measure(spec, mlflow, work, args.seconds)
-        finally:
-            mlflow.stop()
+    with champions(names, "servekit-cpu-") as (mlflow, work, _):
+        for name in names:
+            report["services"][name] = measure(registry.get_service(name), mlflow, work, args.seconds)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {args.output}")

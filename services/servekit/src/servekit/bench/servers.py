@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -10,8 +13,35 @@ from typing import Any
 
 import httpx
 
-from servekit.local import Server, free_port, start_service
+from servekit import registry
+from servekit.local import Server, free_port, start_mlflow, start_service
 from servekit.spec import ServiceSpec
+from servekit.training.trainer import TrainResult, train
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, for the report beside them."""
+    return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+@contextlib.contextmanager
+def champions(
+    names: Sequence[str], prefix: str, data: Mapping[str, Path] | None = None
+) -> Iterator[tuple[Server, Path, dict[str, TrainResult]]]:
+    """A temporary MLflow server (127.0.0.1) whose registry has each service's champion, trained on
+    ``data[name]`` or its synthetic data, a work directory for the servers' logs, and the trainings'
+    results; all gone on leaving."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        mlflow = start_mlflow(work / "mlflow", work)
+        try:
+            trained = {
+                name: train(registry.get_service(name), mlflow.url, (data or {}).get(name), seed=42)
+                for name in names
+            }
+            yield mlflow, work, trained
+        finally:
+            mlflow.stop()
 
 
 @contextlib.contextmanager

@@ -21,7 +21,6 @@ import dataclasses
 import gzip
 import json
 import math
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -34,13 +33,13 @@ import numpy as np
 
 from servekit import auth, registry
 from servekit.bench import load
-from servekit.bench.servers import serving, wait_for_variants
+from servekit.bench.servers import champions, serving, wait_for_variants
 from servekit.codecs.open_inference import OpenInferenceCodec
-from servekit.local import Server, start_mlflow
+from servekit.local import Server
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split, train
+from servekit.training.trainer import split
 
 #: The model servers' memory limit in ``k8s/base/services/model-server.yaml``: the line past
 #: which the kubelet kills a replica.
@@ -443,20 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.data = dict(args.data)
     names = args.services or registry.available()
     report: dict[str, Any] = {"services": {}}
-    with tempfile.TemporaryDirectory(prefix="servekit-soak-") as tmp:
-        work = Path(tmp)
-        mlflow = start_mlflow(work / "mlflow", work)
-        try:
-            runs = {
-                name: train(registry.get_service(name), mlflow.url, args.data.get(name), seed=42).run_id
-                for name in names
-            }
-            for name in names:
-                result = soak_service(registry.get_service(name), mlflow, work, runs[name], args)
-                report["services"][name] = result
-                print_soak(name, result)
-        finally:
-            mlflow.stop()
+    with champions(names, "servekit-soak-", args.data) as (mlflow, work, trained):
+        for name in names:
+            result = soak_service(registry.get_service(name), mlflow, work, trained[name].run_id, args)
+            report["services"][name] = result
+            print_soak(name, result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwritten: {args.output}")
