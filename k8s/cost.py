@@ -4,7 +4,7 @@ Every Pod a rendered overlay asks for is counted by its requests, which is what 
 and what GKE Autopilot bills: Deployments and StatefulSets at their floor (an HPA's minReplicas, or
 ``replicas``) and at their ceiling (maxReplicas), their claims' disks, the cluster's fee and the
 Ingress's load balancer. k8s/prices.yaml turns them into dollars a month: on GKE per Pod request
-(Autopilot's rounding applied), on EKS per node of a managed node group, the Pods packed onto as
+(raised to Autopilot's minimums), on EKS per node of a managed node group, the Pods packed onto as
 few nodes as their requests allow (first fit, largest first: a lower bound).
 
 With ``--cpu`` (the JSON ``python -m servekit.bench.cpu`` writes: the CPU one prediction costs a
