@@ -104,6 +104,9 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert f"{NAME} v{version}:   Geography: France " in report
     assert f"{NAME}: 600 of 620 captured answers have a truth row in " in report
     assert f"{NAME}: 1 truth row without a captured answer" in report
+    # Every line is the report's: MLflow's own "View run ... at" links are not printed among them.
+    assert "View run" not in report
+    assert report.splitlines()[-1].startswith(f"{NAME} v{version}: logged as run ")
 
     # Recorded: a run of the service's experiment, and a tag on the version.
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)

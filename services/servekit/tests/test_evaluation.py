@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -723,3 +724,16 @@ def test_without_the_served_decision_a_binary_recipe_has_no_live_rates_and_a_reg
         errors[red].mean(), rel=1e-12
     )
     assert set(found.parity["color"]["gaps"]) == {"mean_error"}
+
+
+@pytest.mark.parametrize("before", [None, "false"])
+def test_mlflow_run_links_are_unprinted_only_while_a_run_is_logged(
+    before: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if before is None:
+        monkeypatch.delenv(evaluation.SUPPRESS_RUN_LINKS, raising=False)
+    else:
+        monkeypatch.setenv(evaluation.SUPPRESS_RUN_LINKS, before)
+    with evaluation.run_links_unprinted():
+        assert os.environ[evaluation.SUPPRESS_RUN_LINKS] == "true"
+    assert os.environ.get(evaluation.SUPPRESS_RUN_LINKS) == before

@@ -16,8 +16,10 @@ router chose it, and when.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -635,10 +637,30 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
     client.set_tag(run_id, LIVE_VERDICT_TAG, verdict(quality))
-    client.set_terminated(run_id)
+    with run_links_unprinted():
+        client.set_terminated(run_id)
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
     return run_id
+
+
+#: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.
+SUPPRESS_RUN_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
+@contextlib.contextmanager
+def run_links_unprinted() -> Iterator[None]:
+    """MLflow's run links left out of stdout while the block runs: between the report's lines they
+    read as part of it, and ``mlp evaluate`` names each run it logs on a line of its own."""
+    before = os.environ.get(SUPPRESS_RUN_LINKS)
+    os.environ[SUPPRESS_RUN_LINKS] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SUPPRESS_RUN_LINKS]
+        else:
+            os.environ[SUPPRESS_RUN_LINKS] = before
 
 
 def version_tags(quality: Quality, run_id: str) -> dict[str, str]:
