@@ -59,3 +59,17 @@ def test_a_component_changes_only_the_settings(composed: tuple[str, Rendered, Re
     old = {o["metadata"]["name"] for o in plain.of_kind("ConfigMap")}
     new = {o["metadata"]["name"] for o in with_component.of_kind("ConfigMap")}
     assert len(old - new) == len(SERVICES)  # one settings ConfigMap per service, renamed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_staging_footprint_lowers_each_model_hpas_floor_to_one_and_changes_nothing_else(overlay: str) -> None:
+    plain, staging = render(overlay), render(overlay, components=["staging-footprint"])
+    autoscalers = {o["metadata"]["name"]: o for o in staging.of_kind("HorizontalPodAutoscaler")}
+    assert set(autoscalers) == set(SERVICES)
+    for service in SERVICES:
+        assert autoscalers[service]["spec"]["minReplicas"] == 1
+        before = plain.get("HorizontalPodAutoscaler", service)["spec"]
+        assert before["minReplicas"] > 1
+        assert {**autoscalers[service]["spec"], "minReplicas": before["minReplicas"]} == before
+    others = [o for o in staging.objects if o["kind"] != "HorizontalPodAutoscaler"]
+    assert others == [o for o in plain.objects if o["kind"] != "HorizontalPodAutoscaler"]

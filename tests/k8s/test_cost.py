@@ -346,6 +346,22 @@ def test_a_component_adds_exactly_the_pods_it_brings(rendered_objects: dict[str,
     assert added > 0
 
 
+def test_the_staging_footprint_takes_one_pod_a_service_off_the_floor(
+    rendered_objects: dict[str, Rendered],
+) -> None:
+    prices = PRICES["gke"]
+    plain = rendered_objects["gke"].objects
+    staging = render("gke", components=["staging-footprint"]).objects
+    before, after = (
+        cost.bill(objects, found, prices, cost.at_scale(found, "floor"), "floor")
+        for objects in (plain, staging)
+        for found in [cost.workloads(objects)]
+    )
+    model_pod = next(w for w in cost.workloads(plain) if w.name == SERVICES[0]).pod
+    saved = len(SERVICES) * cost.pod_hour(model_pod, prices) * cost.HOURS_PER_MONTH
+    assert before.total - after.total == pytest.approx(saved)
+
+
 def test_make_cost_prints_each_overlay_and_prices_a_million_predictions(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
