@@ -389,3 +389,26 @@ def test_make_cost_fails_with_the_reason_when_the_manifests_cannot_be_costed(
     path.write_text(yaml.safe_dump(prices))
     assert cost.main(["--overlay", "gke", "--prices", str(path)]) == 1
     assert "no price for the StorageClass(es) standard-rwo" in capsys.readouterr().err
+
+
+def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
+    rendered_objects: dict[str, Rendered],
+) -> None:
+    """The figures written in the READMEs are this tool's on the manifests as they are: a change to a
+    request, a replica count or a price that moves them fails here until the text follows."""
+    readme = (cost.ROOT / "README.md").read_text()
+    for overlay in OVERLAYS:
+        prices = PRICES[overlay]
+        plain = rendered_objects[overlay].objects
+        staging = render(overlay, components=["staging-footprint"]).objects
+        floor, ceiling, staging_floor = (
+            round(cost.bill(objects, found, prices, cost.at_scale(found, scale), scale).total)
+            for objects, scale in ((plain, "floor"), (plain, "ceiling"), (staging, "floor"))
+            for found in [cost.workloads(objects)]
+        )
+        overlay_readme = (cost.ROOT / "k8s" / "overlays" / overlay / "README.md").read_text()
+        component_readme = (cost.ROOT / "k8s" / "components" / "staging-footprint" / "README.md").read_text()
+        assert f"**${floor} a month**" in overlay_readme, overlay
+        assert f"${ceiling} with every HPA at its ceiling" in overlay_readme, overlay
+        assert f"**${floor} a month**" in readme, overlay
+        assert f"| ${floor} a month | **${staging_floor}**" in component_readme, overlay
