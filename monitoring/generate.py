@@ -1755,6 +1755,19 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         8,
         4,
     )
+    g.add(
+        panel(
+            "stat",
+            "CPU per prediction (5 m)",
+            "Per service, the CPU seconds of its ready replicas over the predictions they answered: "
+            "what make cost prices (README, Cost). A release that raises it raises the cost of each "
+            "prediction; it also falls as the load rises.",
+            "s",
+            [(CPU_PER_PREDICTION, "{{service}}")],
+        ),
+        8,
+        4,
+    )
     return dashboard("mlp-overview", "ML platform: overview", ["overview"], g, [])
 
 
