@@ -226,8 +226,9 @@ def autopilot_billed(pod: Requests, rounding: Mapping[str, float]) -> Requests:
 
 
 def pod_hour(pod: Requests, prices: Mapping[str, Any]) -> float:
-    """What one Pod costs an hour: on GKE its (rounded) requests; on EKS its share of a node, by the
-    resource it takes most of (what it leaves unused beside it cannot be sold to another Pod)."""
+    """What one Pod costs an hour: on GKE its requests as Autopilot bills them; on EKS its share of a
+    node, by the resource it takes most of (what it leaves unused beside it cannot be sold to another
+    Pod)."""
     if prices["billing"] == "pod-requests":
         billed = autopilot_billed(pod, prices["autopilot_rounding"])
         return float(
@@ -266,7 +267,7 @@ def nodes_needed(pods: Sequence[tuple[str, Requests]], room: Requests) -> int:
 
 @dataclass(frozen=True)
 class Bill:
-    """Dollars a month at one scale (``floor`` or ``ceiling``), by line."""
+    """Dollars a month at one scale (the ``floor``, the ``ceiling``, or under a ``load``), by line."""
 
     scale: str
     compute: float

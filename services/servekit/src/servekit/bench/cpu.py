@@ -38,10 +38,10 @@ class Kind:
     rate: float
 
 
-#: Rates at which one replica used about 0.3 cores on this machine (0.2 to 0.45), what the base's
-#: HPAs hold a pod at (60 % of its 500m request). CPU per request falls as the rate rises (2.3 ms
-#: for a BankChurn prediction at 50/s, 1.7 ms at 200/s, 0.84 ms at 800/s): a figure measured far
-#: from the pods' working point would price them wrongly.
+#: Rates at which one replica used 0.12 to 0.39 cores on this machine, by the hour: near the 0.3
+#: cores the base's HPAs hold a pod at (60 % of its 500m request). CPU per request falls as the
+#: rate rises (2.3 ms for a BankChurn prediction at 50/s, 1.7 ms at 200/s, 0.84 ms at 800/s, in one
+#: hour): a figure measured far from the pods' working point would price them wrongly.
 KINDS = (
     Kind("predict", "/predict", 1, 200.0),
     Kind("predict+explain", "/predict?explain=true", 1, 100.0),
