@@ -228,3 +228,11 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
                         continue
                     want = value if isinstance(value, str) else pytest.approx(value, rel=1e-9)
                     assert served[key] == want, (dimension, name_, key)
+    # Held against the rates training reported for the same rows, nothing moved, and nothing is
+    # beyond the noise: each change is 0, within an interval either side of it.
+    against = evaluation.assess(joined.versions[0], grouper, None, held_out_parity=rates)
+    changes = [c for found in against.parity_changes.values() for c in found]
+    assert bool(changes) == bool(rates)
+    for change in changes:
+        assert change.difference.estimate == pytest.approx(0, abs=1e-9), change
+        assert not change.beyond_the_noise, change

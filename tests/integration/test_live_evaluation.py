@@ -5,6 +5,7 @@ live figures are recorded too."""
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from servekit.evaluation import KIND, KIND_TAG
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records
+from servekit.training.versions import SERVING_METADATA
 
 pytestmark = pytest.mark.integration
 
@@ -128,6 +130,16 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
         ]
         logged = runs[0].data.metrics[f"live.parity.Geography.{country}.flagged_share"]
         assert logged == pytest.approx(given.count("churn") / len(given), rel=1e-12)
+    # Each group's rates against the same group's on the training run's held-out rows, as logged there.
+    assert f"{NAME} v{version}:   Geography decisions against held out: " in report
+    trained = json.loads(
+        Path(client.download_artifacts(registered[NAME].run_id, SERVING_METADATA, str(tmp_path))).read_text()
+    )["parity"]["Geography"]["groups"]
+    for country in ("France", "Germany", "Spain"):
+        metrics = runs[0].data.metrics
+        moved = metrics[f"live.parity.Geography.{country}.flagged_share_minus_held_out"]
+        live_share = metrics[f"live.parity.Geography.{country}.flagged_share"]
+        assert moved == pytest.approx(live_share - trained[country]["flagged_share"], abs=1e-12)
     tags = client.get_model_version(NAME, version).tags
     assert tags["live.figure"] == f"roc_auc {figure[1]}"
     assert (tags["live.answers"], tags["live.verdict"], tags["live.run"]) == (

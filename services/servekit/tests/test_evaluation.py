@@ -26,16 +26,19 @@ from servekit.evaluation import (
     Joined,
     assess,
     held_out_answers,
+    held_out_parity,
     independent_difference,
     join,
+    parity_against_held_out,
     read_truth,
     render,
 )
 from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
+from servekit.training import parity
 from servekit.training.uncertainty import Interval, unpaired_difference
-from servekit.training.versions import HELD_OUT_ANSWERS
+from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA
 
 
 def truth_file(text: str) -> io.StringIO:
@@ -737,3 +740,121 @@ def test_mlflow_run_links_are_unprinted_only_while_a_run_is_logged(
     with evaluation.run_links_unprinted():
         assert os.environ[evaluation.SUPPRESS_RUN_LINKS] == "true"
     assert os.environ.get(evaluation.SUPPRESS_RUN_LINKS) == before
+
+
+def held_out_rates(frame: pd.DataFrame, offered: pd.Series) -> dict[str, dict[str, Any]]:
+    """The rates per colour ``mlp train`` would have reported for these rows and decisions."""
+    return parity.group_parity(
+        "binary", {"color": frame["color"]}, frame["truth"], offered.astype(float), threshold=0.5
+    )
+
+
+def test_live_rates_are_held_against_the_same_groups_held_out_rates() -> None:
+    """Red's held-out rows were offered at blue's threshold (0.6); live, red is offered from 0.3."""
+    lines, truth, frame = offered_log(2000)
+    grouper = Grouper(Offered())
+    joined = join(read_lines(lines), "toy", grouper, truth)
+    held_out = held_out_rates(frame, frame["p"] >= 0.6)
+    found = assess(joined.versions[0], grouper, None, held_out_parity=held_out)
+    changes = {(c.group, c.figure): c for c in found.parity_changes["color"]}
+    assert len(changes) == 6  # two colours, three rates each
+    for (group, figure), change in changes.items():
+        live_rate = found.parity["color"]["groups"][group][figure]
+        held_rate = held_out["color"]["groups"][group][figure]
+        assert (change.live, change.held_out) == (live_rate, held_rate)
+        assert change.difference.estimate == pytest.approx(live_rate - held_rate, abs=1e-12)
+        assert change.difference.low <= change.difference.estimate <= change.difference.high
+    # Red's rates rose far beyond the noise; blue's are the same decisions, so no change at all.
+    assert changes["red", "false_positive_rate"].difference.low > 0.2
+    assert changes["red", "flagged_share"].beyond_the_noise
+    for figure in ("flagged_share", "true_positive_rate", "false_positive_rate"):
+        blue = changes["blue", figure].difference
+        assert blue.estimate == 0
+        assert blue.low < 0 < blue.high
+        assert not changes["blue", figure].beyond_the_noise
+    line = next(
+        x
+        for x in render(joined, [found], "t").splitlines()
+        if x.startswith("toy v1:   color decisions against")
+    )
+    red = changes["red", "false_positive_rate"]
+    assert (
+        f"false-positive rate red {red.live:.4f} against {red.held_out:.4f} held out: "
+        f"{red.difference.estimate:+.4f} ({red.difference.low:+.4f} to {red.difference.high:+.4f})"
+    ) in line
+    assert line.endswith("beyond the noise; the other 3 within it")
+
+
+def test_a_version_whose_run_reported_no_rates_says_so_and_one_not_compared_says_nothing_more() -> None:
+    lines, truth, _ = offered_log()
+    grouper = Grouper(Offered())
+    joined = join(read_lines(lines), "toy", grouper, truth)
+    older = assess(joined.versions[0], grouper, Interval(0.7, 0.65, 0.75), held_out_parity=None)
+    assert older.parity_changes == {}
+    assert (
+        "toy v1:   decisions against held out: none: its training run reported no rates per group "
+        "(trained before they were)"
+    ) in render(joined, [older], "t").splitlines()
+    unregistered = assess(joined.versions[0], grouper, None, held_out_parity=None)
+    assert "against held out" not in render(joined, [unregistered], "t")
+
+
+def test_a_rate_drawn_as_its_rows_count_has_the_spread_of_two_proportions() -> None:
+    """The binomial draws of each side: the interval's half-width is 1.96 standard errors of the
+    difference of two proportions, within the bootstrap's own noise."""
+    live = {"g": {"groups": {"a": {"rows": 900, "flagged_share": 0.3}}}}
+    held_out = {"g": {"groups": {"a": {"rows": 400, "flagged_share": 0.25}}}}
+    (change,) = parity_against_held_out(live, held_out, seed=3)["g"]
+    standard_error = np.sqrt(0.3 * 0.7 / 900 + 0.25 * 0.75 / 400)
+    assert (change.difference.high - change.difference.low) / 2 == pytest.approx(
+        1.96 * standard_error, rel=0.1
+    )
+    assert change.difference.estimate == pytest.approx(0.05)
+
+
+def test_a_group_without_a_figure_on_either_side_has_no_change_and_a_regressors_intervals_combine() -> None:
+    live = {
+        "g": {
+            "groups": {
+                "a": {"rows": 300, "mean_error": 0.5, "mean_error_ci_low": 0.3, "mean_error_ci_high": 0.7},
+                "b": {"rows": 300, "mean_error": 0.1, "mean_error_ci_low": 0.0, "mean_error_ci_high": 0.2},
+                "new": {"rows": 300, "mean_error": 0.0, "mean_error_ci_low": -0.1, "mean_error_ci_high": 0.1},
+            }
+        }
+    }
+    held_out = {
+        "g": {
+            "groups": {
+                "a": {"rows": 200, "mean_error": 0.1, "mean_error_ci_low": -0.05, "mean_error_ci_high": 0.25},
+                "b": {"rows": 50, "note": "fewer than 100 held-out rows"},
+            }
+        }
+    }
+    (change,) = parity_against_held_out(live, held_out)["g"]
+    assert (change.group, change.figure) == ("a", "mean_error")
+    spread = float(np.hypot(0.2, 0.15))
+    assert (change.difference.low, change.difference.high) == (
+        pytest.approx(0.4 - spread),
+        pytest.approx(0.4 + spread),
+    )
+    assert parity_against_held_out(live, {}) == {}
+
+
+def test_the_held_out_rates_are_read_from_the_run_and_a_damaged_file_is_refused(tmp_path: Path) -> None:
+    client = KeptRun(tmp_path)
+    assert held_out_parity(client, "run-1", "1") is None  # a run trained before they were logged
+    kept = tmp_path / SERVING_METADATA
+    rates = {"color": {"groups": {"red": {"rows": 120, "flagged_share": 0.2}}, "gaps": {}}}
+    kept.write_text(json.dumps({"threshold": 0.4, "parity": rates}))
+    assert held_out_parity(client, "run-1", "1") == rates
+    kept.write_text(json.dumps({"threshold": 0.4}))  # a model with no groups reports none
+    assert held_out_parity(client, "run-1", "1") is None
+    for damaged, problem in (
+        ("{", "Expecting property name"),
+        (json.dumps({"parity": [1]}), "'parity' is a list"),
+    ):
+        kept.write_text(damaged)
+        with pytest.raises(
+            ServekitError, match=f"version 1's run run-1: {SERVING_METADATA} does not read: {problem}"
+        ):
+            held_out_parity(client, "run-1", "1")

@@ -201,6 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 held_out.figure,
                 held_out_note=held_out.note,
                 held_out_rows=held_out.rows,
+                held_out_parity=held_out.parity,
                 min_rows=args.min_rows or MIN_ROWS,
             )
         )

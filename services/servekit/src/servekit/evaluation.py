@@ -35,7 +35,7 @@ from servekit.replay import Captured, CaptureLineError
 from servekit.routing import DRAWN
 from servekit.training import parity, uncertainty
 from servekit.training.recipe import TrainingRecipe
-from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics
+from servekit.training.segments import MIN_SEGMENT_ROWS, as_run_metrics, group_metrics, metric_name
 from servekit.training.versions import (
     HELD_OUT_ANSWERS,
     LIVE_ANSWERS_TAG,
@@ -43,6 +43,7 @@ from servekit.training.versions import (
     LIVE_FIGURE_TAG,
     LIVE_RUN_TAG,
     LIVE_VERDICT_TAG,
+    SERVING_METADATA,
 )
 
 #: The truth file's columns that name an answer: the request's id and the instance's place in it.
@@ -267,6 +268,11 @@ class Quality:
     segments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: Decision and error rates per group, as served (``servekit.training.parity``).
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per dimension, each group's rates as served against the same group's held out
+    #: (:func:`parity_against_held_out`); empty when the training run kept none.
+    parity_changes: dict[str, list[ParityChange]] = field(default_factory=dict)
+    #: Why there are no changes to show where there are live rates: the run reported none.
+    parity_changes_note: str = ""
 
 
 def assess(
@@ -276,6 +282,7 @@ def assess(
     *,
     held_out_note: str = "",
     held_out_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    held_out_parity: Mapping[str, Mapping[str, Any]] | None = None,
     min_rows: int = MIN_ROWS,
     seed: int = 0,
 ) -> Quality:
@@ -302,6 +309,14 @@ def assess(
         recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
     )
     rates = live_parity(recipe, answers, groups, target, outputs, seed=seed, min_rows=min_rows)
+    changes = parity_against_held_out(rates, held_out_parity or {}, seed=seed)
+    changes_note = ""
+    if rates and not changes and held_out is not None:  # else the version is not compared at all
+        changes_note = (
+            "its training run reported no rates per group (trained before they were)"
+            if not held_out_parity
+            else "no group has a rate both live and held out"
+        )
     if held_out is not None and held_out_rows is not None:
         live, difference = uncertainty.unpaired_difference(
             recipe.primary(), target, outputs, *held_out_rows, seed=seed
@@ -309,7 +324,14 @@ def assess(
     else:
         live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
         if held_out is None:
-            return replace(base, live=live, segments=segments, parity=rates)
+            return replace(
+                base,
+                live=live,
+                segments=segments,
+                parity=rates,
+                parity_changes=changes,
+                parity_changes_note=changes_note,
+            )
         difference = independent_difference(live, held_out)
     verdict = _verdict(difference, recipe.greater_is_better)
     return replace(
@@ -319,6 +341,8 @@ def assess(
         verdict=verdict,
         segments=segments,
         parity=rates,
+        parity_changes=changes,
+        parity_changes_note=changes_note,
         resampled=held_out_rows is not None,
     )
 
@@ -347,6 +371,63 @@ def live_parity(
     return parity.group_parity(
         recipe.task, groups, target, outputs, threshold=0.5, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
     )
+
+
+@dataclass(frozen=True)
+class ParityChange:
+    """One group's decision or error rate as served, against the same group's on the held-out rows."""
+
+    group: str
+    figure: str
+    live: float
+    held_out: float
+    #: live - held out, with a two-sample interval.
+    difference: uncertainty.Interval
+
+    @property
+    def beyond_the_noise(self) -> bool:
+        return self.difference.low > 0 or self.difference.high < 0
+
+
+def parity_against_held_out(
+    live: Mapping[str, Mapping[str, Any]], held_out: Mapping[str, Mapping[str, Any]], *, seed: int = 0
+) -> dict[str, list[ParityChange]]:
+    """Each group's rates as served against the same group's held out, for every figure both have.
+
+    A rate is a share of a known count of rows on each side (the group's rows, or its positive or
+    negative ones), so its bootstrap is a binomial draw of that many rows: each side is drawn on its
+    own, as a canary's two samples are, and the difference's interval is their samples'. A mean
+    signed error (a regressor's) keeps no such count: its two intervals are combined. A group too
+    small on either side has no figure there, and no change.
+    """
+    rng = np.random.default_rng(seed)
+    changes: dict[str, list[ParityChange]] = {}
+    for dimension, found in live.items():
+        before = held_out.get(dimension, {}).get("groups", {})
+        for group, now in found["groups"].items():
+            then = before.get(group, {})
+            for figure in parity.MEANING:
+                if figure not in now or figure not in then:
+                    continue
+                estimate = now[figure] - then[figure]
+                if figure in parity.RATES or figure == "flagged_share":
+                    key = "rows" if figure == "flagged_share" else f"{figure}_rows"
+                    draws = [
+                        rng.binomial(rows, share, size=uncertainty.ROUNDS) / rows
+                        for share, rows in ((now[figure], now[key]), (then[figure], then[key]))
+                    ]
+                    difference = uncertainty.percentile_interval(draws[0] - draws[1], estimate)
+                else:
+                    difference = independent_difference(
+                        *(
+                            uncertainty.Interval(e[figure], e[f"{figure}_ci_low"], e[f"{figure}_ci_high"])
+                            for e in (now, then)
+                        )
+                    )
+                changes.setdefault(dimension, []).append(
+                    ParityChange(group, figure, now[figure], then[figure], difference)
+                )
+    return changes
 
 
 def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any] | np.ndarray, *, min_rows: int) -> str:
@@ -538,6 +619,8 @@ class HeldOut(NamedTuple):
     figure: uncertainty.Interval | None
     note: str = ""
     rows: tuple[np.ndarray, np.ndarray] | None = None
+    #: The decision and error rates per group its training run reported (``serving_metadata.json``).
+    parity: dict[str, dict[str, Any]] | None = None
 
 
 def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOut:
@@ -563,26 +646,56 @@ def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOu
         return HeldOut(None, f"its training run logged no {metric}")
     estimate = metrics[metric]
     low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
-    return HeldOut(uncertainty.Interval(estimate, low, high), rows=held_out_answers(client, run_id, version))
+    return HeldOut(
+        uncertainty.Interval(estimate, low, high),
+        rows=held_out_answers(client, run_id, version),
+        parity=held_out_parity(client, run_id, version),
+    )
+
+
+def held_out_parity(client: Any, run_id: str, version: str) -> dict[str, dict[str, Any]] | None:
+    """The rates per group the version's training run reported on its held-out rows; None for a run
+    that logged none (trained before they were reported)."""
+    import json
+
+    text = run_artifact_text(client, run_id, SERVING_METADATA)
+    if text is None:
+        return None
+    try:
+        found = json.loads(text).get("parity", {})
+        if not isinstance(found, dict):
+            raise ValueError(f"'parity' is a {type(found).__name__}, not a mapping")
+    except (ValueError, AttributeError) as exc:
+        # servekit wrote it: a file that does not read is damaged, not a run without figures.
+        why = " ".join(str(exc).split())
+        problem = f"version {version}'s run {run_id}: {SERVING_METADATA} does not read: {why}"
+        raise ServekitError(502, "serving_metadata_unreadable", problem) from exc
+    return found or None
+
+
+def run_artifact_text(client: Any, run_id: str, path: str) -> str | None:
+    """A file a training run logged, as text; None when the run has no such file."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if path not in {a.path for a in client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            return Path(client.download_artifacts(run_id, path, folder)).read_text(encoding="utf-8")
+    except MlflowException as exc:
+        raise _registry_failed(exc) from exc
 
 
 def held_out_answers(client: Any, run_id: str, version: str) -> tuple[np.ndarray, np.ndarray] | None:
     """The truth and primary-metric outputs of the held-out rows, as the version's training run
     logged them; None for a run trained before they were kept."""
     import json
-    import tempfile
 
-    from mlflow.exceptions import MlflowException
-
-    try:
-        if HELD_OUT_ANSWERS not in {a.path for a in client.list_artifacts(run_id)}:
-            return None
-        with tempfile.TemporaryDirectory() as folder:
-            text = Path(client.download_artifacts(run_id, HELD_OUT_ANSWERS, folder)).read_text(
-                encoding="utf-8"
-            )
-    except MlflowException as exc:
-        raise _registry_failed(exc) from exc
+    text = run_artifact_text(client, run_id, HELD_OUT_ANSWERS)
+    if text is None:
+        return None
     try:
         answers = json.loads(text)
         target, output = np.asarray(answers["target"]), np.asarray(answers["output"])
@@ -634,6 +747,15 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
         figures[f"live.{key}_minus_held_out"] = quality.difference.estimate
     figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
     figures.update({f"live.{k}": v for k, v in parity.as_run_metrics(quality.parity).items()})
+    figures.update(
+        {
+            f"live.parity.{metric_name(dimension)}.{metric_name(c.group)}.{c.figure}_minus_held_out": (
+                c.difference.estimate
+            )
+            for dimension, changes in quality.parity_changes.items()
+            for c in changes
+        }
+    )
     now = int(time.time() * 1000)
     client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
     client.set_tag(run_id, LIVE_VERDICT_TAG, verdict(quality))
@@ -721,6 +843,12 @@ def render(
                     parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
             lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
         lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
+        lines += [
+            f"{head}:   {dimension} decisions against held out: {_changes(changes)}"
+            for dimension, changes in q.parity_changes.items()
+        ]
+        if q.parity_changes_note:
+            lines.append(f"{head}:   decisions against held out: none: {q.parity_changes_note}")
     lines += [_canary_line(c) for c in canaries]
     service = qualities[0].name if qualities else ""
     lines.append(
@@ -755,6 +883,24 @@ def _gaps(found: Mapping[str, Any]) -> str:
             part += f", ratio {gap['ratio']:.2f}{under}"
         parts.append(part)
     return "; ".join(parts) or "fewer than two groups with a figure"
+
+
+def _changes(changes: Sequence[ParityChange]) -> str:
+    """The groups' rates that moved beyond the noise since the held-out rows, else the largest move."""
+
+    def moved(c: ParityChange) -> str:
+        d = c.difference
+        return (
+            f"{parity.MEANING[c.figure]} {c.group} {c.live:.4f} against {c.held_out:.4f} held out: "
+            f"{d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
+        )
+
+    beyond = [c for c in changes if c.beyond_the_noise]
+    if not beyond:
+        largest = max(changes, key=lambda c: abs(c.difference.estimate))
+        return f"all {len(changes)} within the noise; the largest move: {moved(largest)}"
+    others = len(changes) - len(beyond)
+    return f"{'; '.join(moved(c) for c in beyond)}, beyond the noise; the other {others} within it"
 
 
 def _canary_line(c: CanaryComparison) -> str:

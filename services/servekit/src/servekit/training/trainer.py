@@ -23,7 +23,7 @@ from servekit.training import baselines, parity, uncertainty
 from servekit.training.fingerprint import fingerprint
 from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
-from servekit.training.versions import HELD_OUT_ANSWERS
+from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA
 
 logger = logging.getLogger("servekit.training")
 
@@ -121,7 +121,7 @@ def train(
         mlflow.log_metrics(metrics)
         mlflow.log_metrics(as_run_metrics(metadata["segments"], recipe.primary_metric))
         mlflow.log_metrics(parity.as_run_metrics(metadata["parity"]))
-        mlflow.log_dict(metadata, "serving_metadata.json")
+        mlflow.log_dict(metadata, SERVING_METADATA)
         answers = {"target": data.y_test.tolist(), "output": np.asarray(held_out).tolist()}
         mlflow.log_dict(answers, HELD_OUT_ANSWERS)
         example = data.x_test.head(3)

@@ -24,6 +24,9 @@ LIVE_RUN_TAG = "live.run"
 #: The held-out rows' truth and primary-metric outputs, logged with each training run: ``mlp
 #: evaluate`` resamples them against the live answers instead of combining the two intervals.
 HELD_OUT_ANSWERS = "held_out_answers.json"
+#: What a served model reads about itself (threshold, baselines, groups' figures), logged with each
+#: training run too: ``mlp evaluate`` reads the held-out rates per group from it.
+SERVING_METADATA = "serving_metadata.json"
 
 
 @dataclass(frozen=True)
