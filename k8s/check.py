@@ -65,12 +65,18 @@ def composed(overlay: str, components: Sequence[str], directory: Path) -> Path:
     return directory
 
 
-def render(overlay: str, out: Path, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def kustomize(overlay: str, components: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    """``kubectl kustomize`` of k8s/overlays/<overlay> with k8s/components/<name> added, as an overlay
+    listing them in ``components:`` renders; the caller reads its output or its error."""
     target = ROOT / "k8s" / "overlays" / overlay
-    with tempfile.TemporaryDirectory(prefix="k8s-check-overlay-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kustomize-") as tmp:
         if components:
             target = composed(overlay, components, Path(tmp))
-        result = run([str(BIN / "kubectl"), "kustomize", str(target)])
+        return run([str(BIN / "kubectl"), "kustomize", str(target)])
+
+
+def render(overlay: str, out: Path, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    result = kustomize(overlay, components)
     what = f"k8s/overlays/{overlay}" + (f" + components {', '.join(components)}" if components else "")
     if result.returncode != 0:
         raise SystemExit(f"kubectl kustomize {what} failed:\n{result.stderr}")

@@ -28,12 +28,11 @@ import importlib.util
 import json
 import math
 import re
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -267,9 +266,8 @@ def nodes_needed(pods: Sequence[tuple[str, Requests]], room: Requests) -> int:
 
 @dataclass(frozen=True)
 class Bill:
-    """Dollars a month at one scale (the ``floor``, the ``ceiling``, or under a ``load``), by line."""
+    """Dollars a month with some number of replicas of each workload, by line."""
 
-    scale: str
     compute: float
     storage: float
     cluster: float
@@ -292,9 +290,8 @@ def bill(
     found: Sequence[Workload],
     prices: Mapping[str, Any],
     replicas: Mapping[str, int],
-    scale: str,
 ) -> Bill:
-    """Dollars a month with ``replicas`` of each workload (by name); ``scale`` names them."""
+    """Dollars a month with ``replicas`` of each workload (by name)."""
     storage = claimed_storage(objects, found, replicas)
     unpriced = sorted(set(storage) - set(prices["storage_gib_month"]))
     if unpriced:
@@ -304,12 +301,10 @@ def bill(
     balancers = load_balancers(objects) * prices["load_balancer_hour"] * HOURS_PER_MONTH
     if prices["billing"] == "pod-requests":
         hourly = sum(pod_hour(w.pod, prices) * replicas[w.name] for w in found)
-        return Bill(scale, hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None)
+        return Bill(hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None)
     pods = [(f"{w.kind}/{w.name}", w.pod) for w in found for _ in range(replicas[w.name])]
     nodes = nodes_needed(pods, node_room(prices))
-    return Bill(
-        scale, nodes * prices["node_hour"] * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes
-    )
+    return Bill(nodes * prices["node_hour"] * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes)
 
 
 def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mapping[str, Any]) -> list[str]:
@@ -325,8 +320,7 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
             continue
         price = pod_hour(workload.pod, prices)
         for kind, figures in kinds.items():
-            cpu_seconds = figures["cpu_ms_per_prediction"] / 1000
-            per_pod_second = workload.cpu_target / cpu_seconds
+            per_pod_second = answers_per_second(workload, figures["cpu_ms_per_prediction"])
             dollars = price / (per_pod_second * 3600) * 1e6
             floor_month = workload.floor * per_pod_second * 3600 * HOURS_PER_MONTH
             lines.append(
@@ -338,12 +332,17 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
     return lines
 
 
+def answers_per_second(workload: Workload, cpu_ms: float) -> float:
+    """Predictions a pod answers each second, held at its HPA's CPU target, at ``cpu_ms`` each."""
+    if workload.cpu_target is None:
+        raise CostError(f"{workload.name}: its HPA has no CPU utilisation target to size it by")
+    return workload.cpu_target / (cpu_ms / 1000)
+
+
 def pods_for(workload: Workload, per_second: float, cpu_ms: float) -> int:
     """Pods an HPA settles at under a steady load: enough to hold each at its CPU target (unbounded:
     the caller compares it with the ceiling)."""
-    if workload.cpu_target is None:
-        raise CostError(f"{workload.name}: its HPA has no CPU utilisation target to size it by")
-    return math.ceil(round(per_second * cpu_ms / 1000 / workload.cpu_target, 9))
+    return math.ceil(round(per_second / answers_per_second(workload, cpu_ms), 9))
 
 
 def under_load(
@@ -406,9 +405,7 @@ def report(
                 line += f"  billed as {billed.cpu:g} CPU, {billed.memory_gib:.3g} GiB"
         lines.append(line)
     for scale in ("floor", "ceiling"):
-        lines.append(
-            bill_line(bill(objects, found, prices, at_scale(found, scale), scale), f"at the {scale}")
-        )
+        lines.append(bill_line(bill(objects, found, prices, at_scale(found, scale)), f"at the {scale}"))
     if prices.get("cluster_monthly_credit"):
         full = prices["cluster_hour"] * HOURS_PER_MONTH
         credit = prices["cluster_monthly_credit"]
@@ -424,32 +421,29 @@ def report(
         sized, notes = under_load(found, cpu, loads, kind)
         given = ", ".join(f"{service} {per_second:g}/s" for service, per_second in loads.items())
         pods = ", ".join(f"{service} {sized[service]} pods" for service in loads)
-        lines.append(bill_line(bill(objects, found, prices, sized, "load"), f"at {given} ({kind}): {pods}"))
+        lines.append(bill_line(bill(objects, found, prices, sized), f"at {given} ({kind}): {pods}"))
         lines += notes
     return lines
 
 
 def render(overlay: str, components: Sequence[str]) -> list[Obj]:
-    """``kubectl kustomize`` of the overlay with k8s/components/<name> added, as k8s/check.py does."""
-    spec = importlib.util.spec_from_file_location("k8s_check", ROOT / "k8s" / "check.py")
-    assert spec is not None
-    assert spec.loader is not None
-    check = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("k8s_check", check)
-    spec.loader.exec_module(check)
-    kubectl = str(Path(sys.executable).parent / "kubectl")
-    with tempfile.TemporaryDirectory(prefix="k8s-cost-") as tmp:
-        target = (
-            check.composed(overlay, components, Path(tmp))
-            if components
-            else ROOT / "k8s" / "overlays" / overlay
-        )
-        result = subprocess.run(
-            [kubectl, "kustomize", str(target)], capture_output=True, text=True, check=False
-        )
+    """The overlay's objects with k8s/components/<name> added, rendered as ``make k8s-check`` does."""
+    result = k8s_check().kustomize(overlay, components)
     if result.returncode != 0:
         raise CostError(f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}")
     return [o for o in yaml.safe_load_all(result.stdout) if o]
+
+
+def k8s_check() -> ModuleType:
+    """k8s/check.py as a module (a script beside this one, not a package), imported once."""
+    if "k8s_check" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("k8s_check", ROOT / "k8s" / "check.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["k8s_check"] = module  # dataclasses look their module up while it executes
+        spec.loader.exec_module(module)
+    return sys.modules["k8s_check"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +12,6 @@ import yaml
 from scripts import load_k8s_check
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ("gke", "eks")
 #: The model services the base deploys (one Deployment, Service, HPA, PDB, ConfigMap each).
 SERVICES = ("bankchurn", "nlpinsight", "chicagotaxi")
@@ -63,13 +59,7 @@ class Rendered:
 
 def render(overlay: str, components: Sequence[str] = ()) -> Rendered:
     """``kubectl kustomize`` of an overlay, with k8s/components/<name> added as a user would."""
-    with tempfile.TemporaryDirectory(prefix="kustomize-") as tmp:
-        target = ROOT / "k8s" / "overlays" / overlay
-        if components:
-            target = K8S_CHECK.composed(overlay, components, Path(tmp))
-        result = subprocess.run(
-            [str(KUBECTL), "kustomize", str(target)], capture_output=True, text=True, check=False
-        )
+    result = K8S_CHECK.kustomize(overlay, components)
     assert result.returncode == 0, result.stderr
     return Rendered(overlay, result.stdout, [o for o in yaml.safe_load_all(result.stdout) if o])
 

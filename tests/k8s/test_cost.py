@@ -215,8 +215,7 @@ def test_a_bill_on_nodes_prices_whole_nodes_and_the_fixed_lines() -> None:
     ]
     found = cost.workloads(objects)
     floor, ceiling = (
-        cost.bill(objects, found, prices, cost.at_scale(found, scale), scale)
-        for scale in ("floor", "ceiling")
+        cost.bill(objects, found, prices, cost.at_scale(found, scale)) for scale in ("floor", "ceiling")
     )
     assert (floor.nodes, ceiling.nodes) == (2, 4)
     assert floor.compute == pytest.approx(2 * prices["node_hour"] * cost.HOURS_PER_MONTH)
@@ -230,7 +229,7 @@ def test_a_storage_class_without_a_price_is_named() -> None:
     objects = [deployment("s", [container("s", "1", "1Gi")], replicas=1), claim("data", "1Gi", "premium-rwo")]
     found = cost.workloads(objects)
     with pytest.raises(cost.CostError, match="no price for the StorageClass"):
-        cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"), "floor")
+        cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"))
 
 
 def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_target() -> None:
@@ -274,8 +273,8 @@ def test_a_steady_load_is_priced_at_the_pods_its_hpa_settles_at(
     assert bool(notes) == note
     if note:
         assert "bankchurn needs 15 pods for 3000/s; its HPA stops at 10" in notes[0]
-    under = cost.bill(objects, found, PRICES["gke"], replicas, "load")
-    floor = cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"), "floor")
+    under = cost.bill(objects, found, PRICES["gke"], replicas)
+    floor = cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"))
     added = (pods - 2) * cost.pod_hour(found[0].pod, PRICES["gke"]) * cost.HOURS_PER_MONTH
     assert under.total - floor.total == pytest.approx(added)
 
@@ -337,7 +336,7 @@ def test_a_component_adds_exactly_the_pods_it_brings(rendered_objects: dict[str,
     with_adapter = render("gke", components=["autoscale-on-concurrency"]).objects
     adapter = next(w for w in cost.workloads(with_adapter) if w.name == "prometheus-adapter")
     before, after = (
-        cost.bill(objects, found, prices, cost.at_scale(found, "floor"), "floor")
+        cost.bill(objects, found, prices, cost.at_scale(found, "floor"))
         for objects in (plain, with_adapter)
         for found in [cost.workloads(objects)]
     )
@@ -353,7 +352,7 @@ def test_the_staging_footprint_takes_one_pod_a_service_off_the_floor(
     plain = rendered_objects["gke"].objects
     staging = render("gke", components=["staging-footprint"]).objects
     before, after = (
-        cost.bill(objects, found, prices, cost.at_scale(found, "floor"), "floor")
+        cost.bill(objects, found, prices, cost.at_scale(found, "floor"))
         for objects in (plain, staging)
         for found in [cost.workloads(objects)]
     )
@@ -402,7 +401,7 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
         plain = rendered_objects[overlay].objects
         staging = render(overlay, components=["staging-footprint"]).objects
         floor, ceiling, staging_floor = (
-            round(cost.bill(objects, found, prices, cost.at_scale(found, scale), scale).total)
+            round(cost.bill(objects, found, prices, cost.at_scale(found, scale)).total)
             for objects, scale in ((plain, "floor"), (plain, "ceiling"), (staging, "floor"))
             for found in [cost.workloads(objects)]
         )
