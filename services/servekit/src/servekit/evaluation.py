@@ -410,13 +410,13 @@ def parity_against_held_out(
                 if figure not in now or figure not in then:
                     continue
                 estimate = now[figure] - then[figure]
-                if figure in parity.RATES or figure == "flagged_share":
-                    key = "rows" if figure == "flagged_share" else f"{figure}_rows"
-                    draws = [
+                live_rows, held_out_rows = parity.counted_rows(now, figure), parity.counted_rows(then, figure)
+                if live_rows is not None and held_out_rows is not None:
+                    live_draws, held_out_draws = (
                         rng.binomial(rows, share, size=uncertainty.ROUNDS) / rows
-                        for share, rows in ((now[figure], now[key]), (then[figure], then[key]))
-                    ]
-                    difference = uncertainty.percentile_interval(draws[0] - draws[1], estimate)
+                        for share, rows in ((now[figure], live_rows), (then[figure], held_out_rows))
+                    )
+                    difference = uncertainty.percentile_interval(live_draws - held_out_draws, estimate)
                 else:
                     difference = independent_difference(
                         *(

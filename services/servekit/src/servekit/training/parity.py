@@ -139,6 +139,16 @@ def group_parity(
     return found
 
 
+def counted_rows(entry: Mapping[str, Any], figure: str) -> int | None:
+    """How many rows a group's ``figure`` is a share of: all its rows for the share flagged, its
+    positive (negative) ones for a rate; None for a figure that is no share (a mean signed error)."""
+    if figure == "flagged_share":
+        return int(entry["rows"])
+    if figure in RATES:
+        return int(entry[f"{figure}_rows"])
+    return None
+
+
 class Resampled(NamedTuple):
     """A figure of one group: its value, and its value in each bootstrap sample."""
 
