@@ -5,7 +5,10 @@ and what GKE Autopilot bills: Deployments and StatefulSets at their floor (an HP
 ``replicas``) and at their ceiling (maxReplicas), their claims' disks, the cluster's fee and the
 Ingress's load balancer. k8s/prices.yaml turns them into dollars a month: on GKE per Pod request
 (raised to Autopilot's minimums), on EKS per node of a managed node group, the Pods packed onto as
-few nodes as their requests allow (first fit, largest first: a lower bound).
+few nodes as their requests allow (first fit, largest first: a lower bound). A workload whose Pods
+may run only on Spot capacity (a node selector or required node affinity on the cloud's Spot node
+label, as the spot-model-pods component sets) is priced at the Spot prices: on EKS on nodes of its
+own, a Spot node group's.
 
 With ``--cpu`` (the JSON ``python -m servekit.bench.cpu`` writes: the CPU one prediction costs a
 replica, measured) it also prices a million predictions: an HPA holds each pod at its CPU target,
@@ -55,6 +58,13 @@ SUFFIXES = {
     "Mi": 1024**2,
     "Gi": GIB,
     "Ti": 1024**4,
+}
+#: The node label and value each cloud marks its Spot capacity with: GKE's Spot Pods and Spot VMs,
+#: an EKS managed node group's Spot instances, and Karpenter's Spot nodes.
+SPOT_NODE_LABELS = {
+    "cloud.google.com/gke-spot": "true",
+    "eks.amazonaws.com/capacityType": "SPOT",
+    "karpenter.sh/capacity-type": "spot",
 }
 QUANTITY = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$")
 
@@ -110,6 +120,8 @@ class Workload:
     claims: Mapping[str, float] = field(default_factory=dict)
     #: Cores an HPA holds each pod at (its CPU utilisation target times the pod's CPU request).
     cpu_target: float | None = None
+    #: Its Pods run only on Spot capacity (SPOT_NODE_LABELS), which is priced apart.
+    spot: bool = False
 
 
 def container_requests(container: Obj, owner: str) -> Requests:
@@ -141,6 +153,28 @@ def pod_requests(pod_spec: Obj, owner: str) -> Requests:
     return running.largest(largest_init)
 
 
+def required_node_labels(pod_spec: Obj) -> dict[str, frozenset[str]]:
+    """The values a node label must have for a Pod to be placed there: its nodeSelector's, and a label
+    every term of its required node affinity asks for (the terms are alternatives)."""
+    required = {label: frozenset([value]) for label, value in pod_spec.get("nodeSelector", {}).items()}
+    affinity = pod_spec.get("affinity", {}).get("nodeAffinity", {})
+    terms = affinity.get("requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", [])
+    asked: list[dict[str, frozenset[str]]] = [
+        {e["key"]: frozenset(e["values"]) for e in term.get("matchExpressions", []) if e["operator"] == "In"}
+        for term in terms
+    ]
+    if asked:
+        for label in set.intersection(*(set(term) for term in asked)):
+            values = frozenset().union(*(term[label] for term in asked))
+            required[label] = required.get(label, values) & values
+    return required
+
+
+def runs_on_spot(pod_spec: Obj) -> bool:
+    required = required_node_labels(pod_spec)
+    return any(required.get(label) == frozenset([value]) for label, value in SPOT_NODE_LABELS.items())
+
+
 def autoscalers(objects: Iterable[Obj]) -> dict[tuple[str, str], Obj]:
     return {
         (o["spec"]["scaleTargetRef"]["kind"], o["spec"]["scaleTargetRef"]["name"]): o
@@ -169,7 +203,8 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
             continue
         if kind not in COUNTED:
             raise CostError(f"{kind}/{name}: its Pods are not counted here (only {', '.join(COUNTED)})")
-        pod = pod_requests(o["spec"]["template"]["spec"], f"{kind}/{name}")
+        pod_spec = o["spec"]["template"]["spec"]
+        pod = pod_requests(pod_spec, f"{kind}/{name}")
         replicas = int(o["spec"].get("replicas", 1))
         floor = ceiling = replicas
         target = None
@@ -183,7 +218,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
             storage_class = template["spec"].get("storageClassName", "default")
             size = quantity(template["spec"]["resources"]["requests"]["storage"]) / GIB
             claims[storage_class] = claims.get(storage_class, 0.0) + size
-        found.append(Workload(kind, name, pod, floor, ceiling, claims, target))
+        found.append(Workload(kind, name, pod, floor, ceiling, claims, target, runs_on_spot(pod_spec)))
     return found
 
 
@@ -222,6 +257,17 @@ def autopilot_billed(pod: Requests, rounding: Mapping[str, float]) -> Requests:
     cpu = stepped(max(pod.cpu, rounding["cpu_min"], pod.memory_gib / rounding["memory_gib_per_cpu_max"]))
     memory = max(pod.memory_gib, cpu * rounding["memory_gib_per_cpu_min"])
     return Requests(cpu, memory, pod.ephemeral_gib)
+
+
+def capacity_prices(prices: Mapping[str, Any], spot: bool, owner: str) -> Mapping[str, Any]:
+    """The prices of on-demand capacity, or with the Spot section's unit prices in their place."""
+    if not spot:
+        return prices
+    if "spot" not in prices:
+        raise CostError(
+            f"{owner} runs only on Spot capacity; {PRICES.name} has no Spot prices for {prices['what']}"
+        )
+    return {**prices, **prices["spot"]}
 
 
 def pod_hour(pod: Requests, prices: Mapping[str, Any]) -> float:
@@ -274,6 +320,8 @@ class Bill:
     load_balancers: float
     #: Nodes of the node group (EKS); None where Pods are billed (GKE).
     nodes: int | None
+    #: Nodes of the Spot node group (EKS), for the workloads that run only on Spot capacity.
+    spot_nodes: int = 0
 
     @property
     def total(self) -> float:
@@ -300,11 +348,24 @@ def bill(
     cluster = max(0.0, prices["cluster_hour"] * HOURS_PER_MONTH - prices.get("cluster_monthly_credit", 0.0))
     balancers = load_balancers(objects) * prices["load_balancer_hour"] * HOURS_PER_MONTH
     if prices["billing"] == "pod-requests":
-        hourly = sum(pod_hour(w.pod, prices) * replicas[w.name] for w in found)
+        hourly = sum(workload_hour(w, prices) * replicas[w.name] for w in found)
         return Bill(hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None)
-    pods = [(f"{w.kind}/{w.name}", w.pod) for w in found for _ in range(replicas[w.name])]
-    nodes = nodes_needed(pods, node_room(prices))
-    return Bill(nodes * prices["node_hour"] * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes)
+    # Spot and on-demand instances are separate node groups: a Pod of one never fills the other's room.
+    node_hours, nodes = 0.0, {}
+    for spot in (False, True):
+        pods = [(f"{w.kind}/{w.name}", w) for w in found if w.spot == spot for _ in range(replicas[w.name])]
+        if not pods:
+            nodes[spot] = 0
+            continue
+        group = capacity_prices(prices, spot, pods[0][0])
+        nodes[spot] = nodes_needed([(name, w.pod) for name, w in pods], node_room(group))
+        node_hours += nodes[spot] * group["node_hour"]
+    return Bill(node_hours * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes[False], nodes[True])
+
+
+def workload_hour(workload: Workload, prices: Mapping[str, Any]) -> float:
+    """What one of the workload's Pods costs an hour, on the capacity it runs on."""
+    return pod_hour(workload.pod, capacity_prices(prices, workload.spot, f"{workload.kind}/{workload.name}"))
 
 
 def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mapping[str, Any]) -> list[str]:
@@ -318,7 +379,7 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
         if workload.cpu_target is None:
             lines.append(f"  {service}: its HPA has no CPU utilisation target to hold a pod at")
             continue
-        price = pod_hour(workload.pod, prices)
+        price = workload_hour(workload, prices)
         for kind, figures in kinds.items():
             per_pod_second = answers_per_second(workload, figures["cpu_ms_per_prediction"])
             dollars = price / (per_pod_second * 3600) * 1e6
@@ -373,6 +434,8 @@ def under_load(
 
 def bill_line(b: Bill, what: str) -> str:
     nodes = f" on {b.nodes} node(s)" if b.nodes is not None else ""
+    if b.spot_nodes:
+        nodes += f" + {b.spot_nodes} Spot node(s)"
     return (
         f"  {what}: ${b.total:,.0f} a month = compute ${b.compute:,.0f}{nodes} + disks "
         f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}"
@@ -397,8 +460,10 @@ def report(
         name = f"{w.kind}/{w.name}"
         line = (
             f"  {name:<{width}}  {span:>8}  {w.pod.cpu:>12.3g}  {w.pod.memory_gib:>10.3g}"
-            f"  {pod_hour(w.pod, prices):>10.4f}"
+            f"  {workload_hour(w, prices):>10.4f}"
         )
+        if w.spot:
+            line += "  Spot"
         if prices["billing"] == "pod-requests":
             billed = autopilot_billed(w.pod, prices["autopilot_rounding"])
             if billed != w.pod:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
-from manifests import OVERLAYS, SERVICES, Rendered, configmap_env, render
+from manifests import K8S_CHECK, OVERLAYS, ROOT, SERVICES, Rendered, configmap_env, render
 from test_manifests import model_deployments
 
+from scripts import load_k8s_cost
 from servekit import settings
 
 #: Each component and the settings it adds to, or changes in, every service (``<SVC>_`` left out).
@@ -73,3 +80,63 @@ def test_staging_footprint_lowers_each_model_hpas_floor_to_one_and_changes_nothi
         assert {**autoscalers[service]["spec"], "minReplicas": before["minReplicas"]} == before
     others = [o for o in staging.objects if o["kind"] != "HorizontalPodAutoscaler"]
     assert others == [o for o in plain.objects if o["kind"] != "HorizontalPodAutoscaler"]
+
+
+#: The node label each cloud marks Spot capacity with, and its value (GKE Autopilot's Spot Pods; the
+#: nodes of an EKS managed node group of Spot instances).
+SPOT_NODES = {"gke": ("cloud.google.com/gke-spot", "true"), "eks": ("eks.amazonaws.com/capacityType", "SPOT")}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_spot_model_pods_puts_only_the_model_pods_on_the_clouds_spot_nodes(overlay: str) -> None:
+    plain, spot = render(overlay), render(overlay, components=["spot-model-pods"])
+    label, value = SPOT_NODES[overlay]
+    assert load_k8s_cost().SPOT_NODE_LABELS[label] == value  # so make cost prices them as Spot
+    models = model_deployments(spot)
+    assert set(models) == set(SERVICES)
+    for service, deployment in models.items():
+        pod = deployment["spec"]["template"]["spec"]
+        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"] == [
+            {"matchExpressions": [{"key": label, "operator": "In", "values": [value]}]}
+        ]
+        # GKE gives a preempted Spot Pod 25 s at most: the preStop sleep and a request in flight fit.
+        assert (
+            pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] + 5
+            <= pod["terminationGracePeriodSeconds"]
+        )
+        assert pod["terminationGracePeriodSeconds"] <= 25
+        before = copy.deepcopy(plain.get("Deployment", service))
+        before["spec"]["template"]["spec"].update(
+            affinity=pod["affinity"], terminationGracePeriodSeconds=pod["terminationGracePeriodSeconds"]
+        )
+        assert deployment == before, service  # nothing else of the pod changes
+    unchanged = [o for o in spot.objects if o not in models.values()]
+    assert unchanged == [
+        o for o in plain.objects if o["metadata"]["name"] not in models or o["kind"] != "Deployment"
+    ]
+    assert all(
+        "affinity" not in o["spec"]["template"]["spec"] for o in unchanged if o["kind"] == "Deployment"
+    )
+
+
+def test_spot_model_pods_in_an_overlay_without_the_spot_label_names_the_value_it_lacks(
+    tmp_path: Path,
+) -> None:
+    """An overlay of one's own must say which node label is Spot on its cluster; kustomize says so."""
+    overlay = tmp_path / "overlay"
+    shutil.copytree(ROOT / "k8s" / "overlays" / "gke", overlay)
+    values = overlay / "values.yaml"
+    values.write_text("".join(line for line in values.read_text().splitlines(True) if "spotNode" not in line))
+    kustomization = overlay / "kustomization.yaml"
+    text = kustomization.read_text().replace("../../base", os.path.relpath(ROOT / "k8s" / "base", overlay))
+    component = os.path.relpath(ROOT / "k8s" / "components" / "spot-model-pods", overlay)
+    kustomization.write_text(f"{text}components:\n  - {component}\n")
+    result = subprocess.run(
+        [str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "data.spotNodeLabel` is missing" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +233,131 @@ def test_a_storage_class_without_a_price_is_named() -> None:
         cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"))
 
 
+def spot_affinity(*terms: dict[str, Any]) -> dict[str, Any]:
+    required = {"nodeSelectorTerms": [{"matchExpressions": [term]} for term in terms]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}}
+
+
+GKE_SPOT = {"key": "cloud.google.com/gke-spot", "operator": "In", "values": ["true"]}
+
+
+@pytest.mark.parametrize(
+    ("pod", "spot"),
+    [
+        ({}, False),
+        ({"nodeSelector": {"cloud.google.com/gke-spot": "true"}}, True),
+        ({"nodeSelector": {"eks.amazonaws.com/capacityType": "SPOT"}}, True),
+        ({"nodeSelector": {"eks.amazonaws.com/capacityType": "ON_DEMAND"}}, False),
+        ({"affinity": spot_affinity(GKE_SPOT)}, True),
+        (
+            {
+                "affinity": spot_affinity(
+                    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot"]}
+                )
+            },
+            True,
+        ),
+        # Either capacity will do: it may land on on-demand nodes, so it is not priced as Spot.
+        (
+            {
+                "affinity": spot_affinity(
+                    {**GKE_SPOT, "key": "karpenter.sh/capacity-type", "values": ["spot", "on-demand"]}
+                )
+            },
+            False,
+        ),
+        # Two alternative terms: Spot only if every one asks for it.
+        (
+            {
+                "affinity": spot_affinity(
+                    GKE_SPOT, {"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["a"]}
+                )
+            },
+            False,
+        ),
+        ({"affinity": spot_affinity(GKE_SPOT, GKE_SPOT)}, True),
+        ({"affinity": spot_affinity({**GKE_SPOT, "operator": "NotIn"})}, False),
+        # A preference is not a placement.
+        (
+            {
+                "affinity": {
+                    "nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {"weight": 100, "preference": {"matchExpressions": [GKE_SPOT]}}
+                        ]
+                    }
+                }
+            },
+            False,
+        ),
+    ],
+)
+def test_a_workload_is_on_spot_when_every_node_it_may_run_on_is_a_spot_node(
+    pod: dict[str, Any], spot: bool
+) -> None:
+    (workload,) = cost.workloads([deployment("server", [container("s", "500m", "512Mi")], replicas=1, **pod)])
+    assert workload.spot is spot
+
+
+def test_spot_pods_are_priced_at_the_spot_prices_on_autopilot() -> None:
+    prices = PRICES["gke"]
+    pod = [container("s", "500m", "512Mi")]
+    objects = [
+        deployment("spot", pod, replicas=2, nodeSelector={"cloud.google.com/gke-spot": "true"}),
+        deployment("regular", pod, replicas=2),
+    ]
+    spot, regular = cost.workloads(objects)
+    expected = 0.5 * prices["spot"]["vcpu_hour"] + 0.5 * prices["spot"]["memory_gib_hour"]
+    assert cost.workload_hour(spot, prices) == pytest.approx(expected)
+    assert cost.workload_hour(regular, prices) == pytest.approx(
+        0.5 * prices["vcpu_hour"] + 0.5 * prices["memory_gib_hour"]
+    )
+    assert cost.workload_hour(spot, prices) < cost.workload_hour(regular, prices) / 2
+    billed = cost.bill(objects, [spot, regular], prices, {"spot": 2, "regular": 2})
+    hourly = 2 * cost.workload_hour(spot, prices) + 2 * cost.workload_hour(regular, prices)
+    assert billed.compute == pytest.approx(hourly * cost.HOURS_PER_MONTH)
+
+
+def test_spot_pods_on_eks_fill_spot_nodes_of_their_own() -> None:
+    prices = PRICES["eks"]
+    room = cost.node_room(prices)
+    half = f"{room.cpu / 2:.3f}"  # two to a node
+    objects = [
+        deployment(
+            "spot",
+            [container("s", half, "1Gi")],
+            replicas=3,
+            nodeSelector={"eks.amazonaws.com/capacityType": "SPOT"},
+        ),
+        deployment("regular", [container("r", half, "1Gi")], replicas=1),
+    ]
+    found = cost.workloads(objects)
+    billed = cost.bill(objects, found, prices, {"spot": 3, "regular": 1})
+    # Four pods two to a node would take two nodes; Spot and on-demand are separate groups: 1 + 2.
+    assert (billed.nodes, billed.spot_nodes) == (1, 2)
+    hourly = prices["node_hour"] + 2 * prices["spot"]["node_hour"]
+    assert billed.compute == pytest.approx(hourly * cost.HOURS_PER_MONTH)
+    assert "on 1 node(s) + 2 Spot node(s)" in cost.bill_line(billed, "at the floor")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_spot_pod_without_spot_prices_is_named(overlay: str) -> None:
+    prices = {k: v for k, v in PRICES[overlay].items() if k != "spot"}
+    objects = [
+        deployment(
+            "server",
+            [container("s", "1", "1Gi")],
+            replicas=1,
+            nodeSelector={"karpenter.sh/capacity-type": "spot"},
+        )
+    ]
+    found = cost.workloads(objects)
+    with pytest.raises(
+        cost.CostError, match=r"Deployment/server runs only on Spot capacity; prices\.yaml has no Spot prices"
+    ):
+        cost.bill(objects, found, prices, {"server": 1})
+
+
 def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_target() -> None:
     objects = [deployment("bankchurn", [container("s", "500m", "512Mi")]), hpa("bankchurn", 2, 10)]
     found = cost.workloads(objects)
@@ -361,6 +487,33 @@ def test_the_staging_footprint_takes_one_pod_a_service_off_the_floor(
     assert before.total - after.total == pytest.approx(saved)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_spot_model_pods_prices_the_model_pods_and_only_them_at_spot_prices(
+    rendered_objects: dict[str, Rendered], overlay: str
+) -> None:
+    prices = PRICES[overlay]
+    plain = rendered_objects[overlay].objects
+    spot = render(overlay, components=["spot-model-pods"]).objects
+    found = {w.name: w for w in cost.workloads(spot)}
+    assert {name for name, w in found.items() if w.spot} == set(SERVICES)
+    before, after = (
+        cost.bill(objects, workloads, prices, cost.at_scale(workloads, "floor"))
+        for objects in (plain, spot)
+        for workloads in [cost.workloads(objects)]
+    )
+    assert after.total < before.total
+    if overlay == "gke":  # Pods are billed: each model pod saves what its Spot price takes off
+        saving = sum(
+            w.floor * (cost.pod_hour(w.pod, prices) - cost.workload_hour(w, prices)) for w in found.values()
+        )
+        assert before.total - after.total == pytest.approx(saving * cost.HOURS_PER_MONTH)
+    else:  # nodes are billed: the model pods leave the on-demand group for a Spot one
+        assert after.nodes is not None
+        assert before.nodes is not None
+        assert after.spot_nodes > 0
+        assert after.nodes < before.nodes
+
+
 def test_make_cost_prints_each_overlay_and_prices_a_million_predictions(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -396,13 +549,21 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
     """The figures written in the READMEs are this tool's on the manifests as they are: a change to a
     request, a replica count or a price that moves them fails here until the text follows."""
     readme = (cost.ROOT / "README.md").read_text()
+    spot_floors = {}
     for overlay in OVERLAYS:
         prices = PRICES[overlay]
         plain = rendered_objects[overlay].objects
         staging = render(overlay, components=["staging-footprint"]).objects
-        floor, ceiling, staging_floor = (
+        spot = render(overlay, components=["spot-model-pods"]).objects
+        floor, ceiling, staging_floor, spot_floor, spot_ceiling = (
             round(cost.bill(objects, found, prices, cost.at_scale(found, scale)).total)
-            for objects, scale in ((plain, "floor"), (plain, "ceiling"), (staging, "floor"))
+            for objects, scale in (
+                (plain, "floor"),
+                (plain, "ceiling"),
+                (staging, "floor"),
+                (spot, "floor"),
+                (spot, "ceiling"),
+            )
             for found in [cost.workloads(objects)]
         )
         overlay_readme = (cost.ROOT / "k8s" / "overlays" / overlay / "README.md").read_text()
@@ -411,3 +572,11 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
         assert f"${ceiling} with every HPA at its ceiling" in overlay_readme, overlay
         assert f"**${floor} a month**" in readme, overlay
         assert f"| ${floor} a month | **${staging_floor}**" in component_readme, overlay
+        spot_readme = (cost.ROOT / "k8s" / "components" / "spot-model-pods" / "README.md").read_text()
+        assert f"| ${floor} a month | **${spot_floor}**" in spot_readme, overlay
+        assert f"${spot_ceiling} instead of ${ceiling}" in spot_readme, overlay
+        assert re.search(rf"spot-model-pods` \(the model pods[^)]*\), \${spot_floor}\b", overlay_readme), (
+            overlay
+        )
+        spot_floors[overlay] = spot_floor
+    assert f"spot-model-pods`: ${spot_floors['gke']} a month on GKE, ${spot_floors['eks']} on EKS" in readme
