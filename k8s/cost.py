@@ -18,7 +18,10 @@ A pod-producing kind it does not know (a DaemonSet, a Job) or a container withou
 memory request stops it, naming the object: a cost that leaves something out is not a floor.
 
 With ``--load SERVICE=PER_SECOND`` too, it prices a steady load: each service at the pods its HPA
-settles at for it (within its floor and ceiling), the others at their floor.
+settles at for it (within its floor and ceiling), the others at their floor. Where the overlay turns
+the prediction capture on (``<SVC>_CAPTURE_PERCENT``, the prediction-capture component), it also
+prices the log lines the capture writes, by the bytes the ``--cpu`` file measured per prediction:
+at 100 % they cost more than the pods that answer.
 
 usage: python k8s/cost.py [--overlay gke|eks] [--component NAME ...] [--cpu reports/cpu.json]
                           [--load SERVICE=PER_SECOND ...] [--kind predict|predict+explain|...]
@@ -122,6 +125,8 @@ class Workload:
     cpu_target: float | None = None
     #: Its Pods run only on Spot capacity (SPOT_NODE_LABELS), which is priced apart.
     spot: bool = False
+    #: The share of its predictions its Pods capture to the log (``<SVC>_CAPTURE_PERCENT``).
+    capture_percent: float = 0.0
 
 
 def container_requests(container: Obj, owner: str) -> Requests:
@@ -175,6 +180,20 @@ def runs_on_spot(pod_spec: Obj) -> bool:
     return any(required.get(label) == frozenset([value]) for label, value in SPOT_NODE_LABELS.items())
 
 
+def capture_percent(pod_spec: Obj, config_maps: Mapping[str, Obj]) -> float:
+    """The ``<SVC>_CAPTURE_PERCENT`` a Pod's containers run with: from their ``env``, or the ConfigMaps
+    their ``envFrom`` reads; 0 (the capture off) where none sets it."""
+    found = [0.0]
+    for container in pod_spec["containers"]:
+        settings: dict[str, str] = {}
+        for source in container.get("envFrom", []):
+            name = source.get("configMapRef", {}).get("name")
+            settings.update(config_maps.get(name, {}).get("data", {}))
+        settings.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+        found += [float(value) for key, value in settings.items() if key.endswith("_CAPTURE_PERCENT")]
+    return max(found)
+
+
 def autoscalers(objects: Iterable[Obj]) -> dict[tuple[str, str], Obj]:
     return {
         (o["spec"]["scaleTargetRef"]["kind"], o["spec"]["scaleTargetRef"]["name"]): o
@@ -196,6 +215,7 @@ def cpu_utilisation_target(hpa: Obj) -> float | None:
 def workloads(objects: Sequence[Obj]) -> list[Workload]:
     """Every Pod-producing object of a rendered overlay, with its replicas and requests."""
     scaled = autoscalers(objects)
+    config_maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
     found = []
     for o in objects:
         kind, name = o["kind"], o["metadata"]["name"]
@@ -218,7 +238,19 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
             storage_class = template["spec"].get("storageClassName", "default")
             size = quantity(template["spec"]["resources"]["requests"]["storage"]) / GIB
             claims[storage_class] = claims.get(storage_class, 0.0) + size
-        found.append(Workload(kind, name, pod, floor, ceiling, claims, target, runs_on_spot(pod_spec)))
+        found.append(
+            Workload(
+                kind,
+                name,
+                pod,
+                floor,
+                ceiling,
+                claims,
+                target,
+                runs_on_spot(pod_spec),
+                capture_percent(pod_spec, config_maps),
+            )
+        )
     return found
 
 
@@ -384,13 +416,60 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
             per_pod_second = answers_per_second(workload, figures["cpu_ms_per_prediction"])
             dollars = price / (per_pod_second * 3600) * 1e6
             floor_month = workload.floor * per_pod_second * 3600 * HOURS_PER_MONTH
-            lines.append(
+            line = (
                 f"  {service} {kind}: {figures['cpu_ms_per_prediction']:.2f} ms of CPU each (measured at "
                 f"{figures['cores']:.2f} cores); a pod held at {workload.cpu_target:.2f} cores answers "
                 f"{per_pod_second:,.0f}/s: ${dollars:.4f} per million; the floor's {workload.floor} pods "
                 f"answer {floor_month / 1e6:,.0f} million a month"
             )
+            if workload.capture_percent:
+                logged = captured_gib(1e6, workload, figures, kind) * prices["capture_logs"]["gib"]
+                line += f"; captured ({workload.capture_percent:g} %), ${logged:.4f} per million in log lines"
+            lines.append(line)
     return lines
+
+
+def captured_gib(predictions: float, workload: Workload, figures: Mapping[str, Any], kind: str) -> float:
+    """GiB of log lines ``predictions`` write at the workload's capture percentage."""
+    if "capture_bytes_per_prediction" not in figures:
+        raise CostError(
+            f"{workload.name} captures {workload.capture_percent:g} % of its predictions, and the --cpu file "
+            f"has no capture_bytes_per_prediction for {kind!r}: measure again with make cost"
+        )
+    return predictions * workload.capture_percent / 100 * float(figures["capture_bytes_per_prediction"]) / GIB
+
+
+def capture_logs(
+    found: Sequence[Workload],
+    prices: Mapping[str, Any],
+    cpu: Mapping[str, Any],
+    loads: Mapping[str, float],
+    kind: str,
+) -> tuple[float, list[str]]:
+    """Dollars a month for the log lines ``loads`` write where the capture is on, and the lines
+    saying so; the store's free allowance comes off once."""
+    by_name = {w.name: w for w in found}
+    logs = prices["capture_logs"]
+    gib, lines = 0.0, []
+    for service, per_second in loads.items():
+        workload = by_name[service]
+        if not workload.capture_percent:
+            continue
+        figures = cpu["services"][service][kind]
+        month = captured_gib(per_second * 3600 * HOURS_PER_MONTH, workload, figures, kind)
+        gib += month
+        lines.append(
+            f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s at "
+            f"{figures['capture_bytes_per_prediction']:,} bytes a line: {month:,.0f} GiB a month"
+        )
+    if not lines:
+        return 0.0, []
+    dollars = max(0.0, gib - logs["free_gib_month"]) * logs["gib"]
+    lines.append(
+        f"  the capture's log lines: ${dollars:,.0f} a month ({logs['what']}: ${logs['gib']:.2f} per GiB "
+        f"after {logs['free_gib_month']:g} GiB free)"
+    )
+    return dollars, lines
 
 
 def answers_per_second(workload: Workload, cpu_ms: float) -> float:
@@ -486,8 +565,13 @@ def report(
         sized, notes = under_load(found, cpu, loads, kind)
         given = ", ".join(f"{service} {per_second:g}/s" for service, per_second in loads.items())
         pods = ", ".join(f"{service} {sized[service]} pods" for service in loads)
-        lines.append(bill_line(bill(objects, found, prices, sized), f"at {given} ({kind}): {pods}"))
+        priced = bill(objects, found, prices, sized)
+        lines.append(bill_line(priced, f"at {given} ({kind}): {pods}"))
         lines += notes
+        logged, capture_lines = capture_logs(found, prices, cpu, loads, kind)
+        lines += capture_lines
+        if capture_lines:
+            lines.append(f"  at {given} with the capture's log lines: ${priced.total + logged:,.0f} a month")
     return lines
 
 

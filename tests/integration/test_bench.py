@@ -205,3 +205,25 @@ def test_cpu_per_prediction_refuses_a_load_the_replica_did_not_answer(
             [{"unexpected": 1}],
             seconds=1.0,
         )
+
+
+def test_make_costs_measurement_gives_each_kind_its_cpu_and_the_bytes_a_captured_answer_logs(
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cpu.measure`` on a served champion, at rates low enough to be answered on a busy host (the
+    figure is refused otherwise): each kind's CPU, and the log bytes ``k8s/cost.py`` prices."""
+    kinds = (
+        cpu.Kind("predict", "/predict", 1, 20.0),
+        cpu.Kind("predict+explain", "/predict?explain=true", 1, 10.0),
+        cpu.Kind("explained batches of 8, per row", "/predict/batch?explain=true", 8, 2.0),
+    )
+    monkeypatch.setattr(cpu, "KINDS", kinds)
+    figures = cpu.measure(registry.get_service("bankchurn"), mlflow_server, tmp_path, seconds=1.0, repeats=1)
+    assert list(figures) == [kind.label for kind in kinds]
+    for row in figures.values():
+        assert row["runs"] == 1
+        assert row["cpu_ms_per_prediction"] > 0
+    plain, explained, batched = (figures[kind.label]["capture_bytes_per_prediction"] for kind in kinds)
+    # A captured line holds the inputs and the answer (some 600 bytes), and its explanation (400 more).
+    assert 300 < plain < explained < 3000
+    assert batched == pytest.approx(explained, abs=20)  # the same lines, placed in their batch

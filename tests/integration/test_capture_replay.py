@@ -15,6 +15,8 @@ import pytest
 
 from processes import Server, start_service
 from servekit import registry
+from servekit.bench import logging_cost
+from servekit.loading import load_artifact
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records
 
@@ -73,6 +75,15 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
     captured = capture_lines(log)
     assert len(captured) == len(rows)
     assert {line["capture"]["model"]["version"] for _, line in captured} == {version}
+
+    # make cost prices the capture by the bytes logging_cost measures in process: the served lines'.
+    sizes = [len(text.encode()) + 1 for text in log.read_text().splitlines() if '"servekit.capture"' in text]
+    model = spec.model(load_artifact(name, f"models:/{name}/{version}", mlflow_server.url))
+    for served, measured in (
+        (sizes[:40], logging_cost.capture_line_bytes(model, rows[:40], explain=False, rows=40)),
+        (sizes[40:55], logging_cost.capture_line_bytes(model, rows[40:55], rows=15)),
+    ):
+        assert measured == pytest.approx(sum(served) / len(served), rel=0.005)
 
     reproduced = f"{name} v{version}: {len(rows)} of {len(rows)} captured answers reproduced"
     assert reproduced in mlp("replay", str(log))

@@ -358,6 +358,91 @@ def test_a_spot_pod_without_spot_prices_is_named(overlay: str) -> None:
         cost.bill(objects, found, prices, {"server": 1})
 
 
+def config_map(name: str, **data: str) -> dict[str, Any]:
+    return {"kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def test_the_capture_percentage_is_what_the_pods_environment_sets() -> None:
+    from_config_map = container("s", "500m", "512Mi", envFrom=[{"configMapRef": {"name": "settings-h4sh"}}])
+    overridden = container(
+        "s",
+        "500m",
+        "512Mi",
+        envFrom=[{"configMapRef": {"name": "settings-h4sh"}}],
+        env=[{"name": "BANKCHURN_CAPTURE_PERCENT", "value": "5"}],
+    )
+    objects = [
+        config_map("settings-h4sh", BANKCHURN_CAPTURE_PERCENT="100", BANKCHURN_LOG_LEVEL="INFO"),
+        deployment("read", [from_config_map], replicas=1),
+        deployment("overridden", [overridden], replicas=1),  # env wins over envFrom, as in a Pod
+        deployment("unset", [container("s", "500m", "512Mi")], replicas=1),
+    ]
+    found = {w.name: w.capture_percent for w in cost.workloads(objects)}
+    assert found == {"read": 100.0, "overridden": 5.0, "unset": 0.0}
+
+
+def measured_with_capture(bytes_per_line: int | None) -> dict[str, Any]:
+    figures: dict[str, Any] = {"cpu_ms_per_prediction": 2.0, "cores": 0.3}
+    if bytes_per_line is not None:
+        figures["capture_bytes_per_prediction"] = bytes_per_line
+    return {"services": {"bankchurn": {"predict+explain": figures}}}
+
+
+def capturing(percent: str) -> list[dict[str, Any]]:
+    server = container("s", "500m", "512Mi", envFrom=[{"configMapRef": {"name": "bankchurn"}}])
+    return [
+        config_map("bankchurn", BANKCHURN_CAPTURE_PERCENT=percent),
+        deployment("bankchurn", [server]),
+        hpa("bankchurn", 2, 10),
+        deployment("mlflow", [container("m", "250m", "768Mi")], replicas=1),
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_captures_log_lines_are_priced_by_the_bytes_measured_after_the_free_allowance(
+    overlay: str,
+) -> None:
+    prices = PRICES[overlay]
+    found = cost.workloads(capturing("50"))
+    logs = prices["capture_logs"]
+    dollars, lines = cost.capture_logs(
+        found, prices, measured_with_capture(1024), {"bankchurn": 100.0}, "predict+explain"
+    )
+    # 100 a second, half of them captured, 1 KiB each: 50 KiB a second.
+    gib = 50 * 1024 * 3600 * cost.HOURS_PER_MONTH / GIB
+    assert dollars == pytest.approx((gib - logs["free_gib_month"]) * logs["gib"])
+    assert lines[0] == f"  bankchurn captures 50 % of 100/s at 1,024 bytes a line: {gib:,.0f} GiB a month"
+    # Under the allowance, nothing to pay; with the capture off, nothing to say.
+    small, _ = cost.capture_logs(
+        found, prices, measured_with_capture(1024), {"bankchurn": 0.01}, "predict+explain"
+    )
+    assert small == 0.0
+    off = cost.workloads(capturing("0"))
+    assert cost.capture_logs(
+        off, prices, measured_with_capture(1024), {"bankchurn": 100.0}, "predict+explain"
+    ) == (0.0, [])
+
+
+def test_a_capture_without_measured_bytes_is_refused_naming_what_to_run() -> None:
+    found = cost.workloads(capturing("100"))
+    with pytest.raises(
+        cost.CostError, match=r"bankchurn captures 100 % .* no capture_bytes_per_prediction .* make cost"
+    ):
+        cost.capture_logs(
+            found, PRICES["gke"], measured_with_capture(None), {"bankchurn": 10.0}, "predict+explain"
+        )
+    # Without the capture the old figures still price the pods.
+    assert cost.per_million(cost.workloads(capturing("0")), PRICES["gke"], measured_with_capture(None))
+
+
+def test_a_million_captured_predictions_cost_their_gib_of_log_lines() -> None:
+    (line,) = cost.per_million(
+        cost.workloads(capturing("100"))[:1], PRICES["gke"], measured_with_capture(1074)
+    )
+    per_million = 1e6 * 1074 / GIB * PRICES["gke"]["capture_logs"]["gib"]
+    assert line.endswith(f"; captured (100 %), ${per_million:.4f} per million in log lines")
+
+
 def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_target() -> None:
     objects = [deployment("bankchurn", [container("s", "500m", "512Mi")]), hpa("bankchurn", 2, 10)]
     found = cost.workloads(objects)
@@ -530,6 +615,29 @@ def test_make_cost_prints_each_overlay_and_prices_a_million_predictions(
     assert out.count("per million") == len(OVERLAYS) * len(SERVICES)
     for name in ("Deployment/mlflow", "Deployment/prometheus", "Deployment/grafana"):
         assert name in out
+
+
+def test_make_cost_prices_the_capture_an_overlay_turns_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    measured = {
+        "services": {
+            s: {"predict": {"cpu_ms_per_prediction": 2.0, "cores": 0.3, "capture_bytes_per_prediction": 1000}}
+            for s in SERVICES
+        }
+    }
+    figures = tmp_path / "cpu.json"
+    figures.write_text(json.dumps(measured))
+    arguments = ["--overlay", "gke", "--cpu", str(figures), "--load", "bankchurn=600"]
+    assert cost.main(arguments) == 0
+    assert "capture" not in capsys.readouterr().out  # off in the base
+    assert cost.main([*arguments, "--component", "prediction-capture"]) == 0
+    out = capsys.readouterr().out
+    gib = 600 * 1000 * 3600 * cost.HOURS_PER_MONTH / GIB
+    assert f"bankchurn captures 100 % of 600/s at 1,000 bytes a line: {gib:,.0f} GiB a month" in out
+    assert "the capture's log lines: $" in out
+    assert "at bankchurn 600/s with the capture's log lines: $" in out
+    assert out.count("in log lines") == len(SERVICES)  # and each service's million
 
 
 def test_make_cost_fails_with_the_reason_when_the_manifests_cannot_be_costed(

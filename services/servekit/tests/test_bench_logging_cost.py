@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
 from toy import ToyModel
 
+from servekit import logs
 from servekit.bench import logging_cost
 from servekit.capture import logger as capture_logger
 from servekit.model import ModelArtifact
@@ -69,3 +71,27 @@ def test_a_captured_instance_is_timed_as_the_json_line_the_capture_writes(
     size = logging_cost.capture_line_bytes(model, records)
     assert len(formatted) == 5
     assert size == round(sum(len(f.encode()) + 1 for f in formatted) / 5)
+
+
+def test_unexplained_and_batched_captures_are_sized_as_written(
+    formatted: list[str], toy_trained: tuple[ModelArtifact, Split]
+) -> None:
+    """``make cost`` prices each kind of request by its own lines: a plain answer's are shorter."""
+    artifact, data = toy_trained
+    model = ToyModel(artifact)
+    records = request_rows(data, 6)
+    plain = logging_cost.capture_line_bytes(model, records, explain=False)
+    lines = [json.loads(f) for f in formatted]
+    assert all("explanation" not in line["capture"]["prediction"] for line in lines)
+    # Named by a request id as a served request's lines are (its bytes are billed too), then unset.
+    assert all(re.fullmatch("[0-9a-f]{32}", line["request_id"]) for line in lines)
+    assert logs.request_id.get() == ""
+    assert plain == round(sum(len(f.encode()) + 1 for f in formatted) / 6)
+    formatted.clear()
+    batched = logging_cost.capture_line_bytes(model, records, rows=3)
+    placed = [
+        (line["capture"]["instance"], line["capture"]["instances"]) for line in map(json.loads, formatted)
+    ]
+    assert placed == [(0, 3), (1, 3), (2, 3)] * 2  # two requests of three
+    assert batched == round(sum(len(f.encode()) + 1 for f in formatted) / 6)
+    assert plain < batched  # the explanation is most of a line

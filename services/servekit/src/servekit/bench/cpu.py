@@ -5,7 +5,9 @@ by a real ``mlp serve``; requests are sent open-loop at a steady rate, about wha
 its HorizontalPodAutoscaler's CPU target, and the replica's own ``process_cpu_seconds_total`` gives
 the CPU they took: everything the process did in that time, its event loop, metrics and model
 refresh included, divided by the predictions it answered. ``k8s/cost.py --cpu`` turns the figures
-into dollars per million predictions.
+into dollars per million predictions. Beside each, the bytes one captured prediction writes to the
+log (``<SVC>_CAPTURE_PERCENT``, off here: its CPU is not in the figure), which ``--load`` prices
+where an overlay turns the capture on.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import load, scaling
+from servekit.bench import load, logging_cost, scaling
 from servekit.bench.servers import champions, machine, serving
+from servekit.loading import load_artifact
 from servekit.local import Server
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
@@ -36,6 +39,10 @@ class Kind:
     path: str
     rows: int
     rate: float
+
+    @property
+    def explained(self) -> bool:
+        return "explain=true" in self.path
 
 
 #: Rates at which one replica used 0.12 to 0.39 cores on this machine, by the hour: near the 0.3
@@ -105,13 +112,17 @@ def measure(spec: ServiceSpec, mlflow: Server, work: Path, seconds: float, repea
             for kind in KINDS:
                 runs[kind.label].append(cpu_per_prediction(server.url, spec.name, kind, records, seconds))
     figures = {label: summary(found) for label, found in runs.items()}
+    model = spec.model(load_artifact(spec.name, f"models:/{spec.name}@champion", mlflow.url))
     for kind in KINDS:
         row = figures[kind.label]
+        row["capture_bytes_per_prediction"] = logging_cost.capture_line_bytes(
+            model, records[:128], explain=kind.explained, rows=kind.rows
+        )
         low, high = row["cpu_ms_range"]
         print(
             f"{spec.name} {kind.label}: {row['cpu_ms_per_prediction']:.3f} ms of CPU per prediction, the "
             f"median of {row['runs']} runs ({low:.3f} to {high:.3f}; {kind.rate:g} requests/s, "
-            f"{row['cores']:.2f} cores)"
+            f"{row['cores']:.2f} cores); captured, {row['capture_bytes_per_prediction']:,} bytes of log each"
         )
     return figures
 
