@@ -180,7 +180,7 @@ def runs_on_spot(pod_spec: Obj) -> bool:
     return any(required.get(label) == frozenset([value]) for label, value in SPOT_NODE_LABELS.items())
 
 
-def capture_percent(pod_spec: Obj, config_maps: Mapping[str, Obj]) -> float:
+def capture_percent(pod_spec: Obj, config_maps: Mapping[str, Obj], owner: str) -> float:
     """The ``<SVC>_CAPTURE_PERCENT`` a Pod's containers run with: from their ``env``, or the ConfigMaps
     their ``envFrom`` reads; 0 (the capture off) where none sets it."""
     found = [0.0]
@@ -190,7 +190,12 @@ def capture_percent(pod_spec: Obj, config_maps: Mapping[str, Obj]) -> float:
             name = source.get("configMapRef", {}).get("name")
             settings.update(config_maps.get(name, {}).get("data", {}))
         settings.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
-        found += [float(value) for key, value in settings.items() if key.endswith("_CAPTURE_PERCENT")]
+        for key, value in settings.items():
+            if key.endswith("_CAPTURE_PERCENT"):
+                try:
+                    found.append(float(value))
+                except ValueError:
+                    raise CostError(f"{owner}: {key}={value!r} is not a percentage") from None
     return max(found)
 
 
@@ -248,7 +253,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
                 claims,
                 target,
                 runs_on_spot(pod_spec),
-                capture_percent(pod_spec, config_maps),
+                capture_percent(pod_spec, config_maps, f"{kind}/{name}"),
             )
         )
     return found

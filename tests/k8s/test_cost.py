@@ -379,6 +379,10 @@ def test_the_capture_percentage_is_what_the_pods_environment_sets() -> None:
     ]
     found = {w.name: w.capture_percent for w in cost.workloads(objects)}
     assert found == {"read": 100.0, "overridden": 5.0, "unset": 0.0}
+    with pytest.raises(
+        cost.CostError, match="Deployment/bankchurn: BANKCHURN_CAPTURE_PERCENT='all' is not a percentage"
+    ):
+        cost.workloads(capturing("all"))
 
 
 def measured_with_capture(bytes_per_line: int | None) -> dict[str, Any]:

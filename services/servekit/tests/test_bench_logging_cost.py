@@ -12,7 +12,7 @@ from toy import ToyModel
 from servekit import logs
 from servekit.bench import logging_cost
 from servekit.capture import logger as capture_logger
-from servekit.model import ModelArtifact
+from servekit.model import ModelArtifact, Record
 from servekit.rest.access_log import logger as access_logger
 from servekit.testing import request_rows
 from servekit.training.trainer import Split
@@ -52,12 +52,22 @@ def test_the_size_is_one_line_in_bytes_with_its_newline(formatted: list[str]) ->
     assert size == len(line.encode()) + 1
 
 
-def test_a_captured_instance_is_timed_as_the_json_line_the_capture_writes(
-    formatted: list[str], toy_trained: tuple[ModelArtifact, Split]
-) -> None:
+@pytest.fixture
+def toy_answering(toy_trained: tuple[ModelArtifact, Split]) -> tuple[ToyModel, list[Record]]:
+    """A toy model and six rows to answer."""
     artifact, data = toy_trained
-    model = ToyModel(artifact)
-    records = request_rows(data, 5)
+    return ToyModel(artifact), list(request_rows(data, 6))
+
+
+def bytes_per_line(formatted: list[str]) -> int:
+    """The mean size of the lines written, newline included."""
+    return round(sum(len(f.encode()) + 1 for f in formatted) / len(formatted))
+
+
+def test_a_captured_instance_is_timed_as_the_json_line_the_capture_writes(
+    formatted: list[str], toy_answering: tuple[ToyModel, list[Record]]
+) -> None:
+    model, records = toy_answering
     before = capture_logger.handlers[:], capture_logger.level, capture_logger.propagate
     latency = logging_cost.capture_line(model, records, 0.05)
     assert latency.n > 20
@@ -69,29 +79,27 @@ def test_a_captured_instance_is_timed_as_the_json_line_the_capture_writes(
     assert (capture_logger.handlers[:], capture_logger.level, capture_logger.propagate) == before
     formatted.clear()
     size = logging_cost.capture_line_bytes(model, records)
-    assert len(formatted) == 5
-    assert size == round(sum(len(f.encode()) + 1 for f in formatted) / 5)
+    assert len(formatted) == len(records)
+    assert size == bytes_per_line(formatted)
 
 
 def test_unexplained_and_batched_captures_are_sized_as_written(
-    formatted: list[str], toy_trained: tuple[ModelArtifact, Split]
+    formatted: list[str], toy_answering: tuple[ToyModel, list[Record]]
 ) -> None:
     """``make cost`` prices each kind of request by its own lines: a plain answer's are shorter."""
-    artifact, data = toy_trained
-    model = ToyModel(artifact)
-    records = request_rows(data, 6)
+    model, records = toy_answering
     plain = logging_cost.capture_line_bytes(model, records, explain=False)
     lines = [json.loads(f) for f in formatted]
     assert all("explanation" not in line["capture"]["prediction"] for line in lines)
     # Named by a request id as a served request's lines are (its bytes are billed too), then unset.
     assert all(re.fullmatch("[0-9a-f]{32}", line["request_id"]) for line in lines)
     assert logs.request_id.get() == ""
-    assert plain == round(sum(len(f.encode()) + 1 for f in formatted) / 6)
+    assert plain == bytes_per_line(formatted)
     formatted.clear()
     batched = logging_cost.capture_line_bytes(model, records, rows=3)
     placed = [
         (line["capture"]["instance"], line["capture"]["instances"]) for line in map(json.loads, formatted)
     ]
     assert placed == [(0, 3), (1, 3), (2, 3)] * 2  # two requests of three
-    assert batched == round(sum(len(f.encode()) + 1 for f in formatted) / 6)
+    assert batched == bytes_per_line(formatted)
     assert plain < batched  # the explanation is most of a line
