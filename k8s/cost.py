@@ -390,12 +390,14 @@ def bill(
     # Spot and on-demand instances are separate node groups: a Pod of one never fills the other's room.
     node_hours, nodes = 0.0, {}
     for spot in (False, True):
-        pods = [(f"{w.kind}/{w.name}", w) for w in found if w.spot == spot for _ in range(replicas[w.name])]
+        pods = [
+            (f"{w.kind}/{w.name}", w.pod) for w in found if w.spot == spot for _ in range(replicas[w.name])
+        ]
         if not pods:
             nodes[spot] = 0
             continue
         group = capacity_prices(prices, spot, pods[0][0])
-        nodes[spot] = nodes_needed([(name, w.pod) for name, w in pods], node_room(group))
+        nodes[spot] = nodes_needed(pods, node_room(group))
         node_hours += nodes[spot] * group["node_hour"]
     return Bill(node_hours * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes[False], nodes[True])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -132,11 +131,6 @@ def test_spot_model_pods_in_an_overlay_without_the_spot_label_names_the_value_it
     text = kustomization.read_text().replace("../../base", os.path.relpath(ROOT / "k8s" / "base", overlay))
     component = os.path.relpath(ROOT / "k8s" / "components" / "spot-model-pods", overlay)
     kustomization.write_text(f"{text}components:\n  - {component}\n")
-    result = subprocess.run(
-        [str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(overlay)])
     assert result.returncode != 0
     assert "data.spotNodeLabel` is missing" in result.stderr
