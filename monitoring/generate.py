@@ -31,7 +31,9 @@ from servekit.metrics.names import (
     CANARY,
     CANARY_FAILURE_RATIO,
     CANARY_LATENCY_FACTOR,
+    CAPTURE_LOGGER,
     LATENCY_BUCKETS,
+    METERED_LOGGERS,
     OPEN_INFERENCE_INFER,
     PREDICTION_ENDPOINTS,
     PROBE_ENDPOINTS,
@@ -184,6 +186,14 @@ CONCURRENCY = "service_pod:prediction_concurrency:rate1m"
 #: model's and a canary's): what `make cost` measures before a deployment and prices (README, Cost),
 #: measured in production. Anything else the process does (a shadow, probes, scrapes) is in it.
 CPU_PER_PREDICTION = "service:process_cpu_seconds_per_prediction:ratio_rate5m"
+#: Bytes per second the service's pods write to their logs, by logger (METERED_LOGGERS): what the
+#: log store bills for ingestion, measured in production.
+LOG_BYTES_RATE = "service_logger:log_bytes:rate5m"
+#: Those bytes over the predictions answered: the capture's is what `make cost` measures before a
+#: deployment and prices per million (README, Cost); the access log's and the rest are the overhead.
+LOG_BYTES_PER_PREDICTION = "service_logger:log_bytes_per_prediction:ratio_rate5m"
+#: Seconds in the average month (365.25 days / 12): a rate per second times this is a month's worth.
+SECONDS_PER_MONTH = 2_629_800
 SHADOW_AGREEMENT = "service:shadow_predictions:agree_ratio_rate5m"
 VARIANT_REQUESTS_RATE = "service_variant:variant_requests:rate5m"
 VARIANT_FAILURE_RATIO = "service_variant:variant_requests:failure_ratio_rate5m"
@@ -364,6 +374,9 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
             f"/\n({answered}\n> 0)",
         )
     )
+    log_bytes = f"sum by (logger) (rate({n.log_bytes_total}[5m]))"
+    rules.append((LOG_BYTES_RATE, log_bytes))
+    rules.append((LOG_BYTES_PER_PREDICTION, f"{log_bytes}\n/ on () group_left ()\n({answered}\n> 0)"))
     rules.append(
         (CONCURRENCY, f"sum by (namespace, pod, instance) (rate({n.prediction_latency_seconds}_sum[1m]))")
     )
@@ -1251,6 +1264,52 @@ def cpu_per_prediction_cases(service: str) -> list[dict[str, Any]]:
     ]
 
 
+def log_bytes_cases(service: str) -> list[dict[str, Any]]:
+    """LOG_BYTES_RATE and LOG_BYTES_PER_PREDICTION: every pod's lines, by logger, over every answer."""
+    n = MetricNames(service)
+    a, b = ({"instance": f"10.0.0.{i}:8080", "job": "model-servers"} for i in (1, 2))
+
+    def written(pod: dict[str, str], logger: str) -> str:
+        return series_str(n.log_bytes_total, {**pod, "logger": logger})
+
+    # Per minute: the capture's 1,200 + 2,400 bytes over 60 + 120 answers (20 bytes each), the access
+    # log's 180 on one pod (1 byte each), and nothing else written.
+    series = {
+        written(a, CAPTURE_LOGGER): "0+1200x10",
+        written(b, CAPTURE_LOGGER): "0+2400x10",
+        written(a, "servekit.access"): "0+180x10",
+        written(b, "other"): "0x10",
+        series_str(n.predictions_total, {**a, "outcome": "x"}): "0+60x10",
+        series_str(n.predictions_total, {**b, "outcome": "y"}): "0+120x10",
+    }
+    idle = {
+        name: ("0x10" if name.startswith(n.predictions_total) else values) for name, values in series.items()
+    }
+
+    def case(record: str, name: str, given: dict[str, str], values: Mapping[str, float]) -> dict[str, Any]:
+        samples = [
+            {"labels": series_str(record, {"logger": logger, "service": service}), "value": value}
+            for logger, value in values.items()
+        ]
+        return {
+            "name": f"{record}: {name}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in given.items()],
+            "promql_expr_test": [{"expr": sel(record, service), "eval_time": "10m", "exp_samples": samples}],
+        }
+
+    # (Binary fractions: promtool compares the samples exactly.)
+    per_second = {CAPTURE_LOGGER: 60.0, "servekit.access": 3.0, "other": 0.0}
+    per_prediction = {CAPTURE_LOGGER: 20.0, "servekit.access": 1.0, "other": 0.0}
+    assert set(per_second) == set(METERED_LOGGERS)
+    return [
+        case(LOG_BYTES_RATE, "both pods, by logger", series, per_second),
+        case(LOG_BYTES_PER_PREDICTION, "both pods' bytes over both pods' answers", series, per_prediction),
+        # Lines written while nothing is answered: no data, not infinity.
+        case(LOG_BYTES_PER_PREDICTION, "no prediction", idle, {}),
+    ]
+
+
 def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
     """CanaryFailing and CanarySlow: a canary worse than the stable model, and two that are not."""
     n, o = MetricNames(service), objectives(service)
@@ -1429,6 +1488,7 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
     return [
         concurrency_case,
         *cpu_per_prediction_cases(service),
+        *log_bytes_cases(service),
         case("3 of 4 instances agree", {compared("a", "a"): "0+3x10", compared("a", "b"): "0+1x10"}, 0.75),
         # No agree="true" series at all: 0 %, not "no data".
         case("none agrees", {compared("a", "b"): "0+2x10"}, 0.0),
@@ -1764,6 +1824,19 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "prediction; it also falls as the load rises.",
             "s",
             [(CPU_PER_PREDICTION, "{{service}}")],
+        ),
+        8,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Log volume, GiB a month at this rate (5 m)",
+            "Per service, the bytes its pods write to their logs, as a month at the last 5 minutes' rate: "
+            "what the log store bills for ingestion after its free allowance (README, Cost). The "
+            "prediction capture is most of it where it is on.",
+            "none",
+            [(f"sum by (service) ({LOG_BYTES_RATE}) * {SECONDS_PER_MONTH} / 2^30", "{{service}}")],
         ),
         8,
         4,
@@ -2378,6 +2451,33 @@ def service_dashboard(service: str) -> dict[str, Any]:
                     "{{instance}} failed",
                 ),
             ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Log volume by logger (bytes per second, 5 m)",
+            "Bytes the pods write to their logs, newlines included: what Cloud Logging and CloudWatch Logs "
+            f"bill for ingestion. servekit.capture grows with {service.upper()}_CAPTURE_PERCENT and with "
+            f"explanations, servekit.access with {service.upper()}_ACCESS_LOG; other is start-up, model "
+            "loads, warnings and errors.",
+            "Bps",
+            [(f"sum by (logger) (rate({n.log_bytes_total}{{{inst}}}[5m]))", "{{logger}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Log bytes per prediction by logger (5 m)",
+            "Every pod's log bytes over the predictions answered. The capture's is what make cost measures "
+            "before a deployment and prices per million (README, Cost): 1.6 to 2.9 times larger when "
+            "the requests ask for explanations.",
+            "decbytes",
+            [(sel(LOG_BYTES_PER_PREDICTION, service), "{{logger}}")],
         ),
         12,
         6,

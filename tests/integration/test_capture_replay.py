@@ -28,6 +28,11 @@ def capture_lines(log: Path) -> list[tuple[int, dict[str, Any]]]:
     return [(i, line) for i, line in enumerate(lines) if line.get("logger") == "servekit.capture"]
 
 
+def metric_value(exposition: str, series: str) -> float:
+    [value] = [line.rsplit(" ", 1)[1] for line in exposition.splitlines() if line.startswith(series + " ")]
+    return float(value)
+
+
 def with_changed_line(log: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> int:
     """``log`` copied to ``out`` with the first capture line changed; that line's number."""
     texts = log.read_text().splitlines()
@@ -69,6 +74,7 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
             assert response.status_code == 200, response.text
         count = httpx.get(f"{server.url}/metrics").text
         assert f"{name}_captured_instances_total {float(len(rows))}" in count
+        counted_bytes = metric_value(count, f'{name}_log_bytes_total{{logger="servekit.capture"}}')
     finally:
         server.stop()
     log = tmp_path / f"{name}-capture.log"
@@ -78,6 +84,8 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
 
     # make cost prices the capture by the bytes logging_cost measures in process: the served lines'.
     sizes = [len(text.encode()) + 1 for text in log.read_text().splitlines() if '"servekit.capture"' in text]
+    # ...and the pods count what they write: the dashboards' log volume is the log file's.
+    assert counted_bytes == sum(sizes)
     model = spec.model(load_artifact(name, f"models:/{name}/{version}", mlflow_server.url))
     for served, measured in (
         (sizes[:40], logging_cost.capture_line_bytes(model, rows[:40], explain=False, rows=40)),

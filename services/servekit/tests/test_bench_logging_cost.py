@@ -44,6 +44,9 @@ def test_it_times_formatted_lines_and_restores_the_logger(formatted: list[str]) 
     )
     assert 0 < latency.p50_ms <= latency.p99_ms
     assert (access_logger.handlers[:], access_logger.level, access_logger.propagate) == before
+    # Timed and sized as a served request's line: named by a request id, which is unset afterwards.
+    assert re.fullmatch("[0-9a-f]{32}", json.loads(formatted[0])["request_id"])
+    assert logs.request_id.get() == ""
 
 
 def test_the_size_is_one_line_in_bytes_with_its_newline(formatted: list[str]) -> None:
@@ -76,6 +79,7 @@ def test_a_captured_instance_is_timed_as_the_json_line_the_capture_writes(
     assert line["logger"] == "servekit.capture"
     assert line["capture"]["input"] == records[0]
     assert "explanation" in line["capture"]["prediction"]
+    assert re.fullmatch("[0-9a-f]{32}", line["request_id"])
     assert (capture_logger.handlers[:], capture_logger.level, capture_logger.propagate) == before
     formatted.clear()
     size = logging_cost.capture_line_bytes(model, records)

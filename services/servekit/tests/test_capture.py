@@ -16,6 +16,7 @@ from toy import TOY, ToyModel
 from servekit import logs
 from servekit.capture import MESSAGE, PredictionCapture
 from servekit.metrics import MetricNames
+from servekit.metrics.names import ACCESS_LOGGER, CAPTURE_LOGGER, METERED_LOGGERS, OTHER_LOGGERS
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -131,6 +132,42 @@ def test_nothing_is_captured_by_default(
         assert metric_sample(client, NAMES.captured_instances_total) == 0
         assert client.get("/model").json()["capture"] is None
     assert captured(json_log) == []
+
+
+def test_the_service_counts_the_bytes_its_capture_and_access_lines_write(
+    toy_trained: tuple[ModelArtifact, Split], restore_root_logger: None
+) -> None:
+    artifact, data = toy_trained
+    stream = io.StringIO()
+    handler = logs.configure_logging("INFO", "json", "toy", stream)
+    with app_client(artifact, capture_percent=100, log_format="json", access_log="all") as client:
+        handler.meter = client.app.state.metrics.count_log_line  # type: ignore[attr-defined]
+        before = {
+            logger: metric_sample(client, NAMES.log_bytes_total, logger=logger) for logger in METERED_LOGGERS
+        }
+        start = len(stream.getvalue())
+        wait_ready(client)
+        assert (
+            client.post(
+                "/predict/batch", params={"explain": "true"}, json={"instances": request_rows(data, 4)}
+            ).status_code
+            == 200
+        )
+        assert client.post("/predict", json={"x": "not a number"}).status_code == 422
+        logging.getLogger("servekit.runtime").warning("a line of neither")
+        counted = {
+            logger: metric_sample(client, NAMES.log_bytes_total, logger=logger) - before[logger]
+            for logger in METERED_LOGGERS
+        }
+
+    written: dict[str, int] = dict.fromkeys(METERED_LOGGERS, 0)
+    for line in stream.getvalue()[start:].splitlines():
+        logger = json.loads(line)["logger"]
+        written[logger if logger in written else OTHER_LOGGERS] += len(line.encode()) + 1
+    assert counted == written
+    assert written[CAPTURE_LOGGER] > 4 * 200  # four explained instances, a line each
+    assert written[ACCESS_LOGGER] > 0
+    assert written[OTHER_LOGGERS] > 0
 
 
 def test_capture_lines_are_written_whatever_the_log_level(

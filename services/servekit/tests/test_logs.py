@@ -294,3 +294,26 @@ def test_a_traced_request_links_its_lines_to_its_trace_and_the_next_request_does
         assert line[logs.CLOUD_SAMPLED_FIELD] is True
     for line in second:
         assert not {"trace_id", "span_id", logs.CLOUD_TRACE_FIELD} & line.keys()
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_the_handler_meters_the_bytes_of_every_line_it_writes(log_format: logs.LogFormat) -> None:
+    stream = io.StringIO()
+    handler = logs.configure_logging("INFO", log_format, "toy", stream)
+    logging.getLogger("servekit.runtime").info("before the meter is attached")
+    unmetered = len(stream.getvalue().encode())
+    metered: list[tuple[str, int]] = []
+    handler.meter = lambda logger, size: metered.append((logger, size))
+
+    logging.getLogger("servekit.capture").info("prediction captured: %s", '{"input": {"Geography": "Köln"}}')
+    logging.getLogger("servekit.access").warning("POST /predict 422")
+    logging.getLogger("uvicorn.error").info("two\nlines, one record")
+    logging.getLogger("servekit.runtime").debug("below the level: not written, not metered")
+
+    assert [logger for logger, _ in metered] == ["servekit.capture", "servekit.access", "uvicorn.error"]
+    written = stream.getvalue().encode()[unmetered:]
+    # UTF-8 bytes, newline included: what the pod's log file, and the log store's bill, count.
+    assert sum(size for _, size in metered) == len(written)
+    assert metered[0][1] == len(written.split(b"\n", 1)[0]) + 1
+    assert "ö".encode() in written.split(b"\n", 1)[0]

@@ -39,9 +39,10 @@ import orjson
 
 from servekit.inference import encode_json
 from servekit.logs import LogFormat, rfc3339
+from servekit.metrics.names import CAPTURE_LOGGER
 from servekit.model import Record, ServedModel
 
-logger = logging.getLogger("servekit.capture")
+logger = logging.getLogger(CAPTURE_LOGGER)
 # Written at INFO whatever the root logger's level: an operator quieting the log for cost must
 # not silently end the capture they asked for.
 logger.setLevel(logging.INFO)

@@ -271,13 +271,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
-    configure_logging(
+    handler = configure_logging(
         settings.log_level,
         settings.log_format,
         spec.name,
         google_cloud_project=settings.google_cloud_project,
     )
     app = create_app(spec, settings, grpc_host=args.host)
+    handler.meter = app.state.metrics.count_log_line
     # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
     # its fields, leaves out probes and caps its rate.
     uvicorn.run(

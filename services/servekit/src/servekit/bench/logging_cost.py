@@ -16,7 +16,8 @@ from servekit.bench.stats import Latency
 from servekit.capture import PredictionCapture
 from servekit.capture import logger as capture_logger
 from servekit.inference import run_model
-from servekit.logs import JsonFormatter, RequestIdFilter, request_id
+from servekit.logs import JsonFormatter, MeteredStreamHandler, RequestIdFilter, request_id
+from servekit.metrics import ServiceMetrics
 from servekit.metrics.names import STABLE
 from servekit.model import Record, ServedModel
 from servekit.rest.access_log import AccessLog
@@ -37,10 +38,16 @@ SCOPE = {
 
 @contextmanager
 def _json_lines_to(logger: logging.Logger, sink: IO[str], service: str = "bench") -> Iterator[None]:
-    """``logger``'s INFO lines, as JSON naming ``service``, go to ``sink`` only, for the duration."""
-    handler = logging.StreamHandler(sink)
+    """``logger``'s INFO lines, as JSON naming ``service``, go to ``sink`` only, for the duration.
+
+    As a served request's lines: they carry a request id (32 hex digits, 48 bytes of the line) and
+    are metered into ``<svc>_log_bytes_total``, so the time and the size are a served line's.
+    """
+    handler = MeteredStreamHandler(sink)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter(service))
+    handler.meter = ServiceMetrics(service).count_log_line
+    named = request_id.set(uuid.uuid4().hex)
     handlers, level, propagate = logger.handlers[:], logger.level, logger.propagate
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
@@ -51,6 +58,7 @@ def _json_lines_to(logger: logging.Logger, sink: IO[str], service: str = "bench"
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+        request_id.reset(named)
 
 
 @contextmanager
@@ -105,13 +113,8 @@ def capture_line_bytes(
     sink = io.StringIO()
     capture = PredictionCapture(100, log_format="json", on_captured=lambda _: None)
     answered = _explained(model, records, explain)
-    # A served request's lines name it by the id the middleware gives it (32 hex digits): 48 bytes.
-    named = request_id.set(uuid.uuid4().hex)
-    try:
-        with _json_lines_to(capture_logger, sink, model.artifact.name):
-            for start in range(0, len(answered), rows):
-                batch = answered[start : start + rows]
-                capture(model, STABLE, ALONE, [r for r, _ in batch], [p for _, p in batch])
-    finally:
-        request_id.reset(named)
+    with _json_lines_to(capture_logger, sink, model.artifact.name):
+        for start in range(0, len(answered), rows):
+            batch = answered[start : start + rows]
+            capture(model, STABLE, ALONE, [r for r, _ in batch], [p for _, p in batch])
     return round(len(sink.getvalue().encode()) / len(answered))

@@ -23,7 +23,13 @@ from prometheus_client.registry import Collector
 
 from servekit import admission, logs
 from servekit.metrics import loop_lag
-from servekit.metrics.names import LATENCY_BUCKETS, PREDICTION_ENDPOINTS, MetricNames
+from servekit.metrics.names import (
+    LATENCY_BUCKETS,
+    METERED_LOGGERS,
+    OTHER_LOGGERS,
+    PREDICTION_ENDPOINTS,
+    MetricNames,
+)
 
 if TYPE_CHECKING:
     from servekit.model import ServedModel
@@ -219,6 +225,17 @@ class ServiceMetrics:
             "the record; the service log says why, once).",
             registry=self.registry,
         )
+        self.log_bytes = Counter(
+            n.log_bytes_total,
+            "Bytes of the log lines this process wrote (newlines included), by logger: the capture's "
+            "(servekit.capture), the access log's (servekit.access) and every other; what the log "
+            "store bills by.",
+            ["logger"],
+            registry=self.registry,
+        )
+        # Children looked up once: a line is written on the request path, and every logger
+        # outside the two metered ones shares the one child.
+        self._log_bytes = {logger: self.log_bytes.labels(logger) for logger in METERED_LOGGERS}
         self.model_load_seconds = Gauge(
             n.model_load_seconds,
             "Seconds the served model's load took, by phase: fetch (resolve the URI, download and "
@@ -322,6 +339,11 @@ class ServiceMetrics:
         client = logs.client.get()
         if client:
             self.client_requests.labels(client, logs.key_id.get(), endpoint, str(status)).inc()
+
+    def count_log_line(self, logger: str, size: int) -> None:
+        """A :data:`servekit.logs.LineMeter`: ``size`` bytes written by ``logger``."""
+        children = self._log_bytes
+        (children[logger] if logger in children else children[OTHER_LOGGERS]).inc(size)
 
     def model_served(self, model: ServedModel, load_seconds: Mapping[str, float]) -> None:
         """The runtime serves ``model`` from now on (``servekit.runtime.RuntimeMetrics``)."""

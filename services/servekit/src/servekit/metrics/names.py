@@ -25,6 +25,7 @@ TRAINING_ATTRIBUTION_MEAN = "training_attribution_mean"
 ACCESS_LOG_LINES_LEFT_OUT_TOTAL = "access_log_lines_left_out_total"
 CAPTURED_INSTANCES_TOTAL = "captured_instances_total"
 CAPTURE_FAILURES_TOTAL = "capture_failures_total"
+LOG_BYTES_TOTAL = "log_bytes_total"
 PREDICTION_REQUESTS_IN_FLIGHT = "prediction_requests_in_flight"
 PREDICTION_REQUESTS_SHED_TOTAL = "prediction_requests_shed_total"
 PREDICTION_INSTANCES_IN_FLIGHT = "prediction_instances_in_flight"
@@ -45,6 +46,12 @@ VARIANT_EXPLANATIONS_TOTAL = "variant_explanations_total"
 VARIANT_ATTRIBUTION_ABS_SUM_TOTAL = "variant_attribution_abs_sum_total"
 CLIENT_REQUESTS_TOTAL = "client_requests_total"
 API_KEY_EXPIRY_TIMESTAMP_SECONDS = "api_key_expiry_timestamp_seconds"
+
+#: Loggers whose bytes ``<svc>_log_bytes_total{logger}`` counts apart: the prediction capture's
+#: and the access log's lines are what an operator turns up and down (<SVC>_CAPTURE_PERCENT,
+#: <SVC>_ACCESS_LOG); every other logger (start-up, model loads, errors, uvicorn) is ``other``.
+CAPTURE_LOGGER, ACCESS_LOGGER, OTHER_LOGGERS = "servekit.capture", "servekit.access", "other"
+METERED_LOGGERS = (CAPTURE_LOGGER, ACCESS_LOGGER, OTHER_LOGGERS)
 
 #: Why instances were not scored by the shadow model (``<svc>_shadow_skipped_total{reason}``).
 #: ``canary``: the instances were answered by the canary, and the shadow compares a challenger
@@ -195,6 +202,10 @@ class MetricNames:
     @property
     def capture_failures_total(self) -> str:
         return self._name(CAPTURE_FAILURES_TOTAL)
+
+    @property
+    def log_bytes_total(self) -> str:
+        return self._name(LOG_BYTES_TOTAL)
 
     @property
     def model_load_seconds(self) -> str:

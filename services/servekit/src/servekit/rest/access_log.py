@@ -34,7 +34,7 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from servekit.errors import ServekitError
-from servekit.metrics.names import PROBE_ENDPOINTS
+from servekit.metrics.names import ACCESS_LOGGER, PROBE_ENDPOINTS
 from servekit.settings import AccessLogMode
 
 #: Where the error handlers leave the ServekitError a response was made from.
@@ -45,7 +45,7 @@ MAX_FIELDS = 5
 MAX_URL_LENGTH = 512
 MAX_USER_AGENT_LENGTH = 256
 
-logger = logging.getLogger("servekit.access")
+logger = logging.getLogger(ACCESS_LOGGER)
 
 
 def error_of(scope: Scope) -> ServekitError | None:
