@@ -16,7 +16,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test test-durations check lint typecheck unit bench cost soak k8s-check prometheus monitor loadtest delivery-check
+.PHONY: help uv sync up down test test-durations check lint typecheck unit bench cost cost-observed soak k8s-check prometheus monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
@@ -26,6 +26,7 @@ help:
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
 	@echo "make cost    what each overlay costs a month, and a million predictions (CPU measured here)"
+	@echo "make cost-observed PROMETHEUS=URL  the same, at the rates and CPU production's Prometheus saw (OBSERVED_ARGS)"
 	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
 	@echo "make monitor local Prometheus with the alert/recording rules, scraping the make-up services"
@@ -81,6 +82,14 @@ bench: sync
 cost: sync
 	$(BIN)/python -m servekit.bench.cpu --output reports/cpu.json
 	$(BIN)/python k8s/cost.py --cpu reports/cpu.json $(COST_ARGS)
+
+# The same bill from production: each service's rate, CPU and log bytes per prediction over the last
+# day, read from the Prometheus that scrapes it (kubectl port-forward svc/prometheus 9090, say).
+# OBSERVED_ARGS go to servekit.bench.observed (--window 7d, --match 'namespace="ml-platform"').
+cost-observed: sync
+	@test -n "$(PROMETHEUS)" || { echo "make cost-observed PROMETHEUS=http://127.0.0.1:9090"; exit 2; }
+	$(BIN)/python -m servekit.bench.observed --prometheus $(PROMETHEUS) --output reports/observed.json $(OBSERVED_ARGS)
+	$(BIN)/python k8s/cost.py --cpu reports/observed.json --load-observed $(COST_ARGS)
 
 SOAK_SECONDS ?= 600
 soak: sync

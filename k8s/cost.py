@@ -23,8 +23,13 @@ the prediction capture on (``<SVC>_CAPTURE_PERCENT``, the prediction-capture com
 prices the log lines the capture writes, by the bytes the ``--cpu`` file measured per prediction:
 at 100 % they cost more than the pods that answer.
 
+With a ``--cpu`` file of figures observed in production (``python -m servekit.bench.observed``
+reads them from Prometheus), ``--load-observed`` prices each service at the rate it served, its CPU
+per prediction the one its traffic mix took, and adds the access and service log lines it wrote.
+
 usage: python k8s/cost.py [--overlay gke|eks] [--component NAME ...] [--cpu reports/cpu.json]
-                          [--load SERVICE=PER_SECOND ...] [--kind predict|predict+explain|...]
+                          [--load SERVICE=PER_SECOND ... | --load-observed]
+                          [--kind predict|predict+explain|...]
 """
 
 from __future__ import annotations
@@ -69,6 +74,10 @@ SPOT_NODE_LABELS = {
     "eks.amazonaws.com/capacityType": "SPOT",
     "karpenter.sh/capacity-type": "spot",
 }
+#: The --cpu kind of figures read from production's Prometheus (python -m servekit.bench.observed),
+#: and what only those figures carry: the access and service log bytes of a prediction.
+OBSERVED = "observed"
+OPERATIONAL_BYTES = "operational_log_bytes_per_prediction"
 QUANTITY = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$")
 
 Obj = dict[str, Any]
@@ -411,6 +420,7 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
     """Lines pricing a million predictions of each measured service at its HPA's CPU target."""
     lines = []
     by_name = {w.name: w for w in found}
+    per_gib = prices["log_ingestion"]["gib"]
     for service, kinds in sorted(cpu["services"].items()):
         workload = by_name.get(service)
         if workload is None:
@@ -430,8 +440,11 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
                 f"answer {floor_month / 1e6:,.0f} million a month"
             )
             if workload.capture_percent:
-                logged = captured_gib(1e6, workload, figures, kind) * prices["capture_logs"]["gib"]
+                logged = captured_gib(1e6, workload, figures, kind) * per_gib
                 line += f"; captured ({workload.capture_percent:g} %), ${logged:.4f} per million in log lines"
+            if OPERATIONAL_BYTES in figures:
+                logged = operational_gib(1e6, figures) * per_gib
+                line += f"; ${logged:.4f} per million in access and service log lines (observed)"
             lines.append(line)
     return lines
 
@@ -439,41 +452,60 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
 def captured_gib(predictions: float, workload: Workload, figures: Mapping[str, Any], kind: str) -> float:
     """GiB of log lines ``predictions`` write at the workload's capture percentage."""
     if "capture_bytes_per_prediction" not in figures:
+        measure = (
+            "python -m servekit.bench.observed read none (the capture was off in the window): price the "
+            "capture with make cost's measured figures"
+            if kind == OBSERVED
+            else "measure again with make cost"
+        )
         raise CostError(
             f"{workload.name} captures {workload.capture_percent:g} % of its predictions, and the --cpu file "
-            f"has no capture_bytes_per_prediction for {kind!r}: measure again with make cost"
+            f"has no capture_bytes_per_prediction for {kind!r}: {measure}"
         )
     return predictions * workload.capture_percent / 100 * float(figures["capture_bytes_per_prediction"]) / GIB
 
 
-def capture_logs(
+def operational_gib(predictions: float, figures: Mapping[str, Any]) -> float:
+    """GiB of access and service log lines ``predictions`` write, as observed in production."""
+    return predictions * float(figures[OPERATIONAL_BYTES]) / GIB
+
+
+def log_lines(
     found: Sequence[Workload],
     prices: Mapping[str, Any],
     cpu: Mapping[str, Any],
     loads: Mapping[str, float],
     kind: str,
 ) -> tuple[float, list[str]]:
-    """Dollars a month for the log lines ``loads`` write where the capture is on, and the lines
-    saying so; the store's free allowance comes off once."""
+    """Dollars a month for the log lines ``loads`` write, and the lines saying so: the capture's where
+    the overlay turns it on, the access and service lines where the figures were observed (a
+    measurement here cannot know them). The store's free allowance comes off once."""
     by_name = {w.name: w for w in found}
-    logs = prices["capture_logs"]
+    logs = prices["log_ingestion"]
     gib, lines = 0.0, []
     for service, per_second in loads.items():
         workload = by_name[service]
-        if not workload.capture_percent:
-            continue
         figures = cpu["services"][service][kind]
-        month = captured_gib(per_second * 3600 * HOURS_PER_MONTH, workload, figures, kind)
-        gib += month
-        lines.append(
-            f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s at "
-            f"{figures['capture_bytes_per_prediction']:,} bytes a line: {month:,.0f} GiB a month"
-        )
+        predictions = per_second * 3600 * HOURS_PER_MONTH
+        if workload.capture_percent:
+            month = captured_gib(predictions, workload, figures, kind)
+            gib += month
+            lines.append(
+                f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s at "
+                f"{figures['capture_bytes_per_prediction']:,} bytes a line: {month:,.0f} GiB a month"
+            )
+        if OPERATIONAL_BYTES in figures:
+            month = operational_gib(predictions, figures)
+            gib += month
+            lines.append(
+                f"  {service} writes {figures[OPERATIONAL_BYTES]:,g} bytes of access and service log lines a "
+                f"prediction (observed): {month:,.0f} GiB a month"
+            )
     if not lines:
         return 0.0, []
     dollars = max(0.0, gib - logs["free_gib_month"]) * logs["gib"]
     lines.append(
-        f"  the capture's log lines: ${dollars:,.0f} a month ({logs['what']}: ${logs['gib']:.2f} per GiB "
+        f"  the log lines: ${dollars:,.0f} a month ({logs['what']}: ${logs['gib']:.2f} per GiB "
         f"after {logs['free_gib_month']:g} GiB free)"
     )
     return dollars, lines
@@ -575,10 +607,10 @@ def report(
         priced = bill(objects, found, prices, sized)
         lines.append(bill_line(priced, f"at {given} ({kind}): {pods}"))
         lines += notes
-        logged, capture_lines = capture_logs(found, prices, cpu, loads, kind)
-        lines += capture_lines
-        if capture_lines:
-            lines.append(f"  at {given} with the capture's log lines: ${priced.total + logged:,.0f} a month")
+        logged, logged_lines = log_lines(found, prices, cpu, loads, kind)
+        lines += logged_lines
+        if logged_lines:
+            lines.append(f"  at {given} with the log lines: ${priced.total + logged:,.0f} a month")
     return lines
 
 
@@ -615,6 +647,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a steady load to price (with --cpu): predictions a second of --kind",
     )
     parser.add_argument("--kind", default="predict", help="the kind of prediction --load sends")
+    parser.add_argument(
+        "--load-observed",
+        action="store_true",
+        help=f"each service of an observed --cpu file at the rate it served (--kind {OBSERVED})",
+    )
     parser.add_argument("--prices", type=Path, default=PRICES)
     args = parser.parse_args(argv)
     loads = {}
@@ -626,6 +663,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--load {given}: SERVICE=PER_SECOND, e.g. bankchurn=300")
     prices = yaml.safe_load(args.prices.read_text())
     cpu = json.loads(args.cpu.read_text()) if args.cpu else None
+    if args.load_observed:
+        if args.load:
+            parser.error("--load-observed prices the observed rates: leave --load out")
+        observed = {
+            service: kinds[OBSERVED]["predictions_per_second"]
+            for service, kinds in (cpu or {}).get("services", {}).items()
+            if OBSERVED in kinds
+        }
+        if not observed:
+            parser.error(
+                "--load-observed needs a --cpu file of observed figures: python -m servekit.bench.observed "
+                "--prometheus URL writes reports/observed.json"
+            )
+        loads, args.kind = observed, OBSERVED
     try:
         for overlay in args.overlay or OVERLAYS:
             suffix = f" + {', '.join(args.component)}" if args.component else ""

@@ -408,8 +408,8 @@ def test_the_captures_log_lines_are_priced_by_the_bytes_measured_after_the_free_
 ) -> None:
     prices = PRICES[overlay]
     found = cost.workloads(capturing("50"))
-    logs = prices["capture_logs"]
-    dollars, lines = cost.capture_logs(
+    logs = prices["log_ingestion"]
+    dollars, lines = cost.log_lines(
         found, prices, measured_with_capture(1024), {"bankchurn": 100.0}, "predict+explain"
     )
     # 100 a second, half of them captured, 1 KiB each: 50 KiB a second.
@@ -417,12 +417,12 @@ def test_the_captures_log_lines_are_priced_by_the_bytes_measured_after_the_free_
     assert dollars == pytest.approx((gib - logs["free_gib_month"]) * logs["gib"])
     assert lines[0] == f"  bankchurn captures 50 % of 100/s at 1,024 bytes a line: {gib:,.0f} GiB a month"
     # Under the allowance, nothing to pay; with the capture off, nothing to say.
-    small, _ = cost.capture_logs(
+    small, _ = cost.log_lines(
         found, prices, measured_with_capture(1024), {"bankchurn": 0.01}, "predict+explain"
     )
     assert small == 0.0
     off = cost.workloads(capturing("0"))
-    assert cost.capture_logs(
+    assert cost.log_lines(
         off, prices, measured_with_capture(1024), {"bankchurn": 100.0}, "predict+explain"
     ) == (0.0, [])
 
@@ -432,7 +432,7 @@ def test_a_capture_without_measured_bytes_is_refused_naming_what_to_run() -> Non
     with pytest.raises(
         cost.CostError, match=r"bankchurn captures 100 % .* no capture_bytes_per_prediction .* make cost"
     ):
-        cost.capture_logs(
+        cost.log_lines(
             found, PRICES["gke"], measured_with_capture(None), {"bankchurn": 10.0}, "predict+explain"
         )
     # Without the capture the old figures still price the pods.
@@ -443,8 +443,86 @@ def test_a_million_captured_predictions_cost_their_gib_of_log_lines() -> None:
     (line,) = cost.per_million(
         cost.workloads(capturing("100"))[:1], PRICES["gke"], measured_with_capture(1074)
     )
-    per_million = 1e6 * 1074 / GIB * PRICES["gke"]["capture_logs"]["gib"]
+    per_million = 1e6 * 1074 / GIB * PRICES["gke"]["log_ingestion"]["gib"]
     assert line.endswith(f"; captured (100 %), ${per_million:.4f} per million in log lines")
+
+
+def observed_figures(capture_bytes: int | None = None, operational_bytes: int = 120) -> dict[str, Any]:
+    """A --cpu file as python -m servekit.bench.observed writes it: bankchurn's traffic of a day."""
+    figures: dict[str, Any] = {
+        "window": "1d",
+        "predictions_per_second": 250.0,
+        "cpu_ms_per_prediction": 1.5,
+        "cores": 0.2,
+        "operational_log_bytes_per_prediction": operational_bytes,
+    }
+    if capture_bytes is not None:
+        figures["capture_bytes_per_prediction"] = capture_bytes
+    return {"services": {"bankchurn": {cost.OBSERVED: figures}}}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_observed_access_and_service_lines_are_priced_with_the_capture_after_one_allowance(
+    overlay: str,
+) -> None:
+    prices = PRICES[overlay]
+    logs = prices["log_ingestion"]
+    month = 250 * 3600 * cost.HOURS_PER_MONTH
+    # The capture off: the operational lines alone are priced.
+    dollars, lines = cost.log_lines(
+        cost.workloads(capturing("0")), prices, observed_figures(), {"bankchurn": 250.0}, cost.OBSERVED
+    )
+    operational = month * 120 / GIB
+    assert lines[0] == (
+        f"  bankchurn writes 120 bytes of access and service log lines a prediction (observed): "
+        f"{operational:,.0f} GiB a month"
+    )
+    assert dollars == pytest.approx(max(0.0, operational - logs["free_gib_month"]) * logs["gib"])
+    # At 10 %, 1,000 bytes a captured line as observed: both, the allowance taken off once.
+    dollars, lines = cost.log_lines(
+        cost.workloads(capturing("10")), prices, observed_figures(1000), {"bankchurn": 250.0}, cost.OBSERVED
+    )
+    captured = month * 0.1 * 1000 / GIB
+    assert len(lines) == 3
+    assert dollars == pytest.approx((operational + captured - logs["free_gib_month"]) * logs["gib"])
+    (line,) = cost.per_million(cost.workloads(capturing("10"))[:1], prices, observed_figures(1000))
+    assert line.endswith(
+        f"; ${1e6 * 120 / GIB * logs['gib']:.4f} per million in access and service log lines (observed)"
+    )
+
+
+def test_an_overlay_capturing_what_production_did_not_capture_is_refused_naming_the_other_figures() -> None:
+    with pytest.raises(
+        cost.CostError, match=r"capture was off in the window\): price the capture with make cost"
+    ):
+        cost.log_lines(
+            cost.workloads(capturing("100")),
+            PRICES["gke"],
+            observed_figures(),
+            {"bankchurn": 1.0},
+            cost.OBSERVED,
+        )
+
+
+def test_make_cost_prices_each_service_at_the_rate_it_was_observed_to_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    figures = tmp_path / "observed.json"
+    figures.write_text(json.dumps(observed_figures()))
+    assert cost.main(["--overlay", "gke", "--cpu", str(figures), "--load-observed"]) == 0
+    out = capsys.readouterr().out
+    # 250 a second at 1.5 ms is 0.375 cores: two pods held at 0.3 (the floor).
+    assert "at bankchurn 250/s (observed): bankchurn 2 pods: $" in out
+    assert "bankchurn writes 120 bytes of access and service log lines a prediction (observed)" in out
+    assert "at bankchurn 250/s with the log lines: $" in out
+    with pytest.raises(SystemExit):
+        cost.main(["--overlay", "gke", "--cpu", str(figures), "--load-observed", "--load", "bankchurn=5"])
+    assert "leave --load out" in capsys.readouterr().err
+    measured = tmp_path / "cpu.json"
+    measured.write_text(json.dumps(measured_with_capture(1000)))
+    with pytest.raises(SystemExit):
+        cost.main(["--overlay", "gke", "--cpu", str(measured), "--load-observed"])
+    assert "python -m servekit.bench.observed" in capsys.readouterr().err
 
 
 def test_a_million_predictions_cost_a_pods_hour_over_what_it_answers_at_its_cpu_target() -> None:
@@ -639,8 +717,8 @@ def test_make_cost_prices_the_capture_an_overlay_turns_on(
     out = capsys.readouterr().out
     gib = 600 * 1000 * 3600 * cost.HOURS_PER_MONTH / GIB
     assert f"bankchurn captures 100 % of 600/s at 1,000 bytes a line: {gib:,.0f} GiB a month" in out
-    assert "the capture's log lines: $" in out
-    assert "at bankchurn 600/s with the capture's log lines: $" in out
+    assert "the log lines: $" in out
+    assert "at bankchurn 600/s with the log lines: $" in out
     assert out.count("in log lines") == len(SERVICES)  # and each service's million
 
 

@@ -3,7 +3,7 @@
 A real Prometheus on 127.0.0.1 scrapes the ``live_services`` every second with the generated
 rule files loaded (evaluated every second); traffic of every kind is driven at each service.
 Beside each, a second pod of the service asks for API keys (``keyed_services``), so the
-per-client panels get data from clients that send them.
+per-client panels get data from clients that send them, and captures its predictions.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from load.payloads import payloads
 from processes import KeyedService, Server, free_port, grpc_infer, infer_example, start_keyed_service
-from scripts import MONITORING
+from scripts import MONITORING, load_k8s_cost
 from servekit import auth, registry
+from servekit.bench import observed
 from servekit.local import start
+from servekit.metrics import MetricNames
 from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
@@ -49,7 +52,9 @@ def keyed_services(
                 name,
                 logs_dir,
                 tmp_path_factory.mktemp("api-keys") / "keys",
-                {"MLFLOW_TRACKING_URI": mlflow_server.url},
+                # The keyed pods capture every prediction: the capture's panels and the observed
+                # bytes of a captured line get data from real lines.
+                {"MLFLOW_TRACKING_URI": mlflow_server.url, f"{name.upper()}_CAPTURE_PERCENT": "100"},
                 {EXPIRING: auth.expires_in(30), LASTING: None},
                 label=f"{name}-keyed-pod",
             )
@@ -300,3 +305,73 @@ def test_the_key_expiry_alert_names_no_client_with_a_month_left(
         assert sample["metric"] == {"client": EXPIRING}  # the key that never expires is left out
         days_left[service] = float(sample["value"][1]) / 86400
     assert all(30 <= days <= 31 for days in days_left.values()), days_left
+
+
+def pods_own_ratio(servers: list[Server], numerator: str, denominator: str) -> float:
+    """sum(numerator) / sum(denominator) over the pods' own /metrics."""
+    totals = {numerator: 0.0, denominator: 0.0}
+    for server in servers:
+        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text):
+            for sample in family.samples:
+                key = sample.name + (
+                    "" if "logger" not in sample.labels else f'{{logger="{sample.labels["logger"]}"}}'
+                )
+                if key in totals:
+                    totals[key] += sample.value
+    return totals[numerator] / totals[denominator]
+
+
+def test_observed_figures_are_read_from_prometheus_and_priced(
+    prometheus: Server,
+    live_services: dict[str, Server],
+    keyed_services: dict[str, KeyedService],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """python -m servekit.bench.observed over the pods' last minutes, then k8s/cost.py --load-observed."""
+    # Twice, scraped before and between: a counter's first sample is where increase() starts, so
+    # the second round is what a window of a fresh Prometheus sees (one running a day sees them all).
+    targets = 2 * len(live_services)
+    deadline = time.monotonic() + 30
+    while len(query(prometheus, "up == 1")) < targets:
+        assert time.monotonic() < deadline, query(prometheus, "up")
+        time.sleep(0.5)
+    for _ in range(2):
+        drive_keyed_traffic(keyed_services)
+        drive_traffic(live_services, rounds=1)
+        time.sleep(3)
+    output = tmp_path / "observed.json"
+    assert observed.main(["--prometheus", prometheus.url, "--window", "10m", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    assert set(report["services"]) == set(registry.available())
+    for name, kinds in report["services"].items():
+        figures = kinds[observed.OBSERVED]
+        # Over the minute or so the services were scraped, not the 10 minutes asked for.
+        assert 5 < figures["seconds_observed"] < 300
+        assert figures["predictions_per_second"] == pytest.approx(
+            figures["predictions"] / figures["seconds_observed"], rel=0.01
+        )
+        assert figures["predictions_per_second"] > 0.2
+        assert 0 < figures["cores"] < 2
+        assert 0 < figures["cpu_ms_per_prediction"] < 1000
+        # Two ready pods a service (the live one and the keyed one), for as long as Prometheus ran.
+        assert 1.5 <= figures["replicas"] <= 2.0
+        assert figures["operational_log_bytes_per_prediction"] > 0  # the 422s' access lines, at least
+        assert 0 < figures["captured_share"] < 1  # the keyed pods capture; the live ones do not
+        # Both counters are scraped together, so the window's ratio is the pods' own.
+        n = MetricNames(name)
+        own = pods_own_ratio(
+            [keyed_services[name].server],
+            f'{n.log_bytes_total}{{logger="servekit.capture"}}',
+            n.captured_instances_total,
+        )
+        assert figures["capture_bytes_per_prediction"] == pytest.approx(own, rel=0.01)
+    capsys.readouterr()
+    cost = load_k8s_cost()
+    assert cost.main(["--overlay", "gke", "--cpu", str(output), "--load-observed"]) == 0
+    out = capsys.readouterr().out
+    for name in registry.available():
+        assert f"{name} {observed.OBSERVED}: " in out
+        assert f"{name} writes " in out
+    assert "(observed): " in out
+    assert "with the log lines: $" in out

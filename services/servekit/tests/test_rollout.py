@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
-from typing import ClassVar
-
 import pytest
 from toy import TOY
 
 from servekit.errors import ServekitError
-from servekit.local import free_port
-from servekit.rollout import TOKEN_ENV, Criteria, PrometheusReader, Reading, problem, rollout, verdict
+from servekit.rollout import Criteria, Reading, problem, rollout, verdict
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
 
@@ -81,52 +75,6 @@ def test_a_reading_says_both_variants_in_one_line() -> None:
     assert line == (
         "canary 200 requests, 0.50% failed, p95 1.20 ms; stable 1,800 requests, 0.00% failed, p95 -"
     )
-
-
-class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
-    """Answers every query with one sample, 7, and keeps the Authorization header it got."""
-
-    seen: ClassVar[list[str | None]] = []
-
-    def do_GET(self) -> None:
-        self.seen.append(self.headers.get("Authorization"))
-        body = json.dumps(
-            {
-                "status": "success",
-                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "7"]}]},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_a_token_in_the_environment_is_sent_as_a_bearer_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingPrometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        reader = PrometheusReader(f"http://127.0.0.1:{server.server_address[1]}", "bankchurn")
-        monkeypatch.setenv(TOKEN_ENV, "s3cret")
-        assert reader.query("vector(1)") == 7
-        monkeypatch.delenv(TOKEN_ENV)
-        assert reader.query("vector(1)") == 7
-    finally:
-        server.shutdown()
-    assert RecordingPrometheus.seen[-2:] == ["Bearer s3cret", None]
-
-
-def test_an_unreachable_prometheus_is_a_clear_error() -> None:
-    reader = PrometheusReader(f"http://127.0.0.1:{free_port()}", "bankchurn")
-    with pytest.raises(ServekitError) as error:
-        reader.query("vector(1)")
-    assert error.value.status_code == 502
-    assert error.value.message.startswith(f"Prometheus at {reader.url}: ")
 
 
 class Readings:

@@ -16,12 +16,12 @@ command, run by hand or by a delivery pipeline, against the registry the pods fo
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from servekit import prometheus
 from servekit.errors import ServekitError
 from servekit.metrics.names import (
     CANARY,
@@ -31,9 +31,6 @@ from servekit.metrics.names import (
     MetricNames,
 )
 from servekit.spec import ServiceSpec
-
-#: The environment variable holding a bearer token for Prometheus, if it needs one.
-TOKEN_ENV = "MLP_PROMETHEUS_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -126,26 +123,7 @@ class PrometheusReader:
         return "{" + ",".join(matchers) + "}"
 
     def query(self, expr: str) -> float | None:
-        import httpx
-
-        # A Prometheus behind an authenticating proxy takes a bearer token (never a command-line
-        # argument, which other users of the machine can read).
-        token = os.environ.get(TOKEN_ENV)
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            response = httpx.get(
-                f"{self.url}/api/v1/query", params={"query": expr}, headers=headers, timeout=self.timeout
-            )
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ServekitError(502, "prometheus_unreachable", f"Prometheus at {self.url}: {exc}") from exc
-        if body.get("status") != "success":
-            raise ServekitError(502, "prometheus_error", f"Prometheus at {self.url}: {body.get('error')}")
-        result = body["data"]["result"]
-        if not result:
-            return None
-        value = float(result[0]["value"][1])
-        return None if math.isnan(value) else value
+        return prometheus.query(self.url, expr, self.timeout)
 
     def read(self, window: int) -> Reading:
         n, w = self.names, f"[{window}s]"

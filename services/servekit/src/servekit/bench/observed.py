@@ -1,0 +1,208 @@
+"""``python -m servekit.bench.observed``: what a prediction costs the pods in production, from Prometheus.
+
+``python -m servekit.bench.cpu`` measures the CPU and log bytes of a prediction on this machine, one
+kind of request at a time, before a deployment. This reads the same figures from the Prometheus that
+scrapes the deployed services, over a window (a day by default), for the traffic they really got:
+its mix of single and batch requests, of explained and not, on the cluster's own nodes. The result
+has the shape of ``reports/cpu.json`` with one kind, ``observed``, so ``k8s/cost.py --cpu`` prices
+it as it prices a measurement, and ``--load-observed`` prices each service at the rate it was
+observed to serve. Per service, over the window:
+
+* ``predictions_per_second``: the predictions answered (a canary's included, counted once), over
+  the part of the window the service was there (``seconds_observed``);
+* ``cpu_ms_per_prediction``: the CPU of every replica that was ready in the window over them, what
+  ``service:process_cpu_seconds_per_prediction:ratio_rate5m`` records every 5 minutes;
+* ``cores``: that CPU per ready replica, on average: how near the HPA's target the pods ran;
+* ``capture_bytes_per_prediction``: the bytes of the capture's log lines over the instances it
+  captured (present only where the capture was on);
+* ``operational_log_bytes_per_prediction``: the access log's and every other logger's bytes over
+  the predictions, which ``make cost``'s own measurement cannot know.
+
+usage: python -m servekit.bench.observed --prometheus URL [--window 1d] [--match 'namespace="ml"']
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from servekit import prometheus, registry
+from servekit.errors import ServekitError
+from servekit.metrics.names import CANARY, CAPTURE_LOGGER, MetricNames
+
+#: The kind ``k8s/cost.py`` reads these figures under.
+OBSERVED = "observed"
+DURATION = re.compile(r"^([0-9]+)([smhdw])$")
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+Query = Callable[[str], float | None]
+QueryBy = Callable[[str, str], dict[str, float]]
+
+
+def window_seconds(window: str) -> int:
+    """Seconds in a Prometheus duration of one unit (``90s``, ``30m``, ``6h``, ``1d``, ``1w``)."""
+    found = DURATION.match(window)
+    if not found or int(found[1]) == 0:
+        raise ValueError(f"--window {window!r}: a number and one of s, m, h, d, w, e.g. 1d")
+    return int(found[1]) * SECONDS[found[2]]
+
+
+class Queries:
+    """The PromQL of one service's figures over a window, built from the metric names it exports."""
+
+    def __init__(self, service: str, window: str, match: str = "") -> None:
+        self.names = MetricNames(service)
+        self.window = window
+        self.match = match
+        # The mean number of ready replicas is a subquery; about 240 points over any window.
+        self.step = f"{max(1, window_seconds(window) // 240)}s"
+
+    def selector(self, name: str, **labels: str) -> str:
+        matchers = [self.match] if self.match else []
+        matchers += [f'{key}="{value}"' for key, value in labels.items()]
+        return f"{name}{{{','.join(matchers)}}}" if matchers else name
+
+    def increase(self, name: str, **labels: str) -> str:
+        return f"increase({self.selector(name, **labels)}[{self.window}])"
+
+    @property
+    def answered(self) -> str:
+        # A canary's answers are counted only in the variant series; the stable model's in both.
+        n = self.names
+        canary = self.increase(n.variant_predictions_total, variant=CANARY)
+        return f"sum({self.increase(n.predictions_total)}) + (sum({canary}) or vector(0))"
+
+    @property
+    def cpu_seconds(self) -> str:
+        # The service's pods are the processes that exported its model_ready in the window.
+        ready = f"last_over_time({self.selector(self.names.model_ready)}[{self.window}])"
+        return f"sum({self.increase('process_cpu_seconds_total')} and on (instance, job) {ready})"
+
+    @property
+    def replicas(self) -> str:
+        return f"avg_over_time(sum({self.selector(self.names.model_ready)})[{self.window}:{self.step}])"
+
+    @property
+    def seconds_observed(self) -> str:
+        # A service deployed (or a Prometheus started) within the window has less history than the
+        # window: its rates are over the time it was there, not over the whole window.
+        ready = f"sum({self.selector(self.names.model_ready)})"
+        return f"time() - min_over_time(timestamp({ready})[{self.window}:{self.step}])"
+
+    @property
+    def captured(self) -> str:
+        return f"sum({self.increase(self.names.captured_instances_total)})"
+
+    @property
+    def log_bytes(self) -> str:
+        return f"sum by (logger) ({self.increase(self.names.log_bytes_total)})"
+
+
+def observe(
+    service: str, window: str, query: Query, query_by: QueryBy, match: str = ""
+) -> dict[str, Any] | None:
+    """The service's figures over ``window``; None when it answered no prediction in it."""
+    q = Queries(service, window, match)
+    answered = query(q.answered) or 0.0
+    if answered < 1:
+        return None
+    seconds = min(float(window_seconds(window)), query(q.seconds_observed) or float("inf"))
+    cpu_seconds = query(q.cpu_seconds) or 0.0
+    replicas = query(q.replicas) or 0.0
+    captured = query(q.captured) or 0.0
+    logged = query_by(q.log_bytes, "logger")
+    figures: dict[str, Any] = {
+        "window": window,
+        "seconds_observed": round(seconds, 1),
+        "predictions": round(answered),
+        "predictions_per_second": round(answered / seconds, 3),
+        "replicas": round(replicas, 2),
+        "cpu_seconds": round(cpu_seconds, 3),
+        "cores": round(cpu_seconds / seconds / replicas, 3) if replicas else 0.0,
+        "cpu_ms_per_prediction": round(1000 * cpu_seconds / answered, 4),
+        "captured_share": round(captured / answered, 4),
+    }
+    if captured >= 1 and logged.get(CAPTURE_LOGGER):
+        figures["capture_bytes_per_prediction"] = round(logged[CAPTURE_LOGGER] / captured)
+    operational = sum(size for logger, size in logged.items() if logger != CAPTURE_LOGGER)
+    figures["operational_log_bytes_per_prediction"] = round(operational / answered, 1)
+    return figures
+
+
+def describe(service: str, figures: dict[str, Any]) -> str:
+    line = (
+        f"{service}: {figures['predictions_per_second']:,.1f} predictions/s over {figures['window']} "
+        f"({figures['seconds_observed']:,.0f} s of it observed), "
+        f"{figures['cpu_ms_per_prediction']:.3f} ms of CPU each ({figures['replicas']:g} ready replicas at "
+        f"{figures['cores']:.2f} cores); {figures['operational_log_bytes_per_prediction']:,g} bytes of "
+        "access and service log lines each"
+    )
+    if "capture_bytes_per_prediction" in figures:
+        line += (
+            f"; {figures['captured_share']:.1%} captured, {figures['capture_bytes_per_prediction']:,} "
+            "bytes a captured line"
+        )
+    return line
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m servekit.bench.observed", description=__doc__)
+    p.add_argument(
+        "--prometheus", required=True, help=f"its URL (a bearer token from ${prometheus.TOKEN_ENV})"
+    )
+    p.add_argument("--window", default="1d", help="how far back, as a Prometheus duration (default 1d)")
+    p.add_argument(
+        "--match", default="", help='a label matcher every selector gets, e.g. namespace="ml-platform"'
+    )
+    p.add_argument("--services", nargs="*", help="default: every installed service")
+    p.add_argument("--output", type=Path, default=Path("reports/observed.json"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        window_seconds(args.window)
+    except ValueError as error:
+        p.error(str(error))
+    report: dict[str, Any] = {
+        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "observed": {"prometheus": args.prometheus, "window": args.window, "match": args.match},
+        "services": {},
+    }
+
+    def query(expr: str) -> float | None:
+        return prometheus.query(args.prometheus, expr)
+
+    def query_by(expr: str, label: str) -> dict[str, float]:
+        return prometheus.query_by(args.prometheus, expr, label)
+
+    try:
+        for name in args.services or registry.available():
+            figures = observe(name, args.window, query, query_by, args.match)
+            if figures is None:
+                print(f"{name}: no prediction answered in the last {args.window}: left out")
+                continue
+            report["services"][name] = {OBSERVED: figures}
+            print(describe(name, figures))
+    except ServekitError as error:
+        print(f"observed: {error.message}", file=sys.stderr)
+        return 1
+    if not report["services"]:
+        print("observed: no service answered a prediction in the window; nothing written", file=sys.stderr)
+        return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

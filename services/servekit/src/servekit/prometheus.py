@@ -1,0 +1,48 @@
+"""Instant queries to a Prometheus's HTTP API, for the commands that judge or price from what it
+scraped (``mlp rollout``, ``python -m servekit.bench.observed``)."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from servekit.errors import ServekitError
+
+#: A Prometheus behind an authenticating proxy takes a bearer token from here: never a command-line
+#: argument, which other users of the machine can read.
+TOKEN_ENV = "MLP_PROMETHEUS_TOKEN"
+
+
+def samples(url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The instant vector ``expr`` evaluates to now: each sample's ``metric`` labels and ``value``."""
+    import httpx
+
+    token = os.environ.get(TOKEN_ENV)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base = url.rstrip("/")
+    try:
+        response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, headers=headers, timeout=timeout)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ServekitError(502, "prometheus_unreachable", f"Prometheus at {base}: {exc}") from exc
+    if body.get("status") != "success":
+        raise ServekitError(502, "prometheus_error", f"Prometheus at {base}: {body.get('error')}")
+    return list(body["data"]["result"])
+
+
+def query(url: str, expr: str, timeout: float = 10.0) -> float | None:
+    """The first sample of ``expr`` now; None when there is none (or it is NaN: 0/0, no data)."""
+    found = samples(url, expr, timeout)
+    if not found:
+        return None
+    value = float(found[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+def query_by(url: str, expr: str, label: str, timeout: float = 10.0) -> dict[str, float]:
+    """Each sample of ``expr`` now, by the value of its ``label`` (NaN samples left out)."""
+    values = {
+        sample["metric"].get(label, ""): float(sample["value"][1]) for sample in samples(url, expr, timeout)
+    }
+    return {key: value for key, value in values.items() if not math.isnan(value)}

@@ -1,0 +1,82 @@
+"""Instant queries to Prometheus's HTTP API: the token, the samples, and a clear error."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from servekit import prometheus
+from servekit.errors import ServekitError
+from servekit.local import free_port
+
+
+class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
+    """Answers every query with ``result`` and keeps the Authorization header it got."""
+
+    seen: ClassVar[list[str | None]] = []
+    result: ClassVar[list[dict[str, object]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization"))
+        body = json.dumps(
+            {"status": "success", "data": {"resultType": "vector", "result": self.result}}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_prometheus() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingPrometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def answering(*result: tuple[dict[str, str], str]) -> None:
+    RecordingPrometheus.result = [{"metric": labels, "value": [0, value]} for labels, value in result]
+
+
+def test_a_token_in_the_environment_is_sent_as_a_bearer_token(
+    fake_prometheus: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answering(({}, "7"))
+    monkeypatch.setenv(prometheus.TOKEN_ENV, "s3cret")
+    assert prometheus.query(fake_prometheus, "vector(1)") == 7
+    monkeypatch.delenv(prometheus.TOKEN_ENV)
+    assert prometheus.query(fake_prometheus, "vector(1)") == 7
+    assert RecordingPrometheus.seen[-2:] == ["Bearer s3cret", None]
+
+
+def test_no_sample_and_a_nan_sample_are_no_value(fake_prometheus: str) -> None:
+    answering()
+    assert prometheus.query(fake_prometheus, "up") is None
+    answering(({}, "NaN"))
+    assert prometheus.query(fake_prometheus, "0/0") is None
+
+
+def test_samples_by_a_label_leave_nan_out(fake_prometheus: str) -> None:
+    answering(({"logger": "servekit.capture"}, "1024"), ({"logger": "other"}, "NaN"), ({}, "2"))
+    assert prometheus.query_by(fake_prometheus, "x", "logger") == {"servekit.capture": 1024.0, "": 2.0}
+
+
+def test_an_unreachable_prometheus_is_a_clear_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServekitError) as error:
+        prometheus.query(url, "vector(1)")
+    assert error.value.status_code == 502
+    assert error.value.message.startswith(f"Prometheus at {url}: ")
