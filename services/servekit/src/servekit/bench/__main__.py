@@ -9,7 +9,6 @@ version. Services are measured one at a time, so they do not compete for the CPU
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, scaling
+from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, reports, scaling
 from servekit.bench.reference import tree_references
 from servekit.bench.servers import champions, machine, serving, wait_for_variants
 from servekit.bench.stats import Latency
@@ -492,9 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["services"][name] = bench_service(registry.get_service(name), mlflow, work, args)
     report["access_log_line"] = access_log_cost(report, args.inprocess_seconds)
     report["api_key_check"] = api_key_cost(report, args.inprocess_seconds)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {args.output}")
+    print()
+    reports.write(args.output, report)
     failed = [
         f"{name} {label}: {row['errors']} of {row['requests']}"
         for name, figures in report["services"].items()

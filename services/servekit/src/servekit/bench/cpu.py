@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import load, logging_cost, scaling
+from servekit.bench import load, logging_cost, reports, scaling
 from servekit.bench.servers import champions, machine, serving
 from servekit.loading import load_artifact
 from servekit.local import Server
@@ -150,9 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["services"][name] = measure(
                 registry.get_service(name), mlflow, work, args.seconds, args.repeats
             )
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written: {args.output}")
+    reports.write(args.output, report)
     return 0
 
 

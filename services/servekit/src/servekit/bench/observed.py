@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import prometheus, registry
+from servekit.bench import reports
 from servekit.errors import ServekitError
 from servekit.metrics.names import CANARY, CAPTURE_LOGGER, MetricNames
 
@@ -198,9 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not report["services"]:
         print("observed: no service answered a prediction in the window; nothing written", file=sys.stderr)
         return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written: {args.output}")
+    reports.write(args.output, report)
     return 0
 
 

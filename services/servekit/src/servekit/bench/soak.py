@@ -32,7 +32,7 @@ import httpx
 import numpy as np
 
 from servekit import auth, registry
-from servekit.bench import load
+from servekit.bench import load, reports
 from servekit.bench.servers import champions, serving, wait_for_variants
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import Server
@@ -447,9 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = soak_service(registry.get_service(name), mlflow, work, trained[name].run_id, args)
             report["services"][name] = result
             print_soak(name, result)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {args.output}")
+    print()
+    reports.write(args.output, report)
     failed = [
         f"{name}: {r['load']['errors']} unexpected statuses" if r["load"]["errors"] else f"{name}: leaks"
         for name, r in report["services"].items()
