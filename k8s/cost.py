@@ -364,10 +364,11 @@ class Bill:
     storage: float
     cluster: float
     load_balancers: float
-    #: Nodes of the node group (EKS); None where Pods are billed (GKE).
-    nodes: int | None
+    #: Nodes of the node group (EKS; a mean over time where the load varies); None where Pods are
+    #: billed (GKE).
+    nodes: float | None
     #: Nodes of the Spot node group (EKS), for the workloads that run only on Spot capacity.
-    spot_nodes: int = 0
+    spot_nodes: float = 0
 
     @property
     def total(self) -> float:
@@ -550,10 +551,84 @@ def under_load(
     return replicas, notes
 
 
+def profile_points(cpu: Mapping[str, Any], services: Iterable[str]) -> list[dict[str, float]]:
+    """The observed load at each point of the window: every service's rate then (0 where it had none).
+
+    Prometheus aligns a subquery's points to multiples of its step, so the services' points of
+    one time are one point of the profile.
+    """
+    services = list(services)
+    by_time: dict[int, dict[str, float]] = {}
+    for service in services:
+        for at, rate in cpu["services"][service][OBSERVED].get("rate_profile", []):
+            by_time.setdefault(int(at), {})[service] = float(rate)
+    return [
+        {service: point.get(service, 0.0) for service in services} for _, point in sorted(by_time.items())
+    ]
+
+
+def followed(
+    objects: Sequence[Obj],
+    found: Sequence[Workload],
+    prices: Mapping[str, Any],
+    cpu: Mapping[str, Any],
+    points: Sequence[Mapping[str, float]],
+) -> tuple[Bill, list[str]]:
+    """The month's bill as the HPAs follow the observed load: at each point the pods each settles
+    at (within its floor and ceiling), the bills of the points averaged. An HPA that follows a
+    daily peak holds more pods than the mean rate needs, and fewer than the peak's all day.
+
+    Also what it held: each service's pods, least, most and on average, and the points at which
+    it would have needed more than its ceiling.
+    """
+    by_name = {w.name: w for w in found}
+    held: dict[str, list[int]] = {service: [] for service in points[0]}
+    short: dict[str, int] = dict.fromkeys(points[0], 0)
+    bills = []
+    for loads in points:
+        replicas = at_scale(found, "floor")
+        for service, per_second in loads.items():
+            workload = by_name[service]
+            wanted = pods_for(
+                workload, per_second, cpu["services"][service][OBSERVED]["cpu_ms_per_prediction"]
+            )
+            replicas[service] = min(max(wanted, workload.floor), workload.ceiling)
+            held[service].append(replicas[service])
+            short[service] += wanted > workload.ceiling
+        bills.append(bill(objects, found, prices, replicas))
+
+    def mean(values: Iterable[float]) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
+    first = bills[0]
+    nodes = None if first.nodes is None else mean(b.nodes or 0 for b in bills)
+    averaged = Bill(
+        mean(b.compute for b in bills),
+        first.storage,
+        first.cluster,
+        first.load_balancers,
+        nodes,
+        mean(b.spot_nodes for b in bills),
+    )
+    pods = ", ".join(
+        f"{service} {min(counts)}-{max(counts)} pods ({mean(counts):.2g} on average)"
+        for service, counts in held.items()
+    )
+    lines = [bill_line(averaged, f"as the HPAs follow the observed load ({len(points)} points): {pods}")]
+    lines += [
+        f"  {service} would have needed more than its {by_name[service].ceiling} pods at {count} of "
+        f"{len(points)} points: raise maxReplicas, or its pods ran past their target"
+        for service, count in short.items()
+        if count
+    ]
+    return averaged, lines
+
+
 def bill_line(b: Bill, what: str) -> str:
-    nodes = f" on {b.nodes} node(s)" if b.nodes is not None else ""
+    nodes = f" on {b.nodes:.3g} node(s)" if b.nodes is not None else ""
     if b.spot_nodes:
-        nodes += f" + {b.spot_nodes} Spot node(s)"
+        nodes += f" + {b.spot_nodes:.3g} Spot node(s)"
     return (
         f"  {what}: ${b.total:,.0f} a month = compute ${b.compute:,.0f}{nodes} + disks "
         f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}"
@@ -568,6 +643,7 @@ def report(
     cpu: Mapping[str, Any] | None = None,
     loads: Mapping[str, float] | None = None,
     kind: str = "predict",
+    follow_observed: bool = False,
 ) -> list[str]:
     found = workloads(objects)
     lines = [f"{overlay}: {prices['what']} (list prices of {prices['as_of']}, k8s/prices.yaml)"]
@@ -607,6 +683,12 @@ def report(
         priced = bill(objects, found, prices, sized)
         lines.append(bill_line(priced, f"at {given} ({kind}): {pods}"))
         lines += notes
+        # Observed rates: the mean rate's bill, then the one of the HPAs following the load.
+        points = profile_points(cpu, loads) if follow_observed else []
+        if points:
+            priced, followed_lines = followed(objects, found, prices, cpu, points)
+            lines += followed_lines
+            given = "the observed load"
         logged, logged_lines = log_lines(found, prices, cpu, loads, kind)
         lines += logged_lines
         if logged_lines:
@@ -683,7 +765,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             objects = render(overlay, args.component)
             print(
                 "\n".join(
-                    report(overlay + suffix, objects, prices[overlay], cpu=cpu, loads=loads, kind=args.kind)
+                    report(
+                        overlay + suffix,
+                        objects,
+                        prices[overlay],
+                        cpu=cpu,
+                        loads=loads,
+                        kind=args.kind,
+                        follow_observed=args.load_observed,
+                    )
                 )
             )
     except CostError as error:

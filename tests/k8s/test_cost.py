@@ -508,13 +508,16 @@ def test_make_cost_prices_each_service_at_the_rate_it_was_observed_to_serve(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     figures = tmp_path / "observed.json"
-    figures.write_text(json.dumps(observed_figures()))
+    with_profile = observed_figures()
+    with_profile["services"]["bankchurn"][cost.OBSERVED]["rate_profile"] = [[0, 0.0], [360, 500.0]]
+    figures.write_text(json.dumps(with_profile))
     assert cost.main(["--overlay", "gke", "--cpu", str(figures), "--load-observed"]) == 0
     out = capsys.readouterr().out
-    # 250 a second at 1.5 ms is 0.375 cores: two pods held at 0.3 (the floor).
+    # 250 a second at 1.5 ms is 0.375 cores: two pods held at 0.3 (the floor); at 500/s, three.
     assert "at bankchurn 250/s (observed): bankchurn 2 pods: $" in out
+    assert "as the HPAs follow the observed load (2 points): bankchurn 2-3 pods (2.5 on average): $" in out
+    assert "at the observed load with the log lines: $" in out
     assert "bankchurn writes 120 bytes of access and service log lines a prediction (observed)" in out
-    assert "at bankchurn 250/s with the log lines: $" in out
     with pytest.raises(SystemExit):
         cost.main(["--overlay", "gke", "--cpu", str(figures), "--load-observed", "--load", "bankchurn=5"])
     assert "leave --load out" in capsys.readouterr().err
@@ -570,6 +573,54 @@ def test_a_steady_load_is_priced_at_the_pods_its_hpa_settles_at(
     floor = cost.bill(objects, found, PRICES["gke"], cost.at_scale(found, "floor"))
     added = (pods - 2) * cost.pod_hour(found[0].pod, PRICES["gke"]) * cost.HOURS_PER_MONTH
     assert under.total - floor.total == pytest.approx(added)
+
+
+def observed_profile(*rates: tuple[int, float]) -> dict[str, Any]:
+    """served()'s figures as observed, with bankchurn's rate at the given (time, rate) points."""
+    _, measured = served()
+    figures = {**measured["services"]["bankchurn"]["predict"], "rate_profile": [list(p) for p in rates]}
+    return {"services": {"bankchurn": {cost.OBSERVED: figures}}}
+
+
+def test_the_profile_is_every_services_rate_at_each_time_and_zero_where_it_had_none() -> None:
+    observed = {
+        "services": {
+            "a": {cost.OBSERVED: {"rate_profile": [[60, 1.0], [120, 2.0]]}},
+            "b": {cost.OBSERVED: {"rate_profile": [[120, 5.0], [180, 6.0]]}},
+        }
+    }
+    assert cost.profile_points(observed, ["a", "b"]) == [
+        {"a": 1.0, "b": 0.0},
+        {"a": 2.0, "b": 5.0},
+        {"a": 0.0, "b": 6.0},
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_varying_load_is_priced_as_the_hpa_follows_it_not_at_its_mean(overlay: str) -> None:
+    objects, _ = served()
+    found = cost.workloads(objects)
+    prices = PRICES[overlay]
+    # Half the time idle, half at 1,200/s: 6 pods held at 0.3 cores (1.5 ms each), the floor's 2 else.
+    observed = observed_profile((0, 0.0), (360, 1200.0))
+    points = cost.profile_points(observed, ["bankchurn"])
+    averaged, lines = cost.followed(objects, found, prices, observed, points)
+    at = {pods: cost.bill(objects, found, prices, {"bankchurn": pods, "mlflow": 1}) for pods in (2, 3, 6)}
+    assert averaged.total == pytest.approx((at[2].total + at[6].total) / 2)
+    # The mean rate, 600/s, would take 3 pods all month: less than the HPA's 4 on average.
+    assert averaged.total > at[3].total
+    assert lines == [
+        cost.bill_line(
+            averaged, "as the HPAs follow the observed load (2 points): bankchurn 2-6 pods (4 on average)"
+        )
+    ]
+    if averaged.nodes is not None:
+        assert averaged.nodes == pytest.approx(((at[2].nodes or 0) + (at[6].nodes or 0)) / 2)
+    # A point past the ceiling is held at it, and said.
+    peak = observed_profile((0, 0.0), (360, 3000.0))
+    _, lines = cost.followed(objects, found, prices, peak, cost.profile_points(peak, ["bankchurn"]))
+    assert "bankchurn 2-10 pods" in lines[0]
+    assert lines[1].startswith("  bankchurn would have needed more than its 10 pods at 1 of 2 points")
 
 
 def test_a_load_it_cannot_size_is_refused_with_the_reason() -> None:

@@ -353,6 +353,11 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         )
         assert figures["predictions_per_second"] > 0.2
         assert 0 < figures["cores"] < 2
+        # The rate every 2 s (10 minutes over 240 points) while the service was scraped.
+        profile = figures["rate_profile"]
+        assert len(profile) >= 2
+        assert [at for at, _ in profile] == sorted(at for at, _ in profile)
+        assert max(rate for _, rate in profile) > 0
         assert 0 < figures["cpu_ms_per_prediction"] < 1000
         # Two ready pods a service (the live one and the keyed one), for as long as Prometheus ran.
         assert 1.5 <= figures["replicas"] <= 2.0
@@ -374,4 +379,5 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         assert f"{name} {observed.OBSERVED}: " in out
         assert f"{name} writes " in out
     assert "(observed): " in out
-    assert "with the log lines: $" in out
+    assert "as the HPAs follow the observed load (" in out
+    assert "at the observed load with the log lines: $" in out

@@ -37,20 +37,38 @@ def test_every_selector_gets_the_matcher_and_the_canary_is_counted_once() -> Non
     assert f'last_over_time({N.model_ready}{{namespace="ml-platform"}}[1d])' in q.cpu_seconds
     assert q.replicas.endswith("[1d:360s])")  # about 240 points of the subquery
     assert q.log_bytes == f'sum by (logger) (increase({N.log_bytes_total}{{namespace="ml-platform"}}[1d]))'
+    # The profile: each point's rate over its 360 s step, both variants, at 240 points of the day.
+    assert q.rate_profile == (
+        f'(sum(rate({N.predictions_total}{{namespace="ml-platform"}}[360s])) + '
+        f'(sum(rate({N.variant_predictions_total}{{namespace="ml-platform",variant="canary"}}[360s])) '
+        "or vector(0)))[1d:360s]"
+    )
+    # A short window's points still rate over a minute: two samples at a 30 s scrape interval.
+    assert observed.Queries("bankchurn", "1h").rate_range == "60s"
     assert observed.Queries("bankchurn", "1d").selector(N.model_ready) == N.model_ready
 
 
-def fake(
-    values: dict[str, float | None], logged: dict[str, float]
-) -> tuple[observed.Query, observed.QueryBy]:
-    def query(expr: str) -> float | None:
-        return values[expr]
+class FakeSource:
+    """Answers each query from ``values``, the log bytes from ``logged``, the profile from ``profile``."""
 
-    def query_by(expr: str, label: str) -> dict[str, float]:
-        assert label == "logger"
-        return logged
+    def __init__(
+        self,
+        values: dict[str, float | None],
+        logged: dict[str, float],
+        profile: list[tuple[float, float]] | None = None,
+    ) -> None:
+        self.values, self.logged, self.profile = values, logged, profile or []
 
-    return query, query_by
+    def value(self, expr: str) -> float | None:
+        return self.values[expr]
+
+    def by(self, expr: str, label: str) -> dict[str, float]:
+        assert (expr, label) == (observed.Queries("bankchurn", "1d").log_bytes, "logger")
+        return self.logged
+
+    def series(self, expr: str) -> list[tuple[float, float]]:
+        assert expr == observed.Queries("bankchurn", "1d").rate_profile
+        return self.profile
 
 
 def answers(
@@ -69,8 +87,10 @@ def answers(
 
 def test_figures_are_over_the_part_of_the_window_the_service_was_there() -> None:
     logged = {"servekit.capture": 2_400_000.0, "servekit.access": 90_000.0, "other": 30_000.0}
-    query, query_by = fake(answers(1_200_000, captured=3000), logged)
-    figures = observed.observe("bankchurn", "1d", query, query_by)
+    profile = [(1796256000.0, 20.0), (1796256360.0, 41.6667)]
+    figures = observed.observe(
+        "bankchurn", "1d", FakeSource(answers(1_200_000, captured=3000), logged, profile)
+    )
     assert figures == {
         "window": "1d",
         "seconds_observed": 43200.0,
@@ -83,21 +103,21 @@ def test_figures_are_over_the_part_of_the_window_the_service_was_there() -> None
         "captured_share": 0.0025,
         "capture_bytes_per_prediction": 800,  # the capture's bytes over the lines it wrote
         "operational_log_bytes_per_prediction": 0.1,  # 120,000 bytes over 1.2 million
+        "rate_profile": [[1796256000, 20.0], [1796256360, 41.667]],
     }
     # Without history to say otherwise, the whole window.
-    query, query_by = fake(answers(86400, seconds_observed=None), {})
-    assert observed.observe("bankchurn", "1d", query, query_by)["predictions_per_second"] == 1.0
+    whole = observed.observe("bankchurn", "1d", FakeSource(answers(86400, seconds_observed=None), {}))
+    assert whole is not None
+    assert whole["predictions_per_second"] == 1.0
 
 
 def test_no_capture_no_capture_figure_and_no_prediction_no_figures() -> None:
-    query, query_by = fake(answers(1000), {"servekit.access": 50_000.0})
-    figures = observed.observe("bankchurn", "1d", query, query_by)
+    figures = observed.observe("bankchurn", "1d", FakeSource(answers(1000), {"servekit.access": 50_000.0}))
     assert figures is not None
     assert "capture_bytes_per_prediction" not in figures
     assert figures["operational_log_bytes_per_prediction"] == 50
     assert "50 bytes of access and service log lines each" in observed.describe("bankchurn", figures)
-    query, query_by = fake(answers(0.4), {})
-    assert observed.observe("bankchurn", "1d", query, query_by) is None
+    assert observed.observe("bankchurn", "1d", FakeSource(answers(0.4), {})) is None
 
 
 def test_an_unreachable_prometheus_or_a_bad_window_is_said_and_nothing_written(

@@ -80,3 +80,10 @@ def test_an_unreachable_prometheus_is_a_clear_error() -> None:
         prometheus.query(url, "vector(1)")
     assert error.value.status_code == 502
     assert error.value.message.startswith(f"Prometheus at {url}: ")
+
+
+def test_a_range_vector_is_its_first_series_points_without_nan(fake_prometheus: str) -> None:
+    RecordingPrometheus.result = [{"metric": {}, "values": [[60, "2.5"], [120, "NaN"], [180, "4"]]}]
+    assert prometheus.series(fake_prometheus, "rate(x[1m])[3m:1m]") == [(60.0, 2.5), (180.0, 4.0)]
+    answering()
+    assert prometheus.series(fake_prometheus, "rate(x[1m])[3m:1m]") == []

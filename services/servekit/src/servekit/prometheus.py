@@ -46,3 +46,13 @@ def query_by(url: str, expr: str, label: str, timeout: float = 10.0) -> dict[str
         sample["metric"].get(label, ""): float(sample["value"][1]) for sample in samples(url, expr, timeout)
     }
     return {key: value for key, value in values.items() if not math.isnan(value)}
+
+
+def series(url: str, expr: str, timeout: float = 10.0) -> list[tuple[float, float]]:
+    """The (time, value) points of the first series a range-vector ``expr`` (a subquery, say)
+    evaluates to now; NaN points left out, none when it has no series."""
+    found = samples(url, expr, timeout)
+    if not found:
+        return []
+    points = [(float(t), float(v)) for t, v in found[0]["values"]]
+    return [(t, v) for t, v in points if not math.isnan(v)]

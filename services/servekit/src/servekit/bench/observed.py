@@ -16,7 +16,9 @@ observed to serve. Per service, over the window:
 * ``capture_bytes_per_prediction``: the bytes of the capture's log lines over the instances it
   captured (present only where the capture was on);
 * ``operational_log_bytes_per_prediction``: the access log's and every other logger's bytes over
-  the predictions, which ``make cost``'s own measurement cannot know.
+  the predictions, which ``make cost``'s own measurement cannot know;
+* ``rate_profile``: the rate at about 240 points of the window, which ``--load-observed`` prices
+  point by point, as an HPA follows the load.
 
 usage: python -m servekit.bench.observed --prometheus URL [--window 1d] [--match 'namespace="ml"']
 """
@@ -27,9 +29,10 @@ import argparse
 import datetime
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from servekit import prometheus, registry
 from servekit.bench import reports
@@ -41,8 +44,32 @@ OBSERVED = "observed"
 DURATION = re.compile(r"^([0-9]+)([smhdw])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-Query = Callable[[str], float | None]
-QueryBy = Callable[[str, str], dict[str, float]]
+#: Points of a service's rate over the window (``rate_profile``): enough to follow a daily cycle.
+PROFILE_POINTS = 240
+
+
+class Source(Protocol):
+    """Where the figures are read: a Prometheus's HTTP API (:class:`PrometheusSource`)."""
+
+    def value(self, expr: str) -> float | None: ...
+
+    def by(self, expr: str, label: str) -> dict[str, float]: ...
+
+    def series(self, expr: str) -> list[tuple[float, float]]: ...
+
+
+@dataclass(frozen=True)
+class PrometheusSource:
+    url: str
+
+    def value(self, expr: str) -> float | None:
+        return prometheus.query(self.url, expr)
+
+    def by(self, expr: str, label: str) -> dict[str, float]:
+        return prometheus.query_by(self.url, expr, label)
+
+    def series(self, expr: str) -> list[tuple[float, float]]:
+        return prometheus.series(self.url, expr)
 
 
 def window_seconds(window: str) -> int:
@@ -60,8 +87,12 @@ class Queries:
         self.names = MetricNames(service)
         self.window = window
         self.match = match
-        # The mean number of ready replicas is a subquery; about 240 points over any window.
-        self.step = f"{max(1, window_seconds(window) // 240)}s"
+        # The mean number of ready replicas and the rate profile are subqueries of about 240 points.
+        step = max(1, window_seconds(window) // PROFILE_POINTS)
+        self.step = f"{step}s"
+        # Each point's rate covers its step (no load between points is missed), and a minute at
+        # least, so that a 30 s scrape interval gives it two samples.
+        self.rate_range = f"{max(60, step)}s"
 
     def selector(self, name: str, **labels: str) -> str:
         matchers = [self.match] if self.match else []
@@ -71,12 +102,20 @@ class Queries:
     def increase(self, name: str, **labels: str) -> str:
         return f"increase({self.selector(name, **labels)}[{self.window}])"
 
-    @property
-    def answered(self) -> str:
+    def _answered(self, function: str, window: str) -> str:
         # A canary's answers are counted only in the variant series; the stable model's in both.
         n = self.names
-        canary = self.increase(n.variant_predictions_total, variant=CANARY)
-        return f"sum({self.increase(n.predictions_total)}) + (sum({canary}) or vector(0))"
+        served = f"{function}({self.selector(n.predictions_total)}[{window}])"
+        canary = f"{function}({self.selector(n.variant_predictions_total, variant=CANARY)}[{window}])"
+        return f"sum({served}) + (sum({canary}) or vector(0))"
+
+    @property
+    def answered(self) -> str:
+        return self._answered("increase", self.window)
+
+    @property
+    def rate_profile(self) -> str:
+        return f"({self._answered('rate', self.rate_range)})[{self.window}:{self.step}]"
 
     @property
     def cpu_seconds(self) -> str:
@@ -104,19 +143,17 @@ class Queries:
         return f"sum by (logger) ({self.increase(self.names.log_bytes_total)})"
 
 
-def observe(
-    service: str, window: str, query: Query, query_by: QueryBy, match: str = ""
-) -> dict[str, Any] | None:
+def observe(service: str, window: str, source: Source, match: str = "") -> dict[str, Any] | None:
     """The service's figures over ``window``; None when it answered no prediction in it."""
     q = Queries(service, window, match)
-    answered = query(q.answered) or 0.0
+    answered = source.value(q.answered) or 0.0
     if answered < 1:
         return None
-    seconds = min(float(window_seconds(window)), query(q.seconds_observed) or float("inf"))
-    cpu_seconds = query(q.cpu_seconds) or 0.0
-    replicas = query(q.replicas) or 0.0
-    captured = query(q.captured) or 0.0
-    logged = query_by(q.log_bytes, "logger")
+    seconds = min(float(window_seconds(window)), source.value(q.seconds_observed) or float("inf"))
+    cpu_seconds = source.value(q.cpu_seconds) or 0.0
+    replicas = source.value(q.replicas) or 0.0
+    captured = source.value(q.captured) or 0.0
+    logged = source.by(q.log_bytes, "logger")
     figures: dict[str, Any] = {
         "window": window,
         "seconds_observed": round(seconds, 1),
@@ -132,6 +169,9 @@ def observe(
         figures["capture_bytes_per_prediction"] = round(logged[CAPTURE_LOGGER] / captured)
     operational = sum(size for logger, size in logged.items() if logger != CAPTURE_LOGGER)
     figures["operational_log_bytes_per_prediction"] = round(operational / answered, 1)
+    # The rate at each step of the window: an HPA follows the load, so a day's pods are priced
+    # point by point (k8s/cost.py --load-observed), not at the day's mean rate.
+    figures["rate_profile"] = [[round(t), round(rate, 3)] for t, rate in source.series(q.rate_profile)]
     return figures
 
 
@@ -177,16 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "observed": {"prometheus": args.prometheus, "window": args.window, "match": args.match},
         "services": {},
     }
-
-    def query(expr: str) -> float | None:
-        return prometheus.query(args.prometheus, expr)
-
-    def query_by(expr: str, label: str) -> dict[str, float]:
-        return prometheus.query_by(args.prometheus, expr, label)
-
+    source = PrometheusSource(args.prometheus)
     try:
         for name in args.services or registry.available():
-            figures = observe(name, args.window, query, query_by, args.match)
+            figures = observe(name, args.window, source, args.match)
             if figures is None:
                 print(f"{name}: no prediction answered in the last {args.window}: left out")
                 continue
