@@ -612,7 +612,9 @@ def followed(
         mean(b.spot_nodes for b in bills),
     )
     pods = ", ".join(
-        f"{service} {min(counts)}-{max(counts)} pods ({mean(counts):.2g} on average)"
+        f"{service} {min(counts)} pods"
+        if min(counts) == max(counts)
+        else f"{service} {min(counts)}-{max(counts)} pods ({mean(counts):.2g} on average)"
         for service, counts in held.items()
     )
     lines = [bill_line(averaged, f"as the HPAs follow the observed load ({len(points)} points): {pods}")]

@@ -516,6 +516,13 @@ def test_make_cost_prices_each_service_at_the_rate_it_was_observed_to_serve(
     # 250 a second at 1.5 ms is 0.375 cores: two pods held at 0.3 (the floor); at 500/s, three.
     assert "at bankchurn 250/s (observed): bankchurn 2 pods: $" in out
     assert "as the HPAs follow the observed load (2 points): bankchurn 2-3 pods (2.5 on average): $" in out
+    # A service the floor held throughout is said as such.
+    flat = observed_figures()
+    flat["services"]["bankchurn"][cost.OBSERVED]["rate_profile"] = [[0, 10.0], [360, 20.0]]
+    figures.write_text(json.dumps(flat))
+    assert cost.main(["--overlay", "gke", "--cpu", str(figures), "--load-observed"]) == 0
+    assert "as the HPAs follow the observed load (2 points): bankchurn 2 pods: $" in capsys.readouterr().out
+    figures.write_text(json.dumps(with_profile))
     assert "at the observed load with the log lines: $" in out
     assert "bankchurn writes 120 bytes of access and service log lines a prediction (observed)" in out
     with pytest.raises(SystemExit):

@@ -353,7 +353,7 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         )
         assert figures["predictions_per_second"] > 0.2
         assert 0 < figures["cores"] < 2
-        # The rate every 2 s (10 minutes over 240 points) while the service was scraped.
+        # The rate every 3 s (10 minutes over 240 points at most) while the service was scraped.
         profile = figures["rate_profile"]
         assert len(profile) >= 2
         assert [at for at, _ in profile] == sorted(at for at, _ in profile)

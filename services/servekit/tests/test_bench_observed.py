@@ -43,8 +43,10 @@ def test_every_selector_gets_the_matcher_and_the_canary_is_counted_once() -> Non
         f'(sum(rate({N.variant_predictions_total}{{namespace="ml-platform",variant="canary"}}[360s])) '
         "or vector(0)))[1d:360s]"
     )
-    # A short window's points still rate over a minute: two samples at a 30 s scrape interval.
+    # A short window's points still rate over a minute (two samples at a 30 s scrape interval),
+    # and a window of fewer seconds than 240 points rounds its step up.
     assert observed.Queries("bankchurn", "1h").rate_range == "60s"
+    assert observed.Queries("bankchurn", "6m").step == "2s"
     assert observed.Queries("bankchurn", "1d").selector(N.model_ready) == N.model_ready
 
 

@@ -88,7 +88,7 @@ class Queries:
         self.window = window
         self.match = match
         # The mean number of ready replicas and the rate profile are subqueries of about 240 points.
-        step = max(1, window_seconds(window) // PROFILE_POINTS)
+        step = max(1, -(-window_seconds(window) // PROFILE_POINTS))  # rounded up: 240 points at most
         self.step = f"{step}s"
         # Each point's rate covers its step (no load between points is missed), and a minute at
         # least, so that a 30 s scrape interval gives it two samples.
