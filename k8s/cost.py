@@ -25,7 +25,8 @@ at 100 % they cost more than the pods that answer.
 
 With a ``--cpu`` file of figures observed in production (``python -m servekit.bench.observed``
 reads them from Prometheus), ``--load-observed`` prices each service at the rate it served, its CPU
-per prediction the one its traffic mix took, and adds the access and service log lines it wrote.
+per prediction the one its traffic mix took, and adds the access and service log lines it wrote;
+then again point by point over the window's rate profile, as the HPAs follow the load.
 
 usage: python k8s/cost.py [--overlay gke|eks] [--component NAME ...] [--cpu reports/cpu.json]
                           [--load SERVICE=PER_SECOND ... | --load-observed]
