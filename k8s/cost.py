@@ -526,13 +526,14 @@ def pods_for(workload: Workload, per_second: float, cpu_ms: float) -> int:
     return math.ceil(round(per_second / answers_per_second(workload, cpu_ms), 9))
 
 
-def under_load(
+def sized(
     found: Sequence[Workload], cpu: Mapping[str, Any], loads: Mapping[str, float], kind: str
-) -> tuple[dict[str, int], list[str]]:
-    """Replicas of each workload under ``loads`` (predictions a second of ``kind``, by service): a
-    service without a load stays at its floor. Also the notes on services its HPA cannot keep up with."""
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Replicas of each workload under ``loads`` (predictions a second of ``kind``, by service),
+    within each HPA's floor and ceiling (a service without a load stays at its floor), and the pods
+    each loaded service would want, unbounded."""
     replicas = at_scale(found, "floor")
-    notes = []
+    wanted = {}
     by_name = {w.name: w for w in found}
     for service, per_second in loads.items():
         if service not in by_name:
@@ -542,13 +543,24 @@ def under_load(
         except KeyError:
             raise CostError(f"--load {service}: no CPU figure for {kind!r} in the --cpu file") from None
         workload = by_name[service]
-        wanted = pods_for(workload, per_second, cpu_ms)
-        replicas[service] = min(max(wanted, workload.floor), workload.ceiling)
-        if wanted > workload.ceiling:
-            notes.append(
-                f"  {service} needs {wanted} pods for {per_second:g}/s; its HPA stops at {workload.ceiling}: "
-                "raise maxReplicas, or its pods run past their target"
-            )
+        wanted[service] = pods_for(workload, per_second, cpu_ms)
+        replicas[service] = min(max(wanted[service], workload.floor), workload.ceiling)
+    return replicas, wanted
+
+
+def under_load(
+    found: Sequence[Workload], cpu: Mapping[str, Any], loads: Mapping[str, float], kind: str
+) -> tuple[dict[str, int], list[str]]:
+    """Replicas of each workload under ``loads`` (:func:`sized`), and the notes on the services
+    their HPA cannot keep up with."""
+    replicas, wanted = sized(found, cpu, loads, kind)
+    ceilings = {w.name: w.ceiling for w in found}
+    notes = [
+        f"  {service} needs {pods} pods for {loads[service]:g}/s; its HPA stops at {ceilings[service]}: "
+        "raise maxReplicas, or its pods run past their target"
+        for service, pods in wanted.items()
+        if pods > ceilings[service]
+    ]
     return replicas, notes
 
 
@@ -582,20 +594,15 @@ def followed(
     Also what it held: each service's pods, least, most and on average, and the points at which
     it would have needed more than its ceiling.
     """
-    by_name = {w.name: w for w in found}
+    ceilings = {w.name: w.ceiling for w in found}
     held: dict[str, list[int]] = {service: [] for service in points[0]}
     short: dict[str, int] = dict.fromkeys(points[0], 0)
     bills = []
     for loads in points:
-        replicas = at_scale(found, "floor")
-        for service, per_second in loads.items():
-            workload = by_name[service]
-            wanted = pods_for(
-                workload, per_second, cpu["services"][service][OBSERVED]["cpu_ms_per_prediction"]
-            )
-            replicas[service] = min(max(wanted, workload.floor), workload.ceiling)
+        replicas, wanted = sized(found, cpu, loads, OBSERVED)
+        for service, want in wanted.items():
             held[service].append(replicas[service])
-            short[service] += wanted > workload.ceiling
+            short[service] += want > ceilings[service]
         bills.append(bill(objects, found, prices, replicas))
 
     def mean(values: Iterable[float]) -> float:
@@ -620,7 +627,7 @@ def followed(
     )
     lines = [bill_line(averaged, f"as the HPAs follow the observed load ({len(points)} points): {pods}")]
     lines += [
-        f"  {service} would have needed more than its {by_name[service].ceiling} pods at {count} of "
+        f"  {service} would have needed more than its {ceilings[service]} pods at {count} of "
         f"{len(points)} points: raise maxReplicas, or its pods ran past their target"
         for service, count in short.items()
         if count
