@@ -99,14 +99,18 @@ class Queries:
         matchers += [f'{key}="{value}"' for key, value in labels.items()]
         return f"{name}{{{','.join(matchers)}}}" if matchers else name
 
+    def over(self, function: str, name: str, window: str, **labels: str) -> str:
+        """``function`` (increase, rate) of a counter's selector over ``window``."""
+        return f"{function}({self.selector(name, **labels)}[{window}])"
+
     def increase(self, name: str, **labels: str) -> str:
-        return f"increase({self.selector(name, **labels)}[{self.window}])"
+        return self.over("increase", name, self.window, **labels)
 
     def _answered(self, function: str, window: str) -> str:
         # A canary's answers are counted only in the variant series; the stable model's in both.
         n = self.names
-        served = f"{function}({self.selector(n.predictions_total)}[{window}])"
-        canary = f"{function}({self.selector(n.variant_predictions_total, variant=CANARY)}[{window}])"
+        served = self.over(function, n.predictions_total, window)
+        canary = self.over(function, n.variant_predictions_total, window, variant=CANARY)
         return f"sum({served}) + (sum({canary}) or vector(0))"
 
     @property
