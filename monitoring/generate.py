@@ -1291,12 +1291,7 @@ def log_bytes_cases(service: str) -> list[dict[str, Any]]:
             {"labels": series_str(record, {"logger": logger, "service": service}), "value": value}
             for logger, value in values.items()
         ]
-        return {
-            "name": f"{record}: {name}",
-            "interval": "1m",
-            "input_series": [{"series": k, "values": v} for k, v in given.items()],
-            "promql_expr_test": [{"expr": sel(record, service), "eval_time": "10m", "exp_samples": samples}],
-        }
+        return recorded_samples_case(record, service, name, given, samples)
 
     # (Binary fractions: promtool compares the samples exactly.)
     per_second = {CAPTURE_LOGGER: 60.0, "servekit.access": 3.0, "other": 0.0}
@@ -1432,6 +1427,13 @@ def recorded_case(
 ) -> dict[str, Any]:
     """A promtool case: given ``series``, the service's ``record`` at 10 minutes is ``value`` (None: none)."""
     samples = [] if value is None else [{"labels": sel(record, service), "value": value}]
+    return recorded_samples_case(record, service, name, series, samples)
+
+
+def recorded_samples_case(
+    record: str, service: str, name: str, series: dict[str, str], samples: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A promtool case: given ``series``, the service's ``record`` at 10 minutes is ``samples``."""
     return {
         "name": f"{record}: {name}",
         "interval": "1m",
@@ -1469,22 +1471,13 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
 
     # Per pod, all its prediction endpoints together: 30 + 6 seconds answering per minute is 0.6.
     a, b = f"{service}-a", f"{service}-b"
-    concurrency_case = {
-        "name": f"{CONCURRENCY}: per pod, every prediction endpoint",
-        "interval": "1m",
-        "input_series": [
-            {"series": busy(a, "/predict"), "values": "0+30x10"},
-            {"series": busy(a, "/predict/batch"), "values": "0+6x10"},
-            {"series": busy(b, "/predict"), "values": "0x10"},
-        ],
-        "promql_expr_test": [
-            {
-                "expr": sel(CONCURRENCY, service),
-                "eval_time": "10m",
-                "exp_samples": [concurrency(a, 0.6), concurrency(b, 0.0)],
-            }
-        ],
-    }
+    concurrency_case = recorded_samples_case(
+        CONCURRENCY,
+        service,
+        "per pod, every prediction endpoint",
+        {busy(a, "/predict"): "0+30x10", busy(a, "/predict/batch"): "0+6x10", busy(b, "/predict"): "0x10"},
+        [concurrency(a, 0.6), concurrency(b, 0.0)],
+    )
     return [
         concurrency_case,
         *cpu_per_prediction_cases(service),
