@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from processes import Server, start_service
+from processes import Server, metric_value, start_service
 from servekit import registry
 from servekit.bench import logging_cost
 from servekit.loading import load_artifact
@@ -26,11 +26,6 @@ pytestmark = pytest.mark.integration
 def capture_lines(log: Path) -> list[tuple[int, dict[str, Any]]]:
     lines = [json.loads(text) for text in log.read_text().splitlines() if text.startswith("{")]
     return [(i, line) for i, line in enumerate(lines) if line.get("logger") == "servekit.capture"]
-
-
-def metric_value(exposition: str, series: str) -> float:
-    [value] = [line.rsplit(" ", 1)[1] for line in exposition.splitlines() if line.startswith(series + " ")]
-    return float(value)
 
 
 def with_changed_line(log: Path, out: Path, change: Callable[[dict[str, Any]], None]) -> int:
@@ -74,7 +69,7 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
             assert response.status_code == 200, response.text
         count = httpx.get(f"{server.url}/metrics").text
         assert f"{name}_captured_instances_total {float(len(rows))}" in count
-        counted_bytes = metric_value(count, f'{name}_log_bytes_total{{logger="servekit.capture"}}')
+        counted_bytes = metric_value(server, f"{name}_log_bytes_total", logger="servekit.capture")
     finally:
         server.stop()
     log = tmp_path / f"{name}-capture.log"

@@ -19,10 +19,17 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from load.payloads import payloads
-from processes import KeyedService, Server, free_port, grpc_infer, infer_example, start_keyed_service
+from processes import (
+    KeyedService,
+    Server,
+    free_port,
+    grpc_infer,
+    infer_example,
+    metric_value,
+    start_keyed_service,
+)
 from scripts import MONITORING, load_k8s_cost
 from servekit import auth, registry
 from servekit.bench import observed
@@ -307,20 +314,6 @@ def test_the_key_expiry_alert_names_no_client_with_a_month_left(
     assert all(30 <= days <= 31 for days in days_left.values()), days_left
 
 
-def pods_own_ratio(servers: list[Server], numerator: str, denominator: str) -> float:
-    """sum(numerator) / sum(denominator) over the pods' own /metrics."""
-    totals = {numerator: 0.0, denominator: 0.0}
-    for server in servers:
-        for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics", timeout=10).text):
-            for sample in family.samples:
-                key = sample.name + (
-                    "" if "logger" not in sample.labels else f'{{logger="{sample.labels["logger"]}"}}'
-                )
-                if key in totals:
-                    totals[key] += sample.value
-    return totals[numerator] / totals[denominator]
-
-
 def test_observed_figures_are_read_from_prometheus_and_priced(
     prometheus: Server,
     live_services: dict[str, Server],
@@ -363,12 +356,10 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         assert 1.5 <= figures["replicas"] <= 2.0
         assert figures["operational_log_bytes_per_prediction"] > 0  # the 422s' access lines, at least
         assert 0 < figures["captured_share"] < 1  # the keyed pods capture; the live ones do not
-        # Both counters are scraped together, so the window's ratio is the pods' own.
-        n = MetricNames(name)
-        own = pods_own_ratio(
-            [keyed_services[name].server],
-            f'{n.log_bytes_total}{{logger="servekit.capture"}}',
-            n.captured_instances_total,
+        # Both counters are scraped together, so the window's ratio is the pod's own.
+        n, keyed = MetricNames(name), keyed_services[name].server
+        own = metric_value(keyed, n.log_bytes_total, logger="servekit.capture") / metric_value(
+            keyed, n.captured_instances_total
         )
         assert figures["capture_bytes_per_prediction"] == pytest.approx(own, rel=0.01)
     capsys.readouterr()
