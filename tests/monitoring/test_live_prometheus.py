@@ -109,6 +109,13 @@ def prometheus(
     )
     try:
         server.wait_for("/-/ready", seconds=60)
+        # Every target scraped once before a test sends traffic: each counter's first sample is
+        # then what the pod held before it (no capture yet), and increase() extrapolates none of
+        # the two counters of a ratio below it, so the observed ratios are the pods' own.
+        deadline = time.monotonic() + 30
+        while len(query(server, "up == 1")) < sum(map(len, targets.values())):
+            assert time.monotonic() < deadline, query(server, "up")
+            time.sleep(0.5)
         yield server
     finally:
         server.stop()
@@ -334,13 +341,7 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """python -m servekit.bench.observed over the pods' last minutes, then k8s/cost.py --load-observed."""
-    # Twice, scraped before and between: a counter's first sample is where increase() starts, so
-    # the second round is what a window of a fresh Prometheus sees (one running a day sees them all).
-    targets = 2 * len(live_services)
-    deadline = time.monotonic() + 30
-    while len(query(prometheus, "up == 1")) < targets:
-        assert time.monotonic() < deadline, query(prometheus, "up")
-        time.sleep(0.5)
+    # Twice, scraped between, so the window holds rounds of every kind of request.
     for _ in range(2):
         drive_keyed_traffic(keyed_services)
         drive_traffic(live_services, rounds=1)
@@ -368,9 +369,8 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         assert 1.5 <= figures["replicas"] <= 2.0
         assert figures["operational_log_bytes_per_prediction"] > 0  # the 422s' access lines, at least
         assert 0 < figures["captured_share"] < 1  # the keyed pods capture; the live ones do not
-        # Only the keyed pod captures. Its two counters are scraped together, so the window's ratio
-        # is what they grew by across Prometheus' samples of them: not their totals, which hold
-        # what the module's earlier tests sent before Prometheus' first scrape.
+        # Only the keyed pod captures. Its two counters are scraped together from before its
+        # first captured line, so the window's ratio is what they grew by while scraped.
         n, keyed = MetricNames(name), keyed_services[name].server
         line_bytes = scraped_growth(prometheus, keyed, n.log_bytes_total, logger="servekit.capture")
         lines = scraped_growth(prometheus, keyed, n.captured_instances_total)
