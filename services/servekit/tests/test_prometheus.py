@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -16,13 +17,15 @@ from servekit.local import free_port
 
 
 class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
-    """Answers every query with ``result`` and keeps the Authorization header it got."""
+    """Answers every query with ``result``; keeps the Authorization header and the parameters it got."""
 
     seen: ClassVar[list[str | None]] = []
+    asked: ClassVar[list[dict[str, list[str]]]] = []
     result: ClassVar[list[dict[str, object]]] = []
 
     def do_GET(self) -> None:
         self.seen.append(self.headers.get("Authorization"))
+        self.asked.append(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
         body = json.dumps(
             {"status": "success", "data": {"resultType": "vector", "result": self.result}}
         ).encode()
@@ -87,3 +90,15 @@ def test_a_range_vector_is_its_first_series_points_without_nan(fake_prometheus: 
     assert prometheus.series(fake_prometheus, "rate(x[1m])[3m:1m]") == [(60.0, 2.5), (180.0, 4.0)]
     answering()
     assert prometheus.series(fake_prometheus, "rate(x[1m])[3m:1m]") == []
+
+
+def test_a_query_at_an_instant_asks_for_that_time_and_now_asks_for_none(fake_prometheus: str) -> None:
+    answering(({}, "1"))
+    prometheus.query(fake_prometheus, "up", at=1796282501.5)
+    prometheus.query_by(fake_prometheus, "up", "job", at=1796282501.5)
+    prometheus.query(fake_prometheus, "up")
+    assert RecordingPrometheus.asked[-3:] == [
+        {"query": ["up"], "time": ["1796282501.500"]},
+        {"query": ["up"], "time": ["1796282501.500"]},
+        {"query": ["up"]},
+    ]

@@ -14,15 +14,17 @@ from servekit.errors import ServekitError
 TOKEN_ENV = "MLP_PROMETHEUS_TOKEN"
 
 
-def samples(url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """The instant vector ``expr`` evaluates to now: each sample's ``metric`` labels and ``value``."""
+def samples(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> list[dict[str, Any]]:
+    """The instant vector ``expr`` evaluates to now (or at the Unix time ``at``): each sample's
+    ``metric`` labels and ``value``."""
     import httpx
 
     token = os.environ.get(TOKEN_ENV)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url.rstrip("/")
     try:
-        response = httpx.get(f"{base}/api/v1/query", params={"query": expr}, headers=headers, timeout=timeout)
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        response = httpx.get(f"{base}/api/v1/query", params=params, headers=headers, timeout=timeout)
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise ServekitError(502, "prometheus_unreachable", f"Prometheus at {base}: {exc}") from exc
@@ -31,27 +33,28 @@ def samples(url: str, expr: str, timeout: float = 10.0) -> list[dict[str, Any]]:
     return list(body["data"]["result"])
 
 
-def query(url: str, expr: str, timeout: float = 10.0) -> float | None:
-    """The first sample of ``expr`` now; None when there is none (or it is NaN: 0/0, no data)."""
-    found = samples(url, expr, timeout)
+def query(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> float | None:
+    """The first sample of ``expr`` now (or ``at``); None when there is none (or it is NaN: 0/0, no data)."""
+    found = samples(url, expr, timeout, at)
     if not found:
         return None
     value = float(found[0]["value"][1])
     return None if math.isnan(value) else value
 
 
-def query_by(url: str, expr: str, label: str, timeout: float = 10.0) -> dict[str, float]:
-    """Each sample of ``expr`` now, by the value of its ``label`` (NaN samples left out)."""
-    values = {
-        sample["metric"].get(label, ""): float(sample["value"][1]) for sample in samples(url, expr, timeout)
-    }
+def query_by(
+    url: str, expr: str, label: str, timeout: float = 10.0, at: float | None = None
+) -> dict[str, float]:
+    """Each sample of ``expr`` now (or ``at``), by the value of its ``label`` (NaN samples left out)."""
+    found = samples(url, expr, timeout, at)
+    values = {sample["metric"].get(label, ""): float(sample["value"][1]) for sample in found}
     return {key: value for key, value in values.items() if not math.isnan(value)}
 
 
-def series(url: str, expr: str, timeout: float = 10.0) -> list[tuple[float, float]]:
+def series(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> list[tuple[float, float]]:
     """The (time, value) points of the first series a range-vector ``expr`` (a subquery, say)
-    evaluates to now; NaN points left out, none when it has no series."""
-    found = samples(url, expr, timeout)
+    evaluates to now (or ``at``); NaN points left out, none when it has no series."""
+    found = samples(url, expr, timeout, at)
     if not found:
         return []
     points = [(float(t), float(v)) for t, v in found[0]["values"]]

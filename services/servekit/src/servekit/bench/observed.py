@@ -29,6 +29,7 @@ import argparse
 import datetime
 import re
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,16 +61,25 @@ class Source(Protocol):
 
 @dataclass(frozen=True)
 class PrometheusSource:
+    """Every query evaluated at one instant, ``at``: the window's end.
+
+    The figures are ratios of two queries (bytes over captured lines, CPU over predictions), and
+    increase() extrapolates a counter from its last sample to the window's end. Two queries a
+    second apart would each extrapolate to their own end, which tilts the ratio of a short window
+    by a few per cent; at one instant both are taken over the same samples.
+    """
+
     url: str
+    at: float
 
     def value(self, expr: str) -> float | None:
-        return prometheus.query(self.url, expr)
+        return prometheus.query(self.url, expr, at=self.at)
 
     def by(self, expr: str, label: str) -> dict[str, float]:
-        return prometheus.query_by(self.url, expr, label)
+        return prometheus.query_by(self.url, expr, label, at=self.at)
 
     def series(self, expr: str) -> list[tuple[float, float]]:
-        return prometheus.series(self.url, expr)
+        return prometheus.series(self.url, expr, at=self.at)
 
 
 def window_seconds(window: str) -> int:
@@ -216,12 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         window_seconds(args.window)
     except ValueError as error:
         p.error(str(error))
+    source = PrometheusSource(args.prometheus, at=time.time())
     report: dict[str, Any] = {
-        "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        # The window's end, at which every figure was evaluated.
+        "measured_at": datetime.datetime.fromtimestamp(source.at, datetime.UTC).isoformat(timespec="seconds"),
         "observed": {"prometheus": args.prometheus, "window": args.window, "match": args.match},
         "services": {},
     }
-    source = PrometheusSource(args.prometheus)
     try:
         for name in args.services or registry.available():
             figures = observe(name, args.window, source, args.match)
