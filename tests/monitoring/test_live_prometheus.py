@@ -110,8 +110,8 @@ def prometheus(
     try:
         server.wait_for("/-/ready", seconds=60)
         # Every target scraped once before a test sends traffic: each counter's first sample is
-        # then what the pod held before it (no capture yet), and increase() extrapolates none of
-        # the two counters of a ratio below it, so the observed ratios are the pods' own.
+        # what the pod held before any (no capture yet), and increase() extrapolates neither of a
+        # ratio's two counters back past it, so the observed ratios are the pods' own.
         deadline = time.monotonic() + 30
         while len(query(server, "up == 1")) < sum(map(len, targets.values())):
             assert time.monotonic() < deadline, query(server, "up")
