@@ -35,6 +35,7 @@ from servekit import auth, registry
 from servekit.bench import observed
 from servekit.local import start
 from servekit.metrics import MetricNames
+from servekit.metrics.names import CAPTURE_LOGGER
 from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
@@ -372,7 +373,7 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         # Only the keyed pod captures. Its two counters are scraped together from before its
         # first captured line, so the window's ratio is what they grew by while scraped.
         n, keyed = MetricNames(name), keyed_services[name].server
-        line_bytes = scraped_growth(prometheus, keyed, n.log_bytes_total, logger="servekit.capture")
+        line_bytes = scraped_growth(prometheus, keyed, n.log_bytes_total, logger=CAPTURE_LOGGER)
         lines = scraped_growth(prometheus, keyed, n.captured_instances_total)
         assert figures["capture_bytes_per_prediction"] == pytest.approx(line_bytes / lines, rel=0.01)
     capsys.readouterr()

@@ -22,8 +22,8 @@ def samples(url: str, expr: str, timeout: float = 10.0, at: float | None = None)
     token = os.environ.get(TOKEN_ENV)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url.rstrip("/")
+    params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
     try:
-        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
         response = httpx.get(f"{base}/api/v1/query", params=params, headers=headers, timeout=timeout)
         body = response.json()
     except (httpx.HTTPError, ValueError) as exc:
