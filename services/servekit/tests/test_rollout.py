@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from toy import TOY
 
+from servekit import prometheus
 from servekit.errors import ServekitError
-from servekit.rollout import Criteria, Reading, problem, rollout, verdict
+from servekit.rollout import Criteria, PrometheusReader, Reading, problem, rollout, verdict
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
 
@@ -144,3 +147,24 @@ def test_sound_readings_promote_and_a_bad_one_rolls_back_at_once(registry_calls:
     assert promoted is False
     assert registry_calls == ["canary 2", "canary None"]
     assert sum("reading" in line for line in said) == 1  # no second reading
+
+
+def test_a_reading_evaluates_every_query_at_one_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure ratio divides two queries: evaluated a second apart, ``increase()`` would
+    extrapolate each to a different end and tilt it."""
+    asked: list[tuple[str, float | None]] = []
+
+    def answer(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> float:
+        asked.append((expr, at))
+        return 1.0
+
+    monkeypatch.setattr(prometheus, "query", answer)
+    reader = PrometheusReader("http://prometheus:9090", "toy", match='namespace="ml"')
+    first = reader.read(60)
+    instants = {at for _, at in asked}
+    assert len(asked) == 8  # each variant's requests, failures and p95; stopped pods; fallbacks
+    assert len(instants) == 1
+    assert None not in instants
+    assert all("[60s]" in expr and 'namespace="ml"' in expr for expr, _ in asked if "increase" in expr)
+    assert abs(instants.pop() - time.time()) < 60  # now: the window ends at the reading
+    assert first.failure_ratio("canary") == 1.0

@@ -122,14 +122,18 @@ class PrometheusReader:
         matchers += [f'{key}="{value}"' for key, value in labels.items()]
         return "{" + ",".join(matchers) + "}"
 
-    def query(self, expr: str) -> float | None:
-        return prometheus.query(self.url, expr, self.timeout)
+    def query(self, expr: str, at: float | None = None) -> float | None:
+        return prometheus.query(self.url, expr, self.timeout, at)
 
     def read(self, window: int) -> Reading:
         n, w = self.names, f"[{window}s]"
+        # Every query at one instant: a failure ratio divides one query by another, and
+        # ``increase()`` extrapolates each to its own evaluation time, so a second between the two
+        # would tilt it (the same fix as servekit.bench.observed's).
+        at = time.time()
 
         def total(expr: str) -> float:
-            return self.query(f"sum(increase({expr}{w}))") or 0.0
+            return self.query(f"sum(increase({expr}{w}))", at) or 0.0
 
         requests, failures, p95 = {}, {}, {}
         for variant in (STABLE, CANARY):
@@ -138,12 +142,12 @@ class PrometheusReader:
                 n.variant_requests_total + self._selector(variant=variant, result="failed")
             )
             buckets = f"{n.variant_latency_seconds}_bucket{self._selector(variant=variant)}{w}"
-            p95[variant] = self.query(f"histogram_quantile(0.95, sum by (le) (increase({buckets})))")
+            p95[variant] = self.query(f"histogram_quantile(0.95, sum by (le) (increase({buckets})))", at)
         return Reading(
             requests=requests,
             failures=failures,
             p95_seconds=p95,
-            stopped_pods=self.query(f"sum({n.canary_stopped}{self._selector()})") or 0.0,
+            stopped_pods=self.query(f"sum({n.canary_stopped}{self._selector()})", at) or 0.0,
             not_ready_fallbacks=total(n.canary_fallbacks_total + self._selector(reason="not_ready")),
         )
 
