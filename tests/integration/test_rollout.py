@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
@@ -17,8 +18,9 @@ from processes import Server, free_port, start_service
 from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
 from servekit.local import start
+from servekit.routing import SHARE_TAG
 from servekit.testing import valid_requests
-from servekit.training.trainer import TrainResult, to_records
+from servekit.training.trainer import TrainResult, clear_canary_share, to_records
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +70,8 @@ def watched(
         yield server, prometheus
     finally:
         stop.set()
-        traffic.join(10)
+        if traffic.is_alive():  # not started when the server or Prometheus never came up
+            traffic.join(10)
         prometheus.stop()
         server.stop()
 
@@ -101,14 +104,18 @@ def test_a_sound_canary_is_promoted_after_its_readings(
         output = mlp(
             "rollout", "bankchurn", candidate, "--prometheus", prometheus.url,
             "--interval", "4", "--steps", "3", "--min-requests", "20", "--latency-factor", "3",
+            "--ramp", "20,50",
         )  # fmt: skip
         assert f"bankchurn: canary is now v{candidate} (champion v{champion})" in output
+        assert "send 20 % of their requests" in output
+        assert "bankchurn: the canary's share is now 50 %" in output  # after the first reading
         readings = [line for line in output.splitlines() if f"rollout of v{candidate}, reading" in line]
         assert len(readings) == 3, output
         assert "canary 0 requests" not in readings[-1], output  # the canary answered
         assert f"v{candidate} passed 3 readings; promoting it" in output
         assert f"champion is now v{candidate} (was v{champion})" in output
         assert client.get_model_version_by_alias("bankchurn", "champion").version == candidate
+        assert SHARE_TAG not in client.get_registered_model("bankchurn").tags  # the next starts afresh
         # The pods follow: every request is the new champion's.
         server.wait_for("/readyz")
         wait_for_version(server, candidate)
@@ -143,6 +150,55 @@ def test_a_canary_that_never_loads_is_rolled_back_and_nothing_is_promoted(
         assert client.get_model_version_by_alias("bankchurn", "canary").version == champion
     finally:
         client.delete_registered_model_alias("bankchurn", "canary")
+
+
+def test_the_canarys_share_is_set_in_the_registry_and_the_pods_follow_it(
+    watched: tuple[Server, Server],
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    """``mlp canary --percent`` moves the share of running pods without a restart, and ending the
+    canary gives them back their own setting (50 % here)."""
+    server, _ = watched
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    candidate = train_another_bankchurn(mlflow_server, tmp_path, seed=14).version
+    try:
+        output = mlp("canary", "bankchurn", candidate, "--percent", "100")
+        assert "send 100 % of their requests to it" in output
+        assert client.get_registered_model("bankchurn").tags[SHARE_TAG] == "100"
+        status = wait_for_canary(server, lambda c: c["version"] == candidate and c["traffic_percent"] == 100)
+        assert (status["traffic_percent_from"], status["receiving_percent"]) == ("registry", 100)
+        answered = {answered_by(server) for _ in range(20)}  # unkeyed: drawn at the share
+        assert answered == {candidate}
+        mlp("canary", "bankchurn", "--end")
+        assert SHARE_TAG not in client.get_registered_model("bankchurn").tags
+        status = wait_for_canary(server, lambda c: c["traffic_percent"] == 50)
+        assert status["traffic_percent_from"] == "setting"
+    finally:
+        clear_canary_share(client, "bankchurn")
+        client.delete_registered_model_alias("bankchurn", "canary")
+
+
+def wait_for_canary(
+    server: Server, done: Callable[[dict[str, Any]], bool], seconds: float = 30
+) -> dict[str, Any]:
+    """``GET /model`` -> ``canary`` once ``done`` holds of it."""
+    deadline = time.monotonic() + seconds
+    while not done(status := httpx.get(f"{server.url}/model").json()["canary"]):
+        assert time.monotonic() < deadline, f"the canary never got there: {status}"
+        time.sleep(0.2)
+    return status
+
+
+def answered_by(server: Server) -> str:
+    """The version that answered one unkeyed, unforced prediction."""
+    spec = registry.get_service("bankchurn")
+    features = spec.recipe.generate(1, 3).drop(columns=[spec.recipe.target])
+    response = httpx.post(f"{server.url}/predict", json=valid_requests(spec, to_records(features))[0])
+    assert response.status_code == 200, response.text
+    return str(response.json()["model"]["version"])
 
 
 def wait_for_version(server: Server, version: str, seconds: float = 30) -> None:

@@ -20,6 +20,16 @@ from servekit import cli
         ),
         (["replay", "log.txt", "--max-listed", "-1"], "argument --max-listed: '-1' is not a whole number"),
         (["replay", "log.txt", "--max-listed", "1.5"], "argument --max-listed: '1.5' is not a whole number"),
+        (["canary", "bankchurn", "2", "--percent", "120"], "argument --percent: '120' is not a percentage"),
+        (["canary", "bankchurn", "2", "--percent", "half"], "argument --percent: 'half' is not a number"),
+        (
+            ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--ramp", "5,50,25"],
+            "argument --ramp: '5,50,25': a ramp only goes up",
+        ),
+        (
+            ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--ramp", "5,,50"],
+            "argument --ramp: '' is not a number",
+        ),
     ],
 )
 def test_a_bad_count_is_a_usage_error_naming_the_option(
@@ -34,3 +44,19 @@ def test_a_bad_count_is_a_usage_error_naming_the_option(
 def test_max_listed_takes_0_for_all_and_defaults_to_100() -> None:
     assert cli.parser().parse_args(["replay", "log.txt", "--max-listed", "0"]).max_listed == 0
     assert cli.parser().parse_args(["replay", "log.txt"]).max_listed == 100
+
+
+def test_a_ramp_is_a_list_of_shares_and_a_canary_ended_takes_no_share(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = cli.parser().parse_args(
+        ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--ramp", "5, 25,50"]
+    )
+    assert args.ramp == [5.0, 25.0, 50.0]
+    assert cli.parser().parse_args(["canary", "bankchurn", "2", "--percent", "12.5"]).percent == 12.5
+    # Refused before the registry is asked (none runs at this address).
+    assert (
+        cli.main(["canary", "bankchurn", "--end", "--percent", "5", "--tracking-uri", "http://127.0.0.1:9"])
+        == 2
+    )
+    assert "--end sends it none" in capsys.readouterr().err

@@ -105,7 +105,14 @@ def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(trainer, "registry_client", lambda uri: None)
     monkeypatch.setattr(trainer, "current_champion", lambda client, name: "1")
     monkeypatch.setattr(
-        trainer, "set_canary", lambda spec, uri, version: calls.append(f"canary {version}") or ""
+        trainer,
+        "set_canary",
+        lambda spec, uri, version, percent=None: (
+            calls.append(f"canary {version}" + ("" if percent is None else f" at {percent:g}%")) or ""
+        ),
+    )
+    monkeypatch.setattr(
+        trainer, "set_canary_share", lambda spec, uri, percent: calls.append(f"share {percent:g}%") or ""
     )
     monkeypatch.setattr(
         trainer, "promote", lambda spec, uri, version: calls.append(f"promote {version}") or ""
@@ -113,10 +120,10 @@ def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def run(reader: Readings, steps: int = 2) -> tuple[bool, list[str]]:
+def run(reader: Readings, steps: int = 2, ramp: list[float] | None = None) -> tuple[bool, list[str]]:
     said: list[str] = []
     promoted = rollout(
-        TOY, "http://registry", "2", reader, criteria=CRITERIA, interval=0, steps=steps,
+        TOY, "http://registry", "2", reader, criteria=CRITERIA, interval=0, steps=steps, ramp=ramp,
         say=said.append, sleep=lambda _: None,
     )  # fmt: skip
     return promoted, said
@@ -168,3 +175,27 @@ def test_a_reading_evaluates_every_query_at_one_instant(monkeypatch: pytest.Monk
     assert all("[60s]" in expr and 'namespace="ml"' in expr for expr, _ in asked if "increase" in expr)
     assert abs(instants.pop() - time.time()) < 60  # now: the window ends at the reading
     assert first.failure_ratio("canary") == 1.0
+
+
+def test_a_ramp_raises_the_share_after_each_passed_reading_and_the_last_holds(
+    registry_calls: list[str],
+) -> None:
+    assert run(Readings(*[reading()] * 4), steps=4, ramp=[5, 25, 25, 50])[0] is True
+    # 25 twice: one reading more at 25 %, and nothing to set between them.
+    assert registry_calls == ["canary 2 at 5%", "share 25%", "share 50%", "promote 2"]
+    registry_calls.clear()
+    assert run(Readings(*[reading()] * 3), steps=3, ramp=[10, 50])[0] is True
+    assert registry_calls == ["canary 2 at 10%", "share 50%", "promote 2"]  # 50 % for the last two
+
+
+def test_a_ramp_stops_where_the_canary_is_found_worse(registry_calls: list[str]) -> None:
+    bad = reading(canary=(200, 9, 0.001))
+    assert run(Readings(reading(), bad, reading()), steps=3, ramp=[5, 25, 50])[0] is False
+    # Rolled back at 25 %: never sent 50 %; ending the canary also clears its share.
+    assert registry_calls == ["canary 2 at 5%", "share 25%", "canary None"]
+
+
+def test_a_ramp_longer_than_the_readings_is_refused_before_anything_moves(registry_calls: list[str]) -> None:
+    with pytest.raises(ServekitError, match="a ramp of 3 shares needs as many readings; --steps is 2"):
+        run(Readings(reading(), reading()), steps=2, ramp=[5, 25, 50])
+    assert registry_calls == []

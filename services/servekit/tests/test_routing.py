@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
+import itertools
 import logging
 import math
 from collections import Counter
@@ -33,6 +35,7 @@ from servekit.routing import (
     UNROUTED,
     CanaryRouter,
     Route,
+    parse_share,
     percentile_of,
 )
 from servekit.rpc import open_inference_pb2 as pb
@@ -234,6 +237,8 @@ def test_model_describes_the_canary(rolled: tuple[TestClient, list[dict[str, Any
     assert canary["run_id"] == "run-2"
     assert canary["ready"] is True
     assert canary["traffic_percent"] == 25
+    assert canary["traffic_percent_from"] == "setting"  # served from code: no registry to follow
+    assert canary["traffic_percent_error"] is None
     assert canary["receiving_percent"] == 25
 
 
@@ -528,3 +533,83 @@ def test_each_captured_answer_says_how_its_model_was_chosen(
         "canary" if percentile_of(f"customer-{i}") < 50 else "stable" for i in range(len(rows))
     ]
     assert [(c["variant"], c["routed"]) for c in captures[len(rows) :]] == [("canary", ASKED)] * 2
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "100.5", "nan", "inf", ""])
+def test_a_share_is_a_percentage(text: str) -> None:
+    with pytest.raises(ValueError, match="not a"):
+        parse_share(text)
+    assert parse_share("12.5") == 12.5
+
+
+def test_the_registrys_share_overrides_the_setting_and_a_bad_one_changes_nothing(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``mlp canary --percent`` and ``mlp rollout --ramp`` move the share through the registry:
+    each pod takes it at its next check, without a restart."""
+    stable, canary = ToyModel(toy_trained[0]), ToyModel(candidate)
+    draws = itertools.cycle([i / 100 + 0.005 for i in range(100)])  # a request at each percentile
+    router = CanaryRouter(
+        LoadedCanary(canary),  # type: ignore[arg-type]
+        CanaryMetrics(NAMES, CollectorRegistry()),
+        uri="models:/toy@canary",
+        traffic_percent=10,
+        draw=lambda: next(draws),
+        share_probe=lambda: None,
+    )
+
+    def canary_share() -> int:
+        """Of 100 requests, one at each percentile, how many the canary answers."""
+        return sum(router.choose(stable).variant == "canary" for _ in range(100))
+
+    assert canary_share() == 10
+    caplog.set_level(logging.INFO, logger="servekit.routing")
+    router.apply_share("40")
+    router.apply_share("40")  # the same share again: nothing to say
+    assert (router.traffic_percent, router.share_from, canary_share()) == (40, "registry", 40)
+    assert [r.message for r in caplog.records] == ["canary share is now 40% (from the registry; was 10%)"]
+    # A tag that is no percentage: the share stays, and the reason is said once and shown.
+    router.apply_share("lots")
+    router.apply_share("lots")
+    assert (router.traffic_percent, canary_share()) == (40, 40)
+    assert router.share_error == "the registry's canary.traffic_percent tag: 'lots' is not a number"
+    assert sum("canary share stays 40%" in r.message for r in caplog.records) == 1
+    # No tag any more (the rollout ended): the pod's own setting again.
+    router.apply_share(None)
+    assert (router.traffic_percent, router.share_from, router.share_error) == (10, "setting", None)
+
+
+def test_following_the_share_survives_a_registry_that_cannot_be_read(
+    candidate: ModelArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    answers: list[str | Exception] = [RuntimeError("connection refused"), "30"]
+
+    def probe() -> str:
+        answer = answers.pop(0) if answers else "30"  # the registry back, with the tag set
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    router = CanaryRouter(
+        LoadedCanary(ToyModel(candidate)),  # type: ignore[arg-type]
+        CanaryMetrics(NAMES, CollectorRegistry()),
+        uri="models:/toy@canary",
+        traffic_percent=10,
+        share_probe=probe,
+    )
+
+    async def follow_twice() -> None:
+        task = asyncio.create_task(router.follow_share(0.01))
+        while answers:
+            await asyncio.sleep(0.005)
+            if router.share_error:
+                assert router.traffic_percent == 10  # the share stays while the registry is down
+        await asyncio.sleep(0.02)
+        task.cancel()
+
+    asyncio.run(follow_twice())
+    assert (router.traffic_percent, router.share_from, router.share_error) == (30, "registry", None)
+    assert any(
+        "stays 10%: reading the registry: RuntimeError: connection refused" in r.message
+        for r in caplog.records
+    )

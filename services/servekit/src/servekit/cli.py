@@ -7,6 +7,7 @@ service needs no change here.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
@@ -80,7 +81,10 @@ def cmd_canary(args: argparse.Namespace) -> int:
     from servekit.training.trainer import set_canary
 
     spec = registry.get_service(args.service)
-    print(set_canary(spec, _tracking_uri(args.tracking_uri), None if args.end else args.version))
+    if args.end and args.percent is not None:
+        raise UsageError("canary: --percent sets the share of a new canary; --end sends it none")
+    tracking_uri = _tracking_uri(args.tracking_uri)
+    print(set_canary(spec, tracking_uri, None if args.end else args.version, args.percent))
     return 0
 
 
@@ -98,6 +102,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         criteria=criteria,
         interval=args.interval,
         steps=args.steps,
+        ramp=args.ramp,
     )
     return 0 if promoted else 1
 
@@ -399,6 +404,22 @@ def _non_negative(text: str) -> int:
     return int(text)
 
 
+def _percent(text: str) -> float:
+    from servekit.routing import parse_share
+
+    try:
+        return parse_share(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _shares(text: str) -> list[float]:
+    shares = [_percent(part.strip()) for part in text.split(",")]
+    if any(later < earlier for earlier, later in itertools.pairwise(shares)):
+        raise argparse.ArgumentTypeError(f"{text!r}: a ramp only goes up (a key's model never changes back)")
+    return shares
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mlp", description=__doc__)
     sub = root.add_subparsers(dest="command", required=True)
@@ -424,6 +445,12 @@ def parser() -> argparse.ArgumentParser:
     which = canary.add_mutually_exclusive_group(required=True)
     which.add_argument("version", nargs="?")
     which.add_argument("--end", action="store_true", help="point canary at the champion's version")
+    canary.add_argument(
+        "--percent",
+        type=_percent,
+        help="share of requests the pods send it, read from the registry at their next refresh "
+        "(default: each pod's <SVC>_CANARY_TRAFFIC_PERCENT)",
+    )
     canary.add_argument("--tracking-uri")
     canary.set_defaults(func=cmd_canary)
 
@@ -437,6 +464,12 @@ def parser() -> argparse.ArgumentParser:
     roll.add_argument("--match", default="", help='extra label matchers, e.g. namespace="ml-platform"')
     roll.add_argument("--interval", type=float, default=60.0, help="seconds between readings (default 60)")
     roll.add_argument("--steps", type=_positive, default=10, help="readings before promoting (default 10)")
+    roll.add_argument(
+        "--ramp",
+        type=_shares,
+        help="shares the canary answers, one per reading, e.g. 5,25,50: each passed reading moves it to "
+        "the next, and the last holds (default: the pods' own share throughout)",
+    )
     roll.add_argument("--min-requests", type=_positive, default=100, help="canary requests needed to judge")
     roll.add_argument("--max-failure-ratio", type=float, default=CANARY_FAILURE_RATIO)
     roll.add_argument("--latency-factor", type=float, default=CANARY_LATENCY_FACTOR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,19 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
+#: A pod loads its models (served, shadow, canary) and reads the registry in several threads at
+#: once. Two threads importing mlflow for the first time, one through a submodule, can be handed
+#: each other's half-initialised module (Python breaks the circular wait that way), and the
+#: process then fails every load for good; so the first import is made by one thread at a time.
+_FIRST_IMPORT = threading.Lock()
+
+
+def _import_mlflow() -> None:
+    with _FIRST_IMPORT:
+        import mlflow.models
+        import mlflow.tracking  # noqa: F401
+
+
 class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message says which step failed and why."""
 
@@ -42,6 +56,7 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         return None
+    _import_mlflow()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -70,6 +85,19 @@ def registry_version(model_uri: str, tracking_uri: str) -> str:
     return ref.version
 
 
+def registry_model_tag(model_uri: str, key: str, tracking_uri: str) -> str | None:
+    """The tag ``key`` of the registered model a ``models:/`` URI names (None: no such tag)."""
+    match = _REGISTRY_URI.match(model_uri)
+    if match is None:
+        raise ValueError(f"{model_uri} is not a models:/ URI")
+    _import_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    tags: dict[str, str] = client.get_registered_model(match["name"]).tags or {}
+    return tags.get(key)
+
+
 def registry_source(
     name: str, model_uri: str, tracking_uri: str
 ) -> tuple[Callable[[], ModelArtifact], Callable[[], str] | None]:
@@ -89,6 +117,7 @@ def registry_source(
 
 def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact:
     """Download, unpickle and describe the model at ``model_uri``."""
+    _import_mlflow()
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri)

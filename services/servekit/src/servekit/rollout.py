@@ -8,6 +8,9 @@ stopped the canary. It rolls back (``canary`` -> the champion's version) as soon
 worse by the same measures as the ``CanaryFailing``, ``CanarySlow`` and ``CanaryStopped`` alerts,
 and promotes VERSION once ``--steps`` readings passed with at least ``--min-requests`` canary
 requests. Too little canary traffic to judge is a roll-back too: nothing is promoted unseen.
+With ``--ramp 5,25,50`` the canary answers 5 % of the requests until the first reading passes,
+then 25 %, then 50 % (the registry's share, which the pods read at each refresh), so a bad
+version meets a small share of the traffic first, as Flagger's ``stepWeights`` do.
 
 Flagger and Argo Rollouts run the same loop as controllers in the cluster; here it is one
 command, run by hand or by a delivery pipeline, against the registry the pods follow.
@@ -161,16 +164,32 @@ def rollout(
     criteria: Criteria,
     interval: float,
     steps: int,
+    ramp: list[float] | None = None,
     say: Callable[[str], Any] = print,
     sleep: Callable[[float], Any] = time.sleep,
 ) -> bool:
-    """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted."""
-    from servekit.training.trainer import current_champion, promote, registry_client, set_canary
+    """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted.
 
+    ``ramp``: the canary's share at each reading, raised after each one it passes (the last holds);
+    None: the pods' own share throughout.
+    """
+    from servekit.training.trainer import (
+        current_champion,
+        promote,
+        registry_client,
+        set_canary,
+        set_canary_share,
+    )
+
+    ramp = ramp or []
+    if len(ramp) > steps:
+        raise ServekitError(
+            400, "ramp_too_long", f"a ramp of {len(ramp)} shares needs as many readings; --steps is {steps}"
+        )
     reader.query("vector(1)")  # an unreachable Prometheus is refused before anything moves
     if current_champion(registry_client(tracking_uri), spec.name) == version:
         raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
-    say(set_canary(spec, tracking_uri, version))
+    say(set_canary(spec, tracking_uri, version, ramp[0] if ramp else None))
     started = time.monotonic()
     reading = None
     try:
@@ -187,6 +206,8 @@ def rollout(
             found = problem(reading, criteria)
             if found:
                 return _roll_back(spec, tracking_uri, version, found, say)
+            if step < len(ramp) and ramp[step] != ramp[step - 1]:
+                say(set_canary_share(spec, tracking_uri, ramp[step]))
     except KeyboardInterrupt:  # Ctrl-C, or the pipeline cancelled: nobody watches any more
         return _roll_back(spec, tracking_uri, version, "interrupted before the last reading", say)
     assert reading is not None  # steps >= 1

@@ -22,6 +22,12 @@ A whole request goes to one variant, so a batch's predictions come from one vers
 canary is loaded its share goes to the stable model (``<svc>_canary_fallbacks_total``), and
 when both are one registry version (after ``mlp promote``) the stable model answers everything.
 
+The share can also come from the registry, so a rollout can ramp it without a restart: the
+registered model's tag ``canary.traffic_percent`` (``mlp canary <svc> V --percent P``, ``mlp
+rollout --ramp``), read at every model refresh, overrides ``<SVC>_CANARY_TRAFFIC_PERCENT``, and
+without the tag the setting holds again. A tag that is not a percentage, or a registry that
+cannot be read, leaves the share as it was and says why once.
+
 A canary that fails is stopped by each pod on its own, without waiting for an alert and a
 person: once more than ``<SVC>_CANARY_STOP_FAILURE_RATIO`` of its latest
 ``<SVC>_CANARY_STOP_WINDOW`` requests failed, its share goes back to the stable model (requests
@@ -36,8 +42,10 @@ test, a support engineer reproducing a case) or the canary's share answered by t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Callable
@@ -46,6 +54,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from servekit.errors import FieldProblem, ServekitError
+from servekit.loading import one_line
 from servekit.metrics.canary import CanaryMetrics
 from servekit.metrics.names import CANARY, STABLE, VARIANTS
 from servekit.model import ServedModel
@@ -58,6 +67,11 @@ VARIANT_HEADER = "x-model-variant"
 ROUTING_KEY_HEADER = "x-routing-key"
 #: A routing key is an identifier (a customer, a session), not a payload.
 MAX_ROUTING_KEY_LENGTH = 256
+#: The registered model's tag that sets the canary's share on every pod that follows the registry.
+SHARE_TAG = "canary.traffic_percent"
+#: Where the share in force came from (``GET /model`` -> ``canary.traffic_percent_from``).
+FROM_SETTING = "setting"
+FROM_REGISTRY = "registry"
 #: The canary is judged on no fewer of its latest requests: one failure in five is not a verdict.
 MIN_JUDGED_REQUESTS = 20
 
@@ -116,6 +130,17 @@ def no_canary(field: str) -> ServekitError:
     return ServekitError(404, "variant_not_served", problem, (FieldProblem(field, problem),))
 
 
+def parse_share(text: str) -> float:
+    """A share of traffic, in percent: a number from 0 to 100 (ValueError saying why otherwise)."""
+    try:
+        percent = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not (math.isfinite(percent) and 0 <= percent <= 100):
+        raise ValueError(f"{text!r} is not a percentage from 0 to 100")
+    return percent
+
+
 def percentile_of(key: str) -> float:
     """Where ``key`` falls in [0, 100): the same in every process (Python's ``hash`` is salted)."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
@@ -135,11 +160,18 @@ class CanaryRouter:
         stop_failure_ratio: float = 1.0,
         stop_window: int = 100,
         draw: Callable[[], float] = random.random,
+        share_probe: Callable[[], str | None] | None = None,
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
         self.uri = uri
-        self.traffic_percent = traffic_percent
+        #: The share in force, and the setting's, which holds while the registry names none.
+        self.traffic_percent = self.configured_percent = traffic_percent
+        self.share_from = FROM_SETTING
+        #: Reads the registry's ``SHARE_TAG`` (None: no tag); None: the setting always holds.
+        self.share_probe = share_probe
+        #: Why the registry's share could not be taken at the last check (None: it was).
+        self.share_error: str | None = None
         self.stop_failure_ratio = stop_failure_ratio
         self._draw = draw
         #: The canary's latest results (True: failed), of the version in ``_judged_version``.
@@ -147,6 +179,47 @@ class CanaryRouter:
         self._judged_version: str | None = None
         #: Why this pod stopped sending the canary its share; None while it sends it.
         self.stopped: dict[str, Any] | None = None
+
+    def apply_share(self, tag: str | None) -> None:
+        """Take the share the registry's tag names; without a tag, the setting's."""
+        if tag is None:
+            percent, origin = self.configured_percent, FROM_SETTING
+        else:
+            try:
+                percent, origin = parse_share(tag), FROM_REGISTRY
+            except ValueError as exc:
+                self._share_failed(f"the registry's {SHARE_TAG} tag: {exc}")
+                return
+        self.share_error = None
+        if (percent, origin) != (self.traffic_percent, self.share_from):
+            logger.info(
+                "canary share is now %g%% (from the %s; was %g%%)", percent, origin, self.traffic_percent
+            )
+        self.traffic_percent, self.share_from = percent, origin
+
+    async def follow_share(self, interval: float) -> None:
+        """Check the registry's share once the canary has loaded, then every ``interval`` seconds;
+        a task for the app's life."""
+        if self.share_probe is None:
+            return
+        # Not before the canary has loaded: its share goes to the stable model until then anyway,
+        # and a registry client importing mlflow in a third thread, beside the two loaders
+        # importing it, can leave the module half-initialised for the life of the process.
+        while self.runtime.model is None:
+            await asyncio.sleep(min(interval, 1.0))
+        while True:
+            try:
+                tag = await asyncio.to_thread(self.share_probe)
+            except Exception as exc:  # the registry down: the share stays, as the model does
+                self._share_failed(f"reading the registry: {one_line(exc)}")
+            else:
+                self.apply_share(tag)
+            await asyncio.sleep(interval)
+
+    def _share_failed(self, why: str) -> None:
+        if why != self.share_error:  # once per cause, not at every check
+            logger.warning("canary share stays %g%%: %s", self.traffic_percent, why)
+        self.share_error = why
 
     def choose(self, stable: ServedModel, route: Route = UNROUTED) -> Choice:
         """The variant that answers and its model; 503 if the canary is asked for and not loaded."""
@@ -241,6 +314,8 @@ class CanaryRouter:
             "ready": canary is not None,
             "error": None if canary else self.runtime.last_error,
             "traffic_percent": self.traffic_percent,
+            "traffic_percent_from": self.share_from,
+            "traffic_percent_error": self.share_error,
             # The share it answers now: none until it loads, while it is the stable version, or
             # once this pod stopped it.
             "receiving_percent": (

@@ -27,7 +27,7 @@ from servekit.inference import (
     validate_batch_json,
     validate_json,
 )
-from servekit.loading import registry_source
+from servekit.loading import follows_an_alias, registry_model_tag, registry_source
 from servekit.metrics import ServiceMetrics, loop_lag
 from servekit.metrics.canary import CanaryMetrics
 from servekit.metrics.names import CANARY, STABLE
@@ -47,7 +47,16 @@ from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
-from servekit.routing import ALONE, UNROUTED, VARIANT_HEADER, CanaryRouter, Choice, Route, no_canary
+from servekit.routing import (
+    ALONE,
+    SHARE_TAG,
+    UNROUTED,
+    VARIANT_HEADER,
+    CanaryRouter,
+    Choice,
+    Route,
+    no_canary,
+)
 from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
@@ -240,6 +249,11 @@ def create_app(
             tasks.append(asyncio.create_task(shadow.runtime.run(), name=f"{spec.name}-shadow-loader"))
         if canary is not None:
             tasks.append(asyncio.create_task(canary.runtime.run(), name=f"{spec.name}-canary-loader"))
+            tasks.append(
+                asyncio.create_task(
+                    canary.follow_share(settings.model_refresh_seconds), name=f"{spec.name}-canary-share"
+                )
+            )
         grpc_server = None
         if settings.grpc_port:
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
@@ -494,6 +508,13 @@ def canary_router(
     if source is None and not uri:
         return None
     canary_metrics = CanaryMetrics(metrics.names, metrics.registry)
+    share_probe = None
+    if source is None and follows_an_alias(uri) and settings.model_refresh_seconds > 0:
+        tracking_uri = settings.mlflow_tracking_uri
+
+        def share_probe() -> str | None:
+            return registry_model_tag(uri, SHARE_TAG, tracking_uri)
+
     return CanaryRouter(
         second_runtime(spec, settings, uri=uri, source=source, metrics=canary_metrics, role="canary model"),
         canary_metrics,
@@ -501,4 +522,5 @@ def canary_router(
         traffic_percent=settings.canary_traffic_percent,
         stop_failure_ratio=settings.canary_stop_failure_ratio,
         stop_window=settings.canary_stop_window,
+        share_probe=share_probe,
     )

@@ -17,6 +17,7 @@ from servekit.errors import ServekitError
 from servekit.loading import load_artifact, one_line
 from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
+from servekit.routing import SHARE_TAG
 from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, parity, uncertainty
@@ -267,6 +268,7 @@ def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     previous = current_champion(client, spec.name)
     client.set_registered_model_alias(spec.name, CHAMPION, version)
     client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
+    clear_canary_share(client, spec.name)  # the next canary starts at the pods' own share
     was = f"v{previous}" if previous else "none"
     return (
         f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
@@ -274,8 +276,15 @@ def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     )
 
 
-def set_canary(spec: ServiceSpec, tracking_uri: str, version: str | None) -> str:
-    """Point ``canary`` at ``version``, or (None) at the champion's, which ends the canary."""
+def set_canary(
+    spec: ServiceSpec, tracking_uri: str, version: str | None, percent: float | None = None
+) -> str:
+    """Point ``canary`` at ``version``, or (None) at the champion's, which ends the canary.
+
+    ``percent``: the share of requests the pods send it (the registered model's ``SHARE_TAG``,
+    which they read at every refresh); None removes the tag, so each pod's
+    ``<SVC>_CANARY_TRAFFIC_PERCENT`` holds.
+    """
     client = registry_client(tracking_uri)
     champion = current_champion(client, spec.name)
     if version is None:
@@ -284,6 +293,11 @@ def set_canary(spec: ServiceSpec, tracking_uri: str, version: str | None) -> str
         version = champion
     else:
         _require_version(client, spec.name, version)
+    # The share before the alias: a pod that loads the new version at once reads its share then.
+    if percent is None or version == champion:
+        clear_canary_share(client, spec.name)
+    else:
+        client.set_registered_model_tag(spec.name, SHARE_TAG, f"{percent:g}")
     client.set_registered_model_alias(spec.name, CANARY, version)
     prefix = spec.name.upper()
     uri = f"models:/{spec.name}@{CANARY}"
@@ -293,12 +307,29 @@ def set_canary(spec: ServiceSpec, tracking_uri: str, version: str | None) -> str
             f"{prefix}_CANARY_MODEL_URI={uri} answer every request with v{version} within "
             f"{_refresh_wait(spec)}"
         )
+    share = f"{percent:g} %" if percent is not None else f"{prefix}_CANARY_TRAFFIC_PERCENT"
     return (
         f"{spec.name}: {CANARY} is now v{version} (champion v{champion or '-'}); services with "
-        f"{prefix}_CANARY_MODEL_URI={uri} send {prefix}_CANARY_TRAFFIC_PERCENT of their requests "
+        f"{prefix}_CANARY_MODEL_URI={uri} send {share} of their requests "
         f"to it within {_refresh_wait(spec)}; `mlp promote {spec.name} {version}` completes the "
         f"rollout, `mlp canary {spec.name} --end` rolls it back"
     )
+
+
+def set_canary_share(spec: ServiceSpec, tracking_uri: str, percent: float) -> str:
+    """Set the share of requests the pods send the canary they serve now."""
+    client = registry_client(tracking_uri)
+    client.set_registered_model_tag(spec.name, SHARE_TAG, f"{percent:g}")
+    return (
+        f"{spec.name}: the canary's share is now {percent:g} %; services following the registry "
+        f"send it that share within {_refresh_wait(spec)}"
+    )
+
+
+def clear_canary_share(client: Any, name: str) -> None:
+    """Remove the registry's canary share, so each pod's own setting holds again."""
+    if SHARE_TAG in (client.get_registered_model(name).tags or {}):
+        client.delete_registered_model_tag(name, SHARE_TAG)
 
 
 def _require_version(client: Any, name: str, version: str) -> None:
