@@ -1938,6 +1938,29 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
     g.add(
         panel(
             "timeseries",
+            "Canary share: set on the pods, and answered (5 m)",
+            "The share each pod draws for the canary (the registry's canary.traffic_percent tag, set by "
+            f"mlp canary --percent and mlp rollout --ramp, or {service.upper()}_CANARY_TRAFFIC_PERCENT), "
+            "lowest and highest over the pods: apart, some pods have not refreshed yet. Beside it, the "
+            "share of prediction requests the canary answered, which stays under the set one while it "
+            "loads or is stopped.",
+            "percentunit",
+            [
+                (f"min({n.canary_traffic_percent}{{{inst}}}) / 100", "set, lowest pod"),
+                (f"max({n.canary_traffic_percent}{{{inst}}}) / 100", "set, highest pod"),
+                (
+                    f'sum(rate({n.variant_requests_total}{{{inst},variant="canary"}}[5m]))\n/ '
+                    f"sum(rate({n.variant_requests_total}{{{inst}}}[5m]))",
+                    "answered by the canary",
+                ),
+            ],
+        ),
+        24,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
             "Canary share answered by the stable model (per second, 5 m)",
             "Requests routed to the canary that the stable model answered: not_ready (the canary is not "
             f"loaded), stopped (the pod stopped it after too many failures; {service.upper()}_CANARY_STOP_"

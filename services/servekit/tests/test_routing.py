@@ -549,9 +549,10 @@ def test_the_registrys_share_overrides_the_setting_and_a_bad_one_changes_nothing
     each pod takes it at its next check, without a restart."""
     stable, canary = ToyModel(toy_trained[0]), ToyModel(candidate)
     draws = itertools.cycle([i / 100 + 0.005 for i in range(100)])  # a request at each percentile
+    registry = CollectorRegistry()
     router = CanaryRouter(
         LoadedCanary(canary),  # type: ignore[arg-type]
-        CanaryMetrics(NAMES, CollectorRegistry()),
+        CanaryMetrics(NAMES, registry),
         uri="models:/toy@canary",
         traffic_percent=10,
         draw=lambda: next(draws),
@@ -567,6 +568,7 @@ def test_the_registrys_share_overrides_the_setting_and_a_bad_one_changes_nothing
     router.apply_share("40")
     router.apply_share("40")  # the same share again: nothing to say
     assert (router.traffic_percent, router.share_from, canary_share()) == (40, "registry", 40)
+    assert registry.get_sample_value(NAMES.canary_traffic_percent) == 40  # the dashboard's "set"
     assert [r.message for r in caplog.records] == ["canary share is now 40% (from the registry; was 10%)"]
     # A tag that is no percentage: the share stays, and the reason is said once and shown.
     router.apply_share("lots")
@@ -577,6 +579,7 @@ def test_the_registrys_share_overrides_the_setting_and_a_bad_one_changes_nothing
     # No tag any more (the rollout ended): the pod's own setting again.
     router.apply_share(None)
     assert (router.traffic_percent, router.share_from, router.share_error) == (10, "setting", None)
+    assert registry.get_sample_value(NAMES.canary_traffic_percent) == 10
 
 
 def test_following_the_share_survives_a_registry_that_cannot_be_read(

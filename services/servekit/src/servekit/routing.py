@@ -167,6 +167,7 @@ class CanaryRouter:
         self.uri = uri
         #: The share in force, and the setting's, which holds while the registry names none.
         self.traffic_percent = self.configured_percent = traffic_percent
+        metrics.traffic_percent.set(traffic_percent)
         self.share_from = FROM_SETTING
         #: Reads the registry's ``SHARE_TAG`` (None: no tag); None: the setting always holds.
         self.share_probe = share_probe
@@ -196,6 +197,7 @@ class CanaryRouter:
                 "canary share is now %g%% (from the %s; was %g%%)", percent, origin, self.traffic_percent
             )
         self.traffic_percent, self.share_from = percent, origin
+        self.metrics.traffic_percent.set(percent)
 
     async def follow_share(self, interval: float) -> None:
         """Check the registry's share once the canary has loaded, then every ``interval`` seconds;

@@ -77,6 +77,13 @@ class CanaryMetrics(BesideModelMetrics):
             "requests failed; 0 while it gets its share.",
             registry=registry,
         )
+        self.traffic_percent = Gauge(
+            names.canary_traffic_percent,
+            "The share of prediction requests, in percent, this pod draws for the canary: the "
+            "registry's canary.traffic_percent tag (mlp canary --percent, mlp rollout --ramp), or "
+            "<SVC>_CANARY_TRAFFIC_PERCENT without one. Pods that disagree have not all refreshed.",
+            registry=registry,
+        )
         self._fallbacks = {reason: self.fallbacks.labels(reason=reason) for reason in CANARY_FALLBACK_REASONS}
         # Every variant and result from the start, so a ratio is 0 rather than absent.
         self._requests = {

@@ -39,6 +39,7 @@ SHADOW_SKIPPED_TOTAL = "shadow_skipped_total"
 CANARY_MODEL_INFO = "canary_model_info"
 CANARY_FALLBACKS_TOTAL = "canary_fallbacks_total"
 CANARY_STOPPED = "canary_stopped"
+CANARY_TRAFFIC_PERCENT = "canary_traffic_percent"
 VARIANT_REQUESTS_TOTAL = "variant_requests_total"
 VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
@@ -254,6 +255,10 @@ class MetricNames:
     @property
     def canary_stopped(self) -> str:
         return self._name(CANARY_STOPPED)
+
+    @property
+    def canary_traffic_percent(self) -> str:
+        return self._name(CANARY_TRAFFIC_PERCENT)
 
     @property
     def variant_requests_total(self) -> str:
