@@ -199,3 +199,20 @@ def test_a_ramp_longer_than_the_readings_is_refused_before_anything_moves(regist
     with pytest.raises(ServekitError, match="a ramp of 3 shares needs as many readings; --steps is 2"):
         run(Readings(reading(), reading()), steps=2, ramp=[5, 25, 50])
     assert registry_calls == []
+
+
+def test_a_ramp_that_cannot_be_raised_is_rolled_back(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servekit.training import trainer
+
+    def refused(spec: object, uri: str, percent: float) -> str:
+        raise RuntimeError("registry refused the tag")
+
+    monkeypatch.setattr(trainer, "set_canary_share", refused)
+    promoted, said = run(Readings(reading(), reading()), steps=2, ramp=[5, 50])
+    assert promoted is False
+    assert registry_calls == ["canary 2 at 5%", "canary None"]
+    assert (
+        "rolling back v2: cannot raise its share to 50 %: RuntimeError: registry refused the tag" in said[-2]
+    )

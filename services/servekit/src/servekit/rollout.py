@@ -26,6 +26,7 @@ from typing import Any
 
 from servekit import prometheus
 from servekit.errors import ServekitError
+from servekit.loading import one_line
 from servekit.metrics.names import (
     CANARY,
     CANARY_FAILURE_RATIO,
@@ -207,7 +208,11 @@ def rollout(
             if found:
                 return _roll_back(spec, tracking_uri, version, found, say)
             if step < len(ramp) and ramp[step] != ramp[step - 1]:
-                say(set_canary_share(spec, tracking_uri, ramp[step]))
+                try:
+                    say(set_canary_share(spec, tracking_uri, ramp[step]))
+                except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
+                    why = f"cannot raise its share to {ramp[step]:g} %: {one_line(exc)}"
+                    return _roll_back(spec, tracking_uri, version, why, say)
     except KeyboardInterrupt:  # Ctrl-C, or the pipeline cancelled: nobody watches any more
         return _roll_back(spec, tracking_uri, version, "interrupted before the last reading", say)
     assert reading is not None  # steps >= 1
