@@ -168,6 +168,8 @@ def test_the_canarys_share_is_set_in_the_registry_and_the_pods_follow_it(
         output = mlp("canary", "bankchurn", candidate, "--percent", "100")
         assert "send 100 % of their requests to it" in output
         assert client.get_registered_model("bankchurn").tags[SHARE_TAG] == "100"
+        listed = {row.split()[0]: row.split()[1] for row in mlp("versions", "bankchurn").splitlines()[2:]}
+        assert "canary@100%" in listed[candidate].split(",")
         status = wait_for_canary(server, lambda c: c["version"] == candidate and c["traffic_percent"] == 100)
         assert (status["traffic_percent_from"], status["receiving_percent"]) == ("registry", 100)
         answered = {answered_by(server) for _ in range(20)}  # unkeyed: drawn at the share

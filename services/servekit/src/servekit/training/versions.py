@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from servekit.metrics.names import CANARY
+from servekit.routing import SHARE_TAG
 from servekit.spec import ServiceSpec
 
 DECISION_TAG = "promotion.decision"
@@ -49,10 +51,14 @@ def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow
     if not found:
         return []
     newest = sorted(found, key=lambda mv: int(mv.version), reverse=True)[:limit]
-    # A search does not return aliases; the registered model holds them all.
+    # A search does not return aliases; the registered model holds them all, and the canary's
+    # share when the registry sets it (``canary@25%``; without it, each pod's setting holds).
+    model = client.get_registered_model(spec.name)
+    share = (model.tags or {}).get(SHARE_TAG)
     aliases: dict[str, list[str]] = {}
-    for alias, version in client.get_registered_model(spec.name).aliases.items():
-        aliases.setdefault(str(version), []).append(alias)
+    for alias, version in model.aliases.items():
+        shown = f"{alias}@{share}%" if alias == CANARY and share is not None else alias
+        aliases.setdefault(str(version), []).append(shown)
     return [_row(spec, client, mv, aliases.get(str(mv.version), [])) for mv in newest]
 
 
