@@ -188,6 +188,15 @@ def test_a_ramp_raises_the_share_after_each_passed_reading_and_the_last_holds(
     assert registry_calls == ["canary 2 at 10%", "share 50%", "promote 2"]  # 50 % for the last two
 
 
+def test_a_ramp_holds_its_share_until_a_reading_could_judge_the_canary(registry_calls: list[str]) -> None:
+    few = reading(canary=(40, 0, 0.001))  # under CRITERIA.min_requests
+    promoted, said = run(Readings(few, reading(), reading()), steps=3, ramp=[5, 25, 50])
+    assert promoted is True
+    # Held at 5 % after the first reading, raised after the second; the third was the last.
+    assert registry_calls == ["canary 2 at 5%", "share 25%", "promote 2"]
+    assert "toy: the canary's share stays 5 % until it has answered 100 requests" in said
+
+
 def test_a_ramp_stops_where_the_canary_is_found_worse(registry_calls: list[str]) -> None:
     bad = reading(canary=(200, 9, 0.001))
     assert run(Readings(reading(), bad, reading()), steps=3, ramp=[5, 25, 50])[0] is False

@@ -467,7 +467,7 @@ def parser() -> argparse.ArgumentParser:
     roll.add_argument(
         "--ramp",
         type=_shares,
-        help="shares the canary answers, one per reading, e.g. 5,25,50: each passed reading moves it to "
+        help="shares the canary answers, e.g. 5,25,50: each reading that judged it sound moves it to "
         "the next, and the last holds (default: the pods' own share throughout)",
     )
     roll.add_argument("--min-requests", type=_positive, default=100, help="canary requests needed to judge")

@@ -8,9 +8,10 @@ stopped the canary. It rolls back (``canary`` -> the champion's version) as soon
 worse by the same measures as the ``CanaryFailing``, ``CanarySlow`` and ``CanaryStopped`` alerts,
 and promotes VERSION once ``--steps`` readings passed with at least ``--min-requests`` canary
 requests. Too little canary traffic to judge is a roll-back too: nothing is promoted unseen.
-With ``--ramp 5,25,50`` the canary answers 5 % of the requests until the first reading passes,
-then 25 %, then 50 % (the registry's share, which the pods read at each refresh), so a bad
-version meets a small share of the traffic first, as Flagger's ``stepWeights`` do.
+With ``--ramp 5,25,50`` the canary answers 5 % of the requests until a reading has judged it
+sound on ``--min-requests``, then 25 %, then 50 % (the registry's share, which the pods read at
+each refresh), so a bad version meets a small share of the traffic first, as Flagger's
+``stepWeights`` do; a reading with too few canary requests to judge holds the share.
 
 Flagger and Argo Rollouts run the same loop as controllers in the cluster; here it is one
 command, run by hand or by a delivery pipeline, against the registry the pods follow.
@@ -171,8 +172,8 @@ def rollout(
 ) -> bool:
     """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted.
 
-    ``ramp``: the canary's share at each reading, raised after each one it passes (the last holds);
-    None: the pods' own share throughout.
+    ``ramp``: the canary's shares, in order: each reading that judged it sound raises it to the
+    next, the last holds; None: the pods' own share throughout.
     """
     from servekit.training.trainer import (
         current_champion,
@@ -193,6 +194,7 @@ def rollout(
     say(set_canary(spec, tracking_uri, version, ramp[0] if ramp else None))
     started = time.monotonic()
     reading = None
+    stage = 0  # the ramp's share in force
     try:
         for step in range(1, steps + 1):
             sleep(interval)
@@ -207,12 +209,22 @@ def rollout(
             found = problem(reading, criteria)
             if found:
                 return _roll_back(spec, tracking_uri, version, found, say)
-            if step < len(ramp) and ramp[step] != ramp[step - 1]:
-                try:
-                    say(set_canary_share(spec, tracking_uri, ramp[step]))
-                except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
-                    why = f"cannot raise its share to {ramp[step]:g} %: {one_line(exc)}"
-                    return _roll_back(spec, tracking_uri, version, why, say)
+            if stage + 1 >= len(ramp) or step == steps:  # at its last share, or judged for the last time
+                continue
+            if reading.requests[CANARY] < criteria.min_requests:  # not judged: not trusted with more
+                say(
+                    f"{spec.name}: the canary's share stays {ramp[stage]:g} % until it has answered "
+                    f"{criteria.min_requests} requests"
+                )
+                continue
+            stage += 1
+            if ramp[stage] == ramp[stage - 1]:
+                continue
+            try:
+                say(set_canary_share(spec, tracking_uri, ramp[stage]))
+            except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
+                why = f"cannot raise its share to {ramp[stage]:g} %: {one_line(exc)}"
+                return _roll_back(spec, tracking_uri, version, why, say)
     except KeyboardInterrupt:  # Ctrl-C, or the pipeline cancelled: nobody watches any more
         return _roll_back(spec, tracking_uri, version, "interrupted before the last reading", say)
     assert reading is not None  # steps >= 1
