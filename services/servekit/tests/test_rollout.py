@@ -225,3 +225,25 @@ def test_a_ramp_that_cannot_be_raised_is_rolled_back(
     assert (
         "rolling back v2: cannot raise its share to 50 %: RuntimeError: registry refused the tag" in said[-2]
     )
+
+
+def test_failures_that_begin_late_are_judged_on_the_last_interval(registry_calls: list[str]) -> None:
+    """Since the start, 5 failures in 1,200 requests are 0.42 %, under the limit; they all came in
+    the last 200, where they are 2.5 %."""
+    sound, late = reading(canary=(1000, 0, 0.001)), reading(canary=(1200, 5, 0.001))
+    assert problem(late, CRITERIA) is None
+    promoted, said = run(Readings(sound, late, late), steps=3)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert (
+        "toy: rolling back v2: since the last reading, 2.50% of the canary's requests failed "
+        "(limit 1.00%; stable 0.00%)"
+    ) in said
+
+
+def test_an_interval_is_judged_only_on_enough_of_its_own_requests(registry_calls: list[str]) -> None:
+    # 2 failures in the last 20 requests: 10 %, but 20 requests are too few to tell.
+    sound, then = reading(canary=(1000, 0, 0.001)), reading(canary=(1020, 2, 0.001))
+    assert run(Readings(sound, then), steps=2)[0] is True
+    assert sound.since(sound).requests == {"canary": 0.0, "stable": 0.0}
+    assert then.since(sound).p95_seconds == {"canary": None, "stable": None}  # no quantile of a difference

@@ -4,10 +4,11 @@
 ``mlp rollout SERVICE VERSION --prometheus URL`` makes it: it points the ``canary`` alias at
 VERSION, then every ``--interval`` seconds reads, from the services' own metrics since it began,
 the canary's requests, failures and p95 model time beside the stable model's, and whether a pod
-stopped the canary. It rolls back (``canary`` -> the champion's version) as soon as the canary is
-worse by the same measures as the ``CanaryFailing``, ``CanarySlow`` and ``CanaryStopped`` alerts,
-and promotes VERSION once ``--steps`` readings passed with at least ``--min-requests`` canary
-requests. Too little canary traffic to judge is a roll-back too: nothing is promoted unseen.
+stopped the canary; the failures are also judged over the last interval alone. It rolls back
+(``canary`` -> the champion's version) as soon as the canary is worse by the same measures as
+the ``CanaryFailing``, ``CanarySlow`` and ``CanaryStopped`` alerts, and promotes VERSION once
+``--steps`` readings passed with at least ``--min-requests`` canary requests. Too little canary
+traffic to judge is a roll-back too: nothing is promoted unseen.
 With ``--ramp 5,25,50`` the canary answers 5 % of the requests until a reading has judged it
 sound on ``--min-requests``, then 25 %, then 50 % (the registry's share, which the pods read at
 each refresh), so a bad version meets a small share of the traffic first, as Flagger's
@@ -56,6 +57,24 @@ class Reading:
     p95_seconds: dict[str, float | None]
     stopped_pods: float
     not_ready_fallbacks: float
+
+    def since(self, earlier: Reading) -> Reading:
+        """The requests and failures between ``earlier`` and this reading (both since the start).
+
+        Its latencies are unknown (a quantile cannot be subtracted), so only the failure rule
+        judges it; the stopped pods are this reading's.
+        """
+
+        def minus(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+            return {variant: max(now[variant] - before.get(variant, 0.0), 0.0) for variant in now}
+
+        return Reading(
+            requests=minus(self.requests, earlier.requests),
+            failures=minus(self.failures, earlier.failures),
+            p95_seconds=dict.fromkeys(self.p95_seconds),
+            stopped_pods=self.stopped_pods,
+            not_ready_fallbacks=max(self.not_ready_fallbacks - earlier.not_ready_fallbacks, 0.0),
+        )
 
     def failure_ratio(self, variant: str) -> float:
         requests = self.requests[variant]
@@ -193,7 +212,7 @@ def rollout(
         raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
     say(set_canary(spec, tracking_uri, version, ramp[0] if ramp else None))
     started = time.monotonic()
-    reading = None
+    reading = previous = None
     stage = 0  # the ramp's share in force
     try:
         for step in range(1, steps + 1):
@@ -207,8 +226,14 @@ def rollout(
                 return _roll_back(spec, tracking_uri, version, why, say)
             say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
             found = problem(reading, criteria)
+            if not found and previous is not None:
+                # Failures that begin late (a leak, a traffic pattern, a larger share) are diluted
+                # in the counts since the start; the last interval's alone show them at once.
+                recent = problem(reading.since(previous), criteria)
+                found = recent and f"since the last reading, {recent}"
             if found:
                 return _roll_back(spec, tracking_uri, version, found, say)
+            previous = reading
             if stage + 1 >= len(ramp) or step == steps:  # at its last share, or judged for the last time
                 continue
             if reading.requests[CANARY] < criteria.min_requests:  # not judged: not trusted with more
