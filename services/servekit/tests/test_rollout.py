@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -89,7 +90,7 @@ class Readings:
     def query(self, expr: str) -> float:
         return 1.0
 
-    def read(self, window: int) -> Reading:
+    def read(self, window: int, recent: int | None = None) -> Reading:
         found = self.readings.pop(0)
         if isinstance(found, BaseException):
             raise found
@@ -247,3 +248,39 @@ def test_an_interval_is_judged_only_on_enough_of_its_own_requests(registry_calls
     assert run(Readings(sound, then), steps=2)[0] is True
     assert sound.since(sound).requests == {"canary": 0.0, "stable": 0.0}
     assert then.since(sound).p95_seconds == {"canary": None, "stable": None}  # no quantile of a difference
+
+
+def test_latency_that_begins_late_is_judged_on_the_last_interval(registry_calls: list[str]) -> None:
+    """Since the start the canary's p95 is 1.2 ms against 1 ms; over the last interval, 3 ms."""
+    sound = reading(canary=(1000, 0, 0.0012))
+    slow = dataclasses.replace(
+        reading(canary=(1200, 0, 0.0012)), recent_p95_seconds={"canary": 0.003, "stable": 0.001}
+    )
+    assert problem(slow, CRITERIA) is None
+    promoted, said = run(Readings(sound, slow), steps=2)
+    assert promoted is False
+    assert (
+        "toy: rolling back v2: since the last reading, the canary's p95 model time 3.00 ms is over "
+        "1.5x the stable model's 1.00 ms"
+    ) in said
+
+
+def test_a_reading_after_the_first_also_reads_the_p95_of_its_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def answer(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> float:
+        asked.append(expr)
+        return 0.002
+
+    monkeypatch.setattr(prometheus, "query", answer)
+    reader = PrometheusReader("http://prometheus:9090", "toy")
+    assert reader.read(120).recent_p95_seconds is None
+    assert len(asked) == 8
+    asked.clear()
+    latest = reader.read(120, 61)
+    assert latest.recent_p95_seconds == {"stable": 0.002, "canary": 0.002}
+    over_interval = [expr for expr in asked if "[61s]" in expr]
+    assert len(over_interval) == 2
+    assert all(expr.startswith("histogram_quantile(0.95") for expr in over_interval)

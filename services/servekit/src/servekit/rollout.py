@@ -4,7 +4,7 @@
 ``mlp rollout SERVICE VERSION --prometheus URL`` makes it: it points the ``canary`` alias at
 VERSION, then every ``--interval`` seconds reads, from the services' own metrics since it began,
 the canary's requests, failures and p95 model time beside the stable model's, and whether a pod
-stopped the canary; the failures are also judged over the last interval alone. It rolls back
+stopped the canary; failures and latency are also judged over the last interval alone. It rolls back
 (``canary`` -> the champion's version) as soon as the canary is worse by the same measures as
 the ``CanaryFailing``, ``CanarySlow`` and ``CanaryStopped`` alerts, and promotes VERSION once
 ``--steps`` readings passed with at least ``--min-requests`` canary requests. Too little canary
@@ -57,13 +57,13 @@ class Reading:
     p95_seconds: dict[str, float | None]
     stopped_pods: float
     not_ready_fallbacks: float
+    #: The p95 over the interval since the previous reading, when it was read with this one (a
+    #: quantile cannot be subtracted from another, so it is queried over that interval).
+    recent_p95_seconds: dict[str, float | None] | None = None
 
     def since(self, earlier: Reading) -> Reading:
-        """The requests and failures between ``earlier`` and this reading (both since the start).
-
-        Its latencies are unknown (a quantile cannot be subtracted), so only the failure rule
-        judges it; the stopped pods are this reading's.
-        """
+        """The interval between ``earlier`` and this reading (both since the start): the requests
+        and failures in it, their p95 if it was read, and the stopped pods of this reading."""
 
         def minus(now: dict[str, float], before: dict[str, float]) -> dict[str, float]:
             return {variant: max(now[variant] - before.get(variant, 0.0), 0.0) for variant in now}
@@ -71,7 +71,7 @@ class Reading:
         return Reading(
             requests=minus(self.requests, earlier.requests),
             failures=minus(self.failures, earlier.failures),
-            p95_seconds=dict.fromkeys(self.p95_seconds),
+            p95_seconds=self.recent_p95_seconds or dict.fromkeys(self.p95_seconds),
             stopped_pods=self.stopped_pods,
             not_ready_fallbacks=max(self.not_ready_fallbacks - earlier.not_ready_fallbacks, 0.0),
         )
@@ -149,7 +149,8 @@ class PrometheusReader:
     def query(self, expr: str, at: float | None = None) -> float | None:
         return prometheus.query(self.url, expr, self.timeout, at)
 
-    def read(self, window: int) -> Reading:
+    def read(self, window: int, recent: int | None = None) -> Reading:
+        """The last ``window`` seconds; with ``recent``, the p95 over its last ``recent`` too."""
         n, w = self.names, f"[{window}s]"
         # Every query at one instant: a failure ratio divides one query by another, and
         # ``increase()`` extrapolates each to its own evaluation time, so a second between the two
@@ -159,18 +160,24 @@ class PrometheusReader:
         def total(expr: str) -> float:
             return self.query(f"sum(increase({expr}{w}))", at) or 0.0
 
+        def p95_over(variant: str, seconds: int) -> float | None:
+            buckets = f"{n.variant_latency_seconds}_bucket{self._selector(variant=variant)}[{seconds}s]"
+            return self.query(f"histogram_quantile(0.95, sum by (le) (increase({buckets})))", at)
+
         requests, failures, p95 = {}, {}, {}
         for variant in (STABLE, CANARY):
             requests[variant] = total(n.variant_requests_total + self._selector(variant=variant))
             failures[variant] = total(
                 n.variant_requests_total + self._selector(variant=variant, result="failed")
             )
-            buckets = f"{n.variant_latency_seconds}_bucket{self._selector(variant=variant)}{w}"
-            p95[variant] = self.query(f"histogram_quantile(0.95, sum by (le) (increase({buckets})))", at)
+            p95[variant] = p95_over(variant, window)
         return Reading(
             requests=requests,
             failures=failures,
             p95_seconds=p95,
+            recent_p95_seconds=(
+                {variant: p95_over(variant, recent) for variant in (STABLE, CANARY)} if recent else None
+            ),
             stopped_pods=self.query(f"sum({n.canary_stopped}{self._selector()})", at) or 0.0,
             not_ready_fallbacks=total(n.canary_fallbacks_total + self._selector(reason="not_ready")),
         )
@@ -212,28 +219,32 @@ def rollout(
         raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
     say(set_canary(spec, tracking_uri, version, ramp[0] if ramp else None))
     started = time.monotonic()
-    reading = previous = None
+    reading: Reading | None = None
+    previous: Reading | None = None
+    previous_at = started
     stage = 0  # the ramp's share in force
     try:
         for step in range(1, steps + 1):
             sleep(interval)
             # Since the rollout began, not before: an earlier canary's failures are not this one's.
-            window = math.ceil(time.monotonic() - started)
+            now = time.monotonic()
+            window = math.ceil(now - started)
+            interval_seconds = math.ceil(now - previous_at) if previous is not None else None
             try:
-                reading = reader.read(window)
+                reading = reader.read(window, interval_seconds)
             except ServekitError as exc:  # unwatched, the canary must not stay
                 why = f"cannot read the metrics: {exc.message}"
                 return _roll_back(spec, tracking_uri, version, why, say)
             say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
             found = problem(reading, criteria)
             if not found and previous is not None:
-                # Failures that begin late (a leak, a traffic pattern, a larger share) are diluted
-                # in the counts since the start; the last interval's alone show them at once.
-                recent = problem(reading.since(previous), criteria)
-                found = recent and f"since the last reading, {recent}"
+                # Failures or latency that begin late (a leak, a traffic pattern, a larger share)
+                # are diluted in the figures since the start; the last interval's show them at once.
+                lately = problem(reading.since(previous), criteria)
+                found = f"since the last reading, {lately}" if lately else None
             if found:
                 return _roll_back(spec, tracking_uri, version, found, say)
-            previous = reading
+            previous, previous_at = reading, now
             if stage + 1 >= len(ramp) or step == steps:  # at its last share, or judged for the last time
                 continue
             if reading.requests[CANARY] < criteria.min_requests:  # not judged: not trusted with more
