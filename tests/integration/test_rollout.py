@@ -20,7 +20,7 @@ from servekit import registry
 from servekit.local import start
 from servekit.routing import SHARE_TAG
 from servekit.testing import valid_requests
-from servekit.training.trainer import TrainResult, clear_canary_share, to_records
+from servekit.training.trainer import TrainResult, to_records, write_canary_share
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +180,7 @@ def test_the_canarys_share_is_set_in_the_registry_and_the_pods_follow_it(
         status = wait_for_canary(server, lambda c: c["traffic_percent"] == 50)
         assert status["traffic_percent_from"] == "setting"
     finally:
-        clear_canary_share(client, "bankchurn")
+        write_canary_share(client, "bankchurn", None)
         client.delete_registered_model_alias("bankchurn", "canary")
 
 

@@ -39,6 +39,14 @@ def _import_mlflow() -> None:
         import mlflow.tracking  # noqa: F401
 
 
+def _registry_client(tracking_uri: str) -> Any:
+    """An MLflow client of the registry at ``tracking_uri``."""
+    _import_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
 class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message says which step failed and why."""
 
@@ -56,10 +64,7 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         return None
-    _import_mlflow()
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client = _registry_client(tracking_uri)
     name = match["name"]
     try:
         if match["alias"]:
@@ -90,11 +95,7 @@ def registry_model_tag(model_uri: str, key: str, tracking_uri: str) -> str | Non
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         raise ValueError(f"{model_uri} is not a models:/ URI")
-    _import_mlflow()
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    tags: dict[str, str] = client.get_registered_model(match["name"]).tags or {}
+    tags: dict[str, str] = _registry_client(tracking_uri).get_registered_model(match["name"]).tags or {}
     return tags.get(key)
 
 

@@ -204,9 +204,7 @@ class CanaryRouter:
         a task for the app's life."""
         if self.share_probe is None:
             return
-        # Not before the canary has loaded: its share goes to the stable model until then anyway,
-        # and a registry client importing mlflow in a third thread, beside the two loaders
-        # importing it, can leave the module half-initialised for the life of the process.
+        # Not before the canary has loaded: until then its share goes to the stable model anyway.
         while self.runtime.model is None:
             await asyncio.sleep(min(interval, 1.0))
         while True:

@@ -268,7 +268,7 @@ def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     previous = current_champion(client, spec.name)
     client.set_registered_model_alias(spec.name, CHAMPION, version)
     client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
-    clear_canary_share(client, spec.name)  # the next canary starts at the pods' own share
+    write_canary_share(client, spec.name, None)  # the next canary starts at the pods' own share
     was = f"v{previous}" if previous else "none"
     return (
         f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
@@ -294,10 +294,7 @@ def set_canary(
     else:
         _require_version(client, spec.name, version)
     # The share before the alias: a pod that loads the new version at once reads its share then.
-    if percent is None or version == champion:
-        clear_canary_share(client, spec.name)
-    else:
-        client.set_registered_model_tag(spec.name, SHARE_TAG, f"{percent:g}")
+    write_canary_share(client, spec.name, None if version == champion else percent)
     client.set_registered_model_alias(spec.name, CANARY, version)
     prefix = spec.name.upper()
     uri = f"models:/{spec.name}@{CANARY}"
@@ -318,17 +315,18 @@ def set_canary(
 
 def set_canary_share(spec: ServiceSpec, tracking_uri: str, percent: float) -> str:
     """Set the share of requests the pods send the canary they serve now."""
-    client = registry_client(tracking_uri)
-    client.set_registered_model_tag(spec.name, SHARE_TAG, f"{percent:g}")
+    write_canary_share(registry_client(tracking_uri), spec.name, percent)
     return (
         f"{spec.name}: the canary's share is now {percent:g} %; services following the registry "
         f"send it that share within {_refresh_wait(spec)}"
     )
 
 
-def clear_canary_share(client: Any, name: str) -> None:
-    """Remove the registry's canary share, so each pod's own setting holds again."""
-    if SHARE_TAG in (client.get_registered_model(name).tags or {}):
+def write_canary_share(client: Any, name: str, percent: float | None) -> None:
+    """Set the registry's canary share, or (None) remove it, so each pod's own setting holds."""
+    if percent is not None:
+        client.set_registered_model_tag(name, SHARE_TAG, f"{percent:g}")
+    elif SHARE_TAG in (client.get_registered_model(name).tags or {}):
         client.delete_registered_model_tag(name, SHARE_TAG)
 
 
