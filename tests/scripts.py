@@ -1,4 +1,4 @@
-"""The repository's scripts as modules for the tests: monitoring/generate.py, k8s/check.py, k8s/cost.py."""
+"""The repository's scripts as modules for the tests: k8s/check.py, k8s/cost.py."""
 
 from __future__ import annotations
 
@@ -22,10 +22,6 @@ def load_script(name: str, path: Path) -> ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the file executes
     spec.loader.exec_module(module)
     return module
-
-
-def load_generator() -> ModuleType:
-    return load_script("monitoring_generate", MONITORING / "generate.py")
 
 
 def load_k8s_check() -> ModuleType:

@@ -1,20 +1,19 @@
 """k8s/components/autoscale-on-concurrency: the HPAs' metric, the adapter serving it, and no more.
 
-The adapter's rule and the HPAs' target are checked against monitoring/generate.py (the rule
+The adapter's rule and the HPAs' target are checked against the monitoring mixin (the rule
 files' recorded name); tests/monitoring/test_live_prometheus.py runs the adapter's query against a
 live Prometheus scraping the services.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import pytest
 import yaml
 from manifests import OVERLAYS, SERVICES, Obj, Rendered, container, pod_labels, render
 from test_manifests import flow, pod
 
-from scripts import load_generator
+from mixin.autoscaling import AUTOSCALING_METRIC, AUTOSCALING_TARGET_CONCURRENCY, adapter_config
+from mixin.recorded import CONCURRENCY, recording_rules
 
 COMPONENT = "autoscale-on-concurrency"
 
@@ -22,11 +21,6 @@ COMPONENT = "autoscale-on-concurrency"
 def quantity(value: str) -> float:
     """A Kubernetes quantity as the HPA reads it ("500m" is 0.5)."""
     return float(value[:-1]) / 1000 if value.endswith("m") else float(value)
-
-
-@pytest.fixture(scope="module")
-def generator() -> ModuleType:
-    return load_generator()
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -44,7 +38,7 @@ def args_of(deployment: Obj) -> dict[str, str]:
 
 
 def test_each_hpa_scales_on_concurrency_with_cpu_behind(
-    plain_and_scaled: tuple[Rendered, Rendered], generator: ModuleType
+    plain_and_scaled: tuple[Rendered, Rendered],
 ) -> None:
     plain, scaled = plain_and_scaled
     hpas = {h["metadata"]["name"]: h for h in scaled.of_kind("HorizontalPodAutoscaler")}
@@ -52,10 +46,10 @@ def test_each_hpa_scales_on_concurrency_with_cpu_behind(
     for name, hpa in hpas.items():
         concurrency, cpu = hpa["spec"]["metrics"]
         assert concurrency["type"] == "Pods"
-        assert concurrency["pods"]["metric"] == {"name": generator.AUTOSCALING_METRIC}
+        assert concurrency["pods"]["metric"] == {"name": AUTOSCALING_METRIC}
         target = concurrency["pods"]["target"]
         assert target["type"] == "AverageValue"
-        assert quantity(target["averageValue"]) == generator.AUTOSCALING_TARGET_CONCURRENCY
+        assert quantity(target["averageValue"]) == AUTOSCALING_TARGET_CONCURRENCY
         assert cpu["resource"]["name"] == "cpu"
         assert cpu["resource"]["target"]["type"] == "AverageValue"
         # The backstop is above what the base scaled at (60 % of the request), or it would decide.
@@ -68,7 +62,7 @@ def test_each_hpa_scales_on_concurrency_with_cpu_behind(
         }
 
 
-def test_the_adapter_serves_the_recorded_series(scaled: Rendered, generator: ModuleType) -> None:
+def test_the_adapter_serves_the_recorded_series(scaled: Rendered) -> None:
     adapter = scaled.get("Deployment", "prometheus-adapter")
     args = args_of(adapter)
     # Its rules: the generated file, naming the series every service's rule file records.
@@ -78,13 +72,13 @@ def test_the_adapter_serves_the_recorded_series(scaled: Rendered, generator: Mod
     [volume] = [name for name, path in mounts.items() if path.rstrip("/") == config_dir]
     config = scaled.get("ConfigMap", volumes[volume]["configMap"]["name"])
     rules = yaml.safe_load(config["data"][config_file])
-    assert rules == generator.adapter_config()
+    assert rules == adapter_config()
     [rule] = rules["rules"]
     for service in SERVICES:
-        records = [r["record"] for r in generator.recording_rules(service)]
-        assert generator.CONCURRENCY in records
-    assert rule["seriesQuery"].startswith(generator.CONCURRENCY + "{")
-    assert rule["name"]["as"] == generator.AUTOSCALING_METRIC
+        records = [r["record"] for r in recording_rules(service)]
+        assert CONCURRENCY in records
+    assert rule["seriesQuery"].startswith(CONCURRENCY + "{")
+    assert rule["name"]["as"] == AUTOSCALING_METRIC
     # The Prometheus it asks is the platform's, on the port its Service serves.
     host, port = args["prometheus-url"].removeprefix("http://").rstrip("/").split(":")
     name, namespace = host.split(".")[:2]

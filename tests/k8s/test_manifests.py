@@ -29,13 +29,12 @@ from manifests import (
     selects,
 )
 
-from scripts import load_generator
+from mixin.common import Objectives
 from servekit import cli, registry, settings
 from servekit.bench import soak
 from servekit.rest import create_app
 from servekit.rest.auth import is_open as is_open_endpoint
 
-GENERATOR = load_generator()
 #: Set in the Deployments for the process, not read by the service's settings: where Python and the
 #: MLflow client may write (the root filesystem is read-only).
 PROCESS_ENV = {"HOME", "TMPDIR", cli.SERVICE_ENV}
@@ -120,7 +119,7 @@ def test_deployment_container(overlay: Rendered, service: str, app_paths: set[st
         assert {"cpu", "memory"} <= set(resources[bound])
     # The limit the MemoryNearLimit alert falls back to without cAdvisor, and `make soak` reports against.
     limit = mebibytes(resources["limits"]["memory"]) * 2**20
-    assert limit == GENERATOR.Objectives().memory_limit_bytes == soak.MEMORY_LIMIT_BYTES
+    assert limit == Objectives().memory_limit_bytes == soak.MEMORY_LIMIT_BYTES
 
 
 def mebibytes(quantity: str) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
+from mixin import cli
+from mixin.common import le, objectives
+from mixin.outputs import stale
 from scripts import MONITORING
 from servekit import registry
 from servekit.metrics.names import LATENCY_BUCKETS
@@ -24,9 +26,9 @@ def rule_groups() -> list[dict]:
     return groups
 
 
-def test_generated_files_are_fresh(generator: ModuleType) -> None:
-    stale = generator.stale()
-    assert not stale, f"stale generated files {stale}: run .venv/bin/python monitoring/generate.py"
+def test_generated_files_are_fresh() -> None:
+    problems = stale()
+    assert not problems, f"stale generated files {problems}: run .venv/bin/python monitoring/generate.py"
 
 
 def test_every_service_has_rules_tests_and_a_dashboard() -> None:
@@ -87,20 +89,20 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:
         assert alerts == quiet, f"{service}: alerts without a quiet case: {alerts - quiet}"
 
 
-def test_latency_threshold_is_a_bucket_bound_rendered_like_the_client(generator: ModuleType) -> None:
+def test_latency_threshold_is_a_bucket_bound_rendered_like_the_client() -> None:
     for service in registry.available():
-        threshold = generator.objectives(service).latency_threshold
+        threshold = objectives(service).latency_threshold
         assert threshold in LATENCY_BUCKETS
-        assert generator.le(threshold) == floatToGoString(threshold)
+        assert le(threshold) == floatToGoString(threshold)
 
 
 def test_make_monitor_scrapes_the_make_up_ports_with_their_offset(
-    generator: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``make monitor`` beside a second ``make up`` (MLP_PORT_OFFSET) scrapes that copy's services."""
     monkeypatch.setenv(registry.PORT_OFFSET_ENV, "100")
     config_path = tmp_path / "prometheus.yml"
-    assert generator.main(["--prometheus-config", str(config_path), "--scrape-interval", "2s"]) == 0
+    assert cli.main(["--prometheus-config", str(config_path), "--scrape-interval", "2s"]) == 0
     config = yaml.safe_load(config_path.read_text())
     scraped = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
     assert scraped == {

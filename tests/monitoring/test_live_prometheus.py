@@ -13,7 +13,6 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -21,6 +20,11 @@ import pytest
 import yaml
 
 from load.payloads import payloads
+from mixin.alerts import alerts
+from mixin.autoscaling import adapter_config
+from mixin.grafana import VARIABLE_ALL_VALUES
+from mixin.local_prometheus import prometheus_config
+from mixin.recorded import CONCURRENCY, recording_rules
 from processes import (
     KeyedService,
     Server,
@@ -80,7 +84,6 @@ def address(server: Server) -> str:
 
 @pytest.fixture(scope="module")
 def prometheus(
-    generator: ModuleType,
     live_services: dict[str, Server],
     keyed_services: dict[str, KeyedService],
     tmp_path_factory: pytest.TempPathFactory,
@@ -94,7 +97,7 @@ def prometheus(
         for name, server in live_services.items()
     }
     config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(generator.prometheus_config(targets, "1s")))
+    config.write_text(yaml.safe_dump(prometheus_config(targets, "1s")))
     port = free_port()
     server = start(
         "prometheus",
@@ -198,15 +201,15 @@ def scraped_growth(prometheus: Server, server: Server, series: str, **labels: st
     return samples[-1] - samples[0]
 
 
-def recorded(generator: ModuleType) -> list[str]:
+def recorded() -> list[str]:
     queries = []
     for service in registry.available():
-        for rule in generator.recording_rules(service):
+        for rule in recording_rules(service):
             queries.append(f'{rule["record"]}{{service="{service}"}}')
     return queries
 
 
-def panel_queries(generator: ModuleType) -> list[tuple[str, str]]:
+def panel_queries() -> list[tuple[str, str]]:
     """(dashboard / panel, expr with template variables substituted) of every panel target."""
     queries = []
     for path in sorted((MONITORING / "dashboards").glob("*.json")):
@@ -214,7 +217,7 @@ def panel_queries(generator: ModuleType) -> list[tuple[str, str]]:
         for panel in dashboard["panels"]:
             for target in panel["targets"]:
                 expr = target["expr"]
-                for variable, value in generator.VARIABLE_ALL_VALUES.items():
+                for variable, value in VARIABLE_ALL_VALUES.items():
                     expr = expr.replace(variable, value)
                 assert "$" not in expr, f"unsubstituted variable in {expr}"
                 queries.append((f"{path.stem} / {panel['title']}", expr))
@@ -222,7 +225,6 @@ def panel_queries(generator: ModuleType) -> list[tuple[str, str]]:
 
 
 def test_every_rule_and_panel_query_returns_data(
-    generator: ModuleType,
     prometheus: Server,
     live_services: dict[str, Server],
     keyed_services: dict[str, KeyedService],
@@ -230,7 +232,7 @@ def test_every_rule_and_panel_query_returns_data(
     assert set(live_services) == set(registry.available())
     drive_keyed_traffic(keyed_services)
     drive_traffic(live_services, rounds=6)
-    checks = [(q, q) for q in recorded(generator)] + panel_queries(generator)
+    checks = [(q, q) for q in recorded()] + panel_queries()
     deadline = time.monotonic() + 45
     empty = checks
     while empty and time.monotonic() < deadline:
@@ -277,19 +279,18 @@ def server_port(server: Server) -> str:
 
 
 def test_the_autoscaler_metric_reads_each_pod(
-    generator: ModuleType,
     prometheus: Server,
     live_services: dict[str, Server],
     keyed_services: dict[str, KeyedService],
 ) -> None:
     """prometheus-adapter's rule (components/autoscale-on-concurrency), run as an HPA asks for its pods."""
     drive_traffic(live_services, rounds=2)
-    [rule] = generator.adapter_config()["rules"]
+    [rule] = adapter_config()["rules"]
     response = httpx.get(
         f"{prometheus.url}/api/v1/series", params={"match[]": rule["seriesQuery"]}, timeout=10
     )
     discovered = response.json()["data"]
-    assert {s["__name__"] for s in discovered} == {generator.CONCURRENCY}
+    assert {s["__name__"] for s in discovered} == {CONCURRENCY}
     for service, server in live_services.items():
         # The pod the traffic went to; its keyed sibling is discovered too, and answered nothing.
         pod = f"{service}-{server_port(server)}"
@@ -300,7 +301,7 @@ def test_the_autoscaler_metric_reads_each_pod(
         [namespace] = {s["namespace"] for s in discovered if s["service"] == service}
         expr = adapter_query(
             rule["metricsQuery"],
-            series=generator.CONCURRENCY,
+            series=CONCURRENCY,
             label_matchers=f'namespace="{namespace}",pod=~"{pod}"',
             group_by="pod",
         )
@@ -317,12 +318,12 @@ def test_the_autoscaler_metric_reads_each_pod(
 
 
 def test_the_key_expiry_alert_names_no_client_with_a_month_left(
-    generator: ModuleType, prometheus: Server, keyed_services: dict[str, KeyedService]
+    prometheus: Server, keyed_services: dict[str, KeyedService]
 ) -> None:
     """The alert's expression against the live pods: a month left is quiet; the threshold is the rule's."""
     days_left = {}
     for service in keyed_services:
-        [rule] = [a for a in generator.alerts(service) if a.name == "ApiKeyExpiresSoon"]
+        [rule] = [a for a in alerts(service) if a.name == "ApiKeyExpiresSoon"]
         assert query(prometheus, rule.expr) == [], service
         left = f"min by (client) ({service}_api_key_expiry_timestamp_seconds) - time()"
         deadline = time.monotonic() + 30  # scraped every second once the pods are up

@@ -6,7 +6,7 @@ process, what metrics-server reports to the HorizontalPodAutoscaler) and its pre
 concurrency: the seconds spent answering prediction requests per second of wall time (the rate
 of the prediction latency histogram's ``_sum``), by Little's law the mean number of requests in
 the app. The second is what ``k8s/components/autoscale-on-concurrency`` scales on, recorded by
-the same expression (``monitoring/generate.py``: ``CONCURRENCY``).
+the same expression (``monitoring/mixin/recorded.py``: ``CONCURRENCY``).
 The event loop's mean lag (``servekit.metrics.loop_lag``) is read too: the wait before the app
 that neither of the other two sees.
 """

@@ -1,0 +1,314 @@
+"""The alerting rules of each service, and its rule file (recording rules and alerts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mixin.common import FAST_BURN, RUNBOOK_URL, SLOW_BURN, number, objectives, regex, sel, versioned
+from mixin.recorded import (
+    ATTRIBUTION_DRIFT,
+    ERROR_RATIO,
+    EXPLANATIONS_RATE1H,
+    INPUT_PSI,
+    MEMORY_RATIO,
+    OUTCOME_DRIFT,
+    PREDICTIONS_BY_VERSION_RATE1H,
+    PREDICTIONS_RATE1H,
+    SLOW_RATIO,
+    VARIANT_FAILURE_RATIO,
+    VARIANT_LATENCY_P95,
+    VARIANT_REQUESTS_RATE,
+    recording_rules,
+)
+from servekit.metrics.names import (
+    CANARY,
+    PREDICTION_ENDPOINTS,
+    PROBE_ENDPOINTS,
+    STABLE,
+    MetricNames,
+)
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    severity: str
+    summary: str
+    description: str
+    duration: str = "0m"
+
+    def rule(self, service: str) -> dict[str, Any]:
+        rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
+        if self.duration != "0m":
+            rule["for"] = self.duration
+        rule["labels"] = {"service": service, "severity": self.severity}
+        rule["annotations"] = self.annotations()
+        return rule
+
+    def annotations(self) -> dict[str, str]:
+        return {
+            "summary": self.summary,
+            "description": self.description,
+            "runbook_url": f"{RUNBOOK_URL}#{self.name.lower()}",
+        }
+
+
+def burn_expr(template: str, service: str, budget: float, tiers: Sequence[tuple[str, str, float]]) -> str:
+    parts = []
+    for long, short, factor in tiers:
+        threshold = number(factor * budget)
+        parts.append(
+            f"(\n  {sel(template.format(w=long), service)} > {threshold}\n  and\n"
+            f"  {sel(template.format(w=short), service)} > {threshold}\n)"
+        )
+    return "\nor\n".join(parts)
+
+
+def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
+    return " or ".join(f"{factor:g}x over {long} and {short}" for long, short, factor in tiers)
+
+
+def alerts(service: str) -> list[Alert]:
+    n, o = MetricNames(service), objectives(service)
+    s = service  # annotations are rendered from the expression's labels: name the service literally
+    client = "{{ $labels.client }}"
+
+    def canary(record: str) -> str:
+        return sel(record, service, f'variant="{CANARY}"')
+
+    def stable(record: str) -> str:
+        return sel(record, service, f'variant="{STABLE}"')
+
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    found: list[Alert] = []
+    avail_budget = 1 - o.availability
+    latency_budget = 1 - o.latency
+    ms = f"{o.latency_threshold * 1000:g} ms"
+    for speed, (severity, tiers, duration) in (("Fast", FAST_BURN), ("Slow", SLOW_BURN)):
+        found.append(
+            Alert(
+                f"AvailabilityBudgetBurn{speed}",
+                burn_expr(ERROR_RATIO, service, avail_budget, tiers),
+                severity,
+                f"{s} is burning its availability error budget {speed.lower()}",
+                f"{s} answers 5xx to prediction requests at a rate that burns the "
+                f"{o.availability:.1%} availability SLO budget {burn_text(tiers)}.",
+                duration,
+            )
+        )
+        found.append(
+            Alert(
+                f"LatencyBudgetBurn{speed}",
+                burn_expr(SLOW_RATIO, service, latency_budget, tiers),
+                severity,
+                f"{s} is burning its latency error budget {speed.lower()}",
+                f"More {o.latency_endpoint} requests of {s} take over {ms} than the {o.latency:.0%} "
+                f"latency SLO allows: budget burn {burn_text(tiers)}.",
+                duration,
+            )
+        )
+    found += [
+        Alert(
+            "ServiceAbsent",
+            f"absent({n.model_ready})",
+            "critical",
+            f"{s} exports no metrics",
+            f"No target of {s} has been scraped successfully for 5 minutes: every replica is down, "
+            "or Prometheus no longer discovers it.",
+            "5m",
+        ),
+        Alert(
+            "ServiceTargetDown",
+            f'up{{service="{service}"}} == 0',
+            "critical",
+            f"{s} target {{{{ $labels.instance }}}} is down",
+            f"Prometheus cannot scrape {s} at {{{{ $labels.instance }}}} for 2 minutes.",
+            "2m",
+        ),
+        Alert(
+            "ModelNotReady",
+            f"{n.model_ready} == 0",
+            "critical",
+            f"{s} at {{{{ $labels.instance }}}} has no model loaded",
+            f"{s} at {{{{ $labels.instance }}}} has been alive but not ready (model not loaded or not "
+            "warmed up) for 5 minutes; /readyz says why.",
+            "5m",
+        ),
+        Alert(
+            "ModelRefreshFailing",
+            versioned(f"({n.model_refresh_failing} == 1)", n),
+            "warning",
+            f"{s} at {{{{ $labels.instance }}}} cannot follow its model alias",
+            f"For 15 minutes {s} at {{{{ $labels.instance }}}} has failed to check which version its "
+            "model alias points at, or to load that version; it still serves version "
+            "{{ $labels.version }}. The pod log says which step failed.",
+            "15m",
+        ),
+        Alert(
+            "PredictionDrift",
+            f"{sel(OUTCOME_DRIFT, service)} > {number(o.outcome_drift)}\n"
+            f"and on ()\n{sel(PREDICTIONS_RATE1H, service)} * 3600 >= {o.outcome_drift_min_per_hour}",
+            "warning",
+            f'{s} predicts "{{{{ $labels.outcome }}}}" far more or less often than in training',
+            f'Over the last hour the share of "{{{{ $labels.outcome }}}}" predictions of {s} is more than '
+            f"{o.outcome_drift:.0%} away from its share on the training data.",
+            "30m",
+        ),
+        Alert(
+            "AttributionDrift",
+            f"{sel(ATTRIBUTION_DRIFT, service)} > {number(o.attribution_drift)}\n"
+            f"and on (version)\n{sel(EXPLANATIONS_RATE1H, service)} * 3600 >= "
+            f"{o.attribution_drift_min_per_hour}",
+            "warning",
+            f"{s} model {{{{ $labels.version }}}} relies on {{{{ $labels.feature }}}} differently than in "
+            "training",
+            f"Over the last hour the share of total |SHAP| attributed to {{{{ $labels.feature }}}} by {s} "
+            f"model version {{{{ $labels.version }}}} is more than {o.attribution_drift:.0%} away from "
+            "its share on the training data.",
+            "30m",
+        ),
+        Alert(
+            "InputDrift",
+            f"{sel(INPUT_PSI, service)} > {number(o.input_drift_psi)}\n"
+            f"and on (version)\n{sel(PREDICTIONS_BY_VERSION_RATE1H, service)} * 3600 >= "
+            f"{o.input_drift_min_per_hour}",
+            "warning",
+            f"{s} receives {{{{ $labels.feature }}}} values unlike model {{{{ $labels.version }}}}'s "
+            "training data",
+            f"Over the last hour the population stability index of {{{{ $labels.feature }}}} sent to {s} "
+            f"model version {{{{ $labels.version }}}}, against the bins of its training rows, is above "
+            f"{o.input_drift_psi:g} (a major shift) and has stayed there for 30 minutes.",
+            "30m",
+        ),
+        Alert(
+            "CaptureFailing",
+            f"sum(increase({n.capture_failures_total}[15m])) > 0",
+            "warning",
+            f"{s}'s prediction capture is leaving instances out of the record",
+            f"In the last 15 minutes some instances drawn for {s}'s servekit.capture log could not be "
+            "written (the Captured instances panel counts them): the audit record of those answers "
+            "has a gap. Predictions are unaffected; each pod's log says why, once.",
+        ),
+        Alert(
+            "PredictionsShed",
+            f"sum(rate({n.prediction_requests_shed_total}[10m]))\n/\n"
+            f"sum(rate({n.requests_total}{{{predict}}}[10m]))\n> {number(o.shed_ratio)}",
+            "warning",
+            f"{s}'s replicas are full and refuse prediction requests",
+            f"For 10 minutes {s}'s replicas have refused more than {o.shed_ratio:.0%} of the prediction "
+            "requests with 503 at once, each having <SVC>_MAX_CONCURRENT_REQUESTS requests or "
+            "<SVC>_MAX_CONCURRENT_INSTANCES batch instances in flight (the shed counter's limit label). "
+            "They are counted in the error ratio too. The autoscaler is at its maximum or cannot add "
+            "pods fast enough: raise the HorizontalPodAutoscaler's maxReplicas, or find the client "
+            "sending large explained batches.",
+            "10m",
+        ),
+        Alert(
+            "RequestsUnauthenticated",
+            f'sum(rate({n.requests_total}{{status="401"}}[15m]))\n/\n'
+            f'sum(rate({n.requests_total}{{endpoint!~"{regex(PROBE_ENDPOINTS)}"}}[15m]))\n'
+            f"> {number(o.unauthenticated_ratio)}\nand\n"
+            f'sum(increase({n.requests_total}{{status="401"}}[15m])) >= {o.unauthenticated_min}',
+            "warning",
+            f"{s} refuses many requests for want of a valid API key",
+            f"For 15 minutes more than {o.unauthenticated_ratio:.0%} of the requests to {s} have been "
+            "refused with 401: a client whose key was revoked or not yet handed out, a key sent to the "
+            "wrong service, or someone trying the API without one. The access log's lines with "
+            'error.code="unauthenticated" name the header, the problem, the address and the user agent.',
+            "15m",
+        ),
+        Alert(
+            "ApiKeyExpiresSoon",
+            f"min by (client) ({n.api_key_expiry_timestamp_seconds})\n"
+            f"< time() + {o.api_key_expiry_warning_days} * 86400",
+            "warning",
+            f"{client}'s API keys for {s} run out within {o.api_key_expiry_warning_days} days",
+            f"{client}'s last API key for {s} expires at {{{{ $value | humanizeTimestamp }}}} "
+            f"(if that is past, it is refused already). From then on every request of {client} "
+            "gets 401. Give the client a new key (mlp api-key <client> --append) and roll the Secret "
+            "out; remove the old line once the client has switched.",
+            "1h",
+        ),
+        Alert(
+            "EventLoopSaturated",
+            f"max(\n  rate({n.event_loop_lag_seconds}_sum[10m])\n  /\n"
+            f"  rate({n.event_loop_lag_seconds}_count[10m])\n)\n> {number(o.event_loop_lag)}",
+            "warning",
+            f"A {s} replica's event loop is saturated: requests wait before they are answered",
+            f"For 10 minutes a {s} replica's event loop has run ready work more than "
+            f"{o.event_loop_lag * 1000:g} ms late on average. Single requests then queue before the app "
+            "sees them, so they are neither refused nor counted in flight, and answers arrive late. "
+            "Add replicas (the HorizontalPodAutoscaler's target or maxReplicas) or give the pods CPU.",
+            "10m",
+        ),
+        Alert(
+            "ShadowFallingBehind",
+            f'sum(rate({n.shadow_skipped_total}{{reason="queue_full"}}[10m]))\n/\n'
+            f"(sum(rate({n.shadow_predictions_total}[10m])) + sum(rate({n.shadow_skipped_total}[10m])))\n"
+            f"> {number(o.shadow_queue_full_ratio)}",
+            "warning",
+            f"{s}'s shadow model cannot keep up with the traffic",
+            f"For 15 minutes more than {o.shadow_queue_full_ratio:.0%} of the instances sampled for "
+            f"{s}'s shadow model were skipped because its queue was full, so the shadow panels compare "
+            "a biased sample (the quiet moments). Lower <SVC>_SHADOW_SAMPLE_RATE or give the pods "
+            "more CPU.",
+            "15m",
+        ),
+        Alert(
+            "CanaryFailing",
+            f"{canary(VARIANT_FAILURE_RATIO)}\n> ignoring (variant)\n2 * {stable(VARIANT_FAILURE_RATIO)}\n"
+            f"and on (service)\n{canary(VARIANT_FAILURE_RATIO)} > {number(o.canary_failure_ratio)}\n"
+            f"and on (service)\n{canary(VARIANT_REQUESTS_RATE)} * 300 >= {o.canary_min_requests}",
+            "warning",
+            f"{s}'s canary fails more requests than its stable model",
+            f"For 5 minutes more than {o.canary_failure_ratio:.0%} of the requests {s}'s canary "
+            "answered failed (500), over twice the stable model's share. Roll it back with "
+            f"`mlp canary {s} --end`; the pod log has the cause under each request id.",
+            "5m",
+        ),
+        Alert(
+            "CanarySlow",
+            f"{canary(VARIANT_LATENCY_P95)}\n> ignoring (variant)\n"
+            f"{number(o.canary_latency_factor)} * {stable(VARIANT_LATENCY_P95)}\n"
+            f"and on (service)\n{canary(VARIANT_REQUESTS_RATE)} * 300 >= {o.canary_min_requests}",
+            "warning",
+            f"{s}'s canary answers more slowly than its stable model",
+            f"For 10 minutes the p95 time {s}'s canary spent predicting a request has been over "
+            f"{o.canary_latency_factor:g}x the stable model's, on the same pods. Promoting it would slow "
+            f"every request; roll it back with `mlp canary {s} --end` or accept the cost knowingly.",
+            "10m",
+        ),
+        Alert(
+            "CanaryStopped",
+            f"max by (service) ({n.canary_stopped}) == 1",
+            "warning",
+            f"{s}'s canary was stopped by the pods after too many failures",
+            f"At least one pod of {s} stopped sending its canary any traffic, because more of the "
+            "canary's latest requests failed than <SVC>_CANARY_STOP_FAILURE_RATIO allows; the stable "
+            f"model answers its share. End the rollout with `mlp canary {s} --end`, or fix the "
+            "version and point the canary alias at the fix.",
+            "1m",
+        ),
+        Alert(
+            "MemoryNearLimit",
+            f"{sel(MEMORY_RATIO, service)} > {number(o.memory_ratio)}",
+            "warning",
+            f"{s} at {{{{ $labels.instance }}}} uses over {o.memory_ratio:.0%} of its memory limit",
+            f"Resident memory of {s} at {{{{ $labels.instance }}}} has been above {o.memory_ratio:.0%} of "
+            "the container memory limit for 5 minutes; it will be OOM-killed if it grows further.",
+            "5m",
+        ),
+    ]
+    return found
+
+
+def rule_file(service: str) -> dict[str, Any]:
+    return {
+        "groups": [
+            {"name": f"{service}.recording", "rules": recording_rules(service)},
+            {"name": f"{service}.alerts", "rules": [a.rule(service) for a in alerts(service)]},
+        ]
+    }

@@ -1,0 +1,51 @@
+"""A Prometheus configuration for the services of `make up` (monitoring/monitor.sh, the live tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mixin.common import HERE, services
+from servekit import registry
+
+
+def prometheus_config(
+    targets: Mapping[str, str | Sequence[str]], interval: str = "15s", rules_dir: Path = HERE / "rules"
+) -> dict[str, Any]:
+    """A Prometheus configuration scraping ``targets`` (service → host:port, or several) with the rules.
+
+    Each service is its own job and its targets carry ``service=<name>``, ``namespace`` and
+    ``pod``, as the in-cluster configuration sets them from the pods' metadata (a process here
+    stands for a pod: ``<service>-<port>`` in namespace LOCAL_NAMESPACE).
+    """
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(rules_dir.resolve() / "*.rules.yaml")],
+        "scrape_configs": [
+            {
+                "job_name": service,
+                "scrape_timeout": interval,
+                "static_configs": [
+                    {
+                        "targets": [address],
+                        "labels": {
+                            "service": service,
+                            "namespace": LOCAL_NAMESPACE,
+                            "pod": f"{service}-{address.rsplit(':', 1)[1]}",
+                        },
+                    }
+                    for address in ([addresses] if isinstance(addresses, str) else addresses)
+                ],
+            }
+            for service, addresses in targets.items()
+        ],
+    }
+
+
+LOCAL_NAMESPACE = "local"
+
+
+def local_targets() -> dict[str, str]:
+    """The services of ``make up`` on their local ports (``$MLP_PORT_OFFSET`` included)."""
+    return {name: f"127.0.0.1:{registry.local_port(registry.get_service(name))}" for name in services()}

@@ -1,0 +1,41 @@
+"""Every generated file and its content, and which committed ones are stale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mixin.alerts import rule_file
+from mixin.autoscaling import ADAPTER_CONFIG, adapter_config
+from mixin.common import HERE, services
+from mixin.overview import overview
+from mixin.rule_tests import rule_test_file
+from mixin.service_dashboard import service_dashboard
+from mixin.text import json_text, yaml_text
+
+
+def outputs() -> dict[str, str]:
+    """Every generated file, relative to monitoring/, and its content."""
+    names = services()
+    files: dict[str, str] = {}
+    for service in names:
+        files[f"rules/{service}.rules.yaml"] = yaml_text(rule_file(service))
+        files[f"tests/{service}.test.yaml"] = yaml_text(rule_test_file(service))
+        files[f"dashboards/{service}.json"] = json_text(service_dashboard(service))
+    files["dashboards/overview.json"] = json_text(overview(names))
+    files[ADAPTER_CONFIG] = yaml_text(adapter_config())
+    return files
+
+
+def stale(root: Path = HERE) -> list[str]:
+    """Generated files that differ from what is on disk, or are on disk but no longer generated."""
+    files = outputs()
+    problems = [
+        path
+        for path, text in files.items()
+        if not (root / path).is_file() or (root / path).read_text() != text
+    ]
+    for sub, pattern in (("rules", "*.rules.yaml"), ("tests", "*.test.yaml"), ("dashboards", "*.json")):
+        for path in sorted((root / sub).glob(pattern)):
+            if f"{sub}/{path.name}" not in files:
+                problems.append(f"{sub}/{path.name} (no longer generated)")
+    return problems

@@ -1,0 +1,817 @@
+"""The promtool unit tests of each service's rules: every alert firing, and quiet where it must."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mixin.alerts import alerts
+from mixin.common import FAST_BURN, SLOW_BURN, GiB, le, objectives, sel
+from mixin.recorded import (
+    CONCURRENCY,
+    CPU_PER_PREDICTION,
+    LOG_BYTES_PER_PREDICTION,
+    LOG_BYTES_RATE,
+    SHADOW_AGREEMENT,
+)
+from servekit.metrics import loop_lag
+from servekit.metrics.names import (
+    CANARY,
+    CAPTURE_LOGGER,
+    METERED_LOGGERS,
+    OPEN_INFERENCE_INFER,
+    STABLE,
+    MetricNames,
+)
+
+
+@dataclass
+class Case:
+    """One alert_rule_test: the series, when to evaluate, and the alerts expected then."""
+
+    alert: str
+    description: str
+    series: dict[str, str]
+    eval_time: str
+    expected: list[dict[str, str]] = field(default_factory=list)
+    #: What the annotations' other template actions render to (``{{ $value | ... }}``).
+    rendered: dict[str, str] = field(default_factory=dict)
+
+
+def fires_and_quiet(
+    alert: str,
+    service: str,
+    at: str,
+    firing: tuple[str, dict[str, str]],
+    quiet: tuple[str, dict[str, str]],
+) -> list[Case]:
+    """The two cases most alerts need: series that fire it (for the service), and series that do not."""
+    (fires_when, fires_on), (quiet_when, quiet_on) = firing, quiet
+    expected = [{"alertname": alert, "service": service}]
+    return [
+        Case(alert, f"fires: {fires_when}", fires_on, at, expected),
+        Case(alert, f"quiet: {quiet_when}", quiet_on, at),
+    ]
+
+
+def render(template: str, actions: Mapping[str, str]) -> str:
+    """``template`` with each template action (``{{ $labels.x }}``, ...) replaced by what it renders to."""
+    for action, text in actions.items():
+        template = template.replace(action, text)
+    return template
+
+
+def series_str(name: str, labels: dict[str, str]) -> str:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"{name}{{{inner}}}"
+
+
+def rule_cases(service: str) -> list[Case]:
+    n, o = MetricNames(service), objectives(service)
+    target = {"instance": "10.0.0.1:8080", "job": "model-servers", "service": service}
+    ready = {series_str(n.model_ready, target): "1x60"}
+    ok = series_str(n.requests_total, {**target, "endpoint": "/predict", "method": "POST", "status": "200"})
+    err = series_str(n.requests_total, {**target, "endpoint": "/predict", "method": "POST", "status": "500"})
+    bad = series_str(n.requests_total, {**target, "endpoint": "/predict", "method": "POST", "status": "422"})
+    probe = series_str(n.requests_total, {**target, "endpoint": "/readyz", "method": "GET", "status": "503"})
+    hist = n.prediction_latency_seconds
+    fast_bucket = series_str(
+        f"{hist}_bucket", {**target, "endpoint": o.latency_endpoint, "le": le(o.latency_threshold)}
+    )
+    inf_bucket = series_str(f"{hist}_bucket", {**target, "endpoint": o.latency_endpoint, "le": "+Inf"})
+    count = series_str(f"{hist}_count", {**target, "endpoint": o.latency_endpoint})
+    cases: list[Case] = []
+
+    def per_min(total: int, bad_share: float) -> tuple[str, str]:
+        return f"0+{total}x", f"0+{round(total * bad_share)}x"
+
+    avail_budget, latency_budget = 1 - o.availability, 1 - o.latency
+    for speed, (_, tiers, _) in (("Fast", FAST_BURN), ("Slow", SLOW_BURN)):
+        # Minutes of data: enough for the short window and the `for` duration.
+        minutes = 10 if speed == "Fast" else 30
+        lowest = min(f for _, _, f in tiers)
+        firing_share = 5 * max(f for _, _, f in tiers)
+        quiet_share = 0.5 * lowest
+        name = f"AvailabilityBudgetBurn{speed}"
+        labels = {"alertname": name, "service": service}
+        good, bad_rate = per_min(10000, firing_share * avail_budget)
+        cases.append(
+            Case(
+                name,
+                f"fires: {firing_share:g}x budget burn of 5xx on /predict (422s and probe 503s do not count)",
+                {ok: f"{good}{minutes}", err: f"{bad_rate}{minutes}", bad: f"0+500x{minutes}", **ready},
+                f"{minutes}m",
+                [labels],
+            )
+        )
+        good, bad_rate = per_min(10000, quiet_share * avail_budget)
+        cases.append(
+            Case(
+                name,
+                f"quiet: {quiet_share:g}x budget burn; client errors and failing probes do not count",
+                {
+                    ok: f"{good}{minutes}",
+                    err: f"{bad_rate}{minutes}",
+                    bad: f"0+5000x{minutes}",
+                    probe: f"0+100x{minutes}",
+                    **ready,
+                },
+                f"{minutes}m",
+            )
+        )
+        name = f"LatencyBudgetBurn{speed}"
+        labels = {"alertname": name, "service": service}
+        slow = round(1000 * firing_share * latency_budget)
+        cases.append(
+            Case(
+                name,
+                f"fires: {firing_share:g}x budget burn of {o.latency_endpoint} requests over the threshold",
+                {
+                    fast_bucket: f"0+{1000 - slow}x{minutes}",
+                    inf_bucket: f"0+1000x{minutes}",
+                    count: f"0+1000x{minutes}",
+                    **ready,
+                },
+                f"{minutes}m",
+                [labels],
+            )
+        )
+        slow = round(10000 * quiet_share * latency_budget)
+        cases.append(
+            Case(
+                name,
+                f"quiet: {quiet_share:g}x budget burn",
+                {
+                    fast_bucket: f"0+{10000 - slow}x{minutes}",
+                    inf_bucket: f"0+10000x{minutes}",
+                    count: f"0+10000x{minutes}",
+                    **ready,
+                },
+                f"{minutes}m",
+            )
+        )
+    # Multi-window: a fast burn that stopped is no longer paged for.
+    good, bad_rate = per_min(10000, 50 * avail_budget)
+    cases.append(
+        Case(
+            "AvailabilityBudgetBurnFast",
+            "quiet: errors stopped 35 minutes ago (1h and 6h windows still high, 5m and 30m windows clean)",
+            {ok: "0+10000x60", err: f"{bad_rate}20 {round(10000 * 50 * avail_budget) * 20}x40", **ready},
+            "55m",
+        )
+    )
+    # The rules match endpoints by a regex; a label with regex metacharacters must still match.
+    infer_err = series_str(
+        n.requests_total, {**target, "endpoint": OPEN_INFERENCE_INFER, "method": "POST", "status": "500"}
+    )
+    fast_share = 5 * max(f for _, _, f in FAST_BURN[1])
+    good, bad_rate = per_min(10000, fast_share * avail_budget)
+    cases.append(
+        Case(
+            "AvailabilityBudgetBurnFast",
+            f"fires: {fast_share:g}x budget burn of 5xx on {OPEN_INFERENCE_INFER}",
+            {ok: f"{good}10", infer_err: f"{bad_rate}10", **ready},
+            "10m",
+            [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
+        )
+    )
+    cases.append(
+        Case(
+            "ServiceAbsent",
+            "fires: no target exports the service's metrics",
+            {'up{job="another",instance="x"}': "1x20"},
+            "10m",
+            [{"alertname": "ServiceAbsent", "service": service}],
+        )
+    )
+    cases.append(Case("ServiceAbsent", "quiet: a target exports the metrics", dict(ready), "10m"))
+    up = series_str("up", target)
+    down_labels = {"alertname": "ServiceTargetDown", "service": service, **target}
+    cases.append(
+        Case("ServiceTargetDown", "fires: scrapes fail for 5 minutes", {up: "1x5 0x10"}, "10m", [down_labels])
+    )
+    cases.append(
+        Case("ServiceTargetDown", "quiet: one failed scrape is not an outage", {up: "1x5 0 1x10"}, "10m")
+    )
+    not_ready = {"alertname": "ModelNotReady", "service": service, **target}
+    cases.append(
+        Case(
+            "ModelNotReady",
+            "fires: alive but not ready for 10 minutes",
+            {series_str(n.model_ready, target): "0x20"},
+            "10m",
+            [not_ready],
+        )
+    )
+    cases.append(
+        Case(
+            "ModelNotReady",
+            "quiet: ready after a 3-minute start-up",
+            {series_str(n.model_ready, target): "0x3 1x20"},
+            "10m",
+        )
+    )
+    refresh_failing = series_str(n.model_refresh_failing, target)
+    serving = {series_str(n.model_info, {**target, "version": "7", "run_id": "abc"}): "1x60"}
+    cases.append(
+        Case(
+            "ModelRefreshFailing",
+            "fires: the alias's version has not loaded for 20 minutes; names the version still served",
+            {refresh_failing: "0x5 1x30", **serving},
+            "25m",
+            [{"alertname": "ModelRefreshFailing", "service": service, "version": "7", **target}],
+        )
+    )
+    cases.append(
+        Case(
+            "ModelRefreshFailing",
+            "quiet: a registry blip of 10 minutes heals before the alert is due",
+            {refresh_failing: "0x5 1x10 0x20", **serving},
+            "25m",
+        )
+    )
+    # Outcome drift: training says 80% "x" / 20% "y".
+    train_x = series_str(n.training_outcome_share, {**target, "outcome": "x"})
+    train_y = series_str(n.training_outcome_share, {**target, "outcome": "y"})
+    pred_x = series_str(n.predictions_total, {**target, "outcome": "x"})
+    pred_y = series_str(n.predictions_total, {**target, "outcome": "y"})
+    baseline = {train_x: "0.8x60", train_y: "0.2x60", **ready}
+    drift = [
+        {"alertname": "PredictionDrift", "service": service, "outcome": outcome} for outcome in ("x", "y")
+    ]
+    cases.append(
+        Case(
+            "PredictionDrift",
+            "fires: live shares 20/80 against training 80/20",
+            {**baseline, pred_x: "0+20x60", pred_y: "0+80x60"},
+            "45m",
+            drift,
+        )
+    )
+    cases.append(
+        Case(
+            "PredictionDrift",
+            "quiet: live shares 75/25 (within the threshold)",
+            {**baseline, pred_x: "0+75x60", pred_y: "0+25x60"},
+            "45m",
+        )
+    )
+    cases.append(
+        Case(
+            "PredictionDrift",
+            "quiet: too few predictions to judge (1 per minute)",
+            {**baseline, pred_x: "0+0x60", pred_y: "0+1x60"},
+            "45m",
+        )
+    )
+    # Attribution drift: training spreads |SHAP| 50/50 over f1 and f2.
+    info = series_str(n.model_info, {**target, "version": "7", "run_id": "abc"})
+    mean = {
+        series_str(n.training_attribution_mean, {**target, "feature": "f1"}): "0.4x60",
+        series_str(n.training_attribution_mean, {**target, "feature": "f2"}): "0.4x60",
+        info: "1x60",
+        **ready,
+    }
+    attr1 = series_str(n.attribution_abs_sum_total, {**target, "feature": "f1"})
+    attr2 = series_str(n.attribution_abs_sum_total, {**target, "feature": "f2"})
+    explained = series_str(n.explanations_total, target)
+    attribution = [
+        {"alertname": "AttributionDrift", "service": service, "version": "7", "feature": f}
+        for f in ("f1", "f2")
+    ]
+    cases.append(
+        Case(
+            "AttributionDrift",
+            "fires: live |SHAP| split 90/10 against training 50/50",
+            {**mean, explained: "0+10x60", attr1: "0+9x60", attr2: "0+1x60"},
+            "45m",
+            attribution,
+        )
+    )
+    cases.append(
+        Case(
+            "AttributionDrift",
+            "quiet: live split 55/45, overall scale doubled (shares, not magnitudes, drift)",
+            {**mean, explained: "0+10x60", attr1: "0+11x60", attr2: "0+9x60"},
+            "45m",
+        )
+    )
+    cases.append(
+        Case(
+            "AttributionDrift",
+            "quiet: too few explanations to judge (1 per minute)",
+            {**mean, explained: "0+1x60", attr1: "0+1x60", attr2: "0+0x60"},
+            "45m",
+        )
+    )
+    # Input drift: the training rows fall 50/50 in bins 01 and 02 of input f (none missing).
+    share = {
+        series_str(n.training_input_share, {**target, "feature": "f", "bin": label}): value
+        for label, value in (("01", "0.5x60"), ("02", "0.5x60"), ("missing", "0x60"))
+    }
+    counted = {
+        label: series_str(n.input_values_total, {**target, "feature": "f", "bin": label})
+        for label in ("01", "02", "missing")
+    }
+    rows = series_str(n.predictions_total, {**target, "outcome": "x"})
+
+    def per_minute(predictions: int, in_bins: tuple[int, int, int]) -> dict[str, str]:
+        """The baseline, and ``predictions`` a minute whose values of f fall in 01, 02 and missing."""
+        series = {counted[label]: f"0+{count}x60" for label, count in zip(counted, in_bins, strict=True)}
+        return {**share, info: "1x60", **ready, rows: f"0+{predictions}x60", **series}
+
+    input_drift = [{"alertname": "InputDrift", "service": service, "version": "7", "feature": "f"}]
+    cases.append(
+        Case(
+            "InputDrift",
+            "fires: 90% of live values in bin 01 and 10% missing, against 50/50 in training",
+            per_minute(20, in_bins=(18, 0, 2)),
+            "45m",
+            input_drift,
+        )
+    )
+    cases.append(
+        Case(
+            "InputDrift",
+            "quiet: live 55/45 (PSI 0.01, sampling noise)",
+            per_minute(20, in_bins=(11, 9, 0)),
+            "45m",
+        )
+    )
+    cases.append(
+        Case(
+            "InputDrift",
+            "quiet: too few predictions to judge (1 per minute, all in bin 01)",
+            per_minute(1, in_bins=(1, 0, 0)),
+            "45m",
+        )
+    )
+    rss = series_str("process_resident_memory_bytes", target)
+    limit = series_str(
+        "container_spec_memory_limit_bytes",
+        {"container": o.container, "pod": f"{service}-7d9f8b6c5-x2x4q", "namespace": "ml"},
+    )
+    memory = {"alertname": "MemoryNearLimit", "service": service, **target}
+    default_limit = o.memory_limit_bytes
+    cases.append(
+        Case(
+            "MemoryNearLimit",
+            "fires: resident memory at 95% of the configured limit (no cAdvisor)",
+            {rss: f"{int(default_limit * 0.95)}x20", **ready},
+            "10m",
+            [memory],
+        )
+    )
+    cases.append(
+        Case(
+            "MemoryNearLimit",
+            "fires: resident memory at 97% of the container limit reported by cAdvisor",
+            {rss: f"{int(0.97 * GiB // 4)}x20", limit: f"{GiB // 4}x20", **ready},
+            "10m",
+            [memory],
+        )
+    )
+    cases.append(
+        Case(
+            "MemoryNearLimit",
+            "quiet: the same memory under a 4x larger cAdvisor limit",
+            {rss: f"{int(default_limit * 0.95)}x20", limit: f"{default_limit * 4}x20", **ready},
+            "10m",
+        )
+    )
+    cases.append(
+        Case(
+            "MemoryNearLimit",
+            "quiet: a process that is not a target of this service (no model_ready) is ignored",
+            {
+                series_str(
+                    "process_resident_memory_bytes", {**target, "instance": "other"}
+                ): f"{default_limit}x20",
+                **ready,
+            },
+            "10m",
+        )
+    )
+    cases += capture_cases(service, target, ready)
+    cases += shed_cases(service, target, ready)
+    cases += loop_lag_cases(service, target, ready)
+    cases += unauthenticated_cases(service, target, ready)
+    cases += key_expiry_cases(service, target, ready)
+    cases += shadow_cases(service, target, ready)
+    cases += canary_cases(service, target, ready)
+    return cases
+
+
+def capture_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """CaptureFailing: one instance a minute left out of the record, and a capture that writes all."""
+    n = MetricNames(service)
+
+    def capturing(failed_per_minute: int) -> dict[str, str]:
+        return {
+            series_str(n.captured_instances_total, target): "0+100x30",
+            series_str(n.capture_failures_total, target): f"0+{failed_per_minute}x30",
+            **ready,
+        }
+
+    return fires_and_quiet(
+        "CaptureFailing",
+        service,
+        "20m",
+        ("instances left out of the capture log", capturing(1)),
+        ("every drawn instance written", capturing(0)),
+    )
+
+
+def shed_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """PredictionsShed: 5 % of the prediction requests refused, by either limit; a refusal now and then."""
+    n = MetricNames(service)
+    shed_503 = {**target, "endpoint": "/predict/batch", "method": "POST", "status": "503"}
+
+    def refusing(answered_per_minute: int, by_requests: int, by_instances: int) -> dict[str, str]:
+        ok = {**target, "endpoint": "/predict/batch", "method": "POST", "status": "200"}
+        shed = n.prediction_requests_shed_total
+        return {
+            series_str(n.requests_total, ok): f"0+{answered_per_minute}x30",
+            series_str(n.requests_total, shed_503): f"0+{by_requests + by_instances}x30",
+            series_str(shed, {**target, "limit": "requests"}): f"0+{by_requests}x30",
+            series_str(shed, {**target, "limit": "instances"}): f"0+{by_instances}x30",
+            **ready,
+        }
+
+    return fires_and_quiet(
+        "PredictionsShed",
+        service,
+        "25m",
+        # Each limit refuses 0.6 %, under the 1 % threshold: the alert adds them up.
+        ("12 in 1,000 refused, half by each limit", refusing(988, 6, 6)),
+        ("1 in 1,000 refused", refusing(999, 0, 1)),
+    )
+
+
+def unauthenticated_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """RequestsUnauthenticated: a client's traffic refused; a stray request now and then, among probes."""
+    n = MetricNames(service)
+
+    def requests(answered: int, refused: int, probes: int) -> dict[str, str]:
+        def counted(endpoint: str, status: str) -> str:
+            labels = {**target, "endpoint": endpoint, "method": "POST", "status": status}
+            return series_str(n.requests_total, labels)
+
+        return {
+            counted("/predict", "200"): f"0+{answered}x40",
+            counted("/predict", "401"): f"0+{refused}x40",
+            counted("/healthz", "200"): f"0+{probes}x40",
+            **ready,
+        }
+
+    return fires_and_quiet(
+        "RequestsUnauthenticated",
+        service,
+        "35m",
+        ("10 of every 100 prediction requests refused", requests(90, 10, 12)),
+        ("1 of every 100 refused", requests(99, 1, 12)),
+    )
+
+
+def key_expiry_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """ApiKeyExpiresSoon: per client, one whose keys run out in a week, one whose last key lasts a month.
+
+    promtool's clock starts at 0 (1970-01-01), so an expiry is the seconds from the start of the test.
+    """
+    n, o = MetricNames(service), objectives(service)
+    day = 86400
+
+    def expiring(client: str, days: int) -> tuple[str, str]:
+        return series_str(
+            n.api_key_expiry_timestamp_seconds, {**target, "client": client}
+        ), f"{days * day}x90"
+
+    soon, later = o.api_key_expiry_warning_days // 2, o.api_key_expiry_warning_days * 2
+    return [
+        Case(
+            "ApiKeyExpiresSoon",
+            f"fires for the client whose last key expires in {soon} days, not the one with {later}",
+            dict([expiring("contractor", soon), expiring("risk", later), *ready.items()]),
+            "70m",
+            [{"alertname": "ApiKeyExpiresSoon", "service": service, "client": "contractor"}],
+            {"{{ $value | humanizeTimestamp }}": f"1970-01-{1 + soon:02d} 00:00:00 +0000 UTC"},
+        ),
+        Case(
+            "ApiKeyExpiresSoon",
+            "quiet: the expiry is not an hour within the warning yet",
+            dict([expiring("contractor", soon), *ready.items()]),
+            "50m",
+        ),
+    ]
+
+
+def loop_lag_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """EventLoopSaturated: a loop 30 ms late on average, and one 2 ms late."""
+    n = MetricNames(service)
+
+    per_minute = round(60 / loop_lag.INTERVAL_SECONDS)  # the timer's wake-ups
+
+    def lagging(ms_late: int) -> dict[str, str]:
+        # Every wake-up ms_late late.
+        return {
+            series_str(f"{n.event_loop_lag_seconds}_sum", target): f"0+{per_minute * ms_late / 1000:g}x30",
+            series_str(f"{n.event_loop_lag_seconds}_count", target): f"0+{per_minute}x30",
+            **ready,
+        }
+
+    return fires_and_quiet(
+        "EventLoopSaturated",
+        service,
+        "25m",
+        ("30 ms late on average", lagging(30)),
+        ("2 ms late, as below three quarters of capacity", lagging(2)),
+    )
+
+
+def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """ShadowFallingBehind: a shadow whose queue overflows, and one that keeps up."""
+    n = MetricNames(service)
+
+    def sampled(per_minute: int, queue_full_per_minute: int) -> dict[str, str]:
+        compared = {**target, "outcome": "a", "shadow_outcome": "a", "agree": "true"}
+        series = {
+            series_str(n.shadow_predictions_total, compared): f"0+{per_minute - queue_full_per_minute}x30"
+        }
+        for reason in ("queue_full", "not_ready"):
+            amount = queue_full_per_minute if reason == "queue_full" else 0
+            series[series_str(n.shadow_skipped_total, {**target, "reason": reason})] = f"0+{amount}x30"
+        return {**series, **ready}
+
+    return fires_and_quiet(
+        "ShadowFallingBehind",
+        service,
+        "25m",
+        ("30% of the sampled instances skipped for a full queue", sampled(1000, 300)),
+        ("2% skipped (a burst)", sampled(1000, 20)),
+    )
+
+
+def cpu_per_prediction_cases(service: str) -> list[dict[str, Any]]:
+    """CPU_PER_PREDICTION: every ready replica's CPU over every answer, each counted once."""
+    n = MetricNames(service)
+    a, b = ({"instance": f"10.0.0.{i}:8080", "job": "model-servers", "service": service} for i in (1, 2))
+    other = {"instance": "10.0.0.9:8080", "job": "model-servers", "service": service}
+
+    def case(name: str, series: dict[str, str], value: float | None) -> dict[str, Any]:
+        return recorded_case(CPU_PER_PREDICTION, service, name, series, value)
+
+    # Two replicas using 0.25 and 0.5 cores (15 and 30 CPU seconds a minute), answering 1 and 2
+    # predictions a second; a process of no replica of the service (no model_ready) spins beside them.
+    # (Binary fractions: promtool compares the samples exactly.)
+    replicas = {
+        series_str(n.model_ready, a): "1x10",
+        series_str(n.model_ready, b): "1x10",
+        series_str("process_cpu_seconds_total", a): "0+15x10",
+        series_str("process_cpu_seconds_total", b): "0+30x10",
+        series_str("process_cpu_seconds_total", other): "0+60x10",
+        series_str(n.predictions_total, {**a, "outcome": "x"}): "0+60x10",
+        series_str(n.predictions_total, {**b, "outcome": "y"}): "0+120x10",
+    }
+    # With a canary, the stable model's answers are in the variant series too (not counted twice),
+    # and the canary's only there: 60 more a minute.
+    canary = {
+        series_str(n.variant_predictions_total, {**a, "variant": STABLE, "outcome": "x"}): "0+180x10",
+        series_str(n.variant_predictions_total, {**a, "variant": CANARY, "outcome": "x"}): "0+60x10",
+    }
+    idle = {**replicas}
+    for name in list(idle):
+        if name.startswith(n.predictions_total):
+            idle[name] = "0x10"
+    return [
+        case("0.75 cores over 3 predictions a second", replicas, 0.25),
+        case("a canary's answers count once", {**replicas, **canary}, 0.1875),
+        # No prediction answered: no data, not infinity.
+        case("no prediction", idle, None),
+    ]
+
+
+def log_bytes_cases(service: str) -> list[dict[str, Any]]:
+    """LOG_BYTES_RATE and LOG_BYTES_PER_PREDICTION: every pod's lines, by logger, over every answer."""
+    n = MetricNames(service)
+    a, b = ({"instance": f"10.0.0.{i}:8080", "job": "model-servers"} for i in (1, 2))
+
+    def written(pod: dict[str, str], logger: str) -> str:
+        return series_str(n.log_bytes_total, {**pod, "logger": logger})
+
+    # Per minute: the capture's 1,200 + 2,400 bytes over 60 + 120 answers (20 bytes each), the access
+    # log's 180 on one pod (1 byte each), and nothing else written.
+    series = {
+        written(a, CAPTURE_LOGGER): "0+1200x10",
+        written(b, CAPTURE_LOGGER): "0+2400x10",
+        written(a, "servekit.access"): "0+180x10",
+        written(b, "other"): "0x10",
+        series_str(n.predictions_total, {**a, "outcome": "x"}): "0+60x10",
+        series_str(n.predictions_total, {**b, "outcome": "y"}): "0+120x10",
+    }
+    idle = {
+        name: ("0x10" if name.startswith(n.predictions_total) else values) for name, values in series.items()
+    }
+
+    def case(record: str, name: str, given: dict[str, str], values: Mapping[str, float]) -> dict[str, Any]:
+        samples = [
+            {"labels": series_str(record, {"logger": logger, "service": service}), "value": value}
+            for logger, value in values.items()
+        ]
+        return recorded_samples_case(record, service, name, given, samples)
+
+    # (Binary fractions: promtool compares the samples exactly.)
+    per_second = {CAPTURE_LOGGER: 60.0, "servekit.access": 3.0, "other": 0.0}
+    per_prediction = {CAPTURE_LOGGER: 20.0, "servekit.access": 1.0, "other": 0.0}
+    assert set(per_second) == set(METERED_LOGGERS)
+    return [
+        case(LOG_BYTES_RATE, "both pods, by logger", series, per_second),
+        case(LOG_BYTES_PER_PREDICTION, "both pods' bytes over both pods' answers", series, per_prediction),
+        # Lines written while nothing is answered: no data, not infinity.
+        case(LOG_BYTES_PER_PREDICTION, "no prediction", idle, {}),
+    ]
+
+
+def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """CanaryFailing and CanarySlow: a canary worse than the stable model, and two that are not."""
+    n, o = MetricNames(service), objectives(service)
+
+    def answered(variant: str, per_minute: int, failed_per_minute: int) -> dict[str, str]:
+        def counter(result: str) -> str:
+            return series_str(n.variant_requests_total, {**target, "variant": variant, "result": result})
+
+        return {
+            counter("ok"): f"0+{per_minute - failed_per_minute}x30",
+            counter("failed"): f"0+{failed_per_minute}x30",
+        }
+
+    def timed(variant: str, per_minute: int, slowest: str) -> dict[str, str]:
+        """``per_minute`` requests a minute, all in the bucket whose upper bound is ``slowest``."""
+        bounds = ("0.001", "0.005", "0.01", "+Inf")
+        first = bounds.index(slowest)
+        return {
+            series_str(f"{n.variant_latency_seconds}_bucket", {**target, "variant": variant, "le": b}): (
+                f"0+{per_minute if i >= first else 0}x30"
+            )
+            for i, b in enumerate(bounds)
+        }
+
+    # A comparison ignoring ``variant`` drops it: the alerts are labelled with the service alone.
+    failing = [{"alertname": "CanaryFailing", "service": service}]
+    stopped = {
+        pod: series_str(n.canary_stopped, {**target, "instance": f"10.0.0.{pod}:8080"}) for pod in (1, 2)
+    }
+    slow = [{"alertname": "CanarySlow", "service": service}]
+    stable = answered(STABLE, 900, 0)
+    few = o.canary_min_requests // 5 // 2  # a minute's share, half the minimum over 5 minutes
+    return [
+        Case(
+            "CanaryFailing",
+            "fires: 5% of the canary's requests fail, none of the stable model's",
+            {**stable, **answered(CANARY, 100, 5), **ready},
+            "15m",
+            failing,
+        ),
+        Case(
+            "CanaryFailing",
+            "quiet: both variants fail 5% (a shared cause, which the availability SLO alerts cover)",
+            {**answered(STABLE, 900, 45), **answered(CANARY, 100, 5), **ready},
+            "15m",
+        ),
+        Case(
+            "CanaryFailing",
+            f"quiet: every canary request fails, but it answered {few * 5} in 5 minutes",
+            {**stable, **answered(CANARY, few, few), **ready},
+            "15m",
+        ),
+        Case(
+            "CanarySlow",
+            "fires: the canary's requests take 5-10 ms, the stable model's under 1 ms",
+            {
+                **answered(CANARY, 100, 0),
+                **timed(STABLE, 900, "0.001"),
+                **timed(CANARY, 100, "0.01"),
+                **ready,
+            },
+            "20m",
+            slow,
+        ),
+        *fires_and_quiet(
+            "CanaryStopped",
+            service,
+            "10m",
+            ("one of two pods stopped the canary", {stopped[1]: "0x3 1x10", stopped[2]: "0x13", **ready}),
+            ("both pods send the canary its share", {stopped[1]: "0x13", stopped[2]: "0x13", **ready}),
+        ),
+        Case(
+            "CanarySlow",
+            "quiet: both variants take 1-5 ms",
+            {
+                **answered(CANARY, 100, 0),
+                **timed(STABLE, 900, "0.005"),
+                **timed(CANARY, 100, "0.005"),
+                **ready,
+            },
+            "20m",
+        ),
+    ]
+
+
+def rule_test_file(service: str) -> dict[str, Any]:
+    by_name = {a.name: a for a in alerts(service)}
+    tests = []
+    for case in rule_cases(service):
+        alert = by_name[case.alert]
+        expected = []
+        for labels in case.expected:
+            rule_labels = {k: v for k, v in labels.items() if k != "alertname"}
+            actions = {**{f"{{{{ $labels.{k} }}}}": v for k, v in rule_labels.items()}, **case.rendered}
+            expected.append(
+                {
+                    "exp_labels": {**rule_labels, "severity": alert.severity},
+                    "exp_annotations": {k: render(v, actions) for k, v in alert.annotations().items()},
+                }
+            )
+        tests.append(
+            {
+                "name": f"{case.alert}: {case.description}",
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
+                "alert_rule_test": [
+                    {"eval_time": case.eval_time, "alertname": case.alert, "exp_alerts": expected}
+                ],
+            }
+        )
+    return {
+        "rule_files": [f"../rules/{service}.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": tests + recording_tests(service),
+    }
+
+
+def recorded_case(
+    record: str, service: str, name: str, series: dict[str, str], value: float | None
+) -> dict[str, Any]:
+    """A promtool case: given ``series``, the service's ``record`` at 10 minutes is ``value`` (None: none)."""
+    samples = [] if value is None else [{"labels": sel(record, service), "value": value}]
+    return recorded_samples_case(record, service, name, series, samples)
+
+
+def recorded_samples_case(
+    record: str, service: str, name: str, series: dict[str, str], samples: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A promtool case: given ``series``, the service's ``record`` at 10 minutes is ``samples``."""
+    return {
+        "name": f"{record}: {name}",
+        "interval": "1m",
+        "input_series": [{"series": k, "values": v} for k, v in series.items()],
+        "promql_expr_test": [{"expr": sel(record, service), "eval_time": "10m", "exp_samples": samples}],
+    }
+
+
+def recording_tests(service: str) -> list[dict[str, Any]]:
+    """promtool cases of recorded series whose edge cases a panel would get wrong."""
+    n = MetricNames(service)
+    target = {"instance": "10.0.0.1:8080", "job": "model-servers"}
+
+    def compared(outcome: str, shadow_outcome: str) -> str:
+        agree = "true" if outcome == shadow_outcome else "false"
+        labels = {**target, "outcome": outcome, "shadow_outcome": shadow_outcome, "agree": agree}
+        return series_str(n.shadow_predictions_total, labels)
+
+    def case(name: str, series: dict[str, str], value: float | None) -> dict[str, Any]:
+        return recorded_case(SHADOW_AGREEMENT, service, name, series, value)
+
+    def busy(pod: str, endpoint: str) -> str:
+        labels = {
+            **target,
+            "instance": f"{pod}:8080",
+            "namespace": "ml-platform",
+            "pod": pod,
+            "endpoint": endpoint,
+        }
+        return series_str(f"{n.prediction_latency_seconds}_sum", labels)
+
+    def concurrency(pod: str, value: float) -> dict[str, Any]:
+        labels = {"instance": f"{pod}:8080", "namespace": "ml-platform", "pod": pod, "service": service}
+        return {"labels": series_str(CONCURRENCY, labels), "value": value}
+
+    # Per pod, all its prediction endpoints together: 30 + 6 seconds answering per minute is 0.6.
+    a, b = f"{service}-a", f"{service}-b"
+    concurrency_case = recorded_samples_case(
+        CONCURRENCY,
+        service,
+        "per pod, every prediction endpoint",
+        {busy(a, "/predict"): "0+30x10", busy(a, "/predict/batch"): "0+6x10", busy(b, "/predict"): "0x10"},
+        [concurrency(a, 0.6), concurrency(b, 0.0)],
+    )
+    return [
+        concurrency_case,
+        *cpu_per_prediction_cases(service),
+        *log_bytes_cases(service),
+        case("3 of 4 instances agree", {compared("a", "a"): "0+3x10", compared("a", "b"): "0+1x10"}, 0.75),
+        # No agree="true" series at all: 0 %, not "no data".
+        case("none agrees", {compared("a", "b"): "0+2x10"}, 0.0),
+        # Without a shadow model there is nothing to compare: no data, not a false 0 %.
+        case("no shadow model", {series_str(n.model_ready, target): "1x10"}, None),
+    ]

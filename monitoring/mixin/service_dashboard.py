@@ -1,0 +1,727 @@
+"""One service's dashboard: traffic, latency, errors, model, drift, resources, canary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
+from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel
+from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, dashboard, panel
+from mixin.recorded import (
+    ATTRIBUTION_DRIFT,
+    ATTRIBUTION_MEAN,
+    ATTRIBUTION_SHARE,
+    CONCURRENCY,
+    CPU_PER_PREDICTION,
+    CPU_RATE,
+    ERROR_RATIO,
+    EXPLANATION_P95,
+    INPUT_PSI,
+    INPUT_SHARE,
+    LATENCY_QUANTILE,
+    LOG_BYTES_PER_PREDICTION,
+    MEMORY_LIMIT,
+    OUTCOME_DRIFT,
+    OUTCOME_SHARE,
+    REQUESTS_BY_ENDPOINT,
+    REQUESTS_RATE,
+    SLOW_RATIO,
+    TRAINING_ATTRIBUTION_SHARE,
+    TRAINING_INPUT_SHARE,
+    TRAINING_OUTCOME_SHARE,
+    burn_queries,
+    shadow_agreement,
+)
+from servekit.metrics.names import (
+    MetricNames,
+)
+
+
+def add_canary_panels(g: Grid, service: str, inst: str) -> None:
+    """The canary rollout's row: each variant's traffic, failures, latency and answers side by side."""
+    n, o = MetricNames(service), objectives(service)
+    variant_requests = f"rate({n.variant_requests_total}{{{inst}}}[5m])"
+    g.add(
+        panel(
+            "stat",
+            "Canary model version",
+            f"The model {service.upper()}_CANARY_MODEL_URI names, answering "
+            f"{service.upper()}_CANARY_TRAFFIC_PERCENT of the requests (and those asking for it with "
+            "X-Model-Variant: canary). No data: no canary is configured.",
+            "none",
+            [
+                (
+                    f"max by (version, run_id) ({n.canary_model_info}{{{inst}}})",
+                    "v{{version}} (run {{run_id}})",
+                )
+            ],
+            text_mode="name",
+        ),
+        6,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Requests by variant (per second, 5 m)",
+            "Prediction requests answered by the stable model and by the canary; the canary's share is "
+            "its traffic percentage once it has loaded, and 0 while it is the stable version.",
+            "reqps",
+            [(f"sum by (variant) ({variant_requests})", "{{variant}}")],
+        ),
+        9,
+        8,
+    )
+    failed = f'sum by (variant) (rate({n.variant_requests_total}{{{inst},result="failed"}}[5m]))'
+    g.add(
+        panel(
+            "timeseries",
+            "Failed requests by variant (5 m)",
+            "Share of each variant's requests that failed (500). CanaryFailing fires when the canary's "
+            f"is over {o.canary_failure_ratio:.0%} and twice the stable model's for 5 minutes.",
+            "percentunit",
+            [(f"{failed}\n/\nsum by (variant) ({variant_requests})", "{{variant}}")],
+            thresholds=[(o.canary_failure_ratio, "orange")],
+        ),
+        9,
+        8,
+    )
+    latency = f"sum by (variant, le) (rate({n.variant_latency_seconds}_bucket{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Model latency by variant (5 m)",
+            "Time the answering model spent predicting (and explaining) a request. CanarySlow fires when "
+            f"the canary's p95 is over {o.canary_latency_factor:g}x the stable model's for 10 minutes.",
+            "s",
+            [
+                (f"histogram_quantile({q}, {latency})", f"{{{{variant}}}} p{round(q * 100)}")
+                for q in (0.5, 0.95)
+            ],
+        ),
+        12,
+        8,
+    )
+    outcomes = f"sum by (variant, outcome) (rate({n.variant_predictions_total}{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Outcome share by variant (5 m)",
+            "Each variant's predictions by outcome, as a share of its own: a canary that answers "
+            "differently shows here before anyone reports it.",
+            "percentunit",
+            [
+                (
+                    f"{outcomes}\n/ ignoring (outcome) group_left\nsum by (variant) ({outcomes})",
+                    "{{variant}} {{outcome}}",
+                )
+            ],
+        ),
+        12,
+        8,
+    )
+    weighed = f"sum by (variant, feature) (rate({n.variant_attribution_abs_sum_total}{{{inst}}}[5m]))"
+    explained = f"sum by (variant) (rate({n.variant_explanations_total}{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Mean |attribution| per feature by variant (5 m)",
+            "What each variant's explanations weigh, on the same traffic: the mean |SHAP contribution| "
+            "of each input over the explained predictions it answered. A canary leaning on another input "
+            "than the stable model shows here, whatever its accuracy.",
+            "short",
+            [(f"{weighed}\n/ on (variant) group_left\n{explained}", "{{variant}} {{feature}}")],
+        ),
+        24,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Canary share: set on the pods, and answered (5 m)",
+            "The share each pod draws for the canary (the registry's canary.traffic_percent tag, set by "
+            f"mlp canary --percent and mlp rollout --ramp, or {service.upper()}_CANARY_TRAFFIC_PERCENT), "
+            "lowest and highest over the pods: apart, some pods have not refreshed yet. Beside it, the "
+            "share of prediction requests the canary answered, which stays under the set one while it "
+            "loads or is stopped.",
+            "percentunit",
+            [
+                (f"min({n.canary_traffic_percent}{{{inst}}}) / 100", "set, lowest pod"),
+                (f"max({n.canary_traffic_percent}{{{inst}}}) / 100", "set, highest pod"),
+                (
+                    f'sum(rate({n.variant_requests_total}{{{inst},variant="canary"}}[5m]))\n/ '
+                    f"sum(rate({n.variant_requests_total}{{{inst}}}[5m]))",
+                    "answered by the canary",
+                ),
+            ],
+        ),
+        24,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Canary share answered by the stable model (per second, 5 m)",
+            "Requests routed to the canary that the stable model answered: not_ready (the canary is not "
+            f"loaded), stopped (the pod stopped it after too many failures; {service.upper()}_CANARY_STOP_"
+            "FAILURE_RATIO). The second query counts the pods that stopped it; CanaryStopped fires on one.",
+            "short",
+            [
+                (f"sum by (reason) (rate({n.canary_fallbacks_total}{{{inst}}}[5m]))", "{{reason}} /s"),
+                (f"sum({n.canary_stopped}{{{inst}}})", "pods that stopped it"),
+            ],
+        ),
+        24,
+        6,
+    )
+
+
+def service_dashboard(service: str) -> dict[str, Any]:
+    n, o = MetricNames(service), objectives(service)
+    inst = 'instance=~"$instance"'
+    ready = f"{n.model_ready}{{{inst}}}"
+    left_out = n.access_log_lines_left_out_total
+    g = Grid()
+    g.add(
+        panel("stat", "Ready replicas", "Model loaded and warmed up.", "none", [(f"sum({ready})", "ready")]),
+        6,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Model version",
+            "Registry version and training run of the served model.",
+            "none",
+            [(f"max by (version, run_id) ({n.model_info}{{{inst}}})", "v{{version}} (run {{run_id}})")],
+            text_mode="name",
+        ),
+        6,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Requests per second",
+            "All endpoints, 5 m rate.",
+            "reqps",
+            [(sel(REQUESTS_RATE, service), "rps")],
+        ),
+        6,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Error ratio (5 m)",
+            "5xx of prediction requests.",
+            "percentunit",
+            [(sel(ERROR_RATIO.format(w="5m"), service), "5xx")],
+            thresholds=[(1 - o.availability, "red")],
+        ),
+        6,
+        4,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Requests by endpoint and status",
+            "5 m rate per endpoint label (unknown paths are counted as `other`).",
+            "reqps",
+            [(sel(REQUESTS_BY_ENDPOINT, service), "{{endpoint}} {{status}}")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Latency by endpoint (p50, p95, p99)",
+            "Whole-request latency of the prediction endpoints, 5 m rate.",
+            "s",
+            [(sel(LATENCY_QUANTILE.format(q=q), service), f"{{{{endpoint}}}} {q}") for q, _ in QUANTILES],
+            thresholds=[(o.latency_threshold, "red")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Explanation latency (p95)",
+            "SHAP computation per request.",
+            "s",
+            [(sel(EXPLANATION_P95, service), "p95")],
+        ),
+        8,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            f"{o.latency_endpoint} requests over {o.latency_threshold * 1000:g} ms",
+            f"Latency SLI: the SLO allows {1 - o.latency:.0%}.",
+            "percentunit",
+            [(sel(SLOW_RATIO.format(w=w), service), w) for w in ("5m", "1h")],
+            thresholds=[(1 - o.latency, "red")],
+        ),
+        8,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "SLO burn rate (x budget)",
+            "14.4 over 1 h and 5 m or 6 over 6 h and 30 m pages; 3 over 1 d or 1 over 3 d opens a ticket.",
+            "short",
+            burn_queries(service),
+            thresholds=BURN_THRESHOLDS,
+        ),
+        8,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Prediction requests in flight",
+            "Prediction requests each replica was answering when scraped. At "
+            f"{service.upper()}_MAX_CONCURRENT_REQUESTS it refuses the next at once (503, Retry-After).",
+            "short",
+            [(f"max by (instance) ({n.prediction_requests_in_flight}{{{inst}}})", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Batch instances in flight",
+            "Instances of the batches each replica was predicting in worker threads when scraped (single "
+            f"records and small batches are answered on the event loop). At {service.upper()}_MAX_CONCURRENT_"
+            "INSTANCES it refuses the next batch that would pass it (503, Retry-After).",
+            "short",
+            [(f"max by (instance) ({n.prediction_instances_in_flight}{{{inst}}})", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    lag = n.event_loop_lag_seconds
+    g.add(
+        panel(
+            "timeseries",
+            "Event loop lag (mean, 1 m)",
+            "How late each replica's event loop runs ready work. Single requests wait that long before "
+            f"the app sees them; EventLoopSaturated past {number(o.event_loop_lag * 1000)} ms for 10 m.",
+            "s",
+            [
+                (
+                    f"sum by (instance) (rate({lag}_sum{{{inst}}}[1m]))\n/\n"
+                    f"sum by (instance) (rate({lag}_count{{{inst}}}[1m]))",
+                    "{{instance}}",
+                )
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Prediction concurrency (1 m)",
+            "Seconds spent answering prediction requests per second: the mean number in the app. "
+            "The autoscaler's metric with k8s/components/autoscale-on-concurrency (target "
+            f"{number(AUTOSCALING_TARGET_CONCURRENCY)} per pod).",
+            "short",
+            [(f"max by (instance) ({sel(CONCURRENCY, service, inst)})", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Prediction requests shed (per second, 5 m)",
+            "Refused at once because the replica was full, by the limit they would have passed: requests "
+            "in flight or batch instances in flight. They are 503s in the error ratio too. Sustained, the "
+            "autoscaler needs more room (PredictionsShed).",
+            "reqps",
+            [
+                (
+                    f"sum by (instance, limit) (rate({n.prediction_requests_shed_total}{{{inst}}}[5m]))",
+                    "{{instance}} ({{limit}})",
+                )
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Requests by client and status (per second, 5 m)",
+            "Requests answered with an API key, by the client the key is of: who sends the traffic, and "
+            "whose requests fail (4xx are the client's; 429 is a client over its share of a replica, "
+            "<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT). Requests without a valid key are 401s on the "
+            "endpoint panel; they belong to no client.",
+            "reqps",
+            [
+                (
+                    f"sum by (client, status) (rate({n.client_requests_total}{{{inst}}}[5m]))",
+                    "{{client}} {{status}}",
+                )
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Time left on each client's API keys",
+            "Until each client's last key expires (clients with a key that never expires are not "
+            f"shown). ApiKeyExpiresSoon warns {o.api_key_expiry_warning_days} days before; a key past its "
+            "date is refused with 401.",
+            "dtdurations",
+            [(f"min by (client) ({n.api_key_expiry_timestamp_seconds}{{{inst}}}) - time()", "{{client}}")],
+            # Red while ApiKeyExpiresSoon fires (or the key is refused already), orange for as long again.
+            base_color="red",
+            thresholds=[
+                (o.api_key_expiry_warning_days * 86400, "orange"),
+                (o.api_key_expiry_warning_days * 2 * 86400, "green"),
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Model load time (last load, by phase)",
+            "How long each replica's last model load took: fetch (resolve the URI, download and "
+            "deserialise), build, warm_up. Part of how long a new pod takes to turn ready, and of a "
+            "promotion's switch (ModelNotReady when it never ends).",
+            "s",
+            [(f"max by (instance, phase) ({n.model_load_seconds}{{{inst}}})", "{{instance}} {{phase}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Outcome distribution against the training baseline",
+            "Share of each outcome the served model predicted (5 m; a canary's are on the canary "
+            "panels) and its share on the training data (dashed baseline).",
+            "percentunit",
+            [
+                (sel(OUTCOME_SHARE.format(w="5m"), service), "{{outcome}} live"),
+                (sel(TRAINING_OUTCOME_SHARE, service), "{{outcome}} training"),
+            ],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Prediction drift: |live - training| outcome share (1 h)",
+            f"PredictionDrift fires above {o.outcome_drift:.0%} for 30 minutes.",
+            "percentunit",
+            [(sel(OUTCOME_DRIFT, service), "{{outcome}}")],
+            thresholds=[(o.outcome_drift, "orange")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Attribution: share of total |SHAP| per feature, live (1 h) and training",
+            "What the model relies on, per model version; a change means it uses different features.",
+            "percentunit",
+            [
+                (sel(ATTRIBUTION_SHARE, service), "{{feature}} v{{version}} live"),
+                (sel(TRAINING_ATTRIBUTION_SHARE, service), "{{feature}} v{{version}} training"),
+            ],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Attribution drift: |live - training| feature share (1 h)",
+            f"AttributionDrift fires above {o.attribution_drift:.0%} for 30 minutes.",
+            "percentunit",
+            [(sel(ATTRIBUTION_DRIFT, service), "{{feature}} v{{version}}")],
+            thresholds=[(o.attribution_drift, "orange")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Input drift: population stability index per input (1 h)",
+            "Each input's live distribution over the bins of the model version's training rows "
+            f"(deciles, or categories). Under 0.1: stable; over {o.input_drift_psi:g}: a major shift, "
+            "and InputDrift fires after 30 minutes.",
+            "short",
+            [(sel(INPUT_PSI, service), "{{feature}} v{{version}}")],
+            thresholds=[(0.1, "yellow"), (o.input_drift_psi, "orange")],
+        ),
+        24,
+        8,
+    )
+    feature = 'feature=~"$feature"'
+    g.add(
+        panel(
+            "timeseries",
+            "Input shares per bin, live against training (1 h; pick inputs above)",
+            "Where an input's values moved: each bin's share of the last hour's values and of the "
+            "held-out training rows (bins: deciles 01-10 of a number, the top categories and other, "
+            "missing; the edges are in GET /model).",
+            "percentunit",
+            [
+                (sel(INPUT_SHARE, service, feature), "{{feature}} {{bin}} live v{{version}}"),
+                (sel(TRAINING_INPUT_SHARE, service, feature), "{{feature}} {{bin}} training v{{version}}"),
+            ],
+        ),
+        24,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Mean |SHAP| per feature (5 m)",
+            "On the explained scale of the model (probability, log-odds or USD).",
+            "short",
+            [(sel(ATTRIBUTION_MEAN.format(w="5m"), service), "{{feature}} v{{version}}")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Process memory",
+            "Resident memory per replica and the container limit.",
+            "bytes",
+            [
+                (
+                    f"process_resident_memory_bytes{{{inst}}} and on (instance, job) {n.model_ready}",
+                    "{{instance}}",
+                ),
+                (sel(MEMORY_LIMIT, service), "limit"),
+            ],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Process CPU",
+            "CPU seconds per second per replica (1 = one core).",
+            "percentunit",
+            [(sel(CPU_RATE, service, inst), "{{instance}}")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "CPU per prediction",
+            "CPU seconds of every ready replica over the predictions answered, a canary's included: "
+            "what make cost measures before a deployment and prices (README, Cost). It falls as the "
+            "load rises, and a shadow model adds its own scoring to it.",
+            "s",
+            [(sel(CPU_PER_PREDICTION, service), "all replicas")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Replicas by model version",
+            "Replicas serving each registry version: a promotion moves them within "
+            f"{service.upper()}_MODEL_REFRESH_SECONDS; a replica left behind cannot load the new one.",
+            "none",
+            [(f"count by (version) ({n.model_info}{{{inst}}})", "v{{version}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Model refresh failing",
+            "Replicas that cannot check their alias or load the version it points at (they keep "
+            "serving the one they have); ModelRefreshFailing fires after 15 minutes.",
+            "none",
+            [(f"sum({n.model_refresh_failing}{{{inst}}})", "failing replicas")],
+            thresholds=[(1, "orange")],
+        ),
+        12,
+        6,
+    )
+    shadow_rate = f"rate({n.shadow_predictions_total}{{{inst}}}[5m])"
+    g.add(
+        panel(
+            "stat",
+            "Shadow model version",
+            f"The model {service.upper()}_SHADOW_MODEL_URI names, scoring a copy of the traffic; its "
+            "answers are compared, never returned. No data: no shadow model is configured.",
+            "none",
+            [
+                (
+                    f"max by (version, run_id) ({n.shadow_model_info}{{{inst}}})",
+                    "v{{version}} (run {{run_id}})",
+                )
+            ],
+            text_mode="name",
+        ),
+        6,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Shadow agreement: same outcome as the served model (5 m)",
+            "Share of instances scored by both models on which the shadow model's outcome (label, or "
+            "fare range) is the served model's: how often promoting it would change an answer.",
+            "percentunit",
+            [(shadow_agreement(n, inst), "agreement")],
+        ),
+        9,
+        8,
+    )
+    difference = f"sum by (le) (rate({n.shadow_score_difference}_bucket{{{inst}}}[5m]))"
+    g.add(
+        panel(
+            "timeseries",
+            "Shadow score difference |served - shadow| (5 m)",
+            "Per instance, the largest difference of the two models' scores, in their unit "
+            "(probability, or the regressor's prediction).",
+            "short",
+            [(f"histogram_quantile({q}, {difference})", f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)],
+        ),
+        9,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Served → shadow outcomes (per second, 5 m)",
+            "The confusion matrix between the two models over time: each pair of the served model's "
+            "outcome and the shadow model's, for the same instance.",
+            "reqps",
+            [(f"sum by (outcome, shadow_outcome) ({shadow_rate})", "{{outcome}} → {{shadow_outcome}}")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Shadow skipped instances by reason (per second, 5 m)",
+            "Sampled instances the shadow model did not score: queue_full (it fell behind; raise "
+            f"{service.upper()}_SHADOW_MAX_PENDING or lower {service.upper()}_SHADOW_SAMPLE_RATE), "
+            "not_ready, same_model (it is the served version), canary (the canary answered them; the shadow "
+            "is compared with the stable model only), failed (see the service log).",
+            "reqps",
+            [(f"sum by (reason) (rate({n.shadow_skipped_total}{{{inst}}}[5m]))", "{{reason}}")],
+        ),
+        12,
+        8,
+    )
+    add_canary_panels(g, service, inst)
+    g.add(
+        panel(
+            "timeseries",
+            "Access log lines left out (per second, 5 m)",
+            "Above zero, the access log is incomplete: more 4xx/5xx lines were due than "
+            f"{service.upper()}_ACCESS_LOG_MAX_PER_SECOND allows; the Requests panel still counts "
+            "every request.",
+            "short",
+            [(f"sum by (instance) (rate({left_out}{{{inst}}}[5m]))", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Captured instances (per second, 5 m)",
+            "Instances written with their inputs and answers to the servekit.capture log "
+            f"({service.upper()}_CAPTURE_PERCENT of the prediction requests; zero when capture is off). "
+            "Each is a log line the log store bills for; any 'failed' series is a gap in the record "
+            "(CaptureFailing).",
+            "short",
+            [
+                (f"sum by (instance) (rate({n.captured_instances_total}{{{inst}}}[5m]))", "{{instance}}"),
+                (
+                    f"sum by (instance) (rate({n.capture_failures_total}{{{inst}}}[5m]))",
+                    "{{instance}} failed",
+                ),
+            ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Log volume by logger (bytes per second, 5 m)",
+            "Bytes the pods write to their logs, newlines included: what Cloud Logging and CloudWatch Logs "
+            f"bill for ingestion. servekit.capture grows with {service.upper()}_CAPTURE_PERCENT and with "
+            f"explanations, servekit.access with {service.upper()}_ACCESS_LOG; other is start-up, model "
+            "loads, warnings and errors.",
+            "Bps",
+            [(f"sum by (logger) (rate({n.log_bytes_total}{{{inst}}}[5m]))", "{{logger}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Log bytes per prediction by logger (5 m)",
+            "Every pod's log bytes over the predictions answered. The capture's is what make cost measures "
+            "before a deployment and prices per million (README, Cost): 1.6 to 2.9 times larger when "
+            "the requests ask for explanations.",
+            "decbytes",
+            [(sel(LOG_BYTES_PER_PREDICTION, service), "{{logger}}")],
+        ),
+        12,
+        6,
+    )
+    instance = {
+        "name": "instance",
+        "label": "Instance",
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": f"label_values({n.model_ready}, instance)", "refId": "instance"},
+        "definition": f"label_values({n.model_ready}, instance)",
+        "includeAll": True,
+        "allValue": VARIABLE_ALL_VALUES["$instance"],
+        "multi": True,
+        "refresh": 2,
+        "sort": 1,
+        "current": {},
+        "options": [],
+        "hide": 0,
+    }
+    monitored = {
+        **instance,
+        "name": "feature",
+        "label": "Input",
+        "query": {"query": f"label_values({n.training_input_share}, feature)", "refId": "feature"},
+        "definition": f"label_values({n.training_input_share}, feature)",
+        "allValue": VARIABLE_ALL_VALUES["$feature"],
+    }
+    return dashboard(
+        f"mlp-{service}", f"ML platform: {service}", ["service", service], g, [instance, monitored]
+    )
