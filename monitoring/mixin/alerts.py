@@ -6,6 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mixin.cluster import (
+    AUTOSCALER_CONDITION,
+    AUTOSCALER_CURRENT,
+    AUTOSCALER_MAX,
+    DEPLOYMENT_AVAILABLE,
+    DEPLOYMENT_REPLICAS,
+    DEPLOYMENT_UPDATED,
+    autoscaler,
+    deployment,
+)
 from mixin.common import FAST_BURN, RUNBOOK_URL, SLOW_BURN, number, objectives, regex, sel, versioned
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
@@ -136,6 +146,42 @@ def alerts(service: str) -> list[Alert]:
             f"{s} at {{{{ $labels.instance }}}} has been alive but not ready (model not loaded or not "
             "warmed up) for 5 minutes; /readyz says why.",
             "5m",
+        ),
+        Alert(
+            "ReplicasUnavailable",
+            f"(\n  {deployment(DEPLOYMENT_REPLICAS, service)}\n  >\n"
+            f"  {deployment(DEPLOYMENT_AVAILABLE, service)}\n)\nand\n"
+            f"changes({deployment(DEPLOYMENT_UPDATED, service)}[10m]) == 0",
+            "warning",
+            f"{s} has had fewer available replicas than the {{{{ $value }}}} it wants for 15 minutes",
+            f"The {s} Deployment wants {{{{ $value }}}} replicas and fewer have been available for 15 "
+            "minutes, with no rollout under way. Pods that cannot be scheduled (no node fits, a Spot "
+            "stockout, a quota), cannot pull their image, or never become ready (see ModelNotReady). "
+            f"`kubectl describe deployment {s}` and its pods' events say which.",
+            "15m",
+        ),
+        Alert(
+            "AutoscalerAtMaximum",
+            f"{autoscaler(AUTOSCALER_CURRENT, service)}\n>=\n{autoscaler(AUTOSCALER_MAX, service)}",
+            "warning",
+            f"{s} has run at its autoscaler's maximum of {{{{ $value }}}} replicas for 15 minutes",
+            f"The HorizontalPodAutoscaler of {s} has held its maximum replica count for 15 minutes: "
+            "more traffic cannot be spread over more pods, so the pods shed it (PredictionsShed) or "
+            "answer it late. Raise maxReplicas in the overlay if the nodes and the budget allow "
+            "(`make cost` prices the ceiling), or find the client that brought the load.",
+            "15m",
+        ),
+        Alert(
+            "AutoscalerInactive",
+            autoscaler(AUTOSCALER_CONDITION, service, 'condition="ScalingActive",status="false"') + " == 1",
+            "warning",
+            f"{s}'s autoscaler cannot compute how many replicas it needs",
+            f"For 15 minutes the HorizontalPodAutoscaler of {s} has been unable to read its metrics "
+            "(ScalingActive is false), so it holds the replica count whatever the load. The "
+            "concurrency metric comes through prometheus-adapter (k8s/components/autoscale-on-"
+            f"concurrency), CPU through metrics-server: `kubectl describe hpa {s}` names the one it "
+            "cannot read.",
+            "15m",
         ),
         Alert(
             "ModelRefreshFailing",

@@ -7,6 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixin.alerts import alerts
+from mixin.cluster import (
+    AUTOSCALER_CONDITION,
+    AUTOSCALER_CURRENT,
+    AUTOSCALER_DESIRED,
+    AUTOSCALER_MAX,
+    AUTOSCALER_MIN,
+    DEPLOYMENT_AVAILABLE,
+    DEPLOYMENT_REPLICAS,
+    DEPLOYMENT_UPDATED,
+    JOB,
+    replica_queries,
+)
 from mixin.common import FAST_BURN, SLOW_BURN, GiB, le, objectives, sel
 from mixin.recorded import (
     CONCURRENCY,
@@ -400,7 +412,73 @@ def rule_cases(service: str) -> list[Case]:
     cases += key_expiry_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
+    cases += cluster_cases(service)
     return cases
+
+
+#: The labels of a kube-state-metrics series, as Prometheus keeps them (honor_labels) for an object of
+#: the service's namespace.
+CLUSTER_TARGET = {"job": JOB, "instance": "kube-state-metrics:8080", "namespace": "ml-platform"}
+
+
+def cluster_cases(service: str) -> list[Case]:
+    """The alerts on what kube-state-metrics says of the service's Deployment and autoscaler."""
+    deployment = {**CLUSTER_TARGET, "deployment": service}
+    hpa = {**CLUSTER_TARGET, "horizontalpodautoscaler": service}
+
+    def replicas(wanted: int, available: str, updated: str) -> dict[str, str]:
+        return {
+            series_str(DEPLOYMENT_REPLICAS, deployment): f"{wanted}x40",
+            series_str(DEPLOYMENT_AVAILABLE, deployment): available,
+            series_str(DEPLOYMENT_UPDATED, deployment): updated,
+        }
+
+    def scaled(current: str, maximum: int = 10) -> dict[str, str]:
+        return {
+            series_str(AUTOSCALER_CURRENT, hpa): current,
+            series_str(AUTOSCALER_MAX, hpa): f"{maximum}x40",
+        }
+
+    def condition(active: bool) -> dict[str, str]:
+        def held(status: str) -> str:
+            return series_str(AUTOSCALER_CONDITION, {**hpa, "condition": "ScalingActive", "status": status})
+
+        return {held("true"): "1x40" if active else "0x40", held("false"): "0x40" if active else "1x40"}
+
+    def fires(alert: str, when: str, series: dict[str, str], labels: dict[str, str], value: str) -> Case:
+        expected = [{"alertname": alert, **labels, "service": service}]
+        return Case(alert, f"fires: {when}", series, "30m", expected, {"{{ $value }}": value})
+
+    return [
+        # Two of four pods pending for half an hour, the template unchanged: a scheduling problem.
+        fires(
+            "ReplicasUnavailable",
+            "2 of 4 pods available for 30 minutes",
+            replicas(4, "2x40", "4x40"),
+            deployment,
+            "4",
+        ),
+        Case("ReplicasUnavailable", "quiet: every replica available", replicas(4, "4x40", "4x40"), "30m"),
+        # A rollout of 20 replicas, one pod a minute, one pod short throughout: without the guard on
+        # the updated replicas it would fire at 15 minutes.
+        Case(
+            "ReplicasUnavailable",
+            "quiet: a slow rollout under way",
+            replicas(20, "19x40", "0+1x20 20x20"),
+            "19m",
+        ),
+        fires("AutoscalerAtMaximum", "10 of at most 10 replicas for 30 minutes", scaled("10x40"), hpa, "10"),
+        Case("AutoscalerAtMaximum", "quiet: at the maximum for 10 minutes only", scaled("6x20 10x20"), "30m"),
+        Case("AutoscalerAtMaximum", "quiet: 9 of at most 10", scaled("9x40"), "30m"),
+        fires(
+            "AutoscalerInactive",
+            "ScalingActive false for 30 minutes",
+            condition(active=False),
+            {**hpa, "condition": "ScalingActive", "status": "false"},
+            "1",
+        ),
+        Case("AutoscalerInactive", "quiet: ScalingActive true", condition(active=True), "30m"),
+    ]
 
 
 def capture_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
@@ -745,7 +823,7 @@ def rule_test_file(service: str) -> dict[str, Any]:
     return {
         "rule_files": [f"../rules/{service}.rules.yaml"],
         "evaluation_interval": "1m",
-        "tests": tests + recording_tests(service),
+        "tests": tests + recording_tests(service) + replica_panel_tests(service),
     }
 
 
@@ -814,4 +892,32 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
         case("none agrees", {compared("a", "b"): "0+2x10"}, 0.0),
         # Without a shadow model there is nothing to compare: no data, not a false 0 %.
         case("no shadow model", {series_str(n.model_ready, target): "1x10"}, None),
+    ]
+
+
+def replica_panel_tests(service: str) -> list[dict[str, Any]]:
+    """The replica panel's queries over kube-state-metrics' series (no live test has them: no cluster).
+
+    Beside another service's objects, so a query that missed its service's name would show.
+    """
+    # Maximum, desired, available and minimum, in the order of the panel's queries.
+    # The other service's are all higher: a query that ignored the name would read them.
+    own, other = (10, 6, 5, 2), (12, 8, 7, 4)
+    series: dict[str, str] = {}
+    for name, (maximum, desired, available, minimum) in ((service, own), (f"other-{service}", other)):
+        hpa = {**CLUSTER_TARGET, "horizontalpodautoscaler": name}
+        series[series_str(AUTOSCALER_MAX, hpa)] = f"{maximum}x10"
+        series[series_str(AUTOSCALER_DESIRED, hpa)] = f"{desired}x10"
+        series[series_str(DEPLOYMENT_AVAILABLE, {**CLUSTER_TARGET, "deployment": name})] = f"{available}x10"
+        series[series_str(AUTOSCALER_MIN, hpa)] = f"{minimum}x10"
+    return [
+        {
+            "name": f"replica panel: {legend}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "promql_expr_test": [
+                {"expr": expr, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": value}]}
+            ],
+        }
+        for (expr, legend), value in zip(replica_queries(service), own, strict=True)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
+from mixin.cluster import replica_queries
 from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel
 from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, dashboard, panel
 from mixin.recorded import (
@@ -333,6 +334,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
             f"{number(AUTOSCALING_TARGET_CONCURRENCY)} per pod).",
             "short",
             [(f"max by (instance) ({sel(CONCURRENCY, service, inst)})", "{{instance}}")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Replicas: the autoscaler's bounds, what it wants, what is available",
+            "From kube-state-metrics. Desired at the maximum: more load is shed or answered late "
+            "(AutoscalerAtMaximum). Available under desired: pods that cannot be scheduled, pulled or "
+            "made ready (ReplicasUnavailable).",
+            "none",
+            replica_queries(service),
         ),
         12,
         6,

@@ -1,0 +1,54 @@
+"""What the cluster knows of a service and the service cannot: its replicas and its autoscaler.
+
+A pod does not know how many siblings the cluster wanted, that some cannot be scheduled, or that
+its HorizontalPodAutoscaler is at its ceiling. kube-state-metrics (k8s/base/kube-state-metrics)
+reads these from the API server. Its ``--metric-allowlist`` is exactly :data:`CLUSTER_METRICS`, and
+a service's Deployment and HorizontalPodAutoscaler are named after it (tests/k8s hold both).
+"""
+
+from __future__ import annotations
+
+#: The scrape job of kube-state-metrics (k8s/base/prometheus/prometheus.yml).
+JOB = "kube-state-metrics"
+
+DEPLOYMENT_REPLICAS = "kube_deployment_spec_replicas"
+DEPLOYMENT_AVAILABLE = "kube_deployment_status_replicas_available"
+#: Replicas of the current template: it changes while a rollout is under way.
+DEPLOYMENT_UPDATED = "kube_deployment_status_replicas_updated"
+AUTOSCALER_MIN = "kube_horizontalpodautoscaler_spec_min_replicas"
+AUTOSCALER_MAX = "kube_horizontalpodautoscaler_spec_max_replicas"
+AUTOSCALER_CURRENT = "kube_horizontalpodautoscaler_status_current_replicas"
+AUTOSCALER_DESIRED = "kube_horizontalpodautoscaler_status_desired_replicas"
+#: One series per condition (AbleToScale, ScalingActive, ScalingLimited) and status; 1 is the one held.
+AUTOSCALER_CONDITION = "kube_horizontalpodautoscaler_status_condition"
+
+CLUSTER_METRICS = (
+    DEPLOYMENT_REPLICAS,
+    DEPLOYMENT_AVAILABLE,
+    DEPLOYMENT_UPDATED,
+    AUTOSCALER_MIN,
+    AUTOSCALER_MAX,
+    AUTOSCALER_CURRENT,
+    AUTOSCALER_DESIRED,
+    AUTOSCALER_CONDITION,
+)
+
+
+def deployment(metric: str, service: str) -> str:
+    """A Deployment series of the service's Deployment."""
+    return f'{metric}{{job="{JOB}",deployment="{service}"}}'
+
+
+def autoscaler(metric: str, service: str, extra: str = "") -> str:
+    """A HorizontalPodAutoscaler series of the service's autoscaler."""
+    return f'{metric}{{job="{JOB}",horizontalpodautoscaler="{service}"{"," + extra if extra else ""}}}'
+
+
+def replica_queries(service: str) -> list[tuple[str, str]]:
+    """The dashboard's replica panel: the autoscaler's bounds, what it wants, and what is available."""
+    return [
+        (f"max({autoscaler(AUTOSCALER_MAX, service)})", "maximum"),
+        (f"max({autoscaler(AUTOSCALER_DESIRED, service)})", "desired by the autoscaler"),
+        (f"max({deployment(DEPLOYMENT_AVAILABLE, service)})", "available"),
+        (f"max({autoscaler(AUTOSCALER_MIN, service)})", "minimum"),
+    ]
