@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Install Prometheus and promtool from the distribution's `prometheus` package (Debian/Ubuntu),
-# unless both are already on PATH. Nothing is left running: a temporary policy-rc.d stops the
+# Install Prometheus, promtool, Alertmanager and amtool from the distribution's `prometheus` and
+# `prometheus-alertmanager` packages (Debian/Ubuntu), unless all are already on PATH. Nothing is left running: a temporary policy-rc.d stops the
 # package from starting its service, and a systemd unit it may have enabled is stopped and disabled.
 set -euo pipefail
-if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+have_alertmanager() { command -v alertmanager >/dev/null 2>&1 || command -v prometheus-alertmanager >/dev/null 2>&1; }
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+  && command -v amtool >/dev/null 2>&1 && have_alertmanager; then
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "prometheus/promtool missing and no apt-get: install Prometheus >= 2.37 and put it on PATH" >&2
+  echo "prometheus/promtool/alertmanager/amtool missing and no apt-get: install Prometheus >= 2.37 and" \
+    "Alertmanager >= 0.25 and put them on PATH" >&2
   exit 1
 fi
 SUDO=""
@@ -22,12 +25,14 @@ if [ ! -e "$POLICY" ]; then
 fi
 cleanup() { [ -z "$created_policy" ] || $SUDO rm -f "$POLICY"; }
 trap cleanup EXIT
-echo "installing prometheus (promtool) with apt-get"
+echo "installing prometheus (promtool) and prometheus-alertmanager (amtool) with apt-get"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-# A systemd host may still have enabled (not started) the unit: make sure it stays off.
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  prometheus prometheus-alertmanager >/dev/null
+# A systemd host may still have enabled (not started) the units: make sure they stay off.
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
 fi
 prometheus --version 2>&1 | head -1
 promtool --version 2>&1 | head -1
+amtool --version 2>&1 | head -1

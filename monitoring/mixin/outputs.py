@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixin.alertmanager import ALERTMANAGER_CONFIG, alertmanager_config
 from mixin.alerts import rule_file
 from mixin.autoscaling import ADAPTER_CONFIG, adapter_config
 from mixin.common import HERE, services
@@ -23,6 +24,7 @@ def outputs() -> dict[str, str]:
         files[f"dashboards/{service}.json"] = json_text(service_dashboard(service))
     files["dashboards/overview.json"] = json_text(overview(names))
     files[ADAPTER_CONFIG] = yaml_text(adapter_config())
+    files[ALERTMANAGER_CONFIG] = yaml_text(alertmanager_config())
     return files
 
 

@@ -45,11 +45,10 @@ def test_every_service_has_rules_tests_and_a_dashboard() -> None:
 def test_kustomization_lists_exactly_the_generated_files() -> None:
     kustomization = yaml.safe_load((MONITORING / "kustomization.yaml").read_text())
     listed = {f for gen in kustomization["configMapGenerator"] for f in gen.get("files", [])}
-    on_disk = {f"rules/{p.name}" for p in (MONITORING / "rules").glob("*")} | {
-        f"dashboards/{p.name}" for p in (MONITORING / "dashboards").glob("*")
-    }
+    dirs = ("rules", "dashboards", "alertmanager")
+    on_disk = {f"{d}/{p.name}" for d in dirs for p in (MONITORING / d).glob("*")}
     assert on_disk <= listed, f"not in monitoring/kustomization.yaml: {sorted(on_disk - listed)}"
-    assert {f for f in listed if f.startswith(("rules/", "dashboards/"))} <= on_disk
+    assert {f for f in listed if f.startswith(tuple(f"{d}/" for d in dirs))} <= on_disk
 
 
 def test_recording_rules_follow_level_metric_operations() -> None:

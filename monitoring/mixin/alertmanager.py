@@ -1,0 +1,137 @@
+"""Alertmanager's configuration: who hears of each alert, how soon, and what one alert makes redundant.
+
+Prometheus only evaluates the alerts; Alertmanager (k8s/base/alertmanager) groups them, silences
+the ones another already explains, and notifies. Severity routes them, as the runbooks promise:
+``critical`` pages (PagerDuty) and is posted to chat, ``warning`` is posted to chat (Slack) for
+the next working hours. The inhibitions name alerts of :mod:`mixin.alerts`, and every severity
+those use has its route: tests/monitoring hold both, so renaming an alert cannot leave a rule
+that silences nothing.
+
+No secret is in this file: the receivers read the Slack webhook URL and the PagerDuty routing key
+from the files of the Secret ``alertmanager-receivers`` (k8s/README.md), mounted at RECEIVERS_DIR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: The generated file, relative to monitoring/ (ConfigMap alertmanager-config, monitoring/kustomization.yaml).
+ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
+#: Where the Secret alertmanager-receivers is mounted (k8s/base/alertmanager).
+RECEIVERS_DIR = "/etc/alertmanager/receivers"
+SLACK_WEBHOOK_URL_KEY = "slack-webhook-url"
+PAGERDUTY_ROUTING_KEY_KEY = "pagerduty-routing-key"
+PAGER, CHAT = "pager", "chat"
+#: The receiver of each severity the alerts use (a severity not listed goes to CHAT).
+RECEIVER_OF_SEVERITY = {"critical": PAGER, "warning": CHAT}
+#: One notification per alert and service: a page names one thing to look at.
+GROUP_BY = ("alertname", "service")
+
+
+@dataclass(frozen=True)
+class Inhibition:
+    """While ``source`` fires for a service, ``targets`` of the same service notify no one."""
+
+    source: str
+    #: Alert names; empty means every other alert of the service.
+    targets: tuple[str, ...]
+    why: str
+
+    def rule(self) -> dict[str, Any]:
+        target = f'alertname=~"{"|".join(self.targets)}"' if self.targets else f'alertname!="{self.source}"'
+        return {
+            "source_matchers": [f'alertname="{self.source}"'],
+            "target_matchers": [target],
+            "equal": ["service"],
+        }
+
+
+INHIBITIONS = (
+    Inhibition(
+        "ServiceAbsent",
+        (),
+        "No target of the service is scraped: whatever else fires for it follows from that.",
+    ),
+    Inhibition(
+        "AvailabilityBudgetBurnFast",
+        ("AvailabilityBudgetBurnSlow",),
+        "The same budget burning, already paged.",
+    ),
+    Inhibition(
+        "LatencyBudgetBurnFast",
+        ("LatencyBudgetBurnSlow",),
+        "The same budget burning, already paged.",
+    ),
+    Inhibition(
+        "ModelNotReady",
+        ("ReplicasUnavailable",),
+        "Pods whose model does not load are the unavailable replicas; the page names the cause.",
+    ),
+    Inhibition(
+        "CanaryStopped",
+        ("CanaryFailing",),
+        "The pods already stopped the failing canary; the notice says so and what to do.",
+    ),
+)
+
+SLACK_TITLE = (
+    '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
+    "{{ .CommonLabels.alertname }} {{ .CommonLabels.service }}"
+)
+SLACK_TEXT = (
+    "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
+    "{{ if .Labels.instance }}instance: {{ .Labels.instance }}\n{{ end }}{{ end }}"
+)
+
+
+def alertmanager_config() -> dict[str, Any]:
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": {
+            "receiver": CHAT,
+            "group_by": list(GROUP_BY),
+            # Long enough for the alerts one cause raises together to leave in one notification.
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "12h",
+            "routes": [
+                {
+                    "receiver": PAGER,
+                    "matchers": ['severity="critical"'],
+                    # A page is also posted to chat, where the rest of the team sees it.
+                    "continue": True,
+                    # Re-sent while it fires: PagerDuty keeps one incident per group (its dedup key).
+                    "repeat_interval": "1h",
+                },
+                {"receiver": CHAT},
+            ],
+        },
+        "inhibit_rules": [inhibition.rule() for inhibition in INHIBITIONS],
+        "receivers": [
+            {
+                "name": PAGER,
+                "pagerduty_configs": [
+                    {
+                        "routing_key_file": f"{RECEIVERS_DIR}/{PAGERDUTY_ROUTING_KEY_KEY}",
+                        "description": "{{ .CommonLabels.service }}: {{ .CommonAnnotations.summary }}",
+                        "severity": "{{ .CommonLabels.severity }}",
+                        "links": [{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"}],
+                        "send_resolved": True,
+                    }
+                ],
+            },
+            {
+                "name": CHAT,
+                "slack_configs": [
+                    {
+                        "api_url_file": f"{RECEIVERS_DIR}/{SLACK_WEBHOOK_URL_KEY}",
+                        "title": SLACK_TITLE,
+                        "title_link": "{{ .CommonAnnotations.runbook_url }}",
+                        "text": SLACK_TEXT,
+                        "send_resolved": True,
+                    }
+                ],
+            },
+        ],
+    }

@@ -1,0 +1,269 @@
+"""The generated Alertmanager configuration: valid, every alert routed by its severity, and live.
+
+``amtool`` (Alertmanager's own tool) checks the file and resolves each alert's receivers. The live
+test runs a real Alertmanager on that file, with a real Prometheus sending it alerts, and receives
+its notifications on 127.0.0.1 where Slack and PagerDuty would.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from mixin.alertmanager import (
+    ALERTMANAGER_CONFIG,
+    CHAT,
+    INHIBITIONS,
+    PAGER,
+    PAGERDUTY_ROUTING_KEY_KEY,
+    RECEIVER_OF_SEVERITY,
+    RECEIVERS_DIR,
+    SLACK_WEBHOOK_URL_KEY,
+)
+from mixin.alerts import alerts
+from mixin.rule_tests import render
+from processes import free_port
+from scripts import MONITORING
+from servekit import registry
+from servekit.local import start
+
+CONFIG = MONITORING / ALERTMANAGER_CONFIG
+
+
+def tool(*names: str) -> str:
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    pytest.fail(f"{names[0]} not found: run `make prometheus` (make test installs it)")
+
+
+def amtool(*args: str) -> str:
+    done = subprocess.run([tool("amtool"), *args], check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def test_amtool_accepts_the_generated_configuration() -> None:
+    out = amtool("check-config", str(CONFIG))
+    assert "SUCCESS" in out
+    assert f"{len(INHIBITIONS)} inhibit rules" in out
+
+
+def test_every_alert_reaches_the_receivers_of_its_severity() -> None:
+    """Critical pages and is posted to chat; warning is posted to chat. Resolved by amtool itself."""
+    expected = {"critical": f"{PAGER},{CHAT}", "warning": CHAT}
+    checked = set()
+    for service in registry.available():
+        for alert in alerts(service):
+            labels = [f"alertname={alert.name}", f"service={service}", f"severity={alert.severity}"]
+            receivers = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
+            assert receivers == expected[alert.severity], (alert.name, receivers)
+            checked.add(alert.severity)
+    assert checked == set(RECEIVER_OF_SEVERITY)
+
+
+def test_every_inhibition_names_alerts_that_exist() -> None:
+    for service in registry.available():
+        names = {a.name for a in alerts(service)}
+        for inhibition in INHIBITIONS:
+            assert inhibition.source in names, inhibition
+            assert set(inhibition.targets) <= names, inhibition
+
+
+class Receiver(ThreadingHTTPServer):
+    """Slack's webhook and PagerDuty's events API, on 127.0.0.1: every JSON body posted, by path."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.received.append((self.path, json.loads(body)))
+                self.send_response(202 if self.path.startswith("/v2/enqueue") else 200)
+                self.end_headers()
+                self.wfile.write(b'{"status":"success"}')
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def posted(self, path: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [body for p, body in self.received if p == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+#: The alerts Prometheus fires in the live test, for BankChurn: two pages, each with a warning the
+#: inhibitions silence, and a warning that is posted.
+FIRING = (
+    "AvailabilityBudgetBurnFast",
+    "AvailabilityBudgetBurnSlow",
+    "ModelNotReady",
+    "ReplicasUnavailable",
+    "PredictionDrift",
+)
+PAGES = {"AvailabilityBudgetBurnFast", "ModelNotReady"}
+#: The labels the alerts' summaries name, set on the series that makes them fire.
+LABELS = {"instance": "10.0.0.1:8080", "outcome": "churn"}
+
+
+def always(labels: dict[str, str]) -> str:
+    """An expression that holds at once, with ``labels``."""
+    expr = "vector(1)"
+    for label, value in labels.items():
+        expr = f'label_replace({expr}, "{label}", "{value}", "", "")'
+    return expr
+
+
+POSTED = PAGES | {"PredictionDrift"}
+
+
+@pytest.mark.integration
+def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """The committed configuration, with three things changed for a test: where the receivers' files
+    are, PagerDuty's address (127.0.0.1), and the grouping waits (5 s and 1 s instead of 30 s and 5 m).
+
+    Each alert is the service's own rule (labels, annotations) with an expression that holds at once.
+    """
+    service = "bankchurn"
+    secrets = tmp_path / "receivers"
+    secrets.mkdir()
+    (secrets / SLACK_WEBHOOK_URL_KEY).write_text(f"{receiver.url}/slack")
+    (secrets / PAGERDUTY_ROUTING_KEY_KEY).write_text("test-routing-key")
+    config = yaml.safe_load(CONFIG.read_text().replace(RECEIVERS_DIR, str(secrets)))
+    config["global"]["pagerduty_url"] = f"{receiver.url}/v2/enqueue"
+    # Prometheus sends each rule's alerts as it evaluates it, and may drop the first ones (it has not
+    # discovered Alertmanager yet) and send them again a second later: the 5 s wait lets a page that
+    # holds a warning back arrive before the warning's group is sent, as 30 s does in production.
+    config["route"].update(group_wait="5s", group_interval="1s")
+    am_config = tmp_path / "alertmanager.yml"
+    am_config.write_text(yaml.safe_dump(config))
+    am_port = free_port()
+    alertmanager = start(
+        "alertmanager",
+        [
+            tool("alertmanager", "prometheus-alertmanager"),
+            f"--config.file={am_config}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{am_port}",
+            "--cluster.listen-address=",
+        ],
+        am_port,
+        tmp_path,
+    )
+    # The service's real alerts, as its rule file has them, with an expression that always holds.
+    by_name = {a.name: a for a in alerts(service)}
+
+    def summary(name: str) -> str:
+        return render(by_name[name].summary, {f"{{{{ $labels.{k} }}}}": v for k, v in LABELS.items()})
+
+    rules = {
+        "groups": [
+            {
+                "name": "firing",
+                "rules": [
+                    {**by_name[name].rule(service), "expr": always(LABELS), "for": "0s"} for name in FIRING
+                ],
+            }
+        ]
+    }
+    (tmp_path / "firing.rules.yaml").write_text(yaml.safe_dump(rules))
+    prometheus_config = {
+        "global": {"evaluation_interval": "1s"},
+        "rule_files": [str(tmp_path / "firing.rules.yaml")],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config))
+    prom_port = free_port()
+    prometheus = None
+    try:
+        alertmanager.wait_for("/-/ready", seconds=60)
+        prometheus = start(
+            "prometheus",
+            [
+                tool("prometheus"),
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+                "--log.level=warn",
+                # Its first evaluation may come before it has discovered the Alertmanager: those
+                # alerts are dropped, and resent a minute later by default.
+                "--rules.alert.resend-delay=1s",
+            ],
+            prom_port,
+            tmp_path,
+        )
+        prometheus.wait_for("/-/ready", seconds=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pages, posts = receiver.posted("/v2/enqueue"), receiver.posted("/slack")
+            if len(pages) >= len(PAGES) and len(posts) >= len(POSTED):
+                break
+            time.sleep(0.5)
+        # Several group intervals more: an inhibited alert that leaked would have arrived by now.
+        time.sleep(4)
+        pages, posts = receiver.posted("/v2/enqueue"), receiver.posted("/slack")
+        fired = httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=10).json()
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        alertmanager.stop()
+
+    # Alertmanager holds all five, the two warnings inhibited by the pages that explain them.
+    states = {a["labels"]["alertname"]: a["status"] for a in fired}
+    assert set(states) == set(FIRING)
+    for name in set(FIRING) - POSTED:
+        assert states[name]["state"] == "suppressed", states[name]
+        assert states[name]["inhibitedBy"], states[name]
+
+    # PagerDuty: one event per page, with the routing key, the summary and the runbook.
+    assert {p["routing_key"] for p in pages} == {"test-routing-key"}
+    assert all(p["event_action"] == "trigger" for p in pages)
+    summaries = {p["payload"]["summary"] for p in pages}
+    assert summaries == {f"{service}: {summary(name)}" for name in PAGES}
+    assert {p["payload"]["severity"] for p in pages} == {"critical"}
+    assert {link["href"] for p in pages for link in p["links"]} == {
+        by_name[name].annotations()["runbook_url"] for name in PAGES
+    }
+
+    # Slack: one message per alert not inhibited, titled with its name and service.
+    titles = sorted(a["title"] for post in posts for a in post["attachments"])
+    assert titles == sorted(f"[FIRING:1] {name} {service}" for name in POSTED)
+    texts = " ".join(a["text"] for post in posts for a in post["attachments"])
+    for name in POSTED:
+        assert summary(name) in texts
