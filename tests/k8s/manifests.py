@@ -96,6 +96,26 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
+def prometheus_config(rendered: Rendered) -> dict[str, Any]:
+    """The in-cluster Prometheus's configuration (k8s/base/prometheus/prometheus.yml, as rendered)."""
+    config: dict[str, Any] = yaml.safe_load(rendered.configmap("prometheus-config")["data"]["prometheus.yml"])
+    return config
+
+
+def port_behind(rendered: Rendered, address: str, deployment: str) -> int:
+    """The container port of ``deployment`` that the Service at ``address`` (host:port) sends to.
+
+    Fails unless that Service exists, has that port and selects the Deployment's pods.
+    """
+    host, port = address.split(":")
+    service = rendered.get("Service", host)
+    [service_port] = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
+    target = rendered.get("Deployment", deployment)
+    assert selects(service["spec"]["selector"], pod_labels(target))
+    ports = {p["name"]: p["containerPort"] for p in container(target)["ports"]}
+    return ports[service_port["targetPort"]]
+
+
 def configmap_env(rendered: Rendered, deployment: Obj) -> dict[str, str]:
     """The environment a container of ``deployment`` gets: envFrom ConfigMaps, then env values."""
     spec = container(deployment)

@@ -7,8 +7,7 @@ tests/monitoring/test_alertmanager.py.
 
 from __future__ import annotations
 
-import yaml
-from manifests import SERVICES, Rendered, container, selects
+from manifests import SERVICES, Rendered, container, port_behind, prometheus_config
 from test_manifests import flow, pod
 
 from mixin.alertmanager import (
@@ -38,15 +37,9 @@ def volume(overlay: Rendered, name: str) -> dict:
 
 
 def test_prometheus_sends_its_alerts_to_the_alertmanager_service(overlay: Rendered) -> None:
-    config = yaml.safe_load(overlay.configmap("prometheus-config")["data"]["prometheus.yml"])
+    config = prometheus_config(overlay)
     [[address]] = [c["targets"] for a in config["alerting"]["alertmanagers"] for c in a["static_configs"]]
-    host, port = address.split(":")
-    service = overlay.get("Service", host)
-    [service_port] = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
-    deployment = overlay.get("Deployment", NAME)
-    assert selects(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
-    ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
-    assert f":{ports[service_port['targetPort']]}" == flags(overlay)["web.listen-address"]
+    assert f":{port_behind(overlay, address, NAME)}" == flags(overlay)["web.listen-address"]
 
 
 def test_it_runs_the_generated_configuration(overlay: Rendered) -> None:

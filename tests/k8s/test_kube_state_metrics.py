@@ -7,8 +7,7 @@ that the objects its series name are the ones the mixin selects.
 
 from __future__ import annotations
 
-import yaml
-from manifests import SERVICES, Rendered, container, selects
+from manifests import SERVICES, Rendered, container, port_behind, prometheus_config
 from test_manifests import flow, pod
 
 from mixin.cluster import CLUSTER_METRICS, JOB
@@ -60,18 +59,11 @@ def test_it_runs_unprivileged_with_a_short_lived_token(overlay: Rendered) -> Non
 
 
 def test_prometheus_scrapes_it_through_its_service(overlay: Rendered) -> None:
-    config = yaml.safe_load(overlay.configmap("prometheus-config")["data"]["prometheus.yml"])
-    [job] = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
+    [job] = [j for j in prometheus_config(overlay)["scrape_configs"] if j["job_name"] == JOB]
     # The series' namespace label is the object's: kept, not overwritten by the target's.
     assert job["honor_labels"] is True
     [[address]] = [c["targets"] for c in job["static_configs"]]
-    host, port = address.split(":")
-    service = overlay.get("Service", host)
-    [service_port] = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
-    deployment = overlay.get("Deployment", NAME)
-    assert selects(service["spec"]["selector"], deployment["spec"]["template"]["metadata"]["labels"])
-    ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
-    assert ports[service_port["targetPort"]] == int(args(overlay)["port"])
+    assert port_behind(overlay, address, NAME) == int(args(overlay)["port"])
 
 
 def test_only_prometheus_reaches_it_and_it_reaches_the_api_server(overlay: Rendered) -> None:
