@@ -50,11 +50,16 @@ class Alert:
     description: str
     duration: str = "0m"
 
-    def rule(self, service: str) -> dict[str, Any]:
+    def rule(self, service: str | None) -> dict[str, Any]:
+        """The alerting rule; ``service`` None for an alert of the platform itself (mixin.platform)."""
         rule: dict[str, Any] = {"alert": self.name, "expr": self.expr}
         if self.duration != "0m":
             rule["for"] = self.duration
-        rule["labels"] = {"service": service, "severity": self.severity}
+        rule["labels"] = (
+            {"severity": self.severity}
+            if service is None
+            else {"service": service, "severity": self.severity}
+        )
         rule["annotations"] = self.annotations()
         return rule
 

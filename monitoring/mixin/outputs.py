@@ -9,6 +9,7 @@ from mixin.alerts import rule_file
 from mixin.autoscaling import ADAPTER_CONFIG, adapter_config
 from mixin.common import HERE, services
 from mixin.overview import overview
+from mixin.platform import PLATFORM, platform_rule_file, platform_test_file
 from mixin.rule_tests import rule_test_file
 from mixin.service_dashboard import service_dashboard
 from mixin.text import json_text, yaml_text
@@ -23,6 +24,8 @@ def outputs() -> dict[str, str]:
         files[f"tests/{service}.test.yaml"] = yaml_text(rule_test_file(service))
         files[f"dashboards/{service}.json"] = json_text(service_dashboard(service))
     files["dashboards/overview.json"] = json_text(overview(names))
+    files[f"rules/{PLATFORM}.rules.yaml"] = yaml_text(platform_rule_file())
+    files[f"tests/{PLATFORM}.test.yaml"] = yaml_text(platform_test_file())
     files[ADAPTER_CONFIG] = yaml_text(adapter_config())
     files[ALERTMANAGER_CONFIG] = yaml_text(alertmanager_config())
     return files

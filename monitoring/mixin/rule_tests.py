@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixin.alerts import alerts
+from mixin.alerts import Alert, alerts
 from mixin.cluster import (
     AUTOSCALER_CONDITION,
     AUTOSCALER_CURRENT,
@@ -796,9 +796,20 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
 
 
 def rule_test_file(service: str) -> dict[str, Any]:
-    by_name = {a.name: a for a in alerts(service)}
+    return {
+        "rule_files": [f"../rules/{service}.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": alert_tests(alerts(service), rule_cases(service))
+        + recording_tests(service)
+        + replica_panel_tests(service),
+    }
+
+
+def alert_tests(rules: list[Alert], cases: list[Case]) -> list[dict[str, Any]]:
+    """promtool's alert_rule_test of each case, its expected labels and annotations rendered."""
+    by_name = {a.name: a for a in rules}
     tests = []
-    for case in rule_cases(service):
+    for case in cases:
         alert = by_name[case.alert]
         expected = []
         for labels in case.expected:
@@ -820,11 +831,7 @@ def rule_test_file(service: str) -> dict[str, Any]:
                 ],
             }
         )
-    return {
-        "rule_files": [f"../rules/{service}.rules.yaml"],
-        "evaluation_interval": "1m",
-        "tests": tests + recording_tests(service) + replica_panel_tests(service),
-    }
+    return tests
 
 
 def recorded_case(

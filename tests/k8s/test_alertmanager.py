@@ -16,6 +16,7 @@ from mixin.alertmanager import (
     RECEIVERS_DIR,
     SLACK_WEBHOOK_URL_KEY,
 )
+from mixin.platform import ALERTMANAGER_JOB
 from scripts import MONITORING
 
 NAME = "alertmanager"
@@ -39,6 +40,13 @@ def volume(overlay: Rendered, name: str) -> dict:
 def test_prometheus_sends_its_alerts_to_the_alertmanager_service(overlay: Rendered) -> None:
     config = prometheus_config(overlay)
     [[address]] = [c["targets"] for a in config["alerting"]["alertmanagers"] for c in a["static_configs"]]
+    assert f":{port_behind(overlay, address, NAME)}" == flags(overlay)["web.listen-address"]
+
+
+def test_prometheus_scrapes_its_notification_counts(overlay: Rendered) -> None:
+    """NotificationsFailing reads them (mixin.platform)."""
+    [job] = [j for j in prometheus_config(overlay)["scrape_configs"] if j["job_name"] == ALERTMANAGER_JOB]
+    [[address]] = [c["targets"] for c in job["static_configs"]]
     assert f":{port_behind(overlay, address, NAME)}" == flags(overlay)["web.listen-address"]
 
 

@@ -25,6 +25,7 @@ from mixin.autoscaling import adapter_config
 from mixin.cluster import CLUSTER_METRICS, replica_queries
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.local_prometheus import prometheus_config
+from mixin.platform import PLATFORM
 from mixin.recorded import CONCURRENCY, recording_rules
 from processes import (
     KeyedService,
@@ -252,7 +253,8 @@ def test_every_rule_and_panel_query_returns_data(
 
     rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     names = {g["name"] for g in rules}
-    assert names == {f"{s}.{kind}" for s in registry.available() for kind in ("recording", "alerts")}
+    kinds = ("recording", "alerts")
+    assert names == {f"{s}.{kind}" for s in registry.available() for kind in kinds} | {f"{PLATFORM}.alerts"}
     for group in rules:
         for rule in group["rules"]:
             assert rule["health"] == "ok", f"{group['name']} {rule['name']}: {rule.get('lastError')}"

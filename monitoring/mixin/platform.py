@@ -1,0 +1,101 @@
+"""The platform's own alerts: the parts that tell of the services, watched in turn.
+
+A kube-state-metrics that is not scraped silences the cluster alerts of every service, and a
+receiver that refuses Alertmanager's notifications silences whatever is routed to it. Neither
+belongs to one service, so their alerts carry no ``service`` label and have their own rule file
+(``rules/platform.rules.yaml``) and promtool tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixin.alerts import Alert
+from mixin.cluster import JOB as CLUSTER_JOB
+from mixin.rule_tests import Case, alert_tests, series_str
+
+#: The rule file's name, beside the services' (rules/<name>.rules.yaml, tests/<name>.test.yaml).
+PLATFORM = "platform"
+#: Alertmanager's scrape job (k8s/base/prometheus/prometheus.yml).
+ALERTMANAGER_JOB = "alertmanager"
+NOTIFICATIONS = "alertmanager_notifications_total"
+NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+#: Share of an integration's notifications that may fail (15 m) before the platform is told.
+NOTIFICATIONS_FAILED_RATIO = 0.01
+
+
+def platform_alerts() -> list[Alert]:
+    def by_integration(metric: str) -> str:
+        return f'sum by (integration) (rate({metric}{{job="{ALERTMANAGER_JOB}"}}[15m]))'
+
+    return [
+        Alert(
+            "NotificationsFailing",
+            f"{by_integration(NOTIFICATIONS_FAILED)}\n/\n{by_integration(NOTIFICATIONS)}\n"
+            f"> {NOTIFICATIONS_FAILED_RATIO:g}",
+            # Critical, so it goes to both receivers: whichever still works carries it.
+            "critical",
+            "Alertmanager cannot deliver its {{ $labels.integration }} notifications",
+            f"For 10 minutes over {NOTIFICATIONS_FAILED_RATIO:.0%} of Alertmanager's "
+            "{{ $labels.integration }} notifications have failed after their retries: the alerts "
+            "routed there reach no one. Its log names the "
+            "error (a revoked Slack webhook, a wrong PagerDuty routing key, the NetworkPolicy).",
+            "10m",
+        ),
+        Alert(
+            "ClusterStateMissing",
+            f'absent(up{{job="{CLUSTER_JOB}"}} == 1)',
+            "warning",
+            "kube-state-metrics is not scraped: no service's replica or autoscaler alert can fire",
+            "For 15 minutes Prometheus has had no kube-state-metrics to scrape, or could not scrape "
+            "it, so ReplicasUnavailable, AutoscalerAtMaximum and AutoscalerInactive are blind for "
+            "every service.",
+            "15m",
+        ),
+    ]
+
+
+def platform_rule_file() -> dict[str, Any]:
+    return {"groups": [{"name": f"{PLATFORM}.alerts", "rules": [a.rule(None) for a in platform_alerts()]}]}
+
+
+def platform_cases() -> list[Case]:
+    alertmanager = {"job": ALERTMANAGER_JOB, "instance": "alertmanager:9093"}
+
+    def sent(integration: str, total: str, failed: str) -> dict[str, str]:
+        labels = {**alertmanager, "integration": integration}
+        return {series_str(NOTIFICATIONS, labels): total, series_str(NOTIFICATIONS_FAILED, labels): failed}
+
+    def scraped(up: str) -> dict[str, str]:
+        return {series_str("up", {"job": CLUSTER_JOB, "instance": "kube-state-metrics:8080"}): up}
+
+    failing = "NotificationsFailing"
+    missing = "ClusterStateMissing"
+    return [
+        # Slack refuses 1 in 5; PagerDuty delivers: only Slack is named.
+        Case(
+            failing,
+            "fires: 1 in 5 Slack notifications failed",
+            {**sent("slack", "0+5x30", "0+1x30"), **sent("pagerduty", "0+5x30", "0x30")},
+            "25m",
+            [{"alertname": failing, "integration": "slack"}],
+        ),
+        Case(failing, "quiet: every notification delivered", sent("slack", "0+5x30", "0x30"), "25m"),
+        Case(missing, "fires: scraped, but down", scraped("0x30"), "20m", [{"alertname": missing}]),
+        Case(
+            missing,
+            "fires: not scraped at all",
+            {series_str("up", {"job": "model-servers", "instance": "10.0.0.1:8080"}): "1x30"},
+            "20m",
+            [{"alertname": missing}],
+        ),
+        Case(missing, "quiet: scraped and up", scraped("1x30"), "20m"),
+    ]
+
+
+def platform_test_file() -> dict[str, Any]:
+    return {
+        "rule_files": [f"../rules/{PLATFORM}.rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": alert_tests(platform_alerts(), platform_cases()),
+    }
