@@ -29,6 +29,9 @@ from servekit.metrics.names import (
     MetricNames,
 )
 
+#: Prometheus's own series of its alerts (``ALERTS``), counted by alert, service and state.
+ALERTS_BY_STATE = "count by (alertname, service, alertstate) (ALERTS)"
+
 
 def overview(names: Sequence[str]) -> dict[str, Any]:
     # One set of colours for every service: the default objectives (OBJECTIVES may override them
@@ -71,6 +74,18 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         4,
     )
     g.newline()
+    g.add(
+        panel(
+            "timeseries",
+            "Alerts pending and firing",
+            "Every alert of every service, and the platform's own, while pending (its `for` not yet "
+            "over) and while firing: what Alertmanager was sent (monitoring/README.md, Who is told).",
+            "none",
+            [(ALERTS_BY_STATE, "{{alertname}} {{service}} {{alertstate}}")],
+        ),
+        24,
+        6,
+    )
     g.add(
         panel(
             "timeseries",
