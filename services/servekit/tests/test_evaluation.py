@@ -29,6 +29,7 @@ from servekit.evaluation import (
     held_out_parity,
     independent_difference,
     join,
+    joining,
     parity_against_held_out,
     read_truth,
     render,
@@ -256,7 +257,7 @@ def test_live_figures_per_group_as_at_training_found_a_chunk_of_inputs_at_a_time
             size = pd.cut(features["x"], bins=[0, 5, 11], labels=["up to 5", "over 5"], right=False)
             return {"color": features["color"], "x": size}
 
-    monkeypatch.setattr(evaluation, "GROUPING_CHUNK", 64)
+    monkeypatch.setattr(joining, "GROUPING_CHUNK", 64)
     grouper = Grouper(ByColourAndSize())
     labels: list[int] = []
     original = grouper.labels

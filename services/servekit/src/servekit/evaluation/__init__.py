@@ -1,0 +1,88 @@
+"""``mlp evaluate``: how good the served answers were, once the truth is known.
+
+Drift says that the inputs moved; only the truth says whether the answers got worse. The truth
+comes later, and elsewhere: whether a customer left shows a quarter on, the fare when the trip
+ends, a tweet's sentiment when someone reads it. Prediction capture (:mod:`servekit.capture`)
+keeps each answer with its request id and its place in the request; a truth file names answers
+by the same two and says what happened. Joined, each version's primary metric on the answers it
+gave, with its bootstrap interval, is held against the figure the version scored on its own
+held-out split when it was trained (SageMaker Model Monitor's model-quality job, on the
+platform's own capture and registry).
+
+The capture log is read as it is joined (it can be gigabytes): only captures with a truth row
+are kept, and of each only the scored output, its groups, the variant that gave it, how the
+router chose it, and when.
+
+The parts, one module each: :mod:`~servekit.evaluation.truth` (the truth file),
+:mod:`~servekit.evaluation.joining` (the log joined as it is read), :mod:`~servekit.evaluation.quality`
+(the figures and verdicts), :mod:`~servekit.evaluation.canary` (a canary against the stable version),
+:mod:`~servekit.evaluation.held_out` (the training run's figures), :mod:`~servekit.evaluation.recording`
+(``--log``) and :mod:`~servekit.evaluation.report` (the lines printed).
+"""
+
+from __future__ import annotations
+
+from servekit.evaluation.canary import CanaryComparison, compare_canaries
+from servekit.evaluation.held_out import (
+    HeldOut,
+    VersionNotRegisteredError,
+    held_out_answers,
+    held_out_figure,
+    held_out_parity,
+    run_artifact_text,
+)
+from servekit.evaluation.joining import Answers, Grouper, Joined, join
+from servekit.evaluation.quality import (
+    MIN_ROWS,
+    ParityChange,
+    Quality,
+    assess,
+    independent_difference,
+    live_parity,
+    parity_against_held_out,
+    why_no_figure,
+)
+from servekit.evaluation.recording import (
+    KIND,
+    KIND_TAG,
+    SUPPRESS_RUN_LINKS,
+    log_run,
+    run_links_unprinted,
+    version_tags,
+)
+from servekit.evaluation.report import render, verdict
+from servekit.evaluation.truth import INSTANCE_COLUMN, REQUEST_COLUMN, read_truth
+
+__all__ = [
+    "INSTANCE_COLUMN",
+    "KIND",
+    "KIND_TAG",
+    "MIN_ROWS",
+    "REQUEST_COLUMN",
+    "SUPPRESS_RUN_LINKS",
+    "Answers",
+    "CanaryComparison",
+    "Grouper",
+    "HeldOut",
+    "Joined",
+    "ParityChange",
+    "Quality",
+    "VersionNotRegisteredError",
+    "assess",
+    "compare_canaries",
+    "held_out_answers",
+    "held_out_figure",
+    "held_out_parity",
+    "independent_difference",
+    "join",
+    "live_parity",
+    "log_run",
+    "parity_against_held_out",
+    "read_truth",
+    "render",
+    "run_artifact_text",
+    "run_links_unprinted",
+    "verdict",
+    "version_tags",
+    "why_no_figure",
+]

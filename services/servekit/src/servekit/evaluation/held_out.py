@@ -1,0 +1,124 @@
+"""What each version scored when it was trained, read from its run in the registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from servekit.errors import ServekitError
+from servekit.loading import one_line
+from servekit.training import uncertainty
+from servekit.training.versions import (
+    HELD_OUT_ANSWERS,
+    SERVING_METADATA,
+)
+
+
+class VersionNotRegisteredError(LookupError):
+    """A captured version the registry does not hold (deleted since, or another registry's)."""
+
+
+class HeldOut(NamedTuple):
+    """A version's held-out figure from its training run (None: why, in ``note``), and its
+    held-out rows' truth and outputs when the run kept them."""
+
+    figure: uncertainty.Interval | None
+    note: str = ""
+    rows: tuple[np.ndarray, np.ndarray] | None = None
+    #: The decision and error rates per group its training run reported (``serving_metadata.json``).
+    parity: dict[str, dict[str, Any]] | None = None
+
+
+def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOut:
+    """The version's held-out figure and interval from its training run, or why there is none,
+    with the held-out rows' answers (:func:`held_out_answers`).
+
+    Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if not version.isdigit():  # "unregistered": served from a runs:/ or artifact URI
+        raise VersionNotRegisteredError(
+            f"version {version}: served from a run or artifact URI, not the registry"
+        )
+    try:
+        run_id = client.get_model_version(name, version).run_id
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise _registry_failed(exc) from exc
+        raise VersionNotRegisteredError(f"version {version} is not in the registry") from None
+    if metric not in metrics:
+        return HeldOut(None, f"its training run logged no {metric}")
+    estimate = metrics[metric]
+    low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
+    return HeldOut(
+        uncertainty.Interval(estimate, low, high),
+        rows=held_out_answers(client, run_id, version),
+        parity=held_out_parity(client, run_id, version),
+    )
+
+
+def held_out_parity(client: Any, run_id: str, version: str) -> dict[str, dict[str, Any]] | None:
+    """The rates per group the version's training run reported on its held-out rows; None for a run
+    that logged none (trained before they were reported)."""
+    import json
+
+    text = run_artifact_text(client, run_id, SERVING_METADATA)
+    if text is None:
+        return None
+    try:
+        found = json.loads(text).get("parity", {})
+        if not isinstance(found, dict):
+            raise ValueError(f"'parity' is a {type(found).__name__}, not a mapping")
+    except (ValueError, AttributeError) as exc:
+        # servekit wrote it: a file that does not read is damaged, not a run without figures.
+        why = " ".join(str(exc).split())
+        problem = f"version {version}'s run {run_id}: {SERVING_METADATA} does not read: {why}"
+        raise ServekitError(502, "serving_metadata_unreadable", problem) from exc
+    return found or None
+
+
+def run_artifact_text(client: Any, run_id: str, path: str) -> str | None:
+    """A file a training run logged, as text; None when the run has no such file."""
+    import tempfile
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if path not in {a.path for a in client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            return Path(client.download_artifacts(run_id, path, folder)).read_text(encoding="utf-8")
+    except MlflowException as exc:
+        raise _registry_failed(exc) from exc
+
+
+def held_out_answers(client: Any, run_id: str, version: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The truth and primary-metric outputs of the held-out rows, as the version's training run
+    logged them; None for a run trained before they were kept."""
+    import json
+
+    text = run_artifact_text(client, run_id, HELD_OUT_ANSWERS)
+    if text is None:
+        return None
+    try:
+        answers = json.loads(text)
+        target, output = np.asarray(answers["target"]), np.asarray(answers["output"])
+        if target.ndim != 1 or target.shape != output.shape:
+            raise ValueError(f"{target.size} truths and {output.size} outputs")
+    except KeyError as exc:
+        problem = f"no {exc.args[0]!r} list"
+    except (ValueError, TypeError) as exc:
+        problem = " ".join(str(exc).split())
+    else:
+        return target, output
+    # servekit wrote it: a file that does not read is damaged, and a verdict must not rest on it.
+    problem = f"version {version}'s run {run_id}: {HELD_OUT_ANSWERS} does not read: {problem}"
+    raise ServekitError(502, "held_out_answers_unreadable", problem)
+
+
+def _registry_failed(exc: Exception) -> ServekitError:
+    return ServekitError(503, "registry_unavailable", f"the registry failed: {one_line(exc)}")

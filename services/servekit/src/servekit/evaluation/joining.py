@@ -1,0 +1,165 @@
+"""The capture log joined with the truth as it is read: each version's answers, grouped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from servekit.evaluation.truth import Key
+from servekit.replay import Captured, CaptureLineError
+from servekit.routing import DRAWN
+from servekit.training.recipe import TrainingRecipe
+
+
+@dataclass
+class Answers:
+    """One version's captured answers that have a truth row, in the order they were read."""
+
+    name: str
+    version: str
+    outputs: list[Any] = field(default_factory=list)
+    truths: list[Any] = field(default_factory=list)
+    #: Each answer's group in each of the recipe's dimensions (``TrainingRecipe.segments``).
+    groups: list[tuple[str, ...]] = field(default_factory=list)
+    #: Which variant gave each answer (``stable``, ``canary``): a version promoted while the log
+    #: was written answered as both.
+    answered_as: list[str] = field(default_factory=list)
+    #: When each answer was given, in seconds since the epoch (None: the capture does not say).
+    times: list[float | None] = field(default_factory=list)
+    #: How the router chose the variant of each answer (:data:`servekit.routing.ROUTED`; empty:
+    #: the capture does not say).
+    routed: list[str] = field(default_factory=list)
+    #: Whether each answer was the positive decision, as served (``TrainingRecipe.served_decision``;
+    #: None: the recipe makes none).
+    decisions: list[bool | None] = field(default_factory=list)
+
+    def drawn(self, index: int) -> bool:
+        """Whether the router drew this answer's variant at random (or the capture does not say)."""
+        return self.routed[index] in (DRAWN, "")
+
+
+@dataclass
+class Joined:
+    """The captures of one service joined with the truth, and what did not meet."""
+
+    versions: list[Answers]
+    #: Captures of the service read, and how many of them have no truth row (yet).
+    captured: int
+    without_truth: int
+    #: Truth rows that meet no capture: requests not sampled, or captured in another file.
+    truth_unmatched: int
+    #: Answers captured more than once (a request id sent again): left out, as the truth cannot
+    #: say which of the answers it is the truth of.
+    ambiguous: int
+    #: Captures of other services in the file, skipped.
+    other_services: int
+    #: Each version's first and last answer drawn as the canary (all such captures, with a truth
+    #: row or not), for the versions whose captures say when they were answered.
+    canary_periods: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+class Grouper:
+    """Each answer's groups, found a chunk of inputs at a time so that only the labels are kept.
+
+    A capture's input is the largest part of it (a text, or ten fields), where its groups are a
+    few short labels: held until the end, the inputs would grow with every answer that has its
+    truth.
+    """
+
+    def __init__(self, recipe: TrainingRecipe) -> None:
+        self.recipe = recipe
+        #: The recipe's dimensions, each with its groups' order when it declares one (age bands
+        #: low to high), else None (sorted).
+        self.dimensions: dict[str, list[str] | None] = {}
+
+    def labels(self, inputs: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+        found = self.recipe.segments(pd.DataFrame.from_records(list(inputs)))
+        for dimension, labels in found.items():
+            declared = isinstance(labels.dtype, pd.CategoricalDtype)
+            self.dimensions[dimension] = [str(c) for c in labels.cat.categories] if declared else None
+        columns = [np.asarray(labels.astype(str), dtype=object) for labels in found.values()]
+        return list(zip(*columns, strict=True)) if columns else [() for _ in inputs]
+
+    def series(self, answers: Answers) -> dict[str, pd.Series]:
+        """The answers' groups per dimension, categorical where the recipe declared an order."""
+        found: dict[str, pd.Series] = {}
+        for position, (dimension, order) in enumerate(self.dimensions.items()):
+            values = [groups[position] for groups in answers.groups]
+            found[dimension] = pd.Series(pd.Categorical(values, categories=order) if order else values)
+        return found
+
+
+#: Inputs turned into their groups at once.
+GROUPING_CHUNK = 8192
+
+
+def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Mapping[Key, Any]) -> Joined:
+    """Each capture of ``service`` with its truth row, grouped by the version that answered."""
+    recipe = grouper.recipe
+    # key -> [version, scored output, the input until its groups are found then the groups,
+    # variant, time, how it was routed, the decision]
+    met: dict[Key, list[Any]] = {}
+    canary_periods: dict[str, tuple[float, float]] = {}
+    pending: list[Key] = []
+    seen: set[Key] = set()
+    ambiguous: set[Key] = set()
+    captured = without = others = 0
+
+    def group_pending() -> None:
+        for key, groups in zip(pending, grouper.labels([met[k][2] for k in pending]), strict=True):
+            met[key][2] = groups
+        pending.clear()
+
+    for c in captures:
+        if c.name != service:
+            others += 1
+            continue
+        captured += 1
+        if c.variant == "canary" and c.routed in (DRAWN, "") and c.answered_at is not None:
+            first, last = canary_periods.get(c.version, (c.answered_at, c.answered_at))
+            canary_periods[c.version] = (min(first, c.answered_at), max(last, c.answered_at))
+        key = (c.request_id, c.instance)
+        # Only keys of the truth are remembered: memory follows the truth file, not the log.
+        if key not in truth:
+            without += 1
+            continue
+        if key in seen:
+            ambiguous.add(key)
+            continue
+        seen.add(key)
+        try:
+            output = recipe.served_output(c.prediction)
+            decision = recipe.served_decision(c.prediction)
+        except (KeyError, TypeError) as exc:
+            raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
+        met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed, decision]
+        pending.append(key)
+        if len(pending) >= GROUPING_CHUNK:
+            group_pending()
+    if pending:
+        group_pending()
+    versions: dict[str, Answers] = {}
+    for key, (version, output, groups, variant, answered_at, routed, decision) in met.items():
+        if key in ambiguous:
+            continue
+        answers = versions.setdefault(version, Answers(service, version))
+        answers.outputs.append(output)
+        answers.truths.append(truth[key])
+        answers.groups.append(groups)
+        answers.answered_as.append(variant)
+        answers.times.append(answered_at)
+        answers.routed.append(routed)
+        answers.decisions.append(decision)
+    return Joined(
+        versions=list(versions.values()),
+        captured=captured,
+        without_truth=without,
+        truth_unmatched=sum(key not in seen for key in truth),
+        ambiguous=len(ambiguous),
+        other_services=others,
+        canary_periods=canary_periods,
+    )

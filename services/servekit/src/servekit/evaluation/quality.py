@@ -1,0 +1,240 @@
+"""Each version's figure on its live answers, per group, and against its held-out figure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from servekit.evaluation.joining import Answers, Grouper
+from servekit.training import parity, uncertainty
+from servekit.training.recipe import TrainingRecipe
+from servekit.training.segments import MIN_SEGMENT_ROWS, group_metrics
+
+#: Answers a version needs for a figure (``--min-rows``); as for a group of held-out rows.
+MIN_ROWS = MIN_SEGMENT_ROWS
+#: What the rows of a live figure are, in a group's note.
+LIVE_ROWS = "answers with their truth"
+
+Verdict = Literal["worse", "within the noise", "better"]
+
+
+@dataclass(frozen=True)
+class Quality:
+    """One version's primary metric on its live answers, against its held-out figure."""
+
+    name: str
+    version: str
+    metric: str
+    rows: int
+    live: uncertainty.Interval | None = None
+    #: Why there is no live figure (too few answers, one class only).
+    note: str = ""
+    held_out: uncertainty.Interval | None = None
+    #: Why there is no held-out figure to compare with (version not in the registry, say).
+    held_out_note: str = ""
+    #: live - held out, and whether that is beyond the noise of both samples, and which way.
+    difference: uncertainty.Interval | None = None
+    verdict: Verdict | None = None
+    #: The difference's interval resamples the held-out rows' answers; False: it combines the
+    #: two intervals (a training run that did not keep them).
+    resampled: bool = False
+    segments: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: Decision and error rates per group, as served (``servekit.training.parity``).
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per dimension, each group's rates as served against the same group's held out
+    #: (:func:`parity_against_held_out`); empty when the training run kept none.
+    parity_changes: dict[str, list[ParityChange]] = field(default_factory=dict)
+    #: Why there are no changes to show where there are live rates: the run reported none.
+    parity_changes_note: str = ""
+
+
+def assess(
+    answers: Answers,
+    grouper: Grouper,
+    held_out: uncertainty.Interval | None,
+    *,
+    held_out_note: str = "",
+    held_out_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    held_out_parity: Mapping[str, Mapping[str, Any]] | None = None,
+    min_rows: int = MIN_ROWS,
+    seed: int = 0,
+) -> Quality:
+    """The live figure with its bootstrap interval, per group too, and how it compares.
+
+    With the held-out rows' truth and outputs (``held_out_rows``), the difference is a
+    two-sample bootstrap, as a canary's is; without them, the two intervals combined.
+    """
+    recipe = grouper.recipe
+    base = Quality(
+        answers.name,
+        answers.version,
+        recipe.primary_metric,
+        len(answers.truths),
+        held_out=held_out,
+        held_out_note=held_out_note,
+    )
+    note = why_no_figure(recipe, answers.truths, min_rows=min_rows)
+    if note:
+        return replace(base, note=note)
+    target, outputs = np.asarray(answers.truths), np.asarray(answers.outputs)
+    groups = grouper.series(answers)
+    segments = group_metrics(
+        recipe, groups, target, outputs, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
+    )
+    rates = live_parity(recipe, answers, groups, target, outputs, seed=seed, min_rows=min_rows)
+    changes = parity_against_held_out(rates, held_out_parity or {}, seed=seed)
+    changes_note = ""
+    if rates and not changes and held_out is not None:  # else the version is not compared at all
+        changes_note = (
+            "its training run reported no rates per group (trained before they were)"
+            if not held_out_parity
+            else "no group has a rate both live and held out"
+        )
+    if held_out is not None and held_out_rows is not None:
+        live, difference = uncertainty.unpaired_difference(
+            recipe.primary(), target, outputs, *held_out_rows, seed=seed
+        )
+    else:
+        live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
+        if held_out is None:
+            return replace(
+                base,
+                live=live,
+                segments=segments,
+                parity=rates,
+                parity_changes=changes,
+                parity_changes_note=changes_note,
+            )
+        difference = independent_difference(live, held_out)
+    verdict = verdict_of(difference, recipe.greater_is_better)
+    return replace(
+        base,
+        live=live,
+        difference=difference,
+        verdict=verdict,
+        segments=segments,
+        parity=rates,
+        parity_changes=changes,
+        parity_changes_note=changes_note,
+        resampled=held_out_rows is not None,
+    )
+
+
+def live_parity(
+    recipe: TrainingRecipe,
+    answers: Answers,
+    groups: Mapping[str, pd.Series],
+    target: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    seed: int,
+    min_rows: int,
+) -> dict[str, dict[str, Any]]:
+    """The decision and error rates per group of the answers as they were served.
+
+    A binary model's decisions are the labels it gave (at the threshold of the version that
+    answered), not recomputed; a regressor's error is its served number minus the truth.
+    """
+    if recipe.task == "binary":
+        if len(answers.decisions) != len(target) or None in answers.decisions:
+            return {}  # the recipe does not say which answers are the positive decision
+        outputs = np.asarray(answers.decisions, dtype=float)  # flagged from 0.5: 1 and only 1
+    elif recipe.task != "regression":
+        return {}
+    return parity.group_parity(
+        recipe.task, groups, target, outputs, threshold=0.5, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
+    )
+
+
+@dataclass(frozen=True)
+class ParityChange:
+    """One group's decision or error rate as served, against the same group's on the held-out rows."""
+
+    group: str
+    figure: str
+    live: float
+    held_out: float
+    #: live - held out, with a two-sample interval.
+    difference: uncertainty.Interval
+
+    @property
+    def beyond_the_noise(self) -> bool:
+        return self.difference.low > 0 or self.difference.high < 0
+
+
+def parity_against_held_out(
+    live: Mapping[str, Mapping[str, Any]], held_out: Mapping[str, Mapping[str, Any]], *, seed: int = 0
+) -> dict[str, list[ParityChange]]:
+    """Each group's rates as served against the same group's held out, for every figure both have.
+
+    A rate is a share of a known count of rows on each side (the group's rows, or its positive or
+    negative ones), so its bootstrap is a binomial draw of that many rows: each side is drawn on its
+    own, as a canary's two samples are, and the difference's interval is their samples'. A mean
+    signed error (a regressor's) keeps no such count: its two intervals are combined. A group too
+    small on either side has no figure there, and no change.
+    """
+    rng = np.random.default_rng(seed)
+    changes: dict[str, list[ParityChange]] = {}
+    for dimension, found in live.items():
+        before = held_out.get(dimension, {}).get("groups", {})
+        for group, now in found["groups"].items():
+            then = before.get(group, {})
+            for figure in parity.MEANING:
+                if figure not in now or figure not in then:
+                    continue
+                estimate = now[figure] - then[figure]
+                live_rows, held_out_rows = parity.counted_rows(now, figure), parity.counted_rows(then, figure)
+                if live_rows is not None and held_out_rows is not None:
+                    live_draws, held_out_draws = (
+                        rng.binomial(rows, share, size=uncertainty.ROUNDS) / rows
+                        for share, rows in ((now[figure], live_rows), (then[figure], held_out_rows))
+                    )
+                    difference = uncertainty.percentile_interval(live_draws - held_out_draws, estimate)
+                else:
+                    difference = independent_difference(
+                        *(
+                            uncertainty.Interval(e[figure], e[f"{figure}_ci_low"], e[f"{figure}_ci_high"])
+                            for e in (now, then)
+                        )
+                    )
+                changes.setdefault(dimension, []).append(
+                    ParityChange(group, figure, now[figure], then[figure], difference)
+                )
+    return changes
+
+
+def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any] | np.ndarray, *, min_rows: int) -> str:
+    """Why answers with these truths get no figure; empty when they get one."""
+    if len(truths) < min_rows:
+        return f"fewer than {min_rows} answers with their truth (--min-rows)"
+    if recipe.primary().output == "positive_probability" and len(np.unique(np.asarray(truths))) < 2:
+        return "one class only in their truth"
+    return ""
+
+
+def verdict_of(difference: uncertainty.Interval, greater_is_better: bool) -> Verdict:
+    """Beyond the noise one way or the other, by the metric's good direction, or within it."""
+    if difference.high < 0:
+        return "worse" if greater_is_better else "better"
+    if difference.low > 0:
+        return "better" if greater_is_better else "worse"
+    return "within the noise"
+
+
+def independent_difference(
+    live: uncertainty.Interval, held_out: uncertainty.Interval
+) -> uncertainty.Interval:
+    """Interval of ``live - held_out`` for figures measured on different rows.
+
+    The two samples share no row, so no paired bootstrap is possible. Each interval's half-width
+    is z standard errors of its figure, so the difference's half-width is the two added in
+    quadrature (a normal approximation of the two percentile intervals). A held-out figure
+    logged without an interval counts as exact.
+    """
+    spread = float(np.hypot((live.high - live.low) / 2, (held_out.high - held_out.low) / 2))
+    estimate = live.estimate - held_out.estimate
+    return uncertainty.Interval(estimate, estimate - spread, estimate + spread)

@@ -1,0 +1,106 @@
+"""``mlp evaluate --log``: the live figures as an MLflow run, and as tags of the version."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from servekit.evaluation.quality import Quality
+from servekit.evaluation.report import verdict
+from servekit.training import parity
+from servekit.training.segments import as_run_metrics, metric_name
+from servekit.training.versions import (
+    LIVE_ANSWERS_TAG,
+    LIVE_CI_TAG,
+    LIVE_FIGURE_TAG,
+    LIVE_RUN_TAG,
+    LIVE_VERDICT_TAG,
+)
+
+#: The tag and run tag that mark what ``mlp evaluate --log`` records in MLflow.
+KIND_TAG = "mlp.kind"
+KIND = "live-evaluation"
+
+
+def log_run(client: Any, quality: Quality, source: str) -> str:
+    """The live figures as an MLflow run of the service's experiment, and as tags of the version.
+
+    The run holds ``live.<metric>`` with its interval, the answer count and each group's figure,
+    so MLflow keeps a version's live record beside its training runs. The version's tags
+    (:func:`version_tags`) hold the latest, which ``mlp versions`` shows. Returns the run id.
+    """
+    from mlflow.entities import Metric
+
+    experiment = client.get_experiment_by_name(quality.name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(quality.name)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{quality.name}-v{quality.version}-live",
+        tags={KIND_TAG: KIND, "model.version": quality.version, "evaluation.captures": source},
+    )
+    run_id = str(run.info.run_id)
+    key = quality.metric
+    figures = {"live.rows": float(quality.rows)}
+    if quality.live is not None:
+        figures.update(
+            {
+                f"live.{key}": quality.live.estimate,
+                f"live.{key}_ci_low": quality.live.low,
+                f"live.{key}_ci_high": quality.live.high,
+            }
+        )
+    if quality.difference is not None:
+        figures[f"live.{key}_minus_held_out"] = quality.difference.estimate
+    figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
+    figures.update({f"live.{k}": v for k, v in parity.as_run_metrics(quality.parity).items()})
+    figures.update(
+        {
+            f"live.parity.{metric_name(dimension)}.{metric_name(c.group)}.{c.figure}_minus_held_out": (
+                c.difference.estimate
+            )
+            for dimension, changes in quality.parity_changes.items()
+            for c in changes
+        }
+    )
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
+    client.set_tag(run_id, LIVE_VERDICT_TAG, verdict(quality))
+    with run_links_unprinted():
+        client.set_terminated(run_id)
+    for tag, value in version_tags(quality, run_id).items():
+        client.set_model_version_tag(quality.name, quality.version, tag, value)
+    return run_id
+
+
+#: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.
+SUPPRESS_RUN_LINKS = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
+@contextlib.contextmanager
+def run_links_unprinted() -> Iterator[None]:
+    """MLflow's run links left out of stdout while the block runs: between the report's lines they
+    read as part of it, and ``mlp evaluate`` names each run it logs on a line of its own."""
+    before = os.environ.get(SUPPRESS_RUN_LINKS)
+    os.environ[SUPPRESS_RUN_LINKS] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[SUPPRESS_RUN_LINKS]
+        else:
+            os.environ[SUPPRESS_RUN_LINKS] = before
+
+
+def version_tags(quality: Quality, run_id: str) -> dict[str, str]:
+    """The version's tags of this evaluation, which ``mlp versions`` reads back."""
+    live = quality.live
+    return {
+        LIVE_FIGURE_TAG: f"{quality.metric} {live.estimate:.4f}" if live is not None else "none",
+        LIVE_CI_TAG: f"{live.low:.4f}-{live.high:.4f}" if live is not None else "",
+        LIVE_ANSWERS_TAG: str(quality.rows),
+        LIVE_VERDICT_TAG: verdict(quality),
+        LIVE_RUN_TAG: run_id,
+    }

@@ -1,0 +1,145 @@
+"""``mlp evaluate``'s report: one line per version, group and canary, and the verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from servekit.evaluation.canary import CanaryComparison
+from servekit.evaluation.joining import Joined
+from servekit.evaluation.quality import ParityChange, Quality
+from servekit.training import parity, uncertainty
+
+
+def verdict(quality: Quality) -> str:
+    """The verdict in a word or two, else why there is none."""
+    if quality.live is None:
+        return f"no figure: {quality.note}"
+    return quality.verdict or f"not compared: {quality.held_out_note}"
+
+
+def _interval(interval: uncertainty.Interval) -> str:
+    return f"95% CI {interval.low:.4f}-{interval.high:.4f}"
+
+
+def render(
+    joined: Joined,
+    qualities: Sequence[Quality],
+    truth_file: str,
+    canaries: Sequence[CanaryComparison] = (),
+) -> str:
+    """The report: each version's figure and verdict, its groups, the canaries, then what did not meet."""
+    lines: list[str] = []
+    for q in qualities:
+        head = f"{q.name} v{q.version}"
+        answers = (
+            f"{q.rows:,} answer with its truth" if q.rows == 1 else f"{q.rows:,} answers with their truth"
+        )
+        if q.live is None:
+            lines.append(f"{head}: {answers}: no figure: {q.note}")
+            continue
+        figure = f"{q.metric} {q.live.estimate:.4f} ({_interval(q.live)})"
+        if q.held_out is None:
+            lines.append(f"{head}: {answers}: {figure}; not compared: {q.held_out_note}")
+        else:
+            how = "" if q.resampled else " (the two intervals combined: its run kept no held-out answers)"
+            lines.append(
+                f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
+                f"({_interval(q.held_out)}): {q.difference}, {q.verdict}{how}"
+            )
+        for dimension, groups in q.segments.items():
+            parts = []
+            for group, entry in groups.items():
+                if q.metric in entry:
+                    low, high = entry[f"{q.metric}_ci_low"], entry[f"{q.metric}_ci_high"]
+                    parts.append(f"{group} {entry[q.metric]:.4f} ({low:.4f}-{high:.4f}, {entry['rows']:,})")
+                else:
+                    parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
+            lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
+        lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
+        lines += [
+            f"{head}:   {dimension} decisions against held out: {_changes(changes)}"
+            for dimension, changes in q.parity_changes.items()
+        ]
+        if q.parity_changes_note:
+            lines.append(f"{head}:   decisions against held out: none: {q.parity_changes_note}")
+    lines += [_canary_line(c) for c in canaries]
+    service = qualities[0].name if qualities else ""
+    lines.append(
+        f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers "
+        f"have a truth row in {truth_file}"
+    )
+    if joined.truth_unmatched:
+        lines.append(
+            f"{service}: {_rows(joined.truth_unmatched)} without a captured answer (requests the "
+            f"capture did not sample, see {service.upper()}_CAPTURE_PERCENT, or captured in another file)"
+        )
+    if joined.ambiguous:
+        lines.append(
+            f"{service}: {_rows(joined.ambiguous)} left out, for answers captured more than once under "
+            "one request id and instance: which answer the truth is of is unknown"
+        )
+    if joined.other_services:
+        lines.append(f"{service}: {joined.other_services:,} captures of other services skipped")
+    return "\n".join(lines)
+
+
+def _gaps(found: Mapping[str, Any]) -> str:
+    """Each figure's widest gap between two groups, with its interval, and the impact ratio."""
+    parts = []
+    for figure, gap in found["gaps"].items():
+        part = (
+            f"{parity.MEANING[figure]} {gap['highest']} - {gap['lowest']} {gap['gap']:+.4f} "
+            f"({gap['ci_low']:+.4f} to {gap['ci_high']:+.4f})"
+        )
+        if "ratio" in gap:
+            under = f", under {parity.FOUR_FIFTHS}" if gap["ratio"] < parity.FOUR_FIFTHS else ""
+            part += f", ratio {gap['ratio']:.2f}{under}"
+        parts.append(part)
+    return "; ".join(parts) or "fewer than two groups with a figure"
+
+
+def _changes(changes: Sequence[ParityChange]) -> str:
+    """The groups' rates that moved beyond the noise since the held-out rows, else the largest move."""
+
+    def moved(c: ParityChange) -> str:
+        d = c.difference
+        return (
+            f"{parity.MEANING[c.figure]} {c.group} {c.live:.4f} against {c.held_out:.4f} held out: "
+            f"{d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
+        )
+
+    beyond = [c for c in changes if c.beyond_the_noise]
+    if not beyond:
+        largest = max(changes, key=lambda c: abs(c.difference.estimate))
+        return f"all {len(changes)} within the noise; the largest move: {moved(largest)}"
+    others = len(changes) - len(beyond)
+    return f"{'; '.join(moved(c) for c in beyond)}, beyond the noise; the other {others} within it"
+
+
+def _canary_line(c: CanaryComparison) -> str:
+    head = f"{c.name} canary v{c.canary}"
+    if not c.canary_rows:
+        return f"{head}: no comparison: {c.note}"
+    if c.stable:
+        head += f" against stable v{c.stable} on the same traffic"
+    if c.period is None:
+        when = "the whole log (its captures do not say when they were answered)"
+    else:
+        first, last = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S") for t in c.period)
+        when = f"{first} to {last} UTC"
+        if c.stable:
+            used = [f"{c.stable_rows:,} of v{c.stable}'s {c.stable_answers:,} answers with their truth"]
+            if c.canary_asked:
+                used.append(f"v{c.canary}'s {c.canary_asked:,} answers asked for by their requests left out")
+            if c.routing_unknown:
+                used.append("some captures do not say how they were routed: answers asked for may be in")
+            when += f" ({'; '.join(used)})"
+    if c.difference is None:
+        return f"{head}, {when}: no comparison: {c.note}"
+    return f"{head}, {when}: {c.metric} {c.difference}, {c.verdict}"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} truth row{'' if count == 1 else 's'}"
