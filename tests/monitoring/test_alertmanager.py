@@ -139,6 +139,8 @@ FIRING = (
     "PredictionDrift",
 )
 PAGES = {"AvailabilityBudgetBurnFast", "ModelNotReady"}
+#: Posted to Slack: the pages, and the warning no page explains.
+POSTED = PAGES | {"PredictionDrift"}
 #: The labels the alerts' summaries name, set on the series that makes them fire.
 LABELS = {"instance": "10.0.0.1:8080", "outcome": "churn"}
 
@@ -149,9 +151,6 @@ def always(labels: dict[str, str]) -> str:
     for label, value in labels.items():
         expr = f'label_replace({expr}, "{label}", "{value}", "", "")'
     return expr
-
-
-POSTED = PAGES | {"PredictionDrift"}
 
 
 @pytest.mark.integration
