@@ -87,14 +87,14 @@ def test_it_runs_unprivileged_without_a_token(overlay: Rendered) -> None:
     assert security["capabilities"]["drop"] == ["ALL"]
 
 
-def test_only_prometheus_reaches_it_and_it_reaches_only_the_receivers(overlay: Rendered) -> None:
+def test_only_prometheus_and_grafana_reach_it_and_it_reaches_only_the_receivers(overlay: Rendered) -> None:
     policies = overlay.of_kind("NetworkPolicy")
     alertmanager, prometheus = pod(overlay, NAME), pod(overlay, "prometheus")
     slack = {"ip": "34.120.0.10"}  # an address on the internet, as hooks.slack.com resolves to
     assert flow(policies, prometheus, alertmanager, 9093)
     assert flow(policies, alertmanager, slack, 443)
     assert not flow(policies, alertmanager, slack, 80)
-    assert not flow(policies, pod(overlay, "grafana"), alertmanager, 9093)
+    assert flow(policies, pod(overlay, "grafana"), alertmanager, 9093), "Grafana's alert list"
     assert not flow(policies, alertmanager, prometheus, 9090)
     assert not flow(policies, alertmanager, pod(overlay, "mlflow"), 5000)
     for service in SERVICES:

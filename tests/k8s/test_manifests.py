@@ -25,6 +25,7 @@ from manifests import (
     configmap_env,
     container,
     pod_labels,
+    port_behind,
     render,
     selects,
 )
@@ -350,6 +351,11 @@ def test_grafana(overlay: Rendered) -> None:
     prometheus = overlay.get("Service", "prometheus")
     port = prometheus["spec"]["ports"][0]["port"]
     assert datasources["datasources"][0]["url"] == f"http://prometheus:{port}"
+    [alertmanager] = [d for d in datasources["datasources"] if d["type"] == "alertmanager"]
+    # Grafana's alert list and silences: the Service leads to Alertmanager, and the policies let it.
+    container_port = port_behind(overlay, alertmanager["url"].removeprefix("http://"), "alertmanager")
+    policies = overlay.of_kind("NetworkPolicy")
+    assert flow(policies, pod(overlay, "grafana"), pod(overlay, "alertmanager"), container_port)
     dashboards = overlay.configmap("grafana-dashboards")["data"]
     assert dashboards
     assert all(json.loads(text) for text in dashboards.values())
