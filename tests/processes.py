@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from servekit import auth
@@ -24,11 +26,20 @@ __all__ = [
     "free_port",
     "grpc_infer",
     "infer_example",
+    "installed",
     "predict_its_example",
     "start_keyed_service",
     "start_mlflow",
     "start_service",
 ]
+
+
+def installed(*names: str) -> str:
+    """The first of ``names`` on PATH: a tool ``make prometheus`` installs (``make test`` runs it)."""
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    pytest.fail(f"{names[0]} not found: run `make prometheus` (make test installs it)")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ import mlflow
 import pytest
 import yaml
 
-from processes import Server, free_port, start_service
+from processes import Server, free_port, installed, start_service
 from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
 from servekit.local import start
@@ -39,9 +38,7 @@ def watched(
         "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1",
     }
     server = start_service("bankchurn", logs_dir, env, label="bankchurn-rollout")
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: run `make prometheus` (make test installs it)")
+    binary = installed("prometheus")
     port = free_port()
     config = tmp_path / "prometheus.yml"
     target = server.url.removeprefix("http://")

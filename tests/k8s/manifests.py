@@ -72,6 +72,11 @@ def container(deployment: Obj, name: str | None = None) -> Obj:
     return next(c for c in containers if c["name"] == name)
 
 
+def flags(deployment: Obj) -> dict[str, str]:
+    """The ``--name=value`` arguments of the Deployment's one container, by name."""
+    return dict(arg.removeprefix("--").split("=", 1) for arg in container(deployment)["args"])
+
+
 def pod_labels(deployment: Obj) -> dict[str, str]:
     return dict(deployment["spec"]["template"]["metadata"]["labels"])
 

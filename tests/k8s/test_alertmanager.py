@@ -7,7 +7,7 @@ tests/monitoring/test_alertmanager.py.
 
 from __future__ import annotations
 
-from manifests import SERVICES, Rendered, container, port_behind, prometheus_config
+from manifests import SERVICES, Rendered, container, flags, port_behind, prometheus_config
 from test_manifests import flow, pod
 
 from mixin.alertmanager import (
@@ -22,9 +22,8 @@ from scripts import MONITORING
 NAME = "alertmanager"
 
 
-def flags(overlay: Rendered) -> dict[str, str]:
-    args = container(overlay.get("Deployment", NAME))["args"]
-    return dict(arg.removeprefix("--").split("=", 1) for arg in args)
+def args(overlay: Rendered) -> dict[str, str]:
+    return flags(overlay.get("Deployment", NAME))
 
 
 def mounts(overlay: Rendered) -> dict[str, str]:
@@ -40,18 +39,18 @@ def volume(overlay: Rendered, name: str) -> dict:
 def test_prometheus_sends_its_alerts_to_the_alertmanager_service(overlay: Rendered) -> None:
     config = prometheus_config(overlay)
     [[address]] = [c["targets"] for a in config["alerting"]["alertmanagers"] for c in a["static_configs"]]
-    assert f":{port_behind(overlay, address, NAME)}" == flags(overlay)["web.listen-address"]
+    assert f":{port_behind(overlay, address, NAME)}" == args(overlay)["web.listen-address"]
 
 
 def test_prometheus_scrapes_its_notification_counts(overlay: Rendered) -> None:
     """NotificationsFailing reads them (mixin.platform)."""
     [job] = [j for j in prometheus_config(overlay)["scrape_configs"] if j["job_name"] == ALERTMANAGER_JOB]
     [[address]] = [c["targets"] for c in job["static_configs"]]
-    assert f":{port_behind(overlay, address, NAME)}" == flags(overlay)["web.listen-address"]
+    assert f":{port_behind(overlay, address, NAME)}" == args(overlay)["web.listen-address"]
 
 
 def test_it_runs_the_generated_configuration(overlay: Rendered) -> None:
-    config_file = flags(overlay)["config.file"]
+    config_file = args(overlay)["config.file"]
     directory, file_name = config_file.rsplit("/", 1)
     assert mounts(overlay)["config"] == directory
     configmap = overlay.get("ConfigMap", volume(overlay, "config")["configMap"]["name"])
@@ -71,7 +70,7 @@ def test_the_receivers_come_from_a_secret_that_no_manifest_holds(overlay: Render
 def test_silences_and_the_notification_log_outlive_a_restart(overlay: Rendered) -> None:
     claim = volume(overlay, "data")["persistentVolumeClaim"]["claimName"]
     overlay.get("PersistentVolumeClaim", claim)
-    assert mounts(overlay)["data"] == flags(overlay)["storage.path"]
+    assert mounts(overlay)["data"] == args(overlay)["storage.path"]
     # One writer of a ReadWriteOnce volume.
     assert overlay.get("Deployment", NAME)["spec"]["strategy"]["type"] == "Recreate"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from manifests import OVERLAYS, SERVICES, Obj, Rendered, container, pod_labels, render
+from manifests import OVERLAYS, SERVICES, Rendered, container, flags, pod_labels, render
 from test_manifests import flow, pod
 
 from mixin.autoscaling import AUTOSCALING_METRIC, AUTOSCALING_TARGET_CONCURRENCY, adapter_config
@@ -31,10 +31,6 @@ def plain_and_scaled(request: pytest.FixtureRequest) -> tuple[Rendered, Rendered
 @pytest.fixture(scope="module")
 def scaled(plain_and_scaled: tuple[Rendered, Rendered]) -> Rendered:
     return plain_and_scaled[1]
-
-
-def args_of(deployment: Obj) -> dict[str, str]:
-    return dict(a.removeprefix("--").split("=", 1) for a in container(deployment)["args"])
 
 
 def test_each_hpa_scales_on_concurrency_with_cpu_behind(
@@ -64,7 +60,7 @@ def test_each_hpa_scales_on_concurrency_with_cpu_behind(
 
 def test_the_adapter_serves_the_recorded_series(scaled: Rendered) -> None:
     adapter = scaled.get("Deployment", "prometheus-adapter")
-    args = args_of(adapter)
+    args = flags(adapter)
     # Its rules: the generated file, naming the series every service's rule file records.
     mounts = {m["name"]: m["mountPath"] for m in container(adapter)["volumeMounts"]}
     volumes = {v["name"]: v for v in adapter["spec"]["template"]["spec"]["volumes"]}
@@ -97,7 +93,7 @@ def test_the_api_server_reaches_the_adapter(scaled: Rendered) -> None:
     [port] = [p for p in service["spec"]["ports"] if p["port"] == ref["port"]]
     adapter = scaled.get("Deployment", "prometheus-adapter")
     ports = {p["name"]: p["containerPort"] for p in container(adapter)["ports"]}
-    assert ports[port["targetPort"]] == int(args_of(adapter)["secure-port"])
+    assert ports[port["targetPort"]] == int(flags(adapter)["secure-port"])
     assert service["spec"]["selector"].items() <= pod_labels(adapter).items()
 
 
@@ -139,7 +135,7 @@ def test_the_adapter_pod_is_locked_down(scaled: Rendered) -> None:
     # The serving certificate is written to an emptyDir, the only writable path.
     writable = {m["mountPath"] for m in container(adapter)["volumeMounts"] if not m.get("readOnly")}
     assert writable == {"/tmp"}
-    assert args_of(adapter)["cert-dir"].startswith("/tmp/")
+    assert flags(adapter)["cert-dir"].startswith("/tmp/")
     assert adapter["spec"]["replicas"] >= 2
     assert any(
         p["spec"]["selector"]["matchLabels"].items() <= pod_labels(adapter).items()

@@ -7,7 +7,7 @@ that the objects its series name are the ones the mixin selects.
 
 from __future__ import annotations
 
-from manifests import SERVICES, Rendered, container, port_behind, prometheus_config
+from manifests import SERVICES, Rendered, container, flags, port_behind, prometheus_config
 from test_manifests import flow, pod
 
 from mixin.cluster import CLUSTER_METRICS, JOB
@@ -18,14 +18,13 @@ KINDS = {"deployments": "apps", "horizontalpodautoscalers": "autoscaling"}
 
 
 def args(overlay: Rendered) -> dict[str, str]:
-    flags = container(overlay.get("Deployment", NAME))["args"]
-    return dict(flag.removeprefix("--").split("=", 1) for flag in flags)
+    return flags(overlay.get("Deployment", NAME))
 
 
 def test_it_reports_the_two_kinds_and_exactly_the_series_the_mixin_reads(overlay: Rendered) -> None:
-    flags = args(overlay)
-    assert set(flags["resources"].split(",")) == set(KINDS)
-    assert sorted(flags["metric-allowlist"].split(",")) == sorted(CLUSTER_METRICS)
+    given = args(overlay)
+    assert set(given["resources"].split(",")) == set(KINDS)
+    assert sorted(given["metric-allowlist"].split(",")) == sorted(CLUSTER_METRICS)
 
 
 def test_it_reads_its_own_namespace_with_a_role_and_no_cluster_role(overlay: Rendered) -> None:

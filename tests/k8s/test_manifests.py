@@ -26,6 +26,7 @@ from manifests import (
     container,
     pod_labels,
     port_behind,
+    prometheus_config,
     render,
     selects,
 )
@@ -301,7 +302,7 @@ def test_images_are_the_ones_ci_builds(overlay: Rendered) -> None:
 
 
 def test_prometheus_scrapes_what_the_pods_serve(overlay: Rendered, app_paths: set[str]) -> None:
-    config = yaml.safe_load(overlay.configmap("prometheus-config")["data"]["prometheus.yml"])
+    config = prometheus_config(overlay)
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "model-servers")
     assert job["metrics_path"] in app_paths
     port_keep = next(

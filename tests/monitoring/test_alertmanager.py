@@ -8,7 +8,6 @@ its notifications on 127.0.0.1 where Slack and PagerDuty would.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -34,7 +33,7 @@ from mixin.alertmanager import (
 from mixin.alerts import alerts
 from mixin.platform import platform_alerts
 from mixin.rule_tests import render
-from processes import free_port
+from processes import free_port, installed
 from scripts import MONITORING
 from servekit import registry
 from servekit.local import start
@@ -42,15 +41,10 @@ from servekit.local import start
 CONFIG = MONITORING / ALERTMANAGER_CONFIG
 
 
-def tool(*names: str) -> str:
-    for name in names:
-        if path := shutil.which(name):
-            return path
-    pytest.fail(f"{names[0]} not found: run `make prometheus` (make test installs it)")
-
-
 def amtool(*args: str) -> str:
-    done = subprocess.run([tool("amtool"), *args], check=False, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [installed("amtool"), *args], check=False, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout.strip()
 
@@ -176,7 +170,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     alertmanager = start(
         "alertmanager",
         [
-            tool("alertmanager", "prometheus-alertmanager"),
+            installed("alertmanager", "prometheus-alertmanager"),
             f"--config.file={am_config}",
             f"--storage.path={tmp_path / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{am_port}",
@@ -220,7 +214,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         prometheus = start(
             "prometheus",
             [
-                tool("prometheus"),
+                installed("prometheus"),
                 f"--config.file={tmp_path / 'prometheus.yml'}",
                 f"--web.listen-address=127.0.0.1:{prom_port}",
                 f"--storage.tsdb.path={tmp_path / 'prom-data'}",

@@ -9,7 +9,6 @@ per-client panels get data from clients that send them, and captures its predict
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from processes import (
     free_port,
     grpc_infer,
     infer_example,
+    installed,
     metric_value,
     start_keyed_service,
 )
@@ -90,9 +90,7 @@ def prometheus(
     keyed_services: dict[str, KeyedService],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: run `make prometheus` (make test installs it)")
+    binary = installed("prometheus")
     work = tmp_path_factory.mktemp("prometheus")
     targets = {
         name: [address(server), address(keyed_services[name].server)]

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-import pytest
-
+from processes import installed
 from scripts import MONITORING
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found: run `make prometheus` (make test installs it)")
-    return path
+    return installed("promtool")
 
 
 def test_promtool_check_rules() -> None:
