@@ -23,8 +23,10 @@ RECEIVERS_DIR = "/etc/alertmanager/receivers"
 SLACK_WEBHOOK_URL_KEY = "slack-webhook-url"
 PAGERDUTY_ROUTING_KEY_KEY = "pagerduty-routing-key"
 PAGER, CHAT = "pager", "chat"
-#: The receiver of each severity the alerts use (a severity not listed goes to CHAT).
-RECEIVER_OF_SEVERITY = {"critical": PAGER, "warning": CHAT}
+#: The severity that pages (and is posted to CHAT too); every other is posted to CHAT only.
+PAGED = "critical"
+#: The severities the alerts use (tests/monitoring hold them to it).
+SEVERITIES = (PAGED, "warning")
 #: One notification per alert and service: a page names one thing to look at.
 GROUP_BY = ("alertname", "service")
 
@@ -98,7 +100,7 @@ def alertmanager_config() -> dict[str, Any]:
             "routes": [
                 {
                     "receiver": PAGER,
-                    "matchers": ['severity="critical"'],
+                    "matchers": [f'severity="{PAGED}"'],
                     # A page is also posted to chat, where the rest of the team sees it.
                     "continue": True,
                     # Re-sent while it fires: PagerDuty keeps one incident per group (its dedup key).

@@ -26,8 +26,8 @@ from mixin.alertmanager import (
     INHIBITIONS,
     PAGER,
     PAGERDUTY_ROUTING_KEY_KEY,
-    RECEIVER_OF_SEVERITY,
     RECEIVERS_DIR,
+    SEVERITIES,
     SLACK_WEBHOOK_URL_KEY,
 )
 from mixin.alerts import alerts
@@ -67,7 +67,7 @@ def test_every_alert_reaches_the_receivers_of_its_severity() -> None:
         receivers = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
         assert receivers == expected[alert.severity], (alert.name, receivers)
         checked.add(alert.severity)
-    assert checked == set(RECEIVER_OF_SEVERITY)
+    assert checked == set(SEVERITIES)
 
 
 def test_every_inhibition_names_alerts_that_exist() -> None:
