@@ -365,8 +365,9 @@ def test_observed_figures_are_read_from_prometheus_and_priced(
         figures = kinds[observed.OBSERVED]
         # Over the minute or so the services were scraped, not the 10 minutes asked for.
         assert 5 < figures["seconds_observed"] < 300
+        # The report's rate is its own two counts divided, to the third decimal.
         assert figures["predictions_per_second"] == pytest.approx(
-            figures["predictions"] / figures["seconds_observed"], rel=0.01
+            figures["predictions"] / figures["seconds_observed"], abs=0.0005
         )
         assert figures["predictions_per_second"] > 0.2
         assert 0 < figures["cores"] < 2

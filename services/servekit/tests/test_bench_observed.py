@@ -113,6 +113,17 @@ def test_figures_are_over_the_part_of_the_window_the_service_was_there() -> None
     assert whole["predictions_per_second"] == 1.0
 
 
+def test_the_reported_rates_are_the_reported_counts_divided() -> None:
+    # A few seconds observed and increase()'s extrapolated count: rounding each figure on its own
+    # gave 9.982 predictions/s beside 50 predictions in 5.0 s.
+    figures = observed.observe("bankchurn", "1d", FakeSource(answers(50.4, seconds_observed=5.049), {}))
+    assert figures is not None
+    assert (figures["predictions"], figures["seconds_observed"]) == (50, 5.0)
+    assert figures["predictions_per_second"] == 10.0
+    assert figures["cpu_ms_per_prediction"] == round(1000 * figures["cpu_seconds"] / 50, 4)
+    assert figures["cores"] == round(figures["cpu_seconds"] / 5.0 / figures["replicas"], 3)
+
+
 def test_no_capture_no_capture_figure_and_no_prediction_no_figures() -> None:
     figures = observed.observe("bankchurn", "1d", FakeSource(answers(1000), {"servekit.access": 50_000.0}))
     assert figures is not None

@@ -160,21 +160,24 @@ class Queries:
 def observe(service: str, window: str, source: Source, match: str = "") -> dict[str, Any] | None:
     """The service's figures over ``window``; None when it answered no prediction in it."""
     q = Queries(service, window, match)
-    answered = source.value(q.answered) or 0.0
+    # The ratios are taken over the counts as reported, so that a reader dividing the report's own
+    # figures gets its rates: over a few seconds, rounding the window to 0.1 s and increase()'s
+    # extrapolated count to a whole prediction each moves a rate by half a per cent.
+    answered = round(source.value(q.answered) or 0.0)
     if answered < 1:
         return None
-    seconds = min(float(window_seconds(window)), source.value(q.seconds_observed) or float("inf"))
-    cpu_seconds = source.value(q.cpu_seconds) or 0.0
+    seconds = round(min(float(window_seconds(window)), source.value(q.seconds_observed) or float("inf")), 1)
+    cpu_seconds = round(source.value(q.cpu_seconds) or 0.0, 3)
     replicas = source.value(q.replicas) or 0.0
     captured = source.value(q.captured) or 0.0
     logged = source.by(q.log_bytes, "logger")
     figures: dict[str, Any] = {
         "window": window,
-        "seconds_observed": round(seconds, 1),
-        "predictions": round(answered),
+        "seconds_observed": seconds,
+        "predictions": answered,
         "predictions_per_second": round(answered / seconds, 3),
         "replicas": round(replicas, 2),
-        "cpu_seconds": round(cpu_seconds, 3),
+        "cpu_seconds": cpu_seconds,
         "cores": round(cpu_seconds / seconds / replicas, 3) if replicas else 0.0,
         "cpu_ms_per_prediction": round(1000 * cpu_seconds / answered, 4),
         "captured_share": round(captured / answered, 4),
