@@ -95,7 +95,7 @@ SOAK_SECONDS ?= 600
 soak: sync
 	$(BIN)/python -m servekit.bench.soak --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
-# Prometheus + promtool from the distribution package (Debian/Ubuntu), unless already on PATH.
+# Prometheus, promtool, Alertmanager and amtool of the releases k8s/base runs, in .tools/prometheus/bin.
 prometheus:
 	@monitoring/install-prometheus.sh
 

@@ -15,5 +15,5 @@ while IFS=$'\t' read -r svc port _; do
 done < <(.venv/bin/mlp services)
 echo "Prometheus: http://127.0.0.1:$PORT  (scrapes every $INTERVAL; rules: monitoring/rules; Ctrl-C stops)"
 echo "  try: service:requests:rate5m, service_endpoint:prediction_latency_seconds:p99_rate5m, ALERTS"
-exec prometheus --config.file="$STATE/prometheus.yml" --web.listen-address="127.0.0.1:$PORT" \
+exec .tools/prometheus/bin/prometheus --config.file="$STATE/prometheus.yml" --web.listen-address="127.0.0.1:$PORT" \
   --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time=2d --log.level=warn

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +16,8 @@ from servekit.local import Server, free_port, start_mlflow, start_service
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
+#: Where ``make prometheus`` puts Prometheus, promtool, Alertmanager and amtool.
+PROMETHEUS_TOOLS = ROOT / ".tools" / "prometheus" / "bin"
 
 __all__ = [
     "BIN",
@@ -34,12 +35,12 @@ __all__ = [
 ]
 
 
-def installed(*names: str) -> str:
-    """The first of ``names`` on PATH: a tool ``make prometheus`` installs (``make test`` runs it)."""
-    for name in names:
-        if path := shutil.which(name):
-            return path
-    pytest.fail(f"{names[0]} not found: run `make prometheus` (make test installs it)")
+def installed(name: str) -> str:
+    """A tool ``make prometheus`` installs (``make test`` runs it): the release the cluster runs."""
+    path = PROMETHEUS_TOOLS / name
+    if not path.is_file():
+        pytest.fail(f"{path.relative_to(ROOT)} not found: run `make prometheus` (make test installs it)")
+    return str(path)
 
 
 @dataclass

@@ -7,8 +7,14 @@ the next working hours. The inhibitions name alerts of :mod:`mixin.alerts`, and 
 those use has its route: tests/monitoring hold both, so renaming an alert cannot leave a rule
 that silences nothing.
 
-No secret is in this file: the receivers read the Slack webhook URL and the PagerDuty routing key
-from the files of the Secret ``alertmanager-receivers`` (k8s/README.md), mounted at RECEIVERS_DIR.
+The Watchdog (mixin.platform), which always fires, goes to neither: it is the heartbeat, posted
+every two minutes to a dead man's switch outside the cluster (Healthchecks.io, Dead Man's Snitch,
+Cronitor: any that takes a POST to a secret URL), which tells the team when the posts stop: when
+Prometheus, Alertmanager, the cluster or its way out is down, and no alert here can say so.
+
+No secret is in this file: the receivers read the Slack webhook URL, the PagerDuty routing key and
+the heartbeat URL from the files of the Secret ``alertmanager-receivers`` (k8s/README.md), mounted
+at RECEIVERS_DIR.
 """
 
 from __future__ import annotations
@@ -16,13 +22,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mixin.platform import WATCHDOG
+
 #: The generated file, relative to monitoring/ (ConfigMap alertmanager-config, monitoring/kustomization.yaml).
 ALERTMANAGER_CONFIG = "alertmanager/alertmanager.yml"
 #: Where the Secret alertmanager-receivers is mounted (k8s/base/alertmanager).
 RECEIVERS_DIR = "/etc/alertmanager/receivers"
 SLACK_WEBHOOK_URL_KEY = "slack-webhook-url"
 PAGERDUTY_ROUTING_KEY_KEY = "pagerduty-routing-key"
-PAGER, CHAT = "pager", "chat"
+HEARTBEAT_URL_KEY = "heartbeat-url"
+#: Every key of the Secret the receivers read (k8s/base/alertmanager mounts exactly these).
+RECEIVER_KEYS = (SLACK_WEBHOOK_URL_KEY, PAGERDUTY_ROUTING_KEY_KEY, HEARTBEAT_URL_KEY)
+PAGER, CHAT, HEARTBEAT = "pager", "chat", "heartbeat"
+#: The heartbeat route's group and repeat interval. Alertmanager looks at a group each group
+#: interval and re-sends once the repeat interval has passed; at the first look after a post it has
+#: not quite passed, so the posts come two intervals apart (measured: 120.0 s). The heartbeat check
+#: expects one every 2 minutes, with a few minutes' grace.
+HEARTBEAT_INTERVAL = "1m"
 #: The severity that pages (and is posted to CHAT too); every other is posted to CHAT only.
 PAGED = "critical"
 #: The severities the alerts use (tests/monitoring hold them to it).
@@ -99,6 +115,14 @@ def alertmanager_config() -> dict[str, Any]:
             "repeat_interval": "12h",
             "routes": [
                 {
+                    "receiver": HEARTBEAT,
+                    "matchers": [f'alertname="{WATCHDOG}"'],
+                    # The first post at once, then one each interval for as long as it fires.
+                    "group_wait": "0s",
+                    "group_interval": HEARTBEAT_INTERVAL,
+                    "repeat_interval": HEARTBEAT_INTERVAL,
+                },
+                {
                     "receiver": PAGER,
                     "matchers": [f'severity="{PAGED}"'],
                     # A page is also posted to chat, where the rest of the team sees it.
@@ -111,6 +135,17 @@ def alertmanager_config() -> dict[str, Any]:
         },
         "inhibit_rules": [inhibition.rule() for inhibition in INHIBITIONS],
         "receivers": [
+            {
+                "name": HEARTBEAT,
+                "webhook_configs": [
+                    {
+                        "url_file": f"{RECEIVERS_DIR}/{HEARTBEAT_URL_KEY}",
+                        # Only "firing" posts are pings: a "resolved" one, sent as Prometheus
+                        # stops, would tell the heartbeat service all is well.
+                        "send_resolved": False,
+                    }
+                ],
+            },
             {
                 "name": PAGER,
                 "pagerduty_configs": [

@@ -27,6 +27,9 @@ SLOW_BURN = ("warning", (("1d", "2h", 3.0), ("3d", "6h", 1.0)), "15m")
 #: Burn-rate panel colours: the fast tier's two factors (6 over 6 h pages, 14.4 over 1 h pages sooner).
 BURN_THRESHOLDS = tuple(zip(sorted(factor for _, _, factor in FAST_BURN[1]), ("orange", "red"), strict=True))
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+#: The cluster Prometheus's scrape interval (k8s/base/prometheus/prometheus.yml; tests/k8s hold the
+#: two equal): the rule tests of a short-window rate take their samples this far apart.
+SCRAPE_INTERVAL = "15s"
 GiB = 1024**3
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from mixin.common import BURN_THRESHOLDS, QUANTILES, Objectives
 from mixin.grafana import Grid, dashboard, panel
+from mixin.platform import WATCHDOG
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
     CPU_PER_PREDICTION,
@@ -29,8 +30,9 @@ from servekit.metrics.names import (
     MetricNames,
 )
 
-#: Prometheus's own series of its alerts (``ALERTS``), counted by alert, service and state.
-ALERTS_BY_STATE = "count by (alertname, service, alertstate) (ALERTS)"
+#: Prometheus's own series of its alerts (``ALERTS``), counted by alert, service and state; not the
+#: Watchdog, which always fires and says nothing here (its absence is what the heartbeat tells).
+ALERTS_BY_STATE = f'count by (alertname, service, alertstate) (ALERTS{{alertname!="{WATCHDOG}"}})'
 
 
 def overview(names: Sequence[str]) -> dict[str, Any]:
@@ -79,7 +81,8 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "timeseries",
             "Alerts pending and firing",
             "Every alert of every service, and the platform's own, while pending (its `for` not yet "
-            "over) and while firing: what Alertmanager was sent (monitoring/README.md, Who is told).",
+            "over) and while firing: what Alertmanager was sent (monitoring/README.md, Who is told). "
+            "Not the Watchdog, which always fires.",
             "none",
             [(ALERTS_BY_STATE, "{{alertname}} {{service}} {{alertstate}}")],
         ),

@@ -4,6 +4,11 @@ A kube-state-metrics that is not scraped silences the cluster alerts of every se
 receiver that refuses Alertmanager's notifications silences whatever is routed to it. Neither
 belongs to one service, so their alerts carry no ``service`` label and have their own rule file
 (``rules/platform.rules.yaml``) and promtool tests.
+
+What no alert can say is that Prometheus or Alertmanager is down, or cannot reach the outside: the
+Watchdog fires always, Alertmanager sends it to a heartbeat service outside the cluster
+(mixin.alertmanager), and that service tells the team when the pings stop (kube-prometheus's
+dead man's switch).
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ NOTIFICATIONS = "alertmanager_notifications_total"
 NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
 #: Share of an integration's notifications that may fail (15 m) before the platform is told.
 NOTIFICATIONS_FAILED_RATIO = 0.01
+#: The alert that always fires, whose notifications are the heartbeat.
+WATCHDOG = "Watchdog"
+#: Its severity: it is no problem, and neither pages nor is posted (kube-prometheus's convention).
+WATCHDOG_SEVERITY = "none"
 
 
 def platform_alerts() -> list[Alert]:
@@ -29,6 +38,15 @@ def platform_alerts() -> list[Alert]:
         return f'sum by (integration) (rate({metric}{{job="{ALERTMANAGER_JOB}"}}[15m]))'
 
     return [
+        Alert(
+            WATCHDOG,
+            "vector(1)",
+            WATCHDOG_SEVERITY,
+            "The alerting pipeline is working: this alert always fires",
+            "Prometheus evaluates its rules and Alertmanager delivers: it sends this alert to the "
+            "heartbeat service every two minutes, and that service tells the team when it stops. "
+            "Never silence it.",
+        ),
         Alert(
             "NotificationsFailing",
             f"{by_integration(NOTIFICATIONS_FAILED)}\n/\n{by_integration(NOTIFICATIONS)}\n"
@@ -72,6 +90,9 @@ def platform_cases() -> list[Case]:
     failing = "NotificationsFailing"
     missing = "ClusterStateMissing"
     return [
+        # Whatever the series, from the first evaluation.
+        Case(WATCHDOG, "fires: always", {}, "0m", [{"alertname": WATCHDOG}]),
+        Case(WATCHDOG, "fires: always, beside anything", scraped("0x30"), "20m", [{"alertname": WATCHDOG}]),
         # Slack refuses 1 in 5; PagerDuty delivers: only Slack is named.
         Case(
             failing,

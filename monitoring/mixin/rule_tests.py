@@ -19,7 +19,7 @@ from mixin.cluster import (
     JOB,
     replica_queries,
 )
-from mixin.common import FAST_BURN, SLOW_BURN, GiB, le, objectives, sel
+from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, objectives, sel
 from mixin.recorded import (
     CONCURRENCY,
     CPU_PER_PREDICTION,
@@ -843,12 +843,19 @@ def recorded_case(
 
 
 def recorded_samples_case(
-    record: str, service: str, name: str, series: dict[str, str], samples: list[dict[str, Any]]
+    record: str,
+    service: str,
+    name: str,
+    series: dict[str, str],
+    samples: list[dict[str, Any]],
+    *,
+    interval: str = "1m",
 ) -> dict[str, Any]:
-    """A promtool case: given ``series``, the service's ``record`` at 10 minutes is ``samples``."""
+    """A promtool case: given ``series`` (a sample each ``interval``), the service's ``record`` at 10
+    minutes is ``samples``."""
     return {
         "name": f"{record}: {name}",
-        "interval": "1m",
+        "interval": interval,
         "input_series": [{"series": k, "values": v} for k, v in series.items()],
         "promql_expr_test": [{"expr": sel(record, service), "eval_time": "10m", "exp_samples": samples}],
     }
@@ -881,14 +888,17 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
         labels = {"instance": f"{pod}:8080", "namespace": "ml-platform", "pod": pod, "service": service}
         return {"labels": series_str(CONCURRENCY, labels), "value": value}
 
-    # Per pod, all its prediction endpoints together: 30 + 6 seconds answering per minute is 0.6.
+    # Per pod, all its prediction endpoints together: 7.5 + 1.5 seconds answering every 15 s is 0.6.
+    # Scraped as in the cluster: Prometheus 3's ranges leave out their start, so a [1m] rate over
+    # samples a minute apart holds one sample and has no value.
     a, b = f"{service}-a", f"{service}-b"
     concurrency_case = recorded_samples_case(
         CONCURRENCY,
         service,
         "per pod, every prediction endpoint",
-        {busy(a, "/predict"): "0+30x10", busy(a, "/predict/batch"): "0+6x10", busy(b, "/predict"): "0x10"},
+        {busy(a, "/predict"): "0+7.5x40", busy(a, "/predict/batch"): "0+1.5x40", busy(b, "/predict"): "0x40"},
         [concurrency(a, 0.6), concurrency(b, 0.0)],
+        interval=SCRAPE_INTERVAL,
     )
     return [
         concurrency_case,

@@ -10,12 +10,7 @@ from __future__ import annotations
 from manifests import SERVICES, Rendered, container, flags, port_behind, prometheus_config
 from test_manifests import flow, pod
 
-from mixin.alertmanager import (
-    ALERTMANAGER_CONFIG,
-    PAGERDUTY_ROUTING_KEY_KEY,
-    RECEIVERS_DIR,
-    SLACK_WEBHOOK_URL_KEY,
-)
+from mixin.alertmanager import ALERTMANAGER_CONFIG, RECEIVER_KEYS, RECEIVERS_DIR
 from mixin.platform import ALERTMANAGER_JOB
 from scripts import MONITORING
 
@@ -61,9 +56,7 @@ def test_the_receivers_come_from_a_secret_that_no_manifest_holds(overlay: Render
     assert mounts(overlay)["receivers"] == RECEIVERS_DIR
     secret = volume(overlay, "receivers")["secret"]
     assert not secret.get("optional"), "without its receivers Alertmanager would tell no one"
-    assert {(i["key"], i["path"]) for i in secret["items"]} == {
-        (key, key) for key in (SLACK_WEBHOOK_URL_KEY, PAGERDUTY_ROUTING_KEY_KEY)
-    }
+    assert {(i["key"], i["path"]) for i in secret["items"]} == {(key, key) for key in RECEIVER_KEYS}
     assert not [s for s in overlay.of_kind("Secret") if s["metadata"]["name"] == secret["secretName"]]
 
 

@@ -31,7 +31,7 @@ from manifests import (
     selects,
 )
 
-from mixin.common import Objectives
+from mixin.common import SCRAPE_INTERVAL, Objectives
 from servekit import cli, registry, settings
 from servekit.bench import soak
 from servekit.rest import create_app
@@ -324,6 +324,8 @@ def test_prometheus_scrapes_what_the_pods_serve(overlay: Rendered, app_paths: se
     assert all(name.endswith(".yaml") for name in rules)
     role = overlay.get("Role", "prometheus-discovery")
     assert {"pods"} <= set(role["rules"][0]["resources"])
+    # The rule tests of a short-window rate take their samples this far apart (mixin.rule_tests).
+    assert config["global"]["scrape_interval"] == SCRAPE_INTERVAL
 
 
 def test_monitoring_kustomization_lists_every_file() -> None:

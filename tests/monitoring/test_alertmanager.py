@@ -11,7 +11,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,20 +23,23 @@ import yaml
 from mixin.alertmanager import (
     ALERTMANAGER_CONFIG,
     CHAT,
+    HEARTBEAT,
+    HEARTBEAT_URL_KEY,
     INHIBITIONS,
     PAGER,
     PAGERDUTY_ROUTING_KEY_KEY,
+    RECEIVER_KEYS,
     RECEIVERS_DIR,
     SEVERITIES,
     SLACK_WEBHOOK_URL_KEY,
 )
 from mixin.alerts import alerts
-from mixin.platform import platform_alerts
+from mixin.platform import PLATFORM, WATCHDOG, platform_alerts
 from mixin.rule_tests import render
 from processes import free_port, installed
 from scripts import MONITORING
 from servekit import registry
-from servekit.local import start
+from servekit.local import Server, start
 
 CONFIG = MONITORING / ALERTMANAGER_CONFIG
 
@@ -56,7 +59,8 @@ def test_amtool_accepts_the_generated_configuration() -> None:
 
 
 def test_every_alert_reaches_the_receivers_of_its_severity() -> None:
-    """Critical pages and is posted to chat; warning is posted to chat. Resolved by amtool itself."""
+    """Critical pages and is posted to chat; warning is posted to chat; the Watchdog goes to the
+    heartbeat service alone. Resolved by amtool itself."""
     expected = {"critical": f"{PAGER},{CHAT}", "warning": CHAT}
     checked = set()
     every = [(alert, f"service={service}") for service in registry.available() for alert in alerts(service)]
@@ -65,9 +69,25 @@ def test_every_alert_reaches_the_receivers_of_its_severity() -> None:
     for alert, service in every:
         labels = [f"alertname={alert.name}", f"severity={alert.severity}", *([service] if service else [])]
         receivers = amtool("config", "routes", "test", f"--config.file={CONFIG}", *labels)
-        assert receivers == expected[alert.severity], (alert.name, receivers)
-        checked.add(alert.severity)
-    assert checked == set(SEVERITIES)
+        want = HEARTBEAT if alert.name == WATCHDOG else expected[alert.severity]
+        assert receivers == want, (alert.name, receivers)
+        checked.add(alert.name if alert.name == WATCHDOG else alert.severity)
+    assert checked == {*SEVERITIES, WATCHDOG}
+
+
+def test_the_receivers_read_exactly_the_secrets_keys() -> None:
+    """Each *_file of a receiver is a key the Deployment mounts (tests/k8s hold the mounts to it)."""
+    config = yaml.safe_load(CONFIG.read_text())
+    files = {
+        value
+        for receiver in config["receivers"]
+        for integration in receiver.values()
+        if isinstance(integration, list)
+        for settings in integration
+        for key, value in settings.items()
+        if key.endswith("_file")
+    }
+    assert files == {f"{RECEIVERS_DIR}/{key}" for key in RECEIVER_KEYS}
 
 
 def test_every_inhibition_names_alerts_that_exist() -> None:
@@ -91,9 +111,18 @@ class Receiver(ThreadingHTTPServer):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
                     receiver.received.append((self.path, json.loads(body)))
-                self.send_response(202 if self.path.startswith("/v2/enqueue") else 200)
+                # What each answers: Alertmanager 0.28 reads a Slack webhook's body, not only
+                # its status, and retries on anything but Slack's own "ok".
+                if self.path.startswith("/v2/enqueue"):
+                    self.send_response(202)
+                    self.send_header("Content-Type", "application/json")
+                    answer = b'{"status":"success","message":"Event processed"}'
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    answer = b"ok"
                 self.end_headers()
-                self.wfile.write(b'{"status":"success"}')
+                self.wfile.write(answer)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -121,6 +150,80 @@ def receiver() -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def local_configuration(receiver: Receiver, directory: Path) -> Path:
+    """The committed configuration, with three things changed for a test: where the receivers' files
+    are (and what they hold: the stand-ins' addresses), PagerDuty's address, and the grouping waits
+    (1 s instead of 30 s and 5 m, and the heartbeat's minute)."""
+    secrets = directory / "receivers"
+    secrets.mkdir()
+    (secrets / SLACK_WEBHOOK_URL_KEY).write_text(f"{receiver.url}/slack")
+    (secrets / PAGERDUTY_ROUTING_KEY_KEY).write_text("test-routing-key")
+    (secrets / HEARTBEAT_URL_KEY).write_text(f"{receiver.url}/heartbeat")
+    config = yaml.safe_load(CONFIG.read_text().replace(RECEIVERS_DIR, str(secrets)))
+    config["global"]["pagerduty_url"] = f"{receiver.url}/v2/enqueue"
+    config["route"].update(group_wait="1s", group_interval="1s")
+    [heartbeat] = [r for r in config["route"]["routes"] if r["receiver"] == HEARTBEAT]
+    heartbeat.update(group_interval="1s", repeat_interval="1s")
+    path = directory / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_alertmanager(config: Path, directory: Path) -> Server:
+    port = free_port()
+    return start(
+        "alertmanager",
+        [
+            installed("alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={directory / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        port,
+        directory,
+    )
+
+
+def start_prometheus(
+    rule_files: Sequence[Path], alertmanager: Server, directory: Path, resend_delay: str
+) -> Server:
+    """A Prometheus evaluating ``rule_files`` every second and sending their alerts to ``alertmanager``.
+
+    Each alert it sends ends (in Alertmanager) four ``resend_delay`` later unless sent again.
+    """
+    config = {
+        "global": {"evaluation_interval": "1s"},
+        "rule_files": [str(f) for f in rule_files],
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [alertmanager.url.removeprefix("http://")]}]}]
+        },
+    }
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    return start(
+        "prometheus",
+        [
+            installed("prometheus"),
+            f"--config.file={directory / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={directory / 'prom-data'}",
+            "--log.level=warn",
+            f"--rules.alert.resend-delay={resend_delay}",
+            "--web.enable-lifecycle",
+        ],
+        port,
+        directory,
+    )
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
 
 
 #: The alerts Prometheus fires in the live test, for BankChurn: two pages, each with a warning the
@@ -151,34 +254,9 @@ def always(labels: dict[str, str]) -> str:
 def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     receiver: Receiver, tmp_path: Path
 ) -> None:
-    """The committed configuration, with three things changed for a test: where the receivers' files
-    are, PagerDuty's address (127.0.0.1), and the grouping waits (1 s instead of 30 s and 5 m).
-
-    Each alert is the service's own rule (labels, annotations) with an expression that holds at once.
-    """
+    """Each alert is the service's own rule (labels, annotations) with an expression that holds at once."""
     service = "bankchurn"
-    secrets = tmp_path / "receivers"
-    secrets.mkdir()
-    (secrets / SLACK_WEBHOOK_URL_KEY).write_text(f"{receiver.url}/slack")
-    (secrets / PAGERDUTY_ROUTING_KEY_KEY).write_text("test-routing-key")
-    config = yaml.safe_load(CONFIG.read_text().replace(RECEIVERS_DIR, str(secrets)))
-    config["global"]["pagerduty_url"] = f"{receiver.url}/v2/enqueue"
-    config["route"].update(group_wait="1s", group_interval="1s")
-    am_config = tmp_path / "alertmanager.yml"
-    am_config.write_text(yaml.safe_dump(config))
-    am_port = free_port()
-    alertmanager = start(
-        "alertmanager",
-        [
-            installed("alertmanager", "prometheus-alertmanager"),
-            f"--config.file={am_config}",
-            f"--storage.path={tmp_path / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}",
-            "--cluster.listen-address=",
-        ],
-        am_port,
-        tmp_path,
-    )
+    alertmanager = start_alertmanager(local_configuration(receiver, tmp_path), tmp_path)
     # The service's real alerts, as its rule file has them, with an expression that always holds.
     by_name = {a.name: a for a in alerts(service)}
 
@@ -201,52 +279,24 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     # In production the 30 s group wait covers that.
     first = [name for name in FIRING if name not in {i for x in INHIBITIONS for i in x.targets}]
     fire(first)
-    prometheus_config = {
-        "global": {"evaluation_interval": "1s"},
-        "rule_files": [str(rules_file)],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-    }
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(prometheus_config))
-    prom_port = free_port()
     prometheus = None
     try:
         alertmanager.wait_for("/-/ready", seconds=60)
-        prometheus = start(
-            "prometheus",
-            [
-                installed("prometheus"),
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--web.listen-address=127.0.0.1:{prom_port}",
-                f"--storage.tsdb.path={tmp_path / 'prom-data'}",
-                "--log.level=warn",
-                # Its first evaluation may come before it has discovered the Alertmanager: those
-                # alerts are dropped, and resent a minute later by default. Each alert it sends
-                # ends in four of these unless sent again, so not less: on a busy machine a gap
-                # between two evaluations would resolve it, and it would be notified twice.
-                "--rules.alert.resend-delay=5s",
-                "--web.enable-lifecycle",
-            ],
-            prom_port,
-            tmp_path,
-        )
+        # Its first evaluation may come before it has discovered the Alertmanager: those alerts are
+        # dropped, and resent after the resend delay (a minute by default). Not less than 5 s: on a
+        # busy machine a gap between two evaluations would end an alert, and it would be notified twice.
+        prometheus = start_prometheus([rules_file], alertmanager, tmp_path, resend_delay="5s")
         prometheus.wait_for("/-/ready", seconds=60)
-
-        def wait_until_held(names: Sequence[str]) -> None:
-            deadline = time.monotonic() + 60
-            while held() != set(names):
-                assert time.monotonic() < deadline, held()
-                time.sleep(0.5)
-
-        wait_until_held(first)
+        wait_until(lambda: held() == set(first))
         fire(FIRING)
         httpx.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
-        wait_until_held(FIRING)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            pages, posts = receiver.posted("/v2/enqueue"), receiver.posted("/slack")
-            if len(pages) >= len(PAGES) and len(posts) >= len(POSTED):
-                break
-            time.sleep(0.5)
+        wait_until(lambda: held() == set(FIRING))
+        wait_until(
+            lambda: (
+                len(receiver.posted("/v2/enqueue")) >= len(PAGES)
+                and len(receiver.posted("/slack")) >= len(POSTED)
+            )
+        )
         # Several group waits more: an inhibited alert that leaked would have arrived by now.
         time.sleep(4)
         pages, posts = receiver.posted("/v2/enqueue"), receiver.posted("/slack")
@@ -279,3 +329,40 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     texts = " ".join(a["text"] for post in posts for a in post["attachments"])
     for name in POSTED:
         assert summary(name) in texts
+    assert not receiver.posted("/heartbeat")  # the Watchdog's rule was not loaded
+
+
+@pytest.mark.integration
+def test_the_watchdog_is_posted_to_the_heartbeat_until_prometheus_stops(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    """The platform's rule file as committed: its Watchdog reaches the heartbeat service, and only it,
+    while Prometheus runs; when Prometheus stops, so do the posts, which is what the service watches."""
+    resend_delay = 2
+    alertmanager = start_alertmanager(local_configuration(receiver, tmp_path), tmp_path)
+    prometheus = None
+    try:
+        alertmanager.wait_for("/-/ready", seconds=60)
+        rules = MONITORING / "rules" / f"{PLATFORM}.rules.yaml"
+        prometheus = start_prometheus([rules], alertmanager, tmp_path, resend_delay=f"{resend_delay}s")
+        prometheus.wait_for("/-/ready", seconds=60)
+        wait_until(lambda: len(receiver.posted("/heartbeat")) >= 3)
+        prometheus.stop()
+        # The alert ends four resend delays after Prometheus last sent it; a post already under way
+        # may still arrive.
+        time.sleep(4 * resend_delay + 4)
+        after_stop = len(receiver.posted("/heartbeat"))
+        time.sleep(5)  # five more heartbeat intervals
+        pings = receiver.posted("/heartbeat")
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        alertmanager.stop()
+    assert len(pings) == after_stop, "posted after Prometheus stopped: the heartbeat would not notice"
+    for ping in pings:
+        assert ping["receiver"] == HEARTBEAT
+        # A resolved post would read as a heartbeat to the service: only firing ones are sent.
+        assert ping["status"] == "firing"
+        assert [a["labels"]["alertname"] for a in ping["alerts"]] == [WATCHDOG]
+    assert not receiver.posted("/slack")
+    assert not receiver.posted("/v2/enqueue")
