@@ -26,6 +26,7 @@ from mixin.recorded import (
     OUTCOME_DRIFT,
     PREDICTIONS_BY_VERSION_RATE1H,
     PREDICTIONS_RATE1H,
+    SECONDS_PER_MONTH,
     SLOW_RATIO,
     VARIANT_FAILURE_RATIO,
     VARIANT_LATENCY_P95,
@@ -342,6 +343,21 @@ def alerts(service: str) -> list[Alert]:
             f"model answers its share. End the rollout with `mlp canary {s} --end`, or fix the "
             "version and point the canary alias at the fix.",
             "1m",
+        ),
+        Alert(
+            "LogVolumeOverBudget",
+            # A day's rate, so a daily peak does not fire it; a jump (the capture turned to 100 %)
+            # outweighs the quiet day within the hour.
+            f"sum(rate({n.log_bytes_total}[1d])) * {SECONDS_PER_MONTH} / 2^30\n"
+            f"> {number(o.log_gib_per_month)}",
+            "warning",
+            f"{s}'s logs would come to over {o.log_gib_per_month:g} GiB a month",
+            f"Over the last day the pods of {s} logged at a rate of "
+            '{{ $value | printf "%.0f" }} GiB a month, over its budget of '
+            f"{o.log_gib_per_month:g} GiB, for an hour: the log store bills each GiB beyond its "
+            "free allowance (Cloud Logging and CloudWatch Logs: $0.50). The service dashboard's "
+            "Log volume by logger names the logger.",
+            "1h",
         ),
         Alert(
             "MemoryNearLimit",

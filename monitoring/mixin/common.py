@@ -90,6 +90,10 @@ class Objectives:
     canary_latency_factor: float = CANARY_LATENCY_FACTOR
     #: ...once the canary has answered at least this many requests in those 5 minutes.
     canary_min_requests: int = 20
+    #: Alert when the service's pods log, over a day, at a rate that would ship more than this many
+    #: GiB a month to the log store: a third of Cloud Logging's free 50 GiB for each of the three
+    #: services (CloudWatch Logs has 5 GB free: an EKS team sets its own share).
+    log_gib_per_month: float = 16.0
 
 
 #: Per-service overrides; every service not listed gets the defaults.

@@ -10,7 +10,7 @@ from mixin.autoscaling import ADAPTER_CONFIG, adapter_config
 from mixin.common import HERE, services
 from mixin.overview import overview
 from mixin.platform import PLATFORM, platform_rule_file, platform_test_file
-from mixin.rule_tests import rule_test_file
+from mixin.rule_tests import daily_test_file, rule_test_file
 from mixin.service_dashboard import service_dashboard
 from mixin.text import json_text, yaml_text
 
@@ -22,6 +22,7 @@ def outputs() -> dict[str, str]:
     for service in names:
         files[f"rules/{service}.rules.yaml"] = yaml_text(rule_file(service))
         files[f"tests/{service}.test.yaml"] = yaml_text(rule_test_file(service))
+        files[f"tests/{service}.daily.test.yaml"] = yaml_text(daily_test_file(service))
         files[f"dashboards/{service}.json"] = json_text(service_dashboard(service))
     files["dashboards/overview.json"] = json_text(overview(names))
     files[f"rules/{PLATFORM}.rules.yaml"] = yaml_text(platform_rule_file())

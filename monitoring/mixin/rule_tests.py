@@ -25,6 +25,7 @@ from mixin.recorded import (
     CPU_PER_PREDICTION,
     LOG_BYTES_PER_PREDICTION,
     LOG_BYTES_RATE,
+    SECONDS_PER_MONTH,
     SHADOW_AGREEMENT,
 )
 from servekit.metrics import loop_lag
@@ -36,6 +37,10 @@ from servekit.metrics.names import (
     STABLE,
     MetricNames,
 )
+
+#: Input and evaluation interval of the test file of the alerts over a day (daily_test_file).
+DAILY_INTERVAL_SECONDS = 900
+DAILY_INTERVAL = f"{DAILY_INTERVAL_SECONDS // 60}m"
 
 
 @dataclass
@@ -414,6 +419,75 @@ def rule_cases(service: str) -> list[Case]:
     cases += canary_cases(service, target, ready)
     cases += cluster_cases(service)
     return cases
+
+
+def log_volume_cases(service: str) -> list[Case]:
+    """A day of log lines, a sample every DAILY_INTERVAL, at so many GiB a month (two pods, two loggers)."""
+    n, o = MetricNames(service), objectives(service)
+    name = "LogVolumeOverBudget"
+    target = {"job": "model-servers", "service": service}
+    seconds = DAILY_INTERVAL_SECONDS
+
+    def logged(samples: list[tuple[int, float]]) -> dict[str, str]:
+        """Each of the four series: ``samples`` of (how many, at GiB a month) in turn, from 0."""
+        segments, total = ["0"], 0
+        for count, gib_a_month in samples:
+            # The bytes of one of the four series in one interval, at that rate together.
+            step = round(gib_a_month * GiB / SECONDS_PER_MONTH * seconds / 4)
+            segments.append(f"{total + step}+{step}x{count - 1}")
+            total += step * count
+        values = " ".join(segments)
+        return {
+            series_str(n.log_bytes_total, {**target, "instance": pod, "logger": logger}): values
+            for pod in ("10.0.0.1:8080", "10.0.0.2:8080")
+            for logger in ("servekit.access", "other")
+        }
+
+    budget = o.log_gib_per_month
+    day = 86400 // seconds
+
+    def fired(gib_a_month: str) -> dict[str, Any]:
+        return {
+            "expected": [{"alertname": name, "service": service}],
+            "rendered": {'{{ $value | printf "%.0f" }}': gib_a_month},
+        }
+
+    return [
+        Case(
+            name,
+            "fires: a day at twice the budget",
+            logged([(day + 4, 2 * budget)]),
+            "25h",
+            **fired(f"{2 * budget:.0f}"),
+        ),
+        Case(name, "quiet: a day at half the budget", logged([(day + 4, budget / 2)]), "25h"),
+        # The capture turned to 100 % (60 times the budget) on a quiet day: the day's rate passes
+        # the budget within 20 minutes and fires an hour later. A daily peak of 3 hours at 4 times
+        # the budget, on a day at a quarter of it, does not.
+        Case(
+            name,
+            "fires: a jump to 60 times the budget, 2 hours ago",
+            logged([(day - 2, budget / 4), (8, 60 * budget)]),
+            "25h30m",
+            **fired("84"),
+        ),
+        Case(
+            name,
+            "quiet: a daily peak at 4 times the budget for 3 hours",
+            logged([(day - 6, budget / 4), (12, 4 * budget)]),
+            "25h30m",
+        ),
+    ]
+
+
+def daily_test_file(service: str) -> dict[str, Any]:
+    """The alerts over a day's window, evaluated every DAILY_INTERVAL: at the minute a day of every
+    rule takes promtool minutes."""
+    return {
+        "rule_files": [f"../rules/{service}.rules.yaml"],
+        "evaluation_interval": DAILY_INTERVAL,
+        "tests": alert_tests(alerts(service), log_volume_cases(service), interval=DAILY_INTERVAL),
+    }
 
 
 #: The labels of a kube-state-metrics series, as Prometheus keeps them (honor_labels) for an object of
@@ -805,7 +879,7 @@ def rule_test_file(service: str) -> dict[str, Any]:
     }
 
 
-def alert_tests(rules: list[Alert], cases: list[Case]) -> list[dict[str, Any]]:
+def alert_tests(rules: list[Alert], cases: list[Case], interval: str = "1m") -> list[dict[str, Any]]:
     """promtool's alert_rule_test of each case, its expected labels and annotations rendered."""
     by_name = {a.name: a for a in rules}
     tests = []
@@ -824,7 +898,7 @@ def alert_tests(rules: list[Alert], cases: list[Case]) -> list[dict[str, Any]]:
         tests.append(
             {
                 "name": f"{case.alert}: {case.description}",
-                "interval": "1m",
+                "interval": interval,
                 "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
                 "alert_rule_test": [
                     {"eval_time": case.eval_time, "alertname": case.alert, "exp_alerts": expected}

@@ -88,9 +88,10 @@ def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:
     for service in [*registry.available(), PLATFORM]:
         rules = yaml.safe_load((MONITORING / "rules" / f"{service}.rules.yaml").read_text())
         alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-        tests = yaml.safe_load((MONITORING / "tests" / f"{service}.test.yaml").read_text())
+        # The alerts over a day have their cases in <service>.daily.test.yaml.
+        files = sorted((MONITORING / "tests").glob(f"{service}.*test.yaml"))
         firing, quiet = set(), set()
-        for case in tests["tests"]:
+        for case in (c for f in files for c in yaml.safe_load(f.read_text())["tests"]):
             for check in case.get("alert_rule_test", []):
                 (firing if check["exp_alerts"] else quiet).add(check["alertname"])
         assert alerts == firing, f"{service}: alerts without a firing case: {alerts - firing}"
