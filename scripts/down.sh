@@ -10,7 +10,11 @@ for file in "${pid_files[@]}"; do
   [ -e "$file" ] || continue
   pid=$(cat "$file")
   if kill -0 "$pid" 2>/dev/null; then
-    kill -- "-$pid" && [ "$quiet" != --quiet ] && echo "stopped $(basename "$file" .pid) (pid $pid)"
+    # up.sh records a server's pid as it starts it, and setsid makes the group in the child: a
+    # server started an instant ago may have no group yet, and is then all there is to stop.
+    if kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null; then
+      [ "$quiet" != --quiet ] && echo "stopped $(basename "$file" .pid) (pid $pid)"
+    fi
   fi
 done
 deadline=$((SECONDS + 10))

@@ -16,6 +16,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -205,6 +206,41 @@ def test_down_stops_what_an_interrupted_up_left_running(platform: Platform) -> N
         assert f"stopped {name} (pid {pid})" in down.stdout
     assert [name for name, pid in pids.items() if is_alive(pid)] == []
     assert list((platform.state / "pids").glob("*.pid")) == []
+
+
+def test_down_stops_a_server_recorded_before_it_made_its_own_group(tmp_path: Path) -> None:
+    """up.sh records a pid as it starts the server; setsid makes the group in the child, later.
+
+    A busy machine once ran `make down` in between: the group was not there yet, so nothing was
+    stopped or said, and the server was left to the SIGKILL 10 s on.
+    """
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    # In this process's group, as a server is before its setsid.
+    server = subprocess.Popen(["sleep", "300"])
+    # Reaped as it ends, as a server whose launcher is gone is by init: a zombie would still
+    # answer down.sh's kill -0.
+    reaper = threading.Thread(target=server.wait, daemon=True)
+    reaper.start()
+    try:
+        (pids / "starting.pid").write_text(f"{server.pid}\n")
+        down = subprocess.run(
+            ["bash", "scripts/down.sh"],
+            check=False,
+            cwd=ROOT,
+            env={**os.environ, "MLP_STATE": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert down.returncode == 0, down.stderr
+        assert f"stopped starting (pid {server.pid})" in down.stdout
+        reaper.join(timeout=5)
+        assert server.returncode == -signal.SIGTERM
+        assert list(pids.glob("*.pid")) == []
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_a_server_that_cannot_start_stops_up_at_once_with_its_log(
