@@ -117,7 +117,7 @@ def alertmanager_config() -> dict[str, Any]:
                 {
                     "receiver": HEARTBEAT,
                     "matchers": [f'alertname="{WATCHDOG}"'],
-                    # The first post at once, then one each interval for as long as it fires.
+                    # The first post at once, then one every two intervals for as long as it fires.
                     "group_wait": "0s",
                     "group_interval": HEARTBEAT_INTERVAL,
                     "repeat_interval": HEARTBEAT_INTERVAL,

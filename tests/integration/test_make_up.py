@@ -34,14 +34,15 @@ pytestmark = pytest.mark.integration
 READY_LINE = "Ctrl-C stops everything"
 
 
-def free_port_offset() -> int:
-    """An offset that moves every service's local port onto a free one of this worker's ports."""
+def free_port_offset(taken: set[int]) -> int:
+    """An offset that moves every service's local port onto a free one of this worker's ports, none
+    of them ``taken`` (handed out, but not yet listened on: MLflow's)."""
     ports = {registry.get_service(name).local_port for name in registry.available()}
     allowed = port_range()
     for _ in range(50):
         offset = free_port() - min(ports)
         moved = [port + offset for port in ports]
-        if offset > 0 and all(port in allowed and port_is_free(port) for port in moved):
+        if offset > 0 and all(port in allowed and port not in taken and port_is_free(port) for port in moved):
             return offset
     raise RuntimeError("no free block of service ports")
 
@@ -59,11 +60,13 @@ class Platform:
 
     def __init__(self, state: Path, log: Path, **env: str) -> None:
         self.state, self.log = state, log
-        self.offset = free_port_offset()
+        # Both free now and neither listened on yet: MLflow once got the port a service was moved to.
+        mlflow_port = free_port()
+        self.offset = free_port_offset(taken={mlflow_port})
         self.env = {
             **os.environ,
             "MLP_STATE": str(state),
-            "MLFLOW_PORT": str(free_port()),
+            "MLFLOW_PORT": str(mlflow_port),
             "MLP_PORT_OFFSET": str(self.offset),
             **env,
         }
