@@ -26,11 +26,11 @@ from mixin.recorded import (
     OUTCOME_DRIFT,
     PREDICTIONS_BY_VERSION_RATE1H,
     PREDICTIONS_RATE1H,
-    SECONDS_PER_MONTH,
     SLOW_RATIO,
     VARIANT_FAILURE_RATIO,
     VARIANT_LATENCY_P95,
     VARIANT_REQUESTS_RATE,
+    gib_a_month,
     recording_rules,
 )
 from servekit.metrics.names import (
@@ -99,6 +99,7 @@ def alerts(service: str) -> list[Alert]:
         return sel(record, service, f'variant="{STABLE}"')
 
     predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    logged_a_month = gib_a_month(f"sum(rate({n.log_bytes_total}[1d]))")
     found: list[Alert] = []
     avail_budget = 1 - o.availability
     latency_budget = 1 - o.latency
@@ -348,8 +349,7 @@ def alerts(service: str) -> list[Alert]:
             "LogVolumeOverBudget",
             # A day's rate, so a daily peak does not fire it; a jump (the capture turned to 100 %)
             # outweighs the quiet day within the hour.
-            f"sum(rate({n.log_bytes_total}[1d])) * {SECONDS_PER_MONTH} / 2^30\n"
-            f"> {number(o.log_gib_per_month)}",
+            f"{logged_a_month}\n> {number(o.log_gib_per_month)}",
             "warning",
             f"{s}'s logs would come to over {o.log_gib_per_month:g} GiB a month",
             f"Over the last day the pods of {s} logged at a rate of "

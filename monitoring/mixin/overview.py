@@ -20,10 +20,10 @@ from mixin.recorded import (
     OUTCOME_DRIFT,
     REQUESTS_BY_ENDPOINT,
     REQUESTS_RATE,
-    SECONDS_PER_MONTH,
     SHADOW_AGREEMENT,
     VARIANT_FAILURE_RATIO,
     burn_queries,
+    gib_a_month,
 )
 from servekit.metrics.names import (
     PREDICTION_ENDPOINTS,
@@ -254,7 +254,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "what the log store bills for ingestion after its free allowance (README, Cost). The "
             "prediction capture is most of it where it is on.",
             "none",
-            [(f"sum by (service) ({LOG_BYTES_RATE}) * {SECONDS_PER_MONTH} / 2^30", "{{service}}")],
+            [(gib_a_month(f"sum by (service) ({LOG_BYTES_RATE})"), "{{service}}")],
         ),
         8,
         4,

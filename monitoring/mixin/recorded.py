@@ -53,6 +53,13 @@ LOG_BYTES_RATE = "service_logger:log_bytes:rate5m"
 LOG_BYTES_PER_PREDICTION = "service_logger:log_bytes_per_prediction:ratio_rate5m"
 #: Seconds in the average month (365.25 days / 12): a rate per second times this is a month's worth.
 SECONDS_PER_MONTH = 2_629_800
+
+
+def gib_a_month(bytes_per_second: str) -> str:
+    """PromQL: a rate of bytes a second, as the GiB a month at that rate."""
+    return f"{bytes_per_second} * {SECONDS_PER_MONTH} / 2^30"
+
+
 SHADOW_AGREEMENT = "service:shadow_predictions:agree_ratio_rate5m"
 VARIANT_REQUESTS_RATE = "service_variant:variant_requests:rate5m"
 VARIANT_FAILURE_RATIO = "service_variant:variant_requests:failure_ratio_rate5m"

@@ -101,9 +101,15 @@ def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
+def prometheus_config_text(rendered: Rendered) -> str:
+    """The in-cluster Prometheus's configuration file (k8s/base/prometheus/prometheus.yml, as rendered)."""
+    text: str = rendered.configmap("prometheus-config")["data"]["prometheus.yml"]
+    return text
+
+
 def prometheus_config(rendered: Rendered) -> dict[str, Any]:
-    """The in-cluster Prometheus's configuration (k8s/base/prometheus/prometheus.yml, as rendered)."""
-    config: dict[str, Any] = yaml.safe_load(rendered.configmap("prometheus-config")["data"]["prometheus.yml"])
+    """The in-cluster Prometheus's configuration, parsed."""
+    config: dict[str, Any] = yaml.safe_load(prometheus_config_text(rendered))
     return config
 
 

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from manifests import Rendered, container, prometheus_config
+from manifests import Rendered, container, prometheus_config, prometheus_config_text
 
 from processes import installed
 
@@ -46,7 +46,7 @@ def test_the_release_accepts_the_deployments_arguments(overlay: Rendered, deploy
     args = container(overlay.get("Deployment", deployment))["args"]
     done = run(installed(deployment), *args, "--help")
     assert done.returncode == 0, done.stderr.splitlines()[-1:]
-    # The check can fail: a flag Prometheus 3 removed is refused.
+    # The check can fail: a flag neither release knows (Prometheus 3 removed it) is refused.
     refused = run(installed(deployment), *args, "--storage.tsdb.retention=15d", "--help")
     assert refused.returncode != 0
     assert "unknown long flag '--storage.tsdb.retention'" in refused.stderr
@@ -55,7 +55,7 @@ def test_the_release_accepts_the_deployments_arguments(overlay: Rendered, deploy
 def test_promtool_accepts_the_rendered_prometheus_configuration(overlay: Rendered, tmp_path: Path) -> None:
     """Syntax only: the rule files and the service account's token are the cluster's paths."""
     config = tmp_path / "prometheus.yml"
-    config.write_text(overlay.configmap("prometheus-config")["data"]["prometheus.yml"])
+    config.write_text(prometheus_config_text(overlay))
     assert prometheus_config(overlay)["scrape_configs"]
     done = run(installed("promtool"), "check", "config", "--syntax-only", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
