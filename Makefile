@@ -16,7 +16,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test test-durations check lint typecheck unit bench cost cost-observed soak k8s-check prometheus monitor loadtest delivery-check
+.PHONY: help uv sync up down test test-durations check lint typecheck unit bench cost cost-observed soak k8s-check prometheus browser monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
@@ -29,6 +29,7 @@ help:
 	@echo "make cost-observed PROMETHEUS=URL  the same, at the rates and CPU production's Prometheus saw (OBSERVED_ARGS)"
 	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
+	@echo "make browser  Chromium (apt-get) for the test that opens /docs and /redoc; make test runs it"
 	@echo "make monitor local Prometheus with the alert/recording rules, scraping the make-up services"
 	@echo "make delivery-check  hadolint, actionlint, checkov on the Dockerfile and .github/workflows"
 	@echo "make loadtest  Locust against the make-up services (LOAD_TIME, LOAD_USERS, LOAD_TAGS); reports/"
@@ -67,11 +68,11 @@ check: lint typecheck k8s-check delivery-check
 # `make test-durations` measures them again after a change to what a test file costs.
 PYTEST_WORKERS ?= 2
 PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
-test: sync prometheus
+test: sync prometheus browser
 	$(MAKE) --no-print-directory -j2 --output-sync=target check
 	$(PYTEST)
 
-test-durations: sync prometheus
+test-durations: sync prometheus browser
 	$(PYTEST) --record-durations
 
 bench: sync
@@ -98,6 +99,9 @@ soak: sync
 # Prometheus, promtool, Alertmanager and amtool of the releases k8s/base runs, in .tools/prometheus/bin.
 prometheus:
 	@monitoring/install-prometheus.sh
+
+browser:
+	@scripts/install-browser.sh
 
 monitor: sync prometheus
 	monitoring/monitor.sh

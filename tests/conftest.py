@@ -11,7 +11,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from processes import KeyedService, Server, free_port, start_keyed_service, start_mlflow, start_service
+from processes import (
+    KeyedService,
+    Server,
+    free_port,
+    serving,
+    start_keyed_service,
+    start_mlflow,
+    start_service,
+)
 from servekit import cli, registry
 from servekit.training.trainer import TrainResult, train
 
@@ -151,8 +159,5 @@ def keyed_bankchurn(
         {"risk": None, "loadtest": None},
         label="bankchurn-keyed",
     )
-    try:
-        keyed.server.wait_for("/readyz")
+    with serving(keyed):
         yield keyed
-    finally:
-        keyed.server.stop()

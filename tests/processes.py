@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ __all__ = [
     "infer_example",
     "installed",
     "predict_its_example",
+    "serving",
     "start_keyed_service",
     "start_mlflow",
     "start_service",
@@ -69,6 +72,16 @@ def start_keyed_service(
     keys_file.write_text("".join(auth.key_line(c, k, clients[c]) + "\n" for c, k in keys.items()))
     environment = {**environment, f"{name.upper()}_API_KEYS_FILE": str(keys_file)}
     return KeyedService(start_service(name, logs_dir, environment, label=label), keys_file, keys)
+
+
+@contextmanager
+def serving(keyed: KeyedService) -> Iterator[KeyedService]:
+    """A keyed service once it is ready; stopped on the way out, ready or not."""
+    try:
+        keyed.server.wait_for("/readyz")  # the kubelet's path: never under a prefix
+        yield keyed
+    finally:
+        keyed.server.stop()
 
 
 def predict_its_example(

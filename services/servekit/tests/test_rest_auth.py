@@ -79,7 +79,7 @@ def test_either_header_with_a_key_of_ours_is_answered(client: TestClient, risk_k
 
 
 def test_probes_metrics_and_docs_answer_without_a_key(client: TestClient) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/v2/health/ready"):
+    for path in ("/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json", "/v2/health/ready"):
         assert client.get(path).status_code == 200, path
     assert client.get("/v2/models/toy/ready").status_code == 200
     assert client.head("/readyz").status_code == 200

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from servekit import logs
 from servekit.errors import FieldProblem, ServekitError
-from servekit.metrics.names import GRPC_METHODS, OPEN_INFERENCE_ENDPOINTS, grpc_endpoint
+from servekit.metrics.names import DOCS_ASSETS, GRPC_METHODS, OPEN_INFERENCE_ENDPOINTS, grpc_endpoint
 from servekit.settings import SettingsError
 
 logger = logging.getLogger("servekit.auth")
@@ -62,6 +62,7 @@ OPEN_ENDPOINTS = frozenset(
         "/metrics",
         "/docs",
         "/docs/oauth2-redirect",
+        DOCS_ASSETS,
         "/redoc",
         "/openapi.json",
         *(path for path in OPEN_INFERENCE_ENDPOINTS if path.endswith(("/live", "/ready"))),

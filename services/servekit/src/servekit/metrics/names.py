@@ -102,6 +102,8 @@ GRPC_ENDPOINTS = tuple(grpc_endpoint(m) for m in GRPC_METHODS if m != "ModelInfe
 PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER, GRPC_INFER)
 #: The kubelet's probes: counted, but no client's request.
 PROBE_ENDPOINTS = ("/healthz", "/readyz")
+#: Where the documentation pages' scripts are served (``servekit.rest.docs``); one label for all.
+DOCS_ASSETS = "/docs/assets"
 #: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.
 ENDPOINTS = (
     *PREDICTION_ENDPOINTS,
@@ -109,6 +111,8 @@ ENDPOINTS = (
     "/model",
     "/model/card",
     "/docs",
+    DOCS_ASSETS,
+    "/redoc",
     "/openapi.json",
     *OPEN_INFERENCE_ENDPOINTS,
     *GRPC_ENDPOINTS,

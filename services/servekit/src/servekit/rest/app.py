@@ -40,6 +40,7 @@ from servekit.rest.auth import ApiKeyMiddleware, is_open
 from servekit.rest.body import read_body
 from servekit.rest.compression import CompressionMiddleware
 from servekit.rest.cors import allow_cross_origin
+from servekit.rest.docs import install_docs
 from servekit.rest.errors import install_error_handlers
 from servekit.rest.open_inference import add_open_inference_routes
 from servekit.rest.openapi import ROUTING_PARAMETERS, json_body, with_request_models
@@ -279,6 +280,9 @@ def create_app(
         description=spec.description,
         version="1",
         lifespan=lifespan,
+        # Served by install_docs, with their scripts from the service rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.shadow = shadow
@@ -321,6 +325,7 @@ def create_app(
         [instance_model, batch_model, InferenceRequest],
         needs_key=None if keys is None else lambda path: not is_open(path),
     )
+    install_docs(app)
 
     @app.post(
         "/predict",

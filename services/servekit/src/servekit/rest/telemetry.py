@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.metrics import ServiceMetrics
-from servekit.metrics.names import ENDPOINTS
+from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
 
 TIMINGS_KEY = "servekit.timings"
@@ -44,6 +44,8 @@ def endpoint_label(path: str) -> str:
     """The ``endpoint`` label of a path without its prefix: the path, templated, or ``other``."""
     if path.startswith(MODELS_PATH):
         path = model_path_template(path)
+    elif path.startswith(DOCS_ASSETS + "/"):
+        return DOCS_ASSETS
     return path if path in KNOWN_ENDPOINTS else "other"
 
 
