@@ -47,6 +47,7 @@ from servekit.rest.openapi import ROUTING_PARAMETERS, json_body, with_request_mo
 from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
+from servekit.rest.security_headers import SecurityHeadersMiddleware
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
 from servekit.routing import (
     ALONE,
@@ -312,6 +313,7 @@ def create_app(
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     # Outermost: a browser's preflight is answered before routing (which would 405 an OPTIONS)
     # and is not counted as a prediction request.
     allow_cross_origin(app, cors_origins)

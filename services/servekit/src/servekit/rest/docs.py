@@ -15,6 +15,7 @@ import hashlib
 import re
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import (
@@ -22,7 +23,7 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from servekit.metrics.names import DOCS_ASSETS
@@ -70,6 +71,15 @@ def secured(page: HTMLResponse, *, workers: bool = False) -> HTMLResponse:
     return page
 
 
+class DocsAssets(StaticFiles):
+    """The pages' scripts: a browser may keep them, and asks whether they changed (ETag) each time."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def install_docs(app: FastAPI) -> None:
     """``/docs``, ``/docs/oauth2-redirect``, ``/redoc`` and their assets under ``/docs/assets``.
 
@@ -115,4 +125,4 @@ def install_docs(app: FastAPI) -> None:
         )
 
     # ETag and Last-Modified from the files: a browser revalidates and gets a 304, not 2.8 MB.
-    app.mount(DOCS_ASSETS, StaticFiles(directory=ASSETS_DIRECTORY), name="docs-assets")
+    app.mount(DOCS_ASSETS, DocsAssets(directory=ASSETS_DIRECTORY), name="docs-assets")

@@ -19,6 +19,7 @@ from servekit.rest.cors import headers_outside_the_middleware
 from servekit.rest.open_inference import is_open_inference
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import request_id_of
+from servekit.rest.security_headers import security_headers
 
 logger = logging.getLogger("servekit.rest")
 
@@ -124,6 +125,8 @@ def install_error_handlers(app: FastAPI, cors_origins: tuple[str, ...] = ()) -> 
         message = f"the service failed on this request; its log names the cause under request id {request_id}"
         response = error_response(ServekitError(500, "internal_error", message), request.scope)
         response.headers[REQUEST_ID_HEADER] = request_id
+        for name, value in security_headers(request.scope):
+            response.headers[name.decode()] = value.decode()
         response.headers.update(headers_outside_the_middleware(cors_origins, request.headers.get("origin")))
         return response
 
