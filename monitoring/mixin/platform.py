@@ -25,6 +25,8 @@ PLATFORM = "platform"
 ALERTMANAGER_JOB = "alertmanager"
 NOTIFICATIONS = "alertmanager_notifications_total"
 NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+#: How many members a replica's gossip cluster has, itself included, as that replica sees it.
+CLUSTER_MEMBERS = "alertmanager_cluster_members"
 #: Share of an integration's notifications that may fail (15 m) before the platform is told.
 NOTIFICATIONS_FAILED_RATIO = 0.01
 #: The alert that always fires, whose notifications are the heartbeat.
@@ -34,8 +36,11 @@ WATCHDOG_SEVERITY = "none"
 
 
 def platform_alerts() -> list[Alert]:
+    job = f'job="{ALERTMANAGER_JOB}"'
+    up = f"up{{{job}}}"
+
     def by_integration(metric: str) -> str:
-        return f'sum by (integration) (rate({metric}{{job="{ALERTMANAGER_JOB}"}}[15m]))'
+        return f"sum by (integration) (rate({metric}{{{job}}}[15m]))"
 
     return [
         Alert(
@@ -58,6 +63,17 @@ def platform_alerts() -> list[Alert]:
             "{{ $labels.integration }} notifications have failed after their retries: the alerts "
             "routed there reach no one. Its log names the "
             "error (a revoked Slack webhook, a wrong PagerDuty routing key, the NetworkPolicy).",
+            "10m",
+        ),
+        Alert(
+            "AlertmanagerReplicasApart",
+            f"count({up} == 1)\n> min({CLUSTER_MEMBERS}{{{job}}})",
+            "warning",
+            "The Alertmanager replicas do not gossip: each notifies alone",
+            "For 10 minutes a running Alertmanager replica has seen fewer members in its cluster than "
+            "the replicas Prometheus scrapes: they no longer share the notification log or the "
+            "silences, so every alert is sent once by each, and a silence made on one holds back "
+            "nothing the other sends.",
             "10m",
         ),
         Alert(
@@ -87,7 +103,19 @@ def platform_cases() -> list[Case]:
     def scraped(up: str) -> dict[str, str]:
         return {series_str("up", {"job": CLUSTER_JOB, "instance": "kube-state-metrics:8080"}): up}
 
+    def replicas(*members: tuple[str, str | None]) -> dict[str, str]:
+        """Each replica's ``up`` and its count of members (none when it is down), by pod IP, as the
+        DNS discovery names them."""
+        series = {}
+        for index, (up, seen) in enumerate(members):
+            replica = {"job": ALERTMANAGER_JOB, "instance": f"10.0.0.{index + 1}:9093"}
+            series[series_str("up", replica)] = up
+            if seen is not None:
+                series[series_str(CLUSTER_MEMBERS, replica)] = seen
+        return series
+
     failing = "NotificationsFailing"
+    apart = "AlertmanagerReplicasApart"
     missing = "ClusterStateMissing"
     return [
         # Whatever the series, from the first evaluation.
@@ -102,6 +130,30 @@ def platform_cases() -> list[Case]:
             [{"alertname": failing, "integration": "slack"}],
         ),
         Case(failing, "quiet: every notification delivered", sent("slack", "0+5x30", "0x30"), "25m"),
+        # The gossip port closed between them: each sees itself alone.
+        Case(
+            apart,
+            "fires: two replicas, each alone",
+            replicas(("1x30", "1x30"), ("1x30", "1x30")),
+            "15m",
+            [{"alertname": apart}],
+        ),
+        Case(
+            apart,
+            "fires: one of two alone",
+            replicas(("1x30", "2x30"), ("1x30", "1x30")),
+            "15m",
+            [{"alertname": apart}],
+        ),
+        Case(apart, "quiet: two replicas, one cluster", replicas(("1x30", "2x30"), ("1x30", "2x30")), "15m"),
+        # A replica down: the other notifies for both (and the Watchdog notices when neither does).
+        Case(
+            apart,
+            "quiet: one of two down, the other alone",
+            replicas(("0x30", None), ("1x30", "1x30")),
+            "15m",
+        ),
+        Case(apart, "quiet: not for 10 minutes yet", replicas(("1x30", "1x30"), ("1x30", "1x30")), "9m"),
         Case(missing, "fires: scraped, but down", scraped("0x30"), "20m", [{"alertname": missing}]),
         Case(
             missing,

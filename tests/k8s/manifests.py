@@ -17,6 +17,8 @@ OVERLAYS = ("gke", "eks")
 SERVICES = ("bankchurn", "nlpinsight", "chicagotaxi")
 
 Obj = dict[str, Any]
+#: The kinds that run the platform's pods.
+WORKLOADS = ("Deployment", "StatefulSet")
 
 
 #: k8s/check.py: its ``composed`` is how an overlay with components is rendered.
@@ -35,6 +37,14 @@ class Rendered:
     def get(self, kind: str, name: str) -> Obj:
         found = [o for o in self.of_kind(kind) if o["metadata"]["name"] == name]
         assert len(found) == 1, f"{self.overlay}: expected one {kind}/{name}, found {len(found)}"
+        return found[0]
+
+    def workload(self, name: str) -> Obj:
+        """The one Deployment or StatefulSet called ``name``."""
+        found = [o for o in self.objects if o["kind"] in WORKLOADS and o["metadata"]["name"] == name]
+        assert len(found) == 1, (
+            f"{self.overlay}: expected one Deployment or StatefulSet {name}, found {len(found)}"
+        )
         return found[0]
 
     def configmap(self, name: str) -> Obj:
@@ -113,15 +123,15 @@ def prometheus_config(rendered: Rendered) -> dict[str, Any]:
     return config
 
 
-def port_behind(rendered: Rendered, address: str, deployment: str) -> int:
-    """The container port of ``deployment`` that the Service at ``address`` (host:port) sends to.
+def port_behind(rendered: Rendered, address: str, workload: str) -> int:
+    """The container port of ``workload`` that the Service at ``address`` (host:port) sends to.
 
-    Fails unless that Service exists, has that port and selects the Deployment's pods.
+    Fails unless that Service exists, has that port and selects the workload's pods.
     """
     host, port = address.split(":")
     service = rendered.get("Service", host)
     [service_port] = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
-    target = rendered.get("Deployment", deployment)
+    target = rendered.workload(workload)
     assert selects(service["spec"]["selector"], pod_labels(target))
     ports = {p["name"]: p["containerPort"] for p in container(target)["ports"]}
     return ports[service_port["targetPort"]]

@@ -1,5 +1,6 @@
-"""k8s/base/alertmanager: Prometheus sends it the alerts, it reads the generated configuration and the
-receivers' Secret, which no manifest holds, and reaches nothing but the receivers.
+"""k8s/base/alertmanager: Prometheus sends the alerts to each replica, the replicas gossip, each reads
+the generated configuration and the receivers' Secret, which no manifest holds, and reaches nothing
+but the receivers and its peer.
 
 The configuration itself (routes, inhibitions, a live Alertmanager notifying) is tested in
 tests/monitoring/test_alertmanager.py.
@@ -7,7 +8,17 @@ tests/monitoring/test_alertmanager.py.
 
 from __future__ import annotations
 
-from manifests import SERVICES, Rendered, container, flags, port_behind, prometheus_config
+from manifests import (
+    SERVICES,
+    Obj,
+    Rendered,
+    container,
+    flags,
+    pod_labels,
+    port_behind,
+    prometheus_config,
+    selects,
+)
 from test_manifests import flow, pod
 
 from mixin.alertmanager import ALERTMANAGER_CONFIG, RECEIVER_KEYS, RECEIVERS_DIR
@@ -15,33 +26,84 @@ from mixin.platform import ALERTMANAGER_JOB
 from scripts import MONITORING
 
 NAME = "alertmanager"
+#: Where the StorageClass of each overlay's volumes comes from (its kustomization's patches).
+STORAGE_CLASSES = {"gke": "standard-rwo", "eks": "gp3"}
+
+
+def statefulset(overlay: Rendered) -> Obj:
+    return overlay.get("StatefulSet", NAME)
 
 
 def args(overlay: Rendered) -> dict[str, str]:
-    return flags(overlay.get("Deployment", NAME))
+    return flags(statefulset(overlay))
 
 
 def mounts(overlay: Rendered) -> dict[str, str]:
-    return {m["name"]: m["mountPath"] for m in container(overlay.get("Deployment", NAME))["volumeMounts"]}
+    return {m["name"]: m["mountPath"] for m in container(statefulset(overlay))["volumeMounts"]}
 
 
 def volume(overlay: Rendered, name: str) -> dict:
-    spec = overlay.get("Deployment", NAME)["spec"]["template"]["spec"]
+    spec = statefulset(overlay)["spec"]["template"]["spec"]
     [found] = [v for v in spec["volumes"] if v["name"] == name]
     return found
 
 
-def test_prometheus_sends_its_alerts_to_the_alertmanager_service(overlay: Rendered) -> None:
-    config = prometheus_config(overlay)
-    [[address]] = [c["targets"] for a in config["alerting"]["alertmanagers"] for c in a["static_configs"]]
-    assert f":{port_behind(overlay, address, NAME)}" == args(overlay)["web.listen-address"]
+def every_replica(overlay: Rendered, discovery: dict) -> None:
+    """A DNS discovery that finds each replica's pod, at its web port, not one behind the Service."""
+    [config] = discovery["dns_sd_configs"]
+    assert config["type"] == "A"
+    [name] = config["names"]
+    service = overlay.get("Service", name)
+    assert service["spec"]["clusterIP"] == "None", "a headless Service: one record per pod"
+    assert selects(service["spec"]["selector"], pod_labels(statefulset(overlay)))
+    assert f":{config['port']}" == args(overlay)["web.listen-address"]
 
 
-def test_prometheus_scrapes_its_notification_counts(overlay: Rendered) -> None:
+def test_prometheus_sends_its_alerts_to_every_replica(overlay: Rendered) -> None:
+    [alertmanagers] = prometheus_config(overlay)["alerting"]["alertmanagers"]
+    every_replica(overlay, alertmanagers)
+
+
+def test_prometheus_scrapes_the_notification_counts_of_every_replica(overlay: Rendered) -> None:
     """NotificationsFailing reads them (mixin.platform)."""
     [job] = [j for j in prometheus_config(overlay)["scrape_configs"] if j["job_name"] == ALERTMANAGER_JOB]
-    [[address]] = [c["targets"] for c in job["static_configs"]]
-    assert f":{port_behind(overlay, address, NAME)}" == args(overlay)["web.listen-address"]
+    every_replica(overlay, job)
+
+
+def test_people_and_grafana_reach_either_replica_at_one_address(overlay: Rendered) -> None:
+    assert f":{port_behind(overlay, 'alertmanager:9093', NAME)}" == args(overlay)["web.listen-address"]
+
+
+def test_the_replicas_gossip_with_each_other_by_their_stable_names(overlay: Rendered) -> None:
+    spec = statefulset(overlay)["spec"]
+    assert spec["replicas"] >= 2
+    headless = overlay.get("Service", spec["serviceName"])
+    assert headless["spec"]["publishNotReadyAddresses"] is True, "peers find each other before ready"
+    peers = sorted(
+        a.split("=", 1)[1] for a in container(statefulset(overlay))["args"] if a.startswith("--cluster.peer=")
+    )
+    gossip = int(args(overlay)["cluster.listen-address"].rsplit(":", 1)[1])
+    assert peers == [f"{NAME}-{i}.{spec['serviceName']}:{gossip}" for i in range(spec["replicas"])]
+    ports = {(p["containerPort"], p["protocol"]) for p in container(statefulset(overlay))["ports"]}
+    assert {(gossip, "TCP"), (gossip, "UDP")} <= ports
+    assert {(p["port"], p["protocol"]) for p in headless["spec"]["ports"]} >= {
+        (gossip, "TCP"),
+        (gossip, "UDP"),
+    }
+    policies = overlay.of_kind("NetworkPolicy")
+    alertmanager = pod(overlay, NAME)
+    assert flow(policies, alertmanager, alertmanager, gossip, "TCP")
+    assert flow(policies, alertmanager, alertmanager, gossip, "UDP")
+
+
+def test_the_replicas_are_spread_over_zones_and_nodes(overlay: Rendered) -> None:
+    spec = statefulset(overlay)["spec"]["template"]["spec"]
+    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in spread.values():
+        assert selects(constraint["labelSelector"], pod_labels(statefulset(overlay)))
+        # Preferred: a cluster of one zone (or, at first, one node) still runs both.
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
 
 
 def test_it_runs_the_generated_configuration(overlay: Rendered) -> None:
@@ -61,19 +123,22 @@ def test_the_receivers_come_from_a_secret_that_no_manifest_holds(overlay: Render
 
 
 def test_silences_and_the_notification_log_outlive_a_restart(overlay: Rendered) -> None:
-    claim = volume(overlay, "data")["persistentVolumeClaim"]["claimName"]
-    overlay.get("PersistentVolumeClaim", claim)
+    """Each replica has a volume of its own, of the overlay's StorageClass, for its storage path."""
+    [claim] = statefulset(overlay)["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["storageClassName"] == STORAGE_CLASSES[overlay.overlay]
     assert mounts(overlay)["data"] == args(overlay)["storage.path"]
-    # One writer of a ReadWriteOnce volume.
-    assert overlay.get("Deployment", NAME)["spec"]["strategy"]["type"] == "Recreate"
+    for standalone in overlay.of_kind("PersistentVolumeClaim"):
+        assert standalone["spec"]["storageClassName"] == STORAGE_CLASSES[overlay.overlay]
 
 
 def test_it_runs_unprivileged_without_a_token(overlay: Rendered) -> None:
-    deployment = overlay.get("Deployment", NAME)
-    spec = deployment["spec"]["template"]["spec"]
+    workload = statefulset(overlay)
+    spec = workload["spec"]["template"]["spec"]
     assert spec["automountServiceAccountToken"] is False
     assert "kube-api-access" not in mounts(overlay)
-    security = container(deployment)["securityContext"]
+    security = container(workload)["securityContext"]
     assert security["readOnlyRootFilesystem"] is True
     assert security["runAsNonRoot"] is True
     assert security["capabilities"]["drop"] == ["ALL"]

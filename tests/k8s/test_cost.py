@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from manifests import OVERLAYS, SERVICES, Rendered, render
+from manifests import OVERLAYS, SERVICES, WORKLOADS, Rendered, render
 
 from scripts import load_k8s_cost
 
@@ -669,8 +669,11 @@ def test_every_workload_of_both_overlays_is_counted_with_its_autoscaler(
 ) -> None:
     for overlay, rendered in rendered_objects.items():
         found = {w.name: w for w in cost.workloads(rendered.objects)}
-        deployments = {o["metadata"]["name"] for o in rendered.of_kind("Deployment")}
-        assert set(found) == deployments, overlay
+        workloads = {o["metadata"]["name"] for o in rendered.objects if o["kind"] in WORKLOADS}
+        assert set(found) == workloads, overlay
+        # A StatefulSet at its replicas, each with its own claim (Alertmanager's pair).
+        alertmanager = rendered.get("StatefulSet", "alertmanager")["spec"]
+        assert found["alertmanager"].floor == found["alertmanager"].ceiling == alertmanager["replicas"]
         for service in SERVICES:
             autoscaler = rendered.get("HorizontalPodAutoscaler", service)["spec"]
             assert (found[service].floor, found[service].ceiling) == (

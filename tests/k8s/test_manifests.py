@@ -20,6 +20,7 @@ from manifests import (
     K8S_CHECK,
     ROOT,
     SERVICES,
+    WORKLOADS,
     Obj,
     Rendered,
     configmap_env,
@@ -260,7 +261,8 @@ def test_hpa(overlay: Rendered) -> None:
 def test_pdb_lets_a_node_drain(overlay: Rendered) -> None:
     hpas = {h["metadata"]["name"]: h for h in overlay.of_kind("HorizontalPodAutoscaler")}
     pdbs = overlay.of_kind("PodDisruptionBudget")
-    assert {p["metadata"]["name"] for p in pdbs} == set(SERVICES)
+    # Every workload of more than one replica: the model servers and Alertmanager.
+    assert {p["metadata"]["name"] for p in pdbs} == {*SERVICES, "alertmanager"}
     for pdb in pdbs:
         name = pdb["metadata"]["name"]
         spec = pdb["spec"]
@@ -268,13 +270,13 @@ def test_pdb_lets_a_node_drain(overlay: Rendered) -> None:
             assert spec["maxUnavailable"] >= 1
         else:
             assert spec["minAvailable"] < hpas[name]["spec"]["minReplicas"]
-        assert selects(spec["selector"], pod_labels(overlay.get("Deployment", name)))
+        assert selects(spec["selector"], pod_labels(overlay.workload(name)))
 
 
-def test_services_select_deployments(overlay: Rendered) -> None:
-    deployments = overlay.of_kind("Deployment")
+def test_services_select_workloads(overlay: Rendered) -> None:
+    workloads = [o for o in overlay.objects if o["kind"] in WORKLOADS]
     for service in overlay.of_kind("Service"):
-        matched = [d for d in deployments if selects(service["spec"]["selector"], pod_labels(d))]
+        matched = [d for d in workloads if selects(service["spec"]["selector"], pod_labels(d))]
         assert len(matched) == 1, service["metadata"]["name"]
         port_names = {
             p["name"] for c in matched[0]["spec"]["template"]["spec"]["containers"] for p in c["ports"]
@@ -286,8 +288,8 @@ def test_services_select_deployments(overlay: Rendered) -> None:
 def test_images_are_the_ones_ci_builds(overlay: Rendered) -> None:
     values = overlay.values()
     built = set()
-    for deployment in overlay.of_kind("Deployment"):
-        for spec in deployment["spec"]["template"]["spec"]["containers"]:
+    for workload in (o for o in overlay.objects if o["kind"] in WORKLOADS):
+        for spec in workload["spec"]["template"]["spec"]["containers"]:
             image: str = spec["image"]
             assert ":" in image.rsplit("/", 1)[-1], image
             assert not image.endswith(":latest"), image
@@ -457,8 +459,8 @@ def flow(policies: list[Obj], src: Peer, dst: Peer, port: int, proto: str = "TCP
     return egress_ok and ingress_ok
 
 
-def pod(rendered: Rendered, deployment: str) -> Peer:
-    return {"labels": pod_labels(rendered.get("Deployment", deployment)), "namespace": "ml-platform"}
+def pod(rendered: Rendered, workload: str) -> Peer:
+    return {"labels": pod_labels(rendered.workload(workload)), "namespace": "ml-platform"}
 
 
 def test_network_policies(overlay: Rendered) -> None:

@@ -29,7 +29,7 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("deployment", sorted(TOOLS))
 def test_the_tools_are_the_release_the_image_runs(overlay: Rendered, deployment: str) -> None:
-    image = container(overlay.get("Deployment", deployment))["image"]
+    image = container(overlay.workload(deployment))["image"]
     match = IMAGE.match(image)
     assert match, image
     assert match["name"] == deployment, image
@@ -43,7 +43,7 @@ def test_the_tools_are_the_release_the_image_runs(overlay: Rendered, deployment:
 @pytest.mark.parametrize("deployment", sorted(TOOLS))
 def test_the_release_accepts_the_deployments_arguments(overlay: Rendered, deployment: str) -> None:
     """Its own flag parser reads them (--help stops it after, and only after, they parse)."""
-    args = container(overlay.get("Deployment", deployment))["args"]
+    args = container(overlay.workload(deployment))["args"]
     done = run(installed(deployment), *args, "--help")
     assert done.returncode == 0, done.stderr.splitlines()[-1:]
     # The check can fail: a flag neither release knows (Prometheus 3 removed it) is refused.

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from mixin.alertmanager import (
     ALERTMANAGER_CONFIG,
@@ -34,7 +35,7 @@ from mixin.alertmanager import (
     SLACK_WEBHOOK_URL_KEY,
 )
 from mixin.alerts import alerts
-from mixin.platform import PLATFORM, WATCHDOG, platform_alerts
+from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, platform_alerts
 from mixin.rule_tests import render
 from processes import free_port, installed
 from scripts import MONITORING
@@ -187,19 +188,52 @@ def start_alertmanager(config: Path, directory: Path) -> Server:
     )
 
 
+#: How long a replica waits for the one before it to notify (15 s in the cluster), in the live test.
+PEER_TIMEOUT_SECONDS = 2
+
+
+def start_replicas(config: Path, directory: Path, *, gossip: bool, count: int = 2) -> list[Server]:
+    """``count`` Alertmanagers on ``config``: a gossip cluster as k8s/base/alertmanager runs them (each
+    lists every replica as a peer), or, with ``gossip`` False, as many that know nothing of each other."""
+    mesh = [free_port() for _ in range(count)]
+    replicas = []
+    for index in range(count):
+        state = directory / f"alertmanager-{index}"
+        state.mkdir()
+        port = free_port()
+        cluster = (
+            [
+                f"--cluster.listen-address=127.0.0.1:{mesh[index]}",
+                *(f"--cluster.peer=127.0.0.1:{peer}" for peer in mesh),
+                f"--cluster.peer-timeout={PEER_TIMEOUT_SECONDS}s",
+            ]
+            if gossip
+            else ["--cluster.listen-address="]
+        )
+        command = [
+            installed("alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={state / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            *cluster,
+        ]
+        replicas.append(start(f"alertmanager-{index}", command, port, state))
+    return replicas
+
+
 def start_prometheus(
-    rule_files: Sequence[Path], alertmanager: Server, directory: Path, resend_delay: str
+    rule_files: Sequence[Path], alertmanagers: Sequence[Server], directory: Path, resend_delay: str
 ) -> Server:
-    """A Prometheus evaluating ``rule_files`` every second and sending their alerts to ``alertmanager``.
+    """A Prometheus evaluating ``rule_files`` every second and sending their alerts to every one of
+    ``alertmanagers``.
 
     Each alert it sends ends (in Alertmanager) four ``resend_delay`` later unless sent again.
     """
+    targets = [alertmanager.url.removeprefix("http://") for alertmanager in alertmanagers]
     config = {
         "global": {"evaluation_interval": "1s"},
         "rule_files": [str(f) for f in rule_files],
-        "alerting": {
-            "alertmanagers": [{"static_configs": [{"targets": [alertmanager.url.removeprefix("http://")]}]}]
-        },
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": targets}]}]},
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
@@ -285,7 +319,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         # Its first evaluation may come before it has discovered the Alertmanager: those alerts are
         # dropped, and resent after the resend delay (a minute by default). Not less than 5 s: on a
         # busy machine a gap between two evaluations would end an alert, and it would be notified twice.
-        prometheus = start_prometheus([rules_file], alertmanager, tmp_path, resend_delay="5s")
+        prometheus = start_prometheus([rules_file], [alertmanager], tmp_path, resend_delay="5s")
         prometheus.wait_for("/-/ready", seconds=60)
         wait_until(lambda: held() == set(first))
         fire(FIRING)
@@ -344,7 +378,7 @@ def test_the_watchdog_is_posted_to_the_heartbeat_until_prometheus_stops(
     try:
         alertmanager.wait_for("/-/ready", seconds=60)
         rules = MONITORING / "rules" / f"{PLATFORM}.rules.yaml"
-        prometheus = start_prometheus([rules], alertmanager, tmp_path, resend_delay=f"{resend_delay}s")
+        prometheus = start_prometheus([rules], [alertmanager], tmp_path, resend_delay=f"{resend_delay}s")
         prometheus.wait_for("/-/ready", seconds=60)
         wait_until(lambda: len(receiver.posted("/heartbeat")) >= 3)
         prometheus.stop()
@@ -366,3 +400,87 @@ def test_the_watchdog_is_posted_to_the_heartbeat_until_prometheus_stops(
         assert [a["labels"]["alertname"] for a in ping["alerts"]] == [WATCHDOG]
     assert not receiver.posted("/slack")
     assert not receiver.posted("/v2/enqueue")
+
+
+def exported(server: Server, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples with ``labels`` on the server's ``/metrics``."""
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def slack_titles(receiver: Receiver) -> list[str]:
+    return sorted(a["title"] for post in receiver.posted("/slack") for a in post["attachments"])
+
+
+def clustered(replica: Server) -> bool:
+    """Whether the replica's gossip has settled with every peer (its own status API says so)."""
+    status = httpx.get(f"{replica.url}/api/v2/status", timeout=10).json()["cluster"]
+    return status["status"] == "ready" and len(status.get("peers") or []) == 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("gossip", "posts"), [(True, 1), (False, 2)], ids=["cluster", "two-strangers"])
+def test_two_replicas_notify_once_and_one_left_still_notifies(
+    receiver: Receiver, tmp_path: Path, gossip: bool, posts: int
+) -> None:
+    """Prometheus sends each alert to both replicas, as in the cluster. In a gossip cluster one posts
+    it and the other, seeing that in the shared notification log, does not; once one replica is
+    gone, the other posts a new alert alone. Two replicas without the gossip (the control) post
+    each alert twice: what the cluster saves an on-call engineer from."""
+    service = "bankchurn"
+    by_name = {a.name: a for a in alerts(service)}
+    rules_file = tmp_path / "firing.rules.yaml"
+
+    def fire(names: Sequence[str]) -> None:
+        rules = [{**by_name[name].rule(service), "expr": always(LABELS), "for": "0s"} for name in names]
+        rules_file.write_text(yaml.safe_dump({"groups": [{"name": "firing", "rules": rules}]}))
+
+    def holds(replica: Server, names: set[str]) -> bool:
+        found = httpx.get(f"{replica.url}/api/v2/alerts", timeout=10).json()
+        return {a["labels"]["alertname"] for a in found} == names
+
+    first, second = "PredictionDrift", "ReplicasUnavailable"  # two warnings, posted to Slack
+    fire([first])
+    replicas = start_replicas(local_configuration(receiver, tmp_path), tmp_path, gossip=gossip)
+    prometheus = None
+    try:
+        for replica in replicas:
+            replica.wait_for("/-/ready", seconds=60)
+        if gossip:
+            wait_until(lambda: all(clustered(r) for r in replicas))
+        prometheus = start_prometheus([rules_file], replicas, tmp_path, resend_delay="5s")
+        prometheus.wait_for("/-/ready", seconds=60)
+        wait_until(lambda: all(holds(r, {first}) for r in replicas))  # each was sent the alert
+        wait_until(lambda: len(receiver.posted("/slack")) >= 1)
+        # Both peer timeouts and several group intervals: a second post would have come by now.
+        time.sleep(2 * PEER_TIMEOUT_SECONDS + 4)
+        after_both = slack_titles(receiver)
+        # What the platform alerts read, as the replicas export it (mixin.platform).
+        members = [exported(replica, CLUSTER_MEMBERS) for replica in replicas]
+        sent = sum(exported(replica, NOTIFICATIONS, integration="slack") for replica in replicas)
+        if gossip:
+            replicas[0].stop()  # a node drained, a zone lost
+            fire([first, second])
+            httpx.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
+            wait_until(lambda: any(second in title for title in slack_titles(receiver)))
+            time.sleep(2 * PEER_TIMEOUT_SECONDS + 4)
+        after_one = slack_titles(receiver)
+    finally:
+        if prometheus is not None:
+            prometheus.stop()
+        for replica in replicas:
+            replica.stop()
+
+    assert after_both == [f"[FIRING:1] {first} {service}"] * posts
+    assert sent == posts
+    # Each counts the whole cluster (AlertmanagerReplicasApart fires when one counts fewer); without
+    # the gossip there is no cluster, and no count.
+    assert members == ([2.0, 2.0] if gossip else [0.0, 0.0])
+    if gossip:
+        # The survivor posts the new alert once (its group holds only it: one alert per group).
+        assert after_one == sorted([*after_both, f"[FIRING:1] {second} {service}"])
