@@ -30,7 +30,7 @@ help:
 	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
 	@echo "make browser  Chromium (apt-get) for the test that opens /docs and /redoc; make test runs it"
-	@echo "make monitor local Prometheus with the alert/recording rules, scraping the make-up services"
+	@echo "make monitor local Prometheus (rules) and Alertmanager (the cluster's routes) for the make-up services; alerts print here"
 	@echo "make delivery-check  hadolint, actionlint, checkov on the Dockerfile and .github/workflows"
 	@echo "make loadtest  Locust against the make-up services (LOAD_TIME, LOAD_USERS, LOAD_TAGS); reports/"
 

@@ -1,19 +1,53 @@
 #!/usr/bin/env bash
 # `make monitor`: a local Prometheus on 127.0.0.1 scraping the `make up` services with every rule
-# of monitoring/rules loaded, in the foreground (Ctrl-C stops it). Data under .mlp/prometheus.
-# Beside a second `make up`, give it the same MLP_STATE and MLP_PORT_OFFSET (and a PROMETHEUS_PORT).
+# of monitoring/rules loaded, and an Alertmanager routing their alerts as the cluster's does, to
+# this terminal (monitoring/print_alerts.py): what would page, what would be posted, what is held
+# back. In the foreground; Ctrl-C stops all three. Data under .mlp/prometheus.
+# Beside a second `make up`, give it the same MLP_STATE and MLP_PORT_OFFSET (and other ports:
+# PROMETHEUS_PORT, ALERTMANAGER_PORT, ALERT_PRINTER_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PROMETHEUS_PORT:-9090}
+ALERTMANAGER_PORT=${ALERTMANAGER_PORT:-9093}
+PRINTER_PORT=${ALERT_PRINTER_PORT:-9095}
 INTERVAL=${SCRAPE_INTERVAL:-5s}
 STATE=${MLP_STATE:-.mlp}/prometheus
-mkdir -p "$STATE/data"
-.venv/bin/python monitoring/generate.py --prometheus-config "$STATE/prometheus.yml" --scrape-interval "$INTERVAL"
+TOOLS=.tools/prometheus/bin
+mkdir -p "$STATE/data" "$STATE/alertmanager"
+.venv/bin/python monitoring/generate.py --scrape-interval "$INTERVAL" \
+  --prometheus-config "$STATE/prometheus.yml" --alertmanager "127.0.0.1:$ALERTMANAGER_PORT" \
+  --alertmanager-config "$STATE/alertmanager.yml" --printer-url "http://127.0.0.1:$PRINTER_PORT"
 while IFS=$'\t' read -r svc port _; do
   curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null \
     || echo "note: $svc is not answering on 127.0.0.1:$port (run \`make up\` in another terminal)"
 done < <(.venv/bin/mlp services)
-echo "Prometheus: http://127.0.0.1:$PORT  (scrapes every $INTERVAL; rules: monitoring/rules; Ctrl-C stops)"
+
+pids=()
+stop() {
+  trap - EXIT INT TERM
+  [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop EXIT
+trap 'exit 0' INT TERM
+
+.venv/bin/python monitoring/print_alerts.py --port "$PRINTER_PORT" &
+pids+=($!)
+"$TOOLS/alertmanager" --config.file="$STATE/alertmanager.yml" --storage.path="$STATE/alertmanager" \
+  --web.listen-address="127.0.0.1:$ALERTMANAGER_PORT" --cluster.listen-address= --log.level=warn &
+pids+=($!)
+# Alerts are re-sent every 15 s, not every minute: the first evaluation can come before Prometheus
+# has loaded its Alertmanager, and what it drops then would wait a minute to be sent again.
+"$TOOLS/prometheus" --config.file="$STATE/prometheus.yml" --web.listen-address="127.0.0.1:$PORT" \
+  --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time=2d --log.level=warn \
+  --rules.alert.resend-delay=15s &
+pids+=($!)
+echo "Prometheus:   http://127.0.0.1:$PORT  (scrapes every $INTERVAL; rules: monitoring/rules)"
 echo "  try: service:requests:rate5m, service_endpoint:prediction_latency_seconds:p99_rate5m, ALERTS"
-exec .tools/prometheus/bin/prometheus --config.file="$STATE/prometheus.yml" --web.listen-address="127.0.0.1:$PORT" \
-  --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time=2d --log.level=warn
+echo "Alertmanager: http://127.0.0.1:$ALERTMANAGER_PORT  (the cluster's routes; notifications print here)"
+echo "Ctrl-C stops all three."
+# Until one of them exits (a port taken, say): then the others are stopped too.
+status=0
+wait -n || status=$?
+echo "monitor: a process exited (status $status); stopping the others" >&2
+exit "$status"

@@ -11,15 +11,19 @@ from servekit import registry
 
 
 def prometheus_config(
-    targets: Mapping[str, str | Sequence[str]], interval: str = "15s", rules_dir: Path = HERE / "rules"
+    targets: Mapping[str, str | Sequence[str]],
+    interval: str = "15s",
+    rules_dir: Path = HERE / "rules",
+    alertmanager: str | None = None,
 ) -> dict[str, Any]:
-    """A Prometheus configuration scraping ``targets`` (service → host:port, or several) with the rules.
+    """A Prometheus configuration scraping ``targets`` (service → host:port, or several) with the rules,
+    sending the alerts to the Alertmanager at ``alertmanager`` (host:port) if one is given.
 
     Each service is its own job and its targets carry ``service=<name>``, ``namespace`` and
     ``pod``, as the in-cluster configuration sets them from the pods' metadata (a process here
     stands for a pod: ``<service>-<port>`` in namespace LOCAL_NAMESPACE).
     """
-    return {
+    config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(rules_dir.resolve() / "*.rules.yaml")],
         "scrape_configs": [
@@ -41,6 +45,9 @@ def prometheus_config(
             for service, addresses in targets.items()
         ],
     }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 LOCAL_NAMESPACE = "local"

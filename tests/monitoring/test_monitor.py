@@ -1,0 +1,158 @@
+"""`make monitor` (monitoring/monitor.sh): Prometheus, an Alertmanager routing as the cluster's does,
+and the printer that shows its notifications, started together and stopped together."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from mixin.alertmanager import ALERTMANAGER_CONFIG, RECEIVERS_DIR
+from mixin.alerts import alerts
+from mixin.cli import main as generate
+from mixin.platform import WATCHDOG, platform_alerts
+from processes import ROOT, free_port, installed
+from scripts import MONITORING, load_script
+from servekit import registry
+
+PRINTER = load_script("print_alerts", MONITORING / "print_alerts.py")
+
+
+def routes(config: Path, labels: list[str]) -> str:
+    done = subprocess.run(
+        [installed("amtool"), "config", "routes", "test", f"--config.file={config}", *labels],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_local_alertmanager_routes_every_alert_as_the_cluster_does(tmp_path: Path) -> None:
+    local = tmp_path / "alertmanager.yml"
+    assert generate(["--alertmanager-config", str(local), "--printer-url", "http://127.0.0.1:9"]) == 0
+    config = yaml.safe_load(local.read_text())
+    assert RECEIVERS_DIR not in local.read_text(), "no Secret to read on a laptop"
+    urls = {r["name"]: r["webhook_configs"][0]["url"] for r in config["receivers"]}
+    assert urls == {name: f"http://127.0.0.1:9/{name}" for name in urls}
+    committed = MONITORING / ALERTMANAGER_CONFIG
+    every = [(a, f"service={s}") for s in registry.available() for a in alerts(s)]
+    every += [(a, "") for a in platform_alerts()]
+    for alert, service in every:
+        labels = [f"alertname={alert.name}", f"severity={alert.severity}", *([service] if service else [])]
+        assert routes(local, labels) == routes(committed, labels), alert.name
+
+
+def test_the_printer_says_who_would_hear_of_each_alert() -> None:
+    notification = {
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {"alertname": "ModelNotReady", "severity": "critical", "service": "bankchurn"},
+                "annotations": {"summary": "The model is not loaded"},
+            }
+        ]
+    }
+    [paged] = PRINTER.lines("pager", notification, heartbeats=0)
+    assert " FIRING " in paged
+    assert paged.endswith(
+        "ModelNotReady [critical] bankchurn: The model is not loaded (would page through PagerDuty)"
+    )
+    [posted] = PRINTER.lines("chat", notification, heartbeats=0)
+    assert posted.endswith("(would post to Slack)")
+    assert PRINTER.lines("heartbeat", {"alerts": []}, heartbeats=1)
+    assert PRINTER.lines("heartbeat", {"alerts": []}, heartbeats=2) == []  # counted, not printed
+
+
+def answering(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextmanager
+def monitor(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """monitor.sh in the background, its output lines gathered as they come."""
+    env = {
+        **os.environ,
+        "MLP_STATE": str(tmp_path),
+        "SCRAPE_INTERVAL": "1s",
+        **{name: str(port) for name, port in ports.items()},
+    }
+    process = subprocess.Popen(
+        ["bash", str(MONITORING / "monitor.sh")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: output.extend(process.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        yield process, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def wait_for(condition: object, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+
+
+def local_ports() -> dict[str, int]:
+    return {
+        "PROMETHEUS_PORT": free_port(),
+        "ALERTMANAGER_PORT": free_port(),
+        "ALERT_PRINTER_PORT": free_port(),
+    }
+
+
+@pytest.mark.integration
+def test_the_heartbeat_reaches_the_terminal_and_ctrl_c_stops_all_three(tmp_path: Path) -> None:
+    ports = local_ports()
+    with monitor(tmp_path, ports) as (process, output):
+        wait_for(lambda: any("heartbeat:" in line for line in output) or process.poll() is not None)
+        assert process.poll() is None, "".join(output)
+        prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
+        active = httpx.get(f"{prometheus}/api/v1/alertmanagers", timeout=10).json()["data"][
+            "activeAlertmanagers"
+        ]
+        assert [a["url"] for a in active] == [f"http://127.0.0.1:{ports['ALERTMANAGER_PORT']}/api/v2/alerts"]
+        firing = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        assert WATCHDOG in {a["labels"]["alertname"] for a in firing}
+        process.send_signal(signal.SIGINT)  # the terminal's Ctrl-C reaches the script
+        assert process.wait(timeout=30) == 0
+    assert not [name for name, port in ports.items() if answering(port)], "left running"
+
+
+@pytest.mark.integration
+def test_when_one_cannot_start_the_others_stop_and_it_says_so(tmp_path: Path) -> None:
+    ports = local_ports()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports["PROMETHEUS_PORT"]))
+        taken.listen()
+        with monitor(tmp_path, ports) as (process, output):
+            status = process.wait(timeout=60)
+    assert status != 0
+    assert any("a process exited" in line for line in output), "".join(output)
+    others = {name: port for name, port in ports.items() if name != "PROMETHEUS_PORT"}
+    assert not [name for name, port in others.items() if answering(port)], "left running"
