@@ -23,6 +23,7 @@ while IFS=$'\t' read -r svc port _; do
 done < <(.venv/bin/mlp services)
 
 pids=()
+# shellcheck disable=SC2329  # called by the EXIT trap
 stop() {
   trap - EXIT INT TERM
   [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
