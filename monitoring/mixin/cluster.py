@@ -21,6 +21,9 @@ AUTOSCALER_CURRENT = "kube_horizontalpodautoscaler_status_current_replicas"
 AUTOSCALER_DESIRED = "kube_horizontalpodautoscaler_status_desired_replicas"
 #: One series per condition (AbleToScale, ScalingActive, ScalingLimited) and status; 1 is the one held.
 AUTOSCALER_CONDITION = "kube_horizontalpodautoscaler_status_condition"
+#: The platform's StatefulSets (Alertmanager's pair): replicas wanted, and ready.
+STATEFULSET_REPLICAS = "kube_statefulset_replicas"
+STATEFULSET_READY = "kube_statefulset_status_replicas_ready"
 
 CLUSTER_METRICS = (
     DEPLOYMENT_REPLICAS,
@@ -31,12 +34,19 @@ CLUSTER_METRICS = (
     AUTOSCALER_CURRENT,
     AUTOSCALER_DESIRED,
     AUTOSCALER_CONDITION,
+    STATEFULSET_REPLICAS,
+    STATEFULSET_READY,
 )
 
 
 def deployment(metric: str, service: str) -> str:
     """A Deployment series of the service's Deployment."""
     return f'{metric}{{job="{JOB}",deployment="{service}"}}'
+
+
+def statefulset(metric: str, name: str) -> str:
+    """A StatefulSet series of the StatefulSet ``name``."""
+    return f'{metric}{{job="{JOB}",statefulset="{name}"}}'
 
 
 def autoscaler(metric: str, service: str, extra: str = "") -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from mixin.alerts import Alert
 from mixin.cluster import JOB as CLUSTER_JOB
+from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset
 from mixin.rule_tests import Case, alert_tests, series_str
 
 #: The rule file's name, beside the services' (rules/<name>.rules.yaml, tests/<name>.test.yaml).
@@ -25,6 +26,8 @@ PLATFORM = "platform"
 ALERTMANAGER_JOB = "alertmanager"
 NOTIFICATIONS = "alertmanager_notifications_total"
 NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
+#: Alertmanager's StatefulSet (k8s/base/alertmanager).
+ALERTMANAGER_STATEFULSET = "alertmanager"
 #: How many members a replica's gossip cluster has, itself included, as that replica sees it.
 CLUSTER_MEMBERS = "alertmanager_cluster_members"
 #: Share of an integration's notifications that may fail (15 m) before the platform is told.
@@ -77,13 +80,25 @@ def platform_alerts() -> list[Alert]:
             "10m",
         ),
         Alert(
+            "AlertmanagerReplicasUnavailable",
+            f"{statefulset(STATEFULSET_REPLICAS, ALERTMANAGER_STATEFULSET)}\n>\n"
+            f"{statefulset(STATEFULSET_READY, ALERTMANAGER_STATEFULSET)}",
+            "warning",
+            "Alertmanager has had fewer ready replicas than the {{ $value }} it wants for 15 minutes",
+            "For 15 minutes the Alertmanager StatefulSet has had fewer ready replicas than the "
+            "{{ $value }} it wants: the ones left notify alone, and losing them too leaves no one to "
+            "notify (the heartbeat service would then say so). A replica that cannot be scheduled, "
+            "whose volume cannot attach in its zone, or that never becomes ready.",
+            "15m",
+        ),
+        Alert(
             "ClusterStateMissing",
             f'absent(up{{job="{CLUSTER_JOB}"}} == 1)',
             "warning",
             "kube-state-metrics is not scraped: no service's replica or autoscaler alert can fire",
             "For 15 minutes Prometheus has had no kube-state-metrics to scrape, or could not scrape "
             "it, so ReplicasUnavailable, AutoscalerAtMaximum and AutoscalerInactive are blind for "
-            "every service.",
+            "every service, and AlertmanagerReplicasUnavailable for the platform.",
             "15m",
         ),
     ]
@@ -94,14 +109,16 @@ def platform_rule_file() -> dict[str, Any]:
 
 
 def platform_cases() -> list[Case]:
-    alertmanager = {"job": ALERTMANAGER_JOB, "instance": "alertmanager:9093"}
+    # A replica as the DNS discovery names it (by pod IP), and the one kube-state-metrics.
+    alertmanager = {"job": ALERTMANAGER_JOB, "instance": "10.0.0.1:9093"}
+    kube_state_metrics = {"job": CLUSTER_JOB, "instance": "kube-state-metrics:8080"}
 
     def sent(integration: str, total: str, failed: str) -> dict[str, str]:
         labels = {**alertmanager, "integration": integration}
         return {series_str(NOTIFICATIONS, labels): total, series_str(NOTIFICATIONS_FAILED, labels): failed}
 
     def scraped(up: str) -> dict[str, str]:
-        return {series_str("up", {"job": CLUSTER_JOB, "instance": "kube-state-metrics:8080"}): up}
+        return {series_str("up", kube_state_metrics): up}
 
     def replicas(*members: tuple[str, str | None]) -> dict[str, str]:
         """Each replica's ``up`` and its count of members (none when it is down), by pod IP, as the
@@ -114,8 +131,16 @@ def platform_cases() -> list[Case]:
                 series[series_str(CLUSTER_MEMBERS, replica)] = seen
         return series
 
+    def wanted_and_ready(wanted: str, ready: str) -> dict[str, str]:
+        pair = {**kube_state_metrics, "statefulset": ALERTMANAGER_STATEFULSET}
+        return {
+            series_str(STATEFULSET_REPLICAS, pair): wanted,
+            series_str(STATEFULSET_READY, pair): ready,
+        }
+
     failing = "NotificationsFailing"
     apart = "AlertmanagerReplicasApart"
+    unavailable = "AlertmanagerReplicasUnavailable"
     missing = "ClusterStateMissing"
     return [
         # Whatever the series, from the first evaluation.
@@ -154,6 +179,21 @@ def platform_cases() -> list[Case]:
             "15m",
         ),
         Case(apart, "quiet: not for 10 minutes yet", replicas(("1x30", "1x30"), ("1x30", "1x30")), "9m"),
+        Case(
+            unavailable,
+            "fires: one of two not ready",
+            wanted_and_ready("2x30", "1x30"),
+            "20m",
+            [{"alertname": unavailable, **kube_state_metrics, "statefulset": ALERTMANAGER_STATEFULSET}],
+            rendered={"{{ $value }}": "2"},
+        ),
+        Case(unavailable, "quiet: both ready", wanted_and_ready("2x30", "2x30"), "20m"),
+        Case(
+            unavailable,
+            "quiet: a restart, ready again within 15 minutes",
+            wanted_and_ready("2x30", "1x5 2x25"),
+            "20m",
+        ),
         Case(missing, "fires: scraped, but down", scraped("0x30"), "20m", [{"alertname": missing}]),
         Case(
             missing,

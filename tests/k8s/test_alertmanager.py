@@ -22,10 +22,10 @@ from manifests import (
 from test_manifests import flow, pod
 
 from mixin.alertmanager import ALERTMANAGER_CONFIG, RECEIVER_KEYS, RECEIVERS_DIR
-from mixin.platform import ALERTMANAGER_JOB
+from mixin.platform import ALERTMANAGER_JOB, ALERTMANAGER_STATEFULSET
 from scripts import MONITORING
 
-NAME = "alertmanager"
+NAME = ALERTMANAGER_STATEFULSET  # what AlertmanagerReplicasUnavailable selects by (mixin.platform)
 #: Where the StorageClass of each overlay's volumes comes from (its kustomization's patches).
 STORAGE_CLASSES = {"gke": "standard-rwo", "eks": "gp3"}
 

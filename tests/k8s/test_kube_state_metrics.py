@@ -14,14 +14,14 @@ from mixin.cluster import CLUSTER_METRICS, JOB
 
 NAME = "kube-state-metrics"
 #: The kinds it reports (--resources) and the API group of each (its Role).
-KINDS = {"deployments": "apps", "horizontalpodautoscalers": "autoscaling"}
+KINDS = {"deployments": "apps", "horizontalpodautoscalers": "autoscaling", "statefulsets": "apps"}
 
 
 def args(overlay: Rendered) -> dict[str, str]:
     return flags(overlay.get("Deployment", NAME))
 
 
-def test_it_reports_the_two_kinds_and_exactly_the_series_the_mixin_reads(overlay: Rendered) -> None:
+def test_it_reports_its_kinds_and_exactly_the_series_the_mixin_reads(overlay: Rendered) -> None:
     given = args(overlay)
     assert set(given["resources"].split(",")) == set(KINDS)
     assert sorted(given["metric-allowlist"].split(",")) == sorted(CLUSTER_METRICS)
