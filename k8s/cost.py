@@ -42,7 +42,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,8 +129,8 @@ class Workload:
     pod: Requests
     floor: int
     ceiling: int
-    #: GiB per StorageClass each replica claims (a StatefulSet's volumeClaimTemplates).
-    claims: Mapping[str, float] = field(default_factory=dict)
+    #: (StorageClass, GiB) of each volume a replica claims (a StatefulSet's volumeClaimTemplates).
+    claims: tuple[tuple[str, float], ...] = ()
     #: Cores an HPA holds each pod at (its CPU utilisation target times the pod's CPU request).
     cpu_target: float | None = None
     #: Its Pods run only on Spot capacity (SPOT_NODE_LABELS), which is priced apart.
@@ -248,11 +248,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
             floor, ceiling = int(hpa["spec"].get("minReplicas", 1)), int(hpa["spec"]["maxReplicas"])
             utilisation = cpu_utilisation_target(hpa)
             target = utilisation * pod.cpu if utilisation is not None else None
-        claims: dict[str, float] = {}
-        for template in o["spec"].get("volumeClaimTemplates", []):
-            storage_class = template["spec"].get("storageClassName", "default")
-            size = quantity(template["spec"]["resources"]["requests"]["storage"]) / GIB
-            claims[storage_class] = claims.get(storage_class, 0.0) + size
+        claims = tuple(claim_size(template) for template in o["spec"].get("volumeClaimTemplates", []))
         found.append(
             Workload(
                 kind,
@@ -269,19 +265,27 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
     return found
 
 
+def claim_size(claim: Obj) -> tuple[str, float]:
+    """A claim's (or a claim template's) StorageClass and the GiB it requests."""
+    storage_class = claim["spec"].get("storageClassName", "default")
+    return storage_class, quantity(claim["spec"]["resources"]["requests"]["storage"]) / GIB
+
+
 def claimed_storage(
-    objects: Sequence[Obj], found: Sequence[Workload], replicas: Mapping[str, int]
+    objects: Sequence[Obj],
+    found: Sequence[Workload],
+    replicas: Mapping[str, int],
+    smallest: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """GiB per StorageClass: standalone claims, and each StatefulSet's per replica it runs."""
+    """GiB per StorageClass the cloud provisions: standalone claims, and each StatefulSet's per
+    replica it runs, each raised to its class's ``smallest`` disk (a balanced persistent disk is
+    10 GiB at least: a claim of 1Gi is billed as 10)."""
+    smallest = smallest or {}
+    volumes = [claim_size(o) for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    volumes += [claim for w in found for claim in w.claims * replicas[w.name]]
     storage: dict[str, float] = {}
-    for o in objects:
-        if o["kind"] == "PersistentVolumeClaim":
-            storage_class = o["spec"].get("storageClassName", "default")
-            size = quantity(o["spec"]["resources"]["requests"]["storage"]) / GIB
-            storage[storage_class] = storage.get(storage_class, 0.0) + size
-    for workload in found:
-        for storage_class, size in workload.claims.items():
-            storage[storage_class] = storage.get(storage_class, 0.0) + size * replicas[workload.name]
+    for storage_class, size in volumes:
+        storage[storage_class] = storage.get(storage_class, 0.0) + max(size, smallest.get(storage_class, 0.0))
     return storage
 
 
@@ -388,7 +392,7 @@ def bill(
     replicas: Mapping[str, int],
 ) -> Bill:
     """Dollars a month with ``replicas`` of each workload (by name)."""
-    storage = claimed_storage(objects, found, replicas)
+    storage = claimed_storage(objects, found, replicas, prices.get("storage_smallest_gib"))
     unpriced = sorted(set(storage) - set(prices["storage_gib_month"]))
     if unpriced:
         raise CostError(f"no price for the StorageClass(es) {', '.join(unpriced)} in {PRICES.name}")

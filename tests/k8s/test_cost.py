@@ -158,6 +158,20 @@ def test_statefulset_claims_count_per_replica_and_standalone_claims_once() -> No
     assert cost.claimed_storage(objects, found, {"db": 1}) == {"standard-rwo": pytest.approx(15.0)}
 
 
+def test_a_claim_under_the_smallest_disk_is_billed_as_the_smallest() -> None:
+    """A balanced persistent disk is 10 GiB at least: Alertmanager's 1Gi claims are billed as 10."""
+    statefulset = deployment("alertmanager", [container("a", "10m", "32Mi")], replicas=2)
+    statefulset["kind"] = "StatefulSet"
+    statefulset["spec"]["volumeClaimTemplates"] = [
+        {"spec": {"storageClassName": "standard-rwo", "resources": {"requests": {"storage": "1Gi"}}}}
+    ]
+    objects = [statefulset, claim("prometheus", "20Gi", "standard-rwo")]
+    found = cost.workloads(objects)
+    smallest = PRICES["gke"]["storage_smallest_gib"]
+    assert cost.claimed_storage(objects, found, {"alertmanager": 2}, smallest) == {"standard-rwo": 40.0}
+    assert cost.claimed_storage(objects, found, {"alertmanager": 2}) == {"standard-rwo": pytest.approx(22.0)}
+
+
 BURSTING = PRICES["gke"]["autopilot_rounding"]
 #: A cluster created before GKE 1.30.2 (no bursting): CPU in steps of 0.25 vCPU.
 STEPPED = {**BURSTING, "cpu_min": 0.25, "cpu_step": 0.25}
