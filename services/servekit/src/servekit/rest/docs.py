@@ -87,13 +87,14 @@ def install_docs(app: FastAPI) -> None:
     ``root_path``, so the pages work behind an ingress that serves the service under a prefix.
     """
 
-    def urls(request: Request) -> tuple[str, str]:
+    def under_prefix(request: Request) -> tuple[str, str, str]:
+        """The schema's, the assets' and the service's own path, under the request's prefix."""
         root = request.scope.get("root_path", "").rstrip("/")
-        return root + (app.openapi_url or "/openapi.json"), root + DOCS_ASSETS
+        return root + (app.openapi_url or "/openapi.json"), root + DOCS_ASSETS, root
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
-        openapi_url, assets = urls(request)
+        openapi_url, assets, root = under_prefix(request)
         return secured(
             get_swagger_ui_html(
                 openapi_url=openapi_url,
@@ -101,7 +102,7 @@ def install_docs(app: FastAPI) -> None:
                 swagger_js_url=f"{assets}/swagger-ui-bundle.js",
                 swagger_css_url=f"{assets}/swagger-ui.css",
                 swagger_favicon_url=f"{assets}/favicon.png",
-                oauth2_redirect_url=request.scope.get("root_path", "").rstrip("/") + "/docs/oauth2-redirect",
+                oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
                 swagger_ui_parameters=SWAGGER_UI_PARAMETERS,
             )
         )
@@ -112,7 +113,7 @@ def install_docs(app: FastAPI) -> None:
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
-        openapi_url, assets = urls(request)
+        openapi_url, assets, _ = under_prefix(request)
         return secured(
             get_redoc_html(
                 openapi_url=openapi_url,
