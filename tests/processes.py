@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,7 @@ __all__ = [
     "start_keyed_service",
     "start_mlflow",
     "start_service",
+    "wait_until",
 ]
 
 
@@ -72,6 +74,15 @@ def start_keyed_service(
     keys_file.write_text("".join(auth.key_line(c, k, clients[c]) + "\n" for c, k in keys.items()))
     environment = {**environment, f"{name.upper()}_API_KEYS_FILE": str(keys_file)}
     return KeyedService(start_service(name, logs_dir, environment, label=label), keys_file, keys)
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 60) -> None:
+    """Poll ``condition`` until it holds; a TimeoutError if it has not after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {seconds:g} s")
+        time.sleep(0.2)
 
 
 @contextmanager

@@ -125,7 +125,7 @@ def platform_cases() -> list[Case]:
         DNS discovery names them."""
         series = {}
         for index, (up, seen) in enumerate(members):
-            replica = {"job": ALERTMANAGER_JOB, "instance": f"10.0.0.{index + 1}:9093"}
+            replica = {**alertmanager, "instance": f"10.0.0.{index + 1}:9093"}
             series[series_str("up", replica)] = up
             if seen is not None:
                 series[series_str(CLUSTER_MEMBERS, replica)] = seen

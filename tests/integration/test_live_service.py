@@ -19,6 +19,7 @@ from processes import (
     metric_value,
     predict_its_example,
     start_service,
+    wait_until,
 )
 from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
@@ -297,13 +298,3 @@ def test_registry_down_is_reported_in_one_json_line_per_attempt(logs_dir: Path) 
     assert all(line["severity"] == "ERROR" and line["logger"] == "servekit.runtime" for line in failures)
     assert {line["service"] for line in lines} == {"bankchurn"}
     assert all("request_id" not in line for line in failures)  # loading is no request's doing
-
-
-def wait_until(condition, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition never held")
-        time.sleep(0.2)

@@ -11,7 +11,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from mixin.alertmanager import (
 from mixin.alerts import alerts
 from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, platform_alerts
 from mixin.rule_tests import render
-from processes import free_port, installed
+from processes import free_port, installed, wait_until
 from scripts import MONITORING
 from servekit import registry
 from servekit.local import Server, start
@@ -251,13 +251,6 @@ def start_prometheus(
         port,
         directory,
     )
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
 
 
 #: The alerts Prometheus fires in the live test, for BankChurn: two pages, each with a warning the

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from mixin.alertmanager import ALERTMANAGER_CONFIG, RECEIVERS_DIR
 from mixin.alerts import alerts
 from mixin.cli import main as generate
 from mixin.platform import WATCHDOG, platform_alerts
-from processes import ROOT, free_port, installed
+from processes import ROOT, free_port, installed, wait_until
 from scripts import MONITORING, load_script
 from servekit import registry
 
@@ -111,13 +110,6 @@ def monitor(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.
         process.wait(timeout=30)
 
 
-def wait_for(condition: object, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-
-
 def local_ports() -> dict[str, int]:
     return {
         "PROMETHEUS_PORT": free_port(),
@@ -130,7 +122,7 @@ def local_ports() -> dict[str, int]:
 def test_the_heartbeat_reaches_the_terminal_and_ctrl_c_stops_all_three(tmp_path: Path) -> None:
     ports = local_ports()
     with monitor(tmp_path, ports) as (process, output):
-        wait_for(lambda: any("heartbeat:" in line for line in output) or process.poll() is not None)
+        wait_until(lambda: any("heartbeat:" in line for line in output) or process.poll() is not None)
         assert process.poll() is None, "".join(output)
         prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
         active = httpx.get(f"{prometheus}/api/v1/alertmanagers", timeout=10).json()["data"][

@@ -17,20 +17,22 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servekit.rest.request_id import incoming_headers
+
 NO_STORE = (b"cache-control", b"no-store")
 NO_SNIFF = (b"x-content-type-options", b"nosniff")
 NOTHING_TO_LOAD = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 #: A year, as the HSTS preload list asks; no includeSubDomains: the domain may serve other sites.
 HTTPS_ONLY = (b"strict-transport-security", b"max-age=31536000")
 
-_FORWARDED_PROTO = b"x-forwarded-proto"
+FORWARDED_PROTO = "x-forwarded-proto"
 
 
 def came_over_https(scope: Scope) -> bool:
     if scope.get("scheme") == "https":
         return True
-    headers = scope.get("headers", ())
-    return any(name == _FORWARDED_PROTO and value.lower() == b"https" for name, value in headers)
+    forwarded = incoming_headers(scope, {FORWARDED_PROTO.encode()}).get(FORWARDED_PROTO, "")
+    return forwarded.lower() == "https"
 
 
 def security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
