@@ -39,9 +39,13 @@ class Rendered:
         assert len(found) == 1, f"{self.overlay}: expected one {kind}/{name}, found {len(found)}"
         return found[0]
 
+    def workloads(self) -> list[Obj]:
+        """Every Deployment and StatefulSet."""
+        return [o for o in self.objects if o["kind"] in WORKLOADS]
+
     def workload(self, name: str) -> Obj:
         """The one Deployment or StatefulSet called ``name``."""
-        found = [o for o in self.objects if o["kind"] in WORKLOADS and o["metadata"]["name"] == name]
+        found = [o for o in self.workloads() if o["metadata"]["name"] == name]
         assert len(found) == 1, (
             f"{self.overlay}: expected one Deployment or StatefulSet {name}, found {len(found)}"
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from manifests import OVERLAYS, SERVICES, WORKLOADS, Rendered, render
+from manifests import OVERLAYS, SERVICES, Rendered, render
 
 from scripts import load_k8s_cost
 
@@ -683,7 +683,7 @@ def test_every_workload_of_both_overlays_is_counted_with_its_autoscaler(
 ) -> None:
     for overlay, rendered in rendered_objects.items():
         found = {w.name: w for w in cost.workloads(rendered.objects)}
-        workloads = {o["metadata"]["name"] for o in rendered.objects if o["kind"] in WORKLOADS}
+        workloads = {o["metadata"]["name"] for o in rendered.workloads()}
         assert set(found) == workloads, overlay
         # A StatefulSet at its replicas, each with its own claim (Alertmanager's pair).
         alertmanager = rendered.get("StatefulSet", "alertmanager")["spec"]

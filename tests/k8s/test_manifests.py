@@ -20,7 +20,6 @@ from manifests import (
     K8S_CHECK,
     ROOT,
     SERVICES,
-    WORKLOADS,
     Obj,
     Rendered,
     configmap_env,
@@ -274,7 +273,7 @@ def test_pdb_lets_a_node_drain(overlay: Rendered) -> None:
 
 
 def test_services_select_workloads(overlay: Rendered) -> None:
-    workloads = [o for o in overlay.objects if o["kind"] in WORKLOADS]
+    workloads = overlay.workloads()
     for service in overlay.of_kind("Service"):
         matched = [d for d in workloads if selects(service["spec"]["selector"], pod_labels(d))]
         assert len(matched) == 1, service["metadata"]["name"]
@@ -288,7 +287,7 @@ def test_services_select_workloads(overlay: Rendered) -> None:
 def test_images_are_the_ones_ci_builds(overlay: Rendered) -> None:
     values = overlay.values()
     built = set()
-    for workload in (o for o in overlay.objects if o["kind"] in WORKLOADS):
+    for workload in overlay.workloads():
         for spec in workload["spec"]["template"]["spec"]["containers"]:
             image: str = spec["image"]
             assert ":" in image.rsplit("/", 1)[-1], image
