@@ -5,10 +5,11 @@ receiver that refuses Alertmanager's notifications silences whatever is routed t
 belongs to one service, so their alerts carry no ``service`` label and have their own rule file
 (``rules/platform.rules.yaml``) and promtool tests.
 
-What no alert can say is that Prometheus or Alertmanager is down, or cannot reach the outside: the
-Watchdog fires always, Alertmanager sends it to a heartbeat service outside the cluster
-(mixin.alertmanager), and that service tells the team when the pings stop (kube-prometheus's
-dead man's switch).
+Prometheus and Alertmanager run two replicas each: kube-state-metrics says when one is missing,
+and the other still alerts. What no alert can say is that both are down, or cannot reach the
+outside: the Watchdog fires always, Alertmanager sends it to a heartbeat service outside the
+cluster (mixin.alertmanager), and that service tells the team when the pings stop
+(kube-prometheus's dead man's switch).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ NOTIFICATIONS = "alertmanager_notifications_total"
 NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
 #: Alertmanager's StatefulSet (k8s/base/alertmanager).
 ALERTMANAGER_STATEFULSET = "alertmanager"
+#: Prometheus's StatefulSet (k8s/base/prometheus).
+PROMETHEUS_STATEFULSET = "prometheus"
 #: How many members a replica's gossip cluster has, itself included, as that replica sees it.
 CLUSTER_MEMBERS = "alertmanager_cluster_members"
 #: Share of an integration's notifications that may fail (15 m) before the platform is told.
@@ -79,17 +82,18 @@ def platform_alerts() -> list[Alert]:
             "nothing the other sends.",
             "10m",
         ),
-        Alert(
-            "AlertmanagerReplicasUnavailable",
-            f"{statefulset(STATEFULSET_REPLICAS, ALERTMANAGER_STATEFULSET)}\n>\n"
-            f"{statefulset(STATEFULSET_READY, ALERTMANAGER_STATEFULSET)}",
-            "warning",
-            "Alertmanager has had fewer ready replicas than the {{ $value }} it wants for 15 minutes",
-            "For 15 minutes the Alertmanager StatefulSet has had fewer ready replicas than the "
-            "{{ $value }} it wants: the ones left notify alone, and losing them too leaves no one to "
-            "notify (the heartbeat service would then say so). A replica that cannot be scheduled, "
-            "whose volume cannot attach in its zone, or that never becomes ready.",
-            "15m",
+        replicas_unavailable(
+            ALERTMANAGER_STATEFULSET,
+            "Alertmanager",
+            "the ones left notify alone, and losing them too leaves no one to notify (the heartbeat "
+            "service would then say so)",
+        ),
+        replicas_unavailable(
+            PROMETHEUS_STATEFULSET,
+            "Prometheus",
+            "the one left is the only one scraping and alerting, and losing it too stops every alert "
+            "(the heartbeat service would then say so); a replica that comes back has a gap in its "
+            "data for the time it was away",
         ),
         Alert(
             "ClusterStateMissing",
@@ -98,10 +102,26 @@ def platform_alerts() -> list[Alert]:
             "kube-state-metrics is not scraped: no service's replica or autoscaler alert can fire",
             "For 15 minutes Prometheus has had no kube-state-metrics to scrape, or could not scrape "
             "it, so ReplicasUnavailable, AutoscalerAtMaximum and AutoscalerInactive are blind for "
-            "every service, and AlertmanagerReplicasUnavailable for the platform.",
+            "every service, and AlertmanagerReplicasUnavailable and PrometheusReplicasUnavailable "
+            "for the platform.",
             "15m",
         ),
     ]
+
+
+def replicas_unavailable(name: str, title: str, consequence: str) -> Alert:
+    """``<title>ReplicasUnavailable``: the StatefulSet ``name`` has had fewer ready replicas than it
+    wants for 15 minutes, from kube-state-metrics (a replica cannot tell that it is missing)."""
+    return Alert(
+        f"{title}ReplicasUnavailable",
+        f"{statefulset(STATEFULSET_REPLICAS, name)}\n>\n{statefulset(STATEFULSET_READY, name)}",
+        "warning",
+        f"{title} has had fewer ready replicas than the {{{{ $value }}}} it wants for 15 minutes",
+        f"For 15 minutes the {title} StatefulSet has had fewer ready replicas than the "
+        f"{{{{ $value }}}} it wants: {consequence}. A replica that cannot be scheduled, whose "
+        "volume cannot attach in its zone, or that never becomes ready.",
+        "15m",
+    )
 
 
 def platform_rule_file() -> dict[str, Any]:
@@ -131,8 +151,8 @@ def platform_cases() -> list[Case]:
                 series[series_str(CLUSTER_MEMBERS, replica)] = seen
         return series
 
-    def wanted_and_ready(wanted: str, ready: str) -> dict[str, str]:
-        pair = {**kube_state_metrics, "statefulset": ALERTMANAGER_STATEFULSET}
+    def wanted_and_ready(wanted: str, ready: str, name: str = ALERTMANAGER_STATEFULSET) -> dict[str, str]:
+        pair = {**kube_state_metrics, "statefulset": name}
         return {
             series_str(STATEFULSET_REPLICAS, pair): wanted,
             series_str(STATEFULSET_READY, pair): ready,
@@ -141,6 +161,7 @@ def platform_cases() -> list[Case]:
     failing = "NotificationsFailing"
     apart = "AlertmanagerReplicasApart"
     unavailable = "AlertmanagerReplicasUnavailable"
+    prometheus_unavailable = "PrometheusReplicasUnavailable"
     missing = "ClusterStateMissing"
     return [
         # Whatever the series, from the first evaluation.
@@ -192,6 +213,40 @@ def platform_cases() -> list[Case]:
             unavailable,
             "quiet: a restart, ready again within 15 minutes",
             wanted_and_ready("2x30", "1x5 2x25"),
+            "20m",
+        ),
+        # The same rule for Prometheus's pair; the other StatefulSet's series do not fire it.
+        Case(
+            prometheus_unavailable,
+            "fires: one of two not ready",
+            {
+                **wanted_and_ready("2x30", "1x30", PROMETHEUS_STATEFULSET),
+                **wanted_and_ready("2x30", "2x30"),
+            },
+            "20m",
+            [
+                {
+                    "alertname": prometheus_unavailable,
+                    **kube_state_metrics,
+                    "statefulset": PROMETHEUS_STATEFULSET,
+                }
+            ],
+            rendered={"{{ $value }}": "2"},
+        ),
+        Case(
+            prometheus_unavailable,
+            "quiet: Alertmanager's replica missing, Prometheus's both ready",
+            {
+                **wanted_and_ready("2x30", "2x30", PROMETHEUS_STATEFULSET),
+                **wanted_and_ready("2x30", "1x30"),
+            },
+            "20m",
+        ),
+        # The staging footprint (k8s/components/staging-footprint) wants one.
+        Case(
+            prometheus_unavailable,
+            "quiet: the one replica staging wants, ready",
+            wanted_and_ready("1x30", "1x30", PROMETHEUS_STATEFULSET),
             "20m",
         ),
         Case(missing, "fires: scraped, but down", scraped("0x30"), "20m", [{"alertname": missing}]),

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from manifests import K8S_CHECK, OVERLAYS, ROOT, SERVICES, Rendered, configmap_env, render
+from manifests import K8S_CHECK, OVERLAYS, ROOT, SERVICES, Obj, Rendered, configmap_env, render
 from test_manifests import model_deployments
 
 from scripts import load_k8s_cost
@@ -68,7 +68,9 @@ def test_a_component_changes_only_the_settings(composed: tuple[str, Rendered, Re
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_staging_footprint_lowers_each_model_hpas_floor_to_one_and_changes_nothing_else(overlay: str) -> None:
+def test_staging_footprint_lowers_each_model_hpas_floor_and_prometheus_to_one_and_changes_nothing_else(
+    overlay: str,
+) -> None:
     plain, staging = render(overlay), render(overlay, components=["staging-footprint"])
     autoscalers = {o["metadata"]["name"]: o for o in staging.of_kind("HorizontalPodAutoscaler")}
     assert set(autoscalers) == set(SERVICES)
@@ -77,8 +79,20 @@ def test_staging_footprint_lowers_each_model_hpas_floor_to_one_and_changes_nothi
         before = plain.get("HorizontalPodAutoscaler", service)["spec"]
         assert before["minReplicas"] > 1
         assert {**autoscalers[service]["spec"], "minReplicas": before["minReplicas"]} == before
-    others = [o for o in staging.objects if o["kind"] != "HorizontalPodAutoscaler"]
-    assert others == [o for o in plain.objects if o["kind"] != "HorizontalPodAutoscaler"]
+    prometheus = plain.get("StatefulSet", "prometheus")
+    assert prometheus["spec"]["replicas"] > 1
+    one = {**prometheus, "spec": {**prometheus["spec"], "replicas": 1}}
+    assert staging.get("StatefulSet", "prometheus") == one
+    changed = {"HorizontalPodAutoscaler", "StatefulSet/prometheus"}
+
+    def others(rendered: Rendered) -> list[Obj]:
+        return [
+            o
+            for o in rendered.objects
+            if o["kind"] not in changed and f"{o['kind']}/{o['metadata']['name']}" not in changed
+        ]
+
+    assert others(staging) == others(plain)
 
 
 #: The node label each cloud marks Spot capacity with, and its value (GKE Autopilot's Spot Pods; the

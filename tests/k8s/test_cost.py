@@ -713,7 +713,7 @@ def test_a_component_adds_exactly_the_pods_it_brings(rendered_objects: dict[str,
     assert added > 0
 
 
-def test_the_staging_footprint_takes_one_pod_a_service_off_the_floor(
+def test_the_staging_footprint_takes_one_pod_a_service_and_a_prometheus_off_the_floor(
     rendered_objects: dict[str, Rendered],
 ) -> None:
     prices = PRICES["gke"]
@@ -724,9 +724,14 @@ def test_the_staging_footprint_takes_one_pod_a_service_off_the_floor(
         for objects in (plain, staging)
         for found in [cost.workloads(objects)]
     )
-    model_pod = next(w for w in cost.workloads(plain) if w.name == SERVICES[0]).pod
-    saved = len(SERVICES) * cost.pod_hour(model_pod, prices) * cost.HOURS_PER_MONTH
-    assert before.total - after.total == pytest.approx(saved)
+    by_name = {w.name: w for w in cost.workloads(plain)}
+    model_pod, prometheus = by_name[SERVICES[0]].pod, by_name["prometheus"]
+    pods = len(SERVICES) * cost.pod_hour(model_pod, prices) + cost.pod_hour(prometheus.pod, prices)
+    [(storage_class, size)] = prometheus.claims
+    disk = size * prices["storage_gib_month"][storage_class]
+    assert before.compute - after.compute == pytest.approx(pods * cost.HOURS_PER_MONTH)
+    assert before.storage - after.storage == pytest.approx(disk)
+    assert before.total - after.total == pytest.approx(pods * cost.HOURS_PER_MONTH + disk)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -770,7 +775,7 @@ def test_make_cost_prints_each_overlay_and_prices_a_million_predictions(
         assert f"{overlay}: " in out
     assert out.count("at the floor: $") == len(OVERLAYS)
     assert out.count("per million") == len(OVERLAYS) * len(SERVICES)
-    for name in ("Deployment/mlflow", "Deployment/prometheus", "Deployment/grafana"):
+    for name in ("Deployment/mlflow", "StatefulSet/prometheus", "Deployment/grafana"):
         assert name in out
 
 

@@ -260,8 +260,8 @@ def test_hpa(overlay: Rendered) -> None:
 def test_pdb_lets_a_node_drain(overlay: Rendered) -> None:
     hpas = {h["metadata"]["name"]: h for h in overlay.of_kind("HorizontalPodAutoscaler")}
     pdbs = overlay.of_kind("PodDisruptionBudget")
-    # Every workload of more than one replica: the model servers and Alertmanager.
-    assert {p["metadata"]["name"] for p in pdbs} == {*SERVICES, "alertmanager"}
+    # Every workload of more than one replica: the model servers, Prometheus and Alertmanager.
+    assert {p["metadata"]["name"] for p in pdbs} == {*SERVICES, "prometheus", "alertmanager"}
     for pdb in pdbs:
         name = pdb["metadata"]["name"]
         spec = pdb["spec"]
@@ -317,7 +317,7 @@ def test_prometheus_scrapes_what_the_pods_serve(overlay: Rendered, app_paths: se
     for deployment in model_deployments(overlay).values():
         assert pod_labels(deployment)[key] == value
         assert port_keep["regex"] in {p["name"] for p in container(deployment)["ports"]}
-    prometheus = overlay.get("Deployment", "prometheus")
+    prometheus = overlay.get("StatefulSet", "prometheus")
     mounts = {m["name"]: m["mountPath"] for m in container(prometheus)["volumeMounts"]}
     assert config["rule_files"] == [f"{mounts['rules']}/*.yaml"]
     rules = overlay.configmap("prometheus-rules")["data"]

@@ -7,32 +7,34 @@ its notifications on 127.0.0.1 where Slack and PagerDuty would.
 
 from __future__ import annotations
 
-import json
 import subprocess
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
+from alerting import (
+    CONFIG,
+    LABELS,
+    Receiver,
+    always,
+    local_configuration,
+    slack_titles,
+    start_alertmanager,
+    start_prometheus,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from mixin.alertmanager import (
-    ALERTMANAGER_CONFIG,
     CHAT,
     HEARTBEAT,
-    HEARTBEAT_URL_KEY,
     INHIBITIONS,
     PAGER,
-    PAGERDUTY_ROUTING_KEY_KEY,
     RECEIVER_KEYS,
     RECEIVERS_DIR,
     SEVERITIES,
-    SLACK_WEBHOOK_URL_KEY,
 )
 from mixin.alerts import alerts
 from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, platform_alerts
@@ -41,8 +43,6 @@ from processes import free_port, installed, wait_until
 from scripts import MONITORING
 from servekit import registry
 from servekit.local import Server, start
-
-CONFIG = MONITORING / ALERTMANAGER_CONFIG
 
 
 def amtool(*args: str) -> str:
@@ -99,95 +99,6 @@ def test_every_inhibition_names_alerts_that_exist() -> None:
             assert set(inhibition.targets) <= names, inhibition
 
 
-class Receiver(ThreadingHTTPServer):
-    """Slack's webhook and PagerDuty's events API, on 127.0.0.1: every JSON body posted, by path."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver.lock:
-                    receiver.received.append((self.path, json.loads(body)))
-                # What each answers: Alertmanager 0.28 reads a Slack webhook's body, not only
-                # its status, and retries on anything but Slack's own "ok".
-                if self.path.startswith("/v2/enqueue"):
-                    self.send_response(202)
-                    self.send_header("Content-Type", "application/json")
-                    answer = b'{"status":"success","message":"Event processed"}'
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/plain")
-                    answer = b"ok"
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", free_port()), Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def posted(self, path: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return [body for p, body in self.received if p == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def local_configuration(receiver: Receiver, directory: Path) -> Path:
-    """The committed configuration, with three things changed for a test: where the receivers' files
-    are (and what they hold: the stand-ins' addresses), PagerDuty's address, and the grouping waits
-    (1 s instead of 30 s and 5 m, and the heartbeat's minute)."""
-    secrets = directory / "receivers"
-    secrets.mkdir()
-    (secrets / SLACK_WEBHOOK_URL_KEY).write_text(f"{receiver.url}/slack")
-    (secrets / PAGERDUTY_ROUTING_KEY_KEY).write_text("test-routing-key")
-    (secrets / HEARTBEAT_URL_KEY).write_text(f"{receiver.url}/heartbeat")
-    config = yaml.safe_load(CONFIG.read_text().replace(RECEIVERS_DIR, str(secrets)))
-    config["global"]["pagerduty_url"] = f"{receiver.url}/v2/enqueue"
-    config["route"].update(group_wait="1s", group_interval="1s")
-    [heartbeat] = [r for r in config["route"]["routes"] if r["receiver"] == HEARTBEAT]
-    heartbeat.update(group_interval="1s", repeat_interval="1s")
-    path = directory / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def start_alertmanager(config: Path, directory: Path) -> Server:
-    port = free_port()
-    return start(
-        "alertmanager",
-        [
-            installed("alertmanager"),
-            f"--config.file={config}",
-            f"--storage.path={directory / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        port,
-        directory,
-    )
-
-
 #: How long a replica waits for the one before it to notify (15 s in the cluster), in the live test.
 PEER_TIMEOUT_SECONDS = 2
 
@@ -221,38 +132,6 @@ def start_replicas(config: Path, directory: Path, *, gossip: bool, count: int = 
     return replicas
 
 
-def start_prometheus(
-    rule_files: Sequence[Path], alertmanagers: Sequence[Server], directory: Path, resend_delay: str
-) -> Server:
-    """A Prometheus evaluating ``rule_files`` every second and sending their alerts to every one of
-    ``alertmanagers``.
-
-    Each alert it sends ends (in Alertmanager) four ``resend_delay`` later unless sent again.
-    """
-    targets = [alertmanager.url.removeprefix("http://") for alertmanager in alertmanagers]
-    config = {
-        "global": {"evaluation_interval": "1s"},
-        "rule_files": [str(f) for f in rule_files],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": targets}]}]},
-    }
-    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    return start(
-        "prometheus",
-        [
-            installed("prometheus"),
-            f"--config.file={directory / 'prometheus.yml'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={directory / 'prom-data'}",
-            "--log.level=warn",
-            f"--rules.alert.resend-delay={resend_delay}",
-            "--web.enable-lifecycle",
-        ],
-        port,
-        directory,
-    )
-
-
 #: The alerts Prometheus fires in the live test, for BankChurn: two pages, each with a warning the
 #: inhibitions silence, and a warning that is posted.
 FIRING = (
@@ -265,16 +144,6 @@ FIRING = (
 PAGES = {"AvailabilityBudgetBurnFast", "ModelNotReady"}
 #: Posted to Slack: the pages, and the warning no page explains.
 POSTED = PAGES | {"PredictionDrift"}
-#: The labels the alerts' summaries name, set on the series that makes them fire.
-LABELS = {"instance": "10.0.0.1:8080", "outcome": "churn"}
-
-
-def always(labels: dict[str, str]) -> str:
-    """An expression that holds at once, with ``labels``."""
-    expr = "vector(1)"
-    for label, value in labels.items():
-        expr = f'label_replace({expr}, "{label}", "{value}", "", "")'
-    return expr
 
 
 @pytest.mark.integration
@@ -404,10 +273,6 @@ def exported(server: Server, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
-
-
-def slack_titles(receiver: Receiver) -> list[str]:
-    return sorted(a["title"] for post in receiver.posted("/slack") for a in post["attachments"])
 
 
 def clustered(replica: Server) -> bool:

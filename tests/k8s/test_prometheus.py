@@ -1,0 +1,86 @@
+"""k8s/base/prometheus: two whole replicas, each with its own volume, whose alerts Alertmanager takes
+for one; one address that keeps each client on one replica; a drain or a rollout takes one at a time.
+
+That two replicas running this configuration notify once, and that one left still alerts, is tested
+live in tests/monitoring/test_prometheus_pair.py.
+"""
+
+from __future__ import annotations
+
+import re
+
+from manifests import Obj, Rendered, container, flags, pod_labels, prometheus_config, selects
+
+from mixin.platform import PROMETHEUS_STATEFULSET
+
+NAME = PROMETHEUS_STATEFULSET  # what PrometheusReplicasUnavailable selects by (mixin.platform)
+#: Where the StorageClass of each overlay's volumes comes from (its kustomization's patches).
+STORAGE_CLASSES = {"gke": "standard-rwo", "eks": "gp3"}
+
+
+def statefulset(overlay: Rendered) -> Obj:
+    return overlay.get("StatefulSet", NAME)
+
+
+def test_two_replicas_with_a_volume_each(overlay: Rendered) -> None:
+    spec = statefulset(overlay)["spec"]
+    assert spec["replicas"] >= 2
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert claim["spec"]["storageClassName"] == STORAGE_CLASSES[overlay.overlay]
+    mounts = {m["name"]: m["mountPath"] for m in container(statefulset(overlay))["volumeMounts"]}
+    assert mounts[claim["metadata"]["name"]] == flags(statefulset(overlay))["storage.tsdb.path"]
+    volumes = {v["name"] for v in spec["template"]["spec"]["volumes"]}
+    assert claim["metadata"]["name"] not in volumes, "a pod volume would shadow the replica's own claim"
+    shared = [c for c in overlay.of_kind("PersistentVolumeClaim") if "prometheus" in c["metadata"]["name"]]
+    assert not shared, "a claim for both: ReadWriteOnce lets one replica mount it"
+
+
+def test_their_alerts_carry_the_same_labels(overlay: Rendered) -> None:
+    """Alertmanager merges alerts by their labels: a label that differs per replica would make every
+    alert two (two pages for one problem). External labels are added to every alert sent, so any
+    that names the replica (from the pod's name or IP) must be dropped from the alerts."""
+    config = prometheus_config(overlay)
+    external = config.get("global", {}).get("external_labels", {})
+    per_replica = {label for label, value in external.items() if re.search(r"\$\{?\w+", str(value))}
+    dropped = {
+        label
+        for relabel in config.get("alerting", {}).get("alert_relabel_configs", [])
+        if relabel.get("action") == "labeldrop"
+        for label in per_replica
+        if re.fullmatch(relabel["regex"], label)
+    }
+    assert per_replica == dropped
+
+
+def test_each_client_stays_on_one_replica(overlay: Rendered) -> None:
+    """Grafana, prometheus-adapter and `mlp rollout` query the Service; the replicas' data differ a
+    little (each scrapes at its own moments), so alternating between them would make panels flicker."""
+    service = overlay.get("Service", "prometheus")
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert selects(service["spec"]["selector"], pod_labels(statefulset(overlay)))
+
+
+def test_a_drain_or_a_rollout_takes_one_replica_at_a_time(overlay: Rendered) -> None:
+    spec = statefulset(overlay)["spec"]
+    assert spec.get("updateStrategy", {"type": "RollingUpdate"})["type"] == "RollingUpdate"
+    assert "partition" not in spec.get("updateStrategy", {}).get("rollingUpdate", {})
+    [pdb] = [p for p in overlay.of_kind("PodDisruptionBudget") if p["metadata"]["name"] == NAME]
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert selects(pdb["spec"]["selector"], pod_labels(statefulset(overlay)))
+
+
+def test_the_replicas_are_spread_over_zones_and_nodes(overlay: Rendered) -> None:
+    spec = statefulset(overlay)["spec"]["template"]["spec"]
+    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    for constraint in spread.values():
+        assert selects(constraint["labelSelector"], pod_labels(statefulset(overlay)))
+        # Preferred: a cluster of one zone (or, at first, one node) still runs both.
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_each_replica_has_a_stable_name(overlay: Rendered) -> None:
+    headless = overlay.get("Service", statefulset(overlay)["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    assert selects(headless["spec"]["selector"], pod_labels(statefulset(overlay)))

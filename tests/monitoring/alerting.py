@@ -1,0 +1,164 @@
+"""What the live alerting tests share: the receivers' stand-ins, the committed Alertmanager
+configuration made local, and real Alertmanager and Prometheus servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mixin.alertmanager import (
+    ALERTMANAGER_CONFIG,
+    HEARTBEAT,
+    HEARTBEAT_URL_KEY,
+    PAGERDUTY_ROUTING_KEY_KEY,
+    RECEIVERS_DIR,
+    SLACK_WEBHOOK_URL_KEY,
+)
+from processes import free_port, installed
+from scripts import MONITORING
+from servekit.local import Server, start
+
+CONFIG = MONITORING / ALERTMANAGER_CONFIG
+
+
+class Receiver(ThreadingHTTPServer):
+    """Slack's webhook and PagerDuty's events API, on 127.0.0.1: every JSON body posted, by path."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with receiver.lock:
+                    receiver.received.append((self.path, json.loads(body)))
+                # What each answers: Alertmanager 0.28 reads a Slack webhook's body, not only
+                # its status, and retries on anything but Slack's own "ok".
+                if self.path.startswith("/v2/enqueue"):
+                    self.send_response(202)
+                    self.send_header("Content-Type", "application/json")
+                    answer = b'{"status":"success","message":"Event processed"}'
+                else:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    answer = b"ok"
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def posted(self, path: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [body for p, body in self.received if p == path]
+
+
+def local_configuration(receiver: Receiver, directory: Path) -> Path:
+    """The committed configuration, with three things changed for a test: where the receivers' files
+    are (and what they hold: the stand-ins' addresses), PagerDuty's address, and the grouping waits
+    (1 s instead of 30 s and 5 m, and the heartbeat's minute)."""
+    secrets = directory / "receivers"
+    secrets.mkdir()
+    (secrets / SLACK_WEBHOOK_URL_KEY).write_text(f"{receiver.url}/slack")
+    (secrets / PAGERDUTY_ROUTING_KEY_KEY).write_text("test-routing-key")
+    (secrets / HEARTBEAT_URL_KEY).write_text(f"{receiver.url}/heartbeat")
+    config = yaml.safe_load(CONFIG.read_text().replace(RECEIVERS_DIR, str(secrets)))
+    config["global"]["pagerduty_url"] = f"{receiver.url}/v2/enqueue"
+    config["route"].update(group_wait="1s", group_interval="1s")
+    [heartbeat] = [r for r in config["route"]["routes"] if r["receiver"] == HEARTBEAT]
+    heartbeat.update(group_interval="1s", repeat_interval="1s")
+    path = directory / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_alertmanager(config: Path, directory: Path) -> Server:
+    port = free_port()
+    return start(
+        "alertmanager",
+        [
+            installed("alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={directory / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        port,
+        directory,
+    )
+
+
+def start_prometheus(
+    rule_files: Sequence[Path],
+    alertmanagers: Sequence[Server],
+    directory: Path,
+    resend_delay: str,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    name: str = "prometheus",
+) -> Server:
+    """A Prometheus evaluating ``rule_files`` every second and sending their alerts to every one of
+    ``alertmanagers``; ``settings``, a configuration's ``global`` and ``alerting`` sections, are
+    added to that (tests/monitoring/test_prometheus_pair.py passes the cluster's). ``name`` is its
+    pod's name (``POD_NAME``, which a configuration may expand) and its log's.
+
+    Each alert it sends ends (in Alertmanager) four ``resend_delay`` later unless sent again.
+    """
+    settings = settings or {}
+    targets = [alertmanager.url.removeprefix("http://") for alertmanager in alertmanagers]
+    config = {
+        "global": {**settings.get("global", {}), "evaluation_interval": "1s"},
+        "rule_files": [str(f) for f in rule_files],
+        "alerting": {
+            **settings.get("alerting", {}),
+            "alertmanagers": [{"static_configs": [{"targets": targets}]}],
+        },
+    }
+    (directory / f"{name}.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    return start(
+        name,
+        [
+            installed("prometheus"),
+            f"--config.file={directory / f'{name}.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={directory / f'{name}-data'}",
+            "--log.level=warn",
+            f"--rules.alert.resend-delay={resend_delay}",
+            "--web.enable-lifecycle",
+        ],
+        port,
+        directory,
+        {"POD_NAME": name},
+    )
+
+
+#: The labels the alerts' summaries name, set on the series that makes them fire.
+LABELS = {"instance": "10.0.0.1:8080", "outcome": "churn"}
+
+
+def always(labels: dict[str, str]) -> str:
+    """An expression that holds at once, with ``labels``."""
+    expr = "vector(1)"
+    for label, value in labels.items():
+        expr = f'label_replace({expr}, "{label}", "{value}", "", "")'
+    return expr
+
+
+def slack_titles(receiver: Receiver) -> list[str]:
+    return sorted(a["title"] for post in receiver.posted("/slack") for a in post["attachments"])
