@@ -96,16 +96,6 @@ def test_the_replicas_gossip_with_each_other_by_their_stable_names(overlay: Rend
     assert flow(policies, alertmanager, alertmanager, gossip, "UDP")
 
 
-def test_the_replicas_are_spread_over_zones_and_nodes(overlay: Rendered) -> None:
-    spec = statefulset(overlay)["spec"]["template"]["spec"]
-    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
-    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
-    for constraint in spread.values():
-        assert selects(constraint["labelSelector"], pod_labels(statefulset(overlay)))
-        # Preferred: a cluster of one zone (or, at first, one node) still runs both.
-        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
-
-
 def test_it_runs_the_generated_configuration(overlay: Rendered) -> None:
     config_file = args(overlay)["config.file"]
     directory, file_name = config_file.rsplit("/", 1)

@@ -272,6 +272,20 @@ def test_pdb_lets_a_node_drain(overlay: Rendered) -> None:
         assert selects(spec["selector"], pod_labels(overlay.workload(name)))
 
 
+def test_the_statefulsets_replicas_are_spread_over_zones_and_nodes(overlay: Rendered) -> None:
+    """Prometheus's and Alertmanager's pairs: one node or zone lost leaves a replica."""
+    statefulsets = overlay.of_kind("StatefulSet")
+    assert {s["metadata"]["name"] for s in statefulsets} == {"prometheus", "alertmanager"}
+    for workload in statefulsets:
+        spec = workload["spec"]["template"]["spec"]
+        spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+        assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        for constraint in spread.values():
+            assert selects(constraint["labelSelector"], pod_labels(workload))
+            # Preferred: a cluster of one zone (or, at first, one node) still runs both.
+            assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
 def test_services_select_workloads(overlay: Rendered) -> None:
     workloads = overlay.workloads()
     for service in overlay.of_kind("Service"):

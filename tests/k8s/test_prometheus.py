@@ -70,16 +70,6 @@ def test_a_drain_or_a_rollout_takes_one_replica_at_a_time(overlay: Rendered) -> 
     assert selects(pdb["spec"]["selector"], pod_labels(statefulset(overlay)))
 
 
-def test_the_replicas_are_spread_over_zones_and_nodes(overlay: Rendered) -> None:
-    spec = statefulset(overlay)["spec"]["template"]["spec"]
-    spread = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
-    assert set(spread) == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
-    for constraint in spread.values():
-        assert selects(constraint["labelSelector"], pod_labels(statefulset(overlay)))
-        # Preferred: a cluster of one zone (or, at first, one node) still runs both.
-        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
-
-
 def test_each_replica_has_a_stable_name(overlay: Rendered) -> None:
     headless = overlay.get("Service", statefulset(overlay)["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
