@@ -819,7 +819,7 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
     """The figures written in the READMEs are this tool's on the manifests as they are: a change to a
     request, a replica count or a price that moves them fails here until the text follows."""
     readme = (cost.ROOT / "README.md").read_text()
-    spot_floors = {}
+    spot_floors, spot_staging_floors = {}, {}
     for overlay in OVERLAYS:
         prices = PRICES[overlay]
         plain = rendered_objects[overlay].objects
@@ -849,4 +849,12 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
             overlay
         )
         spot_floors[overlay] = spot_floor
+        both = render(overlay, components=["spot-model-pods", "staging-footprint"]).objects
+        found = cost.workloads(both)
+        floor_bill = cost.bill(both, found, prices, cost.at_scale(found, "floor"))
+        spot_staging_floors[overlay] = round(floor_bill.total)
     assert f"spot-model-pods`: ${spot_floors['gke']} a month on GKE, ${spot_floors['eks']} on EKS" in readme
+    spot_readme = (cost.ROOT / "k8s" / "components" / "spot-model-pods" / "README.md").read_text()
+    gke, eks = spot_staging_floors["gke"], spot_staging_floors["eks"]
+    both_text = f"too (one pod a service, one Prometheus): ${gke} on GKE, ${eks} on EKS."
+    assert f"With `staging-footprint` {both_text}" in spot_readme
