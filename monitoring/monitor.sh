@@ -16,6 +16,7 @@ TOOLS=.tools/prometheus/bin
 mkdir -p "$STATE/data" "$STATE/alertmanager"
 .venv/bin/python monitoring/generate.py --scrape-interval "$INTERVAL" \
   --prometheus-config "$STATE/prometheus.yml" --alertmanager "127.0.0.1:$ALERTMANAGER_PORT" \
+  --itself "127.0.0.1:$PORT" \
   --alertmanager-config "$STATE/alertmanager.yml" --printer-url "http://127.0.0.1:$PRINTER_PORT"
 while IFS=$'\t' read -r svc port _; do
   curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null \

@@ -31,6 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--alertmanager", metavar="HOST:PORT", help="with --prometheus-config: where to send the alerts"
     )
     parser.add_argument(
+        "--itself",
+        metavar="HOST:PORT",
+        help="with --prometheus-config: where this Prometheus listens, to scrape its own metrics",
+    )
+    parser.add_argument(
         "--alertmanager-config",
         type=Path,
         metavar="FILE",
@@ -42,7 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--alertmanager-config needs --printer-url")
     written = {}
     if args.prometheus_config:
-        config = prometheus_config(local_targets(), args.scrape_interval, alertmanager=args.alertmanager)
+        config = prometheus_config(
+            local_targets(), args.scrape_interval, alertmanager=args.alertmanager, itself=args.itself
+        )
         written[args.prometheus_config] = config
     if args.alertmanager_config:
         written[args.alertmanager_config] = local_alertmanager_config(args.printer_url)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mixin.common import HERE, services
+from mixin.self_monitoring import PROMETHEUS_JOB
 from servekit import registry
 
 
@@ -15,9 +16,13 @@ def prometheus_config(
     interval: str = "15s",
     rules_dir: Path = HERE / "rules",
     alertmanager: str | None = None,
+    itself: str | None = None,
 ) -> dict[str, Any]:
     """A Prometheus configuration scraping ``targets`` (service → host:port, or several) with the rules,
-    sending the alerts to the Alertmanager at ``alertmanager`` (host:port) if one is given.
+    sending the alerts to the Alertmanager at ``alertmanager`` (host:port) if one is given, and
+    scraping itself at ``itself`` (host:port) if given, as each cluster replica scrapes both: the
+    platform's alerts on failing rules and undelivered alerts then hold here too
+    (mixin.self_monitoring).
 
     Each service is its own job and its targets carry ``service=<name>``, ``namespace`` and
     ``pod``, as the in-cluster configuration sets them from the pods' metadata (a process here
@@ -45,6 +50,15 @@ def prometheus_config(
             for service, addresses in targets.items()
         ],
     }
+    if itself:
+        config["scrape_configs"].append(
+            {
+                "job_name": PROMETHEUS_JOB,
+                "static_configs": [
+                    {"targets": [itself], "labels": {"pod": f"prometheus-{itself.rsplit(':', 1)[1]}"}}
+                ],
+            }
+        )
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     return config

@@ -20,6 +20,7 @@ from mixin.alerts import Alert
 from mixin.cluster import JOB as CLUSTER_JOB
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset
 from mixin.rule_tests import Case, alert_tests, series_str
+from mixin.self_monitoring import prometheus_alerts, prometheus_cases
 
 #: The rule file's name, beside the services' (rules/<name>.rules.yaml, tests/<name>.test.yaml).
 PLATFORM = "platform"
@@ -106,6 +107,7 @@ def platform_alerts() -> list[Alert]:
             "for the platform.",
             "15m",
         ),
+        *prometheus_alerts(),
     ]
 
 
@@ -258,6 +260,7 @@ def platform_cases() -> list[Case]:
             [{"alertname": missing}],
         ),
         Case(missing, "quiet: scraped and up", scraped("1x30"), "20m"),
+        *prometheus_cases(),
     ]
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 
 from manifests import Obj, Rendered, container, flags, pod_labels, prometheus_config, selects
+from test_manifests import flow, pod
 
 from mixin.platform import PROMETHEUS_STATEFULSET
+from mixin.self_monitoring import PROMETHEUS_JOB
 
 NAME = PROMETHEUS_STATEFULSET  # what PrometheusReplicasUnavailable selects by (mixin.platform)
 #: Where the StorageClass of each overlay's volumes comes from (its kustomization's patches).
@@ -74,3 +76,22 @@ def test_each_replica_has_a_stable_name(overlay: Rendered) -> None:
     headless = overlay.get("Service", statefulset(overlay)["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
     assert selects(headless["spec"]["selector"], pod_labels(statefulset(overlay)))
+
+
+def test_each_replica_scrapes_both(overlay: Rendered) -> None:
+    """A replica whose rules fail, or whose alerts go nowhere, still sends the Watchdog: its peer's
+    scrape of it is what the self-monitoring alerts read (mixin.self_monitoring), by pod."""
+    [job] = [j for j in prometheus_config(overlay)["scrape_configs"] if j["job_name"] == PROMETHEUS_JOB]
+    [discovery] = job["kubernetes_sd_configs"]
+    assert discovery["role"] == "pod"
+    assert discovery["namespaces"] == {"own_namespace": True}
+    key, value = discovery["selectors"][0]["label"].split("=")
+    assert pod_labels(statefulset(overlay))[key] == value
+    relabel = {tuple(r["source_labels"]): r for r in job["relabel_configs"]}
+    port = relabel[("__meta_kubernetes_pod_container_port_name",)]
+    [web] = [p for p in container(statefulset(overlay))["ports"] if p["name"] == port["regex"]]
+    assert f":{web['containerPort']}" == flags(statefulset(overlay))["web.listen-address"]
+    assert relabel[("__meta_kubernetes_pod_name",)]["target_label"] == "pod"
+    policies = overlay.of_kind("NetworkPolicy")
+    prometheus = pod(overlay, NAME)
+    assert flow(policies, prometheus, prometheus, web["containerPort"])
