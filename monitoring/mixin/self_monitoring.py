@@ -22,6 +22,8 @@ ALERTS_NOT_SENT = "prometheus_notifications_errors_total"
 ALERTMANAGERS_DISCOVERED = "prometheus_notifications_alertmanagers_discovered"
 COMPACTIONS_FAILED = "prometheus_tsdb_compactions_failed_total"
 RELOADS_FAILED = "prometheus_tsdb_reloads_failures_total"
+#: Blocks deleted to stay under --storage.tsdb.retention.size.
+SIZE_RETENTIONS = "prometheus_tsdb_size_retentions_total"
 #: Share of one replica's alerts to one Alertmanager whose sending may fail (5 m) before it is told.
 ALERTS_NOT_SENT_RATIO = 0.01
 
@@ -30,6 +32,7 @@ EVALUATIONS_MISSED = "PrometheusRuleEvaluationsMissed"
 ALERTS_UNDELIVERED = "PrometheusAlertsUndelivered"
 NO_ALERTMANAGER = "PrometheusWithoutAlertmanager"
 STORAGE_FAILING = "PrometheusStorageFailing"
+HISTORY_SHORTENED = "PrometheusHistoryShortened"
 
 
 def prometheus_alerts() -> list[Alert]:
@@ -98,6 +101,16 @@ def prometheus_alerts() -> list[Alert]:
             "them, in the last 3 hours: its volume is full or a block is corrupt. Its memory grows "
             "with the data it cannot write out, and a restart may lose what is not yet in blocks.",
             "1h",
+        ),
+        Alert(
+            HISTORY_SHORTENED,
+            f"sum by (pod) (increase({SIZE_RETENTIONS}{{{job}}}[1d])) > 0",
+            "warning",
+            f"Prometheus {pod} deletes data before its 15 days to stay under its size limit",
+            f"In the last day Prometheus {pod} has deleted its oldest blocks to stay under "
+            "--storage.tsdb.retention.size, before they were 15 days old: it holds more series than "
+            "its volume was sized for, so dashboards and the daily drift rules see less history "
+            "than they expect.",
         ),
     ]
 
@@ -205,4 +218,17 @@ def prometheus_cases() -> list[Case]:
             [{"alertname": STORAGE_FAILING, "pod": "prometheus-0"}],
         ),
         Case(STORAGE_FAILING, "quiet: none failed", stored(replica, "0x230", "0x230"), "3h"),
+        Case(
+            HISTORY_SHORTENED,
+            "fires: blocks deleted for size an hour ago",
+            {series_str(SIZE_RETENTIONS, replica): "0x60 1x60"},
+            "2h",
+            [{"alertname": HISTORY_SHORTENED, "pod": "prometheus-0"}],
+        ),
+        Case(
+            HISTORY_SHORTENED,
+            "quiet: deleted for size two days ago, not since",
+            {series_str(SIZE_RETENTIONS, replica): "0x60 1x3000"},
+            "2d",
+        ),
     ]

@@ -14,6 +14,7 @@ from test_manifests import flow, pod
 
 from mixin.platform import PROMETHEUS_STATEFULSET
 from mixin.self_monitoring import PROMETHEUS_JOB
+from scripts import load_k8s_cost
 
 NAME = PROMETHEUS_STATEFULSET  # what PrometheusReplicasUnavailable selects by (mixin.platform)
 #: Where the StorageClass of each overlay's volumes comes from (its kustomization's patches).
@@ -32,6 +33,12 @@ def test_two_replicas_with_a_volume_each(overlay: Rendered) -> None:
     assert claim["spec"]["storageClassName"] == STORAGE_CLASSES[overlay.overlay]
     mounts = {m["name"]: m["mountPath"] for m in container(statefulset(overlay))["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == flags(statefulset(overlay))["storage.tsdb.path"]
+    # A size limit under the volume, with room for the write-ahead log and a compaction's new
+    # block: past it Prometheus deletes its oldest blocks, where a full disk would stop its writes.
+    limit = flags(statefulset(overlay))["storage.tsdb.retention.size"]
+    assert limit.endswith("GB"), "Prometheus's GB is 2^30 bytes, a GiB"
+    _, claimed_gib = load_k8s_cost().claim_size(claim)
+    assert int(limit.removesuffix("GB")) <= 0.8 * claimed_gib
     volumes = {v["name"] for v in spec["template"]["spec"]["volumes"]}
     assert claim["metadata"]["name"] not in volumes, "a pod volume would shadow the replica's own claim"
     shared = [c for c in overlay.of_kind("PersistentVolumeClaim") if "prometheus" in c["metadata"]["name"]]
