@@ -25,7 +25,6 @@ from alerting import (
     start_alertmanager,
     start_prometheus,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 from mixin.alertmanager import (
     CHAT,
@@ -39,7 +38,7 @@ from mixin.alertmanager import (
 from mixin.alerts import alerts
 from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, platform_alerts
 from mixin.rule_tests import render
-from processes import free_port, installed, wait_until
+from processes import free_port, installed, metric_value, wait_until
 from scripts import MONITORING
 from servekit import registry
 from servekit.local import Server, start
@@ -264,17 +263,6 @@ def test_the_watchdog_is_posted_to_the_heartbeat_until_prometheus_stops(
     assert not receiver.posted("/v2/enqueue")
 
 
-def exported(server: Server, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples with ``labels`` on the server's ``/metrics``."""
-    text = httpx.get(f"{server.url}/metrics", timeout=10).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
 def clustered(replica: Server) -> bool:
     """Whether the replica's gossip has settled with every peer (its own status API says so)."""
     status = httpx.get(f"{replica.url}/api/v2/status", timeout=10).json()["cluster"]
@@ -319,8 +307,8 @@ def test_two_replicas_notify_once_and_one_left_still_notifies(
         time.sleep(2 * PEER_TIMEOUT_SECONDS + 4)
         after_both = slack_titles(receiver)
         # What the platform alerts read, as the replicas export it (mixin.platform).
-        members = [exported(replica, CLUSTER_MEMBERS) for replica in replicas]
-        sent = sum(exported(replica, NOTIFICATIONS, integration="slack") for replica in replicas)
+        members = [metric_value(replica, CLUSTER_MEMBERS) for replica in replicas]
+        sent = sum(metric_value(replica, NOTIFICATIONS, integration="slack") for replica in replicas)
         if gossip:
             replicas[0].stop()  # a node drained, a zone lost
             fire([first, second])
