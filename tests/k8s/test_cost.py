@@ -855,6 +855,12 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
         spot_staging_floors[overlay] = round(floor_bill.total)
     assert f"spot-model-pods`: ${spot_floors['gke']} a month on GKE, ${spot_floors['eks']} on EKS" in readme
     spot_readme = (cost.ROOT / "k8s" / "components" / "spot-model-pods" / "README.md").read_text()
+    # A GKE cluster created before bursting was allowed bills CPU in steps (k8s/prices.yaml).
+    stepped = {**PRICES["gke"], "autopilot_rounding": STEPPED}
+    plain = rendered_objects["gke"].objects
+    found = cost.workloads(plain)
+    stepped_floor = round(cost.bill(plain, found, stepped, cost.at_scale(found, "floor")).total)
+    assert re.search(rf"the floor is \${stepped_floor} \(`cpu_min` and `cpu_step`", readme)
     gke, eks = spot_staging_floors["gke"], spot_staging_floors["eks"]
     both_text = f"too (one pod a service, one Prometheus): ${gke} on GKE, ${eks} on EKS."
     assert f"With `staging-footprint` {both_text}" in spot_readme
