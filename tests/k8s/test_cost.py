@@ -819,47 +819,42 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
     """The figures written in the READMEs are this tool's on the manifests as they are: a change to a
     request, a replica count or a price that moves them fails here until the text follows."""
     readme = (cost.ROOT / "README.md").read_text()
+    components = cost.ROOT / "k8s" / "components"
+    staging_readme = (components / "staging-footprint" / "README.md").read_text()
+    spot_readme = (components / "spot-model-pods" / "README.md").read_text()
+
+    def monthly(objects: list[dict[str, Any]], prices: dict[str, Any], scale: str = "floor") -> int:
+        found = cost.workloads(objects)
+        return round(cost.bill(objects, found, prices, cost.at_scale(found, scale)).total)
+
     spot_floors, spot_staging_floors = {}, {}
     for overlay in OVERLAYS:
         prices = PRICES[overlay]
         plain = rendered_objects[overlay].objects
         staging = render(overlay, components=["staging-footprint"]).objects
         spot = render(overlay, components=["spot-model-pods"]).objects
-        floor, ceiling, staging_floor, spot_floor, spot_ceiling = (
-            round(cost.bill(objects, found, prices, cost.at_scale(found, scale)).total)
-            for objects, scale in (
-                (plain, "floor"),
-                (plain, "ceiling"),
-                (staging, "floor"),
-                (spot, "floor"),
-                (spot, "ceiling"),
-            )
-            for found in [cost.workloads(objects)]
+        both = render(overlay, components=["spot-model-pods", "staging-footprint"]).objects
+        floor, ceiling = monthly(plain, prices), monthly(plain, prices, "ceiling")
+        staging_floor, spot_floor, spot_ceiling = (
+            monthly(staging, prices),
+            monthly(spot, prices),
+            monthly(spot, prices, "ceiling"),
         )
         overlay_readme = (cost.ROOT / "k8s" / "overlays" / overlay / "README.md").read_text()
-        component_readme = (cost.ROOT / "k8s" / "components" / "staging-footprint" / "README.md").read_text()
         assert f"**${floor} a month**" in overlay_readme, overlay
         assert f"${ceiling} with every HPA at its ceiling" in overlay_readme, overlay
         assert f"**${floor} a month**" in readme, overlay
-        assert f"| ${floor} a month | **${staging_floor}**" in component_readme, overlay
-        spot_readme = (cost.ROOT / "k8s" / "components" / "spot-model-pods" / "README.md").read_text()
+        assert f"| ${floor} a month | **${staging_floor}**" in staging_readme, overlay
         assert f"| ${floor} a month | **${spot_floor}**" in spot_readme, overlay
         assert f"${spot_ceiling} instead of ${ceiling}" in spot_readme, overlay
         assert re.search(rf"spot-model-pods` \(the model pods[^)]*\), \${spot_floor}\b", overlay_readme), (
             overlay
         )
         spot_floors[overlay] = spot_floor
-        both = render(overlay, components=["spot-model-pods", "staging-footprint"]).objects
-        found = cost.workloads(both)
-        floor_bill = cost.bill(both, found, prices, cost.at_scale(found, "floor"))
-        spot_staging_floors[overlay] = round(floor_bill.total)
+        spot_staging_floors[overlay] = monthly(both, prices)
     assert f"spot-model-pods`: ${spot_floors['gke']} a month on GKE, ${spot_floors['eks']} on EKS" in readme
-    spot_readme = (cost.ROOT / "k8s" / "components" / "spot-model-pods" / "README.md").read_text()
     # A GKE cluster created before bursting was allowed bills CPU in steps (k8s/prices.yaml).
-    stepped = {**PRICES["gke"], "autopilot_rounding": STEPPED}
-    plain = rendered_objects["gke"].objects
-    found = cost.workloads(plain)
-    stepped_floor = round(cost.bill(plain, found, stepped, cost.at_scale(found, "floor")).total)
+    stepped_floor = monthly(rendered_objects["gke"].objects, {**PRICES["gke"], "autopilot_rounding": STEPPED})
     assert re.search(rf"the floor is \${stepped_floor} \(`cpu_min` and `cpu_step`", readme)
     gke, eks = spot_staging_floors["gke"], spot_staging_floors["eks"]
     both_text = f"too (one pod a service, one Prometheus): ${gke} on GKE, ${eks} on EKS."
