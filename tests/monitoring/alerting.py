@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,21 @@ def start_prometheus(
             "alertmanagers": [{"static_configs": [{"targets": targets}]}],
         },
     }
-    (directory / f"{name}.yml").write_text(yaml.safe_dump(config))
+    return run_prometheus(directory, lambda _: config, resend_delay, name=name)
+
+
+def run_prometheus(
+    directory: Path,
+    config_for: Callable[[str], dict[str, Any]],
+    resend_delay: str,
+    *,
+    name: str = "prometheus",
+) -> Server:
+    """A real Prometheus on 127.0.0.1 running ``config_for(its own host:port)``, written to
+    ``<directory>/<name>.yml``, with its data beside it. ``name`` is its pod's name (``POD_NAME``)
+    and its log's."""
     port = free_port()
+    (directory / f"{name}.yml").write_text(yaml.safe_dump(config_for(f"127.0.0.1:{port}")))
     return start(
         name,
         [
