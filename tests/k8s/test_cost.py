@@ -74,6 +74,16 @@ def claim(name: str, size: str, storage_class: str) -> dict[str, Any]:
     }
 
 
+def statefulset(
+    name: str, container_spec: dict[str, Any], replicas: int, size: str, storage_class: str
+) -> dict[str, Any]:
+    """A StatefulSet of ``replicas``, each with a claim of ``size`` from its template."""
+    workload = deployment(name, [container_spec], replicas=replicas)
+    workload["kind"] = "StatefulSet"
+    workload["spec"]["volumeClaimTemplates"] = [claim("data", size, storage_class)]
+    return workload
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -147,12 +157,10 @@ def test_what_it_cannot_count_stops_it_naming_the_object() -> None:
 
 
 def test_statefulset_claims_count_per_replica_and_standalone_claims_once() -> None:
-    statefulset = deployment("db", [container("d", "500m", "1Gi")], replicas=3)
-    statefulset["kind"] = "StatefulSet"
-    statefulset["spec"]["volumeClaimTemplates"] = [
-        {"spec": {"storageClassName": "standard-rwo", "resources": {"requests": {"storage": "5Gi"}}}}
+    objects = [
+        statefulset("db", container("d", "500m", "1Gi"), 3, "5Gi", "standard-rwo"),
+        claim("data", "10Gi", "standard-rwo"),
     ]
-    objects = [statefulset, claim("data", "10Gi", "standard-rwo")]
     found = cost.workloads(objects)
     assert cost.claimed_storage(objects, found, {"db": 3}) == {"standard-rwo": pytest.approx(25.0)}
     assert cost.claimed_storage(objects, found, {"db": 1}) == {"standard-rwo": pytest.approx(15.0)}
@@ -160,12 +168,10 @@ def test_statefulset_claims_count_per_replica_and_standalone_claims_once() -> No
 
 def test_a_claim_under_the_smallest_disk_is_billed_as_the_smallest() -> None:
     """A balanced persistent disk is 10 GiB at least: Alertmanager's 1Gi claims are billed as 10."""
-    statefulset = deployment("alertmanager", [container("a", "10m", "32Mi")], replicas=2)
-    statefulset["kind"] = "StatefulSet"
-    statefulset["spec"]["volumeClaimTemplates"] = [
-        {"spec": {"storageClassName": "standard-rwo", "resources": {"requests": {"storage": "1Gi"}}}}
+    objects = [
+        statefulset("alertmanager", container("a", "10m", "32Mi"), 2, "1Gi", "standard-rwo"),
+        claim("prometheus", "20Gi", "standard-rwo"),
     ]
-    objects = [statefulset, claim("prometheus", "20Gi", "standard-rwo")]
     found = cost.workloads(objects)
     smallest = PRICES["gke"]["storage_smallest_gib"]
     assert cost.claimed_storage(objects, found, {"alertmanager": 2}, smallest) == {"standard-rwo": 40.0}
