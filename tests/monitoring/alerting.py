@@ -135,7 +135,7 @@ def start_prometheus(
 def run_prometheus(
     directory: Path,
     config_for: Callable[[str], dict[str, Any]],
-    resend_delay: str,
+    resend_delay: str = "1m",
     *,
     name: str = "prometheus",
 ) -> Server:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
+from alerting import run_prometheus
 
 from load.payloads import payloads
 from mixin.alerts import alerts
@@ -29,17 +29,14 @@ from mixin.recorded import CONCURRENCY, recording_rules
 from processes import (
     KeyedService,
     Server,
-    free_port,
     grpc_infer,
     infer_example,
-    installed,
     metric_value,
     start_keyed_service,
 )
 from scripts import MONITORING, load_k8s_cost
 from servekit import auth, registry
 from servekit.bench import observed
-from servekit.local import start
 from servekit.metrics import MetricNames
 from servekit.metrics.names import CAPTURE_LOGGER
 from servekit.training.trainer import TrainResult
@@ -90,27 +87,12 @@ def prometheus(
     keyed_services: dict[str, KeyedService],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
-    binary = installed("prometheus")
-    work = tmp_path_factory.mktemp("prometheus")
     targets = {
         name: [address(server), address(keyed_services[name].server)]
         for name, server in live_services.items()
     }
-    config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(targets, "1s")))
-    port = free_port()
-    server = start(
-        "prometheus",
-        [
-            binary,
-            f"--config.file={config}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={work / 'data'}",
-            "--log.level=warn",
-        ],
-        port,
-        work,
-    )
+    config = prometheus_config(targets, "1s")
+    server = run_prometheus(tmp_path_factory.mktemp("prometheus"), lambda _: config)
     try:
         server.wait_for("/-/ready", seconds=60)
         # Every target scraped once before a test sends traffic: each counter's first sample is
