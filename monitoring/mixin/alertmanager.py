@@ -172,3 +172,12 @@ def alertmanager_config() -> dict[str, Any]:
             },
         ],
     }
+
+
+def integrations() -> list[str]:
+    """The integrations the receivers notify through, as Alertmanager's ``integration`` label names
+    them (a receiver's ``slack_configs`` are ``slack``). Alertmanager exports a series for each of
+    the sixteen it knows; the dashboard shows only these."""
+    suffix = "_configs"
+    receivers = alertmanager_config()["receivers"]
+    return sorted({key.removesuffix(suffix) for r in receivers for key in r if key.endswith(suffix)})

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mixin.common import HERE, services
+from mixin.platform import ALERTMANAGER_JOB
 from mixin.self_monitoring import PROMETHEUS_JOB
 from servekit import registry
 
@@ -20,9 +21,10 @@ def prometheus_config(
 ) -> dict[str, Any]:
     """A Prometheus configuration scraping ``targets`` (service → host:port, or several) with the rules,
     sending the alerts to the Alertmanager at ``alertmanager`` (host:port) if one is given, and
-    scraping itself at ``itself`` (host:port) if given, as each cluster replica scrapes both: the
-    platform's alerts on failing rules and undelivered alerts then hold here too
-    (mixin.self_monitoring).
+    scraping it, and scraping itself at ``itself`` (host:port) if given, as each cluster replica
+    does: the platform's alerts on failing rules, undelivered alerts and failing notifications then
+    hold here too (mixin.platform, mixin.self_monitoring), and the alerting pipeline dashboard has
+    its data.
 
     Each service is its own job and its targets carry ``service=<name>``, ``namespace`` and
     ``pod``, as the in-cluster configuration sets them from the pods' metadata (a process here
@@ -61,6 +63,9 @@ def prometheus_config(
         )
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+        config["scrape_configs"].append(
+            {"job_name": ALERTMANAGER_JOB, "static_configs": [{"targets": [alertmanager]}]}
+        )
     return config
 
 

@@ -9,6 +9,7 @@ from mixin.alerts import rule_file
 from mixin.autoscaling import ADAPTER_CONFIG, adapter_config
 from mixin.common import HERE, services
 from mixin.overview import overview
+from mixin.pipeline_dashboard import pipeline_dashboard
 from mixin.platform import PLATFORM, platform_rule_file, platform_test_file
 from mixin.rule_tests import daily_test_file, rule_test_file
 from mixin.service_dashboard import service_dashboard
@@ -25,6 +26,7 @@ def outputs() -> dict[str, str]:
         files[f"tests/{service}.daily.test.yaml"] = yaml_text(daily_test_file(service))
         files[f"dashboards/{service}.json"] = json_text(service_dashboard(service))
     files["dashboards/overview.json"] = json_text(overview(names))
+    files["dashboards/alerting.json"] = json_text(pipeline_dashboard())
     files[f"rules/{PLATFORM}.rules.yaml"] = yaml_text(platform_rule_file())
     files[f"tests/{PLATFORM}.test.yaml"] = yaml_text(platform_test_file())
     files[ADAPTER_CONFIG] = yaml_text(adapter_config())

@@ -34,6 +34,10 @@ ALERTMANAGER_STATEFULSET = "alertmanager"
 PROMETHEUS_STATEFULSET = "prometheus"
 #: How many members a replica's gossip cluster has, itself included, as that replica sees it.
 CLUSTER_MEMBERS = "alertmanager_cluster_members"
+#: The alerts a replica holds, by state (active, suppressed by an inhibition or a silence, unprocessed).
+ALERTMANAGER_ALERTS = "alertmanager_alerts"
+#: Time to deliver one notification, by integration (a histogram).
+NOTIFICATION_LATENCY = "alertmanager_notification_latency_seconds"
 #: Share of an integration's notifications that may fail (15 m) before the platform is told.
 NOTIFICATIONS_FAILED_RATIO = 0.01
 #: The alert that always fires, whose notifications are the heartbeat.

@@ -24,6 +24,18 @@ COMPACTIONS_FAILED = "prometheus_tsdb_compactions_failed_total"
 RELOADS_FAILED = "prometheus_tsdb_reloads_failures_total"
 #: Blocks deleted to stay under --storage.tsdb.retention.size.
 SIZE_RETENTIONS = "prometheus_tsdb_size_retentions_total"
+#: What the alerting pipeline dashboard (mixin.pipeline_dashboard) reads besides the alerts' series.
+GROUP_LAST_DURATION = "prometheus_rule_group_last_duration_seconds"
+GROUP_INTERVAL = "prometheus_rule_group_interval_seconds"
+QUEUE_LENGTH = "prometheus_notifications_queue_length"
+QUEUE_CAPACITY = "prometheus_notifications_queue_capacity"
+ALERTS_DROPPED = "prometheus_notifications_dropped_total"
+HEAD_SERIES = "prometheus_tsdb_head_series"
+SAMPLES_APPENDED = "prometheus_tsdb_head_samples_appended_total"
+BLOCKS_BYTES = "prometheus_tsdb_storage_blocks_bytes"
+WAL_BYTES = "prometheus_tsdb_wal_storage_size_bytes"
+#: --storage.tsdb.retention.size in bytes; 0 without one.
+RETENTION_LIMIT_BYTES = "prometheus_tsdb_retention_limit_bytes"
 #: Share of one replica's alerts to one Alertmanager whose sending may fail (5 m) before it is told.
 ALERTS_NOT_SENT_RATIO = 0.01
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,23 @@ def local_configuration(receiver: Receiver, directory: Path) -> Path:
     return path
 
 
-def start_alertmanager(config: Path, directory: Path) -> Server:
+@contextmanager
+def receiving() -> Iterator[Receiver]:
+    """A Receiver answering on a thread of its own until the block ends."""
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def start_alertmanager(config: Path, directory: Path, *, gossip: bool = False) -> Server:
+    """A real Alertmanager on 127.0.0.1; with ``gossip``, a cluster of one on a port of its own (as
+    each replica in the cluster, with its cluster metrics), else with clustering off."""
     port = free_port()
     return start(
         "alertmanager",
@@ -96,7 +113,7 @@ def start_alertmanager(config: Path, directory: Path) -> Server:
             f"--config.file={config}",
             f"--storage.path={directory / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
+            f"--cluster.listen-address=127.0.0.1:{free_port()}" if gossip else "--cluster.listen-address=",
         ],
         port,
         directory,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mixin.platform import platform_alerts
 from scripts import MONITORING
 from servekit import registry
 
@@ -21,7 +23,7 @@ def load(path: Path) -> dict[str, Any]:
 
 def test_an_overview_and_one_dashboard_per_service() -> None:
     names = {p.stem for p in DASHBOARDS}
-    assert names == {"overview", *registry.available()}
+    assert names == {"overview", "alerting", *registry.available()}
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
@@ -97,3 +99,17 @@ def test_service_dashboards_show_the_contract_panels() -> None:
     overview = " | ".join(p["title"] for p in load(MONITORING / "dashboards" / "overview.json")["panels"])
     for word in ("Traffic", "Errors", "Latency", "Explanation latency", "SLO burn", "Model versions"):
         assert word in overview, f"overview: no panel about {word}"
+
+
+def test_the_alerting_dashboard_shows_every_series_the_pipeline_alerts_read() -> None:
+    """Prometheus's and Alertmanager's own series in the platform's alerts: an on-call engineer who
+    is paged by one finds its history on the dashboard, and a new alert cannot be added without it."""
+    read = {
+        metric
+        for alert in platform_alerts()
+        for metric in re.findall(r"\b(?:prometheus|alertmanager)_[a-z_]+\b", alert.expr)
+    }
+    assert len(read) >= 10, read
+    panels = load(MONITORING / "dashboards" / "alerting.json")["panels"]
+    shown = " ".join(target["expr"] for p in panels for target in p["targets"])
+    assert not {metric for metric in read if not re.search(rf"\b{metric}\b", shown)}

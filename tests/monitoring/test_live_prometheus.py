@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from alerting import run_prometheus
+from alerting import local_configuration, receiving, run_prometheus, start_alertmanager
 
 from load.payloads import payloads
 from mixin.alerts import alerts
@@ -24,8 +24,9 @@ from mixin.autoscaling import adapter_config
 from mixin.cluster import CLUSTER_METRICS, replica_queries
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.local_prometheus import prometheus_config
-from mixin.platform import PLATFORM
+from mixin.platform import ALERTMANAGER_JOB, PLATFORM
 from mixin.recorded import CONCURRENCY, recording_rules
+from mixin.self_monitoring import PROMETHEUS_JOB
 from processes import (
     KeyedService,
     Server,
@@ -91,20 +92,33 @@ def prometheus(
         name: [address(server), address(keyed_services[name].server)]
         for name, server in live_services.items()
     }
-    config = prometheus_config(targets, "1s")
-    server = run_prometheus(tmp_path_factory.mktemp("prometheus"), lambda _: config)
-    try:
-        server.wait_for("/-/ready", seconds=60)
-        # Every target scraped once before a test sends traffic: each counter's first sample is
-        # what the pod held before any (no capture yet), and increase() extrapolates neither of a
-        # ratio's two counters back past it, so the observed ratios are the pods' own.
-        deadline = time.monotonic() + 30
-        while len(query(server, "up == 1")) < sum(map(len, targets.values())):
-            assert time.monotonic() < deadline, query(server, "up")
-            time.sleep(0.5)
-        yield server
-    finally:
-        server.stop()
+    directory = tmp_path_factory.mktemp("prometheus")
+    # As in the cluster, it sends its alerts to an Alertmanager (gossiping, on the committed
+    # configuration) and scrapes it and itself: the alerting pipeline dashboard reads those.
+    with receiving() as receiver:
+        alertmanager = start_alertmanager(local_configuration(receiver, directory), directory, gossip=True)
+        server = None
+        try:
+            alertmanager.wait_for("/-/ready", seconds=60)
+            server = run_prometheus(
+                directory,
+                lambda itself: prometheus_config(
+                    targets, "1s", alertmanager=address(alertmanager), itself=itself
+                ),
+            )
+            server.wait_for("/-/ready", seconds=60)
+            # Every target scraped once before a test sends traffic: each counter's first sample is
+            # what the pod held before any (no capture yet), and increase() extrapolates neither of
+            # a ratio's two counters back past it, so the observed ratios are the pods' own.
+            deadline = time.monotonic() + 30
+            while len(query(server, "up == 1")) < sum(map(len, targets.values())) + 2:
+                assert time.monotonic() < deadline, query(server, "up")
+                time.sleep(0.5)
+            yield server
+        finally:
+            if server is not None:
+                server.stop()
+            alertmanager.stop()
 
 
 def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
@@ -240,7 +254,9 @@ def test_every_rule_and_panel_query_returns_data(
             assert rule["health"] == "ok", f"{group['name']} {rule['name']}: {rule.get('lastError')}"
             assert not rule.get("lastError"), rule
     targets = httpx.get(f"{prometheus.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
-    assert {t["labels"]["service"] for t in targets if t["health"] == "up"} == set(registry.available())
+    up = [t["labels"] for t in targets if t["health"] == "up"]
+    assert {t["service"] for t in up if "service" in t} == set(registry.available())
+    assert {t["job"] for t in up if "service" not in t} == {PROMETHEUS_JOB, ALERTMANAGER_JOB}
 
 
 def test_healthy_services_raise_no_availability_or_readiness_alert(
