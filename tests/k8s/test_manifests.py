@@ -355,6 +355,32 @@ def test_monitoring_kustomization_lists_every_file() -> None:
     assert on_disk <= listed, f"not in monitoring/kustomization.yaml: {on_disk - listed}"
 
 
+#: What one object may hold: the API server refuses a ConfigMap whose data exceeds 1 MiB.
+OBJECT_LIMIT = 1024 * 1024
+#: What client-side ``kubectl apply`` may copy into the last-applied-configuration annotation
+#: (all annotations of an object together): past it the apply fails, so the docs apply server-side.
+ANNOTATIONS_LIMIT = 256 * 1024
+
+
+def test_every_object_fits_and_each_way_to_apply_it_is_server_side(overlay: Rendered) -> None:
+    sizes = {
+        f"{o['kind']}/{o['metadata']['name']}": len(json.dumps(o, separators=(",", ":")))
+        for o in overlay.objects
+    }
+    assert max(sizes.values()) < OBJECT_LIMIT, max(sizes.items(), key=lambda item: item[1])
+    too_big_for_client_side = [name for name, size in sizes.items() if size > ANNOTATIONS_LIMIT]
+    docs = [ROOT / "README.md", *(ROOT / "k8s").rglob("README.md"), *(ROOT / "k8s").rglob("values.yaml")]
+    commands = [
+        (doc.relative_to(ROOT), line)
+        for doc in docs
+        for line in doc.read_text().splitlines()
+        if re.search(r"kubectl apply\b.*-k ", line)
+    ]
+    assert any(f"k8s/overlays/{overlay.overlay}" in line for _, line in commands)
+    client_side = [(doc, line) for doc, line in commands if "--server-side" not in line]
+    assert not (too_big_for_client_side and client_side), (too_big_for_client_side, client_side)
+
+
 def test_grafana(overlay: Rendered) -> None:
     grafana = overlay.get("Deployment", "grafana")
     env = {e["name"]: e for e in container(grafana)["env"]}
