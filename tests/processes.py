@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from servekit import auth
-from servekit.local import Server, free_port, start_mlflow, start_service
+from servekit.local import Server, free_port, start, start_mlflow, start_service
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -32,6 +33,7 @@ __all__ = [
     "infer_example",
     "installed",
     "predict_its_example",
+    "run_prometheus",
     "serving",
     "start_keyed_service",
     "start_mlflow",
@@ -156,4 +158,33 @@ def metric_value(server: Server, sample_name: str, **labels: str) -> float:
         for family in families
         for sample in family.samples
         if sample.name == sample_name and labels.items() <= sample.labels.items()
+    )
+
+
+def run_prometheus(
+    directory: Path,
+    config_for: Callable[[str], dict[str, Any]],
+    resend_delay: str = "1m",
+    *,
+    name: str = "prometheus",
+) -> Server:
+    """A real Prometheus on 127.0.0.1 running ``config_for(its own host:port)``, written to
+    ``<directory>/<name>.yml``, with its data beside it. ``name`` is its pod's name (``POD_NAME``)
+    and its log's."""
+    port = free_port()
+    (directory / f"{name}.yml").write_text(yaml.safe_dump(config_for(f"127.0.0.1:{port}")))
+    return start(
+        name,
+        [
+            installed("prometheus"),
+            f"--config.file={directory / f'{name}.yml'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={directory / f'{name}-data'}",
+            "--log.level=warn",
+            f"--rules.alert.resend-delay={resend_delay}",
+            "--web.enable-lifecycle",
+        ],
+        port,
+        directory,
+        {"POD_NAME": name},
     )

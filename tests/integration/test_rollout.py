@@ -11,12 +11,11 @@ from typing import Any
 import httpx
 import mlflow
 import pytest
-import yaml
 
-from processes import Server, free_port, installed, start_service
+from mixin.local_prometheus import LOCAL_NAMESPACE, prometheus_config
+from processes import Server, run_prometheus, start_service
 from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
-from servekit.local import start
 from servekit.routing import SHARE_TAG
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records, write_canary_share
@@ -38,26 +37,10 @@ def watched(
         "BANKCHURN_LOAD_RETRY_MAX_SECONDS": "1",
     }
     server = start_service("bankchurn", logs_dir, env, label="bankchurn-rollout")
-    binary = installed("prometheus")
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    target = server.url.removeprefix("http://")
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s"},
-                "scrape_configs": [{"job_name": "bankchurn", "static_configs": [{"targets": [target]}]}],
-            }
-        )
-    )
-    command = [
-        binary,
-        f"--config.file={config}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        "--log.level=warn",
-    ]
-    prometheus = start("prometheus-rollout", command, port, logs_dir)
+    # Labelled as the cluster's configuration labels the pods (service, namespace, pod), with the rules.
+    targets = {"bankchurn": server.url.removeprefix("http://")}
+    config = prometheus_config(targets, "1s")
+    prometheus = run_prometheus(tmp_path, lambda _: config, name="prometheus-rollout")
     stop = threading.Event()
     traffic = threading.Thread(target=drive, args=(server, stop), daemon=True)
     try:
@@ -102,7 +85,7 @@ def test_a_sound_canary_is_promoted_after_its_readings(
         output = mlp(
             "rollout", "bankchurn", candidate, "--prometheus", prometheus.url,
             "--interval", "4", "--steps", "3", "--min-requests", "20", "--latency-factor", "5",
-            "--ramp", "20,50",
+            "--ramp", "20,50", "--match", f'namespace="{LOCAL_NAMESPACE}"',
         )  # fmt: skip
         assert f"bankchurn: canary is now v{candidate} (champion v{champion})" in output
         assert "send 20 % of their requests" in output

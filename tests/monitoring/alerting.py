@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,7 +21,7 @@ from mixin.alertmanager import (
     RECEIVERS_DIR,
     SLACK_WEBHOOK_URL_KEY,
 )
-from processes import free_port, installed
+from processes import free_port, installed, run_prometheus
 from scripts import MONITORING
 from servekit.local import Server, start
 
@@ -147,35 +147,6 @@ def start_prometheus(
         },
     }
     return run_prometheus(directory, lambda _: config, resend_delay, name=name)
-
-
-def run_prometheus(
-    directory: Path,
-    config_for: Callable[[str], dict[str, Any]],
-    resend_delay: str = "1m",
-    *,
-    name: str = "prometheus",
-) -> Server:
-    """A real Prometheus on 127.0.0.1 running ``config_for(its own host:port)``, written to
-    ``<directory>/<name>.yml``, with its data beside it. ``name`` is its pod's name (``POD_NAME``)
-    and its log's."""
-    port = free_port()
-    (directory / f"{name}.yml").write_text(yaml.safe_dump(config_for(f"127.0.0.1:{port}")))
-    return start(
-        name,
-        [
-            installed("prometheus"),
-            f"--config.file={directory / f'{name}.yml'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={directory / f'{name}-data'}",
-            "--log.level=warn",
-            f"--rules.alert.resend-delay={resend_delay}",
-            "--web.enable-lifecycle",
-        ],
-        port,
-        directory,
-        {"POD_NAME": name},
-    )
 
 
 #: The labels the alerts' summaries name, set on the series that makes them fire.

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from alerting import local_configuration, receiving, run_prometheus, start_alertmanager
+from alerting import local_configuration, receiving, start_alertmanager
 
 from load.payloads import payloads
 from mixin.alerts import alerts
@@ -33,6 +33,7 @@ from processes import (
     grpc_infer,
     infer_example,
     metric_value,
+    run_prometheus,
     start_keyed_service,
 )
 from scripts import MONITORING, load_k8s_cost

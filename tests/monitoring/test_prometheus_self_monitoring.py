@@ -16,12 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from alerting import run_prometheus
 
 from mixin.local_prometheus import prometheus_config
 from mixin.platform import PLATFORM, platform_alerts
 from mixin.self_monitoring import ALERTS_UNDELIVERED, NO_ALERTMANAGER, PROMETHEUS_JOB, RULE_FAILING
-from processes import free_port, wait_until
+from processes import free_port, run_prometheus, wait_until
 from servekit.local import Server
 
 pytestmark = pytest.mark.integration
