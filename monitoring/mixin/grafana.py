@@ -9,6 +9,8 @@ from typing import Any
 from mixin.common import GENERATED, number
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: The tag every dashboard of the platform carries; each links to the others through it.
+PLATFORM_TAG = "ml-platform"
 #: Grafana template variables and the value a query sees when "All" is selected.
 VARIABLE_ALL_VALUES = {"$instance": ".*", "$feature": ".*"}
 
@@ -97,7 +99,7 @@ def dashboard(
         "uid": uid,
         "title": title,
         "description": GENERATED,
-        "tags": ["ml-platform", *tags],
+        "tags": [PLATFORM_TAG, *tags],
         "timezone": "browser",
         "editable": True,
         "graphTooltip": 1,
@@ -106,7 +108,23 @@ def dashboard(
         "version": 1,
         "time": {"from": "now-3h", "to": "now"},
         "annotations": {"list": []},
-        "links": [],
+        # A drop-down of the platform's other dashboards (those imported with this tag), keeping
+        # the time range: from a page the way to the service's dashboard, or to the alerting
+        # pipeline's, is one click.
+        "links": [
+            {
+                "type": "dashboards",
+                "title": "ML platform",
+                "tags": [PLATFORM_TAG],
+                "asDropdown": True,
+                "keepTime": True,
+                "includeVars": False,
+                "targetBlank": False,
+                "icon": "external link",
+                "tooltip": "",
+                "url": "",
+            }
+        ],
         "templating": {
             "list": [
                 {

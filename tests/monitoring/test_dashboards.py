@@ -113,3 +113,12 @@ def test_the_alerting_dashboard_shows_every_series_the_pipeline_alerts_read() ->
     panels = load(MONITORING / "dashboards" / "alerting.json")["panels"]
     shown = " ".join(target["expr"] for p in panels for target in p["targets"])
     assert not {metric for metric in read if not re.search(rf"\b{metric}\b", shown)}
+
+
+def test_every_dashboard_links_to_the_others_by_the_tag_they_all_carry() -> None:
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        tag = dashboard["tags"][0]
+        assert all(tag in load(other)["tags"] for other in DASHBOARDS), path.stem
+        [link] = dashboard["links"]
+        assert (link["type"], link["tags"], link["keepTime"]) == ("dashboards", [tag], True), path.stem
