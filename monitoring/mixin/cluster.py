@@ -8,6 +8,8 @@ a service's Deployment and HorizontalPodAutoscaler are named after it (tests/k8s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 #: The scrape job of kube-state-metrics (k8s/base/prometheus/prometheus.yml).
 JOB = "kube-state-metrics"
 
@@ -21,7 +23,7 @@ AUTOSCALER_CURRENT = "kube_horizontalpodautoscaler_status_current_replicas"
 AUTOSCALER_DESIRED = "kube_horizontalpodautoscaler_status_desired_replicas"
 #: One series per condition (AbleToScale, ScalingActive, ScalingLimited) and status; 1 is the one held.
 AUTOSCALER_CONDITION = "kube_horizontalpodautoscaler_status_condition"
-#: The platform's StatefulSets (Alertmanager's pair): replicas wanted, and ready.
+#: The platform's StatefulSets (Prometheus's and Alertmanager's pairs): replicas wanted, and ready.
 STATEFULSET_REPLICAS = "kube_statefulset_replicas"
 STATEFULSET_READY = "kube_statefulset_status_replicas_ready"
 
@@ -61,4 +63,13 @@ def replica_queries(service: str) -> list[tuple[str, str]]:
         (f"max({autoscaler(AUTOSCALER_DESIRED, service)})", "desired by the autoscaler"),
         (f"max({deployment(DEPLOYMENT_AVAILABLE, service)})", "available"),
         (f"max({autoscaler(AUTOSCALER_MIN, service)})", "minimum"),
+    ]
+
+
+def statefulset_queries(names: Sequence[str]) -> list[tuple[str, str]]:
+    """The alerting pipeline dashboard's replica panel: each StatefulSet's replicas ready and wanted."""
+    return [
+        (f"max({statefulset(metric, name)})", f"{name} {what}")
+        for name in names
+        for metric, what in ((STATEFULSET_READY, "ready"), (STATEFULSET_REPLICAS, "wanted"))
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixin.alertmanager import integrations
+from mixin.cluster import statefulset_queries
 from mixin.common import regex
 from mixin.grafana import Grid, dashboard, panel
 from mixin.platform import (
@@ -23,6 +24,7 @@ from mixin.platform import (
     NOTIFICATIONS,
     NOTIFICATIONS_FAILED,
     NOTIFICATIONS_FAILED_RATIO,
+    PIPELINE_STATEFULSETS,
 )
 from mixin.self_monitoring import (
     ALERTMANAGERS_DISCOVERED,
@@ -74,10 +76,10 @@ def pipeline_dashboard() -> dict[str, Any]:
     for title, description, expr, legend in (
         (
             "Prometheus replicas up",
-            "Replicas each Prometheus scrapes (job prometheus, pod discovery): 2 when both run. "
-            "PrometheusReplicasUnavailable fires after 15 minutes short.",
-            f"max by (pod) (up{{{prometheus}}})",
-            "{{pod}}",
+            "Replicas scraped by the Prometheus this dashboard reads (each scrapes both, by pod "
+            "discovery): 2 when both run.",
+            f"sum(up{{{prometheus}}})",
+            "up",
         ),
         (
             "Alertmanager replicas up",
@@ -95,9 +97,23 @@ def pipeline_dashboard() -> dict[str, Any]:
     ):
         g.add(
             panel("stat", title, description, "none", [(expr, legend)], thresholds=up, base_color="red"),
-            6,
+            4,
             4,
         )
+    g.add(
+        panel(
+            "stat",
+            "StatefulSets: replicas ready and wanted",
+            "From kube-state-metrics, which sees the replicas that cannot be scheduled or never become "
+            "ready: ready below wanted for 15 minutes fires PrometheusReplicasUnavailable or "
+            "AlertmanagerReplicasUnavailable.",
+            "none",
+            statefulset_queries(PIPELINE_STATEFULSETS),
+            text_mode="value_and_name",
+        ),
+        6,
+        4,
+    )
     g.add(
         panel(
             "stat",

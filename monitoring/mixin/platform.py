@@ -18,8 +18,8 @@ from typing import Any
 
 from mixin.alerts import Alert
 from mixin.cluster import JOB as CLUSTER_JOB
-from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset
-from mixin.rule_tests import Case, alert_tests, series_str
+from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries
+from mixin.rule_tests import CLUSTER_TARGET, Case, alert_tests, series_str
 from mixin.self_monitoring import prometheus_alerts, prometheus_cases
 
 #: The rule file's name, beside the services' (rules/<name>.rules.yaml, tests/<name>.test.yaml).
@@ -32,6 +32,8 @@ NOTIFICATIONS_FAILED = "alertmanager_notifications_failed_total"
 ALERTMANAGER_STATEFULSET = "alertmanager"
 #: Prometheus's StatefulSet (k8s/base/prometheus).
 PROMETHEUS_STATEFULSET = "prometheus"
+#: The StatefulSets the alerting pipeline runs on, as its dashboard shows them.
+PIPELINE_STATEFULSETS = (PROMETHEUS_STATEFULSET, ALERTMANAGER_STATEFULSET)
 #: How many members a replica's gossip cluster has, itself included, as that replica sees it.
 CLUSTER_MEMBERS = "alertmanager_cluster_members"
 #: The alerts a replica holds, by state (active, suppressed by an inhibition or a silence, unprocessed).
@@ -268,9 +270,34 @@ def platform_cases() -> list[Case]:
     ]
 
 
+def statefulset_panel_tests() -> list[dict[str, Any]]:
+    """The alerting pipeline dashboard's StatefulSet panel over kube-state-metrics' series (no live
+    test has them: no cluster), beside another StatefulSet with more of both, so a query that
+    missed the name would show."""
+    # Ready and wanted, per StatefulSet.
+    own = dict(zip(PIPELINE_STATEFULSETS, ((1, 2), (2, 2)), strict=True))
+    series: dict[str, str] = {}
+    for name, (ready, wanted) in {**own, "other": (5, 7)}.items():
+        labels = {**CLUSTER_TARGET, "statefulset": name}
+        series[series_str(STATEFULSET_READY, labels)] = f"{ready}x10"
+        series[series_str(STATEFULSET_REPLICAS, labels)] = f"{wanted}x10"
+    expected = [value for ready, wanted in own.values() for value in (ready, wanted)]
+    return [
+        {
+            "name": f"StatefulSet panel: {legend}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "promql_expr_test": [
+                {"expr": expr, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": value}]}
+            ],
+        }
+        for (expr, legend), value in zip(statefulset_queries(PIPELINE_STATEFULSETS), expected, strict=True)
+    ]
+
+
 def platform_test_file() -> dict[str, Any]:
     return {
         "rule_files": [f"../rules/{PLATFORM}.rules.yaml"],
         "evaluation_interval": "1m",
-        "tests": alert_tests(platform_alerts(), platform_cases()),
+        "tests": alert_tests(platform_alerts(), platform_cases()) + statefulset_panel_tests(),
     }

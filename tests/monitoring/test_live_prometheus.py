@@ -21,10 +21,10 @@ from alerting import local_configuration, receiving, start_alertmanager
 from load.payloads import payloads
 from mixin.alerts import alerts
 from mixin.autoscaling import adapter_config
-from mixin.cluster import CLUSTER_METRICS, replica_queries
+from mixin.cluster import CLUSTER_METRICS, replica_queries, statefulset_queries
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.local_prometheus import prometheus_config
-from mixin.platform import ALERTMANAGER_JOB, PLATFORM
+from mixin.platform import ALERTMANAGER_JOB, PIPELINE_STATEFULSETS, PLATFORM
 from mixin.recorded import CONCURRENCY, recording_rules
 from mixin.self_monitoring import PROMETHEUS_JOB
 from processes import (
@@ -231,11 +231,13 @@ def test_every_rule_and_panel_query_returns_data(
     drive_traffic(live_services, rounds=6)
     checks = [(q, q) for q in recorded()] + panel_queries()
     # kube-state-metrics' series need a cluster (it reads the API server), so no process here has
-    # them: the panel queries over them are promtool cases instead (mixin.rule_tests), and they are
-    # exactly the replica panel's.
+    # them: the panel queries over them are promtool cases instead (mixin.rule_tests,
+    # mixin.platform), and they are exactly the services' replica panels' and the alerting
+    # pipeline's StatefulSet panel's.
     cluster_only = [(w, q) for w, q in checks if any(metric in q for metric in CLUSTER_METRICS)]
     assert sorted(q for _, q in cluster_only) == sorted(
-        q for service in registry.available() for q, _ in replica_queries(service)
+        [q for service in registry.available() for q, _ in replica_queries(service)]
+        + [q for q, _ in statefulset_queries(PIPELINE_STATEFULSETS)]
     )
     checks = [check for check in checks if check not in cluster_only]
     deadline = time.monotonic() + 45
