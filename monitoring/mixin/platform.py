@@ -19,7 +19,7 @@ from typing import Any
 from mixin.alerts import Alert
 from mixin.cluster import JOB as CLUSTER_JOB
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries
-from mixin.rule_tests import CLUSTER_TARGET, Case, alert_tests, series_str
+from mixin.rule_tests import CLUSTER_TARGET, Case, alert_tests, panel_tests, series_str
 from mixin.self_monitoring import prometheus_alerts, prometheus_cases
 
 #: The rule file's name, beside the services' (rules/<name>.rules.yaml, tests/<name>.test.yaml).
@@ -282,17 +282,7 @@ def statefulset_panel_tests() -> list[dict[str, Any]]:
         series[series_str(STATEFULSET_READY, labels)] = f"{ready}x10"
         series[series_str(STATEFULSET_REPLICAS, labels)] = f"{wanted}x10"
     expected = [value for ready, wanted in own.values() for value in (ready, wanted)]
-    return [
-        {
-            "name": f"StatefulSet panel: {legend}",
-            "interval": "1m",
-            "input_series": [{"series": k, "values": v} for k, v in series.items()],
-            "promql_expr_test": [
-                {"expr": expr, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": value}]}
-            ],
-        }
-        for (expr, legend), value in zip(statefulset_queries(PIPELINE_STATEFULSETS), expected, strict=True)
-    ]
+    return panel_tests("StatefulSet panel", statefulset_queries(PIPELINE_STATEFULSETS), series, expected)
 
 
 def platform_test_file() -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -1001,14 +1001,22 @@ def replica_panel_tests(service: str) -> list[dict[str, Any]]:
         series[series_str(AUTOSCALER_DESIRED, hpa)] = f"{desired}x10"
         series[series_str(DEPLOYMENT_AVAILABLE, {**CLUSTER_TARGET, "deployment": name})] = f"{available}x10"
         series[series_str(AUTOSCALER_MIN, hpa)] = f"{minimum}x10"
+    return panel_tests("replica panel", replica_queries(service), series, own)
+
+
+def panel_tests(
+    panel: str, queries: Sequence[tuple[str, str]], series: dict[str, str], values: Sequence[float]
+) -> list[dict[str, Any]]:
+    """One promtool case per query of a panel (its expr and legend): over ``series`` (constant for
+    10 minutes), the query gives one sample, of its value in ``values``."""
     return [
         {
-            "name": f"replica panel: {legend}",
+            "name": f"{panel}: {legend}",
             "interval": "1m",
             "input_series": [{"series": k, "values": v} for k, v in series.items()],
             "promql_expr_test": [
                 {"expr": expr, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": value}]}
             ],
         }
-        for (expr, legend), value in zip(replica_queries(service), own, strict=True)
+        for (expr, legend), value in zip(queries, values, strict=True)
     ]
