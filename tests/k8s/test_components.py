@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from manifests import K8S_CHECK, OVERLAYS, ROOT, SERVICES, Obj, Rendered, configmap_env, render
+import yaml
+from manifests import K8S_CHECK, OVERLAYS, ROOT, SERVICES, Obj, Rendered, configmap_env, container, render
 from test_manifests import model_deployments
 
 from scripts import load_k8s_cost
@@ -148,3 +149,50 @@ def test_spot_model_pods_in_an_overlay_without_the_spot_label_names_the_value_it
     result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(overlay)])
     assert result.returncode != 0
     assert "data.spotNodeLabel` is missing" in result.stderr
+
+
+GOSSIP_TLS = ROOT / "k8s" / "components" / "alertmanager-gossip-tls"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_alertmanager_gossip_tls_mounts_what_its_file_names_and_changes_nothing_else(overlay: str) -> None:
+    plain, tls = render(overlay), render(overlay, components=["alertmanager-gossip-tls"])
+    statefulset = tls.get("StatefulSet", "alertmanager")
+    pod = statefulset["spec"]["template"]["spec"]
+    [flag] = [a for a in container(statefulset)["args"] if a.startswith("--cluster.tls-config=")]
+    config_path = Path(flag.split("=", 1)[1])
+    mounts = {m["mountPath"]: m for m in container(statefulset)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # The file the flag names is the component's, in the ConfigMap mounted there.
+    config_volume = volumes[mounts[str(config_path.parent)]["name"]]
+    configmap = tls.configmap(config_volume["configMap"]["name"].rsplit("-", 1)[0])
+    assert configmap["metadata"]["name"] == config_volume["configMap"]["name"]
+    text = configmap["data"][config_path.name]
+    assert text == (GOSSIP_TLS / config_path.name).read_text()
+    config = yaml.safe_load(text)
+    # Mutual: each side presents the certificate and checks the other's against the CA.
+    assert config["tls_server_config"]["client_auth_type"] == "RequireAndVerifyClientCert"
+    files = [
+        *(config["tls_server_config"][k] for k in ("cert_file", "key_file", "client_ca_file")),
+        *(config["tls_client_config"][k] for k in ("cert_file", "key_file", "ca_file")),
+    ]
+    # Every file it names is a key of the Secret, mounted where it looks, and the Secret is required.
+    for path in map(Path, files):
+        mount = mounts[str(path.parent)]
+        assert mount["readOnly"], path
+        secret = volumes[mount["name"]]["secret"]
+        assert secret["secretName"] == "alertmanager-gossip-tls"
+        assert not secret.get("optional", False)
+        assert {"key": path.name, "path": path.name} in secret["items"], path
+    assert not tls.of_kind("Secret"), "the certificate's Secret is never committed"
+    # Nothing else changes: the StatefulSet gains the flag, the mounts and the volumes; the ConfigMap is new.
+    before = copy.deepcopy(plain.get("StatefulSet", "alertmanager"))
+    spec = before["spec"]["template"]["spec"]
+    spec["containers"][0]["args"].append(flag)
+    spec["containers"][0]["volumeMounts"] = container(statefulset)["volumeMounts"]
+    spec["volumes"] = pod["volumes"]
+    assert statefulset == before
+    added = [o for o in tls.objects if o not in plain.objects]
+    assert sorted(f"{o['kind']}/{o['metadata']['name']}" for o in added) == sorted(
+        ["StatefulSet/alertmanager", f"ConfigMap/{configmap['metadata']['name']}"]
+    )

@@ -1,0 +1,164 @@
+"""k8s/components/alertmanager-gossip-tls live: two real Alertmanagers gossip over mutual TLS with the
+component's file, and neither a peer in clear nor one whose certificate another CA signed joins them.
+
+The certificates are made here, as the component's README makes them: one CA, and one certificate
+for the name ``alertmanager-cluster`` that both replicas present, as server and as client.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from processes import ROOT, Server, free_port, installed, metric_value, wait_until
+from servekit.local import start
+
+pytestmark = pytest.mark.integration
+
+COMPONENT = ROOT / "k8s" / "components" / "alertmanager-gossip-tls"
+#: Where the component mounts the Secret alertmanager-gossip-tls.
+MOUNTED = "/etc/alertmanager/gossip-tls"
+MEMBERS = "alertmanager_cluster_members"
+
+
+def name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_certificates(directory: Path, server_name: str) -> Path:
+    """A CA, and a certificate it signs for ``server_name`` (server and client): ``directory``
+    then holds the Secret's three keys, tls.crt, tls.key and ca.crt."""
+    directory.mkdir()
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name(f"{directory.name} CA"))
+        .issuer_name(name(f"{directory.name} CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
+                key_encipherment=False, data_encipherment=False, key_agreement=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name(server_name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(server_name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "tls.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return directory
+
+
+def tls_config(certificates: Path) -> Path:
+    """The component's file, reading the certificates from ``certificates`` instead of the mount."""
+    text = (COMPONENT / "gossip-tls.yml").read_text()
+    assert text.count(MOUNTED) == 6, "every file the component names is in the Secret's mount"
+    path = certificates / "gossip-tls.yml"
+    path.write_text(text.replace(MOUNTED, str(certificates)))
+    return path
+
+
+def gossiping(directory: Path, label: str, listen: int, peers: Sequence[int], tls: Path | None) -> Server:
+    """An Alertmanager gossiping on ``listen`` with ``peers``, over ``tls`` if given, else in clear."""
+    state = directory / label
+    state.mkdir()
+    config = state / "alertmanager.yml"
+    config.write_text(yaml.safe_dump({"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}]}))
+    port = free_port()
+    command = [
+        installed("alertmanager"),
+        f"--config.file={config}",
+        f"--storage.path={state / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--cluster.listen-address=127.0.0.1:{listen}",
+        *(f"--cluster.peer=127.0.0.1:{peer}" for peer in peers),
+        *([f"--cluster.tls-config={tls}"] if tls else []),
+    ]
+    return start(label, command, port, state)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    started: list[Server] = []
+    try:
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def test_the_replicas_gossip_over_mutual_tls_and_admit_no_other(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    # The name the component's file checks: both replicas' certificate is issued for it.
+    component_config = yaml.safe_load((COMPONENT / "gossip-tls.yml").read_text())
+    server_name = component_config["tls_client_config"]["server_name"]
+    ours = tls_config(make_certificates(tmp_path / "secret", server_name))
+    # Another CA's certificate for the same name, and our CA's certificate, which is no secret: what
+    # a pod of another team, or an attacker, may hold. Only the replicas' check of the client's
+    # certificate keeps it out.
+    another = make_certificates(tmp_path / "another-ca", server_name)
+    (another / "ca.crt").write_bytes((ours.parent / "ca.crt").read_bytes())
+    theirs = tls_config(another)
+    mesh = [free_port(), free_port()]
+    for index, listen in enumerate(mesh):
+        servers.append(gossiping(tmp_path, f"alertmanager-{index}", listen, mesh, ours))
+    pair = list(servers)
+    for server in pair:
+        server.wait_for("/-/ready", seconds=60)
+    wait_until(lambda: all(metric_value(server, MEMBERS) == 2 for server in pair))
+
+    intruders = [
+        gossiping(tmp_path, "in-clear", free_port(), mesh, None),
+        gossiping(tmp_path, "signed-by-another-ca", free_port(), mesh, theirs),
+    ]
+    servers.extend(intruders)
+    for intruder in intruders:
+        intruder.wait_for("/-/ready", seconds=60)
+    # Each tried to join at start-up and was refused: the TLS handshake fails, in either direction.
+    wait_until(lambda: all("failed to join cluster" in intruder.log.read_text() for intruder in intruders))
+    assert [metric_value(intruder, MEMBERS) for intruder in intruders] == [1, 1]
+    assert [metric_value(server, MEMBERS) for server in pair] == [2, 2]
