@@ -144,6 +144,7 @@ def test_the_replicas_gossip_over_mutual_tls_and_admit_no_other(
     (another / "ca.crt").write_bytes((ours.parent / "ca.crt").read_bytes())
     theirs = tls_config(another)
     mesh = [free_port(), free_port()]
+    # Each server is handed to the fixture as soon as it starts, so a failure after stops it too.
     for index, listen in enumerate(mesh):
         servers.append(gossiping(tmp_path, f"alertmanager-{index}", listen, mesh, ours))
     pair = list(servers)
@@ -151,11 +152,9 @@ def test_the_replicas_gossip_over_mutual_tls_and_admit_no_other(
         server.wait_for("/-/ready", seconds=60)
     wait_until(lambda: all(metric_value(server, MEMBERS) == 2 for server in pair))
 
-    intruders = [
-        gossiping(tmp_path, "in-clear", free_port(), mesh, None),
-        gossiping(tmp_path, "signed-by-another-ca", free_port(), mesh, theirs),
-    ]
-    servers.extend(intruders)
+    for label, tls in (("in-clear", None), ("signed-by-another-ca", theirs)):
+        servers.append(gossiping(tmp_path, label, free_port(), mesh, tls))
+    intruders = servers[len(pair) :]
     for intruder in intruders:
         intruder.wait_for("/-/ready", seconds=60)
     # Each tried to join at start-up and was refused: the TLS handshake fails, in either direction.
