@@ -22,15 +22,16 @@ from mixin.platform import (
     CLUSTER_MEMBERS,
     NOTIFICATION_LATENCY,
     NOTIFICATIONS,
-    NOTIFICATIONS_FAILED,
     NOTIFICATIONS_FAILED_RATIO,
     PIPELINE_STATEFULSETS,
+    notifications_failed_share,
+    per_integration,
 )
 from mixin.self_monitoring import (
     ALERTMANAGERS_DISCOVERED,
     ALERTS_DROPPED,
-    ALERTS_NOT_SENT,
     ALERTS_NOT_SENT_RATIO,
+    ALERTS_NOT_SENT_SHARE,
     ALERTS_SENT,
     BLOCKS_BYTES,
     COMPACTIONS_FAILED,
@@ -47,6 +48,7 @@ from mixin.self_monitoring import (
     SAMPLES_APPENDED,
     SIZE_RETENTIONS,
     WAL_BYTES,
+    per_alertmanager,
 )
 
 UID = "mlp-alerting"
@@ -63,12 +65,6 @@ def pipeline_dashboard() -> dict[str, Any]:
 
     def per_group(metric: str) -> str:
         return f"sum by (pod, rule_group) (rate({metric}{{{prometheus}}}[5m]))"
-
-    def per_alertmanager(metric: str) -> str:
-        return f"sum by (pod, alertmanager) (rate({metric}{{{prometheus}}}[5m]))"
-
-    def per_integration(metric: str) -> str:
-        return f"sum by (integration) (rate({metric}{{{used}}}[15m]))"
 
     g = Grid()
     # Red below one: none up, none gossiping.
@@ -190,12 +186,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             f"Over {ALERTS_NOT_SENT_RATIO:.0%} for 15 minutes: PrometheusAlertsUndelivered. "
             "Empty while a replica has sent nothing.",
             "percentunit",
-            [
-                (
-                    f"{per_alertmanager(ALERTS_NOT_SENT)}\n/\n{per_alertmanager(ALERTS_SENT)}",
-                    "{{pod}} → {{alertmanager}}",
-                )
-            ],
+            [(ALERTS_NOT_SENT_SHARE, "{{pod}} → {{alertmanager}}")],
             thresholds=[(ALERTS_NOT_SENT_RATIO, "red")],
         ),
         6,
@@ -240,7 +231,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             "What each replica's receivers send: webhook is the heartbeat (the Watchdog, every two "
             "minutes), pagerduty the pages, slack the chat posts.",
             "short",
-            [(per_integration(NOTIFICATIONS), "{{integration}}")],
+            [(per_integration(NOTIFICATIONS, used), "{{integration}}")],
         ),
         8,
         8,
@@ -253,12 +244,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             "NotificationsFailing pages (through whichever receiver still works). Empty while an "
             "integration has sent nothing.",
             "percentunit",
-            [
-                (
-                    f"{per_integration(NOTIFICATIONS_FAILED)}\n/\n{per_integration(NOTIFICATIONS)}",
-                    "{{integration}}",
-                )
-            ],
+            [(notifications_failed_share(used), "{{integration}}")],
             thresholds=[(NOTIFICATIONS_FAILED_RATIO, "red")],
         ),
         8,

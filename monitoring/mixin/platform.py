@@ -48,12 +48,20 @@ WATCHDOG = "Watchdog"
 WATCHDOG_SEVERITY = "none"
 
 
+def per_integration(metric: str, selector: str = f'job="{ALERTMANAGER_JOB}"') -> str:
+    """The rate (15 m) of ``metric``, a counter of Alertmanager's notifications, per integration."""
+    return f"sum by (integration) (rate({metric}{{{selector}}}[15m]))"
+
+
+def notifications_failed_share(selector: str = f'job="{ALERTMANAGER_JOB}"') -> str:
+    """The share of each integration's notifications that failed after their retries: what
+    NotificationsFailing holds to NOTIFICATIONS_FAILED_RATIO, and the pipeline dashboard plots."""
+    return f"{per_integration(NOTIFICATIONS_FAILED, selector)}\n/\n{per_integration(NOTIFICATIONS, selector)}"
+
+
 def platform_alerts() -> list[Alert]:
     job = f'job="{ALERTMANAGER_JOB}"'
     up = f"up{{{job}}}"
-
-    def by_integration(metric: str) -> str:
-        return f"sum by (integration) (rate({metric}{{{job}}}[15m]))"
 
     return [
         Alert(
@@ -67,8 +75,7 @@ def platform_alerts() -> list[Alert]:
         ),
         Alert(
             "NotificationsFailing",
-            f"{by_integration(NOTIFICATIONS_FAILED)}\n/\n{by_integration(NOTIFICATIONS)}\n"
-            f"> {NOTIFICATIONS_FAILED_RATIO:g}",
+            f"{notifications_failed_share()}\n> {NOTIFICATIONS_FAILED_RATIO:g}",
             # Critical, so it goes to both receivers: whichever still works carries it.
             "critical",
             "Alertmanager cannot deliver its {{ $labels.integration }} notifications",
