@@ -102,18 +102,30 @@ def receiving() -> Iterator[Receiver]:
         thread.join(timeout=10)
 
 
-def start_alertmanager(config: Path, directory: Path, *, gossip: bool = False) -> Server:
-    """A real Alertmanager on 127.0.0.1; with ``gossip``, a cluster of one on a port of its own (as
-    each replica in the cluster, with its cluster metrics), else with clustering off."""
+#: Alertmanager's gossip switched off: a replica alone, which waits for no peer before it notifies.
+NO_CLUSTER = ("--cluster.listen-address=",)
+
+
+def cluster(listen: int, peers: Sequence[int] = ()) -> list[str]:
+    """Gossip on 127.0.0.1:``listen`` with the members at ``peers`` (none: a cluster of one, as a
+    replica whose peer is away, with its cluster metrics)."""
+    return [f"--cluster.listen-address=127.0.0.1:{listen}", *(f"--cluster.peer=127.0.0.1:{p}" for p in peers)]
+
+
+def start_alertmanager(
+    config: Path, directory: Path, *, name: str = "alertmanager", gossip: Sequence[str] = NO_CLUSTER
+) -> Server:
+    """A real Alertmanager on 127.0.0.1 running ``config``, its data and log (``<name>.log``) in
+    ``directory``, with the cluster flags ``gossip`` (:func:`cluster`, and any other)."""
     port = free_port()
     return start(
-        "alertmanager",
+        name,
         [
             installed("alertmanager"),
             f"--config.file={config}",
             f"--storage.path={directory / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
-            f"--cluster.listen-address=127.0.0.1:{free_port()}" if gossip else "--cluster.listen-address=",
+            *gossip,
         ],
         port,
         directory,

@@ -18,8 +18,10 @@ import yaml
 from alerting import (
     CONFIG,
     LABELS,
+    NO_CLUSTER,
     Receiver,
     always,
+    cluster,
     local_configuration,
     slack_titles,
     start_alertmanager,
@@ -41,7 +43,7 @@ from mixin.rule_tests import render
 from processes import free_port, installed, metric_value, wait_until
 from scripts import MONITORING
 from servekit import registry
-from servekit.local import Server, start
+from servekit.local import Server
 
 
 def amtool(*args: str) -> str:
@@ -110,24 +112,12 @@ def start_replicas(config: Path, directory: Path, *, gossip: bool, count: int = 
     for index in range(count):
         state = directory / f"alertmanager-{index}"
         state.mkdir()
-        port = free_port()
-        cluster = (
-            [
-                f"--cluster.listen-address=127.0.0.1:{mesh[index]}",
-                *(f"--cluster.peer=127.0.0.1:{peer}" for peer in mesh),
-                f"--cluster.peer-timeout={PEER_TIMEOUT_SECONDS}s",
-            ]
+        flags = (
+            [*cluster(mesh[index], mesh), f"--cluster.peer-timeout={PEER_TIMEOUT_SECONDS}s"]
             if gossip
-            else ["--cluster.listen-address="]
+            else NO_CLUSTER
         )
-        command = [
-            installed("alertmanager"),
-            f"--config.file={config}",
-            f"--storage.path={state / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            *cluster,
-        ]
-        replicas.append(start(f"alertmanager-{index}", command, port, state))
+        replicas.append(start_alertmanager(config, state, name=f"alertmanager-{index}", gossip=flags))
     return replicas
 
 

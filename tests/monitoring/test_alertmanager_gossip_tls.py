@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alerting import cluster, start_alertmanager
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from processes import ROOT, Server, free_port, installed, metric_value, wait_until
-from servekit.local import start
+from processes import ROOT, Server, free_port, metric_value, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -107,17 +107,8 @@ def gossiping(directory: Path, label: str, listen: int, peers: Sequence[int], tl
     state.mkdir()
     config = state / "alertmanager.yml"
     config.write_text(yaml.safe_dump({"route": {"receiver": "nobody"}, "receivers": [{"name": "nobody"}]}))
-    port = free_port()
-    command = [
-        installed("alertmanager"),
-        f"--config.file={config}",
-        f"--storage.path={state / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--cluster.listen-address=127.0.0.1:{listen}",
-        *(f"--cluster.peer=127.0.0.1:{peer}" for peer in peers),
-        *([f"--cluster.tls-config={tls}"] if tls else []),
-    ]
-    return start(label, command, port, state)
+    flags = [*cluster(listen, peers), *([f"--cluster.tls-config={tls}"] if tls else [])]
+    return start_alertmanager(config, state, name=label, gossip=flags)
 
 
 @pytest.fixture

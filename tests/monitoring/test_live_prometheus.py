@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from alerting import local_configuration, receiving, start_alertmanager
+from alerting import cluster, local_configuration, receiving, start_alertmanager
 
 from load.payloads import payloads
 from mixin.alerts import alerts
@@ -30,6 +30,7 @@ from mixin.self_monitoring import PROMETHEUS_JOB
 from processes import (
     KeyedService,
     Server,
+    free_port,
     grpc_infer,
     infer_example,
     metric_value,
@@ -97,7 +98,8 @@ def prometheus(
     # As in the cluster, it sends its alerts to an Alertmanager (gossiping, on the committed
     # configuration) and scrapes it and itself: the alerting pipeline dashboard reads those.
     with receiving() as receiver:
-        alertmanager = start_alertmanager(local_configuration(receiver, directory), directory, gossip=True)
+        config = local_configuration(receiver, directory)
+        alertmanager = start_alertmanager(config, directory, gossip=cluster(free_port()))
         server = None
         try:
             alertmanager.wait_for("/-/ready", seconds=60)
