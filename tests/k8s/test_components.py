@@ -185,14 +185,38 @@ def test_alertmanager_gossip_tls_mounts_what_its_file_names_and_changes_nothing_
         assert not secret.get("optional", False)
         assert {"key": path.name, "path": path.name} in secret["items"], path
     assert not tls.of_kind("Secret"), "the certificate's Secret is never committed"
-    # Nothing else changes: the StatefulSet gains the flag, the mounts and the volumes; the ConfigMap is new.
+    # Nothing else changes: the StatefulSet gains the flag, the mounts and the volumes and loses the
+    # UDP port, as do the gossip's Service and NetworkPolicy; the ConfigMap is new.
     before = copy.deepcopy(plain.get("StatefulSet", "alertmanager"))
     spec = before["spec"]["template"]["spec"]
     spec["containers"][0]["args"].append(flag)
     spec["containers"][0]["volumeMounts"] = container(statefulset)["volumeMounts"]
+    spec["containers"][0]["ports"] = without_udp(spec["containers"][0]["ports"])
     spec["volumes"] = pod["volumes"]
     assert statefulset == before
+    service = copy.deepcopy(plain.get("Service", "alertmanager-cluster"))
+    service["spec"]["ports"] = without_udp(service["spec"]["ports"])
+    assert tls.get("Service", "alertmanager-cluster") == service
+    policy = copy.deepcopy(plain.get("NetworkPolicy", "alertmanager-gossip"))
+    for rule in (*policy["spec"]["ingress"], *policy["spec"]["egress"]):
+        rule["ports"] = without_udp(rule["ports"])
+    assert tls.get("NetworkPolicy", "alertmanager-gossip") == policy
     added = [o for o in tls.objects if o not in plain.objects]
     assert sorted(f"{o['kind']}/{o['metadata']['name']}" for o in added) == sorted(
-        ["StatefulSet/alertmanager", f"ConfigMap/{configmap['metadata']['name']}"]
+        [
+            "StatefulSet/alertmanager",
+            "Service/alertmanager-cluster",
+            "NetworkPolicy/alertmanager-gossip",
+            f"ConfigMap/{configmap['metadata']['name']}",
+        ]
     )
+    # And no UDP is left anywhere on Alertmanager: over TLS, memberlist never opens a UDP socket.
+    alertmanager_objects = [o for o in tls.objects if "alertmanager" in o["metadata"]["name"]]
+    assert "UDP" not in yaml.safe_dump_all(alertmanager_objects)
+
+
+def without_udp(ports: list[Obj]) -> list[Obj]:
+    """``ports`` as they would be if the base had never opened UDP (the plain render has it)."""
+    kept = [p for p in ports if p.get("protocol") != "UDP"]
+    assert len(kept) == len(ports) - 1, ports
+    return kept

@@ -111,6 +111,16 @@ def gossiping(directory: Path, label: str, listen: int, peers: Sequence[int], tl
     return start_alertmanager(config, state, name=label, gossip=flags)
 
 
+def udp_ports_bound() -> set[int]:
+    """The local ports of this machine's UDP sockets (IPv4 and IPv6), as the kernel lists them."""
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local_address = line.split()[1]
+            ports.add(int(local_address.rsplit(":", 1)[1], 16))
+    return ports
+
+
 @pytest.fixture
 def servers() -> Iterator[list[Server]]:
     started: list[Server] = []
@@ -143,11 +153,17 @@ def test_the_replicas_gossip_over_mutual_tls_and_admit_no_other(
         server.wait_for("/-/ready", seconds=60)
     wait_until(lambda: all(metric_value(server, MEMBERS) == 2 for server in pair))
 
-    for label, tls in (("in-clear", None), ("signed-by-another-ca", theirs)):
-        servers.append(gossiping(tmp_path, label, free_port(), mesh, tls))
+    # Over TLS memberlist sends its packets over TCP too: the component closes the UDP port.
+    assert not udp_ports_bound() & set(mesh)
+
+    in_clear = free_port()
+    for label, listen, tls in (("in-clear", in_clear, None), ("signed-by-another-ca", free_port(), theirs)):
+        servers.append(gossiping(tmp_path, label, listen, mesh, tls))
     intruders = servers[len(pair) :]
     for intruder in intruders:
         intruder.wait_for("/-/ready", seconds=60)
+    # The same check sees the UDP socket a replica in clear opens.
+    assert in_clear in udp_ports_bound()
     # Each tried to join at start-up and was refused: the TLS handshake fails, in either direction.
     wait_until(lambda: all("failed to join cluster" in intruder.log.read_text() for intruder in intruders))
     assert [metric_value(intruder, MEMBERS) for intruder in intruders] == [1, 1]
