@@ -99,7 +99,8 @@ SLACK_TITLE = (
 )
 SLACK_TEXT = (
     "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
-    "{{ if .Labels.instance }}instance: {{ .Labels.instance }}\n{{ end }}{{ end }}"
+    "{{ if .Labels.instance }}instance: {{ .Labels.instance }}\n{{ end }}"
+    "<{{ .Annotations.dashboard_url }}|dashboard> · <{{ .Annotations.runbook_url }}|runbook>\n{{ end }}"
 )
 
 
@@ -153,7 +154,10 @@ def alertmanager_config() -> dict[str, Any]:
                         "routing_key_file": f"{RECEIVERS_DIR}/{PAGERDUTY_ROUTING_KEY_KEY}",
                         "description": "{{ .CommonLabels.service }}: {{ .CommonAnnotations.summary }}",
                         "severity": "{{ .CommonLabels.severity }}",
-                        "links": [{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"}],
+                        "links": [
+                            {"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"},
+                            {"href": "{{ .CommonAnnotations.dashboard_url }}", "text": "dashboard"},
+                        ],
                         "send_resolved": True,
                     }
                 ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mixin.cluster import (
@@ -16,7 +16,18 @@ from mixin.cluster import (
     autoscaler,
     deployment,
 )
-from mixin.common import FAST_BURN, RUNBOOK_URL, SLOW_BURN, number, objectives, regex, sel, versioned
+from mixin.common import (
+    FAST_BURN,
+    RUNBOOK_URL,
+    SLOW_BURN,
+    dashboard_url,
+    number,
+    objectives,
+    regex,
+    sel,
+    service_dashboard_uid,
+    versioned,
+)
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
     ERROR_RATIO,
@@ -50,6 +61,9 @@ class Alert:
     summary: str
     description: str
     duration: str = "0m"
+    #: The uid of the dashboard that plots what the alert reads (set for a whole rule file by
+    #: :func:`on_dashboard`): the notification links to it beside the runbook.
+    dashboard: str = ""
 
     def rule(self, service: str | None) -> dict[str, Any]:
         """The alerting rule; ``service`` None for an alert of the platform itself (mixin.platform)."""
@@ -65,11 +79,27 @@ class Alert:
         return rule
 
     def annotations(self) -> dict[str, str]:
+        assert self.dashboard, f"{self.name}: no dashboard to link to"
         return {
             "summary": self.summary,
             "description": self.description,
             "runbook_url": f"{RUNBOOK_URL}#{self.name.lower()}",
+            "dashboard_url": dashboard_url(self.dashboard),
         }
+
+
+def on_dashboard(alerts: Sequence[Alert], uid: str) -> list[Alert]:
+    """``alerts``, each linking to the dashboard ``uid``."""
+    return [replace(alert, dashboard=uid) for alert in alerts]
+
+
+def unauthenticated_share(n: MetricNames) -> str:
+    """The share of a service's requests refused with 401 over 15 minutes, probes left out: what
+    RequestsUnauthenticated holds to its threshold, and the service dashboard plots."""
+    return (
+        f'sum(rate({n.requests_total}{{status="401"}}[15m]))\n/\n'
+        f'sum(rate({n.requests_total}{{endpoint!~"{regex(PROBE_ENDPOINTS)}"}}[15m]))'
+    )
 
 
 def burn_expr(template: str, service: str, budget: float, tiers: Sequence[tuple[str, str, float]]) -> str:
@@ -261,9 +291,7 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "RequestsUnauthenticated",
-            f'sum(rate({n.requests_total}{{status="401"}}[15m]))\n/\n'
-            f'sum(rate({n.requests_total}{{endpoint!~"{regex(PROBE_ENDPOINTS)}"}}[15m]))\n'
-            f"> {number(o.unauthenticated_ratio)}\nand\n"
+            f"{unauthenticated_share(n)}\n> {number(o.unauthenticated_ratio)}\nand\n"
             f'sum(increase({n.requests_total}{{status="401"}}[15m])) >= {o.unauthenticated_min}',
             "warning",
             f"{s} refuses many requests for want of a valid API key",
@@ -369,7 +397,7 @@ def alerts(service: str) -> list[Alert]:
             "5m",
         ),
     ]
-    return found
+    return on_dashboard(found, service_dashboard_uid(service))
 
 
 def rule_file(service: str) -> dict[str, Any]:

@@ -66,6 +66,23 @@ def replica_queries(service: str) -> list[tuple[str, str]]:
     ]
 
 
+#: The HorizontalPodAutoscaler's conditions, as the conditions panel names each when it holds.
+AUTOSCALER_CONDITIONS = {
+    "ScalingActive": "reads its metrics (ScalingActive)",
+    "AbleToScale": "able to scale (AbleToScale)",
+    "ScalingLimited": "held at a bound (ScalingLimited)",
+}
+
+
+def autoscaler_condition_queries(service: str) -> list[tuple[str, str]]:
+    """The dashboard's autoscaler conditions panel: 1 while each condition holds, 0 while it does not."""
+    queries = []
+    for condition, legend in AUTOSCALER_CONDITIONS.items():
+        holds = autoscaler(AUTOSCALER_CONDITION, service, f'condition="{condition}",status="true"')
+        queries.append((f"max({holds})", legend))
+    return queries
+
+
 def statefulset_queries(names: Sequence[str]) -> list[tuple[str, str]]:
     """The alerting pipeline dashboard's replica panel: each StatefulSet's replicas ready and wanted."""
     return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mixin.common import BURN_THRESHOLDS, QUANTILES, Objectives
+from mixin.common import BURN_THRESHOLDS, OVERVIEW_DASHBOARD, QUANTILES, Objectives
 from mixin.grafana import Grid, dashboard, panel
 from mixin.platform import WATCHDOG
 from mixin.recorded import (
@@ -259,4 +259,4 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         8,
         4,
     )
-    return dashboard("mlp-overview", "ML platform: overview", ["overview"], g, [])
+    return dashboard(OVERVIEW_DASHBOARD, "ML platform: overview", ["overview"], g, [])

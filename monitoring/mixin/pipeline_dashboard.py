@@ -14,7 +14,7 @@ from typing import Any
 
 from mixin.alertmanager import integrations
 from mixin.cluster import statefulset_queries
-from mixin.common import regex
+from mixin.common import PIPELINE_DASHBOARD, regex
 from mixin.grafana import Grid, dashboard, panel
 from mixin.platform import (
     ALERTMANAGER_ALERTS,
@@ -50,8 +50,6 @@ from mixin.self_monitoring import (
     WAL_BYTES,
     per_alertmanager,
 )
-
-UID = "mlp-alerting"
 
 
 def pipeline_dashboard() -> dict[str, Any]:
@@ -328,4 +326,4 @@ def pipeline_dashboard() -> dict[str, Any]:
         6,
         8,
     )
-    return dashboard(UID, "ML platform: alerting pipeline", ["alerting"], g, [])
+    return dashboard(PIPELINE_DASHBOARD, "ML platform: alerting pipeline", ["alerting"], g, [])

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixin.alerts import Alert
+from mixin.alerts import Alert, on_dashboard
 from mixin.cluster import JOB as CLUSTER_JOB
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries
+from mixin.common import PIPELINE_DASHBOARD
 from mixin.rule_tests import CLUSTER_TARGET, Case, alert_tests, panel_tests, series_str
 from mixin.self_monitoring import prometheus_alerts, prometheus_cases
 
@@ -63,65 +64,69 @@ def platform_alerts() -> list[Alert]:
     job = f'job="{ALERTMANAGER_JOB}"'
     up = f"up{{{job}}}"
 
-    return [
-        Alert(
-            WATCHDOG,
-            "vector(1)",
-            WATCHDOG_SEVERITY,
-            "The alerting pipeline is working: this alert always fires",
-            "Prometheus evaluates its rules and Alertmanager delivers: it sends this alert to the "
-            "heartbeat service every two minutes, and that service tells the team when it stops. "
-            "Never silence it.",
-        ),
-        Alert(
-            "NotificationsFailing",
-            f"{notifications_failed_share()}\n> {NOTIFICATIONS_FAILED_RATIO:g}",
-            # Critical, so it goes to both receivers: whichever still works carries it.
-            "critical",
-            "Alertmanager cannot deliver its {{ $labels.integration }} notifications",
-            f"For 10 minutes over {NOTIFICATIONS_FAILED_RATIO:.0%} of Alertmanager's "
-            "{{ $labels.integration }} notifications have failed after their retries: the alerts "
-            "routed there reach no one. Its log names the "
-            "error (a revoked Slack webhook, a wrong PagerDuty routing key, the NetworkPolicy).",
-            "10m",
-        ),
-        Alert(
-            "AlertmanagerReplicasApart",
-            f"count({up} == 1)\n> min({CLUSTER_MEMBERS}{{{job}}})",
-            "warning",
-            "The Alertmanager replicas do not gossip: each notifies alone",
-            "For 10 minutes a running Alertmanager replica has seen fewer members in its cluster than "
-            "the replicas Prometheus scrapes: they no longer share the notification log or the "
-            "silences, so every alert is sent once by each, and a silence made on one holds back "
-            "nothing the other sends.",
-            "10m",
-        ),
-        replicas_unavailable(
-            ALERTMANAGER_STATEFULSET,
-            "Alertmanager",
-            "the ones left notify alone, and losing them too leaves no one to notify (the heartbeat "
-            "service would then say so)",
-        ),
-        replicas_unavailable(
-            PROMETHEUS_STATEFULSET,
-            "Prometheus",
-            "the one left is the only one scraping and alerting, and losing it too stops every alert "
-            "(the heartbeat service would then say so); a replica that comes back has a gap in its "
-            "data for the time it was away",
-        ),
-        Alert(
-            "ClusterStateMissing",
-            f'absent(up{{job="{CLUSTER_JOB}"}} == 1)',
-            "warning",
-            "kube-state-metrics is not scraped: no service's replica or autoscaler alert can fire",
-            "For 15 minutes Prometheus has had no kube-state-metrics to scrape, or could not scrape "
-            "it, so ReplicasUnavailable, AutoscalerAtMaximum and AutoscalerInactive are blind for "
-            "every service, and AlertmanagerReplicasUnavailable and PrometheusReplicasUnavailable "
-            "for the platform.",
-            "15m",
-        ),
-        *prometheus_alerts(),
-    ]
+    # Each reads the alerting pipeline (Prometheus, Alertmanager, their StatefulSets): its dashboard.
+    return on_dashboard(
+        [
+            Alert(
+                WATCHDOG,
+                "vector(1)",
+                WATCHDOG_SEVERITY,
+                "The alerting pipeline is working: this alert always fires",
+                "Prometheus evaluates its rules and Alertmanager delivers: it sends this alert to the "
+                "heartbeat service every two minutes, and that service tells the team when it stops. "
+                "Never silence it.",
+            ),
+            Alert(
+                "NotificationsFailing",
+                f"{notifications_failed_share()}\n> {NOTIFICATIONS_FAILED_RATIO:g}",
+                # Critical, so it goes to both receivers: whichever still works carries it.
+                "critical",
+                "Alertmanager cannot deliver its {{ $labels.integration }} notifications",
+                f"For 10 minutes over {NOTIFICATIONS_FAILED_RATIO:.0%} of Alertmanager's "
+                "{{ $labels.integration }} notifications have failed after their retries: the alerts "
+                "routed there reach no one. Its log names the "
+                "error (a revoked Slack webhook, a wrong PagerDuty routing key, the NetworkPolicy).",
+                "10m",
+            ),
+            Alert(
+                "AlertmanagerReplicasApart",
+                f"count({up} == 1)\n> min({CLUSTER_MEMBERS}{{{job}}})",
+                "warning",
+                "The Alertmanager replicas do not gossip: each notifies alone",
+                "For 10 minutes a running Alertmanager replica has seen fewer members in its cluster than "
+                "the replicas Prometheus scrapes: they no longer share the notification log or the "
+                "silences, so every alert is sent once by each, and a silence made on one holds back "
+                "nothing the other sends.",
+                "10m",
+            ),
+            replicas_unavailable(
+                ALERTMANAGER_STATEFULSET,
+                "Alertmanager",
+                "the ones left notify alone, and losing them too leaves no one to notify (the heartbeat "
+                "service would then say so)",
+            ),
+            replicas_unavailable(
+                PROMETHEUS_STATEFULSET,
+                "Prometheus",
+                "the one left is the only one scraping and alerting, and losing it too stops every alert "
+                "(the heartbeat service would then say so); a replica that comes back has a gap in its "
+                "data for the time it was away",
+            ),
+            Alert(
+                "ClusterStateMissing",
+                f'absent(up{{job="{CLUSTER_JOB}"}} == 1)',
+                "warning",
+                "kube-state-metrics is not scraped: no service's replica or autoscaler alert can fire",
+                "For 15 minutes Prometheus has had no kube-state-metrics to scrape, or could not scrape "
+                "it, so ReplicasUnavailable, AutoscalerAtMaximum and AutoscalerInactive are blind for "
+                "every service, and AlertmanagerReplicasUnavailable and PrometheusReplicasUnavailable "
+                "for the platform.",
+                "15m",
+            ),
+            *prometheus_alerts(),
+        ],
+        PIPELINE_DASHBOARD,
+    )
 
 
 def replicas_unavailable(name: str, title: str, consequence: str) -> Alert:

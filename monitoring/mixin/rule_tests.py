@@ -9,6 +9,7 @@ from typing import Any
 from mixin.alerts import Alert, alerts
 from mixin.cluster import (
     AUTOSCALER_CONDITION,
+    AUTOSCALER_CONDITIONS,
     AUTOSCALER_CURRENT,
     AUTOSCALER_DESIRED,
     AUTOSCALER_MAX,
@@ -17,6 +18,7 @@ from mixin.cluster import (
     DEPLOYMENT_REPLICAS,
     DEPLOYMENT_UPDATED,
     JOB,
+    autoscaler_condition_queries,
     replica_queries,
 )
 from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, objectives, sel
@@ -875,7 +877,8 @@ def rule_test_file(service: str) -> dict[str, Any]:
         "evaluation_interval": "1m",
         "tests": alert_tests(alerts(service), rule_cases(service))
         + recording_tests(service)
-        + replica_panel_tests(service),
+        + replica_panel_tests(service)
+        + autoscaler_condition_panel_tests(service),
     }
 
 
@@ -1002,6 +1005,22 @@ def replica_panel_tests(service: str) -> list[dict[str, Any]]:
         series[series_str(DEPLOYMENT_AVAILABLE, {**CLUSTER_TARGET, "deployment": name})] = f"{available}x10"
         series[series_str(AUTOSCALER_MIN, hpa)] = f"{minimum}x10"
     return panel_tests("replica panel", replica_queries(service), series, own)
+
+
+def autoscaler_condition_panel_tests(service: str) -> list[dict[str, Any]]:
+    """The autoscaler conditions panel over kube-state-metrics' series: a series per condition and
+    status, 1 on the status held. Beside another service's autoscaler, whose conditions are the
+    opposite, so a query that missed its service's name, or the status, would show."""
+    own = {"ScalingActive": 1, "AbleToScale": 1, "ScalingLimited": 0}
+    series: dict[str, str] = {}
+    for name, held in ((service, own), (f"other-{service}", {c: 1 - v for c, v in own.items()})):
+        hpa = {**CLUSTER_TARGET, "horizontalpodautoscaler": name}
+        for condition, value in held.items():
+            for status, sample in (("true", value), ("false", 1 - value)):
+                labels = {**hpa, "condition": condition, "status": status}
+                series[series_str(AUTOSCALER_CONDITION, labels)] = f"{sample}x10"
+    values = [own[condition] for condition in AUTOSCALER_CONDITIONS]
+    return panel_tests("autoscaler conditions panel", autoscaler_condition_queries(service), series, values)
 
 
 def panel_tests(

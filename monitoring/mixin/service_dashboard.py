@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mixin.alerts import unauthenticated_share
 from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
-from mixin.cluster import replica_queries
-from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel
+from mixin.cluster import autoscaler_condition_queries, replica_queries
+from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel, service_dashboard_uid
 from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, dashboard, panel
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
@@ -22,6 +23,7 @@ from mixin.recorded import (
     LATENCY_QUANTILE,
     LOG_BYTES_PER_PREDICTION,
     MEMORY_LIMIT,
+    MEMORY_RATIO,
     OUTCOME_DRIFT,
     OUTCOME_SHARE,
     REQUESTS_BY_ENDPOINT,
@@ -30,6 +32,8 @@ from mixin.recorded import (
     TRAINING_ATTRIBUTION_SHARE,
     TRAINING_INPUT_SHARE,
     TRAINING_OUTCOME_SHARE,
+    VARIANT_FAILURE_RATIO,
+    VARIANT_LATENCY_P95,
     burn_queries,
     shadow_agreement,
 )
@@ -73,31 +77,32 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
         9,
         8,
     )
-    failed = f'sum by (variant) (rate({n.variant_requests_total}{{{inst},result="failed"}}[5m]))'
     g.add(
         panel(
             "timeseries",
             "Failed requests by variant (5 m)",
-            "Share of each variant's requests that failed (500). CanaryFailing fires when the canary's "
-            f"is over {o.canary_failure_ratio:.0%} and twice the stable model's for 5 minutes.",
+            "Share of each variant's requests that failed (500), over every pod: the very series "
+            f"CanaryFailing compares. It fires when the canary's is over {o.canary_failure_ratio:.0%} and "
+            "twice the stable model's for 5 minutes.",
             "percentunit",
-            [(f"{failed}\n/\nsum by (variant) ({variant_requests})", "{{variant}}")],
+            [(sel(VARIANT_FAILURE_RATIO, service), "{{variant}}")],
             thresholds=[(o.canary_failure_ratio, "orange")],
         ),
         9,
         8,
     )
-    latency = f"sum by (variant, le) (rate({n.variant_latency_seconds}_bucket{{{inst}}}[5m]))"
+    latency = f"sum by (variant, le) (rate({sel(n.variant_latency_seconds + '_bucket', service)}[5m]))"
     g.add(
         panel(
             "timeseries",
             "Model latency by variant (5 m)",
-            "Time the answering model spent predicting (and explaining) a request. CanarySlow fires when "
-            f"the canary's p95 is over {o.canary_latency_factor:g}x the stable model's for 10 minutes.",
+            "Time the answering model spent predicting (and explaining) a request, over every pod; the "
+            f"p95 is the very series CanarySlow compares. It fires when the canary's is over "
+            f"{o.canary_latency_factor:g}x the stable model's for 10 minutes.",
             "s",
             [
-                (f"histogram_quantile({q}, {latency})", f"{{{{variant}}}} p{round(q * 100)}")
-                for q in (0.5, 0.95)
+                (f"histogram_quantile(0.5, {latency})", "{{variant}} p50"),
+                (sel(VARIANT_LATENCY_P95, service), "{{variant}} p95"),
             ],
         ),
         12,
@@ -184,7 +189,14 @@ def service_dashboard(service: str) -> dict[str, Any]:
     left_out = n.access_log_lines_left_out_total
     g = Grid()
     g.add(
-        panel("stat", "Ready replicas", "Model loaded and warmed up.", "none", [(f"sum({ready})", "ready")]),
+        panel(
+            "stat",
+            "Ready replicas",
+            "Model loaded and warmed up (ready), and pods Prometheus scrapes (scraped): a pod it cannot "
+            "scrape for 2 minutes fires ServiceTargetDown.",
+            "none",
+            [(f"sum({ready})", "ready"), (f'sum(up{{service="{service}",{inst}}})', "scraped")],
+        ),
         6,
         4,
     )
@@ -354,6 +366,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
     g.add(
         panel(
             "timeseries",
+            "Autoscaler conditions (1 = holds)",
+            "From kube-state-metrics. ScalingActive at 0: the autoscaler cannot read its metrics and "
+            "holds the replica count whatever the load (AutoscalerInactive). ScalingLimited at 1: it "
+            "wants more, or fewer, replicas than its bounds allow.",
+            "none",
+            autoscaler_condition_queries(service),
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
             "Prediction requests shed (per second, 5 m)",
             "Refused at once because the replica was full, by the limit they would have passed: requests "
             "in flight or batch instances in flight. They are 503s in the error ratio too. Sustained, the "
@@ -403,6 +428,20 @@ def service_dashboard(service: str) -> dict[str, Any]:
                 (o.api_key_expiry_warning_days * 86400, "orange"),
                 (o.api_key_expiry_warning_days * 2 * 86400, "green"),
             ],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Requests refused for want of a valid API key (share, 15 m)",
+            "Requests answered 401 (no key, an unknown, revoked or expired one) over every request but "
+            f"the probes, on every pod: the very ratio RequestsUnauthenticated holds to "
+            f"{o.unauthenticated_ratio:.0%} (with at least {o.unauthenticated_min} such requests).",
+            "percentunit",
+            [(unauthenticated_share(n), "refused with 401")],
+            thresholds=[(o.unauthenticated_ratio, "orange")],
         ),
         12,
         6,
@@ -528,6 +567,19 @@ def service_dashboard(service: str) -> dict[str, Any]:
                 ),
                 (sel(MEMORY_LIMIT, service), "limit"),
             ],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Process memory: share of the container limit",
+            "Resident memory per replica over its container's limit: the very series MemoryNearLimit "
+            f"holds to {o.memory_ratio:.0%} for 5 minutes. Past the limit the pod is OOM-killed.",
+            "percentunit",
+            [(sel(MEMORY_RATIO, service), "{{instance}}")],
+            thresholds=[(o.memory_ratio, "orange")],
         ),
         12,
         8,
@@ -737,5 +789,9 @@ def service_dashboard(service: str) -> dict[str, Any]:
         "allValue": VARIABLE_ALL_VALUES["$feature"],
     }
     return dashboard(
-        f"mlp-{service}", f"ML platform: {service}", ["service", service], g, [instance, monitored]
+        service_dashboard_uid(service),
+        f"ML platform: {service}",
+        ["service", service],
+        g,
+        [instance, monitored],
     )

@@ -198,14 +198,16 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         assert states[name]["state"] == "suppressed", states[name]
         assert states[name]["inhibitedBy"], states[name]
 
-    # PagerDuty: one event per page, with the routing key, the summary and the runbook.
+    # PagerDuty: one event per page, with the routing key, the summary, the runbook and the dashboard.
     assert {p["routing_key"] for p in pages} == {"test-routing-key"}
     assert all(p["event_action"] == "trigger" for p in pages)
     summaries = {p["payload"]["summary"] for p in pages}
     assert summaries == {f"{service}: {summary(name)}" for name in PAGES}
     assert {p["payload"]["severity"] for p in pages} == {"critical"}
-    assert {link["href"] for p in pages for link in p["links"]} == {
-        by_name[name].annotations()["runbook_url"] for name in PAGES
+    assert {(link["text"], link["href"]) for p in pages for link in p["links"]} == {
+        (text, by_name[name].annotations()[f"{text}_url"])
+        for name in PAGES
+        for text in ("runbook", "dashboard")
     }
 
     # Slack: one message per alert not inhibited, titled with its name and service.
@@ -214,6 +216,10 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     texts = " ".join(a["text"] for post in posts for a in post["attachments"])
     for name in POSTED:
         assert summary(name) in texts
+        links = {
+            f"<{by_name[name].annotations()[f'{text}_url']}|{text}>" for text in ("runbook", "dashboard")
+        }
+        assert all(link in texts for link in links), (name, texts)
     assert not receiver.posted("/heartbeat")  # the Watchdog's rule was not loaded
 
 

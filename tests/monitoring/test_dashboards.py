@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from mixin.platform import platform_alerts
+from mixin.common import GRAFANA_URL
+from mixin.platform import WATCHDOG, platform_alerts
 from scripts import MONITORING
 from servekit import registry
 
@@ -113,6 +115,59 @@ def test_the_alerting_dashboard_shows_every_series_the_pipeline_alerts_read() ->
     panels = load(MONITORING / "dashboards" / "alerting.json")["panels"]
     shown = " ".join(target["expr"] for p in panels for target in p["targets"])
     assert not {metric for metric in read if not re.search(rf"\b{metric}\b", shown)}
+
+
+#: What a PromQL expression names that is not a series: label matchers and grouping labels (cut out
+#: first), functions and keywords (no underscore or colon), and these.
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+MATCHERS = re.compile(r"\{[^}]*\}")
+NAME = re.compile(r"\b[a-zA-Z_][a-zA-Z0-9_]*(?::[a-zA-Z0-9_]+)*")
+NOT_SERIES = re.compile(
+    r"^(?:[a-z]+_over_time|histogram_quantile|label_replace|label_join|clamp_min|clamp_max|group_left|group_right)$"
+)
+
+
+def series_read(expr: str) -> set[str]:
+    """The series an expression reads (metric and recording-rule names; ``up`` included)."""
+    bare = MATCHERS.sub("", GROUPING.sub("", expr))
+    names = {n for n in NAME.findall(bare) if ("_" in n or ":" in n) and not NOT_SERIES.match(n)}
+    return names | ({"up"} if re.search(r"\bup\b", bare) else set())
+
+
+def test_series_read_sees_series_and_nothing_else() -> None:
+    expr = (
+        'sum by (client, status) (rate(svc_requests_total{status="401",endpoint!~"/a_b"}[15m]))\n'
+        "/ on (service) group_left\nhistogram_quantile(0.5, max_over_time(service:x:rate5m[1h]))\n"
+        "and up == 0"
+    )
+    assert series_read(expr) == {"svc_requests_total", "service:x:rate5m", "up"}
+
+
+def test_every_alert_links_to_a_dashboard_that_plots_what_it_reads() -> None:
+    """The notification's dashboard link (Slack and PagerDuty carry it beside the runbook) leads to a
+    dashboard that plots at least one series the alert's expression reads: the on-call engineer finds
+    the alert's history there. A new alert over a series no panel shows fails here."""
+    plotted = {
+        dashboard["uid"]: {
+            name for p in dashboard["panels"] for t in p["targets"] for name in series_read(t["expr"])
+        }
+        for dashboard in map(load, DASHBOARDS)
+    }
+    checked = 0
+    for path in sorted((MONITORING / "rules").glob("*.rules.yaml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in (r for r in group["rules"] if "alert" in r):
+                url = rule["annotations"]["dashboard_url"]
+                base, uid = url.rsplit("/d/", 1)
+                assert base == GRAFANA_URL, url
+                assert uid in plotted, f"{rule['alert']}: {url}"
+                if rule["alert"] == WATCHDOG:  # vector(1): it reads nothing, and always fires
+                    continue
+                read = series_read(rule["expr"])
+                assert read, rule["alert"]
+                assert read & plotted[uid], f"{path.stem} {rule['alert']} reads {sorted(read)}: none on {uid}"
+                checked += 1
+    assert checked >= 80
 
 
 def test_every_dashboard_links_to_the_others_by_the_tag_they_all_carry() -> None:

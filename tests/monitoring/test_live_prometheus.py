@@ -21,7 +21,7 @@ from alerting import cluster, local_configuration, receiving, start_alertmanager
 from load.payloads import payloads
 from mixin.alerts import alerts
 from mixin.autoscaling import adapter_config
-from mixin.cluster import CLUSTER_METRICS, replica_queries, statefulset_queries
+from mixin.cluster import CLUSTER_METRICS, autoscaler_condition_queries, replica_queries, statefulset_queries
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.local_prometheus import prometheus_config
 from mixin.platform import ALERTMANAGER_JOB, PIPELINE_STATEFULSETS, PLATFORM
@@ -160,7 +160,8 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
 
 
 def drive_keyed_traffic(keyed_services: dict[str, KeyedService]) -> None:
-    """Each client of each keyed pod predicts, and sends one request the schema refuses (422)."""
+    """Each client of each keyed pod predicts, and sends one request the schema refuses (422); one
+    request without a key is refused (401)."""
     with httpx.Client(timeout=30) as client:
         for name, service in keyed_services.items():
             rows = payloads(name, 4, seed=5, mode="synthetic")[0]
@@ -171,6 +172,8 @@ def drive_keyed_traffic(keyed_services: dict[str, KeyedService]) -> None:
                     assert answered.status_code == 200, answered.text
                 refused = client.post(f"{service.server.url}/predict", json={"unknown": 1}, headers=headers)
                 assert refused.status_code == 422, (who, refused.text)
+            anonymous = client.post(f"{service.server.url}/predict", json=rows[0])
+            assert anonymous.status_code == 401, anonymous.text
 
 
 def wait_for_canary(client: httpx.Client, server: Server, seconds: float = 60) -> None:
@@ -234,11 +237,15 @@ def test_every_rule_and_panel_query_returns_data(
     checks = [(q, q) for q in recorded()] + panel_queries()
     # kube-state-metrics' series need a cluster (it reads the API server), so no process here has
     # them: the panel queries over them are promtool cases instead (mixin.rule_tests,
-    # mixin.platform), and they are exactly the services' replica panels' and the alerting
-    # pipeline's StatefulSet panel's.
+    # mixin.platform), and they are exactly the services' replica and autoscaler condition panels'
+    # and the alerting pipeline's StatefulSet panel's.
     cluster_only = [(w, q) for w, q in checks if any(metric in q for metric in CLUSTER_METRICS)]
     assert sorted(q for _, q in cluster_only) == sorted(
-        [q for service in registry.available() for q, _ in replica_queries(service)]
+        [
+            q
+            for service in registry.available()
+            for q, _ in (*replica_queries(service), *autoscaler_condition_queries(service))
+        ]
         + [q for q, _ in statefulset_queries(PIPELINE_STATEFULSETS)]
     )
     checks = [check for check in checks if check not in cluster_only]
