@@ -92,8 +92,35 @@ def panel(
     return result
 
 
+#: Prometheus's series of the alerts its rules hold: one per alert and label set, 1 while it is.
+ALERTS = "ALERTS"
+
+
+def alerts_firing(matchers: str) -> dict[str, Any]:
+    """A Grafana annotation that marks on every panel when the alerts ``matchers`` select fired, from
+    Prometheus's own ``ALERTS`` series: a graph's bend and the alert it raised are seen together."""
+    return {
+        "name": "Alerts firing",
+        "datasource": DATASOURCE,
+        "enable": True,
+        "iconColor": "red",
+        "expr": f'{ALERTS}{{alertstate="firing",{matchers}}}',
+        "step": "1m",
+        "titleFormat": "{{alertname}}",
+        "textFormat": "{{severity}} {{instance}}",
+        "tagKeys": "alertname,severity",
+        "useValueForTime": False,
+    }
+
+
 def dashboard(
-    uid: str, title: str, tags: list[str], grid: Grid, variables: list[dict[str, Any]]
+    uid: str,
+    title: str,
+    tags: list[str],
+    grid: Grid,
+    variables: list[dict[str, Any]],
+    *,
+    annotation: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "uid": uid,
@@ -107,7 +134,7 @@ def dashboard(
         "schemaVersion": 39,
         "version": 1,
         "time": {"from": "now-3h", "to": "now"},
-        "annotations": {"list": []},
+        "annotations": {"list": [annotation]},
         # A drop-down of the platform's other dashboards (those imported with this tag), keeping
         # the time range: from a page the way to the service's dashboard, or to the alerting
         # pipeline's, is one click.

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixin.common import BURN_THRESHOLDS, OVERVIEW_DASHBOARD, QUANTILES, Objectives
-from mixin.grafana import Grid, dashboard, panel
+from mixin.grafana import Grid, alerts_firing, dashboard, panel
 from mixin.platform import WATCHDOG
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
@@ -259,4 +259,6 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         8,
         4,
     )
-    return dashboard(OVERVIEW_DASHBOARD, "ML platform: overview", ["overview"], g, [])
+    # The pages (critical), of every service and of the platform: the Watchdog is not one.
+    pages = alerts_firing('severity="critical"')
+    return dashboard(OVERVIEW_DASHBOARD, "ML platform: overview", ["overview"], g, [], annotation=pages)

@@ -15,7 +15,7 @@ from typing import Any
 from mixin.alertmanager import integrations
 from mixin.cluster import statefulset_queries
 from mixin.common import PIPELINE_DASHBOARD, regex
-from mixin.grafana import Grid, dashboard, panel
+from mixin.grafana import Grid, alerts_firing, dashboard, panel
 from mixin.platform import (
     ALERTMANAGER_ALERTS,
     ALERTMANAGER_JOB,
@@ -24,6 +24,7 @@ from mixin.platform import (
     NOTIFICATIONS,
     NOTIFICATIONS_FAILED_RATIO,
     PIPELINE_STATEFULSETS,
+    WATCHDOG,
     notifications_failed_share,
     per_integration,
 )
@@ -326,4 +327,8 @@ def pipeline_dashboard() -> dict[str, Any]:
         6,
         8,
     )
-    return dashboard(PIPELINE_DASHBOARD, "ML platform: alerting pipeline", ["alerting"], g, [])
+    # The platform's own alerts (they name no service), but the Watchdog, which always fires.
+    platform = alerts_firing(f'service="",alertname!="{WATCHDOG}"')
+    return dashboard(
+        PIPELINE_DASHBOARD, "ML platform: alerting pipeline", ["alerting"], g, [], annotation=platform
+    )

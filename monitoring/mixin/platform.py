@@ -14,6 +14,7 @@ cluster (mixin.alertmanager), and that service tells the team when the pings sto
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mixin.alerts import Alert, on_dashboard
@@ -297,9 +298,56 @@ def statefulset_panel_tests() -> list[dict[str, Any]]:
     return panel_tests("StatefulSet panel", statefulset_queries(PIPELINE_STATEFULSETS), series, expected)
 
 
-def platform_test_file() -> dict[str, Any]:
+def annotation_tests(annotations: Mapping[str, str], services: list[str]) -> list[dict[str, Any]]:
+    """Each dashboard's *Alerts firing* annotation (``annotations``: its expr by dashboard file name)
+    over the ALERTS series of every scope: each service's firing and pending alerts, a page of the
+    first service, a page of the platform, and the Watchdog, which the rule file itself fires. A
+    service's dashboard marks its own firing alerts; the pipeline's, the platform's but the
+    Watchdog; the overview, every page."""
+
+    def alert(name: str, state: str, severity: str, **labels: str) -> str:
+        return series_str("ALERTS", {"alertname": name, "alertstate": state, "severity": severity, **labels})
+
+    paged = alert("AvailabilityBudgetBurnFast", "firing", "critical", service=services[0])
+    platform_page = alert("NotificationsFailing", "firing", "critical", integration="slack")
+    firing = {
+        service: alert("ReplicasUnavailable", "firing", "warning", service=service) for service in services
+    }
+    series = {
+        **dict.fromkeys((paged, platform_page, *firing.values()), "1x10"),
+        **{alert("InputDrift", "pending", "warning", service=service): "1x10" for service in services},
+    }
+    expected = {
+        **{service: [firing[service], *([paged] if service == services[0] else [])] for service in services},
+        "alerting": [platform_page],
+        "overview": [paged, platform_page],
+        # Control: the Watchdog is there to be left out.
+        "the Watchdog itself": [alert(WATCHDOG, "firing", WATCHDOG_SEVERITY)],
+    }
+    exprs = {**annotations, "the Watchdog itself": f'ALERTS{{alertname="{WATCHDOG}",alertstate="firing"}}'}
+    assert set(exprs) == set(expected), sorted(exprs)
+    return [
+        {
+            "name": f"Alerts firing annotation: {name}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "promql_expr_test": [
+                {
+                    "expr": exprs[name],
+                    "eval_time": "5m",
+                    "exp_samples": [{"labels": labels, "value": 1} for labels in expected[name]],
+                }
+            ],
+        }
+        for name in expected
+    ]
+
+
+def platform_test_file(annotations: Mapping[str, str], services: list[str]) -> dict[str, Any]:
     return {
         "rule_files": [f"../rules/{PLATFORM}.rules.yaml"],
         "evaluation_interval": "1m",
-        "tests": alert_tests(platform_alerts(), platform_cases()) + statefulset_panel_tests(),
+        "tests": alert_tests(platform_alerts(), platform_cases())
+        + statefulset_panel_tests()
+        + annotation_tests(annotations, services),
     }

@@ -8,7 +8,7 @@ from mixin.alerts import unauthenticated_share
 from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
 from mixin.cluster import autoscaler_condition_queries, replica_queries
 from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel, service_dashboard_uid
-from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, dashboard, panel
+from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, alerts_firing, dashboard, panel
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
     ATTRIBUTION_MEAN,
@@ -794,4 +794,5 @@ def service_dashboard(service: str) -> dict[str, Any]:
         ["service", service],
         g,
         [instance, monitored],
+        annotation=alerts_firing(f'service="{service}"'),
     )

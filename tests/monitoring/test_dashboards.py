@@ -50,7 +50,8 @@ def test_dashboard_has_a_datasource_variable_and_no_hard_coded_uid(path: Path) -
                 found += refs(item)
         return found
 
-    for ref in refs(dashboard["panels"]) + refs(dashboard["templating"]["list"][1:]):
+    references = refs(dashboard["panels"]) + refs(dashboard["templating"]["list"][1:])
+    for ref in references + refs(dashboard["annotations"]):
         assert ref == {"type": "prometheus", "uid": "${datasource}"}, ref
     assert '"uid": "prometheus"' not in text
     uids = [load(p)["uid"] for p in DASHBOARDS]
@@ -168,6 +169,19 @@ def test_every_alert_links_to_a_dashboard_that_plots_what_it_reads() -> None:
                 assert read & plotted[uid], f"{path.stem} {rule['alert']} reads {sorted(read)}: none on {uid}"
                 checked += 1
     assert checked >= 80
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
+def test_every_dashboard_marks_when_its_alerts_fired(path: Path) -> None:
+    """One annotation, on by default, over Prometheus's ALERTS series; what each selects is a
+    promtool case of monitoring/tests/platform.test.yaml, generated from these very files."""
+    [annotation] = load(path)["annotations"]["list"]
+    assert annotation["enable"], path.stem
+    assert annotation["expr"].startswith('ALERTS{alertstate="firing",'), annotation["expr"]
+    cases = yaml.safe_load((MONITORING / "tests" / "platform.test.yaml").read_text())["tests"]
+    tested = [c for c in cases if c["name"] == f"Alerts firing annotation: {path.stem}"]
+    assert [c["promql_expr_test"][0]["expr"] for c in tested] == [annotation["expr"]]
+    assert tested[0]["promql_expr_test"][0]["exp_samples"], "a case that selects nothing proves little"
 
 
 def test_every_dashboard_links_to_the_others_by_the_tag_they_all_carry() -> None:
