@@ -31,7 +31,7 @@ from manifests import (
     selects,
 )
 
-from mixin.common import SCRAPE_INTERVAL, Objectives
+from mixin.common import GRAFANA_URL, SCRAPE_INTERVAL, Objectives
 from servekit import cli, registry, settings
 from servekit.bench import soak
 from servekit.rest import create_app
@@ -403,6 +403,11 @@ def test_grafana(overlay: Rendered) -> None:
     dashboards = overlay.configmap("grafana-dashboards")["data"]
     assert dashboards
     assert all(json.loads(text) for text in dashboards.values())
+    # The alerts link to Grafana where the documented port-forward puts it, and Grafana knows it.
+    assert env["GF_SERVER_ROOT_URL"]["value"] == GRAFANA_URL
+    [service_port] = overlay.get("Service", "grafana")["spec"]["ports"]
+    forwarded = f"port-forward svc/grafana {service_port['port']}:{service_port['port']}"
+    assert f"{forwarded}      # {GRAFANA_URL}" in (ROOT / "k8s" / "README.md").read_text()
 
 
 def test_mlflow_server(overlay: Rendered) -> None:
