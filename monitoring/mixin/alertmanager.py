@@ -97,10 +97,20 @@ SLACK_TITLE = (
     '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
     "{{ .CommonLabels.alertname }} {{ .CommonLabels.service }}"
 )
+#: Alertmanager's page for a new silence of the notification's group (its alert, and its service if
+#: it has one), the matchers filled in: silencing during planned work is one click from the message.
+#: ``.ExternalURL`` is --web.external-url (k8s/base/alertmanager: the port-forward's address).
+SILENCE_URL = (
+    "{{ .ExternalURL }}/#/silences/new?filter=%7B"
+    '{{ range .GroupLabels.SortedPairs }}{{ if ne .Name "alertname" }}'
+    "{{ .Name }}%3D%22{{ .Value | urlquery }}%22%2C{{ end }}{{ end }}"
+    "alertname%3D%22{{ .GroupLabels.alertname | urlquery }}%22%7D"
+)
 SLACK_TEXT = (
     "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
     "{{ if .Labels.instance }}instance: {{ .Labels.instance }}\n{{ end }}"
     "<{{ .Annotations.dashboard_url }}|dashboard> · <{{ .Annotations.runbook_url }}|runbook>\n{{ end }}"
+    f'{{{{ if eq .Status "firing" }}}}<{SILENCE_URL}|silence>{{{{ end }}}}'
 )
 
 

@@ -9,6 +9,7 @@ tests/monitoring/test_alertmanager.py.
 from __future__ import annotations
 
 from manifests import (
+    ROOT,
     SERVICES,
     Obj,
     Rendered,
@@ -72,6 +73,18 @@ def test_prometheus_scrapes_the_notification_counts_of_every_replica(overlay: Re
 
 def test_people_and_grafana_reach_either_replica_at_one_address(overlay: Rendered) -> None:
     assert f":{port_behind(overlay, 'alertmanager:9093', NAME)}" == args(overlay)["web.listen-address"]
+
+
+def test_its_links_lead_where_the_documented_port_forward_puts_it(overlay: Rendered) -> None:
+    """A notification's silence link is built on --web.external-url: the address at which
+    k8s/README.md's port-forward of the Service makes Alertmanager's page reachable."""
+    port = overlay.get("Service", "alertmanager")["spec"]["ports"][0]["port"]
+    assert args(overlay)["web.external-url"] == f"http://localhost:{port}"
+    readme = (ROOT / "k8s" / "README.md").read_text()
+    assert (
+        f"port-forward svc/alertmanager {port}` and `amtool --alertmanager.url=http://localhost:{port}"
+        in readme
+    )
 
 
 def test_the_replicas_gossip_with_each_other_by_their_stable_names(overlay: Rendered) -> None:

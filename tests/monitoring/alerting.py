@@ -125,6 +125,8 @@ def start_alertmanager(
             f"--config.file={config}",
             f"--storage.path={directory / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            # As in the cluster, its links name where it is reached.
+            f"--web.external-url=http://127.0.0.1:{port}",
             *gossip,
         ],
         port,

@@ -7,8 +7,10 @@ its notifications on 127.0.0.1 where Slack and PagerDuty would.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -220,6 +222,18 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
             f"<{by_name[name].annotations()[f'{text}_url']}|{text}>" for text in ("runbook", "dashboard")
         }
         assert all(link in texts for link in links), (name, texts)
+    # Each post ends with a link to silence its group: Alertmanager's new-silence page, whose filter
+    # selects the very alert posted (its name and service), and nothing wider.
+    for post in posts:
+        [attachment] = post["attachments"]
+        [silence] = re.findall(r"<([^|>]+)\|silence>", attachment["text"])
+        page, _, query = silence.partition("?")
+        assert page == f"{alertmanager.url}/#/silences/new", silence
+        matchers = dict(re.findall(r'(\w+)="([^"]*)"', urllib.parse.parse_qs(query)["filter"][0]))
+        name = attachment["title"].split()[1]
+        assert matchers == {"alertname": name, "service": service}, silence
+        [posted] = [a for a in fired if a["labels"]["alertname"] == name]
+        assert all(posted["labels"][label] == value for label, value in matchers.items())
     assert not receiver.posted("/heartbeat")  # the Watchdog's rule was not loaded
 
 
