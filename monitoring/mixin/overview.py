@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixin.common import BURN_THRESHOLDS, OVERVIEW_DASHBOARD, QUANTILES, Objectives
-from mixin.grafana import Grid, alerts_firing, dashboard, panel
+from mixin.grafana import ALERTS, Grid, alerts_firing, dashboard, panel
 from mixin.platform import WATCHDOG
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
@@ -30,9 +30,9 @@ from servekit.metrics.names import (
     MetricNames,
 )
 
-#: Prometheus's own series of its alerts (``ALERTS``), counted by alert, service and state; not the
-#: Watchdog, which always fires and says nothing here (its absence is what the heartbeat tells).
-ALERTS_BY_STATE = f'count by (alertname, service, alertstate) (ALERTS{{alertname!="{WATCHDOG}"}})'
+#: Prometheus's own series of its alerts, counted by alert, service and state; not the Watchdog,
+#: which always fires and says nothing here (its absence is what the heartbeat tells).
+ALERTS_BY_STATE = f'count by (alertname, service, alertstate) ({ALERTS}{{alertname!="{WATCHDOG}"}})'
 
 
 def overview(names: Sequence[str]) -> dict[str, Any]:

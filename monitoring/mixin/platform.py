@@ -21,6 +21,7 @@ from mixin.alerts import Alert, on_dashboard
 from mixin.cluster import JOB as CLUSTER_JOB
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries
 from mixin.common import PIPELINE_DASHBOARD
+from mixin.grafana import ALERTS
 from mixin.rule_tests import CLUSTER_TARGET, Case, alert_tests, panel_tests, series_str
 from mixin.self_monitoring import prometheus_alerts, prometheus_cases
 
@@ -306,7 +307,7 @@ def annotation_tests(annotations: Mapping[str, str], services: list[str]) -> lis
     Watchdog; the overview, every page."""
 
     def alert(name: str, state: str, severity: str, **labels: str) -> str:
-        return series_str("ALERTS", {"alertname": name, "alertstate": state, "severity": severity, **labels})
+        return series_str(ALERTS, {"alertname": name, "alertstate": state, "severity": severity, **labels})
 
     paged = alert("AvailabilityBudgetBurnFast", "firing", "critical", service=services[0])
     platform_page = alert("NotificationsFailing", "firing", "critical", integration="slack")
@@ -324,7 +325,7 @@ def annotation_tests(annotations: Mapping[str, str], services: list[str]) -> lis
         # Control: the Watchdog is there to be left out.
         "the Watchdog itself": [alert(WATCHDOG, "firing", WATCHDOG_SEVERITY)],
     }
-    exprs = {**annotations, "the Watchdog itself": f'ALERTS{{alertname="{WATCHDOG}",alertstate="firing"}}'}
+    exprs = {**annotations, "the Watchdog itself": f'{ALERTS}{{alertname="{WATCHDOG}",alertstate="firing"}}'}
     assert set(exprs) == set(expected), sorted(exprs)
     return [
         {
