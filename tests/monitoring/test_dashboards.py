@@ -184,6 +184,39 @@ def test_every_dashboard_marks_when_its_alerts_fired(path: Path) -> None:
     assert tested[0]["promql_expr_test"][0]["exp_samples"], "a case that selects nothing proves little"
 
 
+#: A runbook's paragraph (or list item), and a span of it in italics: how it names a panel.
+PARAGRAPH = re.compile(r"\n\s*\n|\n(?=\d+\. |- )")
+ITALICS = re.compile(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])")
+
+
+def test_the_runbooks_name_panels_that_exist() -> None:
+    """Where a runbook sends the on-call engineer to a dashboard, each panel it names in italics is
+    (part of) a panel's title or a variable's label there, on every service's dashboard, or on the
+    alerting pipeline's: a renamed panel fails here, not in the middle of an incident. A menu of
+    Prometheus's own pages (*Status → Targets*) is not a panel."""
+    services = [load(path) for path in DASHBOARDS if path.stem in registry.available()]
+    pipeline = load(MONITORING / "dashboards" / "alerting.json")
+
+    def names(dashboard: dict[str, Any]) -> list[str]:
+        variables = [v.get("label", v["name"]) for v in dashboard["templating"]["list"]]
+        return [dashboard["title"], *(p["title"] for p in dashboard["panels"]), *variables]
+
+    checked = 0
+    for paragraph in PARAGRAPH.split((MONITORING / "runbooks.md").read_text()):
+        flat = " ".join(paragraph.split())
+        scopes = [
+            dashboards
+            for phrase, dashboards in (("service dashboard", services), ("alerting pipeline", [pipeline]))
+            if phrase in flat.lower()
+        ]
+        for span in (s for s in ITALICS.findall(flat) if "→" not in s):
+            for dashboards in scopes:
+                for dashboard in dashboards:
+                    assert any(span in name for name in names(dashboard)), f"*{span}* on {dashboard['uid']}"
+                checked += 1
+    assert checked >= 25
+
+
 def test_every_dashboard_links_to_the_others_by_the_tag_they_all_carry() -> None:
     for path in DASHBOARDS:
         dashboard = load(path)
