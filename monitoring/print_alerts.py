@@ -17,6 +17,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+#: The runbooks, from the root of the checkout (where `make monitor` runs).
+RUNBOOKS = "monitoring/runbooks.md"
 #: What each receiver is in the cluster.
 RECEIVERS = {"pager": "would page through PagerDuty", "chat": "would post to Slack", "heartbeat": "heartbeat"}
 
@@ -40,6 +42,10 @@ def lines(receiver: str, notification: dict[str, Any], heartbeats: int) -> list[
             f"{stamp} {alert.get('status', '?').upper():8} {labels.get('alertname', '?')} "
             f"[{labels.get('severity', '?')}] {service}: {annotations.get('summary', '')} ({where})"
         )
+        # Here the runbook is the checkout's own file; the cluster's link is a served copy of it.
+        _, _, section = annotations.get("runbook_url", "").partition("#")
+        if alert.get("status") == "firing" and section:
+            printed.append(f"{' ' * len(stamp)} runbook: {RUNBOOKS}#{section}")
     return printed
 
 

@@ -60,17 +60,27 @@ def test_the_printer_says_who_would_hear_of_each_alert() -> None:
             {
                 "status": "firing",
                 "labels": {"alertname": "ModelNotReady", "severity": "critical", "service": "bankchurn"},
-                "annotations": {"summary": "The model is not loaded"},
+                "annotations": {
+                    "summary": "The model is not loaded",
+                    "runbook_url": "https://example.org/monitoring/runbooks.md#modelnotready",
+                },
             }
         ]
     }
-    [paged] = PRINTER.lines("pager", notification, heartbeats=0)
+    [paged, runbook] = PRINTER.lines("pager", notification, heartbeats=0)
     assert " FIRING " in paged
     assert paged.endswith(
         "ModelNotReady [critical] bankchurn: The model is not loaded (would page through PagerDuty)"
     )
-    [posted] = PRINTER.lines("chat", notification, heartbeats=0)
+    # The checkout's own runbook, at the alert's section: the file is there, and so is the section.
+    assert runbook.strip() == "runbook: monitoring/runbooks.md#modelnotready"
+    path = runbook.split()[1].split("#")[0]
+    assert "\n## ModelNotReady\n" in (ROOT / path).read_text()
+    [posted, _] = PRINTER.lines("chat", notification, heartbeats=0)
     assert posted.endswith("(would post to Slack)")
+    notification["alerts"][0]["status"] = "resolved"
+    [resolved] = PRINTER.lines("chat", notification, heartbeats=0)  # no runbook for what is over
+    assert " RESOLVED " in resolved
     assert PRINTER.lines("heartbeat", {"alerts": []}, heartbeats=1)
     assert PRINTER.lines("heartbeat", {"alerts": []}, heartbeats=2) == []  # counted, not printed
 
