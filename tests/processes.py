@@ -179,6 +179,8 @@ def run_prometheus(
             installed("prometheus"),
             f"--config.file={directory / f'{name}.yml'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            # As in the cluster, the alerts' links to their query name where it is reached.
+            f"--web.external-url=http://127.0.0.1:{port}",
             f"--storage.tsdb.path={directory / f'{name}-data'}",
             "--log.level=warn",
             f"--rules.alert.resend-delay={resend_delay}",

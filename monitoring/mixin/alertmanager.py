@@ -109,7 +109,8 @@ SILENCE_URL = (
 SLACK_TEXT = (
     "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
     "{{ if .Labels.instance }}instance: {{ .Labels.instance }}\n{{ end }}"
-    "<{{ .Annotations.dashboard_url }}|dashboard> · <{{ .Annotations.runbook_url }}|runbook>\n{{ end }}"
+    "<{{ .Annotations.dashboard_url }}|dashboard> · <{{ .Annotations.runbook_url }}|runbook> · "
+    "<{{ .GeneratorURL }}|query>\n{{ end }}"
     f'{{{{ if eq .Status "firing" }}}}<{SILENCE_URL}|silence>{{{{ end }}}}'
 )
 

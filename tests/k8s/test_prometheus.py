@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from manifests import Obj, Rendered, container, flags, pod_labels, prometheus_config, selects
+from manifests import ROOT, Obj, Rendered, container, flags, pod_labels, prometheus_config, selects
 from test_manifests import flow, pod
 
 from mixin.platform import PROMETHEUS_STATEFULSET
@@ -102,3 +102,12 @@ def test_each_replica_scrapes_both(overlay: Rendered) -> None:
     policies = overlay.of_kind("NetworkPolicy")
     prometheus = pod(overlay, NAME)
     assert flow(policies, prometheus, prometheus, web["containerPort"])
+
+
+def test_its_links_lead_where_the_documented_port_forward_puts_it(overlay: Rendered) -> None:
+    """An alert's query link (the Slack message's "query") is built on --web.external-url: the
+    address at which k8s/README.md's port-forward of the Service makes Prometheus reachable."""
+    port = overlay.get("Service", "prometheus")["spec"]["ports"][0]["port"]
+    assert flags(statefulset(overlay))["web.external-url"] == f"http://localhost:{port}"
+    readme = (ROOT / "k8s" / "README.md").read_text()
+    assert f"port-forward svc/prometheus {port}:{port}   # http://localhost:{port}" in readme

@@ -173,6 +173,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         # dropped, and resent after the resend delay (a minute by default). Not less than 5 s: on a
         # busy machine a gap between two evaluations would end an alert, and it would be notified twice.
         prometheus = start_prometheus([rules_file], [alertmanager], tmp_path, resend_delay="5s")
+        prometheus_url = prometheus.url
         prometheus.wait_for("/-/ready", seconds=60)
         wait_until(lambda: held() == set(first))
         fire(FIRING)
@@ -234,6 +235,11 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         assert matchers == {"alertname": name, "service": service}, silence
         [posted] = [a for a in fired if a["labels"]["alertname"] == name]
         assert all(posted["labels"][label] == value for label, value in matchers.items())
+        # And to the query that raised it, on the Prometheus that evaluated it.
+        [source] = re.findall(r"<([^|>]+)\|query>", attachment["text"])
+        graph, _, query = source.partition("?")
+        assert graph == f"{prometheus_url}/graph", source
+        assert urllib.parse.parse_qs(query)["g0.expr"] == [always(LABELS)], source
     assert not receiver.posted("/heartbeat")  # the Watchdog's rule was not loaded
 
 
