@@ -168,6 +168,8 @@ def alertmanager_config() -> dict[str, Any]:
                         "links": [
                             {"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"},
                             {"href": "{{ .CommonAnnotations.dashboard_url }}", "text": "dashboard"},
+                            # A page is of one alert and service: its alerts share the expression.
+                            {"href": "{{ (index .Alerts 0).GeneratorURL }}", "text": "query"},
                         ],
                         "send_resolved": True,
                     }

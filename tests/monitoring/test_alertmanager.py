@@ -207,11 +207,17 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     summaries = {p["payload"]["summary"] for p in pages}
     assert summaries == {f"{service}: {summary(name)}" for name in PAGES}
     assert {p["payload"]["severity"] for p in pages} == {"critical"}
-    assert {(link["text"], link["href"]) for p in pages for link in p["links"]} == {
+    assert {
+        (link["text"], link["href"]) for p in pages for link in p["links"] if link["text"] != "query"
+    } == {
         (text, by_name[name].annotations()[f"{text}_url"])
         for name in PAGES
         for text in ("runbook", "dashboard")
     }
+    for page in pages:
+        [source] = [link["href"] for link in page["links"] if link["text"] == "query"]
+        assert source.startswith(f"{prometheus_url}/graph?"), source
+        assert urllib.parse.parse_qs(source.partition("?")[2])["g0.expr"] == [always(LABELS)], source
 
     # Slack: one message per alert not inhibited, titled with its name and service.
     titles = sorted(a["title"] for post in posts for a in post["attachments"])
