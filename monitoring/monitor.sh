@@ -40,8 +40,9 @@ pids+=($!)
 pids+=($!)
 # Alerts are re-sent every 15 s, not every minute: the first evaluation can come before Prometheus
 # has loaded its Alertmanager, and what it drops then would wait a minute to be sent again.
+# Its external URL is where it listens: an alert's query link (printed under it) opens here.
 "$TOOLS/prometheus" --config.file="$STATE/prometheus.yml" --web.listen-address="127.0.0.1:$PORT" \
-  --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time=2d --log.level=warn \
+  --web.external-url="http://127.0.0.1:$PORT" --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time=2d --log.level=warn \
   --rules.alert.resend-delay=15s &
 pids+=($!)
 echo "Prometheus:   http://127.0.0.1:$PORT  (scrapes every $INTERVAL; rules: monitoring/rules)"

@@ -44,8 +44,13 @@ def lines(receiver: str, notification: dict[str, Any], heartbeats: int) -> list[
         )
         # Here the runbook is the checkout's own file; the cluster's link is a served copy of it.
         _, _, section = annotations.get("runbook_url", "").partition("#")
-        if alert.get("status") == "firing" and section:
-            printed.append(f"{' ' * len(stamp)} runbook: {RUNBOOKS}#{section}")
+        if alert.get("status") == "firing":
+            indent = " " * len(stamp)
+            if section:
+                printed.append(f"{indent} runbook: {RUNBOOKS}#{section}")
+            # The expression that raised it, graphed on the Prometheus of `make monitor`.
+            if alert.get("generatorURL"):
+                printed.append(f"{indent} query:   {alert['generatorURL']}")
     return printed
 
 

@@ -64,10 +64,11 @@ def test_the_printer_says_who_would_hear_of_each_alert() -> None:
                     "summary": "The model is not loaded",
                     "runbook_url": "https://example.org/monitoring/runbooks.md#modelnotready",
                 },
+                "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=bankchurn_model_ready+%3D%3D+0",
             }
         ]
     }
-    [paged, runbook] = PRINTER.lines("pager", notification, heartbeats=0)
+    [paged, runbook, query] = PRINTER.lines("pager", notification, heartbeats=0)
     assert " FIRING " in paged
     assert paged.endswith(
         "ModelNotReady [critical] bankchurn: The model is not loaded (would page through PagerDuty)"
@@ -75,8 +76,9 @@ def test_the_printer_says_who_would_hear_of_each_alert() -> None:
     # The checkout's own runbook, at the alert's section: the file is there, and so is the section.
     assert runbook.strip() == "runbook: monitoring/runbooks.md#modelnotready"
     path = runbook.split()[1].split("#")[0]
+    assert query.split() == ["query:", notification["alerts"][0]["generatorURL"]]
     assert "\n## ModelNotReady\n" in (ROOT / path).read_text()
-    [posted, _] = PRINTER.lines("chat", notification, heartbeats=0)
+    [posted, _, _] = PRINTER.lines("chat", notification, heartbeats=0)
     assert posted.endswith("(would post to Slack)")
     notification["alerts"][0]["status"] = "resolved"
     [resolved] = PRINTER.lines("chat", notification, heartbeats=0)  # no runbook for what is over
@@ -141,6 +143,11 @@ def test_the_heartbeat_reaches_the_terminal_and_ctrl_c_stops_all_three(tmp_path:
         assert [a["url"] for a in active] == [f"http://127.0.0.1:{ports['ALERTMANAGER_PORT']}/api/v2/alerts"]
         firing = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         assert WATCHDOG in {a["labels"]["alertname"] for a in firing}
+        # What Alertmanager holds links back to this Prometheus: the printed query opens here.
+        alertmanager = f"http://127.0.0.1:{ports['ALERTMANAGER_PORT']}"
+        held = httpx.get(f"{alertmanager}/api/v2/alerts", timeout=10).json()
+        [watchdog] = [a for a in held if a["labels"]["alertname"] == WATCHDOG]
+        assert watchdog["generatorURL"] == f"{prometheus}/graph?g0.expr=vector%281%29&g0.tab=1"
         process.send_signal(signal.SIGINT)  # the terminal's Ctrl-C reaches the script
         assert process.wait(timeout=30) == 0
     assert not [name for name, port in ports.items() if answering(port)], "left running"
