@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 #: The scrape job of kube-state-metrics (k8s/base/prometheus/prometheus.yml).
 JOB = "kube-state-metrics"
+#: Whether Prometheus scrapes kube-state-metrics: without it every series below is missing.
+SCRAPED = f'up{{job="{JOB}"}}'
 
 DEPLOYMENT_REPLICAS = "kube_deployment_spec_replicas"
 DEPLOYMENT_AVAILABLE = "kube_deployment_status_replicas_available"

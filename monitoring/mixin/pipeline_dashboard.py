@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixin.alertmanager import integrations
+from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.cluster import statefulset_queries
 from mixin.common import PIPELINE_DASHBOARD, regex
 from mixin.grafana import Grid, alerts_firing, dashboard, panel
@@ -101,9 +102,13 @@ def pipeline_dashboard() -> dict[str, Any]:
             "StatefulSets: replicas ready and wanted",
             "From kube-state-metrics, which sees the replicas that cannot be scheduled or never become "
             "ready: ready below wanted for 15 minutes fires PrometheusReplicasUnavailable or "
-            "AlertmanagerReplicasUnavailable.",
+            "AlertmanagerReplicasUnavailable. Without kube-state-metrics up these are missing, and "
+            "ClusterStateMissing fires.",
             "none",
-            statefulset_queries(PIPELINE_STATEFULSETS),
+            [
+                *statefulset_queries(PIPELINE_STATEFULSETS),
+                (f"sum({CLUSTER_SCRAPED})", "kube-state-metrics up"),
+            ],
             text_mode="value_and_name",
         ),
         6,

@@ -19,6 +19,7 @@ from typing import Any
 
 from mixin.alerts import Alert, on_dashboard
 from mixin.cluster import JOB as CLUSTER_JOB
+from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries
 from mixin.common import PIPELINE_DASHBOARD
 from mixin.grafana import ALERTS
@@ -116,7 +117,7 @@ def platform_alerts() -> list[Alert]:
             ),
             Alert(
                 "ClusterStateMissing",
-                f'absent(up{{job="{CLUSTER_JOB}"}} == 1)',
+                f"absent({CLUSTER_SCRAPED} == 1)",
                 "warning",
                 "kube-state-metrics is not scraped: no service's replica or autoscaler alert can fire",
                 "For 15 minutes Prometheus has had no kube-state-metrics to scrape, or could not scrape "
@@ -296,7 +297,15 @@ def statefulset_panel_tests() -> list[dict[str, Any]]:
         series[series_str(STATEFULSET_READY, labels)] = f"{ready}x10"
         series[series_str(STATEFULSET_REPLICAS, labels)] = f"{wanted}x10"
     expected = [value for ready, wanted in own.values() for value in (ready, wanted)]
-    return panel_tests("StatefulSet panel", statefulset_queries(PIPELINE_STATEFULSETS), series, expected)
+    # kube-state-metrics up, beside another job's target up and one down: one, not three.
+    scraped = {
+        series_str("up", CLUSTER_TARGET): "1x10",
+        series_str("up", {"job": "prometheus", "instance": "10.0.0.9:9090"}): "1x10",
+        series_str("up", {"job": CLUSTER_JOB, "instance": "10.0.0.8:8080"}): "0x10",
+    }
+    return panel_tests(
+        "StatefulSet panel", statefulset_queries(PIPELINE_STATEFULSETS), series, expected
+    ) + panel_tests("StatefulSet panel", [(f"sum({CLUSTER_SCRAPED})", "kube-state-metrics up")], scraped, [1])
 
 
 def annotation_tests(annotations: Mapping[str, str], services: list[str]) -> list[dict[str, Any]]:

@@ -128,20 +128,26 @@ NOT_SERIES = re.compile(
 )
 
 
+#: ``up`` of one job or service: every target's is named ``up``, so its matcher tells them apart.
+UP = re.compile(r'\bup\{[^}]*\b((?:job|service)="[^"]*")')
+
+
 def series_read(expr: str) -> set[str]:
-    """The series an expression reads (metric and recording-rule names; ``up`` included)."""
+    """The series an expression reads: metric and recording-rule names, and ``up`` by its job or
+    service (``up{job="kube-state-metrics"}``)."""
     bare = MATCHERS.sub("", GROUPING.sub("", expr))
     names = {n for n in NAME.findall(bare) if ("_" in n or ":" in n) and not NOT_SERIES.match(n)}
-    return names | ({"up"} if re.search(r"\bup\b", bare) else set())
+    return names | {f"up{{{matcher}}}" for matcher in UP.findall(expr)}
 
 
 def test_series_read_sees_series_and_nothing_else() -> None:
     expr = (
         'sum by (client, status) (rate(svc_requests_total{status="401",endpoint!~"/a_b"}[15m]))\n'
         "/ on (service) group_left\nhistogram_quantile(0.5, max_over_time(service:x:rate5m[1h]))\n"
-        "and up == 0"
+        'and up{service="svc",instance=~"$instance"} == 0 or sum(up{job="other"})'
     )
-    assert series_read(expr) == {"svc_requests_total", "service:x:rate5m", "up"}
+    expected = {"svc_requests_total", "service:x:rate5m", 'up{service="svc"}', 'up{job="other"}'}
+    assert series_read(expr) == expected
 
 
 def test_every_alert_links_to_a_dashboard_that_plots_what_it_reads() -> None:

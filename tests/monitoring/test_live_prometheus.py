@@ -22,6 +22,7 @@ from load.payloads import payloads
 from mixin.alerts import alerts
 from mixin.autoscaling import adapter_config
 from mixin.cluster import CLUSTER_METRICS, autoscaler_condition_queries, replica_queries, statefulset_queries
+from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.local_prometheus import prometheus_config
 from mixin.platform import ALERTMANAGER_JOB, PIPELINE_STATEFULSETS, PLATFORM
@@ -238,8 +239,10 @@ def test_every_rule_and_panel_query_returns_data(
     # kube-state-metrics' series need a cluster (it reads the API server), so no process here has
     # them: the panel queries over them are promtool cases instead (mixin.rule_tests,
     # mixin.platform), and they are exactly the services' replica and autoscaler condition panels'
-    # and the alerting pipeline's StatefulSet panel's.
-    cluster_only = [(w, q) for w, q in checks if any(metric in q for metric in CLUSTER_METRICS)]
+    # and the alerting pipeline's StatefulSet panel's (kube-state-metrics up among them).
+    cluster_only = [
+        (w, q) for w, q in checks if any(metric in q for metric in (*CLUSTER_METRICS, CLUSTER_SCRAPED))
+    ]
     assert sorted(q for _, q in cluster_only) == sorted(
         [
             q
@@ -247,6 +250,7 @@ def test_every_rule_and_panel_query_returns_data(
             for q, _ in (*replica_queries(service), *autoscaler_condition_queries(service))
         ]
         + [q for q, _ in statefulset_queries(PIPELINE_STATEFULSETS)]
+        + [f"sum({CLUSTER_SCRAPED})"]
     )
     checks = [check for check in checks if check not in cluster_only]
     deadline = time.monotonic() + 45
