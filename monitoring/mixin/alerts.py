@@ -79,7 +79,8 @@ class Alert:
         return rule
 
     def annotations(self) -> dict[str, str]:
-        assert self.dashboard, f"{self.name}: no dashboard to link to"
+        if not self.dashboard:
+            raise ValueError(f"{self.name}: no dashboard to link to (mixin.alerts.on_dashboard)")
         return {
             "summary": self.summary,
             "description": self.description,
