@@ -131,6 +131,21 @@ def gossiping(directory: Path, label: str, listen: int, peers: Sequence[int], tl
     return start_alertmanager(config, state, name=label, gossip=flags)
 
 
+def gossiping_pair(directory: Path, servers: list[Server], tls: Sequence[Path]) -> list[int]:
+    """Two replicas meshed over TLS, each on its file of ``tls``, once both count two members. Each
+    is handed to ``servers`` as soon as it starts, so a failure after stops it too. Returns the two
+    gossip ports."""
+    mesh = [free_port(), free_port()]
+    pair = []
+    for index, (listen, config) in enumerate(zip(mesh, tls, strict=True)):
+        pair.append(gossiping(directory, f"alertmanager-{index}", listen, mesh, config))
+        servers.append(pair[-1])
+    for server in pair:
+        server.wait_for("/-/ready", seconds=60)
+    wait_until(lambda: all(metric_value(server, MEMBERS) == 2 for server in pair))
+    return mesh
+
+
 def checked_server_name() -> str:
     """The name the component's file checks on a peer's certificate: the replicas' is issued for it."""
     return str(yaml.safe_load((COMPONENT / "gossip-tls.yml").read_text())["tls_client_config"]["server_name"])
@@ -167,14 +182,8 @@ def test_the_replicas_gossip_over_mutual_tls_and_admit_no_other(
     another = make_certificates(tmp_path / "another-ca", server_name)
     (another / "ca.crt").write_bytes((ours.parent / "ca.crt").read_bytes())
     theirs = tls_config(another)
-    mesh = [free_port(), free_port()]
-    # Each server is handed to the fixture as soon as it starts, so a failure after stops it too.
-    for index, listen in enumerate(mesh):
-        servers.append(gossiping(tmp_path, f"alertmanager-{index}", listen, mesh, ours))
+    mesh = gossiping_pair(tmp_path, servers, [ours, ours])
     pair = list(servers)
-    for server in pair:
-        server.wait_for("/-/ready", seconds=60)
-    wait_until(lambda: all(metric_value(server, MEMBERS) == 2 for server in pair))
 
     # Over TLS memberlist sends its packets over TCP too: the component closes the UDP port.
     assert not udp_ports_bound() & set(mesh)
@@ -197,18 +206,11 @@ def test_a_renewed_certificate_is_used_without_a_restart(tmp_path: Path, servers
     """cert-manager renews the Secret before the certificate expires and the kubelet swaps the
     mounted files: the running replicas must present and accept the new one, or gossip would stop
     at the old one's expiry until someone restarts them."""
-    server_name = yaml.safe_load((COMPONENT / "gossip-tls.yml").read_text())["tls_client_config"][
-        "server_name"
-    ]
+    server_name = checked_server_name()
     authority = Authority("gossip")
     mounts = [tmp_path / f"secret-{index}" for index in range(2)]
     expiry = max(authority.issue(mount, server_name, datetime.timedelta(seconds=20)) for mount in mounts)
-    mesh = [free_port(), free_port()]
-    for index, (listen, mount) in enumerate(zip(mesh, mounts, strict=True)):
-        servers.append(gossiping(tmp_path, f"alertmanager-{index}", listen, mesh, tls_config(mount)))
-    for server in servers:
-        server.wait_for("/-/ready", seconds=60)
-    wait_until(lambda: all(metric_value(server, MEMBERS) == 2 for server in servers))
+    mesh = gossiping_pair(tmp_path, servers, [tls_config(mount) for mount in mounts])
 
     for mount in mounts:
         authority.issue(mount, server_name)
