@@ -86,9 +86,13 @@ def autoscaler_condition_queries(service: str) -> list[tuple[str, str]]:
 
 
 def statefulset_queries(names: Sequence[str]) -> list[tuple[str, str]]:
-    """The alerting pipeline dashboard's replica panel: each StatefulSet's replicas ready and wanted."""
+    """The alerting pipeline dashboard's replica panel: each StatefulSet's replicas ready and wanted,
+    and last whether kube-state-metrics, which counts them, is scraped."""
     return [
-        (f"max({statefulset(metric, name)})", f"{name} {what}")
-        for name in names
-        for metric, what in ((STATEFULSET_READY, "ready"), (STATEFULSET_REPLICAS, "wanted"))
+        *(
+            (f"max({statefulset(metric, name)})", f"{name} {what}")
+            for name in names
+            for metric, what in ((STATEFULSET_READY, "ready"), (STATEFULSET_REPLICAS, "wanted"))
+        ),
+        (f"sum({SCRAPED})", "kube-state-metrics up"),
     ]

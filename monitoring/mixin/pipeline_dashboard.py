@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from mixin.alertmanager import integrations
-from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.cluster import statefulset_queries
 from mixin.common import PIPELINE_DASHBOARD, regex
 from mixin.grafana import Grid, alerts_firing, dashboard, panel
@@ -105,10 +104,7 @@ def pipeline_dashboard() -> dict[str, Any]:
             "AlertmanagerReplicasUnavailable. Without kube-state-metrics up these are missing, and "
             "ClusterStateMissing fires.",
             "none",
-            [
-                *statefulset_queries(PIPELINE_STATEFULSETS),
-                (f"sum({CLUSTER_SCRAPED})", "kube-state-metrics up"),
-            ],
+            statefulset_queries(PIPELINE_STATEFULSETS),
             text_mode="value_and_name",
         ),
         6,

@@ -250,7 +250,6 @@ def test_every_rule_and_panel_query_returns_data(
             for q, _ in (*replica_queries(service), *autoscaler_condition_queries(service))
         ]
         + [q for q, _ in statefulset_queries(PIPELINE_STATEFULSETS)]
-        + [f"sum({CLUSTER_SCRAPED})"]
     )
     checks = [check for check in checks if check not in cluster_only]
     deadline = time.monotonic() + 45
