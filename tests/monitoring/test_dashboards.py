@@ -107,15 +107,14 @@ def test_service_dashboards_show_the_contract_panels() -> None:
 def test_the_alerting_dashboard_shows_every_series_the_pipeline_alerts_read() -> None:
     """Prometheus's and Alertmanager's own series in the platform's alerts: an on-call engineer who
     is paged by one finds its history on the dashboard, and a new alert cannot be added without it."""
+    own = ("prometheus_", "alertmanager_")
     read = {
-        metric
-        for alert in platform_alerts()
-        for metric in re.findall(r"\b(?:prometheus|alertmanager)_[a-z_]+\b", alert.expr)
+        metric for alert in platform_alerts() for metric in series_read(alert.expr) if metric.startswith(own)
     }
     assert len(read) >= 10, read
     panels = load(MONITORING / "dashboards" / "alerting.json")["panels"]
-    shown = " ".join(target["expr"] for p in panels for target in p["targets"])
-    assert not {metric for metric in read if not re.search(rf"\b{metric}\b", shown)}
+    shown = {metric for p in panels for target in p["targets"] for metric in series_read(target["expr"])}
+    assert not read - shown
 
 
 #: What a PromQL expression names that is not a series: label matchers and grouping labels (cut out
