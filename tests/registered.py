@@ -29,10 +29,13 @@ def train_another_bankchurn(mlflow_server: Server, directory: Path, seed: int) -
 
 
 def corrupt_copy(client: mlflow.MlflowClient, version: str, directory: Path) -> ModelVersion:
-    """A new version of bankchurn whose model file is garbage, as a bad upload leaves it."""
-    model_dir = Path(
-        mlflow.artifacts.download_artifacts(f"models:/bankchurn/{version}", dst_path=str(directory))
-    )
+    """A new version of bankchurn whose model file is garbage, as a bad upload leaves it.
+
+    The model is copied through a directory of its own under ``directory``: what is uploaded is the
+    model's files and nothing else the caller keeps there (a running Prometheus's data, say)."""
+    copy = directory / f"corrupt-copy-of-v{version}"
+    copy.mkdir()
+    model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/bankchurn/{version}", dst_path=str(copy)))
     for path in model_dir.rglob("*.skops"):
         path.write_bytes(b"not a model")
     run = client.create_run(client.get_experiment_by_name("bankchurn").experiment_id)
