@@ -504,7 +504,17 @@ def test_the_command_refuses_a_missing_or_bad_file_before_it_asks_the_registry(
         cli.main(["evaluate", "bankchurn", str(tmp_path / "none.log"), "--truth", str(truth), *unreachable])
         == 2
     )
-    assert "evaluate: " + str(tmp_path / "none.log") + ": no such file" in capsys.readouterr().err
+    assert (
+        "evaluate: " + str(tmp_path / "none.log") + ": no such file or directory" in capsys.readouterr().err
+    )
+    (tmp_path / "empty" / "2026").mkdir(parents=True)
+    assert (
+        cli.main(["evaluate", "bankchurn", str(tmp_path / "empty"), "--truth", str(truth), *unreachable]) == 2
+    )
+    assert (
+        "evaluate: " + str(tmp_path / "empty") + ": a directory without a file to read"
+        in capsys.readouterr().err
+    )
     assert (
         cli.main(
             ["evaluate", "bankchurn", str(captures), "--truth", str(tmp_path / "none.csv"), *unreachable]

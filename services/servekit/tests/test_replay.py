@@ -19,7 +19,9 @@ from servekit.model import ModelArtifact, ServedModel
 from servekit.replay import (
     CaptureLineError,
     differences,
+    log_files,
     open_log,
+    read_log,
     read_line,
     read_lines,
     render,
@@ -225,6 +227,41 @@ def test_a_gzipped_log_is_read_through_gzip_whatever_its_name(
     for name in ("firehose-object", "plain.log", "raw-object"):
         with open_log(str(tmp_path / name)) as lines:
             assert [c.instance for c in read_lines(lines)] == [0, 1, 2], name
+
+
+def test_a_directory_is_read_file_by_file_in_path_order_as_the_log_stores_lay_them_out(
+    tmp_path: Path,
+) -> None:
+    def capture(n: int) -> str:
+        return json.dumps(
+            {"model": {"name": "toy", "version": "1"}, "instance": n, "input": {}, "prediction": {}}
+        )
+
+    # Cloud Storage sink objects (plain JSON), Firehose objects (gzipped, no suffix), by date/hour.
+    (tmp_path / "2026/12/03/23").mkdir(parents=True)
+    (tmp_path / "2026/12/04/00").mkdir(parents=True)
+    (tmp_path / "2026/12/04/00/b-object").write_bytes(gzip.compress((capture(3) + "\n").encode()))
+    (tmp_path / "2026/12/04/00/a-object").write_text(capture(2) + "\n" + "an operational line\n")
+    (tmp_path / "2026/12/03/23/object").write_text(capture(0) + "\n" + capture(1) + "\n")
+    # A copy tool's partial download is hidden until it is whole: never read half of one.
+    (tmp_path / "2026/12/04/00/.c-object.part").write_text("{broken")
+    assert [f.relative_to(tmp_path).as_posix() for f in log_files(tmp_path)] == [
+        "2026/12/03/23/object",
+        "2026/12/04/00/a-object",
+        "2026/12/04/00/b-object",
+    ]
+    assert [c.instance for c in read_log(str(tmp_path))] == [0, 1, 2, 3]
+    # A file is read as itself; the line numbers are the file's own.
+    assert [(c.instance, c.line) for c in read_log(str(tmp_path / "2026/12/03/23/object"))] == [
+        (0, 1),
+        (1, 2),
+    ]
+
+    (tmp_path / "2026/12/04/00/b-object").write_text(
+        capture(3) + "\n" + '{"capture": {"model": {"version": "3"}, "input": {}, "prediction": {}}}\n'
+    )
+    with pytest.raises(CaptureLineError, match=r"^2026/12/04/00/b-object: line 2: a capture without 'name'"):
+        list(read_log(str(tmp_path)))
 
 
 def test_replay_groups_by_version_and_loads_each_once(toy_trained: tuple[ModelArtifact, Split]) -> None:

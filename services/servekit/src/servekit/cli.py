@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import TYPE_CHECKING
 
 from servekit import registry
 from servekit.datasets import DatasetError
@@ -23,6 +23,9 @@ from servekit.errors import ServekitError
 from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
 from servekit.replay import MAX_LISTED
 from servekit.settings import SettingsError
+
+if TYPE_CHECKING:
+    from servekit.replay import Captured
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 #: The service ``mlp serve`` runs when none is named (set by the container image).
@@ -119,26 +122,30 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _capture_log(command: str, path: str) -> Iterator[IO[str]]:
-    """A capture log's lines (``-``: standard input) for ``mlp replay`` and ``mlp evaluate``.
+def _capture_log(command: str, path: str) -> Iterator[Iterator[Captured]]:
+    """The captures of a log (a file, a directory of files, or ``-``: standard input) for ``mlp
+    replay`` and ``mlp evaluate``, read as they are iterated.
 
-    A missing file, and a capture line that cannot be read, are the command's usage errors.
+    A missing path, a directory without a file, and a capture line that cannot be read are the
+    command's usage errors.
     """
-    from servekit.replay import CaptureLineError, open_log
+    from servekit.replay import CaptureLineError, log_files, read_log
 
-    if path != "-" and not Path(path).is_file():
-        raise UsageError(f"{command}: {path}: no such file")
-    with nullcontext(sys.stdin) if path == "-" else open_log(path) as lines:
-        try:
-            yield lines
-        except CaptureLineError as exc:
-            raise UsageError(f"{command}: {path}: {exc}") from exc
+    if path != "-":
+        if not Path(path).exists():
+            raise UsageError(f"{command}: {path}: no such file or directory")
+        if not log_files(Path(path)):
+            raise UsageError(f"{command}: {path}: a directory without a file to read")
+    try:
+        yield read_log(path)
+    except CaptureLineError as exc:
+        raise UsageError(f"{command}: {path}: {exc}") from exc
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from servekit.loading import load_artifact
     from servekit.model import ServedModel
-    from servekit.replay import read_lines, render, replay
+    from servekit.replay import render, replay
     from servekit.spec import ServiceSpec
 
     tracking_uri = _tracking_uri(args.tracking_uri)
@@ -148,8 +155,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return spec, spec.model(load_artifact(spec.name, f"models:/{name}/{version}", tracking_uri))
 
     # Read as replayed: a capture log can be far bigger than memory.
-    with _capture_log("replay", args.file) as lines:
-        reports = replay(read_lines(lines), load, listed=args.max_listed)
+    with _capture_log("replay", args.file) as captures:
+        reports = replay(captures, load, listed=args.max_listed)
     if not reports:
         raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
     text, reproduced = render(reports)
@@ -171,12 +178,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_truth,
         render,
     )
-    from servekit.replay import read_lines
     from servekit.training.trainer import registry_client
 
     spec = registry.get_service(args.service)
     # The files and the registry are checked before the log, which can take minutes, is read.
-    with _capture_log("evaluate", args.captures) as lines:
+    with _capture_log("evaluate", args.captures) as captures:
         if not args.truth.is_file():
             raise UsageError(f"evaluate: --truth {args.truth}: no such file")
         try:
@@ -185,7 +191,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
         client = registry_client(_tracking_uri(args.tracking_uri))
         grouper = Grouper(spec.recipe)
-        joined = join(read_lines(lines), spec.name, grouper, truth)
+        joined = join(captures, spec.name, grouper, truth)
     if not joined.versions:
         raise UsageError(
             f"evaluate: none of the {joined.captured:,} captured answers of {spec.name} in {args.captures} "
@@ -503,7 +509,11 @@ def parser() -> argparse.ArgumentParser:
         "replay",
         help="answer captured predictions again with the versions that gave them, and compare",
     )
-    replay.add_argument("file", help="log lines (JSON or text; other lines are skipped), or - for stdin")
+    replay.add_argument(
+        "file",
+        help="log lines (JSON or text; other lines are skipped), a directory of such files (every file "
+        "under it, in path order: a log store's export), or - for stdin",
+    )
     replay.add_argument(
         "--max-listed",
         type=_non_negative,
@@ -524,7 +534,9 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("service")
     evaluate.add_argument(
-        "captures", help="log lines holding capture lines (as mlp replay reads them), or - for stdin"
+        "captures",
+        help="log lines holding capture lines (as mlp replay reads them), a directory of such files, "
+        "or - for stdin",
     )
     evaluate.add_argument(
         "--truth",

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -216,6 +217,47 @@ def open_log(path: str) -> IO[str]:
     if gzipped:
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+def log_files(path: Path) -> list[Path]:
+    """The files a capture log is: ``path`` itself, or every file under a directory, in path order.
+
+    A directory is how the log stores deliver: Cloud Logging's sink to Cloud Storage writes an
+    object per log and hour (``stdout/2026/12/04/03:00:00_03:59:59_S0.json``), Firehose one per
+    buffer (``2026/12/04/03/<stream>-…``), and a job copies a window of them into one directory.
+    Path order is time order in both layouts. Hidden files (a copy tool's partial ``.file``) are
+    not read.
+    """
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        (
+            f
+            for f in path.rglob("*")
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        ),
+        key=lambda f: f.relative_to(path).parts,
+    )
+
+
+def read_log(path: str, stdin: IO[str] | None = None) -> Iterator[Captured]:
+    """The captures in a log (``-``: ``stdin``): a file, or every file under a directory.
+
+    A line that cannot be read raises :class:`CaptureLineError` naming its line and, in a
+    directory, the file it is in.
+    """
+    if path == "-":
+        yield from read_lines(stdin if stdin is not None else sys.stdin)
+        return
+    root = Path(path)
+    for file in log_files(root):
+        with open_log(str(file)) as lines:
+            try:
+                yield from read_lines(lines)
+            except CaptureLineError as exc:
+                if file == root:
+                    raise
+                raise CaptureLineError(f"{file.relative_to(root)}: {exc}") from None
 
 
 def differences(captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:
