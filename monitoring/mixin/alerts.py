@@ -13,8 +13,12 @@ from mixin.cluster import (
     DEPLOYMENT_AVAILABLE,
     DEPLOYMENT_REPLICAS,
     DEPLOYMENT_UPDATED,
+    EVALUATION_OVERDUE_HOURS,
     autoscaler,
     deployment,
+    evaluation_overdue,
+    live_evaluation,
+    newest_evaluation_failed,
 )
 from mixin.common import (
     FAST_BURN,
@@ -220,6 +224,29 @@ def alerts(service: str) -> list[Alert]:
             f"concurrency), CPU through metrics-server: `kubectl describe hpa {s}` names the one it "
             "cannot read.",
             "15m",
+        ),
+        Alert(
+            "LiveEvaluationFailed",
+            newest_evaluation_failed(service),
+            "warning",
+            f"{s}'s newest live evaluation failed: a version scored worse than held out, or it could not run",
+            f"The Job {{{{ $labels.job_name }}}} of the CronJob {live_evaluation(service)} "
+            "(k8s/components/live-evaluation) failed. Exit status 1 is a verdict: a version, or a "
+            "canary against the stable model, scored worse beyond the noise on the answers whose truth "
+            "is known. Any other is the run: the capture or the truth could not be copied, "
+            "none of the answers has a truth row, or the registry was unreachable. "
+            f"`kubectl logs job/{{{{ $labels.job_name }}}} -c evaluate` (or -c fetch) says which.",
+        ),
+        Alert(
+            "LiveEvaluationOverdue",
+            evaluation_overdue(service),
+            "warning",
+            f"{s}'s answers have not been scored against the truth for {EVALUATION_OVERDUE_HOURS} hours",
+            f"The CronJob {live_evaluation(service)} has not completed a run for over "
+            f"{EVALUATION_OVERDUE_HOURS} hours (or ever, since it was created that long ago): it is "
+            "suspended, its Jobs cannot start (a node, a quota, an image), or they keep failing "
+            f"(LiveEvaluationFailed). `kubectl describe cronjob {live_evaluation(service)}` and its "
+            "Jobs' events say which.",
         ),
         Alert(
             "ModelRefreshFailing",

@@ -28,6 +28,13 @@ AUTOSCALER_CONDITION = "kube_horizontalpodautoscaler_status_condition"
 #: The platform's StatefulSets (Prometheus's and Alertmanager's pairs): replicas wanted, and ready.
 STATEFULSET_REPLICAS = "kube_statefulset_replicas"
 STATEFULSET_READY = "kube_statefulset_status_replicas_ready"
+#: A Job's Failed condition (one series per condition value; 1 is the one held), and when it was
+#: created: which of a CronJob's Jobs is the newest.
+JOB_FAILED = "kube_job_failed"
+JOB_CREATED = "kube_job_created"
+#: When a CronJob's Job last succeeded (absent until one has), and when the CronJob was created.
+CRONJOB_LAST_SUCCESS = "kube_cronjob_status_last_successful_time"
+CRONJOB_CREATED = "kube_cronjob_created"
 
 CLUSTER_METRICS = (
     DEPLOYMENT_REPLICAS,
@@ -40,6 +47,10 @@ CLUSTER_METRICS = (
     AUTOSCALER_CONDITION,
     STATEFULSET_REPLICAS,
     STATEFULSET_READY,
+    JOB_FAILED,
+    JOB_CREATED,
+    CRONJOB_LAST_SUCCESS,
+    CRONJOB_CREATED,
 )
 
 
@@ -56,6 +67,60 @@ def statefulset(metric: str, name: str) -> str:
 def autoscaler(metric: str, service: str, extra: str = "") -> str:
     """A HorizontalPodAutoscaler series of the service's autoscaler."""
     return f'{metric}{{job="{JOB}",horizontalpodautoscaler="{service}"{"," + extra if extra else ""}}}'
+
+
+#: How long after its last success a daily live evaluation is overdue: a day, and half a day more
+#: for a run that waits on a node or takes its hour.
+EVALUATION_OVERDUE_HOURS = 36
+
+
+def live_evaluation(service: str) -> str:
+    """The CronJob of the live-evaluation component (k8s/components/live-evaluation) for ``service``."""
+    return f"{service}-live-evaluation"
+
+
+def cronjob(metric: str, service: str) -> str:
+    """A CronJob series of the service's live evaluation."""
+    return f'{metric}{{job="{JOB}",cronjob="{live_evaluation(service)}"}}'
+
+
+def evaluation_jobs(metric: str, service: str, extra: str = "") -> str:
+    """A Job series of the service's live evaluations: the CronJob's Jobs (``<cronjob>-<minute>``)
+    and those started from it by hand (``kubectl create job --from=cronjob/<cronjob> <cronjob>-now``)."""
+    selector = f'job="{JOB}",job_name=~"{live_evaluation(service)}-.+"'
+    return f"{metric}{{{selector}{',' + extra if extra else ''}}}"
+
+
+def newest_evaluation_failed(service: str) -> str:
+    """The service's newest live evaluation, when it failed (1, with its ``job_name``): an older
+    failure a later run has followed is history, not news."""
+    failed = evaluation_jobs(JOB_FAILED, service, 'condition="true"')
+    return (
+        f"max by (job_name) ({failed}) == 1\n"
+        f"and on (job_name)\ntopk(1, {evaluation_jobs(JOB_CREATED, service)})"
+    )
+
+
+def newest_evaluation_state(service: str) -> str:
+    """The Failed condition of the service's newest live evaluation: 1 failed, 0 running or done."""
+    failed = evaluation_jobs(JOB_FAILED, service, 'condition="true"')
+    return f"max({failed} and on (job_name) topk(1, {evaluation_jobs(JOB_CREATED, service)}))"
+
+
+def hours_since_evaluated(service: str) -> str:
+    """Hours since the service's live evaluation last succeeded (absent until one has)."""
+    return f"(time() - max({cronjob(CRONJOB_LAST_SUCCESS, service)})) / 3600"
+
+
+def evaluation_overdue(service: str) -> str:
+    """The service's live evaluation has not succeeded for :data:`EVALUATION_OVERDUE_HOURS`, or
+    never since its CronJob was created that long ago (no series of a last success yet)."""
+    seconds = EVALUATION_OVERDUE_HOURS * 3600
+    success = f"max({cronjob(CRONJOB_LAST_SUCCESS, service)})"
+    return (
+        f"time() - {success} > {seconds}\nor\n"
+        f"(time() - max({cronjob(CRONJOB_CREATED, service)}) > {seconds}\nunless\n{success})"
+    )
 
 
 def replica_queries(service: str) -> list[tuple[str, str]]:

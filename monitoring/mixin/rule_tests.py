@@ -14,11 +14,19 @@ from mixin.cluster import (
     AUTOSCALER_DESIRED,
     AUTOSCALER_MAX,
     AUTOSCALER_MIN,
+    CRONJOB_CREATED,
+    CRONJOB_LAST_SUCCESS,
     DEPLOYMENT_AVAILABLE,
     DEPLOYMENT_REPLICAS,
     DEPLOYMENT_UPDATED,
+    EVALUATION_OVERDUE_HOURS,
     JOB,
+    JOB_CREATED,
+    JOB_FAILED,
     autoscaler_condition_queries,
+    hours_since_evaluated,
+    live_evaluation,
+    newest_evaluation_state,
     replica_queries,
 )
 from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, objectives, sel
@@ -420,6 +428,7 @@ def rule_cases(service: str) -> list[Case]:
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     cases += cluster_cases(service)
+    cases += evaluation_cases(service)
     return cases
 
 
@@ -554,6 +563,84 @@ def cluster_cases(service: str) -> list[Case]:
             "1",
         ),
         Case("AutoscalerInactive", "quiet: ScalingActive true", condition(active=True), "30m"),
+    ]
+
+
+def evaluation_jobs(name: str, runs: Sequence[tuple[int, bool]]) -> dict[str, str]:
+    """kube-state-metrics' series of the Jobs of the CronJob ``name``: per run, when it was created
+    (its name's suffix, as the CronJob controller names them) and whether it failed."""
+    series = {}
+    for created, failed in runs:
+        job = {**CLUSTER_TARGET, "job_name": f"{name}-{created}"}
+        series[series_str(JOB_CREATED, job)] = f"{created}x40"
+        for condition, value in (("true", failed), ("false", not failed)):
+            series[series_str(JOB_FAILED, {**job, "condition": condition})] = f"{int(value)}x40"
+    return series
+
+
+def evaluation_cases(service: str) -> list[Case]:
+    """The alerts on the live-evaluation component's CronJob and its Jobs."""
+    name = live_evaluation(service)
+    # Beside another service's CronJob whose newest run failed and which never succeeded, so an
+    # alert that missed the service's name would fire in every quiet case.
+    other = evaluation_jobs(live_evaluation(f"other-{service}"), [(9000, True)])
+    other[series_str(CRONJOB_CREATED, {**CLUSTER_TARGET, "cronjob": live_evaluation(f"other-{service}")})] = (
+        "0x2300"
+    )
+
+    def failed(newest: str) -> dict[str, str]:
+        return {"job_name": f"{name}-{newest}"}
+
+    overdue = EVALUATION_OVERDUE_HOURS * 3600
+    later = f"{EVALUATION_OVERDUE_HOURS + 1}h"
+    cronjob = {**CLUSTER_TARGET, "cronjob": name}
+
+    def evaluated(created: int, succeeded: int | None) -> dict[str, str]:
+        series = {**other, series_str(CRONJOB_CREATED, cronjob): f"{created}x2300"}
+        if succeeded is not None:
+            series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{succeeded}x2300"
+        return series
+
+    return [
+        Case(
+            "LiveEvaluationFailed",
+            "fires: the newest run failed",
+            {**other, **evaluation_jobs(name, [(1000, False), (2000, True)])},
+            "10m",
+            [{"alertname": "LiveEvaluationFailed", **failed("2000"), "service": service}],
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "quiet: an older run failed, the newest succeeded",
+            {**other, **evaluation_jobs(name, [(1000, True), (2000, False)])},
+            "10m",
+        ),
+        Case(
+            "LiveEvaluationOverdue",
+            f"fires: the last success {EVALUATION_OVERDUE_HOURS + 1} hours ago",
+            evaluated(0, 0),
+            later,
+            [{"alertname": "LiveEvaluationOverdue", "service": service}],
+        ),
+        Case(
+            "LiveEvaluationOverdue",
+            "quiet: a success 7 hours ago",
+            evaluated(0, overdue - 6 * 3600),
+            later,
+        ),
+        Case(
+            "LiveEvaluationOverdue",
+            f"fires: no success since the CronJob was created {EVALUATION_OVERDUE_HOURS + 1} hours ago",
+            evaluated(0, None),
+            later,
+            [{"alertname": "LiveEvaluationOverdue", "service": service}],
+        ),
+        Case(
+            "LiveEvaluationOverdue",
+            "quiet: no success yet, the CronJob created 7 hours ago",
+            evaluated(overdue - 6 * 3600, None),
+            later,
+        ),
     ]
 
 
@@ -878,7 +965,8 @@ def rule_test_file(service: str) -> dict[str, Any]:
         "tests": alert_tests(alerts(service), rule_cases(service))
         + recording_tests(service)
         + replica_panel_tests(service)
-        + autoscaler_condition_panel_tests(service),
+        + autoscaler_condition_panel_tests(service)
+        + evaluation_panel_tests(service),
     }
 
 
@@ -1021,6 +1109,21 @@ def autoscaler_condition_panel_tests(service: str) -> list[dict[str, Any]]:
                 series[series_str(AUTOSCALER_CONDITION, labels)] = f"{sample}x10"
     values = [own[condition] for condition in AUTOSCALER_CONDITIONS]
     return panel_tests("autoscaler conditions panel", autoscaler_condition_queries(service), series, values)
+
+
+def evaluation_panel_tests(service: str) -> list[dict[str, Any]]:
+    """The live-evaluation panels: an hour since the last success (at 5 minutes, a success at -55
+    minutes), and the newest run failed, beside another service's CronJob that did the opposite."""
+    series: dict[str, str] = {}
+    for name, success, runs in (
+        (service, -3300, [(100, False), (200, True)]),
+        (f"other-{service}", 0, [(100, True), (300, False)]),
+    ):
+        cronjob = {**CLUSTER_TARGET, "cronjob": live_evaluation(name)}
+        series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{success}x10"
+        series.update(evaluation_jobs(live_evaluation(name), runs))
+    queries = [(hours_since_evaluated(service), "hours since"), (newest_evaluation_state(service), "failed")]
+    return panel_tests("live evaluation panels", queries, series, [1, 1])
 
 
 def panel_tests(

@@ -6,7 +6,14 @@ from typing import Any
 
 from mixin.alerts import unauthenticated_share
 from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
-from mixin.cluster import autoscaler_condition_queries, replica_queries
+from mixin.cluster import (
+    EVALUATION_OVERDUE_HOURS,
+    autoscaler_condition_queries,
+    hours_since_evaluated,
+    live_evaluation,
+    newest_evaluation_state,
+    replica_queries,
+)
 from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel, service_dashboard_uid
 from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, alerts_firing, dashboard, panel
 from mixin.recorded import (
@@ -508,6 +515,35 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "percentunit",
             [(sel(ATTRIBUTION_DRIFT, service), "{{feature}} v{{version}}")],
             thresholds=[(o.attribution_drift, "orange")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Live evaluation: hours since the answers were last scored against the truth",
+            f"The daily CronJob {live_evaluation(service)} (k8s/components/live-evaluation) joins the "
+            "captured answers with the truth that came later and scores each version against its "
+            f"held-out figure (mlp evaluate --log; the figures are in MLflow). Past "
+            f"{EVALUATION_OVERDUE_HOURS} hours LiveEvaluationOverdue fires. Empty without the component.",
+            "h",
+            [(hours_since_evaluated(service), "hours since the last success")],
+            thresholds=[(EVALUATION_OVERDUE_HOURS, "orange")],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Live evaluation: newest run failed (1)",
+            "1 while the newest Job of the CronJob failed (LiveEvaluationFailed): a version scored worse "
+            "on the live answers than held out, beyond the noise, or the run could not complete; its "
+            "log says which. 0 while it runs or after it succeeded.",
+            "none",
+            [(newest_evaluation_state(service), "newest run failed")],
+            thresholds=[(1, "red")],
         ),
         12,
         8,

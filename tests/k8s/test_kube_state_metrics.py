@@ -14,7 +14,13 @@ from mixin.cluster import CLUSTER_METRICS, JOB
 
 NAME = "kube-state-metrics"
 #: The kinds it reports (--resources) and the API group of each (its Role).
-KINDS = {"deployments": "apps", "horizontalpodautoscalers": "autoscaling", "statefulsets": "apps"}
+KINDS = {
+    "deployments": "apps",
+    "horizontalpodautoscalers": "autoscaling",
+    "statefulsets": "apps",
+    "cronjobs": "batch",
+    "jobs": "batch",
+}
 
 
 def args(overlay: Rendered) -> dict[str, str]:
