@@ -14,8 +14,10 @@ With ``--cpu`` (the JSON ``python -m servekit.bench.cpu`` writes: the CPU one pr
 replica, measured) it also prices a million predictions: an HPA holds each pod at its CPU target,
 so a pod answers ``target cores / CPU per prediction`` predictions a second, at the pod's price.
 
-A pod-producing kind it does not know (a DaemonSet, a Job) or a container without a CPU and
-memory request stops it, naming the object: a cost that leaves something out is not a floor.
+A CronJob's Pods are priced for the time they may run: its runs a month (its schedule) times its
+Jobs' ``activeDeadlineSeconds``, an upper bound, in every bill. A pod-producing kind it does not
+know (a DaemonSet, a Job) or a container without a CPU and memory request stops it, naming the
+object: a cost that leaves something out is not a floor.
 
 With ``--load SERVICE=PER_SECOND`` too, it prices a steady load: each service at the pods its HPA
 settles at for it (within its floor and ceiling), the others at their floor. Where the overlay turns
@@ -55,6 +57,9 @@ HOURS_PER_MONTH = 730
 OVERLAYS = ("gke", "eks")
 #: Kinds whose Pods are counted; any other kind with a Pod template stops the count.
 COUNTED = ("Deployment", "StatefulSet")
+#: Kinds whose Pods run on a schedule, priced for the time they may run (:func:`scheduled`).
+SCHEDULED = ("CronJob",)
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 WITH_POD_TEMPLATE = (*COUNTED, "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod")
 GIB = 1024**3
 SUFFIXES = {
@@ -234,7 +239,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
     found = []
     for o in objects:
         kind, name = o["kind"], o["metadata"]["name"]
-        if kind not in WITH_POD_TEMPLATE:
+        if kind not in WITH_POD_TEMPLATE or kind in SCHEDULED:
             continue
         if kind not in COUNTED:
             raise CostError(f"{kind}/{name}: its Pods are not counted here (only {', '.join(COUNTED)})")
@@ -263,6 +268,68 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class ScheduledWorkload:
+    """A CronJob: its Pod, how often it runs and for how long at most."""
+
+    name: str
+    pod: Requests
+    runs_a_month: float
+    hours_a_run: float
+
+
+def cron_field(text: str, span: int, what: str) -> int:
+    """How many values of a cron schedule's minute or hour field match (``*``, ``*/n``, ``a,b``, ``n``)."""
+    if text == "*":
+        return span
+    if text.startswith("*/") and text[2:].isdigit() and int(text[2:]) > 0:
+        return math.ceil(span / int(text[2:]))
+    values = text.split(",")
+    if all(v.isdigit() and int(v) < span for v in values):
+        return len(set(values))
+    raise CostError(f"{what}: cannot count the runs of its schedule's field {text!r}")
+
+
+def runs_a_month(schedule: str, what: str) -> float:
+    """Runs a month of a schedule that runs every day (``M H * * *``): minutes times hours, daily."""
+    fields = schedule.split()
+    if len(fields) != 5 or fields[2:] != ["*", "*", "*"]:
+        raise CostError(
+            f"{what}: schedule {schedule!r}: only daily schedules (minute hour * * *) are priced here"
+        )
+    return cron_field(fields[0], 60, what) * cron_field(fields[1], 24, what) * DAYS_PER_MONTH
+
+
+def scheduled(objects: Sequence[Obj]) -> list[ScheduledWorkload]:
+    """Every CronJob of a rendered overlay, with its Pod's requests and how long it may run a month."""
+    found = []
+    for o in objects:
+        if o["kind"] not in SCHEDULED:
+            continue
+        what = f"{o['kind']}/{o['metadata']['name']}"
+        job = o["spec"]["jobTemplate"]["spec"]
+        if "activeDeadlineSeconds" not in job:
+            raise CostError(
+                f"{what}: its Jobs have no activeDeadlineSeconds, so how long they run is unbounded"
+            )
+        pod = pod_requests(job["template"]["spec"], what)
+        found.append(
+            ScheduledWorkload(
+                o["metadata"]["name"],
+                pod,
+                runs_a_month(o["spec"]["schedule"], what),
+                int(job["activeDeadlineSeconds"]) / 3600,
+            )
+        )
+    return found
+
+
+def scheduled_month(objects: Sequence[Obj], prices: Mapping[str, Any]) -> float:
+    """Dollars a month of the CronJobs' Pods, each run taking its whole deadline: an upper bound. On
+    EKS a run's share of a node (it fits in the room the packing leaves, or a node added for it)."""
+    return sum(w.runs_a_month * w.hours_a_run * pod_hour(w.pod, prices) for w in scheduled(objects))
 
 
 def claim_size(claim: Obj) -> tuple[str, float]:
@@ -374,10 +441,12 @@ class Bill:
     nodes: float | None
     #: Nodes of the Spot node group (EKS), for the workloads that run only on Spot capacity.
     spot_nodes: float = 0
+    #: The CronJobs' Pods, for the time they may run (:func:`scheduled_month`).
+    scheduled: float = 0
 
     @property
     def total(self) -> float:
-        return self.compute + self.storage + self.cluster + self.load_balancers
+        return self.compute + self.storage + self.cluster + self.load_balancers + self.scheduled
 
 
 def at_scale(found: Sequence[Workload], scale: str) -> dict[str, int]:
@@ -399,9 +468,10 @@ def bill(
     storage_month = sum(size * prices["storage_gib_month"][name] for name, size in storage.items())
     cluster = max(0.0, prices["cluster_hour"] * HOURS_PER_MONTH - prices.get("cluster_monthly_credit", 0.0))
     balancers = load_balancers(objects) * prices["load_balancer_hour"] * HOURS_PER_MONTH
+    jobs = scheduled_month(objects, prices)
     if prices["billing"] == "pod-requests":
         hourly = sum(workload_hour(w, prices) * replicas[w.name] for w in found)
-        return Bill(hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None)
+        return Bill(hourly * HOURS_PER_MONTH, storage_month, cluster, balancers, None, scheduled=jobs)
     # Spot and on-demand instances are separate node groups: a Pod of one never fills the other's room.
     node_hours, nodes = 0.0, {}
     for spot in (False, True):
@@ -414,7 +484,9 @@ def bill(
         group = capacity_prices(prices, spot, pods[0][0])
         nodes[spot] = nodes_needed(pods, node_room(group))
         node_hours += nodes[spot] * group["node_hour"]
-    return Bill(node_hours * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes[False], nodes[True])
+    return Bill(
+        node_hours * HOURS_PER_MONTH, storage_month, cluster, balancers, nodes[False], nodes[True], jobs
+    )
 
 
 def workload_hour(workload: Workload, prices: Mapping[str, Any]) -> float:
@@ -643,9 +715,10 @@ def bill_line(b: Bill, what: str) -> str:
     nodes = f" on {b.nodes:.3g} node(s)" if b.nodes is not None else ""
     if b.spot_nodes:
         nodes += f" + {b.spot_nodes:.3g} Spot node(s)"
+    jobs = f" + scheduled jobs ${b.scheduled:,.2f}" if b.scheduled else ""
     return (
         f"  {what}: ${b.total:,.0f} a month = compute ${b.compute:,.0f}{nodes} + disks "
-        f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}"
+        f"${b.storage:,.0f} + cluster ${b.cluster:,.0f} + load balancer ${b.load_balancers:,.0f}{jobs}"
     )
 
 
@@ -677,6 +750,12 @@ def report(
             if billed != w.pod:
                 line += f"  billed as {billed.cpu:g} CPU, {billed.memory_gib:.3g} GiB"
         lines.append(line)
+    for job in scheduled(objects):
+        month = job.runs_a_month * job.hours_a_run * pod_hour(job.pod, prices)
+        lines.append(
+            f"  CronJob/{job.name}: {job.runs_a_month:.3g} runs a month of at most {job.hours_a_run:g} h, "
+            f"a pod of {job.pod.cpu:g} CPU and {job.pod.memory_gib:.3g} GiB: at most ${month:.2f} a month"
+        )
     for scale in ("floor", "ceiling"):
         lines.append(bill_line(bill(objects, found, prices, at_scale(found, scale)), f"at the {scale}"))
     if prices.get("cluster_monthly_credit"):
