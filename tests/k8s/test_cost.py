@@ -719,6 +719,65 @@ def test_a_component_adds_exactly_the_pods_it_brings(rendered_objects: dict[str,
     assert added > 0
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_cronjob_is_priced_for_its_runs_at_their_deadline_in_every_bill(
+    overlay: str, rendered_objects: dict[str, Rendered]
+) -> None:
+    """live-evaluation's CronJobs: daily runs of at most an hour, added to the floor and the ceiling."""
+    prices = PRICES[overlay]
+    plain = render(overlay, components=["prediction-capture"]).objects
+    evaluated = render(overlay, components=["prediction-capture", "live-evaluation"]).objects
+    assert not cost.scheduled(rendered_objects[overlay].objects)
+    jobs = cost.scheduled(evaluated)
+    assert sorted(j.name for j in jobs) == sorted(f"{s}-live-evaluation" for s in SERVICES)
+    assert all(j.runs_a_month == pytest.approx(730 / 24) and j.hours_a_run == 1 for j in jobs)
+    # The Pod as the scheduler counts it: the evaluate container (the larger of it and the copy).
+    assert {(j.pod.cpu, j.pod.memory_gib, j.pod.ephemeral_gib) for j in jobs} == {(0.5, 1.0, 4.0)}
+    added = sum(730 / 24 * cost.pod_hour(j.pod, prices) for j in jobs)
+    assert cost.workloads(evaluated) == cost.workloads(plain)
+    for scale in ("floor", "ceiling"):
+        before, after = (
+            cost.bill(objects, found, prices, cost.at_scale(found, scale))
+            for objects in (plain, evaluated)
+            for found in [cost.workloads(objects)]
+        )
+        assert after.scheduled == pytest.approx(added)
+        assert after.total - before.total == pytest.approx(added)
+    assert 0 < added < 5
+
+
+@pytest.mark.parametrize(
+    ("schedule", "runs_a_day"),
+    [("17 3 * * *", 1), ("0,30 * * * *", 48), ("*/15 */6 * * *", 16), ("* 2 * * *", 60)],
+)
+def test_a_daily_schedule_is_counted_and_others_are_refused(schedule: str, runs_a_day: int) -> None:
+    assert cost.runs_a_month(schedule, "CronJob/x") == pytest.approx(runs_a_day * 730 / 24)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("0 3 * * 1", "only daily schedules (minute hour * * *) are priced here"),
+        ("@daily", "only daily schedules"),
+        ("0 3-5 * * *", "cannot count the runs of its schedule's field '3-5'"),
+        ("0 24 * * *", "cannot count the runs of its schedule's field '24'"),
+    ],
+)
+def test_a_schedule_it_cannot_count_stops_the_cost_naming_it(schedule: str, problem: str) -> None:
+    with pytest.raises(cost.CostError, match=re.escape(problem)):
+        cost.runs_a_month(schedule, "CronJob/x")
+
+
+def test_a_cronjob_without_a_deadline_stops_the_cost() -> None:
+    evaluated = render("gke", components=["prediction-capture", "live-evaluation"]).objects
+    unbounded = copy.deepcopy(evaluated)
+    for o in unbounded:
+        if o["kind"] == "CronJob":
+            del o["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    with pytest.raises(cost.CostError, match="its Jobs have no activeDeadlineSeconds"):
+        cost.scheduled(unbounded)
+
+
 def test_the_staging_footprint_takes_one_pod_a_service_and_a_prometheus_off_the_floor(
     rendered_objects: dict[str, Rendered],
 ) -> None:

@@ -2,8 +2,9 @@
 # The live evaluation's first step: copy the captured answers of the last $DAYS days (UTC) and the
 # service's truth file from the bucket into /work, where `mlp evaluate` reads them.
 #
-#   CAPTURES      where the log sink writes the capture lines, by date: gs://<bucket>/<log> (Cloud
-#                 Logging's sink to Cloud Storage: <log>/YYYY/MM/DD/<hour>_S0.json) or
+#   CAPTURES      where the log sink writes the capture lines, by date: gs://<bucket>/stderr (Cloud
+#                 Logging's sink to Cloud Storage: <log name>/YYYY/MM/DD/<hours>_S0.json; the
+#                 pods log to stderr) or
 #                 s3://<bucket>/<prefix> (Firehose: <prefix>/YYYY/MM/DD/HH/<object>, gzipped)
 #   TRUTH_PREFIX  where the truth files are; the service's is $TRUTH_PREFIX/$TRUTH_FILE
 #   TRUTH_FILE    e.g. bankchurn.csv (request_id, the target column, instance)
@@ -50,7 +51,8 @@ copy_file() {
     esac
 }
 
-now=$(date -u +%s)
+# NOW (seconds since the epoch) only for tests: which days "the last $DAYS" are.
+now=${NOW:-$(date -u +%s)}
 day=0
 while [ "$day" -lt "$DAYS" ]; do
     path=$(date -u -d "@$((now - day * 86400))" +%Y/%m/%d)

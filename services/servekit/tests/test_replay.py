@@ -21,9 +21,9 @@ from servekit.replay import (
     differences,
     log_files,
     open_log,
-    read_log,
     read_line,
     read_lines,
+    read_log,
     render,
     replay,
 )
