@@ -112,6 +112,15 @@ def hours_since_evaluated(service: str) -> str:
     return f"(time() - max({cronjob(CRONJOB_LAST_SUCCESS, service)})) / 3600"
 
 
+def evaluation_queries(service: str) -> list[tuple[str, str]]:
+    """The dashboard's live-evaluation panels, one query each: hours since the last success, and
+    whether the newest run failed."""
+    return [
+        (hours_since_evaluated(service), "hours since the last success"),
+        (newest_evaluation_state(service), "newest run failed"),
+    ]
+
+
 def evaluation_overdue(service: str) -> str:
     """The service's live evaluation has not succeeded for :data:`EVALUATION_OVERDUE_HOURS`, or
     never since its CronJob was created that long ago (no series of a last success yet)."""

@@ -24,9 +24,8 @@ from mixin.cluster import (
     JOB_CREATED,
     JOB_FAILED,
     autoscaler_condition_queries,
-    hours_since_evaluated,
+    evaluation_queries,
     live_evaluation,
-    newest_evaluation_state,
     replica_queries,
 )
 from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, objectives, sel
@@ -1122,8 +1121,7 @@ def evaluation_panel_tests(service: str) -> list[dict[str, Any]]:
         cronjob = {**CLUSTER_TARGET, "cronjob": live_evaluation(name)}
         series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{success}x10"
         series.update(evaluation_jobs(live_evaluation(name), runs))
-    queries = [(hours_since_evaluated(service), "hours since"), (newest_evaluation_state(service), "failed")]
-    return panel_tests("live evaluation panels", queries, series, [1, 1])
+    return panel_tests("live evaluation panels", evaluation_queries(service), series, [1, 1])
 
 
 def panel_tests(

@@ -9,9 +9,8 @@ from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
 from mixin.cluster import (
     EVALUATION_OVERDUE_HOURS,
     autoscaler_condition_queries,
-    hours_since_evaluated,
+    evaluation_queries,
     live_evaluation,
-    newest_evaluation_state,
     replica_queries,
 )
 from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel, service_dashboard_uid
@@ -519,6 +518,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         8,
     )
+    since, failed = evaluation_queries(service)
     g.add(
         panel(
             "timeseries",
@@ -528,7 +528,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
             f"held-out figure (mlp evaluate --log; the figures are in MLflow). Past "
             f"{EVALUATION_OVERDUE_HOURS} hours LiveEvaluationOverdue fires. Empty without the component.",
             "h",
-            [(hours_since_evaluated(service), "hours since the last success")],
+            [since],
             thresholds=[(EVALUATION_OVERDUE_HOURS, "orange")],
         ),
         12,
@@ -542,7 +542,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "on the live answers than held out, beyond the noise, or the run could not complete; its "
             "log says which. 0 while it runs or after it succeeded.",
             "none",
-            [(newest_evaluation_state(service), "newest run failed")],
+            [failed],
             thresholds=[(1, "red")],
         ),
         12,

@@ -21,7 +21,13 @@ from alerting import cluster, local_configuration, receiving, start_alertmanager
 from load.payloads import payloads
 from mixin.alerts import alerts
 from mixin.autoscaling import adapter_config
-from mixin.cluster import CLUSTER_METRICS, autoscaler_condition_queries, replica_queries, statefulset_queries
+from mixin.cluster import (
+    CLUSTER_METRICS,
+    autoscaler_condition_queries,
+    evaluation_queries,
+    replica_queries,
+    statefulset_queries,
+)
 from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.local_prometheus import prometheus_config
@@ -238,8 +244,9 @@ def test_every_rule_and_panel_query_returns_data(
     checks = [(q, q) for q in recorded()] + panel_queries()
     # kube-state-metrics' series need a cluster (it reads the API server), so no process here has
     # them: the panel queries over them are promtool cases instead (mixin.rule_tests,
-    # mixin.platform), and they are exactly the services' replica and autoscaler condition panels'
-    # and the alerting pipeline's StatefulSet panel's (kube-state-metrics up among them).
+    # mixin.platform), and they are exactly the services' replica, autoscaler condition and live
+    # evaluation panels' and the alerting pipeline's StatefulSet panel's (kube-state-metrics up
+    # among them).
     cluster_only = [
         (w, q) for w, q in checks if any(metric in q for metric in (*CLUSTER_METRICS, CLUSTER_SCRAPED))
     ]
@@ -247,7 +254,11 @@ def test_every_rule_and_panel_query_returns_data(
         [
             q
             for service in registry.available()
-            for q, _ in (*replica_queries(service), *autoscaler_condition_queries(service))
+            for q, _ in (
+                *replica_queries(service),
+                *autoscaler_condition_queries(service),
+                *evaluation_queries(service),
+            )
         ]
         + [q for q, _ in statefulset_queries(PIPELINE_STATEFULSETS)]
     )
