@@ -155,6 +155,20 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     (tmp_path / "export").write_bytes(gzip.compress(log.read_bytes()))
     again = mlp("evaluate", NAME, str(tmp_path / "export"), "--truth", str(tmp_path / "truth.csv"))
     assert again.splitlines()[0] == head
+    # As the live-evaluation component's copy leaves it: Firehose's objects by hour, gzipped, in a
+    # directory (and a partial download beside them). The same figures.
+    captured = log.read_text().splitlines(keepends=True)
+    # In time order, as the objects are: the bootstrap draws row by row in the order read.
+    third = len(captured) // 3 + 1
+    thirds = [captured[i * third : (i + 1) * third] for i in range(3)]
+    for hour, part in enumerate(thirds):
+        (tmp_path / "window" / "2026" / "12" / "04" / f"{hour:02d}").mkdir(parents=True)
+        (tmp_path / "window" / "2026" / "12" / "04" / f"{hour:02d}" / "stream-1").write_bytes(
+            gzip.compress("".join(part).encode())
+        )
+    (tmp_path / "window" / "2026" / "12" / "04" / ".stream-2.part").write_text('{"capture": {')
+    again = mlp("evaluate", NAME, str(tmp_path / "window"), "--truth", str(tmp_path / "truth.csv"))
+    assert again.splitlines()[0] == head
 
     # A version the registry no longer holds: scored, but neither compared nor recorded.
     lines = log.read_text().splitlines()
