@@ -223,7 +223,7 @@ def log_files(path: Path) -> list[Path]:
     """The files a capture log is: ``path`` itself, or every file under a directory, in path order.
 
     A directory is how the log stores deliver: Cloud Logging's sink to Cloud Storage writes an
-    object per log and hour (``stdout/2026/12/04/03:00:00_03:59:59_S0.json``), Firehose one per
+    object per log and hour (``stderr/2026/12/04/03:00:00_03:59:59_S0.json``), Firehose one per
     buffer (``2026/12/04/03/<stream>-…``), and a job copies a window of them into one directory.
     Path order is time order in both layouts. Hidden files (a copy tool's partial ``.file``) are
     not read.
