@@ -91,20 +91,21 @@ def evaluation_jobs(metric: str, service: str, extra: str = "") -> str:
     return f"{metric}{{{selector}{',' + extra if extra else ''}}}"
 
 
-def newest_evaluation_failed(service: str) -> str:
-    """The service's newest live evaluation, when it failed (1, with its ``job_name``): an older
-    failure a later run has followed is history, not news."""
+def newest_evaluation_condition(service: str) -> str:
+    """The Failed condition (1 failed, 0 running or done) of the service's newest live evaluation
+    alone, by ``job_name``: an older failure a later run has followed is history, not news."""
     failed = evaluation_jobs(JOB_FAILED, service, 'condition="true"')
-    return (
-        f"max by (job_name) ({failed}) == 1\n"
-        f"and on (job_name)\ntopk(1, {evaluation_jobs(JOB_CREATED, service)})"
-    )
+    return f"{failed}\nand on (job_name)\ntopk(1, {evaluation_jobs(JOB_CREATED, service)})"
+
+
+def newest_evaluation_failed(service: str) -> str:
+    """The service's newest live evaluation, when it failed (1, with its ``job_name``)."""
+    return f"max by (job_name) (\n{newest_evaluation_condition(service)}\n) == 1"
 
 
 def newest_evaluation_state(service: str) -> str:
-    """The Failed condition of the service's newest live evaluation: 1 failed, 0 running or done."""
-    failed = evaluation_jobs(JOB_FAILED, service, 'condition="true"')
-    return f"max({failed} and on (job_name) topk(1, {evaluation_jobs(JOB_CREATED, service)}))"
+    """Whether the service's newest live evaluation failed: 1 failed, 0 running or done."""
+    return f"max({newest_evaluation_condition(service)})"
 
 
 def hours_since_evaluated(service: str) -> str:
