@@ -279,6 +279,11 @@ class ScheduledWorkload:
     runs_a_month: float
     hours_a_run: float
 
+    def month(self, prices: Mapping[str, Any]) -> float:
+        """Dollars a month, each run taking its whole deadline: an upper bound. On EKS a run's share
+        of a node (it fits in the room the packing leaves, or a node added for it)."""
+        return self.runs_a_month * self.hours_a_run * pod_hour(self.pod, prices)
+
 
 def cron_field(text: str, span: int, what: str) -> int:
     """How many values of a cron schedule's minute or hour field match (``*``, ``*/n``, ``a,b``, ``n``)."""
@@ -327,9 +332,8 @@ def scheduled(objects: Sequence[Obj]) -> list[ScheduledWorkload]:
 
 
 def scheduled_month(objects: Sequence[Obj], prices: Mapping[str, Any]) -> float:
-    """Dollars a month of the CronJobs' Pods, each run taking its whole deadline: an upper bound. On
-    EKS a run's share of a node (it fits in the room the packing leaves, or a node added for it)."""
-    return sum(w.runs_a_month * w.hours_a_run * pod_hour(w.pod, prices) for w in scheduled(objects))
+    """Dollars a month of the CronJobs' Pods (:meth:`ScheduledWorkload.month`)."""
+    return sum(w.month(prices) for w in scheduled(objects))
 
 
 def claim_size(claim: Obj) -> tuple[str, float]:
@@ -751,10 +755,10 @@ def report(
                 line += f"  billed as {billed.cpu:g} CPU, {billed.memory_gib:.3g} GiB"
         lines.append(line)
     for job in scheduled(objects):
-        month = job.runs_a_month * job.hours_a_run * pod_hour(job.pod, prices)
         lines.append(
             f"  CronJob/{job.name}: {job.runs_a_month:.3g} runs a month of at most {job.hours_a_run:g} h, "
-            f"a pod of {job.pod.cpu:g} CPU and {job.pod.memory_gib:.3g} GiB: at most ${month:.2f} a month"
+            f"a pod of {job.pod.cpu:g} CPU and {job.pod.memory_gib:.3g} GiB: "
+            f"at most ${job.month(prices):.2f} a month"
         )
     for scale in ("floor", "ceiling"):
         lines.append(bill_line(bill(objects, found, prices, at_scale(found, scale)), f"at the {scale}"))

@@ -282,6 +282,11 @@ def test_a_missing_truth_file_or_a_url_of_no_bucket_fails_the_copy_saying_which(
     local = fetch(endpoint, tmp_path / "b", **{**settings, "CAPTURES": "/var/log/capture"})
     assert local.returncode == 2
     assert "fetch: CAPTURES=/var/log/capture: not a gs:// or s3:// URL" in local.stderr
+    # A truth prefix that is no bucket is refused too, before any day is copied.
+    local_truth = fetch(endpoint, tmp_path / "t", **{**settings, "TRUTH_PREFIX": "truth"})
+    assert local_truth.returncode == 2
+    assert "fetch: TRUTH_PREFIX=truth: not a gs:// or s3:// URL" in local_truth.stderr
+    assert not (tmp_path / "t" / "captures").exists()
 
     unset = fetch(endpoint, tmp_path / "c", **{k: v for k, v in settings.items() if k != "DAYS"})
     assert unset.returncode != 0

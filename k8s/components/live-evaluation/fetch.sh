@@ -20,10 +20,13 @@ work=${WORK:-/work}
 captures=${CAPTURES%/}
 truth="${TRUTH_PREFIX%/}/${TRUTH_FILE}"
 
-case "$captures" in
-    gs://* | s3://*) ;;
-    *) echo "fetch: CAPTURES=$CAPTURES: not a gs:// or s3:// URL" >&2; exit 2 ;;
-esac
+# Both are checked before anything is copied.
+for setting in "CAPTURES=$CAPTURES" "TRUTH_PREFIX=$TRUTH_PREFIX"; do
+    case "${setting#*=}" in
+        gs://* | s3://*) ;;
+        *) echo "fetch: $setting: not a gs:// or s3:// URL" >&2; exit 2 ;;
+    esac
+done
 
 # Copy one prefix recursively; a day without captures copies nothing and is not an error.
 copy_day() {
@@ -47,7 +50,6 @@ copy_file() {
     case "$1" in
         s3://*) aws s3 cp --only-show-errors "$1" "$2" ;;
         gs://*) gcloud storage cp --no-user-output-enabled "$1" "$2" ;;
-        *) echo "fetch: TRUTH_PREFIX=$TRUTH_PREFIX: not a gs:// or s3:// URL" >&2; exit 2 ;;
     esac
 }
 
