@@ -565,7 +565,7 @@ def cluster_cases(service: str) -> list[Case]:
     ]
 
 
-def evaluation_jobs(name: str, runs: Sequence[tuple[int, bool]]) -> dict[str, str]:
+def evaluation_job_series(name: str, runs: Sequence[tuple[int, bool]]) -> dict[str, str]:
     """kube-state-metrics' series of the Jobs of the CronJob ``name``: per run, when it was created
     (its name's suffix, as the CronJob controller names them) and whether it failed."""
     series = {}
@@ -582,7 +582,7 @@ def evaluation_cases(service: str) -> list[Case]:
     name = live_evaluation(service)
     # Beside another service's CronJob whose newest run failed and which never succeeded, so an
     # alert that missed the service's name would fire in every quiet case.
-    other = evaluation_jobs(live_evaluation(f"other-{service}"), [(9000, True)])
+    other = evaluation_job_series(live_evaluation(f"other-{service}"), [(9000, True)])
     other[series_str(CRONJOB_CREATED, {**CLUSTER_TARGET, "cronjob": live_evaluation(f"other-{service}")})] = (
         "0x2300"
     )
@@ -604,14 +604,14 @@ def evaluation_cases(service: str) -> list[Case]:
         Case(
             "LiveEvaluationFailed",
             "fires: the newest run failed",
-            {**other, **evaluation_jobs(name, [(1000, False), (2000, True)])},
+            {**other, **evaluation_job_series(name, [(1000, False), (2000, True)])},
             "10m",
             [{"alertname": "LiveEvaluationFailed", **failed("2000"), "service": service}],
         ),
         Case(
             "LiveEvaluationFailed",
             "quiet: an older run failed, the newest succeeded",
-            {**other, **evaluation_jobs(name, [(1000, True), (2000, False)])},
+            {**other, **evaluation_job_series(name, [(1000, True), (2000, False)])},
             "10m",
         ),
         Case(
@@ -1120,7 +1120,7 @@ def evaluation_panel_tests(service: str) -> list[dict[str, Any]]:
     ):
         cronjob = {**CLUSTER_TARGET, "cronjob": live_evaluation(name)}
         series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{success}x10"
-        series.update(evaluation_jobs(live_evaluation(name), runs))
+        series.update(evaluation_job_series(live_evaluation(name), runs))
     return panel_tests("live evaluation panels", evaluation_queries(service), series, [1, 1])
 
 
