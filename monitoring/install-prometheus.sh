@@ -13,8 +13,10 @@
 #    registries), the newest Debian build of the same major.minor (a patch release fixes bugs; it
 #    does not change what a query means) from Debian's later suites, as Debian stable ships older
 #    ones: the package lists are read into a temporary directory, signed by the archive keys
-#    stable trusts, and the .deb unpacked there. No apt source is added and nothing is installed
-#    system-wide; nothing is started.
+#    stable trusts, and the .deb unpacked there. No apt source is added and nothing is started.
+#    One thing goes system-wide: Debian builds Alertmanager to read its notification templates and
+#    UI from /usr/share/prometheus/alertmanager (upstream embeds them), and without default.tmpl it
+#    refuses every configuration; the package's copy goes there when it is missing (root, or sudo).
 #
 # PROMETHEUS_TOOLS_DIR, PROMETHEUS_RELEASES_URL and PROMETHEUS_TOOLS_SUITES change where the tools
 # go, where releases are downloaded from (a mirror of github.com/prometheus) and the suites searched.
@@ -39,7 +41,13 @@ ALERTMANAGER_MINOR=${ALERTMANAGER_VERSION%.*}
 
 # "prometheus, version 3.5.3+ds1 (branch: ...)" -> 3.5
 tool_minor() { "$1" --version 2>&1 | sed -n 's/^[a-z]*, version \([0-9]*\.[0-9]*\)\..*/\1/p' | head -1; }
+DEBIAN_ALERTMANAGER_ASSETS=/usr/share/prometheus/alertmanager
+# A Debian build ("version 0.28.1+ds") runs only with its assets in place.
+alertmanager_runs() {
+  ! "$1" --version 2>&1 | head -1 | grep -q '+ds' || [ -f "$DEBIAN_ALERTMANAGER_ASSETS/default.tmpl" ]
+}
 up_to_date() {
+  alertmanager_runs "$DEST/alertmanager" || return 1
   for tool in prometheus promtool; do
     [ -x "$DEST/$tool" ] && [ "$(tool_minor "$DEST/$tool")" = "$PROMETHEUS_MINOR" ] || return 1
   done
@@ -129,6 +137,13 @@ EOF
   mkdir -p "$WORK/bin"
   cp "$WORK/root/usr/bin/prometheus" "$WORK/root/usr/bin/promtool" "$WORK/root/usr/bin/amtool" "$WORK/bin/"
   cp "$WORK/root/usr/bin/prometheus-alertmanager" "$WORK/bin/alertmanager"
+  if [ ! -f "$DEBIAN_ALERTMANAGER_ASSETS/default.tmpl" ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo mkdir -p "$DEBIAN_ALERTMANAGER_ASSETS"
+    $sudo cp -R "$WORK/root$DEBIAN_ALERTMANAGER_ASSETS/." "$DEBIAN_ALERTMANAGER_ASSETS/"
+    echo "  its templates and UI in $DEBIAN_ALERTMANAGER_ASSETS, where the Debian build reads them"
+  fi
 }
 
 # The newest Debian version of a package whose upstream release is major.minor.x, downloaded.
