@@ -102,6 +102,8 @@ def live_services(
             {
                 "MLFLOW_TRACKING_URI": mlflow_server.url,
                 f"{name.upper()}_MODEL_REFRESH_SECONDS": "0",
+                # The live quality panels' series appear within a second of an evaluation logged.
+                f"{name.upper()}_LIVE_EVALUATION_REFRESH_SECONDS": "1",
                 f"{name.upper()}_SHADOW_MODEL_URI": f"runs:/{registered[name].run_id}/model",
                 f"{name.upper()}_CANARY_MODEL_URI": f"runs:/{registered[name].run_id}/model",
                 f"{name.upper()}_CANARY_TRAFFIC_PERCENT": "0",

@@ -17,9 +17,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from processes import Server, start_service
+from processes import Server, metric_value, start_service
 from servekit import registry
 from servekit.evaluation import KIND, KIND_TAG
+from servekit.metrics import MetricNames
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records
@@ -49,41 +50,41 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     registered: dict[str, TrainResult],
     tmp_path: Path,
     mlp: Callable[..., str],
+    request: pytest.FixtureRequest,
 ) -> None:
     spec = registry.get_service(NAME)
+    names = MetricNames(NAME)
     version = registered[NAME].version
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "BANKCHURN_MODEL_URI": f"models:/{NAME}/{version}",
+        "BANKCHURN_LIVE_EVALUATION_REFRESH_SECONDS": "1",
         **CAPTURING,
     }
     # Customers drawn as the training data was: the live figure should match the held-out one.
     frame, rows = customers(620, 11)
     exited = frame[spec.recipe.target].tolist()
     server = start_service(NAME, tmp_path, env, label="bankchurn-evaluate")
+    # Served until the end: the pod reads the evaluation logged below while it serves the version.
+    request.addfinalizer(server.stop)
     sent: list[tuple[str, int]] = []  # (request id, instance) of each row, in order
     labels: list[str] = []  # the label each row was given
-    try:
-        server.wait_for("/readyz")
-        for start in range(0, 600, BATCH):
-            request_id = f"batch-{start // BATCH}"
-            response = httpx.post(
-                f"{server.url}/predict/batch",
-                json={"instances": rows[start : start + BATCH]},
-                headers={"X-Request-ID": request_id},
-            )
-            assert response.status_code == 200, response.text
-            sent += [(request_id, i) for i in range(BATCH)]
-            labels += [p["label"] for p in response.json()["predictions"]]
-        for i, row in enumerate(rows[600:]):
-            response = httpx.post(
-                f"{server.url}/predict", json=row, headers={"X-Request-ID": f"customer-{i}"}
-            )
-            assert response.status_code == 200, response.text
-            sent.append((f"customer-{i}", 0))
-            labels.append(response.json()["label"])
-    finally:
-        server.stop()
+    server.wait_for("/readyz")
+    for start in range(0, 600, BATCH):
+        request_id = f"batch-{start // BATCH}"
+        response = httpx.post(
+            f"{server.url}/predict/batch",
+            json={"instances": rows[start : start + BATCH]},
+            headers={"X-Request-ID": request_id},
+        )
+        assert response.status_code == 200, response.text
+        sent += [(request_id, i) for i in range(BATCH)]
+        labels += [p["label"] for p in response.json()["predictions"]]
+    for i, row in enumerate(rows[600:]):
+        response = httpx.post(f"{server.url}/predict", json=row, headers={"X-Request-ID": f"customer-{i}"})
+        assert response.status_code == 200, response.text
+        sent.append((f"customer-{i}", 0))
+        labels.append(response.json()["label"])
     log = tmp_path / "bankchurn-evaluate.log"
 
     def truth_file(path: Path, labels: list[int]) -> Path:
@@ -108,14 +109,17 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert f"{NAME}: 1 truth row without a captured answer" in report
     # Every line is the report's: MLflow's own "View run ... at" links are not printed among them.
     assert "View run" not in report
-    assert report.splitlines()[-1].startswith(f"{NAME} v{version}: logged as run ")
+    logged_run = re.fullmatch(rf"{NAME} v{version}: logged as run (\w+) .*", report.splitlines()[-1])
+    assert logged_run is not None, report
 
-    # Recorded: a run of the service's experiment, and a tag on the version.
+    # Recorded: a run of the service's experiment, and a tag on the version. (test_live_prometheus
+    # may have logged another evaluation of the same version in this session: the run is the one named.)
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
     experiment = client.get_experiment_by_name(NAME)
     runs = client.search_runs(
         [experiment.experiment_id], f"tags.`{KIND_TAG}` = '{KIND}' and tags.`model.version` = '{version}'"
     )
+    runs = [run for run in runs if run.info.run_id == logged_run[1]]
     assert len(runs) == 1
     assert runs[0].data.metrics["live.rows"] == 600
     assert f"{runs[0].data.metrics['live.roc_auc']:.4f}" == figure[1]
@@ -141,12 +145,37 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
         live_share = metrics[f"live.parity.Geography.{country}.flagged_share"]
         assert moved == pytest.approx(live_share - trained[country]["flagged_share"], abs=1e-12)
     tags = client.get_model_version(NAME, version).tags
+    registered_metrics = client.get_run(registered[NAME].run_id).data.metrics
     assert tags["live.figure"] == f"roc_auc {figure[1]}"
     assert (tags["live.answers"], tags["live.verdict"], tags["live.run"]) == (
         "600",
         "within the noise",
         runs[0].info.run_id,
     )
+    # The pod serving the version reads it within its refresh (1 s here): in GET /model, and in
+    # /metrics beside the held-out figure, which its training run logged.
+    deadline = time.monotonic() + 30
+    # (test_live_prometheus may have logged one of this version before: the pod holds that one first.)
+    while (latest := httpx.get(f"{server.url}/model").json()["live_evaluation"]["latest"] or {}).get(
+        "run_id"
+    ) != logged_run[1]:
+        assert time.monotonic() < deadline, "the pod did not read the evaluation: " + server.logs()[-2000:]
+        time.sleep(0.5)
+    assert (latest["answers"], latest["verdict"]) == (600, "within the noise")
+    assert f"{latest['estimate']:.4f}" == figure[1]
+    live = {"split": "live", "metric": "roc_auc"}
+    for bound, key in (("estimate", "roc_auc"), ("ci_low", "roc_auc_ci_low"), ("ci_high", "roc_auc_ci_high")):
+        assert (
+            metric_value(server, names.model_quality, **live, bound=bound)
+            == runs[0].data.metrics[f"live.{key}"]
+        )
+        held_out = metric_value(server, names.model_quality, split="held_out", metric="roc_auc", bound=bound)
+        assert held_out == registered_metrics[key]
+    assert metric_value(server, names.model_live_answers) == 600
+    assert metric_value(server, names.model_live_verdict, verdict="within the noise") == 1
+    assert metric_value(server, names.model_live_verdict, verdict="worse") == 0
+    ended = metric_value(server, names.model_live_evaluation_timestamp_seconds)
+    assert ended == runs[0].info.end_time / 1000
     # mlp versions shows the latest live figure beside the held-out one.
     listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{version} "))
     assert f"roc_auc {figure[1]} on 600, within the noise" in listed

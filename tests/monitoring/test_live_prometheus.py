@@ -47,9 +47,11 @@ from processes import (
 from scripts import MONITORING, load_k8s_cost
 from servekit import auth, registry
 from servekit.bench import observed
+from servekit.evaluation import Quality, log_run
 from servekit.metrics import MetricNames
 from servekit.metrics.names import CAPTURE_LOGGER
 from servekit.training.trainer import TrainResult
+from servekit.training.uncertainty import Interval
 
 pytestmark = pytest.mark.integration
 
@@ -129,6 +131,25 @@ def prometheus(
             if server is not None:
                 server.stop()
             alertmanager.stop()
+
+
+@pytest.fixture(scope="module")
+def live_evaluations(mlflow_server: Server, live_services: dict[str, Server]) -> None:
+    """A live evaluation of each served version, logged as ``mlp evaluate --log`` logs one: the
+    pods read it back (every second here) for the live quality panels. Its figure is the version's
+    held-out one: ``test_live_evaluation`` scores real captured answers; here the series matter."""
+    import mlflow
+
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    for name, server in live_services.items():
+        served = httpx.get(f"{server.url}/model", timeout=10).json()
+        metric = registry.get_service(name).recipe.primary_metric
+        figures = served["training_metrics"]
+        held_out = Interval(figures[metric], figures[f"{metric}_ci_low"], figures[f"{metric}_ci_high"])
+        quality = Quality(
+            name, served["version"], metric, 500, live=held_out, held_out=held_out, verdict="within the noise"
+        )
+        log_run(client, quality, "test_live_prometheus")
 
 
 def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
@@ -237,6 +258,7 @@ def test_every_rule_and_panel_query_returns_data(
     prometheus: Server,
     live_services: dict[str, Server],
     keyed_services: dict[str, KeyedService],
+    live_evaluations: None,
 ) -> None:
     assert set(live_services) == set(registry.available())
     drive_keyed_traffic(keyed_services)

@@ -39,7 +39,7 @@ def _import_mlflow() -> None:
         import mlflow.tracking  # noqa: F401
 
 
-def _registry_client(tracking_uri: str) -> Any:
+def registry_client(tracking_uri: str) -> Any:
     """An MLflow client of the registry at ``tracking_uri``."""
     _import_mlflow()
     from mlflow.tracking import MlflowClient
@@ -64,7 +64,7 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         return None
-    client = _registry_client(tracking_uri)
+    client = registry_client(tracking_uri)
     name = match["name"]
     try:
         if match["alias"]:
@@ -95,7 +95,7 @@ def registry_model_tag(model_uri: str, key: str, tracking_uri: str) -> str | Non
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         raise ValueError(f"{model_uri} is not a models:/ URI")
-    tags: dict[str, str] = _registry_client(tracking_uri).get_registered_model(match["name"]).tags or {}
+    tags: dict[str, str] = registry_client(tracking_uri).get_registered_model(match["name"]).tags or {}
     return tags.get(key)
 
 

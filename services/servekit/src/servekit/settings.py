@@ -81,6 +81,14 @@ class ServiceSettings(BaseSettings):
             "to it once it is loaded and warmed up; 0: serve the first model until restarted"
         ),
     )
+    live_evaluation_refresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "How often to read the served version's latest live evaluation (`mlp evaluate --log`) "
+            'from the registry, for <svc>_model_quality{split="live"} and GET /model; 0: never'
+        ),
+    )
     watch_inputs: bool = Field(
         default=True,
         description=(

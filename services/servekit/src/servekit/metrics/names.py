@@ -47,6 +47,10 @@ VARIANT_EXPLANATIONS_TOTAL = "variant_explanations_total"
 VARIANT_ATTRIBUTION_ABS_SUM_TOTAL = "variant_attribution_abs_sum_total"
 CLIENT_REQUESTS_TOTAL = "client_requests_total"
 API_KEY_EXPIRY_TIMESTAMP_SECONDS = "api_key_expiry_timestamp_seconds"
+MODEL_QUALITY = "model_quality"
+MODEL_LIVE_ANSWERS = "model_live_answers"
+MODEL_LIVE_EVALUATION_TIMESTAMP_SECONDS = "model_live_evaluation_timestamp_seconds"
+MODEL_LIVE_VERDICT = "model_live_verdict"
 
 #: Loggers whose bytes ``<svc>_log_bytes_total{logger}`` counts apart: the prediction capture's
 #: and the access log's lines are what an operator turns up and down (<SVC>_CAPTURE_PERCENT,
@@ -123,6 +127,15 @@ ENDPOINTS = (
 DIFFERENCE_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0,
 )  # fmt: skip
+
+#: ``model_quality``'s ``split``: the training run's held-out rows, or the answers served and
+#: later joined with their truth (``mlp evaluate --log``).
+QUALITY_SPLITS = ("held_out", "live")
+#: ``model_quality``'s ``bound``: the figure and its bootstrap 95 % interval.
+QUALITY_BOUNDS = ("estimate", "ci_low", "ci_high")
+#: ``model_live_verdict``'s ``verdict``: the live figure against the held-out one, beyond the noise
+#: or within it (``servekit.evaluation.quality.Verdict``), or none (no figure, or none to compare).
+LIVE_VERDICTS = ("worse", "within the noise", "better", "none")
 
 #: Seconds; resolves 100 µs requests as well as multi-second batches.
 LATENCY_BUCKETS = (
@@ -291,3 +304,19 @@ class MetricNames:
     @property
     def api_key_expiry_timestamp_seconds(self) -> str:
         return self._name(API_KEY_EXPIRY_TIMESTAMP_SECONDS)
+
+    @property
+    def model_quality(self) -> str:
+        return self._name(MODEL_QUALITY)
+
+    @property
+    def model_live_answers(self) -> str:
+        return self._name(MODEL_LIVE_ANSWERS)
+
+    @property
+    def model_live_evaluation_timestamp_seconds(self) -> str:
+        return self._name(MODEL_LIVE_EVALUATION_TIMESTAMP_SECONDS)
+
+    @property
+    def model_live_verdict(self) -> str:
+        return self._name(MODEL_LIVE_VERDICT)

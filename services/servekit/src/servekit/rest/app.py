@@ -27,10 +27,12 @@ from servekit.inference import (
     validate_batch_json,
     validate_json,
 )
+from servekit.live_quality import LiveQualityFollower, registry_reader
 from servekit.loading import follows_an_alias, registry_model_tag, registry_source
 from servekit.metrics import ServiceMetrics, loop_lag
 from servekit.metrics.canary import CanaryMetrics
 from servekit.metrics.names import CANARY, STABLE
+from servekit.metrics.quality import QualityCollector
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
@@ -202,12 +204,18 @@ def create_app(
     metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
     if keys is not None:
         metrics.watch_key_expiries(keys.expiries)
+    reader = None
     if source is None:
         source, found_probe = registry_source(
             spec.name, settings.resolved_model_uri(), settings.mlflow_tracking_uri
         )
         probe = probe or found_probe
+        reader = registry_reader(spec.name, spec.recipe.primary_metric, settings.mlflow_tracking_uri)
     runtime = model_runtime(spec, settings, source, metrics, probe)
+    live_quality = LiveQualityFollower(
+        runtime, spec.recipe.primary_metric, reader, settings.live_evaluation_refresh_seconds
+    )
+    metrics.registry.register(QualityCollector(metrics.names, live_quality.figures))
     shadow = shadow_scorer(spec, settings, metrics, shadow_source)
     canary = canary_router(spec, settings, metrics, canary_source)
     capture = None
@@ -245,6 +253,7 @@ def create_app(
         tasks = [
             asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader"),
             asyncio.create_task(loop_lag.watch(metrics.event_loop_lag.observe), name=f"{spec.name}-loop-lag"),
+            asyncio.create_task(live_quality.run(), name=f"{spec.name}-live-quality"),
         ]
         if shadow is not None:
             shadow.start()
@@ -392,6 +401,7 @@ def create_app(
                 **runtime.require().describe(),
                 "load_seconds": runtime.load_seconds,
                 "refresh": runtime.refresh_status(),
+                "live_evaluation": live_quality.status(),
                 "shadow": shadow.status() if shadow else None,
                 "canary": canary.status(runtime.model) if canary else None,
                 "capture": capture.status() if capture else None,

@@ -1,0 +1,213 @@
+"""The served version's latest live evaluation, read from the registry while the pod serves it.
+
+``mlp evaluate --log`` (by hand, or the ``live-evaluation`` CronJob every night) scores the
+answers a version gave against the truth that came later, logs the figures as an MLflow run and
+tags the version with that run (``live.run``). Every pod reads the tag of the version it serves
+(one registry call each ``<SVC>_LIVE_EVALUATION_REFRESH_SECONDS``; the run only when the tag
+names another one) and exports the figures beside the held-out ones (``servekit.metrics.quality``)
+and in ``GET /model``. So a dashboard draws a version's live quality against what it promised,
+on the platform's own Prometheus, and the figure follows the served version through a promotion
+or a rollback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from servekit.loading import one_line, registry_client
+from servekit.metrics.names import LIVE_VERDICTS
+from servekit.metrics.quality import Figure, QualityFigures
+from servekit.runtime import ModelRuntime
+from servekit.training.versions import LIVE_RUN_TAG, LIVE_VERDICT_TAG
+
+logger = logging.getLogger("servekit.live_quality")
+
+#: Checked this often until the served model is loaded; no registry call is made meanwhile.
+NOT_LOADED_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class LiveRecord:
+    """One version's latest live evaluation, as its MLflow run holds it."""
+
+    version: str
+    run_id: str
+    metric: str
+    figure: Figure | None
+    answers: int
+    #: The run's verdict: "worse", "within the noise", "better", or why there is none.
+    verdict: str
+    #: When the run ended (Unix seconds).
+    evaluated_at: float
+
+    @property
+    def verdict_label(self) -> str:
+        """The verdict as ``model_live_verdict`` labels it (``LIVE_VERDICTS``)."""
+        return self.verdict if self.verdict in LIVE_VERDICTS else "none"
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /model`` shows of it."""
+        figure = self.figure
+        return {
+            "run_id": self.run_id,
+            "metric": self.metric,
+            "estimate": figure.estimate if figure else None,
+            "ci_low": figure.low if figure else None,
+            "ci_high": figure.high if figure else None,
+            "answers": self.answers,
+            "verdict": self.verdict,
+            "evaluated_at": _iso(self.evaluated_at),
+        }
+
+
+#: Reads ``(version, the record already held)``: the version's latest record, None without one.
+RecordReader = Callable[[str, "LiveRecord | None"], "LiveRecord | None"]
+
+
+def read_live_record(
+    client: Any, name: str, version: str, metric: str, known: LiveRecord | None = None
+) -> LiveRecord | None:
+    """The latest record of ``name`` version ``version`` (None: never evaluated with ``--log``).
+
+    ``known`` is returned as it is when the version's tag still names its run, so a pod polling a
+    version nobody evaluates anew makes one registry call, not two.
+    """
+    tags = client.get_model_version(name, version).tags or {}
+    run_id = tags.get(LIVE_RUN_TAG)
+    if not run_id:
+        return None
+    if known is not None and known.version == version and known.run_id == run_id:
+        return known
+    run = client.get_run(run_id)
+    metrics: Mapping[str, float] = run.data.metrics
+    estimate = metrics.get(f"live.{metric}")
+    figure = None
+    if estimate is not None:
+        figure = Figure(estimate, metrics.get(f"live.{metric}_ci_low"), metrics.get(f"live.{metric}_ci_high"))
+    # The run's own tags, not the version's: a later evaluation rewrites the version's verdict
+    # before it rewrites the run tag, and a record must not mix two evaluations.
+    ended = run.info.end_time or run.info.start_time
+    return LiveRecord(
+        version=version,
+        run_id=run_id,
+        metric=metric,
+        figure=figure,
+        answers=int(metrics.get("live.rows", 0)),
+        verdict=run.data.tags.get(LIVE_VERDICT_TAG, "none"),
+        evaluated_at=ended / 1000,
+    )
+
+
+def registry_reader(name: str, metric: str, tracking_uri: str) -> RecordReader:
+    """A :data:`RecordReader` of ``name``'s versions in the registry at ``tracking_uri``."""
+
+    def read(version: str, known: LiveRecord | None) -> LiveRecord | None:
+        return read_live_record(registry_client(tracking_uri), name, version, metric, known)
+
+    return read
+
+
+def held_out_figure(metric: str, training_metrics: Mapping[str, float]) -> Figure | None:
+    """The primary metric the version's training run logged on its held-out rows, with its interval."""
+    estimate = training_metrics.get(metric)
+    if estimate is None:
+        return None
+    low, high = training_metrics.get(f"{metric}_ci_low"), training_metrics.get(f"{metric}_ci_high")
+    return Figure(estimate, low, high)
+
+
+class LiveQualityFollower:
+    """Keeps the served version's latest live record, read every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        metric: str,
+        reader: RecordReader | None,
+        interval: float,
+    ) -> None:
+        self._runtime = runtime
+        self.metric = metric
+        self._reader = reader
+        self.interval = interval
+        self.record: LiveRecord | None = None
+        #: Wall-clock time of the last read, and why it failed (None: it did not).
+        self.last_check: float | None = None
+        self.error: str | None = None
+
+    @property
+    def follows(self) -> bool:
+        return self._reader is not None and self.interval > 0
+
+    async def run(self) -> None:
+        """Read the served version's record until cancelled; a task for the app's lifetime."""
+        while self.follows:
+            read = await self.check()
+            await asyncio.sleep(self.interval if read else NOT_LOADED_POLL_SECONDS)
+
+    async def check(self) -> bool:
+        """Read the record of the version served now; False: no model is served yet."""
+        model = self._runtime.model
+        if model is None or self._reader is None:
+            return False
+        version = model.artifact.version
+        if not version.isdigit():  # served from a runs:/ or artifact URI: no version to read
+            return True
+        self.last_check = time.time()
+        try:
+            record = await asyncio.to_thread(self._reader, version, self.record)
+        except Exception as exc:  # the registry's outage: the figures it gave last still hold
+            self.error = one_line(exc)
+            logger.warning(
+                "live evaluation of version %s not read (next read in %gs): %s",
+                version,
+                self.interval,
+                self.error,
+            )
+            return True
+        self.error = None
+        self.record = record
+        return True
+
+    def figures(self) -> QualityFigures | None:
+        """The served version's figures for its metrics; None before a model is served."""
+        model = self._runtime.model
+        if model is None:
+            return None
+        held_out = held_out_figure(self.metric, model.artifact.training_metrics)
+        record = self.record
+        if record is None or record.version != model.artifact.version:
+            # The version switched since the last read, or it has never been evaluated.
+            return QualityFigures(self.metric, held_out)
+        return QualityFigures(
+            self.metric,
+            held_out,
+            live=record.figure,
+            answers=record.answers,
+            evaluated_at=record.evaluated_at,
+            verdict=record.verdict_label,
+        )
+
+    def status(self) -> dict[str, Any] | None:
+        """``GET /model``'s ``live_evaluation``: the served version's latest record, and the reading."""
+        if not self.follows:
+            return None
+        model = self._runtime.model
+        record = self.record
+        current = record is not None and model is not None and record.version == model.artifact.version
+        return {
+            "latest": record.describe() if current and record else None,
+            "every_seconds": self.interval,
+            "last_check": _iso(self.last_check) if self.last_check is not None else None,
+            "error": self.error,
+        }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")

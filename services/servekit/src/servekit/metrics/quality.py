@@ -1,0 +1,100 @@
+"""The served version's quality: its held-out figure and, once scored, its figure on live answers.
+
+Read at each scrape from what the pod holds (``servekit.live_quality``), so a version switch
+or a new evaluation needs no bookkeeping here, and a version with no live evaluation has no
+live series rather than a stale one of the version before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from servekit.metrics.names import LIVE_VERDICTS, MetricNames
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure and its bootstrap 95 % interval (None: the run logged none)."""
+
+    estimate: float
+    low: float | None = None
+    high: float | None = None
+
+    def bounds(self) -> Iterator[tuple[str, float]]:
+        yield "estimate", self.estimate
+        if self.low is not None and self.high is not None:
+            yield "ci_low", self.low
+            yield "ci_high", self.high
+
+
+@dataclass(frozen=True)
+class QualityFigures:
+    """What the served version's quality series say: its primary metric, held out and live."""
+
+    metric: str
+    held_out: Figure | None
+    #: The latest live evaluation; None: the version has none (all the live series are left out).
+    live: Figure | None = None
+    answers: int | None = None
+    evaluated_at: float | None = None
+    #: One of ``LIVE_VERDICTS``.
+    verdict: str | None = None
+
+
+class QualityCollector(Collector):
+    """``model_quality``, ``model_live_answers``, ``model_live_evaluation_timestamp_seconds`` and
+    ``model_live_verdict`` of the figures ``current`` returns at each scrape (None: no model yet)."""
+
+    def __init__(self, names: MetricNames, current: Callable[[], QualityFigures | None]) -> None:
+        self.names = names
+        self.current = current
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        n = self.names
+        return (
+            GaugeMetricFamily(
+                n.model_quality,
+                "The served version's primary metric (metric) on its training run's held-out rows "
+                '(split="held_out") and on its answers joined with their truth by the latest '
+                '`mlp evaluate --log` (split="live"); bound: estimate, ci_low, ci_high (bootstrap 95 %).',
+                labels=("split", "metric", "bound"),
+            ),
+            GaugeMetricFamily(
+                n.model_live_answers,
+                "Answers with their truth that the served version's latest live evaluation scored.",
+            ),
+            GaugeMetricFamily(
+                n.model_live_evaluation_timestamp_seconds,
+                "When the served version's latest live evaluation ended (Unix seconds).",
+            ),
+            GaugeMetricFamily(
+                n.model_live_verdict,
+                "1 for the latest live evaluation's verdict on the served version, 0 for the others: "
+                "its live figure against the held-out one is worse, within the noise or better; none: "
+                "no figure (too few answers, one class) or none held out to compare with.",
+                labels=("verdict",),
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        quality, answers, evaluated, verdicts = self._families()
+        figures = self.current()
+        if figures is not None:
+            for split, figure in (("held_out", figures.held_out), ("live", figures.live)):
+                for bound, value in figure.bounds() if figure else ():
+                    quality.add_metric((split, figures.metric, bound), value)
+            if figures.answers is not None:
+                answers.add_metric((), figures.answers)
+            if figures.evaluated_at is not None:
+                evaluated.add_metric((), figures.evaluated_at)
+            if figures.verdict is not None:
+                for verdict in LIVE_VERDICTS:
+                    verdicts.add_metric((verdict,), 1.0 if verdict == figures.verdict else 0.0)
+        yield from (quality, answers, evaluated, verdicts)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()

@@ -1,0 +1,268 @@
+"""The served version's live evaluation: read back from a real MLflow registry, followed by the pod,
+exported beside the held-out figure and shown in ``GET /model``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from toy import TOY, ToyModel
+
+from servekit.evaluation import Quality, log_run
+from servekit.live_quality import LiveQualityFollower, LiveRecord, read_live_record
+from servekit.metrics import MetricNames, ServiceMetrics
+from servekit.metrics.names import LIVE_VERDICTS
+from servekit.metrics.quality import Figure, QualityCollector
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.runtime import ModelRuntime
+from servekit.settings import load_settings
+from servekit.testing import wait_ready
+from servekit.training.trainer import Split
+from servekit.training.uncertainty import Interval
+
+HELD_OUT = {"mae": 0.25, "mae_ci_low": 0.22, "mae_ci_high": 0.28}
+
+
+class CountingClient:
+    """A real MLflow client whose run reads are counted."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.runs_read = 0
+
+    def get_model_version(self, name: str, version: str) -> Any:
+        return self.client.get_model_version(name, version)
+
+    def get_run(self, run_id: str) -> Any:
+        self.runs_read += 1
+        return self.client.get_run(run_id)
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A registry on a SQLite file, holding versions 1 and 2 of ``toy``."""
+    import mlflow
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    experiment = client.create_experiment("toy", artifact_location=str(directory / "artifacts"))
+    client.create_registered_model("toy")
+    for _ in range(2):
+        run = client.create_run(experiment)
+        client.create_model_version("toy", str(directory / "artifacts"), run_id=run.info.run_id)
+    return client
+
+
+def evaluated(version: str, estimate: float | None, verdict: str | None, rows: int = 400) -> Quality:
+    live = None if estimate is None else Interval(estimate, estimate - 0.02, estimate + 0.03)
+    return Quality(
+        "toy",
+        version,
+        "mae",
+        rows,
+        live=live,
+        note="" if live else "too few answers with their truth (40 < 100)",
+        held_out=Interval(0.25, 0.22, 0.28),
+        verdict=verdict,  # type: ignore[arg-type]
+    )
+
+
+def test_the_latest_evaluation_logged_is_read_back_from_the_registry(mlflow_client: Any) -> None:
+    client = CountingClient(mlflow_client)
+    assert read_live_record(client, "toy", "1", "mae") is None  # never evaluated
+    first = log_run(mlflow_client, evaluated("1", 0.31, "worse"), "captures/")
+    record = read_live_record(client, "toy", "1", "mae")
+    assert record is not None
+    assert (record.version, record.run_id, record.answers, record.verdict) == ("1", first, 400, "worse")
+    assert record.figure == Figure(pytest.approx(0.31), pytest.approx(0.29), pytest.approx(0.34))
+    run = mlflow_client.get_run(first)
+    assert record.evaluated_at == run.info.end_time / 1000
+    assert record.describe()["evaluated_at"].endswith("+00:00")
+    # Unchanged since: one registry call, the run is not read again.
+    assert client.runs_read == 1
+    assert read_live_record(client, "toy", "1", "mae", known=record) is record
+    assert client.runs_read == 1
+    # Evaluated again, without a figure this time: the new run is read, its verdict is "none".
+    second = log_run(mlflow_client, evaluated("1", None, None, rows=40), "captures/")
+    again = read_live_record(client, "toy", "1", "mae", known=record)
+    assert again is not None
+    assert (again.run_id, again.figure, again.answers) == (second, None, 40)
+    assert again.verdict.startswith("no figure: too few answers")
+    assert again.verdict_label == "none"
+    # Another version's record is never taken for this one's.
+    assert read_live_record(client, "toy", "2", "mae", known=again) is None
+
+
+class Reader:
+    """A record per version, as a registry would give it; ``down``: the registry does not answer."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, LiveRecord] = {}
+        self.down = False
+        self.reads: list[str] = []
+
+    def __call__(self, version: str, known: LiveRecord | None) -> LiveRecord | None:
+        self.reads.append(version)
+        if self.down:
+            raise ConnectionError("registry unreachable")
+        return self.records.get(version)
+
+
+def record(version: str, estimate: float, verdict: str = "within the noise") -> LiveRecord:
+    return LiveRecord(
+        version,
+        f"run-{version}",
+        "mae",
+        Figure(estimate, estimate - 0.1, estimate + 0.1),
+        500,
+        verdict,
+        1.8e9,
+    )
+
+
+@pytest.fixture
+def artifact(toy_trained: tuple[ModelArtifact, Split]) -> ModelArtifact:
+    return dataclasses.replace(toy_trained[0], version="1", training_metrics=HELD_OUT)
+
+
+def exported(collector: QualityCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+
+
+def live_series(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[Any, float]:
+    return {
+        key: value
+        for key, value in found.items()
+        if key[0] != "toy_model_quality" or ("split", "live") in key[1]
+    }
+
+
+def test_the_follower_exports_the_served_versions_figures_and_none_of_another_version(
+    artifact: ModelArtifact,
+) -> None:
+    served = {"version": "1"}
+
+    def source() -> ModelArtifact:
+        return dataclasses.replace(artifact, version=served["version"])
+
+    runtime = ModelRuntime(ToyModel, source, ServiceMetrics("toy"))
+    reader = Reader()
+    follower = LiveQualityFollower(runtime, "mae", reader, interval=60)
+    collector = QualityCollector(MetricNames("toy"), follower.figures)
+    # Nothing served: no series, and no registry call.
+    assert not asyncio.run(follower.check())
+    assert exported(collector) == {}
+    assert reader.reads == []
+
+    asyncio.run(runtime.load_until_ready())
+    assert asyncio.run(follower.check())
+    held_out = {
+        ("toy_model_quality", (("bound", bound), ("metric", "mae"), ("split", "held_out"))): value
+        for bound, value in (("estimate", 0.25), ("ci_low", 0.22), ("ci_high", 0.28))
+    }
+    # Never evaluated: the held-out figure alone, no live series at all (not zeros).
+    assert exported(collector) == held_out
+    status = follower.status()
+    assert status is not None
+    assert (status["latest"], status["every_seconds"], status["error"]) == (None, 60, None)
+    assert status["last_check"].endswith("+00:00")
+
+    reader.records["1"] = record("1", 0.4, "worse")
+    asyncio.run(follower.check())
+    found = exported(collector)
+    assert live_series(found) == {
+        ("toy_model_quality", (("bound", "estimate"), ("metric", "mae"), ("split", "live"))): 0.4,
+        ("toy_model_quality", (("bound", "ci_low"), ("metric", "mae"), ("split", "live"))): pytest.approx(
+            0.3
+        ),
+        ("toy_model_quality", (("bound", "ci_high"), ("metric", "mae"), ("split", "live"))): 0.5,
+        ("toy_model_live_answers", ()): 500,
+        ("toy_model_live_evaluation_timestamp_seconds", ()): 1.8e9,
+        **{("toy_model_live_verdict", (("verdict", v),)): float(v == "worse") for v in LIVE_VERDICTS},
+    }
+    assert {k: v for k, v in found.items() if k in held_out} == held_out
+    status = follower.status()
+    assert status is not None
+    assert status["latest"]["verdict"] == "worse"
+    assert status["latest"]["estimate"] == 0.4
+
+    # The registry goes down: the figures last read still hold, and the failure is shown.
+    reader.down = True
+    asyncio.run(follower.check())
+    assert exported(collector) == found
+    assert follower.status()["error"] == "ConnectionError: registry unreachable"
+    reader.down = False
+
+    # Version 2 is served: version 1's live figures are gone at once, before the next read.
+    served["version"] = "2"
+    runtime.model = None
+    asyncio.run(runtime.load_until_ready())
+    assert live_series(exported(collector)) == {}
+    assert follower.status()["latest"] is None
+    asyncio.run(follower.check())
+    assert reader.reads[-1] == "2"
+    assert live_series(exported(collector)) == {}  # never evaluated
+
+    # A model served from a run, not a registered version, has nothing to read.
+    served["version"] = "unregistered"
+    runtime.model = None
+    asyncio.run(runtime.load_until_ready())
+    reads = len(reader.reads)
+    assert asyncio.run(follower.check())
+    assert len(reader.reads) == reads
+
+
+def test_a_served_version_without_a_held_out_interval_exports_its_estimate_alone(
+    artifact: ModelArtifact,
+) -> None:
+    runtime = ModelRuntime(
+        ToyModel, lambda: dataclasses.replace(artifact, training_metrics={"mae": 0.2}), ServiceMetrics("toy")
+    )
+    asyncio.run(runtime.load_until_ready())
+    follower = LiveQualityFollower(runtime, "mae", None, interval=60)
+    assert exported(QualityCollector(MetricNames("toy"), follower.figures)) == {
+        ("toy_model_quality", (("bound", "estimate"), ("metric", "mae"), ("split", "held_out"))): 0.2
+    }
+    # Not following (no registry to read): GET /model says so with null.
+    assert follower.status() is None
+    assert not follower.follows
+
+
+@pytest.fixture
+def app_client(artifact: ModelArtifact) -> Iterator[TestClient]:
+    settings = load_settings("toy")
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_every_app_exports_the_held_out_figure_of_what_it_serves(app_client: TestClient) -> None:
+    text = app_client.get("/metrics").text
+    assert 'toy_model_quality{bound="estimate",metric="mae",split="held_out"} 0.25' in text
+    # Described, but without a sample until the served version is evaluated.
+    assert "# TYPE toy_model_live_answers gauge" in text
+    assert not [line for line in text.splitlines() if line.startswith("toy_model_live")]
+    # A model given in code is not in a registry: nothing to follow.
+    assert app_client.get("/model").json()["live_evaluation"] is None
+
+
+def test_the_verdicts_exported_are_the_evaluations_and_none() -> None:
+    from typing import get_args
+
+    from servekit.evaluation.quality import Verdict
+
+    assert (*get_args(Verdict), "none") == LIVE_VERDICTS
