@@ -134,6 +134,7 @@ def alerts(service: str) -> list[Alert]:
         return sel(record, service, f'variant="{STABLE}"')
 
     predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    worse_verdict = f'({n.model_live_verdict}{{verdict="worse"}} == 1)'
     logged_a_month = gib_a_month(f"sum(rate({n.log_bytes_total}[1d]))")
     found: list[Alert] = []
     avail_budget = 1 - o.availability
@@ -247,6 +248,18 @@ def alerts(service: str) -> list[Alert]:
             "suspended, its Jobs cannot start (a node, a quota, an image), or they keep failing "
             f"(LiveEvaluationFailed). `kubectl describe cronjob {live_evaluation(service)}` and its "
             "Jobs' events say which.",
+        ),
+        Alert(
+            "LiveQualityWorse",
+            f"max by (version) ({versioned(worse_verdict, n)})",
+            "warning",
+            f"{s} version {{{{ $labels.version }}}} scores worse on its live answers than held out",
+            f"The latest live evaluation of {s} version {{{{ $labels.version }}}} (mlp evaluate --log: the "
+            "live-evaluation CronJob, or by hand) scored it worse on the answers whose truth is known than "
+            "on its training run's held-out rows, beyond the noise of both samples. The pods serving it "
+            "read the verdict from the registry; it holds until a newer evaluation of the version says "
+            "otherwise, or another version is served.",
+            "5m",
         ),
         Alert(
             "ModelRefreshFailing",

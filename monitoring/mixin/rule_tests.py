@@ -28,7 +28,8 @@ from mixin.cluster import (
     live_evaluation,
     replica_queries,
 )
-from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, objectives, sel
+from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, live_quality_queries, objectives, sel
+from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.recorded import (
     CONCURRENCY,
     CPU_PER_PREDICTION,
@@ -41,6 +42,7 @@ from servekit.metrics import loop_lag
 from servekit.metrics.names import (
     CANARY,
     CAPTURE_LOGGER,
+    LIVE_VERDICTS,
     METERED_LOGGERS,
     OPEN_INFERENCE_INFER,
     STABLE,
@@ -257,6 +259,27 @@ def rule_cases(service: str) -> list[Case]:
             "25m",
         )
     )
+
+    # The latest live evaluation of the version served, as the pods read it from the registry.
+    def verdict(held: str) -> dict[str, str]:
+        return {
+            series_str(n.model_live_verdict, {**target, "verdict": v}): f"{int(v == held)}x60"
+            for v in LIVE_VERDICTS
+        }
+
+    cases.append(
+        Case(
+            "LiveQualityWorse",
+            "fires: the version served scored worse on its live answers; names the version",
+            {**verdict("worse"), **serving},
+            "10m",
+            [{"alertname": "LiveQualityWorse", "service": service, "version": "7"}],
+        )
+    )
+    for held in ("within the noise", "none"):
+        cases.append(
+            Case("LiveQualityWorse", f"quiet: the verdict is {held}", {**verdict(held), **serving}, "10m")
+        )
     # Outcome drift: training says 80% "x" / 20% "y".
     train_x = series_str(n.training_outcome_share, {**target, "outcome": "x"})
     train_y = series_str(n.training_outcome_share, {**target, "outcome": "y"})
@@ -965,7 +988,8 @@ def rule_test_file(service: str) -> dict[str, Any]:
         + recording_tests(service)
         + replica_panel_tests(service)
         + autoscaler_condition_panel_tests(service)
-        + evaluation_panel_tests(service),
+        + evaluation_panel_tests(service)
+        + live_quality_panel_tests(service),
     }
 
 
@@ -1122,6 +1146,56 @@ def evaluation_panel_tests(service: str) -> list[dict[str, Any]]:
         series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{success}x10"
         series.update(evaluation_job_series(live_evaluation(name), runs))
     return panel_tests("live evaluation panels", evaluation_queries(service), series, [1, 1])
+
+
+def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:
+    """The live quality panels, over two pods: one serves version 3, evaluated 2 hours before (worse,
+    on 400 answers); the other version 4, never evaluated. Each figure is its own version's, and the
+    verdict query gives the verdict held, not the three that are 0."""
+    n = MetricNames(service)
+    series: dict[str, str] = {}
+    for instance, version, figures in (
+        ("10.0.0.1:8080", "3", {("held_out", "estimate"): 0.86, ("live", "estimate"): 0.8}),
+        ("10.0.0.2:8080", "4", {("held_out", "estimate"): 0.87}),
+    ):
+        target = {"instance": instance, "job": "model-servers", "service": service}
+        series[series_str(n.model_info, {**target, "version": version, "run_id": f"run-{version}"})] = "1x10"
+        for (split, bound), value in figures.items():
+            labels = {**target, "split": split, "metric": "roc_auc", "bound": bound}
+            series[series_str(n.model_quality, labels)] = f"{value}x10"
+        if version == "3":
+            for verdict in LIVE_VERDICTS:
+                series[series_str(n.model_live_verdict, {**target, "verdict": verdict})] = (
+                    f"{int(verdict == 'worse')}x10"
+                )
+            series[series_str(n.model_live_answers, target)] = "400x10"
+            # Ended 6,900 s before the start: 2 hours before the cases' evaluation, at 5 minutes.
+            series[series_str(n.model_live_evaluation_timestamp_seconds, target)] = "-6900x10"
+    expected: list[list[tuple[dict[str, str], float]]] = [
+        [({"version": "3", "split": "held_out", "bound": "estimate"}, 0.86),
+         ({"version": "3", "split": "live", "bound": "estimate"}, 0.8),
+         ({"version": "4", "split": "held_out", "bound": "estimate"}, 0.87)],
+        [({"version": "3", "verdict": "worse"}, 1)],
+        [({"version": "3"}, 400)],
+        [({"version": "3"}, 2)],
+    ]  # fmt: skip
+    return [
+        {
+            "name": f"live quality panels: {legend}",
+            "interval": "1m",
+            "input_series": [{"series": k, "values": v} for k, v in series.items()],
+            "promql_expr_test": [
+                {
+                    "expr": expr.replace("$instance", VARIABLE_ALL_VALUES["$instance"]),
+                    "eval_time": "5m",
+                    "exp_samples": [
+                        {"labels": series_str("", labels), "value": value} for labels, value in samples
+                    ],
+                }
+            ],
+        }
+        for (expr, legend), samples in zip(live_quality_queries(service), expected, strict=True)
+    ]
 
 
 def panel_tests(

@@ -13,7 +13,15 @@ from mixin.cluster import (
     live_evaluation,
     replica_queries,
 )
-from mixin.common import BURN_THRESHOLDS, QUANTILES, number, objectives, sel, service_dashboard_uid
+from mixin.common import (
+    BURN_THRESHOLDS,
+    QUANTILES,
+    live_quality_queries,
+    number,
+    objectives,
+    sel,
+    service_dashboard_uid,
+)
 from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, alerts_firing, dashboard, panel
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
@@ -514,6 +522,35 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "percentunit",
             [(sel(ATTRIBUTION_DRIFT, service), "{{feature}} v{{version}}")],
             thresholds=[(o.attribution_drift, "orange")],
+        ),
+        12,
+        8,
+    )
+    quality, verdict, answers, age = live_quality_queries(service)
+    g.add(
+        panel(
+            "timeseries",
+            "Live quality: the primary metric on answers joined with their truth, and held out",
+            "Per served version: its primary metric on its training run's held-out rows (held_out) and on "
+            "its answers joined with the truth that came later (live), each with its bootstrap 95 % "
+            "interval (ci_low, ci_high), as the latest mlp evaluate --log recorded it in MLflow; the pods "
+            f"read it every {service.upper()}_LIVE_EVALUATION_REFRESH_SECONDS. No live series: the "
+            "version was never evaluated.",
+            "none",
+            [quality],
+        ),
+        12,
+        8,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Live quality: verdict, answers scored, hours since",
+            "The latest evaluation's verdict on each served version (its live figure against the held-out "
+            "one: worse or better beyond the noise of both samples, within the noise, or none: no figure or "
+            "nothing to compare with), how many answers it scored, and how long ago it ended.",
+            "none",
+            [verdict, answers, age],
         ),
         12,
         8,
