@@ -187,10 +187,11 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     # As the live-evaluation component's copy leaves it: Firehose's objects by hour, gzipped, in a
     # directory (and a partial download beside them). The same figures.
     captured = log.read_text().splitlines(keepends=True)
-    # In time order, as the objects are: the bootstrap draws row by row in the order read.
+    # Named against time order here (the last hour's answers are read first): the same figures and
+    # intervals, as the answers are scored in the order of their request ids, not as read.
     third = len(captured) // 3 + 1
     thirds = [captured[i * third : (i + 1) * third] for i in range(3)]
-    for hour, part in enumerate(thirds):
+    for hour, part in enumerate(reversed(thirds)):
         (tmp_path / "window" / "2026" / "12" / "04" / f"{hour:02d}").mkdir(parents=True)
         (tmp_path / "window" / "2026" / "12" / "04" / f"{hour:02d}" / "stream-1").write_bytes(
             gzip.compress("".join(part).encode())

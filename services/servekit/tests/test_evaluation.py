@@ -170,6 +170,35 @@ def test_captures_meet_their_truth_by_request_and_instance_grouped_by_version(
     assert (joined.truth_unmatched, joined.ambiguous, joined.other_services) == (1, 1, 1)
 
 
+def test_the_same_answers_read_in_another_order_give_the_same_figures_and_intervals(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, truth = served
+    # Versions 10 and 9 of the toy, answering in turn; read as logged, reversed, and shuffled.
+    lines = [
+        capture_line(f"c{i}", 0, row, answer, version="10" if i % 2 else "9")
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    truths = {(f"c{i}", 0): float(t) for i, t in enumerate(truth)}
+    shuffled = list(np.random.default_rng(3).permutation(lines))
+    joined = [
+        join(read_lines(order), "toy", Grouper(TOY.recipe), truths)
+        for order in (lines, lines[::-1], shuffled)
+    ]
+    # By number, not as first met (the reversed log meets 10 first) nor as text ("10" < "9").
+    assert [a.version for a in joined[0].versions] == ["9", "10"]
+    assert joined[1].versions == joined[0].versions
+    assert joined[2].versions == joined[0].versions
+    mae = float(np.mean(np.abs(truth - [a["value"] for a in answers])))
+    held_out = Interval(mae, mae * 0.9, mae * 1.1)
+    figures = {
+        (q.live, q.difference)
+        for j in joined
+        for q in [assess(a, Grouper(TOY.recipe), held_out) for a in j.versions]
+    }
+    assert len(figures) == 2  # one per version, whatever the order read
+
+
 def test_a_capture_without_the_scored_field_is_an_error_naming_its_line(
     served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
 ) -> None:

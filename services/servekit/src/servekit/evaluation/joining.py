@@ -17,7 +17,8 @@ from servekit.training.recipe import TrainingRecipe
 
 @dataclass
 class Answers:
-    """One version's captured answers that have a truth row, in the order they were read."""
+    """One version's captured answers that have a truth row, in the order of their (request id,
+    instance)."""
 
     name: str
     version: str
@@ -93,6 +94,11 @@ class Grouper:
         return found
 
 
+def version_order(version: str) -> tuple[int, int, str]:
+    """Registered versions by number (2 before 10), then the others (``unregistered``) by name."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
 #: Inputs turned into their groups at once.
 GROUPING_CHUNK = 8192
 
@@ -143,9 +149,13 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     if pending:
         group_pending()
     versions: dict[str, Answers] = {}
-    for key, (version, output, groups, variant, answered_at, routed, decision) in met.items():
+    # In the order of their keys, not as read: the bootstrap draws answers by position, so the same
+    # answers read in another order (a store's objects listed otherwise, a log merged from pods)
+    # give the same figures and the same intervals.
+    for key in sorted(met):
         if key in ambiguous:
             continue
+        version, output, groups, variant, answered_at, routed, decision = met[key]
         answers = versions.setdefault(version, Answers(service, version))
         answers.outputs.append(output)
         answers.truths.append(truth[key])
@@ -155,7 +165,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.routed.append(routed)
         answers.decisions.append(decision)
     return Joined(
-        versions=list(versions.values()),
+        versions=[versions[v] for v in sorted(versions, key=version_order)],
         captured=captured,
         without_truth=without,
         truth_unmatched=sum(key not in seen for key in truth),
