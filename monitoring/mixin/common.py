@@ -153,18 +153,24 @@ def sel(name: str, service: str, extra: str = "") -> str:
     return f'{name}{{service="{service}"{"," + extra if extra else ""}}}'
 
 
+def live_verdict(service: str, selector: str = "") -> str:
+    """The latest live evaluation's verdict on each version the service serves: 1, by version and
+    verdict (``<svc>_model_live_verdict`` is 1 on the verdict held and 0 on the others)."""
+    n = MetricNames(service)
+    return f"max by (version, verdict) ({versioned(f'({n.model_live_verdict}{{{selector}}} == 1)', n)})"
+
+
 def live_quality_queries(service: str) -> tuple[tuple[str, str], ...]:
     """The live quality panels' queries: figures per version, split and bound; the verdict; the
     answers scored; hours since the evaluation ended."""
     n = MetricNames(service)
     inst = 'instance=~"$instance"'
     quality = versioned(f"{n.model_quality}{{{inst}}}", n)
-    verdict = versioned(f"({n.model_live_verdict}{{{inst}}} == 1)", n)
     answers = versioned(f"{n.model_live_answers}{{{inst}}}", n)
     ended = versioned(f"{n.model_live_evaluation_timestamp_seconds}{{{inst}}}", n)
     return (
         (f"max by (version, split, bound) ({quality})", "v{{version}} {{split}} {{bound}}"),
-        (f"max by (version, verdict) ({verdict})", "v{{version}}: {{verdict}}"),
+        (live_verdict(service, inst), "v{{version}}: {{verdict}}"),
         (f"max by (version) ({answers})", "v{{version}} answers"),
         (f"(time() - max by (version) ({ended})) / 3600", "v{{version}} hours since"),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mixin.common import BURN_THRESHOLDS, OVERVIEW_DASHBOARD, QUANTILES, Objectives
+from mixin.common import BURN_THRESHOLDS, OVERVIEW_DASHBOARD, QUANTILES, Objectives, live_verdict
 from mixin.grafana import ALERTS, Grid, alerts_firing, dashboard, panel
 from mixin.platform import WATCHDOG
 from mixin.recorded import (
@@ -48,7 +48,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "reqps",
             [(REQUESTS_RATE, "{{service}}")],
         ),
-        8,
+        6,
         4,
     )
     g.add(
@@ -60,7 +60,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             [(ERROR_RATIO.format(w="5m"), "{{service}}")],
             thresholds=[(1 - o.availability, "red")],
         ),
-        8,
+        6,
         4,
     )
     g.add(
@@ -72,7 +72,22 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             [(f"max by (version) ({MetricNames(s).model_info})", f"{s} v{{{{version}}}}") for s in names],
             text_mode="name",
         ),
-        8,
+        6,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Live quality verdict",
+            "Each served version's latest live evaluation (mlp evaluate --log): its figure on the answers "
+            "joined with their truth against its held-out one, worse or better beyond the noise, within "
+            "it, or none; LiveQualityWorse fires on worse. Empty for a version never evaluated; the "
+            "service dashboard has the figures.",
+            "none",
+            [(live_verdict(s), f"{s} v{{{{version}}}}: {{{{verdict}}}}") for s in names],
+            text_mode="name",
+        ),
+        6,
         4,
     )
     g.newline()
