@@ -32,6 +32,7 @@ from mixin.common import (
     service_dashboard_uid,
     versioned,
 )
+from mixin.grafana import SERVICE_DASHBOARD_VARIABLES
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
     ERROR_RATIO,
@@ -68,6 +69,10 @@ class Alert:
     #: The uid of the dashboard that plots what the alert reads (set for a whole rule file by
     #: :func:`on_dashboard`): the notification links to it beside the runbook.
     dashboard: str = ""
+    #: The dashboard's variables (``instance``, ``feature``): the link sets each one the alert's
+    #: summary or description names a label of to that label's value, so it opens on the pod or
+    #: the input that fired rather than on every one.
+    variables: tuple[str, ...] = ()
 
     def rule(self, service: str | None) -> dict[str, Any]:
         """The alerting rule; ``service`` None for an alert of the platform itself (mixin.platform)."""
@@ -89,13 +94,21 @@ class Alert:
             "summary": self.summary,
             "description": self.description,
             "runbook_url": f"{RUNBOOK_URL}#{self.name.lower()}",
-            "dashboard_url": dashboard_url(self.dashboard),
+            "dashboard_url": dashboard_url(self.dashboard) + self.dashboard_query(),
         }
 
+    def dashboard_query(self) -> str:
+        """``?var-instance={{ $labels.instance | urlquery }}``, for the variables the text names."""
+        text = self.summary + self.description
+        named = [v for v in self.variables if f"{{{{ $labels.{v} }}}}" in text]
+        return "".join(
+            f"{'&' if i else '?'}var-{v}={{{{ $labels.{v} | urlquery }}}}" for i, v in enumerate(named)
+        )
 
-def on_dashboard(alerts: Sequence[Alert], uid: str) -> list[Alert]:
-    """``alerts``, each linking to the dashboard ``uid``."""
-    return [replace(alert, dashboard=uid) for alert in alerts]
+
+def on_dashboard(alerts: Sequence[Alert], uid: str, variables: Sequence[str] = ()) -> list[Alert]:
+    """``alerts``, each linking to the dashboard ``uid``, whose ``variables`` a link may set."""
+    return [replace(alert, dashboard=uid, variables=tuple(variables)) for alert in alerts]
 
 
 def unauthenticated_share(n: MetricNames) -> str:
@@ -438,7 +451,7 @@ def alerts(service: str) -> list[Alert]:
             "5m",
         ),
     ]
-    return on_dashboard(found, service_dashboard_uid(service))
+    return on_dashboard(found, service_dashboard_uid(service), SERVICE_DASHBOARD_VARIABLES)
 
 
 def rule_file(service: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote_plus
 
 from mixin.alerts import Alert, alerts
 from mixin.cluster import (
@@ -88,6 +89,15 @@ def render(template: str, actions: Mapping[str, str]) -> str:
     for action, text in actions.items():
         template = template.replace(action, text)
     return template
+
+
+def label_actions(labels: Mapping[str, str]) -> dict[str, str]:
+    """What each label's template actions render to: ``{{ $labels.x }}`` and, in a link,
+    ``{{ $labels.x | urlquery }}`` (Go's url.QueryEscape, which Prometheus's urlquery is)."""
+    return {
+        **{f"{{{{ $labels.{k} }}}}": v for k, v in labels.items()},
+        **{f"{{{{ $labels.{k} | urlquery }}}}": quote_plus(v) for k, v in labels.items()},
+    }
 
 
 def series_str(name: str, labels: dict[str, str]) -> str:
@@ -1002,7 +1012,7 @@ def alert_tests(rules: list[Alert], cases: list[Case], interval: str = "1m") -> 
         expected = []
         for labels in case.expected:
             rule_labels = {k: v for k, v in labels.items() if k != "alertname"}
-            actions = {**{f"{{{{ $labels.{k} }}}}": v for k, v in rule_labels.items()}, **case.rendered}
+            actions = {**label_actions(rule_labels), **case.rendered}
             expected.append(
                 {
                     "exp_labels": {**rule_labels, "severity": alert.severity},

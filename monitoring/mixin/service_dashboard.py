@@ -22,7 +22,15 @@ from mixin.common import (
     sel,
     service_dashboard_uid,
 )
-from mixin.grafana import DATASOURCE, VARIABLE_ALL_VALUES, Grid, alerts_firing, dashboard, panel
+from mixin.grafana import (
+    DATASOURCE,
+    SERVICE_DASHBOARD_VARIABLES,
+    VARIABLE_ALL_VALUES,
+    Grid,
+    alerts_firing,
+    dashboard,
+    panel,
+)
 from mixin.recorded import (
     ATTRIBUTION_DRIFT,
     ATTRIBUTION_MEAN,
@@ -837,8 +845,9 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         6,
     )
+    pod, feature = SERVICE_DASHBOARD_VARIABLES
     instance = {
-        "name": "instance",
+        "name": pod,
         "label": "Instance",
         "type": "query",
         "datasource": DATASOURCE,
@@ -855,7 +864,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
     }
     monitored = {
         **instance,
-        "name": "feature",
+        "name": feature,
         "label": "Input",
         "query": {"query": f"label_values({n.training_input_share}, feature)", "refId": "feature"},
         "definition": f"label_values({n.training_input_share}, feature)",

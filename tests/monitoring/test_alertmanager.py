@@ -41,7 +41,7 @@ from mixin.alertmanager import (
 )
 from mixin.alerts import alerts
 from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, platform_alerts
-from mixin.rule_tests import render
+from mixin.rule_tests import label_actions, render
 from processes import free_port, installed, metric_value, wait_until
 from scripts import MONITORING
 from servekit import registry
@@ -148,7 +148,10 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     by_name = {a.name: a for a in alerts(service)}
 
     def summary(name: str) -> str:
-        return render(by_name[name].summary, {f"{{{{ $labels.{k} }}}}": v for k, v in LABELS.items()})
+        return render(by_name[name].summary, label_actions(LABELS))
+
+    def link(name: str, text: str) -> str:
+        return render(by_name[name].annotations()[f"{text}_url"], label_actions(LABELS))
 
     rules_file = tmp_path / "firing.rules.yaml"
 
@@ -209,11 +212,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     assert {p["payload"]["severity"] for p in pages} == {"critical"}
     assert {
         (link["text"], link["href"]) for p in pages for link in p["links"] if link["text"] != "query"
-    } == {
-        (text, by_name[name].annotations()[f"{text}_url"])
-        for name in PAGES
-        for text in ("runbook", "dashboard")
-    }
+    } == {(text, link(name, text)) for name in PAGES for text in ("runbook", "dashboard")}
     for page in pages:
         [source] = [link["href"] for link in page["links"] if link["text"] == "query"]
         assert source.startswith(f"{prometheus_url}/graph?"), source
@@ -225,9 +224,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
     texts = " ".join(a["text"] for post in posts for a in post["attachments"])
     for name in POSTED:
         assert summary(name) in texts
-        links = {
-            f"<{by_name[name].annotations()[f'{text}_url']}|{text}>" for text in ("runbook", "dashboard")
-        }
+        links = {f"<{link(name, text)}|{text}>" for text in ("runbook", "dashboard")}
         assert all(link in texts for link in links), (name, texts)
     # Each post ends with a link to silence its group: Alertmanager's new-silence page, whose filter
     # selects the very alert posted (its name and service), and nothing wider.

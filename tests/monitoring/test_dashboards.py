@@ -159,14 +159,25 @@ def test_every_alert_links_to_a_dashboard_that_plots_what_it_reads() -> None:
         }
         for dashboard in map(load, DASHBOARDS)
     }
+    variables = {
+        dashboard["uid"]: {v["name"] for v in dashboard["templating"]["list"]}
+        for dashboard in map(load, DASHBOARDS)
+    }
     checked = 0
     for path in sorted((MONITORING / "rules").glob("*.rules.yaml")):
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in (r for r in group["rules"] if "alert" in r):
                 url = rule["annotations"]["dashboard_url"]
-                base, uid = url.rsplit("/d/", 1)
+                base, _, rest = url.partition("/d/")
+                uid, _, query = rest.partition("?")
                 assert base == GRAFANA_URL, url
                 assert uid in plotted, f"{rule['alert']}: {url}"
+                # A link opens on the pod or the input that fired: each variable it sets is one of
+                # the dashboard's, set to a label of the alert (promtool cases hold what it renders to).
+                for setting in filter(None, query.split("&")):
+                    name, value = setting.split("=", 1)
+                    assert name.removeprefix("var-") in variables[uid], f"{rule['alert']}: {url}"
+                    assert value == f"{{{{ $labels.{name.removeprefix('var-')} | urlquery }}}}", url
                 if rule["alert"] == WATCHDOG:  # vector(1): it reads nothing, and always fires
                     continue
                 read = series_read(rule["expr"])
@@ -174,6 +185,16 @@ def test_every_alert_links_to_a_dashboard_that_plots_what_it_reads() -> None:
                 assert read & plotted[uid], f"{path.stem} {rule['alert']} reads {sorted(read)}: none on {uid}"
                 checked += 1
     assert checked >= 80
+    # The alerts of one pod open on it (ModelNotReady, MemoryHigh, ...), of one input on it (InputDrift).
+    links = [
+        r["annotations"]["dashboard_url"]
+        for path in sorted((MONITORING / "rules").glob("*.rules.yaml"))
+        for g in yaml.safe_load(path.read_text())["groups"]
+        for r in g["rules"]
+        if "alert" in r
+    ]
+    assert sum("?var-instance=" in link for link in links) >= 3 * 4
+    assert sum("?var-feature=" in link for link in links) >= 3
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
