@@ -171,7 +171,8 @@ def test_served_answers_score_against_the_truth_as_the_held_out_split_did_at_tra
 @pytest.mark.parametrize("name", SERVICES)
 def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures(name: str) -> None:
     # The held-out rows served, captured and joined with their truth as mlp evaluate does: the
-    # overall figure and every group's, with their intervals, are those mlp train reports.
+    # overall figure and every group's, with their intervals, are those mlp train reports. The
+    # request ids are numbered so that their order (which mlp evaluate scores answers in) is the rows'.
     spec = registry.get_service(name)
     artifact, data = trained(name)
     recipe, primary = spec.recipe, spec.recipe.primary()
@@ -180,7 +181,7 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
     lines = [
         json.dumps(
             {
-                "request_id": f"r{i}",
+                "request_id": f"r{i:05d}",
                 "capture": {"model": {"name": name, "version": "1"}, "input": row, "prediction": answer},
             }
         )
@@ -188,7 +189,7 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
     ]
     truth = dict(
         zip(
-            [(f"r{i}", 0) for i in range(len(rows))],
+            [(f"r{i:05d}", 0) for i in range(len(rows))],
             recipe.truth(pd.Series([str(v) for v in data.y_test])),
             strict=True,
         )
