@@ -11,6 +11,7 @@ import skops.io
 from sklearn.pipeline import Pipeline
 
 from nlpinsight import data, model
+from nlpinsight.serving import SentimentRecipe
 from servekit import serialization
 
 
@@ -156,3 +157,18 @@ def test_offsets_map_each_normalised_char_back_to_its_source(text: str) -> None:
         assert source
         if end - start == 1 and not source.isdigit():
             assert char in source.lower().translate(model._FOLD)
+
+
+def test_texts_are_grouped_by_cashtag_link_and_length() -> None:
+    texts = [
+        "$TSLA up",  # a ticker, 2 words
+        "Costs rose $5 this quarter as margins fell and the guidance was cut again",  # a price, 14 words
+        "Read it https://t.co/abc " + "word " * 20,  # a link, 23 words
+        "www.example.com",
+    ]
+    groups = SentimentRecipe().segments(pd.DataFrame({data.TEXT: texts}))
+    assert list(groups["cashtag"]) == ["with a cashtag"] + ["without a cashtag"] * 3
+    assert list(groups["link"]) == ["without a link"] * 2 + ["with a link"] * 2
+    assert list(groups["length"]) == ["under 10 words", "10-19 words", "20 words or more", "under 10 words"]
+    # The bands in their order, for the card's tables and the reports.
+    assert list(groups["length"].cat.categories) == ["under 10 words", "10-19 words", "20 words or more"]

@@ -60,6 +60,11 @@ def top_terms(explainer: LinearTextExplainer, texts: Sequence[str], k: int) -> l
     return [term for term, total in ranked if total > 0.0 and term != OTHER][:k]
 
 
+#: Word-count bands of a text: a bare headline, a sentence or two, a thread's worth.
+LENGTH_BANDS = (0, 10, 20, np.inf)
+LENGTH_BAND_LABELS = ("under 10 words", "10-19 words", "20 words or more")
+
+
 class SentimentRecipe(TrainingRecipe):
     target = data.TARGET
     task = "multiclass"
@@ -109,6 +114,24 @@ class SentimentRecipe(TrainingRecipe):
         return {
             **{f"share_{label}": float(shares.get(code, 0.0)) for code, label in enumerate(data.LABELS)},
             "mean_text_chars": float(frame[data.TEXT].str.len().mean()),
+        }
+
+    def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+        """Whether a text names a ticker or links out, and its length: kinds of text a sentiment
+        model may read less well than others (a bare headline says little)."""
+        text = features[data.TEXT].astype(str)
+        words = text.str.count(r"\S+")
+
+        def having(pattern: str, name: str) -> pd.Series:
+            found = text.str.contains(pattern, regex=True)
+            return pd.Series(np.where(found, f"with a {name}", f"without a {name}"), index=text.index)
+
+        # As the pipeline's normalisation finds them: a ticker ($TSLA, not a price), and a link out
+        # (a shared article's headline rather than someone's own words).
+        return {
+            "cashtag": having(model.CASHTAG_PATTERN, "cashtag"),
+            "link": having(model.URL_PATTERN, "link"),
+            "length": pd.cut(words, bins=LENGTH_BANDS, labels=LENGTH_BAND_LABELS, right=False),
         }
 
     def served_output(self, prediction: Mapping[str, Any]) -> Any:
