@@ -69,10 +69,9 @@ class Alert:
     #: The uid of the dashboard that plots what the alert reads (set for a whole rule file by
     #: :func:`on_dashboard`): the notification links to it beside the runbook.
     dashboard: str = ""
-    #: The dashboard's variables (``instance``, ``feature``): the link sets each one the alert's
-    #: summary or description names a label of to that label's value, so it opens on the pod or
-    #: the input that fired rather than on every one.
-    variables: tuple[str, ...] = ()
+    #: The service dashboard's variables (``instance``, ``feature``) the link sets to the alert's
+    #: label of the same name, so it opens on the pod or the input that fired, not on every one.
+    opens_on: tuple[str, ...] = ()
 
     def rule(self, service: str | None) -> dict[str, Any]:
         """The alerting rule; ``service`` None for an alert of the platform itself (mixin.platform)."""
@@ -98,17 +97,16 @@ class Alert:
         }
 
     def dashboard_query(self) -> str:
-        """``?var-instance={{ $labels.instance | urlquery }}``, for the variables the text names."""
-        text = self.summary + self.description
-        named = [v for v in self.variables if f"{{{{ $labels.{v} }}}}" in text]
+        """``?var-instance={{ $labels.instance | urlquery }}``, for the variables it opens on."""
         return "".join(
-            f"{'&' if i else '?'}var-{v}={{{{ $labels.{v} | urlquery }}}}" for i, v in enumerate(named)
+            f"{'&' if i else '?'}var-{v}={{{{ $labels.{v} | urlquery }}}}"
+            for i, v in enumerate(self.opens_on)
         )
 
 
-def on_dashboard(alerts: Sequence[Alert], uid: str, variables: Sequence[str] = ()) -> list[Alert]:
-    """``alerts``, each linking to the dashboard ``uid``, whose ``variables`` a link may set."""
-    return [replace(alert, dashboard=uid, variables=tuple(variables)) for alert in alerts]
+def on_dashboard(alerts: Sequence[Alert], uid: str) -> list[Alert]:
+    """``alerts``, each linking to the dashboard ``uid``."""
+    return [replace(alert, dashboard=uid) for alert in alerts]
 
 
 def unauthenticated_share(n: MetricNames) -> str:
@@ -146,6 +144,7 @@ def alerts(service: str) -> list[Alert]:
     def stable(record: str) -> str:
         return sel(record, service, f'variant="{STABLE}"')
 
+    pod, monitored_input = SERVICE_DASHBOARD_VARIABLES
     predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
     worse_verdict = f'({n.model_live_verdict}{{verdict="worse"}} == 1)'
     logged_a_month = gib_a_month(f"sum(rate({n.log_bytes_total}[1d]))")
@@ -193,6 +192,7 @@ def alerts(service: str) -> list[Alert]:
             f"{s} target {{{{ $labels.instance }}}} is down",
             f"Prometheus cannot scrape {s} at {{{{ $labels.instance }}}} for 2 minutes.",
             "2m",
+            opens_on=(pod,),
         ),
         Alert(
             "ModelNotReady",
@@ -202,6 +202,7 @@ def alerts(service: str) -> list[Alert]:
             f"{s} at {{{{ $labels.instance }}}} has been alive but not ready (model not loaded or not "
             "warmed up) for 5 minutes; /readyz says why.",
             "5m",
+            opens_on=(pod,),
         ),
         Alert(
             "ReplicasUnavailable",
@@ -283,6 +284,7 @@ def alerts(service: str) -> list[Alert]:
             "model alias points at, or to load that version; it still serves version "
             "{{ $labels.version }}. The pod log says which step failed.",
             "15m",
+            opens_on=(pod,),
         ),
         Alert(
             "PredictionDrift",
@@ -319,6 +321,7 @@ def alerts(service: str) -> list[Alert]:
             f"model version {{{{ $labels.version }}}}, against the bins of its training rows, is above "
             f"{o.input_drift_psi:g} (a major shift) and has stayed there for 30 minutes.",
             "30m",
+            opens_on=(monitored_input,),
         ),
         Alert(
             "CaptureFailing",
@@ -449,9 +452,10 @@ def alerts(service: str) -> list[Alert]:
             f"Resident memory of {s} at {{{{ $labels.instance }}}} has been above {o.memory_ratio:.0%} of "
             "the container memory limit for 5 minutes; it will be OOM-killed if it grows further.",
             "5m",
+            opens_on=(pod,),
         ),
     ]
-    return on_dashboard(found, service_dashboard_uid(service), SERVICE_DASHBOARD_VARIABLES)
+    return on_dashboard(found, service_dashboard_uid(service))
 
 
 def rule_file(service: str) -> dict[str, Any]:
