@@ -86,10 +86,6 @@ def read_live_record(
         return known
     run = client.get_run(run_id)
     metrics: Mapping[str, float] = run.data.metrics
-    estimate = metrics.get(f"live.{metric}")
-    figure = None
-    if estimate is not None:
-        figure = Figure(estimate, metrics.get(f"live.{metric}_ci_low"), metrics.get(f"live.{metric}_ci_high"))
     # The run's own tags, not the version's: a later evaluation rewrites the version's verdict
     # before it rewrites the run tag, and a record must not mix two evaluations.
     ended = run.info.end_time or run.info.start_time
@@ -97,7 +93,7 @@ def read_live_record(
         version=version,
         run_id=run_id,
         metric=metric,
-        figure=figure,
+        figure=Figure.logged(metrics, f"live.{metric}"),
         answers=int(metrics.get("live.rows", 0)),
         verdict=run.data.tags.get(LIVE_VERDICT_TAG, "none"),
         evaluated_at=ended / 1000,
@@ -111,15 +107,6 @@ def registry_reader(name: str, metric: str, tracking_uri: str) -> RecordReader:
         return read_live_record(registry_client(tracking_uri), name, version, metric, known)
 
     return read
-
-
-def held_out_figure(metric: str, training_metrics: Mapping[str, float]) -> Figure | None:
-    """The primary metric the version's training run logged on its held-out rows, with its interval."""
-    estimate = training_metrics.get(metric)
-    if estimate is None:
-        return None
-    low, high = training_metrics.get(f"{metric}_ci_low"), training_metrics.get(f"{metric}_ci_high")
-    return Figure(estimate, low, high)
 
 
 class LiveQualityFollower:
@@ -180,10 +167,10 @@ class LiveQualityFollower:
         model = self._runtime.model
         if model is None:
             return None
-        held_out = held_out_figure(self.metric, model.artifact.training_metrics)
-        record = self.record
-        if record is None or record.version != model.artifact.version:
-            # The version switched since the last read, or it has never been evaluated.
+        # The primary metric its training run logged on the held-out rows, with its interval.
+        held_out = Figure.logged(model.artifact.training_metrics, self.metric)
+        record = self._served_record()
+        if record is None:
             return QualityFigures(self.metric, held_out)
         return QualityFigures(
             self.metric,
@@ -198,15 +185,21 @@ class LiveQualityFollower:
         """``GET /model``'s ``live_evaluation``: the served version's latest record, and the reading."""
         if not self.follows:
             return None
-        model = self._runtime.model
-        record = self.record
-        current = record is not None and model is not None and record.version == model.artifact.version
+        record = self._served_record()
         return {
-            "latest": record.describe() if current and record else None,
+            "latest": record.describe() if record else None,
             "every_seconds": self.interval,
             "last_check": _iso(self.last_check) if self.last_check is not None else None,
             "error": self.error,
         }
+
+    def _served_record(self) -> LiveRecord | None:
+        """The record held, if it is of the version served: None after a switch until the next
+        read, or for a version never evaluated."""
+        model, record = self._runtime.model, self.record
+        if model is None or record is None or record.version != model.artifact.version:
+            return None
+        return record
 
 
 def _iso(timestamp: float) -> str:

@@ -7,13 +7,16 @@ live series rather than a stale one of the version before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from servekit.metrics.names import LIVE_VERDICTS, MetricNames
+from servekit.metrics.names import LIVE_VERDICTS, QUALITY_BOUNDS, QUALITY_SPLITS, MetricNames
+
+ESTIMATE, CI_LOW, CI_HIGH = QUALITY_BOUNDS
+HELD_OUT, LIVE = QUALITY_SPLITS
 
 
 @dataclass(frozen=True)
@@ -24,11 +27,20 @@ class Figure:
     low: float | None = None
     high: float | None = None
 
+    @classmethod
+    def logged(cls, metrics: Mapping[str, float], key: str) -> Figure | None:
+        """``key`` and its interval as an MLflow run logs them (``<key>``, ``<key>_ci_low``,
+        ``<key>_ci_high``); None when the run logged no ``key``."""
+        estimate = metrics.get(key)
+        if estimate is None:
+            return None
+        return cls(estimate, metrics.get(f"{key}_{CI_LOW}"), metrics.get(f"{key}_{CI_HIGH}"))
+
     def bounds(self) -> Iterator[tuple[str, float]]:
-        yield "estimate", self.estimate
+        yield ESTIMATE, self.estimate
         if self.low is not None and self.high is not None:
-            yield "ci_low", self.low
-            yield "ci_high", self.high
+            yield CI_LOW, self.low
+            yield CI_HIGH, self.high
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,7 @@ class QualityCollector(Collector):
         quality, answers, evaluated, verdicts = self._families()
         figures = self.current()
         if figures is not None:
-            for split, figure in (("held_out", figures.held_out), ("live", figures.live)):
+            for split, figure in ((HELD_OUT, figures.held_out), (LIVE, figures.live)):
                 for bound, value in figure.bounds() if figure else ():
                     quality.add_metric((split, figures.metric, bound), value)
             if figures.answers is not None:
