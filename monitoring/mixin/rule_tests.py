@@ -1204,23 +1204,7 @@ def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:
         [({"version": "3"}, 400)],
         [({"version": "3"}, 2)],
     ]  # fmt: skip
-    return [
-        {
-            "name": f"live quality panels: {legend}",
-            "interval": "1m",
-            "input_series": [{"series": k, "values": v} for k, v in series.items()],
-            "promql_expr_test": [
-                {
-                    "expr": expr.replace("$instance", VARIABLE_ALL_VALUES["$instance"]),
-                    "eval_time": "5m",
-                    "exp_samples": [
-                        {"labels": series_str("", labels), "value": value} for labels, value in samples
-                    ],
-                }
-            ],
-        }
-        for (expr, legend), samples in zip(live_quality_queries(service), expected, strict=True)
-    ]
+    return panel_sample_tests("live quality panels", live_quality_queries(service), series, expected)
 
 
 def panel_tests(
@@ -1228,14 +1212,31 @@ def panel_tests(
 ) -> list[dict[str, Any]]:
     """One promtool case per query of a panel (its expr and legend): over ``series`` (constant for
     10 minutes), the query gives one sample, of its value in ``values``."""
+    return panel_sample_tests(panel, queries, series, [[({}, value)] for value in values])
+
+
+def panel_sample_tests(
+    panel: str,
+    queries: Sequence[tuple[str, str]],
+    series: dict[str, str],
+    samples: Sequence[Sequence[tuple[dict[str, str], float]]],
+) -> list[dict[str, Any]]:
+    """One promtool case per query of a panel: over ``series`` (constant for 10 minutes), the query
+    gives its ``samples``, each labels and value. The dashboard's ``$instance`` reads every pod."""
     return [
         {
             "name": f"{panel}: {legend}",
             "interval": "1m",
             "input_series": [{"series": k, "values": v} for k, v in series.items()],
             "promql_expr_test": [
-                {"expr": expr, "eval_time": "5m", "exp_samples": [{"labels": "{}", "value": value}]}
+                {
+                    "expr": expr.replace("$instance", VARIABLE_ALL_VALUES["$instance"]),
+                    "eval_time": "5m",
+                    "exp_samples": [
+                        {"labels": series_str("", labels), "value": value} for labels, value in found
+                    ],
+                }
             ],
         }
-        for (expr, legend), value in zip(queries, values, strict=True)
+        for (expr, legend), found in zip(queries, samples, strict=True)
     ]
