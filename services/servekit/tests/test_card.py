@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+import pandas as pd
 from fastapi.testclient import TestClient
 from toy import TOY
 
@@ -12,6 +14,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import wait_loaded
+from servekit.training.parity import group_parity
 from servekit.training.trainer import Split
 
 
@@ -120,3 +123,32 @@ def test_the_decisions_per_group_are_set_out_with_their_gaps(
     card = render(TOY, TOY.model(untuned).describe())
     assert "At the decision threshold: the share of each group whose truth is positive" in card
     assert "mean signed error (prediction minus truth)" not in card
+
+
+def test_a_multiclass_models_decisions_per_group_are_each_labels_share_and_recall(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    groups = pd.Series(["long"] * 200 + ["short"] * 150 + ["tiny"] * 10)
+    truth = np.array(["bearish", "neutral"] * 100 + ["neutral"] * 160, dtype=object)
+    given = np.array(["bearish", "bearish", "bearish", "neutral"] * 50 + ["neutral"] * 160, dtype=object)
+    rates = group_parity("multiclass", {"length": groups}, truth, given)
+    card = render(
+        TOY,
+        TOY.model(dataclasses.replace(artifact, metadata={**artifact.metadata, "parity": rates})).describe(),
+    )
+    assert "For each label: the share of each group given it, and its recall" in card
+    assert (
+        "| group | rows | labels in truth | share labelled bearish (95 % CI) "
+        "| share labelled neutral (95 % CI) "
+        "| recall of bearish (95 % CI) | recall of neutral (95 % CI) | why no figure |"
+    ) in card
+    long = rates["length"]["groups"]["long"]
+    interval = f"({long['recall.neutral_ci_low']:.4g} to {long['recall.neutral_ci_high']:.4g})"
+    assert "| long | 200 | bearish 0.5, neutral 0.5 | 0.75 (" in card
+    assert f"| 0.5 {interval} |" in card
+    assert "| short | 150 | bearish 0, neutral 1 | 0 (0 to 0) | 1 (1 to 1) | - | 1 (1 to 1) |" in card
+    assert "no bearish in truth among its held-out rows: no recall of bearish |" in card
+    assert "| tiny | 10 | - | - | - | - | - | fewer than 100 held-out rows |" in card
+    assert "- share labelled bearish: long minus short, +0.75 (95 % CI" in card
+    assert "four-fifths" not in card  # no label is the favourable decision

@@ -167,9 +167,100 @@ def test_the_recipe_says_the_groups_and_the_metadata_the_threshold() -> None:
     at_tuned = decision_parity(ByRegionToy(), features, target, probability, {"threshold": 0.7})
     assert at_tuned == group_parity("binary", {"region": region}, target, probability, threshold=0.7)
     assert at_tuned != decision_parity(ByRegionToy(), features, target, probability, {})  # 0.5 without one
-    multiclass = ByRegionToy()
-    multiclass.task = "multiclass"
-    assert decision_parity(multiclass, features, target, probability, {}) == {}
+
+
+def sentiments(rows: int, seed: int = 0) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Texts with and without a link: linked ones are bearish more often in truth, and the model
+    calls a linked text bearish more often still, and misses linked bullish ones."""
+    rng = np.random.default_rng(seed)
+    link = pd.Series(rng.choice(["with a link", "without a link"], rows))
+    linked = (link == "with a link").to_numpy()
+    target = np.where(
+        rng.random(rows) < np.where(linked, 0.4, 0.2), "bearish", rng.choice(["bullish", "neutral"], rows)
+    )
+    right = rng.random(rows) < np.where(linked & (target == "bullish"), 0.5, 0.85)
+    wrong = np.where(linked, "bearish", rng.choice(["bearish", "bullish", "neutral"], rows))
+    return link, target, np.where(right, target, wrong)
+
+
+def test_a_multiclass_models_figures_are_each_labels_share_and_recall_per_group() -> None:
+    link, target, label = sentiments(4000)
+    found = group_parity("multiclass", {"link": link}, target, label, seed=2)["link"]
+    assert found["labels"] == ["bearish", "bullish", "neutral"]
+    assert parity.figures_of(found)[-6:] == [
+        *(f"share_labelled.{name}" for name in found["labels"]),
+        *(f"recall.{name}" for name in found["labels"]),
+    ]
+    for group, entry in found["groups"].items():
+        mask = (link == group).to_numpy()
+        for name in found["labels"]:
+            given, truth = label[mask] == name, target[mask] == name
+            assert entry[f"share_labelled.{name}"] == pytest.approx(given.mean(), rel=1e-12)
+            assert entry[f"recall.{name}"] == pytest.approx(given[truth].mean(), rel=1e-12)
+            assert entry[f"recall.{name}_rows"] == truth.sum()
+            assert parity.counted_rows(entry, f"share_labelled.{name}") == mask.sum()
+            assert parity.counted_rows(entry, f"recall.{name}") == truth.sum()
+            low, high = entry[f"recall.{name}_ci_low"], entry[f"recall.{name}_ci_high"]
+            assert low <= entry[f"recall.{name}"] <= high
+            assert low < high or entry[f"recall.{name}"] == 1.0  # linked bearish texts: all found
+        assert not {"flagged_share", "true_positive_rate", "positive_share", "mean_error"} & entry.keys()
+    gaps = found["gaps"]
+    # Built in: linked texts are called bearish more often, and their bullish ones missed.
+    assert (gaps["share_labelled.bearish"]["highest"], gaps["recall.bullish"]["lowest"]) == (
+        "with a link",
+    ) * 2
+    assert gaps["share_labelled.bearish"]["ci_low"] > 0.1
+    assert gaps["recall.bullish"]["ci_low"] > 0.2
+    assert not [gap for gap in gaps.values() if "ratio" in gap]  # no label is the favourable one
+    logged = as_run_metrics({"link": found})
+    assert (
+        logged["parity.link.with a link.recall.bullish"] == found["groups"]["with a link"]["recall.bullish"]
+    )
+    assert logged["parity.link.share_labelled.bearish.gap"] == gaps["share_labelled.bearish"]["gap"]
+
+
+def test_a_multiclass_group_without_a_label_in_truth_says_so_and_a_label_none_is_given_gets_figures() -> None:
+    groups = pd.Series(["calm"] * 200 + ["busy"] * 200)
+    target = np.array(["neutral"] * 200 + ["bearish", "neutral"] * 100, dtype=object)
+    label = np.array(["neutral"] * 400, dtype=object)
+    found = group_parity("multiclass", {"g": groups}, target, label)["g"]
+    calm = found["groups"]["calm"]
+    assert calm["note"] == "no bearish in truth among its held-out rows: no recall of bearish"
+    assert "recall.bearish" not in calm
+    assert calm["share_labelled.bearish"] == 0.0
+    assert found["groups"]["busy"]["recall.bearish"] == 0.0
+    tie = found["gaps"]["share_labelled.bearish"]  # 0 in both: still two groups, no gap
+    assert (tie["highest"], tie["lowest"], tie["gap"]) == ("calm", "busy", 0.0)
+
+
+def test_a_multiclass_recipes_label_codes_are_named_by_its_classes() -> None:
+    link, target, label = sentiments(1000, seed=4)
+    classes = ["bearish", "bullish", "neutral"]
+    codes = {name: code for code, name in enumerate(classes)}
+    recipe = ByRegionToy()
+    recipe.task = "multiclass"
+    recipe.segments = lambda features: {"link": features["link"]}  # type: ignore[method-assign]
+    at_training = decision_parity(
+        recipe,
+        pd.DataFrame({"link": link}),
+        np.vectorize(codes.get)(target),
+        np.vectorize(codes.get)(label),
+        {"classes": classes},
+    )
+    assert at_training == group_parity("multiclass", {"link": link}, target, label)
+
+
+def test_many_labels_kinds_are_counted_by_row_as_few_labels_are_by_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Six labels, 24 columns a row: past ``KIND_BITS``, the kinds are found by their rows, and give
+    the figures and intervals that counting them by bits gives."""
+    rng = np.random.default_rng(5)
+    target, label = rng.integers(0, 6, 3000).astype(str), rng.integers(0, 6, 3000).astype(str)
+    groups = {"g": pd.Series(rng.choice(["a", "b"], 3000))}
+    by_rows = group_parity("multiclass", groups, target, label, seed=1)
+    monkeypatch.setattr(parity, "KIND_BITS", 24)
+    assert group_parity("multiclass", groups, target, label, seed=1) == by_rows
 
 
 def test_the_figures_are_logged_under_names_mlflow_takes() -> None:

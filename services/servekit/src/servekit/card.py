@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from servekit.training.parity import FOUR_FIFTHS, MEANING
+from servekit.training.parity import FOUR_FIFTHS, figures_of, meaning
 from servekit.training.segments import MIN_SEGMENT_ROWS
 
 if TYPE_CHECKING:
@@ -136,6 +136,14 @@ def _parity(parity: Mapping[str, Mapping[str, Any]], threshold: Any) -> list[str
             "rates; the two error rates compare like with like.",
             "",
         ]
+    elif any(f.startswith("share_labelled.") for f in present):
+        lines += [
+            "For each label: the share of each group given it, and its recall (among the group's "
+            "rows whose truth is that label, the share given it), beside the group's labels in "
+            "truth. Groups whose truth differs ought to be given each label at different rates; "
+            "the recalls compare like with like.",
+            "",
+        ]
     elif "mean_error" in present:
         lines += [
             "The mean signed error (prediction minus truth) of each group: above 0 the model "
@@ -143,22 +151,27 @@ def _parity(parity: Mapping[str, Mapping[str, Any]], threshold: Any) -> list[str
             "",
         ]
     for dimension, found in parity.items():
-        lines += [f"**{dimension}**", "", *_rates(found["groups"]), ""]
+        lines += [f"**{dimension}**", "", *_rates(found), ""]
         lines += [f"- {_gap(figure, gap)}" for figure, gap in found["gaps"].items()]
         lines.append("")
     return lines
 
 
-def _rates(groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One row a group: its truth's positive share (binary), each figure with its interval, why none."""
-    figures = [f for f in MEANING if any(f in entry for entry in groups.values())]
-    truth = any("positive_share" in entry for entry in groups.values())
+def _rates(found: Mapping[str, Any]) -> list[str]:
+    """One row a group: its truth's positive share (binary) or labels (multiclass), each figure with
+    its interval, why none."""
+    groups: Mapping[str, Mapping[str, Any]] = found["groups"]
+    figures = [f for f in figures_of(found) if any(f in entry for entry in groups.values())]
+    labels = found.get("labels", [])
+    truth = labels or any("positive_share" in entry for entry in groups.values())
     noted = any("note" in entry for entry in groups.values())
-    heads = (["positive in truth"] if truth else []) + [f"{MEANING[f]} (95 % CI)" for f in figures]
+    heads = ([f"{'labels' if labels else 'positive'} in truth"] if truth else []) + [
+        f"{meaning(f)} (95 % CI)" for f in figures
+    ]
     heads += ["why no figure"] if noted else []
     lines = ["| group | rows | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
     for group, entry in groups.items():
-        cells = [_number(entry["positive_share"]) if "positive_share" in entry else "-"] if truth else []
+        cells = [_in_truth(entry, labels)] if truth else []
         cells += [
             f"{_number(entry[f])} ({_number(entry[f'{f}_ci_low'])} to {_number(entry[f'{f}_ci_high'])})"
             if f in entry
@@ -170,9 +183,19 @@ def _rates(groups: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _in_truth(entry: Mapping[str, Any], labels: list[str]) -> str:
+    """A group's share of positive rows in truth, or of each label's (the rows its recalls are of)."""
+    if not labels:
+        return _number(entry["positive_share"]) if "positive_share" in entry else "-"
+    counted = {label: entry.get(f"recall.{label}_rows") for label in labels}
+    if None in counted.values():  # a group too small for figures counts none
+        return "-"
+    return ", ".join(f"{label} {_number(rows / entry['rows'])}" for label, rows in counted.items())
+
+
 def _gap(figure: str, gap: Mapping[str, Any]) -> str:
     text = (
-        f"{MEANING[figure]}: {gap['highest']} minus {gap['lowest']}, {_signed(gap['gap'])} "
+        f"{meaning(figure)}: {gap['highest']} minus {gap['lowest']}, {_signed(gap['gap'])} "
         f"(95 % CI {_signed(gap['ci_low'])} to {_signed(gap['ci_high'])})"
     )
     if "ratio" in gap:

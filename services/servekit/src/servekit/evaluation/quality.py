@@ -137,13 +137,14 @@ def live_parity(
     """The decision and error rates per group of the answers as they were served.
 
     A binary model's decisions are the labels it gave (at the threshold of the version that
-    answered), not recomputed; a regressor's error is its served number minus the truth.
+    answered), not recomputed; a multiclass model's are the labels it gave; a regressor's error is
+    its served number minus the truth.
     """
     if recipe.task == "binary":
         if len(answers.decisions) != len(target) or None in answers.decisions:
             return {}  # the recipe does not say which answers are the positive decision
         outputs = np.asarray(answers.decisions, dtype=float)  # flagged from 0.5: 1 and only 1
-    elif recipe.task != "regression":
+    elif recipe.task not in ("multiclass", "regression"):
         return {}
     return parity.group_parity(
         recipe.task, groups, target, outputs, threshold=0.5, seed=seed, min_rows=min_rows, rows_are=LIVE_ROWS
@@ -183,7 +184,7 @@ def parity_against_held_out(
         before = held_out.get(dimension, {}).get("groups", {})
         for group, now in found["groups"].items():
             then = before.get(group, {})
-            for figure in parity.MEANING:
+            for figure in parity.figures_of(found):
                 if figure not in now or figure not in then:
                     continue
                 estimate = now[figure] - then[figure]

@@ -90,7 +90,7 @@ def _gaps(found: Mapping[str, Any]) -> str:
     parts = []
     for figure, gap in found["gaps"].items():
         part = (
-            f"{parity.MEANING[figure]} {gap['highest']} - {gap['lowest']} {gap['gap']:+.4f} "
+            f"{parity.meaning(figure)} {gap['highest']} - {gap['lowest']} {gap['gap']:+.4f} "
             f"({gap['ci_low']:+.4f} to {gap['ci_high']:+.4f})"
         )
         if "ratio" in gap:
@@ -106,7 +106,7 @@ def _changes(changes: Sequence[ParityChange]) -> str:
     def moved(c: ParityChange) -> str:
         d = c.difference
         return (
-            f"{parity.MEANING[c.figure]} {c.group} {c.live:.4f} against {c.held_out:.4f} held out: "
+            f"{parity.meaning(c.figure)} {c.group} {c.live:.4f} against {c.held_out:.4f} held out: "
             f"{d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
         )
 

@@ -10,6 +10,11 @@ asks what the four-fifths rule and equalised odds ask:
   model miss one group's churners more often than another's;
 - among the rows whose truth is negative, the share flagged all the same (the false-positive rate).
 
+A multiclass model labels no row positive: each label is a decision of its own. Per label, the
+share of each group given it, and its recall (among the rows whose truth is that label, the share
+given it): does a sentiment model read one kind of text as bearish more often, or miss its bullish
+texts more often than another's.
+
 A regressor's counterpart is its signed error per group: a fare model that over-quotes one group's
 trips and under-quotes another's can have the same MAE for both and still be unfair to both.
 
@@ -47,6 +52,30 @@ MEANING = {
     "false_positive_rate": "false-positive rate",
     "mean_error": "mean signed error",
 }
+#: A multiclass model's figures, one of each kind per label: ``share_labelled.<label>`` over every
+#: row, ``recall.<label>`` over the rows whose truth is the label.
+PER_LABEL = {"share_labelled": "share labelled {}", "recall": "recall of {}"}
+
+
+def meaning(figure: str) -> str:
+    """A figure's name for a reader: ``share labelled bearish`` for ``share_labelled.bearish``."""
+    if figure in MEANING:
+        return MEANING[figure]
+    kind, _, label = figure.partition(".")
+    return PER_LABEL[kind].format(label)
+
+
+def figures_of(found: Mapping[str, Any]) -> list[str]:
+    """Every figure one dimension's result (of :func:`group_parity`) can hold, in the order a table
+    shows them: a multiclass result's are per label (its ``labels``)."""
+    per_label = [f"{kind}.{label}" for kind in PER_LABEL for label in found.get("labels", ())]
+    return [*MEANING, *per_label]
+
+
+def truth_of(figure: str) -> str | None:
+    """What the truth of the rows a figure is over is, when not every row (``positive``, or a label)."""
+    kind, _, label = figure.partition(".")
+    return RATES.get(figure) or (label if kind == "recall" else None)
 
 
 def decision_parity(
@@ -58,9 +87,16 @@ def decision_parity(
     *,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
-    """:func:`group_parity` of the recipe's groups (``TrainingRecipe.segments``) at the served threshold."""
+    """:func:`group_parity` of the recipe's groups (``TrainingRecipe.segments``) at the served threshold.
+
+    A multiclass model's label codes are named by its metadata's ``classes``, as it serves them, so
+    the figures at training and on live answers carry the same names.
+    """
     groups = recipe.segments(features)
     threshold = float(metadata.get("threshold", 0.5))
+    if recipe.task == "multiclass" and metadata.get("classes"):
+        names = np.asarray(metadata["classes"], dtype=object)
+        target, outputs = names[np.asarray(target, dtype=int)], names[np.asarray(outputs, dtype=int)]
     return group_parity(recipe.task, groups, target, outputs, threshold=threshold, seed=seed)
 
 
@@ -68,10 +104,16 @@ def per_row(task: str, target: Array, outputs: Array, threshold: float) -> dict[
     """Each figure's rows (a mask) and per-row values: a figure is the values' mean over its rows.
 
     A binary model's outputs are the positive class's probability and a row is flagged from
-    ``threshold`` on, as the service labels it; a regressor's outputs are its predictions. A
-    multiclass task has no figures yet.
+    ``threshold`` on, as the service labels it; a multiclass model's are its labels; a
+    regressor's are its predictions.
     """
     every = np.ones(len(target), dtype=bool)
+    if task == "multiclass":
+        given = {label: (outputs == label).astype(float) for label in labels_of(target, outputs)}
+        return {
+            **{f"share_labelled.{metric_name(str(label))}": (every, g) for label, g in given.items()},
+            **{f"recall.{metric_name(str(label))}": (target == label, g) for label, g in given.items()},
+        }
     if task == "binary":
         flagged = (outputs >= threshold).astype(float)
         positive = target == 1
@@ -83,6 +125,11 @@ def per_row(task: str, target: Array, outputs: Array, threshold: float) -> dict[
     if task == "regression":
         return {"mean_error": (every, outputs.astype(float) - target.astype(float))}
     return {}
+
+
+def labels_of(target: Array, outputs: Array) -> list[Any]:
+    """A multiclass model's labels: those in the truth or given, sorted."""
+    return sorted(set(np.unique(target).tolist()) | set(np.unique(outputs).tolist()))
 
 
 def group_parity(
@@ -97,7 +144,7 @@ def group_parity(
     rows_are: str = "held-out rows",
 ) -> dict[str, dict[str, Any]]:
     """``{dimension: {"groups": {group: {rows, <figure>, <figure>_ci_low, _ci_high, ...} or {rows, note}},
-    "gaps": {figure: {highest, lowest, gap, ci_low, ci_high[, ratio]}}}}``.
+    "gaps": {figure: {highest, lowest, gap, ci_low, ci_high[, ratio]}}[, "labels": [...]]}}``.
 
     A group's rows are resampled once and every figure read from the same samples. Each group is
     resampled on its own, so a gap's samples are the two groups' samples' differences: the
@@ -106,8 +153,9 @@ def group_parity(
     """
     target, outputs = np.asarray(target), np.asarray(outputs)
     figures = per_row(task, target, outputs, threshold)
-    if not figures:  # a multiclass task has none yet
+    if not figures:
         return {}
+    named = [metric_name(str(label)) for label in labels_of(target, outputs)] if task == "multiclass" else []
     found: dict[str, dict[str, Any]] = {}
     for dimension, labels in groups.items():
         entries: dict[str, dict[str, Any]] = {}
@@ -119,7 +167,7 @@ def group_parity(
                 entry["note"] = fewer_than(min_rows, rows_are)
                 continue
             for figure, (among, _) in figures.items():
-                if figure in RATES:  # how many rows a rate is of: a group's churners can be few
+                if truth_of(figure):  # how many rows a rate is of: a group's churners can be few
                     entry[f"{figure}_rows"] = int((mask & among).sum())
             if task == "binary":  # the share a flagged share is read against
                 entry["positive_share"] = entry["true_positive_rate_rows"] / entry["rows"]
@@ -127,7 +175,7 @@ def group_parity(
             missing = [figure for figure in figures if figure not in by_figure]
             if missing:  # only a rate can miss: the others are over the group's every row
                 entry["note"] = "; ".join(
-                    f"no {RATES[f]} in truth among its {rows_are}: no {MEANING[f]}" for f in missing
+                    f"no {truth_of(f)} in truth among its {rows_are}: no {meaning(f)}" for f in missing
                 )
             for figure, sample in by_figure.items():
                 found_interval = uncertainty.percentile_interval(sample.draws, sample.estimate)
@@ -136,16 +184,19 @@ def group_parity(
                 entry[f"{figure}_ci_high"] = found_interval.high
                 resampled[figure][group] = sample
         found[dimension] = {"groups": entries, "gaps": _gaps(resampled)}
+        if named:
+            found[dimension]["labels"] = named
     return found
 
 
 def counted_rows(entry: Mapping[str, Any], figure: str) -> int | None:
-    """How many rows a group's ``figure`` is a share of: all its rows for the share flagged, its
-    positive (negative) ones for a rate; None for a figure that is no share (a mean signed error)."""
-    if figure == "flagged_share":
-        return int(entry["rows"])
-    if figure in RATES:
+    """How many rows a group's ``figure`` is a share of: all its rows for a share flagged or labelled,
+    its positive (negative, or one label's) ones for a rate; None for a figure that is no share (a
+    mean signed error)."""
+    if truth_of(figure):
         return int(entry[f"{figure}_rows"])
+    if figure == "flagged_share" or figure.startswith("share_labelled."):
+        return int(entry["rows"])
     return None
 
 
@@ -181,11 +232,20 @@ def _resample(figures: Mapping[str, tuple[Array, Array]], group: Array, seed: in
     }
 
 
+#: Columns up to which a row's kind is counted as a number of that many bits (a table of 2**16).
+KIND_BITS = 16
+
+
 def _kinds(rows: Array) -> tuple[Array, Array] | None:
-    """The kinds of rows present and how many of each, when every column is 0 or 1 (a binary
-    model's: flagged or not, among a rate's rows or not); None otherwise (a regressor's errors)."""
+    """The kinds of rows present and how many of each, when every column is 0 or 1 (a classifier's:
+    flagged or given a label or not, among a rate's rows or not); None otherwise (a regressor's errors)."""
     if not np.isin(rows, (0, 1)).all():
         return None
+    if rows.shape[1] > KIND_BITS:  # many labels: too many kinds to count by their bits
+        # Sorted with the first column least significant, as the bits order them: the same kinds
+        # in the same order draw the same samples.
+        kinds, count = np.unique(rows[:, ::-1], axis=0, return_counts=True)
+        return kinds[:, ::-1].astype(float), count
     bits = 2 ** np.arange(rows.shape[1])
     count = np.bincount(rows.astype(np.int64) @ bits, minlength=2 ** rows.shape[1])
     present = np.flatnonzero(count)
@@ -209,8 +269,9 @@ def _gaps(resampled: Mapping[str, Mapping[str, Resampled]]) -> dict[str, dict[st
     for figure, by_group in resampled.items():
         if len(by_group) < 2:
             continue
-        estimates = {group: sample.estimate for group, sample in by_group.items()}
-        highest, lowest = max(estimates, key=estimates.__getitem__), min(estimates, key=estimates.__getitem__)
+        # Two groups named even when every group has the same figure (a label none is given).
+        ranked = sorted(by_group, key=lambda group: by_group[group].estimate)
+        lowest, highest = ranked[0], ranked[-1]
         high, low = by_group[highest], by_group[lowest]
         difference = uncertainty.percentile_interval(high.draws - low.draws, high.estimate - low.estimate)
         gap: dict[str, Any] = {
@@ -233,7 +294,7 @@ def as_run_metrics(parity: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     for dimension, found in parity.items():
         prefix = f"parity.{metric_name(dimension)}"
         for group, entry in found["groups"].items():
-            for figure in MEANING:
+            for figure in figures_of(found):
                 if figure in entry:
                     metrics[f"{prefix}.{metric_name(group)}.{figure}"] = float(entry[figure])
         for figure, gap in found["gaps"].items():
