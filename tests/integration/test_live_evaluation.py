@@ -287,3 +287,79 @@ def test_a_canary_is_scored_against_the_stable_answers_of_its_own_period(
         f"vunregistered's {smoke} answers asked for by their requests left out): roc_auc "
     ) in canary, report
     assert canary.endswith(", within the noise"), report
+
+
+def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorded_on_its_version(
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    """The champion's model registered again as a new version with no alias, and loaded as the
+    shadow: its captured answers meet the served ones request for request, and as the two are the
+    same model, the paired difference is exactly 0 in every sample."""
+    names = MetricNames(NAME)
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    version = registered[NAME].version
+    champion = client.get_model_version(NAME, version)
+    shadow = client.create_model_version(
+        NAME, champion.source, run_id=champion.run_id, model_id=champion.source.removeprefix("models:/")
+    ).version
+    env = {
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "BANKCHURN_MODEL_URI": f"models:/{NAME}/{version}",
+        "BANKCHURN_SHADOW_MODEL_URI": f"models:/{NAME}/{shadow}",
+        **CAPTURING,
+    }
+    frame, rows = customers(300, 13)
+    server = start_service(NAME, tmp_path, env, label="bankchurn-shadow-evaluate")
+    try:
+        server.wait_for("/readyz")
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{server.url}/model").json()["shadow"]["ready"]:
+            assert time.monotonic() < deadline, "the shadow did not load: " + server.logs()[-2000:]
+            time.sleep(0.5)
+        for start in range(0, 300, BATCH):
+            response = httpx.post(
+                f"{server.url}/predict/batch",
+                json={"instances": rows[start : start + BATCH]},
+                headers={"X-Request-ID": f"shadowed-{start // BATCH}"},
+            )
+            assert response.status_code == 200, response.text
+        # The shadow's worker captures its answers once it has scored them.
+        while metric_value(server, names.captured_instances_total) < 600:
+            assert time.monotonic() < deadline, (
+                "the shadow's answers were not captured: " + server.logs()[-2000:]
+            )
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    truth = tmp_path / "truth.csv"
+    exited = frame[registry.get_service(NAME).recipe.target].tolist()
+    lines = [f"shadowed-{i // BATCH},{i % BATCH},{y}" for i, y in enumerate(exited)]
+    truth.write_text("\n".join(["request_id,instance,Exited", *lines]) + "\n")
+
+    report = mlp(
+        "evaluate", NAME, str(tmp_path / "bankchurn-shadow-evaluate.log"), "--truth", str(truth), "--log"
+    )
+    compared = next(line for line in report.splitlines() if " shadow v" in line and "against served" in line)
+    figure = re.search(r"roc_auc (\d\.\d{4}) against (\d\.\d{4}): ", compared)
+    assert figure is not None, report
+    assert figure[1] == figure[2]  # one model: the same figure on the same answers
+    assert compared == (
+        f"{NAME} shadow v{shadow} against served v{version} on the same 300 answers: roc_auc {figure[1]} "
+        f"against {figure[1]}: paired difference +0.0000 (95% CI +0.0000 to +0.0000), within the noise"
+    ), report
+    assert f"{NAME}: 300 of 300 captured answers (and 300 of the shadow's 300) have a truth row" in report
+    # The served version is scored on its answers alone, as without a shadow.
+    assert f"{NAME} v{version}: 300 answers with their truth: roc_auc {figure[1]} " in report
+    logged = re.search(rf"{NAME} shadow v{shadow}: logged as run (\w+) ", report)
+    assert logged is not None, report
+    tags = client.get_model_version(NAME, shadow).tags
+    assert tags["shadow.comparison"] == (
+        f"roc_auc +0.0000 (+0.0000 to +0.0000) against v{version} on 300, within the noise"
+    )
+    assert tags["shadow.run"] == logged[1]
+    assert client.get_run(logged[1]).data.metrics["shadow.rows"] == 300
+    listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{shadow} "))
+    assert listed.endswith(tags["shadow.comparison"])

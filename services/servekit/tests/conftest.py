@@ -4,6 +4,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -42,3 +43,19 @@ def toy_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]
     with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
         wait_ready(client)
         yield client
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A registry on a SQLite file, holding versions 1 and 2 of ``toy``."""
+    import mlflow
+
+    directory = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    experiment = client.create_experiment("toy", artifact_location=str(directory / "artifacts"))
+    client.create_registered_model("toy")
+    for _ in range(2):
+        run = client.create_run(experiment)
+        client.create_model_version("toy", str(directory / "artifacts"), run_id=run.info.run_id)
+    return client

@@ -245,3 +245,40 @@ def test_a_failing_capture_is_logged_once_and_writes_nothing(
     assert "prediction capture failed" in failures[0].getMessage()
     assert counted == []
     assert failed == [2, 2]  # every instance left out is counted, though logged once
+
+
+def test_a_shadows_answers_to_a_captured_request_are_captured_under_its_id_as_the_shadows(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    """The shadow's worker writes them once it has scored them: the same request id, instance and
+    input as the served answers, the shadow's version and its own answers."""
+    artifact, data = toy_trained
+    challenger, _ = train_in_memory(TOY, rows=300, seed=7)
+    challenger = dataclasses.replace(challenger, version="2", run_id="run-2")
+    rows = request_rows(data, 3)
+    app = create_app(
+        TOY,
+        load_settings("toy", capture_percent=100, log_format="json"),
+        source=lambda: artifact,
+        shadow_source=lambda: challenger,
+    )
+    with TestClient(app) as client:
+        wait_loaded(client, client.app.state.shadow.runtime)  # type: ignore[attr-defined]
+        headers = {"X-Request-ID": "audit-8"}
+        response = client.post("/predict/batch", json={"instances": rows}, headers=headers)
+        assert response.status_code == 200
+        assert client.app.state.shadow.drain()  # type: ignore[attr-defined]
+        assert metric_sample(client, NAMES.captured_instances_total) == 6
+    lines = captured(json_log)
+    served = [line for line in lines if line["capture"]["variant"] == "stable"]
+    shadow = [line for line in lines if line["capture"]["variant"] == "shadow"]
+    assert (len(served), len(shadow)) == (3, 3)
+    theirs = ToyModel(challenger).predict(rows)
+    assert [a["value"] for a in theirs] != [a["value"] for a in response.json()["predictions"]]
+    for index, (line, answer) in enumerate(zip(shadow, theirs, strict=True)):
+        assert line["request_id"] == "audit-8"
+        capture = line["capture"]
+        assert capture["model"] == {"name": "toy", "version": "2", "run_id": "run-2"}
+        assert (capture["instance"], capture["instances"], capture["routed"]) == (index, 3, "alone")
+        assert capture["input"] == served[index]["capture"]["input"]
+        assert capture["prediction"]["value"] == pytest.approx(answer["value"], rel=1e-12)

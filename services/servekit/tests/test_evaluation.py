@@ -38,8 +38,9 @@ from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
 from servekit.training import parity
-from servekit.training.uncertainty import Interval, unpaired_difference
-from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA
+from servekit.training.uncertainty import Interval, paired_difference, unpaired_difference
+from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, list_versions
+from servekit.training.versions import render as render_versions
 
 
 def truth_file(text: str) -> io.StringIO:
@@ -898,3 +899,116 @@ def test_the_held_out_rates_are_read_from_the_run_and_a_damaged_file_is_refused(
             ServekitError, match=f"version 1's run run-1: {SERVING_METADATA} does not read: {problem}"
         ):
             held_out_parity(client, "run-1", "1")
+
+
+def shadowed_log(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any], shadow_values: Any
+) -> tuple[list[str], dict[tuple[str, int], Any]]:
+    """Each row answered by v1 and, as its shadow, by v2 with ``shadow_values``, in one log."""
+    rows, answers, truth = served
+    lines = []
+    for i, (row, answer, value) in enumerate(zip(rows, answers, shadow_values, strict=True)):
+        lines.append(capture_line(f"r{i:04d}", 0, row, answer, routed="alone"))
+        shadow = {"value": float(value)}
+        lines.append(capture_line(f"r{i:04d}", 0, row, shadow, "shadow", routed="alone", version="2"))
+    return lines, {(f"r{i:04d}", 0): y for i, y in enumerate(truth)}
+
+
+def test_a_shadows_answers_are_paired_with_the_served_ones_to_the_same_requests_and_never_scored_as_served(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    rows, answers, truth = served
+    values = np.array([a["value"] for a in answers])
+    lines, truths = shadowed_log(served, truth + (values - truth) / 2)
+    grouper = Grouper(ToyRecipe())
+    alone = join(read_lines(lines[0::2]), "toy", grouper, truths)
+    joined = join(read_lines(lines), "toy", grouper, truths)
+    # The served answers are what they are without the shadow's beside them.
+    assert [v.version for v in joined.versions] == ["1"]
+    assert joined.versions[0].outputs == alone.versions[0].outputs
+    assert joined.versions[0].truths == alone.versions[0].truths
+    assert (joined.captured, joined.shadow_captured, joined.shadow_unpaired) == (300, 300, 0)
+    (pair,) = joined.shadows
+    assert (pair.version, pair.served) == ("2", "1")
+    assert pair.served_outputs == joined.versions[0].outputs
+    assert pair.outputs == pytest.approx(list(truth + (values - truth) / 2), rel=1e-12)
+    # A shadow answer captured twice, or whose served answer is not in the log, is not compared.
+    damaged = [*lines[:4], lines[3], lines[5], *lines[6:]]  # r0001's shadow twice, r0002's served none
+    damaged.append(capture_line("r9999", 0, rows[0], {"value": 1.0}, "shadow", version="2"))  # none either
+    truths["r9999", 0] = 1.0
+    again = join(read_lines(damaged), "toy", grouper, truths)
+    assert (again.captured, again.shadow_captured, again.shadow_unpaired) == (299, 302, 2)
+    assert len(again.shadows[0].truths) == 297 + 1
+    assert "toy: 2 shadow answers with a truth row not compared: the served answer" in render(again, [], "t")
+
+
+def test_a_shadow_is_held_against_the_served_answers_on_the_same_requests_by_a_paired_bootstrap(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    """A shadow whose errors are half the served model's: better, beyond the noise, and the interval
+    is the paired bootstrap's; the same answers as the served ones: a difference of exactly 0."""
+    _, answers, truth = served
+    values = np.array([a["value"] for a in answers])
+    recipe = ToyRecipe()
+    grouper = Grouper(recipe)
+    lines, truths = shadowed_log(served, truth + (values - truth) / 2)
+    joined = join(read_lines(lines), "toy", grouper, truths)
+    (found,) = evaluation.compare_shadows(joined, recipe)
+    halved = truth + (values - truth) / 2
+    expected = paired_difference(recipe.primary(), truth, halved, values)
+    assert found.difference == expected
+    assert (found.shadow_figure, found.served_figure) == (
+        pytest.approx(np.abs(values - truth).mean() / 2, rel=1e-12),
+        pytest.approx(np.abs(values - truth).mean(), rel=1e-12),
+    )
+    assert found.verdict == "better"  # a lower MAE
+    assert found.difference.high < 0
+    line = render(joined, [], "t", shadows=[found]).splitlines()[0]
+    assert line == (
+        f"toy shadow v2 against served v1 on the same 300 answers: mae {found.shadow_figure:.4f} against "
+        f"{found.served_figure:.4f}: paired difference {expected}, better"
+    )
+    assert render(joined, [], "t").splitlines()[-1] == (
+        "toy: 300 of 300 captured answers (and 300 of the shadow's 300) have a truth row in t"
+    )
+    # The same answers: no difference in any sample; too few answers: no comparison, and why.
+    same, _ = shadowed_log(served, values)
+    (alike,) = evaluation.compare_shadows(join(read_lines(same), "toy", grouper, truths), recipe)
+    assert (alike.difference, alike.verdict) == (Interval(0.0, 0.0, 0.0), "within the noise")
+    (few,) = evaluation.compare_shadows(joined, recipe, min_rows=301)
+    assert (few.difference, few.note) == (None, "fewer than 301 answers with their truth (--min-rows)")
+
+
+def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_versions(
+    mlflow_client: Any,
+) -> None:
+    compared = evaluation.ShadowComparison(
+        "toy", "2", "1", "mae", 812, 0.21, 0.25, Interval(-0.04, -0.06, -0.02), "better"
+    )
+    run_id = evaluation.log_shadow_run(mlflow_client, compared, "captures/")
+    run = mlflow_client.get_run(run_id)
+    assert run.data.tags[evaluation.KIND_TAG] == evaluation.SHADOW_KIND
+    assert (run.data.tags["model.version"], run.data.tags["shadow.served_version"]) == ("2", "1")
+    assert run.data.metrics == {
+        "shadow.rows": 812,
+        "shadow.mae": 0.21,
+        "shadow.served.mae": 0.25,
+        "shadow.mae_minus_served": -0.04,
+        "shadow.mae_minus_served_ci_low": -0.06,
+        "shadow.mae_minus_served_ci_high": -0.02,
+    }
+    tags = mlflow_client.get_model_version("toy", "2").tags
+    assert tags["shadow.comparison"] == "mae -0.0400 (-0.0600 to -0.0200) against v1 on 812, better"
+    assert tags["shadow.run"] == run_id
+    assert not [tag for tag in tags if tag.startswith("live.")]  # its record as served is apart
+    listed = render_versions(TOY, list_versions(TOY, mlflow_client, 5), "sqlite")
+    assert listed.splitlines()[1].split()[-1] == "shadow"
+    assert next(line for line in listed.splitlines() if line.startswith("2 ")).endswith(
+        "mae -0.0400 (-0.0600 to -0.0200) against v1 on 812, better"
+    )
+    # Without a comparison, the tag says why.
+    few = evaluation.ShadowComparison("toy", "2", "1", "mae", 40, note="fewer than 100 answers")
+    evaluation.log_shadow_run(mlflow_client, few, "captures/")
+    assert mlflow_client.get_model_version("toy", "2").tags["shadow.comparison"] == (
+        "none against v1 on 40: fewer than 100 answers"
+    )

@@ -45,22 +45,6 @@ class CountingClient:
         return self.client.get_run(run_id)
 
 
-@pytest.fixture(scope="module")
-def mlflow_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A registry on a SQLite file, holding versions 1 and 2 of ``toy``."""
-    import mlflow
-
-    directory = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
-    client = mlflow.MlflowClient(uri, registry_uri=uri)
-    experiment = client.create_experiment("toy", artifact_location=str(directory / "artifacts"))
-    client.create_registered_model("toy")
-    for _ in range(2):
-        run = client.create_run(experiment)
-        client.create_model_version("toy", str(directory / "artifacts"), run_id=run.info.run_id)
-    return client
-
-
 def evaluated(version: str, estimate: float | None, verdict: str | None, rows: int = 400) -> Quality:
     live = None if estimate is None else Interval(estimate, estimate - 0.02, estimate + 0.03)
     return Quality(

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from toy import FAILING_X, TOY, FailingToy, ToyModel
 
+from servekit.capture import PredictionCapture
 from servekit.metrics import MetricNames, ServiceMetrics
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import ModelArtifact, Record
@@ -242,6 +243,34 @@ def test_a_shadow_that_does_not_load_leaves_the_service_answering(
     assert shadow["ready"] is False
     assert "ConnectionError: registry unreachable" in shadow["error"]
     assert "shadow model load failed (attempt 1" in caplog.text
+
+
+def test_only_the_captured_requests_shadow_answers_are_captured(
+    toy_trained: tuple[ModelArtifact, Split], challenger: ModelArtifact
+) -> None:
+    served = ToyModel(toy_trained[0])
+    rows = request_rows(toy_trained[1], 4)
+    written: list[tuple[str, str, str, int, list[float]]] = []
+
+    class Capture(PredictionCapture):
+        def shadowed(self, model: Any, routed: str, request_id: str, records: Any, predictions: Any) -> int:
+            values = [p["value"] for p in predictions]
+            written.append((model.artifact.version, routed, request_id, len(records), values))
+            return len(records)
+
+    capture = Capture(100, log_format="json", on_captured=lambda _: None)
+    scorer, shadow, _ = scorer_of(challenger, capture=capture)
+    scorer.submit(served, rows[:2], served.predict(rows[:2]), captured_as=("r-1", "drawn"))
+    scorer.submit(served, rows[2:3], served.predict(rows[2:3]))  # its served answers not captured
+    scorer.submit(served, rows[3:], served.predict(rows[3:]), captured_as=("r-3", "fallback"))
+    scorer.start()
+    try:
+        assert scorer.drain()
+    finally:
+        scorer.stop()
+    assert shadow.calls == [4]  # one call for the three requests, the uncaptured one too
+    theirs = [p["value"] for p in ToyModel(challenger).predict(rows)]
+    assert written == [("2", "drawn", "r-1", 2, theirs[:2]), ("2", "fallback", "r-3", 1, theirs[3:])]
 
 
 def skipped(metrics: ShadowMetrics, reason: str) -> float:

@@ -25,6 +25,10 @@ subscription through Firehose to S3). ``logger`` = ``servekit.capture`` is that 
   record must still say when the decision was made once exported.
 * A capture that fails is logged once, counted per instance (``<svc>_capture_failures_total``,
   alert ``CaptureFailing``), and never costs the request its answer.
+* With a shadow model, a captured request's shadow answers are captured too, under the same request
+  id and instance with ``variant`` ``shadow`` (:meth:`PredictionCapture.shadowed`), written by the
+  shadow's worker once it has scored them: ``mlp evaluate`` holds the challenger against the
+  answers actually served, request for request, once the truth is known.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ from typing import Any
 
 import orjson
 
+from servekit import logs
 from servekit.inference import encode_json
 from servekit.logs import LogFormat, rfc3339
-from servekit.metrics.names import CAPTURE_LOGGER
+from servekit.metrics.names import CAPTURE_LOGGER, SHADOW
 from servekit.model import Record, ServedModel
 
 logger = logging.getLogger(CAPTURE_LOGGER)
@@ -84,6 +89,32 @@ class PredictionCapture:
         """Capture the request if it is drawn; how many instances were written."""
         if self._draw() * 100 >= self.percent:
             return 0
+        return self._captured(model, variant, routed, records, predictions)
+
+    def shadowed(
+        self,
+        model: ServedModel,
+        routed: str,
+        request_id: str,
+        records: Sequence[Record],
+        predictions: Sequence[Mapping[str, Any]],
+    ) -> int:
+        """Capture the shadow model's answers to a captured request, off its path (the shadow's
+        worker thread), under the request's id; how many instances were written."""
+        token = logs.request_id.set(request_id)
+        try:
+            return self._captured(model, SHADOW, routed, records, predictions)
+        finally:
+            logs.request_id.reset(token)
+
+    def _captured(
+        self,
+        model: ServedModel,
+        variant: str,
+        routed: str,
+        records: Sequence[Record],
+        predictions: Sequence[Mapping[str, Any]],
+    ) -> int:
         try:
             self._write(model, variant, routed, records, predictions)
         except Exception:

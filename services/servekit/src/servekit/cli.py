@@ -172,9 +172,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         VersionNotRegisteredError,
         assess,
         compare_canaries,
+        compare_shadows,
         held_out_figure,
         join,
         log_run,
+        log_shadow_run,
         read_truth,
         render,
     )
@@ -217,7 +219,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         )
     canaries = compare_canaries(joined, spec.recipe, min_rows=args.min_rows or MIN_ROWS)
-    print(render(joined, qualities, str(args.truth), canaries))
+    shadows = compare_shadows(joined, spec.recipe, min_rows=args.min_rows or MIN_ROWS)
+    print(render(joined, qualities, str(args.truth), canaries, shadows))
     if args.log:
         for quality in qualities:
             if quality.version in unregistered:
@@ -227,6 +230,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
                 "(and the version's live.* tags, which mlp versions shows)"
             )
+        for shadow in shadows:
+            if not shadow.shadow.isdigit():  # served from a run or an artifact: no version to tag
+                print(f"{spec.name} shadow v{shadow.shadow}: not logged: not a registered version")
+                continue
+            run_id = log_shadow_run(client, shadow, str(args.captures))
+            print(
+                f"{spec.name} shadow v{shadow.shadow}: logged as run {run_id} "
+                "(and the version's shadow.* tags, which mlp versions shows)"
+            )
+    # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
     return 1 if "worse" in verdicts else 0
 

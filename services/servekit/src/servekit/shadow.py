@@ -5,7 +5,10 @@ the requests the champion answered. ``<SVC>_SHADOW_MODEL_URI`` (``models:/<svc>@
 say) loads a second model beside the served one; every sampled request's instances are then
 scored by it too, and the two predictions are compared per instance in
 ``<svc>_shadow_predictions_total{outcome, shadow_outcome, agree}`` (a confusion matrix between
-the two models) and ``<svc>_shadow_score_difference``.
+the two models) and ``<svc>_shadow_score_difference``. Those say how often the two disagree, not
+which is right: with the prediction capture on, the shadow's answers to the captured requests are
+captured too (``variant`` ``shadow``), and ``mlp evaluate`` scores both against the truth once it
+is known, on the same requests (``servekit.evaluation.shadow``).
 
 The shadow never costs a request its latency or its answer: instances are handed to one
 worker thread through a queue bounded in instances, and when it falls behind they are
@@ -24,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from servekit.capture import PredictionCapture
 from servekit.loading import one_line
 from servekit.metrics.names import STABLE
 from servekit.metrics.shadow import ShadowMetrics
@@ -48,6 +52,9 @@ class Answered:
     served: ServedModel
     records: Sequence[Record]
     predictions: Sequence[Mapping[str, Any]]
+    #: The request's id and how its variant was chosen, when the served answers were captured (the
+    #: shadow's are captured too); an empty id when they were not.
+    captured_as: tuple[str, str] | None = None
 
 
 def score_difference(served: Mapping[str, float], shadow: Mapping[str, float]) -> float | None:
@@ -71,9 +78,11 @@ class ShadowScorer:
         max_pending: int = 10_000,
         gather_seconds: float = GATHER_SECONDS,
         draw: Callable[[], float] = random.random,
+        capture: PredictionCapture | None = None,
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
+        self.capture = capture
         self.uri = uri
         self.sample_rate = sample_rate
         self.max_pending = max_pending
@@ -109,8 +118,12 @@ class ShadowScorer:
         predictions: Sequence[Mapping[str, Any]],
         *,
         variant: str = STABLE,
+        captured_as: tuple[str, str] | None = None,
     ) -> None:
         """Queue a request's instances for the shadow model, if sampled and there is room.
+
+        ``captured_as`` (the request id and how it was routed) says the served answers were
+        captured: the shadow's are then captured too.
 
         Instances a canary answered are counted as skipped: the shadow's figures compare a
         challenger with the stable model, and during a rollout they would otherwise mix in the
@@ -127,7 +140,7 @@ class ShadowScorer:
                 full = True
             else:
                 full = False
-                self._pending.append(Answered(served, records, predictions))
+                self._pending.append(Answered(served, records, predictions, captured_as))
                 self._pending_instances += count
                 # Wake the worker for the first request (it starts gathering) and when a batch is
                 # full, not for every request.
@@ -205,13 +218,16 @@ class ShadowScorer:
         start = 0
         for answered in compared:
             served, end = answered.served, start + len(answered.records)
-            both = zip(answered.predictions, shadow_predictions[start:end], strict=True)
+            answers = shadow_predictions[start:end]
             start = end
-            for prediction, shadow_prediction in both:
+            for prediction, shadow_prediction in zip(answered.predictions, answers, strict=True):
                 pairs[served.outcome(prediction), shadow.outcome(shadow_prediction)] += 1
                 difference = score_difference(served.scores(prediction), shadow.scores(shadow_prediction))
                 if difference is not None:
                     self.metrics.score_difference.observe(difference)
+            if self.capture is not None and answered.captured_as is not None:
+                request_id, routed = answered.captured_as
+                self.capture.shadowed(shadow, routed, request_id, answered.records, answers)
         for (outcome, shadow_outcome), count in pairs.items():
             self.metrics.count_compared(outcome, shadow_outcome, count)
 

@@ -16,6 +16,7 @@ router chose it, and when.
 The parts, one module each: :mod:`~servekit.evaluation.truth` (the truth file),
 :mod:`~servekit.evaluation.joining` (the log joined as it is read), :mod:`~servekit.evaluation.quality`
 (the figures and verdicts), :mod:`~servekit.evaluation.canary` (a canary against the stable version),
+:mod:`~servekit.evaluation.shadow` (a shadow against the served version on the same requests),
 :mod:`~servekit.evaluation.held_out` (the training run's figures), :mod:`~servekit.evaluation.recording`
 (``--log``) and :mod:`~servekit.evaluation.report` (the lines printed).
 """
@@ -31,7 +32,7 @@ from servekit.evaluation.held_out import (
     held_out_parity,
     run_artifact_text,
 )
-from servekit.evaluation.joining import Answers, Grouper, Joined, join
+from servekit.evaluation.joining import Answers, Grouper, Joined, ShadowAnswers, join
 from servekit.evaluation.quality import (
     MIN_ROWS,
     ParityChange,
@@ -45,12 +46,15 @@ from servekit.evaluation.quality import (
 from servekit.evaluation.recording import (
     KIND,
     KIND_TAG,
+    SHADOW_KIND,
     SUPPRESS_RUN_LINKS,
     log_run,
+    log_shadow_run,
     run_links_unprinted,
     version_tags,
 )
 from servekit.evaluation.report import render, verdict
+from servekit.evaluation.shadow import ShadowComparison, compare_shadows
 from servekit.evaluation.truth import INSTANCE_COLUMN, REQUEST_COLUMN, read_truth
 
 __all__ = [
@@ -59,6 +63,7 @@ __all__ = [
     "KIND_TAG",
     "MIN_ROWS",
     "REQUEST_COLUMN",
+    "SHADOW_KIND",
     "SUPPRESS_RUN_LINKS",
     "Answers",
     "CanaryComparison",
@@ -67,9 +72,12 @@ __all__ = [
     "Joined",
     "ParityChange",
     "Quality",
+    "ShadowAnswers",
+    "ShadowComparison",
     "VersionNotRegisteredError",
     "assess",
     "compare_canaries",
+    "compare_shadows",
     "held_out_answers",
     "held_out_figure",
     "held_out_parity",
@@ -77,6 +85,7 @@ __all__ = [
     "join",
     "live_parity",
     "log_run",
+    "log_shadow_run",
     "parity_against_held_out",
     "read_truth",
     "render",

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from servekit.evaluation.truth import Key
+from servekit.metrics.names import SHADOW
 from servekit.replay import Captured, CaptureLineError
 from servekit.routing import DRAWN
 from servekit.training.recipe import TrainingRecipe
@@ -44,6 +45,20 @@ class Answers:
 
 
 @dataclass
+class ShadowAnswers:
+    """A shadow version's answers to requests a served version answered, paired, with their truth,
+    in the order of their (request id, instance)."""
+
+    name: str
+    version: str
+    #: The version whose answers to the same requests were served.
+    served: str
+    truths: list[Any] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+    served_outputs: list[Any] = field(default_factory=list)
+
+
+@dataclass
 class Joined:
     """The captures of one service joined with the truth, and what did not meet."""
 
@@ -61,6 +76,16 @@ class Joined:
     #: Each version's first and last answer drawn as the canary (all such captures, with a truth
     #: row or not), for the versions whose captures say when they were answered.
     canary_periods: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: The shadow's answers with their truth paired with the served answers to the same requests,
+    #: per shadow and served version; the shadow's captured answers (they are not in ``captured``)
+    #: and those with a truth row left unpaired (the served answer missing, or either captured
+    #: more than once).
+    shadows: list[ShadowAnswers] = field(default_factory=list)
+    shadow_captured: int = 0
+    shadow_without_truth: int = 0
+    shadow_unpaired: int = 0
+    #: The service whose captures these are.
+    service: str = ""
 
 
 class Grouper:
@@ -114,6 +139,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     seen: set[Key] = set()
     ambiguous: set[Key] = set()
     captured = without = others = 0
+    shadowed = _Shadowed(service, recipe, truth)
 
     def group_pending() -> None:
         for key, groups in zip(pending, grouper.labels([met[k][2] for k in pending]), strict=True):
@@ -123,6 +149,9 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     for c in captures:
         if c.name != service:
             others += 1
+            continue
+        if c.variant == SHADOW:  # an answer nobody saw, kept apart from the served ones
+            shadowed.add(c)
             continue
         captured += 1
         if c.variant == "canary" and c.routed in (DRAWN, "") and c.answered_at is not None:
@@ -137,8 +166,8 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             ambiguous.add(key)
             continue
         seen.add(key)
+        output = _scored(recipe, c, service)
         try:
-            output = recipe.served_output(c.prediction)
             decision = recipe.served_decision(c.prediction)
         except (KeyError, TypeError) as exc:
             raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
@@ -164,6 +193,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.times.append(answered_at)
         answers.routed.append(routed)
         answers.decisions.append(decision)
+    shadows = shadowed.paired({key: met[key][:2] for key in met.keys() - ambiguous})
     return Joined(
         versions=[versions[v] for v in sorted(versions, key=version_order)],
         captured=captured,
@@ -172,4 +202,56 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         ambiguous=len(ambiguous),
         other_services=others,
         canary_periods=canary_periods,
+        shadows=shadows,
+        shadow_captured=shadowed.captured,
+        shadow_without_truth=shadowed.without_truth,
+        shadow_unpaired=len(shadowed.kept) - sum(len(pair.truths) for pair in shadows),
+        service=service,
     )
+
+
+class _Shadowed:
+    """The shadow's captured answers that have a truth row, to pair with the served ones."""
+
+    def __init__(self, service: str, recipe: TrainingRecipe, truth: Mapping[Key, Any]) -> None:
+        self.service, self.recipe, self.truth = service, recipe, truth
+        #: key -> (shadow version, scored output); a key captured twice is left out of both.
+        self.kept: dict[Key, tuple[str, Any]] = {}
+        self.twice: set[Key] = set()
+        self.captured = self.without_truth = 0
+
+    def add(self, c: Captured) -> None:
+        self.captured += 1
+        key = (c.request_id, c.instance)
+        if key not in self.truth:
+            self.without_truth += 1
+            return
+        if key in self.twice:
+            return
+        if key in self.kept:
+            self.twice.add(key)
+            del self.kept[key]
+        else:
+            self.kept[key] = (c.version, _scored(self.recipe, c, self.service))
+
+    def paired(self, served: Mapping[Key, Sequence[Any]]) -> list[ShadowAnswers]:
+        """Each shadow version's answers beside the served ones (``key -> (version, output)``) to
+        the same requests, per served version, in the order of their keys."""
+        pairs: dict[tuple[str, str], ShadowAnswers] = {}
+        for key in sorted(self.kept.keys() & served.keys()):
+            (version, output), (served_version, served_output) = self.kept[key], served[key]
+            pair = pairs.setdefault(
+                (version, served_version), ShadowAnswers(self.service, version, served_version)
+            )
+            pair.truths.append(self.truth[key])
+            pair.outputs.append(output)
+            pair.served_outputs.append(served_output)
+        return [pairs[k] for k in sorted(pairs, key=lambda k: (version_order(k[0]), version_order(k[1])))]
+
+
+def _scored(recipe: TrainingRecipe, capture: Captured, service: str) -> Any:
+    """What the primary metric scores in a captured answer."""
+    try:
+        return recipe.served_output(capture.prediction)
+    except (KeyError, TypeError) as exc:
+        raise CaptureLineError(f"line {capture.line}: a {service} answer without {exc}") from None

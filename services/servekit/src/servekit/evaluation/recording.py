@@ -10,6 +10,7 @@ from typing import Any
 
 from servekit.evaluation.quality import Quality
 from servekit.evaluation.report import verdict
+from servekit.evaluation.shadow import ShadowComparison
 from servekit.training import parity
 from servekit.training.segments import as_run_metrics, metric_name
 from servekit.training.versions import (
@@ -18,11 +19,15 @@ from servekit.training.versions import (
     LIVE_FIGURE_TAG,
     LIVE_RUN_TAG,
     LIVE_VERDICT_TAG,
+    SHADOW_COMPARISON_TAG,
+    SHADOW_RUN_TAG,
 )
 
 #: The tag and run tag that mark what ``mlp evaluate --log`` records in MLflow.
 KIND_TAG = "mlp.kind"
 KIND = "live-evaluation"
+#: The same tag's value on a shadow comparison's run.
+SHADOW_KIND = "shadow-evaluation"
 
 
 def log_run(client: Any, quality: Quality, source: str) -> str:
@@ -73,6 +78,63 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
     return run_id
+
+
+def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> str:
+    """A shadow comparison as an MLflow run of the service's experiment, and as tags of the shadow
+    version (:func:`shadow_tags`), which ``mlp versions`` shows before a promotion. Returns the run id.
+
+    The run holds ``shadow.<metric>``, ``shadow.served.<metric>`` and ``shadow.<metric>_minus_served``
+    with its paired interval, and the answers compared. The live tags (``live.*``) are left alone:
+    they are the version's record as served, which the pods export.
+    """
+    from mlflow.entities import Metric
+
+    name, key = comparison.name, comparison.metric
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    run = client.create_run(
+        experiment_id,
+        run_name=f"{name}-v{comparison.shadow}-shadow-of-v{comparison.served}",
+        tags={
+            KIND_TAG: SHADOW_KIND,
+            "model.version": comparison.shadow,
+            "shadow.served_version": comparison.served,
+            "evaluation.captures": source,
+        },
+    )
+    run_id = str(run.info.run_id)
+    figures = {"shadow.rows": float(comparison.rows)}
+    if comparison.difference is not None:
+        figures.update(
+            {
+                f"shadow.{key}": float(comparison.shadow_figure or 0.0),
+                f"shadow.served.{key}": float(comparison.served_figure or 0.0),
+                f"shadow.{key}_minus_served": comparison.difference.estimate,
+                f"shadow.{key}_minus_served_ci_low": comparison.difference.low,
+                f"shadow.{key}_minus_served_ci_high": comparison.difference.high,
+            }
+        )
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in figures.items()])
+    with run_links_unprinted():
+        client.set_terminated(run_id)
+    for tag, value in shadow_tags(comparison, run_id).items():
+        client.set_model_version_tag(name, comparison.shadow, tag, value)
+    return run_id
+
+
+def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
+    """The shadow version's tags of this comparison: ``roc_auc +0.0121 (+0.0040 to +0.0203)
+    against v4 on 812, better``, or why there is none."""
+    against = f"against v{comparison.served} on {comparison.rows:,}"
+    d = comparison.difference
+    if d is None:
+        text = f"none {against}: {comparison.note}"
+    else:
+        figure = f"{comparison.metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
+        text = f"{figure} {against}, {comparison.verdict}"
+    return {SHADOW_COMPARISON_TAG: text, SHADOW_RUN_TAG: run_id}
 
 
 #: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.

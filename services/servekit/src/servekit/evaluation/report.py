@@ -1,4 +1,4 @@
-"""``mlp evaluate``'s report: one line per version, group and canary, and the verdict."""
+"""``mlp evaluate``'s report: one line per version, group, canary and shadow, and the verdict."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from servekit.evaluation.canary import CanaryComparison
 from servekit.evaluation.joining import Joined
 from servekit.evaluation.quality import ParityChange, Quality
+from servekit.evaluation.shadow import ShadowComparison
 from servekit.training import parity, uncertainty
 
 
@@ -28,48 +29,61 @@ def render(
     qualities: Sequence[Quality],
     truth_file: str,
     canaries: Sequence[CanaryComparison] = (),
+    shadows: Sequence[ShadowComparison] = (),
 ) -> str:
-    """The report: each version's figure and verdict, its groups, the canaries, then what did not meet."""
-    lines: list[str] = []
-    for q in qualities:
-        head = f"{q.name} v{q.version}"
-        answers = (
-            f"{q.rows:,} answer with its truth" if q.rows == 1 else f"{q.rows:,} answers with their truth"
-        )
-        if q.live is None:
-            lines.append(f"{head}: {answers}: no figure: {q.note}")
-            continue
-        figure = f"{q.metric} {q.live.estimate:.4f} ({_interval(q.live)})"
-        if q.held_out is None:
-            lines.append(f"{head}: {answers}: {figure}; not compared: {q.held_out_note}")
-        else:
-            how = "" if q.resampled else " (the two intervals combined: its run kept no held-out answers)"
-            lines.append(
-                f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
-                f"({_interval(q.held_out)}): {q.difference}, {q.verdict}{how}"
-            )
-        for dimension, groups in q.segments.items():
-            parts = []
-            for group, entry in groups.items():
-                if q.metric in entry:
-                    low, high = entry[f"{q.metric}_ci_low"], entry[f"{q.metric}_ci_high"]
-                    parts.append(f"{group} {entry[q.metric]:.4f} ({low:.4f}-{high:.4f}, {entry['rows']:,})")
-                else:
-                    parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
-            lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
-        lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
-        lines += [
-            f"{head}:   {dimension} decisions against held out: {_changes(changes)}"
-            for dimension, changes in q.parity_changes.items()
-        ]
-        if q.parity_changes_note:
-            lines.append(f"{head}:   decisions against held out: none: {q.parity_changes_note}")
+    """The report: each version's figure and verdict, its groups, the canaries and shadows, then
+    what did not meet."""
+    lines = [line for q in qualities for line in _version_lines(q)]
     lines += [_canary_line(c) for c in canaries]
-    service = qualities[0].name if qualities else ""
-    lines.append(
-        f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers "
-        f"have a truth row in {truth_file}"
-    )
+    lines += [_shadow_line(s) for s in shadows]
+    return "\n".join(lines + _unmet_lines(joined, truth_file))
+
+
+def _version_lines(q: Quality) -> list[str]:
+    """A version's figure and verdict, then its groups' figures and decisions."""
+    head = f"{q.name} v{q.version}"
+    answers = f"{q.rows:,} answer with its truth" if q.rows == 1 else f"{q.rows:,} answers with their truth"
+    if q.live is None:
+        return [f"{head}: {answers}: no figure: {q.note}"]
+    figure = f"{q.metric} {q.live.estimate:.4f} ({_interval(q.live)})"
+    if q.held_out is None:
+        lines = [f"{head}: {answers}: {figure}; not compared: {q.held_out_note}"]
+    else:
+        how = "" if q.resampled else " (the two intervals combined: its run kept no held-out answers)"
+        lines = [
+            f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
+            f"({_interval(q.held_out)}): {q.difference}, {q.verdict}{how}"
+        ]
+    for dimension, groups in q.segments.items():
+        parts = []
+        for group, entry in groups.items():
+            if q.metric in entry:
+                low, high = entry[f"{q.metric}_ci_low"], entry[f"{q.metric}_ci_high"]
+                parts.append(f"{group} {entry[q.metric]:.4f} ({low:.4f}-{high:.4f}, {entry['rows']:,})")
+            else:
+                parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
+        lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
+    lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
+    lines += [
+        f"{head}:   {dimension} decisions against held out: {_changes(changes)}"
+        for dimension, changes in q.parity_changes.items()
+    ]
+    if q.parity_changes_note:
+        lines.append(f"{head}:   decisions against held out: none: {q.parity_changes_note}")
+    return lines
+
+
+def _unmet_lines(joined: Joined, truth_file: str) -> list[str]:
+    """How many captures met their truth, and what did not meet, and why."""
+    service = joined.service
+    shadows = ""
+    if joined.shadow_captured:
+        met = joined.shadow_captured - joined.shadow_without_truth
+        shadows = f" (and {met:,} of the shadow's {joined.shadow_captured:,})"
+    lines = [
+        f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers"
+        f"{shadows} have a truth row in {truth_file}"
+    ]
     if joined.truth_unmatched:
         lines.append(
             f"{service}: {_rows(joined.truth_unmatched)} without a captured answer (requests the "
@@ -80,9 +94,14 @@ def render(
             f"{service}: {_rows(joined.ambiguous)} left out, for answers captured more than once under "
             "one request id and instance: which answer the truth is of is unknown"
         )
+    if joined.shadow_unpaired:
+        lines.append(
+            f"{service}: {joined.shadow_unpaired:,} shadow answers with a truth row not compared: "
+            "the served answer to the same request is not in the log, or either was captured twice"
+        )
     if joined.other_services:
         lines.append(f"{service}: {joined.other_services:,} captures of other services skipped")
-    return "\n".join(lines)
+    return lines
 
 
 def _gaps(found: Mapping[str, Any]) -> str:
@@ -139,6 +158,16 @@ def _canary_line(c: CanaryComparison) -> str:
     if c.difference is None:
         return f"{head}, {when}: no comparison: {c.note}"
     return f"{head}, {when}: {c.metric} {c.difference}, {c.verdict}"
+
+
+def _shadow_line(s: ShadowComparison) -> str:
+    head = f"{s.name} shadow v{s.shadow} against served v{s.served} on the same {s.rows:,} answers"
+    if s.difference is None:
+        return f"{head}: no comparison: {s.note}"
+    return (
+        f"{head}: {s.metric} {s.shadow_figure:.4f} against {s.served_figure:.4f}: paired difference "
+        f"{s.difference}, {s.verdict}"
+    )
 
 
 def _rows(count: int) -> str:

@@ -66,6 +66,8 @@ SHADOW_SKIP_REASONS = ("queue_full", "not_ready", "same_model", "canary", "faile
 #: model of ``<SVC>_MODEL_URI``, or the canary of ``<SVC>_CANARY_MODEL_URI``.
 STABLE, CANARY = "stable", "canary"
 VARIANTS = (STABLE, CANARY)
+#: The ``variant`` of a captured answer the shadow model gave to a captured request: nobody saw it.
+SHADOW = "shadow"
 #: Why the stable model answered a request routed to the canary (``<svc>_canary_fallbacks_total``):
 #: the canary is not loaded, or this pod stopped sending it traffic after too many failures.
 CANARY_FALLBACK_REASONS = ("not_ready", "stopped")

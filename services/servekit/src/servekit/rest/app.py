@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter
 
+from servekit import logs
 from servekit.admission import AdmissionLimit
 from servekit.auth import api_keys
 from servekit.capture import PredictionCapture
@@ -172,10 +173,10 @@ class Predictor:
         if self.canary is not None:
             self.canary.answered(variant, model, time.perf_counter() - start, failed=False)
             self.canary.metrics.count_outcomes(variant, outcomes)
+        captured = self.capture is not None and self.capture(model, variant, routed, records, predictions) > 0
         if self.shadow is not None:
-            self.shadow.submit(model, records, predictions, variant=variant)
-        if self.capture is not None:
-            self.capture(model, variant, routed, records, predictions)
+            captured_as = (logs.request_id.get(), routed) if captured else None
+            self.shadow.submit(model, records, predictions, variant=variant, captured_as=captured_as)
         return model, predictions
 
 
@@ -216,8 +217,6 @@ def create_app(
         runtime, spec.recipe.primary_metric, reader, settings.live_evaluation_refresh_seconds
     )
     metrics.registry.register(QualityCollector(metrics.names, live_quality.figures))
-    shadow = shadow_scorer(spec, settings, metrics, shadow_source)
-    canary = canary_router(spec, settings, metrics, canary_source)
     capture = None
     if settings.capture_percent:
         capture = PredictionCapture(
@@ -226,6 +225,8 @@ def create_app(
             on_captured=metrics.captured_instances.inc,
             on_failed=metrics.capture_failures.inc,
         )
+    shadow = shadow_scorer(spec, settings, metrics, shadow_source, capture=capture)
+    canary = canary_router(spec, settings, metrics, canary_source)
     # One admission for HTTP and gRPC alike: both answer on this process's one event loop.
     limit, instance_limit = settings.max_concurrent_requests, settings.max_concurrent_instances
     limit = spec.max_concurrent_requests if limit is None else limit
@@ -499,8 +500,11 @@ def shadow_scorer(
     settings: ServiceSettings,
     metrics: ServiceMetrics,
     source: ArtifactSource | None = None,
+    *,
+    capture: PredictionCapture | None = None,
 ) -> ShadowScorer | None:
-    """The scorer of ``<SVC>_SHADOW_MODEL_URI``'s model; None without one."""
+    """The scorer of ``<SVC>_SHADOW_MODEL_URI``'s model (capturing its answers to the requests
+    ``capture`` captures); None without one."""
     uri = settings.shadow_model_uri
     if source is None and not uri:
         return None
@@ -511,6 +515,7 @@ def shadow_scorer(
         uri=uri or "(given in code)",
         sample_rate=settings.shadow_sample_rate,
         max_pending=settings.shadow_max_pending,
+        capture=capture,
     )
 
 

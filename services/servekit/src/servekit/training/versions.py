@@ -23,6 +23,10 @@ LIVE_CI_TAG = "live.ci"
 LIVE_ANSWERS_TAG = "live.answers"
 LIVE_VERDICT_TAG = "live.verdict"
 LIVE_RUN_TAG = "live.run"
+#: A version's tags of its latest comparison as a shadow (``servekit.evaluation.shadow_tags``):
+#: against the version it shadowed, on the same answers, and the run that holds it.
+SHADOW_COMPARISON_TAG = "shadow.comparison"
+SHADOW_RUN_TAG = "shadow.run"
 #: The held-out rows' truth and primary-metric outputs, logged with each training run: ``mlp
 #: evaluate`` resamples them against the live answers instead of combining the two intervals.
 HELD_OUT_ANSWERS = "held_out_answers.json"
@@ -41,8 +45,10 @@ class VersionRow:
     ci_high: float | None
     data: str
     decision: str
-    #: The latest ``mlp evaluate --log``: the figure on live answers, their count and the verdict.
+    #: The latest ``mlp evaluate --log``: the figure on live answers, their count and the verdict,
+    #: and as a shadow, against the version it shadowed.
     live: str = ""
+    shadow: str = ""
 
 
 def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow]:
@@ -80,6 +86,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
         # The trainer's reason ("kept champion v3: roc_auc 0.85 vs ...") up to its figures.
         decision=(mv.tags or {}).get(DECISION_TAG, "").split(":")[0],
         live=_live(mv.tags or {}),
+        shadow=(mv.tags or {}).get(SHADOW_COMPARISON_TAG, ""),
     )
 
 
@@ -106,7 +113,8 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
     def figure(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
-    table = [("version", "aliases", "registered (UTC)", key, "95% CI", "data", "decision", "live")]
+    heads = ("version", "aliases", "registered (UTC)", key, "95% CI", "data", "decision", "live", "as shadow")
+    table = [heads]
     for row in rows:
         interval = "-" if row.ci_low is None else f"{figure(row.ci_low)}-{figure(row.ci_high)}"
         table.append(
@@ -119,6 +127,7 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
                 row.data or "-",
                 row.decision or "-",
                 row.live or "-",
+                row.shadow or "-",
             )
         )
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
