@@ -363,3 +363,9 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     assert client.get_run(logged[1]).data.metrics["shadow.rows"] == 300
     listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{shadow} "))
     assert listed.endswith(tags["shadow.comparison"])
+    # Promoted by hand, the operator reads the evidence beside what changed; then the champion is
+    # put back as it was.
+    promoted = mlp("promote", NAME, shadow).splitlines()
+    assert promoted[-1] == f"{NAME}: v{shadow} on live traffic: as a shadow: {tags['shadow.comparison']}"
+    restored = mlp("promote", NAME, version).splitlines()
+    assert restored[-1].startswith(f"{NAME}: v{version} on live traffic: ")

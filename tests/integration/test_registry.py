@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
@@ -168,6 +169,8 @@ def test_versions_lists_aliases_figures_and_data_newest_first(
         "data",
         "decision",
         "live",
+        "as",
+        "shadow",
     ]
     by_version = {row.split()[0]: row for row in rows}
     every = sorted((int(mv.version) for mv in client.search_model_versions(f"name='{name}'")), reverse=True)
@@ -188,7 +191,9 @@ def test_versions_lists_aliases_figures_and_data_newest_first(
         if "live.figure" in tags
         else "-"
     )
-    assert row.endswith(f"  {live}")
+    # Then its latest comparison as a shadow (test_live_evaluation shadows BankChurn's champion), else -.
+    shadow = tags.get("shadow.comparison", "-")
+    assert re.search(rf"  {re.escape(live)} +{re.escape(shadow)}$", row), row
     assert len(mlp("versions", name, "--limit", "1").splitlines()) == 3
 
 

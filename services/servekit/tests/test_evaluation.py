@@ -24,6 +24,7 @@ from servekit.evaluation import (
     Answers,
     Grouper,
     Joined,
+    Quality,
     assess,
     held_out_answers,
     held_out_parity,
@@ -39,7 +40,7 @@ from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
 from servekit.training import parity
 from servekit.training.uncertainty import Interval, paired_difference, unpaired_difference
-from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, list_versions
+from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, list_versions, live_evidence
 from servekit.training.versions import render as render_versions
 
 
@@ -1005,6 +1006,17 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
     assert listed.splitlines()[1].split()[-1] == "shadow"
     assert next(line for line in listed.splitlines() if line.startswith("2 ")).endswith(
         "mae -0.0400 (-0.0600 to -0.0200) against v1 on 812, better"
+    )
+    # What mlp promote prints of it: with the version's record as served once there is one.
+    assert live_evidence("2", tags) == (
+        "v2 on live traffic: as a shadow: mae -0.0400 (-0.0600 to -0.0200) against v1 on 812, better"
+    )
+    assert live_evidence("1", {}) == "v1 on live traffic: no record (mlp evaluate --log records one)"
+    served = Quality("toy", "2", "mae", 400, live=Interval(0.22, 0.2, 0.24), verdict="within the noise")
+    evaluation.log_run(mlflow_client, served, "captures/")
+    assert live_evidence("2", mlflow_client.get_model_version("toy", "2").tags) == (
+        "v2 on live traffic: as served: mae 0.2200 on 400, within the noise; as a shadow: mae -0.0400 "
+        "(-0.0600 to -0.0200) against v1 on 812, better"
     )
     # Without a comparison, the tag says why.
     few = evaluation.ShadowComparison("toy", "2", "1", "mae", 40, note="fewer than 100 answers")

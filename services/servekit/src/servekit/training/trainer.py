@@ -24,7 +24,7 @@ from servekit.training import baselines, parity, uncertainty
 from servekit.training.fingerprint import fingerprint
 from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
-from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA
+from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, live_evidence
 
 logger = logging.getLogger("servekit.training")
 
@@ -264,7 +264,7 @@ def _decide(
 def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     """Point ``champion`` at ``version`` by hand; returns what changed."""
     client = registry_client(tracking_uri)
-    _require_version(client, spec.name, version)
+    promoted = _require_version(client, spec.name, version)
     previous = current_champion(client, spec.name)
     client.set_registered_model_alias(spec.name, CHAMPION, version)
     client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
@@ -272,7 +272,8 @@ def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
     was = f"v{previous}" if previous else "none"
     return (
         f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
-        f"models:/{spec.name}@{CHAMPION} switch to it within {_refresh_wait(spec)}"
+        f"models:/{spec.name}@{CHAMPION} switch to it within {_refresh_wait(spec)}\n"
+        f"{spec.name}: {live_evidence(version, dict(promoted.tags or {}))}"
     )
 
 
@@ -330,11 +331,12 @@ def write_canary_share(client: Any, name: str, percent: float | None) -> None:
         client.delete_registered_model_tag(name, SHARE_TAG)
 
 
-def _require_version(client: Any, name: str, version: str) -> None:
+def _require_version(client: Any, name: str, version: str) -> Any:
+    """The registry's ``version`` of ``name``; a 404 error naming it when there is none."""
     from mlflow.exceptions import MlflowException
 
     try:
-        client.get_model_version(name, version)
+        return client.get_model_version(name, version)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise

@@ -90,6 +90,17 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
     )
 
 
+def live_evidence(version: str, tags: dict[str, str]) -> str:
+    """What the version's tags say of it on live traffic, as served and as a shadow; what
+    ``mlp promote`` prints before an operator's choice takes effect."""
+    found = [f"as served: {_live(tags)}"] if LIVE_FIGURE_TAG in tags else []
+    if SHADOW_COMPARISON_TAG in tags:
+        found.append(f"as a shadow: {tags[SHADOW_COMPARISON_TAG]}")
+    if not found:
+        return f"v{version} on live traffic: no record (mlp evaluate --log records one)"
+    return f"v{version} on live traffic: {'; '.join(found)}"
+
+
 def _live(tags: dict[str, str]) -> str:
     """``roc_auc 0.8189 on 803, within the noise``, from the tags ``mlp evaluate --log`` sets."""
     if LIVE_FIGURE_TAG not in tags:
