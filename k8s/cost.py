@@ -23,7 +23,8 @@ With ``--load SERVICE=PER_SECOND`` too, it prices a steady load: each service at
 settles at for it (within its floor and ceiling), the others at their floor. Where the overlay turns
 the prediction capture on (``<SVC>_CAPTURE_PERCENT``, the prediction-capture component), it also
 prices the log lines the capture writes, by the bytes the ``--cpu`` file measured per prediction:
-at 100 % they cost more than the pods that answer.
+at 100 % they cost more than the pods that answer. With a shadow model beside (the shadow-challenger
+component), the shadow's answers to the captured requests are lines too, at its sample rate.
 
 With a ``--cpu`` file of figures observed in production (``python -m servekit.bench.observed``
 reads them from Prometheus), ``--load-observed`` prices each service at the rate it served, its CPU
@@ -142,6 +143,14 @@ class Workload:
     spot: bool = False
     #: The share of its predictions its Pods capture to the log (``<SVC>_CAPTURE_PERCENT``).
     capture_percent: float = 0.0
+    #: The share of the captured requests a shadow model answers too, whose answers are captured
+    #: as well (``<SVC>_SHADOW_SAMPLE_RATE`` where ``<SVC>_SHADOW_MODEL_URI`` is set; 0 without one).
+    shadow_share: float = 0.0
+
+    @property
+    def lines_per_capture(self) -> float:
+        """Log lines a captured prediction writes: its own, and the shadow's answer's if any."""
+        return 1.0 + self.shadow_share
 
 
 def container_requests(container: Obj, owner: str) -> Requests:
@@ -195,22 +204,48 @@ def runs_on_spot(pod_spec: Obj) -> bool:
     return any(required.get(label) == frozenset([value]) for label, value in SPOT_NODE_LABELS.items())
 
 
-def capture_percent(pod_spec: Obj, config_maps: Mapping[str, Obj], owner: str) -> float:
-    """The ``<SVC>_CAPTURE_PERCENT`` a Pod's containers run with: from their ``env``, or the ConfigMaps
-    their ``envFrom`` reads; 0 (the capture off) where none sets it."""
-    found = [0.0]
+def container_settings(pod_spec: Obj, config_maps: Mapping[str, Obj]) -> list[dict[str, str]]:
+    """Each container's settings as it runs: the ConfigMaps its ``envFrom`` reads, then its ``env``
+    (which wins, as in a Pod)."""
+    found = []
     for container in pod_spec["containers"]:
         settings: dict[str, str] = {}
         for source in container.get("envFrom", []):
             name = source.get("configMapRef", {}).get("name")
             settings.update(config_maps.get(name, {}).get("data", {}))
         settings.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+        found.append(settings)
+    return found
+
+
+def _number(owner: str, key: str, value: str, what: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise CostError(f"{owner}: {key}={value!r} is not {what}") from None
+
+
+def capture_percent(pod_spec: Obj, config_maps: Mapping[str, Obj], owner: str) -> float:
+    """The ``<SVC>_CAPTURE_PERCENT`` a Pod's containers run with; 0 (the capture off) where none sets it."""
+    found = [0.0]
+    for settings in container_settings(pod_spec, config_maps):
+        found += [
+            _number(owner, key, value, "a percentage")
+            for key, value in settings.items()
+            if key.endswith("_CAPTURE_PERCENT")
+        ]
+    return max(found)
+
+
+def shadow_share(pod_spec: Obj, config_maps: Mapping[str, Obj], owner: str) -> float:
+    """The share of requests a Pod's shadow model answers (``<SVC>_SHADOW_SAMPLE_RATE``, 1 unless
+    set, as the service reads it) where ``<SVC>_SHADOW_MODEL_URI`` names one; 0 without one."""
+    found = [0.0]
+    for settings in container_settings(pod_spec, config_maps):
         for key, value in settings.items():
-            if key.endswith("_CAPTURE_PERCENT"):
-                try:
-                    found.append(float(value))
-                except ValueError:
-                    raise CostError(f"{owner}: {key}={value!r} is not a percentage") from None
+            if key.endswith("_SHADOW_MODEL_URI") and value:
+                rate = key.removesuffix("_MODEL_URI") + "_SAMPLE_RATE"
+                found.append(_number(owner, rate, settings.get(rate, "1"), "a share"))
     return max(found)
 
 
@@ -265,6 +300,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
                 target,
                 runs_on_spot(pod_spec),
                 capture_percent(pod_spec, config_maps, f"{kind}/{name}"),
+                shadow_share(pod_spec, config_maps, f"{kind}/{name}"),
             )
         )
     return found
@@ -544,7 +580,8 @@ def captured_gib(predictions: float, workload: Workload, figures: Mapping[str, A
             f"{workload.name} captures {workload.capture_percent:g} % of its predictions, and the --cpu file "
             f"has no capture_bytes_per_prediction for {kind!r}: {measure}"
         )
-    return predictions * workload.capture_percent / 100 * float(figures["capture_bytes_per_prediction"]) / GIB
+    lines = predictions * workload.capture_percent / 100 * workload.lines_per_capture
+    return lines * float(figures["capture_bytes_per_prediction"]) / GIB
 
 
 def operational_gib(predictions: float, figures: Mapping[str, Any]) -> float:
@@ -572,8 +609,10 @@ def log_lines(
         if workload.capture_percent:
             month = captured_gib(predictions, workload, figures, kind)
             gib += month
+            share = workload.shadow_share
+            shadowed = f" (and its shadow's answers to {share:.0%} of them)" if share else ""
             lines.append(
-                f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s at "
+                f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s{shadowed} at "
                 f"{figures['capture_bytes_per_prediction']:,} bytes a line: {month:,.0f} GiB a month"
             )
         if OPERATIONAL_BYTES in figures:

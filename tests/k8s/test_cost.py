@@ -405,6 +405,58 @@ def test_the_capture_percentage_is_what_the_pods_environment_sets() -> None:
         cost.workloads(capturing("all"))
 
 
+def test_a_shadow_models_captured_answers_are_lines_too_at_its_sample_rate() -> None:
+    shadowed = container(
+        "s",
+        "500m",
+        "512Mi",
+        envFrom=[{"configMapRef": {"name": "settings"}}],
+        env=[{"name": "BANKCHURN_SHADOW_SAMPLE_RATE", "value": "0.25"}],
+    )
+    uri = {"name": "NLPINSIGHT_SHADOW_MODEL_URI", "value": "models:/nlpinsight@challenger"}
+    every = container("s", "500m", "512Mi", env=[uri])
+    objects = [
+        config_map("settings", BANKCHURN_SHADOW_MODEL_URI="models:/bankchurn@challenger"),
+        deployment("sampled", [shadowed], replicas=1),
+        deployment("every", [every], replicas=1),  # 1 unless set, as the service reads it
+        deployment(
+            "none",
+            [container("s", "500m", "512Mi", env=[{"name": "X_SHADOW_MODEL_URI", "value": ""}])],
+            replicas=1,
+        ),
+    ]
+    found = {w.name: w.shadow_share for w in cost.workloads(objects)}
+    assert found == {"sampled": 0.25, "every": 1.0, "none": 0.0}
+    prices = PRICES["gke"]
+    server = container("s", "500m", "512Mi", envFrom=[{"configMapRef": {"name": "bankchurn"}}])
+    with_shadow = [
+        config_map(
+            "bankchurn",
+            BANKCHURN_CAPTURE_PERCENT="50",
+            BANKCHURN_SHADOW_MODEL_URI="models:/bankchurn@challenger",
+            BANKCHURN_SHADOW_SAMPLE_RATE="0.5",
+        ),
+        deployment("bankchurn", [server]),
+        hpa("bankchurn", 2, 10),
+    ]
+    load, figures = {"bankchurn": 100.0}, measured_with_capture(1024)
+    _, alone = cost.log_lines(cost.workloads(capturing("50")), prices, figures, load, "predict+explain")
+    _, beside = cost.log_lines(cost.workloads(with_shadow), prices, figures, load, "predict+explain")
+    # Half captured, and the shadow answers half of those: 1.5 lines a captured prediction.
+    gib = 50 * 1.5 * 1024 * 3600 * cost.HOURS_PER_MONTH / GIB
+    assert beside[0] == (
+        f"  bankchurn captures 50 % of 100/s (and its shadow's answers to 50% of them) at 1,024 bytes a "
+        f"line: {gib:,.0f} GiB a month"
+    )
+    assert alone[0].endswith(f"{gib / 1.5:,.0f} GiB a month")
+    half = {"name": "NLPINSIGHT_SHADOW_SAMPLE_RATE", "value": "half"}
+    bad = container("s", "1", "1Gi", env=[uri, half])
+    with pytest.raises(
+        cost.CostError, match="Deployment/bad: NLPINSIGHT_SHADOW_SAMPLE_RATE='half' is not a share"
+    ):
+        cost.workloads([deployment("bad", [bad])])
+
+
 def measured_with_capture(bytes_per_line: int | None) -> dict[str, Any]:
     figures: dict[str, Any] = {"cpu_ms_per_prediction": 2.0, "cores": 0.3}
     if bytes_per_line is not None:
