@@ -84,6 +84,8 @@ SPOT_NODE_LABELS = {
 #: The --cpu kind of figures read from production's Prometheus (python -m servekit.bench.observed),
 #: and what only those figures carry: the access and service log bytes of a prediction.
 OBSERVED = "observed"
+#: The measured kind whose capture line a shadow's answer writes: a prediction, never explained.
+SHADOW_LINE_KIND = "predict"
 OPERATIONAL_BYTES = "operational_log_bytes_per_prediction"
 QUANTITY = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$")
 
@@ -146,11 +148,6 @@ class Workload:
     #: The share of the captured requests a shadow model answers too, whose answers are captured
     #: as well (``<SVC>_SHADOW_SAMPLE_RATE`` where ``<SVC>_SHADOW_MODEL_URI`` is set; 0 without one).
     shadow_share: float = 0.0
-
-    @property
-    def lines_per_capture(self) -> float:
-        """Log lines a captured prediction writes: its own, and the shadow's answer's if any."""
-        return 1.0 + self.shadow_share
 
 
 def container_requests(container: Obj, owner: str) -> Requests:
@@ -558,7 +555,7 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
                 f"answer {floor_month / 1e6:,.0f} million a month"
             )
             if workload.capture_percent:
-                logged = captured_gib(1e6, workload, figures, kind) * per_gib
+                logged = captured_gib(1e6, workload, kinds, kind) * per_gib
                 line += f"; captured ({workload.capture_percent:g} %), ${logged:.4f} per million in log lines"
             if OPERATIONAL_BYTES in figures:
                 logged = operational_gib(1e6, figures) * per_gib
@@ -567,8 +564,10 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
     return lines
 
 
-def captured_gib(predictions: float, workload: Workload, figures: Mapping[str, Any], kind: str) -> float:
-    """GiB of log lines ``predictions`` write at the workload's capture percentage."""
+def captured_gib(predictions: float, workload: Workload, kinds: Mapping[str, Any], kind: str) -> float:
+    """GiB of log lines ``predictions`` of ``kind`` write at the workload's capture percentage, and
+    its shadow's answers to them (``kinds``: the service's figures of every kind measured)."""
+    figures = kinds[kind]
     if "capture_bytes_per_prediction" not in figures:
         measure = (
             "python -m servekit.bench.observed read none (the capture was off in the window): price the "
@@ -580,8 +579,18 @@ def captured_gib(predictions: float, workload: Workload, figures: Mapping[str, A
             f"{workload.name} captures {workload.capture_percent:g} % of its predictions, and the --cpu file "
             f"has no capture_bytes_per_prediction for {kind!r}: {measure}"
         )
-    lines = predictions * workload.capture_percent / 100 * workload.lines_per_capture
-    return lines * float(figures["capture_bytes_per_prediction"]) / GIB
+    served_bytes, shadow_bytes = line_bytes(kinds, kind)
+    captured = predictions * workload.capture_percent / 100
+    return captured * (served_bytes + workload.shadow_share * shadow_bytes) / GIB
+
+
+def line_bytes(kinds: Mapping[str, Any], kind: str) -> tuple[float, float]:
+    """The bytes of a captured line of ``kind``, and of a shadow's answer's line beside it: a shadow
+    never explains, so its line weighs a ``predict`` line where one was measured. An observed figure
+    is already the mean line of both, as the pods wrote them."""
+    served = float(kinds[kind]["capture_bytes_per_prediction"])
+    shadow_figures = kinds[kind] if kind == OBSERVED else kinds.get(SHADOW_LINE_KIND, kinds[kind])
+    return served, float(shadow_figures.get("capture_bytes_per_prediction", served))
 
 
 def operational_gib(predictions: float, figures: Mapping[str, Any]) -> float:
@@ -607,13 +616,16 @@ def log_lines(
         figures = cpu["services"][service][kind]
         predictions = per_second * 3600 * HOURS_PER_MONTH
         if workload.capture_percent:
-            month = captured_gib(predictions, workload, figures, kind)
+            month = captured_gib(predictions, workload, cpu["services"][service], kind)
             gib += month
-            share = workload.shadow_share
-            shadowed = f" (and its shadow's answers to {share:.0%} of them)" if share else ""
+            served_bytes, shadow_bytes = line_bytes(cpu["services"][service], kind)
+            weighs = f"{served_bytes:,.0f} bytes a line"
+            if workload.shadow_share:
+                share = workload.shadow_share
+                weighs += f", and its shadow's answers to {share:.0%} of them at {shadow_bytes:,.0f}"
             lines.append(
-                f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s{shadowed} at "
-                f"{figures['capture_bytes_per_prediction']:,} bytes a line: {month:,.0f} GiB a month"
+                f"  {service} captures {workload.capture_percent:g} % of {per_second:g}/s at {weighs}: "
+                f"{month:,.0f} GiB a month"
             )
         if OPERATIONAL_BYTES in figures:
             month = operational_gib(predictions, figures)

@@ -445,10 +445,16 @@ def test_a_shadow_models_captured_answers_are_lines_too_at_its_sample_rate() -> 
     # Half captured, and the shadow answers half of those: 1.5 lines a captured prediction.
     gib = 50 * 1.5 * 1024 * 3600 * cost.HOURS_PER_MONTH / GIB
     assert beside[0] == (
-        f"  bankchurn captures 50 % of 100/s (and its shadow's answers to 50% of them) at 1,024 bytes a "
-        f"line: {gib:,.0f} GiB a month"
+        f"  bankchurn captures 50 % of 100/s at 1,024 bytes a line, and its shadow's answers to 50% of "
+        f"them at 1,024: {gib:,.0f} GiB a month"
     )
     assert alone[0].endswith(f"{gib / 1.5:,.0f} GiB a month")
+    # A shadow never explains: where a predict line was measured, its answers weigh what one does.
+    figures["services"]["bankchurn"]["predict"] = {**figures["services"]["bankchurn"]["predict+explain"]}
+    figures["services"]["bankchurn"]["predict"]["capture_bytes_per_prediction"] = 512
+    _, lighter = cost.log_lines(cost.workloads(with_shadow), prices, figures, load, "predict+explain")
+    lighter_gib = 50 * (1024 + 0.5 * 512) * 3600 * cost.HOURS_PER_MONTH / GIB
+    assert lighter[0].endswith(f"50% of them at 512: {lighter_gib:,.0f} GiB a month")
     half = {"name": "NLPINSIGHT_SHADOW_SAMPLE_RATE", "value": "half"}
     bad = container("s", "1", "1Gi", env=[uri, half])
     with pytest.raises(
