@@ -990,6 +990,7 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
     run = mlflow_client.get_run(run_id)
     assert run.data.tags[evaluation.KIND_TAG] == evaluation.SHADOW_KIND
     assert (run.data.tags["model.version"], run.data.tags["shadow.served_version"]) == ("2", "1")
+    assert run.data.tags["shadow.verdict"] == "better"
     assert run.data.metrics == {
         "shadow.rows": 812,
         "shadow.mae": 0.21,

@@ -37,16 +37,6 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     so MLflow keeps a version's live record beside its training runs. The version's tags
     (:func:`version_tags`) hold the latest, which ``mlp versions`` shows. Returns the run id.
     """
-    from mlflow.entities import Metric
-
-    experiment = client.get_experiment_by_name(quality.name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(quality.name)
-    run = client.create_run(
-        experiment_id,
-        run_name=f"{quality.name}-v{quality.version}-live",
-        tags={KIND_TAG: KIND, "model.version": quality.version, "evaluation.captures": source},
-    )
-    run_id = str(run.info.run_id)
     key = quality.metric
     figures = {"live.rows": float(quality.rows)}
     if quality.live is not None:
@@ -70,13 +60,25 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
             for c in changes
         }
     )
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(name, value, now, 0) for name, value in figures.items()])
-    client.set_tag(run_id, LIVE_VERDICT_TAG, verdict(quality))
-    with run_links_unprinted():
-        client.set_terminated(run_id)
+    tags = {KIND_TAG: KIND, "model.version": quality.version, "evaluation.captures": source}
+    tags[LIVE_VERDICT_TAG] = verdict(quality)
+    run_id = _logged(client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures)
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
+    return run_id
+
+
+def _logged(client: Any, name: str, run_name: str, tags: dict[str, str], figures: dict[str, float]) -> str:
+    """A finished run of the service's experiment (made if missing) with these tags and metrics."""
+    from mlflow.entities import Metric
+
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
+    run_id = str(client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items()])
+    with run_links_unprinted():
+        client.set_terminated(run_id)
     return run_id
 
 
@@ -88,37 +90,28 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
     with its paired interval, and the answers compared. The live tags (``live.*``) are left alone:
     they are the version's record as served, which the pods export.
     """
-    from mlflow.entities import Metric
-
-    name, key = comparison.name, comparison.metric
-    experiment = client.get_experiment_by_name(name)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
-    run = client.create_run(
-        experiment_id,
-        run_name=f"{name}-v{comparison.shadow}-shadow-of-v{comparison.served}",
-        tags={
-            KIND_TAG: SHADOW_KIND,
-            "model.version": comparison.shadow,
-            "shadow.served_version": comparison.served,
-            "evaluation.captures": source,
-        },
-    )
-    run_id = str(run.info.run_id)
+    name, key, d = comparison.name, comparison.metric, comparison.difference
     figures = {"shadow.rows": float(comparison.rows)}
-    if comparison.difference is not None:
+    if d is not None and comparison.shadow_figure is not None and comparison.served_figure is not None:
         figures.update(
             {
-                f"shadow.{key}": float(comparison.shadow_figure or 0.0),
-                f"shadow.served.{key}": float(comparison.served_figure or 0.0),
-                f"shadow.{key}_minus_served": comparison.difference.estimate,
-                f"shadow.{key}_minus_served_ci_low": comparison.difference.low,
-                f"shadow.{key}_minus_served_ci_high": comparison.difference.high,
+                f"shadow.{key}": comparison.shadow_figure,
+                f"shadow.served.{key}": comparison.served_figure,
+                f"shadow.{key}_minus_served": d.estimate,
+                f"shadow.{key}_minus_served_ci_low": d.low,
+                f"shadow.{key}_minus_served_ci_high": d.high,
             }
         )
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in figures.items()])
-    with run_links_unprinted():
-        client.set_terminated(run_id)
+    tags = {
+        KIND_TAG: SHADOW_KIND,
+        "model.version": comparison.shadow,
+        "shadow.served_version": comparison.served,
+        "shadow.verdict": comparison.verdict or f"no comparison: {comparison.note}",
+        "evaluation.captures": source,
+    }
+    run_id = _logged(
+        client, name, f"{name}-v{comparison.shadow}-shadow-of-v{comparison.served}", tags, figures
+    )
     for tag, value in shadow_tags(comparison, run_id).items():
         client.set_model_version_tag(name, comparison.shadow, tag, value)
     return run_id
