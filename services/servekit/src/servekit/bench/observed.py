@@ -14,7 +14,9 @@ observed to serve. Per service, over the window:
   ``service:process_cpu_seconds_per_prediction:ratio_rate5m`` records every 5 minutes;
 * ``cores``: that CPU per ready replica, on average: how near the HPA's target the pods ran;
 * ``capture_bytes_per_prediction``: the bytes of the capture's log lines over the instances it
-  captured (present only where the capture was on);
+  captured (present only where the capture was on); ``captured_share``, those lines over the
+  predictions (a shadow model's captured answers are lines too, so with one it can pass the
+  capture's percentage: it is what the log bill counts);
 * ``operational_log_bytes_per_prediction``: the access log's and every other logger's bytes over
   the predictions, which ``make cost``'s own measurement cannot know;
 * ``rate_profile``: the rate at about 240 points of the window, which ``--load-observed`` prices
