@@ -20,6 +20,7 @@ from processes import (
     start_mlflow,
     start_service,
 )
+from registered import registered_again
 from servekit import cli, registry
 from servekit.training.trainer import TrainResult, train
 
@@ -90,11 +91,13 @@ def live_services(
     They serve the version they started with: test_registry moves the champion and back
     while they may be running (following an alias has its own test in test_live_service).
     Each also serves the Open Inference Protocol over gRPC (``Server.grpc_port``), shadows
-    its champion's own run (``runs:/``, so not skipped as the same registry version), and runs
-    that run as a canary at 0 % (only requests with ``X-Model-Variant: canary`` reach it, so
+    its champion's model registered again as a version of its own (no alias; so not skipped as
+    the same registry version, and a version its comparison can be recorded on), and runs the
+    champion's run as a canary at 0 % (only requests with ``X-Model-Variant: canary`` reach it, so
     every other test sees the champion answer): every gRPC, shadow and canary metric and
     dashboard panel gets live data.
     """
+    shadows = {name: registered_again(mlflow_server, registered[name]) for name in SERVICES}
     servers = {
         name: start_service(
             name,
@@ -104,7 +107,7 @@ def live_services(
                 f"{name.upper()}_MODEL_REFRESH_SECONDS": "0",
                 # The live quality panels' series appear within a second of an evaluation logged.
                 f"{name.upper()}_LIVE_EVALUATION_REFRESH_SECONDS": "1",
-                f"{name.upper()}_SHADOW_MODEL_URI": f"runs:/{registered[name].run_id}/model",
+                f"{name.upper()}_SHADOW_MODEL_URI": f"models:/{name}/{shadows[name]}",
                 f"{name.upper()}_CANARY_MODEL_URI": f"runs:/{registered[name].run_id}/model",
                 f"{name.upper()}_CANARY_TRAFFIC_PERCENT": "0",
             },

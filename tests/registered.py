@@ -42,3 +42,14 @@ def corrupt_copy(client: mlflow.MlflowClient, version: str, directory: Path) -> 
     client.log_artifacts(run.info.run_id, str(model_dir), "model")
     client.set_terminated(run.info.run_id)
     return client.create_model_version("bankchurn", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+
+
+def registered_again(mlflow_server: Server, trained: TrainResult) -> str:
+    """The version ``trained`` registered, registered again (the same model, no alias): its number."""
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    original = client.get_model_version(trained.name, trained.version)
+    model_id = str(original.source).removeprefix("models:/")
+    again = client.create_model_version(
+        trained.name, original.source, run_id=original.run_id, model_id=model_id
+    )
+    return str(again.version)

@@ -176,6 +176,27 @@ def live_quality_queries(service: str) -> tuple[tuple[str, str], ...]:
     )
 
 
+def shadow_comparison_queries(service: str) -> tuple[tuple[str, str], ...]:
+    """The shadow comparison panel's queries, per shadow version: its primary metric minus the
+    served version's on the same requests' answers (and the interval), the verdict held, and the
+    answers paired; the shadow's version is its ``shadow_model_info``'s."""
+    n = MetricNames(service)
+    inst = 'instance=~"$instance"'
+
+    def of_shadow(expr: str) -> str:
+        return f"{expr} * on (instance, job) group_left (version) {n.shadow_model_info}"
+
+    difference = of_shadow(f"{n.shadow_live_difference}{{{inst}}}")
+    return (
+        (f"max by (version, against, bound) ({difference})", "v{{version}} - v{{against}} {{bound}}"),
+        (
+            f"max by (version, verdict) ({of_shadow(f'({n.shadow_live_verdict}{{{inst}}} == 1)')})",
+            "v{{version}}: {{verdict}}",
+        ),
+        (f"max by (version) ({of_shadow(f'{n.shadow_live_answers}{{{inst}}}')})", "v{{version}} answers"),
+    )
+
+
 def versioned(expr: str, names: MetricNames) -> str:
     """``expr`` per target, labelled with the version of the model that target serves.
 

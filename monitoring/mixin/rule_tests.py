@@ -29,7 +29,17 @@ from mixin.cluster import (
     live_evaluation,
     replica_queries,
 )
-from mixin.common import FAST_BURN, SCRAPE_INTERVAL, SLOW_BURN, GiB, le, live_quality_queries, objectives, sel
+from mixin.common import (
+    FAST_BURN,
+    SCRAPE_INTERVAL,
+    SLOW_BURN,
+    GiB,
+    le,
+    live_quality_queries,
+    objectives,
+    sel,
+    shadow_comparison_queries,
+)
 from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.recorded import (
     CONCURRENCY,
@@ -1014,7 +1024,8 @@ def rule_test_file(service: str) -> dict[str, Any]:
         + replica_panel_tests(service)
         + autoscaler_condition_panel_tests(service)
         + evaluation_panel_tests(service)
-        + live_quality_panel_tests(service),
+        + live_quality_panel_tests(service)
+        + shadow_comparison_panel_tests(service),
     }
 
 
@@ -1205,6 +1216,36 @@ def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:
         [({"version": "3"}, 2)],
     ]  # fmt: skip
     return panel_sample_tests("live quality panels", live_quality_queries(service), series, expected)
+
+
+def shadow_comparison_panel_tests(service: str) -> list[dict[str, Any]]:
+    """The shadow comparison panel, over two pods shadowing with version 5 against version 4: one
+    exports its comparison (better, by 0.03, on 900 answers), the other not yet. The figures are
+    the shadow's version's (not the served one's), and the verdict query gives the verdict held."""
+    n = MetricNames(service)
+    series: dict[str, str] = {}
+    for instance, compared in (("10.0.0.1:8080", True), ("10.0.0.2:8080", False)):
+        target = {"instance": instance, "job": "model-servers", "service": service}
+        series[series_str(n.model_info, {**target, "version": "4", "run_id": "run-4"})] = "1x10"
+        series[series_str(n.shadow_model_info, {**target, "version": "5", "run_id": "run-5"})] = "1x10"
+        if not compared:
+            continue
+        for bound, value in (("estimate", 0.03), ("ci_low", 0.01), ("ci_high", 0.05)):
+            labels = {**target, "metric": "roc_auc", "bound": bound, "against": "4"}
+            series[series_str(n.shadow_live_difference, labels)] = f"{value}x10"
+        for verdict in LIVE_VERDICTS:
+            series[series_str(n.shadow_live_verdict, {**target, "verdict": verdict})] = (
+                f"{int(verdict == 'better')}x10"
+            )
+        series[series_str(n.shadow_live_answers, target)] = "900x10"
+    expected: list[list[tuple[dict[str, str], float]]] = [
+        [({"version": "5", "against": "4", "bound": "ci_high"}, 0.05),
+         ({"version": "5", "against": "4", "bound": "ci_low"}, 0.01),
+         ({"version": "5", "against": "4", "bound": "estimate"}, 0.03)],
+        [({"version": "5", "verdict": "better"}, 1)],
+        [({"version": "5"}, 900)],
+    ]  # fmt: skip
+    return panel_sample_tests("shadow comparison panel", shadow_comparison_queries(service), series, expected)
 
 
 def panel_tests(

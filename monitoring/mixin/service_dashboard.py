@@ -21,6 +21,7 @@ from mixin.common import (
     objectives,
     sel,
     service_dashboard_uid,
+    shadow_comparison_queries,
 )
 from mixin.grafana import (
     DATASOURCE,
@@ -756,6 +757,22 @@ def service_dashboard(service: str) -> dict[str, Any]:
             [(f"histogram_quantile({q}, {difference})", f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99)],
         ),
         9,
+        8,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Shadow against served on the truth: paired difference, verdict, answers",
+            "The shadow version's primary metric minus the served version's (against), on the same "
+            "requests' answers joined with the truth that came later, with its paired bootstrap 95 % "
+            "interval, as the latest mlp evaluate --log recorded it (the capture must be on: the shadow's "
+            "answers to the captured requests are captured too); the verdict (better or worse beyond the "
+            "noise, within it, or none), and the answers paired. Which of the two was right, where the "
+            "agreement says only how often they differ. No data: the shadow version was never compared.",
+            "none",
+            list(shadow_comparison_queries(service)),
+        ),
+        12,
         8,
     )
     g.add(

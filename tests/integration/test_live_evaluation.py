@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from processes import Server, metric_value, start_service
+from registered import registered_again
 from servekit import registry
 from servekit.evaluation import KIND, KIND_TAG
 from servekit.metrics import MetricNames
@@ -294,46 +295,43 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     registered: dict[str, TrainResult],
     tmp_path: Path,
     mlp: Callable[..., str],
+    request: pytest.FixtureRequest,
 ) -> None:
     """The champion's model registered again as a new version with no alias, and loaded as the
     shadow: its captured answers meet the served ones request for request, and as the two are the
-    same model, the paired difference is exactly 0 in every sample."""
+    same model, the paired difference is exactly 0 in every sample. The server serving them reads
+    the comparison back for its Shadow series."""
     names = MetricNames(NAME)
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
     version = registered[NAME].version
-    champion = client.get_model_version(NAME, version)
-    shadow = client.create_model_version(
-        NAME, champion.source, run_id=champion.run_id, model_id=champion.source.removeprefix("models:/")
-    ).version
+    shadow = registered_again(mlflow_server, registered[NAME])
     env = {
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "BANKCHURN_MODEL_URI": f"models:/{NAME}/{version}",
         "BANKCHURN_SHADOW_MODEL_URI": f"models:/{NAME}/{shadow}",
+        "BANKCHURN_LIVE_EVALUATION_REFRESH_SECONDS": "1",
         **CAPTURING,
     }
     frame, rows = customers(300, 13)
     server = start_service(NAME, tmp_path, env, label="bankchurn-shadow-evaluate")
-    try:
-        server.wait_for("/readyz")
-        deadline = time.monotonic() + 60
-        while not httpx.get(f"{server.url}/model").json()["shadow"]["ready"]:
-            assert time.monotonic() < deadline, "the shadow did not load: " + server.logs()[-2000:]
-            time.sleep(0.5)
-        for start in range(0, 300, BATCH):
-            response = httpx.post(
-                f"{server.url}/predict/batch",
-                json={"instances": rows[start : start + BATCH]},
-                headers={"X-Request-ID": f"shadowed-{start // BATCH}"},
-            )
-            assert response.status_code == 200, response.text
-        # The shadow's worker captures its answers once it has scored them.
-        while metric_value(server, names.captured_instances_total) < 600:
-            assert time.monotonic() < deadline, (
-                "the shadow's answers were not captured: " + server.logs()[-2000:]
-            )
-            time.sleep(0.2)
-    finally:
-        server.stop()
+    # Served until the end: the pod reads the comparison logged below while its shadow runs.
+    request.addfinalizer(server.stop)
+    server.wait_for("/readyz")
+    deadline = time.monotonic() + 60
+    while not httpx.get(f"{server.url}/model").json()["shadow"]["ready"]:
+        assert time.monotonic() < deadline, "the shadow did not load: " + server.logs()[-2000:]
+        time.sleep(0.5)
+    for start in range(0, 300, BATCH):
+        response = httpx.post(
+            f"{server.url}/predict/batch",
+            json={"instances": rows[start : start + BATCH]},
+            headers={"X-Request-ID": f"shadowed-{start // BATCH}"},
+        )
+        assert response.status_code == 200, response.text
+    # The shadow's worker captures its answers once it has scored them.
+    while metric_value(server, names.captured_instances_total) < 600:
+        assert time.monotonic() < deadline, "the shadow's answers were not captured: " + server.logs()[-2000:]
+        time.sleep(0.2)
     truth = tmp_path / "truth.csv"
     exited = frame[registry.get_service(NAME).recipe.target].tolist()
     lines = [f"shadowed-{i // BATCH},{i % BATCH},{y}" for i, y in enumerate(exited)]
@@ -361,6 +359,18 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     )
     assert tags["shadow.run"] == logged[1]
     assert client.get_run(logged[1]).data.metrics["shadow.rows"] == 300
+    # The server whose shadow it is reads it within its refresh: GET /model and the Shadow series.
+    deadline = time.monotonic() + 30
+    while (
+        (httpx.get(f"{server.url}/model").json()["shadow"]["live_comparison"]["latest"] or {}).get("run_id")
+    ) != logged[1]:
+        assert time.monotonic() < deadline, "the pod did not read the comparison: " + server.logs()[-2000:]
+        time.sleep(0.5)
+    for bound in ("estimate", "ci_low", "ci_high"):
+        labels = {"metric": "roc_auc", "bound": bound, "against": version}
+        assert metric_value(server, names.shadow_live_difference, **labels) == 0.0
+    assert metric_value(server, names.shadow_live_answers) == 300
+    assert metric_value(server, names.shadow_live_verdict, verdict="within the noise") == 1
     listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{shadow} "))
     assert listed.endswith(tags["shadow.comparison"])
     # Promoted by hand, the operator reads the evidence beside what changed; then the champion is

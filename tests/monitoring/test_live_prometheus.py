@@ -47,7 +47,7 @@ from processes import (
 from scripts import MONITORING, load_k8s_cost
 from servekit import auth, registry
 from servekit.bench import observed
-from servekit.evaluation import Quality, log_run
+from servekit.evaluation import Quality, ShadowComparison, log_run, log_shadow_run
 from servekit.metrics import MetricNames
 from servekit.metrics.names import CAPTURE_LOGGER
 from servekit.training.trainer import TrainResult
@@ -135,9 +135,10 @@ def prometheus(
 
 @pytest.fixture(scope="module")
 def live_evaluations(mlflow_server: Server, live_services: dict[str, Server]) -> None:
-    """A live evaluation of each served version, logged as ``mlp evaluate --log`` logs one: the
-    pods read it back (every second here) for the live quality panels. Its figure is the version's
-    held-out one: ``test_live_evaluation`` scores real captured answers; here the series matter."""
+    """A live evaluation of each served version, and a comparison of its shadow version with it,
+    logged as ``mlp evaluate --log`` logs them: the pods read them back (every second here) for the
+    live quality and shadow comparison panels. The figures are the version's held-out one (and no
+    difference): ``test_live_evaluation`` scores real captured answers; here the series matter."""
     import mlflow
 
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
@@ -150,6 +151,12 @@ def live_evaluations(mlflow_server: Server, live_services: dict[str, Server]) ->
             name, served["version"], metric, 500, live=held_out, held_out=held_out, verdict="within the noise"
         )
         log_run(client, quality, "test_live_prometheus")
+        shadow = served["shadow"]["version"]
+        compared = ShadowComparison(
+            name, shadow, served["version"], metric, 500, held_out.estimate, held_out.estimate,
+            Interval(0.0, -0.01, 0.01), "within the noise",
+        )  # fmt: skip
+        log_shadow_run(client, compared, "test_live_prometheus")
 
 
 def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:

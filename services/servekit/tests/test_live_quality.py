@@ -12,13 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 from toy import TOY, ToyModel
 
-from servekit.evaluation import Quality, log_run
-from servekit.live_quality import LiveQualityFollower, LiveRecord, read_live_record
+from servekit.evaluation import Quality, ShadowComparison, log_run, log_shadow_run
+from servekit.live_quality import AS_SHADOW, LiveQualityFollower, LiveRecord, read_live_record
 from servekit.metrics import MetricNames, ServiceMetrics
 from servekit.metrics.names import LIVE_VERDICTS
-from servekit.metrics.quality import Figure, QualityCollector
+from servekit.metrics.quality import Figure, QualityCollector, ShadowQualityCollector
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.runtime import ModelRuntime
@@ -117,7 +118,7 @@ def artifact(toy_trained: tuple[ModelArtifact, Split]) -> ModelArtifact:
     return dataclasses.replace(toy_trained[0], version="1", training_metrics=HELD_OUT)
 
 
-def exported(collector: QualityCollector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def exported(collector: Collector) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry()
     registry.register(collector)
     return {
@@ -250,3 +251,59 @@ def test_the_verdicts_exported_are_the_evaluations_and_none() -> None:
     from servekit.evaluation.quality import Verdict
 
     assert (*get_args(Verdict), "none") == LIVE_VERDICTS
+
+
+def test_a_shadows_latest_comparison_is_read_from_its_version_and_exported_against_the_served_one(
+    mlflow_client: Any, artifact: ModelArtifact
+) -> None:
+    """``log_shadow_run`` writes it, ``read_live_record(kind=AS_SHADOW)`` reads it back, and the
+    follower of the shadow's runtime exports the paired difference, the answers and the verdict."""
+    compared = ShadowComparison(
+        "toy", "2", "1", "mae", 812, 0.21, 0.25, Interval(-0.04, -0.06, -0.02), "better"
+    )
+    run_id = log_shadow_run(mlflow_client, compared, "captures/")
+    found = read_live_record(mlflow_client, "toy", "2", "mae", kind=AS_SHADOW)
+    assert found is not None
+    assert (found.run_id, found.against, found.answers, found.verdict) == (run_id, "1", 812, "better")
+    assert found.figure == Figure(pytest.approx(-0.04), pytest.approx(-0.06), pytest.approx(-0.02))
+    assert found.describe()["against"] == "1"
+    assert read_live_record(mlflow_client, "toy", "2", "mae") is None  # its record as served: apart
+
+    shadow = {"version": "2"}
+    runtime = ModelRuntime(
+        ToyModel, lambda: dataclasses.replace(artifact, version=shadow["version"]), ServiceMetrics("toy")
+    )
+    reader = Reader()
+    follower = LiveQualityFollower(runtime, "mae", reader, interval=60)
+    collector = ShadowQualityCollector(MetricNames("toy"), follower.shadow_figures)
+    assert exported(collector) == {}  # no shadow loaded
+    asyncio.run(runtime.load_until_ready())
+    asyncio.run(follower.check())
+    assert exported(collector) == {}  # never compared: no series, not zeros
+    reader.records["2"] = found
+    asyncio.run(follower.check())
+    assert exported(collector) == {
+        **{
+            (
+                "toy_shadow_live_difference",
+                (("against", "1"), ("bound", bound), ("metric", "mae")),
+            ): pytest.approx(value)
+            for bound, value in (("estimate", -0.04), ("ci_low", -0.06), ("ci_high", -0.02))
+        },
+        ("toy_shadow_live_answers", ()): 812,
+        **{("toy_shadow_live_verdict", (("verdict", v),)): float(v == "better") for v in LIVE_VERDICTS},
+    }
+    # The challenger moves to version 3: version 2's comparison is not shown for it.
+    shadow["version"] = "3"
+    runtime.model = None
+    asyncio.run(runtime.load_until_ready())
+    assert exported(collector) == {}
+    # A comparison without a figure: the answers and verdict none, no difference.
+    reader.records["3"] = dataclasses.replace(
+        found, version="3", figure=None, verdict="no comparison: too few"
+    )
+    asyncio.run(follower.check())
+    assert exported(collector) == {
+        ("toy_shadow_live_answers", ()): 812,
+        **{("toy_shadow_live_verdict", (("verdict", v),)): float(v == "none") for v in LIVE_VERDICTS},
+    }

@@ -8,6 +8,10 @@ names another one) and exports the figures beside the held-out ones (``servekit.
 and in ``GET /model``. So a dashboard draws a version's live quality against what it promised,
 on the platform's own Prometheus, and the figure follows the served version through a promotion
 or a rollback.
+
+A shadow model's version is read the same way, for its latest comparison with the served answers
+to the same requests (``shadow.run``; ``servekit.evaluation.shadow``): the dashboard's Shadow row
+then says which of the two was right, not only how often they disagree.
 """
 
 from __future__ import annotations
@@ -22,14 +26,35 @@ from typing import Any
 
 from servekit.loading import one_line, registry_client
 from servekit.metrics.names import LIVE_VERDICTS
-from servekit.metrics.quality import Figure, QualityFigures
+from servekit.metrics.quality import Figure, QualityFigures, ShadowFigures
 from servekit.runtime import ModelRuntime
-from servekit.training.versions import LIVE_RUN_TAG, LIVE_VERDICT_TAG
+from servekit.training.versions import LIVE_RUN_TAG, LIVE_VERDICT_TAG, SHADOW_RUN_TAG
 
 logger = logging.getLogger("servekit.live_quality")
 
 #: Checked this often until the served model is loaded; no registry call is made meanwhile.
 NOT_LOADED_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """Which of a version's records: the version tag naming its run, and the run's keys."""
+
+    run_tag: str
+    #: The figure's metric key, of the primary metric's name.
+    figure_key: str
+    rows_key: str
+    verdict_tag: str
+    #: The run tag naming the version compared against (a shadow's served version).
+    against_tag: str = ""
+
+
+#: A version's latest live evaluation as served (``mlp evaluate --log``'s ``live.*``).
+AS_SERVED = RecordKind(LIVE_RUN_TAG, "live.{metric}", "live.rows", LIVE_VERDICT_TAG)
+#: A version's latest comparison as a shadow with the served answers to the same requests.
+AS_SHADOW = RecordKind(
+    SHADOW_RUN_TAG, "shadow.{metric}_minus_served", "shadow.rows", "shadow.verdict", "shadow.served_version"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +70,8 @@ class LiveRecord:
     verdict: str
     #: When the run ended (Unix seconds).
     evaluated_at: float
+    #: The version it was compared against, for a shadow's record (empty for one as served).
+    against: str = ""
 
     @property
     def verdict_label(self) -> str:
@@ -63,6 +90,7 @@ class LiveRecord:
             "answers": self.answers,
             "verdict": self.verdict,
             "evaluated_at": _iso(self.evaluated_at),
+            **({"against": self.against} if self.against else {}),
         }
 
 
@@ -71,7 +99,13 @@ RecordReader = Callable[[str, "LiveRecord | None"], "LiveRecord | None"]
 
 
 def read_live_record(
-    client: Any, name: str, version: str, metric: str, known: LiveRecord | None = None
+    client: Any,
+    name: str,
+    version: str,
+    metric: str,
+    known: LiveRecord | None = None,
+    *,
+    kind: RecordKind = AS_SERVED,
 ) -> LiveRecord | None:
     """The latest record of ``name`` version ``version`` (None: never evaluated with ``--log``).
 
@@ -79,7 +113,7 @@ def read_live_record(
     version nobody evaluates anew makes one registry call, not two.
     """
     tags = client.get_model_version(name, version).tags or {}
-    run_id = tags.get(LIVE_RUN_TAG)
+    run_id = tags.get(kind.run_tag)
     if not run_id:
         return None
     if known is not None and known.version == version and known.run_id == run_id:
@@ -93,24 +127,26 @@ def read_live_record(
         version=version,
         run_id=run_id,
         metric=metric,
-        figure=Figure.logged(metrics, f"live.{metric}"),
-        answers=int(metrics.get("live.rows", 0)),
-        verdict=run.data.tags.get(LIVE_VERDICT_TAG, "none"),
+        figure=Figure.logged(metrics, kind.figure_key.format(metric=metric)),
+        answers=int(metrics.get(kind.rows_key, 0)),
+        verdict=run.data.tags.get(kind.verdict_tag, "none"),
         evaluated_at=ended / 1000,
+        against=run.data.tags.get(kind.against_tag, "") if kind.against_tag else "",
     )
 
 
-def registry_reader(name: str, metric: str, tracking_uri: str) -> RecordReader:
-    """A :data:`RecordReader` of ``name``'s versions in the registry at ``tracking_uri``."""
+def registry_reader(name: str, metric: str, tracking_uri: str, kind: RecordKind = AS_SERVED) -> RecordReader:
+    """A :data:`RecordReader` of ``name``'s versions' ``kind`` of record at ``tracking_uri``."""
 
     def read(version: str, known: LiveRecord | None) -> LiveRecord | None:
-        return read_live_record(registry_client(tracking_uri), name, version, metric, known)
+        return read_live_record(registry_client(tracking_uri), name, version, metric, known, kind=kind)
 
     return read
 
 
 class LiveQualityFollower:
-    """Keeps the served version's latest live record, read every ``interval`` seconds."""
+    """Keeps the latest live record of the version ``runtime`` serves (the served model's, or a
+    shadow's), read every ``interval`` seconds."""
 
     def __init__(
         self,
@@ -169,7 +205,7 @@ class LiveQualityFollower:
             return None
         # The primary metric its training run logged on the held-out rows, with its interval.
         held_out = Figure.logged(model.artifact.training_metrics, self.metric)
-        record = self._served_record()
+        record = self.current()
         if record is None:
             return QualityFigures(self.metric, held_out)
         return QualityFigures(
@@ -185,7 +221,7 @@ class LiveQualityFollower:
         """``GET /model``'s ``live_evaluation``: the served version's latest record, and the reading."""
         if not self.follows:
             return None
-        record = self._served_record()
+        record = self.current()
         return {
             "latest": record.describe() if record else None,
             "every_seconds": self.interval,
@@ -193,7 +229,14 @@ class LiveQualityFollower:
             "error": self.error,
         }
 
-    def _served_record(self) -> LiveRecord | None:
+    def shadow_figures(self) -> ShadowFigures | None:
+        """A shadow's figures against the served answers; None before it is loaded or compared."""
+        record = self.current()
+        if record is None:
+            return None
+        return ShadowFigures(self.metric, record.figure, record.against, record.answers, record.verdict_label)
+
+    def current(self) -> LiveRecord | None:
         """The record held, if it is of the version served: None after a switch until the next
         read, or for a version never evaluated."""
         model, record = self._runtime.model, self.record

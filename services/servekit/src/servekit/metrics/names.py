@@ -51,6 +51,9 @@ MODEL_QUALITY = "model_quality"
 MODEL_LIVE_ANSWERS = "model_live_answers"
 MODEL_LIVE_EVALUATION_TIMESTAMP_SECONDS = "model_live_evaluation_timestamp_seconds"
 MODEL_LIVE_VERDICT = "model_live_verdict"
+SHADOW_LIVE_DIFFERENCE = "shadow_live_difference"
+SHADOW_LIVE_ANSWERS = "shadow_live_answers"
+SHADOW_LIVE_VERDICT = "shadow_live_verdict"
 
 #: Loggers whose bytes ``<svc>_log_bytes_total{logger}`` counts apart: the prediction capture's
 #: and the access log's lines are what an operator turns up and down (<SVC>_CAPTURE_PERCENT,
@@ -322,3 +325,15 @@ class MetricNames:
     @property
     def model_live_verdict(self) -> str:
         return self._name(MODEL_LIVE_VERDICT)
+
+    @property
+    def shadow_live_difference(self) -> str:
+        return self._name(SHADOW_LIVE_DIFFERENCE)
+
+    @property
+    def shadow_live_answers(self) -> str:
+        return self._name(SHADOW_LIVE_ANSWERS)
+
+    @property
+    def shadow_live_verdict(self) -> str:
+        return self._name(SHADOW_LIVE_VERDICT)

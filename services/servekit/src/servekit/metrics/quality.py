@@ -1,4 +1,5 @@
-"""The served version's quality: its held-out figure and, once scored, its figure on live answers.
+"""The served version's quality: its held-out figure and, once scored, its figure on live answers;
+and the shadow version's, against the served answers to the same requests.
 
 Read at each scrape from what the pod holds (``servekit.live_quality``), so a version switch
 or a new evaluation needs no bookkeeping here, and a version with no live evaluation has no
@@ -107,6 +108,66 @@ class QualityCollector(Collector):
                 for verdict in LIVE_VERDICTS:
                     verdicts.add_metric((verdict,), 1.0 if verdict == figures.verdict else 0.0)
         yield from (quality, answers, evaluated, verdicts)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+
+@dataclass(frozen=True)
+class ShadowFigures:
+    """What the shadow's series say: its latest comparison with the served answers to the same
+    requests (``mlp evaluate --log``)."""
+
+    metric: str
+    #: shadow - served, paired; None: the comparison had no figure (too few answers, one class).
+    difference: Figure | None
+    #: The version it was compared against.
+    against: str
+    answers: int
+    #: One of ``LIVE_VERDICTS``.
+    verdict: str
+
+
+class ShadowQualityCollector(Collector):
+    """``shadow_live_difference``, ``shadow_live_answers`` and ``shadow_live_verdict`` of the
+    figures ``current`` returns at each scrape (None: no shadow loaded, or never compared)."""
+
+    def __init__(self, names: MetricNames, current: Callable[[], ShadowFigures | None]) -> None:
+        self.names = names
+        self.current = current
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        n = self.names
+        return (
+            GaugeMetricFamily(
+                n.shadow_live_difference,
+                "The shadow version's primary metric (metric) minus the served version's (against), on "
+                "the same requests' answers joined with their truth by the latest `mlp evaluate --log`; "
+                "bound: estimate, ci_low, ci_high (paired bootstrap 95 %).",
+                labels=("metric", "bound", "against"),
+            ),
+            GaugeMetricFamily(
+                n.shadow_live_answers,
+                "Requests' answers with their truth that the shadow version's latest comparison paired.",
+            ),
+            GaugeMetricFamily(
+                n.shadow_live_verdict,
+                "1 for the verdict of the shadow version's latest comparison with the served answers, 0 "
+                "for the others: worse, within the noise or better; none: no figure.",
+                labels=("verdict",),
+            ),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        difference, answers, verdicts = self._families()
+        figures = self.current()
+        if figures is not None:
+            for bound, value in figures.difference.bounds() if figures.difference else ():
+                difference.add_metric((figures.metric, bound, figures.against), value)
+            answers.add_metric((), figures.answers)
+            for verdict in LIVE_VERDICTS:
+                verdicts.add_metric((verdict,), 1.0 if verdict == figures.verdict else 0.0)
+        yield from (difference, answers, verdicts)
 
     def describe(self) -> Iterator[Metric]:
         yield from self._families()

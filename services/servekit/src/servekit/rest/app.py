@@ -28,12 +28,12 @@ from servekit.inference import (
     validate_batch_json,
     validate_json,
 )
-from servekit.live_quality import LiveQualityFollower, registry_reader
+from servekit.live_quality import AS_SHADOW, LiveQualityFollower, registry_reader
 from servekit.loading import follows_an_alias, registry_model_tag, registry_source
 from servekit.metrics import ServiceMetrics, loop_lag
 from servekit.metrics.canary import CanaryMetrics
 from servekit.metrics.names import CANARY, STABLE
-from servekit.metrics.quality import QualityCollector
+from servekit.metrics.quality import QualityCollector, ShadowQualityCollector
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import Record, ServedModel
 from servekit.rest import schemas
@@ -226,6 +226,20 @@ def create_app(
             on_failed=metrics.capture_failures.inc,
         )
     shadow = shadow_scorer(spec, settings, metrics, shadow_source, capture=capture)
+    # The shadow version's latest comparison with the served answers, read as the served one's is.
+    shadow_quality = None
+    if shadow is not None:
+        shadow_reader = None
+        if shadow_source is None:
+            metric, uri = spec.recipe.primary_metric, settings.mlflow_tracking_uri
+            shadow_reader = registry_reader(spec.name, metric, uri, kind=AS_SHADOW)
+        shadow_quality = LiveQualityFollower(
+            shadow.runtime,
+            spec.recipe.primary_metric,
+            shadow_reader,
+            settings.live_evaluation_refresh_seconds,
+        )
+        metrics.registry.register(ShadowQualityCollector(metrics.names, shadow_quality.shadow_figures))
     canary = canary_router(spec, settings, metrics, canary_source)
     # One admission for HTTP and gRPC alike: both answer on this process's one event loop.
     limit, instance_limit = settings.max_concurrent_requests, settings.max_concurrent_instances
@@ -259,6 +273,8 @@ def create_app(
         if shadow is not None:
             shadow.start()
             tasks.append(asyncio.create_task(shadow.runtime.run(), name=f"{spec.name}-shadow-loader"))
+        if shadow_quality is not None:
+            tasks.append(asyncio.create_task(shadow_quality.run(), name=f"{spec.name}-shadow-quality"))
         if canary is not None:
             tasks.append(asyncio.create_task(canary.runtime.run(), name=f"{spec.name}-canary-loader"))
             tasks.append(
@@ -403,7 +419,14 @@ def create_app(
                 "load_seconds": runtime.load_seconds,
                 "refresh": runtime.refresh_status(),
                 "live_evaluation": live_quality.status(),
-                "shadow": shadow.status() if shadow else None,
+                "shadow": (
+                    {
+                        **shadow.status(),
+                        "live_comparison": shadow_quality.status() if shadow_quality else None,
+                    }
+                    if shadow
+                    else None
+                ),
                 "canary": canary.status(runtime.model) if canary else None,
                 "capture": capture.status() if capture else None,
                 "admission": admission.status(),
