@@ -182,19 +182,24 @@ def shadow_comparison_queries(service: str) -> tuple[tuple[str, str], ...]:
     answers paired; the shadow's version is its ``shadow_model_info``'s."""
     n = MetricNames(service)
     inst = 'instance=~"$instance"'
-
-    def of_shadow(expr: str) -> str:
-        return f"{expr} * on (instance, job) group_left (version) {n.shadow_model_info}"
-
-    difference = of_shadow(f"{n.shadow_live_difference}{{{inst}}}")
+    difference = of_shadow(f"{n.shadow_live_difference}{{{inst}}}", n)
     return (
         (f"max by (version, against, bound) ({difference})", "v{{version}} - v{{against}} {{bound}}"),
-        (
-            f"max by (version, verdict) ({of_shadow(f'({n.shadow_live_verdict}{{{inst}}} == 1)')})",
-            "v{{version}}: {{verdict}}",
-        ),
-        (f"max by (version) ({of_shadow(f'{n.shadow_live_answers}{{{inst}}}')})", "v{{version}} answers"),
+        (shadow_verdict(service, inst), "v{{version}}: {{verdict}}"),
+        (f"max by (version) ({of_shadow(f'{n.shadow_live_answers}{{{inst}}}', n)})", "v{{version}} answers"),
     )
+
+
+def shadow_verdict(service: str, selector: str = "") -> str:
+    """The latest comparison's verdict on each shadow version, against the served answers: 1, by
+    version and verdict (``<svc>_shadow_live_verdict`` is 1 on the verdict held)."""
+    n = MetricNames(service)
+    return f"max by (version, verdict) ({of_shadow(f'({n.shadow_live_verdict}{{{selector}}} == 1)', n)})"
+
+
+def of_shadow(expr: str, names: MetricNames) -> str:
+    """``expr`` per target, labelled with the version of the shadow model that target loads."""
+    return f"{expr} * on (instance, job) group_left (version) {names.shadow_model_info}"
 
 
 def versioned(expr: str, names: MetricNames) -> str:

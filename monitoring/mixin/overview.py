@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mixin.common import BURN_THRESHOLDS, OVERVIEW_DASHBOARD, QUANTILES, Objectives, live_verdict
+from mixin.common import (
+    BURN_THRESHOLDS,
+    OVERVIEW_DASHBOARD,
+    QUANTILES,
+    Objectives,
+    live_verdict,
+    shadow_verdict,
+)
 from mixin.grafana import ALERTS, Grid, alerts_firing, dashboard, panel
 from mixin.platform import WATCHDOG
 from mixin.recorded import (
@@ -85,6 +92,20 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "service dashboard has the figures.",
             "none",
             [(live_verdict(s), f"{s} v{{{{version}}}}: {{{{verdict}}}}") for s in names],
+            text_mode="name",
+        ),
+        6,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Shadow against served on the truth",
+            "Each shadow version's latest comparison with the served answers to the same requests (mlp "
+            "evaluate --log, with the capture on): better or worse beyond the noise, within it, or none. "
+            "Empty for a shadow never compared; the service dashboard's Shadow row has the figures.",
+            "none",
+            [(shadow_verdict(s), f"{s} shadow v{{{{version}}}}: {{{{verdict}}}}") for s in names],
             text_mode="name",
         ),
         6,

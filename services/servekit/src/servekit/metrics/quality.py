@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -58,13 +59,32 @@ class QualityFigures:
     verdict: str | None = None
 
 
-class QualityCollector(Collector):
-    """``model_quality``, ``model_live_answers``, ``model_live_evaluation_timestamp_seconds`` and
-    ``model_live_verdict`` of the figures ``current`` returns at each scrape (None: no model yet)."""
+Figures = TypeVar("Figures")
 
-    def __init__(self, names: MetricNames, current: Callable[[], QualityFigures | None]) -> None:
+
+class _FiguresCollector(Collector, Generic[Figures]):
+    """Series of the figures ``current`` returns at each scrape, made afresh each time."""
+
+    def __init__(self, names: MetricNames, current: Callable[[], Figures | None]) -> None:
         self.names = names
         self.current = current
+
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
+        raise NotImplementedError
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+
+def _verdicts(family: GaugeMetricFamily, held: str) -> None:
+    """1 on the verdict held, 0 on the others: a panel or an alert selects ``== 1``."""
+    for verdict in LIVE_VERDICTS:
+        family.add_metric((verdict,), 1.0 if verdict == held else 0.0)
+
+
+class QualityCollector(_FiguresCollector[QualityFigures]):
+    """``model_quality``, ``model_live_answers``, ``model_live_evaluation_timestamp_seconds`` and
+    ``model_live_verdict`` of the figures ``current`` returns at each scrape (None: no model yet)."""
 
     def _families(self) -> tuple[GaugeMetricFamily, ...]:
         n = self.names
@@ -105,12 +125,8 @@ class QualityCollector(Collector):
             if figures.evaluated_at is not None:
                 evaluated.add_metric((), figures.evaluated_at)
             if figures.verdict is not None:
-                for verdict in LIVE_VERDICTS:
-                    verdicts.add_metric((verdict,), 1.0 if verdict == figures.verdict else 0.0)
+                _verdicts(verdicts, figures.verdict)
         yield from (quality, answers, evaluated, verdicts)
-
-    def describe(self) -> Iterator[Metric]:
-        yield from self._families()
 
 
 @dataclass(frozen=True)
@@ -128,13 +144,9 @@ class ShadowFigures:
     verdict: str
 
 
-class ShadowQualityCollector(Collector):
+class ShadowQualityCollector(_FiguresCollector[ShadowFigures]):
     """``shadow_live_difference``, ``shadow_live_answers`` and ``shadow_live_verdict`` of the
     figures ``current`` returns at each scrape (None: no shadow loaded, or never compared)."""
-
-    def __init__(self, names: MetricNames, current: Callable[[], ShadowFigures | None]) -> None:
-        self.names = names
-        self.current = current
 
     def _families(self) -> tuple[GaugeMetricFamily, ...]:
         n = self.names
@@ -165,9 +177,5 @@ class ShadowQualityCollector(Collector):
             for bound, value in figures.difference.bounds() if figures.difference else ():
                 difference.add_metric((figures.metric, bound, figures.against), value)
             answers.add_metric((), figures.answers)
-            for verdict in LIVE_VERDICTS:
-                verdicts.add_metric((verdict,), 1.0 if verdict == figures.verdict else 0.0)
+            _verdicts(verdicts, figures.verdict)
         yield from (difference, answers, verdicts)
-
-    def describe(self) -> Iterator[Metric]:
-        yield from self._families()
