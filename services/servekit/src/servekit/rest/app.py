@@ -226,20 +226,7 @@ def create_app(
             on_failed=metrics.capture_failures.inc,
         )
     shadow = shadow_scorer(spec, settings, metrics, shadow_source, capture=capture)
-    # The shadow version's latest comparison with the served answers, read as the served one's is.
-    shadow_quality = None
-    if shadow is not None:
-        shadow_reader = None
-        if shadow_source is None:
-            metric, uri = spec.recipe.primary_metric, settings.mlflow_tracking_uri
-            shadow_reader = registry_reader(spec.name, metric, uri, kind=AS_SHADOW)
-        shadow_quality = LiveQualityFollower(
-            shadow.runtime,
-            spec.recipe.primary_metric,
-            shadow_reader,
-            settings.live_evaluation_refresh_seconds,
-        )
-        metrics.registry.register(ShadowQualityCollector(metrics.names, shadow_quality.shadow_figures))
+    shadow_quality = shadow_comparison(spec, settings, metrics, shadow, from_registry=shadow_source is None)
     canary = canary_router(spec, settings, metrics, canary_source)
     # One admission for HTTP and gRPC alike: both answer on this process's one event loop.
     limit, instance_limit = settings.max_concurrent_requests, settings.max_concurrent_instances
@@ -540,6 +527,30 @@ def shadow_scorer(
         max_pending=settings.shadow_max_pending,
         capture=capture,
     )
+
+
+def shadow_comparison(
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    metrics: ServiceMetrics,
+    shadow: ShadowScorer | None,
+    *,
+    from_registry: bool,
+) -> LiveQualityFollower | None:
+    """The follower of the shadow version's latest comparison with the served answers (read from
+    the registry as the served version's record is, when the shadow comes from it), its series
+    registered; None without a shadow."""
+    if shadow is None:
+        return None
+    metric = spec.recipe.primary_metric
+    reader = (
+        registry_reader(spec.name, metric, settings.mlflow_tracking_uri, kind=AS_SHADOW)
+        if from_registry
+        else None
+    )
+    follower = LiveQualityFollower(shadow.runtime, metric, reader, settings.live_evaluation_refresh_seconds)
+    metrics.registry.register(ShadowQualityCollector(metrics.names, follower.shadow_figures))
+    return follower
 
 
 def canary_router(
