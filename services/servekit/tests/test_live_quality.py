@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from toy import TOY, ToyModel
 
 from servekit.evaluation import Quality, ShadowComparison, log_run, log_shadow_run
-from servekit.live_quality import AS_SHADOW, LiveQualityFollower, LiveRecord, read_live_record
+from servekit.live_quality import LiveQualityFollower, LiveRecord, read_live_record
 from servekit.metrics import MetricNames, ServiceMetrics
 from servekit.metrics.names import LIVE_VERDICTS
 from servekit.metrics.quality import Figure, QualityCollector, ShadowQualityCollector
@@ -27,6 +27,7 @@ from servekit.settings import load_settings
 from servekit.testing import wait_ready
 from servekit.training.trainer import Split
 from servekit.training.uncertainty import Interval
+from servekit.training.versions import AS_SHADOW
 
 HELD_OUT = {"mae": 0.25, "mae_ci_low": 0.22, "mae_ci_high": 0.28}
 

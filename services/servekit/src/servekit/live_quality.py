@@ -28,33 +28,12 @@ from servekit.loading import one_line, registry_client
 from servekit.metrics.names import LIVE_VERDICTS
 from servekit.metrics.quality import Figure, QualityFigures, ShadowFigures
 from servekit.runtime import ModelRuntime
-from servekit.training.versions import LIVE_RUN_TAG, LIVE_VERDICT_TAG, SHADOW_RUN_TAG
+from servekit.training.versions import AS_SERVED, RecordKind
 
 logger = logging.getLogger("servekit.live_quality")
 
 #: Checked this often until the served model is loaded; no registry call is made meanwhile.
 NOT_LOADED_POLL_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class RecordKind:
-    """Which of a version's records: the version tag naming its run, and the run's keys."""
-
-    run_tag: str
-    #: The figure's metric key, of the primary metric's name.
-    figure_key: str
-    rows_key: str
-    verdict_tag: str
-    #: The run tag naming the version compared against (a shadow's served version).
-    against_tag: str = ""
-
-
-#: A version's latest live evaluation as served (``mlp evaluate --log``'s ``live.*``).
-AS_SERVED = RecordKind(LIVE_RUN_TAG, "live.{metric}", "live.rows", LIVE_VERDICT_TAG)
-#: A version's latest comparison as a shadow with the served answers to the same requests.
-AS_SHADOW = RecordKind(
-    SHADOW_RUN_TAG, "shadow.{metric}_minus_served", "shadow.rows", "shadow.verdict", "shadow.served_version"
-)
 
 
 @dataclass(frozen=True)
@@ -127,7 +106,7 @@ def read_live_record(
         version=version,
         run_id=run_id,
         metric=metric,
-        figure=Figure.logged(metrics, kind.figure_key.format(metric=metric)),
+        figure=Figure.logged(metrics, kind.figure(metric)),
         answers=int(metrics.get(kind.rows_key, 0)),
         verdict=run.data.tags.get(kind.verdict_tag, "none"),
         evaluated_at=ended / 1000,

@@ -13,7 +13,10 @@ from servekit.evaluation.report import verdict
 from servekit.evaluation.shadow import ShadowComparison
 from servekit.training import parity
 from servekit.training.segments import as_run_metrics, metric_name
+from servekit.training.uncertainty import Interval
 from servekit.training.versions import (
+    AS_SERVED,
+    AS_SHADOW,
     LIVE_ANSWERS_TAG,
     LIVE_CI_TAG,
     LIVE_FIGURE_TAG,
@@ -38,15 +41,9 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     (:func:`version_tags`) hold the latest, which ``mlp versions`` shows. Returns the run id.
     """
     key = quality.metric
-    figures = {"live.rows": float(quality.rows)}
+    figures = {AS_SERVED.rows_key: float(quality.rows)}
     if quality.live is not None:
-        figures.update(
-            {
-                f"live.{key}": quality.live.estimate,
-                f"live.{key}_ci_low": quality.live.low,
-                f"live.{key}_ci_high": quality.live.high,
-            }
-        )
+        figures.update(_interval_metrics(AS_SERVED.figure(key), quality.live))
     if quality.difference is not None:
         figures[f"live.{key}_minus_held_out"] = quality.difference.estimate
     figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
@@ -60,12 +57,21 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
             for c in changes
         }
     )
-    tags = {KIND_TAG: KIND, "model.version": quality.version, "evaluation.captures": source}
-    tags[LIVE_VERDICT_TAG] = verdict(quality)
+    tags = {
+        KIND_TAG: KIND,
+        "model.version": quality.version,
+        "evaluation.captures": source,
+        AS_SERVED.verdict_tag: verdict(quality),
+    }
     run_id = _logged(client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures)
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
     return run_id
+
+
+def _interval_metrics(key: str, interval: Interval) -> dict[str, float]:
+    """A figure and its interval as the run logs them, and ``Figure.logged`` reads them back."""
+    return {key: interval.estimate, f"{key}_ci_low": interval.low, f"{key}_ci_high": interval.high}
 
 
 def _logged(client: Any, name: str, run_name: str, tags: dict[str, str], figures: dict[str, float]) -> str:
@@ -91,22 +97,17 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
     they are the version's record as served, which the pods export.
     """
     name, key, d = comparison.name, comparison.metric, comparison.difference
-    figures = {"shadow.rows": float(comparison.rows)}
+    figures = {AS_SHADOW.rows_key: float(comparison.rows)}
     if d is not None and comparison.shadow_figure is not None and comparison.served_figure is not None:
         figures.update(
-            {
-                f"shadow.{key}": comparison.shadow_figure,
-                f"shadow.served.{key}": comparison.served_figure,
-                f"shadow.{key}_minus_served": d.estimate,
-                f"shadow.{key}_minus_served_ci_low": d.low,
-                f"shadow.{key}_minus_served_ci_high": d.high,
-            }
+            {f"shadow.{key}": comparison.shadow_figure, f"shadow.served.{key}": comparison.served_figure}
         )
+        figures.update(_interval_metrics(AS_SHADOW.figure(key), d))
     tags = {
         KIND_TAG: SHADOW_KIND,
         "model.version": comparison.shadow,
-        "shadow.served_version": comparison.served,
-        "shadow.verdict": comparison.verdict or f"no comparison: {comparison.note}",
+        AS_SHADOW.against_tag: comparison.served,
+        AS_SHADOW.verdict_tag: comparison.verdict or f"no comparison: {comparison.note}",
         "evaluation.captures": source,
     }
     run_id = _logged(

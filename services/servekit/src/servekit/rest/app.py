@@ -28,7 +28,7 @@ from servekit.inference import (
     validate_batch_json,
     validate_json,
 )
-from servekit.live_quality import AS_SHADOW, LiveQualityFollower, registry_reader
+from servekit.live_quality import LiveQualityFollower, registry_reader
 from servekit.loading import follows_an_alias, registry_model_tag, registry_source
 from servekit.metrics import ServiceMetrics, loop_lag
 from servekit.metrics.canary import CanaryMetrics
@@ -66,6 +66,7 @@ from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, Versi
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
 from servekit.spec import ServiceSpec
+from servekit.training.versions import AS_SHADOW
 
 #: Batches up to this size run on the event loop (faster than a thread hop for
 #: sub-millisecond work); larger ones run in a worker thread so probes stay responsive.

@@ -27,6 +27,31 @@ LIVE_RUN_TAG = "live.run"
 #: against the version it shadowed, on the same answers, and the run that holds it.
 SHADOW_COMPARISON_TAG = "shadow.comparison"
 SHADOW_RUN_TAG = "shadow.run"
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    """How ``mlp evaluate --log`` keeps one kind of a version's record, which the pods read back:
+    the version tag naming its run, and the run's keys."""
+
+    run_tag: str
+    #: The figure's metric key, of the primary metric's name (its interval: ``<key>_ci_low``, ...).
+    figure_key: str
+    rows_key: str
+    verdict_tag: str
+    #: The run tag naming the version compared against (a shadow's served version).
+    against_tag: str = ""
+
+    def figure(self, metric: str) -> str:
+        return self.figure_key.format(metric=metric)
+
+
+#: A version's latest live evaluation as served (``live.*``).
+AS_SERVED = RecordKind(LIVE_RUN_TAG, "live.{metric}", "live.rows", LIVE_VERDICT_TAG)
+#: A version's latest comparison as a shadow with the served answers to the same requests.
+AS_SHADOW = RecordKind(
+    SHADOW_RUN_TAG, "shadow.{metric}_minus_served", "shadow.rows", "shadow.verdict", "shadow.served_version"
+)
 #: The held-out rows' truth and primary-metric outputs, logged with each training run: ``mlp
 #: evaluate`` resamples them against the live answers instead of combining the two intervals.
 HELD_OUT_ANSWERS = "held_out_answers.json"
