@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,11 +166,8 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             ambiguous.add(key)
             continue
         seen.add(key)
-        output = _scored(recipe, c, service)
-        try:
-            decision = recipe.served_decision(c.prediction)
-        except (KeyError, TypeError) as exc:
-            raise CaptureLineError(f"line {c.line}: a {service} answer without {exc}") from None
+        output = _read(recipe.served_output, c, service)
+        decision = _read(recipe.served_decision, c, service)
         met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed, decision]
         pending.append(key)
         if len(pending) >= GROUPING_CHUNK:
@@ -232,7 +229,7 @@ class _Shadowed:
             self.twice.add(key)
             del self.kept[key]
         else:
-            self.kept[key] = (c.version, _scored(self.recipe, c, self.service))
+            self.kept[key] = (c.version, _read(self.recipe.served_output, c, self.service))
 
     def paired(self, served: Mapping[Key, Sequence[Any]]) -> list[ShadowAnswers]:
         """Each shadow version's answers beside the served ones (``key -> (version, output)``) to
@@ -249,9 +246,10 @@ class _Shadowed:
         return [pairs[k] for k in sorted(pairs, key=lambda k: (version_order(k[0]), version_order(k[1])))]
 
 
-def _scored(recipe: TrainingRecipe, capture: Captured, service: str) -> Any:
-    """What the primary metric scores in a captured answer."""
+def _read(field: Callable[[Mapping[str, Any]], Any], capture: Captured, service: str) -> Any:
+    """What the recipe reads in a captured answer (``served_output``, ``served_decision``); an
+    answer without it is an error naming its line."""
     try:
-        return recipe.served_output(capture.prediction)
+        return field(capture.prediction)
     except (KeyError, TypeError) as exc:
         raise CaptureLineError(f"line {capture.line}: a {service} answer without {exc}") from None
