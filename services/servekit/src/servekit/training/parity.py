@@ -155,7 +155,10 @@ def group_parity(
     figures = per_row(task, target, outputs, threshold)
     if not figures:
         return {}
-    named = [metric_name(str(label)) for label in labels_of(target, outputs)] if task == "multiclass" else []
+    # A multiclass model's labels, as its figures name them (per_row found them once).
+    named = [
+        figure.removeprefix("share_labelled.") for figure in figures if figure.startswith("share_labelled.")
+    ]
     found: dict[str, dict[str, Any]] = {}
     for dimension, labels in groups.items():
         entries: dict[str, dict[str, Any]] = {}
