@@ -87,11 +87,6 @@ INHIBITIONS = (
         "Pods whose model does not load are the unavailable replicas; the page names the cause.",
     ),
     Inhibition(
-        "LiveQualityWorse",
-        ("LiveEvaluationFailed",),
-        "The day's evaluation failed on that verdict; this notice names the version.",
-    ),
-    Inhibition(
         "CanaryStopped",
         ("CanaryFailing",),
         "The pods already stopped the failing canary; the notice says so and what to do.",

@@ -18,6 +18,7 @@ from mixin.cluster import (
     deployment,
     evaluation_overdue,
     live_evaluation,
+    newest_evaluation_created,
     newest_evaluation_failed,
 )
 from mixin.common import (
@@ -133,6 +134,20 @@ def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
     return " or ".join(f"{factor:g}x over {long} and {short}" for long, short, factor in tiers)
 
 
+def evaluation_failed(service: str, n: MetricNames) -> str:
+    """The service's newest live evaluation failed, unless the pods hold a worse verdict recorded
+    since it began, which LiveQualityWorse names by its version. A worse verdict from an earlier
+    run explains nothing: a run failing on the registry the day after must still be told."""
+    worse_recorded = (
+        f"max(\n  {n.model_live_evaluation_timestamp_seconds}\n  and on (instance, job)\n"
+        f'  ({n.model_live_verdict}{{verdict="worse"}} == 1)\n)'
+    )
+    return (
+        f"{newest_evaluation_failed(service)}\nunless on ()\n"
+        f"({worse_recorded}\n>= on ()\n{newest_evaluation_created(service)})"
+    )
+
+
 def alerts(service: str) -> list[Alert]:
     n, o = MetricNames(service), objectives(service)
     s = service  # annotations are rendered from the expression's labels: name the service literally
@@ -242,7 +257,7 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "LiveEvaluationFailed",
-            newest_evaluation_failed(service),
+            evaluation_failed(service, n),
             "warning",
             f"{s}'s newest live evaluation failed: a version scored worse than held out, or it could not run",
             f"The Job {{{{ $labels.job_name }}}} of the CronJob {live_evaluation(service)} "
@@ -250,7 +265,13 @@ def alerts(service: str) -> list[Alert]:
             "canary against the stable model, scored worse beyond the noise on the answers whose truth "
             "is known. Any other is the run: the capture or the truth could not be copied, "
             "none of the answers has a truth row, or the registry was unreachable. "
-            f"`kubectl logs job/{{{{ $labels.job_name }}}} -c evaluate` (or -c fetch) says which.",
+            f"`kubectl logs job/{{{{ $labels.job_name }}}} -c evaluate` (or -c fetch) says which. "
+            "A worse verdict on the version served, recorded by this run, is told by LiveQualityWorse "
+            "instead.",
+            # Long enough for the pods to read the run's verdict from the registry
+            # (<SVC>_LIVE_EVALUATION_REFRESH_SECONDS, a minute) and be scraped: until then a failure
+            # on a verdict looks like any other.
+            "10m",
         ),
         Alert(
             "LiveEvaluationOverdue",

@@ -103,6 +103,11 @@ def newest_evaluation_failed(service: str) -> str:
     return f"max by (job_name) (\n{newest_evaluation_condition(service)}\n) == 1"
 
 
+def newest_evaluation_created(service: str) -> str:
+    """When the service's newest live evaluation was created (Unix seconds)."""
+    return f"max({evaluation_jobs(JOB_CREATED, service)})"
+
+
 def newest_evaluation_state(service: str) -> str:
     """Whether the service's newest live evaluation failed: 1 failed, 0 running or done."""
     return f"max({newest_evaluation_condition(service)})"

@@ -623,28 +623,59 @@ def evaluation_job_series(name: str, runs: Sequence[tuple[int, bool]]) -> dict[s
 
 
 def evaluation_cases(service: str) -> list[Case]:
-    """LiveEvaluationFailed, on the live-evaluation component's Jobs."""
+    """LiveEvaluationFailed, on the live-evaluation component's Jobs and the verdict the pods read."""
     name = live_evaluation(service)
+    n = MetricNames(service)
+    pod = {"instance": "10.0.0.1:8080", "job": "model-servers", "service": service}
     # Beside another service's CronJob whose newest run failed, so an alert that missed the
     # service's name would fire in the quiet case.
     other = evaluation_job_series(live_evaluation(f"other-{service}"), [(9000, True)])
+    newest_failed = {**other, **evaluation_job_series(name, [(1000, False), (2000, True)])}
+    fired = [{"alertname": "LiveEvaluationFailed", "job_name": f"{name}-2000", "service": service}]
 
-    def failed(newest: str) -> dict[str, str]:
-        return {"job_name": f"{name}-{newest}"}
+    def recorded(verdict: str, ended: int) -> dict[str, str]:
+        """The verdict the pods read from the registry two minutes in, from a run ended at ``ended``."""
+        return {
+            series_str(n.model_live_evaluation_timestamp_seconds, pod): f"_x2 {ended}x38",
+            **{
+                series_str(n.model_live_verdict, {**pod, "verdict": v}): f"_x2 {int(v == verdict)}x38"
+                for v in LIVE_VERDICTS
+            },
+        }
 
     return [
-        Case(
-            "LiveEvaluationFailed",
-            "fires: the newest run failed",
-            {**other, **evaluation_job_series(name, [(1000, False), (2000, True)])},
-            "10m",
-            [{"alertname": "LiveEvaluationFailed", **failed("2000"), "service": service}],
-        ),
+        Case("LiveEvaluationFailed", "fires: the newest run failed", newest_failed, "15m", fired),
         Case(
             "LiveEvaluationFailed",
             "quiet: an older run failed, the newest succeeded",
             {**other, **evaluation_job_series(name, [(1000, True), (2000, False)])},
-            "10m",
+            "15m",
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "quiet: the newest run failed on the worse verdict it recorded (LiveQualityWorse names it)",
+            {**newest_failed, **recorded("worse", 2100)},
+            "15m",
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "quiet: a minute after the run failed, before the pods read its verdict",
+            {**newest_failed, **recorded("worse", 2100)},
+            "1m",
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "fires: the worse verdict the pods hold is an earlier run's",
+            {**newest_failed, **recorded("worse", 1100)},
+            "15m",
+            fired,
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "fires: the newest run recorded no worse verdict on the version served (a canary's, or none)",
+            {**newest_failed, **recorded("within the noise", 2100)},
+            "15m",
+            fired,
         ),
     ]
 
