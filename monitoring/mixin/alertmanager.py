@@ -3,9 +3,10 @@
 Prometheus only evaluates the alerts; Alertmanager (k8s/base/alertmanager) groups them, silences
 the ones another already explains, and notifies. Severity routes them, as the runbooks promise:
 ``critical`` pages (PagerDuty) and is posted to chat, ``warning`` is posted to chat (Slack) for
-the next working hours. The inhibitions name alerts of :mod:`mixin.alerts`, and every severity
-those use has its route: tests/monitoring hold both, so renaming an alert cannot leave a rule
-that silences nothing.
+the next working hours, and so is ``info``: news that asks for a decision, not a fix (a shadow
+model that scores better than the one served). The inhibitions name alerts of
+:mod:`mixin.alerts`, and every severity those use has its route: tests/monitoring hold both, so
+renaming an alert cannot leave a rule that silences nothing.
 
 The Watchdog (mixin.platform), which always fires, goes to neither: it is the heartbeat, posted
 every two minutes to a dead man's switch outside the cluster (Healthchecks.io, Dead Man's Snitch,
@@ -42,7 +43,7 @@ HEARTBEAT_INTERVAL = "1m"
 #: The severity that pages (and is posted to CHAT too); every other is posted to CHAT only.
 PAGED = "critical"
 #: The severities the alerts use (tests/monitoring hold them to it).
-SEVERITIES = (PAGED, "warning")
+SEVERITIES = (PAGED, "warning", "info")
 #: One notification per alert and service: a page names one thing to look at.
 GROUP_BY = ("alertname", "service")
 

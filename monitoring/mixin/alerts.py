@@ -28,6 +28,7 @@ from mixin.common import (
     dashboard_url,
     number,
     objectives,
+    of_shadow,
     regex,
     sel,
     service_dashboard_uid,
@@ -414,6 +415,29 @@ def alerts(service: str) -> list[Alert]:
             f"{s}'s shadow model were skipped because its queue was full, so the shadow panels compare "
             "a biased sample (the quiet moments). Lower <SVC>_SHADOW_SAMPLE_RATE or give the pods "
             "more CPU.",
+            "15m",
+        ),
+        Alert(
+            "ShadowBetter",
+            "max by (version, against, metric) (\n"
+            + of_shadow(
+                f'({n.shadow_live_difference}{{bound="estimate"}}\nand on (instance, job)\n'
+                f'({n.shadow_live_verdict}{{verdict="better"}} == 1))',
+                n,
+            )
+            + "\n)",
+            "info",
+            f"{s}'s shadow version {{{{ $labels.version }}}} scores better than the served version "
+            "{{ $labels.against }} on the same requests' truth",
+            f"The latest comparison of {s}'s shadow model, version {{{{ $labels.version }}}}, with the "
+            "served version {{ $labels.against }} on the answers both gave to the same captured "
+            "requests, joined with their truth (mlp evaluate --log: the live-evaluation CronJob, or "
+            "by hand), found the shadow's {{ $labels.metric }} better beyond the noise: "
+            '{{ $value | printf "%+.4f" }}, the paired 95 % interval clear of 0. Not a fault but a '
+            f"decision for the model's owner: read `mlp versions {s}` (the `as shadow` column) and "
+            "the run's figures per group, then promote it, through a canary or at once, or note why "
+            "not. It holds until a newer comparison says otherwise or the shadow moves to another "
+            "version.",
             "15m",
         ),
         Alert(

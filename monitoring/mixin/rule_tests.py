@@ -872,13 +872,58 @@ def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
             series[series_str(n.shadow_skipped_total, {**target, "reason": reason})] = f"0+{amount}x30"
         return {**series, **ready}
 
-    return fires_and_quiet(
+    falling_behind = fires_and_quiet(
         "ShadowFallingBehind",
         service,
         "25m",
         ("30% of the sampled instances skipped for a full queue", sampled(1000, 300)),
         ("2% skipped (a burst)", sampled(1000, 20)),
     )
+    return falling_behind + shadow_better_cases(service, target)
+
+
+def shadow_better_cases(service: str, target: dict[str, str]) -> list[Case]:
+    """ShadowBetter: two pods shadowing v8 against the served v7; it names both versions and the
+    metric, and says the paired difference."""
+    n = MetricNames(service)
+    other = {**target, "instance": "10.0.0.2:8080"}
+
+    def compared(verdict: str, estimate: float) -> dict[str, str]:
+        series: dict[str, str] = {}
+        for pod in (target, other):
+            series[series_str(n.shadow_model_info, {**pod, "version": "8", "run_id": "def"})] = "1x30"
+            for bound, value in (
+                ("estimate", estimate),
+                ("ci_low", estimate - 0.02),
+                ("ci_high", estimate + 0.02),
+            ):
+                labels = {**pod, "metric": "roc_auc", "bound": bound, "against": "7"}
+                series[series_str(n.shadow_live_difference, labels)] = f"{value}x30"
+            for v in LIVE_VERDICTS:
+                series[series_str(n.shadow_live_verdict, {**pod, "verdict": v})] = f"{int(v == verdict)}x30"
+        return series
+
+    fired = {
+        "alertname": "ShadowBetter",
+        "service": service,
+        "version": "8",
+        "against": "7",
+        "metric": "roc_auc",
+    }
+    return [
+        Case(
+            "ShadowBetter",
+            "fires: the shadow's paired difference is beyond the noise, above 0",
+            compared("better", 0.0553),
+            "20m",
+            [fired],
+            {'{{ $value | printf "%+.4f" }}': "+0.0553"},
+        ),
+        *(
+            Case("ShadowBetter", f"quiet: the verdict is {held}", compared(held, estimate), "20m")
+            for held, estimate in (("within the noise", 0.004), ("worse", -0.05), ("none", 0.0))
+        ),
+    ]
 
 
 def cpu_per_prediction_cases(service: str) -> list[dict[str, Any]]:

@@ -63,9 +63,9 @@ def test_amtool_accepts_the_generated_configuration() -> None:
 
 
 def test_every_alert_reaches_the_receivers_of_its_severity() -> None:
-    """Critical pages and is posted to chat; warning is posted to chat; the Watchdog goes to the
-    heartbeat service alone. Resolved by amtool itself."""
-    expected = {"critical": f"{PAGER},{CHAT}", "warning": CHAT}
+    """Critical pages and is posted to chat; warning and info are posted to chat; the Watchdog goes
+    to the heartbeat service alone. Resolved by amtool itself."""
+    expected = {"critical": f"{PAGER},{CHAT}", "warning": CHAT, "info": CHAT}
     checked = set()
     every = [(alert, f"service={service}") for service in registry.available() for alert in alerts(service)]
     # The platform's own alerts have no service label (mixin.platform).
