@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -1025,3 +1026,40 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
     assert mlflow_client.get_model_version("toy", "2").tags["shadow.comparison"] == (
         "none against v1 on 40: fewer than 100 answers"
     )
+
+
+def test_mlp_evaluate_logs_a_registered_shadow_names_one_it_cannot_and_never_fails_on_a_worse_one(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+    mlflow_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Served v1 shadowed by v2 (twice v1's errors) for half the requests and by v3, deleted from
+    the registry since, for the other half: the worse v2 is logged on its version and the exit
+    status stays 0; v3 is reported, not logged, and does not stop the command."""
+    name = "shadowed"
+    monkeypatch.setattr(cli.registry, "get_service", lambda _: replace(TOY, name=name))
+    experiment = mlflow_client.get_experiment_by_name("toy").experiment_id
+    mlflow_client.create_registered_model(name)
+    for _ in range(3):
+        run = mlflow_client.create_run(experiment)
+        mlflow_client.create_model_version(name, str(tmp_path), run_id=run.info.run_id)
+    mlflow_client.delete_model_version(name, "3")
+    rows, answers, truth = served
+    lines = []
+    for i, (row, answer, y) in enumerate(zip(rows, answers, truth, strict=True)):
+        shadow = {"value": float(y + (answer["value"] - y) * 2)}
+        lines.append(capture_line(f"r{i:04d}", 0, row, answer, name=name))
+        lines.append(capture_line(f"r{i:04d}", 0, row, shadow, "shadow", name=name, version="23"[i % 2]))
+    (tmp_path / "captures.log").write_text("\n".join(lines) + "\n")
+    truth_csv = pd.DataFrame({"request_id": [f"r{i:04d}" for i in range(len(truth))], "y": truth})
+    truth_csv.to_csv(tmp_path / "truth.csv", index=False)
+    uri = mlflow_client._registry_uri
+    argv = ["evaluate", name, str(tmp_path / "captures.log"), "--truth", str(tmp_path / "truth.csv")]
+    assert cli.main([*argv, "--log", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^{name} shadow v2 against served v1 on the same 150 answers: .*, worse$", out, re.M)
+    assert re.search(rf"^{name} shadow v2: logged as run ", out, re.M)
+    assert f"{name} shadow v3: not logged: version 3 is not in the registry" in out
+    assert mlflow_client.get_model_version(name, "2").tags["shadow.comparison"].endswith(", worse")

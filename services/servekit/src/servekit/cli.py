@@ -178,6 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         log_run,
         log_shadow_run,
         read_truth,
+        registered_run_id,
         render,
     )
     from servekit.training.trainer import registry_client
@@ -231,8 +232,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 "(and the version's live.* tags, which mlp versions shows)"
             )
         for shadow in shadows:
-            if not shadow.shadow.isdigit():  # served from a run or an artifact: no version to tag
-                print(f"{spec.name} shadow v{shadow.shadow}: not logged: not a registered version")
+            try:
+                registered_run_id(client, spec.name, shadow.shadow)
+            except VersionNotRegisteredError as exc:  # no version whose tags could hold it
+                print(f"{spec.name} shadow v{shadow.shadow}: not logged: {exc}")
                 continue
             run_id = log_shadow_run(client, shadow, str(args.captures))
             print(

@@ -30,6 +30,7 @@ from servekit.evaluation.held_out import (
     held_out_answers,
     held_out_figure,
     held_out_parity,
+    registered_run_id,
     run_artifact_text,
 )
 from servekit.evaluation.joining import Answers, Grouper, Joined, ShadowAnswers, join
@@ -88,6 +89,7 @@ __all__ = [
     "log_shadow_run",
     "parity_against_held_out",
     "read_truth",
+    "registered_run_id",
     "render",
     "run_artifact_text",
     "run_links_unprinted",

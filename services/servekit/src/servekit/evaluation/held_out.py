@@ -31,11 +31,11 @@ class HeldOut(NamedTuple):
     parity: dict[str, dict[str, Any]] | None = None
 
 
-def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOut:
-    """The version's held-out figure and interval from its training run, or why there is none,
-    with the held-out rows' answers (:func:`held_out_answers`).
+def registered_run_id(client: Any, name: str, version: str) -> str:
+    """The training run of the registered ``version`` ("" when it names none).
 
-    Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
+    Raises :class:`VersionNotRegisteredError` for a version served from a run or an artifact URI,
+    or one the registry does not hold (deleted since, or another registry's).
     """
     from mlflow.exceptions import MlflowException
 
@@ -44,12 +44,26 @@ def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOu
             f"version {version}: served from a run or artifact URI, not the registry"
         )
     try:
-        run_id = client.get_model_version(name, version).run_id
-        metrics = client.get_run(run_id).data.metrics if run_id else {}
+        return str(client.get_model_version(name, version).run_id or "")
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise _registry_failed(exc) from exc
         raise VersionNotRegisteredError(f"version {version} is not in the registry") from None
+
+
+def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOut:
+    """The version's held-out figure and interval from its training run, or why there is none,
+    with the held-out rows' answers (:func:`held_out_answers`).
+
+    Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
+    """
+    from mlflow.exceptions import MlflowException
+
+    run_id = registered_run_id(client, name, version)
+    try:
+        metrics = client.get_run(run_id).data.metrics if run_id else {}
+    except MlflowException as exc:
+        raise _registry_failed(exc) from exc
     if metric not in metrics:
         return HeldOut(None, f"its training run logged no {metric}")
     estimate = metrics[metric]
