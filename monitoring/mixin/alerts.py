@@ -13,7 +13,8 @@ from mixin.cluster import (
     DEPLOYMENT_AVAILABLE,
     DEPLOYMENT_REPLICAS,
     DEPLOYMENT_UPDATED,
-    EVALUATION_OVERDUE_HOURS,
+    MISSED_SCHEDULE_SECONDS,
+    OVERDUE_PERIODS,
     autoscaler,
     deployment,
     evaluation_overdue,
@@ -278,12 +279,14 @@ def alerts(service: str) -> list[Alert]:
             "LiveEvaluationOverdue",
             evaluation_overdue(service),
             "warning",
-            f"{s}'s answers have not been scored against the truth for {EVALUATION_OVERDUE_HOURS} hours",
-            f"The CronJob {live_evaluation(service)} has not completed a run for over "
-            f"{EVALUATION_OVERDUE_HOURS} hours (or ever, since it was created that long ago): it is "
-            "suspended, its Jobs cannot start (a node, a quota, an image), or they keep failing "
-            f"(LiveEvaluationFailed). `kubectl describe cronjob {live_evaluation(service)}` and its "
-            "Jobs' events say which.",
+            f"{s}'s answers are no longer scored against the truth on schedule",
+            f"The CronJob {live_evaluation(service)} has not completed a run for "
+            f"{OVERDUE_PERIODS:g} periods of its schedule (36 hours on the daily one), or ever since "
+            "it was created that long ago, or a time its schedule named passed over "
+            f"{MISSED_SCHEDULE_SECONDS // 60} minutes ago with no run started: it is suspended, a "
+            "run is still going (concurrencyPolicy Forbid skips the next), its Jobs cannot start "
+            "(a node, a quota, an image), or they keep failing (LiveEvaluationFailed). "
+            f"`kubectl describe cronjob {live_evaluation(service)}` and its Jobs' events say which.",
         ),
         Alert(
             "LiveQualityWorse",

@@ -35,6 +35,11 @@ JOB_CREATED = "kube_job_created"
 #: When a CronJob's Job last succeeded (absent until one has), and when the CronJob was created.
 CRONJOB_LAST_SUCCESS = "kube_cronjob_status_last_successful_time"
 CRONJOB_CREATED = "kube_cronjob_created"
+#: When a CronJob last started a Job (absent until it has), and its schedule's next time after that
+#: (after its creation until then): kube-state-metrics computes it from the schedule, so the two
+#: are one period apart, and a next time long past is a run that was not started.
+CRONJOB_LAST_SCHEDULE = "kube_cronjob_status_last_schedule_time"
+CRONJOB_NEXT_SCHEDULE = "kube_cronjob_next_schedule_time"
 
 CLUSTER_METRICS = (
     DEPLOYMENT_REPLICAS,
@@ -51,6 +56,8 @@ CLUSTER_METRICS = (
     JOB_CREATED,
     CRONJOB_LAST_SUCCESS,
     CRONJOB_CREATED,
+    CRONJOB_LAST_SCHEDULE,
+    CRONJOB_NEXT_SCHEDULE,
 )
 
 
@@ -69,9 +76,14 @@ def autoscaler(metric: str, service: str, extra: str = "") -> str:
     return f'{metric}{{job="{JOB}",horizontalpodautoscaler="{service}"{"," + extra if extra else ""}}}'
 
 
-#: How long after its last success a daily live evaluation is overdue: a day, and half a day more
-#: for a run that waits on a node or takes its hour.
-EVALUATION_OVERDUE_HOURS = 36
+#: How many periods of its schedule a live evaluation may go without a success before it is overdue:
+#: one, and half of one more for a run that waits on a node or takes its hour. Read from the
+#: schedule, so a CronJob patched to run hourly or weekly is held to its own rhythm (36 hours on
+#: the component's daily one).
+OVERDUE_PERIODS = 1.5
+#: How long a time the schedule named may pass with no run started (suspended, or a run still
+#: going under concurrencyPolicy Forbid) before it is overdue, whatever the period.
+MISSED_SCHEDULE_SECONDS = 3600
 
 
 def live_evaluation(service: str) -> str:
@@ -118,23 +130,40 @@ def hours_since_evaluated(service: str) -> str:
     return f"(time() - max({cronjob(CRONJOB_LAST_SUCCESS, service)})) / 3600"
 
 
+def schedule_period(service: str) -> str:
+    """Seconds between two runs of the service's live evaluation, as its schedule says (absent
+    until it has started one)."""
+    return (
+        f"(max({cronjob(CRONJOB_NEXT_SCHEDULE, service)}) - max({cronjob(CRONJOB_LAST_SCHEDULE, service)}))"
+    )
+
+
+def overdue_seconds(service: str) -> str:
+    """How long the service's live evaluation may go without a success: :data:`OVERDUE_PERIODS`
+    periods of its schedule."""
+    return f"{OVERDUE_PERIODS:g} * {schedule_period(service)}"
+
+
 def evaluation_queries(service: str) -> list[tuple[str, str]]:
-    """The dashboard's live-evaluation panels, one query each: hours since the last success, and
-    whether the newest run failed."""
+    """The dashboard's live-evaluation panels: hours since the last success and the hours after
+    which that is overdue, and whether the newest run failed."""
     return [
         (hours_since_evaluated(service), "hours since the last success"),
+        (f"{overdue_seconds(service)} / 3600", "overdue past"),
         (newest_evaluation_state(service), "newest run failed"),
     ]
 
 
 def evaluation_overdue(service: str) -> str:
-    """The service's live evaluation has not succeeded for :data:`EVALUATION_OVERDUE_HOURS`, or
-    never since its CronJob was created that long ago (no series of a last success yet)."""
-    seconds = EVALUATION_OVERDUE_HOURS * 3600
+    """The service's live evaluation is overdue: no success for :data:`OVERDUE_PERIODS` periods of
+    its schedule, or none since its CronJob was created that long ago, or a scheduled time passed
+    :data:`MISSED_SCHEDULE_SECONDS` ago without a run started."""
+    limit = overdue_seconds(service)
     success = f"max({cronjob(CRONJOB_LAST_SUCCESS, service)})"
     return (
-        f"time() - {success} > {seconds}\nor\n"
-        f"(time() - max({cronjob(CRONJOB_CREATED, service)}) > {seconds}\nunless\n{success})"
+        f"time() - {success} > {limit}\nor\n"
+        f"(time() - max({cronjob(CRONJOB_CREATED, service)}) > {limit}\nunless\n{success})\nor\n"
+        f"time() - max({cronjob(CRONJOB_NEXT_SCHEDULE, service)}) > {MISSED_SCHEDULE_SECONDS}"
     )
 
 

@@ -16,11 +16,12 @@ from mixin.cluster import (
     AUTOSCALER_MAX,
     AUTOSCALER_MIN,
     CRONJOB_CREATED,
+    CRONJOB_LAST_SCHEDULE,
     CRONJOB_LAST_SUCCESS,
+    CRONJOB_NEXT_SCHEDULE,
     DEPLOYMENT_AVAILABLE,
     DEPLOYMENT_REPLICAS,
     DEPLOYMENT_UPDATED,
-    EVALUATION_OVERDUE_HOURS,
     JOB,
     JOB_CREATED,
     JOB_FAILED,
@@ -681,54 +682,73 @@ def evaluation_cases(service: str) -> list[Case]:
 
 
 def overdue_cases(service: str) -> list[Case]:
-    """LiveEvaluationOverdue, a day and a half on: in the daily file, a sample every DAILY_INTERVAL
-    (at the minute, these four cases took promtool 55 of the service file's 66 seconds)."""
+    """LiveEvaluationOverdue on the daily schedule, on one patched to hourly or weekly, and on a
+    suspended one: in the daily file, a sample every DAILY_INTERVAL (at the minute, the first four
+    cases took promtool 55 of the service file's 66 seconds)."""
     name = live_evaluation(service)
-    overdue = EVALUATION_OVERDUE_HOURS * 3600
-    later = f"{EVALUATION_OVERDUE_HOURS + 1}h"
-    samples = f"x{(EVALUATION_OVERDUE_HOURS + 2) * 3600 // DAILY_INTERVAL_SECONDS}"
+    hour, day = 3600, 86400
     cronjob = {**CLUSTER_TARGET, "cronjob": name}
-    # Beside another service's CronJob created at the start and never successful since, so an alert
-    # that missed the service's name would fire in every quiet case.
-    other = {
-        series_str(CRONJOB_CREATED, {**CLUSTER_TARGET, "cronjob": live_evaluation(f"other-{service}")}): (
-            f"0{samples}"
-        )
-    }
+    fired = [{"alertname": "LiveEvaluationOverdue", "service": service}]
 
-    def evaluated(created: int, succeeded: int | None) -> dict[str, str]:
-        series = {**other, series_str(CRONJOB_CREATED, cronjob): f"{created}{samples}"}
+    def scheduled(
+        at: int, created: int, period: int, last_run: int | None, succeeded: int | None
+    ) -> tuple[dict[str, str], str]:
+        """The CronJob's series, constant until ``at`` seconds (the eval time): created, last
+        started a run at ``last_run`` (None: never), its next time one ``period`` later (or after
+        its creation), and its last success."""
+        samples = f"x{at // DAILY_INTERVAL_SECONDS + 1}"
+        # Beside another service's CronJob created at the start, never run since and long past
+        # its time, so an alert that missed the service's name would fire in every quiet case.
+        other = {**CLUSTER_TARGET, "cronjob": live_evaluation(f"other-{service}")}
+        series = {
+            series_str(CRONJOB_CREATED, other): f"0{samples}",
+            series_str(CRONJOB_NEXT_SCHEDULE, other): f"60{samples}",
+            series_str(CRONJOB_CREATED, cronjob): f"{created}{samples}",
+            series_str(CRONJOB_NEXT_SCHEDULE, cronjob): (
+                f"{(last_run if last_run is not None else created) + period}{samples}"
+            ),
+        }
+        if last_run is not None:
+            series[series_str(CRONJOB_LAST_SCHEDULE, cronjob)] = f"{last_run}{samples}"
         if succeeded is not None:
             series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{succeeded}{samples}"
-        return series
+        return series, f"{at // 60}m"
 
+    cases = [
+        # Daily: 36 hours.
+        ("fires: daily, the last success 37 hours ago", scheduled(37 * hour, 0, day, day, 0), True),
+        ("quiet: daily, a success 7 hours ago", scheduled(37 * hour, 0, day, 30 * hour, 30 * hour), False),
+        (
+            "fires: daily, none since the CronJob was created 37 hours ago",
+            scheduled(37 * hour, 0, day, day, None),
+            True,
+        ),
+        (
+            "quiet: daily, none yet, the CronJob created 7 hours ago and its first run started",
+            scheduled(37 * hour, 30 * hour, day, 31 * hour, None),
+            False,
+        ),
+        # Patched to hourly: an hour and a half; to weekly: ten and a half days.
+        (
+            "fires: hourly, the last success 2 hours ago",
+            scheduled(10 * hour, 0, hour, 10 * hour - 900, 8 * hour),
+            True,
+        ),
+        (
+            "quiet: weekly, the last success 5 days ago",
+            scheduled(5 * day, 0, 7 * day, 0, 0),
+            False,
+        ),
+        # Suspended a day ago: its next time passed two hours ago, a success 26 hours ago.
+        (
+            "fires: daily, a scheduled time passed 2 hours ago with no run started",
+            scheduled(26 * hour, 0, day, 0, 0),
+            True,
+        ),
+    ]
     return [
-        Case(
-            "LiveEvaluationOverdue",
-            f"fires: the last success {EVALUATION_OVERDUE_HOURS + 1} hours ago",
-            evaluated(0, 0),
-            later,
-            [{"alertname": "LiveEvaluationOverdue", "service": service}],
-        ),
-        Case(
-            "LiveEvaluationOverdue",
-            "quiet: a success 7 hours ago",
-            evaluated(0, overdue - 6 * 3600),
-            later,
-        ),
-        Case(
-            "LiveEvaluationOverdue",
-            f"fires: no success since the CronJob was created {EVALUATION_OVERDUE_HOURS + 1} hours ago",
-            evaluated(0, None),
-            later,
-            [{"alertname": "LiveEvaluationOverdue", "service": service}],
-        ),
-        Case(
-            "LiveEvaluationOverdue",
-            "quiet: no success yet, the CronJob created 7 hours ago",
-            evaluated(overdue - 6 * 3600, None),
-            later,
-        ),
+        Case("LiveEvaluationOverdue", description, series, at, fired if fires else [])
+        for description, (series, at), fires in cases
     ]
 
 
@@ -1256,8 +1276,12 @@ def evaluation_panel_tests(service: str) -> list[dict[str, Any]]:
     ):
         cronjob = {**CLUSTER_TARGET, "cronjob": live_evaluation(name)}
         series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{success}x10"
+        # The service's schedule daily (overdue past 36 hours), the other's hourly.
+        period = 86400 if name == service else 3600
+        series[series_str(CRONJOB_LAST_SCHEDULE, cronjob)] = "100x10"
+        series[series_str(CRONJOB_NEXT_SCHEDULE, cronjob)] = f"{100 + period}x10"
         series.update(evaluation_job_series(live_evaluation(name), runs))
-    return panel_tests("live evaluation panels", evaluation_queries(service), series, [1, 1])
+    return panel_tests("live evaluation panels", evaluation_queries(service), series, [1, 36, 1])
 
 
 def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from typing import Any
 from mixin.alerts import unauthenticated_share
 from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
 from mixin.cluster import (
-    EVALUATION_OVERDUE_HOURS,
+    OVERDUE_PERIODS,
     autoscaler_condition_queries,
     evaluation_queries,
     live_evaluation,
@@ -564,18 +564,18 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         8,
     )
-    since, failed = evaluation_queries(service)
+    since, overdue, failed = evaluation_queries(service)
     g.add(
         panel(
             "timeseries",
             "Live evaluation: hours since the answers were last scored against the truth",
             f"The daily CronJob {live_evaluation(service)} (k8s/components/live-evaluation) joins the "
             "captured answers with the truth that came later and scores each version against its "
-            f"held-out figure (mlp evaluate --log; the figures are in MLflow). Past "
-            f"{EVALUATION_OVERDUE_HOURS} hours LiveEvaluationOverdue fires. Empty without the component.",
+            "held-out figure (mlp evaluate --log; the figures are in MLflow). Past the second line, "
+            f"{OVERDUE_PERIODS:g} periods of the CronJob's schedule (36 hours on the daily one), "
+            "LiveEvaluationOverdue fires. Empty without the component.",
             "h",
-            [since],
-            thresholds=[(EVALUATION_OVERDUE_HOURS, "orange")],
+            [since, overdue],
         ),
         12,
         8,

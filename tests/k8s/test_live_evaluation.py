@@ -23,7 +23,7 @@ import pytest
 from manifests import OVERLAYS, ROOT, SERVICES, Obj, Rendered, container, render
 from test_manifests import flow, pod
 
-from mixin.cluster import EVALUATION_OVERDUE_HOURS, live_evaluation
+from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, live_evaluation
 from servekit.replay import read_log
 
 COMPONENT = ROOT / "k8s" / "components" / "live-evaluation"
@@ -112,8 +112,10 @@ def test_the_schedule_is_daily_and_the_overdue_alert_allows_a_whole_run_past_a_d
         assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
         deadline = cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
         late = cronjob["spec"]["startingDeadlineSeconds"]
-        # A run that starts as late and takes as long as allowed still ends before the alert.
-        assert 24 * 3600 + late + deadline < EVALUATION_OVERDUE_HOURS * 3600
+        # A run that starts as late and takes as long as allowed still ends before the alert: it
+        # fires after OVERDUE_PERIODS periods, and after a scheduled time passed with no run.
+        assert 24 * 3600 + late + deadline < OVERDUE_PERIODS * 24 * 3600
+        assert late <= MISSED_SCHEDULE_SECONDS  # past it, the controller will not start the run
         starts.append(int(hour) * 60 + int(minute))
     # Staggered: no two services' runs start together.
     assert len(set(starts)) == len(starts)
