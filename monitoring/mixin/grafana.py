@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +62,10 @@ def panel(
     thresholds: Sequence[tuple[float, str]] = (),
     text_mode: str = "auto",
     base_color: str = "green",
+    units: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
+    """A panel of ``queries`` in ``unit``; ``units`` gives a query (by its index) a unit of its
+    own, for a stat panel that puts a figure, a count and an age side by side."""
     instant = kind == "stat"
     steps: list[dict[str, Any]] = [{"color": base_color, "value": None}]
     # Thresholds are often derived (1 - 0.999): write them without float noise, as the rules do.
@@ -75,7 +78,13 @@ def panel(
         "targets": [target(expr, legend, i, instant) for i, (expr, legend) in enumerate(queries)],
         "fieldConfig": {
             "defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
-            "overrides": [],
+            "overrides": [
+                {
+                    "matcher": {"id": "byFrameRefID", "options": target(*queries[i], i)["refId"]},
+                    "properties": [{"id": "unit", "value": own}],
+                }
+                for i, own in sorted((units or {}).items())
+            ],
         },
     }
     if kind == "stat":

@@ -84,7 +84,34 @@ def test_every_panel_is_well_formed(path: Path) -> None:
             assert target["expr"].strip(), title
             assert "legendFormat" in target, title
         assert panel["fieldConfig"]["defaults"]["unit"], f"{title}: no unit"
+        # A query's own unit names a query of the panel.
+        for override in panel["fieldConfig"]["overrides"]:
+            assert override["matcher"]["id"] == "byFrameRefID", title
+            assert override["matcher"]["options"] in refs, title
         assert panel.get("description"), f"{title}: no description"
+
+
+def test_a_stat_panel_of_a_figure_a_count_and_an_age_gives_each_its_unit() -> None:
+    for service in registry.available():
+        panels = {p["title"]: p for p in load(MONITORING / "dashboards" / f"{service}.json")["panels"]}
+        live = panels["Live quality: verdict, answers scored, hours since"]
+        units = {
+            target["legendFormat"]: next(
+                (
+                    prop["value"]
+                    for o in live["fieldConfig"]["overrides"]
+                    if o["matcher"]["options"] == target["refId"]
+                    for prop in o["properties"]
+                ),
+                live["fieldConfig"]["defaults"]["unit"],
+            )
+            for target in live["targets"]
+        }
+        assert units == {
+            "v{{version}}: {{verdict}}": "none",
+            "v{{version}} answers": "short",
+            "v{{version}} hours since": "h",
+        }
 
 
 def test_service_dashboards_show_the_contract_panels() -> None:
