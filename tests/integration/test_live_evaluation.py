@@ -359,6 +359,20 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     )
     assert tags["shadow.run"] == logged[1]
     assert client.get_run(logged[1]).data.metrics["shadow.rows"] == 300
+    # Per group too (country, gender, age band): a group's answers, paired, differ by nothing, or
+    # are too few to compare; no group is worse.
+    groups = [
+        part.split(" ", 1)[1]
+        for line in re.findall(rf"^{NAME} shadow v{shadow}:   \w+: (.+)$", report, re.M)
+        for part in line.split("; ")
+    ]
+    compared = [g for g in groups if not g.startswith("none (")]
+    assert len(groups) >= 5, report  # three countries, two genders, and the age bands
+    assert compared, report
+    assert all(
+        re.fullmatch(r"\+0\.0000 \(\+0\.0000 to \+0\.0000, \d+\) within the noise", g) for g in compared
+    )
+    assert tags["shadow.groups_worse"] == "none"
     # The server whose shadow it is reads it within its refresh: GET /model and the Shadow series.
     deadline = time.monotonic() + 30
     while (

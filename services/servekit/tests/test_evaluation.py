@@ -35,6 +35,7 @@ from servekit.evaluation import (
     parity_against_held_out,
     read_truth,
     render,
+    report,
 )
 from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
@@ -955,7 +956,7 @@ def test_a_shadow_is_held_against_the_served_answers_on_the_same_requests_by_a_p
     grouper = Grouper(recipe)
     lines, truths = shadowed_log(served, truth + (values - truth) / 2)
     joined = join(read_lines(lines), "toy", grouper, truths)
-    (found,) = evaluation.compare_shadows(joined, recipe)
+    (found,) = evaluation.compare_shadows(joined, grouper)
     halved = truth + (values - truth) / 2
     expected = paired_difference(recipe.primary(), truth, halved, values)
     assert found.difference == expected
@@ -975,9 +976,9 @@ def test_a_shadow_is_held_against_the_served_answers_on_the_same_requests_by_a_p
     )
     # The same answers: no difference in any sample; too few answers: no comparison, and why.
     same, _ = shadowed_log(served, values)
-    (alike,) = evaluation.compare_shadows(join(read_lines(same), "toy", grouper, truths), recipe)
+    (alike,) = evaluation.compare_shadows(join(read_lines(same), "toy", grouper, truths), grouper)
     assert (alike.difference, alike.verdict) == (Interval(0.0, 0.0, 0.0), "within the noise")
-    (few,) = evaluation.compare_shadows(joined, recipe, min_rows=301)
+    (few,) = evaluation.compare_shadows(joined, grouper, min_rows=301)
     assert (few.difference, few.note) == (None, "fewer than 301 answers with their truth (--min-rows)")
 
 
@@ -1063,3 +1064,68 @@ def test_mlp_evaluate_logs_a_registered_shadow_names_one_it_cannot_and_never_fai
     assert re.search(rf"^{name} shadow v2: logged as run ", out, re.M)
     assert f"{name} shadow v3: not logged: version 3 is not in the registry" in out
     assert mlflow_client.get_model_version(name, "2").tags["shadow.comparison"].endswith(", worse")
+
+
+class ByColour(ToyRecipe):
+    def segments(self, features: pd.DataFrame) -> dict[str, pd.Series]:
+        return {"color": features["color"]}
+
+
+def test_a_shadow_better_on_the_whole_is_compared_per_group_and_a_group_it_is_worse_for_is_named(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any], mlflow_client: Any
+) -> None:
+    """A shadow that halves the served model's errors for red customers and doubles them for blue
+    ones: each group's paired difference is the bootstrap's on that group's answers alone, the
+    report and the run hold them, and the version's tags name the group it is worse for."""
+    rows, answers, truth = served
+    values = np.array([a["value"] for a in answers])
+    red = np.array([row["color"] == "red" for row in rows])
+    shadow_values = np.where(red, truth + (values - truth) / 2, truth + (values - truth) * 2)
+    lines, truths = shadowed_log(served, shadow_values)
+    grouper = Grouper(ByColour())
+    joined = join(read_lines(lines), "toy", grouper, truths)
+    (found,) = evaluation.compare_shadows(joined, grouper)
+    metric = ToyRecipe().primary()
+    by_group = {g.group: g for g in found.groups}
+    assert list(by_group) == ["blue", "red"]
+    for colour, mask in (("blue", ~red), ("red", red)):
+        g = by_group[colour]
+        assert (g.dimension, g.rows) == ("color", int(mask.sum()))
+        assert g.difference == paired_difference(metric, truth[mask], shadow_values[mask], values[mask])
+    assert (by_group["blue"].verdict, by_group["red"].verdict) == ("worse", "better")
+    assert [g.group for g in found.groups_worse] == ["blue"]
+    blue = by_group["blue"]
+    text = render(joined, [], "t", shadows=[found]).splitlines()
+    assert text[1] == (
+        f"toy shadow v2:   color: blue {blue.difference.estimate:+.4f} ({blue.difference.low:+.4f} to "
+        f"{blue.difference.high:+.4f}, {blue.rows:,}) worse; red "
+        f"{by_group['red'].difference.estimate:+.4f} ({by_group['red'].difference.low:+.4f} to "
+        f"{by_group['red'].difference.high:+.4f}, {by_group['red'].rows:,}) better"
+    )
+    # A group with fewer answers than --min-rows has no comparison, and says why.
+    smaller = min(blue.rows, by_group["red"].rows)
+    (few,) = evaluation.compare_shadows(joined, grouper, min_rows=smaller + 1)
+    assert {g.group: (g.note, g.difference is None) for g in few.groups} == {
+        g.group: (f"fewer than {smaller + 1} answers with their truth (--min-rows)", True)
+        if g.rows == smaller
+        else ("", False)
+        for g in found.groups
+    }
+    # Logged: each group's difference on the run, the worse group on the version's tags, and
+    # what mlp promote prints.
+    mlflow_client.create_registered_model("grouped")
+    experiment = mlflow_client.get_experiment_by_name("toy").experiment_id
+    for _ in range(2):
+        run = mlflow_client.create_run(experiment)
+        mlflow_client.create_model_version("grouped", "unused", run_id=run.info.run_id)
+    run_id = evaluation.log_shadow_run(mlflow_client, replace(found, name="grouped"), "captures/")
+    metrics = mlflow_client.get_run(run_id).data.metrics
+    assert metrics["shadow.color.blue.mae_minus_served"] == blue.difference.estimate
+    assert metrics["shadow.color.blue.mae_minus_served_ci_low"] == blue.difference.low
+    assert metrics["shadow.color.red.rows"] == by_group["red"].rows
+    tags = mlflow_client.get_model_version("grouped", "2").tags
+    assert tags["shadow.groups_worse"] == f"color {report.group_difference(blue)}"
+    assert tags["shadow.groups_worse"].startswith(f"color blue {blue.difference.estimate:+.4f} (")
+    assert live_evidence("2", tags).endswith(
+        f"; as a shadow, worse beyond the noise for: {tags['shadow.groups_worse']}"
+    )

@@ -55,7 +55,7 @@ from servekit.evaluation.recording import (
     version_tags,
 )
 from servekit.evaluation.report import render, verdict
-from servekit.evaluation.shadow import ShadowComparison, compare_shadows
+from servekit.evaluation.shadow import GroupComparison, ShadowComparison, compare_shadows
 from servekit.evaluation.truth import INSTANCE_COLUMN, REQUEST_COLUMN, read_truth
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "SUPPRESS_RUN_LINKS",
     "Answers",
     "CanaryComparison",
+    "GroupComparison",
     "Grouper",
     "HeldOut",
     "Joined",

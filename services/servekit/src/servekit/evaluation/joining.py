@@ -56,6 +56,8 @@ class ShadowAnswers:
     truths: list[Any] = field(default_factory=list)
     outputs: list[Any] = field(default_factory=list)
     served_outputs: list[Any] = field(default_factory=list)
+    #: Each answer's groups, found in the served answer's input (the same request's).
+    groups: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass
@@ -110,7 +112,7 @@ class Grouper:
         columns = [np.asarray(labels.astype(str), dtype=object) for labels in found.values()]
         return list(zip(*columns, strict=True)) if columns else [() for _ in inputs]
 
-    def series(self, answers: Answers) -> dict[str, pd.Series]:
+    def series(self, answers: Answers | ShadowAnswers) -> dict[str, pd.Series]:
         """The answers' groups per dimension, categorical where the recipe declared an order."""
         found: dict[str, pd.Series] = {}
         for position, (dimension, order) in enumerate(self.dimensions.items()):
@@ -190,7 +192,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.times.append(answered_at)
         answers.routed.append(routed)
         answers.decisions.append(decision)
-    shadows = shadowed.paired({key: met[key][:2] for key in met.keys() - ambiguous})
+    shadows = shadowed.paired({key: met[key][:3] for key in met.keys() - ambiguous})
     return Joined(
         versions=[versions[v] for v in sorted(versions, key=version_order)],
         captured=captured,
@@ -232,17 +234,18 @@ class _Shadowed:
             self.kept[key] = (c.version, _read(self.recipe.served_output, c, self.service))
 
     def paired(self, served: Mapping[Key, Sequence[Any]]) -> list[ShadowAnswers]:
-        """Each shadow version's answers beside the served ones (``key -> (version, output)``) to
-        the same requests, per served version, in the order of their keys."""
+        """Each shadow version's answers beside the served ones (``key -> (version, output,
+        groups)``) to the same requests, per served version, in the order of their keys."""
         pairs: dict[tuple[str, str], ShadowAnswers] = {}
         for key in sorted(self.kept.keys() & served.keys()):
-            (version, output), (served_version, served_output) = self.kept[key], served[key]
+            (version, output), (served_version, served_output, groups) = self.kept[key], served[key]
             pair = pairs.setdefault(
                 (version, served_version), ShadowAnswers(self.service, version, served_version)
             )
             pair.truths.append(self.truth[key])
             pair.outputs.append(output)
             pair.served_outputs.append(served_output)
+            pair.groups.append(groups)
         return [pairs[k] for k in sorted(pairs, key=lambda k: (version_order(k[0]), version_order(k[1])))]
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from servekit.evaluation.quality import Quality
-from servekit.evaluation.report import verdict
+from servekit.evaluation.report import group_difference, verdict
 from servekit.evaluation.shadow import ShadowComparison
 from servekit.training import parity
 from servekit.training.segments import as_run_metrics, metric_name
@@ -23,6 +23,7 @@ from servekit.training.versions import (
     LIVE_RUN_TAG,
     LIVE_VERDICT_TAG,
     SHADOW_COMPARISON_TAG,
+    SHADOW_GROUPS_WORSE_TAG,
     SHADOW_RUN_TAG,
 )
 
@@ -93,8 +94,9 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
     version (:func:`shadow_tags`), which ``mlp versions`` shows before a promotion. Returns the run id.
 
     The run holds ``shadow.<metric>``, ``shadow.served.<metric>`` and ``shadow.<metric>_minus_served``
-    with its paired interval, and the answers compared. The live tags (``live.*``) are left alone:
-    they are the version's record as served, which the pods export.
+    with its paired interval, the answers compared, and each group's difference
+    (``shadow.<dimension>.<group>.<metric>_minus_served``, its interval and rows). The live tags
+    (``live.*``) are left alone: they are the version's record as served, which the pods export.
     """
     name, key, d = comparison.name, comparison.metric, comparison.difference
     figures = {AS_SHADOW.rows_key: float(comparison.rows)}
@@ -103,6 +105,11 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
             {f"shadow.{key}": comparison.shadow_figure, f"shadow.served.{key}": comparison.served_figure}
         )
         figures.update(_interval_metrics(AS_SHADOW.figure(key), d))
+    for g in comparison.groups:
+        group = f"shadow.{metric_name(g.dimension)}.{metric_name(g.group)}"
+        figures[f"{group}.rows"] = float(g.rows)
+        if g.difference is not None:
+            figures.update(_interval_metrics(f"{group}.{key}_minus_served", g.difference))
     tags = {
         KIND_TAG: SHADOW_KIND,
         "model.version": comparison.shadow,
@@ -120,7 +127,8 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
 
 def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
     """The shadow version's tags of this comparison: ``roc_auc +0.0121 (+0.0040 to +0.0203)
-    against v4 on 812, better``, or why there is none."""
+    against v4 on 812, better``, or why there is none; and the groups it is worse for beyond the
+    noise (``Geography Germany -0.0312 (-0.0580 to -0.0047, 412) worse``, or ``none``)."""
     against = f"against v{comparison.served} on {comparison.rows:,}"
     d = comparison.difference
     if d is None:
@@ -128,7 +136,12 @@ def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
     else:
         figure = f"{comparison.metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
         text = f"{figure} {against}, {comparison.verdict}"
-    return {SHADOW_COMPARISON_TAG: text, SHADOW_RUN_TAG: run_id}
+    worse = "; ".join(f"{g.dimension} {group_difference(g)}" for g in comparison.groups_worse)
+    return {
+        SHADOW_COMPARISON_TAG: text,
+        SHADOW_GROUPS_WORSE_TAG: worse or ("none" if d is not None else ""),
+        SHADOW_RUN_TAG: run_id,
+    }
 
 
 #: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.

@@ -9,7 +9,7 @@ from typing import Any
 from servekit.evaluation.canary import CanaryComparison
 from servekit.evaluation.joining import Joined
 from servekit.evaluation.quality import ParityChange, Quality
-from servekit.evaluation.shadow import ShadowComparison
+from servekit.evaluation.shadow import GroupComparison, ShadowComparison
 from servekit.training import parity, uncertainty
 
 
@@ -35,7 +35,7 @@ def render(
     what did not meet."""
     lines = [line for q in qualities for line in _version_lines(q)]
     lines += [_canary_line(c) for c in canaries]
-    lines += [_shadow_line(s) for s in shadows]
+    lines += [line for s in shadows for line in _shadow_lines(s)]
     return "\n".join(lines + _unmet_lines(joined, truth_file))
 
 
@@ -160,14 +160,28 @@ def _canary_line(c: CanaryComparison) -> str:
     return f"{head}, {when}: {c.metric} {c.difference}, {c.verdict}"
 
 
-def _shadow_line(s: ShadowComparison) -> str:
+def _shadow_lines(s: ShadowComparison) -> list[str]:
+    """A shadow's comparison with the served version, then the same per group of each dimension."""
     head = f"{s.name} shadow v{s.shadow} against served v{s.served} on the same {s.rows:,} answers"
     if s.difference is None:
-        return f"{head}: no comparison: {s.note}"
-    return (
+        return [f"{head}: no comparison: {s.note}"]
+    lines = [
         f"{head}: {s.metric} {s.shadow_figure:.4f} against {s.served_figure:.4f}: paired difference "
         f"{s.difference}, {s.verdict}"
-    )
+    ]
+    dimensions: dict[str, list[str]] = {}
+    for g in s.groups:
+        dimensions.setdefault(g.dimension, []).append(group_difference(g))
+    lines += [f"{s.name} shadow v{s.shadow}:   {d}: {'; '.join(parts)}" for d, parts in dimensions.items()]
+    return lines
+
+
+def group_difference(g: GroupComparison) -> str:
+    """``Germany -0.0312 (-0.0580 to -0.0047, 412) worse``, or why the group has none."""
+    if g.difference is None:
+        return f"{g.group} none ({g.rows:,}: {g.note})"
+    d = g.difference
+    return f"{g.group} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f}, {g.rows:,}) {g.verdict}"
 
 
 def _rows(count: int) -> str:

@@ -9,6 +9,10 @@ The samples are paired, so the difference's interval is the paired bootstrap's
 (:func:`uncertainty.paired_difference`), as ``mlp train`` compares a new version with the champion
 on the same held-out rows, and much narrower than a canary's two samples give.
 
+The same pairing is made within each group of the recipe's dimensions (country, gender, age band;
+a text's length): a challenger better on the whole can be worse for one group, and that is what
+a reviewer of the promotion must see before it, not after.
+
 A shadow serves nobody: its verdict informs a promotion and never fails ``mlp evaluate``.
 """
 
@@ -18,10 +22,23 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servekit.evaluation.joining import Joined, ShadowAnswers
+from servekit.evaluation.joining import Grouper, Joined, ShadowAnswers
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
-from servekit.training.recipe import TrainingRecipe
+from servekit.training.segments import each_group
+
+
+@dataclass(frozen=True)
+class GroupComparison:
+    """The shadow against the served version on one group's answers, paired as the whole is."""
+
+    dimension: str
+    group: str
+    rows: int
+    #: shadow - served on the group's answers; None: why, in ``note``.
+    difference: uncertainty.Interval | None = None
+    verdict: Verdict | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -42,28 +59,52 @@ class ShadowComparison:
     verdict: Verdict | None = None
     #: Why there is no comparison (too few answers with their truth, one class only).
     note: str = ""
+    #: The same comparison per group of each dimension, in the recipe's order.
+    groups: tuple[GroupComparison, ...] = ()
+
+    @property
+    def groups_worse(self) -> list[GroupComparison]:
+        """The groups for which the shadow is worse beyond the noise."""
+        return [g for g in self.groups if g.verdict == "worse"]
 
 
 def compare_shadows(
-    joined: Joined, recipe: TrainingRecipe, *, min_rows: int = MIN_ROWS, seed: int = 0
+    joined: Joined, grouper: Grouper, *, min_rows: int = MIN_ROWS, seed: int = 0
 ) -> list[ShadowComparison]:
-    """Each shadow version against each version it shadowed, on the same answers."""
-    return [_compared(pair, recipe, min_rows=min_rows, seed=seed) for pair in joined.shadows]
+    """Each shadow version against each version it shadowed, on the same answers, whole and per group."""
+    return [_compared(pair, grouper, min_rows=min_rows, seed=seed) for pair in joined.shadows]
 
 
-def _compared(pair: ShadowAnswers, recipe: TrainingRecipe, *, min_rows: int, seed: int) -> ShadowComparison:
-    metric = recipe.primary()
+def _compared(pair: ShadowAnswers, grouper: Grouper, *, min_rows: int, seed: int) -> ShadowComparison:
+    recipe = grouper.recipe
     found = ShadowComparison(pair.name, pair.version, pair.served, recipe.primary_metric, len(pair.truths))
     note = why_no_figure(recipe, pair.truths, min_rows=min_rows)
     if note:
         return replace(found, note=note)
+    metric = recipe.primary()
     truths = np.asarray(pair.truths)
     shadow, served = np.asarray(pair.outputs), np.asarray(pair.served_outputs)
     difference = uncertainty.paired_difference(metric, truths, shadow, served, seed=seed)
+
+    def within(dimension: str, group: str, mask: np.ndarray) -> GroupComparison:
+        """The same comparison on one group's answers."""
+        found = GroupComparison(dimension, group, int(mask.sum()))
+        note = why_no_figure(recipe, truths[mask], min_rows=min_rows)
+        if note:
+            return replace(found, note=note)
+        d = uncertainty.paired_difference(metric, truths[mask], shadow[mask], served[mask], seed=seed)
+        return replace(found, difference=d, verdict=verdict_of(d, recipe.greater_is_better))
+
+    groups = tuple(
+        within(dimension, group, mask)
+        for dimension, labels in grouper.series(pair).items()
+        for group, mask in each_group(labels)
+    )
     return replace(
         found,
         shadow_figure=metric.score(truths, shadow),
         served_figure=metric.score(truths, served),
         difference=difference,
         verdict=verdict_of(difference, recipe.greater_is_better),
+        groups=groups,
     )

@@ -24,8 +24,10 @@ LIVE_ANSWERS_TAG = "live.answers"
 LIVE_VERDICT_TAG = "live.verdict"
 LIVE_RUN_TAG = "live.run"
 #: A version's tags of its latest comparison as a shadow (``servekit.evaluation.shadow_tags``):
-#: against the version it shadowed, on the same answers, and the run that holds it.
+#: against the version it shadowed, on the same answers; the groups it is worse for beyond the
+#: noise; and the run that holds it.
 SHADOW_COMPARISON_TAG = "shadow.comparison"
+SHADOW_GROUPS_WORSE_TAG = "shadow.groups_worse"
 SHADOW_RUN_TAG = "shadow.run"
 
 
@@ -121,6 +123,8 @@ def live_evidence(version: str, tags: dict[str, str]) -> str:
     found = [f"as served: {_live(tags)}"] if LIVE_FIGURE_TAG in tags else []
     if SHADOW_COMPARISON_TAG in tags:
         found.append(f"as a shadow: {tags[SHADOW_COMPARISON_TAG]}")
+        if tags.get(SHADOW_GROUPS_WORSE_TAG, "none") not in ("none", ""):
+            found.append(f"as a shadow, worse beyond the noise for: {tags[SHADOW_GROUPS_WORSE_TAG]}")
     if not found:
         return f"v{version} on live traffic: no record (mlp evaluate --log records one)"
     return f"v{version} on live traffic: {'; '.join(found)}"
