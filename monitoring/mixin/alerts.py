@@ -425,7 +425,8 @@ def alerts(service: str) -> list[Alert]:
             "max by (version, against, metric) (\n"
             + of_shadow(
                 f'({n.shadow_live_difference}{{bound="estimate"}}\nand on (instance, job)\n'
-                f'({n.shadow_live_verdict}{{verdict="better"}} == 1))',
+                f'({n.shadow_live_verdict}{{verdict="better"}} == 1)\nunless on (instance, job)\n'
+                f"({n.shadow_live_groups_worse} > 0))",
                 n,
             )
             + "\n)",
@@ -439,8 +440,9 @@ def alerts(service: str) -> list[Alert]:
             '{{ $value | printf "%+.4f" }}, the paired 95 % interval clear of 0. Not a fault but a '
             f"decision for the model's owner: read `mlp versions {s}` (the `as shadow` column) and "
             "the run's figures per group, then promote it, through a canary or at once, or note why "
-            "not. It holds until a newer comparison says otherwise or the shadow moves to another "
-            "version.",
+            "not. One better on the whole but worse beyond the noise for a group (a country, an age "
+            "band) on its answers alone raises nothing: its promotion needs a reviewer's reasons. It "
+            "holds until a newer comparison says otherwise or the shadow moves to another version.",
             "15m",
         ),
         Alert(

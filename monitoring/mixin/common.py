@@ -178,8 +178,9 @@ def live_quality_queries(service: str) -> tuple[tuple[str, str], ...]:
 
 def shadow_comparison_queries(service: str) -> tuple[tuple[str, str], ...]:
     """The shadow comparison panel's queries, per shadow version: its primary metric minus the
-    served version's on the same requests' answers (and the interval), the verdict held, and the
-    answers paired; the shadow's version is its ``shadow_model_info``'s."""
+    served version's on the same requests' answers (and the interval), the verdict held, the
+    answers paired, and the groups it is worse for; the shadow's version is its
+    ``shadow_model_info``'s."""
     n = MetricNames(service)
     inst = 'instance=~"$instance"'
     difference = of_shadow(f"{n.shadow_live_difference}{{{inst}}}", n)
@@ -187,6 +188,10 @@ def shadow_comparison_queries(service: str) -> tuple[tuple[str, str], ...]:
         (f"max by (version, against, bound) ({difference})", "v{{version}} - v{{against}} {{bound}}"),
         (shadow_verdict(service, inst), "v{{version}}: {{verdict}}"),
         (f"max by (version) ({of_shadow(f'{n.shadow_live_answers}{{{inst}}}', n)})", "v{{version}} answers"),
+        (
+            f"max by (version) ({of_shadow(f'{n.shadow_live_groups_worse}{{{inst}}}', n)})",
+            "v{{version}} groups worse",
+        ),
     )
 
 

@@ -908,9 +908,11 @@ def shadow_better_cases(service: str, target: dict[str, str]) -> list[Case]:
     n = MetricNames(service)
     other = {**target, "instance": "10.0.0.2:8080"}
 
-    def compared(verdict: str, estimate: float) -> dict[str, str]:
+    def compared(verdict: str, estimate: float, groups_worse: int | None = 0) -> dict[str, str]:
         series: dict[str, str] = {}
         for pod in (target, other):
+            if groups_worse is not None:  # None: a run logged before groups were compared
+                series[series_str(n.shadow_live_groups_worse, pod)] = f"{groups_worse}x30"
             series[series_str(n.shadow_model_info, {**pod, "version": "8", "run_id": "def"})] = "1x30"
             for bound, value in (
                 ("estimate", estimate),
@@ -938,6 +940,20 @@ def shadow_better_cases(service: str, target: dict[str, str]) -> list[Case]:
             "20m",
             [fired],
             {'{{ $value | printf "%+.4f" }}': "+0.0553"},
+        ),
+        Case(
+            "ShadowBetter",
+            "fires: a comparison logged before groups were compared counts none",
+            compared("better", 0.0553, groups_worse=None),
+            "20m",
+            [fired],
+            {'{{ $value | printf "%+.4f" }}': "+0.0553"},
+        ),
+        Case(
+            "ShadowBetter",
+            "quiet: better on the whole, worse beyond the noise for one group",
+            compared("better", 0.0553, groups_worse=1),
+            "20m",
         ),
         *(
             Case("ShadowBetter", f"quiet: the verdict is {held}", compared(held, estimate), "20m")
@@ -1338,12 +1354,14 @@ def shadow_comparison_panel_tests(service: str) -> list[dict[str, Any]]:
                 f"{int(verdict == 'better')}x10"
             )
         series[series_str(n.shadow_live_answers, target)] = "900x10"
+        series[series_str(n.shadow_live_groups_worse, target)] = "1x10"
     expected: list[list[tuple[dict[str, str], float]]] = [
         [({"version": "5", "against": "4", "bound": "ci_high"}, 0.05),
          ({"version": "5", "against": "4", "bound": "ci_low"}, 0.01),
          ({"version": "5", "against": "4", "bound": "estimate"}, 0.03)],
         [({"version": "5", "verdict": "better"}, 1)],
         [({"version": "5"}, 900)],
+        [({"version": "5"}, 1)],
     ]  # fmt: skip
     return panel_sample_tests("shadow comparison panel", shadow_comparison_queries(service), series, expected)
 

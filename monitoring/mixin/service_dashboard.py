@@ -768,11 +768,13 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "requests' answers joined with the truth that came later, with its paired bootstrap 95 % "
             "interval, as the latest mlp evaluate --log recorded it (the capture must be on: the shadow's "
             "answers to the captured requests are captured too); the verdict (better or worse beyond the "
-            "noise, within it, or none), and the answers paired. Which of the two was right, where the "
-            "agreement says only how often they differ. No data: the shadow version was never compared.",
+            "noise, within it, or none), the answers paired, and the groups (a country, an age band) "
+            "for which it is worse beyond the noise on their answers alone. Which of the two was "
+            "right, where the agreement says only how often they differ. No data: the shadow version "
+            "was never compared.",
             "none",
             list(shadow_comparison_queries(service)),
-            units={2: "short"},
+            units={2: "short", 3: "short"},
         ),
         12,
         8,

@@ -385,6 +385,7 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
         assert metric_value(server, names.shadow_live_difference, **labels) == 0.0
     assert metric_value(server, names.shadow_live_answers) == 300
     assert metric_value(server, names.shadow_live_verdict, verdict="within the noise") == 1
+    assert metric_value(server, names.shadow_live_groups_worse) == 0
     listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{shadow} "))
     assert listed.endswith(tags["shadow.comparison"])
     # Promoted by hand, the operator reads the evidence beside what changed; then the champion is

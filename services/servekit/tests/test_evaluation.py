@@ -1000,6 +1000,7 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
         "shadow.mae_minus_served": -0.04,
         "shadow.mae_minus_served_ci_low": -0.06,
         "shadow.mae_minus_served_ci_high": -0.02,
+        "shadow.groups_worse": 0,
     }
     tags = mlflow_client.get_model_version("toy", "2").tags
     assert tags["shadow.comparison"] == "mae -0.0400 (-0.0600 to -0.0200) against v1 on 812, better"

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from toy import TOY, ToyModel
 
-from servekit.evaluation import Quality, ShadowComparison, log_run, log_shadow_run
+from servekit.evaluation import GroupComparison, Quality, ShadowComparison, log_run, log_shadow_run
 from servekit.live_quality import LiveQualityFollower, LiveRecord, read_live_record
 from servekit.metrics import MetricNames, ServiceMetrics
 from servekit.metrics.names import LIVE_VERDICTS
@@ -258,14 +258,21 @@ def test_a_shadows_latest_comparison_is_read_from_its_version_and_exported_again
     mlflow_client: Any, artifact: ModelArtifact
 ) -> None:
     """``log_shadow_run`` writes it, ``read_live_record(kind=AS_SHADOW)`` reads it back, and the
-    follower of the shadow's runtime exports the paired difference, the answers and the verdict."""
+    follower of the shadow's runtime exports the paired difference, the answers, the verdict and
+    the groups it is worse for."""
+    groups = (
+        GroupComparison("color", "blue", 400, Interval(0.03, 0.01, 0.05), "worse"),
+        GroupComparison("color", "red", 412, Interval(-0.1, -0.13, -0.07), "better"),
+    )
     compared = ShadowComparison(
-        "toy", "2", "1", "mae", 812, 0.21, 0.25, Interval(-0.04, -0.06, -0.02), "better"
+        "toy", "2", "1", "mae", 812, 0.21, 0.25, Interval(-0.04, -0.06, -0.02), "better", groups=groups
     )
     run_id = log_shadow_run(mlflow_client, compared, "captures/")
     found = read_live_record(mlflow_client, "toy", "2", "mae", kind=AS_SHADOW)
     assert found is not None
     assert (found.run_id, found.against, found.answers, found.verdict) == (run_id, "1", 812, "better")
+    assert found.groups_worse == 1
+    assert found.describe()["groups_worse"] == 1
     assert found.figure == Figure(pytest.approx(-0.04), pytest.approx(-0.06), pytest.approx(-0.02))
     assert found.describe()["against"] == "1"
     assert read_live_record(mlflow_client, "toy", "2", "mae") is None  # its record as served: apart
@@ -293,6 +300,7 @@ def test_a_shadows_latest_comparison_is_read_from_its_version_and_exported_again
         },
         ("toy_shadow_live_answers", ()): 812,
         **{("toy_shadow_live_verdict", (("verdict", v),)): float(v == "better") for v in LIVE_VERDICTS},
+        ("toy_shadow_live_groups_worse", ()): 1,
     }
     # The challenger moves to version 3: version 2's comparison is not shown for it.
     shadow["version"] = "3"
@@ -301,7 +309,7 @@ def test_a_shadows_latest_comparison_is_read_from_its_version_and_exported_again
     assert exported(collector) == {}
     # A comparison without a figure: the answers and verdict none, no difference.
     reader.records["3"] = dataclasses.replace(
-        found, version="3", figure=None, verdict="no comparison: too few"
+        found, version="3", figure=None, verdict="no comparison: too few", groups_worse=None
     )
     asyncio.run(follower.check())
     assert exported(collector) == {

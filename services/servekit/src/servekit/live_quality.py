@@ -51,6 +51,9 @@ class LiveRecord:
     evaluated_at: float
     #: The version it was compared against, for a shadow's record (empty for one as served).
     against: str = ""
+    #: The groups a shadow is worse for beyond the noise (None: not a shadow's record, or the run
+    #: counted none: it has no comparison, or was logged before groups were compared).
+    groups_worse: int | None = None
 
     @property
     def verdict_label(self) -> str:
@@ -70,6 +73,7 @@ class LiveRecord:
             "verdict": self.verdict,
             "evaluated_at": _iso(self.evaluated_at),
             **({"against": self.against} if self.against else {}),
+            **({"groups_worse": self.groups_worse} if self.groups_worse is not None else {}),
         }
 
 
@@ -111,7 +115,12 @@ def read_live_record(
         verdict=run.data.tags.get(kind.verdict_tag, "none"),
         evaluated_at=ended / 1000,
         against=run.data.tags.get(kind.against_tag, "") if kind.against_tag else "",
+        groups_worse=_count(metrics, kind.groups_worse_key),
     )
+
+
+def _count(metrics: Mapping[str, float], key: str) -> int | None:
+    return int(metrics[key]) if key and key in metrics else None
 
 
 def registry_reader(name: str, metric: str, tracking_uri: str, kind: RecordKind = AS_SERVED) -> RecordReader:
@@ -213,7 +222,14 @@ class LiveQualityFollower:
         record = self.current()
         if record is None:
             return None
-        return ShadowFigures(self.metric, record.figure, record.against, record.answers, record.verdict_label)
+        return ShadowFigures(
+            self.metric,
+            record.figure,
+            record.against,
+            record.answers,
+            record.verdict_label,
+            record.groups_worse,
+        )
 
     def current(self) -> LiveRecord | None:
         """The record held, if it is of the version served: None after a switch until the next

@@ -95,7 +95,8 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
 
     The run holds ``shadow.<metric>``, ``shadow.served.<metric>`` and ``shadow.<metric>_minus_served``
     with its paired interval, the answers compared, and each group's difference
-    (``shadow.<dimension>.<group>.<metric>_minus_served``, its interval and rows). The live tags
+    (``shadow.<dimension>.<group>.<metric>_minus_served``, its interval and rows) with the count of
+    those worse beyond the noise (``shadow.groups_worse``), which the pods export. The live tags
     (``live.*``) are left alone: they are the version's record as served, which the pods export.
     """
     name, key, d = comparison.name, comparison.metric, comparison.difference
@@ -105,6 +106,8 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
             {f"shadow.{key}": comparison.shadow_figure, f"shadow.served.{key}": comparison.served_figure}
         )
         figures.update(_interval_metrics(AS_SHADOW.figure(key), d))
+    if d is not None:
+        figures[AS_SHADOW.groups_worse_key] = float(len(comparison.groups_worse))
     for g in comparison.groups:
         group = f"shadow.{metric_name(g.dimension)}.{metric_name(g.group)}"
         figures[f"{group}.rows"] = float(g.rows)

@@ -54,6 +54,7 @@ MODEL_LIVE_VERDICT = "model_live_verdict"
 SHADOW_LIVE_DIFFERENCE = "shadow_live_difference"
 SHADOW_LIVE_ANSWERS = "shadow_live_answers"
 SHADOW_LIVE_VERDICT = "shadow_live_verdict"
+SHADOW_LIVE_GROUPS_WORSE = "shadow_live_groups_worse"
 
 #: Loggers whose bytes ``<svc>_log_bytes_total{logger}`` counts apart: the prediction capture's
 #: and the access log's lines are what an operator turns up and down (<SVC>_CAPTURE_PERCENT,
@@ -337,3 +338,7 @@ class MetricNames:
     @property
     def shadow_live_verdict(self) -> str:
         return self._name(SHADOW_LIVE_VERDICT)
+
+    @property
+    def shadow_live_groups_worse(self) -> str:
+        return self._name(SHADOW_LIVE_GROUPS_WORSE)

@@ -142,11 +142,14 @@ class ShadowFigures:
     answers: int
     #: One of ``LIVE_VERDICTS``.
     verdict: str
+    #: The groups it is worse for beyond the noise; None: the run counted none.
+    groups_worse: int | None = None
 
 
 class ShadowQualityCollector(_FiguresCollector[ShadowFigures]):
-    """``shadow_live_difference``, ``shadow_live_answers`` and ``shadow_live_verdict`` of the
-    figures ``current`` returns at each scrape (None: no shadow loaded, or never compared)."""
+    """``shadow_live_difference``, ``shadow_live_answers``, ``shadow_live_verdict`` and
+    ``shadow_live_groups_worse`` of the figures ``current`` returns at each scrape (None: no shadow
+    loaded, or never compared)."""
 
     def _families(self) -> tuple[GaugeMetricFamily, ...]:
         n = self.names
@@ -168,14 +171,21 @@ class ShadowQualityCollector(_FiguresCollector[ShadowFigures]):
                 "for the others: worse, within the noise or better; none: no figure.",
                 labels=("verdict",),
             ),
+            GaugeMetricFamily(
+                n.shadow_live_groups_worse,
+                "Groups (a country, an age band, ...) for which the shadow version's latest comparison "
+                "found it worse than the served version beyond the noise, on their answers alone.",
+            ),
         )
 
     def collect(self) -> Iterator[Metric]:
-        difference, answers, verdicts = self._families()
+        difference, answers, verdicts, groups_worse = self._families()
         figures = self.current()
         if figures is not None:
             for bound, value in figures.difference.bounds() if figures.difference else ():
                 difference.add_metric((figures.metric, bound, figures.against), value)
             answers.add_metric((), figures.answers)
             _verdicts(verdicts, figures.verdict)
-        yield from (difference, answers, verdicts)
+            if figures.groups_worse is not None:
+                groups_worse.add_metric((), figures.groups_worse)
+        yield from (difference, answers, verdicts, groups_worse)

@@ -43,6 +43,8 @@ class RecordKind:
     verdict_tag: str
     #: The run tag naming the version compared against (a shadow's served version).
     against_tag: str = ""
+    #: The run metric counting the groups the version is worse for beyond the noise (a shadow's).
+    groups_worse_key: str = ""
 
     def figure(self, metric: str) -> str:
         return self.figure_key.format(metric=metric)
@@ -52,7 +54,12 @@ class RecordKind:
 AS_SERVED = RecordKind(LIVE_RUN_TAG, "live.{metric}", "live.rows", LIVE_VERDICT_TAG)
 #: A version's latest comparison as a shadow with the served answers to the same requests.
 AS_SHADOW = RecordKind(
-    SHADOW_RUN_TAG, "shadow.{metric}_minus_served", "shadow.rows", "shadow.verdict", "shadow.served_version"
+    SHADOW_RUN_TAG,
+    "shadow.{metric}_minus_served",
+    "shadow.rows",
+    "shadow.verdict",
+    "shadow.served_version",
+    "shadow.groups_worse",
 )
 #: The held-out rows' truth and primary-metric outputs, logged with each training run: ``mlp
 #: evaluate`` resamples them against the live answers instead of combining the two intervals.
