@@ -88,12 +88,12 @@ def _compared(pair: ShadowAnswers, grouper: Grouper, *, min_rows: int, seed: int
 
     def within(dimension: str, group: str, mask: np.ndarray) -> GroupComparison:
         """The same comparison on one group's answers."""
-        found = GroupComparison(dimension, group, int(mask.sum()))
-        note = why_no_figure(recipe, truths[mask], min_rows=min_rows)
-        if note:
-            return replace(found, note=note)
+        compared = GroupComparison(dimension, group, int(mask.sum()))
+        why = why_no_figure(recipe, truths[mask], min_rows=min_rows)
+        if why:
+            return replace(compared, note=why)
         d = uncertainty.paired_difference(metric, truths[mask], shadow[mask], served[mask], seed=seed)
-        return replace(found, difference=d, verdict=verdict_of(d, recipe.greater_is_better))
+        return replace(compared, difference=d, verdict=verdict_of(d, recipe.greater_is_better))
 
     groups = tuple(
         within(dimension, group, mask)
