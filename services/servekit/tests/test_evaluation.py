@@ -35,7 +35,6 @@ from servekit.evaluation import (
     parity_against_held_out,
     read_truth,
     render,
-    report,
 )
 from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
@@ -336,7 +335,7 @@ def test_a_canary_is_judged_against_the_stable_version_on_the_same_traffic(
                 lines.append(capture_line(f"r{i}", 0, row, answer, "stable", version="1"))
         joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
         qualities = [assess(a, grouper, None) for a in joined.versions]
-        found = evaluation.compare_canaries(joined, TOY.recipe)
+        found = evaluation.compare_canaries(joined, grouper)
         text = render(joined, qualities, "truth.csv", found)
         # These captures do not say when they were answered (lines older than answered_at).
         whole_log = "the whole log (its captures do not say when they were answered): mae "
@@ -407,7 +406,7 @@ def judged(
         truth |= {(f"later-{i}", 0): y for i, y in enumerate(served[2][:100])}
     joined = join(read_lines(lines), "toy", grouper, truth)
     qualities = [assess(a, grouper, None) for a in joined.versions]
-    found = evaluation.compare_canaries(joined, TOY.recipe, min_rows=min_rows)
+    found = evaluation.compare_canaries(joined, grouper, min_rows=min_rows)
     return found, render(joined, qualities, "truth.csv", found)
 
 
@@ -1125,8 +1124,48 @@ def test_a_shadow_better_on_the_whole_is_compared_per_group_and_a_group_it_is_wo
     assert metrics["shadow.color.blue.mae_minus_served_ci_low"] == blue.difference.low
     assert metrics["shadow.color.red.rows"] == by_group["red"].rows
     tags = mlflow_client.get_model_version("grouped", "2").tags
-    assert tags["shadow.groups_worse"] == f"color {report.group_difference(blue)}"
+    assert tags["shadow.groups_worse"] == f"color {blue.describe()}"
     assert tags["shadow.groups_worse"].startswith(f"color blue {blue.difference.estimate:+.4f} (")
     assert live_evidence("2", tags).endswith(
         f"; as a shadow, worse beyond the noise for: {tags['shadow.groups_worse']}"
     )
+
+
+def test_a_canary_is_compared_per_group_on_its_and_the_stable_answers_of_that_group(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+) -> None:
+    """Every other request answered by a canary whose fares for blue customers are a dollar off:
+    blue is worse beyond the noise, red is not, and each group's difference is the two-sample
+    bootstrap's on that group's canary and stable answers alone."""
+    rows, answers, truth = served
+    lines = []
+    for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
+        if i % 2:
+            shifted = {"value": answer["value"] + (1.0 if row["color"] == "blue" else 0.0)}
+            lines.append(capture_line(f"r{i}", 0, row, shifted, "canary", version="2"))
+        else:
+            lines.append(capture_line(f"r{i}", 0, row, answer, "stable", version="1"))
+    grouper = Grouper(ByColour())
+    joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
+    (found,) = evaluation.compare_canaries(joined, grouper, min_rows=50)
+    by_group = {g.group: g for g in found.groups}
+    assert list(by_group) == ["blue", "red"]
+    assert (by_group["blue"].verdict, by_group["red"].verdict) == ("worse", "within the noise")
+    assert [g.group for g in found.groups_worse] == ["blue"]
+    # In the order the answers are joined in, by request id ("r0", "r1", "r10", ...): the
+    # bootstrap draws by position.
+    order = sorted(range(len(rows)), key=lambda i: f"r{i}")
+    values = np.array([answers[i]["value"] for i in order])
+    truth = truth[order]
+    blue = np.array([rows[i]["color"] == "blue" for i in order])
+    odd = np.array(order) % 2 == 1
+    for colour, mask in (("blue", blue), ("red", ~blue)):
+        c, s = mask & odd, mask & ~odd
+        canary_values = values[c] + (1.0 if colour == "blue" else 0.0)
+        expected = unpaired_difference(ToyRecipe().primary(), truth[c], canary_values, truth[s], values[s])
+        g = by_group[colour]
+        assert (g.rows, g.other_rows) == (int(c.sum()), int(s.sum()))
+        assert g.difference == expected.difference
+    text = render(joined, [], "truth.csv", [found]).splitlines()
+    assert text[1] == f"toy canary v2:   color: {by_group['blue'].describe()}; {by_group['red'].describe()}"
+    assert f", {by_group['blue'].rows:,} against {by_group['blue'].other_rows:,}) worse" in text[1]

@@ -219,7 +219,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 min_rows=args.min_rows or MIN_ROWS,
             )
         )
-    canaries = compare_canaries(joined, spec.recipe, min_rows=args.min_rows or MIN_ROWS)
+    canaries = compare_canaries(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
     shadows = compare_shadows(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
     print(render(joined, qualities, str(args.truth), canaries, shadows))
     if args.log:

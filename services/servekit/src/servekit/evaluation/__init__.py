@@ -24,6 +24,7 @@ The parts, one module each: :mod:`~servekit.evaluation.truth` (the truth file),
 from __future__ import annotations
 
 from servekit.evaluation.canary import CanaryComparison, compare_canaries
+from servekit.evaluation.groups import GroupComparison
 from servekit.evaluation.held_out import (
     HeldOut,
     VersionNotRegisteredError,
@@ -55,7 +56,7 @@ from servekit.evaluation.recording import (
     version_tags,
 )
 from servekit.evaluation.report import render, verdict
-from servekit.evaluation.shadow import GroupComparison, ShadowComparison, compare_shadows
+from servekit.evaluation.shadow import ShadowComparison, compare_shadows
 from servekit.evaluation.truth import INSTANCE_COLUMN, REQUEST_COLUMN, read_truth
 
 __all__ = [

@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servekit.evaluation.joining import Answers, Joined
+from servekit.evaluation.groups import GroupComparison, within_groups, worse
+from servekit.evaluation.joining import Answers, Grouper, Joined
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
-from servekit.training.recipe import TrainingRecipe
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,17 @@ class CanaryComparison:
     verdict: Verdict | None = None
     #: Why there is no comparison (too few stable answers in the canary's period, say).
     note: str = ""
+    #: The same comparison per group of each dimension, in the recipe's order (:mod:`.groups`).
+    groups: tuple[GroupComparison, ...] = ()
+
+    @property
+    def groups_worse(self) -> list[GroupComparison]:
+        """The groups for which the canary is worse beyond the noise."""
+        return worse(self.groups)
 
 
 def compare_canaries(
-    joined: Joined, recipe: TrainingRecipe, *, min_rows: int = MIN_ROWS, seed: int = 0
+    joined: Joined, grouper: Grouper, *, min_rows: int = MIN_ROWS, seed: int = 0
 ) -> list[CanaryComparison]:
     """Each version's answers as the canary against the stable version's of the same period.
 
@@ -60,7 +67,10 @@ def compare_canaries(
     Captures that do not say when they were answered (written before ``answered_at``) are
     compared over the whole log, and only where one version answered as the stable one
     throughout and the canary only as the canary.
+
+    Each group of the recipe's dimensions is compared too, on its canary and stable answers.
     """
+    recipe = grouper.recipe
     found = []
     for canary in joined.versions:
         if "canary" not in canary.answered_as:
@@ -113,9 +123,9 @@ def compare_canaries(
         found.append(
             _compared(
                 comparison,
-                recipe,
-                _rows_of(canary, as_canary),
-                _rows_of(stable, used),
+                grouper,
+                _Sample(canary, as_canary),
+                _Sample(stable, used),
                 min_rows=min_rows,
                 seed=seed,
             )
@@ -132,28 +142,62 @@ def _as_stable(answers: Answers, within: tuple[float, float] | None = None) -> l
     return [i for i in chosen if (t := answers.times[i]) is not None and first <= t <= last]
 
 
-def _rows_of(answers: Answers, chosen: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The truths and outputs of the chosen answers."""
-    return np.asarray(answers.truths)[chosen], np.asarray(answers.outputs)[chosen]
+class _Sample:
+    """The truths, outputs and groups of the chosen answers of one version."""
+
+    def __init__(self, answers: Answers, chosen: Sequence[int]) -> None:
+        self.truths = np.asarray(answers.truths)[chosen]
+        self.outputs = np.asarray(answers.outputs)[chosen]
+        self.groups = [answers.groups[i] for i in chosen]
 
 
 def _compared(
     comparison: CanaryComparison,
-    recipe: TrainingRecipe,
-    canary: tuple[np.ndarray, np.ndarray],
-    stable: tuple[np.ndarray, np.ndarray],
+    grouper: Grouper,
+    canary: _Sample,
+    stable: _Sample,
     *,
     min_rows: int,
     seed: int,
 ) -> CanaryComparison:
-    for side, (truths, _) in (
-        ("the canary's answers", canary),
-        ("the stable version's answers in its period", stable),
-    ):
-        note = why_no_figure(recipe, truths, min_rows=min_rows)
-        if note:
-            return replace(comparison, note=f"{side}: {note}")
-    # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
-    difference = uncertainty.unpaired_difference(recipe.primary(), *canary, *stable, seed=seed).difference
-    verdict = verdict_of(difference, recipe.greater_is_better)
-    return replace(comparison, difference=difference, verdict=verdict)
+    recipe = grouper.recipe
+
+    def difference(c: np.ndarray, s: np.ndarray) -> tuple[uncertainty.Interval | None, str]:
+        """The canary's figure minus the stable one's on the answers ``c`` and ``s`` pick, or why none."""
+        for side, truths in (
+            ("the canary's answers", canary.truths[c]),
+            ("the stable version's answers in its period", stable.truths[s]),
+        ):
+            note = why_no_figure(recipe, truths, min_rows=min_rows)
+            if note:
+                return None, f"{side}: {note}"
+        # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
+        found = uncertainty.unpaired_difference(
+            recipe.primary(),
+            canary.truths[c],
+            canary.outputs[c],
+            stable.truths[s],
+            stable.outputs[s],
+            seed=seed,
+        )
+        return found.difference, ""
+
+    whole, note = difference(np.ones(len(canary.truths), bool), np.ones(len(stable.truths), bool))
+    if whole is None:
+        return replace(comparison, note=note)
+    split = len(canary.truths)
+
+    def within(dimension: str, group: str, mask: np.ndarray) -> GroupComparison:
+        c, s = mask[:split], mask[split:]
+        found, why = difference(c, s)
+        compared = GroupComparison(dimension, group, int(c.sum()), other_rows=int(s.sum()))
+        if found is None:
+            return replace(compared, note=why)
+        return replace(compared, difference=found, verdict=verdict_of(found, recipe.greater_is_better))
+
+    return replace(
+        comparison,
+        difference=whole,
+        verdict=verdict_of(whole, recipe.greater_is_better),
+        groups=within_groups(grouper, canary.groups + stable.groups, within),
+    )

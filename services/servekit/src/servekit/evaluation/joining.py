@@ -112,11 +112,16 @@ class Grouper:
         columns = [np.asarray(labels.astype(str), dtype=object) for labels in found.values()]
         return list(zip(*columns, strict=True)) if columns else [() for _ in inputs]
 
-    def series(self, answers: Answers | ShadowAnswers) -> dict[str, pd.Series]:
+    def series(self, answers: Answers) -> dict[str, pd.Series]:
         """The answers' groups per dimension, categorical where the recipe declared an order."""
+        return self.series_of(answers.groups)
+
+    def series_of(self, groups: Sequence[tuple[str, ...]]) -> dict[str, pd.Series]:
+        """Answers' groups (one tuple each) per dimension, categorical where the recipe declared
+        an order."""
         found: dict[str, pd.Series] = {}
         for position, (dimension, order) in enumerate(self.dimensions.items()):
-            values = [groups[position] for groups in answers.groups]
+            values = [labels[position] for labels in groups]
             found[dimension] = pd.Series(pd.Categorical(values, categories=order) if order else values)
         return found
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from servekit.evaluation.quality import Quality
-from servekit.evaluation.report import group_difference, verdict
+from servekit.evaluation.report import verdict
 from servekit.evaluation.shadow import ShadowComparison
 from servekit.training import parity
 from servekit.training.segments import as_run_metrics, metric_name
@@ -139,7 +139,7 @@ def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
     else:
         figure = f"{comparison.metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
         text = f"{figure} {against}, {comparison.verdict}"
-    worse = "; ".join(f"{g.dimension} {group_difference(g)}" for g in comparison.groups_worse)
+    worse = "; ".join(f"{g.dimension} {g.describe()}" for g in comparison.groups_worse)
     return {
         SHADOW_COMPARISON_TAG: text,
         SHADOW_GROUPS_WORSE_TAG: worse or ("none" if d is not None else ""),

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from servekit.evaluation.canary import CanaryComparison
+from servekit.evaluation.groups import GroupComparison
 from servekit.evaluation.joining import Joined
 from servekit.evaluation.quality import ParityChange, Quality
-from servekit.evaluation.shadow import GroupComparison, ShadowComparison
+from servekit.evaluation.shadow import ShadowComparison
 from servekit.training import parity, uncertainty
 
 
@@ -34,7 +35,11 @@ def render(
     """The report: each version's figure and verdict, its groups, the canaries and shadows, then
     what did not meet."""
     lines = [line for q in qualities for line in _version_lines(q)]
-    lines += [_canary_line(c) for c in canaries]
+    lines += [
+        line
+        for c in canaries
+        for line in [_canary_line(c), *_group_lines(f"{c.name} canary v{c.canary}", c.groups)]
+    ]
     lines += [line for s in shadows for line in _shadow_lines(s)]
     return "\n".join(lines + _unmet_lines(joined, truth_file))
 
@@ -169,19 +174,15 @@ def _shadow_lines(s: ShadowComparison) -> list[str]:
         f"{head}: {s.metric} {s.shadow_figure:.4f} against {s.served_figure:.4f}: paired difference "
         f"{s.difference}, {s.verdict}"
     ]
+    return lines + _group_lines(f"{s.name} shadow v{s.shadow}", s.groups)
+
+
+def _group_lines(head: str, groups: Sequence[GroupComparison]) -> list[str]:
+    """One line per dimension: each group's difference, or why it has none."""
     dimensions: dict[str, list[str]] = {}
-    for g in s.groups:
-        dimensions.setdefault(g.dimension, []).append(group_difference(g))
-    lines += [f"{s.name} shadow v{s.shadow}:   {d}: {'; '.join(parts)}" for d, parts in dimensions.items()]
-    return lines
-
-
-def group_difference(g: GroupComparison) -> str:
-    """``Germany -0.0312 (-0.0580 to -0.0047, 412) worse``, or why the group has none."""
-    if g.difference is None:
-        return f"{g.group} none ({g.rows:,}: {g.note})"
-    d = g.difference
-    return f"{g.group} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f}, {g.rows:,}) {g.verdict}"
+    for g in groups:
+        dimensions.setdefault(g.dimension, []).append(g.describe())
+    return [f"{head}:   {dimension}: {'; '.join(parts)}" for dimension, parts in dimensions.items()]
 
 
 def _rows(count: int) -> str:

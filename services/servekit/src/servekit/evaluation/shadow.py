@@ -9,9 +9,7 @@ The samples are paired, so the difference's interval is the paired bootstrap's
 (:func:`uncertainty.paired_difference`), as ``mlp train`` compares a new version with the champion
 on the same held-out rows, and much narrower than a canary's two samples give.
 
-The same pairing is made within each group of the recipe's dimensions (country, gender, age band;
-a text's length): a challenger better on the whole can be worse for one group, and that is what
-a reviewer of the promotion must see before it, not after.
+The same pairing is made within each group of the recipe's dimensions (:mod:`.groups`).
 
 A shadow serves nobody: its verdict informs a promotion and never fails ``mlp evaluate``.
 """
@@ -22,23 +20,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from servekit.evaluation.groups import GroupComparison, within_groups, worse
 from servekit.evaluation.joining import Grouper, Joined, ShadowAnswers
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
-from servekit.training.segments import each_group
-
-
-@dataclass(frozen=True)
-class GroupComparison:
-    """The shadow against the served version on one group's answers, paired as the whole is."""
-
-    dimension: str
-    group: str
-    rows: int
-    #: shadow - served on the group's answers; None: why, in ``note``.
-    difference: uncertainty.Interval | None = None
-    verdict: Verdict | None = None
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,7 +50,7 @@ class ShadowComparison:
     @property
     def groups_worse(self) -> list[GroupComparison]:
         """The groups for which the shadow is worse beyond the noise."""
-        return [g for g in self.groups if g.verdict == "worse"]
+        return worse(self.groups)
 
 
 def compare_shadows(
@@ -95,11 +80,7 @@ def _compared(pair: ShadowAnswers, grouper: Grouper, *, min_rows: int, seed: int
         d = uncertainty.paired_difference(metric, truths[mask], shadow[mask], served[mask], seed=seed)
         return replace(compared, difference=d, verdict=verdict_of(d, recipe.greater_is_better))
 
-    groups = tuple(
-        within(dimension, group, mask)
-        for dimension, labels in grouper.series(pair).items()
-        for group, mask in each_group(labels)
-    )
+    groups = within_groups(grouper, pair.groups, within)
     return replace(
         found,
         shadow_figure=metric.score(truths, shadow),
