@@ -1029,6 +1029,15 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
     )
 
 
+def registered(client: Any, name: str, versions: int) -> None:
+    """``name`` in the registry with ``versions`` versions, each of a run of the toy experiment."""
+    experiment = client.get_experiment_by_name("toy").experiment_id
+    client.create_registered_model(name)
+    for _ in range(versions):
+        run = client.create_run(experiment)
+        client.create_model_version(name, "unused", run_id=run.info.run_id)
+
+
 def test_mlp_evaluate_logs_a_registered_shadow_names_one_it_cannot_and_never_fails_on_a_worse_one(
     served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
     mlflow_client: Any,
@@ -1041,11 +1050,7 @@ def test_mlp_evaluate_logs_a_registered_shadow_names_one_it_cannot_and_never_fai
     status stays 0; v3 is reported, not logged, and does not stop the command."""
     name = "shadowed"
     monkeypatch.setattr(cli.registry, "get_service", lambda _: replace(TOY, name=name))
-    experiment = mlflow_client.get_experiment_by_name("toy").experiment_id
-    mlflow_client.create_registered_model(name)
-    for _ in range(3):
-        run = mlflow_client.create_run(experiment)
-        mlflow_client.create_model_version(name, str(tmp_path), run_id=run.info.run_id)
+    registered(mlflow_client, name, 3)
     mlflow_client.delete_model_version(name, "3")
     rows, answers, truth = served
     lines = []
@@ -1113,11 +1118,7 @@ def test_a_shadow_better_on_the_whole_is_compared_per_group_and_a_group_it_is_wo
     }
     # Logged: each group's difference on the run, the worse group on the version's tags, and
     # what mlp promote prints.
-    mlflow_client.create_registered_model("grouped")
-    experiment = mlflow_client.get_experiment_by_name("toy").experiment_id
-    for _ in range(2):
-        run = mlflow_client.create_run(experiment)
-        mlflow_client.create_model_version("grouped", "unused", run_id=run.info.run_id)
+    registered(mlflow_client, "grouped", 2)
     run_id = evaluation.log_shadow_run(mlflow_client, replace(found, name="grouped"), "captures/")
     metrics = mlflow_client.get_run(run_id).data.metrics
     assert metrics["shadow.color.blue.mae_minus_served"] == blue.difference.estimate
@@ -1169,3 +1170,78 @@ def test_a_canary_is_compared_per_group_on_its_and_the_stable_answers_of_that_gr
     text = render(joined, [], "truth.csv", [found]).splitlines()
     assert text[1] == f"toy canary v2:   color: {by_group['blue'].describe()}; {by_group['red'].describe()}"
     assert f", {by_group['blue'].rows:,} against {by_group['blue'].other_rows:,}) worse" in text[1]
+
+
+def test_a_canary_comparison_is_logged_on_the_canary_version_and_printed_by_mlp_promote(
+    mlflow_client: Any,
+) -> None:
+    groups = (
+        evaluation.GroupComparison("color", "blue", 150, Interval(0.3, 0.2, 0.4), "worse", other_rows=140),
+        evaluation.GroupComparison(
+            "color", "red", 160, Interval(0.01, -0.05, 0.07), "within the noise", other_rows=150
+        ),
+    )
+    compared = evaluation.CanaryComparison(
+        "canaried", "2", "1", "mae", None, canary_rows=310, stable_rows=290,
+        difference=Interval(0.15, 0.08, 0.22), verdict="worse", groups=groups,
+    )  # fmt: skip
+    registered(mlflow_client, "canaried", 2)
+    run_id = evaluation.log_canary_run(mlflow_client, compared, "captures/")
+    run = mlflow_client.get_run(run_id)
+    assert run.data.tags[evaluation.KIND_TAG] == evaluation.CANARY_KIND
+    assert (run.data.tags["model.version"], run.data.tags["canary.stable_version"]) == ("2", "1")
+    assert run.data.metrics == {
+        "canary.rows": 310,
+        "canary.stable_rows": 290,
+        "canary.mae_minus_stable": 0.15,
+        "canary.mae_minus_stable_ci_low": 0.08,
+        "canary.mae_minus_stable_ci_high": 0.22,
+        "canary.groups_worse": 1,
+        "canary.color.blue.rows": 150,
+        "canary.color.blue.other_rows": 140,
+        "canary.color.blue.mae_minus_stable": 0.3,
+        "canary.color.blue.mae_minus_stable_ci_low": 0.2,
+        "canary.color.blue.mae_minus_stable_ci_high": 0.4,
+        "canary.color.red.rows": 160,
+        "canary.color.red.other_rows": 150,
+        "canary.color.red.mae_minus_stable": 0.01,
+        "canary.color.red.mae_minus_stable_ci_low": -0.05,
+        "canary.color.red.mae_minus_stable_ci_high": 0.07,
+    }
+    tags = mlflow_client.get_model_version("canaried", "2").tags
+    assert tags["canary.comparison"] == "mae +0.1500 (+0.0800 to +0.2200) against v1 on 310 and 290, worse"
+    assert tags["canary.groups_worse"] == "color blue +0.3000 (+0.2000 to +0.4000, 150 against 140) worse"
+    assert tags["canary.run"] == run_id
+    assert live_evidence("2", tags) == (
+        f"v2 on live traffic: as a canary: {tags['canary.comparison']}; "
+        f"as a canary, worse beyond the noise for: {tags['canary.groups_worse']}"
+    )
+
+
+def test_mlp_evaluate_logs_a_canary_compared_with_its_stable_version(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+    mlflow_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = "canaryflow"
+    monkeypatch.setattr(cli.registry, "get_service", lambda _: replace(TOY, name=name))
+    registered(mlflow_client, name, 2)
+    rows, answers, truth = served
+    lines = [
+        capture_line(
+            f"r{i:04d}", 0, row, answer, *(("canary",) if i % 2 else ()), name=name, version=str(1 + i % 2)
+        )
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    (tmp_path / "captures.log").write_text("\n".join(lines) + "\n")
+    frame = pd.DataFrame({"request_id": [f"r{i:04d}" for i in range(len(truth))], "y": truth})
+    frame.to_csv(tmp_path / "truth.csv", index=False)
+    argv = ["evaluate", name, str(tmp_path / "captures.log"), "--truth", str(tmp_path / "truth.csv")]
+    assert cli.main([*argv, "--log", "--tracking-uri", mlflow_client._registry_uri]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^{name} canary v2: logged as run \w+ \(and the version's canary\.\* tags", out, re.M)
+    tags = mlflow_client.get_model_version(name, "2").tags
+    assert tags["canary.comparison"].endswith(" against v1 on 150 and 150, within the noise")
+    assert tags["canary.groups_worse"] == "none"

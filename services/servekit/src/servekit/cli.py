@@ -11,11 +11,12 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from servekit import registry
 from servekit.datasets import DatasetError
@@ -175,10 +176,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         compare_shadows,
         held_out_figure,
         join,
+        log_canary_run,
         log_run,
         log_shadow_run,
         read_truth,
-        registered_run_id,
         render,
     )
     from servekit.training.trainer import registry_client
@@ -231,20 +232,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
                 "(and the version's live.* tags, which mlp versions shows)"
             )
+        source = str(args.captures)
         for shadow in shadows:
-            try:
-                registered_run_id(client, spec.name, shadow.shadow)
-            except VersionNotRegisteredError as exc:  # no version whose tags could hold it
-                print(f"{spec.name} shadow v{shadow.shadow}: not logged: {exc}")
-                continue
-            run_id = log_shadow_run(client, shadow, str(args.captures))
-            print(
-                f"{spec.name} shadow v{shadow.shadow}: logged as run {run_id} "
-                "(and the version's shadow.* tags, which mlp versions shows)"
-            )
+            log = partial(log_shadow_run, client, shadow, source)
+            _log_comparison(client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows")
+        for canary in canaries:
+            if canary.stable:  # else no one stable version in its period to hold it against
+                log = partial(log_canary_run, client, canary, source)
+                _log_comparison(
+                    client, spec.name, "canary", canary.canary, log=log, read_by="mlp promote prints"
+                )
     # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
     return 1 if "worse" in verdicts else 0
+
+
+def _log_comparison(
+    client: Any, name: str, role: str, version: str, *, log: Callable[[], str], read_by: str
+) -> None:
+    """Log a shadow's or a canary's comparison (``log``) on its version, or say why not: it is not
+    a registered version, whose tags could hold it."""
+    from servekit.evaluation import VersionNotRegisteredError, registered_run_id
+
+    try:
+        registered_run_id(client, name, version)
+    except VersionNotRegisteredError as exc:
+        print(f"{name} {role} v{version}: not logged: {exc}")
+        return
+    run_id = log()
+    print(
+        f"{name} {role} v{version}: logged as run {run_id} (and the version's {role}.* tags, which {read_by})"
+    )
 
 
 def cmd_score(args: argparse.Namespace) -> int:

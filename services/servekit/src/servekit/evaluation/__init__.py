@@ -46,10 +46,12 @@ from servekit.evaluation.quality import (
     why_no_figure,
 )
 from servekit.evaluation.recording import (
+    CANARY_KIND,
     KIND,
     KIND_TAG,
     SHADOW_KIND,
     SUPPRESS_RUN_LINKS,
+    log_canary_run,
     log_run,
     log_shadow_run,
     run_links_unprinted,
@@ -60,6 +62,7 @@ from servekit.evaluation.shadow import ShadowComparison, compare_shadows
 from servekit.evaluation.truth import INSTANCE_COLUMN, REQUEST_COLUMN, read_truth
 
 __all__ = [
+    "CANARY_KIND",
     "INSTANCE_COLUMN",
     "KIND",
     "KIND_TAG",
@@ -87,6 +90,7 @@ __all__ = [
     "independent_difference",
     "join",
     "live_parity",
+    "log_canary_run",
     "log_run",
     "log_shadow_run",
     "parity_against_held_out",

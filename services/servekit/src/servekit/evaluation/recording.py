@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
+from servekit.evaluation.canary import CanaryComparison
+from servekit.evaluation.groups import GroupComparison
 from servekit.evaluation.quality import Quality
 from servekit.evaluation.report import verdict
 from servekit.evaluation.shadow import ShadowComparison
@@ -17,6 +20,9 @@ from servekit.training.uncertainty import Interval
 from servekit.training.versions import (
     AS_SERVED,
     AS_SHADOW,
+    CANARY_COMPARISON_TAG,
+    CANARY_GROUPS_WORSE_TAG,
+    CANARY_RUN_TAG,
     LIVE_ANSWERS_TAG,
     LIVE_CI_TAG,
     LIVE_FIGURE_TAG,
@@ -30,8 +36,9 @@ from servekit.training.versions import (
 #: The tag and run tag that mark what ``mlp evaluate --log`` records in MLflow.
 KIND_TAG = "mlp.kind"
 KIND = "live-evaluation"
-#: The same tag's value on a shadow comparison's run.
+#: The same tag's value on a shadow comparison's run, and on a canary comparison's.
 SHADOW_KIND = "shadow-evaluation"
+CANARY_KIND = "canary-evaluation"
 
 
 def log_run(client: Any, quality: Quality, source: str) -> str:
@@ -108,24 +115,88 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
         figures.update(_interval_metrics(AS_SHADOW.figure(key), d))
     if d is not None:
         figures[AS_SHADOW.groups_worse_key] = float(len(comparison.groups_worse))
-    for g in comparison.groups:
-        group = f"shadow.{metric_name(g.dimension)}.{metric_name(g.group)}"
-        figures[f"{group}.rows"] = float(g.rows)
-        if g.difference is not None:
-            figures.update(_interval_metrics(f"{group}.{key}_minus_served", g.difference))
+    figures.update(_group_metrics("shadow", f"{key}_minus_served", comparison.groups))
     tags = {
-        KIND_TAG: SHADOW_KIND,
-        "model.version": comparison.shadow,
         AS_SHADOW.against_tag: comparison.served,
         AS_SHADOW.verdict_tag: comparison.verdict or f"no comparison: {comparison.note}",
         "evaluation.captures": source,
     }
-    run_id = _logged(
-        client, name, f"{name}-v{comparison.shadow}-shadow-of-v{comparison.served}", tags, figures
+    run_name = f"{name}-v{comparison.shadow}-shadow-of-v{comparison.served}"
+    return _on_version(
+        client,
+        name,
+        comparison.shadow,
+        kind=SHADOW_KIND,
+        run=(run_name, tags, figures),
+        version_tags=partial(shadow_tags, comparison),
     )
-    for tag, value in shadow_tags(comparison, run_id).items():
-        client.set_model_version_tag(name, comparison.shadow, tag, value)
+
+
+def log_canary_run(client: Any, comparison: CanaryComparison, source: str) -> str:
+    """A canary comparison as an MLflow run of the service's experiment, and as tags of the canary
+    version (:func:`canary_tags`), which ``mlp promote`` prints. Returns the run id.
+
+    The run holds ``canary.<metric>_minus_stable`` with its two-sample interval, the answers on
+    each side (``canary.rows``, ``canary.stable_rows``), and each group's difference
+    (``canary.<dimension>.<group>.<metric>_minus_stable``, its interval and rows) with the count
+    of those worse beyond the noise (``canary.groups_worse``). A canary compared with no stable
+    version (none, or two, in its period) is not logged: there is nothing to say it against.
+    """
+    name, key, d = comparison.name, comparison.metric, comparison.difference
+    figures = {
+        "canary.rows": float(comparison.canary_rows),
+        "canary.stable_rows": float(comparison.stable_rows),
+    }
+    if d is not None:
+        figures.update(_interval_metrics(f"canary.{key}_minus_stable", d))
+        figures["canary.groups_worse"] = float(len(comparison.groups_worse))
+    figures.update(_group_metrics("canary", f"{key}_minus_stable", comparison.groups))
+    tags = {
+        "canary.stable_version": comparison.stable,
+        "canary.verdict": comparison.verdict or f"no comparison: {comparison.note}",
+        "evaluation.captures": source,
+    }
+    run_name = f"{name}-v{comparison.canary}-canary-against-v{comparison.stable}"
+    return _on_version(
+        client,
+        name,
+        comparison.canary,
+        kind=CANARY_KIND,
+        run=(run_name, tags, figures),
+        version_tags=partial(canary_tags, comparison),
+    )
+
+
+def _on_version(
+    client: Any,
+    name: str,
+    version: str,
+    *,
+    kind: str,
+    run: tuple[str, dict[str, str], dict[str, float]],
+    version_tags: Callable[[str], dict[str, str]],
+) -> str:
+    """A comparison's run (its name, tags and metrics) of ``kind``, about ``version``, and the
+    version's tags of it (``version_tags`` of the run id). Returns the run id."""
+    run_name, tags, figures = run
+    run_id = _logged(client, name, run_name, {KIND_TAG: kind, "model.version": version, **tags}, figures)
+    for tag, value in version_tags(run_id).items():
+        client.set_model_version_tag(name, version, tag, value)
     return run_id
+
+
+def _group_metrics(prefix: str, figure: str, groups: tuple[GroupComparison, ...]) -> dict[str, float]:
+    """Each group's difference as run metrics: ``<prefix>.<dimension>.<group>.<figure>``, its
+    interval and rows (and the other side's, where the two sides differ)."""
+    figures: dict[str, float] = {}
+    for g in groups:
+        group = f"{prefix}.{metric_name(g.dimension)}.{metric_name(g.group)}"
+        figures[f"{group}.rows"] = float(g.rows)
+        if g.other_rows is not None:
+            figures[f"{group}.other_rows"] = float(g.other_rows)
+        if g.difference is not None:
+            figures.update(_interval_metrics(f"{group}.{figure}", g.difference))
+    return figures
 
 
 def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
@@ -133,18 +204,36 @@ def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
     against v4 on 812, better``, or why there is none; and the groups it is worse for beyond the
     noise (``Geography Germany -0.0312 (-0.0580 to -0.0047, 412) worse``, or ``none``)."""
     against = f"against v{comparison.served} on {comparison.rows:,}"
-    d = comparison.difference
-    if d is None:
-        text = f"none {against}: {comparison.note}"
-    else:
-        figure = f"{comparison.metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
-        text = f"{figure} {against}, {comparison.verdict}"
-    worse = "; ".join(f"{g.dimension} {g.describe()}" for g in comparison.groups_worse)
     return {
-        SHADOW_COMPARISON_TAG: text,
-        SHADOW_GROUPS_WORSE_TAG: worse or ("none" if d is not None else ""),
+        SHADOW_COMPARISON_TAG: _compared_text(comparison.metric, comparison.difference, against, comparison),
+        SHADOW_GROUPS_WORSE_TAG: _worse_text(comparison.difference, comparison.groups_worse),
         SHADOW_RUN_TAG: run_id,
     }
+
+
+def canary_tags(comparison: CanaryComparison, run_id: str) -> dict[str, str]:
+    """The canary version's tags of this comparison: ``roc_auc +0.0125 (-0.0462 to +0.0663)
+    against v1 on 613 and 586, within the noise``, or why there is none; and the groups it is
+    worse for beyond the noise, or ``none``."""
+    against = f"against v{comparison.stable} on {comparison.canary_rows:,} and {comparison.stable_rows:,}"
+    return {
+        CANARY_COMPARISON_TAG: _compared_text(comparison.metric, comparison.difference, against, comparison),
+        CANARY_GROUPS_WORSE_TAG: _worse_text(comparison.difference, comparison.groups_worse),
+        CANARY_RUN_TAG: run_id,
+    }
+
+
+def _compared_text(
+    metric: str, d: Interval | None, against: str, comparison: CanaryComparison | ShadowComparison
+) -> str:
+    if d is None:
+        return f"none {against}: {comparison.note}"
+    return f"{metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f}) {against}, {comparison.verdict}"
+
+
+def _worse_text(d: Interval | None, worse: list[GroupComparison]) -> str:
+    """The groups worse beyond the noise, ``none``, or empty without a comparison at all."""
+    return "; ".join(f"{g.dimension} {g.describe()}" for g in worse) or ("none" if d is not None else "")
 
 
 #: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.

@@ -29,6 +29,11 @@ LIVE_RUN_TAG = "live.run"
 SHADOW_COMPARISON_TAG = "shadow.comparison"
 SHADOW_GROUPS_WORSE_TAG = "shadow.groups_worse"
 SHADOW_RUN_TAG = "shadow.run"
+#: The same of its latest comparison as a canary (``servekit.evaluation.canary_tags``), against the
+#: stable version's answers of the canary's period.
+CANARY_COMPARISON_TAG = "canary.comparison"
+CANARY_GROUPS_WORSE_TAG = "canary.groups_worse"
+CANARY_RUN_TAG = "canary.run"
 
 
 @dataclass(frozen=True)
@@ -125,13 +130,17 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
 
 
 def live_evidence(version: str, tags: dict[str, str]) -> str:
-    """What the version's tags say of it on live traffic, as served and as a shadow; what
-    ``mlp promote`` prints before an operator's choice takes effect."""
+    """What the version's tags say of it on live traffic, as served, as a shadow and as a canary;
+    what ``mlp promote`` prints before an operator's choice takes effect."""
     found = [f"as served: {_live(tags)}"] if LIVE_FIGURE_TAG in tags else []
-    if SHADOW_COMPARISON_TAG in tags:
-        found.append(f"as a shadow: {tags[SHADOW_COMPARISON_TAG]}")
-        if tags.get(SHADOW_GROUPS_WORSE_TAG, "none") not in ("none", ""):
-            found.append(f"as a shadow, worse beyond the noise for: {tags[SHADOW_GROUPS_WORSE_TAG]}")
+    for role, comparison, worse in (
+        ("a shadow", SHADOW_COMPARISON_TAG, SHADOW_GROUPS_WORSE_TAG),
+        ("a canary", CANARY_COMPARISON_TAG, CANARY_GROUPS_WORSE_TAG),
+    ):
+        if comparison in tags:
+            found.append(f"as {role}: {tags[comparison]}")
+            if tags.get(worse, "none") not in ("none", ""):
+                found.append(f"as {role}, worse beyond the noise for: {tags[worse]}")
     if not found:
         return f"v{version} on live traffic: no record (mlp evaluate --log records one)"
     return f"v{version} on live traffic: {'; '.join(found)}"
