@@ -7,14 +7,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servekit.evaluation.groups import GroupComparison, within_groups, worse
+from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_groups
 from servekit.evaluation.joining import Answers, Grouper, Joined
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
 
 
 @dataclass(frozen=True)
-class CanaryComparison:
+class CanaryComparison(ComparedByGroup):
     """A canary's live figure against the stable version's, on the same period's traffic."""
 
     name: str
@@ -40,11 +40,6 @@ class CanaryComparison:
     note: str = ""
     #: The same comparison per group of each dimension, in the recipe's order (:mod:`.groups`).
     groups: tuple[GroupComparison, ...] = ()
-
-    @property
-    def groups_worse(self) -> list[GroupComparison]:
-        """The groups for which the canary is worse beyond the noise."""
-        return worse(self.groups)
 
 
 def compare_canaries(

@@ -60,6 +60,12 @@ def within_groups(
     )
 
 
-def worse(groups: Sequence[GroupComparison]) -> list[GroupComparison]:
-    """The groups for which the version compared is worse beyond the noise."""
-    return [g for g in groups if g.verdict == "worse"]
+class ComparedByGroup:
+    """A comparison that holds its ``groups`` (a dataclass field of the class that mixes it in)."""
+
+    groups: tuple[GroupComparison, ...]
+
+    @property
+    def groups_worse(self) -> list[GroupComparison]:
+        """The groups for which the version compared is worse beyond the noise."""
+        return [g for g in self.groups if g.verdict == "worse"]

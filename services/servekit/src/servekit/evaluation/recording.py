@@ -205,8 +205,8 @@ def shadow_tags(comparison: ShadowComparison, run_id: str) -> dict[str, str]:
     noise (``Geography Germany -0.0312 (-0.0580 to -0.0047, 412) worse``, or ``none``)."""
     against = f"against v{comparison.served} on {comparison.rows:,}"
     return {
-        SHADOW_COMPARISON_TAG: _compared_text(comparison.metric, comparison.difference, against, comparison),
-        SHADOW_GROUPS_WORSE_TAG: _worse_text(comparison.difference, comparison.groups_worse),
+        SHADOW_COMPARISON_TAG: _compared_text(comparison, against),
+        SHADOW_GROUPS_WORSE_TAG: _worse_text(comparison),
         SHADOW_RUN_TAG: run_id,
     }
 
@@ -217,23 +217,24 @@ def canary_tags(comparison: CanaryComparison, run_id: str) -> dict[str, str]:
     worse for beyond the noise, or ``none``."""
     against = f"against v{comparison.stable} on {comparison.canary_rows:,} and {comparison.stable_rows:,}"
     return {
-        CANARY_COMPARISON_TAG: _compared_text(comparison.metric, comparison.difference, against, comparison),
-        CANARY_GROUPS_WORSE_TAG: _worse_text(comparison.difference, comparison.groups_worse),
+        CANARY_COMPARISON_TAG: _compared_text(comparison, against),
+        CANARY_GROUPS_WORSE_TAG: _worse_text(comparison),
         CANARY_RUN_TAG: run_id,
     }
 
 
-def _compared_text(
-    metric: str, d: Interval | None, against: str, comparison: CanaryComparison | ShadowComparison
-) -> str:
+def _compared_text(comparison: CanaryComparison | ShadowComparison, against: str) -> str:
+    d = comparison.difference
     if d is None:
         return f"none {against}: {comparison.note}"
-    return f"{metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f}) {against}, {comparison.verdict}"
+    figure = f"{comparison.metric} {d.estimate:+.4f} ({d.low:+.4f} to {d.high:+.4f})"
+    return f"{figure} {against}, {comparison.verdict}"
 
 
-def _worse_text(d: Interval | None, worse: list[GroupComparison]) -> str:
+def _worse_text(comparison: CanaryComparison | ShadowComparison) -> str:
     """The groups worse beyond the noise, ``none``, or empty without a comparison at all."""
-    return "; ".join(f"{g.dimension} {g.describe()}" for g in worse) or ("none" if d is not None else "")
+    worse = "; ".join(f"{g.dimension} {g.describe()}" for g in comparison.groups_worse)
+    return worse or ("none" if comparison.difference is not None else "")
 
 
 #: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.

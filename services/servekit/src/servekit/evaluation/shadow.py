@@ -20,14 +20,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servekit.evaluation.groups import GroupComparison, within_groups, worse
+from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_groups
 from servekit.evaluation.joining import Grouper, Joined, ShadowAnswers
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
 
 
 @dataclass(frozen=True)
-class ShadowComparison:
+class ShadowComparison(ComparedByGroup):
     """A shadow version's figure against the served version's, on the answers both gave."""
 
     name: str
@@ -46,11 +46,6 @@ class ShadowComparison:
     note: str = ""
     #: The same comparison per group of each dimension, in the recipe's order.
     groups: tuple[GroupComparison, ...] = ()
-
-    @property
-    def groups_worse(self) -> list[GroupComparison]:
-        """The groups for which the shadow is worse beyond the noise."""
-        return worse(self.groups)
 
 
 def compare_shadows(
