@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,8 +24,14 @@ def send_at_once(server: Server, size: int, count: int) -> tuple[list[httpx.Resp
     described = httpx.get(f"{server.url}/model").json()
     body = {"instances": [described["feature_schema"]["examples"][0]] * size}
 
+    # Every thread sends once all are ready: started one by one, the first requests could be
+    # answered before the last are sent, and the places would never all be taken at once.
+    ready = threading.Barrier(count)
+
     def send(_: int) -> httpx.Response:
-        return httpx.post(f"{server.url}/predict/batch?explain=true", json=body, timeout=60)
+        with httpx.Client(timeout=60) as client:
+            ready.wait(timeout=30)
+            return client.post(f"{server.url}/predict/batch?explain=true", json=body)
 
     with ThreadPoolExecutor(count) as pool:
         responses = list(pool.map(send, range(count)))
