@@ -25,6 +25,7 @@ from servekit.metrics import MetricNames
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records
+from servekit.training.uncertainty import each_of, percent
 from servekit.training.versions import SERVING_METADATA
 
 pytestmark = pytest.mark.integration
@@ -373,6 +374,12 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
         re.fullmatch(r"\+0\.0000 \(\+0\.0000 to \+0\.0000, \d+\) within the noise", g) for g in compared
     )
     assert tags["shadow.groups_worse"] == "none"
+    # The groups' intervals hold together at 95 %: each is wider by as many as were compared.
+    level = (
+        f"each at {percent(each_of(len(compared)))} (Bonferroni over {len(compared)} groups: 95% together)"
+    )
+    assert f"{NAME} shadow v{shadow}:   per group, {level}\n" in report
+    assert client.get_run(logged[1]).data.metrics["shadow.groups_level"] == each_of(len(compared))
     # The server whose shadow it is reads it within its refresh: GET /model and the Shadow series.
     deadline = time.monotonic() + 30
     while (

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import norm
 from toy import TOY, ToyModel, ToyRecipe
 
 from servekit import cli, evaluation
@@ -36,11 +37,12 @@ from servekit.evaluation import (
     read_truth,
     render,
 )
+from servekit.evaluation.groups import within_groups
 from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
 from servekit.training import parity
-from servekit.training.uncertainty import Interval, paired_difference, unpaired_difference
+from servekit.training.uncertainty import Interval, each_of, paired_difference, unpaired_difference
 from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, list_versions, live_evidence
 from servekit.training.versions import render as render_versions
 
@@ -1096,12 +1098,17 @@ def test_a_shadow_better_on_the_whole_is_compared_per_group_and_a_group_it_is_wo
     for colour, mask in (("blue", ~red), ("red", red)):
         g = by_group[colour]
         assert (g.dimension, g.rows) == ("color", int(mask.sum()))
-        assert g.difference == paired_difference(metric, truth[mask], shadow_values[mask], values[mask])
+        # Two groups' intervals that hold together at 95 %: each at 97.5 %.
+        assert g.difference == paired_difference(
+            metric, truth[mask], shadow_values[mask], values[mask], level=each_of(2)
+        )
+        assert g.difference.level == 0.975
     assert (by_group["blue"].verdict, by_group["red"].verdict) == ("worse", "better")
     assert [g.group for g in found.groups_worse] == ["blue"]
     blue = by_group["blue"]
     text = render(joined, [], "t", shadows=[found]).splitlines()
-    assert text[1] == (
+    assert text[1] == "toy shadow v2:   per group, each at 97.5% (Bonferroni over 2 groups: 95% together)"
+    assert text[2] == (
         f"toy shadow v2:   color: blue {blue.difference.estimate:+.4f} ({blue.difference.low:+.4f} to "
         f"{blue.difference.high:+.4f}, {blue.rows:,}) worse; red "
         f"{by_group['red'].difference.estimate:+.4f} ({by_group['red'].difference.low:+.4f} to "
@@ -1124,12 +1131,67 @@ def test_a_shadow_better_on_the_whole_is_compared_per_group_and_a_group_it_is_wo
     assert metrics["shadow.color.blue.mae_minus_served"] == blue.difference.estimate
     assert metrics["shadow.color.blue.mae_minus_served_ci_low"] == blue.difference.low
     assert metrics["shadow.color.red.rows"] == by_group["red"].rows
+    assert metrics["shadow.groups_level"] == 0.975
     tags = mlflow_client.get_model_version("grouped", "2").tags
-    assert tags["shadow.groups_worse"] == f"color {blue.describe()}"
+    assert (
+        tags["shadow.groups_worse"]
+        == f"color {blue.describe()}; each at 97.5% (Bonferroni over 2 groups: 95% together)"
+    )
     assert tags["shadow.groups_worse"].startswith(f"color blue {blue.difference.estimate:+.4f} (")
     assert live_evidence("2", tags).endswith(
         f"; as a shadow, worse beyond the noise for: {tags['shadow.groups_worse']}"
     )
+
+
+class NormalSides:
+    """Two versions whose difference for each group is ``estimate`` with a standard error of one,
+    over the groups ``labels`` names; the group ``few`` has too few answers."""
+
+    def __init__(
+        self, estimate: float, few: str = "", labels: tuple[str, ...] = ("blue", "green", "red") * 2
+    ):
+        self.estimate, self.few = estimate, few
+        self.labels = np.array(labels)
+        self.levels: list[float] = []
+
+    def rows(self, mask: np.ndarray) -> tuple[int, int | None]:
+        return int(mask.sum()), None
+
+    def why_none(self, mask: np.ndarray) -> str:
+        return "too few" if self.few in set(self.labels[mask]) else ""
+
+    def difference(self, mask: np.ndarray, level: float) -> Interval:
+        self.levels.append(level)
+        z = float(norm.ppf(1 - (1 - level) / 2))
+        return Interval(self.estimate, self.estimate - z, self.estimate + z, level)
+
+
+@pytest.mark.parametrize(
+    ("few", "compared", "verdict"),
+    [
+        # z = 2.2 is beyond 95 % (1.96) but within three groups' 98.3 % each (2.39): the noise of
+        # one group in three, not a worse version.
+        ("", 3, "within the noise"),
+        # Two groups compared, each at 97.5 % (2.24): still within.
+        ("green", 2, "within the noise"),
+    ],
+)
+def test_the_groups_intervals_hold_together_so_one_group_in_several_is_not_called_worse_by_chance(
+    few: str, compared: int, verdict: str
+) -> None:
+    grouper = Grouper(ByColour())
+    sides = NormalSides(2.2, few)
+    labelled = grouper.labels([{"color": label} for label in sides.labels])
+    found = within_groups(grouper, labelled, sides)
+    assert sides.levels == [each_of(compared)] * compared
+    assert [g.verdict for g in found if g.difference is not None] == [verdict] * compared
+    assert [g.group for g in found if g.note] == ([few] if few else [])
+    # The same difference alone in its family is at 95 %, and beyond the noise.
+    one = NormalSides(2.2, labels=("blue",) * 3)
+    (alone,) = within_groups(grouper, grouper.labels([{"color": "blue"}] * 3), one)
+    assert (alone.difference.level, alone.verdict) == (0.95, "worse")
+    # And a group far enough out is named whatever the family's size.
+    assert {g.verdict for g in within_groups(grouper, labelled, NormalSides(3.0))} == {"worse"}
 
 
 def test_a_canary_is_compared_per_group_on_its_and_the_stable_answers_of_that_group(
@@ -1163,22 +1225,27 @@ def test_a_canary_is_compared_per_group_on_its_and_the_stable_answers_of_that_gr
     for colour, mask in (("blue", blue), ("red", ~blue)):
         c, s = mask & odd, mask & ~odd
         canary_values = values[c] + (1.0 if colour == "blue" else 0.0)
-        expected = unpaired_difference(ToyRecipe().primary(), truth[c], canary_values, truth[s], values[s])
+        expected = unpaired_difference(
+            ToyRecipe().primary(), truth[c], canary_values, truth[s], values[s], level=each_of(2)
+        )
         g = by_group[colour]
         assert (g.rows, g.other_rows) == (int(c.sum()), int(s.sum()))
         assert g.difference == expected.difference
     text = render(joined, [], "truth.csv", [found]).splitlines()
-    assert text[1] == f"toy canary v2:   color: {by_group['blue'].describe()}; {by_group['red'].describe()}"
-    assert f", {by_group['blue'].rows:,} against {by_group['blue'].other_rows:,}) worse" in text[1]
+    assert text[1] == "toy canary v2:   per group, each at 97.5% (Bonferroni over 2 groups: 95% together)"
+    assert text[2] == f"toy canary v2:   color: {by_group['blue'].describe()}; {by_group['red'].describe()}"
+    assert f", {by_group['blue'].rows:,} against {by_group['blue'].other_rows:,}) worse" in text[2]
 
 
 def test_a_canary_comparison_is_logged_on_the_canary_version_and_printed_by_mlp_promote(
     mlflow_client: Any,
 ) -> None:
     groups = (
-        evaluation.GroupComparison("color", "blue", 150, Interval(0.3, 0.2, 0.4), "worse", other_rows=140),
         evaluation.GroupComparison(
-            "color", "red", 160, Interval(0.01, -0.05, 0.07), "within the noise", other_rows=150
+            "color", "blue", 150, Interval(0.3, 0.2, 0.4, 0.975), "worse", other_rows=140
+        ),
+        evaluation.GroupComparison(
+            "color", "red", 160, Interval(0.01, -0.05, 0.07, 0.975), "within the noise", other_rows=150
         ),
     )
     compared = evaluation.CanaryComparison(
@@ -1197,6 +1264,7 @@ def test_a_canary_comparison_is_logged_on_the_canary_version_and_printed_by_mlp_
         "canary.mae_minus_stable_ci_low": 0.08,
         "canary.mae_minus_stable_ci_high": 0.22,
         "canary.groups_worse": 1,
+        "canary.groups_level": 0.975,
         "canary.color.blue.rows": 150,
         "canary.color.blue.other_rows": 140,
         "canary.color.blue.mae_minus_stable": 0.3,
@@ -1210,7 +1278,10 @@ def test_a_canary_comparison_is_logged_on_the_canary_version_and_printed_by_mlp_
     }
     tags = mlflow_client.get_model_version("canaried", "2").tags
     assert tags["canary.comparison"] == "mae +0.1500 (+0.0800 to +0.2200) against v1 on 310 and 290, worse"
-    assert tags["canary.groups_worse"] == "color blue +0.3000 (+0.2000 to +0.4000, 150 against 140) worse"
+    assert tags["canary.groups_worse"] == (
+        "color blue +0.3000 (+0.2000 to +0.4000, 150 against 140) worse; "
+        "each at 97.5% (Bonferroni over 2 groups: 95% together)"
+    )
     assert tags["canary.run"] == run_id
     assert live_evidence("2", tags) == (
         f"v2 on live traffic: as a canary: {tags['canary.comparison']}; "

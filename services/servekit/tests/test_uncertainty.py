@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 from sklearn.metrics import f1_score, mean_absolute_error, roc_auc_score
 from toy import TOY
 
@@ -13,11 +14,14 @@ from servekit.evaluation import independent_difference
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.uncertainty import (
     PRIMARY_METRICS,
+    each_of,
     interval,
     macro_f1,
     mae,
     paired_difference,
+    percent,
     roc_auc,
+    rounds_for,
     unpaired_difference,
 )
 
@@ -86,6 +90,34 @@ def test_mae_interval_has_the_width_the_standard_error_predicts() -> None:
     assert found.low < found.estimate < found.high
     assert found.estimate == pytest.approx(errors.mean())
     assert found.high - found.low == pytest.approx(2 * 1.96 * standard_error, rel=0.15)
+
+
+def test_intervals_that_must_hold_together_are_each_wider_by_bonferroni_with_samples_for_their_ends() -> None:
+    assert (each_of(0), each_of(1), each_of(8)) == (0.95, 0.95, 1 - 0.05 / 8)
+    # Ten samples expected beyond each end: 1,000 cover 95 %, 99.375 % needs 3,200.
+    assert (rounds_for(0.95), rounds_for(0.99), rounds_for(each_of(8))) == (1000, 2000, 3200)
+    assert (percent(0.95), percent(0.975), percent(each_of(8))) == ("95%", "97.5%", "99.4%")
+
+
+def test_a_wider_level_is_drawn_from_as_many_samples_as_it_needs_and_has_the_width_it_should() -> None:
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=2000)
+    old = target + rng.normal(size=2000)
+    new = target + rng.normal(size=2000) * 0.9
+    metric, level = PRIMARY_METRICS["mae"], each_of(8)
+    wide = paired_difference(metric, target, new, old, level=level)
+    assert wide == paired_difference(metric, target, new, old, level=level, rounds=3200)
+    assert wide != paired_difference(metric, target, new, old, level=level, rounds=1000)
+    usual = paired_difference(metric, target, new, old)
+    assert wide.low < usual.low < usual.high < wide.high
+    assert str(wide).startswith(f"{wide.estimate:+.4f} (99.4% CI ")
+    # The width normal theory gives the paired errors' mean difference, at 99.375 %.
+    differences = np.abs(new - target) - np.abs(old - target)
+    standard_error = differences.std() / np.sqrt(len(differences))
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    assert wide.high - wide.low == pytest.approx(2 * z * standard_error, rel=0.15)
+    unpaired = unpaired_difference(metric, target, new, target, old, level=level)
+    assert unpaired.difference.level == unpaired.interval.level == level
 
 
 def test_a_perfect_ranking_has_a_degenerate_auc_interval() -> None:

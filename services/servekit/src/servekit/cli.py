@@ -562,7 +562,7 @@ def parser() -> argparse.ArgumentParser:
         help="score captured answers against the truth that came later, each version against "
         "its held-out figure",
         description="Joins prediction capture lines with a truth file by request id and instance, and "
-        "reports each version's primary metric on its live answers, with its 95%% bootstrap interval, "
+        "reports each version's primary metric on its live answers, with its 95% bootstrap interval, "
         "per group too, against the figure it scored on its held-out split. Exits 1 when a version "
         "does worse beyond the noise of both samples.",
     )

@@ -11,6 +11,7 @@ from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_
 from servekit.evaluation.joining import Answers, Grouper, Joined
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
+from servekit.training.recipe import TrainingRecipe
 
 
 @dataclass(frozen=True)
@@ -155,44 +156,53 @@ def _compared(
     min_rows: int,
     seed: int,
 ) -> CanaryComparison:
-    recipe = grouper.recipe
-
-    def difference(c: np.ndarray, s: np.ndarray) -> tuple[uncertainty.Interval | None, str]:
-        """The canary's figure minus the stable one's on the answers ``c`` and ``s`` pick, or why none."""
-        for side, truths in (
-            ("the canary's answers", canary.truths[c]),
-            ("the stable version's answers in its period", stable.truths[s]),
-        ):
-            note = why_no_figure(recipe, truths, min_rows=min_rows)
-            if note:
-                return None, f"{side}: {note}"
-        # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
-        found = uncertainty.unpaired_difference(
-            recipe.primary(),
-            canary.truths[c],
-            canary.outputs[c],
-            stable.truths[s],
-            stable.outputs[s],
-            seed=seed,
-        )
-        return found.difference, ""
-
-    whole, note = difference(np.ones(len(canary.truths), bool), np.ones(len(stable.truths), bool))
-    if whole is None:
+    sides = _TwoSamples(grouper.recipe, canary, stable, min_rows=min_rows, seed=seed)
+    whole = np.ones(len(canary.truths) + len(stable.truths), bool)
+    note = sides.why_none(whole)
+    if note:
         return replace(comparison, note=note)
-    split = len(canary.truths)
-
-    def within(dimension: str, group: str, mask: np.ndarray) -> GroupComparison:
-        c, s = mask[:split], mask[split:]
-        found, why = difference(c, s)
-        compared = GroupComparison(dimension, group, int(c.sum()), other_rows=int(s.sum()))
-        if found is None:
-            return replace(compared, note=why)
-        return replace(compared, difference=found, verdict=verdict_of(found, recipe.greater_is_better))
-
+    difference = sides.difference(whole, uncertainty.LEVEL)
     return replace(
         comparison,
-        difference=whole,
-        verdict=verdict_of(whole, recipe.greater_is_better),
-        groups=within_groups(grouper, canary.groups + stable.groups, within),
+        difference=difference,
+        verdict=verdict_of(difference, grouper.recipe.greater_is_better),
+        groups=within_groups(grouper, canary.groups + stable.groups, sides),
     )
+
+
+class _TwoSamples:
+    """A canary's answers and the stable version's, one after the other: a mask over both picks
+    each side's (:class:`groups.Sides`)."""
+
+    def __init__(
+        self, recipe: TrainingRecipe, canary: _Sample, stable: _Sample, *, min_rows: int, seed: int
+    ) -> None:
+        self.recipe, self.canary, self.stable = recipe, canary, stable
+        self.min_rows, self.seed = min_rows, seed
+        self.split = len(canary.truths)
+
+    def rows(self, mask: np.ndarray) -> tuple[int, int | None]:
+        return int(mask[: self.split].sum()), int(mask[self.split :].sum())
+
+    def why_none(self, mask: np.ndarray) -> str:
+        for side, truths in (
+            ("the canary's answers", self.canary.truths[mask[: self.split]]),
+            ("the stable version's answers in its period", self.stable.truths[mask[self.split :]]),
+        ):
+            note = why_no_figure(self.recipe, truths, min_rows=self.min_rows)
+            if note:
+                return f"{side}: {note}"
+        return ""
+
+    def difference(self, mask: np.ndarray, level: float) -> uncertainty.Interval:
+        # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
+        c, s = mask[: self.split], mask[self.split :]
+        return uncertainty.unpaired_difference(
+            self.recipe.primary(),
+            self.canary.truths[c],
+            self.canary.outputs[c],
+            self.stable.truths[s],
+            self.stable.outputs[s],
+            level=level,
+            seed=self.seed,
+        ).difference

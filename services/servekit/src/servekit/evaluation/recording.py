@@ -187,8 +187,12 @@ def _on_version(
 
 def _group_metrics(prefix: str, figure: str, groups: tuple[GroupComparison, ...]) -> dict[str, float]:
     """Each group's difference as run metrics: ``<prefix>.<dimension>.<group>.<figure>``, its
-    interval and rows (and the other side's, where the two sides differ)."""
+    interval and rows (and the other side's, where the two sides differ); and the level of each
+    group's interval (``<prefix>.groups_level``), by which they hold together at 95 %."""
     figures: dict[str, float] = {}
+    levels = {g.difference.level for g in groups if g.difference is not None}
+    if levels:
+        figures[f"{prefix}.groups_level"] = levels.pop()
     for g in groups:
         group = f"{prefix}.{metric_name(g.dimension)}.{metric_name(g.group)}"
         figures[f"{group}.rows"] = float(g.rows)
@@ -234,7 +238,9 @@ def _compared_text(comparison: CanaryComparison | ShadowComparison, against: str
 def _worse_text(comparison: CanaryComparison | ShadowComparison) -> str:
     """The groups worse beyond the noise, ``none``, or empty without a comparison at all."""
     worse = "; ".join(f"{g.dimension} {g.describe()}" for g in comparison.groups_worse)
-    return worse or ("none" if comparison.difference is not None else "")
+    if worse:
+        return f"{worse}; {comparison.groups_level}"
+    return "none" if comparison.difference is not None else ""
 
 
 #: MLflow writes "View run ... at: <url>" to stdout as a run ends, unless this is set.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from servekit.evaluation.canary import CanaryComparison
-from servekit.evaluation.groups import GroupComparison
+from servekit.evaluation.groups import ComparedByGroup
 from servekit.evaluation.joining import Joined
 from servekit.evaluation.quality import ParityChange, Quality
 from servekit.evaluation.shadow import ShadowComparison
@@ -36,9 +36,7 @@ def render(
     what did not meet."""
     lines = [line for q in qualities for line in _version_lines(q)]
     lines += [
-        line
-        for c in canaries
-        for line in [_canary_line(c), *_group_lines(f"{c.name} canary v{c.canary}", c.groups)]
+        line for c in canaries for line in [_canary_line(c), *_group_lines(f"{c.name} canary v{c.canary}", c)]
     ]
     lines += [line for s in shadows for line in _shadow_lines(s)]
     return "\n".join(lines + _unmet_lines(joined, truth_file))
@@ -174,15 +172,17 @@ def _shadow_lines(s: ShadowComparison) -> list[str]:
         f"{head}: {s.metric} {s.shadow_figure:.4f} against {s.served_figure:.4f}: paired difference "
         f"{s.difference}, {s.verdict}"
     ]
-    return lines + _group_lines(f"{s.name} shadow v{s.shadow}", s.groups)
+    return lines + _group_lines(f"{s.name} shadow v{s.shadow}", s)
 
 
-def _group_lines(head: str, groups: Sequence[GroupComparison]) -> list[str]:
-    """One line per dimension: each group's difference, or why it has none."""
+def _group_lines(head: str, comparison: ComparedByGroup) -> list[str]:
+    """The level of the groups' intervals, then one line per dimension: each group's difference,
+    or why it has none."""
     dimensions: dict[str, list[str]] = {}
-    for g in groups:
+    for g in comparison.groups:
         dimensions.setdefault(g.dimension, []).append(g.describe())
-    return [f"{head}:   {dimension}: {'; '.join(parts)}" for dimension, parts in dimensions.items()]
+    level = [f"{head}:   per group, {comparison.groups_level}"] if comparison.groups_level else []
+    return level + [f"{head}:   {dimension}: {'; '.join(parts)}" for dimension, parts in dimensions.items()]
 
 
 def _rows(count: int) -> str:

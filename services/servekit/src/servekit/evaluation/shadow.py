@@ -24,6 +24,7 @@ from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_
 from servekit.evaluation.joining import Grouper, Joined, ShadowAnswers
 from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
+from servekit.training.recipe import TrainingRecipe
 
 
 @dataclass(frozen=True)
@@ -61,26 +62,39 @@ def _compared(pair: ShadowAnswers, grouper: Grouper, *, min_rows: int, seed: int
     note = why_no_figure(recipe, pair.truths, min_rows=min_rows)
     if note:
         return replace(found, note=note)
+    sides = _Paired(recipe, pair, min_rows=min_rows, seed=seed)
+    difference = sides.difference(np.ones(len(sides.truths), bool), uncertainty.LEVEL)
     metric = recipe.primary()
-    truths = np.asarray(pair.truths)
-    shadow, served = np.asarray(pair.outputs), np.asarray(pair.served_outputs)
-    difference = uncertainty.paired_difference(metric, truths, shadow, served, seed=seed)
-
-    def within(dimension: str, group: str, mask: np.ndarray) -> GroupComparison:
-        """The same comparison on one group's answers."""
-        compared = GroupComparison(dimension, group, int(mask.sum()))
-        why = why_no_figure(recipe, truths[mask], min_rows=min_rows)
-        if why:
-            return replace(compared, note=why)
-        d = uncertainty.paired_difference(metric, truths[mask], shadow[mask], served[mask], seed=seed)
-        return replace(compared, difference=d, verdict=verdict_of(d, recipe.greater_is_better))
-
-    groups = within_groups(grouper, pair.groups, within)
     return replace(
         found,
-        shadow_figure=metric.score(truths, shadow),
-        served_figure=metric.score(truths, served),
+        shadow_figure=metric.score(sides.truths, sides.shadow),
+        served_figure=metric.score(sides.truths, sides.served),
         difference=difference,
         verdict=verdict_of(difference, recipe.greater_is_better),
-        groups=groups,
+        groups=within_groups(grouper, pair.groups, sides),
     )
+
+
+class _Paired:
+    """A shadow's and the served version's answers to the same requests (:class:`groups.Sides`)."""
+
+    def __init__(self, recipe: TrainingRecipe, pair: ShadowAnswers, *, min_rows: int, seed: int) -> None:
+        self.recipe, self.min_rows, self.seed = recipe, min_rows, seed
+        self.truths = np.asarray(pair.truths)
+        self.shadow, self.served = np.asarray(pair.outputs), np.asarray(pair.served_outputs)
+
+    def rows(self, mask: np.ndarray) -> tuple[int, int | None]:
+        return int(mask.sum()), None
+
+    def why_none(self, mask: np.ndarray) -> str:
+        return why_no_figure(self.recipe, self.truths[mask], min_rows=self.min_rows)
+
+    def difference(self, mask: np.ndarray, level: float) -> uncertainty.Interval:
+        return uncertainty.paired_difference(
+            self.recipe.primary(),
+            self.truths[mask],
+            self.shadow[mask],
+            self.served[mask],
+            level=level,
+            seed=self.seed,
+        )
