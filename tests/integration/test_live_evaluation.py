@@ -146,6 +146,13 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
         moved = metrics[f"live.parity.Geography.{country}.flagged_share_minus_held_out"]
         live_share = metrics[f"live.parity.Geography.{country}.flagged_share"]
         assert moved == pytest.approx(live_share - trained[country]["flagged_share"], abs=1e-12)
+    # Their intervals hold together at 95 %: the level of each is the run's, and the report's.
+    changes = sum(name.endswith("_minus_held_out") for name in metrics if name.startswith("live.parity."))
+    assert metrics["live.parity.changes_level"] == each_of(changes)
+    assert (
+        f"{NAME} v{version}:   decisions against held out, each at {percent(each_of(changes))} "
+        f"(Bonferroni over {changes} rates: 95% together)\n"
+    ) in report
     tags = client.get_model_version(NAME, version).tags
     registered_metrics = client.get_run(registered[NAME].run_id).data.metrics
     assert tags["live.figure"] == f"roc_auc {figure[1]}"

@@ -809,6 +809,7 @@ def test_live_rates_are_held_against_the_same_groups_held_out_rates() -> None:
         assert (change.live, change.held_out) == (live_rate, held_rate)
         assert change.difference.estimate == pytest.approx(live_rate - held_rate, abs=1e-12)
         assert change.difference.low <= change.difference.estimate <= change.difference.high
+        assert change.difference.level == each_of(6)  # six rates' intervals that hold together
     # Red's rates rose far beyond the noise; blue's are the same decisions, so no change at all.
     assert changes["red", "false_positive_rate"].difference.low > 0.2
     assert changes["red", "flagged_share"].beyond_the_noise
@@ -817,10 +818,10 @@ def test_live_rates_are_held_against_the_same_groups_held_out_rates() -> None:
         assert blue.estimate == 0
         assert blue.low < 0 < blue.high
         assert not changes["blue", figure].beyond_the_noise
-    line = next(
-        x
-        for x in render(joined, [found], "t").splitlines()
-        if x.startswith("toy v1:   color decisions against")
+    text = render(joined, [found], "t").splitlines()
+    line = next(x for x in text if x.startswith("toy v1:   color decisions against"))
+    assert text[text.index(line) - 1] == (
+        "toy v1:   decisions against held out, each at 99.2% (Bonferroni over 6 rates: 95% together)"
     )
     red = changes["red", "false_positive_rate"]
     assert (
@@ -857,6 +858,26 @@ def test_a_rate_drawn_as_its_rows_count_has_the_spread_of_two_proportions() -> N
     assert change.difference.estimate == pytest.approx(0.05)
 
 
+def test_several_rates_intervals_hold_together_each_wider_as_their_number_asks() -> None:
+    """Two groups' rates: each interval at 97.5 %, z = 2.24 standard errors, from as many
+    draws as its ends need; a move of 2.1 standard errors, beyond 95 % alone, is within it."""
+    standard_error = np.sqrt(0.3 * 0.7 / 900 + 0.3 * 0.7 / 400)
+    moved = 0.3 + 2.1 * standard_error
+    live = {"g": {"groups": {g: {"rows": 900, "flagged_share": moved} for g in "ab"}}}
+    held_out = {"g": {"groups": {g: {"rows": 400, "flagged_share": 0.3} for g in "ab"}}}
+    changes = parity_against_held_out(live, held_out, seed=3)["g"]
+    assert [c.difference.level for c in changes] == [0.975, 0.975]
+    for change in changes:
+        assert (change.difference.high - change.difference.low) / 2 == pytest.approx(
+            float(norm.ppf(0.9875)) * standard_error, rel=0.1
+        )
+        assert not change.beyond_the_noise
+    (alone,) = parity_against_held_out({"g": {"groups": {"a": live["g"]["groups"]["a"]}}}, held_out, seed=3)[
+        "g"
+    ]
+    assert alone.beyond_the_noise
+
+
 def test_a_group_without_a_figure_on_either_side_has_no_change_and_a_regressors_intervals_combine() -> None:
     live = {
         "g": {
@@ -883,6 +904,15 @@ def test_a_group_without_a_figure_on_either_side_has_no_change_and_a_regressors_
         pytest.approx(0.4 + spread),
     )
     assert parity_against_held_out(live, {}) == {}
+    # Two regressor groups: the combined half-width is widened from 95 % to 97.5 % each.
+    held_out["g"]["groups"]["b"] = held_out["g"]["groups"]["a"]
+    widened = float(norm.ppf(0.9875) / norm.ppf(0.975))
+    found = parity_against_held_out(live, held_out)["g"]
+    assert [c.group for c in found] == ["a", "b"]
+    for change, live_half in zip(found, (0.2, 0.1), strict=True):
+        half = (change.difference.high - change.difference.low) / 2
+        assert half == pytest.approx(float(np.hypot(live_half, 0.15)) * widened)
+        assert change.difference.level == 0.975
 
 
 def test_the_held_out_rates_are_read_from_the_run_and_a_damaged_file_is_refused(tmp_path: Path) -> None:

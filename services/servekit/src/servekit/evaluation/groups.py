@@ -105,10 +105,4 @@ class ComparedByGroup:
     def groups_level(self) -> str:
         """``each at 99.4% (Bonferroni over 8 groups: 95% together)``, or empty with none compared."""
         compared = [g.difference for g in self.groups if g.difference is not None]
-        if not compared:
-            return ""
-        together = f"{uncertainty.percent(uncertainty.LEVEL)} together"
-        if len(compared) == 1:
-            return f"at {uncertainty.percent(uncertainty.LEVEL)}"
-        each = uncertainty.percent(compared[0].level)
-        return f"each at {each} (Bonferroni over {len(compared)} groups: {together})"
+        return uncertainty.held_together(len(compared), compared[0].level, "groups") if compared else ""

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from servekit.evaluation.joining import Answers, Grouper
 from servekit.training import parity, uncertainty
@@ -177,34 +178,44 @@ def parity_against_held_out(
     own, as a canary's two samples are, and the difference's interval is their samples'. A mean
     signed error (a regressor's) keeps no such count: its two intervals are combined. A group too
     small on either side has no figure there, and no change.
+
+    A version has a few dozen such changes (BankChurn's eight groups, three or four rates each), so
+    at 95 % each one or two would move beyond the noise in every run by chance alone, and a reader
+    could not tell them from a real move. Their intervals hold together at 95 % instead: each at
+    the Bonferroni level of their number (:func:`uncertainty.each_of`).
     """
     rng = np.random.default_rng(seed)
+    compared = [
+        (dimension, group, figure, now, then)
+        for dimension, found in live.items()
+        for group, now in found["groups"].items()
+        if (then := held_out.get(dimension, {}).get("groups", {}).get(group, {}))
+        for figure in parity.figures_of(found)
+        if figure in now and figure in then
+    ]
+    level = uncertainty.each_of(len(compared))
+    rounds = uncertainty.rounds_for(level)
     changes: dict[str, list[ParityChange]] = {}
-    for dimension, found in live.items():
-        before = held_out.get(dimension, {}).get("groups", {})
-        for group, now in found["groups"].items():
-            then = before.get(group, {})
-            for figure in parity.figures_of(found):
-                if figure not in now or figure not in then:
-                    continue
-                estimate = now[figure] - then[figure]
-                live_rows, held_out_rows = parity.counted_rows(now, figure), parity.counted_rows(then, figure)
-                if live_rows is not None and held_out_rows is not None:
-                    live_draws, held_out_draws = (
-                        rng.binomial(rows, share, size=uncertainty.ROUNDS) / rows
-                        for share, rows in ((now[figure], live_rows), (then[figure], held_out_rows))
-                    )
-                    difference = uncertainty.percentile_interval(live_draws - held_out_draws, estimate)
-                else:
-                    difference = independent_difference(
-                        *(
-                            uncertainty.Interval(e[figure], e[f"{figure}_ci_low"], e[f"{figure}_ci_high"])
-                            for e in (now, then)
-                        )
-                    )
-                changes.setdefault(dimension, []).append(
-                    ParityChange(group, figure, now[figure], then[figure], difference)
-                )
+    for dimension, group, figure, now, then in compared:
+        estimate = now[figure] - then[figure]
+        live_rows, held_out_rows = parity.counted_rows(now, figure), parity.counted_rows(then, figure)
+        if live_rows is not None and held_out_rows is not None:
+            live_draws, held_out_draws = (
+                rng.binomial(rows, share, size=rounds) / rows
+                for share, rows in ((now[figure], live_rows), (then[figure], held_out_rows))
+            )
+            difference = uncertainty.percentile_interval(live_draws - held_out_draws, estimate, level)
+        else:
+            difference = independent_difference(
+                *(
+                    uncertainty.Interval(e[figure], e[f"{figure}_ci_low"], e[f"{figure}_ci_high"])
+                    for e in (now, then)
+                ),
+                level=level,
+            )
+        changes.setdefault(dimension, []).append(
+            ParityChange(group, figure, now[figure], then[figure], difference)
+        )
     return changes
 
 
@@ -227,15 +238,22 @@ def verdict_of(difference: uncertainty.Interval, greater_is_better: bool) -> Ver
 
 
 def independent_difference(
-    live: uncertainty.Interval, held_out: uncertainty.Interval
+    live: uncertainty.Interval, held_out: uncertainty.Interval, *, level: float = uncertainty.LEVEL
 ) -> uncertainty.Interval:
-    """Interval of ``live - held_out`` for figures measured on different rows.
+    """Interval of ``live - held_out`` for figures measured on different rows, at ``level``.
 
     The two samples share no row, so no paired bootstrap is possible. Each interval's half-width
     is z standard errors of its figure, so the difference's half-width is the two added in
-    quadrature (a normal approximation of the two percentile intervals). A held-out figure
-    logged without an interval counts as exact.
+    quadrature (a normal approximation of the two percentile intervals), widened from their level
+    to ``level`` by the ratio of the two z. A held-out figure logged without an interval counts as
+    exact.
     """
     spread = float(np.hypot((live.high - live.low) / 2, (held_out.high - held_out.low) / 2))
+    spread *= _z(level) / _z(live.level)
     estimate = live.estimate - held_out.estimate
-    return uncertainty.Interval(estimate, estimate - spread, estimate + spread)
+    return uncertainty.Interval(estimate, estimate - spread, estimate + spread, level)
+
+
+def _z(level: float) -> float:
+    """The standard normal's quantile that leaves (1 - level) / 2 beyond each side."""
+    return float(norm.ppf(1 - (1 - level) / 2))

@@ -65,6 +65,9 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
             for c in changes
         }
     )
+    levels = {c.difference.level for changes in quality.parity_changes.values() for c in changes}
+    if levels:  # each change's level, by which they hold together at 95 %
+        figures["live.parity.changes_level"] = levels.pop()
     tags = {
         KIND_TAG: KIND,
         "model.version": quality.version,

@@ -67,6 +67,10 @@ def _version_lines(q: Quality) -> list[str]:
                 parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
         lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
     lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
+    changes = [c.difference for found in q.parity_changes.values() for c in found]
+    if changes:
+        level = uncertainty.held_together(len(changes), changes[0].level, "rates")
+        lines.append(f"{head}:   decisions against held out, {level}")
     lines += [
         f"{head}:   {dimension} decisions against held out: {_changes(changes)}"
         for dimension, changes in q.parity_changes.items()

@@ -173,6 +173,14 @@ def each_of(intervals: int, level: float = LEVEL) -> float:
     return 1 - (1 - level) / max(intervals, 1)
 
 
+def held_together(intervals: int, each: float, what: str) -> str:
+    """``each at 99.4% (Bonferroni over 8 groups: 95% together)``: how ``intervals`` intervals of
+    ``what`` at ``each`` hold together; ``at 95%`` for one."""
+    if intervals == 1:
+        return f"at {percent(each)}"
+    return f"each at {percent(each)} (Bonferroni over {intervals} {what}: {percent(LEVEL)} together)"
+
+
 def rounds_for(level: float) -> int:
     """Bootstrap samples enough for ``level``'s ends: :data:`ROUNDS`, or more for a wide level."""
     # Rounded first: 10 / (0.05 / 16) is 3200.0000000000005 in floating point.
