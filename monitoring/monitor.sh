@@ -24,9 +24,17 @@ while IFS=$'\t' read -r svc port _; do
 done < <(.venv/bin/mlp services)
 
 pids=()
+prometheus_pid=
 # shellcheck disable=SC2329  # called by the EXIT trap
 stop() {
   trap - EXIT INT TERM
+  # Prometheus first, and alone: on its way out it sends the alerts it still holds to the
+  # Alertmanager (--alertmanager.drain-notification-queue-on-shutdown, on by default), which must
+  # still be listening then, not shutting down beside it.
+  if [ -n "$prometheus_pid" ]; then
+    kill "$prometheus_pid" 2>/dev/null || true
+    wait "$prometheus_pid" 2>/dev/null || true
+  fi
   [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
 }
@@ -44,6 +52,7 @@ pids+=($!)
 "$TOOLS/prometheus" --config.file="$STATE/prometheus.yml" --web.listen-address="127.0.0.1:$PORT" \
   --web.external-url="http://127.0.0.1:$PORT" --storage.tsdb.path="$STATE/data" --storage.tsdb.retention.time=2d --log.level=warn \
   --rules.alert.resend-delay=15s &
+prometheus_pid=$!
 pids+=($!)
 echo "Prometheus:   http://127.0.0.1:$PORT  (scrapes every $INTERVAL; rules: monitoring/rules)"
 echo "  try: service:requests:rate5m, service_endpoint:prediction_latency_seconds:p99_rate5m, ALERTS"

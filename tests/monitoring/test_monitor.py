@@ -122,6 +122,21 @@ def monitor(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.
         process.wait(timeout=30)
 
 
+def stopped(process: subprocess.Popen[str], seconds: float = 30) -> int:
+    """The script's exit status once it has stopped; if it has not within ``seconds``, the
+    processes of its session still there (which of the three did not stop) fail the test."""
+    try:
+        return process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        left = subprocess.run(
+            ["ps", "-o", "pid,stat,etime,args", "-s", str(process.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        pytest.fail(f"monitor.sh did not stop within {seconds:g} s after Ctrl-C; still running:\n{left}")
+
+
 def local_ports() -> dict[str, int]:
     return {
         "PROMETHEUS_PORT": free_port(),
@@ -149,7 +164,7 @@ def test_the_heartbeat_reaches_the_terminal_and_ctrl_c_stops_all_three(tmp_path:
         [watchdog] = [a for a in held if a["labels"]["alertname"] == WATCHDOG]
         assert watchdog["generatorURL"] == f"{prometheus}/graph?g0.expr=vector%281%29&g0.tab=1"
         process.send_signal(signal.SIGINT)  # the terminal's Ctrl-C reaches the script
-        assert process.wait(timeout=30) == 0
+        assert stopped(process) == 0
     assert not [name for name, port in ports.items() if answering(port)], "left running"
 
 
