@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from servekit.evaluation.quality import verdict_of
+from servekit.evaluation.verdicts import verdict_of
 from servekit.training import uncertainty
 
 METRIC = uncertainty.PRIMARY_METRICS["mae"]

@@ -36,14 +36,12 @@ from servekit.evaluation.held_out import (
 )
 from servekit.evaluation.joining import Answers, Grouper, Joined, ShadowAnswers, join
 from servekit.evaluation.quality import (
-    MIN_ROWS,
     ParityChange,
     Quality,
     assess,
     independent_difference,
     live_parity,
     parity_against_held_out,
-    why_no_figure,
 )
 from servekit.evaluation.recording import (
     CANARY_KIND,
@@ -60,6 +58,7 @@ from servekit.evaluation.recording import (
 from servekit.evaluation.report import render, verdict
 from servekit.evaluation.shadow import ShadowComparison, compare_shadows
 from servekit.evaluation.truth import INSTANCE_COLUMN, REQUEST_COLUMN, read_truth
+from servekit.evaluation.verdicts import MIN_ROWS, why_no_figure
 
 __all__ = [
     "CANARY_KIND",

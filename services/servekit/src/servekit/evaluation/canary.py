@@ -9,7 +9,7 @@ import numpy as np
 
 from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_groups
 from servekit.evaluation.joining import Answers, Grouper, Joined
-from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
+from servekit.evaluation.verdicts import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
 from servekit.training.recipe import TrainingRecipe
 

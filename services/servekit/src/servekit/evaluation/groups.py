@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from servekit.evaluation.joining import Grouper
-from servekit.evaluation.quality import Verdict, verdict_of
+from servekit.evaluation.verdicts import Verdict, verdict_of
 from servekit.training import uncertainty
 from servekit.training.segments import each_group
 

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
 from servekit.evaluation.joining import Answers, Grouper
+from servekit.evaluation.verdicts import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import parity, uncertainty
 from servekit.training.recipe import TrainingRecipe
-from servekit.training.segments import MIN_SEGMENT_ROWS, group_metrics
+from servekit.training.segments import group_metrics
 
-#: Answers a version needs for a figure (``--min-rows``); as for a group of held-out rows.
-MIN_ROWS = MIN_SEGMENT_ROWS
 #: What the rows of a live figure are, in a group's note.
 LIVE_ROWS = "answers with their truth"
-
-Verdict = Literal["worse", "within the noise", "better"]
 
 
 @dataclass(frozen=True)
@@ -217,24 +214,6 @@ def parity_against_held_out(
             ParityChange(group, figure, now[figure], then[figure], difference)
         )
     return changes
-
-
-def why_no_figure(recipe: TrainingRecipe, truths: Sequence[Any] | np.ndarray, *, min_rows: int) -> str:
-    """Why answers with these truths get no figure; empty when they get one."""
-    if len(truths) < min_rows:
-        return f"fewer than {min_rows} answers with their truth (--min-rows)"
-    if recipe.primary().output == "positive_probability" and len(np.unique(np.asarray(truths))) < 2:
-        return "one class only in their truth"
-    return ""
-
-
-def verdict_of(difference: uncertainty.Interval, greater_is_better: bool) -> Verdict:
-    """Beyond the noise one way or the other, by the metric's good direction, or within it."""
-    if difference.high < 0:
-        return "worse" if greater_is_better else "better"
-    if difference.low > 0:
-        return "better" if greater_is_better else "worse"
-    return "within the noise"
 
 
 def independent_difference(

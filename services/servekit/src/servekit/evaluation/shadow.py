@@ -22,7 +22,7 @@ import numpy as np
 
 from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_groups
 from servekit.evaluation.joining import Grouper, Joined, ShadowAnswers
-from servekit.evaluation.quality import MIN_ROWS, Verdict, verdict_of, why_no_figure
+from servekit.evaluation.verdicts import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
 from servekit.training.recipe import TrainingRecipe
 
