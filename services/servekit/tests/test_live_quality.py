@@ -249,7 +249,7 @@ def test_every_app_exports_the_held_out_figure_of_what_it_serves(app_client: Tes
 def test_the_verdicts_exported_are_the_evaluations_and_none() -> None:
     from typing import get_args
 
-    from servekit.evaluation.quality import Verdict
+    from servekit.evaluation.verdicts import Verdict
 
     assert (*get_args(Verdict), "none") == LIVE_VERDICTS
 

@@ -7,11 +7,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from servekit.evaluation.groups import ComparedByGroup, GroupComparison, within_groups
+from servekit.evaluation.groups import ComparedByGroup, GroupComparison, Sample, TwoSamples, within_groups
 from servekit.evaluation.joining import Answers, Grouper, Joined
-from servekit.evaluation.verdicts import MIN_ROWS, Verdict, verdict_of, why_no_figure
+from servekit.evaluation.verdicts import MIN_ROWS, Verdict, verdict_of
 from servekit.training import uncertainty
-from servekit.training.recipe import TrainingRecipe
 
 
 @dataclass(frozen=True)
@@ -120,13 +119,17 @@ def compare_canaries(
             _compared(
                 comparison,
                 grouper,
-                _Sample(canary, as_canary),
-                _Sample(stable, used),
+                _sample(canary, as_canary),
+                _sample(stable, used),
                 min_rows=min_rows,
                 seed=seed,
             )
         )
     return found
+
+
+#: What each side of a canary's comparison is, in the note of a group without a figure.
+CANARY_SIDES = ("the canary's answers", "the stable version's answers in its period")
 
 
 def _as_stable(answers: Answers, within: tuple[float, float] | None = None) -> list[int]:
@@ -138,25 +141,25 @@ def _as_stable(answers: Answers, within: tuple[float, float] | None = None) -> l
     return [i for i in chosen if (t := answers.times[i]) is not None and first <= t <= last]
 
 
-class _Sample:
+def _sample(answers: Answers, chosen: Sequence[int]) -> Sample:
     """The truths, outputs and groups of the chosen answers of one version."""
-
-    def __init__(self, answers: Answers, chosen: Sequence[int]) -> None:
-        self.truths = np.asarray(answers.truths)[chosen]
-        self.outputs = np.asarray(answers.outputs)[chosen]
-        self.groups = [answers.groups[i] for i in chosen]
+    return Sample(
+        np.asarray(answers.truths)[chosen],
+        np.asarray(answers.outputs)[chosen],
+        [answers.groups[i] for i in chosen],
+    )
 
 
 def _compared(
     comparison: CanaryComparison,
     grouper: Grouper,
-    canary: _Sample,
-    stable: _Sample,
+    canary: Sample,
+    stable: Sample,
     *,
     min_rows: int,
     seed: int,
 ) -> CanaryComparison:
-    sides = _TwoSamples(grouper.recipe, canary, stable, min_rows=min_rows, seed=seed)
+    sides = TwoSamples(grouper.recipe, canary, stable, CANARY_SIDES, min_rows=min_rows, seed=seed)
     whole = np.ones(len(canary.truths) + len(stable.truths), bool)
     note = sides.why_none(whole)
     if note:
@@ -168,41 +171,3 @@ def _compared(
         verdict=verdict_of(difference, grouper.recipe.greater_is_better),
         groups=within_groups(grouper, canary.groups + stable.groups, sides),
     )
-
-
-class _TwoSamples:
-    """A canary's answers and the stable version's, one after the other: a mask over both picks
-    each side's (:class:`groups.Sides`)."""
-
-    def __init__(
-        self, recipe: TrainingRecipe, canary: _Sample, stable: _Sample, *, min_rows: int, seed: int
-    ) -> None:
-        self.recipe, self.canary, self.stable = recipe, canary, stable
-        self.min_rows, self.seed = min_rows, seed
-        self.split = len(canary.truths)
-
-    def rows(self, mask: np.ndarray) -> tuple[int, int | None]:
-        return int(mask[: self.split].sum()), int(mask[self.split :].sum())
-
-    def why_none(self, mask: np.ndarray) -> str:
-        for side, truths in (
-            ("the canary's answers", self.canary.truths[mask[: self.split]]),
-            ("the stable version's answers in its period", self.stable.truths[mask[self.split :]]),
-        ):
-            note = why_no_figure(self.recipe, truths, min_rows=self.min_rows)
-            if note:
-                return f"{side}: {note}"
-        return ""
-
-    def difference(self, mask: np.ndarray, level: float) -> uncertainty.Interval:
-        # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
-        c, s = mask[: self.split], mask[self.split :]
-        return uncertainty.unpaired_difference(
-            self.recipe.primary(),
-            self.canary.truths[c],
-            self.canary.outputs[c],
-            self.stable.truths[s],
-            self.stable.outputs[s],
-            level=level,
-            seed=self.seed,
-        ).difference

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from servekit.evaluation.joining import Grouper
-from servekit.evaluation.verdicts import Verdict, verdict_of
+from servekit.evaluation.verdicts import Verdict, verdict_of, why_no_figure
 from servekit.training import uncertainty
+from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import each_group
 
 
@@ -62,6 +63,58 @@ class Sides(Protocol):
 
     def difference(self, mask: np.ndarray, level: float) -> uncertainty.Interval:
         """The version's figure minus the other's on the group's answers, at ``level``."""
+
+
+class Sample(NamedTuple):
+    """The truths, outputs and groups (a tuple of labels each, one per dimension) of some answers."""
+
+    truths: np.ndarray
+    outputs: np.ndarray
+    groups: list[tuple[str, ...]]
+
+
+class TwoSamples:
+    """Two samples that share no answer (a canary's and the stable version's, a version's live
+    answers and its held-out rows), one after the other: a mask over both picks each side's
+    (:class:`Sides`). ``names`` says what each side is, in the note of a group without a figure."""
+
+    def __init__(
+        self,
+        recipe: TrainingRecipe,
+        first: Sample,
+        second: Sample,
+        names: tuple[str, str],
+        *,
+        min_rows: int,
+        seed: int,
+    ) -> None:
+        self.recipe, self.first, self.second, self.names = recipe, first, second, names
+        self.min_rows, self.seed = min_rows, seed
+        self.split = len(first.truths)
+
+    def rows(self, mask: np.ndarray) -> tuple[int, int | None]:
+        return int(mask[: self.split].sum()), int(mask[self.split :].sum())
+
+    def why_none(self, mask: np.ndarray) -> str:
+        sides = (self.first.truths[mask[: self.split]], self.second.truths[mask[self.split :]])
+        for side, truths in zip(self.names, sides, strict=True):
+            note = why_no_figure(self.recipe, truths, min_rows=self.min_rows)
+            if note:
+                return f"{side}: {note}"
+        return ""
+
+    def difference(self, mask: np.ndarray, level: float) -> uncertainty.Interval:
+        # Both samples are at hand, so each is resampled on its own rather than their intervals combined.
+        first, second = mask[: self.split], mask[self.split :]
+        return uncertainty.unpaired_difference(
+            self.recipe.primary(),
+            self.first.truths[first],
+            self.first.outputs[first],
+            self.second.truths[second],
+            self.second.outputs[second],
+            level=level,
+            seed=self.seed,
+        ).difference
 
 
 def within_groups(
