@@ -25,7 +25,7 @@ from servekit.testing import request_rows, train_in_memory, valid_requests
 from servekit.training import parity, uncertainty
 from servekit.training.segments import segment_metrics
 from servekit.training.signature import model_signature
-from servekit.training.trainer import Split
+from servekit.training.trainer import Split, held_out_record
 
 SERVICES = registry.available()
 
@@ -238,6 +238,18 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
     for change in changes:
         assert change.difference.estimate == pytest.approx(0, abs=1e-9), change
         assert not change.beyond_the_noise, change
+    # Each group's live answers against the same group's held-out rows, as the training run keeps
+    # them (held_out_answers.json): the same answers, so every group is 0 apart and within the noise.
+    kept = evaluation.read_held_out_answers(
+        json.loads(json.dumps(held_out_record(recipe, data.x_test, data.y_test, outputs)))
+    )
+    by_group = evaluation.assess(joined.versions[0], grouper, held_out, held_out_rows=kept)
+    compared = [g for g in by_group.groups if g.difference is not None]
+    assert bool(compared) == bool(at_training), by_group.groups
+    for g in compared:
+        assert (g.rows, g.other_rows) == (at_training[g.dimension][g.group]["rows"],) * 2, g
+        assert g.difference.estimate == pytest.approx(0, abs=1e-9), g
+        assert g.verdict == "within the noise", g
     # The report names every gap by what it measures: a share flagged, a label's recall, an error.
     report = evaluation.render(joined, [against], "truth.csv").splitlines()
     for dimension, found_rates in rates.items():

@@ -153,7 +153,12 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
         f"{NAME} v{version}:   decisions against held out, each at {percent(each_of(changes))} "
         f"(Bonferroni over {changes} rates: 95% together)\n"
     ) in report
+    # Each group against the same group's held-out rows, which the training run kept with their
+    # groups: the live answers are the model's to rows like those, so no group is worse.
+    assert f"{NAME} v{version}:   Geography against held out: France " in report
+    assert metrics["live.segment.Geography.France.other_rows"] == trained["France"]["rows"]
     tags = client.get_model_version(NAME, version).tags
+    assert tags["live.groups_worse"] == "none"
     registered_metrics = client.get_run(registered[NAME].run_id).data.metrics
     assert tags["live.figure"] == f"roc_auc {figure[1]}"
     assert (tags["live.answers"], tags["live.verdict"], tags["live.run"]) == (

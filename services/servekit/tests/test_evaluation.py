@@ -38,10 +38,12 @@ from servekit.evaluation import (
     render,
 )
 from servekit.evaluation.groups import within_groups
+from servekit.evaluation.held_out import HeldOutAnswers
 from servekit.replay import CaptureLineError, read_lines
 from servekit.routing import ALONE, ASKED, DRAWN, FALLBACK
 from servekit.testing import request_rows, train_in_memory
-from servekit.training import parity
+from servekit.training import parity, uncertainty
+from servekit.training.trainer import held_out_record
 from servekit.training.uncertainty import Interval, each_of, paired_difference, unpaired_difference
 from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, list_versions, live_evidence
 from servekit.training.versions import render as render_versions
@@ -240,12 +242,18 @@ def test_live_answers_scored_against_the_held_out_figure_within_the_noise_or_bey
     assert better.verdict == "better"
     # With the held-out rows' answers, as a training run keeps them: each sample resampled on
     # its own, from the same draws as the live interval.
-    rows_kept = (truth + 0.5, np.asarray(outputs))
+    rows_kept = HeldOutAnswers(truth + 0.5, np.asarray(outputs))
     resampled = assess(answered(truth), Grouper(TOY.recipe), held_out, held_out_rows=rows_kept)
     assert resampled.resampled
     assert resampled.live == same.live
     assert (resampled.live, resampled.difference) == unpaired_difference(
-        TOY.recipe.primary(), truth, outputs, *rows_kept
+        TOY.recipe.primary(), truth, outputs, rows_kept.target, rows_kept.output
+    )
+    # Kept before the groups were: the groups are not compared, and the report says why.
+    assert resampled.groups == ()
+    assert (
+        resampled.groups_note
+        == "its training run kept no groups of its held-out rows (trained before they were)"
     )
     assert not same.resampled
     joined = Joined([], captured=300, without_truth=0, truth_unmatched=0, ambiguous=0, other_services=0)
@@ -653,12 +661,22 @@ def test_the_held_out_answers_are_read_from_the_run_and_a_damaged_file_is_refuse
     assert held_out_answers(client, "run-1", "1") is None  # a run trained before they were kept
     kept = tmp_path / HELD_OUT_ANSWERS
     kept.write_text(json.dumps({"target": [1.0, 2.0], "output": [1.5, 2.5]}))
-    target, output = held_out_answers(client, "run-1", "1") or ((), ())
-    assert (list(target), list(output)) == ([1.0, 2.0], [1.5, 2.5])
+    target, output, groups = held_out_answers(client, "run-1", "1") or ((), (), None)
+    assert (list(target), list(output), groups) == ([1.0, 2.0], [1.5, 2.5], None)
+    kept.write_text(json.dumps({"target": [1.0, 2.0], "output": [1.5, 2.5], "groups": {"color": ["red", 3]}}))
+    assert held_out_answers(client, "run-1", "1").groups == {"color": ["red", "3"]}
     for damaged, problem in (
         ("{", "does not read: Expecting property name"),
         (json.dumps({"target": [1.0]}), "does not read: no 'output' list"),
         (json.dumps({"target": [1.0, 2.0], "output": [1.0]}), "does not read: 2 truths and 1 outputs"),
+        (
+            json.dumps({"target": [1.0, 2.0], "output": [1.0, 2.0], "groups": {"color": ["red"]}}),
+            "does not read: 2 truths and 1 groups of color",
+        ),
+        (
+            json.dumps({"target": [1.0, 2.0], "output": [1.0, 2.0], "groups": ["red", "blue"]}),
+            "does not read: 'groups' is a list, not a mapping",
+        ),
     ):
         kept.write_text(damaged)
         with pytest.raises(
@@ -1222,6 +1240,73 @@ def test_the_groups_intervals_hold_together_so_one_group_in_several_is_not_calle
     assert (alone.difference.level, alone.verdict) == (0.95, "worse")
     # And a group far enough out is named whatever the family's size.
     assert {g.verdict for g in within_groups(grouper, labelled, NormalSides(3.0))} == {"worse"}
+
+
+def test_a_versions_live_groups_are_held_against_the_same_groups_held_out_rows(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any], mlflow_client: Any
+) -> None:
+    """Held out, the toy model's answers to 300 rows; live, the same rows' answers with a dollar
+    added for blue customers: blue is worse than held out beyond the noise, red is not, each
+    group's difference is the two-sample bootstrap's on that group's live answers and held-out
+    rows alone, and the report, the run and the version's tags say so."""
+    rows, answers, truth = served
+    values = np.array([a["value"] for a in answers])
+    blue = np.array([row["color"] == "blue" for row in rows])
+    kept = held_out_record(ByColour(), pd.DataFrame(rows), pd.Series(truth), values)
+    held_out_rows = HeldOutAnswers(np.asarray(kept["target"]), np.asarray(kept["output"]), kept["groups"])
+    live_values = values + np.where(blue, 1.0, 0.0)
+    lines = [
+        capture_line(f"r{i:04d}", 0, row, {"value": float(v)})
+        for i, (row, v) in enumerate(zip(rows, live_values, strict=True))
+    ]
+    grouper = Grouper(ByColour())
+    joined = join(read_lines(lines), "toy", grouper, {(f"r{i:04d}", 0): y for i, y in enumerate(truth)})
+    metric = ToyRecipe().primary()
+    held_out = uncertainty.interval(metric, truth, values)
+    found = assess(joined.versions[0], grouper, held_out, held_out_rows=held_out_rows)
+    by_group = {g.group: g for g in found.groups}
+    assert list(by_group) == ["blue", "red"]
+    assert (by_group["blue"].verdict, by_group["red"].verdict) == ("worse", "within the noise")
+    for colour, mask in (("blue", blue), ("red", ~blue)):
+        g = by_group[colour]
+        assert (g.rows, g.other_rows) == (int(mask.sum()), int(mask.sum()))
+        assert (
+            g.difference
+            == unpaired_difference(
+                metric, truth[mask], live_values[mask], truth[mask], values[mask], level=each_of(2)
+            ).difference
+        )
+    text = render(joined, [found], "t").splitlines()
+    level = "each at 97.5% (Bonferroni over 2 groups: 95% together)"
+    at = text.index(f"toy v1:   per group against held out, {level}")
+    assert text[at + 1] == (
+        f"toy v1:   color against held out: {by_group['blue'].describe()}; {by_group['red'].describe()}"
+    )
+    # Recorded: each group's difference on the run, the worse group on the version's tags, and
+    # what mlp promote prints of it.
+    registered(mlflow_client, "heldagainst", 1)
+    run_id = evaluation.log_run(mlflow_client, replace(found, name="heldagainst"), "captures/")
+    metrics = mlflow_client.get_run(run_id).data.metrics
+    assert metrics["live.segment.color.blue.mae_minus_held_out"] == by_group["blue"].difference.estimate
+    assert metrics["live.segment.color.blue.other_rows"] == int(blue.sum())
+    assert (metrics["live.groups_worse"], metrics["live.segment.groups_level"]) == (1, 0.975)
+    tags = mlflow_client.get_model_version("heldagainst", "1").tags
+    assert tags["live.groups_worse"] == f"color {by_group['blue'].describe()}; {level}"
+    assert (
+        f"; as served, worse than held out beyond the noise for: {tags['live.groups_worse']}"
+        in live_evidence("1", tags)
+    )
+    # A run kept without the groups: none compared, and the tag says why rather than "none".
+    older = assess(joined.versions[0], grouper, held_out, held_out_rows=held_out_rows._replace(groups=None))
+    run_id = evaluation.log_run(mlflow_client, replace(older, name="heldagainst"), "captures/")
+    tags = mlflow_client.get_model_version("heldagainst", "1").tags
+    assert tags["live.groups_worse"] == (
+        "not compared: its training run kept no groups of its held-out rows (trained before they were)"
+    )
+    assert "worse than held out" not in live_evidence("1", tags)
+    assert "toy v1:   per group against held out: none: its training run kept no groups" in render(
+        joined, [older], "t"
+    )
 
 
 def test_a_canary_is_compared_per_group_on_its_and_the_stable_answers_of_that_group(

@@ -27,10 +27,12 @@ from servekit.evaluation.canary import CanaryComparison, compare_canaries
 from servekit.evaluation.groups import GroupComparison
 from servekit.evaluation.held_out import (
     HeldOut,
+    HeldOutAnswers,
     VersionNotRegisteredError,
     held_out_answers,
     held_out_figure,
     held_out_parity,
+    read_held_out_answers,
     registered_run_id,
     run_artifact_text,
 )
@@ -74,6 +76,7 @@ __all__ = [
     "GroupComparison",
     "Grouper",
     "HeldOut",
+    "HeldOutAnswers",
     "Joined",
     "ParityChange",
     "Quality",
@@ -93,6 +96,7 @@ __all__ = [
     "log_run",
     "log_shadow_run",
     "parity_against_held_out",
+    "read_held_out_answers",
     "read_truth",
     "registered_run_id",
     "render",

@@ -20,13 +20,22 @@ class VersionNotRegisteredError(LookupError):
     """A captured version the registry does not hold (deleted since, or another registry's)."""
 
 
+class HeldOutAnswers(NamedTuple):
+    """The held-out rows' truth and primary-metric outputs, as a version's training run logged them."""
+
+    target: np.ndarray
+    output: np.ndarray
+    #: Each row's group of each dimension; None for a run trained before they were kept.
+    groups: dict[str, list[str]] | None = None
+
+
 class HeldOut(NamedTuple):
     """A version's held-out figure from its training run (None: why, in ``note``), and its
     held-out rows' truth and outputs when the run kept them."""
 
     figure: uncertainty.Interval | None
     note: str = ""
-    rows: tuple[np.ndarray, np.ndarray] | None = None
+    rows: HeldOutAnswers | None = None
     #: The decision and error rates per group its training run reported (``serving_metadata.json``).
     parity: dict[str, dict[str, Any]] | None = None
 
@@ -110,28 +119,42 @@ def run_artifact_text(client: Any, run_id: str, path: str) -> str | None:
         raise _registry_failed(exc) from exc
 
 
-def held_out_answers(client: Any, run_id: str, version: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The truth and primary-metric outputs of the held-out rows, as the version's training run
-    logged them; None for a run trained before they were kept."""
+def held_out_answers(client: Any, run_id: str, version: str) -> HeldOutAnswers | None:
+    """The truth and primary-metric outputs of the held-out rows, and their groups, as the
+    version's training run logged them; None for a run trained before they were kept."""
     import json
 
     text = run_artifact_text(client, run_id, HELD_OUT_ANSWERS)
     if text is None:
         return None
     try:
-        answers = json.loads(text)
-        target, output = np.asarray(answers["target"]), np.asarray(answers["output"])
-        if target.ndim != 1 or target.shape != output.shape:
-            raise ValueError(f"{target.size} truths and {output.size} outputs")
+        return read_held_out_answers(json.loads(text))
     except KeyError as exc:
         problem = f"no {exc.args[0]!r} list"
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         problem = " ".join(str(exc).split())
-    else:
-        return target, output
     # servekit wrote it: a file that does not read is damaged, and a verdict must not rest on it.
     problem = f"version {version}'s run {run_id}: {HELD_OUT_ANSWERS} does not read: {problem}"
     raise ServekitError(502, "held_out_answers_unreadable", problem)
+
+
+def read_held_out_answers(answers: dict[str, Any]) -> HeldOutAnswers:
+    """``held_out_answers.json`` as read (``servekit.training.trainer.held_out_record`` wrote it).
+
+    Raises KeyError, ValueError or TypeError for a file that does not hold what it should."""
+    target, output = np.asarray(answers["target"]), np.asarray(answers["output"])
+    if target.ndim != 1 or target.shape != output.shape:
+        raise ValueError(f"{target.size} truths and {output.size} outputs")
+    groups = answers.get("groups")
+    if groups is not None:
+        if not isinstance(groups, dict):
+            raise TypeError(f"'groups' is a {type(groups).__name__}, not a mapping")
+        for dimension, labels in groups.items():
+            if not isinstance(labels, list) or len(labels) != target.size:
+                size = len(labels) if isinstance(labels, list) else type(labels).__name__
+                raise ValueError(f"{target.size} truths and {size} groups of {dimension}")
+        groups = {str(d): [str(label) for label in labels] for d, labels in groups.items()}
+    return HeldOutAnswers(target, output, groups)
 
 
 def _registry_failed(exc: Exception) -> ServekitError:

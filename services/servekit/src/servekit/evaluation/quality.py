@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from servekit.evaluation.groups import ComparedByGroup, GroupComparison, Sample, TwoSamples, within_groups
+from servekit.evaluation.held_out import HeldOutAnswers
 from servekit.evaluation.joining import Answers, Grouper
 from servekit.evaluation.verdicts import MIN_ROWS, Verdict, verdict_of, why_no_figure
 from servekit.training import parity, uncertainty
@@ -21,7 +23,7 @@ LIVE_ROWS = "answers with their truth"
 
 
 @dataclass(frozen=True)
-class Quality:
+class Quality(ComparedByGroup):
     """One version's primary metric on its live answers, against its held-out figure."""
 
     name: str
@@ -48,6 +50,10 @@ class Quality:
     parity_changes: dict[str, list[ParityChange]] = field(default_factory=dict)
     #: Why there are no changes to show where there are live rates: the run reported none.
     parity_changes_note: str = ""
+    #: Each group's live figure against the same group's held-out rows (:mod:`.groups`), when the
+    #: training run kept its held-out rows' answers and groups; else why not, in ``groups_note``.
+    groups: tuple[GroupComparison, ...] = ()
+    groups_note: str = ""
 
 
 def assess(
@@ -56,7 +62,7 @@ def assess(
     held_out: uncertainty.Interval | None,
     *,
     held_out_note: str = "",
-    held_out_rows: tuple[np.ndarray, np.ndarray] | None = None,
+    held_out_rows: HeldOutAnswers | None = None,
     held_out_parity: Mapping[str, Mapping[str, Any]] | None = None,
     min_rows: int = MIN_ROWS,
     seed: int = 0,
@@ -64,7 +70,9 @@ def assess(
     """The live figure with its bootstrap interval, per group too, and how it compares.
 
     With the held-out rows' truth and outputs (``held_out_rows``), the difference is a
-    two-sample bootstrap, as a canary's is; without them, the two intervals combined.
+    two-sample bootstrap, as a canary's is, and so is each group's against the same group's
+    held-out rows when the run kept their groups; without them, the two intervals combined, and
+    no group compared.
     """
     recipe = grouper.recipe
     base = Quality(
@@ -94,8 +102,12 @@ def assess(
         )
     if held_out is not None and held_out_rows is not None:
         live, difference = uncertainty.unpaired_difference(
-            recipe.primary(), target, outputs, *held_out_rows, seed=seed
+            recipe.primary(), target, outputs, held_out_rows.target, held_out_rows.output, seed=seed
         )
+        by_group, groups_note = against_held_out(
+            grouper, answers, held_out_rows, min_rows=min_rows, seed=seed
+        )
+        base = replace(base, groups=by_group, groups_note=groups_note)
     else:
         live = uncertainty.interval(recipe.primary(), target, outputs, seed=seed)
         if held_out is None:
@@ -120,6 +132,42 @@ def assess(
         parity_changes_note=changes_note,
         resampled=held_out_rows is not None,
     )
+
+
+#: What each side of a version's comparison with its held-out rows is, in a group's note.
+HELD_OUT_SIDES = ("the live answers", "the held-out rows")
+
+
+def against_held_out(
+    grouper: Grouper, answers: Answers, held_out: HeldOutAnswers, *, min_rows: int, seed: int
+) -> tuple[tuple[GroupComparison, ...], str]:
+    """Each group's live figure against the same group's on the held-out rows: a two-sample
+    bootstrap, the groups' intervals held together at 95 %; or why there is none.
+
+    The overall figure can hold while one group's falls: a campaign brings in customers of one
+    country the model has learnt less of, a new kind of headline appears. That is where a live
+    evaluation earns its keep, and what a reviewer of the model asks first.
+    """
+    if held_out.groups is None:
+        return (), "its training run kept no groups of its held-out rows (trained before they were)"
+    dimensions = list(grouper.dimensions)
+    missing = [d for d in dimensions if d not in held_out.groups]
+    if missing:
+        return (), f"its training run kept no group of {', '.join(missing)} for its held-out rows"
+    rows = len(held_out.target)
+    labels: list[tuple[str, ...]] = (
+        list(zip(*(held_out.groups[d] for d in dimensions), strict=True)) if dimensions else [()] * rows
+    )
+    live = Sample(np.asarray(answers.truths), np.asarray(answers.outputs), list(answers.groups))
+    sides = TwoSamples(
+        grouper.recipe,
+        live,
+        Sample(held_out.target, held_out.output, labels),
+        HELD_OUT_SIDES,
+        min_rows=min_rows,
+        seed=seed,
+    )
+    return within_groups(grouper, live.groups + labels, sides), ""
 
 
 def live_parity(

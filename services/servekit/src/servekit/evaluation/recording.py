@@ -26,8 +26,10 @@ from servekit.training.versions import (
     LIVE_ANSWERS_TAG,
     LIVE_CI_TAG,
     LIVE_FIGURE_TAG,
+    LIVE_GROUPS_WORSE_TAG,
     LIVE_RUN_TAG,
     LIVE_VERDICT_TAG,
+    NOT_COMPARED,
     SHADOW_COMPARISON_TAG,
     SHADOW_GROUPS_WORSE_TAG,
     SHADOW_RUN_TAG,
@@ -68,6 +70,9 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     levels = {c.difference.level for changes in quality.parity_changes.values() for c in changes}
     if levels:  # each change's level, by which they hold together at 95 %
         figures["live.parity.changes_level"] = levels.pop()
+    if quality.groups:
+        figures.update(_group_metrics("live.segment", f"{key}_minus_held_out", quality.groups))
+        figures["live.groups_worse"] = float(len(quality.groups_worse))
     tags = {
         KIND_TAG: KIND,
         "model.version": quality.version,
@@ -238,7 +243,11 @@ def _compared_text(comparison: CanaryComparison | ShadowComparison, against: str
     return f"{figure} {against}, {comparison.verdict}"
 
 
-def _worse_text(comparison: CanaryComparison | ShadowComparison) -> str:
+def _not_compared(note: str) -> str:
+    return f"{NOT_COMPARED}{note}" if note else ""
+
+
+def _worse_text(comparison: CanaryComparison | ShadowComparison | Quality) -> str:
     """The groups worse beyond the noise, ``none``, or empty without a comparison at all."""
     worse = "; ".join(f"{g.dimension} {g.describe()}" for g in comparison.groups_worse)
     if worse:
@@ -273,5 +282,6 @@ def version_tags(quality: Quality, run_id: str) -> dict[str, str]:
         LIVE_CI_TAG: f"{live.low:.4f}-{live.high:.4f}" if live is not None else "",
         LIVE_ANSWERS_TAG: str(quality.rows),
         LIVE_VERDICT_TAG: verdict(quality),
+        LIVE_GROUPS_WORSE_TAG: _worse_text(quality) if quality.groups else _not_compared(quality.groups_note),
         LIVE_RUN_TAG: run_id,
     }

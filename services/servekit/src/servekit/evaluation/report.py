@@ -66,6 +66,9 @@ def _version_lines(q: Quality) -> list[str]:
             else:
                 parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
         lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
+    lines += _group_lines(head, q, " against held out")
+    if q.groups_note:
+        lines.append(f"{head}:   per group against held out: none: {q.groups_note}")
     lines += [f"{head}:   {dimension} decisions: {_gaps(found)}" for dimension, found in q.parity.items()]
     changes = [c.difference for found in q.parity_changes.values() for c in found]
     if changes:
@@ -179,14 +182,16 @@ def _shadow_lines(s: ShadowComparison) -> list[str]:
     return lines + _group_lines(f"{s.name} shadow v{s.shadow}", s)
 
 
-def _group_lines(head: str, comparison: ComparedByGroup) -> list[str]:
+def _group_lines(head: str, comparison: ComparedByGroup, against: str = "") -> list[str]:
     """The level of the groups' intervals, then one line per dimension: each group's difference,
-    or why it has none."""
+    or why it has none (``against`` what, where the line needs saying)."""
     dimensions: dict[str, list[str]] = {}
     for g in comparison.groups:
         dimensions.setdefault(g.dimension, []).append(g.describe())
-    level = [f"{head}:   per group, {comparison.groups_level}"] if comparison.groups_level else []
-    return level + [f"{head}:   {dimension}: {'; '.join(parts)}" for dimension, parts in dimensions.items()]
+    level = [f"{head}:   per group{against}, {comparison.groups_level}"] if comparison.groups_level else []
+    return level + [
+        f"{head}:   {dimension}{against}: {'; '.join(parts)}" for dimension, parts in dimensions.items()
+    ]
 
 
 def _rows(count: int) -> str:

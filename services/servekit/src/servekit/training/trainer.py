@@ -22,6 +22,7 @@ from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, parity, uncertainty
 from servekit.training.fingerprint import fingerprint
+from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
 from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, live_evidence
@@ -123,8 +124,7 @@ def train(
         mlflow.log_metrics(as_run_metrics(metadata["segments"], recipe.primary_metric))
         mlflow.log_metrics(parity.as_run_metrics(metadata["parity"]))
         mlflow.log_dict(metadata, SERVING_METADATA)
-        answers = {"target": data.y_test.tolist(), "output": np.asarray(held_out).tolist()}
-        mlflow.log_dict(answers, HELD_OUT_ANSWERS)
+        mlflow.log_dict(held_out_record(recipe, data.x_test, data.y_test, held_out), HELD_OUT_ANSWERS)
         example = data.x_test.head(3)
         sample = data.x_test.head(100)
         signature = model_signature(spec.request, sample, pipeline.predict(sample))
@@ -184,6 +184,22 @@ def evaluate(
         recipe, data.x_test, data.y_test, outputs, metadata, seed=seed
     )
     return metrics, outputs
+
+
+def held_out_record(
+    recipe: TrainingRecipe, features: pd.DataFrame, target: pd.Series, outputs: Any
+) -> dict[str, Any]:
+    """What ``held_out_answers.json`` holds: the held-out rows' truth and primary-metric outputs,
+    and each row's group of each of the recipe's dimensions. ``mlp evaluate`` resamples them
+    against a version's live answers, whole and per group, where the two intervals combined would
+    be a normal approximation."""
+    return {
+        "target": target.tolist(),
+        "output": np.asarray(outputs).tolist(),
+        "groups": {
+            dimension: labels.astype(str).tolist() for dimension, labels in recipe.segments(features).items()
+        },
+    }
 
 
 def registry_client(tracking_uri: str) -> Any:

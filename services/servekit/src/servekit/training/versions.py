@@ -23,6 +23,10 @@ LIVE_CI_TAG = "live.ci"
 LIVE_ANSWERS_TAG = "live.answers"
 LIVE_VERDICT_TAG = "live.verdict"
 LIVE_RUN_TAG = "live.run"
+#: The groups whose live figure is worse than the same group's held out beyond the noise, ``none``,
+#: or why the groups were not compared (after NOT_COMPARED).
+LIVE_GROUPS_WORSE_TAG = "live.groups_worse"
+NOT_COMPARED = "not compared: "
 #: A version's tags of its latest comparison as a shadow (``servekit.evaluation.shadow_tags``):
 #: against the version it shadowed, on the same answers; the groups it is worse for beyond the
 #: noise; and the run that holds it.
@@ -133,17 +137,24 @@ def live_evidence(version: str, tags: dict[str, str]) -> str:
     """What the version's tags say of it on live traffic, as served, as a shadow and as a canary;
     what ``mlp promote`` prints before an operator's choice takes effect."""
     found = [f"as served: {_live(tags)}"] if LIVE_FIGURE_TAG in tags else []
+    if _named_groups(tags.get(LIVE_GROUPS_WORSE_TAG, "")):
+        found.append(f"as served, worse than held out beyond the noise for: {tags[LIVE_GROUPS_WORSE_TAG]}")
     for role, comparison, worse in (
         ("a shadow", SHADOW_COMPARISON_TAG, SHADOW_GROUPS_WORSE_TAG),
         ("a canary", CANARY_COMPARISON_TAG, CANARY_GROUPS_WORSE_TAG),
     ):
         if comparison in tags:
             found.append(f"as {role}: {tags[comparison]}")
-            if tags.get(worse, "none") not in ("none", ""):
+            if _named_groups(tags.get(worse, "")):
                 found.append(f"as {role}, worse beyond the noise for: {tags[worse]}")
     if not found:
         return f"v{version} on live traffic: no record (mlp evaluate --log records one)"
     return f"v{version} on live traffic: {'; '.join(found)}"
+
+
+def _named_groups(worse: str) -> bool:
+    """Whether a ``*.groups_worse`` tag names groups, rather than ``none`` or why none were compared."""
+    return worse not in ("none", "") and not worse.startswith(NOT_COMPARED)
 
 
 def _live(tags: dict[str, str]) -> str:
