@@ -19,7 +19,7 @@ from servekit.evaluation import GroupComparison, Quality, ShadowComparison, log_
 from servekit.live_quality import LiveQualityFollower, LiveRecord, read_live_record
 from servekit.metrics import MetricNames, ServiceMetrics
 from servekit.metrics.names import LIVE_VERDICTS
-from servekit.metrics.quality import Figure, QualityCollector, ShadowQualityCollector
+from servekit.metrics.quality import Figure, QualityCollector, QualityFigures, ShadowQualityCollector
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.runtime import ModelRuntime
@@ -252,6 +252,41 @@ def test_the_verdicts_exported_are_the_evaluations_and_none() -> None:
     from servekit.evaluation.verdicts import Verdict
 
     assert (*get_args(Verdict), "none") == LIVE_VERDICTS
+
+
+def test_the_groups_a_served_version_is_worse_for_than_held_out_are_read_back_and_exported(
+    mlflow_client: Any,
+) -> None:
+    """``log_run`` counts the groups worse than the same groups held out, ``read_live_record``
+    reads the count back, and the pods export it; a run that compared no group exports none."""
+    groups = (
+        GroupComparison("color", "blue", 400, Interval(0.3, 0.1, 0.5, 0.975), "worse", other_rows=380),
+        GroupComparison(
+            "color", "red", 412, Interval(0.0, -0.1, 0.1, 0.975), "within the noise", other_rows=390
+        ),
+    )
+    experiment = mlflow_client.get_experiment_by_name("toy").experiment_id
+    mlflow_client.create_registered_model("servedgroups")
+    run = mlflow_client.create_run(experiment)
+    mlflow_client.create_model_version("servedgroups", "unused", run_id=run.info.run_id)
+    quality = Quality(
+        "servedgroups", "1", "mae", 812, live=Interval(0.4, 0.35, 0.45), held_out=Interval(0.3, 0.25, 0.35),
+        difference=Interval(0.1, 0.02, 0.18), verdict="worse", groups=groups,
+    )  # fmt: skip
+    log_run(mlflow_client, quality, "captures/")
+    found = read_live_record(mlflow_client, "servedgroups", "1", "mae")
+    assert found is not None
+    assert (found.groups_worse, found.describe()["groups_worse"]) == (1, 1)
+    figures = QualityFigures("mae", None, groups_worse=found.groups_worse)
+    assert exported(QualityCollector(MetricNames("toy"), lambda: figures)) == {
+        ("toy_model_live_groups_worse", ()): 1
+    }
+    log_run(mlflow_client, dataclasses.replace(quality, groups=()), "captures/")
+    found = read_live_record(mlflow_client, "servedgroups", "1", "mae")
+    assert found is not None
+    assert found.groups_worse is None
+    figures = QualityFigures("mae", None, groups_worse=found.groups_worse)
+    assert exported(QualityCollector(MetricNames("toy"), lambda: figures)) == {}
 
 
 def test_a_shadows_latest_comparison_is_read_from_its_version_and_exported_against_the_served_one(

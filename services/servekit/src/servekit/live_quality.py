@@ -51,8 +51,9 @@ class LiveRecord:
     evaluated_at: float
     #: The version it was compared against, for a shadow's record (empty for one as served).
     against: str = ""
-    #: The groups a shadow is worse for beyond the noise (None: not a shadow's record, or the run
-    #: counted none: it has no comparison, or was logged before groups were compared).
+    #: The groups the version is worse for beyond the noise: a shadow's against the served answers,
+    #: a served version's against the same groups held out (None: the run counted none: it has no
+    #: comparison, or was logged before groups were compared).
     groups_worse: int | None = None
 
     @property
@@ -203,6 +204,7 @@ class LiveQualityFollower:
             answers=record.answers,
             evaluated_at=record.evaluated_at,
             verdict=record.verdict_label,
+            groups_worse=record.groups_worse,
         )
 
     def status(self) -> dict[str, Any] | None:

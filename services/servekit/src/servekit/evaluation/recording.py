@@ -72,7 +72,7 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
         figures["live.parity.changes_level"] = levels.pop()
     if quality.groups:
         figures.update(_group_metrics("live.segment", f"{key}_minus_held_out", quality.groups))
-        figures["live.groups_worse"] = float(len(quality.groups_worse))
+        figures[AS_SERVED.groups_worse_key] = float(len(quality.groups_worse))
     tags = {
         KIND_TAG: KIND,
         "model.version": quality.version,

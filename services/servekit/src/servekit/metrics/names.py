@@ -51,6 +51,7 @@ MODEL_QUALITY = "model_quality"
 MODEL_LIVE_ANSWERS = "model_live_answers"
 MODEL_LIVE_EVALUATION_TIMESTAMP_SECONDS = "model_live_evaluation_timestamp_seconds"
 MODEL_LIVE_VERDICT = "model_live_verdict"
+MODEL_LIVE_GROUPS_WORSE = "model_live_groups_worse"
 SHADOW_LIVE_DIFFERENCE = "shadow_live_difference"
 SHADOW_LIVE_ANSWERS = "shadow_live_answers"
 SHADOW_LIVE_VERDICT = "shadow_live_verdict"
@@ -326,6 +327,10 @@ class MetricNames:
     @property
     def model_live_verdict(self) -> str:
         return self._name(MODEL_LIVE_VERDICT)
+
+    @property
+    def model_live_groups_worse(self) -> str:
+        return self._name(MODEL_LIVE_GROUPS_WORSE)
 
     @property
     def shadow_live_difference(self) -> str:

@@ -57,6 +57,9 @@ class QualityFigures:
     evaluated_at: float | None = None
     #: One of ``LIVE_VERDICTS``.
     verdict: str | None = None
+    #: The groups whose live figure is worse than the same group's held out beyond the noise;
+    #: None: the run compared none (a version trained before its held-out rows' groups were kept).
+    groups_worse: int | None = None
 
 
 Figures = TypeVar("Figures")
@@ -111,10 +114,16 @@ class QualityCollector(_FiguresCollector[QualityFigures]):
                 "no figure (too few answers, one class) or none held out to compare with.",
                 labels=("verdict",),
             ),
+            GaugeMetricFamily(
+                n.model_live_groups_worse,
+                "Groups (a country, an age band, ...) whose live figure the served version's latest live "
+                "evaluation found worse than the same group's on the held-out rows, beyond the noise "
+                "(the groups' intervals held together at 95 %); absent where it compared none.",
+            ),
         )
 
     def collect(self) -> Iterator[Metric]:
-        quality, answers, evaluated, verdicts = self._families()
+        quality, answers, evaluated, verdicts, groups_worse = self._families()
         figures = self.current()
         if figures is not None:
             for split, figure in ((HELD_OUT, figures.held_out), (LIVE, figures.live)):
@@ -126,7 +135,9 @@ class QualityCollector(_FiguresCollector[QualityFigures]):
                 evaluated.add_metric((), figures.evaluated_at)
             if figures.verdict is not None:
                 _verdicts(verdicts, figures.verdict)
-        yield from (quality, answers, evaluated, verdicts)
+            if figures.groups_worse is not None:
+                groups_worse.add_metric((), figures.groups_worse)
+        yield from (quality, answers, evaluated, verdicts, groups_worse)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class RecordKind:
     verdict_tag: str
     #: The run tag naming the version compared against (a shadow's served version).
     against_tag: str = ""
-    #: The run metric counting the groups the version is worse for beyond the noise (a shadow's).
+    #: The run metric counting the groups the version is worse for beyond the noise.
     groups_worse_key: str = ""
 
     def figure(self, metric: str) -> str:
@@ -60,7 +60,9 @@ class RecordKind:
 
 
 #: A version's latest live evaluation as served (``live.*``).
-AS_SERVED = RecordKind(LIVE_RUN_TAG, "live.{metric}", "live.rows", LIVE_VERDICT_TAG)
+AS_SERVED = RecordKind(
+    LIVE_RUN_TAG, "live.{metric}", "live.rows", LIVE_VERDICT_TAG, groups_worse_key="live.groups_worse"
+)
 #: A version's latest comparison as a shadow with the served answers to the same requests.
 AS_SHADOW = RecordKind(
     SHADOW_RUN_TAG,
