@@ -301,6 +301,22 @@ def alerts(service: str) -> list[Alert]:
             "5m",
         ),
         Alert(
+            "LiveGroupWorse",
+            # The whole figure worse is LiveQualityWorse's to tell; its groups would say it twice.
+            f"max by (version) ({versioned(f'({n.model_live_groups_worse} > 0)', n)})\n"
+            f"unless on (version)\nmax by (version) ({versioned(worse_verdict, n)})",
+            "warning",
+            f"{s} version {{{{ $labels.version }}}} scores worse for {{{{ $value }}}} group(s) than the "
+            "same groups held out",
+            f"The latest live evaluation of {s} version {{{{ $labels.version }}}} scored it worse on the "
+            "live answers of {{ $value }} group(s) (a country, an age band, a kind of text) than on the "
+            "same groups' held-out rows, beyond the noise of both samples, the groups' intervals held "
+            "together at 95 %, while its whole figure is not worse: the customers of those groups are "
+            "served worse than the version was shown to serve them. The version's tag live.groups_worse "
+            "names them (mlp versions, mlp promote); its run holds each group's difference.",
+            "5m",
+        ),
+        Alert(
             "ModelRefreshFailing",
             versioned(f"({n.model_refresh_failing} == 1)", n),
             "warning",

@@ -162,16 +162,18 @@ def live_verdict(service: str, selector: str = "") -> str:
 
 def live_quality_queries(service: str) -> tuple[tuple[str, str], ...]:
     """The live quality panels' queries: figures per version, split and bound; the verdict; the
-    answers scored; hours since the evaluation ended."""
+    answers scored; the groups worse than held out; hours since the evaluation ended."""
     n = MetricNames(service)
     inst = 'instance=~"$instance"'
     quality = versioned(f"{n.model_quality}{{{inst}}}", n)
     answers = versioned(f"{n.model_live_answers}{{{inst}}}", n)
     ended = versioned(f"{n.model_live_evaluation_timestamp_seconds}{{{inst}}}", n)
+    groups_worse = versioned(f"{n.model_live_groups_worse}{{{inst}}}", n)
     return (
         (f"max by (version, split, bound) ({quality})", "v{{version}} {{split}} {{bound}}"),
         (live_verdict(service, inst), "v{{version}}: {{verdict}}"),
         (f"max by (version) ({answers})", "v{{version}} answers"),
+        (f"max by (version) ({groups_worse})", "v{{version}} groups worse"),
         (f"(time() - max by (version) ({ended})) / 3600", "v{{version}} hours since"),
     )
 

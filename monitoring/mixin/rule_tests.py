@@ -301,6 +301,24 @@ def rule_cases(service: str) -> list[Case]:
         cases.append(
             Case("LiveQualityWorse", f"quiet: the verdict is {held}", {**verdict(held), **serving}, "10m")
         )
+    groups_worse = series_str(n.model_live_groups_worse, target)
+    cases.append(
+        Case(
+            "LiveGroupWorse",
+            "fires: two groups worse than held out, the whole within the noise; names the version",
+            {**verdict("within the noise"), groups_worse: "2x60", **serving},
+            "10m",
+            [{"alertname": "LiveGroupWorse", "service": service, "version": "7"}],
+            {"{{ $value }}": "2"},
+        )
+    )
+    for why, held, count in (
+        ("no group worse", "within the noise", "0x60"),
+        ("the whole is worse: LiveQualityWorse tells it", "worse", "1x60"),
+        ("a run that compared no group", "within the noise", ""),
+    ):
+        series = {**verdict(held), **serving, **({groups_worse: count} if count else {})}
+        cases.append(Case("LiveGroupWorse", f"quiet: {why}", series, "10m"))
     # Outcome drift: training says 80% "x" / 20% "y".
     train_x = series_str(n.training_outcome_share, {**target, "outcome": "x"})
     train_y = series_str(n.training_outcome_share, {**target, "outcome": "y"})
@@ -1321,6 +1339,7 @@ def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:
                     f"{int(verdict == 'worse')}x10"
                 )
             series[series_str(n.model_live_answers, target)] = "400x10"
+            series[series_str(n.model_live_groups_worse, target)] = "1x10"
             # Ended 6,900 s before the start: 2 hours before the cases' evaluation, at 5 minutes.
             series[series_str(n.model_live_evaluation_timestamp_seconds, target)] = "-6900x10"
     expected: list[list[tuple[dict[str, str], float]]] = [
@@ -1329,6 +1348,7 @@ def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:
          ({"version": "4", "split": "held_out", "bound": "estimate"}, 0.87)],
         [({"version": "3", "verdict": "worse"}, 1)],
         [({"version": "3"}, 400)],
+        [({"version": "3"}, 1)],
         [({"version": "3"}, 2)],
     ]  # fmt: skip
     return panel_sample_tests("live quality panels", live_quality_queries(service), series, expected)

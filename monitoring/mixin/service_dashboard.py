@@ -535,7 +535,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         8,
     )
-    quality, verdict, answers, age = live_quality_queries(service)
+    quality, verdict, answers, groups_worse, age = live_quality_queries(service)
     g.add(
         panel(
             "timeseries",
@@ -554,13 +554,15 @@ def service_dashboard(service: str) -> dict[str, Any]:
     g.add(
         panel(
             "stat",
-            "Live quality: verdict, answers scored, hours since",
+            "Live quality: verdict, answers scored, groups worse, hours since",
             "The latest evaluation's verdict on each served version (its live figure against the held-out "
             "one: worse or better beyond the noise of both samples, within the noise, or none: no figure or "
-            "nothing to compare with), how many answers it scored, and how long ago it ended.",
+            "nothing to compare with), how many answers it scored, for how many groups its live figure is "
+            "worse than the same group's held out (LiveGroupWorse; absent where none were compared), and "
+            "how long ago it ended.",
             "none",
-            [verdict, answers, age],
-            units={1: "short", 2: "h"},
+            [verdict, answers, groups_worse, age],
+            units={1: "short", 2: "short", 3: "h"},
         ),
         12,
         8,

@@ -94,7 +94,7 @@ def test_every_panel_is_well_formed(path: Path) -> None:
 def test_a_stat_panel_of_a_figure_a_count_and_an_age_gives_each_its_unit() -> None:
     for service in registry.available():
         panels = {p["title"]: p for p in load(MONITORING / "dashboards" / f"{service}.json")["panels"]}
-        live = panels["Live quality: verdict, answers scored, hours since"]
+        live = panels["Live quality: verdict, answers scored, groups worse, hours since"]
         units = {
             target["legendFormat"]: next(
                 (
@@ -110,6 +110,7 @@ def test_a_stat_panel_of_a_figure_a_count_and_an_age_gives_each_its_unit() -> No
         assert units == {
             "v{{version}}: {{verdict}}": "none",
             "v{{version}} answers": "short",
+            "v{{version}} groups worse": "short",
             "v{{version}} hours since": "h",
         }
 
