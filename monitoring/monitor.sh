@@ -25,17 +25,31 @@ done < <(.venv/bin/mlp services)
 
 pids=()
 prometheus_pid=
+# Ends the given processes: SIGTERM, up to STOP_SECONDS for them to exit, then SIGKILL, naming
+# any that needed it. A Ctrl-C must end the session whatever one of them is stuck on.
+# shellcheck disable=SC2329  # called by stop
+end() {
+  local pid left
+  kill "$@" 2>/dev/null || true
+  for _ in $(seq 1 $(( ${STOP_SECONDS:-10} * 5 ))); do
+    left=
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && left+=" $pid"; done
+    [ -n "$left" ] || break
+    sleep 0.2
+  done
+  for pid in $left; do
+    echo "monitor: $(ps -o args= -p "$pid" | cut -c1-60) did not stop in ${STOP_SECONDS:-10} s; killed" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
 # shellcheck disable=SC2329  # called by the EXIT trap
 stop() {
   trap - EXIT INT TERM
   # Prometheus first, and alone: on its way out it sends the alerts it still holds to the
   # Alertmanager (--alertmanager.drain-notification-queue-on-shutdown, on by default), which must
   # still be listening then, not shutting down beside it.
-  if [ -n "$prometheus_pid" ]; then
-    kill "$prometheus_pid" 2>/dev/null || true
-    wait "$prometheus_pid" 2>/dev/null || true
-  fi
-  [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+  [ -z "$prometheus_pid" ] || end "$prometheus_pid"
+  [ ${#pids[@]} -eq 0 ] || end "${pids[@]}"
   wait 2>/dev/null || true
 }
 trap stop EXIT

@@ -137,6 +137,34 @@ def stopped(process: subprocess.Popen[str], seconds: float = 30) -> int:
         pytest.fail(f"monitor.sh did not stop within {seconds:g} s after Ctrl-C; still running:\n{left}")
 
 
+def test_stopping_ends_a_process_stuck_on_sigterm_and_names_it() -> None:
+    """monitor.sh's ``end``: SIGTERM, STOP_SECONDS for the processes to exit, then SIGKILL for any
+    still there, named, so that a Ctrl-C ends the session whatever one of them is stuck on."""
+    script = (MONITORING / "monitor.sh").read_text()
+    function = script[script.index("end() {") : script.index("\n}\n", script.index("end() {")) + 3]
+    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    bash = f"""{function}
+python3 -c '{deaf}' & deaf=$!
+sleep 60 & willing=$!
+sleep 0.5  # the deaf one has ignored SIGTERM by then
+SECONDS=0
+end "$deaf" "$willing"
+wait
+echo "ended in $SECONDS s"
+"""
+    done = subprocess.run(
+        ["bash", "-c", bash],
+        check=False,
+        env={**os.environ, "STOP_SECONDS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.stdout.strip() in {"ended in 1 s", "ended in 2 s"}, done
+    assert "monitor: python3 -c import signal" in done.stderr, done.stderr
+    assert done.stderr.count("did not stop in 1 s; killed") == 1, done.stderr
+
+
 def local_ports() -> dict[str, int]:
     return {
         "PROMETHEUS_PORT": free_port(),
