@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +78,22 @@ def start_keyed_service(
     keys_file.write_text("".join(auth.key_line(c, k, clients[c]) + "\n" for c, k in keys.items()))
     environment = {**environment, f"{name.upper()}_API_KEYS_FILE": str(keys_file)}
     return KeyedService(start_service(name, logs_dir, environment, label=label), keys_file, keys)
+
+
+def as_foreground_job(args: list[str], **popen: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(args, **popen)`` started as a terminal's foreground job is: with SIGINT
+    at its default, so that a Ctrl-C test means what it says wherever the tests run.
+
+    A shell starts background jobs with SIGINT ignored (a CI job started with ``&``, say), an
+    ignored signal stays ignored across exec, and bash cannot trap one ignored on entry: the
+    script would be deaf to the test's Ctrl-C. A handled signal resets to the default at exec,
+    so SIGINT is handled here while the child starts.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **popen)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_until(condition: Callable[[], object], seconds: float = 60) -> None:

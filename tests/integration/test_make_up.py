@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from processes import ROOT, Server, free_port, predict_its_example
+from processes import ROOT, Server, as_foreground_job, free_port, predict_its_example
 from servekit import registry
 from servekit.local import port_is_free, port_range
 from servekit.training.trainer import TrainResult
@@ -70,22 +70,15 @@ class Platform:
             "MLP_PORT_OFFSET": str(self.offset),
             **env,
         }
-        # A shell starts background jobs with SIGINT ignored, an ignored signal stays ignored
-        # across exec, and bash cannot trap one ignored on entry. A terminal's foreground job
-        # has the default, so give the script that: a handled signal resets to it at exec.
-        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:
-            with log.open("wb") as handle:
-                self.process = subprocess.Popen(
-                    ["bash", "scripts/up.sh"],
-                    cwd=ROOT,
-                    env=self.env,
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        with log.open("wb") as handle:
+            self.process = as_foreground_job(
+                ["bash", "scripts/up.sh"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

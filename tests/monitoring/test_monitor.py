@@ -20,7 +20,7 @@ from mixin.alertmanager import ALERTMANAGER_CONFIG, RECEIVERS_DIR
 from mixin.alerts import alerts
 from mixin.cli import main as generate
 from mixin.platform import WATCHDOG, platform_alerts
-from processes import ROOT, free_port, installed, wait_until
+from processes import ROOT, as_foreground_job, free_port, installed, wait_until
 from scripts import MONITORING, load_script
 from servekit import registry
 
@@ -101,7 +101,7 @@ def monitor(tmp_path: Path, ports: dict[str, int]) -> Iterator[tuple[subprocess.
         "SCRAPE_INTERVAL": "1s",
         **{name: str(port) for name, port in ports.items()},
     }
-    process = subprocess.Popen(
+    process = as_foreground_job(
         ["bash", str(MONITORING / "monitor.sh")],
         cwd=ROOT,
         env=env,
@@ -161,7 +161,7 @@ echo "ended in $SECONDS s"
         timeout=30,
     )
     assert done.stdout.strip() in {"ended in 1 s", "ended in 2 s"}, done
-    assert "monitor: python3 -c import signal" in done.stderr, done.stderr
+    assert "python3 -c import signal" in done.stderr, done.stderr  # the path ps shows may be whole
     assert done.stderr.count("did not stop in 1 s; killed") == 1, done.stderr
 
 
