@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
-from toy import TOY, ToyModel, ToyRecipe
+from toy import TOY, ToyModel, ToyRecipe, registered
 
 from servekit import cli, evaluation
 from servekit.datasets import DatasetError
@@ -1077,15 +1077,6 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
     assert mlflow_client.get_model_version("toy", "2").tags["shadow.comparison"] == (
         "none against v1 on 40: fewer than 100 answers"
     )
-
-
-def registered(client: Any, name: str, versions: int) -> None:
-    """``name`` in the registry with ``versions`` versions, each of a run of the toy experiment."""
-    experiment = client.get_experiment_by_name("toy").experiment_id
-    client.create_registered_model(name)
-    for _ in range(versions):
-        run = client.create_run(experiment)
-        client.create_model_version(name, "unused", run_id=run.info.run_id)
 
 
 def test_mlp_evaluate_logs_a_registered_shadow_names_one_it_cannot_and_never_fails_on_a_worse_one(

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
-from toy import TOY, ToyModel
+from toy import TOY, ToyModel, registered
 
 from servekit.evaluation import GroupComparison, Quality, ShadowComparison, log_run, log_shadow_run
 from servekit.live_quality import LiveQualityFollower, LiveRecord, read_live_record
@@ -265,10 +265,7 @@ def test_the_groups_a_served_version_is_worse_for_than_held_out_are_read_back_an
             "color", "red", 412, Interval(0.0, -0.1, 0.1, 0.975), "within the noise", other_rows=390
         ),
     )
-    experiment = mlflow_client.get_experiment_by_name("toy").experiment_id
-    mlflow_client.create_registered_model("servedgroups")
-    run = mlflow_client.create_run(experiment)
-    mlflow_client.create_model_version("servedgroups", "unused", run_id=run.info.run_id)
+    registered(mlflow_client, "servedgroups", 1)
     quality = Quality(
         "servedgroups", "1", "mae", 812, live=Interval(0.4, 0.35, 0.45), held_out=Interval(0.3, 0.25, 0.35),
         difference=Interval(0.1, 0.02, 0.18), verdict="worse", groups=groups,

@@ -101,3 +101,12 @@ TOY = ServiceSpec(
     recipe=ToyRecipe(),
     local_port=8999,
 )
+
+
+def registered(client: Any, name: str, versions: int) -> None:
+    """``name`` in the registry with ``versions`` versions, each of a run of the toy experiment."""
+    experiment = client.get_experiment_by_name("toy").experiment_id
+    client.create_registered_model(name)
+    for _ in range(versions):
+        run = client.create_run(experiment)
+        client.create_model_version(name, "unused", run_id=run.info.run_id)
