@@ -137,7 +137,9 @@ def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_label
         DatasetError, match=r"column 'y': every value must be 0 or 1; line\(s\) 3, e.g. 'yes'"
     ):
         read_truth(truth_file("request_id,y\nr,1\ns,yes\nt,0\n"), Binary())
-    assert list(read_truth(truth_file("request_id,y\nr,1\ns, 0\n"), Binary()).values()) == [1, 0]
+    truths = list(read_truth(truth_file("request_id,y\nr,1\ns, 0\n"), Binary()).values())
+    assert truths == [1, 0]
+    assert {type(truth) for truth in truths} == {int}  # the interpreter's shared 0 and 1, not numpy's
 
     class Multiclass(ToyRecipe):
         task = "multiclass"
@@ -310,6 +312,9 @@ def test_live_figures_per_group_as_at_training_found_a_chunk_of_inputs_at_a_time
     ]
     joined = join(read_lines(lines), "toy", grouper, {(f"r{i}", 0): y for i, y in enumerate(truth)})
     assert labels == [64, 64, 64, 64, 44]  # the inputs are let go a chunk at a time
+    # Each combination of labels is kept once, across the chunks, and every answer refers to it.
+    groups = joined.versions[0].groups
+    assert len({id(labels) for labels in groups}) == len(set(groups)) == 4
     found = assess(joined.versions[0], grouper, None)
     reds = sum(row["color"] == "red" for row in rows)
     assert found.segments["color"]["red"]["rows"] == reds

@@ -103,6 +103,9 @@ class Grouper:
         #: The recipe's dimensions, each with its groups' order when it declares one (age bands
         #: low to high), else None (sorted).
         self.dimensions: dict[str, list[str] | None] = {}
+        # An answer's labels are one of a few combinations (BankChurn: 18), so each is kept once
+        # and every answer refers to it: a tuple and its strings per answer were about 220 bytes.
+        self._combinations: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def labels(self, inputs: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
         found = self.recipe.segments(pd.DataFrame.from_records(list(inputs)))
@@ -110,7 +113,9 @@ class Grouper:
             declared = isinstance(labels.dtype, pd.CategoricalDtype)
             self.dimensions[dimension] = [str(c) for c in labels.cat.categories] if declared else None
         columns = [np.asarray(labels.astype(str), dtype=object) for labels in found.values()]
-        return list(zip(*columns, strict=True)) if columns else [() for _ in inputs]
+        if not columns:
+            return [() for _ in inputs]
+        return [self._combinations.setdefault(labels, labels) for labels in zip(*columns, strict=True)]
 
     def series(self, answers: Answers) -> dict[str, pd.Series]:
         """The answers' groups per dimension, categorical where the recipe declared an order."""
@@ -143,7 +148,6 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     met: dict[Key, list[Any]] = {}
     canary_periods: dict[str, tuple[float, float]] = {}
     pending: list[Key] = []
-    seen: set[Key] = set()
     ambiguous: set[Key] = set()
     captured = without = others = 0
     shadowed = _Shadowed(service, recipe, truth)
@@ -169,10 +173,9 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         if key not in truth:
             without += 1
             continue
-        if key in seen:
+        if key in met:
             ambiguous.add(key)
             continue
-        seen.add(key)
         output = _read(recipe.served_output, c, service)
         decision = _read(recipe.served_decision, c, service)
         met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed, decision]
@@ -181,14 +184,18 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             group_pending()
     if pending:
         group_pending()
+    truth_unmatched = sum(key not in met for key in truth)
+    for key in ambiguous:
+        del met[key]
+    # The shadow's answers are paired with the served ones below; without any, each served
+    # answer's record is let go as it is copied, so they are not all held twice at the peak.
+    keep = bool(shadowed.kept)
     versions: dict[str, Answers] = {}
     # In the order of their keys, not as read: the bootstrap draws answers by position, so the same
     # answers read in another order (a store's objects listed otherwise, a log merged from pods)
     # give the same figures and the same intervals.
     for key in sorted(met):
-        if key in ambiguous:
-            continue
-        version, output, groups, variant, answered_at, routed, decision = met[key]
+        version, output, groups, variant, answered_at, routed, decision = met[key] if keep else met.pop(key)
         answers = versions.setdefault(version, Answers(service, version))
         answers.outputs.append(output)
         answers.truths.append(truth[key])
@@ -197,12 +204,12 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         answers.times.append(answered_at)
         answers.routed.append(routed)
         answers.decisions.append(decision)
-    shadows = shadowed.paired({key: met[key][:3] for key in met.keys() - ambiguous})
+    shadows = shadowed.paired(met)
     return Joined(
         versions=[versions[v] for v in sorted(versions, key=version_order)],
         captured=captured,
         without_truth=without,
-        truth_unmatched=sum(key not in seen for key in truth),
+        truth_unmatched=truth_unmatched,
         ambiguous=len(ambiguous),
         other_services=others,
         canary_periods=canary_periods,
@@ -240,10 +247,10 @@ class _Shadowed:
 
     def paired(self, served: Mapping[Key, Sequence[Any]]) -> list[ShadowAnswers]:
         """Each shadow version's answers beside the served ones (``key -> (version, output,
-        groups)``) to the same requests, per served version, in the order of their keys."""
+        groups, ...)``) to the same requests, per served version, in the order of their keys."""
         pairs: dict[tuple[str, str], ShadowAnswers] = {}
         for key in sorted(self.kept.keys() & served.keys()):
-            (version, output), (served_version, served_output, groups) = self.kept[key], served[key]
+            (version, output), (served_version, served_output, groups) = self.kept[key], served[key][:3]
             pair = pairs.setdefault(
                 (version, served_version), ShadowAnswers(self.service, version, served_version)
             )

@@ -48,4 +48,7 @@ def read_truth(path: Path | str, recipe: TrainingRecipe) -> dict[Key, Any]:
     twice = pd.Series(keys).duplicated(keep=False).to_numpy()
     refuse_lines(REQUEST_COLUMN, frame[REQUEST_COLUMN], twice, "an answer has two truth rows")
     truths = recipe.truth(frame[recipe.target])
-    return dict(zip(keys, truths, strict=True))
+    # As Python values: a 0 or 1 is then the interpreter's one shared object, not a numpy scalar
+    # of 32 bytes per row.
+    values = truths.tolist() if hasattr(truths, "tolist") else list(truths)
+    return dict(zip(keys, values, strict=True))
