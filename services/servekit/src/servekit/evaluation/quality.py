@@ -104,8 +104,9 @@ def assess(
         live, difference = uncertainty.unpaired_difference(
             recipe.primary(), target, outputs, held_out_rows.target, held_out_rows.output, seed=seed
         )
+        live_sample = Sample(target, outputs, answers.groups)
         by_group, groups_note = against_held_out(
-            grouper, answers, held_out_rows, min_rows=min_rows, seed=seed
+            grouper, live_sample, held_out_rows, min_rows=min_rows, seed=seed
         )
         base = replace(base, groups=by_group, groups_note=groups_note)
     else:
@@ -139,10 +140,11 @@ HELD_OUT_SIDES = ("the live answers", "the held-out rows")
 
 
 def against_held_out(
-    grouper: Grouper, answers: Answers, held_out: HeldOutAnswers, *, min_rows: int, seed: int
+    grouper: Grouper, live: Sample, held_out: HeldOutAnswers, *, min_rows: int, seed: int
 ) -> tuple[tuple[GroupComparison, ...], str]:
-    """Each group's live figure against the same group's on the held-out rows: a two-sample
-    bootstrap, the groups' intervals held together at 95 %; or why there is none.
+    """Each group's live figure (``live``: a version's answers with their truth) against the same
+    group's on the held-out rows: a two-sample bootstrap, the groups' intervals held together at
+    95 %; or why there is none.
 
     The overall figure can hold while one group's falls: a campaign brings in customers of one
     country the model has learnt less of, a new kind of headline appears. That is where a live
@@ -158,7 +160,6 @@ def against_held_out(
     labels: list[tuple[str, ...]] = (
         list(zip(*(held_out.groups[d] for d in dimensions), strict=True)) if dimensions else [()] * rows
     )
-    live = Sample(np.asarray(answers.truths), np.asarray(answers.outputs), list(answers.groups))
     sides = TwoSamples(
         grouper.recipe,
         live,
