@@ -252,7 +252,7 @@ def _kinds(columns: Sequence[Array]) -> tuple[Array, Array] | None:
         rows = np.column_stack([np.asarray(column, dtype=np.uint8) for column in reversed(columns)])
         kinds, count = np.unique(rows, axis=0, return_counts=True)
         return kinds[:, ::-1].astype(float), count
-    kind = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    kind = np.zeros(len(columns[0]), dtype=np.int64)  # never none: a share counts every row
     for bit, column in enumerate(columns):
         kind[np.asarray(column, dtype=bool)] += 1 << bit
     bits = 2 ** np.arange(len(columns))
