@@ -196,6 +196,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         client = registry_client(_tracking_uri(args.tracking_uri))
         grouper = Grouper(spec.recipe)
         joined = join(captures, spec.name, grouper, truth)
+        # Let go before the figures, which need none of it: a key per truth row, 86 MiB at 400,000.
+        del truth
     if not joined.versions:
         raise UsageError(
             f"evaluate: none of the {joined.captured:,} captured answers of {spec.name} in {args.captures} "
