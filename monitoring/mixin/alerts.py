@@ -18,8 +18,8 @@ from mixin.cluster import (
     autoscaler,
     deployment,
     evaluation_overdue,
+    evaluations_created,
     live_evaluation,
-    newest_evaluation_created,
     newest_evaluation_failed,
 )
 from mixin.common import (
@@ -137,16 +137,18 @@ def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
 
 
 def evaluation_failed(service: str, n: MetricNames) -> str:
-    """The service's newest live evaluation failed, unless the pods hold a worse verdict recorded
-    since it began, which LiveQualityWorse names by its version. A worse verdict from an earlier
-    run explains nothing: a run failing on the registry the day after must still be told."""
+    """The service's newest live evaluation failed, unless the pods hold a worse verdict that this
+    very Job recorded (the pods label its time with the Job's name, ``mlp evaluate --job``), which
+    LiveQualityWorse names by its version. A worse verdict recorded by an earlier run, or by hand,
+    explains nothing: a run failing on the registry the day after must still be told. The verdict
+    must also end after the Job was created, in case a Job of the same name was run before."""
     worse_recorded = (
-        f"max(\n  {n.model_live_evaluation_timestamp_seconds}\n  and on (instance, job)\n"
-        f'  ({n.model_live_verdict}{{verdict="worse"}} == 1)\n)'
+        f'max by (job_name) (\n  {n.model_live_evaluation_timestamp_seconds}{{job_name!=""}}\n'
+        f'  and on (instance, job)\n  ({n.model_live_verdict}{{verdict="worse"}} == 1)\n)'
     )
     return (
-        f"{newest_evaluation_failed(service)}\nunless on ()\n"
-        f"({worse_recorded}\n>= on ()\n{newest_evaluation_created(service)})"
+        f"{newest_evaluation_failed(service)}\nunless on (job_name)\n"
+        f"({worse_recorded}\n>= on (job_name)\n{evaluations_created(service)})"
     )
 
 

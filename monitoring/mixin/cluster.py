@@ -115,9 +115,9 @@ def newest_evaluation_failed(service: str) -> str:
     return f"max by (job_name) (\n{newest_evaluation_condition(service)}\n) == 1"
 
 
-def newest_evaluation_created(service: str) -> str:
-    """When the service's newest live evaluation was created (Unix seconds)."""
-    return f"max({evaluation_jobs(JOB_CREATED, service)})"
+def evaluations_created(service: str) -> str:
+    """When each of the service's live evaluations was created (Unix seconds), by ``job_name``."""
+    return f"max by (job_name) ({evaluation_jobs(JOB_CREATED, service)})"
 
 
 def newest_evaluation_state(service: str) -> str:

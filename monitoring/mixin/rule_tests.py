@@ -652,10 +652,14 @@ def evaluation_cases(service: str) -> list[Case]:
     newest_failed = {**other, **evaluation_job_series(name, [(1000, False), (2000, True)])}
     fired = [{"alertname": "LiveEvaluationFailed", "job_name": f"{name}-2000", "service": service}]
 
-    def recorded(verdict: str, ended: int) -> dict[str, str]:
-        """The verdict the pods read from the registry two minutes in, from a run ended at ``ended``."""
+    newest = f"{name}-2000"
+
+    def recorded(verdict: str, ended: int, by: str | None = newest) -> dict[str, str]:
+        """The verdict the pods read from the registry two minutes in, from a run ended at ``ended``
+        by the Job ``by`` (None: by hand, so the series has no ``job_name``)."""
+        job = {} if by is None else {"job_name": by}
         return {
-            series_str(n.model_live_evaluation_timestamp_seconds, pod): f"_x2 {ended}x38",
+            series_str(n.model_live_evaluation_timestamp_seconds, {**pod, **job}): f"_x2 {ended}x38",
             **{
                 series_str(n.model_live_verdict, {**pod, "verdict": v}): f"_x2 {int(v == verdict)}x38"
                 for v in LIVE_VERDICTS
@@ -685,7 +689,21 @@ def evaluation_cases(service: str) -> list[Case]:
         Case(
             "LiveEvaluationFailed",
             "fires: the worse verdict the pods hold is an earlier run's",
-            {**newest_failed, **recorded("worse", 1100)},
+            {**newest_failed, **recorded("worse", 1100, by=f"{name}-1000")},
+            "15m",
+            fired,
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "fires: the worse verdict the pods hold was recorded by hand while the newest run failed",
+            {**newest_failed, **recorded("worse", 2100, by=None)},
+            "15m",
+            fired,
+        ),
+        Case(
+            "LiveEvaluationFailed",
+            "fires: the worse verdict is an earlier Job's of the same name, from before this one began",
+            {**newest_failed, **recorded("worse", 1900)},
             "15m",
             fired,
         ),

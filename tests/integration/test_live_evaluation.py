@@ -97,9 +97,10 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    report = mlp(
-        "evaluate", NAME, str(log), "--truth", str(truth_file(tmp_path / "truth.csv", exited)), "--log"
-    )
+    # As the live-evaluation component's Job runs it, naming itself.
+    job = f"{NAME}-live-evaluation-29000000"
+    truth = truth_file(tmp_path / "truth.csv", exited)
+    report = mlp("evaluate", NAME, str(log), "--truth", str(truth), "--log", "--job", job)
     head = report.splitlines()[0]
     figure = re.search(r": 600 answers with their truth: roc_auc (\d\.\d{4}) \(95% CI ", head)
     assert figure is not None, report
@@ -175,7 +176,7 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     ) != logged_run[1]:
         assert time.monotonic() < deadline, "the pod did not read the evaluation: " + server.logs()[-2000:]
         time.sleep(0.5)
-    assert (latest["answers"], latest["verdict"]) == (600, "within the noise")
+    assert (latest["answers"], latest["verdict"], latest["job"]) == (600, "within the noise", job)
     assert f"{latest['estimate']:.4f}" == figure[1]
     live = {"split": "live", "metric": "roc_auc"}
     for bound, key in (("estimate", "roc_auc"), ("ci_low", "roc_auc_ci_low"), ("ci_high", "roc_auc_ci_high")):
@@ -188,7 +189,8 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert metric_value(server, names.model_live_answers) == 600
     assert metric_value(server, names.model_live_verdict, verdict="within the noise") == 1
     assert metric_value(server, names.model_live_verdict, verdict="worse") == 0
-    ended = metric_value(server, names.model_live_evaluation_timestamp_seconds)
+    # Labelled with the Job, by the name kube-state-metrics gives it (LiveEvaluationFailed joins them).
+    ended = metric_value(server, names.model_live_evaluation_timestamp_seconds, job_name=job)
     assert ended == runs[0].info.end_time / 1000
     # mlp versions shows the latest live figure beside the held-out one.
     listed = next(line for line in mlp("versions", NAME).splitlines() if line.startswith(f"{version} "))

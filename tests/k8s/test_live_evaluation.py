@@ -46,8 +46,9 @@ def fetch_container(cronjob: Obj) -> Obj:
     return dict(fetch)
 
 
-def env(c: Obj) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in c["env"]}
+def env(c: Obj) -> dict[str, Any]:
+    """Each variable's value, or where it comes from (``valueFrom``)."""
+    return {e["name"]: e["value"] if "value" in e else e["valueFrom"] for e in c["env"]}
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -66,8 +67,15 @@ def test_each_service_is_evaluated_by_its_own_image_against_its_own_truth(
         "--truth",
         "/work/truth.csv",
         "--log",
+        "--job",
+        "$(JOB_NAME)",
     ]
-    assert env(evaluate)["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    given = env(evaluate)
+    assert given["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    # The runs name the Job that logged them (kube-state-metrics' job_name, the pods' label of the
+    # verdict they read back), which the Job controller sets on its pods; Kubernetes expands
+    # $(JOB_NAME) in args from the container's environment.
+    assert given["JOB_NAME"] == {"fieldRef": {"fieldPath": "metadata.labels['batch.kubernetes.io/job-name']"}}
     fetch = fetch_container(cronjob)
     values = evaluated.values()
     assert fetch["image"] == values["cloudCliImage"]

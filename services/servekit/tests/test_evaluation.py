@@ -547,6 +547,15 @@ def test_the_command_refuses_a_missing_or_bad_file_before_it_asks_the_registry(
     truth = tmp_path / "truth.csv"
     truth.write_text("request_id,Exited\nr,2\n")
     unreachable = ["--tracking-uri", "http://127.0.0.1:9"]
+    # A Job named for runs that are not logged, or a Job with no name (a label the pod lacks).
+    argv = ["evaluate", "bankchurn", str(captures), "--truth", str(truth), *unreachable]
+    assert cli.main([*argv, "--job", "bankchurn-live-evaluation-2900"]) == 2
+    assert (
+        "evaluate: --job bankchurn-live-evaluation-2900: names the Job on the runs --log records; add --log"
+        in capsys.readouterr().err
+    )
+    assert cli.main([*argv, "--log", "--job", ""]) == 2
+    assert "evaluate: --job: empty; name the Kubernetes Job running the evaluation" in capsys.readouterr().err
     assert (
         cli.main(["evaluate", "bankchurn", str(tmp_path / "none.log"), "--truth", str(truth), *unreachable])
         == 2
@@ -1109,9 +1118,15 @@ def test_mlp_evaluate_logs_a_registered_shadow_names_one_it_cannot_and_never_fai
     truth_csv.to_csv(tmp_path / "truth.csv", index=False)
     uri = mlflow_client._registry_uri
     argv = ["evaluate", name, str(tmp_path / "captures.log"), "--truth", str(tmp_path / "truth.csv")]
-    assert cli.main([*argv, "--log", "--tracking-uri", uri]) == 0
+    job = f"{name}-live-evaluation-29000000"
+    assert cli.main([*argv, "--log", "--job", job, "--tracking-uri", uri]) == 0
     out = capsys.readouterr().out
     assert re.search(rf"^{name} shadow v2 against served v1 on the same 150 answers: .*, worse$", out, re.M)
+    # Each run names the captures and the Job that logged it.
+    for version, run_tag in (("1", "live.run"), ("2", "shadow.run")):
+        run_id = mlflow_client.get_model_version(name, version).tags[run_tag]
+        tags = mlflow_client.get_run(run_id).data.tags
+        assert (tags["evaluation.job"], tags["evaluation.captures"]) == (job, str(tmp_path / "captures.log"))
     assert re.search(rf"^{name} shadow v2: logged as run ", out, re.M)
     assert f"{name} shadow v3: not logged: version 3 is not in the registry" in out
     assert mlflow_client.get_model_version(name, "2").tags["shadow.comparison"].endswith(", worse")

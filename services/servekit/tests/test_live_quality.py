@@ -64,10 +64,12 @@ def evaluated(version: str, estimate: float | None, verdict: str | None, rows: i
 def test_the_latest_evaluation_logged_is_read_back_from_the_registry(mlflow_client: Any) -> None:
     client = CountingClient(mlflow_client)
     assert read_live_record(client, "toy", "1", "mae") is None  # never evaluated
-    first = log_run(mlflow_client, evaluated("1", 0.31, "worse"), "captures/")
+    # Logged by the live-evaluation component's Job, which names itself.
+    first = log_run(mlflow_client, evaluated("1", 0.31, "worse"), "captures/", "toy-live-evaluation-29000000")
     record = read_live_record(client, "toy", "1", "mae")
     assert record is not None
     assert (record.version, record.run_id, record.answers, record.verdict) == ("1", first, 400, "worse")
+    assert record.job == record.describe()["job"] == "toy-live-evaluation-29000000"
     assert record.figure == Figure(pytest.approx(0.31), pytest.approx(0.29), pytest.approx(0.34))
     run = mlflow_client.get_run(first)
     assert record.evaluated_at == run.info.end_time / 1000
@@ -76,11 +78,13 @@ def test_the_latest_evaluation_logged_is_read_back_from_the_registry(mlflow_clie
     assert client.runs_read == 1
     assert read_live_record(client, "toy", "1", "mae", known=record) is record
     assert client.runs_read == 1
-    # Evaluated again, without a figure this time: the new run is read, its verdict is "none".
+    # Evaluated again by hand, without a figure this time: the new run is read, its verdict is
+    # "none", and no Job is named (the earlier run's is not carried over).
     second = log_run(mlflow_client, evaluated("1", None, None, rows=40), "captures/")
     again = read_live_record(client, "toy", "1", "mae", known=record)
     assert again is not None
-    assert (again.run_id, again.figure, again.answers) == (second, None, 40)
+    assert (again.run_id, again.figure, again.answers, again.job) == (second, None, 40, "")
+    assert "job" not in again.describe()
     assert again.verdict.startswith("no figure: too few answers")
     assert again.verdict_label == "none"
     # Another version's record is never taken for this one's.
@@ -102,7 +106,7 @@ class Reader:
         return self.records.get(version)
 
 
-def record(version: str, estimate: float, verdict: str = "within the noise") -> LiveRecord:
+def record(version: str, estimate: float, verdict: str = "within the noise", job: str = "") -> LiveRecord:
     return LiveRecord(
         version,
         f"run-{version}",
@@ -111,6 +115,7 @@ def record(version: str, estimate: float, verdict: str = "within the noise") -> 
         500,
         verdict,
         1.8e9,
+        job=job,
     )
 
 
@@ -167,7 +172,7 @@ def test_the_follower_exports_the_served_versions_figures_and_none_of_another_ve
     assert (status["latest"], status["every_seconds"], status["error"]) == (None, 60, None)
     assert status["last_check"].endswith("+00:00")
 
-    reader.records["1"] = record("1", 0.4, "worse")
+    reader.records["1"] = record("1", 0.4, "worse", job="toy-live-evaluation-29000000")
     asyncio.run(follower.check())
     found = exported(collector)
     assert live_series(found) == {
@@ -177,7 +182,12 @@ def test_the_follower_exports_the_served_versions_figures_and_none_of_another_ve
         ),
         ("toy_model_quality", (("bound", "ci_high"), ("metric", "mae"), ("split", "live"))): 0.5,
         ("toy_model_live_answers", ()): 500,
-        ("toy_model_live_evaluation_timestamp_seconds", ()): 1.8e9,
+        # The Job that recorded it, by the name kube-state-metrics gives it: LiveEvaluationFailed
+        # matches the two.
+        (
+            "toy_model_live_evaluation_timestamp_seconds",
+            (("job_name", "toy-live-evaluation-29000000"),),
+        ): 1.8e9,
         **{("toy_model_live_verdict", (("verdict", v),)): float(v == "worse") for v in LIVE_VERDICTS},
     }
     assert {k: v for k, v in found.items() if k in held_out} == held_out
@@ -192,6 +202,11 @@ def test_the_follower_exports_the_served_versions_figures_and_none_of_another_ve
     assert exported(collector) == found
     assert follower.status()["error"] == "ConnectionError: registry unreachable"
     reader.down = False
+
+    # Evaluated again by hand: no Job named, an empty job_name (which Prometheus stores as none).
+    reader.records["1"] = record("1", 0.4, "worse")
+    asyncio.run(follower.check())
+    assert exported(collector)[("toy_model_live_evaluation_timestamp_seconds", (("job_name", ""),))] == 1.8e9
 
     # Version 2 is served: version 1's live figures are gone at once, before the next read.
     served["version"] = "2"

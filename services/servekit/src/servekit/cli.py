@@ -185,6 +185,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from servekit.training.trainer import registry_client
 
     spec = registry.get_service(args.service)
+    job = _evaluation_job(args)
     # The files and the registry are checked before the log, which can take minutes, is read.
     with _capture_log("evaluate", args.captures) as captures:
         if not args.truth.is_file():
@@ -229,24 +230,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for quality in qualities:
             if quality.version in unregistered:
                 continue
-            run_id = log_run(client, quality, str(args.captures))
+            run_id = log_run(client, quality, str(args.captures), job)
             print(
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
                 "(and the version's live.* tags, which mlp versions shows)"
             )
         source = str(args.captures)
         for shadow in shadows:
-            log = partial(log_shadow_run, client, shadow, source)
+            log = partial(log_shadow_run, client, shadow, source, job)
             _log_comparison(client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows")
         for canary in canaries:
             if canary.stable:  # else no one stable version in its period to hold it against
-                log = partial(log_canary_run, client, canary, source)
+                log = partial(log_canary_run, client, canary, source, job)
                 _log_comparison(
                     client, spec.name, "canary", canary.canary, log=log, read_by="mlp promote prints"
                 )
     # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
     return 1 if "worse" in verdicts else 0
+
+
+def _evaluation_job(args: argparse.Namespace) -> str:
+    """The Job ``--job`` names (empty: none), which only ``--log`` records."""
+    if args.job is None:
+        return ""
+    if not args.log:
+        raise UsageError(f"evaluate: --job {args.job}: names the Job on the runs --log records; add --log")
+    if not args.job.strip():
+        raise UsageError("evaluate: --job: empty; name the Kubernetes Job running the evaluation")
+    return str(args.job)
 
 
 def _log_comparison(
@@ -591,6 +603,13 @@ def parser() -> argparse.ArgumentParser:
         "--log",
         action="store_true",
         help="record each version's figures as an MLflow run, and tag the version",
+    )
+    evaluate.add_argument(
+        "--job",
+        metavar="NAME",
+        help="the Kubernetes Job running this evaluation, recorded on the runs --log makes (the "
+        "live-evaluation component passes its own): LiveEvaluationFailed then tells the worse "
+        "verdict this Job recorded from one recorded by anyone else",
     )
     evaluate.add_argument("--tracking-uri")
     evaluate.set_defaults(func=cmd_evaluate)

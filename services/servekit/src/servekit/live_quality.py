@@ -28,7 +28,7 @@ from servekit.loading import one_line, registry_client
 from servekit.metrics.names import LIVE_VERDICTS
 from servekit.metrics.quality import Figure, QualityFigures, ShadowFigures
 from servekit.runtime import ModelRuntime
-from servekit.training.versions import AS_SERVED, RecordKind
+from servekit.training.versions import AS_SERVED, JOB_TAG, RecordKind
 
 logger = logging.getLogger("servekit.live_quality")
 
@@ -55,6 +55,8 @@ class LiveRecord:
     #: a served version's against the same groups held out (None: the run counted none: it has no
     #: comparison, or was logged before groups were compared).
     groups_worse: int | None = None
+    #: The Kubernetes Job whose ``mlp evaluate --log --job`` made the run (empty: made by hand).
+    job: str = ""
 
     @property
     def verdict_label(self) -> str:
@@ -75,6 +77,7 @@ class LiveRecord:
             "evaluated_at": _iso(self.evaluated_at),
             **({"against": self.against} if self.against else {}),
             **({"groups_worse": self.groups_worse} if self.groups_worse is not None else {}),
+            **({"job": self.job} if self.job else {}),
         }
 
 
@@ -117,6 +120,7 @@ def read_live_record(
         evaluated_at=ended / 1000,
         against=run.data.tags.get(kind.against_tag, "") if kind.against_tag else "",
         groups_worse=_count(metrics, kind.groups_worse_key),
+        job=run.data.tags.get(JOB_TAG, ""),
     )
 
 
@@ -203,6 +207,7 @@ class LiveQualityFollower:
             live=record.figure,
             answers=record.answers,
             evaluated_at=record.evaluated_at,
+            evaluated_by_job=record.job,
             verdict=record.verdict_label,
             groups_worse=record.groups_worse,
         )

@@ -23,6 +23,8 @@ from servekit.training.versions import (
     CANARY_COMPARISON_TAG,
     CANARY_GROUPS_WORSE_TAG,
     CANARY_RUN_TAG,
+    CAPTURES_TAG,
+    JOB_TAG,
     LIVE_ANSWERS_TAG,
     LIVE_CI_TAG,
     LIVE_FIGURE_TAG,
@@ -43,8 +45,11 @@ SHADOW_KIND = "shadow-evaluation"
 CANARY_KIND = "canary-evaluation"
 
 
-def log_run(client: Any, quality: Quality, source: str) -> str:
+def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
     """The live figures as an MLflow run of the service's experiment, and as tags of the version.
+
+    ``source`` names the captures read, ``job`` the Kubernetes Job running the evaluation (empty:
+    none), which the pods export with the run's verdict (:data:`JOB_TAG`).
 
     The run holds ``live.<metric>`` with its interval, the answer count and each group's figure,
     so MLflow keeps a version's live record beside its training runs. The version's tags
@@ -76,13 +81,18 @@ def log_run(client: Any, quality: Quality, source: str) -> str:
     tags = {
         KIND_TAG: KIND,
         "model.version": quality.version,
-        "evaluation.captures": source,
+        **_source_tags(source, job),
         AS_SERVED.verdict_tag: verdict(quality),
     }
     run_id = _logged(client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures)
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
     return run_id
+
+
+def _source_tags(source: str, job: str) -> dict[str, str]:
+    """What a run was made from: the captures read, and the Job that read them (if one did)."""
+    return {CAPTURES_TAG: source, **({JOB_TAG: job} if job else {})}
 
 
 def _interval_metrics(key: str, interval: Interval) -> dict[str, float]:
@@ -104,7 +114,7 @@ def _logged(client: Any, name: str, run_name: str, tags: dict[str, str], figures
     return run_id
 
 
-def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> str:
+def log_shadow_run(client: Any, comparison: ShadowComparison, source: str, job: str = "") -> str:
     """A shadow comparison as an MLflow run of the service's experiment, and as tags of the shadow
     version (:func:`shadow_tags`), which ``mlp versions`` shows before a promotion. Returns the run id.
 
@@ -127,7 +137,7 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
     tags = {
         AS_SHADOW.against_tag: comparison.served,
         AS_SHADOW.verdict_tag: comparison.verdict or f"no comparison: {comparison.note}",
-        "evaluation.captures": source,
+        **_source_tags(source, job),
     }
     run_name = f"{name}-v{comparison.shadow}-shadow-of-v{comparison.served}"
     return _on_version(
@@ -140,7 +150,7 @@ def log_shadow_run(client: Any, comparison: ShadowComparison, source: str) -> st
     )
 
 
-def log_canary_run(client: Any, comparison: CanaryComparison, source: str) -> str:
+def log_canary_run(client: Any, comparison: CanaryComparison, source: str, job: str = "") -> str:
     """A canary comparison as an MLflow run of the service's experiment, and as tags of the canary
     version (:func:`canary_tags`), which ``mlp promote`` prints. Returns the run id.
 
@@ -162,7 +172,7 @@ def log_canary_run(client: Any, comparison: CanaryComparison, source: str) -> st
     tags = {
         "canary.stable_version": comparison.stable,
         "canary.verdict": comparison.verdict or f"no comparison: {comparison.note}",
-        "evaluation.captures": source,
+        **_source_tags(source, job),
     }
     run_name = f"{name}-v{comparison.canary}-canary-against-v{comparison.stable}"
     return _on_version(

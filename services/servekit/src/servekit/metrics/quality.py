@@ -55,6 +55,9 @@ class QualityFigures:
     live: Figure | None = None
     answers: int | None = None
     evaluated_at: float | None = None
+    #: The Kubernetes Job that made the evaluation (empty: made by hand), kube-state-metrics'
+    #: ``job_name``: LiveEvaluationFailed lets a Job's failure pass only on a verdict it recorded.
+    evaluated_by_job: str = ""
     #: One of ``LIVE_VERDICTS``.
     verdict: str | None = None
     #: The groups whose live figure is worse than the same group's held out beyond the noise;
@@ -105,7 +108,9 @@ class QualityCollector(_FiguresCollector[QualityFigures]):
             ),
             GaugeMetricFamily(
                 n.model_live_evaluation_timestamp_seconds,
-                "When the served version's latest live evaluation ended (Unix seconds).",
+                "When the served version's latest live evaluation ended (Unix seconds); job_name: the "
+                "Kubernetes Job that ran it (mlp evaluate --job), empty when it was run by hand.",
+                labels=("job_name",),
             ),
             GaugeMetricFamily(
                 n.model_live_verdict,
@@ -132,7 +137,7 @@ class QualityCollector(_FiguresCollector[QualityFigures]):
             if figures.answers is not None:
                 answers.add_metric((), figures.answers)
             if figures.evaluated_at is not None:
-                evaluated.add_metric((), figures.evaluated_at)
+                evaluated.add_metric((figures.evaluated_by_job,), figures.evaluated_at)
             if figures.verdict is not None:
                 _verdicts(verdicts, figures.verdict)
             if figures.groups_worse is not None:

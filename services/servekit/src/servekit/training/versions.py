@@ -38,6 +38,11 @@ SHADOW_RUN_TAG = "shadow.run"
 CANARY_COMPARISON_TAG = "canary.comparison"
 CANARY_GROUPS_WORSE_TAG = "canary.groups_worse"
 CANARY_RUN_TAG = "canary.run"
+#: The tag of every run ``mlp evaluate --log`` makes naming the captures it read, and the one
+#: naming the Kubernetes Job that made it (``--job``; absent by hand): LiveEvaluationFailed stays
+#: quiet for a Job's failure only when the worse verdict the pods hold is that Job's own.
+CAPTURES_TAG = "evaluation.captures"
+JOB_TAG = "evaluation.job"
 
 
 @dataclass(frozen=True)
