@@ -6,7 +6,9 @@
 2. ``kubernetes-validate --strict`` validates every rendered object for each Kubernetes version in
    VERSIONS. It has no schema for the GKE custom resources (CRD_SCHEMAS); its warning for exactly
    those kinds is expected and they are validated here against k8s/schemas/ instead (and again by
-   tests/k8s). Any other warning or error fails.
+   tests/k8s). Any other warning or error fails. The cluster-scoped objects a component needs its
+   cluster's administrator to apply once, by hand (k8s/components/<name>/cluster/: spot-first-model-pods'
+   ComputeClass and NodePool), are in no overlay; they are validated against k8s/schemas/ too.
 3. ``checkov`` (its own virtualenv: its dependencies conflict with the project's) runs the
    kustomize framework over k8s/ (kubectl on PATH) and the kubernetes framework over the rendered
    overlays. Any failed check, parsing error or an empty scan fails. Skips are annotations
@@ -40,7 +42,11 @@ CRD_SCHEMAS = {
     ("cloud.google.com/v1", "BackendConfig"): "backendconfig.json",
     ("networking.gke.io/v1beta1", "FrontendConfig"): "frontendconfig.json",
     ("networking.gke.io/v1", "ManagedCertificate"): "managedcertificate.json",
+    ("cloud.google.com/v1", "ComputeClass"): "computeclass.json",
+    ("karpenter.sh/v1", "NodePool"): "nodepool.json",
 }
+#: Objects applied by hand, once per cluster, for a component (see the module's docstring).
+CLUSTER_RESOURCES = tuple(sorted((ROOT / "k8s" / "components").glob("*/cluster/*.yaml")))
 MISSING_SCHEMA = re.compile(r"Couldn't find schema for kind (\S+) with api version (\S+) for kubernetes")
 
 
@@ -105,14 +111,32 @@ def validate(overlay: str, path: Path, docs: list[dict[str, Any]]) -> list[str]:
         note = f"; no schema there for {', '.join(sorted(skipped))} (validated below)" if skipped else ""
         print(f"kubernetes-validate --strict -k {version} {overlay}: {len(docs)} objects{note}")
     for doc in docs:
-        schema_file = CRD_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
-        if schema_file is None:
-            continue
-        schema = json.loads((ROOT / "k8s" / "schemas" / schema_file).read_text())
-        errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
-        name = f"{doc['kind']}/{doc['metadata']['name']}"
-        problems += [f"{overlay} {name}: {error}" for error in errors]
-        print(f"k8s/schemas/{schema_file} {overlay} {name}: {'ok' if not errors else 'INVALID'}")
+        if (doc["apiVersion"], doc["kind"]) in CRD_SCHEMAS:
+            problems += schema_problems(overlay, doc)
+    return problems
+
+
+def schema_problems(where: str, doc: dict[str, Any]) -> list[str]:
+    """``doc`` checked against its kind's schema in k8s/schemas/ (CRD_SCHEMAS)."""
+    schema_file = CRD_SCHEMAS[(doc["apiVersion"], doc["kind"])]
+    schema = json.loads((ROOT / "k8s" / "schemas" / schema_file).read_text())
+    errors = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(doc)]
+    name = f"{doc['kind']}/{doc['metadata']['name']}"
+    print(f"k8s/schemas/{schema_file} {where} {name}: {'ok' if not errors else 'INVALID'}")
+    return [f"{where} {name}: {error}" for error in errors]
+
+
+def cluster_resource_problems() -> list[str]:
+    """Each of CLUSTER_RESOURCES against its schema; one of a kind without a schema is a problem."""
+    problems: list[str] = []
+    for path in CLUSTER_RESOURCES:
+        where = str(path.relative_to(ROOT))
+        for doc in (d for d in yaml.safe_load_all(path.read_text()) if d):
+            if (doc.get("apiVersion"), doc.get("kind")) not in CRD_SCHEMAS:
+                kind = f"{doc.get('apiVersion')} {doc.get('kind')}"
+                problems.append(f"{where}: no schema for {kind} (CRD_SCHEMAS)")
+                continue
+            problems += schema_problems(where, doc)
     return problems
 
 
@@ -170,6 +194,7 @@ def main() -> int:
             problems += validate(overlay, path, render(overlay, path))
             path = rendered / f"{overlay}-with-components.yaml"
             problems += validate(f"{overlay} + components", path, render(overlay, path, COMPONENTS))
+        problems += cluster_resource_problems()
         problems += checkov(args.checkov, ROOT / "k8s", "kustomize")
         problems += checkov(args.checkov, rendered, "kubernetes")
     for problem in problems:

@@ -8,7 +8,10 @@ Ingress's load balancer. k8s/prices.yaml turns them into dollars a month: on GKE
 few nodes as their requests allow (first fit, largest first: a lower bound). A workload whose Pods
 may run only on Spot capacity (a node selector or required node affinity on the cloud's Spot node
 label, as the spot-model-pods component sets) is priced at the Spot prices: on EKS on nodes of its
-own, a Spot node group's.
+own, a Spot node group's. So is one whose Pods run on a capacity class that tries Spot first (the
+spot-first-model-pods component: a GKE ComputeClass or a Karpenter NodePool of its cluster/
+directory), which it does while the cloud has Spot capacity; during a stockout those Pods run, and
+are billed, on-demand, as without the component.
 
 With ``--cpu`` (the JSON ``python -m servekit.bench.cpu`` writes: the CPU one prediction costs a
 replica, measured) it also prices a million predictions: an HPA holds each pod at its CPU target,
@@ -198,7 +201,29 @@ def required_node_labels(pod_spec: Obj) -> dict[str, frozenset[str]]:
 
 def runs_on_spot(pod_spec: Obj) -> bool:
     required = required_node_labels(pod_spec)
-    return any(required.get(label) == frozenset([value]) for label, value in SPOT_NODE_LABELS.items())
+    spot = [*SPOT_NODE_LABELS.items(), *spot_first_classes()]
+    return any(required.get(label) == frozenset([value]) for label, value in spot)
+
+
+def spot_first_classes() -> list[tuple[str, str]]:
+    """The node label and value of each capacity class of the components' cluster resources that
+    tries Spot before on-demand: a ComputeClass whose first priority is Spot (GKE selects it by
+    ``cloud.google.com/compute-class``), a Karpenter NodePool that allows Spot (by its nodes' labels)."""
+    found: list[tuple[str, str]] = []
+    for path in k8s_check().CLUSTER_RESOURCES:
+        for doc in (d for d in yaml.safe_load_all(path.read_text()) if d):
+            spec = doc.get("spec", {})
+            if doc["kind"] == "ComputeClass" and spec.get("priorities", [{}])[0].get("spot"):
+                found.append(("cloud.google.com/compute-class", doc["metadata"]["name"]))
+            if doc["kind"] == "NodePool":
+                template = spec.get("template", {})
+                capacity = [
+                    r for r in template.get("spec", {}).get("requirements", [])
+                    if r["key"] == "karpenter.sh/capacity-type" and r["operator"] == "In"
+                ]  # fmt: skip
+                if capacity and "spot" in capacity[0].get("values", []):
+                    found += template.get("metadata", {}).get("labels", {}).items()
+    return found
 
 
 def container_settings(pod_spec: Obj, config_maps: Mapping[str, Obj]) -> list[dict[str, str]]:

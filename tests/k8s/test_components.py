@@ -106,10 +106,19 @@ def test_spot_model_pods_puts_only_the_model_pods_on_the_clouds_spot_nodes(overl
     plain, spot = render(overlay), render(overlay, components=["spot-model-pods"])
     label, value = SPOT_NODES[overlay]
     assert load_k8s_cost().SPOT_NODE_LABELS[label] == value  # so make cost prices them as Spot
-    models = model_deployments(spot)
+    assert_only_the_model_pods_placed(plain, spot, label, value)
+
+
+def assert_only_the_model_pods_placed(
+    plain: Rendered, placed: Rendered, label: str, value: str, *also: str
+) -> dict[str, Obj]:
+    """Every model pod of ``placed`` may run only on nodes labelled ``label=value`` and is given 25 s
+    at most to stop; nothing else changes from ``plain`` but the pod fields ``also``. Returns the pods."""
+    models = model_deployments(placed)
     assert set(models) == set(SERVICES)
+    pods = {}
     for service, deployment in models.items():
-        pod = deployment["spec"]["template"]["spec"]
+        pod = pods[service] = deployment["spec"]["template"]["spec"]
         terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
         assert terms["nodeSelectorTerms"] == [
             {"matchExpressions": [{"key": label, "operator": "In", "values": [value]}]}
@@ -121,17 +130,17 @@ def test_spot_model_pods_puts_only_the_model_pods_on_the_clouds_spot_nodes(overl
         )
         assert pod["terminationGracePeriodSeconds"] <= 25
         before = copy.deepcopy(plain.get("Deployment", service))
-        before["spec"]["template"]["spec"].update(
-            affinity=pod["affinity"], terminationGracePeriodSeconds=pod["terminationGracePeriodSeconds"]
-        )
+        changed = ("affinity", "terminationGracePeriodSeconds", *also)
+        before["spec"]["template"]["spec"].update({field: pod[field] for field in changed})
         assert deployment == before, service  # nothing else of the pod changes
-    unchanged = [o for o in spot.objects if o not in models.values()]
+    unchanged = [o for o in placed.objects if o not in models.values()]
     assert unchanged == [
         o for o in plain.objects if o["metadata"]["name"] not in models or o["kind"] != "Deployment"
     ]
     assert all(
         "affinity" not in o["spec"]["template"]["spec"] for o in unchanged if o["kind"] == "Deployment"
     )
+    return pods
 
 
 def test_spot_model_pods_in_an_overlay_without_the_spot_label_names_the_value_it_lacks(
@@ -149,6 +158,71 @@ def test_spot_model_pods_in_an_overlay_without_the_spot_label_names_the_value_it
     result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(overlay)])
     assert result.returncode != 0
     assert "data.spotNodeLabel` is missing" in result.stderr
+
+
+SPOT_FIRST = ROOT / "k8s" / "components" / "spot-first-model-pods"
+
+
+def cluster_resource(kind: str) -> Obj:
+    """spot-first-model-pods' object of ``kind`` that the cluster's administrator applies by hand."""
+    [found] = [
+        doc
+        for path in K8S_CHECK.CLUSTER_RESOURCES
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["kind"] == kind
+    ]
+    return dict(found)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_spot_first_model_pods_puts_only_the_model_pods_on_a_class_that_tries_spot_then_on_demand(
+    overlay: str,
+) -> None:
+    plain, spot_first = render(overlay), render(overlay, components=["spot-first-model-pods"])
+    values = spot_first.values()
+    label, value = values["spotFirstNodeLabel"], values["spotFirstNodeValue"]
+    # The class the label names, as its cluster/ file defines it: Spot, then on-demand.
+    if overlay == "gke":
+        assert label == "cloud.google.com/compute-class"  # how GKE's Pods select a ComputeClass
+        computeclass = cluster_resource("ComputeClass")
+        assert computeclass["metadata"]["name"] == value
+        spec = computeclass["spec"]
+        assert spec["priorities"] == [{"spot": True}, {"spot": False}]
+        # Back to Spot once it can be had: a stockout costs on-demand prices only while it lasts.
+        assert spec["activeMigration"] == {"optimizeRulePriority": True}
+        assert spec["whenUnsatisfiable"] == "ScaleUpAnyway"  # a node of any kind, not a Pending pod
+    else:
+        nodepool = cluster_resource("NodePool")["spec"]
+        template = nodepool["template"]
+        assert template["metadata"]["labels"] == {label: value}
+        # Karpenter launches Spot first when both are allowed, on-demand when EC2 has no Spot.
+        capacity = {r["key"]: r["values"] for r in template["spec"]["requirements"]}
+        assert capacity["karpenter.sh/capacity-type"] == ["spot", "on-demand"]
+        # The size make cost packs pods by (k8s/prices.yaml's node).
+        assert "m6i.large" in capacity["node.kubernetes.io/instance-type"]
+        # The taint the model pods tolerate: the class's nodes are theirs alone, as on GKE.
+        assert template["spec"]["taints"] == [{"key": label, "value": value, "effect": "NoSchedule"}]
+        # Karpenter does not move pods back from on-demand: a node's life bounds a stockout's cost.
+        assert template["spec"]["expireAfter"] == "24h"
+    assert (label, value) in load_k8s_cost().spot_first_classes()  # so make cost prices them as Spot
+    pods = assert_only_the_model_pods_placed(plain, spot_first, label, value, "tolerations")
+    for pod in pods.values():  # the class's taint, of the same label and value
+        assert pod["tolerations"] == [
+            {"key": label, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+        ]
+
+
+def test_spot_first_cluster_resources_match_their_schemas_which_reject_typos() -> None:
+    assert K8S_CHECK.cluster_resource_problems() == []
+    assert {p.name for p in K8S_CHECK.CLUSTER_RESOURCES} == {"computeclass.yaml", "nodepool.yaml"}
+    for kind, path in (("ComputeClass", ["spec", "activeMigration"]), ("NodePool", ["spec", "disruption"])):
+        broken = cluster_resource(kind)
+        section = broken
+        for key in path:
+            section = section[key]
+        section["optimiseRulePriority" if kind == "ComputeClass" else "consolidationpolicy"] = True
+        [problem] = K8S_CHECK.schema_problems("test", broken)
+        assert "was unexpected" in problem
 
 
 GOSSIP_TLS = ROOT / "k8s" / "components" / "alertmanager-gossip-tls"

@@ -297,6 +297,19 @@ GKE_SPOT = {"key": "cloud.google.com/gke-spot", "operator": "In", "values": ["tr
         ),
         ({"affinity": spot_affinity(GKE_SPOT, GKE_SPOT)}, True),
         ({"affinity": spot_affinity({**GKE_SPOT, "operator": "NotIn"})}, False),
+        # A capacity class that tries Spot first (spot-first-model-pods' ComputeClass and NodePool,
+        # read from its cluster/ files): priced at what it runs on while the cloud has Spot capacity.
+        ({"nodeSelector": {"cloud.google.com/compute-class": "model-servers"}}, True),
+        (
+            {
+                "affinity": spot_affinity(
+                    {"key": "ml-platform.io/capacity-class", "operator": "In", "values": ["model-servers"]}
+                )
+            },
+            True,
+        ),
+        # Another class (GKE's built-in Performance class is on-demand).
+        ({"nodeSelector": {"cloud.google.com/compute-class": "Performance"}}, False),
         # A preference is not a placement.
         (
             {
@@ -945,6 +958,7 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
     components = cost.ROOT / "k8s" / "components"
     staging_readme = (components / "staging-footprint" / "README.md").read_text()
     spot_readme = (components / "spot-model-pods" / "README.md").read_text()
+    spot_first_readme = (components / "spot-first-model-pods" / "README.md").read_text()
 
     def monthly(objects: list[dict[str, Any]], prices: dict[str, Any], scale: str = "floor") -> int:
         found = cost.workloads(objects)
@@ -970,6 +984,16 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
         assert f"| ${floor} a month | **${staging_floor}**" in staging_readme, overlay
         assert f"| ${floor} a month | **${spot_floor}**" in spot_readme, overlay
         assert f"${spot_ceiling} instead of ${ceiling}" in spot_readme, overlay
+        # Spot first: the same while the cloud has Spot capacity (on-demand, as without, in a stockout).
+        spot_first = render(overlay, components=["spot-first-model-pods"]).objects
+        spot_first_floor = monthly(spot_first, prices)
+        assert f"| ${floor} a month | **${spot_first_floor}**" in spot_first_readme, overlay
+        assert f"${monthly(spot_first, prices, 'ceiling')} instead of ${ceiling}" in spot_first_readme, (
+            overlay
+        )
+        assert re.search(
+            rf"spot-first-model-pods` \(the model pods[^)]*\), \${spot_first_floor}\b", overlay_readme
+        )
         assert re.search(rf"spot-model-pods` \(the model pods[^)]*\), \${spot_floor}\b", overlay_readme), (
             overlay
         )
