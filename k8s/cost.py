@@ -42,6 +42,7 @@ usage: python k8s/cost.py [--overlay gke|eks] [--component NAME ...] [--cpu repo
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import math
@@ -144,13 +145,16 @@ class Workload:
     claims: tuple[tuple[str, float], ...] = ()
     #: Cores an HPA holds each pod at (its CPU utilisation target times the pod's CPU request).
     cpu_target: float | None = None
-    #: Its Pods run only on Spot capacity (SPOT_NODE_LABELS), which is priced apart.
+    #: Its Pods run only on Spot capacity (SPOT_NODE_LABELS), which is priced apart, or on a class
+    #: that tries Spot first (:func:`spot_first_classes`), priced as Spot too.
     spot: bool = False
     #: The share of its predictions its Pods capture to the log (``<SVC>_CAPTURE_PERCENT``).
     capture_percent: float = 0.0
     #: The share of the captured requests a shadow model answers too, whose answers are captured
     #: as well (``<SVC>_SHADOW_SAMPLE_RATE`` where ``<SVC>_SHADOW_MODEL_URI`` is set; 0 without one).
     shadow_share: float = 0.0
+    #: ``spot`` by a class that tries Spot first: on-demand, at on-demand prices, in a stockout.
+    spot_first: bool = False
 
 
 def container_requests(container: Obj, owner: str) -> Requests:
@@ -200,12 +204,22 @@ def required_node_labels(pod_spec: Obj) -> dict[str, frozenset[str]]:
 
 
 def runs_on_spot(pod_spec: Obj) -> bool:
+    """Whether its Pods run on Spot nodes only, or on a class that tries Spot first."""
+    return requires_one_of(pod_spec, SPOT_NODE_LABELS.items()) or tries_spot_first(pod_spec)
+
+
+def tries_spot_first(pod_spec: Obj) -> bool:
+    return requires_one_of(pod_spec, spot_first_classes())
+
+
+def requires_one_of(pod_spec: Obj, labels: Iterable[tuple[str, str]]) -> bool:
+    """Whether the Pods may run only on nodes with one of these labels (and value)."""
     required = required_node_labels(pod_spec)
-    spot = [*SPOT_NODE_LABELS.items(), *spot_first_classes()]
-    return any(required.get(label) == frozenset([value]) for label, value in spot)
+    return any(required.get(label) == frozenset([value]) for label, value in labels)
 
 
-def spot_first_classes() -> list[tuple[str, str]]:
+@functools.cache
+def spot_first_classes() -> tuple[tuple[str, str], ...]:
     """The node label and value of each capacity class of the components' cluster resources that
     tries Spot before on-demand: a ComputeClass whose first priority is Spot (GKE selects it by
     ``cloud.google.com/compute-class``), a Karpenter NodePool that allows Spot (by its nodes' labels)."""
@@ -223,7 +237,7 @@ def spot_first_classes() -> list[tuple[str, str]]:
                 ]  # fmt: skip
                 if capacity and "spot" in capacity[0].get("values", []):
                     found += template.get("metadata", {}).get("labels", {}).items()
-    return found
+    return tuple(found)
 
 
 def container_settings(pod_spec: Obj, config_maps: Mapping[str, Obj]) -> list[dict[str, str]]:
@@ -323,6 +337,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
                 runs_on_spot(pod_spec),
                 capture_percent(pod_spec, config_maps, f"{kind}/{name}"),
                 shadow_share(pod_spec, config_maps, f"{kind}/{name}"),
+                tries_spot_first(pod_spec),
             )
         )
     return found
@@ -824,7 +839,7 @@ def report(
             f"  {workload_hour(w, prices):>10.4f}"
         )
         if w.spot:
-            line += "  Spot"
+            line += "  Spot first (on-demand in a stockout)" if w.spot_first else "  Spot"
         if prices["billing"] == "pod-requests":
             billed = autopilot_billed(w.pod, prices["autopilot_rounding"])
             if billed != w.pod:

@@ -870,15 +870,19 @@ def test_the_staging_footprint_takes_one_pod_a_service_and_a_prometheus_off_the_
     assert before.total - after.total == pytest.approx(pods * cost.HOURS_PER_MONTH + disk)
 
 
+@pytest.mark.parametrize("component", ["spot-model-pods", "spot-first-model-pods"])
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_spot_model_pods_prices_the_model_pods_and_only_them_at_spot_prices(
-    rendered_objects: dict[str, Rendered], overlay: str
+def test_spot_components_price_the_model_pods_and_only_them_at_spot_prices(
+    rendered_objects: dict[str, Rendered], overlay: str, component: str
 ) -> None:
     prices = PRICES[overlay]
     plain = rendered_objects[overlay].objects
-    spot = render(overlay, components=["spot-model-pods"]).objects
+    spot = render(overlay, components=[component]).objects
     found = {w.name: w for w in cost.workloads(spot)}
     assert {name for name, w in found.items() if w.spot} == set(SERVICES)
+    # The table says which may fall back to on-demand in a stockout.
+    first = {name for name, w in found.items() if w.spot_first}
+    assert first == (set(SERVICES) if component == "spot-first-model-pods" else set())
     before, after = (
         cost.bill(objects, workloads, prices, cost.at_scale(workloads, "floor"))
         for objects in (plain, spot)
