@@ -227,7 +227,7 @@ def spot_first_classes() -> tuple[tuple[str, str], ...]:
     for path in k8s_check().CLUSTER_RESOURCES:
         for doc in (d for d in yaml.safe_load_all(path.read_text()) if d):
             spec = doc.get("spec", {})
-            if doc["kind"] == "ComputeClass" and spec.get("priorities", [{}])[0].get("spot"):
+            if doc["kind"] == "ComputeClass" and (spec.get("priorities") or [{}])[0].get("spot"):
                 found.append(("cloud.google.com/compute-class", doc["metadata"]["name"]))
             if doc["kind"] == "NodePool":
                 template = spec.get("template", {})
