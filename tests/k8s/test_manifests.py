@@ -61,11 +61,12 @@ def test_every_installed_service_is_deployed(overlay: Rendered) -> None:
 def test_nothing_left_unset(overlay: Rendered) -> None:
     """Overlay sources mark what values.yaml must replace with the reserved TLD .invalid. A value is
     used by the overlay, or by the components that read it (spot-model-pods: the Spot node label)."""
-    composed = render(overlay.overlay, components=K8S_CHECK.COMPONENTS)
-    for rendered in (overlay, composed):
+    composed = [render(overlay.overlay, components=c) for c in K8S_CHECK.component_sets()]
+    for rendered in (overlay, *composed):
         assert ".invalid" not in rendered.text
     for key, value in overlay.values().items():
-        assert str(value) in overlay.text or str(value) in composed.text, f"values.yaml {key} is used nowhere"
+        used = [rendered for rendered in (overlay, *composed) if str(value) in rendered.text]
+        assert used, f"values.yaml {key} is used nowhere"
     assert all(o["metadata"].get("namespace") == "ml-platform" for o in overlay.objects if is_namespaced(o))
 
 
