@@ -135,17 +135,20 @@ def schema_problems(where: str, doc: dict[str, Any]) -> list[str]:
     return [f"{where} {name}: {error}" for error in errors]
 
 
+def cluster_resources() -> list[tuple[Path, dict[str, Any]]]:
+    """Each object of CLUSTER_RESOURCES, with the file it is in."""
+    return [(path, doc) for path in CLUSTER_RESOURCES for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
 def cluster_resource_problems() -> list[str]:
     """Each of CLUSTER_RESOURCES against its schema; one of a kind without a schema is a problem."""
     problems: list[str] = []
-    for path in CLUSTER_RESOURCES:
+    for path, doc in cluster_resources():
         where = str(path.relative_to(ROOT))
-        for doc in (d for d in yaml.safe_load_all(path.read_text()) if d):
-            if (doc.get("apiVersion"), doc.get("kind")) not in CRD_SCHEMAS:
-                kind = f"{doc.get('apiVersion')} {doc.get('kind')}"
-                problems.append(f"{where}: no schema for {kind} (CRD_SCHEMAS)")
-                continue
-            problems += schema_problems(where, doc)
+        if (doc.get("apiVersion"), doc.get("kind")) not in CRD_SCHEMAS:
+            problems.append(f"{where}: no schema for {doc.get('apiVersion')} {doc.get('kind')} (CRD_SCHEMAS)")
+            continue
+        problems += schema_problems(where, doc)
     return problems
 
 

@@ -203,11 +203,6 @@ def required_node_labels(pod_spec: Obj) -> dict[str, frozenset[str]]:
     return required
 
 
-def runs_on_spot(pod_spec: Obj) -> bool:
-    """Whether its Pods run on Spot nodes only, or on a class that tries Spot first."""
-    return requires_one_of(pod_spec, SPOT_NODE_LABELS.items()) or tries_spot_first(pod_spec)
-
-
 def tries_spot_first(pod_spec: Obj) -> bool:
     return requires_one_of(pod_spec, spot_first_classes())
 
@@ -224,19 +219,18 @@ def spot_first_classes() -> tuple[tuple[str, str], ...]:
     tries Spot before on-demand: a ComputeClass whose first priority is Spot (GKE selects it by
     ``cloud.google.com/compute-class``), a Karpenter NodePool that allows Spot (by its nodes' labels)."""
     found: list[tuple[str, str]] = []
-    for path in k8s_check().CLUSTER_RESOURCES:
-        for doc in (d for d in yaml.safe_load_all(path.read_text()) if d):
-            spec = doc.get("spec", {})
-            if doc["kind"] == "ComputeClass" and (spec.get("priorities") or [{}])[0].get("spot"):
-                found.append(("cloud.google.com/compute-class", doc["metadata"]["name"]))
-            if doc["kind"] == "NodePool":
-                template = spec.get("template", {})
-                capacity = [
-                    r for r in template.get("spec", {}).get("requirements", [])
-                    if r["key"] == "karpenter.sh/capacity-type" and r["operator"] == "In"
-                ]  # fmt: skip
-                if capacity and "spot" in capacity[0].get("values", []):
-                    found += template.get("metadata", {}).get("labels", {}).items()
+    for _, doc in k8s_check().cluster_resources():
+        spec = doc.get("spec", {})
+        if doc["kind"] == "ComputeClass" and (spec.get("priorities") or [{}])[0].get("spot"):
+            found.append(("cloud.google.com/compute-class", doc["metadata"]["name"]))
+        if doc["kind"] == "NodePool":
+            template = spec.get("template", {})
+            capacity = [
+                r for r in template.get("spec", {}).get("requirements", [])
+                if r["key"] == "karpenter.sh/capacity-type" and r["operator"] == "In"
+            ]  # fmt: skip
+            if capacity and "spot" in capacity[0].get("values", []):
+                found += template.get("metadata", {}).get("labels", {}).items()
     return tuple(found)
 
 
@@ -316,6 +310,7 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
             raise CostError(f"{kind}/{name}: its Pods are not counted here (only {', '.join(COUNTED)})")
         pod_spec = o["spec"]["template"]["spec"]
         pod = pod_requests(pod_spec, f"{kind}/{name}")
+        spot_first = tries_spot_first(pod_spec)
         replicas = int(o["spec"].get("replicas", 1))
         floor = ceiling = replicas
         target = None
@@ -334,10 +329,10 @@ def workloads(objects: Sequence[Obj]) -> list[Workload]:
                 ceiling,
                 claims,
                 target,
-                runs_on_spot(pod_spec),
+                spot_first or requires_one_of(pod_spec, SPOT_NODE_LABELS.items()),
                 capture_percent(pod_spec, config_maps, f"{kind}/{name}"),
                 shadow_share(pod_spec, config_maps, f"{kind}/{name}"),
-                tries_spot_first(pod_spec),
+                spot_first,
             )
         )
     return found

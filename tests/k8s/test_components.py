@@ -165,12 +165,7 @@ SPOT_FIRST = ROOT / "k8s" / "components" / "spot-first-model-pods"
 
 def cluster_resource(kind: str) -> Obj:
     """spot-first-model-pods' object of ``kind`` that the cluster's administrator applies by hand."""
-    [found] = [
-        doc
-        for path in K8S_CHECK.CLUSTER_RESOURCES
-        for doc in yaml.safe_load_all(path.read_text())
-        if doc and doc["kind"] == kind
-    ]
+    [found] = [doc for _, doc in K8S_CHECK.cluster_resources() if doc["kind"] == kind]
     return dict(found)
 
 
