@@ -227,15 +227,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     shadows = compare_shadows(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
     print(render(joined, qualities, str(args.truth), canaries, shadows))
     if args.log:
+        source = str(args.captures)
         for quality in qualities:
             if quality.version in unregistered:
                 continue
-            run_id = log_run(client, quality, str(args.captures), job)
+            run_id = log_run(client, quality, source, job)
             print(
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
                 "(and the version's live.* tags, which mlp versions shows)"
             )
-        source = str(args.captures)
         for shadow in shadows:
             log = partial(log_shadow_run, client, shadow, source, job)
             _log_comparison(client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows")
