@@ -27,6 +27,7 @@ from mixin.common import (
     RUNBOOK_URL,
     SLOW_BURN,
     dashboard_url,
+    keeps_training_ranges,
     number,
     objectives,
     of_shadow,
@@ -43,6 +44,7 @@ from mixin.recorded import (
     INPUT_PSI,
     MEMORY_RATIO,
     OUTCOME_DRIFT,
+    OUTSIDE_TRAINING_SHARE,
     PREDICTIONS_BY_VERSION_RATE1H,
     PREDICTIONS_RATE1H,
     SLOW_RATIO,
@@ -523,6 +525,25 @@ def alerts(service: str) -> list[Alert]:
             opens_on=(pod,),
         ),
     ]
+    if keeps_training_ranges(service):
+        found.append(
+            Alert(
+                "InputsOutsideTraining",
+                f"{sel(OUTSIDE_TRAINING_SHARE, service)} > {number(o.outside_training_share)}\n"
+                f"and on (version)\n{sel(PREDICTIONS_BY_VERSION_RATE1H, service)} * 3600 >= "
+                f"{o.outside_training_min_per_hour}",
+                "warning",
+                f"{s} answers many requests whose {{{{ $labels.feature }}}} lies outside model "
+                "{{ $labels.version }}'s training data",
+                f"Over the last hour more than {o.outside_training_share:.0%} of the answers of {s} model "
+                "version {{ $labels.version }} had {{ $labels.feature }} outside the range of the "
+                "version's training rows, and it has stayed so for 30 minutes. There the trees answer as "
+                "at the nearest edge of what they saw: a value twice the largest trained on gets the "
+                "answer of the largest. Each answer lists such inputs in outside_training; GET /model gives "
+                "the ranges (baselines.training_ranges).",
+                "30m",
+            )
+        )
     return on_dashboard(found, service_dashboard_uid(service))
 
 

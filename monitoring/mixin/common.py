@@ -64,6 +64,11 @@ class Objectives:
     input_drift_psi: float = 0.25
     #: ...and at least this many predictions were made in that hour.
     input_drift_min_per_hour: int = 200
+    #: Alert when more than this share of a version's answers (1 h) had an input outside the range
+    #: of its training rows, where the trees answer as at the edge of what they saw...
+    outside_training_share: float = 0.05
+    #: ...and at least this many predictions were made in that hour.
+    outside_training_min_per_hour: int = 200
     #: Container memory limit when cAdvisor's container_spec_memory_limit_bytes is not scraped
     #: (k8s/base/services/model-server.yaml: limits.memory 1536Mi).
     memory_limit_bytes: int = 1536 * 1024**2
@@ -118,6 +123,11 @@ def dashboard_url(uid: str) -> str:
 
 def objectives(service: str) -> Objectives:
     return OBJECTIVES.get(service, Objectives())
+
+
+def keeps_training_ranges(service: str) -> bool:
+    """Whether the service's answers list inputs outside the training range (and count them)."""
+    return registry.get_service(service).model.keeps_training_ranges
 
 
 def services() -> list[str]:

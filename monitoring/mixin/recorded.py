@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixin.common import QUANTILES, SLO_WINDOWS, le, number, objectives, regex, sel, versioned
+from mixin.common import (
+    QUANTILES,
+    SLO_WINDOWS,
+    keeps_training_ranges,
+    le,
+    number,
+    objectives,
+    regex,
+    sel,
+    versioned,
+)
 from servekit.metrics.names import (
     CANARY,
     PREDICTION_ENDPOINTS,
@@ -32,6 +42,7 @@ PREDICTIONS_BY_VERSION_RATE1H = "service_version:predictions:rate1h"
 INPUT_SHARE = "service_version_feature_bin:input_values:share_rate1h"
 TRAINING_INPUT_SHARE = "service_version_feature_bin:training_input_share:max"
 INPUT_PSI = "service_version_feature:input_values:psi_rate1h"
+OUTSIDE_TRAINING_SHARE = "service_version_feature:inputs_outside_training:ratio_rate1h"
 #: Floor of a bin's share inside PSI's logarithm, so an empty bin counts as a large term, not infinity.
 PSI_FLOOR = 0.001
 MEMORY_LIMIT = "service:container_memory_limit_bytes:max"
@@ -193,6 +204,17 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
             f"  ln(clamp_min({live}, {floor}) / on (version, feature, bin) clamp_min({train}, {floor}))\n)",
         )
     )
+    # Answers given with an input outside the training rows' range, as a share of the version's
+    # answers: only from a service whose model keeps the ranges (the text model exports none).
+    if keeps_training_ranges(service):
+        outside1h = versioned(f"rate({n.inputs_outside_training_total}[1h])", n)
+        rules.append(
+            (
+                OUTSIDE_TRAINING_SHARE,
+                f"sum by (version, feature) ({outside1h})\n"
+                f"/ on (version) group_left\n{sel(PREDICTIONS_BY_VERSION_RATE1H, service)}",
+            )
+        )
     # Process resources of the service's targets (process_* carry no service prefix:
     # `and on (instance, job) <svc>_model_ready` keeps the targets of this service only).
     rules.append(

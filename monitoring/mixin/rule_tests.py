@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from mixin.common import (
     SCRAPE_INTERVAL,
     SLOW_BURN,
     GiB,
+    keeps_training_ranges,
     le,
     live_quality_queries,
     objectives,
@@ -481,6 +483,8 @@ def rule_cases(service: str) -> list[Case]:
             "10m",
         )
     )
+    if keeps_training_ranges(service):
+        cases += outside_training_cases(service, target, ready)
     cases += capture_cases(service, target, ready)
     cases += shed_cases(service, target, ready)
     cases += loop_lag_cases(service, target, ready)
@@ -785,6 +789,48 @@ def overdue_cases(service: str) -> list[Case]:
     return [
         Case("LiveEvaluationOverdue", description, series, at, fired if fires else [])
         for description, (series, at), fires in cases
+    ]
+
+
+def outside_training_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """InputsOutsideTraining: a tenth of version 7's answers with input f outside its training range."""
+    n, o = MetricNames(service), objectives(service)
+    info = series_str(n.model_info, {**target, "version": "7", "run_id": "abc"})
+    answers = series_str(n.predictions_total, {**target, "outcome": "x"})
+    outside = series_str(n.inputs_outside_training_total, {**target, "feature": "f"})
+
+    def per_minute(predictions: int, outside_f: int) -> dict[str, str]:
+        return {info: "1x60", **ready, answers: f"0+{predictions}x60", outside: f"0+{outside_f}x60"}
+
+    fired = [{"alertname": "InputsOutsideTraining", "service": service, "version": "7", "feature": "f"}]
+    # Half as much again as the threshold, and half of it: of 100 answers a minute, those outside.
+    over, under = math.ceil(150 * o.outside_training_share), math.floor(50 * o.outside_training_share)
+    return [
+        Case(
+            "InputsOutsideTraining",
+            f"fires: {over} of 100 answers a minute with f outside the training range",
+            per_minute(100, over),
+            "45m",
+            fired,
+        ),
+        Case(
+            "InputsOutsideTraining",
+            "quiet: still pending after 20 minutes (for: 30m)",
+            per_minute(100, over),
+            "20m",
+        ),
+        Case(
+            "InputsOutsideTraining",
+            f"quiet: {under} of 100 answers a minute outside, under the threshold",
+            per_minute(100, under),
+            "45m",
+        ),
+        Case(
+            "InputsOutsideTraining",
+            "quiet: too few answers to judge (1 a minute, every one outside)",
+            per_minute(1, 1),
+            "45m",
+        ),
     ]
 
 

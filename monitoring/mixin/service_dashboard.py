@@ -16,6 +16,7 @@ from mixin.cluster import (
 from mixin.common import (
     BURN_THRESHOLDS,
     QUANTILES,
+    keeps_training_ranges,
     live_quality_queries,
     number,
     objectives,
@@ -49,6 +50,7 @@ from mixin.recorded import (
     MEMORY_RATIO,
     OUTCOME_DRIFT,
     OUTCOME_SHARE,
+    OUTSIDE_TRAINING_SHARE,
     REQUESTS_BY_ENDPOINT,
     REQUESTS_RATE,
     SLOW_RATIO,
@@ -611,6 +613,22 @@ def service_dashboard(service: str) -> dict[str, Any]:
         24,
         8,
     )
+    if keeps_training_ranges(service):
+        g.add(
+            panel(
+                "timeseries",
+                "Answers with an input outside the training range, per input (1 h)",
+                "Share of the model version's answers with this input beyond the range of its training "
+                "rows, where the trees answer as at the nearest edge of what they saw (each answer lists "
+                f"them in outside_training). Over {o.outside_training_share:.0%} for 30 minutes, "
+                "InputsOutsideTraining fires.",
+                "percentunit",
+                [(sel(OUTSIDE_TRAINING_SHARE, service), "{{feature}} v{{version}}")],
+                thresholds=[(o.outside_training_share, "orange")],
+            ),
+            24,
+            8,
+        )
     feature = 'feature=~"$feature"'
     g.add(
         panel(

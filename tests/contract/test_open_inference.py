@@ -69,7 +69,14 @@ def test_metadata_names_the_request_and_response_fields(service: tuple[str, Test
     spec = registry.get_service(name)
     metadata = client.get(f"/v2/models/{name}").json()
     assert [t["name"] for t in metadata["inputs"]] == list(spec.request.model_fields)
-    assert [t["name"] for t in metadata["outputs"]] == [*spec.response.model_fields, "explanation"]
+    # The answers' JSON documents: the inputs outside the training range (a tree model's), the
+    # explanation.
+    documents = ["outside_training"] if spec.model.keeps_training_ranges else []
+    assert [t["name"] for t in metadata["outputs"]] == [
+        *spec.response.model_fields,
+        *documents,
+        "explanation",
+    ]
 
 
 def test_tensors_give_the_numbers_and_explanations_of_the_batch_endpoint(
@@ -85,8 +92,8 @@ def test_tensors_give_the_numbers_and_explanations_of_the_batch_endpoint(
     for tensor in metadata["outputs"]:
         output = outputs[tensor["name"]]
         assert output["datatype"] == tensor["datatype"]
-        if tensor["name"] == "explanation":
-            assert [orjson.loads(d) for d in output["data"]] == [p["explanation"] for p in expected]
+        if tensor["name"] in ("explanation", "outside_training"):
+            assert [orjson.loads(d) for d in output["data"]] == [p[tensor["name"]] for p in expected]
         elif columns := tensor["parameters"].get("columns"):
             assert output["shape"] == [len(rows), len(columns)]
             assert output["data"] == [p[tensor["name"]][c] for p in expected for c in columns]

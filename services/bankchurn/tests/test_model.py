@@ -5,6 +5,7 @@ from sklearn.model_selection import StratifiedKFold
 from bankchurn.model import ChurnModel, best_f1_threshold, risk_band
 from bankchurn.service import SERVICE
 from servekit.datasets import shared_file
+from servekit.inference import run_model
 from servekit.model import ModelArtifact
 from servekit.testing import request_rows, train_in_memory
 from servekit.training.trainer import Split, evaluate, fit, split
@@ -152,3 +153,25 @@ def test_threshold_maximises_f1() -> None:
 )
 def test_risk_bands(p: float, band: str) -> None:
     assert risk_band(p) == band
+
+
+def test_an_answer_names_the_inputs_outside_the_training_rows(trained: tuple[ModelArtifact, Split]) -> None:
+    artifact, data = trained
+    model = ChurnModel(artifact)
+    ranges = model.describe()["baselines"]["training_ranges"]
+    # Every numeric field; the countries and genders are categories the request already limits.
+    assert set(ranges) == {f for f in data.x_train.columns if f not in ("Geography", "Gender")}
+    customer = request_rows(data, 1)[0]
+    # A balance the schema allows (up to 1,000,000) but no training customer had.
+    rich = {**customer, "Balance": 900_000.0}
+    inside, outside = run_model(model, [customer, rich], explain=False)
+    assert inside["outside_training"] == []
+    assert outside["outside_training"] == [
+        {
+            "field": "Balance",
+            "column": "Balance",
+            "value": 900_000.0,
+            "training_min": data.x_train["Balance"].min(),
+            "training_max": data.x_train["Balance"].max(),
+        }
+    ]

@@ -147,3 +147,24 @@ def test_required_fields(client: TestClient, field: str) -> None:
     response = post(client, body)
     assert response.status_code == 422
     assert response.json()["fields"] == [{"field": field, "problem": "Field required"}]
+
+
+def test_a_trip_after_the_training_years_is_flagged_on_its_timestamp(client: TestClient) -> None:
+    years = client.get("/model").json()["baselines"]["training_ranges"]["trip_start_year"]
+    assert years["field"] == "trip_start_timestamp"
+    later = int(years["max"]) + 8
+    body = post(client, {**EXAMPLE, "trip_start_timestamp": f"{later}-03-01T10:00:00"}).json()
+    # Fares rise over the years, but the trees price every later year as their last one.
+    assert body["outside_training"] == [
+        {
+            "field": "trip_start_timestamp",
+            "column": "trip_start_year",
+            "value": later,
+            "training_min": years["min"],
+            "training_max": years["max"],
+        }
+    ]
+    assert post(client, EXAMPLE).json()["outside_training"] == []
+    series = 'chicagotaxi_inputs_outside_training_total{feature="trip_start_timestamp"} '
+    (line,) = [x for x in client.get("/metrics").text.splitlines() if x.startswith(series)]
+    assert float(line.removeprefix(series)) >= 1  # the session's client: other tests may add more

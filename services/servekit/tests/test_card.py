@@ -152,3 +152,18 @@ def test_a_multiclass_models_decisions_per_group_are_each_labels_share_and_recal
     assert "| tiny | 10 | - | - | - | - | - | fewer than 100 held-out rows |" in card
     assert "- share labelled bearish: long minus short, +0.75 (95 % CI" in card
     assert "four-fifths" not in card  # no label is the favourable decision
+
+
+def test_the_card_states_the_range_of_each_column_over_the_training_rows(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, split = toy_trained
+    card = render(TOY, TOY.model(artifact).describe())
+    x = split.x_train["x"]
+    assert "## Range of the training rows" in card
+    assert f"| x | x | {x.min():.10g} | {x.max():.10g} |" in card
+    assert f"| x_squared | x | {x.min() ** 2:.10g} | {x.max() ** 2:.10g} |" in card
+    # A model without ranges (a text model) has no such section.
+    described = TOY.model(artifact).describe()
+    described["baselines"]["training_ranges"] = {}
+    assert "## Range of the training rows" not in render(TOY, described)

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from toy import squared
 
-from servekit.features import Derived, RecordEncoder, as_float
+from servekit.features import FEW_ROWS, Derived, RecordEncoder, as_float
 
 
 def encoder() -> RecordEncoder:
@@ -52,3 +52,64 @@ def test_max_categories_keeps_the_most_frequent() -> None:
 )
 def test_as_float(values: list[object], expected: list[float]) -> None:
     np.testing.assert_array_equal(as_float(values), np.array(expected))
+
+
+def test_fitting_keeps_the_range_of_every_numeric_and_derived_column() -> None:
+    enc = encoder()
+    # x, and x2 derived from it; the categorical column's codes have no range worth stating.
+    assert enc.training_ranges_.by_column() == {0: (1.0, 3.0), 2: (1.0, 9.0)}
+
+
+def test_fit_transform_encodes_as_transform_does() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "color": ["red", "blue", "red"]})
+    fresh = RecordEncoder(numeric=("x",), categorical=("color",), derived=(Derived("x2", "x", squared),))
+    np.testing.assert_array_equal(fresh.fit_transform(frame), encoder().transform(frame))
+
+
+def test_values_outside_the_training_range_are_named_per_row_and_column() -> None:
+    enc = encoder()
+    rows = [
+        {"x": 2.0, "color": "red"},  # inside
+        {"x": 3.0, "color": "blue"},  # on the edge: inside
+        {"x": 4.0, "color": "red"},  # above: x, and x2 derived from it
+        {"x": None, "color": "green"},  # missing, and an unseen category: neither is outside
+        {"x": 0.5, "color": "red"},  # below x's range; 0.25 below x2's
+    ]
+    found = enc.outside_training(enc.transform(rows))
+    assert found is not None
+    as_json = [[item.as_json() for item in row] for row in found]
+    assert as_json[:2] == [[], []]
+    assert as_json[2] == [
+        {"field": "x", "column": "x", "value": 4.0, "training_min": 1.0, "training_max": 3.0},
+        {"field": "x", "column": "x2", "value": 16.0, "training_min": 1.0, "training_max": 9.0},
+    ]
+    assert as_json[3] == []
+    assert [(item["column"], item["value"]) for item in as_json[4]] == [("x", 0.5), ("x2", 0.25)]
+
+
+def test_a_column_never_seen_with_a_value_has_no_range() -> None:
+    frame = pd.DataFrame({"x": [1.0, 2.0], "empty": [None, None]})
+    enc = RecordEncoder(numeric=("x", "empty")).fit(frame)
+    assert enc.training_ranges_.by_column() == {0: (1.0, 2.0)}
+    assert enc.outside_training(enc.transform([{"x": 1.5, "empty": 7.0}])) == [[]]
+
+
+def test_an_encoder_fitted_before_ranges_were_kept_says_nothing_either_way() -> None:
+    enc = encoder()
+    del enc.training_ranges_  # as unpickled from a model trained before the attribute existed
+    assert enc.outside_training(enc.transform([{"x": 40.0, "color": "red"}])) is None
+
+
+def test_a_few_rows_and_many_find_the_same_values_outside() -> None:
+    enc = encoder()
+    rng = np.random.default_rng(0)
+    rows = [{"x": float(x), "color": "red"} for x in rng.uniform(-2, 6, FEW_ROWS * 4)]
+    rows[3]["x"] = None
+    matrix = enc.transform(rows)
+    in_one_batch = enc.training_ranges_.outside(matrix)  # numpy: more than FEW_ROWS rows
+    one_by_one = [
+        (i, column) for i in range(len(rows)) for _, column in enc.training_ranges_.outside(matrix[i : i + 1])
+    ]
+    assert in_one_batch == one_by_one
+    assert {column for _, column in in_one_batch} == {0, 2}  # x and x2; never the category
+    assert all(i != 3 for i, _ in in_one_batch)  # the missing x

@@ -195,10 +195,14 @@ def test_binary_outputs_when_asked(toy_client: TestClient) -> None:
     assert response.headers["content-type"] == "application/octet-stream"
     length = int(response.headers["inference-header-content-length"])
     header = orjson.loads(response.content[:length])
-    (value,) = header["outputs"]
+    value, outside = header["outputs"]
     assert value["parameters"]["binary_data_size"] == 16
-    expected = toy_client.post(INFER, json=infer_body(ROWS[:2])).json()["outputs"][0]["data"]
-    assert list(struct.unpack("<2d", response.content[length:])) == expected
+    as_json = toy_client.post(INFER, json=infer_body(ROWS[:2])).json()["outputs"]
+    assert list(struct.unpack("<2d", response.content[length : length + 16])) == as_json[0]["data"]
+    # Each document as a 4-byte length and its bytes.
+    assert outside["name"] == "outside_training"
+    documents = [d.encode() for d in as_json[1]["data"]]
+    assert response.content[length + 16 :] == b"".join(struct.pack("<I", len(d)) + d for d in documents)
 
 
 def test_a_binary_header_that_is_no_length_is_a_422(toy_client: TestClient) -> None:

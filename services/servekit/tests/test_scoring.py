@@ -50,7 +50,7 @@ def test_every_row_is_kept_in_order_as_written_with_its_score_or_its_problem(
     assert [row["id"] for row in out] == ["007", "008", "009", "010", "011", "012"]
     # The input's cells as written, then the answer's fields, the version and the error.
     header = next(csv.reader((tmp_path / "out.csv").open()))
-    assert header == [*ROWS[0], "value", "model_version", "error"]
+    assert header == [*ROWS[0], "value", "outside_training", "model_version", "error"]
     for row, written in zip(out, ROWS[1:], strict=True):
         assert [row[c] for c in ROWS[0]] == written
     valid = [{"x": 3.0, "color": "red", "note": None}, {"x": 2.5, "color": "blue", "note": "hello"}]
@@ -58,6 +58,8 @@ def test_every_row_is_kept_in_order_as_written_with_its_score_or_its_problem(
     expected = [p["value"] for p in model.predict(valid)]
     scored = [out[0], out[1], out[5]]
     assert [float(row["value"]) for row in scored] == pytest.approx(expected, rel=1e-12)
+    # Inside the training rows' x (about 0 to 10): an empty list, as the API answers.
+    assert [row["outside_training"] for row in scored] == ["[]"] * 3
     assert {row["model_version"] for row in scored} == {"test"}
     assert all(row["error"] == "" for row in scored)
     assert out[2]["error"] == "x: Input should be less than or equal to 10"
@@ -100,7 +102,13 @@ def test_a_column_the_prediction_would_overwrite_needs_a_prefix(model: ToyModel,
     assert not (tmp_path / "out.csv").exists()
     score_csv(TOY, model, source, tmp_path / "out.csv", prefix="predicted_")
     header = next(csv.reader((tmp_path / "out.csv").open()))
-    assert header[-4:] == ["value", "predicted_value", "predicted_model_version", "predicted_error"]
+    assert header[-5:] == [
+        "value",
+        "predicted_value",
+        "predicted_outside_training",
+        "predicted_model_version",
+        "predicted_error",
+    ]
 
 
 def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyModel, tmp_path: Path) -> None:

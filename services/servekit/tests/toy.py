@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sklearn.metrics import mean_absolute_error
 from sklearn.pipeline import Pipeline
 
-from servekit.features import Derived, RecordEncoder
+from servekit.features import Derived, FloatArray, RecordEncoder
 from servekit.model import Record
 from servekit.models.trees import TreeModel, TreeRecipe
 from servekit.spec import ServiceSpec
@@ -70,8 +70,8 @@ class ToyRecipe(TreeRecipe):
 class ToyModel(TreeModel):
     explanation_scale = "units"
 
-    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
-        return [{"value": float(v)} for v in self.trees.raw_scores(records)]
+    def answers(self, raw_scores: FloatArray) -> list[dict[str, Any]]:
+        return [{"value": float(v)} for v in raw_scores]
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return "high" if prediction["value"] >= 10 else "low"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from bankchurn import data
-from servekit.features import RecordEncoder
-from servekit.model import Record
+from servekit.features import FloatArray, RecordEncoder
 from servekit.models.trees import TreeModel, TreeRecipe
 
 RISK_BANDS = ((0.25, "low"), (0.5, "medium"), (1.01, "high"))
@@ -147,8 +146,8 @@ class ChurnModel(TreeModel):
         super().__init__(artifact)
         self.threshold = float(artifact.metadata["threshold"])
 
-    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
-        probabilities = expit(self.trees.raw_scores(records))
+    def answers(self, raw_scores: FloatArray) -> list[dict[str, Any]]:
+        probabilities = expit(raw_scores)
         return [
             {
                 "churn_probability": float(p),

@@ -269,10 +269,10 @@ class TaxiFareModel(TreeModel):
 
     explanation_scale = "USD"
 
-    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+    def answers(self, raw_scores: FloatArray) -> list[dict[str, Any]]:
         return [
             {"fare": float(fare), "currency": "USD", "fare_range": fare_range(float(fare))}
-            for fare in self.trees.raw_scores(records)
+            for fare in raw_scores
         ]
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:

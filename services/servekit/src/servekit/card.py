@@ -64,6 +64,7 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
             "",
         ]
     lines += _outcomes(baselines.get("outcome_shares", {}))
+    lines += _training_ranges(baselines.get("training_ranges", {}))
     lines += [
         "## Limits",
         "",
@@ -76,6 +77,25 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _training_ranges(ranges: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    if not ranges:
+        return []
+    lines = [
+        "## Range of the training rows",
+        "",
+        "Beyond these the trees answer as at the nearest edge of what they saw; each answer lists its "
+        "inputs outside them (`outside_training`).",
+        "",
+        "| model column | request field | min | max |",
+        "|---|---|---|---|",
+    ]
+    for column, entry in ranges.items():
+        # As stored, not rounded: an edge is what a value is held against (a balance, a year).
+        low, high = f"{float(entry['min']):.10g}", f"{float(entry['max']):.10g}"
+        lines.append(f"| {column} | {entry['field']} | {low} | {high} |")
+    return [*lines, ""]
 
 
 def _data(data: Mapping[str, Any]) -> list[str]:

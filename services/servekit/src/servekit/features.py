@@ -10,6 +10,11 @@ what else was in the request.
 
 Every output column records the raw field it came from, so SHAP contributions
 of one-hot or engineered columns can be summed back to the field a user sent.
+
+It also keeps the range of every numeric column over the rows it was fitted on:
+beyond its training range a tree predicts as at the nearest edge (a trip of 90
+miles fares like the longest trip it saw), so an answer says which of its
+inputs were outside (:meth:`RecordEncoder.outside_training`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,59 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 Records = pd.DataFrame | Sequence[Mapping[str, Any]]
 FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class OutsideTraining:
+    """One input of one record outside the range of the model's training rows."""
+
+    field: str
+    #: The model column that is outside: the field itself, or a column derived from it (a year).
+    column: str
+    value: float
+    training_min: float
+    training_max: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "column": self.column,
+            "value": self.value,
+            "training_min": self.training_min,
+            "training_max": self.training_max,
+        }
+
+
+#: Up to this many rows, :meth:`ColumnRanges.outside` compares in Python rather than numpy.
+FEW_ROWS = 8
+
+
+@dataclass(frozen=True)
+class ColumnRanges:
+    """Min and max of each encoded column over the rows fitted on; -inf and inf where none is kept."""
+
+    low: FloatArray
+    high: FloatArray
+
+    def outside(self, matrix: FloatArray) -> list[tuple[int, int]]:
+        """(row, column) of each value of ``matrix`` outside its column's range; NaN never is."""
+        if matrix.shape[0] <= FEW_ROWS:
+            # A few rows compare faster as Python floats: numpy's calls cost more than the work
+            # (a 10 µs share of a 70 µs prediction, against 2 µs so).
+            low, high = self.low.tolist(), self.high.tolist()
+            return [
+                (row, column)
+                for row, values in enumerate(matrix.tolist())
+                for column, value in enumerate(values)
+                if value < low[column] or value > high[column]
+            ]
+        rows, columns = np.nonzero((matrix < self.low) | (matrix > self.high))
+        return list(zip(rows.tolist(), columns.tolist(), strict=True))
+
+    def by_column(self) -> dict[int, tuple[float, float]]:
+        """The kept ranges, by column index."""
+        kept = np.isfinite(self.low) & np.isfinite(self.high)
+        return {int(c): (float(self.low[c]), float(self.high[c])) for c in np.flatnonzero(kept)}
 
 
 @dataclass(frozen=True)
@@ -100,13 +158,55 @@ class RecordEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         return list(range(start, start + len(self.categorical)))
 
     def fit(self, records: Records, y: object = None) -> RecordEncoder:
+        self.fit_transform(records)
+        return self
+
+    def fit_transform(self, records: Records, y: object = None, **params: Any) -> FloatArray:
+        # The ranges are read off the encoded rows, which a Pipeline asks for next: encoded once.
         self.categories_: dict[str, dict[Any, int]] = {}
         for field in self.categorical:
             counts = pd.Series(column_values(records, field)).dropna().value_counts()
             ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
             kept = sorted((value for value, _ in ranked[: self.max_categories]), key=str)
             self.categories_[field] = {value: code for code, value in enumerate(kept)}
-        return self
+        matrix = self.transform(records)
+        self.training_ranges_ = self._ranges(matrix)
+        return matrix
+
+    def _ranges(self, matrix: FloatArray) -> ColumnRanges:
+        # Categorical codes get no range: a value not kept at fit is encoded as missing, as the
+        # training rows' rarer values were, so the trees have seen its like.
+        coded = set(self.categorical_indices)
+        low = np.full(matrix.shape[1], -np.inf)
+        high = np.full(matrix.shape[1], np.inf)
+        for column in range(matrix.shape[1]):
+            values = matrix[:, column]
+            if column not in coded and not np.isnan(values).all():
+                low[column], high[column] = np.nanmin(values), np.nanmax(values)
+        return ColumnRanges(low, high)
+
+    def outside_training(self, matrix: FloatArray) -> list[list[OutsideTraining]] | None:
+        """Per row of ``matrix`` (this encoder's output), its values outside the training range.
+
+        None for an encoder fitted before ranges were kept: nothing can be said either way.
+        Missing values (NaN) are never outside.
+        """
+        ranges: ColumnRanges | None = getattr(self, "training_ranges_", None)
+        if ranges is None:
+            return None
+        found: list[list[OutsideTraining]] = [[] for _ in range(matrix.shape[0])]
+        names, sources = self.feature_names, self.source_fields
+        for row, column in ranges.outside(matrix):
+            found[row].append(
+                OutsideTraining(
+                    field=sources[column],
+                    column=names[column],
+                    value=float(matrix[row, column]),
+                    training_min=float(ranges.low[column]),
+                    training_max=float(ranges.high[column]),
+                )
+            )
+        return found
 
     def transform(self, records: Records) -> FloatArray:
         n_rows = len(records)

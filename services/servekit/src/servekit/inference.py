@@ -20,7 +20,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from servekit import input_drift
 from servekit.errors import ServekitError, from_validation_errors, invalid_field
-from servekit.model import Record, ServedModel
+from servekit.model import OUTSIDE_TRAINING, Record, ServedModel
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 logger = logging.getLogger("servekit.inference")
-#: Models (name, version) whose input counting failed once already (see ``count_inputs``).
-_INPUT_COUNT_FAILED: set[tuple[str, str]] = set()
+#: (what, name, version) of each model for which something beside the answer failed once already.
+_FAILED_ONCE: set[tuple[str, str, str]] = set()
 
 
 class PhaseTimer(Protocol):
@@ -62,11 +62,13 @@ def run_model(
     served: ServedModel | None = None,
     explained: Callable[[Iterable[Mapping[str, float]]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Predictions (with ``explanation`` when asked) for validated records, in order.
+    """Predictions for validated records, in order, with ``explanation`` when asked and, from a
+    model that keeps its training ranges, ``outside_training``.
 
     With ``metrics``, the inputs are counted for drift in the training bins of ``served``, the
     model the service publishes in ``model_info`` (``model`` unless a canary answers), and the
-    attributions only when ``served`` is the model that answered: a canary's, joined on
+    attributions and the inputs outside the training range only when ``served`` is the model that
+    answered (every answer lists its own, whichever model gave it): a canary's, joined on
     ``model_info``, would be counted under the served version and set against its training
     baseline. The caller counts outcomes (``ServiceMetrics.count_outcomes``) by the same rule.
     ``explained`` gets every explanation's attributions, whichever model answered (a canary
@@ -76,6 +78,9 @@ def run_model(
     served = served or model
     with timings.phase("predict"):
         predictions = model.predict(records)
+    # The served model's answers only, as its outcomes are counted: the alert's denominator.
+    if metrics is not None and served is model and model.keeps_training_ranges:
+        metrics.count_outside_training(p.get(OUTSIDE_TRAINING) for p in predictions)
     if metrics is not None and served.input_bins and metrics.watch_inputs:
         count_inputs(served, records, metrics)
     if explain:
@@ -98,14 +103,21 @@ def count_inputs(model: ServedModel, records: Sequence[Record], metrics: Service
     try:
         metrics.count_inputs(input_drift.count(model.input_bins, model.monitored_inputs(records)))
     except Exception:
-        # Once per model: a bug that fails every request would otherwise fill the log.
-        key = (model.artifact.name, model.artifact.version)
-        if key not in _INPUT_COUNT_FAILED:
-            _INPUT_COUNT_FAILED.add(key)
-            logger.exception(
-                "counting inputs for drift failed (logged once for version %s); predictions go on",
-                model.artifact.version,
-            )
+        log_failure_once(model, "counting inputs for drift")
+
+
+def log_failure_once(model: ServedModel, what: str) -> None:
+    """Log the exception being handled, once per model version and ``what`` failed.
+
+    For work beside the answer, whose failure must not cost it: a bug that failed every request
+    would otherwise fill the log.
+    """
+    key = (what, model.artifact.name, model.artifact.version)
+    if key not in _FAILED_ONCE:
+        _FAILED_ONCE.add(key)
+        logger.exception(
+            "%s failed (logged once for version %s); predictions go on", what, model.artifact.version
+        )
 
 
 def batch_body(model: ServedModel, predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:

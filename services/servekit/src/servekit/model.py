@@ -10,11 +10,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from servekit import input_drift
 
 Record = Mapping[str, Any]
+#: The key of an answer listing its inputs outside the range of the training rows
+#: (``servekit.features.OutsideTraining.as_json``), from a model that keeps the ranges.
+OUTSIDE_TRAINING = "outside_training"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class ServedModel(ABC):
     #: How the explanation's numbers are computed, in words an auditor can hold against the code
     #: (``GET /model``): which algorithm, exact or approximate, and against what baseline.
     explanation_method: str = ""
+    #: Whether :meth:`predict` lists each answer's inputs outside the training range under
+    #: :data:`OUTSIDE_TRAINING`: the response schema and the Open Inference metadata promise that
+    #: output only where it comes.
+    keeps_training_ranges: ClassVar[bool] = False
 
     def __init__(self, artifact: ModelArtifact) -> None:
         self.artifact = artifact
@@ -84,6 +91,14 @@ class ServedModel(ABC):
     @abstractmethod
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         """The bounded label under which a prediction is counted in ``<svc>_predictions_total``."""
+
+    def training_ranges(self) -> dict[str, dict[str, Any]]:
+        """The range of each ranged model column over the training rows (``GET /model``).
+
+        None by default: a model that is not a function of ranged numbers (a text classifier,
+        which says how much of a text it knows instead) has none.
+        """
+        return {}
 
     def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
         """The numbers of a prediction that a shadow model's are compared with (``servekit.shadow``).
@@ -133,6 +148,8 @@ class ServedModel(ABC):
                 "input_shares": meta.get("input_shares", {}),
                 # Cut points of the numbered bins: bin 01 holds values <= edges[0], and so on.
                 "input_bins": meta.get("input_bins", []),
+                # Beyond these a tree answers as at the nearest edge (``outside_training``).
+                "training_ranges": self.training_ranges(),
             },
             **{k: v for k, v in meta.items() if k in ("threshold", "classes")},
         }

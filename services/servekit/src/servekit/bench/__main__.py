@@ -333,7 +333,7 @@ def http_loads(
     }
     # The same batches as /predict/batch bodies and as Open Inference Protocol tensors.
     chunks = load.batches(records[:256], BATCH_SIZE)
-    codec = OpenInferenceCodec(spec.request, spec.response)
+    codec = OpenInferenceCodec.of_service(spec)
     loads[BATCH_LABEL] = ("/predict/batch", [{"instances": c} for c in chunks], 2, BATCH_SIZE)
     loads[V2_LABEL] = (
         f"/v2/models/{spec.name}/infer",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -10,6 +12,7 @@ from servekit.bench.stats import Latency
 from servekit.inference import count_inputs
 from servekit.metrics import ServiceMetrics
 from servekit.model import Record, ServedModel
+from servekit.models.trees import TreeModel
 
 
 def time_calls(call: Callable[[Sequence[Record]], Any], records: Sequence[Record], seconds: float) -> Latency:
@@ -37,7 +40,7 @@ def time_samples(
 
 def measure(model: ServedModel, records: Sequence[Record], seconds: float) -> dict[str, Latency]:
     metrics = ServiceMetrics(model.artifact.name)
-    return {
+    measured = {
         "predict": time_calls(model.predict, records, seconds),
         "explain": time_calls(model.explain, records, seconds),
         # What serving adds per request for input drift: bin each watched input, count it.
@@ -45,3 +48,15 @@ def measure(model: ServedModel, records: Sequence[Record], seconds: float) -> di
             lambda batch: count_inputs(model, batch, metrics), records, seconds
         ),
     }
+    if isinstance(model, TreeModel):
+        # The reference for what every answer pays to list its inputs outside the training range
+        # ("predict" includes it): the same model without its ranges, timed in the same run.
+        measured["predict, no range check"] = time_calls(without_ranges(model).predict, records, seconds)
+    return measured
+
+
+def without_ranges(model: TreeModel) -> TreeModel:
+    """A copy of ``model`` as if trained before ranges were kept: it checks none."""
+    pipeline = copy.deepcopy(model.artifact.pipeline)
+    del pipeline.steps[0][1].training_ranges_
+    return type(model)(dataclasses.replace(model.artifact, pipeline=pipeline))

@@ -80,7 +80,7 @@ def mix(
     two more kinds carry none or a revoked one.
     """
     batches = load.batches(records, BATCH_ROWS)
-    codec = OpenInferenceCodec(spec.request, spec.response)
+    codec = OpenInferenceCodec.of_service(spec)
     over_limit = [dict(records[i % len(records)]) for i in range(max_batch_size + 1)]
     gzipped = (("Content-Type", "application/json"), ("Content-Encoding", "gzip"))
     kinds = [

@@ -8,7 +8,9 @@ output tensor per prediction field; a field holding one number per label (NLPIns
 ``probabilities``) becomes a ``[N, K]`` tensor whose ``parameters.columns`` name the labels.
 An explanation is asked for with the request parameter ``explain`` (or by asking for the
 ``explanation`` output) and comes back as a ``BYTES`` tensor of JSON documents, each the
-``explanation`` object of ``POST /predict?explain=true``. Tensors may come in the binary tensor
+``explanation`` object of ``POST /predict?explain=true``; the ``outside_training`` output is
+such a tensor too, each document the answer's list of inputs outside the training range (for a
+model that keeps ranges). Tensors may come in the binary tensor
 extension (Triton's clients send them so by default); the response is always JSON, which
 those clients read as well.
 
@@ -22,14 +24,17 @@ import struct
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from servekit.errors import FieldProblem, invalid_fields, location, problem_text
 from servekit.inference import batch_adapter, check_batch_size, encode_json, validate_json
-from servekit.model import Record
+from servekit.model import OUTSIDE_TRAINING, Record
+
+if TYPE_CHECKING:
+    from servekit.spec import ServiceSpec
 
 BOOL = "BOOL"
 BYTES = "BYTES"
@@ -58,6 +63,10 @@ Datatype = Literal[
 BINARY_HEADER = "inference-header-content-length"
 #: The output holding each instance's explanation as a JSON document.
 EXPLANATION_OUTPUT = "explanation"
+#: The output holding each instance's inputs outside the training range, as a JSON document.
+OUTSIDE_TRAINING_OUTPUT = OUTSIDE_TRAINING
+#: Outputs of one JSON document per instance, in this order after the prediction's own.
+DOCUMENT_OUTPUTS = (OUTSIDE_TRAINING_OUTPUT, EXPLANATION_OUTPUT)
 #: Request parameter asking for every output as a binary tensor.
 BINARY_OUTPUT_PARAMETER = "binary_data_output"
 #: Request parameter that asks for explanations.
@@ -385,12 +394,21 @@ class Decoded:
 class OpenInferenceCodec:
     """Tensors to records and predictions to tensors, for one service's request and response."""
 
-    def __init__(self, request: type[BaseModel], response: type[BaseModel]) -> None:
+    def __init__(
+        self, request: type[BaseModel], response: type[BaseModel], *, outside_training: bool = False
+    ) -> None:
+        """``outside_training``: the model's answers list inputs outside its training range."""
         self.inputs = {name: _tensor_spec(name, f.annotation) for name, f in request.model_fields.items()}
         self.outputs = [_tensor_spec(name, f.annotation) for name, f in response.model_fields.items()]
-        self.explanation = TensorSpec(EXPLANATION_OUTPUT, BYTES, (BYTES,), optional=True)
-        self.output_names = (*(o.name for o in self.outputs), EXPLANATION_OUTPUT)
+        documents = [n for n in DOCUMENT_OUTPUTS if outside_training or n != OUTSIDE_TRAINING_OUTPUT]
+        self.documents = [TensorSpec(name, BYTES, (BYTES,), optional=True) for name in documents]
+        self.output_names = (*(o.name for o in self.outputs), *documents)
         self._instances = batch_adapter(request)
+
+    @classmethod
+    def of_service(cls, spec: ServiceSpec) -> OpenInferenceCodec:
+        """The codec of ``spec``'s requests and answers."""
+        return cls(spec.request, spec.response, outside_training=spec.model.keeps_training_ranges)
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:
         return {
@@ -398,7 +416,7 @@ class OpenInferenceCodec:
             "versions": [version],
             "platform": "servekit",
             "inputs": [spec.metadata() for spec in self.inputs.values()],
-            "outputs": [spec.metadata() for spec in (*self.outputs, self.explanation)],
+            "outputs": [spec.metadata() for spec in (*self.outputs, *self.documents)],
         }
 
     def request_for(self, records: Sequence[Record], **extra: Any) -> dict[str, Any]:
@@ -489,7 +507,8 @@ class OpenInferenceCodec:
         predictions: Sequence[dict[str, Any]],
         outputs: tuple[str, ...] | None,
     ) -> dict[str, Any]:
-        """The inference response of ``predictions`` (with ``explanation`` when they carry one)."""
+        """The inference response of ``predictions`` (with ``explanation`` and ``outside_training``
+        when they carry them)."""
         tensors = []
         rows = len(predictions)
         for spec in self.outputs:
@@ -502,15 +521,10 @@ class OpenInferenceCodec:
             else:
                 data = [p[spec.name] for p in predictions]
                 tensors.append({"name": spec.name, "datatype": spec.datatype, "shape": [rows], "data": data})
-        if (
-            predictions
-            and "explanation" in predictions[0]
-            and (outputs is None or EXPLANATION_OUTPUT in outputs)
-        ):
-            documents = [encode_json(p["explanation"]).decode() for p in predictions]
-            tensors.append(
-                {"name": EXPLANATION_OUTPUT, "datatype": BYTES, "shape": [rows], "data": documents}
-            )
+        for name in (spec.name for spec in self.documents):
+            if predictions and name in predictions[0] and (outputs is None or name in outputs):
+                documents = [encode_json(p[name]).decode() for p in predictions]
+                tensors.append({"name": name, "datatype": BYTES, "shape": [rows], "data": documents})
         return {
             "model_name": model["name"],
             "model_version": model["version"],

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -204,6 +204,13 @@ class ServiceMetrics:
             ["feature", "bin"],
             registry=self.registry,
         )
+        self.inputs_outside_training = Counter(
+            n.inputs_outside_training_total,
+            "Answers given with this input outside the range of the answering model's training rows "
+            "(a tree answers there as at the nearest edge; the answer lists them in outside_training).",
+            ["feature"],
+            registry=self.registry,
+        )
         # The count also rides on the next line written, but a burst followed by quiet writes no
         # next line: only the metric says the log is incomplete.
         self.access_log_lines_left_out = Counter(
@@ -357,6 +364,10 @@ class ServiceMetrics:
         )
         for phase, seconds in load_seconds.items():
             self.model_load_seconds.labels(phase).set(seconds)
+        # At zero from the first scrape, so rate() sees the first answer outside. Series of a
+        # field the previous version ranged and this one does not stay: they count past answers.
+        for ranged in model.training_ranges().values():
+            self.inputs_outside_training.labels(feature=ranged["field"])
         self.model_ready.set(1)
 
     def model_refresh(self, failed: bool) -> None:
@@ -387,6 +398,15 @@ class ServiceMetrics:
     def count_inputs(self, counted: Mapping[tuple[str, str], int]) -> None:
         """Add binned input values (``input_drift.count``); bins are bounded by the model's."""
         self.input_values.add_all(counted)
+
+    def count_outside_training(self, answers: Iterable[Sequence[Mapping[str, Any]] | None]) -> None:
+        """One per answer and field with a value outside the training range (bounded: the fields).
+
+        ``answers``: each answer's ``outside_training`` list (None where it has none).
+        """
+        for found in answers:
+            for field in {item["field"] for item in found or ()}:
+                self.inputs_outside_training.labels(feature=field).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

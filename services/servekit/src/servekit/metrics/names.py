@@ -32,6 +32,7 @@ PREDICTION_INSTANCES_IN_FLIGHT = "prediction_instances_in_flight"
 EVENT_LOOP_LAG_SECONDS = "event_loop_lag_seconds"
 INPUT_VALUES_TOTAL = "input_values_total"
 TRAINING_INPUT_SHARE = "training_input_share"
+INPUTS_OUTSIDE_TRAINING_TOTAL = "inputs_outside_training_total"
 SHADOW_MODEL_INFO = "shadow_model_info"
 SHADOW_PREDICTIONS_TOTAL = "shadow_predictions_total"
 SHADOW_SCORE_DIFFERENCE = "shadow_score_difference"
@@ -215,6 +216,10 @@ class MetricNames:
     @property
     def training_input_share(self) -> str:
         return self._name(TRAINING_INPUT_SHARE)
+
+    @property
+    def inputs_outside_training_total(self) -> str:
+        return self._name(INPUTS_OUTSIDE_TRAINING_TOTAL)
 
     @property
     def access_log_lines_left_out_total(self) -> str:

@@ -10,6 +10,7 @@ field each column came from.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from servekit.features import FloatArray, RecordEncoder
-from servekit.model import Explanation, ModelArtifact, Record, ServedModel
+from servekit.features import ColumnRanges, FloatArray, OutsideTraining, RecordEncoder
+from servekit.inference import log_failure_once
+from servekit.model import OUTSIDE_TRAINING, Explanation, ModelArtifact, Record, ServedModel
 from servekit.training.recipe import TrainingRecipe
 
 
@@ -56,10 +58,11 @@ class TreeEnsemble:
         return self.encoder.transform(records)
 
     def raw_scores(self, records: Sequence[Record]) -> FloatArray:
+        return self.scores_of(self.matrix(records))
+
+    def scores_of(self, matrix: FloatArray) -> FloatArray:
         # num_threads=1: for a handful of rows, OpenMP start-up costs more than it saves.
-        scores: NDArray[np.float64] = self.booster.predict(
-            self.matrix(records), raw_score=True, num_threads=1
-        )
+        scores: NDArray[np.float64] = self.booster.predict(matrix, raw_score=True, num_threads=1)
         return scores
 
     def shap(self, records: Sequence[Record]) -> FieldShap:
@@ -75,7 +78,11 @@ class TreeEnsemble:
 
 
 class TreeModel(ServedModel):
-    """A served LightGBM pipeline; subclasses turn raw scores into their prediction."""
+    """A served LightGBM pipeline; subclasses turn raw scores into their answers (:meth:`answers`).
+
+    Every answer lists its inputs outside the range of the training rows (``outside_training``),
+    read off the rows as encoded once for the trees.
+    """
 
     explanation_method = (
         "exact TreeSHAP (Lundberg et al.), LightGBM pred_contrib on the served booster; "
@@ -85,9 +92,47 @@ class TreeModel(ServedModel):
         "they come from; nothing is sampled"
     )
 
+    keeps_training_ranges = True
+
     def __init__(self, artifact: ModelArtifact) -> None:
         super().__init__(artifact)
         self.trees = TreeEnsemble(artifact.pipeline)
+
+    def predict(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        matrix = self.trees.matrix(records)
+        predictions = self.answers(self.trees.scores_of(matrix))
+        outside = self._outside_training(matrix)
+        if outside is not None:
+            for prediction, found in zip(predictions, outside, strict=True):
+                prediction[OUTSIDE_TRAINING] = [item.as_json() for item in found]
+        return predictions
+
+    @abstractmethod
+    def answers(self, raw_scores: FloatArray) -> list[dict[str, Any]]:
+        """One JSON-ready prediction per raw score of the trees, in order."""
+
+    def _outside_training(self, matrix: FloatArray) -> list[list[OutsideTraining]] | None:
+        """The rows' inputs outside the training range; None (no key in the answers) if unknown.
+
+        A failure never costs the prediction: the answer is the trees' either way, and the missing
+        key says nothing was checked, where an empty list would say every input was inside.
+        """
+        try:
+            return self.trees.encoder.outside_training(matrix)
+        except Exception:
+            log_failure_once(self, "checking inputs against the training range")
+            return None
+
+    def training_ranges(self) -> dict[str, dict[str, Any]]:
+        encoder = self.trees.encoder
+        ranges: ColumnRanges | None = getattr(encoder, "training_ranges_", None)
+        if ranges is None:
+            return {}
+        names, sources = encoder.feature_names, encoder.source_fields
+        return {
+            names[column]: {"field": sources[column], "min": low, "max": high}
+            for column, (low, high) in ranges.by_column().items()
+        }
 
     def explain(self, records: Sequence[Record]) -> list[Explanation]:
         values = self.trees.shap(records)

@@ -346,7 +346,7 @@ def create_app(
     @app.post(
         "/predict",
         summary="Predict one instance",
-        response_model=schemas.prediction_response(spec.response),
+        response_model=schemas.prediction_response(spec.response, spec.model.keeps_training_ranges),
         responses=ERROR_RESPONSES,
         openapi_extra={**json_body(instance_model), "parameters": ROUTING_PARAMETERS},
     )
@@ -363,7 +363,7 @@ def create_app(
     @app.post(
         "/predict/batch",
         summary="Predict a batch of instances, in order",
-        response_model=schemas.batch_response(spec.response),
+        response_model=schemas.batch_response(spec.response, spec.model.keeps_training_ranges),
         responses=ERROR_RESPONSES,
         openapi_extra={**json_body(batch_model), "parameters": ROUTING_PARAMETERS},
     )

@@ -87,7 +87,7 @@ def add_open_inference_routes(
     error_responses: dict[int | str, dict[str, Any]],
 ) -> None:
     """Add the ``/v2`` endpoints for ``spec``'s model."""
-    codec = OpenInferenceCodec(spec.request, spec.response)
+    codec = OpenInferenceCodec.of_service(spec)
     example = documented_example(codec, spec.request.model_json_schema().get("examples", []))
 
     model_at = ProtocolModel(spec.name, runtime, canary=predictor.canary, where="path.")

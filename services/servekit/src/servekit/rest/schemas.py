@@ -22,6 +22,14 @@ class ExplanationBody(BaseModel):
     )
 
 
+class OutsideTrainingBody(BaseModel):
+    field: str = Field(description="The request field")
+    column: str = Field(description="The model column outside: the field, or one derived from it (a year)")
+    value: float = Field(description="The column's value for this request")
+    training_min: float = Field(description="Lowest value of the column over the training rows")
+    training_max: float = Field(description="Highest value of the column over the training rows")
+
+
 class Health(BaseModel):
     status: str
 
@@ -54,19 +62,38 @@ def batch_request(instance: type[BaseModel]) -> type[BaseModel]:
     )
 
 
+#: The ``outside_training`` field of a service whose model keeps its training ranges.
+_OUTSIDE_TRAINING = (
+    list[OutsideTrainingBody] | None,
+    Field(
+        None,
+        description=(
+            "Inputs outside the range of the model's training rows, where a tree answers as "
+            "at the nearest edge of what it saw (empty: every input inside). Absent when "
+            "the served version was trained before ranges were kept."
+        ),
+    ),
+)
+
+
 @cache
-def prediction_response(prediction: type[BaseModel]) -> type[BaseModel]:
+def prediction_response(prediction: type[BaseModel], outside_training: bool = False) -> type[BaseModel]:
+    """One answer: ``prediction``'s fields, the model, and what the service adds to each answer."""
+    added: dict[str, Any] = {}
+    if outside_training:
+        added["outside_training"] = _OUTSIDE_TRAINING
     return create_model(
         f"{prediction.__name__}Response",
         __base__=prediction,
         model=(ModelRef, ...),
+        **added,
         explanation=(ExplanationBody | None, None),
     )
 
 
 @cache
-def batch_response(prediction: type[BaseModel]) -> type[BaseModel]:
-    items: Any = list[prediction_response(prediction)]  # type: ignore[misc]
+def batch_response(prediction: type[BaseModel], outside_training: bool = False) -> type[BaseModel]:
+    items: Any = list[prediction_response(prediction, outside_training)]  # type: ignore[misc]
     return create_model(
         f"{prediction.__name__}BatchResponse", model=(ModelRef, ...), predictions=(items, ...)
     )

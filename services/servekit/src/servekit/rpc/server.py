@@ -216,7 +216,7 @@ class OpenInferenceServicer:
         self.predictor = predictor
         self.settings = settings
         self.metrics = metrics
-        self.codec = OpenInferenceCodec(spec.request, spec.response)
+        self.codec = OpenInferenceCodec.of_service(spec)
         self.model = ProtocolModel(spec.name, runtime, canary=predictor.canary)
 
     async def server_live(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
