@@ -69,8 +69,8 @@ def assert_outputs_are_the_batch_predictions(
         if spec["name"] not in returned:
             continue
         values = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy(spec["name"]).tolist()]
-        if spec["name"] == "explanation":
-            assert [json.loads(d) for d in values] == [p["explanation"] for p in expected]
+        if spec["name"] in ("explanation", "outside_training"):  # a JSON document per instance
+            assert [json.loads(d) for d in values] == [p[spec["name"]] for p in expected]
         elif columns := spec["parameters"].get("columns"):
             assert values == [[p[spec["name"]][c] for c in columns] for p in expected], spec["name"]
         else:
