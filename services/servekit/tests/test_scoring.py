@@ -75,6 +75,23 @@ def test_every_row_is_kept_in_order_as_written_with_its_score_or_its_problem(
     text = summary.render(model, tmp_path / "out.csv")
     assert text.startswith("toy vtest: scored 3 of 6 rows in ")
     assert "3 rows rejected, each with its problem in the error column:" in text
+    assert summary.outside == 0
+    assert "outside the range" not in text
+
+
+def test_rows_outside_the_training_range_are_scored_listed_and_counted(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    # x = 0 and x = 10 are valid requests, but the training rows' x lies strictly between.
+    rows = [["x", "color"], ["0", "red"], ["5", "red"], ["10", "blue"]]
+    summary = score_csv(TOY, model, write(tmp_path / "in.csv", rows), tmp_path / "out.csv", prefix="p_")
+    listed = [json.loads(row["p_outside_training"]) for row in read(tmp_path / "out.csv")]
+    # x and x_squared, the column derived from it, are both outside; each row is counted once.
+    assert [[item["value"] for item in found] for found in listed] == [[0.0, 0.0], [], [10.0, 100.0]]
+    assert (summary.outside, dict(summary.outside_by_field)) == (2, {"x": 2})
+    text = summary.render(model, tmp_path / "out.csv")
+    assert "2 scored rows had an input outside the range of the version's training rows (x 2)" in text
+    assert "the p_outside_training column lists them" in text
 
 
 def test_chunks_change_nothing_in_the_output(model: ToyModel, tmp_path: Path) -> None:

@@ -13,12 +13,15 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
 * The file is read and written in chunks, so its size is bounded by the disk, not the memory,
   and the output appears only once it is whole (written beside it, then renamed).
 * ``explain`` adds the explanation of each row as JSON, exactly the API's.
+* A tree model's answers list the inputs outside the range of its training rows
+  (``outside_training``, as JSON); the summary counts those rows per field.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,7 @@ from pydantic import ValidationError
 
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
-from servekit.model import ServedModel
+from servekit.model import OUTSIDE_TRAINING, ServedModel
 from servekit.spec import ServiceSpec
 from servekit.training.trainer import to_records
 
@@ -51,6 +54,10 @@ class ScoreSummary:
     rejections: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error_column: str = ERROR_COLUMN
+    #: Scored rows with an input outside the training range, and how many of them per field.
+    outside: int = 0
+    outside_by_field: Counter[str] = field(default_factory=Counter)
+    outside_column: str = OUTSIDE_TRAINING
 
     @property
     def rejected(self) -> int:
@@ -70,7 +77,20 @@ class ScoreSummary:
             lines.extend(f"  {r}" for r in self.rejections[:SHOWN_REJECTIONS])
             if self.rejected > SHOWN_REJECTIONS:
                 lines.append(f"  … and {self.rejected - SHOWN_REJECTIONS:,} more")
+        if self.outside:
+            fields = ", ".join(f"{name} {count:,}" for name, count in self.outside_by_field.most_common())
+            lines.append(
+                f"{self.outside:,} scored rows had an input outside the range of the version's training "
+                f"rows ({fields}), where its trees answer as at the edge; the {self.outside_column} "
+                "column lists them"
+            )
         return "\n".join(lines)
+
+    def count_outside(self, prediction: Mapping[str, Any]) -> None:
+        found = prediction.get(OUTSIDE_TRAINING)
+        if found:
+            self.outside += 1
+            self.outside_by_field.update({item["field"] for item in found})
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -143,7 +163,9 @@ def score_csv(
     if source.resolve() == output.resolve():
         raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     added = output_columns(model, explain)
-    summary = ScoreSummary(error_column=f"{prefix}{ERROR_COLUMN}")
+    summary = ScoreSummary(
+        error_column=f"{prefix}{ERROR_COLUMN}", outside_column=f"{prefix}{OUTSIDE_TRAINING}"
+    )
     start = time.perf_counter()
     partial = output.with_name(f".{output.name}.partial")
     try:
@@ -200,6 +222,7 @@ def score_chunk(
     cells: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
     if records:
         for position, prediction in zip(positions, run_model(model, records, explain), strict=True):
+            summary.count_outside(prediction)
             cells[position] = {**flatten(prediction), VERSION_COLUMN: model.artifact.version}
             unexpected = cells[position].keys() - set(added)
             if unexpected:  # the model answered with fields its example's answer lacks
