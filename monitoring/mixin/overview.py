@@ -25,6 +25,7 @@ from mixin.recorded import (
     LOG_BYTES_RATE,
     MEMORY_RATIO,
     OUTCOME_DRIFT,
+    OUTSIDE_TRAINING_SHARE,
     REQUESTS_BY_ENDPOINT,
     REQUESTS_RATE,
     SHADOW_AGREEMENT,
@@ -239,6 +240,20 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             "short",
             [(f"max by (service) ({INPUT_PSI})", "{{service}}")],
             thresholds=[(0.1, "yellow"), (o.input_drift_psi, "orange")],
+        ),
+        8,
+        4,
+    )
+    g.add(
+        panel(
+            "stat",
+            "Answers with an input outside the training range (largest share per input, 1 h)",
+            "Per tree service (BankChurn, ChicagoTaxi), the largest share of a version's answers with one "
+            "input beyond the range of its training rows, where the trees answer as at the edge; "
+            f"InputsOutsideTraining fires above {o.outside_training_share:.0%}.",
+            "percentunit",
+            [(f"max by (service) ({OUTSIDE_TRAINING_SHARE})", "{{service}}")],
+            thresholds=[(o.outside_training_share, "orange")],
         ),
         8,
         4,
