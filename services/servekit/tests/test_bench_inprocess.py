@@ -21,4 +21,4 @@ def test_a_tree_model_is_timed_against_itself_without_the_range_check(
     # The reference answers alike, without the list; the served model is left as it was.
     bare = inprocess.without_ranges(model)
     assert [{**p, "outside_training": []} for p in bare.predict(records)] == model.predict(records)
-    assert model.trees.encoder.training_ranges_ is not None
+    assert model.trees.encoder.training_ranges() is not None

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from toy import squared
 
-from servekit.features import FEW_ROWS, Derived, RecordEncoder, as_float
+from servekit.features import FEW_ROWS, Derived, RecordEncoder, as_float, outside_ranges
 
 
 def encoder() -> RecordEncoder:
@@ -57,7 +57,7 @@ def test_as_float(values: list[object], expected: list[float]) -> None:
 def test_fitting_keeps_the_range_of_every_numeric_and_derived_column() -> None:
     enc = encoder()
     # x, and x2 derived from it; the categorical column's codes have no range worth stating.
-    assert enc.training_ranges_.by_column() == {0: (1.0, 3.0), 2: (1.0, 9.0)}
+    assert enc.training_ranges() == {0: (1.0, 3.0), 2: (1.0, 9.0)}
 
 
 def test_fit_transform_encodes_as_transform_does() -> None:
@@ -90,14 +90,23 @@ def test_values_outside_the_training_range_are_named_per_row_and_column() -> Non
 def test_a_column_never_seen_with_a_value_has_no_range() -> None:
     frame = pd.DataFrame({"x": [1.0, 2.0], "empty": [None, None]})
     enc = RecordEncoder(numeric=("x", "empty")).fit(frame)
-    assert enc.training_ranges_.by_column() == {0: (1.0, 2.0)}
+    assert enc.training_ranges() == {0: (1.0, 2.0)}
     assert enc.outside_training(enc.transform([{"x": 1.5, "empty": 7.0}])) == [[]]
 
 
 def test_an_encoder_fitted_before_ranges_were_kept_says_nothing_either_way() -> None:
     enc = encoder()
-    del enc.training_ranges_  # as unpickled from a model trained before the attribute existed
+    del enc.training_min_, enc.training_max_  # as unpickled from a model trained before they existed
     assert enc.outside_training(enc.transform([{"x": 40.0, "color": "red"}])) is None
+    assert enc.training_ranges() is None
+
+
+def test_the_ranges_are_plain_arrays_an_older_servekit_can_unpickle() -> None:
+    # Only numpy and builtins: an image of servekit from before these attributes loads the model.
+    enc = encoder()
+    kept = {k: v for k, v in vars(enc).items() if k.startswith("training_")}
+    assert set(kept) == {"training_min_", "training_max_"}
+    assert all(type(v) is np.ndarray for v in kept.values())
 
 
 def test_a_few_rows_and_many_find_the_same_values_outside() -> None:
@@ -106,10 +115,9 @@ def test_a_few_rows_and_many_find_the_same_values_outside() -> None:
     rows = [{"x": float(x), "color": "red"} for x in rng.uniform(-2, 6, FEW_ROWS * 4)]
     rows[3]["x"] = None
     matrix = enc.transform(rows)
-    in_one_batch = enc.training_ranges_.outside(matrix)  # numpy: more than FEW_ROWS rows
-    one_by_one = [
-        (i, column) for i in range(len(rows)) for _, column in enc.training_ranges_.outside(matrix[i : i + 1])
-    ]
+    low, high = enc.training_min_, enc.training_max_
+    in_one_batch = outside_ranges(matrix, low, high)  # numpy: more than FEW_ROWS rows
+    one_by_one = [(i, c) for i in range(len(rows)) for _, c in outside_ranges(matrix[i : i + 1], low, high)]
     assert in_one_batch == one_by_one
     assert {column for _, column in in_one_batch} == {0, 2}  # x and x2; never the category
     assert all(i != 3 for i, _ in in_one_batch)  # the missing x

@@ -109,7 +109,7 @@ def test_a_model_trained_before_ranges_were_kept_answers_without_the_key(
 ) -> None:
     artifact, _ = toy_trained
     model = ToyModel(dataclasses.replace(artifact, pipeline=copy.deepcopy(artifact.pipeline)))
-    del model.trees.encoder.training_ranges_  # as unpickled from such a model
+    del model.trees.encoder.training_min_  # as unpickled from such a model
     (answer,) = run_model(model, [{"x": 10.0, "color": "red", "note": None}], explain=False)
     assert "outside_training" not in answer  # not "[]": nothing was checked
     assert model.describe()["baselines"]["training_ranges"] == {}

@@ -53,36 +53,24 @@ class OutsideTraining:
         }
 
 
-#: Up to this many rows, :meth:`ColumnRanges.outside` compares in Python rather than numpy.
+#: Up to this many rows, :func:`outside_ranges` compares in Python rather than numpy.
 FEW_ROWS = 8
 
 
-@dataclass(frozen=True)
-class ColumnRanges:
-    """Min and max of each encoded column over the rows fitted on; -inf and inf where none is kept."""
-
-    low: FloatArray
-    high: FloatArray
-
-    def outside(self, matrix: FloatArray) -> list[tuple[int, int]]:
-        """(row, column) of each value of ``matrix`` outside its column's range; NaN never is."""
-        if matrix.shape[0] <= FEW_ROWS:
-            # A few rows compare faster as Python floats: numpy's calls cost more than the work
-            # (a 10 µs share of a 70 µs prediction, against 2 µs so).
-            low, high = self.low.tolist(), self.high.tolist()
-            return [
-                (row, column)
-                for row, values in enumerate(matrix.tolist())
-                for column, value in enumerate(values)
-                if value < low[column] or value > high[column]
-            ]
-        rows, columns = np.nonzero((matrix < self.low) | (matrix > self.high))
-        return list(zip(rows.tolist(), columns.tolist(), strict=True))
-
-    def by_column(self) -> dict[int, tuple[float, float]]:
-        """The kept ranges, by column index."""
-        kept = np.isfinite(self.low) & np.isfinite(self.high)
-        return {int(c): (float(self.low[c]), float(self.high[c])) for c in np.flatnonzero(kept)}
+def outside_ranges(matrix: FloatArray, low: FloatArray, high: FloatArray) -> list[tuple[int, int]]:
+    """(row, column) of each value of ``matrix`` outside its column's [low, high]; NaN never is."""
+    if matrix.shape[0] <= FEW_ROWS:
+        # A few rows compare faster as Python floats: numpy's calls cost more than the work
+        # (a 10 µs share of a 70 µs prediction, against 2 µs so).
+        lows, highs = low.tolist(), high.tolist()
+        return [
+            (row, column)
+            for row, values in enumerate(matrix.tolist())
+            for column, value in enumerate(values)
+            if value < lows[column] or value > highs[column]
+        ]
+    rows, columns = np.nonzero((matrix < low) | (matrix > high))
+    return list(zip(rows.tolist(), columns.tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -170,20 +158,32 @@ class RecordEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             kept = sorted((value for value, _ in ranked[: self.max_categories]), key=str)
             self.categories_[field] = {value: code for code, value in enumerate(kept)}
         matrix = self.transform(records)
-        self.training_ranges_ = self._ranges(matrix)
+        self._keep_ranges(matrix)
         return matrix
 
-    def _ranges(self, matrix: FloatArray) -> ColumnRanges:
-        # Categorical codes get no range: a value not kept at fit is encoded as missing, as the
-        # training rows' rarer values were, so the trees have seen its like.
+    def _keep_ranges(self, matrix: FloatArray) -> None:
+        # Plain arrays, not an object of a class of this module: a model trained now still loads
+        # in an image of servekit from before (a rollback), which ignores attributes it lacks.
+        # Categorical codes get no range (-inf to inf): a value not kept at fit is encoded as
+        # missing, as the training rows' rarer values were, so the trees have seen its like.
         coded = set(self.categorical_indices)
-        low = np.full(matrix.shape[1], -np.inf)
-        high = np.full(matrix.shape[1], np.inf)
+        self.training_min_ = np.full(matrix.shape[1], -np.inf)
+        self.training_max_ = np.full(matrix.shape[1], np.inf)
         for column in range(matrix.shape[1]):
             values = matrix[:, column]
             if column not in coded and not np.isnan(values).all():
-                low[column], high[column] = np.nanmin(values), np.nanmax(values)
-        return ColumnRanges(low, high)
+                self.training_min_[column] = np.nanmin(values)
+                self.training_max_[column] = np.nanmax(values)
+
+    def training_ranges(self) -> dict[int, tuple[float, float]] | None:
+        """The min and max of each ranged column over the rows fitted on, by column index; None for
+        an encoder fitted before ranges were kept."""
+        low: FloatArray | None = getattr(self, "training_min_", None)
+        high: FloatArray | None = getattr(self, "training_max_", None)
+        if low is None or high is None:
+            return None
+        kept = np.isfinite(low) & np.isfinite(high)
+        return {int(c): (float(low[c]), float(high[c])) for c in np.flatnonzero(kept)}
 
     def outside_training(self, matrix: FloatArray) -> list[list[OutsideTraining]] | None:
         """Per row of ``matrix`` (this encoder's output), its values outside the training range.
@@ -191,19 +191,20 @@ class RecordEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         None for an encoder fitted before ranges were kept: nothing can be said either way.
         Missing values (NaN) are never outside.
         """
-        ranges: ColumnRanges | None = getattr(self, "training_ranges_", None)
-        if ranges is None:
+        low: FloatArray | None = getattr(self, "training_min_", None)
+        high: FloatArray | None = getattr(self, "training_max_", None)
+        if low is None or high is None:
             return None
         found: list[list[OutsideTraining]] = [[] for _ in range(matrix.shape[0])]
         names, sources = self.feature_names, self.source_fields
-        for row, column in ranges.outside(matrix):
+        for row, column in outside_ranges(matrix, low, high):
             found[row].append(
                 OutsideTraining(
                     field=sources[column],
                     column=names[column],
                     value=float(matrix[row, column]),
-                    training_min=float(ranges.low[column]),
-                    training_max=float(ranges.high[column]),
+                    training_min=float(low[column]),
+                    training_max=float(high[column]),
                 )
             )
         return found

@@ -58,5 +58,6 @@ def measure(model: ServedModel, records: Sequence[Record], seconds: float) -> di
 def without_ranges(model: TreeModel) -> TreeModel:
     """A copy of ``model`` as if trained before ranges were kept: it checks none."""
     pipeline = copy.deepcopy(model.artifact.pipeline)
-    del pipeline.steps[0][1].training_ranges_
+    encoder = pipeline.steps[0][1]
+    del encoder.training_min_, encoder.training_max_
     return type(model)(dataclasses.replace(model.artifact, pipeline=pipeline))

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from servekit.features import ColumnRanges, FloatArray, OutsideTraining, RecordEncoder
+from servekit.features import FloatArray, OutsideTraining, RecordEncoder
 from servekit.inference import log_failure_once
 from servekit.model import OUTSIDE_TRAINING, Explanation, ModelArtifact, Record, ServedModel
 from servekit.training.recipe import TrainingRecipe
@@ -125,13 +125,10 @@ class TreeModel(ServedModel):
 
     def training_ranges(self) -> dict[str, dict[str, Any]]:
         encoder = self.trees.encoder
-        ranges: ColumnRanges | None = getattr(encoder, "training_ranges_", None)
-        if ranges is None:
-            return {}
         names, sources = encoder.feature_names, encoder.source_fields
         return {
             names[column]: {"field": sources[column], "min": low, "max": high}
-            for column, (low, high) in ranges.by_column().items()
+            for column, (low, high) in (encoder.training_ranges() or {}).items()
         }
 
     def explain(self, records: Sequence[Record]) -> list[Explanation]:
