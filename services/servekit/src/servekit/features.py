@@ -175,13 +175,19 @@ class RecordEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
                 self.training_min_[column] = np.nanmin(values)
                 self.training_max_[column] = np.nanmax(values)
 
+    def _kept_ranges(self) -> tuple[FloatArray, FloatArray] | None:
+        """``training_min_`` and ``training_max_``; None for an encoder fitted before they were kept."""
+        low: FloatArray | None = getattr(self, "training_min_", None)
+        high: FloatArray | None = getattr(self, "training_max_", None)
+        return None if low is None or high is None else (low, high)
+
     def training_ranges(self) -> dict[int, tuple[float, float]] | None:
         """The min and max of each ranged column over the rows fitted on, by column index; None for
         an encoder fitted before ranges were kept."""
-        low: FloatArray | None = getattr(self, "training_min_", None)
-        high: FloatArray | None = getattr(self, "training_max_", None)
-        if low is None or high is None:
+        kept_ranges = self._kept_ranges()
+        if kept_ranges is None:
             return None
+        low, high = kept_ranges
         kept = np.isfinite(low) & np.isfinite(high)
         return {int(c): (float(low[c]), float(high[c])) for c in np.flatnonzero(kept)}
 
@@ -191,10 +197,10 @@ class RecordEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         None for an encoder fitted before ranges were kept: nothing can be said either way.
         Missing values (NaN) are never outside.
         """
-        low: FloatArray | None = getattr(self, "training_min_", None)
-        high: FloatArray | None = getattr(self, "training_max_", None)
-        if low is None or high is None:
+        kept_ranges = self._kept_ranges()
+        if kept_ranges is None:
             return None
+        low, high = kept_ranges
         found: list[list[OutsideTraining]] = [[] for _ in range(matrix.shape[0])]
         names, sources = self.feature_names, self.source_fields
         for row, column in outside_ranges(matrix, low, high):

@@ -95,7 +95,7 @@ class ServedModel(ABC):
     def training_ranges(self) -> dict[str, dict[str, Any]]:
         """The range of each ranged model column over the training rows (``GET /model``).
 
-        None by default: a model that is not a function of ranged numbers (a text classifier,
+        Empty by default: a model that is not a function of ranged numbers (a text classifier,
         which says how much of a text it knows instead) has none.
         """
         return {}

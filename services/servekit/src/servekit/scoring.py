@@ -53,15 +53,23 @@ class ScoreSummary:
     scored: int = 0
     rejections: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    error_column: str = ERROR_COLUMN
+    #: ``--prefix``: what the added columns' names begin with.
+    prefix: str = ""
     #: Scored rows with an input outside the training range, and how many of them per field.
     outside: int = 0
     outside_by_field: Counter[str] = field(default_factory=Counter)
-    outside_column: str = OUTSIDE_TRAINING
 
     @property
     def rejected(self) -> int:
         return self.rows - self.scored
+
+    @property
+    def error_column(self) -> str:
+        return f"{self.prefix}{ERROR_COLUMN}"
+
+    @property
+    def outside_column(self) -> str:
+        return f"{self.prefix}{OUTSIDE_TRAINING}"
 
     def render(self, model: ServedModel, output: Path) -> str:
         artifact = model.artifact
@@ -163,9 +171,7 @@ def score_csv(
     if source.resolve() == output.resolve():
         raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     added = output_columns(model, explain)
-    summary = ScoreSummary(
-        error_column=f"{prefix}{ERROR_COLUMN}", outside_column=f"{prefix}{OUTSIDE_TRAINING}"
-    )
+    summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     partial = output.with_name(f".{output.name}.partial")
     try:
