@@ -16,7 +16,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test test-durations check lint typecheck unit bench cost cost-observed soak k8s-check prometheus browser monitor loadtest delivery-check
+.PHONY: help uv sync up down test test-durations check lint typecheck unit bench bench-score cost cost-observed soak k8s-check prometheus browser monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
@@ -25,6 +25,7 @@ help:
 	@echo "make check   the static checks of make test alone: lint, typecheck, k8s-check, delivery-check"
 	@echo "make down    stop what make up started"
 	@echo "make bench   latency and throughput figures of every service"
+	@echo "make bench-score  mlp score's rows/s in one process and in worker processes (BENCH_SCORE_ARGS)"
 	@echo "make cost    what each overlay costs a month, and a million predictions (CPU measured here)"
 	@echo "make cost-observed PROMETHEUS=URL  the same, at the rates and CPU production's Prometheus saw (OBSERVED_ARGS)"
 	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
@@ -77,6 +78,9 @@ test-durations: sync prometheus browser
 
 bench: sync
 	$(BIN)/python -m servekit.bench
+
+bench-score: sync
+	$(BIN)/python -m servekit.bench.batch_scoring $(BENCH_SCORE_ARGS)
 
 # The CPU a prediction costs a replica, measured on served champions, then the overlays' requests
 # priced with k8s/prices.yaml (README, Cost). COST_ARGS go to k8s/cost.py (--component NAME).

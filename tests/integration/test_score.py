@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from pydantic import ValidationError
 
-from processes import Server
+from processes import BIN, Server
 from servekit import registry
 from servekit.datasets import shared_file
 from servekit.loading import load_artifact
-from servekit.scoring import flatten
+from servekit.scoring import flatten, pool, score_csv
 from servekit.training.trainer import TrainResult, to_records
 
 pytestmark = pytest.mark.integration
@@ -80,6 +85,64 @@ def test_a_real_file_is_scored_row_for_row_as_the_api_answers_it(
             assert [float(g) for g in got] == pytest.approx([a[key] for a in answers], rel=1e-9), key
         else:
             assert got == [str(a[key]) for a in answers], key
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_worker_processes_score_a_real_file_as_one_process_does(
+    name: str,
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real files take a second in one process, too short for workers to pay: made to start,
+    # they show that each service's registered model and validation run the same in a worker.
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)
+    spec = registry.get_service(name)
+    model = spec.model(load_artifact(name, f"models:/{name}/{registered[name].version}", mlflow_server.url))
+    source = shared_file(*FILES[name])
+    score = partial(score_csv, spec, model, source, prefix="predicted_", chunk_rows=2_500)
+    alone, shared = score(tmp_path / "alone.csv"), score(tmp_path / "shared.csv", workers=2)
+    assert (shared.workers, alone.workers) == (2, 0)
+    assert (tmp_path / "shared.csv").read_bytes() == (tmp_path / "alone.csv").read_bytes()
+    assert (shared.rows, shared.scored, shared.rejections) == (alone.rows, alone.scored, alone.rejections)
+    assert (shared.outside, shared.outside_by_field) == (alone.outside, alone.outside_by_field)
+
+
+def test_a_terminated_score_exits_143_and_leaves_no_output_and_no_worker_behind(
+    mlflow_server: Server, registered: dict[str, TrainResult], tmp_path: Path
+) -> None:
+    """``kill`` or a Job's pod evicted: SIGTERM to the command alone, not to its workers."""
+    source, out = tmp_path / "customers.csv", tmp_path / "scored.csv"
+    # Explained, 60,000 rows take a dozen seconds in one process: enough for the workers to start.
+    registry.get_service("bankchurn").recipe.generate(60_000, seed=3).to_csv(source, index=False)
+    version = registered["bankchurn"].version
+    args = ["score", "bankchurn", str(source), "--output", str(out), "--explain", "--workers", "2"]
+    args += ["--model-uri", f"models:/bankchurn/{version}", "--tracking-uri", mlflow_server.url]
+    command = subprocess.Popen([str(BIN / "mlp"), *args], stderr=subprocess.PIPE, text=True)
+    workers: list[psutil.Process] = []
+    try:
+        process = psutil.Process(command.pid)
+        deadline = time.monotonic() + 60
+        while len(workers := spawned(process)) < 2:
+            assert command.poll() is None, command.stderr.read() if command.stderr else ""
+            assert time.monotonic() < deadline, "the workers never started"
+            time.sleep(0.2)
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=30) == 143
+    finally:
+        command.kill()
+        # The workers finish the chunk they hold, find no more, and end.
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        for orphan in alive:  # not left to hold a CPU past a failed test
+            orphan.kill()
+    assert not alive
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["customers.csv"]
+
+
+def spawned(process: psutil.Process) -> list[psutil.Process]:
+    """The worker processes of ``mlp score`` (multiprocessing's resource tracker is not one)."""
+    return [child for child in process.children() if "spawn_main" in " ".join(child.cmdline())]
 
 
 def test_a_version_that_cannot_be_loaded_is_one_line_and_no_output(

@@ -18,6 +18,10 @@ from servekit import cli
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--chunk-rows", "ten"],
             "'ten' is not a positive",
         ),
+        (
+            ["score", "bankchurn", "in.csv", "--output", "out.csv", "--workers", "0"],
+            "argument --workers: '0' is not a positive",
+        ),
         (["replay", "log.txt", "--max-listed", "-1"], "argument --max-listed: '-1' is not a whole number"),
         (["replay", "log.txt", "--max-listed", "1.5"], "argument --max-listed: '1.5' is not a whole number"),
         (["canary", "bankchurn", "2", "--percent", "120"], "argument --percent: '120' is not a percentage"),

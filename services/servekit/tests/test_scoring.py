@@ -10,7 +10,7 @@ import pytest
 from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, score_csv
+from servekit.scoring import ScoringError, pool, score_csv
 from servekit.training.trainer import Split
 
 ROWS = [
@@ -100,6 +100,20 @@ def test_chunks_change_nothing_in_the_output(model: ToyModel, tmp_path: Path) ->
     summary = score_csv(TOY, model, source, tmp_path / "chunked.csv", chunk_rows=2)
     assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert summary.rejections[0] == "row 3: x: Input should be less than or equal to 10"
+
+
+def test_worker_processes_write_what_one_process_writes(
+    model: ToyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # the toy file is tiny
+    source = write(tmp_path / "in.csv", ROWS)
+    alone = score_csv(TOY, model, source, tmp_path / "alone.csv", chunk_rows=2, explain=True)
+    shared = score_csv(TOY, model, source, tmp_path / "shared.csv", chunk_rows=2, explain=True, workers=2)
+    assert (tmp_path / "shared.csv").read_bytes() == (tmp_path / "alone.csv").read_bytes()
+    assert (shared.workers, alone.workers) == (2, 0)
+    assert (shared.rows, shared.scored, shared.rejections) == (alone.rows, alone.scored, alone.rejections)
+    assert shared.rejections[0] == "row 3: x: Input should be less than or equal to 10"
+    assert "rows/s by 2 worker processes) into " in shared.render(model, tmp_path / "shared.csv")
 
 
 def test_explanations_are_the_apis_as_json(model: ToyModel, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import argparse
 import itertools
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -282,6 +283,7 @@ def _log_comparison(
 def cmd_score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
     from servekit.scoring import ScoringError, score_csv
+    from servekit.scoring.pool import usable_cpus
     from servekit.training.trainer import registry_client
 
     if not args.input.is_file():
@@ -296,19 +298,39 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
         return 1
     try:
-        summary = score_csv(
-            spec,
-            model,
-            args.input,
-            args.output,
-            explain=args.explain,
-            prefix=args.prefix,
-            chunk_rows=args.chunk_rows,
-        )
+        with _terminate_as_exit():
+            summary = score_csv(
+                spec,
+                model,
+                args.input,
+                args.output,
+                explain=args.explain,
+                prefix=args.prefix,
+                chunk_rows=args.chunk_rows,
+                workers=args.workers or usable_cpus(),
+            )
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc
     print(summary.render(model, args.output))
     return 0 if summary.rejected == 0 else 1
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM (``kill``, a Job's pod evicted) as an exit with 143 that cleans up on its way out.
+
+    Python's default for SIGTERM ends the process at once: ``mlp score`` would leave its partial
+    output behind, and its worker processes waiting for chunks that never come.
+    """
+
+    def exit_143(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, exit_143)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
@@ -549,6 +571,12 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument("--prefix", default="", help="before each added column's name, e.g. predicted_")
     score.add_argument(
         "--chunk-rows", type=_positive, default=10_000, help="rows read at a time (default 10000)"
+    )
+    score.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes scoring the chunks past the first, in parallel (default: the CPUs this "
+        "process may use, within its container's CPU limit); 1 scores in this process alone",
     )
     score.add_argument("--tracking-uri")
     score.set_defaults(func=cmd_score)

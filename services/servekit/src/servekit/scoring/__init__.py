@@ -13,6 +13,9 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
 * The file is read and written in chunks, so its size is bounded by the disk, not the memory,
   and the output appears only once it is whole (written beside it, then renamed).
 * ``explain`` adds the explanation of each row as JSON, exactly the API's.
+* A large file's chunks past the first are scored by ``workers`` processes, a few at a time,
+  and written in order (``servekit.scoring.pool``): the output is the same, byte for byte, as
+  scored in one process, and a file scored sooner than the workers start never waits for them.
 * A tree model's answers list the inputs outside the range of its training rows
   (``outside_training``, as JSON); the summary counts those rows per field.
 """
@@ -33,6 +36,7 @@ from pydantic import ValidationError
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import OUTSIDE_TRAINING, ServedModel
+from servekit.scoring.pool import ScoringPool
 from servekit.spec import ServiceSpec
 from servekit.training.trainer import to_records
 
@@ -58,6 +62,8 @@ class ScoreSummary:
     #: Scored rows with an input outside the training range, and how many of them per field.
     outside: int = 0
     outside_by_field: Counter[str] = field(default_factory=Counter)
+    #: Processes that scored chunks beside this one (0: all of them scored here).
+    workers: int = 0
 
     @property
     def rejected(self) -> int:
@@ -74,9 +80,10 @@ class ScoreSummary:
     def render(self, model: ServedModel, output: Path) -> str:
         artifact = model.artifact
         rate = self.rows / self.seconds if self.seconds else 0.0
+        by = f" by {self.workers} worker processes" if self.workers else ""
         lines = [
             f"{artifact.name} v{artifact.version}: scored {self.scored:,} of {self.rows:,} rows in "
-            f"{self.seconds:.2f} s ({rate:,.0f} rows/s) into {output}"
+            f"{self.seconds:.2f} s ({rate:,.0f} rows/s{by}) into {output}"
         ]
         if self.rejected:
             lines.append(
@@ -99,6 +106,14 @@ class ScoreSummary:
         if found:
             self.outside += 1
             self.outside_by_field.update({item["field"] for item in found})
+
+    def add(self, chunk: ScoreSummary) -> None:
+        """Count in the next chunk's summary (chunks are added in the file's order)."""
+        self.rows += chunk.rows
+        self.scored += chunk.scored
+        self.rejections.extend(chunk.rejections[: max(0, SHOWN_REJECTIONS - len(self.rejections))])
+        self.outside += chunk.outside
+        self.outside_by_field.update(chunk.outside_by_field)
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -166,6 +181,7 @@ def score_csv(
     explain: bool = False,
     prefix: str = "",
     chunk_rows: int = 10_000,
+    workers: int = 1,
 ) -> ScoreSummary:
     """Score ``source`` into ``output`` (see the module's doc); raises ScoringError before writing."""
     if source.resolve() == output.resolve():
@@ -174,14 +190,18 @@ def score_csv(
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     partial = output.with_name(f".{output.name}.partial")
+    job = ChunkJob(spec, model, tuple(added), explain, prefix)
+    chunks = _checked(_chunks(source, chunk_rows), spec, job.columns)
     try:
-        for index, (chunk, as_written) in enumerate(_chunks(source, chunk_rows)):
-            if index == 0:
-                check_columns(spec, list(chunk.columns), [f"{prefix}{name}" for name in added])
-            scores = score_chunk(spec, model, chunk, summary, added=added, explain=explain)
-            scores.columns = [f"{prefix}{name}" for name in added]
-            scored = pd.concat([as_written, scores.set_axis(as_written.index)], axis=1)
-            scored.to_csv(partial, mode="w" if index == 0 else "a", header=index == 0, index=False)
+        # newline="": the rows come formatted by pandas, with its line ends, as to_csv writes them.
+        with (
+            ScoringPool(job, workers, source.stat().st_size) as pool,
+            partial.open("w", encoding="utf-8", newline="") as out,
+        ):
+            for rows, counted in pool.scored(chunks):
+                out.write(rows)
+                summary.add(counted)
+            summary.workers = pool.started
         if summary.rows == 0:
             raise ScoringError(f"{source} has a header but no rows")
         os.replace(partial, output)
@@ -189,6 +209,16 @@ def score_csv(
         partial.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _checked(
+    chunks: Iterator[tuple[pd.DataFrame, pd.DataFrame]], spec: ServiceSpec, added: Sequence[str]
+) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """The chunks, once the first one's columns are found fit to score (``check_columns``)."""
+    for index, (typed, as_written) in enumerate(chunks):
+        if index == 0:
+            check_columns(spec, list(typed.columns), added)
+        yield typed, as_written
 
 
 def _chunks(source: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -214,16 +244,46 @@ def _chunks(source: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.Da
         raise ScoringError("is empty: not even a header") from None
 
 
+@dataclass(frozen=True)
+class ChunkJob:
+    """A chunk scored and formatted as the output's CSV rows, in whichever process runs it.
+
+    Sent to each worker once, when it starts (``servekit.scoring.pool``).
+    """
+
+    spec: ServiceSpec
+    model: ServedModel
+    added: tuple[str, ...]
+    explain: bool
+    prefix: str
+
+    @property
+    def columns(self) -> list[str]:
+        """The added columns' names in the output."""
+        return [f"{self.prefix}{name}" for name in self.added]
+
+    def __call__(self, chunk: tuple[pd.DataFrame, pd.DataFrame], first_row: int) -> tuple[str, ScoreSummary]:
+        """The chunk's rows as CSV text (with the header when it is the file's first) and its counts."""
+        typed, as_written = chunk
+        scores, summary = score_chunk(
+            self.spec, self.model, typed, first_row=first_row, added=self.added, explain=self.explain
+        )
+        scores.columns = self.columns
+        scored = pd.concat([as_written, scores.set_axis(as_written.index)], axis=1)
+        return scored.to_csv(header=first_row == 1, index=False), summary
+
+
 def score_chunk(
     spec: ServiceSpec,
     model: ServedModel,
     chunk: pd.DataFrame,
-    summary: ScoreSummary,
     *,
+    first_row: int,
     added: Sequence[str],
     explain: bool,
-) -> pd.DataFrame:
-    first_row = summary.rows + 1
+) -> tuple[pd.DataFrame, ScoreSummary]:
+    """The chunk's added columns, a row each, and its counts; ``first_row`` numbers its rejections."""
+    summary = ScoreSummary()
     positions, records, problems = validate_rows(spec, chunk)
     cells: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
     if records:
@@ -239,6 +299,6 @@ def score_chunk(
         cells[position] = {ERROR_COLUMN: problem}
         if len(summary.rejections) < SHOWN_REJECTIONS:
             summary.rejections.append(f"row {first_row + position}: {problem}")
-    summary.rows += len(chunk)
-    summary.scored += len(records)
-    return pd.DataFrame(cells, columns=list(added), index=chunk.index)
+    summary.rows = len(chunk)
+    summary.scored = len(records)
+    return pd.DataFrame(cells, columns=list(added), index=chunk.index), summary

@@ -1,0 +1,113 @@
+"""``python -m servekit.bench.batch_scoring``: ``mlp score``'s rows a second, in one process and in workers.
+
+Each service's model, fitted on its synthetic data, scores a synthetic file of the same schema
+twice in the same run: in this process alone (the reference) and with ``--workers`` processes
+(``servekit.scoring.pool``), with and without explanations. The two outputs must be the same
+byte for byte, or the benchmark fails. The figures are of the machine it runs on: the parent
+reads and writes the file alone, so two workers on two CPUs cannot double the rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import tempfile
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from servekit import registry
+from servekit.bench import reports
+from servekit.bench.servers import machine
+from servekit.model import ServedModel
+from servekit.scoring import score_csv
+from servekit.scoring.pool import usable_cpus
+from servekit.spec import ServiceSpec
+from servekit.testing import train_in_memory
+
+
+def score_twice(
+    spec: ServiceSpec,
+    model: ServedModel,
+    source: Path,
+    work: Path,
+    args: argparse.Namespace,
+    *,
+    explain: bool,
+) -> dict[str, Any]:
+    """One file scored alone and by ``args.workers`` processes: their seconds, rows/s and ratio."""
+    figures: dict[str, Any] = {}
+    outputs = []
+    for label, count in (("alone", 1), ("workers", args.workers)):
+        output = work / f"{spec.name}-{label}-{explain}.csv"
+        score = partial(score_csv, explain=explain, prefix="scored_", chunk_rows=args.chunk_rows)
+        summary = score(spec, model, source, output, workers=count)
+        figures[label] = {
+            "seconds": round(summary.seconds, 2),
+            "rows_per_second": round(summary.rows / summary.seconds),
+            "workers_asked": count,
+            "workers_started": summary.workers,
+        }
+        outputs.append(output.read_bytes())
+    if outputs[0] != outputs[1]:
+        raise AssertionError(f"{spec.name}: the workers wrote another file than one process did")
+    figures["ratio"] = round(figures["workers"]["rows_per_second"] / figures["alone"]["rows_per_second"], 2)
+    return figures
+
+
+def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name in args.services:
+        spec = registry.get_service(name)
+        artifact, _ = train_in_memory(spec, rows=4000, seed=7)
+        model = spec.model(artifact)
+        result[name] = {}
+        for explain, rows in ((False, args.rows), (True, args.explained_rows)):
+            source = work / f"{name}-{rows}.csv"
+            if not source.exists():
+                spec.recipe.generate(rows, seed=3).to_csv(source, index=False)
+            kind = "explained" if explain else "predicted"
+            figures = score_twice(spec, model, source, work, args, explain=explain)
+            result[name][kind] = {"rows": rows, **figures}
+            print_figures(name, kind, rows, figures)
+    return result
+
+
+def print_figures(name: str, kind: str, rows: int, figures: dict[str, Any]) -> None:
+    alone, shared = figures["alone"], figures["workers"]
+    print(
+        f"{name}, {rows:,} rows {kind}: one process {alone['rows_per_second']:,} rows/s "
+        f"({alone['seconds']} s); {shared['workers_asked']} workers asked, {shared['workers_started']} "
+        f"started: {shared['rows_per_second']:,} rows/s "
+        f"({shared['seconds']} s); ratio {figures['ratio']}",
+        flush=True,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m servekit.bench.batch_scoring", description=__doc__)
+    p.add_argument("--services", nargs="+", default=registry.available())
+    p.add_argument("--rows", type=int, default=400_000, help="rows of each file scored without explanations")
+    p.add_argument("--explained-rows", type=int, default=100_000, help="rows of each file scored explained")
+    p.add_argument(
+        "--workers", type=int, default=usable_cpus(), help="default: the CPUs this process may use"
+    )
+    p.add_argument("--chunk-rows", type=int, default=10_000)
+    p.add_argument("--output", type=Path, default=Path("reports/batch_scoring.json"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-score-") as work:
+        result = bench(args, Path(work))
+    reports.write(
+        args.output,
+        {"date": datetime.date.today().isoformat(), "machine": machine(), "workers": args.workers, **result},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""``make bench-score``: one process and its workers, on the same file, in one run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servekit.bench import batch_scoring
+from servekit.scoring import pool
+
+
+def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # a file small enough for a test
+    output = tmp_path / "batch_scoring.json"
+    args = ["--services", "bankchurn", "--rows", "3000", "--explained-rows", "1000", "--chunk-rows", "500"]
+    assert batch_scoring.main([*args, "--workers", "2", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    for kind, rows in (("predicted", 3000), ("explained", 1000)):
+        figures = report["bankchurn"][kind]
+        assert figures["rows"] == rows
+        assert figures["alone"]["workers_started"] == 0
+        assert figures["workers"]["workers_started"] == 2
+        rates = figures["workers"]["rows_per_second"] / figures["alone"]["rows_per_second"]
+        assert figures["ratio"] == pytest.approx(rates, abs=0.01)
+    printed = capsys.readouterr().out
+    assert "bankchurn, 3,000 rows predicted: one process " in printed
+    assert "2 workers asked, 2 started: " in printed
+
+
+def test_the_bench_fails_when_the_workers_write_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scored = batch_scoring.score_csv
+
+    def scored_differently(*args: Any, workers: int, **kwargs: Any) -> Any:
+        summary = scored(*args, workers=1, **kwargs)
+        if workers > 1:
+            output: Path = args[3]
+            output.write_text(output.read_text().replace("stay", "churn"))
+        return summary
+
+    monkeypatch.setattr(batch_scoring, "score_csv", scored_differently)
+    with pytest.raises(AssertionError, match="the workers wrote another file than one process did"):
+        batch_scoring.main(
+            [
+                "--services",
+                "bankchurn",
+                "--rows",
+                "500",
+                "--explained-rows",
+                "100",
+                "--output",
+                str(tmp_path / "r.json"),
+            ]
+        )

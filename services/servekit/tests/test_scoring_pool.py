@@ -1,0 +1,96 @@
+"""Chunks scored by worker processes, handed back in the file's order; workers only where they pay."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from spawned_jobs import FailsPastFirstChunk, rows_and_process
+
+from servekit.scoring import pool
+from servekit.scoring.pool import ScoringPool, usable_cpus
+
+
+def chunks(sizes: list[int]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Chunks of the given numbers of rows, as read typed and as written."""
+    made = []
+    for size in sizes:
+        written = pd.DataFrame({"x": ["1.5"] * size, "id": ["007"] * size})
+        made.append((written.astype({"x": float}), written))
+    return made
+
+
+def test_workers_score_the_chunks_past_the_first_and_hand_them_back_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # however quick the job
+    sizes = [3, 2, 4, 1, 5, 2, 3, 1, 2]  # more than the four chunks handed out at once
+    with ScoringPool(rows_and_process, workers=2, file_bytes=10**9) as scoring:
+        scored = list(scoring.scored(chunks(sizes)))
+        assert scoring.started == 2
+    first_rows = [1 + sum(sizes[:i]) for i in range(len(sizes))]
+    assert [(first, rows) for first, rows, _ in scored] == list(zip(first_rows, sizes, strict=True))
+    processes = [process for _, _, process in scored]
+    assert processes[0] == os.getpid()  # scored here while deciding whether workers pay
+    assert os.getpid() not in processes[1:]
+    assert len(set(processes[1:])) <= 2
+
+
+def test_workers_start_only_for_a_file_whose_rest_takes_longer_here_than_they_need_to_pay() -> None:
+    sizes = [3, 2, 4]
+    # The first chunk is 24 bytes (8 a row, commas and line ends counted) of 108: about 3.5 more
+    # chunks, each scored in microseconds.
+    with ScoringPool(rows_and_process, workers=2, file_bytes=108) as scoring:
+        scored = list(scoring.scored(chunks(sizes)))
+        assert scoring.started == 0
+    assert [(first, rows, process) for first, rows, process in scored] == [
+        (1, 3, os.getpid()),
+        (4, 2, os.getpid()),
+        (6, 4, os.getpid()),
+    ]
+    # The same first chunk of a file of a terabyte: 40 billion more chunks would take hours here.
+    with ScoringPool(rows_and_process, workers=2, file_bytes=10**12) as scoring:
+        assert len(list(scoring.scored(chunks(sizes)))) == 3
+        assert scoring.started == 2
+
+
+def test_one_worker_scores_every_chunk_here_and_an_empty_file_nothing() -> None:
+    with ScoringPool(rows_and_process, workers=1, file_bytes=10**9) as scoring:
+        assert [p for *_, p in scoring.scored(chunks([2, 2, 2]))] == [os.getpid()] * 3
+        assert list(scoring.scored([])) == []
+        assert scoring.started == 0
+    with pytest.raises(ValueError, match="workers must be at least 1, not 0"):
+        ScoringPool(rows_and_process, workers=0, file_bytes=1)
+
+
+def test_a_workers_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)
+    with ScoringPool(FailsPastFirstChunk(), workers=2, file_bytes=10**9) as scoring:
+        scored = scoring.scored(chunks([2, 2, 2]))
+        assert next(scored) == 2
+        with pytest.raises(ValueError, match="cannot score the chunk from row 3"):
+            next(scored)
+
+
+@pytest.mark.parametrize(
+    ("quota", "expected"),
+    [
+        ("max 100000\n", "all"),  # no limit
+        ("200000 100000\n", 2),
+        ("150000 100000\n", 2),  # 1.5 CPUs: two processes share them
+        ("50000 100000\n", 1),  # half a CPU is still one process
+        ("not a quota\n", "all"),
+        (None, "all"),  # no cgroup v2 file
+    ],
+)
+def test_the_usable_cpus_are_those_this_process_may_run_on_within_its_cpu_limit(
+    tmp_path: Path, quota: str | None, expected: int | str
+) -> None:
+    quota_file = tmp_path / "cpu.max"
+    if quota is not None:
+        quota_file.write_text(quota)
+    affinity = len(os.sched_getaffinity(0))
+    want = affinity if expected == "all" else min(affinity, int(expected))
+    assert usable_cpus(quota_file) == want
