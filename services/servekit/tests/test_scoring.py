@@ -10,7 +10,7 @@ import pytest
 from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, pool, score_csv
+from servekit.scoring import ScoringError, pool, progress, score_csv
 from servekit.training.trainer import Split
 
 ROWS = [
@@ -114,6 +114,19 @@ def test_worker_processes_write_what_one_process_writes(
     assert (shared.rows, shared.scored, shared.rejections) == (alone.rows, alone.scored, alone.rejections)
     assert shared.rejections[0] == "row 3: x: Input should be less than or equal to 10"
     assert "rows/s by 2 worker processes) into " in shared.render(model, tmp_path / "shared.csv")
+
+
+def test_a_run_says_how_far_it_has_come_after_each_interval(
+    model: ToyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)  # a line after every chunk
+    source = write(tmp_path / "in.csv", ROWS)
+    lines: list[str] = []
+    score_csv(TOY, model, source, tmp_path / "out.csv", chunk_rows=2, progress=lines.append)
+    assert [line.split(" in ")[0] for line in lines] == ["2 rows", "4 rows", "6 rows"]
+    # Foreseen from the first chunk's size: a share of the file and a time left, until its end.
+    assert ", about " in lines[0]
+    assert lines[0].endswith(" left")
 
 
 def test_explanations_are_the_apis_as_json(model: ToyModel, tmp_path: Path) -> None:

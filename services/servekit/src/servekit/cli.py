@@ -308,6 +308,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                 prefix=args.prefix,
                 chunk_rows=args.chunk_rows,
                 workers=args.workers or usable_cpus(),
+                progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
             )
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc

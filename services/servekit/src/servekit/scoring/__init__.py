@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import OUTSIDE_TRAINING, ServedModel
 from servekit.scoring.pool import ScoringPool
+from servekit.scoring.progress import Progress
 from servekit.spec import ServiceSpec
 from servekit.training.trainer import to_records
 
@@ -182,8 +183,12 @@ def score_csv(
     prefix: str = "",
     chunk_rows: int = 10_000,
     workers: int = 1,
+    progress: Callable[[str], None] | None = None,
 ) -> ScoreSummary:
-    """Score ``source`` into ``output`` (see the module's doc); raises ScoringError before writing."""
+    """Score ``source`` into ``output`` (see the module's doc); raises ScoringError before writing.
+
+    ``progress`` is given a line now and then on a long run (``servekit.scoring.progress``).
+    """
     if source.resolve() == output.resolve():
         raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     added = output_columns(model, explain)
@@ -198,9 +203,12 @@ def score_csv(
             ScoringPool(job, workers, source.stat().st_size) as pool,
             partial.open("w", encoding="utf-8", newline="") as out,
         ):
+            tracker = Progress(progress) if progress else None
             for rows, counted in pool.scored(chunks):
                 out.write(rows)
                 summary.add(counted)
+                if tracker:
+                    tracker.update(summary.rows, pool.estimated_rows)
             summary.workers = pool.started
         if summary.rows == 0:
             raise ScoringError(f"{source} has a header but no rows")

@@ -83,8 +83,10 @@ class ScoringPool(Generic[T]):
         self.workers = workers
         #: The size of the file, by which the time its rest takes is foreseen from its first chunk.
         self.file_bytes = file_bytes
-        #: Worker processes asked for: 0 until a file has a second chunk to give them.
+        #: Worker processes started: 0 unless a file's rest would take them long enough to pay.
         self.started = 0
+        #: The file's rows, foreseen from its first chunk's size and the file's (0 until then).
+        self.estimated_rows = 0.0
         self._executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ScoringPool[T]:
@@ -109,7 +111,9 @@ class ScoringPool(Generic[T]):
             return
         began = time.perf_counter()
         scores = self.job(first, 1)
-        seconds_left = (time.perf_counter() - began) * self._chunks_left(first)
+        chunks_left = self._chunks_left(first)
+        seconds_left = (time.perf_counter() - began) * chunks_left
+        self.estimated_rows = len(first[0]) * (1 + chunks_left)
         yield scores
         next_row = 1 + len(first[0])
         pending: deque[Future[T]] = deque()
@@ -131,7 +135,8 @@ class ScoringPool(Generic[T]):
     def _chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``, from its size and the file's."""
         written = first[1]
-        # Each cell as written, a comma or line end after each: the chunk's bytes but for quotes.
+        # Each cell's characters as written, and a comma or line end after each: the chunk's size
+        # but for quotes, and for the bytes of a character outside ASCII (an estimate is enough).
         chunk_bytes = sum(int(written[column].str.len().sum()) for column in written) + written.size
         return max(0.0, self.file_bytes - chunk_bytes) / max(chunk_bytes, 1)
 
