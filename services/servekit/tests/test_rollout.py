@@ -11,6 +11,7 @@ from toy import TOY
 from servekit import prometheus
 from servekit.errors import ServekitError
 from servekit.rollout import Criteria, PrometheusReader, Reading, problem, rollout, verdict
+from servekit.termination import Terminated
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
 
@@ -135,8 +136,9 @@ def run(reader: Readings, steps: int = 2, ramp: list[float] | None = None) -> tu
     [
         (ServekitError(502, "prometheus_unreachable", "Prometheus at x: refused"), "cannot read the metrics"),
         (KeyboardInterrupt(), "interrupted before the last reading"),
+        (Terminated(), "interrupted before the last reading"),
     ],
-    ids=["metrics", "interrupted"],
+    ids=["metrics", "interrupted", "terminated"],
 )
 def test_an_unwatched_canary_is_rolled_back(
     registry_calls: list[str], failure: BaseException, why: str

@@ -10,10 +10,9 @@ import argparse
 import itertools
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -25,6 +24,7 @@ from servekit.errors import ServekitError
 from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
 from servekit.replay import MAX_LISTED
 from servekit.settings import SettingsError
+from servekit.termination import terminated_as_exit
 
 if TYPE_CHECKING:
     from servekit.replay import Captured
@@ -298,40 +298,21 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
         return 1
     try:
-        with _terminate_as_exit():
-            summary = score_csv(
-                spec,
-                model,
-                args.input,
-                args.output,
-                explain=args.explain,
-                prefix=args.prefix,
-                chunk_rows=args.chunk_rows,
-                workers=args.workers or usable_cpus(),
-                progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
-            )
+        summary = score_csv(
+            spec,
+            model,
+            args.input,
+            args.output,
+            explain=args.explain,
+            prefix=args.prefix,
+            chunk_rows=args.chunk_rows,
+            workers=args.workers or usable_cpus(),
+            progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
+        )
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc
     print(summary.render(model, args.output))
     return 0 if summary.rejected == 0 else 1
-
-
-@contextmanager
-def _terminate_as_exit() -> Iterator[None]:
-    """SIGTERM (``kill``, a Job's pod evicted) as an exit with 143 that cleans up on its way out.
-
-    Python's default for SIGTERM ends the process at once: ``mlp score`` would leave its partial
-    output behind, and its worker processes waiting for chunks that never come.
-    """
-
-    def exit_143(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGTERM, exit_143)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
@@ -710,8 +691,11 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # mlp serve leaves SIGTERM to uvicorn, whose graceful shutdown drains the requests in flight.
+    guard = nullcontext() if args.func is cmd_serve else terminated_as_exit()
     try:
-        return int(args.func(args))
+        with guard:
+            return int(args.func(args))
     except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2

@@ -37,6 +37,7 @@ from servekit.metrics.names import (
     MetricNames,
 )
 from servekit.spec import ServiceSpec
+from servekit.termination import Terminated
 
 
 @dataclass(frozen=True)
@@ -261,7 +262,7 @@ def rollout(
             except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
                 why = f"cannot raise its share to {ramp[stage]:g} %: {one_line(exc)}"
                 return _roll_back(spec, tracking_uri, version, why, say)
-    except KeyboardInterrupt:  # Ctrl-C, or the pipeline cancelled: nobody watches any more
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C, kill, a cancelled pipeline: nobody watches
         return _roll_back(spec, tracking_uri, version, "interrupted before the last reading", say)
     assert reading is not None  # steps >= 1
     found = verdict(reading, criteria)

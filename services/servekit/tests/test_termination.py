@@ -1,0 +1,53 @@
+"""SIGTERM unwinds an mlp command, cleanups included, and exits 143; mlp serve leaves it to uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+
+import pytest
+
+from servekit import cli
+from servekit.termination import Terminated, terminated_as_exit
+
+
+def work_terminated(cleaned: list[str]) -> None:
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted by the handler long before
+    finally:
+        cleaned.append("partial output removed")
+
+
+def test_sigterm_inside_raises_terminated_runs_the_cleanups_and_is_undone_after() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned: list[str] = []
+    with pytest.raises(Terminated) as raised, terminated_as_exit():
+        work_terminated(cleaned)
+    assert raised.value.code == 143
+    assert cleaned == ["partial output removed"]
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_every_command_but_serve_exits_143_on_sigterm(monkeypatch: pytest.MonkeyPatch) -> None:
+    def terminated_while_running(args: argparse.Namespace) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_versions", terminated_while_running)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["versions", "bankchurn"])
+    assert exited.value.code == 143
+
+    handlers = []
+
+    def serve(args: argparse.Namespace) -> int:
+        handlers.append(signal.getsignal(signal.SIGTERM))
+        return 0
+
+    monkeypatch.setattr(cli, "cmd_serve", serve)
+    assert cli.main(["serve", "bankchurn"]) == 0
+    assert handlers == [signal.getsignal(signal.SIGTERM)]  # untouched: uvicorn installs its own
