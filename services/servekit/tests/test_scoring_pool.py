@@ -75,22 +75,25 @@ def test_a_workers_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.mark.parametrize(
-    ("quota", "expected"),
+    ("files", "expected"),
     [
-        ("max 100000\n", "all"),  # no limit
-        ("200000 100000\n", 2),
-        ("150000 100000\n", 2),  # 1.5 CPUs: two processes share them
-        ("50000 100000\n", 1),  # half a CPU is still one process
-        ("not a quota\n", "all"),
-        (None, "all"),  # no cgroup v2 file
+        ({"cpu.max": "max 100000\n"}, "all"),  # cgroup v2, no limit
+        ({"cpu.max": "200000 100000\n"}, 2),
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: two processes share them
+        ({"cpu.max": "50000 100000\n"}, 1),  # half a CPU is still one process
+        ({"cpu.max": "not a quota\n"}, "all"),
+        ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, "all"),
+        ({"cpu/cpu.cfs_quota_us": "100000\n"}, "all"),  # no period to divide by
+        ({}, "all"),  # no cgroup files at all
     ],
 )
 def test_the_usable_cpus_are_those_this_process_may_run_on_within_its_cpu_limit(
-    tmp_path: Path, quota: str | None, expected: int | str
+    tmp_path: Path, files: dict[str, str], expected: int | str
 ) -> None:
-    quota_file = tmp_path / "cpu.max"
-    if quota is not None:
-        quota_file.write_text(quota)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
     affinity = len(os.sched_getaffinity(0))
     want = affinity if expected == "all" else min(affinity, int(expected))
-    assert usable_cpus(quota_file) == want
+    assert usable_cpus(tmp_path) == want

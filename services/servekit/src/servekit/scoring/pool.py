@@ -38,24 +38,35 @@ ChunkJob = Callable[[Chunk, int], T]
 #: there score the rest of a file about 1.5 times as fast as one process (the parent's reading
 #: is not shared), so they pay once the rest would take about three starts in one process.
 WORKERS_PAY_AFTER_SECONDS = 6.0
-#: cgroup v2's CPU quota of this process's container: "max 100000", or "200000 100000" for 2 CPUs.
-CPU_QUOTA = Path("/sys/fs/cgroup/cpu.max")
+#: The CPU limit of this process's container: cgroup v2's quota and period ("max 100000", or
+#: "200000 100000" for 2 CPUs), else cgroup v1's two files (EKS's Amazon Linux 2 nodes).
+CGROUP = Path("/sys/fs/cgroup")
 
 
-def usable_cpus(quota_file: Path = CPU_QUOTA) -> int:
+def usable_cpus(cgroup: Path = CGROUP) -> int:
     """The CPUs this process may use: those it may run on, fewer under a container's CPU limit.
 
     A pod limited to 2 CPUs on a 16-CPU node sees 16 in ``os.cpu_count()``; 16 workers there
     would be throttled to the time of 2, each holding a model and its chunks in memory.
     """
     cpus = len(os.sched_getaffinity(0))
+    limit = _cpu_limit(cgroup)
+    return cpus if limit is None else min(cpus, max(1, math.ceil(limit)))
+
+
+def _cpu_limit(cgroup: Path) -> float | None:
+    """The container's CPU limit in CPUs; None where there is none, or none can be read."""
     try:
-        quota, period = quota_file.read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
     except (OSError, ValueError):
-        pass  # no cgroup v2 quota to read: the affinity holds
-    return cpus
+        pass  # not cgroup v2: try v1's files
+    try:
+        quota_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+        period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 else quota_us / period_us  # -1: no limit
 
 
 #: The job of this worker process, sent once when it starts rather than with every chunk.
