@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -51,3 +52,17 @@ def test_every_command_but_serve_exits_143_on_sigterm(monkeypatch: pytest.Monkey
     monkeypatch.setattr(cli, "cmd_serve", serve)
     assert cli.main(["serve", "bankchurn"]) == 0
     assert handlers == [signal.getsignal(signal.SIGTERM)]  # untouched: uvicorn installs its own
+
+
+def test_outside_the_main_thread_nothing_is_installed() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    seen: list[object] = []
+
+    def in_a_thread() -> None:
+        with terminated_as_exit():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert seen == [before]

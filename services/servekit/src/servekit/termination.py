@@ -9,6 +9,7 @@ canary answering a share of the traffic with nobody watching it.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -23,7 +24,14 @@ class Terminated(SystemExit):
 
 @contextmanager
 def terminated_as_exit() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` in the main thread while inside."""
+    """SIGTERM raises :class:`Terminated` in the main thread while inside.
+
+    Elsewhere than in the main thread (``mlp`` run from another program's thread) nothing is
+    installed: only the main thread may set a signal's handler, and the program owns it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def terminate(signum: int, frame: FrameType | None) -> None:
         raise Terminated
