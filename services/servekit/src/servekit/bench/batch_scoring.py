@@ -39,10 +39,12 @@ def score_twice(
     """One file scored alone and by ``args.workers`` processes: their seconds, rows/s and ratio."""
     figures: dict[str, Any] = {}
     outputs = []
+    score = partial(
+        score_csv, spec, model, source, explain=explain, prefix="scored_", chunk_rows=args.chunk_rows
+    )
     for label, count in (("alone", 1), ("workers", args.workers)):
         output = work / f"{spec.name}-{label}-{explain}.csv"
-        score = partial(score_csv, explain=explain, prefix="scored_", chunk_rows=args.chunk_rows)
-        summary = score(spec, model, source, output, workers=count)
+        summary = score(output, workers=count)
         figures[label] = {
             "seconds": round(summary.seconds, 2),
             "rows_per_second": round(summary.rows / summary.seconds),

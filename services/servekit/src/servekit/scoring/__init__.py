@@ -294,11 +294,12 @@ def score_chunk(
     summary = ScoreSummary()
     positions, records, problems = validate_rows(spec, chunk)
     cells: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
+    expected = set(added)
     if records:
         for position, prediction in zip(positions, run_model(model, records, explain), strict=True):
             summary.count_outside(prediction)
             cells[position] = {**flatten(prediction), VERSION_COLUMN: model.artifact.version}
-            unexpected = cells[position].keys() - set(added)
+            unexpected = cells[position].keys() - expected
             if unexpected:  # the model answered with fields its example's answer lacks
                 raise RuntimeError(
                     f"row {first_row + position}: answer fields {sorted(unexpected)} not in {added}"

@@ -116,32 +116,27 @@ class ScoringPool(Generic[T]):
 
     def scored(self, chunks: Iterable[Chunk]) -> Iterator[T]:
         """What the job made of each chunk, in the file's order."""
-        remaining = iter(chunks)
-        first = next(remaining, None)
+        numbered = _numbered(chunks)
+        first = next(numbered, None)
         if first is None:
             return
         began = time.perf_counter()
-        scores = self.job(first, 1)
-        chunks_left = self._chunks_left(first)
+        scores = self.job(*first)
+        chunks_left = self._chunks_left(first[0])
         seconds_left = (time.perf_counter() - began) * chunks_left
-        self.estimated_rows = len(first[0]) * (1 + chunks_left)
+        self.estimated_rows = len(first[0][0]) * (1 + chunks_left)
         yield scores
-        next_row = 1 + len(first[0])
         pending: deque[Future[T]] = deque()
         if self.workers > 1 and seconds_left > WORKERS_PAY_AFTER_SECONDS:
-            for chunk in islice(remaining, 2 * self.workers):
-                pending.append(self._submit(chunk, next_row))
-                next_row += len(chunk[0])
+            pending.extend(self._submit(*chunk) for chunk in islice(numbered, 2 * self.workers))
         while pending:
             future = pending.popleft()
-            following = next(remaining, None)  # handed out before waiting: no worker idles
+            following = next(numbered, None)  # handed out before waiting: no worker idles
             if following is not None:
-                pending.append(self._submit(following, next_row))
-                next_row += len(following[0])
+                pending.append(self._submit(*following))
             yield future.result()
-        for chunk in remaining:  # in one process: every chunk scored here
-            yield self.job(chunk, next_row)
-            next_row += len(chunk[0])
+        for chunk in numbered:  # in one process: every chunk scored here
+            yield self.job(*chunk)
 
     def _chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``, from its size and the file's."""
@@ -163,3 +158,11 @@ class ScoringPool(Generic[T]):
             self.started = self.workers
         future: Future[T] = self._executor.submit(_run_in_worker, chunk, first_row)  # type: ignore[arg-type]
         return future
+
+
+def _numbered(chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, int]]:
+    """Each chunk with the file's row number of its first row (1 for the first data row)."""
+    first_row = 1
+    for chunk in chunks:
+        yield chunk, first_row
+        first_row += len(chunk[0])
