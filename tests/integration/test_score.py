@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
@@ -20,7 +22,7 @@ from processes import BIN, Server
 from servekit import registry
 from servekit.datasets import shared_file
 from servekit.loading import load_artifact
-from servekit.scoring import flatten, pool, score_csv
+from servekit.scoring import flatten, pool, score_file
 from servekit.training.trainer import TrainResult, to_records
 
 pytestmark = pytest.mark.integration
@@ -101,12 +103,54 @@ def test_worker_processes_score_a_real_file_as_one_process_does(
     spec = registry.get_service(name)
     model = spec.model(load_artifact(name, f"models:/{name}/{registered[name].version}", mlflow_server.url))
     source = shared_file(*FILES[name])
-    score = partial(score_csv, spec, model, source, prefix="predicted_", chunk_rows=2_500)
+    score = partial(score_file, spec, model, source, prefix="predicted_", chunk_rows=2_500)
     alone, shared = score(tmp_path / "alone.csv"), score(tmp_path / "shared.csv", workers=2)
     assert (shared.workers, alone.workers) == (2, 0)
     assert (tmp_path / "shared.csv").read_bytes() == (tmp_path / "alone.csv").read_bytes()
     assert (shared.rows, shared.scored, shared.rejections) == (alone.rows, alone.scored, alone.rejections)
     assert (shared.outside, shared.outside_by_field) == (alone.outside, alone.outside_by_field)
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_a_real_file_as_parquet_is_scored_as_its_csv_is(
+    name: str,
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    """A warehouse's export: the same rows as Parquet, typed, in row groups smaller than a chunk."""
+    spec = registry.get_service(name)
+    uri = f"models:/{name}/{registered[name].version}"
+    source = shared_file(*FILES[name])
+    table = pa.Table.from_pandas(pd.read_csv(source), preserve_index=False)
+    parquet = tmp_path / "export.parquet"
+    pq.write_table(table, parquet, row_group_size=1_000)
+    model = spec.model(load_artifact(name, uri, mlflow_server.url))
+    reference = score_file(spec, model, source, tmp_path / "scored.csv", prefix="predicted_")
+
+    out = tmp_path / "scored.parquet"
+    args = ("score", name, str(parquet), "--output", str(out), "--prefix", "predicted_", "--model-uri", uri)
+    report = mlp(*args, status=1 if reference.rejected else 0)
+
+    assert f"scored {reference.scored:,} of {reference.rows:,} rows" in report
+    scored = pq.read_table(out)
+    assert scored.select(table.schema.names).equals(table)  # the input's columns, types and all
+    as_text = pd.read_csv(tmp_path / "scored.csv", dtype=str, keep_default_na=False)
+    added = [column for column in as_text.columns if column.startswith("predicted_")]
+    assert scored.schema.names[table.num_columns :] == added
+    for column in added:
+        kind, values = scored.schema.field(column).type, scored.column(column).to_pylist()
+        if pa.types.is_floating(kind):
+            # As the model answered them: the CSV's text is each float's shortest exact form.
+            assert values == [float(v) if v else None for v in as_text[column]], column
+        else:
+            assert [v if v is not None else "" for v in map(_text, values)] == list(as_text[column]), column
+
+
+def _text(value: object) -> str | None:
+    """A typed cell as the CSV output writes it."""
+    return None if value is None else str(value)
 
 
 def test_a_terminated_score_exits_143_and_leaves_no_output_and_no_worker_behind(

@@ -20,7 +20,7 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
     args = ["--services", "bankchurn", "--rows", "3000", "--explained-rows", "1000", "--chunk-rows", "500"]
     assert batch_scoring.main([*args, "--workers", "2", "--output", str(output)]) == 0
     report = json.loads(output.read_text())
-    for kind, rows in (("predicted", 3000), ("explained", 1000)):
+    for kind, rows in (("predicted", 3000), ("explained", 1000), ("parquet", 3000)):
         figures = report["bankchurn"][kind]
         assert figures["rows"] == rows
         assert figures["alone"]["workers_started"] == 0
@@ -29,13 +29,14 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
         assert figures["ratio"] == pytest.approx(rates, abs=0.01)
     printed = capsys.readouterr().out
     assert "bankchurn, 3,000 rows predicted: one process " in printed
+    assert "bankchurn, 3,000 rows parquet: one process " in printed
     assert "2 workers asked, 2 started: " in printed
 
 
 def test_the_bench_fails_when_the_workers_write_another_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scored = batch_scoring.score_csv
+    scored = batch_scoring.score_file
 
     def scored_differently(*args: Any, workers: int, **kwargs: Any) -> Any:
         summary = scored(*args, workers=1, **kwargs)
@@ -44,7 +45,7 @@ def test_the_bench_fails_when_the_workers_write_another_file(
             output.write_text(output.read_text().replace("stay", "churn"))
         return summary
 
-    monkeypatch.setattr(batch_scoring, "score_csv", scored_differently)
+    monkeypatch.setattr(batch_scoring, "score_file", scored_differently)
     with pytest.raises(AssertionError, match="the workers wrote another file than one process did"):
         batch_scoring.main(
             [

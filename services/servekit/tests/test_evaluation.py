@@ -1442,3 +1442,27 @@ def test_mlp_evaluate_logs_a_canary_compared_with_its_stable_version(
     tags = mlflow_client.get_model_version(name, "2").tags
     assert tags["canary.comparison"].endswith(" against v1 on 150 and 150, within the noise")
     assert tags["canary.groups_worse"] == "none"
+
+
+def test_a_run_stopped_before_its_figures_are_in_is_marked_failed_not_left_running(
+    mlflow_client: Any,
+) -> None:
+    """SIGTERM (``Terminated``) or a registry error between the run's creation and its figures."""
+    from servekit.evaluation import recording
+    from servekit.termination import Terminated
+
+    class StoppedWhileLogging:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(mlflow_client, name)
+
+        def log_batch(self, *args: Any, **kwargs: Any) -> None:
+            raise Terminated()
+
+    with pytest.raises(Terminated):
+        recording._logged(StoppedWhileLogging(), "stopped", "stopped-v1-live", {}, {"mae": 0.2})
+    experiment = mlflow_client.get_experiment_by_name("stopped")
+    (run,) = mlflow_client.search_runs([experiment.experiment_id])
+    assert (run.info.status, run.data.metrics) == ("FAILED", {})
+    run_id = recording._logged(mlflow_client, "stopped", "stopped-v1-live", {}, {"mae": 0.2})
+    finished = mlflow_client.get_run(run_id)
+    assert (finished.info.status, finished.data.metrics) == ("FINISHED", {"mae": 0.2})

@@ -10,7 +10,7 @@ import pytest
 from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, pool, progress, score_csv
+from servekit.scoring import ScoringError, pool, progress, score_file
 from servekit.training.trainer import Split
 
 ROWS = [
@@ -45,7 +45,7 @@ def test_every_row_is_kept_in_order_as_written_with_its_score_or_its_problem(
     model: ToyModel, tmp_path: Path
 ) -> None:
     source = write(tmp_path / "in.csv", ROWS)
-    summary = score_csv(TOY, model, source, tmp_path / "out.csv")
+    summary = score_file(TOY, model, source, tmp_path / "out.csv")
     out = read(tmp_path / "out.csv")
     assert [row["id"] for row in out] == ["007", "008", "009", "010", "011", "012"]
     # The input's cells as written, then the answer's fields, the version and the error.
@@ -84,7 +84,7 @@ def test_rows_outside_the_training_range_are_scored_listed_and_counted(
 ) -> None:
     # x = 0 and x = 10 are valid requests, but the training rows' x lies strictly between.
     rows = [["x", "color"], ["0", "red"], ["5", "red"], ["10", "blue"]]
-    summary = score_csv(TOY, model, write(tmp_path / "in.csv", rows), tmp_path / "out.csv", prefix="p_")
+    summary = score_file(TOY, model, write(tmp_path / "in.csv", rows), tmp_path / "out.csv", prefix="p_")
     listed = [json.loads(row["p_outside_training"]) for row in read(tmp_path / "out.csv")]
     # x and x_squared, the column derived from it, are both outside; each row is counted once.
     assert [[item["value"] for item in found] for found in listed] == [[0.0, 0.0], [], [10.0, 100.0]]
@@ -96,8 +96,8 @@ def test_rows_outside_the_training_range_are_scored_listed_and_counted(
 
 def test_chunks_change_nothing_in_the_output(model: ToyModel, tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", ROWS)
-    score_csv(TOY, model, source, tmp_path / "whole.csv")
-    summary = score_csv(TOY, model, source, tmp_path / "chunked.csv", chunk_rows=2)
+    score_file(TOY, model, source, tmp_path / "whole.csv")
+    summary = score_file(TOY, model, source, tmp_path / "chunked.csv", chunk_rows=2)
     assert (tmp_path / "chunked.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
     assert summary.rejections[0] == "row 3: x: Input should be less than or equal to 10"
 
@@ -107,8 +107,8 @@ def test_worker_processes_write_what_one_process_writes(
 ) -> None:
     monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # the toy file is tiny
     source = write(tmp_path / "in.csv", ROWS)
-    alone = score_csv(TOY, model, source, tmp_path / "alone.csv", chunk_rows=2, explain=True)
-    shared = score_csv(TOY, model, source, tmp_path / "shared.csv", chunk_rows=2, explain=True, workers=2)
+    alone = score_file(TOY, model, source, tmp_path / "alone.csv", chunk_rows=2, explain=True)
+    shared = score_file(TOY, model, source, tmp_path / "shared.csv", chunk_rows=2, explain=True, workers=2)
     assert (tmp_path / "shared.csv").read_bytes() == (tmp_path / "alone.csv").read_bytes()
     assert (shared.workers, alone.workers) == (2, 0)
     assert (shared.rows, shared.scored, shared.rejections) == (alone.rows, alone.scored, alone.rejections)
@@ -122,7 +122,7 @@ def test_a_run_says_how_far_it_has_come_after_each_interval(
     monkeypatch.setattr(progress, "EVERY_SECONDS", 0.0)  # a line after every chunk
     source = write(tmp_path / "in.csv", ROWS)
     lines: list[str] = []
-    score_csv(TOY, model, source, tmp_path / "out.csv", chunk_rows=2, progress=lines.append)
+    score_file(TOY, model, source, tmp_path / "out.csv", chunk_rows=2, progress=lines.append)
     assert [line.split(" in ")[0] for line in lines] == ["2 rows", "4 rows", "6 rows"]
     # Foreseen from the first chunk's size: a share of the file and a time left, until its end.
     assert ", about " in lines[0]
@@ -131,7 +131,7 @@ def test_a_run_says_how_far_it_has_come_after_each_interval(
 
 def test_explanations_are_the_apis_as_json(model: ToyModel, tmp_path: Path) -> None:
     source = write(tmp_path / "in.csv", ROWS[:3])
-    score_csv(TOY, model, source, tmp_path / "out.csv", explain=True)
+    score_file(TOY, model, source, tmp_path / "out.csv", explain=True)
     for row in read(tmp_path / "out.csv"):
         explanation = json.loads(row["explanation"])
         total = explanation["base_value"] + sum(explanation["contributions"].values())
@@ -142,9 +142,9 @@ def test_a_column_the_prediction_would_overwrite_needs_a_prefix(model: ToyModel,
     labelled = [[*ROWS[0], "value"], *([*row, "1.0"] for row in ROWS[1:])]
     source = write(tmp_path / "in.csv", labelled)
     with pytest.raises(ScoringError, match=r"column 'value' would be overwritten.*--prefix"):
-        score_csv(TOY, model, source, tmp_path / "out.csv")
+        score_file(TOY, model, source, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
-    score_csv(TOY, model, source, tmp_path / "out.csv", prefix="predicted_")
+    score_file(TOY, model, source, tmp_path / "out.csv", prefix="predicted_")
     header = next(csv.reader((tmp_path / "out.csv").open()))
     assert header[-5:] == [
         "value",
@@ -158,13 +158,13 @@ def test_a_column_the_prediction_would_overwrite_needs_a_prefix(model: ToyModel,
 def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyModel, tmp_path: Path) -> None:
     no_x = write(tmp_path / "no_x.csv", [row[:1] + row[2:] for row in ROWS])
     with pytest.raises(ScoringError, match=r"no column 'x': toy needs x, color, note"):
-        score_csv(TOY, model, no_x, tmp_path / "out.csv")
+        score_file(TOY, model, no_x, tmp_path / "out.csv")
     header_only = write(tmp_path / "empty.csv", ROWS[:1])
-    with pytest.raises(ScoringError, match="has a header but no rows"):
-        score_csv(TOY, model, header_only, tmp_path / "out.csv")
+    with pytest.raises(ScoringError, match="has no rows to score"):
+        score_file(TOY, model, header_only, tmp_path / "out.csv")
     source = write(tmp_path / "in.csv", ROWS)
     with pytest.raises(ScoringError, match="is the input file"):
-        score_csv(TOY, model, source, source)
+        score_file(TOY, model, source, source)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "no_x.csv"]
 
 
@@ -183,7 +183,7 @@ def test_a_file_pandas_cannot_read_is_one_clear_error_and_no_output(
     source.write_bytes(content)
     # One row per chunk: the first row is written before the bad line is reached.
     with pytest.raises(ScoringError, match=problem):
-        score_csv(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
+        score_file(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
     assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
 
 
@@ -192,6 +192,6 @@ def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(
 ) -> None:
     source = tmp_path / "in.csv"
     source.write_bytes("x,color\n3,red\n".encode("utf-8-sig"))
-    summary = score_csv(TOY, model, source, tmp_path / "out.csv")
+    summary = score_file(TOY, model, source, tmp_path / "out.csv")
     assert summary.scored == 1
     assert next(csv.reader((tmp_path / "out.csv").open()))[:2] == ["x", "color"]

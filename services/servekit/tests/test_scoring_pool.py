@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 from spawned_jobs import FailsPastFirstChunk, rows_and_process
 
 from servekit.scoring import pool
+from servekit.scoring.formats import Chunk
 from servekit.scoring.pool import ScoringPool, usable_cpus
 
 
@@ -22,12 +24,17 @@ def chunks(sizes: list[int]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
     return made
 
 
+def chunks_left(count: float) -> Callable[[Chunk], float]:
+    """A file foreseen to hold ``count`` chunks past its first."""
+    return lambda first: count
+
+
 def test_workers_score_the_chunks_past_the_first_and_hand_them_back_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # however quick the job
     sizes = [3, 2, 4, 1, 5, 2, 3, 1, 2]  # more than the four chunks handed out at once
-    with ScoringPool(rows_and_process, workers=2, file_bytes=10**9) as scoring:
+    with ScoringPool(rows_and_process, workers=2, chunks_left=chunks_left(10**6)) as scoring:
         scored = list(scoring.scored(chunks(sizes)))
         assert scoring.started == 2
     first_rows = [1 + sum(sizes[:i]) for i in range(len(sizes))]
@@ -40,9 +47,8 @@ def test_workers_score_the_chunks_past_the_first_and_hand_them_back_in_order(
 
 def test_workers_start_only_for_a_file_whose_rest_takes_longer_here_than_they_need_to_pay() -> None:
     sizes = [3, 2, 4]
-    # The first chunk is 24 bytes (8 a row, commas and line ends counted) of 108: about 3.5 more
-    # chunks, each scored in microseconds.
-    with ScoringPool(rows_and_process, workers=2, file_bytes=108) as scoring:
+    # Foreseen: 3.5 chunks more, each scored in microseconds.
+    with ScoringPool(rows_and_process, workers=2, chunks_left=chunks_left(3.5)) as scoring:
         scored = list(scoring.scored(chunks(sizes)))
         assert scoring.started == 0
     assert [(first, rows, process) for first, rows, process in scored] == [
@@ -51,23 +57,23 @@ def test_workers_start_only_for_a_file_whose_rest_takes_longer_here_than_they_ne
         (6, 4, os.getpid()),
     ]
     # The same first chunk of a file of a terabyte: 40 billion more chunks would take hours here.
-    with ScoringPool(rows_and_process, workers=2, file_bytes=10**12) as scoring:
+    with ScoringPool(rows_and_process, workers=2, chunks_left=chunks_left(4e10)) as scoring:
         assert len(list(scoring.scored(chunks(sizes)))) == 3
         assert scoring.started == 2
 
 
 def test_one_worker_scores_every_chunk_here_and_an_empty_file_nothing() -> None:
-    with ScoringPool(rows_and_process, workers=1, file_bytes=10**9) as scoring:
+    with ScoringPool(rows_and_process, workers=1, chunks_left=chunks_left(10**6)) as scoring:
         assert [p for *_, p in scoring.scored(chunks([2, 2, 2]))] == [os.getpid()] * 3
         assert list(scoring.scored([])) == []
         assert scoring.started == 0
     with pytest.raises(ValueError, match="workers must be at least 1, not 0"):
-        ScoringPool(rows_and_process, workers=0, file_bytes=1)
+        ScoringPool(rows_and_process, workers=0, chunks_left=chunks_left(0))
 
 
 def test_a_workers_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)
-    with ScoringPool(FailsPastFirstChunk(), workers=2, file_bytes=10**9) as scoring:
+    with ScoringPool(FailsPastFirstChunk(), workers=2, chunks_left=chunks_left(10**6)) as scoring:
         scored = scoring.scored(chunks([2, 2, 2]))
         assert next(scored) == 2
         with pytest.raises(ValueError, match="cannot score the chunk from row 3"):

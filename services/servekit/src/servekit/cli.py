@@ -282,7 +282,8 @@ def _log_comparison(
 
 def cmd_score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
-    from servekit.scoring import ScoringError, score_csv
+    from servekit.scoring import score_file
+    from servekit.scoring.formats import ScoringError
     from servekit.scoring.pool import usable_cpus
     from servekit.training.trainer import registry_client
 
@@ -298,7 +299,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
         return 1
     try:
-        summary = score_csv(
+        summary = score_file(
             spec,
             model,
             args.input,
@@ -543,11 +544,21 @@ def parser() -> argparse.ArgumentParser:
     versions.set_defaults(func=cmd_versions)
 
     score = sub.add_parser(
-        "score", help="score a CSV file offline with a registry version: every row kept, rejects named"
+        "score",
+        help="score a CSV or Parquet file offline with a registry version: every row kept, rejects named",
     )
     score.add_argument("service")
-    score.add_argument("input", type=Path, help="CSV with the request fields as columns (others are copied)")
-    score.add_argument("--output", type=Path, required=True, help="CSV written: the input's columns + scores")
+    score.add_argument(
+        "input",
+        type=Path,
+        help="CSV, or Parquet (.parquet, .pq), with the request fields as columns (others are copied)",
+    )
+    score.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="written in the input's format: the input's columns, then the scores",
+    )
     score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
     score.add_argument("--model-uri", help="default: models:/<service>@champion")
     score.add_argument("--prefix", default="", help="before each added column's name, e.g. predicted_")

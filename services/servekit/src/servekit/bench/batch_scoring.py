@@ -2,9 +2,10 @@
 
 Each service's model, fitted on its synthetic data, scores a synthetic file of the same schema
 twice in the same run: in this process alone (the reference) and with ``--workers`` processes
-(``servekit.scoring.pool``), with and without explanations. The two outputs must be the same
-byte for byte, or the benchmark fails. The figures are of the machine it runs on: the parent
-reads and writes the file alone, so two workers on two CPUs cannot double the rate.
+(``servekit.scoring.pool``): a CSV file with and without explanations, and the first of them as
+Parquet. The two outputs must be the same byte for byte, or the benchmark fails. The figures are
+of the machine it runs on: the parent reads and writes the file alone, so two workers on two CPUs
+cannot double the rate.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from servekit import registry
 from servekit.bench import reports
 from servekit.bench.servers import machine
 from servekit.model import ServedModel
-from servekit.scoring import score_csv
+from servekit.scoring import score_file
 from servekit.scoring.pool import usable_cpus
 from servekit.spec import ServiceSpec
 from servekit.testing import train_in_memory
@@ -40,10 +41,10 @@ def score_twice(
     figures: dict[str, Any] = {}
     outputs = []
     score = partial(
-        score_csv, spec, model, source, explain=explain, prefix="scored_", chunk_rows=args.chunk_rows
+        score_file, spec, model, source, explain=explain, prefix="scored_", chunk_rows=args.chunk_rows
     )
     for label, count in (("alone", 1), ("workers", args.workers)):
-        output = work / f"{spec.name}-{label}-{explain}.csv"
+        output = work / f"{spec.name}-{label}-{explain}{source.suffix}"
         summary = score(output, workers=count)
         figures[label] = {
             "seconds": round(summary.seconds, 2),
@@ -58,6 +59,15 @@ def score_twice(
     return figures
 
 
+#: What is scored of each service: its name in the report, the argument giving its rows, whether
+#: explained, and the file's format (the same rows as the first file's, as a warehouse exports them).
+FILES = (
+    ("predicted", "rows", False, ".csv"),
+    ("explained", "explained_rows", True, ".csv"),
+    ("parquet", "rows", False, ".parquet"),
+)
+
+
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in args.services:
@@ -65,11 +75,15 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         artifact, _ = train_in_memory(spec, rows=4000, seed=7)
         model = spec.model(artifact)
         result[name] = {}
-        for explain, rows in ((False, args.rows), (True, args.explained_rows)):
-            source = work / f"{name}-{rows}.csv"
+        for kind, rows_argument, explain, suffix in FILES:
+            rows = getattr(args, rows_argument)
+            source = work / f"{name}-{rows}{suffix}"
             if not source.exists():
-                spec.recipe.generate(rows, seed=3).to_csv(source, index=False)
-            kind = "explained" if explain else "predicted"
+                frame = spec.recipe.generate(rows, seed=3)
+                if suffix == ".csv":
+                    frame.to_csv(source, index=False)
+                else:
+                    frame.to_parquet(source, index=False)
             figures = score_twice(spec, model, source, work, args, explain=explain)
             result[name][kind] = {"rows": rows, **figures}
             print_figures(name, kind, rows, figures)

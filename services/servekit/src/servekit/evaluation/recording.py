@@ -107,10 +107,14 @@ def _logged(client: Any, name: str, run_name: str, tags: dict[str, str], figures
     experiment = client.get_experiment_by_name(name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
     run_id = str(client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id)
-    now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items()])
-    with run_links_unprinted():
-        client.set_terminated(run_id)
+    status = "FAILED"  # unless its figures are in: a SIGTERM or a registry error between the two
+    try:
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items()])
+        status = "FINISHED"
+    finally:
+        with run_links_unprinted():
+            client.set_terminated(run_id, status=status)
     return run_id
 
 

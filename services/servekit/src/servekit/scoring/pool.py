@@ -2,13 +2,14 @@
 
 Validating and scoring the chunks is nearly all of ``mlp score``'s time. Threads would share the
 GIL for the validation and the shaping of the answers, so each worker is a process. The parent
-reads the file and hands each chunk to the next free worker, which scores it and formats its
-rows as CSV; the parent writes them in the file's order. About twice as many chunks as workers
-are out at once, so memory is bounded by the chunk size, not the file's.
+reads the file and hands each chunk to the next free worker, which scores it and encodes its rows
+in the output's format; the parent writes them in the file's order. About twice as many chunks
+as workers are out at once, so memory is bounded by the chunk size, not the file's.
 
-The parent scores the first chunk itself and times it, and foresees from the file's size how long
-the rest would take in one process. Only where that is longer than the workers need to start
-and pay back (:data:`WORKERS_PAY_AFTER_SECONDS`) do they start: a small file never waits for them.
+The parent scores the first chunk itself and times it, and foresees from it how long the rest
+would take in one process (from a CSV file's size, or a Parquet file's count of rows). Only where
+that is longer than the workers need to start and pay back (:data:`WORKERS_PAY_AFTER_SECONDS`)
+do they start: a small file never waits for them.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Generic, TypeVar
 
-import pandas as pd
+from servekit.scoring.formats import Chunk
 
 T = TypeVar("T")
-#: A chunk read twice, typed for validation and as written for the copy (``scoring._chunks``).
-Chunk = tuple[pd.DataFrame, pd.DataFrame]
 #: A chunk and the file's row number of its first row -> what the parent keeps of it.
 ChunkJob = Callable[[Chunk, int], T]
 
@@ -87,16 +86,16 @@ def _run_in_worker(chunk: Chunk, first_row: int) -> object:
 class ScoringPool(Generic[T]):
     """Chunks scored in order by ``workers`` processes (in this one alone when ``workers`` is 1)."""
 
-    def __init__(self, job: ChunkJob[T], workers: int, file_bytes: int) -> None:
+    def __init__(self, job: ChunkJob[T], workers: int, chunks_left: Callable[[Chunk], float]) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, not {workers}")
         self.job = job
         self.workers = workers
-        #: The size of the file, by which the time its rest takes is foreseen from its first chunk.
-        self.file_bytes = file_bytes
+        #: How many chunks the file holds past its first, foreseen from it (``InputFile.chunks_left``).
+        self.chunks_left = chunks_left
         #: Worker processes started: 0 unless a file's rest would take them long enough to pay.
         self.started = 0
-        #: The file's rows, foreseen from its first chunk's size and the file's (0 until then).
+        #: The file's rows, foreseen from its first chunk (0 until then).
         self.estimated_rows = 0.0
         self._executor: ProcessPoolExecutor | None = None
 
@@ -122,7 +121,7 @@ class ScoringPool(Generic[T]):
             return
         began = time.perf_counter()
         scores = self.job(*first)
-        chunks_left = self._chunks_left(first[0])
+        chunks_left = self.chunks_left(first[0])
         seconds_left = (time.perf_counter() - began) * chunks_left
         self.estimated_rows = len(first[0][0]) * (1 + chunks_left)
         yield scores
@@ -137,14 +136,6 @@ class ScoringPool(Generic[T]):
             yield future.result()
         for chunk in numbered:  # in one process: every chunk scored here
             yield self.job(*chunk)
-
-    def _chunks_left(self, first: Chunk) -> float:
-        """About how many chunks the file holds past ``first``, from its size and the file's."""
-        written = first[1]
-        # Each cell's characters as written, and a comma or line end after each: the chunk's size
-        # but for quotes, and for the bytes of a character outside ASCII (an estimate is enough).
-        chunk_bytes = sum(int(written[column].str.len().sum()) for column in written) + written.size
-        return max(0.0, self.file_bytes - chunk_bytes) / max(chunk_bytes, 1)
 
     def _submit(self, chunk: Chunk, first_row: int) -> Future[T]:
         if self._executor is None:

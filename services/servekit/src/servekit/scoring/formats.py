@@ -1,0 +1,263 @@
+"""The files ``mlp score`` reads and writes: CSV, or Parquet; the scores in the input's format.
+
+Each format reads its file in chunks, each twice in step: typed, for validation, and as it is in
+the file, for the copy into the output (so an id keeps its leading zeros in a CSV and its type in
+a Parquet file). It writes a chunk's copy beside its scores, and foresees from its first chunk
+how many chunks the file holds (``servekit.scoring.pool`` decides by it whether workers pay).
+
+Parquet is what a warehouse exports (BigQuery's ``EXPORT DATA``, Athena's ``UNLOAD``, a Spark
+job's output): its columns keep their types, so nothing is guessed from text, and its footer
+counts the rows, so the share of the file done is counted rather than estimated. The scores of a
+Parquet file are written as Parquet, one row group per chunk, with the input's columns and
+schema as they are and the answer's fields typed from the service's response model.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+#: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
+Chunk = tuple[pd.DataFrame, Any]
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class ScoringError(ValueError):
+    """The file cannot be scored at all (a column missing, one that would be overwritten)."""
+
+
+class InputFile(Protocol):
+    def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
+        """The file's chunks; ``fields`` (the request's) are the columns the typed read needs."""
+
+    def columns(self, first: Chunk) -> list[str]:
+        """The file's columns, as named in its header or schema."""
+
+    def chunks_left(self, first: Chunk) -> float:
+        """About how many chunks the file holds past ``first``."""
+
+
+class OutputFormat(Protocol):
+    """How a chunk's copy and scores are written: in the worker that scored it, and in the file."""
+
+    def encode(self, copy: Any, scores: pd.DataFrame, first_row: int) -> Any:
+        """The chunk's rows as written (picklable: a worker hands them back)."""
+
+    def writer(self, path: Path) -> AbstractContextManager[Callable[[Any], object]]:
+        """Writes the encoded chunks into ``path``, in the order given."""
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def check_output_format(source: Path, output: Path) -> None:
+    """Scores are written in the input's format: the output's name must say the same."""
+    if is_parquet(source) != is_parquet(output):
+        wanted = "Parquet (.parquet)" if is_parquet(source) else "CSV"
+        raise ScoringError(
+            f"the scores of {source.name} are written as {wanted}, the input's format; "
+            f"name the output accordingly, not {output.name}"
+        )
+
+
+@dataclass(frozen=True)
+class CsvFile:
+    """A CSV file, read laxly: its cells carry no types, so "42" is an age."""
+
+    path: Path
+
+    def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
+        """The file read twice in step: typed, and every cell as written, as text.
+
+        Copying the typed read would turn 10 into 10.0 where a column has a gap and drop an id's
+        leading zeros. A file pandas cannot read is a ScoringError naming the line.
+        """
+        # utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise
+        # become part of the first column's name.
+        try:
+            typed = pd.read_csv(self.path, chunksize=chunk_rows, encoding="utf-8-sig")
+            written = pd.read_csv(
+                self.path, chunksize=chunk_rows, encoding="utf-8-sig", dtype=str, keep_default_na=False
+            )
+            with typed, written:
+                yield from zip(typed, written, strict=True)
+        except pd.errors.ParserError as exc:
+            raise ScoringError(f"not CSV as read: {exc}".strip()) from None
+        except UnicodeDecodeError as exc:
+            raise ScoringError(
+                f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV"
+            ) from None
+        except pd.errors.EmptyDataError:
+            raise ScoringError("is empty: not even a header") from None
+
+    def columns(self, first: Chunk) -> list[str]:
+        return [str(name) for name in first[0].columns]
+
+    def chunks_left(self, first: Chunk) -> float:
+        """From the file's size and the first chunk's."""
+        written: pd.DataFrame = first[1]
+        # Each cell's characters as written, and a comma or line end after each: the chunk's size
+        # but for quotes, and for the bytes of a character outside ASCII (an estimate is enough).
+        chunk_bytes = sum(int(written[column].str.len().sum()) for column in written) + written.size
+        return max(0.0, self.path.stat().st_size - chunk_bytes) / max(chunk_bytes, 1)
+
+
+@dataclass(frozen=True)
+class CsvOutput:
+    def encode(self, copy: pd.DataFrame, scores: pd.DataFrame, first_row: int) -> str:
+        """The rows as CSV text, with the header when they are the file's first."""
+        rows = pd.concat([copy, scores.set_axis(copy.index)], axis=1)
+        return rows.to_csv(header=first_row == 1, index=False)
+
+    @contextmanager
+    def writer(self, path: Path) -> Iterator[Callable[[str], object]]:
+        # newline="": the rows come formatted by pandas, with its line ends, as to_csv writes them.
+        with path.open("w", encoding="utf-8", newline="") as out:
+            yield out.write
+
+
+@dataclass(frozen=True)
+class ParquetInput:
+    """A Parquet file, read a row group's worth at a time; its footer counts the rows."""
+
+    path: Path
+
+    def open(self) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as exc:
+            raise ScoringError(f"not Parquet as read: {exc}") from None
+
+    @property
+    def schema(self) -> pa.Schema:
+        with self.open() as parquet:
+            return parquet.schema_arrow
+
+    def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
+        """Arrow's batches as they are (the copy), and their request fields as a frame."""
+        with self.open() as parquet:
+            present = [name for name in fields if name in parquet.schema_arrow.names]
+            try:
+                for batch in _rebatched(parquet.iter_batches(batch_size=chunk_rows), chunk_rows):
+                    yield batch.select(present).to_pandas(), batch
+            except pa.ArrowException as exc:
+                raise ScoringError(f"not Parquet as read: {exc}") from None
+
+    def columns(self, first: Chunk) -> list[str]:
+        return list(first[1].schema.names)
+
+    def chunks_left(self, first: Chunk) -> float:
+        with self.open() as parquet:
+            rows = int(parquet.metadata.num_rows)
+        return max(0, rows - len(first[0])) / max(len(first[0]), 1)
+
+
+def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of ``rows`` rows, the last fewer.
+
+    Arrow's batches end where the file's row groups do: a file written 1,000 rows a group would
+    otherwise be scored 1,000 rows a chunk, each paying a chunk's fixed cost.
+    """
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= rows:
+            # One chunk per column (dictionaries unified), so a slice of it is one batch.
+            table = pa.Table.from_batches(pending).combine_chunks()
+            yield from table.slice(0, rows).to_batches()
+            pending, held = table.slice(rows).to_batches(), held - rows
+    if held:
+        yield from pa.Table.from_batches(pending).combine_chunks().to_batches()
+
+
+@dataclass(frozen=True)
+class ParquetOutput:
+    """The input's schema, then the added columns, typed (``added_schema``)."""
+
+    schema: pa.Schema
+
+    def encode(self, copy: pa.RecordBatch, scores: pd.DataFrame, first_row: int) -> pa.RecordBatch:
+        added = []
+        for column in self.schema.names[copy.num_columns :]:
+            kind = self.schema.field(column).type
+            values = scores[column]
+            try:
+                # As Python values, gaps as None: a column of a chunk whose rows were all rejected
+                # is pandas' NaN, which Arrow would not take as text.
+                added.append(pa.array(values.astype(object).where(values.notna(), None), type=kind))
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise RuntimeError(f"rows from {first_row}: column {column} is not {kind}: {exc}") from exc
+        return pa.RecordBatch.from_arrays([*copy.columns, *added], schema=self.schema)
+
+    @contextmanager
+    def writer(self, path: Path) -> Iterator[Callable[[pa.RecordBatch], object]]:
+        with pq.ParquetWriter(path, self.schema) as out:
+            yield out.write_batch
+
+
+def added_schema(
+    response: type[BaseModel], example: Mapping[str, Any], prefix: str
+) -> list[tuple[str, pa.DataType]]:
+    """The added columns' Arrow types: from the response model where it types the field, else
+    from the example answer's value, else text (an explanation or a list is written as JSON)."""
+    typed = dict(_response_types(response))
+    return [
+        (f"{prefix}{name}", typed.get(name) or _value_type(value) or pa.string())
+        for name, value in example.items()
+    ]
+
+
+def _response_types(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, pa.DataType | None]]:
+    """Each field of the response as ``flatten`` names it (nested models as dotted names)."""
+    for name, info in model.model_fields.items():
+        annotation = _without_none(info.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _response_types(annotation, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", _annotation_type(annotation)
+
+
+def _without_none(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
+
+
+def _annotation_type(annotation: Any) -> pa.DataType | None:
+    if typing.get_origin(annotation) is Literal:
+        kinds = {type(value) for value in typing.get_args(annotation)}
+        return _value_type(typing.get_args(annotation)[0]) if len(kinds) == 1 else None
+    return _PYTHON_TYPES.get(annotation)
+
+
+_PYTHON_TYPES: dict[Any, pa.DataType] = {
+    bool: pa.bool_(),
+    int: pa.int64(),
+    float: pa.float64(),
+    str: pa.string(),
+}
+
+
+def _value_type(value: Any) -> pa.DataType | None:
+    return _PYTHON_TYPES.get(type(value))
+
+
+def parquet_output(source: ParquetInput, added: Sequence[tuple[str, pa.DataType]]) -> ParquetOutput:
+    schema = source.schema
+    for name, kind in added:
+        schema = schema.append(pa.field(name, kind))
+    return ParquetOutput(schema)

@@ -1,0 +1,195 @@
+"""``mlp score`` on a Parquet file: its columns kept with their types, the scores typed, as Parquet."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pydantic import BaseModel
+from toy import TOY, ToyModel
+
+from servekit.model import ModelArtifact
+from servekit.scoring import ScoringError, pool, score_file
+from servekit.scoring.formats import CsvFile, ParquetInput, added_schema
+from servekit.training.trainer import Split
+
+#: The toy's request fields (x, color, note), an id and two columns the model ignores, typed.
+TABLE = pa.table(
+    {
+        "id": pa.array(["007", "008", "009", "010", "011", "012"]),
+        "x": pa.array([3, 2.5, 11, 4, None, 9.75], type=pa.float64()),
+        "color": pa.array(["red", "blue", "red", "green", "blue", "red"]).dictionary_encode(),
+        "note": pa.array([None, "hello", None, None, None, None], type=pa.string()),
+        "visits": pa.array([1, 2, 3, 4, 5, 6], type=pa.int32()),
+        "seen": pa.array(
+            [datetime.datetime(2026, 11, day, 9, 30) for day in range(1, 7)], type=pa.timestamp("ms")
+        ),
+    }
+)
+
+
+@pytest.fixture
+def model(toy_trained: tuple[ModelArtifact, Split]) -> ToyModel:
+    return ToyModel(toy_trained[0])
+
+
+def parquet(path: Path, table: pa.Table = TABLE, row_group_size: int | None = None) -> Path:
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def test_a_parquet_file_keeps_its_columns_and_types_and_gains_typed_scores(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    summary = score_file(TOY, model, parquet(tmp_path / "in.parquet"), tmp_path / "out.parquet", chunk_rows=4)
+    out = pq.read_table(tmp_path / "out.parquet")
+    # The input's columns and their types as they were, then the answer's, each typed.
+    assert out.schema.names == [*TABLE.schema.names, "value", "outside_training", "model_version", "error"]
+    assert out.select(TABLE.schema.names).equals(TABLE)
+    added = {name: out.schema.field(name).type for name in out.schema.names[len(TABLE.schema) :]}
+    assert added == {
+        "value": pa.float64(),
+        "outside_training": pa.string(),
+        "model_version": pa.string(),
+        "error": pa.string(),
+    }
+    rows = out.to_pylist()
+    valid = [{"x": 3.0, "color": "red", "note": None}, {"x": 2.5, "color": "blue", "note": "hello"}]
+    valid.append({"x": 9.75, "color": "red", "note": None})
+    # Floats as the model answers them, not as text read back.
+    assert [rows[i]["value"] for i in (0, 1, 5)] == [p["value"] for p in model.predict(valid)]
+    assert [rows[i]["outside_training"] for i in (0, 1, 5)] == ["[]"] * 3
+    assert {rows[i]["model_version"] for i in (0, 1, 5)} == {"test"}
+    # A rejected row keeps its place, with nulls, not NaN, and its problem.
+    assert [rows[i]["value"] for i in (2, 3, 4)] == [None] * 3
+    assert [rows[i]["error"] for i in (0, 2, 3, 4)] == [
+        None,
+        "x: Input should be less than or equal to 10",
+        "color: Input should be 'red' or 'blue'",
+        "x: Input should be a valid number",
+    ]
+    assert (summary.rows, summary.scored, summary.rejections[0]) == (
+        6,
+        3,
+        "row 3: x: Input should be less than or equal to 10",
+    )
+    # One row group a chunk; and pandas reads it back.
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups == 2
+    assert list(pd.read_parquet(tmp_path / "out.parquet")["id"]) == ["007", "008", "009", "010", "011", "012"]
+
+
+def test_worker_processes_write_the_same_table_as_one_process(
+    model: ToyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # the toy file is tiny
+    source = parquet(tmp_path / "in.parquet")
+    score = partial(score_file, TOY, model, source, chunk_rows=2, explain=True)
+    alone, shared = score(tmp_path / "alone.parquet"), score(tmp_path / "shared.parquet", workers=2)
+    assert (shared.workers, alone.workers) == (2, 0)
+    assert pq.read_table(tmp_path / "shared.parquet").equals(pq.read_table(tmp_path / "alone.parquet"))
+    explained = pq.read_table(tmp_path / "alone.parquet").to_pylist()[0]
+    explanation = json.loads(explained["explanation"])
+    total = explanation["base_value"] + sum(explanation["contributions"].values())
+    assert total == pytest.approx(explained["value"], rel=1e-6)
+
+
+def test_typed_columns_are_read_as_the_api_reads_json_numbers(model: ToyModel, tmp_path: Path) -> None:
+    # An integer column where the request asks a number, as JSON's 3 is a float's 3.0; a
+    # column of text where it asks a number is refused per row, as the API refuses "3".
+    table = pa.table({"x": pa.array([3, 4], type=pa.int64()), "color": ["red", "blue"]})
+    summary = score_file(TOY, model, parquet(tmp_path / "ints.parquet", table), tmp_path / "ints-out.parquet")
+    assert (summary.rows, summary.scored) == (2, 2)
+    text = pa.table({"x": ["3", "four"], "color": ["red", "blue"]})
+    summary = score_file(TOY, model, parquet(tmp_path / "text.parquet", text), tmp_path / "text-out.parquet")
+    assert summary.rejections == [
+        "row 2: x: Input should be a valid number, unable to parse string as a number"
+    ]
+
+
+def test_scores_are_written_in_the_inputs_format(model: ToyModel, tmp_path: Path) -> None:
+    source = parquet(tmp_path / "in.parquet")
+    with pytest.raises(ScoringError, match=r"in.parquet are written as Parquet \(.parquet\).*not out.csv"):
+        score_file(TOY, model, source, tmp_path / "out.csv")
+    csv = tmp_path / "in.csv"
+    TABLE.to_pandas().to_csv(csv, index=False)
+    with pytest.raises(ScoringError, match=r"in\.csv are written as CSV, the input's format.*not out\.pq"):
+        score_file(TOY, model, csv, tmp_path / "out.pq")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.parquet"]
+
+
+def test_a_file_that_is_not_parquet_or_has_no_rows_is_refused_and_leaves_no_output(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_text("x,color\n3,red\n")
+    with pytest.raises(ScoringError, match=r"not Parquet as read: .*magic bytes not found"):
+        score_file(TOY, model, garbage, tmp_path / "out.parquet")
+    empty = parquet(tmp_path / "empty.parquet", TABLE.slice(0, 0))
+    with pytest.raises(ScoringError, match="has no rows to score"):
+        score_file(TOY, model, empty, tmp_path / "out.parquet")
+    no_x = parquet(tmp_path / "no_x.parquet", TABLE.drop_columns(["x"]))
+    with pytest.raises(ScoringError, match="no column 'x': toy needs x, color, note"):
+        score_file(TOY, model, no_x, tmp_path / "out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet", "garbage.parquet", "no_x.parquet"]
+
+
+def test_a_parquet_file_counts_its_rows_and_a_csv_file_is_foreseen_from_its_size(tmp_path: Path) -> None:
+    source = ParquetInput(parquet(tmp_path / "in.parquet", row_group_size=2))
+    first = next(source.chunks(4, ["x"]))
+    assert list(first[0].columns) == ["x"]  # the typed read: the request's fields alone
+    assert source.chunks_left(first) == 0.5  # 6 rows: 2 past the first 4
+    # Chunks of the rows asked for, not of the file's row groups of 2.
+    assert [len(typed) for typed, _ in source.chunks(4, ["x"])] == [4, 2]
+    assert source.columns(first) == TABLE.schema.names
+    # 8 bytes a row, commas and line ends counted: the first 3 rows are 24 of the file's 101.
+    csv = tmp_path / "in.csv"
+    csv.write_text("x,id\n" + "1.5,007\n" * 12)
+    first = next(CsvFile(csv).chunks(3, ["x"]))
+    assert CsvFile(csv).chunks_left(first) == (101 - 24) / 24
+
+
+class Band(BaseModel):
+    low: float
+    high: float | None = None
+
+
+class Answer(BaseModel):
+    label: Literal["churn", "stay"]
+    code: Literal[0, 1]
+    count: int | None
+    band: Band
+    flagged: bool
+
+
+def test_added_columns_are_typed_by_the_response_model_then_by_the_example() -> None:
+    example = {
+        "label": "stay",
+        "code": 1,
+        "count": None,  # typed by the model, not by a missing value
+        "band.low": 1.0,
+        "band.high": None,
+        "flagged": False,
+        "explanation": '{"base_value": 0.1}',  # not a field of the model: text, as written
+        "extra": 2.5,  # not a field of the model either: typed by its value
+        "model_version": "3",
+        "error": None,
+    }
+    assert added_schema(Answer, example, "p_") == [
+        ("p_label", pa.string()),
+        ("p_code", pa.int64()),
+        ("p_count", pa.int64()),
+        ("p_band.low", pa.float64()),
+        ("p_band.high", pa.float64()),
+        ("p_flagged", pa.bool_()),
+        ("p_explanation", pa.string()),
+        ("p_extra", pa.float64()),
+        ("p_model_version", pa.string()),
+        ("p_error", pa.string()),
+    ]

@@ -1,0 +1,38 @@
+"""``to_records``: a frame as the Python values a request's JSON would give, gaps as None."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from servekit.training.trainer import to_records
+
+FRAME = pd.DataFrame(
+    {
+        "age": [42, 37],  # numpy ints -> int
+        "balance": [1.5, np.nan],  # NaN -> None
+        "geography": ["France", None],
+        "band": pd.Categorical(["low", "high"]),
+        "active": [True, False],
+    },
+    index=[7, 9],  # the frame's index is not a field
+)
+EXPECTED = [
+    {"age": 42, "balance": 1.5, "geography": "France", "band": "low", "active": True},
+    {"age": 37, "balance": None, "geography": None, "band": "high", "active": False},
+]
+
+
+def test_records_are_python_values_with_gaps_as_none() -> None:
+    records = to_records(FRAME)
+    assert records == EXPECTED
+    assert [type(value) for value in records[0].values()] == [int, float, str, str, bool]
+
+
+def test_a_column_arrow_cannot_type_is_made_records_by_pandas_alike() -> None:
+    # A CSV's chunk can hold ints and text in one column (pandas' low-memory reading). The other
+    # columns come out of the fallback as they come out of Arrow.
+    mixed = FRAME.assign(code=pd.Series([42, "forty"], dtype=object, index=FRAME.index))
+    records = to_records(mixed)
+    assert records == [{**row, "code": code} for row, code in zip(EXPECTED, [42, "forty"], strict=True)]
+    assert [type(value) for value in records[0].values()] == [int, float, str, str, bool, int]
