@@ -112,25 +112,31 @@ def test_worker_processes_score_a_real_file_as_one_process_does(
 
 
 @pytest.mark.parametrize("name", registry.available())
-def test_a_real_file_as_parquet_is_scored_as_its_csv_is(
+def test_a_real_file_exported_as_parquet_parts_is_scored_as_its_csv_is(
     name: str,
     mlflow_server: Server,
     registered: dict[str, TrainResult],
     tmp_path: Path,
     mlp: Callable[..., str],
 ) -> None:
-    """A warehouse's export: the same rows as Parquet, typed, in row groups smaller than a chunk."""
+    """A warehouse's export: the same rows as a directory of Parquet parts, typed, in row groups
+    smaller than a chunk."""
     spec = registry.get_service(name)
     uri = f"models:/{name}/{registered[name].version}"
     source = shared_file(*FILES[name])
     table = pa.Table.from_pandas(pd.read_csv(source), preserve_index=False)
-    parquet = tmp_path / "export.parquet"
-    pq.write_table(table, parquet, row_group_size=1_000)
+    export = tmp_path / "export"
+    export.mkdir()
+    third = -(-table.num_rows // 3)
+    for part in range(3):
+        rows = table.slice(part * third, third)
+        pq.write_table(rows, export / f"part-{part:05}.parquet", row_group_size=1_000)
+    (export / "_SUCCESS").write_text("")
     model = spec.model(load_artifact(name, uri, mlflow_server.url))
     reference = score_file(spec, model, source, tmp_path / "scored.csv", prefix="predicted_")
 
     out = tmp_path / "scored.parquet"
-    args = ("score", name, str(parquet), "--output", str(out), "--prefix", "predicted_", "--model-uri", uri)
+    args = ("score", name, str(export), "--output", str(out), "--prefix", "predicted_", "--model-uri", uri)
     report = mlp(*args, status=1 if reference.rejected else 0)
 
     assert f"scored {reference.scored:,} of {reference.rows:,} rows" in report

@@ -141,7 +141,7 @@ def test_a_file_that_is_not_parquet_or_has_no_rows_is_refused_and_leaves_no_outp
 
 
 def test_a_parquet_file_counts_its_rows_and_a_csv_file_is_foreseen_from_its_size(tmp_path: Path) -> None:
-    source = ParquetInput(parquet(tmp_path / "in.parquet", row_group_size=2))
+    source = ParquetInput((parquet(tmp_path / "in.parquet", row_group_size=2),))
     first = next(source.chunks(4, ["x"]))
     assert list(first[0].columns) == ["x"]  # the typed read: the request's fields alone
     assert source.chunks_left(first) == 0.5  # 6 rows: 2 past the first 4
@@ -151,8 +151,8 @@ def test_a_parquet_file_counts_its_rows_and_a_csv_file_is_foreseen_from_its_size
     # 8 bytes a row, commas and line ends counted: the first 3 rows are 24 of the file's 101.
     csv = tmp_path / "in.csv"
     csv.write_text("x,id\n" + "1.5,007\n" * 12)
-    first = next(CsvFile(csv).chunks(3, ["x"]))
-    assert CsvFile(csv).chunks_left(first) == (101 - 24) / 24
+    first = next(CsvFile((csv,)).chunks(3, ["x"]))
+    assert CsvFile((csv,)).chunks_left(first) == (101 - 24) / 24
 
 
 class Band(BaseModel):
@@ -193,3 +193,83 @@ def test_added_columns_are_typed_by_the_response_model_then_by_the_example() -> 
         ("p_model_version", pa.string()),
         ("p_error", pa.string()),
     ]
+
+
+def test_a_directory_of_parquet_parts_is_scored_as_one_table_in_the_order_of_their_names(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    frame = TABLE.to_pandas()
+    # As Spark writes a table: parts, a marker and checksums; pandas' metadata differs per part.
+    frame.iloc[3:].to_parquet(export / "part-00001.parquet")
+    frame.iloc[:3].to_parquet(export / "part-00000.parquet")
+    (export / "_SUCCESS").write_text("")
+    (export / ".part-00000.parquet.crc").write_bytes(b"\x00")
+    whole = parquet(tmp_path / "whole.parquet", pa.Table.from_pandas(frame))
+    summary = score_file(TOY, model, export, tmp_path / "parts.parquet", chunk_rows=4)
+    score_file(TOY, model, whole, tmp_path / "whole-out.parquet", chunk_rows=4)
+    assert pq.read_table(tmp_path / "parts.parquet").equals(pq.read_table(tmp_path / "whole-out.parquet"))
+    # Chunks of 4 across the parts of 3, and rows numbered as the output holds them.
+    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups == 2
+    assert summary.rejections[-1] == "row 5: x: Input should be a valid number"
+
+
+def test_a_directory_of_csv_parts_is_scored_as_one_file_with_one_header(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    frame = TABLE.to_pandas()
+    frame.iloc[:2].to_csv(export / "part-0.csv", index=False)
+    frame.iloc[2:].to_csv(export / "part-1.csv", index=False)
+    frame.to_csv(tmp_path / "whole.csv", index=False)
+    summary = score_file(TOY, model, export, tmp_path / "parts.csv")
+    score_file(TOY, model, tmp_path / "whole.csv", tmp_path / "whole-out.csv")
+    assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole-out.csv").read_bytes()
+    assert (summary.rows, summary.scored) == (6, 3)
+
+
+def test_a_directory_whose_parts_differ_or_that_holds_the_output_is_refused_before_writing(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    frame = TABLE.to_pandas()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "_SUCCESS").write_text("")
+    with pytest.raises(ScoringError, match="is a directory with no file to score"):
+        score_file(TOY, model, empty, tmp_path / "out.csv")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    frame.to_csv(mixed / "a.csv", index=False)
+    frame.to_parquet(mixed / "b.parquet")
+    with pytest.raises(ScoringError, match=r"holds Parquet files and others.*\(a\.csv, b\.parquet\)"):
+        score_file(TOY, model, mixed, tmp_path / "out.csv")
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    frame.to_parquet(schemas / "part-0.parquet")
+    frame.astype({"visits": "int64"}).to_parquet(schemas / "part-1.parquet")
+    with pytest.raises(
+        ScoringError, match=r"part-1\.parquet has another schema than part-0\.parquet: .*visits int64"
+    ):
+        score_file(TOY, model, schemas, tmp_path / "out.parquet")
+    headers = tmp_path / "headers"
+    headers.mkdir()
+    frame.to_csv(headers / "part-0.csv", index=False)
+    frame.drop(columns=["note"]).to_csv(headers / "part-1.csv", index=False)
+    with pytest.raises(ScoringError, match=r"part-1\.csv has the columns \[.*\], not those of part-0\.csv"):
+        score_file(TOY, model, headers, tmp_path / "out.csv")
+    with pytest.raises(ScoringError, match="is inside the input directory"):
+        score_file(TOY, model, headers, headers / "scores.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "headers", "mixed", "schemas"]
+    assert sorted(p.name for p in headers.iterdir()) == ["part-0.csv", "part-1.csv"]
+
+
+def test_a_part_that_cannot_be_read_is_named(model: ToyModel, tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    TABLE.to_pandas().to_parquet(export / "part-0.parquet")
+    (export / "part-1.parquet").write_text("x,color\n3,red\n")
+    with pytest.raises(ScoringError, match=r"part-1\.parquet: not Parquet as read: .*magic bytes"):
+        score_file(TOY, model, export, tmp_path / "out.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]

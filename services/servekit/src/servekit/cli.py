@@ -287,8 +287,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from servekit.scoring.pool import usable_cpus
     from servekit.training.trainer import registry_client
 
-    if not args.input.is_file():
-        raise UsageError(f"score: {args.input}: no such file")
+    if not args.input.exists():
+        raise UsageError(f"score: {args.input}: no such file or directory")
     spec = registry.get_service(args.service)
     uri = args.model_uri or f"models:/{spec.name}@champion"
     tracking_uri = _tracking_uri(args.tracking_uri)
@@ -551,7 +551,8 @@ def parser() -> argparse.ArgumentParser:
     score.add_argument(
         "input",
         type=Path,
-        help="CSV, or Parquet (.parquet, .pq), with the request fields as columns (others are copied)",
+        help="CSV, or Parquet (.parquet, .pq), with the request fields as columns (others are copied); "
+        "or a directory of such parts, read in the order of their names as one table",
     )
     score.add_argument(
         "--output",

@@ -1,4 +1,4 @@
-"""``mlp score``: a CSV or Parquet file scored offline by one registry version, row for row.
+"""``mlp score``: a CSV or Parquet file (or a directory of parts) scored offline, row for row.
 
 The monthly run over every customer does not belong on the online service: it would compete
 with live traffic and go through HTTP for nothing. This is SageMaker's Batch Transform and
@@ -39,15 +39,14 @@ from servekit.inference import encode_json, run_model
 from servekit.model import OUTSIDE_TRAINING, ServedModel
 from servekit.scoring.formats import (
     Chunk,
-    CsvFile,
     CsvOutput,
     InputFile,
     OutputFormat,
     ParquetInput,
     ScoringError,
     added_schema,
-    check_output_format,
-    is_parquet,
+    check_output,
+    open_input,
     parquet_output,
 )
 from servekit.scoring.pool import ScoringPool
@@ -201,15 +200,14 @@ def score_file(
     """
     if source.resolve() == output.resolve():
         raise ScoringError(f"{output} is the input file; write the scores elsewhere")
-    check_output_format(source, output)
+    reader = open_input(source)
+    check_output(source, reader, output)
     added = answer_cells(model, explain)
-    reader: InputFile
     writer: OutputFormat
-    if is_parquet(source):
-        reader = ParquetInput(source)
+    if isinstance(reader, ParquetInput):
         writer = parquet_output(reader, added_schema(spec.response, added, prefix))
     else:
-        reader, writer = CsvFile(source), CsvOutput()
+        writer = CsvOutput()
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     partial = output.with_name(f".{output.name}.partial")

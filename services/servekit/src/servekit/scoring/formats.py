@@ -5,6 +5,11 @@ the file, for the copy into the output (so an id keeps its leading zeros in a CS
 a Parquet file). It writes a chunk's copy beside its scores, and foresees from its first chunk
 how many chunks the file holds (``servekit.scoring.pool`` decides by it whether workers pay).
 
+A directory is read as one table: its files in the order of their names, as a warehouse or a
+Spark job writes a large table in parts (``part-00000.parquet``, ...). Every part must be of one
+format and have the same columns; names beginning with ``_`` or ``.`` are not parts (Spark's
+``_SUCCESS``, Hadoop's ``.crc`` files), as Hadoop and Arrow read such a directory.
+
 Parquet is what a warehouse exports (BigQuery's ``EXPORT DATA``, Athena's ``UNLOAD``, a Spark
 job's output): its columns keep their types, so nothing is guessed from text, and its footer
 counts the rows, so the share of the file done is counted rather than estimated. The scores of a
@@ -61,10 +66,37 @@ def is_parquet(path: Path) -> bool:
     return path.suffix.lower() in PARQUET_SUFFIXES
 
 
-def check_output_format(source: Path, output: Path) -> None:
-    """Scores are written in the input's format: the output's name must say the same."""
-    if is_parquet(source) != is_parquet(output):
-        wanted = "Parquet (.parquet)" if is_parquet(source) else "CSV"
+def parts(source: Path) -> tuple[Path, ...]:
+    """The files ``source`` names: itself, or a directory's parts in the order of their names."""
+    if not source.is_dir():
+        return (source,)
+    found = tuple(
+        sorted(path for path in source.iterdir() if path.is_file() and not path.name.startswith(("_", ".")))
+    )
+    if not found:
+        raise ScoringError("is a directory with no file to score")
+    kinds = {is_parquet(path) for path in found}
+    if len(kinds) > 1:
+        raise ScoringError(
+            "holds Parquet files and others; score a directory of one format "
+            f"({', '.join(path.name for path in found[:4])}{', ...' if len(found) > 4 else ''})"
+        )
+    return found
+
+
+def open_input(source: Path) -> InputFile:
+    """The file or directory ``source`` as the chunks of one table, its parts checked alike."""
+    found = parts(source)
+    return ParquetInput(found) if is_parquet(found[0]) else CsvFile(found)
+
+
+def check_output(source: Path, reader: InputFile, output: Path) -> None:
+    """Scores are written in the input's format, and not where they would be read as a part."""
+    if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
+        raise ScoringError(f"{output} is inside the input directory; write the scores elsewhere")
+    parquet = isinstance(reader, ParquetInput)
+    if parquet != is_parquet(output):
+        wanted = "Parquet (.parquet)" if parquet else "CSV"
         raise ScoringError(
             f"the scores of {source.name} are written as {wanted}, the input's format; "
             f"name the output accordingly, not {output.name}"
@@ -73,44 +105,87 @@ def check_output_format(source: Path, output: Path) -> None:
 
 @dataclass(frozen=True)
 class CsvFile:
-    """A CSV file, read laxly: its cells carry no types, so "42" is an age."""
+    """CSV files with one header, read laxly: their cells carry no types, so "42" is an age."""
 
-    path: Path
+    paths: tuple[Path, ...]
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
-        """The file read twice in step: typed, and every cell as written, as text.
+        """Each file read twice in step: typed, and every cell as written, as text.
 
         Copying the typed read would turn 10 into 10.0 where a column has a gap and drop an id's
         leading zeros. A file pandas cannot read is a ScoringError naming the line.
         """
-        # utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise
-        # become part of the first column's name.
-        try:
-            typed = pd.read_csv(self.path, chunksize=chunk_rows, encoding="utf-8-sig")
-            written = pd.read_csv(
-                self.path, chunksize=chunk_rows, encoding="utf-8-sig", dtype=str, keep_default_na=False
-            )
-            with typed, written:
-                yield from zip(typed, written, strict=True)
-        except pd.errors.ParserError as exc:
-            raise ScoringError(f"not CSV as read: {exc}".strip()) from None
-        except UnicodeDecodeError as exc:
-            raise ScoringError(
-                f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV"
-            ) from None
-        except pd.errors.EmptyDataError:
-            raise ScoringError("is empty: not even a header") from None
+        self._check_headers()
+        for path in self.paths:
+            with _naming(path, self.paths):
+                yield from _csv_chunks(path, chunk_rows)
+
+    def _check_headers(self) -> None:
+        """Every part's columns are the first's: the output has one header."""
+        if len(self.paths) == 1:
+            return  # its header is read with its first chunk
+        headers = [_csv_header(path, self.paths) for path in self.paths]
+        for path, header in zip(self.paths[1:], headers[1:], strict=True):
+            if header != headers[0]:
+                raise ScoringError(
+                    f"{path.name} has the columns {header}, not those of {self.paths[0].name}: {headers[0]}"
+                )
 
     def columns(self, first: Chunk) -> list[str]:
         return [str(name) for name in first[0].columns]
 
     def chunks_left(self, first: Chunk) -> float:
-        """From the file's size and the first chunk's."""
+        """From the files' size and the first chunk's."""
         written: pd.DataFrame = first[1]
         # Each cell's characters as written, and a comma or line end after each: the chunk's size
         # but for quotes, and for the bytes of a character outside ASCII (an estimate is enough).
         chunk_bytes = sum(int(written[column].str.len().sum()) for column in written) + written.size
-        return max(0.0, self.path.stat().st_size - chunk_bytes) / max(chunk_bytes, 1)
+        size = sum(path.stat().st_size for path in self.paths)
+        return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
+
+
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    with _csv_errors():
+        typed = pd.read_csv(path, chunksize=chunk_rows, encoding=CSV_ENCODING)
+        written = pd.read_csv(
+            path, chunksize=chunk_rows, encoding=CSV_ENCODING, dtype=str, keep_default_na=False
+        )
+        with typed, written:
+            yield from zip(typed, written, strict=True)
+
+
+def _csv_header(path: Path, paths: Sequence[Path]) -> list[str]:
+    with _naming(path, paths), _csv_errors():
+        return [str(name) for name in pd.read_csv(path, nrows=0, encoding=CSV_ENCODING).columns]
+
+
+#: utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise become
+#: part of the first column's name.
+CSV_ENCODING = "utf-8-sig"
+
+
+@contextmanager
+def _csv_errors() -> Iterator[None]:
+    """What pandas cannot read, as one ScoringError naming the line or the byte."""
+    try:
+        yield
+    except pd.errors.ParserError as exc:
+        raise ScoringError(f"not CSV as read: {exc}".strip()) from None
+    except UnicodeDecodeError as exc:
+        raise ScoringError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV") from None
+    except pd.errors.EmptyDataError:
+        raise ScoringError("is empty: not even a header") from None
+
+
+@contextmanager
+def _naming(path: Path, paths: Sequence[Path]) -> Iterator[None]:
+    """A part's error names the part; a single file's is the file's (the command names it)."""
+    try:
+        yield
+    except ScoringError as exc:
+        if len(paths) == 1:
+            raise
+        raise ScoringError(f"{path.name}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -129,38 +204,61 @@ class CsvOutput:
 
 @dataclass(frozen=True)
 class ParquetInput:
-    """A Parquet file, read a row group's worth at a time; its footer counts the rows."""
+    """Parquet files of one schema, read a chunk at a time; their footers count the rows."""
 
-    path: Path
+    paths: tuple[Path, ...]
 
-    def open(self) -> pq.ParquetFile:
-        try:
-            return pq.ParquetFile(self.path)
-        except (pa.ArrowException, OSError) as exc:
-            raise ScoringError(f"not Parquet as read: {exc}") from None
+    def open(self, path: Path) -> pq.ParquetFile:
+        with _naming(path, self.paths):
+            try:
+                return pq.ParquetFile(path)
+            except (pa.ArrowException, OSError) as exc:
+                raise ScoringError(f"not Parquet as read: {exc}") from None
 
     @property
     def schema(self) -> pa.Schema:
-        with self.open() as parquet:
-            return parquet.schema_arrow
+        """The first part's schema, which every part must have (their metadata aside)."""
+        first, *others = self.paths
+        with self.open(first) as parquet:
+            schema: pa.Schema = parquet.schema_arrow
+        for path in others:
+            with self.open(path) as parquet:
+                found = parquet.schema_arrow
+            if not found.equals(schema, check_metadata=False):
+                raise ScoringError(
+                    f"{path.name} has another schema than {first.name}: "
+                    f"{_schema_text(found)}, not {_schema_text(schema)}"
+                )
+        return schema
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Arrow's batches as they are (the copy), and their request fields as a frame."""
-        with self.open() as parquet:
-            present = [name for name in fields if name in parquet.schema_arrow.names]
-            try:
-                for batch in _rebatched(parquet.iter_batches(batch_size=chunk_rows), chunk_rows):
-                    yield batch.select(present).to_pandas(), batch
-            except pa.ArrowException as exc:
-                raise ScoringError(f"not Parquet as read: {exc}") from None
+        names = self.schema.names
+        present = [name for name in fields if name in names]
+        for batch in _rebatched(self._batches(chunk_rows), chunk_rows):
+            yield batch.select(present).to_pandas(), batch
+
+    def _batches(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+        for path in self.paths:
+            with self.open(path) as parquet, _naming(path, self.paths):
+                try:
+                    yield from parquet.iter_batches(batch_size=chunk_rows)
+                except pa.ArrowException as exc:
+                    raise ScoringError(f"not Parquet as read: {exc}") from None
 
     def columns(self, first: Chunk) -> list[str]:
         return list(first[1].schema.names)
 
     def chunks_left(self, first: Chunk) -> float:
-        with self.open() as parquet:
-            rows = int(parquet.metadata.num_rows)
+        rows = 0
+        for path in self.paths:
+            with self.open(path) as parquet:
+                rows += int(parquet.metadata.num_rows)
         return max(0, rows - len(first[0])) / max(len(first[0]), 1)
+
+
+def _schema_text(schema: pa.Schema) -> str:
+    return ", ".join(f"{field.name} {field.type}" for field in schema)
 
 
 def _rebatched(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
