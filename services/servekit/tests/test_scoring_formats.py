@@ -153,6 +153,10 @@ def test_a_parquet_file_counts_its_rows_and_a_csv_file_is_foreseen_from_its_size
     csv.write_text("x,id\n" + "1.5,007\n" * 12)
     first = next(CsvFile((csv,)).chunks(3, ["x"]))
     assert CsvFile((csv,)).chunks_left(first) == (101 - 24) / 24
+    # Bytes, not characters: "€" is three of the file's bytes.
+    csv.write_text("x,id\n" + "1.5,€07\n" * 12, encoding="utf-8")
+    first = next(CsvFile((csv,)).chunks(3, ["x"]))
+    assert CsvFile((csv,)).chunks_left(first) == (125 - 30) / 30
 
 
 class Band(BaseModel):

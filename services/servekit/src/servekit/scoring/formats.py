@@ -137,9 +137,10 @@ class CsvFile:
     def chunks_left(self, first: Chunk) -> float:
         """From the files' size and the first chunk's."""
         written: pd.DataFrame = first[1]
-        # Each cell's characters as written, and a comma or line end after each: the chunk's size
-        # but for quotes, and for the bytes of a character outside ASCII (an estimate is enough).
-        chunk_bytes = sum(int(written[column].str.len().sum()) for column in written) + written.size
+        # Each cell's bytes as written, and a comma or line end after each: the chunk's size but
+        # for quotes. Bytes, not characters: a tweet's emoji is four of the file's bytes.
+        chunk_bytes = sum(int(written[column].str.encode("utf-8").str.len().sum()) for column in written)
+        chunk_bytes += written.size
         size = sum(path.stat().st_size for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
