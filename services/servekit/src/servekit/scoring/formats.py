@@ -139,8 +139,8 @@ class CsvFile:
         written: pd.DataFrame = first[1]
         # Each cell's bytes as written, and a comma or line end after each: the chunk's size but
         # for quotes. Bytes, not characters: a tweet's emoji is four of the file's bytes.
-        chunk_bytes = sum(int(written[column].str.encode("utf-8").str.len().sum()) for column in written)
-        chunk_bytes += written.size
+        cells = (cell for column in written for cell in written[column])
+        chunk_bytes = sum(len(cell.encode("utf-8")) for cell in cells) + written.size
         size = sum(path.stat().st_size for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
