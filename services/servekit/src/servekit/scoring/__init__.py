@@ -37,18 +37,7 @@ from pydantic import ValidationError
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import OUTSIDE_TRAINING, ServedModel
-from servekit.scoring.formats import (
-    Chunk,
-    CsvOutput,
-    InputFile,
-    OutputFormat,
-    ParquetInput,
-    ScoringError,
-    added_schema,
-    check_output,
-    open_input,
-    parquet_output,
-)
+from servekit.scoring.formats import Chunk, InputFile, OutputFormat, ScoringError, check_output, open_input
 from servekit.scoring.pool import ScoringPool
 from servekit.scoring.progress import Progress
 from servekit.spec import ServiceSpec
@@ -198,16 +187,10 @@ def score_file(
 
     ``progress`` is given a line now and then on a long run (``servekit.scoring.progress``).
     """
-    if source.resolve() == output.resolve():
-        raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     reader = open_input(source)
     check_output(source, reader, output)
     added = answer_cells(model, explain)
-    writer: OutputFormat
-    if isinstance(reader, ParquetInput):
-        writer = parquet_output(reader, added_schema(spec.response, added, prefix))
-    else:
-        writer = CsvOutput()
+    writer = reader.output_format(spec.response, added, prefix)
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     partial = output.with_name(f".{output.name}.partial")

@@ -24,6 +24,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -50,6 +51,10 @@ class InputFile(Protocol):
 
     def chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``."""
+
+    def output_format(self, response: type[BaseModel], added: Mapping[str, Any], prefix: str) -> OutputFormat:
+        """How the scores are written: in this format, with ``added`` (an answer's cells) after
+        the input's columns, each named with ``prefix``."""
 
 
 class OutputFormat(Protocol):
@@ -91,7 +96,9 @@ def open_input(source: Path) -> InputFile:
 
 
 def check_output(source: Path, reader: InputFile, output: Path) -> None:
-    """Scores are written in the input's format, and not where they would be read as a part."""
+    """Scores are written in the input's format, not over it nor where they would be read as a part."""
+    if source.resolve() == output.resolve():
+        raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
         raise ScoringError(f"{output} is inside the input directory; write the scores elsewhere")
     parquet = isinstance(reader, ParquetInput)
@@ -143,6 +150,9 @@ class CsvFile:
         chunk_bytes = sum(len(cell.encode("utf-8")) for cell in cells) + written.size
         size = sum(path.stat().st_size for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
+
+    def output_format(self, response: type[BaseModel], added: Mapping[str, Any], prefix: str) -> CsvOutput:
+        return CsvOutput()
 
 
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -216,21 +226,34 @@ class ParquetInput:
             except (pa.ArrowException, OSError) as exc:
                 raise ScoringError(f"not Parquet as read: {exc}") from None
 
-    @property
+    @cached_property
+    def _footers(self) -> list[tuple[pa.Schema, int]]:
+        """Each part's schema and rows, read once (a part may be on a bucket mounted as a volume)."""
+        footers = []
+        for path in self.paths:
+            with self.open(path) as parquet:
+                footers.append((parquet.schema_arrow, int(parquet.metadata.num_rows)))
+        return footers
+
+    @cached_property
     def schema(self) -> pa.Schema:
         """The first part's schema, which every part must have (their metadata aside)."""
-        first, *others = self.paths
-        with self.open(first) as parquet:
-            schema: pa.Schema = parquet.schema_arrow
-        for path in others:
-            with self.open(path) as parquet:
-                found = parquet.schema_arrow
+        schema: pa.Schema = self._footers[0][0]
+        for path, (found, _) in zip(self.paths[1:], self._footers[1:], strict=True):
             if not found.equals(schema, check_metadata=False):
                 raise ScoringError(
-                    f"{path.name} has another schema than {first.name}: "
+                    f"{path.name} has another schema than {self.paths[0].name}: "
                     f"{_schema_text(found)}, not {_schema_text(schema)}"
                 )
         return schema
+
+    def output_format(
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str
+    ) -> ParquetOutput:
+        schema = self.schema
+        for name, kind in added_schema(response, added, prefix):
+            schema = schema.append(pa.field(name, kind))
+        return ParquetOutput(schema)
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Arrow's batches as they are (the copy), and their request fields as a frame."""
@@ -251,10 +274,7 @@ class ParquetInput:
         return list(first[1].schema.names)
 
     def chunks_left(self, first: Chunk) -> float:
-        rows = 0
-        for path in self.paths:
-            with self.open(path) as parquet:
-                rows += int(parquet.metadata.num_rows)
+        rows = sum(rows for _, rows in self._footers)
         return max(0, rows - len(first[0])) / max(len(first[0]), 1)
 
 
@@ -353,10 +373,3 @@ _PYTHON_TYPES: dict[Any, pa.DataType] = {
 
 def _value_type(value: Any) -> pa.DataType | None:
     return _PYTHON_TYPES.get(type(value))
-
-
-def parquet_output(source: ParquetInput, added: Sequence[tuple[str, pa.DataType]]) -> ParquetOutput:
-    schema = source.schema
-    for name, kind in added:
-        schema = schema.append(pa.field(name, kind))
-    return ParquetOutput(schema)
