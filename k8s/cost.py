@@ -365,14 +365,26 @@ def cron_field(text: str, span: int, what: str) -> int:
     raise CostError(f"{what}: cannot count the runs of its schedule's field {text!r}")
 
 
+def days_a_month(text: str, what: str) -> float:
+    """Days a month of a schedule's day-of-month field: every day (``*``) or those listed (``1,15``)."""
+    if text == "*":
+        return DAYS_PER_MONTH
+    values = text.split(",")
+    if all(v.isdigit() and 1 <= int(v) <= 31 for v in values):
+        return len(set(values))
+    raise CostError(f"{what}: cannot count the runs of its schedule's field {text!r}")
+
+
 def runs_a_month(schedule: str, what: str) -> float:
-    """Runs a month of a schedule that runs every day (``M H * * *``): minutes times hours, daily."""
+    """Runs a month of a schedule that runs every day (``M H * * *``) or on days of the month
+    (``M H D * *``, a monthly run): minutes times hours times days."""
     fields = schedule.split()
-    if len(fields) != 5 or fields[2:] != ["*", "*", "*"]:
+    if len(fields) != 5 or fields[3:] != ["*", "*"]:
         raise CostError(
-            f"{what}: schedule {schedule!r}: only daily schedules (minute hour * * *) are priced here"
+            f"{what}: schedule {schedule!r}: only daily (minute hour * * *) and monthly "
+            "(minute hour day * *) schedules are priced here"
         )
-    return cron_field(fields[0], 60, what) * cron_field(fields[1], 24, what) * DAYS_PER_MONTH
+    return cron_field(fields[0], 60, what) * cron_field(fields[1], 24, what) * days_a_month(fields[2], what)
 
 
 def scheduled(objects: Sequence[Obj]) -> list[ScheduledWorkload]:
@@ -841,8 +853,9 @@ def report(
                 line += f"  billed as {billed.cpu:g} CPU, {billed.memory_gib:.3g} GiB"
         lines.append(line)
     for job in scheduled(objects):
+        runs = f"{job.runs_a_month:.3g} run{'' if job.runs_a_month == 1 else 's'}"
         lines.append(
-            f"  CronJob/{job.name}: {job.runs_a_month:.3g} runs a month of at most {job.hours_a_run:g} h, "
+            f"  CronJob/{job.name}: {runs} a month of at most {job.hours_a_run:g} h, "
             f"a pod of {job.pod.cpu:g} CPU and {job.pod.memory_gib:.3g} GiB: "
             f"at most ${job.month(prices):.2f} a month"
         )

@@ -16,11 +16,12 @@ from mixin.cluster import (
     MISSED_SCHEDULE_SECONDS,
     OVERDUE_PERIODS,
     autoscaler,
+    batch_scoring,
     deployment,
-    evaluation_overdue,
-    evaluations_created,
     live_evaluation,
-    newest_evaluation_failed,
+    newest_run_failed,
+    runs_created,
+    scheduled_run_overdue,
 )
 from mixin.common import (
     FAST_BURN,
@@ -149,8 +150,8 @@ def evaluation_failed(service: str, n: MetricNames) -> str:
         f'  and on (instance, job)\n  ({n.model_live_verdict}{{verdict="worse"}} == 1)\n)'
     )
     return (
-        f"{newest_evaluation_failed(service)}\nunless on (job_name)\n"
-        f"({worse_recorded}\n>= on (job_name)\n{evaluations_created(service)})"
+        f"{newest_run_failed(live_evaluation(service))}\nunless on (job_name)\n"
+        f"({worse_recorded}\n>= on (job_name)\n{runs_created(live_evaluation(service))})"
     )
 
 
@@ -281,7 +282,7 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "LiveEvaluationOverdue",
-            evaluation_overdue(service),
+            scheduled_run_overdue(live_evaluation(service)),
             "warning",
             f"{s}'s answers are no longer scored against the truth on schedule",
             f"The CronJob {live_evaluation(service)} has not completed a run for "
@@ -291,6 +292,32 @@ def alerts(service: str) -> list[Alert]:
             "run is still going (concurrencyPolicy Forbid skips the next), its Jobs cannot start "
             "(a node, a quota, an image), or they keep failing (LiveEvaluationFailed). "
             f"`kubectl describe cronjob {live_evaluation(service)}` and its Jobs' events say which.",
+        ),
+        Alert(
+            "BatchScoringFailed",
+            newest_run_failed(batch_scoring(service)),
+            "warning",
+            f"{s}'s newest batch scoring failed: no scores were written for this run",
+            f"The Job {{{{ $labels.job_name }}}} of the CronJob {batch_scoring(service)} "
+            "(k8s/components/batch-scoring) failed, and its scores were not uploaded. Exit status 3 of "
+            "the score step: more rows were rejected than --max-rejected allows (an upstream change of "
+            "the export: a renamed category, a column of text). 2: the table cannot be scored (a "
+            "missing column, parts of two schemas), or nothing was exported under the input prefix. "
+            "Anything else was retried twice: the registry, the bucket or the node. "
+            f"`kubectl logs job/{{{{ $labels.job_name }}}} -c score` (or -c fetch, -c upload) says "
+            "which, and lists the first rejected rows.",
+        ),
+        Alert(
+            "BatchScoringOverdue",
+            scheduled_run_overdue(batch_scoring(service)),
+            "warning",
+            f"{s}'s table has not been scored on schedule",
+            f"The CronJob {batch_scoring(service)} has not completed a run for {OVERDUE_PERIODS:g} "
+            "periods of its schedule (about 45 days on the monthly one), or ever since it was created "
+            f"that long ago, or a time its schedule named passed over {MISSED_SCHEDULE_SECONDS // 60} "
+            "minutes ago with no run started: it is suspended, a run is still going, its Jobs cannot "
+            "start (a node, a quota, an image), or they keep failing (BatchScoringFailed). "
+            f"`kubectl describe cronjob {batch_scoring(service)}` and its Jobs' events say which.",
         ),
         Alert(
             "LiveQualityWorse",

@@ -76,10 +76,11 @@ def autoscaler(metric: str, service: str, extra: str = "") -> str:
     return f'{metric}{{job="{JOB}",horizontalpodautoscaler="{service}"{"," + extra if extra else ""}}}'
 
 
-#: How many periods of its schedule a live evaluation may go without a success before it is overdue:
-#: one, and half of one more for a run that waits on a node or takes its hour. Read from the
-#: schedule, so a CronJob patched to run hourly or weekly is held to its own rhythm (36 hours on
-#: the component's daily one).
+#: How many periods of its schedule a scheduled run (a live evaluation, a batch scoring) may go
+#: without a success before it is overdue: one, and half of one more for a run that waits on a node
+#: or takes its time. Read from the schedule, so a CronJob patched to run hourly or weekly is held to
+#: its own rhythm (36 hours on the live evaluation's daily one, about 45 days on the batch
+#: scoring's monthly one).
 OVERDUE_PERIODS = 1.5
 #: How long a time the schedule named may pass with no run started (suspended, or a run still
 #: going under concurrencyPolicy Forbid) before it is overdue, whatever the period.
@@ -91,79 +92,82 @@ def live_evaluation(service: str) -> str:
     return f"{service}-live-evaluation"
 
 
-def cronjob(metric: str, service: str) -> str:
-    """A CronJob series of the service's live evaluation."""
-    return f'{metric}{{job="{JOB}",cronjob="{live_evaluation(service)}"}}'
+def batch_scoring(service: str) -> str:
+    """The CronJob of the batch-scoring component (k8s/components/batch-scoring) for ``service``."""
+    return f"{service}-batch-scoring"
 
 
-def evaluation_jobs(metric: str, service: str, extra: str = "") -> str:
-    """A Job series of the service's live evaluations: the CronJob's Jobs (``<cronjob>-<minute>``)
-    and those started from it by hand (``kubectl create job --from=cronjob/<cronjob> <cronjob>-now``)."""
-    selector = f'job="{JOB}",job_name=~"{live_evaluation(service)}-.+"'
+def cronjob(metric: str, name: str) -> str:
+    """A series of the CronJob ``name``."""
+    return f'{metric}{{job="{JOB}",cronjob="{name}"}}'
+
+
+def cronjob_jobs(metric: str, name: str, extra: str = "") -> str:
+    """A Job series of the CronJob ``name``'s runs: its Jobs (``<cronjob>-<minute>``) and those started
+    from it by hand (``kubectl create job --from=cronjob/<cronjob> <cronjob>-now``)."""
+    selector = f'job="{JOB}",job_name=~"{name}-.+"'
     return f"{metric}{{{selector}{',' + extra if extra else ''}}}"
 
 
-def newest_evaluation_condition(service: str) -> str:
-    """The Failed condition (1 failed, 0 running or done) of the service's newest live evaluation
+def newest_run_condition(name: str) -> str:
+    """The Failed condition (1 failed, 0 running or done) of the CronJob ``name``'s newest run
     alone, by ``job_name``: an older failure a later run has followed is history, not news."""
-    failed = evaluation_jobs(JOB_FAILED, service, 'condition="true"')
-    return f"{failed}\nand on (job_name)\ntopk(1, {evaluation_jobs(JOB_CREATED, service)})"
+    failed = cronjob_jobs(JOB_FAILED, name, 'condition="true"')
+    return f"{failed}\nand on (job_name)\ntopk(1, {cronjob_jobs(JOB_CREATED, name)})"
 
 
-def newest_evaluation_failed(service: str) -> str:
-    """The service's newest live evaluation, when it failed (1, with its ``job_name``)."""
-    return f"max by (job_name) (\n{newest_evaluation_condition(service)}\n) == 1"
+def newest_run_failed(name: str) -> str:
+    """The CronJob ``name``'s newest run, when it failed (1, with its ``job_name``)."""
+    return f"max by (job_name) (\n{newest_run_condition(name)}\n) == 1"
 
 
-def evaluations_created(service: str) -> str:
-    """When each of the service's live evaluations was created (Unix seconds), by ``job_name``."""
-    return f"max by (job_name) ({evaluation_jobs(JOB_CREATED, service)})"
+def runs_created(name: str) -> str:
+    """When each of the CronJob ``name``'s runs was created (Unix seconds), by ``job_name``."""
+    return f"max by (job_name) ({cronjob_jobs(JOB_CREATED, name)})"
 
 
-def newest_evaluation_state(service: str) -> str:
-    """Whether the service's newest live evaluation failed: 1 failed, 0 running or done."""
-    return f"max({newest_evaluation_condition(service)})"
+def newest_run_state(name: str) -> str:
+    """Whether the CronJob ``name``'s newest run failed: 1 failed, 0 running or done."""
+    return f"max({newest_run_condition(name)})"
 
 
-def hours_since_evaluated(service: str) -> str:
-    """Hours since the service's live evaluation last succeeded (absent until one has)."""
-    return f"(time() - max({cronjob(CRONJOB_LAST_SUCCESS, service)})) / 3600"
+def hours_since_success(name: str) -> str:
+    """Hours since the CronJob ``name`` last succeeded (absent until it has)."""
+    return f"(time() - max({cronjob(CRONJOB_LAST_SUCCESS, name)})) / 3600"
 
 
-def schedule_period(service: str) -> str:
-    """Seconds between two runs of the service's live evaluation, as its schedule says (absent
-    until it has started one)."""
-    return (
-        f"(max({cronjob(CRONJOB_NEXT_SCHEDULE, service)}) - max({cronjob(CRONJOB_LAST_SCHEDULE, service)}))"
-    )
+def schedule_period(name: str) -> str:
+    """Seconds between two runs of the CronJob ``name``, as its schedule says (absent until it has
+    started one)."""
+    return f"(max({cronjob(CRONJOB_NEXT_SCHEDULE, name)}) - max({cronjob(CRONJOB_LAST_SCHEDULE, name)}))"
 
 
-def overdue_seconds(service: str) -> str:
-    """How long the service's live evaluation may go without a success: :data:`OVERDUE_PERIODS`
-    periods of its schedule."""
-    return f"{OVERDUE_PERIODS:g} * {schedule_period(service)}"
+def overdue_seconds(name: str) -> str:
+    """How long the CronJob ``name`` may go without a success: :data:`OVERDUE_PERIODS` periods of
+    its schedule."""
+    return f"{OVERDUE_PERIODS:g} * {schedule_period(name)}"
 
 
-def evaluation_queries(service: str) -> list[tuple[str, str]]:
-    """The dashboard's live-evaluation panels: hours since the last success and the hours after
-    which that is overdue, and whether the newest run failed."""
+def scheduled_run_queries(name: str) -> list[tuple[str, str]]:
+    """A dashboard's panels of the CronJob ``name``: hours since its last success and the hours after
+    which that is overdue, and whether its newest run failed."""
     return [
-        (hours_since_evaluated(service), "hours since the last success"),
-        (f"{overdue_seconds(service)} / 3600", "overdue past"),
-        (newest_evaluation_state(service), "newest run failed"),
+        (hours_since_success(name), "hours since the last success"),
+        (f"{overdue_seconds(name)} / 3600", "overdue past"),
+        (newest_run_state(name), "newest run failed"),
     ]
 
 
-def evaluation_overdue(service: str) -> str:
-    """The service's live evaluation is overdue: no success for :data:`OVERDUE_PERIODS` periods of
-    its schedule, or none since its CronJob was created that long ago, or a scheduled time passed
+def scheduled_run_overdue(name: str) -> str:
+    """The CronJob ``name`` is overdue: no success for :data:`OVERDUE_PERIODS` periods of its
+    schedule, or none since it was created that long ago, or a scheduled time passed
     :data:`MISSED_SCHEDULE_SECONDS` ago without a run started."""
-    limit = overdue_seconds(service)
-    success = f"max({cronjob(CRONJOB_LAST_SUCCESS, service)})"
+    limit = overdue_seconds(name)
+    success = f"max({cronjob(CRONJOB_LAST_SUCCESS, name)})"
     return (
         f"time() - {success} > {limit}\nor\n"
-        f"(time() - max({cronjob(CRONJOB_CREATED, service)}) > {limit}\nunless\n{success})\nor\n"
-        f"time() - max({cronjob(CRONJOB_NEXT_SCHEDULE, service)}) > {MISSED_SCHEDULE_SECONDS}"
+        f"(time() - max({cronjob(CRONJOB_CREATED, name)}) > {limit}\nunless\n{success})\nor\n"
+        f"time() - max({cronjob(CRONJOB_NEXT_SCHEDULE, name)}) > {MISSED_SCHEDULE_SECONDS}"
     )
 
 

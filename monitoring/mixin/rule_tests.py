@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -26,10 +27,12 @@ from mixin.cluster import (
     JOB,
     JOB_CREATED,
     JOB_FAILED,
+    OVERDUE_PERIODS,
     autoscaler_condition_queries,
-    evaluation_queries,
+    batch_scoring,
     live_evaluation,
     replica_queries,
+    scheduled_run_queries,
 )
 from mixin.common import (
     FAST_BURN,
@@ -494,6 +497,7 @@ def rule_cases(service: str) -> list[Case]:
     cases += canary_cases(service, target, ready)
     cases += cluster_cases(service)
     cases += evaluation_cases(service)
+    cases += batch_scoring_cases(service)
     return cases
 
 
@@ -563,7 +567,9 @@ def daily_test_file(service: str) -> dict[str, Any]:
         "rule_files": [f"../rules/{service}.rules.yaml"],
         "evaluation_interval": DAILY_INTERVAL,
         "tests": alert_tests(
-            alerts(service), log_volume_cases(service) + overdue_cases(service), interval=DAILY_INTERVAL
+            alerts(service),
+            log_volume_cases(service) + overdue_cases(service) + batch_scoring_overdue_cases(service),
+            interval=DAILY_INTERVAL,
         ),
     }
 
@@ -721,25 +727,24 @@ def evaluation_cases(service: str) -> list[Case]:
     ]
 
 
-def overdue_cases(service: str) -> list[Case]:
-    """LiveEvaluationOverdue on the daily schedule, on one patched to hourly or weekly, and on a
-    suspended one: in the daily file, a sample every DAILY_INTERVAL (at the minute, the first four
-    cases took promtool 55 of the service file's 66 seconds)."""
-    name = live_evaluation(service)
-    hour, day = 3600, 86400
-    cronjob = {**CLUSTER_TARGET, "cronjob": name}
-    fired = [{"alertname": "LiveEvaluationOverdue", "service": service}]
+#: A CronJob's series at an eval time (:func:`schedule_series`): at, created, period, last run, success.
+Scheduled = Callable[[int, int, int, int | None, int | None], tuple[dict[str, str], str]]
+
+
+def schedule_series(service: str, name_of: Callable[[str], str]) -> Scheduled:
+    """The series of the service's CronJob ``name_of(service)`` at ``at`` seconds (the eval time, in
+    the daily file), constant until then: created, last started a run at ``last_run`` (None: never),
+    its next time one ``period`` later (or after its creation), and its last success. Times before
+    the test's start are negative: a monthly schedule needs no month of samples."""
+    cronjob = {**CLUSTER_TARGET, "cronjob": name_of(service)}
+    # Beside another service's CronJob created at the start, never run since and long past its
+    # time, so an alert that missed the service's name would fire in every quiet case.
+    other = {**CLUSTER_TARGET, "cronjob": name_of(f"other-{service}")}
 
     def scheduled(
         at: int, created: int, period: int, last_run: int | None, succeeded: int | None
     ) -> tuple[dict[str, str], str]:
-        """The CronJob's series, constant until ``at`` seconds (the eval time): created, last
-        started a run at ``last_run`` (None: never), its next time one ``period`` later (or after
-        its creation), and its last success."""
         samples = f"x{at // DAILY_INTERVAL_SECONDS + 1}"
-        # Beside another service's CronJob created at the start, never run since and long past
-        # its time, so an alert that missed the service's name would fire in every quiet case.
-        other = {**CLUSTER_TARGET, "cronjob": live_evaluation(f"other-{service}")}
         series = {
             series_str(CRONJOB_CREATED, other): f"0{samples}",
             series_str(CRONJOB_NEXT_SCHEDULE, other): f"60{samples}",
@@ -753,6 +758,17 @@ def overdue_cases(service: str) -> list[Case]:
         if succeeded is not None:
             series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{succeeded}{samples}"
         return series, f"{at // 60}m"
+
+    return scheduled
+
+
+def overdue_cases(service: str) -> list[Case]:
+    """LiveEvaluationOverdue on the daily schedule, on one patched to hourly or weekly, and on a
+    suspended one: in the daily file, a sample every DAILY_INTERVAL (at the minute, the first four
+    cases took promtool 55 of the service file's 66 seconds)."""
+    hour, day = 3600, 86400
+    fired = [{"alertname": "LiveEvaluationOverdue", "service": service}]
+    scheduled = schedule_series(service, live_evaluation)
 
     cases = [
         # Daily: 36 hours.
@@ -789,6 +805,75 @@ def overdue_cases(service: str) -> list[Case]:
     return [
         Case("LiveEvaluationOverdue", description, series, at, fired if fires else [])
         for description, (series, at), fires in cases
+    ]
+
+
+def batch_scoring_cases(service: str) -> list[Case]:
+    """BatchScoringFailed on the batch-scoring component's Jobs: the newest run alone counts."""
+    name = batch_scoring(service)
+    # Beside another service's CronJob whose newest run failed, and the service's live evaluation
+    # failing, so an alert that missed the CronJob's name would fire in the quiet case.
+    others = {
+        **evaluation_job_series(batch_scoring(f"other-{service}"), [(9000, True)]),
+        **evaluation_job_series(live_evaluation(service), [(9000, True)]),
+    }
+    fired = [{"alertname": "BatchScoringFailed", "job_name": f"{name}-2000", "service": service}]
+    return [
+        Case(
+            "BatchScoringFailed",
+            "fires: the newest run failed",
+            {**others, **evaluation_job_series(name, [(1000, False), (2000, True)])},
+            "1m",
+            fired,
+        ),
+        Case(
+            "BatchScoringFailed",
+            "quiet: an older run failed, the newest succeeded",
+            {**others, **evaluation_job_series(name, [(1000, True), (2000, False)])},
+            "1m",
+        ),
+    ]
+
+
+def batch_scoring_overdue_cases(service: str) -> list[Case]:
+    """BatchScoringOverdue on the monthly schedule, in the daily file: its times lie before the
+    test's start, so a month costs no samples."""
+    hour, day = 3600, 86400
+    month = 30 * day
+    at = 2 * hour
+    fired = [{"alertname": "BatchScoringOverdue", "service": service}]
+    scheduled = partial(schedule_series(service, batch_scoring), at)
+    cases = [
+        # 45 days: a month and a half.
+        (
+            "fires: monthly, the last success 46 days ago",
+            scheduled(-90 * day, month, at - 16 * day, at - 46 * day),
+            True,
+        ),
+        (
+            "quiet: monthly, the last success 44 days ago",
+            scheduled(-90 * day, month, at - 14 * day, at - 44 * day),
+            False,
+        ),
+        (
+            "fires: monthly, none since the CronJob was created 46 days ago",
+            scheduled(at - 46 * day, month, at - 16 * day, None),
+            True,
+        ),
+        (
+            "quiet: monthly, none yet, the CronJob created 20 days ago",
+            scheduled(at - 20 * day, month, None, None),
+            False,
+        ),
+        (
+            "fires: monthly, a scheduled time passed 2 hours ago with no run started",
+            scheduled(-90 * day, month, at - month - 2 * hour, at - month - hour),
+            True,
+        ),
+    ]
+    return [
+        Case("BatchScoringOverdue", description, series, when, fired if fires else [])
+        for description, (series, when), fires in cases
     ]
 
 
@@ -1217,7 +1302,8 @@ def rule_test_file(service: str) -> dict[str, Any]:
         + recording_tests(service)
         + replica_panel_tests(service)
         + autoscaler_condition_panel_tests(service)
-        + evaluation_panel_tests(service)
+        + scheduled_run_panel_tests(service, live_evaluation, "live evaluation", 86400)
+        + scheduled_run_panel_tests(service, batch_scoring, "batch scoring", 31 * 86400)
         + live_quality_panel_tests(service)
         + shadow_comparison_panel_tests(service),
     }
@@ -1364,22 +1450,27 @@ def autoscaler_condition_panel_tests(service: str) -> list[dict[str, Any]]:
     return panel_tests("autoscaler conditions panel", autoscaler_condition_queries(service), series, values)
 
 
-def evaluation_panel_tests(service: str) -> list[dict[str, Any]]:
-    """The live-evaluation panels: an hour since the last success (at 5 minutes, a success at -55
-    minutes), and the newest run failed, beside another service's CronJob that did the opposite."""
+def scheduled_run_panel_tests(
+    service: str, name_of: Callable[[str], str], what: str, period: int
+) -> list[dict[str, Any]]:
+    """A CronJob's panels (the live evaluation's, the batch scoring's): an hour since the last success
+    (at 5 minutes, a success at -55 minutes), overdue past OVERDUE_PERIODS of its ``period``, and the
+    newest run failed, beside another service's CronJob that did the opposite on an hourly schedule."""
     series: dict[str, str] = {}
     for name, success, runs in (
         (service, -3300, [(100, False), (200, True)]),
         (f"other-{service}", 0, [(100, True), (300, False)]),
     ):
-        cronjob = {**CLUSTER_TARGET, "cronjob": live_evaluation(name)}
+        cronjob = {**CLUSTER_TARGET, "cronjob": name_of(name)}
         series[series_str(CRONJOB_LAST_SUCCESS, cronjob)] = f"{success}x10"
-        # The service's schedule daily (overdue past 36 hours), the other's hourly.
-        period = 86400 if name == service else 3600
+        every = period if name == service else 3600
         series[series_str(CRONJOB_LAST_SCHEDULE, cronjob)] = "100x10"
-        series[series_str(CRONJOB_NEXT_SCHEDULE, cronjob)] = f"{100 + period}x10"
-        series.update(evaluation_job_series(live_evaluation(name), runs))
-    return panel_tests("live evaluation panels", evaluation_queries(service), series, [1, 36, 1])
+        series[series_str(CRONJOB_NEXT_SCHEDULE, cronjob)] = f"{100 + every}x10"
+        series.update(evaluation_job_series(name_of(name), runs))
+    overdue_hours = OVERDUE_PERIODS * period / 3600
+    return panel_tests(
+        f"{what} panels", scheduled_run_queries(name_of(service)), series, [1, overdue_hours, 1]
+    )
 
 
 def live_quality_panel_tests(service: str) -> list[dict[str, Any]]:

@@ -9,9 +9,10 @@ from mixin.autoscaling import AUTOSCALING_TARGET_CONCURRENCY
 from mixin.cluster import (
     OVERDUE_PERIODS,
     autoscaler_condition_queries,
-    evaluation_queries,
+    batch_scoring,
     live_evaluation,
     replica_queries,
+    scheduled_run_queries,
 )
 from mixin.common import (
     BURN_THRESHOLDS,
@@ -569,7 +570,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
         12,
         8,
     )
-    since, overdue, failed = evaluation_queries(service)
+    since, overdue, failed = scheduled_run_queries(live_evaluation(service))
     g.add(
         panel(
             "timeseries",
@@ -595,6 +596,24 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "none",
             [failed],
             thresholds=[(1, "red")],
+        ),
+        12,
+        8,
+    )
+    since, overdue, failed = scheduled_run_queries(batch_scoring(service))
+    g.add(
+        panel(
+            "timeseries",
+            "Batch scoring: hours since the table was last scored, newest run failed (1)",
+            f"The monthly CronJob {batch_scoring(service)} (k8s/components/batch-scoring) scores the "
+            "table exported to the bucket with the champion (mlp score) and uploads the scores. Past "
+            f"the second line, {OVERDUE_PERIODS:g} periods of its schedule (about 45 days on the "
+            "monthly one), BatchScoringOverdue fires; the third is 1 while the newest run failed "
+            "(BatchScoringFailed: too many rows rejected, a table that cannot be scored, or nothing "
+            "exported), and no scores were uploaded for it. Empty without the component.",
+            "h",
+            [since, overdue, failed],
+            units={2: "short"},
         ),
         12,
         8,

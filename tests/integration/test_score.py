@@ -57,8 +57,8 @@ def test_a_real_file_is_scored_row_for_row_as_the_api_answers_it(
             continue
 
     args = ("score", name, str(source), "--output", str(out), "--prefix", "predicted_")
-    every_row_valid = len(accepted) == len(typed)
-    report = mlp(*args, "--model-uri", f"models:/{name}/{version}", status=0 if every_row_valid else 1)
+    # Every rejection allowed: this test reads the report, the exit status has its own.
+    report = mlp(*args, "--model-uri", f"models:/{name}/{version}", "--max-rejected", "100%")
 
     with source.open(newline="") as handle:
         written = list(csv.reader(handle))
@@ -76,6 +76,7 @@ def test_a_real_file_is_scored_row_for_row_as_the_api_answers_it(
     # Every row the API accepts is scored (CSV cells are read laxly, never more strictly).
     assert not set(rejected) & set(accepted)
     assert all(rows[i][version_column] == version for i in accepted)
+    assert (f"{len(rejected):,} rejected rows are within --max-rejected 100%" in report) == bool(rejected)
 
     model = spec.model(load_artifact(name, f"models:/{name}/{version}", mlflow_server.url))
     positions = sorted(accepted)
@@ -137,7 +138,7 @@ def test_a_real_file_exported_as_parquet_parts_is_scored_as_its_csv_is(
 
     out = tmp_path / "scored.parquet"
     args = ("score", name, str(export), "--output", str(out), "--prefix", "predicted_", "--model-uri", uri)
-    report = mlp(*args, status=1 if reference.rejected else 0)
+    report = mlp(*args, "--max-rejected", str(reference.rejected))
 
     assert f"scored {reference.scored:,} of {reference.rows:,} rows" in report
     scored = pq.read_table(out)
@@ -152,6 +153,47 @@ def test_a_real_file_exported_as_parquet_parts_is_scored_as_its_csv_is(
             assert values == [float(v) if v else None for v in as_text[column]], column
         else:
             assert [v if v is not None else "" for v in map(_text, values)] == list(as_text[column]), column
+
+
+def test_rejected_rows_over_the_limit_fail_the_run_with_the_output_written(
+    registered: dict[str, TrainResult], tmp_path: Path, mlp: Callable[..., str]
+) -> None:
+    """ChicagoTaxi's real trips without a distance or a duration are refused by the API: a monthly
+    run allows for them with --max-rejected, and fails, with its own exit status, past the limit."""
+    source = shared_file(*FILES["chicagotaxi"])
+    uri = f"models:/chicagotaxi/{registered['chicagotaxi'].version}"
+    out = tmp_path / "fares.csv"
+    args = (
+        "score",
+        "chicagotaxi",
+        str(source),
+        "--output",
+        str(out),
+        "--prefix",
+        "predicted_",
+        "--model-uri",
+        uri,
+    )
+    rows = len(pd.read_csv(source))
+
+    refused = mlp(*args, status=3)  # none allowed, the default
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    rejected = int((scored["predicted_error"] != "").sum())
+    assert 0 < rejected < rows
+    assert refused.strip() == (
+        f"mlp: score: chicagotaxi: {rejected:,} of {rows:,} rows rejected, over --max-rejected 0 rows (0); "
+        "the output is written, with each row's problem"
+    )
+
+    share = 100 * rejected / rows
+    below, above = f"{share - 0.1:.1f}", f"{share + 0.1:.1f}"
+    over = mlp(*args, "--max-rejected", f"{below}%", status=3)
+    assert f"over --max-rejected {below}% of the rows ({int(rows * float(below) / 100):,})" in over
+    within = mlp(*args, "--max-rejected", f"{above}%")
+    assert f"{rejected:,} rejected rows are within --max-rejected {above}% of the rows" in within
+    assert mlp(*args, "--max-rejected", str(rejected)).count("within --max-rejected") == 1
+    mlp(*args, "--max-rejected", str(rejected - 1), status=3)
+    assert pd.read_csv(out, dtype=str, keep_default_na=False).equals(scored)
 
 
 def _text(value: object) -> str | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from buckets import s3_server
 from manifests import OVERLAYS, Rendered, render
 
 
@@ -30,3 +33,10 @@ def gke(rendered: dict[str, Rendered]) -> Rendered:
 @pytest.fixture(scope="session")
 def eks(rendered: dict[str, Rendered]) -> Rendered:
     return rendered["eks"]
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[tuple[str, Any]]:
+    """moto's S3 server (tests/k8s/buckets.py): its endpoint and a client."""
+    with s3_server() as server:
+        yield server

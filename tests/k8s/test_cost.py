@@ -825,11 +825,19 @@ def test_a_daily_schedule_is_counted_and_others_are_refused(schedule: str, runs_
     assert cost.runs_a_month(schedule, "CronJob/x") == pytest.approx(runs_a_day * 730 / 24)
 
 
+@pytest.mark.parametrize(("schedule", "runs"), [("0 5 1 * *", 1), ("0 5 1,15 * *", 2), ("0,30 5 31 * *", 2)])
+def test_a_monthly_schedule_is_counted_by_its_days(schedule: str, runs: int) -> None:
+    assert cost.runs_a_month(schedule, "CronJob/x") == runs
+
+
 @pytest.mark.parametrize(
     ("schedule", "problem"),
     [
-        ("0 3 * * 1", "only daily schedules (minute hour * * *) are priced here"),
-        ("@daily", "only daily schedules"),
+        ("0 3 * * 1", "only daily (minute hour * * *) and monthly (minute hour day * *) schedules"),
+        ("0 3 1 1 *", "only daily (minute hour * * *) and monthly"),
+        ("@daily", "only daily"),
+        ("0 3 0 * *", "cannot count the runs of its schedule's field '0'"),
+        ("0 3 */2 * *", "cannot count the runs of its schedule's field '*/2'"),
         ("0 3-5 * * *", "cannot count the runs of its schedule's field '3-5'"),
         ("0 24 * * *", "cannot count the runs of its schedule's field '24'"),
     ],

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
-import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from buckets import aws_environment, create_bucket
 from manifests import OVERLAYS, ROOT, SERVICES, Obj, Rendered, container, render
 from test_manifests import flow, pod
 
@@ -28,7 +25,6 @@ from servekit.replay import read_log
 
 COMPONENT = ROOT / "k8s" / "components" / "live-evaluation"
 FETCH = COMPONENT / "fetch.sh"
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -183,35 +179,9 @@ def capture_line(request_id: str) -> str:
     return json.dumps({"logger": "servekit.capture", "request_id": request_id, "capture": capture})
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[tuple[str, Any]]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="eu-west-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    try:
-        yield endpoint, client
-    finally:
-        server.stop()
-
-
 def fetch(endpoint: str, work: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     environment = {
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "HOME": str(work / "home"),
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
+        **aws_environment(endpoint, work / "home"),
         "WORK": str(work),
         "NOW": str(int(NOW.timestamp())),
         **settings,
@@ -225,7 +195,7 @@ def test_the_copy_takes_the_last_days_of_captures_as_firehose_lays_them_out_and_
     s3: tuple[str, Any], tmp_path: Path
 ) -> None:
     endpoint, client = s3
-    client.create_bucket(Bucket="capture", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    create_bucket(client, "capture")
 
     def put(day: datetime, hour: int, name: str, ids: list[str]) -> str:
         key = f"firehose/{day:%Y/%m/%d}/{hour:02d}/{name}"
@@ -277,7 +247,7 @@ def test_a_missing_truth_file_or_a_url_of_no_bucket_fails_the_copy_saying_which(
     s3: tuple[str, Any], tmp_path: Path
 ) -> None:
     endpoint, client = s3
-    client.create_bucket(Bucket="quiet", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    create_bucket(client, "quiet")
     settings = {
         "CAPTURES": "s3://quiet/c",
         "TRUTH_PREFIX": "s3://quiet/truth",

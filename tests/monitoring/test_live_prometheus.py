@@ -24,8 +24,10 @@ from mixin.autoscaling import adapter_config
 from mixin.cluster import (
     CLUSTER_METRICS,
     autoscaler_condition_queries,
-    evaluation_queries,
+    batch_scoring,
+    live_evaluation,
     replica_queries,
+    scheduled_run_queries,
     statefulset_queries,
 )
 from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
@@ -276,9 +278,9 @@ def test_every_rule_and_panel_query_returns_data(
     checks = [(q, q) for q in recorded()] + panel_queries()
     # kube-state-metrics' series need a cluster (it reads the API server), so no process here has
     # them: the panel queries over them are promtool cases instead (mixin.rule_tests,
-    # mixin.platform), and they are exactly the services' replica, autoscaler condition and live
-    # evaluation panels' and the alerting pipeline's StatefulSet panel's (kube-state-metrics up
-    # among them).
+    # mixin.platform), and they are exactly the services' replica, autoscaler condition, live
+    # evaluation and batch scoring panels' and the alerting pipeline's StatefulSet panel's
+    # (kube-state-metrics up among them).
     cluster_only = [
         (w, q) for w, q in checks if any(metric in q for metric in (*CLUSTER_METRICS, CLUSTER_SCRAPED))
     ]
@@ -289,7 +291,8 @@ def test_every_rule_and_panel_query_returns_data(
             for q, _ in (
                 *replica_queries(service),
                 *autoscaler_condition_queries(service),
-                *evaluation_queries(service),
+                *scheduled_run_queries(live_evaluation(service)),
+                *scheduled_run_queries(batch_scoring(service)),
             )
         ]
         + [q for q, _ in statefulset_queries(PIPELINE_STATEFULSETS)]

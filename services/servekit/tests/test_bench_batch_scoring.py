@@ -27,10 +27,15 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
         assert figures["workers"]["workers_started"] == 2
         rates = figures["workers"]["rows_per_second"] / figures["alone"]["rows_per_second"]
         assert figures["ratio"] == pytest.approx(rates, abs=0.01)
+        # With the workers, their memory is counted too: each holds the model and its chunks.
+        alone, shared = figures["alone"], figures["workers"]
+        assert 0 <= alone["peak_added_mib"] <= alone["peak_resident_mib"]
+        assert shared["peak_resident_mib"] > alone["peak_resident_mib"] + 50
     printed = capsys.readouterr().out
     assert "bankchurn, 3,000 rows predicted: one process " in printed
     assert "bankchurn, 3,000 rows parquet: one process " in printed
     assert "2 workers asked, 2 started: " in printed
+    assert " MiB with the workers, +" in printed
 
 
 def test_the_bench_fails_when_the_workers_write_another_file(

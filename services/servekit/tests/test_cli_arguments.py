@@ -22,6 +22,10 @@ from servekit import cli
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--workers", "0"],
             "argument --workers: '0' is not a positive",
         ),
+        (
+            ["score", "bankchurn", "in.csv", "--output", "out.csv", "--max-rejected", "5 rows"],
+            "argument --max-rejected: '5 rows' is neither a number of rows (12) nor a share of them (0.5%)",
+        ),
         (["replay", "log.txt", "--max-listed", "-1"], "argument --max-listed: '-1' is not a whole number"),
         (["replay", "log.txt", "--max-listed", "1.5"], "argument --max-listed: '1.5' is not a whole number"),
         (["canary", "bankchurn", "2", "--percent", "120"], "argument --percent: '120' is not a percentage"),

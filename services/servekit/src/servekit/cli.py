@@ -28,6 +28,7 @@ from servekit.termination import terminated_as_exit
 
 if TYPE_CHECKING:
     from servekit.replay import Captured
+    from servekit.scoring.limits import RejectionLimit
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 #: The service ``mlp serve`` runs when none is named (set by the container image).
@@ -38,6 +39,12 @@ API_KEY_DAYS = 90
 #: How soon a changed keys file takes effect (servekit.auth.RELOAD_SECONDS, plus the kubelet's
 #: refresh when it is a Secret's).
 RELOAD_NOTE = "5 s (of a replaced Secret: about a minute, the kubelet's refresh)"
+
+
+#: ``mlp score``'s exit status when more rows were rejected than ``--max-rejected`` allows: apart
+#: from 1 (the registry or the model could not be reached; worth retrying) and 2 (the input or the
+#: command cannot run), so a Job fails at once on it rather than scoring the same file again.
+SCORE_OVER_REJECTION_LIMIT = 3
 
 
 class UsageError(Exception):
@@ -313,7 +320,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc
     print(summary.render(model, args.output))
-    return 0 if summary.rejected == 0 else 1
+    limit: RejectionLimit = args.max_rejected
+    if not summary.rejected:
+        return 0
+    allowed = limit.allowed(summary.rows)
+    if limit.exceeded(summary.rejected, summary.rows):
+        print(
+            f"mlp: score: {spec.name}: {summary.rejected:,} of {summary.rows:,} rows rejected, over "
+            f"--max-rejected {limit} ({allowed:,}); the output is written, with each row's problem",
+            file=sys.stderr,
+        )
+        return SCORE_OVER_REJECTION_LIMIT
+    print(f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})")
+    return 0
 
 
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
@@ -463,6 +482,15 @@ def _non_negative(text: str) -> int:
     return int(text)
 
 
+def _rejection_limit(text: str) -> RejectionLimit:
+    from servekit.scoring.limits import RejectionLimit
+
+    try:
+        return RejectionLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _percent(text: str) -> float:
     from servekit.routing import parse_share
 
@@ -571,6 +599,13 @@ def parser() -> argparse.ArgumentParser:
         type=_positive,
         help="processes scoring the chunks past the first, in parallel (default: the CPUs this "
         "process may use, within its container's CPU limit); 1 scores in this process alone",
+    )
+    score.add_argument(
+        "--max-rejected",
+        type=_rejection_limit,
+        default="0",
+        help="rejected rows the run may have and still exit 0: a count (100) or a share of the rows "
+        f"read (0.5%%); more exits {SCORE_OVER_REJECTION_LIMIT}, the output written (default 0)",
     )
     score.add_argument("--tracking-uri")
     score.set_defaults(func=cmd_score)

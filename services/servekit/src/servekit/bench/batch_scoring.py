@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import tempfile
 from collections.abc import Sequence
 from functools import partial
@@ -20,12 +21,15 @@ from typing import Any
 
 from servekit import registry
 from servekit.bench import reports
+from servekit.bench.memory import MemorySampler, tree_resident_bytes
 from servekit.bench.servers import machine
 from servekit.model import ServedModel
 from servekit.scoring import score_file
 from servekit.scoring.pool import usable_cpus
 from servekit.spec import ServiceSpec
 from servekit.testing import train_in_memory
+
+MIB = 1024 * 1024
 
 
 def score_twice(
@@ -45,12 +49,18 @@ def score_twice(
     )
     for label, count in (("alone", 1), ("workers", args.workers)):
         output = work / f"{spec.name}-{label}-{explain}{source.suffix}"
-        summary = score(output, workers=count)
+        with MemorySampler(os.getpid(), interval=0.1, measure=tree_resident_bytes) as sampler:
+            summary = score(output, workers=count)
+        resident = [size for _, size in sampler.samples]
         figures[label] = {
             "seconds": round(summary.seconds, 2),
             "rows_per_second": round(summary.rows / summary.seconds),
             "workers_asked": count,
             "workers_started": summary.workers,
+            # This process and its workers, summed (shared pages twice: an upper bound); and what
+            # scoring added to this process, which also holds the models the bench fitted.
+            "peak_resident_mib": round(max(resident) / MIB),
+            "peak_added_mib": round((max(resident) - resident[0]) / MIB),
         }
         outputs.append(output.read_bytes())
     if outputs[0] != outputs[1]:
@@ -94,9 +104,11 @@ def print_figures(name: str, kind: str, rows: int, figures: dict[str, Any]) -> N
     alone, shared = figures["alone"], figures["workers"]
     print(
         f"{name}, {rows:,} rows {kind}: one process {alone['rows_per_second']:,} rows/s "
-        f"({alone['seconds']} s); {shared['workers_asked']} workers asked, {shared['workers_started']} "
-        f"started: {shared['rows_per_second']:,} rows/s "
-        f"({shared['seconds']} s); ratio {figures['ratio']}",
+        f"({alone['seconds']} s, peak {alone['peak_resident_mib']:,} MiB resident, "
+        f"+{alone['peak_added_mib']:,} while scoring); {shared['workers_asked']} workers asked, "
+        f"{shared['workers_started']} started: {shared['rows_per_second']:,} rows/s "
+        f"({shared['seconds']} s, peak {shared['peak_resident_mib']:,} MiB with the workers, "
+        f"+{shared['peak_added_mib']:,}); ratio {figures['ratio']}",
         flush=True,
     )
 

@@ -21,8 +21,6 @@ import dataclasses
 import gzip
 import json
 import math
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ import numpy as np
 
 from servekit import auth, registry
 from servekit.bench import load, reports
+from servekit.bench.memory import MemorySampler
 from servekit.bench.servers import champions, serving, wait_for_variants
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import Server
@@ -157,44 +156,6 @@ def check_statuses(url: str, kinds: Sequence[Kind]) -> None:
                     f"{kind.label}: {kind.method} {kind.path} got {answer.status_code}, "
                     f"not {kind.status}: {answer.text[:300]}"
                 )
-
-
-def resident_bytes(pid: int) -> int:
-    """The process's resident set size, as the kubelet's memory accounting sees most of it."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"process {pid} reports no VmRSS")
-
-
-class MemorySampler:
-    """Reads a process's resident memory every ``interval`` seconds in a thread, until stopped."""
-
-    def __init__(self, pid: int, interval: float = 1.0) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="memory-sampler", daemon=True)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        start = time.monotonic()
-
-        def sample() -> None:
-            self.samples.append((time.monotonic() - start, resident_bytes(self.pid)))
-
-        sample()
-        while not self._stop.wait(self.interval):
-            sample()
-        sample()  # once stopped, so the run's end is in the figures however short it was
 
 
 @dataclass(frozen=True)

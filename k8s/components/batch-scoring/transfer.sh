@@ -1,0 +1,81 @@
+#!/bin/sh
+# The batch scoring's first and last steps, with the cloud's own CLI (gcloud storage, aws s3) and the
+# pod's identity (GKE Workload Identity Federation, EKS Pod Identity): read on the input prefix,
+# write on the output prefix, nothing else.
+#
+#   transfer.sh fetch    copy the service's table, every object under $INPUT/$SERVICE/ (a warehouse's
+#                        export: BigQuery's 000000000000.parquet, ...; Spark's part-*.parquet), into
+#                        $WORK/input, and note the run's date in $WORK/run-date
+#   transfer.sh upload   copy $WORK/output/$SCORES to $OUTPUT/$SERVICE/run_date=<the run's date>/,
+#                        then an empty _SUCCESS beside it, last: a reader waiting for the marker
+#                        never reads a partial run (a run of the same day again replaces both)
+#
+#   INPUT, OUTPUT  gs://<bucket>/<prefix> or s3://<bucket>/<prefix>
+#   SERVICE        e.g. bankchurn
+#   SCORES         the scores' file name (default scores.parquet), as `mlp score --output` wrote it
+#   WORK           default /work
+#   NOW            seconds since the epoch, only for tests: the run's date
+set -eu
+
+step=${1:?usage: transfer.sh fetch|upload}
+: "${SERVICE:?}"
+work=${WORK:-/work}
+
+# Checked before anything is copied, in this shell (an exit in $(...) would end only a subshell).
+check_url() {
+    case "$2" in
+        gs://* | s3://*) ;;
+        *) echo "$step: $1=$2: not a gs:// or s3:// URL" >&2; exit 2 ;;
+    esac
+}
+
+case "$step" in
+    fetch)
+        check_url INPUT "${INPUT:?}"
+        source=${INPUT%/}/$SERVICE
+        mkdir -p "$work/input"
+        case "$source" in
+            s3://*) aws s3 cp --recursive --only-show-errors "$source/" "$work/input/" ;;
+            gs://*)
+                # gcloud fails on a prefix without objects: tell that apart from a refusal.
+                if ! listed=$(gcloud storage ls "$source/" 2>&1); then
+                    case "$listed" in
+                        *"matched no objects"*) ;;
+                        *) echo "$listed" >&2; exit 1 ;;
+                    esac
+                else
+                    gcloud storage cp --recursive --no-user-output-enabled "$source/*" "$work/input/"
+                fi
+                ;;
+        esac
+        # The parts mlp score reads: the files directly under the prefix, but the markers (_SUCCESS)
+        # and hidden files a writer leaves.
+        parts=$(find "$work/input" -mindepth 1 -maxdepth 1 -type f ! -name '_*' ! -name '.*' | wc -l)
+        if [ "$parts" -eq 0 ]; then
+            # The input's problem, not a passing one: exit 2 fails the Job at once.
+            echo "fetch: nothing to score: no object directly under $source/ but markers" >&2
+            exit 2
+        fi
+        date -u -d "@${NOW:-$(date -u +%s)}" +%Y-%m-%d > "$work/run-date"
+        echo "fetch: $parts part(s) of $source/ to score, run of $(cat "$work/run-date")"
+        ;;
+    upload)
+        scores="$work/output/${SCORES:-scores.parquet}"
+        check_url OUTPUT "${OUTPUT:?}"
+        target="${OUTPUT%/}/$SERVICE/run_date=$(cat "$work/run-date")"
+        marker="${TMPDIR:-/tmp}/_SUCCESS"
+        : > "$marker"
+        case "$target" in
+            s3://*)
+                aws s3 cp --only-show-errors "$scores" "$target/"
+                aws s3 cp --only-show-errors "$marker" "$target/_SUCCESS"
+                ;;
+            gs://*)
+                gcloud storage cp --no-user-output-enabled "$scores" "$target/"
+                gcloud storage cp --no-user-output-enabled "$marker" "$target/_SUCCESS"
+                ;;
+        esac
+        echo "upload: $(basename "$scores") and _SUCCESS to $target/"
+        ;;
+    *) echo "transfer.sh: $step: neither fetch nor upload" >&2; exit 2 ;;
+esac

@@ -1,0 +1,330 @@
+"""k8s/components/batch-scoring: each service's exported table scored every month by its champion.
+
+The CronJobs as rendered on both overlays (the three steps, their images, identity, failure policy,
+schedule against the alert, network and price), and the copy steps, transfer.sh, run with the real
+AWS CLI against moto's S3 server around a real ``mlp score`` of what was fetched (the bucket is the
+only stand-in: S3 cannot be reached from here). The Google Cloud CLI is on neither PyPI nor
+Debian's archive, so the gs:// branch is not run here.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from buckets import aws_environment, create_bucket
+from manifests import OVERLAYS, ROOT, SERVICES, Obj, Rendered, container, render
+from test_manifests import flow, pod
+
+from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, batch_scoring
+from scripts import load_k8s_cost
+from servekit import cli, registry
+from servekit.scoring import score_file
+from servekit.testing import train_in_memory
+
+COMPONENT = ROOT / "k8s" / "components" / "batch-scoring"
+TRANSFER = COMPONENT / "transfer.sh"
+#: k8s/cost.py, the module make cost runs.
+cost = load_k8s_cost()
+#: The shortest month: the alert must allow a whole run past it.
+SHORTEST_MONTH_SECONDS = 28 * 86400
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def scoring(request: pytest.FixtureRequest) -> Rendered:
+    return render(request.param, components=["batch-scoring"])
+
+
+def job_pod(cronjob: Obj) -> Obj:
+    spec: Obj = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def steps(cronjob: Obj) -> dict[str, Obj]:
+    """The pod's containers by name, in the order they run: fetch, score (init), upload."""
+    spec = job_pod(cronjob)
+    return {c["name"]: c for c in spec["initContainers"] + spec["containers"]}
+
+
+def env(c: Obj) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in c["env"]}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_fetched_scored_by_its_own_image_and_uploaded_in_that_order(
+    scoring: Rendered, service: str
+) -> None:
+    cronjob = scoring.get("CronJob", batch_scoring(service))
+    spec = job_pod(cronjob)
+    # Init containers run one after the other, and the upload only once both succeeded.
+    assert [c["name"] for c in spec["initContainers"]] == ["fetch", "score"]
+    assert [c["name"] for c in spec["containers"]] == ["upload"]
+    assert all("restartPolicy" not in c for c in spec["initContainers"])  # no sidecar
+    fetch, score, upload = steps(cronjob).values()
+    # The service's own image, as its Deployment runs it: the same package scores as serves.
+    assert score["image"] == container(scoring.get("Deployment", service))["image"]
+    argv = [*score["command"], *score["args"]]
+    assert argv == [
+        "mlp",
+        "score",
+        service,
+        "/work/input",
+        "--output",
+        "/work/output/scores.parquet",
+        "--max-rejected",
+        "1%",
+    ]
+    # The real CLI parses it, with the registry the pod reaches.
+    args = cli.parser().parse_args(argv[1:])
+    assert (args.func, args.service, args.max_rejected.percent) == (cli.cmd_score, service, 1.0)
+    assert service in registry.available()
+    assert env(score)["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+
+    values = scoring.values()
+    assert fetch["image"] == upload["image"] == values["cloudCliImage"]
+    assert fetch["command"] == ["/bin/sh", "/etc/batch-scoring/transfer.sh", "fetch"]
+    assert upload["command"] == ["/bin/sh", "/etc/batch-scoring/transfer.sh", "upload"]
+    assert env(fetch)["INPUT"] == values["batchScoringInput"]
+    assert env(upload)["OUTPUT"] == values["batchScoringOutput"]
+    assert env(fetch)["SERVICE"] == env(upload)["SERVICE"] == service
+    # The scoring writes beside the table; the upload reads the scores and cannot change them.
+    mounts = {c["name"]: {m["name"]: m for m in c["volumeMounts"]} for c in (fetch, score, upload)}
+    assert all(m["work"]["mountPath"] == "/work" for m in mounts.values())
+    assert mounts["upload"]["work"]["readOnly"] is True
+    assert "transfer" not in mounts["score"]
+    script = {v["name"]: v for v in spec["volumes"]}["transfer"]["configMap"]["name"]
+    generated = scoring.configmap("batch-scoring-transfer")
+    assert generated["metadata"]["name"] == script
+    assert generated["data"]["transfer.sh"] == TRANSFER.read_text()
+
+
+def test_a_table_that_cannot_be_scored_fails_the_job_at_once_and_other_failures_are_retried(
+    scoring: Rendered,
+) -> None:
+    for service in SERVICES:
+        job = scoring.get("CronJob", batch_scoring(service))["spec"]["jobTemplate"]["spec"]
+        [score, fetch, ignore] = job["podFailurePolicy"]["rules"]
+        # mlp score: 3 over --max-rejected, 2 a table it cannot score; neither changes on a second
+        # try, where a lost node, the bucket or a registry restart (1) may.
+        assert score == {
+            "action": "FailJob",
+            "onExitCodes": {
+                "containerName": "score",
+                "operator": "In",
+                "values": [2, cli.SCORE_OVER_REJECTION_LIMIT],
+            },
+        }
+        assert fetch == {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "fetch", "operator": "In", "values": [2]},
+        }
+        assert ignore == {
+            "action": "Ignore",
+            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+        }
+        assert job["backoffLimit"] >= 1
+        assert job_pod(scoring.get("CronJob", batch_scoring(service)))["restartPolicy"] == "Never"
+
+
+def test_the_schedule_is_monthly_and_the_overdue_alert_allows_a_whole_run_past_a_month(
+    scoring: Rendered,
+) -> None:
+    starts = []
+    for service in SERVICES:
+        cronjob = scoring.get("CronJob", batch_scoring(service))
+        minute, hour, day, *rest = cronjob["spec"]["schedule"].split()
+        assert (day, rest) == ("1", ["*", "*"]), cronjob["spec"]["schedule"]
+        assert cronjob["spec"]["timeZone"] == "Etc/UTC"
+        assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+        deadline = cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+        late = cronjob["spec"]["startingDeadlineSeconds"]
+        # A run that starts as late and takes as long as allowed still ends before the alert, even
+        # after February; and a run the controller could still start is not yet a missed one.
+        assert SHORTEST_MONTH_SECONDS + late + deadline < OVERDUE_PERIODS * SHORTEST_MONTH_SECONDS
+        assert late <= MISSED_SCHEDULE_SECONDS
+        starts.append(int(hour) * 60 + int(minute))
+    assert len(set(starts)) == len(starts)  # staggered
+
+
+def test_it_runs_unprivileged_with_the_clouds_identity_and_no_kubernetes_token(scoring: Rendered) -> None:
+    account = scoring.get("ServiceAccount", "batch-scoring")
+    assert account["automountServiceAccountToken"] is False
+    assert not account["metadata"].get("annotations")  # granted on the cloud's side, by name
+    for service in SERVICES:
+        spec = job_pod(scoring.get("CronJob", batch_scoring(service)))
+        assert spec["serviceAccountName"] == "batch-scoring"
+        assert spec["automountServiceAccountToken"] is False
+        for c in spec["initContainers"] + spec["containers"]:
+            security = c["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["runAsNonRoot"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory", "ephemeral-storage"} <= set(c["resources"]["requests"])
+        # mlp score runs a worker per CPU of its limit: the request is the limit, so it gets them.
+        score = steps(scoring.get("CronJob", batch_scoring(service)))["score"]["resources"]
+        assert score["requests"]["cpu"] == score["limits"]["cpu"]
+
+
+def test_it_reaches_mlflow_the_bucket_and_the_credentials_and_nothing_else(scoring: Rendered) -> None:
+    policies = scoring.of_kind("NetworkPolicy")
+    template = scoring.get("CronJob", batch_scoring(SERVICES[0]))["spec"]["jobTemplate"]["spec"]["template"]
+    job = {"labels": template["metadata"]["labels"], "namespace": "ml-platform"}
+    assert flow(policies, job, pod(scoring, "mlflow"), 5000)
+    assert flow(policies, job, {"ip": "142.250.1.1"}, 443)
+    assert flow(policies, job, {"ip": "169.254.169.254"}, 80)
+    assert flow(policies, job, {"ip": "169.254.170.23"}, 80)
+    assert not flow(policies, job, pod(scoring, SERVICES[0]), 8080)
+    assert not flow(policies, job, pod(scoring, "prometheus"), 9090)
+    assert not flow(policies, pod(scoring, "prometheus"), job, 8080)
+    assert not flow(policies, job, {"ip": "142.250.1.1"}, 80)
+
+
+def test_make_cost_prices_a_monthly_run_at_its_deadline(scoring: Rendered) -> None:
+    jobs = [j for j in cost.scheduled(scoring.objects) if j.name.endswith("-batch-scoring")]
+    assert sorted(j.name for j in jobs) == sorted(batch_scoring(s) for s in SERVICES)
+    assert all(j.runs_a_month == 1 and j.hours_a_run == 4 for j in jobs)
+    # The Pod as the scheduler counts it: the score step, the largest of the three.
+    assert {(j.pod.cpu, j.pod.memory_gib, j.pod.ephemeral_gib) for j in jobs} == {(2.0, 2.0, 8.0)}
+
+
+def test_without_the_component_nothing_of_it_renders() -> None:
+    for overlay in OVERLAYS:
+        assert not [o for o in render(overlay).objects if "batch-scoring" in o["metadata"]["name"]]
+
+
+# The copy steps, against a bucket, around a real scoring of what was fetched.
+
+NOW = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
+
+
+def transfer(step: str, endpoint: str, work: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    (work / "tmp").mkdir(parents=True, exist_ok=True)
+    environment = {
+        **aws_environment(endpoint, work / "tmp"),
+        "TMPDIR": str(work / "tmp"),
+        "WORK": str(work),
+        "NOW": str(int(NOW.timestamp())),
+        **settings,
+    }
+    return subprocess.run(
+        ["/bin/sh", str(TRANSFER), step],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
+    s3: tuple[str, Any], tmp_path: Path
+) -> None:
+    endpoint, client = s3
+    create_bucket(client, "tables")
+    spec = registry.get_service("bankchurn")
+    artifact, _ = train_in_memory(spec, rows=600)
+    table = pa.Table.from_pandas(spec.recipe.generate(90, seed=5), preserve_index=False)
+    # BigQuery's EXPORT DATA names: 000000000000.parquet, ...; beside them a writer's marker,
+    # another service's table, and a file in a sub-prefix, none of which is this table.
+    for part in range(3):
+        rows = table.slice(part * 30, 30)
+        client.put_object(
+            Bucket="tables", Key=f"export/bankchurn/{part:012}.parquet", Body=parquet_bytes(rows)
+        )
+    client.put_object(Bucket="tables", Key="export/bankchurn/_SUCCESS", Body=b"")
+    client.put_object(Bucket="tables", Key="export/bankchurnish/000000000000.parquet", Body=b"not ours")
+    settings = {"SERVICE": "bankchurn", "INPUT": "s3://tables/export/", "OUTPUT": "s3://tables/scores"}
+
+    fetched = transfer("fetch", endpoint, tmp_path, **settings)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (
+        fetched.stdout.strip()
+        == "fetch: 3 part(s) of s3://tables/export/bankchurn/ to score, run of 2026-12-01"
+    )
+    assert sorted(p.name for p in (tmp_path / "input").iterdir()) == [
+        "000000000000.parquet",
+        "000000000001.parquet",
+        "000000000002.parquet",
+        "_SUCCESS",
+    ]
+    # What the score step runs, on what was fetched (in process: the image's mlp score).
+    (tmp_path / "output").mkdir()
+    summary = score_file(
+        spec, spec.model(artifact), tmp_path / "input", tmp_path / "output" / "scores.parquet"
+    )
+    assert (summary.rows, summary.scored) == (90, 90)
+
+    uploaded = transfer("upload", endpoint, tmp_path, **settings)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert (
+        uploaded.stdout.strip()
+        == "upload: scores.parquet and _SUCCESS to s3://tables/scores/bankchurn/run_date=2026-12-01/"
+    )
+    listed = client.list_objects_v2(Bucket="tables", Prefix="scores/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        "scores/bankchurn/run_date=2026-12-01/_SUCCESS",
+        "scores/bankchurn/run_date=2026-12-01/scores.parquet",
+    ]
+    body = client.get_object(Bucket="tables", Key="scores/bankchurn/run_date=2026-12-01/scores.parquet")[
+        "Body"
+    ].read()
+    scores = pq.read_table(io.BytesIO(body))
+    assert scores.select(table.schema.names).equals(table)
+    assert scores.num_rows == 90
+    assert "churn_probability" in scores.schema.names
+
+
+def test_nothing_exported_no_scores_or_a_url_of_no_bucket_fails_the_step_saying_which(
+    s3: tuple[str, Any], tmp_path: Path
+) -> None:
+    endpoint, client = s3
+    create_bucket(client, "quiet")
+    client.put_object(Bucket="quiet", Key="export/nlpinsight/_SUCCESS", Body=b"")
+    client.put_object(Bucket="quiet", Key="export/nlpinsight/2026/12/part-0.parquet", Body=b"nested")
+    settings = {"SERVICE": "nlpinsight", "INPUT": "s3://quiet/export"}
+
+    only_markers = transfer("fetch", endpoint, tmp_path / "a", **settings)
+    assert only_markers.returncode == 2
+    assert (
+        "fetch: nothing to score: no object directly under s3://quiet/export/nlpinsight/ but markers"
+        in only_markers.stderr
+    )
+    assert not (tmp_path / "a" / "run-date").exists()
+
+    nothing = transfer("fetch", endpoint, tmp_path / "b", **{**settings, "INPUT": "s3://quiet/none"})
+    assert nothing.returncode == 2
+    assert "nothing to score" in nothing.stderr
+
+    local = transfer("fetch", endpoint, tmp_path / "c", **{**settings, "INPUT": "/data/export"})
+    assert local.returncode == 2
+    assert "fetch: INPUT=/data/export: not a gs:// or s3:// URL" in local.stderr
+    (tmp_path / "d" / "output").mkdir(parents=True)
+    (tmp_path / "d" / "run-date").write_text("2026-12-01\n")
+    no_bucket = transfer("upload", endpoint, tmp_path / "d", SERVICE="nlpinsight", OUTPUT="scores/")
+    assert no_bucket.returncode == 2
+    assert "upload: OUTPUT=scores/: not a gs:// or s3:// URL" in no_bucket.stderr
+
+    # Scores that are not there (the step run without the scoring): the copy fails, and no marker
+    # is written, since it comes last.
+    create_bucket(client, "scores")
+    missing = transfer("upload", endpoint, tmp_path / "d", SERVICE="nlpinsight", OUTPUT="s3://scores/x")
+    assert missing.returncode != 0
+    assert "scores.parquet" in missing.stderr
+    assert client.list_objects_v2(Bucket="scores").get("KeyCount") == 0
+
+    unknown = transfer("check", endpoint, tmp_path / "e", **settings)
+    assert unknown.returncode == 2
+    assert "transfer.sh: check: neither fetch nor upload" in unknown.stderr
