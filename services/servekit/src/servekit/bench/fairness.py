@@ -70,16 +70,20 @@ def measure(
     steady_records: Sequence[dict[str, Any]],
     runaway_bodies: Sequence[dict[str, Any]],
     runaway_path: str,
-    capacity: float,
+    capacity: float | None,
     seconds: float,
 ) -> dict[str, Any]:
-    """Both clients at once on each serving; the steady client's answers, the runaway's goodput."""
+    """Both clients at once on each serving; the steady client's answers, the runaway's goodput.
+
+    The runaway offers :data:`RUNAWAY_FACTOR` times ``capacity``, the runaway's requests a second
+    one replica answers; None measures it on the first serving (the runaway's requests at
+    concurrency 4 for ``seconds``), so the runaway overloads the replica however fast this host is.
+    """
     keys = {RUNAWAY: auth.new_key(), STEADY: auth.new_key()}
     keys_file = work / f"{spec.name}-fairness-keys"
     keys_file.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
     result: dict[str, Any] = {
         "steady_rate": STEADY_RATE,
-        "runaway_rate": round(capacity * RUNAWAY_FACTOR, 1),
         "runaway_path": runaway_path,
         "deadline_seconds": DEADLINE,
     }
@@ -97,6 +101,13 @@ def measure(
             steady = load.post_requests(
                 "127.0.0.1", port, "/predict", steady_records, headers=bearer(keys[STEADY])
             )
+            if capacity is None:
+                saturated = load.run("127.0.0.1", port, runaway, concurrency=4, seconds=seconds)
+                if saturated.errors:
+                    raise RuntimeError(f"{saturated.errors} requests failed while measuring capacity")
+                capacity = saturated.requests_per_second
+                result["capacity_per_second"] = round(capacity, 1)
+            result["runaway_rate"] = round(capacity * RUNAWAY_FACTOR, 1)
             with ProcessPoolExecutor(1, mp_context=context) as pool:
                 pool.submit(int).result()  # the process started before either load does
                 # The runaway starts first and stops last: the steady client is measured throughout.
