@@ -176,7 +176,8 @@ def test_rejected_rows_over_the_limit_fail_the_run_with_the_output_written(
     )
     rows = len(pd.read_csv(source))
 
-    refused = mlp(*args, status=3)  # none allowed, the default
+    summary = tmp_path / "summary.json"
+    refused = mlp(*args, "--summary", str(summary), status=3)  # none allowed, the default
     scored = pd.read_csv(out, dtype=str, keep_default_na=False)
     rejected = int((scored["predicted_error"] != "").sum())
     assert 0 < rejected < rows
@@ -184,13 +185,34 @@ def test_rejected_rows_over_the_limit_fail_the_run_with_the_output_written(
         f"mlp: score: chicagotaxi: {rejected:,} of {rows:,} rows rejected, over --max-rejected 0 rows (0); "
         "the output is written, with each row's problem"
     )
+    # What the run did, for whoever reads the scores: the registry's version and run, the counts.
+    written = json.loads(summary.read_text())
+    registered_run = registered["chicagotaxi"]
+    assert written["model"]["version"] == registered_run.version
+    assert written["model"]["run_id"] == registered_run.run_id
+    assert (written["rows"], written["scored"], written["rejected"]) == (rows, rows - rejected, rejected)
+    assert written["first_rejections"][0] == "row 1: trip_miles: Input should be greater than 0"
+    assert written["max_rejected"] == {"limit": "0 rows", "allowed": 0, "exceeded": True}
+    assert written["exit_status"] == 3
+    outside = ~scored["predicted_outside_training"].isin(["", "[]"])
+    assert written["outside_training"]["rows"] == int(outside.sum()) > 0
 
     share = 100 * rejected / rows
     below, above = f"{share - 0.1:.1f}", f"{share + 0.1:.1f}"
     over = mlp(*args, "--max-rejected", f"{below}%", status=3)
     assert f"over --max-rejected {below}% of the rows ({int(rows * float(below) / 100):,})" in over
-    within = mlp(*args, "--max-rejected", f"{above}%")
+    within = mlp(*args, "--max-rejected", f"{above}%", "--summary", str(summary))
     assert f"{rejected:,} rejected rows are within --max-rejected {above}% of the rows" in within
+    allowed = int(rows * float(above) / 100)
+    assert json.loads(summary.read_text())["max_rejected"] == {
+        "limit": f"{above}% of the rows",
+        "allowed": allowed,
+        "exceeded": False,
+    }
+    assert json.loads(summary.read_text())["exit_status"] == 0
+    # A summary that would overwrite the scores is refused before anything runs.
+    clash = mlp(*args, "--summary", str(out), status=2)
+    assert f"--summary {out}: the input or the output; name another file" in clash
     assert mlp(*args, "--max-rejected", str(rejected)).count("within --max-rejected") == 1
     mlp(*args, "--max-rejected", str(rejected - 1), status=3)
     assert pd.read_csv(out, dtype=str, keep_default_na=False).equals(scored)

@@ -10,6 +10,7 @@ Debian's archive, so the gs:// branch is not run here.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +25,9 @@ from test_manifests import flow, pod
 
 from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, batch_scoring
 from scripts import load_k8s_cost
-from servekit import cli, registry
-from servekit.scoring import score_file
+from servekit import cli, loading, registry
 from servekit.testing import train_in_memory
+from servekit.training import trainer
 
 COMPONENT = ROOT / "k8s" / "components" / "batch-scoring"
 TRANSFER = COMPONENT / "transfer.sh"
@@ -79,10 +80,13 @@ def test_each_service_is_fetched_scored_by_its_own_image_and_uploaded_in_that_or
         "/work/output/scores.parquet",
         "--max-rejected",
         "1%",
+        "--summary",
+        "/work/output/summary.json",
     ]
     # The real CLI parses it, with the registry the pod reaches.
     args = cli.parser().parse_args(argv[1:])
     assert (args.func, args.service, args.max_rejected.percent) == (cli.cmd_score, service, 1.0)
+    assert args.summary.parent == args.output.parent  # uploaded with the scores
     assert service in registry.available()
     assert env(score)["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
 
@@ -230,7 +234,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
-    s3: tuple[str, Any], tmp_path: Path
+    s3: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     endpoint, client = s3
     create_bucket(client, "tables")
@@ -260,24 +264,32 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
         "000000000002.parquet",
         "_SUCCESS",
     ]
-    # What the score step runs, on what was fetched (in process: the image's mlp score).
+    # The score step as the CronJob runs it, on what was fetched: its arguments as rendered, with
+    # the model from memory rather than from a registry (the registry's own test is test_score).
+    monkeypatch.setattr(loading, "load_artifact", lambda name, uri, tracking_uri: artifact)
+    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
     (tmp_path / "output").mkdir()
-    summary = score_file(
-        spec, spec.model(artifact), tmp_path / "input", tmp_path / "output" / "scores.parquet"
-    )
-    assert (summary.rows, summary.scored) == (90, 90)
+    score = steps(render("eks", components=["batch-scoring"]).get("CronJob", batch_scoring("bankchurn")))[
+        "score"
+    ]
+    assert cli.main([arg.replace("/work", str(tmp_path)) for arg in score["args"]]) == 0
 
     uploaded = transfer("upload", endpoint, tmp_path, **settings)
     assert uploaded.returncode == 0, uploaded.stderr
     assert (
         uploaded.stdout.strip()
-        == "upload: scores.parquet and _SUCCESS to s3://tables/scores/bankchurn/run_date=2026-12-01/"
+        == "upload: scores.parquet, summary.json and _SUCCESS to s3://tables/scores/bankchurn/run_date=2026-12-01/"
     )
     listed = client.list_objects_v2(Bucket="tables", Prefix="scores/")["Contents"]
     assert sorted(o["Key"] for o in listed) == [
         "scores/bankchurn/run_date=2026-12-01/_SUCCESS",
         "scores/bankchurn/run_date=2026-12-01/scores.parquet",
+        "scores/bankchurn/run_date=2026-12-01/summary.json",
     ]
+    summary = client.get_object(Bucket="tables", Key="scores/bankchurn/run_date=2026-12-01/summary.json")
+    written = json.loads(summary["Body"].read())
+    assert (written["rows"], written["scored"], written["exit_status"]) == (90, 90, 0)
+    assert written["model"]["version"] == artifact.version
     body = client.get_object(Bucket="tables", Key="scores/bankchurn/run_date=2026-12-01/scores.parquet")[
         "Body"
     ].read()

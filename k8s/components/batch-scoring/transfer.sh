@@ -6,9 +6,11 @@
 #   transfer.sh fetch    copy the service's table, every object under $INPUT/$SERVICE/ (a warehouse's
 #                        export: BigQuery's 000000000000.parquet, ...; Spark's part-*.parquet), into
 #                        $WORK/input, and note the run's date in $WORK/run-date
-#   transfer.sh upload   copy $WORK/output/$SCORES to $OUTPUT/$SERVICE/run_date=<the run's date>/,
-#                        then an empty _SUCCESS beside it, last: a reader waiting for the marker
-#                        never reads a partial run (a run of the same day again replaces both)
+#   transfer.sh upload   copy $WORK/output/$SCORES and the run's summary.json (mlp score --summary:
+#                        the version, the rows scored and rejected) to
+#                        $OUTPUT/$SERVICE/run_date=<the run's date>/, then an empty _SUCCESS beside
+#                        them, last: a reader waiting for the marker never reads a partial run (a
+#                        run of the same day again replaces all three)
 #
 #   INPUT, OUTPUT  gs://<bucket>/<prefix> or s3://<bucket>/<prefix>
 #   SERVICE        e.g. bankchurn
@@ -61,6 +63,7 @@ case "$step" in
         ;;
     upload)
         scores="$work/output/${SCORES:-scores.parquet}"
+        summary="$work/output/summary.json"
         check_url OUTPUT "${OUTPUT:?}"
         target="${OUTPUT%/}/$SERVICE/run_date=$(cat "$work/run-date")"
         marker="${TMPDIR:-/tmp}/_SUCCESS"
@@ -68,14 +71,16 @@ case "$step" in
         case "$target" in
             s3://*)
                 aws s3 cp --only-show-errors "$scores" "$target/"
+                aws s3 cp --only-show-errors "$summary" "$target/"
                 aws s3 cp --only-show-errors "$marker" "$target/_SUCCESS"
                 ;;
             gs://*)
                 gcloud storage cp --no-user-output-enabled "$scores" "$target/"
+                gcloud storage cp --no-user-output-enabled "$summary" "$target/"
                 gcloud storage cp --no-user-output-enabled "$marker" "$target/_SUCCESS"
                 ;;
         esac
-        echo "upload: $(basename "$scores") and _SUCCESS to $target/"
+        echo "upload: $(basename "$scores"), summary.json and _SUCCESS to $target/"
         ;;
     *) echo "transfer.sh: $step: neither fetch nor upload" >&2; exit 2 ;;
 esac

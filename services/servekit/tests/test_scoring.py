@@ -10,7 +10,7 @@ import pytest
 from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, pool, progress, score_file
+from servekit.scoring import ScoringError, pool, progress, score_file, write_summary
 from servekit.training.trainer import Split
 
 ROWS = [
@@ -92,6 +92,30 @@ def test_rows_outside_the_training_range_are_scored_listed_and_counted(
     text = summary.render(model, tmp_path / "out.csv")
     assert "2 scored rows had an input outside the range of the version's training rows (x 2)" in text
     assert "the p_outside_training column lists them" in text
+
+
+def test_a_runs_summary_names_the_version_the_rows_and_the_first_rejections(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    rows = [*ROWS, ["013", "0", "blue", "", "g"]]  # x = 0: valid, outside the training rows' x
+    source, output = write(tmp_path / "in.csv", rows), tmp_path / "out.csv"
+    summary = score_file(TOY, model, source, output, chunk_rows=3)
+    written = summary.as_json(model, source, output)
+    assert written["model"] == {"name": "toy", "version": "test", "run_id": "in-memory", "uri": "memory://"}
+    assert (written["service"], written["input"], written["output"]) == ("toy", str(source), str(output))
+    assert (written["rows"], written["scored"], written["rejected"]) == (7, 4, 3)
+    assert written["first_rejections"] == summary.rejections
+    assert written["outside_training"] == {"rows": 1, "by_field": {"x": 1}}
+    assert written["rows_per_second"] == round(7 / summary.seconds)
+    # Whole or not at all, and plain JSON.
+    path = tmp_path / "summary.json"
+    write_summary(path, written)
+    assert json.loads(path.read_text()) == written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv", "summary.json"]
+    with pytest.raises(TypeError):
+        write_summary(path, {"unserializable": object()})
+    assert json.loads(path.read_text()) == written  # the one before is left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv", "summary.json"]
 
 
 def test_chunks_change_nothing_in_the_output(model: ToyModel, tmp_path: Path) -> None:

@@ -289,13 +289,19 @@ def _log_comparison(
 
 def cmd_score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
-    from servekit.scoring import score_file
+    from servekit.scoring import score_file, write_summary
     from servekit.scoring.formats import ScoringError
     from servekit.scoring.pool import usable_cpus
     from servekit.training.trainer import registry_client
 
     if not args.input.exists():
         raise UsageError(f"score: {args.input}: no such file or directory")
+    if args.summary is not None:
+        if args.summary.resolve() in {args.input.resolve(), args.output.resolve()}:
+            raise UsageError(f"score: --summary {args.summary}: the input or the output; name another file")
+        if not args.summary.parent.is_dir():
+            raise UsageError(f"score: --summary {args.summary}: no directory {args.summary.parent}")
+    started = datetime.now(UTC)
     spec = registry.get_service(args.service)
     uri = args.model_uri or f"models:/{spec.name}@champion"
     tracking_uri = _tracking_uri(args.tracking_uri)
@@ -321,18 +327,26 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise UsageError(f"score: {args.input}: {exc}") from exc
     print(summary.render(model, args.output))
     limit: RejectionLimit = args.max_rejected
-    if not summary.rejected:
-        return 0
     allowed = limit.allowed(summary.rows)
-    if limit.exceeded(summary.rejected, summary.rows):
+    over = limit.exceeded(summary.rejected, summary.rows)
+    status = SCORE_OVER_REJECTION_LIMIT if over else 0
+    if args.summary is not None:
+        written = {
+            **summary.as_json(model, args.input, args.output),
+            "max_rejected": {"limit": str(limit), "allowed": allowed, "exceeded": over},
+            "started_at": started.isoformat(timespec="seconds"),
+            "exit_status": status,
+        }
+        write_summary(args.summary, written)
+    if over:
         print(
             f"mlp: score: {spec.name}: {summary.rejected:,} of {summary.rows:,} rows rejected, over "
             f"--max-rejected {limit} ({allowed:,}); the output is written, with each row's problem",
             file=sys.stderr,
         )
-        return SCORE_OVER_REJECTION_LIMIT
-    print(f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})")
-    return 0
+    elif summary.rejected:
+        print(f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})")
+    return status
 
 
 def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
@@ -606,6 +620,12 @@ def parser() -> argparse.ArgumentParser:
         default="0",
         help="rejected rows the run may have and still exit 0: a count (100) or a share of the rows "
         f"read (0.5%%); more exits {SCORE_OVER_REJECTION_LIMIT}, the output written (default 0)",
+    )
+    score.add_argument(
+        "--summary",
+        type=Path,
+        help="also write what the run did as JSON: the version, rows scored and rejected, the first "
+        "rejections, the inputs outside the training range, the time and the exit status",
     )
     score.add_argument("--tracking-uri")
     score.set_defaults(func=cmd_score)

@@ -23,6 +23,7 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -100,6 +101,31 @@ class ScoreSummary:
             )
         return "\n".join(lines)
 
+    def as_json(self, model: ServedModel, source: Path, output: Path) -> dict[str, Any]:
+        """What a run did, for whoever reads its scores (``mlp score --summary``): the registry
+        version that scored them (a run's id as well as the version number, which an alias does
+        not fix), the rows, the first rejections, the inputs outside the training range, the time."""
+        artifact = model.artifact
+        return {
+            "service": artifact.name,
+            "model": {
+                "name": artifact.name,
+                "version": artifact.version,
+                "run_id": artifact.run_id,
+                "uri": artifact.uri,
+            },
+            "input": str(source),
+            "output": str(output),
+            "rows": self.rows,
+            "scored": self.scored,
+            "rejected": self.rejected,
+            "first_rejections": self.rejections[:SHOWN_REJECTIONS],
+            "outside_training": {"rows": self.outside, "by_field": dict(self.outside_by_field.most_common())},
+            "seconds": round(self.seconds, 3),
+            "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
+            "workers": self.workers,
+        }
+
     def count_outside(self, prediction: Mapping[str, Any]) -> None:
         found = prediction.get(OUTSIDE_TRAINING)
         if found:
@@ -113,6 +139,16 @@ class ScoreSummary:
         self.rejections.extend(chunk.rejections[: max(0, SHOWN_REJECTIONS - len(self.rejections))])
         self.outside += chunk.outside
         self.outside_by_field.update(chunk.outside_by_field)
+
+
+def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
+    """A run's summary as JSON, appearing whole or not at all, as the scores do."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(json.dumps(summary, indent=2) + "\n")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
