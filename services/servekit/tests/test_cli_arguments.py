@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from servekit import cli
@@ -68,3 +70,18 @@ def test_a_ramp_is_a_list_of_shares_and_a_canary_ended_takes_no_share(
         == 2
     )
     assert "--end sends it none" in capsys.readouterr().err
+
+
+def test_a_summary_nowhere_to_write_or_over_a_file_of_the_run_is_refused_before_the_registry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "customers.csv"
+    source.write_text("CustomerId\n1\n")
+    score = ["score", "bankchurn", str(source), "--output", str(tmp_path / "scores.csv")]
+    # No registry runs at this address: a refusal that came after asking it would be exit 1.
+    nowhere = tmp_path / "missing" / "run.json"
+    assert cli.main([*score, "--summary", str(nowhere), "--tracking-uri", "http://127.0.0.1:9"]) == 2
+    assert f"--summary {nowhere}: no directory {nowhere.parent}" in capsys.readouterr().err
+    assert cli.main([*score, "--summary", str(source), "--tracking-uri", "http://127.0.0.1:9"]) == 2
+    assert "the input or the output; name another file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]

@@ -219,6 +219,31 @@ def test_a_directory_of_parquet_parts_is_scored_as_one_table_in_the_order_of_the
     assert summary.rejections[-1] == "row 5: x: Input should be a valid number"
 
 
+def test_parquet_parts_named_with_no_suffix_are_known_by_their_first_bytes(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    """Athena's UNLOAD names its Parquet files with no suffix; a CSV file so named stays CSV."""
+    export = tmp_path / "unload"
+    export.mkdir()
+    parquet(export / "20261201_050012_00005_x9b2k_0d8e", TABLE.slice(0, 3))
+    parquet(export / "20261201_050012_00005_x9b2k_7c1f", TABLE.slice(3))
+    summary = score_file(TOY, model, export, tmp_path / "scores.parquet")
+    whole = score_file(TOY, model, parquet(tmp_path / "whole.parquet"), tmp_path / "whole-out.parquet")
+    assert pq.read_table(tmp_path / "scores.parquet").equals(pq.read_table(tmp_path / "whole-out.parquet"))
+    assert (summary.rows, summary.scored) == (whole.rows, whole.scored)
+    # Scores of Parquet are Parquet, whatever the input's name.
+    with pytest.raises(ScoringError, match="written as Parquet"):
+        score_file(TOY, model, export / "20261201_050012_00005_x9b2k_0d8e", tmp_path / "scores.csv")
+
+    text = tmp_path / "export-0001"
+    TABLE.to_pandas().to_csv(text, index=False)
+    assert (score_file(TOY, model, text, tmp_path / "text-scores.csv").rows) == 6
+    # Named .csv, a file is read as CSV whatever its first bytes: a header may begin with PAR1.
+    named = tmp_path / "named.csv"
+    named.write_text("PAR1,x,color\n1,3,red\n")
+    assert score_file(TOY, model, named, tmp_path / "named-scores.csv").scored == 1
+
+
 def test_a_directory_of_csv_parts_is_scored_as_one_file_with_one_header(
     model: ToyModel, tmp_path: Path
 ) -> None:

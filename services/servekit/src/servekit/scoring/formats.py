@@ -36,6 +36,8 @@ from pydantic import BaseModel
 #: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
 Chunk = tuple[pd.DataFrame, Any]
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: The four bytes a Parquet file begins (and ends) with.
+PARQUET_MAGIC = b"PAR1"
 
 
 class ScoringError(ValueError):
@@ -68,7 +70,20 @@ class OutputFormat(Protocol):
 
 
 def is_parquet(path: Path) -> bool:
+    """Whether the name says Parquet: what the scores' output is written as."""
     return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def holds_parquet(path: Path) -> bool:
+    """Whether an input file is Parquet: its name says so, or, named neither .parquet nor .csv, its
+    first bytes are Parquet's magic number. Athena's UNLOAD and some Spark writers name their
+    Parquet files with no suffix (``20261201_050012_00005_x9b2k_0d8e...``)."""
+    if is_parquet(path):
+        return True
+    if path.suffix.lower() == ".csv":
+        return False
+    with path.open("rb") as handle:
+        return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
 
 
 def parts(source: Path) -> tuple[Path, ...]:
@@ -80,7 +95,7 @@ def parts(source: Path) -> tuple[Path, ...]:
     )
     if not found:
         raise ScoringError("is a directory with no file to score")
-    kinds = {is_parquet(path) for path in found}
+    kinds = {holds_parquet(path) for path in found}
     if len(kinds) > 1:
         raise ScoringError(
             "holds Parquet files and others; score a directory of one format "
@@ -92,7 +107,7 @@ def parts(source: Path) -> tuple[Path, ...]:
 def open_input(source: Path) -> InputFile:
     """The file or directory ``source`` as the chunks of one table, its parts checked alike."""
     found = parts(source)
-    return ParquetInput(found) if is_parquet(found[0]) else CsvFile(found)
+    return ParquetInput(found) if holds_parquet(found[0]) else CsvFile(found)
 
 
 def check_output(source: Path, reader: InputFile, output: Path) -> None:
