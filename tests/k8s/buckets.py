@@ -19,7 +19,10 @@ REGION = "eu-west-1"
 
 @contextmanager
 def s3_server() -> Iterator[tuple[str, Any]]:
-    """moto's S3 server on 127.0.0.1: its endpoint and a boto3 client of it."""
+    """moto's S3 server on 127.0.0.1: its endpoint and a boto3 client of it.
+
+    moto keeps one store per process, which every server it starts shares: test modules run in
+    one process see each other's buckets, so each names its own."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

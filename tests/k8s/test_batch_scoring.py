@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,13 @@ NOW = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
 
 
 def transfer(step: str, endpoint: str, work: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    started = transfer_started(step, endpoint, work, **settings)
+    out, err = started.communicate(timeout=300)
+    return subprocess.CompletedProcess(started.args, started.returncode, out, err)
+
+
+def transfer_started(step: str, endpoint: str, work: Path, **settings: str) -> subprocess.Popen[str]:
+    """``transfer.sh <step>`` started against the S3 server at ``endpoint``, as the pod runs it."""
     (work / "tmp").mkdir(parents=True, exist_ok=True)
     environment = {
         **aws_environment(endpoint, work / "tmp"),
@@ -217,13 +225,12 @@ def transfer(step: str, endpoint: str, work: Path, **settings: str) -> subproces
         "NOW": str(int(NOW.timestamp())),
         **settings,
     }
-    return subprocess.run(
+    return subprocess.Popen(
         ["/bin/sh", str(TRANSFER), step],
         env=environment,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
 
 
@@ -237,7 +244,7 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     s3: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     endpoint, client = s3
-    create_bucket(client, "tables")
+    create_bucket(client, "scoring-tables")
     spec = registry.get_service("bankchurn")
     artifact, _ = train_in_memory(spec, rows=600)
     table = pa.Table.from_pandas(spec.recipe.generate(90, seed=5), preserve_index=False)
@@ -246,17 +253,23 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     for part in range(3):
         rows = table.slice(part * 30, 30)
         client.put_object(
-            Bucket="tables", Key=f"export/bankchurn/{part:012}.parquet", Body=parquet_bytes(rows)
+            Bucket="scoring-tables", Key=f"export/bankchurn/{part:012}.parquet", Body=parquet_bytes(rows)
         )
-    client.put_object(Bucket="tables", Key="export/bankchurn/_SUCCESS", Body=b"")
-    client.put_object(Bucket="tables", Key="export/bankchurnish/000000000000.parquet", Body=b"not ours")
-    settings = {"SERVICE": "bankchurn", "INPUT": "s3://tables/export/", "OUTPUT": "s3://tables/scores"}
+    client.put_object(Bucket="scoring-tables", Key="export/bankchurn/_SUCCESS", Body=b"")
+    client.put_object(
+        Bucket="scoring-tables", Key="export/bankchurnish/000000000000.parquet", Body=b"not ours"
+    )
+    settings = {
+        "SERVICE": "bankchurn",
+        "INPUT": "s3://scoring-tables/export/",
+        "OUTPUT": "s3://scoring-tables/scores",
+    }
 
     fetched = transfer("fetch", endpoint, tmp_path, **settings)
     assert fetched.returncode == 0, fetched.stderr
     assert (
         fetched.stdout.strip()
-        == "fetch: 3 part(s) of s3://tables/export/bankchurn/ to score, run of 2026-12-01"
+        == "fetch: 3 part(s) of s3://scoring-tables/export/bankchurn/ to score, run of 2026-12-01"
     )
     assert sorted(p.name for p in (tmp_path / "input").iterdir()) == [
         "000000000000.parquet",
@@ -278,45 +291,89 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     assert uploaded.returncode == 0, uploaded.stderr
     assert (
         uploaded.stdout.strip()
-        == "upload: scores.parquet, summary.json and _SUCCESS to s3://tables/scores/bankchurn/run_date=2026-12-01/"
+        == "upload: scores.parquet, summary.json and _SUCCESS to s3://scoring-tables/scores/bankchurn/run_date=2026-12-01/"
     )
-    listed = client.list_objects_v2(Bucket="tables", Prefix="scores/")["Contents"]
+    listed = client.list_objects_v2(Bucket="scoring-tables", Prefix="scores/")["Contents"]
     assert sorted(o["Key"] for o in listed) == [
         "scores/bankchurn/run_date=2026-12-01/_SUCCESS",
         "scores/bankchurn/run_date=2026-12-01/scores.parquet",
         "scores/bankchurn/run_date=2026-12-01/summary.json",
     ]
-    summary = client.get_object(Bucket="tables", Key="scores/bankchurn/run_date=2026-12-01/summary.json")
+    summary = client.get_object(
+        Bucket="scoring-tables", Key="scores/bankchurn/run_date=2026-12-01/summary.json"
+    )
     written = json.loads(summary["Body"].read())
     assert (written["rows"], written["scored"], written["exit_status"]) == (90, 90, 0)
     assert written["model"]["version"] == artifact.version
-    body = client.get_object(Bucket="tables", Key="scores/bankchurn/run_date=2026-12-01/scores.parquet")[
-        "Body"
-    ].read()
+    body = client.get_object(
+        Bucket="scoring-tables", Key="scores/bankchurn/run_date=2026-12-01/scores.parquet"
+    )["Body"].read()
     scores = pq.read_table(io.BytesIO(body))
     assert scores.select(table.schema.names).equals(table)
     assert scores.num_rows == 90
     assert "churn_probability" in scores.schema.names
 
 
+def test_with_a_marker_named_the_copy_waits_for_the_export_to_finish(
+    s3: tuple[str, Any], tmp_path: Path
+) -> None:
+    """A Spark or Glue export writes _SUCCESS last: the copy waits for it, and gives up with exit 2."""
+    endpoint, client = s3
+    create_bucket(client, "scoring-spark")
+    table = parquet_bytes(pa.table({"x": [1.0]}))
+    settings = {
+        "SERVICE": "chicagotaxi",
+        "INPUT": "s3://scoring-spark/out",
+        "INPUT_MARKER": "_SUCCESS",
+        "INPUT_MARKER_POLL_SECONDS": "1",
+        "INPUT_MARKER_WAIT_SECONDS": "2",
+    }
+    # Parts written, the marker not yet: after the wait, nothing is copied.
+    client.put_object(Bucket="scoring-spark", Key="out/chicagotaxi/part-00000.parquet", Body=table)
+    late = transfer("fetch", endpoint, tmp_path / "a", **settings)
+    assert late.returncode == 2
+    assert "fetch: s3://scoring-spark/out/chicagotaxi/_SUCCESS did not appear within 2 s" in late.stderr
+    assert not (tmp_path / "a" / "input").exists()
+
+    # The export finishes while the copy waits.
+    environment = {**settings, "INPUT_MARKER_WAIT_SECONDS": "60"}
+    waiting = transfer_started("fetch", endpoint, tmp_path / "b", **environment)
+    time.sleep(2.5)
+    assert waiting.poll() is None  # still waiting
+    client.put_object(Bucket="scoring-spark", Key="out/chicagotaxi/part-00001.parquet", Body=table)
+    client.put_object(Bucket="scoring-spark", Key="out/chicagotaxi/_SUCCESS", Body=b"")
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert "fetch: s3://scoring-spark/out/chicagotaxi/_SUCCESS appeared after about " in out
+    assert "fetch: 2 part(s) of s3://scoring-spark/out/chicagotaxi/ to score" in out
+
+    # Without a marker named, nothing is waited for (BigQuery's EXPORT DATA writes none).
+    unnamed = {k: v for k, v in settings.items() if not k.startswith("INPUT_MARKER")}
+    create_bucket(client, "scoring-bigquery")
+    client.put_object(Bucket="scoring-bigquery", Key="out/chicagotaxi/000000000000.parquet", Body=table)
+    direct = transfer("fetch", endpoint, tmp_path / "c", **{**unnamed, "INPUT": "s3://scoring-bigquery/out"})
+    assert direct.returncode == 0, direct.stderr
+    assert "appeared" not in direct.stdout
+
+
 def test_nothing_exported_no_scores_or_a_url_of_no_bucket_fails_the_step_saying_which(
     s3: tuple[str, Any], tmp_path: Path
 ) -> None:
     endpoint, client = s3
-    create_bucket(client, "quiet")
-    client.put_object(Bucket="quiet", Key="export/nlpinsight/_SUCCESS", Body=b"")
-    client.put_object(Bucket="quiet", Key="export/nlpinsight/2026/12/part-0.parquet", Body=b"nested")
-    settings = {"SERVICE": "nlpinsight", "INPUT": "s3://quiet/export"}
+    create_bucket(client, "scoring-quiet")
+    client.put_object(Bucket="scoring-quiet", Key="export/nlpinsight/_SUCCESS", Body=b"")
+    client.put_object(Bucket="scoring-quiet", Key="export/nlpinsight/2026/12/part-0.parquet", Body=b"nested")
+    settings = {"SERVICE": "nlpinsight", "INPUT": "s3://scoring-quiet/export"}
 
     only_markers = transfer("fetch", endpoint, tmp_path / "a", **settings)
     assert only_markers.returncode == 2
     assert (
-        "fetch: nothing to score: no object directly under s3://quiet/export/nlpinsight/ but markers"
+        "fetch: nothing to score: no object directly under s3://scoring-quiet/export/nlpinsight/ but markers"
         in only_markers.stderr
     )
     assert not (tmp_path / "a" / "run-date").exists()
 
-    nothing = transfer("fetch", endpoint, tmp_path / "b", **{**settings, "INPUT": "s3://quiet/none"})
+    nothing = transfer("fetch", endpoint, tmp_path / "b", **{**settings, "INPUT": "s3://scoring-quiet/none"})
     assert nothing.returncode == 2
     assert "nothing to score" in nothing.stderr
 
@@ -331,11 +388,13 @@ def test_nothing_exported_no_scores_or_a_url_of_no_bucket_fails_the_step_saying_
 
     # Scores that are not there (the step run without the scoring): the copy fails, and no marker
     # is written, since it comes last.
-    create_bucket(client, "scores")
-    missing = transfer("upload", endpoint, tmp_path / "d", SERVICE="nlpinsight", OUTPUT="s3://scores/x")
+    create_bucket(client, "scoring-scores")
+    missing = transfer(
+        "upload", endpoint, tmp_path / "d", SERVICE="nlpinsight", OUTPUT="s3://scoring-scores/x"
+    )
     assert missing.returncode != 0
     assert "scores.parquet" in missing.stderr
-    assert client.list_objects_v2(Bucket="scores").get("KeyCount") == 0
+    assert client.list_objects_v2(Bucket="scoring-scores").get("KeyCount") == 0
 
     unknown = transfer("check", endpoint, tmp_path / "e", **settings)
     assert unknown.returncode == 2

@@ -13,6 +13,10 @@
 #                        run of the same day again replaces all three)
 #
 #   INPUT, OUTPUT  gs://<bucket>/<prefix> or s3://<bucket>/<prefix>
+#   INPUT_MARKER   optional: an object the exporter writes under $INPUT/$SERVICE/ once it is done
+#                  (Spark's and Glue's _SUCCESS); fetch waits for it, polling every
+#                  INPUT_MARKER_POLL_SECONDS (60) for at most INPUT_MARKER_WAIT_SECONDS (3600),
+#                  so an export still being written is never scored in part
 #   SERVICE        e.g. bankchurn
 #   SCORES         the scores' file name (default scores.parquet), as `mlp score --output` wrote it
 #   WORK           default /work
@@ -31,10 +35,44 @@ check_url() {
     esac
 }
 
+# Whether the object $1 exists: 0 yes, 1 no; a refusal (403, a network error) ends the step, which
+# is retried, rather than passing for an object not there yet.
+exists() {
+    case "$1" in
+        s3://*)
+            path=${1#s3://}
+            found=$(aws s3api head-object --bucket "${path%%/*}" --key "${path#*/}" 2>&1) && return 0
+            ;;
+        gs://*) found=$(gcloud storage objects describe "$1" 2>&1) && return 0 ;;
+    esac
+    case "$found" in
+        *"(404)"* | *"Not Found"* | *NotFound* | *"matched no objects"*) return 1 ;;
+        *) echo "$found" >&2; exit 1 ;;
+    esac
+}
+
+wait_for_marker() {
+    [ -n "${INPUT_MARKER:-}" ] || return 0
+    poll=${INPUT_MARKER_POLL_SECONDS:-60}
+    limit=${INPUT_MARKER_WAIT_SECONDS:-3600}
+    waited=0
+    until exists "$1/$INPUT_MARKER"; do
+        if [ "$waited" -ge "$limit" ]; then
+            # The export is late or failed: scoring what is there would score part of a table.
+            echo "fetch: $1/$INPUT_MARKER did not appear within $limit s: is the export late, or did it fail?" >&2
+            exit 2
+        fi
+        sleep "$poll"
+        waited=$((waited + poll))
+    done
+    [ "$waited" -eq 0 ] || echo "fetch: $1/$INPUT_MARKER appeared after about $waited s"
+}
+
 case "$step" in
     fetch)
         check_url INPUT "${INPUT:?}"
         source=${INPUT%/}/$SERVICE
+        wait_for_marker "$source"
         mkdir -p "$work/input"
         case "$source" in
             s3://*) aws s3 cp --recursive --only-show-errors "$source/" "$work/input/" ;;
