@@ -28,6 +28,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,14 +142,22 @@ class ScoreSummary:
         self.outside_by_field.update(chunk.outside_by_field)
 
 
-def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
-    """A run's summary as JSON, appearing whole or not at all, as the scores do."""
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A file to write beside ``path`` (``.<name>.partial``), renamed to it if the block ends well
+    and removed either way: ``path`` appears whole or not at all."""
     partial = path.with_name(f".{path.name}.partial")
     try:
-        partial.write_text(json.dumps(summary, indent=2) + "\n")
+        yield partial
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
+    """A run's summary as JSON, appearing whole or not at all, as the scores do."""
+    with written_whole(path) as partial:
+        partial.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -229,10 +238,9 @@ def score_file(
     writer = reader.output_format(spec.response, added, prefix)
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
-    partial = output.with_name(f".{output.name}.partial")
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer)
     chunks = _checked(reader, reader.chunks(chunk_rows, list(spec.request.model_fields)), spec, job.columns)
-    try:
+    with written_whole(output) as partial:
         with (
             ScoringPool(job, workers, reader.chunks_left) as pool,
             writer.writer(partial) as write,
@@ -246,9 +254,6 @@ def score_file(
             summary.workers = pool.started
         if summary.rows == 0:
             raise ScoringError(f"{source} has no rows to score")
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
     summary.seconds = time.perf_counter() - start
     return summary
 
