@@ -302,7 +302,8 @@ def alerts(service: str) -> list[Alert]:
             "(k8s/components/batch-scoring) failed, and its scores were not uploaded. Exit status 3 of "
             "the score step: more rows were rejected than --max-rejected allows (an upstream change of "
             "the export: a renamed category, a column of text). 2: the table cannot be scored (a "
-            "missing column, parts of two schemas), or nothing was exported under the input prefix. "
+            "missing column, parts of two schemas), or nothing was exported under the input prefix (or "
+            "the export's marker, INPUT_MARKER, never appeared). "
             "Anything else was retried twice: the registry, the bucket or the node. "
             f"`kubectl logs job/{{{{ $labels.job_name }}}} -c score` (or -c fetch, -c upload) says "
             "which, and lists the first rejected rows.",
