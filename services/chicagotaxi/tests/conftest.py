@@ -1,9 +1,12 @@
-"""A tiny ChicagoTaxi model trained at test time (seconds, no MLflow) and an app serving it."""
+"""A tiny ChicagoTaxi model trained at test time (seconds, no MLflow), an app serving it, and the
+shared real file."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +17,10 @@ from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import train_in_memory
 from servekit.training.trainer import Split
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from taxi_trips import REAL_CSV, require_real_csv
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +39,8 @@ def client(trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
                 raise TimeoutError(test_client.get("/readyz").json())
             time.sleep(0.02)
         yield test_client
+
+
+@pytest.fixture
+def real_csv() -> Path:
+    return require_real_csv(REAL_CSV)

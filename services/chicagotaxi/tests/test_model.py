@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chicagotaxi import data
+from chicagotaxi import cleaning, data
 from chicagotaxi.model import (
     CLEAN_ATTR,
     DERIVED,
@@ -51,7 +51,7 @@ def test_quality_on_the_real_data_held_out_split() -> None:
     frame = SERVICE.recipe.load_csv(shared_file("chicagotaxi", "data.csv"))
     figures = frame.attrs[CLEAN_ATTR]
     print("chicagotaxi real-data cleaning:", figures)
-    assert figures["rows_dropped_outliers_fraction"] <= data.MAX_OUTLIER_FRACTION
+    assert figures["rows_dropped_outliers_fraction"] <= cleaning.MAX_OUTLIER_FRACTION
     assert figures["rows_raw"] - figures["rows_dropped"] == len(frame)
     data_split = split(SERVICE, frame, seed=42)
     pipeline, metadata = fit(SERVICE, data_split, seed=42)
@@ -194,7 +194,7 @@ def test_training_data_carries_and_logs_the_cleaning_figures(caplog: pytest.LogC
     assert len(frame) == 2000  # exactly the rows asked for, after cleaning
     assert figures["rows_dropped"] > 0
     assert figures["rows_raw"] - figures["rows_dropped"] == len(frame)
-    assert figures["rows_dropped_outliers_fraction"] <= data.MAX_OUTLIER_FRACTION
+    assert figures["rows_dropped_outliers_fraction"] <= cleaning.MAX_OUTLIER_FRACTION
     assert any("dropped" in r.getMessage() and r.name == "chicagotaxi.model" for r in caplog.records)
     described = SERVICE.recipe.describe_data(frame)
     assert described["clean.rows_dropped"] == figures["rows_dropped"]

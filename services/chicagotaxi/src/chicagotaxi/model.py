@@ -29,7 +29,7 @@ from lightgbm import LGBMRegressor
 from sklearn.metrics import mean_absolute_error, mean_squared_error, median_absolute_error, r2_score
 from sklearn.pipeline import Pipeline
 
-from chicagotaxi import data
+from chicagotaxi import cleaning, data, synthetic
 from chicagotaxi.schema import fare_range
 from servekit.datasets import DatasetError
 from servekit.features import Derived, FloatArray, RecordEncoder
@@ -119,7 +119,7 @@ DERIVED = (
 # ------------------------------------------------------------------------ training
 
 
-def training_frame(result: data.CleanResult) -> pd.DataFrame:
+def training_frame(result: cleaning.CleanResult) -> pd.DataFrame:
     """The cleaned frame with model-friendly dtypes; the cleaning figures ride along in ``attrs``.
 
     Integer columns become float64 (NaN for missing, no ``pd.NA``; the timestamp too, so that
@@ -151,12 +151,12 @@ def training_frame(result: data.CleanResult) -> pd.DataFrame:
         report.n_excluded,
         report.n_outliers,
         100 * report.outlier_fraction,
-        100 * data.MAX_OUTLIER_FRACTION,
+        100 * cleaning.MAX_OUTLIER_FRACTION,
     )
     return frame
 
 
-def clean_synthetic(n_rows: int, seed: int) -> data.CleanResult:
+def clean_synthetic(n_rows: int, seed: int) -> cleaning.CleanResult:
     """Exactly ``n_rows`` cleaned synthetic trips: the shortest prefix of a generated file that
     ``clean`` leaves ``n_rows`` rows of, so the report counts what was really dropped from it.
 
@@ -166,10 +166,12 @@ def clean_synthetic(n_rows: int, seed: int) -> data.CleanResult:
     if n_rows < 1:
         raise ValueError(f"n_rows must be >= 1, got {n_rows}")
     # clean() refuses to drop more than 2 % outliers + 10 % invalid fares, so this is enough.
-    raw = data.generate(int(n_rows / (1 - data.MAX_EXCLUDED_FRACTION - data.MAX_OUTLIER_FRACTION)) + 20, seed)
+    raw = synthetic.generate(
+        int(n_rows / (1 - cleaning.MAX_EXCLUDED_FRACTION - cleaning.MAX_OUTLIER_FRACTION)) + 20, seed
+    )
     prefix = n_rows
     while True:
-        result = data.clean(raw.head(prefix))
+        result = cleaning.clean(raw.head(prefix))
         shortfall = n_rows - result.report.n_output
         if shortfall == 0:
             return result
@@ -193,7 +195,7 @@ class TaxiFareRecipe(TreeRecipe):
     synthetic_rows = 10_000
 
     def load_csv(self, path: Path) -> pd.DataFrame:
-        return training_frame(data.clean(data.load_csv(path)))
+        return training_frame(cleaning.clean(data.load_csv(path)))
 
     def generate(self, n_rows: int, seed: int) -> pd.DataFrame:
         return training_frame(clean_synthetic(n_rows, seed))
