@@ -240,41 +240,50 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
+def csv_bytes(table: pa.Table) -> bytes:
+    return table.to_pandas().to_csv(index=False).encode()
+
+
+#: How a warehouse writes a part in each format, and the suffix of its name.
+EXPORTS = {"parquet": (parquet_bytes, "parquet"), "csv": (csv_bytes, "csv")}
+
+
+@pytest.mark.parametrize("export_format", EXPORTS)
 def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
-    s3: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    export_format: str, s3: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A Parquet export, and a CSV one with its header, end as the same Parquet scores: the CSV's
+    columns as text."""
     endpoint, client = s3
-    create_bucket(client, "scoring-tables")
+    bucket = f"scoring-{export_format}-tables"
+    create_bucket(client, bucket)
+    encoded, suffix = EXPORTS[export_format]
     spec = registry.get_service("bankchurn")
     artifact, _ = train_in_memory(spec, rows=600)
     table = pa.Table.from_pandas(spec.recipe.generate(90, seed=5), preserve_index=False)
-    # BigQuery's EXPORT DATA names: 000000000000.parquet, ...; beside them a writer's marker,
+    # BigQuery's EXPORT DATA names: 000000000000.parquet or .csv, ...; beside them a writer's marker,
     # another service's table, and a file in a sub-prefix, none of which is this table.
     for part in range(3):
         rows = table.slice(part * 30, 30)
-        client.put_object(
-            Bucket="scoring-tables", Key=f"export/bankchurn/{part:012}.parquet", Body=parquet_bytes(rows)
-        )
-    client.put_object(Bucket="scoring-tables", Key="export/bankchurn/_SUCCESS", Body=b"")
-    client.put_object(
-        Bucket="scoring-tables", Key="export/bankchurnish/000000000000.parquet", Body=b"not ours"
-    )
+        client.put_object(Bucket=bucket, Key=f"export/bankchurn/{part:012}.{suffix}", Body=encoded(rows))
+    client.put_object(Bucket=bucket, Key="export/bankchurn/_SUCCESS", Body=b"")
+    client.put_object(Bucket=bucket, Key="export/bankchurnish/000000000000.parquet", Body=b"not ours")
     settings = {
         "SERVICE": "bankchurn",
-        "INPUT": "s3://scoring-tables/export/",
-        "OUTPUT": "s3://scoring-tables/scores",
+        "INPUT": f"s3://{bucket}/export/",
+        "OUTPUT": f"s3://{bucket}/scores",
     }
 
     fetched = transfer("fetch", endpoint, tmp_path, **settings)
     assert fetched.returncode == 0, fetched.stderr
     assert (
         fetched.stdout.strip()
-        == "fetch: 3 part(s) of s3://scoring-tables/export/bankchurn/ to score, run of 2026-12-01"
+        == f"fetch: 3 part(s) of s3://{bucket}/export/bankchurn/ to score, run of 2026-12-01"
     )
     assert sorted(p.name for p in (tmp_path / "input").iterdir()) == [
-        "000000000000.parquet",
-        "000000000001.parquet",
-        "000000000002.parquet",
+        f"000000000000.{suffix}",
+        f"000000000001.{suffix}",
+        f"000000000002.{suffix}",
         "_SUCCESS",
     ]
     # The score step as the CronJob runs it, on what was fetched: its arguments as rendered, with
@@ -291,27 +300,32 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     assert uploaded.returncode == 0, uploaded.stderr
     assert (
         uploaded.stdout.strip()
-        == "upload: scores.parquet, summary.json and _SUCCESS to s3://scoring-tables/scores/bankchurn/run_date=2026-12-01/"
+        == f"upload: scores.parquet, summary.json and _SUCCESS to s3://{bucket}/scores/bankchurn/run_date=2026-12-01/"
     )
-    listed = client.list_objects_v2(Bucket="scoring-tables", Prefix="scores/")["Contents"]
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="scores/")["Contents"]
     assert sorted(o["Key"] for o in listed) == [
         "scores/bankchurn/run_date=2026-12-01/_SUCCESS",
         "scores/bankchurn/run_date=2026-12-01/scores.parquet",
         "scores/bankchurn/run_date=2026-12-01/summary.json",
     ]
-    summary = client.get_object(
-        Bucket="scoring-tables", Key="scores/bankchurn/run_date=2026-12-01/summary.json"
-    )
+    summary = client.get_object(Bucket=bucket, Key="scores/bankchurn/run_date=2026-12-01/summary.json")
     written = json.loads(summary["Body"].read())
     assert (written["rows"], written["scored"], written["exit_status"]) == (90, 90, 0)
     assert written["model"]["version"] == artifact.version
-    body = client.get_object(
-        Bucket="scoring-tables", Key="scores/bankchurn/run_date=2026-12-01/scores.parquet"
-    )["Body"].read()
+    body = client.get_object(Bucket=bucket, Key="scores/bankchurn/run_date=2026-12-01/scores.parquet")[
+        "Body"
+    ].read()
     scores = pq.read_table(io.BytesIO(body))
-    assert scores.select(table.schema.names).equals(table)
+    copied = scores.select(table.schema.names)
+    if export_format == "csv":
+        # The cells as the export wrote them, as text.
+        assert copied.to_pydict() == {
+            name: list(map(str, table[name].to_pylist())) for name in table.column_names
+        }
+    else:
+        assert copied.equals(table)
     assert scores.num_rows == 90
-    assert "churn_probability" in scores.schema.names
+    assert scores.schema.field("churn_probability").type == pa.float64()
 
 
 def test_with_a_marker_named_the_copy_waits_for_the_export_to_finish(

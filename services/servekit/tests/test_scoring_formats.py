@@ -1,4 +1,5 @@
-"""``mlp score`` on a Parquet file: its columns kept with their types, the scores typed, as Parquet."""
+"""``mlp score`` on a Parquet file: its columns kept with their types, the scores typed; and
+across formats, Parquet to CSV and CSV to Parquet."""
 
 from __future__ import annotations
 
@@ -113,15 +114,55 @@ def test_typed_columns_are_read_as_the_api_reads_json_numbers(model: ToyModel, t
     ]
 
 
-def test_scores_are_written_in_the_inputs_format(model: ToyModel, tmp_path: Path) -> None:
+def test_the_scores_are_written_as_the_outputs_name_says_whatever_the_input(
+    model: ToyModel, tmp_path: Path
+) -> None:
     source = parquet(tmp_path / "in.parquet")
-    with pytest.raises(ScoringError, match=r"in.parquet are written as Parquet \(.parquet\).*not out.csv"):
-        score_file(TOY, model, source, tmp_path / "out.csv")
     csv = tmp_path / "in.csv"
     TABLE.to_pandas().to_csv(csv, index=False)
-    with pytest.raises(ScoringError, match=r"in\.csv are written as CSV, the input's format.*not out\.pq"):
-        score_file(TOY, model, csv, tmp_path / "out.pq")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.parquet"]
+    for name in ("pq-pq.parquet", "csv-csv.csv"):
+        score_file(TOY, model, source if name.startswith("pq") else csv, tmp_path / name)
+
+    # Parquet to CSV: each value as the CSV file holds it, so the two outputs are the same bytes.
+    score_file(TOY, model, source, tmp_path / "pq-csv.csv")
+    assert (tmp_path / "pq-csv.csv").read_bytes() == (tmp_path / "csv-csv.csv").read_bytes()
+
+    # CSV to Parquet: the cells as text (the id's zeros kept), an empty cell null, the scores typed.
+    score_file(TOY, model, csv, tmp_path / "csv-pq.pq")
+    crossed, same = pq.read_table(tmp_path / "csv-pq.pq"), pq.read_table(tmp_path / "pq-pq.parquet")
+    copied = crossed.select(TABLE.column_names)
+    assert copied.schema == pa.schema([(name, pa.string()) for name in TABLE.column_names])
+    assert copied.column("id").to_pylist() == ["007", "008", "009", "010", "011", "012"]
+    assert copied.column("x").to_pylist() == ["3.0", "2.5", "11.0", "4.0", None, "9.75"]
+    added = same.column_names[TABLE.num_columns :]
+    assert crossed.column_names[TABLE.num_columns :] == added
+    assert crossed.select(added).equals(same.select(added))
+
+    # A name that says neither: the input's format.
+    score_file(TOY, model, source, tmp_path / "pq-scores")
+    assert pq.read_table(tmp_path / "pq-scores").equals(same)
+    score_file(TOY, model, csv, tmp_path / "csv-scores.txt")
+    assert (tmp_path / "csv-scores.txt").read_bytes() == (tmp_path / "csv-csv.csv").read_bytes()
+
+
+def test_a_parquet_column_a_csv_cell_cannot_hold_is_refused_before_anything_is_written(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    for name, column in (
+        ("tags", pa.array([["a"], [], ["b", "c"], None, ["d"], ["e"]])),
+        ("photo", pa.array([b"\x89PNG"] * 6, type=pa.binary())),
+    ):
+        source = parquet(tmp_path / f"with-{name}.parquet", TABLE.append_column(name, column))
+        with pytest.raises(
+            ScoringError, match=rf"column '{name}' is .*, which a CSV cell cannot hold; .*Parquet"
+        ):
+            score_file(TOY, model, source, tmp_path / "scores.csv")
+        assert not (tmp_path / "scores.csv").exists()
+        # As Parquet it is copied as it is.
+        score_file(TOY, model, source, tmp_path / f"{name}-scores.parquet")
+        assert (
+            pq.read_table(tmp_path / f"{name}-scores.parquet").column(name).to_pylist() == column.to_pylist()
+        )
 
 
 def test_a_file_that_is_not_parquet_or_has_no_rows_is_refused_and_leaves_no_output(
@@ -231,9 +272,11 @@ def test_parquet_parts_named_with_no_suffix_are_known_by_their_first_bytes(
     whole = score_file(TOY, model, parquet(tmp_path / "whole.parquet"), tmp_path / "whole-out.parquet")
     assert pq.read_table(tmp_path / "scores.parquet").equals(pq.read_table(tmp_path / "whole-out.parquet"))
     assert (summary.rows, summary.scored) == (whole.rows, whole.scored)
-    # Scores of Parquet are Parquet, whatever the input's name.
-    with pytest.raises(ScoringError, match="written as Parquet"):
-        score_file(TOY, model, export / "20261201_050012_00005_x9b2k_0d8e", tmp_path / "scores.csv")
+    # Read as Parquet whatever the output: as CSV, the first part's 3 rows.
+    assert (
+        score_file(TOY, model, export / "20261201_050012_00005_x9b2k_0d8e", tmp_path / "part.csv").rows == 3
+    )
+    assert len(pd.read_csv(tmp_path / "part.csv")) == 3
 
     text = tmp_path / "export-0001"
     TABLE.to_pandas().to_csv(text, index=False)

@@ -10,7 +10,8 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
   field and problem in ``error``: nothing is dropped unseen.
 * CSV cells carry no types, so rows are validated in pydantic's lax mode ("42" is an age);
   every constraint of the API still holds (ranges, categories, no NaN). A Parquet file's
-  columns are typed, and its scores are written as Parquet (``servekit.scoring.formats``).
+  columns are typed. The scores are written as the output's name says, Parquet or CSV, whatever
+  the input (``servekit.scoring.formats``).
 * The file is read and written in chunks, so its size is bounded by the disk, not the memory,
   and the output appears only once it is whole (written beside it, then renamed).
 * ``explain`` adds the explanation of each row as JSON, exactly the API's.
@@ -39,7 +40,15 @@ from pydantic import ValidationError
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import OUTSIDE_TRAINING, ServedModel
-from servekit.scoring.formats import Chunk, InputFile, OutputFormat, ScoringError, check_output, open_input
+from servekit.scoring.formats import (
+    Chunk,
+    InputFile,
+    OutputFormat,
+    ScoringError,
+    check_output,
+    open_input,
+    writes_parquet,
+)
 from servekit.scoring.pool import ScoringPool
 from servekit.scoring.progress import Progress
 from servekit.spec import ServiceSpec
@@ -233,9 +242,9 @@ def score_file(
     ``progress`` is given a line now and then on a long run (``servekit.scoring.progress``).
     """
     reader = open_input(source)
-    check_output(source, reader, output)
+    check_output(source, output)
     added = answer_cells(model, explain)
-    writer = reader.output_format(spec.response, added, prefix)
+    writer = reader.output_format(spec.response, added, prefix, parquet=writes_parquet(output, reader))
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer)

@@ -1,4 +1,4 @@
-"""The files ``mlp score`` reads and writes: CSV, or Parquet; the scores in the input's format.
+"""The files ``mlp score`` reads and writes: CSV, or Parquet, either way round.
 
 Each format reads its file in chunks, each twice in step: typed, for validation, and as it is in
 the file, for the copy into the output (so an id keeps its leading zeros in a CSV and its type in
@@ -12,9 +12,16 @@ format and have the same columns; names beginning with ``_`` or ``.`` are not pa
 
 Parquet is what a warehouse exports (BigQuery's ``EXPORT DATA``, Athena's ``UNLOAD``, a Spark
 job's output): its columns keep their types, so nothing is guessed from text, and its footer
-counts the rows, so the share of the file done is counted rather than estimated. The scores of a
-Parquet file are written as Parquet, one row group per chunk, with the input's columns and
-schema as they are and the answer's fields typed from the service's response model.
+counts the rows, so the share of the file done is counted rather than estimated. Parquet scores
+are written one row group per chunk, with the input's columns and schema as they are and the
+answer's fields typed from the service's response model.
+
+The output's name says its format (``.parquet``, ``.pq`` or ``.csv``); a name that says neither
+gets the input's. Across formats the input's columns are copied as faithfully as the output can
+hold them: a CSV file's cells as text in Parquet (a CSV cell has no type, and a guess could drop
+an id's leading zeros), an empty cell as null; a Parquet file's values as CSV text, a null as an
+empty cell. A nested or binary Parquet column has no CSV text and is refused before anything is
+read.
 """
 
 from __future__ import annotations
@@ -54,8 +61,10 @@ class InputFile(Protocol):
     def chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``."""
 
-    def output_format(self, response: type[BaseModel], added: Mapping[str, Any], prefix: str) -> OutputFormat:
-        """How the scores are written: in this format, with ``added`` (an answer's cells) after
+    def output_format(
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, *, parquet: bool
+    ) -> OutputFormat:
+        """How the scores are written: as Parquet or CSV, with ``added`` (an answer's cells) after
         the input's columns, each named with ``prefix``."""
 
 
@@ -70,8 +79,16 @@ class OutputFormat(Protocol):
 
 
 def is_parquet(path: Path) -> bool:
-    """Whether the name says Parquet: what the scores' output is written as."""
+    """Whether the name says Parquet."""
     return path.suffix.lower() in PARQUET_SUFFIXES
+
+
+def writes_parquet(output: Path, reader: InputFile) -> bool:
+    """Whether the scores are written as Parquet: as the output's name says (.parquet, .pq or
+    .csv), or, named neither, as the input is."""
+    if output.suffix.lower() == ".csv":
+        return False
+    return is_parquet(output) or isinstance(reader, ParquetInput)
 
 
 def holds_parquet(path: Path) -> bool:
@@ -110,19 +127,12 @@ def open_input(source: Path) -> InputFile:
     return ParquetInput(found) if holds_parquet(found[0]) else CsvFile(found)
 
 
-def check_output(source: Path, reader: InputFile, output: Path) -> None:
-    """Scores are written in the input's format, not over it nor where they would be read as a part."""
+def check_output(source: Path, output: Path) -> None:
+    """Scores are written neither over the input nor where they would be read as one of its parts."""
     if source.resolve() == output.resolve():
         raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
         raise ScoringError(f"{output} is inside the input directory; write the scores elsewhere")
-    parquet = isinstance(reader, ParquetInput)
-    if parquet != is_parquet(output):
-        wanted = "Parquet (.parquet)" if parquet else "CSV"
-        raise ScoringError(
-            f"the scores of {source.name} are written as {wanted}, the input's format; "
-            f"name the output accordingly, not {output.name}"
-        )
 
 
 @dataclass(frozen=True)
@@ -166,8 +176,15 @@ class CsvFile:
         size = sum(path.stat().st_size for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
-    def output_format(self, response: type[BaseModel], added: Mapping[str, Any], prefix: str) -> CsvOutput:
-        return CsvOutput()
+    def output_format(
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, *, parquet: bool
+    ) -> OutputFormat:
+        if not parquet:
+            return CsvOutput()
+        header = _csv_header(self.paths[0], self.paths)
+        return ParquetOutput(
+            with_added(pa.schema([(name, pa.string()) for name in header]), response, added, prefix)
+        )
 
 
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -216,9 +233,13 @@ def _naming(path: Path, paths: Sequence[Path]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CsvOutput:
-    def encode(self, copy: pd.DataFrame, scores: pd.DataFrame, first_row: int) -> str:
+    def encode(self, copy: pd.DataFrame | pa.RecordBatch, scores: pd.DataFrame, first_row: int) -> str:
         """The rows as CSV text, with the header when they are the file's first."""
-        rows = pd.concat([copy, scores.set_axis(copy.index)], axis=1)
+        frame: pd.DataFrame = copy
+        if isinstance(copy, pa.RecordBatch):
+            # Arrow's own types in pandas: an integer column with a null stays integers (10, not 10.0).
+            frame = copy.to_pandas(types_mapper=pd.ArrowDtype)
+        rows = pd.concat([frame, scores.set_axis(frame.index)], axis=1)
         return rows.to_csv(header=first_row == 1, index=False)
 
     @contextmanager
@@ -263,12 +284,18 @@ class ParquetInput:
         return schema
 
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str
-    ) -> ParquetOutput:
-        schema = self.schema
-        for name, kind in added_schema(response, added, prefix):
-            schema = schema.append(pa.field(name, kind))
-        return ParquetOutput(schema)
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, *, parquet: bool
+    ) -> OutputFormat:
+        if parquet:
+            return ParquetOutput(with_added(self.schema, response, added, prefix))
+        without_text = [field for field in self.schema if not _has_csv_text(field.type)]
+        if without_text:
+            field = without_text[0]
+            raise ScoringError(
+                f"column {field.name!r} is {field.type}, which a CSV cell cannot hold; "
+                "write the scores as Parquet (--output NAME.parquet)"
+            )
+        return CsvOutput()
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Arrow's batches as they are (the copy), and their request fields as a frame."""
@@ -291,6 +318,14 @@ class ParquetInput:
     def chunks_left(self, first: Chunk) -> float:
         rows = sum(rows for _, rows in self._footers)
         return max(0, rows - len(first[0])) / max(len(first[0]), 1)
+
+
+def _has_csv_text(kind: pa.DataType) -> bool:
+    """Whether a column's values print as CSV cells: not a list, struct or map, nor raw bytes."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    binary = pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+    return not (pa.types.is_nested(kind) or binary)
 
 
 def _schema_text(schema: pa.Schema) -> str:
@@ -323,9 +358,12 @@ class ParquetOutput:
 
     schema: pa.Schema
 
-    def encode(self, copy: pa.RecordBatch, scores: pd.DataFrame, first_row: int) -> pa.RecordBatch:
+    def encode(
+        self, copy: pa.RecordBatch | pd.DataFrame, scores: pd.DataFrame, first_row: int
+    ) -> pa.RecordBatch:
+        copied = copy.columns if isinstance(copy, pa.RecordBatch) else [_text(copy[name]) for name in copy]
         added = []
-        for column in self.schema.names[copy.num_columns :]:
+        for column in self.schema.names[len(copied) :]:
             kind = self.schema.field(column).type
             values = scores[column]
             try:
@@ -334,12 +372,26 @@ class ParquetOutput:
                 added.append(pa.array(values.astype(object).where(values.notna(), None), type=kind))
             except (pa.ArrowException, TypeError, ValueError) as exc:
                 raise RuntimeError(f"rows from {first_row}: column {column} is not {kind}: {exc}") from exc
-        return pa.RecordBatch.from_arrays([*copy.columns, *added], schema=self.schema)
+        return pa.RecordBatch.from_arrays([*copied, *added], schema=self.schema)
 
     @contextmanager
     def writer(self, path: Path) -> Iterator[Callable[[pa.RecordBatch], object]]:
         with pq.ParquetWriter(path, self.schema) as out:
             yield out.write_batch
+
+
+def _text(cells: pd.Series[str]) -> pa.Array:
+    """A CSV column's cells as Parquet text, an empty cell null (what an empty CSV cell means)."""
+    return pa.array(cells.to_numpy(dtype=object), type=pa.string(), mask=(cells == "").to_numpy())
+
+
+def with_added(
+    schema: pa.Schema, response: type[BaseModel], added: Mapping[str, Any], prefix: str
+) -> pa.Schema:
+    """``schema`` (the input's columns) followed by the added columns, typed (``added_schema``)."""
+    for name, kind in added_schema(response, added, prefix):
+        schema = schema.append(pa.field(name, kind))
+    return schema
 
 
 def added_schema(
