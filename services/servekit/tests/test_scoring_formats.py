@@ -4,6 +4,7 @@ across formats, Parquet to CSV and CSV to Parquet."""
 from __future__ import annotations
 
 import datetime
+import gzip
 import json
 from functools import partial
 from pathlib import Path
@@ -143,6 +144,38 @@ def test_the_scores_are_written_as_the_outputs_name_says_whatever_the_input(
     assert pq.read_table(tmp_path / "pq-scores").equals(same)
     score_file(TOY, model, csv, tmp_path / "csv-scores.txt")
     assert (tmp_path / "csv-scores.txt").read_bytes() == (tmp_path / "csv-csv.csv").read_bytes()
+
+
+def test_gzip_compressed_csv_is_read_and_written_and_foreseen_from_its_text(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    """BigQuery's EXPORT DATA with compression = 'GZIP' writes 000000000000.csv.gz, ..."""
+    text = TABLE.to_pandas().to_csv(index=False).encode()
+    export = tmp_path / "export"
+    export.mkdir()
+    for part in range(2):
+        (export / f"00000000000{part}.csv.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "plain.csv").write_bytes(text + text.split(b"\n", 1)[1])
+    score_file(TOY, model, tmp_path / "plain.csv", tmp_path / "plain-scores.csv")
+    plain = (tmp_path / "plain-scores.csv").read_bytes()
+
+    score_file(TOY, model, export, tmp_path / "scores.csv")
+    assert (tmp_path / "scores.csv").read_bytes() == plain
+    # Named .gz, the scores are compressed; reproducibly, with no name or time in the header.
+    score_file(TOY, model, export, tmp_path / "scores.csv.gz")
+    packed = (tmp_path / "scores.csv.gz").read_bytes()
+    assert gzip.decompress(packed) == plain
+    score_file(TOY, model, export, tmp_path / "again.csv.gz")
+    assert (tmp_path / "again.csv.gz").read_bytes() == packed
+
+    # The share of the file left, from the text's size (the gzip trailer's), not the packed size.
+    packed_parts = CsvFile(tuple(sorted(export.iterdir())))
+    first = next(packed_parts.chunks(2, ["x"]))
+    (tmp_path / "plain-parts").mkdir()
+    for part in range(2):
+        (tmp_path / "plain-parts" / f"{part}.csv").write_bytes(text)
+    plain_parts = CsvFile(tuple(sorted((tmp_path / "plain-parts").iterdir())))
+    assert packed_parts.chunks_left(first) == plain_parts.chunks_left(next(plain_parts.chunks(2, ["x"])))
 
 
 def test_a_parquet_column_a_csv_cell_cannot_hold_is_refused_before_anything_is_written(

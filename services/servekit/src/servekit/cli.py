@@ -600,8 +600,8 @@ def parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         required=True,
-        help="the input's columns, then the scores; Parquet (.parquet, .pq) or CSV (.csv) as its name "
-        "says, whatever the input (a name that says neither: the input's format)",
+        help="the input's columns, then the scores; Parquet (.parquet, .pq) or CSV (.csv, .csv.gz "
+        "gzip-compressed) as its name says, whatever the input (named neither: the input's format)",
     )
     score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
     score.add_argument("--model-uri", help="default: models:/<service>@champion")

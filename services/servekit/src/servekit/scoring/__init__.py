@@ -47,7 +47,6 @@ from servekit.scoring.formats import (
     ScoringError,
     check_output,
     open_input,
-    writes_parquet,
 )
 from servekit.scoring.pool import ScoringPool
 from servekit.scoring.progress import Progress
@@ -244,7 +243,7 @@ def score_file(
     reader = open_input(source)
     check_output(source, output)
     added = answer_cells(model, explain)
-    writer = reader.output_format(spec.response, added, prefix, parquet=writes_parquet(output, reader))
+    writer = reader.output_format(spec.response, added, prefix, output)
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer)

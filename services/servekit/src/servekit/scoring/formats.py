@@ -21,15 +21,18 @@ gets the input's. Across formats the input's columns are copied as faithfully as
 hold them: a CSV file's cells as text in Parquet (a CSV cell has no type, and a guess could drop
 an id's leading zeros), an empty cell as null; a Parquet file's values as CSV text, a null as an
 empty cell. A nested or binary Parquet column has no CSV text and is refused before anything is
-read.
+read. CSV named ``.gz`` is gzip-compressed, read and written (BigQuery's ``EXPORT DATA`` with
+``compression = 'GZIP'``).
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +46,8 @@ from pydantic import BaseModel
 #: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
 Chunk = tuple[pd.DataFrame, Any]
 PARQUET_SUFFIXES = (".parquet", ".pq")
+GZIP_SUFFIX = ".gz"
+CSV_SUFFIXES = (".csv", ".csv.gz")
 #: The four bytes a Parquet file begins (and ends) with.
 PARQUET_MAGIC = b"PAR1"
 
@@ -62,10 +67,10 @@ class InputFile(Protocol):
         """About how many chunks the file holds past ``first``."""
 
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, *, parquet: bool
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, output: Path
     ) -> OutputFormat:
-        """How the scores are written: as Parquet or CSV, with ``added`` (an answer's cells) after
-        the input's columns, each named with ``prefix``."""
+        """How the scores are written into ``output``: as Parquet or CSV (``writes_parquet``), with
+        ``added`` (an answer's cells) after the input's columns, each named with ``prefix``."""
 
 
 class OutputFormat(Protocol):
@@ -85,10 +90,15 @@ def is_parquet(path: Path) -> bool:
 
 def writes_parquet(output: Path, reader: InputFile) -> bool:
     """Whether the scores are written as Parquet: as the output's name says (.parquet, .pq or
-    .csv), or, named neither, as the input is."""
-    if output.suffix.lower() == ".csv":
+    .csv, .csv.gz), or, named neither, as the input is."""
+    if output.name.lower().endswith(CSV_SUFFIXES):
         return False
     return is_parquet(output) or isinstance(reader, ParquetInput)
+
+
+def csv_output(output: Path) -> CsvOutput:
+    """CSV scores, gzip-compressed when the output's name ends in .gz (as pandas reads it)."""
+    return CsvOutput(gzipped=output.suffix.lower() == GZIP_SUFFIX)
 
 
 def holds_parquet(path: Path) -> bool:
@@ -173,18 +183,33 @@ class CsvFile:
         # for quotes. Bytes, not characters: a tweet's emoji is four of the file's bytes.
         cells = (cell for column in written for cell in written[column])
         chunk_bytes = sum(len(cell.encode("utf-8")) for cell in cells) + written.size
-        size = sum(path.stat().st_size for path in self.paths)
+        size = sum(_text_bytes(path) for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, *, parquet: bool
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, output: Path
     ) -> OutputFormat:
-        if not parquet:
-            return CsvOutput()
+        if not writes_parquet(output, self):
+            return csv_output(output)
         header = _csv_header(self.paths[0], self.paths)
         return ParquetOutput(
             with_added(pa.schema([(name, pa.string()) for name in header]), response, added, prefix)
         )
+
+
+def _text_bytes(path: Path) -> int:
+    """A part's bytes as text: a gzip file's own count of them (its last four bytes, modulo 4 GiB:
+    BigQuery's parts are 1 GB at most), else its size."""
+    size = path.stat().st_size
+    if path.suffix.lower() != GZIP_SUFFIX or size < GZIP_SMALLEST:
+        return size
+    with path.open("rb") as handle:
+        handle.seek(-4, io.SEEK_END)
+        return int.from_bytes(handle.read(4), "little")
+
+
+#: A gzip file's header and trailer: no smaller file holds a size.
+GZIP_SMALLEST = 18
 
 
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
@@ -233,6 +258,8 @@ def _naming(path: Path, paths: Sequence[Path]) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class CsvOutput:
+    gzipped: bool = False
+
     def encode(self, copy: pd.DataFrame | pa.RecordBatch, scores: pd.DataFrame, first_row: int) -> str:
         """The rows as CSV text, with the header when they are the file's first."""
         frame: pd.DataFrame = copy
@@ -244,9 +271,13 @@ class CsvOutput:
 
     @contextmanager
     def writer(self, path: Path) -> Iterator[Callable[[str], object]]:
-        # newline="": the rows come formatted by pandas, with its line ends, as to_csv writes them.
-        with path.open("w", encoding="utf-8", newline="") as out:
-            yield out.write
+        # Encoded as they come: pandas formatted the rows, with its line ends, as to_csv writes them.
+        with ExitStack() as stack:
+            raw: io.BufferedIOBase = stack.enter_context(path.open("wb"))
+            if self.gzipped:
+                # No name nor time in the header: the same scores are the same bytes, run after run.
+                raw = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0))
+            yield lambda rows: raw.write(rows.encode("utf-8"))
 
 
 @dataclass(frozen=True)
@@ -284,9 +315,9 @@ class ParquetInput:
         return schema
 
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, *, parquet: bool
+        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, output: Path
     ) -> OutputFormat:
-        if parquet:
+        if writes_parquet(output, self):
             return ParquetOutput(with_added(self.schema, response, added, prefix))
         without_text = [field for field in self.schema if not _has_csv_text(field.type)]
         if without_text:
@@ -295,7 +326,7 @@ class ParquetInput:
                 f"column {field.name!r} is {field.type}, which a CSV cell cannot hold; "
                 "write the scores as Parquet (--output NAME.parquet)"
             )
-        return CsvOutput()
+        return csv_output(output)
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Arrow's batches as they are (the copy), and their request fields as a frame."""
