@@ -27,6 +27,7 @@ from test_manifests import flow, pod
 from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, batch_scoring
 from scripts import load_k8s_cost
 from servekit import cli, loading, registry
+from servekit.cli import score as score_command
 from servekit.testing import train_in_memory
 from servekit.training import trainer
 
@@ -86,7 +87,7 @@ def test_each_service_is_fetched_scored_by_its_own_image_and_uploaded_in_that_or
     ]
     # The real CLI parses it, with the registry the pod reaches.
     args = cli.parser().parse_args(argv[1:])
-    assert (args.func, args.service, args.max_rejected.percent) == (cli.cmd_score, service, 1.0)
+    assert (args.func, args.service, args.max_rejected.percent) == (score_command.cmd_score, service, 1.0)
     assert args.summary.parent == args.output.parent  # uploaded with the scores
     assert service in registry.available()
     assert env(score)["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
@@ -122,7 +123,7 @@ def test_a_table_that_cannot_be_scored_fails_the_job_at_once_and_other_failures_
             "onExitCodes": {
                 "containerName": "score",
                 "operator": "In",
-                "values": [2, cli.SCORE_OVER_REJECTION_LIMIT],
+                "values": [2, score_command.SCORE_OVER_REJECTION_LIMIT],
             },
         }
         assert fetch == {

@@ -34,12 +34,13 @@ from manifests import (
 from mixin.common import GRAFANA_URL, SCRAPE_INTERVAL, Objectives
 from servekit import cli, registry, settings
 from servekit.bench import soak
+from servekit.cli import serving
 from servekit.rest import create_app
 from servekit.rest.auth import is_open as is_open_endpoint
 
 #: Set in the Deployments for the process, not read by the service's settings: where Python and the
 #: MLflow client may write (the root filesystem is read-only).
-PROCESS_ENV = {"HOME", "TMPDIR", cli.SERVICE_ENV}
+PROCESS_ENV = {"HOME", "TMPDIR", serving.SERVICE_ENV}
 #: Images this repository builds (CI pushes <registry>/<name>:<tag>): one per service and MLflow.
 BUILT_IMAGES = {*SERVICES, "mlflow"}
 
@@ -103,10 +104,10 @@ def test_deployment_container(overlay: Rendered, service: str, app_paths: set[st
     assert command == ["mlp", "serve", "--host", "0.0.0.0", "--port", "8080"]
     assert "args" not in server
     env = {item["name"]: item.get("value") for item in server.get("env", [])}
-    assert env[cli.SERVICE_ENV] == service
+    assert env[serving.SERVICE_ENV] == service
     args = cli.parser().parse_args(command[1:])
-    assert (args.func, args.host, args.port) == (cli.cmd_serve, "0.0.0.0", 8080)
-    assert cli.service_name(args, env) == service
+    assert (args.func, args.host, args.port) == (serving.cmd_serve, "0.0.0.0", 8080)
+    assert serving.service_name(args, env) == service
 
     probes = {kind: server[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
     assert probes["readinessProbe"]["path"] == "/readyz"
@@ -195,7 +196,7 @@ def test_graceful_shutdown_and_spread(overlay: Rendered, service: str) -> None:
     deployment = model_deployments(overlay)[service]
     pod = deployment["spec"]["template"]["spec"]
     pause = container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
-    uvicorn_graceful = 20  # servekit.cli: timeout_graceful_shutdown
+    uvicorn_graceful = 20  # servekit.cli.serving: timeout_graceful_shutdown
     assert pause > 0
     assert pod["terminationGracePeriodSeconds"] > pause + uvicorn_graceful
     keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from servekit import cli
+from servekit.cli import serving
 
 
 def test_service_positional_is_optional() -> None:
@@ -21,7 +22,7 @@ def test_service_positional_is_optional() -> None:
 def test_no_service_and_no_env_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv(cli.SERVICE_ENV, raising=False)
+    monkeypatch.delenv(serving.SERVICE_ENV, raising=False)
     assert cli.main(["serve", "--port", "8080"]) == 2
     err = capsys.readouterr().err
     assert "MLP_SERVICE" in err
@@ -36,7 +37,7 @@ def test_env_names_the_service_and_the_argument_wins(monkeypatch: pytest.MonkeyP
         raise LookupError(f"unknown service {name!r}")
 
     monkeypatch.setattr(cli.registry, "get_service", fake_get_service)
-    monkeypatch.setenv(cli.SERVICE_ENV, "fromenv")
+    monkeypatch.setenv(serving.SERVICE_ENV, "fromenv")
     assert cli.main(["serve"]) == 2
     assert cli.main(["serve", "fromarg"]) == 2
     assert served == ["fromenv", "fromarg"]
@@ -45,6 +46,6 @@ def test_env_names_the_service_and_the_argument_wins(monkeypatch: pytest.MonkeyP
 def test_package_sagemaker_is_a_command() -> None:
     args = cli.parser().parse_args(["package-sagemaker", "bankchurn", "--output", "out.tar.gz"])
     assert isinstance(args, argparse.Namespace)
-    assert args.func is cli.cmd_package_sagemaker
+    assert args.func is serving.cmd_package_sagemaker
     assert str(args.output) == "out.tar.gz"
     assert args.model_uri is None

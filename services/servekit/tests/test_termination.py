@@ -11,6 +11,7 @@ import time
 import pytest
 
 from servekit import cli
+from servekit.cli import lifecycle, serving
 from servekit.termination import Terminated, terminated_as_exit
 
 
@@ -38,7 +39,7 @@ def test_every_command_but_serve_exits_143_on_sigterm(monkeypatch: pytest.Monkey
         time.sleep(5)
         return 0
 
-    monkeypatch.setattr(cli, "cmd_versions", terminated_while_running)
+    monkeypatch.setattr(lifecycle, "cmd_versions", terminated_while_running)
     with pytest.raises(SystemExit) as exited:
         cli.main(["versions", "bankchurn"])
     assert exited.value.code == 143
@@ -49,7 +50,7 @@ def test_every_command_but_serve_exits_143_on_sigterm(monkeypatch: pytest.Monkey
         handlers.append(signal.getsignal(signal.SIGTERM))
         return 0
 
-    monkeypatch.setattr(cli, "cmd_serve", serve)
+    monkeypatch.setattr(serving, "cmd_serve", serve)
     assert cli.main(["serve", "bankchurn"]) == 0
     assert handlers == [signal.getsignal(signal.SIGTERM)]  # untouched: uvicorn installs its own
 

@@ -1,0 +1,48 @@
+"""``mlp``: train, promote and serve any installed model service.
+
+Services are found through the ``servekit.services`` entry points, so a new
+service needs no change here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+from servekit import registry
+from servekit.cli import captures, keys, lifecycle, score, serving
+from servekit.cli.common import UsageError
+from servekit.errors import ServekitError
+from servekit.settings import SettingsError
+from servekit.termination import terminated_as_exit
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="mlp", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    for group in (lifecycle, score, captures, serving, keys):
+        group.add_commands(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # mlp serve leaves SIGTERM to uvicorn, whose graceful shutdown drains the requests in flight.
+    guard = nullcontext() if args.func is serving.cmd_serve else terminated_as_exit()
+    try:
+        with guard:
+            return int(args.func(args))
+    except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
+        print(f"mlp: {exc}", file=sys.stderr)
+        return 2
+    except ServekitError as exc:  # 4xx: what was asked cannot be done; 5xx: try again later
+        print(f"mlp: {exc.message}", file=sys.stderr)
+        return 2 if exc.status_code < 500 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""``mlp replay | evaluate``: the answers a service captured, answered again or scored against the
+truth that came later."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from servekit import registry
+from servekit.cli.common import (
+    UsageError,
+    non_negative_int,
+    positive_int,
+    resolve_tracking_uri,
+)
+from servekit.datasets import DatasetError
+from servekit.replay import MAX_LISTED
+
+if TYPE_CHECKING:
+    from servekit.cli.common import Commands
+    from servekit.replay import Captured
+
+
+@contextmanager
+def _capture_log(command: str, path: str) -> Iterator[Iterator[Captured]]:
+    """The captures of a log (a file, a directory of files, or ``-``: standard input) for ``mlp
+    replay`` and ``mlp evaluate``, read as they are iterated.
+
+    A missing path, a directory without a file, and a capture line that cannot be read are the
+    command's usage errors.
+    """
+    from servekit.replay import CaptureLineError, log_files, read_log
+
+    if path != "-":
+        if not Path(path).exists():
+            raise UsageError(f"{command}: {path}: no such file or directory")
+        if not log_files(Path(path)):
+            raise UsageError(f"{command}: {path}: a directory without a file to read")
+    try:
+        yield read_log(path)
+    except CaptureLineError as exc:
+        raise UsageError(f"{command}: {path}: {exc}") from exc
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from servekit.loading import load_artifact
+    from servekit.model import ServedModel
+    from servekit.replay import render, replay
+    from servekit.spec import ServiceSpec
+
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+
+    def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
+        spec = registry.get_service(name)
+        return spec, spec.model(load_artifact(spec.name, f"models:/{name}/{version}", tracking_uri))
+
+    # Read as replayed: a capture log can be far bigger than memory.
+    with _capture_log("replay", args.file) as captures:
+        reports = replay(captures, load, listed=args.max_listed)
+    if not reports:
+        raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
+    text, reproduced = render(reports)
+    print(text)
+    return 0 if reproduced else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from servekit.evaluation import (
+        MIN_ROWS,
+        Grouper,
+        HeldOut,
+        VersionNotRegisteredError,
+        assess,
+        compare_canaries,
+        compare_shadows,
+        held_out_figure,
+        join,
+        log_canary_run,
+        log_run,
+        log_shadow_run,
+        read_truth,
+        render,
+    )
+    from servekit.training.trainer import registry_client
+
+    spec = registry.get_service(args.service)
+    job = _evaluation_job(args)
+    # The files and the registry are checked before the log, which can take minutes, is read.
+    with _capture_log("evaluate", args.captures) as captures:
+        if not args.truth.is_file():
+            raise UsageError(f"evaluate: --truth {args.truth}: no such file")
+        try:
+            truth = read_truth(args.truth, spec.recipe)
+        except DatasetError as exc:
+            raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
+        client = registry_client(resolve_tracking_uri(args.tracking_uri))
+        grouper = Grouper(spec.recipe)
+        joined = join(captures, spec.name, grouper, truth)
+        # Let go before the figures, which need none of it: a key per truth row, 86 MiB at 400,000.
+        del truth
+    if not joined.versions:
+        raise UsageError(
+            f"evaluate: none of the {joined.captured:,} captured answers of {spec.name} in {args.captures} "
+            f"has a row in {args.truth} (by {spec.name}'s request id and instance)"
+        )
+    qualities = []
+    unregistered: set[str] = set()  # scored, but neither compared nor recorded
+    for answers in joined.versions:
+        try:
+            held_out = held_out_figure(client, spec.name, answers.version, spec.recipe.primary_metric)
+        except VersionNotRegisteredError as exc:
+            held_out = HeldOut(None, str(exc))
+            unregistered.add(answers.version)
+        qualities.append(
+            assess(
+                answers,
+                grouper,
+                held_out.figure,
+                held_out_note=held_out.note,
+                held_out_rows=held_out.rows,
+                held_out_parity=held_out.parity,
+                min_rows=args.min_rows or MIN_ROWS,
+            )
+        )
+    canaries = compare_canaries(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
+    shadows = compare_shadows(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
+    print(render(joined, qualities, str(args.truth), canaries, shadows))
+    if args.log:
+        source = str(args.captures)
+        for quality in qualities:
+            if quality.version in unregistered:
+                continue
+            run_id = log_run(client, quality, source, job)
+            print(
+                f"{spec.name} v{quality.version}: logged as run {run_id} "
+                "(and the version's live.* tags, which mlp versions shows)"
+            )
+        for shadow in shadows:
+            log = partial(log_shadow_run, client, shadow, source, job)
+            _log_comparison(client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows")
+        for canary in canaries:
+            if canary.stable:  # else no one stable version in its period to hold it against
+                log = partial(log_canary_run, client, canary, source, job)
+                _log_comparison(
+                    client, spec.name, "canary", canary.canary, log=log, read_by="mlp promote prints"
+                )
+    # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
+    verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
+    return 1 if "worse" in verdicts else 0
+
+
+def _evaluation_job(args: argparse.Namespace) -> str:
+    """The Job ``--job`` names (empty: none), which only ``--log`` records."""
+    if args.job is None:
+        return ""
+    if not args.log:
+        raise UsageError(f"evaluate: --job {args.job}: names the Job on the runs --log records; add --log")
+    if not args.job.strip():
+        raise UsageError("evaluate: --job: empty; name the Kubernetes Job running the evaluation")
+    return str(args.job)
+
+
+def _log_comparison(
+    client: Any, name: str, role: str, version: str, *, log: Callable[[], str], read_by: str
+) -> None:
+    """Log a shadow's or a canary's comparison (``log``) on its version, or say why not: it is not
+    a registered version, whose tags could hold it."""
+    from servekit.evaluation import VersionNotRegisteredError, registered_run_id
+
+    try:
+        registered_run_id(client, name, version)
+    except VersionNotRegisteredError as exc:
+        print(f"{name} {role} v{version}: not logged: {exc}")
+        return
+    run_id = log()
+    print(
+        f"{name} {role} v{version}: logged as run {run_id} (and the version's {role}.* tags, which {read_by})"
+    )
+
+
+def add_commands(commands: Commands) -> None:
+    """Adds ``mlp replay``, ``mlp evaluate``."""
+    replay = commands.add_parser(
+        "replay",
+        help="answer captured predictions again with the versions that gave them, and compare",
+    )
+    replay.add_argument(
+        "file",
+        help="log lines (JSON or text; other lines are skipped), a directory of such files (every file "
+        "under it, in path order: a log store's export), or - for stdin",
+    )
+    replay.add_argument(
+        "--max-listed",
+        type=non_negative_int,
+        default=MAX_LISTED,
+        help=f"differences listed per version; the rest are counted (default {MAX_LISTED}; 0: all)",
+    )
+    replay.add_argument("--tracking-uri")
+    replay.set_defaults(func=cmd_replay)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score captured answers against the truth that came later, each version against "
+        "its held-out figure",
+        description="Joins prediction capture lines with a truth file by request id and instance, and "
+        "reports each version's primary metric on its live answers, with its 95% bootstrap interval, "
+        "per group too, against the figure it scored on its held-out split. Exits 1 when a version "
+        "does worse beyond the noise of both samples.",
+    )
+    evaluate.add_argument("service")
+    evaluate.add_argument(
+        "captures",
+        help="log lines holding capture lines (as mlp replay reads them), a directory of such files, "
+        "or - for stdin",
+    )
+    evaluate.add_argument(
+        "--truth",
+        type=Path,
+        required=True,
+        metavar="CSV",
+        help="request_id, the service's target column and, for batch instances, instance (default 0)",
+    )
+    evaluate.add_argument(
+        "--min-rows",
+        type=positive_int,
+        help="answers with their truth a version needs for a figure (default: what a group of "
+        "held-out rows needs at training, 100)",
+    )
+    evaluate.add_argument(
+        "--log",
+        action="store_true",
+        help="record each version's figures as an MLflow run, and tag the version",
+    )
+    evaluate.add_argument(
+        "--job",
+        metavar="NAME",
+        help="the Kubernetes Job running this evaluation, recorded on the runs --log makes (the "
+        "live-evaluation component passes its own): LiveEvaluationFailed then tells the worse "
+        "verdict this Job recorded from one recorded by anyone else",
+    )
+    evaluate.add_argument("--tracking-uri")
+    evaluate.set_defaults(func=cmd_evaluate)

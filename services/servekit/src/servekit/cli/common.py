@@ -1,0 +1,50 @@
+"""What every ``mlp`` command shares: its usage error, the tracking server, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    #: The ``mlp`` parser's sub-commands, which each module of this package adds to.
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
+
+
+class UsageError(Exception):
+    """A command line that cannot run; printed as ``mlp: ...`` with exit status 2."""
+
+
+def resolve_tracking_uri(arg: str | None) -> str:
+    return arg or os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def share_percent(text: str) -> float:
+    from servekit.routing import parse_share
+
+    try:
+        return parse_share(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def ramp_shares(text: str) -> list[float]:
+    shares = [share_percent(part.strip()) for part in text.split(",")]
+    if any(later < earlier for earlier, later in itertools.pairwise(shares)):
+        raise argparse.ArgumentTypeError(f"{text!r}: a ramp only goes up (a key's model never changes back)")
+    return shares

@@ -1,0 +1,145 @@
+"""``mlp score``: a file scored offline by a registry version (``servekit.scoring``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from servekit import registry
+from servekit.cli.common import (
+    UsageError,
+    positive_int,
+    resolve_tracking_uri,
+)
+
+if TYPE_CHECKING:
+    from servekit.cli.common import Commands
+    from servekit.scoring.limits import RejectionLimit
+
+#: ``mlp score``'s exit status when more rows were rejected than ``--max-rejected`` allows: apart
+#: from 1 (the registry or the model could not be reached; worth retrying) and 2 (the input or the
+#: command cannot run), so a Job fails at once on it rather than scoring the same file again.
+SCORE_OVER_REJECTION_LIMIT = 3
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from servekit.loading import ModelLoadError, load_artifact
+    from servekit.scoring import score_file, write_summary
+    from servekit.scoring.formats import ScoringError
+    from servekit.scoring.pool import usable_cpus
+    from servekit.training.trainer import registry_client
+
+    if not args.input.exists():
+        raise UsageError(f"score: {args.input}: no such file or directory")
+    if args.summary is not None:
+        if args.summary.resolve() in {args.input.resolve(), args.output.resolve()}:
+            raise UsageError(f"score: --summary {args.summary}: the input or the output; name another file")
+        if not args.summary.parent.is_dir():
+            raise UsageError(f"score: --summary {args.summary}: no directory {args.summary.parent}")
+    started = datetime.now(UTC)
+    spec = registry.get_service(args.service)
+    uri = args.model_uri or f"models:/{spec.name}@champion"
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    registry_client(tracking_uri)  # an unreachable registry is one line, not a retrying traceback
+    try:
+        model = spec.model(load_artifact(spec.name, uri, tracking_uri))
+    except ModelLoadError as exc:
+        print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        summary = score_file(
+            spec,
+            model,
+            args.input,
+            args.output,
+            explain=args.explain,
+            prefix=args.prefix,
+            chunk_rows=args.chunk_rows,
+            workers=args.workers or usable_cpus(),
+            progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
+        )
+    except ScoringError as exc:
+        raise UsageError(f"score: {args.input}: {exc}") from exc
+    print(summary.render(model, args.output))
+    limit: RejectionLimit = args.max_rejected
+    allowed = limit.allowed(summary.rows)
+    over = limit.exceeded(summary.rejected, summary.rows)
+    status = SCORE_OVER_REJECTION_LIMIT if over else 0
+    if args.summary is not None:
+        written = {
+            **summary.as_json(model, args.input, args.output),
+            "max_rejected": {"limit": str(limit), "allowed": allowed, "exceeded": over},
+            "started_at": started.isoformat(timespec="seconds"),
+            "exit_status": status,
+        }
+        write_summary(args.summary, written)
+    if over:
+        print(
+            f"mlp: score: {spec.name}: {summary.rejected:,} of {summary.rows:,} rows rejected, over "
+            f"--max-rejected {limit} ({allowed:,}); the output is written, with each row's problem",
+            file=sys.stderr,
+        )
+    elif summary.rejected:
+        print(f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})")
+    return status
+
+
+def rejection_limit(text: str) -> RejectionLimit:
+    from servekit.scoring.limits import RejectionLimit
+
+    try:
+        return RejectionLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_commands(commands: Commands) -> None:
+    """Adds ``mlp score``."""
+    score = commands.add_parser(
+        "score",
+        help="score a CSV or Parquet file offline with a registry version: every row kept, rejects named",
+    )
+    score.add_argument("service")
+    score.add_argument(
+        "input",
+        type=Path,
+        help="CSV, or Parquet (.parquet, .pq), with the request fields as columns (others are copied); "
+        "or a directory of such parts, read in the order of their names as one table",
+    )
+    score.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="the input's columns, then the scores; Parquet (.parquet, .pq) or CSV (.csv, .csv.gz "
+        "gzip-compressed) as its name says, whatever the input (named neither: the input's format)",
+    )
+    score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
+    score.add_argument("--model-uri", help="default: models:/<service>@champion")
+    score.add_argument("--prefix", default="", help="before each added column's name, e.g. predicted_")
+    score.add_argument(
+        "--chunk-rows", type=positive_int, default=10_000, help="rows read at a time (default 10000)"
+    )
+    score.add_argument(
+        "--workers",
+        type=positive_int,
+        help="processes scoring the chunks past the first, in parallel (default: the CPUs this "
+        "process may use, within its container's CPU limit); 1 scores in this process alone",
+    )
+    score.add_argument(
+        "--max-rejected",
+        type=rejection_limit,
+        default="0",
+        help="rejected rows the run may have and still exit 0: a count (100) or a share of the rows "
+        f"read (0.5%%); more exits {SCORE_OVER_REJECTION_LIMIT}, the output written (default 0)",
+    )
+    score.add_argument(
+        "--summary",
+        type=Path,
+        help="also write what the run did as JSON: the version, rows scored and rejected, the first "
+        "rejections, the inputs outside the training range, the time and the exit status",
+    )
+    score.add_argument("--tracking-uri")
+    score.set_defaults(func=cmd_score)

@@ -1,0 +1,111 @@
+"""``mlp serve | package-sagemaker | services``: a service run over HTTP, packaged for SageMaker, or
+listed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from servekit import registry
+from servekit.cli.common import (
+    DEFAULT_TRACKING_URI,
+    UsageError,
+    resolve_tracking_uri,
+)
+
+if TYPE_CHECKING:
+    from servekit.cli.common import Commands
+
+#: The service ``mlp serve`` runs when none is named (set by the container image).
+SERVICE_ENV = "MLP_SERVICE"
+
+
+def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = os.environ) -> str:
+    """The service ``mlp serve`` runs: its argument, else ``$MLP_SERVICE`` (set by the image)."""
+    service = args.service or (environ.get(SERVICE_ENV) or "").strip()
+    if not service:
+        raise UsageError(
+            f"serve: name a service or set {SERVICE_ENV} (installed: {', '.join(registry.available())})"
+        )
+    return str(service)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from servekit.logs import configure_logging
+    from servekit.rest import create_app
+    from servekit.settings import load_settings
+
+    spec = registry.get_service(service_name(args))
+    settings = load_settings(spec.name)
+    handler = configure_logging(
+        settings.log_level,
+        settings.log_format,
+        spec.name,
+        google_cloud_project=settings.google_cloud_project,
+    )
+    app = create_app(spec, settings, grpc_host=args.host)
+    handler.meter = app.state.metrics.count_log_line
+    # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
+    # its fields, leaves out probes and caps its rate.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port or registry.local_port(spec),
+        access_log=False,
+        log_config=None,  # uvicorn's lines go through configure_logging's handler
+        log_level=settings.log_level.lower(),
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=20,
+    )
+    return 0
+
+
+def cmd_package_sagemaker(args: argparse.Namespace) -> int:
+    from servekit.managed.packaging import package_from_registry
+
+    spec = registry.get_service(args.service)
+    model_uri = args.model_uri or f"models:/{spec.name}@champion"
+    output, notes = package_from_registry(
+        spec.name, model_uri, resolve_tracking_uri(args.tracking_uri), args.output
+    )
+    for note in notes:
+        print(f"{spec.name}: {note}")
+    print(f"{spec.name}: {model_uri} packaged as {output}")
+    return 0
+
+
+def cmd_services(_: argparse.Namespace) -> int:
+    for name in registry.available():
+        spec = registry.get_service(name)
+        print(f"{name}\t{registry.local_port(spec)}\t{spec.title}")
+    return 0
+
+
+def add_commands(commands: Commands) -> None:
+    """Adds ``mlp serve``, ``mlp package-sagemaker``, ``mlp services``."""
+    serve = commands.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
+    serve.add_argument("service", nargs="?", help=f"default: ${SERVICE_ENV}")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: the service's local port")
+    serve.set_defaults(func=cmd_serve)
+
+    package = commands.add_parser(
+        "package-sagemaker",
+        help="model.tar.gz for SageMaker: model, handlers, requirements pinned as trained",
+    )
+    package.add_argument("service")
+    package.add_argument("--model-uri", help="default: models:/<service>@champion")
+    package.add_argument("--tracking-uri", help=f"default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
+    package.add_argument("--output", type=Path, default=Path("model.tar.gz"))
+    package.set_defaults(func=cmd_package_sagemaker)
+
+    services = commands.add_parser(
+        "services", help="list installed services and their local ports (plus $MLP_PORT_OFFSET)"
+    )
+    services.set_defaults(func=cmd_services)
