@@ -25,6 +25,10 @@ from servekit import cli
             "argument --workers: '0' is not a positive",
         ),
         (
+            ["score", "bankchurn", "in.csv", "--output", "out.csv", "--keep", "CustomerId,,Surname"],
+            "argument --keep: 'CustomerId,,Surname': name each column, separated by commas",
+        ),
+        (
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--max-rejected", "5 rows"],
             "argument --max-rejected: '5 rows' is neither a number of rows (12) nor a share of them (0.5%)",
         ),
@@ -49,6 +53,12 @@ def test_a_bad_count_is_a_usage_error_naming_the_option(
         cli.main(argv)
     assert exited.value.code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_the_columns_kept_are_a_list_and_default_to_every_one() -> None:
+    argv = ["score", "bankchurn", "in.csv", "--output", "out.csv"]
+    assert cli.parser().parse_args([*argv, "--keep", "CustomerId, Surname"]).keep == ("CustomerId", "Surname")
+    assert cli.parser().parse_args(argv).keep is None
 
 
 def test_max_listed_takes_0_for_all_and_defaults_to_100() -> None:

@@ -138,6 +138,11 @@ def test_worker_processes_write_what_one_process_writes(
     assert (shared.rows, shared.scored, shared.rejections) == (alone.rows, alone.scored, alone.rejections)
     assert shared.rejections[0] == "row 3: x: Input should be less than or equal to 10"
     assert "rows/s by 2 worker processes) into " in shared.render(model, tmp_path / "shared.csv")
+    # The columns kept are chosen in the workers too.
+    score_file(TOY, model, source, tmp_path / "kept-alone.csv", chunk_rows=2, keep=["id"])
+    score_file(TOY, model, source, tmp_path / "kept-shared.csv", chunk_rows=2, keep=["id"], workers=2)
+    assert (tmp_path / "kept-shared.csv").read_bytes() == (tmp_path / "kept-alone.csv").read_bytes()
+    assert list(read(tmp_path / "kept-shared.csv")[0])[:2] == ["id", "value"]
 
 
 def test_a_run_says_how_far_it_has_come_after_each_interval(
@@ -177,6 +182,29 @@ def test_a_column_the_prediction_would_overwrite_needs_a_prefix(model: ToyModel,
         "predicted_model_version",
         "predicted_error",
     ]
+
+
+def test_only_the_columns_kept_are_copied_in_their_order_and_only_they_can_clash(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    labelled = [[*ROWS[0], "value"], *([*row, "1.0"] for row in ROWS[1:])]
+    source = write(tmp_path / "in.csv", labelled)
+    whole = score_file(TOY, model, source, tmp_path / "whole.csv", prefix="predicted_")
+    # 'value' is not kept, so the prediction's own 'value' needs no prefix.
+    kept = score_file(TOY, model, source, tmp_path / "kept.csv", keep=["segment", "id"])
+    assert (kept.rows, kept.scored, kept.rejections) == (whole.rows, whole.scored, whole.rejections)
+    rows, full = read(tmp_path / "kept.csv"), read(tmp_path / "whole.csv")
+    assert list(rows[0]) == ["segment", "id", "value", "outside_training", "model_version", "error"]
+    assert [(r["segment"], r["id"], r["value"], r["error"]) for r in rows] == [
+        (f["segment"], f["id"], f["predicted_value"], f["predicted_error"]) for f in full
+    ]
+    with pytest.raises(ScoringError, match=r"column 'value' would be overwritten"):
+        score_file(TOY, model, source, tmp_path / "clash.csv", keep=["id", "value"])
+    with pytest.raises(
+        ScoringError, match=r"no column 'customer', 'Id' to keep; the file's columns are id, x,"
+    ):
+        score_file(TOY, model, source, tmp_path / "unknown.csv", keep=["customer", "id", "Id"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "kept.csv", "whole.csv"]
 
 
 def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyModel, tmp_path: Path) -> None:

@@ -178,6 +178,29 @@ def test_gzip_compressed_csv_is_read_and_written_and_foreseen_from_its_text(
     assert packed_parts.chunks_left(first) == plain_parts.chunks_left(next(plain_parts.chunks(2, ["x"])))
 
 
+def test_the_columns_kept_keep_their_types_and_a_column_left_out_need_not_fit_the_output(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    tags = pa.array([["a"], [], ["b", "c"], None, ["d"], ["e"]])
+    source = parquet(tmp_path / "in.parquet", TABLE.append_column("tags", tags))
+    score_file(TOY, model, source, tmp_path / "whole.parquet")
+    score_file(TOY, model, source, tmp_path / "kept.parquet", keep=["visits", "id"])
+    kept, whole = pq.read_table(tmp_path / "kept.parquet"), pq.read_table(tmp_path / "whole.parquet")
+    added = whole.column_names[TABLE.num_columns + 1 :]
+    assert kept.column_names == ["visits", "id", *added]
+    assert kept.select(["visits", "id"]).equals(whole.select(["visits", "id"]))
+    assert kept.select(added).equals(whole.select(added))
+    # The list column left out, the scores may be CSV.
+    score_file(TOY, model, source, tmp_path / "kept.csv", keep=["id"])
+    assert list(pd.read_csv(tmp_path / "kept.csv", dtype=str).columns) == ["id", *added]
+    # A CSV file's kept cells are Parquet text.
+    TABLE.to_pandas().to_csv(tmp_path / "in.csv", index=False)
+    score_file(TOY, model, tmp_path / "in.csv", tmp_path / "from-csv.parquet", keep=["id"])
+    from_csv = pq.read_table(tmp_path / "from-csv.parquet")
+    assert from_csv.schema.field("id").type == pa.string()
+    assert from_csv.column_names == ["id", *added]
+
+
 def test_a_parquet_column_a_csv_cell_cannot_hold_is_refused_before_anything_is_written(
     model: ToyModel, tmp_path: Path
 ) -> None:

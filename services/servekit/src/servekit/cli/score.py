@@ -58,6 +58,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             explain=args.explain,
             prefix=args.prefix,
             chunk_rows=args.chunk_rows,
+            keep=args.keep,
             workers=args.workers or usable_cpus(),
             progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
         )
@@ -85,6 +86,13 @@ def cmd_score(args: argparse.Namespace) -> int:
     elif summary.rejected:
         print(f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})")
     return status
+
+
+def column_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: name each column, separated by commas")
+    return names
 
 
 def rejection_limit(text: str) -> RejectionLimit:
@@ -115,6 +123,13 @@ def add_commands(commands: Commands) -> None:
         required=True,
         help="the input's columns, then the scores; Parquet (.parquet, .pq) or CSV (.csv, .csv.gz "
         "gzip-compressed) as its name says, whatever the input (named neither: the input's format)",
+    )
+    score.add_argument(
+        "--keep",
+        type=column_names,
+        metavar="COLUMNS",
+        help="the input columns copied into the output, comma-separated, in that order (e.g. "
+        "CustomerId: the key that joins the scores back); default: every column",
     )
     score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
     score.add_argument("--model-uri", help="default: models:/<service>@champion")

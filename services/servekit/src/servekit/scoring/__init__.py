@@ -46,6 +46,7 @@ from servekit.scoring.formats import (
     OutputFormat,
     ScoringError,
     check_output,
+    kept_columns,
     open_input,
 )
 from servekit.scoring.pool import ScoringPool
@@ -191,7 +192,9 @@ def answer_cells(model: ServedModel, explain: bool) -> dict[str, Any]:
     return {**cells, VERSION_COLUMN: model.artifact.version, ERROR_COLUMN: None}
 
 
-def check_columns(spec: ServiceSpec, columns: Sequence[str], added: Sequence[str]) -> None:
+def check_columns(
+    spec: ServiceSpec, columns: Sequence[str], added: Sequence[str], kept: Sequence[str] | None = None
+) -> None:
     fields = spec.request.model_fields
     missing = [name for name, info in fields.items() if info.is_required() and name not in columns]
     if missing:
@@ -199,7 +202,8 @@ def check_columns(spec: ServiceSpec, columns: Sequence[str], added: Sequence[str
             f"no column {', '.join(map(repr, missing))}: {spec.name} needs {', '.join(fields)} "
             "(the request fields; other columns are copied through)"
         )
-    clashing = [name for name in added if name in columns]
+    copied = columns if kept is None else kept
+    clashing = [name for name in added if name in copied]
     if clashing:
         raise ScoringError(
             f"column {', '.join(map(repr, clashing))} would be overwritten by the prediction's; "
@@ -234,20 +238,25 @@ def score_file(
     prefix: str = "",
     chunk_rows: int = 10_000,
     workers: int = 1,
+    keep: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ScoreSummary:
     """Score ``source`` into ``output`` (see the module's doc); raises ScoringError before writing.
 
+    ``keep`` names the input columns copied into the output (None: all of them), and
     ``progress`` is given a line now and then on a long run (``servekit.scoring.progress``).
     """
     reader = open_input(source)
     check_output(source, output)
+    kept = kept_columns(reader.names(), keep)
     added = answer_cells(model, explain)
-    writer = reader.output_format(spec.response, added, prefix, output)
+    writer = reader.output_format(spec.response, added, prefix, output, kept)
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer)
-    chunks = _checked(reader, reader.chunks(chunk_rows, list(spec.request.model_fields)), spec, job.columns)
+    chunks = _checked(
+        reader, reader.chunks(chunk_rows, list(spec.request.model_fields)), spec, job.columns, kept
+    )
     with written_whole(output) as partial:
         with (
             ScoringPool(job, workers, reader.chunks_left) as pool,
@@ -267,12 +276,16 @@ def score_file(
 
 
 def _checked(
-    reader: InputFile, chunks: Iterator[Chunk], spec: ServiceSpec, added: Sequence[str]
+    reader: InputFile,
+    chunks: Iterator[Chunk],
+    spec: ServiceSpec,
+    added: Sequence[str],
+    kept: Sequence[str] | None,
 ) -> Iterator[Chunk]:
     """The chunks, once the first one's columns are found fit to score (``check_columns``)."""
     for index, chunk in enumerate(chunks):
         if index == 0:
-            check_columns(spec, reader.columns(chunk), added)
+            check_columns(spec, reader.columns(chunk), added, kept)
         yield chunk
 
 

@@ -63,14 +63,23 @@ class InputFile(Protocol):
     def columns(self, first: Chunk) -> list[str]:
         """The file's columns, as named in its header or schema."""
 
+    def names(self) -> list[str]:
+        """The file's columns before a chunk is read: its first part's header, or its schema."""
+
     def chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``."""
 
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, output: Path
+        self,
+        response: type[BaseModel],
+        added: Mapping[str, Any],
+        prefix: str,
+        output: Path,
+        kept: Sequence[str] | None = None,
     ) -> OutputFormat:
         """How the scores are written into ``output``: as Parquet or CSV (``writes_parquet``), with
-        ``added`` (an answer's cells) after the input's columns, each named with ``prefix``."""
+        ``added`` (an answer's cells) after the input's columns (``kept``: those alone, in that
+        order; ``kept_columns`` checked them), each named with ``prefix``."""
 
 
 class OutputFormat(Protocol):
@@ -96,9 +105,34 @@ def writes_parquet(output: Path, reader: InputFile) -> bool:
     return is_parquet(output) or isinstance(reader, ParquetInput)
 
 
-def csv_output(output: Path) -> CsvOutput:
+def csv_output(output: Path, kept: tuple[str, ...] | None = None) -> CsvOutput:
     """CSV scores, gzip-compressed when the output's name ends in .gz (as pandas reads it)."""
-    return CsvOutput(gzipped=output.suffix.lower() == GZIP_SUFFIX)
+    return CsvOutput(gzipped=output.suffix.lower() == GZIP_SUFFIX, kept=kept)
+
+
+def kept_columns(names: Sequence[str], keep: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The input columns ``keep`` names, checked to be the file's, in its order (None: every one)."""
+    if keep is None:
+        return None
+    missing = [name for name in keep if name not in names]
+    if missing:
+        raise ScoringError(
+            f"no column {', '.join(map(repr, missing))} to keep; the file's columns are {', '.join(names)}"
+        )
+    return tuple(dict.fromkeys(keep))
+
+
+def _selected(kept: Sequence[str] | None) -> tuple[str, ...] | None:
+    return None if kept is None else tuple(kept)
+
+
+def _copied(
+    copy: pd.DataFrame | pa.RecordBatch, kept: tuple[str, ...] | None
+) -> pd.DataFrame | pa.RecordBatch:
+    """The chunk's copy of the columns kept (all when ``kept`` is None)."""
+    if kept is None:
+        return copy
+    return copy.select(list(kept)) if isinstance(copy, pa.RecordBatch) else copy[list(kept)]
 
 
 def holds_parquet(path: Path) -> bool:
@@ -186,15 +220,22 @@ class CsvFile:
         size = sum(_text_bytes(path) for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
+    def names(self) -> list[str]:
+        return _csv_header(self.paths[0], self.paths)
+
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, output: Path
+        self,
+        response: type[BaseModel],
+        added: Mapping[str, Any],
+        prefix: str,
+        output: Path,
+        kept: Sequence[str] | None = None,
     ) -> OutputFormat:
+        selected = _selected(kept)
         if not writes_parquet(output, self):
-            return csv_output(output)
-        header = _csv_header(self.paths[0], self.paths)
-        return ParquetOutput(
-            with_added(pa.schema([(name, pa.string()) for name in header]), response, added, prefix)
-        )
+            return csv_output(output, selected)
+        columns = pa.schema([(name, pa.string()) for name in kept or self.names()])
+        return ParquetOutput(with_added(columns, response, added, prefix), selected)
 
 
 def _text_bytes(path: Path) -> int:
@@ -259,9 +300,12 @@ def _naming(path: Path, paths: Sequence[Path]) -> Iterator[None]:
 @dataclass(frozen=True)
 class CsvOutput:
     gzipped: bool = False
+    #: The input columns copied, in this order (None: every one).
+    kept: tuple[str, ...] | None = None
 
     def encode(self, copy: pd.DataFrame | pa.RecordBatch, scores: pd.DataFrame, first_row: int) -> str:
         """The rows as CSV text, with the header when they are the file's first."""
+        copy = _copied(copy, self.kept)
         frame: pd.DataFrame = copy
         if isinstance(copy, pa.RecordBatch):
             # Arrow's own types in pandas: an integer column with a null stays integers (10, not 10.0).
@@ -314,19 +358,28 @@ class ParquetInput:
                 )
         return schema
 
+    def names(self) -> list[str]:
+        return list(self.schema.names)
+
     def output_format(
-        self, response: type[BaseModel], added: Mapping[str, Any], prefix: str, output: Path
+        self,
+        response: type[BaseModel],
+        added: Mapping[str, Any],
+        prefix: str,
+        output: Path,
+        kept: Sequence[str] | None = None,
     ) -> OutputFormat:
+        copied = pa.schema([self.schema.field(name) for name in kept]) if kept else self.schema
         if writes_parquet(output, self):
-            return ParquetOutput(with_added(self.schema, response, added, prefix))
-        without_text = [field for field in self.schema if not _has_csv_text(field.type)]
+            return ParquetOutput(with_added(copied, response, added, prefix), _selected(kept))
+        without_text = [field for field in copied if not _has_csv_text(field.type)]
         if without_text:
             field = without_text[0]
             raise ScoringError(
                 f"column {field.name!r} is {field.type}, which a CSV cell cannot hold; "
                 "write the scores as Parquet (--output NAME.parquet)"
             )
-        return csv_output(output)
+        return csv_output(output, _selected(kept))
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Arrow's batches as they are (the copy), and their request fields as a frame."""
@@ -388,10 +441,13 @@ class ParquetOutput:
     """The input's schema, then the added columns, typed (``added_schema``)."""
 
     schema: pa.Schema
+    #: The input columns copied, in this order (None: every one).
+    kept: tuple[str, ...] | None = None
 
     def encode(
         self, copy: pa.RecordBatch | pd.DataFrame, scores: pd.DataFrame, first_row: int
     ) -> pa.RecordBatch:
+        copy = _copied(copy, self.kept)
         copied = copy.columns if isinstance(copy, pa.RecordBatch) else [_text(copy[name]) for name in copy]
         added = []
         for column in self.schema.names[len(copied) :]:
