@@ -200,11 +200,16 @@ def test_only_the_columns_kept_are_copied_in_their_order_and_only_they_can_clash
     ]
     with pytest.raises(ScoringError, match=r"column 'value' would be overwritten"):
         score_file(TOY, model, source, tmp_path / "clash.csv", keep=["id", "value"])
+    # None kept: the scores alone, a row each in the file's order.
+    score_file(TOY, model, source, tmp_path / "bare.csv", keep=[])
+    assert [list(row.values()) for row in read(tmp_path / "bare.csv")] == [
+        list(row.values())[2:] for row in rows
+    ]
     with pytest.raises(
         ScoringError, match=r"no column 'customer', 'Id' to keep; the file's columns are id, x,"
     ):
         score_file(TOY, model, source, tmp_path / "unknown.csv", keep=["customer", "id", "Id"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "kept.csv", "whole.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare.csv", "in.csv", "kept.csv", "whole.csv"]
 
 
 def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyModel, tmp_path: Path) -> None:

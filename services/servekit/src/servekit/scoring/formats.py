@@ -22,7 +22,8 @@ hold them: a CSV file's cells as text in Parquet (a CSV cell has no type, and a 
 an id's leading zeros), an empty cell as null; a Parquet file's values as CSV text, a null as an
 empty cell. A nested or binary Parquet column has no CSV text and is refused before anything is
 read. CSV named ``.gz`` is gzip-compressed, read and written (BigQuery's ``EXPORT DATA`` with
-``compression = 'GZIP'``).
+``compression = 'GZIP'``). Every input column is copied unless the run names those it keeps
+(``kept_columns``), as the key that joins the scores back.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class InputFile(Protocol):
         added: Mapping[str, Any],
         prefix: str,
         output: Path,
-        kept: Sequence[str] | None = None,
+        kept: tuple[str, ...] | None = None,
     ) -> OutputFormat:
         """How the scores are written into ``output``: as Parquet or CSV (``writes_parquet``), with
         ``added`` (an answer's cells) after the input's columns (``kept``: those alone, in that
@@ -120,10 +121,6 @@ def kept_columns(names: Sequence[str], keep: Sequence[str] | None) -> tuple[str,
             f"no column {', '.join(map(repr, missing))} to keep; the file's columns are {', '.join(names)}"
         )
     return tuple(dict.fromkeys(keep))
-
-
-def _selected(kept: Sequence[str] | None) -> tuple[str, ...] | None:
-    return None if kept is None else tuple(kept)
 
 
 def _copied(
@@ -229,13 +226,12 @@ class CsvFile:
         added: Mapping[str, Any],
         prefix: str,
         output: Path,
-        kept: Sequence[str] | None = None,
+        kept: tuple[str, ...] | None = None,
     ) -> OutputFormat:
-        selected = _selected(kept)
         if not writes_parquet(output, self):
-            return csv_output(output, selected)
-        columns = pa.schema([(name, pa.string()) for name in kept or self.names()])
-        return ParquetOutput(with_added(columns, response, added, prefix), selected)
+            return csv_output(output, kept)
+        text = pa.schema([(name, pa.string()) for name in (self.names() if kept is None else kept)])
+        return ParquetOutput(with_added(text, response, added, prefix), kept)
 
 
 def _text_bytes(path: Path) -> int:
@@ -367,11 +363,11 @@ class ParquetInput:
         added: Mapping[str, Any],
         prefix: str,
         output: Path,
-        kept: Sequence[str] | None = None,
+        kept: tuple[str, ...] | None = None,
     ) -> OutputFormat:
-        copied = pa.schema([self.schema.field(name) for name in kept]) if kept else self.schema
+        copied = self.schema if kept is None else pa.schema([self.schema.field(name) for name in kept])
         if writes_parquet(output, self):
-            return ParquetOutput(with_added(copied, response, added, prefix), _selected(kept))
+            return ParquetOutput(with_added(copied, response, added, prefix), kept)
         without_text = [field for field in copied if not _has_csv_text(field.type)]
         if without_text:
             field = without_text[0]
@@ -379,7 +375,7 @@ class ParquetInput:
                 f"column {field.name!r} is {field.type}, which a CSV cell cannot hold; "
                 "write the scores as Parquet (--output NAME.parquet)"
             )
-        return csv_output(output, _selected(kept))
+        return csv_output(output, kept)
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Arrow's batches as they are (the copy), and their request fields as a frame."""
