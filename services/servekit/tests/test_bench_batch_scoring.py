@@ -20,7 +20,14 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
     args = ["--services", "bankchurn", "--rows", "3000", "--explained-rows", "1000", "--chunk-rows", "500"]
     assert batch_scoring.main([*args, "--workers", "2", "--output", str(output)]) == 0
     report = json.loads(output.read_text())
-    for kind, rows in (("predicted", 3000), ("explained", 1000), ("parquet", 3000)):
+    kinds = (
+        ("predicted", 3000),
+        ("explained", 1000),
+        ("parquet", 3000),
+        ("csv_to_parquet", 3000),
+        ("parquet_to_csv", 3000),
+    )
+    for kind, rows in kinds:
         figures = report["bankchurn"][kind]
         assert figures["rows"] == rows
         assert figures["alone"]["workers_started"] == 0
@@ -34,6 +41,7 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
     printed = capsys.readouterr().out
     assert "bankchurn, 3,000 rows predicted: one process " in printed
     assert "bankchurn, 3,000 rows parquet: one process " in printed
+    assert "bankchurn, 3,000 rows csv to parquet: one process " in printed
     assert "2 workers asked, 2 started: " in printed
     assert " MiB with the workers, +" in printed
 

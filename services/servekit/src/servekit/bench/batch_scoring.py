@@ -2,10 +2,10 @@
 
 Each service's model, fitted on its synthetic data, scores a synthetic file of the same schema
 twice in the same run: in this process alone (the reference) and with ``--workers`` processes
-(``servekit.scoring.pool``): a CSV file with and without explanations, and the first of them as
-Parquet. The two outputs must be the same byte for byte, or the benchmark fails. The figures are
-of the machine it runs on: the parent reads and writes the file alone, so two workers on two CPUs
-cannot double the rate.
+(``servekit.scoring.pool``): a CSV file with and without explanations, the first of them as
+Parquet, and each of the two formats scored into the other. The two outputs must be the same byte
+for byte, or the benchmark fails. The figures are of the machine it runs on: the parent reads and
+writes the file alone, so two workers on two CPUs cannot double the rate.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ def score_twice(
     args: argparse.Namespace,
     *,
     explain: bool,
+    written_as: str,
 ) -> dict[str, Any]:
     """One file scored alone and by ``args.workers`` processes: their seconds, rows/s and ratio."""
     figures: dict[str, Any] = {}
@@ -48,7 +49,7 @@ def score_twice(
         score_file, spec, model, source, explain=explain, prefix="scored_", chunk_rows=args.chunk_rows
     )
     for label, count in (("alone", 1), ("workers", args.workers)):
-        output = work / f"{spec.name}-{label}-{explain}{source.suffix}"
+        output = work / f"{spec.name}-{label}-{explain}{written_as}"
         with MemorySampler(os.getpid(), interval=0.1, measure=tree_resident_bytes) as sampler:
             summary = score(output, workers=count)
         resident = [size for _, size in sampler.samples]
@@ -70,11 +71,14 @@ def score_twice(
 
 
 #: What is scored of each service: its name in the report, the argument giving its rows, whether
-#: explained, and the file's format (the same rows as the first file's, as a warehouse exports them).
+#: explained, the file's format (the same rows as the first file's, as a warehouse exports them)
+#: and the scores'.
 FILES = (
-    ("predicted", "rows", False, ".csv"),
-    ("explained", "explained_rows", True, ".csv"),
-    ("parquet", "rows", False, ".parquet"),
+    ("predicted", "rows", False, ".csv", ".csv"),
+    ("explained", "explained_rows", True, ".csv", ".csv"),
+    ("parquet", "rows", False, ".parquet", ".parquet"),
+    ("csv_to_parquet", "rows", False, ".csv", ".parquet"),
+    ("parquet_to_csv", "rows", False, ".parquet", ".csv"),
 )
 
 
@@ -85,7 +89,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         artifact, _ = train_in_memory(spec, rows=4000, seed=7)
         model = spec.model(artifact)
         result[name] = {}
-        for kind, rows_argument, explain, suffix in FILES:
+        for kind, rows_argument, explain, suffix, written_as in FILES:
             rows = getattr(args, rows_argument)
             source = work / f"{name}-{rows}{suffix}"
             if not source.exists():
@@ -94,7 +98,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     frame.to_csv(source, index=False)
                 else:
                     frame.to_parquet(source, index=False)
-            figures = score_twice(spec, model, source, work, args, explain=explain)
+            figures = score_twice(spec, model, source, work, args, explain=explain, written_as=written_as)
             result[name][kind] = {"rows": rows, **figures}
             print_figures(name, kind, rows, figures)
     return result
@@ -103,7 +107,7 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 def print_figures(name: str, kind: str, rows: int, figures: dict[str, Any]) -> None:
     alone, shared = figures["alone"], figures["workers"]
     print(
-        f"{name}, {rows:,} rows {kind}: one process {alone['rows_per_second']:,} rows/s "
+        f"{name}, {rows:,} rows {kind.replace('_', ' ')}: one process {alone['rows_per_second']:,} rows/s "
         f"({alone['seconds']} s, peak {alone['peak_resident_mib']:,} MiB resident, "
         f"+{alone['peak_added_mib']:,} while scoring); {shared['workers_asked']} workers asked, "
         f"{shared['workers_started']} started: {shared['rows_per_second']:,} rows/s "
