@@ -11,12 +11,12 @@ from fastapi.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from toy import TOY
+from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
-from servekit.testing import train_in_memory, wait_ready
+from servekit.testing import request_rows, train_in_memory, wait_ready
 from servekit.training.trainer import Split
 
 
@@ -34,6 +34,17 @@ def restore_root_logger() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def toy_trained() -> tuple[ModelArtifact, Split]:
     return train_in_memory(TOY, rows=800)
+
+
+@pytest.fixture(scope="module")
+def served() -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
+    """300 held-out rows, the toy model's answers to them and the truth of each (``mlp evaluate``'s
+    tests, test_evaluation_*)."""
+    artifact, data = train_in_memory(TOY, rows=1500)
+    rows = request_rows(data, 300)
+    assert len(rows) == 300
+    truth = data.y_test.head(300).to_numpy()
+    return rows, ToyModel(artifact).predict(rows), truth
 
 
 @pytest.fixture

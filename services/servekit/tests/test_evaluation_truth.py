@@ -1,0 +1,72 @@
+"""``mlp evaluate``'s truth file: the answers named by request and instance, the target checked."""
+
+from __future__ import annotations
+
+import pytest
+from evaluation_logs import (
+    truth_file,
+)
+from toy import TOY, ToyRecipe
+
+from servekit.datasets import DatasetError
+from servekit.evaluation import (
+    read_truth,
+)
+
+
+def test_the_truth_file_names_answers_by_request_and_instance() -> None:
+    both = read_truth(
+        truth_file("request_id,instance,y\nbatch-1,0,2.5\nbatch-1,1,3\nsingle,0,4e1\n"), TOY.recipe
+    )
+    assert both == {("batch-1", 0): 2.5, ("batch-1", 1): 3.0, ("single", 0): 40.0}
+    # Without an instance column every row is a single prediction's answer; ids are read as written.
+    singles = read_truth(truth_file("y,request_id\n1.5,NA\n2, 007 \n"), TOY.recipe)
+    assert singles == {("NA", 0): 1.5, ("007", 0): 2.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("request_id,value\nr,1\n", "missing column(s): y"),
+        ("id,y\nr,1\n", "missing column(s): request_id"),
+        ("request_id,y\n", "no rows"),
+        ("", "not a CSV file: EmptyDataError: No columns to parse from file"),
+        ('request_id,y\n"r,1\n', "not a CSV file: ParserError: Error tokenizing data"),
+        ("request_id,y\nr,1\n ,2\n", "column 'request_id': every row must name its request; line(s) 3"),
+        (
+            "request_id,instance,y\nr,0,1\nr,-1,2\nr,x,3\n",
+            "column 'instance': must be 0, 1, 2, ...; line(s) 3, 4",
+        ),
+        (
+            "request_id,instance,y\nr,0,1\ns,0,2\nr,0,3\n",
+            "an answer has two truth rows; line(s) 2, 4, e.g. 'r'",
+        ),
+        (
+            "request_id,y\nr,1\ns,\nt,inf\nu,cheap\n",
+            "column 'y': every value must be a finite number; line(s) 3, 4, 5",
+        ),
+    ],
+)
+def test_a_bad_truth_file_names_its_column_and_lines(text: str, message: str) -> None:
+    with pytest.raises(DatasetError) as raised:
+        read_truth(truth_file(text), TOY.recipe)
+    assert message in str(raised.value)
+
+
+def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_labels_are_written() -> None:
+    class Binary(ToyRecipe):
+        task = "binary"
+
+    with pytest.raises(
+        DatasetError, match=r"column 'y': every value must be 0 or 1; line\(s\) 3, e.g. 'yes'"
+    ):
+        read_truth(truth_file("request_id,y\nr,1\ns,yes\nt,0\n"), Binary())
+    truths = list(read_truth(truth_file("request_id,y\nr,1\ns, 0\n"), Binary()).values())
+    assert truths == [1, 0]
+    assert {type(truth) for truth in truths} == {int}  # the interpreter's shared 0 and 1, not numpy's
+
+    class Multiclass(ToyRecipe):
+        task = "multiclass"
+
+    with pytest.raises(NotImplementedError, match=r"override truth\(\)"):
+        read_truth(truth_file("request_id,y\nr,a\n"), Multiclass())
