@@ -167,6 +167,24 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
         24,
         8,
     )
+    if keeps_training_ranges(service):
+        outside = f"sum by (variant, feature) (rate({n.variant_inputs_outside_training_total}{{{inst}}}[5m]))"
+        answered = f"sum by (variant) (rate({n.variant_predictions_total}{{{inst}}}[5m]))"
+        g.add(
+            panel(
+                "timeseries",
+                "Answers with an input outside the training range by variant (5 m)",
+                "Share of each variant's answers with this input beyond the range of the answering "
+                "model's training rows, where its trees answer as at the nearest edge. The service's "
+                "own series count the stable model's answers alone; a canary trained on other rows "
+                "extrapolates on other inputs, and shows here.",
+                "percentunit",
+                [(f"{outside}\n/ on (variant) group_left\n{answered}", "{{variant}} {{feature}}")],
+                thresholds=[(o.outside_training_share, "orange")],
+            ),
+            24,
+            8,
+        )
     g.add(
         panel(
             "timeseries",

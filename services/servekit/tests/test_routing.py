@@ -424,6 +424,29 @@ def test_the_services_outcomes_and_attributions_are_the_stable_models_and_each_v
             assert got == pytest.approx(total)
 
 
+def test_each_variant_counts_its_own_inputs_outside_and_the_service_the_stable_models_alone(
+    rolled: tuple[TestClient, list[dict[str, Any]]],
+) -> None:
+    client, rows = rolled
+    # At zero from the canary's load, for both variants: rate() sees the first answer outside.
+    for variant in ("stable", "canary"):
+        assert sample(client, NAMES.variant_inputs_outside_training_total, variant=variant, feature="x") == 0
+    outside = Counter[str]()
+    for i, row in enumerate(rows[:40]):
+        variant = "canary" if i % 2 else "stable"
+        # Every third request at the request schema's edge, past both models' training rows.
+        sent = {**row, "x": 10.0} if i % 3 == 0 else row
+        body = client.post("/predict", json=sent, headers={"X-Model-Variant": variant}).json()
+        outside[variant] += any(item["field"] == "x" for item in body["outside_training"])
+    assert outside["stable"] > 0
+    assert outside["canary"] > 0
+    for variant in ("stable", "canary"):
+        got = sample(client, NAMES.variant_inputs_outside_training_total, variant=variant, feature="x")
+        assert got == outside[variant]
+    # The service's series is the stable model's, whose ranges the alert reads.
+    assert sample(client, NAMES.inputs_outside_training_total, feature="x") == outside["stable"]
+
+
 def test_without_a_canary_there_are_no_variant_series_and_asking_for_one_is_404(
     toy_client: TestClient, toy_trained: tuple[ModelArtifact, Split]
 ) -> None:

@@ -1,15 +1,17 @@
 """The collectors of a canary rollout, registered only when a service runs a canary.
 
-Both variants are counted the same way (requests by result, model latency, outcomes and
-attributions), so a dashboard and an alert set the canary's failure ratio, latency, answers and
-what it weighs beside the stable model's on the same pods at the same time. Without a canary
-none of these series exist.
+Both variants are counted the same way (requests by result, model latency, outcomes,
+attributions and inputs outside the answering model's training range), so a dashboard and an
+alert set the canary's failure ratio, latency, answers, what it weighs and where it extrapolates
+beside the stable model's on the same pods at the same time. Without a canary none of these
+series exist.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -23,9 +25,13 @@ from servekit.metrics.names import (
     MetricNames,
 )
 
+if TYPE_CHECKING:
+    from servekit.model import ServedModel
+
 
 class CanaryMetrics(BesideModelMetrics):
-    """Requests, model latency, outcomes and attributions per variant, and the canary's version."""
+    """Requests, model latency, outcomes, attributions and inputs outside the training range per
+    variant, and the canary's version."""
 
     def __init__(self, names: MetricNames, registry: CollectorRegistry) -> None:
         super().__init__(names.canary_model_info, "canary", registry)
@@ -63,6 +69,14 @@ class CanaryMetrics(BesideModelMetrics):
             ["variant", "feature"],
             registry=registry,
         )
+        self.inputs_outside_training = Counter(
+            names.variant_inputs_outside_training_total,
+            "Answers by variant with this input outside the range of the answering model's training "
+            "rows (once per answer and input; each answer lists them in outside_training): a canary "
+            "trained on other rows extrapolates on other inputs than the stable model.",
+            ["variant", "feature"],
+            registry=registry,
+        )
         self.fallbacks = Counter(
             names.canary_fallbacks_total,
             "Requests routed to the canary that the stable model answered, by reason: not_ready (the "
@@ -95,6 +109,15 @@ class CanaryMetrics(BesideModelMetrics):
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._explanations = {variant: self.explanations.labels(variant=variant) for variant in VARIANTS}
         self._attributions: dict[tuple[str, str], Counter] = {}
+        self._outside: dict[tuple[str, str], Counter] = {}
+
+    def model_served(self, model: ServedModel, load_seconds: Mapping[str, float]) -> None:
+        super().model_served(model, load_seconds)
+        # At zero from the canary's first scrape, for both variants (the service's request fields,
+        # which both models range), so rate() sees the first answer outside.
+        for ranged in model.training_ranges().values():
+            for variant in VARIANTS:
+                self._outside_child(variant, ranged["field"])
 
     def fell_back(self, reason: str) -> None:
         self._fallbacks[reason].inc()
@@ -117,10 +140,30 @@ class CanaryMetrics(BesideModelMetrics):
             attributions, partial(self._attribution_child, variant), self._explanations[variant]
         )
 
+    def count_outside_training(
+        self, variant: str, answers: Iterable[Sequence[Mapping[str, Any]] | None]
+    ) -> None:
+        """One per answer and field with a value outside the answering model's training range.
+
+        ``answers``: each answer's ``outside_training`` list (None where it has none).
+        """
+        for found in answers:
+            for field in {item["field"] for item in found or ()}:
+                self._outside_child(variant, field).inc()
+
+    def _outside_child(self, variant: str, feature: str) -> Counter:
+        return _feature_child(self._outside, self.inputs_outside_training, variant, feature)
+
     def _attribution_child(self, variant: str, feature: str) -> Counter:
-        child = self._attributions.get((variant, feature))
-        if child is None:
-            child = self._attributions[variant, feature] = self.attribution.labels(
-                variant=variant, feature=feature
-            )
-        return child
+        return _feature_child(self._attributions, self.attribution, variant, feature)
+
+
+def _feature_child(
+    children: dict[tuple[str, str], Counter], counter: Counter, variant: str, feature: str
+) -> Counter:
+    """``counter``'s child of a variant and a feature, kept in ``children``: ``labels()`` costs more
+    than a dict lookup, once per answer and feature."""
+    child = children.get((variant, feature))
+    if child is None:
+        child = children[variant, feature] = counter.labels(variant=variant, feature=feature)
+    return child

@@ -46,6 +46,7 @@ VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
 VARIANT_EXPLANATIONS_TOTAL = "variant_explanations_total"
 VARIANT_ATTRIBUTION_ABS_SUM_TOTAL = "variant_attribution_abs_sum_total"
+VARIANT_INPUTS_OUTSIDE_TRAINING_TOTAL = "variant_inputs_outside_training_total"
 CLIENT_REQUESTS_TOTAL = "client_requests_total"
 API_KEY_EXPIRY_TIMESTAMP_SECONDS = "api_key_expiry_timestamp_seconds"
 MODEL_QUALITY = "model_quality"
@@ -308,6 +309,10 @@ class MetricNames:
     @property
     def variant_attribution_abs_sum_total(self) -> str:
         return self._name(VARIANT_ATTRIBUTION_ABS_SUM_TOTAL)
+
+    @property
+    def variant_inputs_outside_training_total(self) -> str:
+        return self._name(VARIANT_INPUTS_OUTSIDE_TRAINING_TOTAL)
 
     @property
     def client_requests_total(self) -> str:

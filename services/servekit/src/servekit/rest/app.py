@@ -35,7 +35,7 @@ from servekit.metrics.canary import CanaryMetrics
 from servekit.metrics.names import CANARY, STABLE
 from servekit.metrics.quality import QualityCollector, ShadowQualityCollector
 from servekit.metrics.shadow import ShadowMetrics
-from servekit.model import Record, ServedModel
+from servekit.model import OUTSIDE_TRAINING, Record, ServedModel
 from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
 from servekit.rest.admission import AdmissionMiddleware
@@ -174,6 +174,10 @@ class Predictor:
         if self.canary is not None:
             self.canary.answered(variant, model, time.perf_counter() - start, failed=False)
             self.canary.metrics.count_outcomes(variant, outcomes)
+            # Each variant's own ranges: the service's series counts the stable model's answers only.
+            self.canary.metrics.count_outside_training(
+                variant, (p.get(OUTSIDE_TRAINING) for p in predictions)
+            )
         captured = self.capture is not None and self.capture(model, variant, routed, records, predictions) > 0
         if self.shadow is not None:
             captured_as = (logs.request_id.get(), routed) if captured else None
