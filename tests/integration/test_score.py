@@ -90,6 +90,26 @@ def test_a_real_file_is_scored_row_for_row_as_the_api_answers_it(
             assert got == [str(a[key]) for a in answers], key
 
 
+def test_a_real_file_scored_into_parquet_with_its_key_and_each_rows_principal_reasons(
+    registered: dict[str, TrainResult], tmp_path: Path, mlp: Callable[..., str]
+) -> None:
+    version = registered["bankchurn"].version
+    out = tmp_path / "reasons.parquet"
+    source = shared_file(*FILES["bankchurn"])
+    mlp("score", "bankchurn", str(source), "--output", str(out), "--keep", "CustomerId", "--reasons", "2",
+        "--model-uri", f"models:/bankchurn/{version}")  # fmt: skip
+    scores = pq.read_table(out)
+    assert scores.num_rows == len(pd.read_csv(source))
+    assert scores.column_names[0] == "CustomerId"
+    assert scores.schema.field("CustomerId").type == pa.string()  # CSV cells are text in Parquet
+    assert "explanation" not in scores.column_names
+    fields = set(registry.get_service("bankchurn").request.model_fields)
+    first, second = scores.column("reason_1_field").to_pylist(), scores.column("reason_2_field").to_pylist()
+    assert set(first) | set(second) <= fields
+    strongest = scores.column("reason_1_contribution").to_numpy()
+    assert (abs(strongest) >= abs(scores.column("reason_2_contribution").to_numpy())).all()
+
+
 @pytest.mark.parametrize("name", registry.available())
 def test_worker_processes_score_a_real_file_as_one_process_does(
     name: str,

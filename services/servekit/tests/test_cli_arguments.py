@@ -25,6 +25,10 @@ from servekit import cli
             "argument --workers: '0' is not a positive",
         ),
         (
+            ["score", "bankchurn", "in.csv", "--output", "out.csv", "--reasons", "0"],
+            "argument --reasons: '0' is not a positive whole number",
+        ),
+        (
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--keep", "CustomerId,,Surname"],
             "argument --keep: 'CustomerId,,Surname': name each column, separated by commas",
         ),

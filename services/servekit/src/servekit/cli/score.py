@@ -59,6 +59,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             prefix=args.prefix,
             chunk_rows=args.chunk_rows,
             keep=args.keep,
+            reasons=args.reasons or 0,
             workers=args.workers or usable_cpus(),
             progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
         )
@@ -132,6 +133,14 @@ def add_commands(commands: Commands) -> None:
         "CustomerId: the key that joins the scores back); default: every column",
     )
     score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
+    score.add_argument(
+        "--reasons",
+        type=positive_int,
+        metavar="N",
+        help="add each row's N inputs with the largest SHAP contribution either way, strongest first: "
+        "reason_<k>_field, reason_<k>_value and reason_<k>_contribution (the principal reasons an "
+        "adverse-action notice gives); the whole explanation only with --explain",
+    )
     score.add_argument("--model-uri", help="default: models:/<service>@champion")
     score.add_argument("--prefix", default="", help="before each added column's name, e.g. predicted_")
     score.add_argument(

@@ -51,6 +51,7 @@ from servekit.scoring.formats import (
 )
 from servekit.scoring.pool import ScoringPool
 from servekit.scoring.progress import Progress
+from servekit.scoring.reasons import reason_cells
 from servekit.spec import ServiceSpec
 from servekit.training.trainer import to_records
 
@@ -185,11 +186,30 @@ def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return cells
 
 
-def answer_cells(model: ServedModel, explain: bool) -> dict[str, Any]:
+def answer_cells(model: ServedModel, explain: bool, reasons: int = 0) -> dict[str, Any]:
     """The cells a prediction adds, from the model's own answer to its input example."""
-    example = model.example()
-    cells = flatten(run_model(model, example[:1], explain)[0])
+    example = model.example()[:1]
+    predictions = run_model(model, example, explain or reasons > 0)
+    [cells] = prediction_cells(example, predictions, explain, reasons)
     return {**cells, VERSION_COLUMN: model.artifact.version, ERROR_COLUMN: None}
+
+
+def prediction_cells(
+    records: Sequence[Mapping[str, Any]],
+    predictions: Sequence[dict[str, Any]],
+    explain: bool,
+    reasons: int,
+) -> list[dict[str, Any]]:
+    """Each answer's cells (``flatten``), then its ``reasons`` strongest inputs (``reason_cells``)
+    from its explanation, which is left out unless ``explain``."""
+    rows = []
+    for record, prediction in zip(records, predictions, strict=True):
+        explanation = prediction["explanation"] if explain else prediction.pop(EXPLANATION_COLUMN, None)
+        cells = flatten(prediction)
+        if reasons:
+            cells.update(reason_cells(explanation["contributions"], record, reasons))
+        rows.append(cells)
+    return rows
 
 
 def check_columns(
@@ -239,21 +259,23 @@ def score_file(
     chunk_rows: int = 10_000,
     workers: int = 1,
     keep: Sequence[str] | None = None,
+    reasons: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> ScoreSummary:
     """Score ``source`` into ``output`` (see the module's doc); raises ScoringError before writing.
 
-    ``keep`` names the input columns copied into the output (None: all of them), and
-    ``progress`` is given a line now and then on a long run (``servekit.scoring.progress``).
+    ``keep`` names the input columns copied into the output (None: all of them), ``reasons`` adds
+    each row's strongest inputs (``servekit.scoring.reasons``), and ``progress`` is given a line
+    now and then on a long run (``servekit.scoring.progress``).
     """
     reader = open_input(source)
     check_output(source, output)
     kept = kept_columns(reader.names(), keep)
-    added = answer_cells(model, explain)
+    added = answer_cells(model, explain, reasons)
     writer = reader.output_format(spec.response, added, prefix, output, kept)
     summary = ScoreSummary(prefix=prefix)
     start = time.perf_counter()
-    job = ChunkJob(spec, model, tuple(added), explain, prefix, writer)
+    job = ChunkJob(spec, model, tuple(added), explain, prefix, writer, reasons)
     chunks = _checked(
         reader, reader.chunks(chunk_rows, list(spec.request.model_fields)), spec, job.columns, kept
     )
@@ -302,6 +324,7 @@ class ChunkJob:
     explain: bool
     prefix: str
     output: OutputFormat
+    reasons: int = 0
 
     @property
     def columns(self) -> list[str]:
@@ -312,7 +335,13 @@ class ChunkJob:
         """The chunk's rows as the output writes them, and its counts."""
         typed, copy = chunk
         scores, summary = score_chunk(
-            self.spec, self.model, typed, first_row=first_row, added=self.added, explain=self.explain
+            self.spec,
+            self.model,
+            typed,
+            first_row=first_row,
+            added=self.added,
+            explain=self.explain,
+            reasons=self.reasons,
         )
         scores.columns = self.columns
         return self.output.encode(copy, scores, first_row), summary
@@ -326,6 +355,7 @@ def score_chunk(
     first_row: int,
     added: Sequence[str],
     explain: bool,
+    reasons: int = 0,
 ) -> tuple[pd.DataFrame, ScoreSummary]:
     """The chunk's added columns, a row each, and its counts; ``first_row`` numbers its rejections."""
     summary = ScoreSummary()
@@ -333,9 +363,12 @@ def score_chunk(
     cells: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
     expected = set(added)
     if records:
-        for position, prediction in zip(positions, run_model(model, records, explain), strict=True):
+        predictions = run_model(model, records, explain or reasons > 0)
+        for prediction in predictions:
             summary.count_outside(prediction)
-            cells[position] = {**flatten(prediction), VERSION_COLUMN: model.artifact.version}
+        answered = prediction_cells(records, predictions, explain, reasons)
+        for position, answer in zip(positions, answered, strict=True):
+            cells[position] = {**answer, VERSION_COLUMN: model.artifact.version}
             unexpected = cells[position].keys() - expected
             if unexpected:  # the model answered with fields its example's answer lacks
                 raise RuntimeError(
