@@ -28,6 +28,7 @@ from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, batch_scorin
 from scripts import load_k8s_cost
 from servekit import cli, loading, registry
 from servekit.cli import score as score_command
+from servekit.scoring.pool import usable_cpus
 from servekit.testing import train_in_memory
 from servekit.training import trainer
 
@@ -313,6 +314,11 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     written = json.loads(summary["Body"].read())
     assert (written["rows"], written["scored"], written["exit_status"]) == (90, 90, 0)
     assert written["model"]["version"] == artifact.version
+    assert written["output_format"] == "parquet"
+    assert written["options"] == {
+        "explain": False, "reasons": 0, "keep": None, "prefix": "", "chunk_rows": 10_000,
+        "workers": usable_cpus(),  # the CPUs the command may use: a pod's CPU limit
+    }  # fmt: skip
     body = client.get_object(Bucket=bucket, Key="scores/bankchurn/run_date=2026-12-01/scores.parquet")[
         "Body"
     ].read()

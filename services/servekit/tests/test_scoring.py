@@ -103,6 +103,7 @@ def test_a_runs_summary_names_the_version_the_rows_and_the_first_rejections(
     written = summary.as_json(model, source, output)
     assert written["model"] == {"name": "toy", "version": "test", "run_id": "in-memory", "uri": "memory://"}
     assert (written["service"], written["input"], written["output"]) == ("toy", str(source), str(output))
+    assert written["output_format"] == "csv"
     assert (written["rows"], written["scored"], written["rejected"]) == (7, 4, 3)
     assert written["first_rejections"] == summary.rejections
     assert written["outside_training"] == {"rows": 1, "by_field": {"x": 1}}

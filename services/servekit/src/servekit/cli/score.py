@@ -40,6 +40,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not args.summary.parent.is_dir():
             raise UsageError(f"score: --summary {args.summary}: no directory {args.summary.parent}")
     started = datetime.now(UTC)
+    workers = args.workers or usable_cpus()
     spec = registry.get_service(args.service)
     uri = args.model_uri or f"models:/{spec.name}@champion"
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
@@ -60,7 +61,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             chunk_rows=args.chunk_rows,
             keep=args.keep,
             reasons=args.reasons or 0,
-            workers=args.workers or usable_cpus(),
+            workers=workers,
             progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
         )
     except ScoringError as exc:
@@ -74,6 +75,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         written = {
             **summary.as_json(model, args.input, args.output),
             "max_rejected": {"limit": str(limit), "allowed": allowed, "exceeded": over},
+            # What shaped the output, so the file can be read, and the run repeated, from this alone.
+            "options": {
+                "explain": args.explain,
+                "reasons": args.reasons or 0,
+                "keep": list(args.keep) if args.keep is not None else None,
+                "prefix": args.prefix,
+                "chunk_rows": args.chunk_rows,
+                "workers": workers,
+            },
             "started_at": started.isoformat(timespec="seconds"),
             "exit_status": status,
         }

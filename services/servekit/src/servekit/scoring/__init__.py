@@ -75,6 +75,8 @@ class ScoreSummary:
     outside_by_field: Counter[str] = field(default_factory=Counter)
     #: Processes that scored chunks beside this one (0: all of them scored here).
     workers: int = 0
+    #: The output's format (``OutputFormat.name``).
+    output_format: str = ""
 
     @property
     def rejected(self) -> int:
@@ -127,6 +129,7 @@ class ScoreSummary:
             },
             "input": str(source),
             "output": str(output),
+            "output_format": self.output_format,
             "rows": self.rows,
             "scored": self.scored,
             "rejected": self.rejected,
@@ -273,7 +276,7 @@ def score_file(
     kept = kept_columns(reader.names(), keep)
     added = answer_cells(model, explain, reasons)
     writer = reader.output_format(spec.response, added, prefix, output, kept)
-    summary = ScoreSummary(prefix=prefix)
+    summary = ScoreSummary(prefix=prefix, output_format=writer.name)
     start = time.perf_counter()
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer, reasons)
     chunks = _checked(

@@ -86,6 +86,10 @@ class InputFile(Protocol):
 class OutputFormat(Protocol):
     """How a chunk's copy and scores are written: in the worker that scored it, and in the file."""
 
+    @property
+    def name(self) -> str:
+        """The format as a run's summary names it: ``parquet``, ``csv`` or ``csv.gz``."""
+
     def encode(self, copy: Any, scores: pd.DataFrame, first_row: int) -> Any:
         """The chunk's rows as written (picklable: a worker hands them back)."""
 
@@ -299,6 +303,10 @@ class CsvOutput:
     #: The input columns copied, in this order (None: every one).
     kept: tuple[str, ...] | None = None
 
+    @property
+    def name(self) -> str:
+        return "csv.gz" if self.gzipped else "csv"
+
     def encode(self, copy: pd.DataFrame | pa.RecordBatch, scores: pd.DataFrame, first_row: int) -> str:
         """The rows as CSV text, with the header when they are the file's first."""
         copy = _copied(copy, self.kept)
@@ -439,6 +447,10 @@ class ParquetOutput:
     schema: pa.Schema
     #: The input columns copied, in this order (None: every one).
     kept: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        return "parquet"
 
     def encode(
         self, copy: pa.RecordBatch | pd.DataFrame, scores: pd.DataFrame, first_row: int
