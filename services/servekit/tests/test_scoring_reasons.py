@@ -51,6 +51,9 @@ def test_the_strongest_inputs_either_way_come_first_each_with_its_value_as_text(
         "reason_3_value": "1",
         "reason_3_contribution": 0.4,
     }
+    # A contribution to no field of the row (a word of NLPInsight's text) has no value.
+    words = reason_cells({"boosts": 1.78, "Reuters": -0.15}, {"text": "Exxon boosts dividend"}, 1)
+    assert words == {"reason_1_field": "boosts", "reason_1_value": None, "reason_1_contribution": 1.78}
     # Past the model's inputs the ranks are empty; a missing value is empty, not "None".
     cells = reason_cells({"text": 1.5}, {"text": None}, 2)
     assert cells == {

@@ -18,7 +18,8 @@ REASON_PARTS = ("field", "value", "contribution")
 def reason_cells(contributions: Mapping[str, float], record: Mapping[str, Any], count: int) -> dict[str, Any]:
     """The ``count`` inputs with the largest contribution either way, strongest first (ties by name):
     each one's field, its value in the row as text, and its signed contribution on the
-    explanation's scale. Ranks past the model's inputs are empty (None)."""
+    explanation's scale. Ranks past the model's inputs are empty (None), and so is the value of an
+    input that is no field of the row (NLPInsight's contributions are the text's words)."""
     ranked = sorted(contributions.items(), key=lambda item: (-abs(item[1]), item[0]))
     cells: dict[str, Any] = {}
     for rank in range(1, count + 1):
