@@ -121,3 +121,8 @@ def test_as_parquet_the_reasons_are_text_and_the_contributions_numbers(
     assert schema.field("reason_1_field").type == pa.string()
     assert schema.field("reason_2_value").type == pa.string()
     assert schema.field("reason_1_contribution").type == pa.float64()
+    # Typed by name, not by the example's answer, whose ranks past its inputs are empty.
+    score_file(TOY, model, source, tmp_path / "more.parquet", reasons=5)
+    schema = pq.read_schema(tmp_path / "more.parquet")
+    assert schema.field("reason_5_contribution").type == pa.float64()
+    assert schema.field("reason_5_field").type == pa.string()

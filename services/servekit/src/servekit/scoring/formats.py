@@ -44,6 +44,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from servekit.scoring.reasons import reason_type
+
 #: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
 Chunk = tuple[pd.DataFrame, Any]
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -496,7 +498,7 @@ def added_schema(
     from the example answer's value, else text (an explanation or a list is written as JSON)."""
     typed = dict(_response_types(response))
     return [
-        (f"{prefix}{name}", typed.get(name) or _value_type(value) or pa.string())
+        (f"{prefix}{name}", typed.get(name) or reason_type(name) or _value_type(value) or pa.string())
         for name, value in example.items()
     ]
 

@@ -8,11 +8,22 @@ ranked: no second method beside the explanation the API returns, and a file a sp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-#: What each reason is written as, per rank: ``reason_<rank>_<part>``.
-REASON_PARTS = ("field", "value", "contribution")
+import pyarrow as pa
+
+#: What each reason is written as, per rank: ``reason_<rank>_<part>``, and its Parquet type.
+REASON_PARTS = {"field": pa.string(), "value": pa.string(), "contribution": pa.float64()}
+REASON_COLUMN = re.compile(r"reason_\d+_(?P<part>field|value|contribution)")
+
+
+def reason_type(column: str) -> pa.DataType | None:
+    """A reason column's type (None: no reason column). Not read off an example answer: the
+    example may have fewer inputs than a row (NLPInsight's words), and its empty ranks no type."""
+    found = REASON_COLUMN.fullmatch(column)
+    return REASON_PARTS[found["part"]] if found else None
 
 
 def reason_cells(contributions: Mapping[str, float], record: Mapping[str, Any], count: int) -> dict[str, Any]:
