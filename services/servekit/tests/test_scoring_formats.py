@@ -244,7 +244,7 @@ def test_a_parquet_file_counts_its_rows_and_a_csv_file_is_foreseen_from_its_size
     assert source.chunks_left(first) == 0.5  # 6 rows: 2 past the first 4
     # Chunks of the rows asked for, not of the file's row groups of 2.
     assert [len(typed) for typed, _ in source.chunks(4, ["x"])] == [4, 2]
-    assert source.columns(first) == TABLE.schema.names
+    assert source.names() == TABLE.schema.names
     # 8 bytes a row, commas and line ends counted: the first 3 rows are 24 of the file's 101.
     csv = tmp_path / "in.csv"
     csv.write_text("x,id\n" + "1.5,007\n" * 12)

@@ -60,7 +60,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             prefix=args.prefix,
             chunk_rows=args.chunk_rows,
             keep=args.keep,
-            reasons=args.reasons or 0,
+            reasons=args.reasons,
             workers=workers,
             progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
         )
@@ -78,7 +78,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             # What shaped the output, so the file can be read, and the run repeated, from this alone.
             "options": {
                 "explain": args.explain,
-                "reasons": args.reasons or 0,
+                "reasons": args.reasons,
                 "keep": list(args.keep) if args.keep is not None else None,
                 "prefix": args.prefix,
                 "chunk_rows": args.chunk_rows,
@@ -146,6 +146,7 @@ def add_commands(commands: Commands) -> None:
     score.add_argument(
         "--reasons",
         type=positive_int,
+        default=0,
         metavar="N",
         help="add each row's N inputs with the largest SHAP contribution either way, strongest first: "
         "reason_<k>_field, reason_<k>_value and reason_<k>_contribution (the principal reasons an "

@@ -42,7 +42,6 @@ from servekit.inference import encode_json, run_model
 from servekit.model import OUTSIDE_TRAINING, ServedModel
 from servekit.scoring.formats import (
     Chunk,
-    InputFile,
     OutputFormat,
     ScoringError,
     check_output,
@@ -279,9 +278,8 @@ def score_file(
     summary = ScoreSummary(prefix=prefix, output_format=writer.name)
     start = time.perf_counter()
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer, reasons)
-    chunks = _checked(
-        reader, reader.chunks(chunk_rows, list(spec.request.model_fields)), spec, job.columns, kept
-    )
+    check_columns(spec, reader.names(), job.columns, kept)
+    chunks = reader.chunks(chunk_rows, list(spec.request.model_fields))
     with written_whole(output) as partial:
         with (
             ScoringPool(job, workers, reader.chunks_left) as pool,
@@ -298,20 +296,6 @@ def score_file(
             raise ScoringError(f"{source} has no rows to score")
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def _checked(
-    reader: InputFile,
-    chunks: Iterator[Chunk],
-    spec: ServiceSpec,
-    added: Sequence[str],
-    kept: Sequence[str] | None,
-) -> Iterator[Chunk]:
-    """The chunks, once the first one's columns are found fit to score (``check_columns``)."""
-    for index, chunk in enumerate(chunks):
-        if index == 0:
-            check_columns(spec, reader.columns(chunk), added, kept)
-        yield chunk
 
 
 @dataclass(frozen=True)

@@ -63,11 +63,8 @@ class InputFile(Protocol):
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """The file's chunks; ``fields`` (the request's) are the columns the typed read needs."""
 
-    def columns(self, first: Chunk) -> list[str]:
-        """The file's columns, as named in its header or schema."""
-
     def names(self) -> list[str]:
-        """The file's columns before a chunk is read: its first part's header, or its schema."""
+        """The file's columns, before a chunk is read: its first part's header, or its schema."""
 
     def chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``."""
@@ -118,7 +115,7 @@ def csv_output(output: Path, kept: tuple[str, ...] | None = None) -> CsvOutput:
 
 
 def kept_columns(names: Sequence[str], keep: Sequence[str] | None) -> tuple[str, ...] | None:
-    """The input columns ``keep`` names, checked to be the file's, in its order (None: every one)."""
+    """The input columns ``keep`` names, checked to be the file's, in the order named (None: every one)."""
     if keep is None:
         return None
     missing = [name for name in keep if name not in names]
@@ -203,15 +200,12 @@ class CsvFile:
         """Every part's columns are the first's: the output has one header."""
         if len(self.paths) == 1:
             return  # its header is read with its first chunk
-        headers = [_csv_header(path, self.paths) for path in self.paths]
+        headers = [self.names(), *(_csv_header(path, self.paths) for path in self.paths[1:])]
         for path, header in zip(self.paths[1:], headers[1:], strict=True):
             if header != headers[0]:
                 raise ScoringError(
                     f"{path.name} has the columns {header}, not those of {self.paths[0].name}: {headers[0]}"
                 )
-
-    def columns(self, first: Chunk) -> list[str]:
-        return [str(name) for name in first[0].columns]
 
     def chunks_left(self, first: Chunk) -> float:
         """From the files' size and the first chunk's."""
@@ -224,7 +218,12 @@ class CsvFile:
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
     def names(self) -> list[str]:
-        return _csv_header(self.paths[0], self.paths)
+        return list(self._header)
+
+    @cached_property
+    def _header(self) -> tuple[str, ...]:
+        """The first part's header, read once: the run checks it and may copy it into a schema."""
+        return tuple(_csv_header(self.paths[0], self.paths))
 
     def output_format(
         self,
@@ -401,9 +400,6 @@ class ParquetInput:
                     yield from parquet.iter_batches(batch_size=chunk_rows)
                 except pa.ArrowException as exc:
                     raise ScoringError(f"not Parquet as read: {exc}") from None
-
-    def columns(self, first: Chunk) -> list[str]:
-        return list(first[1].schema.names)
 
     def chunks_left(self, first: Chunk) -> float:
         rows = sum(rows for _, rows in self._footers)
