@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS
 from scripts import load_k8s_check
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,3 +151,61 @@ def configmap_env(rendered: Rendered, deployment: Obj) -> dict[str, str]:
     for item in spec.get("env", []):
         env[item["name"]] = item["value"]
     return env
+
+
+def job_pod(cronjob: Obj) -> Obj:
+    """The pod spec of the CronJob's Jobs."""
+    spec: Obj = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def failing_at_once(cronjob: Obj) -> list[Obj]:
+    """The podFailurePolicy rules that fail the CronJob's Job at once, checked to be followed by one
+    that ignores a disruption (a node taken away is no failure of the run), with retries left for
+    anything else and a pod that is never restarted in place."""
+    job = cronjob["spec"]["jobTemplate"]["spec"]
+    *failing, ignore = job["podFailurePolicy"]["rules"]
+    assert ignore == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    assert job["backoffLimit"] >= 1
+    assert job_pod(cronjob)["restartPolicy"] == "Never"
+    return failing
+
+
+def check_runs_end_before_overdue(cronjobs: Sequence[Obj], period_seconds: int) -> None:
+    """Each CronJob runs in UTC, one run at a time, and a run that starts as late and takes as long as
+    allowed still ends before the overdue alert fires (``OVERDUE_PERIODS`` of its shortest period);
+    a run the controller could still start is not yet a missed one; no two start together."""
+    starts = []
+    for cronjob in cronjobs:
+        spec = cronjob["spec"]
+        assert spec["timeZone"] == "Etc/UTC"
+        assert spec["concurrencyPolicy"] == "Forbid"
+        deadline, late = spec["jobTemplate"]["spec"]["activeDeadlineSeconds"], spec["startingDeadlineSeconds"]
+        assert period_seconds + late + deadline < OVERDUE_PERIODS * period_seconds
+        assert late <= MISSED_SCHEDULE_SECONDS  # past it, the controller will not start the run
+        minute, hour = spec["schedule"].split()[:2]
+        starts.append(int(hour) * 60 + int(minute))
+    assert len(set(starts)) == len(starts)  # staggered
+
+
+def check_unprivileged(rendered: Rendered, account: str, cronjobs: Sequence[Obj]) -> None:
+    """The CronJobs' pods run as ``account``, which holds no Kubernetes token and no annotation (the
+    grant is made on the cloud's side, to its name), every container non-root on a read-only root,
+    with no capability and no escalation, requesting CPU, memory and disk."""
+    service_account = rendered.get("ServiceAccount", account)
+    assert service_account["automountServiceAccountToken"] is False
+    assert not service_account["metadata"].get("annotations")
+    for cronjob in cronjobs:
+        spec = job_pod(cronjob)
+        assert spec["serviceAccountName"] == account
+        assert spec["automountServiceAccountToken"] is False
+        for c in spec["initContainers"] + spec["containers"]:
+            security = c["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["runAsNonRoot"] is True
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory", "ephemeral-storage"} <= set(c["resources"]["requests"])

@@ -21,10 +21,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from buckets import aws_environment, create_bucket
-from manifests import OVERLAYS, ROOT, SERVICES, Obj, Rendered, container, render
+from manifests import (
+    OVERLAYS,
+    ROOT,
+    SERVICES,
+    Obj,
+    Rendered,
+    check_runs_end_before_overdue,
+    check_unprivileged,
+    container,
+    failing_at_once,
+    job_pod,
+    render,
+)
 from test_manifests import flow, pod
 
-from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, batch_scoring
+from mixin.cluster import batch_scoring
 from scripts import load_k8s_cost
 from servekit import cli, loading, registry
 from servekit.cli import score as score_command
@@ -43,11 +55,6 @@ SHORTEST_MONTH_SECONDS = 28 * 86400
 @pytest.fixture(scope="module", params=OVERLAYS)
 def scoring(request: pytest.FixtureRequest) -> Rendered:
     return render(request.param, components=["batch-scoring"])
-
-
-def job_pod(cronjob: Obj) -> Obj:
-    spec: Obj = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return spec
 
 
 def steps(cronjob: Obj) -> dict[str, Obj]:
@@ -115,8 +122,7 @@ def test_a_table_that_cannot_be_scored_fails_the_job_at_once_and_other_failures_
     scoring: Rendered,
 ) -> None:
     for service in SERVICES:
-        job = scoring.get("CronJob", batch_scoring(service))["spec"]["jobTemplate"]["spec"]
-        [score, fetch, ignore] = job["podFailurePolicy"]["rules"]
+        [score, fetch] = failing_at_once(scoring.get("CronJob", batch_scoring(service)))
         # mlp score: 3 over --max-rejected, 2 a table it cannot score; neither changes on a second
         # try, where a lost node, the bucket or a registry restart (1) may.
         assert score == {
@@ -131,51 +137,25 @@ def test_a_table_that_cannot_be_scored_fails_the_job_at_once_and_other_failures_
             "action": "FailJob",
             "onExitCodes": {"containerName": "fetch", "operator": "In", "values": [2]},
         }
-        assert ignore == {
-            "action": "Ignore",
-            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-        }
-        assert job["backoffLimit"] >= 1
-        assert job_pod(scoring.get("CronJob", batch_scoring(service)))["restartPolicy"] == "Never"
 
 
 def test_the_schedule_is_monthly_and_the_overdue_alert_allows_a_whole_run_past_a_month(
     scoring: Rendered,
 ) -> None:
-    starts = []
-    for service in SERVICES:
-        cronjob = scoring.get("CronJob", batch_scoring(service))
-        minute, hour, day, *rest = cronjob["spec"]["schedule"].split()
+    cronjobs = [scoring.get("CronJob", batch_scoring(service)) for service in SERVICES]
+    for cronjob in cronjobs:
+        day, *rest = cronjob["spec"]["schedule"].split()[2:]
         assert (day, rest) == ("1", ["*", "*"]), cronjob["spec"]["schedule"]
-        assert cronjob["spec"]["timeZone"] == "Etc/UTC"
-        assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
-        deadline = cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
-        late = cronjob["spec"]["startingDeadlineSeconds"]
-        # A run that starts as late and takes as long as allowed still ends before the alert, even
-        # after February; and a run the controller could still start is not yet a missed one.
-        assert SHORTEST_MONTH_SECONDS + late + deadline < OVERDUE_PERIODS * SHORTEST_MONTH_SECONDS
-        assert late <= MISSED_SCHEDULE_SECONDS
-        starts.append(int(hour) * 60 + int(minute))
-    assert len(set(starts)) == len(starts)  # staggered
+    # Even after February, the shortest month.
+    check_runs_end_before_overdue(cronjobs, SHORTEST_MONTH_SECONDS)
 
 
 def test_it_runs_unprivileged_with_the_clouds_identity_and_no_kubernetes_token(scoring: Rendered) -> None:
-    account = scoring.get("ServiceAccount", "batch-scoring")
-    assert account["automountServiceAccountToken"] is False
-    assert not account["metadata"].get("annotations")  # granted on the cloud's side, by name
-    for service in SERVICES:
-        spec = job_pod(scoring.get("CronJob", batch_scoring(service)))
-        assert spec["serviceAccountName"] == "batch-scoring"
-        assert spec["automountServiceAccountToken"] is False
-        for c in spec["initContainers"] + spec["containers"]:
-            security = c["securityContext"]
-            assert security["readOnlyRootFilesystem"] is True
-            assert security["runAsNonRoot"] is True
-            assert security["allowPrivilegeEscalation"] is False
-            assert security["capabilities"]["drop"] == ["ALL"]
-            assert {"cpu", "memory", "ephemeral-storage"} <= set(c["resources"]["requests"])
+    cronjobs = [scoring.get("CronJob", batch_scoring(service)) for service in SERVICES]
+    check_unprivileged(scoring, "batch-scoring", cronjobs)
+    for cronjob in cronjobs:
         # mlp score runs a worker per CPU of its limit: the request is the limit, so it gets them.
-        score = steps(scoring.get("CronJob", batch_scoring(service)))["score"]["resources"]
+        score = steps(cronjob)["score"]["resources"]
         assert score["requests"]["cpu"] == score["limits"]["cpu"]
 
 

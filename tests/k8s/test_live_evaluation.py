@@ -17,10 +17,22 @@ from typing import Any
 
 import pytest
 from buckets import aws_environment, create_bucket
-from manifests import OVERLAYS, ROOT, SERVICES, Obj, Rendered, container, render
+from manifests import (
+    OVERLAYS,
+    ROOT,
+    SERVICES,
+    Obj,
+    Rendered,
+    check_runs_end_before_overdue,
+    check_unprivileged,
+    container,
+    failing_at_once,
+    job_pod,
+    render,
+)
 from test_manifests import flow, pod
 
-from mixin.cluster import MISSED_SCHEDULE_SECONDS, OVERDUE_PERIODS, live_evaluation
+from mixin.cluster import live_evaluation
 from servekit.replay import read_log
 
 COMPONENT = ROOT / "k8s" / "components" / "live-evaluation"
@@ -30,11 +42,6 @@ FETCH = COMPONENT / "fetch.sh"
 @pytest.fixture(scope="module", params=OVERLAYS)
 def evaluated(request: pytest.FixtureRequest) -> Rendered:
     return render(request.param, components=["prediction-capture", "live-evaluation"])
-
-
-def job_pod(cronjob: Obj) -> Obj:
-    spec: Obj = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return spec
 
 
 def fetch_container(cronjob: Obj) -> Obj:
@@ -90,57 +97,25 @@ def test_each_service_is_evaluated_by_its_own_image_against_its_own_truth(
 
 def test_a_worse_verdict_fails_the_job_at_once_and_other_failures_are_retried(evaluated: Rendered) -> None:
     for service in SERVICES:
-        job = evaluated.get("CronJob", live_evaluation(service))["spec"]["jobTemplate"]["spec"]
-        [fail, ignore] = job["podFailurePolicy"]["rules"]
+        [fail] = failing_at_once(evaluated.get("CronJob", live_evaluation(service)))
         # mlp evaluate: 1 the verdict is worse, 2 it cannot run on these files; neither changes on
         # a second try, where a lost node or a registry restart may.
         assert fail["action"] == "FailJob"
         assert fail["onExitCodes"] == {"containerName": "evaluate", "operator": "In", "values": [1, 2]}
-        assert ignore == {
-            "action": "Ignore",
-            "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
-        }
-        assert job["backoffLimit"] >= 1
-        assert job_pod(evaluated.get("CronJob", live_evaluation(service)))["restartPolicy"] == "Never"
 
 
 def test_the_schedule_is_daily_and_the_overdue_alert_allows_a_whole_run_past_a_day(
     evaluated: Rendered,
 ) -> None:
-    starts = []
-    for service in SERVICES:
-        cronjob = evaluated.get("CronJob", live_evaluation(service))
-        minute, hour, *rest = cronjob["spec"]["schedule"].split()
-        assert rest == ["*", "*", "*"], cronjob["spec"]["schedule"]
-        assert cronjob["spec"]["timeZone"] == "Etc/UTC"
-        assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
-        deadline = cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
-        late = cronjob["spec"]["startingDeadlineSeconds"]
-        # A run that starts as late and takes as long as allowed still ends before the alert: it
-        # fires after OVERDUE_PERIODS periods, and after a scheduled time passed with no run.
-        assert 24 * 3600 + late + deadline < OVERDUE_PERIODS * 24 * 3600
-        assert late <= MISSED_SCHEDULE_SECONDS  # past it, the controller will not start the run
-        starts.append(int(hour) * 60 + int(minute))
-    # Staggered: no two services' runs start together.
-    assert len(set(starts)) == len(starts)
+    cronjobs = [evaluated.get("CronJob", live_evaluation(service)) for service in SERVICES]
+    for cronjob in cronjobs:
+        assert cronjob["spec"]["schedule"].split()[2:] == ["*", "*", "*"], cronjob["spec"]["schedule"]
+    check_runs_end_before_overdue(cronjobs, 24 * 3600)
 
 
 def test_it_runs_unprivileged_with_the_clouds_identity_and_no_kubernetes_token(evaluated: Rendered) -> None:
-    account = evaluated.get("ServiceAccount", "live-evaluation")
-    # The grant is made on the cloud's side to this account's name: nothing to annotate.
-    assert account["automountServiceAccountToken"] is False
-    assert not account["metadata"].get("annotations")
-    for service in SERVICES:
-        spec = job_pod(evaluated.get("CronJob", live_evaluation(service)))
-        assert spec["serviceAccountName"] == "live-evaluation"
-        assert spec["automountServiceAccountToken"] is False
-        for c in spec["initContainers"] + spec["containers"]:
-            security = c["securityContext"]
-            assert security["readOnlyRootFilesystem"] is True
-            assert security["runAsNonRoot"] is True
-            assert security["allowPrivilegeEscalation"] is False
-            assert security["capabilities"]["drop"] == ["ALL"]
-            assert {"cpu", "memory", "ephemeral-storage"} <= set(c["resources"]["requests"])
+    cronjobs = [evaluated.get("CronJob", live_evaluation(service)) for service in SERVICES]
+    check_unprivileged(evaluated, "live-evaluation", cronjobs)
 
 
 def test_it_reaches_mlflow_the_bucket_and_the_credentials_and_nothing_else(evaluated: Rendered) -> None:
