@@ -101,42 +101,48 @@ def rest(target: Target) -> Iterator[TestClient]:
         yield c
 
 
-def rest_batch(client: TestClient, rows: list[dict[str, Any]], explain: bool) -> bytes:
-    response = client.post(f"/predict/batch?explain={str(explain).lower()}", json={"instances": rows})
+#: What a request may ask beside the predictions: the same options over every transport.
+ASKED: list[dict[str, Any]] = [{}, {"explain": True}, {"reasons": 2}, {"explain": True, "reasons": 3}]
+
+
+def rest_batch(client: TestClient, rows: list[dict[str, Any]], asked: dict[str, Any]) -> bytes:
+    params = {key: str(value).lower() for key, value in asked.items()}
+    response = client.post("/predict/batch", params=params, json={"instances": rows})
     assert response.status_code == 200, response.text
     return response.content
 
 
-@pytest.mark.parametrize("explain", [False, True])
-def test_sagemaker_json_equals_rest(target: Target, rest: TestClient, explain: bool) -> None:
-    expected = rest_batch(rest, target.rows, explain)
-    got = target.invoke(orjson.dumps({"instances": target.rows, "explain": explain}))
+@pytest.mark.parametrize("asked", ASKED)
+def test_sagemaker_json_equals_rest(target: Target, rest: TestClient, asked: dict[str, Any]) -> None:
+    expected = rest_batch(rest, target.rows, asked)
+    got = target.invoke(orjson.dumps({"instances": target.rows, **asked}))
     assert got == expected
-    if explain:
-        assert all("explanation" in p for p in json.loads(got)["predictions"])
+    predictions = json.loads(got)["predictions"]
+    assert all(("explanation" in p) is asked.get("explain", False) for p in predictions)
+    assert all(len(p.get("reasons", [])) == asked.get("reasons", 0) for p in predictions)
 
 
 def test_sagemaker_bare_list_and_str_body(target: Target, rest: TestClient) -> None:
-    expected = rest_batch(rest, target.rows, False)
+    expected = rest_batch(rest, target.rows, {})
     assert target.invoke(orjson.dumps(target.rows).decode()) == expected
 
 
-@pytest.mark.parametrize("explain", [False, True])
-def test_sagemaker_csv_equals_rest(target: Target, rest: TestClient, explain: bool) -> None:
+@pytest.mark.parametrize("asked", ASKED)
+def test_sagemaker_csv_equals_rest(target: Target, rest: TestClient, asked: dict[str, Any]) -> None:
     fields = list(target.spec.request.model_fields)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(fields)  # optional header
     for row in target.rows:
         writer.writerow(["" if row[f] is None else row[f] for f in fields])
-    content_type = "text/csv; explain=true" if explain else "text/csv"
-    assert target.invoke(buffer.getvalue(), content_type) == rest_batch(rest, target.rows, explain)
+    content_type = "; ".join(["text/csv", *(f"{key}={str(value).lower()}" for key, value in asked.items())])
+    assert target.invoke(buffer.getvalue(), content_type) == rest_batch(rest, target.rows, asked)
 
 
-@pytest.mark.parametrize("explain", [False, True])
-def test_vertex_equals_rest(target: Target, rest: TestClient, explain: bool) -> None:
-    request = {"instances": target.rows, "parameters": {"explain": explain}}
-    assert target.vertex_predict(request) == rest_batch(rest, target.rows, explain)
+@pytest.mark.parametrize("asked", ASKED)
+def test_vertex_equals_rest(target: Target, rest: TestClient, asked: dict[str, Any]) -> None:
+    request = {"instances": target.rows, "parameters": asked}
+    assert target.vertex_predict(request) == rest_batch(rest, target.rows, asked)
     assert "predictions" in json.loads(target.vertex_predict({"instances": target.rows}))
 
 
@@ -151,6 +157,10 @@ def bad_bodies(target: Target) -> list[tuple[bytes, str]]:
         (orjson.dumps({"instances": [{k: v for k, v in row.items() if k != field}]}), "missing field"),
         (orjson.dumps({"instances": [{**row, "unexpected": 1}]}), "extra field"),
         (orjson.dumps({"instances": [row], "explain": "yes"}), "explain not a boolean"),
+        (orjson.dumps({"instances": [row], "reasons": -1}), "reasons below 0"),
+        (orjson.dumps({"instances": [row], "reasons": 51}), "reasons above the limit"),
+        (orjson.dumps({"instances": [row], "reasons": "3"}), "reasons not an integer"),
+        (orjson.dumps({"instances": [row], "reasons": True}), "reasons a boolean"),
         (orjson.dumps("just a string"), "not an object"),
     ]
 
@@ -164,7 +174,10 @@ def test_sagemaker_bad_input_is_a_clear_4xx(target: Target, rest: TestClient) ->
         parsed = json.loads(error.message)
         assert parsed["error"] == "invalid_request", what
         assert parsed["fields"], what
-        if what not in ("explain not a boolean", "not an object"):
+        if what.startswith("reasons"):
+            assert [f["field"] for f in parsed["fields"]] == ["reasons"], what
+            assert "integer from 0 to 50" in parsed["fields"][0]["problem"], what
+        elif what not in ("explain not a boolean", "not an object"):
             # the same body the REST service returns for the same instances
             response = rest.post("/predict/batch", content=body, headers={"content-type": "application/json"})
             assert response.status_code == 422, what
@@ -176,6 +189,11 @@ def test_sagemaker_csv_and_media_type_errors(target: Target) -> None:
         target.invoke("1,2\n", "text/csv")
     assert caught.value.status_code == 422
     assert "columns" in caught.value.message
+    for reasons in ("two", "1.5", "-1", "51"):
+        with pytest.raises(sagemaker.InvalidRequest) as caught:
+            target.invoke(f"{','.join(map(str, target.rows[0].values()))}\n", f"text/csv; reasons={reasons}")
+        assert caught.value.status_code == 422, reasons
+        assert json.loads(caught.value.message)["fields"][0]["field"] == "content_type.reasons"
     with pytest.raises(sagemaker.InvalidRequest) as caught:
         target.invoke(b"x", "application/x-npy")
     assert caught.value.status_code == 415
@@ -190,6 +208,8 @@ def test_vertex_bad_input_is_an_http_4xx(target: Target) -> None:
         {"instances": []},
         {"instances": [{**row, "unexpected": 1}]},
         {"instances": [row], "parameters": {"explain": 1}},
+        {"instances": [row], "parameters": {"reasons": 1.5}},
+        {"instances": [row], "parameters": {"reasons": 99}},
     ):
         with pytest.raises(HTTPException) as caught:
             target.vertex.preprocess(request)

@@ -51,6 +51,14 @@ def test_serves_the_champion_with_explanations(
         in metrics
     )
     assert explanations_total(server, name) == explained_before + 1
+    # Its principal reasons over the wire: the explanation's three strongest inputs, in order.
+    example = model["feature_schema"]["examples"][0]
+    reasons = httpx.post(f"{server.url}/predict", params={"reasons": 3}, json=example).json()["reasons"]
+    contributions = explanation["contributions"]
+    assert [(r["field"], r["contribution"]) for r in reasons] == [
+        (field, contributions[field])
+        for field in sorted(contributions, key=lambda f: (-abs(contributions[f]), f))[:3]
+    ]
 
 
 def explanations_total(server: Server, name: str) -> float:

@@ -275,6 +275,19 @@ def test_predict_and_explain_over_http(client: TestClient) -> None:
     assert "explain;dur=" in response.headers["server-timing"]
 
 
+def test_the_reasons_are_the_words_that_moved_the_sentiment_most(client: TestClient) -> None:
+    text = "Nvidia upgraded to Buy at Goldman Sachs, shares rally"
+    contributions = client.post("/predict?explain=true", json={"text": text}).json()["explanation"][
+        "contributions"
+    ]
+    reasons = client.post("/predict?reasons=3", json={"text": text}).json()["reasons"]
+    strongest = sorted(contributions, key=lambda word: (-abs(contributions[word]), word))[:3]
+    assert [r["field"] for r in reasons] == strongest
+    assert all(word in text for word in strongest)
+    # A word is no request field: it has no value of its own.
+    assert [(r["value"], r["contribution"]) for r in reasons] == [(None, contributions[w]) for w in strongest]
+
+
 def test_batch_keeps_order_and_matches_single_predictions(client: TestClient) -> None:
     instances = [dict(example) for example in EXAMPLES]
     single = [client.post("/predict", json=i).json()["probabilities"] for i in instances]
@@ -309,6 +322,7 @@ def test_openapi_has_the_examples(client: TestClient) -> None:
         "known_word_share",
         "model",
         "explanation",
+        "reasons",
     }
 
 

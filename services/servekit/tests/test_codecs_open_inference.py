@@ -41,7 +41,7 @@ def test_metadata_states_each_field_as_a_tensor(codec: OpenInferenceCodec) -> No
     assert "INT64" in inputs["x"]["parameters"]["accepted_datatypes"]  # a float field takes integers
     assert inputs["color"] == {"name": "color", "datatype": "BYTES", "shape": [-1], "parameters": {}}
     assert inputs["note"]["parameters"] == {"optional": True}
-    assert [t["name"] for t in metadata["outputs"]] == ["value", "explanation"]
+    assert [t["name"] for t in metadata["outputs"]] == ["value", "explanation", "reasons"]
 
 
 def test_columns_become_records_in_order(codec: OpenInferenceCodec) -> None:
@@ -63,6 +63,21 @@ def test_explanation_is_asked_by_parameter_or_by_output(codec: OpenInferenceCode
     assert not codec.decode(body(*inputs, outputs=[{"name": "value"}]), 8).explain
     assert problems(codec, body(*inputs, parameters={"explain": "yes"})) == {
         "parameters.explain": "'yes' is not true or false"
+    }
+
+
+def test_reasons_are_asked_by_a_count_which_the_reasons_output_needs(codec: OpenInferenceCodec) -> None:
+    inputs = (tensor("x", "FP64", [1.0]), tensor("color", "BYTES", ["red"]))
+    assert codec.decode(body(*inputs), 8).reasons == 0
+    decoded = codec.decode(body(*inputs, parameters={"reasons": 2}, outputs=[{"name": "reasons"}]), 8)
+    assert (decoded.reasons, decoded.explain, decoded.outputs) == (2, False, ("reasons",))
+    for bad in (-1, 51, 1.5, "2", True):
+        assert problems(codec, body(*inputs, parameters={"reasons": bad})) == {
+            "parameters.reasons": f"{bad!r} is not an integer from 0 to 50"
+        }
+    # Unlike the explanation, asking for the output alone does not say how many.
+    assert problems(codec, body(*inputs, outputs=[{"name": "reasons"}])) == {
+        "parameters.reasons": "the reasons output is asked for: say how many, 1 to 50"
     }
 
 
@@ -153,7 +168,7 @@ def test_envelope_problems_name_the_field(codec: OpenInferenceCodec) -> None:
 
 def test_unknown_output_is_named(codec: OpenInferenceCodec) -> None:
     found = problems(codec, body(tensor("x", "FP64", [1.0]), outputs=[{"name": "score"}]))
-    assert found["outputs[score]"] == "no such output; the outputs are value, explanation"
+    assert found["outputs[score]"] == "no such output; the outputs are value, explanation, reasons"
 
 
 def test_batch_over_the_limit_is_413(codec: OpenInferenceCodec) -> None:
@@ -173,6 +188,11 @@ def test_predictions_become_tensors(codec: OpenInferenceCodec) -> None:
     assert [json.loads(d) for d in explained["data"]] == [explanation, explanation]
     only = codec.encode({"name": "toy", "version": "7"}, "id-1", predictions, ("explanation",))
     assert [o["name"] for o in only["outputs"]] == ["explanation"]
+    reasons = [{"field": "x", "value": 3.0, "contribution": 2.0}]
+    with_reasons = [{"value": 3.0, "reasons": reasons}]
+    [_, listed] = codec.encode({"name": "toy", "version": "7"}, "id-2", with_reasons, None)["outputs"]
+    assert (listed["name"], listed["datatype"], listed["shape"]) == ("reasons", "BYTES", [1])
+    assert json.loads(listed["data"][0]) == reasons
 
 
 def test_request_for_records_round_trips(codec: OpenInferenceCodec) -> None:
@@ -299,7 +319,7 @@ def test_a_tensor_without_values_is_named(codec: OpenInferenceCodec) -> None:
 def test_outputs_asked_as_binary(codec: OpenInferenceCodec) -> None:
     inputs = (tensor("x", "FP64", [1.0]), tensor("color", "BYTES", ["red"]))
     everything = codec.decode(body(*inputs, parameters={"binary_data_output": True, "explain": True}), 8)
-    assert everything.binary_outputs == {"value", "explanation"}
+    assert everything.binary_outputs == {"value", "explanation", "reasons"}
     one = codec.decode(
         body(
             *inputs, outputs=[{"name": "value", "parameters": {"binary_data": True}}, {"name": "explanation"}]

@@ -92,12 +92,12 @@ def test_the_open_inference_output_is_the_same_document(toy_client: TestClient) 
     single = toy_client.post("/predict", json={"x": 10.0, "color": "red"}).json()
     assert documents == [[], single["outside_training"]]
     names = [o["name"] for o in toy_client.get("/v2/models/toy").json()["outputs"]]
-    assert names == ["value", "outside_training", "explanation"]
+    assert names == ["value", "outside_training", "explanation", "reasons"]
 
 
 def test_a_service_whose_model_keeps_no_ranges_promises_no_such_output() -> None:
     codec = OpenInferenceCodec(TOY.request, TOY.response)
-    assert [o["name"] for o in codec.metadata("toy", "1")["outputs"]] == ["value", "explanation"]
+    assert [o["name"] for o in codec.metadata("toy", "1")["outputs"]] == ["value", "explanation", "reasons"]
     answer = codec.encode(
         {"name": "toy", "version": "1"}, "id", [{"value": 1.0, "outside_training": []}], None
     )

@@ -34,8 +34,14 @@ from servekit.testing import request_rows, wait_ready
 from servekit.training.trainer import Split
 
 
-def served_log(artifact: ModelArtifact, rows: list[dict[str, Any]], log_format: logs.LogFormat) -> list[str]:
-    """The log of a toy service capturing every request: a batch, then an explained single."""
+def served_log(
+    artifact: ModelArtifact,
+    rows: list[dict[str, Any]],
+    log_format: logs.LogFormat,
+    last: dict[str, str] | None = None,
+) -> list[str]:
+    """The log of a toy service capturing every request: a batch, then a single one asked with
+    ``last`` (default: explained)."""
     stream = io.StringIO()
     logs.configure_logging("INFO", log_format, "toy", stream)
     app = create_app(
@@ -44,7 +50,7 @@ def served_log(artifact: ModelArtifact, rows: list[dict[str, Any]], log_format: 
     with TestClient(app) as client:
         wait_ready(client)
         assert client.post("/predict/batch", json={"instances": rows[:-1]}).status_code == 200
-        response = client.post("/predict", params={"explain": "true"}, json=rows[-1])
+        response = client.post("/predict", params=last or {"explain": "true"}, json=rows[-1])
         assert response.status_code == 200
     return stream.getvalue().splitlines()
 
@@ -87,6 +93,20 @@ def test_a_served_log_is_reproduced_whole_whatever_its_format(
     text, ok = render(replay(captured, loader(artifact)))
     assert ok
     assert text == "toy vtest: 6 of 6 captured answers reproduced"
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_an_answer_given_with_its_reasons_is_answered_again_with_as_many(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, data = toy_trained
+    lines = served_log(artifact, request_rows(data, 3), "json", last={"reasons": "1"})
+    captured = list(read_lines(lines))
+    assert [len(c.prediction.get("reasons", [])) for c in captured] == [0, 0, 1]
+    assert "explanation" not in captured[-1].prediction
+    text, ok = render(replay(captured, loader(artifact)))
+    assert ok, text
+    assert text == "toy vtest: 3 of 3 captured answers reproduced"
 
 
 @pytest.mark.usefixtures("restore_root_logger")

@@ -34,6 +34,44 @@ def test_predict_and_explain(toy_client: TestClient) -> None:
         assert f"{phase};dur=" in timing
 
 
+def test_reasons_are_the_explanations_strongest_inputs_with_their_values(toy_client: TestClient) -> None:
+    explained = toy_client.post("/predict?explain=true", json=ROW).json()
+    response = toy_client.post("/predict?reasons=1", json=ROW)
+    assert response.status_code == 200
+    body = response.json()
+    assert "explanation" not in body  # the whole explanation only when asked
+    assert "explain;dur=" in response.headers["server-timing"]
+    contributions = explained["explanation"]["contributions"]
+    strongest = max(contributions, key=lambda field: abs(contributions[field]))
+    assert body["reasons"] == [
+        {"field": strongest, "value": ROW[strongest], "contribution": contributions[strongest]}
+    ]
+    # No more reasons than inputs, ranked by size either way; both when both are asked.
+    both = toy_client.post("/predict?reasons=5&explain=true", json=ROW).json()
+    assert [r["field"] for r in both["reasons"]] == sorted(
+        contributions, key=lambda f: -abs(contributions[f])
+    )
+    assert both["explanation"] == explained["explanation"]
+    # In a batch, each instance its own.
+    rows = [ROW, {"x": 9.5, "color": "blue"}]
+    batch = toy_client.post("/predict/batch?reasons=2", json={"instances": rows}).json()["predictions"]
+    singles = [toy_client.post("/predict?reasons=2", json=row).json()["reasons"] for row in rows]
+    assert [p["reasons"] for p in batch] == singles
+    assert singles[0] != singles[1]
+    assert "reasons" not in toy_client.post("/predict", json=ROW).json()
+
+
+@pytest.mark.parametrize("asked", ["-1", "51", "two", "1.5"])
+def test_a_bad_number_of_reasons_is_a_422_naming_the_parameter(toy_client: TestClient, asked: str) -> None:
+    for path in ("/predict", "/predict/batch"):
+        body = ROW if path == "/predict" else {"instances": [ROW]}
+        response = toy_client.post(path, params={"reasons": asked}, json=body)
+        assert response.status_code == 422, (path, asked)
+        [problem] = response.json()["fields"]
+        assert problem["field"] == "query.reasons"
+        assert problem["problem"]
+
+
 def test_batch_keeps_order(toy_client: TestClient) -> None:
     rows = [{"x": float(x), "color": "blue"} for x in range(8)]
     single = [toy_client.post("/predict", json=row).json()["value"] for row in rows]
@@ -161,6 +199,11 @@ def test_openapi_documents_the_request_bodies(toy_client: TestClient) -> None:
     body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"] == {"$ref": "#/components/schemas/ToyRequest"}
     assert "413" in document["paths"]["/predict/batch"]["post"]["responses"]
+    for path in ("/predict", "/predict/batch"):
+        parameters = {p["name"]: p for p in document["paths"][path]["post"]["parameters"]}
+        assert parameters["reasons"]["schema"]["maximum"] == 50
+        assert {"explain", "X-Model-Variant"} <= set(parameters)
+    assert set(schemas["ReasonBody"]["required"]) == {"field", "value", "contribution"}
 
 
 def test_model_endpoint_describes_the_model(toy_client: TestClient) -> None:

@@ -57,6 +57,16 @@ def test_explanations_are_the_ones_of_predict(toy_client: TestClient) -> None:
     assert "explain;dur=" in response.headers["server-timing"]
 
 
+def test_reasons_are_the_ones_of_predict(toy_client: TestClient) -> None:
+    response = toy_client.post(INFER, json=infer_body(ROWS[:2], parameters={"reasons": 1}))
+    assert response.status_code == 200, response.text
+    documents = outputs(response.json())["reasons"]["data"]
+    for row, document in zip(ROWS[:2], documents, strict=True):
+        single = toy_client.post("/predict?reasons=1", json=row).json()["reasons"]
+        assert orjson.loads(document) == single
+    assert "explanation" not in outputs(response.json())
+
+
 def test_outputs_limit_the_response(toy_client: TestClient) -> None:
     body = toy_client.post(INFER, json=infer_body(ROWS[:1], outputs=[{"name": "explanation"}])).json()
     assert list(outputs(body)) == ["explanation"]

@@ -110,7 +110,7 @@ def test_health_and_metadata(served: tuple[TestClient, Stub]) -> None:
         ("color", "BYTES", [-1]),
         ("note", "BYTES", [-1]),
     ]
-    assert [t.name for t in metadata.outputs] == ["value", "outside_training", "explanation"]
+    assert [t.name for t in metadata.outputs] == ["value", "outside_training", "explanation", "reasons"]
 
 
 def test_typed_and_raw_requests_give_the_rest_numbers(

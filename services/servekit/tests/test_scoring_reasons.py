@@ -12,6 +12,7 @@ import pytest
 from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
+from servekit.reasons import principal_reasons
 from servekit.scoring import pool, score_file
 from servekit.scoring.reasons import reason_cells
 from servekit.training.trainer import Split
@@ -36,26 +37,18 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_the_strongest_inputs_either_way_come_first_each_with_its_value_as_text() -> None:
-    contributions = {"Age": 0.4, "Balance": -0.9, "Tenure": 0.4, "Gender": 0.0}
-    record = {"Age": 42, "Balance": 83807.86, "Tenure": 1, "Gender": "Female"}
-    assert reason_cells(contributions, record, 3) == {
+def test_as_columns_each_rank_is_a_field_its_value_as_text_and_a_contribution() -> None:
+    reasons = principal_reasons({"Age": 0.4, "Balance": -0.9}, {"Age": 42, "Balance": 83807.86}, 2)
+    assert reason_cells(reasons, 2) == {
         "reason_1_field": "Balance",
         "reason_1_value": "83807.86",
         "reason_1_contribution": -0.9,
-        # A tie is broken by the name, so the same row always gives the same columns.
         "reason_2_field": "Age",
         "reason_2_value": "42",
         "reason_2_contribution": 0.4,
-        "reason_3_field": "Tenure",
-        "reason_3_value": "1",
-        "reason_3_contribution": 0.4,
     }
-    # A contribution to no field of the row (a word of NLPInsight's text) has no value.
-    words = reason_cells({"boosts": 1.78, "Reuters": -0.15}, {"text": "Exxon boosts dividend"}, 1)
-    assert words == {"reason_1_field": "boosts", "reason_1_value": None, "reason_1_contribution": 1.78}
-    # Past the model's inputs the ranks are empty; a missing value is empty, not "None".
-    cells = reason_cells({"text": 1.5}, {"text": None}, 2)
+    # Past the reasons given the ranks are empty; a missing value is empty, not "None".
+    cells = reason_cells([{"field": "text", "value": None, "contribution": 1.5}], 2)
     assert cells == {
         "reason_1_field": "text",
         "reason_1_value": None,

@@ -20,7 +20,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from servekit import input_drift
 from servekit.errors import ServekitError, from_validation_errors, invalid_field
-from servekit.model import OUTSIDE_TRAINING, Record, ServedModel
+from servekit.model import EXPLANATION_FIELD, OUTSIDE_TRAINING, Record, ServedModel
+from servekit.reasons import REASONS_FIELD, principal_reasons
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
@@ -61,9 +62,11 @@ def run_model(
     *,
     served: ServedModel | None = None,
     explained: Callable[[Iterable[Mapping[str, float]]], None] | None = None,
+    reasons: int = 0,
 ) -> list[dict[str, Any]]:
-    """Predictions for validated records, in order, with ``explanation`` when asked and, from a
-    model that keeps its training ranges, ``outside_training``.
+    """Predictions for validated records, in order, with ``explanation`` when asked, the
+    ``reasons`` principal reasons of each (``servekit.reasons``; the explanation runs for them
+    even when not returned) and, from a model that keeps its training ranges, ``outside_training``.
 
     With ``metrics``, the inputs are counted for drift in the training bins of ``served``, the
     model the service publishes in ``model_info`` (``model`` unless a canary answers), and the
@@ -83,7 +86,7 @@ def run_model(
         metrics.count_outside_training(p.get(OUTSIDE_TRAINING) for p in predictions)
     if metrics is not None and served.input_bins and metrics.watch_inputs:
         count_inputs(served, records, metrics)
-    if explain:
+    if explain or reasons:
         start = time.perf_counter()
         with timings.phase("explain"):
             explanations = model.explain(records)
@@ -93,8 +96,11 @@ def run_model(
                 metrics.count_explanations(e.attributions for e in explanations)
         if explained is not None:
             explained(e.attributions for e in explanations)
-        for prediction, explanation in zip(predictions, explanations, strict=True):
-            prediction["explanation"] = explanation.as_json()
+        for record, prediction, explanation in zip(records, predictions, explanations, strict=True):
+            if explain:
+                prediction[EXPLANATION_FIELD] = explanation.as_json()
+            if reasons:
+                prediction[REASONS_FIELD] = principal_reasons(explanation.contributions, record, reasons)
     return predictions
 
 

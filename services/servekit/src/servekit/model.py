@@ -18,6 +18,8 @@ Record = Mapping[str, Any]
 #: The key of an answer listing its inputs outside the range of the training rows
 #: (``servekit.features.OutsideTraining.as_json``), from a model that keeps the ranges.
 OUTSIDE_TRAINING = "outside_training"
+#: The key of an answer's explanation (``Explanation.as_json``), when asked.
+EXPLANATION_FIELD = "explanation"
 
 
 @dataclass(frozen=True)

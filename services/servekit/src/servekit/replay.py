@@ -27,7 +27,8 @@ from pydantic import ValidationError
 from servekit.capture import MESSAGE
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
-from servekit.model import ServedModel
+from servekit.model import EXPLANATION_FIELD, ServedModel
+from servekit.reasons import REASONS_FIELD
 from servekit.spec import ServiceSpec
 
 #: How far a number may move and still be the same answer: floating-point noise between
@@ -328,13 +329,18 @@ def answer_again(
             records[i] = spec.request.model_validate_json(encode_json(c.input)).model_dump()
         except ValidationError as exc:
             answers[i] = rejection(exc)
-    # Explained where the captured answer was, as the service explains: run_model either way.
-    for explain in (False, True):
-        positions = [i for i in records if ("explanation" in captured[i].prediction) is explain]
-        if positions:
-            again = run_model(model, [records[i] for i in positions], explain)
-            for i, answer in zip(positions, again, strict=True):
-                answers[i] = orjson.loads(encode_json(answer))
+    # Explained, and with as many reasons, where the captured answer was: run_model either way.
+    # A captured answer's reasons are as many as asked, or all the model's inputs if fewer, so
+    # asking for as many as it lists gives the same list.
+    asked: dict[tuple[bool, int], list[int]] = {}
+    for i in records:
+        prediction = captured[i].prediction
+        key = (EXPLANATION_FIELD in prediction, len(prediction.get(REASONS_FIELD, ())))
+        asked.setdefault(key, []).append(i)
+    for (explain, reasons), positions in asked.items():
+        again = run_model(model, [records[i] for i in positions], explain, reasons=reasons)
+        for i, answer in zip(positions, again, strict=True):
+            answers[i] = orjson.loads(encode_json(answer))
     return answers
 
 

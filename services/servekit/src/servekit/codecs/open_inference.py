@@ -8,7 +8,9 @@ output tensor per prediction field; a field holding one number per label (NLPIns
 ``probabilities``) becomes a ``[N, K]`` tensor whose ``parameters.columns`` name the labels.
 An explanation is asked for with the request parameter ``explain`` (or by asking for the
 ``explanation`` output) and comes back as a ``BYTES`` tensor of JSON documents, each the
-``explanation`` object of ``POST /predict?explain=true``; the ``outside_training`` output is
+``explanation`` object of ``POST /predict?explain=true``. The request parameter ``reasons`` (an
+integer, as ``?reasons=``) adds the ``reasons`` output: each document the answer's principal
+reasons, as ``POST /predict?reasons=N`` lists them. The ``outside_training`` output is
 such a tensor too, each document the answer's list of inputs outside the training range (for a
 model that keeps ranges). Tensors may come in the binary tensor
 extension (Triton's clients send them so by default); the response is always JSON, which
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from servekit.errors import FieldProblem, invalid_fields, location, problem_text
 from servekit.inference import batch_adapter, check_batch_size, encode_json, validate_json
 from servekit.model import OUTSIDE_TRAINING, Record
+from servekit.reasons import MAX_REASONS, REASONS_FIELD
 
 if TYPE_CHECKING:
     from servekit.spec import ServiceSpec
@@ -65,12 +68,16 @@ BINARY_HEADER = "inference-header-content-length"
 EXPLANATION_OUTPUT = "explanation"
 #: The output holding each instance's inputs outside the training range, as a JSON document.
 OUTSIDE_TRAINING_OUTPUT = OUTSIDE_TRAINING
+#: The output holding each instance's principal reasons, as a JSON document.
+REASONS_OUTPUT = REASONS_FIELD
 #: Outputs of one JSON document per instance, in this order after the prediction's own.
-DOCUMENT_OUTPUTS = (OUTSIDE_TRAINING_OUTPUT, EXPLANATION_OUTPUT)
+DOCUMENT_OUTPUTS = (OUTSIDE_TRAINING_OUTPUT, EXPLANATION_OUTPUT, REASONS_OUTPUT)
 #: Request parameter asking for every output as a binary tensor.
 BINARY_OUTPUT_PARAMETER = "binary_data_output"
 #: Request parameter that asks for explanations.
 EXPLAIN_PARAMETER = "explain"
+#: Request parameter that asks for each answer's N principal reasons.
+REASONS_PARAMETER = "reasons"
 
 #: What a request tensor may be for a field of each Python type. A float field takes integers
 #: too (a whole-dollar balance sent as INT64), as ``POST /predict`` takes ``0`` for a float.
@@ -112,7 +119,9 @@ class InferenceRequest(BaseModel):
 
     id: str | None = Field(None, description="Echoed in the response; the request id when absent")
     parameters: dict[str, Any] | None = Field(
-        None, description='{"explain": true} adds the explanation output; other parameters are ignored'
+        None,
+        description='{"explain": true} adds the explanation output, {"reasons": N} the reasons output '
+        "(each answer's N principal reasons); other parameters are ignored",
     )
     inputs: list[RequestInput] = Field(min_length=1, description="One tensor per request field")
     outputs: list[RequestOutput] | None = Field(None, description="Only these outputs (all when absent)")
@@ -290,6 +299,15 @@ def _flag(parameters: dict[str, Any] | None, name: str, where: str, problems: li
     return False
 
 
+def _count(parameters: dict[str, Any] | None, name: str, where: str, problems: list[FieldProblem]) -> int:
+    """A count parameter from 0 to MAX_REASONS (0 when absent); anything else is a problem."""
+    value = (parameters or {}).get(name, 0)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REASONS:
+        return value
+    problems.append(FieldProblem(f"{where}.{name}", f"{value!r} is not an integer from 0 to {MAX_REASONS}"))
+    return 0
+
+
 def _as_integers(values: list[Any]) -> list[Any] | None:
     """The values with whole floats as ints; None if one is a fraction."""
     if any(isinstance(v, float) and not v.is_integer() for v in values):
@@ -389,6 +407,8 @@ class Decoded:
     outputs: tuple[str, ...] | None
     #: Output names to send as binary tensors (the binary tensor extension); empty for JSON.
     binary_outputs: frozenset[str] = frozenset()
+    #: How many principal reasons each answer lists (0: none, and no reasons output).
+    reasons: int = 0
 
 
 class OpenInferenceCodec:
@@ -461,8 +481,13 @@ class OpenInferenceCodec:
         if problems:  # the tensors' bytes do not add up: the rest cannot be read
             raise invalid_fields(problems)
         explain = _flag(request.parameters, EXPLAIN_PARAMETER, "parameters", problems)
+        reasons = _count(request.parameters, REASONS_PARAMETER, "parameters", problems)
         _flag(request.parameters, BINARY_OUTPUT_PARAMETER, "parameters", problems)
         outputs = self._wanted_outputs(request.outputs, problems)
+        if outputs is not None and REASONS_OUTPUT in outputs and not reasons:
+            # Unlike the explanation, the output has no one size to default to.
+            problem = f"the reasons output is asked for: say how many, 1 to {MAX_REASONS}"
+            problems.append(FieldProblem(f"parameters.{REASONS_PARAMETER}", problem))
         columns, rows = self._columns(request.inputs, problems)
         if not problems and rows == 0:
             problems.append(FieldProblem("inputs", "no instances: every tensor has shape [0]"))
@@ -474,7 +499,7 @@ class OpenInferenceCodec:
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
         )
         explain = explain or (outputs is not None and EXPLANATION_OUTPUT in outputs)
-        return Decoded(request.id, records, explain, outputs, self._binary_outputs(request))
+        return Decoded(request.id, records, explain, outputs, self._binary_outputs(request), reasons)
 
     def _binary_outputs(self, request: InferenceRequest) -> frozenset[str]:
         """Outputs asked for as binary: ``parameters.binary_data`` of an output, else the request's
@@ -507,8 +532,8 @@ class OpenInferenceCodec:
         predictions: Sequence[dict[str, Any]],
         outputs: tuple[str, ...] | None,
     ) -> dict[str, Any]:
-        """The inference response of ``predictions`` (with ``explanation`` and ``outside_training``
-        when they carry them)."""
+        """The inference response of ``predictions`` (with ``explanation``, ``reasons`` and
+        ``outside_training`` when they carry them)."""
         tensors = []
         rows = len(predictions)
         for spec in self.outputs:

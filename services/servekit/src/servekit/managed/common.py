@@ -16,6 +16,7 @@ from servekit.errors import invalid_field
 from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model
 from servekit.loading import read_model_dir
 from servekit.model import ModelArtifact, Record, ServedModel
+from servekit.reasons import MAX_REASONS
 from servekit.runtime import warm_up
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
@@ -52,6 +53,25 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Asked:
+    """What a request asks for beside the predictions, as ``?explain=`` and ``?reasons=`` do."""
+
+    explain: bool = False
+    reasons: int = 0
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any], where: str = "") -> Asked:
+        """From JSON ``options`` (``explain``: a boolean, ``reasons``: an integer 0 to
+        MAX_REASONS); a 422 naming ``<where>.<option>`` when either is not."""
+        explain, reasons = options.get("explain", False), options.get("reasons", 0)
+        if not isinstance(explain, bool):
+            raise invalid_field(f"{where}explain", "Input should be a valid boolean")
+        if not isinstance(reasons, int) or isinstance(reasons, bool) or not 0 <= reasons <= MAX_REASONS:
+            raise invalid_field(f"{where}reasons", f"Input should be an integer from 0 to {MAX_REASONS}")
+        return cls(explain, reasons)
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A served model, the validator of its service's batch requests and its batch limit."""
 
@@ -66,9 +86,9 @@ class LoadedModel:
         check_batch_size(len(records), self.max_batch_size)
         return records
 
-    def predict(self, records: list[Record], explain: bool) -> dict[str, Any]:
-        """The body ``POST /predict/batch`` returns for the same records."""
-        return batch_body(self.model, run_model(self.model, records, explain))
+    def predict(self, records: list[Record], asked: Asked) -> dict[str, Any]:
+        """The body ``POST /predict/batch`` returns for the same records and options."""
+        return batch_body(self.model, run_model(self.model, records, asked.explain, reasons=asked.reasons))
 
 
 def from_artifact(spec: ServiceSpec, artifact: ModelArtifact) -> LoadedModel:
@@ -97,13 +117,6 @@ def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedM
         training_metrics=dict(manifest.get("training_metrics", {})),
     )
     return from_artifact(spec, artifact)
-
-
-def explain_flag(value: Any, field: str) -> bool:
-    """A JSON boolean; anything else is a 422 naming ``field``."""
-    if isinstance(value, bool):
-        return value
-    raise invalid_field(field, "Input should be a valid boolean")
 
 
 def require_object(body: Any) -> Mapping[str, Any]:

@@ -9,11 +9,12 @@ The toolkit counts each handler's parameters, so the signatures are exactly thes
 Requests (the response is always the JSON of the REST ``POST /predict/batch`` for the same
 instances, explanations included, byte for byte):
 
-- ``application/json``: ``{"instances": [{...}, ...], "explain": true}`` (``explain`` optional,
-  default false), or a bare list ``[{...}, ...]``;
+- ``application/json``: ``{"instances": [{...}, ...], "explain": true, "reasons": 3}``
+  (``explain`` and ``reasons`` optional, as ``?explain=`` and ``?reasons=`` over REST), or a bare
+  list ``[{...}, ...]``;
 - ``text/csv``: one instance per row, columns in the order of the service's request fields
-  (a header row with exactly those names is allowed and skipped); explanations are asked with a
-  media-type parameter, ``text/csv; explain=true``.
+  (a header row with exactly those names is allowed and skipped); explanations and reasons are asked
+  with media-type parameters, ``text/csv; explain=true; reasons=3``.
 
 Bad input raises :class:`InvalidRequest`: a 4xx with the REST error body as its message (never a
 500 and never a traceback in place of the reason). It derives from the toolkit's
@@ -23,6 +24,7 @@ status code.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib
 import io
@@ -34,8 +36,8 @@ import pydantic_core
 from servekit.errors import FieldProblem, ServekitError, invalid_field
 from servekit.inference import encode_json, reject_duplicate_keys, validate_batch_json
 from servekit.managed.common import (
+    Asked,
     LoadedModel,
-    explain_flag,
     load_model_dir,
     require_object,
 )
@@ -104,17 +106,17 @@ def input_fn(input_data: str | bytes, content_type: str) -> Decoded:
 
 def predict_fn(data: Decoded, model: LoadedModel) -> dict[str, Any]:
     """Validate exactly as the REST service does, then predict (and explain when asked)."""
-    records, explain = parse_request(model, data)
-    return model.predict(records, explain)
+    records, asked = parse_request(model, data)
+    return model.predict(records, asked)
 
 
-def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], bool]:
-    """Validated records and the explain flag; InvalidRequest (4xx) on bad input."""
+def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Asked]:
+    """Validated records and what else is asked; InvalidRequest (4xx) on bad input."""
     try:
         if data.media == CSV:
-            explain = data.params.get("explain", "false").lower() in ("1", "true", "yes")
+            asked = _csv_asked(data.params)
             rows = _csv_records(model, data.body.decode("utf-8"))
-            return model.limit(_validated(model, {"instances": rows})), explain
+            return model.limit(_validated(model, {"instances": rows})), asked
         return _from_json(model, data.body)
     except ServekitError as exc:
         raise InvalidRequest(exc) from exc
@@ -150,7 +152,16 @@ def _validated(model: LoadedModel, envelope: dict[str, Any]) -> list[Record]:
     return validate_batch_json(model.batch, pydantic_core.to_json(envelope, inf_nan_mode="constants"))
 
 
-def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], bool]:
+def _csv_asked(params: dict[str, str]) -> Asked:
+    """A media type's parameters are text: ``explain=true`` (or 1, yes) and ``reasons=3``."""
+    explain = params.get("explain", "false").lower() in ("1", "true", "yes")
+    reasons: int | str = params.get("reasons", "0")
+    with contextlib.suppress(ValueError):  # else refused by Asked.of as not an integer
+        reasons = int(reasons)
+    return Asked.of({"explain": explain, "reasons": reasons}, "content_type.")
+
+
+def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
     try:
         parsed = pydantic_core.from_json(body, allow_inf_nan=True)
     except ValueError:
@@ -161,8 +172,8 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], bool]:
     if isinstance(parsed, list):
         parsed = {"instances": parsed}
     envelope = dict(require_object(parsed))
-    explain = explain_flag(envelope.pop("explain", False), "explain")
-    return model.limit(_validated(model, envelope)), explain
+    asked = Asked.of({key: envelope.pop(key) for key in ("explain", "reasons") if key in envelope})
+    return model.limit(_validated(model, envelope)), asked
 
 
 def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:

@@ -8,8 +8,9 @@ to build the CPR image, pass it as ``predictor=`` to ``LocalModel.build_cpr_mode
 calls those methods. ``load`` downloads a ``gs://`` URI with the SDK's
 ``prediction_utils.download_model_artifacts`` (imported only then) and reads a local path directly.
 
-Request ``{"instances": [{...}, ...], "parameters": {"explain": true}}`` (``parameters``
-optional); response: the JSON of the REST ``POST /predict/batch`` for the same instances
+Request ``{"instances": [{...}, ...], "parameters": {"explain": true, "reasons": 3}}``
+(``parameters`` and each of them optional, as ``?explain=`` and ``?reasons=`` over REST);
+response: the JSON of the REST ``POST /predict/batch`` for the same instances and options
 (``{"model": ..., "predictions": [...]}``, Vertex's required ``predictions`` key included). Bad
 input raises ``fastapi.HTTPException`` with the REST status and error body, which the CPR server
 (FastAPI) returns as is.
@@ -27,7 +28,7 @@ import pydantic_core
 
 from servekit.errors import ServekitError
 from servekit.inference import encode_json, validate_batch_json
-from servekit.managed.common import LoadedModel, explain_flag, load_model_dir, require_object
+from servekit.managed.common import Asked, LoadedModel, load_model_dir, require_object
 from servekit.model import Record
 
 
@@ -59,24 +60,22 @@ class ServekitPredictor:
                 os.chdir(cwd)
         self._model = load_model_dir(local, self.service)
 
-    def preprocess(self, prediction_input: Any) -> tuple[list[Record], bool]:
+    def preprocess(self, prediction_input: Any) -> tuple[list[Record], Asked]:
         """Validate as the REST service does; ``HTTPException`` with its status and body if bad."""
         try:
             body = dict(require_object(prediction_input))
             parameters = body.pop("parameters", None) or {}
-            explain = explain_flag(
-                dict(require_object(parameters)).get("explain", False), "parameters.explain"
-            )
+            asked = Asked.of(require_object(parameters), "parameters.")
             envelope = pydantic_core.to_json(body, inf_nan_mode="constants")
-            return self.model.limit(validate_batch_json(self.model.batch, envelope)), explain
+            return self.model.limit(validate_batch_json(self.model.batch, envelope)), asked
         except ServekitError as exc:
             from fastapi import HTTPException
 
             raise HTTPException(status_code=exc.status_code, detail=exc.body()) from exc
 
-    def predict(self, instances: tuple[list[Record], bool]) -> dict[str, Any]:
-        records, explain = instances
-        return self.model.predict(records, explain)
+    def predict(self, instances: tuple[list[Record], Asked]) -> dict[str, Any]:
+        records, asked = instances
+        return self.model.predict(records, asked)
 
     def postprocess(self, prediction_results: dict[str, Any]) -> dict[str, Any]:
         # Through servekit's encoder and back: plain JSON types for the CPR serializer

@@ -36,6 +36,7 @@ from servekit.metrics.names import CANARY, STABLE
 from servekit.metrics.quality import QualityCollector, ShadowQualityCollector
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import OUTSIDE_TRAINING, Record, ServedModel
+from servekit.reasons import MAX_REASONS
 from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
 from servekit.rest.admission import AdmissionMiddleware
@@ -73,6 +74,16 @@ from servekit.training.versions import AS_SHADOW
 INLINE_BATCH_LIMIT = 16
 
 EXPLAIN_QUERY = Query(False, description="Add SHAP feature contributions to each prediction")
+REASONS_QUERY = Query(
+    0,
+    ge=0,
+    le=MAX_REASONS,
+    description=(
+        "Add each prediction's N principal reasons: the inputs with the largest SHAP contribution "
+        "either way, strongest first, each with its value and signed contribution (the explanation's "
+        "own numbers, which it adds only with explain=true)"
+    ),
+)
 CARD_VARIANT_QUERY = Query(STABLE, description="The served model's card, or (during a rollout) the canary's")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -132,9 +143,19 @@ class Predictor:
         *,
         stable: ServedModel,
         variant: str,
+        reasons: int = 0,
     ) -> list[dict[str, Any]]:
         explained = None if self.canary is None else partial(self.canary.metrics.count_explanations, variant)
-        return run_model(model, records, explain, timings, self.metrics, served=stable, explained=explained)
+        return run_model(
+            model,
+            records,
+            explain,
+            timings,
+            self.metrics,
+            served=stable,
+            explained=explained,
+            reasons=reasons,
+        )
 
     def choose(self, stable: ServedModel, route: Route) -> Choice:
         if self.canary is not None:
@@ -144,7 +165,12 @@ class Predictor:
         return Choice(STABLE, stable, ALONE)
 
     async def __call__(
-        self, records: Sequence[Record], explain: bool, timings: Timings, route: Route = UNROUTED
+        self,
+        records: Sequence[Record],
+        explain: bool,
+        timings: Timings,
+        route: Route = UNROUTED,
+        reasons: int = 0,
     ) -> tuple[ServedModel, list[dict[str, Any]]]:
         stable = self.runtime.require()
         variant, model, routed = self.choose(stable, route)
@@ -158,10 +184,19 @@ class Predictor:
             start = time.perf_counter()
             try:
                 if inline:
-                    predictions = self.run(model, records, explain, timings, stable=stable, variant=variant)
+                    predictions = self.run(
+                        model, records, explain, timings, stable=stable, variant=variant, reasons=reasons
+                    )
                 else:
                     predictions = await asyncio.to_thread(
-                        self.run, model, records, explain, timings, stable=stable, variant=variant
+                        self.run,
+                        model,
+                        records,
+                        explain,
+                        timings,
+                        stable=stable,
+                        variant=variant,
+                        reasons=reasons,
                     )
             except Exception as exc:
                 if self.canary is not None:
@@ -354,14 +389,16 @@ def create_app(
         responses=ERROR_RESPONSES,
         openapi_extra={**json_body(instance_model), "parameters": ROUTING_PARAMETERS},
     )
-    async def predict(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
+    async def predict(
+        request: Request, explain: bool = EXPLAIN_QUERY, reasons: int = REASONS_QUERY
+    ) -> Response:
         runtime.require()  # 503 before reading a body we cannot serve
         route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             instance = validate_json(single, body)
-        model, predictions = await predictor([instance.model_dump()], explain, timings, route)
+        model, predictions = await predictor([instance.model_dump()], explain, timings, route, reasons)
         return json_response({**predictions[0], "model": model_ref(model)})
 
     @app.post(
@@ -371,7 +408,9 @@ def create_app(
         responses=ERROR_RESPONSES,
         openapi_extra={**json_body(batch_model), "parameters": ROUTING_PARAMETERS},
     )
-    async def predict_batch(request: Request, explain: bool = EXPLAIN_QUERY) -> Response:
+    async def predict_batch(
+        request: Request, explain: bool = EXPLAIN_QUERY, reasons: int = REASONS_QUERY
+    ) -> Response:
         runtime.require()
         route = route_of(request)
         timings = timings_of(request.scope)
@@ -379,7 +418,7 @@ def create_app(
         with timings.phase("validate"):
             records = validate_batch_json(batch, body)
         check_batch_size(len(records), settings.max_batch_size)
-        model, predictions = await predictor(records, explain, timings, route)
+        model, predictions = await predictor(records, explain, timings, route, reasons)
         return json_response(batch_body(model, predictions))
 
     @app.get("/healthz", summary="Liveness: the process is up", response_model=schemas.Health)

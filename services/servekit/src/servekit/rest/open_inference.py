@@ -125,7 +125,8 @@ def add_open_inference_routes(
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             decoded = codec.decode(body, settings.max_batch_size, json_length)
-        model, predictions = await predictor(decoded.records, decoded.explain, timings, route)
+        records, explain, reasons = decoded.records, decoded.explain, decoded.reasons
+        model, predictions = await predictor(records, explain, timings, route, reasons)
         model_at.answered_by(model, model_version)
         request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)
         result = codec.encode(model_ref(model), request_id, predictions, decoded.outputs)

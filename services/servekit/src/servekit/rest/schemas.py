@@ -22,6 +22,14 @@ class ExplanationBody(BaseModel):
     )
 
 
+class ReasonBody(BaseModel):
+    field: str = Field(description="The request field (for text, a word of it)")
+    value: Any = Field(description="The request's value of the field; null for a word of a text")
+    contribution: float = Field(
+        description="Its signed SHAP contribution on the explanation's scale: positive pushes the output up"
+    )
+
+
 class OutsideTrainingBody(BaseModel):
     field: str = Field(description="The request field")
     column: str = Field(description="The model column outside: the field, or one derived from it (a year)")
@@ -88,6 +96,10 @@ def prediction_response(prediction: type[BaseModel], outside_training: bool = Fa
         model=(ModelRef, ...),
         **added,
         explanation=(ExplanationBody | None, None),
+        reasons=(
+            list[ReasonBody] | None,
+            Field(None, description="With ?reasons=N: the N inputs that moved it most, strongest first"),
+        ),
     )
 
 

@@ -269,7 +269,8 @@ class OpenInferenceServicer:
         with timings.phase("validate"):
             body, json_length = rest_form(request)
             decoded = self.codec.decode(body, self.settings.max_batch_size, json_length)
-        model, predictions = await self.predictor(decoded.records, decoded.explain, timings, route)
+        records, explain, reasons = decoded.records, decoded.explain, decoded.reasons
+        model, predictions = await self.predictor(records, explain, timings, route, reasons)
         self.model.answered_by(model, request.model_version)
         request_id = decoded.id if decoded.id is not None else logs.request_id.get()
         result = self.codec.encode(model_ref(model), request_id, predictions, decoded.outputs)

@@ -39,7 +39,8 @@ from pydantic import ValidationError
 
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
-from servekit.model import OUTSIDE_TRAINING, ServedModel
+from servekit.model import EXPLANATION_FIELD, OUTSIDE_TRAINING, ServedModel
+from servekit.reasons import REASONS_FIELD
 from servekit.scoring.formats import (
     Chunk,
     OutputFormat,
@@ -56,7 +57,6 @@ from servekit.training.trainer import to_records
 
 VERSION_COLUMN = "model_version"
 ERROR_COLUMN = "error"
-EXPLANATION_COLUMN = "explanation"
 #: Rejected rows named in the summary; the output's ``error`` column has every one.
 SHOWN_REJECTIONS = 5
 
@@ -177,7 +177,7 @@ def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     cells: dict[str, Any] = {}
     for key, value in prediction.items():
         name = f"{prefix}{key}"
-        if key == EXPLANATION_COLUMN and not prefix:
+        if key == EXPLANATION_FIELD and not prefix:
             cells[name] = encode_json(value).decode()
         elif isinstance(value, dict):  # an answer is JSON-ready; Mapping's ABC check costs 5 times as much
             cells.update(flatten(value, f"{name}."))
@@ -191,25 +191,19 @@ def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def answer_cells(model: ServedModel, explain: bool, reasons: int = 0) -> dict[str, Any]:
     """The cells a prediction adds, from the model's own answer to its input example."""
     example = model.example()[:1]
-    predictions = run_model(model, example, explain or reasons > 0)
-    [cells] = prediction_cells(example, predictions, explain, reasons)
+    [cells] = prediction_cells(run_model(model, example, explain, reasons=reasons), reasons)
     return {**cells, VERSION_COLUMN: model.artifact.version, ERROR_COLUMN: None}
 
 
-def prediction_cells(
-    records: Sequence[Mapping[str, Any]],
-    predictions: Sequence[dict[str, Any]],
-    explain: bool,
-    reasons: int,
-) -> list[dict[str, Any]]:
-    """Each answer's cells (``flatten``), then its ``reasons`` strongest inputs (``reason_cells``)
-    from its explanation, which is left out unless ``explain``."""
+def prediction_cells(predictions: Sequence[dict[str, Any]], reasons: int) -> list[dict[str, Any]]:
+    """Each answer's cells (``flatten``), then ``reasons`` ranks of its principal reasons as
+    columns (``reason_cells``)."""
     rows = []
-    for record, prediction in zip(records, predictions, strict=True):
-        explanation = prediction["explanation"] if explain else prediction.pop(EXPLANATION_COLUMN, None)
+    for prediction in predictions:
+        given = prediction.pop(REASONS_FIELD, [])
         cells = flatten(prediction)
         if reasons:
-            cells.update(reason_cells(explanation["contributions"], record, reasons))
+            cells.update(reason_cells(given, reasons))
         rows.append(cells)
     return rows
 
@@ -350,10 +344,10 @@ def score_chunk(
     cells: list[dict[str, Any]] = [{} for _ in range(len(chunk))]
     expected = set(added)
     if records:
-        predictions = run_model(model, records, explain or reasons > 0)
+        predictions = run_model(model, records, explain, reasons=reasons)
         for prediction in predictions:
             summary.count_outside(prediction)
-        answered = prediction_cells(records, predictions, explain, reasons)
+        answered = prediction_cells(predictions, reasons)
         for position, answer in zip(positions, answered, strict=True):
             cells[position] = {**answer, VERSION_COLUMN: model.artifact.version}
             unexpected = cells[position].keys() - expected

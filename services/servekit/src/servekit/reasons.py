@@ -1,0 +1,39 @@
+"""The principal reasons of a prediction: the inputs whose SHAP contribution moved it most.
+
+An adverse-action notice gives an applicant the principal reasons for a decision, and a reviewer
+of a retention list asks the same of each customer: which inputs, with what values, pushed this
+answer which way. ``?reasons=N`` on the API and ``mlp score --reasons N`` both give them, read
+off the exact explanation the API returns: no second method, so a reason never disagrees with
+the explanation an auditor holds it against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: The most reasons one answer lists. A notice names four at most; text may attribute to more
+#: words, and a client asking past this is answered 422 rather than sent every word of a long text.
+MAX_REASONS = 50
+
+#: The answer's field that lists them.
+REASONS_FIELD = "reasons"
+#: Each reason's parts, in the order a reader wants them.
+REASON_PARTS = ("field", "value", "contribution")
+
+
+def principal_reasons(
+    contributions: Mapping[str, float], record: Mapping[str, Any], count: int
+) -> list[dict[str, Any]]:
+    """The ``count`` inputs with the largest contribution either way, strongest first.
+
+    Each is its ``field``, the row's ``value`` of it as validated (None where the contribution
+    belongs to no field of the row: NLPInsight's are the text's words) and its signed
+    ``contribution`` on the explanation's scale. A tie is broken by the field's name, so the same
+    row always gives the same reasons. Fewer than ``count`` when the model has fewer inputs.
+    """
+    ranked = sorted(contributions.items(), key=lambda item: (-abs(item[1]), item[0]))
+    return [
+        {"field": field, "value": record.get(field), "contribution": contribution}
+        for field, contribution in ranked[:count]
+    ]
