@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import orjson
 import pandas as pd
 import psutil
 import pyarrow as pa
@@ -173,6 +175,41 @@ def test_a_real_file_exported_as_parquet_parts_is_scored_as_its_csv_is(
             assert values == [float(v) if v else None for v in as_text[column]], column
         else:
             assert [v if v is not None else "" for v in map(_text, values)] == list(as_text[column]), column
+
+
+@pytest.mark.parametrize("name", registry.available())
+def test_a_real_file_exported_as_gzip_json_lines_is_scored_as_its_csv_is(
+    name: str,
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    """Vertex AI's batch prediction input, BigQuery's newline-delimited JSON: each row an object
+    with its JSON types, a missing value null."""
+    spec = registry.get_service(name)
+    uri = f"models:/{name}/{registered[name].version}"
+    source = shared_file(*FILES[name])
+    rows = to_records(pd.read_csv(source))
+    export = tmp_path / "rows.jsonl.gz"
+    with gzip.open(export, "wb") as packed:
+        packed.writelines(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE) for row in rows)
+    model = spec.model(load_artifact(name, uri, mlflow_server.url))
+    reference = score_file(spec, model, source, tmp_path / "from-csv.jsonl", prefix="predicted_")
+
+    out = tmp_path / "scored.jsonl"
+    args = ("score", name, str(export), "--output", str(out), "--prefix", "predicted_", "--model-uri", uri)
+    report = mlp(*args, "--max-rejected", str(reference.rejected))
+
+    assert f"scored {reference.scored:,} of {reference.rows:,} rows" in report
+    scored = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    from_csv = [orjson.loads(line) for line in (tmp_path / "from-csv.jsonl").read_bytes().splitlines()]
+    # The same scores and refusals as its CSV's, each float to the last bit.
+    added = [key for key in from_csv[0] if key.startswith("predicted_")]
+    assert len(scored) == len(from_csv) == len(rows)
+    assert [{k: row[k] for k in added} for row in scored] == [{k: row[k] for k in added} for row in from_csv]
+    # Each object's values copied as they were, with their JSON types.
+    assert [{k: v for k, v in row.items() if k not in added} for row in scored] == rows
 
 
 def test_rejected_rows_over_the_limit_fail_the_run_with_the_output_written(

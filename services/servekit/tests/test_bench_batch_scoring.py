@@ -26,6 +26,9 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
         ("parquet", 3000),
         ("csv_to_parquet", 3000),
         ("parquet_to_csv", 3000),
+        ("jsonl", 3000),
+        ("csv_to_jsonl", 3000),
+        ("jsonl_to_parquet", 3000),
     )
     for kind, rows in kinds:
         figures = report["bankchurn"][kind]
@@ -42,6 +45,7 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
     assert "bankchurn, 3,000 rows predicted: one process " in printed
     assert "bankchurn, 3,000 rows parquet: one process " in printed
     assert "bankchurn, 3,000 rows csv to parquet: one process " in printed
+    assert "bankchurn, 3,000 rows jsonl to parquet: one process " in printed
     assert "2 workers asked, 2 started: " in printed
     assert " MiB with the workers, +" in printed
 

@@ -371,7 +371,9 @@ def test_a_directory_whose_parts_differ_or_that_holds_the_output_is_refused_befo
     mixed.mkdir()
     frame.to_csv(mixed / "a.csv", index=False)
     frame.to_parquet(mixed / "b.parquet")
-    with pytest.raises(ScoringError, match=r"holds Parquet files and others.*\(a\.csv, b\.parquet\)"):
+    with pytest.raises(
+        ScoringError, match=r"holds files of more than one format \(csv, parquet\).*\(a\.csv, b\.parquet\)"
+    ):
         score_file(TOY, model, mixed, tmp_path / "out.csv")
     schemas = tmp_path / "schemas"
     schemas.mkdir()

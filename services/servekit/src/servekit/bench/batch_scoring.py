@@ -3,7 +3,8 @@
 Each service's model, fitted on its synthetic data, scores a synthetic file of the same schema
 twice in the same run: in this process alone (the reference) and with ``--workers`` processes
 (``servekit.scoring.pool``): a CSV file with and without explanations, the first of them as
-Parquet, and each of the two formats scored into the other. The two outputs must be the same byte
+Parquet and as JSON Lines, and CSV and Parquet each scored into the other and CSV into JSON
+Lines. The two outputs must be the same byte
 for byte, or the benchmark fails. The figures are of the machine it runs on: the parent reads and
 writes the file alone, so two workers on two CPUs cannot double the rate.
 """
@@ -79,7 +80,11 @@ FILES = (
     ("parquet", "rows", False, ".parquet", ".parquet"),
     ("csv_to_parquet", "rows", False, ".csv", ".parquet"),
     ("parquet_to_csv", "rows", False, ".parquet", ".csv"),
+    ("jsonl", "rows", False, ".jsonl", ".jsonl"),
+    ("csv_to_jsonl", "rows", False, ".csv", ".jsonl"),
+    ("jsonl_to_parquet", "rows", False, ".jsonl", ".parquet"),
 )
+KINDS = tuple(kind for kind, *_ in FILES)
 
 
 def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -90,12 +95,16 @@ def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         model = spec.model(artifact)
         result[name] = {}
         for kind, rows_argument, explain, suffix, written_as in FILES:
+            if kind not in args.files:
+                continue
             rows = getattr(args, rows_argument)
             source = work / f"{name}-{rows}{suffix}"
             if not source.exists():
                 frame = spec.recipe.generate(rows, seed=3)
                 if suffix == ".csv":
                     frame.to_csv(source, index=False)
+                elif suffix == ".jsonl":
+                    frame.to_json(source, orient="records", lines=True, date_format="iso")
                 else:
                     frame.to_parquet(source, index=False)
             figures = score_twice(spec, model, source, work, args, explain=explain, written_as=written_as)
@@ -126,6 +135,9 @@ def parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=usable_cpus(), help="default: the CPUs this process may use"
     )
     p.add_argument("--chunk-rows", type=int, default=10_000)
+    p.add_argument(
+        "--files", nargs="+", choices=KINDS, default=KINDS, help="which files are scored (default: all)"
+    )
     p.add_argument("--output", type=Path, default=Path("reports/batch_scoring.json"))
     return p
 

@@ -119,21 +119,24 @@ def add_commands(commands: Commands) -> None:
     """Adds ``mlp score``."""
     score = commands.add_parser(
         "score",
-        help="score a CSV or Parquet file offline with a registry version: every row kept, rejects named",
+        help="score a CSV, Parquet or JSON Lines file offline with a registry version: every row kept, "
+        "rejects named",
     )
     score.add_argument("service")
     score.add_argument(
         "input",
         type=Path,
-        help="CSV, or Parquet (.parquet, .pq), with the request fields as columns (others are copied); "
-        "or a directory of such parts, read in the order of their names as one table",
+        help="CSV, Parquet (.parquet, .pq) or JSON Lines (.jsonl, .ndjson), with the request fields as "
+        "columns or keys (others are copied), .gz for gzip-compressed CSV or JSON Lines; or a directory "
+        "of such parts, read in the order of their names as one table",
     )
     score.add_argument(
         "--output",
         type=Path,
         required=True,
-        help="the input's columns, then the scores; Parquet (.parquet, .pq) or CSV (.csv, .csv.gz "
-        "gzip-compressed) as its name says, whatever the input (named neither: the input's format)",
+        help="the input's columns, then the scores; Parquet (.parquet, .pq), CSV (.csv) or JSON Lines "
+        "(.jsonl, .ndjson), .gz for gzip-compressed CSV or JSON Lines, as its name says, whatever the "
+        "input (named none: the input's format)",
     )
     score.add_argument(
         "--keep",

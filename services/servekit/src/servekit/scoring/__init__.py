@@ -1,4 +1,4 @@
-"""``mlp score``: a CSV or Parquet file (or a directory of parts) scored offline, row for row.
+"""``mlp score``: a CSV, Parquet or JSON Lines file (or a directory of parts) scored offline, row for row.
 
 The monthly run over every customer does not belong on the online service: it would compete
 with live traffic and go through HTTP for nothing. This is SageMaker's Batch Transform and
@@ -10,8 +10,8 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
   field and problem in ``error``: nothing is dropped unseen.
 * CSV cells carry no types, so rows are validated in pydantic's lax mode ("42" is an age);
   every constraint of the API still holds (ranges, categories, no NaN). A Parquet file's
-  columns are typed. The scores are written as the output's name says, Parquet or CSV, whatever
-  the input (``servekit.scoring.formats``).
+  columns are typed, and so are a JSON Lines file's values. The scores are written as the
+  output's name says, Parquet, CSV or JSON Lines, whatever the input (``servekit.scoring.formats``).
 * The file is read and written in chunks, so its size is bounded by the disk, not the memory,
   and the output appears only once it is whole (written beside it, then renamed).
 * ``explain`` adds the explanation of each row as JSON, exactly the API's.
@@ -48,6 +48,7 @@ from servekit.scoring.formats import (
     check_output,
     kept_columns,
     open_input,
+    output_format,
 )
 from servekit.scoring.pool import ScoringPool
 from servekit.scoring.progress import Progress
@@ -228,12 +229,18 @@ def check_columns(
 
 
 def validate_rows(
-    spec: ServiceSpec, frame: pd.DataFrame
+    spec: ServiceSpec, rows: pd.DataFrame | Sequence[Mapping[str, Any] | str]
 ) -> tuple[list[int], list[dict[str, Any]], dict[int, str]]:
-    """The positions and validated records of the rows the request model accepts, and why the rest not."""
-    fields = [name for name in spec.request.model_fields if name in frame.columns]
+    """The positions and validated records of the rows the request model accepts, and why the rest
+    not. ``rows``: a frame (its request fields are read), or each row's request fields (JSON
+    Lines) or, for a row that has none, what is wrong with it."""
+    if isinstance(rows, pd.DataFrame):
+        rows = to_records(rows[[name for name in spec.request.model_fields if name in rows.columns]])
     positions, records, problems = [], [], {}
-    for position, record in enumerate(to_records(frame[fields])):
+    for position, record in enumerate(rows):
+        if isinstance(record, str):
+            problems[position] = record
+            continue
         try:
             instance = spec.request.model_validate(record, strict=False)
         except ValidationError as exc:
@@ -264,13 +271,16 @@ def score_file(
     each row's strongest inputs (``servekit.scoring.reasons``), and ``progress`` is given a line
     now and then on a long run (``servekit.scoring.progress``).
     """
+    # From the start: reading a JSON Lines file's keys before it is scored is part of the run.
+    start = time.perf_counter()
     reader = open_input(source)
     check_output(source, output)
     kept = kept_columns(reader.names(), keep)
     added = answer_cells(model, explain, reasons)
-    writer = reader.output_format(spec.response, added, prefix, output, kept)
+    writer = output_format(
+        reader, response=spec.response, added=added, prefix=prefix, output=output, kept=kept
+    )
     summary = ScoreSummary(prefix=prefix, output_format=writer.name)
-    start = time.perf_counter()
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer, reasons)
     check_columns(spec, reader.names(), job.columns, kept)
     chunks = reader.chunks(chunk_rows, list(spec.request.model_fields))
@@ -331,7 +341,7 @@ class ChunkJob:
 def score_chunk(
     spec: ServiceSpec,
     model: ServedModel,
-    chunk: pd.DataFrame,
+    chunk: pd.DataFrame | Sequence[Mapping[str, Any] | str],
     *,
     first_row: int,
     added: Sequence[str],
@@ -361,4 +371,5 @@ def score_chunk(
             summary.rejections.append(f"row {first_row + position}: {problem}")
     summary.rows = len(chunk)
     summary.scored = len(records)
-    return pd.DataFrame(cells, columns=list(added), index=chunk.index), summary
+    index = chunk.index if isinstance(chunk, pd.DataFrame) else None
+    return pd.DataFrame(cells, columns=list(added), index=index), summary

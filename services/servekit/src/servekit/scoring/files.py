@@ -1,0 +1,149 @@
+"""What every format of ``mlp score`` shares: which format a file is, a table's parts, the checks
+made before anything is read, and a text file written plain or gzip-compressed.
+
+A directory is read as one table: its files in the order of their names, as a warehouse or a
+Spark job writes a large table in parts (``part-00000.parquet``, ...). Every part must be of one
+format and have the same columns; names beginning with ``_`` or ``.`` are not parts (Spark's
+``_SUCCESS``, Hadoop's ``.crc`` files), as Hadoop and Arrow read such a directory.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+#: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
+Chunk = tuple[pd.DataFrame | list[Any], Any]
+Kind = Literal["csv", "parquet", "jsonl"]
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+GZIP_SUFFIX = ".gz"
+CSV_SUFFIXES = (".csv", ".csv.gz")
+#: JSON Lines: one JSON object per line (Vertex AI's batch prediction input, SageMaker Batch
+#: Transform's ``application/jsonlines``, BigQuery's newline-delimited JSON export).
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
+#: The first bytes of every Parquet file.
+PARQUET_MAGIC = b"PAR1"
+#: A gzip file's header and trailer: no smaller file holds a size.
+GZIP_SMALLEST = 18
+
+
+class ScoringError(ValueError):
+    """The file cannot be scored at all (a column missing, one that would be overwritten)."""
+
+
+def named_kind(path: Path) -> Kind | None:
+    """The format a file's name says (None: it says none of them)."""
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    return None
+
+
+def input_kind(path: Path) -> Kind:
+    """An input file's format: as its name says, or, named none, Parquet when its first bytes are
+    Parquet's magic number and CSV otherwise. Athena's UNLOAD and some Spark writers name their
+    Parquet files with no suffix (``20261201_050012_00005_x9b2k_0d8e...``)."""
+    named = named_kind(path)
+    if named is not None:
+        return named
+    with path.open("rb") as handle:
+        return "parquet" if handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC else "csv"
+
+
+def output_kind(output: Path, input_is: Kind) -> Kind:
+    """The scores' format: as the output's name says, or, named none, the input's."""
+    return named_kind(output) or input_is
+
+
+def is_gzipped(path: Path) -> bool:
+    return path.suffix.lower() == GZIP_SUFFIX
+
+
+def parts(source: Path) -> tuple[Path, ...]:
+    """The files ``source`` names: itself, or a directory's parts in the order of their names."""
+    if not source.is_dir():
+        return (source,)
+    found = tuple(
+        sorted(path for path in source.iterdir() if path.is_file() and not path.name.startswith(("_", ".")))
+    )
+    if not found:
+        raise ScoringError("is a directory with no file to score")
+    kinds = {input_kind(path) for path in found}
+    if len(kinds) > 1:
+        raise ScoringError(
+            f"holds files of more than one format ({', '.join(sorted(kinds))}); score a directory of one "
+            f"format ({', '.join(path.name for path in found[:4])}{', ...' if len(found) > 4 else ''})"
+        )
+    return found
+
+
+def check_output(source: Path, output: Path) -> None:
+    """Scores are written neither over the input nor where they would be read as one of its parts."""
+    if source.resolve() == output.resolve():
+        raise ScoringError(f"{output} is the input file; write the scores elsewhere")
+    if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
+        raise ScoringError(f"{output} is inside the input directory; write the scores elsewhere")
+
+
+def kept_columns(names: Sequence[str], keep: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The input columns ``keep`` names, checked to be the file's, in the order named (None: every one)."""
+    if keep is None:
+        return None
+    missing = [name for name in keep if name not in names]
+    if missing:
+        raise ScoringError(
+            f"no column {', '.join(map(repr, missing))} to keep; the file's columns are {', '.join(names)}"
+        )
+    return tuple(dict.fromkeys(keep))
+
+
+def copied(copy: Any, kept: tuple[str, ...] | None) -> Any:
+    """The chunk's copy of the columns kept (all when ``kept`` is None): a frame's columns, or a
+    record batch's or JSON rows' ``select``."""
+    if kept is None:
+        return copy
+    return copy[list(kept)] if isinstance(copy, pd.DataFrame) else copy.select(list(kept))
+
+
+def text_bytes(path: Path) -> int:
+    """A part's bytes as text: a gzip file's own count of them (its last four bytes, modulo 4 GiB:
+    BigQuery's parts are 1 GB at most), else its size."""
+    size = path.stat().st_size
+    if not is_gzipped(path) or size < GZIP_SMALLEST:
+        return size
+    with path.open("rb") as handle:
+        handle.seek(-4, io.SEEK_END)
+        return int.from_bytes(handle.read(4), "little")
+
+
+@contextmanager
+def written_bytes(path: Path, gzipped: bool) -> Iterator[io.BufferedIOBase]:
+    """``path`` opened for bytes, gzip-compressed when asked, with no name nor time in the gzip
+    header: the same scores are the same bytes, run after run."""
+    with ExitStack() as stack:
+        raw: io.BufferedIOBase = stack.enter_context(path.open("wb"))
+        if gzipped:
+            raw = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0))
+        yield raw
+
+
+@contextmanager
+def naming(path: Path, paths: Sequence[Path]) -> Iterator[None]:
+    """A part's error names the part; a single file's is the file's (the command names it)."""
+    try:
+        yield
+    except ScoringError as exc:
+        if len(paths) == 1:
+            raise
+        raise ScoringError(f"{path.name}: {exc}") from None
