@@ -70,12 +70,13 @@ def test_metadata_names_the_request_and_response_fields(service: tuple[str, Test
     metadata = client.get(f"/v2/models/{name}").json()
     assert [t["name"] for t in metadata["inputs"]] == list(spec.request.model_fields)
     # The answers' JSON documents: the inputs outside the training range (a tree model's), the
-    # explanation.
+    # explanation, the principal reasons.
     documents = ["outside_training"] if spec.model.keeps_training_ranges else []
     assert [t["name"] for t in metadata["outputs"]] == [
         *spec.response.model_fields,
         *documents,
         "explanation",
+        "reasons",
     ]
 
 
@@ -84,15 +85,17 @@ def test_tensors_give_the_numbers_and_explanations_of_the_batch_endpoint(
 ) -> None:
     name, client, rows = service
     metadata = client.get(f"/v2/models/{name}").json()
-    request = {"inputs": as_tensors(metadata, rows), "parameters": {"explain": True}}
+    request = {"inputs": as_tensors(metadata, rows), "parameters": {"explain": True, "reasons": 3}}
     response = client.post(f"/v2/models/{name}/infer", json=request)
     assert response.status_code == 200, response.text
     outputs = by_name(response.json())
-    expected = client.post("/predict/batch?explain=true", json={"instances": rows}).json()["predictions"]
+    expected = client.post("/predict/batch?explain=true&reasons=3", json={"instances": rows}).json()[
+        "predictions"
+    ]
     for tensor in metadata["outputs"]:
         output = outputs[tensor["name"]]
         assert output["datatype"] == tensor["datatype"]
-        if tensor["name"] in ("explanation", "outside_training"):
+        if tensor["name"] in ("explanation", "outside_training", "reasons"):
             assert [orjson.loads(d) for d in output["data"]] == [p[tensor["name"]] for p in expected]
         elif columns := tensor["parameters"].get("columns"):
             assert output["shape"] == [len(rows), len(columns)]

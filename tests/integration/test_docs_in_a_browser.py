@@ -77,7 +77,7 @@ def test_swagger_ui_renders_and_try_it_out_answers_with_the_users_key(
     assert 0 <= answer["churn_probability"] <= 1
     assert answer["model"]["name"] == "bankchurn"
     # The schema's example was sent, under the prefix, with the key the user gave.
-    assert f"{server.url}{PREFIX}/predict?explain=false" in page.requests
+    assert f"{server.url}{PREFIX}/predict?explain=false&reasons=0" in page.requests
     sent = {"client": "docs-reader", "endpoint": "/predict", "status": "200"}
     assert metric_value(server, "bankchurn_client_requests_total", **sent) == 1
     assert only_the_service(page, server) == []

@@ -69,7 +69,7 @@ def assert_outputs_are_the_batch_predictions(
         if spec["name"] not in returned:
             continue
         values = [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy(spec["name"]).tolist()]
-        if spec["name"] in ("explanation", "outside_training"):  # a JSON document per instance
+        if spec["name"] in ("explanation", "outside_training", "reasons"):  # a JSON document per instance
             assert [json.loads(d) for d in values] == [p[spec["name"]] for p in expected]
         elif columns := spec["parameters"].get("columns"):
             assert values == [[p[spec["name"]][c] for c in columns] for p in expected], spec["name"]
@@ -91,9 +91,10 @@ def test_triton_client_gets_the_numbers_of_the_batch_endpoint(
     rows = complete_rows(name)
     inputs = [numpy_input(spec, [r[spec["name"]] for r in rows]) for spec in metadata["inputs"]]
     outputs = [triton.InferRequestedOutput(o["name"], binary_data=False) for o in metadata["outputs"]]
-    result = client.infer(name, inputs, outputs=outputs, request_id="triton-1", parameters={"explain": True})
+    asked = {"explain": True, "reasons": 2}
+    result = client.infer(name, inputs, outputs=outputs, request_id="triton-1", parameters=asked)
 
-    expected = batch_predictions(server, rows, explain=True)
+    expected = batch_predictions(server, rows, explain=True, reasons=2)
     response = result.get_response()
     assert response["id"] == "triton-1"
     assert response["model_version"] == expected[0]["model"]["version"]
@@ -115,12 +116,11 @@ def test_triton_client_defaults_binary_both_ways(name: str, live_services: dict[
 
 
 def batch_predictions(
-    server: Server, rows: list[dict[str, Any]], *, explain: bool = False
+    server: Server, rows: list[dict[str, Any]], *, explain: bool = False, reasons: int = 0
 ) -> list[dict[str, Any]]:
-    url = f"{server.url}/predict/batch" + ("?explain=true" if explain else "")
-    predictions: list[dict[str, Any]] = httpx.post(url, json={"instances": rows}, timeout=30).json()[
-        "predictions"
-    ]
+    params = {"explain": str(explain).lower(), "reasons": reasons}
+    response = httpx.post(f"{server.url}/predict/batch", params=params, json={"instances": rows}, timeout=30)
+    predictions: list[dict[str, Any]] = response.json()["predictions"]
     return predictions
 
 
@@ -161,8 +161,8 @@ def test_triton_grpc_client_gets_the_numbers_of_the_batch_endpoint(
         inputs = [
             numpy_input(spec, [r[spec["name"]] for r in rows], grpc=True) for spec in metadata["inputs"]
         ]
-        result = client.infer(name, inputs, request_id="grpc-1", parameters={"explain": True})
-    expected = batch_predictions(server, rows, explain=True)
+        result = client.infer(name, inputs, request_id="grpc-1", parameters={"explain": True, "reasons": 2})
+    expected = batch_predictions(server, rows, explain=True, reasons=2)
     response = result.get_response(as_json=True)
     assert response["id"] == "grpc-1"
     assert response["model_version"] == expected[0]["model"]["version"]

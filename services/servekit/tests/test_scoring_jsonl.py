@@ -117,8 +117,17 @@ def test_worker_processes_write_the_same_lines_as_one_process(
     assert (shared.workers, alone.workers) == (2, 0)
     assert (tmp_path / "shared.jsonl").read_bytes() == (tmp_path / "alone.jsonl").read_bytes()
     first = read_lines(tmp_path / "alone.jsonl")[0]
-    explanation = json.loads(first["explanation"])  # text, as in CSV and Parquet scores
+    # The explanation and the lists as the documents they are, where CSV and Parquet hold text.
+    explanation, outside = first["explanation"], first["outside_training"]
     assert first["reason_1_contribution"] == max(explanation["contributions"].values(), key=abs)
+    assert explanation["base_value"] + sum(explanation["contributions"].values()) == pytest.approx(
+        first["value"], rel=1e-6
+    )
+    assert outside == []
+    score_file(TOY, model, source(tmp_path), tmp_path / "explained.parquet", explain=True)
+    as_text = pq.read_table(tmp_path / "explained.parquet").column("explanation").to_pylist()
+    assert json.loads(as_text[0]) == explanation
+    assert read_lines(tmp_path / "alone.jsonl")[2]["explanation"] is None  # a rejected row
 
 
 def test_json_lines_scores_have_the_added_columns_of_every_other_format(
@@ -147,11 +156,15 @@ def test_json_lines_scores_have_the_added_columns_of_every_other_format(
         "price": "10.25",
         "photo": "iVBORw==",
         "value": None,
-        "outside_training": "[]",
+        "outside_training": [],
         "model_version": "test",
         "error": None,
     }
     typed = pq.read_table(tmp_path / "pq.parquet").select(ADDED).to_pylist()
+    for row in typed:  # a list is text in Parquet
+        row["outside_training"] = (
+            None if row["outside_training"] is None else json.loads(row["outside_training"])
+        )
     assert [{k: row[k] for k in ADDED} for row in from_parquet] == typed
     # A CSV file's cells as strings, an empty cell null; the same scores.
     table.drop_columns(["photo"]).to_pandas().to_csv(tmp_path / "in.csv", index=False)
@@ -173,7 +186,8 @@ def test_json_lines_into_csv_and_parquet_write_each_value_as_its_json_text(
     assert table.select(copied).schema == pa.schema([(name, pa.string()) for name in copied])
     assert table.column("tags").to_pylist()[:2] == ['{"vip":true}', None]
     assert table.column("visits").to_pylist() == ["1", "2", None, None, "3", "4"]
-    assert table.select(ADDED).to_pylist() == [{k: row[k] for k in ADDED} for row in as_lines]
+    as_text = [{**row, "outside_training": _text(row["outside_training"])} for row in as_lines]
+    assert table.select(ADDED).to_pylist() == [{k: row[k] for k in ADDED} for row in as_text]
     cells = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
     assert list(cells["tags"]) == ['{"vip":true}', "", "", "", "", ""]
     assert list(cells["x"]) == ["3", "2.5", "", "", "11", "9.75"]
@@ -237,3 +251,8 @@ def test_a_byte_order_mark_and_windows_line_ends_are_no_part_of_the_objects(
     summary = score_file(TOY, model, path, tmp_path / "out.ndjson")
     assert (summary.rows, summary.scored) == (2, 2)
     assert [row["x"] for row in read_lines(tmp_path / "out.ndjson")] == [3, 4]
+
+
+def _text(document: Any) -> str | None:
+    """A JSON document as CSV and Parquet scores hold it."""
+    return None if document is None else json.dumps(document, separators=(",", ":"))

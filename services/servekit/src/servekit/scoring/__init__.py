@@ -41,6 +41,7 @@ from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import EXPLANATION_FIELD, OUTSIDE_TRAINING, ServedModel
 from servekit.reasons import REASONS_FIELD
+from servekit.scoring.files import JsonText
 from servekit.scoring.formats import (
     Chunk,
     OutputFormat,
@@ -174,16 +175,17 @@ def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A prediction as CSV cells: nested objects as dotted columns, the explanation and lists as JSON."""
+    """A prediction as cells: nested objects as dotted columns, the explanation and lists as JSON
+    documents (``JsonText``)."""
     cells: dict[str, Any] = {}
     for key, value in prediction.items():
         name = f"{prefix}{key}"
         if key == EXPLANATION_FIELD and not prefix:
-            cells[name] = encode_json(value).decode()
+            cells[name] = JsonText(encode_json(value).decode())
         elif isinstance(value, dict):  # an answer is JSON-ready; Mapping's ABC check costs 5 times as much
             cells.update(flatten(value, f"{name}."))
         elif isinstance(value, list | tuple):
-            cells[name] = encode_json(value).decode()
+            cells[name] = JsonText(encode_json(value).decode())
         else:
             cells[name] = value
     return cells

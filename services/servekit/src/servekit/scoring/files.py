@@ -34,6 +34,13 @@ PARQUET_MAGIC = b"PAR1"
 GZIP_SMALLEST = 18
 
 
+class JsonText(str):
+    """A cell holding a JSON document (an explanation, a list): text in CSV and Parquet, which
+    have no type for it, and the document itself in JSON Lines."""
+
+    __slots__ = ()
+
+
 class ScoringError(ValueError):
     """The file cannot be scored at all (a column missing, one that would be overwritten)."""
 

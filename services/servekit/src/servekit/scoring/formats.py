@@ -19,6 +19,9 @@ faithfully as the output can hold them:
 - into JSON Lines, a Parquet file's values as JSON (a decimal as text, bytes as base64), a CSV
   file's cells as strings, an empty cell as null.
 
+The added columns are the same in every format, typed as in Parquet; an explanation or a list
+is JSON text in CSV and Parquet and the JSON document itself in JSON Lines.
+
 CSV and JSON Lines named ``.gz`` are gzip-compressed, read and written (BigQuery's ``EXPORT
 DATA`` with ``compression = 'GZIP'``). Every input column is copied unless the run names those
 it keeps (``kept_columns``), as the key that joins the scores back.
@@ -38,6 +41,7 @@ from pydantic import BaseModel
 from servekit.scoring.csv_files import CsvFile, CsvOutput
 from servekit.scoring.files import (
     Chunk,
+    JsonText,
     Kind,
     ScoringError,
     check_output,
@@ -128,4 +132,7 @@ def output_format(
     if kind == "csv":
         reader.check_csv(kept)
         return CsvOutput(is_gzipped(output), kept)
-    return JsonLinesOutput(with_added(pa.schema([]), response, added, prefix), is_gzipped(output), kept)
+    documents = frozenset(f"{prefix}{name}" for name, value in added.items() if isinstance(value, JsonText))
+    return JsonLinesOutput(
+        with_added(pa.schema([]), response, added, prefix), is_gzipped(output), kept, documents
+    )

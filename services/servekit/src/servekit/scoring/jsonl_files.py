@@ -205,12 +205,15 @@ def _opened(path: Path) -> Iterator[BinaryIO]:
 
 @dataclass(frozen=True)
 class JsonLinesOutput:
-    """One object per row: the copied columns, then the added ones, typed (``added_schema``)."""
+    """One object per row: the copied columns, then the added ones, typed (``added_schema``), an
+    explanation or a list as the JSON document it is rather than its text."""
 
     added: pa.Schema
     gzipped: bool = False
     #: The input columns copied, in this order (None: every one).
     kept: tuple[str, ...] | None = None
+    #: The added columns holding JSON documents (``JsonText``), written as the documents.
+    documents: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -226,8 +229,13 @@ class JsonLinesOutput:
             rows = copy.to_pylist()
         else:  # CSV text: an empty cell is a null, as in Parquet
             rows = copy.astype(object).where(copy != "", None).to_dict("records")
-        added = [column.to_pylist() for column in typed_columns(self.added, 0, scores, first_row)]
         names = self.added.names
+        added = [
+            [None if value is None else orjson.Fragment(value.encode()) for value in column.to_pylist()]
+            if name in self.documents
+            else column.to_pylist()
+            for name, column in zip(names, typed_columns(self.added, 0, scores, first_row), strict=True)
+        ]
         lines = []
         for position, row in enumerate(rows):
             row.update(zip(names, (column[position] for column in added), strict=True))
