@@ -316,6 +316,38 @@ def test_a_directory_of_parquet_parts_is_scored_as_one_table_in_the_order_of_the
     assert summary.rejections[-1] == "row 5: x: Input should be a valid number"
 
 
+def test_parts_in_subdirectories_are_read_in_the_order_of_their_paths(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    """A Hive-style export (``dt=.../``), or a copy that kept its sub-prefixes: no part left out."""
+    export = tmp_path / "export"
+    frame = TABLE.to_pandas()
+    for day, rows in (("dt=2026-11-02", frame.iloc[4:]), ("dt=2026-11-01", frame.iloc[:2])):
+        (export / day).mkdir(parents=True)
+        rows.to_parquet(export / day / "part-0.parquet")
+    frame.iloc[2:4].to_parquet(export / "dt=2026-11-01" / "part-1.parquet")
+    # What is not a part, at any depth: a marker, a directory still being written.
+    (export / "dt=2026-11-01" / "_SUCCESS").write_text("")
+    (export / "_temporary" / "0").mkdir(parents=True)
+    frame.to_parquet(export / "_temporary" / "0" / "part-9.parquet")
+    summary = score_file(TOY, model, export, tmp_path / "parts.parquet")
+    score_file(
+        TOY,
+        model,
+        parquet(tmp_path / "whole.parquet", pa.Table.from_pandas(frame)),
+        tmp_path / "whole-out.parquet",
+    )
+    assert pq.read_table(tmp_path / "parts.parquet").equals(pq.read_table(tmp_path / "whole-out.parquet"))
+    assert summary.rows == 6
+    # An error names the part by its path in the directory.
+    frame.iloc[:1].drop(columns=["visits"]).to_parquet(export / "dt=2026-11-02" / "part-1.parquet")
+    with pytest.raises(
+        ScoringError,
+        match=r"dt=2026-11-02/part-1\.parquet has another schema than dt=2026-11-01/part-0\.parquet",
+    ):
+        score_file(TOY, model, export, tmp_path / "again.parquet")
+
+
 def test_parquet_parts_named_with_no_suffix_are_known_by_their_first_bytes(
     model: ToyModel, tmp_path: Path
 ) -> None:

@@ -128,7 +128,7 @@ def add_commands(commands: Commands) -> None:
         type=Path,
         help="CSV, Parquet (.parquet, .pq) or JSON Lines (.jsonl, .ndjson), with the request fields as "
         "columns or keys (others are copied), .gz for gzip-compressed CSV or JSON Lines; or a directory "
-        "of such parts, read in the order of their names as one table",
+        "of such parts (subdirectories' too), read in the order of their paths as one table",
     )
     score.add_argument(
         "--output",

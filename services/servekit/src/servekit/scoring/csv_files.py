@@ -14,7 +14,16 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
-from servekit.scoring.files import Chunk, Kind, ScoringError, copied, naming, text_bytes, written_bytes
+from servekit.scoring.files import (
+    Chunk,
+    Kind,
+    ScoringError,
+    copied,
+    naming,
+    part_name,
+    text_bytes,
+    written_bytes,
+)
 
 #: utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise become
 #: part of the first column's name.
@@ -47,7 +56,8 @@ class CsvFile:
         for path, header in zip(self.paths[1:], headers[1:], strict=True):
             if header != headers[0]:
                 raise ScoringError(
-                    f"{path.name} has the columns {header}, not those of {self.paths[0].name}: {headers[0]}"
+                    f"{part_name(path, self.paths)} has the columns {header}, not those of "
+                    f"{part_name(self.paths[0], self.paths)}: {headers[0]}"
                 )
 
     def chunks_left(self, first: Chunk) -> float:

@@ -1,16 +1,18 @@
 """What every format of ``mlp score`` shares: which format a file is, a table's parts, the checks
 made before anything is read, and a text file written plain or gzip-compressed.
 
-A directory is read as one table: its files in the order of their names, as a warehouse or a
-Spark job writes a large table in parts (``part-00000.parquet``, ...). Every part must be of one
-format and have the same columns; names beginning with ``_`` or ``.`` are not parts (Spark's
-``_SUCCESS``, Hadoop's ``.crc`` files), as Hadoop and Arrow read such a directory.
+A directory is read as one table: every file under it, in the order of their paths, as a
+warehouse or a Spark job writes a large table in parts (``part-00000.parquet``, ...; Hive-style
+``dt=2026-11-01/part-0.parquet``). Every part must be of one format and have the same columns;
+names beginning with ``_`` or ``.`` are not parts at any depth (Spark's ``_SUCCESS`` and
+``_temporary/``, Hadoop's ``.crc`` files), as Hadoop and Arrow read such a directory.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -78,21 +80,41 @@ def is_gzipped(path: Path) -> bool:
 
 
 def parts(source: Path) -> tuple[Path, ...]:
-    """The files ``source`` names: itself, or a directory's parts in the order of their names."""
+    """The files ``source`` names: itself, or every file under a directory, in the order of their
+    paths within it. A part in a subdirectory is read too (a Hive-style export's ``dt=2026-11-01/``,
+    a copy that kept its sub-prefixes), rather than left out unseen."""
     if not source.is_dir():
         return (source,)
-    found = tuple(
-        sorted(path for path in source.iterdir() if path.is_file() and not path.name.startswith(("_", ".")))
-    )
+    found = tuple(sorted(_files_under(source), key=lambda path: path.relative_to(source).parts))
     if not found:
         raise ScoringError("is a directory with no file to score")
     kinds = {input_kind(path) for path in found}
     if len(kinds) > 1:
+        names = [part_name(path, found) for path in found[:4]]
         raise ScoringError(
             f"holds files of more than one format ({', '.join(sorted(kinds))}); score a directory of one "
-            f"format ({', '.join(path.name for path in found[:4])}{', ...' if len(found) > 4 else ''})"
+            f"format ({', '.join(names)}{', ...' if len(found) > 4 else ''})"
         )
     return found
+
+
+def _files_under(directory: Path) -> Iterator[Path]:
+    """Its files and its subdirectories', but none whose name, or whose directory's, begins with
+    ``_`` or ``.``: Spark's ``_SUCCESS``, Hadoop's ``.crc``, a ``_temporary/`` being written."""
+    for path in directory.iterdir():
+        if path.name.startswith(("_", ".")):
+            continue
+        if path.is_dir():
+            yield from _files_under(path)
+        elif path.is_file():
+            yield path
+
+
+def part_name(path: Path, paths: Sequence[Path]) -> str:
+    """How an error names a part: its path within the directory the parts share."""
+    if len(paths) == 1:
+        return path.name
+    return path.relative_to(os.path.commonpath(paths)).as_posix()
 
 
 def check_output(source: Path, output: Path) -> None:
@@ -153,4 +175,4 @@ def naming(path: Path, paths: Sequence[Path]) -> Iterator[None]:
     except ScoringError as exc:
         if len(paths) == 1:
             raise
-        raise ScoringError(f"{path.name}: {exc}") from None
+        raise ScoringError(f"{part_name(path, paths)}: {exc}") from None

@@ -40,6 +40,7 @@ from servekit.scoring.files import (
     copied,
     is_gzipped,
     naming,
+    part_name,
     text_bytes,
     written_bytes,
 )
@@ -123,7 +124,7 @@ class JsonLinesFile:
         object, the problem), and the objects themselves for the copy."""
         columns = tuple(self.names())
         for path in self.paths:
-            part = path.name if len(self.paths) > 1 else ""
+            part = part_name(path, self.paths) if len(self.paths) > 1 else ""
             with naming(path, self.paths):
                 lines = _lines(path)
                 while block := list(islice(lines, chunk_rows)):

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from servekit.scoring.files import Chunk, Kind, ScoringError, copied, naming
+from servekit.scoring.files import Chunk, Kind, ScoringError, copied, naming, part_name
 from servekit.scoring.reasons import reason_type
 
 
@@ -57,7 +57,8 @@ class ParquetInput:
         for path, (found, _) in zip(self.paths[1:], self._footers[1:], strict=True):
             if not found.equals(schema, check_metadata=False):
                 raise ScoringError(
-                    f"{path.name} has another schema than {self.paths[0].name}: "
+                    f"{part_name(path, self.paths)} has another schema than "
+                    f"{part_name(self.paths[0], self.paths)}: "
                     f"{_schema_text(found)}, not {_schema_text(schema)}"
                 )
         return schema
