@@ -316,10 +316,11 @@ def test_a_directory_of_parquet_parts_is_scored_as_one_table_in_the_order_of_the
     assert summary.rejections[-1] == "row 5: x: Input should be a valid number"
 
 
-def test_parts_in_subdirectories_are_read_in_the_order_of_their_paths(
+def test_parts_in_subdirectories_are_read_in_the_order_of_their_paths_with_their_partitions(
     model: ToyModel, tmp_path: Path
 ) -> None:
-    """A Hive-style export (``dt=.../``), or a copy that kept its sub-prefixes: no part left out."""
+    """A Hive-style export (Athena's UNLOAD ... partitioned_by, Spark's partitionBy): no part left
+    out, and each directory's key=value a column after the files' own, as Arrow reads it."""
     export = tmp_path / "export"
     frame = TABLE.to_pandas()
     for day, rows in (("dt=2026-11-02", frame.iloc[4:]), ("dt=2026-11-01", frame.iloc[:2])):
@@ -331,13 +332,13 @@ def test_parts_in_subdirectories_are_read_in_the_order_of_their_paths(
     (export / "_temporary" / "0").mkdir(parents=True)
     frame.to_parquet(export / "_temporary" / "0" / "part-9.parquet")
     summary = score_file(TOY, model, export, tmp_path / "parts.parquet")
-    score_file(
-        TOY,
-        model,
-        parquet(tmp_path / "whole.parquet", pa.Table.from_pandas(frame)),
-        tmp_path / "whole-out.parquet",
-    )
-    assert pq.read_table(tmp_path / "parts.parquet").equals(pq.read_table(tmp_path / "whole-out.parquet"))
+    whole = parquet(tmp_path / "whole.parquet", pa.Table.from_pandas(frame))
+    score_file(TOY, model, whole, tmp_path / "whole-out.parquet")
+    parts, alone = pq.read_table(tmp_path / "parts.parquet"), pq.read_table(tmp_path / "whole-out.parquet")
+    assert parts.column_names == [*TABLE.column_names, "dt", *alone.column_names[TABLE.num_columns :]]
+    assert parts.schema.field("dt").type == pa.string()
+    assert parts.column("dt").to_pylist() == ["2026-11-01"] * 4 + ["2026-11-02"] * 2
+    assert parts.drop_columns(["dt"]).equals(alone)
     assert summary.rows == 6
     # An error names the part by its path in the directory.
     frame.iloc[:1].drop(columns=["visits"]).to_parquet(export / "dt=2026-11-02" / "part-1.parquet")
@@ -346,6 +347,57 @@ def test_parts_in_subdirectories_are_read_in_the_order_of_their_paths(
         match=r"dt=2026-11-02/part-1\.parquet has another schema than dt=2026-11-01/part-0\.parquet",
     ):
         score_file(TOY, model, export, tmp_path / "again.parquet")
+
+
+def write_part(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` as a part in the format its name says."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        frame.to_json(path, orient="records", lines=True)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_partition_key_is_a_column_in_every_format_and_may_be_a_request_field(
+    model: ToyModel, tmp_path: Path, suffix: str
+) -> None:
+    """The files leave ``color`` to their directories; a value Hive wrote as null, or one escaped
+    in the path, is read as Hive writes it."""
+    export = tmp_path / "export"
+    rows = TABLE.to_pandas()[["id", "x"]]
+    write_part(rows.iloc[:2], export / "color=red" / f"part-0{suffix}")
+    write_part(rows.iloc[2:3], export / "color=__HIVE_DEFAULT_PARTITION__" / f"part-0{suffix}")
+    write_part(rows.iloc[3:4], export / "color=bl%75e" / "region=EU" / f"part-0{suffix}")
+    summary = score_file(TOY, model, export, tmp_path / "scores.jsonl")
+    scored = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    # In the order of the paths: color=__HIVE..., color=bl%75e, color=red; a part outside a
+    # key's directories has null there.
+    assert [(row["color"], row["region"]) for row in scored] == [
+        (None, None),
+        ("blue", "EU"),
+        ("red", None),
+        ("red", None),
+    ]
+    assert list(scored[0])[:4] == ["id", "x", "color", "region"]
+    # The key is validated as the request field it is: a null colour is refused by name.
+    assert (
+        scored[0]["error"]
+        == "x: Input should be less than or equal to 10; color: Input should be 'red' or 'blue'"
+    )
+    assert [row["error"] for row in scored[1:]] == [None] * 3
+    assert (summary.rows, summary.scored) == (4, 3)
+
+
+def test_a_partition_key_that_is_also_a_column_is_refused(model: ToyModel, tmp_path: Path) -> None:
+    export = tmp_path / "export" / "color=red"
+    export.mkdir(parents=True)
+    TABLE.to_pandas().to_csv(export / "part-0.csv", index=False)
+    with pytest.raises(ScoringError, match="'color' is both a column of the files and a partition directory"):
+        score_file(TOY, model, tmp_path / "export", tmp_path / "scores.csv")
+    assert not (tmp_path / "scores.csv").exists()
 
 
 def test_parquet_parts_named_with_no_suffix_are_known_by_their_first_bytes(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +17,7 @@ import pyarrow as pa
 from servekit.scoring.files import (
     Chunk,
     Kind,
+    Partitions,
     ScoringError,
     copied,
     naming,
@@ -35,6 +36,7 @@ class CsvFile:
     """CSV files with one header, read laxly: their cells carry no types, so "42" is an age."""
 
     paths: tuple[Path, ...]
+    partitions: Partitions = field(default_factory=Partitions)
     kind: ClassVar[Kind] = "csv"
 
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
@@ -45,14 +47,17 @@ class CsvFile:
         """
         self._check_headers()
         for path in self.paths:
+            values = self.partitions.of_part(path)
+            text = {key: "" if value is None else value for key, value in values.items()}
             with naming(path, self.paths):
-                yield from _csv_chunks(path, chunk_rows)
+                for typed, written in _csv_chunks(path, chunk_rows):
+                    yield (typed.assign(**values), written.assign(**text)) if values else (typed, written)
 
     def _check_headers(self) -> None:
         """Every part's columns are the first's: the output has one header."""
         if len(self.paths) == 1:
             return  # its header is read with its first chunk
-        headers = [self.names(), *(_csv_header(path, self.paths) for path in self.paths[1:])]
+        headers = [list(self._header), *(_csv_header(path, self.paths) for path in self.paths[1:])]
         for path, header in zip(self.paths[1:], headers[1:], strict=True):
             if header != headers[0]:
                 raise ScoringError(
@@ -62,7 +67,7 @@ class CsvFile:
 
     def chunks_left(self, first: Chunk) -> float:
         """From the files' size and the first chunk's."""
-        written: pd.DataFrame = first[1]
+        written: pd.DataFrame = first[1][list(self._header)]  # the file's cells, not the paths' values
         # Each cell's bytes as written, and a comma or line end after each: the chunk's size but
         # for quotes. Bytes, not characters: a tweet's emoji is four of the file's bytes.
         cells = (cell for column in written for cell in written[column])
@@ -71,7 +76,7 @@ class CsvFile:
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
 
     def names(self) -> list[str]:
-        return list(self._header)
+        return self.partitions.after(self._header)
 
     @cached_property
     def _header(self) -> tuple[str, ...]:
@@ -87,7 +92,7 @@ class CsvFile:
         """Every CSV cell is CSV text."""
 
 
-def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     with _csv_errors():
         typed = pd.read_csv(path, chunksize=chunk_rows, encoding=CSV_ENCODING)
         written = pd.read_csv(

@@ -5,7 +5,8 @@ A directory is read as one table: every file under it, in the order of their pat
 warehouse or a Spark job writes a large table in parts (``part-00000.parquet``, ...; Hive-style
 ``dt=2026-11-01/part-0.parquet``). Every part must be of one format and have the same columns;
 names beginning with ``_`` or ``.`` are not parts at any depth (Spark's ``_SUCCESS`` and
-``_temporary/``, Hadoop's ``.crc`` files), as Hadoop and Arrow read such a directory.
+``_temporary/``, Hadoop's ``.crc`` files), as Hadoop and Arrow read such a directory. A
+``key=value`` directory's key is a column (``Partitions``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import gzip
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import pandas as pd
 
@@ -108,6 +111,53 @@ def _files_under(directory: Path) -> Iterator[Path]:
             yield from _files_under(path)
         elif path.is_file():
             yield path
+
+
+#: How Hive writes a partition whose value is null.
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """The ``key=value`` directories a part lies in, below the directory scored: a Hive-style
+    export's partition columns (Athena's ``UNLOAD ... partitioned_by``, Spark's ``partitionBy``),
+    whose values are in the paths and not in the files. Each becomes a text column after the
+    files' own, as Arrow and Spark read such a directory; a part outside a key's directories has
+    null there."""
+
+    keys: tuple[str, ...] = ()
+    values: Mapping[Path, Mapping[str, str | None]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, source: Path, paths: Sequence[Path]) -> Partitions:
+        if not source.is_dir():
+            return cls()
+        keys: dict[str, None] = {}
+        values: dict[Path, dict[str, str | None]] = {}
+        for path in paths:
+            found = values[path] = {}
+            for directory in path.relative_to(source).parent.parts:
+                key, equals, value = directory.partition("=")
+                if equals and key:
+                    key = unquote(key)
+                    found[key] = None if value == HIVE_NULL else unquote(value)
+                    keys[key] = None
+        return cls(tuple(keys), values)
+
+    def of_part(self, path: Path) -> dict[str, str | None]:
+        """Each key's value for the part at ``path`` (None: the part is in no such directory)."""
+        found = self.values.get(path, {})
+        return {key: found.get(key) for key in self.keys}
+
+    def after(self, names: Sequence[str]) -> list[str]:
+        """The files' columns, then the keys; a key that is also a column is refused."""
+        both = [key for key in self.keys if key in names]
+        if both:
+            raise ScoringError(
+                f"{both[0]!r} is both a column of the files and a partition directory ({both[0]}=...); "
+                "score the directory below it, or export the table without the column"
+            )
+        return [*names, *self.keys]
 
 
 def part_name(path: Path, paths: Sequence[Path]) -> str:

@@ -43,6 +43,7 @@ from servekit.scoring.files import (
     Chunk,
     JsonText,
     Kind,
+    Partitions,
     ScoringError,
     check_output,
     input_kind,
@@ -108,10 +109,11 @@ class OutputFormat(Protocol):
 def open_input(source: Path) -> InputFile:
     """The file or directory ``source`` as the chunks of one table, its parts checked alike."""
     found = parts(source)
+    partitions = Partitions.of(source, found)
     kind = input_kind(found[0])
     if kind == "parquet":
-        return ParquetInput(found)
-    return JsonLinesFile(found) if kind == "jsonl" else CsvFile(found)
+        return ParquetInput(found, partitions)
+    return JsonLinesFile(found, partitions) if kind == "jsonl" else CsvFile(found, partitions)
 
 
 def output_format(

@@ -22,7 +22,7 @@ import re
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -36,6 +36,7 @@ import pyarrow as pa
 from servekit.scoring.files import (
     Chunk,
     Kind,
+    Partitions,
     ScoringError,
     copied,
     is_gzipped,
@@ -83,6 +84,7 @@ class JsonLinesFile:
     """JSON Lines files, read a chunk of lines at a time."""
 
     paths: tuple[Path, ...]
+    partitions: Partitions = field(default_factory=Partitions)
     kind: ClassVar[Kind] = "jsonl"
 
     def names(self) -> list[str]:
@@ -109,7 +111,7 @@ class JsonLinesFile:
                         keys.update(dict.fromkeys(parsed))
         if first:
             raise ScoringError("is empty: not one JSON object")
-        return tuple(keys)
+        return tuple(self.partitions.after(tuple(keys)))
 
     def copied_schema(self, kept: tuple[str, ...] | None) -> pa.Schema:
         """As Parquet, every value is text, as in a CSV file: a JSON value's type may change from
@@ -125,6 +127,7 @@ class JsonLinesFile:
         columns = tuple(self.names())
         for path in self.paths:
             part = part_name(path, self.paths) if len(self.paths) > 1 else ""
+            values = self.partitions.of_part(path)
             with naming(path, self.paths):
                 lines = _lines(path)
                 while block := list(islice(lines, chunk_rows)):
@@ -132,11 +135,10 @@ class JsonLinesFile:
                     objects = []
                     for number, line in block:
                         parsed = _parsed(number, line, part)
-                        objects.append(parsed if isinstance(parsed, dict) else {})
+                        row = {**parsed, **values} if isinstance(parsed, dict) else dict(values)
+                        objects.append(row)
                         typed.append(
-                            parsed
-                            if isinstance(parsed, str)
-                            else {k: parsed[k] for k in fields if k in parsed}
+                            parsed if isinstance(parsed, str) else {k: row[k] for k in fields if k in row}
                         )
                     size = sum(len(line) + 1 for _, line in block)
                     yield typed, JsonRows(objects, columns, size)

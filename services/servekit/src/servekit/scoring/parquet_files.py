@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from servekit.scoring.files import Chunk, Kind, ScoringError, copied, naming, part_name
+from servekit.scoring.files import Chunk, Kind, Partitions, ScoringError, copied, naming, part_name
 from servekit.scoring.reasons import reason_type
 
 
@@ -32,6 +32,7 @@ class ParquetInput:
     """Parquet files of one schema, read a chunk at a time; their footers count the rows."""
 
     paths: tuple[Path, ...]
+    partitions: Partitions = field(default_factory=Partitions)
     kind: ClassVar[Kind] = "parquet"
 
     def open(self, path: Path) -> pq.ParquetFile:
@@ -52,6 +53,12 @@ class ParquetInput:
 
     @cached_property
     def schema(self) -> pa.Schema:
+        """The files' schema, then the partition keys' columns, as text."""
+        names = self.partitions.after(self.file_schema.names)
+        return pa.schema([*self.file_schema, *((key, pa.string()) for key in names[len(self.file_schema) :])])
+
+    @cached_property
+    def file_schema(self) -> pa.Schema:
         """The first part's schema, which every part must have (their metadata aside)."""
         schema: pa.Schema = self._footers[0][0]
         for path, (found, _) in zip(self.paths[1:], self._footers[1:], strict=True):
@@ -89,15 +96,24 @@ class ParquetInput:
 
     def _batches(self, chunk_rows: int) -> Iterator[pa.RecordBatch]:
         for path in self.paths:
+            values = self.partitions.of_part(path)
             with self.open(path) as parquet, naming(path, self.paths):
                 try:
-                    yield from parquet.iter_batches(batch_size=chunk_rows)
+                    for batch in parquet.iter_batches(batch_size=chunk_rows):
+                        yield _with_values(batch, values)
                 except pa.ArrowException as exc:
                     raise ScoringError(f"not Parquet as read: {exc}") from None
 
     def chunks_left(self, first: Chunk) -> float:
         rows = sum(rows for _, rows in self._footers)
         return max(0, rows - len(first[0])) / max(len(first[0]), 1)
+
+
+def _with_values(batch: pa.RecordBatch, values: Mapping[str, str | None]) -> pa.RecordBatch:
+    """The batch with a text column per partition key, its value on every row."""
+    for key, value in values.items():
+        batch = batch.append_column(key, pa.repeat(pa.scalar(value, pa.string()), batch.num_rows))
+    return batch
 
 
 def _has_csv_text(kind: pa.DataType) -> bool:
