@@ -63,14 +63,14 @@ class JsonRows:
     def select(self, columns: Sequence[str]) -> JsonRows:
         return JsonRows(self.objects, tuple(columns), self.size)
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Each object's values for the columns, in the columns' order."""
-        return [{name: row.get(name) for name in self.columns} for row in self.objects]
+    def value_columns(self) -> dict[str, list[Any]]:
+        """Each column's values as parsed, for JSON Lines, an absent value None."""
+        return {name: [row.get(name) for row in self.objects] for name in self.columns}
 
     def text_columns(self) -> dict[str, list[str | None]]:
         """Each column's values as text, for CSV and Parquet: a string as itself, anything else
         as its JSON text (``true``, ``42``, ``{"a": 1}``), a null or absent value as None."""
-        return {name: [_text(row.get(name)) for row in self.objects] for name in self.columns}
+        return {name: [_text(value) for value in values] for name, values in self.value_columns().items()}
 
 
 def _text(value: Any) -> str | None:
@@ -228,8 +228,8 @@ class JsonLinesOutput:
         names: list[str]
         columns: list[list[Any]]
         if isinstance(copy, JsonRows):
-            names = list(copy.columns)
-            columns = [[row.get(name) for row in copy.objects] for name in names]
+            parsed = copy.value_columns()
+            names, columns = list(parsed), list(parsed.values())
         elif isinstance(copy, pa.RecordBatch):
             names, columns = copy.schema.names, [column.to_pylist() for column in copy.columns]
         else:  # CSV text: an empty cell is a null, as in Parquet
