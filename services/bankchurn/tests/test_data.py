@@ -60,3 +60,16 @@ def test_bad_files_name_the_column(raw: pd.DataFrame, tmp_path: Path, change, co
     with pytest.raises(data.DatasetError, match=column) as error:
         data.load_csv(path)
     assert words in str(error.value)
+
+
+def test_a_file_cut_short_or_naming_a_column_twice_is_refused(raw: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "cut.csv"
+    text = raw.to_csv(index=False)
+    # A copy that stopped mid-row: pandas would read the salary as 1013 and a missing label.
+    body = text.rstrip("\n")
+    path.write_text(body[: body.rindex(",") - 3])
+    with pytest.raises(data.DatasetError, match=r"line 301 has 13 cells, not the header's 14"):
+        data.load_csv(path)
+    raw.assign(Age2=raw.Age).rename(columns={"Age2": "Age"}).to_csv(path, index=False)
+    with pytest.raises(data.DatasetError, match=r"names the column 'Age' twice \(columns 7 and 15\)"):
+        data.load_csv(path)

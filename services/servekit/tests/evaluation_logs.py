@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -26,10 +25,6 @@ from servekit.replay import read_lines
 from servekit.routing import ALONE, DRAWN
 from servekit.training import parity
 from servekit.training.uncertainty import Interval
-
-
-def truth_file(text: str) -> io.StringIO:
-    return io.StringIO(text)
 
 
 def capture_line(

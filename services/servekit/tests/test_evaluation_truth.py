@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
-from evaluation_logs import (
-    truth_file,
-)
 from toy import TOY, ToyRecipe
 
 from servekit.datasets import DatasetError
@@ -13,8 +13,22 @@ from servekit.evaluation import (
     read_truth,
 )
 
+TruthFile = Callable[[str], Path]
 
-def test_the_truth_file_names_answers_by_request_and_instance() -> None:
+
+@pytest.fixture
+def truth_file(tmp_path: Path) -> TruthFile:
+    """Writes a truth file, as ``mlp evaluate --truth`` reads one."""
+
+    def written(text: str) -> Path:
+        path = tmp_path / f"truth-{len(list(tmp_path.iterdir()))}.csv"
+        path.write_text(text)
+        return path
+
+    return written
+
+
+def test_the_truth_file_names_answers_by_request_and_instance(truth_file: TruthFile) -> None:
     both = read_truth(
         truth_file("request_id,instance,y\nbatch-1,0,2.5\nbatch-1,1,3\nsingle,0,4e1\n"), TOY.recipe
     )
@@ -33,6 +47,9 @@ def test_the_truth_file_names_answers_by_request_and_instance() -> None:
         ("", "not a CSV file: EmptyDataError: No columns to parse from file"),
         ('request_id,y\n"r,1\n', "not a CSV file: ParserError: Error tokenizing data"),
         ("request_id,y\nr,1\n ,2\n", "column 'request_id': every row must name its request; line(s) 3"),
+        # pandas would read the second y as y.1 and join the first.
+        ("request_id,y,y\nr,1,0\n", "names the column 'y' twice (columns 2 and 3)"),
+        ("request_id,y\nr,1\ns\n", "line 3 has 1 cells, not the header's 2: a row cut short"),
         (
             "request_id,instance,y\nr,0,1\nr,-1,2\nr,x,3\n",
             "column 'instance': must be 0, 1, 2, ...; line(s) 3, 4",
@@ -47,13 +64,15 @@ def test_the_truth_file_names_answers_by_request_and_instance() -> None:
         ),
     ],
 )
-def test_a_bad_truth_file_names_its_column_and_lines(text: str, message: str) -> None:
+def test_a_bad_truth_file_names_its_column_and_lines(truth_file: TruthFile, text: str, message: str) -> None:
     with pytest.raises(DatasetError) as raised:
         read_truth(truth_file(text), TOY.recipe)
     assert message in str(raised.value)
 
 
-def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_labels_are_written() -> None:
+def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_labels_are_written(
+    truth_file: TruthFile,
+) -> None:
     class Binary(ToyRecipe):
         task = "binary"
 

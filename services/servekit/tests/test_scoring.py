@@ -230,6 +230,14 @@ def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyM
     ("content", "problem"),
     [
         (b"x,color\n3,red\n4,blue,extra,more\n", "not CSV as read: .*Expected 2 fields in line 3, saw 4"),
+        # pandas would fill the missing cells and score the row: the last line of an interrupted
+        # copy, its number cut short.
+        (b"x,color,note\n3,red,a\n\n   \n4,blue\n", "line 5 has 2 cells, not the header's 3: a row cut"),
+        (b"x,color,note\n3,red,a\n41", "line 3 has 1 cells, not the header's 3: a row cut short"),
+        # pandas would read the first column as an index and every value one column to the right.
+        (b"x,color\n0,3,red\n1,4,blue\n", "line 2 has 3 cells, not the header's 2: a comma too many"),
+        # pandas would read the second as color.1 and score the first.
+        (b"x,color,note,color\n3,red,a,blue\n", "names the column 'color' twice \\(columns 2 and 4\\)"),
         ("x,color\n3,r\xe9d\n".encode("latin-1"), r"not UTF-8 text \(byte 11: invalid continuation byte\)"),
         (b"", "is empty: not even a header"),
     ],

@@ -234,7 +234,16 @@ def test_a_file_that_is_not_parquet_or_has_no_rows_is_refused_and_leaves_no_outp
     no_x = parquet(tmp_path / "no_x.parquet", TABLE.drop_columns(["x"]))
     with pytest.raises(ScoringError, match="no column 'x': toy needs x, color, note"):
         score_file(TOY, model, no_x, tmp_path / "out.parquet")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.parquet", "garbage.parquet", "no_x.parquet"]
+    # Arrow keeps both columns of one name: which one a field would be read from is a guess.
+    twice = parquet(tmp_path / "twice.parquet", TABLE.append_column("x", pa.array([7] * TABLE.num_rows)))
+    with pytest.raises(ScoringError, match=r"names the column 'x' twice \(columns 2 and 7\)"):
+        score_file(TOY, model, twice, tmp_path / "out.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "empty.parquet",
+        "garbage.parquet",
+        "no_x.parquet",
+        "twice.parquet",
+    ]
 
 
 def test_a_parquet_file_counts_its_rows_and_a_csv_file_is_foreseen_from_its_size(tmp_path: Path) -> None:

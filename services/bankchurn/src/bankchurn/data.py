@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from servekit.datasets import DatasetError
+from servekit.datasets import DatasetError, read_csv
 
 TARGET = "Exited"
 IDENTIFIERS = ("RowNumber", "CustomerId", "Surname")
@@ -67,7 +67,7 @@ ALLOWED = {"Geography": GEOGRAPHIES, "Gender": GENDERS}
 
 def load_csv(path: Path) -> pd.DataFrame:
     """Read and validate a file with the real ``Churn_Modelling.csv`` schema."""
-    return validate_frame(pd.read_csv(path))
+    return validate_frame(read_csv(path))
 
 
 def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from servekit.datasets import DatasetError
+from servekit.datasets import DatasetError, read_csv
 
 # --------------------------------------------------------------------------- schema
 
@@ -304,10 +304,7 @@ def load_csv(path: str | Path) -> pd.DataFrame:
     own NA guessing would hide them). Raises ``DatasetError`` for a missing request field
     or target column and for unparseable values; ``FileNotFoundError`` passes through.
     """
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        raise DatasetError(f"{path}: empty file, no columns") from exc
+    raw = read_csv(path, dtype=str, keep_default_na=False)
     require_columns(raw, (*FEATURES, TARGET))
     return coerce_types(raw)
 

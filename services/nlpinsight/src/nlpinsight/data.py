@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from servekit.datasets import DatasetError
+from servekit.datasets import DatasetError, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def load_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     are dropped with a logged count (see :func:`validate_frame`); everything else
     that does not fit raises :class:`DatasetError`.
     """
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_csv(path, dtype=str, keep_default_na=False)
     return validate_frame(raw)
 
 

@@ -3,12 +3,16 @@ real data sets live, and the rule for tests that need them."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from servekit.csv_shape import shape_problem
+from servekit.loading import one_line
 
 #: ``../shared/datasets`` beside the repository (the CI layout), overridable.
 SHARED = Path(
@@ -21,6 +25,20 @@ class DatasetError(ValueError):
 
     ``mlp train --data`` reports it in one line (exit status 2), not as a traceback.
     """
+
+
+def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
+    """``pd.read_csv``, with what it cannot read, and what it would read wrongly and say nothing
+    of (``csv_shape``: a column named twice, a row of the wrong length), as a DatasetError naming
+    the line or the column. A missing file is FileNotFoundError, as it is."""
+    try:
+        frame: pd.DataFrame = pd.read_csv(path, **options)
+        problem = shape_problem(Path(path))
+    except (ValueError, csv.Error) as exc:  # pandas' ParserError and EmptyDataError, a bad byte
+        raise DatasetError(f"not a CSV file: {one_line(exc)}") from None
+    if problem:
+        raise DatasetError(problem)
+    return frame
 
 
 def shared_file(*parts: str) -> Path:

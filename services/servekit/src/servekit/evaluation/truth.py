@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.datasets import DatasetError, refuse_lines
-from servekit.loading import one_line
+from servekit.datasets import DatasetError, read_csv, refuse_lines
 from servekit.training.recipe import TrainingRecipe
 
 REQUEST_COLUMN = "request_id"
@@ -25,10 +24,7 @@ def read_truth(path: Path | str, recipe: TrainingRecipe) -> dict[Key, Any]:
     requests, ``instance`` (0 when absent: a single prediction). Every cell is read as written:
     no value is guessed missing, so a request id ``NA`` is an id.
     """
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
-        raise DatasetError(f"not a CSV file: {one_line(exc)}") from None
+    frame = read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in (REQUEST_COLUMN, recipe.target) if c not in frame.columns]
     if missing:
         raise DatasetError(f"missing column(s): {', '.join(missing)}")

@@ -23,6 +23,8 @@ from urllib.parse import unquote
 
 import pandas as pd
 
+from servekit.csv_shape import repeated_name
+
 #: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
 Chunk = tuple[pd.DataFrame | list[Any], Any]
 Kind = Literal["csv", "parquet", "jsonl"]
@@ -165,6 +167,13 @@ def part_name(path: Path, paths: Sequence[Path]) -> str:
     if len(paths) == 1:
         return path.name
     return path.relative_to(os.path.commonpath(paths)).as_posix()
+
+
+def check_named_once(names: Sequence[str]) -> None:
+    """A column named twice is refused (``csv_shape.repeated_name``): Arrow keeps both."""
+    problem = repeated_name(names)
+    if problem:
+        raise ScoringError(problem)
 
 
 def check_output(source: Path, output: Path) -> None:

@@ -23,7 +23,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from servekit.scoring.files import Chunk, Kind, Partitions, ScoringError, copied, naming, part_name
+from servekit.scoring.files import (
+    Chunk,
+    Kind,
+    Partitions,
+    ScoringError,
+    check_named_once,
+    copied,
+    naming,
+    part_name,
+)
 from servekit.scoring.reasons import reason_type
 
 
@@ -61,6 +70,8 @@ class ParquetInput:
     def file_schema(self) -> pa.Schema:
         """The first part's schema, which every part must have (their metadata aside)."""
         schema: pa.Schema = self._footers[0][0]
+        with naming(self.paths[0], self.paths):
+            check_named_once(schema.names)
         for path, (found, _) in zip(self.paths[1:], self._footers[1:], strict=True):
             if not found.equals(schema, check_metadata=False):
                 raise ScoringError(

@@ -1,0 +1,90 @@
+"""The shape of a CSV file, which pandas does not check: a header naming a column twice, and a row
+with more or fewer cells than the header.
+
+pandas reads each of them without a word and wrongly:
+
+- a column named twice is renamed (``Age``, ``Age.1``), and the first is the one read;
+- a row cut short is filled with empty cells: the last line of a copy that stopped mid-row
+  (``...,1,1,1013``) would be read with a wrong number and a missing cell;
+- a first row one cell longer than the header makes the first column an index, and every value
+  moves one column to the right.
+
+Training data, truth files and files to score are checked with Python's own CSV reader, which
+agrees with pandas on what a row is (quotes, line ends inside quotes, blank lines skipped) and
+reports each row's cells as they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+#: utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise become
+#: part of the first column's name.
+CSV_ENCODING = "utf-8-sig"
+
+#: Each row as read: the line it ends on (counted from 1, the header's) and its cells.
+Row = tuple[int, list[str]]
+
+
+@contextmanager
+def csv_rows(path: Path) -> Iterator[Iterator[Row]]:
+    """The file's rows, the header first, gzip-decompressed when named ``.gz``, without the blank
+    rows pandas skips (a line of nothing or of spaces)."""
+    # pandas has no limit on a cell's size (the reader's default is 128 KiB): a file it reads
+    # must not be refused by this one.
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    gzipped = path.suffix.lower() == ".gz"
+    with (
+        gzip.open(path, "rt", encoding=CSV_ENCODING, newline="")
+        if gzipped
+        else path.open(encoding=CSV_ENCODING, newline="")
+    ) as handle:
+        reader = csv.reader(handle)
+        yield (
+            (reader.line_num, cells)
+            for cells in reader
+            if cells and not (len(cells) == 1 and not cells[0].strip())
+        )
+
+
+def repeated_name(names: Sequence[str]) -> str | None:
+    """What is wrong with a header that names a column twice, or None. Empty names may repeat: a
+    spreadsheet's trailing empty columns have none, and no one reads them by name."""
+    first: dict[str, int] = {}
+    for number, name in enumerate(names, start=1):
+        if name and name in first:
+            return (
+                f"names the column {name!r} twice (columns {first[name]} and {number}); which one "
+                "is meant would be a guess, so rename or drop one"
+            )
+        first.setdefault(name, number)
+    return None
+
+
+def width_problem(rows: Iterable[Row], width: int) -> str | None:
+    """What is wrong with the first of ``rows`` whose cells are not ``width``, or None."""
+    for line, cells in rows:
+        if len(cells) < width:
+            return (
+                f"line {line} has {len(cells)} cells, not the header's {width}: a row cut short "
+                "(a copy that stopped mid-row?) would be read with empty cells; fix or drop the line"
+            )
+        if len(cells) > width:
+            return (
+                f"line {line} has {len(cells)} cells, not the header's {width}: a comma too many "
+                "or a column with no name in the header; fix or drop the line"
+            )
+    return None
+
+
+def shape_problem(path: Path) -> str | None:
+    """What is wrong with the whole file's shape, or None (also for a file with no header)."""
+    with csv_rows(path) as rows:
+        header = next(rows, None)
+        if header is None:
+            return None
+        return repeated_name(header[1]) or width_problem(rows, len(header[1]))
