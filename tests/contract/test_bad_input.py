@@ -77,6 +77,16 @@ def cases_for(name: str) -> list[Case]:
             "given more than once",
         ),
         Case("empty-batch", "/predict/batch", _dumps({"instances": []}), 422, "instances"),
+        # A misspelt option would otherwise be ignored: an answer without the explanation asked for.
+        Case("unknown-query-parameter", "/predict?explian=true", _dumps(example), 422, "query.explian"),
+        Case(
+            "query-parameter-twice",
+            "/predict/batch?reasons=3&reasons=0",
+            _dumps({"instances": [example]}),
+            422,
+            "query.reasons",
+            "given 2 times",
+        ),
         Case(
             "batch-over-limit", "/predict/batch", _dumps({"instances": [example] * (MAX_BATCH + 1)}), 413, ""
         ),

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter
 
@@ -49,6 +49,7 @@ from servekit.rest.errors import install_error_handlers
 from servekit.rest.open_inference import add_open_inference_routes
 from servekit.rest.openapi import ROUTING_PARAMETERS, json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
+from servekit.rest.query import only_parameters
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.security_headers import SecurityHeadersMiddleware
@@ -84,6 +85,8 @@ REASONS_QUERY = Query(
         "own numbers, which it adds only with explain=true)"
     ),
 )
+#: explain and reasons, each once: any other parameter is refused rather than ignored.
+PREDICTION_QUERY = Depends(only_parameters("explain", "reasons"))
 CARD_VARIANT_QUERY = Query(STABLE, description="The served model's card, or (during a rollout) the canary's")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -388,6 +391,7 @@ def create_app(
         response_model=schemas.prediction_response(spec.response, spec.model.keeps_training_ranges),
         responses=ERROR_RESPONSES,
         openapi_extra={**json_body(instance_model), "parameters": ROUTING_PARAMETERS},
+        dependencies=[PREDICTION_QUERY],
     )
     async def predict(
         request: Request, explain: bool = EXPLAIN_QUERY, reasons: int = REASONS_QUERY
@@ -407,6 +411,7 @@ def create_app(
         response_model=schemas.batch_response(spec.response, spec.model.keeps_training_ranges),
         responses=ERROR_RESPONSES,
         openapi_extra={**json_body(batch_model), "parameters": ROUTING_PARAMETERS},
+        dependencies=[PREDICTION_QUERY],
     )
     async def predict_batch(
         request: Request, explain: bool = EXPLAIN_QUERY, reasons: int = REASONS_QUERY

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import Scope
 
@@ -29,6 +29,7 @@ from servekit.inference import model_ref
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
 from servekit.rest.openapi import ROUTING_PARAMETERS, json_body
+from servekit.rest.query import only_parameters
 from servekit.rest.request_id import request_id_of
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import timings_of
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 PREFIX = "/v2"
 TAG = "Open Inference Protocol (V2)"
+#: The protocol's options are the body's parameters: a query string is refused, not ignored.
+NO_QUERY = Depends(only_parameters(instead="the protocol's options are the body's parameters"))
 
 
 def route_path(scope: Scope) -> str:
@@ -195,4 +198,5 @@ def add_open_inference_routes(
             response_model=InferenceResponse,
             responses=errors,
             openapi_extra={**json_body(InferenceRequest, example), "parameters": ROUTING_PARAMETERS},
+            dependencies=[NO_QUERY],
         )

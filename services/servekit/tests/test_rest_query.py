@@ -1,0 +1,43 @@
+"""A prediction endpoint's query string, as strict as its body: an unknown parameter or one given
+twice is a 422 naming it, never an answer to a question the caller did not mean to ask."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+ROW = {"x": 3.0, "color": "red"}
+INFER = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [3.0]}]}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_a_misspelt_parameter_is_refused_rather_than_ignored(toy_client: TestClient, path: str) -> None:
+    body = ROW if path == "/predict" else {"instances": [ROW]}
+    response = toy_client.post(f"{path}?explian=true", json=body)
+    assert response.status_code == 422
+    assert response.json()["fields"] == [
+        {"field": "query.explian", "problem": "not a parameter of this endpoint; it takes explain, reasons"}
+    ]
+    # Asked once each, the two it takes answer as ever.
+    answered = toy_client.post(f"{path}?explain=true&reasons=1", json=body)
+    assert answered.status_code == 200, answered.text
+
+
+def test_a_parameter_given_twice_is_refused_rather_than_the_last_kept(toy_client: TestClient) -> None:
+    response = toy_client.post("/predict?reasons=3&reasons=0&explain=true&explain=false&cb=1", json=ROW)
+    assert response.status_code == 422
+    assert response.json()["fields"] == [
+        {"field": "query.reasons", "problem": "given 2 times; send it once"},
+        {"field": "query.explain", "problem": "given 2 times; send it once"},
+        {"field": "query.cb", "problem": "not a parameter of this endpoint; it takes explain, reasons"},
+    ]
+    assert response.json()["message"].startswith("3 problems: query.reasons: given 2 times")
+
+
+def test_the_open_inference_endpoint_takes_its_options_in_the_body(toy_client: TestClient) -> None:
+    response = toy_client.post("/v2/models/toy/infer?explain=true", json=INFER)
+    assert response.status_code == 422
+    assert response.json()["error"] == (
+        "1 problem: query.explain: not a parameter of this endpoint; it takes none: "
+        "the protocol's options are the body's parameters"
+    )
