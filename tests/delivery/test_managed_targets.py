@@ -194,6 +194,22 @@ def test_sagemaker_csv_and_media_type_errors(target: Target) -> None:
             target.invoke(f"{','.join(map(str, target.rows[0].values()))}\n", f"text/csv; reasons={reasons}")
         assert caught.value.status_code == 422, reasons
         assert json.loads(caught.value.message)["fields"][0]["field"] == "content_type.reasons"
+    # A misspelt option, a flag that is neither true nor false and a charset the body is not
+    # decoded with are refused, where they used to be ignored or read as false.
+    fields = list(target.spec.request.model_fields)
+    row = ",".join("" if target.rows[0][f] is None else str(target.rows[0][f]) for f in fields) + "\n"
+    for content_type, field, problem in (
+        ("text/csv; explian=true", "content_type.explian", "not an option; the options are explain, reasons"),
+        ("text/csv; explain=maybe", "content_type.explain", "'maybe' is not true or false"),
+        ("text/csv; charset=latin-1", "content_type.charset", "'latin-1' is not supported; send UTF-8"),
+    ):
+        with pytest.raises(sagemaker.InvalidRequest) as caught:
+            target.invoke(row, content_type)
+        assert caught.value.status_code == 422, content_type
+        assert json.loads(caught.value.message)["fields"] == [{"field": field, "problem": problem}]
+    # The media type's own parameters are taken, and a flag's words in any case.
+    answered = target.invoke(row, "text/csv; charset=UTF-8; header=absent; explain=YES")
+    assert "explanation" in json.loads(answered)["predictions"][0]
     with pytest.raises(sagemaker.InvalidRequest) as caught:
         target.invoke(b"x", "application/x-npy")
     assert caught.value.status_code == 415
@@ -210,11 +226,15 @@ def test_vertex_bad_input_is_an_http_4xx(target: Target) -> None:
         {"instances": [row], "parameters": {"explain": 1}},
         {"instances": [row], "parameters": {"reasons": 1.5}},
         {"instances": [row], "parameters": {"reasons": 99}},
+        {"instances": [row], "parameters": {"explian": True}},
     ):
         with pytest.raises(HTTPException) as caught:
             target.vertex.preprocess(request)
         assert caught.value.status_code == 422
         assert caught.value.detail["error"] == "invalid_request"
+    assert caught.value.detail["fields"] == [
+        {"field": "parameters.explian", "problem": "not an option; the options are explain, reasons"}
+    ]
 
 
 def test_package_layout_and_pins(target: Target) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from servekit.reasons import principal_reasons
+from servekit.reasons import MAX_REASONS, principal_reasons, reasons_problem
 
 
 def test_the_strongest_inputs_either_way_come_first_each_with_its_value() -> None:
@@ -20,4 +20,11 @@ def test_the_strongest_inputs_either_way_come_first_each_with_its_value() -> Non
     # No more reasons than the model has inputs.
     assert principal_reasons({"text": 1.5}, {"text": "up"}, 2) == [
         {"field": "text", "value": "up", "contribution": 1.5}
+    ]
+
+
+def test_a_count_of_reasons_is_a_json_integer_from_0_to_the_limit() -> None:
+    assert [reasons_problem(count) for count in (0, 3, MAX_REASONS)] == [None, None, None]
+    assert [reasons_problem(bad) for bad in (-1, MAX_REASONS + 1, 1.5, "3", True, None)] == [
+        f"{bad!r} is not an integer from 0 to 50" for bad in (-1, 51, 1.5, "3", True, None)
     ]

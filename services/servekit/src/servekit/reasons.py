@@ -18,6 +18,16 @@ MAX_REASONS = 50
 
 #: The answer's field that lists them.
 REASONS_FIELD = "reasons"
+
+
+def reasons_problem(value: object) -> str | None:
+    """What is wrong with a count of reasons sent as a JSON value, or None. Every transport but
+    the query string (whose parser words its own) refuses a bad count with these words."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REASONS:
+        return None
+    return f"{value!r} is not an integer from 0 to {MAX_REASONS}"
+
+
 #: Each reason's parts, in the order a reader wants them.
 REASON_PARTS = ("field", "value", "contribution")
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from servekit.errors import FieldProblem, invalid_fields, location, problem_text
 from servekit.inference import batch_adapter, check_batch_size, encode_json, validate_json
 from servekit.model import OUTSIDE_TRAINING, Record
-from servekit.reasons import MAX_REASONS, REASONS_FIELD
+from servekit.reasons import MAX_REASONS, REASONS_FIELD, reasons_problem
 
 if TYPE_CHECKING:
     from servekit.spec import ServiceSpec
@@ -302,9 +302,10 @@ def _flag(parameters: dict[str, Any] | None, name: str, where: str, problems: li
 def _count(parameters: dict[str, Any] | None, name: str, where: str, problems: list[FieldProblem]) -> int:
     """A count parameter from 0 to MAX_REASONS (0 when absent); anything else is a problem."""
     value = (parameters or {}).get(name, 0)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_REASONS:
-        return value
-    problems.append(FieldProblem(f"{where}.{name}", f"{value!r} is not an integer from 0 to {MAX_REASONS}"))
+    problem = reasons_problem(value)
+    if problem is None:
+        return int(value)
+    problems.append(FieldProblem(f"{where}.{name}", problem))
     return 0
 
 

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import TypeAdapter
 
@@ -16,7 +16,7 @@ from servekit.errors import invalid_field
 from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model
 from servekit.loading import read_model_dir
 from servekit.model import ModelArtifact, Record, ServedModel
-from servekit.reasons import MAX_REASONS
+from servekit.reasons import reasons_problem
 from servekit.runtime import warm_up
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
@@ -59,15 +59,24 @@ class Asked:
     explain: bool = False
     reasons: int = 0
 
+    #: The options a request may give, and none other: a misspelt one is refused, not ignored.
+    OPTIONS: ClassVar[tuple[str, ...]] = ("explain", "reasons")
+
     @classmethod
     def of(cls, options: Mapping[str, Any], where: str = "") -> Asked:
         """From JSON ``options`` (``explain``: a boolean, ``reasons``: an integer 0 to
-        MAX_REASONS); a 422 naming ``<where>.<option>`` when either is not."""
+        MAX_REASONS); a 422 naming ``<where><option>`` when either is not, or for another option."""
+        for name in options:
+            if name not in cls.OPTIONS:
+                raise invalid_field(
+                    f"{where}{name}", f"not an option; the options are {', '.join(cls.OPTIONS)}"
+                )
         explain, reasons = options.get("explain", False), options.get("reasons", 0)
         if not isinstance(explain, bool):
-            raise invalid_field(f"{where}explain", "Input should be a valid boolean")
-        if not isinstance(reasons, int) or isinstance(reasons, bool) or not 0 <= reasons <= MAX_REASONS:
-            raise invalid_field(f"{where}reasons", f"Input should be an integer from 0 to {MAX_REASONS}")
+            raise invalid_field(f"{where}explain", f"{explain!r} is not true or false")
+        problem = reasons_problem(reasons)
+        if problem:
+            raise invalid_field(f"{where}reasons", problem)
         return cls(explain, reasons)
 
 

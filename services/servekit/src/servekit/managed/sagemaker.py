@@ -45,6 +45,10 @@ from servekit.model import Record
 
 JSON = "application/json"
 CSV = "text/csv"
+#: The CSV media type's own parameters (RFC 4180's charset, RFC 7111's header), beside the options.
+CSV_OWN_PARAMETERS = ("charset", "header")
+CSV_CHARSETS = ("utf-8", "utf8", "us-ascii")
+WORDS_OF_A_FLAG = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _toolkit_error() -> type[Exception]:
@@ -153,12 +157,18 @@ def _validated(model: LoadedModel, envelope: dict[str, Any]) -> list[Record]:
 
 
 def _csv_asked(params: dict[str, str]) -> Asked:
-    """A media type's parameters are text: ``explain=true`` (or 1, yes) and ``reasons=3``."""
-    explain = params.get("explain", "false").lower() in ("1", "true", "yes")
-    reasons: int | str = params.get("reasons", "0")
-    with contextlib.suppress(ValueError):  # else refused by Asked.of as not an integer
-        reasons = int(reasons)
-    return Asked.of({"explain": explain, "reasons": reasons}, "content_type.")
+    """A media type's parameters are text: ``explain=true`` (or 1, yes; false, 0, no) and
+    ``reasons=3``, beside the CSV media type's own ``charset`` (UTF-8) and ``header``."""
+    charset = params.get("charset", "utf-8").lower()
+    if charset not in CSV_CHARSETS:
+        raise invalid_field("content_type.charset", f"{charset!r} is not supported; send UTF-8")
+    options: dict[str, Any] = {key: text for key, text in params.items() if key not in CSV_OWN_PARAMETERS}
+    if "explain" in options:
+        options["explain"] = WORDS_OF_A_FLAG.get(options["explain"].lower(), options["explain"])
+    if "reasons" in options:
+        with contextlib.suppress(ValueError):  # else refused by Asked.of as not an integer
+            options["reasons"] = int(options["reasons"])
+    return Asked.of(options, "content_type.")
 
 
 def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
