@@ -409,6 +409,17 @@ def test_a_partition_key_that_is_also_a_column_is_refused(model: ToyModel, tmp_p
     assert not (tmp_path / "scores.csv").exists()
 
 
+def test_a_partition_key_twice_in_one_path_is_refused(model: ToyModel, tmp_path: Path) -> None:
+    export = tmp_path / "export" / "dt=2026-11-01" / "dt=2026-11-02"
+    export.mkdir(parents=True)
+    TABLE.to_pandas().to_csv(export / "part-0.csv", index=False)
+    with pytest.raises(
+        ScoringError, match=r"^dt=2026-11-01/dt=2026-11-02/part-0.csv names the partition 'dt' twice"
+    ):
+        score_file(TOY, model, tmp_path / "export", tmp_path / "scores.csv")
+    assert not (tmp_path / "scores.csv").exists()
+
+
 def test_parquet_parts_named_with_no_suffix_are_known_by_their_first_bytes(
     model: ToyModel, tmp_path: Path
 ) -> None:

@@ -142,6 +142,11 @@ class Partitions:
                 key, equals, value = directory.partition("=")
                 if equals and key:
                     key = unquote(key)
+                    if key in found:
+                        raise ScoringError(
+                            f"{path.relative_to(source).as_posix()} names the partition {key!r} twice; "
+                            "which of its values is meant would be a guess"
+                        )
                     found[key] = None if value == HIVE_NULL else unquote(value)
                     keys[key] = None
         return cls(tuple(keys), values)
