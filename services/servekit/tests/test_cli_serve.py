@@ -49,3 +49,24 @@ def test_package_sagemaker_is_a_command() -> None:
     assert args.func is serving.cmd_package_sagemaker
     assert str(args.output) == "out.tar.gz"
     assert args.model_uri is None
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_serve_warns_of_each_variable_of_its_prefix_no_setting_reads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+    from toy import TOY
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(cli.registry, "local_port", lambda spec: 18999)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)  # built, not served
+    monkeypatch.setenv("TOY_CAPTURE_PERCENTT", "5")
+    monkeypatch.setenv("TOY_SERVICE_HOST", "10.0.0.7")  # Kubernetes' service link: no warning
+    assert cli.main(["serve", "toy"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "servekit.settings" in line]
+    assert len(warned) == 1, warned
+    assert warned[0].endswith(
+        "TOY_CAPTURE_PERCENTT is not a setting and is ignored; did you mean TOY_CAPTURE_PERCENT?"
+    )
+    assert "WARNING" in warned[0]

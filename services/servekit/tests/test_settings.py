@@ -6,7 +6,7 @@ import pytest
 from toy import TOY
 
 from servekit import cli
-from servekit.settings import SettingsError, load_settings
+from servekit.settings import SettingsError, load_settings, unknown_variables
 
 
 def test_prefixed_variables_configure_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,3 +98,26 @@ def test_cors_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch
     settings = load_settings("toy")
     assert settings.cors_origins() == ("https://risk.example.com", "http://localhost:3000")
     assert settings.cors_allow_origins == "https://risk.example.com,http://localhost:3000"
+
+
+def test_a_variable_of_the_prefix_no_setting_reads_is_named_with_the_setting_it_resembles() -> None:
+    environ = {
+        "TOY_CAPTURE_PERCENTT": "5",
+        "TOY_MODELURI": "models:/toy@champion",
+        "TOY_COLOUR": "red",
+        "TOY_MAX_BATCH_SIZE": "3",  # a setting
+        "MODEL_URI": "models:/toy/1",  # read without the prefix
+        "OTHER_CAPTURE_PERCENTT": "5",  # another service's
+        # What Kubernetes sets for a Service named toy (service links)
+        "TOY_SERVICE_HOST": "10.0.0.7",
+        "TOY_SERVICE_PORT": "80",
+        "TOY_SERVICE_PORT_HTTP": "80",
+        "TOY_PORT": "tcp://10.0.0.7:80",
+        "TOY_PORT_80_TCP_ADDR": "10.0.0.7",
+    }
+    assert unknown_variables("toy", environ) == [
+        "TOY_CAPTURE_PERCENTT is not a setting and is ignored; did you mean TOY_CAPTURE_PERCENT?",
+        "TOY_COLOUR is not a setting and is ignored",
+        "TOY_MODELURI is not a setting and is ignored; did you mean TOY_MODEL_URI?",
+    ]
+    assert unknown_variables("toy", {"TOY_MAX_BATCH_SIZE": "3"}) == []

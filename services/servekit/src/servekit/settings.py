@@ -9,8 +9,10 @@ services side by side.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Any, Literal
 
@@ -286,6 +288,34 @@ def variable_name(prefix: str, location: tuple[int | str, ...]) -> str:
     # An aliased field's errors name its prefixed form even when the value came unprefixed.
     unprefixed = field in UNPREFIXED and f"{prefix}{field}" not in os.environ
     return field if unprefixed else f"{prefix}{field}"
+
+
+#: What Kubernetes sets for a Service named as the service is, in every pod of its namespace
+#: that does not set ``enableServiceLinks: false`` (``BANKCHURN_SERVICE_HOST``,
+#: ``BANKCHURN_PORT_8000_TCP_ADDR``): not settings, and not misspelt ones.
+SERVICE_LINK = re.compile(r"SERVICE_HOST|SERVICE_PORT(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_\w+)?)?")
+
+
+def unknown_variables(service: str, environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Each variable with the service's prefix that no setting reads, named with the setting it
+    most resembles: pydantic-settings ignores it, so ``BANKCHURN_CAPTURE_PERCENTT=5`` in a
+    ConfigMap would capture nothing and say nothing.
+
+    ``mlp serve`` logs them as warnings rather than refusing to start: a ConfigMap may name a
+    setting a newer image reads, and a rollback to the older image must still start.
+    """
+    prefix = f"{service.upper()}_"
+    known = environment_variables(service)
+    settings = sorted(name.removeprefix(prefix) for name in known if name.startswith(prefix))
+    unknown = []
+    for name in sorted(environ):
+        if not name.startswith(prefix) or name in known or SERVICE_LINK.fullmatch(name.removeprefix(prefix)):
+            continue
+        # Compared without the prefix every name shares, which would make any two look alike.
+        close = difflib.get_close_matches(name.removeprefix(prefix), settings, n=1)
+        hint = f"; did you mean {prefix}{close[0]}?" if close else ""
+        unknown.append(f"{name} is not a setting and is ignored{hint}")
+    return unknown
 
 
 def environment_variables(service: str) -> frozenset[str]:

@@ -4,6 +4,7 @@ listed."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,7 +39,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from servekit.logs import configure_logging
     from servekit.rest import create_app
-    from servekit.settings import load_settings
+    from servekit.settings import load_settings, unknown_variables
 
     spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
@@ -48,6 +49,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         spec.name,
         google_cloud_project=settings.google_cloud_project,
     )
+    for unknown in unknown_variables(spec.name):
+        logging.getLogger("servekit.settings").warning(unknown)
     app = create_app(spec, settings, grpc_host=args.host)
     handler.meter = app.state.metrics.count_log_line
     # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
