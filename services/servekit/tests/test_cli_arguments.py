@@ -26,7 +26,18 @@ from servekit import cli
         ),
         (
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--reasons", "0"],
-            "argument --reasons: '0' is not a positive whole number",
+            "argument --reasons: '0' is not a whole number from 1 to 50",
+        ),
+        (
+            ["score", "bankchurn", "in.csv", "--output", "out.csv", "--reasons", "51"],
+            "argument --reasons: '51' is not a whole number from 1 to 50",
+        ),
+        # A version the registry cannot parse came back from it as a traceback.
+        (["promote", "bankchurn", "abc"], "argument version: 'abc' is not a registered version's number"),
+        (["canary", "bankchurn", "v2"], "argument version: 'v2' is not a registered version's number"),
+        (
+            ["rollout", "bankchurn", "0", "--prometheus", "http://p"],
+            "argument version: '0' is not a registered version's number",
         ),
         (
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--keep", "CustomerId,,Surname"],

@@ -223,6 +223,9 @@ def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyM
     source = write(tmp_path / "in.csv", ROWS)
     with pytest.raises(ScoringError, match="is the input file"):
         score_file(TOY, model, source, source)
+    # Found missing once the rows were scored, it was a traceback at the end of the run.
+    with pytest.raises(ScoringError, match=r"out.csv: no directory .*/missing to write the scores in"):
+        score_file(TOY, model, source, tmp_path / "missing" / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "no_x.csv"]
 
 

@@ -28,6 +28,23 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def registry_version(text: str) -> str:
+    """A registered version's number, as the registry names it ("3"): anything else would reach
+    the registry and come back as a traceback."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a registered version's number (1, 2, ...)")
+    return str(int(text))
+
+
+def reasons_count(text: str) -> int:
+    """``--reasons``: 1 to MAX_REASONS, the bound of ``?reasons=`` on the API."""
+    from servekit.reasons import MAX_REASONS
+
+    if not text.isdigit() or not 1 <= int(text) <= MAX_REASONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_REASONS}")
+    return int(text)
+
+
 def non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")

@@ -13,6 +13,7 @@ from servekit.cli.common import (
     UsageError,
     positive_int,
     ramp_shares,
+    registry_version,
     resolve_tracking_uri,
     share_percent,
 )
@@ -110,7 +111,7 @@ def add_commands(commands: Commands) -> None:
 
     promote = commands.add_parser("promote", help="set the champion alias to VERSION by hand")
     promote.add_argument("service")
-    promote.add_argument("version")
+    promote.add_argument("version", type=registry_version)
     promote.add_argument("--tracking-uri")
     promote.set_defaults(func=cmd_promote)
 
@@ -119,7 +120,7 @@ def add_commands(commands: Commands) -> None:
     )
     canary.add_argument("service")
     which = canary.add_mutually_exclusive_group(required=True)
-    which.add_argument("version", nargs="?")
+    which.add_argument("version", nargs="?", type=registry_version)
     which.add_argument("--end", action="store_true", help="point canary at the champion's version")
     canary.add_argument(
         "--percent",
@@ -135,7 +136,7 @@ def add_commands(commands: Commands) -> None:
         help="start VERSION as the canary and promote it, or roll it back, on what Prometheus sees",
     )
     roll.add_argument("service")
-    roll.add_argument("version")
+    roll.add_argument("version", type=registry_version)
     roll.add_argument("--prometheus", required=True, help="base URL of the Prometheus scraping the pods")
     roll.add_argument("--match", default="", help='extra label matchers, e.g. namespace="ml-platform"')
     roll.add_argument("--interval", type=float, default=60.0, help="seconds between readings (default 60)")

@@ -12,6 +12,7 @@ from servekit import registry
 from servekit.cli.common import (
     UsageError,
     positive_int,
+    reasons_count,
     resolve_tracking_uri,
 )
 
@@ -148,7 +149,7 @@ def add_commands(commands: Commands) -> None:
     score.add_argument("--explain", action="store_true", help="add each row's explanation (JSON)")
     score.add_argument(
         "--reasons",
-        type=positive_int,
+        type=reasons_count,
         default=0,
         metavar="N",
         help="add each row's N inputs with the largest SHAP contribution either way, strongest first: "

@@ -182,7 +182,11 @@ def check_named_once(names: Sequence[str]) -> None:
 
 
 def check_output(source: Path, output: Path) -> None:
-    """Scores are written neither over the input nor where they would be read as one of its parts."""
+    """Scores are written neither over the input nor where they would be read as one of its parts,
+    and into a directory that is there: found missing once the rows were scored, it was a
+    traceback at the end of the run."""
+    if not output.parent.is_dir():
+        raise ScoringError(f"{output}: no directory {output.parent} to write the scores in")
     if source.resolve() == output.resolve():
         raise ScoringError(f"{output} is the input file; write the scores elsewhere")
     if source.is_dir() and output.resolve().is_relative_to(source.resolve()):
