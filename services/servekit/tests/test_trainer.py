@@ -1,11 +1,17 @@
-"""``to_records``: a frame as the Python values a request's JSON would give, gaps as None."""
+"""``to_records``: a frame as the Python values a request's JSON would give, gaps as None; ``split``:
+rows that cannot be split are a DatasetError."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
+import pytest
+from toy import TOY, ToyRecipe
 
-from servekit.training.trainer import to_records
+from servekit.datasets import DatasetError
+from servekit.training.trainer import split, to_records
 
 FRAME = pd.DataFrame(
     {
@@ -36,3 +42,16 @@ def test_a_column_arrow_cannot_type_is_made_records_by_pandas_alike() -> None:
     records = to_records(mixed)
     assert records == [{**row, "code": code} for row, code in zip(EXPECTED, [42, "forty"], strict=True)]
     assert [type(value) for value in records[0].values()] == [int, float, str, str, bool, int]
+
+
+def test_rows_too_few_or_of_one_class_to_split_are_a_dataset_error_not_a_traceback() -> None:
+    class Binary(ToyRecipe):
+        task = "binary"
+
+    spec = dataclasses.replace(TOY, recipe=Binary())
+    frame = TOY.recipe.generate(40, seed=1).assign(y=[0, 1] * 20)
+    assert len(split(spec, frame, seed=0).x_test) == 8
+    with pytest.raises(DatasetError, match=r"^column 'y': every one of the 40 rows is 0; a classifier"):
+        split(spec, frame.assign(y=0), seed=0)
+    with pytest.raises(DatasetError, match=r"^2 rows \(1 of 0, 1 of 1\) cannot be split into training and"):
+        split(spec, frame.head(2), seed=0)

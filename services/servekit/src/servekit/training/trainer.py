@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from servekit import serialization
 from servekit.card import render as render_card
+from servekit.datasets import DatasetError
 from servekit.errors import ServekitError
 from servekit.loading import load_artifact, one_line
 from servekit.managed.packaging import model_requirements
@@ -77,10 +78,25 @@ def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int) -> Split:
     recipe = spec.recipe
     features, target = recipe.features(frame), frame[recipe.target]
     stratify = target if recipe.task != "regression" else None
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, target, test_size=recipe.test_size, random_state=seed, stratify=stratify
-    )
+    if stratify is not None and target.nunique() < 2:
+        raise DatasetError(
+            f"column {recipe.target!r}: every one of the {len(frame):,} rows is {target.iloc[0]}; "
+            "a classifier learns from rows of two classes or more"
+        )
+    try:
+        x_train, x_test, y_train, y_test = train_test_split(
+            features, target, test_size=recipe.test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as exc:  # too few rows, or of one class, for a held-out split
+        counts = "" if stratify is None else f" ({_class_counts(target)})"
+        raise DatasetError(
+            f"{len(frame):,} rows{counts} cannot be split into training and held-out rows: {exc}"
+        ) from None
     return Split(x_train, x_test, y_train, y_test)
+
+
+def _class_counts(target: pd.Series) -> str:
+    return ", ".join(f"{count:,} of {label}" for label, count in target.value_counts().sort_index().items())
 
 
 def fit(spec: ServiceSpec, data: Split, seed: int) -> tuple[Any, dict[str, Any]]:
