@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from functools import partial
+from hashlib import sha256
 from pathlib import Path
 
 import orjson
@@ -253,6 +254,19 @@ def test_rejected_rows_over_the_limit_fail_the_run_with_the_output_written(
     assert written["exit_status"] == 3
     outside = ~scored["predicted_outside_training"].isin(["", "[]"])
     assert written["outside_training"]["rows"] == int(outside.sum()) > 0
+    # The exact input and output, by size and digest: an auditor holding both can tie them.
+    assert written["input_files"] == [
+        {
+            "path": source.name,
+            "bytes": source.stat().st_size,
+            "sha256": sha256(source.read_bytes()).hexdigest(),
+        }
+    ]
+    assert written["output_file"] == {
+        "path": out.name,
+        "bytes": out.stat().st_size,
+        "sha256": sha256(out.read_bytes()).hexdigest(),
+    }
 
     share = 100 * rejected / rows
     below, above = f"{share - 0.1:.1f}", f"{share + 0.1:.1f}"

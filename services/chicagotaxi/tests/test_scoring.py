@@ -18,8 +18,13 @@ def fares(trained: tuple[ModelArtifact, Split], frame: pd.DataFrame, path: Path)
     else:
         frame.to_parquet(path, index=False)
     scores = path.with_name(f"{path.stem}-scores.csv")
-    score_file(SERVICE, SERVICE.model(trained[0]), path, scores, keep=[], prefix="p_")
+    summary = score_file(SERVICE, SERVICE.model(trained[0]), path, scores, keep=[], prefix="p_")
+    NOTES[path.name] = summary.notes
     return pd.read_csv(scores)["p_fare"]
+
+
+#: Each file's notes from its run, by name.
+NOTES: dict[str, list[str]] = {}
 
 
 def test_a_timestamp_column_scores_as_the_iso_8601_text_or_seconds_a_client_would_send(
@@ -46,3 +51,8 @@ def test_a_timestamp_column_scores_as_the_iso_8601_text_or_seconds_a_client_woul
     )
     pd.testing.assert_series_equal(as_utc, iso)
     assert (as_utc.fillna(-1) != seconds.fillna(-1)).sum() > 100
+    # The run says so of a zoned column: a table may hold local times labelled UTC.
+    assert NOTES["naive.parquet"] == NOTES["seconds.csv"] == []
+    (note,) = NOTES["utc.parquet"]
+    assert note.startswith("trip_start_timestamp is a TIMESTAMP in UTC: each value was sent as the instant")
+    assert "must send them without the zone (a DATETIME)" in NOTES["chicago.parquet"][0]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from toy import TOY, ToyModel
 
+from servekit import scoring
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, pool, progress, score_file, write_summary
+from servekit.scoring import ScoringError, file_fingerprints, pool, progress, score_file, write_summary
 from servekit.training.trainer import Split
 
 ROWS = [
@@ -264,3 +269,53 @@ def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(
     summary = score_file(TOY, model, source, tmp_path / "out.csv")
     assert summary.scored == 1
     assert next(csv.reader((tmp_path / "out.csv").open()))[:2] == ["x", "color"]
+
+
+def test_each_file_of_a_run_is_fingerprinted_by_its_path_size_and_sha256(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    (export / "dt=2026-11-02").mkdir(parents=True)
+    (export / "_SUCCESS").write_bytes(b"")
+    (export / "part-0.csv").write_bytes(b"x,color\n3,red\n")
+    (export / "dt=2026-11-02" / "part-1.csv").write_bytes(b"x,color\n4,blue\n")
+    one, two = b"x,color\n3,red\n", b"x,color\n4,blue\n"
+    assert file_fingerprints(export) == [
+        {"path": "dt=2026-11-02/part-1.csv", "bytes": 15, "sha256": hashlib.sha256(two).hexdigest()},
+        {"path": "part-0.csv", "bytes": 14, "sha256": hashlib.sha256(one).hexdigest()},
+    ]
+    assert file_fingerprints(export / "part-0.csv") == file_fingerprints(export)[1:]
+
+
+class TouchedAfterFirstChunk:
+    """A reader whose input is changed by ``touch`` once its first chunk is read, as a copy still
+    being made into the input would change it."""
+
+    def __init__(self, reader: Any, touch: Callable[[], object]) -> None:
+        self.reader, self.touch = reader, touch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reader, name)
+
+    def chunks(self, *args: Any) -> Iterator[Any]:
+        for number, chunk in enumerate(self.reader.chunks(*args)):
+            yield chunk
+            if number == 0:
+                self.touch()
+
+
+@pytest.mark.parametrize("change", ["part added", "file rewritten"])
+def test_an_input_changed_while_it_is_scored_leaves_no_output(
+    model: ToyModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    first = write(export / "part-0.csv", ROWS)
+    if change == "part added":
+        source, touch = export, lambda: write(export / "part-1.csv", ROWS)
+    else:
+        source, touch = first, lambda: os.utime(first, ns=(0, first.stat().st_mtime_ns + 10**9))
+    opened = scoring.open_input
+    monkeypatch.setattr(scoring, "open_input", lambda path: TouchedAfterFirstChunk(opened(path), touch))
+    changed = "part-1.csv" if change == "part added" else "part-0.csv"
+    with pytest.raises(ScoringError, match=rf"^{changed} changed while the input was scored"):
+        score_file(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
+    assert not (tmp_path / "out.csv").exists()

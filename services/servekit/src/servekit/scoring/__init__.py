@@ -41,7 +41,7 @@ from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import EXPLANATION_FIELD, OUTSIDE_TRAINING, ServedModel
 from servekit.reasons import REASONS_FIELD
-from servekit.scoring.files import JsonText
+from servekit.scoring.files import JsonText, part_name, parts
 from servekit.scoring.formats import (
     Chunk,
     OutputFormat,
@@ -55,6 +55,7 @@ from servekit.scoring.pool import ScoringPool
 from servekit.scoring.progress import Progress
 from servekit.scoring.reasons import reason_cells
 from servekit.spec import ServiceSpec
+from servekit.training.fingerprint import sha256_of_file
 from servekit.training.trainer import to_records
 
 VERSION_COLUMN = "model_version"
@@ -78,6 +79,8 @@ class ScoreSummary:
     workers: int = 0
     #: The output's format (``OutputFormat.name``).
     output_format: str = ""
+    #: How the file's request fields were read, where the run should say (``InputFile.notes``).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -113,6 +116,7 @@ class ScoreSummary:
                 f"rows ({fields}), where its trees answer as at the edge; the {self.outside_column} "
                 "column lists them"
             )
+        lines.extend(self.notes)
         return "\n".join(lines)
 
     def as_json(self, model: ServedModel, source: Path, output: Path) -> dict[str, Any]:
@@ -129,7 +133,9 @@ class ScoreSummary:
                 "uri": artifact.uri,
             },
             "input": str(source),
+            "input_files": file_fingerprints(source),
             "output": str(output),
+            "output_file": file_fingerprints(output)[0],
             "output_format": self.output_format,
             "rows": self.rows,
             "scored": self.scored,
@@ -139,6 +145,7 @@ class ScoreSummary:
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows / self.seconds) if self.seconds else None,
             "workers": self.workers,
+            "notes": self.notes,
         }
 
     def count_outside(self, prediction: Mapping[str, Any]) -> None:
@@ -154,6 +161,32 @@ class ScoreSummary:
         self.rejections.extend(chunk.rejections[: max(0, SHOWN_REJECTIONS - len(self.rejections))])
         self.outside += chunk.outside
         self.outside_by_field.update(chunk.outside_by_field)
+
+
+def file_states(path: Path) -> dict[str, tuple[int, int] | None]:
+    """Each file of ``path`` by its path within it, with its size and time of change: compared
+    before and after a run, they tell a file copied or rewritten while it was read."""
+    files = parts(path) if path.exists() else ()
+    return {part_name(file, files): _state(file) for file in files}
+
+
+def _state(file: Path) -> tuple[int, int] | None:
+    try:
+        found = file.stat()
+    except FileNotFoundError:  # removed since the directory was listed
+        return None
+    return found.st_size, found.st_mtime_ns
+
+
+def file_fingerprints(path: Path) -> list[dict[str, Any]]:
+    """Each file of ``path`` (itself, or a directory's parts) by its path within it, size and
+    sha256, as training records its data: with the version and run, what ties a scores file to
+    the exact input it was made from, for an auditor who holds both."""
+    files = parts(path)
+    return [
+        {"path": part_name(file, files), "bytes": file.stat().st_size, "sha256": sha256_of_file(file)}
+        for file in files
+    ]
 
 
 @contextmanager
@@ -283,9 +316,11 @@ def score_file(
         reader, response=spec.response, added=added, prefix=prefix, output=output, kept=kept
     )
     summary = ScoreSummary(prefix=prefix, output_format=writer.name)
+    summary.notes = reader.notes(list(spec.request.model_fields))
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer, reasons)
     check_columns(spec, reader.names(), job.columns, kept)
     chunks = reader.chunks(chunk_rows, list(spec.request.model_fields))
+    before = file_states(source)
     with written_whole(output) as partial:
         with (
             ScoringPool(job, workers, reader.chunks_left) as pool,
@@ -300,6 +335,14 @@ def score_file(
             summary.workers = pool.started
         if summary.rows == 0:
             raise ScoringError(f"{source} has no rows to score")
+        after = file_states(source)
+        changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+        if changed:
+            raise ScoringError(
+                f"{', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''} changed while the input was "
+                "scored (added, removed or rewritten); its scores could mix two versions of it, so none "
+                "are written"
+            )
     summary.seconds = time.perf_counter() - start
     return summary
 

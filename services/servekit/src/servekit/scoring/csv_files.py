@@ -90,6 +90,10 @@ class CsvFile:
     def check_csv(self, kept: tuple[str, ...] | None) -> None:
         """Every CSV cell is CSV text."""
 
+    def notes(self, fields: Sequence[str]) -> list[str]:
+        """A CSV cell is text, read as the API reads JSON's: nothing to tell."""
+        return []
+
 
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """The file's rows read twice in step, and a third time to count each chunk's cells before

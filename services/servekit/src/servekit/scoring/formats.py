@@ -91,6 +91,9 @@ class InputFile(Protocol):
     def check_csv(self, kept: tuple[str, ...] | None) -> None:
         """A ScoringError when a column copied has no CSV text."""
 
+    def notes(self, fields: Sequence[str]) -> list[str]:
+        """What the run should tell of how the request ``fields`` were read from the file."""
+
 
 class OutputFormat(Protocol):
     """How a chunk's copy and scores are written: in the worker that scored it, and in the file."""

@@ -121,6 +121,10 @@ class JsonLinesFile:
     def check_csv(self, kept: tuple[str, ...] | None) -> None:
         """Every JSON value has a JSON text, which a CSV cell holds."""
 
+    def notes(self, fields: Sequence[str]) -> list[str]:
+        """A JSON value is read as the API reads it: nothing to tell."""
+        return []
+
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """``chunk_rows`` objects at a time: their request fields (or, for a line that is no
         object, the problem), and the objects themselves for the copy."""

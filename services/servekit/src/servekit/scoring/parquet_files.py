@@ -88,6 +88,22 @@ class ParquetInput:
         """The input's own schema, of the columns kept."""
         return self.schema if kept is None else pa.schema([self.schema.field(name) for name in kept])
 
+    def notes(self, fields: Sequence[str]) -> list[str]:
+        """A request field that is a time with a zone: sent as instants, which the service reads as
+        it reads an offset. A table may store local times labelled UTC (a city's records loaded
+        into a warehouse), which only its owner knows: said once, rather than guessed."""
+        zoned = [
+            (name, kind.tz)
+            for name, kind in zip(self.schema.names, self.schema.types, strict=True)
+            if name in fields and pa.types.is_timestamp(kind) and kind.tz
+        ]
+        return [
+            f"{name} is a TIMESTAMP in {zone}: each value was sent as the instant it is (ISO 8601 with "
+            "its offset) and read as the API reads an offset; a table storing local times labelled "
+            f"{zone} must send them without the zone (a DATETIME) instead"
+            for name, zone in zoned
+        ]
+
     def check_csv(self, kept: tuple[str, ...] | None) -> None:
         """A nested or binary column has no CSV text: refused before anything is read."""
         without_text = [field for field in self.copied_schema(kept) if not _has_csv_text(field.type)]
