@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import socketserver
 import threading
+from pathlib import Path
 
 import pytest
 
-from servekit.loading import RegistryRef, follows_an_alias, one_line, registry_version, resolve
+from servekit.loading import (
+    ModelLoadError,
+    RegistryRef,
+    follows_an_alias,
+    one_line,
+    registry_client,
+    registry_version,
+    resolve,
+)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +85,18 @@ def test_a_kept_alive_connection_the_registry_closed_is_retried_on_a_new_one() -
                 assert ref == RegistryRef("toy", "1", "0123abcd", "models:/toy/1")
         finally:
             server.shutdown()
+
+
+def test_a_name_version_or_alias_the_registry_does_not_hold_is_told_apart_from_a_failure(
+    tmp_path: Path,
+) -> None:
+    """A batch job fails for good on the first (no retry mends it) and may retry the second."""
+    tracking_uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry_client(tracking_uri).create_registered_model("toy")
+    for uri in ("models:/toy/3", "models:/toy@nope", "models:/other@champion"):
+        with pytest.raises(ModelLoadError, match=f"^resolving {uri} at ") as missing:
+            resolve(uri, tracking_uri)
+        assert missing.value.missing, uri
+    with pytest.raises(ModelLoadError) as unreachable:
+        resolve("models:/toy/1", "http://127.0.0.1:1")
+    assert not unreachable.value.missing

@@ -48,7 +48,20 @@ def registry_client(tracking_uri: str) -> Any:
 
 
 class ModelLoadError(RuntimeError):
-    """The model could not be loaded; the message says which step failed and why."""
+    """The model could not be loaded; the message says which step failed and why.
+
+    ``missing``: the registry answered that the name, version or alias is not there, which no
+    retry mends (a batch job fails for good on it); any other failure may pass.
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+#: The registry's error codes for a name, version or alias it does not hold (an alias: the
+#: second, from get_model_version_by_alias).
+NOT_IN_THE_REGISTRY = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,10 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
         else:
             mv = client.get_model_version(name, match["version"])
     except Exception as exc:
-        raise ModelLoadError(f"resolving {model_uri} at {tracking_uri}: {one_line(exc)}") from exc
+        missing = getattr(exc, "error_code", None) in NOT_IN_THE_REGISTRY
+        raise ModelLoadError(
+            f"resolving {model_uri} at {tracking_uri}: {one_line(exc)}", missing=missing
+        ) from exc
     return RegistryRef(name, str(mv.version), mv.run_id or "", f"models:/{name}/{mv.version}")
 
 

@@ -50,7 +50,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         model = spec.model(load_artifact(spec.name, uri, tracking_uri))
     except ModelLoadError as exc:
         print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
-        return 1
+        return 2 if exc.missing else 1  # no retry brings a version the registry does not hold
     try:
         summary = score_file(
             spec,
