@@ -19,6 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from servekit import evaluation, input_drift, registry
+from servekit.card import render
 from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.replay import read_lines
 from servekit.testing import request_rows, train_in_memory, valid_requests
@@ -255,3 +256,12 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
     for dimension, found_rates in rates.items():
         line = next(x for x in report if x.startswith(f"{name} v1:   {dimension} decisions: "))
         assert [figure for figure in found_rates["gaps"] if f"{parity.meaning(figure)} " not in line] == []
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_the_service_states_what_it_is_for_and_not_for_on_its_card(name: str) -> None:
+    spec = registry.get_service(name)
+    assert len(spec.intended_use) > 80, "a sentence or two: what the model is for, and for whom"
+    assert spec.not_for, "at least one use it must not be put to"
+    card = render(spec, {"name": name, "version": "1"})
+    assert f"## Intended use\n\n{spec.intended_use}\n\nNot for:\n\n- {spec.not_for[0]}\n" in card

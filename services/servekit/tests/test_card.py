@@ -28,6 +28,16 @@ def test_the_served_card_is_rendered_from_get_model(toy_client: TestClient) -> N
     metrics = toy_client.get("/model").json()["training_metrics"]
     assert f"| **mae** | {metrics['mae']:.4g} |" in card
     assert "## How a prediction is explained" in card
+    assert (
+        "## Intended use\n\nExercising servekit in its own tests.\n\nNot for:\n\n- answering anyone" in card
+    )
+
+
+def test_a_service_that_states_no_intended_use_is_said_to_state_none() -> None:
+    silent = dataclasses.replace(TOY, intended_use="", not_for=())
+    card = render(silent, {"name": "toy", "version": "1"})
+    assert "## Intended use\n\nNot stated by the service.\n\n## " in card
+    assert "Not for:" not in card
 
 
 def test_groups_without_a_figure_say_why(toy_trained: tuple[ModelArtifact, Split]) -> None:

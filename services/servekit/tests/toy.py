@@ -100,6 +100,8 @@ TOY = ServiceSpec(
     model=ToyModel,
     recipe=ToyRecipe(),
     local_port=8999,
+    intended_use="Exercising servekit in its own tests.",
+    not_for=("answering anyone: its rows are made up",),
 )
 
 

@@ -16,4 +16,17 @@ SERVICE = ServiceSpec(
     model=ChurnModel,
     recipe=ChurnRecipe(),
     local_port=8001,
+    intended_use=(
+        "Ranks a retail bank's customers by their risk of closing their accounts, so that a "
+        "retention team chooses whom to contact first and reads why (the principal reasons). It "
+        "was trained on one bank's customers in France, Germany and Spain; a person decides what "
+        "to offer."
+    ),
+    not_for=(
+        "credit, pricing or any decision that refuses a customer a product: its inputs include "
+        "gender and country, which such decisions may not rest on (the US Equal Credit "
+        "Opportunity Act, the EU's equal-treatment directives)",
+        "customers of another bank or country, without retraining and checking it on theirs",
+        "acting on a customer automatically, without a person reading the reasons",
+    ),
 )

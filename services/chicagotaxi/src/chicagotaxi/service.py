@@ -17,4 +17,14 @@ SERVICE = ServiceSpec(
     model=TaxiFareModel,
     recipe=TaxiFareRecipe(),
     local_port=8003,
+    intended_use=(
+        "Estimates the metered fare (before tips) of a Chicago taxi trip from its start, "
+        "distance, duration and areas: a quote before the trip, or a check of recorded fares "
+        "that stand out, each with what made it dear."
+    ),
+    not_for=(
+        "other cities, ride-hailing, or years far from its 2013-2016 trips without retraining: "
+        "fares follow each city's and year's rates",
+        "settling a dispute with a rider or a driver: an estimate is not the meter",
+    ),
 )

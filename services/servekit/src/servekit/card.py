@@ -42,6 +42,7 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
         f"({'higher' if spec.recipe.greater_is_better else 'lower'} is better) |",
         "",
     ]
+    lines += _intended_use(spec)
     lines += _data(described.get("data", {}))
     lines += _held_out(metrics, primary)
     lines += _segments(described.get("segments", {}), primary)
@@ -96,6 +97,15 @@ def _training_ranges(ranges: Mapping[str, Mapping[str, Any]]) -> list[str]:
         low, high = f"{float(entry['min']):.10g}", f"{float(entry['max']):.10g}"
         lines.append(f"| {column} | {entry['field']} | {low} | {high} |")
     return [*lines, ""]
+
+
+def _intended_use(spec: ServiceSpec) -> list[str]:
+    """What the service states it is for and not for; a service that states neither says so,
+    rather than leaving a reader to guess."""
+    lines = ["## Intended use", "", spec.intended_use or "Not stated by the service.", ""]
+    if spec.not_for:
+        lines += ["Not for:", "", *(f"- {use}" for use in spec.not_for), ""]
+    return lines
 
 
 def _data(data: Mapping[str, Any]) -> list[str]:

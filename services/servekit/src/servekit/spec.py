@@ -31,6 +31,11 @@ class ServiceSpec:
     recipe: TrainingRecipe
     #: Port of ``make up`` on 127.0.0.1 (containers always use 8080).
     local_port: int
+    #: What the model is for, and whom it serves: a model card opens with it (Mitchell et al.,
+    #: 2019; SageMaker's ``intended_uses``), and a reviewer holds every figure against it.
+    intended_use: str = ""
+    #: Uses the model must not be put to, each with why; listed under the intended use.
+    not_for: tuple[str, ...] = ()
     #: Default of ``<SVC>_MAX_CONCURRENT_REQUESTS``. Past capacity each request in flight shares
     #: the CPU with the others, so an answer takes about this many times one request's time: a
     #: model whose large explained batches are slow needs fewer (README, "Overload").
