@@ -1,5 +1,6 @@
 """Reading a data file: what pandas cannot read, or would read wrongly, is a DatasetError."""
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,14 @@ def test_a_file_pandas_cannot_read_or_would_read_wrongly_is_a_dataset_error(
     with pytest.raises(DatasetError) as raised:
         read_csv(path)
     assert str(raised.value).startswith(message)
+
+
+def test_a_gzip_file_cut_short_is_a_dataset_error(tmp_path: Path) -> None:
+    packed = gzip.compress(b"a,b\n" + b"1,2\n" * 10_000)
+    path = tmp_path / "in.csv.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(DatasetError, match=r"^not a CSV file: EOFError: Compressed file ended"):
+        read_csv(path)
 
 
 def test_a_good_file_is_read_with_the_options_given(tmp_path: Path) -> None:

@@ -178,6 +178,21 @@ def test_gzip_compressed_csv_is_read_and_written_and_foreseen_from_its_text(
     assert packed_parts.chunks_left(first) == plain_parts.chunks_left(next(plain_parts.chunks(2, ["x"])))
 
 
+def test_a_gzip_csv_cut_short_or_not_gzip_is_one_clear_error_and_no_output(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    packed = gzip.compress(TABLE.to_pandas().to_csv(index=False).encode() * 50)
+    (tmp_path / "cut.csv.gz").write_bytes(packed[: len(packed) // 2])  # a copy that stopped
+    (tmp_path / "plain.csv.gz").write_bytes(b"x,color\n3,red\n")  # named .gz, never compressed
+    for name, problem in (
+        ("cut.csv.gz", "not gzip as read: Compressed file ended before the end-of-stream marker"),
+        ("plain.csv.gz", "not gzip as read: Not a gzipped file"),
+    ):
+        with pytest.raises(ScoringError, match=problem):
+            score_file(TOY, model, tmp_path / name, tmp_path / "out.csv", chunk_rows=2)
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_the_columns_kept_keep_their_types_and_a_column_left_out_need_not_fit_the_output(
     model: ToyModel, tmp_path: Path
 ) -> None:

@@ -4,7 +4,9 @@ real data sets live, and the rule for tests that need them."""
 from __future__ import annotations
 
 import csv
+import gzip
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
     try:
         frame: pd.DataFrame = pd.read_csv(path, **options)
         problem = shape_problem(Path(path))
-    except (ValueError, csv.Error) as exc:  # pandas' ParserError and EmptyDataError, a bad byte
+    except (ValueError, csv.Error, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        # pandas' ParserError and EmptyDataError, a bad byte, a .gz file cut short
         raise DatasetError(f"not a CSV file: {one_line(exc)}") from None
     if problem:
         raise DatasetError(problem)
