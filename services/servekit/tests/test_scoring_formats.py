@@ -424,6 +424,28 @@ def test_a_partition_key_that_is_also_a_column_is_refused(model: ToyModel, tmp_p
     assert not (tmp_path / "scores.csv").exists()
 
 
+def test_a_link_that_would_read_files_twice_is_refused_and_one_elsewhere_is_followed(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    (export / "a").mkdir(parents=True)
+    TABLE.to_pandas().to_csv(export / "a" / "part-0.csv", index=False)
+    (export / "a" / "up").symlink_to("..")  # a loop: read once per turn, forty times over
+    with pytest.raises(ScoringError, match=r"export/a/up links to a directory already read .*read twice"):
+        score_file(TOY, model, export, tmp_path / "scores.csv")
+    (export / "a" / "up").unlink()
+    (export / "a" / "part-1.csv").symlink_to("part-0.csv")  # one file by two names
+    with pytest.raises(ScoringError, match=r"^part-1.csv and part-0.csv are one file"):
+        score_file(TOY, model, export, tmp_path / "scores.csv")
+    assert not (tmp_path / "scores.csv").exists()
+    (export / "a" / "part-1.csv").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    TABLE.to_pandas().to_csv(elsewhere / "part-9.csv", index=False)
+    (export / "b").symlink_to(elsewhere)  # a mounted volume's link: its files are parts
+    assert score_file(TOY, model, export, tmp_path / "scores.csv").rows == 2 * TABLE.num_rows
+
+
 def test_a_partition_key_twice_in_one_path_is_refused(model: ToyModel, tmp_path: Path) -> None:
     export = tmp_path / "export" / "dt=2026-11-01" / "dt=2026-11-02"
     export.mkdir(parents=True)

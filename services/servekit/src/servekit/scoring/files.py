@@ -90,9 +90,10 @@ def parts(source: Path) -> tuple[Path, ...]:
     a copy that kept its sub-prefixes), rather than left out unseen."""
     if not source.is_dir():
         return (source,)
-    found = tuple(sorted(_files_under(source), key=lambda path: path.relative_to(source).parts))
+    found = tuple(sorted(_files_under(source, set()), key=lambda path: path.relative_to(source).parts))
     if not found:
         raise ScoringError("is a directory with no file to score")
+    _refuse_files_read_twice(found)
     kinds = {input_kind(path) for path in found}
     if len(kinds) > 1:
         names = [part_name(path, found) for path in found[:4]]
@@ -103,16 +104,38 @@ def parts(source: Path) -> tuple[Path, ...]:
     return found
 
 
-def _files_under(directory: Path) -> Iterator[Path]:
+def _files_under(directory: Path, entered: set[Path]) -> Iterator[Path]:
     """Its files and its subdirectories', but none whose name, or whose directory's, begins with
-    ``_`` or ``.``: Spark's ``_SUCCESS``, Hadoop's ``.crc``, a ``_temporary/`` being written."""
+    ``_`` or ``.``: Spark's ``_SUCCESS``, Hadoop's ``.crc``, a ``_temporary/`` being written.
+
+    A link to a directory already entered (``entered``, by real path) is refused: a link back up
+    the tree had every file read once per turn of the loop, forty times, without a word."""
+    entered.add(directory.resolve())
     for path in directory.iterdir():
         if path.name.startswith(("_", ".")):
             continue
         if path.is_dir():
-            yield from _files_under(path)
+            if path.resolve() in entered:
+                raise ScoringError(
+                    f"{path} links to a directory already read ({path.resolve()}); its files would be "
+                    "read twice"
+                )
+            yield from _files_under(path, entered)
         elif path.is_file():
             yield path
+
+
+def _refuse_files_read_twice(found: Sequence[Path]) -> None:
+    """Two names of one file (links) would score its rows twice."""
+    first: dict[Path, Path] = {}
+    for path in found:
+        real = path.resolve()
+        if real in first:
+            raise ScoringError(
+                f"{part_name(path, found)} and {part_name(first[real], found)} are one file "
+                f"({real}); its rows would be scored twice"
+            )
+        first[real] = path
 
 
 #: How Hive writes a partition whose value is null.
