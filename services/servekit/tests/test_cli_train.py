@@ -76,6 +76,8 @@ def test_a_missing_data_file_stops_before_anything_trains(
     assert cli.main(["train", "a", "--data", str(missing)]) == 2
     assert trained == []
     assert capsys.readouterr().err == f"mlp: train: --data {missing}: no such file\n"
+    assert cli.main(["train", "a", "--data", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"mlp: train: --data {tmp_path}: a directory, not a CSV file\n"
 
 
 def test_no_tracking_server_stops_before_anything_trains(

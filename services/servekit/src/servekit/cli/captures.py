@@ -14,6 +14,7 @@ from servekit import registry
 from servekit.cli.common import (
     UsageError,
     non_negative_int,
+    not_a_file,
     positive_int,
     resolve_tracking_uri,
 )
@@ -92,7 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # The files and the registry are checked before the log, which can take minutes, is read.
     with _capture_log("evaluate", args.captures) as captures:
         if not args.truth.is_file():
-            raise UsageError(f"evaluate: --truth {args.truth}: no such file")
+            raise UsageError(f"evaluate: --truth {args.truth}: {not_a_file(args.truth)}")
         try:
             truth = read_truth(args.truth, spec.recipe)
         except DatasetError as exc:

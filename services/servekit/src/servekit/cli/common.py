@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,6 +17,11 @@ DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
 
 class UsageError(Exception):
     """A command line that cannot run; printed as ``mlp: ...`` with exit status 2."""
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path``, which is not a file, cannot be read as one."""
+    return "a directory, not a CSV file" if path.is_dir() else "no such file"
 
 
 def resolve_tracking_uri(arg: str | None) -> str:

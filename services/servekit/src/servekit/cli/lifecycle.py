@@ -11,6 +11,7 @@ from servekit import registry
 from servekit.cli.common import (
     DEFAULT_TRACKING_URI,
     UsageError,
+    not_a_file,
     positive_int,
     ramp_shares,
     registry_version,
@@ -30,7 +31,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data is not None and len(args.services) > 1:
         raise UsageError("train: --data is one service's file; name a single service with it")
     if args.data is not None and not args.data.is_file():
-        raise UsageError(f"train: --data {args.data}: no such file")
+        raise UsageError(f"train: --data {args.data}: {not_a_file(args.data)}")
     # Names, data file and server are checked before anything trains: a typo costs no run.
     specs = [registry.get_service(name) for name in args.services]
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
