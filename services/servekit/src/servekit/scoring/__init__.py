@@ -308,6 +308,7 @@ def score_file(
     """
     # From the start: reading a JSON Lines file's keys before it is scored is part of the run.
     start = time.perf_counter()
+    before = file_states(source)  # before its header is read, which decides the output's columns
     reader = open_input(source)
     check_output(source, output)
     kept = kept_columns(reader.names(), keep)
@@ -320,7 +321,6 @@ def score_file(
     job = ChunkJob(spec, model, tuple(added), explain, prefix, writer, reasons)
     check_columns(spec, reader.names(), job.columns, kept)
     chunks = reader.chunks(chunk_rows, list(spec.request.model_fields))
-    before = file_states(source)
     with written_whole(output) as partial:
         with (
             ScoringPool(job, workers, reader.chunks_left) as pool,
