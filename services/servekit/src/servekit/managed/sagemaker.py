@@ -182,7 +182,7 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
     if isinstance(parsed, list):
         parsed = {"instances": parsed}
     envelope = dict(require_object(parsed))
-    asked = Asked.of({key: envelope.pop(key) for key in ("explain", "reasons") if key in envelope})
+    asked = Asked.of({key: envelope.pop(key) for key in Asked.OPTIONS if key in envelope})
     return model.limit(_validated(model, envelope)), asked
 
 

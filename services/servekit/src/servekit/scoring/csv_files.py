@@ -5,8 +5,6 @@ formats it; ``.csv.gz`` gzip-compressed both ways (BigQuery's ``EXPORT DATA`` wi
 from __future__ import annotations
 
 import csv
-import gzip
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import pyarrow as pa
 
 from servekit.csv_shape import CSV_ENCODING, csv_rows, repeated_name, width_problem
 from servekit.scoring.files import (
+    GZIP_ERRORS,
     Chunk,
     Kind,
     Partitions,
@@ -137,7 +136,7 @@ def _csv_errors() -> Iterator[None]:
         raise ScoringError(f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV") from None
     except csv.Error as exc:  # pandas read the same bytes first, so seldom met
         raise ScoringError(f"not CSV as read: {exc}") from None
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a .csv.gz cut short, or not gzip
+    except GZIP_ERRORS as exc:
         raise ScoringError(f"not gzip as read: {exc}") from None
     except pd.errors.EmptyDataError:
         raise ScoringError("is empty: not even a header") from None

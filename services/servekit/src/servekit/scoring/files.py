@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 PARQUET_MAGIC = b"PAR1"
 #: A gzip file's header and trailer: no smaller file holds a size.
 GZIP_SMALLEST = 18
+#: What reading a ``.gz`` file raises when it was cut short, or is not gzip at all.
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 class JsonText(str):

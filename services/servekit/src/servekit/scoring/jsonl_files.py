@@ -19,7 +19,6 @@ import base64
 import decimal
 import gzip
 import re
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from servekit.scoring.files import (
+    GZIP_ERRORS,
     Chunk,
     Kind,
     Partitions,
@@ -196,7 +196,7 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 line = read.removeprefix(BYTE_ORDER_MARK) if number == 1 else read
                 if line.strip():
                     yield number, line.rstrip(b"\r\n")
-        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip file
+        except (OSError, *GZIP_ERRORS) as exc:  # a truncated or corrupt gzip file
             raise ScoringError(f"not gzip as read: {exc}") from None
 
 
