@@ -125,6 +125,16 @@ def test_parse_timestamp_rejects_garbage(value: object) -> None:
         parse_timestamp(value)
 
 
+@pytest.mark.parametrize("value", ["2015-03-01 10:00:00 UTC", "2015-03-01 10:00:00.250000 UTC"])
+def test_bigquery_timestamp_text_is_refused_with_the_exports_that_fix_it(value: str) -> None:
+    # Its hour is right read one way for one kind of table and the other way for the other.
+    fixes = r"BigQuery TIMESTAMP written as text.*UNIX_SECONDS.*FORMAT_TIMESTAMP"
+    with pytest.raises(DatasetError, match=fixes):
+        parse_timestamp(value)
+    with pytest.raises(DatasetError, match="BigQuery TIMESTAMP"):
+        cleaned(trip(trip_start_timestamp=value))
+
+
 def test_iso_timestamps_in_a_file_are_parsed() -> None:
     out = cleaned(trip(trip_start_timestamp="2015-03-01T16:00:00Z"), trip()).frame
     assert out["trip_start_timestamp"].tolist() == [TS_2015_03_01_10H] * 2

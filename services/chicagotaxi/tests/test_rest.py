@@ -121,6 +121,12 @@ def test_model_metadata_reports_the_scale_and_baselines(client: TestClient) -> N
         ({"trip_start_timestamp": True}, "trip_start_timestamp", "ISO 8601"),
         ({"trip_start_timestamp": None}, "trip_start_timestamp", "ISO 8601"),
         ({"trip_start_timestamp": [1425204000]}, "trip_start_timestamp", "ISO 8601"),
+        # BigQuery's text for a TIMESTAMP: the reply says which export fixes it.
+        (
+            {"trip_start_timestamp": "2015-03-01 10:00:00 UTC"},
+            "trip_start_timestamp",
+            "export UNIX_SECONDS(trip_start_timestamp) if it holds Chicago wall-clock times",
+        ),
     ],
 )
 def test_bad_input_is_a_422_naming_the_field(

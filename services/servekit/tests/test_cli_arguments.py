@@ -44,6 +44,10 @@ from servekit import cli
             "argument --keep: 'CustomerId,,Surname': name each column, separated by commas",
         ),
         (
+            ["score", "bankchurn", "in.csv", "--output", "out.csv", "--keep", "CustomerId,Age,CustomerId"],
+            "argument --keep: 'CustomerId,Age,CustomerId' names 'CustomerId' twice; name each column once",
+        ),
+        (
             ["score", "bankchurn", "in.csv", "--output", "out.csv", "--max-rejected", "5 rows"],
             "argument --max-rejected: '5 rows' is neither a number of rows (12) nor a share of them (0.5%)",
         ),

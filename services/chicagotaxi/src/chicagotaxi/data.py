@@ -21,6 +21,7 @@ result with UTC calendar arithmetic are local hour, day and month.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -198,11 +199,35 @@ def parse_timestamp(value: object, column: str = TIMESTAMP_FIELD) -> int:
     return math.floor(seconds)
 
 
+#: How BigQuery writes a TIMESTAMP as text (a CSV export, a cast to STRING): not ISO 8601.
+_BIGQUERY_TIMESTAMP_TEXT: Final = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})? UTC")
+
+
+def bigquery_text_problem(text: str) -> str | None:
+    """What to do with a BigQuery TIMESTAMP written as text, or None if ``text`` is not one.
+
+    Read as the instant it names, its hour would be off by Chicago's offset for the public
+    ``chicago_taxi_trips`` table, which stores Chicago wall-clock times labelled UTC (the
+    training file's seconds are that table's ``UNIX_SECONDS``); read as wall-clock time, it
+    would be off for a table of true instants. Only the table's owner knows which, so the
+    value is refused with both exports that say it.
+    """
+    if not _BIGQUERY_TIMESTAMP_TEXT.fullmatch(text):
+        return None
+    return (
+        f"{text!r} is a BigQuery TIMESTAMP written as text, whose hour depends on what the table "
+        "stores: export UNIX_SECONDS(trip_start_timestamp) if it holds Chicago wall-clock times "
+        "labelled UTC (as the public chicago_taxi_trips table does), or "
+        "FORMAT_TIMESTAMP('%FT%T%Ez', trip_start_timestamp) if it holds true instants"
+    )
+
+
 def _iso_to_wallclock_seconds(text: str, column: str) -> float:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise DatasetError(f"column {column!r}: {text!r} is neither Unix seconds nor ISO 8601") from exc
+        problem = bigquery_text_problem(text) or f"{text!r} is neither Unix seconds nor ISO 8601"
+        raise DatasetError(f"column {column!r}: {problem}") from exc
     if moment.tzinfo is not None:
         # An explicit offset is an instant: express it as Chicago wall-clock time, the
         # convention of the training file.

@@ -150,6 +150,8 @@ class TaxiTrip(BaseModel):
             raise ValueError("expected an ISO 8601 string or Unix seconds (a finite number)") from exc
         if isinstance(checked, str) and len(checked) > MAX_TIMESTAMP_TEXT:
             raise ValueError(f"at most {MAX_TIMESTAMP_TEXT} characters")
+        if isinstance(checked, str) and (problem := data.bigquery_text_problem(checked.strip())):
+            raise ValueError(problem)
         try:
             return float(data.parse_timestamp(checked))
         except (ValueError, OverflowError) as exc:  # OverflowError: e.g. year 9999 with an offset

@@ -104,6 +104,11 @@ def column_names(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(","))
     if not all(names):
         raise argparse.ArgumentTypeError(f"{text!r}: name each column, separated by commas")
+    # Kept once, a column named twice would leave the output a column short of what was asked.
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        named = ", ".join(map(repr, twice))
+        raise argparse.ArgumentTypeError(f"{text!r} names {named} twice; name each column once")
     return names
 
 
