@@ -141,3 +141,77 @@ def test_a_run_stopped_before_its_figures_are_in_is_marked_failed_not_left_runni
     run_id = recording._logged(mlflow_client, "stopped", "stopped-v1-live", {}, {"mae": 0.2})
     finished = mlflow_client.get_run(run_id)
     assert (finished.info.status, finished.data.metrics) == ("FINISHED", {"mae": 0.2})
+
+
+def bankchurn_log(tmp_path: Path, lines: list[str], registry: Any) -> list[str]:
+    """``mlp evaluate bankchurn`` over ``lines`` against a truth row for r0 to r2."""
+    captures, truth = tmp_path / "captures.log", tmp_path / "truth.csv"
+    captures.write_text("".join(f"{line}\n" for line in lines))
+    truth.write_text("request_id,Exited\nr0,1\nr1,0\nr2,0\n")
+    return [
+        "evaluate",
+        "bankchurn",
+        str(captures),
+        "--truth",
+        str(truth),
+        "--tracking-uri",
+        registry.tracking_uri,
+    ]
+
+
+def churn_capture(request_id: str, **change: Any) -> str:
+    from bankchurn.schema import EXAMPLE
+
+    answer = {"churn_probability": 0.2, "label": "stay", "threshold": 0.3} | change.pop("answer", {})
+    row = {**EXAMPLE, **change}
+    return capture_line(request_id, 0, row, answer, name="bankchurn")
+
+
+@pytest.mark.parametrize(
+    ("lines", "problem"),
+    [
+        # The same log copied twice into the directory read: each answer is there twice.
+        (
+            [churn_capture(f"r{i}") for i in range(3)] * 2,
+            "was captured more than once (3 of them: the same log",
+        ),
+        (
+            [capture_line("r0", 0, {}, {"value": 1.0})],
+            "no captured answer of bankchurn; its 1 captures are another",
+        ),
+        (
+            [line.replace('"request_id": "r0", ', "") for line in [churn_capture("r0")]],
+            "has a request id to meet the truth by (capture objects without the log line",
+        ),
+        ([], "no capture lines of bankchurn (logger servekit.capture) in it"),
+        # Not what the service captures: an edited line, named rather than a traceback from pandas.
+        ([churn_capture("r0", Age="42")], "line 1: a bankchurn input that cannot be grouped (TypeError"),
+        (
+            [churn_capture("r0", answer={"churn_probability": None})],
+            "line 1: a bankchurn answer whose output None is not a number",
+        ),
+        (
+            [churn_capture("r0", answer={"churn_probability": "0.5"})],
+            "line 1: a bankchurn answer whose output '0.5' is not a number",
+        ),
+    ],
+)
+def test_when_no_answer_meets_its_truth_the_command_says_why(
+    lines: list[str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], mlflow_client: Any
+) -> None:
+    assert cli.main(bankchurn_log(tmp_path, lines, mlflow_client)) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_a_truth_file_given_as_a_pipe_is_refused_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mlflow_client: Any
+) -> None:
+    argv = bankchurn_log(tmp_path, [churn_capture("r0")], mlflow_client)
+    pipe = tmp_path / "truth-pipe"
+    os.mkfifo(pipe)
+    argv[argv.index("--truth") + 1] = str(pipe)
+    assert cli.main(argv) == 2
+    assert (
+        f"--truth {pipe}: not a regular file (a pipe?); save it to a file and name that"
+        in capsys.readouterr().err
+    )

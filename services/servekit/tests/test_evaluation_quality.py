@@ -300,6 +300,23 @@ def test_a_rate_drawn_as_its_rows_count_has_the_spread_of_two_proportions() -> N
     assert change.difference.estimate == pytest.approx(0.05)
 
 
+def test_a_rate_of_a_few_rows_at_0_or_1_is_not_called_beyond_the_noise() -> None:
+    """A group's one churner missed: a true-positive rate of 0 from one row. Drawn as a binomial of
+    the observed share, that side never moved and the interval was the held-out side's alone."""
+    live = {"g": {"groups": {"a": {"rows": 123, "true_positive_rate": 0.0, "true_positive_rate_rows": 1}}}}
+    held_out = {
+        "g": {"groups": {"a": {"rows": 400, "true_positive_rate": 0.1618, "true_positive_rate_rows": 68}}}
+    }
+    (change,) = parity_against_held_out(live, held_out, seed=3)["g"]
+    assert not change.beyond_the_noise
+    assert change.difference.estimate == pytest.approx(-0.1618)
+    # Every one of 60 churners missed, where held out found half of them, is a finding.
+    live["g"]["groups"]["a"]["true_positive_rate_rows"] = 60
+    held_out["g"]["groups"]["a"]["true_positive_rate"] = 0.5
+    (change,) = parity_against_held_out(live, held_out, seed=3)["g"]
+    assert change.beyond_the_noise
+
+
 def test_several_rates_intervals_hold_together_each_wider_as_their_number_asks() -> None:
     """Two groups' rates: each interval at 97.5 %, z = 2.24 standard errors, from as many
     draws as its ends need; a move of 2.1 standard errors, beyond 95 % alone, is within it."""

@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import io
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -395,3 +396,126 @@ def test_lines_as_log_stores_export_them_are_read_too(toy_trained: tuple[ModelAr
     text, ok = render(replay(captured, loader(artifact)))
     assert ok, text
     assert text == "toy vtest: 2 of 2 captured answers reproduced"
+
+
+def toy_capture(instance: int = 0, **change: Any) -> dict[str, Any]:
+    """A capture of the toy service as ``mlp evaluate`` and ``mlp replay`` read it, ``change`` applied."""
+    return {
+        "model": {"name": "toy", "version": "1"},
+        "instance": instance,
+        "input": {},
+        "prediction": {},
+    } | change
+
+
+def logged(capture: dict[str, Any], request_id: Any = "r-1") -> str:
+    return json.dumps({"logger": "servekit.capture", "request_id": request_id, "capture": capture})
+
+
+@pytest.mark.timeout(30)  # opened twice, as it was, a pipe waits for a second writer forever
+def test_a_pipe_is_read_whole_and_a_gzipped_one_through_gzip(tmp_path: Path) -> None:
+    # Opened once to tell gzip, then again to read, a pipe lost its first buffer: five captures
+    # of 305 were missing from `mlp replay <(cat log)` without a word.
+    import os
+    import threading
+
+    text = "".join(logged(toy_capture(i)) + "\n" for i in range(400))
+    for name, data in (("plain", text.encode()), ("gzipped", gzip.compress(text.encode()))):
+        fifo = tmp_path / name
+        os.mkfifo(fifo)
+        writer = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)
+        writer.start()
+        assert [c.instance for c in read_log(str(fifo))] == list(range(400)), name
+        writer.join()
+
+
+def test_standard_input_is_read_through_gzip_when_it_is_gzipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "".join(logged(toy_capture(i)) + "\n" for i in range(3))
+    stdin = io.TextIOWrapper(io.BytesIO(gzip.compress(text.encode())))
+    monkeypatch.setattr("sys.stdin", stdin)
+    assert [c.instance for c in read_log("-")] == [0, 1, 2]
+
+
+def test_a_log_saved_with_a_bom_loses_no_capture(tmp_path: Path) -> None:
+    (tmp_path / "log").write_bytes(
+        b"\xef\xbb\xbf" + "".join(logged(toy_capture(i)) + "\n" for i in range(2)).encode()
+    )
+    assert [c.instance for c in read_log(str(tmp_path / "log"))] == [0, 1]
+
+
+def test_a_json_capture_cut_short_is_an_error_not_a_line_skipped() -> None:
+    line = logged(toy_capture())
+    with pytest.raises(
+        CaptureLineError, match="line 7: a capture whose JSON does not parse \\(cut short\\?\\)"
+    ):
+        read_line(line[:-40], 7)
+    # Another logger's line cut short is still no capture of ours.
+    assert read_line('{"logger": "servekit.access", "message": "POST', 8) is None
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "2026-12-05T14:47:01.757123456Z ",  # kubectl logs --timestamps
+        "[pod/bankchurn-7d9f/bankchurn] ",  # kubectl logs --prefix
+        "[pod/bankchurn-7d9f/bankchurn] 2026-12-05T14:47:01.757123456+01:00 ",  # both
+        "2026-12-05T14:47:01.757123456Z stdout F ",  # a node's CRI log file
+    ],
+)
+def test_a_line_as_kubectl_or_the_node_prefixes_it_is_read(prefix: str) -> None:
+    for line in (
+        logged(toy_capture(3)),
+        f"2026-12-05 INFO servekit.capture [r-1] prediction captured: {json.dumps(toy_capture(3))}",
+    ):
+        found = read_line(prefix + line, 1)
+        assert found is not None, prefix + line
+        assert (found.request_id, found.instance) == ("r-1", 3)
+
+
+@pytest.mark.parametrize("key", ["message", "log", "textPayload"])
+def test_a_text_line_inside_a_log_stores_record_is_read(key: str) -> None:
+    # CloudWatch's message, Fluent Bit's log, Cloud Logging's textPayload: a service logging text.
+    text = (
+        f"2026-12-05 14:47:01 INFO servekit.capture [r-9] prediction captured: {json.dumps(toy_capture(2))}"
+    )
+    found = read_line(json.dumps({key: text, "stream": "stderr"}), 1)
+    assert found is not None
+    assert (found.request_id, found.instance) == ("r-9", 2)
+
+
+def test_a_gzipped_log_cut_short_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    text = "".join(logged(toy_capture(i)) + "\n" for i in range(2000)).encode()
+    (tmp_path / "2026").mkdir()
+    (tmp_path / "2026" / "object").write_bytes(gzip.compress(text)[:5000])  # a partial download
+    with pytest.raises(CaptureLineError, match=r"^2026/object: not gzip as read: Compressed file ended"):
+        list(read_log(str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("capture", "request_id", "problem"),
+    [
+        (toy_capture(model="toy"), "r", "a capture whose model is 'toy', not an object"),
+        (toy_capture(prediction=None), "r", "a capture whose prediction is None, not an object"),
+        (toy_capture(input=[1, 2]), "r", "a capture whose input is [1, 2], not an object"),
+        (
+            toy_capture(model={"name": "toy", "version": 1}),
+            "r",
+            "a capture whose model version is 1, not a name",
+        ),
+        (toy_capture(instance="1"), "r", "a capture whose instance is '1', not a whole number"),
+        (toy_capture(instance=-1), "r", "a capture whose instance is -1, not a whole number"),
+        # Read as the id "None", it would meet a truth row of that id.
+        (toy_capture(), None, None),
+        (toy_capture(), 17, "a capture whose request_id is 17, not a string"),
+    ],
+)
+def test_a_capture_not_as_the_service_writes_it_is_named_by_its_line(
+    capture: dict[str, Any], request_id: Any, problem: str | None
+) -> None:
+    if problem is None:
+        found = read_line(logged(capture, request_id), 4)
+        assert found is not None
+        assert found.request_id == ""
+        return
+    with pytest.raises(CaptureLineError, match=f"^line 4: {re.escape(problem)}$"):
+        read_line(logged(capture, request_id), 4)

@@ -11,15 +11,17 @@ them (see :func:`unwrapped`), or as capture objects alone, one per line.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import orjson
 from pydantic import ValidationError
@@ -27,8 +29,10 @@ from pydantic import ValidationError
 from servekit.capture import MESSAGE
 from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
+from servekit.metrics.names import CAPTURE_LOGGER
 from servekit.model import EXPLANATION_FIELD, ServedModel
 from servekit.reasons import REASONS_FIELD
+from servekit.scoring.files import GZIP_ERRORS
 from servekit.spec import ServiceSpec
 
 #: How far a number may move and still be the same answer: floating-point noise between
@@ -45,6 +49,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 #: A text log line: ``... servekit.capture [<request id>] prediction captured: {...}``.
 _TEXT_LINE = re.compile(
     rf"servekit\.capture(?: \[(?P<request>[^\]]*)\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
+)
+#: What a log reader puts before each line: ``kubectl logs --prefix`` (``[pod/<pod>/<container>] ``),
+#: ``--timestamps`` (an RFC 3339 time), and a node's CRI log file (the time, the stream and ``F``
+#: for a whole line). The line itself follows.
+_READER_PREFIX = re.compile(
+    r"\A(?:\[[^\]\s]+\] )?"
+    r"(?:\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) (?:(?:stdout|stderr) F )?)?"
 )
 
 
@@ -79,47 +90,86 @@ class Captured:
 
 def read_line(text: str, number: int) -> Captured | None:
     """The capture on this log line; None for any other line."""
-    text = text.strip()
-    request_id = ""
-    if text.startswith("{"):
-        try:
-            entry = unwrapped(orjson.loads(text))
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(entry, dict):
-            return None
-        body = entry.get("capture", entry)
-        request_id = str(entry.get("request_id", ""))
-    else:
-        found = _TEXT_LINE.search(text)
-        if found is None:
-            return None
-        request_id = found["request"] or ""
-        try:
-            body = orjson.loads(found["body"])
-        except orjson.JSONDecodeError as exc:
-            raise CaptureLineError(f"line {number}: a capture whose JSON does not parse: {exc}") from None
+    # A BOM: a log saved by an editor, or piped from one.
+    text = _READER_PREFIX.sub("", text.strip().lstrip("\ufeff"), count=1)
+    if not text.startswith("{"):
+        return _read_text_line(text, number)
+    try:
+        entry = unwrapped(orjson.loads(text))
+    except orjson.JSONDecodeError as exc:
+        # Skipped, a capture cut short would be an answer missing from the figures unseen.
+        if CAPTURE_LOGGER in text:
+            raise CaptureLineError(
+                f"line {number}: a capture whose JSON does not parse (cut short?): {exc}"
+            ) from None
+        return None
+    if isinstance(entry, str):  # a text line inside what a log store exports around it
+        return _read_text_line(entry, number)
+    if not isinstance(entry, dict):
+        return None
+    return _captured(entry.get("capture", entry), entry.get("request_id", ""), number)
+
+
+def _read_text_line(text: str, number: int) -> Captured | None:
+    found = _TEXT_LINE.search(text)
+    if found is None:
+        return None
+    try:
+        body = orjson.loads(found["body"])
+    except orjson.JSONDecodeError as exc:
+        raise CaptureLineError(f"line {number}: a capture whose JSON does not parse: {exc}") from None
+    return _captured(body, found["request"] or "", number)
+
+
+def _captured(body: Any, request_id: Any, number: int) -> Captured | None:
     if not isinstance(body, dict) or not {"model", "input", "prediction"} <= body.keys():
         return None
-    answered_at = _seconds(body.get("answered_at"), number)
-    try:
-        model = body["model"]
-        return Captured(
-            line=number,
-            request_id=request_id,
-            name=str(model["name"]),
-            version=str(model["version"]),
-            run_id=str(model.get("run_id", "")),
-            instance=int(body.get("instance", 0)),
-            input=dict(body["input"]),
-            prediction=dict(body["prediction"]),
-            # Interned: a few distinct words, kept per answer by ``mlp evaluate`` over a whole log.
-            variant=sys.intern(str(body.get("variant", ""))),
-            routed=sys.intern(str(body.get("routed", ""))),
-            answered_at=answered_at,
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CaptureLineError(f"line {number}: a capture without {exc}") from None
+    problem = _shape_problem(body, request_id)
+    if problem is not None:
+        raise CaptureLineError(f"line {number}: a capture {problem}")
+    model = body["model"]
+    return Captured(
+        line=number,
+        request_id=request_id or "",
+        name=model["name"],
+        version=model["version"],
+        run_id=str(model.get("run_id", "")),
+        instance=body.get("instance", 0),
+        input=body["input"],
+        prediction=body["prediction"],
+        # Interned: a few distinct words, kept per answer by ``mlp evaluate`` over a whole log.
+        variant=sys.intern(str(body.get("variant", ""))),
+        routed=sys.intern(str(body.get("routed", ""))),
+        answered_at=_seconds(body.get("answered_at"), number),
+    )
+
+
+def _shape_problem(body: Mapping[str, Any], request_id: Any) -> str | None:
+    """What is not as the service writes it in a capture (an edited or foreign line), or None.
+
+    Read as it came, such a capture ends a command later in a traceback far from its line, or
+    worse is read as something else (a null request id as the id ``None``).
+    """
+    for name in ("model", "input", "prediction"):
+        if not isinstance(body[name], dict):
+            return f"whose {name} is {_short(body[name])}, not an object"
+    model = body["model"]
+    for name in ("name", "version"):
+        if name not in model:
+            return f"without '{name}' in its model"
+        if not isinstance(model[name], str) or not model[name]:
+            return f"whose model {name} is {_short(model[name])}, not a name"
+    if request_id is not None and not isinstance(request_id, str):
+        return f"whose request_id is {_short(request_id)}, not a string"
+    instance = body.get("instance", 0)
+    if isinstance(instance, bool) or not isinstance(instance, int) or instance < 0:
+        return f"whose instance is {_short(instance)}, not a whole number"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _seconds(answered_at: Any, number: int) -> float | None:
@@ -141,19 +191,24 @@ def unwrapped(entry: Any) -> Any:
 
     A Cloud Logging export (to Cloud Storage, or ``gcloud logging read --format=json``) holds it as
     a LogEntry's ``jsonPayload``; CloudWatch Logs (``aws logs filter-log-events``) as an event's
-    ``message`` string, and a Fluent Bit record as its ``log`` string.
+    ``message`` string, and a Fluent Bit record as its ``log`` string. A service logging text
+    (``LOG_FORMAT=text``) has its line there as a string, returned as it is.
     """
     if not isinstance(entry, dict):
         return entry
     if isinstance(entry.get("jsonPayload"), dict):
         return entry["jsonPayload"]
-    for key in ("message", "log"):
+    for key in ("message", "log", "textPayload"):
         inner = entry.get(key)
-        if isinstance(inner, str) and inner.lstrip().startswith("{"):
+        if not isinstance(inner, str):
+            continue
+        if inner.lstrip().startswith("{"):
             try:
                 return unwrapped(orjson.loads(inner))
             except orjson.JSONDecodeError:
                 return entry
+        if _TEXT_LINE.search(inner):
+            return inner
     return entry
 
 
@@ -207,17 +262,26 @@ def _run_together(text: str) -> list[Any]:
     return values
 
 
-def open_log(path: str) -> IO[str]:
-    """A capture log file to read as text, through gzip when it is gzipped.
+@contextmanager
+def open_log(path: str) -> Iterator[IO[str]]:
+    """A capture log file to read as text, through gzip when it is gzipped (see :func:`as_text`)."""
+    # The file itself is closed here: a GzipFile given a file object leaves it open.
+    with open(path, "rb") as raw, as_text(raw) as text:
+        yield text
 
-    Told by its first bytes, not its name: Firehose's S3 objects are gzipped without a ``.gz``.
-    Several gzip members one after another (Firehose's record batches) read as one stream.
+
+def as_text(raw: BinaryIO) -> IO[str]:
+    """A capture log's bytes as text, through gzip when they are gzipped.
+
+    Told by the first bytes, not a name: Firehose's S3 objects are gzipped without a ``.gz``.
+    Several gzip members one after another (Firehose's record batches) read as one stream. The
+    first bytes are peeked, not read, so a pipe (``<(...)``, a FIFO, standard input) loses none.
     """
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == GZIP_MAGIC
-    if gzipped:
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(cast(io.RawIOBase, raw))
+    stream: BinaryIO = buffered
+    if buffered.peek(len(GZIP_MAGIC))[: len(GZIP_MAGIC)] == GZIP_MAGIC:
+        stream = cast(BinaryIO, gzip.GzipFile(fileobj=buffered))
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace")
 
 
 def log_files(path: Path) -> list[Path]:
@@ -248,17 +312,24 @@ def read_log(path: str, stdin: IO[str] | None = None) -> Iterator[Captured]:
     directory, the file it is in.
     """
     if path == "-":
-        yield from read_lines(stdin if stdin is not None else sys.stdin)
+        yield from _read_stream(stdin if stdin is not None else as_text(sys.stdin.buffer))
         return
     root = Path(path)
     for file in log_files(root):
         with open_log(str(file)) as lines:
             try:
-                yield from read_lines(lines)
+                yield from _read_stream(lines)
             except CaptureLineError as exc:
                 if file == root:
                     raise
                 raise CaptureLineError(f"{file.relative_to(root)}: {exc}") from None
+
+
+def _read_stream(lines: IO[str]) -> Iterator[Captured]:
+    try:
+        yield from read_lines(lines)
+    except GZIP_ERRORS as exc:  # a partial download of a gzipped object, or a false .gz
+        raise CaptureLineError(f"not gzip as read: {exc}") from None
 
 
 def differences(captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:

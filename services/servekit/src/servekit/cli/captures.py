@@ -23,6 +23,7 @@ from servekit.replay import MAX_LISTED
 
 if TYPE_CHECKING:
     from servekit.cli.common import Commands
+    from servekit.evaluation.joining import Joined
     from servekit.replay import Captured
 
 
@@ -45,6 +46,32 @@ def _capture_log(command: str, path: str) -> Iterator[Iterator[Captured]]:
         yield read_log(path)
     except CaptureLineError as exc:
         raise UsageError(f"{command}: {path}: {exc}") from exc
+
+
+def _nothing_joined(joined: Joined, service: str, args: argparse.Namespace) -> str:
+    """Why no captured answer met its truth, told apart: a bare "none has a row" would send the
+    reader to the truth file when the log holds another service, or each answer twice."""
+    where = f"{args.captures}"
+    if not joined.captured and not joined.other_services:
+        return f"{where}: no capture lines of {service} (logger servekit.capture) in it"
+    if not joined.captured:
+        others = joined.other_services
+        return f"{where}: no captured answer of {service}; its {others:,} captures are another service's"
+    if joined.ambiguous:
+        return (
+            f"every captured answer of {service} in {where} with a row in {args.truth} was captured "
+            f"more than once ({joined.ambiguous:,} of them: the same log read twice?), so the truth "
+            "cannot say which answer it is the truth of"
+        )
+    if joined.without_request_id == joined.captured:
+        return (
+            f"none of the {joined.captured:,} captured answers of {service} in {where} has a request "
+            "id to meet the truth by (capture objects without the log line around them?)"
+        )
+    return (
+        f"none of the {joined.captured:,} captured answers of {service} in {where} has a row in "
+        f"{args.truth} (by {service}'s request id and instance)"
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -104,10 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         # Let go before the figures, which need none of it: a key per truth row, 86 MiB at 400,000.
         del truth
     if not joined.versions:
-        raise UsageError(
-            f"evaluate: none of the {joined.captured:,} captured answers of {spec.name} in {args.captures} "
-            f"has a row in {args.truth} (by {spec.name}'s request id and instance)"
-        )
+        raise UsageError(f"evaluate: {_nothing_joined(joined, spec.name, args)}")
     qualities = []
     unregistered: set[str] = set()  # scored, but neither compared nor recorded
     for answers in joined.versions:

@@ -21,7 +21,11 @@ class UsageError(Exception):
 
 def not_a_file(path: Path) -> str:
     """Why ``path``, which is not a file, cannot be read as one."""
-    return "a directory, not a CSV file" if path.is_dir() else "no such file"
+    if path.is_dir():
+        return "a directory, not a CSV file"
+    if path.exists():  # a pipe (<(...)) or a device: read twice, once for its shape, once for its rows
+        return "not a regular file (a pipe?); save it to a file and name that"
+    return "no such file"
 
 
 def resolve_tracking_uri(arg: str | None) -> str:

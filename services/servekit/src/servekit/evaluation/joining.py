@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,8 @@ class Joined:
     shadow_unpaired: int = 0
     #: The service whose captures these are.
     service: str = ""
+    #: Captures of the service without a request id (capture objects alone, not log lines).
+    without_request_id: int = 0
 
 
 class Grouper:
@@ -148,14 +151,21 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     met: dict[Key, list[Any]] = {}
     canary_periods: dict[str, tuple[float, float]] = {}
     pending: list[Key] = []
+    lines: dict[Key, int] = {}  # the pending answers' lines, to name one whose input cannot be grouped
     ambiguous: set[Key] = set()
-    captured = without = others = 0
+    captured = without = others = no_request_id = 0
     shadowed = _Shadowed(service, recipe, truth)
 
     def group_pending() -> None:
-        for key, groups in zip(pending, grouper.labels([met[k][2] for k in pending]), strict=True):
+        inputs = [met[k][2] for k in pending]
+        try:
+            labels = grouper.labels(inputs)
+        except (KeyError, TypeError, ValueError):
+            raise _ungroupable(inputs, grouper, [lines[k] for k in pending], service) from None
+        for key, groups in zip(pending, labels, strict=True):
             met[key][2] = groups
         pending.clear()
+        lines.clear()
 
     for c in captures:
         if c.name != service:
@@ -168,6 +178,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         if c.variant == "canary" and c.routed in (DRAWN, "") and c.answered_at is not None:
             first, last = canary_periods.get(c.version, (c.answered_at, c.answered_at))
             canary_periods[c.version] = (min(first, c.answered_at), max(last, c.answered_at))
+        no_request_id += not c.request_id
         key = (c.request_id, c.instance)
         # Only keys of the truth are remembered: memory follows the truth file, not the log.
         if key not in truth:
@@ -176,10 +187,11 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         if key in met:
             ambiguous.add(key)
             continue
-        output = _read(recipe.served_output, c, service)
+        output = _read_output(recipe, c, service)
         decision = _read(recipe.served_decision, c, service)
         met[key] = [c.version, output, c.input, c.variant, c.answered_at, c.routed, decision]
         pending.append(key)
+        lines[key] = c.line
         if len(pending) >= GROUPING_CHUNK:
             group_pending()
     if pending:
@@ -218,6 +230,7 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
         shadow_without_truth=shadowed.without_truth,
         shadow_unpaired=len(shadowed.kept) - sum(len(pair.truths) for pair in shadows),
         service=service,
+        without_request_id=no_request_id,
     )
 
 
@@ -243,7 +256,7 @@ class _Shadowed:
             self.twice.add(key)
             del self.kept[key]
         else:
-            self.kept[key] = (c.version, _read(self.recipe.served_output, c, self.service))
+            self.kept[key] = (c.version, _read_output(self.recipe, c, self.service))
 
     def paired(self, served: Mapping[Key, Sequence[Any]]) -> list[ShadowAnswers]:
         """Each shadow version's answers beside the served ones (``key -> (version, output,
@@ -259,6 +272,36 @@ class _Shadowed:
             pair.served_outputs.append(served_output)
             pair.groups.append(groups)
         return [pairs[k] for k in sorted(pairs, key=lambda k: (version_order(k[0]), version_order(k[1])))]
+
+
+def _read_output(recipe: TrainingRecipe, capture: Captured, service: str) -> Any:
+    """The answer's scored output, a finite number where the task scores numbers: a null or a
+    text in an edited line would otherwise end the figures in a traceback, or pass for a number."""
+    output = _read(recipe.served_output, capture, service)
+    if recipe.task in ("binary", "regression") and (
+        isinstance(output, bool) or not isinstance(output, int | float) or not math.isfinite(output)
+    ):
+        raise CaptureLineError(
+            f"line {capture.line}: a {service} answer whose output {output!r} is not a number"
+        )
+    return output
+
+
+def _ungroupable(
+    inputs: Sequence[Mapping[str, Any]], grouper: Grouper, lines: Sequence[int], service: str
+) -> CaptureLineError:
+    """The first of a chunk's inputs that cannot be grouped, named by its line."""
+    for line, one in zip(lines, inputs, strict=True):
+        try:
+            grouper.labels([one])
+        except (KeyError, TypeError, ValueError) as exc:
+            return CaptureLineError(
+                f"line {line}: a {service} input that cannot be grouped ({type(exc).__name__}: {exc}); "
+                "the service captures only inputs it validated, so the line was changed since"
+            )
+    return CaptureLineError(
+        f"the {service} inputs of lines {lines[0]} to {lines[-1]} cannot be grouped together"
+    )
 
 
 def _read(field: Callable[[Mapping[str, Any]], Any], capture: Captured, service: str) -> Any:

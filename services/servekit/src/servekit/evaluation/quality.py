@@ -220,8 +220,12 @@ def parity_against_held_out(
     """Each group's rates as served against the same group's held out, for every figure both have.
 
     A rate is a share of a known count of rows on each side (the group's rows, or its positive or
-    negative ones), so its bootstrap is a binomial draw of that many rows: each side is drawn on its
-    own, as a canary's two samples are, and the difference's interval is their samples'. A mean
+    negative ones), so each side is drawn on its own, as a canary's two samples are, and the
+    difference's interval is their samples'. Each draw is of the rate itself, from the Jeffreys
+    posterior of that many rows (Beta(k + 1/2, n - k + 1/2)): as a binomial draw's spread for many
+    rows, but not none when the share is 0 or 1, where a binomial draw of the observed share never
+    moves. A group's one churner missed was a true-positive rate of 0 "beyond the noise" of the
+    held-out 0.16, which misses one of one 84 % of the time. A mean
     signed error (a regressor's) keeps no such count: its two intervals are combined. A group too
     small on either side has no figure there, and no change.
 
@@ -247,7 +251,7 @@ def parity_against_held_out(
         live_rows, held_out_rows = parity.counted_rows(now, figure), parity.counted_rows(then, figure)
         if live_rows is not None and held_out_rows is not None:
             live_draws, held_out_draws = (
-                rng.binomial(rows, share, size=rounds) / rows
+                rng.beta(share * rows + 0.5, (1 - share) * rows + 0.5, size=rounds)
                 for share, rows in ((now[figure], live_rows), (then[figure], held_out_rows))
             )
             difference = uncertainty.percentile_interval(live_draws - held_out_draws, estimate, level)
