@@ -237,7 +237,7 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
     second = client.copy_model_version(f"models:/bankchurn/{first.version}", "bankchurn")
     broken = corrupt_copy(client, first.version, tmp_path)
     client.set_registered_model_alias("bankchurn", "follow", first.version)
-    server = serve_alias("follow", mlflow_server, logs_dir, MODEL_REFRESH_SECONDS="0.5")
+    server = serve_alias("follow", mlflow_server, logs_dir, MODEL_REFRESH_SECONDS="1")
     try:
         server.wait_for("/readyz", seconds=120)
         client.set_registered_model_alias("bankchurn", "follow", second.version)

@@ -69,13 +69,24 @@ def test_the_file_may_hold_comments_blank_lines_and_two_keys_of_one_client() -> 
         ("risk:sha256:" + "0" * 63, "line 1: not"),
         ("risk key:sha256:" + "0" * 64, "line 1: not"),
         (f"a:sha256:{'0' * 64}\nb:sha256:{'0' * 64}", "line 2: the same key as a's"),
-        (f"a:sha256:{'0' * 64}:expires=next-week", "line 1: expires='next-week' is not an ISO 8601 date"),
+        (f"a:sha256:{'0' * 64}:expires=next-week", "line 1: expires='next-week' is not a date we read"),
+        (f"a:sha256:{'0' * 64}:expires=20270301", "line 1: expires='20270301' is not a date we read"),
         (f"a:sha256:{'0' * 64}:expires=2027-02-30", "line 1: expires='2027-02-30' is not"),
         (
             f"a:sha256:{'0' * 64}:expires=2027-03-01T12:00:00",
             "line 1: expires='2027-03-01T12:00:00' has no UTC",
         ),
         (f"a:sha256:{'0' * 64}:expires=", "line 1: not"),
+        # Past the calendar's end once in UTC: an OverflowError, not a ValueError, when converted.
+        (
+            f"a:sha256:{'0' * 64}:expires=9999-12-31T23:00:00-05:00",
+            "line 1: expires='9999-12-31T23:00:00-05:00' is out of range: a key must expire before 9000",
+        ),
+        (f"a:sha256:{'0' * 64}:expires=9000-01-01", "line 1: expires='9000-01-01' is out of range"),
+        (
+            f"a:sha256:{'0' * 64}:expires=0001-01-01T00:00:00+01:00",
+            "line 1: expires='0001-01-01T00:00:00[+]01:00' is out of range: before 0001-01-02",
+        ),
     ],
 )
 def test_a_bad_line_is_named_by_its_number(text: str, problem: str) -> None:
@@ -263,3 +274,144 @@ def test_expired_lines_are_named_in_the_log_when_the_file_is_read(
         auth.ApiKeys(path, service="toy")
     assert "holds expired keys, which are refused, of: gone (take them out" in caplog.text
     assert "risk" not in caplog.text
+
+
+def windows(key: str, width: int = 6) -> set[str]:
+    """Every run of ``width`` characters of ``key``: none may be repeated back to whoever sent it."""
+    return {key[start : start + width] for start in range(len(key) - width + 1)}
+
+
+@pytest.mark.parametrize(
+    ("sent", "problem"),
+    [
+        ("{key}", "the scheme is missing: send 'Authorization: Bearer <key>', not the key alone"),
+        ("{key} trailing", "the scheme is missing"),
+        ("Token{key}", "the scheme is missing"),
+        ("Key {key}", "not 'Bearer <key>': send 'Authorization: Bearer <key>'"),
+        ("{key_body} {key}", "not 'Bearer <key>'"),
+    ],
+)
+def test_a_key_sent_without_bearer_is_refused_without_repeating_any_of_it(
+    tmp_path: Path, sent: str, problem: str
+) -> None:
+    key = auth.new_key()
+    write_keys(tmp_path / "keys", ("risk", key))
+    keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+    for where in ("header.", "metadata."):
+        with pytest.raises(ServekitError) as caught:
+            keys.authenticate({"authorization": sent.format(key=key, key_body=key[4:24])}, where=where)
+        error = caught.value
+        assert problem in error.fields[0].problem
+        said = f"{error.message} {error.fields[0].problem}"
+        assert not {run for run in windows(key) if run in said}
+
+
+def test_a_registered_scheme_is_named_back(tmp_path: Path) -> None:
+    write_keys(tmp_path / "keys", ("risk", auth.new_key()))
+    error = refused(auth.ApiKeys(tmp_path / "keys", service="toy"), {"authorization": "Digest x=1"})
+    assert "scheme 'Digest' is not Bearer" in error.fields[0].problem
+
+
+def test_an_authorization_of_another_scheme_does_not_hide_an_x_api_key(tmp_path: Path) -> None:
+    key = auth.new_key()
+    write_keys(tmp_path / "keys", ("risk", key))
+    keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+    assert keys.authenticate({"authorization": "Basic dXNlcjpwYXNz", "x-api-key": key}) == "risk"
+    assert keys.authenticate({"authorization": f"Bearer {key}", "x-api-key": key}) == "risk"  # the same key
+    error = refused(keys, {"authorization": f"Bearer {key}", "x-api-key": auth.new_key()})
+    assert error.fields[0].field == "header.X-API-Key"
+    assert "a key other than Authorization's: send one key" in error.fields[0].problem
+
+
+@pytest.mark.parametrize(
+    ("sent", "where", "field"),
+    [
+        ([("authorization", "Bearer a"), ("authorization", "Bearer b")], "header.", "header.Authorization"),
+        ([("X-API-Key", "a"), ("x-api-key", "a"), ("x-api-key", "b")], "header.", "header.X-API-Key"),
+        ([("x-api-key", "a"), ("x-api-key", "b")], "metadata.", "metadata.x-api-key"),
+    ],
+)
+def test_a_credential_header_sent_more_than_once_is_refused_saying_how_often(
+    sent: list[tuple[str, str]], where: str, field: str
+) -> None:
+    with pytest.raises(ServekitError) as caught:
+        auth.credential_headers(sent, where)
+    assert caught.value.status_code == 401
+    assert caught.value.fields[0].field == field
+    assert caught.value.fields[0].problem == f"sent {len(sent)} times: send it once"
+
+
+def test_credential_headers_are_read_by_lower_case_name_others_left_out() -> None:
+    sent = [("Authorization", "Bearer k"), ("x-request-id", "r"), ("X-Api-Key", "k")]
+    assert auth.credential_headers(sent) == {"authorization": "Bearer k", "x-api-key": "k"}
+
+
+@pytest.mark.parametrize("days", [3_000_000, 1e9, float("inf"), float("nan")])
+def test_a_lifetime_past_the_year_9000_or_no_number_is_a_value_error(days: float) -> None:
+    with pytest.raises(ValueError, match=r"must expire before 9000-01-01|not a number of days"):
+        auth.expires_in(days, datetime(2026, 12, 2, tzinfo=UTC))
+
+
+def test_the_longest_lifetime_still_ends_before_the_year_9000() -> None:
+    now = datetime(2026, 12, 2, 8, tzinfo=UTC)
+    longest = (auth.LATEST_EXPIRY - now).days - 1
+    assert auth.expires_in(longest - 1, now) < auth.LATEST_EXPIRY
+    with pytest.raises(ValueError, match="must expire before"):
+        auth.expires_in(longest + 1, now)
+
+
+def test_a_file_read_again_that_cannot_be_used_in_any_way_never_fails_a_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, clock = tmp_path / "keys", Clock()
+    key = auth.new_key()
+    write_keys(path, ("risk", key))
+    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    staged = tmp_path / "keys.new"
+    staged.write_text(f"{auth.key_line('carol', auth.new_key())}:expires=9999-12-31T23:00:00-05:00\n")
+    staged.replace(path)
+    with caplog.at_level(logging.ERROR, logger="servekit.auth"):
+        clock.now = 1
+        assert keys.authenticate({"x-api-key": key}) == "risk"
+        assert keys.expiries() == {}  # what a scrape reads
+        # Whatever else reading it may raise: the keys read last stay in force, not a 500.
+        monkeypatch.setattr(auth, "parse_keys", lambda text, source: 1 / 0)
+        write_keys(path, ("risk", key))
+        clock.now = 2
+        assert keys.authenticate({"x-api-key": key}) == "risk"
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "keys read last stay in force" in errors[0]
+    assert "line 1: expires='9999-12-31T23:00:00-05:00' is out of range" in errors[0]
+
+
+def test_a_file_that_starts_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    key = auth.new_key()
+    path = tmp_path / "keys"
+    path.write_text(f"\ufeff{auth.key_line('risk', key)}\n", encoding="utf-8")  # as Notepad saves it
+    assert auth.ApiKeys(path, service="toy").authenticate({"x-api-key": key}) == "risk"
+    assert auth.read_keys_text(path) == f"{auth.key_line('risk', key)}\n"
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_bytes(b"\xff\xfer\x00i\x00")
+    with pytest.raises(auth.KeysFileError, match=f"{path}: cannot read it: not UTF-8 text"):
+        auth.read_keys_text(path)
+
+
+def test_a_reload_that_leaves_no_key_is_a_warning_and_is_not_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, clock = tmp_path / "keys", Clock()
+    key = auth.new_key()
+    write_keys(path, ("alice", key), ("bob", auth.new_key()))
+    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    write_keys(path)  # every key revoked: an operator may mean it
+    clock.now = 1
+    with caplog.at_level(logging.INFO, logger="servekit.auth"):
+        refused(keys, {"x-api-key": key})
+    (reloaded,) = [r for r in caplog.records if "reloaded" in r.getMessage()]
+    assert reloaded.levelno == logging.WARNING
+    assert "removed: alice, bob" in reloaded.getMessage()
+    assert "every request that needs one is now refused" in reloaded.getMessage()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import stat
+import tempfile
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,7 +76,15 @@ def test_a_key_expires_in_90_days_unless_told_otherwise(
     ("args", "problem"),
     [
         (["--expires", "2020-01-01"], "already past"),
-        (["--expires", "soon"], "is not an ISO 8601 date"),
+        (["--expires", "soon"], "--expires='soon' is not a date we read"),
+        (["--expires", "20270301"], "--expires='20270301' is not a date we read"),
+        (["--expires", "2027-03-01T12:00:00"], "--expires='2027-03-01T12:00:00' has no UTC offset"),
+        (["--expires", "0001-01-01T00:00:00+01:00"], "--expires='0001-01-01T00:00:00+01:00' is out of range"),
+        (["--expires", "9999-12-31T23:00:00-05:00"], "is out of range: a key must expire before 9000-01-01"),
+        (["--expires-in", "3000000"], "--expires-in 3e+06: a key must expire before 9000-01-01"),
+        (["--expires-in", "1e9"], "--expires-in 1e+09: a key must expire before 9000-01-01"),
+        (["--expires-in", "inf"], "--expires-in inf: a key must expire before 9000-01-01"),
+        (["--expires-in", "nan"], "--expires-in nan: not a number of days"),
         (["--expires-in", "0"], "at least part of a day"),
         (["--expires-in", "30", "--no-expiry"], "not allowed with argument"),
     ],
@@ -86,6 +96,7 @@ def test_an_expiry_that_cannot_be_used_is_refused(
         assert cli.main(["api-key", "risk", *args]) == 2
     captured = capsys.readouterr()
     assert problem in captured.err
+    assert len(captured.err.splitlines()) == 1 or "--no-expiry" in args  # argparse adds its usage
     assert captured.out == ""
 
 
@@ -129,3 +140,95 @@ def test_api_keys_says_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureF
     path.write_text("nonsense\n")
     assert cli.main(["api-keys", str(path)]) == 2
     assert "line 1: not" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("where", "problem"),
+    [
+        ("keys-dir", "{tmp}/keys-dir: cannot read it (Is a directory)"),
+        (
+            "missing/dir/keys",
+            "--append {tmp}/missing/dir/keys: no directory {tmp}/missing/dir to create it in",
+        ),
+        ("latin-1", "{tmp}/latin-1: cannot read it: not UTF-8 text (byte 0)"),
+    ],
+)
+def test_append_to_what_cannot_take_a_line_is_one_line_and_no_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, problem: str
+) -> None:
+    (tmp_path / "keys-dir").mkdir()
+    (tmp_path / "latin-1").write_bytes("é: a note\n".encode("latin-1"))
+    assert cli.main(["api-key", "risk", "--append", str(tmp_path / where)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"mlp: api-key: {problem.format(tmp=tmp_path)}\n"
+    assert captured.out == ""  # no key handed out that no file holds
+    assert not (tmp_path / "missing").exists()
+    assert (tmp_path / "latin-1").read_bytes() == "é: a note\n".encode("latin-1")
+
+
+def test_append_to_a_file_notepad_saved_keeps_its_keys_readable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys"
+    first = auth.new_key()
+    path.write_text(f"\ufeff{auth.key_line('risk', first)}", encoding="utf-8")  # a BOM, no last newline
+    assert cli.main(["api-key", "ops", "--append", str(path)]) == 0
+    second = capsys.readouterr().out.strip()
+    keys = auth.ApiKeys(path, service="toy")
+    assert keys.authenticate({"x-api-key": first}) == "risk"
+    assert keys.authenticate({"x-api-key": second}) == "ops"
+    assert cli.main(["api-keys", str(path)]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["risk", "ops"]
+
+
+def test_api_keys_refuses_an_empty_revoke_and_names_a_file_that_is_not_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "keys"
+    path.write_text(auth.key_line("risk", auth.new_key()) + "\n")
+    assert cli.main(["api-keys", str(path), "--revoke", ""]) == 2
+    captured = capsys.readouterr()
+    assert (
+        captured.err
+        == "mlp: api-keys: --revoke '': name a client or a key id (mlp api-keys FILE lists them)\n"
+    )
+    assert captured.out == ""
+    path.write_bytes(b"\xff\xfe\x00\x00")
+    assert cli.main(["api-keys", str(path)]) == 2
+    assert capsys.readouterr().err == f"mlp: api-keys: {path}: cannot read it: not UTF-8 text (byte 0)\n"
+
+
+def test_api_keys_revokes_in_the_file_a_symlink_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "secret" / "keys"
+    target.parent.mkdir()
+    target.write_text(
+        auth.key_line("risk", auth.new_key()) + "\n" + auth.key_line("ops", auth.new_key()) + "\n"
+    )
+    link = tmp_path / "keys"
+    link.symlink_to(target)
+    assert cli.main(["api-keys", str(link), "--revoke", "risk"]) == 0
+    capsys.readouterr()
+    assert link.is_symlink()
+    assert {key.client for key in auth.parse_keys(target.read_text(), "keys").values()} == {"ops"}
+
+
+def test_api_keys_on_a_read_only_mount_is_one_line_and_leaves_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    path = tmp_path / "keys"
+    text = auth.key_line("risk", auth.new_key()) + "\n"
+    path.write_text(text)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # root writes a chmod-ed directory anyway
+    assert cli.main(["api-keys", str(path), "--revoke", "risk"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"mlp: api-keys: {path}: cannot be rewritten in {tmp_path} (Read-only file system); "
+        "if it is a mounted Secret, change the Secret instead\n"
+    )
+    assert captured.out == ""
+    assert path.read_text() == text

@@ -70,3 +70,40 @@ def test_serve_warns_of_each_variable_of_its_prefix_no_setting_reads(
         "TOY_CAPTURE_PERCENTT is not a setting and is ignored; did you mean TOY_CAPTURE_PERCENT?"
     )
     assert "WARNING" in warned[0]
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_serve_with_a_taken_grpc_port_exits_3_in_one_line_as_with_a_taken_http_port(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    import uvicorn
+    from toy import TOY
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("served"))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        monkeypatch.setenv("TOY_GRPC_PORT", str(port))
+        assert cli.main(["serve", "toy", "--host", "127.0.0.1", "--port", "18999"]) == 3
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "GRPC" in line]
+    assert "ERROR servekit.rpc" in line
+    assert line.endswith(
+        f"TOY_GRPC_PORT={port}: cannot serve gRPC on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+def test_serve_refuses_a_grpc_port_that_is_the_http_port_as_a_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toy import TOY
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setenv("TOY_GRPC_PORT", "18999")
+    assert cli.main(["serve", "toy", "--port", "18999"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "mlp: toy settings: TOY_GRPC_PORT='18999': HTTP listens on port 18999; give gRPC another one"
+    ]

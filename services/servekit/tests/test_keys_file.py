@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,3 +72,71 @@ def test_the_file_is_replaced_whole_with_its_mode_kept(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert path.stat().st_ino != inode  # a new file renamed over the old: never half written
     assert [p.name for p in tmp_path.iterdir()] == ["keys"]
+
+
+def test_through_a_symlink_the_file_it_points_to_is_replaced(tmp_path: Path) -> None:
+    # What the service reads is the target; a link swapped for a file of its own would leave it as it was.
+    target = tmp_path / "secret" / "keys"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "keys"
+    link.symlink_to(target)
+    keys_file.replace(link, "new\n")
+    assert link.is_symlink()
+    assert target.read_text() == "new\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["keys"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives a file another owner")
+def test_the_file_is_replaced_with_its_owner_and_group_kept(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text("old\n")
+    os.chown(path, 12345, 23456)  # the service's user and group, not whoever rewrites it
+    keys_file.replace(path, "new\n")
+    assert (path.stat().st_uid, path.stat().st_gid) == (12345, 23456)
+
+
+def not_permitted(*args: object) -> None:
+    raise PermissionError(errno.EPERM, "Operation not permitted")
+
+
+def test_an_owner_that_cannot_be_given_is_no_matter_when_it_is_already_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys"
+    path.write_text("old\n")
+    monkeypatch.setattr(os, "chown", not_permitted)
+    keys_file.replace(path, "new\n")
+    assert path.read_text() == "new\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives a file another owner")
+def test_an_owner_that_cannot_be_kept_leaves_the_file_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys"
+    path.write_text("old\n")
+    os.chown(path, 12345, 23456)
+    monkeypatch.setattr(os, "chown", not_permitted)  # as for anyone but root and the owner
+    with pytest.raises(keys_file.RewriteError, match=r"12345:23456 .* the service may not be able to read"):
+        keys_file.replace(path, "new\n")
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["keys"]
+
+
+def test_a_file_whose_directory_is_read_only_is_left_saying_where_to_change_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def read_only(*args: object, **kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    path = tmp_path / "keys"
+    path.write_text("old\n")
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)  # a Secret's volume, as root sees it too
+    with pytest.raises(keys_file.RewriteError) as caught:
+        keys_file.replace(path, "new\n")
+    assert str(caught.value) == (
+        f"{path}: cannot be rewritten in {tmp_path} (Read-only file system); "
+        "if it is a mounted Secret, change the Secret instead"
+    )
+    assert path.read_text() == "old\n"

@@ -164,6 +164,18 @@ def test_the_line_budget_refills_at_its_rate_and_reports_what_it_left_out() -> N
     assert [budget.take(), budget.take(), budget.take()] == [1, 0, None]
 
 
+def test_a_rate_below_one_line_a_second_writes_one_line_every_so_many_seconds() -> None:
+    clock = FakeClock()
+    budget = LineBudget(0.5, clock)
+    assert [budget.take(), budget.take()] == [0, None]
+    clock.now += 1.5
+    assert budget.take() is None
+    clock.now += 0.5  # two seconds since the last line
+    assert [budget.take(), budget.take()] == [2, None]
+    clock.now += 60  # refills to one line, not beyond
+    assert [budget.take(), budget.take()] == [1, None]
+
+
 def test_lines_over_the_cap_are_left_out_and_the_next_line_says_how_many(
     caplog_access: pytest.LogCaptureFixture,
 ) -> None:

@@ -279,3 +279,61 @@ def test_the_exposition_says_when_each_clients_keys_run_out(
         exposition = client.get("/metrics").text
         assert metric_sample(client, expiry, client="risk") == march.timestamp()
     assert "contractor" not in exposition
+
+
+def test_a_key_sent_without_bearer_is_in_neither_the_401_nor_the_log(
+    toy_trained: tuple[ModelArtifact, Split],
+    risk_key: tuple[Path, str],
+    restore_root_logger: None,
+) -> None:
+    stream = io.StringIO()
+    logs.configure_logging("INFO", "json", "toy", stream)
+    path, key = risk_key
+    with keyed_client(toy_trained[0], path, access_log="all", log_format="json") as client:
+        wait_ready(client)
+        response = client.post("/predict", json=ROW, headers={"authorization": key})
+    assert response.status_code == 401
+    assert response.json()["fields"] == [
+        {
+            "field": "header.Authorization",
+            "problem": "the scheme is missing: send 'Authorization: Bearer <key>', not the key alone",
+        }
+    ]
+    said = response.text + stream.getvalue()
+    assert "unauthenticated" in stream.getvalue()  # the refusal is logged, without the key
+    assert not [key[start : start + 6] for start in range(len(key) - 5) if key[start : start + 6] in said]
+
+
+def test_a_proxys_basic_authorization_leaves_the_x_api_key_to_be_read(
+    client: TestClient, risk_key: tuple[Path, str]
+) -> None:
+    headers = {"authorization": "Basic dXNlcjpwYXNz", "x-api-key": risk_key[1]}
+    assert client.post("/predict", json=ROW, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "field"), [("authorization", "Authorization"), ("x-api-key", "X-API-Key")]
+)
+def test_a_credential_header_sent_twice_is_a_401_not_the_last_one_taken(
+    client: TestClient, risk_key: tuple[Path, str], header: str, field: str
+) -> None:
+    value = f"Bearer {risk_key[1]}" if header == "authorization" else risk_key[1]
+    response = client.post("/predict", json=ROW, headers=[(header, "Bearer mlp_other"), (header, value)])
+    assert response.status_code == 401
+    assert response.json()["fields"] == [
+        {"field": f"header.{field}", "problem": "sent 2 times: send it once"}
+    ]
+
+
+def test_a_keys_file_read_again_with_an_expiry_past_the_calendar_fails_no_request(
+    toy_trained: tuple[ModelArtifact, Split], risk_key: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, key = risk_key
+    with keyed_client(toy_trained[0], path) as client:
+        wait_ready(client)
+        client.app.state.api_keys.reload_seconds = 0  # type: ignore[attr-defined]
+        staged = tmp_path / "keys.new"
+        staged.write_text(f"{path.read_text()}carol:sha256:{'0' * 64}:expires=9999-12-31T23:00:00-05:00\n")
+        staged.replace(path)
+        assert client.post("/predict", json=ROW, headers={"x-api-key": key}).status_code == 200
+        assert client.get("/metrics").status_code == 200

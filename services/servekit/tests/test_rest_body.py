@@ -10,6 +10,9 @@ import zlib
 import pytest
 from fastapi.testclient import TestClient
 
+from servekit.errors import ServekitError
+from servekit.rest.body import FEED_BYTES, MAX_MEMBERS, decompress
+
 #: toy_client's limit (conftest): 4096 bytes, compressed or not.
 LIMIT = 4096
 ROW = {"x": 3.0, "color": "red"}
@@ -47,6 +50,26 @@ def test_gzip_members_one_after_the_other_are_one_body(toy_client: TestClient) -
     two_members = gzip.compress(raw[:7]) + gzip.compress(raw[7:])
     response = toy_client.post("/predict", content=two_members, headers={**JSON, "content-encoding": "gzip"})
     assert response.status_code == 200, response.text
+
+
+def test_a_body_of_more_members_than_a_client_sends_is_400_naming_the_count(toy_client: TestClient) -> None:
+    # Empty members cost 20 bytes each: a body under the limit held tens of thousands, each
+    # a decoder and a copy of the rest of the body, which held the event loop for a second.
+    headers = {**JSON, "content-encoding": "gzip"}
+    members = gzip.compress(json.dumps(ROW).encode()) + gzip.compress(b"") * (MAX_MEMBERS - 1)
+    assert toy_client.post("/predict", content=members, headers=headers).status_code == 200
+    response = toy_client.post("/predict", content=members + gzip.compress(b""), headers=headers)
+    assert response.status_code == 400, response.text
+    problem = f"more than {MAX_MEMBERS} gzip members one after the other; compress the body once"
+    assert response.json()["fields"] == [{"field": "body", "problem": problem}]
+
+
+def test_members_longer_than_what_a_decoder_is_fed_at_a_time_are_decoded_whole() -> None:
+    parts = [random.Random(seed).randbytes(FEED_BYTES + 1000 * seed) for seed in range(3)]
+    body = b"".join(gzip.compress(part) for part in parts)
+    assert decompress(body, "gzip", len(body) * 2) == b"".join(parts)
+    with pytest.raises(ServekitError, match="the stream ends early"):
+        decompress(body[: FEED_BYTES * 2], "gzip", len(body) * 2)
 
 
 def test_a_body_that_inflates_past_the_limit_is_413(toy_client: TestClient) -> None:

@@ -117,6 +117,15 @@ def test_a_wildcard_allows_any_origin(toy_trained: tuple[ModelArtifact, Split]) 
         assert answer.headers["access-control-allow-origin"] == "*"
 
 
+def test_an_ipv6_origin_passes_the_preflight(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    origin = "http://[::1]:3000"
+    with client_with(toy_trained[0], cors_allow_origins=origin) as client:
+        wait_ready(client)
+        preflight = client.options("/predict", headers={**PREFLIGHT, "origin": origin})
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == origin
+
+
 def test_a_page_refused_by_a_full_replica_can_read_when_to_retry(
     toy_trained: tuple[ModelArtifact, Split],
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,14 @@ from servekit.rest import create_app
 from servekit.rest.app import INLINE_BATCH_LIMIT
 from servekit.rpc import generate
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import RETRY_PUSHBACK_KEY, SERVICE, OpenInferenceServicer, infer_message
+from servekit.rpc.server import (
+    RETRY_PUSHBACK_KEY,
+    SERVICE,
+    GrpcPortError,
+    OpenInferenceServicer,
+    check_port,
+    infer_message,
+)
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, wait_ready
 from servekit.training.trainer import Split
@@ -409,3 +417,47 @@ def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not
     batch_job = {"client": "batch-job", "key_id": auth.key_id(auth.digest(key)), "endpoint": GRPC_INFER}
     assert metric_sample(client, NAMES.client_requests_total, **batch_job, status="200") == 1
     assert metric_sample(client, NAMES.client_requests_total, **batch_job, status="429") == 1
+
+
+def test_a_taken_port_is_named_with_its_setting_before_and_at_the_bind(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        named = f"TOY_GRPC_PORT={port}: cannot serve gRPC on 127.0.0.1:{port}: "
+        with pytest.raises(GrpcPortError, match=named):
+            check_port("toy", "127.0.0.1", port)
+        # Taken between the check and the bind: the lifespan fails naming it too.
+        app = create_app(TOY, load_settings("toy", grpc_port=port), source=lambda: artifact)
+        with pytest.raises(GrpcPortError, match=named), TestClient(app):
+            pass
+    check_port("toy", "127.0.0.1", port)  # free again
+
+
+def test_metadata_sent_twice_or_a_key_without_bearer_is_refused_and_no_key_repeated(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    key = auth.new_key()
+    (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
+    settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
+    with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:
+        wait_ready(client)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            stub = Stub(channel)
+            request = infer_request([{"x": 3.0, "color": "red"}])
+            twice = (("x-api-key", "mlp_other"), ("x-api-key", key))
+            with pytest.raises(grpc.RpcError) as repeated:
+                stub.model_infer(request, metadata=twice)
+            with pytest.raises(grpc.RpcError) as bare:
+                stub.model_infer(request, metadata=(("authorization", key),))
+            basic = (("authorization", "Basic dXNlcjpwYXNz"), ("x-api-key", key))
+            assert stub.model_infer(request, metadata=basic).outputs
+    assert repeated.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "metadata.x-api-key: sent 2 times: send it once" in repeated.value.details()
+    assert bare.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "metadata.authorization: the scheme is missing" in bare.value.details()
+    runs = {key[start : start + 6] for start in range(len(key) - 5)}
+    assert not [run for run in runs if run in bare.value.details()]

@@ -60,6 +60,20 @@ def test_the_google_cloud_project_is_read_unprefixed_too(monkeypatch: pytest.Mon
         ("TOY_CORS_ALLOW_ORIGINS", "https://app.example.com/", "no path or trailing slash"),
         ("TOY_CORS_ALLOW_ORIGINS", "app.example.com", "is not an origin"),
         ("TOY_CORS_ALLOW_ORIGINS", "https://a.example.com,*", "cannot be listed with others"),
+        # Forms a browser never sends in Origin, so they would never match.
+        ("TOY_CORS_ALLOW_ORIGINS", "https://Risk.Example.com", "write https://risk.example.com"),
+        ("TOY_CORS_ALLOW_ORIGINS", "https://b.example.com:443", "write https://b.example.com"),
+        ("TOY_CORS_ALLOW_ORIGINS", "http://b.example.com:080", "write http://b.example.com"),
+        ("TOY_CORS_ALLOW_ORIGINS", "http://[0:0::1]:3000", "write http://[::1]:3000"),
+        ("TOY_CORS_ALLOW_ORIGINS", "https://a.example.com:99999", "there is no port 99999"),
+        ("TOY_MAX_BODY_BYTES", "3000000000", "less than or equal to 2147483647"),
+        ("TOY_MAX_BODY_BYTES", "99999999999999999999", "less than or equal to 2147483647"),
+        ("TOY_ROOT_PATH", "toy", "write /toy"),
+        ("TOY_ROOT_PATH", "/toy/", "write /toy"),
+        ("TOY_ROOT_PATH", " /toy", "write /toy"),
+        ("TOY_ROOT_PATH", "/", "leave it empty for none"),
+        ("TOY_MODEL_REFRESH_SECONDS", "0.000001", "0 (never) or at least 1 second"),
+        ("TOY_LIVE_EVALUATION_REFRESH_SECONDS", "0.5", "0 (never) or at least 1 second"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_problem(
@@ -69,6 +83,7 @@ def test_a_bad_value_names_the_variable_and_the_problem(
     with pytest.raises(SettingsError) as raised:
         load_settings("toy")
     message = str(raised.value)
+    assert len(message.splitlines()) == 1
     assert message.startswith(f"toy settings: {variable}=")
     assert value.upper() in message.upper()
     assert problem in message
@@ -90,6 +105,19 @@ def test_mlp_serve_with_a_bad_setting_exits_2_in_one_line(
     err = capsys.readouterr().err
     levels = "'DEBUG', 'INFO', 'WARNING', 'ERROR' or 'CRITICAL'"
     assert err.splitlines() == [f"mlp: toy settings: TOY_LOG_LEVEL='LOUD': Input should be {levels}"]
+
+
+def test_values_a_browser_or_an_operator_writes_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOY_CORS_ALLOW_ORIGINS", "http://[::1]:3000")
+    monkeypatch.setenv("TOY_WATCH_INPUTS", " False ")  # stripped, as numbers and choices are
+    monkeypatch.setenv("TOY_ROOT_PATH", "/toy")
+    monkeypatch.setenv("TOY_MODEL_REFRESH_SECONDS", "0")
+    monkeypatch.setenv("TOY_LIVE_EVALUATION_REFRESH_SECONDS", "1")
+    settings = load_settings("toy")
+    assert settings.cors_origins() == ("http://[::1]:3000",)
+    assert settings.watch_inputs is False
+    assert settings.root_path == "/toy"
+    assert (settings.model_refresh_seconds, settings.live_evaluation_refresh_seconds) == (0, 1)
 
 
 def test_cors_origins_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,8 @@ and the service only ever compares digests. A key with an expiry date is refused
 copied into a notebook stops working without anyone remembering to revoke it; each client's
 last expiry is exported (``<svc>_api_key_expiry_timestamp_seconds``) and alerted on beforehand.
 A client sends its key as ``Authorization: Bearer <key>`` (what OpenAPI's and the Open
-Inference Protocol's clients send) or ``X-API-Key: <key>``.
+Inference Protocol's clients send) or ``X-API-Key: <key>``. An Authorization of another scheme
+(a proxy's Basic, say) leaves X-API-Key to carry the key; a header sent twice is refused.
 
 The client's name, never its key, goes on every log line written for its request (capture
 lines included), so an auditor can say which client was given which answer.
@@ -26,11 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -44,10 +46,25 @@ logger = logging.getLogger("servekit.auth")
 
 AUTHORIZATION = "authorization"
 API_KEY_HEADER = "x-api-key"
+#: The credential headers as documented (refusals name them so; gRPC metadata keys are lower-case).
+CREDENTIAL_HEADERS = {AUTHORIZATION: "Authorization", API_KEY_HEADER: "X-API-Key"}
+#: Authorization schemes a refusal may name back: registered names, never anyone's key. Any other
+#: first word is not repeated, since a client that left out "Bearer " sent its key there.
+KNOWN_SCHEMES = frozenset(
+    {"basic", "digest", "negotiate", "ntlm", "oauth", "hoba", "mutual", "dpop", "gnap", "token", "vapid"}
+)
 #: A client's name: what the log lines and the keys file call it.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 KEY_LINE = re.compile(r"(?P<client>[^:\s]+):sha256:(?P<digest>[0-9a-f]{64})(?::expires=(?P<expires>\S+))?")
 KEY_PREFIX = "mlp_"
+#: How an expiry is written: a date, or a date and a time (``datetime.fromisoformat`` reads the
+#: rest). Python also reads 20270301 and 2027-W09-1, which nobody checking a file should decode.
+EXPIRY_FORM = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ].+)?")
+#: The first instant no key may outlive: far enough to mean "for good", and near enough that a
+#: date's offset or its rounding up to midnight never runs past the calendar's end (year 9999).
+LATEST_EXPIRY = datetime(9000, 1, 1, tzinfo=UTC)
+#: The year 1's first midnight, moved by an offset, would be before the calendar's start.
+EARLIEST_EXPIRY = datetime(1, 1, 2, tzinfo=UTC)
 #: Longer credentials are refused unread: nobody's key is this long, and hashing one costs time.
 MAX_KEY_LENGTH = 512
 RELOAD_SECONDS = 5.0
@@ -107,14 +124,25 @@ def expiry(text: str) -> datetime:
     A time without an offset is refused: a key must not live hours longer, or die hours
     sooner, depending on the zone of whoever wrote the line.
     """
+    if not EXPIRY_FORM.fullmatch(text):
+        raise ValueError(
+            f"expires={text!r} is not a date we read: write 2027-03-01, or a date and time with its "
+            "offset, 2027-03-01T12:00:00Z"
+        )
     try:
         if len(text) == len("2027-03-01"):
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
-        when = datetime.fromisoformat(text)
+            when = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        else:
+            when = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"expires={text!r} is not an ISO 8601 date (2027-03-01) or date and time") from None
     if when.tzinfo is None:
         raise ValueError(f"expires={text!r} has no UTC offset: add 'Z' or '+00:00', or give a date")
+    # Compared before converting: a time near the calendar's ends converts to an OverflowError.
+    if when >= LATEST_EXPIRY:
+        raise ValueError(f"expires={text!r} is out of range: a key must expire before {LATEST_EXPIRY.date()}")
+    if when < EARLIEST_EXPIRY:
+        raise ValueError(f"expires={text!r} is out of range: before {EARLIEST_EXPIRY.date()} in UTC")
     return when.astimezone(UTC)
 
 
@@ -138,8 +166,18 @@ def key_line(client_name: str, key: str, expires: datetime | None = None) -> str
 
 
 def expires_in(days: float, now: datetime | None = None) -> datetime:
-    """``days`` from ``now``, rounded up to the next UTC midnight: a line that reads as a date."""
-    when = (now or datetime.now(UTC)) + timedelta(days=days)
+    """``days`` from ``now``, rounded up to the next UTC midnight: a line that reads as a date.
+
+    A ValueError when ``days`` is no number, or the date would not be before ``LATEST_EXPIRY``.
+    """
+    now = now or datetime.now(UTC)
+    if math.isnan(days):
+        raise ValueError("not a number of days")
+    # Compared before adding (a day spared for the rounding up): a sum past the year 9999, or
+    # an infinite one, is an OverflowError rather than a date.
+    if days >= (LATEST_EXPIRY - now) / timedelta(days=1) - 1:
+        raise ValueError(f"a key must expire before {LATEST_EXPIRY.date()}")
+    when = now + timedelta(days=days)
     midnight = datetime.combine(when.date(), datetime.min.time(), tzinfo=UTC)
     return midnight if midnight == when else midnight + timedelta(days=1)
 
@@ -270,10 +308,9 @@ class ApiKeys:
     def _read(self) -> tuple[FileState, dict[str, Key]]:
         try:
             state = FileState.of(self.path)
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeysFileError(f"{self.path}: cannot read it ({exc})") from None
-        return state, parse_keys(text, str(self.path))
+        except OSError as exc:
+            raise KeysFileError(f"{self.path}: cannot read it ({exc.strerror or exc})") from None
+        return state, parse_keys(read_keys_text(self.path), str(self.path))
 
     def refresh(self) -> None:
         """Read the file again if it changed; keep the keys in force if it cannot be used."""
@@ -285,7 +322,7 @@ class ApiKeys:
             if FileState.of(self.path) == self._state:
                 return
             self._state, keys = self._read()
-        except (OSError, KeysFileError) as exc:
+        except Exception as exc:  # whatever the file holds, no request may fail for it
             if not self._failing:  # once per failure, not once per check
                 logger.error(
                     "%s: API keys not reloaded, the keys read last stay in force: %s", self.service, exc
@@ -296,14 +333,17 @@ class ApiKeys:
         before = self.clients
         self._keys = keys
         after = self.clients
-        logger.info(
-            "%s: API keys reloaded from %s: %d keys of %d clients (clients added: %s; removed: %s)",
+        # Not refused: an operator may mean to shut every client out. But it must not pass unseen.
+        logger.log(
+            logging.INFO if keys else logging.WARNING,
+            "%s: API keys reloaded from %s: %d keys of %d clients (clients added: %s; removed: %s)%s",
             self.service,
             self.path,
             len(keys),
             len(after),
             ", ".join(sorted(after - before)) or "none",
             ", ".join(sorted(before - after)) or "none",
+            "" if keys else ": it holds no keys, so every request that needs one is now refused",
         )
         self._warn_expired()
 
@@ -341,23 +381,60 @@ class ApiKeys:
         return found.client, key_id(key_digest)
 
 
+def credential_field(name: str, where: str = "header.") -> str:
+    """How a refusal names a credential header: as documented, or as lower-case gRPC metadata."""
+    documented = CREDENTIAL_HEADERS[name]
+    return f"{where}{documented}" if where == "header." else f"{where}{documented.lower()}"
+
+
+def credential_headers(sent: Iterable[tuple[str, str]], where: str = "header.") -> dict[str, str]:
+    """A request's Authorization and X-API-Key (of its headers or gRPC metadata) by lower-case name.
+
+    One sent more than once is a 401: which copy a proxy or a server keeps differs, so none is
+    taken for the key.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in sent:
+        if name.lower() in CREDENTIAL_HEADERS:
+            values.setdefault(name.lower(), []).append(value)
+    for name, copies in values.items():
+        if len(copies) > 1:
+            raise unauthenticated(credential_field(name, where), f"sent {len(copies)} times: send it once")
+    return {name: copies[0] for name, copies in values.items()}
+
+
+def not_bearer(authorization: str) -> str:
+    """Why an Authorization value holds no Bearer key, without repeating any of it (it may be the key)."""
+    scheme, space, _ = authorization.strip().partition(" ")
+    if not scheme:
+        return "empty: send 'Authorization: Bearer <key>'"
+    if not space or scheme.startswith(KEY_PREFIX):
+        return "the scheme is missing: send 'Authorization: Bearer <key>', not the key alone"
+    if scheme.lower() in KNOWN_SCHEMES:
+        return f"scheme {scheme!r} is not Bearer: send 'Bearer <key>' (or the key in X-API-Key)"
+    return "not 'Bearer <key>': send 'Authorization: Bearer <key>' (or the key in X-API-Key)"
+
+
 def credential(headers: Mapping[str, str], where: str = "header.") -> tuple[str, str]:
     """The key a request carries and the field it came in; a 401 naming what is wrong."""
-
-    def field(name: str) -> str:  # HTTP header names as documented; gRPC metadata keys are lower-case
-        return f"{where}{name}" if where == "header." else f"{where}{name.lower()}"
-
-    authorization = headers.get(AUTHORIZATION)
-    if authorization is not None:
-        where_sent = field("Authorization")
-        scheme, _, key = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            raise unauthenticated(where_sent, f"scheme {scheme[:20]!r} is not Bearer: send 'Bearer <key>'")
-    elif API_KEY_HEADER in headers:
-        where_sent, key = field("X-API-Key"), headers[API_KEY_HEADER]
+    authorization, api_key = headers.get(AUTHORIZATION), headers.get(API_KEY_HEADER)
+    scheme, _, bearer = (authorization or "").strip().partition(" ")
+    if authorization is not None and scheme.lower() == "bearer":
+        where_sent, key = credential_field(AUTHORIZATION, where), bearer
+        if api_key is not None and api_key.strip() != key.strip():
+            raise unauthenticated(
+                credential_field(API_KEY_HEADER, where),
+                "a key other than Authorization's: send one key, in one of the two headers",
+            )
+    elif api_key is not None:
+        # An Authorization of another scheme is a proxy's (Basic, say), not this service's.
+        where_sent, key = credential_field(API_KEY_HEADER, where), api_key
+    elif authorization is not None:
+        raise unauthenticated(credential_field(AUTHORIZATION, where), not_bearer(authorization))
     else:
         raise unauthenticated(
-            field("Authorization"), "missing: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            credential_field(AUTHORIZATION, where),
+            "missing: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
         )
     key = key.strip()
     if not key:
@@ -365,6 +442,19 @@ def credential(headers: Mapping[str, str], where: str = "header.") -> tuple[str,
     if len(key) > MAX_KEY_LENGTH:
         raise unauthenticated(where_sent, f"longer than {MAX_KEY_LENGTH} characters: no key of this service")
     return key, where_sent
+
+
+def read_keys_text(path: Path) -> str:
+    """A keys file's text; a KeysFileError naming the file when it cannot be read.
+
+    A byte order mark, which Notepad writes, is dropped: it is no part of the first line.
+    """
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise KeysFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise KeysFileError(f"{path}: cannot read it: not UTF-8 text (byte {exc.start})") from None
 
 
 def unauthenticated(field: str, problem: str) -> ServekitError:

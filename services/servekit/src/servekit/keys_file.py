@@ -55,15 +55,45 @@ def without(text: str, source: str, drop: Callable[[Listed], bool]) -> tuple[str
     return "".join(kept), dropped
 
 
+class RewriteError(OSError):
+    """The keys file cannot be replaced as it is (nothing was changed); the message says why."""
+
+
 def replace(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole, keeping its mode: a reader sees the old file or the new one."""
-    mode = path.stat().st_mode & 0o777
-    descriptor, staged = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``text`` to ``path`` whole, with its mode, owner and group: a reader sees old or new.
+
+    A symlink is followed: the file the services read is its target, and a link replaced by a
+    file of its own would leave the target, keys and all, as it was.
+    """
+    target = path.resolve(strict=True)
+    found = target.stat()
+    try:
+        descriptor, staged = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as exc:
+        raise RewriteError(
+            f"{path}: cannot be rewritten in {target.parent} ({exc.strerror}); "
+            "if it is a mounted Secret, change the Secret instead"
+        ) from None
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as staged_file:
             staged_file.write(text)
-        os.chmod(staged, mode)
-        os.replace(staged, path)
+        os.chmod(staged, found.st_mode & 0o777)
+        keep_owner(staged, found, path)
+        os.replace(staged, target)
     except BaseException:
         Path(staged).unlink(missing_ok=True)
         raise
+
+
+def keep_owner(staged: str, found: os.stat_result, path: Path) -> None:
+    """Give ``staged`` the owner and group of the file it replaces, whose readers must still read it."""
+    try:
+        os.chown(staged, found.st_uid, found.st_gid)
+    except PermissionError:
+        made = os.stat(staged)
+        if (made.st_uid, made.st_gid) != (found.st_uid, found.st_gid):
+            raise RewriteError(
+                f"{path}: left as it was: rewritten, it would no longer belong to {found.st_uid}:"
+                f"{found.st_gid} (user:group), and the service may not be able to read it; run this as "
+                "its owner or as root"
+            ) from None

@@ -10,6 +10,7 @@ services side by side.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -27,8 +28,16 @@ AccessLogMode = Literal["off", "errors", "all"]
 UNPREFIXED = ("MODEL_URI", "MLFLOW_TRACKING_URI", "GOOGLE_CLOUD_PROJECT")
 #: A Google Cloud project id, optionally of a legacy domain-scoped project (``example.com:id``).
 GOOGLE_CLOUD_PROJECT_ID = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
-#: ``scheme://host[:port]``: what a browser sends as ``Origin``; a path or a trailing slash never matches.
-ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?")
+#: ``scheme://host[:port]``, the shape of what a browser sends as ``Origin``; a path or a trailing
+#: slash never matches. Case, port and IPv6 form are checked against the browser's form after.
+ORIGIN = re.compile(r"(?P<scheme>[A-Za-z]+)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>\d+))?")
+#: The ports a browser leaves out of ``Origin``.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+#: gRPC's message size limit is a C int, and the body limit is also the gRPC message limit.
+LARGEST_BODY_BYTES = 2**31 - 1
+#: The least interval between two registry checks: each is a registry call, and a smaller
+#: interval (0.000001, say) kept a core busy asking.
+MIN_REFRESH_SECONDS = 1.0
 
 
 class ServiceSettings(BaseSettings):
@@ -41,7 +50,7 @@ class ServiceSettings(BaseSettings):
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
     root_path: str = Field(default="", description="Path prefix when served behind a non-rewriting ingress")
     max_batch_size: int = Field(default=256, ge=1, le=10_000)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=LARGEST_BODY_BYTES)
     max_concurrent_requests: int | None = Field(
         default=None,
         ge=0,
@@ -177,7 +186,9 @@ class ServiceSettings(BaseSettings):
         default="errors", description="Which answered requests get a log line: none, 4xx and 5xx, or all"
     )
     access_log_max_per_second: float = Field(
-        default=50.0, gt=0, description="At most this many access log lines per second (a burst as large)"
+        default=50.0,
+        gt=0,
+        description="At most this many access log lines per second (a burst as large, and at least one)",
     )
 
     cors_allow_origins: str = Field(
@@ -194,12 +205,32 @@ class ServiceSettings(BaseSettings):
         ),
     )
 
-    @field_validator("log_level", "log_format", "access_log", mode="before")
+    @field_validator("log_level", "log_format", "access_log", "watch_inputs", mode="before")
     @classmethod
     def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, str):
             return value
         return value.strip().upper() if info.field_name == "log_level" else value.strip().lower()
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path(cls, value: str) -> str:
+        # Compared with request paths as written: in any other form every prefixed path is a 404.
+        words = "".join(value.split()).strip("/")
+        fixed = f"/{words}" if words else ""
+        if value != fixed:
+            write = f"write {fixed}" if fixed else "leave it empty for none"
+            raise ValueError(f"a path prefix starts with '/' and has no whitespace or trailing '/': {write}")
+        return value
+
+    @field_validator("model_refresh_seconds", "live_evaluation_refresh_seconds")
+    @classmethod
+    def _refresh_interval(cls, value: float) -> float:
+        if 0 < value < MIN_REFRESH_SECONDS:
+            raise ValueError(
+                f"0 (never) or at least {MIN_REFRESH_SECONDS:g} second: each check is a registry call"
+            )
+        return value
 
     @field_validator("google_cloud_project")
     @classmethod
@@ -232,12 +263,32 @@ def parse_origins(value: str) -> tuple[str, ...]:
     for origin in origins:
         if origin == "*":
             raise ValueError("'*' allows every origin, so it cannot be listed with others")
-        if not ORIGIN.fullmatch(origin):
-            raise ValueError(
-                f"{origin!r} is not an origin: scheme://host[:port], with no path or trailing slash "
-                "(a browser's Origin header never has one, so it would never match)"
-            )
+        sent = browser_origin(origin)
+        if sent != origin:
+            raise ValueError(f"{origin!r} would never match what a browser sends: write {sent}")
     return origins
+
+
+def browser_origin(origin: str) -> str:
+    """``origin`` as a browser writes it in ``Origin`` (lower case, no default port, IPv6 compressed);
+    a ValueError when a browser could not send it at all."""
+    match = ORIGIN.fullmatch(origin)
+    scheme = match["scheme"].lower() if match else ""
+    if match is None or scheme not in DEFAULT_PORTS:
+        raise ValueError(
+            f"{origin!r} is not an origin: http(s)://host[:port], with no path or trailing slash "
+            "(a browser's Origin header never has one, so it would never match)"
+        )
+    host = match["host"].lower()
+    if host.startswith("["):
+        try:
+            host = f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            raise ValueError(f"{origin!r}: {match['host']} is not an IPv6 address") from None
+    port = int(match["port"]) if match["port"] else DEFAULT_PORTS[scheme]
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{origin!r}: there is no port {port} (ports are 1 to 65535)")
+    return f"{scheme}://{host}" if port == DEFAULT_PORTS[scheme] else f"{scheme}://{host}:{port}"
 
 
 @cache

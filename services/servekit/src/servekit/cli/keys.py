@@ -25,20 +25,35 @@ RELOAD_NOTE = "5 s (of a replaced Secret: about a minute, the kubelet's refresh)
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
-    from servekit.auth import KeysFileError, expires_in, expiry, expiry_text, key_line, new_key, parse_keys
+    from servekit.auth import (
+        KeysFileError,
+        expires_in,
+        expiry,
+        expiry_text,
+        key_line,
+        new_key,
+        parse_keys,
+        read_keys_text,
+    )
 
     key = new_key()
     try:
         if args.no_expiry:
             expires = None
         elif args.expires is not None:
-            expires = expiry(args.expires)
+            try:
+                expires = expiry(args.expires)
+            except ValueError as exc:  # it names the file's field, expires=...: the option's --expires=...
+                raise ValueError(f"--{exc}") from None
             if expires <= datetime.now(UTC):
                 raise ValueError(f"--expires {args.expires}: already past; the key would be refused at once")
         else:
             if args.expires_in <= 0:
                 raise ValueError(f"--expires-in {args.expires_in:g}: a key must live at least part of a day")
-            expires = expires_in(args.expires_in)
+            try:
+                expires = expires_in(args.expires_in)
+            except ValueError as exc:
+                raise ValueError(f"--expires-in {args.expires_in:g}: {exc}") from None
         line = key_line(args.client, key, expires)
     except ValueError as exc:
         raise UsageError(f"api-key: {exc}") from None
@@ -48,30 +63,37 @@ def cmd_api_key(args: argparse.Namespace) -> int:
         print(key)
         return 0
     path: Path = args.append
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    if not path.parent.is_dir():
+        raise UsageError(f"api-key: --append {path}: no directory {path.parent} to create it in")
     try:
+        existing = read_keys_text(path) if path.exists() else ""
         parse_keys(existing, str(path))  # never append to a file the services would refuse
+        separator = "" if not existing or existing.endswith("\n") else "\n"
+        # Created readable by its owner only; digests are no keys, but nobody else needs them.
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "a", encoding="utf-8") as keys_file:
+            keys_file.write(f"{separator}{line}\n")
     except KeysFileError as exc:
         raise UsageError(f"api-key: {exc}") from None
-    separator = "" if not existing or existing.endswith("\n") else "\n"
-    # Created readable by its owner only; digests are no keys, but nobody else needs them.
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(descriptor, "a", encoding="utf-8") as keys_file:
-        keys_file.write(f"{separator}{line}\n")
+    except OSError as exc:  # the key is not shown: it was never added
+        raise UsageError(f"api-key: --append {path}: cannot write to it ({exc.strerror or exc})") from None
     print(f"mlp: {args.client}'s key ({lifetime}) added to {path}; it is shown once, below", file=sys.stderr)
     print(key)
     return 0
 
 
 def cmd_api_keys(args: argparse.Namespace) -> int:
-    from servekit.auth import KeysFileError
+    from servekit.auth import KeysFileError, read_keys_text
     from servekit.keys_file import listing, replace, without
 
     path: Path = args.file
+    if args.revoke is not None and not args.revoke.strip():
+        raise UsageError("api-keys: --revoke '': name a client or a key id (mlp api-keys FILE lists them)")
+    changing = args.prune or args.revoke is not None
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_keys_text(path)
         now = datetime.now(UTC)
-        if not (args.prune or args.revoke):
+        if not changing:
             listed = listing(text, str(path))
         elif args.prune:
             kept, listed = without(
@@ -81,11 +103,13 @@ def cmd_api_keys(args: argparse.Namespace) -> int:
             kept, listed = without(text, str(path), lambda key: args.revoke in (key.client, key.key_id))
             if not listed:
                 raise UsageError(f"api-keys: {path} holds no key of a client or with an id {args.revoke!r}")
-    except (OSError, UnicodeDecodeError, KeysFileError) as exc:
+        if changing and listed:
+            # Whole, with its mode and owner, through a symlink: a service reading it sees one or the other.
+            replace(path, kept)
+    except (OSError, KeysFileError) as exc:
         raise UsageError(f"api-keys: {exc}") from None
-    if args.prune or args.revoke:
+    if changing:
         if listed:
-            replace(path, kept)  # whole, keeping its mode: a service reading it sees one or the other
             print(
                 f"mlp: taken out of {path}, the services refuse them within {RELOAD_NOTE}:", file=sys.stderr
             )

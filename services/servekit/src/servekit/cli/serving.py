@@ -36,13 +36,20 @@ def service_name(args: argparse.Namespace, environ: Mapping[str, str | None] = o
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from servekit.logs import configure_logging
     from servekit.rest import create_app
-    from servekit.settings import load_settings, unknown_variables
+    from servekit.settings import SettingsError, load_settings, unknown_variables
 
     spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
+    port = args.port or registry.local_port(spec)
+    if settings.grpc_port == port:
+        raise SettingsError(
+            f"{spec.name} settings: {spec.name.upper()}_GRPC_PORT='{port}': HTTP listens on port {port}; "
+            "give gRPC another one"
+        )
     handler = configure_logging(
         settings.log_level,
         settings.log_format,
@@ -51,6 +58,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     for unknown in unknown_variables(spec.name):
         logging.getLogger("servekit.settings").warning(unknown)
+    if settings.grpc_port:
+        from servekit.rpc.server import GrpcPortError, check_port
+
+        try:
+            check_port(spec.name, args.host, settings.grpc_port)
+        except GrpcPortError as exc:
+            # One line and uvicorn's exit status, as when the HTTP port is taken.
+            logging.getLogger("servekit.rpc").error(exc)
+            return STARTUP_FAILURE
     app = create_app(spec, settings, grpc_host=args.host)
     handler.meter = app.state.metrics.count_log_line
     # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
@@ -58,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         app,
         host=args.host,
-        port=args.port or registry.local_port(spec),
+        port=port,
         access_log=False,
         log_config=None,  # uvicorn's lines go through configure_logging's handler
         log_level=settings.log_level.lower(),

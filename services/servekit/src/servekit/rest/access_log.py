@@ -63,19 +63,21 @@ def unexpected(exc: Exception) -> ServekitError:
 
 
 class LineBudget:
-    """A token bucket of log lines: ``per_second`` on average, as many in one burst."""
+    """A token bucket of log lines: ``per_second`` on average, as many (and at least one) in one burst."""
 
     def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_second = per_second
+        # A line takes a whole token: a bucket of fewer than one never holds enough for a line.
+        self.burst = max(1.0, per_second)
         self.clock = clock
-        self.tokens = per_second
+        self.tokens = self.burst
         self.last = clock()
         self.left_out = 0
 
     def take(self) -> int | None:
         """None when over budget; else how many lines were left out since the last one taken."""
         now = self.clock()
-        self.tokens = min(self.per_second, self.tokens + (now - self.last) * self.per_second)
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.per_second)
         self.last = now
         if self.tokens < 1:
             self.left_out += 1

@@ -13,7 +13,6 @@ from servekit import auth
 from servekit.errors import ServekitError
 from servekit.rest.access_log import remember_error
 from servekit.rest.errors import error_response
-from servekit.rest.request_id import incoming_headers
 from servekit.rest.telemetry import endpoint_label, local_path
 
 #: The headers a key may come in (``servekit.auth.credential``).
@@ -41,7 +40,13 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            self.keys.bind(incoming_headers(scope, CREDENTIAL_HEADERS))
+            sent = (
+                (name.decode(), value.decode("latin-1"))
+                for name, value in scope.get("headers", ())
+                if name in CREDENTIAL_HEADERS
+            )
+            # Every copy, not a dict's last: a header sent twice is refused, not guessed at.
+            self.keys.bind(auth.credential_headers(sent))
         except ServekitError as refused:
             remember_error(scope, refused)
             await error_response(refused, scope)(scope, receive, send)

@@ -17,6 +17,12 @@ from servekit.errors import FieldProblem, ServekitError
 #: Content codings a request body may use (RFC 9110 §8.4.1), and their zlib window bits.
 CONTENT_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 ENCODING_FIELD = "headers.content-encoding"
+#: Members (gzip) or streams (deflate) a body may hold one after the other. A client compresses
+#: its body once; a few members come of concatenated files, while thousands of empty ones
+#: (20 bytes each) would cost the event loop a decoder each.
+MAX_MEMBERS = 64
+#: Compressed bytes handed to a decoder at a time.
+FEED_BYTES = 65_536
 
 
 def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
@@ -34,6 +40,11 @@ def content_coding(request: Request) -> str | None:
     coding = request.headers.get("content-encoding", "").strip().lower()
     if coding in ("", "identity"):
         return None
+    if "," in coding:
+        problem = (
+            f"content codings {coding!r}: a body is decoded once; send it as is, or gzip or deflate it once"
+        )
+        raise ServekitError(415, "unsupported_encoding", problem, (FieldProblem(ENCODING_FIELD, problem),))
     if coding not in CONTENT_CODINGS:
         problem = f"unsupported content coding {coding!r}; send the body as is, or gzip or deflate it"
         raise ServekitError(415, "unsupported_encoding", problem, (FieldProblem(ENCODING_FIELD, problem),))
@@ -59,18 +70,33 @@ async def read_body(request: Request, limit: int) -> bytes:
 def decompress(data: bytes, coding: str, limit: int) -> bytes:
     """``data`` decoded, at most ``limit`` bytes of it; 413 beyond, 400 if it is not ``coding``."""
     out = bytearray()
-    rest = data
+    view = memoryview(data)
+    offset = 0
+    members = 0
     try:
         while True:  # a gzip body may hold several members, one after the other
+            members += 1
+            if members > MAX_MEMBERS:
+                raise too_many_members(coding)
             decoder = zlib.decompressobj(CONTENT_CODINGS[coding])
-            out += decoder.decompress(rest, limit + 1 - len(out))
-            if decoder.unconsumed_tail or len(out) > limit:
-                raise too_large(limit, decompressed=True)
-            if not decoder.eof:
-                raise zlib.error("the stream ends early")
-            rest = decoder.unused_data
-            if not rest:
+            while not decoder.eof:
+                if offset == len(data):
+                    raise zlib.error("the stream ends early")
+                # Fed a slice at a time: zlib copies what follows a member's end into
+                # unused_data, which for the whole rest of the body made it quadratic.
+                chunk = view[offset : offset + FEED_BYTES]
+                out += decoder.decompress(chunk, limit + 1 - len(out))
+                if decoder.unconsumed_tail or len(out) > limit:
+                    raise too_large(limit, decompressed=True)
+                offset += len(chunk) - len(decoder.unused_data)
+            if offset == len(data):
                 return bytes(out)
     except zlib.error as exc:
         problem = f"not valid {coding} data ({exc}); Content-Encoding must name how the body was encoded"
         raise ServekitError(400, "invalid_encoding", problem, (FieldProblem("body", problem),)) from None
+
+
+def too_many_members(coding: str) -> ServekitError:
+    parts = "streams" if coding == "deflate" else "members"
+    problem = f"more than {MAX_MEMBERS} {coding} {parts} one after the other; compress the body once"
+    return ServekitError(400, "invalid_encoding", problem, (FieldProblem("body", problem),))

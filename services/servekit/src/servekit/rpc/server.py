@@ -12,6 +12,7 @@ naming each bad tensor element as ``inputs[Age].data[3]``.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from servekit import logs
-from servekit.auth import OPEN_ENDPOINTS, ApiKeys
+from servekit.auth import OPEN_ENDPOINTS, ApiKeys, credential_headers
 from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
@@ -323,7 +324,9 @@ class OpenInferenceServicer:
 
             try:
                 if self.api_keys is not None and endpoint not in OPEN_ENDPOINTS:
-                    self.api_keys.bind(metadata, where="metadata.")
+                    # Every copy, not the dict's last: a key sent twice is refused, not guessed at.
+                    sent = credential_headers(context.invocation_metadata() or (), where="metadata.")
+                    self.api_keys.bind(sent, where="metadata.")
                 response = await call(request, context)
             except ServekitError as exc:
                 count(exc.status_code, exc)
@@ -368,6 +371,31 @@ def access_scope(
     return scope
 
 
+class GrpcPortError(OSError):
+    """The gRPC port cannot be bound; its message names the setting and the address."""
+
+    def __init__(self, service: str, host: str, port: int, reason: str) -> None:
+        super().__init__(f"{service.upper()}_GRPC_PORT={port}: cannot serve gRPC on {host}:{port}: {reason}")
+
+
+def check_port(service: str, host: str, port: int) -> None:
+    """GrpcPortError unless ``host:port`` can be bound now, as gRPC will bind it.
+
+    Run before the app starts: gRPC binds in the app's lifespan, whose failure uvicorn reports
+    as a traceback after gRPC's own log line.
+    """
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                # gRPC's listening sockets reuse addresses: one in TIME_WAIT does not stop it.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as exc:
+        raise GrpcPortError(service, host, port, exc.strerror or str(exc)) from None
+
+
 async def start_server(servicer: OpenInferenceServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """A started ``grpc.aio`` server for ``servicer`` on ``host:port``, and the port it bound."""
     limit = servicer.settings.max_body_bytes
@@ -375,7 +403,10 @@ async def start_server(servicer: OpenInferenceServicer, host: str, port: int) ->
         options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((servicer.handler(),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # gRPC's says "Failed to bind", and logs the cause on its own
+        raise GrpcPortError(servicer.name, host, port, "address in use or not available") from None
     await server.start()
     logger.info("Open Inference Protocol over gRPC on %s:%d", host, bound)
     return server, bound
