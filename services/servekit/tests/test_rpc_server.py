@@ -8,6 +8,7 @@ import logging
 import socket
 import struct
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -382,29 +383,35 @@ def test_the_generated_messages_match_the_proto() -> None:
     assert generate.stale() == [], "run: .venv/bin/python -m servekit.rpc.generate"
 
 
-def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not(
-    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
-) -> None:
+@contextmanager
+def keyed_stub(artifact: ModelArtifact, tmp_path: Path) -> Iterator[tuple[TestClient, Stub, str]]:
+    """A served toy whose keys file holds one key, of client batch-job; its gRPC stub and the key."""
     key = auth.new_key()
     (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
     settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
-    with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
         wait_ready(client)
         with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
-            stub = Stub(channel)
-            assert stub.server_ready(pb.ServerReadyRequest()).ready
-            assert stub.model_ready(pb.ModelReadyRequest(name="toy")).ready
-            request = infer_request([{"x": 3.0, "color": "red"}])
-            with pytest.raises(grpc.RpcError) as refused:
-                stub.model_infer(request)
-            with pytest.raises(grpc.RpcError) as wrong:
-                stub.model_infer(request, metadata=(("x-api-key", key + "x"),))
-            answered = stub.model_infer(request, metadata=(("authorization", f"Bearer {key}"),))
-            admission = client.app.state.admission  # type: ignore[attr-defined]
-            for _ in range(admission.client_limit):
-                admission.enter("batch-job")  # its share of the places taken
-            with pytest.raises(grpc.RpcError) as over_its_share:
-                stub.model_infer(request, metadata=(("x-api-key", key),))
+            yield client, Stub(channel), key
+
+
+def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    with keyed_stub(toy_trained[0], tmp_path) as (client, stub, key):
+        assert stub.server_ready(pb.ServerReadyRequest()).ready
+        assert stub.model_ready(pb.ModelReadyRequest(name="toy")).ready
+        request = infer_request([{"x": 3.0, "color": "red"}])
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.model_infer(request)
+        with pytest.raises(grpc.RpcError) as wrong:
+            stub.model_infer(request, metadata=(("x-api-key", key + "x"),))
+        answered = stub.model_infer(request, metadata=(("authorization", f"Bearer {key}"),))
+        admission = client.app.state.admission  # type: ignore[attr-defined]
+        for _ in range(admission.client_limit):
+            admission.enter("batch-job")  # its share of the places taken
+        with pytest.raises(grpc.RpcError) as over_its_share:
+            stub.model_infer(request, metadata=(("x-api-key", key),))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "metadata.authorization: missing" in refused.value.details()
     assert wrong.value.code() == grpc.StatusCode.UNAUTHENTICATED
@@ -440,21 +447,15 @@ def test_a_taken_port_is_named_with_its_setting_before_and_at_the_bind(
 def test_metadata_sent_twice_or_a_key_without_bearer_is_refused_and_no_key_repeated(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
 ) -> None:
-    key = auth.new_key()
-    (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
-    settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
-    with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:
-        wait_ready(client)
-        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
-            stub = Stub(channel)
-            request = infer_request([{"x": 3.0, "color": "red"}])
-            twice = (("x-api-key", "mlp_other"), ("x-api-key", key))
-            with pytest.raises(grpc.RpcError) as repeated:
-                stub.model_infer(request, metadata=twice)
-            with pytest.raises(grpc.RpcError) as bare:
-                stub.model_infer(request, metadata=(("authorization", key),))
-            basic = (("authorization", "Basic dXNlcjpwYXNz"), ("x-api-key", key))
-            assert stub.model_infer(request, metadata=basic).outputs
+    with keyed_stub(toy_trained[0], tmp_path) as (_, stub, key):
+        request = infer_request([{"x": 3.0, "color": "red"}])
+        twice = (("x-api-key", "mlp_other"), ("x-api-key", key))
+        with pytest.raises(grpc.RpcError) as repeated:
+            stub.model_infer(request, metadata=twice)
+        with pytest.raises(grpc.RpcError) as bare:
+            stub.model_infer(request, metadata=(("authorization", key),))
+        basic = (("authorization", "Basic dXNlcjpwYXNz"), ("x-api-key", key))
+        assert stub.model_infer(request, metadata=basic).outputs
     assert repeated.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "metadata.x-api-key: sent 2 times: send it once" in repeated.value.details()
     assert bare.value.code() == grpc.StatusCode.UNAUTHENTICATED
