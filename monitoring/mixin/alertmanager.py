@@ -107,6 +107,15 @@ SILENCE_URL = (
     "{{ .Name }}%3D%22{{ .Value | urlquery }}%22%2C{{ end }}{{ end }}"
     "alertname%3D%22{{ .GroupLabels.alertname | urlquery }}%22%7D"
 )
+#: A page's text: the group's first alert's summary, and how many fire. Not CommonAnnotations, which
+#: is empty once two alerts' annotations differ (ModelNotReady's summary names its pod, and both
+#: Prometheus replicas raise PrometheusRuleFailing): such a page arrived titled "bankchurn: ".
+PAGE_DESCRIPTION = (
+    "{{ with .CommonLabels.service }}{{ . }}: {{ end }}{{ (index .Alerts 0).Annotations.summary }}"
+    "{{ if gt (len .Alerts.Firing) 1 }} (and {{ len .Alerts.Firing }} firing in all){{ end }}"
+)
+#: The first alert's annotations, for the same reason: a dashboard link opens on one pod.
+FIRST_ALERT = "(index .Alerts 0).Annotations"
 SLACK_TEXT = (
     "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\n"
     "{{ if .Labels.instance }}instance: {{ .Labels.instance }}\n{{ end }}"
@@ -164,11 +173,11 @@ def alertmanager_config() -> dict[str, Any]:
                 "pagerduty_configs": [
                     {
                         "routing_key_file": f"{RECEIVERS_DIR}/{PAGERDUTY_ROUTING_KEY_KEY}",
-                        "description": "{{ .CommonLabels.service }}: {{ .CommonAnnotations.summary }}",
+                        "description": PAGE_DESCRIPTION,
                         "severity": "{{ .CommonLabels.severity }}",
                         "links": [
-                            {"href": "{{ .CommonAnnotations.runbook_url }}", "text": "runbook"},
-                            {"href": "{{ .CommonAnnotations.dashboard_url }}", "text": "dashboard"},
+                            {"href": f"{{{{ {FIRST_ALERT}.runbook_url }}}}", "text": "runbook"},
+                            {"href": f"{{{{ {FIRST_ALERT}.dashboard_url }}}}", "text": "dashboard"},
                             # A page is of one alert and service: its alerts share the expression.
                             {"href": "{{ (index .Alerts 0).GeneratorURL }}", "text": "query"},
                         ],
@@ -182,7 +191,7 @@ def alertmanager_config() -> dict[str, Any]:
                     {
                         "api_url_file": f"{RECEIVERS_DIR}/{SLACK_WEBHOOK_URL_KEY}",
                         "title": SLACK_TITLE,
-                        "title_link": "{{ .CommonAnnotations.runbook_url }}",
+                        "title_link": f"{{{{ {FIRST_ALERT}.runbook_url }}}}",
                         "text": SLACK_TEXT,
                         "send_resolved": True,
                     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -25,10 +25,12 @@ from mixin.cluster import (
 )
 from mixin.common import (
     FAST_BURN,
+    MIN_BAD_REQUESTS,
     RUNBOOK_URL,
     SLOW_BURN,
     dashboard_url,
     keeps_training_ranges,
+    le,
     number,
     objectives,
     of_shadow,
@@ -124,13 +126,27 @@ def unauthenticated_share(n: MetricNames) -> str:
     )
 
 
-def burn_expr(template: str, service: str, budget: float, tiers: Sequence[tuple[str, str, float]]) -> str:
+def burn_expr(
+    template: str,
+    service: str,
+    budget: float,
+    tiers: Sequence[tuple[str, str, float]],
+    bad_requests: Callable[[str], str],
+) -> str:
+    """Each tier's ratio over both its windows, and at least ``MIN_BAD_REQUESTS`` bad requests
+    (``bad_requests(window)``) over its long window.
+
+    At low traffic a ratio is made of a few requests: under 1 / (14.4 x budget) an hour (69 at
+    99.9 %), one 5xx was a fast burn, and a quiet night or a staging service paged on each one.
+    At any traffic that spends the budget in earnest, ten come within minutes.
+    """
     parts = []
     for long, short, factor in tiers:
         threshold = number(factor * budget)
         parts.append(
             f"(\n  {sel(template.format(w=long), service)} > {threshold}\n  and\n"
-            f"  {sel(template.format(w=short), service)} > {threshold}\n)"
+            f"  {sel(template.format(w=short), service)} > {threshold}\n  and on ()\n"
+            f"  {bad_requests(long)} >= {MIN_BAD_REQUESTS}\n)"
         )
     return "\nor\n".join(parts)
 
@@ -174,11 +190,23 @@ def alerts(service: str) -> list[Alert]:
     avail_budget = 1 - o.availability
     latency_budget = 1 - o.latency
     ms = f"{o.latency_threshold * 1000:g} ms"
+    slo = f'endpoint="{o.latency_endpoint}"'
+    hist = n.prediction_latency_seconds
+
+    def failed(w: str) -> str:
+        return f'sum(increase({n.requests_total}{{{predict},status=~"5.."}}[{w}]))'
+
+    def slow(w: str) -> str:
+        return (
+            f"(sum(increase({hist}_count{{{slo}}}[{w}]))\n  - "
+            f'sum(increase({hist}_bucket{{{slo},le="{le(o.latency_threshold)}"}}[{w}])))'
+        )
+
     for speed, (severity, tiers, duration) in (("Fast", FAST_BURN), ("Slow", SLOW_BURN)):
         found.append(
             Alert(
                 f"AvailabilityBudgetBurn{speed}",
-                burn_expr(ERROR_RATIO, service, avail_budget, tiers),
+                burn_expr(ERROR_RATIO, service, avail_budget, tiers, failed),
                 severity,
                 f"{s} is burning its availability error budget {speed.lower()}",
                 f"{s} answers 5xx to prediction requests at a rate that burns the "
@@ -189,7 +217,7 @@ def alerts(service: str) -> list[Alert]:
         found.append(
             Alert(
                 f"LatencyBudgetBurn{speed}",
-                burn_expr(SLOW_RATIO, service, latency_budget, tiers),
+                burn_expr(SLOW_RATIO, service, latency_budget, tiers, slow),
                 severity,
                 f"{s} is burning its latency error budget {speed.lower()}",
                 f"More {o.latency_endpoint} requests of {s} take over {ms} than the {o.latency:.0%} "
@@ -495,13 +523,19 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "CanaryFailing",
-            f"{canary(VARIANT_FAILURE_RATIO)}\n> ignoring (variant)\n2 * {stable(VARIANT_FAILURE_RATIO)}\n"
+            # A stable model that answered nothing has a ratio of NaN, which no comparison holds:
+            # with the canary at 100 %, it is held to its own threshold alone.
+            f"(\n  {canary(VARIANT_FAILURE_RATIO)}\n  > ignoring (variant)\n"
+            f"  2 * ({stable(VARIANT_FAILURE_RATIO)} >= 0)\n  or\n"
+            f"  max without (variant) ({canary(VARIANT_FAILURE_RATIO)}\n  unless ignoring (variant)\n"
+            f"  ({stable(VARIANT_FAILURE_RATIO)} >= 0))\n)\n"
             f"and on (service)\n{canary(VARIANT_FAILURE_RATIO)} > {number(o.canary_failure_ratio)}\n"
             f"and on (service)\n{canary(VARIANT_REQUESTS_RATE)} * 300 >= {o.canary_min_requests}",
             "warning",
             f"{s}'s canary fails more requests than its stable model",
             f"For 5 minutes more than {o.canary_failure_ratio:.0%} of the requests {s}'s canary "
-            "answered failed (500), over twice the stable model's share. Roll it back with "
+            "answered failed (500), over twice the stable model's share (or the stable model answered "
+            "none: a canary at 100 %). Roll it back with "
             f"`mlp canary {s} --end`; the pod log has the cause under each request id.",
             "5m",
         ),

@@ -31,6 +31,9 @@ SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: (severity, [(long window, short window, burn-rate factor)], for) of the two alert tiers.
 FAST_BURN = ("critical", (("1h", "5m", 14.4), ("6h", "30m", 6.0)), "2m")
 SLOW_BURN = ("warning", (("1d", "2h", 3.0), ("3d", "6h", 1.0)), "15m")
+#: Bad requests (5xx, or over the latency threshold) a burn-rate alert needs over its long window
+#: besides the ratio (``alerts.burn_expr``): at low traffic one failure is a burn of many budgets.
+MIN_BAD_REQUESTS = 10
 #: Burn-rate panel colours: the fast tier's two factors (6 over 6 h pages, 14.4 over 1 h pages sooner).
 BURN_THRESHOLDS = tuple(zip(sorted(factor for _, _, factor in FAST_BURN[1]), ("orange", "red"), strict=True))
 QUANTILES = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))

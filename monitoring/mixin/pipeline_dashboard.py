@@ -220,6 +220,8 @@ def pipeline_dashboard() -> dict[str, Any]:
                 (f"sum by (pod) (rate({ALERTS_DROPPED}{{{prometheus}}}[5m]))", "{{pod}} dropped/s"),
             ],
             thresholds=[(0.5, "orange"), (0.9, "red")],
+            # A rate, not a share of the queue: 0.01 dropped a second is not "1 %".
+            units={1: "ops"},
         ),
         6,
         8,

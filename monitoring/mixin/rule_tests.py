@@ -36,6 +36,7 @@ from mixin.cluster import (
 )
 from mixin.common import (
     FAST_BURN,
+    MIN_BAD_REQUESTS,
     SCRAPE_INTERVAL,
     SLOW_BURN,
     GiB,
@@ -215,6 +216,24 @@ def rule_cases(service: str) -> list[Case]:
             "55m",
         )
     )
+    # Low traffic: one 5xx among a request a minute is a burn of many budgets but one request; a
+    # failure a minute for 20 minutes is an outage whatever the traffic.
+    for description, failures, at, expected in (
+        (
+            f"quiet: one 5xx among a request a minute, under {MIN_BAD_REQUESTS} in the hour",
+            "0x29 1x30",
+            "33m",
+            [],
+        ),
+        (
+            f"fires: a 5xx a minute among a request a minute, {MIN_BAD_REQUESTS} and more in the hour",
+            "0x19 0+1x40",
+            "40m",
+            [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
+        ),
+    ):
+        series = {ok: "0+1x60", err: failures, **ready}
+        cases.append(Case("AvailabilityBudgetBurnFast", description, series, at, expected))
     # The rules match endpoints by a regex; a label with regex metacharacters must still match.
     infer_err = series_str(
         n.requests_total, {**target, "endpoint": OPEN_INFERENCE_INFER, "method": "POST", "status": "500"}
@@ -1246,6 +1265,13 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
             "CanaryFailing",
             "fires: 5% of the canary's requests fail, none of the stable model's",
             {**stable, **answered(CANARY, 100, 5), **ready},
+            "15m",
+            failing,
+        ),
+        Case(
+            "CanaryFailing",
+            "fires: 5% of the canary's requests fail, and it answers them all (--percent 100)",
+            {**answered(CANARY, 100, 5), **answered(STABLE, 0, 0), **ready},
             "15m",
             failing,
         ),

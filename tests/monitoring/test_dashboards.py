@@ -278,3 +278,14 @@ def test_every_dashboard_links_to_the_others_by_the_tag_they_all_carry() -> None
         assert all(tag in load(other)["tags"] for other in DASHBOARDS), path.stem
         [link] = dashboard["links"]
         assert (link["type"], link["tags"], link["keepTime"]) == ("dashboards", [tag], True), path.stem
+
+
+def test_alerts_dropped_are_a_rate_beside_the_queues_share() -> None:
+    """Plotted in the panel's percent, 0.01 alerts dropped a second read as "1 %", on the axis of
+    the queue's fill beside it, thresholds at 50 and 90 %."""
+    panels = {p["title"]: p for p in load(MONITORING / "dashboards" / "alerting.json")["panels"]}
+    panel = panels["Alerts waiting to be sent, and dropped"]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    [dropped] = [t["refId"] for t in panel["targets"] if "dropped" in t["legendFormat"]]
+    units = {o["matcher"]["options"]: o["properties"][0]["value"] for o in panel["fieldConfig"]["overrides"]}
+    assert units == {dropped: "ops"}

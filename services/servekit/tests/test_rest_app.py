@@ -7,9 +7,11 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
 from toy import TOY
 
 from servekit.metrics import ServiceMetrics
+from servekit.metrics.names import GRPC_INFER, GRPC_METHOD, OPEN_INFERENCE_INFER
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -183,6 +185,21 @@ def test_metrics_follow_the_contract(toy_client: TestClient) -> None:
     # Scrapes are not traffic.
     assert 'endpoint="/metrics"' not in text
     assert "_created" not in text
+
+
+def test_a_prediction_endpoints_server_errors_are_counted_from_zero_before_the_first() -> None:
+    """A series that appears at its first 5xx shows rate() no increase: a new pod's first failures
+    would never reach the availability alerts (monitoring/rules: service:request_errors:ratio_rate*)."""
+    text = generate_latest(ServiceMetrics("toy").registry).decode()
+    for endpoint, method in (
+        ("/predict", "POST"),
+        ("/predict/batch", "POST"),
+        (OPEN_INFERENCE_INFER, "POST"),
+        (GRPC_INFER, GRPC_METHOD),
+    ):
+        for status in ("500", "503"):
+            series = f'toy_requests_total{{endpoint="{endpoint}",method="{method}",status="{status}"}} 0.0'
+            assert series in text
 
 
 def test_outcomes_are_counted(toy_client: TestClient) -> None:

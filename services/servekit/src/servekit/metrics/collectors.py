@@ -24,6 +24,8 @@ from prometheus_client.registry import Collector
 from servekit import admission, logs
 from servekit.metrics import loop_lag
 from servekit.metrics.names import (
+    GRPC_INFER,
+    GRPC_METHOD,
     LATENCY_BUCKETS,
     METERED_LOGGERS,
     OTHER_LOGGERS,
@@ -103,6 +105,10 @@ class KeyExpiries(Collector):
         yield GaugeMetricFamily(self.name, self.documentation, labels=("client",))
 
 
+#: The server errors servekit answers itself: an unexpected failure, and not ready or full.
+SERVER_ERRORS = ("500", "503")
+
+
 class ServiceMetrics:
     """Every metric of the DESIGN.md contract for one service."""
 
@@ -124,6 +130,12 @@ class ServiceMetrics:
             ["endpoint", "method", "status"],
             registry=self.registry,
         )
+        # The server errors a prediction endpoint can answer, zero from the first scrape: a series
+        # that appears at its first failure shows rate() and increase() no increase, so a new
+        # pod's first burst of 5xx (or a short one) would never reach the availability alerts.
+        for endpoint in PREDICTION_ENDPOINTS:
+            for status in SERVER_ERRORS:
+                self.requests.labels(endpoint, GRPC_METHOD if endpoint == GRPC_INFER else "POST", status)
         self.prediction_latency = Histogram(
             n.prediction_latency_seconds,
             "Whole-request latency of prediction endpoints (validation, model, explanation, encoding).",
