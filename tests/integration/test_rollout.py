@@ -13,9 +13,10 @@ import mlflow
 import pytest
 
 from mixin.local_prometheus import LOCAL_NAMESPACE, prometheus_config
-from processes import Server, run_prometheus, start_service
+from processes import Server, run_prometheus, start_service, wait_until
 from registered import corrupt_copy, train_another_bankchurn
 from servekit import registry
+from servekit.prometheus import query
 from servekit.routing import SHARE_TAG
 from servekit.testing import valid_requests
 from servekit.training.trainer import TrainResult, to_records, write_canary_share
@@ -47,6 +48,10 @@ def watched(
         server.wait_for("/readyz")
         prometheus.wait_for("/-/ready", seconds=60)
         traffic.start()
+        # mlp rollout refuses a Prometheus without the service's canary series, which a Prometheus
+        # just started has until its first scrape.
+        counter = f'count(bankchurn_variant_requests_total{{namespace="{LOCAL_NAMESPACE}"}})'
+        wait_until(lambda: query(prometheus.url, counter) is not None, seconds=60)
         yield server, prometheus
     finally:
         stop.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.training import trainer
 from servekit.training.trainer import Split, fit, split
 
 # Texts that stress tokens and offsets (see test_explain.py for the full set).
@@ -53,6 +55,15 @@ def centered_logit(probabilities: Mapping[str, float], label: str) -> float:
 
 
 # ------------------------------------------------------------------- training
+
+
+def test_training_data_without_a_label_is_refused_before_the_fit(tmp_path: Path) -> None:
+    # Fitted, such a model could not be explained (a classifier's row of weights per label): the
+    # explainer's error came as a traceback once the fit was done.
+    path = tmp_path / "two_labels.csv"
+    data.generate(300, seed=1).query("label != 2").to_csv(path, index=False)
+    with pytest.raises(DatasetError, match=r"^column 'label' has no row labelled 2 \(neutral\); the model"):
+        trainer.train(SERVICE, "http://127.0.0.1:1", path)  # refused before the registry is asked
 
 
 @pytest.mark.realdata

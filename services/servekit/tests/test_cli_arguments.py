@@ -54,6 +54,15 @@ from servekit import cli
         (["replay", "log.txt", "--max-listed", "-1"], "argument --max-listed: '-1' is not a whole number"),
         (["replay", "log.txt", "--max-listed", "1.5"], "argument --max-listed: '1.5' is not a whole number"),
         (["canary", "bankchurn", "2", "--percent", "120"], "argument --percent: '120' is not a percentage"),
+        # NumPy's ValueError came as a traceback, and scikit-learn's as the data's fault.
+        (
+            ["train", "bankchurn", "--seed", "-1"],
+            "argument --seed: '-1' is not a whole number from 0 to 4294967295",
+        ),
+        (
+            ["train", "bankchurn", "--seed", "4294967296"],
+            "argument --seed: '4294967296' is not a whole number from 0 to 4294967295",
+        ),
         (["canary", "bankchurn", "2", "--percent", "half"], "argument --percent: 'half' is not a number"),
         (
             ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--ramp", "5,50,25"],
@@ -62,6 +71,35 @@ from servekit import cli
         (
             ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--ramp", "5,,50"],
             "argument --ramp: '' is not a number",
+        ),
+        # Each reached time.sleep after the canary was set, which raised and left it unwatched.
+        *(
+            (
+                ["rollout", "bankchurn", "2", "--prometheus", "http://p", f"--interval={seconds}"],
+                f"argument --interval: '{seconds}' is not a number of seconds over 0 and at most 86400",
+            )
+            for seconds in ("-1", "0", "nan", "inf", "1e12")
+        ),
+        # NaN compares false with every figure: it turned the failure check off.
+        (
+            ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--max-failure-ratio", "nan"],
+            "argument --max-failure-ratio: 'nan' is not a fraction from 0 to under 1 (0.01 is 1 %)",
+        ),
+        (
+            ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--max-failure-ratio", "5"],
+            "argument --max-failure-ratio: '5' is not a fraction from 0 to under 1 (0.01 is 1 %); "
+            "for 5 % write 0.05",
+        ),
+        (
+            ["rollout", "bankchurn", "2", "--prometheus", "http://p", "--max-failure-ratio", "1"],
+            "argument --max-failure-ratio: '1' is not a fraction",
+        ),
+        *(
+            (
+                ["rollout", "bankchurn", "2", "--prometheus", "http://p", f"--latency-factor={factor}"],
+                f"argument --latency-factor: '{factor}' is not a factor of 1 or more",
+            )
+            for factor in ("nan", "0", "0.5", "inf")
         ),
     ],
 )
@@ -114,3 +152,20 @@ def test_a_summary_nowhere_to_write_or_over_a_file_of_the_run_is_refused_before_
     assert cli.main([*score, "--summary", str(source), "--tracking-uri", "http://127.0.0.1:9"]) == 2
     assert "the input or the output; name another file" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]
+
+
+def test_the_rollouts_thresholds_take_their_bounds_and_say_what_they_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rollout = ["rollout", "bankchurn", "2", "--prometheus", "http://p"]
+    args = cli.parser().parse_args([*rollout, "--max-failure-ratio", "0", "--latency-factor", "1"])
+    assert (args.max_failure_ratio, args.latency_factor, args.interval) == (0.0, 1.0, 60.0)
+    assert cli.parser().parse_args([*rollout, "--interval", "0.5"]).interval == 0.5
+    with pytest.raises(SystemExit):
+        cli.main(["rollout", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--max-failure-ratio MAX_FAILURE_RATIO fraction of the canary's requests that may fail" in help_text
+    )
+    assert "0.01 is 1 %" in help_text
+    assert "--latency-factor LATENCY_FACTOR times the stable model's p95 model time" in help_text

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from servekit import cli
+from servekit.datasets import DatasetError
 from servekit.local import free_port
 from servekit.training import trainer
 
@@ -25,7 +26,7 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
         calls.append(spec.name)
-        return SimpleNamespace(version="1", run_id="r", metrics={"m": 0.5}, decision="promoted")
+        return SimpleNamespace(version="1", run_id="r", metrics={"m": 0.5}, decision="promoted", canary="")
 
     monkeypatch.setattr(cli.registry, "get_service", get_service)
     monkeypatch.setattr(trainer, "train", train)
@@ -90,3 +91,18 @@ def test_no_tracking_server_stops_before_anything_trains(
     assert err.startswith(f"mlp: no MLflow tracking server answers at {nobody} (")
     assert err.endswith("`make up` starts one, or pass --tracking-uri\n")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.usefixtures("server_answers")
+def test_synthetic_data_that_cannot_be_trained_on_is_named_as_such(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
+        raise DatasetError("10,000 rows cannot be split into training and held-out rows: ...")
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: SimpleNamespace(name=name))
+    monkeypatch.setattr(trainer, "train", train)
+    assert cli.main(["train", "a", "--tracking-uri", "http://127.0.0.1:1"]) == 2
+    assert capsys.readouterr().err == (
+        "mlp: train a: the synthetic data: 10,000 rows cannot be split into training and held-out rows: ...\n"
+    )

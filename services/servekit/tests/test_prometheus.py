@@ -102,3 +102,119 @@ def test_a_query_at_an_instant_asks_for_that_time_and_now_asks_for_none(fake_pro
         {"query": ["up"], "time": ["1796282501.500"]},
         {"query": ["up"]},
     ]
+
+
+class OddServer(http.server.BaseHTTPRequestHandler):
+    """Answers every request with ``answer``: (status, content type, body)."""
+
+    answer: ClassVar[tuple[int, str, bytes]] = (200, "application/json", b"{}")
+
+    def do_GET(self) -> None:
+        status, content_type, body = self.answer
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def odd_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+JSON = "application/json"
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "says"),
+    [
+        ((404, "text/plain", b"404 page not found"), 400, "HTTP 404, not JSON: is this the Prometheus URL?"),
+        (
+            (200, "text/html", b"<html>Grafana</html>"),
+            400,
+            "HTTP 200, an HTML page: is this the Prometheus URL?",
+        ),
+        ((502, "text/html", b"<html>Bad Gateway</html>"), 502, "HTTP 502, an HTML page"),
+        (
+            (401, "text/plain", b"Unauthorized"),
+            400,
+            f"HTTP 401 (is {prometheus.TOKEN_ENV} the proxy's token?)",
+        ),
+        ((200, JSON, b"[]"), 400, "HTTP 200, a JSON list, not Prometheus's answer"),
+        ((200, JSON, b'{"status": "success"}'), 400, "HTTP 200, an answer without data"),
+        ((200, JSON, b'{"status": "success", "data": {"result": [1]}}'), 400, "an answer without data"),
+        (
+            (200, JSON, b'{"status": "success", "data": {"result": [{"metric": {}}]}}'),
+            502,
+            "a sample without a value",
+        ),
+        (
+            (200, JSON, b'{"status": "success", "data": {"result": [{"metric": {}, "value": [1, "x"]}]}}'),
+            502,
+            "a sample whose [time, value] is not two numbers ([1, 'x'])",
+        ),
+        (
+            (400, JSON, b'{"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}'),
+            400,
+            "parse error at char 5",
+        ),
+    ],
+    ids=[
+        "404",
+        "html",
+        "502",
+        "401",
+        "list",
+        "no-data",
+        "not-samples",
+        "no-value",
+        "not-a-number",
+        "bad-query",
+    ],
+)
+def test_an_answer_prometheus_does_not_send_is_named(
+    odd_server: str, answer: tuple[int, str, bytes], status: int, says: str
+) -> None:
+    """Each was a JSON decoder's or a KeyError's message (or a traceback), naming nothing; a
+    status under 500 is a wrong address or query, which no retry mends."""
+    OddServer.answer = answer
+    with pytest.raises(ServekitError) as error:
+        prometheus.query(odd_server, "vector(1)")
+    assert error.value.message.startswith(f"Prometheus at {odd_server}: ")
+    assert says in error.value.message
+    assert error.value.status_code == status
+
+
+def test_samples_of_another_shape_are_named_by_each_reader(odd_server: str) -> None:
+    OddServer.answer = (
+        200,
+        JSON,
+        b'{"status": "success", "data": {"result": [{"metric": 3, "value": [1, "2"]}]}}',
+    )
+    with pytest.raises(ServekitError, match="a sample whose labels are not an object"):
+        prometheus.query_by(odd_server, "x", "job")
+    OddServer.answer = (
+        200,
+        JSON,
+        b'{"status": "success", "data": {"result": [{"metric": {}, "value": [1, "2"]}]}}',
+    )
+    with pytest.raises(ServekitError, match=r"a series without a list of \[time, value\] pairs"):
+        prometheus.series(odd_server, "x[3m:1m]")
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "prometheus:9090"])
+def test_an_address_that_is_not_a_url_is_refused_as_such(url: str) -> None:
+    with pytest.raises(ServekitError) as error:
+        prometheus.query(url, "vector(1)")
+    assert error.value.status_code == 400
+    assert error.value.message.startswith(f"Prometheus at {url}: not a URL (")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import pytest
 from toy import TOY
@@ -91,6 +92,9 @@ class Readings:
     def query(self, expr: str) -> float:
         return 1.0
 
+    def check(self) -> None:
+        pass
+
     def read(self, window: int, recent: int | None = None) -> Reading:
         found = self.readings.pop(0)
         if isinstance(found, BaseException):
@@ -117,16 +121,22 @@ def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         trainer, "set_canary_share", lambda spec, uri, percent: calls.append(f"share {percent:g}%") or ""
     )
     monkeypatch.setattr(
-        trainer, "promote", lambda spec, uri, version: calls.append(f"promote {version}") or ""
+        trainer, "promote", lambda spec, uri, version, decision: calls.append(f"promote {version}") or ""
     )
     return calls
 
 
-def run(reader: Readings, steps: int = 2, ramp: list[float] | None = None) -> tuple[bool, list[str]]:
-    said: list[str] = []
+def run(
+    reader: Readings | PrometheusReader,
+    steps: int = 2,
+    ramp: list[float] | None = None,
+    sleep: Callable[[float], object] = lambda _: None,
+    said: list[str] | None = None,
+) -> tuple[bool, list[str]]:
+    said = [] if said is None else said
     promoted = rollout(
         TOY, "http://registry", "2", reader, criteria=CRITERIA, interval=0, steps=steps, ramp=ramp,
-        say=said.append, sleep=lambda _: None,
+        say=said.append, sleep=sleep,
     )  # fmt: skip
     return promoted, said
 
@@ -286,3 +296,97 @@ def test_a_reading_after_the_first_also_reads_the_p95_of_its_interval(
     over_interval = [expr for expr in asked if "[61s]" in expr]
     assert len(over_interval) == 2
     assert all(expr.startswith("histogram_quantile(0.95") for expr in over_interval)
+
+
+def test_an_error_after_the_canary_was_set_rolls_it_back_and_is_raised(registry_calls: list[str]) -> None:
+    """Not only Prometheus's failures and interrupts: a reading that raised anything else left the
+    canary answering real traffic with nobody watching it."""
+    said: list[str] = []
+    with pytest.raises(ValueError, match="no reading"):
+        run(Readings(reading(), ValueError("no reading")), said=said)
+    assert registry_calls == ["canary 2", "canary None"]
+    assert "toy: rolling back v2: stopped by ValueError: no reading" in said
+
+
+def test_a_sleep_that_raises_rolls_the_canary_back(registry_calls: list[str]) -> None:
+    def sleep(seconds: float) -> None:
+        raise ValueError("sleep length must be non-negative")
+
+    with pytest.raises(ValueError, match="non-negative"):
+        run(Readings(reading()), sleep=sleep)
+    assert registry_calls == ["canary 2", "canary None"]
+
+
+def test_a_promotion_that_fails_rolls_the_canary_back(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servekit.training import trainer
+
+    def refused(spec: object, uri: str, version: str, decision: str) -> str:
+        raise ServekitError(503, "registry_unavailable", "no MLflow tracking server answers")
+
+    monkeypatch.setattr(trainer, "promote", refused)
+    with pytest.raises(ServekitError, match="no MLflow tracking server answers"):
+        run(Readings(reading(), reading()))
+    assert registry_calls == ["canary 2", "canary None"]
+
+
+def test_a_malformed_answer_after_the_first_rolls_the_canary_back(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first query was answered soundly, a later one without its value: that was a KeyError,
+    printed as ``mlp: 'value'`` with the canary left set."""
+    answers = [[{"metric": {}, "value": [1, "1"]}]]
+
+    def samples(
+        url: str, expr: str, timeout: float = 10.0, at: float | None = None
+    ) -> list[dict[str, object]]:
+        return answers.pop(0) if answers else [{"metric": {}}]
+
+    monkeypatch.setattr(prometheus, "samples", samples)
+    promoted, said = run(PrometheusReader("http://prometheus:9090", "toy"))
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert said[-2] == (
+        "toy: rolling back v2: cannot read the metrics: Prometheus at http://prometheus:9090: "
+        "a sample without a value"
+    )
+
+
+def test_a_service_without_a_champion_is_refused_before_anything_moves(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollback ends the canary on the champion: without one the canary could only stay."""
+    from servekit.training import trainer
+
+    monkeypatch.setattr(trainer, "current_champion", lambda client, name: None)
+    with pytest.raises(ServekitError) as error:
+        run(Readings(reading(), reading()))
+    assert error.value.status_code == 409
+    assert error.value.message == (
+        "toy has no champion to roll a canary back to; `mlp promote toy VERSION` sets one"
+    )
+    assert registry_calls == []
+
+
+@pytest.mark.parametrize("match", ["", 'namespace="ml"'])
+def test_a_prometheus_without_the_services_series_is_refused_before_anything_moves(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch, match: str
+) -> None:
+    """``vector(1)`` proved Prometheus answers, not that it sees the service: with a --match that
+    selects nothing the canary kept real traffic for every reading, judged on 0 requests."""
+    asked: list[str] = []
+
+    def nothing(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> None:
+        asked.append(expr)
+
+    monkeypatch.setattr(prometheus, "query", nothing)
+    with pytest.raises(ServekitError) as error:
+        run(PrometheusReader("http://prometheus:9090", "toy", match=match))
+    assert error.value.status_code == 400
+    counter = f"toy_variant_requests_total{{{match}}}"
+    assert asked == [f"count({counter})"]
+    assert error.value.message.startswith(f"Prometheus at http://prometheus:9090 has no series {counter}")
+    assert ('(--match namespace="ml")' in error.value.message) == bool(match)
+    assert "TOY_CANARY_MODEL_URI" in error.value.message
+    assert registry_calls == []

@@ -55,3 +55,26 @@ def test_rows_too_few_or_of_one_class_to_split_are_a_dataset_error_not_a_traceba
         split(spec, frame.assign(y=0), seed=0)
     with pytest.raises(DatasetError, match=r"^2 rows \(1 of 0, 1 of 1\) cannot be split into training and"):
         split(spec, frame.head(2), seed=0)
+
+
+def test_a_constant_regression_target_is_a_dataset_error_naming_the_column() -> None:
+    # Learnt perfectly and scored perfectly on held-out rows of the same constant, it would beat,
+    # and replace, any champion.
+    frame = TOY.recipe.generate(40, seed=1)
+    with pytest.raises(
+        DatasetError, match=r"^column 'y': every one of the 40 rows is 10.0; a regressor learns"
+    ):
+        split(TOY, frame.assign(y=10.0), seed=0)
+
+
+class BinaryToy(ToyRecipe):
+    task = "binary"
+
+
+@pytest.mark.parametrize("recipe", [ToyRecipe(), BinaryToy()], ids=["regression", "binary"])
+def test_a_file_of_a_header_and_no_rows_is_a_dataset_error(recipe: ToyRecipe) -> None:
+    spec = dataclasses.replace(TOY, recipe=recipe)
+    empty = TOY.recipe.generate(40, seed=1).head(0)
+    # A classifier's came as pandas' "single positional indexer is out-of-bounds".
+    with pytest.raises(DatasetError, match=r"^no rows to train on \(a header and nothing under it\?\)$"):
+        split(spec, empty, seed=0)

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nlpinsight import data, model
 from nlpinsight.explain import LinearTextExplainer
-from servekit.datasets import refuse_lines
+from servekit.datasets import DatasetError, refuse_lines
 from servekit.model import Explanation, ModelArtifact, Record, ServedModel
 from servekit.training.recipe import TrainingRecipe
 
@@ -74,7 +74,17 @@ class SentimentRecipe(TrainingRecipe):
     synthetic_rows = 6000
 
     def load_csv(self, path: Path) -> pd.DataFrame:
-        return data.load_csv(path)
+        frame = data.load_csv(path)
+        # Refused before the fit: a classifier fitted without a label never answers it, and the
+        # explainer, which needs the classifier's row of weights of each label, refuses it then.
+        codes = set(frame[data.TARGET])
+        missing = [f"{code} ({label})" for code, label in enumerate(data.LABELS) if code not in codes]
+        if missing:
+            raise DatasetError(
+                f"column {data.TARGET!r} has no row labelled {' or '.join(missing)}; the model answers "
+                f"{', '.join(data.LABELS)} and learns each from rows of it"
+            )
+        return frame
 
     def generate(self, n_rows: int, seed: int) -> pd.DataFrame:
         return data.generate(n_rows, seed)

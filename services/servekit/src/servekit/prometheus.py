@@ -25,12 +25,52 @@ def samples(url: str, expr: str, timeout: float = 10.0, at: float | None = None)
     params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
     try:
         response = httpx.get(f"{base}/api/v1/query", params=params, headers=headers, timeout=timeout)
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # no retry mends the address
+        raise ServekitError(400, "prometheus_url", f"Prometheus at {base}: not a URL ({exc})") from exc
+    except httpx.HTTPError as exc:
         raise ServekitError(502, "prometheus_unreachable", f"Prometheus at {base}: {exc}") from exc
+    try:
+        body = response.json()
+    except ValueError:
+        page = "an HTML page" if "html" in response.headers.get("content-type", "") else "not JSON"
+        raise _not_prometheus(base, response.status_code, f"{page}: is this the Prometheus URL?") from None
+    if not isinstance(body, dict):
+        what = f"a JSON {type(body).__name__}, not Prometheus's answer: is this the Prometheus URL?"
+        raise _not_prometheus(base, response.status_code, what)
     if body.get("status") != "success":
-        raise ServekitError(502, "prometheus_error", f"Prometheus at {base}: {body.get('error')}")
-    return list(body["data"]["result"])
+        # bad_data: the query itself is wrong (a --match that is not PromQL); the others may pass.
+        status = 400 if body.get("errorType") == "bad_data" else 502
+        raise ServekitError(status, "prometheus_error", f"Prometheus at {base}: {body.get('error')}")
+    data = body.get("data")
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(result, list) or not all(isinstance(sample, dict) for sample in result):
+        raise _not_prometheus(base, response.status_code, "an answer without data (a list of samples)")
+    return result
+
+
+def _not_prometheus(base: str, status_code: int, what: str) -> ServekitError:
+    """An answer Prometheus's API does not send. From a server that failed (5xx) or throttles (429)
+    a later one may be sound; anything else is another server or a proxy's page: no retry mends it."""
+    later = status_code >= 500 or status_code == 429
+    token = f" (is {TOKEN_ENV} the proxy's token?)" if status_code in (401, 403) else ""
+    return ServekitError(
+        502 if later else 400, "prometheus_answer", f"Prometheus at {base}: HTTP {status_code}{token}, {what}"
+    )
+
+
+def _malformed(url: str, what: str) -> ServekitError:
+    return ServekitError(502, "prometheus_answer", f"Prometheus at {url.rstrip('/')}: {what}")
+
+
+def _point(url: str, point: Any) -> tuple[float, float]:
+    """A sample's ``[time, value]``; the value is text ("1", "NaN", "+Inf")."""
+    if not isinstance(point, list) or len(point) != 2:
+        what = "without a value" if point is None else f"whose value {point!r} is not a [time, value] pair"
+        raise _malformed(url, f"a sample {what}")
+    try:
+        return float(point[0]), float(point[1])
+    except (TypeError, ValueError):
+        raise _malformed(url, f"a sample whose [time, value] is not two numbers ({point!r})") from None
 
 
 def query(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> float | None:
@@ -38,7 +78,7 @@ def query(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -
     found = samples(url, expr, timeout, at)
     if not found:
         return None
-    value = float(found[0]["value"][1])
+    _, value = _point(url, found[0].get("value"))
     return None if math.isnan(value) else value
 
 
@@ -46,8 +86,12 @@ def query_by(
     url: str, expr: str, label: str, timeout: float = 10.0, at: float | None = None
 ) -> dict[str, float]:
     """Each sample of ``expr`` now (or ``at``), by the value of its ``label`` (NaN samples left out)."""
-    found = samples(url, expr, timeout, at)
-    values = {sample["metric"].get(label, ""): float(sample["value"][1]) for sample in found}
+    values = {}
+    for sample in samples(url, expr, timeout, at):
+        labels = sample.get("metric", {})
+        if not isinstance(labels, dict):
+            raise _malformed(url, f"a sample whose labels are not an object ({labels!r})")
+        values[labels.get(label, "")] = _point(url, sample.get("value"))[1]
     return {key: value for key, value in values.items() if not math.isnan(value)}
 
 
@@ -57,5 +101,8 @@ def series(url: str, expr: str, timeout: float = 10.0, at: float | None = None) 
     found = samples(url, expr, timeout, at)
     if not found:
         return []
-    points = [(float(t), float(v)) for t, v in found[0]["values"]]
+    values = found[0].get("values")
+    if not isinstance(values, list):
+        raise _malformed(url, "a series without a list of [time, value] pairs")
+    points = [_point(url, point) for point in values]
     return [(t, v) for t, v in points if not math.isnan(v)]

@@ -150,6 +150,21 @@ class PrometheusReader:
     def query(self, expr: str, at: float | None = None) -> float | None:
         return prometheus.query(self.url, expr, self.timeout, at)
 
+    def check(self) -> None:
+        """Refuses a Prometheus that holds no series of the service's canary counter: a rollout
+        would read 0 requests of each variant, and keep the canary on real traffic for every step."""
+        counter = self.names.variant_requests_total + self._selector()
+        if self.query(f"count({counter})") is not None:
+            return
+        matching = f" (--match {self.match})" if self.match else ""
+        raise ServekitError(
+            400,
+            "no_canary_series",
+            f"Prometheus at {self.url} has no series {counter}{matching}: check --match, that it "
+            f"scrapes the {self.names.service} pods, and that they run with "
+            f"{self.names.service.upper()}_CANARY_MODEL_URI (without it they count no canary)",
+        )
+
     def read(self, window: int, recent: int | None = None) -> Reading:
         """The last ``window`` seconds; with ``recent``, the p95 over its last ``recent`` too."""
         n, w = self.names, f"[{window}s]"
@@ -202,75 +217,112 @@ def rollout(
     ``ramp``: the canary's shares, in order: each reading that judged it sound raises it to the
     next, the last holds; None: the pods' own share throughout.
     """
-    from servekit.training.trainer import (
-        current_champion,
-        promote,
-        registry_client,
-        set_canary,
-        set_canary_share,
-    )
+    from servekit.training.trainer import current_champion, promote, registry_client, set_canary
 
     ramp = ramp or []
     if len(ramp) > steps:
         raise ServekitError(
             400, "ramp_too_long", f"a ramp of {len(ramp)} shares needs as many readings; --steps is {steps}"
         )
-    reader.query("vector(1)")  # an unreachable Prometheus is refused before anything moves
-    if current_champion(registry_client(tracking_uri), spec.name) == version:
+    reader.check()  # an unreachable Prometheus, or one without the service's series, moves nothing
+    champion = current_champion(registry_client(tracking_uri), spec.name)
+    if champion is None:  # a rollback ends the canary on the champion: none, and it could not
+        raise ServekitError(
+            409,
+            "no_champion",
+            f"{spec.name} has no champion to roll a canary back to; `mlp promote {spec.name} VERSION` "
+            "sets one",
+        )
+    if champion == version:
         raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
     say(set_canary(spec, tracking_uri, version, ramp[0] if ramp else None))
+    try:
+        why = _watch(
+            spec,
+            tracking_uri,
+            version,
+            reader,
+            criteria=criteria,
+            interval=interval,
+            steps=steps,
+            ramp=ramp,
+            say=say,
+            sleep=sleep,
+        )
+        if why is None:
+            say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
+            say(
+                promote(
+                    spec, tracking_uri, version, decision=f"promoted by mlp rollout: {steps} sound readings"
+                )
+            )
+            return True
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C, kill, a cancelled pipeline: nobody watches
+        why = "interrupted before the last reading"
+    except Exception as exc:  # whatever stopped the watch, the canary must not stay unwatched
+        _roll_back(spec, tracking_uri, version, f"stopped by {one_line(exc)}", say)
+        raise
+    return _roll_back(spec, tracking_uri, version, why, say)
+
+
+def _watch(
+    spec: ServiceSpec,
+    tracking_uri: str,
+    version: str,
+    reader: PrometheusReader,
+    *,
+    criteria: Criteria,
+    interval: float,
+    steps: int,
+    ramp: list[float],
+    say: Callable[[str], Any],
+    sleep: Callable[[float], Any],
+) -> str | None:
+    """The readings of a canary set at ``ramp[0]``: why it must be rolled back, or None to promote it."""
+    from servekit.training.trainer import set_canary_share
+
     started = time.monotonic()
     reading: Reading | None = None
     previous: Reading | None = None
     previous_at = started
     stage = 0  # the ramp's share in force
-    try:
-        for step in range(1, steps + 1):
-            sleep(interval)
-            # Since the rollout began, not before: an earlier canary's failures are not this one's.
-            now = time.monotonic()
-            window = math.ceil(now - started)
-            interval_seconds = math.ceil(now - previous_at) if previous is not None else None
-            try:
-                reading = reader.read(window, interval_seconds)
-            except ServekitError as exc:  # unwatched, the canary must not stay
-                why = f"cannot read the metrics: {exc.message}"
-                return _roll_back(spec, tracking_uri, version, why, say)
-            say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
-            found = problem(reading, criteria)
-            if not found and previous is not None:
-                # Failures or latency that begin late (a leak, a traffic pattern, a larger share)
-                # are diluted in the figures since the start; the last interval's show them at once.
-                lately = problem(reading.since(previous), criteria)
-                found = f"since the last reading, {lately}" if lately else None
-            if found:
-                return _roll_back(spec, tracking_uri, version, found, say)
-            previous, previous_at = reading, now
-            if stage + 1 >= len(ramp) or step == steps:  # at its last share, or judged for the last time
-                continue
-            if reading.requests[CANARY] < criteria.min_requests:  # not judged: not trusted with more
-                say(
-                    f"{spec.name}: the canary's share stays {ramp[stage]:g} % until it has answered "
-                    f"{criteria.min_requests} requests"
-                )
-                continue
-            stage += 1
-            if ramp[stage] == ramp[stage - 1]:
-                continue
-            try:
-                say(set_canary_share(spec, tracking_uri, ramp[stage]))
-            except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
-                why = f"cannot raise its share to {ramp[stage]:g} %: {one_line(exc)}"
-                return _roll_back(spec, tracking_uri, version, why, say)
-    except (KeyboardInterrupt, Terminated):  # Ctrl-C, kill, a cancelled pipeline: nobody watches
-        return _roll_back(spec, tracking_uri, version, "interrupted before the last reading", say)
+    for step in range(1, steps + 1):
+        sleep(interval)
+        # Since the rollout began, not before: an earlier canary's failures are not this one's.
+        now = time.monotonic()
+        window = math.ceil(now - started)
+        interval_seconds = math.ceil(now - previous_at) if previous is not None else None
+        try:
+            reading = reader.read(window, interval_seconds)
+        except ServekitError as exc:
+            return f"cannot read the metrics: {exc.message}"
+        say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
+        found = problem(reading, criteria)
+        if not found and previous is not None:
+            # Failures or latency that begin late (a leak, a traffic pattern, a larger share)
+            # are diluted in the figures since the start; the last interval's show them at once.
+            lately = problem(reading.since(previous), criteria)
+            found = f"since the last reading, {lately}" if lately else None
+        if found:
+            return found
+        previous, previous_at = reading, now
+        if stage + 1 >= len(ramp) or step == steps:  # at its last share, or judged for the last time
+            continue
+        if reading.requests[CANARY] < criteria.min_requests:  # not judged: not trusted with more
+            say(
+                f"{spec.name}: the canary's share stays {ramp[stage]:g} % until it has answered "
+                f"{criteria.min_requests} requests"
+            )
+            continue
+        stage += 1
+        if ramp[stage] == ramp[stage - 1]:
+            continue
+        try:
+            say(set_canary_share(spec, tracking_uri, ramp[stage]))
+        except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
+            return f"cannot raise its share to {ramp[stage]:g} %: {one_line(exc)}"
     assert reading is not None  # steps >= 1
-    found = verdict(reading, criteria)
-    if found:
-        return _roll_back(spec, tracking_uri, version, found, say)
-    say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
-    say(promote(spec, tracking_uri, version))
-    return True
+    return verdict(reading, criteria)
 
 
 def _roll_back(

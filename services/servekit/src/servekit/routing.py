@@ -138,7 +138,7 @@ def parse_share(text: str) -> float:
         raise ValueError(f"{text!r} is not a number") from None
     if not (math.isfinite(percent) and 0 <= percent <= 100):
         raise ValueError(f"{text!r} is not a percentage from 0 to 100")
-    return percent
+    return percent + 0.0  # "-0" passes the bound, and would be shown as a share of "-0 %"
 
 
 def percentile_of(key: str) -> float:

@@ -16,6 +16,7 @@ from servekit import registry
 from servekit.cli import captures, keys, lifecycle, score, serving
 from servekit.cli.common import UsageError
 from servekit.errors import ServekitError
+from servekit.loading import ModelLoadError
 from servekit.settings import SettingsError
 from servekit.termination import terminated_as_exit
 
@@ -42,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServekitError as exc:  # 4xx: what was asked cannot be done; 5xx: try again later
         print(f"mlp: {exc.message}", file=sys.stderr)
         return 2 if exc.status_code < 500 else 1
+    except ModelLoadError as exc:  # no retry brings a name, version or alias the registry lacks
+        print(f"mlp: {exc}", file=sys.stderr)
+        return 2 if exc.missing else 1
 
 
 if __name__ == "__main__":

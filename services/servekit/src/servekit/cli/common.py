@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,51 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+#: ``mlp rollout --interval``'s bound: time.sleep overflows near 1e12 seconds, and only after the
+#: canary was set; a day between readings is already longer than any rollout waits.
+MAX_INTERVAL_SECONDS = 86_400
+
+
+def interval_seconds(text: str) -> float:
+    """Seconds between two readings: over 0 and at most a day (NaN, inf and -1 refused)."""
+    seconds = _float(text)
+    if not 0 < seconds <= MAX_INTERVAL_SECONDS:  # NaN fails every comparison
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds over 0 and at most {MAX_INTERVAL_SECONDS} (a day)"
+        )
+    return seconds
+
+
+def failure_ratio(text: str) -> float:
+    """A fraction of requests, 0 to under 1: at 1 or NaN no canary ever fails the check."""
+    ratio = _float(text)
+    if not 0 <= ratio < 1:
+        percent = f"; for {ratio:g} % write {ratio / 100:g}" if 1 <= ratio <= 100 else ""
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a fraction from 0 to under 1 (0.01 is 1 %){percent}"
+        )
+    return ratio
+
+
+def latency_factor(text: str) -> float:
+    """How many times the stable model's p95 the canary's may be: 1 (no slower) or more. Under 1
+    a canary as fast as the stable model would fail; NaN or inf would let any canary pass."""
+    factor = _float(text)
+    if not 1 <= factor < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a factor of 1 or more (1.5: the canary's p95 may be 1.5 times the "
+            "stable model's)"
+        )
+    return factor
+
+
 def registry_version(text: str) -> str:
     """A registered version's number, as the registry names it ("3"): anything else would reach
     the registry and come back as a traceback."""
@@ -52,6 +98,17 @@ def reasons_count(text: str) -> int:
 
     if not text.isdigit() or not 1 <= int(text) <= MAX_REASONS:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_REASONS}")
+    return int(text)
+
+
+#: ``mlp train --seed``'s bound: NumPy's and scikit-learn's generators take 0 to 2**32 - 1, and
+#: outside it scikit-learn's error surfaced as the data's ("rows cannot be split").
+MAX_SEED = 2**32 - 1
+
+
+def random_seed(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to {MAX_SEED}")
     return int(text)
 
 

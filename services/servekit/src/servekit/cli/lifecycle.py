@@ -10,10 +10,15 @@ from typing import TYPE_CHECKING
 from servekit import registry
 from servekit.cli.common import (
     DEFAULT_TRACKING_URI,
+    MAX_SEED,
     UsageError,
+    failure_ratio,
+    interval_seconds,
+    latency_factor,
     not_a_file,
     positive_int,
     ramp_shares,
+    random_seed,
     registry_version,
     resolve_tracking_uri,
     share_percent,
@@ -44,10 +49,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             result = train(spec, tracking_uri, args.data, seed=args.seed)
         except DatasetError as exc:
-            raise UsageError(f"train {spec.name}: {args.data}: {exc}") from exc
+            raise UsageError(f"train {spec.name}: {args.data or 'the synthetic data'}: {exc}") from exc
         figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
         print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
         print(f"{spec.name}: {result.decision}")
+        if result.canary:
+            print(result.canary)
     return 0
 
 
@@ -105,7 +112,7 @@ def add_commands(commands: Commands) -> None:
     train = commands.add_parser("train", help="train, register as challenger, promote if better")
     train.add_argument("services", nargs="+", metavar="service", help="one or more, trained in order")
     train.add_argument("--data", type=Path, help="real CSV (default: synthetic data)")
-    train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--seed", type=random_seed, default=42, help=f"0 to {MAX_SEED} (default 42)")
     train.add_argument("--tracking-uri", help=f"default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI}")
     train.add_argument("--if-no-champion", action="store_true", help="do nothing when a champion exists")
     train.set_defaults(func=cmd_train)
@@ -140,7 +147,9 @@ def add_commands(commands: Commands) -> None:
     roll.add_argument("version", type=registry_version)
     roll.add_argument("--prometheus", required=True, help="base URL of the Prometheus scraping the pods")
     roll.add_argument("--match", default="", help='extra label matchers, e.g. namespace="ml-platform"')
-    roll.add_argument("--interval", type=float, default=60.0, help="seconds between readings (default 60)")
+    roll.add_argument(
+        "--interval", type=interval_seconds, default=60.0, help="seconds between readings (default 60)"
+    )
     roll.add_argument("--steps", type=positive_int, default=10, help="readings before promoting (default 10)")
     roll.add_argument(
         "--ramp",
@@ -151,8 +160,20 @@ def add_commands(commands: Commands) -> None:
     roll.add_argument(
         "--min-requests", type=positive_int, default=100, help="canary requests needed to judge"
     )
-    roll.add_argument("--max-failure-ratio", type=float, default=CANARY_FAILURE_RATIO)
-    roll.add_argument("--latency-factor", type=float, default=CANARY_LATENCY_FACTOR)
+    roll.add_argument(
+        "--max-failure-ratio",
+        type=failure_ratio,
+        default=CANARY_FAILURE_RATIO,
+        help="fraction of the canary's requests that may fail, 0 to under 1: 0.01 is 1 %% (default "
+        f"{CANARY_FAILURE_RATIO:g}); over it, and over twice the stable model's, rolls it back",
+    )
+    roll.add_argument(
+        "--latency-factor",
+        type=latency_factor,
+        default=CANARY_LATENCY_FACTOR,
+        help="times the stable model's p95 model time the canary's may be, 1 or more (default "
+        f"{CANARY_LATENCY_FACTOR:g}); over it rolls it back",
+    )
     roll.add_argument("--tracking-uri")
     roll.set_defaults(func=cmd_rollout)
 

@@ -87,12 +87,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_package_sagemaker(args: argparse.Namespace) -> int:
     from servekit.managed.packaging import package_from_registry
+    from servekit.training.trainer import registry_client
 
     spec = registry.get_service(args.service)
+    # Checked first: the tarball is written last, after a download and a model load it would waste.
+    if args.output.is_dir():
+        raise UsageError(f"package-sagemaker: --output {args.output} is a directory; name the file to write")
+    above = next((parent for parent in args.output.parents if parent.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UsageError(f"package-sagemaker: --output {args.output}: {above} is a file, not a directory")
     model_uri = args.model_uri or f"models:/{spec.name}@champion"
-    output, notes = package_from_registry(
-        spec.name, model_uri, resolve_tracking_uri(args.tracking_uri), args.output
-    )
+    tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    registry_client(tracking_uri)  # an unreachable registry is one line, not a retrying traceback
+    output, notes = package_from_registry(spec.name, model_uri, tracking_uri, args.output)
     for note in notes:
         print(f"{spec.name}: {note}")
     print(f"{spec.name}: {model_uri} packaged as {output}")

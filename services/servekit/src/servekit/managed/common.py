@@ -100,14 +100,27 @@ class LoadedModel:
         return batch_body(self.model, run_model(self.model, records, asked.explain, reasons=asked.reasons))
 
 
-def from_artifact(spec: ServiceSpec, artifact: ModelArtifact) -> LoadedModel:
+def served_model(spec: ServiceSpec, artifact: ModelArtifact) -> ServedModel:
+    """``artifact`` as ``spec`` serves it, warmed up on its input example."""
     model = spec.model(artifact)
     warm_up(model)
+    return model
+
+
+def from_artifact(spec: ServiceSpec, artifact: ModelArtifact) -> LoadedModel:
+    model = served_model(spec, artifact)
     return LoadedModel(spec, model, batch_adapter(spec.request), load_settings(spec.name).max_batch_size)
 
 
 def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedModel:
     """Load an MLflow model directory (as packaged by ``mlp package-sagemaker``) and warm it up."""
+    return from_artifact(*read_model_artifact(model_dir, service))
+
+
+def read_model_artifact(
+    model_dir: str | Path, service: str | None = None
+) -> tuple[ServiceSpec, ModelArtifact]:
+    """The service and the model of an MLflow model directory (``servekit.json`` describes it)."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     name = service or manifest.get("service") or os.environ.get("MLP_SERVICE")
@@ -125,7 +138,7 @@ def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedM
         registry_uri=str(manifest.get("registry_uri", "")),
         training_metrics=dict(manifest.get("training_metrics", {})),
     )
-    return from_artifact(spec, artifact)
+    return spec, artifact
 
 
 def require_object(body: Any) -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import re
 import shutil
 import tarfile
 import tempfile
@@ -28,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from servekit.errors import ServekitError
 from servekit.model import ModelArtifact
 
 if TYPE_CHECKING:
@@ -223,17 +225,35 @@ def build_package(
 def package_from_registry(
     service: str, model_uri: str, tracking_uri: str, output: Path
 ) -> tuple[Path, list[str]]:
-    """Resolve ``model_uri`` (e.g. ``models:/bankchurn@champion``), download it and package it."""
+    """Resolve ``model_uri`` (e.g. ``models:/bankchurn@champion``), download it, check that it
+    loads as ``service``'s model and package it.
+
+    ModelLoadError when the registry or the artifact store fails (``missing``: it does not hold
+    what was named); a 4xx ServekitError for a model that is not ``service``'s or does not load.
+    """
     import mlflow
 
-    from servekit.loading import resolve
+    from servekit.loading import NOT_IN_THE_REGISTRY, ModelLoadError, one_line, resolve
 
+    named = _registered_name(model_uri)
+    if named is not None and named != service:
+        raise ServekitError(
+            400,
+            "another_model",
+            f"{model_uri} is a version of {named}, not of {service}: the package would say {service} "
+            f"and hold {named}'s model",
+        )
+    # A models:/ URI is resolved through the registry URI, which a process may have set elsewhere.
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     ref = resolve(model_uri, tracking_uri)
     download_uri = ref.download_uri if ref else model_uri
     metrics: dict[str, float] = {}
     if ref and ref.run_id:
-        metrics = dict(mlflow.MlflowClient(tracking_uri).get_run(ref.run_id).data.metrics)
+        try:
+            metrics = dict(mlflow.MlflowClient(tracking_uri).get_run(ref.run_id).data.metrics)
+        except Exception as exc:
+            raise ModelLoadError(f"reading run {ref.run_id}: {one_line(exc)}") from exc
     manifest = {
         "service": service,
         "version": ref.version if ref else "unregistered",
@@ -243,8 +263,49 @@ def package_from_registry(
         "training_metrics": metrics,
     }
     with tempfile.TemporaryDirectory(prefix="servekit-package-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=tmp))
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=tmp))
+        except Exception as exc:
+            missing = getattr(exc, "error_code", None) in NOT_IN_THE_REGISTRY
+            raise ModelLoadError(f"downloading {download_uri}: {one_line(exc)}", missing=missing) from exc
+        check_loads(service, local, download_uri)
         return build_package(service, local, output, manifest)
+
+
+def _registered_name(model_uri: str) -> str | None:
+    """The registered model a ``models:/`` URI names (``models:/name/latest`` too); None for others."""
+    if not model_uri.startswith("models:/"):
+        return None
+    return re.split(r"[/@]", model_uri.removeprefix("models:/"), maxsplit=1)[0]
+
+
+def check_loads(service: str, model_dir: Path, source: str) -> None:
+    """Load ``model_dir`` as the package's ``model_fn`` will, and predict its input example.
+
+    MLflow downloads a version whose artifacts were deleted as an empty directory, and a model of
+    another service may deserialise: either would be packaged, and found out only by an endpoint
+    that never comes up.
+    """
+    from servekit.loading import one_line
+    from servekit.managed.common import read_model_artifact, served_model
+
+    if not (model_dir / "MLmodel").is_file():
+        found = model_dir.name  # a URI of one file
+        if model_dir.is_dir():
+            found = ", ".join(sorted(item.name for item in model_dir.iterdir())) or "nothing"
+        raise ServekitError(
+            422,
+            "no_model",
+            f"{source} holds no MLflow model (found {found}): were its artifacts deleted from the "
+            "artifact store?",
+        )
+    try:
+        served_model(*read_model_artifact(model_dir, service))
+    except Exception as exc:
+        why = one_line(exc).replace(str(model_dir), source)  # the temporary directory is gone
+        raise ServekitError(
+            422, "model_does_not_load", f"{source} does not load as {service}'s model: {why}"
+        ) from exc
 
 
 def extract(package: Path, destination: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from servekit import serialization
 from servekit.card import render as render_card
 from servekit.datasets import DatasetError
 from servekit.errors import ServekitError
-from servekit.loading import load_artifact, one_line
+from servekit.loading import ModelLoadError, load_artifact, one_line
 from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
 from servekit.routing import SHARE_TAG
@@ -56,6 +57,8 @@ class TrainResult:
     champion_version: str
     promoted: bool
     decision: str
+    #: What a promotion did to the canary (``move_champion``); empty when there is none to tell.
+    canary: str = ""
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -76,12 +79,21 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int) -> Split:
     recipe = spec.recipe
+    if frame.empty:
+        raise DatasetError("no rows to train on (a header and nothing under it?)")
     features, target = recipe.features(frame), frame[recipe.target]
     stratify = target if recipe.task != "regression" else None
-    if stratify is not None and target.nunique() < 2:
+    if target.nunique() < 2:
+        # A constant target is learnt perfectly and scores perfectly on held-out rows of the same
+        # constant: a regressor of it would beat, and replace, any real champion.
+        learns = (
+            "a regressor learns from a target that varies"
+            if stratify is None
+            else "a classifier learns from rows of two classes or more"
+        )
         raise DatasetError(
-            f"column {recipe.target!r}: every one of the {len(frame):,} rows is {target.iloc[0]}; "
-            "a classifier learns from rows of two classes or more"
+            f"column {recipe.target!r}: every one of the {len(frame):,} rows is "
+            f"{target.dropna().iloc[0] if target.notna().any() else 'missing'}; {learns}"
         )
     try:
         x_train, x_test, y_train, y_test = train_test_split(
@@ -176,16 +188,25 @@ def train(
         )
         mlflow.log_text(render_card(spec, spec.model(registered).describe()), "model_card.md")
         client.set_registered_model_alias(spec.name, CHALLENGER, version)
-        promoted, champion_version, decision = _decide(
-            spec, client, tracking_uri, data, new_outputs=held_out, metrics=metrics
-        )
+        uncompared: ChampionUnloadableError | None = None
+        try:
+            promoted, champion_version, decision = _decide(
+                spec, client, tracking_uri, data, new_outputs=held_out, metrics=metrics
+            )
+        except ChampionUnloadableError as exc:
+            uncompared, promoted, champion_version, decision = exc, False, exc.champion, exc.decision
         mlflow.set_tags({"promotion.decision": decision, "registered.version": version})
         client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
+        canary = ""
         if promoted:
-            client.set_registered_model_alias(spec.name, CHAMPION, version)
+            canary = move_champion(client, spec.name, version, champion_version or None)
             champion_version = version
     logger.info("%s version %s: %s", spec.name, version, decision)
-    return TrainResult(spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision)
+    if uncompared is not None:  # raised after the run's end: a finished run, not a failed one
+        raise uncompared.registered(version)
+    return TrainResult(
+        spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision, canary
+    )
 
 
 def evaluate(
@@ -234,7 +255,15 @@ def registry_client(tracking_uri: str) -> Any:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    except MlflowException as exc:  # a scheme MLflow has no store for, or its retired file store
+        raise ServekitError(
+            400,
+            "registry_uri_unusable",
+            f"MLflow cannot use the tracking URI {tracking_uri!r} ({one_line(exc)}); pass "
+            "--tracking-uri http://HOST:PORT (an MLflow server) or sqlite:///PATH",
+        ) from exc
     try:
         client.search_experiments(max_results=1)
     except MlflowException as exc:
@@ -254,6 +283,60 @@ def current_champion(client: Any, name: str) -> str | None:
         return str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
         return None
+
+
+class ChampionUnloadableError(Exception):
+    """The champion's model cannot be loaded (its files deleted, its run collected, another
+    service's model), so a new version cannot be compared with it and is not promoted."""
+
+    def __init__(self, name: str, champion: str, why: str) -> None:
+        super().__init__(why)
+        self.name, self.champion = name, champion
+        self.decision = f"not compared: {CHAMPION} v{champion} cannot be loaded ({why})"
+
+    def registered(self, version: str) -> ServekitError:
+        """The error ``mlp train`` ends with, once ``version`` is registered as challenger."""
+        # A 4xx (mlp exits 2), not a 5xx (1, "try again later"): training again would register
+        # another version and meet the same champion; a person has to choose what is champion.
+        return ServekitError(
+            409,
+            "champion_not_loadable",
+            f"{self.name}: registered v{version} as {CHALLENGER}, not compared: {CHAMPION} "
+            f"v{self.champion} cannot be loaded ({self}), so it stays {CHAMPION}; "
+            f"`mlp promote {self.name} {version}` makes v{version} {CHAMPION} by hand",
+        )
+
+
+def move_champion(client: Any, name: str, version: str, previous: str | None) -> str:
+    """Point ``champion`` at ``version``, taking an ended canary with it; what became of the canary.
+
+    A canary ended by ``mlp canary --end`` is the ``canary`` alias left on the champion's version,
+    which the pods then serve for every request. Left on the old champion, it would be a canary
+    again: the demoted version answering the canary's share of the requests. A canary of a third
+    version is running: it stays, with its share. One on ``version`` ends with its promotion.
+    """
+    found = client.get_registered_model(name).aliases.get(CANARY)
+    canary = None if found is None else str(found)
+    prefix = name.upper()
+    if canary is not None and canary == previous and canary != version:
+        # The canary first: a pod reading the registry between the two moves sends the canary's
+        # share to the new champion a moment early, never to the version being demoted.
+        client.set_registered_model_alias(name, CANARY, version)
+        moved = (
+            f"{name}: {CANARY} (ended on v{previous}) moves with it to v{version}: services with "
+            f"{prefix}_CANARY_MODEL_URI answer every request with the {CHAMPION}"
+        )
+    else:
+        moved = ""
+    client.set_registered_model_alias(name, CHAMPION, version)
+    if canary is not None and canary not in (previous, version):
+        return (
+            f"{name}: {CANARY} v{canary} still answers its share of the requests of services with "
+            f"{prefix}_CANARY_MODEL_URI; `mlp canary {name} --end` ends it on v{version}"
+        )
+    # No canary runs now: the next starts at the pods' own share.
+    write_canary_share(client, name, None)
+    return moved
 
 
 def compare(spec: ServiceSpec, new_outputs: Any, old_outputs: Any, data: Split) -> str:
@@ -285,7 +368,10 @@ def _decide(
     champion = current_champion(client, spec.name)
     if champion is None:
         return True, "", f"promoted to {CHAMPION}: no {CHAMPION} yet ({key}={metrics[key]:.4f})"
-    old = load_artifact(spec.name, f"models:/{spec.name}/{champion}", tracking_uri)
+    try:
+        old = load_artifact(spec.name, f"models:/{spec.name}/{champion}", tracking_uri)
+    except ModelLoadError as exc:
+        raise ChampionUnloadableError(spec.name, champion, one_line(exc)) from exc
     # The champion's held-out outputs are predicted once and serve both its point
     # value and the paired bootstrap; both values come from the same scoring function.
     primary, truth = recipe.primary(), data.y_test.to_numpy()
@@ -301,19 +387,30 @@ def _decide(
     return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"
 
 
-def promote(spec: ServiceSpec, tracking_uri: str, version: str) -> str:
-    """Point ``champion`` at ``version`` by hand; returns what changed."""
+def promote(spec: ServiceSpec, tracking_uri: str, version: str, decision: str = "promoted by hand") -> str:
+    """Point ``champion`` at ``version``; returns what changed.
+
+    ``decision``: the reason recorded on the version (``mlp versions`` shows it), by hand unless
+    the caller (``mlp rollout``) says otherwise.
+    """
     client = registry_client(tracking_uri)
     promoted = _require_version(client, spec.name, version)
     previous = current_champion(client, spec.name)
-    client.set_registered_model_alias(spec.name, CHAMPION, version)
-    client.set_model_version_tag(spec.name, version, "promotion.decision", "promoted by hand")
-    write_canary_share(client, spec.name, None)  # the next canary starts at the pods' own share
+    if previous == version:
+        # Nothing to do, and nothing to undo: a running canary keeps its share, and the version
+        # keeps the reason it was made champion for.
+        return f"{spec.name}: v{version} is already {CHAMPION}; nothing changed"
+    _require_servable(spec, client, tracking_uri, promoted)
+    canary = move_champion(client, spec.name, version, previous)
+    client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
     was = f"v{previous}" if previous else "none"
-    return (
-        f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
-        f"models:/{spec.name}@{CHAMPION} switch to it within {_refresh_wait(spec)}\n"
-        f"{spec.name}: {live_evidence(version, dict(promoted.tags or {}))}"
+    return "\n".join(
+        [
+            f"{spec.name}: {CHAMPION} is now v{version} (was {was}); services serving "
+            f"models:/{spec.name}@{CHAMPION} switch to it within {_refresh_wait(spec)}",
+            *([canary] if canary else []),
+            f"{spec.name}: {live_evidence(version, dict(promoted.tags or {}))}",
+        ]
     )
 
 
@@ -334,6 +431,15 @@ def set_canary(
         version = champion
     else:
         _require_version(client, spec.name, version)
+    if version == champion and percent is not None:
+        # A canary on the champion's version answers as the stable model does: a share of it
+        # would be set and then never used, as if it had been.
+        raise ServekitError(
+            409,
+            "canary_is_champion",
+            f"{spec.name} v{version} is the {CHAMPION}: as the canary it gets no share of its own, "
+            f"so --percent {percent:g} would do nothing; name another version, or drop --percent",
+        )
     # The share before the alias: a pod that loads the new version at once reads its share then.
     write_canary_share(client, spec.name, None if version == champion else percent)
     client.set_registered_model_alias(spec.name, CANARY, version)
@@ -369,6 +475,59 @@ def write_canary_share(client: Any, name: str, percent: float | None) -> None:
         client.set_registered_model_tag(name, SHARE_TAG, f"{percent:g}")
     elif SHARE_TAG in (client.get_registered_model(name).tags or {}):
         client.delete_registered_model_tag(name, SHARE_TAG)
+
+
+def _require_servable(spec: ServiceSpec, client: Any, tracking_uri: str, version: Any) -> None:
+    """Refuse a version the service's pods could not load: its run gone (they read its figures from
+    it), its model file unreadable, or a model of another service's requests.
+
+    From the run and the MLmodel file alone: the model itself can be large to download.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import Model
+
+    which = f"{spec.name} v{version.version}"
+    if version.run_id:
+        try:
+            client.get_run(version.run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise ServekitError(
+                409,
+                "run_missing",
+                f"{which}: its run {version.run_id} is gone (deleted and garbage-collected?), and "
+                "services read the version's figures from it: they could not load it",
+            ) from exc
+    # A models:/ URI is resolved through the global registry URI, whatever tracking_uri says: unset,
+    # MLflow asked a new mlflow.db in the working directory, which holds no such model.
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="servekit-mlmodel-") as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{spec.name}/{version.version}/MLmodel",
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+            )
+            schema = (Model.load(path).metadata or {}).get("feature_schema") or {}
+        except Exception as exc:  # deleted files, a source that is not an MLflow model, ...
+            raise ServekitError(
+                409,
+                "model_unreadable",
+                f"{which}: its model cannot be read ({one_line(exc)}); services could not load it",
+            ) from exc
+    # The request schema's title, not the whole schema: a field added since keeps older versions
+    # promotable, while another service's model names other requests.
+    expected, trained_for = spec.request.model_json_schema().get("title"), schema.get("title")
+    if trained_for is not None and trained_for != expected:
+        raise ServekitError(
+            409,
+            "another_services_model",
+            f"{which} holds a model of {trained_for!r} requests, not of {spec.name}'s {expected!r} "
+            f"(another service's model?): {spec.name}'s services could not serve it",
+        )
 
 
 def _require_version(client: Any, name: str, version: str) -> Any:

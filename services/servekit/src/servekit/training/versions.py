@@ -119,12 +119,22 @@ def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow
 
 
 def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> VersionRow:
+    from mlflow.exceptions import MlflowException
+
     key = spec.recipe.primary_metric
     metrics: dict[str, float] = {}
-    params: dict[str, str] = {}
+    data = ""
     if mv.run_id:
-        run = client.get_run(mv.run_id)
-        metrics, params = dict(run.data.metrics), dict(run.data.params)
+        try:
+            run = client.get_run(mv.run_id)
+        except MlflowException as exc:
+            # A version outlives its run once the run is deleted and collected (``mlflow gc``): it
+            # is listed without figures, which is how the operator learns of it.
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            data = f"run {mv.run_id} missing"
+        else:
+            metrics, data = dict(run.data.metrics), _data(dict(run.data.params))
     return VersionRow(
         version=str(mv.version),
         aliases=tuple(sorted(aliases)),
@@ -132,7 +142,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
         metric=metrics.get(key),
         ci_low=metrics.get(f"{key}_ci_low"),
         ci_high=metrics.get(f"{key}_ci_high"),
-        data=_data(params),
+        data=data,
         # The trainer's reason ("kept champion v3: roc_auc 0.85 vs ...") up to its figures.
         decision=(mv.tags or {}).get(DECISION_TAG, "").split(":")[0],
         live=_live(mv.tags or {}),

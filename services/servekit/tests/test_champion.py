@@ -1,0 +1,283 @@
+"""Moving ``champion`` in a registry on a SQLite file, by ``mlp train`` and ``mlp promote``: an ended
+canary goes with it, a running one stays; what cannot be served or compared is refused in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+from toy import TOY
+
+from servekit import cli
+from servekit.routing import SHARE_TAG
+from servekit.training import trainer
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A registry holding three versions of ``toy``: v1 fitted on 60 rows, v2 and v3 on 10,000."""
+    directory = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    client.create_experiment("toy", artifact_location=str(directory / "artifacts"))
+    weak = directory / "weak.csv"
+    TOY.recipe.generate(60, seed=5).to_csv(weak, index=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+        for data, seed in ((weak, 1), (None, 2), (None, 3)):
+            trainer.train(TOY, uri, data, seed=seed)
+    yield uri, weak
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture
+def mlp(
+    store: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """``mlp ARGS --tracking-uri <the store>`` of the toy service: its status, output and errors."""
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = cli.main([*args, "--tracking-uri", store[0]])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def client(store: tuple[str, Path]) -> Any:
+    return mlflow.MlflowClient(store[0], registry_uri=store[0])
+
+
+def aliases(client: Any) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model("toy").aliases.items()}
+
+
+def share(client: Any) -> str | None:
+    tags: dict[str, str] = client.get_registered_model("toy").tags or {}
+    return tags.get(SHARE_TAG)
+
+
+def decision(client: Any, version: str) -> str:
+    return str(client.get_model_version("toy", version).tags["promotion.decision"])
+
+
+def test_an_ended_canary_moves_with_the_champion_promoted_by_hand(
+    client: Any, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    assert mlp("canary", "toy", "--end")[0] == 0
+    assert aliases(client)["canary"] == "2"
+    status, out, _ = mlp("promote", "toy", "3")
+    assert status == 0
+    # Left on v2, the canary would send the pods' share of the requests to the demoted version.
+    assert aliases(client)["champion"] == aliases(client)["canary"] == "3"
+    lines = out.splitlines()
+    assert lines[0].startswith("toy: champion is now v3 (was v2)")
+    assert lines[1] == (
+        "toy: canary (ended on v2) moves with it to v3: services with TOY_CANARY_MODEL_URI answer "
+        "every request with the champion"
+    )
+    assert lines[2].startswith("toy: v3 on live traffic: ")
+
+
+def test_an_ended_canary_moves_with_the_champion_a_training_run_promotes(
+    client: Any, store: tuple[str, Path], mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "1")  # the weak one: a full run beats it
+    client.set_registered_model_alias("toy", "canary", "1")
+    status, out, _ = mlp("train", "toy")
+    assert status == 0
+    new = aliases(client)["challenger"]
+    assert "toy: promoted to champion: mae" in out
+    assert aliases(client)["champion"] == aliases(client)["canary"] == new
+    assert out.splitlines()[-1] == (
+        f"toy: canary (ended on v1) moves with it to v{new}: services with TOY_CANARY_MODEL_URI "
+        "answer every request with the champion"
+    )
+
+
+def test_a_running_canary_of_a_third_version_stays_with_its_share(
+    client: Any, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    assert mlp("canary", "toy", "1", "--percent", "25")[0] == 0
+    status, out, _ = mlp("promote", "toy", "3")
+    assert status == 0
+    assert (aliases(client)["champion"], aliases(client)["canary"], share(client)) == ("3", "1", "25")
+    assert out.splitlines()[1] == (
+        "toy: canary v1 still answers its share of the requests of services with "
+        "TOY_CANARY_MODEL_URI; `mlp canary toy --end` ends it on v3"
+    )
+    # Promoting the canary's version completes its rollout: the next canary starts at the pods' share.
+    assert mlp("promote", "toy", "1")[0] == 0
+    assert (aliases(client)["champion"], aliases(client)["canary"], share(client)) == ("1", "1", None)
+
+
+def test_promoting_the_champion_changes_nothing(
+    client: Any, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    assert mlp("canary", "toy", "3", "--percent", "30")[0] == 0
+    recorded = decision(client, "2")
+    assert mlp("promote", "toy", "2") == (0, "toy: v2 is already champion; nothing changed\n", "")
+    assert share(client) == "30"  # the running canary's share, which the pods follow
+    assert decision(client, "2") == recorded  # not "promoted by hand"
+    assert aliases(client)["canary"] == "3"
+
+
+def test_a_promotion_records_the_reason_its_caller_gives(client: Any, store: tuple[str, Path]) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    trainer.promote(TOY, store[0], "3", decision="promoted by mlp rollout")
+    assert decision(client, "3") == "promoted by mlp rollout"
+    trainer.promote(TOY, store[0], "2")
+    assert decision(client, "2") == "promoted by hand"
+
+
+def test_a_canary_share_of_the_champions_version_is_refused(
+    client: Any, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    client.set_registered_model_alias("toy", "canary", "2")
+    status, _, err = mlp("canary", "toy", "2", "--percent", "30")
+    assert status == 2
+    assert err == (
+        "mlp: toy v2 is the champion: as the canary it gets no share of its own, so --percent 30 "
+        "would do nothing; name another version, or drop --percent\n"
+    )
+    assert share(client) is None
+
+
+def test_a_negative_zero_share_is_shown_as_zero(
+    client: Any, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    status, out, _ = mlp("canary", "toy", "3", "--percent", "-0")
+    assert status == 0
+    assert "send 0 % of their requests" in out
+    assert share(client) == "0"
+
+
+def other_services_version(client: Any, directory: Path) -> str:
+    """A version of ``toy`` whose model was fitted for another service's requests."""
+    model = directory / "other-model"
+    model.mkdir(exist_ok=True)
+    (model / "MLmodel").write_text("flavors: {}\nmetadata:\n  feature_schema:\n    title: Customer\n")
+    experiment = client.get_experiment_by_name("toy").experiment_id
+    run = client.create_run(experiment)
+    return str(client.create_model_version("toy", str(model), run_id=run.info.run_id).version)
+
+
+def test_a_version_of_another_services_model_is_not_promoted(
+    client: Any, tmp_path: Path, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    other = other_services_version(client, tmp_path)
+    status, out, err = mlp("promote", "toy", other)
+    assert (status, out) == (2, "")
+    assert err == (
+        f"mlp: toy v{other} holds a model of 'Customer' requests, not of toy's 'ToyRequest' "
+        "(another service's model?): toy's services could not serve it\n"
+    )
+    assert aliases(client)["champion"] == "2"
+
+
+def test_a_version_whose_run_is_gone_is_not_promoted_and_is_listed_without_it(
+    client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    client.set_registered_model_alias("toy", "champion", "2")
+    other = other_services_version(client, tmp_path)
+    run_id = client.get_model_version("toy", other).run_id
+    real_get_run = client.get_run
+
+    def get_run(self: Any, wanted: str) -> Any:  # as after ``mlflow gc``
+        if wanted == run_id:
+            raise MlflowException(f"Run with id={wanted} not found", error_code=RESOURCE_DOES_NOT_EXIST)
+        return real_get_run(wanted)
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_run", get_run)
+    status, _, err = mlp("promote", "toy", other)
+    assert status == 2
+    assert err.startswith(f"mlp: toy v{other}: its run {run_id} is gone (deleted and garbage-collected?)")
+    status, out, _ = mlp("versions", "toy")
+    assert status == 0
+    row = next(line for line in out.splitlines() if line.startswith(f"{other} "))
+    assert f"run {run_id} missing" in row
+
+
+def test_a_champion_that_cannot_be_loaded_leaves_the_new_version_challenger_in_one_line(
+    client: Any, tmp_path: Path, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    broken = str(client.create_model_version("toy", str(tmp_path / "deleted")).version)
+    client.set_registered_model_alias("toy", "champion", broken)
+    status, out, err = mlp("train", "toy")
+    assert (status, out) == (2, "")
+    new = aliases(client)["challenger"]
+    assert aliases(client)["champion"] == broken
+    # The one line mlp writes; MLflow's INFO log lines, written to stderr too, precede it.
+    [line] = [line for line in err.splitlines() if line.startswith("mlp:")]
+    assert line == err.splitlines()[-1]
+    assert line.startswith(
+        f"mlp: toy: registered v{new} as challenger, not compared: champion v{broken} cannot be loaded ("
+    )
+    assert line.endswith(f"so it stays champion; `mlp promote toy {new}` makes v{new} champion by hand")
+    assert decision(client, new).startswith(f"not compared: champion v{broken} cannot be loaded (")
+
+
+@pytest.mark.parametrize("uri", ["foo://bar", "STORE/newstore"])
+@pytest.mark.parametrize("command", [["versions", "toy"], ["promote", "toy", "2"], ["train", "toy"]])
+def test_a_tracking_uri_mlflow_cannot_use_is_one_line(
+    uri: str,
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = uri.replace("STORE", str(tmp_path))
+    assert cli.main([*command, "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mlp: MLflow cannot use the tracking URI {uri!r} (")
+    assert err.endswith("pass --tracking-uri http://HOST:PORT (an MLflow server) or sqlite:///PATH\n")
+    assert len(err.splitlines()) == 1
+
+
+def test_a_promotion_reads_the_registry_it_is_named_and_no_other(
+    store: tuple[str, Path], tmp_path: Path
+) -> None:
+    """As a user runs it: a fresh process, no MLFLOW_TRACKING_URI, another working directory. The
+    model's file was looked up through MLflow's default registry, a new mlflow.db there."""
+    script = (
+        "import sys; from toy import TOY; from servekit import cli; from servekit.training import trainer; "
+        "cli.registry.get_service = lambda name: TOY; "
+        "trainer.model_requirements = lambda service: ['servekit']; "
+        "sys.exit(cli.main(sys.argv[1:]))"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    environment["PYTHONPATH"] = str(Path(__file__).parent)
+    client = mlflow.MlflowClient(store[0], registry_uri=store[0])
+    other = "2" if aliases(client)["champion"] != "2" else "3"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "promote", "toy", other, "--tracking-uri", store[0]],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert aliases(client)["champion"] == other
+    assert not list(tmp_path.iterdir())  # no registry of its own made there
