@@ -7,6 +7,7 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import pytest
@@ -39,15 +40,22 @@ class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def fake_prometheus() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RecordingPrometheus)
+@contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` answering on 127.0.0.1, in a thread: its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+@pytest.fixture
+def fake_prometheus() -> Iterator[str]:
+    with serving(RecordingPrometheus) as url:
+        yield url
 
 
 def answering(*result: tuple[dict[str, str], str]) -> None:
@@ -123,13 +131,8 @@ class OddServer(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def odd_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OddServer)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serving(OddServer) as url:
+        yield url
 
 
 JSON = "application/json"
