@@ -436,6 +436,11 @@ def test_standard_input_is_read_through_gzip_when_it_is_gzipped(monkeypatch: pyt
     assert [c.instance for c in read_log("-")] == [0, 1, 2]
 
 
+def test_standard_input_replaced_by_a_text_stream_is_read_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(logged(toy_capture(i)) + "\n" for i in range(2))))
+    assert [c.instance for c in read_log("-")] == [0, 1]
+
+
 def test_a_log_saved_with_a_bom_loses_no_capture(tmp_path: Path) -> None:
     (tmp_path / "log").write_bytes(
         b"\xef\xbb\xbf" + "".join(logged(toy_capture(i)) + "\n" for i in range(2)).encode()

@@ -312,7 +312,7 @@ def read_log(path: str, stdin: IO[str] | None = None) -> Iterator[Captured]:
     directory, the file it is in.
     """
     if path == "-":
-        yield from _read_stream(stdin if stdin is not None else as_text(sys.stdin.buffer))
+        yield from _read_stream(stdin if stdin is not None else _standard_input())
         return
     root = Path(path)
     for file in log_files(root):
@@ -323,6 +323,13 @@ def read_log(path: str, stdin: IO[str] | None = None) -> Iterator[Captured]:
                 if file == root:
                     raise
                 raise CaptureLineError(f"{file.relative_to(root)}: {exc}") from None
+
+
+def _standard_input() -> IO[str]:
+    """Standard input as text, through gzip when it is gzipped; a text stream put in its place
+    (one without bytes beneath it, as an embedding program's) as it is."""
+    binary = getattr(sys.stdin, "buffer", None)
+    return sys.stdin if binary is None else as_text(binary)
 
 
 def _read_stream(lines: IO[str]) -> Iterator[Captured]:
