@@ -390,3 +390,29 @@ def test_a_prometheus_without_the_services_series_is_refused_before_anything_mov
     assert ('(--match namespace="ml")' in error.value.message) == bool(match)
     assert "TOY_CANARY_MODEL_URI" in error.value.message
     assert registry_calls == []
+
+
+@pytest.mark.parametrize(
+    "failure", [ServekitError(502, "prometheus_unreachable", "refused"), KeyboardInterrupt()]
+)
+def test_a_rollback_that_fails_says_the_canary_is_still_set_and_how_to_end_it(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    from servekit.training import trainer
+
+    def set_canary(spec: object, uri: str, version: str | None, percent: float | None = None) -> str:
+        if version is None:
+            raise ServekitError(503, "registry_unavailable", "no MLflow tracking server answers")
+        registry_calls.append(f"canary {version}")
+        return ""
+
+    monkeypatch.setattr(trainer, "set_canary", set_canary)
+    with pytest.raises(ServekitError) as raised:
+        run(Readings(reading(), failure))
+    assert raised.value.status_code == 503  # mlp exits 1: the registry may answer again
+    assert raised.value.message == (
+        "toy: v2 is still the canary, answering its share of the requests: rolling it back failed "
+        "(no MLflow tracking server answers); end it with `mlp canary toy --end` once "
+        "the registry answers"
+    )
+    assert registry_calls == ["canary 2"]

@@ -331,5 +331,16 @@ def _roll_back(
     from servekit.training.trainer import set_canary
 
     say(f"{spec.name}: rolling back v{version}: {why}")
-    say(set_canary(spec, tracking_uri, None))
+    try:
+        say(set_canary(spec, tracking_uri, None))
+    except Exception as exc:
+        # Whoever reads this must know the canary still answers its share, and how to end it.
+        cause = exc.message if isinstance(exc, ServekitError) else one_line(exc)
+        raise ServekitError(
+            503,
+            "rollback_failed",
+            f"{spec.name}: v{version} is still the canary, answering its share of the requests: "
+            f"rolling it back failed ({cause}); end it with `mlp canary {spec.name} --end` "
+            "once the registry answers",
+        ) from exc
     return False
