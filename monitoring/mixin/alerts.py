@@ -151,6 +151,19 @@ def burn_expr(
     return "\nor\n".join(parts)
 
 
+def half_or_more(failing: str, every: str) -> str:
+    """The pods ``failing`` selects, while they are half or more of the service's (``every``).
+
+    One pod of ten that cannot load or be scraped is kept out of the Service while nine serve: no
+    page at night for it (ReplicasUnavailable tells it in working hours). Half of them is capacity
+    the others may not carry, and all of them is an outage the SLO alerts cannot see, since a pod
+    out of the Service counts no request.
+    """
+    return (
+        f"{failing}\nand on (service)\n(count by (service) ({failing}) / count by (service) ({every}) >= 0.5)"
+    )
+
+
 def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
     return " or ".join(f"{factor:g}x over {long} and {short}" for long, short, factor in tiers)
 
@@ -237,20 +250,21 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "ServiceTargetDown",
-            f'up{{service="{service}"}} == 0',
+            half_or_more(f'up{{service="{service}"}} == 0', f'up{{service="{service}"}}'),
             "critical",
             f"{s} target {{{{ $labels.instance }}}} is down",
-            f"Prometheus cannot scrape {s} at {{{{ $labels.instance }}}} for 2 minutes.",
+            f"Prometheus cannot scrape {s} at {{{{ $labels.instance }}}} for 2 minutes, nor half or "
+            "more of the service's targets (one of many is ReplicasUnavailable's, in working hours).",
             "2m",
             opens_on=(pod,),
         ),
         Alert(
             "ModelNotReady",
-            f"{n.model_ready} == 0",
+            half_or_more(f"{n.model_ready} == 0", n.model_ready),
             "critical",
             f"{s} at {{{{ $labels.instance }}}} has no model loaded",
             f"{s} at {{{{ $labels.instance }}}} has been alive but not ready (model not loaded or not "
-            "warmed up) for 5 minutes; /readyz says why.",
+            "warmed up) for 5 minutes, and so have half or more of its replicas; /readyz says why.",
             "5m",
             opens_on=(pod,),
         ),

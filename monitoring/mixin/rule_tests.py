@@ -285,6 +285,23 @@ def rule_cases(service: str) -> list[Case]:
             "10m",
         )
     )
+    # One pod of three failing is ReplicasUnavailable's, in working hours; two of three page, each named.
+    pods = [{**target, "instance": f"10.0.0.{i}:8080"} for i in (1, 2, 3)]
+    for alert, metric, for_minutes in (("ServiceTargetDown", "up", 2), ("ModelNotReady", n.model_ready, 5)):
+        for failing in (1, 2):
+            series = {
+                series_str(metric, pod): ("0x20" if i < failing else "1x20") for i, pod in enumerate(pods)
+            }
+            expected = [{"alertname": alert, "service": service, **pod} for pod in pods[:failing]]
+            cases.append(
+                Case(
+                    alert,
+                    f"{'fires' if failing > 1 else 'quiet'}: {failing} of 3 pods, {for_minutes * 2} minutes",
+                    series,
+                    f"{for_minutes * 2}m",
+                    expected if failing > 1 else [],
+                )
+            )
     refresh_failing = series_str(n.model_refresh_failing, target)
     serving = {series_str(n.model_info, {**target, "version": "7", "run_id": "abc"}): "1x60"}
     cases.append(
