@@ -132,13 +132,25 @@ def registry_source(
     return source, probe
 
 
+def use_registry(tracking_uri: str) -> None:
+    """Point MLflow's process-wide tracking and registry URIs at ``tracking_uri``.
+
+    ``mlflow.artifacts.download_artifacts`` resolves a ``models:/`` URI through the registry URI,
+    whatever store the caller was given: left unset it looks in a new ``mlflow.db`` in the working
+    directory, and set by an earlier call it looks in that call's registry.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
 def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact:
     """Download, unpickle and describe the model at ``model_uri``."""
     _import_mlflow()
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    use_registry(tracking_uri)
     ref = resolve(model_uri, tracking_uri)
     download_uri = ref.download_uri if ref else model_uri
     with tempfile.TemporaryDirectory(prefix="servekit-model-") as tmp:

@@ -233,7 +233,7 @@ def package_from_registry(
     """
     import mlflow
 
-    from servekit.loading import NOT_IN_THE_REGISTRY, ModelLoadError, one_line, resolve
+    from servekit.loading import NOT_IN_THE_REGISTRY, ModelLoadError, one_line, resolve, use_registry
 
     named = _registered_name(model_uri)
     if named is not None and named != service:
@@ -243,9 +243,7 @@ def package_from_registry(
             f"{model_uri} is a version of {named}, not of {service}: the package would say {service} "
             f"and hold {named}'s model",
         )
-    # A models:/ URI is resolved through the registry URI, which a process may have set elsewhere.
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    use_registry(tracking_uri)
     ref = resolve(model_uri, tracking_uri)
     download_uri = ref.download_uri if ref else model_uri
     metrics: dict[str, float] = {}

@@ -17,7 +17,7 @@ from servekit import serialization
 from servekit.card import render as render_card
 from servekit.datasets import DatasetError
 from servekit.errors import ServekitError
-from servekit.loading import ModelLoadError, load_artifact, one_line
+from servekit.loading import ModelLoadError, load_artifact, one_line, use_registry
 from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
 from servekit.routing import SHARE_TAG
@@ -149,8 +149,7 @@ def train(
     metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
     metadata["data"]["source"] = source
 
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    use_registry(tracking_uri)
     mlflow.set_experiment(spec.name)
     client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
     with mlflow.start_run(run_name=f"{spec.name}-{'real' if data_path else 'synthetic'}") as run:
@@ -500,10 +499,7 @@ def _require_servable(spec: ServiceSpec, client: Any, tracking_uri: str, version
                 f"{which}: its run {version.run_id} is gone (deleted and garbage-collected?), and "
                 "services read the version's figures from it: they could not load it",
             ) from exc
-    # A models:/ URI is resolved through the global registry URI, whatever tracking_uri says: unset,
-    # MLflow asked a new mlflow.db in the working directory, which holds no such model.
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    use_registry(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="servekit-mlmodel-") as tmp:
         try:
             path = mlflow.artifacts.download_artifacts(
