@@ -150,13 +150,12 @@ class TaxiTrip(BaseModel):
             raise ValueError("expected an ISO 8601 string or Unix seconds (a finite number)") from exc
         if isinstance(checked, str) and len(checked) > MAX_TIMESTAMP_TEXT:
             raise ValueError(f"at most {MAX_TIMESTAMP_TEXT} characters")
-        if isinstance(checked, str) and (problem := data.bigquery_text_problem(checked.strip())):
-            raise ValueError(problem)
         try:
             return float(data.parse_timestamp(checked))
         except (ValueError, OverflowError) as exc:  # OverflowError: e.g. year 9999 with an offset
+            bigquery = isinstance(checked, str) and data.bigquery_text_problem(checked.strip())
             raise ValueError(
-                "not a time between 2000 and 2100 as ISO 8601 or Unix seconds (not milliseconds)"
+                bigquery or "not a time between 2000 and 2100 as ISO 8601 or Unix seconds (not milliseconds)"
             ) from exc
 
     @field_validator("payment_type")
