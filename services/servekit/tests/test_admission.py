@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
-from servekit.admission import INSTANCES, REQUESTS, RETRY_AFTER_SECONDS, AdmissionLimit
+from servekit.admission import INSTANCES, REQUESTS, RETRY_AFTER_SECONDS, AdmissionLimit, in_worker_thread
 from servekit.errors import ServekitError
 
 
@@ -128,3 +131,48 @@ def test_a_client_refused_for_its_share_is_not_counted_as_shed() -> None:
     with limit.admitted("risk"), pytest.raises(ServekitError):
         limit.enter("risk")
     assert shed == []  # the replica is not overloaded: PredictionsShed must not fire for it
+
+
+def test_a_place_given_back_by_its_request_is_held_until_its_worker_thread_is_done() -> None:
+    limit = AdmissionLimit("svc", 1, instance_limit=10)
+    with limit.admitted() as place:
+        release = limit.hold(10)
+    assert place.taken  # the request is over; its thread is not
+    assert (limit.in_flight, limit.instances_in_flight) == (1, 10)
+    with pytest.raises(ServekitError):
+        limit.enter()
+    release()
+    assert (limit.in_flight, limit.instances_in_flight) == (0, 0)
+    assert not place.taken
+
+
+def test_a_cancelled_caller_leaves_the_places_held_until_the_thread_ends() -> None:
+    limit = AdmissionLimit("svc", 1, instance_limit=10)
+    started, gate = threading.Event(), threading.Event()
+
+    def work() -> str:
+        started.set()
+        assert gate.wait(30), "the test never opened the gate"
+        return "done"
+
+    async def answer() -> str:
+        with limit.admitted():
+            return await in_worker_thread(work, limit.hold(10))
+
+    async def cancel_while_computing() -> tuple[int, int]:
+        caller = asyncio.create_task(answer())
+        assert await asyncio.to_thread(started.wait, 30)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        held = (limit.in_flight, limit.instances_in_flight)
+        gate.set()
+        while limit.in_flight or limit.instances_in_flight:  # until the thread's end frees them
+            await asyncio.sleep(0.001)
+        return held
+
+    try:
+        assert asyncio.run(asyncio.wait_for(cancel_while_computing(), 30)) == (1, 10)
+    finally:
+        gate.set()
+    assert limit.status()["in_flight"] == limit.status()["instances_in_flight"] == 0

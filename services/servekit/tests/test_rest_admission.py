@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from raw_asgi import RawRequest
 from toy import FAILING_X, TOY, FailingToy, ToyModel
 
 from servekit.admission import AdmissionLimit
 from servekit.metrics.names import MetricNames
 from servekit.model import ModelArtifact, Record
 from servekit.rest import create_app
-from servekit.rest.app import INLINE_BATCH_LIMIT
+from servekit.rest.app import INLINE_BATCH_LIMIT, Predictor
+from servekit.rest.telemetry import Timings
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
 from servekit.testing import metric_sample, request_rows, wait_ready
@@ -245,3 +249,91 @@ def test_a_batch_beside_others_is_refused_by_the_instances_it_would_add(
         assert metric_sample(client, NAMES.prediction_instances_in_flight) == 0
         # The batch answered alone: once the first is done, the same batch is taken.
         assert client.post("/predict/batch", json={"instances": rows}).status_code == 200
+
+
+def test_a_cancelled_prediction_holds_its_places_until_the_model_is_done(
+    toy_trained: tuple[ModelArtifact, Split], gated: ServiceSpec
+) -> None:
+    # As a gRPC deadline cancels its call: the thread cannot be stopped, so the places stay taken.
+    artifact, data = toy_trained
+    size = INLINE_BATCH_LIMIT + 1
+    settings = load_settings("toy", max_concurrent_requests=1, max_concurrent_instances=size)
+    rows = request_rows(data, size)
+    with TestClient(create_app(gated, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        admission = admission_of(client)
+        predictor: Predictor = client.app.state.predictor  # type: ignore[attr-defined]
+
+        async def predict() -> None:
+            with admission.admitted():
+                await predictor(rows, False, Timings())
+
+        async def cancel_while_predicting() -> tuple[int, int]:
+            caller = asyncio.create_task(predict())
+            assert await asyncio.to_thread(GatedToy.entered.wait, 30)
+            caller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await caller
+            held = (admission.in_flight, admission.instances_in_flight)
+            GatedToy.gate.set()
+            while admission.in_flight or admission.instances_in_flight:  # freed as the thread ends
+                await asyncio.sleep(0.001)
+            return held
+
+        with contextlib.ExitStack() as stack:
+            stack.callback(GatedToy.gate.set)
+            held = client.portal.call(cancel_while_predicting)
+        assert held == (1, size)
+        assert metric_sample(client, NAMES.prediction_instances_in_flight) == 0
+        assert client.post("/predict/batch", json={"instances": rows}).status_code == 200
+
+
+def test_a_slow_body_holds_no_place(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    # Sixteen of these held every place of an idle replica, which refused everyone else.
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_concurrent_requests=1)
+    body = json.dumps(ROW).encode()
+
+    async def beside_a_slow_upload(app: Any) -> tuple[int, int, RawRequest, RawRequest]:
+        slow = RawRequest("/predict", content_length=len(body))
+        slow.body(body[:1], more=True)
+        uploading = slow.start(app)
+        await asyncio.wait_for(slow.waiting.wait(), 30)  # read the first byte, waits for more
+        in_flight = admission_of(client).in_flight
+        whole = RawRequest("/predict", content_length=len(body))
+        whole.body(body, more=False)
+        await asyncio.wait_for(whole.start(app), 30)
+        slow.body(body[1:], more=False)
+        await asyncio.wait_for(uploading, 30)
+        return in_flight, admission_of(client).in_flight, whole, slow
+
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        during, after, whole, slow = client.portal.call(beside_a_slow_upload, client.app)
+    assert during == after == 0
+    assert (whole.status, slow.status) == (200, 200), whole.text
+
+
+def test_a_place_refused_once_the_body_is_in_is_503(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    # Free when the request came, full by the time its body arrived: refused then, and counted.
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_concurrent_requests=1)
+    body = json.dumps(ROW).encode()
+
+    async def fill_during_upload(app: Any) -> RawRequest:
+        request = RawRequest("/predict", content_length=len(body))
+        request.body(body[:1], more=True)
+        uploading = request.start(app)
+        await asyncio.wait_for(request.waiting.wait(), 30)
+        admission_of(client).enter()
+        request.body(body[1:], more=False)
+        await asyncio.wait_for(uploading, 30)
+        return request
+
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        request = client.portal.call(fill_during_upload, client.app)
+        assert metric_sample(client, NAMES.prediction_requests_shed_total, limit="requests") == 1
+        assert admission_of(client).in_flight == 1
+    assert request.status == 503
+    assert "TOY_MAX_CONCURRENT_REQUESTS" in json.loads(request.text)["message"]

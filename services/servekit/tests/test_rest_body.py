@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import logging
 import random
 import zlib
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from raw_asgi import RawRequest
+from toy import TOY
 
+from servekit.admission import AdmissionLimit
 from servekit.errors import ServekitError
+from servekit.metrics.names import ACCESS_LOGGER, MetricNames
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
 from servekit.rest.body import FEED_BYTES, MAX_MEMBERS, decompress
+from servekit.rest.telemetry import endpoint_label
+from servekit.settings import load_settings
+from servekit.testing import metric_sample, wait_ready
+from servekit.training.trainer import Split
 
 #: toy_client's limit (conftest): 4096 bytes, compressed or not.
 LIMIT = 4096
 ROW = {"x": 3.0, "color": "red"}
 BATCH = {"instances": [ROW, {"x": 1.0, "color": "blue"}]}
 JSON = {"content-type": "application/json"}
+NAMES = MetricNames("toy")
+
+
+def admission_of(client: TestClient) -> AdmissionLimit:
+    return client.app.state.admission  # type: ignore[attr-defined,no-any-return]
 
 
 def encoded(body: object, coding: str) -> bytes:
@@ -134,3 +152,74 @@ def test_the_openapi_document_lists_the_encoding_errors(toy_client: TestClient) 
     paths = toy_client.get("/openapi.json").json()["paths"]
     for path in ("/predict", "/predict/batch"):
         assert {"400", "413", "415", "422"} <= set(paths[path]["post"]["responses"])
+
+
+# A body that never arrives whole: answered (or, its client gone, counted) without a 5xx.
+
+UPLOAD_PATHS = ["/predict", "/predict/batch", "/v2/models/toy/infer"]
+
+
+def uploading_client(artifact: ModelArtifact, **settings: Any) -> TestClient:
+    return TestClient(create_app(TOY, load_settings("toy", **settings), source=lambda: artifact))
+
+
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
+def test_a_client_gone_mid_body_is_counted_499_and_logged_as_its_doing(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    artifact, _ = toy_trained
+
+    async def leave_mid_body(app: Any) -> RawRequest:
+        request = RawRequest(path, content_length=5000)
+        request.body(b'{"inputs":[', more=True)
+        request.disconnect()
+        await asyncio.wait_for(request.start(app), 30)
+        return request
+
+    with uploading_client(artifact) as client, caplog.at_level(logging.INFO):
+        wait_ready(client)
+        request = client.portal.call(leave_mid_body, client.app)
+        labels = {"endpoint": endpoint_label(path), "method": "POST"}
+        assert metric_sample(client, NAMES.requests_total, **labels, status="499") == 1
+        assert not metric_sample(client, NAMES.requests_total, **labels, status="500")
+        # The time was the client's upload: no sample of the service's latency.
+        latency = f"{NAMES.prediction_latency_seconds}_count"
+        assert metric_sample(client, latency, endpoint=endpoint_label(path)) == 0
+        assert admission_of(client).in_flight == 0
+    assert request.status == 499
+    lines = [r for r in caplog.records if r.name == ACCESS_LOGGER]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert "client_closed_request: the client closed the connection after sending 11 of 5000" in (
+        lines[0].getMessage()
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("path", UPLOAD_PATHS)
+def test_a_body_slower_than_the_deadline_is_408_and_its_connection_closed(
+    toy_trained: tuple[ModelArtifact, Split], path: str
+) -> None:
+    artifact, _ = toy_trained
+
+    async def stall(app: Any) -> RawRequest:
+        request = RawRequest(path, content_length=400)
+        request.body(b"{", more=True)  # and nothing more, ever
+        await asyncio.wait_for(request.start(app), 30)
+        return request
+
+    with uploading_client(artifact, body_timeout_seconds=0.01) as client:
+        wait_ready(client)
+        request = client.portal.call(stall, client.app)
+        labels = {"endpoint": endpoint_label(path), "method": "POST", "status": "408"}
+        assert metric_sample(client, NAMES.requests_total, **labels) == 1
+        latency = f"{NAMES.prediction_latency_seconds}_count"
+        assert metric_sample(client, latency, endpoint=endpoint_label(path)) == 0
+        assert admission_of(client).in_flight == 0
+        # A whole body is answered as ever under the same deadline.
+        assert client.post("/predict", json=ROW).status_code == 200
+    assert request.status == 408
+    assert request.headers["connection"] == "close"
+    body = json.loads(request.text)
+    message = body["message"] if "message" in body else body["error"]
+    assert "not received in full within 0.01 s" in message
+    assert "TOY_BODY_TIMEOUT_SECONDS" in message

@@ -74,6 +74,8 @@ def test_the_google_cloud_project_is_read_unprefixed_too(monkeypatch: pytest.Mon
         ("TOY_ROOT_PATH", "/", "leave it empty for none"),
         ("TOY_MODEL_REFRESH_SECONDS", "0.000001", "0 (never) or at least 1 second"),
         ("TOY_LIVE_EVALUATION_REFRESH_SECONDS", "0.5", "0 (never) or at least 1 second"),
+        ("TOY_BODY_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("TOY_BODY_TIMEOUT_SECONDS", "7200", "less than or equal to 3600"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_problem(

@@ -9,11 +9,20 @@ would refuse probes and scrapes too, and a replica refusing its liveness probe i
 the worst moment; here only prediction requests count, on every transport (HTTP and gRPC).
 
 Two limits, because requests differ in size. The count of requests is checked before a body is
-read, so refusing costs microseconds; but a batch of 256 explained rows is 256 times the work of
-one row, so 16 such batches wait four times as long as 16 batches of 64. The count of instances
-in batches answered off the event loop bounds that work itself; it is checked once the body is
-decoded, when the number of rows is known. Single records and small batches are answered on the
-loop, one after the other, so they never wait behind each other here and are not counted.
+read, so refusing a full replica costs microseconds; but a request takes its place only once its
+body has arrived. A place bounds model work, not uploads: sixteen clients trickling a byte of
+body each (slowly, or on purpose) would otherwise hold every place of an idle replica and have
+it refuse everyone else. An upload is bounded by its own deadline instead (``servekit.rest.body``).
+A batch of 256 explained rows is 256 times the work of one row, so 16 such batches wait four
+times as long as 16 batches of 64. The count of instances in batches answered off the event loop
+bounds that work itself; it is checked once the body is decoded, when the number of rows is
+known. Single records and small batches are answered on the loop, one after the other, so they
+never wait behind each other here and are not counted.
+
+Work handed to a worker thread holds its request's place and its instances until the thread is
+done, not until its caller stops waiting: a caller cancelled (a gRPC deadline, a server shutting
+down) cannot stop the thread, and places freed while the model still computes would let the
+limits admit new work on top of work they no longer count.
 
 With API keys (``servekit.auth``), a third limit keeps one client from taking a whole replica:
 a client already answered ``client_limit`` requests at once on it is refused with 429 (its own
@@ -25,9 +34,12 @@ Every transport runs on the app's one event loop, so the counts need no lock.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TypeVar
 
 from servekit.errors import ServekitError
 
@@ -39,6 +51,8 @@ RETRY_AFTER_SECONDS = 1
 REQUESTS = "requests"
 INSTANCES = "instances"
 LIMITS = (REQUESTS, INSTANCES)
+
+T = TypeVar("T")
 
 
 class AdmissionLimit:
@@ -69,14 +83,18 @@ class AdmissionLimit:
         self.clients_in_flight: Counter[str] = Counter()
         self.on_refused = on_refused
 
-    def enter(self, client: str = "") -> None:
-        """Take one of the places; a 503 ServekitError if none is free, a 429 if the client has its share."""
+    def check(self, client: str = "") -> None:
+        """Refuse as :meth:`enter` would, taking nothing: a full replica refuses before reading a body."""
         # The client's share first: a client over it is told so (429), even when the replica is full.
         if client and self.client_limit and self.clients_in_flight[client] >= self.client_limit:
             raise self.client_refusal(client)
         if self.limit and self.in_flight >= self.limit:
             self.on_refused(REQUESTS)
             raise self.refusal()
+
+    def enter(self, client: str = "") -> None:
+        """Take one of the places; a 503 ServekitError if none is free, a 429 if the client has its share."""
+        self.check(client)
         self.in_flight += 1
         if client:
             self.clients_in_flight[client] += 1
@@ -89,26 +107,46 @@ class AdmissionLimit:
                 del self.clients_in_flight[client]
 
     @contextmanager
-    def admitted(self, client: str = "") -> Iterator[None]:
-        """Hold one of the places while the body runs; refused as :meth:`enter` says."""
-        self.enter(client)
+    def admitted(self, client: str = "") -> Iterator[Place]:
+        """Hold one of the places while the body runs (and while a worker thread it started still
+        runs, see :meth:`hold`); refused as :meth:`enter` says."""
+        place = Place(self, client)
+        place.take()
+        token = current_place.set(place)
         try:
-            yield
+            yield place
         finally:
-            self.leave(client)
+            current_place.reset(token)
+            place.release()
 
-    @contextmanager
-    def instances_admitted(self, count: int) -> Iterator[None]:
-        """Hold ``count`` instances of the budget while the body runs; a 503 ServekitError if over it."""
+    def hold(self, count: int) -> Callable[[], None]:
+        """Hold ``count`` instances of the budget, and the current request's place, until the function
+        returned is called (once, when the worker thread is done); a 503 ServekitError if over the budget.
+        """
         busy = self.instances_in_flight
         if self.instance_limit and busy and busy + count > self.instance_limit:
             self.on_refused(INSTANCES)
             raise self.instance_refusal(count)
         self.instances_in_flight += count
+        place = current_place.get()
+        held = place is not None and place.hold()
+
+        def release() -> None:
+            self.instances_in_flight -= count
+            if held:
+                assert place is not None
+                place.release()
+
+        return release
+
+    @contextmanager
+    def instances_admitted(self, count: int) -> Iterator[None]:
+        """Hold ``count`` instances of the budget while the body runs; a 503 ServekitError if over it."""
+        release = self.hold(count)
         try:
             yield
         finally:
-            self.instances_in_flight -= count
+            release()
 
     def refusal(self) -> ServekitError:
         return overloaded(
@@ -145,6 +183,66 @@ class AdmissionLimit:
             "client_limit": self.client_limit,
             "clients_in_flight": len(self.clients_in_flight),
         }
+
+
+class Place:
+    """One prediction request's place in an :class:`AdmissionLimit`, taken once and freed when its
+    last holder lets go: the request itself, and any worker thread computing for it.
+    """
+
+    __slots__ = ("client", "holders", "limit")
+
+    def __init__(self, limit: AdmissionLimit, client: str = "") -> None:
+        self.limit = limit
+        self.client = client
+        self.holders = 0
+
+    @property
+    def taken(self) -> bool:
+        return self.holders > 0
+
+    def take(self) -> None:
+        """Take the place, refused as :meth:`AdmissionLimit.enter` says; once taken, nothing more."""
+        if not self.holders:
+            self.limit.enter(self.client)
+            self.holders = 1
+
+    def hold(self) -> bool:
+        """One more holder of the place if it is taken (True), else nothing (False)."""
+        if not self.holders:
+            return False
+        self.holders += 1
+        return True
+
+    def release(self) -> None:
+        """One holder lets go; the last one frees the place. Nothing if it was never taken."""
+        if not self.holders:
+            return
+        self.holders -= 1
+        if not self.holders:
+            self.limit.leave(self.client)
+
+
+#: The place of the prediction request the current task answers, if it has one: a worker thread
+#: started for the request holds it too (:meth:`AdmissionLimit.hold`).
+current_place: ContextVar[Place | None] = ContextVar("servekit_admission_place", default=None)
+
+
+async def in_worker_thread(work: Callable[[], T], release: Callable[[], None]) -> T:
+    """``work``'s result, computed in a worker thread; ``release`` is called once the thread is done.
+
+    Done, not awaited: a caller that stops waiting (cancelled) leaves the thread running, and what
+    ``release`` frees stays held until it ends.
+    """
+    running = asyncio.ensure_future(asyncio.to_thread(work))
+
+    def done(finished: asyncio.Future[T]) -> None:
+        release()
+        if not finished.cancelled():
+            finished.exception()  # read: a caller gone leaves no "exception never retrieved" behind
+
+    running.add_done_callback(done)
+    return await asyncio.shield(running)
 
 
 def overloaded(why: str) -> ServekitError:

@@ -51,6 +51,15 @@ class ServiceSettings(BaseSettings):
     root_path: str = Field(default="", description="Path prefix when served behind a non-rewriting ingress")
     max_batch_size: int = Field(default=256, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=LARGEST_BODY_BYTES)
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds a prediction request's body may take to arrive in full after its headers; a "
+            "slower one is answered 408 and its connection closed (an upload holds no admission place)"
+        ),
+    )
     max_concurrent_requests: int | None = Field(
         default=None,
         ge=0,

@@ -349,10 +349,13 @@ class ServiceMetrics:
         for outcome in outcomes:
             self._outcome_child(outcome)
 
-    def count_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        """One answered request, HTTP or gRPC; a prediction endpoint's latency is observed too."""
+    def count_request(
+        self, endpoint: str, method: str, status: int, seconds: float, *, timed: bool = True
+    ) -> None:
+        """One answered request, HTTP or gRPC; a prediction endpoint's latency is observed too, unless
+        not ``timed`` (its body never arrived: the time was the client's upload, not an answer)."""
         self.requests.labels(endpoint, method, str(status)).inc()
-        if endpoint in PREDICTION_ENDPOINTS:
+        if timed and endpoint in PREDICTION_ENDPOINTS:
             self.prediction_latency.labels(endpoint).observe(seconds)
         # Set by the key check of this request, in this task (servekit.rest.auth, servekit.rpc.server).
         client = logs.client.get()

@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter
 
 from servekit import logs
-from servekit.admission import AdmissionLimit
+from servekit.admission import AdmissionLimit, in_worker_thread
 from servekit.auth import api_keys
 from servekit.capture import PredictionCapture
 from servekit.card import render as render_card
@@ -91,6 +91,10 @@ CARD_VARIANT_QUERY = Query(STABLE, description="The served model's card, or (dur
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorBody, "description": "Body is not in the coding its Content-Encoding names"},
+    408: {
+        "model": schemas.ErrorBody,
+        "description": "Body not in within <SVC>_BODY_TIMEOUT_SECONDS of the headers; connection closed",
+    },
     413: {"model": schemas.ErrorBody, "description": "Body or batch larger than the limit"},
     404: {"model": schemas.ErrorBody, "description": "X-Model-Variant: canary where no canary is served"},
     415: {"model": schemas.ErrorBody, "description": "Content-Encoding other than identity, gzip or deflate"},
@@ -113,8 +117,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class Predictor:
     """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big.
 
-    A batch run off the loop holds its instances in the admission's instance limit while it waits
-    for and runs in a worker thread; one that would pass the limit is refused with 503.
+    A batch run off the loop holds its instances in the admission's instance limit, and its
+    request's place, while it waits for and runs in a worker thread, until the thread is done even
+    if its caller stops waiting; one that would pass the limit is refused with 503.
 
     With a canary, the router picks the model that answers each request, and each variant's
     result and model time are counted (``servekit.routing``).
@@ -183,29 +188,20 @@ class Predictor:
         inline = len(records) <= INLINE_BATCH_LIMIT
         # Admitted before the model's result is counted: a refusal is the replica's load, not a
         # failure of the variant chosen (which would count towards stopping a canary).
-        with contextlib.nullcontext() if inline else self.admission.instances_admitted(len(records)):
-            start = time.perf_counter()
-            try:
-                if inline:
-                    predictions = self.run(
-                        model, records, explain, timings, stable=stable, variant=variant, reasons=reasons
-                    )
-                else:
-                    predictions = await asyncio.to_thread(
-                        self.run,
-                        model,
-                        records,
-                        explain,
-                        timings,
-                        stable=stable,
-                        variant=variant,
-                        reasons=reasons,
-                    )
-            except Exception as exc:
-                if self.canary is not None:
-                    failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
-                    self.canary.answered(variant, model, time.perf_counter() - start, failed=failed)
-                raise
+        release = None if inline else self.admission.hold(len(records))
+        start = time.perf_counter()
+        try:
+            work = partial(
+                self.run, model, records, explain, timings, stable=stable, variant=variant, reasons=reasons
+            )
+            # Off the loop, the instances and the request's place are held until the thread is
+            # done, even if this caller is cancelled first (a gRPC deadline): the model goes on.
+            predictions = work() if release is None else await in_worker_thread(work, release)
+        except Exception as exc:
+            if self.canary is not None:
+                failed = not isinstance(exc, ServekitError) or exc.status_code >= 500
+                self.canary.answered(variant, model, time.perf_counter() - start, failed=failed)
+            raise
         outcomes = [model.outcome(p) for p in predictions]
         if model is stable:
             self.metrics.count_outcomes(outcomes)
@@ -356,7 +352,12 @@ def create_app(
         # 5% smaller). Inside telemetry, so latency and Server-Timing include the compression.
         app.add_middleware(CompressionMiddleware, minimum_size=settings.gzip_min_bytes, compresslevel=1)
     # Inside telemetry: a refused request is counted, timed and logged like any other.
-    app.add_middleware(AdmissionMiddleware, limit=admission, root_path=settings.root_path)
+    app.add_middleware(
+        AdmissionMiddleware,
+        limit=admission,
+        root_path=settings.root_path,
+        body_timeout_seconds=settings.body_timeout_seconds,
+    )
     if keys is not None:
         # Between telemetry and admission: a refusal is counted and logged, and takes no place.
         app.add_middleware(ApiKeyMiddleware, keys=keys, root_path=settings.root_path)

@@ -4,13 +4,21 @@ A client may compress the body (``Content-Encoding: gzip`` or ``deflate``), as l
 of text are worth compressing. The limit then holds for the compressed *and* the
 decompressed body, and decompression stops one byte past it, so a small "zip bomb" costs
 the service no more memory than a plain body at the limit.
+
+A body must also arrive in time: a prediction request takes its admission place only once its
+body is in (``servekit.rest.admission``), so an upload holds a connection, never a place, and the
+upload itself has a deadline (``<SVC>_BODY_TIMEOUT_SECONDS``) after which it is answered 408 and
+its connection closed. A client that goes away mid-upload is counted as nginx counts it, 499
+("client closed request"): its own doing, not a failure of the service.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Message, Receive
 
 from servekit.errors import FieldProblem, ServekitError
 
@@ -23,6 +31,11 @@ ENCODING_FIELD = "headers.content-encoding"
 MAX_MEMBERS = 64
 #: Compressed bytes handed to a decoder at a time.
 FEED_BYTES = 65_536
+#: nginx's "client closed request": the client left before its answer (never sent, only counted).
+CLIENT_CLOSED = 499
+#: The error codes of a request whose body never arrived whole: how long it took is the client's
+#: upload, not the service's answer, so it is no sample of prediction latency.
+BODY_NOT_RECEIVED = frozenset({"body_timeout", "client_closed_request"})
 
 
 def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
@@ -58,13 +71,58 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise client_closed(size, declared) from None
     body = b"".join(chunks)
     return body if coding is None else decompress(body, coding, limit)
+
+
+def client_closed(received: int, declared: str | None) -> ServekitError:
+    """What a request whose client left mid-body is counted and logged as (the client hears nothing)."""
+    of = f" of {declared}" if declared is not None and declared.isdigit() else ""
+    return ServekitError(
+        CLIENT_CLOSED,
+        "client_closed_request",
+        f"the client closed the connection after sending {received}{of} body bytes",
+    )
+
+
+def too_slow(seconds: float, variable: str) -> ServekitError:
+    problem = (
+        f"not received in full within {seconds:g} s of the request's headers ({variable}); "
+        "send the whole body right after the headers"
+    )
+    return ServekitError(408, "body_timeout", f"request body {problem}", (FieldProblem("body", problem),))
+
+
+def receive_within(receive: Receive, seconds: float, variable: str) -> Receive:
+    """``receive``, raising a 408 ServekitError once the body has taken longer than ``seconds``.
+
+    The deadline is for the whole body, counted from now (the headers are in): a deadline per
+    chunk would let a client sending a byte now and then hold the connection for ever.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds
+    complete = False
+
+    async def receive_body() -> Message:
+        nonlocal complete
+        if complete:  # later reads wait for a disconnect, not for a body
+            return await receive()
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise too_slow(seconds, variable) from None
+        complete = message["type"] != "http.request" or not message.get("more_body", False)
+        return message
+
+    return receive_body
 
 
 def decompress(data: bytes, coding: str, limit: int) -> bytes:

@@ -35,6 +35,10 @@ def error_response(exc: ServekitError, scope: Scope | None = None) -> Response:
     headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
     if exc.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names the scheme that would do
+    if exc.status_code == 408:
+        # The rest of a body too slow to arrive is not worth reading: the connection goes, and with
+        # it whatever the client still trickles (RFC 9110 §15.5.9).
+        headers["Connection"] = "close"
     body = exc.open_inference_body() if scope is not None and is_open_inference(scope) else exc.body()
     return Response(
         orjson.dumps(body),

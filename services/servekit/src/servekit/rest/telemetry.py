@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.metrics import ServiceMetrics
 from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS
-from servekit.rest.access_log import AccessLog, remember_error, unexpected
+from servekit.rest.access_log import AccessLog, error_of, remember_error, unexpected
+from servekit.rest.body import BODY_NOT_RECEIVED
 
 TIMINGS_KEY = "servekit.timings"
 MODELS_PATH = "/v2/models/"
@@ -129,6 +130,10 @@ class TelemetryMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             endpoint = endpoint_of(scope, self.root_path)
-            self.metrics.count_request(endpoint, scope["method"], status, elapsed)
+            error = error_of(scope)
+            # A body that never arrived (408, or its client gone mid-upload) timed the client, not
+            # the service: 30 s samples of a slow upload would burn the latency SLO.
+            timed = error is None or error.error not in BODY_NOT_RECEIVED
+            self.metrics.count_request(endpoint, scope["method"], status, elapsed, timed=timed)
             if self.access_log is not None:
                 self.access_log.record(scope, endpoint, status, elapsed, response_bytes)
