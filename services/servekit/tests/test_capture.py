@@ -9,16 +9,22 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 import pytest
 from fastapi.testclient import TestClient
 from toy import TOY, ToyModel
 
+import servekit.rest.open_inference as rest_open_inference
+import servekit.rpc.server as rpc_server
 from servekit import logs
 from servekit.capture import MESSAGE, PredictionCapture
+from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.names import ACCESS_LOGGER, CAPTURE_LOGGER, METERED_LOGGERS, OTHER_LOGGERS
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
+from servekit.rpc import open_inference_pb2 as pb
+from servekit.rpc.server import SERVICE, infer_message
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
 from servekit.training.trainer import Split
@@ -282,3 +288,80 @@ def test_a_shadows_answers_to_a_captured_request_are_captured_under_its_id_as_th
         assert (capture["instance"], capture["instances"], capture["routed"]) == (index, 3, "alone")
         assert capture["input"] == served[index]["capture"]["input"]
         assert capture["prediction"]["value"] == pytest.approx(answer["value"], rel=1e-12)
+
+
+def test_an_open_inference_id_is_the_captures_request_id_when_no_header_names_one(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
+) -> None:
+    """KServe's and Triton's clients correlate by the body's id: their capture line carries it."""
+
+    artifact, _ = toy_trained
+    tensors = [
+        {"name": "x", "datatype": "FP64", "shape": [1], "data": [1.5]},
+        {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+    ]
+    with app_client(artifact, capture_percent=100, log_format="json", grpc_port=free_port()) as client:
+        wait_ready(client)
+        answer = client.post("/v2/models/toy/infer", json={"id": "txn-777", "inputs": tensors})
+        assert answer.json()["id"] == answer.headers["X-Request-ID"] == "txn-777"
+        headed = {"id": "txn-778", "inputs": tensors}
+        client.post("/v2/models/toy/infer", json=headed, headers={"X-Request-ID": "gateway-1"})
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            infer = channel.unary_unary(
+                f"/{SERVICE}/ModelInfer",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=pb.ModelInferResponse.FromString,
+            )
+            message = infer_message({"model_name": "toy", "id": "txn-779", "inputs": tensors})
+            assert infer(message).id == "txn-779"
+    assert [line["request_id"] for line in captured(json_log)] == ["txn-777", "gateway-1", "txn-779"]
+
+
+def test_a_pinned_version_refused_after_the_alias_moved_is_not_captured_nor_counted(
+    toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The alias moves while the body is read (REST) or decoded (gRPC): the request is refused 404,
+    and no capture line nor outcome says the moved-to version answered it."""
+
+    artifact, _ = toy_trained
+    moved = ToyModel(dataclasses.replace(artifact, version="4"))
+    tensors = [
+        {"name": "x", "datatype": "FP64", "shape": [1], "data": [1.5]},
+        {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+    ]
+    with app_client(artifact, capture_percent=100, log_format="json", grpc_port=free_port()) as client:
+        wait_ready(client)
+        runtime = client.app.state.runtime  # type: ignore[attr-defined]
+        served = runtime.model
+        read_body, rest_form = rest_open_inference.read_body, rpc_server.rest_form
+
+        async def read_then_move(*args: Any) -> bytes:
+            body: bytes = await read_body(*args)
+            runtime.model = moved
+            return body
+
+        def decode_then_move(*args: Any) -> Any:
+            runtime.model = moved
+            return rest_form(*args)
+
+        monkeypatch.setattr(rest_open_inference, "read_body", read_then_move)
+        monkeypatch.setattr(rpc_server, "rest_form", decode_then_move)
+        response = client.post(f"/v2/models/toy/versions/{artifact.version}/infer", json={"inputs": tensors})
+        runtime.model = served
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            infer = channel.unary_unary(
+                f"/{SERVICE}/ModelInfer",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=pb.ModelInferResponse.FromString,
+            )
+            message = infer_message(
+                {"model_name": "toy", "model_version": artifact.version, "inputs": tensors}
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                infer(message)
+        outcomes = metric_sample(client, NAMES.predictions_total, outcome="low")
+    assert response.status_code == 404
+    assert response.json()["code"] == "model_version_not_served"
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    assert captured(json_log) == []
+    assert outcomes == 0

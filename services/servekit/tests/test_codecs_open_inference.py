@@ -7,6 +7,7 @@ import struct
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 from toy import ToyPrediction, ToyRequest
 
 from servekit.codecs.open_inference import OpenInferenceCodec
@@ -154,7 +155,7 @@ def test_tensors_that_do_not_fit_are_named(
 def test_non_finite_numbers_are_refused(codec: OpenInferenceCodec) -> None:
     raw = b'{"inputs": [{"name": "x", "datatype": "FP64", "shape": [1], "data": [NaN]}]}'
     found = problems(codec, raw)
-    assert found == {"inputs[x].data[0]": "nan is not a finite number"}
+    assert found == {"inputs[x].data[0]": "nan is not a finite number; NaN means missing, and x is required"}
 
 
 def test_envelope_problems_name_the_field(codec: OpenInferenceCodec) -> None:
@@ -344,3 +345,65 @@ def test_binary_outputs_hold_the_json_values(codec: OpenInferenceCodec) -> None:
     (size,) = struct.unpack_from("<I", binary, 16)
     assert json.loads(binary[20 : 20 + size]) == explanation
     assert len(binary) == 16 + explained["parameters"]["binary_data_size"]
+
+
+class Trip(BaseModel):
+    """Optional inputs of each kind, as ChicagoTaxi's: coordinates, community areas, company."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    miles: float = Field(gt=0)
+    latitude: float | None = Field(default=None, ge=41, le=43)
+    area: int | None = Field(default=None, ge=1, le=77)
+    company: str | None = None
+
+
+@pytest.fixture(scope="module")
+def trips() -> OpenInferenceCodec:
+    return OpenInferenceCodec(Trip, ToyPrediction)
+
+
+def test_nan_in_an_optional_input_is_missing_as_null_is(trips: OpenInferenceCodec) -> None:
+    """A data frame holds a gap as NaN, and binary and gRPC tensors have no null."""
+    nan = float("nan")
+    body_, length = binary_request(
+        ({"name": "miles", "datatype": "FP64", "shape": [3]}, struct.pack("<3d", 1.5, 2.0, 3.0)),
+        ({"name": "latitude", "datatype": "FP64", "shape": [3]}, struct.pack("<3d", 41.9, nan, 42.0)),
+        ({"name": "area", "datatype": "FP64", "shape": [3]}, struct.pack("<3d", 8.0, nan, 32.0)),
+        ({"name": "company", "datatype": "BYTES", "shape": [3]}, texts("Flash Cab", "", "")),
+    )
+    records = trips.decode(body_, 8, length).records
+    assert [r["latitude"] for r in records] == [41.9, None, 42.0]
+    assert [r["area"] for r in records] == [8, None, 32]
+    assert [type(r["area"]) for r in records] == [int, type(None), int]
+    assert [r["company"] for r in records] == ["Flash Cab", None, None]  # binary: empty is missing
+    as_json = trips.decode(
+        body(tensor("miles", "FP64", [1.5, 2.0]), tensor("company", "BYTES", ["", None])), 8
+    ).records
+    assert [r["company"] for r in as_json] == ["", None]  # JSON has null: empty text is text there
+    over_grpc = body(tensor("miles", "FP64", [1.5]), tensor("company", "BYTES", [""]))
+    assert trips.decode(over_grpc, 8, no_null=True).records[0]["company"] is None
+
+
+def test_nan_in_a_required_input_or_a_fraction_for_an_integer_is_named(trips: OpenInferenceCodec) -> None:
+    nan = float("nan")
+    body_, length = binary_request(
+        ({"name": "miles", "datatype": "FP64", "shape": [2]}, struct.pack("<2d", 1.5, nan)),
+        ({"name": "area", "datatype": "FP32", "shape": [2]}, struct.pack("<2f", nan, 8.5)),
+    )
+    with pytest.raises(ServekitError) as caught:
+        trips.decode(body_, 8, length)
+    assert {p.field: p.problem for p in caught.value.fields} == {
+        "inputs[miles].data[1]": "nan is not a finite number; NaN means missing, and miles is required",
+        "inputs[area].data[1]": "8.5 is not a whole number, which this integer input takes",
+    }
+    metadata = {t["name"]: t for t in trips.metadata("trips", "1")["inputs"]}
+    assert metadata["area"]["parameters"]["accepted_datatypes"][-3:] == ["FP16", "FP32", "FP64"]
+    assert metadata["area"]["datatype"] == "INT64"
+
+
+def test_no_outputs_listed_is_every_output(codec: OpenInferenceCodec) -> None:
+    inputs = (tensor("x", "FP64", [1.0]), tensor("color", "BYTES", ["red"]))
+    decoded = codec.decode(body(*inputs, outputs=[], parameters={"binary_data_output": True}), 8)
+    assert decoded.outputs is None
+    assert decoded.binary_outputs == {"value", "reasons", "explanation"}

@@ -7,6 +7,8 @@ import json
 import logging
 import socket
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,11 @@ import grpc
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from toy import FAILING_X, TOY, FailingToy
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from toy import FAILING_X, TOY, FailingToy, ToyModel
+from tritonclient.grpc import service_pb2 as triton
 
 from servekit import auth
 from servekit.codecs.open_inference import OpenInferenceCodec
@@ -26,7 +32,7 @@ from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_end
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.app import INLINE_BATCH_LIMIT
-from servekit.rpc import generate
+from servekit.rpc import generate, reflection
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import (
     RETRY_PUSHBACK_KEY,
@@ -462,3 +468,257 @@ def test_metadata_sent_twice_or_a_key_without_bearer_is_refused_and_no_key_repea
     assert "metadata.authorization: the scheme is missing" in bare.value.details()
     runs = {key[start : start + 6] for start in range(len(key) - 5)}
     assert not [run for run in runs if run in bare.value.details()]
+
+
+class BlockingToy(ToyModel):
+    """Holds a batch run off the loop until released: a call still running when its client gives up.
+    A batch answered on the loop is held too, past the call's deadline: an answer nobody gets."""
+
+    release = threading.Event()
+
+    def predict(self, records: Any) -> list[dict[str, Any]]:
+        if len(records) > INLINE_BATCH_LIMIT:
+            self.release.wait(timeout=30)
+        elif records[0]["x"] == LATE_X:
+            time.sleep(1.0)  # the test's deadline is 0.5 s
+        return super().predict(records)
+
+
+LATE_X = 7.25
+
+
+def counted_at_least(client: TestClient, labels: dict[str, str], calls: int) -> None:
+    """Wait (bounded) until ``calls`` calls are counted under ``labels``."""
+    for _ in range(200):
+        if metric_sample(client, NAMES.requests_total, **labels) >= calls:
+            return
+        time.sleep(0.05)
+
+
+def test_a_call_past_its_deadline_is_counted_and_logged_as_client_closed(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
+) -> None:
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_batch_size=64, grpc_port=free_port())
+    app = create_app(dataclasses.replace(TOY, model=BlockingToy), settings, source=lambda: artifact)
+    batch = [{"x": 1.0, "color": "red"}] * (INLINE_BATCH_LIMIT + 1)
+    BlockingToy.release.clear()
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="servekit.access"):
+        wait_ready(client)
+        labels = {"endpoint": GRPC_INFER, "method": "GRPC", "status": "499"}
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            call = Stub(channel).model_infer
+            error = status_of(
+                lambda r: call(r, timeout=0.5, metadata=(("x-request-id", "late-1"),)), infer_request(batch)
+            )
+            # The server learns of the deadline on its own schedule: wait for the count, bounded.
+            counted_at_least(client, labels, 1)
+            BlockingToy.release.set()
+        counted = metric_sample(client, NAMES.requests_total, **labels)
+        latency = metric_sample(client, "toy_prediction_latency_seconds_count", endpoint=GRPC_INFER)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            call = Stub(channel).model_infer
+            late = status_of(lambda r: call(r, timeout=0.5), infer_request([{"x": LATE_X, "color": "red"}]))
+        counted_at_least(client, labels, 2)
+        late_counted = metric_sample(client, NAMES.requests_total, **labels)
+        answered = metric_sample(client, NAMES.requests_total, **{**labels, "status": "200"})
+    assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert counted == 1
+    assert latency == 1
+    [line, *_] = [r for r in caplog.records if r.name == "servekit.access"]
+    assert line.getMessage().startswith("GRPC /inference.GRPCInferenceService/ModelInfer 499 in ")
+    assert line.__dict__["json_fields"]["error"]["code"] == "deadline_exceeded"
+    # Answered on the loop after the deadline: the answer is dropped, so not a 200.
+    assert late.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert (late_counted, answered) == (2, 0)
+
+
+def test_before_the_model_loads_unavailable_carries_the_rest_retry_after_as_a_pushback(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    def unreachable() -> ModelArtifact:
+        raise ConnectionError("registry unreachable")
+
+    settings = load_settings("toy", grpc_port=free_port(), load_retry_initial_seconds=60)
+    with TestClient(create_app(TOY, settings, source=unreachable)) as client:
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            error = status_of(Stub(channel).model_infer, infer_request([{"x": 1.0, "color": "red"}]))
+        retry_after = client.post("/v2/models/toy/infer", json={"inputs": []}).headers["Retry-After"]
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    assert dict(error.trailing_metadata())[RETRY_PUSHBACK_KEY] == str(int(retry_after) * 1000)  # type: ignore[attr-defined]
+
+
+def test_every_problem_is_in_the_details_as_in_the_rest_body(served: tuple[TestClient, Stub]) -> None:
+    client, stub = served
+    rows = [{"x": 11.0 + i, "color": "red"} for i in range(5)]
+    error = status_of(stub.model_infer, infer_request(rows))
+    body = client.post(
+        "/v2/models/toy/infer",
+        json={
+            "inputs": [
+                {"name": "x", "datatype": "FP64", "shape": [5], "data": [r["x"] for r in rows]},
+                {"name": "color", "datatype": "BYTES", "shape": [5], "data": ["red"] * 5},
+            ]
+        },
+    ).json()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("5 problems: ")
+    for problem in body["fields"]:
+        assert f"{problem['field']}: {problem['problem']}" in error.details()
+
+
+def test_binary_data_size_must_agree_with_the_raw_contents_and_needs_them(
+    served: tuple[TestClient, Stub],
+) -> None:
+    _, stub = served
+    rows = [{"x": 1.0, "color": "red"}, {"x": 2.0, "color": "blue"}]
+    raw = raw_request(rows)
+    raw.inputs[0].parameters["binary_data_size"].int64_param = 8  # the raw entry holds 16
+    wrong_size = status_of(stub.model_infer, raw)
+    typed = infer_request(rows)
+    typed.inputs[0].parameters["binary_data_size"].int64_param = 16
+    without_raw = status_of(stub.model_infer, typed)
+    assert wrong_size.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inputs[x].parameters.binary_data_size: 8 given, but raw_input_contents[0] holds 16 bytes" in (
+        wrong_size.details()
+    )
+    assert without_raw.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "given without raw_input_contents" in without_raw.details()
+    assert "inference-header-content-length" not in without_raw.details()
+    right = raw_request(rows)
+    right.inputs[0].parameters["binary_data_size"].int64_param = 16
+    assert stub.model_infer(right).raw_output_contents
+
+
+def test_no_outputs_listed_is_every_output_over_grpc_and_rest(served: tuple[TestClient, Stub]) -> None:
+    client, stub = served
+    rows = [{"x": 1.0, "color": "red"}]
+    over_grpc = stub.model_infer(
+        infer_request(rows, parameters={"explain": pb.InferParameter(bool_param=True)})
+    )
+    tensors = [
+        {"name": "x", "datatype": "FP64", "shape": [1], "data": [1.0]},
+        {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+    ]
+    body = {"inputs": tensors, "outputs": [], "parameters": {"explain": True}}
+    over_rest = client.post("/v2/models/toy/infer", json=body).json()
+    assert [o.name for o in over_grpc.outputs] == [o["name"] for o in over_rest["outputs"]]
+    assert "value" in [o["name"] for o in over_rest["outputs"]]
+
+
+def test_infer_message_sends_a_gap_as_nan_or_empty_text() -> None:
+    """gRPC has no null: a client with gaps sends them as the server reads them, not the column left out."""
+    request = {
+        "model_name": "toy",
+        "inputs": [
+            {"name": "area", "datatype": "INT64", "shape": [2], "data": [8, None]},
+            {"name": "lat", "datatype": "FP32", "shape": [2], "data": [None, 41.5]},
+            {"name": "company", "datatype": "BYTES", "shape": [2], "data": ["Flash Cab", None]},
+        ],
+    }
+    for raw in (True, False):
+        message = infer_message(request, raw=raw)
+        assert [(t.name, t.datatype) for t in message.inputs] == [
+            ("area", "FP64"),
+            ("lat", "FP32"),
+            ("company", "BYTES"),
+        ]
+    area = np.frombuffer(infer_message(request).raw_input_contents[0], dtype="<f8")
+    assert area[0] == 8
+    assert np.isnan(area[1])
+    typed = infer_message(request, raw=False)
+    assert list(typed.inputs[2].contents.bytes_contents) == [b"Flash Cab", b""]
+
+
+def test_an_optional_input_with_gaps_over_grpc_gets_the_answers_of_json_nulls(
+    served: tuple[TestClient, Stub],
+) -> None:
+    client, stub = served
+    rows: list[dict[str, Any]] = [
+        {"x": 1.0, "color": "red", "note": "a"},
+        {"x": 2.0, "color": "blue", "note": None},
+    ]
+    request = OpenInferenceCodec(TOY.request, TOY.response).request_for(rows)
+    answer = stub.model_infer(infer_message({"model_name": "toy", **request}))
+    assert [t.name for t in infer_message(request).inputs] == ["x", "color", "note"]
+    assert np.frombuffer(answer.raw_output_contents[0], dtype="<f8").tolist() == rest_values(client, rows)
+
+
+def test_the_health_service_follows_readiness_and_with_reflection_needs_no_key(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
+) -> None:
+    """Kubernetes' gRPC probe and grpcurl use the standard services, without the API key."""
+
+    artifact, _ = toy_trained
+    loaded = threading.Event()
+
+    def slow_source() -> ModelArtifact:
+        loaded.wait(timeout=30)
+        return artifact
+
+    key = auth.new_key()
+    (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
+    settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
+    serving = health_pb2.HealthCheckResponse.SERVING
+    with TestClient(create_app(TOY, settings, source=slow_source)) as client:
+        channel = grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}")  # type: ignore[attr-defined]
+        health = health_pb2_grpc.HealthStub(channel)
+
+        def status(service: str) -> int:
+            return int(health.Check(health_pb2.HealthCheckRequest(service=service)).status)
+
+        before = [status(""), status(SERVICE)]
+        unknown = status_of(health.Check, health_pb2.HealthCheckRequest(service="other.Service"))
+        loaded.set()
+        wait_ready(client)
+        after = [status(""), status(SERVICE)]
+        watched = next(iter(health.Watch(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)))
+        described = ProtoReflectionDescriptorDatabase(channel).get_services()
+        channel.close()
+    not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+    assert before == [not_serving, not_serving]
+    assert unknown.code() == grpc.StatusCode.NOT_FOUND
+    assert after == [serving, serving]
+    assert watched.status == serving
+    assert SERVICE in described
+
+
+def test_reflection_describes_kserves_service_that_a_client_built_from_it_calls(
+    served: tuple[TestClient, Stub],
+) -> None:
+    """What grpcurl does: list, describe, and call ModelInfer with messages built from the description."""
+
+    client, _ = served
+    with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = set(database.get_services())
+        pool = descriptor_pool.DescriptorPool(database)
+        method = pool.FindServiceByName(SERVICE).FindMethodByName("ModelInfer")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        request = request_class.FromString(infer_request([{"x": 1.0, "color": "red"}]).SerializeToString())
+        infer = channel.unary_unary(
+            f"/{SERVICE}/ModelInfer",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        answer = infer(request)
+    assert {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= services
+    assert method.input_type.full_name == "inference.ModelInferRequest"
+    assert method.containing_service.file.name == "grpc_predict_v2.proto"
+    assert list(answer.outputs[0].contents.fp64_contents) == rest_values(client, [{"x": 1.0, "color": "red"}])
+
+    def wire(descriptor: Any) -> dict[str, tuple[int, int]]:
+        return {f.name: (f.number, f.type) for f in descriptor.fields}
+
+    for name in ("ModelInferRequest", "ModelInferResponse", "ModelMetadataResponse", "InferTensorContents"):
+        ours = wire(pool.FindMessageTypeByName(f"inference.{name}"))
+        assert ours.items() <= wire(triton.DESCRIPTOR.message_types_by_name[name]).items(), name
+
+
+def test_the_description_is_written_for_grpcurl_protoset(tmp_path: Path) -> None:
+    assert reflection.main([str(tmp_path / "predict.protoset")]) == 0
+    files = descriptor_pb2.FileDescriptorSet.FromString((tmp_path / "predict.protoset").read_bytes())
+    [protocol] = [f for f in files.file if f.name == "grpc_predict_v2.proto"]
+    assert protocol.package == "inference"
+    assert [m.name for m in protocol.service[0].method] == list(GRPC_METHODS)

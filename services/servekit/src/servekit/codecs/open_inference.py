@@ -16,6 +16,12 @@ model that keeps ranges). Tensors may come in the binary tensor
 extension (Triton's clients send them so by default); the response is always JSON, which
 those clients read as well.
 
+A missing value of an optional input is ``null`` in a JSON tensor. Binary tensors and gRPC have
+no null, and a data frame holds a gap as NaN, so there NaN in a floating-point tensor of an
+optional input is missing too (anywhere else NaN is refused), an optional integer input takes a
+floating-point tensor whose other elements are whole numbers (a data frame's integer column with
+gaps), and an empty element of an optional text input's BYTES tensor is missing.
+
 Specification: https://github.com/kserve/open-inference-protocol (REST).
 """
 
@@ -64,6 +70,8 @@ Datatype = Literal[
 
 #: The binary tensor extension's header: the length of the JSON part of the body.
 BINARY_HEADER = "inference-header-content-length"
+#: The tensor parameter giving a binary tensor's length in bytes.
+BINARY_DATA_SIZE = "binary_data_size"
 #: The output holding each instance's explanation as a JSON document.
 EXPLANATION_OUTPUT = "explanation"
 #: The output holding each instance's inputs outside the training range, as a JSON document.
@@ -124,7 +132,9 @@ class InferenceRequest(BaseModel):
         "(each answer's N principal reasons); other parameters are ignored",
     )
     inputs: list[RequestInput] = Field(min_length=1, description="One tensor per request field")
-    outputs: list[RequestOutput] | None = Field(None, description="Only these outputs (all when absent)")
+    outputs: list[RequestOutput] | None = Field(
+        None, description="Only these outputs (all when absent or empty)"
+    )
 
 
 class ResponseOutput(BaseModel):
@@ -219,6 +229,9 @@ def _tensor_spec(name: str, annotation: Any) -> TensorSpec:
     allowed, optional = _python_types(annotation)
     stated = next(datatype for python_type, datatype in _STATED if python_type in allowed)
     accepts = tuple(d for d in DATATYPES if any(d in _ACCEPTED[t] for t in allowed))
+    if optional and stated in INTEGER_RANGES:
+        # A data frame's integer column with gaps is floats: NaN for the gaps, whole numbers else.
+        accepts = (*accepts, *(d for d in FLOATS if d not in accepts))
     return TensorSpec(name, stated, accepts, optional=optional)
 
 
@@ -290,6 +303,25 @@ def _first_bad_element(datatype: str, values: list[Any]) -> tuple[int, str] | No
     return None
 
 
+def _gaps_as_missing(datatype: str, values: list[Any], nulless: bool) -> list[Any]:
+    """An optional input's values with each gap as None: NaN in a float tensor (a data frame's
+    gap) and, where null cannot be sent, empty text."""
+    if datatype in FLOATS:
+        if any(isinstance(v, float) and math.isnan(v) for v in values):
+            return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    elif datatype == BYTES and nulless and "" in values:
+        return [None if v == "" else v for v in values]
+    return values
+
+
+def _first_fraction(values: list[Any]) -> tuple[int, str] | None:
+    """The first element of a float tensor sent for an integer input that is no whole number."""
+    for row, value in enumerate(values):
+        if value is not None and not float(value).is_integer():
+            return row, f"{value!r} is not a whole number, which this integer input takes"
+    return None
+
+
 def _flag(parameters: dict[str, Any] | None, name: str, where: str, problems: list[FieldProblem]) -> bool:
     """A true/false parameter (false when absent); anything else is a problem, not a silent false."""
     value = (parameters or {}).get(name, False)
@@ -328,38 +360,41 @@ _LENGTH = struct.Struct("<I")
 
 def _attach_binary(
     inputs: list[RequestInput], binary: bytes, extension: bool, problems: list[FieldProblem]
-) -> None:
-    """Give each input sent as binary its values, read from ``binary`` in input order."""
+) -> set[str]:
+    """Give each input sent as binary its values, read from ``binary`` in input order; their names."""
     offset = 0
+    names: set[str] = set()
     for tensor in inputs:
-        size = (tensor.parameters or {}).get("binary_data_size")
+        size = (tensor.parameters or {}).get(BINARY_DATA_SIZE)
         if size is None:
             continue
-        where = f"inputs[{tensor.name}].parameters.binary_data_size"
+        where = f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}"
         if not extension:
             problems.append(FieldProblem(where, f"given, but the request has no {BINARY_HEADER} header"))
-            return
+            return names
         if type(size) is not int or size < 0:
             problems.append(FieldProblem(where, f"{size!r} is not a number of bytes"))
-            return
+            return names
         if tensor.data is not None:
             problems.append(FieldProblem(where, "given with data; send the values one way"))
-            return
+            return names
         chunk = binary[offset : offset + size]
         if len(chunk) < size:
             problems.append(
                 FieldProblem(where, f"{size} bytes, but the binary part has {len(binary) - offset} left")
             )
-            return
+            return names
         offset += size
         values = _from_binary(tensor.datatype, chunk)
         if isinstance(values, str):
             problems.append(FieldProblem(f"inputs[{tensor.name}].data", values))
-            return
+            return names
         tensor.data = values
+        names.add(tensor.name)
     if offset != len(binary):
-        problem = f"{len(binary) - offset} bytes follow the last tensor's binary_data_size"
+        problem = f"{len(binary) - offset} bytes follow the last tensor's {BINARY_DATA_SIZE}"
         problems.append(FieldProblem("body", problem))
+    return names
 
 
 def tensor_bytes(datatype: str, data: list[Any]) -> bytes:
@@ -463,12 +498,16 @@ class OpenInferenceCodec:
             inputs.append({"name": name, "datatype": datatype, "shape": [len(records)], "data": data})
         return {**extra, "inputs": inputs}
 
-    def decode(self, body: bytes, max_batch_size: int, json_length: int | None = None) -> Decoded:
+    def decode(
+        self, body: bytes, max_batch_size: int, json_length: int | None = None, *, no_null: bool = False
+    ) -> Decoded:
         """The request's instances, validated; a 422 naming every bad tensor, 413 over the limit.
 
         ``json_length`` is the binary tensor extension's ``Inference-Header-Content-Length``: the
         body's first ``json_length`` bytes are the JSON request, the rest the tensors that give
         ``parameters.binary_data_size`` instead of ``data``, in the order of the inputs.
+        ``no_null``: the request came where no tensor can hold null (gRPC), so an empty element of
+        an optional text input is missing, as in a binary tensor.
         """
         binary = b""
         if json_length is not None:
@@ -478,7 +517,7 @@ class OpenInferenceCodec:
             body, binary = body[:json_length], body[json_length:]
         request = validate_json(_ENVELOPE, body)
         problems: list[FieldProblem] = []
-        _attach_binary(request.inputs, binary, json_length is not None, problems)
+        binaries = _attach_binary(request.inputs, binary, json_length is not None, problems)
         if problems:  # the tensors' bytes do not add up: the rest cannot be read
             raise invalid_fields(problems)
         explain = _flag(request.parameters, EXPLAIN_PARAMETER, "parameters", problems)
@@ -489,7 +528,8 @@ class OpenInferenceCodec:
             # Unlike the explanation, the output has no one size to default to.
             problem = f"the reasons output is asked for: say how many, 1 to {MAX_REASONS}"
             problems.append(FieldProblem(f"parameters.{REASONS_PARAMETER}", problem))
-        columns, rows = self._columns(request.inputs, problems)
+        nulless = {t.name for t in request.inputs} if no_null else binaries
+        columns, rows = self._columns(request.inputs, nulless, problems)
         if not problems and rows == 0:
             problems.append(FieldProblem("inputs", "no instances: every tensor has shape [0]"))
         if problems:
@@ -506,7 +546,7 @@ class OpenInferenceCodec:
         """Outputs asked for as binary: ``parameters.binary_data`` of an output, else the request's
         ``binary_data_output`` (which Triton's client sets when it lists no outputs)."""
         default = (request.parameters or {}).get(BINARY_OUTPUT_PARAMETER) is True
-        if request.outputs is None:
+        if not request.outputs:
             return frozenset(self.output_names) if default else frozenset()
         return frozenset(
             wanted.name
@@ -521,7 +561,7 @@ class OpenInferenceCodec:
             if output["name"] not in names:
                 continue
             raw = tensor_bytes(output["datatype"], output.pop("data"))
-            output["parameters"] = {**output.get("parameters", {}), "binary_data_size": len(raw)}
+            output["parameters"] = {**output.get("parameters", {}), BINARY_DATA_SIZE: len(raw)}
             chunks.append(raw)
         header = encode_json(response)
         return header + b"".join(chunks), len(header)
@@ -562,7 +602,7 @@ class OpenInferenceCodec:
     def _wanted_outputs(
         self, outputs: list[RequestOutput] | None, problems: list[FieldProblem]
     ) -> tuple[str, ...] | None:
-        if outputs is None:
+        if not outputs:  # none asked for: every output, as the protocol says
             return None
         for wanted in outputs:
             _flag(wanted.parameters, "binary_data", f"outputs[{wanted.name}].parameters", problems)
@@ -574,9 +614,10 @@ class OpenInferenceCodec:
         return tuple(wanted.name for wanted in outputs)
 
     def _columns(
-        self, inputs: list[RequestInput], problems: list[FieldProblem]
+        self, inputs: list[RequestInput], nulless: set[str], problems: list[FieldProblem]
     ) -> tuple[dict[str, list[Any]], int]:
-        """Each input's values, one per instance, and the number of instances."""
+        """Each input's values, one per instance, and the number of instances (``nulless``: the
+        inputs sent where null cannot be, whose empty text is missing)."""
         columns: dict[str, list[Any]] = {}
         rows: int | None = None
         first = ""
@@ -590,7 +631,7 @@ class OpenInferenceCodec:
             if tensor.name in columns:
                 problems.append(FieldProblem(where, "given more than once; send one tensor per input"))
                 continue
-            values = self._values(tensor, spec, where, problems)
+            values = self._values(tensor, spec, where, problems, nulless=tensor.name in nulless)
             if values is None:
                 continue
             if rows is None:
@@ -604,7 +645,13 @@ class OpenInferenceCodec:
         return columns, rows or 0
 
     def _values(
-        self, tensor: RequestInput, spec: TensorSpec, where: str, problems: list[FieldProblem]
+        self,
+        tensor: RequestInput,
+        spec: TensorSpec,
+        where: str,
+        problems: list[FieldProblem],
+        *,
+        nulless: bool = False,
     ) -> list[Any] | None:
         """The tensor's values, one per instance; None (and a problem) when they do not fit."""
         shape = tensor.shape
@@ -621,7 +668,7 @@ class OpenInferenceCodec:
             return None
         values = tensor.data
         if values is None:
-            problem = "missing: give the values, or parameters.binary_data_size and the binary part"
+            problem = f"missing: give the values, or parameters.{BINARY_DATA_SIZE} and the binary part"
             problems.append(FieldProblem(f"{where}.data", problem))
             return None
         if any(type(v) is list for v in values):  # nested rows: [[1.0], [2.0]] for shape [N, 1]
@@ -629,11 +676,19 @@ class OpenInferenceCodec:
         if len(values) != shape[0]:
             problems.append(FieldProblem(f"{where}.data", f"{len(values)} values for shape {shape}"))
             return None
+        if spec.optional:
+            values = _gaps_as_missing(tensor.datatype, values, nulless)
         bad = _first_bad_element(tensor.datatype, values)
+        if bad is None and spec.datatype in INTEGER_RANGES and tensor.datatype in FLOATS:
+            bad = _first_fraction(values)
         if bad is not None:
             row, problem = bad
+            if problem.startswith("nan ") and not spec.optional:
+                problem += f"; NaN means missing, and {spec.name} is required"
             problems.append(FieldProblem(f"{where}.data[{row}]", problem))  # one per tensor
             return None
+        if spec.datatype in INTEGER_RANGES and tensor.datatype in FLOATS:
+            values = [v if v is None else int(v) for v in values]
         return values
 
     def _validated(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
 from starlette.types import Scope
 
+from servekit import logs
 from servekit.codecs.open_inference import (
     BINARY_HEADER,
     InferenceError,
@@ -30,7 +31,8 @@ from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
 from servekit.rest.openapi import ROUTING_PARAMETERS, json_body
 from servekit.rest.query import only_parameters
-from servekit.rest.request_id import request_id_of
+from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
+from servekit.rest.request_id import REQUEST_ID_KEY, VALID_ID, request_id_of
 from servekit.rest.responses import json_response
 from servekit.rest.telemetry import timings_of
 from servekit.routing import Route
@@ -62,6 +64,20 @@ def binary_json_length(request: Request) -> int | None:
     if not value.strip().isdigit():
         raise invalid_field(f"headers.{BINARY_HEADER}", f"{value!r} is not a number of bytes")
     return int(value)
+
+
+def adopt_client_id(client_id: str | None, scope: Scope | None = None) -> None:
+    """The request's ``id`` as its request id, for a client that sent no ``X-Request-ID``.
+
+    KServe's and Triton's clients correlate by the protocol's ``id``: with it as the request id,
+    their request's log lines and captures (and the truth joined to them by ``mlp evaluate``)
+    carry the id they know. An id that is no plausible token is left out, as such a header is.
+    """
+    if client_id is None or not VALID_ID.fullmatch(client_id):
+        return
+    logs.request_id.set(client_id)
+    if scope is not None:
+        scope.setdefault("extensions", {})[REQUEST_ID_KEY] = client_id
 
 
 def documented_example(codec: OpenInferenceCodec, examples: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -122,13 +138,19 @@ def add_open_inference_routes(
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         model_at.served(model_name, model_version)  # before reading a body we cannot serve
-        route = model_at.route(model_version, Route.from_headers(request.headers.get))
         json_length = binary_json_length(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
             decoded = codec.decode(body, settings.max_batch_size, json_length)
+        if REQUEST_ID_HEADER not in request.headers:
+            adopt_client_id(decoded.id, request.scope)
         records, explain, reasons = decoded.records, decoded.explain, decoded.reasons
+        # The alias may have moved while the body was read. Checked again, and routed, right before
+        # the predictor picks its model with no await between (the runtime swaps models on this
+        # loop): a refused request must not be captured, counted as an outcome or shadowed.
+        model_at.served(model_name, model_version)
+        route = model_at.route(model_version, Route.from_headers(request.headers.get))
         model, predictions = await predictor(records, explain, timings, route, reasons)
         model_at.answered_by(model, model_version)
         request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)

@@ -84,10 +84,12 @@ class RequestIdMiddleware:
         # the traceback's log line must carry the id too.
         request_id = bind_request(incoming_headers(scope))
         scope.setdefault("extensions", {})[REQUEST_ID_KEY] = request_id
-        header = (_HEADER_BYTES, request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # Read when the answer starts, not now: an Open Inference request's own ``id``
+                # becomes its id once the body is read (servekit.rest.open_inference).
+                header = (_HEADER_BYTES, request_id_of(scope).encode())
                 message = {**message, "headers": [*message.get("headers", ()), header]}
             await send(message)
 

@@ -11,7 +11,9 @@ naming each bad tensor element as ``inputs[Age].data[3]``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,16 +23,21 @@ import grpc
 
 from servekit import logs
 from servekit.auth import OPEN_ENDPOINTS, ApiKeys, credential_headers
-from servekit.codecs.open_inference import BYTES, OpenInferenceCodec, tensor_bytes
+from servekit.codecs.open_inference import BINARY_DATA_SIZE, BYTES, FLOATS, OpenInferenceCodec, tensor_bytes
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
 from servekit.metrics.names import GRPC_METHOD, GRPC_SERVICE, grpc_endpoint
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
+from servekit.rest.errors import NOT_READY_RETRY_AFTER_SECONDS
+from servekit.rest.open_inference import adopt_client_id
+from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import bind_request
 from servekit.rest.telemetry import Timings
 from servekit.routing import Route
 from servekit.rpc import open_inference_pb2 as pb
+from servekit.rpc.health import HEALTH_SERVICE, add_health
+from servekit.rpc.reflection import add_reflection
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
@@ -56,6 +63,12 @@ STATUS_CODES = {
 }
 #: Trailing metadata a gRPC retry policy reads as the milliseconds to wait (gRFC A6).
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+#: The status a call is counted and logged under when its client gave up on it (cancelled, or its
+#: deadline passed): nginx's "client closed request", as HTTP requests whose client went away.
+CLIENT_CLOSED = 499
+#: How much of the status details the field problems may take: gRPC carries the details in a
+#: trailer, and a client refuses trailers past its metadata limit (8 KiB by default).
+MAX_DETAILS_CHARS = 4000
 #: Where the elements of each datatype travel in ``InferTensorContents`` (FP16: raw only).
 CONTENTS_FIELDS = {
     "BOOL": "bool_contents",
@@ -121,12 +134,21 @@ def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
             "shape": list(tensor.shape),
         }
         parameters = parameters_of(tensor.parameters)
+        size = parameters.get(BINARY_DATA_SIZE)
         if raw:
             if tensor.contents.ListFields():
                 where = f"inputs[{tensor.name}].contents"
                 raise invalid_field(where, "given with raw_input_contents; send each tensor one way")
-            parameters["binary_data_size"] = len(raw[index])
+            if size is not None and size != len(raw[index]):
+                # A client whose sizes disagree with its bytes has its tensors mixed up.
+                problem = f"{size!r} given, but raw_input_contents[{index}] holds {len(raw[index])} bytes"
+                raise invalid_field(f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}", problem)
+            parameters[BINARY_DATA_SIZE] = len(raw[index])
         else:
+            if size is not None:
+                where = f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}"
+                problem = "given without raw_input_contents; send the bytes there, or the values in contents"
+                raise invalid_field(where, problem)
             entry["data"] = contents_of(tensor)
         if parameters:
             entry["parameters"] = parameters
@@ -150,21 +172,37 @@ def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
 def infer_message(request: Mapping[str, Any], *, raw: bool = True) -> pb.ModelInferRequest:
     """An inference request in its REST form as the gRPC message a client sends (benchmarks, tests).
 
-    Raw contents by default, as Triton's client sends them. A tensor holding a missing value is
-    left out: gRPC has no null, so a client leaves out an optional input it does not have.
+    Raw contents by default, as Triton's client sends them. gRPC has no null, so a missing value
+    goes as the protocol's servers read one (:mod:`servekit.codecs.open_inference`): NaN in a
+    numeric tensor (an integer one goes as FP64, as a data frame's column with gaps), an empty
+    element in a BYTES one. Only a BOOL tensor with gaps, which has neither, is left out.
     """
     message = pb.ModelInferRequest(
         model_name=request.get("model_name", ""), model_version=request.get("model_version", "")
     )
+    if request.get("id"):
+        message.id = request["id"]
     for tensor in request["inputs"]:
-        if any(value is None for value in tensor["data"]):
+        datatype, data = with_gaps(tensor["datatype"], tensor["data"])
+        if datatype is None:
             continue
-        entry = message.inputs.add(name=tensor["name"], datatype=tensor["datatype"], shape=tensor["shape"])
+        entry = message.inputs.add(name=tensor["name"], datatype=datatype, shape=tensor["shape"])
         if raw:
-            message.raw_input_contents.append(tensor_bytes(tensor["datatype"], tensor["data"]))
+            message.raw_input_contents.append(tensor_bytes(datatype, data))
         else:
-            fill_contents(entry.contents, tensor["datatype"], tensor["data"])
+            fill_contents(entry.contents, datatype, data)
     return message
+
+
+def with_gaps(datatype: str, data: list[Any]) -> tuple[str | None, list[Any]]:
+    """A tensor's datatype and elements with each missing value as gRPC can carry it (None: it cannot)."""
+    if all(value is not None for value in data):
+        return datatype, data
+    if datatype == BYTES:
+        return datatype, ["" if value is None else value for value in data]
+    if datatype == "BOOL":
+        return None, data
+    return (datatype if datatype in FLOATS else "FP64"), [math.nan if v is None else v for v in data]
 
 
 def fill_contents(contents: pb.InferTensorContents, datatype: str, data: list[Any]) -> None:
@@ -265,12 +303,18 @@ class OpenInferenceServicer:
         start = time.perf_counter()
         self.model.served(request.model_name, request.model_version)  # before decoding
         metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-        route = self.model.route(request.model_version, Route.from_headers(metadata.get, where="metadata."))
+        if request.id and REQUEST_ID_HEADER not in metadata:
+            # The client's own id names the call in the logs and the capture: it correlates by it.
+            adopt_client_id(request.id)
         timings = Timings()
         with timings.phase("validate"):
             body, json_length = rest_form(request)
-            decoded = self.codec.decode(body, self.settings.max_batch_size, json_length)
+            decoded = self.codec.decode(body, self.settings.max_batch_size, json_length, no_null=True)
         records, explain, reasons = decoded.records, decoded.explain, decoded.reasons
+        # Checked again right before the predictor picks its model, with no await between: the
+        # alias may have moved, and a refused request must not be captured, counted or shadowed.
+        self.model.served(request.model_name, request.model_version)
+        route = self.model.route(request.model_version, Route.from_headers(metadata.get, where="metadata."))
         model, predictions = await self.predictor(records, explain, timings, route, reasons)
         self.model.answered_by(model, request.model_version)
         request_id = decoded.id if decoded.id is not None else logs.request_id.get()
@@ -331,11 +375,18 @@ class OpenInferenceServicer:
             except ServekitError as exc:
                 count(exc.status_code, exc)
                 code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
-                if exc.retry_after_seconds is not None:
+                retry_after = exc.retry_after_seconds
+                if retry_after is None and exc.status_code == 503:
+                    retry_after = NOT_READY_RETRY_AFTER_SECONDS  # as REST's Retry-After
+                if retry_after is not None:
                     # gRPC's Retry-After: a client's retry policy waits this long before trying again.
-                    pushback = str(exc.retry_after_seconds * 1000)
-                    context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, pushback),))
-                await context.abort(code, exc.open_inference_body()["error"])
+                    context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, str(retry_after * 1000)),))
+                await context.abort(code, status_details(exc))
+            except asyncio.CancelledError:
+                # The client cancelled, or its deadline passed: nobody reads an answer, but the call
+                # was made, held a place and took this long, so it is counted and logged like any.
+                count(CLIENT_CLOSED, client_gone(context))
+                raise
             except Exception as exc:
                 logger.exception("request %s %s failed", logs.request_id.get(), endpoint)
                 count(500, unexpected(exc))
@@ -343,10 +394,51 @@ class OpenInferenceServicer:
                     grpc.StatusCode.INTERNAL,
                     f"internal error; the service's log has it under request id {logs.request_id.get()}",
                 )
-            count(200)
+            if gave_up(context):
+                # Answered after the client gave up (gRPC drops the answer): not a 200 it got.
+                count(CLIENT_CLOSED, client_gone(context))
+            else:
+                count(200)
             return response
 
         return observed
+
+
+def status_details(error: ServekitError) -> str:
+    """The status details of an error: its message, with every field problem when it has more than
+    the message names (as the REST body's ``fields``), within what a trailer can carry."""
+    if len(error.fields) <= 3:
+        return error.message
+    count = len(error.fields)
+    listed: list[str] = []
+    size = 0
+    for problem in error.fields:
+        text = str(problem)
+        if size + len(text) > MAX_DETAILS_CHARS:
+            listed.append(f"and {count - len(listed)} more")
+            break
+        listed.append(text)
+        size += len(text) + 2
+    return f"{count} problems: " + "; ".join(listed)
+
+
+def past_deadline(context: Any) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= 0
+
+
+def gave_up(context: Any) -> bool:
+    """Whether the call's client cancelled it or its deadline passed."""
+    return bool(context.cancelled()) or past_deadline(context)
+
+
+def client_gone(context: Any) -> ServekitError:
+    """What the access log says of a call its client gave up on."""
+    if past_deadline(context):
+        return ServekitError(
+            CLIENT_CLOSED, "deadline_exceeded", "the call's deadline passed before the answer"
+        )
+    return ServekitError(CLIENT_CLOSED, "cancelled", "the client cancelled the call before the answer")
 
 
 def access_scope(
@@ -403,6 +495,10 @@ async def start_server(servicer: OpenInferenceServicer, host: str, port: int) ->
         options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((servicer.handler(),))
+    # Outside the servicer's handler, so outside its key check: probes and grpcurl need no key,
+    # as /readyz and the protocol's ServerReady need none.
+    add_health(server, servicer.runtime)
+    add_reflection(server, (SERVICE, HEALTH_SERVICE))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:  # gRPC's says "Failed to bind", and logs the cause on its own
