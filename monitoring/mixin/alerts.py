@@ -577,6 +577,20 @@ def alerts(service: str) -> list[Alert]:
             "1m",
         ),
         Alert(
+            "CanaryRefreshFailing",
+            f"({n.canary_refresh_failing} == 1)\n"
+            f"* on (instance, job) group_left (version) {n.canary_model_info}",
+            "warning",
+            f"{s} at {{{{ $labels.instance }}}} cannot load the version its canary alias names",
+            f"For 10 minutes {s} at {{{{ $labels.instance }}}} has failed to load the version the canary "
+            "alias names (or to read the registry): it still answers the canary's share with version "
+            "{{ $labels.version }}, which `mlp canary` or `mlp rollout` meant to replace. "
+            "`GET /model` on the pod says why under canary.refresh.error, and so does its log "
+            "('canary model refresh failed').",
+            "10m",
+            opens_on=(pod,),
+        ),
+        Alert(
             "LogVolumeOverBudget",
             # A day's rate, so a daily peak does not fire it; a jump (the capture turned to 100 %)
             # outweighs the quiet day within the hour.

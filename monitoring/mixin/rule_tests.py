@@ -1246,7 +1246,8 @@ def log_bytes_cases(service: str) -> list[dict[str, Any]]:
 
 
 def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
-    """CanaryFailing and CanarySlow: a canary worse than the stable model, and two that are not."""
+    """CanaryFailing and CanarySlow: a canary worse than the stable model, and two that are not;
+    CanaryStopped, and CanaryRefreshFailing: a canary version the pods cannot load."""
     n, o = MetricNames(service), objectives(service)
 
     def answered(variant: str, per_minute: int, failed_per_minute: int) -> dict[str, str]:
@@ -1275,6 +1276,8 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
         pod: series_str(n.canary_stopped, {**target, "instance": f"10.0.0.{pod}:8080"}) for pod in (1, 2)
     }
     slow = [{"alertname": "CanarySlow", "service": service}]
+    refresh_failing = series_str(n.canary_refresh_failing, target)
+    canary_served = {series_str(n.canary_model_info, {**target, "version": "2", "run_id": "abc"}): "1x30"}
     stable = answered(STABLE, 900, 0)
     few = o.canary_min_requests // 5 // 2  # a minute's share, half the minimum over 5 minutes
     return [
@@ -1322,6 +1325,19 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
             "10m",
             ("one of two pods stopped the canary", {stopped[1]: "0x3 1x10", stopped[2]: "0x13", **ready}),
             ("both pods send the canary its share", {stopped[1]: "0x13", stopped[2]: "0x13", **ready}),
+        ),
+        Case(
+            "CanaryRefreshFailing",
+            "fires: the version the canary alias names has not loaded for 15 minutes; names the one served",
+            {refresh_failing: "0x3 1x20", **canary_served, **ready},
+            "20m",
+            [{"alertname": "CanaryRefreshFailing", "service": service, "version": "2", **target}],
+        ),
+        Case(
+            "CanaryRefreshFailing",
+            "quiet: the new version loaded at its second attempt, 5 minutes on",
+            {refresh_failing: "0x3 1x5 0x15", **canary_served, **ready},
+            "20m",
         ),
         Case(
             "CanarySlow",

@@ -127,13 +127,49 @@ def test_a_canary_that_never_loads_is_rolled_back_and_nothing_is_promoted(
     try:
         output = mlp(
             "rollout", "bankchurn", broken, "--prometheus", prometheus.url,
-            "--interval", "3", "--steps", "2", "--min-requests", "20", status=1,
+            "--interval", "3", "--steps", "2", "--min-requests", "20", "--load-timeout", "8",
+            status=1,
         )  # fmt: skip
-        assert f"bankchurn: rolling back v{broken}: the canary answered 0 requests" in output, output
-        assert "answered by the stable model because it did not load" in output
+        assert (
+            f"bankchurn: rolling back v{broken}: the pods could not load it within 8 s (no pod "
+            "serves a canary)"
+        ) in output, output
+        assert "reading 1/2" not in output  # nothing of it to judge
         assert f"canary is now v{champion}, the champion" in output
         assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
         assert client.get_model_version_by_alias("bankchurn", "canary").version == champion
+    finally:
+        client.delete_registered_model_alias("bankchurn", "canary")
+
+
+def test_a_version_the_pods_cannot_load_beside_a_running_canary_is_not_judged_on_its_answers(
+    watched: tuple[Server, Server],
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    tmp_path: Path,
+    mlp: Callable[..., str],
+) -> None:
+    """The pods keep answering the canary's share with the canary they have: those answers were
+    counted as the new version's, which was promoted without any pod having loaded it."""
+    server, prometheus = watched
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = registered["bankchurn"].version
+    running = train_another_bankchurn(mlflow_server, tmp_path, seed=15).version
+    broken = corrupt_copy(client, champion, tmp_path).version
+    try:
+        client.set_registered_model_alias("bankchurn", "canary", running)
+        wait_for_canary(server, lambda c: c["version"] == running)
+        output = mlp(
+            "rollout", "bankchurn", broken, "--prometheus", prometheus.url,
+            "--interval", "3", "--steps", "2", "--min-requests", "20", "--load-timeout", "8",
+            "--match", f'namespace="{LOCAL_NAMESPACE}"', status=1,
+        )  # fmt: skip
+        assert (
+            f"bankchurn: rolling back v{broken}: the pods could not load it within 8 s (1 pod(s) "
+            "still answer the canary's share with the version they had"
+        ) in output, output
+        assert "promoting" not in output
+        assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
     finally:
         client.delete_registered_model_alias("bankchurn", "canary")
 

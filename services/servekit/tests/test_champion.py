@@ -193,6 +193,26 @@ def test_a_version_of_another_services_model_is_not_promoted(
     assert aliases(client)["champion"] == "2"
 
 
+def test_a_canary_the_pods_could_not_load_is_refused_as_a_promotion_is(
+    client: Any, tmp_path: Path, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    """Pods told to send a share to it kept sending it to the canary they had, while the command
+    said the canary was now the version they could not load."""
+    client.set_registered_model_alias("toy", "champion", "2")
+    client.set_registered_model_alias("toy", "canary", "3")
+    unreadable = str(client.create_model_version("toy", str(tmp_path / "deleted")).version)
+    before = share(client)
+    for version in (other_services_version(client, tmp_path), unreadable):
+        status, out, err = mlp("canary", "toy", version, "--percent", "20")
+        assert (status, out) == (2, ""), err
+        assert err.startswith(f"mlp: toy v{version}"), err
+        assert "could not" in err, err
+        assert aliases(client)["canary"] == "3"
+        assert share(client) == before  # nothing moved, the share neither
+    assert mlp("canary", "toy", "--end")[0] == 0  # ending it on the champion needs no check
+    assert aliases(client)["canary"] == "2"
+
+
 def test_a_version_whose_run_is_gone_is_not_promoted_and_is_listed_without_it(
     client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlp: Callable[..., tuple[int, str, str]]
 ) -> None:

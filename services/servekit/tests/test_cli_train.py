@@ -26,7 +26,9 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
         calls.append(spec.name)
-        return SimpleNamespace(version="1", run_id="r", metrics={"m": 0.5}, decision="promoted", canary="")
+        return SimpleNamespace(
+            version="1", run_id="r", metrics={"m": 0.5}, decision="promoted", canary="", artifacts=""
+        )
 
     monkeypatch.setattr(cli.registry, "get_service", get_service)
     monkeypatch.setattr(trainer, "train", train)
@@ -106,3 +108,31 @@ def test_synthetic_data_that_cannot_be_trained_on_is_named_as_such(
     assert capsys.readouterr().err == (
         "mlp: train a: the synthetic data: 10,000 rows cannot be split into training and held-out rows: ...\n"
     )
+
+
+def test_a_sqlite_stores_artifacts_go_beside_it_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MLflow's default for a new experiment is ./mlruns of the directory the first run started in:
+    a registry's models scattered over checkouts, and a checkout littered with them."""
+    import mlflow
+    from toy import TOY
+
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    try:
+        assert cli.main(["train", "toy", "--tracking-uri", uri]) == 0
+        first = capsys.readouterr().out
+        assert cli.main(["train", "toy", "--seed", "3", "--tracking-uri", uri]) == 0
+        second = capsys.readouterr().out
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert list(elsewhere.iterdir()) == []  # no ./mlruns, nothing else
+    assert any((store / "artifacts").rglob("MLmodel"))
+    assert f"toy: new experiment; its runs' artifacts go to {store / 'artifacts'}\n" in first
+    assert "new experiment" not in second  # said once, when it was created

@@ -11,7 +11,7 @@ from toy import TOY
 
 from servekit import prometheus
 from servekit.errors import ServekitError
-from servekit.rollout import Criteria, PrometheusReader, Reading, problem, rollout, verdict
+from servekit.rollout import Criteria, PrometheusReader, Reading, Serving, problem, rollout, verdict
 from servekit.termination import Terminated
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
@@ -83,11 +83,23 @@ def test_a_reading_says_both_variants_in_one_line() -> None:
     )
 
 
-class Readings:
-    """A reader whose readings are given in advance; an exception in the list is raised instead."""
+#: The pods serve the rollout's version, and no other, as their canary.
+SERVED = Serving(version_pods=2, other_pods=0, failing_pods=0)
 
-    def __init__(self, *readings: Reading | BaseException) -> None:
+
+class Readings:
+    """A reader whose readings are given in advance; an exception in the list is raised instead.
+
+    ``serving``: what the pods serve at each ask, in order, the last holding (default: the version).
+    """
+
+    def __init__(self, *readings: Reading | BaseException, serving: list[Serving] | None = None) -> None:
         self.readings = list(readings)
+        self.served = list(serving or [SERVED])
+        self.windows: list[int] = []
+
+    def serving(self, version: str) -> Serving:
+        return self.served.pop(0) if len(self.served) > 1 else self.served[0]
 
     def query(self, expr: str) -> float:
         return 1.0
@@ -96,6 +108,7 @@ class Readings:
         pass
 
     def read(self, window: int, recent: int | None = None) -> Reading:
+        self.windows.append(window)
         found = self.readings.pop(0)
         if isinstance(found, BaseException):
             raise found
@@ -416,3 +429,98 @@ def test_a_rollback_that_fails_says_the_canary_is_still_set_and_how_to_end_it(
         "the registry answers"
     )
     assert registry_calls == ["canary 2"]
+
+
+class Clock:
+    """A monotonic clock that only a sleep moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def run_timed(
+    reader: Readings, *, steps: int = 2, interval: float = 10, load_timeout: float = 60
+) -> tuple[bool, list[str], Clock]:
+    clock, said = Clock(), []
+    promoted = rollout(
+        TOY, "http://registry", "2", reader, criteria=CRITERIA, interval=interval, steps=steps,
+        load_timeout=load_timeout, say=said.append, sleep=clock.sleep, clock=clock,
+    )  # fmt: skip
+    return promoted, said, clock
+
+
+def test_readings_count_only_once_the_pods_serve_the_version_and_no_other(registry_calls: list[str]) -> None:
+    """A pod keeps its canary while the new version does not load: answers counted then were the
+    earlier canary's, and promoted a version no pod had loaded."""
+    still_old = Serving(version_pods=0, other_pods=2, failing_pods=0)
+    half = Serving(version_pods=1, other_pods=1, failing_pods=0)
+    reader = Readings(reading(), reading(), serving=[still_old, still_old, half, SERVED])
+    promoted, said, _ = run_timed(reader)
+    assert promoted is True
+    assert registry_calls == ["canary 2", "promote 2"]
+    assert "toy: 2 pod(s) serve v2 as the canary; its answers count from now" in said
+    # Three 5-s waits for the pods, then each window starts when they served it, not at the alias.
+    assert reader.windows == [10, 20]
+
+
+def test_a_version_the_pods_cannot_load_is_rolled_back_unjudged(registry_calls: list[str]) -> None:
+    """The pods answer the canary's share with the version they had, and say their refresh fails."""
+    stuck = Serving(version_pods=0, other_pods=3, failing_pods=3)
+    reader = Readings(reading(), reading(), serving=[stuck])
+    promoted, said, clock = run_timed(reader, load_timeout=60)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert reader.windows == []  # never read: nothing of v2's to judge
+    assert clock.now == 1060  # waited load_timeout, polling every 5 s
+    assert said[-2] == (
+        "toy: rolling back v2: the pods could not load it within 60 s (3 pod(s) still answer the "
+        "canary's share with the version they had, 3 report that their canary cannot follow its "
+        "alias); `GET /model` on a pod says why (canary.refresh.error, or canary.error where no "
+        "canary loaded), and so does its log ('canary model refresh failed' or 'canary model load "
+        "failed')"
+    )
+    registry_calls.clear()
+    fresh = Readings(reading(), serving=[Serving(version_pods=0, other_pods=0, failing_pods=0)])
+    promoted, said, _ = run_timed(fresh, load_timeout=12)
+    assert promoted is False
+    assert "the pods could not load it within 12 s (no pod serves a canary); `GET /model`" in said[-2]
+
+
+def test_a_reading_that_finds_another_canary_version_rolls_back(registry_calls: list[str]) -> None:
+    moved = Serving(version_pods=1, other_pods=1, failing_pods=0)
+    reader = Readings(reading(), reading(), serving=[SERVED, SERVED, moved])
+    promoted, said, _ = run_timed(reader)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert said[-2] == (
+        "toy: rolling back v2: 1 pod(s) answer the canary's share with another version than v2 (was "
+        "the canary alias moved during the rollout?): its readings are not v2's alone"
+    )
+
+
+def test_the_pods_serving_the_version_are_read_from_the_canary_model_info(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[str, float | None]] = []
+    answers = {
+        'count(toy_canary_model_info{namespace="ml",version="4"})': 1.0,
+        'count(toy_canary_model_info{namespace="ml",version!="4"})': 2.0,
+        'sum(toy_canary_refresh_failing{namespace="ml"})': 2.0,
+    }
+
+    def answer(url: str, expr: str, timeout: float = 10.0, at: float | None = None) -> float | None:
+        asked.append((expr, at))
+        return answers.get(expr)
+
+    monkeypatch.setattr(prometheus, "query", answer)
+    serving = PrometheusReader("http://prometheus:9090", "toy", match='namespace="ml"').serving("4")
+    assert serving == Serving(version_pods=1, other_pods=2, failing_pods=2)
+    assert not serving.loaded
+    assert {expr for expr, _ in asked} == set(answers)
+    assert len({at for _, at in asked}) == 1  # one instant

@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from toy import FAILING_X, TOY, FailingToy, ToyModel
 
+from servekit.errors import ServekitError
+from servekit.loading import ModelLoadError
 from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.canary import CanaryMetrics
@@ -40,6 +42,7 @@ from servekit.routing import (
 )
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import SERVICE
+from servekit.runtime import ModelRuntime
 from servekit.settings import load_settings
 from servekit.testing import metric_sample as sample
 from servekit.testing import request_rows, train_in_memory, wait_loaded, wait_ready
@@ -478,6 +481,10 @@ class LoadedCanary:
 
     def __init__(self, model: ToyModel | None) -> None:
         self.model = model
+        self.ended: str | None = None
+
+    def end_when_missing(self, on_end: Any) -> None:
+        pass
 
 
 def test_each_choice_says_how_it_was_made(
@@ -639,3 +646,88 @@ def test_following_the_share_survives_a_registry_that_cannot_be_read(
         "stays 10%: reading the registry: RuntimeError: connection refused" in r.message
         for r in caplog.records
     )
+
+
+class CanaryAlias:
+    """The registry as a canary's runtime sees it: the version its alias names (None: deleted)."""
+
+    def __init__(self, artifact: ModelArtifact) -> None:
+        self.artifact = artifact
+        self.alias: str | None = "2"
+        self.broken: set[str] = set()
+
+    def probe(self) -> str:
+        if self.alias is None:
+            raise ModelLoadError("resolving models:/toy@canary: alias canary not found", missing=True)
+        return self.alias
+
+    def source(self) -> ModelArtifact:
+        version = self.probe()
+        if version in self.broken:
+            raise ValueError(f"version {version}: BadZipFile: File is not a zip file")
+        return dataclasses.replace(self.artifact, version=version, run_id=f"run-{version}")
+
+
+def following_router(alias: CanaryAlias, registry: CollectorRegistry) -> CanaryRouter:
+    runtime = ModelRuntime(
+        ToyModel, alias.source, CanaryMetrics(NAMES, registry), probe=alias.probe, refresh_interval=10,
+        role="canary model",
+    )  # fmt: skip
+    router = CanaryRouter(
+        runtime,
+        runtime._metrics,
+        uri="models:/toy@canary",
+        traffic_percent=100,  # type: ignore[arg-type]
+    )
+    asyncio.run(runtime.load_until_ready())
+    return router
+
+
+def test_a_canary_version_that_does_not_load_is_exported_and_the_previous_one_answers(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    """Until then the pod kept answering the share with the old canary, and nothing said so."""
+    alias, registry = CanaryAlias(candidate), CollectorRegistry()
+    router = following_router(alias, registry)
+    stable = ToyModel(toy_trained[0])
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
+    alias.alias, alias.broken = "4", {"4"}
+    asyncio.run(router.runtime.refresh())
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 1
+    assert registry.get_sample_value(NAMES.model_refresh_failing) is None  # the served model's own
+    assert router.choose(stable).model.artifact.version == "2"
+    assert router.status(stable)["refresh"]["error"].startswith("retrying version 4 in 10s: ValueError")
+    alias.broken = set()
+    router.runtime._failed = None  # the retry is due
+    asyncio.run(router.runtime.refresh())
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
+    assert router.choose(stable).model.artifact.version == "4"
+
+
+def test_a_canary_whose_alias_is_deleted_gets_no_share_until_it_names_a_version_again(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    alias, registry = CanaryAlias(candidate), CollectorRegistry()
+    router = following_router(alias, registry)
+    stable = ToyModel(toy_trained[0])
+    assert router.choose(stable).variant == "canary"  # 100 %
+    alias.alias = None
+    with caplog.at_level(logging.INFO, logger="servekit.runtime"):
+        for _ in range(3):
+            asyncio.run(router.runtime.refresh())
+    assert [router.choose(stable).routed for _ in range(5)] == [ALONE] * 5
+    assert registry.get_sample_value(NAMES.canary_fallbacks_total, {"reason": "not_ready"}) == 0
+    assert registry.get_sample_value(NAMES.canary_model_info, {"version": "2", "run_id": "run-2"}) is None
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0  # ended, not failing
+    status = router.status(stable)
+    assert (status["version"], status["receiving_percent"]) == (None, 0.0)
+    assert status["ended"].startswith("its alias names no version any more (ModelLoadError: resolving")
+    with pytest.raises(ServekitError, match="canary model not ready: its alias names no version any more"):
+        router.choose(stable, Route("canary"))
+    said = [r.message for r in caplog.records if "canary model" in r.message]
+    assert len(said) == 1, said  # once, not at every check
+    assert said[0].startswith("canary model ended: version 2 is no longer served")
+    alias.alias = "3"  # a new canary: it loads and gets its share again
+    asyncio.run(router.runtime.refresh())
+    assert router.choose(stable).model.artifact.version == "3"
+    assert router.status(stable)["ended"] is None

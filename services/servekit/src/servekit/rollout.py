@@ -14,6 +14,13 @@ sound on ``--min-requests``, then 25 %, then 50 % (the registry's share, which t
 each refresh), so a bad version meets a small share of the traffic first, as Flagger's
 ``stepWeights`` do; a reading with too few canary requests to judge holds the share.
 
+The readings start once the pods serve VERSION: until no pod answers the canary's share with
+another version (the canary before, which a pod keeps while VERSION does not load), and at least
+one answers it with VERSION (``<svc>_canary_model_info{version}``), nothing is counted, since the
+answers would be another version's. A VERSION no pod has loaded within ``--load-timeout`` seconds
+is rolled back, never judged; and a reading that finds a pod on another canary version (the alias
+moved under the rollout) rolls it back too.
+
 Flagger and Argo Rollouts run the same loop as controllers in the cluster; here it is one
 command, run by hand or by a delivery pipeline, against the registry the pods follow.
 """
@@ -47,6 +54,30 @@ class Criteria:
     max_failure_ratio: float = CANARY_FAILURE_RATIO
     latency_factor: float = CANARY_LATENCY_FACTOR
     min_requests: int = 100
+
+
+#: Seconds ``mlp rollout`` waits for the pods to load the canary before it rolls it back: the pods
+#: read the alias every <SVC>_MODEL_REFRESH_SECONDS (30 s by default) and retry a version that
+#: would not load after as long, then twice as long, so this is several of their attempts.
+LOAD_TIMEOUT_SECONDS = 300.0
+#: How often the pods are asked whether they serve the canary yet (at most; ``--interval`` if less).
+LOAD_POLL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Serving:
+    """Which canary versions the pods serve (``<svc>_canary_model_info``), summed over the pods."""
+
+    #: Pods serving the rollout's version, and pods serving another canary version.
+    version_pods: float
+    other_pods: float
+    #: Pods whose canary cannot follow its alias (``<svc>_canary_refresh_failing``).
+    failing_pods: float
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every canary answer now comes from the rollout's version, and some pod gives them."""
+        return self.version_pods > 0 and self.other_pods == 0
 
 
 @dataclass(frozen=True)
@@ -143,8 +174,12 @@ class PrometheusReader:
         self.timeout = timeout
 
     def _selector(self, **labels: str) -> str:
+        """``{labels}``; a value that starts with ``!`` is matched with ``!=``."""
         matchers = [self.match] if self.match else []
-        matchers += [f'{key}="{value}"' for key, value in labels.items()]
+        matchers += [
+            f'{key}!="{value[1:]}"' if value.startswith("!") else f'{key}="{value}"'
+            for key, value in labels.items()
+        ]
         return "{" + ",".join(matchers) + "}"
 
     def query(self, expr: str, at: float | None = None) -> float | None:
@@ -163,6 +198,20 @@ class PrometheusReader:
             f"Prometheus at {self.url} has no series {counter}{matching}: check --match, that it "
             f"scrapes the {self.names.service} pods, and that they run with "
             f"{self.names.service.upper()}_CANARY_MODEL_URI (without it they count no canary)",
+        )
+
+    def serving(self, version: str) -> Serving:
+        """How many pods serve ``version`` as their canary, how many another version, and how many
+        cannot follow the canary's alias, at one instant."""
+        n, at = self.names, time.time()
+
+        def count(expr: str) -> float:
+            return self.query(f"count({expr})", at) or 0.0
+
+        return Serving(
+            version_pods=count(n.canary_model_info + self._selector(version=version)),
+            other_pods=count(n.canary_model_info + self._selector(version=f"!{version}")),
+            failing_pods=self.query(f"sum({n.canary_refresh_failing}{self._selector()})", at) or 0.0,
         )
 
     def read(self, window: int, recent: int | None = None) -> Reading:
@@ -209,13 +258,16 @@ def rollout(
     interval: float,
     steps: int,
     ramp: list[float] | None = None,
+    load_timeout: float = LOAD_TIMEOUT_SECONDS,
     say: Callable[[str], Any] = print,
     sleep: Callable[[float], Any] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Start VERSION as the canary, watch it, and promote or roll it back; True if promoted.
 
     ``ramp``: the canary's shares, in order: each reading that judged it sound raises it to the
-    next, the last holds; None: the pods' own share throughout.
+    next, the last holds; None: the pods' own share throughout. ``load_timeout``: seconds the pods
+    have to serve VERSION before it is rolled back unjudged.
     """
     from servekit.training.trainer import current_champion, promote, registry_client, set_canary
 
@@ -246,8 +298,10 @@ def rollout(
             interval=interval,
             steps=steps,
             ramp=ramp,
+            load_timeout=load_timeout,
             say=say,
             sleep=sleep,
+            clock=clock,
         )
         if why is None:
             say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
@@ -275,28 +329,49 @@ def _watch(
     interval: float,
     steps: int,
     ramp: list[float],
+    load_timeout: float,
     say: Callable[[str], Any],
     sleep: Callable[[float], Any],
+    clock: Callable[[], float],
 ) -> str | None:
     """The readings of a canary set at ``ramp[0]``: why it must be rolled back, or None to promote it."""
     from servekit.training.trainer import set_canary_share
 
-    started = time.monotonic()
+    not_loaded = _wait_for_pods(
+        spec,
+        version,
+        reader,
+        timeout=load_timeout,
+        poll=min(interval, LOAD_POLL_SECONDS),
+        say=say,
+        sleep=sleep,
+        clock=clock,
+    )
+    if not_loaded:
+        return not_loaded
+    started = clock()
     reading: Reading | None = None
     previous: Reading | None = None
     previous_at = started
     stage = 0  # the ramp's share in force
     for step in range(1, steps + 1):
         sleep(interval)
-        # Since the rollout began, not before: an earlier canary's failures are not this one's.
-        now = time.monotonic()
+        # Since the pods served it, not before: an earlier canary's answers are not this one's.
+        now = clock()
         window = math.ceil(now - started)
         interval_seconds = math.ceil(now - previous_at) if previous is not None else None
         try:
             reading = reader.read(window, interval_seconds)
+            serving = reader.serving(version)
         except ServekitError as exc:
             return f"cannot read the metrics: {exc.message}"
         say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
+        if serving.other_pods:
+            return (
+                f"{serving.other_pods:.0f} pod(s) answer the canary's share with another version than "
+                f"v{version} (was the canary alias moved during the rollout?): its readings are not "
+                f"v{version}'s alone"
+            )
         found = problem(reading, criteria)
         if not found and previous is not None:
             # Failures or latency that begin late (a leak, a traffic pattern, a larger share)
@@ -323,6 +398,51 @@ def _watch(
             return f"cannot raise its share to {ramp[stage]:g} %: {one_line(exc)}"
     assert reading is not None  # steps >= 1
     return verdict(reading, criteria)
+
+
+def _wait_for_pods(
+    spec: ServiceSpec,
+    version: str,
+    reader: PrometheusReader,
+    *,
+    timeout: float,
+    poll: float,
+    say: Callable[[str], Any],
+    sleep: Callable[[float], Any],
+    clock: Callable[[], float],
+) -> str | None:
+    """Wait until the pods serve VERSION as the canary, and no other version; why not, after ``timeout``."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            serving = reader.serving(version)
+        except ServekitError as exc:
+            return f"cannot read the metrics: {exc.message}"
+        if serving.loaded:
+            say(
+                f"{spec.name}: {serving.version_pods:.0f} pod(s) serve v{version} as the canary; "
+                "its answers count from now"
+            )
+            return None
+        if clock() >= deadline:
+            break
+        sleep(poll)
+    where = (
+        f"{serving.other_pods:.0f} pod(s) still answer the canary's share with the version they had"
+        if serving.other_pods
+        else "no pod serves a canary"
+    )
+    loaded = f", {serving.version_pods:.0f} serve it" if serving.version_pods else ""
+    failing = (
+        f", {serving.failing_pods:.0f} report that their canary cannot follow its alias"
+        if serving.failing_pods
+        else ""
+    )
+    return (
+        f"the pods could not load it within {timeout:g} s ({where}{loaded}{failing}); `GET /model` "
+        "on a pod says why (canary.refresh.error, or canary.error where no canary loaded), and so "
+        "does its log ('canary model refresh failed' or 'canary model load failed')"
+    )
 
 
 def _roll_back(

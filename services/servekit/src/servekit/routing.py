@@ -28,6 +28,12 @@ rollout --ramp``), read at every model refresh, overrides ``<SVC>_CANARY_TRAFFIC
 without the tag the setting holds again. A tag that is not a percentage, or a registry that
 cannot be read, leaves the share as it was and says why once.
 
+A canary whose alias is deleted (the rollout abandoned) is put down on each pod at its next
+refresh: the stable model answers everything, ``GET /model`` says ``canary.ended`` and why, and
+the pod says so once; an alias that names a version again starts the canary again. A version the
+alias names that does not load leaves the one loaded before answering the share, and sets
+``<svc>_canary_refresh_failing`` (the ``CanaryRefreshFailing`` alert) until it loads.
+
 A canary that fails is stopped by each pod on its own, without waiting for an alert and a
 person: once more than ``<SVC>_CANARY_STOP_FAILURE_RATIO`` of its latest
 ``<SVC>_CANARY_STOP_WINDOW`` requests failed, its share goes back to the stable model (requests
@@ -180,6 +186,16 @@ class CanaryRouter:
         self._judged_version: str | None = None
         #: Why this pod stopped sending the canary its share; None while it sends it.
         self.stopped: dict[str, Any] | None = None
+        runtime.end_when_missing(self._ended)
+
+    def _ended(self) -> None:
+        """The canary's alias is gone: no version to publish, and a stop of the last one is moot."""
+        self.metrics.model_ended()
+        self._judged_version = None
+        self._results.clear()
+        if self.stopped is not None:
+            self.stopped = None
+            self.metrics.stopped.set(0)
 
     def apply_share(self, tag: str | None) -> None:
         """Take the share the registry's tag names; without a tag, the setting's."""
@@ -228,14 +244,15 @@ class CanaryRouter:
             return Choice(STABLE, stable, ASKED)
         if route.variant == CANARY:
             if canary is None:
-                raise ServekitError(
-                    503, "canary_not_ready", f"canary model not ready: {self.runtime.not_ready_reason}"
-                )
+                why = self.runtime.ended or self.runtime.not_ready_reason
+                raise ServekitError(503, "canary_not_ready", f"canary model not ready: {why}")
             return Choice(CANARY, canary, ASKED)
         share = percentile_of(route.key) if route.key is not None else self._draw() * 100
         if share >= self.traffic_percent:
             return Choice(STABLE, stable, DRAWN if self._could_answer(canary, stable) else ALONE)
         if canary is None:
+            if self.runtime.ended is not None:  # no canary any more: nothing falls back
+                return Choice(STABLE, stable, ALONE)
             self.metrics.fell_back("not_ready")
             return Choice(STABLE, stable, FALLBACK)
         if canary.artifact.same_version_as(stable.artifact):
@@ -313,6 +330,8 @@ class CanaryRouter:
             "run_id": canary.artifact.run_id if canary else None,
             "ready": canary is not None,
             "error": None if canary else self.runtime.last_error,
+            # Why no canary is served any more (its alias is gone); None while one is, or loads.
+            "ended": self.runtime.ended,
             "traffic_percent": self.traffic_percent,
             "traffic_percent_from": self.share_from,
             "traffic_percent_error": self.share_error,

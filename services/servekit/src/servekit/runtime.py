@@ -12,7 +12,9 @@ follows it: every ``refresh_interval`` seconds it asks the registry which versio
 the alias points at, and when that is another version it loads and warms it up
 beside the one it serves, then switches in one assignment. So ``mlp promote`` (or a
 retrain that wins) reaches every pod without a restart, and a version that fails
-to load leaves the pod serving the previous one, still ready, saying why.
+to load leaves the pod serving the previous one, still ready, saying why. A runtime
+told to (``end_when_missing``: the canary's) puts its model down when the alias is
+deleted, and loads again once it names a version.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from servekit.errors import ServekitError
-from servekit.loading import one_line
+from servekit.loading import ModelLoadError, one_line
 from servekit.model import ModelArtifact, ServedModel
 
 logger = logging.getLogger("servekit.runtime")
@@ -113,6 +115,19 @@ class ModelRuntime:
         self.load_seconds: dict[str, float] = {}
         self.last_error: str | None = None
         self.attempts = 0
+        #: Called when the alias names no version any more (None: the served model stays).
+        self._on_missing: Callable[[], None] | None = None
+        #: Why the model served was put down (its alias is gone); None while it is served.
+        self.ended: str | None = None
+
+    def end_when_missing(self, on_end: Callable[[], None]) -> None:
+        """Put the served model down when the registry answers that its alias names no version,
+        calling ``on_end``; a later check that finds the alias again loads the version it names.
+
+        For a canary: deleting its alias is how a rollout is abandoned, and a pod that kept
+        sending the old version its share would run an experiment nobody watches any more.
+        """
+        self._on_missing = on_end
 
     @property
     def follows(self) -> bool:
@@ -204,11 +219,17 @@ class ModelRuntime:
 
     async def refresh(self) -> None:
         """Serve the version the URI points at now, if it is another one and it loads."""
+        if self.model is None and self.ended is not None:
+            await self._resume()
+            return
         serving = self.require()
         self.last_check = time.time()
         try:
             wanted = await asyncio.to_thread(self._probe) if self._probe else serving.artifact.version
         except Exception as exc:
+            if self._on_missing is not None and isinstance(exc, ModelLoadError) and exc.missing:
+                self._end(serving, exc)
+                return
             self._refresh_failed(serving, f"next check in {self._refresh_interval:g}s", exc)
             return
         if wanted == serving.artifact.version:
@@ -240,6 +261,62 @@ class ModelRuntime:
             model.artifact.run_id or "-",
             serving.artifact.version,
             model.artifact.uri,
+            loaded.timing(),
+        )
+
+    def _end(self, serving: ServedModel, exc: ModelLoadError) -> None:
+        """The alias is gone: serve nothing, once, and say so once."""
+        self.model = None
+        self.ended = f"its alias names no version any more ({one_line(exc)})"
+        self._refresh_succeeded()  # not a failure to load: nothing is asked to load
+        assert self._on_missing is not None
+        self._on_missing()
+        logger.warning(
+            "%s ended: version %s is no longer served, as %s; checking every %gs for the alias to "
+            "name a version again",
+            self.role,
+            serving.artifact.version,
+            self.ended,
+            self._refresh_interval,
+        )
+
+    async def _resume(self) -> None:
+        """After the alias was gone: load the version it names once it names one again."""
+        self.last_check = time.time()
+        try:
+            wanted = await asyncio.to_thread(self._probe) if self._probe else None
+        except ModelLoadError as exc:
+            if exc.missing:
+                self.refresh_error = None  # still gone: said once when it went
+                return
+            self.refresh_error = f"next check in {self._refresh_interval:g}s: {one_line(exc)}"
+            return
+        except Exception as exc:
+            self.refresh_error = f"next check in {self._refresh_interval:g}s: {one_line(exc)}"
+            return
+        failed = self._failed
+        if wanted is None or (failed and failed.version == wanted and self._clock() < failed.retry_at):
+            return
+        try:
+            loaded = await asyncio.to_thread(self.load_once)
+            self.activate(loaded)
+        except Exception as exc:
+            failures = failed.failures + 1 if failed and failed.version == wanted else 1
+            delay = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)
+            self._failed = FailedVersion(wanted, failures, self._clock() + delay)
+            self._metrics.model_refresh(failed=True)
+            self.refresh_error = f"retrying version {wanted} in {delay:g}s: {one_line(exc)}"
+            logger.warning("%s load failed (%s)", self.role, self.refresh_error)
+            return
+        self.ended = None
+        self._refresh_succeeded()
+        model = loaded.model
+        logger.info(
+            "%s ready again: %s version %s (run %s), which its alias names again; loaded %s",
+            self.role,
+            model.artifact.name,
+            model.artifact.version,
+            model.artifact.run_id or "-",
             loaded.timing(),
         )
 

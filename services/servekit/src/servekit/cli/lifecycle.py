@@ -25,6 +25,7 @@ from servekit.cli.common import (
 )
 from servekit.datasets import DatasetError
 from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
+from servekit.rollout import LOAD_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from servekit.cli.common import Commands
@@ -51,6 +52,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         except DatasetError as exc:
             raise UsageError(f"train {spec.name}: {args.data or 'the synthetic data'}: {exc}") from exc
         figures = ", ".join(f"{k}={v:.4f}" for k, v in sorted(result.metrics.items()))
+        if result.artifacts:
+            print(f"{spec.name}: new experiment; its runs' artifacts go to {result.artifacts}")
         print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
         print(f"{spec.name}: {result.decision}")
         if result.canary:
@@ -92,6 +95,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         interval=args.interval,
         steps=args.steps,
         ramp=args.ramp,
+        load_timeout=args.load_timeout,
     )
     return 0 if promoted else 1
 
@@ -156,6 +160,13 @@ def add_commands(commands: Commands) -> None:
         type=ramp_shares,
         help="shares the canary answers, e.g. 5,25,50: each reading that judged it sound moves it to "
         "the next, and the last holds (default: the pods' own share throughout)",
+    )
+    roll.add_argument(
+        "--load-timeout",
+        type=interval_seconds,
+        default=LOAD_TIMEOUT_SECONDS,
+        help="seconds the pods have to load VERSION before it is rolled back unjudged (default "
+        f"{LOAD_TIMEOUT_SECONDS:g}); readings count only its answers, once no pod serves another",
     )
     roll.add_argument(
         "--min-requests", type=positive_int, default=100, help="canary requests needed to judge"

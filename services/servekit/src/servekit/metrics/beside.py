@@ -27,5 +27,9 @@ class BesideModelMetrics:
         self.model_info.clear()
         self.model_info.labels(version=model.artifact.version, run_id=model.artifact.run_id).set(1)
 
+    def model_ended(self) -> None:
+        """The model is no longer served (its alias is gone): no version to publish."""
+        self.model_info.clear()
+
     def model_refresh(self, failed: bool) -> None:
         """Nothing to publish: the log and ``GET /model`` say why a refresh failed."""

@@ -98,6 +98,13 @@ class CanaryMetrics(BesideModelMetrics):
             "<SVC>_CANARY_TRAFFIC_PERCENT without one. Pods that disagree have not all refreshed.",
             registry=registry,
         )
+        self.refresh_failing = Gauge(
+            names.canary_refresh_failing,
+            "1 while this pod cannot follow the canary's alias: the version it names does not load "
+            "(or the registry cannot be read), and the canary's share is answered by the canary "
+            "version loaded before, or by the stable model if none was; 0 once it follows again.",
+            registry=registry,
+        )
         self._fallbacks = {reason: self.fallbacks.labels(reason=reason) for reason in CANARY_FALLBACK_REASONS}
         # Every variant and result from the start, so a ratio is 0 rather than absent.
         self._requests = {
@@ -118,6 +125,11 @@ class CanaryMetrics(BesideModelMetrics):
         for ranged in model.training_ranges().values():
             for variant in VARIANTS:
                 self._outside_child(variant, ranged["field"])
+
+    def model_refresh(self, failed: bool) -> None:
+        # The stable model's model_refresh_failing is the served model's alone: a canary that
+        # will not load must not read as the served model's alias being stuck, nor go unseen.
+        self.refresh_failing.set(1 if failed else 0)
 
     def fell_back(self, reason: str) -> None:
         self._fallbacks[reason].inc()

@@ -41,6 +41,7 @@ CANARY_MODEL_INFO = "canary_model_info"
 CANARY_FALLBACKS_TOTAL = "canary_fallbacks_total"
 CANARY_STOPPED = "canary_stopped"
 CANARY_TRAFFIC_PERCENT = "canary_traffic_percent"
+CANARY_REFRESH_FAILING = "canary_refresh_failing"
 VARIANT_REQUESTS_TOTAL = "variant_requests_total"
 VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
@@ -289,6 +290,10 @@ class MetricNames:
     @property
     def canary_traffic_percent(self) -> str:
         return self._name(CANARY_TRAFFIC_PERCENT)
+
+    @property
+    def canary_refresh_failing(self) -> str:
+        return self._name(CANARY_REFRESH_FAILING)
 
     @property
     def variant_requests_total(self) -> str:

@@ -59,6 +59,9 @@ class TrainResult:
     decision: str
     #: What a promotion did to the canary (``move_champion``); empty when there is none to tell.
     canary: str = ""
+    #: Where the service's new experiment keeps its artifacts, when this run created it beside a
+    #: SQLite store (``local_artifacts``); empty otherwise.
+    artifacts: str = ""
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -150,8 +153,13 @@ def train(
     metadata["data"]["source"] = source
 
     use_registry(tracking_uri)
-    mlflow.set_experiment(spec.name)
     client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    artifacts = local_artifacts(tracking_uri)
+    if artifacts is not None and client.get_experiment_by_name(spec.name) is None:
+        client.create_experiment(spec.name, artifact_location=artifacts.as_uri())
+    else:
+        artifacts = None  # an experiment's artifacts stay where it was created with them
+    mlflow.set_experiment(spec.name)
     with mlflow.start_run(run_name=f"{spec.name}-{'real' if data_path else 'synthetic'}") as run:
         mlflow.log_params({"seed": seed, "test_size": recipe.test_size, **recipe.params(pipeline)})
         mlflow.log_params({f"data.{k}": v for k, v in metadata["data"].items()})
@@ -204,8 +212,33 @@ def train(
     if uncompared is not None:  # raised after the run's end: a finished run, not a failed one
         raise uncompared.registered(version)
     return TrainResult(
-        spec.name, version, run.info.run_id, metrics, champion_version, promoted, decision, canary
+        spec.name,
+        version,
+        run.info.run_id,
+        metrics,
+        champion_version,
+        promoted,
+        decision,
+        canary,
+        str(artifacts) if artifacts else "",
     )
+
+
+def local_artifacts(tracking_uri: str) -> Path | None:
+    """Where a new experiment of a SQLite store keeps its artifacts: ``artifacts`` beside the
+    database, as ``make up``'s server keeps ``.mlp/artifacts`` beside ``.mlp/mlflow.db``.
+
+    MLflow's own default is ``./mlruns`` of whatever directory the first run was started in, so
+    ``mlp train --tracking-uri sqlite:////abs/mlflow.db`` from a checkout would scatter a registry's
+    models over the working directories it was run from. None for a server (it decides) or an
+    in-memory database.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database).resolve().parent / "artifacts"
 
 
 def evaluate(
@@ -429,7 +462,11 @@ def set_canary(
             raise ServekitError(404, "no_champion", f"{spec.name} has no champion to end the canary on")
         version = champion
     else:
-        _require_version(client, spec.name, version)
+        candidate = _require_version(client, spec.name, version)
+        if version != champion:
+            # As mlp promote does: pods told to send a share to a version they cannot load keep
+            # sending it to the canary they have, which this command would have said it replaced.
+            _require_servable(spec, client, tracking_uri, candidate)
     if version == champion and percent is not None:
         # A canary on the champion's version answers as the stable model does: a share of it
         # would be set and then never used, as if it had been.
