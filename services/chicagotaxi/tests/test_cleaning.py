@@ -20,7 +20,9 @@ from chicagotaxi.data import (
     load_csv,
     normalise_payment_type,
 )
+from chicagotaxi.service import SERVICE
 from chicagotaxi.synthetic import generate
+from servekit.scoring import validate_rows
 
 # --------------------------------------------------------------- rule 4: coordinates
 
@@ -242,6 +244,28 @@ def test_miles_shorter_than_straight_line_become_missing() -> None:
     )
     assert result.report.repaired["trip_miles_below_straight_line_to_missing"] == 1
     assert result.frame["trip_miles"].isna().tolist() == [True, False, False]
+
+
+# ------------------------------------------------ rules 4, 12 and 13 at the API
+
+
+def test_the_api_refuses_exactly_the_trips_rules_4_12_and_13_repair() -> None:
+    """One source of truth: a trip training treats as an error is not answered as if it were not."""
+    ohare = {"pickup_latitude": "41.979", "pickup_longitude": "-87.903"}
+    rows = frame(
+        trip(),
+        trip(trip_miles="22", trip_seconds="540"),  # 147 mph
+        trip(trip_miles="0.7", trip_seconds="1500", **ohare),  # under the straight line
+        trip(pickup_longitude=""),  # half a pair
+        trip(trip_miles="17", trip_seconds="1200", **ohare),  # 51 mph: fast, possible
+        trip(trip_miles="13.0", trip_seconds="1500", **ohare),  # within the slack
+        trip(trip_miles="2", trip_seconds="90.001"),  # just under 80 mph
+        trip(trip_miles="2", trip_seconds="89.999"),  # just over
+    )
+    out = clean(rows).frame
+    repaired = out["trip_miles"].isna() | out["pickup_latitude"].isna()
+    _, _, problems = validate_rows(SERVICE, data.coerce_types(rows))
+    assert sorted(problems) == np.flatnonzero(repaired).tolist() == [1, 2, 3, 7]
 
 
 # -------------------------------------------------------- rule 14: meter ceiling

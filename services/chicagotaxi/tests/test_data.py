@@ -135,6 +135,17 @@ def test_bigquery_timestamp_text_is_refused_with_the_exports_that_fix_it(value: 
         cleaned(trip(trip_start_timestamp=value))
 
 
+def test_the_data_portals_timestamp_text_is_read_as_the_api_reads_it() -> None:
+    """``03/01/2015 10:00:00 AM``, the City of Chicago portal's export: the loader and the API share
+    ``parse_timestamp``, so a file exported from the portal trains as it scores."""
+    assert parse_timestamp("03/01/2015 10:00:00 AM") == TS_2015_03_01_10H
+    assert parse_timestamp("03/01/2015 12:00:00 AM") == TS_2015_03_01_10H - 10 * 3600
+    out = cleaned(trip(trip_start_timestamp="03/01/2015 10:00:00 AM"), trip()).frame
+    assert out["trip_start_timestamp"].tolist() == [TS_2015_03_01_10H] * 2
+    with pytest.raises(DatasetError, match=r"hour must be in 01\.\.12"):
+        parse_timestamp("03/01/2015 00:15:00 AM")
+
+
 def test_iso_timestamps_in_a_file_are_parsed() -> None:
     out = cleaned(trip(trip_start_timestamp="2015-03-01T16:00:00Z"), trip()).frame
     assert out["trip_start_timestamp"].tolist() == [TS_2015_03_01_10H] * 2
@@ -181,3 +192,11 @@ def test_bounds_contain_every_real_coordinate(real_csv: Path) -> None:
     for end in ("pickup", "dropoff"):
         assert df[f"{end}_latitude"].dropna().between(data.LAT_MIN, data.LAT_MAX).all()
         assert df[f"{end}_longitude"].dropna().between(data.LON_MIN, data.LON_MAX).all()
+
+
+def test_one_trips_straight_line_is_the_columns_formula() -> None:
+    """The API measures one trip with ``haversine_miles_of``, the cleaning a column with
+    ``haversine_miles``: the same miles, so both draw rule 13's line in the same place."""
+    points = (41.979071, -87.90304, 41.880994, -87.632746)
+    assert data.haversine_miles_of(*points) == pytest.approx(float(data.haversine_miles(*points)), rel=1e-12)
+    assert data.haversine_miles_of(*points) == pytest.approx(15.5, abs=0.1)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from chicagotaxi.schema import EXAMPLE, EXAMPLE_UNIX
+from chicagotaxi.schema import EXAMPLE, EXAMPLE_UNIX, TaxiTrip
 
 RANGES = {"<10", "10-20", "20-40", "40-80", ">=80"}
 
@@ -112,7 +112,7 @@ def test_model_metadata_reports_the_scale_and_baselines(client: TestClient) -> N
         ({"payment_type": ""}, "payment_type", "at least 1"),
         ({"payment_type": None}, "payment_type", "valid string"),
         ({"surge": 1.5}, "surge", "Extra inputs"),
-        ({"trip_start_timestamp": "yesterday"}, "trip_start_timestamp", "2000 and 2100"),
+        ({"trip_start_timestamp": "yesterday"}, "trip_start_timestamp", "neither Unix seconds nor ISO 8601"),
         ({"trip_start_timestamp": 1425204000000}, "trip_start_timestamp", "not milliseconds"),
         ({"trip_start_timestamp": 86400}, "trip_start_timestamp", "2000 and 2100"),
         ({"trip_start_timestamp": "9999-12-31T23:59:59-12:00"}, "trip_start_timestamp", "2000 and 2100"),
@@ -174,3 +174,163 @@ def test_a_trip_after_the_training_years_is_flagged_on_its_timestamp(client: Tes
     series = 'chicagotaxi_inputs_outside_training_total{feature="trip_start_timestamp"} '
     (line,) = [x for x in client.get("/metrics").text.splitlines() if x.startswith(series)]
     assert float(line.removeprefix(series)) >= 1  # the session's client: other tests may add more
+
+
+#: O'Hare to the Loop: about 15.5 miles in a straight line.
+OHARE_TO_LOOP = {
+    "pickup_latitude": 41.979071,
+    "pickup_longitude": -87.90304,
+    "pickup_community_area": 76,
+    "dropoff_latitude": 41.880994,
+    "dropoff_longitude": -87.632746,
+    "dropoff_community_area": 32,
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        # Rule 12 of the cleaning: a duration in minutes sent as seconds.
+        (
+            {**OHARE_TO_LOOP, "trip_miles": 17.5, "trip_seconds": 30},
+            "trip_seconds",
+            "trip_miles 17.5 in trip_seconds 30 is 2,100 mph; the training data treats trips over 80 mph "
+            "as errors: minutes sent as seconds? 30 minutes would be 35 mph",
+        ),
+        (
+            {"trip_miles": 30, "trip_seconds": 600},
+            "trip_seconds",
+            "trip_miles 30 in trip_seconds 600 is 180 mph; the training data treats trips over 80 mph "
+            "as errors: one of the two is wrong",
+        ),
+        # Rule 13: fewer miles than the straight line.
+        (
+            {**OHARE_TO_LOOP, "trip_miles": 0.7, "trip_seconds": 1800},
+            "trip_miles",
+            "trip_miles 0.7 is shorter than the 15.5 miles in a straight line from pickup to dropoff; "
+            "the training data treats miles more than 2 miles under it as under-recorded",
+        ),
+        # Rule 4: half a coordinate pair.
+        (
+            {"pickup_longitude": None},
+            "pickup_longitude",
+            "pickup_longitude is missing while pickup_latitude is given: send both or neither",
+        ),
+        (
+            {"dropoff_latitude": None},
+            "dropoff_latitude",
+            "dropoff_latitude is missing while dropoff_longitude is given: send both or neither",
+        ),
+    ],
+)
+def test_a_trip_the_training_data_treats_as_an_error_is_a_422_saying_why(
+    client: TestClient, change: dict[str, Any], field: str, problem: str
+) -> None:
+    response = post(client, {**EXAMPLE, **change})
+    assert response.status_code == 422, response.text
+    fields = response.json()["fields"]
+    assert any(f["field"] == field and f["problem"].startswith(problem) for f in fields), fields
+
+
+def test_a_plausible_airport_trip_and_a_trip_without_coordinates_are_answered(client: TestClient) -> None:
+    assert (
+        post(client, {**EXAMPLE, **OHARE_TO_LOOP, "trip_miles": 17.5, "trip_seconds": 1800}).status_code
+        == 200
+    )
+    no_pickup = {**EXAMPLE, "pickup_latitude": None, "pickup_longitude": None}
+    assert post(client, no_pickup).status_code == 200
+
+
+def test_a_batch_names_each_inconsistent_trip_by_its_row(client: TestClient) -> None:
+    rows = [
+        EXAMPLE,
+        {**EXAMPLE, "trip_miles": 17.5, "trip_seconds": 30},
+        {**EXAMPLE, "pickup_latitude": None},
+    ]
+    response = client.post("/predict/batch", json={"instances": rows})
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == [
+        "instances[1].trip_seconds",
+        "instances[2].pickup_latitude",
+    ]
+
+
+def test_a_trip_just_before_midnight_is_not_outside_training(client: TestClient) -> None:
+    """The hour of day wraps: the training rows, on the quarter hour, stop at 23:45."""
+    hours = client.get("/model").json()["baselines"]["training_ranges"]["trip_start_hour"]
+    assert (hours["min"], hours["max"]) == (0.0, 24.0)
+    for late in ("2015-03-01T23:46:00", "2015-03-01T23:59:59", "2015-03-01T00:00:00"):
+        body = post(client, {**EXAMPLE, "trip_start_timestamp": late}).json()
+        assert body["outside_training"] == [], late
+
+
+def test_reasons_show_the_values_as_sent(client: TestClient) -> None:
+    """An adverse-action style reason names what the caller sent, not the model's encoding of it."""
+    sent = {**EXAMPLE, "trip_start_timestamp": "2015-03-01T16:00:00Z", "payment_type": "Mobile"}
+    response = client.post("/predict", params={"reasons": 11}, json=sent)
+    assert response.status_code == 200, response.text
+    values = {reason["field"]: reason["value"] for reason in response.json()["reasons"]}
+    assert values == {field: sent[field] for field in values}
+    assert values["trip_start_timestamp"] == "2015-03-01T16:00:00Z"
+    assert values["payment_type"] == "Mobile"
+
+
+@pytest.mark.parametrize(
+    ("sent", "problem"),
+    [
+        ("2015-02-29T10:00:00", "'2015-02-29T10:00:00' is not a real time: day is out of range for month"),
+        (
+            "2015-03-01T24:00:00",
+            "'2015-03-01T24:00:00' has hour 24, which is not accepted: send 00:00 of the next day",
+        ),
+        ("2015-03-01T10:61:00", "'2015-03-01T10:61:00' is not a real time: minute must be in 0..59"),
+        ("2015-060T10:00", "'2015-060T10:00' is an ordinal date (day of the year), which is not accepted"),
+        (
+            "02/29/2015 10:00:00 AM",
+            "not a real time in the data portal's MM/DD/YYYY hh:mm:ss AM/PM form: day",
+        ),
+        ("1999-12-31T10:00:00", "'1999-12-31T10:00:00' is not between 2000 and 2100"),
+    ],
+)
+def test_a_bad_timestamp_is_refused_with_its_own_problem(client: TestClient, sent: str, problem: str) -> None:
+    response = post(client, {**EXAMPLE, "trip_start_timestamp": sent})
+    assert response.status_code == 422, response.text
+    [found] = response.json()["fields"]
+    assert found["field"] == "trip_start_timestamp"
+    assert problem in found["problem"]
+
+
+def test_the_data_portals_own_timestamp_text_is_read_as_chicago_time(client: TestClient) -> None:
+    """``03/01/2015 10:00:00 AM``: how the City of Chicago data portal exports the trips."""
+    for portal, iso in (
+        ("03/01/2015 10:00:00 AM", "2015-03-01T10:00:00"),
+        ("03/01/2015 12:15:00 AM", "2015-03-01T00:15:00"),
+        ("03/01/2015 12:15:00 PM", "2015-03-01T12:15:00"),
+        ("03/01/2015 11:45:00 PM", "2015-03-01T23:45:00"),
+    ):
+        from_portal = post(client, {**EXAMPLE, "trip_start_timestamp": portal})
+        assert from_portal.status_code == 200, from_portal.text
+        assert (
+            from_portal.json()["fare"]
+            == post(client, {**EXAMPLE, "trip_start_timestamp": iso}).json()["fare"]
+        )
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "null", "N/A", "none", " NaN "])
+def test_a_blank_payment_type_is_refused_as_the_training_data_reads_it_as_none(
+    client: TestClient, blank: str
+) -> None:
+    response = post(client, {**EXAMPLE, "payment_type": blank})
+    assert response.status_code == 422, response.text
+    [found] = response.json()["fields"]
+    assert found["field"] == "payment_type"
+    if blank:  # "" is refused by the field's length, in pydantic's words
+        assert found["problem"].endswith("the field is required: send 'Unknown' if it is not known")
+
+
+def test_a_null_token_for_the_company_is_no_company(client: TestClient) -> None:
+    """As training reads it: a company called "N/A" would count as a company sent."""
+    for token in ("N/A", " null ", "  "):
+        assert TaxiTrip.model_validate({**EXAMPLE, "company": token}).model_dump()["company"] is None
+    none = post(client, {**EXAMPLE, "company": None}).json()["fare"]
+    assert post(client, {**EXAMPLE, "company": "N/A"}).json()["fare"] == none

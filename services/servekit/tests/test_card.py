@@ -177,3 +177,30 @@ def test_the_card_states_the_range_of_each_column_over_the_training_rows(
     described = TOY.model(artifact).describe()
     described["baselines"]["training_ranges"] = {}
     assert "## Range of the training rows" not in render(TOY, described)
+
+
+def test_the_headline_table_holds_the_headline_metrics_only() -> None:
+    """Each group's figures are in the sections below it: dozens of them in the headline table (a
+    group's row count, a gap per label) would bury the figures a reviewer reads first."""
+    metrics = {
+        "mae": 0.7,
+        "mae_ci_low": 0.6,
+        "mae_ci_high": 0.8,
+        "r2": 0.9,
+        "segment.payment_type.Dispute.rows": 2.0,
+        "segment.payment_type.Cash.mae": 0.5,
+        "parity.link.recall.bullish.gap": 0.1,
+    }
+    card = render(TOY, {"name": "toy", "version": "1", "training_metrics": metrics})
+    headline = card.split("## Held-out performance\n\n")[1].split("\n\n")[0]
+    assert headline.splitlines() == [
+        "| metric | value |",
+        "|---|---|",
+        "| **mae** | 0.7 (95 % CI 0.6 to 0.8) |",
+        "| r2 | 0.9 |",
+    ]
+    # Nothing but group figures: no headline table at all, rather than an empty one.
+    only_groups = {"segment.payment_type.Cash.rows": 400.0}
+    assert "## Held-out performance" not in render(
+        TOY, {"name": "toy", "version": "1", "training_metrics": only_groups}
+    )

@@ -121,3 +121,21 @@ def test_a_few_rows_and_many_find_the_same_values_outside() -> None:
     assert in_one_batch == one_by_one
     assert {column for _, column in in_one_batch} == {0, 2}  # x and x2; never the category
     assert all(i != 3 for i, _ in in_one_batch)  # the missing x
+
+
+def hour(values: object) -> np.ndarray:
+    return np.mod(np.asarray(values, dtype=np.float64), 24.0)
+
+
+def test_a_derived_column_with_a_domain_is_held_against_it_not_the_training_rows_extremes() -> None:
+    """An hour of day wraps at midnight: training rows rounded to the quarter hour stop at 23.75,
+    and 23.77 is no more outside them than 0.0 is."""
+    enc = RecordEncoder(
+        numeric=["t"],
+        derived=[Derived("t_hour", "t", hour, domain=(0.0, 24.0)), Derived("t_raw", "t", as_float)],
+    ).fit(pd.DataFrame({"t": [0.25, 12.0, 23.75]}))
+    late = enc.transform([{"t": 23.77}])
+    assert [(o.column, o.value) for o in enc.outside_training(late)[0]] == [("t", 23.77), ("t_raw", 23.77)]
+    assert enc.training_ranges() == {0: (0.25, 23.75), 1: (0.0, 24.0), 2: (0.25, 23.75)}
+    # A Derived pickled before domains existed reads as having none.
+    assert Derived("old", "t", hour).domain is None

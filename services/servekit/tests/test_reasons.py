@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from servekit.reasons import MAX_REASONS, principal_reasons, reasons_problem
+from pydantic import field_validator
+
+from servekit.reasons import MAX_REASONS, KeepsSentValues, SentRecord, principal_reasons, reasons_problem
 
 
 def test_the_strongest_inputs_either_way_come_first_each_with_its_value() -> None:
@@ -28,3 +30,29 @@ def test_a_count_of_reasons_is_a_json_integer_from_0_to_the_limit() -> None:
     assert [reasons_problem(bad) for bad in (-1, MAX_REASONS + 1, 1.5, "3", True, None)] == [
         f"{bad!r} is not an integer from 0 to 50" for bad in (-1, 51, 1.5, "3", True, None)
     ]
+
+
+class Payment(KeepsSentValues):
+    kind: str
+    amount: float
+
+    @field_validator("kind")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return value if value in ("Cash", "Credit Card") else "other"
+
+
+def test_a_reason_shows_the_value_as_the_caller_sent_it_not_as_validated() -> None:
+    """An adverse-action style reason names what the caller can check: "Mobile", not "other"."""
+    record = Payment.model_validate_json('{"kind": "Mobile", "amount": 3}').model_dump()
+    assert isinstance(record, SentRecord)
+    assert record == {"kind": "other", "amount": 3.0}  # what the model is given
+    assert principal_reasons({"kind": 0.5, "amount": -0.2}, record, 2) == [
+        {"field": "kind", "value": "Mobile", "contribution": 0.5},
+        {"field": "amount", "value": 3, "contribution": -0.2},
+    ]
+    # The same from Python objects, as ``mlp score`` validates its rows.
+    assert Payment.model_validate({"kind": "Mobile", "amount": 3}).model_dump().sent == {
+        "kind": "Mobile",
+        "amount": 3,
+    }

@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,7 @@ from chicagotaxi.data import (
     TIMESTAMP_FIELD,
     coerce_types,
     haversine_miles,
+    haversine_miles_of,
     normalise_payment_type,
     require_columns,
 )
@@ -111,6 +112,41 @@ STRAIGHT_LINE_SLACK_MILES: Final = 2.0
 MAX_OUTLIER_FRACTION: Final = 0.02
 #: Most of the input that may not be a valid trip or fare (rules 8, 9, 14) before the file is broken.
 MAX_EXCLUDED_FRACTION: Final = 0.10
+
+
+# The cross-field rules as functions of values, not of a frame: ``clean`` applies them to columns
+# and the request model (``chicagotaxi.schema``) to one trip, so the service refuses exactly what
+# training treats as an error. Each takes scalars or arrays (numpy/pandas); missing is NaN.
+
+
+def half_pair(latitude: Any, longitude: Any) -> Any:
+    """Rule 4's broken pair: one half of a coordinate pair missing, the other given."""
+    return pd.isna(latitude) != pd.isna(longitude)
+
+
+def speed_mph(miles: Any, seconds: Any) -> Any:
+    """The average speed miles in seconds imply (rule 12)."""
+    return miles / (seconds / 3600.0)
+
+
+def too_fast(miles: Any, seconds: Any) -> Any:
+    """Rule 12: miles and seconds imply more than ``MAX_SPEED_MPH``, so one of them is wrong."""
+    return speed_mph(miles, seconds) > MAX_SPEED_MPH
+
+
+def straight_line_miles(
+    pickup_latitude: Any, pickup_longitude: Any, dropoff_latitude: Any, dropoff_longitude: Any
+) -> Any:
+    """Rule 13's straight line between the (centroid) endpoints; NaN where a coordinate is missing."""
+    points = (pickup_latitude, pickup_longitude, dropoff_latitude, dropoff_longitude)
+    if all(isinstance(x, float) for x in points):  # one trip, all four given
+        return haversine_miles_of(*points)
+    return haversine_miles(*points)
+
+
+def below_straight_line(miles: Any, straight: Any) -> Any:
+    """Rule 13: miles shorter than the straight line, less the centroids' slack (under-recorded)."""
+    return miles < straight - STRAIGHT_LINE_SLACK_MILES
 
 
 @dataclass(frozen=True)
@@ -190,7 +226,7 @@ def clean(df: pd.DataFrame) -> CleanResult:
     n_coords = 0
     for end in ("pickup", "dropoff"):
         lat, lon = frame[f"{end}_latitude"], frame[f"{end}_longitude"]
-        usable = lat.between(LAT_MIN, LAT_MAX) & lon.between(LON_MIN, LON_MAX)
+        usable = lat.between(LAT_MIN, LAT_MAX) & lon.between(LON_MIN, LON_MAX) & ~half_pair(lat, lon)
         unusable = ~usable & (lat.notna() | lon.notna())
         n_coords += int(unusable.sum())
         frame.loc[~usable, [f"{end}_latitude", f"{end}_longitude"]] = np.nan
@@ -258,14 +294,13 @@ def clean(df: pd.DataFrame) -> CleanResult:
         frame[column] = frame[column].mask(zero)
 
     # Rule 12: contradictory miles/seconds pairs.
-    speed_mph = frame["trip_miles"] / (frame["trip_seconds"] / 3600.0)
-    too_fast = speed_mph > MAX_SPEED_MPH
-    repaired["miles_seconds_inconsistent_to_missing"] = int(too_fast.sum())
-    frame.loc[too_fast, ["trip_miles", "trip_seconds"]] = np.nan
+    inconsistent = too_fast(frame["trip_miles"], frame["trip_seconds"])
+    repaired["miles_seconds_inconsistent_to_missing"] = int(inconsistent.sum())
+    frame.loc[inconsistent, ["trip_miles", "trip_seconds"]] = np.nan
 
     # Rule 13: miles shorter than the straight line between the (centroid) endpoints.
     straight = pd.Series(
-        haversine_miles(
+        straight_line_miles(
             frame["pickup_latitude"],
             frame["pickup_longitude"],
             frame["dropoff_latitude"],
@@ -273,7 +308,7 @@ def clean(df: pd.DataFrame) -> CleanResult:
         ),
         index=frame.index,
     )
-    too_short = frame["trip_miles"] < straight - STRAIGHT_LINE_SLACK_MILES
+    too_short = below_straight_line(frame["trip_miles"], straight)
     repaired["trip_miles_below_straight_line_to_missing"] = int(too_short.sum())
     frame["trip_miles"] = frame["trip_miles"].mask(too_short)
 

@@ -107,10 +107,14 @@ def is_listed(values: Any) -> FloatArray:
 AREAS = ("pickup_community_area", "dropoff_community_area")
 NUMERIC = (*data.NUMERIC_FIELDS, *AREAS)
 CATEGORICAL = tuple(field for field in data.CATEGORICAL_FIELDS if field not in AREAS)
+# The calendar columns declare their domain, their range for ``outside_training``: the training
+# rows are rounded to the quarter hour, so their latest hour is 23.75 and every trip from 23:46
+# would otherwise be "outside training", though the next quarter hour is 0.0, well inside. The
+# year has no domain: a year past the training rows' is a real extrapolation (fares follow rates).
 DERIVED = (
-    Derived("trip_start_hour", data.TIMESTAMP_FIELD, hour_of_day),
-    Derived("trip_start_day_of_week", data.TIMESTAMP_FIELD, day_of_week),
-    Derived("trip_start_month", data.TIMESTAMP_FIELD, month_of_year),
+    Derived("trip_start_hour", data.TIMESTAMP_FIELD, hour_of_day, domain=(0.0, 24.0)),
+    Derived("trip_start_day_of_week", data.TIMESTAMP_FIELD, day_of_week, domain=(0.0, 6.0)),
+    Derived("trip_start_month", data.TIMESTAMP_FIELD, month_of_year, domain=(1.0, 12.0)),
     Derived("trip_start_year", data.TIMESTAMP_FIELD, calendar_year),
     Derived("company_listed", "company", is_listed),
 )

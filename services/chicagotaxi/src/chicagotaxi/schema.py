@@ -4,7 +4,14 @@ Field names are the columns of ``data.csv``. Validation turns each request into 
 model was trained on: the timestamp becomes Chicago wall-clock epoch seconds (the file's
 convention, see :mod:`chicagotaxi.data`), the payment type is normalised to one of
 ``PAYMENT_TYPES`` (an unseen value becomes ``"other"``, it is not rejected) and the
-company's spacing is collapsed.
+company's spacing is collapsed. The reasons of an answer show the values as sent
+(``servekit.reasons.KeepsSentValues``).
+
+A trip the training data's cleaning treats as an error is refused, naming the fields and the
+likely cause, by the cleaning's own rules (``chicagotaxi.cleaning``): half a coordinate pair
+(rule 4), miles and seconds that imply more than 80 mph (rule 12), miles shorter than the
+straight line between the coordinates (rule 13). Training sets such values missing and learns
+nothing from them; answering them would be a fare for a trip the model was never shown.
 """
 
 from __future__ import annotations
@@ -19,9 +26,12 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from chicagotaxi import data
+from chicagotaxi import cleaning, data
+from servekit.reasons import KeepsSentValues
 
 EXAMPLE: dict[str, Any] = {
     "trip_start_timestamp": "2015-03-01T10:00:00",
@@ -97,7 +107,7 @@ def _area(end: str) -> Any:
     )
 
 
-class TaxiTrip(BaseModel):
+class TaxiTrip(KeepsSentValues):
     """One Chicago taxi trip; field names are the columns of the ChicagoTaxi data.csv."""
 
     # strict: "2.5" is not a distance; allow_inf_nan=False: NaN/Infinity are rejected, not predicted on.
@@ -129,7 +139,8 @@ class TaxiTrip(BaseModel):
         max_length=MAX_PAYMENT_TYPE_TEXT,
         description=(
             f"One of {', '.join(data.SEEN_PAYMENT_TYPES)} (case and spacing are normalised); any other "
-            f"value is accepted and predicted as {data.OTHER_PAYMENT_TYPE!r}"
+            f"value is accepted and predicted as {data.OTHER_PAYMENT_TYPE!r}; a blank or null "
+            f"token (N/A, null, ...) is refused: send {data.MISSING_PAYMENT_TYPE!r}"
         ),
         examples=list(data.SEEN_PAYMENT_TYPES),
     )
@@ -152,23 +163,99 @@ class TaxiTrip(BaseModel):
             raise ValueError(f"at most {MAX_TIMESTAMP_TEXT} characters")
         try:
             return float(data.parse_timestamp(checked))
-        except (ValueError, OverflowError) as exc:  # OverflowError: e.g. year 9999 with an offset
-            bigquery = isinstance(checked, str) and data.bigquery_text_problem(checked.strip())
-            raise ValueError(
-                bigquery or "not a time between 2000 and 2100 as ISO 8601 or Unix seconds (not milliseconds)"
-            ) from exc
+        except data.TimestampError as exc:  # the training loader's words: the same rules
+            raise ValueError(exc.problem) from exc
 
     @field_validator("payment_type")
     @classmethod
     def _normalise_payment_type(cls, value: str) -> str:
+        # Training reads a blank or a null token as no payment type ("Unknown"); the field is
+        # required, so the API refuses them all, as it refuses "" and null, and says what to send.
+        if data.is_missing_text(value):
+            raise ValueError(
+                f"{value!r} means no payment type, and the field is required: send "
+                f"{data.MISSING_PAYMENT_TYPE!r} if it is not known"
+            )
         return data.normalise_payment_type(value)
 
     @field_validator("company")
     @classmethod
     def _collapse_spaces(cls, value: str | None) -> str | None:
-        if value is None:
+        # A null token is no company, as training reads it: not a company called "N/A".
+        if value is None or data.is_missing_text(value):
             return None
         return " ".join(value.split()) or None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaxiTrip:
+        """The cleaning's cross-field rules, on this trip: a 422 per broken rule, at the field
+        most likely wrong, naming the other and the figure the two imply."""
+        problems = [*self._half_pairs(), *self._speed(), *self._straight_line()]
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+    def _half_pairs(self) -> list[InitErrorDetails]:
+        found = []
+        for end in ("pickup", "dropoff"):
+            latitude, longitude = getattr(self, f"{end}_latitude"), getattr(self, f"{end}_longitude")
+            if cleaning.half_pair(latitude, longitude):
+                given, missing = ("latitude", "longitude") if longitude is None else ("longitude", "latitude")
+                found.append(
+                    _problem(
+                        f"{end}_{missing}",
+                        None,
+                        f"{end}_{missing} is missing while {end}_{given} is given: send both or neither "
+                        "(the training data drops half a pair)",
+                    )
+                )
+        return found
+
+    def _speed(self) -> list[InitErrorDetails]:
+        miles, seconds = self.trip_miles, self.trip_seconds
+        if not cleaning.too_fast(miles, seconds):
+            return []
+        mph = cleaning.speed_mph(miles, seconds)
+        # A duration in minutes is the common slip: say so when it would make a drivable trip.
+        if seconds * 60 <= data.MAX_SECONDS and not cleaning.too_fast(miles, seconds * 60):
+            cause = f"minutes sent as seconds? {seconds:g} minutes would be {mph / 60:,.0f} mph"
+        else:
+            cause = "one of the two is wrong"
+        return [
+            _problem(
+                "trip_seconds",
+                seconds,
+                f"trip_miles {miles:g} in trip_seconds {seconds:g} is {mph:,.0f} mph; the training data "
+                f"treats trips over {cleaning.MAX_SPEED_MPH:g} mph as errors: {cause}",
+            )
+        ]
+
+    def _straight_line(self) -> list[InitErrorDetails]:
+        points = (self.pickup_latitude, self.pickup_longitude, self.dropoff_latitude, self.dropoff_longitude)
+        if None in points:
+            return []  # rule 13 needs both ends
+        straight = float(cleaning.straight_line_miles(*points))
+        if not cleaning.below_straight_line(self.trip_miles, straight):
+            return []
+        return [
+            _problem(
+                "trip_miles",
+                self.trip_miles,
+                f"trip_miles {self.trip_miles:g} is shorter than the {straight:.1f} miles in a straight "
+                "line from pickup to dropoff; the training data treats miles more than "
+                f"{cleaning.STRAIGHT_LINE_SLACK_MILES:g} miles under it as under-recorded: send the distance "
+                "driven, or check the coordinates",
+            )
+        ]
+
+
+def _problem(field: str, value: Any, message: str) -> InitErrorDetails:
+    # The message goes in as context: a template would read braces in it as placeholders.
+    return InitErrorDetails(
+        type=PydanticCustomError("inconsistent_trip", "{message}", {"message": message}),
+        loc=(field,),
+        input=value,
+    )
 
 
 class FarePrediction(BaseModel):

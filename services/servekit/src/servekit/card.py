@@ -116,11 +116,18 @@ def _data(data: Mapping[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+#: Run metrics of groups of rows (``segments.as_run_metrics``, ``parity.as_run_metrics``): each
+#: group's figures are the sections after the headline table, not rows of it, where dozens of them
+#: (a group's row count, a gap per label) would bury the figures a reviewer reads first.
+PER_GROUP_PREFIXES = ("segment.", "parity.")
+
+
 def _held_out(metrics: Mapping[str, float], primary: str) -> list[str]:
-    if not metrics:
+    headline = {key: value for key, value in metrics.items() if not key.startswith(PER_GROUP_PREFIXES)}
+    if not headline:
         return []
     lines = ["## Held-out performance", "", "| metric | value |", "|---|---|"]
-    for key, value in metrics.items():
+    for key, value in headline.items():
         if key.endswith(("_ci_low", "_ci_high")):
             continue
         shown = _number(value)

@@ -14,7 +14,10 @@ of one-hot or engineered columns can be summed back to the field a user sent.
 It also keeps the range of every numeric column over the rows it was fitted on:
 beyond its training range a tree predicts as at the nearest edge (a trip of 90
 miles fares like the longest trip it saw), so an answer says which of its
-inputs were outside (:meth:`RecordEncoder.outside_training`).
+inputs were outside (:meth:`RecordEncoder.outside_training`). A derived column
+whose values have a known domain (the hour of the day, the day of the week)
+declares it, and its range is that domain: 23:59 is no extrapolation because the
+training rows, rounded to the quarter hour, stop at 23:45.
 """
 
 from __future__ import annotations
@@ -75,11 +78,18 @@ def outside_ranges(matrix: FloatArray, low: FloatArray, high: FloatArray) -> lis
 
 @dataclass(frozen=True)
 class Derived:
-    """A model column computed from one raw field by a module-level (picklable) function."""
+    """A model column computed from one raw field by a module-level (picklable) function.
+
+    ``domain``: the (min, max) every value of the function lies in, when it has one (hour of day
+    0-24, month 1-12). It is the column's range for ``outside_training``: the training rows' own
+    extremes of a cyclic column are an accident of sampling (a day's last trip at 23:45), and a
+    value within the domain is not beyond anything the trees can extrapolate from.
+    """
 
     name: str
     field: str
     function: Callable[[NDArray[Any]], FloatArray]
+    domain: tuple[float, float] | None = None
 
 
 def column_values(records: Records, field: str) -> NDArray[Any] | list[Any]:
@@ -169,9 +179,13 @@ class RecordEncoder(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         coded = set(self.categorical_indices)
         self.training_min_ = np.full(matrix.shape[1], -np.inf)
         self.training_max_ = np.full(matrix.shape[1], np.inf)
+        first_derived = len(self.numeric) + len(self.categorical)
         for column in range(matrix.shape[1]):
             values = matrix[:, column]
-            if column not in coded and not np.isnan(values).all():
+            domain = self.derived[column - first_derived].domain if column >= first_derived else None
+            if domain is not None:
+                self.training_min_[column], self.training_max_[column] = domain
+            elif column not in coded and not np.isnan(values).all():
                 self.training_min_[column] = np.nanmin(values)
                 self.training_max_[column] = np.nanmax(values)
 
