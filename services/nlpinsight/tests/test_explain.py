@@ -28,6 +28,12 @@ EDGE_TEXTS = [
     "-- !! ?? ...",
     "a",
     "www.example.com/path?q=1 rallies",
+    # Compatibility forms (NFKC changes lengths) and invisible characters inside words.
+    "\U0001d47b\U0001d486\U0001d494\U0001d48d\U0001d482 "
+    "\U0001d494\U0001d495\U0001d490\U0001d484\U0001d48c plunges",
+    "\uff34\uff45\uff53\uff4c\uff41 \uff04\uff34\uff33\uff2c\uff21 "
+    "\uff53\uff4f\uff41\uff52\uff53 \uff11\uff12\uff05",
+    "\ufb01nal \u00bd e\u0301te Tes\u00adla\u200bsoars \ufeff\u2060 \u1100\u1161\u11a8",
 ]
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -144,6 +145,9 @@ def test_normalize_text(text: str, expected: str) -> None:
         "İSTANBUL ΟΔΟΣ café ﬁnance",
         "  leading and trailing  ",
         "",
+        "\U0001d47b\U0001d486\U0001d494\U0001d48d\U0001d482 \uff04\uff34\uff33\uff2c\uff21 \u00bd e\u0301te",
+        "Tes\u00adla\u200b soars\x00 \u1100\u1161\u11a8 \u2460",
+        "\u200b\ufeff",
     ],
 )
 def test_offsets_map_each_normalised_char_back_to_its_source(text: str) -> None:
@@ -155,8 +159,61 @@ def test_offsets_map_each_normalised_char_back_to_its_source(text: str) -> None:
     for char, start, end in zip(normalized.text, normalized.starts, normalized.ends, strict=True):
         source = text[start:end]
         assert source
-        if end - start == 1 and not source.isdigit():
-            assert char in source.lower().translate(model._FOLD)
+        if end - start == 1:  # one source character: its normalised form holds `char`
+            compatible = unicodedata.normalize("NFKC", source).translate(model._FOLD)
+            assert char in model._DIGIT.sub("0", compatible).lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Styled and fullwidth text, common on Twitter, is the words it shows.
+        (
+            "\U0001d47b\U0001d486\U0001d494\U0001d48d\U0001d482 "
+            "\U0001d494\U0001d495\U0001d490\U0001d484\U0001d48c "
+            "\U0001d491\U0001d48d\U0001d496\U0001d48f\U0001d488\U0001d486\U0001d494",
+            "tesla stock plunges",
+        ),
+        (
+            "\uff34\uff45\uff53\uff4c\uff41 \uff04\uff34\uff33\uff2c\uff21 \uff0b\uff13\uff05",
+            "tesla  _cashtag_  +0%",
+        ),
+        ("\ufb01nance \u00bd caf\u0065\u0301", "finance 0\u20440 caf\u00e9"),
+        # Invisible characters go; whitespace stays whitespace.
+        ("Tes\u00adla\u200b \ufeffsoars\u2060!\x00", "tesla soars!"),
+        ("no\u00a0break\u3000space", "no break space"),
+    ],
+)
+def test_compatibility_forms_read_as_the_words_they_show(text: str, expected: str) -> None:
+    assert model.normalize_text(text) == expected
+    assert model.normalize_with_offsets(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        ("\u200b", False),
+        ("\ufeff", False),
+        ("\x00", False),
+        ("\u2060", False),
+        ("\u00ad", False),
+        ("\u200b\u200c\u200d", False),
+        ("\ufe0f\u3164", False),
+        (" \t\n\u00a0\u3000", False),
+        ("", False),
+        (".", True),
+        ("\u200ba", True),
+        ("\U0001f680", True),
+    ],
+)
+def test_a_text_of_invisible_characters_only_has_nothing_visible(text: str, visible: bool) -> None:
+    assert model.has_visible(text) is visible
+
+
+def test_spellings_of_one_word_fold_to_one() -> None:
+    assert {model.fold_word(w) for w in ("Up", "up", "UP", "\U0001d414\U0001d40f", "\uff35\uff50")} == {"up"}
+    assert model.fold_word("don\u2019t") == "don't"
+    assert model.fold_word("12%") != model.fold_word("15%")  # digits kept for a reader
 
 
 def test_texts_are_grouped_by_cashtag_link_and_length() -> None:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -46,6 +47,15 @@ def served(trained: tuple[ModelArtifact, Split]) -> SentimentModel:
     served = SERVICE.model(trained[0])
     assert isinstance(served, SentimentModel)
     return served
+
+
+def utf16_slice(text: str, token: Mapping[str, object]) -> str:
+    """``text.slice(start_utf16, end_utf16)`` as JavaScript computes it."""
+    units = text.encode("utf-16-le")
+    start, end = token["start_utf16"], token["end_utf16"]
+    assert isinstance(start, int)
+    assert isinstance(end, int)
+    return units[2 * start : 2 * end].decode("utf-16-le")
 
 
 def centered_logit(probabilities: Mapping[str, float], label: str) -> float:
@@ -178,17 +188,18 @@ def test_explanations_add_up_on_many_rows(
         assert explanation.detail["label"] == label
         expected = centered_logit(prediction["probabilities"], label)
         assert explanation.output_value == pytest.approx(expected, rel=1e-6, abs=1e-9)
-        # Per-token spans point into the text; contributions sum them per distinct token.
+        # Per-token spans point into the text; contributions sum them per word (folded spelling).
         text = row["text"]
         tokens = explanation.detail["tokens"]
-        per_token: dict[str, float] = {}
+        per_word: dict[str, float] = {}
         for token in tokens:
-            assert set(token) == {"token", "start", "end", "contribution"}
-            assert text[token["start"] : token["end"]] == token["token"]
-            per_token[token["token"]] = per_token.get(token["token"], 0.0) + token["contribution"]
-        assert explanation.contributions.keys() == per_token.keys()
-        for key, value in per_token.items():
-            assert explanation.contributions[key] == pytest.approx(value, abs=1e-12)
+            assert set(token) == {"token", "start", "end", "start_utf16", "end_utf16", "contribution"}
+            assert text[token["start"] : token["end"]] == token["token"] == utf16_slice(text, token)
+            word = model.fold_word(token["token"])
+            per_word[word] = per_word.get(word, 0.0) + token["contribution"]
+        assert sorted(map(model.fold_word, explanation.contributions)) == sorted(per_word)
+        for key, value in explanation.contributions.items():
+            assert value == pytest.approx(per_word[model.fold_word(key)], abs=1e-12)
         # Attributions: the bounded vocabulary, |contribution| per group.
         assert list(explanation.attributions) == served.groups
         assert all(v >= 0 for v in explanation.attributions.values())
@@ -279,11 +290,74 @@ def test_predict_and_explain_over_http(client: TestClient) -> None:
     assert explanation["scale"].startswith("centered logit")
     total = explanation["base_value"] + math.fsum(explanation["contributions"].values())
     assert total == pytest.approx(explanation["output_value"], rel=1e-6)
-    # Offsets index into the stripped text.
-    stripped = text.strip()
-    for token in explanation["tokens"]:
-        assert stripped[token["start"] : token["end"]] == token["token"]
+    # Offsets index into the text as sent, leading whitespace included.
+    assert [text[t["start"] : t["end"]] for t in explanation["tokens"]][:2] == ["Nvidia", "upgraded"]
     assert "explain;dur=" in response.headers["server-timing"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\U0001f680\U0001f680 Tesla soars",
+        "  Tesla soars",
+        "\U0001d413\U0001d41e\U0001d42c\U0001d425\U0001d41a \U0001f680 soars\n",
+    ],
+)
+def test_token_offsets_slice_the_text_as_sent_in_python_and_in_javascript(
+    client: TestClient, text: str
+) -> None:
+    # Offsets were into the stripped text, and only in code points: JavaScript's slice of
+    # "\U0001f680\U0001f680 Tesla soars" at the "Tesla" token's offsets gave "\ude80 Tes".
+    explanation = client.post("/predict?explain=true", json={"text": text}).json()["explanation"]
+    tokens = explanation["tokens"]
+    words = [word for word in text.split() if word[0].isalpha()]
+    assert [t["token"] for t in tokens if t["token"][0].isalpha()] == words
+    for token in tokens:
+        assert text[token["start"] : token["end"]] == token["token"] == utf16_slice(text, token)
+
+
+def test_styled_and_fullwidth_text_is_read_as_the_plain_words(client: TestClient) -> None:
+    # Mathematical bold italic (common on Twitter) and fullwidth letters were words the model had
+    # never seen: neutral at the intercept's probability, known_word_share 0, no contribution.
+    plain = "$NFLX - Netflix plunges 12.1% after earnings"
+    styled = "".join(chr(0xFEE0 + ord(c)) if "!" <= c <= "~" else c for c in plain)  # fullwidth
+    italic = "".join(  # mathematical bold italic letters, digits and signs as they are
+        chr(0x1D468 + ord(c) - 65)
+        if "A" <= c <= "Z"
+        else chr(0x1D482 + ord(c) - 97)
+        if "a" <= c <= "z"
+        else c
+        for c in plain
+    )
+    answers = [
+        client.post("/predict?explain=true", json={"text": text}).json() for text in (plain, styled, italic)
+    ]
+    assert answers[0]["label"] == "bearish"
+    for text, answer in zip((styled, italic), answers[1:], strict=True):
+        assert answer["probabilities"] == pytest.approx(answers[0]["probabilities"], abs=1e-12)
+        assert answer["known_word_share"] == answers[0]["known_word_share"] > 0
+        explanation = answer["explanation"]
+        total = explanation["base_value"] + math.fsum(t["contribution"] for t in explanation["tokens"])
+        assert total == pytest.approx(explanation["output_value"], rel=1e-6)
+        strongest = max(explanation["contributions"], key=explanation["contributions"].__getitem__)
+        assert model.fold_word(strongest) == "plunges"
+        for token in explanation["tokens"]:
+            assert text[token["start"] : token["end"]] == token["token"]
+
+
+def test_the_spellings_of_one_word_are_one_reason(client: TestClient) -> None:
+    # "Up", "up" and "UP" are one feature to the model, but were three reasons of ~1.4 each, below
+    # "soar" though together they moved the label most.
+    text = "Up up UP and away, $TSLA $AAPL soar"
+    answer = client.post("/predict?explain=true&reasons=50", json={"text": text}).json()
+    explanation, reasons = answer["explanation"], answer["reasons"]
+    ups = [t["contribution"] for t in explanation["tokens"] if t["token"].lower() == "up"]
+    assert len(ups) == 3
+    assert [r["field"] for r in reasons].count("Up") == 1
+    assert not {"up", "UP"} & {r["field"] for r in reasons}
+    assert explanation["contributions"]["Up"] == pytest.approx(math.fsum(ups), abs=1e-12)
+    # Different tickers stay different words, though the model reads both as "a cashtag".
+    assert {"$TSLA", "$AAPL"} <= set(explanation["contributions"])
 
 
 def test_the_reasons_are_the_words_that_moved_the_sentiment_most(client: TestClient) -> None:
@@ -337,6 +411,38 @@ def test_openapi_has_the_examples(client: TestClient) -> None:
     }
 
 
+def test_openapi_describes_the_text_explanation_that_is_returned(client: TestClient) -> None:
+    # The document showed the tabular ExplanationBody: "SHAP value per input field", a base_value
+    # "over the training data", and no label or tokens, so generated clients could not see them.
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    explanation = schemas["SentimentExplanation"]
+    assert set(explanation["required"]) >= {"scale", "base_value", "output_value", "contributions", "tokens"}
+    assert "centered intercept" in explanation["properties"]["base_value"]["description"]
+    assert "code points" in explanation["properties"]["tokens"]["description"]
+    assert set(schemas["TokenBody"]["properties"]) == {
+        "token",
+        "start",
+        "end",
+        "start_utf16",
+        "end_utf16",
+        "contribution",
+    }
+    answer = client.post("/predict?explain=true&reasons=3", json={"text": "\U0001f680 Tesla soars, $TSLA"})
+    batch = client.post("/predict/batch?explain=true", json={"instances": [dict(e) for e in EXAMPLES]})
+    for response, name in (
+        (answer, "SentimentPredictionResponse"),
+        (batch, "SentimentPredictionBatchResponse"),
+    ):
+        assert response.status_code == 200, response.text
+        validator = jsonschema.Draft202012Validator(
+            {"$ref": f"#/components/schemas/{name}", "components": document["components"]}
+        )
+        validator.validate(response.json())
+    # Every field of an answer is in the document, not only allowed by it.
+    assert set(answer.json()["explanation"]) == set(explanation["properties"])
+
+
 def test_model_endpoint_states_scale_classes_and_baselines(client: TestClient) -> None:
     body = client.get("/model").json()
     assert body["explanation_scale"] == SentimentModel.explanation_scale
@@ -348,9 +454,16 @@ def test_model_endpoint_states_scale_classes_and_baselines(client: TestClient) -
 @pytest.mark.parametrize(
     ("body", "field", "problem"),
     [
-        ({"text": ""}, "text", "at least 1 character"),
-        ({"text": "   \n\t "}, "text", "at least 1 character"),
-        ({"text": "\u00a0\u3000"}, "text", "at least 1 character"),
+        ({"text": ""}, "text", "has no visible characters"),
+        ({"text": "   \n\t "}, "text", "has no visible characters"),
+        ({"text": "\u00a0\u3000"}, "text", "has no visible characters"),
+        # Zero-width, format and control characters: once answered 200 "neutral" with no token.
+        ({"text": "\u200b"}, "text", "has no visible characters"),
+        ({"text": "\ufeff"}, "text", "has no visible characters"),
+        ({"text": "\x00"}, "text", "has no visible characters"),
+        ({"text": "\u2060"}, "text", "has no visible characters"),
+        ({"text": "\u00ad"}, "text", "has no visible characters"),
+        ({"text": " \u200b\u200c\u200d\n"}, "text", "has no visible characters"),
         ({"text": "x" * (MAX_TEXT_CHARS + 1)}, "text", f"at most {MAX_TEXT_CHARS} characters"),
         ({"text": "fine", "ticker": "TSLA"}, "ticker", "Extra inputs"),
         ({"text": 42}, "text", "valid string"),

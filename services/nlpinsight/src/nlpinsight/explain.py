@@ -40,13 +40,15 @@ IntArray = npt.NDArray[np.int64]
 
 #: The words of the ORIGINAL text that receive attributions. Every non-space
 #: character belongs to some token (the last alternative takes punctuation
-#: runs), so every n-gram occurrence overlaps at least one token.
+#: runs), so every n-gram occurrence overlaps at least one token. A soft hyphen
+#: or a zero-width character inside a word stays in it, as normalisation drops it.
 TOKEN_PATTERN = re.compile(
     rf"(?P<url>{URL_PATTERN})"
     rf"|(?P<cashtag>{CASHTAG_PATTERN})"
     r"|[#@]\w+"  # hashtags, mentions
     r"|[$€£]?(?:(?<!\w)[+-])?\d+(?:[.,]\d+)*%?"  # $40, +3.5%, 49,000
-    r"|\w+(?:['\u2019]\w+)*"  # words, Q4, don't (also with a curly quote)
+    # words, Q4, don't (curly too), Tes<soft hyphen>la
+    r"|\w+(?:(?:['\u2019]|[\u00ad\u200b-\u200d\u2060\ufeff]+)\w+)*"
     r"|(?P<punct>[^\w\s]+)"
 )
 

@@ -9,11 +9,16 @@ Normalisation is the vectorizers' ``preprocessor`` (a module-level function, so
 the fitted pipeline pickles by reference), hence serving runs the very code
 training ran. Its character offsets (:func:`normalize_with_offsets`) come from
 the same function, so explanations point back into the original text.
+
+A model fitted before a change to normalisation is served with the new one: it
+then reads some texts differently from how it was trained (retrain it).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +52,32 @@ _FOLD = str.maketrans(
 )
 
 
+# Default-ignorable code points (Unicode's DerivedCoreProperties) outside the control and format
+# categories: fillers and selectors that show nothing, e.g. U+3164 HANGUL FILLER, U+FE0F.
+_IGNORABLE = frozenset(
+    (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810))
+).union(range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
+# Runs of characters but the ASCII that normalisation leaves as it is (printable and whitespace).
+_NOT_PLAIN = re.compile(r"[^\x09-\x0d\x1c-\x7e]+")
+
+
+def is_invisible(char: str) -> bool:
+    """Whether ``char`` shows nothing: whitespace, a control or format character (a zero-width
+    space, a byte order mark, a soft hyphen) or another default-ignorable one (U+FE0F)."""
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or ord(char) in _IGNORABLE
+
+
+def has_visible(text: str) -> bool:
+    """Whether ``text`` has a character that is not :func:`is_invisible`."""
+    return not all(map(is_invisible, text))
+
+
+def _dropped(char: str) -> bool:
+    """Invisible but not whitespace: removed before anything else, so a zero-width space or a
+    soft hyphen inside a word leaves the word whole (whitespace still separates words)."""
+    return not char.isspace() and is_invisible(char)
+
+
 @dataclass(frozen=True, slots=True)
 class NormalizedText:
     """Normalised text plus, per normalised character, its source span ``[start, end)``."""
@@ -62,8 +93,12 @@ def normalize_text(text: str) -> str:
 
 
 def normalize_with_offsets(text: str) -> NormalizedText:
-    """Lowercase; URL and cashtag -> placeholder word; every digit -> ``0``; fold quotes.
+    """NFKC; lowercase; URL and cashtag -> placeholder word; every digit -> ``0``; fold quotes.
 
+    Compatibility normalisation (NFKC) first, without the invisible characters
+    but whitespace: fullwidth letters and mathematical bold or italic ones (styled
+    tweets) become plain letters, the ligature U+FB01 ``fi``, a no-break space a
+    space, so the model reads them as the words they show.
     Digits become ``0`` so that ``+3.5%`` and ``+7.1%`` share their character
     n-grams (the shape of a number matters, its value rarely does). Each
     normalised character maps to the span of the original characters it came
@@ -77,15 +112,92 @@ def normalize_with_offsets(text: str) -> NormalizedText:
 def _normalize(text: str, *, offsets: bool) -> NormalizedText:
     # One implementation for both uses: the preprocessor skips the offset lists
     # (training speed) but can never disagree with the explainer on the text.
+    # NFKC comes before the patterns, so that a fullwidth $TSLA is a cashtag too.
+    compatible = compatibility_form(text, offsets=offsets)
+    source = compatible.text
     out = _Builder(offsets)
     position = 0
-    for match in _SPECIAL.finditer(text):
-        out.plain(text, position, match.start())
+    for match in _SPECIAL.finditer(source):
+        out.plain(source, position, match.start())
         token = URL_TOKEN if match.lastgroup == "url" else CASHTAG_TOKEN
         out.add(token, [match.start()] * len(token), [match.end()] * len(token))
         position = match.end()
-    out.plain(text, position, len(text))
-    return NormalizedText("".join(out.pieces), out.starts, out.ends)
+    out.plain(source, position, len(source))
+    normalized = "".join(out.pieces)
+    if not offsets or compatible.starts is None:  # no offsets, or `source` is `text`
+        return NormalizedText(normalized, out.starts, out.ends)
+    # Through both steps: normalised [i, j) <- source [a, b) <- text [starts[a], ends[b - 1]).
+    starts, ends = compatible.starts, compatible.ends
+    return NormalizedText(normalized, [starts[a] for a in out.starts], [ends[b - 1] for b in out.ends])
+
+
+@dataclass(frozen=True, slots=True)
+class _Compatible:
+    """NFKC text and per character its source span; ``starts`` is None when it IS the source."""
+
+    text: str
+    starts: list[int] | None = None
+    ends: list[int] = field(default_factory=list)
+
+
+def fold_word(token: str) -> str:
+    """``token`` as the model reads it but for placeholders and digits: ``UP``, fullwidth ``UP`` -> ``up``.
+
+    Digits are kept: ``12%`` and ``15%`` are one shape to the model but two things to a reader.
+    """
+    return compatibility_form(token, offsets=False).text.translate(_FOLD).lower()
+
+
+def compatibility_form(text: str, *, offsets: bool) -> _Compatible:
+    """NFKC of ``text`` without its invisible non-space characters, and where each character came from.
+
+    NFKC can change lengths (U+FB01 -> ``fi``, U+00BD -> ``1/2`` with U+2044) and compose
+    across characters (``e`` + U+0301 -> U+00E9). Printable ASCII is NFKC already and
+    composes with nothing before it, so only each run of other characters, with the one
+    character before it (which a combining mark may join), is normalised piece by piece;
+    each output character maps to its piece's span. The pieces' forms joined are checked
+    to equal NFKC of the whole, so the text is the same with or without offsets.
+    """
+    runs = [match.span() for match in _NOT_PLAIN.finditer(text)]
+    if not runs:  # most texts: nothing to do
+        return _Compatible(text)
+    drops = any(_dropped(char) for begin, end in runs for char in text[begin:end])
+    visible = "".join(char for char in text if not _dropped(char)) if drops else text
+    normal = unicodedata.normalize("NFKC", visible)
+    if not drops and normal == text:
+        return _Compatible(text)
+    if not offsets:
+        return _Compatible(normal)
+    out = _Builder(offsets=True)
+    position = 0
+    for run, end in runs:
+        begin = max(run - 1, position)
+        out.add(text[position:begin], range(position, begin), range(position + 1, begin + 1))
+        kept = [index for index in range(begin, end) if not _dropped(text[index])]
+        for first, last, form in _nfkc_pieces("".join(text[index] for index in kept)):
+            out.add(form, [kept[first]] * len(form), [kept[last - 1] + 1] * len(form))
+        position = end
+    out.add(text[position:], range(position, len(text)), range(position + 1, len(text) + 1))
+    if "".join(out.pieces) != normal:  # never seen; one span for all is coarse but exact
+        return _Compatible(normal, [0] * len(normal), [len(text)] * len(normal))
+    return _Compatible(normal, out.starts, out.ends)
+
+
+def _nfkc_pieces(text: str) -> list[tuple[int, int, str]]:
+    """``(begin, end, NFKC of text[begin:end])`` of consecutive pieces that normalise on their own."""
+    bounds = [i for i, char in enumerate(text) if i == 0 or unicodedata.combining(char) == 0]
+    bounds.append(len(text))
+    pieces: list[tuple[int, int, str]] = []
+    for begin, end in itertools.pairwise(bounds):
+        form = unicodedata.normalize("NFKC", text[begin:end])
+        if pieces:
+            first, _, before = pieces[-1]
+            joined = unicodedata.normalize("NFKC", text[first:end])
+            if joined != before + form:  # composes with the previous piece (Hangul jamo)
+                pieces[-1] = (first, end, joined)
+                continue
+        pieces.append((begin, end, form))
+    return pieces
 
 
 @dataclass(slots=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from nlpinsight.model import has_visible
 
 #: Longest accepted text, in characters after stripping (the real tweets have at most ~300).
 MAX_TEXT_CHARS = 5000
@@ -15,15 +17,41 @@ EXAMPLES: list[dict[str, str]] = [
     {"text": "Ford to hold annual shareholder meeting on May 12"},
 ]
 
+#: Units of a token's offsets: what a client slices the text it sent with.
+OFFSETS_NOTE = (
+    "Token offsets of an explanation index into the text as sent, leading whitespace included: "
+    "start/end count Unicode code points (Python, Rust chars), start_utf16/end_utf16 count UTF-16 "
+    "code units (JavaScript, Java, C#)."
+)
+
+
+def _check_text(text: str) -> str:
+    # Kept as sent, not stripped: explanations point into it (OFFSETS_NOTE).
+    if not has_visible(text):
+        raise ValueError(
+            "has no visible characters: it is empty or only whitespace, control or format characters "
+            "(such as zero-width spaces); send the text to classify"
+        )
+    length = len(text.strip())
+    if length > MAX_TEXT_CHARS:
+        raise ValueError(
+            f"has {length} characters after leading and trailing whitespace is stripped; "
+            f"send at most {MAX_TEXT_CHARS} characters"
+        )
+    return text
+
+
 Text = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS),
+    AfterValidator(_check_text),
     Field(
         description=(
             "A short financial text (a tweet or a headline), 1-5,000 characters after "
-            "leading and trailing whitespace is stripped; blank text is rejected. Token "
-            "offsets of an explanation index into the stripped text."
+            "leading and trailing whitespace is stripped; a text with no visible character "
+            f"(blank, or only zero-width or control characters) is rejected. {OFFSETS_NOTE}"
         ),
+        # Enforced by _check_text on the stripped text; stated for generated clients.
+        json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT_CHARS},
     ),
 ]
 
@@ -53,8 +81,53 @@ class ClassProbabilities(BaseModel):
     neutral: float = _probability("neutral")  # type: ignore[assignment]
 
 
+Label = Literal["bearish", "bullish", "neutral"]
+
+
+class TokenBody(BaseModel):
+    """One occurrence of a word (or of punctuation a feature touched) in the text, with its share."""
+
+    token: str = Field(description="The token as written: text[start:end] of the text as sent")
+    start: int = Field(ge=0, description="Offset of its first character, in Unicode code points")
+    end: int = Field(ge=0, description="Offset just past its last character, in Unicode code points")
+    start_utf16: int = Field(
+        ge=0, description="start in UTF-16 code units: JavaScript's text.slice(start_utf16, end_utf16)"
+    )
+    end_utf16: int = Field(ge=0, description="end in UTF-16 code units")
+    contribution: float = Field(
+        description="Its share of output_value - base_value; positive favours the label"
+    )
+
+
+class SentimentExplanation(BaseModel):
+    """Exact token attributions of the predicted label's centered logit (``GET /model``'s
+    explanation_method says how); the fields of every service's explanation, and the tokens."""
+
+    scale: str = Field(description="centered logit of the predicted label")
+    base_value: float = Field(
+        description=(
+            "The label's centered intercept, b_label - mean over the labels of b: the output for a "
+            "text with no known feature, where the contributions start from (not an average output)"
+        )
+    )
+    output_value: float = Field(
+        description="log p(label) - mean over the labels of log p; base_value + sum(contributions)"
+    )
+    contributions: dict[str, float] = Field(
+        description=(
+            "Contribution per word, summed over its occurrences; occurrences that differ only in "
+            "case or Unicode form (UP, up, a fullwidth or bold up) are one word, under its first spelling"
+        )
+    )
+    label: Label = Field(description="The explained label: the predicted one")
+    tokens: list[TokenBody] = Field(description=f"Every occurrence, in text order. {OFFSETS_NOTE}")
+
+
 class SentimentPrediction(BaseModel):
-    label: Literal["bearish", "bullish", "neutral"] = Field(description="The most probable sentiment")
+    #: The explanation's schema in the OpenAPI document (``servekit.rest.schemas.explanation_body``).
+    explanation_model: ClassVar[type[BaseModel]] = SentimentExplanation
+
+    label: Label = Field(description="The most probable sentiment")
     probabilities: ClassProbabilities = Field(description="Probability of each label")
     known_word_share: float = Field(
         ge=0,

@@ -2,8 +2,10 @@
 
 Explanations are exact token attributions (:mod:`nlpinsight.explain`) of the
 predicted label's CENTERED logit, ``log p(label) - mean_k log p(k)``. In a
-response, ``contributions`` sums them per distinct token (a mapping needs unique
-keys) and ``tokens`` lists every occurrence with its character span.
+response, ``contributions`` sums them per word (a mapping needs unique keys;
+spellings that differ only in case or Unicode form are one word) and ``tokens``
+lists every occurrence with its span in the text as sent, in code points and in
+UTF-16 code units (what a browser slices with).
 
 The Prometheus attribution metric needs a bounded label set, and raw tokens are
 user input. So ``attributions`` groups |contribution| by a fixed vocabulary: the
@@ -14,7 +16,7 @@ on the training texts (chosen at training, stored in the model's metadata), and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,15 @@ def top_terms(explainer: LinearTextExplainer, texts: Sequence[str], k: int) -> l
             totals[term] = totals.get(term, 0.0) + abs(token.contribution)
     ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
     return [term for term, total in ranked if total > 0.0 and term != OTHER][:k]
+
+
+def utf16_offsets(text: str) -> Callable[[int], int]:
+    """Code-point offset -> UTF-16 offset in ``text``: a character past U+FFFF (an emoji, a
+    mathematical letter) is two UTF-16 code units, so a browser's offsets run ahead of Python's."""
+    if text.isascii() or max(text) <= "\uffff":
+        return int
+    astral = np.cumsum([0, *(ord(char) > 0xFFFF for char in text)])
+    return lambda offset: offset + int(astral[offset])
 
 
 #: Word-count bands of a text: a bare headline, a sentence or two, a thread's worth.
@@ -245,12 +256,18 @@ class SentimentModel(ServedModel):
     def explain(self, records: Sequence[Record]) -> list[Explanation]:
         explanations = []
         for record in records:
-            result = self.explainer.explain(str(record[data.TEXT]))
+            text = str(record[data.TEXT])
+            result = self.explainer.explain(text)
+            utf16 = utf16_offsets(text)
+            # One entry per word as the model reads it ("Up", "up" and "UP" are one feature), under
+            # its first spelling: a reason is the word, not one of its spellings.
+            spelling: dict[str, str] = {}
             contributions: dict[str, float] = {}
             attributions = dict.fromkeys(self.groups, 0.0)
             tokens = []
             for token in result.tokens:
-                contributions[token.token] = contributions.get(token.token, 0.0) + token.contribution
+                key = spelling.setdefault(model.fold_word(token.token), token.token)
+                contributions[key] = contributions.get(key, 0.0) + token.contribution
                 term = term_of(token.token)
                 attributions[term if term in self.terms else OTHER] += abs(token.contribution)
                 tokens.append(
@@ -258,6 +275,8 @@ class SentimentModel(ServedModel):
                         "token": token.token,
                         "start": token.start,
                         "end": token.end,
+                        "start_utf16": utf16(token.start),
+                        "end_utf16": utf16(token.end),
                         "contribution": token.contribution,
                     }
                 )

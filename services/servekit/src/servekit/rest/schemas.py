@@ -14,12 +14,28 @@ class ModelRef(BaseModel):
 
 
 class ExplanationBody(BaseModel):
+    """A tabular model's explanation (TreeSHAP); a service whose explanation differs names its own
+    model as its response model's ``explanation_model`` (:func:`explanation_body`)."""
+
     scale: str = Field(description="What the numbers are: log-odds, probability, USD, ...")
-    base_value: float = Field(description="Expected model output over the training data")
+    base_value: float = Field(
+        description=(
+            "The model's expected output over its training rows, on the explanation's scale: "
+            "where the contributions start from"
+        )
+    )
     output_value: float = Field(description="base_value + sum(contributions): the explained output")
     contributions: dict[str, float] | list[dict[str, Any]] = Field(
-        description="SHAP value per input field (per token for text)"
+        description="Exact SHAP value of each request field, on the explanation's scale"
     )
+
+
+def explanation_body(prediction: type[BaseModel]) -> type[BaseModel]:
+    """The explanation model of a service's answers: its response model's ``explanation_model``
+    class attribute if it has one (a text model explains tokens, with their offsets), else
+    :class:`ExplanationBody`. The OpenAPI document then describes what the service returns."""
+    own = getattr(prediction, "explanation_model", None)
+    return own if isinstance(own, type) and issubclass(own, BaseModel) else ExplanationBody
 
 
 class ReasonBody(BaseModel):
@@ -88,6 +104,7 @@ _OUTSIDE_TRAINING = (
 def prediction_response(prediction: type[BaseModel], outside_training: bool = False) -> type[BaseModel]:
     """One answer: ``prediction``'s fields, the model, and what the service adds to each answer."""
     added: dict[str, Any] = {}
+    explanation: Any = explanation_body(prediction) | None
     if outside_training:
         added["outside_training"] = _OUTSIDE_TRAINING
     return create_model(
@@ -95,7 +112,7 @@ def prediction_response(prediction: type[BaseModel], outside_training: bool = Fa
         __base__=prediction,
         model=(ModelRef, ...),
         **added,
-        explanation=(ExplanationBody | None, None),
+        explanation=(explanation, Field(None, description="With ?explain=true: why the model answered so")),
         reasons=(
             list[ReasonBody] | None,
             Field(None, description="With ?reasons=N: the N inputs that moved it most, strongest first"),
