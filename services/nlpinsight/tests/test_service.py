@@ -373,6 +373,15 @@ def test_the_reasons_are_the_words_that_moved_the_sentiment_most(client: TestCli
     assert [(r["value"], r["contribution"]) for r in reasons] == [(None, contributions[w]) for w in strongest]
 
 
+def test_the_word_text_is_a_reason_without_the_request_text_as_its_value(client: TestClient) -> None:
+    # The request's one field is named "text": a reason keyed by the word "text" was given the
+    # whole request text as its value, as if it were that field.
+    text = "text me when it soars, text me when it plunges"
+    reasons = client.post("/predict?reasons=50", json={"text": text}).json()["reasons"]
+    assert "text" in {r["field"] for r in reasons}
+    assert {r["value"] for r in reasons} == {None}
+
+
 def test_batch_keeps_order_and_matches_single_predictions(client: TestClient) -> None:
     instances = [dict(example) for example in EXAMPLES]
     single = [client.post("/predict", json=i).json()["probabilities"] for i in instances]

@@ -190,6 +190,8 @@ class SentimentModel(ServedModel):
         "shared equally among the places its n-gram occurs and split over the tokens its "
         "characters cover; nothing is sampled and there is no background data"
     )
+    #: Contributions are the text's words: a reason has no request value (servekit.inference).
+    contributions_are_fields = False
 
     def __init__(self, artifact: ModelArtifact) -> None:
         super().__init__(artifact)

@@ -100,7 +100,8 @@ def run_model(
             if explain:
                 prediction[EXPLANATION_FIELD] = explanation.as_json()
             if reasons:
-                prediction[REASONS_FIELD] = principal_reasons(explanation.contributions, record, reasons)
+                values = record if model.contributions_are_fields else {}
+                prediction[REASONS_FIELD] = principal_reasons(explanation.contributions, values, reasons)
     return predictions
 
 

@@ -76,6 +76,10 @@ class ServedModel(ABC):
     #: :data:`OUTSIDE_TRAINING`: the response schema and the Open Inference metadata promise that
     #: output only where it comes.
     keeps_training_ranges: ClassVar[bool] = False
+    #: Whether the explanation's contributions are keyed by request fields (a tree model's) or by
+    #: something else (a text model's words): a reason shows the request's value of its field only
+    #: in the first case, or the word "text" would be given the whole request text as its value.
+    contributions_are_fields: ClassVar[bool] = True
 
     def __init__(self, artifact: ModelArtifact) -> None:
         self.artifact = artifact
