@@ -10,7 +10,10 @@
    tests/k8s). Any other warning or error fails. The cluster-scoped objects a component needs its
    cluster's administrator to apply once, by hand (k8s/components/<name>/cluster/: spot-first-model-pods'
    ComputeClass and NodePool), are in no overlay; they are validated against k8s/schemas/ too.
-3. ``checkov`` (its own virtualenv: its dependencies conflict with the project's) runs the
+3. Every Pod fits a node: on EKS, no Pod (a Deployment's, a StatefulSet's, a CronJob's) may request
+   more than k8s/prices.yaml's node leaves beside the DaemonSets (``cost.unschedulable``), or it
+   would wait Pending for ever.
+4. ``checkov`` (its own virtualenv: its dependencies conflict with the project's) runs the
    kustomize framework over k8s/ (kubectl on PATH) and the kubernetes framework over the rendered
    overlays. Any failed check, parsing error or an empty scan fails. Skips are annotations
    ``checkov.io/skipN`` on the object they concern, each with its reason.
@@ -21,6 +24,7 @@ usage: python k8s/check.py --checkov PATH_TO_CHECKOV
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -152,6 +156,30 @@ def cluster_resource_problems() -> list[str]:
     return problems
 
 
+def too_large_for_a_node(overlay: str, docs: list[dict[str, Any]], what: str) -> list[str]:
+    """k8s/cost.py's ``unschedulable`` on a render of ``overlay``, at k8s/prices.yaml's node."""
+    cost = load_cost()
+    prices = yaml.safe_load(cost.PRICES.read_text())[overlay]
+    try:
+        problems = [f"{what}: {problem}" for problem in cost.unschedulable(docs, prices)]
+    except cost.CostError as error:  # a Pod without requests: make cost names it
+        problems = [f"{what}: {error}"]
+    print(f"pod sizes {what}: " + ("some fit no node" if problems else "every Pod fits a node"))
+    return problems
+
+
+def load_cost() -> Any:
+    """k8s/cost.py as a module (a script beside this one), imported once."""
+    if "k8s_cost" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("k8s_cost", ROOT / "k8s" / "cost.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["k8s_cost"] = module  # dataclasses look their module up while it executes
+        spec.loader.exec_module(module)
+    return sys.modules["k8s_cost"]
+
+
 def checkov(executable: str, directory: Path, framework: str) -> list[str]:
     # checkov renders the kustomizations in parallel processes, and those whose base it cannot
     # place (both overlays, and k8s/base) write their manifests under the same numbered names:
@@ -203,10 +231,13 @@ def main() -> int:
         rendered = Path(tmp)
         for overlay in OVERLAYS:
             path = rendered / f"{overlay}.yaml"
-            problems += validate(overlay, path, render(overlay, path))
+            docs = render(overlay, path)
+            problems += validate(overlay, path, docs) + too_large_for_a_node(overlay, docs, overlay)
             for i, components in enumerate(component_sets()):
                 path = rendered / f"{overlay}-with-components-{i}.yaml"
-                problems += validate(f"{overlay} + components", path, render(overlay, path, components))
+                what = f"{overlay} + components"
+                docs = render(overlay, path, components)
+                problems += validate(what, path, docs) + too_large_for_a_node(overlay, docs, what)
         problems += cluster_resource_problems()
         problems += checkov(args.checkov, ROOT / "k8s", "kustomize")
         problems += checkov(args.checkov, rendered, "kubernetes")

@@ -20,7 +20,9 @@ so a pod answers ``target cores / CPU per prediction`` predictions a second, at 
 A CronJob's Pods are priced for the time they may run: its runs a month (its schedule) times its
 Jobs' ``activeDeadlineSeconds``, an upper bound, in every bill. A pod-producing kind it does not
 know (a DaemonSet, a Job) or a container without a CPU and memory request stops it, naming the
-object: a cost that leaves something out is not a floor.
+object: a cost that leaves something out is not a floor. So does, on EKS, a Pod requesting more than
+a node leaves beside its DaemonSets (``unschedulable``; ``make k8s-check`` fails on it too): it
+would wait Pending, and cost nothing but the failure it causes.
 
 With ``--load SERVICE=PER_SECOND`` too, it prices a steady load: each service at the pods its HPA
 settles at for it (within its floor and ceiling), the others at their floor. Where the overlay turns
@@ -349,7 +351,10 @@ class ScheduledWorkload:
 
     def month(self, prices: Mapping[str, Any]) -> float:
         """Dollars a month, each run taking its whole deadline: an upper bound. On EKS a run's share
-        of a node (it fits in the room the packing leaves, or a node added for it)."""
+        of a node (it fits in the room the packing leaves, or a node added for it); a Pod no node
+        can hold is never scheduled, and stops the count (:func:`unschedulable`)."""
+        if prices["billing"] == "nodes":
+            check_fits(f"CronJob/{self.name}", self.pod, node_room(prices))
         return self.runs_a_month * self.hours_a_run * pod_hour(self.pod, prices)
 
 
@@ -494,12 +499,49 @@ def node_room(prices: Mapping[str, Any]) -> Requests:
     )
 
 
+def too_large(pod: Requests, room: Requests) -> bool:
+    return pod.cpu > room.cpu + 1e-9 or pod.memory_gib > room.memory_gib + 1e-9
+
+
+def check_fits(name: str, pod: Requests, room: Requests) -> None:
+    if too_large(pod, room):
+        raise CostError(
+            f"{name}: requests {pod.cpu:g} CPU and {pod.memory_gib:.3g} GiB, more than a node leaves to "
+            f"Pods ({room.cpu:.3g} CPU and {room.memory_gib:.3g} GiB: node_allocatable minus "
+            f"node_daemonsets in {PRICES.name}), so it is never scheduled: lower its requests"
+        )
+
+
+def unschedulable(objects: Sequence[Obj], prices: Mapping[str, Any]) -> list[str]:
+    """Each Pod of a rendered overlay (a Deployment's, a StatefulSet's, a CronJob's) that no node of
+    the node group can hold beside its DaemonSets: it would wait Pending for ever (a CronJob's until
+    its deadline, failing the run). Empty where the cloud bills Pods and chooses their nodes (GKE
+    Autopilot)."""
+    if prices["billing"] != "nodes":
+        return []
+    pods = [(f"{w.kind}/{w.name}", w.pod, w.spot) for w in workloads(objects)]
+    pods += [(f"CronJob/{job.name}", job.pod, False) for job in scheduled(objects)]
+    problems = []
+    for name, pod, spot in pods:
+        try:
+            check_fits(name, pod, node_room(capacity_prices(prices, spot, name)))
+        except CostError as error:
+            problems.append(str(error))
+    return problems
+
+
+def check_schedulable(objects: Sequence[Obj], prices: Mapping[str, Any]) -> None:
+    """Stops the count at the Pods :func:`unschedulable` finds, naming each."""
+    too_big = unschedulable(objects, prices)
+    if too_big:
+        raise CostError("\n".join(too_big))
+
+
 def nodes_needed(pods: Sequence[tuple[str, Requests]], room: Requests) -> int:
     """Nodes a first-fit packing, largest Pod first, puts ``pods`` on (soft spreading ignored)."""
     nodes: list[Requests] = []
     for name, pod in sorted(pods, key=lambda item: (item[1].cpu, item[1].memory_gib), reverse=True):
-        if pod.cpu > room.cpu or pod.memory_gib > room.memory_gib:
-            raise CostError(f"{name}: requests more than a node leaves to Pods ({room})")
+        check_fits(name, pod, room)
         for index, used in enumerate(nodes):
             if (
                 used.cpu + pod.cpu <= room.cpu + 1e-9
@@ -835,6 +877,7 @@ def report(
     follow_observed: bool = False,
 ) -> list[str]:
     found = workloads(objects)
+    check_schedulable(objects, prices)
     lines = [f"{overlay}: {prices['what']} (list prices of {prices['as_of']}, k8s/prices.yaml)"]
     width = max(len(f"{w.kind}/{w.name}") for w in found)
     lines.append(f"  {'workload':<{width}}  replicas  per pod: CPU  memory GiB  $/pod-hour")

@@ -75,11 +75,12 @@ def test_the_adapter_serves_the_recorded_series(scaled: Rendered) -> None:
         assert CONCURRENCY in records
     assert rule["seriesQuery"].startswith(CONCURRENCY + "{")
     assert rule["name"]["as"] == AUTOSCALING_METRIC
-    # The Prometheus it asks is the platform's, on the port its Service serves.
+    # The Prometheus it asks is the platform's, on the port its Service serves, by the Service's
+    # name alone: the resolver finds it in the adapter's own namespace, whatever an overlay names it.
     host, port = args["prometheus-url"].removeprefix("http://").rstrip("/").split(":")
-    name, namespace = host.split(".")[:2]
-    prometheus = scaled.get("Service", name)
-    assert namespace == prometheus["metadata"]["namespace"]
+    prometheus = scaled.get("Service", host)
+    adapter = scaled.get("Deployment", "prometheus-adapter")
+    assert prometheus["metadata"]["namespace"] == adapter["metadata"]["namespace"]
     assert int(port) in {p["port"] for p in prometheus["spec"]["ports"]}
 
 

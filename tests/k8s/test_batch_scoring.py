@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from buckets import aws_environment, create_bucket
 from manifests import (
     OVERLAYS,
@@ -154,9 +155,11 @@ def test_it_runs_unprivileged_with_the_clouds_identity_and_no_kubernetes_token(s
     cronjobs = [scoring.get("CronJob", batch_scoring(service)) for service in SERVICES]
     check_unprivileged(scoring, "batch-scoring", cronjobs)
     for cronjob in cronjobs:
-        # mlp score runs a worker per CPU of its limit: the request is the limit, so it gets them.
+        # mlp score runs a worker per CPU of its limit, rounded up: the request is the limit, a
+        # whole number of CPUs, so it gets them.
         score = steps(cronjob)["score"]["resources"]
         assert score["requests"]["cpu"] == score["limits"]["cpu"]
+        assert cost.quantity(score["limits"]["cpu"]).is_integer()
 
 
 def test_it_reaches_mlflow_the_bucket_and_the_credentials_and_nothing_else(scoring: Rendered) -> None:
@@ -178,7 +181,36 @@ def test_make_cost_prices_a_monthly_run_at_its_deadline(scoring: Rendered) -> No
     assert sorted(j.name for j in jobs) == sorted(batch_scoring(s) for s in SERVICES)
     assert all(j.runs_a_month == 1 and j.hours_a_run == 4 for j in jobs)
     # The Pod as the scheduler counts it: the score step, the largest of the three.
-    assert {(j.pod.cpu, j.pod.memory_gib, j.pod.ephemeral_gib) for j in jobs} == {(2.0, 2.0, 8.0)}
+    assert {(j.pod.cpu, j.pod.memory_gib, j.pod.ephemeral_gib) for j in jobs} == {(1.0, 1.5, 8.0)}
+
+
+def test_the_readme_gives_what_make_cost_prices_a_run_at() -> None:
+    readme = " ".join((ROOT / "k8s" / "components" / "batch-scoring" / "README.md").read_text().split())
+    prices = yaml.safe_load(cost.PRICES.read_text())
+    month = {}
+    for overlay in OVERLAYS:
+        job = cost.scheduled(render(overlay, components=["batch-scoring"]).objects)[0]
+        month[overlay] = job.month(prices[overlay])
+        pod = job.pod
+        assert (
+            f"a pod of {pod.cpu:g} CPU, {pod.memory_gib:g} GiB and {pod.ephemeral_gib:g} GiB of disk"
+            in readme
+        )
+    assert (
+        f"**${month['gke']:.2f} a month per service on GKE Autopilot, ${month['eks']:.2f} on EKS**" in readme
+    )
+
+
+def test_its_pod_fits_a_node_of_each_cloud_beside_the_daemonsets(scoring: Rendered) -> None:
+    """A pod asking more than any node leaves to Pods waits Pending until its deadline, and the run
+    fails as if scoring had (BatchScoringFailed): on EKS an m6i.large leaves 1.78 CPUs, not 2."""
+    prices = yaml.safe_load(cost.PRICES.read_text())[scoring.overlay]
+    assert cost.unschedulable(scoring.objects, prices) == []
+    if prices["billing"] == "nodes":
+        room = cost.node_room(prices)
+        for job in cost.scheduled(scoring.objects):
+            assert job.pod.cpu <= room.cpu, job.name
+            assert job.pod.memory_gib <= room.memory_gib, job.name
 
 
 def test_without_the_component_nothing_of_it_renders() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -106,7 +107,27 @@ def test_spot_model_pods_puts_only_the_model_pods_on_the_clouds_spot_nodes(overl
     plain, spot = render(overlay), render(overlay, components=["spot-model-pods"])
     label, value = SPOT_NODES[overlay]
     assert load_k8s_cost().SPOT_NODE_LABELS[label] == value  # so make cost prices them as Spot
-    assert_only_the_model_pods_placed(plain, spot, label, value)
+    pods = assert_only_the_model_pods_placed(plain, spot, label, value, "tolerations")
+    # The Spot nodes' taint, of the same label and value: only the model pods tolerate it, so MLflow,
+    # Prometheus and Grafana, which may go to any node, stay off Spot.
+    for pod in pods.values():
+        assert pod["tolerations"] == [
+            {"key": label, "operator": "Equal", "value": value, "effect": "NoSchedule"}
+        ]
+
+
+def test_spot_model_pods_readme_taints_the_spot_nodes_with_what_the_model_pods_tolerate() -> None:
+    """Neither an eksctl Spot node group nor a GKE Standard Spot pool is tainted unless told: the
+    README's recipes taint them, with the key and value each overlay's values.yaml names."""
+    readme = (ROOT / "k8s" / "components" / "spot-model-pods" / "README.md").read_text()
+    [eksctl] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.DOTALL) if "managedNodeGroups" in b]
+    groups = {g["name"]: g for g in yaml.safe_load(eksctl)["managedNodeGroups"]}
+    label, value = SPOT_NODES["eks"]
+    assert render("eks").values()["spotNodeLabel"] == label
+    assert groups["spot"]["taints"] == [{"key": label, "value": value, "effect": "NoSchedule"}]
+    assert "taints" not in groups["on-demand"]
+    label, value = SPOT_NODES["gke"]
+    assert f"--spot --node-taints={label}={value}:NoSchedule" in readme
 
 
 def assert_only_the_model_pods_placed(
@@ -307,3 +328,60 @@ def without_udp(ports: list[Obj]) -> list[Obj]:
     kept = [p for p in ports if p.get("protocol") != "UDP"]
     assert len(kept) == len(ports) - 1, ports
     return kept
+
+
+#: Where "ml-platform" is the product's name, not its namespace: labels and their keys, the runbooks'
+#: repository, the dashboards' tag and folder provider, the image repository, the
+#: static IP's and the IAM role's names (values.yaml), the ALB's group, and the cluster-scoped names of
+#: autoscale-on-concurrency's RBAC, which no `namespace:` renames (its rbac.yaml says so).
+PRODUCT_NAME = re.compile(
+    "|".join(
+        [
+            r"app\.kubernetes\.io/part-of: ml-platform$",
+            r"ml-platform\.io/",
+            r"image: \S+/ml-platform/",
+            r"global-static-ip-name: ml-platform-ip$",
+            r"role/ml-platform-mlflow$",
+            r"group\.name: ml-platform$",
+            r"github\.com/ml-platform/ml-platform/",
+            r'^\s*"ml-platform",?$',
+            r"^\s*- name: ml-platform$",
+            r"name: ml-platform:prometheus-adapter:",
+        ]
+    )
+)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_an_overlay_renaming_the_namespace_leaves_no_reference_to_the_old_one(
+    overlay: str, tmp_path: Path
+) -> None:
+    """An overlay of one's own with ``namespace: ml-staging`` on top of an overlay and every component:
+    every object, subject and Service reference moves, and no address names ml-platform (the
+    prometheus-adapter once asked for prometheus.ml-platform.svc, which then did not resolve, so the
+    HPAs held their count and AutoscalerInactive fired)."""
+    [components, *_] = K8S_CHECK.component_sets()
+    directory = K8S_CHECK.composed(overlay, components, tmp_path)
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    (directory / "kustomization.yaml").write_text(
+        yaml.safe_dump({**kustomization, "namespace": "ml-staging"})
+    )
+    result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(directory)])
+    assert result.returncode == 0, result.stderr
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    assert "autoscale-on-concurrency" in components
+    for o in objects:
+        namespace = o["metadata"].get("namespace")
+        assert namespace in (None, "ml-staging"), f"{o['kind']}/{o['metadata']['name']}"
+        for subject in o.get("subjects", []):
+            assert subject["namespace"] == "ml-staging", o["metadata"]["name"]
+        if o["kind"] == "APIService":
+            assert o["spec"]["service"]["namespace"] == "ml-staging"
+    left = [
+        line for line in result.stdout.splitlines() if "ml-platform" in line and not PRODUCT_NAME.search(line)
+    ]
+    assert left == []
+    adapter = next(
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "prometheus-adapter"
+    )
+    assert "--prometheus-url=http://prometheus:9090/" in container(adapter)["args"]

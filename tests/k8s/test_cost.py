@@ -220,7 +220,7 @@ def test_nodes_are_packed_largest_pod_first_and_a_pod_too_large_is_named() -> No
     # 1.3 + 0.7 on one node, 1.0 + 0.5 + 0.5 on another: two, where filling in this order takes three.
     assert cost.nodes_needed(pods, room) == 2
     assert cost.nodes_needed([("m", cost.Requests(0.1, 3.0))] * 5, room) == 3  # two to a node by memory
-    with pytest.raises(cost.CostError, match="big: requests more than a node leaves"):
+    with pytest.raises(cost.CostError, match=r"big: requests 2\.5 CPU and 1 GiB, more than a node leaves"):
         cost.nodes_needed([("big", cost.Requests(2.5, 1.0))], room)
 
 
@@ -817,6 +817,55 @@ def test_a_cronjob_is_priced_for_its_runs_at_their_deadline_in_every_bill(
     assert 0 < added < 5
 
 
+def asking(objects: list[dict[str, Any]], cpu: str) -> list[dict[str, Any]]:
+    """``objects`` with each batch-scoring CronJob's score step asking ``cpu`` (and its limit so)."""
+    changed = copy.deepcopy(objects)
+    for o in changed:
+        if o["kind"] == "CronJob" and o["metadata"]["name"].endswith("-batch-scoring"):
+            [score] = [
+                c
+                for c in o["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"]
+                if c["name"] == "score"
+            ]
+            score["resources"]["requests"]["cpu"] = score["resources"]["limits"]["cpu"] = cpu
+    return changed
+
+
+def test_a_pod_no_node_can_hold_beside_the_daemonsets_is_named_by_make_cost_and_k8s_check(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """batch-scoring's pod once asked 2 CPUs: an m6i.large leaves 1.93 - 0.15 = 1.78 to Pods, so on
+    EKS it waited Pending until its deadline, the run failed, and make cost still priced it."""
+    eks = render("eks", components=["batch-scoring"]).objects
+    assert cost.unschedulable(eks, PRICES["eks"]) == []  # as it is
+    too_big = asking(eks, "2")
+    problems = cost.unschedulable(too_big, PRICES["eks"])
+    assert len(problems) == len(SERVICES)
+    assert all("requests 2 CPU" in p and "more than a node leaves to Pods (1.78 CPU" in p for p in problems)
+    assert any(p.startswith("CronJob/bankchurn-batch-scoring: ") for p in problems)
+    with pytest.raises(cost.CostError, match="bankchurn-batch-scoring: requests 2 CPU"):
+        cost.report("eks", too_big, PRICES["eks"])
+    with pytest.raises(cost.CostError, match="never scheduled"):
+        cost.scheduled(too_big)[0].month(PRICES["eks"])
+    check = cost.k8s_check()
+    assert check.too_large_for_a_node("eks", too_big, "eks + batch-scoring") == [
+        f"eks + batch-scoring: {p}" for p in problems
+    ]
+    assert check.too_large_for_a_node("eks", eks, "eks") == []
+    # A Deployment's pod too: the packing names it.
+    big_model = copy.deepcopy(eks)
+    model = next(o for o in big_model if o["kind"] == "Deployment" and o["metadata"]["name"] == SERVICES[0])
+    model["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "7Gi"
+    assert [p.split(":")[0] for p in cost.unschedulable(big_model, PRICES["eks"])] == [
+        f"Deployment/{SERVICES[0]}"
+    ]
+    # Autopilot chooses a node for each Pod: nothing to flag there at these sizes.
+    assert (
+        cost.unschedulable(asking(render("gke", components=["batch-scoring"]).objects, "2"), PRICES["gke"])
+        == []
+    )
+
+
 @pytest.mark.parametrize(
     ("schedule", "runs_a_day"),
     [("17 3 * * *", 1), ("0,30 * * * *", 48), ("*/15 */6 * * *", 16), ("* 2 * * *", 60)],
@@ -994,6 +1043,9 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
         assert f"${ceiling} with every HPA at its ceiling" in overlay_readme, overlay
         assert f"**${floor} a month**" in readme, overlay
         assert f"| ${floor} a month | **${staging_floor}**" in staging_readme, overlay
+        if overlay == "gke":  # and the component's own comment
+            comment = " ".join((components / "staging-footprint" / "kustomization.yaml").read_text().split())
+            assert f"(GKE Autopilot: ${floor} to ${staging_floor} a month," in comment
         assert f"| ${floor} a month | **${spot_floor}**" in spot_readme, overlay
         assert f"${spot_ceiling} instead of ${ceiling}" in spot_readme, overlay
         # Spot first: the same while the cloud has Spot capacity (on-demand, as without, in a stockout).

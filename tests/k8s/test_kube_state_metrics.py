@@ -7,7 +7,7 @@ that the objects its series name are the ones the mixin selects.
 
 from __future__ import annotations
 
-from manifests import SERVICES, Rendered, container, flags, port_behind, prometheus_config
+from manifests import ROOT, SERVICES, Rendered, container, flags, port_behind, prometheus_config
 from test_manifests import flow, pod
 
 from mixin.cluster import CLUSTER_METRICS, JOB
@@ -31,6 +31,9 @@ def test_it_reports_its_kinds_and_exactly_the_series_the_mixin_reads(overlay: Re
     given = args(overlay)
     assert set(given["resources"].split(",")) == set(KINDS)
     assert sorted(given["metric-allowlist"].split(",")) == sorted(CLUSTER_METRICS)
+    # And k8s/README.md counts them as they are.
+    readme = " ".join((ROOT / "k8s" / "README.md").read_text().split())
+    assert f"`--metric-allowlist` is exactly the {len(CLUSTER_METRICS)} series the mixin reads" in readme
 
 
 def test_it_reads_its_own_namespace_with_a_role_and_no_cluster_role(overlay: Rendered) -> None:

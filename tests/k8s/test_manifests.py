@@ -433,6 +433,10 @@ def test_mlflow_server(overlay: Rendered) -> None:
 
     assert is_allowed_host_header(params["allowed_hosts"].split(","), "mlflow:5000")
     assert is_allowed_host_header(params["allowed_hosts"].split(","), "localhost:5000")
+    # Its cluster names in any namespace an overlay renames it to; no public name (none ends in .svc).
+    for host in ("mlflow.ml-staging.svc:5000", "mlflow.ml-platform.svc.cluster.local:5000"):
+        assert is_allowed_host_header(params["allowed_hosts"].split(","), host)
+    assert not is_allowed_host_header(params["allowed_hosts"].split(","), "mlflow.ml-platform.example.com")
     mounts = {m["mountPath"]: m["name"] for m in spec["volumeMounts"]}
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     claim = volumes[mounts["/mlflow"]]["persistentVolumeClaim"]["claimName"]
