@@ -578,13 +578,15 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "CanaryRefreshFailing",
-            f"({n.canary_refresh_failing} == 1)\n"
-            f"* on (instance, job) group_left (version) {n.canary_model_info}",
+            # Not joined on canary_model_info: a pod with no canary loaded (its alias was deleted,
+            # then set to a version that does not load) has none, and must page all the same.
+            f"{n.canary_refresh_failing} == 1",
             "warning",
             f"{s} at {{{{ $labels.instance }}}} cannot load the version its canary alias names",
             f"For 10 minutes {s} at {{{{ $labels.instance }}}} has failed to load the version the canary "
-            "alias names (or to read the registry): it still answers the canary's share with version "
-            "{{ $labels.version }}, which `mlp canary` or `mlp rollout` meant to replace. "
+            "alias names (or to read the registry): it answers the canary's share with the canary "
+            "version it had, which `mlp canary` or `mlp rollout` meant to replace (canary_model_info "
+            "names it), or with the stable model if it had none. "
             "`GET /model` on the pod says why under canary.refresh.error, and so does its log "
             "('canary model refresh failed').",
             "10m",

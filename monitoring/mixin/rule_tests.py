@@ -1328,10 +1328,17 @@ def canary_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
         ),
         Case(
             "CanaryRefreshFailing",
-            "fires: the version the canary alias names has not loaded for 15 minutes; names the one served",
+            "fires: the version the canary alias names has not loaded for 15 minutes",
             {refresh_failing: "0x3 1x20", **canary_served, **ready},
             "20m",
-            [{"alertname": "CanaryRefreshFailing", "service": service, "version": "2", **target}],
+            [{"alertname": "CanaryRefreshFailing", "service": service, **target}],
+        ),
+        Case(
+            "CanaryRefreshFailing",
+            "fires: no canary is loaded (its alias was deleted, then set to a version that does not load)",
+            {refresh_failing: "0x3 1x20", **ready},
+            "20m",
+            [{"alertname": "CanaryRefreshFailing", "service": service, **target}],
         ),
         Case(
             "CanaryRefreshFailing",

@@ -214,11 +214,14 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
             "Canary share answered by the stable model (per second, 5 m)",
             "Requests routed to the canary that the stable model answered: not_ready (the canary is not "
             f"loaded), stopped (the pod stopped it after too many failures; {service.upper()}_CANARY_STOP_"
-            "FAILURE_RATIO). The second query counts the pods that stopped it; CanaryStopped fires on one.",
+            "FAILURE_RATIO). The second query counts the pods that stopped it; CanaryStopped fires on one. "
+            "The third counts the pods that cannot load the version the canary alias names (they answer "
+            "with the canary they had, or with the stable model); CanaryRefreshFailing fires on one.",
             "short",
             [
                 (f"sum by (reason) (rate({n.canary_fallbacks_total}{{{inst}}}[5m]))", "{{reason}} /s"),
                 (f"sum({n.canary_stopped}{{{inst}}})", "pods that stopped it"),
+                (f"sum({n.canary_refresh_failing}{{{inst}}})", "pods that cannot load the alias's version"),
             ],
         ),
         24,

@@ -203,6 +203,17 @@ OHARE_TO_LOOP = {
             "trip_miles 30 in trip_seconds 600 is 180 mph; the training data treats trips over 80 mph "
             "as errors: one of the two is wrong",
         ),
+        # A duration too short for a float's hours: no division by zero, no 300-digit speed.
+        (
+            {"trip_miles": 2.5, "trip_seconds": 5e-324},
+            "trip_seconds",
+            "trip_miles 2.5 in trip_seconds 4.94066e-324 is over 1,000,000 mph",
+        ),
+        (
+            {"trip_miles": 100, "trip_seconds": 1e-300},
+            "trip_seconds",
+            "trip_miles 100 in trip_seconds 1e-300 is over 1,000,000 mph",
+        ),
         # Rule 13: fewer miles than the straight line.
         (
             {**OHARE_TO_LOOP, "trip_miles": 0.7, "trip_seconds": 1800},

@@ -493,11 +493,18 @@ def test_bad_input_is_a_422_naming_the_field(
     assert any(f["field"] == f"instances[1].{field}" for f in batch.json()["fields"]), batch.json()
 
 
-def test_longest_text_is_accepted_after_stripping(client: TestClient) -> None:
-    text = " " + "up " * (MAX_TEXT_CHARS // 3) + " " * 10
-    assert len(text.strip()) <= MAX_TEXT_CHARS < len(text)
-    response = client.post("/predict?explain=true", json={"text": text})
-    assert response.status_code == 200, response.text
+def test_the_longest_text_counts_its_whitespace(client: TestClient) -> None:
+    """The limit is on the text as sent: it is kept whole (offsets point into it) and read whole,
+    so a megabyte of spaces around three words was an event loop held for a second."""
+    longest = " " + "up " * ((MAX_TEXT_CHARS - 1) // 3)
+    assert len(longest) <= MAX_TEXT_CHARS
+    assert client.post("/predict?explain=true", json={"text": longest}).status_code == 200
+    padded = " " * 1_000_000 + "Tesla stock up"
+    response = client.post("/predict?explain=true", json={"text": padded})
+    assert response.status_code == 422, response.text
+    assert response.json()["fields"][0]["problem"] == (
+        f"has {len(padded)} characters; send at most {MAX_TEXT_CHARS} characters"
+    )
 
 
 def test_malformed_json_and_lone_surrogates_are_422(client: TestClient) -> None:

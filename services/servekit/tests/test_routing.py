@@ -731,3 +731,33 @@ def test_a_canary_whose_alias_is_deleted_gets_no_share_until_it_names_a_version_
     asyncio.run(router.runtime.refresh())
     assert router.choose(stable).model.artifact.version == "3"
     assert router.status(stable)["ended"] is None
+
+
+def test_a_deleted_canary_alias_set_again_to_a_version_that_will_not_load_is_a_failing_canary(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    """Not "ended": the alias names a version again. Its share falls back as not ready, counted,
+    and the refresh failure is exported, so CanaryRefreshFailing (which needs no version) fires."""
+    alias, registry = CanaryAlias(candidate), CollectorRegistry()
+    router = following_router(alias, registry)
+    stable = ToyModel(toy_trained[0])
+    alias.alias = None
+    asyncio.run(router.runtime.refresh())
+    alias.alias, alias.broken = "5", {"5"}
+    for _ in range(3):
+        router.runtime._failed = None  # each retry is due
+        asyncio.run(router.runtime.refresh())
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 1
+    assert [router.choose(stable).routed for _ in range(3)] == [FALLBACK] * 3
+    assert registry.get_sample_value(NAMES.canary_fallbacks_total, {"reason": "not_ready"}) == 3
+    status = router.status(stable)
+    assert status["ended"] is None
+    assert "retrying version 5" in status["refresh"]["error"]
+    alias.alias, alias.broken = None, set()  # deleted again: ended again
+    asyncio.run(router.runtime.refresh())
+    assert router.status(stable)["ended"].startswith("its alias names no version any more")
+    alias.alias = "3"
+    router.runtime._failed = None
+    asyncio.run(router.runtime.refresh())
+    assert router.choose(stable).model.artifact.version == "3"
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0

@@ -69,6 +69,7 @@ the input rows in total, else ``DatasetError``.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -125,8 +126,12 @@ def half_pair(latitude: Any, longitude: Any) -> Any:
 
 
 def speed_mph(miles: Any, seconds: Any) -> Any:
-    """The average speed miles in seconds imply (rule 12)."""
-    return miles / (seconds / 3600.0)
+    """The average speed miles in seconds imply (rule 12); infinite for a duration too short to
+    divide by (a column divides so, a single trip's float would raise)."""
+    hours = seconds / 3600.0
+    if isinstance(hours, float) and hours == 0.0:
+        return math.inf
+    return miles / hours
 
 
 def too_fast(miles: Any, seconds: Any) -> Any:

@@ -199,7 +199,7 @@ class TaxiTrip(KeepsSentValues):
         found = []
         for end in ("pickup", "dropoff"):
             latitude, longitude = getattr(self, f"{end}_latitude"), getattr(self, f"{end}_longitude")
-            if cleaning.half_pair(latitude, longitude):
+            if (latitude is None) != (longitude is None):  # rule 4 (cleaning.half_pair) for one trip
                 given, missing = ("latitude", "longitude") if longitude is None else ("longitude", "latitude")
                 found.append(
                     _problem(
@@ -216,6 +216,8 @@ class TaxiTrip(KeepsSentValues):
         if not cleaning.too_fast(miles, seconds):
             return []
         mph = cleaning.speed_mph(miles, seconds)
+        # Past a million mph the figure says nothing more (a duration of 1e-300 s would be 300 digits).
+        speed = f"{mph:,.0f} mph" if mph < 1e6 else "over 1,000,000 mph"
         # A duration in minutes is the common slip: say so when it would make a drivable trip.
         if seconds * 60 <= data.MAX_SECONDS and not cleaning.too_fast(miles, seconds * 60):
             cause = f"minutes sent as seconds? {seconds:g} minutes would be {mph / 60:,.0f} mph"
@@ -225,7 +227,7 @@ class TaxiTrip(KeepsSentValues):
             _problem(
                 "trip_seconds",
                 seconds,
-                f"trip_miles {miles:g} in trip_seconds {seconds:g} is {mph:,.0f} mph; the training data "
+                f"trip_miles {miles:g} in trip_seconds {seconds:g} is {speed}; the training data "
                 f"treats trips over {cleaning.MAX_SPEED_MPH:g} mph as errors: {cause}",
             )
         ]

@@ -8,7 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nlpinsight.model import has_visible
 
-#: Longest accepted text, in characters after stripping (the real tweets have at most ~300).
+#: Longest accepted text, in characters as sent (the real tweets have at most ~300).
 MAX_TEXT_CHARS = 5000
 
 EXAMPLES: list[dict[str, str]] = [
@@ -32,12 +32,10 @@ def _check_text(text: str) -> str:
             "has no visible characters: it is empty or only whitespace, control or format characters "
             "(such as zero-width spaces); send the text to classify"
         )
-    length = len(text.strip())
-    if length > MAX_TEXT_CHARS:
-        raise ValueError(
-            f"has {length} characters after leading and trailing whitespace is stripped; "
-            f"send at most {MAX_TEXT_CHARS} characters"
-        )
+    # Counted as sent, whitespace included: the model reads (and explains) every character, and a
+    # limit on the stripped text let a megabyte of spaces around three words through.
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"has {len(text)} characters; send at most {MAX_TEXT_CHARS} characters")
     return text
 
 
@@ -46,8 +44,8 @@ Text = Annotated[
     AfterValidator(_check_text),
     Field(
         description=(
-            "A short financial text (a tweet or a headline), 1-5,000 characters after "
-            "leading and trailing whitespace is stripped; a text with no visible character "
+            "A short financial text (a tweet or a headline), at most 5,000 characters as sent, "
+            "whitespace included; a text with no visible character "
             f"(blank, or only zero-width or control characters) is rejected. {OFFSETS_NOTE}"
         ),
         # Enforced by _check_text on the stripped text; stated for generated clients.

@@ -117,8 +117,11 @@ class ModelRuntime:
         self.attempts = 0
         #: Called when the alias names no version any more (None: the served model stays).
         self._on_missing: Callable[[], None] | None = None
-        #: Why the model served was put down (its alias is gone); None while it is served.
+        #: Why the model served was put down (its alias is gone); None while it is served, and once
+        #: the alias names a version again (loaded or not: one that fails is a refresh failure).
         self.ended: str | None = None
+        #: Whether the model was put down and has not been loaded since: refreshes resume.
+        self._put_down = False
 
     def end_when_missing(self, on_end: Callable[[], None]) -> None:
         """Put the served model down when the registry answers that its alias names no version,
@@ -219,7 +222,7 @@ class ModelRuntime:
 
     async def refresh(self) -> None:
         """Serve the version the URI points at now, if it is another one and it loads."""
-        if self.model is None and self.ended is not None:
+        if self.model is None and self._put_down:
             await self._resume()
             return
         serving = self.require()
@@ -267,6 +270,7 @@ class ModelRuntime:
     def _end(self, serving: ServedModel, exc: ModelLoadError) -> None:
         """The alias is gone: serve nothing, once, and say so once."""
         self.model = None
+        self._put_down = True
         self.ended = f"its alias names no version any more ({one_line(exc)})"
         self._refresh_succeeded()  # not a failure to load: nothing is asked to load
         assert self._on_missing is not None
@@ -288,6 +292,7 @@ class ModelRuntime:
         except ModelLoadError as exc:
             if exc.missing:
                 self.refresh_error = None  # still gone: said once when it went
+                self.ended = self.ended or f"its alias names no version any more ({one_line(exc)})"
                 return
             self.refresh_error = f"next check in {self._refresh_interval:g}s: {one_line(exc)}"
             return
@@ -306,9 +311,13 @@ class ModelRuntime:
             self._failed = FailedVersion(wanted, failures, self._clock() + delay)
             self._metrics.model_refresh(failed=True)
             self.refresh_error = f"retrying version {wanted} in {delay:g}s: {one_line(exc)}"
+            # The alias names a version again: not ended, but not ready (its share falls back and
+            # is counted so, as on a pod that never loaded a canary), and failing to refresh.
+            self.ended = None
             logger.warning("%s load failed (%s)", self.role, self.refresh_error)
             return
         self.ended = None
+        self._put_down = False
         self._refresh_succeeded()
         model = loaded.model
         logger.info(
