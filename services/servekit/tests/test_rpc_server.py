@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -328,14 +329,22 @@ def test_a_model_failure_is_internal_and_names_the_request_id(
     assert "RuntimeError: lookup table is empty" in caplog.text
 
 
-def test_before_the_model_loads_infer_is_unavailable_with_the_reason(
-    toy_trained: tuple[ModelArtifact, Split],
-) -> None:
+@contextlib.contextmanager
+def never_loading_client() -> Iterator[TestClient]:
+    """The app with gRPC on, whose model never loads (the registry is unreachable)."""
+
     def unreachable() -> ModelArtifact:
         raise ConnectionError("registry unreachable")
 
     settings = load_settings("toy", grpc_port=free_port(), load_retry_initial_seconds=60)
     with TestClient(create_app(TOY, settings, source=unreachable)) as client:
+        yield client
+
+
+def test_before_the_model_loads_infer_is_unavailable_with_the_reason(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    with never_loading_client() as client:
         port = client.app.state.grpc_port  # type: ignore[attr-defined]
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = Stub(channel)
@@ -536,11 +545,7 @@ def test_a_call_past_its_deadline_is_counted_and_logged_as_client_closed(
 def test_before_the_model_loads_unavailable_carries_the_rest_retry_after_as_a_pushback(
     toy_trained: tuple[ModelArtifact, Split],
 ) -> None:
-    def unreachable() -> ModelArtifact:
-        raise ConnectionError("registry unreachable")
-
-    settings = load_settings("toy", grpc_port=free_port(), load_retry_initial_seconds=60)
-    with TestClient(create_app(TOY, settings, source=unreachable)) as client:
+    with never_loading_client() as client:
         with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
             error = status_of(Stub(channel).model_infer, infer_request([{"x": 1.0, "color": "red"}]))
         retry_after = client.post("/v2/models/toy/infer", json={"inputs": []}).headers["Retry-After"]
