@@ -145,6 +145,8 @@ def fold_word(token: str) -> str:
 
     Digits are kept: ``12%`` and ``15%`` are one shape to the model but two things to a reader.
     """
+    if token.isascii() and token.isprintable():  # NFKC already, nothing to drop: most tokens
+        return token.translate(_FOLD).lower()
     return compatibility_form(token, offsets=False).text.translate(_FOLD).lower()
 
 
