@@ -6,7 +6,9 @@ itself: one place, so a pinned version is refused in the same words over HTTP an
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from servekit.errors import FieldProblem, ServekitError
@@ -17,8 +19,22 @@ if TYPE_CHECKING:
     from servekit.routing import CanaryRouter
     from servekit.runtime import ModelRuntime
 
+#: Written next to these sources by ``mlp package-sagemaker``, which vendors servekit as source.
+VERSION_FILE = "VERSION"
+
+
+def _servekit_version() -> str:
+    try:
+        return package_version("servekit")
+    except PackageNotFoundError:
+        # Vendored (a SageMaker or Vertex package's code/servekit/): no distribution metadata, and
+        # a managed endpoint must load all the same.
+        stamp = Path(__file__).with_name(VERSION_FILE)
+        return stamp.read_text().strip() if stamp.is_file() else "unknown"
+
+
 #: The server's version in the server metadata: servekit's.
-SERVER_VERSION = package_version("servekit")
+SERVER_VERSION = _servekit_version()
 #: The protocol's extensions this server implements, by Triton's names (binary requests and
 #: binary outputs when asked; over gRPC, raw tensor contents are the protocol's own).
 EXTENSIONS = ["binary_tensor_data"]

@@ -5,11 +5,14 @@ Layout (what the SageMaker scikit-learn / PyTorch serving containers expect)::
     model.tar.gz
       MLmodel, model.skops, ...   the MLflow model directory, unchanged
       servekit.json               service, registered version, run id, training metrics
-      code/inference.py           the entry point: servekit.managed.sagemaker's four handlers
+      code/inference.py           the entry point: servekit.managed.sagemaker's model_fn and
+                                  transform_fn
       code/requirements.txt       pinned: the versions the model was TRAINED with (the MLflow
                                   model's requirements.txt), plus servekit's own dependencies at
                                   the versions of this (locked) environment
-      code/servekit/, code/<svc>/ the serving library and the service package (not on PyPI)
+      code/servekit/, code/<svc>/ the serving library and the service package (not on PyPI),
+                                  as source: no distribution metadata, so servekit's version is
+                                  written into code/servekit/VERSION (and servekit.json)
 
 Pinning to the training versions is the point: a container resolving ``scikit-learn`` on its
 own can be major versions away from the one that fitted the pipeline.
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from servekit.errors import ServekitError
 from servekit.model import ModelArtifact
+from servekit.protocol import VERSION_FILE
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -51,9 +55,9 @@ import os
 
 os.environ.setdefault("MLP_SERVICE", "{service}")
 
-from servekit.managed.sagemaker import input_fn, model_fn, output_fn, predict_fn  # noqa: E402
+from servekit.managed.sagemaker import model_fn, transform_fn  # noqa: E402
 
-__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]
+__all__ = ["model_fn", "transform_fn"]
 '''
 
 
@@ -214,11 +218,14 @@ def build_package(
     with tarfile.open(output, "w:gz") as tar:
         for item in sorted(model_dir.iterdir()):
             tar.add(item, arcname=item.name, filter=_skip_cache)
-        _add_bytes(tar, "servekit.json", json.dumps({**manifest, "service": service}, indent=2).encode())
+        own = metadata.version("servekit")
+        described = {**manifest, "service": service, "servekit_version": own}
+        _add_bytes(tar, "servekit.json", json.dumps(described, indent=2).encode())
         _add_bytes(tar, "code/inference.py", ENTRY_POINT.format(service=service).encode())
         _add_bytes(tar, "code/requirements.txt", ("\n".join(lines) + "\n").encode())
         for package in ("servekit", service):
             tar.add(_package_dir(package), arcname=f"code/{package}", filter=_skip_cache)
+        _add_bytes(tar, f"code/servekit/{VERSION_FILE}", f"{own}\n".encode())
     return output, notes
 
 

@@ -1,10 +1,16 @@
-"""SageMaker inference-toolkit handlers: ``model_fn``, ``input_fn``, ``predict_fn``, ``output_fn``.
+"""SageMaker inference-toolkit handlers: ``model_fn`` and ``transform_fn``.
 
-``mlp package-sagemaker`` puts these behind ``code/inference.py`` in ``model.tar.gz``; the
-SageMaker framework containers (scikit-learn, PyTorch) load that module with the
-sagemaker-inference toolkit, which calls ``model_fn(model_dir)`` once, then per request
-``input_fn(body, content_type)`` → ``predict_fn(data, model)`` → ``output_fn(prediction, accept)``.
-The toolkit counts each handler's parameters, so the signatures are exactly these.
+``mlp package-sagemaker`` puts these behind ``code/inference.py`` in ``model.tar.gz``. The
+SageMaker framework containers load that module with one of three toolkits, which call
+``model_fn(model_dir)`` once, then ``transform_fn(model, body, content_type, accept)`` per request:
+
+- sagemaker-inference (the PyTorch container, TorchServe/MMS), which also passes its context;
+- sagemaker-containers (the scikit-learn container's single-model server, gunicorn + Flask);
+- the scikit-learn container's multi-model server (MMS with its own copy of the transformer).
+
+``transform_fn`` is ``output_fn(predict_fn(input_fn(...)))``: one function because only it can set
+the status and body of a refusal in all three (each toolkit turns an exception of ``input_fn`` or
+``predict_fn`` into a 500, or appends its traceback to the body).
 
 Requests (the response is always the JSON of the REST ``POST /predict/batch`` for the same
 instances, explanations included, byte for byte):
@@ -13,13 +19,16 @@ instances, explanations included, byte for byte):
   (``explain`` and ``reasons`` optional, as ``?explain=`` and ``?reasons=`` over REST), or a bare
   list ``[{...}, ...]``;
 - ``text/csv``: one instance per row, columns in the order of the service's request fields
-  (a header row with exactly those names is allowed and skipped); explanations and reasons are asked
-  with media-type parameters, ``text/csv; explain=true; reasons=3``.
+  (a header row with exactly those names is allowed and skipped; a UTF-8 byte order mark, as Excel
+  writes, is too); explanations and reasons are asked with media-type parameters,
+  ``text/csv; explain=true; reasons=3``.
 
-Bad input raises :class:`InvalidRequest`: a 4xx with the REST error body as its message (never a
-500 and never a traceback in place of the reason). It derives from the toolkit's
-``BaseInferenceToolkitError`` when the toolkit is installed, so the container answers with its
-status code.
+Bad input is a 4xx whose body is the REST service's error body (``{"error": ..., "fields": [...]}``)
+with its status code, in each of the three toolkits. The handlers below raise
+:class:`InvalidRequest`, which derives from sagemaker-inference's ``BaseInferenceToolkitError``
+when that toolkit is installed; called on their own in a container (a ``code/inference.py`` of
+your own exporting them instead of ``transform_fn``), sagemaker-inference answers with the status
+but appends a traceback to the body, and sagemaker-containers answers 500.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import contextlib
 import csv
 import importlib
 import io
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +99,52 @@ class Decoded:
 
 def model_fn(model_dir: str) -> LoadedModel:
     """Load the packaged MLflow model (service named in ``servekit.json`` or ``$MLP_SERVICE``)."""
+    _take_bodies_undecoded()
     return load_model_dir(model_dir)
+
+
+def _take_bodies_undecoded() -> None:
+    """Have the toolkits hand ``text/csv`` and ``application/json`` bodies over as bytes.
+
+    They decode exactly those two media types before any handler runs: sagemaker-inference as
+    strict UTF-8, so a CSV saved as Latin-1 was its 500 (``'utf-8' codec can't decode``) with no
+    handler to say which part of the request is wrong; sagemaker-containers with
+    ``errors="replace"``, so the same CSV became ``Fran\ufffde``. ``input_fn`` decodes them itself
+    and refuses with a 422 naming the body. Each toolkit reads its list at each request (and
+    nothing else of theirs that serves this module does); ``model_fn`` runs before the first.
+    """
+    for name in ("sagemaker_inference.content_types", "sagemaker_containers._content_types"):
+        content_types = sys.modules.get(name)
+        if content_types is not None:
+            content_types.UTF8_TYPES = []  # type: ignore[attr-defined]
+
+
+def transform_fn(
+    model: LoadedModel, input_data: str | bytes, content_type: str, accept: str, context: Any = None
+) -> Any:
+    """One request: the REST batch body, or the REST error body with its status.
+
+    ``context`` is sagemaker-inference's (it passes one to a handler with a fifth parameter):
+    the status of a refusal is set on it. Under sagemaker-containers (a Flask request) a refusal is
+    a Flask response with its status; elsewhere :class:`InvalidRequest` is raised, which MMS
+    answers with its status and message.
+    """
+    try:
+        return output_fn(predict_fn(input_fn(input_data, content_type), model), accept)
+    except InvalidRequest as refusal:
+        if context is not None:
+            context.set_response_status(code=refusal.status_code, phrase=refusal.phrase)
+            return refusal.message.encode(), JSON
+        flask = _flask_request_module()
+        if flask is not None:
+            return flask.Response(refusal.message, status=refusal.status_code, mimetype=JSON)
+        raise
+
+
+def _flask_request_module() -> Any:
+    """Flask, when this call serves one of its requests (sagemaker-containers' server)."""
+    flask = sys.modules.get("flask")
+    return flask if flask is not None and flask.has_request_context() else None
 
 
 def input_fn(input_data: str | bytes, content_type: str) -> Decoded:
@@ -119,13 +174,16 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Aske
     try:
         if data.media == CSV:
             asked = _csv_asked(data.params)
-            rows = _csv_records(model, data.body.decode("utf-8"))
+            # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which would hide the header.
+            rows = _csv_records(model, data.body.decode("utf-8-sig"))
             return model.limit(_validated(model, {"instances": rows})), asked
         return _from_json(model, data.body)
     except ServekitError as exc:
         raise InvalidRequest(exc) from exc
     except UnicodeDecodeError as exc:
-        raise InvalidRequest(invalid_field("body", f"not UTF-8: {exc.reason}")) from exc
+        raise InvalidRequest(
+            invalid_field("body", f"not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8 CSV")
+        ) from exc
 
 
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[bytes, str]:
@@ -177,13 +235,15 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
     except ValueError:
         validate_batch_json(model.batch, body)  # raises the REST service's 422 for malformed JSON
         raise
-    # Parsing keeps the last of a repeated key, and the envelope is re-encoded from the parse.
-    reject_duplicate_keys(body)
     if isinstance(parsed, list):
         parsed = {"instances": parsed}
     envelope = dict(require_object(parsed))
     asked = Asked.of({key: envelope.pop(key) for key in Asked.OPTIONS if key in envelope})
-    return model.limit(_validated(model, envelope)), asked
+    records = _validated(model, envelope)
+    # Parsing keeps the last of a repeated key, and the envelope is re-encoded from the parse;
+    # checked once the records validate, in the REST service's order, so both name the same fields.
+    reject_duplicate_keys(body)
+    return model.limit(records), asked
 
 
 def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:

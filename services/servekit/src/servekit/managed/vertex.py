@@ -1,19 +1,25 @@
-"""A Vertex AI Custom Prediction Routine predictor on the service's own model class.
+"""A Vertex AI Custom Prediction Routine handler and predictor on the service's own model class.
 
-Vertex AI's CPR model server calls ``Predictor.load(artifacts_uri)`` once, then per request
-``postprocess(predict(preprocess(request_dict)))``. ``google-cloud-aiplatform`` is NOT needed to
-import or test this module: :class:`ServekitPredictor` implements that interface by duck typing
-(the same four methods and signatures as ``google.cloud.aiplatform.prediction.predictor.Predictor``);
-to build the CPR image, pass it as ``predictor=`` to ``LocalModel.build_cpr_model``, which only
-calls those methods. ``load`` downloads a ``gs://`` URI with the SDK's
-``prediction_utils.download_model_artifacts`` (imported only then) and reads a local path directly.
+Vertex AI's CPR model server (``google.cloud.aiplatform.prediction.model_server``) creates its
+handler once, ``handler_class(artifacts_uri, predictor=predictor_class)``, and awaits
+``handler.handle(request)`` per request. ``google-cloud-aiplatform`` is NOT needed to import or
+test this module: both classes implement the SDK's interfaces by duck typing; to build the CPR
+image, pass them to ``LocalModel.build_cpr_model(..., predictor=ServekitPredictor,
+handler=ServekitHandler)``, which only calls those methods. ``load`` downloads a ``gs://`` URI with
+the SDK's ``prediction_utils.download_model_artifacts`` (imported only then) and reads a local
+path directly.
 
 Request ``{"instances": [{...}, ...], "parameters": {"explain": true, "reasons": 3}}``
 (``parameters`` and each of them optional, as ``?explain=`` and ``?reasons=`` over REST);
 response: the JSON of the REST ``POST /predict/batch`` for the same instances and options
-(``{"model": ..., "predictions": [...]}``, Vertex's required ``predictions`` key included). Bad
-input raises ``fastapi.HTTPException`` with the REST status and error body, which the CPR server
-(FastAPI) returns as is.
+(``{"model": ..., "predictions": [...]}``, Vertex's required ``predictions`` key included).
+
+Bad input, with :class:`ServekitHandler`: the REST status and error body, byte for byte. With the
+SDK's default ``PredictionHandler`` and :class:`ServekitPredictor` alone, the predictor raises
+``fastapi.HTTPException`` with the REST status and the REST error body as its ``detail``, which the
+CPR server (FastAPI) wraps: ``{"detail": {"error": ..., "fields": [...]}}``; that handler also
+parses the JSON itself (``json.loads``: a key given twice keeps its last value, unnoticed) and
+answers a body that is not JSON with its own 400.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from typing import Any
 import orjson
 import pydantic_core
 
-from servekit.errors import ServekitError
-from servekit.inference import encode_json, validate_batch_json
+from servekit.errors import ServekitError, invalid_field
+from servekit.inference import encode_json, reject_duplicate_keys, validate_batch_json
 from servekit.managed.common import Asked, LoadedModel, load_model_dir, require_object
 from servekit.model import Record
+
+JSON = "application/json"
 
 
 class ServekitPredictor:
@@ -63,15 +71,32 @@ class ServekitPredictor:
     def preprocess(self, prediction_input: Any) -> tuple[list[Record], Asked]:
         """Validate as the REST service does; ``HTTPException`` with its status and body if bad."""
         try:
-            body = dict(require_object(prediction_input))
-            parameters = body.pop("parameters", None) or {}
-            asked = Asked.of(require_object(parameters), "parameters.")
-            envelope = pydantic_core.to_json(body, inf_nan_mode="constants")
-            return self.model.limit(validate_batch_json(self.model.batch, envelope)), asked
+            return self.validated(prediction_input)
         except ServekitError as exc:
             from fastapi import HTTPException
 
             raise HTTPException(status_code=exc.status_code, detail=exc.body()) from exc
+
+    def validated(self, prediction_input: Any, body: bytes | None = None) -> tuple[list[Record], Asked]:
+        """Records and options of a parsed request; a ServekitError (4xx) naming the field if bad.
+
+        With ``body``, the bytes ``prediction_input`` was parsed from: a key given twice in them is
+        refused as the REST service refuses it, once the records validate.
+        """
+        envelope = dict(require_object(prediction_input))
+        parameters = envelope.pop("parameters", None)
+        if parameters is None:
+            parameters = {}
+        elif not isinstance(parameters, dict):
+            # ``or {}`` took 0, "", [] and false for none, dropping what the client asked for.
+            raise invalid_field("parameters", f'{parameters!r} is not an object such as {{"explain": true}}')
+        asked = Asked.of(parameters, "parameters.")
+        records = validate_batch_json(
+            self.model.batch, pydantic_core.to_json(envelope, inf_nan_mode="constants")
+        )
+        if body is not None:
+            reject_duplicate_keys(body)
+        return self.model.limit(records), asked
 
     def predict(self, instances: tuple[list[Record], Asked]) -> dict[str, Any]:
         records, asked = instances
@@ -82,3 +107,32 @@ class ServekitPredictor:
         # (``json.dumps``), and the very numbers the REST service would send.
         result: dict[str, Any] = orjson.loads(encode_json(prediction_results))
         return result
+
+
+class ServekitHandler:
+    """CPR ``Handler``, duck-typed: the request's own bytes in, the REST bodies out.
+
+    The SDK's ``PredictionHandler`` can only answer a refusal as FastAPI answers an
+    ``HTTPException`` (``{"detail": ...}``); this one returns the REST service's error body and
+    status, and parses the JSON as the REST service does (NaN allowed, a repeated key refused).
+    """
+
+    def __init__(self, artifacts_uri: str, predictor: type[ServekitPredictor] | None = None) -> None:
+        self.predictor = (predictor or ServekitPredictor)()
+        self.predictor.load(artifacts_uri)
+
+    async def handle(self, request: Any) -> Any:
+        from fastapi import Response
+
+        body = await request.body()
+        try:
+            try:
+                parsed = pydantic_core.from_json(body, allow_inf_nan=True)
+            except ValueError:
+                validate_batch_json(self.predictor.model.batch, body)  # the REST 422 for malformed JSON
+                raise
+            instances = self.predictor.validated(parsed, body)
+        except ServekitError as exc:
+            return Response(encode_json(exc.body()), status_code=exc.status_code, media_type=JSON)
+        result = self.predictor.predict(instances)
+        return Response(encode_json(result), media_type=JSON)
