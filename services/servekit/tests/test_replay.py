@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import gzip
 import io
 import json
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from fastapi.testclient import TestClient
 from toy import TOY, ToyModel
 
 from servekit import logs
+from servekit.capture import MESSAGE
 from servekit.model import ModelArtifact, ServedModel
 from servekit.replay import (
     CaptureLineError,
@@ -475,6 +478,26 @@ def test_a_line_as_kubectl_or_the_node_prefixes_it_is_read(prefix: str) -> None:
         found = read_line(prefix + line, 1)
         assert found is not None, prefix + line
         assert (found.request_id, found.instance) == ("r-1", 3)
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_text_line_of_a_request_with_an_api_key_is_read_by_its_request_id() -> None:
+    # With API keys the text tag names the client and key after the id: "[c-7 client=risk key=ab12]".
+    stream = io.StringIO()
+    logs.configure_logging("INFO", "text", "toy", stream)
+
+    def capture() -> None:
+        logs.request_id.set("customer-15634602")
+        logs.client.set("risk-dashboard")
+        logs.key_id.set("46b1f1e1")
+        logging.getLogger("servekit.capture").info("%s: %s", MESSAGE, json.dumps(toy_capture(3)))
+
+    contextvars.copy_context().run(capture)
+    line = stream.getvalue().strip()
+    assert "[customer-15634602 client=risk-dashboard key=46b1f1e1]" in line
+    found = read_line(line, 1)
+    assert found is not None
+    assert (found.request_id, found.instance) == ("customer-15634602", 3)
 
 
 @pytest.mark.parametrize("key", ["message", "log", "textPayload"])

@@ -761,3 +761,17 @@ def test_a_deleted_canary_alias_set_again_to_a_version_that_will_not_load_is_a_f
     asyncio.run(router.runtime.refresh())
     assert router.choose(stable).model.artifact.version == "3"
     assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
+
+
+def test_asking_for_a_canary_where_none_is_served_names_the_variable_that_would_set_one(
+    toy_client: TestClient,
+) -> None:
+    row = {"x": 1.0, "color": "red"}
+    for response in (
+        toy_client.post("/predict", json=row, headers={"X-Model-Variant": "canary"}),
+        toy_client.get("/model/card", params={"variant": "canary"}),
+    ):
+        assert response.status_code == 404, response.text
+        assert (
+            response.json()["message"] == "no canary model is served here (TOY_CANARY_MODEL_URI is not set)"
+        )

@@ -19,8 +19,9 @@ SERVICE = ServiceSpec(
     intended_use=(
         "Ranks a retail bank's customers by their risk of closing their accounts, so that a "
         "retention team chooses whom to contact first and reads why (the principal reasons). It "
-        "was trained on one bank's customers in France, Germany and Spain; a person decides what "
-        "to offer."
+        "is meant for customers like its training rows' (one bank's, in France, Germany and "
+        "Spain; the card's data section says which rows this version learned from, real or "
+        "synthetic); a person decides what to offer."
     ),
     not_for=(
         "credit, pricing or any decision that refuses a customer a product: its inputs include "

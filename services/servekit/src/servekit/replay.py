@@ -48,7 +48,9 @@ MAX_LISTED = 100
 GZIP_MAGIC = b"\x1f\x8b"
 #: A text log line: ``... servekit.capture [<request id>] prediction captured: {...}``.
 _TEXT_LINE = re.compile(
-    rf"servekit\.capture(?: \[(?P<request>[^\]]*)\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
+    # The tag is the request id, then, with API keys, ``client=… key=…`` (servekit.logs): an id
+    # has no space (servekit.rest.request_id), so it ends at the first.
+    rf"servekit\.capture(?: \[(?P<request>[^\]\s]*)(?: [^\]]*)?\])? {re.escape(MESSAGE)}: (?P<body>\{{.*)$"
 )
 #: What a log reader puts before each line: ``kubectl logs --prefix`` (``[pod/<pod>/<container>] ``),
 #: ``--timestamps`` (an RFC 3339 time), and a node's CRI log file (the time, the stream and ``F``

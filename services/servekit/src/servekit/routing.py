@@ -130,9 +130,9 @@ def _bad(field: str, problem: str) -> ServekitError:
     return ServekitError(422, "invalid_routing", f"{field}: {problem}", (FieldProblem(field, problem),))
 
 
-def no_canary(field: str) -> ServekitError:
+def no_canary(field: str, service: str) -> ServekitError:
     """The 404 of a request for the canary (in ``field``) where none is configured."""
-    problem = "no canary model is served here (<SVC>_CANARY_MODEL_URI is not set)"
+    problem = f"no canary model is served here ({service.upper()}_CANARY_MODEL_URI is not set)"
     return ServekitError(404, "variant_not_served", problem, (FieldProblem(field, problem),))
 
 

@@ -169,7 +169,7 @@ class Predictor:
         if self.canary is not None:
             return self.canary.choose(stable, route)
         if route.variant == CANARY:
-            raise no_canary(f"header.{VARIANT_HEADER}")
+            raise no_canary(f"header.{VARIANT_HEADER}", self.admission.service)
         return Choice(STABLE, stable, ALONE)
 
     async def __call__(
@@ -484,7 +484,7 @@ def create_app(
         model = runtime.require()
         if variant == CANARY:
             if canary is None:
-                raise no_canary("query.variant")
+                raise no_canary("query.variant", spec.name)
             model = canary.choose(model, Route(CANARY)).model  # 503 until the canary has loaded
         card = render_card(spec, model.describe())
         return Response(card, media_type="text/markdown; charset=utf-8")
