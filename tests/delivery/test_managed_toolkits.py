@@ -228,6 +228,53 @@ def test_csv_with_a_byte_order_mark_is_read_as_without(package: Package, mms: Sa
         assert sagemaker.predict_fn(sagemaker.input_fn(body, CSV), loaded)
 
 
+def test_a_json_body_takes_no_options_in_its_media_type(package: Package, mms: SageMakerInference) -> None:
+    """A CSV's media type carries explain and reasons; a JSON body's options are its fields, and
+    in its media type they were dropped without a word (a client moving from CSV lost them)."""
+    body = orjson.dumps({"instances": package.rows[:1]})
+    for content_type, field, problem in (
+        (f"{JSON}; explain=true", "content_type.explain", "not a parameter of application/json"),
+        (f"{JSON}; reasons=2", "content_type.reasons", "not a parameter of application/json"),
+        (f"{JSON}; charset=latin-1", "content_type.charset", "'latin-1' is not supported; send UTF-8"),
+    ):
+        status, answered = mms(body, content_type)
+        assert status == 422, (content_type, answered)
+        [named] = orjson.loads(answered)["fields"]
+        assert named["field"] == field
+        assert named["problem"].startswith(problem)
+    assert mms(body, f"{JSON}; charset=UTF-8")[0] == 200
+
+
+def test_an_accept_list_that_takes_json_is_answered(package: Package, mms: SageMakerInference) -> None:
+    body = orjson.dumps({"instances": package.rows[:1]})
+    for accept in (f"{JSON}, text/plain, */*", f"text/html,{JSON};q=0.9", "text/html, */*;q=0.1"):
+        assert mms(body, JSON, accept)[0] == 200, accept
+    for accept in ("text/html", f"text/html, {JSON};q=0"):
+        assert mms(body, JSON, accept)[0] == 406, accept
+
+
+def test_a_refusal_in_a_batch_of_requests_is_raised_not_set_on_the_first(package: Package) -> None:
+    """TorchServe's batching passes the handler no index: a status set on the context would land on
+    the first request's answer, and the refused one would be answered 200."""
+
+    class BatchContext(MMSContext):
+        request_processor = [object(), object()]
+
+    model = sagemaker.model_fn(str(package.dir))
+    context = BatchContext()
+    with pytest.raises(sagemaker.InvalidRequest):
+        sagemaker.transform_fn(model, b'{"instances": []}', JSON, JSON, context)
+    assert context.status is None
+
+
+def test_a_star_import_gives_the_handlers_a_toolkit_serves_together() -> None:
+    # input_fn, predict_fn or output_fn beside transform_fn: both toolkits refuse every request.
+    namespace: dict[str, Any] = {}
+    exec("from servekit.managed.sagemaker import *", namespace)  # as a hand-written inference.py does
+    assert {"model_fn", "transform_fn"} <= namespace.keys()
+    assert not {"input_fn", "predict_fn", "output_fn"} & namespace.keys()
+
+
 # -- sagemaker-containers (the scikit-learn container: gunicorn + Flask) ---------------------
 
 

@@ -753,9 +753,10 @@ def test_a_deleted_canary_alias_set_again_to_a_version_that_will_not_load_is_a_f
     status = router.status(stable)
     assert status["ended"] is None
     assert "retrying version 5" in status["refresh"]["error"]
-    alias.alias, alias.broken = None, set()  # deleted again: ended again
+    alias.alias, alias.broken = None, set()  # deleted again: ended again, and no longer failing
     asyncio.run(router.runtime.refresh())
     assert router.status(stable)["ended"].startswith("its alias names no version any more")
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
     alias.alias = "3"
     router.runtime._failed = None
     asyncio.run(router.runtime.refresh())

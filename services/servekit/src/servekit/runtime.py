@@ -291,7 +291,9 @@ class ModelRuntime:
             wanted = await asyncio.to_thread(self._probe) if self._probe else None
         except ModelLoadError as exc:
             if exc.missing:
-                self.refresh_error = None  # still gone: said once when it went
+                # Still gone, or gone again after naming a version that did not load: ended, and
+                # no longer failing (nothing is asked to load), so CanaryRefreshFailing stops.
+                self._refresh_succeeded()
                 self.ended = self.ended or f"its alias names no version any more ({one_line(exc)})"
                 return
             self.refresh_error = f"next check in {self._refresh_interval:g}s: {one_line(exc)}"

@@ -53,8 +53,14 @@ from servekit.managed.common import (
 )
 from servekit.model import Record
 
+#: What ``from servekit.managed.sagemaker import *`` gives a hand-written ``inference.py``: the two
+#: handlers the toolkits call. With input_fn, predict_fn and output_fn as well they refuse to serve.
+__all__ = ["model_fn", "transform_fn"]
+
 JSON = "application/json"
 CSV = "text/csv"
+#: The media-type parameters a JSON body takes: its options are fields of the body.
+JSON_OWN_PARAMETERS = ("charset",)
 #: The CSV media type's own parameters (RFC 4180's charset, RFC 7111's header), beside the options.
 CSV_OWN_PARAMETERS = ("charset", "header")
 CSV_CHARSETS = ("utf-8", "utf8", "us-ascii")
@@ -132,7 +138,10 @@ def transform_fn(
     try:
         return output_fn(predict_fn(input_fn(input_data, content_type), model), accept)
     except InvalidRequest as refusal:
-        if context is not None:
+        # TorchServe's batching (SAGEMAKER_TS_BATCH_SIZE > 1) hands the toolkit several requests,
+        # but it passes no index, so a status set here would land on the first one's answer.
+        # There the refusal is raised: the toolkit fails the batch, as it did before this handler.
+        if context is not None and len(getattr(context, "request_processor", None) or ()) <= 1:
             context.set_response_status(code=refusal.status_code, phrase=refusal.phrase)
             return refusal.message.encode(), JSON
         flask = _flask_request_module()
@@ -177,6 +186,7 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Aske
             # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which would hide the header.
             rows = _csv_records(model, data.body.decode("utf-8-sig"))
             return model.limit(_validated(model, {"instances": rows})), asked
+        _json_parameters(data.params)
         return _from_json(model, data.body)
     except ServekitError as exc:
         raise InvalidRequest(exc) from exc
@@ -187,8 +197,7 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Aske
 
 
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[bytes, str]:
-    media, _ = _media_type(accept or JSON)
-    if media not in (JSON, "*/*", "application/*"):
+    if not _accepts_json(accept or JSON):
         raise InvalidRequest(
             ServekitError(
                 406,
@@ -198,6 +207,20 @@ def output_fn(prediction: dict[str, Any], accept: str) -> tuple[bytes, str]:
             )
         )
     return encode_json(prediction), JSON
+
+
+def _accepts_json(accept: str) -> bool:
+    """Whether an Accept header takes JSON: a list of media ranges (``text/html, application/json;
+    q=0.9, */*;q=0.1``, as browsers and HTTP libraries send), any of which may, unless its q is 0."""
+    for media_range in accept.split(","):
+        media, params = _media_type(media_range)
+        try:
+            weight = float(params.get("q", "1"))
+        except ValueError:
+            weight = 1.0
+        if media in (JSON, "*/*", "application/*") and weight > 0:
+            return True
+    return False
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:
@@ -227,6 +250,21 @@ def _csv_asked(params: dict[str, str]) -> Asked:
         with contextlib.suppress(ValueError):  # else refused by Asked.of as not an integer
             options["reasons"] = int(options["reasons"])
     return Asked.of(options, "content_type.")
+
+
+def _json_parameters(params: dict[str, str]) -> None:
+    """A JSON body's media type takes a UTF-8 charset alone: ``explain`` or ``reasons`` there (as a
+    CSV's takes them) would be dropped without a word, where the body has fields for them."""
+    charset = params.get("charset", "utf-8").lower()
+    if charset not in CSV_CHARSETS:
+        raise invalid_field("content_type.charset", f"{charset!r} is not supported; send UTF-8")
+    for key in params:
+        if key not in JSON_OWN_PARAMETERS:
+            raise invalid_field(
+                f"content_type.{key}",
+                f"not a parameter of {JSON}: send it as a field of the body, "
+                f'{{"instances": [...], "{key}": ...}}',
+            )
 
 
 def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
