@@ -42,3 +42,24 @@ def test_a_good_file_is_read_with_the_options_given(tmp_path: Path) -> None:
     assert read_csv(path, dtype=str, keep_default_na=False).to_numpy().tolist() == [["007", "NA"]]
     with pytest.raises(FileNotFoundError):
         read_csv(tmp_path / "missing.csv")
+
+
+def test_a_file_separated_by_semicolons_is_named_so(tmp_path: Path) -> None:
+    """European Excel's "CSV": read with commas it is one column, and the errors blamed a row."""
+    path = tmp_path / "in.csv"
+    path.write_bytes("\ufeffCreditScore;Geography;Balance\r\n619;France;1234,5\r\n".encode())
+    with pytest.raises(DatasetError, match=r"^the header is one column holding ';': the file is separated"):
+        read_csv(path)
+
+
+def test_a_spreadsheets_trailing_empty_rows_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("a,b\n1,x\n,\n2,y\n,\n , \n,\n")
+    frame = read_csv(path)
+    assert len(frame) == 3  # the empty row between two others stays: later rows keep their lines
+    assert frame["b"].iloc[[0, 2]].tolist() == ["x", "y"]
+    assert read_csv(path, dtype=str, keep_default_na=False).to_numpy().tolist() == [
+        ["1", "x"],
+        ["", ""],
+        ["2", "y"],
+    ]

@@ -11,7 +11,7 @@ import pytest
 from toy import TOY, ToyRecipe
 
 from servekit.datasets import DatasetError
-from servekit.training.trainer import split, to_records
+from servekit.training.trainer import split, to_records, too_few_to_judge
 
 FRAME = pd.DataFrame(
     {
@@ -78,3 +78,30 @@ def test_a_file_of_a_header_and_no_rows_is_a_dataset_error(recipe: ToyRecipe) ->
     # A classifier's came as pandas' "single positional indexer is out-of-bounds".
     with pytest.raises(DatasetError, match=r"^no rows to train on \(a header and nothing under it\?\)$"):
         split(spec, empty, seed=0)
+
+
+def test_a_class_too_rare_to_be_held_out_is_a_dataset_error_not_a_traceback() -> None:
+    """2 of one class in 200: the stratified split holds none out, and every classifier metric of
+    the held-out rows (BankChurn's log loss first) raised."""
+    spec = dataclasses.replace(TOY, recipe=BinaryToy())
+    frame = TOY.recipe.generate(200, seed=1).assign(y=[1, 1] + [0] * 198)
+    with pytest.raises(
+        DatasetError, match=r"^200 rows \(198 of 0, 2 of 1\) leave 40 held-out rows of 1 class\(es\)"
+    ):
+        split(spec, frame, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("y_test", "classes", "said"),
+    [
+        (pd.Series([1.0] * 40), False, "40 held-out rows"),
+        (pd.Series([0] * 195 + [1] * 5), True, "5 held-out rows of class 1"),
+        (pd.Series([0] * 150 + [1] * 50), True, None),
+        (pd.Series([2.5] * 100), False, None),
+    ],
+)
+def test_a_comparison_on_too_few_held_out_rows_says_so(
+    y_test: pd.Series, classes: bool, said: str | None
+) -> None:
+    # One held-out row resampled is that row: its interval was a point, "beyond the noise".
+    assert too_few_to_judge(y_test, classes=classes) == said

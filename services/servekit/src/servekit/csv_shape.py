@@ -81,6 +81,24 @@ def width_problem(rows: Iterable[Row], width: int) -> str | None:
     return None
 
 
+def separator_problem(path: Path) -> str | None:
+    """What is wrong with a file separated by semicolons, as Excel writes "CSV" where the decimal
+    point is a comma (most of Europe), or None. Read with commas it is one column, and each error
+    that follows would blame a row rather than the separator."""
+    try:
+        with csv_rows(path) as rows:
+            header = next(rows, None)
+    except (OSError, UnicodeError, csv.Error, EOFError):
+        return None  # not readable as text: pandas' reading says why
+    if header is None or len(header[1]) != 1 or header[1][0].count(";") < 1:
+        return None
+    return (
+        "the header is one column holding ';': the file is separated by semicolons (Excel's CSV "
+        "where the decimal point is a comma); save it with commas between cells and '.' as the "
+        "decimal point"
+    )
+
+
 def shape_problem(path: Path) -> str | None:
     """What is wrong with the whole file's shape, or None (also for a file with no header)."""
     with csv_rows(path) as rows:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.csv_shape import shape_problem
+from servekit.csv_shape import separator_problem, shape_problem
 from servekit.loading import one_line
 
 #: ``../shared/datasets`` beside the repository (the CI layout), overridable.
@@ -33,6 +33,9 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
     """``pd.read_csv``, with what it cannot read, and what it would read wrongly and say nothing
     of (``csv_shape``: a column named twice, a row of the wrong length), as a DatasetError naming
     the line or the column. A missing file is FileNotFoundError, as it is."""
+    separator = separator_problem(Path(path))
+    if separator:
+        raise DatasetError(separator)
     try:
         frame: pd.DataFrame = pd.read_csv(path, **options)
         problem = shape_problem(Path(path))
@@ -41,7 +44,17 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
         raise DatasetError(f"not a CSV file: {one_line(exc)}") from None
     if problem:
         raise DatasetError(problem)
-    return frame
+    return without_trailing_empty_rows(frame)
+
+
+def without_trailing_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the rows of empty cells at its end (``,,,,``), which a spreadsheet's
+    export leaves after rows once filled in. Only trailing ones: a row dropped before others would
+    move every later row off the line number an error names."""
+    end = len(frame)
+    while end and all(pd.isna(cell) or not str(cell).strip() for cell in frame.iloc[end - 1]):
+        end -= 1
+    return frame if end == len(frame) else frame.iloc[:end]
 
 
 def shared_file(*parts: str) -> Path:

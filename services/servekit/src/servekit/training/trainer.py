@@ -107,6 +107,14 @@ def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int) -> Split:
         raise DatasetError(
             f"{len(frame):,} rows{counts} cannot be split into training and held-out rows: {exc}"
         ) from None
+    if stratify is not None and min(y_train.nunique(), y_test.nunique()) < 2:
+        # A class too rare for the split (2 churners in 200 rows: none held out) leaves a side of
+        # one class, which no classifier metric can score.
+        raise DatasetError(
+            f"{len(frame):,} rows ({_class_counts(target)}) leave {len(y_test):,} held-out rows of "
+            f"{y_test.nunique()} class(es) and {len(y_train):,} training rows of {y_train.nunique()}: "
+            "too few rows of a class to hold some out; add rows of the rarer class"
+        )
     return Split(x_train, x_test, y_train, y_test)
 
 
@@ -381,8 +389,28 @@ def compare(spec: ServiceSpec, new_outputs: Any, old_outputs: Any, data: Split) 
     difference = uncertainty.paired_difference(
         spec.recipe.primary(), data.y_test.to_numpy(), new_outputs, old_outputs
     )
+    too_few = too_few_to_judge(data.y_test, classes=spec.recipe.task != "regression")
+    if too_few:
+        return f"difference {difference}, on {too_few}: too few to tell a difference from noise"
     verdict = "within" if difference.contains(0.0) else "beyond"
     return f"difference {difference}, {verdict} the noise of this split"
+
+
+#: The fewest held-out rows, and rows of each class, whose bootstrap says anything: one row
+#: resampled is one row, and its interval a point ("+0.97 to +0.97, beyond the noise").
+MIN_JUDGED_ROWS = 100
+MIN_JUDGED_PER_CLASS = 10
+
+
+def too_few_to_judge(y_test: pd.Series, *, classes: bool) -> str | None:
+    """``"40 held-out rows"`` (or ``"3 held-out rows of class 1"``) when too few to judge, else None."""
+    if len(y_test) < MIN_JUDGED_ROWS:
+        return f"{len(y_test):,} held-out rows"
+    if classes:
+        label, count = min(y_test.value_counts().items(), key=lambda item: item[1])
+        if count < MIN_JUDGED_PER_CLASS:
+            return f"{count:,} held-out rows of class {label}"
+    return None
 
 
 def _decide(
