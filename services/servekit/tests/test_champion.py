@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
@@ -301,3 +302,31 @@ def test_a_promotion_reads_the_registry_it_is_named_and_no_other(
     assert done.returncode == 0, done.stderr
     assert aliases(client)["champion"] == other
     assert not list(tmp_path.iterdir())  # no registry of its own made there
+
+
+def test_a_retrain_on_a_grown_file_is_compared_on_rows_the_champion_did_not_train_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1 trained on 700 rows, v2 on those and 300 more: v2's held-out rows include rows v1 learnt,
+    where v1 scores as on its training rows. It was kept over a better v2 so ("beyond the noise")."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
+        "toy", artifact_location=str(tmp_path / "artifacts")
+    )
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    grown, first = tmp_path / "grown.csv", tmp_path / "first.csv"
+    TOY.recipe.generate(1000, seed=5).to_csv(grown, index=False)
+    TOY.recipe.generate(1000, seed=5).head(700).to_csv(first, index=False)
+    trainer.train(TOY, uri, first, seed=1)
+    second = trainer.train(TOY, uri, grown, seed=1)
+    # The rows of v2's held-out split that v1 trained on, as the trainer hashes them.
+    v1 = trainer.split(TOY, TOY.recipe.load(first, 1)[0], 1)
+    v2 = trainer.split(TOY, TOY.recipe.load(grown, 1)[0], 1)
+    learnt = np.isin(trainer.row_hashes(v2.x_test, v2.y_test), trainer.row_hashes(v1.x_train, v1.y_train))
+    assert 0 < learnt.sum() < len(learnt)
+    said = decision(mlflow.MlflowClient(uri, registry_uri=uri), second.version)
+    assert (
+        f"on the {(~learnt).sum():,} held-out rows v1 did not train on "
+        f"({learnt.sum():,} of the {len(learnt):,} were among its training rows)"
+    ) in said, said
+    mlflow.set_tracking_uri(None)

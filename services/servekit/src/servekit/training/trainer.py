@@ -38,6 +38,9 @@ CHALLENGER = "challenger"
 CANARY = "canary"
 #: Training rows the drift baselines are computed on (enough for stable shares).
 BASELINE_ROWS = 2000
+#: The run artifact holding a hash of each training row (features and target): a later version
+#: compares with this one only on held-out rows this one did not train on.
+TRAINING_ROWS = "training_rows.npy"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,9 @@ def train(
         mlflow.log_metrics(parity.as_run_metrics(metadata["parity"]))
         mlflow.log_dict(metadata, SERVING_METADATA)
         mlflow.log_dict(held_out_record(recipe, data.x_test, data.y_test, held_out), HELD_OUT_ANSWERS)
+        with tempfile.TemporaryDirectory(prefix="servekit-rows-") as tmp:
+            np.save(Path(tmp) / TRAINING_ROWS, row_hashes(data.x_train, data.y_train))
+            mlflow.log_artifact(str(Path(tmp) / TRAINING_ROWS))
         example = data.x_test.head(3)
         sample = data.x_test.head(100)
         signature = model_signature(spec.request, sample, pipeline.predict(sample))
@@ -434,17 +440,56 @@ def _decide(
         raise ChampionUnloadableError(spec.name, champion, one_line(exc)) from exc
     # The champion's held-out outputs are predicted once and serve both its point
     # value and the paired bootstrap; both values come from the same scoring function.
-    primary, truth = recipe.primary(), data.y_test.to_numpy()
+    primary = recipe.primary()
     old_outputs = primary.outputs(old.pipeline, data.x_test)
+    # Only rows the champion did not train on: a retrain on a grown file holds out rows the
+    # champion learnt, where it scores as on its training rows, and it was kept over a better model.
+    judged, where = data, "on the same held-out split"
+    seen = training_rows_of(old.run_id, tracking_uri)
+    if seen is not None:
+        unseen = ~np.isin(row_hashes(data.x_test, data.y_test), seen)
+        if not unseen.any():
+            where += f" (every row of it among v{champion}'s training rows, which favours it)"
+        elif not unseen.all():
+            where = (
+                f"on the {unseen.sum():,} held-out rows v{champion} did not train on "
+                f"({(~unseen).sum():,} of the {len(unseen):,} were among its training rows)"
+            )
+            judged = Split(data.x_train, data.x_test[unseen], data.y_train, data.y_test[unseen])
+            new_outputs, old_outputs = np.asarray(new_outputs)[unseen], np.asarray(old_outputs)[unseen]
+    truth = judged.y_test.to_numpy()
     new_value, old_value = primary.score(truth, new_outputs), primary.score(truth, old_outputs)
     better = new_value > old_value if recipe.greater_is_better else new_value < old_value
     comparison = (
-        f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} on the same held-out split"
-        f"; {compare(spec, new_outputs, old_outputs, data)}"
+        f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} {where}"
+        f"; {compare(spec, new_outputs, old_outputs, judged)}"
     )
     if better:
         return True, champion, f"promoted to {CHAMPION}: {comparison}"
     return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"
+
+
+def row_hashes(features: pd.DataFrame, target: pd.Series) -> np.ndarray:
+    """One 64-bit hash per row of features and target, as read (the index left out)."""
+    rows = pd.concat([features.reset_index(drop=True), target.reset_index(drop=True)], axis=1)
+    return pd.util.hash_pandas_object(rows, index=False).to_numpy()
+
+
+def training_rows_of(run_id: str, tracking_uri: str) -> np.ndarray | None:
+    """The training-row hashes a run logged; None for a run before they were (or unreadable)."""
+    import mlflow
+
+    if not run_id:
+        return None
+    try:
+        with tempfile.TemporaryDirectory(prefix="servekit-rows-") as tmp:
+            path = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=TRAINING_ROWS, dst_path=tmp, tracking_uri=tracking_uri
+            )
+            hashes: np.ndarray = np.load(path)
+            return hashes
+    except Exception:  # not logged (an older version), or the store cannot give it: compare on all
+        return None
 
 
 def promote(spec: ServiceSpec, tracking_uri: str, version: str, decision: str = "promoted by hand") -> str:
