@@ -12,6 +12,7 @@ from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
@@ -329,4 +330,31 @@ def test_a_retrain_on_a_grown_file_is_compared_on_rows_the_champion_did_not_trai
         f"on the {(~learnt).sum():,} held-out rows v1 did not train on "
         f"({learnt.sum():,} of the {len(learnt):,} were among its training rows)"
     ) in said, said
+    mlflow.set_tracking_uri(None)
+
+
+def test_held_out_copies_of_training_rows_are_counted_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file repeating rows puts copies of training rows among the held-out ones, where the model
+    scores as on rows it learnt: nothing said so, and the figures looked better than they were."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
+        "toy", artifact_location=str(tmp_path / "artifacts")
+    )
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    rows = TOY.recipe.generate(500, seed=5)
+    repeated, distinct = tmp_path / "repeated.csv", tmp_path / "distinct.csv"
+    pd.concat([rows, rows.head(200)]).to_csv(repeated, index=False)
+    rows.to_csv(distinct, index=False)
+    assert trainer.train(TOY, uri, distinct, seed=1).held_out_note == ""
+    data = trainer.split(TOY, TOY.recipe.load(repeated, 1)[0], 1)
+    copies = np.isin(
+        trainer.row_hashes(data.x_test, data.y_test), trainer.row_hashes(data.x_train, data.y_train)
+    ).sum()
+    assert copies > 0
+    note = trainer.train(TOY, uri, repeated, seed=1).held_out_note
+    assert note.startswith(
+        f"{copies:,} of the {len(data.y_test):,} held-out rows are copies of training rows"
+    )
     mlflow.set_tracking_uri(None)

@@ -27,7 +27,13 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
         calls.append(spec.name)
         return SimpleNamespace(
-            version="1", run_id="r", metrics={"m": 0.5}, decision="promoted", canary="", artifacts=""
+            version="1",
+            run_id="r",
+            metrics={"m": 0.5},
+            decision="promoted",
+            canary="",
+            artifacts="",
+            held_out_note="",
         )
 
     monkeypatch.setattr(cli.registry, "get_service", get_service)
@@ -136,3 +142,25 @@ def test_a_sqlite_stores_artifacts_go_beside_it_whatever_the_working_directory(
     assert any((store / "artifacts").rglob("MLmodel"))
     assert f"toy: new experiment; its runs' artifacts go to {store / 'artifacts'}\n" in first
     assert "new experiment" not in second  # said once, when it was created
+
+
+@pytest.mark.usefixtures("server_answers")
+def test_what_is_wrong_with_the_held_out_rows_is_printed_after_the_figures(
+    trained: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
+        return SimpleNamespace(
+            version="1",
+            run_id="r",
+            metrics={"m": 0.5},
+            decision="promoted",
+            canary="",
+            artifacts="",
+            held_out_note="765 of the 2,080 held-out rows are copies of training rows",
+        )
+
+    monkeypatch.setattr(trainer, "train", train)
+    assert cli.main(["train", "a", "--tracking-uri", "http://127.0.0.1:1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "a: 765 of the 2,080 held-out rows are copies of training rows"
+    assert lines[0].startswith("a: registered v1")

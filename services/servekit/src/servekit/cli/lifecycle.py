@@ -55,6 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.artifacts:
             print(f"{spec.name}: new experiment; its runs' artifacts go to {result.artifacts}")
         print(f"{spec.name}: registered v{result.version} (run {result.run_id}) as challenger; {figures}")
+        if result.held_out_note:
+            print(f"{spec.name}: {result.held_out_note}")
         print(f"{spec.name}: {result.decision}")
         if result.canary:
             print(result.canary)

@@ -65,6 +65,8 @@ class TrainResult:
     #: Where the service's new experiment keeps its artifacts, when this run created it beside a
     #: SQLite store (``local_artifacts``); empty otherwise.
     artifacts: str = ""
+    #: What is wrong with the held-out rows as a measure (copies of training rows); empty if nothing.
+    held_out_note: str = ""
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -179,9 +181,12 @@ def train(
         mlflow.log_metrics(parity.as_run_metrics(metadata["parity"]))
         mlflow.log_dict(metadata, SERVING_METADATA)
         mlflow.log_dict(held_out_record(recipe, data.x_test, data.y_test, held_out), HELD_OUT_ANSWERS)
+        learnt = row_hashes(data.x_train, data.y_train)
         with tempfile.TemporaryDirectory(prefix="servekit-rows-") as tmp:
-            np.save(Path(tmp) / TRAINING_ROWS, row_hashes(data.x_train, data.y_train))
+            np.save(Path(tmp) / TRAINING_ROWS, learnt)
             mlflow.log_artifact(str(Path(tmp) / TRAINING_ROWS))
+        copies = int(np.isin(row_hashes(data.x_test, data.y_test), learnt).sum())
+        mlflow.log_param("data.held_out_copies", copies)
         example = data.x_test.head(3)
         sample = data.x_test.head(100)
         signature = model_signature(spec.request, sample, pipeline.predict(sample))
@@ -235,6 +240,19 @@ def train(
         decision,
         canary,
         str(artifacts) if artifacts else "",
+        held_out_note(copies, len(data.y_test)),
+    )
+
+
+def held_out_note(copies: int, rows: int) -> str:
+    """What a file that repeats rows does to the held-out figures: each held-out copy of a training
+    row is scored as the model scores rows it learnt. Empty when no held-out row is such a copy."""
+    if not copies:
+        return ""
+    return (
+        f"{copies:,} of the {rows:,} held-out rows are copies of training rows (the file repeats "
+        "rows): the held-out figures overstate how it does on rows it has not seen; drop the "
+        "repeated rows to measure that"
     )
 
 
