@@ -14,6 +14,20 @@ from servekit.local import free_port
 from servekit.training import trainer
 
 
+def train_result(**changes: Any) -> SimpleNamespace:
+    """What ``trainer.train`` returns to the command, as the command reads it."""
+    fields: dict[str, Any] = {
+        "version": "1",
+        "run_id": "r",
+        "metrics": {"m": 0.5},
+        "decision": "promoted",
+        "canary": "",
+        "artifacts": "",
+        "held_out_note": "",
+    }
+    return SimpleNamespace(**{**fields, **changes})
+
+
 @pytest.fixture
 def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names passed to the trainer; services ``a``, ``b`` and ``c`` exist, nothing else."""
@@ -26,15 +40,7 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
         calls.append(spec.name)
-        return SimpleNamespace(
-            version="1",
-            run_id="r",
-            metrics={"m": 0.5},
-            decision="promoted",
-            canary="",
-            artifacts="",
-            held_out_note="",
-        )
+        return train_result()
 
     monkeypatch.setattr(cli.registry, "get_service", get_service)
     monkeypatch.setattr(trainer, "train", train)
@@ -149,15 +155,7 @@ def test_what_is_wrong_with_the_held_out_rows_is_printed_after_the_figures(
     trained: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
-        return SimpleNamespace(
-            version="1",
-            run_id="r",
-            metrics={"m": 0.5},
-            decision="promoted",
-            canary="",
-            artifacts="",
-            held_out_note="765 of the 2,080 held-out rows are copies of training rows",
-        )
+        return train_result(held_out_note="765 of the 2,080 held-out rows are copies of training rows")
 
     monkeypatch.setattr(trainer, "train", train)
     assert cli.main(["train", "a", "--tracking-uri", "http://127.0.0.1:1"]) == 0

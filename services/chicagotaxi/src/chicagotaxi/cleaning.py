@@ -121,7 +121,10 @@ MAX_EXCLUDED_FRACTION: Final = 0.10
 
 
 def half_pair(latitude: Any, longitude: Any) -> Any:
-    """Rule 4's broken pair: one half of a coordinate pair missing, the other given."""
+    """Rule 4's broken pair: one half of a coordinate pair missing, the other given (per row of
+    two columns, or of one trip, whose missing half is None: a validated request has no NaN)."""
+    if not isinstance(latitude, pd.Series):  # one trip: pd.isna on two scalars costs 1.2 us
+        return (latitude is None) != (longitude is None)
     return pd.isna(latitude) != pd.isna(longitude)
 
 

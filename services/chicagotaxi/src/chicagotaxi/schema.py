@@ -199,7 +199,7 @@ class TaxiTrip(KeepsSentValues):
         found = []
         for end in ("pickup", "dropoff"):
             latitude, longitude = getattr(self, f"{end}_latitude"), getattr(self, f"{end}_longitude")
-            if (latitude is None) != (longitude is None):  # rule 4 (cleaning.half_pair) for one trip
+            if cleaning.half_pair(latitude, longitude):
                 given, missing = ("latitude", "longitude") if longitude is None else ("longitude", "latitude")
                 found.append(
                     _problem(

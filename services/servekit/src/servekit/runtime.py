@@ -238,8 +238,7 @@ class ModelRuntime:
         if wanted == serving.artifact.version:
             self._refresh_succeeded()
             return
-        failed = self._failed
-        if failed and failed.version == wanted and self._clock() < failed.retry_at:
+        if self._waiting_to_retry(wanted):
             return
         try:
             loaded = await asyncio.to_thread(self.load_once)
@@ -248,9 +247,7 @@ class ModelRuntime:
             if switched:  # else the alias moved back while the other version loaded
                 self.activate(loaded)  # publishes nothing unless all of it can be published
         except Exception as exc:
-            failures = failed.failures + 1 if failed and failed.version == wanted else 1
-            delay = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)
-            self._failed = FailedVersion(wanted, failures, self._clock() + delay)
+            delay = self._retry_later(wanted)
             self._refresh_failed(serving, f"retrying version {wanted} in {delay:g}s", exc)
             return
         self._refresh_succeeded()
@@ -266,6 +263,19 @@ class ModelRuntime:
             model.artifact.uri,
             loaded.timing(),
         )
+
+    def _waiting_to_retry(self, wanted: str) -> bool:
+        """Whether ``wanted`` failed to load and its next attempt is not due yet."""
+        failed = self._failed
+        return failed is not None and failed.version == wanted and self._clock() < failed.retry_at
+
+    def _retry_later(self, wanted: str) -> float:
+        """Record another failed load of ``wanted``; the seconds until the next attempt (doubling)."""
+        failed = self._failed
+        failures = failed.failures + 1 if failed and failed.version == wanted else 1
+        delay: float = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)
+        self._failed = FailedVersion(wanted, failures, self._clock() + delay)
+        return delay
 
     def _end(self, serving: ServedModel, exc: ModelLoadError) -> None:
         """The alias is gone: serve nothing, once, and say so once."""
@@ -301,16 +311,13 @@ class ModelRuntime:
         except Exception as exc:
             self.refresh_error = f"next check in {self._refresh_interval:g}s: {one_line(exc)}"
             return
-        failed = self._failed
-        if wanted is None or (failed and failed.version == wanted and self._clock() < failed.retry_at):
+        if wanted is None or self._waiting_to_retry(wanted):
             return
         try:
             loaded = await asyncio.to_thread(self.load_once)
             self.activate(loaded)
         except Exception as exc:
-            failures = failed.failures + 1 if failed and failed.version == wanted else 1
-            delay = min(self._refresh_interval * 2 ** (failures - 1), REFRESH_RETRY_MAX_SECONDS)
-            self._failed = FailedVersion(wanted, failures, self._clock() + delay)
+            delay = self._retry_later(wanted)
             self._metrics.model_refresh(failed=True)
             self.refresh_error = f"retrying version {wanted} in {delay:g}s: {one_line(exc)}"
             # The alias names a version again: not ended, but not ready (its share falls back and

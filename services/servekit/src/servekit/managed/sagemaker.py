@@ -63,7 +63,7 @@ CSV = "text/csv"
 JSON_OWN_PARAMETERS = ("charset",)
 #: The CSV media type's own parameters (RFC 4180's charset, RFC 7111's header), beside the options.
 CSV_OWN_PARAMETERS = ("charset", "header")
-CSV_CHARSETS = ("utf-8", "utf8", "us-ascii")
+UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
 WORDS_OF_A_FLAG = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
@@ -240,9 +240,7 @@ def _validated(model: LoadedModel, envelope: dict[str, Any]) -> list[Record]:
 def _csv_asked(params: dict[str, str]) -> Asked:
     """A media type's parameters are text: ``explain=true`` (or 1, yes; false, 0, no) and
     ``reasons=3``, beside the CSV media type's own ``charset`` (UTF-8) and ``header``."""
-    charset = params.get("charset", "utf-8").lower()
-    if charset not in CSV_CHARSETS:
-        raise invalid_field("content_type.charset", f"{charset!r} is not supported; send UTF-8")
+    _require_utf8(params)
     options: dict[str, Any] = {key: text for key, text in params.items() if key not in CSV_OWN_PARAMETERS}
     if "explain" in options:
         options["explain"] = WORDS_OF_A_FLAG.get(options["explain"].lower(), options["explain"])
@@ -252,12 +250,17 @@ def _csv_asked(params: dict[str, str]) -> Asked:
     return Asked.of(options, "content_type.")
 
 
+def _require_utf8(params: dict[str, str]) -> None:
+    """A media type's charset, if it names one, is UTF-8 (or its ASCII subset); else a 422 naming it."""
+    charset = params.get("charset", "utf-8").lower()
+    if charset not in UTF8_CHARSETS:
+        raise invalid_field("content_type.charset", f"{charset!r} is not supported; send UTF-8")
+
+
 def _json_parameters(params: dict[str, str]) -> None:
     """A JSON body's media type takes a UTF-8 charset alone: ``explain`` or ``reasons`` there (as a
     CSV's takes them) would be dropped without a word, where the body has fields for them."""
-    charset = params.get("charset", "utf-8").lower()
-    if charset not in CSV_CHARSETS:
-        raise invalid_field("content_type.charset", f"{charset!r} is not supported; send UTF-8")
+    _require_utf8(params)
     for key in params:
         if key not in JSON_OWN_PARAMETERS:
             raise invalid_field(

@@ -29,6 +29,7 @@ from servekit.inference import encode_json, model_ref
 from servekit.metrics.names import GRPC_METHOD, GRPC_SERVICE, grpc_endpoint
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.access_log import AccessLog, remember_error, unexpected
+from servekit.rest.body import CLIENT_CLOSED
 from servekit.rest.errors import NOT_READY_RETRY_AFTER_SECONDS
 from servekit.rest.open_inference import adopt_client_id
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
@@ -63,9 +64,6 @@ STATUS_CODES = {
 }
 #: Trailing metadata a gRPC retry policy reads as the milliseconds to wait (gRFC A6).
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
-#: The status a call is counted and logged under when its client gave up on it (cancelled, or its
-#: deadline passed): nginx's "client closed request", as HTTP requests whose client went away.
-CLIENT_CLOSED = 499
 #: How much of the status details the field problems may take: gRPC carries the details in a
 #: trailer, and a client refuses trailers past its metadata limit (8 KiB by default).
 MAX_DETAILS_CHARS = 4000
