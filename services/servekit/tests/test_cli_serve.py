@@ -73,6 +73,23 @@ def test_serve_warns_of_each_variable_of_its_prefix_no_setting_reads(
 
 
 @pytest.mark.usefixtures("restore_root_logger")
+def test_serve_bounds_the_headers_of_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+    from toy import TOY
+
+    from servekit.rest.head_limit import HeadLimitedHttpToolsProtocol
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    monkeypatch.setenv("TOY_MAX_HEADER_BYTES", "16384")
+    assert cli.main(["serve", "toy", "--port", "18999"]) == 0
+    # uvicorn's own httptools protocol holds headers without a bound (tests/test_rest_head_limit.py).
+    assert issubclass(served["http"], HeadLimitedHttpToolsProtocol)
+    assert served["http"].max_head_bytes == 16384
+
+
+@pytest.mark.usefixtures("restore_root_logger")
 def test_serve_with_a_taken_grpc_port_exits_3_in_one_line_as_with_a_taken_http_port(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -317,3 +317,70 @@ def test_the_handler_meters_the_bytes_of_every_line_it_writes(log_format: logs.L
     assert sum(size for _, size in metered) == len(written)
     assert metered[0][1] == len(written.split(b"\n", 1)[0]) + 1
     assert "ö".encode() in written.split(b"\n", 1)[0]
+
+
+FORGED = "\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\x1b[2J"
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_text_line_escapes_every_control_character_so_one_record_is_one_line() -> None:
+    stream = configured("text")
+    controls = "a\nb\rc\td\x00e\x1bf\x7fg\x85h\x9bi\u2028j\u2029k"
+    logging.getLogger("servekit.rest").warning("got %s", controls)
+    (line,) = stream.getvalue().splitlines()  # splitlines splits at \x85, \u2028 and \u2029 too
+    assert line.endswith(
+        " WARNING servekit.rest got a\\nb\\rc\\td\\x00e\\x1bf\\x7fg\\x85h\\x9bi\\u2028j\\u2029k"
+    )
+    assert stream.getvalue().isascii()
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_text_traceback_keeps_its_lines_and_none_passes_for_a_record() -> None:
+    stream = configured("text")
+    try:
+        raise ValueError(f"bad name{FORGED}")
+    except ValueError:
+        logging.getLogger("servekit.rest").exception("failed%s", FORGED)
+    first, *traceback = stream.getvalue().splitlines()
+    assert first.endswith("failed\\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\x1b[2J")
+    assert traceback[0] == "  Traceback (most recent call last):"
+    assert traceback[-1] == "  2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\x1b[2J"
+    # Every record starts with its time; the traceback's lines, indented, never do.
+    assert all(line.startswith("  ") for line in traceback)
+    assert "\x1b" not in stream.getvalue()
+
+
+def raw_request(url: str, request: bytes) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(request)
+        return connection.recv(65536)
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_client_cannot_forge_a_text_line_through_a_url_or_a_field_name(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    stream = configured("text")
+    artifact, _ = toy_trained
+    app = create_app(TOY, load_settings("toy"), source=lambda: artifact)
+    with ThreadedServer(app) as url:
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{url}/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.05)
+        written = len(stream.getvalue())
+        # As curl sends 'localhost:PORT/x%0aFORGED': decoded, the path holds a newline.
+        answer = raw_request(
+            url, b"GET /x%0aFORGED%0d%1b[2J HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        assert answer.startswith(b"HTTP/1.1 404 ")
+        assert httpx.post(f"{url}/predict", json={**ROW, f"x{FORGED}\u2028": 1}).status_code == 422
+    lines = stream.getvalue()[written:].splitlines()
+    access = [line for line in lines if " servekit.access " in line]
+    assert len(access) == 2
+    assert "GET /x\\nFORGED\\r\\x1b[2J 404 in" in access[0]
+    assert "x\\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\x1b[2J\\u2028" in access[1]
+    # Every line is a record of its own: the time, the level, the logger.
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [a-z]", line) for line in lines)
+    assert "\x1b" not in stream.getvalue()

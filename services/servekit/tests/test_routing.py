@@ -170,6 +170,10 @@ def test_a_header_forces_the_variant_and_a_bad_one_is_named(
     assert bad.json()["fields"] == [
         {"field": "header.x-model-variant", "problem": "must be one of stable, canary; got 'blue'"}
     ]
+    # The answer to a 100 kB header is not twice that (the message and the field both quote it).
+    huge = client.post("/predict", json=rows[0], headers={"X-Model-Variant": "b" * 100_000})
+    assert huge.status_code == 422
+    assert len(huge.content) < 1024
     long_key = client.post(
         "/predict", json=rows[0], headers={"X-Routing-Key": "k" * (MAX_ROUTING_KEY_LENGTH + 1)}
     )
@@ -474,6 +478,15 @@ def test_without_a_canary_there_are_no_variant_series_and_asking_for_one_is_404(
 )
 def test_route_from_headers(headers: dict[str, str], expected: Route) -> None:
     assert Route.from_headers(headers.get) == expected
+
+
+def test_a_long_wrong_variant_is_quoted_by_its_start_alone() -> None:
+    variant = "b" * 100_000 + "\x1b[2J"
+    with pytest.raises(ServekitError) as wrong:
+        Route.from_headers({"x-model-variant": variant}.get, where="metadata.")
+    problem = f"must be one of stable, canary; got {'b' * 20!r}... (100004 characters)"
+    assert wrong.value.message == f"metadata.x-model-variant: {problem}"
+    assert [field.problem for field in wrong.value.fields] == [problem]
 
 
 class LoadedCanary:

@@ -13,6 +13,7 @@ from typing import Any
 
 from servekit import serialization
 from servekit.model import ModelArtifact
+from servekit.redaction import redact
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 
@@ -52,10 +53,13 @@ class ModelLoadError(RuntimeError):
 
     ``missing``: the registry answered that the name, version or alias is not there, which no
     retry mends (a batch job fails for good on it); any other failure may pass.
+
+    The message is shown (``/readyz``, the logs, a command's output), so the credentials of the
+    tracking URI it names, or of a URI its cause quotes, are masked in it.
     """
 
     def __init__(self, message: str, *, missing: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.missing = missing
 
 
@@ -195,11 +199,12 @@ def read_model_dir(name: str, model_dir: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def one_line(exc: BaseException) -> str:
-    """``Type: message`` on one line, so one failure is one log line.
+    """``Type: message`` on one line, so one failure is one log line, credentials masked.
 
-    A long message keeps its start and its end: urllib3 and MLflow put the cause last.
+    A long message keeps its start and its end: urllib3 and MLflow put the cause last. MLflow
+    quotes the tracking URI, user info and all, and a presigned URL's signature in its messages.
     """
-    text = " ".join(str(exc).split())
+    text = redact(" ".join(str(exc).split()))
     if len(text) > 500:
         text = f"{text[:247]} ... {text[-248:]}"
     return f"{type(exc).__name__}: {text}"

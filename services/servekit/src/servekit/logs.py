@@ -41,6 +41,23 @@ key_id: ContextVar[str] = ContextVar("servekit_key_id", default="")
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(request_tag)s %(message)s"
 
+#: What may not reach a text line as it is: C0 (newline, carriage return, ESC...), DEL, C1 (NEL
+#: among them) and the Unicode line and paragraph separators. A client puts them in a URL
+#: (``%0a``), a field name or a header; written raw, they split one record into a forged second
+#: line or send a terminal escape sequence to whoever reads the log.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    return _CONTROL.sub(_escape, text)
+
 
 #: Cloud Logging's special fields: the LogEntry's trace, spanId and traceSampled.
 CLOUD_TRACE_FIELD = "logging.googleapis.com/trace"
@@ -121,6 +138,30 @@ class JsonFormatter(logging.Formatter):
             entry[CLOUD_SAMPLED_FIELD] = trace.sampled
 
 
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT`` lines, one per record whatever its message holds, as a JSON line is.
+
+    A traceback keeps its lines, for a terminal's reader, each indented so that none can pass
+    for a record of its own (whose line starts with the time).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: logging._SysExcInfoType) -> str:  # noqa: N802
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + escape_controls(line) for line in text.split("\n"))
+
+
 #: Told of every line the service writes: its logger's name and its size in bytes, newline included.
 LineMeter = Callable[[str, int], None]
 
@@ -163,11 +204,7 @@ def configure_logging(
     """
     handler = MeteredStreamHandler(stream or sys.stderr)
     handler.addFilter(RequestIdFilter())
-    formatter = (
-        JsonFormatter(service, google_cloud_project)
-        if log_format == "json"
-        else logging.Formatter(TEXT_FORMAT)
-    )
+    formatter = JsonFormatter(service, google_cloud_project) if log_format == "json" else TextFormatter()
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Library warnings (MLflow's, sklearn's) would otherwise be raw text among JSON lines.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from servekit import input_drift
+from servekit.redaction import redact
 
 Record = Mapping[str, Any]
 #: The key of an answer listing its inputs outside the range of the training rows
@@ -136,8 +137,9 @@ class ServedModel(ABC):
         return {
             "name": self.artifact.name,
             "version": self.artifact.version,
-            "uri": self.artifact.uri,
-            "registry_uri": self.artifact.registry_uri,
+            # Shown to any caller: a password or token in the URIs stays with the operator.
+            "uri": redact(self.artifact.uri),
+            "registry_uri": redact(self.artifact.registry_uri),
             "run_id": self.artifact.run_id,
             "training_metrics": dict(self.artifact.training_metrics),
             "explanation_scale": self.explanation_scale,

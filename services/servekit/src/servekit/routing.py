@@ -73,6 +73,9 @@ VARIANT_HEADER = "x-model-variant"
 ROUTING_KEY_HEADER = "x-routing-key"
 #: A routing key is an identifier (a customer, a session), not a payload.
 MAX_ROUTING_KEY_LENGTH = 256
+#: How much of a wrong ``X-Model-Variant`` its 422 quotes: enough to recognise a typo, while the
+#: answer and its access log line stay small whatever a client sends (a header can be 64 KiB).
+QUOTED_VARIANT_LENGTH = 20
 #: The registered model's tag that sets the canary's share on every pod that follows the registry.
 SHARE_TAG = "canary.traffic_percent"
 #: Where the share in force came from (``GET /model`` -> ``canary.traffic_percent_from``).
@@ -115,7 +118,9 @@ class Route:
         if variant is not None:
             variant = variant.strip().lower()
             if variant not in VARIANTS:
-                raise _bad(where + VARIANT_HEADER, f"must be one of {', '.join(VARIANTS)}; got {variant!r}")
+                raise _bad(
+                    where + VARIANT_HEADER, f"must be one of {', '.join(VARIANTS)}; got {_quoted(variant)}"
+                )
         key = get(ROUTING_KEY_HEADER)
         if key is not None and not 0 < len(key) <= MAX_ROUTING_KEY_LENGTH:
             raise _bad(where + ROUTING_KEY_HEADER, f"must be 1 to {MAX_ROUTING_KEY_LENGTH} characters long")
@@ -124,6 +129,13 @@ class Route:
 
 #: No header: the router decides.
 UNROUTED = Route()
+
+
+def _quoted(value: str) -> str:
+    """``value`` as a Python literal (control characters escaped), its start alone if it is long."""
+    if len(value) <= QUOTED_VARIANT_LENGTH:
+        return repr(value)
+    return f"{value[:QUOTED_VARIANT_LENGTH]!r}... ({len(value)} characters)"
 
 
 def _bad(field: str, problem: str) -> ServekitError:

@@ -51,6 +51,15 @@ class ServiceSettings(BaseSettings):
     root_path: str = Field(default="", description="Path prefix when served behind a non-rewriting ingress")
     max_batch_size: int = Field(default=256, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=LARGEST_BODY_BYTES)
+    max_header_bytes: int = Field(
+        default=65_536,
+        ge=8192,
+        le=1_048_576,
+        description=(
+            "Bytes a request's line and headers may take; more is answered 431 (414 when the URL "
+            "alone takes over half), read no further, and the connection closed (`mlp serve`)"
+        ),
+    )
     body_timeout_seconds: float = Field(
         default=30.0,
         gt=0,

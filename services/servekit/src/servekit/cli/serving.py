@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from servekit.logs import configure_logging
     from servekit.rest import create_app
+    from servekit.rest.head_limit import HeadLimitedHttpToolsProtocol
     from servekit.settings import SettingsError, load_settings, unknown_variables
 
     spec = registry.get_service(service_name(args))
@@ -70,7 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(spec, settings, grpc_host=args.host)
     handler.meter = app.state.metrics.count_log_line
     # Not uvicorn's access log: servekit's own (servekit.rest.access_log) names the error and
-    # its fields, leaves out probes and caps its rate.
+    # its fields, leaves out probes and caps its rate. httptools, with a bound on each request's
+    # headers that uvicorn's lacks (servekit.rest.head_limit).
     uvicorn.run(
         app,
         host=args.host,
@@ -79,7 +81,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=None,  # uvicorn's lines go through configure_logging's handler
         log_level=settings.log_level.lower(),
         loop="uvloop",
-        http="httptools",
+        http=type(
+            "HeadLimited", (HeadLimitedHttpToolsProtocol,), {"max_head_bytes": settings.max_header_bytes}
+        ),
         timeout_graceful_shutdown=20,
     )
     return 0

@@ -19,6 +19,8 @@ from servekit.rest.body import BODY_NOT_RECEIVED
 
 TIMINGS_KEY = "servekit.timings"
 MODELS_PATH = "/v2/models/"
+#: Prometheus's scrape path (``servekit.rest.app``), under the path prefix or not.
+METRICS_PATH = "/metrics"
 
 
 def model_path_template(path: str) -> str:
@@ -99,8 +101,10 @@ class TelemetryMiddleware:
         self.root_path = root_path.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].endswith("/metrics"):
-            # Scrapes are not traffic: counting them would skew request rates.
+        if scope["type"] != "http" or local_path(scope, self.root_path) == METRICS_PATH:
+            # Scrapes are not traffic: counting them would skew request rates. That path alone:
+            # any other (``/guess/metrics``) is a client's request, counted and logged, or probing
+            # with one key after another would pass unseen by the unauthenticated-requests alert.
             await self.app(scope, receive, send)
             return
         timings = Timings()
