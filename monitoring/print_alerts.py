@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -56,6 +57,10 @@ def lines(receiver: str, notification: dict[str, Any], heartbeats: int) -> list[
 
 def serve(port: int) -> None:
     heartbeats = 0
+    # Each post is handled in a thread of its own, and Alertmanager sends the pager's and the chat's
+    # notifications of one alert at once: a notification's lines are written whole, under the lock,
+    # or two of them interleave on one line. The heartbeat count is shared as well.
+    printing = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -68,10 +73,13 @@ def serve(port: int) -> None:
                 self.send_response(400)
                 self.end_headers()
                 return
-            if receiver == "heartbeat":
-                heartbeats += 1
-            for line in lines(receiver, notification, heartbeats):
-                print(line, flush=True)
+            with printing:
+                if receiver == "heartbeat":
+                    heartbeats += 1
+                printed = lines(receiver, notification, heartbeats)
+                if printed:
+                    sys.stdout.write("".join(f"{line}\n" for line in printed))
+                    sys.stdout.flush()
             self.send_response(200)
             self.end_headers()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from mixin.cluster import (
@@ -27,6 +28,8 @@ from mixin.common import (
     FAST_BURN,
     MIN_BAD_REQUESTS,
     RUNBOOK_URL,
+    SHED_FOR,
+    SHED_WINDOW,
     SLOW_BURN,
     dashboard_url,
     keeps_training_ranges,
@@ -37,6 +40,7 @@ from mixin.common import (
     regex,
     sel,
     service_dashboard_uid,
+    spelled,
     versioned,
 )
 from mixin.grafana import SERVICE_DASHBOARD_VARIABLES
@@ -168,6 +172,49 @@ def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
     return " or ".join(f"{factor:g}x over {long} and {short}" for long, short, factor in tiers)
 
 
+def prediction_errors(n: MetricNames, window: str) -> str:
+    """The 5xx answered to prediction requests over ``window``: what the availability SLO counts."""
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    return f'sum(increase({n.requests_total}{{{predict},status=~"5.."}}[{window}]))'
+
+
+def share_of_errors(n: MetricNames, errors: str, window: str) -> str:
+    """A template action: the share of the prediction 5xx over ``window`` that ``errors`` (a counter
+    selector) grew by, as a percentage, queried when the alert fires (``none`` with no 5xx at all).
+
+    The availability alerts name their 5xx by kind with it: a 503 of a full replica, a 500 and a
+    503 of a model not ready call for different remedies, and the counters tell them apart.
+    """
+    ratio = f"(sum(increase({errors}[{window}])) or vector(0)) / {prediction_errors(n, window)}"
+    return (
+        f"{{{{ with query `{ratio}` }}}}"
+        "{{ . | first | value | humanizePercentage }}{{ else }}none{{ end }}"
+    )
+
+
+def error_kind_actions(n: MetricNames, window: str) -> tuple[str, str]:
+    """The template actions of the shares of the prediction 5xx over ``window`` that were refused by
+    a full replica (503 overloaded, the shed counter), and that were 500."""
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    return (
+        share_of_errors(n, n.prediction_requests_shed_total, window),
+        share_of_errors(n, f'{n.requests_total}{{{predict},status="500"}}', window),
+    )
+
+
+def errors_by_kind(n: MetricNames, window: str) -> str:
+    """What the availability alerts' descriptions say of their 5xx over ``window``, kind by kind."""
+    shed, failed = error_kind_actions(n, window)
+    return (
+        f"Of its prediction 5xx over the last {spelled(window).removeprefix('1 ')}: {shed} were 503 "
+        "overloaded, refused at once by a full replica (<SVC>_MAX_CONCURRENT_REQUESTS or "
+        "<SVC>_MAX_CONCURRENT_INSTANCES; Retry-After: 1), a call for capacity (PredictionsShed: the "
+        "autoscaler, the client sending large explained batches), not for a rollback; "
+        f"{failed} were 500, an exception in the model or the app (the pod log, under the request "
+        "id); the rest were 503 of a replica with no model ready (ModelNotReady; /readyz says why)."
+    )
+
+
 def evaluation_failed(service: str, n: MetricNames) -> str:
     """The service's newest live evaluation failed, unless the pods hold a worse verdict that this
     very Job recorded (the pods label its time with the Job's name, ``mlp evaluate --job``), which
@@ -206,9 +253,6 @@ def alerts(service: str) -> list[Alert]:
     slo = f'endpoint="{o.latency_endpoint}"'
     hist = n.prediction_latency_seconds
 
-    def failed(w: str) -> str:
-        return f'sum(increase({n.requests_total}{{{predict},status=~"5.."}}[{w}]))'
-
     def slow(w: str) -> str:
         return (
             f"(sum(increase({hist}_count{{{slo}}}[{w}]))\n  - "
@@ -219,11 +263,12 @@ def alerts(service: str) -> list[Alert]:
         found.append(
             Alert(
                 f"AvailabilityBudgetBurn{speed}",
-                burn_expr(ERROR_RATIO, service, avail_budget, tiers, failed),
+                burn_expr(ERROR_RATIO, service, avail_budget, tiers, partial(prediction_errors, n)),
                 severity,
                 f"{s} is burning its availability error budget {speed.lower()}",
                 f"{s} answers 5xx to prediction requests at a rate that burns the "
-                f"{o.availability:.1%} availability SLO budget {burn_text(tiers)}.",
+                f"{o.availability:.1%} availability SLO budget {burn_text(tiers)}. "
+                + errors_by_kind(n, tiers[0][0]),
                 duration,
             )
         )
@@ -449,17 +494,19 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "PredictionsShed",
-            f"sum(rate({n.prediction_requests_shed_total}[10m]))\n/\n"
-            f"sum(rate({n.requests_total}{{{predict}}}[10m]))\n> {number(o.shed_ratio)}",
+            f"sum(rate({n.prediction_requests_shed_total}[{SHED_WINDOW}]))\n/\n"
+            f"sum(rate({n.requests_total}{{{predict}}}[{SHED_WINDOW}]))\n> {number(o.shed_ratio)}",
             "warning",
             f"{s}'s replicas are full and refuse prediction requests",
-            f"For 10 minutes {s}'s replicas have refused more than {o.shed_ratio:.0%} of the prediction "
-            "requests with 503 at once, each having <SVC>_MAX_CONCURRENT_REQUESTS requests or "
+            f"For {spelled(SHED_FOR)} {s}'s replicas have refused more than {o.shed_ratio:.0%} of the "
+            f"prediction requests of the last {spelled(SHED_WINDOW)} with 503 overloaded at once "
+            "(Retry-After: 1), each having <SVC>_MAX_CONCURRENT_REQUESTS requests or "
             "<SVC>_MAX_CONCURRENT_INSTANCES batch instances in flight (the shed counter's limit label). "
-            "They are counted in the error ratio too. The autoscaler is at its maximum or cannot add "
-            "pods fast enough: raise the HorizontalPodAutoscaler's maxReplicas, or find the client "
-            "sending large explained batches.",
-            "10m",
+            "They are 5xx in the availability SLO too: a burst of them pages AvailabilityBudgetBurnFast "
+            "as well, and that page calls for capacity, not a rollback. The autoscaler is at its "
+            "maximum or cannot add pods fast enough: raise the HorizontalPodAutoscaler's maxReplicas, "
+            "or find the client sending large explained batches and have it honour Retry-After.",
+            SHED_FOR,
         ),
         Alert(
             "RequestsUnauthenticated",
@@ -472,6 +519,23 @@ def alerts(service: str) -> list[Alert]:
             "wrong service, or someone trying the API without one. The access log's lines with "
             'error.code="unauthenticated" name the header, the problem, the address and the user agent.',
             "15m",
+        ),
+        Alert(
+            "ApiKeysReloadFailing",
+            f"{n.api_keys_reload_failing} == 1",
+            # Critical: the pod keeps the keys it read last (the right call for its clients), so a
+            # key revoked in the bad file, a leaked one say, still works until someone fixes it;
+            # and a pod started on that file refuses to, so new replicas crash-loop meanwhile.
+            "critical",
+            f"{s} at {{{{ $labels.instance }}}} cannot read its API keys file: keys revoked in it still work",
+            f"For 5 minutes {s} at {{{{ $labels.instance }}}} has been unable to read its keys file "
+            f"({s.upper()}_API_KEYS_FILE, mounted from the Secret {s}-api-keys) or has found a bad "
+            "line in it, so it keeps the keys it read last: a key taken out of the file since, "
+            "revoked or leaked, is still answered, and a pod started on the same file exits at once "
+            "(new replicas crash-loop). The pod log's 'API keys not reloaded, the keys read last stay "
+            "in force' names the file and the line; fix the Secret (mlp api-keys <file> checks it).",
+            "5m",
+            opens_on=(pod,),
         ),
         Alert(
             "ApiKeyExpiresSoon",

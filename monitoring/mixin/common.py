@@ -31,6 +31,12 @@ SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 #: (severity, [(long window, short window, burn-rate factor)], for) of the two alert tiers.
 FAST_BURN = ("critical", (("1h", "5m", 14.4), ("6h", "30m", 6.0)), "2m")
 SLOW_BURN = ("warning", (("1d", "2h", 3.0), ("3d", "6h", 1.0)), "15m")
+#: PredictionsShed's window and wait. The refusals of a burst stay in a 5-minute window for 5
+#: minutes, so a burst big enough to page AvailabilityBudgetBurnFast (which waits FAST_BURN's 2 m
+#: too) fires PredictionsShed with the page, and the on-call reads that the 503s were a full
+#: replica's refusals, not a broken model. A 10-minute rate held for 10 minutes never fired for a
+#: burst (its refusals had left the window before the wait was over), while the page did.
+SHED_WINDOW, SHED_FOR = "5m", FAST_BURN[2]
 #: Bad requests (5xx, or over the latency threshold) a burn-rate alert needs over its long window
 #: besides the ratio (``alerts.burn_expr``): at low traffic one failure is a burn of many budgets.
 MIN_BAD_REQUESTS = 10
@@ -79,8 +85,8 @@ class Objectives:
     container: str = "server"
     #: Alert when resident memory exceeds this share of the limit.
     memory_ratio: float = 0.9
-    #: Alert when replicas refuse more than this share of the prediction requests (10 m), by either
-    #: admission limit (requests or batch instances): a burst now and then is the limits at work.
+    #: Alert when replicas refuse more than this share of the prediction requests (SHED_WINDOW), by
+    #: either admission limit (requests or batch instances).
     shed_ratio: float = 0.01
     #: Alert when more than this share of the requests (15 m; probes left out) are refused for want
     #: of a valid API key (401)...
@@ -145,6 +151,12 @@ def le(seconds: float) -> str:
         raise ValueError(f"latency threshold {seconds} is not a bucket bound of {LATENCY_BUCKETS}")
     # The bound as prometheus_client renders it in the ``le`` label (repr of the float).
     return repr(float(seconds))
+
+
+def spelled(duration: str) -> str:
+    """A Prometheus duration of one unit as a description writes it: ``2m`` is 2 minutes."""
+    amount, unit = int(duration[:-1]), {"s": "second", "m": "minute", "h": "hour", "d": "day"}[duration[-1]]
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
 
 
 def number(value: float) -> str:

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote_plus
 
-from mixin.alerts import Alert, alerts
+from mixin.alerts import Alert, alerts, error_kind_actions
 from mixin.cluster import (
     AUTOSCALER_CONDITION,
     AUTOSCALER_CONDITIONS,
@@ -38,6 +38,7 @@ from mixin.common import (
     FAST_BURN,
     MIN_BAD_REQUESTS,
     SCRAPE_INTERVAL,
+    SHED_FOR,
     SLOW_BURN,
     GiB,
     keeps_training_ranges,
@@ -143,6 +144,7 @@ def rule_cases(service: str) -> list[Case]:
 
     avail_budget, latency_budget = 1 - o.availability, 1 - o.latency
     for speed, (_, tiers, _) in (("Fast", FAST_BURN), ("Slow", SLOW_BURN)):
+        all_500 = all_failed(service, tiers[0][0])
         # Minutes of data: enough for the short window and the `for` duration.
         minutes = 10 if speed == "Fast" else 30
         lowest = min(f for _, _, f in tiers)
@@ -158,6 +160,7 @@ def rule_cases(service: str) -> list[Case]:
                 {ok: f"{good}{minutes}", err: f"{bad_rate}{minutes}", bad: f"0+500x{minutes}", **ready},
                 f"{minutes}m",
                 [labels],
+                all_500,
             )
         )
         good, bad_rate = per_min(10000, quiet_share * avail_budget)
@@ -233,7 +236,8 @@ def rule_cases(service: str) -> list[Case]:
         ),
     ):
         series = {ok: "0+1x60", err: failures, **ready}
-        cases.append(Case("AvailabilityBudgetBurnFast", description, series, at, expected))
+        fast_500 = all_failed(service, FAST_BURN[1][0][0])
+        cases.append(Case("AvailabilityBudgetBurnFast", description, series, at, expected, fast_500))
     # The rules match endpoints by a regex; a label with regex metacharacters must still match.
     infer_err = series_str(
         n.requests_total, {**target, "endpoint": OPEN_INFERENCE_INFER, "method": "POST", "status": "500"}
@@ -247,6 +251,7 @@ def rule_cases(service: str) -> list[Case]:
             {ok: f"{good}10", infer_err: f"{bad_rate}10", **ready},
             "10m",
             [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
+            all_failed(service, FAST_BURN[1][0][0]),
         )
     )
     cases.append(
@@ -529,6 +534,7 @@ def rule_cases(service: str) -> list[Case]:
     cases += loop_lag_cases(service, target, ready)
     cases += unauthenticated_cases(service, target, ready)
     cases += key_expiry_cases(service, target, ready)
+    cases += key_reload_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
     cases += canary_cases(service, target, ready)
     cases += cluster_cases(service)
@@ -1001,6 +1007,95 @@ def shed_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> l
     )
 
 
+def all_failed(service: str, window: str) -> dict[str, str]:
+    """What the availability alerts' shares of 5xx by kind render to when every 5xx is a 500."""
+    shed, failed = error_kind_actions(MetricNames(service), window)
+    return {shed: "0%", failed: "100%"}
+
+
+def shed_burst_cases(service: str) -> list[Case]:
+    """A 10-second burst of explained batches refused by a full replica pages at once (the availability
+    budget burns fast): PredictionsShed fires with the page, and the page names the 503s as refusals.
+
+    As measured on chicagotaxi at its defaults: 5 single predictions a second throughout, and six
+    clients looping on 250-row explained batches for 10 s, ignoring Retry-After: 144 answered and 477
+    refused by the instance limit. Scraped every SCRAPE_INTERVAL, the burst between two scrapes.
+    """
+    n = MetricNames(service)
+    target = {"instance": "10.0.0.1:8080", "job": "model-servers", "service": service}
+    burst_at = 80  # samples: the burst lands in the scrape at 20m15s
+    hour = 240
+
+    def counted(endpoint: str, status: str) -> str:
+        return series_str(
+            n.requests_total, {**target, "endpoint": endpoint, "method": "POST", "status": status}
+        )
+
+    def after_burst(value: int) -> str:
+        return f"0x{burst_at} {value}x{hour - burst_at - 1}"
+
+    series = {
+        counted("/predict", "200"): f"0+75x{hour}",
+        counted("/predict/batch", "200"): after_burst(144),
+        counted("/predict/batch", "503"): after_burst(477),
+        # As a pod exports them: every prediction endpoint's 500 and 503, and each limit, from 0.
+        counted("/predict", "500"): f"0x{hour}",
+        counted("/predict", "503"): f"0x{hour}",
+        counted("/predict/batch", "500"): f"0x{hour}",
+        series_str(n.prediction_requests_shed_total, {**target, "limit": "instances"}): after_burst(477),
+        series_str(n.prediction_requests_shed_total, {**target, "limit": "requests"}): f"0x{hour}",
+        series_str(n.model_ready, target): f"1x{hour}",
+    }
+    paged = {"alertname": "AvailabilityBudgetBurnFast", "service": service}
+    shed, failed = error_kind_actions(n, FAST_BURN[1][0][0])
+    named = {shed: "100%", failed: "0%"}
+    # Both wait the same 2 minutes from the first evaluation after the burst (21m): due at 23m.
+    due = f"{21 + int(SHED_FOR.removesuffix('m')) + 1}m"
+    return [
+        Case(
+            "AvailabilityBudgetBurnFast", "fires: a 10-second burst of refusals", series, due, [paged], named
+        ),
+        Case(
+            "PredictionsShed",
+            "fires with the page a 10-second burst of refusals raised",
+            series,
+            due,
+            [{"alertname": "PredictionsShed", "service": service}],
+        ),
+        # The 30-minute window keeps the page firing; its description still names the refusals.
+        Case(
+            "AvailabilityBudgetBurnFast",
+            "fires: 20 minutes after the burst, naming its 503s as refusals",
+            series,
+            "40m",
+            [paged],
+            named,
+        ),
+        Case("PredictionsShed", "quiet: 20 minutes after the burst, out of its window", series, "40m"),
+    ]
+
+
+def key_reload_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """ApiKeysReloadFailing: a keys file that stays bad pages, per pod; one fixed within minutes does not."""
+    n = MetricNames(service)
+    failing = series_str(n.api_keys_reload_failing, target)
+    return [
+        Case(
+            "ApiKeysReloadFailing",
+            "fires: a bad keys file for 10 minutes, naming the pod",
+            {failing: "0x5 1x20", **ready},
+            "15m",
+            [{"alertname": "ApiKeysReloadFailing", "service": service, **target}],
+        ),
+        Case(
+            "ApiKeysReloadFailing",
+            "quiet: a bad file fixed within 3 minutes",
+            {failing: "0x5 1x3 0x20", **ready},
+            "15m",
+        ),
+    ]
+
+
 def unauthenticated_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
     """RequestsUnauthenticated: a client's traffic refused; a stray request now and then, among probes."""
     n = MetricNames(service)
@@ -1365,6 +1460,7 @@ def rule_test_file(service: str) -> dict[str, Any]:
         "rule_files": [f"../rules/{service}.rules.yaml"],
         "evaluation_interval": "1m",
         "tests": alert_tests(alerts(service), rule_cases(service))
+        + alert_tests(alerts(service), shed_burst_cases(service), interval=SCRAPE_INTERVAL)
         + recording_tests(service)
         + replica_panel_tests(service)
         + autoscaler_condition_panel_tests(service)

@@ -239,10 +239,15 @@ def service_dashboard(service: str) -> dict[str, Any]:
         panel(
             "stat",
             "Ready replicas",
-            "Model loaded and warmed up (ready), and pods Prometheus scrapes (scraped): a pod it cannot "
-            "scrape for 2 minutes fires ServiceTargetDown.",
+            "Model loaded and warmed up (ready), pods Prometheus scrapes (scraped), and pods whose "
+            "scrape fails (not scraped: their model_ready goes stale at once, so ready and scraped "
+            "both drop by them): a pod it cannot scrape for 2 minutes fires ServiceTargetDown.",
             "none",
-            [(f"sum({ready})", "ready"), (f'sum(up{{service="{service}",{inst}}})', "scraped")],
+            [
+                (f"sum({ready})", "ready"),
+                (f'sum(up{{service="{service}",{inst}}})', "scraped"),
+                (f'count(up{{service="{service}",{inst}}} == 0) or vector(0)', "not scraped"),
+            ],
         ),
         6,
         4,
@@ -489,6 +494,21 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "percentunit",
             [(unauthenticated_share(n), "refused with 401")],
             thresholds=[(o.unauthenticated_ratio, "orange")],
+        ),
+        12,
+        6,
+    )
+    g.add(
+        panel(
+            "timeseries",
+            "Replicas on the API keys read last (keys file unreadable)",
+            f"Replicas whose keys file ({service.upper()}_API_KEYS_FILE) could not be read or holds a bad "
+            "line: they answer with the keys they read before, so a key revoked since still works, and a "
+            "pod started on that file exits. ApiKeysReloadFailing pages after 5 minutes; the pod log "
+            "names the line. No data: the service needs no key.",
+            "none",
+            [(f"sum({n.api_keys_reload_failing}{{{inst}}})", "replicas on old keys")],
+            thresholds=[(1, "red")],
         ),
         12,
         6,

@@ -11,6 +11,7 @@ import pytest
 
 from servekit import auth
 from servekit.errors import ServekitError
+from servekit.metrics.collectors import ServiceMetrics
 from servekit.settings import SettingsError
 
 
@@ -176,6 +177,39 @@ def test_a_file_that_breaks_leaves_the_keys_read_last_in_force_and_says_so_once(
     write_keys(path, ("ops", other := auth.new_key()))
     clock.now = 5
     assert keys.authenticate({"x-api-key": other}) == "ops"
+
+
+def test_a_revocation_the_service_cannot_read_is_exported_until_a_file_that_reads_replaces_it(
+    tmp_path: Path,
+) -> None:
+    """The keys read last stay in force (availability), so a key revoked in a bad file still works:
+    ``<svc>_api_keys_reload_failing`` says so at every scrape, without waiting for a request."""
+    path, clock = tmp_path / "keys", Clock()
+    leaked, kept = auth.new_key(), auth.new_key()
+    write_keys(path, ("risk", kept), ("leaky", leaked))
+    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    metrics = ServiceMetrics("toy")
+    metrics.watch_api_keys(keys)
+
+    def failing() -> float | None:
+        return metrics.registry.get_sample_value(metrics.names.api_keys_reload_failing)
+
+    assert failing() == 0
+    # In one edit the leaked key's line is taken out and a line of upper-case hex is added.
+    revoked = f"{auth.key_line('risk', kept)}\nops:sha256:{auth.digest(auth.new_key()).upper()}\n"
+    path.write_text(revoked)
+    clock.now = 1
+    assert failing() == 1
+    assert keys.reload_failing
+    assert keys.authenticate({"x-api-key": leaked}) == "leaky"  # the documented fail-safe, now seen
+
+    clock.now = 1.5
+    path.write_text(f"{auth.key_line('risk', kept)}\n")
+    assert failing() == 1  # checked at most every reload_seconds
+    clock.now = 2
+    assert failing() == 0
+    refused(keys, {"x-api-key": leaked})
+    assert b"toy_api_keys_reload_failing 0.0" in metrics.exposition()
 
 
 def test_an_empty_file_refuses_everyone_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

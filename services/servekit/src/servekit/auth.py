@@ -17,7 +17,9 @@ lines included), so an auditor can say which client was given which answer.
 The file is read again when it changes (checked at most every ``RELOAD_SECONDS``): a
 key added to the Secret starts working, and one removed stops, within about a minute of
 the kubelet updating the volume, with no restart. A file that becomes unreadable or invalid
-leaves the keys read last in force, and says so in the log.
+leaves the keys read last in force (the service keeps answering its clients), says so in the log,
+and sets ``<svc>_api_keys_reload_failing`` to 1 until a file that reads is in place: a key revoked
+in that file is still honoured meanwhile, which the ``ApiKeysReloadFailing`` alert tells.
 
 The digest is a plain SHA-256, not a password hash: keys are 256 random bits, so there is
 nothing to guess, and a request must not spend a slow hash's milliseconds.
@@ -276,6 +278,11 @@ class ApiKeys:
         if not self._keys:
             logger.warning("%s: %s holds no keys: every request that needs one is refused", service, path)
         self._warn_expired()
+
+    @property
+    def reload_failing(self) -> bool:
+        """Whether the file last checked could not be used, so the keys read before stay in force."""
+        return self._failing
 
     @property
     def clients(self) -> frozenset[str]:

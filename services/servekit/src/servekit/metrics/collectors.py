@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -79,30 +79,62 @@ class BinCounts(Collector):
         yield CounterMetricFamily(self.name, self.documentation, labels=("feature", "bin"))
 
 
-class KeyExpiries(Collector):
-    """A gauge per client whose keys all expire: when its last key does, in Unix seconds.
+class WatchedKeys(Protocol):
+    """What the metrics read of a service's API keys (``servekit.auth.ApiKeys``)."""
 
-    Read from the keys in force at each scrape, so a reloaded keys file needs no bookkeeping
-    here, and a client whose lines are removed disappears from the next scrape.
+    def expiries(self) -> Mapping[str, datetime]: ...
+
+    @property
+    def reload_failing(self) -> bool: ...
+
+
+class KeyGauges(Collector):
+    """The API keys' gauges, read from the keys in force at each scrape.
+
+    ``<svc>_api_key_expiry_timestamp_seconds{client}``: per client whose keys all expire, when its
+    last key does, in Unix seconds. A reloaded keys file needs no bookkeeping here, and a client
+    whose lines are removed disappears from the next scrape.
+
+    ``<svc>_api_keys_reload_failing``: 1 while the keys file last checked
+    could not be used and the keys read before stay in force, 0 otherwise. Read after the expiries,
+    whose call checks the file, so a scrape reports the file as it is, not as the last request saw it.
     """
 
-    documentation = (
+    expiry_documentation = (
         "When the client's last API key expires (Unix seconds); clients with a key that never "
         "expires are left out."
     )
 
-    def __init__(self, name: str, expiries: Callable[[], Mapping[str, datetime]]) -> None:
-        self.name = name
-        self.expiries = expiries
+    def __init__(
+        self,
+        names: MetricNames,
+        keys: WatchedKeys,
+    ) -> None:
+        self.names = names
+        self.keys = keys
+        self.failing_documentation = (
+            f"1 while the keys file ({names.service.upper()}_API_KEYS_FILE) cannot be read or holds a bad "
+            "line, so the keys read before stay in force (a key removed since is still honoured); "
+            "else 0. The service log says why."
+        )
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(self.name, self.documentation, labels=("client",))
-        for client, when in sorted(self.expiries().items()):
-            family.add_metric((client,), when.timestamp())
-        yield family
+        expiry = self._expiry_family()
+        for client, when in sorted(self.keys.expiries().items()):
+            expiry.add_metric((client,), when.timestamp())
+        yield expiry
+        failing = GaugeMetricFamily(self.names.api_keys_reload_failing, self.failing_documentation)
+        failing.add_metric((), 1.0 if self.keys.reload_failing else 0.0)
+        yield failing
 
     def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(self.name, self.documentation, labels=("client",))
+        yield self._expiry_family()
+        yield GaugeMetricFamily(self.names.api_keys_reload_failing, self.failing_documentation)
+
+    def _expiry_family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            self.names.api_key_expiry_timestamp_seconds, self.expiry_documentation, labels=("client",)
+        )
 
 
 #: The server errors servekit answers itself: an unexpected failure, and not ready or full.
@@ -303,9 +335,10 @@ class ServiceMetrics:
         self._attribution_children: dict[str, Counter] = {}
         self._outcome_children: dict[str, Counter] = {}
 
-    def watch_key_expiries(self, expiries: Callable[[], Mapping[str, datetime]]) -> None:
-        """Export when each client's keys run out, read from ``expiries`` at every scrape."""
-        self.registry.register(KeyExpiries(self.names.api_key_expiry_timestamp_seconds, expiries))
+    def watch_api_keys(self, keys: WatchedKeys) -> None:
+        """Export, read from ``keys`` at every scrape, when each client's keys run out and whether
+        the keys file last checked could not be used (``KeyGauges``)."""
+        self.registry.register(KeyGauges(self.names, keys))
 
     def set_model(
         self,

@@ -50,6 +50,7 @@ VARIANT_ATTRIBUTION_ABS_SUM_TOTAL = "variant_attribution_abs_sum_total"
 VARIANT_INPUTS_OUTSIDE_TRAINING_TOTAL = "variant_inputs_outside_training_total"
 CLIENT_REQUESTS_TOTAL = "client_requests_total"
 API_KEY_EXPIRY_TIMESTAMP_SECONDS = "api_key_expiry_timestamp_seconds"
+API_KEYS_RELOAD_FAILING = "api_keys_reload_failing"
 MODEL_QUALITY = "model_quality"
 MODEL_LIVE_ANSWERS = "model_live_answers"
 MODEL_LIVE_EVALUATION_TIMESTAMP_SECONDS = "model_live_evaluation_timestamp_seconds"
@@ -326,6 +327,10 @@ class MetricNames:
     @property
     def api_key_expiry_timestamp_seconds(self) -> str:
         return self._name(API_KEY_EXPIRY_TIMESTAMP_SECONDS)
+
+    @property
+    def api_keys_reload_failing(self) -> str:
+        return self._name(API_KEYS_RELOAD_FAILING)
 
     @property
     def model_quality(self) -> str:

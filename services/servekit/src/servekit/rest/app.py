@@ -243,7 +243,7 @@ def create_app(
     keys = api_keys(spec.name, settings.api_keys_file)  # before anything starts: a bad file stops here
     metrics = metrics or ServiceMetrics(spec.name, watch_inputs=settings.watch_inputs)
     if keys is not None:
-        metrics.watch_key_expiries(keys.expiries)
+        metrics.watch_api_keys(keys)
     reader = None
     if source is None:
         source, found_probe = registry_source(
