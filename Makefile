@@ -24,11 +24,11 @@ help:
 	@echo "make test-durations  the pytest part of make test, recording each file's seconds (tests/durations.json)"
 	@echo "make check   the static checks of make test alone: lint, typecheck, k8s-check, delivery-check"
 	@echo "make down    stop what make up started"
-	@echo "make bench   latency and throughput figures of every service"
+	@echo "make bench   latency and throughput figures of every service (BENCH_ARGS: --services bankchurn --seconds 5)"
 	@echo "make bench-score  mlp score's rows/s in one process and in worker processes (BENCH_SCORE_ARGS)"
-	@echo "make cost    what each overlay costs a month, and a million predictions (CPU measured here)"
+	@echo "make cost    what each overlay costs a month, and a million predictions (CPU measured here: COST_CPU_ARGS; COST_ARGS)"
 	@echo "make cost-observed PROMETHEUS=URL  the same, at the rates and CPU production's Prometheus saw (OBSERVED_ARGS)"
-	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_ARGS)"
+	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_WARMUP, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
 	@echo "make browser  Chromium (apt-get) for the test that opens /docs and /redoc; make test runs it"
 	@echo "make monitor local Prometheus (rules) and Alertmanager (the cluster's routes) for the make-up services; alerts print here"
@@ -76,16 +76,18 @@ test: sync prometheus browser
 test-durations: sync prometheus browser
 	$(PYTEST) --record-durations
 
+# BENCH_ARGS go to python -m servekit.bench (--services bankchurn, --seconds 5, --no-reference).
 bench: sync
-	$(BIN)/python -m servekit.bench
+	$(BIN)/python -m servekit.bench $(BENCH_ARGS)
 
 bench-score: sync
 	$(BIN)/python -m servekit.bench.batch_scoring $(BENCH_SCORE_ARGS)
 
 # The CPU a prediction costs a replica, measured on served champions, then the overlays' requests
-# priced with k8s/prices.yaml (README, Cost). COST_ARGS go to k8s/cost.py (--component NAME).
+# priced with k8s/prices.yaml (README, Cost). COST_CPU_ARGS go to the measurement (--services
+# bankchurn, --seconds 3, --repeats 1, --no-shadow), COST_ARGS to k8s/cost.py (--component NAME).
 cost: sync
-	$(BIN)/python -m servekit.bench.cpu --output reports/cpu.json
+	$(BIN)/python -m servekit.bench.cpu --output reports/cpu.json $(COST_CPU_ARGS)
 	$(BIN)/python k8s/cost.py --cpu reports/cpu.json $(COST_ARGS)
 
 # The same bill from production: each service's rate, CPU and log bytes per prediction over the last
@@ -96,9 +98,10 @@ cost-observed: sync
 	$(BIN)/python -m servekit.bench.observed --prometheus $(PROMETHEUS) --output reports/observed.json $(OBSERVED_ARGS)
 	$(BIN)/python k8s/cost.py --cpu reports/observed.json --load-observed $(COST_ARGS)
 
+# SOAK_WARMUP: seconds before the measurement (default: a fifth of SOAK_SECONDS, at most 120).
 SOAK_SECONDS ?= 600
 soak: sync
-	$(BIN)/python -m servekit.bench.soak --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+	$(BIN)/python -m servekit.bench.soak --seconds $(SOAK_SECONDS) $(if $(SOAK_WARMUP),--warmup $(SOAK_WARMUP)) $(SOAK_ARGS)
 
 # Prometheus, promtool, Alertmanager and amtool of the releases k8s/base runs, in .tools/prometheus/bin.
 prometheus:

@@ -29,7 +29,10 @@ settles at for it (within its floor and ceiling), the others at their floor. Whe
 the prediction capture on (``<SVC>_CAPTURE_PERCENT``, the prediction-capture component), it also
 prices the log lines the capture writes, by the bytes the ``--cpu`` file measured per prediction:
 at 100 % they cost more than the pods that answer. With a shadow model beside (the shadow-challenger
-component), the shadow's answers to the captured requests are lines too, at its sample rate.
+component), the shadow's answers to the captured requests are lines too, at its sample rate; and
+the shadow's CPU is in each prediction's, so a shadowed service gets more pods under the same load:
+measured where the --cpu file has ``with_shadow`` figures (``make cost`` measures them), else
+estimated as an upper bound, and the output says which.
 
 With a ``--cpu`` file of figures observed in production (``python -m servekit.bench.observed``
 reads them from Prometheus), ``--load-observed`` prices each service at the rate it served, its CPU
@@ -92,6 +95,8 @@ SPOT_NODE_LABELS = {
 OBSERVED = "observed"
 #: The measured kind whose capture line a shadow's answer writes: a prediction, never explained.
 SHADOW_LINE_KIND = "predict"
+#: A measured kind's figures on a replica with a shadow model beside (python -m servekit.bench.cpu).
+WITH_SHADOW = "with_shadow"
 OPERATIONAL_BYTES = "operational_log_bytes_per_prediction"
 QUANTITY = re.compile(r"^([0-9.]+(?:e[0-9]+)?)([a-zA-Z]*)$")
 
@@ -634,12 +639,15 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
             continue
         price = workload_hour(workload, prices)
         for kind, figures in kinds.items():
-            per_pod_second = answers_per_second(workload, figures["cpu_ms_per_prediction"])
+            cpu_ms, shadow = cpu_ms_of(workload, kinds, kind)
+            per_pod_second = answers_per_second(workload, cpu_ms)
             dollars = price / (per_pod_second * 3600) * 1e6
             floor_month = workload.floor * per_pod_second * 3600 * HOURS_PER_MONTH
+            with_shadow = f", {cpu_ms:.2f} ms with its shadow" if shadow else ""
             line = (
                 f"  {service} {kind}: {figures['cpu_ms_per_prediction']:.2f} ms of CPU each (measured at "
-                f"{figures['cores']:.2f} cores); a pod held at {workload.cpu_target:.2f} cores answers "
+                f"{figures['cores']:.2f} cores{with_shadow}); a pod held at {workload.cpu_target:.2f} cores "
+                f"answers "
                 f"{per_pod_second:,.0f}/s: ${dollars:.4f} per million; the floor's {workload.floor} pods "
                 f"answer {floor_month / 1e6:,.0f} million a month"
             )
@@ -650,6 +658,8 @@ def per_million(found: Sequence[Workload], prices: Mapping[str, Any], cpu: Mappi
                 logged = operational_gib(1e6, figures) * per_gib
                 line += f"; ${logged:.4f} per million in access and service log lines (observed)"
             lines.append(line)
+            if shadow:
+                lines.append(f"    {shadow}")
     return lines
 
 
@@ -733,6 +743,45 @@ def log_lines(
     return dollars, lines
 
 
+def cpu_ms_of(workload: Workload, kinds: Mapping[str, Any], kind: str) -> tuple[float, str]:
+    """The CPU a prediction of ``kind`` costs the workload's pods (``kinds``: the service's figures
+    of every kind measured), its shadow's included, and how the shadow's share was found ("" without
+    one).
+
+    A shadow runs the challenger on ``shadow_share`` of the requests, in the replica: measured
+    (``python -m servekit.bench.cpu``'s ``with_shadow`` runs, the champion as its own shadow on
+    every request), it adds the measured difference at that share; not measured, a ``predict`` of
+    the service's on each (a shadow never explains), or the prediction's own where less (a batch's
+    row), an upper bound: a shadow scores without the HTTP work a measured prediction includes. An
+    observed figure is what production's pods took, with the shadow they ran then, or none.
+    """
+    figures = kinds[kind]
+    served = float(figures["cpu_ms_per_prediction"])
+    share = workload.shadow_share
+    if not share:
+        return served, ""
+    if kind == OBSERVED:
+        return served, (
+            f"{workload.name}'s shadow ({share:.0%} of requests): in the observed CPU where production ran "
+            "one, not otherwise"
+        )
+    beside = figures.get(WITH_SHADOW)
+    if beside is not None:
+        measured_share = float(beside.get("shadow_sample_rate", 1.0))
+        added = max(0.0, float(beside["cpu_ms_per_prediction"]) - served) * share / measured_share
+        how = f"measured with a shadow on {measured_share:.0%} of requests"
+    else:
+        # A shadow scores each request the served model answers, unexplained: no more than a
+        # predict of the service's, nor than the prediction it shadows (a batch's row).
+        alone = float(kinds.get(SHADOW_LINE_KIND, figures)["cpu_ms_per_prediction"])
+        added = share * min(alone, served)
+        how = "estimated, an upper bound (the --cpu file has no with_shadow figures: make cost measures them)"
+    note = (
+        f"{workload.name}'s shadow ({share:.0%} of requests) adds {added:.3f} ms of CPU a prediction, {how}"
+    )
+    return served + added, note
+
+
 def answers_per_second(workload: Workload, cpu_ms: float) -> float:
     """Predictions a pod answers each second, held at its HPA's CPU target, at ``cpu_ms`` each."""
     if workload.cpu_target is None:
@@ -758,11 +807,11 @@ def sized(
     for service, per_second in loads.items():
         if service not in by_name:
             raise CostError(f"--load {service}: no such workload in the overlay")
+        workload = by_name[service]
         try:
-            cpu_ms = cpu["services"][service][kind]["cpu_ms_per_prediction"]
+            cpu_ms, _ = cpu_ms_of(workload, cpu["services"][service], kind)
         except KeyError:
             raise CostError(f"--load {service}: no CPU figure for {kind!r} in the --cpu file") from None
-        workload = by_name[service]
         wanted[service] = pods_for(workload, per_second, cpu_ms)
         replicas[service] = min(max(wanted[service], workload.floor), workload.ceiling)
     return replicas, wanted
@@ -775,7 +824,14 @@ def under_load(
     their HPA cannot keep up with."""
     replicas, wanted = sized(found, cpu, loads, kind)
     ceilings = {w.name: w.ceiling for w in found}
+    by_name = {w.name: w for w in found}
     notes = [
+        f"  {note}"
+        for service in loads
+        for _, note in [cpu_ms_of(by_name[service], cpu["services"][service], kind)]
+        if note
+    ]
+    notes += [
         f"  {service} needs {pods} pods for {loads[service]:g}/s; its HPA stops at {ceilings[service]}: "
         "raise maxReplicas, or its pods run past their target"
         for service, pods in wanted.items()
@@ -838,6 +894,8 @@ def followed(
         first.load_balancers,
         nodes,
         mean(b.spot_nodes for b in bills),
+        # The CronJobs run on their schedule whatever the load: every point's bill has them.
+        scheduled=first.scheduled,
     )
     pods = ", ".join(
         f"{service} {min(counts)} pods"
@@ -955,6 +1013,50 @@ def k8s_check() -> ModuleType:
     return sys.modules["k8s_check"]
 
 
+#: How a --cpu file is made, for the message that finds none (or another report).
+MAKE_CPU = (
+    "make cost measures it (python -m servekit.bench.cpu --output reports/cpu.json), make cost-observed "
+    "reads it from production"
+)
+
+
+def read_cpu(path: Path) -> dict[str, Any]:
+    """A --cpu file's figures: each service's kinds, each with its CPU a prediction; else a
+    :class:`CostError` naming the file, what is wrong, and how to make one."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CostError(f"--cpu {path}: {error.strerror or error}; {MAKE_CPU}") from None
+    try:
+        figures: Any = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CostError(f"--cpu {path}: not JSON ({error}); {MAKE_CPU}") from None
+    services = figures.get("services") if isinstance(figures, dict) else None
+    if not isinstance(services, dict) or not services:
+        raise CostError(f'--cpu {path}: no "services" with CPU figures; {MAKE_CPU}')
+    for service, kinds in services.items():
+        wrong = (
+            [f"{service} is {type(kinds).__name__}"]
+            if not isinstance(kinds, dict) or not kinds
+            else [
+                kind
+                for kind, found in kinds.items()
+                if not isinstance(found, dict)
+                or not isinstance(found.get("cpu_ms_per_prediction"), int | float)
+                or found["cpu_ms_per_prediction"] <= 0
+            ]
+        )
+        if wrong:
+            # bench.json and soak.json have "services" too, of other figures.
+            raise CostError(
+                f"--cpu {path}: {service}'s {', '.join(map(repr, wrong[:3]))} carry no "
+                "cpu_ms_per_prediction: not the CPU figures of python -m servekit.bench.cpu or "
+                f"servekit.bench.observed; {MAKE_CPU}"
+            )
+    checked: dict[str, Any] = figures
+    return checked
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--overlay", choices=OVERLAYS, action="append", help="default: both")
@@ -983,7 +1085,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--load {given}: SERVICE=PER_SECOND, e.g. bankchurn=300")
     prices = yaml.safe_load(args.prices.read_text())
-    cpu = json.loads(args.cpu.read_text()) if args.cpu else None
+    try:
+        cpu = read_cpu(args.cpu) if args.cpu else None
+    except CostError as error:
+        print(f"cost: {error}", file=sys.stderr)
+        return 2
     if args.load_observed:
         if args.load:
             parser.error("--load-observed prices the observed rates: leave --load out")

@@ -222,11 +222,32 @@ def test_make_costs_measurement_gives_each_kind_its_cpu_and_the_bytes_a_captured
         cpu.Kind("explained batches of 8, per row", "/predict/batch?explain=true", 8, 2.0),
     )
     monkeypatch.setattr(cpu, "KINDS", kinds)
-    figures = cpu.measure(registry.get_service("bankchurn"), mlflow_server, tmp_path, seconds=1.0, repeats=1)
+    # A service setting exported by the caller reaches neither replica (the capture would cost CPU).
+    monkeypatch.setenv("BANKCHURN_CAPTURE_PERCENT", "100")
+    figures, servers = cpu.measure(
+        registry.get_service("bankchurn"),
+        mlflow_server,
+        tmp_path,
+        seconds=1.0,
+        repeats=1,
+        shadow_run_id=registered["bankchurn"].run_id,
+    )
     assert list(figures) == [kind.label for kind in kinds]
     for row in figures.values():
         assert row["runs"] == 1
         assert row["cpu_ms_per_prediction"] > 0
+        # The same kind on a replica with the champion's run as its shadow on every request.
+        assert row[cpu.WITH_SHADOW]["runs"] == 1
+        assert row[cpu.WITH_SHADOW]["cpu_ms_per_prediction"] > 0
+        assert row[cpu.WITH_SHADOW]["shadow_sample_rate"] == 1.0
+    settings = {label: server["settings"] for label, server in servers.items()}
+    assert settings["alone"] == {"BANKCHURN_LOG_LEVEL": "WARNING"}
+    assert (
+        settings[cpu.WITH_SHADOW]["BANKCHURN_SHADOW_MODEL_URI"]
+        == f"runs:/{registered['bankchurn'].run_id}/model"
+    )
+    assert "BANKCHURN_CAPTURE_PERCENT" not in {**settings["alone"], **settings[cpu.WITH_SHADOW]}
+    assert servers[cpu.WITH_SHADOW]["shadow_counted"]["compared"] > 0
     plain, explained, batched = (figures[kind.label]["capture_bytes_per_prediction"] for kind in kinds)
     # A captured line holds the inputs and the answer (some 600 bytes), and its explanation (400 more).
     assert 300 < plain < explained < 3000

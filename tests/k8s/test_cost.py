@@ -1070,3 +1070,139 @@ def test_the_readmes_give_the_floors_and_ceilings_make_cost_computes(
     gke, eks = spot_staging_floors["gke"], spot_staging_floors["eks"]
     both_text = f"too (one pod a service, one Prometheus): ${gke} on GKE, ${eks} on EKS."
     assert f"With `staging-footprint` {both_text}" in spot_readme
+
+
+def cronjob(name: str, schedule: str = "0 3 * * *", deadline: int = 3600) -> dict[str, Any]:
+    pod = {"containers": [container("job", "500m", "1Gi")]}
+    template = {"spec": {"activeDeadlineSeconds": deadline, "template": {"spec": pod}}}
+    return {
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": schedule, "jobTemplate": template},
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_followed_bill_keeps_the_cronjobs_of_the_mean_rates_bill(
+    overlay: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    objects, _ = served()
+    objects.append(cronjob("bankchurn-live-evaluation"))
+    found = cost.workloads(objects)
+    prices = PRICES[overlay]
+    jobs = cost.scheduled_month(objects, prices)
+    assert jobs > 0
+    observed = observed_profile((0, 0.0), (360, 1200.0))
+    observed["services"]["bankchurn"][cost.OBSERVED][cost.OPERATIONAL_BYTES] = 100
+    averaged, _ = cost.followed(
+        objects, found, prices, observed, cost.profile_points(observed, ["bankchurn"])
+    )
+    at = {pods: cost.bill(objects, found, prices, {"bankchurn": pods, "mlflow": 1}) for pods in (2, 6)}
+    assert averaged.scheduled == pytest.approx(jobs)
+    assert averaged.total == pytest.approx((at[2].total + at[6].total) / 2)
+    load = {"bankchurn": 600.0}
+    lines = cost.report(
+        overlay, objects, prices, cpu=observed, loads=load, kind=cost.OBSERVED, follow_observed=True
+    )
+    [followed_line] = [line for line in lines if "as the HPAs follow" in line]
+    assert f"+ scheduled jobs ${jobs:,.2f}" in followed_line
+    logged, _ = cost.log_lines(found, prices, observed, load, cost.OBSERVED)
+    assert lines[-1] == f"  at the observed load with the log lines: ${averaged.total + logged:,.0f} a month"
+
+
+def shadowed(rate: str | None = None) -> list[dict[str, Any]]:
+    """served()'s service with a shadow model (the shadow-challenger component) at ``rate``."""
+    env = [{"name": "BANKCHURN_SHADOW_MODEL_URI", "value": "models:/bankchurn@challenger"}]
+    if rate is not None:
+        env.append({"name": "BANKCHURN_SHADOW_SAMPLE_RATE", "value": rate})
+    return [
+        deployment("bankchurn", [container("s", "500m", "512Mi", env=env)]),
+        hpa("bankchurn", 2, 10),
+        deployment("mlflow", [container("m", "250m", "768Mi")], replicas=1),
+    ]
+
+
+def probe_figures(*, with_shadow: bool) -> dict[str, Any]:
+    """The probe's bankchurn: 0.88 ms a predict and 1.33 ms a predict+explain alone; with a shadow on
+    every request, 0.98 and 1.575 ms."""
+    kinds: dict[str, Any] = {
+        "predict": {"cpu_ms_per_prediction": 0.88, "cores": 0.18},
+        "predict+explain": {"cpu_ms_per_prediction": 1.33, "cores": 0.13},
+    }
+    if with_shadow:
+        kinds["predict"]["with_shadow"] = {"cpu_ms_per_prediction": 0.98, "shadow_sample_rate": 1.0}
+        kinds["predict+explain"]["with_shadow"] = {"cpu_ms_per_prediction": 1.575, "shadow_sample_rate": 1.0}
+    return {"services": {"bankchurn": kinds}}
+
+
+def test_a_shadowed_service_is_sized_with_its_shadows_measured_cpu() -> None:
+    load = {"bankchurn": 1000.0}
+    plain = cost.workloads(served()[0])
+    every = cost.workloads(shadowed())
+    measured = probe_figures(with_shadow=True)
+    # 1000/s at 1.33 ms is 1.33 cores: 5 pods held at 0.3; at 1.575 ms, 1.575 cores: 6.
+    assert cost.under_load(plain, measured, load, "predict+explain")[0]["bankchurn"] == 5
+    replicas, notes = cost.under_load(every, measured, load, "predict+explain")
+    assert replicas["bankchurn"] == 6
+    assert notes == [
+        "  bankchurn's shadow (100% of requests) adds 0.245 ms of CPU a prediction, measured with a shadow "
+        "on 100% of requests"
+    ]
+    # At a sample rate of a quarter, a quarter of the difference.
+    quarter = cost.workloads(shadowed("0.25"))
+    assert cost.cpu_ms_of(quarter[0], measured["services"]["bankchurn"], "predict")[0] == pytest.approx(0.905)
+    lines = cost.per_million(every, PRICES["gke"], measured)
+    assert (
+        "bankchurn predict+explain: 1.33 ms of CPU each (measured at 0.13 cores, 1.57 ms with its shadow)"
+        in ("\n".join(lines))
+    )
+
+
+def test_a_shadow_not_measured_is_estimated_and_said_so() -> None:
+    every = cost.workloads(shadowed())
+    figures = probe_figures(with_shadow=False)
+    cpu_ms, note = cost.cpu_ms_of(every[0], figures["services"]["bankchurn"], "predict+explain")
+    # A predict of the service's on each request: more than it measured (1.575), never less.
+    assert cpu_ms == pytest.approx(1.33 + 0.88)
+    assert note.startswith(
+        "bankchurn's shadow (100% of requests) adds 0.880 ms of CPU a prediction, estimated"
+    )
+    assert "make cost measures them" in note
+    replicas, notes = cost.under_load(every, figures, {"bankchurn": 1000.0}, "predict+explain")
+    assert replicas["bankchurn"] == 8
+    assert notes == [f"  {note}"]
+    # Without a shadow, nothing is added and nothing said.
+    assert cost.cpu_ms_of(cost.workloads(served()[0])[0], figures["services"]["bankchurn"], "predict") == (
+        0.88,
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "No such file or directory"),
+        ("not json", "not JSON"),
+        (
+            json.dumps({"machine": {}, "services": {"bankchurn": {"version": "3", "http": {}}}}),
+            "'version', 'http'",
+        ),
+        (
+            json.dumps({"services": {"bankchurn": {"settings": {}, "load": {"requests": 5}}}}),
+            "'settings', 'load'",
+        ),
+        (json.dumps([1, 2]), 'no "services"'),
+    ],
+)
+def test_a_cpu_file_that_is_missing_or_another_report_is_one_line_naming_it_and_make_cost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, says: str
+) -> None:
+    path = tmp_path / "cpu.json"
+    if content is not None:
+        path.write_text(content)
+    assert cost.main(["--overlay", "gke", "--cpu", str(path), "--load", "bankchurn=1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cost: --cpu {path}: ")
+    assert says in err
+    assert "make cost measures it" in err
+    assert err.count("\n") == 1

@@ -136,3 +136,42 @@ def test_with_a_key_every_request_but_the_scrape_carries_it_and_two_kinds_are_re
     carrying = [r.split(b"\r\n")[0] for r in requests if b"Authorization: Bearer mlp_soak\r\n" in r]
     assert len(carrying) == len(requests) - 3  # the scrape, no key, a revoked key
     assert Counter(statuses)[401] == 2
+
+
+def test_a_run_too_short_for_a_verdict_never_reads_as_a_leak(capsys: pytest.CaptureFixture[str]) -> None:
+    # 10 s after a 3 s warm-up: one allocator step of 2 MiB mid-run, which a short fit calls a climb.
+    samples = [(float(t), 300 * MIB + (2 * MIB if t >= 11 else 0)) for t in range(3, 14)]
+    growth = soak.Growth.of(samples, requests=10_000)
+    assert growth.days_to_limit < soak.LEAK_HORIZON_DAYS  # the fit alone would say LEAKS
+    assert growth.too_short
+    assert growth.leaks is None
+    figures = growth.as_dict()
+    assert figures["leaks"] is None
+    assert figures["verdict"] == "too short for a verdict (10 s measured, at least 50)"
+    load = {"requests": 10_000, "seconds": 10.0, "requests_per_second": 1000.0, "errors": 0}
+    soak.print_soak("bankchurn", {"memory": figures, "load": load, "warmup_start_mib": 290.0})
+    out = capsys.readouterr().out
+    assert "too short for a verdict" in out
+    assert "LEAKS" not in out
+
+
+def test_a_run_as_long_as_the_minimum_gets_a_verdict() -> None:
+    samples = [
+        (float(t), 300 * MIB + round(t * 2 * MIB / 60)) for t in range(int(soak.MIN_VERDICT_SECONDS) + 1)
+    ]
+    growth = soak.Growth.of(samples, requests=50_000)
+    assert not growth.too_short
+    assert growth.leaks is True
+    assert growth.as_dict()["verdict"] == "LEAKS"
+
+
+def test_the_exit_status_of_a_short_run_is_documented_in_the_help() -> None:
+    text = " ".join(soak.parser().format_help().split())
+    assert "exit status: 0" in text
+    assert f"too short for a verdict (under {soak.MIN_VERDICT_SECONDS:g} measured seconds" in text
+
+
+@pytest.mark.parametrize(("seconds", "warmup"), [(600, 120), (3600, 120), (10, 2), (60, 12)])
+def test_the_warm_up_scales_with_a_short_soak(seconds: float, warmup: float) -> None:
+    assert soak.default_warmup(seconds) == pytest.approx(warmup)
+    assert soak.parser().parse_args(["--seconds", str(seconds)]).warmup is None  # main fills it in

@@ -56,3 +56,22 @@ def test_worker_blocks_are_disjoint_and_inside_the_range(monkeypatch: pytest.Mon
     assert all(a.stop <= b.start for a, b in itertools.pairwise(blocks))
     assert blocks[0].start == 20000
     assert blocks[-1].stop - 1 <= 27999
+
+
+@pytest.mark.parametrize(
+    ("configured", "says"),
+    [
+        ("9400", "not LOW-HIGH"),
+        ("9499-9400", "empty, its LOW is above its HIGH"),
+        ("low-high", "not LOW-HIGH"),
+        ("0-10", "ports are 1 to 65535"),
+    ],
+)
+def test_a_configured_range_it_cannot_use_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, configured: str, says: str
+) -> None:
+    monkeypatch.setenv(local.PORTS_VARIABLE, configured)
+    with pytest.raises(local.PortRangeError, match=f"^MLP_FREE_PORTS={configured}: {says}"):
+        local.free_port()
+    monkeypatch.setenv(local.PORTS_VARIABLE, " 21000-21009 ")
+    assert local.port_range() == range(21000, 21010)

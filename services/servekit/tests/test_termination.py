@@ -67,3 +67,50 @@ def test_outside_the_main_thread_nothing_is_installed() -> None:
     thread.start()
     thread.join()
     assert seen == [before]
+
+
+def work_hung_up(cleaned: list[str]) -> None:
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(5)
+    finally:
+        cleaned.append("servers stopped")
+
+
+def work_terminated_twice(cleaned: list[str]) -> None:
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)  # make, or a supervisor, repeating it
+        os.kill(os.getpid(), signal.SIGHUP)
+        cleaned.append("servers stopped")
+
+
+def test_sighup_unwinds_too_and_exits_129() -> None:
+    before = signal.getsignal(signal.SIGHUP)
+    cleaned: list[str] = []
+    with pytest.raises(Terminated) as raised, terminated_as_exit():
+        work_hung_up(cleaned)
+    assert raised.value.code == 129
+    assert cleaned == ["servers stopped"]
+    assert signal.getsignal(signal.SIGHUP) is before
+
+
+def test_a_second_signal_does_not_interrupt_the_cleanups_of_the_first() -> None:
+    cleaned: list[str] = []
+    with pytest.raises(Terminated) as raised, terminated_as_exit():
+        work_terminated_twice(cleaned)
+    assert raised.value.code == 143
+    assert cleaned == ["servers stopped"]
+
+
+def test_a_sighup_ignored_by_nohup_stays_ignored() -> None:
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with terminated_as_exit():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)  # nothing happens
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)

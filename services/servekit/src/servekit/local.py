@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -39,13 +39,30 @@ def port_range() -> range:
     """
     configured = os.environ.get(PORTS_VARIABLE, "")
     if configured:
-        low, _, high = configured.partition("-")
-        return range(int(low), int(high) + 1)
+        return configured_range(configured)
     try:
         ephemeral_low = int(EPHEMERAL_PORTS.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         ephemeral_low = 32768  # Linux's default
     return range(max(1024, ephemeral_low - 8000), ephemeral_low)
+
+
+class PortRangeError(ValueError):
+    """``$MLP_FREE_PORTS`` is not a range of ports to pick from."""
+
+
+def configured_range(configured: str) -> range:
+    """``LOW-HIGH`` (both included) as a range, or :class:`PortRangeError` saying what is wrong."""
+    low, sep, high = configured.strip().partition("-")
+    example = f"e.g. {PORTS_VARIABLE}=9400-9449"
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise PortRangeError(f"{PORTS_VARIABLE}={configured}: not LOW-HIGH, {example}")
+    ports = range(int(low), int(high) + 1)
+    if not ports:
+        raise PortRangeError(f"{PORTS_VARIABLE}={configured}: empty, its LOW is above its HIGH ({example})")
+    if ports.start < 1 or ports.stop - 1 > 65535:
+        raise PortRangeError(f"{PORTS_VARIABLE}={configured}: ports are 1 to 65535 ({example})")
+    return ports
 
 
 def port_is_free(port: int) -> bool:
@@ -109,6 +126,8 @@ class Server:
     log: Path
     #: Where it serves the Open Inference Protocol over gRPC (0: it does not).
     grpc_port: int = 0
+    #: The settings it was started with on purpose (a benchmark's, for its report).
+    settings: dict[str, str] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -154,7 +173,10 @@ def start(
     env: Mapping[str, str] | None = None,
     *,
     cwd: Path | None = None,
+    base: Mapping[str, str] | None = None,
 ) -> Server:
+    """``command`` in a session of its own, its output in ``log_dir/<name>.log``; its environment is
+    ``base`` (default: this process's) with ``env`` on top."""
     log = log_dir / f"{name}.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(
@@ -162,7 +184,7 @@ def start(
             cwd=cwd,
             stdout=handle,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**(os.environ if base is None else base), **(env or {})},
             start_new_session=True,
         )
     return Server(name, f"http://127.0.0.1:{port}", process, log)
@@ -184,13 +206,15 @@ def start_service(
     port: int | None = None,
     *,
     grpc_port: int = 0,
+    base: Mapping[str, str] | None = None,
 ) -> Server:
-    """``mlp serve`` on 127.0.0.1 (HTTP on ``port`` or a free one; gRPC too if ``grpc_port``)."""
+    """``mlp serve`` on 127.0.0.1 (HTTP on ``port`` or a free one; gRPC too if ``grpc_port``), in
+    ``base`` (default: this process's environment) with ``env`` on top."""
     port = port or free_port()
     command = [str(BIN / "mlp"), "serve", name, "--host", "127.0.0.1", "--port", str(port)]
     if grpc_port:
         env = {**env, f"{name.upper()}_GRPC_PORT": str(grpc_port)}
-    server = start(label or name, command, port, log_dir, env)
+    server = start(label or name, command, port, log_dir, env, base=base)
     server.grpc_port = grpc_port
     return server
 

@@ -1,9 +1,11 @@
-"""SIGTERM unwinds an ``mlp`` command as Ctrl-C does, so that its cleanups run, and exits 143.
+"""SIGTERM and SIGHUP unwind a command as Ctrl-C does, so that its cleanups run, and exit 143 / 129.
 
-Python's default for SIGTERM ends the process at once. ``kill``, a Job's pod evicted or past its
-deadline, and some pipelines' cancel send it, and then ``mlp score`` left its partial output and
-its workers behind, ``mlp train`` left an MLflow run RUNNING forever, and ``mlp rollout`` left a
-canary answering a share of the traffic with nobody watching it.
+Python's default for both ends the process at once. ``kill``, a Job's pod evicted or past its
+deadline, and some pipelines' cancel send SIGTERM; a closed terminal or SSH session sends SIGHUP.
+Then ``mlp score`` left its partial output and its workers behind, ``mlp train`` left an MLflow run
+RUNNING forever, ``mlp rollout`` left a canary answering a share of the traffic with nobody watching
+it, and ``make bench`` left its MLflow server and ``mlp serve`` listening (they run in sessions of
+their own, which no terminal signal reaches) and its temporary directory on the disk.
 """
 
 from __future__ import annotations
@@ -14,30 +16,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+#: The signals that unwind: a polite request to stop, and the terminal gone.
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
 
 class Terminated(SystemExit):
-    """SIGTERM was received: every ``finally`` and ``with`` on the way out runs; the exit code is 143."""
+    """SIGTERM (or SIGHUP) was received: every ``finally`` and ``with`` on the way out runs; the
+    exit code is 128 + the signal's number, as a shell reports a process the signal ended."""
 
-    def __init__(self) -> None:
-        super().__init__(128 + signal.SIGTERM)
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
 
 
 @contextmanager
 def terminated_as_exit() -> Iterator[None]:
-    """SIGTERM raises :class:`Terminated` in the main thread while inside.
+    """SIGTERM and SIGHUP raise :class:`Terminated` in the main thread while inside.
 
-    Elsewhere than in the main thread (``mlp`` run from another program's thread) nothing is
-    installed: only the main thread may set a signal's handler, and the program owns it.
+    Once one has, the next ones are ignored until the context is left: ``make`` or a supervisor
+    that repeats the signal would otherwise interrupt the cleanups it is waiting for (SIGKILL still
+    ends it). A SIGHUP already ignored (``nohup``) stays ignored. Elsewhere than in the main thread
+    (``mlp`` run from another program's thread) nothing is installed: only the main thread may set
+    a signal's handler, and the program owns it.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum: int, frame: FrameType | None) -> None:
-        raise Terminated
+        for caught in installed:
+            signal.signal(caught, signal.SIG_IGN)
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {number: signal.getsignal(number) for number in SIGNALS}
+    installed = [
+        number for number in SIGNALS if not (number == signal.SIGHUP and previous[number] == signal.SIG_IGN)
+    ]
+    for number in installed:
+        signal.signal(number, terminate)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number in installed:
+            # None: a handler set outside Python, which cannot be put back; the default stands in.
+            signal.signal(number, previous[number] if previous[number] is not None else signal.SIG_DFL)

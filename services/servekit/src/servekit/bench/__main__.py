@@ -18,7 +18,14 @@ from typing import Any
 from servekit import registry
 from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, reports, scaling
 from servekit.bench.reference import tree_references
-from servekit.bench.servers import champions, machine, serving, wait_for_variants
+from servekit.bench.servers import (
+    champions,
+    checked_services,
+    dropped_settings,
+    machine,
+    serving,
+    wait_for_variants,
+)
 from servekit.bench.stats import Latency
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
@@ -63,6 +70,8 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
 
     loads = http_loads(spec, records, args.concurrency)
     with serving(spec, mlflow, work, grpc=True) as server:
+        # What the replica ran with: these alone, nothing of the caller's environment.
+        result["settings"] = server.settings
         result["http"] = measure_http(server, loads, args.seconds)
         # The same batches again, over gRPC with raw contents, as Triton's client sends them.
         v2_bodies = loads[V2_LABEL][1]
@@ -237,6 +246,8 @@ def print_fairness(name: str, measured: dict[str, Any]) -> None:
             + "".join(f", {kind} {count}" for kind, count in runaway["failures"].items())
             + f" (the replica refused {refused_runaway} with 429)"
         )
+    if measured.get("not_meaningful"):
+        print(f"  not meaningful: {measured['not_meaningful']}")
 
 
 SINGLE_LABEL = "/predict, one record"
@@ -482,10 +493,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    names = args.services or registry.available()
-    report: dict[str, Any] = {"machine": machine(), "services": {}}
+    names = checked_services(p, args.services)
+    # Names only, never values (a key file's path, a token): each serving sets its own settings.
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "settings_not_inherited": dropped_settings(),
+        "services": {},
+    }
     with champions(names, "servekit-bench-") as (mlflow, work, _):
         for name in names:
             report["services"][name] = bench_service(registry.get_service(name), mlflow, work, args)

@@ -8,11 +8,19 @@ refresh included, divided by the predictions it answered. ``k8s/cost.py --cpu`` 
 into dollars per million predictions. Beside each, the bytes one captured prediction writes to the
 log (``<SVC>_CAPTURE_PERCENT``, off here: its CPU is not in the figure), which ``--load`` prices
 where an overlay turns the capture on.
+
+A shadow model (the shadow-challenger component) takes CPU of the replica too, for each request it
+answers: each kind is measured again, taking turns with the first, on a second replica running the
+champion's own run as its shadow on every request (``with_shadow``), and ``k8s/cost.py`` sizes a
+shadowed service by the difference at the share its overlay samples. The servers run with no
+service setting but these (``servers`` in the report, with what the shadow compared and skipped):
+none is inherited from the caller's environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
 from collections.abc import Sequence
@@ -22,9 +30,17 @@ from typing import Any
 
 from servekit import registry
 from servekit.bench import load, logging_cost, reports, scaling
-from servekit.bench.servers import champions, machine, serving
+from servekit.bench.servers import (
+    champions,
+    checked_services,
+    dropped_settings,
+    machine,
+    serving,
+    wait_for_variants,
+)
 from servekit.loading import load_artifact
 from servekit.local import Server
+from servekit.metrics.names import MetricNames
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
 from servekit.training.trainer import split
@@ -102,15 +118,48 @@ def summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def measure(spec: ServiceSpec, mlflow: Server, work: Path, seconds: float, repeats: int) -> dict[str, Any]:
-    """Each kind of request ``repeats`` times, the kinds taking turns, on one served champion."""
+#: The key of a kind's figures measured with a shadow beside the champion, at this sample rate.
+WITH_SHADOW = "with_shadow"
+SHADOW_SAMPLE_RATE = 1.0
+
+
+def measure(
+    spec: ServiceSpec,
+    mlflow: Server,
+    work: Path,
+    seconds: float,
+    repeats: int,
+    *,
+    shadow_run_id: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each kind of request ``repeats`` times, the kinds taking turns, on one served champion; and
+    with ``shadow_run_id``'s model as its shadow, on a second replica, each run beside the first's.
+    The figures of each kind, and each replica's settings (and what the shadow did: instances
+    compared, and skipped by reason, which a measured shadow's CPU is only as good as)."""
     records = valid_requests(spec, request_rows(split(spec, spec.recipe.generate(2000, seed=7), seed=7), 512))
     runs: dict[str, list[dict[str, Any]]] = {kind.label: [] for kind in KINDS}
-    with serving(spec, mlflow, work) as server:
+    shadowed_runs: dict[str, list[dict[str, Any]]] = {kind.label: [] for kind in KINDS}
+    servers: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(serving(spec, mlflow, work))
+        servers["alone"] = {"settings": server.settings}
+        shadowed = None
+        if shadow_run_id:
+            shadow = {"SHADOW_MODEL_URI": f"runs:/{shadow_run_id}/model", "SHADOW_SAMPLE_RATE": "1"}
+            shadowed = stack.enter_context(serving(spec, mlflow, work, label="shadow", settings=shadow))
+            wait_for_variants(shadowed, ["shadow"])
+            servers[WITH_SHADOW] = {"settings": shadowed.settings}
+        # The two replicas take turns, kind by kind: a noisy stretch of the host moves both alike.
         for _ in range(repeats):
             for kind in KINDS:
                 runs[kind.label].append(cpu_per_prediction(server.url, spec.name, kind, records, seconds))
-    figures = {label: summary(found) for label, found in runs.items()}
+                if shadowed is not None:
+                    shadowed_runs[kind.label].append(
+                        cpu_per_prediction(shadowed.url, spec.name, kind, records, seconds)
+                    )
+        if shadowed is not None:
+            servers[WITH_SHADOW]["shadow_counted"] = shadow_counted(shadowed.url, spec.name)
+    figures: dict[str, Any] = {label: summary(found) for label, found in runs.items()}
     model = spec.model(load_artifact(spec.name, f"models:/{spec.name}@champion", mlflow.url))
     for kind in KINDS:
         row = figures[kind.label]
@@ -123,7 +172,30 @@ def measure(spec: ServiceSpec, mlflow: Server, work: Path, seconds: float, repea
             f"median of {row['runs']} runs ({low:.3f} to {high:.3f}; {kind.rate:g} requests/s, "
             f"{row['cores']:.2f} cores); captured, {row['capture_bytes_per_prediction']:,} bytes of log each"
         )
-    return figures
+        if shadowed_runs[kind.label]:
+            beside = summary(shadowed_runs[kind.label])
+            row[WITH_SHADOW] = {
+                key: beside[key]
+                for key in ("cpu_ms_per_prediction", "cpu_ms_range", "runs", "cores", "cpu_seconds")
+            } | {"shadow_sample_rate": SHADOW_SAMPLE_RATE}
+            low, high = beside["cpu_ms_range"]
+            print(
+                f"{spec.name} {kind.label} with a shadow on every request: "
+                f"{beside['cpu_ms_per_prediction']:.3f} ms ({low:.3f} to {high:.3f})"
+            )
+    return figures, servers
+
+
+def shadow_counted(url: str, service: str) -> dict[str, float]:
+    """The instances the replica's shadow compared, and those it skipped by reason, so far."""
+    counted: dict[str, float] = {}
+    names = MetricNames(service)
+    for sample in scaling.scrape(url, timeout=60):
+        if sample.name == names.shadow_predictions_total:
+            counted["compared"] = counted.get("compared", 0.0) + sample.value
+        elif sample.name == names.shadow_skipped_total:
+            counted[f"skipped {sample.labels['reason']}"] = sample.value
+    return counted
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,23 +203,38 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--services", nargs="*", help="default: every installed service")
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds of each run")
     p.add_argument("--repeats", type=int, default=3, help="runs of each kind of request, taking turns")
+    p.add_argument(
+        "--no-shadow",
+        dest="shadow",
+        action="store_false",
+        help="skip the runs with a shadow model (k8s/cost.py then estimates a shadow's CPU, and says so)",
+    )
     p.add_argument("--output", type=Path, default=Path("reports/cpu.json"))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    names = args.services or registry.available()
+    names = checked_services(p, args.services)
     report: dict[str, Any] = {
         "measured_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
+        # Names only: the values may be secrets. Each service's own settings are beside its figures.
+        "settings_not_inherited": dropped_settings(),
         "services": {},
+        "servers": {},
     }
-    with champions(names, "servekit-cpu-") as (mlflow, work, _):
+    with champions(names, "servekit-cpu-") as (mlflow, work, trained):
         for name in names:
-            report["services"][name] = measure(
-                registry.get_service(name), mlflow, work, args.seconds, args.repeats
+            report["services"][name], report["servers"][name] = measure(
+                registry.get_service(name),
+                mlflow,
+                work,
+                args.seconds,
+                args.repeats,
+                shadow_run_id=trained[name].run_id if args.shadow else None,
             )
     reports.write(args.output, report)
     return 0

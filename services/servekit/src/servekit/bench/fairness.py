@@ -40,6 +40,26 @@ SERVINGS: Mapping[str, Mapping[str, str]] = {
 }
 
 
+#: The share of what it sent the runaway gets answered in time with no client limit, from which the
+#: replica was not past its capacity: nothing was short, so the limit had nothing to share out and
+#: the comparison says nothing about it. Past capacity at twice it, about half would be.
+NOT_OVERLOADED_SHARE = 0.9
+
+
+def not_past_capacity(result: Mapping[str, Any]) -> str | None:
+    """Why the comparison is not meaningful: the runaway alone did not overload the replica (the
+    capacity it is offered twice of was measured on another replica, which a host's state may have
+    slowed); None where it did."""
+    runaway = result[WITHOUT_LIMIT][RUNAWAY]
+    if not runaway["sent"] or runaway["answered"] < NOT_OVERLOADED_SHARE * runaway["sent"]:
+        return None
+    return (
+        f"the runaway got {runaway['answered']} of its {runaway['sent']} requests answered in time with no "
+        f"client limit ({runaway['goodput_per_second']:g}/s of {runaway['offered_per_second']:g}/s offered): "
+        "the replica was not past its capacity, so the client limit had nothing to protect; run it again"
+    )
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
@@ -137,4 +157,5 @@ def measure(
                 RUNAWAY: flooded.as_dict(),
                 "replica_counted": statuses_by_client(server.url, spec.name),
             }
+    result["not_meaningful"] = not_past_capacity(result)
     return result

@@ -32,7 +32,7 @@ import numpy as np
 from servekit import auth, registry
 from servekit.bench import load, reports
 from servekit.bench.memory import MemorySampler
-from servekit.bench.servers import champions, serving, wait_for_variants
+from servekit.bench.servers import champions, checked_services, dropped_settings, serving, wait_for_variants
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import Server
 from servekit.settings import load_settings
@@ -49,6 +49,16 @@ MEMORY_LIMIT_BYTES = 1536 * 2**20
 LEAK_HORIZON_DAYS = 7.0
 #: Samples a run needs for two trends of three points each.
 MIN_SAMPLES = 6
+#: Measured seconds (after the warm-up) a run needs for a verdict. It is taken on the second half's
+#: slope, fitted to ``Trend.BLOCKS`` means of consecutive samples; resident memory moves in steps
+#: that last seconds, so a block must span a few samples (2 s or more: 12 blocks, a 25 s half, from
+#: the first sample to the last). Shorter, one allocator step is a slope: a 10 s run read "limit
+#: reached in 1.2 days: LEAKS" on a replica that holds flat for hours. Its figures are still
+#: reported; its verdict is "too short". ``--seconds 60`` gives one.
+MIN_VERDICT_SECONDS = 50.0
+#: The warm-up when none is given: a fifth of the measured time, at most two minutes (allocator
+#: arenas, caches and the first of every code path settle within it).
+WARMUP_SHARE, MAX_WARMUP_SECONDS = 0.2, 120.0
 BATCH_ROWS = 64
 JSON = {"Content-Type": "application/json"}
 
@@ -245,8 +255,24 @@ class Growth:
         return (MEMORY_LIMIT_BYTES - self.peak_bytes) / self.late.lower_bound / 86_400
 
     @property
-    def leaks(self) -> bool:
+    def too_short(self) -> bool:
+        """Too few seconds measured for a verdict (:data:`MIN_VERDICT_SECONDS`)."""
+        return self.seconds < MIN_VERDICT_SECONDS
+
+    @property
+    def leaks(self) -> bool | None:
+        """True or False; None where the run is :attr:`too_short` to tell."""
+        if self.too_short:
+            return None
         return self.days_to_limit < LEAK_HORIZON_DAYS
+
+    @property
+    def verdict(self) -> str:
+        if self.leaks is None:
+            return (
+                f"too short for a verdict ({self.seconds:.0f} s measured, at least {MIN_VERDICT_SECONDS:g})"
+            )
+        return "LEAKS" if self.leaks else "no leak"
 
     def as_dict(self) -> dict[str, Any]:
         def kib(bytes_per_second: float) -> float:
@@ -264,6 +290,7 @@ class Growth:
             "second_half_kib_per_100k_requests_error": kib(self.late.error),
             "days_to_limit": None if math.isinf(self.days_to_limit) else round(self.days_to_limit, 1),
             "leaks": self.leaks,
+            "verdict": self.verdict,
         }
 
 
@@ -317,15 +344,35 @@ def print_soak(name: str, result: dict[str, Any]) -> None:
         f" {memory['second_half_kib_per_100k_requests']}"
         f" ± {2 * memory['second_half_kib_per_100k_requests_error']:.1f} KiB over its second half"
     )
-    verdict = "LEAKS" if memory["leaks"] else "no leak"
-    print(f"  at this rate the limit is reached {reach}: {verdict} (horizon {LEAK_HORIZON_DAYS:g} days)")
+    if memory["leaks"] is None:
+        # A few seconds' growth is an allocator step, not a rate: no days to the limit from it.
+        print(f"  {memory['verdict']}: run --seconds {MIN_VERDICT_SECONDS + 10:g} or more for one")
+        return
+    horizon = f"horizon {LEAK_HORIZON_DAYS:g} days"
+    print(f"  at this rate the limit is reached {reach}: {memory['verdict']} ({horizon})")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servekit.bench.soak", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m servekit.bench.soak",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "exit status: 0 when every service answered as expected and none leaks, or the run was too "
+            f"short for a verdict (under {MIN_VERDICT_SECONDS:g} measured seconds: its figures are "
+            "reported, no verdict is taken); 1 when a service leaks or answered a request with an "
+            "unexpected status; 2 on a usage error"
+        ),
+    )
     p.add_argument("--services", nargs="*", help="default: every installed service")
     p.add_argument("--seconds", type=float, default=600.0, help="measured seconds per service")
-    p.add_argument("--warmup", type=float, default=120.0)
+    p.add_argument(
+        "--warmup",
+        type=float,
+        help=(
+            f"seconds before the measurement (default: a fifth of --seconds, at most {MAX_WARMUP_SECONDS:g})"
+        ),
+    )
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument(
         "--plain",
@@ -391,6 +438,10 @@ def soak_service(
     return {"settings": settings, **result}
 
 
+def default_warmup(seconds: float) -> float:
+    return min(MAX_WARMUP_SECONDS, seconds * WARMUP_SHARE)
+
+
 def data_file(value: str) -> tuple[str, Path]:
     name, sep, path = value.partition("=")
     if not sep or not name or not path:
@@ -399,10 +450,13 @@ def data_file(value: str) -> tuple[str, Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
     args.data = dict(args.data)
-    names = args.services or registry.available()
-    report: dict[str, Any] = {"services": {}}
+    names = checked_services(p, args.services)
+    if args.warmup is None:
+        args.warmup = default_warmup(args.seconds)
+    report: dict[str, Any] = {"settings_not_inherited": dropped_settings(), "services": {}}
     with champions(names, "servekit-soak-", args.data) as (mlflow, work, trained):
         for name in names:
             result = soak_service(registry.get_service(name), mlflow, work, trained[name].run_id, args)
