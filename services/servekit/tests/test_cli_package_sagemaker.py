@@ -118,7 +118,10 @@ def test_a_model_the_registry_does_not_hold_is_one_line_exit_2(
 def test_a_service_without_a_champion_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import mlflow
+
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    mlflow.MlflowClient(empty).search_experiments()  # a registry, made empty: no file is refused first
     assert cli.main(package(empty, "--output", str(tmp_path / "model.tar.gz"))) == 2
     assert refusal(capsys).startswith("mlp: resolving models:/bankchurn@champion at ")
 
@@ -156,3 +159,18 @@ def test_a_model_load_error_of_any_command_is_one_line(
     monkeypatch.setattr(serving, "cmd_package_sagemaker", fails)
     assert cli.main(["package-sagemaker", "bankchurn"]) == status
     assert capsys.readouterr().err == "mlp: resolving models:/bankchurn@champion at x: not found\n"
+
+
+def test_the_manifest_carries_no_credentials_of_the_registry() -> None:
+    """A package is copied to buckets and endpoints: a password in the tracking URI stays behind."""
+    import dataclasses
+
+    artifact, _ = train_in_memory(registry.get_service("bankchurn"), rows=400)
+    secret = dataclasses.replace(
+        artifact,
+        registry_uri="https://alice:S3cretPW@mlflow.example.com",
+        uri="https://mlflow.example.com/get-artifact?token=S3cretPW",
+    )
+    manifest = packaging.manifest_of(secret)
+    assert manifest["registry_uri"] == "https://***@mlflow.example.com"
+    assert "S3cretPW" not in str(manifest)

@@ -547,3 +547,22 @@ def test_a_capture_not_as_the_service_writes_it_is_named_by_its_line(
         return
     with pytest.raises(CaptureLineError, match=f"^line 4: {re.escape(problem)}$"):
         read_line(logged(capture, request_id), 4)
+
+
+@pytest.mark.parametrize("answer", [{}, {"outside_training": []}], ids=["empty", "without-value"])
+def test_an_answer_without_a_field_the_service_always_answers_is_not_reproduced(
+    toy_trained: tuple[ModelArtifact, Split], answer: dict[str, Any]
+) -> None:
+    artifact, data = toy_trained
+    rows = request_rows(data, 1)
+    now = ToyModel(artifact).predict(rows)[0]
+    text, ok = render(replay(read_lines(bare_captures(rows, [answer])), loader(artifact)))
+    assert not ok
+    assert f"line 1 (instance 0): value: absent in capture, now {now['value']!r}" in text
+    assert text.endswith("toy vtest: 0 of 1 captured answer reproduced, 1 differs")
+
+
+def test_differences_name_a_required_field_the_capture_lacks_and_not_an_added_one() -> None:
+    now = {"label": "stay", "p": 0.25, "added_since": 1}
+    assert differences({"p": 0.25}, now, required=["label", "p"]) == ["label: absent in capture, now 'stay'"]
+    assert differences({"label": "stay", "p": 0.25}, now, required=["label", "p"]) == []

@@ -319,3 +319,47 @@ def test_an_input_changed_while_it_is_scored_leaves_no_output(
     with pytest.raises(ScoringError, match=rf"^{changed} changed while the input was scored"):
         score_file(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_empty_header_cell_is_kept_as_written(model: ToyModel, tmp_path: Path) -> None:
+    # A file pandas wrote with its index (",id,x,..."): pandas read the empty name as "Unnamed: 0",
+    # which was copied into the output as a column the file never had.
+    import pyarrow.parquet as pq
+
+    source = write(tmp_path / "in.csv", [["", *ROWS[0]], *[[str(i), *row] for i, row in enumerate(ROWS[1:])]])
+    score_file(TOY, model, source, tmp_path / "out.csv")
+    header = next(csv.reader((tmp_path / "out.csv").open()))
+    assert header[:3] == ["", "id", "x"]
+    assert [row[""] for row in read(tmp_path / "out.csv")] == ["0", "1", "2", "3", "4", "5"]
+    score_file(TOY, model, source, tmp_path / "out.parquet")
+    assert pq.read_table(tmp_path / "out.parquet").column_names[:2] == ["", "id"]
+
+
+def test_two_empty_header_cells_are_refused_where_a_column_is_found_by_name(
+    model: ToyModel, tmp_path: Path
+) -> None:
+    rows = [["", *ROWS[0], ""], *[[str(i), *row, ""] for i, row in enumerate(ROWS[1:])]]
+    source = write(tmp_path / "in.csv", rows)
+    score_file(TOY, model, source, tmp_path / "out.csv")  # CSV has no trouble with them
+    assert next(csv.reader((tmp_path / "out.csv").open()))[: len(rows[0])] == rows[0]
+    for name, written in (("out.parquet", "Parquet"), ("out.jsonl", "JSON Lines")):
+        with pytest.raises(ScoringError, match=f"columns 1 and 7 have no name, and {written} tells"):
+            score_file(TOY, model, source, tmp_path / name)
+    # Arrow found two columns named "" and could not read the file back.
+    assert not (tmp_path / "out.parquet").exists()
+
+
+@pytest.mark.parametrize("name", ["scores.json", "scores.xlsx", "scores.parquet.gz", "scores.tsv.gz"])
+def test_a_name_that_promises_another_format_is_refused(model: ToyModel, tmp_path: Path, name: str) -> None:
+    # Each got the input's CSV (gzip-compressed for .gz) under a name that said otherwise.
+    source = write(tmp_path / "in.csv", ROWS)
+    with pytest.raises(ScoringError, match=f"{name}: "):
+        score_file(TOY, model, source, tmp_path / name)
+    assert not (tmp_path / name).exists()
+
+
+def test_a_name_that_says_no_format_gets_the_inputs(model: ToyModel, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", ROWS)
+    summary = score_file(TOY, model, source, tmp_path / "scores.out")
+    assert summary.output_format == "csv"
+    assert read(tmp_path / "scores.out")[0]["id"] == "007"

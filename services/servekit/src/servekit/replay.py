@@ -16,7 +16,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -341,9 +341,20 @@ def _read_stream(lines: IO[str]) -> Iterator[Captured]:
         raise CaptureLineError(f"not gzip as read: {exc}") from None
 
 
-def differences(captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "") -> list[str]:
-    """How today's answer differs from the captured one, field by field (fields added since are not)."""
-    found: list[str] = []
+def differences(
+    captured: Mapping[str, Any], now: Mapping[str, Any], path: str = "", required: Collection[str] = ()
+) -> list[str]:
+    """How today's answer differs from the captured one, field by field.
+
+    A field the captured answer lacks differs when it is ``required`` (the service's response
+    always has it: an answer without it was not the service's, or was edited since); another,
+    added since the capture (an optional field), does not.
+    """
+    found: list[str] = [
+        f"{path}{key}: absent in capture, now {now[key]!r}"
+        for key in required
+        if key in now and key not in captured
+    ]
     for key, then in captured.items():
         name = f"{path}{key}"
         if key not in now:
@@ -469,8 +480,13 @@ def _check(report: VersionReport, spec: ServiceSpec, model: ServedModel, group: 
         report.not_loaded = f"answering the captured inputs failed: {type(exc).__name__}: {exc}"
         return
     run_id = model.artifact.run_id
+    required = [name for name, info in spec.response.model_fields.items() if info.is_required()]
     for c, now in zip(group, answers, strict=True):
-        problems = [f"input refused now: {now}"] if isinstance(now, str) else differences(c.prediction, now)
+        problems = (
+            [f"input refused now: {now}"]
+            if isinstance(now, str)
+            else differences(c.prediction, now, required=required)
+        )
         if c.run_id and run_id and c.run_id != run_id:
             current = f"version {report.version} is run {run_id} now"
             problems.insert(0, f"captured from run {c.run_id}, but {current}")

@@ -20,6 +20,9 @@ from servekit.loading import ModelLoadError
 from servekit.settings import SettingsError
 from servekit.termination import terminated_as_exit
 
+#: The exit status of a command stopped by Ctrl-C, as a shell gives one killed by SIGINT (128 + 2).
+INTERRUPTED = 130
+
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="mlp", description=__doc__)
@@ -32,11 +35,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    # mlp serve leaves SIGTERM to uvicorn, whose graceful shutdown drains the requests in flight.
+    # SIGTERM and SIGHUP unwind a command as Ctrl-C does (its partial files removed); mlp serve
+    # leaves them to uvicorn, whose graceful shutdown drains the requests in flight.
     guard = nullcontext() if args.func is serving.cmd_serve else terminated_as_exit()
     try:
         with guard:
             return int(args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: what the command was doing is of no interest, only that it stopped
+        print("mlp: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING
 from servekit import registry
 from servekit.cli.common import (
     UsageError,
+    not_a_file,
     positive_int,
     reasons_count,
     resolve_tracking_uri,
 )
+from servekit.model_uri import check_service
 
 if TYPE_CHECKING:
     from servekit.cli.common import Commands
@@ -29,21 +31,17 @@ SCORE_OVER_REJECTION_LIMIT = 3
 def cmd_score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
     from servekit.scoring import score_file, write_summary
+    from servekit.scoring.files import is_standard_output
     from servekit.scoring.formats import ScoringError
     from servekit.scoring.pool import usable_cpus
     from servekit.training.trainer import registry_client
 
-    if not args.input.exists():
-        raise UsageError(f"score: {args.input}: no such file or directory")
-    if args.summary is not None:
-        if args.summary.resolve() in {args.input.resolve(), args.output.resolve()}:
-            raise UsageError(f"score: --summary {args.summary}: the input or the output; name another file")
-        if not args.summary.parent.is_dir():
-            raise UsageError(f"score: --summary {args.summary}: no directory {args.summary.parent}")
+    _check_files(args)
     started = datetime.now(UTC)
     workers = args.workers or usable_cpus()
     spec = registry.get_service(args.service)
     uri = args.model_uri or f"models:/{spec.name}@champion"
+    check_service(uri, spec.name, f"its answers would be given as {spec.name}'s")
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     registry_client(tracking_uri)  # an unreachable registry is one line, not a retrying traceback
     try:
@@ -51,6 +49,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     except ModelLoadError as exc:
         print(f"mlp: score: {uri}: {exc}", file=sys.stderr)
         return 2 if exc.missing else 1  # no retry brings a version the registry does not hold
+    # With the scores on standard output, what the run says goes to standard error.
+    to_stdout = is_standard_output(args.output) or (
+        args.summary is not None and is_standard_output(args.summary)
+    )
+    report = sys.stderr if to_stdout else sys.stdout
     try:
         summary = score_file(
             spec,
@@ -67,7 +70,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc
-    print(summary.render(model, args.output))
+    except OSError as exc:  # checked writable before the run: a disk full, a reader gone
+        print(f"mlp: score: {exc.filename or args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(summary.render(model, args.output), file=report)
     limit: RejectionLimit = args.max_rejected
     allowed = limit.allowed(summary.rows)
     over = limit.exceeded(summary.rejected, summary.rows)
@@ -96,8 +102,38 @@ def cmd_score(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     elif summary.rejected:
-        print(f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})")
+        within = f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})"
+        print(within, file=report)
     return status
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    """The input readable as a file and the output and the summary writable, before the model is
+    loaded and the rows scored: found after, a directory or a missing right was a traceback at the
+    end of the run, with exit status 1 (worth retrying) for what no retry mends."""
+    from servekit.scoring.files import is_standard_output, output_name_problem, writable_problem
+
+    source: Path = args.input
+    if str(source) == "-":  # read twice, once for its shape and once for its rows, as a pipe
+        raise UsageError("score: -: standard input is not a regular file; save it to a file and name that")
+    if not source.exists():
+        raise UsageError(f"score: {source}: no such file or directory")
+    if not (source.is_file() or source.is_dir()):
+        raise UsageError(f"score: {source}: {not_a_file(source)}")
+    problem = output_name_problem(args.output) or writable_problem(args.output)
+    if problem:
+        raise UsageError(f"score: --output {args.output}: {problem}")
+    if args.summary is not None:
+        if is_standard_output(args.summary):
+            if is_standard_output(args.output):
+                raise UsageError(
+                    f"score: --summary {args.summary}: the scores are written to standard output; name a file"
+                )
+        elif args.summary.resolve() in {source.resolve(), args.output.resolve()}:
+            raise UsageError(f"score: --summary {args.summary}: the input or the output; name another file")
+        problem = writable_problem(args.summary)
+        if problem:
+            raise UsageError(f"score: --summary {args.summary}: {problem}")
 
 
 def column_names(text: str) -> tuple[str, ...]:
@@ -142,7 +178,9 @@ def add_commands(commands: Commands) -> None:
         required=True,
         help="the input's columns, then the scores; Parquet (.parquet, .pq), CSV (.csv) or JSON Lines "
         "(.jsonl, .ndjson), .gz for gzip-compressed CSV or JSON Lines, as its name says, whatever the "
-        "input (named none: the input's format)",
+        "input (named none: the input's format; a name of another format, .json or .xlsx, is refused); "
+        "- for standard output. A file appears whole or not at all (a link: the file it names); a "
+        "device or a pipe is written as the rows are scored",
     )
     score.add_argument(
         "--keep",
@@ -183,7 +221,8 @@ def add_commands(commands: Commands) -> None:
         "--summary",
         type=Path,
         help="also write what the run did as JSON: the version, rows scored and rejected, the first "
-        "rejections, the inputs outside the training range, the time and the exit status",
+        "rejections, the inputs outside the training range, the time and the exit status (- for "
+        "standard output)",
     )
     score.add_argument("--tracking-uri")
     score.set_defaults(func=cmd_score)

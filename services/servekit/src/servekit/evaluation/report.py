@@ -96,8 +96,9 @@ def _unmet_lines(joined: Joined, truth_file: str) -> list[str]:
     ]
     if joined.truth_unmatched:
         lines.append(
-            f"{service}: {_rows(joined.truth_unmatched)} without a captured answer (requests the "
-            f"capture did not sample, see {service.upper()}_CAPTURE_PERCENT, or captured in another file)"
+            f"{service}: {_rows(joined.truth_unmatched)} without a captured answer (requests refused "
+            "with a 4xx, which got no answer to capture; requests the capture did not sample, see "
+            f"{service.upper()}_CAPTURE_PERCENT; or answers captured in another file)"
         )
     if joined.ambiguous:
         lines.append(

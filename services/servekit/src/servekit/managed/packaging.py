@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib
 import io
 import json
-import re
 import shutil
 import tarfile
 import tempfile
@@ -34,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 
 from servekit.errors import ServekitError
 from servekit.model import ModelArtifact
+from servekit.model_uri import registered_name as _registered_name
 from servekit.protocol import VERSION_FILE
+from servekit.redaction import redact
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -185,8 +186,8 @@ def manifest_of(artifact: ModelArtifact) -> dict[str, Any]:
         "service": artifact.name,
         "version": artifact.version,
         "run_id": artifact.run_id,
-        "uri": artifact.uri,
-        "registry_uri": artifact.registry_uri,
+        "uri": redact(artifact.uri),
+        "registry_uri": redact(artifact.registry_uri),
         "training_metrics": dict(artifact.training_metrics),
     }
 
@@ -263,8 +264,9 @@ def package_from_registry(
         "service": service,
         "version": ref.version if ref else "unregistered",
         "run_id": ref.run_id if ref else "",
-        "uri": model_uri,
-        "registry_uri": tracking_uri,
+        # The tarball outlives the shell it was made in: it carries no password or token.
+        "uri": redact(model_uri),
+        "registry_uri": redact(tracking_uri),
         "training_metrics": metrics,
     }
     with tempfile.TemporaryDirectory(prefix="servekit-package-") as tmp:
@@ -275,13 +277,6 @@ def package_from_registry(
             raise ModelLoadError(f"downloading {download_uri}: {one_line(exc)}", missing=missing) from exc
         check_loads(service, local, download_uri)
         return build_package(service, local, output, manifest)
-
-
-def _registered_name(model_uri: str) -> str | None:
-    """The registered model a ``models:/`` URI names (``models:/name/latest`` too); None for others."""
-    if not model_uri.startswith("models:/"):
-        return None
-    return re.split(r"[/@]", model_uri.removeprefix("models:/"), maxsplit=1)[0]
 
 
 def check_loads(service: str, model_dir: Path, source: str) -> None:

@@ -13,7 +13,9 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
   columns are typed, and so are a JSON Lines file's values. The scores are written as the
   output's name says, Parquet, CSV or JSON Lines, whatever the input (``servekit.scoring.formats``).
 * The file is read and written in chunks, so its size is bounded by the disk, not the memory,
-  and the output appears only once it is whole (written beside it, then renamed).
+  and the output appears only once it is whole (written beside it, then renamed; a link's file
+  is replaced, the link kept). Standard output (``-``), a device or a pipe is written straight
+  through as the rows are scored (``written_whole``).
 * ``explain`` adds the explanation of each row as JSON, exactly the API's.
 * A large file's chunks past the first are scored by ``workers`` processes, a few at a time,
   and written in order (``servekit.scoring.pool``): the output is the same, byte for byte, as
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,7 +44,16 @@ from servekit.errors import rejection
 from servekit.inference import encode_json, run_model
 from servekit.model import EXPLANATION_FIELD, OUTSIDE_TRAINING, ServedModel
 from servekit.reasons import REASONS_FIELD
-from servekit.scoring.files import JsonText, part_name, parts
+from servekit.scoring.files import (
+    JsonText,
+    Sink,
+    is_standard_output,
+    part_name,
+    partial_name,
+    parts,
+    replaced,
+    streamed,
+)
 from servekit.scoring.formats import (
     Chunk,
     OutputFormat,
@@ -135,7 +147,8 @@ class ScoreSummary:
             "input": str(source),
             "input_files": file_fingerprints(source),
             "output": str(output),
-            "output_file": file_fingerprints(output)[0],
+            # A stream or a device cannot be read back for its hash (null then).
+            "output_file": None if streamed(output) else file_fingerprints(output)[0],
             "output_format": self.output_format,
             "rows": self.rows,
             "scored": self.scored,
@@ -190,21 +203,42 @@ def file_fingerprints(path: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def written_whole(path: Path) -> Iterator[Path]:
-    """A file to write beside ``path`` (``.<name>.partial``), renamed to it if the block ends well
-    and removed either way: ``path`` appears whole or not at all."""
-    partial = path.with_name(f".{path.name}.partial")
+def written_whole(path: Path) -> Iterator[Sink]:
+    """Where to write ``path``: a file beside it (``.<name>.partial``), renamed to it if the block
+    ends well and removed either way, so that ``path`` appears whole or not at all.
+
+    A link is followed: the file it names is replaced, and the link kept. Standard output (``-``,
+    ``/dev/stdout``), a device or a pipe is written straight through (``files.streamed``): a
+    device node is never replaced, and what a run that fails has written there stays written.
+    """
+    if is_standard_output(path):
+        sys.stdout.flush()
+        # A duplicate of the descriptor: its offset and O_APPEND are the shell's redirection's.
+        with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as stream:
+            yield stream
+        return
+    if streamed(path):
+        # Opened here, not by name in Arrow, which seeks in the file it opens: a pipe cannot.
+        with path.open("wb") as stream:
+            yield stream
+        return
+    target = replaced(path)
+    partial = partial_name(target)
     try:
         yield partial
-        os.replace(partial, path)
+        os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 
 
 def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
     """A run's summary as JSON, appearing whole or not at all, as the scores do."""
-    with written_whole(path) as partial:
-        partial.write_text(json.dumps(summary, indent=2) + "\n")
+    text = (json.dumps(summary, indent=2) + "\n").encode()
+    with written_whole(path) as sink:
+        if isinstance(sink, Path):
+            sink.write_bytes(text)
+        else:
+            sink.write(text)
 
 
 def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from servekit.scoring.files import (
     Kind,
     Partitions,
     ScoringError,
+    Sink,
     copied,
     naming,
     part_name,
@@ -67,10 +68,11 @@ class CsvFile:
 
     def chunks_left(self, first: Chunk) -> float:
         """From the files' size and the first chunk's."""
-        written: pd.DataFrame = first[1][list(self._header)]  # the file's cells, not the paths' values
+        # The file's cells, not the paths' values (by position: empty names may repeat).
+        written: pd.DataFrame = first[1].iloc[:, : len(self._header)]
         # Each cell's bytes as written, and a comma or line end after each: the chunk's size but
         # for quotes. Bytes, not characters: a tweet's emoji is four of the file's bytes.
-        cells = (cell for column in written for cell in written[column])
+        cells = (cell for _, column in written.items() for cell in column)
         chunk_bytes = sum(len(cell.encode("utf-8")) for cell in cells) + written.size
         size = sum(text_bytes(path) for path in self.paths)
         return max(0.0, size - chunk_bytes) / max(chunk_bytes, 1)
@@ -106,9 +108,12 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, pd.
             path, chunksize=chunk_rows, encoding=CSV_ENCODING, dtype=str, keep_default_na=False
         )
         with typed, written, csv_rows(path) as rows:
-            width = len(next(rows, (0, []))[1])
+            header = next(rows, (0, []))[1]
+            width = len(header)
             for chunk in zip(typed, written, strict=True):
                 _refuse(width_problem(islice(rows, len(chunk[1])), width))
+                for frame in chunk:
+                    frame.columns = _as_written(frame.columns, header)
                 yield chunk
             _refuse(width_problem(rows, width))
 
@@ -121,8 +126,16 @@ def _refuse(problem: str | None) -> None:
 def _csv_header(path: Path, paths: Sequence[Path]) -> list[str]:
     with naming(path, paths), _csv_errors():
         with csv_rows(path) as rows:
-            _refuse(repeated_name(next(rows, (0, []))[1]))
-        return [str(name) for name in pd.read_csv(path, nrows=0, encoding=CSV_ENCODING).columns]
+            header = next(rows, (0, []))[1]
+            _refuse(repeated_name(header))
+        return _as_written(pd.read_csv(path, nrows=0, encoding=CSV_ENCODING).columns, header)
+
+
+def _as_written(read: pd.Index, header: Sequence[str]) -> list[str]:
+    """The columns' names as the header writes them: pandas renames an empty one ``Unnamed: 0``
+    (the index column pandas writes has none), which would be copied into the output as a name
+    the file never had."""
+    return list(header) if len(read) == len(header) else [str(name) for name in read]
 
 
 @contextmanager
@@ -167,7 +180,7 @@ class CsvOutput:
         return rows.to_csv(header=first_row == 1, index=False)
 
     @contextmanager
-    def writer(self, path: Path) -> Iterator[Callable[[str], object]]:
+    def writer(self, path: Sink) -> Iterator[Callable[[str], object]]:
         # Encoded as they come: pandas formatted the rows, with its line ends, as to_csv writes them.
         with written_bytes(path, self.gzipped) as raw:
             yield lambda rows: raw.write(rows.encode("utf-8"))

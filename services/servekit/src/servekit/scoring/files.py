@@ -14,12 +14,14 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import stat
+import sys
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 from urllib.parse import unquote
 
 import pandas as pd
@@ -29,6 +31,10 @@ from servekit.csv_shape import repeated_name
 #: A chunk of the file: typed, for validation, and as it is in the file, for the copy.
 Chunk = tuple[pd.DataFrame | list[Any], Any]
 Kind = Literal["csv", "parquet", "jsonl"]
+#: Where a format writes: a file's path, or a stream already open (standard output).
+Sink = Path | BinaryIO
+#: ``--output -``: the scores streamed to standard output.
+STANDARD_OUTPUT = "-"
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 GZIP_SUFFIX = ".gz"
@@ -78,9 +84,62 @@ def input_kind(path: Path) -> Kind:
         return "parquet" if handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC else "csv"
 
 
+#: Names that promise a format ``mlp score`` does not write: such a file would hold CSV, Parquet
+#: or JSON Lines under a name that says otherwise (``scores.json`` read as one JSON document,
+#: ``scores.parquet.gz`` as gzip-compressed Parquet, ``scores.xlsx`` opened by a spreadsheet).
+OTHER_FORMATS = (
+    ".json",
+    ".xlsx",
+    ".xls",
+    ".tsv",
+    ".feather",
+    ".arrow",
+    ".orc",
+    ".avro",
+    ".xml",
+    ".html",
+    ".zip",
+    ".bz2",
+    ".xz",
+    ".zst",
+)
+#: What an output may be named, for the message refusing another name.
+OUTPUT_NAMES = ".csv, .csv.gz, .parquet, .pq, .jsonl, .ndjson, .jsonl.gz or .ndjson.gz"
+
+
 def output_kind(output: Path, input_is: Kind) -> Kind:
-    """The scores' format: as the output's name says, or, named none, the input's."""
-    return named_kind(output) or input_is
+    """The scores' format: as the output's name says, or, named none, the input's.
+
+    A name that says another format (``output_name_problem``) is refused, as is a ``.gz`` name
+    for Parquet scores: Parquet compresses its own pages, and is never gzipped whole."""
+    problem = output_name_problem(output)
+    if problem:
+        raise ScoringError(f"{output}: {problem}")
+    kind = named_kind(output) or input_is
+    if kind == "parquet" and is_gzipped(output):
+        raise ScoringError(
+            f"{output}: Parquet scores (the input's format) are not gzip-compressed, Parquet compresses "
+            f"its own pages; name the output {OUTPUT_NAMES}"
+        )
+    return kind
+
+
+def output_name_problem(output: Path) -> str | None:
+    """Why the output's name promises what ``mlp score`` would not write, or None. A suffix that
+    names no format (``scores``, ``scores.out``) gets the input's format, as documented."""
+    name = output.name.lower()
+    if str(output) == STANDARD_OUTPUT or named_kind(output) is not None:
+        return None
+    inner = name.removesuffix(GZIP_SUFFIX)
+    if inner.endswith(PARQUET_SUFFIXES):
+        return f"Parquet is not gzip-compressed whole (it compresses its own pages); name it {inner!r}"
+    said = next((suffix for suffix in OTHER_FORMATS if inner.endswith(suffix)), None)
+    if said is None:
+        return None
+    return (
+        f"{said} names a format mlp score does not write; name the output {OUTPUT_NAMES} (a name "
+        "with none of these suffixes gets the input's format)"
+    )
 
 
 def is_gzipped(path: Path) -> bool:
@@ -207,6 +266,71 @@ def check_named_once(names: Sequence[str]) -> None:
         raise ScoringError(problem)
 
 
+def is_standard_output(output: Path) -> bool:
+    """``-``, or a name of the file standard output is (``/dev/stdout``, ``/proc/self/fd/1``, or
+    the file it is redirected to): the scores go there, so nothing else may."""
+    if str(output) == STANDARD_OUTPUT:
+        return True
+    try:
+        return os.path.samestat(os.stat(output), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, io.UnsupportedOperation):  # no such file; stdout closed or replaced
+        return False
+
+
+def streamed(output: Path) -> bool:
+    """Whether the scores are written straight into ``output``: standard output, or a file that
+    is not a regular one, a link followed (``/dev/null``, a device, a pipe, ``/dev/stdout``).
+    Written beside such a file and renamed, the run replaced the device node (as root,
+    ``/dev/stdout`` itself) with a regular file, or failed for want of a right to write in
+    ``/dev``. There the scores cannot appear whole or not at all: a run that fails halfway has
+    written half."""
+    if is_standard_output(output):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(output).st_mode)
+    except FileNotFoundError:  # a new file (or a link to one)
+        return False
+
+
+def replaced(output: Path) -> Path:
+    """The regular file a run replaces: ``output``, or the file a link names (the link is kept)."""
+    return Path(os.path.realpath(output))
+
+
+def partial_name(path: Path) -> Path:
+    """Where the file ``path`` is written before it is renamed to it: beside it, hidden."""
+    return path.with_name(f".{path.name}.partial")
+
+
+def writable_problem(output: Path) -> str | None:
+    """Why ``output`` cannot be written, found before a row is scored (found after, it was a
+    traceback at the end of a run that had scored the whole file), or None."""
+    if str(output) == STANDARD_OUTPUT:
+        return None
+    try:
+        mode = os.stat(output).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if mode is not None and stat.S_ISDIR(mode):
+        return "is a directory; name the file to write"
+    if streamed(output):
+        return None if os.access(output, os.W_OK) else "not writable (permission denied)"
+    target = replaced(output)
+    if not target.parent.is_dir():
+        return f"no directory {target.parent} to write it in"
+    # os.access says nothing of a read-only mount, and root may write anywhere it says: the
+    # partial file the run writes first is created, and removed.
+    partial = partial_name(target)
+    try:
+        partial.open("wb").close()
+        partial.unlink()
+    except OSError as exc:
+        return f"cannot write in {target.parent} ({exc.strerror or exc})"
+    return None
+
+
 def check_output(source: Path, output: Path) -> None:
     """Scores are written neither over the input nor where they would be read as one of its parts,
     and into a directory that is there: found missing once the rows were scored, it was a
@@ -251,11 +375,13 @@ def text_bytes(path: Path) -> int:
 
 
 @contextmanager
-def written_bytes(path: Path, gzipped: bool) -> Iterator[io.BufferedIOBase]:
-    """``path`` opened for bytes, gzip-compressed when asked, with no name nor time in the gzip
-    header: the same scores are the same bytes, run after run."""
+def written_bytes(path: Sink, gzipped: bool) -> Iterator[io.BufferedIOBase]:
+    """``path`` opened for bytes (a stream: written as it is), gzip-compressed when asked, with
+    no name nor time in the gzip header: the same scores are the same bytes, run after run."""
     with ExitStack() as stack:
-        raw: io.BufferedIOBase = stack.enter_context(path.open("wb"))
+        raw: io.BufferedIOBase = (
+            stack.enter_context(path.open("wb")) if isinstance(path, Path) else path  # type: ignore[assignment]
+        )
         if gzipped:
             raw = stack.enter_context(gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0))
         yield raw

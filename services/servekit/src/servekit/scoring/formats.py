@@ -45,6 +45,7 @@ from servekit.scoring.files import (
     Kind,
     Partitions,
     ScoringError,
+    Sink,
     check_output,
     input_kind,
     is_gzipped,
@@ -105,7 +106,7 @@ class OutputFormat(Protocol):
     def encode(self, copy: Any, scores: pd.DataFrame, first_row: int) -> Any:
         """The chunk's rows as written (picklable: a worker hands them back)."""
 
-    def writer(self, path: Path) -> AbstractContextManager[Callable[[Any], object]]:
+    def writer(self, path: Sink) -> AbstractContextManager[Callable[[Any], object]]:
         """Writes the encoded chunks into ``path``, in the order given."""
 
 
@@ -117,6 +118,21 @@ def open_input(source: Path) -> InputFile:
     if kind == "parquet":
         return ParquetInput(found, partitions)
     return JsonLinesFile(found, partitions) if kind == "jsonl" else CsvFile(found, partitions)
+
+
+def _check_named(names: Sequence[str], kind: str) -> None:
+    """Empty names are kept as the header wrote them (a CSV file pandas wrote with its index
+    starts ``,RowNumber,...``), but Parquet and JSON Lines find a column by its name: one empty
+    name is a column named "", a second would be read as the first (Arrow finds two matches, a
+    JSON object keeps one key)."""
+    empty = [number for number, name in enumerate(names, start=1) if name == ""]
+    if len(empty) > 1:
+        written = "Parquet" if kind == "parquet" else "JSON Lines"
+        raise ScoringError(
+            f"columns {', '.join(map(str, empty[:-1]))} and {empty[-1]} have no name, and {written} "
+            "tells a column by its name; name them in the header, copy the others alone with --keep, "
+            "or write CSV scores"
+        )
 
 
 def output_format(
@@ -132,6 +148,8 @@ def output_format(
     with ``added`` (an answer's cells) after the input's columns (``kept``: those alone, in that
     order; ``kept_columns`` checked them), each named with ``prefix``."""
     kind = output_kind(output, reader.kind)
+    if kind != "csv":
+        _check_named(reader.names() if kept is None else list(kept), kind)
     if kind == "parquet":
         return ParquetOutput(with_added(reader.copied_schema(kept), response, added, prefix), kept)
     if kind == "csv":

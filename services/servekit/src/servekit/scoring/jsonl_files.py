@@ -38,6 +38,7 @@ from servekit.scoring.files import (
     Kind,
     Partitions,
     ScoringError,
+    Sink,
     copied,
     is_gzipped,
     naming,
@@ -255,7 +256,7 @@ class JsonLinesOutput:
         return lines
 
     @contextmanager
-    def writer(self, path: Path) -> Iterator[Callable[[bytearray], object]]:
+    def writer(self, path: Sink) -> Iterator[Callable[[bytearray], object]]:
         with written_bytes(path, self.gzipped) as raw:
             yield raw.write
 

@@ -28,6 +28,7 @@ from servekit.scoring.files import (
     Kind,
     Partitions,
     ScoringError,
+    Sink,
     check_named_once,
     copied,
     naming,
@@ -216,7 +217,7 @@ class ParquetOutput:
         return pa.RecordBatch.from_arrays([*columns, *added], schema=self.schema)
 
     @contextmanager
-    def writer(self, path: Path) -> Iterator[Callable[[pa.RecordBatch], object]]:
+    def writer(self, path: Sink) -> Iterator[Callable[[pa.RecordBatch], object]]:
         with pq.ParquetWriter(path, self.schema) as out:
             yield out.write_batch
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -75,6 +76,9 @@ _job: ChunkJob[object] | None = None
 def _start_worker(job: ChunkJob[object]) -> None:
     global _job
     _job = job
+    # Ctrl-C reaches the whole process group: the parent stops the run and the workers with it,
+    # and a traceback from each worker would bury its one line.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_in_worker(chunk: Chunk, first_row: int) -> object:

@@ -1,0 +1,194 @@
+"""``mlp score`` as a command: what it refuses before the registry is asked or a row is scored,
+where it writes (standard output, a device, a link), and Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from toy import TOY, ToyModel
+
+from servekit import cli, registry
+from servekit.model import ModelArtifact
+from servekit.scoring import pool, score_file
+from servekit.training.trainer import Split
+
+#: No registry answers here: a command that asked it would exit 1, not 2.
+NO_REGISTRY = ["--tracking-uri", "http://127.0.0.1:9"]
+ROWS = "id,x,color,note\n007,3,red,\n008,2.5,blue,hello\n"
+
+
+def score(source: Path, output: Path | str, *more: str) -> list[str]:
+    return ["score", "bankchurn", str(source), "--output", str(output), *more, *NO_REGISTRY]
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    path = tmp_path / "customers.csv"
+    path.write_text(ROWS)
+    return path
+
+
+@pytest.fixture
+def toy_command(toy_trained: tuple[ModelArtifact, Split], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mlp score toy ...`` answered by the toy model, without a registry."""
+    artifact = toy_trained[0]
+    monkeypatch.setattr(registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr("servekit.training.trainer.registry_client", lambda uri: None)
+    monkeypatch.setattr("servekit.loading.load_artifact", lambda *args: artifact)
+
+
+def test_an_output_that_is_a_directory_is_refused_before_the_registry(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Found after the whole file was scored, it was an IsADirectoryError traceback and exit 1.
+    directory = tmp_path / "scores"
+    directory.mkdir()
+    assert cli.main(score(source, directory)) == 2
+    refused = "is a directory; name the file to write"
+    assert capsys.readouterr().err == f"mlp: score: --output {directory}: {refused}\n"
+    assert cli.main([*score(source, tmp_path / "scores.csv"), "--summary", str(directory)]) == 2
+    assert f"mlp: score: --summary {directory}: {refused}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "scores"]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("scores.json", ".json names a format mlp score does not write; name the output .csv, .csv.gz, "),
+        ("scores.xlsx", ".xlsx names a format mlp score does not write"),
+        ("scores.parquet.gz", "Parquet is not gzip-compressed whole (it compresses its own pages); name it "),
+    ],
+)
+def test_an_output_named_for_another_format_is_refused(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, problem: str
+) -> None:
+    # The input's CSV was written under each of these names (gzip-compressed for .parquet.gz).
+    assert cli.main(score(source, tmp_path / name)) == 2
+    assert f"mlp: score: --output {tmp_path / name}: {problem}" in capsys.readouterr().err
+
+
+def test_standard_input_or_a_pipe_is_refused_as_train_and_evaluate_refuse_it(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Read twice, a pipe's header came as a row ("names the column '1' twice"), and '-' was
+    # "no such file or directory" though replay and evaluate read it.
+    assert cli.main(score(Path("-"), tmp_path / "scores.csv")) == 2
+    assert "standard input is not a regular file; save it to a file and name that" in capsys.readouterr().err
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert cli.main(score(pipe, tmp_path / "scores.csv")) == 2
+    assert (
+        capsys.readouterr().err
+        == f"mlp: score: {pipe}: not a regular file (a pipe?); save it to a file and name that\n"
+    )
+
+
+def test_a_version_of_another_service_is_refused_before_the_registry(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Loaded, it was "UntrustedModelError" and exit 1, as package-sagemaker refuses it.
+    argv = [*score(source, tmp_path / "scores.csv"), "--model-uri", "models:/chicagotaxi/1"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.startswith(
+        "mlp: models:/chicagotaxi/1 is a version of chicagotaxi, not of bankchurn"
+    )
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_scores_to_standard_output_leave_the_report_to_standard_error(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ``--output -`` wrote a file named "-".
+    monkeypatch.chdir(tmp_path)
+    with (tmp_path / "stdout").open("w") as stdout:
+        monkeypatch.setattr("sys.stdout", stdout)
+        assert cli.main(["score", "toy", str(source), "--output", "-"]) == 0
+    assert not (tmp_path / "-").exists()
+    scores = list(csv.DictReader(io.StringIO((tmp_path / "stdout").read_text())))
+    assert [row["id"] for row in scores] == ["007", "008"]
+    assert all(row["value"] for row in scores)
+    assert "toy vtest: scored 2 of 2 rows" in capsys.readouterr().err
+
+
+def test_a_device_or_a_pipe_is_written_straight_through_and_never_replaced(
+    toy_trained: tuple[ModelArtifact, Split], source: Path, tmp_path: Path
+) -> None:
+    # Written beside it and renamed, a device node (/dev/stdout, as root) became a regular file.
+    model = ToyModel(toy_trained[0])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so the run's open does not wait
+    read, write = os.pipe()
+    link = tmp_path / "stdout"
+    link.symlink_to(f"/proc/self/fd/{write}")  # as ``ln -s /proc/self/fd/1 mystdout``
+    try:
+        score_file(TOY, model, source, fifo)
+        score_file(TOY, model, source, link)
+        os.set_blocking(read, False)
+        through_fifo, through_link = written(reader), written(read)
+    finally:
+        for fd in (reader, read, write):
+            os.close(fd)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert link.is_symlink()
+    assert through_fifo == through_link
+    assert through_fifo.decode().splitlines()[1].startswith("007,3,red,,")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "fifo", "stdout"]
+
+
+def written(fd: int) -> bytes:
+    """What is in a pipe now (nothing, rather than a wait, if the run wrote elsewhere)."""
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return b""
+
+
+def test_a_link_to_a_file_keeps_the_link_and_replaces_the_file(
+    toy_trained: tuple[ModelArtifact, Split], source: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "kept").mkdir()
+    target = tmp_path / "kept" / "scores.csv"
+    target.write_text("last month's\n")
+    link = tmp_path / "scores.csv"
+    link.symlink_to(target)
+    score_file(TOY, ToyModel(toy_trained[0]), source, link)
+    assert link.is_symlink()
+    assert target.read_text().startswith("id,x,color,note,value,")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["scores.csv"]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(name: str) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "get_service", interrupted)
+    assert cli.main(score(source, tmp_path / "scores.csv")) == 130
+    assert capsys.readouterr().err == "mlp: interrupted\n"
+
+
+def test_a_worker_leaves_ctrl_c_to_the_command() -> None:
+    # Ctrl-C reaches the process group: each worker printed its own KeyboardInterrupt traceback.
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        pool._start_worker(lambda chunk, first_row: None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+        pool._job = None
+
+
+def test_the_scores_and_the_summary_both_on_standard_output_are_refused(
+    source: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([*score(source, "-"), "--summary", "-"]) == 2
+    assert "--summary -: the scores are written to standard output; name a file" in capsys.readouterr().err
