@@ -1,7 +1,9 @@
 """Locust load test of every service: one user class per ``servekit.services`` entry point.
 
-Payloads are rows of the service's real data set (``../shared/datasets/<service>/*.csv``, read
-through the service's own loader) when present, else of its synthetic generator. Each user
+Payloads are rows like those the served model was trained on (``tests/load/payloads.py``): its
+``GET /model`` says whether that was the real data set (``../shared/datasets/<service>/*.csv``,
+read through the service's own loader) or the service's synthetic generator; each service's
+choice is printed at start. Each user
 mixes single predictions, explained predictions, small batches and the same batches through the
 Open Inference Protocol (``/v2/models/<service>/infer``); every task is tagged with the service
 name and its kind, so ``--tags bankchurn`` or ``--tags explain`` pick a subset. Each simulated user
@@ -13,50 +15,84 @@ answered by one model, as a real customer would (``servekit.routing``).
 Environment:
     LOADTEST_<SERVICE>_HOST  base URL of a service (default http://127.0.0.1:<local port + MLP_PORT_OFFSET>)
     LOADTEST_<SERVICE>_API_KEY  sent as ``Authorization: Bearer`` when the service asks for API keys
-    LOADTEST_DATA            ``auto`` (real when present), ``real`` or ``synthetic``
+    LOADTEST_DATA            ``auto`` (what the served model was trained on), ``real`` or ``synthetic``
     LOADTEST_P95_MS          p95 thresholds per task kind, e.g. ``predict=250,explain=400,infer=1500``
-    LOADTEST_MAX_ERROR_RATIO defaults to 0.001 (0.1 %)
+    LOADTEST_MAX_ERROR_RATIO defaults to 0.001 (0.1 %), of the whole run and of each endpoint
+    LOADTEST_SLO             ``enforce`` (default) or ``report``: whether a service's /predict
+                             latency over its SLO budget fails the run (``verdicts.slo_verdict``)
 
-At the end the run exits non-zero when the error ratio or a p95 threshold is exceeded.
+``--users`` must be at least the number of services under test: each service gets a user. At
+the end the run exits non-zero when an endpoint got no request, the error ratio (overall or of
+an endpoint) or a p95 threshold is exceeded, or a service's /predict requests over its latency
+objective's threshold are more than the objective's budget (``tests/load/verdicts.py``).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import random
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import FastHttpUser, between, events, tag, task
 from locust.env import Environment
-from payloads import payloads  # tests/load/payloads.py (locust puts this directory on sys.path)
+
+# tests/load/payloads.py and verdicts.py (locust puts this directory on sys.path)
+from payloads import payloads
+from verdicts import Endpoint, endpoint_verdict, kind_of, slo_mode, slo_verdict, thresholds, unanswered
 
 from servekit import registry
 from servekit.codecs.open_inference import OpenInferenceCodec
 
-LOG = logging.getLogger("loadtest")
+# The latency objectives are the monitoring mixin's (monitoring/mixin/common.py), not copies.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "monitoring"))
+from mixin.common import objectives
+
 BATCH = 16
-KINDS = ("predict", "explain", "batch", "infer")
-P95_MS = {"predict": 250.0, "explain": 400.0, "batch": 1500.0, "infer": 1500.0}
-MAX_ERROR_RATIO = float(os.environ.get("LOADTEST_MAX_ERROR_RATIO", "0.001"))
+#: Each task's Locust entry name, by the task's name (its kind).
+ENTRIES = {
+    "predict": "{name} /predict",
+    "explain": "{name} /predict?explain",
+    "batch": "{name} /predict/batch",
+    "infer": "{name} /v2/models/{name}/infer",
+}
 
 
-def thresholds() -> dict[str, float]:
-    limits = dict(P95_MS)
-    for part in filter(None, os.environ.get("LOADTEST_P95_MS", "").split(",")):
-        kind, _, value = part.partition("=")
-        if kind.strip() not in limits:
-            raise ValueError(f"LOADTEST_P95_MS: unknown kind {kind!r} (known: {', '.join(KINDS)})")
-        limits[kind.strip()] = float(value)
-    return limits
+def say(line: str) -> None:
+    """To stderr, unconditionally: Locust's logging is not set up while this module is imported,
+    and ``--only-summary`` hides its INFO lines."""
+    print(f"loadtest: {line}", file=sys.stderr, flush=True)
+
+
+def settings() -> tuple[dict[str, float], float, bool]:
+    """p95 limits, error ratio and whether the SLO is enforced, from the environment; one clear
+    line and exit status 1 on a typo, before anything is sent."""
+    try:
+        ratio_text = os.environ.get("LOADTEST_MAX_ERROR_RATIO", "0.001")
+        try:
+            ratio = float(ratio_text)
+        except ValueError:
+            raise ValueError(
+                f"LOADTEST_MAX_ERROR_RATIO: {ratio_text!r} is not a ratio (e.g. 0.001)"
+            ) from None
+        return (
+            thresholds(os.environ.get("LOADTEST_P95_MS", "")),
+            ratio,
+            slo_mode(os.environ.get("LOADTEST_SLO", "")) == "enforce",
+        )
+    except ValueError as exc:
+        raise SystemExit(f"loadtest: {exc}") from None
 
 
 def user_class(name: str) -> type[FastHttpUser]:
     spec = registry.get_service(name)
-    rows, source = payloads(name, 300)
-    LOG.info("%s: %d payloads from %s", name, len(rows), source)
+    key = os.environ.get(f"LOADTEST_{name.upper()}_API_KEY", "")
+    host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
+    rows, source, reason = payloads(name, 300, host=host, api_key=key)
+    say(f"{name}: {len(rows)} payloads from {source} ({reason})")
 
     @tag(name, "predict")
     @task(6)
@@ -92,14 +128,11 @@ def user_class(name: str) -> type[FastHttpUser]:
             headers=self.headers,
         )
 
-    key = os.environ.get(f"LOADTEST_{name.upper()}_API_KEY", "")
-
     def on_start(self: FastHttpUser) -> None:
         self.headers = {"X-Routing-Key": f"loadtest-{uuid.uuid4().hex[:12]}"}
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
 
-    host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
     attributes = {
         "__module__": __name__,
         "__doc__": f"{spec.title}: predict, predict with explanation, batch of {BATCH} and infer (V2).",
@@ -110,9 +143,12 @@ def user_class(name: str) -> type[FastHttpUser]:
         "explain": explain,
         "batch": batch,
         "infer": infer,
+        "service": name,
     }
     return type(f"{name.capitalize()}User", (FastHttpUser,), attributes)
 
+
+SETTINGS = settings()  # at import: a typo stops the run before the payloads are built
 
 for _service in registry.available():
     _cls = user_class(_service)
@@ -133,39 +169,68 @@ def drop_users_left_without_tasks(environment: Environment, **_: Any) -> None:
     would raise "No tasks defined" every second, take a share of ``--users`` and fail the run."""
     environment.user_classes[:] = [user for user in environment.user_classes if user.tasks]
     if not environment.user_classes:
-        raise SystemExit(f"loadtest: no task matches the tags given (service names or {', '.join(KINDS)})")
+        raise SystemExit(f"loadtest: no task matches the tags given (service names or {', '.join(ENTRIES)})")
+    # Locust shares the users out by weight, one at a time: with fewer users than services, a
+    # service gets none, is never called, and the run would pass without it.
+    options = environment.parsed_options
+    users = getattr(options, "num_users", None) if options is not None else None
+    services = [user.service for user in environment.user_classes]
+    if users is not None and users < len(services):
+        raise SystemExit(
+            f"loadtest: {users} users for {len(services)} services ({', '.join(services)}): each needs a "
+            f"user of its own; give --users (LOAD_USERS) {len(services)} or more, or pick services "
+            "with --tags (LOAD_TAGS)"
+        )
 
 
-def kind_of(entry_name: str) -> str:
-    if entry_name.endswith("/predict/batch"):
-        return "batch"
-    if entry_name.endswith("/infer"):
-        return "infer"
-    return "explain" if entry_name.endswith("?explain") else "predict"
+def expected_entries(environment: Environment) -> list[str]:
+    """The Locust entry of every task left to run (after --tags) of every service under test."""
+    # A task of weight 6 is in ``tasks`` six times.
+    entries = (
+        ENTRIES[task.__name__].format(name=user.service)
+        for user in environment.user_classes
+        for task in user.tasks
+        if task.__name__ in ENTRIES
+    )
+    return list(dict.fromkeys(entries))
 
 
 @events.quitting.add_listener
 def check_thresholds(environment: Environment, **_: Any) -> None:
-    """Fail the run (exit code 1) on too many errors or a slow endpoint."""
+    """Fail the run (exit code 1) on an endpoint left out, too many errors, a slow endpoint or a
+    latency SLO's budget overrun (``verdicts``)."""
+    limits, max_error_ratio, enforce_slo = SETTINGS
     stats = environment.stats
     problems = []
     if stats.total.num_requests == 0:
         problems.append("no request was made")
-    elif stats.total.fail_ratio > MAX_ERROR_RATIO:
-        problems.append(f"error ratio {stats.total.fail_ratio:.4%} > {MAX_ERROR_RATIO:.2%}")
-    limits = thresholds()
-    for entry in stats.entries.values():
-        if entry.num_requests == 0:
-            continue
-        p95 = entry.get_response_time_percentile(0.95)
-        limit = limits[kind_of(entry.name)]
-        verdict = "ok" if p95 <= limit else "TOO SLOW"
-        print(
-            f"loadtest: {entry.name}: {entry.num_requests} requests, "
-            f"p95 {p95:.0f} ms (limit {limit:.0f}) {verdict}"
+    elif stats.total.fail_ratio > max_error_ratio:
+        problems.append(f"error ratio {stats.total.fail_ratio:.4%} > {max_error_ratio:.2%}")
+    endpoints = [
+        Endpoint(
+            entry.name,
+            entry.num_requests,
+            entry.num_failures,
+            entry.get_response_time_percentile(0.95) or 0.0,
+            dict(entry.response_times),
         )
-        if p95 > limit:
-            problems.append(f"{entry.name}: p95 {p95:.0f} ms > {limit:.0f} ms")
+        for entry in stats.entries.values()
+        if entry.num_requests
+    ]
+    for endpoint in sorted(endpoints, key=lambda e: e.name):
+        line, found = endpoint_verdict(endpoint, limits[kind_of(endpoint.name)], max_error_ratio)
+        print(f"loadtest: {line}")
+        problems += found
+    problems += unanswered(expected_entries(environment), endpoints)
+    for service in sorted({endpoint.service for endpoint in endpoints}):
+        slo = objectives(service)
+        verdict = slo_verdict(
+            service, endpoints, slo.latency_endpoint, slo.latency_threshold, slo.latency, enforce=enforce_slo
+        )
+        if verdict is not None:
+            line, problem = verdict
+            print(f"loadtest: latency SLO: {line}")
+            problems += [problem] if problem else []
     for problem in problems:
         print(f"loadtest: FAILED: {problem}")
     if problems:

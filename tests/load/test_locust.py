@@ -1,15 +1,17 @@
-"""A short headless Locust run against the live services: no errors, p95 within limits, reports."""
+"""A short headless Locust run against the live services: no errors, p95 within limits, reports;
+and the runs that must fail: a service down or without a user, a typo in the thresholds."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from processes import BIN, ROOT, KeyedService, Server
+from processes import BIN, ROOT, KeyedService, Server, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -20,13 +22,20 @@ def run_locust(
     *options: str,
     run_time: str = "15s",
     env: dict[str, str] | None = None,
+    users: int | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], str]:
-    """``locust --headless`` against the live services (``env`` added); the run and its whole output."""
+    """``locust --headless`` against the live services (``env`` added); the run and its whole output.
+
+    The latency SLO is reported, not enforced: these runs check the load test's mechanics on a
+    machine whose other tests take the cores the SLO's 50 ms assume (its verdict: test_verdicts.py).
+    """
     reports.mkdir()
-    env = {**os.environ, "LOADTEST_DATA": os.environ.get("LOADTEST_DATA", "auto"), **(env or {})}
+    extra = env or {}
+    env = {**os.environ, "LOADTEST_DATA": os.environ.get("LOADTEST_DATA", "auto"), "LOADTEST_SLO": "report"}
     for name, server in live_services.items():
         env[f"LOADTEST_{name.upper()}_HOST"] = server.url
-    users = max(3, len(live_services))
+    env.update(extra)  # last: a test's host (a dead one) wins
+    users = users or max(3, len(live_services))
     result = subprocess.run(
         [
             str(BIN / "locust"),
@@ -63,6 +72,11 @@ def test_locust_short_run(live_services: dict[str, Server], tmp_path: Path) -> N
     result, output = run_locust(live_services, reports)
     assert result.returncode == 0, output[-5000:]
     assert "loadtest: passed" in output, output[-5000:]
+    for service in live_services:
+        # Trained on synthetic data (conftest), so sent synthetic rows, and told so.
+        said = rf"^loadtest: {service}: \d+ payloads from synthetic \(the served model \(version \d+\) was"
+        assert re.search(said, output, re.M), output[-5000:]
+        assert f"loadtest: latency SLO: {service} /predict (explained too): " in output, output[-5000:]
     for name in ("locust_stats.csv", "locust_failures.csv", "locust.html", "locust.json"):
         assert (reports / name).is_file(), f"{name} not written: {sorted(p.name for p in reports.iterdir())}"
     stats = json.loads((reports / "locust.json").read_text())
@@ -110,3 +124,39 @@ def test_each_user_sends_its_services_api_key(keyed_bankchurn: KeyedService, tmp
     assert "error ratio 100.0000%" in output, output[-5000:]
     failures = (tmp_path / "keyless" / "locust_failures.csv").read_text()
     assert "401" in failures, failures
+
+
+def test_fewer_users_than_services_are_refused(live_services: dict[str, Server], tmp_path: Path) -> None:
+    # Locust would give one service no user: it would never be called and the run would pass.
+    result, output = run_locust(live_services, tmp_path / "reports", run_time="4s", users=2)
+    assert result.returncode != 0
+    assert "loadtest: 2 users for 3 services (bankchurn, chicagotaxi, nlpinsight)" in output, output[-5000:]
+
+
+def test_a_service_down_fails_the_run_at_its_endpoints(
+    live_services: dict[str, Server], tmp_path: Path
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result, output = run_locust(
+        live_services, tmp_path / "reports", run_time="4s", env={"LOADTEST_NLPINSIGHT_HOST": dead}
+    )
+    assert result.returncode != 0
+    # Refused connections answer fast: the endpoint's verdict is its errors, not its p95.
+    verdicts = [line for line in output.splitlines() if line.startswith("loadtest: nlpinsight /predict:")]
+    assert verdicts, output[-5000:]
+    assert verdicts[0].endswith("FAILED"), verdicts
+    assert "loadtest: FAILED: nlpinsight /predict: " in output
+    assert "loadtest: passed" not in output
+
+
+def test_a_typo_in_the_thresholds_stops_the_run_before_it_starts(
+    live_services: dict[str, Server], tmp_path: Path
+) -> None:
+    for typo, said in (("predcit=100", "unknown kind 'predcit'"), ("predict=abc", "'predict=abc' is not")):
+        result, output = run_locust(
+            live_services, tmp_path / typo, run_time="4s", env={"LOADTEST_P95_MS": typo}
+        )
+        assert result.returncode == 1, output[-5000:]
+        assert f"loadtest: LOADTEST_P95_MS: {said}" in output, output[-5000:]
+        assert "Traceback" not in output
+        assert " requests, " not in output  # nothing was sent

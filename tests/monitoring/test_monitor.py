@@ -168,6 +168,34 @@ echo "$SECONDS"
     assert "monitor: sleep 61 did not stop" in done.stderr, done.stderr
 
 
+def test_prometheus_keeps_the_longest_window_any_rule_reads_and_a_day_more(tmp_path: Path) -> None:
+    """A 2-day retention left LatencyBudgetBurnSlow's 3-day window with 2 days of samples."""
+    script = (MONITORING / "monitor.sh").read_text()
+    start = script.index("retention() {")
+    function = script[start : script.index("\n}\n", start) + 3]
+    assert '--storage.tsdb.retention.time="$RETENTION"' in script
+
+    def retention(*files: Path) -> str:
+        done = subprocess.run(
+            ["bash", "-c", f'{function}\nretention "$@"', "retention", *map(str, files)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
+
+    rules = sorted((MONITORING / "rules").glob("*.yaml"))
+    assert "[3d]" in "".join(path.read_text() for path in rules)  # the slow burn's long window
+    assert retention(*rules) == "4d"
+    longer = tmp_path / "longer.yaml"
+    longer.write_text("expr: rate(x[5m]) and x offset 1w and max_over_time(y[36h:5m])\n")
+    assert retention(longer) == "8d"
+    longer.write_text("expr: max_over_time(y[36h:5m])\n")
+    assert retention(longer) == "3d"
+
+
 def local_ports() -> dict[str, int]:
     return {
         "PROMETHEUS_PORT": free_port(),

@@ -107,7 +107,10 @@ def test_training_stores_bins_and_shares_the_service_counts_against(
         == metadata["input_shares"]["color"]["red"]
     )
     # Every bin is exported at 0 before the first request, so rate() works from the start.
-    assert registry.get_sample_value("toy_input_values_total", {"feature": "x", "bin": MISSING}) == 0
+    assert registry.get_sample_value("toy_input_values_total", {"feature": "x", "bin": "01"}) == 0
+    # A field the request may leave out has a missing bin; a required one has none.
+    assert registry.get_sample_value("toy_input_values_total", {"feature": "note", "bin": MISSING}) == 0
+    assert registry.get_sample_value("toy_input_values_total", {"feature": "x", "bin": MISSING}) is None
 
     model = TOY.model(artifact)
     records = to_records(split.x_test.head(40))
@@ -153,7 +156,7 @@ def test_get_model_states_the_bins_and_their_training_shares(
     assert baselines["input_shares"] == artifact.metadata["input_shares"]
     numeric = next(item for item in baselines["input_bins"] if item["feature"] == "x")
     assert numeric["edges"] == sorted(numeric["edges"])
-    assert len(numeric["edges"]) == len(baselines["input_shares"]["x"]) - 2  # bins - 1, and missing
+    assert len(numeric["edges"]) == len(baselines["input_shares"]["x"]) - 1  # bins - 1; x is required
 
 
 def test_a_failure_to_count_inputs_never_costs_the_prediction(
@@ -186,3 +189,74 @@ def test_watch_inputs_false_exports_no_input_series(
     assert "toy_predictions_total{" in text
     assert "toy_input_values_total{" not in text
     assert "toy_training_input_share{" not in text
+
+
+TOY_SCHEMA = {
+    "properties": {
+        "x": {"type": "number"},
+        "color": {"enum": ["red", "blue"], "type": "string"},
+        "note": {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None},
+        "maybe": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+    },
+    "required": ["x", "color", "maybe"],
+}
+
+
+def test_only_required_non_nullable_fields_are_never_missing() -> None:
+    assert input_drift.required_fields(TOY_SCHEMA) == {"x", "color"}
+    assert input_drift.required_fields({}) == frozenset()
+
+
+def test_a_required_input_has_no_missing_bin_and_shares_over_the_rows_with_a_value() -> None:
+    # 30 % of the training rows lack x (ChicagoTaxi's unrecorded miles); no request can.
+    values = [None] * 30 + list(range(70))
+    [binning] = input_drift.fit({"x": values}, required={"x"})
+    assert MISSING not in binning.labels
+    shares = input_drift.shares([binning], {"x": values})["x"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["01"] == pytest.approx(0.1, abs=0.02)
+    # At serving nothing is counted in a bin the baseline does not have.
+    assert input_drift.count([binning], {"x": [None, 1]}) == {("x", "01"): 1}
+    [optional] = input_drift.fit({"x": values})
+    assert input_drift.shares([optional], {"x": values})["x"][MISSING] == pytest.approx(0.3)
+
+
+def test_a_model_trained_before_required_inputs_lost_their_missing_bin_is_read_without_it() -> None:
+    # As stored before: no "optional" in the bins, a missing share for required x.
+    metadata = {
+        "feature_schema": TOY_SCHEMA,
+        "input_bins": [{"feature": "x", "edges": [1.0]}, {"feature": "note", "categories": ["a"]}],
+        "input_shares": {
+            "x": {"01": 0.35, "02": 0.35, MISSING: 0.3},
+            "note": {"a": 0.5, OTHER: 0.2, MISSING: 0.3},
+        },
+    }
+    x, note = input_drift.from_metadata(metadata)
+    assert x.labels == ("01", "02")
+    assert note.labels == ("a", OTHER, MISSING)
+    shares = input_drift.training_shares(metadata)
+    assert shares["x"] == pytest.approx({"01": 0.5, "02": 0.5})
+    assert shares["note"] == metadata["input_shares"]["note"]
+    # Without a logged schema nothing is known to be required: read as before.
+    del metadata["feature_schema"]
+    assert input_drift.training_shares(metadata)["x"] == metadata["input_shares"]["x"]
+    assert all(binning.optional for binning in input_drift.from_metadata(metadata))
+
+
+def test_a_model_trained_before_is_served_without_the_missing_bin_of_a_required_input() -> None:
+    from types import SimpleNamespace
+
+    from servekit.metrics import ServiceMetrics
+
+    metadata = {
+        "feature_schema": TOY_SCHEMA,
+        "input_bins": [{"feature": "x", "edges": [1.0]}],
+        "input_shares": {"x": {"01": 0.35, "02": 0.35, MISSING: 0.3}},
+    }
+    metrics = ServiceMetrics("toy")
+    artifact = SimpleNamespace(version="1", run_id="r", metadata=metadata)
+    served = SimpleNamespace(artifact=artifact, training_ranges=dict)
+    metrics.model_served(served, {})  # type: ignore[arg-type]
+    share = metrics.registry.get_sample_value
+    assert share("toy_training_input_share", {"feature": "x", "bin": MISSING}) is None
+    assert share("toy_training_input_share", {"feature": "x", "bin": "01"}) == pytest.approx(0.5)

@@ -153,7 +153,7 @@ class ServedModel(ABC):
             "baselines": {
                 "outcome_shares": meta.get("outcome_shares", {}),
                 "attribution_means": meta.get("attribution_means", {}),
-                "input_shares": meta.get("input_shares", {}),
+                "input_shares": input_drift.training_shares(meta),
                 # Cut points of the numbered bins: bin 01 holds values <= edges[0], and so on.
                 "input_bins": meta.get("input_bins", []),
                 # Beyond these a tree answers as at the nearest edge (``outside_training``).

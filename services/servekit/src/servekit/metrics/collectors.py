@@ -21,7 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from servekit import admission, logs
+from servekit import admission, input_drift, logs
 from servekit.metrics import loop_lag
 from servekit.metrics.names import (
     GRPC_INFER,
@@ -408,7 +408,9 @@ class ServiceMetrics:
             model.artifact.run_id,
             meta.get("outcome_shares", {}),
             meta.get("attribution_means", {}),
-            meta.get("input_shares", {}),
+            # Not the stored shares as they are: a model trained before required inputs lost their
+            # missing bin would raise InputDrift forever on a bin no request can fill.
+            input_drift.training_shares(meta),
         )
         for phase, seconds in load_seconds.items():
             self.model_load_seconds.labels(phase).set(seconds)

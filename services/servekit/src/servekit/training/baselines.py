@@ -30,9 +30,14 @@ def attribution_means(model: ServedModel, records: Sequence[dict[str, Any]]) -> 
 
 
 def input_profile(model: ServedModel, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Bins of the monitored inputs and ``records``' share of each (``input_drift``; held-out rows)."""
+    """Bins of the monitored inputs and ``records``' share of each (``input_drift``; held-out rows).
+
+    An input the request schema requires gets no ``missing`` bin: the baseline holds only what a
+    request can carry, whatever the training rows lack (``input_drift.required_fields``).
+    """
     columns = model.monitored_inputs(records)
-    bins = input_drift.fit(columns)
+    required = input_drift.required_fields(model.artifact.metadata.get("feature_schema", {}))
+    bins = input_drift.fit(columns, required)
     return {
         "input_bins": [binning.as_json() for binning in bins],
         "input_shares": input_drift.shares(bins, columns),

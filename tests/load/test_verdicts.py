@@ -1,0 +1,153 @@
+"""The load test's verdicts and the choice of its payloads, without a Locust run or a service."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from load.payloads import choose, payloads
+from load.verdicts import Endpoint, endpoint_verdict, slo_verdict, thresholds, unanswered
+from mixin.common import Objectives
+from servekit.datasets import SHARED
+
+SLO = Objectives()
+
+
+def test_p95_thresholds_name_the_typo() -> None:
+    assert thresholds("predict=100, explain=300")["explain"] == 300.0
+    with pytest.raises(ValueError, match="unknown kind 'predcit'"):
+        thresholds("predcit=100")
+    for typo in ("predict=abc", "predict", "predict=-5", "predict=nan"):
+        with pytest.raises(ValueError, match=f"{typo!r} is not kind=milliseconds"):
+            thresholds(typo)
+
+
+def test_a_dead_endpoint_fails_however_fast_its_refusals() -> None:
+    # Connection refused answers in no time: the p95 of a dead endpoint is fast.
+    dead = Endpoint("nlpinsight /predict", 238, 216, 9.0, {9: 238})
+    line, problems = endpoint_verdict(dead, 250.0, 0.001)
+    assert line.endswith("FAILED")
+    assert problems == [
+        "nlpinsight /predict: 216 of 238 requests failed (90.8% > 0.10%; locust_failures.csv says why)"
+    ]
+    healthy = Endpoint("nlpinsight /predict", 238, 0, 9.0, {9: 238})
+    assert endpoint_verdict(healthy, 250.0, 0.001) == (
+        "nlpinsight /predict: 238 requests, 0 failed, p95 9 ms (limit 250) ok",
+        [],
+    )
+    slow = Endpoint("nlpinsight /predict", 238, 0, 300.0, {300: 238})
+    assert endpoint_verdict(slow, 250.0, 0.001)[1] == ["nlpinsight /predict: p95 300 ms > 250 ms"]
+
+
+def test_an_endpoint_without_requests_is_a_problem() -> None:
+    sent = [Endpoint("bankchurn /predict", 10, 0, 5.0, {5: 10})]
+    problems = unanswered(["bankchurn /predict", "nlpinsight /predict"], sent)
+    assert len(problems) == 1
+    assert problems[0].startswith("nlpinsight /predict: no request was made")
+
+
+def endpoints(fast: int, slow: int, explained_slow: int = 0) -> list[Endpoint]:
+    return [
+        Endpoint("chicagotaxi /predict", fast + slow, 0, 40.0, {5: fast, 69: slow}),
+        Endpoint("chicagotaxi /predict?explain", 100, 0, 40.0, {5: 100 - explained_slow, 80: explained_slow}),
+        Endpoint("chicagotaxi /predict/batch", 50, 0, 400.0, {400: 50}),  # not the SLO's endpoint
+    ]
+
+
+def verdict(found: list[Endpoint], enforce: bool = True) -> tuple[str, str | None]:
+    result = slo_verdict(
+        "chicagotaxi", found, SLO.latency_endpoint, SLO.latency_threshold, SLO.latency, enforce=enforce
+    )
+    assert result is not None
+    return result
+
+
+def test_the_latency_slo_counts_the_share_of_predict_requests_over_its_threshold() -> None:
+    line, problem = verdict(endpoints(fast=298, slow=2))
+    assert problem is None
+    assert line == (
+        "chicagotaxi /predict (explained too): 0.5% of 400 over 50 ms, budget 1% (SLO: 99% under 50 ms) ok"
+    )
+    # 69 ms at p99, as the probe measured: 3 % over 50 ms, three times the budget.
+    line, problem = verdict(endpoints(fast=288, slow=6, explained_slow=6))
+    assert line.endswith("OVER BUDGET")
+    assert problem is not None
+    assert "3.0% of requests over 50 ms burns the latency budget (1%) 3.0x as fast" in problem
+    assert "LOADTEST_SLO=report" in problem
+    line, problem = verdict(endpoints(fast=288, slow=6, explained_slow=6), enforce=False)
+    assert problem is None
+    assert "OVER BUDGET (reported only" in line
+    # Too few requests to say anything of a 1 % budget.
+    line, problem = verdict([Endpoint("chicagotaxi /predict", 20, 0, 80.0, {80: 20})])
+    assert problem is None
+    assert "too few requests to judge" in line
+    # No /predict request at all (--tags batch): nothing to say.
+    batch_only = [Endpoint("chicagotaxi /predict/batch", 50, 0, 400.0, {400: 50})]
+    args = (SLO.latency_endpoint, SLO.latency_threshold, SLO.latency)
+    assert slo_verdict("chicagotaxi", batch_only, *args, enforce=True) is None
+
+
+@contextmanager
+def service_saying(described: dict[str, Any]) -> Iterator[str]:
+    """A stand-in service whose GET /model answers ``described``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(described).encode()
+            self.send_response(200 if self.path == "/model" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_auto_sends_data_like_the_served_models_training_data(tmp_path: Path) -> None:
+    synthetic = {"version": "3", "data": {"source": "synthetic(rows=10000, seed=42)"}}
+    with service_saying(synthetic) as host:
+        mode, path, reason = choose("bankchurn", "auto", host)
+        assert (mode, path) == ("synthetic", None)
+        assert reason == "the served model (version 3) was trained on synthetic(rows=10000, seed=42)"
+        sent = payloads("bankchurn", 20, mode="auto", host=host)
+        assert sent.source == "synthetic"
+        assert len(sent.rows) == 20
+    real_file = tmp_path / "Churn_Modelling.csv"
+    real_file.write_text("not read here\n")
+    with service_saying({"version": "4", "data": {"source": str(real_file)}}) as host:
+        assert choose("bankchurn", "auto", host) == (
+            "real",
+            real_file,
+            f"the served model (version 4) was trained on {real_file}",
+        )
+    gone = tmp_path / "gone.csv"
+    with service_saying({"version": "5", "data": {"source": str(gone)}}) as host:
+        mode, path, reason = choose("bankchurn", "auto", host)
+    shared = sorted((SHARED / "bankchurn").glob("*.csv"))
+    assert (mode, path) == (("real", shared[0]) if shared else ("synthetic", None))
+    assert "not found here" in reason
+    # A model that does not say, or no service: real data when present, as before, and why.
+    with service_saying({"version": "1"}) as host:
+        mode, _, reason = choose("bankchurn", "auto", host)
+    assert mode == ("real" if shared else "synthetic")
+    assert "does not say what it was trained on" in reason
+    # An explicit mode is followed, and an unknown one named.
+    assert choose("bankchurn", "synthetic", None)[::2] == ("synthetic", "LOADTEST_DATA=synthetic")
+    with pytest.raises(ValueError, match="LOADTEST_DATA='reall'"):
+        choose("bankchurn", "reall", None)
