@@ -3,25 +3,40 @@
 # roll back automatically if the rollout or the smoke test fails.
 #   rollout.sh OVERLAY_DIR IMAGE_REGISTRY TAG BASE_URL
 # OVERLAY_DIR: k8s/overlays/gke|eks; BASE_URL: the ingress, e.g. https://ml.example.com
+# SMOKE_API_KEY_BANKCHURN, SMOKE_API_KEY_NLPINSIGHT, SMOKE_API_KEY_CHICAGOTAXI: a key of each
+# service (`mlp api-key deploy-smoke --append keys-<svc>`, the overlay READMEs), for the smoke
+# prediction: every route the Ingress publishes but the docs needs one.
 set -euo pipefail
 overlay=$1 registry=$2 tag=$3 base_url=$4
 namespace=${NAMESPACE:-ml-platform}
 timeout=${ROLLOUT_TIMEOUT:-300s}
 services=(bankchurn nlpinsight chicagotaxi)
 
-# 1. Images at the commit SHA. `kustomize edit set image` for the images transformer, and the
-#    overlay's values.yaml imageTag, which its replacements copy into the Deployments.
-(
-  cd "$overlay"
-  for svc in "${services[@]}"; do
-    kustomize edit set image "$svc=$registry/$svc:$tag" "$registry/$svc=$registry/$svc:$tag"
-  done
-  TAG=$tag yq -i '(select(.kind == "ConfigMap" and .metadata.name == "environment") | .data.imageTag) = strenv(TAG)' values.yaml
-)
-rendered=$(mktemp)
-kustomize build "$overlay" >"$rendered"
+# 0. What the smoke test needs, before anything changes: a missing key is the workflow's setup,
+#    not the release's fault, and must not cost a rollback.
+missing=()
 for svc in "${services[@]}"; do
-  grep -q "image: $registry/$svc:$tag\$" "$rendered" || { echo "::error::$svc is not at $tag after set image"; exit 1; }
+  var=SMOKE_API_KEY_${svc^^}
+  [ -n "${!var:-}" ] || missing+=("$var")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "::error::no smoke API key in ${missing[*]}: set each as a secret of the production environment (a key of that service, made with \`mlp api-key deploy-smoke --append keys-<service>\`; the overlay README's \"Deploy from CI\"); nothing was applied"
+  exit 1
+fi
+# Docker's grammar for both: they are written into values.yaml below, and must stay a value there.
+[[ $registry =~ ^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$ ]] || { echo "::error::IMAGE_REGISTRY=$registry is not a registry path"; exit 1; }
+[[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || { echo "::error::TAG=$tag is not an image tag"; exit 1; }
+
+# 1. Images at the commit SHA: the overlay's values.yaml, whose replacements copy imageRegistry and
+#    imageTag into every Deployment (the images transformer is not used: k8s/README, "Images").
+sed -i -E "s|^(  imageRegistry:).*|\1 $registry|; s|^(  imageTag:).*|\1 \"$tag\"|" "$overlay/values.yaml"
+rendered=$(mktemp)
+answer=$(mktemp)
+trap 'rm -f "$rendered" "$answer"' EXIT
+# The renderer make k8s-check validates (kubectl's kustomize), not another version of it.
+kubectl kustomize "$overlay" >"$rendered"
+for svc in "${services[@]}"; do
+  grep -q "image: $registry/$svc:$tag\$" "$rendered" || { echo "::error::$svc is not at $registry/$svc:$tag in the rendered $overlay"; exit 1; }
 done
 
 rollback() {
@@ -35,22 +50,34 @@ rollback() {
   exit 1
 }
 
-# 2. Apply and wait; a rollout that does not finish in time fails the job.
-kubectl apply -f "$rendered"
+# 2. Apply server-side: the generated dashboards ConfigMap is larger than the 256 KiB of
+#    annotations a client-side apply would copy it into (last-applied-configuration). The field
+#    manager is the one `kubectl apply -k … --server-side` of the READMEs uses, so a deploy and a
+#    hand apply own the same fields and a field dropped from the manifests leaves the cluster
+#    either way; forced, since the manifests are the truth over a `rollout undo`'s or a hand edit's.
+kubectl apply --server-side --field-manager=kubectl --force-conflicts -f "$rendered"
+# Wait: every new pod ready (its /readyz; on EKS also its ALB target healthy, the readiness gate).
 for svc in "${services[@]}"; do
   kubectl -n "$namespace" rollout status "deployment/$svc" --timeout="$timeout" \
     || rollback "deployment/$svc did not roll out within $timeout"
 done
 
-# 3. Smoke test through the ingress: ready, and one prediction per service (its OpenAPI example).
+# 3. Smoke test through the ingress, which routes only the API (not /readyz, answered above): one
+#    prediction per service, its OpenAPI example, with the service's smoke key.
 for svc in "${services[@]}"; do
   url="$base_url/$svc"
-  curl -fsS --max-time 10 --retry 10 --retry-delay 6 --retry-all-errors "$url/readyz" >/dev/null \
-    || rollback "$svc: $url/readyz is not 200"
-  example=$(curl -fsS --max-time 10 --retry 3 "$url/openapi.json" \
-    | jq -c --arg s "$svc" '.components.schemas | to_entries | map(select(.value.examples)) | .[0].value.examples[0]') \
+  example=$(curl -fsS --max-time 10 --retry 10 --retry-delay 6 --retry-all-errors "$url/openapi.json" \
+    | jq -ce '.components.schemas | to_entries | map(select(.value.examples)) | .[0].value.examples[0]') \
     || rollback "$svc: no request example in $url/openapi.json"
-  curl -fsS --max-time 10 --retry 3 -H 'content-type: application/json' -d "$example" "$url/predict" | jq -e . >/dev/null \
-    || rollback "$svc: POST $url/predict failed"
+  var=SMOKE_API_KEY_${svc^^}
+  # The key through standard input, never on a command line.
+  status=$(printf 'authorization: Bearer %s\n' "${!var}" \
+    | curl -sS --max-time 10 --retry 3 --retry-delay 2 -o "$answer" -w '%{http_code}' \
+      -H @- -H 'content-type: application/json' -d "$example" "$url/predict") || status=000
+  case $status in
+    200) jq -e .model.version "$answer" >/dev/null || rollback "$svc: POST $url/predict answered 200 without a model version" ;;
+    401 | 403) rollback "$svc: POST $url/predict refused $var ($status: $(head -c 300 "$answer")): is it expired, revoked, or not a line of the $svc-api-keys Secret?" ;;
+    *) rollback "$svc: POST $url/predict answered $status: $(head -c 300 "$answer")" ;;
+  esac
   echo "$svc: ready and predicting at $tag"
 done

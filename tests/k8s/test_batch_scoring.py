@@ -304,7 +304,7 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     # the model from memory rather than from a registry (the registry's own test is test_score).
     monkeypatch.setattr(loading, "load_artifact", lambda name, uri, tracking_uri: artifact)
     monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
-    (tmp_path / "output").mkdir()
+    # Nothing but the steps makes the directories: the pod's emptyDir /work starts empty.
     score = steps(render("eks", components=["batch-scoring"]).get("CronJob", batch_scoring("bankchurn")))[
         "score"
     ]

@@ -7,6 +7,7 @@ what the pods serve, and nothing environment-specific is left unset.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -436,7 +437,14 @@ def test_mlflow_server(overlay: Rendered) -> None:
     # Its cluster names in any namespace an overlay renames it to; no public name (none ends in .svc).
     for host in ("mlflow.ml-staging.svc:5000", "mlflow.ml-platform.svc.cluster.local:5000"):
         assert is_allowed_host_header(params["allowed_hosts"].split(","), host)
-    assert not is_allowed_host_header(params["allowed_hosts"].split(","), "mlflow.ml-platform.example.com")
+    # The public name of its own authenticating Ingress (values.yaml mlflowPublicHost), for the
+    # workflows on GitHub's runners: behind the load balancer the Host header is that name.
+    public = overlay.values()["mlflowPublicHost"]
+    assert public.count(".") >= 2
+    for host in (public, f"{public}:443"):
+        assert is_allowed_host_header(params["allowed_hosts"].split(","), host)
+    for host in ("mlflow.ml-platform.example.com", f"evil.{public}", f"{public}.evil.example"):
+        assert not is_allowed_host_header(params["allowed_hosts"].split(","), host)
     mounts = {m["mountPath"]: m["name"] for m in spec["volumeMounts"]}
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     claim = volumes[mounts["/mlflow"]]["persistentVolumeClaim"]["claimName"]
@@ -524,8 +532,13 @@ def test_network_policies(overlay: Rendered) -> None:
     dns = {"labels": {"k8s-app": "kube-dns"}, "namespace": "kube-system"}
     mlflow, prometheus, grafana = pod(overlay, "mlflow"), pod(overlay, "prometheus"), pod(overlay, "grafana")
     storage = {"ip": "142.250.1.1"}  # an object-storage endpoint on the internet
-    load_balancer = {"ip": "130.211.0.5" if overlay.overlay == "gke" else "10.0.1.10"}
+    load_balancer = {"ip": "130.211.0.5" if overlay.overlay == "gke" else "10.0.101.10"}
     outsider = {"ip": "203.0.113.7"}
+    # A pod of another namespace, by its address: on EKS (VPC CNI) an address of the VPC, in a
+    # private subnet of the nodes; on GKE one of the cluster's pod range. The load balancer's rule
+    # must not let it reach the model servers' port: the ingress leaves /metrics, /readyz and the API
+    # unpublished for a reason, and gRPC is for namespaces that opted in.
+    vpc_pod = {"ip": "10.0.1.23" if overlay.overlay == "eks" else "10.8.0.23"}
     # gRPC clients: any pod of a namespace that opted in, and none of one that did not.
     client = {"labels": {"app": "checkout"}, "namespace": "shop"}
     opted_in = {**client, "namespace_labels": {"ml-platform.io/inference-client": "true"}}
@@ -539,6 +552,8 @@ def test_network_policies(overlay: Rendered) -> None:
         assert flow(policies, prometheus, server, 8080)
         assert flow(policies, server, mlflow, 5000)
         assert not flow(policies, outsider, server, 8080)
+        assert not flow(policies, vpc_pod, server, 8080), "a pod's address is not the load balancer's"
+        assert not flow(policies, vpc_pod, server, 8081)
         assert not flow(policies, server, storage, 443), "serving pods need no cloud access"
         assert not flow(policies, server, grafana, 3000)
         assert not flow(policies, grafana, server, 8080)
@@ -554,6 +569,22 @@ def test_network_policies(overlay: Rendered) -> None:
     assert not flow(policies, outsider, grafana, 3000)
     assert not flow(policies, load_balancer, grafana, 3000)
     assert not flow(policies, mlflow, prometheus, 9090)
+
+
+def test_on_eks_each_subnet_of_the_alb_and_nothing_else_reaches_the_model_servers(eks: Rendered) -> None:
+    """values.yaml's albSubnetCidrA-C, one ipBlock each: an ALB address of every subnet gets in."""
+    policy = eks.get("NetworkPolicy", "model-servers-from-load-balancer")
+    values = eks.values()
+    subnets = [values[f"albSubnetCidr{x}"] for x in "ABC"]
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"ipBlock": {"cidr": cidr}} for cidr in subnets]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    policies = eks.of_kind("NetworkPolicy")
+    server = pod(eks, "bankchurn")
+    for cidr in subnets:
+        alb = {"ip": str(next(ipaddress.ip_network(cidr).hosts()))}
+        assert flow(policies, alb, server, 8080)
+    assert "vpcCidr" not in values
 
 
 # --- Ingress, per overlay -----------------------------------------------------------------------

@@ -5,7 +5,8 @@
 #
 #   transfer.sh fetch    copy the service's table, every object under $INPUT/$SERVICE/ (a warehouse's
 #                        export: BigQuery's 000000000000.parquet, ...; Spark's part-*.parquet), into
-#                        $WORK/input, and note the run's date in $WORK/run-date
+#                        $WORK/input, make $WORK/output for the scores (mlp score makes no
+#                        directory), and note the run's date in $WORK/run-date
 #   transfer.sh upload   copy $WORK/output/$SCORES and the run's summary.json (mlp score --summary:
 #                        the version, the rows scored and rejected) to
 #                        $OUTPUT/$SERVICE/run_date=<the run's date>/, then an empty _SUCCESS beside
@@ -96,6 +97,9 @@ case "$step" in
             echo "fetch: nothing to score: no object directly under $source/ but markers" >&2
             exit 2
         fi
+        # mlp score writes its --output and --summary into a directory it does not make: the
+        # shared emptyDir holds only what this step made.
+        mkdir -p "$work/output"
         date -u -d "@${NOW:-$(date -u +%s)}" +%Y-%m-%d > "$work/run-date"
         echo "fetch: $parts part(s) of $source/ to score, run of $(cat "$work/run-date")"
         ;;

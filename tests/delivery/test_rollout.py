@@ -1,0 +1,358 @@
+""".github/scripts/rollout.sh, as the Deploy workflows run it, against a stand-in of the cluster.
+
+No cluster runs here. ``kubectl`` is a stub on PATH that records its arguments, renders with the
+real ``kubectl kustomize``, refuses a client-side apply of an object the API server would refuse
+(its last-applied-configuration annotation past 256 KiB), and reports every rollout finished. The
+ingress is not a stub: the three services run their rendered GKE Deployment's command and
+environment (an API keys file where the pod mounts its Secret) against a real MLflow server, behind
+a proxy that routes exactly the rendered Ingress's Prefix paths to them and answers 404 to anything
+else, as the load balancer's default backend does. So /readyz is not reached from outside, and a
+prediction needs a key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from processes import BIN, ROOT, Server, free_port
+from servekit import auth
+from servekit.local import start
+from servekit.training.trainer import TrainResult
+
+sys.path.insert(0, str(ROOT / "tests" / "k8s"))
+from manifests import SERVICES, Rendered, configmap_env, container, render
+
+pytestmark = pytest.mark.integration
+
+ROLLOUT = ROOT / ".github" / "scripts" / "rollout.sh"
+REGISTRY = "europe-west1-docker.pkg.dev/acme-prod/ml-platform"
+TAG = "3f9c2d1e5b7a4c6d8e0f1a2b3c4d5e6f7a8b9c0d"
+#: What the API server allows an object's annotations together (a client-side apply copies the
+#: whole object into one of them).
+ANNOTATIONS_LIMIT = 256 * 1024
+
+
+def ingress_backends(rendered: Rendered) -> dict[str, str]:
+    """The rendered Ingress's Prefix paths and the Service each goes to."""
+    [ingress] = rendered.of_kind("Ingress")
+    [rule] = ingress["spec"]["rules"]
+    paths = rule["http"]["paths"]
+    assert {p["pathType"] for p in paths} == {"Prefix"}
+    return {p["path"]: p["backend"]["service"]["name"] for p in paths}
+
+
+class Ingress(ThreadingHTTPServer):
+    """The rendered Ingress in front of the services: its Prefix paths (element-wise, unrewritten)
+    to their backend, anything else to the default backend's 404."""
+
+    def __init__(self, port: int, routes: dict[str, str], backends: dict[str, str]) -> None:
+        super().__init__(("127.0.0.1", port), IngressHandler)
+        self.routes, self.backends = routes, backends
+
+
+class IngressHandler(BaseHTTPRequestHandler):
+    server: Ingress
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def route(self) -> None:
+        path = self.path.split("?", 1)[0]
+        backend = next(
+            (
+                svc
+                for prefix, svc in self.server.routes.items()
+                if path == prefix or path.startswith(prefix + "/")
+            ),
+            None,
+        )
+        if backend is None:
+            body, status, kind = b"default backend - 404", 404, "text/plain"
+        else:
+            length = int(self.headers.get("content-length") or 0)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
+            answer = httpx.request(
+                self.command,
+                self.server.backends[backend] + self.path,
+                headers=headers,
+                content=self.rfile.read(length) if length else None,
+                timeout=30,
+            )
+            body, status = answer.content, answer.status_code
+            kind = answer.headers.get("content-type", "application/octet-stream")
+        self.send_response(status)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = route  # noqa: N815 (http.server's names)
+
+
+@dataclass
+class Cluster:
+    base_url: str
+    #: Each service's smoke key, which its keys file holds.
+    keys: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    mlflow_server: Server,
+    registered: dict[str, TrainResult],
+    logs_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """The services as the rendered GKE Deployments run them, behind the rendered GKE Ingress."""
+    assert registered
+    gke = render("gke")
+    keys_dir = tmp_path_factory.mktemp("api-keys")
+    servers: dict[str, Server] = {}
+    keys: dict[str, str] = {}
+    try:
+        for service in SERVICES:
+            deployment = gke.get("Deployment", service)
+            command = list(container(deployment)["command"])
+            port = free_port()
+            command[command.index("--port") + 1] = str(port)
+            env = configmap_env(gke, deployment)
+            keys[service] = auth.new_key()
+            keys_file = keys_dir / service
+            keys_file.write_text(auth.key_line("deploy-smoke", keys[service]) + "\n")
+            env[f"{service.upper()}_API_KEYS_FILE"] = str(keys_file)
+            env["MLFLOW_TRACKING_URI"] = mlflow_server.url
+            env[f"{service.upper()}_GRPC_PORT"] = "0"  # no ingress routes gRPC: one port fewer to take
+            env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+            servers[service] = start(f"rollout-{service}", command, port, logs_dir, env)
+        for server in servers.values():
+            server.wait_for("/readyz", seconds=180)
+        ingress = Ingress(free_port(), ingress_backends(gke), {s: servers[s].url for s in SERVICES})
+        threading.Thread(target=ingress.serve_forever, daemon=True).start()
+        try:
+            yield Cluster(f"http://127.0.0.1:{ingress.server_address[1]}", keys)
+        finally:
+            ingress.shutdown()
+            ingress.server_close()
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+STUB = """#!{python}
+# kubectl: records its arguments; renders with the real kubectl; refuses a client-side apply of an
+# object whose last-applied-configuration would pass the API server's limit on annotations.
+import json, os, sys
+args = sys.argv[1:]
+with open(os.environ["KUBECTL_CALLS"], "a") as calls:
+    calls.write(json.dumps(args) + "\\n")
+if args[:1] == ["kustomize"]:
+    os.execv({kubectl!r}, [{kubectl!r}, *args])
+if args[:1] == ["apply"]:
+    import yaml
+    path = args[args.index("-f") + 1]
+    with open(path) as f, open(os.environ["KUBECTL_APPLIED"], "w") as applied:
+        text = f.read()
+        applied.write(text)
+    if "--server-side" not in args:
+        for obj in yaml.safe_load_all(text):
+            if obj and len(json.dumps(obj, separators=(",", ":"))) > {limit}:
+                name = obj["metadata"]["name"]
+                sys.exit(f'The {{obj["kind"]}} "{{name}}" is invalid: metadata.annotations: Too long: '
+                         'must have at most {limit} bytes')
+"""
+
+
+@dataclass
+class Run:
+    result: subprocess.CompletedProcess[str]
+    calls: list[list[str]]
+    applied: str
+    values: dict[str, str]
+
+    @property
+    def undone(self) -> list[str]:
+        return [c[-1] for c in self.calls if c[-3:-1] == ["rollout", "undo"]]
+
+
+def rollout(tmp_path: Path, base_url: str, keys: dict[str, str]) -> Run:
+    """rollout.sh on a copy of the repository's manifests (it edits the overlay's values.yaml), as
+    deploy-gke.yml runs it, the smoke keys from the environment as the workflow maps its secrets."""
+    tree = tmp_path / "repo"
+    for part in ("k8s", "mlflow", "monitoring"):
+        shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    kubectl = stubs / "kubectl"
+    kubectl.write_text(
+        STUB.format(python=sys.executable, kubectl=str(BIN / "kubectl"), limit=ANNOTATIONS_LIMIT)
+    )
+    kubectl.chmod(0o755)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SMOKE_API_KEY_")},
+        "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
+        "KUBECTL_CALLS": str(tmp_path / "calls"),
+        "KUBECTL_APPLIED": str(tmp_path / "applied.yaml"),
+        "ROLLOUT_TIMEOUT": "300s",
+        **{f"SMOKE_API_KEY_{service.upper()}": key for service, key in keys.items()},
+    }
+    overlay = tree / "k8s" / "overlays" / "gke"
+    result = subprocess.run(
+        ["bash", str(ROLLOUT), str(overlay), REGISTRY, TAG, base_url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    calls_file, applied = tmp_path / "calls", tmp_path / "applied.yaml"
+    calls = [json.loads(line) for line in calls_file.read_text().splitlines()] if calls_file.exists() else []
+    values = yaml.safe_load((overlay / "values.yaml").read_text())["data"]
+    return Run(result, calls, applied.read_text() if applied.exists() else "", values)
+
+
+def test_the_stand_in_ingress_routes_the_api_alone_and_asks_for_a_key(cluster: Cluster) -> None:
+    """What the probe of the real load balancers saw, so the runs below meet what a deploy meets."""
+    readyz = httpx.get(f"{cluster.base_url}/bankchurn/readyz", timeout=10)
+    assert readyz.status_code == 404, "the Ingress does not publish /readyz (k8s/README)"
+    docs = httpx.get(f"{cluster.base_url}/bankchurn/openapi.json", timeout=10)
+    assert docs.status_code == 200
+    refused = httpx.post(f"{cluster.base_url}/bankchurn/predict", json={}, timeout=10)
+    assert refused.status_code == 401
+
+
+def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_the_ingress(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    run = rollout(tmp_path, cluster.base_url, cluster.keys)
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    assert run.result.stdout.splitlines() == [f"{s}: ready and predicting at {TAG}" for s in SERVICES]
+    # The images at the tag, through values.yaml (its replacements), in what was applied.
+    assert (run.values["imageRegistry"], run.values["imageTag"]) == (REGISTRY, TAG)
+    applied = [o for o in yaml.safe_load_all(run.applied) if o]
+    images = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["image"]
+        for o in applied
+        if o["kind"] == "Deployment" and o["metadata"]["name"] in SERVICES
+    }
+    assert images == {s: f"{REGISTRY}/{s}:{TAG}" for s in SERVICES}
+    # Applied server-side: the dashboards ConfigMap alone is past what a client-side apply can copy.
+    assert max(len(json.dumps(o, separators=(",", ":"))) for o in applied) > ANNOTATIONS_LIMIT
+    [apply] = [c for c in run.calls if c[0] == "apply"]
+    assert {"--server-side", "--field-manager=kubectl", "--force-conflicts"} <= set(apply)
+    # Readiness is the rollouts' (the pods' /readyz), waited on for each before the smoke test.
+    waited = [c for c in run.calls if c[:3] == ["-n", "ml-platform", "rollout"]]
+    assert waited == [
+        ["-n", "ml-platform", "rollout", "status", f"deployment/{s}", "--timeout=300s"] for s in SERVICES
+    ]
+    assert not run.undone
+
+
+def test_without_a_smoke_key_nothing_is_applied_and_nothing_rolled_back(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    keys = {s: k for s, k in cluster.keys.items() if s != "nlpinsight"}
+    run = rollout(tmp_path, cluster.base_url, keys)
+    assert run.result.returncode == 1
+    assert "::error::no smoke API key in SMOKE_API_KEY_NLPINSIGHT: set each as a secret" in run.result.stdout
+    assert "nothing was applied" in run.result.stdout
+    assert run.calls == []
+    assert run.values["imageTag"] != TAG
+
+
+def test_a_refused_smoke_key_rolls_every_service_back_saying_which_key(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A key of one service opens no other: the release is not shown to answer, so it goes back."""
+    keys = {**cluster.keys, "chicagotaxi": cluster.keys["bankchurn"]}
+    run = rollout(tmp_path, cluster.base_url, keys)
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
+    assert "bankchurn: ready and predicting" in out, out + run.result.stderr
+    assert "nlpinsight: ready and predicting" in out, out + run.result.stderr
+    refused = (
+        f"::error::chicagotaxi: POST {cluster.base_url}/chicagotaxi/predict refused SMOKE_API_KEY_CHICAGOTAXI"
+    )
+    assert f"{refused} (401" in out
+    assert "not a line of the chicagotaxi-api-keys Secret?; rolling back" in out
+    assert run.undone == [f"deployment/{s}" for s in SERVICES]
+
+
+# --- What starts a deploy: the Deploy workflows' trigger and job condition ----------------------
+
+WORKFLOWS = {cloud: ROOT / ".github" / "workflows" / f"deploy-{cloud}.yml" for cloud in ("gke", "eks")}
+REPOSITORY = "acme/ml-platform"
+
+
+class Context:
+    """A GitHub Actions expression context: ``a.b.c`` reads a payload, a missing key is null."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __getattr__(self, name: str) -> Any:
+        found = self.value.get(name) if isinstance(self.value, dict) else None
+        return Context(found) if isinstance(found, dict) or found is None else found
+
+
+def job_runs(workflow: dict[str, Any], event_name: str, event: dict[str, Any]) -> bool:
+    """Whether the deploy job runs: the trigger's branch filter, then the job's ``if:``, evaluated
+    with the expression syntax this condition uses (``==``, ``&&``, ``||``, parentheses, quotes)."""
+    trigger = workflow[True]  # YAML 1.1 reads the key `on` as true
+    if (
+        event_name == "workflow_run"
+        and event["workflow_run"]["head_branch"] not in trigger["workflow_run"]["branches"]
+    ):
+        return False
+    condition = workflow["jobs"]["deploy"]["if"].replace("&&", " and ").replace("||", " or ")
+    github = Context({"event_name": event_name, "event": event, "repository": REPOSITORY})
+    return bool(eval(condition, {"__builtins__": {}}, {"github": github}))  # the workflow file's own text
+
+
+def ci_run(event: str, repository: str, conclusion: str = "success") -> dict[str, Any]:
+    """The workflow_run payload of a finished CI run on a branch called main."""
+    return {
+        "workflow_run": {
+            "conclusion": conclusion,
+            "event": event,
+            "head_branch": "main",
+            "head_repository": {"full_name": repository},
+        }
+    }
+
+
+@pytest.mark.parametrize("cloud", WORKFLOWS)
+def test_only_a_push_to_this_repositorys_main_or_a_manual_run_deploys(cloud: str) -> None:
+    workflow = yaml.safe_load(WORKFLOWS[cloud].read_text())
+    assert job_runs(workflow, "workflow_run", ci_run("push", REPOSITORY))
+    assert job_runs(workflow, "workflow_dispatch", {})
+    assert not job_runs(workflow, "workflow_run", ci_run("push", REPOSITORY, conclusion="failure"))
+    # A pull request from a fork's branch named main: CI runs, and passes the branch filter.
+    assert not job_runs(workflow, "workflow_run", ci_run("pull_request", "someone/ml-platform"))
+    # Nor a pull request within the repository, from its main (CI of a merge ref, not a push).
+    assert not job_runs(workflow, "workflow_run", ci_run("pull_request", REPOSITORY))
+
+
+@pytest.mark.parametrize("cloud", WORKFLOWS)
+def test_the_deploy_step_hands_rollout_sh_every_smoke_key(cloud: str) -> None:
+    workflow = yaml.safe_load(WORKFLOWS[cloud].read_text())
+    [step] = [
+        s for s in workflow["jobs"]["deploy"]["steps"] if ".github/scripts/rollout.sh" in s.get("run", "")
+    ]
+    names = [f"SMOKE_API_KEY_{service.upper()}" for service in SERVICES]
+    assert {name: step["env"].get(name) for name in names} == {n: f"${{{{ secrets.{n} }}}}" for n in names}
+    readme = (ROOT / "k8s" / "overlays" / cloud / "README.md").read_text()
+    assert all(name in readme for name in names), f"k8s/overlays/{cloud}/README.md names the secrets"
