@@ -87,11 +87,14 @@ def test_challenger_is_promoted_only_when_it_beats_the_champion(
     # A weak model (400 rows) does not beat the champion on its own held-out split ...
     weak = mlp("train", name, "--data", str(weak_data(tmp_path)))
     assert f"kept champion v{first}" in weak
-    # ... but once it is made champion by hand, the next full run beats it.
+    # ... but once it is made champion by hand, the next full run beats it: of real data, as the
+    # weak one's (one of the synthetic data is never compared with it, and never replaces it).
     weak_version = client.get_model_version_by_alias(name, "challenger").version
     mlp("promote", name, weak_version)
     assert client.get_model_version_by_alias(name, "champion").version == weak_version
-    better = mlp("train", name)
+    synthetic = mlp("train", name)
+    assert f"kept champion v{weak_version}: this version was trained on synthetic data" in synthetic
+    better = mlp("train", name, "--data", str(full_data(tmp_path)))
     assert "promoted to champion: roc_auc" in better
     assert "beyond the noise of this split" in better
     assert client.get_model_version_by_alias(name, "champion").version not in (first, weak_version)
@@ -213,6 +216,13 @@ def test_unknown_service_is_a_clear_error() -> None:
     )
     assert result.returncode == 2
     assert "unknown service 'nope'" in result.stderr
+
+
+def full_data(directory: Path) -> Path:
+    """10,000 rows, as many as the synthetic data's, in a file."""
+    path = directory / "full.csv"
+    generate_raw(10_000, seed=11).to_csv(path, index=False)
+    return path
 
 
 def weak_data(directory: Path) -> Path:

@@ -95,11 +95,13 @@ def test_an_ended_canary_moves_with_the_champion_promoted_by_hand(
 
 
 def test_an_ended_canary_moves_with_the_champion_a_training_run_promotes(
-    client: Any, store: tuple[str, Path], mlp: Callable[..., tuple[int, str, str]]
+    client: Any, tmp_path: Path, mlp: Callable[..., tuple[int, str, str]]
 ) -> None:
     client.set_registered_model_alias("toy", "champion", "1")  # the weak one: a full run beats it
     client.set_registered_model_alias("toy", "canary", "1")
-    status, out, _ = mlp("train", "toy")
+    full = tmp_path / "full.csv"  # real data, as v1's: a run on the synthetic data would not replace it
+    TOY.recipe.generate(TOY.recipe.synthetic_rows, seed=4).to_csv(full, index=False)
+    status, out, _ = mlp("train", "toy", "--data", str(full))
     assert status == 0
     new = aliases(client)["challenger"]
     assert "toy: promoted to champion: mae" in out
@@ -358,3 +360,44 @@ def test_held_out_copies_of_training_rows_are_counted_and_said(
         f"{copies:,} of the {len(data.y_test):,} held-out rows are copies of training rows"
     )
     mlflow.set_tracking_uri(None)
+
+
+def test_a_version_of_synthetic_data_never_replaces_a_champion_of_real_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The weekly retrain, run without its data, trained on the synthetic data and replaced the
+    real-data champion: on its own synthetic held-out rows, which are far easier than real ones, it
+    always won, and the pods followed the alias."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    client.create_experiment("toy", artifact_location=str(tmp_path / "artifacts"))
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    real = tmp_path / "real.csv"  # few rows: any model of 10,000 synthetic ones scores better
+    TOY.recipe.generate(60, seed=5).to_csv(real, index=False)
+    assert trainer.train(TOY, uri, real, seed=1).promoted
+    try:
+        assert cli.main(["train", "toy", "--tracking-uri", uri]) == 0  # not promoted, as when it loses
+        out = capsys.readouterr().out
+        assert aliases(client) == {"champion": "1", "challenger": "2"}
+        said = (
+            f"kept champion v1: this version was trained on synthetic data and v1 on {real}, and "
+            "synthetic data never replaces real (its held-out rows are synthetic too); "
+            "`mlp train toy --data FILE` trains on real data"
+        )
+        assert out.splitlines()[-1] == f"toy: {said}"
+        assert decision(client, "2") == said  # what mlp versions shows
+
+        # The other way round is compared as usual, on the real held-out rows.
+        client.set_registered_model_alias("toy", "champion", "2")
+        full = tmp_path / "full.csv"
+        TOY.recipe.generate(2000, seed=6).to_csv(full, index=False)
+        result = trainer.train(TOY, uri, full, seed=1)
+        assert "vs champion v2 " in result.decision
+        assert " on the same held-out split; difference " in result.decision
+        # As is a synthetic version with a synthetic champion.
+        client.set_registered_model_alias("toy", "champion", "2")
+        again = trainer.train(TOY, uri, None, seed=2)
+        assert "vs champion v2 " in again.decision
+    finally:
+        mlflow.set_tracking_uri(None)

@@ -50,7 +50,7 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.fixture
 def server_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The MLflow server check passes (the registry itself is tested in tests/integration)."""
-    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
+    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri, create=False: None)
 
 
 @pytest.mark.usefixtures("server_answers")

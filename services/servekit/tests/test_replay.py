@@ -566,3 +566,16 @@ def test_differences_name_a_required_field_the_capture_lacks_and_not_an_added_on
     now = {"label": "stay", "p": 0.25, "added_since": 1}
     assert differences({"p": 0.25}, now, required=["label", "p"]) == ["label: absent in capture, now 'stay'"]
     assert differences({"label": "stay", "p": 0.25}, now, required=["label", "p"]) == []
+
+
+def test_a_registry_file_that_is_not_there_is_refused_and_not_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from servekit import cli
+
+    log = tmp_path / "capture.log"
+    log.write_text("")
+    typo = tmp_path / "typo.db"
+    assert cli.main(["replay", str(log), "--tracking-uri", f"sqlite:///{typo}"]) == 2
+    assert "does not exist (a typo?)" in capsys.readouterr().err
+    assert not typo.exists()

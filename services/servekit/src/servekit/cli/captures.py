@@ -79,8 +79,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from servekit.model import ServedModel
     from servekit.replay import render, replay
     from servekit.spec import ServiceSpec
+    from servekit.training.trainer import require_database
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
+    # Before MLflow, which would make an empty registry at a mistyped path and report every
+    # version in the log as not registered.
+    require_database(tracking_uri, create=False)
 
     def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
         spec = registry.get_service(name)

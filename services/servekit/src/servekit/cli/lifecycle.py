@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Names, data file and server are checked before anything trains: a typo costs no run.
     specs = [registry.get_service(name) for name in args.services]
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
-    client = registry_client(tracking_uri)
+    client = registry_client(tracking_uri, create=True)  # the one command that may make one
     for spec in specs:
         champion = current_champion(client, spec.name) if args.if_no_champion else None
         if champion is not None:

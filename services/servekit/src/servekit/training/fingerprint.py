@@ -7,6 +7,15 @@ from pathlib import Path
 
 import pandas as pd
 
+#: How ``TrainingRecipe.load`` begins the ``data.source`` of generated data:
+#: ``synthetic(rows=10000, seed=42)``; a file's is its path.
+SYNTHETIC = "synthetic("
+
+
+def is_synthetic(source: str) -> bool:
+    """Whether a version's ``data.source`` is generated data rather than a file."""
+    return source.startswith(SYNTHETIC)
+
 
 def sha256_of_file(path: Path) -> str:
     digest = hashlib.sha256()

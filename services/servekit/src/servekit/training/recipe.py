@@ -10,6 +10,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from servekit.datasets import binary_column, number_column
+from servekit.training.fingerprint import SYNTHETIC
 from servekit.training.uncertainty import PRIMARY_METRICS, PrimaryMetric
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -133,7 +134,6 @@ class TrainingRecipe(ABC):
     def load(self, path: Path | None, seed: int) -> tuple[pd.DataFrame, str]:
         """The training frame and a description of where it came from."""
         if path is None:
-            return self.generate(
-                self.synthetic_rows, seed
-            ), f"synthetic(rows={self.synthetic_rows}, seed={seed})"
+            rows = self.synthetic_rows
+            return self.generate(rows, seed), f"{SYNTHETIC}rows={rows}, seed={seed})"
         return self.load_csv(path), str(path)

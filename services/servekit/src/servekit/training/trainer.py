@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -20,11 +22,12 @@ from servekit.errors import ServekitError
 from servekit.loading import ModelLoadError, load_artifact, one_line, use_registry
 from servekit.managed.packaging import model_requirements
 from servekit.model import ModelArtifact
+from servekit.redaction import redact
 from servekit.routing import SHARE_TAG
 from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, parity, uncertainty
-from servekit.training.fingerprint import fingerprint
+from servekit.training.fingerprint import fingerprint, is_synthetic
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import as_run_metrics, segment_metrics
 from servekit.training.signature import model_signature
@@ -217,7 +220,7 @@ def train(
         uncompared: ChampionUnloadableError | None = None
         try:
             promoted, champion_version, decision = _decide(
-                spec, client, tracking_uri, data, new_outputs=held_out, metrics=metrics
+                spec, client, tracking_uri, data, new_outputs=held_out, metrics=metrics, source=source
             )
         except ChampionUnloadableError as exc:
             uncompared, promoted, champion_version, decision = exc, False, exc.champion, exc.decision
@@ -265,12 +268,8 @@ def local_artifacts(tracking_uri: str) -> Path | None:
     models over the working directories it was run from. None for a server (it decides) or an
     in-memory database.
     """
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if not database or database == ":memory:":
-        return None
-    return Path(database).resolve().parent / "artifacts"
+    database = sqlite_database(tracking_uri)
+    return None if database is None else database.resolve().parent / "artifacts"
 
 
 def evaluate(
@@ -311,14 +310,18 @@ def held_out_record(
     }
 
 
-def registry_client(tracking_uri: str) -> Any:
+def registry_client(tracking_uri: str, *, create: bool = False) -> Any:
     """A client of the MLflow server at ``tracking_uri``, checked to answer before any work.
 
-    ``mlp train`` asks first, so an unreachable server costs no training run.
+    ``mlp train`` asks first, so an unreachable server costs no training run. ``create``: a SQLite
+    file that does not exist yet may be made (``mlp train``); every other command only reads a
+    registry or moves its aliases, and MLflow would make an empty one at a mistyped path, which
+    they would then report as holding nothing.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    require_database(tracking_uri, create=create)
     try:
         client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
     except MlflowException as exc:  # a scheme MLflow has no store for, or its retired file store
@@ -331,13 +334,124 @@ def registry_client(tracking_uri: str) -> Any:
     try:
         client.search_experiments(max_results=1)
     except MlflowException as exc:
+        raise unanswered(tracking_uri, exc) from exc
+    return client
+
+
+def sqlite_database(tracking_uri: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URI (relative to the working directory unless ``PATH``
+    starts with ``/``); None for a server, or an in-memory database."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def require_database(tracking_uri: str, *, create: bool) -> None:
+    """Refuse a SQLite registry that is not there, before MLflow makes it: a new database file,
+    and the directories above it, wherever a mistyped ``--tracking-uri`` points."""
+    database = sqlite_database(tracking_uri)
+    if database is None or database.is_file():
+        return
+    if database.is_dir():
         raise ServekitError(
+            400, "registry_not_a_file", f"{tracking_uri}: {database} is a directory, not a SQLite file"
+        )
+    if not create:
+        raise ServekitError(
+            404,
+            "registry_not_found",
+            f"no registry at {tracking_uri}: {database.absolute()} does not exist (a typo?); pass the "
+            "--tracking-uri of an existing registry, or `mlp train SERVICE --tracking-uri "
+            f"{tracking_uri}` creates one there",
+        )
+    # Made for ``mlp train``, as asked, but only in a directory that exists: MLflow would make any
+    # directories missing, and a typo in them would put the registry where nothing looks for it.
+    if not database.resolve().parent.is_dir():
+        raise ServekitError(
+            400,
+            "registry_directory_missing",
+            f"{tracking_uri}: no directory {database.parent} to create the registry in (a typo?); "
+            f"`mkdir -p {database.parent}` first if that is where it belongs",
+        )
+
+
+#: What an MLflow server (``--allowed-hosts``) answers, with 403, a request whose Host header it
+#: does not know: behind an Ingress, the public host name the client asked for.
+INVALID_HOST = "Invalid Host header"
+
+
+def unanswered(tracking_uri: str, exc: Exception) -> ServekitError:
+    """Why ``tracking_uri`` gave no answer to a first request: nothing answers there (worth retrying
+    later), or a server answered with an error, which retrying does not change unless it is a 5xx."""
+    where = redact(tracking_uri)
+    status, body = answered_status(exc)
+    if status is None:
+        if not tracking_uri.startswith(("http://", "https://")):
+            return ServekitError(
+                503, "registry_unavailable", f"MLflow cannot read the registry at {where} ({one_line(exc)})"
+            )
+        return ServekitError(
             503,
             "registry_unavailable",
-            f"no MLflow tracking server answers at {tracking_uri} ({one_line(exc)}); "
+            f"no MLflow tracking server answers at {where} ({one_line(exc)}); "
             "`make up` starts one, or pass --tracking-uri",
-        ) from exc
-    return client
+        )
+    said = f"{status} ({body})" if body else str(status)
+    if status == 403 and INVALID_HOST in body:
+        host = urlsplit(tracking_uri).netloc.rpartition("@")[2]
+        return ServekitError(
+            403,
+            "registry_host_not_allowed",
+            f"the MLflow server at {where} answered {said}: it answers only the Host names of its "
+            f"--allowed-hosts (MLFLOW_SERVER_ALLOWED_HOSTS), and {host} is not among them; add {host} "
+            "to the server's --allowed-hosts",
+        )
+    if status in (401, 403):
+        return ServekitError(
+            status,
+            "registry_refused",
+            f"the MLflow server at {where} answered {said}: it wants credentials mlp did not send, or "
+            "refused the ones it sent; set MLFLOW_TRACKING_TOKEN (or MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD) to ones it accepts",
+        )
+    if status >= 500:
+        return ServekitError(
+            503,
+            "registry_failing",
+            f"a server answers at {where}, with {said}: the MLflow server, or a proxy in front of it, "
+            "is failing; its logs say why",
+        )
+    return ServekitError(
+        400,
+        "registry_not_mlflow",
+        f"the server at {where} answered MLflow's API with {said}: is it an MLflow tracking server, "
+        "and the URL its root? pass --tracking-uri http://HOST:PORT of one",
+    )
+
+
+#: How MLflow's REST client words a server's answer other than 200: its status (with the body, a
+#: text answer), or a 5xx it retried until it gave up.
+_STATUS = re.compile(
+    r"error code (\d{3}) != 200(?:\. Response body: '(.*)')?|too many (\d{3}) error responses"
+)
+
+
+def answered_status(exc: Exception) -> tuple[int | None, str]:
+    """The HTTP status and body a server answered with, or (None, "") when none answered (refused,
+    timed out, no such host)."""
+    from mlflow.exceptions import ERROR_CODE_TO_HTTP_STATUS, RestException
+
+    if isinstance(exc, RestException):  # a JSON error: an MLflow server, or one speaking its API
+        status = int(ERROR_CODE_TO_HTTP_STATUS.get(exc.error_code, 500))
+        return status, str(exc.json.get("message", ""))[:200]
+    found = _STATUS.search(" ".join(str(exc).split()))
+    if found is None:
+        return None, ""
+    code = found.group(1) or found.group(3)
+    return int(code), (found.group(2) or "")[:200]
 
 
 def current_champion(client: Any, name: str) -> str | None:
@@ -445,8 +559,16 @@ def _decide(
     *,
     new_outputs: Any,
     metrics: dict[str, float],
+    source: str,
 ) -> tuple[bool, str, str]:
-    """Compare with the champion on THIS held-out split; returns (promote, champion, why)."""
+    """Compare with the champion on THIS held-out split; returns (promote, champion, why).
+
+    ``source``: the new version's ``data.source``. A version of synthetic data is not compared
+    with a champion of real data: its held-out rows are synthetic too, where a model of them scores
+    far better than one of the real, noisier, rows ever can, and it would replace the champion that
+    serves real traffic with one that has never seen any. The other way round is compared: the
+    held-out rows are real, and a synthetic champion is judged on them as the new version is.
+    """
     recipe = spec.recipe
     key = recipe.primary_metric
     champion = current_champion(client, spec.name)
@@ -456,6 +578,17 @@ def _decide(
         old = load_artifact(spec.name, f"models:/{spec.name}/{champion}", tracking_uri)
     except ModelLoadError as exc:
         raise ChampionUnloadableError(spec.name, champion, one_line(exc)) from exc
+    trained_on = str((old.metadata.get("data") or {}).get("source", ""))
+    if is_synthetic(source) and trained_on and not is_synthetic(trained_on):
+        return (
+            False,
+            champion,
+            (
+                f"kept {CHAMPION} v{champion}: this version was trained on synthetic data and v{champion} "
+                f"on {trained_on}, and synthetic data never replaces real (its held-out rows are "
+                f"synthetic too); `mlp train {spec.name} --data FILE` trains on real data"
+            ),
+        )
     # The champion's held-out outputs are predicted once and serve both its point
     # value and the paired bootstrap; both values come from the same scoring function.
     primary = recipe.primary()

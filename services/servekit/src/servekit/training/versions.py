@@ -14,6 +14,7 @@ from typing import Any
 from servekit.metrics.names import CANARY
 from servekit.routing import SHARE_TAG
 from servekit.spec import ServiceSpec
+from servekit.training.fingerprint import is_synthetic
 
 DECISION_TAG = "promotion.decision"
 #: A version's tags of its latest live evaluation, which ``mlp evaluate --log`` sets
@@ -185,7 +186,7 @@ def _data(params: dict[str, str]) -> str:
     if "data.rows" not in params:
         return ""
     source = params.get("data.source", "")
-    where = "synthetic" if source.startswith("synthetic") else source.rsplit("/", 1)[-1]
+    where = "synthetic" if is_synthetic(source) else source.rsplit("/", 1)[-1]
     return f"{where}, {int(params['data.rows']):,} rows, sha256 {params.get('data.sha256', '')[:12]}"
 
 

@@ -1,0 +1,185 @@
+"""The registry every ``mlp`` command opens first (``trainer.registry_client``): a SQLite file that is
+not there is refused, not made empty, except by ``mlp train``; a server that answers with an error
+is told apart from none answering."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import mlflow
+import pytest
+from toy import TOY
+
+from servekit import cli, rollout
+from servekit.training import trainer
+
+#: What an MLflow server started with ``--allowed-hosts`` answers a Host it does not list.
+INVALID_HOST = "Invalid Host header - possible DNS rebinding attack detected"
+
+READING_COMMANDS = [
+    ["versions", "toy"],
+    ["promote", "toy", "1"],
+    ["canary", "toy", "1"],
+    ["canary", "toy", "--end"],
+    ["rollout", "toy", "1", "--prometheus", "http://127.0.0.1:1"],
+]
+
+
+class Mlp:
+    """``mlp ARGS`` of the toy service: its status and its standard error; ``trained``: the
+    services it trained (the trainer itself is not run)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys, self.trained = capsys, list[str]()
+        monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+        monkeypatch.setattr(trainer, "train", self.train)
+
+    def train(self, spec: Any, *args: Any, **kwargs: Any) -> Any:
+        self.trained.append(spec.name)
+        return SimpleNamespace(
+            version="1", run_id="r", metrics={}, decision="d", canary="", artifacts="", held_out_note=""
+        )
+
+    def __call__(self, *args: str) -> tuple[int, str]:
+        self.capsys.readouterr()
+        status = cli.main(list(args))
+        return status, self.capsys.readouterr().err
+
+
+@pytest.fixture
+def mlp(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Mlp]:
+    yield Mlp(monkeypatch, capsys)
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS)
+def test_a_registry_file_that_is_not_there_is_not_made_by_a_command_that_reads_it(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlp: Mlp
+) -> None:
+    """MLflow made an empty registry at the mistyped path, directories and all, which the command
+    then reported as holding nothing (exit 0) or no such version."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rollout.PrometheusReader, "check", lambda self: None)  # asked before the registry
+    for uri, database in [
+        (f"sqlite:///{tmp_path}/typo/mlflow.db", tmp_path / "typo" / "mlflow.db"),
+        ("sqlite:///typo.db", tmp_path / "typo.db"),
+    ]:
+        status, err = mlp(*command, "--tracking-uri", uri)
+        assert status == 2
+        assert err == (
+            f"mlp: no registry at {uri}: {database} does not exist (a typo?); pass the --tracking-uri "
+            f"of an existing registry, or `mlp train SERVICE --tracking-uri {uri}` creates one there\n"
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_score_refuses_a_registry_file_that_is_not_there(tmp_path: Path, mlp: Mlp) -> None:
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x\n1\n")
+    uri = f"sqlite:///{tmp_path}/nothing.db"
+    status, err = mlp("score", "toy", str(rows), "--output", str(tmp_path / "out.csv"), "--tracking-uri", uri)
+    assert status == 2
+    assert err.startswith(f"mlp: no registry at {uri}: ")
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_train_makes_a_registry_file_but_not_the_directories_above_it(tmp_path: Path, mlp: Mlp) -> None:
+    missing = tmp_path / "typo"
+    status, err = mlp("train", "toy", "--tracking-uri", f"sqlite:///{missing}/mlflow.db")
+    assert status == 2
+    assert err == (
+        f"mlp: sqlite:///{missing}/mlflow.db: no directory {missing} to create the registry in (a "
+        f"typo?); `mkdir -p {missing}` first if that is where it belongs\n"
+    )
+    assert not missing.exists()
+    assert mlp.trained == []
+    # In a directory that is there: made, as the first `mlp train` of a new registry does.
+    status, err = mlp("train", "toy", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    assert (status, mlp.trained) == (0, ["toy"]), err
+    assert (tmp_path / "mlflow.db").is_file()
+    # And then read by the others.
+    status, err = mlp("versions", "toy", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db")
+    assert status == 0, err
+
+
+def test_a_directory_named_as_the_registry_file_is_refused(tmp_path: Path, mlp: Mlp) -> None:
+    status, err = mlp("versions", "toy", "--tracking-uri", f"sqlite:///{tmp_path}")
+    assert status == 2
+    assert err == f"mlp: sqlite:///{tmp_path}: {tmp_path} is a directory, not a SQLite file\n"
+
+
+@contextmanager
+def answering(status: int, body: str) -> Iterator[str]:
+    """A server on 127.0.0.1 answering every request with ``status`` and ``body`` (text/plain)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            payload = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = answer  # noqa: N815 (http.server's names)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("command", [["versions", "toy"], ["train", "toy"], ["promote", "toy", "2"]])
+def test_an_mlflow_server_refusing_the_host_name_is_told_to_allow_it(command: list[str], mlp: Mlp) -> None:
+    """Behind an Ingress with a public host, MLflow answers 403 to a Host not in its --allowed-hosts:
+    mlp said no server answered there."""
+    with answering(403, INVALID_HOST) as url:
+        status, err = mlp(*command, "--tracking-uri", url)
+    host = url.removeprefix("http://")
+    assert status == 2
+    assert err == (
+        f"mlp: the MLflow server at {url} answered 403 ({INVALID_HOST}): it answers only the Host "
+        f"names of its --allowed-hosts (MLFLOW_SERVER_ALLOWED_HOSTS), and {host} is not among them; "
+        f"add {host} to the server's --allowed-hosts\n"
+    )
+    assert mlp.trained == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "status", "said"),
+    [
+        (
+            401,
+            "You are not authenticated",
+            2,
+            "answered 401 (You are not authenticated): it wants credentials",
+        ),
+        (403, "Permission denied", 2, "answered 403 (Permission denied): it wants credentials"),
+        (404, "default backend - 404", 2, "answered MLflow's API with 404 (default backend - 404): is it"),
+        (502, "Bad Gateway", 1, "with 502: the MLflow server, or a proxy in front of it, is failing"),
+    ],
+)
+def test_a_server_answering_with_an_error_is_not_said_to_be_absent(
+    answer: int, body: str, status: int, said: str, mlp: Mlp
+) -> None:
+    """401/403/404 are not worth retrying (exit 2); a 5xx may pass (exit 1)."""
+    with answering(answer, body) as url:
+        code, err = mlp("versions", "toy", "--tracking-uri", url)
+    assert code == status
+    assert "no MLflow tracking server answers" not in err
+    assert said in err
+    assert len(err.splitlines()) == 1
