@@ -124,11 +124,11 @@ LOAD_REPORTS ?= reports/loadtest
 # LOAD_USERS must be at least the number of services tested. The reports are named either way.
 loadtest: sync
 	mkdir -p $(LOAD_REPORTS)
-	$(BIN)/locust -f tests/load/locustfile.py --headless --only-summary \
+	status=0; $(BIN)/locust -f tests/load/locustfile.py --headless --only-summary \
 		--users $(LOAD_USERS) --spawn-rate $(LOAD_USERS) --run-time $(LOAD_TIME) \
 		--csv $(LOAD_REPORTS)/locust --html $(LOAD_REPORTS)/locust.html \
-		--json-file $(LOAD_REPORTS)/locust $(if $(LOAD_TAGS),--tags $(LOAD_TAGS)); \
-		status=$$?; echo "reports: $(LOAD_REPORTS)/"; exit $$status
+		--json-file $(LOAD_REPORTS)/locust $(if $(LOAD_TAGS),--tags $(LOAD_TAGS)) || status=$$?; \
+		echo "reports: $(LOAD_REPORTS)/"; exit $$status
 
 # Kubernetes manifests: kubectl kustomize + kubernetes-validate come from the dev group (uv.lock);
 # checkov gets its own virtualenv because its dependencies conflict with the project's.

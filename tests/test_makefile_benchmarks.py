@@ -53,3 +53,22 @@ def test_make_help_names_the_variables() -> None:
     assert "BENCH_ARGS" in shown
     assert "COST_CPU_ARGS" in shown
     assert "SOAK_WARMUP" in shown
+
+
+def test_make_loadtest_names_its_reports_and_fails_when_the_run_fails(tmp_path: Path) -> None:
+    """The reports say why a run failed, so their path is printed either way (make's shell stops at
+    a failing command: its status is kept, not the shell's exit)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    locust = bin_dir / "locust"
+    locust.write_text("#!/bin/sh\necho 'loadtest: FAILED'\nexit 3\n")
+    locust.chmod(0o755)
+    reports = tmp_path / "reports"
+    ran = subprocess.run(
+        ["make", "-s", "-o", "sync", "loadtest", f"BIN={bin_dir}", f"LOAD_REPORTS={reports}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode != 0
+    assert ran.stdout.splitlines()[-2:] == ["loadtest: FAILED", f"reports: {reports}/"]
