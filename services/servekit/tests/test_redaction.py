@@ -5,17 +5,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+import mlflow
 import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
+from servekit import cli
 from servekit.loading import ModelLoadError, one_line, resolve
 from servekit.model import ModelArtifact
 from servekit.redaction import redact
 from servekit.rest import create_app
 from servekit.settings import load_settings
+from servekit.training import trainer
 from servekit.training.trainer import Split
+from servekit.training.versions import render
 
 PASSWORD = "S3cretPW"
 #: Nothing listens on port 1: every call fails at once, and MLflow quotes the URI in its message.
@@ -52,6 +58,104 @@ CREDENTIALED = f"http://alice:{PASSWORD}@127.0.0.1:1"
 )
 def test_credentials_of_a_uri_are_masked_and_nothing_else(text: str, shown: str) -> None:
     assert redact(text) == shown
+
+
+#: Parameters whose name says they hold a secret, as a whole name or as its last word (split at
+#: ``_ - .`` and camelCase), in any case.
+SECRET_NAMES = [
+    "token", "TOKEN", "access_token", "id_token", "refresh_token", "auth_token", "oauth_token",
+    "accessToken", "sig", "signature", "oauth_signature", "key", "api_key", "apikey", "apiKey",
+    "x-api-key", "API_KEY", "subscription-key", "aws_secret_access_key", "private_key",
+    "password", "db_password", "passwd", "pwd", "secret", "client_secret", "clientSecret",
+    "credential", "credentials", "auth", "authorization", "Authorization", "X-Amz-Signature",
+    "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature", "X-Goog-Credential",
+]  # fmt: skip
+#: Names that only hold one of those words inside another, or a word beside it: left as they are.
+PLAIN_NAMES = [
+    "id", "monkey", "sigma", "author", "authority", "keyboard", "sort_key", "sortKey", "primary_key",
+    "tokens", "max_tokens", "token_type", "expires_in", "state", "signed", "key_id", "secretary",
+    "passes", "credit", "page_token", "pageToken", "next_page_token", "name", "version",
+    # A presigned URL's other parameters, and an Azure SAS's: only its ``sig`` is the secret.
+    "X-Amz-Algorithm", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Goog-Date",
+    "sv", "se", "st", "sp", "sr", "spr",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_a_parameter_named_as_a_secret_is_masked(name: str) -> None:
+    assert redact(f"https://h/p?a=1&{name}=S3cret&b=2") == f"https://h/p?a=1&{name}=***&b=2"
+    assert redact(f"https://h/p?{name}=S3cret") == f"https://h/p?{name}=***"
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_a_parameter_named_otherwise_is_left_as_it_is(name: str) -> None:
+    """The keywords were matched anywhere in the name: ``?id=3&monkey=banana`` lost its banana."""
+    text = f"https://h/p?a=1&{name}=banana&b=2"
+    assert redact(text) == text
+
+
+def test_the_token_of_an_oauth_implicit_grant_in_a_fragment_is_masked() -> None:
+    assert redact("https://app.example/cb#access_token=eyJhbGc.x&token_type=bearer&expires_in=3600") == (
+        "https://app.example/cb#access_token=***&token_type=bearer&expires_in=3600"
+    )
+    assert redact("https://h/cb?state=s#id_token=eyJ&state=s") == "https://h/cb?state=s#id_token=***&state=s"
+
+
+def test_a_uri_inside_a_parameter_has_its_secrets_masked_too() -> None:
+    assert redact("https://h/login?next=https://h/cb?token=t0k&lang=en") == (
+        "https://h/login?next=https://h/cb?token=***&lang=en"
+    )
+
+
+def test_an_azure_connection_string_shows_no_account_key() -> None:
+    text = "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=c2VjcmV0==;EndpointSuffix=core"
+    assert redact(text) == (
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=***;EndpointSuffix=core"
+    )
+
+
+def test_mlp_versions_shows_the_registry_without_its_password(
+    mlflow_client: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(trainer, "registry_client", lambda uri, **kwargs: mlflow_client)
+    assert cli.main(["versions", "toy", "--tracking-uri", f"{CREDENTIALED}/?token=t0k"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("toy at http://***@127.0.0.1:1/?token=*** (")
+    assert PASSWORD not in out
+    assert "t0k" not in out
+    # And the line said of a registry holding none.
+    assert render(TOY, [], CREDENTIALED) == (
+        "toy: no versions registered at http://***@127.0.0.1:1; `mlp train toy` registers one"
+    )
+
+
+def test_a_missing_registry_file_is_named_without_the_secret_of_its_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    for command, uri, said in [
+        (["versions", "toy"], f"sqlite:///{tmp_path}/typo.db", "mlp: no registry at sqlite:///"),
+        (["versions", "toy"], f"sqlite:///{tmp_path}", f"mlp: sqlite:///{tmp_path}?"),
+        (["train", "toy"], f"sqlite:///{tmp_path}/typo/mlflow.db", f"mlp: sqlite:///{tmp_path}/typo/"),
+    ]:
+        assert cli.main([*command, "--tracking-uri", f"{uri}?password={PASSWORD}"]) == 2, uri
+        err = capsys.readouterr().err
+        assert err.startswith(said), err
+        assert f"{uri}?password=***" in err
+        assert PASSWORD not in err
+    assert list(tmp_path.iterdir()) == []
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_tracking_uri_mlflow_cannot_use_is_named_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    assert cli.main(["versions", "toy", "--tracking-uri", f"foo://alice:{PASSWORD}@bar"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mlp: MLflow cannot use the tracking URI 'foo://***@bar' (")
+    assert PASSWORD not in err
 
 
 def test_a_load_failure_names_the_registry_without_its_password() -> None:

@@ -328,7 +328,7 @@ def registry_client(tracking_uri: str, *, create: bool = False) -> Any:
         raise ServekitError(
             400,
             "registry_uri_unusable",
-            f"MLflow cannot use the tracking URI {tracking_uri!r} ({one_line(exc)}); pass "
+            f"MLflow cannot use the tracking URI {redact(tracking_uri)!r} ({one_line(exc)}); pass "
             "--tracking-uri http://HOST:PORT (an MLflow server) or sqlite:///PATH",
         ) from exc
     try:
@@ -355,17 +355,18 @@ def require_database(tracking_uri: str, *, create: bool) -> None:
     database = sqlite_database(tracking_uri)
     if database is None or database.is_file():
         return
+    where = redact(tracking_uri)  # a SQLite URI's query may hold a token as well as a server's
     if database.is_dir():
         raise ServekitError(
-            400, "registry_not_a_file", f"{tracking_uri}: {database} is a directory, not a SQLite file"
+            400, "registry_not_a_file", f"{where}: {database} is a directory, not a SQLite file"
         )
     if not create:
         raise ServekitError(
             404,
             "registry_not_found",
-            f"no registry at {tracking_uri}: {database.absolute()} does not exist (a typo?); pass the "
+            f"no registry at {where}: {database.absolute()} does not exist (a typo?); pass the "
             "--tracking-uri of an existing registry, or `mlp train SERVICE --tracking-uri "
-            f"{tracking_uri}` creates one there",
+            f"{where}` creates one there",
         )
     # Made for ``mlp train``, as asked, but only in a directory that exists: MLflow would make any
     # directories missing, and a typo in them would put the registry where nothing looks for it.
@@ -373,7 +374,7 @@ def require_database(tracking_uri: str, *, create: bool) -> None:
         raise ServekitError(
             400,
             "registry_directory_missing",
-            f"{tracking_uri}: no directory {database.parent} to create the registry in (a typo?); "
+            f"{where}: no directory {database.parent} to create the registry in (a typo?); "
             f"`mkdir -p {database.parent}` first if that is where it belongs",
         )
 

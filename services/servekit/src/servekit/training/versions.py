@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from servekit.metrics.names import CANARY
+from servekit.redaction import redact
 from servekit.routing import SHARE_TAG
 from servekit.spec import ServiceSpec
 from servekit.training.fingerprint import is_synthetic
@@ -191,8 +192,9 @@ def _data(params: dict[str, str]) -> str:
 
 
 def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
+    where = redact(tracking_uri)  # the terminal's scrollback and CI logs keep what is printed
     if not rows:
-        return f"{spec.name}: no versions registered at {tracking_uri}; `mlp train {spec.name}` registers one"
+        return f"{spec.name}: no versions registered at {where}; `mlp train {spec.name}` registers one"
     key = spec.recipe.primary_metric
 
     def figure(value: float | None) -> str:
@@ -220,5 +222,5 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in table
     ]
-    header = f"{spec.name} at {tracking_uri} ({key} on each version's own held-out split)"
+    header = f"{spec.name} at {where} ({key} on each version's own held-out split)"
     return "\n".join([header, *lines])
