@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import socket
 import threading
@@ -12,6 +14,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 from toy import TOY
 
 from servekit.model import ModelArtifact
@@ -21,15 +24,52 @@ from servekit.settings import load_settings
 from servekit.training.trainer import Split
 
 ROW = {"x": 3.0, "color": "red"}
+#: The bound of the second server, whose refusals fit in one read of the socket (see ``held``).
+SMALL_BOUND = 8192
+
+
+class Refusals(logging.Handler):
+    """Set when the server logs a refusal: what a held request waits for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("refused a request"):
+            self.seen.set()
 
 
 @pytest.fixture(scope="module")
-def address(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[tuple[str, int]]:
-    artifact, _ = toy_trained
-    app = create_app(TOY, load_settings("toy"), source=lambda: artifact)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, access_log=False, http=HeadLimitedHttpToolsProtocol
-    )
+def refusals() -> Iterator[threading.Event]:
+    handler = Refusals()
+    logging.getLogger("servekit.rest").addHandler(handler)
+    yield handler.seen
+    logging.getLogger("servekit.rest").removeHandler(handler)
+
+
+def held_until(seen: threading.Event, app: ASGIApp) -> ASGIApp:
+    """The app, with ``GET /held`` answered only once a refusal is logged (15 s at most).
+
+    A request still being answered when the server refuses the next one on its connection, as a
+    slow prediction would be, without a test depending on how slow.
+    """
+
+    async def held(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/held":
+            await app(scope, receive, send)
+            return
+        refused = await asyncio.get_running_loop().run_in_executor(None, seen.wait, 15)
+        body = json.dumps({"refused_first": refused}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return held
+
+
+def serve(app: ASGIApp, protocol: type[HeadLimitedHttpToolsProtocol]) -> Iterator[tuple[str, int]]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, http=protocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -45,6 +85,22 @@ def address(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[tuple[str, int
     yield host, port
     server.should_exit = True
     thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def address(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[tuple[str, int]]:
+    artifact, _ = toy_trained
+    yield from serve(
+        create_app(TOY, load_settings("toy"), source=lambda: artifact), HeadLimitedHttpToolsProtocol
+    )
+
+
+@pytest.fixture(scope="module")
+def small(toy_trained: tuple[ModelArtifact, Split], refusals: threading.Event) -> Iterator[tuple[str, int]]:
+    """A server with an 8 KiB bound (as ``mlp serve`` makes its protocol) and ``GET /held``."""
+    artifact, _ = toy_trained
+    app = held_until(refusals, create_app(TOY, load_settings("toy"), source=lambda: artifact))
+    yield from serve(app, type("Small", (HeadLimitedHttpToolsProtocol,), {"max_head_bytes": SMALL_BOUND}))
 
 
 def request(
@@ -138,3 +194,86 @@ def test_a_refusal_after_served_requests_answers_those_first(address: tuple[str,
     small = request("GET", "/healthz", last=False)
     answer = exchange(address, small, request("GET", "/healthz", headers_of(3 * MAX_HEAD_BYTES)))
     assert statuses(answer) == [200, 431]
+
+
+def chunked(path: str, body: bytes, size: int, trailers: bytes = b"", *, last: bool = True) -> bytes:
+    """A chunked upload of ``body`` in chunks of ``size`` bytes, ``trailers`` after the last chunk."""
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    lines += ["Transfer-Encoding: chunked"] + (["Connection: close"] if last else [])
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)
+    )
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + chunks + b"0\r\n" + trailers + b"\r\n"
+
+
+def test_requests_pipelined_before_a_refused_head_are_answered_first(
+    small: tuple[str, int], refusals: threading.Event
+) -> None:
+    # As a client pipelines them, in one write: a request still being answered when the next
+    # head is refused (GET /held), two predictions queued behind it, then headers over the bound.
+    # Each is answered, in order, before the refusal (not the refusal first, the rest lost).
+    refusals.clear()
+    predict = request("POST", "/predict", body=json.dumps(ROW).encode(), last=False)
+    oversized = request("GET", "/healthz", headers_of(4 * SMALL_BOUND, each=2000))
+    answer = exchange(small, request("GET", "/held", last=False), predict, predict, oversized)
+    assert statuses(answer) == [200, 200, 200, 431]
+    assert b'{"refused_first": true}' in answer  # held until the refusal, as a slow request is
+    assert answer.count(b'"value":') == 2  # the two predictions
+    assert json.loads(answer.rsplit(b"\r\n\r\n", 1)[1])["error"] == "headers_too_large"
+
+
+def test_a_chunked_body_s_trailers_are_bounded_as_headers_are(address: tuple[str, int]) -> None:
+    # A chunked prediction, then trailers after its last chunk, as many as the client likes: the
+    # parser keeps them as it keeps headers, and the body limit never sees them.
+    sent = 0
+    answer = b""
+    with socket.create_connection(address, timeout=30) as connection:
+        connection.sendall(chunked("/predict", json.dumps(ROW).encode(), 7)[: -len(b"\r\n")])
+        try:
+            for i in range(32):
+                connection.sendall(f"X-Trailer-{i}: ".encode() + b"t" * 1_000_000 + b"\r\n")
+                sent += 1
+            connection.sendall(b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    assert sent == 32  # read and dropped
+    assert statuses(answer) == [431]  # not the prediction, answered after 32 MB of trailers held
+    refusal = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert refusal["error"] == "headers_too_large"
+    assert refusal["message"] == (
+        f"the request's trailers (or a chunk's size line) are larger than {MAX_HEAD_BYTES} bytes; "
+        "send fewer or shorter trailers, and no chunk extensions"
+    )
+
+
+def test_trailers_over_the_bound_behind_a_request_being_answered_wait_for_its_answer(
+    small: tuple[str, int], refusals: threading.Event
+) -> None:
+    # The refused upload is queued behind GET /held: it is never started, and refused once the
+    # request before it is answered.
+    refusals.clear()
+    trailers = b"X-Trailer: " + b"t" * (4 * SMALL_BOUND) + b"\r\n"
+    answer = exchange(
+        small,
+        request("GET", "/held", last=False),
+        chunked("/predict", json.dumps(ROW).encode(), 7, trailers),
+    )
+    assert statuses(answer) == [200, 431]
+    assert b'{"refused_first": true}' in answer
+    assert json.loads(answer.rsplit(b"\r\n\r\n", 1)[1])["error"] == "headers_too_large"
+
+
+def test_chunked_uploads_are_served_however_small_their_chunks(address: tuple[str, int]) -> None:
+    # A 90 kB body in 1-byte chunks: 450 kB of chunk-size lines, yet each under the bound.
+    body = json.dumps({"instances": [ROW] * 8}).encode() + b" " * 90_000
+    answer = exchange(
+        address,
+        chunked("/predict/batch", body, 1, b"X-Checksum: 1\r\nX-Rows: 8\r\n", last=False),
+        chunked("/predict/batch", body, 8192),
+    )
+    assert statuses(answer) == [200, 200]

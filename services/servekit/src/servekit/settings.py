@@ -56,8 +56,10 @@ class ServiceSettings(BaseSettings):
         ge=8192,
         le=1_048_576,
         description=(
-            "Bytes a request's line and headers may take; more is answered 431 (414 when the URL "
-            "alone takes over half), read no further, and the connection closed (`mlp serve`)"
+            "Bytes a request's line and headers may take, and a chunked body's trailers and chunk-size "
+            "lines (counted from its last chunk); more is answered 431 (414 when the URL alone takes "
+            "over half), read no further, and the connection closed once the requests before it on "
+            "the connection are answered (`mlp serve`)"
         ),
     )
     body_timeout_seconds: float = Field(

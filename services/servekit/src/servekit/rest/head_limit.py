@@ -10,6 +10,12 @@ the end of its headers and never hands the parser more than the bound: over it, 
 answered ``431 Request Header Fields Too Large`` (``414 URI Too Long`` when its URL alone takes
 over half of it) in servekit's JSON error body, and the connection is closed. What the client
 sends after that is read and dropped for a moment, so a connection holds about the bound at most.
+
+A chunked body ends in trailers, header fields the parser keeps as it keeps headers, so what the
+parser receives of a body that is not its data (a chunk's size line and extensions, the trailers
+after the last chunk) is bounded the same way and refused 431 too; the data itself is the body
+limit's (``servekit.rest.body``). Requests pipelined before a refused one are answered first, in
+order: the refusal waits for them, the connection read no further meanwhile.
 """
 
 from __future__ import annotations
@@ -34,70 +40,164 @@ logger = logging.getLogger("servekit.rest")
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's ``httptools`` protocol with the head of each request bounded to ``max_head_bytes``."""
+    """uvicorn's ``httptools`` protocol with the head of each request bounded to ``max_head_bytes``.
+
+    So are the bytes of a chunked body that are not its data, counted since its last chunk began.
+    """
 
     max_head_bytes: ClassVar[int] = MAX_HEAD_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: Bytes received since the current request began (or the previous one ended); None while
-        #: its body is read, whose size the body limit bounds (``servekit.rest.body``).
+        #: its body is read.
         self.head_bytes: int | None = 0
+        #: While a body is read: bytes received that were not its data, since its last chunk began
+        #: (at most one piece more: where in a piece a chunk began is not known).
+        self.framing_bytes = 0
         #: Request heads received in full on this connection.
         self.heads = 0
+        #: Chunks begun on this connection, and body bytes the parser handed over.
+        self.chunks = 0
+        self.body_bytes = 0
         self.refused = False
+        #: The refusal, while requests received before the refused one are still being answered.
+        self.held_refusal: bytes | None = None
 
     def data_received(self, data: bytes) -> None:
-        while data and not self.refused:
-            if self.head_bytes is None:
-                super().data_received(data)  # a body: its own limit applies
-                return
-            # The parser gets no more than the bound allows; the rest waits to see what it is.
-            room = self.max_head_bytes - self.head_bytes
-            piece, data = data[:room], data[room:]
-            self.head_bytes += len(piece)
-            heads = self.heads
-            if piece:
-                super().data_received(piece)
-            if self.transport.is_closing():
-                return  # uvicorn refused it (a malformed request)
-            if data and self.heads == heads:
-                self._refuse()  # the bound is reached and these headers have not ended
-                return
-            # Else the headers ended within the piece: the rest is their body or the next request.
-            # (A pipelined request's bytes in the same read as the end of the one before go
-            # uncounted: at most one read, which keeps what a head can hold bounded.)
+        if self.refused:
+            # Dropped. While the refusal waits its turn, the client is read no further (uvicorn
+            # resumes reading as each earlier answer ends; this pauses it again).
+            if self.held_refusal is not None and not self.transport.is_closing():
+                self.transport.pause_reading()
+            return
+        view = memoryview(data)  # slices of it are not copies
+        while view and not self.refused and not self.transport.is_closing():
+            view = self._feed_head(view) if self.head_bytes is not None else self._feed_body(view)
+
+    def _feed_head(self, data: memoryview) -> memoryview:
+        assert self.head_bytes is not None
+        # The parser gets no more than the bound allows; the rest waits to see what it is.
+        room = max(self.max_head_bytes - self.head_bytes, 0)
+        piece, rest = data[:room], data[room:]
+        self.head_bytes += len(piece)
+        heads = self.heads
+        if piece:
+            super().data_received(piece)  # type: ignore[arg-type]  # httptools takes any buffer
+        if rest and self.heads == heads and not self.transport.is_closing():
+            self._refuse(self._head_error())  # the bound is reached and these headers have not ended
+        # Else the headers ended within the piece: the rest is their body or the next request.
+        # (What of the next request's head is in the piece with the end of the one before goes
+        # uncounted: at most one piece, which keeps what a head can hold bounded.)
+        return rest
+
+    def _feed_body(self, data: memoryview) -> memoryview:
+        # The data of a body is the body limit's, not counted here; what is not data is, up to the
+        # same bound as a head: no more than what is left of it goes to the parser at once.
+        room = max(self.max_head_bytes - self.framing_bytes, 0)
+        piece, rest = data[:room], data[room:]
+        heads, chunks, body_bytes = self.heads, self.chunks, self.body_bytes
+        if piece:
+            super().data_received(piece)  # type: ignore[arg-type]
+        if self.head_bytes is not None or self.heads != heads or self.transport.is_closing():
+            # The body ended within the piece (the next request's head, even its body, may have
+            # begun there: counted from the next piece, as above), or the parser refused it.
+            return rest
+        framing = len(piece) - (self.body_bytes - body_bytes)
+        # A chunk begun within the piece restarts the count, from the start of the piece.
+        self.framing_bytes = framing if self.chunks > chunks else self.framing_bytes + framing
+        if rest and self.framing_bytes >= self.max_head_bytes:
+            self._refuse(self._trailers_error())
+        return rest
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
+        self.framing_bytes = 0
         self.heads += 1
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        self.chunks += 1
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.head_bytes = 0
 
-    def _refuse(self) -> None:
-        self.refused = True
+    def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)
+        super().on_response_complete()  # starts the next queued request, if any
+        if self.held_refusal is not None and not queued and not self.transport.is_closing():
+            # The last request received before the refused one is answered: the refusal's turn.
+            refusal, self.held_refusal = self.held_refusal, None
+            self._answer(refusal)
+
+    def _head_error(self) -> ServekitError:
         limit = self.max_head_bytes
         # What the parser has of the URL so far (uvicorn sets it as a request begins).
         url: bytes = getattr(self, "url", b"") or b""
         if len(url) > limit // 2:
-            error = ServekitError(
+            return ServekitError(
                 414,
                 "url_too_long",
                 f"the request's URL is longer than {limit // 2} bytes (the request line and the "
                 f"headers may take {limit} bytes at most); send the data in a POST body",
             )
-        else:
-            error = ServekitError(
-                431,
-                "headers_too_large",
-                f"the request's headers are larger than {limit} bytes (the request line included); "
-                "send fewer or shorter headers",
-            )
+        return ServekitError(
+            431,
+            "headers_too_large",
+            f"the request's headers are larger than {limit} bytes (the request line included); "
+            "send fewer or shorter headers",
+        )
+
+    def _trailers_error(self) -> ServekitError:
+        return ServekitError(
+            431,
+            "headers_too_large",
+            f"the request's trailers (or a chunk's size line) are larger than {self.max_head_bytes} "
+            "bytes; send fewer or shorter trailers, and no chunk extensions",
+        )
+
+    def _refuse(self, error: ServekitError) -> None:
+        self.refused = True
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         logger.warning("refused a request from %s: %s %s", client, error.status_code, error.message)
+        refusal = self._response(error)
+        # uvicorn answers a connection's requests one at a time, in order: self.cycle is the
+        # latest to have its headers in, the ones queued behind the running one are in the
+        # pipeline. An answer written before theirs would be taken for theirs, and the connection
+        # closed under them.
+        cycle = self.cycle
+        if self.head_bytes is None and cycle is not None:
+            # Refused within its body: the request has a cycle of its own, which must not answer.
+            queued = next((entry for entry in self.pipeline if entry[0] is cycle), None)
+            if queued is not None:
+                self.pipeline.remove(queued)  # not started; the running one is answered first
+                self._hold(refusal)
+            elif not cycle.response_started:
+                # Started, and waiting for the rest of its body: told the client has gone (it
+                # writes nothing more), and answered here.
+                cycle.disconnected = True
+                cycle.message_event.set()
+                self._answer(refusal)
+            elif cycle.response_complete:
+                self._answer(b"")  # answered before its body ended; nothing to add to that
+            else:
+                self.transport.close()  # halfway through its answer: cut short
+        elif cycle is not None and not cycle.response_complete:
+            self._hold(refusal)  # earlier requests first
+        else:
+            self._answer(refusal)
+
+    def _hold(self, refusal: bytes) -> None:
+        # The parser gets nothing more; the client is not read until the refusal is written.
+        self.held_refusal = refusal
+        self.transport.pause_reading()
+
+    def _response(self, error: ServekitError) -> bytes:
         body = json.dumps(error.body()).encode()
         phrase = http.HTTPStatus(error.status_code).phrase
         head = [f"HTTP/1.1 {error.status_code} {phrase}\r\n".encode()]
@@ -108,11 +208,17 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             b"content-length: %d\r\n" % len(body),
             b"connection: close\r\n\r\n",
         ]
-        self.transport.write(b"".join(head) + body)
+        return b"".join(head) + body
+
+    def _answer(self, refusal: bytes) -> None:
+        self._unset_keepalive_if_required()  # the linger below closes the connection
+        if refusal:
+            self.transport.write(refusal)
         # Half-closed: the client reads the answer and the end of it while still writing; the rest
         # of what it writes is dropped above, until the connection is closed for good.
         if self.transport.can_write_eof():
             self.transport.write_eof()
+            self.transport.resume_reading()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
