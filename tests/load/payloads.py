@@ -9,6 +9,14 @@ generator) or ``auto``: what the model served at ``host`` was trained on, as its
 says (``data.source``: a file, or ``synthetic(rows=..., seed=...)``). Sending real rows to a
 model trained on synthetic ones (``make up``'s) is drift by construction: the input, prediction
 and attribution drift alerts would fire for an hour after a load test.
+
+Real rows are the served model's held-out rows when they can be told apart: about 80 % of a file
+are rows it trained on, where NLPInsight knows every word of a text, so a load test from the
+whole file put ``text_known_word_share`` at a PSI of 0.9 against its held-out baseline. They are
+the trainer's own split (``servekit.training.trainer.split``) of the file as the spec loads it,
+with the seed its run recorded, checked against what the run logged: the file's frame hash and
+the hashes of its training rows. When that cannot be done (another file, no seed to be found),
+the whole file is sent and the reason says why.
 """
 
 from __future__ import annotations
@@ -20,15 +28,32 @@ import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+import pandas as pd
+
 from servekit import registry
 from servekit.datasets import SHARED
+from servekit.errors import ServekitError
+
+# Imported for its MLflow client settings as well (one retry, not minutes of them, for a
+# registry that does not answer): the service's own.
+from servekit.loading import one_line
+from servekit.redaction import MASK
+from servekit.spec import ServiceSpec
 from servekit.testing import valid_requests
-from servekit.training.trainer import to_records
+from servekit.training.fingerprint import sha256_of_frame
+from servekit.training.trainer import registry_client, row_hashes, split, to_records, training_rows_of
 
 LOG = logging.getLogger("loadtest")
 MODES = ("auto", "real", "synthetic")
 #: How ``TrainingRecipe.load`` begins the ``data.source`` of generated data.
 SYNTHETIC_SOURCE = "synthetic("
+
+
+#: What sending training rows does to the input drift metrics.
+TRAINING_ROWS_DRIFT = (
+    "expect input drift in what a model knows of its training rows (NLPInsight's text_known_word_share)"
+)
 
 
 class Payloads(NamedTuple):
@@ -39,16 +64,25 @@ class Payloads(NamedTuple):
     reason: str
 
 
+def served_model(host: str, api_key: str = "", timeout: float = 10.0) -> dict[str, Any]:
+    """What the service at ``host`` says of its model (``GET /model``); raises ``OSError`` or
+    ``ValueError`` when it cannot be asked."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    request = urllib.request.Request(f"{host.rstrip('/')}/model", headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        described = json.load(response)
+    if not isinstance(described, dict):
+        raise ValueError(f"GET /model answered {type(described).__name__}, not an object")
+    return described
+
+
 def served_training_data(host: str, api_key: str = "", timeout: float = 10.0) -> tuple[str, str]:
     """``data.source`` and version of the model served at ``host`` (``GET /model``).
 
     Raises ``LookupError`` (or ``OSError``, ``ValueError``) when the service cannot be asked or
     its model does not say.
     """
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    request = urllib.request.Request(f"{host.rstrip('/')}/model", headers=headers)
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        described = json.load(response)
+    described = served_model(host, api_key, timeout)
     version = str(described.get("version", "?"))
     source = (described.get("data") or {}).get("source")
     if not source:
@@ -86,6 +120,62 @@ def choose(name: str, mode: str, host: str | None, api_key: str = "") -> tuple[s
     )
 
 
+def held_out(
+    spec: ServiceSpec, frame: pd.DataFrame, described: dict[str, Any]
+) -> tuple[pd.DataFrame | None, str]:
+    """The features of the rows of ``frame`` the model ``described`` (``GET /model``) held out from
+    training, and how they were told apart; None, and why not, when they cannot be.
+
+    The split is the trainer's, with the seed and held-out share its run recorded (``mlp train``
+    logs them as parameters in the registry ``GET /model`` names, or ``data.seed`` when the model
+    says so itself). It is trusted only on a frame with the hash the model recorded, or when it
+    gives the training rows the run logged (``training_rows.npy``), or both when both are there.
+    """
+    data = described.get("data") or {}
+    recorded = data.get("frame_sha256")
+    if recorded and recorded != sha256_of_frame(frame):
+        return None, "the file is not the one it was trained on (another frame_sha256)"
+    params, learnt, unread = run_record(described)
+    seed = data.get("seed", params.get("seed"))
+    if seed is None:
+        return None, f"no split seed recorded: {unread or 'its run has no seed parameter'}"
+    test_size = params.get("test_size")
+    if test_size is not None and float(test_size) != spec.recipe.test_size:
+        return (
+            None,
+            f"its run held out {test_size} of the rows, this recipe holds out {spec.recipe.test_size}",
+        )
+    if not recorded and learnt is None:
+        return (
+            None,
+            f"nothing recorded to match the file with (no frame_sha256, {unread or 'no training_rows.npy'})",
+        )
+    data_split = split(spec, frame, int(seed))
+    if learnt is not None and not np.array_equal(row_hashes(data_split.x_train, data_split.y_train), learnt):
+        return None, f"the split with seed {seed} is not the one its run logged (training_rows.npy)"
+    return (
+        data_split.x_test,
+        f"the {len(data_split.x_test):,} rows it held out of {len(frame):,} (split seed {seed})",
+    )
+
+
+def run_record(described: dict[str, Any]) -> tuple[dict[str, str], np.ndarray | None, str]:
+    """The parameters and training-row hashes of the run of the model ``described``, and why none
+    when they cannot be read."""
+    run_id = str(described.get("run_id") or "")
+    tracking_uri = str(described.get("registry_uri") or "")
+    if MASK in tracking_uri or not tracking_uri:  # redacted by GET /model: the caller's own, if any
+        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if not run_id or not tracking_uri:
+        return {}, None, "the model names no run, or no registry, to read it from"
+    try:
+        params = dict(registry_client(tracking_uri).get_run(run_id).data.params)
+    except Exception as exc:  # any registry problem is a reason to fall back, not to stop
+        why = exc.message if isinstance(exc, ServekitError) else one_line(exc)
+        return {}, None, f"its run {run_id} cannot be read from the registry ({why})"
+    return params, training_rows_of(run_id, tracking_uri), ""
+
+
 def payloads(
     name: str,
     n: int = 300,
@@ -108,11 +198,23 @@ def payloads(
         if path is None:
             raise FileNotFoundError(f"no real data set under {SHARED / name}")
         try:
-            frame = recipe.load_csv(path)
-            frame = frame.sample(n=min(n, len(frame)), random_state=seed)
-            rows = valid_requests(spec, to_records(recipe.features(frame)))
+            frame = recipe.load_csv(path)  # as ``mlp train`` loads a file (``TrainingRecipe.load``)
+            features, which = recipe.features(frame), "every row of the file, training rows included"
+            if host is None:
+                which += " (no service to ask which it held out)"
+            else:
+                try:
+                    found, how = held_out(spec, frame, served_model(host, api_key))
+                except Exception as exc:  # not knowing which rows were held out is no reason to stop
+                    found, how = None, f"which it held out cannot be told: {exc}"
+                if found is not None:
+                    features, which = found, how
+                else:
+                    which += f" ({how}): {TRAINING_ROWS_DRIFT}"
+            features = features.sample(n=min(n, len(features)), random_state=seed)
+            rows = valid_requests(spec, to_records(features))
             if rows:
-                return Payloads(rows, str(path.resolve()), reason)
+                return Payloads(rows, str(path.resolve()), f"{reason}; {which}")
             raise ValueError("no row passes the request schema")
         except Exception as exc:  # a loader problem must not stop the load test
             if asked == "real":

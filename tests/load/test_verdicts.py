@@ -10,12 +10,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import mlflow
+import numpy as np
 import pytest
 
+from bankchurn.data import generate_raw
 from load.payloads import choose, payloads
 from load.verdicts import Endpoint, endpoint_verdict, slo_verdict, thresholds, unanswered
 from mixin.common import Objectives
+from servekit import registry
 from servekit.datasets import SHARED
+from servekit.testing import valid_requests
+from servekit.training.fingerprint import sha256_of_frame
+from servekit.training.trainer import TRAINING_ROWS, row_hashes, split, to_records
 
 SLO = Objectives()
 
@@ -151,3 +158,72 @@ def test_auto_sends_data_like_the_served_models_training_data(tmp_path: Path) ->
     assert choose("bankchurn", "synthetic", None)[::2] == ("synthetic", "LOADTEST_DATA=synthetic")
     with pytest.raises(ValueError, match="LOADTEST_DATA='reall'"):
         choose("bankchurn", "reall", None)
+
+
+def _logged_run(tmp_path: Path, seed: int, training_rows: Any) -> tuple[str, str]:
+    """A run in a SQLite registry under ``tmp_path`` logged as ``mlp train`` logs one: its split seed,
+    held-out share and training-row hashes. Its id and the registry's URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("bankchurn", artifact_location=(tmp_path / "artifacts").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    client.log_param(run_id, "seed", seed)
+    client.log_param(run_id, "test_size", registry.get_service("bankchurn").recipe.test_size)
+    np.save(tmp_path / TRAINING_ROWS, training_rows)
+    client.log_artifact(run_id, str(tmp_path / TRAINING_ROWS))
+    return run_id, uri
+
+
+def test_real_rows_are_the_served_models_held_out_rows_not_its_training_rows(tmp_path: Path) -> None:
+    # NLPInsight trained on the real file, sent that file's rows (80 % of them training rows): its
+    # text_known_word_share at a PSI of 0.9 against a baseline of held-out rows.
+    spec = registry.get_service("bankchurn")
+    trained_on = tmp_path / "churn.csv"
+    generate_raw(400, seed=5).to_csv(trained_on, index=False)
+    frame = spec.recipe.load_csv(trained_on)
+    data = split(spec, frame, 7)
+    run_id, uri = _logged_run(tmp_path, 7, row_hashes(data.x_train, data.y_train))
+    described = {
+        "version": "4",
+        "run_id": run_id,
+        "registry_uri": uri,
+        "data": {"source": str(trained_on), "frame_sha256": sha256_of_frame(frame), "rows": len(frame)},
+    }
+
+    def key(row: dict[str, Any]) -> str:
+        return json.dumps(row, sort_keys=True)
+
+    held_out = {key(row) for row in valid_requests(spec, to_records(data.x_test))}
+    with service_saying(described) as host:
+        sent = payloads("bankchurn", 1000, mode="auto", host=host)
+        assert {key(row) for row in sent.rows} == held_out
+        assert sent.reason.endswith(f"the {len(data.x_test)} rows it held out of 400 (split seed 7)")
+
+    # What cannot be matched is said, and the whole file sent, as before.
+    other = tmp_path / "other.csv"
+    generate_raw(400, seed=6).to_csv(other, index=False)
+    with service_saying({**described, "data": {**described["data"], "source": str(other)}}) as host:
+        sent = payloads("bankchurn", 1000, mode="auto", host=host)
+    assert len(sent.rows) == len(
+        valid_requests(spec, to_records(spec.recipe.features(spec.recipe.load_csv(other))))
+    )
+    assert (
+        "every row of the file, training rows included (the file is not the one it was trained on"
+        in sent.reason
+    )
+    with service_saying({**described, "registry_uri": f"sqlite:///{tmp_path / 'gone.db'}"}) as host:
+        reason = payloads("bankchurn", 1000, mode="auto", host=host).reason
+    assert (
+        f"(no split seed recorded: its run {run_id} cannot be read from the registry (no registry at"
+        in reason
+    )
+    assert not (tmp_path / "gone.db").exists()
+    # A seed that does not give the run's training rows (as another split function would not).
+    wrong_id, wrong_uri = _logged_run(tmp_path / "wrong", 8, row_hashes(data.x_train, data.y_train))
+    with service_saying({**described, "run_id": wrong_id, "registry_uri": wrong_uri}) as host:
+        reason = payloads("bankchurn", 1000, mode="auto", host=host).reason
+    assert "the split with seed 8 is not the one its run logged (training_rows.npy)" in reason
+    # The model's own word for its seed, where it gives one: no registry needed.
+    with service_saying({**described, "run_id": "", "data": {**described["data"], "seed": 7}}) as host:
+        sent = payloads("bankchurn", 1000, mode="auto", host=host)
+    assert {key(row) for row in sent.rows} == held_out

@@ -260,3 +260,47 @@ def test_a_model_trained_before_is_served_without_the_missing_bin_of_a_required_
     share = metrics.registry.get_sample_value
     assert share("toy_training_input_share", {"feature": "x", "bin": MISSING}) is None
     assert share("toy_training_input_share", {"feature": "x", "bin": "01"}) == pytest.approx(0.5)
+
+
+def test_the_baseline_is_over_the_held_out_rows_a_request_can_be(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    from servekit.training import baselines
+
+    artifact, data = toy_trained
+    model = TOY.model(artifact)
+    records = to_records(data.x_test)
+    # Rows the API refuses (x over 10) that are all red: were they in the baseline, red's share
+    # would be more than any request stream of the same kind could give.
+    refused = [{"x": 11.0 + i % 5, "color": "red", "note": None} for i in range(len(records))]
+    profile = baselines.input_profile(model, records + refused, TOY)
+    assert profile["input_baseline"] == {
+        "rows": len(records),
+        "held_out_rows": 2 * len(records),
+        "rows_from": baselines.REQUESTABLE,
+    }
+    # Shares and cut points alike are those of the accepted rows alone.
+    assert profile == {
+        **baselines.input_profile(model, records, TOY),
+        "input_baseline": profile["input_baseline"],
+    }
+    reds = sum(record["color"] == "red" for record in records) / len(records)
+    assert profile["input_shares"]["color"]["red"] == pytest.approx(reds)
+    assert max(binning["edges"][-1] for binning in profile["input_bins"] if binning["feature"] == "x") <= 10
+
+
+def test_a_baseline_that_no_held_out_row_can_be_requested_for_says_it_is_over_every_row(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    from servekit.training import baselines
+
+    artifact, _ = toy_trained
+    model = TOY.model(artifact)
+    refused = [{"x": 12.0, "color": "red", "note": None}] * 5
+    profile = baselines.input_profile(model, refused, TOY)
+    assert profile["input_baseline"]["rows"] == 5
+    assert profile["input_baseline"]["rows_from"].startswith("every held-out row: none of the 5 passes toy's")
+    assert profile["input_shares"]["color"]["red"] == 1.0
+    # A model of no installed service (the toy one): nothing to validate with, every row, said so.
+    unknown = baselines.input_profile(model, refused)["input_baseline"]["rows_from"]
+    assert "no installed service named 'toy'" in unknown

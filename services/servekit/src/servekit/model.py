@@ -154,6 +154,8 @@ class ServedModel(ABC):
                 "outcome_shares": meta.get("outcome_shares", {}),
                 "attribution_means": meta.get("attribution_means", {}),
                 "input_shares": input_drift.training_shares(meta),
+                # Which rows the input shares are over (held-out rows a request can be).
+                "input_baseline": meta.get("input_baseline", {}),
                 # Cut points of the numbered bins: bin 01 holds values <= edges[0], and so on.
                 "input_bins": meta.get("input_bins", []),
                 # Beyond these a tree answers as at the nearest edge (``outside_training``).

@@ -146,7 +146,7 @@ def fit(spec: ServiceSpec, data: Split, seed: int) -> tuple[Any, dict[str, Any]]
     # Held-out rows, which the model did not learn from, as it will not have learnt from live
     # traffic: on its own training rows NLPInsight knows every word, so a known-word share
     # binned there would have one bin and never drift.
-    metadata.update(baselines.input_profile(served, to_records(data.x_test)))
+    metadata.update(baselines.input_profile(served, to_records(data.x_test), spec))
     return pipeline, metadata
 
 
@@ -167,6 +167,8 @@ def train(
     metrics, held_out = evaluate(spec, pipeline, data, metadata, seed)
     metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
     metadata["data"]["source"] = source
+    # With the file's hash, what a load test needs to send the rows this version held out.
+    metadata["data"]["seed"] = seed
 
     use_registry(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
