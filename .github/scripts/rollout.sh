@@ -6,6 +6,9 @@
 # SMOKE_API_KEY_BANKCHURN, SMOKE_API_KEY_NLPINSIGHT, SMOKE_API_KEY_CHICAGOTAXI: a key of each
 # service (`mlp api-key deploy-smoke --append keys-<svc>`, the overlay READMEs), for the smoke
 # prediction: every route the Ingress publishes but the docs needs one.
+# IMAGE_CHECK: how to ask the registry whether an image exists: `ecr` (aws ecr describe-images),
+# `gar` (gcloud artifacts docker images describe), or `skopeo` (the default: skopeo inspect, with
+# the credentials of a docker or skopeo login); each with the credentials the workflow set up.
 set -euo pipefail
 overlay=$1 registry=$2 tag=$3 base_url=$4
 namespace=${NAMESPACE:-ml-platform}
@@ -27,8 +30,33 @@ fi
 [[ $registry =~ ^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$ ]] || { echo "::error::IMAGE_REGISTRY=$registry is not a registry path"; exit 1; }
 [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || { echo "::error::TAG=$tag is not an image tag"; exit 1; }
 
+# Every image in the registry: one CI did not push there (another registry than CI's, a commit it
+# did not build) is no release's fault, and would only show after ROLLOUT_TIMEOUT of ImagePullBackOff.
+image_exists() {  # $1: registry/repository:tag; the tool's own error, if any, on stderr
+  case ${IMAGE_CHECK:-skopeo} in
+    ecr)  # ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG
+      local host=${1%%/*} path=${1#*/}
+      local region=${host#*.dkr.ecr.}
+      aws ecr describe-images --registry-id "${host%%.*}" --region "${region%%.*}" \
+        --repository-name "${path%:*}" --image-ids "imageTag=${path##*:}" ;;
+    gar) gcloud artifacts docker images describe "$1" ;;
+    skopeo) skopeo inspect --raw "docker://$1" ;;
+    *) echo "IMAGE_CHECK=$IMAGE_CHECK is not ecr, gar or skopeo" >&2; return 2 ;;
+  esac >/dev/null
+}
+absent=()
+for svc in "${services[@]}"; do
+  image_exists "$registry/$svc:$tag" || absent+=("$registry/$svc:$tag")
+done
+if [ ${#absent[@]} -gt 0 ]; then
+  echo "::error::no image ${absent[*]} (IMAGE_CHECK=${IMAGE_CHECK:-skopeo}; its error above): CI pushes each commit of main that passed it; is IMAGE_REGISTRY the registry CI pushes to, and did its image job push this commit? Nothing was applied"
+  exit 1
+fi
+
 # 1. Images at the commit SHA: the overlay's values.yaml, whose replacements copy imageRegistry and
 #    imageTag into every Deployment (the images transformer is not used: k8s/README, "Images").
+#    In this checkout only: the committed values.yaml keeps its tag, which a hand apply would
+#    roll back to (the overlay READMEs, "Deploy from CI").
 sed -i -E "s|^(  imageRegistry:).*|\1 $registry|; s|^(  imageTag:).*|\1 \"$tag\"|" "$overlay/values.yaml"
 rendered=$(mktemp)
 answer=$(mktemp)
@@ -70,12 +98,15 @@ for svc in "${services[@]}"; do
     | jq -ce '.components.schemas | to_entries | map(select(.value.examples)) | .[0].value.examples[0]') \
     || rollback "$svc: no request example in $url/openapi.json"
   var=SMOKE_API_KEY_${svc^^}
-  # The key through standard input, never on a command line.
+  # The key through standard input, never on a command line. The answer file emptied first: with
+  # no answer (refused, reset, timed out) curl leaves it as it was, the previous service's answer.
+  : >"$answer"
   status=$(printf 'authorization: Bearer %s\n' "${!var}" \
     | curl -sS --max-time 10 --retry 3 --retry-delay 2 -o "$answer" -w '%{http_code}' \
       -H @- -H 'content-type: application/json' -d "$example" "$url/predict") || status=000
   case $status in
     200) jq -e .model.version "$answer" >/dev/null || rollback "$svc: POST $url/predict answered 200 without a model version" ;;
+    000) rollback "$svc: POST $url/predict got no answer (curl's error above)" ;;
     401 | 403) rollback "$svc: POST $url/predict refused $var ($status: $(head -c 300 "$answer")): is it expired, revoked, or not a line of the $svc-api-keys Secret?" ;;
     *) rollback "$svc: POST $url/predict answered $status: $(head -c 300 "$answer")" ;;
   esac

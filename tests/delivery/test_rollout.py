@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -59,9 +60,17 @@ class Ingress(ThreadingHTTPServer):
     """The rendered Ingress in front of the services: its Prefix paths (element-wise, unrewritten)
     to their backend, anything else to the default backend's 404."""
 
-    def __init__(self, port: int, routes: dict[str, str], backends: dict[str, str]) -> None:
+    def __init__(
+        self,
+        port: int,
+        routes: dict[str, str],
+        backends: dict[str, str],
+        dropped: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(("127.0.0.1", port), IngressHandler)
         self.routes, self.backends = routes, backends
+        #: Paths whose requests are read, then the connection closed without an answer.
+        self.dropped = dropped
 
 
 class IngressHandler(BaseHTTPRequestHandler):
@@ -72,6 +81,10 @@ class IngressHandler(BaseHTTPRequestHandler):
 
     def route(self) -> None:
         path = self.path.split("?", 1)[0]
+        if path in self.server.dropped:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.close_connection = True
+            return
         backend = next(
             (
                 svc
@@ -108,6 +121,9 @@ class Cluster:
     base_url: str
     #: Each service's smoke key, which its keys file holds.
     keys: dict[str, str]
+    #: The rendered Ingress's paths, and each backend's URL (for another Ingress in front of them).
+    routes: dict[str, str]
+    backends: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -140,17 +156,39 @@ def cluster(
             servers[service] = start(f"rollout-{service}", command, port, logs_dir, env)
         for server in servers.values():
             server.wait_for("/readyz", seconds=180)
-        ingress = Ingress(free_port(), ingress_backends(gke), {s: servers[s].url for s in SERVICES})
-        threading.Thread(target=ingress.serve_forever, daemon=True).start()
-        try:
-            yield Cluster(f"http://127.0.0.1:{ingress.server_address[1]}", keys)
-        finally:
-            ingress.shutdown()
-            ingress.server_close()
+        routes, backends = ingress_backends(gke), {s: servers[s].url for s in SERVICES}
+        with serving_ingress(routes, backends) as base_url:
+            yield Cluster(base_url, keys, routes, backends)
     finally:
         for server in servers.values():
             server.stop()
 
+
+@contextmanager
+def serving_ingress(
+    routes: dict[str, str], backends: dict[str, str], dropped: frozenset[str] = frozenset()
+) -> Iterator[str]:
+    ingress = Ingress(free_port(), routes, backends, dropped)
+    threading.Thread(target=ingress.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{ingress.server_address[1]}"
+    finally:
+        ingress.shutdown()
+        ingress.server_close()
+
+
+#: A registry client (skopeo, aws, gcloud) that records its arguments, in the file kubectl records
+#: its own, and finds no image of the services named in MISSING_SERVICES.
+IMAGE_CHECK_STUB = """#!{python}
+import json, os, sys
+args = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
+with open(os.environ["KUBECTL_CALLS"], "a") as calls:
+    calls.write(json.dumps(args) + "\\n")
+missing = [svc for svc in os.environ.get("MISSING_SERVICES", "").split() if any(svc in a for a in args)]
+if missing:
+    sys.exit(f"{{args[0]}}: manifest unknown: {{missing[0]}}")
+print("{{}}")
+"""
 
 STUB = """#!{python}
 # kubectl: records its arguments; renders with the real kubectl; refuses a client-side apply of an
@@ -188,9 +226,16 @@ class Run:
         return [c[-1] for c in self.calls if c[-3:-1] == ["rollout", "undo"]]
 
 
-def rollout(tmp_path: Path, base_url: str, keys: dict[str, str]) -> Run:
+def rollout(
+    tmp_path: Path,
+    base_url: str,
+    keys: dict[str, str],
+    registry: str = REGISTRY,
+    **env_vars: str,
+) -> Run:
     """rollout.sh on a copy of the repository's manifests (it edits the overlay's values.yaml), as
-    deploy-gke.yml runs it, the smoke keys from the environment as the workflow maps its secrets."""
+    deploy-gke.yml runs it, the smoke keys from the environment as the workflow maps its secrets.
+    The images are looked up with a stub of skopeo (IMAGE_CHECK unset: its default), aws or gcloud."""
     tree = tmp_path / "repo"
     for part in ("k8s", "mlflow", "monitoring"):
         shutil.copytree(ROOT / part, tree / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -201,17 +246,25 @@ def rollout(tmp_path: Path, base_url: str, keys: dict[str, str]) -> Run:
         STUB.format(python=sys.executable, kubectl=str(BIN / "kubectl"), limit=ANNOTATIONS_LIMIT)
     )
     kubectl.chmod(0o755)
+    for tool in ("skopeo", "aws", "gcloud"):
+        (stubs / tool).write_text(IMAGE_CHECK_STUB.format(python=sys.executable))
+        (stubs / tool).chmod(0o755)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SMOKE_API_KEY_")},
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SMOKE_API_KEY_") and k not in {"IMAGE_CHECK", "MISSING_SERVICES"}
+        },
         "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
         "KUBECTL_CALLS": str(tmp_path / "calls"),
         "KUBECTL_APPLIED": str(tmp_path / "applied.yaml"),
         "ROLLOUT_TIMEOUT": "300s",
         **{f"SMOKE_API_KEY_{service.upper()}": key for service, key in keys.items()},
+        **env_vars,
     }
     overlay = tree / "k8s" / "overlays" / "gke"
     result = subprocess.run(
-        ["bash", str(ROLLOUT), str(overlay), REGISTRY, TAG, base_url],
+        ["bash", str(ROLLOUT), str(overlay), registry, TAG, base_url],
         env=env,
         capture_output=True,
         text=True,
@@ -240,6 +293,10 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     run = rollout(tmp_path, cluster.base_url, cluster.keys)
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     assert run.result.stdout.splitlines() == [f"{s}: ready and predicting at {TAG}" for s in SERVICES]
+    # Each image looked up in the registry before anything was applied.
+    assert run.calls[:3] == [
+        ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/{s}:{TAG}"] for s in SERVICES
+    ]
     # The images at the tag, through values.yaml (its replacements), in what was applied.
     assert (run.values["imageRegistry"], run.values["imageTag"]) == (REGISTRY, TAG)
     applied = [o for o in yaml.safe_load_all(run.applied) if o]
@@ -289,6 +346,70 @@ def test_a_refused_smoke_key_rolls_every_service_back_saying_which_key(
     assert f"{refused} (401" in out
     assert "not a line of the chicagotaxi-api-keys Secret?; rolling back" in out
     assert run.undone == [f"deployment/{s}" for s in SERVICES]
+
+
+def test_a_smoke_prediction_without_an_answer_quotes_no_other_services(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """curl leaves its -o file as it was when no answer comes: the answer file kept the previous
+    service's prediction, and the error quoted it as this service's answer to a 000."""
+    with serving_ingress(cluster.routes, cluster.backends, frozenset({"/chicagotaxi/predict"})) as base_url:
+        run = rollout(tmp_path, base_url, cluster.keys)
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
+    assert "nlpinsight: ready and predicting" in out, out + run.result.stderr
+    [error] = [line for line in out.splitlines() if line.startswith("::error::")]
+    assert error == (
+        f"::error::chicagotaxi: POST {base_url}/chicagotaxi/predict got no answer (curl's error above); "
+        "rolling back"
+    )
+    assert "curl: (52) Empty reply from server" in run.result.stderr
+    assert run.undone == [f"deployment/{s}" for s in SERVICES]
+
+
+ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml-platform"
+
+
+@pytest.mark.parametrize(
+    ("check", "registry", "asked"),
+    [
+        ("", REGISTRY, ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/nlpinsight:{TAG}"]),
+        ("skopeo", REGISTRY, ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/nlpinsight:{TAG}"]),
+        (
+            "gar",
+            REGISTRY,
+            ["gcloud", "artifacts", "docker", "images", "describe", f"{REGISTRY}/nlpinsight:{TAG}"],
+        ),
+        (
+            "ecr",
+            ECR,
+            [
+                "aws", "ecr", "describe-images", "--registry-id", "123456789012", "--region", "eu-west-1",
+                "--repository-name", "ml-platform/nlpinsight", "--image-ids", f"imageTag={TAG}",
+            ],
+        ),
+    ],
+)  # fmt: skip
+def test_an_image_missing_from_the_registry_stops_the_deploy_before_anything_is_applied(
+    tmp_path: Path, check: str, registry: str, asked: list[str]
+) -> None:
+    """A registry other than CI's, or a commit CI did not push: the pods' ImagePullBackOff showed it
+    only after ROLLOUT_TIMEOUT, and cost a rollback."""
+    keys = dict.fromkeys(SERVICES, "unused")
+    checked = {"IMAGE_CHECK": check} if check else {}
+    run = rollout(tmp_path, "http://127.0.0.1:9", keys, registry, MISSING_SERVICES="nlpinsight", **checked)
+    assert run.result.returncode == 1
+    tool = asked[0]
+    assert [c[0] for c in run.calls] == [tool] * 3  # each service's image; no kubectl
+    assert run.calls[1] == asked
+    assert f"{tool}: manifest unknown: nlpinsight" in run.result.stderr  # the tool's own error
+    assert run.result.stdout.startswith(
+        f"::error::no image {registry}/nlpinsight:{TAG} (IMAGE_CHECK={check or 'skopeo'}; its error "
+        "above): CI pushes each commit of main"
+    )
+    assert "Nothing was applied" in run.result.stdout
+    assert run.values["imageTag"] != TAG
+    assert not run.applied
 
 
 # --- What starts a deploy: the Deploy workflows' trigger and job condition ----------------------
@@ -356,3 +477,28 @@ def test_the_deploy_step_hands_rollout_sh_every_smoke_key(cloud: str) -> None:
     assert {name: step["env"].get(name) for name in names} == {n: f"${{{{ secrets.{n} }}}}" for n in names}
     readme = (ROOT / "k8s" / "overlays" / cloud / "README.md").read_text()
     assert all(name in readme for name in names), f"k8s/overlays/{cloud}/README.md names the secrets"
+
+
+def step_env(workflow: dict[str, Any], job: str, runs: str) -> dict[str, str]:
+    [step] = [s for s in workflow["jobs"][job]["steps"] if runs in s.get("run", "")]
+    return dict(step["env"])
+
+
+def action_of(workflow: dict[str, Any], job: str, step_id: str) -> str:
+    [step] = [s for s in workflow["jobs"][job]["steps"] if s.get("id") == step_id]
+    return str(step["uses"])
+
+
+def test_each_deploy_pulls_from_the_registry_ci_pushes_to() -> None:
+    """deploy-eks read its registry from a variable of its own, which could name another than the
+    one CI pushed to: its deploys then failed after the rollout timeout, on ImagePullBackOff."""
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    [job] = [name for name, body in ci["jobs"].items() if any(s.get("id") == "ecr" for s in body["steps"])]
+    pushed = step_env(ci, job, "docker push")
+    eks, gke = (yaml.safe_load(WORKFLOWS[cloud].read_text()) for cloud in ("eks", "gke"))
+    deploy_eks, deploy_gke = (step_env(w, "deploy", ".github/scripts/rollout.sh") for w in (eks, gke))
+    assert deploy_eks["REGISTRY"] == pushed["ECR_REPOSITORY"]
+    assert "steps.ecr.outputs.registry" in deploy_eks["REGISTRY"]
+    assert action_of(eks, "deploy", "ecr") == action_of(ci, job, "ecr")  # the same login, the same output
+    assert deploy_gke["REGISTRY"] == pushed["GAR_REGISTRY"]
+    assert (deploy_eks["IMAGE_CHECK"], deploy_gke["IMAGE_CHECK"]) == ("ecr", "gar")

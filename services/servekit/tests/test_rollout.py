@@ -524,3 +524,68 @@ def test_the_pods_serving_the_version_are_read_from_the_canary_model_info(
     assert not serving.loaded
     assert {expr for expr, _ in asked} == set(answers)
     assert len({at for _, at in asked}) == 1  # one instant
+
+
+class GoneOutput:
+    """A ``say`` whose output goes away after ``lines`` lines: the terminal closed, ``tee`` killed."""
+
+    def __init__(self, lines: int, error: OSError) -> None:
+        self.lines, self.error = lines, error
+        self.said: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        if len(self.said) >= self.lines:
+            raise self.error
+        self.said.append(line)
+
+
+@pytest.mark.parametrize(
+    "error", [BrokenPipeError(32, "Broken pipe"), OSError(5, "Input/output error")], ids=["pipe", "tty"]
+)
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), Terminated()], ids=["ctrl-c", "signal"])
+def test_an_interrupted_rollout_whose_output_is_gone_still_rolls_back(
+    registry_calls: list[str], error: OSError, interrupt: BaseException
+) -> None:
+    """The message came first and raised: the canary kept its share, and mlp ended in a traceback."""
+    say = GoneOutput(3, error)  # started, pods serve it, one reading; interrupted at the second
+    promoted = rollout(
+        TOY, "http://registry", "2", Readings(reading(), interrupt), criteria=CRITERIA, interval=0,
+        steps=2, say=say, sleep=lambda _: None,
+    )  # fmt: skip
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+
+
+def test_an_output_gone_at_the_start_rolls_back_and_is_raised(registry_calls: list[str]) -> None:
+    """The first line, after the canary was set, raised outside the watch: nothing rolled it back."""
+    with pytest.raises(BrokenPipeError):
+        rollout(
+            TOY, "http://registry", "2", Readings(reading(), reading()), criteria=CRITERIA,
+            interval=0, steps=2, say=GoneOutput(0, BrokenPipeError(32, "Broken pipe")),
+            sleep=lambda _: None,
+        )  # fmt: skip
+    assert registry_calls == ["canary 2", "canary None"]
+
+
+def test_an_output_gone_after_the_promotion_does_not_roll_it_back(registry_calls: list[str]) -> None:
+    """The promotion is done: a rollback then said 'rolling back' over a champion."""
+    say = GoneOutput(4, BrokenPipeError(32, "Broken pipe"))  # ... one reading, "promoting it"
+    promoted = rollout(
+        TOY, "http://registry", "2", Readings(reading()), criteria=CRITERIA, interval=0, steps=1,
+        say=say, sleep=lambda _: None,
+    )  # fmt: skip
+    assert say.said[-1].startswith("toy: v2 passed 1 readings; promoting it")
+    assert promoted is True
+    assert registry_calls == ["canary 2", "promote 2"]
+
+
+def test_a_share_raised_but_not_said_is_rolled_back_as_an_output_gone(
+    registry_calls: list[str],
+) -> None:
+    say = GoneOutput(3, BrokenPipeError(32, "Broken pipe"))  # started, pods serve it, one reading
+    with pytest.raises(BrokenPipeError):
+        rollout(
+            TOY, "http://registry", "2", Readings(reading(), reading()), criteria=CRITERIA,
+            interval=0, steps=2, ramp=[5, 50], say=say, sleep=lambda _: None,
+        )  # fmt: skip
+    assert registry_calls == ["canary 2 at 5%", "share 50%", "canary None"]

@@ -28,6 +28,8 @@ command, run by hand or by a delivery pipeline, against the registry the pods fo
 from __future__ import annotations
 
 import math
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -287,8 +289,12 @@ def rollout(
         )
     if champion == version:
         raise ServekitError(409, "already_champion", f"{spec.name} v{version} is the champion already")
-    say(set_canary(spec, tracking_uri, version, ramp[0] if ramp else None))
+    started = False
     try:
+        # Inside the try: an interrupt while the registry is being told must end what it was told.
+        set_to = set_canary(spec, tracking_uri, version, ramp[0] if ramp else None)
+        started = True
+        say(set_to)  # an output gone (a closed terminal, tee killed) stops the watch: rolled back
         why = _watch(
             spec,
             tracking_uri,
@@ -305,16 +311,16 @@ def rollout(
         )
         if why is None:
             say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
-            say(
-                promote(
-                    spec, tracking_uri, version, decision=f"promoted by mlp rollout: {steps} sound readings"
-                )
+            promoted = promote(
+                spec, tracking_uri, version, decision=f"promoted by mlp rollout: {steps} sound readings"
             )
+            _say_quietly(say, promoted)  # promoted: nothing is left to undo if it cannot be said
             return True
     except (KeyboardInterrupt, Terminated):  # Ctrl-C, kill, a cancelled pipeline: nobody watches
         why = "interrupted before the last reading"
     except Exception as exc:  # whatever stopped the watch, the canary must not stay unwatched
-        _roll_back(spec, tracking_uri, version, f"stopped by {one_line(exc)}", say)
+        if started:  # else the registry refused the canary: there is nothing to roll back
+            _roll_back(spec, tracking_uri, version, f"stopped by {one_line(exc)}", say)
         raise
     return _roll_back(spec, tracking_uri, version, why, say)
 
@@ -393,9 +399,10 @@ def _watch(
         if ramp[stage] == ramp[stage - 1]:
             continue
         try:
-            say(set_canary_share(spec, tracking_uri, ramp[stage]))
+            raised = set_canary_share(spec, tracking_uri, ramp[stage])
         except Exception as exc:  # a ramp stuck part-way is not the rollout asked for
             return f"cannot raise its share to {ramp[stage]:g} %: {one_line(exc)}"
+        say(raised)
     assert reading is not None  # steps >= 1
     return verdict(reading, criteria)
 
@@ -448,12 +455,15 @@ def _wait_for_pods(
 def _roll_back(
     spec: ServiceSpec, tracking_uri: str, version: str, why: str, say: Callable[[str], Any]
 ) -> bool:
+    """End the canary on the champion, then say why. The registry first: a rollback follows an
+    interrupt, often the terminal closed or the pipe's reader (``tee``) killed with it, and a
+    message that could not be written stopped the rollback that was to come after it."""
     from servekit.training.trainer import set_canary
 
-    say(f"{spec.name}: rolling back v{version}: {why}")
     try:
-        say(set_canary(spec, tracking_uri, None))
+        ended = set_canary(spec, tracking_uri, None)
     except Exception as exc:
+        _say_quietly(say, f"{spec.name}: rolling back v{version}: {why}")
         # Whoever reads this must know the canary still answers its share, and how to end it.
         cause = exc.message if isinstance(exc, ServekitError) else one_line(exc)
         raise ServekitError(
@@ -463,4 +473,44 @@ def _roll_back(
             f"rolling it back failed ({cause}); end it with `mlp canary {spec.name} --end` "
             "once the registry answers",
         ) from exc
+    _say_quietly(say, f"{spec.name}: rolling back v{version}: {why}")
+    _say_quietly(say, ended)
     return False
+
+
+def _say_quietly(say: Callable[[str], Any], message: str) -> None:
+    """``say(message)``, unless the output is gone: what the registry was told stands either way.
+
+    With ``print``, an output that failed is pointed at /dev/null (stderr too, where it is the same
+    terminal or pipe): otherwise the rest of the exit, ``mlp``'s own last message and Python's
+    flush of what the failed write left buffered, raises on it again, and ends in a traceback and
+    exit status 120 instead of the rollout's.
+    """
+    try:
+        say(message)
+        if say is print:
+            sys.stdout.flush()  # a pipe's buffer fails here, not in the flush at exit
+    except OSError:
+        if say is print:
+            _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1, and 2 if it is the same file, at /dev/null (as Python's documentation
+    advises on a ``BrokenPipeError``); nothing when stdout has no descriptor (replaced in-process)."""
+    try:
+        out = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    silenced = [out]
+    try:
+        if os.path.sameopenfile(out, sys.stderr.fileno()):
+            silenced.append(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # stderr elsewhere, or gone: left as it is
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in silenced:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)
