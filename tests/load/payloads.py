@@ -54,6 +54,11 @@ SYNTHETIC_SOURCE = "synthetic("
 TRAINING_ROWS_DRIFT = (
     "expect input drift in what a model knows of its training rows (NLPInsight's text_known_word_share)"
 )
+#: What sending rows of other data does: none is a training row, each may be unlike them all.
+OTHER_DATA_DRIFT = (
+    "rows unlike its training data are drift on every input: expect input, prediction and attribution "
+    "drift alerts"
+)
 
 
 class Payloads(NamedTuple):
@@ -159,6 +164,36 @@ def held_out(
     )
 
 
+def real_rows(spec: ServiceSpec, frame: pd.DataFrame, described: dict[str, Any]) -> tuple[pd.DataFrame, str]:
+    """The features of the rows of ``frame`` to send the model ``described`` (``GET /model``), and
+    what they are: the rows it held out, or every row and what that does to its drift metrics.
+
+    Whether these rows hold its training rows at all comes first: a model trained on synthetic
+    rows, or on another file, has none here, and the warning is of other data, not of
+    training rows (``LOADTEST_DATA=real`` against ``make up``'s model).
+    """
+    data = described.get("data") or {}
+    source = str(data.get("source") or "")
+    every_row = spec.recipe.features(frame)
+    if source.startswith(SYNTHETIC_SOURCE):
+        return (
+            every_row,
+            f"every row of the file, none of them its training rows (it was trained on {source}): "
+            + OTHER_DATA_DRIFT,
+        )
+    recorded = data.get("frame_sha256")
+    if recorded and recorded != sha256_of_frame(frame):
+        return (
+            every_row,
+            "every row of the file, not the data it was trained on (another frame_sha256 than it recorded), "
+            f"so none need be its training rows; {OTHER_DATA_DRIFT} where the two differ",
+        )
+    found, how = held_out(spec, frame, described)
+    if found is not None:
+        return found, how
+    return every_row, f"every row of the file, training rows included ({how}): {TRAINING_ROWS_DRIFT}"
+
+
 def run_record(described: dict[str, Any]) -> tuple[dict[str, str], np.ndarray | None, str]:
     """The parameters and training-row hashes of the run of the model ``described``, and why none
     when they cannot be read."""
@@ -199,18 +234,14 @@ def payloads(
             raise FileNotFoundError(f"no real data set under {SHARED / name}")
         try:
             frame = recipe.load_csv(path)  # as ``mlp train`` loads a file (``TrainingRecipe.load``)
-            features, which = recipe.features(frame), "every row of the file, training rows included"
+            features, which = recipe.features(frame), "every row of the file"
             if host is None:
-                which += " (no service to ask which it held out)"
+                which += " (no service to ask what it was trained on, or held out)"
             else:
                 try:
-                    found, how = held_out(spec, frame, served_model(host, api_key))
+                    features, which = real_rows(spec, frame, served_model(host, api_key))
                 except Exception as exc:  # not knowing which rows were held out is no reason to stop
-                    found, how = None, f"which it held out cannot be told: {exc}"
-                if found is not None:
-                    features, which = found, how
-                else:
-                    which += f" ({how}): {TRAINING_ROWS_DRIFT}"
+                    which += f", its training rows too if any (which it held out cannot be told: {exc})"
             features = features.sample(n=min(n, len(features)), random_state=seed)
             rows = valid_requests(spec, to_records(features))
             if rows:

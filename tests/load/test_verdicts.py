@@ -14,8 +14,9 @@ import mlflow
 import numpy as np
 import pytest
 
+import load.payloads
 from bankchurn.data import generate_raw
-from load.payloads import choose, payloads
+from load.payloads import OTHER_DATA_DRIFT, TRAINING_ROWS_DRIFT, choose, payloads
 from load.verdicts import Endpoint, endpoint_verdict, slo_verdict, thresholds, unanswered
 from mixin.common import Objectives
 from servekit import registry
@@ -207,23 +208,53 @@ def test_real_rows_are_the_served_models_held_out_rows_not_its_training_rows(tmp
     assert len(sent.rows) == len(
         valid_requests(spec, to_records(spec.recipe.features(spec.recipe.load_csv(other))))
     )
-    assert (
-        "every row of the file, training rows included (the file is not the one it was trained on"
-        in sent.reason
+    # None of another file's rows is a training row: the warning is of data unlike its own.
+    assert sent.reason == (
+        f"the served model (version 4) was trained on {other}; every row of the file, not the data it was "
+        "trained on (another frame_sha256 than it recorded), so none need be its training rows; "
+        f"{OTHER_DATA_DRIFT} where the two differ"
     )
+    assert "training rows included" not in sent.reason
     with service_saying({**described, "registry_uri": f"sqlite:///{tmp_path / 'gone.db'}"}) as host:
         reason = payloads("bankchurn", 1000, mode="auto", host=host).reason
     assert (
-        f"(no split seed recorded: its run {run_id} cannot be read from the registry (no registry at"
-        in reason
+        f"every row of the file, training rows included (no split seed recorded: its run {run_id} cannot "
+        "be read from the registry (no registry at" in reason
     )
+    assert reason.endswith(TRAINING_ROWS_DRIFT)
     assert not (tmp_path / "gone.db").exists()
     # A seed that does not give the run's training rows (as another split function would not).
     wrong_id, wrong_uri = _logged_run(tmp_path / "wrong", 8, row_hashes(data.x_train, data.y_train))
     with service_saying({**described, "run_id": wrong_id, "registry_uri": wrong_uri}) as host:
         reason = payloads("bankchurn", 1000, mode="auto", host=host).reason
-    assert "the split with seed 8 is not the one its run logged (training_rows.npy)" in reason
+    assert (
+        "every row of the file, training rows included (the split with seed 8 is not the one its run "
+        f"logged (training_rows.npy)): {TRAINING_ROWS_DRIFT}" in reason
+    )
     # The model's own word for its seed, where it gives one: no registry needed.
     with service_saying({**described, "run_id": "", "data": {**described["data"], "seed": 7}}) as host:
         sent = payloads("bankchurn", 1000, mode="auto", host=host)
     assert {key(row) for row in sent.rows} == held_out
+
+
+def test_real_rows_sent_to_a_model_trained_on_synthetic_rows_are_said_to_be_none_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LOADTEST_DATA=real against `make up`'s model warned of its training rows: none is here."""
+    shared = tmp_path / "bankchurn"
+    shared.mkdir()
+    generate_raw(200, seed=5).to_csv(shared / "churn.csv", index=False)
+    monkeypatch.setattr(load.payloads, "SHARED", tmp_path)
+    source = "synthetic(rows=10000, seed=42)"
+    described = {"version": "3", "data": {"source": source, "frame_sha256": "0" * 64, "seed": 42}}
+    with service_saying(described) as host:
+        sent = payloads("bankchurn", 1000, mode="real", host=host)
+    assert sent.source == str((shared / "churn.csv").resolve())
+    assert sent.reason == (
+        f"LOADTEST_DATA=real; every row of the file, none of them its training rows (it was trained on "
+        f"{source}): {OTHER_DATA_DRIFT}"
+    )
+    # No service to ask: nothing claimed of its training rows either way.
+    assert payloads("bankchurn", 1000, mode="real").reason == (
+        "LOADTEST_DATA=real; every row of the file (no service to ask what it was trained on, or held out)"
+    )

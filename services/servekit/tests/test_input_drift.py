@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from toy import TOY, ToyModel
+from pydantic import model_validator
+from toy import TOY, ToyModel, ToyRequest
 
 from servekit import input_drift
 from servekit.inference import run_model
@@ -304,3 +306,43 @@ def test_a_baseline_that_no_held_out_row_can_be_requested_for_says_it_is_over_ev
     # A model of no installed service (the toy one): nothing to validate with, every row, said so.
     unknown = baselines.input_profile(model, refused)["input_baseline"]["rows_from"]
     assert "no installed service named 'toy'" in unknown
+
+
+class BrokenRequest(ToyRequest):
+    """A request schema with a bug: its validator raises a KeyError on blue, not a ValueError."""
+
+    @model_validator(mode="after")
+    def blue_breaks(self) -> BrokenRequest:
+        if self.color == "blue":
+            raise KeyError("shade")
+        return self
+
+
+def test_a_row_the_request_schema_breaks_on_is_left_out_and_training_goes_on(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The schema's KeyError, or json's TypeError on an odd value, failed `mlp train` with a traceback."""
+    from servekit.training import baselines
+
+    artifact, data = toy_trained
+    model = TOY.model(artifact)
+    records = to_records(data.x_test)
+    reds = [record for record in records if record["color"] == "red"]
+    odd = [{**reds[0], "note": {1, 2}}]  # a set: json.dumps raises TypeError
+    broken = dataclasses.replace(TOY, request=BrokenRequest)
+    with caplog.at_level(logging.WARNING, "servekit.training.baselines"):
+        profile = baselines.input_profile(model, records + odd, broken)
+    assert profile["input_baseline"] == {
+        "rows": len(reds),
+        "held_out_rows": len(records) + 1,
+        "rows_from": baselines.REQUESTABLE,
+    }
+    assert profile["input_shares"]["color"]["red"] == 1.0
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert warning.startswith(
+        f"toy: {len(records) - len(reds) + 1} of {len(records) + 1} held-out rows left out of the input "
+        "drift baseline: validating them raised KeyError: 'shade';"
+    )
+    # Every row broken: the baseline is over every row, said so, and training still goes on.
+    everything = baselines.input_profile(model, [r for r in records if r["color"] == "blue"], broken)
+    assert everything["input_baseline"]["rows_from"].startswith("every held-out row: none of the")

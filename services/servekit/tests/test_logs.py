@@ -384,3 +384,39 @@ def test_a_client_cannot_forge_a_text_line_through_a_url_or_a_field_name(
     # Every line is a record of its own: the time, the level, the logger.
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [a-z]", line) for line in lines)
     assert "\x1b" not in stream.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_no_line_shows_the_credentials_of_a_uri(log_format: logs.LogFormat) -> None:
+    """urllib3's retry warning quoted the tracking URI's token, and a traceback its password."""
+    stream = configured(log_format)
+    retrying = logging.getLogger("urllib3.connectionpool")
+    retrying.warning(
+        "Retrying (%s) after connection broken by %r: %s",
+        "Retry(total=6)",
+        "refused",
+        "/?token=T0K/api/2.0/x",
+    )
+    try:
+        raise ConnectionError("API request to http://alice:PASSW0RD@mlflow:5000/api failed")
+    except ConnectionError:
+        logging.getLogger("toy").exception("loading failed")
+    logging.getLogger("toy.access").info(
+        "GET /model?api_key=K3Y 200",
+        extra={"json_fields": {"httpRequest": {"requestUrl": "/model?api_key=K3Y"}}},
+    )
+    logging.getLogger("toy").info("nothing to hide: http://h/x?a=1 and b=2")
+    written = stream.getvalue()
+    for secret in ("T0K", "PASSW0RD", "alice", "K3Y"):
+        assert secret not in written, secret
+    assert ": /?token=***" in written
+    assert "http://***@mlflow:5000/api" in written
+    assert "nothing to hide: http://h/x?a=1 and b=2" in written
+    if log_format == "json":
+        lines = json_lines(stream)  # still one JSON object a line: a mask runs on over no field
+        assert [line["message"] for line in lines][-2:] == [
+            "GET /model?api_key=*** 200",
+            "nothing to hide: http://h/x?a=1 and b=2",
+        ]
+        assert lines[-2]["httpRequest"] == {"requestUrl": "/model?api_key=***"}
+        assert lines[-2]["severity"] == "INFO"

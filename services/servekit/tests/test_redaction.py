@@ -60,8 +60,8 @@ def test_credentials_of_a_uri_are_masked_and_nothing_else(text: str, shown: str)
     assert redact(text) == shown
 
 
-#: Parameters whose name says they hold a secret, as a whole name or as its last word (split at
-#: ``_ - .`` and camelCase), in any case.
+#: Parameters whose name says they hold a secret, by any of its words (split at ``_ - .`` and
+#: camelCase) or by its last word ``key``, in any case, percent-encoded or numbered.
 SECRET_NAMES = [
     "token", "TOKEN", "access_token", "id_token", "refresh_token", "auth_token", "oauth_token",
     "accessToken", "sig", "signature", "oauth_signature", "key", "api_key", "apikey", "apiKey",
@@ -69,6 +69,11 @@ SECRET_NAMES = [
     "password", "db_password", "passwd", "pwd", "secret", "client_secret", "clientSecret",
     "credential", "credentials", "auth", "authorization", "Authorization", "X-Amz-Signature",
     "X-Amz-Credential", "X-Amz-Security-Token", "X-Goog-Signature", "X-Goog-Credential",
+    # The last word alone let these through: a key that is not one of a few harmless kinds, a
+    # secret word before another word, a number or version after it, an encoded name.
+    "hmac_key", "encryption_key", "sessionKey", "session_key", "sharedKey", "signed_key", "XApiKey",
+    "tokenValue", "token_value", "secret_value", "password_hash", "token2", "api_key2", "key2",
+    "access_token_v2", "sig2", "api%5Fkey", "api%5fkey", "access%5Ftoken", "%74oken",
 ]  # fmt: skip
 #: Names that only hold one of those words inside another, or a word beside it: left as they are.
 PLAIN_NAMES = [
@@ -78,6 +83,10 @@ PLAIN_NAMES = [
     # A presigned URL's other parameters, and an Azure SAS's: only its ``sig`` is the secret.
     "X-Amz-Algorithm", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Goog-Date",
     "sv", "se", "st", "sp", "sr", "spr",
+    # Cursors and words about a secret, not one; keys that find a row or an entry.
+    "next_token", "continuation_token", "NextToken", "page_token2", "token_type_hint",
+    "oauth_signature_method", "SignatureVersion", "auth_type", "partition_key", "page_key",
+    "cache_key", "idempotency_key", "foreign_key", "page%5Ftoken", "version2", "v2", "turkey",
 ]  # fmt: skip
 
 
@@ -128,6 +137,23 @@ def test_mlp_versions_shows_the_registry_without_its_password(
     assert render(TOY, [], CREDENTIALED) == (
         "toy: no versions registered at http://***@127.0.0.1:1; `mlp train toy` registers one"
     )
+
+
+def test_the_retry_warnings_of_mlp_show_the_registry_without_its_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """urllib3 logs each retry with the URL's path and query: the CLI's log handler masks it."""
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    # pytest's own handlers on the root logger would make the CLI's logging.basicConfig a no-op.
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    assert cli.main(["versions", "toy", "--tracking-uri", "http://127.0.0.1:1/?token=t0k3n"]) == 1
+    err = capsys.readouterr().err
+    assert "WARNING urllib3.connectionpool Retrying" in err
+    assert "refused\")': /?token=***\n" in err
+    assert "t0k3n" not in err
 
 
 def test_a_missing_registry_file_is_named_without_the_secret_of_its_uri(

@@ -12,6 +12,9 @@ A JSON line written for a request that came with a tracing header also carries t
 carries them again under the names Cloud Logging reads (``logging.googleapis.com/trace``
 as ``projects/PROJECT/traces/ID``, ``.../spanId``, ``.../trace_sampled``), which is what
 links a log line to its trace in Cloud Trace and the Logs Explorer's trace view.
+
+No line shows the credentials of a URI (:func:`servekit.redaction.redact`), whoever wrote it:
+urllib3's retry warning quotes the tracking URI's query, a client's access line its own.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import IO, Literal
 import orjson
 
 from servekit import tracing
+from servekit.redaction import redact
 
 #: The id of the request the current task serves ("" outside one). Set by
 #: :class:`servekit.rest.request_id.RequestIdMiddleware`.
@@ -87,6 +91,34 @@ def rfc3339(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose lines show no URI's user info or secret parameters, message or traceback.
+
+    A line without ``://`` or ``=`` (most access lines) costs two substring tests.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def redacting_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handler:
+    """A stream handler (stderr by default) writing ``fmt`` lines through a :class:`RedactingFormatter`."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter(fmt))
+    return handler
+
+
+def _redacted(value: object) -> object:
+    """``value`` with every string in it redacted, through dicts and lists (a JSON field's value)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record, on one line whatever the message holds."""
 
@@ -122,7 +154,13 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+        line = orjson.dumps(entry, default=str).decode()
+        # Redacting the line would let a masked value run on over the JSON after it: each string
+        # is redacted instead (an access line's httpRequest.requestUrl holds its message's query),
+        # only for the line that may need it, not the access line with neither "://" nor "=".
+        if "=" not in line and "://" not in line:
+            return line
+        return orjson.dumps(_redacted(entry), default=str).decode()
 
     def _add_trace(self, entry: dict[str, object], trace: tracing.TraceContext) -> None:
         entry["trace_id"] = trace.trace_id
@@ -138,7 +176,7 @@ class JsonFormatter(logging.Formatter):
             entry[CLOUD_SAMPLED_FIELD] = trace.sampled
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(RedactingFormatter):
     """``TEXT_FORMAT`` lines, one per record whatever its message holds, as a JSON line is.
 
     A traceback keeps its lines, for a terminal's reader, each indented so that none can pass

@@ -11,6 +11,8 @@ wrapped exception's text.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from urllib.parse import unquote
 
 MASK = "***"
 
@@ -22,22 +24,36 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 _PARAMETER = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&#;?\s]*)=(?P<value>[^&#;\s]*)")
 #: A name's words: split at ``_ - .`` and where camelCase turns (``accessToken``, ``AccountKey``).
 _WORD_BREAK = re.compile(r"[-_.]+|(?<=[a-z0-9])(?=[A-Z])")
+#: A version word (``access_token_v2``) names no more than the name before it does.
+_VERSION = re.compile(r"v\d+")
 
-#: A last word ending so names a secret whatever comes before: ``token``, ``id_token``,
-#: ``refresh_token``, ``X-Amz-Security-Token``, ``client_secret``, ``X-Goog-Signature``,
+#: A word ending so names a secret wherever it stands in the name: ``token``, ``id_token``,
+#: ``tokenValue``, ``X-Amz-Security-Token``, ``client_secret``, ``X-Goog-Signature``,
 #: ``X-Amz-Credential``, ``db_password``. Not ``tokens`` (``max_tokens=5`` is a count).
 _SECRET_ENDINGS = ("token", "secret", "password", "passwd", "signature", "credential", "credentials")
-#: Words too short to be trusted inside another: Azure SAS's ``sig`` but not ``sigma``, ``auth``
-#: but not ``author``.
+#: Last words that make a name one *about* a secret, not the secret: ``token_type=bearer``,
+#: ``token_type_hint``, ``oauth_signature_method=HMAC-SHA1``, ``SignatureVersion=4``.
+_ABOUT_A_SECRET = frozenset({"type", "hint", "method", "version", "expires", "expiry", "ttl"})
+#: Words too short to be trusted inside another, so judged only as the last word: Azure SAS's
+#: ``sig`` but not ``sigma``, ``auth`` but not ``author`` or ``auth_type``.
 _SECRET_WORDS = frozenset({"sig", "pwd", "auth", "authorization"})
-#: ``key`` alone (Google's ``?key=``), or after one of these (``api_key``, ``apiKey``,
-#: ``x-api-key``, ``AccountKey``, ``aws_secret_access_key``): a key that opens something, not
-#: ``sort_key``, ``monkey`` or ``keyboard``.
-_KEY_KINDS = frozenset(
-    {"api", "access", "secret", "private", "client", "signing", "master", "account", "subscription", "auth"}
+#: ``key`` as the last word opens something (``key``, ``api_key``, ``hmac_key``, ``sessionKey``,
+#: ``XApiKey``) unless the word before it says it only finds a row or an entry.
+_HARMLESS_KEYS = frozenset(
+    {"sort", "primary", "foreign", "partition", "range", "row", "page", "cache", "idempotency", "object"}
 )
+#: A single word ending in ``key`` (``apikey``, ``accountkey``) opens something only after one of
+#: these: not ``monkey``, ``turkey``.
+_KEY_KINDS = frozenset(
+    {
+        "api", "access", "secret", "private", "client", "signing", "master", "account", "subscription",
+        "auth", "shared", "session", "encryption", "hmac", "app",
+    }
+)  # fmt: skip
 #: Tokens that are a list's cursor, not a credential; MLflow's own searches send ``page_token``.
-_CURSORS = frozenset({"pagetoken", "nextpagetoken", "nexttoken", "continuationtoken"})
+_CURSORS = frozenset(
+    {"pagetoken", "nextpagetoken", "nexttoken", "continuationtoken", "paginationtoken", "startingtoken"}
+)
 
 
 def redact(text: str) -> str:
@@ -49,16 +65,37 @@ def redact(text: str) -> str:
     return text
 
 
+def _words(name: str) -> list[str]:
+    """``name``'s words, lower case, as a client meant them.
+
+    Percent-decoded first (``api%5Fkey`` is ``api_key`` to the server that reads it); a trailing
+    number (``token2``, ``api_key2``) and a version word (``access_token_v2``) dropped.
+    """
+    words = []
+    for word in _WORD_BREAK.split(unquote(name)):
+        lowered = word.lower()
+        if _VERSION.fullmatch(lowered):
+            continue
+        lowered = lowered.rstrip("0123456789")
+        if lowered:
+            words.append(lowered)
+    return words
+
+
+# Names repeat (an access line per request with ``?explain=true``); bounded, as a client picks them.
+@lru_cache(maxsize=512)
 def _names_a_secret(name: str) -> bool:
-    """Whether a parameter called ``name`` holds a secret, judged by its last word."""
-    words = [word.lower() for word in _WORD_BREAK.split(name) if word]
+    """Whether a parameter called ``name`` holds a secret, judged by its words."""
+    words = _words(name)
     if not words or "".join(words) in _CURSORS:
         return False
     last = words[-1]
-    if last in _SECRET_WORDS or last.endswith(_SECRET_ENDINGS):
+    if last in _SECRET_WORDS:
+        return True
+    if last not in _ABOUT_A_SECRET and any(word.endswith(_SECRET_ENDINGS) for word in words):
         return True
     if last == "key":
-        return len(words) == 1 or words[-2] in _KEY_KINDS
+        return len(words) == 1 or words[-2] not in _HARMLESS_KEYS
     return last.endswith("key") and last.removesuffix("key") in _KEY_KINDS
 
 

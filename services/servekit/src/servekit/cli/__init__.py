@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from servekit import registry
+from servekit import logs, registry
 from servekit.cli import captures, keys, lifecycle, score, serving
 from servekit.cli.common import UsageError
 from servekit.errors import ServekitError
@@ -34,7 +34,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # Through redaction: urllib3's retry warning quotes the tracking URI, its query's token too.
+    logging.basicConfig(
+        level=logging.INFO, handlers=[logs.redacting_handler("%(levelname)s %(name)s %(message)s")]
+    )
     # SIGTERM and SIGHUP unwind a command as Ctrl-C does (its partial files removed); mlp serve
     # leaves them to uvicorn, whose graceful shutdown drains the requests in flight.
     guard = nullcontext() if args.func is serving.cmd_serve else terminated_as_exit()
