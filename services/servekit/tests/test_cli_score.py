@@ -4,19 +4,23 @@ where it writes (standard output, a device, a link), and Ctrl-C."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import os
 import signal
 import stat
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from toy import TOY, ToyModel
 
 from servekit import cli, registry
 from servekit.model import ModelArtifact
 from servekit.scoring import pool, score_file
+from servekit.scoring.files import writable_problem
 from servekit.training.trainer import Split
 
 #: No registry answers here: a command that asked it would exit 1, not 2.
@@ -192,3 +196,84 @@ def test_the_scores_and_the_summary_both_on_standard_output_are_refused(
 ) -> None:
     assert cli.main([*score(source, "-"), "--summary", "-"]) == 2
     assert "--summary -: the scores are written to standard output; name a file" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_a_reader_gone_first_ends_the_run_as_sigpipe_would_without_a_word(
+    source: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ``--output - | head`` exited 1 with "mlp: score: -: Broken pipe".
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as stdout:
+        monkeypatch.setattr("sys.stdout", stdout)
+        assert cli.main(["score", "toy", str(source), "--output", "-"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_parquet_streamed_into_a_file_that_holds_bytes_already_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ``--output - >> last.parquet`` wrote a file no reader could open.
+    source = tmp_path / "customers.parquet"
+    pd.read_csv(io.StringIO(ROWS), dtype={"id": str}).to_parquet(source)
+    appended = tmp_path / "last.parquet"
+    appended.write_bytes(b"PAR1 last month's")
+    with appended.open("ab") as stdout:
+        monkeypatch.setattr("sys.stdout", stdout)
+        assert cli.main(["score", "toy", str(source), "--output", "-"]) == 2
+    assert "--output -: is a file that holds 17 bytes already (>> or 1<>)" in capsys.readouterr().err
+    assert appended.read_bytes() == b"PAR1 last month's"
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_scores_streamed_into_a_regular_file_have_its_size_and_hash_in_the_summary(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``--output /dev/stdout > scores.csv`` had "output_file": null.
+    scores, summary = tmp_path / "scores.csv", tmp_path / "summary.json"
+    with scores.open("wb") as stdout:
+        monkeypatch.setattr("sys.stdout", stdout)
+        assert cli.main(["score", "toy", str(source), "--output", "-", "--summary", str(summary)]) == 0
+    written = scores.read_bytes()
+    assert json.loads(summary.read_text())["output_file"] == {
+        "path": "scores.csv",
+        "bytes": len(written),
+        "sha256": hashlib.sha256(written).hexdigest(),
+    }
+
+
+def test_a_read_only_output_is_refused_before_the_registry(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Replaced without a word (the directory was writable), though README says no permission: 2.
+    # Refused as root too, whom no mode stops: the Job that runs it is not root.
+    kept = tmp_path / "scores.csv"
+    kept.write_text("last month's\n")
+    kept.chmod(0o444)
+    assert cli.main(score(source, kept)) == 2
+    assert capsys.readouterr().err == (
+        f"mlp: score: --output {kept}: read-only (mode 0444); make it writable (chmod u+w) to replace it, "
+        "or name another output\n"
+    )
+    assert kept.read_text() == "last month's\n"
+
+
+def test_another_users_output_in_a_sticky_directory_is_refused(tmp_path: Path) -> None:
+    # /tmp: the partial file was written and every row scored, then the rename failed with EPERM.
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    theirs = sticky / "scores.csv"
+    theirs.write_text("theirs\n")
+    theirs.chmod(0o666)
+    os.chown(theirs, 4242, 4242)
+    problem = writable_problem(theirs, euid=5151)
+    assert problem is not None
+    assert problem.startswith(f"owned by another user (uid 4242) in {sticky}, a sticky directory")
+    assert writable_problem(theirs, euid=4242) is None  # its owner may
+    assert writable_problem(theirs, euid=0) is None  # root may
+    assert writable_problem(sticky / "new.csv", euid=5151) is None
+    sticky.chmod(0o777)
+    assert writable_problem(theirs, euid=5151) is None  # not sticky: the directory's rights do

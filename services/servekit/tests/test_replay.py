@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 from toy import TOY, ToyModel
 
 from servekit import logs
@@ -25,6 +26,7 @@ from servekit.replay import (
     differences,
     log_files,
     open_log,
+    primary_fields,
     read_line,
     read_lines,
     read_log,
@@ -579,3 +581,54 @@ def test_a_registry_file_that_is_not_there_is_refused_and_not_made(
     assert cli.main(["replay", str(log), "--tracking-uri", f"sqlite:///{typo}"]) == 2
     assert "does not exist (a typo?)" in capsys.readouterr().err
     assert not typo.exists()
+
+
+class ToyPredictionNow(BaseModel):
+    """The toy's answer after it gained a required field, as NLPInsight's known_word_share."""
+
+    value: float
+    confidence: float
+
+
+class ToyAnsweringMore(ToyModel):
+    def predict(self, records: Any) -> list[dict[str, Any]]:
+        return [{**answer, "confidence": 0.5} for answer in super().predict(records)]
+
+
+def test_a_capture_from_before_a_required_field_was_answered_is_reproduced_and_the_field_counted(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    # Every NLPInsight capture from before 2026-12-01 "differed" (known_word_share: absent in
+    # capture) and replay exited 1; the prediction's own fields must still be there.
+    artifact, data = toy_trained
+    rows = request_rows(data, 3)
+    then = ToyModel(artifact).predict(rows)
+    spec = dataclasses.replace(TOY, response=ToyPredictionNow)
+
+    def load(name: str, version: str) -> tuple[ServiceSpec, ServedModel]:
+        return spec, ToyAnsweringMore(artifact)
+
+    old = bare_captures(rows[:2], then[:2])
+    text, ok = render(replay(read_lines(old), load))
+    assert ok, text
+    assert text.splitlines() == [
+        "toy vtest: 2 of 2 captured answers reproduced",
+        "toy vtest: 2 captured answers lack confidence, answered since (not compared)",
+    ]
+    stripped = bare_captures(rows, [*then[:2], {}])
+    text, ok = render(replay(read_lines(stripped), load))
+    assert not ok
+    assert f"line 3 (instance 2): value: absent in capture, now {then[2]['value']!r}" in text
+    assert "toy vtest: 2 of 3 captured answers reproduced, 1 differs" in text
+
+
+def test_the_primary_fields_are_those_the_outcome_and_the_scores_are_read_from(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    model = ToyAnsweringMore(toy_trained[0])
+    assert primary_fields(TOY, model, {"value": 2.0, "confidence": 0.5}) == ["value"]
+    # Hooks that cannot read the answer: every required field, as strict as before.
+    assert primary_fields(dataclasses.replace(TOY, response=ToyPredictionNow), model, {}) == [
+        "value",
+        "confidence",
+    ]

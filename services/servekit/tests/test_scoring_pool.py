@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,3 +107,87 @@ def test_the_usable_cpus_are_those_this_process_may_run_on_within_its_cpu_limit(
     affinity = len(os.sched_getaffinity(0))
     want = affinity if expected == "all" else min(affinity, int(expected))
     assert usable_cpus(tmp_path) == want
+
+
+#: A run of the pool in a process of its own, stopped by Ctrl-C: as ``mlp`` reports it, one line.
+DRIVER = """
+import os
+import sys
+
+sys.path.insert(0, {tests!r})
+import pandas as pd
+from held_jobs import rows
+from servekit.scoring import pool
+
+if __name__ == "__main__":  # a spawned worker imports this file too
+    os.environ["HELD_JOBS_DIR"] = sys.argv[1]  # the workers' import of held_jobs waits
+    pool.WORKERS_PAY_AFTER_SECONDS = 0.0
+    chunk = pd.DataFrame({{"x": [1.5]}})
+    try:
+        with pool.ScoringPool(rows, workers=2, chunks_left=lambda first: 1e6) as scoring:
+            for _ in scoring.scored([(chunk, chunk)] * 8):
+                pass
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("to", ["group", "parent"])
+def test_ctrl_c_while_the_workers_start_stops_the_run_and_them_with_one_line(tmp_path: Path, to: str) -> None:
+    # The group's Ctrl-C reached the workers while they imported, before they ignored it: a
+    # KeyboardInterrupt traceback from each. The parent's alone (kill -INT) waited for them to
+    # finish starting (7 s), or left one that failed its start on the parent's gone semaphores.
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(tests=str(Path(__file__).parent)))
+    run = subprocess.Popen(
+        [sys.executable, str(driver), str(tmp_path)],
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        workers = _started(tmp_path, 2, run)
+        (os.killpg if to == "group" else os.kill)(run.pid, signal.SIGINT)
+        # Never released: a run that waited for its workers' start would not end.
+        _, err = run.communicate(timeout=60)
+    finally:
+        (tmp_path / "release").touch()
+        run.kill()
+        run.wait()
+    assert (run.returncode, err) == (130, "interrupted\n")
+    assert all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in workers)
+
+
+def _started(place: Path, count: int, run: subprocess.Popen[str]) -> list[int]:
+    """The pids of ``count`` workers held at their start (waited for, a minute at most)."""
+    for _ in range(1200):
+        started = sorted(place.glob("started-*"))
+        if len(started) >= count:
+            return [int(path.name.removeprefix("started-")) for path in started]
+        assert run.poll() is None, run.communicate()[1]
+        time.sleep(0.05)
+    raise AssertionError(f"{count} workers did not start in a minute")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def test_ctrl_c_held_while_a_worker_is_created_is_raised_after() -> None:
+    # Raised while the worker was being created, it left one nobody stopped.
+    blocked: set[int] = set()
+
+    def create_a_worker() -> None:
+        with pool._ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            blocked.update(signal.pthread_sigmask(signal.SIG_BLOCK, set()))
+
+    with pytest.raises(KeyboardInterrupt):
+        create_a_worker()
+    assert signal.SIGINT in blocked  # what a worker created there inherits
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -346,9 +346,9 @@ def differences(
 ) -> list[str]:
     """How today's answer differs from the captured one, field by field.
 
-    A field the captured answer lacks differs when it is ``required`` (the service's response
-    always has it: an answer without it was not the service's, or was edited since); another,
-    added since the capture (an optional field), does not.
+    A field the captured answer lacks differs when it is ``required``: the prediction's own fields
+    (:func:`primary_fields`), without which an answer was not the service's, or was edited since.
+    Others it lacks (answered since the capture, or only when asked) are not compared.
     """
     found: list[str] = [
         f"{path}{key}: absent in capture, now {now[key]!r}"
@@ -366,6 +366,40 @@ def differences(
         elif not _same(then, value):
             found.append(f"{name}: captured {then!r}, now {value!r}")
     return found
+
+
+class _Reads(Mapping[str, Any]):
+    """An answer that notes which of its fields are read."""
+
+    def __init__(self, answer: Mapping[str, Any]) -> None:
+        self.answer = answer
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return self.answer[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.answer)
+
+    def __len__(self) -> int:
+        return len(self.answer)
+
+
+def primary_fields(spec: ServiceSpec, model: ServedModel, answer: Mapping[str, Any]) -> list[str]:
+    """The fields that make a prediction: those its outcome and its scores are read from
+    (``ServedModel.outcome``, what the service's metrics count, and ``.scores``, what a shadow
+    compares: BankChurn's label and churn_probability, NLPInsight's label and probabilities,
+    ChicagoTaxi's fare_range and fare). Every version has answered them; a field the response
+    gained later (NLPInsight's known_word_share, required since 2026-12-01) is not among them.
+    Read from ``answer``, today's; where that fails, every required field of the response."""
+    reads = _Reads(answer)
+    try:
+        model.outcome(reads)
+        model.scores(reads)
+    except Exception:
+        return [name for name, info in spec.response.model_fields.items() if info.is_required()]
+    return sorted(reads.read)
 
 
 def _same(then: Any, now: Any) -> bool:
@@ -391,6 +425,9 @@ class VersionReport:
     #: Captures whose answer differs (or whose run is not the version's now).
     differing: int = 0
     not_loaded: str | None = None
+    #: Required answer fields the captures lack, each with how many lack it: answered since they
+    #: were captured (``primary_fields`` are never among them: those lacking differ).
+    answered_since: dict[str, int] = field(default_factory=dict)
 
     def differs(self, captured: Captured, problems: Sequence[str]) -> None:
         self.differing += 1
@@ -481,12 +518,17 @@ def _check(report: VersionReport, spec: ServiceSpec, model: ServedModel, group: 
         return
     run_id = model.artifact.run_id
     required = [name for name, info in spec.response.model_fields.items() if info.is_required()]
+    primary: list[str] | None = None
     for c, now in zip(group, answers, strict=True):
-        problems = (
-            [f"input refused now: {now}"]
-            if isinstance(now, str)
-            else differences(c.prediction, now, required=required)
-        )
+        if isinstance(now, str):
+            problems = [f"input refused now: {now}"]
+        else:
+            if primary is None:
+                primary = primary_fields(spec, model, now)
+            problems = differences(c.prediction, now, required=primary)
+            for name in required:
+                if name not in primary and name in now and name not in c.prediction:
+                    report.answered_since[name] = report.answered_since.get(name, 0) + 1
         if c.run_id and run_id and c.run_id != run_id:
             current = f"version {report.version} is run {run_id} now"
             problems.insert(0, f"captured from run {c.run_id}, but {current}")
@@ -507,6 +549,11 @@ def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
             lines.append(f"{head}: {r.unlisted} more difference{'s' if r.unlisted > 1 else ''} not listed")
         tail = f", {r.differing} differ{'s' if r.differing == 1 else ''}" if r.differing else ""
         lines.append(f"{head}: {r.reproduced} of {_answers(r.checked)} reproduced{tail}")
+        lines.extend(
+            f"{head}: {count} captured answer{'s lack' if count > 1 else ' lacks'} {name}, answered since "
+            "(not compared)"
+            for name, count in sorted(r.answered_since.items())
+        )
     ok = all(r.not_loaded is None and not r.differing for r in reports)
     return "\n".join(lines), ok
 

@@ -47,7 +47,9 @@ from servekit.reasons import REASONS_FIELD
 from servekit.scoring.files import (
     JsonText,
     Sink,
+    Tally,
     is_standard_output,
+    parquet_stream_problem,
     part_name,
     partial_name,
     parts,
@@ -93,6 +95,8 @@ class ScoreSummary:
     output_format: str = ""
     #: How the file's request fields were read, where the run should say (``InputFile.notes``).
     notes: list[str] = field(default_factory=list)
+    #: A streamed output's file, where it is a regular file holding the scores alone (``Tally``).
+    streamed_file: dict[str, Any] | None = None
 
     @property
     def rejected(self) -> int:
@@ -147,8 +151,9 @@ class ScoreSummary:
             "input": str(source),
             "input_files": file_fingerprints(source),
             "output": str(output),
-            # A stream or a device cannot be read back for its hash (null then).
-            "output_file": None if streamed(output) else file_fingerprints(output)[0],
+            # Streamed: hashed as written where it went into a regular file from its start, and
+            # null for a pipe, a device, or a file that holds other bytes too (>>, 2>&1).
+            "output_file": self.streamed_file if streamed(output) else file_fingerprints(output)[0],
             "output_format": self.output_format,
             "rows": self.rows,
             "scored": self.scored,
@@ -215,12 +220,12 @@ def written_whole(path: Path) -> Iterator[Sink]:
         sys.stdout.flush()
         # A duplicate of the descriptor: its offset and O_APPEND are the shell's redirection's.
         with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as stream:
-            yield stream
+            yield Tally(stream)  # type: ignore[misc]  # a RawIOBase, written as a BinaryIO
         return
     if streamed(path):
         # Opened here, not by name in Arrow, which seeks in the file it opens: a pipe cannot.
         with path.open("wb") as stream:
-            yield stream
+            yield Tally(stream)  # type: ignore[misc]  # a RawIOBase, written as a BinaryIO
         return
     target = replaced(path)
     partial = partial_name(target)
@@ -356,6 +361,10 @@ def score_file(
     check_columns(spec, reader.names(), job.columns, kept)
     chunks = reader.chunks(chunk_rows, list(spec.request.model_fields))
     with written_whole(output) as partial:
+        if isinstance(partial, Tally) and writer.name == "parquet":
+            problem = parquet_stream_problem(partial.stream)
+            if problem:
+                raise ScoringError(f"--output {output}: {problem}")
         with (
             ScoringPool(job, workers, reader.chunks_left) as pool,
             writer.writer(partial) as write,
@@ -377,6 +386,8 @@ def score_file(
                 "scored (added, removed or rewritten); its scores could mix two versions of it, so none "
                 "are written"
             )
+        if isinstance(partial, Tally):
+            summary.streamed_file = partial.fingerprint()
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -12,6 +12,7 @@ names beginning with ``_`` or ``.`` are not parts at any depth (Spark's ``_SUCCE
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import os
 import stat
@@ -302,9 +303,16 @@ def partial_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial")
 
 
-def writable_problem(output: Path) -> str | None:
+def writable_problem(output: Path, euid: int | None = None) -> str | None:
     """Why ``output`` cannot be written, found before a row is scored (found after, it was a
-    traceback at the end of a run that had scored the whole file), or None."""
+    traceback at the end of a run that had scored the whole file), or None.
+
+    An existing file is replaced, not written into, so its directory's rights are what the run
+    needs; but a file made read-only is not replaced (as ``rm`` asks first), by root neither, whom
+    no mode stops: the same command is refused in a root container as in the Job, which is not
+    root. ``euid``: the user the run is (this process's by default).
+    """
+    euid = os.geteuid() if euid is None else euid
     if str(output) == STANDARD_OUTPUT:
         return None
     try:
@@ -320,6 +328,10 @@ def writable_problem(output: Path) -> str | None:
     target = replaced(output)
     if not target.parent.is_dir():
         return f"no directory {target.parent} to write it in"
+    if mode is not None:
+        problem = _replace_problem(target, euid)
+        if problem:
+            return problem
     # os.access says nothing of a read-only mount, and root may write anywhere it says: the
     # partial file the run writes first is created, and removed.
     partial = partial_name(target)
@@ -328,6 +340,25 @@ def writable_problem(output: Path) -> str | None:
         partial.unlink()
     except OSError as exc:
         return f"cannot write in {target.parent} ({exc.strerror or exc})"
+    return None
+
+
+def _replace_problem(target: Path, euid: int) -> str | None:
+    """Why the existing file ``target`` may not be replaced by this user, or None."""
+    found = target.stat()
+    if not found.st_mode & 0o222 or (euid != 0 and not os.access(target, os.W_OK, effective_ids=True)):
+        return (
+            f"read-only (mode {stat.S_IMODE(found.st_mode):04o}); make it writable (chmod u+w) to replace "
+            "it, or name another output"
+        )
+    # In a sticky directory (/tmp) only a file's owner, the directory's, or root may rename over it:
+    # the partial file is written, and the rename failed with EPERM once every row was scored.
+    directory = target.parent.stat()
+    if directory.st_mode & stat.S_ISVTX and euid not in (0, found.st_uid, directory.st_uid):
+        return (
+            f"owned by another user (uid {found.st_uid}) in {target.parent}, a sticky directory, where "
+            "only its owner may replace it; remove it as its owner, or name another output"
+        )
     return None
 
 
@@ -372,6 +403,76 @@ def text_bytes(path: Path) -> int:
     with path.open("rb") as handle:
         handle.seek(-4, io.SEEK_END)
         return int.from_bytes(handle.read(4), "little")
+
+
+class Tally(io.RawIOBase):
+    """A stream written through (standard output, a device, a pipe), its bytes counted and hashed
+    as they go: what the summary says of a regular file reached so (``> scores.csv``), which a
+    run cannot read back from a pipe and need not read back from a file."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.written = 0
+        self.sha256 = hashlib.sha256()
+        fd = stream.fileno()
+        found = os.fstat(fd)
+        #: A regular file this run writes from its start (empty when it began), else None.
+        self.file = found if stat.S_ISREG(found.st_mode) and found.st_size == 0 else None
+        self.name = _fd_name(fd)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self.stream.write(data)
+        self.sha256.update(data)
+        self.written += len(memoryview(data).cast("B"))
+        return written if written is not None else len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def fingerprint(self) -> dict[str, Any] | None:
+        """The file's path, size and sha256 as ``file_fingerprints`` gives them, where the file holds
+        what this run wrote and nothing else; None for a pipe or a device, or a file that held
+        other bytes first (``>>``) or got others meanwhile (``2>&1``)."""
+        if self.file is None:
+            return None
+        self.stream.flush()
+        if os.fstat(self.stream.fileno()).st_size != self.written:
+            return None
+        return {"path": self.name, "bytes": self.written, "sha256": self.sha256.hexdigest()}
+
+
+def _fd_name(fd: int) -> str:
+    """The name of the file open at ``fd`` (Linux says it), else the descriptor's."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}")).name
+    except OSError:
+        return f"/dev/fd/{fd}"
+
+
+def parquet_stream_problem(stream: BinaryIO) -> str | None:
+    """Why Parquet scores cannot be streamed into ``stream`` (standard output, a device), or None.
+
+    A pipe is fine. Parquet's footer ends the file and its offsets count from the file's start, so
+    a regular file that holds other bytes already (``>> scores.parquet``, ``1<> ...``) would not
+    be Parquet; and a terminal is shown binary, as gzip refuses to write to one.
+    """
+    fd = stream.fileno()
+    if os.isatty(fd):
+        return "is a terminal: Parquet is binary; redirect it to a file or a pipe"
+    found = os.fstat(fd)
+    if stat.S_ISREG(found.st_mode) and found.st_size:
+        return (
+            f"is a file that holds {found.st_size:,} bytes already (>> or 1<>): Parquet's footer must end "
+            "the file and its offsets count from its start; redirect with > or name the file with --output"
+        )
+    return None
 
 
 @contextmanager

@@ -10,6 +10,9 @@ The parent scores the first chunk itself and times it, and foresees from it how 
 would take in one process (from a CSV file's size, or a Parquet file's count of rows). Only where
 that is longer than the workers need to start and pay back (:data:`WORKERS_PAY_AFTER_SECONDS`)
 do they start: a small file never waits for them.
+
+Ctrl-C is the parent's alone (:func:`_ctrl_c_held`): a worker never sees it, and a run stopped
+for any reason stops its workers at once (``ScoringPool.__exit__``).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import math
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Generic, TypeVar
 
 from servekit.scoring.formats import Chunk
@@ -77,8 +82,47 @@ def _start_worker(job: ChunkJob[object]) -> None:
     global _job
     _job = job
     # Ctrl-C reaches the whole process group: the parent stops the run and the workers with it,
-    # and a traceback from each worker would bury its one line.
+    # and a traceback from each worker would bury its one line. Blocked since the worker was
+    # created (``_ctrl_c_held``), it is ignored from here on, and one that came meanwhile dropped.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Ctrl-C held off while a worker process may be created, then acted on.
+
+    A spawned worker imports the model's libraries and unpickles the model for a second or more
+    before ``_start_worker`` runs; the process group's Ctrl-C in that time gave a KeyboardInterrupt
+    traceback from each worker starting. SIGINT blocked in this thread while the worker is created
+    stays blocked in the worker from its first instruction (a signal mask outlives ``exec``, a
+    handler does not, and Python leaves the mask as it found it), until ``_start_worker`` ignores it.
+
+    The parent's own SIGINT meanwhile (``kill -INT``; in the main thread, where Python runs signal
+    handlers) is noted and raised once the worker is the pool's: raised while the worker was being
+    created, it left a worker nobody stopped, which failed its start with a ``FileNotFoundError``
+    traceback once this process had gone. The pool blocks while the worker reads the model (more
+    than a pipe holds), so Ctrl-C waits for one worker's start at most.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+
+        def note(signum: int, frame: FrameType | None) -> None:
+            held.append(signum)
+
+        previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        # Unblocked first: one that came while this thread blocked it is noted, not lost.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        if main:
+            # None: a handler set outside Python, which cannot be put back; the default stands in.
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+            if held:
+                signal.raise_signal(signal.SIGINT)  # as the handler put back would have had it
 
 
 def _run_in_worker(chunk: Chunk, first_row: int) -> object:
@@ -112,10 +156,19 @@ class ScoringPool(Generic[T]):
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._executor is not None:
-            # On an error, the chunks not yet begun are dropped, not scored for nothing.
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if error is not None:
+            # Stopped (Ctrl-C, SIGTERM, a reader gone, a chunk that failed): what the workers are
+            # scoring is of no use, and waited for, a worker still starting finished its import
+            # first (7 s to stop). They hold no file, so they are ended, not asked; the pool then
+            # finds them gone, as it would any worker that died, and fails what was left.
+            # (Python 3.14's ProcessPoolExecutor.kill_workers does this.)
+            for process in list((executor._processes or {}).values()):
+                process.kill()
+        # On an error, the chunks not yet begun are dropped, not scored for nothing.
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def scored(self, chunks: Iterable[Chunk]) -> Iterator[T]:
         """What the job made of each chunk, in the file's order."""
@@ -151,7 +204,10 @@ class ScoringPool(Generic[T]):
                 initargs=(self.job,),
             )
             self.started = self.workers
-        future: Future[T] = self._executor.submit(_run_in_worker, chunk, first_row)  # type: ignore[arg-type]
+        # A worker is spawned by the submit that finds none free (a process per submit until
+        # ``workers`` run), so each is held apart from Ctrl-C.
+        with _ctrl_c_held():
+            future: Future[T] = self._executor.submit(_run_in_worker, chunk, first_row)  # type: ignore[arg-type]
         return future
 
 
