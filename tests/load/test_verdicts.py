@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from load.verdicts import Endpoint, endpoint_verdict, slo_verdict, thresholds, u
 from mixin.common import Objectives
 from servekit import registry
 from servekit.datasets import SHARED
-from servekit.testing import valid_requests
+from servekit.testing import http_stub, valid_requests
 from servekit.training.fingerprint import sha256_of_frame
 from servekit.training.trainer import TRAINING_ROWS, row_hashes, split, to_records
 
@@ -117,14 +116,8 @@ def service_saying(described: dict[str, Any]) -> Iterator[str]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_stub(Handler) as url:
+        yield url
 
 
 def test_auto_sends_data_like_the_served_models_training_data(tmp_path: Path) -> None:

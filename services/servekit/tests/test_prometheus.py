@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import ClassVar
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from servekit import prometheus
 from servekit.errors import ServekitError
 from servekit.local import free_port
+from servekit.testing import http_stub
 
 
 class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
@@ -40,21 +39,9 @@ class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """``handler`` answering on 127.0.0.1, in a thread: its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
 @pytest.fixture
 def fake_prometheus() -> Iterator[str]:
-    with serving(RecordingPrometheus) as url:
+    with http_stub(RecordingPrometheus) as url:
         yield url
 
 
@@ -131,7 +118,7 @@ class OddServer(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def odd_server() -> Iterator[str]:
-    with serving(OddServer) as url:
+    with http_stub(OddServer) as url:
         yield url
 
 

@@ -4,10 +4,9 @@ is told apart from none answering."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from toy import TOY
 
 from servekit import cli, rollout
+from servekit.testing import http_stub
 from servekit.training import trainer
 
 #: What an MLflow server started with ``--allowed-hosts`` answers a Host it does not list.
@@ -132,15 +132,8 @@ def answering(status: int, body: str) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with http_stub(Handler) as url:
+        yield url
 
 
 @pytest.mark.parametrize("command", [["versions", "toy"], ["train", "toy"], ["promote", "toy", "2"]])

@@ -5,9 +5,12 @@ Fixtures build tiny models at test time rather than committing pickles.
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -85,3 +88,21 @@ def valid_requests(spec: ServiceSpec, records: Iterable[Mapping[str, Any]]) -> l
             continue
         accepted.append(dict(record))
     return accepted
+
+
+@contextmanager
+def http_stub(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` answering on 127.0.0.1 in a thread, for as long as the block runs: its URL.
+
+    What a test stands in for a server with (a Prometheus, an MLflow answering 403, a service's
+    ``GET /model``): real HTTP on a real socket, as the code under test speaks it.
+    """
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
