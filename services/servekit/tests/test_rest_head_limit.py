@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -48,8 +49,8 @@ def refusals() -> Iterator[threading.Event]:
     logging.getLogger("servekit.rest").removeHandler(handler)
 
 
-def held_until(seen: threading.Event, app: ASGIApp) -> ASGIApp:
-    """The app, with ``GET /held`` answered only once a refusal is logged (15 s at most).
+def held_until(ready: Callable[[], bool], app: ASGIApp) -> ASGIApp:
+    """The app, with ``GET /held`` answered only once ``ready`` returns (a refusal is logged).
 
     A request still being answered when the server refuses the next one on its connection, as a
     slow prediction would be, without a test depending on how slow.
@@ -59,7 +60,7 @@ def held_until(seen: threading.Event, app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope["path"] != "/held":
             await app(scope, receive, send)
             return
-        refused = await asyncio.get_running_loop().run_in_executor(None, seen.wait, 15)
+        refused = await asyncio.get_running_loop().run_in_executor(None, ready)
         body = json.dumps({"refused_first": refused}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -69,6 +70,15 @@ def held_until(seen: threading.Event, app: ASGIApp) -> ASGIApp:
 
 
 def serve(app: ASGIApp, protocol: type[HeadLimitedHttpToolsProtocol]) -> Iterator[tuple[str, int]]:
+    server, thread, address = start(app, protocol)
+    yield address
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def start(
+    app: ASGIApp, protocol: type[HeadLimitedHttpToolsProtocol]
+) -> tuple[uvicorn.Server, threading.Thread, tuple[str, int]]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, http=protocol)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -82,9 +92,7 @@ def serve(app: ASGIApp, protocol: type[HeadLimitedHttpToolsProtocol]) -> Iterato
     while b" 200 " not in exchange((host, port), request("GET", "/readyz"))[:20]:
         assert time.monotonic() < deadline, "never ready"
         time.sleep(0.05)
-    yield host, port
-    server.should_exit = True
-    thread.join(timeout=30)
+    return server, thread, (host, port)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +107,9 @@ def address(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[tuple[str, int
 def small(toy_trained: tuple[ModelArtifact, Split], refusals: threading.Event) -> Iterator[tuple[str, int]]:
     """A server with an 8 KiB bound (as ``mlp serve`` makes its protocol) and ``GET /held``."""
     artifact, _ = toy_trained
-    app = held_until(refusals, create_app(TOY, load_settings("toy"), source=lambda: artifact))
+    app = held_until(
+        lambda: refusals.wait(15), create_app(TOY, load_settings("toy"), source=lambda: artifact)
+    )
     yield from serve(app, type("Small", (HeadLimitedHttpToolsProtocol,), {"max_head_bytes": SMALL_BOUND}))
 
 
@@ -189,11 +199,26 @@ def test_a_long_url_is_refused_with_414(address: tuple[str, int]) -> None:
 
 
 def test_a_refusal_after_served_requests_answers_those_first(address: tuple[str, int]) -> None:
-    # Pipelined in one write: what of the second head arrives with the end of the first request
-    # is not counted (up to one read more than the bound), the rest is.
     small = request("GET", "/healthz", last=False)
     answer = exchange(address, small, request("GET", "/healthz", headers_of(3 * MAX_HEAD_BYTES)))
     assert statuses(answer) == [200, 431]
+
+
+def test_a_head_pipelined_in_the_same_read_as_requests_before_it_is_bounded_exactly(
+    address: tuple[str, int],
+) -> None:
+    # In one write, so in one read: each head counted from where the request before it ended
+    # (what of it came in the read with their end went uncounted: 70,000 bytes were served).
+    predict = json.dumps(ROW).encode()
+    before = [request("GET", "/healthz", last=False), request("POST", "/predict", body=predict, last=False)]
+    pad = MAX_HEAD_BYTES - len(request("GET", "/healthz", {"X-Pad": ""}))
+    within, over = (
+        request("GET", "/healthz", {"X-Pad": "p" * pad}),
+        request("GET", "/healthz", {"X-Pad": "p" * (pad + 1)}),
+    )
+    assert len(within) == MAX_HEAD_BYTES
+    assert statuses(exchange(address, *before, within)) == [200, 200, 200]
+    assert statuses(exchange(address, *before, over)) == [200, 200, 431]
 
 
 def chunked(path: str, body: bytes, size: int, trailers: bytes = b"", *, last: bool = True) -> bytes:
@@ -277,3 +302,109 @@ def test_chunked_uploads_are_served_however_small_their_chunks(address: tuple[st
         chunked("/predict/batch", body, 8192),
     )
     assert statuses(answer) == [200, 200]
+
+
+def series(address: tuple[str, int], status: int) -> float:
+    """How many POST /predict the server has counted with ``status``."""
+    text = exchange(address, request("GET", "/metrics")).split(b"\r\n\r\n", 1)[1].decode()
+    found = re.search(
+        rf'toy_requests_total\{{endpoint="/predict",method="POST",status="{status}"\}} (\S+)', text
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_trailers_refused_mid_body_are_counted_431_not_as_a_client_gone(address: tuple[str, int]) -> None:
+    # The prediction has started, waiting for the rest of its body, when its trailers are refused:
+    # its app hears that the client has gone, but the client was answered 431 and it is counted so.
+    refused, gone = series(address, 431), series(address, 499)
+    trailers = b"X-Trailer: " + b"t" * (4 * MAX_HEAD_BYTES) + b"\r\n"
+    answer = exchange(address, chunked("/predict", json.dumps(ROW).encode(), 7, trailers))
+    assert statuses(answer) == [431]
+    deadline = time.monotonic() + 15  # the app records it after the client has its answer
+    while series(address, 431) == refused and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert series(address, 431) == refused + 1
+    assert series(address, 499) == gone
+
+
+def pipelined_slowly_read(
+    address: tuple[str, int], *requests: bytes, then: Callable[[], None] = lambda: None
+) -> bytes:
+    """What the server answers to the requests, written while its answers are read by a client
+    with a small receive buffer (they wait in the server's send buffer), ``then`` called once
+    the writing has begun; ``<reset>`` at the end if the connection was reset."""
+    with socket.socket() as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+        connection.settimeout(30)
+        connection.connect(address)
+
+        def write() -> None:
+            with contextlib.suppress(OSError):  # reset, as the answer says
+                connection.sendall(b"".join(requests))
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        then()
+        received = b""
+        try:
+            while chunk := connection.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            received += b"<reset>"
+        writer.join(timeout=30)
+    return received
+
+
+#: A head far over the bound, most of it left unread in the sockets while a refusal waits.
+ENDLESS_HEAD = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 8_000_000 + b"\r\n\r\n"
+
+
+def test_a_server_stopping_while_a_refusal_waits_writes_every_answer_and_the_refusal(
+    toy_trained: tuple[ModelArtifact, Split], refusals: threading.Event
+) -> None:
+    # SIGTERM while GET /held is answered and the oversized head after it waits, unread: uvicorn
+    # closed the connection after the last request received, over the unread head, and the reset
+    # lost the answers the client had not read yet, and the refusal.
+    refusals.clear()
+    stopping = threading.Event()
+
+    class Protocol(HeadLimitedHttpToolsProtocol):
+        max_head_bytes = SMALL_BOUND
+
+        def shutdown(self) -> None:
+            super().shutdown()
+            stopping.set()
+
+    artifact, _ = toy_trained
+    app = create_app(TOY, load_settings("toy"), source=lambda: artifact)
+    server, thread, address = start(
+        held_until(lambda: refusals.wait(15) and stopping.wait(15), app), Protocol
+    )
+
+    def stop() -> None:
+        assert refusals.wait(15)
+        server.should_exit = True  # as SIGTERM does
+
+    predict = request("POST", "/predict", body=json.dumps(ROW).encode(), last=False)
+    answer = pipelined_slowly_read(
+        address, request("GET", "/held", last=False), *[predict] * 40, ENDLESS_HEAD, then=stop
+    )
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert not answer.endswith(b"<reset>")
+    assert statuses(answer) == [200] * 41 + [431]
+    assert b'{"refused_first": true}' in answer
+    assert json.loads(answer.rsplit(b"\r\n\r\n", 1)[1])["error"] == "headers_too_large"
+
+
+def test_what_follows_a_request_asking_to_close_is_dropped_and_its_answers_all_read(
+    small: tuple[str, int],
+) -> None:
+    # Predictions, the last asking to close the connection, then an oversized head: not parsed
+    # (uvicorn's parser answered it 400 at once, ahead of the answers before it), not refused,
+    # and the connection closed without a reset that would lose those answers.
+    predict = json.dumps(ROW).encode()
+    requests = [request("POST", "/predict", body=predict, last=False)] * 40
+    answer = pipelined_slowly_read(small, *requests, request("POST", "/predict", body=predict), ENDLESS_HEAD)
+    assert not answer.endswith(b"<reset>")
+    assert statuses(answer) == [200] * 41

@@ -56,10 +56,13 @@ class ServiceSettings(BaseSettings):
         ge=8192,
         le=1_048_576,
         description=(
-            "Bytes a request's line and headers may take, and a chunked body's trailers and chunk-size "
-            "lines (counted from its last chunk); more is answered 431 (414 when the URL alone takes "
+            "Bytes a request's line and headers may take, counted from the end of the request before it "
+            "on the connection, and a chunked body's trailers and chunk-size lines (counted from the "
+            "read in which its last chunk began); more is answered 431 (414 when the URL alone takes "
             "over half), read no further, and the connection closed once the requests before it on "
-            "the connection are answered (`mlp serve`)"
+            "the connection are answered (`mlp serve`). Exact, but for a head pipelined right after "
+            "a chunked body: what of it arrives in the read with that body's end is not counted, so "
+            "it may take up to twice this"
         ),
     )
     body_timeout_seconds: float = Field(

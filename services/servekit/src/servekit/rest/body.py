@@ -35,7 +35,11 @@ FEED_BYTES = 65_536
 CLIENT_CLOSED = 499
 #: The error codes of a request whose body never arrived whole: how long it took is the client's
 #: upload, not the service's answer, so it is no sample of prediction latency.
-BODY_NOT_RECEIVED = frozenset({"body_timeout", "client_closed_request"})
+BODY_NOT_RECEIVED = frozenset({"body_timeout", "client_closed_request", "headers_too_large"})
+#: Where in a request's ``scope["state"]`` the server puts the ServekitError it answered the
+#: request with itself, mid-body (trailers over ``servekit.rest.head_limit``'s bound): to the app,
+#: the client has gone, but it is to be recorded as refused.
+REFUSAL = "servekit.refusal"
 
 
 def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
@@ -78,7 +82,8 @@ async def read_body(request: Request, limit: int) -> bytes:
                 raise too_large(limit)
             chunks.append(chunk)
     except ClientDisconnect:
-        raise client_closed(size, declared) from None
+        refusal = request.scope.get("state", {}).get(REFUSAL)
+        raise (refusal if isinstance(refusal, ServekitError) else client_closed(size, declared)) from None
     body = b"".join(chunks)
     return body if coding is None else decompress(body, coding, limit)
 

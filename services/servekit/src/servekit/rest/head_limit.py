@@ -5,21 +5,33 @@ many, until the blank line ends them, and a client without any key can send hund
 megabytes of them to a pod (the server answers ``/healthz`` with 200 at the end, having held them
 all). ``h11`` has a bound, but parses in pure Python, slower on every request.
 
-:class:`HeadLimitedHttpToolsProtocol` counts the bytes it receives from the start of a request to
-the end of its headers and never hands the parser more than the bound: over it, the request is
+:class:`HeadLimitedHttpToolsProtocol` counts the bytes it receives from the start of a request (the
+end of the one before it on the connection) to the end of its headers, and never hands the parser
+more than the bound: over it, the request is
 answered ``431 Request Header Fields Too Large`` (``414 URI Too Long`` when its URL alone takes
 over half of it) in servekit's JSON error body, and the connection is closed. What the client
 sends after that is read and dropped for a moment, so a connection holds about the bound at most.
 
 A chunked body ends in trailers, header fields the parser keeps as it keeps headers, so what the
 parser receives of a body that is not its data (a chunk's size line and extensions, the trailers
-after the last chunk) is bounded the same way and refused 431 too; the data itself is the body
-limit's (``servekit.rest.body``). Requests pipelined before a refused one are answered first, in
-order: the refusal waits for them, the connection read no further meanwhile.
+after the last chunk) is bounded the same way and refused 431 too, counted from the read in which
+the last chunk began; the data itself is the body limit's (``servekit.rest.body``). The bound is
+exact but for a head pipelined right after a chunked body: what of it comes in the read with that
+body's end is not counted (where the body ends in it is not known), less than the bound. Requests
+pipelined before a refused one are answered first, in order: the refusal waits for them, the
+connection read no further meanwhile. A refused request whose answer had begun (its body was being
+read) is recorded as its refusal, 431, not as a client that left.
+
+A connection closed over bytes it has not read is reset by the kernel, and the answers its client
+has not read yet are lost with them. So it is half-closed first, what the client still sends read
+and dropped for a moment, whether after a refusal, after the answer to a request that asked to close
+it (``Connection: close``: what follows is dropped, never parsed), or as the server stops
+(``SIGTERM``: a refusal waiting its turn is still written, as the last answer).
 """
 
 from __future__ import annotations
 
+import asyncio
 import http
 import json
 import logging
@@ -28,6 +40,7 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from servekit.errors import ServekitError
+from servekit.rest.body import REFUSAL
 
 #: Bytes a request's head may take, request line included. A JWT or a few cookies take a few
 #: kilobytes; nginx (8 KiB a header line) and Node (16 KiB in all) refuse well below this.
@@ -55,14 +68,25 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         #: While a body is read: bytes received that were not its data, since its last chunk began
         #: (at most one piece more: where in a piece a chunk began is not known).
         self.framing_bytes = 0
+        #: The last bytes (3 at most) of the head handed to the parser, in which its end may begin.
+        self.head_tail = b""
+        #: While a body with a Content-Length is read: its bytes the parser has yet to get.
+        self.body_left = 0
         #: Request heads received in full on this connection.
         self.heads = 0
         #: Chunks begun on this connection, and body bytes the parser handed over.
         self.chunks = 0
         self.body_bytes = 0
         self.refused = False
-        #: The refusal, while requests received before the refused one are still being answered.
+        #: The refusal, while requests received before the refused one are still being answered
+        #: (empty when there is nothing to answer: the request before asked to close).
         self.held_refusal: bytes | None = None
+        #: Half-closed, and read only to drop what the client still sends, until closed for good.
+        self.lingering = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.answers = _AnswerTransport(self)
 
     def data_received(self, data: bytes) -> None:
         if self.refused:
@@ -77,25 +101,40 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _feed_head(self, data: memoryview) -> memoryview:
         assert self.head_bytes is not None
-        # The parser gets no more than the bound allows; the rest waits to see what it is.
+        # The parser gets no more than the bound allows, and no further than the head's end (the
+        # blank line: httptools takes no other), so that what follows is counted as what it is,
+        # a body or the next request's head; the rest waits to see what it is.
         room = max(self.max_head_bytes - self.head_bytes, 0)
-        piece, rest = data[:room], data[room:]
+        end = self._head_end(data[:room])
+        piece, rest = data[:end], data[end:]
         self.head_bytes += len(piece)
         heads = self.heads
         if piece:
             super().data_received(piece)  # type: ignore[arg-type]  # httptools takes any buffer
-        if rest and self.heads == heads and not self.transport.is_closing():
-            self._refuse(self._head_error())  # the bound is reached and these headers have not ended
-        # Else the headers ended within the piece: the rest is their body or the next request.
-        # (What of the next request's head is in the piece with the end of the one before goes
-        # uncounted: at most one piece, which keeps what a head can hold bounded.)
+        ended = self.heads != heads or self.refused or self.transport.is_closing()
+        if rest and not ended and self.head_bytes >= self.max_head_bytes:
+            self._refuse(self._head_error())  # the bound is reached and the head has not ended
         return rest
+
+    def _head_end(self, data: memoryview) -> int:
+        """Where in ``data`` the head ends (the end of its first blank line), else its length."""
+        seen = self.head_tail + bytes(data)
+        found = seen.find(b"\r\n\r\n")
+        if found < 0:
+            self.head_tail = seen[-3:]
+            return len(data)
+        self.head_tail = b""  # the head's end, or blank lines before a request line (skipped)
+        return found + 4 - (len(seen) - len(data))
 
     def _feed_body(self, data: memoryview) -> memoryview:
         # The data of a body is the body limit's, not counted here; what is not data is, up to the
-        # same bound as a head: no more than what is left of it goes to the parser at once.
-        room = max(self.max_head_bytes - self.framing_bytes, 0)
+        # same bound as a head: no more than what is left of it goes to the parser at once. A body
+        # of known length goes to the parser to its end and no further, the next head counted from
+        # there; a chunked body's end is not known, and what of the next head is in the piece with
+        # it goes uncounted (less than the bound).
+        room = self.body_left or max(self.max_head_bytes - self.framing_bytes, 0)
         piece, rest = data[:room], data[room:]
+        self.body_left = max(self.body_left - len(piece), 0)
         heads, chunks, body_bytes = self.heads, self.chunks, self.body_bytes
         if piece:
             super().data_received(piece)  # type: ignore[arg-type]
@@ -113,8 +152,17 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.head_bytes = None
         self.framing_bytes = 0
+        self.head_tail = b""
         self.heads += 1
+        headers = dict(self.headers)  # uvicorn's, names lowercased
+        length = headers.get(b"content-length", b"")
+        # httptools refuses a Content-Length with a Transfer-Encoding, or one that is not a number.
+        chunked = b"transfer-encoding" in headers
+        self.body_left = int(length) if length.isdigit() and not chunked else 0
         super().on_headers_complete()
+        if self.cycle is not None:
+            # The answer's close goes through _close (an upgrade's headers make no cycle).
+            self.cycle.transport = self.answers
 
     def on_chunk_header(self) -> None:
         self.chunks += 1
@@ -126,8 +174,32 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self.head_bytes = 0
+        self.head_tail = b""
+        self.body_left = 0
+        if self.cycle is not None and not self.cycle.keep_alive and not self.refused:
+            # The client asked to close after this request (or spoke HTTP/1.0, or the server is
+            # stopping): what follows is dropped, not parsed (RFC 9112 §9.6), and not read until
+            # the close, as a refusal waits (the parser would refuse it at once with a 400,
+            # before the answers it follows).
+            self.refused = True
+            self.held_refusal = b""
+
+    def send_400_response(self, msg: str) -> None:
+        if self.refused:
+            return  # what followed a request that closes the connection, parsed with it: dropped
+        super().send_400_response(msg)
+
+    def shutdown(self) -> None:
+        # The server stops. uvicorn closes the connection after the latest request it has received
+        # is answered; a refusal waiting its turn is the last answer instead, and closes it itself.
+        if self.held_refusal is None and not self.lingering:
+            super().shutdown()
 
     def on_response_complete(self) -> None:
+        if self.lingering:
+            # Closed after this answer: nothing more is started or written.
+            self.server_state.total_requests += 1
+            return
         queued = bool(self.pipeline)
         super().on_response_complete()  # starts the next queued request, if any
         if self.held_refusal is not None and not queued and not self.transport.is_closing():
@@ -179,7 +251,9 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._hold(refusal)
             elif not cycle.response_started:
                 # Started, and waiting for the rest of its body: told the client has gone (it
-                # writes nothing more), and answered here.
+                # writes nothing more; its app records the refusal, servekit.rest.body), and
+                # answered here.
+                cycle.scope.setdefault("state", {})[REFUSAL] = error
                 cycle.disconnected = True
                 cycle.message_event.set()
                 self._answer(refusal)
@@ -211,14 +285,44 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         return b"".join(head) + body
 
     def _answer(self, refusal: bytes) -> None:
-        self._unset_keepalive_if_required()  # the linger below closes the connection
-        if refusal:
+        if refusal and not self.transport.is_closing():
             self.transport.write(refusal)
-        # Half-closed: the client reads the answer and the end of it while still writing; the rest
-        # of what it writes is dropped above, until the connection is closed for good.
+        self._close()
+
+    def _close(self) -> None:
+        """Closes the connection once the client has had time to read what it was sent."""
+        if self.lingering or self.transport.is_closing():
+            return
+        self.lingering = True
+        self.refused = True  # what the client still sends is dropped, never parsed
+        self.held_refusal = None
+        self.pipeline.clear()  # requests after the last answer are not answered
+        self._unset_keepalive_if_required()  # the linger below closes the connection
+        # Half-closed: the client reads the answers and the end of them while still writing; the
+        # rest of what it writes is read and dropped, until the connection is closed for good.
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self.transport.resume_reading()
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
+
+
+class _AnswerTransport(asyncio.Transport):
+    """The connection's transport as uvicorn's answer to a request uses it: its close is ``_close``."""
+
+    def __init__(self, protocol: HeadLimitedHttpToolsProtocol) -> None:
+        super().__init__()
+        self.protocol = protocol
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.protocol.transport.write(data)
+
+    def close(self) -> None:
+        self.protocol._close()
+
+    def is_closing(self) -> bool:
+        return self.protocol.lingering or self.protocol.transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.protocol.transport.get_extra_info(name, default)
