@@ -169,3 +169,24 @@ def test_the_rollouts_thresholds_take_their_bounds_and_say_what_they_are(
     )
     assert "0.01 is 1 %" in help_text
     assert "--latency-factor LATENCY_FACTOR times the stable model's p95 model time" in help_text
+
+
+def test_a_reader_gone_first_ends_any_command_quietly_as_sigpipe_would() -> None:
+    """``mlp versions | head -3``: the end of a pipeline, not an error of the command."""
+    import os
+    import subprocess
+    import sys
+
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        ran = subprocess.run(
+            [str(Path(sys.executable).with_name("mlp")), "services"],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert (ran.returncode, ran.stderr) == (141, "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -22,6 +23,11 @@ from servekit.termination import terminated_as_exit
 
 #: The exit status of a command stopped by Ctrl-C, as a shell gives one killed by SIGINT (128 + 2).
 INTERRUPTED = 130
+#: The exit status of a command whose reader went away first (``mlp score --output - | head``,
+#: ``mlp versions | head -3``): 128 + SIGPIPE, what a shell reports of ``cat`` or ``gzip`` there,
+#: which SIGPIPE ends without a word. Not 0: not all was written, and ``set -o pipefail`` should see
+#: it; not 1 and a message, which would call the normal end of a pipeline an error of the command.
+READER_GONE = 141
 
 
 def parser() -> argparse.ArgumentParser:
@@ -47,6 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: what the command was doing is of no interest, only that it stopped
         print("mlp: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # Standard output, if it was the pipe, is pointed at /dev/null: Python's flush of it at
+        # exit would print the error again.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return READER_GONE
     except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,27 +26,9 @@ if TYPE_CHECKING:
 #: from 1 (the registry or the model could not be reached; worth retrying) and 2 (the input or the
 #: command cannot run), so a Job fails at once on it rather than scoring the same file again.
 SCORE_OVER_REJECTION_LIMIT = 3
-#: ``mlp score``'s exit status when the reader of its output went away first (``--output - | head``):
-#: 128 + SIGPIPE, what a shell reports of ``cat`` or ``gzip`` there, which SIGPIPE ends without a
-#: word. Not 0: the scores were not all written, and ``set -o pipefail`` should see it; not 1 and a
-#: message, which said the normal end of a pipeline was an error of the run.
-READER_GONE = 141
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    try:
-        return _score(args)
-    except BrokenPipeError:
-        # The workers are stopped on the way out (ScoringPool). Standard output, if it was the
-        # pipe, is pointed at /dev/null: Python's flush of it at exit would print the error again.
-        try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return READER_GONE
-
-
-def _score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
     from servekit.scoring import score_file, write_summary
     from servekit.scoring.files import is_standard_output
@@ -90,7 +71,7 @@ def _score(args: argparse.Namespace) -> int:
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc
     except BrokenPipeError:
-        raise  # the reader gone, not the run failed (cmd_score)
+        raise  # the reader gone, not the run failed (servekit.cli.main; the workers are stopped)
     except OSError as exc:  # checked writable before the run: a disk full, a reader gone
         print(f"mlp: score: {exc.filename or args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
