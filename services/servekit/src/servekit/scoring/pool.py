@@ -159,15 +159,10 @@ class ScoringPool(Generic[T]):
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        if error is not None:
-            # Stopped (Ctrl-C, SIGTERM, a reader gone, a chunk that failed): what the workers are
-            # scoring is of no use, and waited for, a worker still starting finished its import
-            # first (7 s to stop). They hold no file, so they are ended, not asked; the pool then
-            # finds them gone, as it would any worker that died, and fails what was left.
-            # (Python 3.14's ProcessPoolExecutor.kill_workers does this.)
-            for process in list((executor._processes or {}).values()):
-                process.kill()
-        # On an error, the chunks not yet begun are dropped, not scored for nothing.
+        # On an error, the chunks not yet begun are dropped, not scored for nothing. The workers
+        # are asked, not killed: one killed while the pool's feeder thread wrote it a job (the
+        # model, more than a pipe holds) left that thread blocked and the shutdown waiting on it,
+        # so a SIGTERM never ended the run.
         executor.shutdown(wait=True, cancel_futures=True)
 
     def scored(self, chunks: Iterable[Chunk]) -> Iterator[T]:
