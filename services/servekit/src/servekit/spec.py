@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from servekit.model import ServedModel
 
@@ -44,3 +46,22 @@ class ServiceSpec:
     #: once. It bounds the work in flight where the request count cannot: 16 explained batches
     #: of 256 rows take four times as long as 16 of 64 (README, "Overload").
     max_concurrent_instances: int = 1024
+
+    def accepted_requests(
+        self, records: Iterable[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[Exception]]:
+        """The ``records`` the request schema accepts as JSON, what a client may send; and what
+        validating the others raised besides a validation error (a validator's KeyError, a value
+        ``json`` cannot write): a bug of the schema's, whose row is no request either way."""
+        accepted: list[dict[str, Any]] = []
+        broken: list[Exception] = []
+        for record in records:
+            try:
+                self.request.model_validate_json(json.dumps(record))
+            except ValidationError:
+                continue
+            except Exception as exc:  # whatever a service's validator raises
+                broken.append(exc)
+                continue
+            accepted.append(dict(record))
+        return accepted, broken

@@ -6,14 +6,11 @@ Fixtures build tiny models at test time rather than committing pickles.
 from __future__ import annotations
 
 import http.server
-import json
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
 
 from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
@@ -80,14 +77,7 @@ def valid_requests(spec: ServiceSpec, records: Iterable[Mapping[str, Any]]) -> l
     distance was not recorded, while the API requires one), so load and benchmark
     payloads are filtered through the same validation the service applies.
     """
-    accepted = []
-    for record in records:
-        try:
-            spec.request.model_validate_json(json.dumps(record))
-        except ValidationError:
-            continue
-        accepted.append(dict(record))
-    return accepted
+    return spec.accepted_requests(records)[0]
 
 
 @contextmanager

@@ -6,13 +6,10 @@ and the live metric are the same function of the same code.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
 
 from servekit import input_drift, registry
 from servekit.model import ServedModel
@@ -86,33 +83,21 @@ def requestable(
 
 
 def _accepted(spec: ServiceSpec, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The ``records`` ``spec``'s request schema accepts as JSON, as ``testing.valid_requests``
-    tells, except that a row on which validation raises anything else is refused too.
+    """The ``records`` ``spec``'s request schema accepts (``ServiceSpec.accepted_requests``).
 
     A validator raising a KeyError or TypeError (or a value ``json`` cannot write) is a bug, not
     a reason to fail a training that never ran the schema before: the row is no request either
     way, and one warning names the exception.
     """
-    accepted = []
-    broken = 0
-    first: Exception | None = None
-    for record in records:
-        try:
-            spec.request.model_validate_json(json.dumps(record))
-        except ValidationError:
-            continue
-        except Exception as exc:  # whatever a service's validator raises
-            broken += 1
-            first = first or exc
-            continue
-        accepted.append(dict(record))
-    if first is not None:
+    accepted, broken = spec.accepted_requests(records)
+    if broken:
+        first = broken[0]
         logger.warning(
             "%s: %s of %s held-out rows left out of the input drift baseline: validating them raised "
             "%s: %s; a request schema's validator should raise ValueError, which the API answers "
             "with a 422 naming the field",
             spec.name,
-            f"{broken:,}",
+            f"{len(broken):,}",
             f"{len(records):,}",
             type(first).__name__,
             first,
