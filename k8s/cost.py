@@ -797,24 +797,28 @@ def pods_for(workload: Workload, per_second: float, cpu_ms: float) -> int:
 
 def sized(
     found: Sequence[Workload], cpu: Mapping[str, Any], loads: Mapping[str, float], kind: str
-) -> tuple[dict[str, int], dict[str, int]]:
+) -> tuple[dict[str, int], dict[str, int], list[str]]:
     """Replicas of each workload under ``loads`` (predictions a second of ``kind``, by service),
-    within each HPA's floor and ceiling (a service without a load stays at its floor), and the pods
-    each loaded service would want, unbounded."""
+    within each HPA's floor and ceiling (a service without a load stays at its floor), the pods
+    each loaded service would want, unbounded, and how each shadow's CPU was counted
+    (:func:`cpu_ms_of`)."""
     replicas = at_scale(found, "floor")
     wanted = {}
+    shadows = []
     by_name = {w.name: w for w in found}
     for service, per_second in loads.items():
         if service not in by_name:
             raise CostError(f"--load {service}: no such workload in the overlay")
         workload = by_name[service]
         try:
-            cpu_ms, _ = cpu_ms_of(workload, cpu["services"][service], kind)
+            cpu_ms, shadow = cpu_ms_of(workload, cpu["services"][service], kind)
         except KeyError:
             raise CostError(f"--load {service}: no CPU figure for {kind!r} in the --cpu file") from None
         wanted[service] = pods_for(workload, per_second, cpu_ms)
         replicas[service] = min(max(wanted[service], workload.floor), workload.ceiling)
-    return replicas, wanted
+        if shadow:
+            shadows.append(shadow)
+    return replicas, wanted, shadows
 
 
 def under_load(
@@ -822,15 +826,9 @@ def under_load(
 ) -> tuple[dict[str, int], list[str]]:
     """Replicas of each workload under ``loads`` (:func:`sized`), and the notes on the services
     their HPA cannot keep up with."""
-    replicas, wanted = sized(found, cpu, loads, kind)
+    replicas, wanted, shadows = sized(found, cpu, loads, kind)
     ceilings = {w.name: w.ceiling for w in found}
-    by_name = {w.name: w for w in found}
-    notes = [
-        f"  {note}"
-        for service in loads
-        for _, note in [cpu_ms_of(by_name[service], cpu["services"][service], kind)]
-        if note
-    ]
+    notes = [f"  {shadow}" for shadow in shadows]
     notes += [
         f"  {service} needs {pods} pods for {loads[service]:g}/s; its HPA stops at {ceilings[service]}: "
         "raise maxReplicas, or its pods run past their target"
@@ -875,7 +873,7 @@ def followed(
     short: dict[str, int] = dict.fromkeys(points[0], 0)
     bills = []
     for loads in points:
-        replicas, wanted = sized(found, cpu, loads, OBSERVED)
+        replicas, wanted, _ = sized(found, cpu, loads, OBSERVED)
         for service, want in wanted.items():
             held[service].append(replicas[service])
             short[service] += want > ceilings[service]
