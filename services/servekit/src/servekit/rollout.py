@@ -28,7 +28,6 @@ command, run by hand or by a delivery pipeline, against the registry the pods fo
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +45,7 @@ from servekit.metrics.names import (
     MetricNames,
 )
 from servekit.spec import ServiceSpec
-from servekit.termination import Terminated
+from servekit.termination import Terminated, silence_output
 
 
 @dataclass(frozen=True)
@@ -492,25 +491,4 @@ def _say_quietly(say: Callable[[str], Any], message: str) -> None:
             sys.stdout.flush()  # a pipe's buffer fails here, not in the flush at exit
     except OSError:
         if say is print:
-            _silence_stdout()
-
-
-def _silence_stdout() -> None:
-    """Point file descriptor 1, and 2 if it is the same file, at /dev/null (as Python's documentation
-    advises on a ``BrokenPipeError``); nothing when stdout has no descriptor (replaced in-process)."""
-    try:
-        out = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return
-    silenced = [out]
-    try:
-        if os.path.sameopenfile(out, sys.stderr.fileno()):
-            silenced.append(sys.stderr.fileno())
-    except (AttributeError, OSError, ValueError):
-        pass  # stderr elsewhere, or gone: left as it is
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in silenced:
-            os.dup2(null, fd)
-    finally:
-        os.close(null)
+            silence_output()

@@ -10,7 +10,9 @@ their own, which no terminal signal reaches) and its temporary directory on the 
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,3 +62,24 @@ def terminated_as_exit() -> Iterator[None]:
         for number in installed:
             # None: a handler set outside Python, which cannot be put back; the default stands in.
             signal.signal(number, previous[number] if previous[number] is not None else signal.SIG_DFL)
+
+
+def silence_output() -> None:
+    """Point file descriptor 1, and 2 if it is the same file, at /dev/null (as Python's documentation
+    advises on a ``BrokenPipeError``); nothing when stdout has no descriptor (replaced in-process)."""
+    try:
+        out = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    silenced = [out]
+    try:
+        if os.path.sameopenfile(out, sys.stderr.fileno()):
+            silenced.append(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # stderr elsewhere, or gone: left as it is
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in silenced:
+            os.dup2(null, fd)
+    finally:
+        os.close(null)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -19,7 +18,7 @@ from servekit.cli.common import UsageError
 from servekit.errors import ServekitError
 from servekit.loading import ModelLoadError
 from servekit.settings import SettingsError
-from servekit.termination import terminated_as_exit
+from servekit.termination import silence_output, terminated_as_exit
 
 #: The exit status of a command stopped by Ctrl-C, as a shell gives one killed by SIGINT (128 + 2).
 INTERRUPTED = 130
@@ -59,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            silence_output()
         return READER_GONE
     except (LookupError, UsageError, SettingsError, registry.PortOffsetError) as exc:
         print(f"mlp: {exc}", file=sys.stderr)
