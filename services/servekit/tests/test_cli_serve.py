@@ -124,3 +124,17 @@ def test_serve_refuses_a_grpc_port_that_is_the_http_port_as_a_setting(
     assert capsys.readouterr().err.splitlines() == [
         "mlp: toy settings: TOY_GRPC_PORT='18999': HTTP listens on port 18999; give gRPC another one"
     ]
+
+
+def test_serve_gives_http_the_shutdown_grace_the_grpc_server_gets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One figure for both protocols: a long call is not cut on one while answered on the other."""
+    import uvicorn
+    from toy import TOY
+
+    from servekit import rpc
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    assert cli.main(["serve", "toy", "--port", "18999"]) == 0
+    assert served["timeout_graceful_shutdown"] == rpc.SHUTDOWN_GRACE_SECONDS

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import socket
 import struct
 import threading
@@ -27,6 +28,7 @@ from tritonclient.grpc import service_pb2 as triton
 
 from servekit import auth
 from servekit.codecs.open_inference import OpenInferenceCodec
+from servekit.errors import ServekitError
 from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_endpoint
@@ -35,13 +37,19 @@ from servekit.rest import create_app
 from servekit.rest.app import INLINE_BATCH_LIMIT
 from servekit.rpc import generate, reflection
 from servekit.rpc import open_inference_pb2 as pb
+from servekit.rpc import server as rpc_server
 from servekit.rpc.server import (
+    MAX_DETAILS_BYTES,
+    OVERSIZE_READ_FACTOR,
     RETRY_PUSHBACK_KEY,
     SERVICE,
     GrpcPortError,
     OpenInferenceServicer,
     check_port,
     infer_message,
+    parameters_of,
+    status_details,
+    wire_bytes,
 )
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, wait_ready
@@ -727,3 +735,174 @@ def test_the_description_is_written_for_grpcurl_protoset(tmp_path: Path) -> None
     [protocol] = [f for f in files.file if f.name == "grpc_predict_v2.proto"]
     assert protocol.package == "inference"
     assert [m.name for m in protocol.service[0].method] == list(GRPC_METHODS)
+
+
+def test_a_call_cut_by_the_servers_shutdown_is_a_server_failure_after_the_http_grace(
+    toy_trained: tuple[ModelArtifact, Split],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call still running when the grace is spent failed on the server's side (503, as REST would
+    answer it), so it counts against availability: it is not the client's cancellation (499)."""
+    monkeypatch.setattr(rpc_server, "SHUTDOWN_GRACE_SECONDS", 0.5)  # the one figure, shortened
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_batch_size=64, grpc_port=free_port())
+    app = create_app(dataclasses.replace(TOY, model=BlockingToy), settings, source=lambda: artifact)
+    batch = [{"x": 1.0, "color": "red"}] * (INLINE_BATCH_LIMIT + 1)
+    BlockingToy.release.clear()
+    errors: list[grpc.RpcError] = []
+
+    def held_call(port: int) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                Stub(channel).model_infer(infer_request(batch), metadata=(("x-request-id", "cut-1"),))
+            except grpc.RpcError as exc:
+                errors.append(exc)
+            finally:
+                BlockingToy.release.set()  # the worker thread the cut call left behind
+
+    with caplog.at_level(logging.INFO, logger="servekit.access"):
+        with TestClient(app) as client:
+            wait_ready(client)
+            caller = threading.Thread(target=held_call, args=(client.app.state.grpc_port,))  # type: ignore[attr-defined]
+            caller.start()
+            for _ in range(200):  # bounded: until the batch is in the model
+                if metric_sample(client, "toy_prediction_requests_in_flight") >= 1:
+                    break
+                time.sleep(0.02)
+        caller.join(timeout=30)
+    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+    labels = {"endpoint": GRPC_INFER, "method": "GRPC"}
+    assert registry.get_sample_value("toy_requests_total", {**labels, "status": "503"}) == 1
+    assert registry.get_sample_value("toy_requests_total", {**labels, "status": "499"}) is None
+    [error] = errors
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    [line] = [r for r in caplog.records if r.name == "servekit.access"]
+    assert line.getMessage().startswith("GRPC /inference.GRPCInferenceService/ModelInfer 503 in ")
+    assert line.__dict__["json_fields"]["error"]["code"] == "shutting_down"
+
+
+def test_a_message_over_the_body_limit_is_counted_logged_and_names_the_setting(
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
+) -> None:
+    """As REST's 413, up to OVERSIZE_READ_FACTOR times the limit; past that gRPC core refuses it."""
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_body_bytes=4096, grpc_port=free_port())
+    over = infer_request([{"x": 1.0, "color": "red" * 100}] * 20)
+    far_over = infer_request([{"x": 1.0, "color": "red" * 100}] * 20 * OVERSIZE_READ_FACTOR)
+    assert 4096 < over.ByteSize() <= 4096 * OVERSIZE_READ_FACTOR < far_over.ByteSize()
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel,  # type: ignore[attr-defined]
+            caplog.at_level(logging.INFO, logger="servekit.access"),
+        ):
+            error = status_of(
+                lambda r: Stub(channel).model_infer(r, metadata=(("x-request-id", "big-1"),)), over
+            )
+            beyond = status_of(Stub(channel).model_infer, far_over)
+        rest = client.post(
+            "/v2/models/toy/infer", content=b"x" * 5000, headers={"content-type": "application/json"}
+        )
+        counted = metric_sample(
+            client, NAMES.requests_total, endpoint=GRPC_INFER, method="GRPC", status="413"
+        )
+    assert rest.status_code == 413
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    expected = (
+        f"request message is {over.ByteSize()} bytes, over the limit of 4096 bytes (TOY_MAX_BODY_BYTES)"
+    )
+    assert expected in error.details()
+    assert dict(error.trailing_metadata())["x-request-id"] == "big-1"  # type: ignore[attr-defined]
+    assert counted == 1  # the same status label as REST's refusal
+    [line] = [r for r in caplog.records if r.name == "servekit.access" and r.getMessage().startswith("GRPC")]
+    assert line.getMessage().startswith("GRPC /inference.GRPCInferenceService/ModelInfer 413 in ")
+    assert int(line.__dict__["json_fields"]["httpRequest"]["requestSize"]) == over.ByteSize()
+    # Past the documented bound, gRPC core's own refusal: the replica never buffered it.
+    assert beyond.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in beyond.details()
+
+
+def test_every_answer_carries_the_request_id_in_its_trailing_metadata(
+    served: tuple[TestClient, Stub],
+) -> None:
+    """As every HTTP response carries X-Request-ID: the id to quote, whatever the outcome."""
+    _, stub = served
+    sent = (("x-request-id", "trail-1"),)
+    _, call = stub.model_infer.with_call(infer_request([{"x": 1.0, "color": "red"}]), metadata=sent)
+    trailing = dict(call.trailing_metadata())
+    assert trailing["x-request-id"] == "trail-1"
+    assert "server-timing" in trailing  # added to, not replaced
+    _, call = stub.model_infer.with_call(infer_request([{"x": 1.0, "color": "red"}], id="client-7"))
+    assert dict(call.trailing_metadata())["x-request-id"] == "client-7"  # the request's own id
+    _, call = stub.server_live.with_call(pb.ServerLiveRequest())
+    assert len(dict(call.trailing_metadata())["x-request-id"]) == 32  # a new one
+    error = status_of(
+        lambda r: stub.model_infer(r, metadata=sent), infer_request([{"x": 11.0, "color": "red"}])
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(error.trailing_metadata())["x-request-id"] == "trail-1"  # type: ignore[attr-defined]
+    error = status_of(stub.model_infer, pb.ModelInferRequest(model_name="other"))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert len(dict(error.trailing_metadata())["x-request-id"]) == 32  # type: ignore[attr-defined]
+
+
+def test_double_and_uint64_parameters_are_read_as_kserve_and_triton_send_them(
+    served: tuple[TestClient, Stub],
+) -> None:
+    client, stub = served
+    rows = [{"x": 1.0, "color": "red"}]
+    reasons = stub.model_infer(infer_request(rows, parameters={"reasons": pb.InferParameter(uint64_param=2)}))
+    assert "reasons" in [o.name for o in reasons.outputs]
+    error = status_of(
+        stub.model_infer, infer_request(rows, parameters={"explain": pb.InferParameter(double_param=1.0)})
+    )
+    tensors = [
+        {"name": "x", "datatype": "FP64", "shape": [1], "data": [1.0]},
+        {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+    ]
+    rest = client.post(
+        "/v2/models/toy/infer", json={"inputs": tensors, "parameters": {"explain": 1.0}}
+    ).json()
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "1.0 is not true or false" in rest["error"]
+    assert error.details() == rest["error"]
+    # Wire-compatible with KServe's and Triton's definitions: their clients' bytes read the same.
+    sent = triton.InferParameter(double_param=2.5).SerializeToString()
+    assert pb.InferParameter.FromString(sent).double_param == 2.5
+    sent = triton.InferParameter(uint64_param=2**63).SerializeToString()
+    assert parameters_of({"n": pb.InferParameter.FromString(sent)}) == {"n": 2**63}
+
+
+def test_the_details_of_one_problem_quoting_a_long_string_fit_a_trailer(
+    served: tuple[TestClient, Stub],
+) -> None:
+    """Unbounded, the client would refuse the trailer (RESOURCE_EXHAUSTED "Stream removed") and
+    never see the INVALID_ARGUMENT; non-ASCII text takes up to 12 bytes a character there."""
+    _, stub = served
+    rows = [{"x": 1.0, "color": "red"}]
+    for text in ("x" * 20_000, "é" * 4_000, "\U0001f600" * 3000):
+        request = infer_request(rows, parameters={"explain": pb.InferParameter(string_param=text)})
+        error = status_of(stub.model_infer, request)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.details().startswith(f"1 problem: parameters.explain: '{text[:100]}")
+        assert wire_bytes(error.details()) <= MAX_DETAILS_BYTES
+        assert error.details().endswith(" more characters)")
+    assert status_details(ServekitError(400, "bad", "short")) == "short"
+
+
+def test_a_typed_nan_in_a_required_input_gets_the_raw_contents_message(
+    served: tuple[TestClient, Stub],
+) -> None:
+    """JSON, the REST form, has no NaN: a typed NaN must not become a null and another message."""
+    _, stub = served
+    typed = infer_request([{"x": 1.0, "color": "red"}, {"x": math.nan, "color": "red"}])
+    raw = raw_request([{"x": 1.0, "color": "red"}, {"x": math.nan, "color": "red"}])
+    typed_error, raw_error = status_of(stub.model_infer, typed), status_of(stub.model_infer, raw)
+    assert typed_error.code() == raw_error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "inputs[x].data[1]: nan is not a finite number; NaN means missing, and x is required" in (
+        typed_error.details()
+    )
+    assert typed_error.details() == raw_error.details()
+    inf = infer_request([{"x": math.inf, "color": "red"}])
+    assert "inputs[x].data[0]: inf is not a finite number" in status_of(stub.model_infer, inf).details()

@@ -16,6 +16,7 @@ from servekit.cli.common import (
     UsageError,
     resolve_tracking_uri,
 )
+from servekit.rpc import SHUTDOWN_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from servekit.cli.common import Commands
@@ -84,7 +85,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http=type(
             "HeadLimited", (HeadLimitedHttpToolsProtocol,), {"max_head_bytes": settings.max_header_bytes}
         ),
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,  # the gRPC server's too
     )
     return 0
 

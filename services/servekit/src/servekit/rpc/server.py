@@ -6,7 +6,14 @@ loop, serving the same model runtime through the same predictor (metrics, shadow
 tensor contents as the binary tensor extension's bytes, and decoded by the same codec: every
 check, limit, message and number is that of the REST endpoint. Errors are gRPC status codes
 (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ...) whose details are the REST error's message,
-naming each bad tensor element as ``inputs[Age].data[3]``.
+naming each bad tensor element as ``inputs[Age].data[3]``, and every answer's trailing metadata
+carries the call's ``x-request-id``, as every HTTP response carries its X-Request-ID.
+
+A request message over ``<SVC>_MAX_BODY_BYTES`` is refused by servekit as REST refuses such a
+body (413, RESOURCE_EXHAUSTED): counted, logged, naming the setting. gRPC core reads a message
+whole before servekit sees it, so it is told to take up to ``OVERSIZE_READ_FACTOR`` times the
+limit and no more: past that, gRPC core itself refuses the message (RESOURCE_EXHAUSTED "Received
+message larger than max"), uncounted, so a client cannot make a replica buffer unbounded data.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import math
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -24,7 +32,7 @@ import grpc
 from servekit import logs
 from servekit.auth import OPEN_ENDPOINTS, ApiKeys, credential_headers
 from servekit.codecs.open_inference import BINARY_DATA_SIZE, BYTES, FLOATS, OpenInferenceCodec, tensor_bytes
-from servekit.errors import ServekitError, invalid_field
+from servekit.errors import FieldProblem, ServekitError, invalid_field
 from servekit.inference import encode_json, model_ref
 from servekit.metrics.names import GRPC_METHOD, GRPC_SERVICE, grpc_endpoint
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
@@ -36,6 +44,7 @@ from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import bind_request
 from servekit.rest.telemetry import Timings
 from servekit.routing import Route
+from servekit.rpc import SHUTDOWN_GRACE_SECONDS
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.health import HEALTH_SERVICE, add_health
 from servekit.rpc.reflection import add_reflection
@@ -64,9 +73,23 @@ STATUS_CODES = {
 }
 #: Trailing metadata a gRPC retry policy reads as the milliseconds to wait (gRFC A6).
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
-#: How much of the status details the field problems may take: gRPC carries the details in a
-#: trailer, and a client refuses trailers past its metadata limit (8 KiB by default).
-MAX_DETAILS_CHARS = 4000
+#: How many bytes the status details may take on the wire (grpc-message, percent-encoded: a
+#: non-ASCII character takes up to 12): gRPC carries them in a trailer, and a client refuses
+#: metadata past its limit (8 KiB by default) as RESOURCE_EXHAUSTED "Stream removed", so an
+#: unbounded message quoting a client's long string would hide the error it reports.
+MAX_DETAILS_BYTES = 4000
+#: How many times ``<SVC>_MAX_BODY_BYTES`` gRPC core reads of a message before servekit sees it:
+#: beyond the limit servekit refuses the message itself (counted and logged, as REST's 413);
+#: beyond this many times it, gRPC core does, so a replica never buffers more per call.
+OVERSIZE_READ_FACTOR = 4
+#: The largest message length gRPC's options take (a C int).
+GRPC_LARGEST_MESSAGE = 2**31 - 1
+#: What the access log and metrics call a call the server's own shutdown cut, as REST would
+#: answer it: a server-side failure (503), not the client's cancellation (499).
+SHUTDOWN_STATUS = 503
+#: How early before the grace's end a cancellation counts as the shutdown's: gRPC cancels the
+#: calls left when its own timer (on the loop's clock) fires.
+SHUTDOWN_CUT_SLACK_SECONDS = 0.1
 #: Where the elements of each datatype travel in ``InferTensorContents`` (FP16: raw only).
 CONTENTS_FIELDS = {
     "BOOL": "bool_contents",
@@ -86,8 +109,44 @@ CONTENTS_FIELDS = {
 Request = TypeVar("Request")
 
 
+@dataclass(frozen=True)
+class Oversized:
+    """What a method reads in place of a request message over the body limit: its size alone."""
+
+    size: int
+
+    def ByteSize(self) -> int:  # noqa: N802 -- as a message's, for the access log
+        return self.size
+
+
+def message_reader(message: Any, limit: int) -> Callable[[bytes], Any]:
+    """A method's request deserializer: the message, or :class:`Oversized` past ``limit`` bytes
+    (not an exception: gRPC answers a deserializer's as INTERNAL, uncounted)."""
+
+    def read(data: bytes) -> Any:
+        if len(data) > limit:
+            return Oversized(len(data))
+        return message.FromString(data)
+
+    return read
+
+
+def too_large(service: str, size: int, limit: int) -> ServekitError:
+    """The 413 of a request message over the body limit, as REST's, naming the setting."""
+    setting = f"{service.upper()}_MAX_BODY_BYTES"
+    return ServekitError(
+        413,
+        "payload_too_large",
+        f"request message is {size} bytes, over the limit of {limit} bytes ({setting}); "
+        "send fewer instances per call",
+        (FieldProblem("message", f"larger than the limit of {limit} bytes ({setting})"),),
+    )
+
+
 def parameters_of(parameters: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
     """The protocol's parameter map as the REST form's JSON object."""
+    # Every member of the oneof as its JSON type (double_param a float, uint64_param an int), so
+    # the codec answers a wrong type with REST's message ("1.0 is not true or false").
     values: dict[str, Any] = {}
     for name, parameter in parameters.items():
         which = parameter.WhichOneof("parameter_choice")
@@ -118,6 +177,46 @@ def contents_of(tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
     return texts
 
 
+def input_entry(
+    tensor: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes | None
+) -> tuple[dict[str, Any], bytes | None]:
+    """A tensor's entry in the REST form's ``inputs``, and its binary part if it has one.
+
+    ``raw``: its raw_input_contents entry (the ``index``-th), if the request sent them. Typed
+    float contents with a NaN or an infinity go as raw contents do: JSON has no such number
+    (encoded, it would be null, which gRPC cannot send), so the codec reads the values sent and
+    answers as it answers raw ones ("nan is not a finite number; NaN means missing, and ... is
+    required").
+    """
+    entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
+    parameters = parameters_of(tensor.parameters)
+    size = parameters.get(BINARY_DATA_SIZE)
+    where = f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}"
+    part = raw
+    if raw is not None:
+        if tensor.contents.ListFields():
+            where = f"inputs[{tensor.name}].contents"
+            raise invalid_field(where, "given with raw_input_contents; send each tensor one way")
+        if size is not None and size != len(raw):
+            # A client whose sizes disagree with its bytes has its tensors mixed up.
+            problem = f"{size!r} given, but raw_input_contents[{index}] holds {len(raw)} bytes"
+            raise invalid_field(where, problem)
+    else:
+        if size is not None:
+            problem = "given without raw_input_contents; send the bytes there, or the values in contents"
+            raise invalid_field(where, problem)
+        data = contents_of(tensor)
+        if tensor.datatype in FLOATS and not all(map(math.isfinite, data)):
+            part = tensor_bytes(tensor.datatype, data)
+        else:
+            entry["data"] = data
+    if part is not None:
+        parameters[BINARY_DATA_SIZE] = len(part)
+    if parameters:
+        entry["parameters"] = parameters
+    return entry, part
+
+
 def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
     """The body ``POST /v2/models/<svc>/infer`` would get, and its JSON part's length if binary."""
     raw = list(request.raw_input_contents)
@@ -125,32 +224,12 @@ def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
         problem = f"{len(raw)} entries for {len(request.inputs)} inputs; give one per input, in input order"
         raise invalid_field("raw_input_contents", problem)
     inputs = []
+    binary: list[bytes] = []
     for index, tensor in enumerate(request.inputs):
-        entry: dict[str, Any] = {
-            "name": tensor.name,
-            "datatype": tensor.datatype,
-            "shape": list(tensor.shape),
-        }
-        parameters = parameters_of(tensor.parameters)
-        size = parameters.get(BINARY_DATA_SIZE)
-        if raw:
-            if tensor.contents.ListFields():
-                where = f"inputs[{tensor.name}].contents"
-                raise invalid_field(where, "given with raw_input_contents; send each tensor one way")
-            if size is not None and size != len(raw[index]):
-                # A client whose sizes disagree with its bytes has its tensors mixed up.
-                problem = f"{size!r} given, but raw_input_contents[{index}] holds {len(raw[index])} bytes"
-                raise invalid_field(f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}", problem)
-            parameters[BINARY_DATA_SIZE] = len(raw[index])
-        else:
-            if size is not None:
-                where = f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}"
-                problem = "given without raw_input_contents; send the bytes there, or the values in contents"
-                raise invalid_field(where, problem)
-            entry["data"] = contents_of(tensor)
-        if parameters:
-            entry["parameters"] = parameters
+        entry, part = input_entry(tensor, index, raw[index] if raw else None)
         inputs.append(entry)
+        if part is not None:
+            binary.append(part)
     header: dict[str, Any] = {"inputs": inputs}
     if request.id:
         header["id"] = request.id
@@ -162,9 +241,9 @@ def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
             for o in request.outputs
         ]
     body = encode_json(header)
-    if not raw:
+    if not binary:
         return body, None
-    return body + b"".join(raw), len(body)
+    return body + b"".join(binary), len(body)
 
 
 def infer_message(request: Mapping[str, Any], *, raw: bool = True) -> pb.ModelInferRequest:
@@ -255,6 +334,22 @@ class OpenInferenceServicer:
         self.metrics = metrics
         self.codec = OpenInferenceCodec.of_service(spec)
         self.model = ProtocolModel(spec.name, runtime, canary=predictor.canary)
+        #: When the stopping server cuts the calls still in flight (loop clock); None while serving.
+        self.cut_at: float | None = None
+
+    async def stop(self, server: grpc.aio.Server, grace: float | None = None) -> None:
+        """Stop ``server`` as uvicorn stops HTTP: no new calls, and the calls in flight get the
+        one shutdown grace (``SHUTDOWN_GRACE_SECONDS``) before they are cut, each cut one counted
+        and logged as the server's failure."""
+        grace = SHUTDOWN_GRACE_SECONDS if grace is None else grace
+        self.cut_at = asyncio.get_running_loop().time() + grace
+        await server.stop(grace=grace)
+
+    def cut_by_shutdown(self, context: Any) -> bool:
+        """Whether a cancelled call was cut by the server's own shutdown, not given up by its client."""
+        if self.cut_at is None or past_deadline(context):
+            return False
+        return asyncio.get_running_loop().time() >= self.cut_at - SHUTDOWN_CUT_SLACK_SECONDS
 
     async def server_live(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
@@ -318,7 +413,7 @@ class OpenInferenceServicer:
         request_id = decoded.id if decoded.id is not None else logs.request_id.get()
         result = self.codec.encode(model_ref(model), request_id, predictions, decoded.outputs)
         total_ms = (time.perf_counter() - start) * 1e3
-        context.set_trailing_metadata((("server-timing", timings.header(total_ms).decode()),))
+        add_trailing_metadata(context, ("server-timing", timings.header(total_ms).decode()))
         return response_message(result, raw=bool(request.raw_input_contents))
 
     def methods(self) -> dict[str, tuple[Callable[..., Awaitable[Any]], Any]]:
@@ -339,7 +434,7 @@ class OpenInferenceServicer:
             {
                 name: grpc.unary_unary_rpc_method_handler(
                     self._observed(grpc_endpoint(name), call),
-                    request_deserializer=message.FromString,
+                    request_deserializer=message_reader(message, self.settings.max_body_bytes),
                     response_serializer=lambda response: response.SerializeToString(),
                 )
                 for name, (call, message) in self.methods().items()
@@ -369,21 +464,29 @@ class OpenInferenceServicer:
                     # Every copy, not the dict's last: a key sent twice is refused, not guessed at.
                     sent = credential_headers(context.invocation_metadata() or (), where="metadata.")
                     self.api_keys.bind(sent, where="metadata.")
+                if isinstance(request, Oversized):  # after the key check, as REST reads a body
+                    raise too_large(self.name, request.size, self.settings.max_body_bytes)
                 response = await call(request, context)
             except ServekitError as exc:
                 count(exc.status_code, exc)
                 code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
+                trailing = [(REQUEST_ID_HEADER, logs.request_id.get())]
                 retry_after = exc.retry_after_seconds
                 if retry_after is None and exc.status_code == 503:
                     retry_after = NOT_READY_RETRY_AFTER_SECONDS  # as REST's Retry-After
                 if retry_after is not None:
                     # gRPC's Retry-After: a client's retry policy waits this long before trying again.
-                    context.set_trailing_metadata(((RETRY_PUSHBACK_KEY, str(retry_after * 1000)),))
-                await context.abort(code, status_details(exc))
+                    trailing.append((RETRY_PUSHBACK_KEY, str(retry_after * 1000)))
+                await context.abort(code, status_details(exc), trailing_metadata=tuple(trailing))
             except asyncio.CancelledError:
-                # The client cancelled, or its deadline passed: nobody reads an answer, but the call
-                # was made, held a place and took this long, so it is counted and logged like any.
-                count(CLIENT_CLOSED, client_gone(context))
+                if self.cut_by_shutdown(context):
+                    # Cut by this server's stop, its grace spent: the client was failed, as a REST
+                    # request the server gave up on, so it counts against availability.
+                    count(SHUTDOWN_STATUS, shutdown_cut())
+                else:
+                    # The client cancelled, or its deadline passed: nobody reads an answer, but the
+                    # call was made, held a place and took this long, so it is counted and logged.
+                    count(CLIENT_CLOSED, client_gone(context))
                 raise
             except Exception as exc:
                 logger.exception("request %s %s failed", logs.request_id.get(), endpoint)
@@ -391,33 +494,61 @@ class OpenInferenceServicer:
                 await context.abort(
                     grpc.StatusCode.INTERNAL,
                     f"internal error; the service's log has it under request id {logs.request_id.get()}",
+                    trailing_metadata=((REQUEST_ID_HEADER, logs.request_id.get()),),
                 )
             if gave_up(context):
                 # Answered after the client gave up (gRPC drops the answer): not a 200 it got.
                 count(CLIENT_CLOSED, client_gone(context))
             else:
                 count(200)
+            # Trailing, not initial: known only now (a request's own id may name the call), and
+            # where an error's is, so a client reads it from one place whatever the outcome.
+            add_trailing_metadata(context, (REQUEST_ID_HEADER, logs.request_id.get()))
             return response
 
         return observed
+
+
+def add_trailing_metadata(context: Any, *pairs: tuple[str, str]) -> None:
+    """``pairs`` added to the call's trailing metadata (setting it replaces what was set)."""
+    context.set_trailing_metadata((*(context.trailing_metadata() or ()), *pairs))
+
+
+def wire_bytes(text: str) -> int:
+    """How many bytes ``text`` takes as grpc-message: UTF-8, percent-encoding all but printable
+    ASCII other than ``%``."""
+    return sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in text.encode("utf-8"))
+
+
+def clipped(text: str, limit: int = MAX_DETAILS_BYTES) -> str:
+    """``text`` cut to take at most ``limit`` bytes as grpc-message, saying how much was left out."""
+    if wire_bytes(text) <= limit:
+        return text
+    size, end = 0, 0
+    budget = limit - 48  # the note below
+    for end, char in enumerate(text):  # noqa: B007 -- the cut is where the budget runs out
+        size += wire_bytes(char)
+        if size > budget:
+            break
+    return f"{text[:end]}... ({len(text) - end} more characters)"
 
 
 def status_details(error: ServekitError) -> str:
     """The status details of an error: its message, with every field problem when it has more than
     the message names (as the REST body's ``fields``), within what a trailer can carry."""
     if len(error.fields) <= 3:
-        return error.message
+        return clipped(error.message)
     count = len(error.fields)
     listed: list[str] = []
-    size = 0
+    size = wire_bytes(f"{count} problems: ")
     for problem in error.fields:
         text = str(problem)
-        if size + len(text) > MAX_DETAILS_CHARS:
+        if size + wire_bytes(text) > MAX_DETAILS_BYTES - 32:  # room for "and N more"
             listed.append(f"and {count - len(listed)} more")
             break
         listed.append(text)
-        size += len(text) + 2
-    return f"{count} problems: " + "; ".join(listed)
+        size += wire_bytes(text) + 2
+    return clipped(f"{count} problems: " + "; ".join(listed))
 
 
 def past_deadline(context: Any) -> bool:
@@ -437,6 +568,12 @@ def client_gone(context: Any) -> ServekitError:
             CLIENT_CLOSED, "deadline_exceeded", "the call's deadline passed before the answer"
         )
     return ServekitError(CLIENT_CLOSED, "cancelled", "the client cancelled the call before the answer")
+
+
+def shutdown_cut() -> ServekitError:
+    """What the access log says of a call the server's shutdown cut before its answer."""
+    message = "the server shut down before the answer, its shutdown grace spent; retry the call"
+    return ServekitError(SHUTDOWN_STATUS, "shutting_down", message)
 
 
 def access_scope(
@@ -488,9 +625,10 @@ def check_port(service: str, host: str, port: int) -> None:
 
 async def start_server(servicer: OpenInferenceServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """A started ``grpc.aio`` server for ``servicer`` on ``host:port``, and the port it bound."""
-    limit = servicer.settings.max_body_bytes
+    # Past the limit, servekit's refusal (counted, logged); past this, gRPC core's (neither).
+    read_limit = min(servicer.settings.max_body_bytes * OVERSIZE_READ_FACTOR, GRPC_LARGEST_MESSAGE)
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", limit), ("grpc.so_reuseport", 0)],
+        options=[("grpc.max_receive_message_length", read_limit), ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((servicer.handler(),))
     # Outside the servicer's handler, so outside its key check: probes and grpcurl need no key,
