@@ -162,3 +162,43 @@ def test_a_page_may_send_an_api_key_and_its_preflight_needs_none(
         keyed = {"origin": APP, "authorization": f"Bearer {key}"}
         answered = client.post("/predict", json=ROW, headers=keyed)
         assert answered.status_code == 200
+
+
+def test_a_page_may_send_every_request_header_the_api_documents_or_reads(cors_client: TestClient) -> None:
+    # The routing headers are documented on every prediction operation: a page that pins a
+    # variant, or keeps a session on one, must pass the preflight that precedes its request.
+    document = cors_client.get("/openapi.json").json()
+    documented = {
+        parameter["name"].lower()
+        for operations in document["paths"].values()
+        for operation in operations.values()
+        for parameter in operation.get("parameters", ())
+        if parameter["in"] == "header"
+    }
+    assert {"x-model-variant", "x-routing-key"} <= documented
+    read = {"x-request-id", "traceparent", "tracestate", "x-amzn-trace-id", "content-encoding"}
+    read |= {"authorization", "x-api-key", "inference-header-content-length"}
+    for path in ("/predict", "/predict/batch", "/v2/models/toy/infer"):
+        for header in sorted(documented | read):
+            preflight = cors_client.options(
+                path, headers={**PREFLIGHT, "access-control-request-headers": f"content-type, {header}"}
+            )
+            assert preflight.status_code == 200, (path, header, preflight.text)
+            assert header in preflight.headers["access-control-allow-headers"].lower()
+
+
+def test_a_page_can_read_where_a_binary_answer_s_json_ends(cors_client: TestClient) -> None:
+    answer = cors_client.post(
+        "/v2/models/toy/infer",
+        json={
+            "inputs": [
+                {"name": "x", "shape": [1], "datatype": "FP64", "data": [3.0]},
+                {"name": "color", "shape": [1], "datatype": "BYTES", "data": ["red"]},
+            ],
+            "parameters": {"binary_data_output": True},
+        },
+        headers={"origin": APP},
+    )
+    assert answer.status_code == 200, answer.text
+    assert "inference-header-content-length" in answer.headers
+    assert "inference-header-content-length" in answer.headers["access-control-expose-headers"].lower()

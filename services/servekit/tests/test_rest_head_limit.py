@@ -18,6 +18,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from toy import TOY
 
+from servekit import logs
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.head_limit import MAX_HEAD_BYTES, HeadLimitedHttpToolsProtocol
@@ -408,3 +409,85 @@ def test_what_follows_a_request_asking_to_close_is_dropped_and_its_answers_all_r
     answer = pipelined_slowly_read(small, *requests, request("POST", "/predict", body=predict), ENDLESS_HEAD)
     assert not answer.endswith(b"<reset>")
     assert statuses(answer) == [200] * 41
+
+
+APP_ORIGIN = "https://risk.example.com"
+
+
+@pytest.fixture(scope="module")
+def cors_server(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[tuple[str, int]]:
+    """A server whose app allows a browser app's origin, as ``mlp serve`` runs it."""
+    artifact, _ = toy_trained
+    app = create_app(TOY, load_settings("toy", cors_allow_origins=APP_ORIGIN), source=lambda: artifact)
+    yield from serve(app, HeadLimitedHttpToolsProtocol)
+
+
+def head_of(answer: bytes) -> dict[str, str]:
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {name.lower(): value for name, _, value in (line.partition(": ") for line in head)}
+
+
+class RequestIds(logging.Handler):
+    """The request id each refusal's log line was written under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("refused a request"):
+            self.ids.append(logs.request_id.get())
+
+
+def test_a_refusal_carries_the_headers_every_answer_does(cors_server: tuple[str, int]) -> None:
+    # Written outside the app's middleware, it adds them itself: a browser app reads the 431 (not
+    # a CORS failure), and the id in X-Request-ID is the one its log line was written under.
+    lines = RequestIds()
+    logging.getLogger("servekit.rest").addHandler(lines)
+    try:
+        sent = {"Origin": APP_ORIGIN, "X-Forwarded-Proto": "https", **headers_of(2 * MAX_HEAD_BYTES)}
+        answer = exchange(cors_server, request("POST", "/predict", sent))
+    finally:
+        logging.getLogger("servekit.rest").removeHandler(lines)
+    assert statuses(answer) == [431]
+    head = head_of(answer)
+    assert head["cache-control"] == "no-store"
+    assert head["x-content-type-options"] == "nosniff"
+    assert head["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert head["strict-transport-security"] == "max-age=31536000"
+    assert head["access-control-allow-origin"] == APP_ORIGIN
+    assert "x-request-id" in head["access-control-expose-headers"].lower()
+    assert head["vary"] == "Origin"
+    assert re.fullmatch(r"[0-9a-f]{32}", head["x-request-id"])
+    assert lines.ids == [head["x-request-id"]]
+    assert logs.request_id.get() == ""  # set for the line alone
+
+
+def test_a_refusal_keeps_the_client_s_request_id_and_names_no_other_origin(
+    cors_server: tuple[str, int],
+) -> None:
+    sent = {"Origin": "https://evil.example", "X-Request-ID": "page-7", **headers_of(2 * MAX_HEAD_BYTES)}
+    head = head_of(exchange(cors_server, request("GET", "/healthz", sent)))
+    assert head["x-request-id"] == "page-7"
+    assert "access-control-allow-origin" not in head
+    assert "strict-transport-security" not in head  # over plain HTTP
+    assert head["cache-control"] == "no-store"
+
+
+def test_a_long_url_s_refusal_carries_the_security_headers_too(cors_server: tuple[str, int]) -> None:
+    answer = exchange(cors_server, request("GET", "/predict?" + "q" * 100_000))
+    assert statuses(answer) == [414]
+    head = head_of(answer)
+    assert head["x-content-type-options"] == "nosniff"
+    assert re.fullmatch(r"[0-9a-f]{32}", head["x-request-id"])
+
+
+def test_trailers_refused_mid_body_carry_the_id_the_app_gave_the_request(
+    cors_server: tuple[str, int],
+) -> None:
+    # The prediction had begun: the refusal names the id its access log line has.
+    trailers = b"X-Trailer: " + b"t" * (4 * MAX_HEAD_BYTES) + b"\r\n"
+    upload = chunked("/predict", json.dumps(ROW).encode(), 7, trailers)
+    upload = upload.replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\r\nX-Request-ID: upload-1\r\n", 1)
+    head = head_of(exchange(cors_server, upload))
+    assert head["x-request-id"] == "upload-1"

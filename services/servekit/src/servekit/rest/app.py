@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
 from servekit import logs
@@ -47,7 +47,7 @@ from servekit.rest.cors import allow_cross_origin
 from servekit.rest.docs import install_docs
 from servekit.rest.errors import install_error_handlers
 from servekit.rest.open_inference import add_open_inference_routes
-from servekit.rest.openapi import ROUTING_PARAMETERS, json_body, with_request_models
+from servekit.rest.openapi import ROUTING_PARAMETERS, error_response, json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.query import only_parameters
 from servekit.rest.request_id import RequestIdMiddleware
@@ -112,6 +112,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     500: {"model": schemas.ErrorBody, "description": "Unexpected failure; the message names the request id"},
 }
+NOT_LOADED_RESPONSE = {"model": schemas.ErrorBody, "description": "Model not loaded yet (Retry-After)"}
 
 
 class Predictor:
@@ -320,7 +321,7 @@ def create_app(
             yield
         finally:
             if grpc_server is not None:
-                await grpc_server.stop(grace=5)
+                await servicer.stop(grpc_server)  # the grace uvicorn gives HTTP
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -448,7 +449,12 @@ def create_app(
     app.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
 
-    @app.get("/model", summary="Model metadata: version, run, metrics, feature schema")
+    @app.get(
+        "/model",
+        summary="Model metadata: version, run, metrics, feature schema",
+        response_model=schemas.ModelInfo,
+        responses={503: NOT_LOADED_RESPONSE},
+    )
     async def model_metadata() -> Response:
         return json_response(
             {
@@ -473,11 +479,15 @@ def create_app(
     @app.get(
         "/model/card",
         summary="Model card of the served version (Markdown): data, held-out figures per group, explanations",
-        response_class=PlainTextResponse,
+        # Markdown, but refusals in JSON: each answer's media type is given below (Response has none).
+        response_class=Response,
         responses={
-            200: {"content": {"text/markdown": {}}},
-            404: ERROR_RESPONSES[404],
-            503: ERROR_RESPONSES[503],
+            200: {"description": "The card", "content": {"text/markdown": {"schema": {"type": "string"}}}},
+            404: error_response(schemas.ErrorBody, "variant=canary where no canary is served"),
+            422: error_response(schemas.ErrorBody, "variant is neither stable nor canary"),
+            503: error_response(
+                schemas.ErrorBody, "The model (or the canary asked for) not loaded yet (Retry-After)"
+            ),
         },
     )
     async def model_card(variant: Literal["stable", "canary"] = CARD_VARIANT_QUERY) -> Response:

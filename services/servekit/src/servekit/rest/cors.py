@@ -2,8 +2,8 @@
 
 A web front end on another origin (an internal risk dashboard calling BankChurn, say) can only
 call the API if the API answers the browser's preflight and names the origin. The lists below
-are what this API needs and no more: it reads JSON (possibly compressed) and two tracing headers,
-and its responses carry two headers a page may want to read.
+are what this API needs and no more: the request headers it reads (named by the modules that read
+them, so that one added there cannot be forgotten here), and the response headers a page needs.
 """
 
 from __future__ import annotations
@@ -11,23 +11,36 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+from servekit import tracing
+from servekit.auth import CREDENTIAL_HEADERS
+from servekit.codecs.open_inference import BINARY_HEADER
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
+from servekit.routing import ROUTING_KEY_HEADER, VARIANT_HEADER
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
-#: ``Content-Type: application/json`` is what makes a browser send a preflight at all; the two
-#: credentials headers are how a page sends an API key (servekit.auth).
+#: Every request header the API reads that a page may set. ``Content-Type: application/json`` is
+#: what makes a browser send a preflight at all; a header missing here fails the preflight, and
+#: the page's request is never sent (a 400 "Disallowed CORS headers" it cannot even read).
 ALLOWED_HEADERS = (
     "Content-Type",
     "Content-Encoding",
     REQUEST_ID_HEADER,
-    "traceparent",
+    # The tracing headers a request id falls back to (servekit.tracing): a page instrumented with
+    # OpenTelemetry sends traceparent and tracestate, one with CloudWatch RUM X-Amzn-Trace-Id.
+    *tracing.PARSERS,
     "tracestate",
-    "Authorization",
-    "X-API-Key",
+    # The API key (servekit.auth), either way.
+    *CREDENTIAL_HEADERS.values(),
+    # Which model answers (servekit.routing): a page pins a variant, or keeps a session on one.
+    VARIANT_HEADER,
+    ROUTING_KEY_HEADER,
+    # The Open Inference Protocol's binary tensors: the length of the body's JSON part.
+    BINARY_HEADER,
 )
-#: Readable by the page: the id to quote to on-call, where a slow request spent its time, and
-#: when to try again after a 503 (Retry-After is not among the headers a page may always read).
-EXPOSED_HEADERS = (REQUEST_ID_HEADER, "Server-Timing", "Retry-After")
+#: Readable by the page: the id to quote to on-call, where a slow request spent its time, when to
+#: try again after a 503 or a 429, and where a binary answer's JSON part ends (none of them is
+#: among the headers a page may always read).
+EXPOSED_HEADERS = (REQUEST_ID_HEADER, "Server-Timing", "Retry-After", BINARY_HEADER)
 #: Seconds a browser may cache a preflight answer (Chrome caps it at 7,200).
 PREFLIGHT_MAX_AGE = 600
 

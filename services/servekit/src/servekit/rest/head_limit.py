@@ -11,6 +11,10 @@ more than the bound: over it, the request is
 answered ``431 Request Header Fields Too Large`` (``414 URI Too Long`` when its URL alone takes
 over half of it) in servekit's JSON error body, and the connection is closed. What the client
 sends after that is read and dropped for a moment, so a connection holds about the bound at most.
+The refusal is written here, outside the app and its middleware, so it carries what they would
+have added itself: the security headers, an ``X-Request-ID`` (also on its log line), and the CORS
+headers when the headers received before the bound name an allowed ``Origin`` (else a browser app
+would see a CORS failure, not the 431).
 
 A chunked body ends in trailers, header fields the parser keeps as it keeps headers, so what the
 parser receives of a body that is not its data (a chunk's size line and extensions, the trailers
@@ -35,12 +39,19 @@ import asyncio
 import http
 import json
 import logging
-from typing import Any, ClassVar
+import uuid
+from typing import Any, ClassVar, cast
 
+from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from servekit import logs, tracing
 from servekit.errors import ServekitError
 from servekit.rest.body import REFUSAL
+from servekit.rest.cors import headers_outside_the_middleware
+from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
+from servekit.rest.request_id import incoming_id, request_id_of
+from servekit.rest.security_headers import security_headers
 
 #: Bytes a request's head may take, request line included. A JWT or a few cookies take a few
 #: kilobytes; nginx (8 KiB a header line) and Node (16 KiB in all) refuse well below this.
@@ -235,15 +246,25 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, error: ServekitError) -> None:
         self.refused = True
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-        logger.warning("refused a request from %s: %s %s", client, error.status_code, error.message)
-        refusal = self._response(error)
         # uvicorn answers a connection's requests one at a time, in order: self.cycle is the
         # latest to have its headers in, the ones queued behind the running one are in the
         # pipeline. An answer written before theirs would be taken for theirs, and the connection
         # closed under them.
         cycle = self.cycle
-        if self.head_bytes is None and cycle is not None:
+        within_body = self.head_bytes is None and cycle is not None
+        # uvicorn types the scope as its own TypedDict; it is the ASGI scope the app was given.
+        scope = cast("Scope", cycle.scope) if within_body and cycle is not None else None
+        request_id = self._request_id(scope)
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+        # The line carries the id the client reads in X-Request-ID; set for it alone, as this runs
+        # in the connection's context, which the requests after it on the connection inherit.
+        token = logs.request_id.set(request_id)
+        try:
+            logger.warning("refused a request from %s: %s %s", client, error.status_code, error.message)
+        finally:
+            logs.request_id.reset(token)
+        refusal = self._response(error, request_id)
+        if within_body and cycle is not None:
             # Refused within its body: the request has a cycle of its own, which must not answer.
             queued = next((entry for entry in self.pipeline if entry[0] is cycle), None)
             if queued is not None:
@@ -271,11 +292,45 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.held_refusal = refusal
         self.transport.pause_reading()
 
-    def _response(self, error: ServekitError) -> bytes:
+    def _received_headers(self) -> list[tuple[bytes, bytes]]:
+        """The refused request's headers received in full before the bound (names lowercased)."""
+        return list(self.headers or ())
+
+    def _request_id(self, scope: Scope | None) -> str:
+        """The refused request's id: the one the app gave it if it had begun answering it, else the
+        client's X-Request-ID or trace's id among the headers received, as RequestIdMiddleware
+        would choose it, else a new one."""
+        given = request_id_of(scope) if scope is not None else ""
+        if given:
+            return given
+        received = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in self._received_headers()
+        }
+        return incoming_id(received, tracing.from_headers(received)) or uuid.uuid4().hex
+
+    def _cors_origins(self) -> tuple[str, ...]:
+        """The origins the served app allows: a servekit app's settings (``mlp serve`` hands uvicorn
+        the app itself); none for any other app."""
+        settings = getattr(getattr(self.config.app, "state", None), "settings", None)
+        cors_origins = getattr(settings, "cors_origins", None)
+        return tuple(cors_origins()) if callable(cors_origins) else ()
+
+    def _extra_headers(self, request_id: str) -> list[tuple[bytes, bytes]]:
+        """The headers servekit's middleware adds to every answer, for the refused request."""
+        received = self._received_headers()
+        # HSTS only when the request came over HTTPS, as far as its headers received say.
+        extra = list(security_headers({"scheme": self.scheme, "headers": received}))
+        extra.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+        origin = next((value.decode("latin-1") for name, value in received if name == b"origin"), None)
+        cors = headers_outside_the_middleware(self._cors_origins(), origin)
+        extra += [(name.lower().encode(), value.encode()) for name, value in cors.items()]
+        return extra
+
+    def _response(self, error: ServekitError, request_id: str) -> bytes:
         body = json.dumps(error.body()).encode()
         phrase = http.HTTPStatus(error.status_code).phrase
         head = [f"HTTP/1.1 {error.status_code} {phrase}\r\n".encode()]
-        for name, value in self.server_state.default_headers:
+        for name, value in [*self.server_state.default_headers, *self._extra_headers(request_id)]:
             head += [name, b": ", value, b"\r\n"]
         head += [
             b"content-type: application/json\r\n",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 from starlette.types import Scope
 
 from servekit import logs
@@ -29,7 +30,7 @@ from servekit.errors import invalid_field
 from servekit.inference import model_ref
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
-from servekit.rest.openapi import ROUTING_PARAMETERS, json_body
+from servekit.rest.openapi import OPEN_INFERENCE_PREFIX, ROUTING_PARAMETERS, json_body
 from servekit.rest.query import only_parameters
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import REQUEST_ID_KEY, VALID_ID, request_id_of
@@ -43,10 +44,29 @@ if TYPE_CHECKING:
     from servekit.settings import ServiceSettings
     from servekit.spec import ServiceSpec
 
-PREFIX = "/v2"
+PREFIX = OPEN_INFERENCE_PREFIX
 TAG = "Open Inference Protocol (V2)"
 #: The protocol's options are the body's parameters: a query string is refused, not ignored.
 NO_QUERY = Depends(only_parameters(instead="the protocol's options are the body's parameters"))
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class ServerLive(BaseModel):
+    live: bool
+
+
+class ServerReady(BaseModel):
+    ready: bool
+    error: str | None = Field(None, description="While not ready: why (the last load failure, or loading)")
+
+
+class ModelReady(ServerReady):
+    name: str
 
 
 def route_path(scope: Scope) -> str:
@@ -188,10 +208,24 @@ def add_open_inference_routes(
         "model": InferenceError,
         "description": "Binary tensors, or an unsupported Content-Encoding",
     }
+    not_loaded = {"description": "Model not loaded yet; error says why"}
     route = functools.partial(app.add_api_route, tags=[TAG])
-    route(PREFIX, server_metadata, methods=["GET"], summary="Server metadata")
-    route(f"{PREFIX}/health/live", server_live, methods=["GET"], summary="Server live")
-    route(f"{PREFIX}/health/ready", server_ready, methods=["GET"], summary="Server ready (503 until loaded)")
+    route(PREFIX, server_metadata, methods=["GET"], summary="Server metadata", response_model=ServerMetadata)
+    route(
+        f"{PREFIX}/health/live",
+        server_live,
+        methods=["GET"],
+        summary="Server live",
+        response_model=ServerLive,
+    )
+    route(
+        f"{PREFIX}/health/ready",
+        server_ready,
+        methods=["GET"],
+        summary="Server ready (503 until loaded)",
+        response_model=ServerReady,
+        responses={503: {**not_loaded, "model": ServerReady}},
+    )
     model_path = f"{PREFIX}/models/{{model_name}}"
     for path, metadata, ready, predict in (
         (model_path, plain_metadata, plain_ready, plain_infer),
@@ -210,7 +244,8 @@ def add_open_inference_routes(
             ready,
             methods=["GET"],
             summary="Model ready (503 until loaded)",
-            responses={404: errors[404]},
+            response_model=ModelReady,
+            responses={404: errors[404], 503: {**not_loaded, "model": ModelReady}},
         )
         route(
             f"{path}/infer",

@@ -75,6 +75,118 @@ class ErrorBody(BaseModel):
     fields: list[ErrorField]
 
 
+class RefreshStatus(BaseModel):
+    """How a model follows its registry alias: absent (null) when it does not."""
+
+    every_seconds: float = Field(description="How often the alias is checked")
+    last_check: str | None = Field(description="When it was last checked (RFC 3339); null before the first")
+    error: str | None = Field(description="Why the last check or load failed; null when it worked")
+
+
+class LiveEvaluationStatus(BaseModel):
+    """The latest evaluation of the version's answers against the truth (``mlp evaluate``)."""
+
+    latest: dict[str, Any] | None = Field(
+        description="The version's latest record (metric, estimate, ci_low, ci_high, answers, verdict, ...)"
+    )
+    every_seconds: float = Field(description="How often the registry is read for a newer record")
+    last_check: str | None = Field(description="When it was last read (RFC 3339)")
+    error: str | None = Field(description="Why the last read failed; null when it worked")
+
+
+class ShadowStatus(BaseModel):
+    uri: str
+    version: str | None = Field(description="The shadow version loaded; null until it loads")
+    run_id: str | None
+    ready: bool
+    error: str | None = Field(description="Why it has not loaded yet")
+    sample_rate: float = Field(description="Share of prediction requests also sent to it")
+    max_pending: int = Field(description="Instances waiting for it beyond which requests are not sent")
+    refresh: RefreshStatus | None
+    live_comparison: LiveEvaluationStatus | None = Field(
+        description="Its latest comparison with the served answers"
+    )
+
+
+class CanaryStatus(BaseModel):
+    uri: str
+    version: str | None = Field(description="The canary version loaded; null until it loads")
+    run_id: str | None
+    ready: bool
+    error: str | None = Field(description="Why it has not loaded yet")
+    ended: str | None = Field(description="Why no canary is served any more (its alias is gone)")
+    traffic_percent: float = Field(description="Its share of prediction requests, as set")
+    traffic_percent_from: str = Field(description="Where the share comes from: the setting or the registry")
+    traffic_percent_error: str | None = Field(description="Why the registry's share could not be read")
+    receiving_percent: float = Field(
+        description="The share it answers now (0 until it loads, or once stopped)"
+    )
+    stopped: dict[str, Any] | None = Field(description="Why this pod stopped it, if it did")
+    refresh: RefreshStatus | None
+
+
+class CaptureStatus(BaseModel):
+    percent: float = Field(description="Share of prediction requests whose answers are captured")
+    logger: str = Field(description="The logger the captured lines are written to")
+    format: str = Field(description="The lines' format")
+
+
+class AdmissionStatus(BaseModel):
+    limit: int = Field(description="Prediction requests answered at once (0: no limit)")
+    in_flight: int
+    instance_limit: int = Field(description="Batch instances in flight at once (0: no limit)")
+    instances_in_flight: int
+    client_limit: int = Field(description="Requests one API key may have in flight (0: no limit)")
+    clients_in_flight: int = Field(description="How many clients have requests in flight")
+
+
+class Baselines(BaseModel):
+    """What the served version's live figures are compared with (the drift alerts)."""
+
+    outcome_shares: dict[str, float] = Field(description="Share of each outcome over the held-out rows")
+    attribution_means: dict[str, float] = Field(description="Mean absolute SHAP contribution of each input")
+    input_shares: dict[str, dict[str, float]] = Field(description="Share of each input's bins")
+    input_baseline: dict[str, Any] = Field(description="Which rows the input shares are over")
+    input_bins: list[dict[str, Any]] = Field(description="Cut points of each input's numbered bins")
+    training_ranges: dict[str, dict[str, Any]] = Field(
+        description="Each ranged model column's range over the training rows (empty for a text model)"
+    )
+
+
+class ModelInfo(BaseModel):
+    """``GET /model``: the served version, how it was trained and evaluated, and how it is served.
+
+    The artifact's own records (``data``, ``segments``, ``parity``) are objects whose keys are the
+    service's: described in the model card (``GET /model/card``)."""
+
+    name: str
+    version: str
+    uri: str = Field(description="The model URI served (credentials masked)")
+    registry_uri: str
+    run_id: str = Field(description="The training run (empty for a model not from a registry)")
+    training_metrics: dict[str, float] = Field(description="Held-out figures recorded with the run")
+    explanation_scale: str = Field(
+        description="What explanations' numbers are: log-odds, probability, USD, ..."
+    )
+    explanation_method: str
+    feature_schema: dict[str, Any] = Field(description="The request's JSON Schema the version was trained on")
+    data: dict[str, Any] = Field(description="The training data: source, rows, checksum")
+    segments: dict[str, Any] = Field(description="The primary held-out metric per group of rows")
+    parity: dict[str, Any] = Field(description="Decision and error rates per group, and their gaps")
+    baselines: Baselines
+    threshold: float | None = Field(None, description="A classifier's decision threshold, if it has one")
+    classes: list[str] | None = Field(None, description="A multiclass model's classes, if it has them")
+    load_seconds: dict[str, float] = Field(
+        description="How long each phase of its load took (fetch, build, warm_up)"
+    )
+    refresh: RefreshStatus | None
+    live_evaluation: LiveEvaluationStatus | None = Field(description="Null when the registry is not read")
+    shadow: ShadowStatus | None = Field(description="Null without a shadow model")
+    canary: CanaryStatus | None = Field(description="Null without a canary")
+    capture: CaptureStatus | None = Field(description="Null when no answers are captured")
+    admission: AdmissionStatus
+
+
 @cache
 def batch_request(instance: type[BaseModel]) -> type[BaseModel]:
     """``{"instances": [<instance>, ...]}`` for one service's instance model."""
