@@ -355,10 +355,11 @@ def alerts(service: str) -> list[Alert]:
             "warning",
             f"{s}'s newest live evaluation failed: a version scored worse than held out, or it could not run",
             f"The Job {{{{ $labels.job_name }}}} of the CronJob {live_evaluation(service)} "
-            "(k8s/components/live-evaluation) failed. Exit status 1 is a verdict: a version, or a "
-            "canary against the stable model, scored worse beyond the noise on the answers whose truth "
-            "is known. Any other is the run: the capture or the truth could not be copied, "
-            "none of the answers has a truth row, or the registry was unreachable. "
+            "(k8s/components/live-evaluation) failed. Exit status 3 of the evaluate step is a verdict: "
+            "a version, or a canary against the stable model, scored worse beyond the noise on the "
+            "answers whose truth is known. Any other is the run: 2, none of the answers has a truth "
+            "row (or no capture was copied), not retried; 1, the registry was unreachable, retried "
+            "twice first; or the capture or the truth could not be copied (-c fetch). "
             f"`kubectl logs job/{{{{ $labels.job_name }}}} -c evaluate` (or -c fetch) says which. "
             "A worse verdict on the version served, recorded by this run, is told by LiveQualityWorse "
             "instead.",

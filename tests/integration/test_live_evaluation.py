@@ -227,9 +227,9 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     assert report.splitlines()[0].endswith("; not compared: version 999 is not in the registry"), report
     assert "logged as run" not in report
 
-    # The customers behave against the model's reading of them: it is worse beyond the noise, exit 1.
+    # The customers behave against the model's reading of them: it is worse beyond the noise, exit 3.
     flipped = truth_file(tmp_path / "flipped.csv", [1 - y for y in exited])
-    report = mlp("evaluate", NAME, str(log), "--truth", str(flipped), status=1)
+    report = mlp("evaluate", NAME, str(log), "--truth", str(flipped), status=3)
     assert report.splitlines()[0].endswith(", worse"), report
 
 

@@ -347,6 +347,41 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     assert scores.schema.field("churn_probability").type == pa.float64()
 
 
+def test_a_hive_partitioned_export_is_fetched_and_scored_with_its_partitions_as_a_column(
+    s3: tuple[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Athena's UNLOAD ... partitioned_by and Spark's partitionBy write every part under a
+    key=value sub-prefix, none directly under the table's: each is a part to score, and the
+    partition's value a column of the scores."""
+    endpoint, client = s3
+    bucket = "scoring-partitioned"
+    create_bucket(client, bucket)
+    spec = registry.get_service("bankchurn")
+    artifact, _ = train_in_memory(spec, rows=600)
+    table = pa.Table.from_pandas(spec.recipe.generate(60, seed=7), preserve_index=False)
+    for day, rows in (("2026-11-01", table.slice(0, 25)), ("2026-11-02", table.slice(25, 35))):
+        key = f"unload/bankchurn/dt={day}/20261201_000000_00017_abcde_{day}"  # Athena: no suffix
+        client.put_object(Bucket=bucket, Key=key, Body=parquet_bytes(rows))
+        client.put_object(Bucket=bucket, Key=f"unload/bankchurn/dt={day}/_SUCCESS", Body=b"")
+    settings = {"SERVICE": "bankchurn", "INPUT": f"s3://{bucket}/unload"}
+
+    fetched = transfer("fetch", endpoint, tmp_path, **settings)
+    assert fetched.returncode == 0, fetched.stderr
+    assert fetched.stdout.strip() == (
+        f"fetch: 2 part(s) of s3://{bucket}/unload/bankchurn/ to score, run of 2026-12-01"
+    )
+    monkeypatch.setattr(loading, "load_artifact", lambda name, uri, tracking_uri: artifact)
+    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
+    score = steps(render("eks", components=["batch-scoring"]).get("CronJob", batch_scoring("bankchurn")))[
+        "score"
+    ]
+    assert cli.main([arg.replace("/work", str(tmp_path)) for arg in score["args"]]) == 0
+    scores = pq.read_table(tmp_path / "output" / "scores.parquet")
+    assert scores.num_rows == 60
+    assert scores.column("dt").to_pylist() == ["2026-11-01"] * 25 + ["2026-11-02"] * 35
+    assert scores.select(table.schema.names).equals(table)
+
+
 def test_with_a_marker_named_the_copy_waits_for_the_export_to_finish(
     s3: tuple[str, Any], tmp_path: Path
 ) -> None:
@@ -394,14 +429,22 @@ def test_nothing_exported_no_scores_or_a_url_of_no_bucket_fails_the_step_saying_
 ) -> None:
     endpoint, client = s3
     create_bucket(client, "scoring-quiet")
-    client.put_object(Bucket="scoring-quiet", Key="export/nlpinsight/_SUCCESS", Body=b"")
-    client.put_object(Bucket="scoring-quiet", Key="export/nlpinsight/2026/12/part-0.parquet", Body=b"nested")
+    # Markers, a writer's hidden checksum, and a part still under a writer's _temporary/: none is a
+    # part mlp score would read, at the top or in a partition.
+    for key in (
+        "_SUCCESS",
+        ".part-0.parquet.crc",
+        "_temporary/0/part-0.parquet",
+        "dt=2026-11-01/_SUCCESS",
+        "dt=2026-11-01/.part-0.parquet.crc",
+    ):
+        client.put_object(Bucket="scoring-quiet", Key=f"export/nlpinsight/{key}", Body=b"not a part")
     settings = {"SERVICE": "nlpinsight", "INPUT": "s3://scoring-quiet/export"}
 
     only_markers = transfer("fetch", endpoint, tmp_path / "a", **settings)
     assert only_markers.returncode == 2
     assert (
-        "fetch: nothing to score: no object directly under s3://scoring-quiet/export/nlpinsight/ but markers"
+        "fetch: nothing to score: no object under s3://scoring-quiet/export/nlpinsight/ but markers"
         in only_markers.stderr
     )
     assert not (tmp_path / "a" / "run-date").exists()

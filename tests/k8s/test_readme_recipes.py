@@ -1,10 +1,16 @@
 """The overlay recipes the components' READMEs give do what they say once copied into an overlay.
 
-A README's YAML block that lists ``components:`` and ``patches:`` is a recipe: the lines to add to an
-overlay's kustomization.yaml. Each is added to a copy of both overlays, rendered, and every object it
-patches must carry the patch's values where the components alone gave others. A recipe written as a
-``configMapGenerator`` merge beside the component would render the component's value unchanged
-(kustomize runs a kustomization's own generators before its components), and fails here.
+A README's YAML block of ``patches:`` entries (a list of items with ``patch``, no key above them) is a
+recipe: the entries to add to the end of an overlay's ``patches:`` list, with the components its
+README's first block lists (*Enable*) added under ``components:``. Each is inserted as text into a
+copy of both overlays, as a user pastes it, rendered, and every object it patches must carry the
+patch's values where the components alone gave others. A recipe written as a ``configMapGenerator``
+merge beside the component would render the component's value unchanged (kustomize runs a
+kustomization's own generators before its components), and fails here.
+
+A block that is a whole ``patches:`` key would be pasted as a second one, which kustomize takes
+without a word, keeping the last: the recipe's patch or the overlay's own are dropped. So no block
+may name a key an overlay has, and no kustomization.yaml here may name a key twice.
 """
 
 from __future__ import annotations
@@ -33,43 +39,93 @@ CHANGED_BY_A_RECIPE = (
 )
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice in one mapping, which PyYAML and kustomize take,
+    keeping the last."""
+
+
+def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+    twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if twice:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{', '.join(twice)}: given more than once", node.start_mark
+        )
+    return loader.construct_mapping(node, deep=deep)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def unique_keys(text: str) -> Any:
+    return yaml.load(text, Loader=UniqueKeyLoader)
+
+
+def yaml_texts(readme: Path) -> list[str]:
+    return [match.group(1) for match in BLOCK.finditer(readme.read_text())]
+
+
 def yaml_blocks(readme: Path) -> Iterator[Any]:
-    for match in BLOCK.finditer(readme.read_text()):
-        yield yaml.safe_load(match.group(1))
+    for text in yaml_texts(readme):
+        yield yaml.safe_load(text)
 
 
-def recipes() -> list[tuple[str, int, dict[str, Any]]]:
-    """Each README's recipes: (README, index among them, the lines to add)."""
+def is_patches(block: Any) -> bool:
+    """Whether a block is entries of a ``patches:`` list."""
+    return (
+        isinstance(block, list) and bool(block) and all(isinstance(e, dict) and "patch" in e for e in block)
+    )
+
+
+def is_for_an_overlay(block: Any) -> bool:
+    """Whether a block is lines of a kustomization (not an object: a manifest, a values file)."""
+    return isinstance(block, dict) and "kind" not in block and bool({"components", "patches"} & set(block))
+
+
+def recipes() -> list[tuple[str, list[str], str]]:
+    """Each README's recipes: (README#index among them, the components its *Enable* block lists,
+    the text of the entries to add to ``patches:``)."""
     found = []
     for readme in READMES:
-        blocks = [
-            b for b in yaml_blocks(readme) if isinstance(b, dict) and {"components", "patches"} <= set(b)
-        ]
-        found += [(str(readme.relative_to(ROOT)), i, block) for i, block in enumerate(blocks)]
+        texts = yaml_texts(readme)
+        blocks = [yaml.safe_load(t) for t in texts]
+        entries = [t for t, b in zip(texts, blocks, strict=True) if is_patches(b)]
+        if not entries:
+            continue
+        enable = next(b for b in blocks if isinstance(b, dict) and "components" in b)
+        components = [Path(c).name for c in enable["components"]]
+        found += [(f"{readme.relative_to(ROOT)}#{i}", components, t) for i, t in enumerate(entries)]
     return found
 
 
 RECIPES = recipes()
 
 
-def in_overlay(overlay: str, recipe: dict[str, Any], directory: Path) -> Rendered:
-    """``overlay`` with the recipe added to its kustomization.yaml, as a user copies it, rendered."""
+def with_entries(text: str, key: str, entries: str) -> str:
+    """A kustomization's text with ``entries`` (a list's items, as text) added to the end of the list
+    under its top-level ``key``, or under a new ``key`` at its end if it has none: as a user adds them."""
+    lines = text.splitlines(keepends=True)
+    if f"{key}:\n" not in lines:
+        return text + ("" if text.endswith("\n") else "\n") + f"{key}:\n" + entries
+    start = lines.index(f"{key}:\n") + 1
+    end = next((i for i in range(start, len(lines)) if re.match(r"[A-Za-z]", lines[i])), len(lines))
+    return "".join([*lines[:end], entries, *lines[end:]])
+
+
+def in_overlay(overlay: str, components: list[str], entries: str, directory: Path) -> Rendered:
+    """``overlay`` with the components and a recipe's entries added to its kustomization.yaml as text,
+    as a user adds them, rendered."""
     copy = directory / overlay
     shutil.copytree(K8S / "overlays" / overlay, copy)
-    kustomization = yaml.safe_load((copy / "kustomization.yaml").read_text())
-
-    def moved(path: str) -> str:  # the copy's relative paths to the repository's k8s/
-        return (
-            os.path.relpath((K8S / "overlays" / overlay / path).resolve(), copy)
-            if path.startswith("..")
-            else path
-        )
-
-    kustomization["resources"] = [moved(p) for p in kustomization["resources"]]
-    for key, given in recipe.items():
-        value = [moved(p) for p in given] if key in ("components", "resources") else given
-        kustomization[key] = [*kustomization.get(key, []), *value] if isinstance(value, list) else value
-    (copy / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    text = (copy / "kustomization.yaml").read_text()
+    listed = "".join(f"  - ../../components/{c}\n" for c in components)
+    text = with_entries(with_entries(text, "components", listed), "patches", entries)
+    # The copy's relative paths to the repository's k8s/ (the overlay's ../../base, the components).
+    text = text.replace("  - ../../", f"  - {os.path.relpath(K8S, copy)}/")
+    kustomization = unique_keys(text)
+    own = yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())
+    assert kustomization["patches"] == [*own["patches"], *yaml.safe_load(entries)]
+    (copy / "kustomization.yaml").write_text(text)
     result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(copy)])
     assert result.returncode == 0, result.stderr
     return Rendered(overlay, result.stdout, [o for o in yaml.safe_load_all(result.stdout) if o])
@@ -80,11 +136,11 @@ def patched(rendered: Rendered, kind: str, name: str) -> Obj:
     return rendered.configmap(name) if kind == "ConfigMap" else rendered.get(kind, name)
 
 
-def expectations(recipe: dict[str, Any]) -> list[tuple[str, str, Any]]:
+def expectations(entries: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
     """(kind, name, check) for each patch: a strategic merge patch's object, which must contain it, or
     a JSON patch's ``replace``/``add`` operations, each (path, value) to find in the object."""
     found: list[tuple[str, str, Any]] = []
-    for entry in recipe["patches"]:
+    for entry in entries:
         body = yaml.safe_load(entry["patch"])
         if isinstance(body, list):
             target = entry["target"]
@@ -125,7 +181,7 @@ def holds(obj: Obj, check: Any) -> bool:
 
 
 def test_every_component_a_user_is_told_to_tune_has_a_recipe_and_none_merges_a_generator() -> None:
-    readmes = {r for r, _, _ in RECIPES}
+    readmes = {r.split("#")[0] for r, _, _ in RECIPES}
     for component in CHANGED_BY_A_RECIPE:
         assert f"k8s/components/{component}/README.md" in readmes, component
     # A generator merge beside a component is overwritten by it: no README may suggest one.
@@ -136,14 +192,42 @@ def test_every_component_a_user_is_told_to_tune_has_a_recipe_and_none_merges_a_g
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize(("readme", "index", "recipe"), RECIPES, ids=[f"{r}#{i}" for r, i, _ in RECIPES])
+def test_no_readme_block_pasted_into_an_overlay_gives_it_a_key_twice(overlay: str) -> None:
+    """Pasted at the end of the overlay's kustomization.yaml, a block naming ``patches:`` (which the
+    overlays have) would be a second one: kustomize keeps the last without a word, dropping the
+    recipe's patch (pasted above the overlay's) or the overlay's own (pasted below)."""
+    text = (K8S / "overlays" / overlay / "kustomization.yaml").read_text()
+    for readme in READMES:
+        for block in yaml_texts(readme):
+            if is_for_an_overlay(yaml.safe_load(block)):
+                try:
+                    unique_keys(text + block)
+                except yaml.constructor.ConstructorError as exc:
+                    pytest.fail(f"{readme.relative_to(ROOT)}: pasted into {overlay}'s overlay: {exc.problem}")
+
+
+def test_no_kustomization_names_a_key_twice() -> None:
+    """kustomize keeps the last of a key given twice (a second ``patches:``, a second ``components:``)
+    without a word."""
+    found = [
+        p for p in ROOT.rglob("kustomization.yaml") if not {".venv", "node_modules", ".git"} & set(p.parts)
+    ]
+    assert len(found) >= 12
+    for path in found:
+        try:
+            unique_keys(path.read_text())
+        except yaml.constructor.ConstructorError as exc:
+            pytest.fail(f"{path.relative_to(ROOT)}: {exc.problem}")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize(("readme", "components", "entries"), RECIPES, ids=[r for r, _, _ in RECIPES])
 def test_a_readme_recipe_copied_into_an_overlay_changes_what_it_says(
-    overlay: str, readme: str, index: int, recipe: dict[str, Any], tmp_path: Path
+    overlay: str, readme: str, components: list[str], entries: str, tmp_path: Path
 ) -> None:
-    components = [Path(c).name for c in recipe["components"]]
     plain = render(overlay, components=components)
-    tuned = in_overlay(overlay, recipe, tmp_path)
-    for kind, name, check in expectations(recipe):
+    tuned = in_overlay(overlay, components, entries, tmp_path)
+    for kind, name, check in expectations(yaml.safe_load(entries)):
         assert holds(patched(tuned, kind, name), check), f"{readme}: {kind}/{name} not as the recipe says"
         assert not holds(patched(plain, kind, name), check), f"{readme}: {kind}/{name} was so already"
     # The Deployments and CronJobs reading a patched ConfigMap name its new hash (they roll).

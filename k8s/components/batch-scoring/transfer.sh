@@ -89,12 +89,14 @@ case "$step" in
                 fi
                 ;;
         esac
-        # The parts mlp score reads: the files directly under the prefix, but the markers (_SUCCESS)
-        # and hidden files a writer leaves.
-        parts=$(find "$work/input" -mindepth 1 -maxdepth 1 -type f ! -name '_*' ! -name '.*' | wc -l)
+        # The parts mlp score reads: every file under the prefix, in sub-prefixes too (a Hive-style
+        # export's dt=2026-11-01/, Athena's UNLOAD ... partitioned_by), but the markers and hidden
+        # files a writer leaves and what lies under them (_SUCCESS, .part-0.crc, _temporary/), as
+        # servekit.scoring.files reads a directory.
+        parts=$(find "$work/input" -mindepth 1 \( -name '_*' -o -name '.*' \) -prune -o -type f -print | wc -l)
         if [ "$parts" -eq 0 ]; then
             # The input's problem, not a passing one: exit 2 fails the Job at once.
-            echo "fetch: nothing to score: no object directly under $source/ but markers" >&2
+            echo "fetch: nothing to score: no object under $source/ but markers" >&2
             exit 2
         fi
         # mlp score writes its --output and --summary into a directory it does not make: the

@@ -23,12 +23,14 @@ from evaluation_logs import (
 from toy import TOY, ToyRecipe, registered
 
 from servekit import cli, evaluation
+from servekit.cli.captures import EVALUATE_WORSE
 from servekit.evaluation import (
     Grouper,
     assess,
     join,
     render,
 )
+from servekit.local import free_port
 from servekit.replay import read_lines
 from servekit.routing import ASKED, DRAWN, FALLBACK
 from servekit.training.uncertainty import Interval, each_of, unpaired_difference
@@ -331,3 +333,43 @@ def test_mlp_evaluate_logs_a_canary_compared_with_its_stable_version(
     tags = mlflow_client.get_model_version(name, "2").tags
     assert tags["canary.comparison"].endswith(" against v1 on 150 and 150, within the noise")
     assert tags["canary.groups_worse"] == "none"
+
+
+def test_a_worse_verdict_exits_apart_from_an_unreachable_registry(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+    mlflow_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The live-evaluation Job fails at once on a verdict (running it again repeats it) and retries
+    a registry that did not answer (MLflow restarting on a deploy): the two exit statuses must differ,
+    and neither may be 2, a run that cannot start."""
+    name = "worsened"
+    monkeypatch.setattr(cli.registry, "get_service", lambda _: replace(TOY, name=name))
+    registered(mlflow_client, name, 2)
+    rows, answers, truth = served
+    lines = [
+        # The canary's answers, every other request, are 5 off: worse beyond any noise.
+        capture_line(
+            f"r{i:04d}",
+            0,
+            row,
+            {"value": answer["value"] + 5.0} if i % 2 else answer,
+            *(("canary",) if i % 2 else ()),
+            name=name,
+            version=str(1 + i % 2),
+        )
+        for i, (row, answer) in enumerate(zip(rows, answers, strict=True))
+    ]
+    (tmp_path / "captures.log").write_text("\n".join(lines) + "\n")
+    frame = pd.DataFrame({"request_id": [f"r{i:04d}" for i in range(len(truth))], "y": truth})
+    frame.to_csv(tmp_path / "truth.csv", index=False)
+    argv = ["evaluate", name, str(tmp_path / "captures.log"), "--truth", str(tmp_path / "truth.csv")]
+
+    assert cli.main([*argv, "--tracking-uri", mlflow_client._registry_uri]) == EVALUATE_WORSE == 3
+    assert re.search(rf"^{name} canary v2 against stable v1 .*, worse", capsys.readouterr().out, re.M)
+
+    nobody = f"http://127.0.0.1:{free_port()}"
+    assert cli.main([*argv, "--log", "--job", "worsened-live-evaluation-1", "--tracking-uri", nobody]) == 1
+    assert capsys.readouterr().err.startswith(f"mlp: no MLflow tracking server answers at {nobody} (")

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from servekit.evaluation.joining import Joined
     from servekit.replay import Captured
 
+#: ``mlp evaluate``'s exit status when a version, or a canary against the stable model, does worse
+#: beyond the noise: a verdict on the run's files, which running it again repeats, so a Job fails at
+#: once on it, as on ``mlp score``'s 3 (over --max-rejected). Not 1, which is the registry
+#: unreachable (or a fault no one foresaw) and worth retrying, nor 2, a run that cannot start.
+EVALUATE_WORSE = 3
+
 
 @contextmanager
 def _capture_log(command: str, path: str) -> Iterator[Iterator[Captured]]:
@@ -179,7 +185,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 )
     # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
-    return 1 if "worse" in verdicts else 0
+    return EVALUATE_WORSE if "worse" in verdicts else 0
 
 
 def _evaluation_job(args: argparse.Namespace) -> str:
@@ -237,8 +243,9 @@ def add_commands(commands: Commands) -> None:
         "its held-out figure",
         description="Joins prediction capture lines with a truth file by request id and instance, and "
         "reports each version's primary metric on its live answers, with its 95% bootstrap interval, "
-        "per group too, against the figure it scored on its held-out split. Exits 1 when a version "
-        "does worse beyond the noise of both samples.",
+        "per group too, against the figure it scored on its held-out split. Exits "
+        f"{EVALUATE_WORSE} when a version does worse beyond the noise of both samples; 1 when the "
+        "registry cannot be reached (worth retrying); 2 when the files or the command cannot run.",
     )
     evaluate.add_argument("service")
     evaluate.add_argument(
