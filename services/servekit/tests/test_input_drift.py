@@ -340,8 +340,8 @@ def test_a_row_the_request_schema_breaks_on_is_left_out_and_training_goes_on(
     assert profile["input_shares"]["color"]["red"] == 1.0
     [warning] = [record.getMessage() for record in caplog.records]
     assert warning.startswith(
-        f"toy: {len(records) - len(reds) + 1} of {len(records) + 1} held-out rows left out of the input "
-        "drift baseline: validating them raised KeyError: 'shade';"
+        f"toy: {len(records) - len(reds) + 1} of {len(records) + 1} held-out rows left out of the "
+        "held-out figures and the input drift baseline: validating them raised KeyError: 'shade';"
     )
     # Every row broken: the baseline is over every row, said so, and training still goes on.
     everything = baselines.input_profile(model, [r for r in records if r["color"] == "blue"], broken)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from servekit.redaction import redact
 from servekit.training.parity import FOUR_FIFTHS, figures_of, meaning
 from servekit.training.segments import MIN_SEGMENT_ROWS
 
@@ -36,15 +37,19 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
         "| | |",
         "|---|---|",
         f"| model | {described['name']} version {described['version']} |",
-        f"| registry URI | `{described.get('uri') or '-'}` |",
+        # The URI the service loaded the model from, and the MLflow server it read it from; GET
+        # /model masks both, and a card rendered from elsewhere is masked here too.
+        f"| model URI | `{redact(described.get('uri') or '') or '-'}` |",
+        f"| tracking server | `{redact(described.get('registry_uri') or '') or '-'}` |",
         f"| training run | `{described.get('run_id') or '-'}` |",
         f"| task | {spec.recipe.task}; promoted on held-out `{primary}` "
         f"({'higher' if spec.recipe.greater_is_better else 'lower'} is better) |",
         "",
     ]
     lines += _intended_use(spec)
-    lines += _data(described.get("data", {}))
-    lines += _held_out(metrics, primary)
+    data = described.get("data", {})
+    lines += _data(data)
+    lines += _held_out(metrics, primary, data)
     lines += _segments(described.get("segments", {}), primary)
     lines += _parity(described.get("parity", {}), described.get("threshold"))
     lines += [
@@ -56,12 +61,13 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
     ]
     baselines = described.get("baselines", {})
     lines += _weighs_most(baselines.get("attribution_means", {}))
-    if "threshold" in described:
+    threshold = described.get("threshold", metrics.get(THRESHOLD))
+    if threshold is not None:
         lines += [
             "## Decision threshold",
             "",
-            f"A prediction is labelled positive from a probability of {_number(described['threshold'])}, "
-            "chosen on out-of-fold training predictions, never on the held-out rows.",
+            f"A prediction is labelled positive from a probability of {_number(threshold)}, "
+            "chosen on out-of-fold predictions of the training rows, never on the held-out rows.",
             "",
         ]
     lines += _outcomes(baselines.get("outcome_shares", {}))
@@ -69,8 +75,9 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
     lines += [
         "## Limits",
         "",
-        "- Every figure above comes from one held-out split; the intervals (95 %, 1,000 bootstrap "
-        "resamples) say how far another split of the same size could move it.",
+        "- Every figure above comes from one held-out split (its rows a request can be, where the "
+        "data has others); the intervals (95 %, 1,000 bootstrap resamples) say how far another "
+        "split of the same size could move it.",
         f"- A group with fewer than {MIN_SEGMENT_ROWS} held-out rows, or one class only, has no figure; "
         "its size is given.",
         "- Live traffic is compared with the baselines above: outcome, attribution and input drift "
@@ -108,12 +115,56 @@ def _intended_use(spec: ServiceSpec) -> list[str]:
     return lines
 
 
+#: How the rows of the data are counted (``trainer.held_out_rows``), shown first under these names.
+ROW_COUNTS = {
+    "rows": "rows loaded (after the recipe's cleaning, if any)",
+    "training_rows": "rows trained on",
+    "held_out_rows": "rows held out",
+    "held_out_scored_rows": "held-out rows scored",
+}
+#: Why held-out rows were left out of the figures, and which rows they are over, said in words.
+LEFT_OUT, SCORED = "held_out_left_out", "held_out_scored"
+
+
 def _data(data: Mapping[str, Any]) -> list[str]:
     if not data:
         return []
     lines = ["## Training data", "", "| | |", "|---|---|"]
-    lines += [f"| {key} | {_value(value)} |" for key, value in data.items()]
+    lines += [f"| {label} | {_value(data[key])} |" for key, label in ROW_COUNTS.items() if key in data]
+    left = _left_out(data)
+    if left:
+        why = _value(data.get(LEFT_OUT, "-"))
+        lines.append(f"| held-out rows left out | {left:,}: {why} |")
+    # The rest by name, as the MLmodel file keeps them: the card logged at training reads as served.
+    shown = {*ROW_COUNTS, LEFT_OUT, SCORED}
+    lines += [f"| {key} | {_value(data[key])} |" for key in sorted(data) if key not in shown]
     return [*lines, ""]
+
+
+def _left_out(data: Mapping[str, Any]) -> int:
+    """How many held-out rows the figures leave out; 0 for a model trained before they were counted."""
+    if "held_out_scored_rows" not in data or "held_out_rows" not in data:
+        return 0
+    return int(data["held_out_rows"]) - int(data["held_out_scored_rows"])
+
+
+def _scored_rows(data: Mapping[str, Any]) -> list[str]:
+    """Which held-out rows the figures are over: those a request can be, and why the others are
+    not; nothing for a model trained before they were counted (its figures count every row)."""
+    if "held_out_scored_rows" not in data:
+        return []
+    scored, held_out = int(data["held_out_scored_rows"]), int(data.get("held_out_rows", 0))
+    left = _left_out(data)
+    if left:
+        said = (
+            f"Over the {scored:,} held-out rows a request can be. The other {left:,} of the "
+            f"{held_out:,} held out are left out: {data.get(LEFT_OUT, '-')}."
+        )
+    elif str(data.get(SCORED, "")).startswith("every held-out row:"):
+        said = f"Over {data[SCORED]}."
+    else:
+        said = f"Over the {scored:,} held-out rows, each of which a request can be."
+    return [said, ""]
 
 
 #: Run metrics of groups of rows (``segments.as_run_metrics``, ``parity.as_run_metrics``): each
@@ -122,11 +173,20 @@ def _data(data: Mapping[str, Any]) -> list[str]:
 PER_GROUP_PREFIXES = ("segment.", "parity.")
 
 
-def _held_out(metrics: Mapping[str, float], primary: str) -> list[str]:
-    headline = {key: value for key, value in metrics.items() if not key.startswith(PER_GROUP_PREFIXES)}
+#: A setting a recipe logs beside its metrics (BankChurn's decision threshold) though it is chosen
+#: on the training rows: the card states it under its own heading, not as a held-out figure.
+THRESHOLD = "threshold"
+
+
+def _held_out(metrics: Mapping[str, float], primary: str, data: Mapping[str, Any]) -> list[str]:
+    headline = {
+        key: value
+        for key, value in metrics.items()
+        if not key.startswith(PER_GROUP_PREFIXES) and key != THRESHOLD
+    }
     if not headline:
         return []
-    lines = ["## Held-out performance", "", "| metric | value |", "|---|---|"]
+    lines = ["## Held-out performance", "", *_scored_rows(data), "| metric | value |", "|---|---|"]
     for key, value in headline.items():
         if key.endswith(("_ci_low", "_ci_high")):
             continue

@@ -14,8 +14,12 @@ from typing import Any
 from servekit import serialization
 from servekit.model import ModelArtifact
 from servekit.redaction import redact
+from servekit.training.segments import in_recipe_order
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+#: A run's artifact (``runs:/<run_id>/model``): the run its figures are read from, as a registered
+#: version's are.
+_RUN_URI = re.compile(r"^runs:/(?P<run_id>[^/]+)(?:/|$)")
 
 # The MLflow client retries an unreachable server for minutes by default; the
 # runtime has its own backoff and must report each failure promptly. One retry, which
@@ -166,7 +170,7 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
             pipeline, metadata = read_model_dir(name, Path(local))
         except Exception as exc:
             raise ModelLoadError(f"deserialising {download_uri}: {one_line(exc)}") from exc
-    run_id = ref.run_id if ref else ""
+    run_id = ref.run_id if ref else run_of(model_uri)
     metrics: dict[str, float] = {}
     if run_id:
         try:
@@ -185,17 +189,28 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
     )
 
 
+def run_of(model_uri: str) -> str:
+    """The run a ``runs:/<run_id>/...`` URI names; "" for any other URI.
+
+    A canary or shadow served from its run (``runs:/``) has that run's figures, as a version
+    served from the registry has its run's: without it ``GET /model`` and the card had none.
+    """
+    match = _RUN_URI.match(model_uri)
+    return match["run_id"] if match else ""
+
+
 def read_model_dir(name: str, model_dir: Path) -> tuple[Any, dict[str, Any]]:
     """The pipeline (skops, allow-listed types) and the metadata of a local MLflow model directory.
 
     Shared by the registry loader and the managed targets (SageMaker, Vertex AI), which get
-    the same directory unpacked from ``model.tar.gz`` or a bucket.
+    the same directory unpacked from ``model.tar.gz`` or a bucket. The MLmodel file sorts the
+    metadata's keys: the groups of rows are put back in the order training reported them.
     """
     from mlflow.models import Model
 
     pipeline = serialization.load(model_dir, packages=(name,))
     metadata = Model.load(str(model_dir)).metadata or {}
-    return pipeline, dict(metadata)
+    return pipeline, in_recipe_order(dict(metadata))
 
 
 def one_line(exc: BaseException) -> str:

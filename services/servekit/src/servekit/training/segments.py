@@ -105,3 +105,62 @@ def as_run_metrics(segments: dict[str, dict[str, dict[str, Any]]], key: str) -> 
             if key in entry:
                 metrics[f"{prefix}.{key}"] = float(entry[key])
     return metrics
+
+
+#: The serving metadata's record of the order training reported its groups in: the recipe's
+#: dimensions, each with its groups in :func:`group_order` (age bands low to high). The MLmodel
+#: file MLflow keeps the metadata in sorts every mapping's keys, and lists keep their order.
+ORDER = "group_order"
+
+
+def order_of(segments: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What :data:`ORDER` holds of ``segments`` (of :func:`segment_metrics`)."""
+    return [{"dimension": dimension, "groups": list(groups)} for dimension, groups in segments.items()]
+
+
+def in_recipe_order(metadata: dict[str, Any]) -> dict[str, Any]:
+    """``metadata`` with its ``segments`` and ``parity`` groups in the order :data:`ORDER` records;
+    as given for a model trained before it was recorded (or without groups).
+
+    A dimension or group the record does not name keeps its place after those it does.
+    """
+    recorded = metadata.get(ORDER)
+    if not isinstance(recorded, list) or not recorded:
+        return metadata
+    order = {str(entry["dimension"]): [str(group) for group in entry["groups"]] for entry in recorded}
+    restored = dict(metadata)
+    segments = metadata.get("segments")
+    if isinstance(segments, Mapping):
+        restored["segments"] = {
+            dimension: _ordered(segments[dimension], order.get(dimension, []))
+            for dimension in _ordered_keys(segments, list(order))
+        }
+    parity = metadata.get("parity")
+    if isinstance(parity, Mapping):
+        restored["parity"] = {
+            dimension: _parity_in_order(parity[dimension], order.get(dimension, []))
+            for dimension in _ordered_keys(parity, list(order))
+        }
+    return restored
+
+
+def _parity_in_order(found: Any, groups: list[str]) -> Any:
+    """One dimension's decision rates (``parity.group_parity``), groups and gaps in their order."""
+    from servekit.training.parity import figures_of  # parity imports this module
+
+    if not isinstance(found, Mapping) or not isinstance(found.get("groups"), Mapping):
+        return found
+    restored = {**found, "groups": _ordered(found["groups"], groups)}
+    if isinstance(found.get("gaps"), Mapping):
+        restored["gaps"] = _ordered(found["gaps"], figures_of(found))
+    return restored
+
+
+def _ordered_keys(mapping: Mapping[str, Any], order: list[str]) -> list[str]:
+    return [key for key in order if key in mapping] + [key for key in mapping if key not in order]
+
+
+def _ordered(mapping: Any, order: list[str]) -> Any:
+    if not isinstance(mapping, Mapping):
+        return mapping
+    return {key: mapping[key] for key in _ordered_keys(mapping, order)}
