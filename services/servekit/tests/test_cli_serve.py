@@ -3,12 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import grpc
+import httpx
 import pytest
+from toy import TOY, ToyModel
 
 from servekit import cli
 from servekit.cli import serving
+from servekit.local import free_port
+from servekit.model import ModelArtifact
+from servekit.rest import create_app
+from servekit.rest.app import INLINE_BATCH_LIMIT
+from servekit.rpc import open_inference_pb2 as pb
+from servekit.rpc import server as rpc_server
+from servekit.settings import load_settings
+from servekit.training.trainer import Split
+
+
+class Unserved:
+    """What ``draining_server`` gives these tests: the options it was asked for, never run."""
+
+    started = True
+
+    def __init__(self, options: dict[str, Any] | None = None, **asked: Any) -> None:
+        if options is not None:
+            options.update(asked)
+
+    def run(self) -> None:
+        pass
 
 
 def test_service_positional_is_optional() -> None:
@@ -55,12 +85,11 @@ def test_package_sagemaker_is_a_command() -> None:
 def test_serve_warns_of_each_variable_of_its_prefix_no_setting_reads(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import uvicorn
     from toy import TOY
 
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
     monkeypatch.setattr(cli.registry, "local_port", lambda spec: 18999)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)  # built, not served
+    monkeypatch.setattr(serving, "draining_server", lambda app, **options: Unserved())  # built, not served
     monkeypatch.setenv("TOY_CAPTURE_PERCENTT", "5")
     monkeypatch.setenv("TOY_SERVICE_HOST", "10.0.0.7")  # Kubernetes' service link: no warning
     assert cli.main(["serve", "toy"]) == 0
@@ -74,14 +103,13 @@ def test_serve_warns_of_each_variable_of_its_prefix_no_setting_reads(
 
 @pytest.mark.usefixtures("restore_root_logger")
 def test_serve_bounds_the_headers_of_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
     from toy import TOY
 
     from servekit.rest.head_limit import HeadLimitedHttpToolsProtocol
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    monkeypatch.setattr(serving, "draining_server", lambda app, **options: Unserved(served, **options))
     monkeypatch.setenv("TOY_MAX_HEADER_BYTES", "16384")
     assert cli.main(["serve", "toy", "--port", "18999"]) == 0
     # uvicorn's own httptools protocol holds headers without a bound (tests/test_rest_head_limit.py).
@@ -95,11 +123,10 @@ def test_serve_with_a_taken_grpc_port_exits_3_in_one_line_as_with_a_taken_http_p
 ) -> None:
     import socket
 
-    import uvicorn
     from toy import TOY
 
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: pytest.fail("served"))
+    monkeypatch.setattr(serving, "draining_server", lambda app, **options: pytest.fail("served"))
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
@@ -128,13 +155,155 @@ def test_serve_refuses_a_grpc_port_that_is_the_http_port_as_a_setting(
 
 def test_serve_gives_http_the_shutdown_grace_the_grpc_server_gets(monkeypatch: pytest.MonkeyPatch) -> None:
     """One figure for both protocols: a long call is not cut on one while answered on the other."""
-    import uvicorn
     from toy import TOY
 
     from servekit import rpc
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.update(options))
+    monkeypatch.setattr(serving, "draining_server", lambda app, **options: Unserved(served, **options))
     assert cli.main(["serve", "toy", "--port", "18999"]) == 0
     assert served["timeout_graceful_shutdown"] == rpc.SHUTDOWN_GRACE_SECONDS
+
+
+class HeldToy(ToyModel):
+    """Holds a batch run off the loop until released: a request in flight when the server stops."""
+
+    release = threading.Event()
+
+    def predict(self, records: Any) -> list[dict[str, Any]]:
+        if len(records) > INLINE_BATCH_LIMIT:
+            self.release.wait(timeout=30)
+        return super().predict(records)
+
+
+ROW = {"x": 1.0, "color": "red"}
+HELD = [ROW] * (INLINE_BATCH_LIMIT + 1)
+
+
+def infer_request(rows: list[dict[str, Any]]) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name="toy")
+    request.inputs.add(name="x", datatype="FP64", shape=[len(rows)]).contents.fp64_contents.extend(
+        r["x"] for r in rows
+    )
+    request.inputs.add(name="color", datatype="BYTES", shape=[len(rows)]).contents.bytes_contents.extend(
+        r["color"].encode() for r in rows
+    )
+    return request
+
+
+def model_infer(port: int, rows: list[dict[str, Any]], timeout: float = 30) -> str:
+    """The status of a ``ModelInfer`` call on a channel of its own, as a new client makes it."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            f"/{rpc_server.SERVICE}/ModelInfer",
+            request_serializer=pb.ModelInferRequest.SerializeToString,
+            response_deserializer=pb.ModelInferResponse.FromString,
+        )
+        try:
+            call(infer_request(rows), timeout=timeout)
+        except grpc.RpcError as exc:
+            return str(exc.code().name)
+        return "OK"
+
+
+@contextmanager
+def serving_both(
+    artifact: ModelArtifact, grace: float
+) -> Iterator[tuple[Any, Any, int, int, dict[str, Any], threading.Event]]:
+    """The toy service as ``mlp serve`` runs it, HTTP and gRPC, in a thread; and a request held in
+    each protocol (``answers`` gets each one's outcome; ``ended`` is set when both have one)."""
+    http_port, grpc_port = free_port(), free_port()
+    settings = load_settings("toy", grpc_port=grpc_port, max_batch_size=64)
+    app = create_app(dataclasses.replace(TOY, model=HeldToy), settings, source=lambda: artifact)
+    server = serving.draining_server(
+        app,
+        host="127.0.0.1",
+        port=http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=grace,
+    )
+    HeldToy.release.clear()
+    runner = threading.Thread(target=server.run)  # not the main thread: uvicorn installs no handlers
+    runner.start()
+    answers: dict[str, Any] = {}
+    ended = threading.Event()
+
+    def answered(protocol: str, outcome: Any) -> None:
+        answers[protocol] = outcome
+        if len(answers) == 2:
+            ended.set()
+
+    def http_call() -> None:
+        try:
+            response = httpx.post(
+                f"http://127.0.0.1:{http_port}/predict/batch", json={"instances": HELD}, timeout=60
+            )
+            answered("http", response.status_code)
+        except httpx.HTTPError as exc:
+            answered("http", type(exc).__name__)
+
+    callers = [
+        threading.Thread(target=http_call),
+        threading.Thread(target=lambda: answered("grpc", model_infer(grpc_port, HELD, timeout=60))),
+    ]
+    try:
+        for _ in range(300):  # bounded: until the model is loaded
+            if server.started and app.state.runtime.model is not None:
+                break
+            time.sleep(0.05)
+        for caller in callers:
+            caller.start()
+        for _ in range(300):  # bounded: until both batches are in the model
+            if app.state.admission.in_flight == 2:
+                break
+            time.sleep(0.02)
+        assert app.state.admission.in_flight == 2
+        yield server, app, http_port, grpc_port, answers, ended
+    finally:
+        HeldToy.release.set()
+        server.should_exit = True
+        runner.join(timeout=30)
+        for caller in callers:
+            caller.join(timeout=30)
+    assert not runner.is_alive()
+
+
+def test_sigterm_stops_grpc_taking_calls_as_http_begins_to_drain_not_after(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """Both protocols refuse new work at once and drain together within the one grace: gRPC
+    stopped after HTTP had drained would take calls all that while, then wait a grace of its
+    own, two in a row, past Kubernetes' terminationGracePeriodSeconds."""
+    artifact, _ = toy_trained
+    with serving_both(artifact, grace=30) as (server, app, _, grpc_port, answers, ended):
+        assert model_infer(grpc_port, [ROW]) == "OK"  # a new call, answered while serving
+        server.handle_exit(signal.SIGTERM, None)  # what uvicorn's SIGTERM handler does
+        refused = None
+        for _ in range(50):  # bounded: the server notices its signal within a tick (0.1 s)
+            refused = model_infer(grpc_port, [ROW], timeout=5)
+            if refused != "OK":
+                break
+            time.sleep(0.1)
+        assert refused == "UNAVAILABLE"
+        assert answers == {}  # refused while the HTTP request was held: its drain had not ended
+        HeldToy.release.set()  # both answered within the grace
+        assert ended.wait(timeout=30)
+        assert answers == {"http": 200, "grpc": "OK"}
+    labels = {"endpoint": rpc_server.grpc_endpoint("ModelInfer"), "method": "GRPC", "status": "503"}
+    assert not app.state.metrics.registry.get_sample_value("toy_requests_total", labels)  # none cut
+
+
+def test_a_grace_spent_cuts_both_protocols_in_flight_the_grpc_call_counted_as_a_server_failure(
+    toy_trained: tuple[ModelArtifact, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact, _ = toy_trained
+    monkeypatch.setattr(rpc_server, "SHUTDOWN_GRACE_SECONDS", 1.0)  # the one figure, shortened
+    with serving_both(artifact, grace=1) as (server, app, _, _, answers, ended):
+        server.handle_exit(signal.SIGTERM, None)
+        assert ended.wait(timeout=30)  # both cut, their model calls still held
+        assert answers["grpc"] == "UNAVAILABLE"
+        assert answers["http"] != 200
+    labels = {"endpoint": rpc_server.grpc_endpoint("ModelInfer"), "method": "GRPC", "status": "503"}
+    assert app.state.metrics.registry.get_sample_value("toy_requests_total", labels) == 1

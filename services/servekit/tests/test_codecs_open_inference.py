@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
-from toy import ToyPrediction, ToyRequest
+from toy import TOY, ToyPrediction, ToyRequest
 
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.errors import ServekitError
@@ -176,6 +176,17 @@ def test_batch_over_the_limit_is_413(codec: OpenInferenceCodec) -> None:
     with pytest.raises(ServekitError) as caught:
         codec.decode(body(tensor("x", "FP64", [1.0] * 9), tensor("color", "BYTES", ["red"] * 9)), 8)
     assert caught.value.status_code == 413
+
+
+def test_the_batch_size_is_checked_before_the_tensors_elements() -> None:
+    with pytest.raises(ServekitError) as caught:
+        OpenInferenceCodec.of_service(TOY).decode(
+            body(tensor("x", "BYTES", ["eleven"] * 9), tensor("color", "FP64", [1.5] * 9)), 8
+        )
+    assert caught.value.status_code == 413
+    assert [(p.field, p.problem) for p in caught.value.fields] == [
+        ("inputs", "9 instances, over the limit of 8 (TOY_MAX_BATCH_SIZE)")
+    ]
 
 
 def test_predictions_become_tensors(codec: OpenInferenceCodec) -> None:

@@ -116,6 +116,33 @@ def test_batch_over_the_limit_is_a_413(toy_client: TestClient) -> None:
     assert "limit is 8" in response.json()["message"]
 
 
+def test_a_batch_over_the_limit_is_a_413_naming_the_setting_however_bad_its_instances(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """The 413 ``<SVC>_MAX_BATCH_SIZE`` promises, not a 422 listing each bad instance's problems."""
+    artifact, _ = toy_trained
+    bad = {"x": "eleven", "color": "green", "extra": 1}
+    with TestClient(create_app(TOY, load_settings("toy"), source=lambda: artifact)) as client:
+        wait_ready(client)
+        over = client.post("/predict/batch", json={"instances": [bad] * 257})
+        repeated = client.post(  # valid to the model, but a key given twice in the last instance
+            "/predict/batch",
+            content=b'{"instances": [' + b'{"x": 1.0, "color": "red"}, ' * 256 + b'{"x": 1, "x": 2}]}',
+            headers={"content-type": "application/json"},
+        )
+        within = client.post("/predict/batch", json={"instances": [bad] * 256})
+    assert over.status_code == 413, over.text
+    assert over.json() == {
+        "error": "batch_too_large",
+        "message": "257 instances; the limit is 256 (TOY_MAX_BATCH_SIZE); send at most 256 per request",
+        "fields": [
+            {"field": "instances", "problem": "257 instances, over the limit of 256 (TOY_MAX_BATCH_SIZE)"}
+        ],
+    }
+    assert repeated.status_code == 413
+    assert within.status_code == 422  # within the limit, each problem is named
+
+
 def test_body_over_the_limit_is_a_413(toy_client: TestClient) -> None:
     body = json.dumps({"x": 1.0, "color": "red", "note": "n" * 5000})
     response = toy_client.post("/predict", content=body, headers={"content-type": "application/json"})

@@ -235,3 +235,23 @@ def test_served_under_the_ingress_prefix_like_predict(toy_trained: tuple[ModelAr
         assert bad.json()["code"] == "invalid_request"  # the protocol's error body under the prefix too
         counted = 'toy_requests_total{endpoint="/v2/models/{model}/infer",method="POST",status="200"} 1.0'
         assert counted in client.get("/toy/metrics").text
+
+
+def test_a_batch_over_the_limit_is_a_413_naming_the_setting_however_bad_its_tensors(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """Read from the shapes before the elements: a wrong datatype is not named ahead of the size."""
+    artifact, _ = toy_trained
+    bad = {
+        "inputs": [
+            {"name": "x", "datatype": "BYTES", "shape": [257], "data": ["eleven"] * 257},
+            {"name": "color", "datatype": "FP64", "shape": [257], "data": [1.5] * 257},
+        ]
+    }
+    with TestClient(create_app(TOY, load_settings("toy"), source=lambda: artifact)) as client:
+        wait_ready(client)
+        response = client.post(INFER, json=bad)
+    assert response.status_code == 413, response.text
+    assert response.json()["error"] == (
+        "257 instances; the limit is 256 (TOY_MAX_BATCH_SIZE); send at most 256 per request"
+    )

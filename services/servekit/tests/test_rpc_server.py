@@ -245,6 +245,27 @@ def test_a_batch_over_the_limit_is_resource_exhausted(served: tuple[TestClient, 
     assert "9 instances; the limit is 8" in error.details()
 
 
+def test_a_batch_over_the_limit_is_resource_exhausted_however_bad_its_instances(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    artifact, _ = toy_trained
+    request = pb.ModelInferRequest(model_name="toy")
+    x = request.inputs.add(name="x", datatype="BYTES", shape=[257])  # x is a number
+    x.contents.bytes_contents.extend([b"eleven"] * 257)
+    color = request.inputs.add(name="color", datatype="FP64", shape=[257])  # color is text
+    color.contents.fp64_contents.extend([1.5] * 257)
+    settings = load_settings("toy", grpc_port=free_port())
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        with grpc.insecure_channel(f"127.0.0.1:{client.app.state.grpc_port}") as channel:  # type: ignore[attr-defined]
+            error = status_of(Stub(channel).model_infer, request)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert (
+        error.details()
+        == "257 instances; the limit is 256 (TOY_MAX_BATCH_SIZE); send at most 256 per request"
+    )
+
+
 def test_a_message_over_the_body_limit_is_refused_before_it_is_read(
     toy_trained: tuple[ModelArtifact, Split],
 ) -> None:

@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from servekit import input_drift
-from servekit.errors import ServekitError, from_validation_errors, invalid_field
+from servekit.errors import FieldProblem, ServekitError, from_validation_errors, invalid_field
 from servekit.model import EXPLANATION_FIELD, OUTSIDE_TRAINING, Record, ServedModel
 from servekit.reasons import REASONS_FIELD, principal_reasons
 
@@ -133,9 +133,17 @@ def batch_body(model: ServedModel, predictions: Sequence[dict[str, Any]]) -> dic
     return {"model": ref, "predictions": [{**p, "model": ref} for p in predictions]}
 
 
-def check_batch_size(count: int, limit: int) -> None:
+def check_batch_size(count: int, limit: int, service: str | None = None, *, where: str = "instances") -> None:
+    """A 413 when ``count`` instances are over ``limit``, naming ``<SVC>_MAX_BATCH_SIZE`` when
+    ``service`` is given and ``where`` (the field that holds them)."""
     if count > limit:
-        raise ServekitError(413, "batch_too_large", f"{count} instances; the limit is {limit}")
+        setting = f" ({service.upper()}_MAX_BATCH_SIZE)" if service else ""
+        raise ServekitError(
+            413,
+            "batch_too_large",
+            f"{count} instances; the limit is {limit}{setting}; send at most {limit} per request",
+            (FieldProblem(where, f"{count} instances, over the limit of {limit}{setting}"),),
+        )
 
 
 def batch_adapter(request: type[BaseModel]) -> TypeAdapter[Any]:
@@ -195,6 +203,36 @@ def _unescaped(key: str) -> str:
     return decoded if isinstance(decoded, str) else key
 
 
-def validate_batch_json(adapter: TypeAdapter[Any], body: bytes | str) -> list[Record]:
-    """Records of a ``{"instances": [...]}`` JSON body; a 422 ServekitError naming each bad field."""
-    return [instance.model_dump() for instance in validate_json(adapter, body).instances]
+def validate_batch_json(
+    adapter: TypeAdapter[Any],
+    body: bytes | str,
+    max_batch_size: int | None = None,
+    service: str | None = None,
+) -> list[Record]:
+    """Records of a ``{"instances": [...]}`` JSON body; a 422 ServekitError naming each bad field.
+
+    With ``max_batch_size``, more instances than that are a 413 (naming ``service``'s setting)
+    whatever they hold: the limit the setting promises, not a 422 listing every problem of 257 bad
+    instances. Counted apart only when the body fails validation; a valid one's are its records.
+    """
+    try:
+        records = [instance.model_dump() for instance in validate_json(adapter, body).instances]
+    except ServekitError:
+        if max_batch_size is not None:
+            check_batch_size(instances_sent(body), max_batch_size, service)
+        raise
+    if max_batch_size is not None:
+        check_batch_size(len(records), max_batch_size, service)
+    return records
+
+
+def instances_sent(body: bytes | str) -> int:
+    """How many instances a batch body holds, however bad each is (0 if it is not JSON, or no
+    ``instances`` list)."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    try:
+        parsed = jiter.from_json(raw, cache_mode=False)
+    except ValueError:
+        return 0
+    instances = parsed.get("instances") if isinstance(parsed, dict) else None
+    return len(instances) if isinstance(instances, list) else 0

@@ -451,9 +451,16 @@ class OpenInferenceCodec:
     """Tensors to records and predictions to tensors, for one service's request and response."""
 
     def __init__(
-        self, request: type[BaseModel], response: type[BaseModel], *, outside_training: bool = False
+        self,
+        request: type[BaseModel],
+        response: type[BaseModel],
+        *,
+        outside_training: bool = False,
+        service: str | None = None,
     ) -> None:
-        """``outside_training``: the model's answers list inputs outside its training range."""
+        """``outside_training``: the model's answers list inputs outside its training range.
+        ``service``: whose ``<SVC>_MAX_BATCH_SIZE`` a batch over the limit is told of."""
+        self.service = service
         self.inputs = {name: _tensor_spec(name, f.annotation) for name, f in request.model_fields.items()}
         self.outputs = [_tensor_spec(name, f.annotation) for name, f in response.model_fields.items()]
         documents = [n for n in DOCUMENT_OUTPUTS if outside_training or n != OUTSIDE_TRAINING_OUTPUT]
@@ -464,7 +471,9 @@ class OpenInferenceCodec:
     @classmethod
     def of_service(cls, spec: ServiceSpec) -> OpenInferenceCodec:
         """The codec of ``spec``'s requests and answers."""
-        return cls(spec.request, spec.response, outside_training=spec.model.keeps_training_ranges)
+        return cls(
+            spec.request, spec.response, outside_training=spec.model.keeps_training_ranges, service=spec.name
+        )
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:
         return {
@@ -516,6 +525,14 @@ class OpenInferenceCodec:
                 raise invalid_fields([FieldProblem(f"headers.{BINARY_HEADER}", problem)])
             body, binary = body[:json_length], body[json_length:]
         request = validate_json(_ENVELOPE, body)
+        # The size first: a batch over the limit is the 413 the setting promises whatever its
+        # tensors hold, not a 422 naming their problems. A tensor over it both by its shape and by
+        # its values (binary ones: their shape), so a shape at odds with the data is named as such.
+        sent = max(
+            (t.shape[0] if t.data is None else min(t.shape[0], len(t.data)) for t in request.inputs),
+            default=0,
+        )
+        check_batch_size(sent, max_batch_size, self.service, where="inputs")
         problems: list[FieldProblem] = []
         binaries = _attach_binary(request.inputs, binary, json_length is not None, problems)
         if problems:  # the tensors' bytes do not add up: the rest cannot be read
@@ -534,7 +551,6 @@ class OpenInferenceCodec:
             problems.append(FieldProblem("inputs", "no instances: every tensor has shape [0]"))
         if problems:
             raise invalid_fields(problems)
-        check_batch_size(rows, max_batch_size)
         names = tuple(columns)
         records = self._validated(
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

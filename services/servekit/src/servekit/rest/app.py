@@ -22,7 +22,6 @@ from servekit.codecs.open_inference import InferenceRequest
 from servekit.errors import ServekitError
 from servekit.inference import (
     batch_body,
-    check_batch_size,
     model_ref,
     run_model,
     validate_batch_json,
@@ -309,7 +308,7 @@ def create_app(
                     canary.follow_share(settings.model_refresh_seconds), name=f"{spec.name}-canary-share"
                 )
             )
-        grpc_server = None
+        grpc_stop: asyncio.Task[None] | None = None
         if settings.grpc_port:
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
 
@@ -317,11 +316,20 @@ def create_app(
                 spec, runtime, predictor, settings, metrics, access_log=access_log, api_keys=keys
             )
             grpc_server, app.state.grpc_port = await start_server(servicer, grpc_host, settings.grpc_port)
+
+            def begin_shutdown() -> None:
+                nonlocal grpc_stop
+                if grpc_stop is None:
+                    stop = servicer.stop(grpc_server)
+                    grpc_stop = asyncio.create_task(stop, name=f"{spec.name}-grpc-stop")
+
+            app.state.begin_shutdown = begin_shutdown
         try:
             yield
         finally:
-            if grpc_server is not None:
-                await servicer.stop(grpc_server)  # the grace uvicorn gives HTTP
+            app.state.begin_shutdown()  # unless mlp serve's server began it alongside HTTP's drain
+            if grpc_stop is not None:
+                await grpc_stop
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -338,6 +346,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
+    #: Called as the server begins to stop, before HTTP drains (``mlp serve``), else as the lifespan
+    #: ends: gRPC takes no new calls from then on, and its calls in flight get the one shutdown grace
+    #: alongside HTTP's requests, not after them (two graces in a row outlast Kubernetes' wait).
+    app.state.begin_shutdown = lambda: None  # no gRPC server: nothing beside uvicorn's own
     app.state.runtime = runtime
     app.state.shadow = shadow
     app.state.canary = canary
@@ -423,8 +435,7 @@ def create_app(
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"):
-            records = validate_batch_json(batch, body)
-        check_batch_size(len(records), settings.max_batch_size)
+            records = validate_batch_json(batch, body, settings.max_batch_size, spec.name)
         model, predictions = await predictor(records, explain, timings, route, reasons)
         return json_response(batch_body(model, predictions))
 
