@@ -577,11 +577,15 @@ def alerts(service: str) -> list[Alert]:
         ),
         Alert(
             "ShadowBetter",
+            # Only against the version the pod serves: a comparison with the one served before a
+            # promotion says nothing of the one served now (the pods drop it; this holds for pods
+            # that do not, and for the scrape between the switch and their next read).
             "max by (version, against, metric) (\n"
             + of_shadow(
-                f'({n.shadow_live_difference}{{bound="estimate"}}\nand on (instance, job)\n'
-                f'({n.shadow_live_verdict}{{verdict="better"}} == 1)\nunless on (instance, job)\n'
-                f"({n.shadow_live_groups_worse} > 0))",
+                f'({n.shadow_live_difference}{{bound="estimate"}}\nand on (instance, job, against)\n'
+                f'label_replace({n.model_info}, "against", "$1", "version", "(.+)")\n'
+                f'and on (instance, job)\n({n.shadow_live_verdict}{{verdict="better"}} == 1)\n'
+                f"unless on (instance, job)\n({n.shadow_live_groups_worse} > 0))",
                 n,
             )
             + "\n)",
@@ -597,7 +601,8 @@ def alerts(service: str) -> list[Alert]:
             "the run's figures per group, then promote it, through a canary or at once, or note why "
             "not. One better on the whole but worse beyond the noise for a group (a country, an age "
             "band) on its answers alone raises nothing: its promotion needs a reviewer's reasons. It "
-            "holds until a newer comparison says otherwise or the shadow moves to another version.",
+            "holds until a newer comparison says otherwise, or the shadow or the served model moves "
+            "to another version.",
             "15m",
         ),
         Alert(

@@ -1202,15 +1202,19 @@ def shadow_cases(service: str, target: dict[str, str], ready: dict[str, str]) ->
 
 def shadow_better_cases(service: str, target: dict[str, str]) -> list[Case]:
     """ShadowBetter: two pods shadowing v8 against the served v7; it names both versions and the
-    metric, and says the paired difference."""
+    metric, and says the paired difference. Once the pods serve another version, a comparison
+    with v7 still exported raises nothing."""
     n = MetricNames(service)
     other = {**target, "instance": "10.0.0.2:8080"}
 
-    def compared(verdict: str, estimate: float, groups_worse: int | None = 0) -> dict[str, str]:
+    def compared(
+        verdict: str, estimate: float, groups_worse: int | None = 0, serving: str = "7"
+    ) -> dict[str, str]:
         series: dict[str, str] = {}
         for pod in (target, other):
             if groups_worse is not None:  # None: a run logged before groups were compared
                 series[series_str(n.shadow_live_groups_worse, pod)] = f"{groups_worse}x30"
+            series[series_str(n.model_info, {**pod, "version": serving, "run_id": "abc"})] = "1x30"
             series[series_str(n.shadow_model_info, {**pod, "version": "8", "run_id": "def"})] = "1x30"
             for bound, value in (
                 ("estimate", estimate),
@@ -1251,6 +1255,12 @@ def shadow_better_cases(service: str, target: dict[str, str]) -> list[Case]:
             "ShadowBetter",
             "quiet: better on the whole, worse beyond the noise for one group",
             compared("better", 0.0553, groups_worse=1),
+            "20m",
+        ),
+        Case(
+            "ShadowBetter",
+            "quiet: better than v7, but the pods serve v9 since (promoted)",
+            compared("better", 0.0553, serving="9"),
             "20m",
         ),
         *(

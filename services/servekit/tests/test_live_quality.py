@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,8 +23,10 @@ from servekit.metrics.names import LIVE_VERDICTS
 from servekit.metrics.quality import Figure, QualityCollector, QualityFigures, ShadowQualityCollector
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
+from servekit.rest.app import shadow_comparison
 from servekit.runtime import ModelRuntime
 from servekit.settings import load_settings
+from servekit.shadow import ShadowScorer
 from servekit.testing import wait_ready
 from servekit.training.trainer import Split
 from servekit.training.uncertainty import Interval
@@ -363,3 +366,58 @@ def test_a_shadows_latest_comparison_is_read_from_its_version_and_exported_again
         ("toy_shadow_live_answers", ()): 812,
         **{("toy_shadow_live_verdict", (("verdict", v),)): float(v == "none") for v in LIVE_VERDICTS},
     }
+
+
+def test_a_shadows_comparison_against_a_version_no_longer_served_is_dropped(artifact: ModelArtifact) -> None:
+    """After ``mlp promote toy 2`` the pod serves v2, but went on exporting shadow v3's comparison
+    with v1, and ShadowBetter said "better than the served version 1"."""
+    served_version, reader = {"version": "1"}, Reader()
+    served = ModelRuntime(
+        ToyModel,
+        lambda: dataclasses.replace(artifact, version=served_version["version"]),
+        ServiceMetrics("toy"),
+    )
+    shadow = ModelRuntime(ToyModel, lambda: dataclasses.replace(artifact, version="3"), ServiceMetrics("toy"))
+    follower = LiveQualityFollower(shadow, "mae", reader, interval=60, served=served)
+    collector = ShadowQualityCollector(MetricNames("toy"), follower.shadow_figures)
+    asyncio.run(shadow.load_until_ready())
+    reader.records["3"] = dataclasses.replace(record("3", 0.05, "better"), against="1")
+    asyncio.run(follower.check())
+    assert exported(collector) == {}  # the served model not loaded yet: against nothing served
+    asyncio.run(served.load_until_ready())
+    assert exported(collector)[("toy_shadow_live_verdict", (("verdict", "better"),))] == 1
+    assert follower.status()["latest"]["against"] == "1"
+
+    served_version["version"] = "2"  # promoted: at once, before the next read
+    served.model = None
+    asyncio.run(served.load_until_ready())
+    assert exported(collector) == {}
+    assert follower.status()["latest"] is None
+    asyncio.run(follower.check())  # the registry still holds the comparison with v1
+    assert exported(collector) == {}
+    # Compared again, against v2 now: shown.
+    reader.records["3"] = dataclasses.replace(record("3", -0.01, "within the noise"), against="2")
+    asyncio.run(follower.check())
+    assert exported(collector)[("toy_shadow_live_verdict", (("verdict", "within the noise"),))] == 1
+    assert follower.status()["latest"]["against"] == "2"
+
+
+def test_the_app_compares_its_shadows_record_with_the_version_it_serves(artifact: ModelArtifact) -> None:
+    """The app's shadow follower is given the served runtime: without it, a pod promoted to v2
+    went on exporting the shadow's comparison with v1 (the follower alone was tested)."""
+    served = ModelRuntime(ToyModel, lambda: dataclasses.replace(artifact, version="2"), ServiceMetrics("toy"))
+    shadow_runtime = ModelRuntime(
+        ToyModel, lambda: dataclasses.replace(artifact, version="3"), ServiceMetrics("toy")
+    )
+    metrics = ServiceMetrics("toy")
+    shadow = cast(ShadowScorer, SimpleNamespace(runtime=shadow_runtime))
+    follower = shadow_comparison(
+        TOY, load_settings("toy"), metrics, shadow, from_registry=False, served=served
+    )
+    assert follower is not None
+    asyncio.run(served.load_until_ready())
+    asyncio.run(shadow_runtime.load_until_ready())
+    follower.record = dataclasses.replace(record("3", 0.05, "better"), against="1")
+    assert follower.shadow_figures() is None
+    follower.record = dataclasses.replace(record("3", 0.05, "better"), against="2")
+    assert follower.shadow_figures() is not None

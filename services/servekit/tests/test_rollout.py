@@ -589,3 +589,156 @@ def test_a_share_raised_but_not_said_is_rolled_back_as_an_output_gone(
             interval=0, steps=2, ramp=[5, 50], say=say, sleep=lambda _: None,
         )  # fmt: skip
     assert registry_calls == ["canary 2 at 5%", "share 50%", "canary None"]
+
+
+def test_a_canary_no_pod_serves_any_more_is_not_promoted_on_its_earlier_answers(
+    registry_calls: list[str],
+) -> None:
+    """Its alias deleted after the first reading (how a canary is abandoned): the pods put it down,
+    and the totals since the start, read again and again unchanged, passed it."""
+    ended = Serving(version_pods=0, other_pods=0, failing_pods=0)
+    # The pods serve it when the readings begin and at the first; none does at the second.
+    reader = Readings(*[reading()] * 5, serving=[SERVED, SERVED, ended])
+    promoted, said, _ = run_timed(reader, steps=5)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert sum("reading" in line for line in said) == 2
+    assert said[-2] == (
+        "toy: rolling back v2: no pod serves v2 as the canary any more (was the canary alias deleted? "
+        "the pods then log 'canary model ended'): it answers nothing more to judge, and is not "
+        "promoted on what it answered before"
+    )
+
+
+def test_an_interval_without_a_canary_request_while_the_stable_model_answers_is_a_problem(
+    registry_calls: list[str],
+) -> None:
+    """The canary answered 10 % so far; 600 stable requests since, and none of its own, is no
+    chance (0.9^600), whatever kept its share from it."""
+    first, still = reading(canary=(200, 0, 0.001)), reading(canary=(200, 0, 0.001), stable=(2400, 0, 0.001))
+    promoted, said = run(Readings(first, still, still), steps=3)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]
+    assert said[-2] == (
+        "toy: rolling back v2: since the last reading, the canary answered no request while the "
+        "stable model answered 600; at the 7.7% share it answered until then, about 50 would have "
+        "been its own: it no longer answers its share (was its alias deleted, or its share set to 0?)"
+    )
+
+
+def test_an_interval_without_a_canary_request_by_chance_is_not_a_problem(registry_calls: list[str]) -> None:
+    """A 4 % share on light traffic misses 20 requests 44 % of the time; and an interval with no
+    traffic at all, or a canary that answered nothing yet (its share unknown), says nothing."""
+    from servekit.rollout import starved
+
+    light, quiet = (
+        reading(canary=(5, 0, 0.001), stable=(95, 0, 0.001)),
+        reading(canary=(5, 0, 0.001), stable=(115, 0, 0.001)),
+    )
+    assert starved(quiet.since(light), quiet) is None
+    assert starved(light.since(light), light) is None
+    never = reading(canary=(0, 0, None), stable=(5000, 0, 0.001))
+    assert starved(never.since(reading(canary=(0, 0, None))), never) is None
+    # A fraction of a request is increase()'s extrapolation over two windows, not a request.
+    drift = reading(canary=(200.4, 0, 0.001), stable=(2400, 0, 0.001))
+    assert starved(drift.since(reading()), drift) is not None
+    assert run(Readings(*[light, quiet, quiet]), steps=3)[0] is False  # judged at the end: too few
+    assert registry_calls == ["canary 2", "canary None"]
+
+
+@pytest.fixture
+def champions(monkeypatch: pytest.MonkeyPatch, registry_calls: list[str]) -> list[str | None]:
+    """The champion the registry names at each ask, in order, the last holding."""
+    from servekit.training import trainer
+
+    answers: list[str | None] = ["1"]
+    monkeypatch.setattr(
+        trainer, "current_champion", lambda client, name: answers.pop(0) if len(answers) > 1 else answers[0]
+    )
+    return answers
+
+
+def test_a_champion_moved_during_the_rollout_stops_it_without_promoting(
+    registry_calls: list[str], champions: list[str | None]
+) -> None:
+    """``mlp promote toy 3`` while v2 was judged against v1: it was promoted over v3, silently."""
+    champions[:] = ["1", "1", "3"]  # at the start, the first reading, then the second
+    promoted, said = run(Readings(*[reading()] * 3), steps=3)
+    assert promoted is False
+    assert registry_calls == ["canary 2", "canary None"]  # ended on the new champion by set_canary
+    assert said[-2] == (
+        "toy: rolling back v2: the champion was v1 when the rollout began and is now v3: v2 was judged "
+        "against v1's answers, and promoting it would replace the champion chosen since; "
+        "`mlp rollout toy 2` judges it against the champion anew"
+    )
+    assert sum("reading" in line for line in said) == 2
+
+
+@pytest.mark.parametrize("then", ["3", None], ids=["promoted", "alias-deleted"])
+def test_a_champion_moved_after_the_last_reading_is_not_replaced(
+    registry_calls: list[str], champions: list[str | None], then: str | None
+) -> None:
+    champions[:] = ["1", "1", "1", then]  # at the start, both readings; then just before promoting
+    promoted, said = run(Readings(reading(), reading()), steps=2)
+    assert promoted is False
+    assert "promote 2" not in registry_calls
+    became = "is now v3" if then else "alias was deleted"
+    assert said[-2].startswith(
+        f"toy: rolling back v2: the champion was v1 when the rollout began and {became}"
+    )
+
+
+def test_a_champion_that_cannot_be_read_at_a_reading_stops_the_rollout(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from servekit.training import trainer
+
+    asks = iter([None, ServekitError(503, "registry_unavailable", "no MLflow tracking server answers")])
+
+    def client(uri: str) -> None:
+        failure = next(asks, None)
+        if failure is not None:
+            raise failure
+
+    monkeypatch.setattr(trainer, "registry_client", client)
+    promoted, said = run(Readings(reading(), reading()), steps=2)
+    assert promoted is False
+    assert said[-2] == "toy: rolling back v2: cannot read the champion: no MLflow tracking server answers"
+
+
+def test_mlp_rollout_does_not_log_every_prometheus_query(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx's INFO line per query, 150 of them at the defaults, buried the readings in the log."""
+    import logging
+
+    import servekit.rollout
+    from servekit.cli import main
+
+    def queried(*args: object, **kwargs: object) -> bool:
+        logging.getLogger("httpx").info('HTTP Request: GET http://prometheus/api/v1/query "HTTP/1.1 200 OK"')
+        logging.getLogger("httpx").warning("a failure still shows")
+        return True
+
+    monkeypatch.setattr(servekit.rollout, "rollout", queried)
+    caplog.set_level(logging.INFO)
+    try:
+        assert (
+            main(
+                [
+                    "rollout",
+                    "bankchurn",
+                    "2",
+                    "--prometheus",
+                    "http://prometheus",
+                    "--tracking-uri",
+                    "sqlite:///x",
+                ]
+            )
+            == 0
+        )
+    finally:
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+    assert [record.getMessage() for record in caplog.records if record.name == "httpx"] == [
+        "a failure still shows"
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
@@ -358,3 +359,57 @@ def test_service_metrics_and_shadow_metrics_share_one_exposition(challenger: Mod
     text = metrics.exposition().decode()
     assert 'toy_shadow_model_info{run_id="run-2",version="2"} 1.0' in text
     assert 'toy_shadow_skipped_total{reason="queue_full"} 0.0' in text
+
+
+def test_a_shadow_whose_alias_is_deleted_ends_until_it_names_a_version_again(
+    toy_trained: tuple[ModelArtifact, Split], challenger: ModelArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It kept scoring with the deleted version, warning at every refresh, as if still asked for;
+    the canary in the same case ends."""
+    from servekit.loading import ModelLoadError
+
+    alias: dict[str, str | None] = {"version": "2"}
+
+    def probe() -> str:
+        if alias["version"] is None:
+            raise ModelLoadError("resolving models:/toy@challenger: alias challenger not found", missing=True)
+        return alias["version"]
+
+    registry = CollectorRegistry()
+    metrics = ShadowMetrics(NAMES, registry)
+    runtime = ModelRuntime(
+        ToyModel,
+        lambda: dataclasses.replace(challenger, version=probe(), run_id=f"run-{probe()}"),
+        metrics,
+        probe=probe,
+        refresh_interval=10,
+        role="shadow model",
+    )
+    scorer = ShadowScorer(runtime, metrics, uri="models:/toy@challenger")
+    asyncio.run(runtime.load_until_ready())
+    assert registry.get_sample_value(NAMES.shadow_model_info, {"version": "2", "run_id": "run-2"}) == 1
+    alias["version"] = None
+    with caplog.at_level(logging.INFO, logger="servekit.runtime"):
+        for _ in range(3):
+            asyncio.run(runtime.refresh())
+    said = [r.message for r in caplog.records if "shadow model" in r.message]
+    assert len(said) == 1, said  # once, not at every refresh
+    assert said[0].startswith("shadow model ended: version 2 is no longer served")
+    assert runtime.model is None
+    assert registry.get_sample_value(NAMES.shadow_model_info, {"version": "2", "run_id": "run-2"}) is None
+    status = scorer.status()
+    assert (status["version"], status["ready"]) == (None, False)
+    assert status["error"].startswith("its alias names no version any more (ModelLoadError: resolving")
+    # Nothing is sampled for a shadow that ended: not skipped as "not ready", which it is not.
+    served = ToyModel(toy_trained[0])
+    rows = request_rows(toy_trained[1], 4)
+    scorer.submit(served, rows, served.predict(rows))
+    assert scorer._pending_instances == 0
+    assert skipped(metrics, "not_ready") == 0
+    alias["version"] = "3"  # a new challenger: compared again
+    asyncio.run(runtime.refresh())
+    assert runtime.model is not None
+    assert runtime.model.artifact.version == "3"
+    assert registry.get_sample_value(NAMES.shadow_model_info, {"version": "3", "run_id": "run-3"}) == 1
+    scorer.submit(served, rows, served.predict(rows))
+    assert scorer._pending_instances == 4

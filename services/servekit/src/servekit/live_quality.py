@@ -139,7 +139,14 @@ def registry_reader(name: str, metric: str, tracking_uri: str, kind: RecordKind 
 
 class LiveQualityFollower:
     """Keeps the latest live record of the version ``runtime`` serves (the served model's, or a
-    shadow's), read every ``interval`` seconds."""
+    shadow's), read every ``interval`` seconds.
+
+    ``served``: for a shadow's, the runtime of the model it is compared with. Its record is held only
+    while it was compared against the version that runtime serves: after a promotion the
+    comparison with the version served before says nothing of the one served now (ShadowBetter
+    would say "better than v1" while v2 answers), as the served version's own record is dropped
+    when it is replaced.
+    """
 
     def __init__(
         self,
@@ -147,8 +154,11 @@ class LiveQualityFollower:
         metric: str,
         reader: RecordReader | None,
         interval: float,
+        *,
+        served: ModelRuntime | None = None,
     ) -> None:
         self._runtime = runtime
+        self._served = served
         self.metric = metric
         self._reader = reader
         self.interval = interval
@@ -239,11 +249,16 @@ class LiveQualityFollower:
         )
 
     def current(self) -> LiveRecord | None:
-        """The record held, if it is of the version served: None after a switch until the next
-        read, or for a version never evaluated."""
+        """The record held, if it is of the version served (and, for a shadow's, compared against
+        the version served beside it): None after a switch of either until a newer record says
+        otherwise, or for a version never evaluated."""
         model, record = self._runtime.model, self.record
         if model is None or record is None or record.version != model.artifact.version:
             return None
+        if self._served is not None:
+            served = self._served.model
+            if served is None or record.against != served.artifact.version:
+                return None
         return record
 
 

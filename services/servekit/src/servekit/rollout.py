@@ -19,7 +19,14 @@ another version (the canary before, which a pod keeps while VERSION does not loa
 one answers it with VERSION (``<svc>_canary_model_info{version}``), nothing is counted, since the
 answers would be another version's. A VERSION no pod has loaded within ``--load-timeout`` seconds
 is rolled back, never judged; and a reading that finds a pod on another canary version (the alias
-moved under the rollout) rolls it back too.
+moved under the rollout), or none serving VERSION any more (the alias deleted: the canary ended),
+rolls it back too, as does one whose interval brought the canary no request while the stable model
+answered enough that its share could not have missed them all: the counters since the start would
+otherwise stand still, and pass VERSION on answers it gave before it stopped answering.
+
+The champion is read again at every reading and before the promotion: one moved under the rollout
+(``mlp promote``, a ``mlp train`` that won) is not overwritten, and the canary, judged against
+another version's answers, is ended on it.
 
 Flagger and Argo Rollouts run the same loop as controllers in the cluster; here it is one
 command, run by hand or by a delivery pipeline, against the registry the pods follow.
@@ -63,6 +70,10 @@ class Criteria:
 LOAD_TIMEOUT_SECONDS = 300.0
 #: How often the pods are asked whether they serve the canary yet (at most; ``--interval`` if less).
 LOAD_POLL_SECONDS = 5.0
+#: How unlikely an interval without one canary request must be, at the share the canary has
+#: answered so far, to be taken as the canary no longer answering: a small share on light traffic
+#: misses a whole interval by chance (5 % of 20 requests: 36 % of the time).
+NO_CANARY_CHANCE = 0.001
 
 
 @dataclass(frozen=True)
@@ -163,6 +174,28 @@ def verdict(reading: Reading, criteria: Criteria) -> str | None:
             f"{criteria.min_requests} needed to judge it{never}"
         )
     return None
+
+
+def starved(interval: Reading, total: Reading) -> str | None:
+    """Why ``interval`` (since the previous reading) shows the canary no longer answering: the
+    stable model answered requests, the canary none, and at the share the canary answered until
+    then (``total``, since the start) that is too unlikely to be chance. None otherwise, and while
+    the canary has answered nothing at all (its share is unknown; the verdict judges that)."""
+    canary, stable = interval.requests[CANARY], interval.requests[STABLE]
+    # Under 1: increase() extrapolates each window to its ends, so a counter that stood still
+    # can read a fraction of a request over one window more than over the other.
+    if canary >= 1 or stable < 1:
+        return None
+    answered = total.requests[CANARY] + total.requests[STABLE]
+    share = total.requests[CANARY] / answered if answered else 0.0
+    if share <= 0 or share >= 1 or stable * math.log1p(-share) > math.log(NO_CANARY_CHANCE):
+        return None
+    return (
+        f"the canary answered no request while the stable model answered {stable:,.0f}; at the "
+        f"{share:.1%} share it answered until then, about "
+        f"{stable * share / (1 - share):,.0f} would have been its own: it no longer answers its share "
+        "(was its alias deleted, or its share set to 0?)"
+    )
 
 
 class PrometheusReader:
@@ -299,6 +332,7 @@ def rollout(
             tracking_uri,
             version,
             reader,
+            champion=champion,
             criteria=criteria,
             interval=interval,
             steps=steps,
@@ -308,6 +342,9 @@ def rollout(
             sleep=sleep,
             clock=clock,
         )
+        if why is None:
+            # The last moment it can be seen: promote() would replace whatever champion it finds.
+            why = _champion_moved(spec, tracking_uri, version, champion)
         if why is None:
             say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
             promoted = promote(
@@ -330,6 +367,7 @@ def _watch(
     version: str,
     reader: PrometheusReader,
     *,
+    champion: str,
     criteria: Criteria,
     interval: float,
     steps: int,
@@ -371,17 +409,28 @@ def _watch(
         except ServekitError as exc:
             return f"cannot read the metrics: {exc.message}"
         say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
+        moved = _champion_moved(spec, tracking_uri, version, champion)
+        if moved:
+            return moved
         if serving.other_pods:
             return (
                 f"{serving.other_pods:.0f} pod(s) answer the canary's share with another version than "
                 f"v{version} (was the canary alias moved during the rollout?): its readings are not "
                 f"v{version}'s alone"
             )
+        if not serving.version_pods:
+            # The canary ended (its alias deleted, every pod's canary put down): the totals since
+            # the start stand still, and would pass it on the answers it gave before.
+            return (
+                f"no pod serves v{version} as the canary any more (was the canary alias deleted? the "
+                "pods then log 'canary model ended'): it answers nothing more to judge, and is not "
+                "promoted on what it answered before"
+            )
         found = problem(reading, criteria)
         if not found and previous is not None:
             # Failures or latency that begin late (a leak, a traffic pattern, a larger share)
             # are diluted in the figures since the start; the last interval's show them at once.
-            lately = problem(reading.since(previous), criteria)
+            lately = problem(reading.since(previous), criteria) or starved(reading.since(previous), reading)
             found = f"since the last reading, {lately}" if lately else None
         if found:
             return found
@@ -448,6 +497,29 @@ def _wait_for_pods(
         f"the pods could not load it within {timeout:g} s ({where}{loaded}{failing}); `GET /model` "
         "on a pod says why (canary.refresh.error, or canary.error where no canary loaded), and so "
         "does its log ('canary model refresh failed' or 'canary model load failed')"
+    )
+
+
+def _champion_moved(spec: ServiceSpec, tracking_uri: str, version: str, champion: str) -> str | None:
+    """Why the rollout must stop because the champion is no longer ``champion`` (None: it is).
+
+    Moved by ``mlp promote`` or a ``mlp train`` that won: the stable answers the readings weighed
+    VERSION against were another version's, and promoting VERSION would replace the champion
+    someone chose meanwhile without a word. The rollback then ends the canary on the new one.
+    """
+    from servekit.training.trainer import current_champion, registry_client
+
+    try:
+        now = current_champion(registry_client(tracking_uri), spec.name)
+    except ServekitError as exc:
+        return f"cannot read the champion: {exc.message}"
+    if now == champion:
+        return None
+    became = f"is now v{now}" if now is not None else "alias was deleted"
+    return (
+        f"the champion was v{champion} when the rollout began and {became}: v{version} was judged "
+        f"against v{champion}'s answers, and promoting it would replace the champion chosen since; "
+        f"`mlp rollout {spec.name} {version}` judges it against the champion anew"
     )
 
 

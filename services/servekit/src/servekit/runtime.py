@@ -13,8 +13,8 @@ the alias points at, and when that is another version it loads and warms it up
 beside the one it serves, then switches in one assignment. So ``mlp promote`` (or a
 retrain that wins) reaches every pod without a restart, and a version that fails
 to load leaves the pod serving the previous one, still ready, saying why. A runtime
-told to (``end_when_missing``: the canary's) puts its model down when the alias is
-deleted, and loads again once it names a version.
+told to (``end_when_missing``: the canary's and the shadow's) puts its model down when the
+alias is deleted, and loads again once it names a version.
 """
 
 from __future__ import annotations
@@ -128,7 +128,10 @@ class ModelRuntime:
         calling ``on_end``; a later check that finds the alias again loads the version it names.
 
         For a canary: deleting its alias is how a rollout is abandoned, and a pod that kept
-        sending the old version its share would run an experiment nobody watches any more.
+        sending the old version its share would run an experiment nobody watches any more. For a
+        shadow likewise: the comparison ends with the challenger alias, rather than go on with the
+        version it named, warning at every refresh. Not for the served model: a pod without one
+        answers nothing.
         """
         self._on_missing = on_end
 

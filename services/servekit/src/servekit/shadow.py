@@ -14,7 +14,9 @@ The shadow never costs a request its latency or its answer: instances are handed
 worker thread through a queue bounded in instances, and when it falls behind they are
 skipped and counted rather than queued without limit. The worker scores everything queued
 in one call to the model, so under load it predicts large batches, the cheapest way per
-instance. Like the served model, the shadow follows its alias (``servekit.runtime``).
+instance. Like the served model, the shadow follows its alias (``servekit.runtime``); as the
+canary's, a deleted alias ends it (until the alias names a version again): nothing is sampled for it,
+``<svc>_shadow_model_info`` is gone, and ``GET /model`` says why in ``shadow.error``.
 """
 
 from __future__ import annotations
@@ -96,6 +98,10 @@ class ShadowScorer:
         self._thread: threading.Thread | None = None
         #: Versions whose prediction failed once already: one log line each, not one per batch.
         self._failed_versions: set[str] = set()
+        # Deleting the challenger alias ends the comparison, as deleting the canary's ends the
+        # canary: a shadow kept on the deleted version would be compared on every sampled request,
+        # for nobody, with a warning at every refresh.
+        runtime.end_when_missing(self.metrics.model_ended)
 
     def start(self) -> None:
         self._stopping = False
@@ -129,6 +135,8 @@ class ShadowScorer:
         challenger with the stable model, and during a rollout they would otherwise mix in the
         canary's answers under the stable model's name.
         """
+        if self.runtime.ended is not None:  # no shadow any more: nothing is sampled, or skipped
+            return
         if self.sample_rate < 1.0 and self._draw() >= self.sample_rate:
             return
         count = len(records)
@@ -239,7 +247,8 @@ class ShadowScorer:
             "version": shadow.artifact.version if shadow else None,
             "run_id": shadow.artifact.run_id if shadow else None,
             "ready": shadow is not None,
-            "error": None if shadow else self.runtime.last_error,
+            # Why none is loaded: not yet (the last load's failure), or no more (its alias is gone).
+            "error": None if shadow else self.runtime.ended or self.runtime.last_error,
             "sample_rate": self.sample_rate,
             "max_pending": self.max_pending,
             "refresh": self.runtime.refresh_status(),

@@ -4,6 +4,7 @@ training to the champion."""
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,9 @@ def cmd_canary(args: argparse.Namespace) -> int:
 def cmd_rollout(args: argparse.Namespace) -> int:
     from servekit.rollout import Criteria, PrometheusReader, rollout
 
+    # httpx logs every request at INFO: a dozen Prometheus queries a reading buried the readings and
+    # the verdict in the rollout's log. Its failures raise, and the rollout says them.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     spec = registry.get_service(args.service)
     criteria = Criteria(args.max_failure_ratio, args.latency_factor, args.min_requests)
     reader = PrometheusReader(args.prometheus, spec.name, match=args.match)

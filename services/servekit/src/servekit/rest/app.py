@@ -265,7 +265,9 @@ def create_app(
             on_failed=metrics.capture_failures.inc,
         )
     shadow = shadow_scorer(spec, settings, metrics, shadow_source, capture=capture)
-    shadow_quality = shadow_comparison(spec, settings, metrics, shadow, from_registry=shadow_source is None)
+    shadow_quality = shadow_comparison(
+        spec, settings, metrics, shadow, from_registry=shadow_source is None, served=runtime
+    )
     canary = canary_router(spec, settings, metrics, canary_source)
     # One admission for HTTP and gRPC alike: both answer on this process's one event loop.
     limit, instance_limit = settings.max_concurrent_requests, settings.max_concurrent_instances
@@ -607,10 +609,12 @@ def shadow_comparison(
     shadow: ShadowScorer | None,
     *,
     from_registry: bool,
+    served: ModelRuntime,
 ) -> LiveQualityFollower | None:
     """The follower of the shadow version's latest comparison with the served answers (read from
     the registry as the served version's record is, when the shadow comes from it), its series
-    registered; None without a shadow."""
+    registered; None without a shadow. A comparison made against another version than ``served``
+    holds now (one promoted since) is not shown: it would recommend over a model no longer served."""
     if shadow is None:
         return None
     metric = spec.recipe.primary_metric
@@ -619,7 +623,9 @@ def shadow_comparison(
         if from_registry
         else None
     )
-    follower = LiveQualityFollower(shadow.runtime, metric, reader, settings.live_evaluation_refresh_seconds)
+    follower = LiveQualityFollower(
+        shadow.runtime, metric, reader, settings.live_evaluation_refresh_seconds, served=served
+    )
     metrics.registry.register(ShadowQualityCollector(metrics.names, follower.shadow_figures))
     return follower
 
