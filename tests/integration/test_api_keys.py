@@ -51,3 +51,35 @@ def test_a_key_revoked_in_the_file_is_refused_and_a_new_one_answered_without_a_r
     assert any("API keys reloaded" in line["message"] for line in lines_logged)
     assert old not in service.server.logs()
     assert new not in service.server.logs()
+
+
+def test_an_oncall_read_only_key_reads_a_pods_model_and_runs_no_prediction(
+    keyed_bankchurn: KeyedService,
+) -> None:
+    """The runbooks' "Reading a pod's /model": a line of scope=read added to the running service's
+    file, as to its Secret, opens /model and the metadata, and a prediction answers 403."""
+    service = keyed_bankchurn
+    oncall = auth.new_key()
+    staged = service.keys_file.with_name("keys.oncall")
+    line = auth.key_line("oncall", oncall, scope="read")
+    staged.write_text(service.keys_file.read_text() + line + "\n")
+    os.replace(staged, service.keys_file)
+    deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
+    while status_with(service, oncall) != 200:
+        assert time.monotonic() < deadline, "the on-call key is not taken"
+        time.sleep(0.2)
+    headers = {"authorization": f"Bearer {oncall}", "x-request-id": "oncall-1"}
+    model = httpx.get(f"{service.server.url}/model", headers=headers, timeout=10).json()
+    assert {"refresh", "canary", "live_evaluation"} <= set(model)
+    assert (
+        httpx.get(f"{service.server.url}/v2/models/bankchurn", headers=headers, timeout=10).status_code == 200
+    )
+    refused = httpx.post(f"{service.server.url}/predict", json={}, headers=headers, timeout=10)
+    assert refused.status_code == 403
+    assert "oncall's key reads metadata only (scope=read)" in refused.json()["message"]
+    assert status_with(service, service.keys["risk"]) == 200  # the clients' keys are as they were
+    logged = [json.loads(text) for text in service.server.logs().splitlines() if '"oncall-1"' in text]
+    assert {(entry["client"], entry["error"]["code"]) for entry in logged if "error" in entry} == {
+        ("oncall", "forbidden")
+    }
+    assert oncall not in service.server.logs()

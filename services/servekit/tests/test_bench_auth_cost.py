@@ -20,10 +20,12 @@ def test_both_rows_are_measured_and_every_checked_request_reached_the_app() -> N
 
 
 def test_a_check_that_refuses_the_key_stops_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(self: auth.ApiKeys, headers: dict[str, str], where: str = "header.") -> tuple[str, str]:
+    def refuse(
+        self: auth.ApiKeys, headers: dict[str, str], where: str = "header."
+    ) -> tuple[auth.Key, str, str]:
         raise auth.unauthenticated("header.Authorization", "not a key of this service")
 
-    monkeypatch.setattr(auth.ApiKeys, "identify", refuse)
+    monkeypatch.setattr(auth.ApiKeys, "find", refuse)  # what every check of a key goes through
     with pytest.raises(RuntimeError, match="refused a valid key"):
         auth_cost.key_check(0.02)
 

@@ -72,6 +72,34 @@ def test_a_key_expires_in_90_days_unless_told_otherwise(
     assert timedelta(days=1) <= expiries["short"] - now <= timedelta(days=2)
 
 
+def test_read_only_writes_a_line_of_scope_read_the_service_opens_metadata_to_and_lists_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["api-key", "oncall", "--read-only", "--no-expiry"]) == 0
+    shown = capsys.readouterr()
+    assert shown.err.strip() == auth.key_line("oncall", shown.out.strip(), scope="read")
+    path = tmp_path / "keys"
+    assert cli.main(["api-key", "risk", "--append", str(path)]) == 0
+    assert cli.main(["api-key", "oncall", "--read-only", "--append", str(path)]) == 0
+    captured = capsys.readouterr()
+    oncall = captured.out.split()[-1]
+    assert "oncall's key (expires on " in captured.err
+    assert ", reads metadata only) added to " in captured.err
+    assert path.read_text().splitlines()[-1].endswith(":scope=read")  # after its expiry, as mlp writes it
+    keys = auth.ApiKeys(path, service="toy")
+    found, _, _ = keys.find({"x-api-key": oncall})
+    assert found == auth.Key("oncall", found.expires, "read")
+    assert found.opens("/model", "GET")
+    assert not found.opens("/predict", "POST")
+    assert set(keys.expiries()) == {"risk", "oncall"}  # ApiKeyExpiresSoon reminds of on-call's too
+
+    assert cli.main(["api-keys", str(path)]) == 0
+    risk, listed = capsys.readouterr().out.splitlines()
+    assert "scope" not in risk  # a key that opens everything is listed as before
+    assert listed.split()[0] == "oncall"
+    assert listed.endswith("  scope=read: metadata only")
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [

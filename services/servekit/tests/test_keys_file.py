@@ -45,6 +45,17 @@ def test_the_listing_names_each_key_by_client_and_id_in_the_files_order() -> Non
     assert listed[0].state(datetime(2027, 2, 28, 12, tzinfo=UTC)) == "expires on 2027-03-01 (within a day)"
 
 
+def test_the_listing_names_a_read_only_keys_scope_and_nothing_of_the_others() -> None:
+    text, _ = keys_text()
+    text += auth.key_line("oncall", auth.new_key(), MARCH, scope="read") + "\n"
+    listed = keys_file.listing(text, "keys")
+    assert [(key.client, key.scope) for key in listed][-2:] == [("ops", None), ("oncall", "read")]
+    assert [key.opens for key in listed] == ["", "", "", "scope=read: metadata only"]
+    kept, dropped = keys_file.without(text, "keys", lambda key: key.scope == "read")
+    assert [key.client for key in dropped] == ["oncall"]
+    assert kept == "".join(text.splitlines(keepends=True)[:-1])  # the rest as written
+
+
 def test_lines_taken_out_leave_comments_blank_lines_and_the_rest_as_written() -> None:
     text, keys = keys_text()
     kept, dropped = keys_file.without(

@@ -1,15 +1,22 @@
 """API keys: who may ask a service for predictions, and who asked.
 
 Off unless ``<SVC>_API_KEYS_FILE`` names a keys file. The file holds one line per key,
-``<client>:sha256:<hex digest of the key>[:expires=<date>]``, so the Secret it is mounted from
-holds no key a leak would hand out: a key is shown once, to whoever creates it (``mlp api-key``),
-and the service only ever compares digests. A key with an expiry date is refused from then on
-(``mlp api-key`` gives one 90 days unless told otherwise), so a key handed to a contractor or
-copied into a notebook stops working without anyone remembering to revoke it; each client's
-last expiry is exported (``<svc>_api_key_expiry_timestamp_seconds``) and alerted on beforehand.
-A client sends its key as ``Authorization: Bearer <key>`` (what OpenAPI's and the Open
+``<client>:sha256:<hex digest of the key>[:expires=<date>][:scope=read]``, so the Secret it is
+mounted from holds no key a leak would hand out: a key is shown once, to whoever creates it
+(``mlp api-key``), and the service only ever compares digests. A key with an expiry date is refused
+from then on (``mlp api-key`` gives one 90 days unless told otherwise), so a key handed to a
+contractor or copied into a notebook stops working without anyone remembering to revoke it; each
+client's last expiry is exported (``<svc>_api_key_expiry_timestamp_seconds``) and alerted on
+beforehand. A client sends its key as ``Authorization: Bearer <key>`` (what OpenAPI's and the Open
 Inference Protocol's clients send) or ``X-API-Key: <key>``. An Authorization of another scheme
 (a proxy's Basic, say) leaves X-API-Key to carry the key; a header sent twice is refused.
+
+A line without a scope opens every endpoint, as every line did before scopes existed. One of
+``scope=read`` (``mlp api-key --read-only``) opens the metadata endpoints only (``READ_ENDPOINTS``:
+``/model``, ``/model/card``, the Open Inference Protocol's server and model metadata), so on-call
+can read what a pod serves without holding a key that runs the model: anything else answers it
+403 naming its client. A service older than scopes refuses such a line as it refuses any bad one,
+so a read-only key never opens more than metadata.
 
 The client's name, never its key, goes on every log line written for its request (capture
 lines included), so an auditor can say which client was given which answer.
@@ -41,7 +48,13 @@ from pathlib import Path
 
 from servekit import logs
 from servekit.errors import FieldProblem, ServekitError
-from servekit.metrics.names import DOCS_ASSETS, GRPC_METHODS, OPEN_INFERENCE_ENDPOINTS, grpc_endpoint
+from servekit.metrics.names import (
+    DOCS_ASSETS,
+    GRPC_METHOD,
+    GRPC_METHODS,
+    OPEN_INFERENCE_ENDPOINTS,
+    grpc_endpoint,
+)
 from servekit.settings import SettingsError
 
 logger = logging.getLogger("servekit.auth")
@@ -57,7 +70,36 @@ KNOWN_SCHEMES = frozenset(
 )
 #: A client's name: what the log lines and the keys file call it.
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-KEY_LINE = re.compile(r"(?P<client>[^:\s]+):sha256:(?P<digest>[0-9a-f]{64})(?::expires=(?P<expires>\S+))?")
+KEY_LINE = re.compile(r"(?P<client>[^:\s]+):sha256:(?P<digest>[0-9a-f]{64})(?P<fields>(?::\S+)?)")
+#: Where a key line's next field starts: a colon before a name and '='. An expiry's time has
+#: colons too (12:00:00+01:00), but never before a lower-case name and '='.
+FIELD_START = re.compile(r":(?=[a-z]+=)")
+FIELD = re.compile(r"(?P<name>[a-z]+)=(?P<value>\S+)")
+#: How a key line is written, as the refusal of a bad one says.
+KEY_LINE_FORM = "'<client>:sha256:<64 lower-case hex digits>[:expires=<date>][:scope=read]'"
+#: A key that may read metadata, and nothing that runs the model (a line's ``scope=read``). A line
+#: without a scope opens everything: the lines written before scopes existed mean that.
+READ_SCOPE = "read"
+SCOPES = (READ_SCOPE,)
+#: What a read-only key opens, by endpoint label (``servekit.metrics.names``): a pod's metadata,
+#: as on-call reads it (``/model``'s refresh, canary, live evaluation and baselines), and the
+#: Open Inference Protocol's metadata (``/v2/models/{model}/versions/{v}`` has its model's label).
+READ_ENDPOINTS = frozenset(
+    {
+        "/model",
+        "/model/card",
+        *(path for path in OPEN_INFERENCE_ENDPOINTS if not path.endswith(("/live", "/ready"))),
+        *(grpc_endpoint(method) for method in GRPC_METHODS if method.endswith("Metadata")),
+    }
+)
+#: ... called with a method that changes nothing (a gRPC call's method label is GRPC: the
+#: endpoints above are its metadata calls only).
+READ_METHODS = frozenset({"GET", "HEAD", GRPC_METHOD})
+#: What a refusal of a read-only key says it may do.
+READABLE = (
+    "GET /model, /model/card, /v2 and /v2/models/<model>[/versions/<version>] "
+    "(gRPC ServerMetadata and ModelMetadata)"
+)
 KEY_PREFIX = "mlp_"
 #: How an expiry is written: a date, or a date and a time (``datetime.fromisoformat`` reads the
 #: rest). Python also reads 20270301 and 2027-W09-1, which nobody checking a file should decode.
@@ -114,10 +156,15 @@ def new_key() -> str:
 
 @dataclass(frozen=True)
 class Key:
-    """Whose a key is, and when it stops working (None: never)."""
+    """Whose a key is, when it stops working (None: never), and what it opens (None: everything)."""
 
     client: str
     expires: datetime | None = None
+    scope: str | None = None
+
+    def opens(self, endpoint: str, method: str) -> bool:
+        """Whether a request to ``endpoint`` (its label) with ``method`` may go ahead with this key."""
+        return self.scope is None or (endpoint in READ_ENDPOINTS and method in READ_METHODS)
 
 
 def expiry(text: str) -> datetime:
@@ -156,15 +203,52 @@ def expiry_text(when: datetime) -> str:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def key_line(client_name: str, key: str, expires: datetime | None = None) -> str:
-    """The keys file's line for ``key`` of ``client_name``, refused from ``expires`` on."""
+def key_line(client_name: str, key: str, expires: datetime | None = None, scope: str | None = None) -> str:
+    """The keys file's line for ``key`` of ``client_name``, refused from ``expires`` on, opening
+    what ``scope`` does (None: everything)."""
     if not CLIENT_NAME.fullmatch(client_name):
         raise ValueError(
             f"{client_name!r} is not a client name: 1 to 64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(not_a_scope(scope))
     line = f"{client_name}:sha256:{digest(key)}"
-    return line if expires is None else f"{line}:expires={expiry_text(expires)}"
+    if expires is not None:
+        line = f"{line}:expires={expiry_text(expires)}"
+    return line if scope is None else f"{line}:scope={scope}"
+
+
+def not_a_scope(scope: str) -> str:
+    return (
+        f"scope={scope!r} is not a scope: write scope={READ_SCOPE} (metadata only), or leave it out "
+        "for a key that opens everything"
+    )
+
+
+def line_fields(fields: str) -> list[tuple[str, str]] | None:
+    """A key line's fields after its digest (``:expires=...:scope=...``), as written; None when
+    they are not ``:name=value`` pairs."""
+    if not fields:
+        return []
+    first, *rest = FIELD_START.split(fields)
+    pairs = [(match["name"], match["value"]) for match in map(FIELD.fullmatch, rest) if match is not None]
+    return pairs if rest and not first and len(pairs) == len(rest) else None
+
+
+def key_fields(fields: list[tuple[str, str]]) -> tuple[datetime | None, str | None]:
+    """A key line's expiry and scope (None when not given); a ValueError naming the field."""
+    given: dict[str, str] = {}
+    for name, value in fields:
+        if name not in ("expires", "scope"):
+            raise ValueError(f"{name}= is no field of a key line: it takes expires=<date> and scope=read")
+        if name in given:
+            raise ValueError(f"{name}= given twice: give it once")
+        given[name] = value
+    scope = given.get("scope")
+    if scope is not None and scope not in SCOPES:
+        raise ValueError(not_a_scope(scope))
+    return (None if "expires" not in given else expiry(given["expires"])), scope
 
 
 def expires_in(days: float, now: datetime | None = None) -> datetime:
@@ -207,18 +291,18 @@ def key_lines(text: str, source: str) -> list[KeyLine]:
             lines.append(KeyLine(raw))
             continue
         match = KEY_LINE.fullmatch(line)
-        if match is None or not CLIENT_NAME.fullmatch(match["client"]):
+        fields = None if match is None else line_fields(match["fields"])
+        if match is None or fields is None or not CLIENT_NAME.fullmatch(match["client"]):
             raise KeysFileError(
-                f"{source} line {number}: not '<client>:sha256:<64 lower-case hex digits>"
-                "[:expires=<date>]' (make one with: mlp api-key <client>)"
+                f"{source} line {number}: not {KEY_LINE_FORM} (make one with: mlp api-key <client>)"
             )
         if match["digest"] in held:
             raise KeysFileError(f"{source} line {number}: the same key as {held[match['digest']].client}'s")
         try:
-            expires = None if match["expires"] is None else expiry(match["expires"])
+            expires, scope = key_fields(fields)
         except ValueError as exc:
             raise KeysFileError(f"{source} line {number}: {exc}") from None
-        held[match["digest"]] = Key(match["client"], expires)
+        held[match["digest"]] = Key(match["client"], expires, scope)
         lines.append(KeyLine(raw, match["digest"], held[match["digest"]]))
     return lines
 
@@ -359,22 +443,32 @@ class ApiKeys:
 
         ``headers`` maps lower-case names to values (HTTP headers, gRPC metadata); ``where``
         prefixes the field the error names (``header.Authorization``, ``metadata.authorization``).
+        Who, not what it may do: a request is let through by ``bind``, which checks the key's scope.
         """
         return self.identify(headers, where)[0]
 
-    def bind(self, headers: Mapping[str, str], where: str = "header.") -> str:
-        """``authenticate``, and the client and key id put on the request's log lines and metrics.
+    def bind(self, headers: Mapping[str, str], endpoint: str, method: str, where: str = "header.") -> str:
+        """``authenticate``, the client and key id put on the request's log lines and metrics, and
+        a 403 ServekitError when the key does not open ``endpoint`` (its label) with ``method``.
 
-        Not reset on the way out, like the request id: the access line and the request's count
-        are written after the app returns, in the same task.
+        The client is put first: a refused read-only key's request is logged and counted as its
+        client's. Not reset on the way out, like the request id: the access line and the request's
+        count are written after the app returns, in the same task.
         """
-        client, identifier = self.identify(headers, where)
-        logs.client.set(client)
-        logs.key_id.set(identifier)
-        return client
+        found, key_digest, field = self.find(headers, where)
+        logs.client.set(found.client)
+        logs.key_id.set(key_id(key_digest))
+        if not found.opens(endpoint, method):
+            raise forbidden(field, found)
+        return found.client
 
     def identify(self, headers: Mapping[str, str], where: str = "header.") -> tuple[str, str]:
         """The client whose key the request carries, and the key's id (``key_id``)."""
+        found, key_digest, _ = self.find(headers, where)
+        return found.client, key_id(key_digest)
+
+    def find(self, headers: Mapping[str, str], where: str = "header.") -> tuple[Key, str, str]:
+        """The key the request carries, its digest and the field it came in; a 401 when none of ours."""
         self.refresh()
         key, field = credential(headers, where)
         key_digest = digest(key)
@@ -385,7 +479,7 @@ class ApiKeys:
             raise unauthenticated(
                 field, f"{found.client}'s key expired on {expiry_text(found.expires)}: ask for a new one"
             )
-        return found.client, key_id(key_digest)
+        return found, key_digest, field
 
 
 def credential_field(name: str, where: str = "header.") -> str:
@@ -469,6 +563,19 @@ def unauthenticated(field: str, problem: str) -> ServekitError:
         401,
         "unauthenticated",
         f"this endpoint needs an API key of this service: {field}: {problem}",
+        (FieldProblem(field, problem),),
+    )
+
+
+def forbidden(field: str, key: Key) -> ServekitError:
+    """A 403: the key is the service's, but its scope does not open this endpoint. Not a 401, which
+    would tell its client the key is wrong, and counted apart from the refusals of no key."""
+    problem = f"{key.client}'s key reads metadata only (scope={key.scope}): it opens {READABLE}"
+    return ServekitError(
+        403,
+        "forbidden",
+        f"this endpoint is closed to read-only keys: {field}: {problem}; "
+        "predictions need a key without a scope",
         (FieldProblem(field, problem),),
     )
 

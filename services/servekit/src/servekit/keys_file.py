@@ -18,15 +18,21 @@ from servekit.auth import Key, expiry_text, key_id, key_lines
 
 @dataclass(frozen=True)
 class Listed:
-    """One key line: whose key, which (its id), and how long it lasts."""
+    """One key line: whose key, which (its id), how long it lasts, and what it opens (None: all)."""
 
     client: str
     key_id: str
     expires: datetime | None
+    scope: str | None = None
 
     @classmethod
     def of(cls, digest: str, key: Key) -> Listed:
-        return cls(key.client, key_id(digest), key.expires)
+        return cls(key.client, key_id(digest), key.expires, key.scope)
+
+    @property
+    def opens(self) -> str:
+        """What the key opens, as ``mlp api-keys`` lists it: nothing said of a key that opens all."""
+        return "" if self.scope is None else f"scope={self.scope}: metadata only"
 
     def state(self, now: datetime) -> str:
         if self.expires is None:

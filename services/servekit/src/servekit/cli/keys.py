@@ -26,6 +26,7 @@ RELOAD_NOTE = "5 s (of a replaced Secret: about a minute, the kubelet's refresh)
 
 def cmd_api_key(args: argparse.Namespace) -> int:
     from servekit.auth import (
+        READ_SCOPE,
         KeysFileError,
         expires_in,
         expiry,
@@ -54,10 +55,11 @@ def cmd_api_key(args: argparse.Namespace) -> int:
                 expires = expires_in(args.expires_in)
             except ValueError as exc:
                 raise ValueError(f"--expires-in {args.expires_in:g}: {exc}") from None
-        line = key_line(args.client, key, expires)
+        line = key_line(args.client, key, expires, READ_SCOPE if args.read_only else None)
     except ValueError as exc:
         raise UsageError(f"api-key: {exc}") from None
     lifetime = "never expires" if expires is None else f"expires on {expiry_text(expires)}"
+    lifetime += ", reads metadata only" if args.read_only else ""
     if args.append is None:
         print(line, file=sys.stderr)
         print(key)
@@ -117,7 +119,8 @@ def cmd_api_keys(args: argparse.Namespace) -> int:
             print(f"mlp: {path} holds no expired key", file=sys.stderr)
     width = max((len(key.client) for key in listed), default=6)
     for key in listed:
-        print(f"{key.client:<{width}}  {key.key_id}  {key.state(now)}")
+        opens = f"  {key.opens}" if key.opens else ""
+        print(f"{key.client:<{width}}  {key.key_id}  {key.state(now)}{opens}")
     return 0
 
 
@@ -145,11 +148,17 @@ def add_commands(commands: Commands) -> None:
     lifetime.add_argument(
         "--no-expiry", action="store_true", help="never expires: revoke it by removing its line"
     )
+    key.add_argument(
+        "--read-only",
+        action="store_true",
+        help="a key that reads metadata only (GET /model, /model/card, the Open Inference metadata): "
+        "on-call's; predictions, batches, explanations and infer answer it 403",
+    )
     key.set_defaults(func=cmd_api_key)
 
     keys = commands.add_parser(
         "api-keys",
-        help="list a keys file's keys (client, key id, expiry), or take lines out of it",
+        help="list a keys file's keys (client, key id, expiry, scope), or take lines out of it",
         description="Without an option, lists the keys. The key id is what the services' log lines "
         "name (key_id), so a rotation can be followed: once the old key's id is no longer logged, "
         "revoke it.",

@@ -1,8 +1,9 @@
 """Pure ASGI middleware: an API key of the service on every endpoint but probes, metrics and docs.
 
-It sits inside the telemetry middleware, so a refused request is counted (status 401), timed and
-logged like any other, and outside the admission limit, so a request without a key never takes
-a place a client with one could have had. It answers before the body is read.
+It sits inside the telemetry middleware, so a refused request is counted (status 401, or 403 for
+a read-only key on an endpoint it does not open), timed and logged like any other, and outside the
+admission limit, so a request without a key never takes a place a client with one could have had.
+It answers before the body is read.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def is_open(path: str) -> bool:
 
 
 class ApiKeyMiddleware:
-    """Lets a request through with one of the service's keys, its client named; else answers 401."""
+    """Lets a request through with one of the service's keys that opens its endpoint, its client
+    named; else answers 401 (no key of ours) or 403 (a read-only key on what runs the model)."""
 
     def __init__(self, app: ASGIApp, keys: auth.ApiKeys, root_path: str = "") -> None:
         self.app = app
@@ -36,7 +38,8 @@ class ApiKeyMiddleware:
         self.root_path = root_path.rstrip("/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_open(local_path(scope, self.root_path)):
+        path = local_path(scope, self.root_path) if scope["type"] == "http" else ""
+        if scope["type"] != "http" or is_open(path):
             await self.app(scope, receive, send)
             return
         try:
@@ -46,7 +49,7 @@ class ApiKeyMiddleware:
                 if name in CREDENTIAL_HEADERS
             )
             # Every copy, not a dict's last: a header sent twice is refused, not guessed at.
-            self.keys.bind(auth.credential_headers(sent))
+            self.keys.bind(auth.credential_headers(sent), endpoint_label(path), scope["method"])
         except ServekitError as refused:
             remember_error(scope, refused)
             await error_response(refused, scope)(scope, receive, send)

@@ -64,6 +64,7 @@ SERVICE = GRPC_SERVICE
 STATUS_CODES = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
     401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
     404: grpc.StatusCode.NOT_FOUND,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
     415: grpc.StatusCode.INVALID_ARGUMENT,
@@ -463,7 +464,7 @@ class OpenInferenceServicer:
                 if self.api_keys is not None and endpoint not in OPEN_ENDPOINTS:
                     # Every copy, not the dict's last: a key sent twice is refused, not guessed at.
                     sent = credential_headers(context.invocation_metadata() or (), where="metadata.")
-                    self.api_keys.bind(sent, where="metadata.")
+                    self.api_keys.bind(sent, endpoint, GRPC_METHOD, where="metadata.")
                 if isinstance(request, Oversized):  # after the key check, as REST reads a body
                     raise too_large(self.name, request.size, self.settings.max_body_bytes)
                 response = await call(request, context)
