@@ -101,7 +101,7 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
         prediction[key] *= 1.001
 
     changed = with_changed_line(log, tmp_path / "changed.log", nudge_first_number)
-    report = mlp("replay", str(tmp_path / "changed.log"), status=1)
+    report = mlp("replay", str(tmp_path / "changed.log"), status=3)
     assert f"line {changed} (request " in report
     assert f"{len(rows) - 1} of {len(rows)} captured answers reproduced, 1 differs" in report
 
@@ -109,5 +109,5 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
         line["capture"]["model"]["version"] = "999"
 
     with_changed_line(log, tmp_path / "unknown.log", unknown_version)
-    report = mlp("replay", str(tmp_path / "unknown.log"), status=1)
+    report = mlp("replay", str(tmp_path / "unknown.log"), status=3)
     assert f"{name} v999: 1 captured answer not checked: ModelLoadError" in report

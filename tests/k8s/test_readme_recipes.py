@@ -39,26 +39,8 @@ CHANGED_BY_A_RECIPE = (
 )
 
 
-class UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key given twice in one mapping, which PyYAML and kustomize take,
-    keeping the last."""
-
-
-def _unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
-    twice = sorted({str(k) for k in keys if keys.count(k) > 1})
-    if twice:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"{', '.join(twice)}: given more than once", node.start_mark
-        )
-    return loader.construct_mapping(node, deep=deep)
-
-
-UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def unique_keys(text: str) -> Any:
-    return yaml.load(text, Loader=UniqueKeyLoader)
+#: k8s/check.py's, which ``make k8s-check`` runs on every kustomization under k8s/.
+unique_keys = K8S_CHECK.unique_keys
 
 
 def yaml_texts(readme: Path) -> list[str]:
@@ -213,11 +195,7 @@ def test_no_kustomization_names_a_key_twice() -> None:
         p for p in ROOT.rglob("kustomization.yaml") if not {".venv", "node_modules", ".git"} & set(p.parts)
     ]
     assert len(found) >= 12
-    for path in found:
-        try:
-            unique_keys(path.read_text())
-        except yaml.constructor.ConstructorError as exc:
-            pytest.fail(f"{path.relative_to(ROOT)}: {exc.problem}")
+    assert K8S_CHECK.repeated_key_problems(found) == []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -632,3 +632,67 @@ def test_the_primary_fields_are_those_the_outcome_and_the_scores_are_read_from(
         "value",
         "confidence",
     ]
+
+
+#: What a replay meets, as (the second capture's version, whether the first answer is changed).
+REPLAYS = {
+    "reproduced": ("test", False),
+    "an answer differs": ("test", True),
+    "a version the registry lacks": ("gone", False),
+    "the registry unreachable": ("unreachable", False),
+    "an answer differs, the registry unreachable": ("unreachable", True),
+}
+
+
+@pytest.mark.parametrize(
+    ("replayed", "status"),
+    [
+        ("reproduced", 0),
+        ("an answer differs", 3),
+        ("a version the registry lacks", 3),
+        ("the registry unreachable", 1),
+        ("an answer differs, the registry unreachable", 3),
+    ],
+)
+def test_the_exit_status_tells_a_verdict_from_a_registry_worth_retrying(
+    toy_trained: tuple[ModelArtifact, Split],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    replayed: str,
+    status: int,
+) -> None:
+    # An answer that differs exited 1, the status of a registry unreachable, so a Job's
+    # podFailurePolicy (or CI) retried a verdict that running again repeats; 3 is mlp score's and
+    # mlp evaluate's for a run whose result fails the check.
+    from servekit import cli, registry
+    from servekit.loading import ModelLoadError
+
+    artifact, data = toy_trained
+    second, changed = REPLAYS[replayed]
+    rows = request_rows(data, 2)
+    then = ToyModel(artifact).predict(rows)
+    if changed:
+        then[0] = {**then[0], "value": then[0]["value"] + 1}
+
+    def load_artifact(name: str, uri: str, tracking_uri: str) -> ModelArtifact:
+        version = uri.rsplit("/", 1)[1]
+        if version == "gone":
+            raise ModelLoadError(f"resolving {uri} at {tracking_uri}: no such version", missing=True)
+        if version == "unreachable":
+            raise ModelLoadError(f"resolving {uri} at {tracking_uri}: connection refused")
+        return artifact
+
+    monkeypatch.setattr("servekit.loading.load_artifact", load_artifact)
+    monkeypatch.setattr(registry, "get_service", lambda name: TOY)
+    log = tmp_path / "capture.log"
+    log.write_text("\n".join(bare_captures(rows, then, ["test", second])) + "\n")
+    assert cli.main(["replay", str(log), "--tracking-uri", "http://127.0.0.1:18250"]) == status
+
+
+def test_the_replay_help_states_its_exit_statuses(capsys: pytest.CaptureFixture[str]) -> None:
+    from servekit import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["replay", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "Exits 3 when an answer differs or a version is not in the registry; 1 when" in help_text

@@ -135,8 +135,10 @@ class TaxiTrip(KeepsSentValues):
     dropoff_latitude: float | None = _latitude("dropoff")
     dropoff_longitude: float | None = _longitude("dropoff")
     payment_type: str = Field(
-        min_length=1,
         max_length=MAX_PAYMENT_TYPE_TEXT,
+        # Not min_length: pydantic's "at least 1 character" would answer "" before the validator
+        # below says what to send. Stated for generated clients.
+        json_schema_extra={"minLength": 1},
         description=(
             f"One of {', '.join(data.SEEN_PAYMENT_TYPES)} (case and spacing are normalised); any other "
             f"value is accepted and predicted as {data.OTHER_PAYMENT_TYPE!r}; a blank or null "
@@ -169,8 +171,8 @@ class TaxiTrip(KeepsSentValues):
     @field_validator("payment_type")
     @classmethod
     def _normalise_payment_type(cls, value: str) -> str:
-        # Training reads a blank or a null token as no payment type ("Unknown"); the field is
-        # required, so the API refuses them all, as it refuses "" and null, and says what to send.
+        # Training reads a blank ("" too) or a null token as no payment type ("Unknown"); the
+        # field is required, so the API refuses them all, as it refuses null, and says what to send.
         if data.is_missing_text(value):
             raise ValueError(
                 f"{value!r} means no payment type, and the field is required: send "

@@ -425,6 +425,10 @@ class VersionReport:
     #: Captures whose answer differs (or whose run is not the version's now).
     differing: int = 0
     not_loaded: str | None = None
+    #: Not loaded because the registry answered that it holds no such version (or no service of
+    #: the name is installed): a finding about the log, as a difference is, which no retry mends.
+    #: Any other cause (the registry unreachable) may pass.
+    missing: bool = False
     #: Required answer fields the captures lack, each with how many lack it: answered since they
     #: were captured (``primary_fields`` are never among them: those lacking differ).
     answered_since: dict[str, int] = field(default_factory=dict)
@@ -496,6 +500,9 @@ def replay(
                 models[key] = load(c.name, c.version)
             except Exception as exc:  # every cause (no such service, version, registry) is reported
                 report.not_loaded = f"{type(exc).__name__}: {exc}"
+                # servekit.loading.ModelLoadError's missing, or registry.get_service's LookupError (no
+                # such service); not a KeyError, which is a fault.
+                report.missing = type(exc) is LookupError or getattr(exc, "missing", False) is True
         report.checked += 1
         if report.not_loaded is not None:
             continue
@@ -556,6 +563,13 @@ def render(reports: Sequence[VersionReport]) -> tuple[str, bool]:
         )
     ok = all(r.not_loaded is None and not r.differing for r in reports)
     return "\n".join(lines), ok
+
+
+def failed_for_good(reports: Sequence[VersionReport]) -> bool:
+    """Whether the replay found what running it again repeats: an answer that differs, or a
+    version the registry does not hold. False when all it lacks is a version it could not load
+    for a cause that may pass (the registry unreachable) or a fault no one foresaw."""
+    return any(r.differing or r.missing for r in reports)
 
 
 def _answers(count: int) -> str:

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 #: once on it, as on ``mlp score``'s 3 (over --max-rejected). Not 1, which is the registry
 #: unreachable (or a fault no one foresaw) and worth retrying, nor 2, a run that cannot start.
 EVALUATE_WORSE = 3
+#: ``mlp replay``'s exit status when a captured answer differs from the one its version gives now,
+#: or names a version the registry does not hold: a verdict too, for the same reasons.
+REPLAY_DIFFERS = 3
 
 
 @contextmanager
@@ -81,9 +84,12 @@ def _nothing_joined(joined: Joined, service: str, args: argparse.Namespace) -> s
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """0 when every captured answer is reproduced; REPLAY_DIFFERS when one differs or its version is
+    not in the registry (whatever else could not be checked: no retry makes that pass); else 1, a
+    version that could not be loaded for a cause that may pass (the registry unreachable)."""
     from servekit.loading import load_artifact
     from servekit.model import ServedModel
-    from servekit.replay import render, replay
+    from servekit.replay import failed_for_good, render, replay
     from servekit.spec import ServiceSpec
     from servekit.training.trainer import require_database
 
@@ -103,7 +109,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError(f"replay: {args.file}: no capture lines (logger servekit.capture) in it")
     text, reproduced = render(reports)
     print(text)
-    return 0 if reproduced else 1
+    if reproduced:
+        return 0
+    return REPLAY_DIFFERS if failed_for_good(reports) else 1
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -222,6 +230,11 @@ def add_commands(commands: Commands) -> None:
     replay = commands.add_parser(
         "replay",
         help="answer captured predictions again with the versions that gave them, and compare",
+        description="Reads capture lines, loads each version they name from the registry, answers "
+        "each captured input again and compares every field of the answer. Exits "
+        f"{REPLAY_DIFFERS} when an answer differs or a version is not in the registry; 1 when a "
+        "version could not be loaded otherwise (the registry unreachable: worth retrying); 2 when "
+        "the file or the command cannot run.",
     )
     replay.add_argument(
         "file",
