@@ -359,6 +359,32 @@ def test_held_out_copies_of_training_rows_are_counted_and_said(
     assert note.startswith(
         f"{copies:,} of the {len(data.y_test):,} held-out rows are copies of training rows"
     )
+    assert note.endswith("drop the repeated rows to measure that")
+    mlflow.set_tracking_uri(None)
+
+
+def test_held_out_copies_in_synthetic_data_are_put_down_to_the_generator_with_nothing_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlp train nlpinsight` on its synthetic data (as `make up` runs it) told the user, who gave
+    no file, that "the file repeats rows" and to drop them: its generator repeats some headlines."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
+        "toy", artifact_location=str(tmp_path / "artifacts")
+    )
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    generate = type(TOY.recipe).generate
+
+    def repeating(self: Any, n_rows: int, seed: int) -> pd.DataFrame:
+        rows = generate(self, n_rows - 200, seed)
+        return pd.concat([rows, rows.head(200)], ignore_index=True)
+
+    monkeypatch.setattr(type(TOY.recipe), "generate", repeating)
+    note = trainer.train(TOY, uri, None, seed=1).held_out_note
+    assert "held-out rows are copies of training rows: the synthetic generator repeats some rows" in note
+    assert "the file repeats rows" not in note
+    assert "drop the repeated rows" not in note
+    assert "nothing to do" in note
     mlflow.set_tracking_uri(None)
 
 

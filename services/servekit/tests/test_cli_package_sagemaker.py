@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -23,7 +25,8 @@ NOWHERE = "http://127.0.0.1:9"
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite registry of bankchurn: v1 (champion) sound, v2 with its artifacts deleted (MLflow
-    downloads it as an empty directory), v3 with a model file that does not deserialise."""
+    downloads it as an empty directory), v3 with a model file that does not deserialise, v4 sound
+    but its run deleted and garbage-collected (``mlflow gc``)."""
     import mlflow
 
     directory = tmp_path_factory.mktemp("registry")
@@ -39,10 +42,13 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     experiment = client.create_experiment("bankchurn", artifact_location=str(directory / "artifacts"))
     client.create_registered_model("bankchurn")
-    for source in (sound, deleted, corrupt):
+    for source in (sound, deleted, corrupt, shutil.copytree(sound, directory / "orphan")):
         run = client.create_run(experiment)
         client.create_model_version("bankchurn", str(source), run_id=run.info.run_id)
     client.set_registered_model_alias("bankchurn", "champion", "1")
+    client.delete_run(run.info.run_id)
+    gc = ["gc", "--backend-store-uri", uri, "--tracking-uri", uri, "--run-ids", run.info.run_id]
+    subprocess.run([sys.executable, "-m", "mlflow", *gc], check=True, capture_output=True)
     return uri
 
 
@@ -112,6 +118,32 @@ def test_a_model_the_registry_does_not_hold_is_one_line_exit_2(
     output = tmp_path / "model.tar.gz"
     assert cli.main(package(tracking_uri, "--model-uri", model_uri, "--output", str(output))) == 2
     assert refusal(capsys).startswith(says)
+    assert not output.exists()
+
+
+@pytest.mark.parametrize("command", ["package-sagemaker", "score"])
+def test_a_version_whose_run_is_gone_is_one_line_exit_2_as_promote_says(
+    tmp_path: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """Exit 1 ("worth retrying") was wrong: a garbage-collected run never comes back."""
+    import mlflow
+
+    run_id = mlflow.MlflowClient(tracking_uri).get_model_version("bankchurn", "4").run_id
+    output = tmp_path / "out"
+    if command == "score":
+        rows = tmp_path / "customers.csv"
+        rows.write_text("CreditScore\n600\n")
+        argv = ["score", "bankchurn", str(rows), "--output", str(output), "--tracking-uri", tracking_uri]
+        said = "mlp: score: models:/bankchurn/4: "
+    else:
+        argv = package(tracking_uri, "--output", str(output))
+        said = "mlp: "
+    assert cli.main([*argv, "--model-uri", "models:/bankchurn/4"]) == 2
+    assert refusal(capsys) == (
+        f"{said}bankchurn v4: its run {run_id} is gone (deleted and garbage-collected?), and the "
+        "version's figures are read from it: name another version, or register the model again from a "
+        "run that is kept\n"
+    )
     assert not output.exists()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ from toy import TOY, ToyModel
 from servekit import cli
 from servekit.cli import serving
 from servekit.local import free_port
+from servekit.metrics.names import ACCESS_LOGGER
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.app import INLINE_BATCH_LIMIT
@@ -307,3 +309,33 @@ def test_a_grace_spent_cuts_both_protocols_in_flight_the_grpc_call_counted_as_a_
         assert answers["http"] != 200
     labels = {"endpoint": rpc_server.grpc_endpoint("ModelInfer"), "method": "GRPC", "status": "503"}
     assert app.state.metrics.registry.get_sample_value("toy_requests_total", labels) == 1
+
+
+def test_a_request_the_grace_cuts_is_a_503_shutting_down_as_the_grpc_call_without_a_traceback(
+    toy_trained: tuple[ModelArtifact, Split],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """uvicorn cancels it once the grace is spent: it was "Exception in ASGI application" with a
+    traceback and a 500, counted against the service as a bug, where the gRPC call was a 503."""
+    artifact, _ = toy_trained
+    monkeypatch.setattr(rpc_server, "SHUTDOWN_GRACE_SECONDS", 1.0)
+    caplog.set_level(logging.INFO)
+    with serving_both(artifact, grace=1) as (server, app, _, _, answers, ended):
+        server.handle_exit(signal.SIGTERM, None)
+        assert ended.wait(timeout=30)
+    assert answers == {"http": 503, "grpc": "UNAVAILABLE"}
+    total = app.state.metrics.registry.get_sample_value
+    for endpoint, method in (("/predict/batch", "POST"), (rpc_server.grpc_endpoint("ModelInfer"), "GRPC")):
+        assert total("toy_requests_total", {"endpoint": endpoint, "method": method, "status": "503"}) == 1
+        assert not total("toy_requests_total", {"endpoint": endpoint, "method": method, "status": "500"})
+    (cut,) = [
+        r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER and " /predict/" in r.getMessage()
+    ]
+    assert cut.startswith("POST /predict/batch 503 in ")
+    assert cut.endswith(
+        " ms: shutting_down: the server shut down before the answer, its shutdown grace spent; "
+        "retry the request"
+    )
+    assert "Exception in ASGI application" not in caplog.text
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback anywhere

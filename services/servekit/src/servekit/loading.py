@@ -55,8 +55,9 @@ def registry_client(tracking_uri: str) -> Any:
 class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message says which step failed and why.
 
-    ``missing``: the registry answered that the name, version or alias is not there, which no
-    retry mends (a batch job fails for good on it); any other failure may pass.
+    ``missing``: the registry answered that the name, version or alias is not there, or the run
+    of the version is gone, which no retry mends (a batch job fails for good on it); any other
+    failure may pass.
 
     The message is shown (``/readyz``, the logs, a command's output), so the credentials of the
     tracking URI it names, or of a URI its cause quotes, are masked in it.
@@ -70,6 +71,18 @@ class ModelLoadError(RuntimeError):
 #: The registry's error codes for a name, version or alias it does not hold (an alias: the
 #: second, from get_model_version_by_alias).
 NOT_IN_THE_REGISTRY = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
+def run_gone(exc: BaseException) -> bool:
+    """Whether reading a run failed because the tracking server does not hold it (deleted, then
+    garbage-collected by ``mlflow gc``): no retry brings it back, unlike a server that did not
+    answer. A deleted run not yet collected still reads."""
+    return getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+def run_gone_problem(run_id: str) -> str:
+    """How a command names a run ``run_gone`` found missing."""
+    return f"its run {run_id} is gone (deleted and garbage-collected?)"
 
 
 @dataclass(frozen=True)
@@ -171,12 +184,7 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
         except Exception as exc:
             raise ModelLoadError(f"deserialising {download_uri}: {one_line(exc)}") from exc
     run_id = ref.run_id if ref else run_of(model_uri)
-    metrics: dict[str, float] = {}
-    if run_id:
-        try:
-            metrics = dict(mlflow.MlflowClient(tracking_uri).get_run(run_id).data.metrics)
-        except Exception as exc:
-            raise ModelLoadError(f"reading run {run_id}: {one_line(exc)}") from exc
+    metrics = run_figures(run_id, tracking_uri, ref or model_uri) if run_id else {}
     return ModelArtifact(
         name=name,
         pipeline=pipeline,
@@ -187,6 +195,27 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
         registry_uri=tracking_uri,
         training_metrics=metrics,
     )
+
+
+def run_figures(run_id: str, tracking_uri: str, of: RegistryRef | str) -> dict[str, float]:
+    """The metrics of ``run_id``, the run of ``of`` (a registered version, or a ``runs:/`` URI).
+
+    A ModelLoadError when they cannot be read; ``missing`` when the run is gone, as ``mlp
+    promote`` refuses such a version: a retry would find it gone again.
+    """
+    import mlflow
+
+    try:
+        return dict(mlflow.MlflowClient(tracking_uri).get_run(run_id).data.metrics)
+    except Exception as exc:
+        if run_gone(exc):
+            which = f"{of.name} v{of.version}" if isinstance(of, RegistryRef) else of
+            raise ModelLoadError(
+                f"{which}: {run_gone_problem(run_id)}, and the version's figures are read from it: "
+                "name another version, or register the model again from a run that is kept",
+                missing=True,
+            ) from exc
+        raise ModelLoadError(f"reading run {run_id}: {one_line(exc)}") from exc
 
 
 def run_of(model_uri: str) -> str:

@@ -108,10 +108,17 @@ def draining_server(app: FastAPI, **options: Any) -> uvicorn.Server:
     """
     import uvicorn
 
+    from servekit.rest.telemetry import server_stopped, shutdown_begins
+
     class DrainingServer(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             app.state.begin_shutdown()
-            await super().shutdown(sockets)
+            # The requests uvicorn cancels once its grace is spent are then counted as cut (503).
+            shutdown_begins(app.state, self.config.timeout_graceful_shutdown)
+            try:
+                await super().shutdown(sockets)
+            finally:
+                server_stopped(app.state)
 
     return DrainingServer(uvicorn.Config(app, **options))
 

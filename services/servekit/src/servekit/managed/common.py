@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import TypeAdapter
 
 from servekit.errors import invalid_field
-from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model
+from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model, validate_batch_json
 from servekit.loading import read_model_dir
 from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.reasons import reasons_problem
@@ -90,10 +90,16 @@ class LoadedModel:
     #: ``<SVC>_MAX_BATCH_SIZE``, the same setting as the REST service's.
     max_batch_size: int
 
-    def limit(self, records: list[Record]) -> list[Record]:
-        """``records``, or a 413 when there are more than the service's batch limit."""
-        check_batch_size(len(records), self.max_batch_size)
-        return records
+    def validated(self, body: bytes | str) -> list[Record]:
+        """Records of a ``{"instances": [...]}`` JSON body, as ``POST /predict/batch`` takes them:
+        a 413 naming ``<SVC>_MAX_BATCH_SIZE`` when over the limit whatever the instances hold,
+        else a 422 naming each bad field."""
+        return validate_batch_json(self.batch, body, self.max_batch_size, self.spec.name)
+
+    def limit(self, count: int) -> None:
+        """A 413 naming ``<SVC>_MAX_BATCH_SIZE`` when ``count`` instances are over the limit: for
+        instances read from another format (CSV rows), before any of them is checked."""
+        check_batch_size(count, self.max_batch_size, self.spec.name)
 
     def predict(self, records: list[Record], asked: Asked) -> dict[str, Any]:
         """The body ``POST /predict/batch`` returns for the same records and options."""

@@ -241,7 +241,14 @@ def package_from_registry(
     """
     import mlflow
 
-    from servekit.loading import NOT_IN_THE_REGISTRY, ModelLoadError, one_line, resolve, use_registry
+    from servekit.loading import (
+        NOT_IN_THE_REGISTRY,
+        ModelLoadError,
+        one_line,
+        resolve,
+        run_figures,
+        use_registry,
+    )
 
     named = _registered_name(model_uri)
     if named is not None and named != service:
@@ -254,12 +261,7 @@ def package_from_registry(
     use_registry(tracking_uri)
     ref = resolve(model_uri, tracking_uri)
     download_uri = ref.download_uri if ref else model_uri
-    metrics: dict[str, float] = {}
-    if ref and ref.run_id:
-        try:
-            metrics = dict(mlflow.MlflowClient(tracking_uri).get_run(ref.run_id).data.metrics)
-        except Exception as exc:
-            raise ModelLoadError(f"reading run {ref.run_id}: {one_line(exc)}") from exc
+    metrics = run_figures(ref.run_id, tracking_uri, ref) if ref and ref.run_id else {}
     manifest = {
         "service": service,
         "version": ref.version if ref else "unregistered",

@@ -44,7 +44,7 @@ from typing import Any
 import pydantic_core
 
 from servekit.errors import FieldProblem, ServekitError, invalid_field
-from servekit.inference import encode_json, reject_duplicate_keys, validate_batch_json
+from servekit.inference import encode_json, reject_duplicate_keys
 from servekit.managed.common import (
     Asked,
     LoadedModel,
@@ -185,7 +185,7 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Aske
             asked = _csv_asked(data.params)
             # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which would hide the header.
             rows = _csv_records(model, data.body.decode("utf-8-sig"))
-            return model.limit(_validated(model, {"instances": rows})), asked
+            return _validated(model, {"instances": rows}), asked
         _json_parameters(data.params)
         return _from_json(model, data.body)
     except ServekitError as exc:
@@ -234,7 +234,7 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
 
 def _validated(model: LoadedModel, envelope: dict[str, Any]) -> list[Record]:
     # Back to JSON (NaN kept as NaN) so the strict request models see JSON, as over REST.
-    return validate_batch_json(model.batch, pydantic_core.to_json(envelope, inf_nan_mode="constants"))
+    return model.validated(pydantic_core.to_json(envelope, inf_nan_mode="constants"))
 
 
 def _csv_asked(params: dict[str, str]) -> Asked:
@@ -274,7 +274,7 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
     try:
         parsed = pydantic_core.from_json(body, allow_inf_nan=True)
     except ValueError:
-        validate_batch_json(model.batch, body)  # raises the REST service's 422 for malformed JSON
+        model.validated(body)  # raises the REST service's 422 for malformed JSON
         raise
     if isinstance(parsed, list):
         parsed = {"instances": parsed}
@@ -284,7 +284,7 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
     # Parsing keeps the last of a repeated key, and the envelope is re-encoded from the parse;
     # checked once the records validate, in the REST service's order, so both name the same fields.
     reject_duplicate_keys(body)
-    return model.limit(records), asked
+    return records, asked
 
 
 def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:
@@ -294,6 +294,9 @@ def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:
     rows = [row for row in csv.reader(io.StringIO(text)) if row]
     if rows and [cell.strip() for cell in rows[0]] == fields:
         rows = rows[1:]
+    # Counted before any row is read: over the limit is the 413 the setting promises, not a 422
+    # naming the first row of the wrong width.
+    model.limit(len(rows))
     records = []
     for index, row in enumerate(rows):
         if len(row) != len(fields):

@@ -33,7 +33,7 @@ import orjson
 import pydantic_core
 
 from servekit.errors import ServekitError, invalid_field
-from servekit.inference import encode_json, reject_duplicate_keys, validate_batch_json
+from servekit.inference import encode_json, reject_duplicate_keys
 from servekit.managed.common import Asked, LoadedModel, load_model_dir, require_object
 from servekit.model import Record
 
@@ -91,12 +91,10 @@ class ServekitPredictor:
             # ``or {}`` took 0, "", [] and false for none, dropping what the client asked for.
             raise invalid_field("parameters", f'{parameters!r} is not an object such as {{"explain": true}}')
         asked = Asked.of(parameters, "parameters.")
-        records = validate_batch_json(
-            self.model.batch, pydantic_core.to_json(envelope, inf_nan_mode="constants")
-        )
+        records = self.model.validated(pydantic_core.to_json(envelope, inf_nan_mode="constants"))
         if body is not None:
             reject_duplicate_keys(body)
-        return self.model.limit(records), asked
+        return records, asked
 
     def predict(self, instances: tuple[list[Record], Asked]) -> dict[str, Any]:
         records, asked = instances
@@ -129,7 +127,7 @@ class ServekitHandler:
             try:
                 parsed = pydantic_core.from_json(body, allow_inf_nan=True)
             except ValueError:
-                validate_batch_json(self.predictor.model.batch, body)  # the REST 422 for malformed JSON
+                self.predictor.model.validated(body)  # the REST 422 for malformed JSON
                 raise
             instances = self.predictor.validated(parsed, body)
         except ServekitError as exc:

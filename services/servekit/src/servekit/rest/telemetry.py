@@ -2,20 +2,31 @@
 
 Pure ASGI rather than ``BaseHTTPMiddleware``: no extra task per request and no
 buffering of the response, which matters at sub-millisecond latencies.
+
+A request still in flight when the server's shutdown grace runs out is cancelled by uvicorn (its
+task, ``asyncio.CancelledError`` through the app): answered, counted and logged here as a 503
+``shutting_down``, as the gRPC call the same shutdown cuts, and not let through to uvicorn, which
+would log it as "Exception in ASGI application" with a traceback and answer a bare 500. The server
+says when its grace ends (:func:`shutdown_begins`, ``mlp serve``'s); a request cancelled at any
+other time was given up for its client (servers that cancel on a disconnect): a 499.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servekit.errors import ServekitError
 from servekit.metrics import ServiceMetrics
 from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS
 from servekit.rest.access_log import AccessLog, error_of, remember_error, unexpected
-from servekit.rest.body import BODY_NOT_RECEIVED
+from servekit.rest.body import BODY_NOT_RECEIVED, CLIENT_CLOSED
 
 TIMINGS_KEY = "servekit.timings"
 MODELS_PATH = "/v2/models/"
@@ -55,6 +66,49 @@ def endpoint_label(path: str) -> str:
 def endpoint_of(scope: Scope, root_path: str = "") -> str:
     """The ``endpoint`` label of a request: its path without the prefix, templated, or ``other``."""
     return endpoint_label(local_path(scope, root_path))
+
+
+#: What a request the server's own shutdown cut is counted and answered as: a server-side failure,
+#: as gRPC counts such a call (servekit.rpc.server), not the client's leaving (499).
+SHUTDOWN_STATUS = 503
+#: How early before the grace's end a cancellation counts as the shutdown's: uvicorn cancels the
+#: requests left a tick (0.1 s) after its grace, on the loop's clock.
+SHUTDOWN_CUT_SLACK_SECONDS = 0.1
+#: Where, on the app's state, the stopping server leaves when it cuts the requests in flight.
+CUT_AT = "shutdown_cut_at"
+
+
+def shutdown_begins(state: Any, grace: float | None) -> None:
+    """The server of the app whose ``state`` this is has begun to stop: the requests still in flight
+    after ``grace`` seconds (None: no limit, until it has stopped) are cut."""
+    now = asyncio.get_running_loop().time()
+    setattr(state, CUT_AT, math.inf if grace is None else now + grace)
+
+
+def server_stopped(state: Any) -> None:
+    """The server has stopped: a request still running (forced to exit) is cut as the loop ends."""
+    setattr(state, CUT_AT, min(getattr(state, CUT_AT, math.inf), asyncio.get_running_loop().time()))
+
+
+def cut_by_shutdown(scope: Scope) -> bool:
+    """Whether a cancelled request was cut by its server's shutdown, its grace spent."""
+    cut_at = getattr(getattr(scope.get("app"), "state", None), CUT_AT, None)
+    if cut_at is None:
+        return False
+    return bool(asyncio.get_running_loop().time() >= cut_at - SHUTDOWN_CUT_SLACK_SECONDS)
+
+
+def shutdown_cut() -> ServekitError:
+    """What a request the server's shutdown cut before its answer is answered and logged as."""
+    message = "the server shut down before the answer, its shutdown grace spent; retry the request"
+    return ServekitError(SHUTDOWN_STATUS, "shutting_down", message)
+
+
+def cancelled() -> ServekitError:
+    """What the access log says of a request cancelled for its client (the client hears nothing)."""
+    return ServekitError(
+        CLIENT_CLOSED, "cancelled", "the request was cancelled before its answer: its client left"
+    )
 
 
 class Timings:
@@ -112,11 +166,12 @@ class TelemetryMiddleware:
         start = time.perf_counter()
         status = 500
         response_bytes = 0
+        started = False
 
         async def send_with_timing(message: Message) -> None:
-            nonlocal status, response_bytes
+            nonlocal status, response_bytes, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 total = (time.perf_counter() - start) * 1e3
                 headers = [*message.get("headers", ()), (b"server-timing", timings.header(total))]
                 message = {**message, "headers": headers}
@@ -126,6 +181,24 @@ class TelemetryMiddleware:
 
         try:
             await self.app(scope, receive, send_with_timing)
+        except asyncio.CancelledError:
+            if not cut_by_shutdown(scope):
+                status = CLIENT_CLOSED
+                remember_error(scope, cancelled())
+                raise
+            # Expected, not a bug: the 503 gRPC's cut call gets, and the cancellation ends here, its
+            # work done (uvicorn awaits nothing of the task it cancelled).
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            cut = shutdown_cut()
+            remember_error(scope, cut)
+            if started:  # the answer was cut short: uvicorn closes the connection
+                status = SHUTDOWN_STATUS
+            else:
+                from servekit.rest.errors import error_response  # which imports this module
+
+                await error_response(cut, scope)(scope, receive, send_with_timing)
         except Exception as exc:
             # Starlette answers it (500) outside this middleware, after the line below is written.
             if self.access_log is not None:
