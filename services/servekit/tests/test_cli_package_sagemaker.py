@@ -206,3 +206,32 @@ def test_the_manifest_carries_no_credentials_of_the_registry() -> None:
     manifest = packaging.manifest_of(secret)
     assert manifest["registry_uri"] == "https://***@mlflow.example.com"
     assert "S3cretPW" not in str(manifest)
+
+
+def test_a_model_packaged_from_its_run_carries_the_runs_id_and_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``runs:/`` packages had ``run_id: ""`` and no figures, where the same URI served has both."""
+    import json
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    artifact, _ = train_in_memory(registry.get_service("bankchurn"), rows=400)
+    model_dir = packaging.save_mlflow_model(
+        artifact, tmp_path / "model", packaging.installed_pins(["scikit-learn", "lightgbm", "skops"])
+    )
+    client = mlflow.MlflowClient(uri)
+    experiment = client.create_experiment("bankchurn", artifact_location=str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    client.log_metric(run_id, "roc_auc", 0.8125)
+    client.log_artifacts(run_id, str(model_dir), "model")
+    output = tmp_path / "model.tar.gz"
+    options = ["--model-uri", f"runs:/{run_id}/model", "--output", str(output)]
+    assert cli.main(package(uri, *options)) == 0, capsys.readouterr().err
+    with tarfile.open(output) as tar:
+        member = tar.extractfile("servekit.json")
+        assert member is not None
+        manifest = json.load(member)
+    assert manifest["run_id"] == run_id
+    assert manifest["training_metrics"] == {"roc_auc": 0.8125}

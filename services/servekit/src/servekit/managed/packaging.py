@@ -247,6 +247,7 @@ def package_from_registry(
         one_line,
         resolve,
         run_figures,
+        run_of,
         use_registry,
     )
 
@@ -261,11 +262,13 @@ def package_from_registry(
     use_registry(tracking_uri)
     ref = resolve(model_uri, tracking_uri)
     download_uri = ref.download_uri if ref else model_uri
-    metrics = run_figures(ref.run_id, tracking_uri, ref) if ref and ref.run_id else {}
+    # A runs:/ URI names its run as a registered version's ref does: the package has its figures.
+    run_id = ref.run_id if ref else run_of(model_uri)
+    metrics = run_figures(run_id, tracking_uri, ref or model_uri) if run_id else {}
     manifest = {
         "service": service,
         "version": ref.version if ref else "unregistered",
-        "run_id": ref.run_id if ref else "",
+        "run_id": run_id,
         # The tarball outlives the shell it was made in: it carries no password or token.
         "uri": redact(model_uri),
         "registry_uri": redact(tracking_uri),
