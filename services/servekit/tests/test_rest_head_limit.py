@@ -491,3 +491,58 @@ def test_trailers_refused_mid_body_carry_the_id_the_app_gave_the_request(
     upload = upload.replace(b"Host: 127.0.0.1\r\n", b"Host: 127.0.0.1\r\nX-Request-ID: upload-1\r\n", 1)
     head = head_of(exchange(cors_server, upload))
     assert head["x-request-id"] == "upload-1"
+
+
+def test_blank_lines_over_the_bound_after_a_request_are_not_refused_as_that_request(
+    cors_server: tuple[str, int],
+) -> None:
+    # uvicorn keeps a request's headers until the next request line begins; blank lines begin
+    # none, so a refusal of them must not carry the request before's id (its log line would be
+    # taken for that request's) or answer its origin.
+    lines = RequestIds()
+    logging.getLogger("servekit.rest").addHandler(lines)
+    try:
+        sent = {"Origin": APP_ORIGIN, "X-Request-ID": "served-1"}
+        answer = exchange(cors_server, request("GET", "/healthz", sent, last=False), b"\r\n" * MAX_HEAD_BYTES)
+    finally:
+        logging.getLogger("servekit.rest").removeHandler(lines)
+    assert statuses(answer) == [200, 431]
+    served, refused = head_of(answer), head_of(answer[answer.index(b"HTTP/1.1 431") :])
+    assert served["x-request-id"] == "served-1"
+    assert served["access-control-allow-origin"] == APP_ORIGIN
+    assert re.fullmatch(r"[0-9a-f]{32}", refused["x-request-id"])
+    assert "access-control-allow-origin" not in refused
+    assert refused["x-content-type-options"] == "nosniff"
+    assert lines.ids == [refused["x-request-id"]]
+
+
+def test_blank_lines_over_the_bound_after_a_long_url_are_not_refused_as_a_long_url(
+    cors_server: tuple[str, int],
+) -> None:
+    near = request("GET", "/healthz?" + "q" * (MAX_HEAD_BYTES // 2 + 10), last=False)
+    answer = exchange(cors_server, near, b"\r\n" * MAX_HEAD_BYTES)
+    assert statuses(answer) == [200, 431]  # not 414: that URL was the served request's
+
+
+def test_a_flood_of_blank_lines_goes_to_the_parser_in_a_few_pieces(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    # The parser skips blank lines before a request line, and the bound counts them; handed over
+    # one 4-byte "head's end" at a time, a flood of them took 20 times the CPU of a header as long.
+    pieces: list[int] = []
+
+    class Protocol(HeadLimitedHttpToolsProtocol):
+        def _feed_head(self, data: memoryview) -> memoryview:
+            pieces.append(len(data))
+            return super()._feed_head(data)
+
+    artifact, _ = toy_trained
+    server, thread, address = start(create_app(TOY, load_settings("toy"), source=lambda: artifact), Protocol)
+    try:
+        pieces.clear()  # start() asked /readyz
+        answer = exchange(address, request("GET", "/healthz", last=False), b"\r\n" * MAX_HEAD_BYTES)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert statuses(answer) == [200, 431]
+    assert len(pieces) < 100  # a few per read of the socket, not 16,000

@@ -28,7 +28,7 @@ from tritonclient.grpc import service_pb2 as triton
 
 from servekit import auth
 from servekit.codecs.open_inference import OpenInferenceCodec
-from servekit.errors import ServekitError
+from servekit.errors import FieldProblem, ServekitError
 from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_endpoint
@@ -844,6 +844,28 @@ def test_a_message_over_the_body_limit_is_counted_logged_and_names_the_setting(
     assert "larger than max" in beyond.details()
 
 
+def test_a_large_body_limit_has_grpc_core_read_at_most_16_mib_past_it(
+    toy_trained: tuple[ModelArtifact, Split], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gRPC core reads a message before the key is checked: four times a 256 MiB limit was 1 GiB
+    a replica buffered for any caller, key or not."""
+    options: list[dict[str, Any]] = []
+    real_server = grpc.aio.server
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        options.append(dict(kwargs["options"]))
+        return real_server(*args, **kwargs)
+
+    monkeypatch.setattr(rpc_server.grpc.aio, "server", recording)
+    artifact, _ = toy_trained
+    for limit in (1_048_576, 256 * 2**20):
+        settings = load_settings("toy", max_body_bytes=limit, grpc_port=free_port())
+        with TestClient(create_app(TOY, settings, source=lambda: artifact)):
+            pass
+    read = [option["grpc.max_receive_message_length"] for option in options]
+    assert read == [4 * 2**20, 272 * 2**20]  # gRPC's own default, and 16 MiB of slack
+
+
 def test_every_answer_carries_the_request_id_in_its_trailing_metadata(
     served: tuple[TestClient, Stub],
 ) -> None:
@@ -910,6 +932,18 @@ def test_the_details_of_one_problem_quoting_a_long_string_fit_a_trailer(
         assert wire_bytes(error.details()) <= MAX_DETAILS_BYTES
         assert error.details().endswith(" more characters)")
     assert status_details(ServekitError(400, "bad", "short")) == "short"
+
+
+def test_details_of_many_problems_name_the_first_even_if_it_alone_is_too_long() -> None:
+    """Dropped for not fitting, it left "5 problems: and 5 more", naming none."""
+    for long in ("y" * 10_000, "é" * 3_000):
+        numbers = [FieldProblem(f"inputs[x].data[{i}]", "Input should be a number") for i in range(1, 5)]
+        problems = (FieldProblem("inputs[color].data[0]", f"not a color: {long}"), *numbers)
+        details = status_details(ServekitError(422, "invalid", "5 problems", problems))
+        assert details.startswith("5 problems: inputs[color].data[0]: not a color: " + long[:100])
+        assert " more characters); and 4 more" in details
+        assert details.endswith("; and 4 more")
+        assert wire_bytes(details) <= MAX_DETAILS_BYTES
 
 
 def test_a_typed_nan_in_a_required_input_gets_the_raw_contents_message(

@@ -11,9 +11,11 @@ carries the call's ``x-request-id``, as every HTTP response carries its X-Reques
 
 A request message over ``<SVC>_MAX_BODY_BYTES`` is refused by servekit as REST refuses such a
 body (413, RESOURCE_EXHAUSTED): counted, logged, naming the setting. gRPC core reads a message
-whole before servekit sees it, so it is told to take up to ``OVERSIZE_READ_FACTOR`` times the
-limit and no more: past that, gRPC core itself refuses the message (RESOURCE_EXHAUSTED "Received
-message larger than max"), uncounted, so a client cannot make a replica buffer unbounded data.
+whole before servekit sees it (and before the API key is checked), so it is told to take no more
+than ``OVERSIZE_READ_FACTOR`` times the limit, nor more than ``OVERSIZE_READ_SLACK_BYTES`` past
+it: past that, gRPC core itself refuses the message (RESOURCE_EXHAUSTED "Received message larger
+than max"), uncounted, so a client without a key cannot make a replica buffer much more than the
+limit per call (4 MiB at the default 1 MiB limit; 272 MiB, not 1 GiB, at 256 MiB).
 """
 
 from __future__ import annotations
@@ -83,6 +85,9 @@ MAX_DETAILS_BYTES = 4000
 #: beyond the limit servekit refuses the message itself (counted and logged, as REST's 413);
 #: beyond this many times it, gRPC core does, so a replica never buffers more per call.
 OVERSIZE_READ_FACTOR = 4
+#: And how many bytes past the limit at most: the read comes before the key check, and four
+#: times a large limit (256 MiB) would have a replica buffer 1 GiB per unauthenticated call.
+OVERSIZE_READ_SLACK_BYTES = 16 * 2**20
 #: The largest message length gRPC's options take (a C int).
 GRPC_LARGEST_MESSAGE = 2**31 - 1
 #: What the access log and metrics call a call the server's own shutdown cut, as REST would
@@ -130,6 +135,13 @@ def message_reader(message: Any, limit: int) -> Callable[[bytes], Any]:
         return message.FromString(data)
 
     return read
+
+
+def read_limit(max_body_bytes: int) -> int:
+    """The most of a message gRPC core reads (``grpc.max_receive_message_length``) for a body limit:
+    past the limit, servekit's refusal (counted, logged); past this, gRPC core's (neither)."""
+    slack = min(max_body_bytes * (OVERSIZE_READ_FACTOR - 1), OVERSIZE_READ_SLACK_BYTES)
+    return min(max_body_bytes + slack, GRPC_LARGEST_MESSAGE)
 
 
 def too_large(service: str, size: int, limit: int) -> ServekitError:
@@ -544,7 +556,10 @@ def status_details(error: ServekitError) -> str:
     size = wire_bytes(f"{count} problems: ")
     for problem in error.fields:
         text = str(problem)
-        if size + wire_bytes(text) > MAX_DETAILS_BYTES - 32:  # room for "and N more"
+        room = MAX_DETAILS_BYTES - 32 - size  # room for "and N more"
+        if wire_bytes(text) > room:
+            if not listed:  # one at least is named, if cut short
+                listed.append(clipped(text, room))
             listed.append(f"and {count - len(listed)} more")
             break
         listed.append(text)
@@ -626,10 +641,9 @@ def check_port(service: str, host: str, port: int) -> None:
 
 async def start_server(servicer: OpenInferenceServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """A started ``grpc.aio`` server for ``servicer`` on ``host:port``, and the port it bound."""
-    # Past the limit, servekit's refusal (counted, logged); past this, gRPC core's (neither).
-    read_limit = min(servicer.settings.max_body_bytes * OVERSIZE_READ_FACTOR, GRPC_LARGEST_MESSAGE)
+    largest = read_limit(servicer.settings.max_body_bytes)
     server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", read_limit), ("grpc.so_reuseport", 0)],
+        options=[("grpc.max_receive_message_length", largest), ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((servicer.handler(),))
     # Outside the servicer's handler, so outside its key check: probes and grpcurl need no key,
