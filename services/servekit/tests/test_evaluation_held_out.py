@@ -45,7 +45,7 @@ def test_the_held_out_answers_are_read_from_the_run_and_a_damaged_file_is_refuse
             ServekitError, match=f"version 1's run run-1: {HELD_OUT_ANSWERS} {problem}"
         ) as error:
             held_out_answers(client, "run-1", "1")
-        assert error.value.status_code == 502
+        assert error.value.status_code == 409  # exit 2: no retry reads it otherwise
 
 
 def test_the_held_out_rates_are_read_from_the_run_and_a_damaged_file_is_refused(tmp_path: Path) -> None:

@@ -214,5 +214,97 @@ def test_a_card_of_a_model_trained_before_the_rows_were_counted_still_renders() 
     card = render(TOY, described)
     assert "| rows loaded (after the recipe's cleaning, if any) | 10,000 |" in card
     assert "| sha256 | ab |" in card
-    assert "## Held-out performance\n\n| metric | value |" in card
+    # Its figures count every held-out row, said as its input drift baseline was not recorded.
+    assert "## Held-out performance\n\nOver every held-out row (trained before held-out figures" in card
     assert "held-out rows scored" not in card
+
+
+def _registry(directory: Path) -> str:
+    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
+        "toy", artifact_location=str(directory / "artifacts")
+    )
+    return uri
+
+
+def test_too_few_held_out_requests_score_every_held_out_row_and_never_move_the_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ChicagoTaxi's real file with miles on 8 trips: its figures were over the one held-out trip a
+    request could be (MAE 8.6917, CI 8.6917 to 8.6917, r2 nan), and a version trained on it was
+    promoted on that one row. Fewer than 100 such rows: the figures are over every held-out row, as
+    when none passes, mlp train says so, and a comparison on them never moves the champion."""
+    from servekit import cli
+
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: BANDED)
+    uri = _registry(tmp_path)
+    good = tmp_path / "good.csv"
+    BANDED.recipe.generate(300, seed=3).to_csv(good, index=False)
+    assert cli.main(["train", "toy", "--data", str(good), "--tracking-uri", uri]) == 0
+    rows = BANDED.recipe.generate(2000, seed=4)
+    out = np.random.default_rng(4).random(len(rows)) < 0.985  # x the API refuses on all but ~30
+    rows.loc[out, "x"] = 12 + 3 * np.random.default_rng(5).random(out.sum())
+    rows.loc[out, "y"] = np.random.default_rng(6).normal(0, 20, out.sum())
+    path = tmp_path / "nearly_all_refused.csv"
+    rows.to_csv(path, index=False)
+    capsys.readouterr()
+    assert cli.main(["train", "toy", "--data", str(path), "--tracking-uri", uri]) == 0
+    said = capsys.readouterr().out
+
+    data = trainer.split(BANDED, BANDED.recipe.load(path, 42)[0], 42)  # mlp train's default seed
+    asked = data.x_test["x"].le(10).to_numpy()
+    assert 0 < asked.sum() < trainer.MIN_JUDGED_ROWS
+    artifact = load_artifact("toy", "models:/toy/2", uri)
+    every_row = mean_absolute_error(data.y_test, artifact.pipeline.predict(data.x_test))
+    assert artifact.training_metrics["mae"] == pytest.approx(every_row)
+    assert artifact.training_metrics["mae_ci_low"] < artifact.training_metrics["mae_ci_high"]
+    few = (
+        f"only {asked.sum():,} of the {len(asked):,} held-out rows pass toy's request schema, fewer "
+        "than the 100 a held-out figure needs"
+    )
+    assert (
+        f"toy: {few}: the held-out figures and the champion comparison are over every held-out row, "
+        f"the {(~asked).sum():,} the request schema refuses included (x: {(~asked).sum():,})"
+    ) in said, said
+    described = BANDED.model(artifact).describe()["data"]
+    assert described["held_out_scored_rows"] == described["held_out_rows"] == len(asked)
+    assert described["held_out_scored"].startswith(f"every held-out row: {few}")
+    assert f"## Held-out performance\n\nOver every held-out row: {few}" in render(
+        BANDED, BANDED.model(artifact).describe()
+    )
+    # The input drift baseline and the warm-up rows stay on the rows a request can be.
+    assert artifact.metadata["input_baseline"]["rows"] == asked.sum()
+    assert all(row["x"] <= 10 for row in artifact.metadata["input_example"])
+    # Better on every held-out row, most of which no request is: compared and said, not promoted.
+    decision = said.splitlines()[-1]
+    assert decision.startswith("toy: kept champion v1: mae "), decision
+    assert decision.endswith(f"; not promoted: {few}; `mlp promote toy 2` makes it champion by hand"), (
+        decision
+    )
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    assert str(client.get_registered_model("toy").aliases["champion"]) == "1"
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_comparison_on_too_few_held_out_rows_never_moves_the_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version better on 60 held-out rows was promoted on the point estimate, while the decision
+    said there were too few to tell a difference from noise."""
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    uri = _registry(tmp_path)
+    weak, small = tmp_path / "weak.csv", tmp_path / "small.csv"
+    TOY.recipe.generate(40, seed=5).to_csv(weak, index=False)
+    TOY.recipe.generate(300, seed=6).to_csv(small, index=False)
+    assert trainer.train(TOY, uri, weak, seed=1).promoted  # no champion yet: nothing to compare
+    second = trainer.train(TOY, uri, small, seed=1)
+    assert not second.promoted
+    assert "too few to tell a difference from noise" in second.decision
+    assert second.decision.endswith(
+        "; not promoted: too few held-out rows (60 held-out rows) to move the champion; "
+        "`mlp promote toy 2` makes it champion by hand"
+    ), second.decision
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    assert str(client.get_registered_model("toy").aliases["champion"]) == "1"
+    mlflow.set_tracking_uri(None)

@@ -116,6 +116,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from servekit.evaluation import (
+        KIND,
         MIN_ROWS,
         Grouper,
         HeldOut,
@@ -177,6 +178,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for quality in qualities:
             if quality.version in unregistered:
                 continue
+            if _logged_already(client, spec.name, "", quality.version, kind=KIND, job=job):
+                continue
             run_id = log_run(client, quality, source, job)
             print(
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
@@ -184,12 +187,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         for shadow in shadows:
             log = partial(log_shadow_run, client, shadow, source, job)
-            _log_comparison(client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows")
+            _log_comparison(
+                client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows", job=job
+            )
         for canary in canaries:
             if canary.stable:  # else no one stable version in its period to hold it against
                 log = partial(log_canary_run, client, canary, source, job)
                 _log_comparison(
-                    client, spec.name, "canary", canary.canary, log=log, read_by="mlp promote prints"
+                    client, spec.name, "canary", canary.canary, log=log, read_by="mlp promote prints", job=job
                 )
     # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
@@ -208,21 +213,36 @@ def _evaluation_job(args: argparse.Namespace) -> str:
 
 
 def _log_comparison(
-    client: Any, name: str, role: str, version: str, *, log: Callable[[], str], read_by: str
+    client: Any, name: str, role: str, version: str, *, log: Callable[[], str], read_by: str, job: str = ""
 ) -> None:
     """Log a shadow's or a canary's comparison (``log``) on its version, or say why not: it is not
-    a registered version, whose tags could hold it."""
-    from servekit.evaluation import VersionNotRegisteredError, registered_run_id
+    a registered version, whose tags could hold it, or this Job logged it already."""
+    from servekit.evaluation import CANARY_KIND, SHADOW_KIND, VersionNotRegisteredError, registered_run_id
 
     try:
         registered_run_id(client, name, version)
     except VersionNotRegisteredError as exc:
         print(f"{name} {role} v{version}: not logged: {exc}")
         return
+    kind = SHADOW_KIND if role == "shadow" else CANARY_KIND
+    if _logged_already(client, name, f"{role} ", version, kind=kind, job=job):
+        return
     run_id = log()
     print(
         f"{name} {role} v{version}: logged as run {run_id} (and the version's {role}.* tags, which {read_by})"
     )
+
+
+def _logged_already(client: Any, name: str, role: str, version: str, *, kind: str, job: str) -> bool:
+    """Whether the Job ``job`` logged this already (``logged_by_job``), said when it did: a retry of
+    the Job after a registry failure part-way logs only what it had not."""
+    from servekit.evaluation import logged_by_job
+
+    run_id = logged_by_job(client, name, kind, version, job)
+    if run_id is None:
+        return False
+    print(f"{name} {role}v{version}: logged by Job {job} already, as run {run_id}; not logged again")
+    return True
 
 
 def add_commands(commands: Commands) -> None:

@@ -54,6 +54,7 @@ from servekit.evaluation.recording import (
     log_canary_run,
     log_run,
     log_shadow_run,
+    logged_by_job,
     run_links_unprinted,
     version_tags,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "log_canary_run",
     "log_run",
     "log_shadow_run",
+    "logged_by_job",
     "parity_against_held_out",
     "read_held_out_answers",
     "read_truth",

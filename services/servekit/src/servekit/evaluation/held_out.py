@@ -15,6 +15,12 @@ from servekit.training.versions import (
     SERVING_METADATA,
 )
 
+#: The status of a file a training run logged that does not read: a 4xx (``mlp`` exits 2, "cannot
+#: run; retrying changes nothing"), as a version whose model does not read is refused (409
+#: ``model_unreadable``), not a 5xx (1, "worth retrying"), which the live-evaluation Job retried:
+#: the same file fails the same way every time, and the registry that served it is not failing.
+UNREADABLE = 409
+
 
 class VersionNotRegisteredError(LookupError):
     """A captured version the registry does not hold (deleted since, or another registry's)."""
@@ -100,7 +106,7 @@ def held_out_parity(client: Any, run_id: str, version: str) -> dict[str, dict[st
         # servekit wrote it: a file that does not read is damaged, not a run without figures.
         why = " ".join(str(exc).split())
         problem = f"version {version}'s run {run_id}: {SERVING_METADATA} does not read: {why}"
-        raise ServekitError(502, "serving_metadata_unreadable", problem) from exc
+        raise ServekitError(UNREADABLE, "serving_metadata_unreadable", problem) from exc
     return found or None
 
 
@@ -135,7 +141,7 @@ def held_out_answers(client: Any, run_id: str, version: str) -> HeldOutAnswers |
         problem = " ".join(str(exc).split())
     # servekit wrote it: a file that does not read is damaged, and a verdict must not rest on it.
     problem = f"version {version}'s run {run_id}: {HELD_OUT_ANSWERS} does not read: {problem}"
-    raise ServekitError(502, "held_out_answers_unreadable", problem)
+    raise ServekitError(UNREADABLE, "held_out_answers_unreadable", problem)
 
 
 def read_held_out_answers(answers: dict[str, Any]) -> HeldOutAnswers:

@@ -90,6 +90,35 @@ def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
     return run_id
 
 
+#: How many of a version's latest runs of a kind :func:`logged_by_job` looks through: a Job's retry
+#: follows its failure within minutes, not a hundred evaluations later.
+RECENT_RUNS = 100
+
+
+def logged_by_job(client: Any, name: str, kind: str, version: str, job: str) -> str | None:
+    """The finished run of ``kind`` about ``version`` that the Job ``job`` has logged already; None
+    when it has not, or without a Job (``--job``) to tell a retry from another evaluation.
+
+    ``mlp evaluate --log`` logs version by version: a registry failing part-way exits 1, which the
+    live-evaluation Job retries, and the retry logged the versions logged before again, as a second
+    run. A run left FAILED (its figures not in) is no record, and is logged again.
+    """
+    if not job:
+        return None
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return None
+    # The Job's name is matched here, not in the filter: a name typed by hand may hold quotes.
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{KIND_TAG}` = '{kind}' and tags.`model.version` = '{version}' "
+        "and attributes.status = 'FINISHED'",
+        max_results=RECENT_RUNS,
+        order_by=["attributes.start_time DESC"],
+    )
+    return next((str(run.info.run_id) for run in runs if run.data.tags.get(JOB_TAG) == job), None)
+
+
 def _source_tags(source: str, job: str) -> dict[str, str]:
     """What a run was made from: the captures read, and the Job that read them (if one did)."""
     return {CAPTURES_TAG: source, **({JOB_TAG: job} if job else {})}

@@ -68,7 +68,8 @@ class TrainResult:
     #: Where the service's new experiment keeps its artifacts, when this run created it beside a
     #: SQLite store (``local_artifacts``); empty otherwise.
     artifacts: str = ""
-    #: What is wrong with the held-out rows as a measure (copies of training rows); empty if nothing.
+    #: What is wrong with the held-out rows as a measure (too few of them requests, copies of
+    #: training rows); empty if nothing.
     held_out_note: str = ""
 
 
@@ -175,6 +176,48 @@ def requestable(spec: ServiceSpec, data: Split) -> tuple[Split, baselines.Reques
     return Split(data.x_train, data.x_test[asked.mask], data.y_train, data.y_test[asked.mask]), asked
 
 
+def scored_rows(
+    name: str, data: Split, requests: Split, asked: baselines.Requestable
+) -> tuple[Split, baselines.Requestable, str]:
+    """The held-out rows the figures and the champion comparison are over, which of all held out
+    they are, and why they are every held-out row though some are not requests ("" when they are
+    not, or when every row is one).
+
+    ``requests`` and ``asked``: what :func:`requestable` found. Those rows, unless fewer than
+    :data:`MIN_JUDGED_ROWS` of them (but some): then every held-out row, as when none passes.
+    ChicagoTaxi's real file with miles on 8 trips scored its figures on the one held-out trip a
+    request could be (MAE 8.69, CI 8.69 to 8.69, r2 nan) and was promoted on it: a figure over
+    every row measures a model of rows no request can be, one over a single row measures nothing,
+    and only the first says so. The input drift baseline and the input example stay on the rows a
+    request can be.
+    """
+    kept = int(asked.mask.sum())
+    if asked.mask.all() or kept >= MIN_JUDGED_ROWS:
+        return requests, asked, ""
+    every = np.ones(len(asked.mask), dtype=bool)
+    few = (
+        f"only {kept:,} of the {len(every):,} held-out rows pass {name}'s request schema, fewer than "
+        f"the {MIN_JUDGED_ROWS} a held-out figure needs"
+    )
+    rows_from = f"every held-out row: {few}; the {asked.left_out:,} no request can be may skew the figures"
+    logger.warning("%s: held-out figures and the champion comparison over %s", name, rows_from)
+    return data, baselines.Requestable(every, rows_from), few
+
+
+def too_few_requests_note(few: str, asked: baselines.Requestable) -> str:
+    """What ``mlp train`` prints when the figures are over every held-out row though some are
+    requests (:func:`scored_rows`); empty when they are not."""
+    if not few:
+        return ""
+    fields = ", ".join(f"{field}: {rows:,}" for field, rows in asked.refused.items())
+    return (
+        f"{few}: the held-out figures and the champion comparison are over every held-out row, the "
+        f"{asked.left_out:,} the request schema refuses included ({fields or 'refused'}), so they do "
+        "not measure the model on the requests it will answer, and no comparison moves the champion; "
+        "train on a file with more rows the request schema accepts"
+    )
+
+
 def held_out_rows(data: Split, asked: baselines.Requestable) -> dict[str, Any]:
     """How many rows the model learnt from, how many were held out, and how many of those the
     held-out figures are over and why (``data`` of the serving metadata, and the card)."""
@@ -202,14 +245,15 @@ def train(
     recipe = spec.recipe
     frame, source = recipe.load(data_path, seed)
     data = split(spec, frame, seed)
-    scored, asked = requestable(spec, data)
+    requests, asked = requestable(spec, data)
+    scored, counted, few = scored_rows(spec.name, data, requests, asked)
     pipeline, metadata = fit(spec, data, seed, asked)
     metrics, held_out = evaluate(spec, pipeline, scored, metadata, seed)
     metadata["data"] = fingerprint(frame, data_path, recipe.describe_data(frame))
     metadata["data"]["source"] = source
     # With the file's hash, what a load test needs to send the rows this version held out.
     metadata["data"]["seed"] = seed
-    metadata["data"].update(held_out_rows(data, asked))
+    metadata["data"].update(held_out_rows(data, counted))
 
     use_registry(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
@@ -234,8 +278,8 @@ def train(
             mlflow.log_artifact(str(Path(tmp) / TRAINING_ROWS))
         copies = int(np.isin(row_hashes(scored.x_test, scored.y_test), learnt).sum())
         mlflow.log_param("data.held_out_copies", copies)
-        example = scored.x_test.head(3)
-        sample = scored.x_test.head(100)
+        example = requests.x_test.head(3)
+        sample = requests.x_test.head(100)
         signature = model_signature(spec.request, sample, pipeline.predict(sample))
         info = mlflow.sklearn.log_model(
             pipeline,
@@ -271,7 +315,9 @@ def train(
                 new_outputs=held_out,
                 metrics=metrics,
                 source=source,
-                scope=scope_of(asked),
+                scope=scope_of(counted),
+                version=version,
+                unjudged=few,
             )
         except ChampionUnloadableError as exc:
             uncompared, promoted, champion_version, decision = exc, False, exc.champion, exc.decision
@@ -294,7 +340,14 @@ def train(
         decision,
         canary,
         str(artifacts) if artifacts else "",
-        held_out_note(copies, len(scored.y_test), synthetic=is_synthetic(source)),
+        "; ".join(
+            note
+            for note in (
+                too_few_requests_note(few, asked),
+                held_out_note(copies, len(scored.y_test), synthetic=is_synthetic(source)),
+            )
+            if note
+        ),
     )
 
 
@@ -588,7 +641,8 @@ def compare(spec: ServiceSpec, new_outputs: Any, old_outputs: Any, data: Split) 
 
     Promotion still follows the point estimate (a retrain on more data should not
     wait for a significant win), but the operator reading the decision sees
-    whether the win is real on this split.
+    whether the win is real on this split; on too few rows to tell, it waits for the operator
+    (``_decide``).
     """
     difference = uncertainty.paired_difference(
         spec.recipe.primary(), data.y_test.to_numpy(), new_outputs, old_outputs
@@ -635,11 +689,19 @@ def _decide(
     metrics: dict[str, float],
     source: str,
     scope: str = "",
+    version: str = "",
+    unjudged: str = "",
 ) -> tuple[bool, str, str]:
     """Compare with the champion on THIS held-out split; returns (promote, champion, why).
 
     ``data``: the split with the held-out rows a request can be (:func:`requestable`), which both
     versions are scored on, the champion however its own figures were counted; ``scope`` says so.
+
+    ``version``: the new version, which the decision names for a promotion by hand. A comparison
+    on fewer rows than :func:`too_few_to_judge` allows, or over every held-out row as too few are
+    requests (``unjudged``: why, from :func:`scored_rows`), never moves the champion: a version
+    trained on ChicagoTaxi's file with miles on 8 trips would have replaced it on 1 row, or on
+    trips without miles, which no request is.
 
     ``source``: the new version's ``data.source``. A version of synthetic data is not compared
     with a champion of real data: its held-out rows are synthetic too, where a model of them scores
@@ -693,6 +755,12 @@ def _decide(
         f"{key} {new_value:.4f} vs {CHAMPION} v{champion} {old_value:.4f} {where}"
         f"; {compare(spec, new_outputs, old_outputs, judged)}"
     )
+    too_few = too_few_to_judge(judged.y_test, classes=recipe.task != "regression")
+    if better and (unjudged or too_few):
+        # Compared, and said, but a person decides: the point estimate of so few rows is luck.
+        why = unjudged or f"too few held-out rows ({too_few}) to move the {CHAMPION}"
+        by_hand = f"`mlp promote {spec.name} {version or 'VERSION'}` makes it {CHAMPION} by hand"
+        return False, champion, f"kept {CHAMPION} v{champion}: {comparison}; not promoted: {why}; {by_hand}"
     if better:
         return True, champion, f"promoted to {CHAMPION}: {comparison}"
     return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"
