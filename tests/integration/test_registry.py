@@ -65,7 +65,11 @@ def test_a_trained_model_is_logged_registered_and_champion(
     # logged figure.
     kept = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/{HELD_OUT_ANSWERS}")
     target, output = np.asarray(kept["target"]), np.asarray(kept["output"])
-    assert len(target) == len(output) == round(spec.recipe.synthetic_rows * spec.recipe.test_size)
+    # Over the held-out rows a request can be (ChicagoTaxi's synthetic trips include some without
+    # a distance, which the API refuses), as the metadata counts them.
+    rows = model.metadata["data"]
+    assert rows["held_out_rows"] == round(spec.recipe.synthetic_rows * spec.recipe.test_size)
+    assert len(target) == len(output) == rows["held_out_scored_rows"] > 0.9 * rows["held_out_rows"]
     assert spec.recipe.primary().score(target, output) == pytest.approx(logged[key], rel=1e-12)
 
 
