@@ -546,8 +546,9 @@ def alerts(service: str) -> list[Alert]:
             f"{client}'s API keys for {s} run out within {o.api_key_expiry_warning_days} days",
             f"{client}'s last API key for {s} expires at {{{{ $value | humanizeTimestamp }}}} "
             f"(if that is past, it is refused already). From then on every request of {client} "
-            "gets 401. Give the client a new key (mlp api-key <client> --append) and roll the Secret "
-            "out; remove the old line once the client has switched.",
+            "gets 401. Give the client a new key of the same scope (mlp api-key <client> --append, with "
+            "--read-only for a key mlp api-keys lists as scope=read, as on-call's) and roll the "
+            "Secret out; remove the old line once the client has switched.",
             "1h",
         ),
         Alert(

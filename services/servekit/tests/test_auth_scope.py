@@ -118,6 +118,8 @@ def test_a_line_with_a_scope_is_refused_by_key_line_unless_the_scope_is_one() ->
         ("/v2", "GET"),
         ("/v2/models/{model}", "GET"),
         ("/model", "HEAD"),
+        ("other", "GET"),  # a path no endpoint has: the router's 404, or /model/'s redirect
+        ("other", "HEAD"),
         (grpc_endpoint("ServerMetadata"), GRPC_METHOD),
         (grpc_endpoint("ModelMetadata"), GRPC_METHOD),
     ],
@@ -134,7 +136,9 @@ def test_a_read_only_key_opens_the_metadata_endpoints(endpoint: str, method: str
         ("/v2/models/{model}/infer", "POST"),
         (GRPC_INFER, GRPC_METHOD),
         ("/model", "POST"),  # a method that could change something, where none is routed today
-        ("other", "GET"),  # a path no endpoint has: nothing learnt from a 404
+        ("other", "POST"),  # what a GET may not do on a path no endpoint has
+        ("other", GRPC_METHOD),
+        ("/predict", "GET"),
     ],
 )
 def test_a_read_only_key_opens_nothing_that_runs_the_model(endpoint: str, method: str) -> None:
@@ -188,7 +192,9 @@ def test_a_read_only_key_reads_every_metadata_endpoint(client: TestClient, keys:
         ("POST", "/predict/batch?explain=true", {"instances": [ROW]}),
         ("POST", "/v2/models/toy/infer", INFER),
         ("POST", "/v2/models/toy/versions/1/infer", INFER),
-        ("GET", "/no/such/path", None),
+        ("POST", "/predict/", ROW),  # no endpoint's path, but not a GET
+        ("GET", "/predict", None),
+        ("GET", "/predic%74", None),  # the path decoded is the endpoint's
     ],
 )
 def test_a_read_only_key_gets_a_403_naming_its_client_for_what_runs_the_model(
@@ -208,6 +214,32 @@ def test_a_read_only_key_gets_a_403_naming_its_client_for_what_runs_the_model(
         assert field["problem"].startswith(problem)
         assert problem in response.json()["message"]
         assert "predictions need a key without a scope" in response.json()["message"]
+
+
+@pytest.mark.parametrize("root_path", ["", "/toy"])
+def test_a_read_only_key_gets_what_a_full_key_gets_on_a_path_no_endpoint_has(
+    toy_trained: tuple[ModelArtifact, Split], tmp_path: Path, keys: dict[str, str], root_path: str
+) -> None:
+    """``GET /model/`` was a 403 for a read key and a 307 to /model for a full one. Nothing that runs
+    the model is reached that way: a GET of a prediction's path is redirected or refused."""
+    settings = load_settings(
+        "toy", api_keys_file=str(keys_file(tmp_path / "keys", keys)), root_path=root_path
+    )
+    with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:
+        wait_ready(client)
+        for path, status in (("/model/", 307), ("/no/such/path", 404), ("/predict/", 307)):
+            answers = [
+                client.request(
+                    method, root_path + path, headers={"x-api-key": keys[who]}, follow_redirects=False
+                )
+                for who in ("oncall", "risk")
+                for method in ("GET", "HEAD")
+            ]
+            assert {a.status_code for a in answers} == {status}, path
+        # The redirect followed: a GET of the prediction's path, refused to the read key.
+        headers = {"x-api-key": keys["oncall"]}
+        assert client.get(root_path + "/predict/", headers=headers).status_code == 403
+        assert client.get(root_path + "/model/", headers=headers).status_code == 200
 
 
 def test_a_403_is_counted_apart_from_the_401s_and_as_its_clients(

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 from toy import TOY, ToyPrediction, ToyRequest
 
+from servekit.codecs import open_inference
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.errors import ServekitError
 
@@ -187,6 +188,30 @@ def test_the_batch_size_is_checked_before_the_tensors_elements() -> None:
     assert [(p.field, p.problem) for p in caught.value.fields] == [
         ("inputs", "9 instances, over the limit of 8 (TOY_MAX_BATCH_SIZE)")
     ]
+
+
+@pytest.mark.parametrize("shape", [[9], [9, 1]])
+def test_nested_rows_count_as_the_values_they_hold(codec: OpenInferenceCodec, shape: list[int]) -> None:
+    """``[[v] * 9]`` is one list but 9 instances once flattened: 9 over a limit of 8."""
+    nested = body(
+        {"name": "x", "datatype": "FP64", "shape": shape, "data": [[1.0] * 9]},
+        {"name": "color", "datatype": "BYTES", "shape": shape, "data": [["red"] * 9]},
+    )
+    with pytest.raises(ServekitError) as caught:
+        codec.decode(nested, 8)
+    assert caught.value.status_code == 413
+    assert caught.value.fields[0].problem.startswith("9 instances, over the limit of 8")
+
+
+def test_the_decoded_rows_are_held_to_the_limit_too(
+    codec: OpenInferenceCodec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backstop: however the tensors were counted before decoding, the rows the model would
+    get are checked again."""
+    monkeypatch.setattr(open_inference, "_count_values", lambda data: 1)
+    with pytest.raises(ServekitError) as caught:
+        codec.decode(body(tensor("x", "FP64", [1.0] * 9), tensor("color", "BYTES", ["red"] * 9)), 8)
+    assert caught.value.status_code == 413
 
 
 def test_predictions_become_tensors(codec: OpenInferenceCodec) -> None:

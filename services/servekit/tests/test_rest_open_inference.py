@@ -237,6 +237,22 @@ def test_served_under_the_ingress_prefix_like_predict(toy_trained: tuple[ModelAr
         assert counted in client.get("/toy/metrics").text
 
 
+def test_nested_rows_over_the_limit_are_a_413(toy_trained: tuple[ModelArtifact, Split]) -> None:
+    """One nested list of 1,000 rows is 1,000 instances (was answered with 1,000 predictions)."""
+    artifact, _ = toy_trained
+    nested = {
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [1000, 1], "data": [[1.5] * 1000]},
+            {"name": "color", "datatype": "BYTES", "shape": [1000], "data": [["red"] * 1000]},
+        ]
+    }
+    with TestClient(create_app(TOY, load_settings("toy"), source=lambda: artifact)) as client:
+        wait_ready(client)
+        response = client.post(INFER, json=nested)
+    assert response.status_code == 413, response.text
+    assert response.json()["error"].startswith("1000 instances; the limit is 256 (TOY_MAX_BATCH_SIZE)")
+
+
 def test_a_batch_over_the_limit_is_a_413_naming_the_setting_however_bad_its_tensors(
     toy_trained: tuple[ModelArtifact, Split],
 ) -> None:

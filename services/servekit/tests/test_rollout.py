@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from toy import TOY
 
 from servekit import prometheus
 from servekit.errors import ServekitError
-from servekit.rollout import Criteria, PrometheusReader, Reading, Serving, problem, rollout, verdict
+from servekit.rollout import Criteria, PrometheusReader, Reading, Serving, problem, rollout, starved, verdict
 from servekit.termination import Terminated
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
@@ -23,14 +25,18 @@ def reading(
     *,
     stopped: float = 0,
     not_ready: float = 0,
+    draws: tuple[float, float] | None = None,
 ) -> Reading:
-    """(requests, failures, p95 seconds) of each variant."""
+    """(requests, failures, p95 seconds) of each variant; ``draws`` (canary, stable): the requests
+    drawn at random, by default all of them."""
+    canary_draws, stable_draws = draws or (canary[0], stable[0])
     return Reading(
         requests={"canary": canary[0], "stable": stable[0]},
         failures={"canary": canary[1], "stable": stable[1]},
         p95_seconds={"canary": canary[2], "stable": stable[2]},
         stopped_pods=stopped,
         not_ready_fallbacks=not_ready,
+        draws={"canary": canary_draws, "stable": stable_draws},
     )
 
 
@@ -115,13 +121,29 @@ class Readings:
         return found
 
 
+class ChampionRegistry:
+    """An MLflow client whose champion is ``trainer.current_champion``'s (None: no alias, as
+    MLflow says it), so the tests set it in one place whichever way the rollout reads it."""
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        from servekit.training import trainer
+
+        version = trainer.current_champion(self, name)
+        if version is None:
+            raise MlflowException(f"Registered model alias {alias} not found.", INVALID_PARAMETER_VALUE)
+        return types.SimpleNamespace(version=version)
+
+
 @pytest.fixture
 def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The registry calls a rollout makes, recorded (the real ones: tests/integration/test_rollout.py)."""
     from servekit.training import trainer
 
     calls: list[str] = []
-    monkeypatch.setattr(trainer, "registry_client", lambda uri: None)
+    monkeypatch.setattr(trainer, "registry_client", lambda uri: ChampionRegistry())
     monkeypatch.setattr(trainer, "current_champion", lambda client, name: "1")
     monkeypatch.setattr(
         trainer,
@@ -195,7 +217,9 @@ def test_a_reading_evaluates_every_query_at_one_instant(monkeypatch: pytest.Monk
     reader = PrometheusReader("http://prometheus:9090", "toy", match='namespace="ml"')
     first = reader.read(60)
     instants = {at for _, at in asked}
-    assert len(asked) == 8  # each variant's requests, failures and p95; stopped pods; fallbacks
+    # Each variant's requests, failures, p95 and random draws; stopped pods; fallbacks.
+    assert len(asked) == 10
+    assert 'sum(increase(toy_variant_draws_total{namespace="ml",variant="canary"}[60s]))' in dict(asked)
     assert len(instants) == 1
     assert None not in instants
     assert all("[60s]" in expr and 'namespace="ml"' in expr for expr, _ in asked if "increase" in expr)
@@ -302,7 +326,7 @@ def test_a_reading_after_the_first_also_reads_the_p95_of_its_interval(
     monkeypatch.setattr(prometheus, "query", answer)
     reader = PrometheusReader("http://prometheus:9090", "toy")
     assert reader.read(120).recent_p95_seconds is None
-    assert len(asked) == 8
+    assert len(asked) == 10
     asked.clear()
     latest = reader.read(120, 61)
     assert latest.recent_p95_seconds == {"stable": 0.002, "canary": 0.002}
@@ -620,10 +644,25 @@ def test_an_interval_without_a_canary_request_while_the_stable_model_answers_is_
     assert promoted is False
     assert registry_calls == ["canary 2", "canary None"]
     assert said[-2] == (
-        "toy: rolling back v2: since the last reading, the canary answered no request while the "
-        "stable model answered 600; at the 7.7% share it answered until then, about 50 would have "
+        "toy: rolling back v2: since the last reading, the router drew the canary for no request and "
+        "the stable model for 600; at the 7.7% share it was drawn until then, about 50 would have "
         "been its own: it no longer answers its share (was its alias deleted, or its share set to 0?)"
     )
+
+
+def test_stable_requests_that_were_not_drawn_do_not_starve_the_canary(registry_calls: list[str]) -> None:
+    """A quiet interval in which only a prober sent requests (``X-Model-Variant: stable``, a URL
+    pinned to the champion's version, keys that hash to stable): 600 stable answers, none drawn.
+    They stopped a healthy rollout; the draws alone are the share's."""
+    first = reading(canary=(200, 0, 0.001), draws=(200, 1800))
+    quiet = reading(canary=(200, 0, 0.001), stable=(2400, 0, 0.001), draws=(200, 1800))
+    assert starved(quiet.since(first), quiet) is None
+    promoted, _ = run(Readings(first, quiet, quiet), steps=3)
+    assert promoted is True
+    assert registry_calls == ["canary 2", "promote 2"]
+    # The same interval with those 600 drawn is the canary gone.
+    drawn = reading(canary=(200, 0, 0.001), stable=(2400, 0, 0.001), draws=(200, 2400))
+    assert starved(drawn.since(first), drawn) is not None
 
 
 def test_an_interval_without_a_canary_request_by_chance_is_not_a_problem(registry_calls: list[str]) -> None:
@@ -682,28 +721,75 @@ def test_a_champion_moved_after_the_last_reading_is_not_replaced(
     promoted, said = run(Readings(reading(), reading()), steps=2)
     assert promoted is False
     assert "promote 2" not in registry_calls
-    became = "is now v3" if then else "alias was deleted"
-    assert said[-2].startswith(
-        f"toy: rolling back v2: the champion was v1 when the rollout began and {became}"
+    became = (
+        "the champion was v1 when the rollout began and is now v3"
+        if then
+        else "the champion's alias was deleted (it was v1 when the rollout began)"
     )
+    assert said[-2].startswith(f"toy: rolling back v2: {became}")
+
+
+class FlakyRegistry:
+    """An MLflow client whose champion reads fail as ``failures`` says, in order (then v1)."""
+
+    def __init__(self, *failures: bool) -> None:
+        self.failures = list(failures)
+        self.asked = 0
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> Any:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+
+        self.asked += 1
+        if self.failures and self.failures.pop(0):
+            raise MlflowException("API request to the tracking server failed: 503", TEMPORARILY_UNAVAILABLE)
+        return types.SimpleNamespace(version="1")
 
 
 def test_a_champion_that_cannot_be_read_at_a_reading_stops_the_rollout(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Twice in a row: the registry is down, not the alias deleted (it was said to be)."""
     from servekit.training import trainer
 
-    asks = iter([None, ServekitError(503, "registry_unavailable", "no MLflow tracking server answers")])
-
-    def client(uri: str) -> None:
-        failure = next(asks, None)
-        if failure is not None:
-            raise failure
-
-    monkeypatch.setattr(trainer, "registry_client", client)
+    registry = FlakyRegistry(False, True, True)  # the first reading's, the second's and its retry
+    monkeypatch.setattr(trainer, "registry_client", lambda uri: registry)
+    monkeypatch.setattr(trainer, "current_champion", lambda client, name: "1")  # the start's
     promoted, said = run(Readings(reading(), reading()), steps=2)
     assert promoted is False
-    assert said[-2] == "toy: rolling back v2: cannot read the champion: no MLflow tracking server answers"
+    assert registry_calls == ["canary 2", "canary None"]
+    assert said[-2] == (
+        "toy: rolling back v2: cannot read the champion (asked twice): MlflowException: API request "
+        "to the tracking server failed: 503"
+    )
+
+
+def test_one_failed_read_of_the_champion_is_asked_again(
+    registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One registry blip rolled back a sound rollout, as 'alias was deleted'."""
+    from servekit.training import trainer
+
+    registry = FlakyRegistry(True)
+    monkeypatch.setattr(trainer, "registry_client", lambda uri: registry)
+    promoted, _ = run(Readings(reading(), reading()), steps=2)
+    assert promoted is True
+    assert registry_calls == ["canary 2", "promote 2"]
+    assert registry.asked == 4  # the first reading's twice, the second's, before promoting
+
+
+@pytest.mark.parametrize("when", ["at a reading", "before promoting"])
+def test_a_rollout_whose_version_was_promoted_meanwhile_ends_the_canary_and_succeeds(
+    registry_calls: list[str], champions: list[str | None], when: str
+) -> None:
+    """``mlp promote toy 2`` during the rollout, as set_canary's message invites: it rolled back,
+    with advice (``mlp rollout toy 2``) that is refused, v2 being the champion."""
+    champions[:] = ["1", "2"] if when == "at a reading" else ["1", "1", "1", "2"]
+    promoted, said = run(Readings(reading(), reading()), steps=2)
+    assert promoted is True
+    assert registry_calls == ["canary 2", "canary None"]
+    assert "toy: v2 was promoted meanwhile (it is the champion now); the rollout ends" in said
+    assert not any("rolling back" in line for line in said)
 
 
 def test_mlp_rollout_does_not_log_every_prometheus_query(

@@ -128,6 +128,9 @@ def test_keyed_requests_go_where_their_key_falls_and_answer_with_that_model(
         assert sample(client, NAMES.variant_predictions_total, variant=variant, outcome=outcome) == count
     assert sample(client, NAMES.canary_model_info, version="2", run_id="run-2") == 1
     assert sample(client, NAMES.canary_fallbacks_total, reason="not_ready") == 0
+    # Keyed: the same variant for a key on every request, no random draw (mlp rollout's starved()).
+    assert sample(client, NAMES.variant_draws_total, variant="stable") == 0
+    assert sample(client, NAMES.variant_draws_total, variant="canary") == 0
     assert sample(client, NAMES.canary_fallbacks_total, reason="stopped") == 0
 
 
@@ -273,6 +276,21 @@ def test_until_the_canary_loads_the_stable_model_answers_its_share(
         assert status["receiving_percent"] == 0
         assert "artifact store unreachable" in status["error"]
         assert client.get("/readyz").status_code == 200
+
+
+def test_only_requests_drawn_at_random_count_as_draws(
+    rolled: tuple[TestClient, list[dict[str, Any]]],
+) -> None:
+    """A prober's X-Model-Variant: stable reaches the stable model whatever the share: counted as
+    its request, not as a draw, so a quiet interval of probes does not read as a canary gone."""
+    client, rows = rolled
+    for row in rows[:40]:
+        assert client.post("/predict", json=row).status_code == 200
+        assert client.post("/predict", json=row, headers={"X-Model-Variant": "stable"}).status_code == 200
+    drawn = {v: sample(client, NAMES.variant_draws_total, variant=v) for v in ("stable", "canary")}
+    answered = {v: sample(client, NAMES.variant_requests_total, variant=v, result="ok") for v in drawn}
+    assert drawn["stable"] + drawn["canary"] == 40
+    assert answered == {"stable": drawn["stable"] + 40, "canary": drawn["canary"]}
 
 
 def test_a_canary_of_the_stable_version_gets_no_traffic(toy_trained: tuple[ModelArtifact, Split]) -> None:

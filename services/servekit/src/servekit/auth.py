@@ -14,8 +14,9 @@ Inference Protocol's clients send) or ``X-API-Key: <key>``. An Authorization of 
 A line without a scope opens every endpoint, as every line did before scopes existed. One of
 ``scope=read`` (``mlp api-key --read-only``) opens the metadata endpoints only (``READ_ENDPOINTS``:
 ``/model``, ``/model/card``, the Open Inference Protocol's server and model metadata), so on-call
-can read what a pod serves without holding a key that runs the model: anything else answers it
-403 naming its client. A service older than scopes refuses such a line as it refuses any bad one,
+can read what a pod serves without holding a key that runs the model; a GET of a path no
+endpoint has gets the 404 (or redirect) a full key gets. Anything else answers it 403 naming its
+client. A service older than scopes refuses such a line as it refuses any bad one,
 so a read-only key never opens more than metadata.
 
 The client's name, never its key, goes on every log line written for its request (capture
@@ -95,6 +96,13 @@ READ_ENDPOINTS = frozenset(
 #: ... called with a method that changes nothing (a gRPC call's method label is GRPC: the
 #: endpoints above are its metadata calls only).
 READ_METHODS = frozenset({"GET", "HEAD", GRPC_METHOD})
+#: The endpoint label of a path no endpoint has (``servekit.rest.telemetry.endpoint_label``): a read
+#: key GETs it as a full key does, and gets the router's 404, or its redirect of ``/model/`` to
+#: ``/model``. Safe because nothing that runs the model answers GET or HEAD (each is a POST
+#: route): whatever such a path reaches, the model is not run. Over HTTP only: a gRPC call to no
+#: method is not metadata.
+NO_ENDPOINT = "other"
+HTTP_READ_METHODS = frozenset({"GET", "HEAD"})
 #: What a refusal of a read-only key says it may do.
 READABLE = (
     "GET /model, /model/card, /v2 and /v2/models/<model>[/versions/<version>] "
@@ -164,7 +172,11 @@ class Key:
 
     def opens(self, endpoint: str, method: str) -> bool:
         """Whether a request to ``endpoint`` (its label) with ``method`` may go ahead with this key."""
-        return self.scope is None or (endpoint in READ_ENDPOINTS and method in READ_METHODS)
+        return (
+            self.scope is None
+            or (endpoint in READ_ENDPOINTS and method in READ_METHODS)
+            or (endpoint == NO_ENDPOINT and method in HTTP_READ_METHODS)
+        )
 
 
 def expiry(text: str) -> datetime:

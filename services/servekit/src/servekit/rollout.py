@@ -20,13 +20,15 @@ one answers it with VERSION (``<svc>_canary_model_info{version}``), nothing is c
 answers would be another version's. A VERSION no pod has loaded within ``--load-timeout`` seconds
 is rolled back, never judged; and a reading that finds a pod on another canary version (the alias
 moved under the rollout), or none serving VERSION any more (the alias deleted: the canary ended),
-rolls it back too, as does one whose interval brought the canary no request while the stable model
-answered enough that its share could not have missed them all: the counters since the start would
-otherwise stand still, and pass VERSION on answers it gave before it stopped answering.
+rolls it back too, as does one whose interval had the router draw the canary for no request while
+it drew the stable model often enough that the share could not have missed them all
+(``<svc>_variant_draws_total``: requests asked for, pinned or keyed are no draws): the counters since
+the start would otherwise stand still, and pass VERSION on answers it gave before it stopped answering.
 
-The champion is read again at every reading and before the promotion: one moved under the rollout
-(``mlp promote``, a ``mlp train`` that won) is not overwritten, and the canary, judged against
-another version's answers, is ended on it.
+The champion is read again at every reading and before the promotion (a failed read asked again
+once): one moved under the rollout (``mlp promote``, a ``mlp train`` that won) is not overwritten,
+and the canary, judged against another version's answers, is ended on it. One moved to VERSION
+itself (promoted by hand meanwhile) ends the canary, and the rollout succeeds.
 
 Flagger and Argo Rollouts run the same loop as controllers in the cluster; here it is one
 command, run by hand or by a delivery pipeline, against the registry the pods follow.
@@ -74,6 +76,8 @@ LOAD_POLL_SECONDS = 5.0
 #: answered so far, to be taken as the canary no longer answering: a small share on light traffic
 #: misses a whole interval by chance (5 % of 20 requests: 36 % of the time).
 NO_CANARY_CHANCE = 0.001
+#: Seconds before the champion is read once more when the registry did not answer a reading's.
+CHAMPION_RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ class Reading:
     #: The p95 over the interval since the previous reading, when it was read with this one (a
     #: quantile cannot be subtracted from another, so it is queried over that interval).
     recent_p95_seconds: dict[str, float | None] | None = None
+    #: The requests the router drew at random for each variant (``<svc>_variant_draws_total``):
+    #: ``requests`` also holds those asked for, pinned or keyed, which are no sign of the share.
+    draws: dict[str, float] | None = None
 
     def since(self, earlier: Reading) -> Reading:
         """The interval between ``earlier`` and this reading (both since the start): the requests
@@ -118,6 +125,7 @@ class Reading:
             p95_seconds=self.recent_p95_seconds or dict.fromkeys(self.p95_seconds),
             stopped_pods=self.stopped_pods,
             not_ready_fallbacks=max(self.not_ready_fallbacks - earlier.not_ready_fallbacks, 0.0),
+            draws=minus(self.draws, earlier.draws or {}) if self.draws is not None else None,
         )
 
     def failure_ratio(self, variant: str) -> float:
@@ -178,21 +186,28 @@ def verdict(reading: Reading, criteria: Criteria) -> str | None:
 
 def starved(interval: Reading, total: Reading) -> str | None:
     """Why ``interval`` (since the previous reading) shows the canary no longer answering: the
-    stable model answered requests, the canary none, and at the share the canary answered until
-    then (``total``, since the start) that is too unlikely to be chance. None otherwise, and while
-    the canary has answered nothing at all (its share is unknown; the verdict judges that)."""
-    canary, stable = interval.requests[CANARY], interval.requests[STABLE]
+    router drew the stable model for requests, the canary for none, and at the share the canary
+    was drawn until then (``total``, since the start) that is too unlikely to be chance. None
+    otherwise, and while the canary was never drawn (its share is unknown; the verdict judges that).
+
+    On random draws alone (``Reading.draws``): a prober sending ``X-Model-Variant: stable``, a
+    client pinned to the champion's version or keyed traffic whose keys hash to stable all reach
+    the stable model whatever the canary's share, and would stop a healthy rollout in a quiet
+    interval."""
+    if interval.draws is None or total.draws is None:
+        return None
+    canary, stable = interval.draws[CANARY], interval.draws[STABLE]
     # Under 1: increase() extrapolates each window to its ends, so a counter that stood still
     # can read a fraction of a request over one window more than over the other.
     if canary >= 1 or stable < 1:
         return None
-    answered = total.requests[CANARY] + total.requests[STABLE]
-    share = total.requests[CANARY] / answered if answered else 0.0
+    drawn = total.draws[CANARY] + total.draws[STABLE]
+    share = total.draws[CANARY] / drawn if drawn else 0.0
     if share <= 0 or share >= 1 or stable * math.log1p(-share) > math.log(NO_CANARY_CHANCE):
         return None
     return (
-        f"the canary answered no request while the stable model answered {stable:,.0f}; at the "
-        f"{share:.1%} share it answered until then, about "
+        f"the router drew the canary for no request and the stable model for {stable:,.0f}; at the "
+        f"{share:.1%} share it was drawn until then, about "
         f"{stable * share / (1 - share):,.0f} would have been its own: it no longer answers its share "
         "(was its alias deleted, or its share set to 0?)"
     )
@@ -279,6 +294,10 @@ class PrometheusReader:
             ),
             stopped_pods=self.query(f"sum({n.canary_stopped}{self._selector()})", at) or 0.0,
             not_ready_fallbacks=total(n.canary_fallbacks_total + self._selector(reason="not_ready")),
+            draws={
+                variant: total(n.variant_draws_total + self._selector(variant=variant))
+                for variant in (STABLE, CANARY)
+            },
         )
 
 
@@ -344,7 +363,7 @@ def rollout(
         )
         if why is None:
             # The last moment it can be seen: promote() would replace whatever champion it finds.
-            why = _champion_moved(spec, tracking_uri, version, champion)
+            why = _champion_moved(spec, tracking_uri, version, champion, sleep)
         if why is None:
             say(f"{spec.name}: v{version} passed {steps} readings; promoting it")
             promoted = promote(
@@ -352,6 +371,15 @@ def rollout(
             )
             _say_quietly(say, promoted)  # promoted: nothing is left to undo if it cannot be said
             return True
+    except PromotedMeanwhile:
+        # `mlp promote` of this very version while it was watched: done, by hand. The canary alias
+        # still names it beside the champion; ending it leaves the pods one model, as a promotion does.
+        ended = set_canary(spec, tracking_uri, None)
+        _say_quietly(
+            say, f"{spec.name}: v{version} was promoted meanwhile (it is the champion now); the rollout ends"
+        )
+        _say_quietly(say, ended)
+        return True
     except (KeyboardInterrupt, Terminated):  # Ctrl-C, kill, a cancelled pipeline: nobody watches
         why = "interrupted before the last reading"
     except Exception as exc:  # whatever stopped the watch, the canary must not stay unwatched
@@ -409,7 +437,7 @@ def _watch(
         except ServekitError as exc:
             return f"cannot read the metrics: {exc.message}"
         say(f"{spec.name}: rollout of v{version}, reading {step}/{steps}: {reading.line()}")
-        moved = _champion_moved(spec, tracking_uri, version, champion)
+        moved = _champion_moved(spec, tracking_uri, version, champion, sleep)
         if moved:
             return moved
         if serving.other_pods:
@@ -500,24 +528,63 @@ def _wait_for_pods(
     )
 
 
-def _champion_moved(spec: ServiceSpec, tracking_uri: str, version: str, champion: str) -> str | None:
+class PromotedMeanwhile(Exception):  # noqa: N818 -- an outcome, not an error
+    """The champion became the rollout's own version (``mlp promote``, as ``set_canary`` invites,
+    while the rollout watched): there is nothing left to judge, and nothing to roll back."""
+
+
+def _champion_now(tracking_uri: str, name: str) -> str | None:
+    """The champion's version; None if ``name`` has no champion alias. Raises when the registry
+    cannot be read: unlike ``trainer.current_champion``, a failed read is not a deleted alias."""
+    from mlflow.exceptions import MlflowException
+
+    from servekit.loading import NOT_IN_THE_REGISTRY
+    from servekit.training.trainer import CHAMPION, registry_client
+
+    try:
+        return str(registry_client(tracking_uri).get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException as exc:
+        if exc.error_code in NOT_IN_THE_REGISTRY:
+            return None
+        raise
+
+
+def _champion_moved(
+    spec: ServiceSpec,
+    tracking_uri: str,
+    version: str,
+    champion: str,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> str | None:
     """Why the rollout must stop because the champion is no longer ``champion`` (None: it is).
 
     Moved by ``mlp promote`` or a ``mlp train`` that won: the stable answers the readings weighed
     VERSION against were another version's, and promoting VERSION would replace the champion
     someone chose meanwhile without a word. The rollback then ends the canary on the new one.
+    Moved to VERSION itself: ``PromotedMeanwhile``. A registry that cannot be read is asked again
+    once, ``CHAMPION_RETRY_SECONDS`` later: one failed request does not end a sound rollout.
     """
-    from servekit.training.trainer import current_champion, registry_client
-
-    try:
-        now = current_champion(registry_client(tracking_uri), spec.name)
-    except ServekitError as exc:
-        return f"cannot read the champion: {exc.message}"
+    for attempt in range(2):
+        try:
+            now = _champion_now(tracking_uri, spec.name)
+            break
+        except Exception as exc:
+            if attempt:
+                cause = exc.message if isinstance(exc, ServekitError) else one_line(exc)
+                return f"cannot read the champion (asked twice): {cause}"
+            sleep(CHAMPION_RETRY_SECONDS)
     if now == champion:
         return None
-    became = f"is now v{now}" if now is not None else "alias was deleted"
+    if now == version:
+        raise PromotedMeanwhile
+    if now is None:
+        return (
+            f"the champion's alias was deleted (it was v{champion} when the rollout began): v{version} "
+            f"has no champion to be judged against or rolled back to; `mlp promote {spec.name} VERSION` "
+            f"sets one, then `mlp rollout {spec.name} {version}` judges it anew"
+        )
     return (
-        f"the champion was v{champion} when the rollout began and {became}: v{version} was judged "
+        f"the champion was v{champion} when the rollout began and is now v{now}: v{version} was judged "
         f"against v{champion}'s answers, and promoting it would replace the champion chosen since; "
         f"`mlp rollout {spec.name} {version}` judges it against the champion anew"
     )

@@ -261,7 +261,10 @@ class CanaryRouter:
             return Choice(CANARY, canary, ASKED)
         share = percentile_of(route.key) if route.key is not None else self._draw() * 100
         if share >= self.traffic_percent:
-            return Choice(STABLE, stable, DRAWN if self._could_answer(canary, stable) else ALONE)
+            if not self._could_answer(canary, stable):
+                return Choice(STABLE, stable, ALONE)
+            self._drew(STABLE, route)
+            return Choice(STABLE, stable, DRAWN)
         if canary is None:
             if self.runtime.ended is not None:  # no canary any more: nothing falls back
                 return Choice(STABLE, stable, ALONE)
@@ -272,7 +275,19 @@ class CanaryRouter:
         if self._stopped_for(canary):
             self.metrics.fell_back("stopped")
             return Choice(STABLE, stable, FALLBACK)
+        self._drew(CANARY, route)
         return Choice(CANARY, canary, DRAWN)
+
+    def _drew(self, variant: str, route: Route) -> None:
+        """Count a random draw (``<svc>_variant_draws_total``), on which ``mlp rollout`` tells a
+        canary gone quiet from chance. A keyed request is drawn too, but not at random: a key's
+        variant is its hash's, the same on every request, so an interval in which only stable keys
+        happen to send (a canary's customers idle, one busy customer) is no sign the canary stopped,
+        whatever the share. Left out, keyed traffic can only make a stopped canary go unnoticed by
+        this check, never roll back a healthy one; the pods' canary_model_info still show an ended one.
+        """
+        if route.key is None:
+            self.metrics.drew(variant)
 
     def _could_answer(self, canary: ServedModel | None, stable: ServedModel) -> bool:
         """Whether the canary would have answered had it been drawn."""

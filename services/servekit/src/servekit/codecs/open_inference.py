@@ -243,6 +243,18 @@ def _flatten(data: list[Any]) -> Iterator[Any]:
             yield value
 
 
+def _count_values(data: list[Any]) -> int:
+    """How many values ``_flatten(data)`` yields, without building them (nor recursing)."""
+    count, pending = 0, [data]
+    while pending:
+        for value in pending.pop():
+            if isinstance(value, list):
+                pending.append(value)
+            else:
+                count += 1
+    return count
+
+
 def _element_problem(datatype: str, value: Any) -> str | None:
     """Why ``value`` cannot be an element of a ``datatype`` tensor (None: it can)."""
     if value is None:
@@ -528,8 +540,12 @@ class OpenInferenceCodec:
         # The size first: a batch over the limit is the 413 the setting promises whatever its
         # tensors hold, not a 422 naming their problems. A tensor over it both by its shape and by
         # its values (binary ones: their shape), so a shape at odds with the data is named as such.
+        # Its values as _values reads them: nested rows flattened ([[v] * 1000] is 1,000, not 1).
         sent = max(
-            (t.shape[0] if t.data is None else min(t.shape[0], len(t.data)) for t in request.inputs),
+            (
+                t.shape[0] if t.data is None else min(t.shape[0], _count_values(t.data))
+                for t in request.inputs
+            ),
             default=0,
         )
         check_batch_size(sent, max_batch_size, self.service, where="inputs")
@@ -551,6 +567,8 @@ class OpenInferenceCodec:
             problems.append(FieldProblem("inputs", "no instances: every tensor has shape [0]"))
         if problems:
             raise invalid_fields(problems)
+        # What the model would be given, however the tensors were counted above: the limit holds.
+        check_batch_size(rows, max_batch_size, self.service, where="inputs")
         names = tuple(columns)
         records = self._validated(
             [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]

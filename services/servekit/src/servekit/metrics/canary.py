@@ -42,6 +42,14 @@ class CanaryMetrics(BesideModelMetrics):
             ["variant", "result"],
             registry=registry,
         )
+        self.draws = Counter(
+            names.variant_draws_total,
+            "Requests the router drew at random for each variant by the canary's share, while both "
+            "could answer: no X-Model-Variant, no X-Routing-Key, no pinned version. A quiet canary is "
+            "judged on these alone (mlp rollout): the others are not chance.",
+            ["variant"],
+            registry=registry,
+        )
         self.latency = Histogram(
             names.variant_latency_seconds,
             "Seconds the answering model spent predicting (and explaining, when asked) a request, by "
@@ -112,6 +120,7 @@ class CanaryMetrics(BesideModelMetrics):
             for variant in VARIANTS
             for result in VARIANT_RESULTS
         }
+        self._draws = {variant: self.draws.labels(variant=variant) for variant in VARIANTS}
         self._latency = {variant: self.latency.labels(variant=variant) for variant in VARIANTS}
         self._outcomes: dict[tuple[str, str], Counter] = {}
         self._explanations = {variant: self.explanations.labels(variant=variant) for variant in VARIANTS}
@@ -133,6 +142,9 @@ class CanaryMetrics(BesideModelMetrics):
 
     def fell_back(self, reason: str) -> None:
         self._fallbacks[reason].inc()
+
+    def drew(self, variant: str) -> None:
+        self._draws[variant].inc()
 
     def answered(self, variant: str, seconds: float, *, failed: bool) -> None:
         self._requests[variant, "failed" if failed else "ok"].inc()

@@ -43,6 +43,7 @@ CANARY_STOPPED = "canary_stopped"
 CANARY_TRAFFIC_PERCENT = "canary_traffic_percent"
 CANARY_REFRESH_FAILING = "canary_refresh_failing"
 VARIANT_REQUESTS_TOTAL = "variant_requests_total"
+VARIANT_DRAWS_TOTAL = "variant_draws_total"
 VARIANT_LATENCY_SECONDS = "variant_latency_seconds"
 VARIANT_PREDICTIONS_TOTAL = "variant_predictions_total"
 VARIANT_EXPLANATIONS_TOTAL = "variant_explanations_total"
@@ -299,6 +300,10 @@ class MetricNames:
     @property
     def variant_requests_total(self) -> str:
         return self._name(VARIANT_REQUESTS_TOTAL)
+
+    @property
+    def variant_draws_total(self) -> str:
+        return self._name(VARIANT_DRAWS_TOTAL)
 
     @property
     def variant_latency_seconds(self) -> str:
