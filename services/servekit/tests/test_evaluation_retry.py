@@ -4,12 +4,14 @@ change (the registry failing), and a retry of ``--log`` logs only what the Job h
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 from evaluation_logs import capture_line
 from toy import TOY, registered
 
@@ -107,7 +109,7 @@ def test_a_retry_of_the_job_logs_only_what_it_had_not(
     # Once more: nothing is logged twice, and each skip is said.
     assert cli.main([*argv, "--log", "--job", job]) == 0
     out = capsys.readouterr().out
-    assert f"{name} shadow v2: logged by Job {job} already, as run " in out
+    assert f"{name} shadow v2 against v1: logged by Job {job} already, as run " in out
     assert (
         len(runs_of(mlflow_client, name, KIND, "1"))
         == len(runs_of(mlflow_client, name, SHADOW_KIND, "2"))
@@ -118,3 +120,84 @@ def test_a_retry_of_the_job_logs_only_what_it_had_not(
     assert cli.main([*argv, "--log"]) == 0
     jobs = [run.data.tags.get(JOB_TAG) for run in runs_of(mlflow_client, name, KIND, "1")]
     assert sorted(jobs, key=str) == sorted([job, f"{name}-live-evaluation-29000060", None], key=str)
+
+
+def test_a_shadow_compared_with_two_served_versions_logs_both_comparisons(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+    mlflow_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The champion moved from v1 to v2 in the period captured: v3's comparison with v2, the
+    champion now, was skipped as "logged by Job already", for its comparison with v1 logged a
+    moment before by the same evaluation."""
+    name = "twoserved"
+    monkeypatch.setattr(cli.registry, "get_service", lambda _: replace(TOY, name=name))
+    registered(mlflow_client, name, 3)
+    rows, answers, truth = served
+    lines = []
+    for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
+        served_version = "1" if i < len(rows) // 2 else "2"
+        lines.append(capture_line(f"r{i:04d}", 0, row, answer, name=name, version=served_version))
+        lines.append(capture_line(f"r{i:04d}", 0, row, answer, "shadow", name=name, version="3"))
+    (tmp_path / "captures.log").write_text("\n".join(lines) + "\n")
+    frame = pd.DataFrame({"request_id": [f"r{i:04d}" for i in range(len(truth))], "y": truth})
+    frame.to_csv(tmp_path / "truth.csv", index=False)
+    argv = ["evaluate", name, str(tmp_path / "captures.log"), "--truth", str(tmp_path / "truth.csv")]
+    argv += ["--tracking-uri", mlflow_client._registry_uri, "--log", "--job", f"{name}-live-evaluation-1"]
+
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "logged by Job" not in out
+    assert len(re.findall(rf"^{name} shadow v3: logged as run ", out, re.M)) == 2
+    against = sorted(
+        run.data.tags["shadow.served_version"] for run in runs_of(mlflow_client, name, SHADOW_KIND, "3")
+    )
+    assert against == ["1", "2"]
+    # The Job's retry logs neither again, and says which it skips.
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    for served_version in ("1", "2"):
+        assert (
+            f"{name} shadow v3 against v{served_version}: logged by Job {name}-live-evaluation-1 already"
+            in out
+        )
+    assert len(runs_of(mlflow_client, name, SHADOW_KIND, "3")) == 2
+
+
+def test_a_job_name_used_again_after_its_jobs_life_logs_anew(
+    served: tuple[list[dict[str, Any]], list[dict[str, Any]], Any],
+    mlflow_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The runbook's re-run is always ``<svc>-live-evaluation-now``: it found the run of an incident
+    40 days before under that name, and logged nothing."""
+    name = "rerun"
+    monkeypatch.setattr(cli.registry, "get_service", lambda _: replace(TOY, name=name))
+    registered(mlflow_client, name, 1)
+    job = f"{name}-live-evaluation-now"
+    experiment = mlflow_client.create_experiment(name)
+    days_ago = int((time.time() - 40 * 86400) * 1000)
+    old = mlflow_client.create_run(
+        experiment,
+        start_time=days_ago,
+        tags={"mlp.kind": KIND, "model.version": "1", JOB_TAG: job, "evaluation.captures": "old"},
+    ).info.run_id
+    mlflow_client.set_terminated(old, "FINISHED")
+    argv = [*_files(tmp_path, name, served, shadow=False), "--tracking-uri", mlflow_client._registry_uri]
+    assert cli.main([*argv, "--log", "--job", job]) == 0
+    assert "logged by Job" not in capsys.readouterr().out
+    assert len(runs_of(mlflow_client, name, KIND, "1")) == 2
+    # A run of the Job within its life is a retry's: the Job's pods all end within its deadline.
+    recent = recording.logged_by_job(mlflow_client, name, KIND, "1", job)
+    assert recent not in (None, old)
+
+
+def test_a_job_lives_no_longer_than_runs_are_looked_for() -> None:
+    """An earlier pod of the Job logged within its ``activeDeadlineSeconds``, retries included."""
+    manifest = Path(__file__).parents[3] / "k8s" / "components" / "live-evaluation" / "live-evaluation.yaml"
+    cronjob = yaml.safe_load(manifest.read_text())
+    assert cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] < recording.JOB_LIFE_SECONDS

@@ -308,3 +308,23 @@ def test_a_comparison_on_too_few_held_out_rows_never_moves_the_champion(
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     assert str(client.get_registered_model("toy").aliases["champion"]) == "1"
     mlflow.set_tracking_uri(None)
+
+
+def test_a_held_out_split_under_100_rows_keeps_the_rows_a_request_can_be() -> None:
+    """55 of 60 held-out rows requests: the figures were over all 60, with advice to train on a
+    file with more rows the request schema accepts, when every row is too few as well. Over 2,000
+    held out with 55 requests, every row still is."""
+    for held_out, every_row in ((60, False), (trainer.MIN_JUDGED_ROWS, True), (2000, True)):
+        rows = TOY.recipe.generate(held_out, seed=7)
+        data = trainer.Split(rows[["x"]].head(0), rows.drop(columns="y"), rows["y"].head(0), rows["y"])
+        mask = np.zeros(held_out, dtype=bool)
+        mask[:55] = True
+        asked = baselines.Requestable(mask, baselines.REQUESTABLE, {"x": held_out - 55})
+        requests = trainer.Split(data.x_train, data.x_test[mask], data.y_train, data.y_test[mask])
+        scored, counted, few = trainer.scored_rows("toy", data, requests, asked)
+        assert len(scored.y_test) == (held_out if every_row else 55), held_out
+        assert bool(counted.mask.all()) is every_row
+        assert bool(few) is every_row
+        if not every_row:
+            assert counted is asked
+            assert trainer.too_few_requests_note(few, asked) == ""

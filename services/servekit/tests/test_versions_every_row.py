@@ -91,3 +91,72 @@ def test_the_card_of_a_version_trained_before_says_its_figures_count_rows_no_req
         "the rows no request can be; how many of them a request can be was not recorded): a version "
         "trained since scores only those a request can be.\n\n| metric |"
     ) in unknown
+
+
+#: What ChicagoTaxi's card is rendered from for a version trained now on its real trips: 116 of the
+#: 2,000 held out have no miles, which no request can be, so its input baseline has 1,884 rows too.
+TAXI_NOW = {
+    "data": {
+        "rows": 11631,
+        "sha256": "ab",
+        "training_rows": 9631,
+        "held_out_rows": 2000,
+        "held_out_scored_rows": 1884,
+        "held_out_scored": REQUESTABLE,
+        "held_out_left_out": "the request schema refuses them (trip_miles: 116), so no request can be "
+        "one of them",
+    },
+    "baselines": {"input_baseline": {"rows": 1884, "held_out_rows": 2000, "rows_from": REQUESTABLE}},
+}
+
+
+def test_the_card_of_a_version_trained_since_that_leaves_rows_out_says_nothing_of_before() -> None:
+    """Every fresh ChicagoTaxi card said its model was "trained before" the rows were left out: its
+    input baseline has fewer rows than held out, which was all the card asked."""
+    card = render_card(TOY, {**_described({}), **TAXI_NOW})
+    assert "trained before" not in card
+    assert "## Held-out performance\n\nOver the 1,884 held-out rows a request can be. The other 116" in card
+    assert "one held-out split (its rows a request can be, where the data has others)" in card
+
+
+def test_the_card_of_a_version_scored_on_every_row_as_too_few_are_requests_says_why() -> None:
+    """The figures over every held-out row as only 55 of 2,000 are requests: the card's limits say
+    so, not that the version was trained before the rows were counted."""
+    every = (
+        "every held-out row: only 55 of the 2,000 held-out rows pass toy's request schema, fewer than "
+        "the 100 a held-out figure needs; the 1,945 no request can be may skew the figures"
+    )
+    data = TAXI_NOW["data"] | {"held_out_scored_rows": 2000, "held_out_scored": every}
+    del data["held_out_left_out"]
+    baseline = {"rows": 55, "held_out_rows": 2000, "rows_from": REQUESTABLE}
+    card = render_card(TOY, {**_described(baseline), "data": data})
+    assert "trained before" not in card
+    assert f"## Held-out performance\n\nOver {every}.\n\n| metric |" in card
+    assert f"- Every figure above comes from one held-out split ({every}); the intervals" in card
+
+
+def test_mlp_versions_marks_figures_over_every_held_out_row_as_too_few_were_requests(
+    tmp_path: Path,
+) -> None:
+    """A version whose figures fell back to every held-out row (55 of 2,000 requests) left none out,
+    so it was listed beside the others unmarked."""
+    every = (
+        "every held-out row: only 55 of the 2,000 held-out rows pass toy's request schema, fewer than "
+        "the 100 a held-out figure needs; the 1,945 no request can be may skew the figures"
+    )
+    fallback = BEFORE | {
+        "data.held_out_rows": "2000",
+        "data.held_out_scored_rows": "2000",
+        "data.held_out_scored": every,
+    }
+    alike = BEFORE | {
+        "data.held_out_rows": "2000",
+        "data.held_out_scored_rows": "2000",
+        "data.held_out_scored": REQUESTABLE,
+    }
+    client = _registry(tmp_path, [(0.5383, alike), (3.1, fallback)])
+    lines = render_versions(TOY, list_versions(TOY, client, 5), "sqlite").splitlines()
+    assert next(line for line in lines if line.startswith("1 ")).split()[4] == "0.5383"
+    assert next(line for line in lines if line.startswith("2 ")).split()[4] == "3.1000*"
+    assert lines[-1] == f"* v2: over {every}"
+    mlflow.set_tracking_uri(None)

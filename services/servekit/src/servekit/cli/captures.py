@@ -4,6 +4,7 @@ truth that came later."""
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -116,8 +117,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from servekit.evaluation import (
+        CANARY_KIND,
         KIND,
         MIN_ROWS,
+        SHADOW_KIND,
         Grouper,
         HeldOut,
         VersionNotRegisteredError,
@@ -136,6 +139,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     spec = registry.get_service(args.service)
     job = _evaluation_job(args)
+    began = time.time()  # an earlier try of its Job logged within a Job's life before this
     # The files and the registry are checked before the log, which can take minutes, is read.
     with _capture_log("evaluate", args.captures) as captures:
         if not args.truth.is_file():
@@ -175,26 +179,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(render(joined, qualities, str(args.truth), canaries, shadows))
     if args.log:
         source = str(args.captures)
+        # This evaluation's own runs, never taken for those of an earlier try of its Job.
+        logged: set[str] = set()
+        already = partial(_logged_already, client, spec.name, job=job, began=began, logged=logged)
         for quality in qualities:
             if quality.version in unregistered:
                 continue
-            if _logged_already(client, spec.name, "", quality.version, kind=KIND, job=job):
+            if already(f"v{quality.version}", quality.version, kind=KIND):
                 continue
             run_id = log_run(client, quality, source, job)
+            logged.add(run_id)
             print(
                 f"{spec.name} v{quality.version}: logged as run {run_id} "
                 "(and the version's live.* tags, which mlp versions shows)"
             )
         for shadow in shadows:
             log = partial(log_shadow_run, client, shadow, source, job)
+            what = f"shadow v{shadow.shadow} against v{shadow.served}"
+            done = partial(already, what, shadow.shadow, kind=SHADOW_KIND, against=shadow.served)
             _log_comparison(
-                client, spec.name, "shadow", shadow.shadow, log=log, read_by="mlp versions shows", job=job
+                client,
+                spec.name,
+                "shadow",
+                shadow.shadow,
+                log=log,
+                read_by="mlp versions shows",
+                done=done,
+                logged=logged,
             )
         for canary in canaries:
             if canary.stable:  # else no one stable version in its period to hold it against
                 log = partial(log_canary_run, client, canary, source, job)
+                what = f"canary v{canary.canary} against v{canary.stable}"
+                done = partial(already, what, canary.canary, kind=CANARY_KIND, against=canary.stable)
                 _log_comparison(
-                    client, spec.name, "canary", canary.canary, log=log, read_by="mlp promote prints", job=job
+                    client,
+                    spec.name,
+                    "canary",
+                    canary.canary,
+                    log=log,
+                    read_by="mlp promote prints",
+                    done=done,
+                    logged=logged,
                 )
     # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
@@ -213,35 +239,57 @@ def _evaluation_job(args: argparse.Namespace) -> str:
 
 
 def _log_comparison(
-    client: Any, name: str, role: str, version: str, *, log: Callable[[], str], read_by: str, job: str = ""
+    client: Any,
+    name: str,
+    role: str,
+    version: str,
+    *,
+    log: Callable[[], str],
+    read_by: str,
+    done: Callable[[], bool],
+    logged: set[str],
 ) -> None:
     """Log a shadow's or a canary's comparison (``log``) on its version, or say why not: it is not
-    a registered version, whose tags could hold it, or this Job logged it already."""
-    from servekit.evaluation import CANARY_KIND, SHADOW_KIND, VersionNotRegisteredError, registered_run_id
+    a registered version, whose tags could hold it, or this Job logged it already (``done``, said
+    when it did). ``logged``: the runs this evaluation logged, which this one's joins."""
+    from servekit.evaluation import VersionNotRegisteredError, registered_run_id
 
     try:
         registered_run_id(client, name, version)
     except VersionNotRegisteredError as exc:
         print(f"{name} {role} v{version}: not logged: {exc}")
         return
-    kind = SHADOW_KIND if role == "shadow" else CANARY_KIND
-    if _logged_already(client, name, f"{role} ", version, kind=kind, job=job):
+    if done():
         return
     run_id = log()
+    logged.add(run_id)
     print(
         f"{name} {role} v{version}: logged as run {run_id} (and the version's {role}.* tags, which {read_by})"
     )
 
 
-def _logged_already(client: Any, name: str, role: str, version: str, *, kind: str, job: str) -> bool:
-    """Whether the Job ``job`` logged this already (``logged_by_job``), said when it did: a retry of
-    the Job after a registry failure part-way logs only what it had not."""
+def _logged_already(
+    client: Any,
+    name: str,
+    what: str,
+    version: str,
+    *,
+    kind: str,
+    against: str = "",
+    job: str,
+    began: float,
+    logged: set[str],
+) -> bool:
+    """Whether the Job ``job`` logged ``what`` (``v2``, ``shadow v3 against v2``) already
+    (``logged_by_job``: since ``began`` less a Job's life, not among ``logged``, this evaluation's
+    own runs), said when it did: a retry of the Job after a registry failure part-way logs only
+    what it had not."""
     from servekit.evaluation import logged_by_job
 
-    run_id = logged_by_job(client, name, kind, version, job)
+    run_id = logged_by_job(client, name, kind, version, job, against=against, began=began, ignored=logged)
     if run_id is None:
         return False
-    print(f"{name} {role}v{version}: logged by Job {job} already, as run {run_id}; not logged again")
+    print(f"{name} {what}: logged by Job {job} already, as run {run_id}; not logged again")
     return True
 
 

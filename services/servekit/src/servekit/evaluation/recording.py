@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from functools import partial
 from typing import Any
 
@@ -93,30 +93,65 @@ def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
 #: How many of a version's latest runs of a kind :func:`logged_by_job` looks through: a Job's retry
 #: follows its failure within minutes, not a hundred evaluations later.
 RECENT_RUNS = 100
+#: How long before an evaluation began :func:`logged_by_job` looks for its Job's runs: the
+#: live-evaluation Job's ``activeDeadlineSeconds`` (3600, k8s/components/live-evaluation) bounds
+#: all its pods, retries included, so an earlier pod's runs started within the hour before this one
+#: began; the second hour is room for the nodes' clocks and a patched deadline. A Job name used
+#: again (the runbook's ``<svc>-live-evaluation-now``, created once an incident's cause is fixed)
+#: found the runs of an incident weeks before, and its evaluation logged nothing.
+JOB_LIFE_SECONDS = 2 * 3600
+#: The run tag naming the stable version a canary was compared against.
+CANARY_STABLE_TAG = "canary.stable_version"
+#: The run tag naming the version a comparison of each kind was against: a shadow compared with two
+#: served versions (the champion moved in the period captured) has a run of each.
+AGAINST_TAGS = {SHADOW_KIND: AS_SHADOW.against_tag, CANARY_KIND: CANARY_STABLE_TAG}
 
 
-def logged_by_job(client: Any, name: str, kind: str, version: str, job: str) -> str | None:
-    """The finished run of ``kind`` about ``version`` that the Job ``job`` has logged already; None
-    when it has not, or without a Job (``--job``) to tell a retry from another evaluation.
+def logged_by_job(
+    client: Any,
+    name: str,
+    kind: str,
+    version: str,
+    job: str,
+    *,
+    against: str = "",
+    began: float | None = None,
+    ignored: Collection[str] = (),
+) -> str | None:
+    """The finished run of ``kind`` about ``version`` (compared against the version ``against``,
+    for a shadow or a canary) that the Job ``job`` has logged already; None when it has not, or
+    without a Job (``--job``) to tell a retry from another evaluation.
 
     ``mlp evaluate --log`` logs version by version: a registry failing part-way exits 1, which the
     live-evaluation Job retries, and the retry logged the versions logged before again, as a second
-    run. A run left FAILED (its figures not in) is no record, and is logged again.
+    run. A run left FAILED (its figures not in) is no record, and is logged again. Only runs started
+    within :data:`JOB_LIFE_SECONDS` before ``began`` (the evaluation's start, in seconds since the
+    epoch; now by default) are the Job's own; runs in ``ignored`` (those this evaluation logged
+    itself) never are.
     """
     if not job:
         return None
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         return None
+    since = int(((time.time() if began is None else began) - JOB_LIFE_SECONDS) * 1000)
     # The Job's name is matched here, not in the filter: a name typed by hand may hold quotes.
     runs = client.search_runs(
         [experiment.experiment_id],
         filter_string=f"tags.`{KIND_TAG}` = '{kind}' and tags.`model.version` = '{version}' "
-        "and attributes.status = 'FINISHED'",
+        f"and attributes.status = 'FINISHED' and attributes.start_time >= {since}",
         max_results=RECENT_RUNS,
         order_by=["attributes.start_time DESC"],
     )
-    return next((str(run.info.run_id) for run in runs if run.data.tags.get(JOB_TAG) == job), None)
+    tags = {JOB_TAG: job, **({AGAINST_TAGS[kind]: against} if kind in AGAINST_TAGS else {})}
+    return next(
+        (
+            str(run.info.run_id)
+            for run in runs
+            if run.info.run_id not in ignored and all(run.data.tags.get(k) == v for k, v in tags.items())
+        ),
+        None,
+    )
 
 
 def _source_tags(source: str, job: str) -> dict[str, str]:
@@ -203,7 +238,7 @@ def log_canary_run(client: Any, comparison: CanaryComparison, source: str, job: 
         figures["canary.groups_worse"] = float(len(comparison.groups_worse))
     figures.update(_group_metrics("canary", f"{key}_minus_stable", comparison.groups))
     tags = {
-        "canary.stable_version": comparison.stable,
+        CANARY_STABLE_TAG: comparison.stable,
         "canary.verdict": comparison.verdict or f"no comparison: {comparison.note}",
         **_source_tags(source, job),
     }

@@ -105,6 +105,10 @@ class VersionRow:
     #: of its run); None for a version trained before they were left out, whose figures count every
     #: held-out row (or one whose run is gone).
     left_out: int | None = None
+    #: What its figures are over where that is every held-out row though some are no request, as
+    #: too few (or none) were (``data.held_out_scored`` of its run, ``trainer.scored_rows``); empty
+    #: otherwise.
+    every_row: str = ""
 
 
 def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow]:
@@ -131,6 +135,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
     metrics: dict[str, float] = {}
     data = ""
     left_out: int | None = None
+    every_row = ""
     if mv.run_id:
         try:
             run = client.get_run(mv.run_id)
@@ -143,6 +148,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
         else:
             params = dict(run.data.params)
             metrics, data, left_out = dict(run.data.metrics), _data(params), _left_out(params)
+            every_row = _every_row(params)
     return VersionRow(
         version=str(mv.version),
         aliases=tuple(sorted(aliases)),
@@ -156,6 +162,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
         live=_live(mv.tags or {}),
         shadow=(mv.tags or {}).get(SHADOW_COMPARISON_TAG, ""),
         left_out=left_out,
+        every_row=every_row,
     )
 
 
@@ -165,6 +172,18 @@ def _left_out(params: dict[str, str]) -> int | None:
         return int(params["data.held_out_rows"]) - int(params["data.held_out_scored_rows"])
     except (KeyError, ValueError):
         return None
+
+
+#: How ``data.held_out_scored`` begins where the figures are over every held-out row
+#: (``baselines.requestable``, ``trainer.scored_rows``), and what it says when it is because the
+#: request schema refuses some of them (not for want of a service to validate them with).
+EVERY_ROW, REFUSED_BY = "every held-out row:", "request schema"
+
+
+def _every_row(params: dict[str, str]) -> str:
+    """What a run's figures are over where that is every held-out row though some are no request."""
+    scored = params.get("data.held_out_scored", "")
+    return scored if scored.startswith(EVERY_ROW) and REFUSED_BY in scored else ""
 
 
 def live_evidence(version: str, tags: dict[str, str]) -> str:
@@ -223,7 +242,11 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
     # one trained since that leaves some out (ChicagoTaxi: MAE 0.7065 then, 0.5383 since, for the
     # same model), its figures are marked, not compared as if alike.
     since = next((row for row in rows if row.left_out), None)
-    marked = {row.version for row in rows if since and row.left_out is None and row.metric is not None}
+    before = {row.version for row in rows if since and row.left_out is None and row.metric is not None}
+    # And one whose figures are over every held-out row as too few were requests: 0 left out, but
+    # not a figure of the requests it answers, beside any version's.
+    every_row = [row for row in rows if row.every_row and row.metric is not None]
+    marked = before | {row.version for row in every_row}
 
     heads = ("version", "aliases", "registered (UTC)", key, "95% CI", "data", "decision", "live", "as shadow")
     table = [heads]
@@ -248,10 +271,11 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
         for line in table
     ]
     header = f"{spec.name} at {where} ({key} on each version's own held-out split)"
-    if since is not None and marked:
+    if since is not None and before:
         lines.append(
             f"{EVERY_ROW_MARK} over every held-out row, those no request can be included (trained "
             "before they were left out): not comparable with the versions' since, which leave them "
             f"out (v{since.version}: {since.left_out:,} rows)"
         )
+    lines += [f"{EVERY_ROW_MARK} v{row.version}: over {row.every_row}" for row in every_row]
     return "\n".join([header, *lines])
