@@ -53,6 +53,7 @@ from servekit.metrics.names import (
     DOCS_ASSETS,
     GRPC_METHOD,
     GRPC_METHODS,
+    NO_ENDPOINT,
     OPEN_INFERENCE_ENDPOINTS,
     grpc_endpoint,
 )
@@ -96,12 +97,10 @@ READ_ENDPOINTS = frozenset(
 #: ... called with a method that changes nothing (a gRPC call's method label is GRPC: the
 #: endpoints above are its metadata calls only).
 READ_METHODS = frozenset({"GET", "HEAD", GRPC_METHOD})
-#: The endpoint label of a path no endpoint has (``servekit.rest.telemetry.endpoint_label``): a read
-#: key GETs it as a full key does, and gets the router's 404, or its redirect of ``/model/`` to
-#: ``/model``. Safe because nothing that runs the model answers GET or HEAD (each is a POST
-#: route): whatever such a path reaches, the model is not run. Over HTTP only: a gRPC call to no
-#: method is not metadata.
-NO_ENDPOINT = "other"
+#: A read key GETs a path no endpoint has (``NO_ENDPOINT``) as a full key does, and gets the
+#: router's 404, or its redirect of ``/model/`` to ``/model``. Safe because nothing that runs the
+#: model answers GET or HEAD (each is a POST route): whatever such a path reaches, the model is
+#: not run. Over HTTP only: a gRPC call to no method is not metadata.
 HTTP_READ_METHODS = frozenset({"GET", "HEAD"})
 #: What a refusal of a read-only key says it may do.
 READABLE = (

@@ -120,7 +120,7 @@ PREDICTION_ENDPOINTS = ("/predict", "/predict/batch", OPEN_INFERENCE_INFER, GRPC
 PROBE_ENDPOINTS = ("/healthz", "/readyz")
 #: Where the documentation pages' scripts are served (``servekit.rest.docs``); one label for all.
 DOCS_ASSETS = "/docs/assets"
-#: Every endpoint label value; anything else is counted as ``other`` to bound cardinality.
+#: Every endpoint label value; anything else is counted as ``NO_ENDPOINT`` to bound cardinality.
 ENDPOINTS = (
     *PREDICTION_ENDPOINTS,
     *PROBE_ENDPOINTS,
@@ -133,6 +133,9 @@ ENDPOINTS = (
     *OPEN_INFERENCE_ENDPOINTS,
     *GRPC_ENDPOINTS,
 )
+
+#: The endpoint label of a path no endpoint has.
+NO_ENDPOINT = "other"
 
 #: Largest |served - shadow| score of an instance: a probability's thousandths up to tens of
 #: dollars of fare, in one bucket set so every service's histogram reads the same way.

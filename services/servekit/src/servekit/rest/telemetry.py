@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.errors import ServekitError
 from servekit.metrics import ServiceMetrics
-from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS
+from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS, NO_ENDPOINT
 from servekit.rest.access_log import AccessLog, error_of, remember_error, unexpected
 from servekit.rest.body import BODY_NOT_RECEIVED, CLIENT_CLOSED
 
@@ -60,7 +60,7 @@ def endpoint_label(path: str) -> str:
         path = model_path_template(path)
     elif path.startswith(DOCS_ASSETS + "/"):
         return DOCS_ASSETS
-    return path if path in KNOWN_ENDPOINTS else "other"
+    return path if path in KNOWN_ENDPOINTS else NO_ENDPOINT
 
 
 def endpoint_of(scope: Scope, root_path: str = "") -> str:
@@ -98,9 +98,10 @@ def cut_by_shutdown(scope: Scope) -> bool:
     return bool(asyncio.get_running_loop().time() >= cut_at - SHUTDOWN_CUT_SLACK_SECONDS)
 
 
-def shutdown_cut() -> ServekitError:
-    """What a request the server's shutdown cut before its answer is answered and logged as."""
-    message = "the server shut down before the answer, its shutdown grace spent; retry the request"
+def shutdown_cut(what: str = "request") -> ServekitError:
+    """What a request (or gRPC ``call``) the server's shutdown cut before its answer is answered
+    and logged as."""
+    message = f"the server shut down before the answer, its shutdown grace spent; retry the {what}"
     return ServekitError(SHUTDOWN_STATUS, "shutting_down", message)
 
 

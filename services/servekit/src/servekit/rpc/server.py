@@ -44,7 +44,7 @@ from servekit.rest.errors import NOT_READY_RETRY_AFTER_SECONDS
 from servekit.rest.open_inference import adopt_client_id
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import bind_request
-from servekit.rest.telemetry import Timings
+from servekit.rest.telemetry import SHUTDOWN_CUT_SLACK_SECONDS, SHUTDOWN_STATUS, Timings, shutdown_cut
 from servekit.routing import Route
 from servekit.rpc import SHUTDOWN_GRACE_SECONDS
 from servekit.rpc import open_inference_pb2 as pb
@@ -90,12 +90,6 @@ OVERSIZE_READ_FACTOR = 4
 OVERSIZE_READ_SLACK_BYTES = 16 * 2**20
 #: The largest message length gRPC's options take (a C int).
 GRPC_LARGEST_MESSAGE = 2**31 - 1
-#: What the access log and metrics call a call the server's own shutdown cut, as REST would
-#: answer it: a server-side failure (503), not the client's cancellation (499).
-SHUTDOWN_STATUS = 503
-#: How early before the grace's end a cancellation counts as the shutdown's: gRPC cancels the
-#: calls left when its own timer (on the loop's clock) fires.
-SHUTDOWN_CUT_SLACK_SECONDS = 0.1
 #: Where the elements of each datatype travel in ``InferTensorContents`` (FP16: raw only).
 CONTENTS_FIELDS = {
     "BOOL": "bool_contents",
@@ -495,7 +489,7 @@ class OpenInferenceServicer:
                 if self.cut_by_shutdown(context):
                     # Cut by this server's stop, its grace spent: the client was failed, as a REST
                     # request the server gave up on, so it counts against availability.
-                    count(SHUTDOWN_STATUS, shutdown_cut())
+                    count(SHUTDOWN_STATUS, shutdown_cut("call"))
                 else:
                     # The client cancelled, or its deadline passed: nobody reads an answer, but the
                     # call was made, held a place and took this long, so it is counted and logged.
@@ -584,12 +578,6 @@ def client_gone(context: Any) -> ServekitError:
             CLIENT_CLOSED, "deadline_exceeded", "the call's deadline passed before the answer"
         )
     return ServekitError(CLIENT_CLOSED, "cancelled", "the client cancelled the call before the answer")
-
-
-def shutdown_cut() -> ServekitError:
-    """What the access log says of a call the server's shutdown cut before its answer."""
-    message = "the server shut down before the answer, its shutdown grace spent; retry the call"
-    return ServekitError(SHUTDOWN_STATUS, "shutting_down", message)
 
 
 def access_scope(
