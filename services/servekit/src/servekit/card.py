@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from servekit.redaction import redact
-from servekit.training.baselines import REQUESTABLE
+from servekit.training.baselines import EVERY_ROW, REQUESTABLE
 from servekit.training.parity import FOUR_FIFTHS, figures_of, meaning
 from servekit.training.segments import MIN_SEGMENT_ROWS
 
@@ -126,8 +126,6 @@ ROW_COUNTS = {
 }
 #: Why held-out rows were left out of the figures, and which rows they are over, said in words.
 LEFT_OUT, SCORED = "held_out_left_out", "held_out_scored"
-#: How ``held_out_scored`` begins where the figures are over every held-out row (``baselines``).
-EVERY_ROW = "every held-out row:"
 
 
 def _data(data: Mapping[str, Any]) -> list[str]:

@@ -173,5 +173,10 @@ def _refused_fields(spec: ServiceSpec, refused: Sequence[dict[str, Any]]) -> dic
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
+#: How ``data.held_out_scored`` begins where the figures are over every held-out row (here, and
+#: ``trainer.scored_rows``); the card and ``mlp versions`` read it back.
+EVERY_ROW = "every held-out row:"
+
+
 def _every_row(why: str) -> str:
-    return f"every held-out row: {why}; rows no request can be may skew the baseline and the held-out figures"
+    return f"{EVERY_ROW} {why}; rows no request can be may skew the baseline and the held-out figures"

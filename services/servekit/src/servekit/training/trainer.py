@@ -202,7 +202,7 @@ def scored_rows(
         f"only {kept:,} of the {len(every):,} held-out rows pass {name}'s request schema, fewer than "
         f"the {MIN_JUDGED_ROWS} a held-out figure needs"
     )
-    rows_from = f"every held-out row: {few}; the {asked.left_out:,} no request can be may skew the figures"
+    rows_from = f"{baselines.EVERY_ROW} {few}; the {asked.left_out:,} no request can be may skew the figures"
     logger.warning("%s: held-out figures and the champion comparison over %s", name, rows_from)
     return data, baselines.Requestable(every, rows_from), few
 

@@ -15,6 +15,7 @@ from servekit.metrics.names import CANARY
 from servekit.redaction import redact
 from servekit.routing import SHARE_TAG
 from servekit.spec import ServiceSpec
+from servekit.training.baselines import EVERY_ROW
 from servekit.training.fingerprint import is_synthetic
 
 DECISION_TAG = "promotion.decision"
@@ -174,10 +175,9 @@ def _left_out(params: dict[str, str]) -> int | None:
         return None
 
 
-#: How ``data.held_out_scored`` begins where the figures are over every held-out row
-#: (``baselines.requestable``, ``trainer.scored_rows``), and what it says when it is because the
-#: request schema refuses some of them (not for want of a service to validate them with).
-EVERY_ROW, REFUSED_BY = "every held-out row:", "request schema"
+#: What ``data.held_out_scored`` (over every held-out row: ``baselines.EVERY_ROW``) says when it
+#: is because the request schema refuses some of them (not for want of a service to validate them).
+REFUSED_BY = "request schema"
 
 
 def _every_row(params: dict[str, str]) -> str:
