@@ -533,6 +533,35 @@ def counted_at_least(client: TestClient, labels: dict[str, str], calls: int) -> 
         time.sleep(0.05)
 
 
+class _CallLeft:
+    """A call's context as the server holds it once its client has gone, with this much time left."""
+
+    def __init__(self, remaining: float | None) -> None:
+        self.remaining = remaining
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+
+@pytest.mark.parametrize(
+    ("remaining", "code"),
+    [
+        (None, "cancelled"),  # no deadline: only a cancel by hand ends it early
+        (30.0, "cancelled"),
+        (1.0, "cancelled"),
+        # The client's own deadline fired and cancelled the call; the server's clock, which
+        # started when the call arrived, still has the transit time left (seen in CI: 3 ms).
+        (0.003, "deadline_exceeded"),
+        (0.0, "deadline_exceeded"),
+        (-0.2, "deadline_exceeded"),
+    ],
+)
+def test_a_cancel_at_the_deadline_is_logged_as_the_deadline_passing(
+    remaining: float | None, code: str
+) -> None:
+    assert rpc_server.client_gone(_CallLeft(remaining)).error == code
+
+
 def test_a_call_past_its_deadline_is_counted_and_logged_as_client_closed(
     toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
 ) -> None:

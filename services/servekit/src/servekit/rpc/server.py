@@ -571,9 +571,17 @@ def gave_up(context: Any) -> bool:
     return bool(context.cancelled()) or past_deadline(context)
 
 
+# The server's deadline is the client's timeout counted from when the call arrived, so it falls
+# after the client's own by the call's transit time. When a client's deadline fires it cancels
+# the call, and the server sees that cancel while its own clock still has a few milliseconds left.
+DEADLINE_TRANSIT_SLACK_SECONDS = 0.25
+
+
 def client_gone(context: Any) -> ServekitError:
-    """What the access log says of a call its client gave up on."""
-    if past_deadline(context):
+    """What the access log says of a call its client gave up on: a cancel that arrives within
+    the transit slack of the deadline is the client's deadline firing, not a cancel by hand."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= DEADLINE_TRANSIT_SLACK_SECONDS:
         return ServekitError(
             CLIENT_CLOSED, "deadline_exceeded", "the call's deadline passed before the answer"
         )
