@@ -18,7 +18,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from toy import TOY
 
-from servekit import logs
+from servekit import logs, tracing
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.head_limit import MAX_HEAD_BYTES, HeadLimitedHttpToolsProtocol
@@ -428,15 +428,45 @@ def head_of(answer: bytes) -> dict[str, str]:
 
 
 class RequestIds(logging.Handler):
-    """The request id each refusal's log line was written under."""
+    """The request id and trace each refusal's log line was written under."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ids: list[str] = []
+        self.traces: list[tracing.TraceContext | None] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("refused a request"):
             self.ids.append(logs.request_id.get())
+            self.traces.append(tracing.current.get())
+
+
+TRACE_ID, SPAN_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{SPAN_ID}-01"
+
+
+@pytest.mark.parametrize("where", ["head", "trailers"])
+def test_a_refusal_s_log_line_carries_the_caller_s_trace(cors_server: tuple[str, int], where: str) -> None:
+    # A trace view leads to every line of its requests, the refused ones too (Cloud Logging's
+    # trace fields are written from tracing.current).
+    lines = RequestIds()
+    logging.getLogger("servekit.rest").addHandler(lines)
+    try:
+        if where == "head":
+            sent = {"traceparent": TRACEPARENT, **headers_of(2 * MAX_HEAD_BYTES)}
+            answer = exchange(cors_server, request("POST", "/predict", sent))
+        else:
+            trailers = b"X-Trailer: " + b"t" * (4 * MAX_HEAD_BYTES) + b"\r\n"
+            upload = chunked("/predict", json.dumps(ROW).encode(), 7, trailers)
+            traced = f"Host: 127.0.0.1\r\ntraceparent: {TRACEPARENT}\r\n".encode()
+            answer = exchange(cors_server, upload.replace(b"Host: 127.0.0.1\r\n", traced, 1))
+    finally:
+        logging.getLogger("servekit.rest").removeHandler(lines)
+    assert statuses(answer) == [431]
+    assert head_of(answer)["x-request-id"] == TRACE_ID
+    assert lines.ids == [TRACE_ID]
+    assert lines.traces == [tracing.TraceContext(TRACE_ID, SPAN_ID, sampled=True)]
+    assert tracing.current.get() is None  # set for the line alone
 
 
 def test_a_refusal_carries_the_headers_every_answer_does(cors_server: tuple[str, int]) -> None:

@@ -275,14 +275,17 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         within_body = self.head_bytes is None and cycle is not None
         # uvicorn types the scope as its own TypedDict; it is the ASGI scope the app was given.
         scope = cast("Scope", cycle.scope) if within_body and cycle is not None else None
-        request_id = self._request_id(scope)
+        request_id, trace = self._request_id(scope)
         client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
-        # The line carries the id the client reads in X-Request-ID; set for it alone, as this runs
-        # in the connection's context, which the requests after it on the connection inherit.
+        # The line carries the id the client reads in X-Request-ID and the trace its tracing
+        # header named (a trace view leads to it); set for it alone, as this runs in the
+        # connection's context, which the requests after it on the connection inherit.
         token = logs.request_id.set(request_id)
+        trace_token = tracing.current.set(trace)
         try:
             logger.warning("refused a request from %s: %s %s", client, error.status_code, error.message)
         finally:
+            tracing.current.reset(trace_token)
             logs.request_id.reset(token)
         refusal = self._response(error, request_id)
         if within_body and cycle is not None:
@@ -318,17 +321,15 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         none if the bytes over the bound began no request (the last one's are still held)."""
         return list(self.headers or ()) if self.in_request else []
 
-    def _request_id(self, scope: Scope | None) -> str:
-        """The refused request's id: the one the app gave it if it had begun answering it, else the
-        client's X-Request-ID or trace's id among the headers received, as RequestIdMiddleware
-        would choose it, else a new one."""
+    def _request_id(self, scope: Scope | None) -> tuple[str, tracing.TraceContext | None]:
+        """The refused request's id and trace: the id the app gave it if it had begun answering it,
+        else the client's X-Request-ID or trace's id among the headers received, as
+        RequestIdMiddleware would choose it, else a new one."""
+        heads = scope.get("headers", ()) if scope is not None else self._received_headers()
+        received = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in heads}
+        trace = tracing.from_headers(received)
         given = request_id_of(scope) if scope is not None else ""
-        if given:
-            return given
-        received = {
-            name.decode("latin-1"): value.decode("latin-1") for name, value in self._received_headers()
-        }
-        return incoming_id(received, tracing.from_headers(received)) or uuid.uuid4().hex
+        return given or incoming_id(received, trace) or uuid.uuid4().hex, trace
 
     def _cors_origins(self) -> tuple[str, ...]:
         """The origins the served app allows: a servekit app's settings (``mlp serve`` hands uvicorn
