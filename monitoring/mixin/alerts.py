@@ -194,7 +194,11 @@ def share_of_errors(n: MetricNames, errors: str, window: str) -> str:
 
 def error_kind_actions(n: MetricNames, window: str) -> tuple[str, str]:
     """The template actions of the shares of the prediction 5xx over ``window`` that were refused by
-    a full replica (503 overloaded, the shed counter), and that were 500."""
+    a full replica (503 overloaded, the shed counter), and that were 500.
+
+    The rest are 503 of kinds no counter tells apart: a replica with no model ready, a request a
+    stopping pod cut (shutting_down), whose count is often never scraped at all, and a request that
+    asked for a canary not loaded."""
     predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
     return (
         share_of_errors(n, n.prediction_requests_shed_total, window),
@@ -211,7 +215,10 @@ def errors_by_kind(n: MetricNames, window: str) -> str:
         "<SVC>_MAX_CONCURRENT_INSTANCES; Retry-After: 1), a call for capacity (PredictionsShed: the "
         "autoscaler, the client sending large explained batches), not for a rollback; "
         f"{failed} were 500, an exception in the model or the app (the pod log, under the request "
-        "id); the rest were 503 of a replica with no model ready (ModelNotReady; /readyz says why)."
+        "id); the rest were 503: model_not_ready, a replica with no model loaded (ModelNotReady fires "
+        "too; /readyz says why), shutting_down, requests a stopping pod cut when its shutdown grace "
+        "ran out (no ModelNotReady: the access log's '503 in N ms: shutting_down' lines; requests "
+        "that outlive the grace), or canary_not_ready, requests asking for a canary not loaded."
     )
 
 
@@ -278,8 +285,9 @@ def alerts(service: str) -> list[Alert]:
                 burn_expr(SLOW_RATIO, service, latency_budget, tiers, slow),
                 severity,
                 f"{s} is burning its latency error budget {speed.lower()}",
-                f"More {o.latency_endpoint} requests of {s} take over {ms} than the {o.latency:.0%} "
-                f"latency SLO allows: budget burn {burn_text(tiers)}.",
+                f"More of the {o.latency_endpoint} requests {s} answered (or whose client gave up "
+                f"waiting) take over {ms} than the {o.latency:.0%} latency SLO allows: budget burn "
+                f"{burn_text(tiers)}. Refusals (4xx) and 5xx are not counted.",
                 duration,
             )
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from servekit import registry
 from servekit.metrics.names import (
+    CANARY,
     CANARY_FAILURE_RATIO,
     CANARY_LATENCY_FACTOR,
     LATENCY_BUCKETS,
@@ -55,7 +56,9 @@ class Objectives:
 
     #: Share of prediction requests (/predict, /predict/batch) that must not answer 5xx.
     availability: float = 0.999
-    #: Share of single-instance /predict requests that must finish under ``latency_threshold``.
+    #: Share of single-instance /predict requests that must finish under ``latency_threshold``: of
+    #: those the model answered and those whose client gave up waiting (499), the histogram's events
+    #: (servekit.metrics.collectors.latency_event); refusals (4xx) and 5xx are none.
     latency: float = 0.99
     #: Seconds; must be a histogram bucket bound. Benchmarks: p50 ≈ 1 ms, p99 ≈ 5-10 ms on 2 cores.
     latency_threshold: float = 0.05
@@ -200,6 +203,25 @@ def live_quality_queries(service: str) -> tuple[tuple[str, str], ...]:
         (f"max by (version) ({answers})", "v{{version}} answers"),
         (f"max by (version) ({groups_worse})", "v{{version}} groups worse"),
         (f"(time() - max by (version) ({ended})) / 3600", "v{{version}} hours since"),
+    )
+
+
+def canary_share_queries(service: str) -> tuple[tuple[str, str], ...]:
+    """The canary share panel's queries: the share set, on the lowest and the highest pod; the
+    canary's share of the router's random draws, which is the set share within chance (what ``mlp
+    rollout`` tells a quiet canary by); and its share of the requests answered, which counts those
+    asked for, pinned or keyed too, and so is not comparable with the share set."""
+    n = MetricNames(service)
+    inst = 'instance=~"$instance"'
+
+    def canary_share(counter: str) -> str:
+        return f'sum(rate({counter}{{{inst},variant="{CANARY}"}}[5m]))\n/ sum(rate({counter}{{{inst}}}[5m]))'
+
+    return (
+        (f"min({n.canary_traffic_percent}{{{inst}}}) / 100", "set, lowest pod"),
+        (f"max({n.canary_traffic_percent}{{{inst}}}) / 100", "set, highest pod"),
+        (canary_share(n.variant_draws_total), "drawn for the canary"),
+        (canary_share(n.variant_requests_total), "answered by the canary, asked for and keyed included"),
     )
 
 

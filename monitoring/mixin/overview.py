@@ -154,7 +154,8 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
             panel(
                 "timeseries",
                 f"Latency of {endpoint} (p50, p95, p99)",
-                "Whole-request latency from the service's histogram, 5 m rate.",
+                "Whole-request latency from the service's histogram, 5 m rate: the requests answered, "
+                "and those whose client gave up waiting (499); refusals (4xx) and 5xx are left out.",
                 "s",
                 [
                     (f'{LATENCY_QUANTILE.format(q=q)}{{endpoint="{endpoint}"}}', f"{{{{service}}}} {q}")

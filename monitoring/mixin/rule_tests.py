@@ -41,6 +41,7 @@ from mixin.common import (
     SHED_FOR,
     SLOW_BURN,
     GiB,
+    canary_share_queries,
     keeps_training_ranges,
     le,
     live_quality_queries,
@@ -1477,7 +1478,8 @@ def rule_test_file(service: str) -> dict[str, Any]:
         + scheduled_run_panel_tests(service, live_evaluation, "live evaluation", 86400)
         + scheduled_run_panel_tests(service, batch_scoring, "batch scoring", 31 * 86400)
         + live_quality_panel_tests(service)
-        + shadow_comparison_panel_tests(service),
+        + shadow_comparison_panel_tests(service)
+        + canary_share_panel_tests(service),
     }
 
 
@@ -1711,6 +1713,26 @@ def shadow_comparison_panel_tests(service: str) -> list[dict[str, Any]]:
         [({"version": "5"}, 1)],
     ]  # fmt: skip
     return panel_sample_tests("shadow comparison panel", shadow_comparison_queries(service), series, expected)
+
+
+def canary_share_panel_tests(service: str) -> list[dict[str, Any]]:
+    """The canary share panel over two pods, one set to 20 % and one not refreshed yet (30 %), each
+    answering 100 requests a minute: 50 drawn at random (10 for the canary), 15 asking for the canary
+    (X-Model-Variant) and 35 keyed or pinned to the stable model. The drawn share is the 20 % set
+    on the pods whose draws they are; the answered share, 25 %, is not (a probe found 33 % answered
+    of 20 % set, which the panel used to show as the canary's share)."""
+    n = MetricNames(service)
+    series: dict[str, str] = {}
+    for instance, percent in (("10.0.0.1:8080", 20), ("10.0.0.2:8080", 30)):
+        target = {"instance": instance, "job": "model-servers", "service": service}
+        series[series_str(n.canary_traffic_percent, target)] = f"{percent}x10"
+        for variant, drawn, answered in ((CANARY, 10, 10 + 15), (STABLE, 40, 40 + 35)):
+            series[series_str(n.variant_draws_total, {**target, "variant": variant})] = f"0+{drawn}x10"
+            for result, per_minute in (("ok", answered), ("failed", 0)):
+                labels = {**target, "variant": variant, "result": result}
+                series[series_str(n.variant_requests_total, labels)] = f"0+{per_minute}x10"
+    expected: list[list[tuple[dict[str, str], float]]] = [[({}, 0.2)], [({}, 0.3)], [({}, 0.2)], [({}, 0.25)]]
+    return panel_sample_tests("canary share panel", canary_share_queries(service), series, expected)
 
 
 def panel_tests(

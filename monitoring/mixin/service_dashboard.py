@@ -17,6 +17,7 @@ from mixin.cluster import (
 from mixin.common import (
     BURN_THRESHOLDS,
     QUANTILES,
+    canary_share_queries,
     keeps_training_ranges,
     live_quality_queries,
     number,
@@ -188,22 +189,20 @@ def add_canary_panels(g: Grid, service: str, inst: str) -> None:
     g.add(
         panel(
             "timeseries",
-            "Canary share: set on the pods, and answered (5 m)",
+            "Canary share: set on the pods, drawn, and answered (5 m)",
             "The share each pod draws for the canary (the registry's canary.traffic_percent tag, set by "
             f"mlp canary --percent and mlp rollout --ramp, or {service.upper()}_CANARY_TRAFFIC_PERCENT), "
-            "lowest and highest over the pods: apart, some pods have not refreshed yet. Beside it, the "
-            "share of prediction requests the canary answered, which stays under the set one while it "
-            "loads or is stopped.",
+            "lowest and highest over the pods: apart, some pods have not refreshed yet. Drawn: the "
+            f"canary's share of the router's random draws ({n.variant_draws_total}), which is the set "
+            "share within chance; a request that asks for a variant (X-Model-Variant), pins a version or "
+            "carries an X-Routing-Key is no draw, nor is one while the canary cannot answer (loading, or "
+            "stopped: the panel below). mlp rollout rolls back a canary drawn for no request in an "
+            "interval in which the stable model was drawn too often for chance. Answered: the share of "
+            "all prediction requests the canary answered, those asked for, pinned or keyed included (the "
+            "requests whose failures and latency mlp rollout, CanaryFailing and CanarySlow judge): above "
+            "the drawn share while clients ask for the canary, under it while it loads or is stopped.",
             "percentunit",
-            [
-                (f"min({n.canary_traffic_percent}{{{inst}}}) / 100", "set, lowest pod"),
-                (f"max({n.canary_traffic_percent}{{{inst}}}) / 100", "set, highest pod"),
-                (
-                    f'sum(rate({n.variant_requests_total}{{{inst},variant="canary"}}[5m]))\n/ '
-                    f"sum(rate({n.variant_requests_total}{{{inst}}}[5m]))",
-                    "answered by the canary",
-                ),
-            ],
+            list(canary_share_queries(service)),
         ),
         24,
         6,
@@ -302,7 +301,10 @@ def service_dashboard(service: str) -> dict[str, Any]:
         panel(
             "timeseries",
             "Latency by endpoint (p50, p95, p99)",
-            "Whole-request latency of the prediction endpoints, 5 m rate.",
+            "Whole-request latency of the prediction requests each endpoint answered, and of those "
+            "whose client gave up waiting (499), 5 m rate. Refusals (4xx: no key, invalid input) are left "
+            "out, as a refusal in a fraction of a millisecond would pull the quantiles down, and so are "
+            "5xx, which the availability SLI counts.",
             "s",
             [(sel(LATENCY_QUANTILE.format(q=q), service), f"{{{{endpoint}}}} {q}") for q, _ in QUANTILES],
             thresholds=[(o.latency_threshold, "red")],
@@ -325,7 +327,9 @@ def service_dashboard(service: str) -> dict[str, Any]:
         panel(
             "timeseries",
             f"{o.latency_endpoint} requests over {o.latency_threshold * 1000:g} ms",
-            f"Latency SLI: the SLO allows {1 - o.latency:.0%}.",
+            f"Latency SLI: the share of the {o.latency_endpoint} requests the model answered, or whose "
+            "client gave up waiting (499), that took longer; refusals (4xx) and 5xx are no latency "
+            f"events. The SLO allows {1 - o.latency:.0%}.",
             "percentunit",
             [(sel(SLOW_RATIO.format(w=w), service), w) for w in ("5m", "1h")],
             thresholds=[(1 - o.latency, "red")],
@@ -393,7 +397,8 @@ def service_dashboard(service: str) -> dict[str, Any]:
         panel(
             "timeseries",
             "Prediction concurrency (1 m)",
-            "Seconds spent answering prediction requests per second: the mean number in the app. "
+            "Seconds spent answering prediction requests per second: the mean number in the app (the "
+            "latency histogram's sum: refusals and 5xx, mostly instant, are left out). "
             "The autoscaler's metric with k8s/components/autoscale-on-concurrency (target "
             f"{number(AUTOSCALING_TARGET_CONCURRENCY)} per pod).",
             "short",

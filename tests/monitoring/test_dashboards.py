@@ -14,6 +14,7 @@ from mixin.common import GRAFANA_URL
 from mixin.platform import WATCHDOG, platform_alerts
 from scripts import MONITORING
 from servekit import registry
+from servekit.metrics import MetricNames
 
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 PANEL_TYPES = {"timeseries", "stat", "table", "bargauge", "gauge"}
@@ -289,3 +290,19 @@ def test_alerts_dropped_are_a_rate_beside_the_queues_share() -> None:
     [dropped] = [t["refId"] for t in panel["targets"] if "dropped" in t["legendFormat"]]
     units = {o["matcher"]["options"]: o["properties"][0]["value"] for o in panel["fieldConfig"]["overrides"]}
     assert units == {dropped: "ops"}
+
+
+def test_the_canary_share_panel_compares_the_share_set_with_the_random_draws() -> None:
+    """The share the canary answered counts the requests asked for, pinned and keyed too: a probe
+    read 33 % of 20 % set. Its random draws, what mlp rollout judges a quiet canary on, are the
+    share to compare (the promtool case of the panel computes both)."""
+    for service in registry.available():
+        names = MetricNames(service)
+        panels = load(MONITORING / "dashboards" / f"{service}.json")["panels"]
+        [panel] = [p for p in panels if p["title"].startswith("Canary share: set on the pods")]
+        targets = {t["legendFormat"]: t["expr"] for t in panel["targets"]}
+        assert names.variant_draws_total in targets["drawn for the canary"]
+        assert names.variant_draws_total in panel["description"]
+        answered = [expr for legend, expr in targets.items() if legend.startswith("answered by the canary")]
+        assert answered, "the share answered, asked-for and keyed requests included, is still plotted"
+        assert "keyed included" in " ".join(targets)

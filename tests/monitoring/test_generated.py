@@ -15,8 +15,10 @@ from mixin.common import le, objectives
 from mixin.outputs import stale
 from mixin.platform import PLATFORM, WATCHDOG, WATCHDOG_SEVERITY
 from scripts import MONITORING
-from servekit import registry
+from servekit import admission, registry
+from servekit.metrics.collectors import latency_event
 from servekit.metrics.names import LATENCY_BUCKETS
+from servekit.rest.telemetry import shutdown_cut
 
 LEVEL_METRIC_OPERATIONS = re.compile(r"^[a-z]+(_[a-z]+)*:[a-z0-9_]+:[a-z0-9_]+$")
 
@@ -82,6 +84,53 @@ def test_every_alert_is_documented_and_has_a_runbook_section() -> None:
         url = annotations["runbook_url"]
         assert url.split("#")[0].endswith("/monitoring/runbooks.md"), url
         assert url.split("#")[1] in anchors, f"{rule['alert']}: no section {url} in monitoring/runbooks.md"
+
+
+def runbook_section(title: str) -> str:
+    runbooks = (MONITORING / "runbooks.md").read_text()
+    return runbooks.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_availability_alerts_and_their_runbook_name_every_503_of_a_prediction_request() -> None:
+    """Each 503 calls for its own remedy. A request a stopping pod cut (shutting_down) went unnamed,
+    and would have been filed under the model not ready."""
+    codes = {
+        admission.overloaded("full").error,
+        "model_not_ready",  # servekit.runtime's, before a model is loaded
+        "canary_not_ready",  # servekit.routing's, to a request asking for a canary not loaded
+        shutdown_cut().error,
+    }
+    table = runbook_section("AvailabilityBudgetBurnFast")
+    for code in codes:
+        assert f"| 503 `{code}`" in table, f"runbooks.md, AvailabilityBudgetBurnFast: no row for {code}"
+    burns = [
+        rule
+        for group in rule_groups()
+        for rule in group["rules"]
+        if rule.get("alert", "").startswith("AvailabilityBudgetBurn")
+    ]
+    assert len(burns) == 2 * len(registry.available())
+    for rule in burns:
+        for code in codes:
+            assert code in rule["annotations"]["description"], (rule["alert"], code)
+    # The record to search, since a stopping pod's last counts are never scraped.
+    assert "503 in N ms: shutting_down" in table
+    assert "not scraped again" in table
+
+
+def test_the_latency_runbook_says_what_the_sli_counts() -> None:
+    """The runbook's SLI and the histogram agree: answers and 499s are timed, refusals and 5xx not."""
+    slo = runbook_section("Service level objectives")
+    assert "the model answered, or whose client gave up waiting (499)" in slo
+    counted = slo.split("**What the latency SLI counts.**", 1)[1].split("\n\n", 1)[0]
+    assert latency_event(200)
+    assert latency_event(499)
+    for refused in (401, 403, 413, 422, 429):
+        assert not latency_event(refused)
+        assert str(refused) in counted, refused
+    assert not latency_event(500)
+    assert not latency_event(503)
+    assert "5xx" in counted
 
 
 def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:

@@ -139,6 +139,19 @@ class KeyGauges(Collector):
 
 #: The server errors servekit answers itself: an unexpected failure, and not ready or full.
 SERVER_ERRORS = ("500", "503")
+#: nginx's "client closed request" (``servekit.rest.body.CLIENT_CLOSED``, not imported: the metrics
+#: import nothing of a transport).
+CLIENT_CLOSED = 499
+
+
+def latency_event(status: int) -> bool:
+    """Whether a prediction request answered ``status`` is an event of the latency SLI (the
+    ``<svc>_prediction_latency_seconds`` histogram): an answer of the model, or a client that gave up
+    waiting for one (499). A refusal (401, 403, 422, 429...) takes well under a millisecond and would
+    dilute the slow answers: a keyless scanner or a client retrying an expired key would hide a real
+    regression. A 5xx burns the availability budget, and once is enough.
+    """
+    return status < 400 or status == CLIENT_CLOSED
 
 
 class ServiceMetrics:
@@ -170,7 +183,9 @@ class ServiceMetrics:
                 self.requests.labels(endpoint, GRPC_METHOD if endpoint == GRPC_INFER else "POST", status)
         self.prediction_latency = Histogram(
             n.prediction_latency_seconds,
-            "Whole-request latency of prediction endpoints (validation, model, explanation, encoding).",
+            "Whole-request latency of the prediction requests the model answered (validation, model, "
+            "explanation, encoding), and of those whose client gave up waiting (499); refusals (4xx) "
+            "and server errors (5xx) are left out.",
             ["endpoint"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -385,10 +400,11 @@ class ServiceMetrics:
     def count_request(
         self, endpoint: str, method: str, status: int, seconds: float, *, timed: bool = True
     ) -> None:
-        """One answered request, HTTP or gRPC; a prediction endpoint's latency is observed too, unless
-        not ``timed`` (its body never arrived: the time was the client's upload, not an answer)."""
+        """One answered request, HTTP or gRPC. A prediction endpoint's latency is observed too when
+        it is a latency event (:func:`latency_event`), unless not ``timed`` (its body never arrived:
+        the time was the client's upload, not an answer)."""
         self.requests.labels(endpoint, method, str(status)).inc()
-        if timed and endpoint in PREDICTION_ENDPOINTS:
+        if timed and endpoint in PREDICTION_ENDPOINTS and latency_event(status):
             self.prediction_latency.labels(endpoint).observe(seconds)
         # Set by the key check of this request, in this task (servekit.rest.auth, servekit.rpc.server).
         client = logs.client.get()
