@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -319,7 +320,7 @@ def test_calls_are_counted_like_http_requests(served: tuple[TestClient, Stub]) -
     assert count("200") == 1
     assert count("422") == 1
     latency = registry.get_sample_value("toy_prediction_latency_seconds_count", {"endpoint": GRPC_INFER})
-    assert latency == 2
+    assert latency == 1  # the refusal is not a latency event (servekit.metrics.collectors.latency_event)
 
 
 def test_every_method_served_has_its_endpoint_label(served: tuple[TestClient, Stub]) -> None:
@@ -830,6 +831,59 @@ def test_a_call_cut_by_the_servers_shutdown_is_a_server_failure_after_the_http_g
     [line] = [r for r in caplog.records if r.name == "servekit.access"]
     assert line.getMessage().startswith("GRPC /inference.GRPCInferenceService/ModelInfer 503 in ")
     assert line.__dict__["json_fields"]["error"]["code"] == "shutting_down"
+
+
+class _CutUnknown:
+    """A call's context as the handler holds it when gRPC core has cut the call at the end of the
+    shutdown grace but not yet told the handler so: no deadline, not (yet) seen as cancelled."""
+
+    def __init__(self) -> None:
+        self.trailing: tuple[tuple[str, str], ...] = ()
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.trailing
+
+    def set_trailing_metadata(self, metadata: Any) -> None:
+        self.trailing = tuple(metadata)
+
+
+@pytest.mark.parametrize(("grace_left", "status"), [(None, "200"), (5.0, "200"), (0.0, "503"), (-0.2, "503")])
+def test_an_answer_ready_once_the_shutdown_grace_is_spent_is_the_cut_not_a_200(
+    toy_trained: tuple[ModelArtifact, Split], grace_left: float | None, status: str
+) -> None:
+    """The answer came once the grace ran out, when core had already answered the client UNAVAILABLE
+    (the race under load: the client, cut, released the model before the handler heard of the cut,
+    and the answer was counted a 200 in test_a_call_cut_by_the_servers_shutdown_...)."""
+    artifact, _ = toy_trained
+    state = create_app(TOY, load_settings("toy"), source=lambda: artifact).state
+    servicer = OpenInferenceServicer(TOY, state.runtime, state.predictor, state.settings, state.metrics)
+
+    async def answer(request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
+        return pb.ModelInferResponse()
+
+    async def answered() -> None:
+        if grace_left is not None:  # None: still serving, no stop begun
+            servicer.cut_at = asyncio.get_running_loop().time() + grace_left
+        await servicer._observed(GRPC_INFER, answer)(pb.ModelInferRequest(), _CutUnknown())
+
+    asyncio.run(answered())
+    registry = state.metrics.registry
+
+    def counted(code: str) -> float:
+        labels = {"endpoint": GRPC_INFER, "method": "GRPC", "status": code}
+        return registry.get_sample_value("toy_requests_total", labels) or 0.0
+
+    expected = {"200": 0, "499": 0, "503": 0, status: 1}
+    assert {code: counted(code) for code in ("200", "499", "503")} == expected
 
 
 def test_a_message_over_the_body_limit_is_counted_logged_and_names_the_setting(

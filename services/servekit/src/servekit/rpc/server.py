@@ -358,6 +358,14 @@ class OpenInferenceServicer:
             return False
         return asyncio.get_running_loop().time() >= self.cut_at - SHUTDOWN_CUT_SLACK_SECONDS
 
+    def answered_after_the_cut(self, context: Any) -> bool:
+        """Whether a call's answer came only once the stopping server's grace was spent. gRPC core
+        cut every call still in flight then (its client got UNAVAILABLE), but tells the handler on
+        its own schedule: an answer ready first is dropped, not sent, and is the cut's 503."""
+        if self.cut_at is None or past_deadline(context):
+            return False
+        return asyncio.get_running_loop().time() >= self.cut_at
+
     async def server_live(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
@@ -503,7 +511,10 @@ class OpenInferenceServicer:
                     f"internal error; the service's log has it under request id {logs.request_id.get()}",
                     trailing_metadata=((REQUEST_ID_HEADER, logs.request_id.get()),),
                 )
-            if gave_up(context):
+            if self.answered_after_the_cut(context):
+                # The grace ran out before the answer: the client got the cut, not this answer.
+                count(SHUTDOWN_STATUS, shutdown_cut("call"))
+            elif gave_up(context):
                 # Answered after the client gave up (gRPC drops the answer): not a 200 it got.
                 count(CLIENT_CLOSED, client_gone(context))
             else:
