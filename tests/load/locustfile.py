@@ -15,16 +15,25 @@ answered by one model, as a real customer would (``servekit.routing``).
 Environment:
     LOADTEST_<SERVICE>_HOST  base URL of a service (default http://127.0.0.1:<local port + MLP_PORT_OFFSET>)
     LOADTEST_<SERVICE>_API_KEY  sent as ``Authorization: Bearer`` when the service asks for API keys
+                             (``mlp api-key loadtest``: a key that may predict, not ``--read-only``)
     LOADTEST_DATA            ``auto`` (what the served model was trained on), ``real`` or ``synthetic``
+    LOADTEST_ALLOW_SYNTHETIC ``1``: send synthetic rows to a model trained on a real file that is not
+                             here, drift alerts and all (without it the run refuses to start)
     LOADTEST_P95_MS          p95 thresholds per task kind, e.g. ``predict=250,explain=400,infer=1500``
     LOADTEST_MAX_ERROR_RATIO defaults to 0.001 (0.1 %), of the whole run and of each endpoint
     LOADTEST_SLO             ``enforce`` (default) or ``report``: whether a service's /predict
                              latency over its SLO budget fails the run (``verdicts.slo_verdict``)
 
+Before anything is sent, the run stops, naming what to do, when a service refuses its key (401
+or 403 to ``GET /model`` or to one prediction) or would get synthetic rows for a model of real
+data (``payloads.RefusalError``). A failed request's entry in ``locust_failures.csv`` is the status and
+the service's message (``HTTP 422: ...``), not Locust's bare status code.
+
 ``--users`` must be at least the number of services under test: each service gets a user. At
 the end the run exits non-zero when an endpoint got no request, the error ratio (overall or of
-an endpoint) or a p95 threshold is exceeded, or a service's /predict requests over its latency
-objective's threshold are more than the objective's budget (``tests/load/verdicts.py``).
+an endpoint) or a p95 threshold is exceeded, or a service's successful /predict requests over its
+latency objective's threshold are more than the objective's budget, or none succeeded
+(``tests/load/verdicts.py``).
 """
 
 from __future__ import annotations
@@ -39,10 +48,20 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, between, events, tag, task
 from locust.env import Environment
+from locust.stats import bucket_response_time
 
 # tests/load/payloads.py and verdicts.py (locust puts this directory on sys.path)
-from payloads import payloads
-from verdicts import Endpoint, endpoint_verdict, kind_of, slo_mode, slo_verdict, thresholds, unanswered
+from payloads import RefusalError, check_access, key_variable, payloads, server_message
+from verdicts import (
+    Endpoint,
+    SuccessTimes,
+    endpoint_verdict,
+    kind_of,
+    slo_mode,
+    slo_verdict,
+    thresholds,
+    unanswered,
+)
 
 from servekit import registry
 from servekit.codecs.open_inference import OpenInferenceCodec
@@ -87,33 +106,45 @@ def settings() -> tuple[dict[str, float], float, bool]:
         raise SystemExit(f"loadtest: {exc}") from None
 
 
+def post(user: FastHttpUser, path: str, body: Any, name: str) -> None:
+    """POST ``body``; an error answer is failed with the service's message, which Locust's own
+    failure (``LocustBadStatusCode(code=422)``) drops. A connection error stays Locust's."""
+    with user.client.post(path, json=body, name=name, headers=user.headers, catch_response=True) as response:
+        if response.status_code >= 400:
+            response.failure(server_message(response.status_code, response.text))
+
+
 def user_class(name: str) -> type[FastHttpUser]:
+    """The service's user class; its ``refused`` says why the run must not start against it, if so
+    (``stop_on_refusals``: only a service left under test by ``--tags`` stops the run)."""
     spec = registry.get_service(name)
-    key = os.environ.get(f"LOADTEST_{name.upper()}_API_KEY", "")
+    key = os.environ.get(key_variable(name), "")
     host = os.environ.get(f"LOADTEST_{name.upper()}_HOST", f"http://127.0.0.1:{registry.local_port(spec)}")
-    rows, source, reason = payloads(name, 300, host=host, api_key=key)
-    say(f"{name}: {len(rows)} payloads from {source} ({reason})")
+    rows: list[dict[str, Any]] = []
+    refused = ""
+    try:
+        rows, source, reason = payloads(name, 300, host=host, api_key=key)
+        # GET /model opens to a read-only key, and no model is asked when LOADTEST_DATA is set:
+        # one prediction tells whether the run's would be refused, before it sends them all.
+        check_access(name, host, key, rows[0])
+        say(f"{name}: {len(rows)} payloads from {source} ({reason})")
+    except RefusalError as exc:
+        refused = str(exc)
 
     @tag(name, "predict")
     @task(6)
     def predict(self: FastHttpUser) -> None:
-        self.client.post("/predict", json=random.choice(rows), name=f"{name} /predict", headers=self.headers)
+        post(self, "/predict", random.choice(rows), f"{name} /predict")
 
     @tag(name, "explain")
     @task(3)
     def explain(self: FastHttpUser) -> None:
-        self.client.post(
-            "/predict?explain=true",
-            json=random.choice(rows),
-            name=f"{name} /predict?explain",
-            headers=self.headers,
-        )
+        post(self, "/predict?explain=true", random.choice(rows), f"{name} /predict?explain")
 
     @tag(name, "batch")
     @task(1)
     def batch(self: FastHttpUser) -> None:
-        body = {"instances": random.sample(rows, BATCH)}
-        self.client.post("/predict/batch", json=body, name=f"{name} /predict/batch", headers=self.headers)
+        post(self, "/predict/batch", {"instances": random.sample(rows, BATCH)}, f"{name} /predict/batch")
 
     codec = OpenInferenceCodec(spec.request, spec.response)
 
@@ -121,12 +152,7 @@ def user_class(name: str) -> type[FastHttpUser]:
     @task(1)
     def infer(self: FastHttpUser) -> None:
         body = codec.request_for(random.sample(rows, BATCH))
-        self.client.post(
-            f"/v2/models/{name}/infer",
-            json=body,
-            name=f"{name} /v2/models/{name}/infer",
-            headers=self.headers,
-        )
+        post(self, f"/v2/models/{name}/infer", body, f"{name} /v2/models/{name}/infer")
 
     def on_start(self: FastHttpUser) -> None:
         self.headers = {"X-Routing-Key": f"loadtest-{uuid.uuid4().hex[:12]}"}
@@ -144,16 +170,24 @@ def user_class(name: str) -> type[FastHttpUser]:
         "batch": batch,
         "infer": infer,
         "service": name,
+        "refused": refused,
     }
     return type(f"{name.capitalize()}User", (FastHttpUser,), attributes)
 
 
 SETTINGS = settings()  # at import: a typo stops the run before the payloads are built
+#: The successful requests' response times, for the latency SLO (``verdicts.SuccessTimes``).
+SUCCESS_TIMES = SuccessTimes(bucket_response_time)
 
 for _service in registry.available():
     _cls = user_class(_service)
     globals()[_cls.__name__] = _cls
 del _cls, _service  # locust collects every User class of the module namespace
+
+
+@events.request.add_listener
+def time_successes(name: str, response_time: float | None, exception: BaseException | None, **_: Any) -> None:
+    SUCCESS_TIMES.record(name, response_time, exception)
 
 
 @events.init.add_listener
@@ -181,6 +215,18 @@ def drop_users_left_without_tasks(environment: Environment, **_: Any) -> None:
             f"user of its own; give --users (LOAD_USERS) {len(services)} or more, or pick services "
             "with --tags (LOAD_TAGS)"
         )
+
+
+@events.test_start.add_listener
+def stop_on_refusals(environment: Environment, **_: Any) -> None:
+    """Stop before the first request when a service under test refuses its key or would get rows
+    unlike its model's training data (``user_class``): every service's reason at once, all there is
+    to fix. Checked here, after ``--tags``: a service left out may refuse (no key given for it)."""
+    refusals = [user.refused for user in environment.user_classes if user.refused]
+    for refusal in refusals:
+        say(refusal)
+    if refusals:
+        raise SystemExit(1)  # said above, one line each: Locust logs its argument
 
 
 def expected_entries(environment: Environment) -> list[str]:
@@ -212,7 +258,7 @@ def check_thresholds(environment: Environment, **_: Any) -> None:
             entry.num_requests,
             entry.num_failures,
             entry.get_response_time_percentile(0.95) or 0.0,
-            dict(entry.response_times),
+            SUCCESS_TIMES.of(entry.name),
         )
         for entry in stats.entries.values()
         if entry.num_requests

@@ -17,6 +17,12 @@ the trainer's own split (``servekit.training.trainer.split``) of the file as the
 with the seed its run recorded, checked against what the run logged: the file's frame hash and
 the hashes of its training rows. When that cannot be done (another file, no seed to be found),
 the whole file is sent and the reason says why.
+
+Two things stop the load test before it sends anything (:class:`RefusalError`): a model trained on a
+real file that is not here, nor any real file of its service, would get synthetic rows and raise
+the very drift alerts ``auto`` avoids, unless ``LOADTEST_ALLOW_SYNTHETIC=1`` says that is meant;
+and a service that refuses the key (``LOADTEST_<SERVICE>_API_KEY``) would answer every request of
+the run 401 or 403.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -59,6 +67,67 @@ OTHER_DATA_DRIFT = (
 )
 
 
+#: The opt-in to synthetic rows for a model trained on real data that cannot be found here.
+ALLOW_SYNTHETIC = "LOADTEST_ALLOW_SYNTHETIC"
+#: What synthetic rows do to a model trained on real data: the drift rules' windows are an hour.
+SYNTHETIC_DRIFT = (
+    "its InputDrift, PredictionDrift and AttributionDrift alerts would fire for about an hour after the run"
+)
+#: Longest server message quoted: a refusal's reason, not a body.
+MESSAGE_CHARS = 300
+
+
+class RefusalError(Exception):
+    """The load test must not start against a service: what is wrong and what to do."""
+
+
+def key_variable(name: str) -> str:
+    """The variable holding the API key the load test sends ``name``."""
+    return f"LOADTEST_{name.upper()}_API_KEY"
+
+
+def allows_synthetic() -> bool:
+    return os.environ.get(ALLOW_SYNTHETIC, "").strip().lower() in {"1", "true", "yes"}
+
+
+def server_message(status: int, body: bytes | str | None) -> str:
+    """``HTTP <status>: <message>`` of an error answer: servekit's ``message`` (``error`` on Open
+    Inference paths, where it is the message), else the start of the body.
+
+    A 5xx message naming one request (its request id) has the id cut: Locust keeps a row of
+    failures per distinct text, and one row per request would bury the others.
+    """
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body or ""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        said = parsed.get("message") if isinstance(parsed.get("message"), str) else parsed.get("error")
+        text = said if isinstance(said, str) else text
+    message = " ".join(text.split())
+    if status >= 500:
+        message = re.sub(r"(request id) \S+", r"\1 <id>", message)
+    if len(message) > MESSAGE_CHARS:
+        message = message[: MESSAGE_CHARS - 3] + "..."
+    return f"HTTP {status}: {message}" if message else f"HTTP {status}"
+
+
+def key_refused(name: str, host: str, api_key: str, status: int, *, said: str, asked: str) -> RefusalError:
+    """The refusal of the load test when ``host`` answers ``asked`` with 401 or 403."""
+    variable = key_variable(name)
+    if status == 403:
+        fix = (
+            f"{variable} may not predict (a read-only key, mlp api-key --read-only?): give it a key "
+            f"without a scope (mlp api-key loadtest)"
+        )
+    elif api_key:
+        fix = f"{variable} is not a key of this service (mistyped, expired or revoked?): give it one"
+    else:
+        fix = f"{variable} is not set and the service asks for an API key: set it (mlp api-key loadtest)"
+    return RefusalError(f"{name}: {host} refused {asked} ({said}): {fix}; every request would be refused")
+
+
 class Payloads(NamedTuple):
     rows: list[dict[str, Any]]
     #: The file the rows come from, or ``synthetic``.
@@ -70,13 +139,39 @@ class Payloads(NamedTuple):
 def served_model(host: str, api_key: str = "", timeout: float = 10.0) -> dict[str, Any]:
     """What the service at ``host`` says of its model (``GET /model``); raises ``OSError`` or
     ``ValueError`` when it cannot be asked."""
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    request = urllib.request.Request(f"{host.rstrip('/')}/model", headers=headers)
+    request = urllib.request.Request(f"{host.rstrip('/')}/model", headers=auth_headers(api_key))
     with urllib.request.urlopen(request, timeout=timeout) as response:
         described = json.load(response)
     if not isinstance(described, dict):
         raise ValueError(f"GET /model answered {type(described).__name__}, not an object")
     return described
+
+
+def auth_headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def check_access(name: str, host: str, api_key: str, row: dict[str, Any], timeout: float = 10.0) -> None:
+    """One prediction of ``row``, as the run's first would be: ``RefusalError`` when the service refuses
+    the key (401, or 403: a read-only key opens ``GET /model`` but no prediction).
+
+    Anything else is left to the run, whose verdicts name it: a service down fails its endpoints.
+    """
+    request = urllib.request.Request(
+        f"{host.rstrip('/')}/predict",
+        data=json.dumps(row).encode(),
+        headers={"Content-Type": "application/json", **auth_headers(api_key)},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            said = server_message(exc.code, exc.read())
+            raise key_refused(name, host, api_key, exc.code, said=said, asked="a prediction") from None
+    except (OSError, ValueError):
+        pass
 
 
 def served_training_data(host: str, api_key: str = "", timeout: float = 10.0) -> tuple[str, str]:
@@ -95,31 +190,51 @@ def served_training_data(host: str, api_key: str = "", timeout: float = 10.0) ->
 
 def choose(name: str, mode: str, host: str | None, api_key: str = "") -> tuple[str, Path | None, str]:
     """``real`` or ``synthetic``, the file of real rows, and why."""
+    return decide(name, mode, host, api_key)[:3]
+
+
+def decide(name: str, mode: str, host: str | None, api_key: str = "") -> tuple[str, Path | None, str, bool]:
+    """:func:`choose`'s answer, and whether the served model is known to be one of real data."""
     if mode not in MODES:
         raise ValueError(f"LOADTEST_DATA={mode!r}: expected one of {', '.join(MODES)}")
     files = sorted((SHARED / name).glob("*.csv"))
     shared = files[0] if files else None
     if mode != "auto":
-        return mode, shared, f"LOADTEST_DATA={mode}"
+        return mode, shared, f"LOADTEST_DATA={mode}", False
     if host is None:
-        return ("real" if shared else "synthetic"), shared, "no service to ask: real data when present"
+        return ("real" if shared else "synthetic"), shared, "no service to ask: real data when present", False
     try:
         source, version = served_training_data(host, api_key)
+    except urllib.error.HTTPError as exc:
+        said = server_message(exc.code, exc.read())
+        if exc.code in (401, 403):
+            raise key_refused(name, host, api_key, exc.code, said=said, asked="GET /model") from None
+        reason = f"could not tell what {host}'s model was trained on ({said}): real data when present"
+        return ("real" if shared else "synthetic"), shared, reason, False
     except (OSError, ValueError, LookupError) as exc:
         reason = f"could not tell what {host}'s model was trained on ({exc}): real data when present"
-        return ("real" if shared else "synthetic"), shared, reason
+        return ("real" if shared else "synthetic"), shared, reason, False
     trained = f"the served model (version {version}) was trained on {source}"
     if is_synthetic(source):
-        return "synthetic", None, trained
+        return "synthetic", None, trained, False
     path = Path(source)
     if path.is_file():
-        return "real", path, trained
+        return "real", path, trained, True
     if shared is not None:
-        return "real", shared, f"{trained}, not found here: the shared file instead"
+        return "real", shared, f"{trained}, not found here: the shared file instead", True
+    missing = f"{trained}, not found here, nor a file under {SHARED / name}"
+    if not allows_synthetic():
+        raise RefusalError(synthetic_refused(name, missing))
+    return "synthetic", None, f"{missing}: synthetic rows ({ALLOW_SYNTHETIC}=1): expect drift alerts", True
+
+
+def synthetic_refused(name: str, why: str) -> str:
+    """Why synthetic rows are not sent to ``name``'s model of real data, and what to do."""
     return (
-        "synthetic",
-        None,
-        f"{trained}, not found here, nor a file under {SHARED / name}: expect drift alerts",
+        f"{name}: {why}: synthetic rows would be drift to a model trained on real data: "
+        f"{SYNTHETIC_DRIFT}. Give the load test the file it was trained on, at that path (the Load test "
+        f"workflow copies it from TRAINING_DATA_DIR, as Retrain does), or set {ALLOW_SYNTHETIC}=1 to "
+        "send synthetic rows anyway"
     )
 
 
@@ -225,7 +340,7 @@ def payloads(
     spec = registry.get_service(name)
     recipe = spec.recipe
     asked = mode or os.environ.get("LOADTEST_DATA", "auto")
-    chosen, path, reason = choose(name, asked, host, api_key)
+    chosen, path, reason, real_model = decide(name, asked, host, api_key)
     if chosen == "real":
         if path is None:
             raise FileNotFoundError(f"no real data set under {SHARED / name}")
@@ -247,8 +362,11 @@ def payloads(
         except Exception as exc:  # a loader problem must not stop the load test
             if asked == "real":
                 raise
-            LOG.warning("%s: real data unusable (%s), using synthetic rows", name, exc)
             reason = f"{reason}; but {path} is unusable ({exc})"
+            # Unless the served model is one of real data: synthetic rows would be drift to it.
+            if real_model and not allows_synthetic():
+                raise RefusalError(synthetic_refused(name, reason)) from None
+            LOG.warning("%s: real data unusable (%s), using synthetic rows", name, exc)
     rows = valid_requests(spec, to_records(recipe.features(recipe.generate(n, seed))))
     if not rows:
         raise ValueError(f"{name}: no synthetic row passes the request schema")

@@ -7,11 +7,17 @@ import json
 import os
 import re
 import subprocess
+import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from processes import BIN, ROOT, KeyedService, Server, free_port
+from servekit import auth
+from servekit.testing import http_stub
 
 pytestmark = pytest.mark.integration
 
@@ -118,12 +124,96 @@ def test_each_user_sends_its_services_api_key(keyed_bankchurn: KeyedService, tmp
     result, output = run_locust(services, tmp_path / "keyed", *tags, run_time="5s", env=keyed)
     assert result.returncode == 0, output[-5000:]
     assert "loadtest: passed" in output, output[-5000:]
-    # Without it every request is refused, and the run says so.
+    # Without it every request was refused 401 for the whole run, and the start line only said it
+    # "could not tell" what the model was trained on: now the run stops before it sends any.
     result, output = run_locust(services, tmp_path / "keyless", *tags, run_time="3s")
-    assert result.returncode != 0
-    assert "error ratio 100.0000%" in output, output[-5000:]
-    failures = (tmp_path / "keyless" / "locust_failures.csv").read_text()
-    assert "401" in failures, failures
+    assert result.returncode == 1, output[-5000:]
+    said = (
+        f"loadtest: bankchurn: {keyed_bankchurn.server.url} refused GET /model (HTTP 401: this endpoint "
+        "needs an API key of this service: header.Authorization: missing: "
+    )
+    assert said in output, output[-5000:]
+    assert "LOADTEST_BANKCHURN_API_KEY is not set and the service asks for an API key" in output
+    assert " requests, " not in output  # nothing was sent
+    assert "Traceback" not in output
+
+
+def test_a_read_only_key_stops_the_run_before_it_starts(
+    keyed_bankchurn: KeyedService, tmp_path: Path
+) -> None:
+    """A read-only key (mlp api-key --read-only) opens GET /model: every prediction was a bare 403."""
+    service = keyed_bankchurn
+    reader = auth.new_key()
+    staged = service.keys_file.with_name("keys.loadtest-reader")
+    staged.write_text(
+        service.keys_file.read_text() + auth.key_line("loadtest-reader", reader, scope="read") + "\n"
+    )
+    os.replace(staged, service.keys_file)  # as test_api_keys adds on-call's key to the running service
+    deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
+    headers = {"authorization": f"Bearer {reader}"}
+    while httpx.get(f"{service.server.url}/model", headers=headers, timeout=10).status_code != 200:
+        assert time.monotonic() < deadline, "the read-only key is not taken"
+        time.sleep(0.2)
+    result, output = run_locust(
+        {"bankchurn": service.server},
+        tmp_path / "reports",
+        "--tags",
+        "bankchurn",
+        run_time="3s",
+        env={"LOADTEST_BANKCHURN_API_KEY": reader},
+    )
+    assert result.returncode == 1, output[-5000:]
+    assert (
+        f"loadtest: bankchurn: {service.server.url} refused a prediction (HTTP 403: this endpoint is closed "
+        "to read-only keys: header.Authorization: loadtest-reader's key reads metadata only (scope=read)"
+    ) in output, output[-5000:]
+    assert "LOADTEST_BANKCHURN_API_KEY may not predict (a read-only key" in output
+    assert " requests, " not in output
+
+
+def test_a_failure_keeps_the_services_reason_and_no_success_fails_the_slo(tmp_path: Path) -> None:
+    """locust_failures.csv said LocustBadStatusCode(code=422), and the latency SLO line "ok" when
+    every request had failed, fast."""
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.answer(200, {"version": "3", "data": {"source": "synthetic(rows=10, seed=42)"}})
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.answer(422, {"error": "invalid_request", "message": "CreditScore: below 300", "fields": []})
+
+        def answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    dead = f"http://127.0.0.1:{free_port()}"  # the services left out by --tags: nobody else's
+    with http_stub(Refusing) as url:
+        hosts = {
+            "LOADTEST_BANKCHURN_HOST": url,
+            "LOADTEST_NLPINSIGHT_HOST": dead,
+            "LOADTEST_CHICAGOTAXI_HOST": dead,
+        }
+        result, output = run_locust(
+            {}, tmp_path / "reports", "--tags", "bankchurn", run_time="4s", env=hosts, users=1
+        )
+    assert result.returncode == 1, output[-5000:]
+    failures = (tmp_path / "reports" / "locust_failures.csv").read_text()
+    assert "HTTP 422: CreditScore: below 300" in failures, failures
+    assert "LocustBadStatusCode" not in failures
+    slo = [
+        line for line in output.splitlines() if line.startswith("loadtest: latency SLO: bankchurn /predict")
+    ]
+    assert len(slo) == 1, output[-5000:]
+    assert re.fullmatch(r".*: no successful requests of \d+ FAILED", slo[0]), slo
+    assert "loadtest: FAILED: bankchurn /predict: no successful requests" in output
 
 
 def test_fewer_users_than_services_are_refused(live_services: dict[str, Server], tmp_path: Path) -> None:

@@ -15,8 +15,16 @@ import pytest
 
 import load.payloads
 from bankchurn.data import generate_raw
-from load.payloads import OTHER_DATA_DRIFT, TRAINING_ROWS_DRIFT, choose, payloads
-from load.verdicts import Endpoint, endpoint_verdict, slo_verdict, thresholds, unanswered
+from load.payloads import (
+    OTHER_DATA_DRIFT,
+    TRAINING_ROWS_DRIFT,
+    RefusalError,
+    check_access,
+    choose,
+    payloads,
+    server_message,
+)
+from load.verdicts import Endpoint, SuccessTimes, endpoint_verdict, slo_verdict, thresholds, unanswered
 from mixin.common import Objectives
 from servekit import registry
 from servekit.datasets import SHARED
@@ -80,13 +88,14 @@ def test_the_latency_slo_counts_the_share_of_predict_requests_over_its_threshold
     line, problem = verdict(endpoints(fast=298, slow=2))
     assert problem is None
     assert line == (
-        "chicagotaxi /predict (explained too): 0.5% of 400 over 50 ms, budget 1% (SLO: 99% under 50 ms) ok"
+        "chicagotaxi /predict (explained too): 0.5% of 400 successful requests over 50 ms, budget 1% "
+        "(SLO: 99% under 50 ms) ok"
     )
     # 69 ms at p99, as the probe measured: 3 % over 50 ms, three times the budget.
     line, problem = verdict(endpoints(fast=288, slow=6, explained_slow=6))
     assert line.endswith("OVER BUDGET")
     assert problem is not None
-    assert "3.0% of requests over 50 ms burns the latency budget (1%) 3.0x as fast" in problem
+    assert "3.0% of successful requests over 50 ms burns the latency budget (1%) 3.0x as fast" in problem
     assert "LOADTEST_SLO=report" in problem
     line, problem = verdict(endpoints(fast=288, slow=6, explained_slow=6), enforce=False)
     assert problem is None
@@ -101,15 +110,57 @@ def test_the_latency_slo_counts_the_share_of_predict_requests_over_its_threshold
     assert slo_verdict("chicagotaxi", batch_only, *args, enforce=True) is None
 
 
+def test_the_latency_slo_is_judged_on_successful_requests_only() -> None:
+    # Every request refused in no time (401, 429, 503): the SLO line said "ok".
+    refused = [
+        Endpoint("chicagotaxi /predict", 300, 300, 2.0, {}),
+        Endpoint("chicagotaxi /predict?explain", 9, 9, 2.0, {}),
+    ]
+    for enforce in (True, False):
+        line, problem = verdict(refused, enforce=enforce)
+        assert line == "chicagotaxi /predict (explained too): no successful requests of 309 FAILED"
+        assert problem == (
+            "chicagotaxi /predict: no successful requests (of 309) to judge the latency SLO by "
+            "(locust_failures.csv says why they failed)"
+        )
+    # 900 fast refusals and 100 answers, 5 of them slow: 5 % of the answers, not 0.5 % of all.
+    diluted = [Endpoint("chicagotaxi /predict", 1000, 900, 3.0, {5: 95, 69: 5})]
+    line, problem = verdict(diluted)
+    assert line.startswith("chicagotaxi /predict (explained too): 5.0% of 100 successful requests over 50 ms")
+    assert line.endswith("OVER BUDGET")
+    assert problem is not None
+
+
+def test_success_times_leave_the_failures_out() -> None:
+    times = SuccessTimes(lambda ms: round(ms, -1) if ms >= 100 else round(ms))
+    times.record("bankchurn /predict", 4.4, None)
+    times.record("bankchurn /predict", 147.0, None)
+    times.record("bankchurn /predict", 1.0, ConnectionError("401"))
+    times.record("bankchurn /predict", None, None)  # Locust's "no response time"
+    assert times.of("bankchurn /predict") == {4: 1, 150: 1}  # the failure's 1 ms left out
+    assert times.of("nlpinsight /predict") == {}
+
+
 @contextmanager
-def service_saying(described: dict[str, Any]) -> Iterator[str]:
-    """A stand-in service whose GET /model answers ``described``."""
+def service_saying(
+    described: dict[str, Any], status: int = 200, predict: tuple[int, dict[str, Any]] = (200, {})
+) -> Iterator[str]:
+    """A stand-in service whose GET /model answers ``described`` with ``status``, and whose POST
+    /predict answers ``predict``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(described).encode()
-            self.send_response(200 if self.path == "/model" else 404)
+            self.answer(status if self.path == "/model" else 404, described)
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.answer(*predict) if self.path == "/predict" else self.answer(404, {})
+
+        def answer(self, code: int, payload: dict[str, Any]) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(code)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
@@ -251,3 +302,97 @@ def test_real_rows_sent_to_a_model_trained_on_synthetic_rows_are_said_to_be_none
     assert payloads("bankchurn", 1000, mode="real").reason == (
         "LOADTEST_DATA=real; every row of the file (no service to ask what it was trained on, or held out)"
     )
+
+
+def test_a_model_of_real_data_gets_no_synthetic_rows_unless_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Load test workflow fetched no training data: a production model of real data was sent
+    synthetic rows, with "expect drift alerts" as the only word, and its drift alerts fired."""
+    monkeypatch.setattr(load.payloads, "SHARED", tmp_path / "shared")  # no real file of its own
+    monkeypatch.delenv("LOADTEST_ALLOW_SYNTHETIC", raising=False)
+    gone = "/runner/_temp/training-data/bankchurn.csv"
+    with service_saying({"version": "7", "data": {"source": gone}}) as host:
+        with pytest.raises(RefusalError) as refused:
+            payloads("bankchurn", 20, mode="auto", host=host)
+        said = str(refused.value)
+        assert said.startswith(
+            f"bankchurn: the served model (version 7) was trained on {gone}, not found here"
+        )
+        assert "LOADTEST_ALLOW_SYNTHETIC=1" in said
+        assert "InputDrift, PredictionDrift and AttributionDrift alerts would fire" in said
+        monkeypatch.setenv("LOADTEST_ALLOW_SYNTHETIC", "1")
+        sent = payloads("bankchurn", 20, mode="auto", host=host)
+    assert sent.source == "synthetic"
+    assert sent.reason.endswith("synthetic rows (LOADTEST_ALLOW_SYNTHETIC=1): expect drift alerts")
+    # A file that is there but cannot be used: no synthetic rows either.
+    monkeypatch.delenv("LOADTEST_ALLOW_SYNTHETIC")
+    broken = tmp_path / "churn.csv"
+    broken.write_text("not,the,columns\n1,2,3\n")
+    served = service_saying({"version": "8", "data": {"source": str(broken)}})
+    with served as host, pytest.raises(RefusalError) as refused:
+        payloads("bankchurn", 20, mode="auto", host=host)
+    assert f"; but {broken} is unusable (" in str(refused.value)
+    assert str(refused.value).endswith("or set LOADTEST_ALLOW_SYNTHETIC=1 to send synthetic rows anyway")
+    # A model of synthetic data gets synthetic rows, as before; and so does an explicit mode.
+    with service_saying({"version": "3", "data": {"source": "synthetic(rows=10, seed=42)"}}) as host:
+        assert payloads("bankchurn", 20, mode="auto", host=host).source == "synthetic"
+    with service_saying({"version": "7", "data": {"source": gone}}) as host:
+        assert payloads("bankchurn", 20, mode="synthetic", host=host).source == "synthetic"
+
+
+def test_a_refused_key_stops_the_load_test_naming_its_variable_and_the_services_reason() -> None:
+    """Without the key, 256 requests answered 401 and the start line only said it "could not tell"
+    what the model was trained on; with a read-only key every prediction was a bare 403."""
+    missing = {"error": "unauthenticated", "message": "this endpoint needs an API key of this service: x"}
+    with service_saying(missing, status=401) as host, pytest.raises(RefusalError) as refused:
+        choose("bankchurn", "auto", host)
+    assert str(refused.value) == (
+        f"bankchurn: {host} refused GET /model (HTTP 401: this endpoint needs an API key of this service: "
+        "x): LOADTEST_BANKCHURN_API_KEY is not set and the service asks for an API key: set it (mlp api-key "
+        "loadtest); every request would be refused"
+    )
+    with service_saying(missing, status=401) as host, pytest.raises(RefusalError) as refused:
+        choose("bankchurn", "auto", host, api_key="mlp_wrong")
+    assert "LOADTEST_BANKCHURN_API_KEY is not a key of this service" in str(refused.value)
+    # A read-only key reads GET /model; the first prediction tells.
+    closed = {"error": "forbidden", "message": "this endpoint is closed to read-only keys: oncall's key"}
+    with service_saying(
+        {"version": "3", "data": {"source": "synthetic(rows=10, seed=42)"}}, predict=(403, closed)
+    ) as host:
+        assert choose("bankchurn", "auto", host, api_key="mlp_ro")[0] == "synthetic"
+        with pytest.raises(RefusalError) as refused:
+            check_access("bankchurn", host, "mlp_ro", {"CreditScore": 600})
+    assert str(refused.value) == (
+        f"bankchurn: {host} refused a prediction (HTTP 403: this endpoint is closed to read-only keys: "
+        "oncall's key): LOADTEST_BANKCHURN_API_KEY may not predict (a read-only key, mlp api-key "
+        "--read-only?): give it a key without a scope (mlp api-key loadtest); every request would be refused"
+    )
+    # Anything else is the run's to report: an invalid row, a failing service, nothing listening.
+    for answer in ((200, {}), (422, {"message": "bad"}), (503, {"message": "not ready"})):
+        with service_saying({}, predict=answer) as host:
+            check_access("bankchurn", host, "", {})
+    check_access("bankchurn", "http://127.0.0.1:9", "", {})
+
+
+def test_a_failures_text_is_the_services_message() -> None:
+    assert (
+        server_message(422, b'{"error": "invalid_request", "message": "Age: too old"}')
+        == "HTTP 422: Age: too old"
+    )
+    # Open Inference Protocol paths carry the message as "error".
+    assert (
+        server_message(400, '{"error": "no input named x", "code": "invalid"}')
+        == "HTTP 400: no input named x"
+    )
+    assert server_message(502, "<html>\n Bad   gateway</html>") == "HTTP 502: <html> Bad gateway</html>"
+    assert server_message(503, None) == "HTTP 503"
+    # One failure row per request id would bury every other failure.
+    many = [
+        server_message(
+            500, json.dumps({"message": f"the service failed; its log names the cause under request id {i}"})
+        )
+        for i in ("a1", "b2")
+    ]
+    assert many[0] == many[1] == "HTTP 500: the service failed; its log names the cause under request id <id>"
+    assert len(server_message(400, "x" * 1000)) == len("HTTP 400: ") + 300

@@ -7,13 +7,16 @@ Three checks, each printed per line with ``loadtest:`` in front:
 * the share of a service's ``/predict`` requests (explained ones too: the service times them under
   the same endpoint) slower than its latency objective's threshold is within the objective's
   budget: 99 % under 50 ms leaves 1 % (``monitoring/mixin/common.py``, the figures
-  LatencyBudgetBurn* alert on).
+  LatencyBudgetBurn* alert on). Of its successful requests only: a refusal (401, 429, 503) is
+  fast, and counting it would pass a run in which every request failed. Locust's histogram holds
+  every request, so the locustfile records the successful ones' times itself (``SuccessTimes``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 KINDS = ("predict", "explain", "batch", "infer")
@@ -65,7 +68,8 @@ class Endpoint:
     requests: int
     failures: int
     p95_ms: float
-    #: Locust's histogram: response time in ms (rounded: to 1 ms under 100, to 10 under 1000) -> count.
+    #: The successful requests' response times, as Locust's histogram holds them: ms (rounded: to
+    #: 1 ms under 100, to 10 under 1000) -> count (``SuccessTimes``).
     response_times: Mapping[int, int]
 
     @property
@@ -75,6 +79,23 @@ class Endpoint:
     @property
     def path(self) -> str:
         return self.name.split(" ", 1)[1].split("?", 1)[0]
+
+
+class SuccessTimes:
+    """Response times of the successful requests, per Locust entry name, fed by Locust's
+    ``request`` event; ``bucket`` rounds them as Locust's own histogram (of every request) does
+    (``locust.stats.bucket_response_time``: importing Locust here would monkey-patch the tests)."""
+
+    def __init__(self, bucket: Callable[[float], int]) -> None:
+        self.bucket = bucket
+        self.by_name: defaultdict[str, Counter[int]] = defaultdict(Counter)
+
+    def record(self, name: str, response_time: float | None, exception: BaseException | None) -> None:
+        if exception is None and response_time is not None:
+            self.by_name[name][self.bucket(response_time)] += 1
+
+    def of(self, name: str) -> dict[int, int]:
+        return dict(self.by_name.get(name, {}))
 
 
 def endpoint_verdict(endpoint: Endpoint, limit_ms: float, max_error_ratio: float) -> tuple[str, list[str]]:
@@ -121,31 +142,42 @@ def slo_verdict(
 ) -> tuple[str, str | None] | None:
     """The service's latency objective against this run: its line and, when enforced, the problem.
 
-    None when no request went to ``endpoint_path``. The share over the threshold is measured by
-    Locust, on the client: it includes Locust's own time on a machine it shares with the services,
-    so it can only overstate what the service's histogram counts.
+    None when no request went to ``endpoint_path``. The share over the threshold is of the
+    successful requests, measured by Locust, on the client: it includes Locust's own time on a
+    machine it shares with the services, so it can only overstate what the service's histogram
+    counts. None of them successful is a failed verdict, enforced or not: there is no latency to
+    report, and "ok" would read as a pass.
     """
     timed = [e for e in endpoints if e.service == service and e.path == endpoint_path and e.requests]
     if not timed:
         return None
-    requests = sum(e.requests for e in timed)
     threshold_ms = threshold_s * 1000
+    budget = 1 - objective
+    requests = sum(n for e in timed for n in e.response_times.values())
+    if not requests:
+        sent = sum(e.requests for e in timed)
+        return (
+            f"{service} {endpoint_path} (explained too): no successful requests of {sent} FAILED",
+            f"{service} {endpoint_path}: no successful requests (of {sent}) to judge the latency SLO by "
+            "(locust_failures.csv says why they failed)",
+        )
     slow = sum(n for e in timed for ms, n in e.response_times.items() if ms > threshold_ms)
-    share, budget = slow / requests, 1 - objective
+    share = slow / requests
     figure = (
-        f"{service} {endpoint_path} (explained too): {share:.1%} of {requests} over {threshold_ms:g} ms, "
-        f"budget {budget:.0%} (SLO: {objective:.0%} under {threshold_ms:g} ms)"
+        f"{service} {endpoint_path} (explained too): {share:.1%} of {requests} successful requests over "
+        f"{threshold_ms:g} ms, budget {budget:.0%} (SLO: {objective:.0%} under {threshold_ms:g} ms)"
     )
     if requests < SLO_MIN_REQUESTS:
         return f"{figure} too few requests to judge (< {SLO_MIN_REQUESTS}): run longer", None
     if share <= budget:
         return f"{figure} ok", None
     problem = (
-        f"{service} {endpoint_path}: {share:.1%} of requests over {threshold_ms:g} ms burns the latency "
-        f"budget ({budget:.0%}) {share / budget:.1f}x as fast as the SLO allows (LatencyBudgetBurn* would "
-        "follow). Locust times on the client, beside the services on this machine: compare the service's "
-        "own p99 (make monitor: service_endpoint:prediction_latency_seconds:p99_rate5m), try fewer "
-        "LOAD_USERS, or LOADTEST_SLO=report to report this figure without failing"
+        f"{service} {endpoint_path}: {share:.1%} of successful requests over {threshold_ms:g} ms burns "
+        f"the latency budget ({budget:.0%}) {share / budget:.1f}x as fast as the SLO allows "
+        "(LatencyBudgetBurn* would follow). Locust times on the client, beside the services on this "
+        "machine: compare the service's own p99 (make monitor: "
+        "service_endpoint:prediction_latency_seconds:p99_rate5m), try fewer LOAD_USERS, or "
+        "LOADTEST_SLO=report to report this figure without failing"
     )
     if not enforce:
         return f"{figure} OVER BUDGET (reported only: LOADTEST_SLO=report)", None

@@ -1,0 +1,165 @@
+""".github/workflows/loadtest.yml's training-data steps, run as GitHub runs them (``bash -e``).
+
+The load test only checked out the repository: a model Retrain trained on
+``$RUNNER_TEMP/training-data/<service>.csv`` (its ``GET /model``'s ``data.source``) had no file of
+its own on the runner and was sent synthetic rows, which set off its drift alerts for an hour. The
+workflow now copies each file from Retrain's ``TRAINING_DATA_DIR`` to Retrain's path: these tests
+run both workflows' copy steps and compare where the files land. The S3 copy runs the real AWS CLI
+against moto's S3 server; ``gcloud`` is a stub on PATH that records its arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from processes import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "k8s"))
+from buckets import aws_environment, create_bucket, s3_server
+
+SERVICES = ("bankchurn", "nlpinsight", "chicagotaxi")
+
+
+def job(workflow: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load((ROOT / ".github" / "workflows" / workflow).read_text())["jobs"][
+        name
+    ]
+    return found
+
+
+LOADTEST = job("loadtest.yml", "locust")
+RETRAIN = job("retrain.yml", "train")
+
+
+def steps(of: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {step.get("id", step.get("name")): step for step in of["steps"]}
+
+
+def run_step(
+    step: dict[str, Any], work: Path, path: str = os.environ["PATH"], **env: str
+) -> tuple[int, str, str]:
+    """The step's script in a fresh ``bash -e`` (GitHub's default shell) with ``RUNNER_TEMP`` under
+    ``work/..`` (shared by the steps of one test): status, output, and what went to ``$GITHUB_OUTPUT``."""
+    work.mkdir(parents=True, exist_ok=True)
+    output = work / "github_output"
+    output.write_text("")
+    script = work / "step.sh"
+    script.write_text(step["run"])
+    environment = {
+        "PATH": path,
+        "HOME": str(work),
+        "GITHUB_OUTPUT": str(output),
+        "RUNNER_TEMP": str(work.parent / "runner-temp"),
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-e", str(script)],
+        cwd=work,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, done.stdout + done.stderr, output.read_text()
+
+
+@pytest.mark.parametrize(
+    ("data", "cloud"), [("gs://acme-ml/training", "gs"), ("s3://acme-ml/training/", "s3")]
+)
+def test_retrains_bucket_folder_picks_the_cloud_to_sign_in_to_as_retrain_does(
+    data: str, cloud: str, tmp_path: Path
+) -> None:
+    assert run_step(steps(LOADTEST)["where"], tmp_path, DATA=data) == (0, "", f"cloud={cloud}\n")
+    assert steps(LOADTEST)["where"]["env"]["DATA"] == steps(RETRAIN)["where"]["env"]["DATA"]
+    # Retrain's environment (where TRAINING_DATA_DIR and the identities are), OIDC, the same sign-ins.
+    assert LOADTEST["environment"] == RETRAIN["environment"] == "production"
+    assert LOADTEST["permissions"] == RETRAIN["permissions"]
+
+    def sign_ins(of: dict[str, Any]) -> list[dict[str, Any]]:
+        return [step for step in of["steps"] if step.get("name", "").startswith("Authenticate")]
+
+    assert sign_ins(LOADTEST) == sign_ins(RETRAIN)
+    assert steps(LOADTEST)["data"]["if"] == steps(RETRAIN)["data"]["if"]
+
+
+def test_without_a_bucket_nothing_is_fetched_and_a_typo_stops_the_job(tmp_path: Path) -> None:
+    status, said, output = run_step(steps(LOADTEST)["where"], tmp_path, DATA="")
+    assert (status, output) == (0, "")
+    assert said.startswith("::notice::TRAINING_DATA_DIR is not set: no training data to fetch")
+    status, said, output = run_step(steps(LOADTEST)["where"], tmp_path, DATA="/data/training")
+    assert (status, output) == (1, "")
+    assert said.startswith("::error::TRAINING_DATA_DIR=/data/training is not a bucket folder")
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[tuple[str, Any]]:
+    with s3_server() as server:
+        yield server
+
+
+def test_each_services_file_lands_where_retrain_trained_on_it(s3: tuple[str, Any], tmp_path: Path) -> None:
+    endpoint, client = s3
+    create_bucket(client, "loadtest-data")
+    for service in SERVICES:
+        client.put_object(
+            Bucket="loadtest-data", Key=f"weekly/{service}.csv", Body=f"{service}\n1\n".encode()
+        )
+    settings = {"DATA": "s3://loadtest-data/weekly/", "CLOUD": "s3", **aws_environment(endpoint, tmp_path)}
+    status, said, output = run_step(steps(LOADTEST)["data"], tmp_path / "loadtest", **settings)
+    assert status == 0, said
+    fetched = dict(line.split("=", 1) for line in output.splitlines())
+    assert set(fetched) == set(SERVICES)
+    for service in SERVICES:
+        # Retrain's copy on a runner of the same RUNNER_TEMP: the path its model names.
+        retrained = run_step(
+            steps(RETRAIN)["data"], tmp_path / f"retrain-{service}", SERVICE=service, **settings
+        )
+        assert retrained[0] == 0, retrained[1]
+        assert retrained[2] == f"file={fetched[service]}\n"
+        assert Path(fetched[service]).read_text() == f"{service}\n1\n"
+
+    # A file missing from the bucket fails the job, naming the object, as in Retrain.
+    client.delete_object(Bucket="loadtest-data", Key="weekly/nlpinsight.csv")
+    status, said, _ = run_step(steps(LOADTEST)["data"], tmp_path / "missing", **settings)
+    assert status == 1
+    assert (
+        "::error::cannot copy s3://loadtest-data/weekly/nlpinsight.csv (TRAINING_DATA_DIR/nlpinsight.csv): "
+        "does it exist, and may this workflow's identity read it?"
+    ) in said.splitlines()
+
+
+def test_each_services_file_is_copied_from_cloud_storage_with_gcloud(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "gcloud-calls"
+    (bin_dir / "gcloud").write_text(f'#!/bin/sh\necho "$@" >>"{calls}"\necho "fare,miles" >"$4"\n')
+    (bin_dir / "gcloud").chmod(0o755)
+    status, said, _ = run_step(
+        steps(LOADTEST)["data"],
+        tmp_path / "work",
+        path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        DATA="gs://acme-ml/training",
+        CLOUD="gs",
+    )
+    assert status == 0, said
+    files = tmp_path / "runner-temp" / "training-data"
+    assert calls.read_text().splitlines() == [
+        f"storage cp gs://acme-ml/training/{service}.csv {files / service}.csv" for service in SERVICES
+    ]
+
+
+def test_the_load_test_sends_synthetic_rows_to_a_model_of_real_data_only_when_asked() -> None:
+    inputs = yaml.safe_load((ROOT / ".github" / "workflows" / "loadtest.yml").read_text())[True]
+    allow = inputs["workflow_dispatch"]["inputs"]["allow_synthetic"]
+    assert (allow["type"], allow["default"]) == ("boolean", False)
+    env = steps(LOADTEST)["Locust (make loadtest; thresholds fail the job)"]["env"]
+    assert env["LOADTEST_ALLOW_SYNTHETIC"] == "${{ inputs.allow_synthetic && '1' || '' }}"
