@@ -329,9 +329,50 @@ def test_a_text_line_escapes_every_control_character_so_one_record_is_one_line()
     logging.getLogger("servekit.rest").warning("got %s", controls)
     (line,) = stream.getvalue().splitlines()  # splitlines splits at \x85, \u2028 and \u2029 too
     assert line.endswith(
-        " WARNING servekit.rest got a\\nb\\rc\\td\\x00e\\x1bf\\x7fg\\x85h\\x9bi\\u2028j\\u2029k"
+        " WARNING servekit.rest got a\\nb\\rc\\td\\u0000e\\u001bf\\u007fg\\u0085h\\u009bi\\u2028j\\u2029k"
     )
     assert stream.getvalue().isascii()
+
+
+#: Every character a text line escapes: C0, DEL, C1, the line and paragraph separators.
+CONTROLS = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]))
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_json_body_in_a_text_line_stays_json_meaning_what_it_did() -> None:
+    """A capture line is its JSON after the message; a tweet's U+009D, written ``\\x9d``, made it
+    JSON no parser reads, and ``mlp evaluate`` stopped at it."""
+    stream = configured("text")
+    tweet = "coronavirus-\x9dnot about the rate, \x80 100 million, Company\x85 #Stock \x8fhttps"
+    body = json.dumps({"text": tweet, "controls": CONTROLS}, ensure_ascii=False)
+    # A raw C0 inside a string too (no JSON encoder writes one; a hand-made message might).
+    raw = '{"esc":"' + CONTROLS + '"}'
+    logging.getLogger("servekit.capture").info("captured: %s %s", body, raw)
+    (line,) = stream.getvalue().splitlines()
+    assert not set(line) & set(CONTROLS)
+    written, written_raw = line.split("captured: ", 1)[1].rsplit(" ", 1)
+    assert json.loads(written) == {"text": tweet, "controls": CONTROLS}
+    assert json.loads(written_raw) == {"esc": CONTROLS}
+    # A reader still sees each control as an escape, not as nothing.
+    assert "coronavirus-\\u009dnot" in line
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_a_json_body_is_redacted_string_by_string_so_a_masked_value_ends_at_its_string() -> None:
+    """Redacted as part of the line, ``?token=abc"},"prediction":...`` was masked to the line's end."""
+    stream = configured("text")
+    body = json.dumps({"input": {"text": "see t.co/x?token=abc\x9d"}, "prediction": {"label": "bullish"}})
+    try:
+        raise ValueError("https://alice:pw@mlflow.example")
+    except ValueError:
+        logging.getLogger("servekit.capture").exception(logs.JsonBody("prediction captured", body))
+    first, *traceback = stream.getvalue().splitlines()
+    written = json.loads(first.split(" servekit.capture prediction captured: ", 1)[1])
+    assert written == {"input": {"text": "see t.co/x?token=***"}, "prediction": {"label": "bullish"}}
+    assert traceback[-1] == "  ValueError: https://***@mlflow.example"
+    # Any other formatter writes the message and the JSON, redacted as a line.
+    plain = logging.makeLogRecord({"msg": logs.JsonBody("prediction captured", '{"a": "b"}')})
+    assert logs.RedactingFormatter("%(message)s").format(plain) == 'prediction captured: {"a": "b"}'
 
 
 @pytest.mark.usefixtures("restore_root_logger")
@@ -342,9 +383,9 @@ def test_a_text_traceback_keeps_its_lines_and_none_passes_for_a_record() -> None
     except ValueError:
         logging.getLogger("servekit.rest").exception("failed%s", FORGED)
     first, *traceback = stream.getvalue().splitlines()
-    assert first.endswith("failed\\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\x1b[2J")
+    assert first.endswith("failed\\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\u001b[2J")
     assert traceback[0] == "  Traceback (most recent call last):"
-    assert traceback[-1] == "  2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\x1b[2J"
+    assert traceback[-1] == "  2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\u001b[2J"
     # Every record starts with its time; the traceback's lines, indented, never do.
     assert all(line.startswith("  ") for line in traceback)
     assert "\x1b" not in stream.getvalue()
@@ -379,8 +420,8 @@ def test_a_client_cannot_forge_a_text_line_through_a_url_or_a_field_name(
     lines = stream.getvalue()[written:].splitlines()
     access = [line for line in lines if " servekit.access " in line]
     assert len(access) == 2
-    assert "GET /x\\nFORGED\\r\\x1b[2J 404 in" in access[0]
-    assert "x\\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\x1b[2J\\u2028" in access[1]
+    assert "GET /x\\nFORGED\\r\\u001b[2J 404 in" in access[0]
+    assert "x\\n2026-12-05 20:00:00,000 ERROR servekit.rest forged line\\u001b[2J\\u2028" in access[1]
     # Every line is a record of its own: the time, the level, the logger.
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [a-z]", line) for line in lines)
     assert "\x1b" not in stream.getvalue()

@@ -58,7 +58,8 @@ def served_log(
         assert client.post("/predict/batch", json={"instances": rows[:-1]}).status_code == 200
         response = client.post("/predict", params=last or {"explain": "true"}, json=rows[-1])
         assert response.status_code == 200
-    return stream.getvalue().splitlines()
+    # At newlines alone, as a log file is read: splitlines() splits a JSON line at a raw U+0085.
+    return stream.getvalue().removesuffix("\n").split("\n")
 
 
 def loader(artifact: ModelArtifact) -> Any:
@@ -696,3 +697,67 @@ def test_the_replay_help_states_its_exit_statuses(capsys: pytest.CaptureFixture[
         cli.main(["replay", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "Exits 3 when an answer differs or a version is not in the registry; 1 when" in help_text
+
+
+#: Where the NLPInsight tweets hold DEL or C1 (28 of its 9,543 rows): U+009D for a closing quote
+#: or dash, U+0080 for a euro sign, U+0085 for an ellipsis, U+008F; each within a toy note's 20.
+TWEET_CONTROLS = [
+    "coronavirus-\x9dnot",
+    "possible,'\x9d but",
+    "\x80 100 million",
+    "Company\x85 #Stock",
+    "markets \x8fhttps",
+]
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_an_input_holding_control_characters_is_read_back_as_sent_and_reproduced(
+    toy_trained: tuple[ModelArtifact, Split], log_format: logs.LogFormat
+) -> None:
+    """A text line wrote U+009D as ``\\x9d``, no JSON escape, and masked a secret's value to the
+    end of the line: ``mlp evaluate`` and ``mlp replay`` stopped at the first such capture."""
+    artifact, data = toy_trained
+    notes = [*TWEET_CONTROLS, "esc \x1b[2J del \x7f", "nl\n\u2028 tab\t", "t.co/x?token=abc"]
+    rows = [{**row, "note": note} for row, note in zip(request_rows(data, len(notes)), notes, strict=True)]
+    lines = served_log(artifact, rows, log_format)
+    if log_format == "text":  # each escaped, none raw
+        assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", "".join(lines))
+    captured = list(read_lines(lines))
+    # The secret masked, as in any line; the rest of the capture whole.
+    assert [c.input["note"] for c in captured] == [*notes[:-1], "t.co/x?token=***"]
+    assert "explanation" in captured[-1].prediction
+    text, ok = render(replay(captured, loader(artifact)))
+    assert ok, text
+    assert text == f"toy vtest: {len(notes)} of {len(notes)} captured answers reproduced"
+
+
+#: A text capture line as servekit wrote them before: U+009D as ``\x9d``, a client's own backslash
+#: as JSON writes it (``\\``), so ``\\x9d`` is the text backslash, x, 9, d.
+OLD_TEXT_LINE = (
+    "2026-12-05 14:47:01,123 INFO servekit.capture [r-9] prediction captured: "
+    '{"model":{"name":"toy","version":"1"},"instance":0,'
+    r'"input":{"note":"recovery-\x9dnot \\x9d \\\x85 \x7f \u2028 \n"},"prediction":{"value":1.0}}'
+)
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_text_line_written_with_the_old_escapes_is_read_as_the_characters_they_stood_for(
+    wrapped: bool,
+) -> None:
+    line = json.dumps({"textPayload": OLD_TEXT_LINE}) if wrapped else OLD_TEXT_LINE
+    found = read_line(line, 1)
+    assert found is not None
+    assert found.request_id == "r-9"
+    assert found.input == {"note": "recovery-\x9dnot \\x9d \\\x85 \x7f \u2028 \n"}
+
+
+def test_a_text_line_that_does_not_parse_even_so_is_named_by_its_line(tmp_path: Path) -> None:
+    # Not what the old escaping wrote: \x41 (an "A" it never escaped), or JSON cut short.
+    forged = OLD_TEXT_LINE.replace("recovery", r"\x41")
+    cut = OLD_TEXT_LINE[:-30]
+    log = tmp_path / "captures.log"
+    for number, bad in ((2, forged), (3, cut)):
+        log.write_text("\n".join([*[OLD_TEXT_LINE] * (number - 1), bad]) + "\n")
+        with pytest.raises(CaptureLineError, match=f"^line {number}: a capture whose JSON does not parse: "):
+            list(read_log(str(log)))

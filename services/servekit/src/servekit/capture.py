@@ -163,4 +163,4 @@ class PredictionCapture:
             if self.log_format == "json":
                 logger.info(MESSAGE, extra={"json_fields": {"capture": orjson.loads(line)}})
             else:
-                logger.info("%s: %s", MESSAGE, line.decode())
+                logger.info(logs.JsonBody(MESSAGE, line.decode()))

@@ -54,12 +54,15 @@ _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 def _escape(match: re.Match[str]) -> str:
+    # JSON's escapes, never ``\\x1b``: a capture line's JSON (a tweet's U+009D in it) must still
+    # parse, and decode to what the client sent. Within a JSON string they mean that very character.
     char = match.group()
-    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+    return _ESCAPES.get(char) or f"\\u{ord(char):04x}"
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with each control character written as its escape (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    """``text`` with each control character written as its JSON escape (``\\n``, ``\\u001b``,
+    ``\\u2028``): as plain for a reader, and a JSON body in ``text`` stays JSON meaning the same."""
     return _CONTROL.sub(_escape, text)
 
 
@@ -176,6 +179,24 @@ class JsonFormatter(logging.Formatter):
             entry[CLOUD_SAMPLED_FIELD] = trace.sampled
 
 
+class JsonBody:
+    """A log message followed by a JSON document (a capture's): ``message: {...}``.
+
+    Any formatter writes it so; :class:`TextFormatter` redacts the JSON string by string, as a
+    JSON line is, since redacting the line would let a masked value (a tweet's ``?token=...``)
+    run on over the rest of the JSON, and the capture would be read by nothing.
+    """
+
+    __slots__ = ("body", "message")
+
+    def __init__(self, message: str, body: str) -> None:
+        self.message = message
+        self.body = body
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.body}"
+
+
 class TextFormatter(RedactingFormatter):
     """``TEXT_FORMAT`` lines, one per record whatever its message holds, as a JSON line is.
 
@@ -185,6 +206,19 @@ class TextFormatter(RedactingFormatter):
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.msg
+        if not isinstance(message, JsonBody):
+            return super().format(record)
+        head_only = logging.makeLogRecord({**record.__dict__, "msg": message.message, "args": None})
+        line = super().format(head_only)
+        body = message.body
+        if "=" in body or "://" in body:
+            body = orjson.dumps(_redacted(orjson.loads(body))).decode()
+        # After the record's first line: a traceback, if any, follows on lines of its own.
+        head, newline, rest = line.partition("\n")
+        return f"{head}: {escape_controls(body)}{newline}{rest}"
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
         return escape_controls(super().formatMessage(record))

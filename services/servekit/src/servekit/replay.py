@@ -119,8 +119,37 @@ def _read_text_line(text: str, number: int) -> Captured | None:
     try:
         body = orjson.loads(found["body"])
     except orjson.JSONDecodeError as exc:
-        raise CaptureLineError(f"line {number}: a capture whose JSON does not parse: {exc}") from None
+        body = _read_old_escapes(found["body"])
+        if body is None:
+            raise CaptureLineError(f"line {number}: a capture whose JSON does not parse: {exc}") from None
     return _captured(body, found["request"] or "", number)
+
+
+#: A JSON escape, or what a text line an older servekit wrote had for a control character:
+#: ``\x9d`` (servekit.logs wrote C0, DEL and C1 so, in lower case; JSON knows no ``\x``). Matched
+#: escape by escape from the left, so a literal backslash's ``\\`` is passed over whole: ``\\x9d``,
+#: a client's own backslash, x, 9, d, stays that text.
+_ESCAPE = re.compile(r"\\(?:x(?P<old>[01][0-9a-f]|7f|[89][0-9a-f])|.)")
+
+
+def _read_old_escapes(body: str) -> Any:
+    """A text capture line's JSON written before control characters got JSON's escapes, each
+    ``\\xNN`` read as the character it stood for; None if it does not parse so either.
+
+    Tried only on a body that does not parse: valid JSON holds no ``\\x``, so a line written since
+    is read as it is, at no cost.
+    """
+    if "\\x" not in body:
+        return None
+    try:
+        return orjson.loads(_ESCAPE.sub(_json_escape, body))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    old = match["old"]
+    return match.group() if old is None else f"\\u00{old}"
 
 
 def _captured(body: Any, request_id: Any, number: int) -> Captured | None:
