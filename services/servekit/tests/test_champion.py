@@ -335,6 +335,170 @@ def test_a_retrain_on_a_grown_file_is_compared_on_rows_the_champion_did_not_trai
     mlflow.set_tracking_uri(None)
 
 
+def old_release_registry(tmp_path: Path) -> str:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
+        "toy", artifact_location=str(tmp_path / "artifacts")
+    )
+    return uri
+
+
+def as_before_training_rows(tmp_path: Path) -> None:
+    """The versions trained so far as a release before 2026-12-05 left them: no training_rows.npy."""
+    logged = list((tmp_path / "artifacts").rglob(trainer.TRAINING_ROWS))
+    assert logged
+    for path in logged:
+        path.unlink()
+
+
+def noisy_rows(tmp_path: Path, n_rows: int = 1000) -> tuple[pd.DataFrame, Path]:
+    """Rows with a noise a model partly learns, so it scores better on its own training rows."""
+    rows = TOY.recipe.generate(n_rows, seed=5)
+    rows["y"] += np.random.default_rng(9).normal(0, 5, len(rows))
+    path = tmp_path / "noisy.csv"
+    rows.to_csv(path, index=False)
+    return rows, path
+
+
+def test_a_champion_that_logged_no_training_rows_is_not_kept_on_rows_it_may_have_learnt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A champion of a release that logged no training-row hashes was compared on the whole new
+    split, "the same held-out split", and kept "beyond the noise" when another seed (or a grown file)
+    held out rows it had learnt: its figure there is that of its training rows. It stays champion
+    (nothing moves it) but the decision says its figure may be inflated and how to decide by hand."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    _, path = noisy_rows(tmp_path)
+    trainer.train(TOY, uri, path, seed=1)
+    as_before_training_rows(tmp_path)
+    try:
+        capsys.readouterr()
+        assert cli.main(["train", "toy", "--data", str(path), "--seed", "7", "--tracking-uri", uri]) == 0
+        said = capsys.readouterr().out.splitlines()[-1]
+        client = mlflow.MlflowClient(uri, registry_uri=uri)
+        assert aliases(client) == {"champion": "1", "challenger": "2"}
+        assert said.startswith("toy: kept champion v1: mae "), said
+        assert " vs champion v1 " in said
+        assert " on this version's 200 held-out rows; difference " in said, said
+        assert "same held-out split" not in said
+        assert said.endswith(
+            "; not decided by this comparison: v1 logged no training rows (trained before mlp train "
+            "logged them) and was split with seed 1 (this version with 7), so some of these held-out "
+            "rows may be rows it learnt, which would inflate its mae; `mlp promote toy 2` makes it "
+            "champion by hand if it is the better model"
+        ), said
+        assert decision(client, "2") == said.removeprefix("toy: ")  # what mlp versions shows
+        runs = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+        assert {run.data.tags["promotion.decision"] for run in runs} >= {said.removeprefix("toy: ")}
+        capsys.readouterr()
+        assert cli.main(["versions", "toy", "--tracking-uri", uri]) == 0
+        listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("2 ")]
+        assert len(listed) == 1, listed
+        assert "kept champion v1" in listed[0], listed
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_a_lead_over_a_champion_that_logged_no_training_rows_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v1 of the first 100 rows of a file, before the hashes were logged; v2 of all 1,000 holds out
+    rows v1 may have learnt. Those could only raise v1's figure, so v2's lead over it stands."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    rows, grown = noisy_rows(tmp_path)
+    first = tmp_path / "first.csv"
+    rows.head(100).to_csv(first, index=False)
+    trainer.train(TOY, uri, first, seed=1)
+    as_before_training_rows(tmp_path)
+    second = trainer.train(TOY, uri, grown, seed=1)
+    assert second.promoted, second.decision
+    said = second.decision
+    assert said.startswith("promoted to champion: mae "), said
+    assert " on this version's 200 held-out rows; " in said, said
+    assert (
+        "; v1 logged no training rows (trained before mlp train logged them) and was trained on "
+        "other data (frame_sha256 "
+    ) in said, said
+    assert ", 100 rows; this version's " in said
+    assert said.endswith(
+        ", 1,000 rows), so some of these held-out rows may be rows it learnt, which can only have "
+        "raised its mae: the lead stands"
+    ), said
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_champion_that_logged_no_training_rows_of_this_very_split_is_compared_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same file, seed and test size split the rows alike: the champion's training rows are
+    this version's, known without its hashes, and the comparison decides as it does with them; held-out
+    copies of training rows (a file repeating rows) are left out as they are then."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    rows, _ = noisy_rows(tmp_path)
+    repeated = tmp_path / "repeated.csv"
+    pd.concat([rows, rows.head(200)]).to_csv(repeated, index=False)
+    trainer.train(TOY, uri, repeated, seed=1)
+    as_before_training_rows(tmp_path)
+    again = trainer.train(TOY, uri, repeated, seed=1)
+    data = trainer.split(TOY, TOY.recipe.load(repeated, 1)[0], 1)
+    learnt = np.isin(
+        trainer.row_hashes(data.x_test, data.y_test), trainer.row_hashes(data.x_train, data.y_train)
+    )
+    assert 0 < learnt.sum() < len(learnt)
+    assert (
+        f" on the {(~learnt).sum():,} held-out rows v1 did not "
+        f"train on ({learnt.sum():,} of the {len(learnt):,} were among its training rows) (v1 logged no "
+        "training rows, but was trained on the same data, split seed and test size, so on the training "
+        "rows of this version); difference "
+    ) in again.decision, again.decision
+    assert "may be rows it learnt" not in again.decision
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_synthetic_champion_that_logged_no_training_rows_learnt_no_row_of_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's way: the synthetic data first, then a file. A champion of generated rows has
+    none of the file's among its training rows, hashes or not."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    _, path = noisy_rows(tmp_path)
+    trainer.train(TOY, uri, None, seed=1)
+    as_before_training_rows(tmp_path)
+    result = trainer.train(TOY, uri, path, seed=1)
+    assert (
+        " on the same held-out split (v1 logged no training rows, but learnt synthetic rows only); "
+        "difference "
+    ) in result.decision, result.decision
+    mlflow.set_tracking_uri(None)
+
+
+def test_what_a_champions_run_records_tells_whether_it_had_this_split() -> None:
+    """Each difference in what split the rows, said; none when the split is the same. A record
+    before the frame's hash (frame_sha256, 2026-11-23) is matched by the file's hash and rows."""
+    mine = {"sha256": "f" * 64, "frame_sha256": "a" * 64, "rows": 8000, "seed": 42}
+    same = {"seed": "42", "test_size": "0.2", "data.frame_sha256": "a" * 64, "data.rows": "8000"}
+    assert trainer.split_differences(TOY, same, mine) == []
+    older = {"seed": "42", "test_size": "0.2", "data.sha256": "f" * 64, "data.rows": "8000"}
+    assert trainer.split_differences(TOY, older, mine) == []
+    assert trainer.split_differences(TOY, {**older, "data.rows": "7000"}, mine) == [
+        f"was trained on other data (sha256 {'f' * 12}, 7,000 rows; this version's {'f' * 12}, 8,000 rows)"
+    ]
+    assert trainer.split_differences(TOY, {**same, "seed": "7", "test_size": "0.25"}, mine) == [
+        "was split with seed 7 (this version with 42)",
+        "held out 0.25 of its rows (this version 0.2)",
+    ]
+    assert trainer.split_differences(TOY, {}, mine) == [
+        "recorded no hash of its data",
+        "recorded no split seed",
+        "recorded no test size",
+    ]
+
+
 def test_held_out_copies_of_training_rows_are_counted_and_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

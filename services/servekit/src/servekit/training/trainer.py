@@ -321,6 +321,7 @@ def train(
                 scope=scope_of(counted),
                 version=version,
                 unjudged=few,
+                recorded=metadata["data"],
             )
         except ChampionUnloadableError as exc:
             uncompared, promoted, champion_version, decision = exc, False, exc.champion, exc.decision
@@ -694,6 +695,7 @@ def _decide(
     scope: str = "",
     version: str = "",
     unjudged: str = "",
+    recorded: dict[str, Any] | None = None,
 ) -> tuple[bool, str, str]:
     """Compare with the champion on THIS held-out split; returns (promote, champion, why).
 
@@ -711,6 +713,11 @@ def _decide(
     far better than one of the real, noisier, rows ever can, and it would replace the champion that
     serves real traffic with one that has never seen any. The other way round is compared: the
     held-out rows are real, and a synthetic champion is judged on them as the new version is.
+
+    ``recorded``: the new version's ``data`` record (hashes, rows, seed), which tells whether a
+    champion that logged no training rows was trained on this very split (:func:`champion_rows`).
+    When that cannot be told, its figure may count rows it learnt: a lead of the new version stands
+    (those rows can only have favoured the champion), a loss does not decide, and a person does.
     """
     recipe = spec.recipe
     key = recipe.primary_metric
@@ -739,8 +746,12 @@ def _decide(
     # Only rows the champion did not train on: a retrain on a grown file holds out rows the
     # champion learnt, where it scores as on its training rows, and it was kept over a better model.
     judged, where = data, f"on the same held-out split{scope}"
-    seen = training_rows_of(old.run_id, tracking_uri)
-    if seen is not None:
+    seen, known, doubt = champion_rows(
+        spec, client, old, champion, data, recorded=recorded or {}, tracking_uri=tracking_uri
+    )
+    if doubt:  # it may have learnt some of these rows: said so below, and its lead decides nothing
+        where = f"on this version's {len(data.y_test):,} held-out rows{scope}"
+    elif seen is not None:
         unseen = ~np.isin(row_hashes(data.x_test, data.y_test), seen)
         if not unseen.any():
             where += f" (every row of it among v{champion}'s training rows, which favours it)"
@@ -751,6 +762,8 @@ def _decide(
             )
             judged = Split(data.x_train, data.x_test[unseen], data.y_train, data.y_test[unseen])
             new_outputs, old_outputs = np.asarray(new_outputs)[unseen], np.asarray(old_outputs)[unseen]
+        if known:
+            where += f" ({known})"
     truth = judged.y_test.to_numpy()
     new_value, old_value = primary.score(truth, new_outputs), primary.score(truth, old_outputs)
     better = new_value > old_value if recipe.greater_is_better else new_value < old_value
@@ -759,14 +772,116 @@ def _decide(
         f"; {compare(spec, new_outputs, old_outputs, judged)}"
     )
     too_few = too_few_to_judge(judged.y_test, classes=recipe.task != "regression")
+    by_hand = f"`mlp promote {spec.name} {version or 'VERSION'}` makes it {CHAMPION} by hand"
     if better and (unjudged or too_few):
         # Compared, and said, but a person decides: the point estimate of so few rows is luck.
         why = unjudged or f"too few held-out rows ({too_few}) to move the {CHAMPION}"
-        by_hand = f"`mlp promote {spec.name} {version or 'VERSION'}` makes it {CHAMPION} by hand"
-        return False, champion, f"kept {CHAMPION} v{champion}: {comparison}; not promoted: {why}; {by_hand}"
+        doubted = f"; {doubt}, which may have inflated its {key}" if doubt else ""
+        return (
+            False,
+            champion,
+            f"kept {CHAMPION} v{champion}: {comparison}{doubted}; not promoted: {why}; {by_hand}",
+        )
     if better:
-        return True, champion, f"promoted to {CHAMPION}: {comparison}"
+        # Rows the champion learnt can only have raised its figure: a lead over it stands.
+        doubted = f"; {doubt}, which can only have raised its {key}: the lead stands" if doubt else ""
+        return True, champion, f"promoted to {CHAMPION}: {comparison}{doubted}"
+    if doubt:
+        # Kept, as the champion stays unless something moves it, but not on this comparison's word:
+        # v1 of a grown file had been kept "beyond the noise" on rows it had learnt.
+        return (
+            False,
+            champion,
+            f"kept {CHAMPION} v{champion}: {comparison}; not decided by this comparison: {doubt}, "
+            f"which would inflate its {key}; {by_hand} if it is the better model",
+        )
     return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"
+
+
+def champion_rows(
+    spec: ServiceSpec,
+    client: Any,
+    old: ModelArtifact,
+    champion: str,
+    data: Split,
+    *,
+    recorded: dict[str, Any],
+    tracking_uri: str,
+) -> tuple[np.ndarray | None, str, str]:
+    """The hashes of the rows the champion trained on, how they are known when its run did not log
+    them ("" when it did), and why they cannot be known ("" when they can).
+
+    A release before 2026-12-05 logged no ``training_rows.npy``. Its run's record tells whether it
+    trained on this version's very split: the same rows read (``frame_sha256``, or the file's
+    sha256 and row count for a record without it), the same seed and test size split them alike,
+    so its training rows are this version's. A champion of synthetic data learnt no row of a file.
+    Anything else (a grown file, another seed) may have put rows it learnt among these held-out
+    ones: the bankchurn v1 of 6,000 rows was kept "beyond the noise" (0.8649 vs 0.8558) on a split
+    of 354 rows it had learnt, over a version better by 0.0009 on the 1,246 it had not.
+    """
+    logged = training_rows_of(old.run_id, tracking_uri)
+    if logged is not None:
+        return logged, "", ""
+    unlogged = f"v{champion} logged no training rows"
+    theirs: dict[str, Any] = dict(old.metadata.get("data") or {})
+    trained_on, source = str(theirs.get("source", "")), str(recorded.get("source", ""))
+    if is_synthetic(trained_on) and source and not is_synthetic(source):
+        return np.array([], dtype=np.uint64), f"{unlogged}, but learnt synthetic rows only", ""
+    unlogged += " (trained before mlp train logged them)"
+    try:
+        params = dict(client.get_run(old.run_id).data.params) if old.run_id else {}
+    except Exception as exc:  # a run gone or unreadable: nothing to match its split with
+        return None, "", f"{unlogged}, and its run cannot be read ({one_line(exc)}) to tell"
+    record = {**params, **{f"data.{k}": v for k, v in theirs.items()}}
+    differs = split_differences(spec, record, recorded)
+    if differs:
+        listed = ", ".join(differs[:-1]) + (" and " if len(differs) > 1 else "") + differs[-1]
+        return None, "", f"{unlogged} and {listed}, so some of these held-out rows may be rows it learnt"
+    # Its training rows are this version's; held-out copies of them too, which held_out_note counts.
+    known = (
+        f"v{champion} logged no training rows, but was trained on the same data, split seed and test "
+        "size, so on the training rows of this version"
+    )
+    return row_hashes(data.x_train, data.y_train), known, ""
+
+
+def split_differences(spec: ServiceSpec, theirs: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
+    """How the split a champion's run records differs from this version's; empty when it is the
+    same split.
+
+    ``theirs``: its run's parameters (``seed``, ``test_size``, ``data.*``); ``recorded``: this
+    version's ``data`` record. The data is the frame read (``frame_sha256``), or for a record
+    without one, the file's sha256 and the rows read from it.
+    """
+    differs = []
+    field = "frame_sha256" if theirs.get("data.frame_sha256") else "sha256"
+    their_data, their_rows = theirs.get(f"data.{field}"), theirs.get("data.rows")
+    my_data, my_rows = recorded.get(field), recorded.get("rows")
+    if not their_data:
+        differs.append("recorded no hash of its data")
+    elif (str(their_data), str(their_rows)) != (str(my_data), str(my_rows)):
+        differs.append(
+            f"was trained on other data ({field} {str(their_data)[:12]}, {_rows(their_rows)}; "
+            f"this version's {str(my_data)[:12]}, {_rows(my_rows)})"
+        )
+    seed, my_seed = theirs.get("seed"), recorded.get("seed")
+    if seed is None:
+        differs.append("recorded no split seed")
+    elif str(seed) != str(my_seed):
+        differs.append(f"was split with seed {seed} (this version with {my_seed})")
+    test_size = theirs.get("test_size")
+    if test_size is None:
+        differs.append("recorded no test size")
+    elif float(test_size) != spec.recipe.test_size:
+        differs.append(f"held out {float(test_size):g} of its rows (this version {spec.recipe.test_size:g})")
+    return differs
+
+
+def _rows(rows: Any) -> str:
+    try:
+        return f"{int(float(rows)):,} rows"
+    except (TypeError, ValueError):
+        return "rows not recorded"
 
 
 def row_hashes(features: pd.DataFrame, target: pd.Series) -> np.ndarray:
