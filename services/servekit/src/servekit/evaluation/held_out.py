@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from servekit.errors import ServekitError
+from servekit.evaluation import every_row
 from servekit.loading import one_line
 from servekit.training import uncertainty
 from servekit.training.versions import (
@@ -40,6 +41,8 @@ class HeldOut(NamedTuple):
     held-out rows' truth and outputs when the run kept them."""
 
     figure: uncertainty.Interval | None
+    #: Why there is no figure; with one, what rows it is over where that is not what its run
+    #: logged (recomputed over the rows a request can be, :mod:`.every_row`), else empty.
     note: str = ""
     rows: HeldOutAnswers | None = None
     #: The decision and error rates per group its training run reported (``serving_metadata.json``).
@@ -70,24 +73,49 @@ def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOu
     """The version's held-out figure and interval from its training run, or why there is none,
     with the held-out rows' answers (:func:`held_out_answers`).
 
+    The figure is over the held-out rows a request can be, as live answers are all answers to
+    requests. A version whose run's figures are over every held-out row, those the request schema
+    refuses included (trained before they were left out), has them recomputed over the others
+    (:mod:`.every_row`), said in ``note``; where they cannot be, it has no figure, and why.
+
     Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
     """
     from mlflow.exceptions import MlflowException
 
     run_id = registered_run_id(client, name, version)
     try:
-        metrics = client.get_run(run_id).data.metrics if run_id else {}
+        data = client.get_run(run_id).data if run_id else None
     except MlflowException as exc:
         raise _registry_failed(exc) from exc
+    metrics: dict[str, float] = dict(data.metrics) if data is not None else {}
+    params: dict[str, str] = dict(data.params) if data is not None else {}
     if metric not in metrics:
         return HeldOut(None, f"its training run logged no {metric}")
     estimate = metrics[metric]
     low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
-    return HeldOut(
-        uncertainty.Interval(estimate, low, high),
-        rows=held_out_answers(client, run_id, version),
-        parity=held_out_parity(client, run_id, version),
-    )
+    rows = held_out_answers(client, run_id, version)
+    rates = held_out_parity(client, run_id, version)
+    metadata = every_row.serving_metadata(run_artifact_text(client, run_id, SERVING_METADATA))
+    why = every_row.every_row(params, metadata)
+    if not why:
+        return HeldOut(uncertainty.Interval(estimate, low, high), rows=rows, parity=rates)
+    # Its figures count rows no request can be: against live answers, all of requests, they
+    # compare a model of other rows (ChicagoTaxi: 0.7065 over every row, 0.5383 over requests).
+    found = every_row.over_requests(_spec(name), params, rows, metadata, estimate)
+    if isinstance(found, str):
+        return HeldOut(
+            None,
+            f"its held-out {metric} {estimate:.4f} is over every held-out row, those no request can "
+            f"be included ({why}), and cannot be recomputed over the rows a request can be: {found}; "
+            f"{every_row.WHAT_TO_DO}",
+        )
+    return HeldOut(found.figure, found.scope, found.rows, found.parity)
+
+
+def _spec(name: str) -> Any:
+    from servekit import registry
+
+    return registry.get_service(name)
 
 
 def held_out_parity(client: Any, run_id: str, version: str) -> dict[str, dict[str, Any]] | None:

@@ -34,7 +34,8 @@ class Quality(ComparedByGroup):
     #: Why there is no live figure (too few answers, one class only).
     note: str = ""
     held_out: uncertainty.Interval | None = None
-    #: Why there is no held-out figure to compare with (version not in the registry, say).
+    #: Why there is no held-out figure to compare with (version not in the registry, say); with
+    #: one, what rows it is over where that is not what its run logged (``HeldOut.note``).
     held_out_note: str = ""
     #: live - held out, and whether that is beyond the noise of both samples, and which way.
     difference: uncertainty.Interval | None = None

@@ -43,6 +43,9 @@ KIND = "live-evaluation"
 #: The same tag's value on a shadow comparison's run, and on a canary comparison's.
 SHADOW_KIND = "shadow-evaluation"
 CANARY_KIND = "canary-evaluation"
+#: The run tag saying what rows the held-out figure is over where it is not the one the version's
+#: training run logged (recomputed over the rows a request can be: ``evaluation.every_row``).
+HELD_OUT_TAG = "live.held_out"
 
 
 def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
@@ -83,6 +86,8 @@ def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
         "model.version": quality.version,
         **_source_tags(source, job),
         AS_SERVED.verdict_tag: verdict(quality),
+        # A held-out figure recomputed over the rows a request can be says so beside the verdict.
+        **({HELD_OUT_TAG: quality.held_out_note} if quality.held_out and quality.held_out_note else {}),
     }
     run_id = _logged(client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures)
     for tag, value in version_tags(quality, run_id).items():

@@ -57,6 +57,8 @@ def _version_lines(q: Quality) -> list[str]:
             f"{head}: {answers}: {figure} against {q.held_out.estimate:.4f} held out "
             f"({_interval(q.held_out)}): {q.difference}, {q.verdict}{how}"
         ]
+        if q.held_out_note:  # not the figure its run logged: which rows it is over, and why
+            lines.append(f"{head}:   held out: {q.held_out_note}")
     for dimension, groups in q.segments.items():
         parts = []
         for group, entry in groups.items():
