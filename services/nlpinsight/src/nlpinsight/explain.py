@@ -15,7 +15,8 @@ floating-point rounding (no SHAP KernelExplainer, no background data).
 To know where each n-gram occurs, the vectorizers' analyzers are re-implemented
 WITH character offsets (``word`` and ``char_wb`` analyzers, exactly as sklearn's
 ``_word_ngrams`` / ``_char_wb_ngrams`` enumerate them), on the normalised text
-whose offsets map back into the original (:func:`~nlpinsight.model.normalize_with_offsets`).
+whose offsets map back into the original (the ``with_offsets`` of the normalisation the
+vectorizers hold, :class:`~nlpinsight.model.Normalizer`, so offsets follow the model's own).
 ``x`` is recomputed from those counts the way ``TfidfTransformer`` does it, which
 avoids sklearn's per-call validation overhead (~1 ms) and keeps one text well
 under 2 ms. Tests prove the enumeration equals the vectorizer's nonzero features.
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from nlpinsight.model import CASHTAG_PATTERN, URL_PATTERN, normalize_text, normalize_with_offsets
+from nlpinsight.model import CASHTAG_PATTERN, URL_PATTERN, Normalizer, normalizer_of
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -127,6 +128,8 @@ class LinearTextExplainer:
             raise UnsupportedPipelineError("expected Pipeline([features, linear classifier])")
         features, classifier = steps[0][1], steps[1][1]
         self._blocks = _blocks(features)
+        #: The normalisation the vectorizers hold: the explainer reads the text as they do.
+        self.normalizer = _normalizer(features)
         coef = np.asarray(getattr(classifier, "coef_", None), dtype=np.float64)
         classes = getattr(classifier, "classes_", None)
         if coef.ndim != 2 or classes is None or coef.shape[0] != len(classes):
@@ -143,12 +146,17 @@ class LinearTextExplainer:
         self.intercept: FloatArray = intercept - intercept.mean()
         self.n_classes = int(coef.shape[0])
         # Kept to detect a refit of the same pipeline object (see explainer_for).
-        self._sources: tuple[object, ...] = (classifier.coef_, *_vocabularies(features))
+        # The preprocessors too: loading may settle a legacy model's normalisation after a first look.
+        self._sources: tuple[object, ...] = (
+            classifier.coef_,
+            *_vocabularies(features),
+            *_preprocessors(features),
+        )
 
     def is_for(self, pipeline: Any) -> bool:
         """True while ``pipeline`` still holds the parameters this explainer copied."""
         features, classifier = pipeline.steps[0][1], pipeline.steps[1][1]
-        current = (getattr(classifier, "coef_", None), *_vocabularies(features))
+        current = (getattr(classifier, "coef_", None), *_vocabularies(features), *_preprocessors(features))
         return len(current) == len(self._sources) and all(
             a is b for a, b in zip(current, self._sources, strict=True)
         )
@@ -157,7 +165,7 @@ class LinearTextExplainer:
         """Attribute the centered logit of ``class_index`` (default: predicted) to tokens."""
         if class_index is not None and not 0 <= class_index < self.n_classes:
             raise ValueError(f"class_index must be in 0..{self.n_classes - 1}, got {class_index}")
-        normalized = normalize_with_offsets(text)
+        normalized = self.normalizer.with_offsets(text)
         columns: list[IntArray] = []
         values: list[FloatArray] = []
         occurrence_column: list[IntArray] = []  # index into the concatenated columns
@@ -219,7 +227,7 @@ class LinearTextExplainer:
         up to rounding; a softmax of it is ``predict_proba``. For one text it costs
         a tenth of a pipeline call, which spends most of its time validating input.
         """
-        normalized = normalize_text(text)
+        normalized = self.normalizer.text(text)
         columns: list[IntArray] = []
         values: list[FloatArray] = []
         for block in self._blocks:
@@ -296,7 +304,7 @@ def enumerate_features(pipeline: Any, text: str) -> dict[int, int]:
     Exists so that tests can prove it equals the vectorizers' nonzero features.
     """
     explainer = explainer_for(pipeline)
-    normalized = normalize_text(text)
+    normalized = explainer.normalizer.text(text)
     counts: dict[int, int] = {}
     for block in explainer._blocks:
         for column in _enumerate(block, normalized).columns:
@@ -318,6 +326,23 @@ def _vectorizers(features: Any) -> list[tuple[Any, float]]:
 
 def _vocabularies(features: Any) -> list[object]:
     return [getattr(v, "vocabulary_", None) for v, _ in _vectorizers(features)]
+
+
+def _preprocessors(features: Any) -> list[object]:
+    return [getattr(v, "preprocessor", None) for v, _ in _vectorizers(features)]
+
+
+def _normalizer(features: Any) -> Normalizer:
+    """The one normalisation every vectorizer holds (``_check_vectorizer`` has vouched for each)."""
+    found = {normalizer_of(v.preprocessor) for v, _ in _vectorizers(features)}
+    if len(found) != 1:
+        versions = ", ".join(sorted(n.version for n in found if n is not None))
+        raise UnsupportedPipelineError(
+            f"cannot explain exactly: the vectorizers normalise differently ({versions})"
+        )
+    (normalizer,) = found
+    assert normalizer is not None
+    return normalizer
 
 
 def _blocks(features: Any) -> list[_Block]:
@@ -360,8 +385,8 @@ def _check_vectorizer(vectorizer: Any) -> None:
     else:
         if vectorizer.analyzer not in ("word", "char_wb"):
             problems.append(f"analyzer {vectorizer.analyzer!r} (need 'word' or 'char_wb')")
-        if vectorizer.preprocessor is not normalize_text:
-            problems.append("preprocessor is not nlpinsight.model.normalize_text")
+        if normalizer_of(vectorizer.preprocessor) is None:
+            problems.append("preprocessor is none of nlpinsight.model's normalisations (NORMALIZERS)")
         if vectorizer.tokenizer is not None:
             problems.append("a custom tokenizer")
         if vectorizer.input != "content":

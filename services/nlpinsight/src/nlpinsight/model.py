@@ -5,13 +5,17 @@ multinomial logistic regression. It stays LINEAR on purpose: the decision
 function is ``W @ x + b`` per class, which :mod:`nlpinsight.explain` attributes
 exactly to the words of the text.
 
-Normalisation is the vectorizers' ``preprocessor`` (a module-level function, so
-the fitted pipeline pickles by reference), hence serving runs the very code
-training ran. Its character offsets (:func:`normalize_with_offsets`) come from
-the same function, so explanations point back into the original text.
+Normalisation is the vectorizers' ``preprocessor``, a module-level function the
+model file names (it pickles by reference), hence serving runs the code training
+ran. Each released normalisation keeps its own name and is never changed
+(:data:`NORMALIZERS`: ``normalize_text_v1``, ``normalize_text_v2``); a change is a
+new version, and new models name the newest, :data:`CURRENT`. Its character
+offsets (``with_offsets``) come from the same function, so explanations point back
+into the original text.
 
-A model fitted before a change to normalisation is served with the new one: it
-then reads some texts differently from how it was trained (retrain it).
+Models fitted before the names were versioned name ``normalize_text``, and that
+name meant v1 until e669111 (2026-12-05) and v2 since: :func:`resolve_preprocessing`
+settles which from the fitted vocabularies when the model is loaded.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,12 +92,36 @@ class NormalizedText:
     ends: list[int]
 
 
+def normalize_text_v1(text: str) -> str:
+    """The preprocessor of models fitted before e669111 (2026-12-05): :func:`normalize_with_offsets_v1`."""
+    return _normalize(text, offsets=False, nfkc=False).text
+
+
+def normalize_with_offsets_v1(text: str) -> NormalizedText:
+    """Lowercase; URL and cashtag -> placeholder word; every digit -> ``0``; fold quotes.
+
+    As :func:`normalize_with_offsets_v2` without its first step: the text as sent,
+    fullwidth or styled letters, invisible characters and all.
+    """
+    return _normalize(text, offsets=True, nfkc=False)
+
+
+def normalize_text_v2(text: str) -> str:
+    """The vectorizers' preprocessor since e669111 (2026-12-05): see :func:`normalize_with_offsets_v2`."""
+    return _normalize(text, offsets=False, nfkc=True).text
+
+
 def normalize_text(text: str) -> str:
-    """The vectorizers' preprocessor: see :func:`normalize_with_offsets`."""
-    return _normalize(text, offsets=False).text
+    """The name models fitted before the names were versioned give their preprocessor: v2 if called.
+
+    It meant :func:`normalize_text_v1` until e669111 and :func:`normalize_text_v2` since, and
+    models fitted with either name it; loading one settles which (:func:`resolve_preprocessing`).
+    No new model names it. Kept as its own function, not an alias: the difference is the point.
+    """
+    return normalize_text_v2(text)
 
 
-def normalize_with_offsets(text: str) -> NormalizedText:
+def normalize_with_offsets_v2(text: str) -> NormalizedText:
     """NFKC; lowercase; URL and cashtag -> placeholder word; every digit -> ``0``; fold quotes.
 
     Compatibility normalisation (NFKC) first, without the invisible characters
@@ -106,16 +135,35 @@ def normalize_with_offsets(text: str) -> NormalizedText:
     cashtag. The mapping is monotone, so a normalised range ``[i, j)`` comes
     from the original range ``[starts[i], ends[j - 1])``.
     """
-    return _normalize(text, offsets=True)
+    return _normalize(text, offsets=True, nfkc=True)
 
 
-def _normalize(text: str, *, offsets: bool) -> NormalizedText:
+#: The current normalisation's offsets (what the explainer of a new model uses).
+normalize_with_offsets = normalize_with_offsets_v2
+
+
+def _normalize(text: str, *, offsets: bool, nfkc: bool) -> NormalizedText:
     # One implementation for both uses: the preprocessor skips the offset lists
     # (training speed) but can never disagree with the explainer on the text.
+    if not nfkc:  # v1: the patterns on the text as sent
+        plain = _Builder(offsets)
+        _placeholders(plain, text)
+        return NormalizedText("".join(plain.pieces), plain.starts, plain.ends)
     # NFKC comes before the patterns, so that a fullwidth $TSLA is a cashtag too.
     compatible = compatibility_form(text, offsets=offsets)
     source = compatible.text
     out = _Builder(offsets)
+    _placeholders(out, source)
+    normalized = "".join(out.pieces)
+    if not offsets or compatible.starts is None:  # no offsets, or `source` is `text`
+        return NormalizedText(normalized, out.starts, out.ends)
+    # Through both steps: normalised [i, j) <- source [a, b) <- text [starts[a], ends[b - 1]).
+    starts, ends = compatible.starts, compatible.ends
+    return NormalizedText(normalized, [starts[a] for a in out.starts], [ends[b - 1] for b in out.ends])
+
+
+def _placeholders(out: _Builder, source: str) -> None:
+    """URL and cashtag -> placeholder word; the stretches between them as :meth:`_Builder.plain`."""
     position = 0
     for match in _SPECIAL.finditer(source):
         out.plain(source, position, match.start())
@@ -123,12 +171,6 @@ def _normalize(text: str, *, offsets: bool) -> NormalizedText:
         out.add(token, [match.start()] * len(token), [match.end()] * len(token))
         position = match.end()
     out.plain(source, position, len(source))
-    normalized = "".join(out.pieces)
-    if not offsets or compatible.starts is None:  # no offsets, or `source` is `text`
-        return NormalizedText(normalized, out.starts, out.ends)
-    # Through both steps: normalised [i, j) <- source [a, b) <- text [starts[a], ends[b - 1]).
-    starts, ends = compatible.starts, compatible.ends
-    return NormalizedText(normalized, [starts[a] for a in out.starts], [ends[b - 1] for b in out.ends])
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +180,12 @@ class _Compatible:
     text: str
     starts: list[int] | None = None
     ends: list[int] = field(default_factory=list)
+
+
+def fold_word_v1(token: str) -> str:
+    """``token`` as a v1 model reads it but for placeholders and digits: ``UP`` -> ``up``, a curly
+    quote -> ``'``; a fullwidth ``UP`` stays another word, as it is to the model."""
+    return token.translate(_FOLD).lower()
 
 
 def fold_word(token: str) -> str:
@@ -202,6 +250,150 @@ def _nfkc_pieces(text: str) -> list[tuple[int, int, str]]:
     return pieces
 
 
+@dataclass(frozen=True, slots=True)
+class Normalizer:
+    """One released text normalisation. Never changed once released: a change is a new version."""
+
+    version: str
+    #: The vectorizers' preprocessor, named in the model file.
+    text: Callable[[str], str]
+    #: The same text with each character's source span (the explainer's).
+    with_offsets: Callable[[str], NormalizedText]
+    #: A word as the model reads it, for grouping spellings in an explanation.
+    fold: Callable[[str], str]
+    summary: str
+
+    @property
+    def reference(self) -> str:
+        """The name the model file gives it: ``nlpinsight.model.normalize_text_v2``."""
+        return f"{self.text.__module__}.{self.text.__name__}"
+
+
+V1 = Normalizer(
+    "v1",
+    normalize_text_v1,
+    normalize_with_offsets_v1,
+    fold_word_v1,
+    "lowercase; URL and cashtag placeholders; digits to 0; typographic quotes and dashes to ASCII "
+    "(models fitted before e669111, 2026-12-05)",
+)
+V2 = Normalizer(
+    "v2",
+    normalize_text_v2,
+    normalize_with_offsets_v2,
+    fold_word,
+    "v1 after Unicode NFKC without invisible characters: fullwidth and styled letters read as "
+    "the letters shown, an ellipsis as three dots (since e669111, 2026-12-05)",
+)
+#: Every released normalisation by version; new models are fitted with CURRENT. They share
+#: helpers (_Builder, the patterns): test_preprocessing pins each one's output, so a change
+#: meant for a new version cannot slip into a released one.
+NORMALIZERS = {normalizer.version: normalizer for normalizer in (V1, V2)}
+CURRENT = V2
+# What each preprocessor a vectorizer may hold computes: the legacy name computes v2.
+_COMPUTES: tuple[tuple[object, Normalizer], ...] = ((V1.text, V1), (V2.text, V2), (normalize_text, V2))
+
+
+def normalizer_of(preprocessor: object) -> Normalizer | None:
+    """The normalisation ``preprocessor`` computes when called; None for any other function."""
+    return next((normalizer for function, normalizer in _COMPUTES if function is preprocessor), None)
+
+
+def removed_by_nfkc(char: str) -> bool:
+    """Whether v2 never outputs ``char``: NFKC replaces it or, invisible, it is dropped.
+
+    (Lowercasing after NFKC makes no such character: checked over every code point.)
+    """
+    return _dropped(char) or unicodedata.normalize("NFKC", char) != char
+
+
+def v1_evidence(terms: Iterable[str]) -> Counter[str]:
+    """Per character v2 never outputs, how many of ``terms`` hold it: a vocabulary with any was
+    fitted with v1 (U+2026 ``…``, which 1,565 of the 9,543 real tweets have, is one)."""
+    found: Counter[str] = Counter()
+    for term in terms:
+        if not (term.isascii() and term.isprintable()):
+            found.update(char for char in set(term) if removed_by_nfkc(char))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Preprocessing:
+    """How a loaded model reads text, and how that was settled."""
+
+    normalizer: Normalizer
+    chosen_by: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "text_normalizer": self.normalizer.reference,
+            "version": self.normalizer.version,
+            "description": self.normalizer.summary,
+            "chosen_by": self.chosen_by,
+        }
+
+
+#: Set on a vectorizer loaded with the legacy name: ``{char: terms}`` of its v1 evidence.
+EVIDENCE_ATTRIBUTE = "preprocessor_evidence_"
+
+
+def resolve_preprocessing(pipeline: Any) -> Preprocessing:
+    """The normalisation ``pipeline``'s vectorizers were fitted with; every vectorizer is set to it.
+
+    A versioned name says it. The legacy name ``normalize_text`` is settled from the fitted
+    vocabularies, all of them together (a vectorizer's own may hold no telling term: the word
+    one keeps only ``\\w`` characters): any character v2 never outputs means v1, and none means
+    v2, which such a model cannot tell from v1 on its own training text. A
+    :class:`CompactTfidfVectorizer` has already settled on v1 when its vocabulary said so, so
+    that a pipeline used as loaded (the trainer's champion) reads as it was fitted.
+    """
+    vectorizers = _text_vectorizers(pipeline)
+    legacy = [v for v in vectorizers if v.preprocessor is normalize_text or hasattr(v, EVIDENCE_ATTRIBUTE)]
+    found = {normalizer_of(v.preprocessor) for v in vectorizers if not any(v is w for w in legacy)}
+    named = {normalizer for normalizer in found if normalizer is not None}
+    if None in found:
+        raise ValueError(
+            "a vectorizer's preprocessor is none of nlpinsight.model's normalisations "
+            f"({', '.join(n.reference for n in NORMALIZERS.values())}): the model cannot be read as fitted"
+        )
+    if not legacy:
+        if len(named) != 1:
+            raise ValueError(f"the vectorizers name different normalisations: {_versions(named)}")
+        (normalizer,) = named
+        return Preprocessing(normalizer, f"named by the model file ({normalizer.reference})")
+    evidence: Counter[str] = Counter()
+    for vectorizer in legacy:
+        recorded = getattr(vectorizer, EVIDENCE_ATTRIBUTE, None)
+        evidence.update(recorded if recorded is not None else v1_evidence(vectorizer.vocabulary_))
+    normalizer = V1 if evidence else V2
+    if named - {normalizer}:
+        raise ValueError(f"the vectorizers name different normalisations: {_versions({*named, normalizer})}")
+    for vectorizer in legacy:
+        vectorizer.preprocessor = normalizer.text
+    ambiguous = (
+        f"the model file names {normalize_text.__module__}.normalize_text, which meant v1 before "
+        "e669111 (2026-12-05) and v2 since"
+    )
+    if evidence:
+        chars = ", ".join(
+            f"U+{ord(char):04X} {char!r} in {count:,}" for char, count in evidence.most_common(4)
+        )
+        why = f"its vocabulary has characters only v1 keeps ({chars} n-grams)"
+    else:
+        why = "its vocabulary has no character only v1 keeps (on text without any, v1 and v2 agree)"
+    return Preprocessing(normalizer, f"{ambiguous}; {why}")
+
+
+def _versions(normalizers: Iterable[Normalizer]) -> str:
+    return ", ".join(sorted(n.version for n in normalizers))
+
+
+def _text_vectorizers(pipeline: Any) -> list[Any]:
+    """The TF-IDF vectorizers of a serving or text pipeline, in the features' column order."""
+    features = text_pipeline(pipeline).steps[0][1]
+    return [vectorizer for _, vectorizer in getattr(features, "transformer_list", [("", features)])]
+
+
 @dataclass(slots=True)
 class _Builder:
     """Accumulates normalised pieces and, if asked, each character's source span."""
@@ -260,6 +452,13 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             ends = np.cumsum(lengths).tolist()
             starts = [0, *ends[:-1]]
             state["vocabulary_"] = {text[a:b]: i for i, (a, b) in enumerate(zip(starts, ends, strict=True))}
+        if state.get("preprocessor") is normalize_text and "vocabulary_" in state:
+            # A model fitted before the names were versioned: read as fitted when the vocabulary
+            # tells (resolve_preprocessing settles the rest with the other vectorizers).
+            evidence = v1_evidence(state["vocabulary_"])
+            state[EVIDENCE_ATTRIBUTE] = dict(evidence)
+            if evidence:
+                state["preprocessor"] = normalize_text_v1
         super().__setstate__(state)
 
 
@@ -284,7 +483,7 @@ def build_pipeline(seed: int = 42) -> Pipeline:
             (
                 "word",
                 CompactTfidfVectorizer(
-                    preprocessor=normalize_text,
+                    preprocessor=CURRENT.text,
                     analyzer="word",
                     ngram_range=(1, 3),
                     min_df=1,
@@ -295,7 +494,7 @@ def build_pipeline(seed: int = 42) -> Pipeline:
             (
                 "char",
                 CompactTfidfVectorizer(
-                    preprocessor=normalize_text,
+                    preprocessor=CURRENT.text,
                     analyzer="char_wb",
                     ngram_range=(2, 5),
                     min_df=2,

@@ -12,10 +12,15 @@ user input. So ``attributions`` groups |contribution| by a fixed vocabulary: the
 :data:`ATTRIBUTION_TERMS` normalised terms with the largest mean |contribution|
 on the training texts (chosen at training, stored in the model's metadata), and
 :data:`OTHER` for every other token.
+
+The model is served with the text normalisation it was fitted with
+(:func:`nlpinsight.model.resolve_preprocessing`), named in ``GET /model``'s
+``preprocessing`` and on the card; loading logs which and why.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,10 +50,12 @@ TERM_SAMPLE_ROWS = 2000
 #: validation per call is then shared by many texts.
 PER_TEXT_BATCH_LIMIT = 16
 
+logger = logging.getLogger(__name__)
 
-def term_of(token: str) -> str:
+
+def term_of(token: str, normalizer: model.Normalizer = model.CURRENT) -> str:
     """The normalised form of a token (``$TSLA`` -> ``_cashtag_``, ``12.5%`` -> ``00.0%``)."""
-    return model.normalize_text(token).strip()
+    return normalizer.text(token).strip()
 
 
 def top_terms(explainer: LinearTextExplainer, texts: Sequence[str], k: int) -> list[str]:
@@ -56,7 +63,7 @@ def top_terms(explainer: LinearTextExplainer, texts: Sequence[str], k: int) -> l
     totals: dict[str, float] = {}
     for text in texts:
         for token in explainer.explain(text).tokens:
-            term = term_of(token.token)
+            term = term_of(token.token, explainer.normalizer)
             totals[term] = totals.get(term, 0.0) + abs(token.contribution)
     ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
     return [term for term, total in ranked if total > 0.0 and term != OTHER][:k]
@@ -195,6 +202,17 @@ class SentimentModel(ServedModel):
 
     def __init__(self, artifact: ModelArtifact) -> None:
         super().__init__(artifact)
+        # Before anything reads text: a model fitted before the normalisation was versioned is
+        # read as it was fitted, not with whatever normalize_text computes today.
+        self.preprocessing = model.resolve_preprocessing(artifact.pipeline)
+        self.normalizer = self.preprocessing.normalizer
+        logger.info(
+            "%s version %s reads text with %s: %s",
+            artifact.name,
+            artifact.version,
+            self.normalizer.reference,
+            self.preprocessing.chosen_by,
+        )
         self.text_pipeline = model.text_pipeline(artifact.pipeline)
         self.explainer = LinearTextExplainer(self.text_pipeline)
         classes = self.text_pipeline.steps[-1][1].classes_
@@ -224,7 +242,7 @@ class SentimentModel(ServedModel):
 
     def words(self, text: str) -> list[str]:
         """The text's words as the model's word vectoriser splits them."""
-        return list(self._split_words(model.normalize_text(text)))
+        return list(self._split_words(self.normalizer.text(text)))
 
     def known_share(self, words: Sequence[str]) -> float:
         """Share of ``words`` the model has a word weight for; 0 for none."""
@@ -268,9 +286,9 @@ class SentimentModel(ServedModel):
             attributions = dict.fromkeys(self.groups, 0.0)
             tokens = []
             for token in result.tokens:
-                key = spelling.setdefault(model.fold_word(token.token), token.token)
+                key = spelling.setdefault(self.normalizer.fold(token.token), token.token)
                 contributions[key] = contributions.get(key, 0.0) + token.contribution
-                term = term_of(token.token)
+                term = term_of(token.token, self.normalizer)
                 attributions[term if term in self.terms else OTHER] += abs(token.contribution)
                 tokens.append(
                     {
@@ -293,6 +311,15 @@ class SentimentModel(ServedModel):
                 )
             )
         return explanations
+
+    def describe(self) -> dict[str, Any]:
+        """``GET /model``, with the text normalisation served: also under ``data`` for the card."""
+        described = super().describe()
+        preprocessing = self.preprocessing.as_json()
+        summary = f"{self.normalizer.reference} ({self.normalizer.version}): {self.preprocessing.chosen_by}"
+        described["data"] = {**described["data"], "text_normalization": summary}
+        described["preprocessing"] = preprocessing
+        return described
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["label"])
