@@ -11,7 +11,6 @@ against moto's S3 server; ``gcloud`` is a stub on PATH that records its argument
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from processes import ROOT
+from workflow_steps import run_script
 
 sys.path.insert(0, str(ROOT / "tests" / "k8s"))
 from buckets import aws_environment, create_bucket, s3_server
@@ -46,30 +46,9 @@ def steps(of: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def run_step(
     step: dict[str, Any], work: Path, path: str = os.environ["PATH"], **env: str
 ) -> tuple[int, str, str]:
-    """The step's script in a fresh ``bash -e`` (GitHub's default shell) with ``RUNNER_TEMP`` under
-    ``work/..`` (shared by the steps of one test): status, output, and what went to ``$GITHUB_OUTPUT``."""
-    work.mkdir(parents=True, exist_ok=True)
-    output = work / "github_output"
-    output.write_text("")
-    script = work / "step.sh"
-    script.write_text(step["run"])
-    environment = {
-        "PATH": path,
-        "HOME": str(work),
-        "GITHUB_OUTPUT": str(output),
-        "RUNNER_TEMP": str(work.parent / "runner-temp"),
-        **env,
-    }
-    done = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-e", str(script)],
-        cwd=work,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode, done.stdout + done.stderr, output.read_text()
+    """The step's script with ``RUNNER_TEMP`` under ``work/..`` (shared by the steps of one test):
+    status, output, and what went to ``$GITHUB_OUTPUT``."""
+    return run_script(step["run"], work, work.parent / "runner-temp", path, **env)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ arguments (Cloud Storage cannot be reached from here).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from processes import ROOT
+from workflow_steps import run_script
 
 sys.path.insert(0, str(ROOT / "tests" / "k8s"))
 from buckets import aws_environment, create_bucket, s3_server
@@ -29,30 +29,8 @@ STEPS = {step.get("id", step.get("name")): step for step in JOB["steps"]}
 
 
 def run_step(step_id: str, work: Path, path: str = os.environ["PATH"], **env: str) -> tuple[int, str, str]:
-    """The step's script in a fresh ``bash -e`` (GitHub's default shell): status, stdout, and what it
-    wrote to ``$GITHUB_OUTPUT``."""
-    work.mkdir(parents=True, exist_ok=True)
-    output = work / "github_output"
-    output.write_text("")
-    script = work / f"{step_id}.sh"
-    script.write_text(STEPS[step_id]["run"])
-    environment = {
-        "PATH": path,
-        "HOME": str(work),
-        "GITHUB_OUTPUT": str(output),
-        "RUNNER_TEMP": str(work / "runner-temp"),
-        **env,
-    }
-    done = subprocess.run(
-        ["bash", "--noprofile", "--norc", "-e", str(script)],
-        cwd=work,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode, done.stdout + done.stderr, output.read_text()
+    """The step's script: status, output, and what it wrote to ``$GITHUB_OUTPUT``."""
+    return run_script(STEPS[step_id]["run"], work, work / "runner-temp", path, **env)
 
 
 @pytest.mark.parametrize("data", ["", "/data/training", "https://bucket/training"])
