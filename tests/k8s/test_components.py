@@ -134,7 +134,8 @@ def assert_only_the_model_pods_placed(
     plain: Rendered, placed: Rendered, label: str, value: str, *also: str
 ) -> dict[str, Obj]:
     """Every model pod of ``placed`` may run only on nodes labelled ``label=value`` and is given 25 s
-    at most to stop; nothing else changes from ``plain`` but the pod fields ``also``. Returns the pods."""
+    at most to stop, its servers' shutdown grace shortened to fit; nothing else changes from
+    ``plain`` but the pod fields ``also``. Returns the pods."""
     models = model_deployments(placed)
     assert set(models) == set(SERVICES)
     pods = {}
@@ -144,20 +145,30 @@ def assert_only_the_model_pods_placed(
         assert terms["nodeSelectorTerms"] == [
             {"matchExpressions": [{"key": label, "operator": "In", "values": [value]}]}
         ]
-        # GKE gives a preempted Spot Pod 25 s at most: the preStop sleep and a request in flight fit.
-        assert (
-            pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] + 5
-            <= pod["terminationGracePeriodSeconds"]
-        )
+        # GKE gives a preempted Spot Pod 25 s at most: the preStop sleep and the shutdown grace fit
+        # (with the slack to exit: test_shutdown.py).
         assert pod["terminationGracePeriodSeconds"] <= 25
         before = copy.deepcopy(plain.get("Deployment", service))
+        # The settings ConfigMap differs by the grace alone; its name, by its hash.
+        grace = f"{service.upper()}_SHUTDOWN_GRACE_SECONDS"
+        assert configmap_env(placed, deployment) == {**configmap_env(plain, before), grace: "12"}
         changed = ("affinity", "terminationGracePeriodSeconds", *also)
         before["spec"]["template"]["spec"].update({field: pod[field] for field in changed})
+        container(before)["envFrom"] = container(deployment)["envFrom"]
         assert deployment == before, service  # nothing else of the pod changes
-    unchanged = [o for o in placed.objects if o not in models.values()]
-    assert unchanged == [
-        o for o in plain.objects if o["metadata"]["name"] not in models or o["kind"] != "Deployment"
-    ]
+
+    def others(rendered: Rendered) -> list[Obj]:
+        """What is neither a model Deployment nor its settings ConfigMap."""
+        models = model_deployments(rendered).values()
+        settings_maps = {s["configMapRef"]["name"] for d in models for s in container(d)["envFrom"]}
+        return [
+            o
+            for o in rendered.objects
+            if o not in models and not (o["kind"] == "ConfigMap" and o["metadata"]["name"] in settings_maps)
+        ]
+
+    unchanged = others(placed)
+    assert unchanged == others(plain)
     assert all(
         "affinity" not in o["spec"]["template"]["spec"] for o in unchanged if o["kind"] == "Deployment"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import signal
@@ -155,17 +156,59 @@ def test_serve_refuses_a_grpc_port_that_is_the_http_port_as_a_setting(
     ]
 
 
-def test_serve_gives_http_the_shutdown_grace_the_grpc_server_gets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One figure for both protocols: a long call is not cut on one while answered on the other."""
+class RecordingGrpcServer:
+    """What ``OpenInferenceServicer.stop`` gives the gRPC server it stops."""
+
+    def __init__(self) -> None:
+        self.graces: list[float | None] = []
+
+    async def stop(self, grace: float | None) -> None:
+        self.graces.append(grace)
+
+
+def test_serve_gives_http_and_grpc_the_configured_shutdown_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One figure for both protocols, the setting's: a long call is not cut on one while answered
+    on the other, and a pod given less time to stop (Spot: 25 s) can shorten it for both."""
     from toy import TOY
 
-    from servekit import rpc
+    served: dict[str, Any] = {}
+    apps: list[Any] = []
+
+    def unserved(app: Any, **options: Any) -> Unserved:
+        apps.append(app)
+        return Unserved(served, **options)
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(serving, "draining_server", unserved)
+    monkeypatch.setenv("TOY_SHUTDOWN_GRACE_SECONDS", "12")
+    assert cli.main(["serve", "toy", "--port", "18999"]) == 0
+    assert served["timeout_graceful_shutdown"] == 12
+    [app] = apps
+    state = app.state
+    servicer = rpc_server.OpenInferenceServicer(
+        TOY, state.runtime, state.predictor, state.settings, state.metrics
+    )
+    grpc_server = RecordingGrpcServer()
+
+    async def stop() -> float:
+        await servicer.stop(grpc_server)  # type: ignore[arg-type]
+        assert servicer.cut_at is not None
+        return servicer.cut_at - asyncio.get_running_loop().time()
+
+    left = asyncio.run(stop())
+    assert grpc_server.graces == [12]
+    assert 11 < left <= 12  # its calls are counted as cut from the same moment uvicorn's are
+
+
+def test_serve_gives_the_default_shutdown_grace_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    from toy import TOY
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
     monkeypatch.setattr(serving, "draining_server", lambda app, **options: Unserved(served, **options))
+    monkeypatch.delenv("TOY_SHUTDOWN_GRACE_SECONDS", raising=False)
     assert cli.main(["serve", "toy", "--port", "18999"]) == 0
-    assert served["timeout_graceful_shutdown"] == rpc.SHUTDOWN_GRACE_SECONDS
+    assert served["timeout_graceful_shutdown"] == 20  # k8s/base/services/model-server.yaml's figure
 
 
 class HeldToy(ToyModel):
@@ -211,12 +254,12 @@ def model_infer(port: int, rows: list[dict[str, Any]], timeout: float = 30) -> s
 
 @contextmanager
 def serving_both(
-    artifact: ModelArtifact, grace: float
+    artifact: ModelArtifact, grace: int
 ) -> Iterator[tuple[Any, Any, int, int, dict[str, Any], threading.Event]]:
     """The toy service as ``mlp serve`` runs it, HTTP and gRPC, in a thread; and a request held in
     each protocol (``answers`` gets each one's outcome; ``ended`` is set when both have one)."""
     http_port, grpc_port = free_port(), free_port()
-    settings = load_settings("toy", grpc_port=grpc_port, max_batch_size=64)
+    settings = load_settings("toy", grpc_port=grpc_port, max_batch_size=64, shutdown_grace_seconds=grace)
     app = create_app(dataclasses.replace(TOY, model=HeldToy), settings, source=lambda: artifact)
     server = serving.draining_server(
         app,
@@ -224,7 +267,7 @@ def serving_both(
         port=http_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=grace,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,  # as mlp serve
     )
     HeldToy.release.clear()
     runner = threading.Thread(target=server.run)  # not the main thread: uvicorn installs no handlers
@@ -298,10 +341,9 @@ def test_sigterm_stops_grpc_taking_calls_as_http_begins_to_drain_not_after(
 
 
 def test_a_grace_spent_cuts_both_protocols_in_flight_the_grpc_call_counted_as_a_server_failure(
-    toy_trained: tuple[ModelArtifact, Split], monkeypatch: pytest.MonkeyPatch
+    toy_trained: tuple[ModelArtifact, Split],
 ) -> None:
     artifact, _ = toy_trained
-    monkeypatch.setattr(rpc_server, "SHUTDOWN_GRACE_SECONDS", 1.0)  # the one figure, shortened
     with serving_both(artifact, grace=1) as (server, app, _, _, answers, ended):
         server.handle_exit(signal.SIGTERM, None)
         assert ended.wait(timeout=30)  # both cut, their model calls still held
@@ -313,13 +355,11 @@ def test_a_grace_spent_cuts_both_protocols_in_flight_the_grpc_call_counted_as_a_
 
 def test_a_request_the_grace_cuts_is_a_503_shutting_down_as_the_grpc_call_without_a_traceback(
     toy_trained: tuple[ModelArtifact, Split],
-    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """uvicorn cancels it once the grace is spent: it was "Exception in ASGI application" with a
     traceback and a 500, counted against the service as a bug, where the gRPC call was a 503."""
     artifact, _ = toy_trained
-    monkeypatch.setattr(rpc_server, "SHUTDOWN_GRACE_SECONDS", 1.0)
     caplog.set_level(logging.INFO)
     with serving_both(artifact, grace=1) as (server, app, _, _, answers, ended):
         server.handle_exit(signal.SIGTERM, None)

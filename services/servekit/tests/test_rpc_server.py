@@ -789,15 +789,13 @@ def test_the_description_is_written_for_grpcurl_protoset(tmp_path: Path) -> None
 
 
 def test_a_call_cut_by_the_servers_shutdown_is_a_server_failure_after_the_http_grace(
-    toy_trained: tuple[ModelArtifact, Split],
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+    toy_trained: tuple[ModelArtifact, Split], caplog: pytest.LogCaptureFixture
 ) -> None:
     """A call still running when the grace is spent failed on the server's side (503, as REST would
     answer it), so it counts against availability: it is not the client's cancellation (499)."""
-    monkeypatch.setattr(rpc_server, "SHUTDOWN_GRACE_SECONDS", 0.5)  # the one figure, shortened
     artifact, _ = toy_trained
-    settings = load_settings("toy", max_batch_size=64, grpc_port=free_port())
+    # The one grace, shortened: the gRPC server's stop takes it from the settings, as uvicorn does.
+    settings = load_settings("toy", max_batch_size=64, grpc_port=free_port(), shutdown_grace_seconds=1)
     app = create_app(dataclasses.replace(TOY, model=BlockingToy), settings, source=lambda: artifact)
     batch = [{"x": 1.0, "color": "red"}] * (INLINE_BATCH_LIMIT + 1)
     BlockingToy.release.clear()

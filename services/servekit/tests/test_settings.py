@@ -20,6 +20,17 @@ def test_prefixed_variables_configure_the_service(monkeypatch: pytest.MonkeyPatc
     assert load_settings("other").max_batch_size == 256  # another service's prefix
 
 
+def test_the_shutdown_grace_is_a_setting_of_the_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The seconds a stopping server gives the requests in flight, which a pod given less time to
+    stop than the base's 40 s (Spot: 25 s) must shorten (k8s/components/spot-model-pods)."""
+    monkeypatch.delenv("TOY_SHUTDOWN_GRACE_SECONDS", raising=False)
+    assert load_settings("toy").shutdown_grace_seconds == 20
+    monkeypatch.setenv("TOY_SHUTDOWN_GRACE_SECONDS", "12")
+    assert load_settings("toy").shutdown_grace_seconds == 12
+    assert load_settings("other").shutdown_grace_seconds == 20  # another service's prefix
+    assert not unknown_variables("toy", {"TOY_SHUTDOWN_GRACE_SECONDS": "12"})
+
+
 def test_the_prefixed_model_uri_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_URI", "models:/toy/1")
     assert load_settings("toy").resolved_model_uri() == "models:/toy/1"
@@ -76,6 +87,10 @@ def test_the_google_cloud_project_is_read_unprefixed_too(monkeypatch: pytest.Mon
         ("TOY_LIVE_EVALUATION_REFRESH_SECONDS", "0.5", "0 (never) or at least 1 second"),
         ("TOY_BODY_TIMEOUT_SECONDS", "0", "greater than 0"),
         ("TOY_BODY_TIMEOUT_SECONDS", "7200", "less than or equal to 3600"),
+        ("TOY_SHUTDOWN_GRACE_SECONDS", "0", "greater than or equal to 1"),
+        ("TOY_SHUTDOWN_GRACE_SECONDS", "601", "less than or equal to 600"),
+        ("TOY_SHUTDOWN_GRACE_SECONDS", "12.5", "valid integer"),  # Kubernetes' seconds are whole
+        ("TOY_SHUTDOWN_GRACE_SECONDS", "12s", "valid integer"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_the_problem(

@@ -38,6 +38,9 @@ LARGEST_BODY_BYTES = 2**31 - 1
 #: The least interval between two registry checks: each is a registry call, and a smaller
 #: interval (0.000001, say) kept a core busy asking.
 MIN_REFRESH_SECONDS = 1.0
+#: The longest shutdown grace: the cluster autoscaler gives a pod it removes 10 minutes at most
+#: (--max-graceful-termination-sec), and a rollout waits out each old pod's grace in turn.
+MAX_SHUTDOWN_GRACE_SECONDS = 600
 
 
 class ServiceSettings(BaseSettings):
@@ -136,6 +139,18 @@ class ServiceSettings(BaseSettings):
         le=65535,
         description=(
             "Serve the Open Inference Protocol over gRPC on this port too, on the host HTTP binds; 0: no gRPC"
+        ),
+    )
+    shutdown_grace_seconds: int = Field(
+        default=20,
+        ge=1,
+        le=MAX_SHUTDOWN_GRACE_SECONDS,
+        description=(
+            "Seconds a stopping server gives the HTTP requests and gRPC calls in flight (one grace for "
+            "both, from SIGTERM) before it cuts them, each cut a counted 503 shutting_down (gRPC "
+            "UNAVAILABLE); with the pod's preStop sleep and a few seconds to exit it must fit in "
+            "terminationGracePeriodSeconds, or the kubelet kills the pod first and those requests get "
+            "a reset connection, uncounted and unlogged"
         ),
     )
     shadow_model_uri: str = Field(

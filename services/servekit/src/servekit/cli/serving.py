@@ -18,7 +18,6 @@ from servekit.cli.common import (
     UsageError,
     resolve_tracking_uri,
 )
-from servekit.rpc import SHUTDOWN_GRACE_SECONDS
 
 if TYPE_CHECKING:
     import uvicorn
@@ -89,7 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         http=type(
             "HeadLimited", (HeadLimitedHttpToolsProtocol,), {"max_head_bytes": settings.max_header_bytes}
         ),
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,  # the gRPC server's too, at the same time
+        # The gRPC server's grace too (OpenInferenceServicer.stop), begun at the same time.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     # As uvicorn.run: Ctrl-C, raised again once the server has stopped, ends it quietly.
     with contextlib.suppress(KeyboardInterrupt):

@@ -46,7 +46,6 @@ from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import bind_request
 from servekit.rest.telemetry import SHUTDOWN_CUT_SLACK_SECONDS, SHUTDOWN_STATUS, Timings, shutdown_cut
 from servekit.routing import Route
-from servekit.rpc import SHUTDOWN_GRACE_SECONDS
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.health import HEALTH_SERVICE, add_health
 from servekit.rpc.reflection import add_reflection
@@ -346,9 +345,9 @@ class OpenInferenceServicer:
 
     async def stop(self, server: grpc.aio.Server, grace: float | None = None) -> None:
         """Stop ``server`` as uvicorn stops HTTP: no new calls, and the calls in flight get the
-        one shutdown grace (``SHUTDOWN_GRACE_SECONDS``) before they are cut, each cut one counted
-        and logged as the server's failure."""
-        grace = SHUTDOWN_GRACE_SECONDS if grace is None else grace
+        one shutdown grace (``settings.shutdown_grace_seconds``, uvicorn's in ``mlp serve``) before
+        they are cut, each cut one counted and logged as the server's failure."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
         self.cut_at = asyncio.get_running_loop().time() + grace
         await server.stop(grace=grace)
 
