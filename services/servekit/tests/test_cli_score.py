@@ -277,3 +277,57 @@ def test_another_users_output_in_a_sticky_directory_is_refused(tmp_path: Path) -
     assert writable_problem(sticky / "new.csv", euid=5151) is None
     sticky.chmod(0o777)
     assert writable_problem(theirs, euid=5151) is None  # not sticky: the directory's rights do
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_a_chunk_out_of_memory_is_one_line_naming_its_rows_and_exit_2(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # numpy's MemoryError was a 55-line traceback and exit 1, which the batch-scoring Job retried:
+    # the same --chunk-rows runs out of memory the same way.
+    import servekit.scoring
+
+    answer = servekit.scoring.run_model
+
+    def out_of_memory(model: Any, records: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+        if len(records) > 1:  # the model's example, answered before the run, is one row
+            raise MemoryError("Unable to allocate 68.8 MiB for an array with shape (100000, 90)")
+        return answer(model, records, *args, **kwargs)
+
+    monkeypatch.setattr(servekit.scoring, "run_model", out_of_memory)
+    output = tmp_path / "scores.csv"
+    assert cli.main(["score", "toy", str(source), "--output", str(output)]) == 2
+    assert capsys.readouterr().err == (
+        "mlp: score: toy: out of memory scoring rows 1 to 2 (a chunk of 2 rows); run with a smaller "
+        "--chunk-rows (or fewer --workers)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]  # no partial output left
+    # Reading or writing, not a chunk's scoring: no rows to name.
+    monkeypatch.setattr(servekit.scoring, "run_model", answer)
+
+    def no_memory(*args: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(servekit.scoring.Progress, "__init__", no_memory)
+    assert cli.main(["score", "toy", str(source), "--output", str(output)]) == 2
+    assert capsys.readouterr().err == (
+        "mlp: score: toy: out of memory; run with a smaller --chunk-rows (or fewer --workers)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_a_worker_killed_is_one_line_and_exit_2_not_retried(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A worker the OOM killer ended was a BrokenProcessPool traceback and exit 1 ("worth retrying").
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise pool.WorkerDiedError(4435, -signal.SIGKILL, (20_001, 60_000))
+
+    monkeypatch.setattr("servekit.scoring.score_file", killed)
+    assert cli.main(["score", "toy", str(source), "--output", str(tmp_path / "scores.csv")]) == 2
+    assert capsys.readouterr().err == (
+        "mlp: score: toy: worker process 4435 was killed by SIGKILL while rows 20,001 to 60,000 were "
+        "scored; most likely out of memory (the kernel's OOM killer, a container's memory limit): run "
+        "with fewer --workers or a smaller --chunk-rows\n"
+    )

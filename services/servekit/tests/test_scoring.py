@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import os
@@ -15,7 +16,16 @@ from toy import TOY, ToyModel
 
 from servekit import scoring
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, file_fingerprints, pool, progress, score_file, write_summary
+from servekit.scoring import (
+    ScoringError,
+    csv_files,
+    file_fingerprints,
+    pool,
+    progress,
+    score_file,
+    write_summary,
+)
+from servekit.scoring.formats import open_input
 from servekit.training.trainer import Split
 
 ROWS = [
@@ -246,7 +256,10 @@ def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyM
         (b"x,color\n0,3,red\n1,4,blue\n", "line 2 has 3 cells, not the header's 2: a comma too many"),
         # pandas would read the second as color.1 and score the first.
         (b"x,color,note,color\n3,red,a,blue\n", "names the column 'color' twice \\(columns 2 and 4\\)"),
-        ("x,color\n3,r\xe9d\n".encode("latin-1"), r"not UTF-8 text \(byte 11: invalid continuation byte\)"),
+        (
+            "x,color\n3,r\xe9d\n".encode("latin-1"),
+            r"not UTF-8 text \(line 2, byte 11 of the file: invalid continuation byte\)",
+        ),
         (b"", "is empty: not even a header"),
     ],
 )
@@ -259,6 +272,38 @@ def test_a_file_pandas_cannot_read_is_one_clear_error_and_no_output(
     with pytest.raises(ScoringError, match=problem):
         score_file(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
     assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.csv.gz"])
+def test_a_byte_not_utf8_deep_in_a_file_is_named_by_its_line_and_its_offset_in_the_file(
+    tmp_path: Path, name: str
+) -> None:
+    # pandas reads 3 MiB at a time and its error counts from the buffer: a byte 3,285,709 into a
+    # file was said to be at byte 139981, 3 MiB short of its place, and no line was named.
+    rows = [b"x,color\n", *(f"{i % 10},red\n".encode() for i in range(1, 700_001))]
+    rows[600_001] = b"3,r\xffd\n"
+    content = b"".join(rows)
+    source = tmp_path / name
+    source.write_bytes(gzip.compress(content, compresslevel=1) if name.endswith(".gz") else content)
+    at = content.index(b"\xff")
+    counted = "decompressed text" if name.endswith(".gz") else "file"
+    with pytest.raises(ScoringError) as raised:
+        for _ in open_input(source).chunks(100_000, ["x", "color"]):
+            pass
+    assert str(raised.value) == (
+        f"not UTF-8 text (line 600002, byte {at} of the {counted}: invalid start byte); save it as UTF-8 CSV"
+    )
+
+
+def test_a_character_cut_by_the_scans_blocks_is_utf8_and_one_cut_by_the_files_end_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csv_files, "_SCAN_BYTES", 4)  # the euro sign's 3 bytes fall across blocks
+    source = tmp_path / "in.csv"
+    source.write_bytes("x,note\n1,€€€\n2,€\n".encode() + b"3,\xe2\x82")
+    assert csv_files._not_utf8(source) == (4, 27, "file")  # "3," ends at byte 27
+    source.write_bytes("x,note\n1,€€€\n2,€\n".encode())
+    assert csv_files._not_utf8(source) is None
 
 
 def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from spawned_jobs import FailsPastFirstChunk, rows_and_process
+from spawned_jobs import FailsPastFirstChunk, OutOfMemoryPastFirstChunk, rows_and_process
 
 from servekit.scoring import pool
 from servekit.scoring.formats import Chunk
-from servekit.scoring.pool import ScoringPool, usable_cpus
+from servekit.scoring.pool import ChunkOutOfMemoryError, ScoringPool, usable_cpus
 
 
 def chunks(sizes: list[int]) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
@@ -82,6 +84,106 @@ def test_a_workers_error_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> 
         assert next(scored) == 2
         with pytest.raises(ValueError, match="cannot score the chunk from row 3"):
             next(scored)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_chunk_out_of_memory_names_its_rows_in_whichever_process_scored_it(
+    monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    # numpy's MemoryError was a 55-line traceback and exit 1, which a scheduler retries to no end.
+    monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)
+    with ScoringPool(OutOfMemoryPastFirstChunk(), workers, chunks_left=chunks_left(10**6)) as scoring:
+        scored = scoring.scored(chunks([2, 3, 2]))
+        assert next(scored) == 2
+        with pytest.raises(ChunkOutOfMemoryError) as raised:
+            next(scored)
+    assert (raised.value.first_row, raised.value.rows) == (3, 3)
+    assert str(raised.value) == (
+        "out of memory scoring rows 3 to 5 (a chunk of 3 rows); run with a smaller --chunk-rows "
+        "(or fewer --workers)"
+    )
+
+
+#: A run whose worker is killed as the OOM killer kills it, its other worker stuck: ``mlp score``'s end.
+KILLED_DRIVER = """
+import sys
+
+sys.path.insert(0, {tests!r})
+import pandas as pd
+from spawned_jobs import DiesOnRow
+from servekit.scoring import pool
+
+if __name__ == "__main__":  # a spawned worker imports this file too
+    pool.WORKERS_PAY_AFTER_SECONDS = 0.0
+    chunk = pd.DataFrame({{"x": [1.5, 2.5]}})
+    try:
+        with pool.ScoringPool(DiesOnRow(3), workers=2, chunks_left=lambda first: 1e6) as scoring:
+            for _ in scoring.scored([(chunk, chunk)] * 8):
+                pass
+    except pool.WorkerDiedError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+"""
+
+
+def test_a_worker_killed_ends_the_run_with_one_line_and_its_other_workers(tmp_path: Path) -> None:
+    # A worker the OOM killer ended: the other, not ended by the pool's SIGTERM, held the run for
+    # hours (no SIGTERM ended it), or it ended in a BrokenProcessPool traceback and exit 1.
+    driver = tmp_path / "driver.py"
+    driver.write_text(KILLED_DRIVER.format(tests=str(Path(__file__).parent)))
+    run = subprocess.Popen(
+        [sys.executable, str(driver)], start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, err = run.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        err = "did not end"
+    finally:
+        left = _session(run.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)  # what is left of it: none, when it ended well
+        run.wait()
+    assert run.returncode == 2, err
+    assert re.fullmatch(
+        r"worker process \d+ was killed by SIGKILL while rows 3 to \d+ were scored; most likely out of "
+        r"memory \(the kernel's OOM killer, a container's memory limit\): run with fewer --workers or a "
+        r"smaller --chunk-rows\n",
+        err,
+    ), err
+    assert left == []  # the stuck worker was killed, not left running
+
+
+@pytest.mark.parametrize(
+    ("exitcode", "rows", "said"),
+    [
+        (-signal.SIGSEGV, (3, 8), "worker process 7 was killed by SIGSEGV while rows 3 to 8 were scored; "),
+        (1, (3, 8), "worker process 7 exited with status 1 while rows 3 to 8 were scored; "),
+        (None, None, "worker process 7 ended; "),  # as it started, before it was handed a chunk
+    ],
+)
+def test_a_worker_that_died_otherwise_is_said_as_it_died(
+    exitcode: int | None, rows: tuple[int, int] | None, said: str
+) -> None:
+    died = pool.WorkerDiedError(7, exitcode, rows)
+    assert not died.out_of_memory
+    assert str(died) == f"{said}the run stopped the others"
+    killed = pool.WorkerDiedError(7, -signal.SIGKILL, None)
+    assert killed.out_of_memory
+    assert str(killed).startswith("worker process 7 was killed by SIGKILL; most likely out of memory")
+
+
+def _session(sid: int) -> list[str]:
+    """The command lines of the live processes (not zombies) of a session."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(fields[3]) == sid and fields[0] != "Z" and "resource_tracker" not in cmdline:
+            found.append(cmdline)
+    return found
 
 
 @pytest.mark.parametrize(

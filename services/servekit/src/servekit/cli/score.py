@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 #: from 1 (the registry or the model could not be reached; worth retrying) and 2 (the input or the
 #: command cannot run), so a Job fails at once on it rather than scoring the same file again.
 SCORE_OVER_REJECTION_LIMIT = 3
+#: Out of memory outside a chunk's scoring (reading or writing it), where no rows can be named.
+_OUT_OF_MEMORY = "out of memory; run with a smaller --chunk-rows (or fewer --workers)"
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from servekit.scoring import score_file, write_summary
     from servekit.scoring.files import is_standard_output
     from servekit.scoring.formats import ScoringError
-    from servekit.scoring.pool import usable_cpus
+    from servekit.scoring.pool import ChunkOutOfMemoryError, WorkerDiedError, usable_cpus
     from servekit.training.trainer import registry_client
 
     _check_files(args)
@@ -70,6 +72,13 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
     except ScoringError as exc:
         raise UsageError(f"score: {args.input}: {exc}") from exc
+    except (WorkerDiedError, MemoryError) as exc:
+        # Exit 2, as for a file that cannot be scored: the same invocation on the same file runs out
+        # of memory again (a worker SIGKILLed is the kernel's OOM killer, nearly always), so a
+        # scheduler's retry would only spend hours on it. What mends it is in the line.
+        said = str(exc) if isinstance(exc, WorkerDiedError | ChunkOutOfMemoryError) else _OUT_OF_MEMORY
+        print(f"mlp: score: {spec.name}: {said}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         raise  # the reader gone, not the run failed (servekit.cli.main; the workers are stopped)
     except OSError as exc:  # checked writable before the run: a disk full, a reader gone

@@ -13,6 +13,11 @@ do they start: a small file never waits for them.
 
 Ctrl-C is the parent's alone (:func:`_ctrl_c_held`): a worker never sees it, and a run stopped
 for any reason stops its workers at once (``ScoringPool.__exit__``).
+
+A worker that dies (the kernel's OOM killer sends SIGKILL to the largest process of a container
+over its memory limit) ends the run with :class:`WorkerDiedError`, the others killed: the executor
+alone raised a ``BrokenProcessPool`` traceback, or hung waiting for a survivor. A chunk that does
+not fit in memory is :class:`ChunkOutOfMemoryError`, naming its rows, in whichever process scored it.
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from itertools import islice
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Generic, TypeVar
@@ -46,6 +53,69 @@ WORKERS_PAY_AFTER_SECONDS = 6.0
 #: The CPU limit of this process's container: cgroup v2's quota and period ("max 100000", or
 #: "200000 100000" for 2 CPUs), else cgroup v1's two files (EKS's Amazon Linux 2 nodes).
 CGROUP = Path("/sys/fs/cgroup")
+#: How long a broken pool's other workers are given to end of the executor's SIGTERM before they
+#: are killed: an idle worker ends at once, and one that does not would hold the run forever.
+WORKER_END_SECONDS = 2.0
+
+
+class WorkerDiedError(Exception):
+    """A worker process ended without handing back the chunks it held: killed, or crashed."""
+
+    def __init__(self, pid: int | None, exitcode: int | None, rows: tuple[int, int] | None) -> None:
+        super().__init__(pid, exitcode, rows)
+        self.pid = pid
+        self.exitcode = exitcode
+        self.rows = rows
+
+    @property
+    def out_of_memory(self) -> bool:
+        """SIGKILL: what the kernel's OOM killer sends, and nearly all that does (Kubernetes asks
+        with SIGTERM first)."""
+        return self.exitcode == -signal.SIGKILL
+
+    def __str__(self) -> str:
+        who = "a worker process" if self.pid is None else f"worker process {self.pid}"
+        if self.exitcode is None:
+            how = "ended"
+        elif self.exitcode < 0:
+            how = f"was killed by {_signal_name(-self.exitcode)}"
+        else:
+            how = f"exited with status {self.exitcode}"
+        # No rows: it died as it started (unpickling the model), before a chunk was handed out.
+        said = (
+            f"{who} {how}"
+            if self.rows is None
+            else f"{who} {how} while rows {self.rows[0]:,} to {self.rows[1]:,} were scored"
+        )
+        if self.out_of_memory:
+            return (
+                f"{said}; most likely out of memory (the kernel's OOM killer, a container's memory "
+                "limit): run with fewer --workers or a smaller --chunk-rows"
+            )
+        return f"{said}; the run stopped the others"
+
+
+class ChunkOutOfMemoryError(MemoryError):
+    """A chunk's rows did not fit in the memory left: the same chunk would not fit on a retry."""
+
+    def __init__(self, first_row: int, rows: int) -> None:
+        super().__init__(first_row, rows)
+        self.first_row = first_row
+        self.rows = rows
+
+    def __str__(self) -> str:
+        last = self.first_row + self.rows - 1
+        return (
+            f"out of memory scoring rows {self.first_row:,} to {last:,} (a chunk of {self.rows:,} rows); "
+            "run with a smaller --chunk-rows (or fewer --workers)"
+        )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def usable_cpus(cgroup: Path = CGROUP) -> int:
@@ -128,7 +198,15 @@ def _ctrl_c_held() -> Iterator[None]:
 def _run_in_worker(chunk: Chunk, first_row: int) -> object:
     if _job is None:  # pragma: no cover - the initializer always ran first
         raise RuntimeError("scoring worker started without its job")
-    return _job(chunk, first_row)
+    return _scored(_job, chunk, first_row)
+
+
+def _scored(job: ChunkJob[T], chunk: Chunk, first_row: int) -> T:
+    """The job's answer; a MemoryError (numpy's, 55 lines of traceback) as the chunk's rows."""
+    try:
+        return job(chunk, first_row)
+    except MemoryError:
+        raise ChunkOutOfMemoryError(first_row, len(chunk[0])) from None
 
 
 class ScoringPool(Generic[T]):
@@ -163,7 +241,38 @@ class ScoringPool(Generic[T]):
         # are asked, not killed: one killed while the pool's feeder thread wrote it a job (the
         # model, more than a pipe holds) left that thread blocked and the shutdown waiting on it,
         # so a SIGTERM never ended the run.
-        executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            executor.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            # A SIGTERM or a Ctrl-C while the workers end their chunks: they are killed, or the
+            # interpreter's exit would wait for them all the same (concurrent.futures joins its
+            # threads at exit), and a second SIGTERM is ignored (servekit.termination).
+            _kill(_workers(executor))
+            raise
+
+    def _died(self, pending: Iterable[tuple[int, int]]) -> WorkerDiedError:
+        """Which worker died and how, the others ended (waited for a moment, then killed)."""
+        workers = _workers(self._executor)
+        ended: dict[int | None, int | None] = {}
+        deadline = time.monotonic() + WORKER_END_SECONDS
+        try:
+            for worker in workers:  # the executor sent each survivor SIGTERM; most end at once
+                worker.join(max(0.0, deadline - time.monotonic()))
+                ended[worker.pid] = worker.exitcode
+        finally:
+            _kill(workers)
+        # The first that did not end of the executor's SIGTERM, or of any; none: already gone.
+        pid, exitcode = next(
+            (item for item in ended.items() if item[1] not in (None, 0, -signal.SIGTERM)),
+            next((item for item in ended.items() if item[1] is not None), (None, None)),
+        )
+        spans = list(pending)
+        rows = (
+            (min(start for start, _ in spans), max(start + count - 1 for start, count in spans))
+            if spans
+            else None
+        )
+        return WorkerDiedError(pid, exitcode, rows)
 
     def scored(self, chunks: Iterable[Chunk]) -> Iterator[T]:
         """What the job made of each chunk, in the file's order."""
@@ -172,24 +281,30 @@ class ScoringPool(Generic[T]):
         if first is None:
             return
         began = time.perf_counter()
-        scores = self.job(*first)
+        scores = _scored(self.job, *first)
         chunks_left = self.chunks_left(first[0])
         seconds_left = (time.perf_counter() - began) * chunks_left
         self.estimated_rows = len(first[0][0]) * (1 + chunks_left)
         yield scores
-        pending: deque[Future[T]] = deque()
-        if self.workers > 1 and seconds_left > WORKERS_PAY_AFTER_SECONDS:
-            pending.extend(self._submit(*chunk) for chunk in islice(numbered, 2 * self.workers))
-        while pending:
-            future = pending.popleft()
-            following = next(numbered, None)  # handed out before waiting: no worker idles
-            if following is not None:
-                pending.append(self._submit(*following))
-            yield future.result()
+        # Each chunk out, with its first row and its count of rows, which a worker's death names.
+        pending: deque[tuple[Future[T], int, int]] = deque()
+        try:
+            if self.workers > 1 and seconds_left > WORKERS_PAY_AFTER_SECONDS:
+                pending.extend(self._submit(*chunk) for chunk in islice(numbered, 2 * self.workers))
+            while pending:
+                future = pending[0][0]
+                following = next(numbered, None)  # handed out before waiting: no worker idles
+                if following is not None:
+                    pending.append(self._submit(*following))
+                answer = future.result()
+                pending.popleft()
+                yield answer
+        except BrokenProcessPool:
+            raise self._died((start, rows) for _, start, rows in pending) from None
         for chunk in numbered:  # in one process: every chunk scored here
-            yield self.job(*chunk)
+            yield _scored(self.job, *chunk)
 
-    def _submit(self, chunk: Chunk, first_row: int) -> Future[T]:
+    def _submit(self, chunk: Chunk, first_row: int) -> tuple[Future[T], int, int]:
         if self._executor is None:
             # spawn, not fork: a fork of a process whose OpenMP (LightGBM's) has run can hang.
             self._executor = ProcessPoolExecutor(
@@ -203,7 +318,21 @@ class ScoringPool(Generic[T]):
         # ``workers`` run), so each is held apart from Ctrl-C.
         with _ctrl_c_held():
             future: Future[T] = self._executor.submit(_run_in_worker, chunk, first_row)  # type: ignore[arg-type]
-        return future
+        return future, first_row, len(chunk[0])
+
+
+def _workers(executor: ProcessPoolExecutor | None) -> list[BaseProcess]:
+    """The executor's worker processes: it names them only in a private attribute (3.11 to 3.13)."""
+    processes: dict[int, BaseProcess] | None = getattr(executor, "_processes", None)
+    return list((processes or {}).values())
+
+
+def _kill(workers: Iterable[BaseProcess]) -> None:
+    """SIGKILL to each worker still running (a dead one's pipes then end the executor's threads)."""
+    for worker in workers:
+        if worker.exitcode is None:
+            with suppress(OSError, ValueError):  # ended, or its handle closed, meanwhile
+                worker.kill()
 
 
 def _numbered(chunks: Iterable[Chunk]) -> Iterator[tuple[Chunk, int]]:
