@@ -375,6 +375,38 @@ def test_a_json_body_is_redacted_string_by_string_so_a_masked_value_ends_at_its_
     assert logs.RedactingFormatter("%(message)s").format(plain) == 'prediction captured: {"a": "b"}'
 
 
+URL_TOKENS = {
+    "https://mlflow.example/login?token=SuperSecret123": 0.103,
+    "https://mlflow.example/login?token=Other456": -0.02,
+    "plunges": -0.4,
+}
+MASKED_TOKENS = {
+    "https://mlflow.example/login?token=***": 0.103,
+    "https://mlflow.example/login?token=***#2": -0.02,
+    "plunges": -0.4,
+}
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_an_explanation_keyed_by_a_url_token_has_its_secret_masked_and_no_entry_lost(
+    log_format: logs.LogFormat,
+) -> None:
+    # NLPInsight's contributions are keyed by the text's tokens; a URL with its query is one.
+    capture = {"explanation": {"contributions": URL_TOKENS}}
+    stream = configured(log_format)
+    if log_format == "text":
+        logging.getLogger("servekit.capture").info(logs.JsonBody("prediction captured", json.dumps(capture)))
+        written = json.loads(stream.getvalue().split("prediction captured: ", 1)[1])
+    else:
+        logging.getLogger("servekit.capture").info(
+            "prediction captured", extra={"json_fields": {"capture": capture}}
+        )
+        written = json_lines(stream)[0]["capture"]
+    assert "Secret" not in stream.getvalue()
+    assert written == {"explanation": {"contributions": MASKED_TOKENS}}
+
+
 @pytest.mark.usefixtures("restore_root_logger")
 def test_a_text_traceback_keeps_its_lines_and_none_passes_for_a_record() -> None:
     stream = configured("text")

@@ -112,11 +112,20 @@ def redacting_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handle
 
 
 def _redacted(value: object) -> object:
-    """``value`` with every string in it redacted, through dicts and lists (a JSON field's value)."""
+    """``value`` with every string in it redacted, through dicts and lists (a JSON field's value).
+
+    Keys too: an explanation's contributions are keyed by the text's tokens, and a URL with its
+    query string is one token. Two keys masked alike keep both entries (``#2`` on the second)."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
+        redacted: dict[object, object] = {}
+        for key, item in value.items():
+            name = redact(key) if isinstance(key, str) else key
+            if name != key and name in redacted:
+                name = next(f"{name}#{n}" for n in range(2, len(value) + 2) if f"{name}#{n}" not in redacted)
+            redacted[name] = _redacted(item)
+        return redacted
     if isinstance(value, list | tuple):
         return [_redacted(item) for item in value]
     return value
