@@ -75,6 +75,8 @@ SYNTHETIC_DRIFT = (
 )
 #: Longest server message quoted: a refusal's reason, not a body.
 MESSAGE_CHARS = 300
+#: A number in a message (a count, a limit, seconds), not a digit of a name (p95, v2, a request id).
+NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?!\.?\w)")
 
 
 class RefusalError(Exception):
@@ -94,8 +96,9 @@ def server_message(status: int, body: bytes | str | None) -> str:
     """``HTTP <status>: <message>`` of an error answer: servekit's ``message`` (``error`` on Open
     Inference paths, where it is the message), else the start of the body.
 
-    A 5xx message naming one request (its request id) has the id cut: Locust keeps a row of
-    failures per distinct text, and one row per request would bury the others.
+    A 5xx or 429 message has its request id and its numbers cut (``<id>``, ``<n>``): Locust keeps
+    a row of failures per distinct text, and a row per request id, or per count of instances in
+    flight (a full replica's 503), would bury the others; a kind of failure is one row.
     """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body or ""
     try:
@@ -106,8 +109,8 @@ def server_message(status: int, body: bytes | str | None) -> str:
         said = parsed.get("message") if isinstance(parsed.get("message"), str) else parsed.get("error")
         text = said if isinstance(said, str) else text
     message = " ".join(text.split())
-    if status >= 500:
-        message = re.sub(r"(request id) \S+", r"\1 <id>", message)
+    if status >= 500 or status == 429:
+        message = NUMBER.sub("<n>", re.sub(r"(request id) \S+", r"\1 <id>", message))
     if len(message) > MESSAGE_CHARS:
         message = message[: MESSAGE_CHARS - 3] + "..."
     return f"HTTP {status}: {message}" if message else f"HTTP {status}"
@@ -306,15 +309,41 @@ def real_rows(spec: ServiceSpec, frame: pd.DataFrame, described: dict[str, Any])
     return every_row, f"every row of the file, training rows included ({how}): {TRAINING_ROWS_DRIFT}"
 
 
+#: What MLflow signs in to a registry with, whichever registry it is given.
+REGISTRY_CREDENTIALS = ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+
+
+def registry_of(described: dict[str, Any]) -> tuple[str, str]:
+    """The registry to read the run of the model ``described`` from, or none and why.
+
+    ``MLFLOW_TRACKING_URI`` when set: the credentials in the environment are for it. The registry
+    the model names only without them: MLflow would send them to whatever URI a service's
+    ``GET /model`` answers (a service the person running the load test typed the address of).
+    """
+    own = os.environ.get("MLFLOW_TRACKING_URI", "")
+    if own:
+        return own, ""
+    served = str(described.get("registry_uri") or "")
+    if not served or MASK in served:  # redacted by GET /model: a password in it
+        return "", "the model names no registry to read its run from (set MLFLOW_TRACKING_URI)"
+    credentials = [name for name in REGISTRY_CREDENTIALS if os.environ.get(name)]
+    if credentials:
+        return "", (
+            f"its registry {served} is not read with {credentials[0]} set, which would be sent to it: "
+            "set MLFLOW_TRACKING_URI to the registry those credentials are for"
+        )
+    return served, ""
+
+
 def run_record(described: dict[str, Any]) -> tuple[dict[str, str], np.ndarray | None, str]:
     """The parameters and training-row hashes of the run of the model ``described``, and why none
     when they cannot be read."""
     run_id = str(described.get("run_id") or "")
-    tracking_uri = str(described.get("registry_uri") or "")
-    if MASK in tracking_uri or not tracking_uri:  # redacted by GET /model: the caller's own, if any
-        tracking_uri = os.environ.get("MLFLOW_TRACKING_URI", "")
-    if not run_id or not tracking_uri:
-        return {}, None, "the model names no run, or no registry, to read it from"
+    if not run_id:
+        return {}, None, "the model names no run to read"
+    tracking_uri, unread = registry_of(described)
+    if not tracking_uri:
+        return {}, None, unread
     try:
         params = dict(registry_client(tracking_uri).get_run(run_id).data.params)
     except Exception as exc:  # any registry problem is a reason to fall back, not to stop

@@ -27,7 +27,6 @@ from load.payloads import (
 from load.verdicts import Endpoint, SuccessTimes, endpoint_verdict, slo_verdict, thresholds, unanswered
 from mixin.common import Objectives
 from servekit import registry
-from servekit.datasets import SHARED
 from servekit.testing import http_stub, valid_requests
 from servekit.training.fingerprint import sha256_of_frame
 from servekit.training.trainer import TRAINING_ROWS, row_hashes, split, to_records
@@ -171,7 +170,13 @@ def service_saying(
         yield url
 
 
-def test_auto_sends_data_like_the_served_models_training_data(tmp_path: Path) -> None:
+def test_auto_sends_data_like_the_served_models_training_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This machine's shared data sets, or their absence, decide nothing here.
+    shared_dir = tmp_path / "shared"
+    monkeypatch.setattr(load.payloads, "SHARED", shared_dir)
+    monkeypatch.delenv("LOADTEST_ALLOW_SYNTHETIC", raising=False)
     synthetic = {"version": "3", "data": {"source": "synthetic(rows=10000, seed=42)"}}
     with service_saying(synthetic) as host:
         mode, path, reason = choose("bankchurn", "auto", host)
@@ -188,17 +193,25 @@ def test_auto_sends_data_like_the_served_models_training_data(tmp_path: Path) ->
             real_file,
             f"the served model (version 4) was trained on {real_file}",
         )
+    # A model of a file not here: no synthetic rows (its drift alerts), the shared file if any.
     gone = tmp_path / "gone.csv"
     with service_saying({"version": "5", "data": {"source": str(gone)}}) as host:
+        with pytest.raises(RefusalError, match=f"version 5\\) was trained on {gone}, not found here"):
+            choose("bankchurn", "auto", host)
+        (shared_dir / "bankchurn").mkdir(parents=True)
+        shared = shared_dir / "bankchurn" / "churn.csv"
+        shared.write_text("not read here\n")
         mode, path, reason = choose("bankchurn", "auto", host)
-    shared = sorted((SHARED / "bankchurn").glob("*.csv"))
-    assert (mode, path) == (("real", shared[0]) if shared else ("synthetic", None))
-    assert "not found here" in reason
+    assert (mode, path) == ("real", shared)
+    assert reason.endswith("not found here: the shared file instead")
     # A model that does not say, or no service: real data when present, as before, and why.
     with service_saying({"version": "1"}) as host:
         mode, _, reason = choose("bankchurn", "auto", host)
-    assert mode == ("real" if shared else "synthetic")
+    assert mode == "real"
     assert "does not say what it was trained on" in reason
+    shared.unlink()
+    with service_saying({"version": "1"}) as host:
+        assert choose("bankchurn", "auto", host)[0] == "synthetic"
     # An explicit mode is followed, and an unknown one named.
     assert choose("bankchurn", "synthetic", None)[::2] == ("synthetic", "LOADTEST_DATA=synthetic")
     with pytest.raises(ValueError, match="LOADTEST_DATA='reall'"):
@@ -279,6 +292,76 @@ def test_real_rows_are_the_served_models_held_out_rows_not_its_training_rows(tmp
     with service_saying({**described, "run_id": "", "data": {**described["data"], "seed": 7}}) as host:
         sent = payloads("bankchurn", 1000, mode="auto", host=host)
     assert {key(row) for row in sent.rows} == held_out
+
+
+@contextmanager
+def registry_recording(heard: list[str]) -> Iterator[str]:
+    """A stand-in registry that answers every request with an empty object and keeps each
+    request's ``Authorization`` header (empty when none) in ``heard``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            heard.append(self.headers.get("Authorization", ""))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_GET(self) -> None:
+            self.answer()
+
+        def do_POST(self) -> None:
+            self.answer()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    with http_stub(Handler) as url:
+        yield url
+
+
+def test_the_registry_token_goes_only_to_the_registry_it_is_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The served registry_uri was read before MLFLOW_TRACKING_URI, and MLflow sends the
+    environment's token to any registry: a GET /model naming http://attacker got the token."""
+    spec = registry.get_service("bankchurn")
+    trained_on = tmp_path / "churn.csv"
+    generate_raw(400, seed=5).to_csv(trained_on, index=False)
+    frame = spec.recipe.load_csv(trained_on)
+    data = split(spec, frame, 7)
+    run_id, uri = _logged_run(tmp_path, 7, row_hashes(data.x_train, data.y_train))
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "prod-secret-token")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    heard: list[str] = []
+    with registry_recording(heard) as elsewhere:
+        described = {
+            "version": "4",
+            "run_id": run_id,
+            "registry_uri": elsewhere,
+            "data": {"source": str(trained_on), "frame_sha256": sha256_of_frame(frame)},
+        }
+        with service_saying(described) as host:
+            reason = payloads("bankchurn", 1000, mode="auto", host=host).reason
+            assert heard == []
+            assert (
+                f"training rows included (no split seed recorded: its registry {elsewhere} is not read with "
+                "MLFLOW_TRACKING_TOKEN set, which would be sent to it: set MLFLOW_TRACKING_URI to the "
+                "registry those credentials are for)"
+            ) in reason
+            # The registry the token is for is read, whatever the model names: its held-out rows.
+            monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+            sent = payloads("bankchurn", 1000, mode="auto", host=host)
+            assert heard == []
+            assert sent.reason.endswith(f"the {len(data.x_test)} rows it held out of 400 (split seed 7)")
+            # No credentials at all: the model's own registry is asked, with nothing to give away.
+            monkeypatch.delenv("MLFLOW_TRACKING_URI")
+            monkeypatch.delenv("MLFLOW_TRACKING_TOKEN")
+            payloads("bankchurn", 1000, mode="auto", host=host)
+    assert heard
+    assert set(heard) == {""}
 
 
 def test_real_rows_sent_to_a_model_trained_on_synthetic_rows_are_said_to_be_none_of_its_own(
@@ -396,3 +479,38 @@ def test_a_failures_text_is_the_services_message() -> None:
     ]
     assert many[0] == many[1] == "HTTP 500: the service failed; its log names the cause under request id <id>"
     assert len(server_message(400, "x" * 1000)) == len("HTTP 400: ") + 300
+
+
+def test_a_kind_of_overload_is_one_failure_row_whatever_its_counts() -> None:
+    """A full replica's 503 named how many instances it was predicting: a row of
+    locust_failures.csv per count; a client's 429 likewise."""
+    full = [
+        server_message(
+            503,
+            json.dumps(
+                {
+                    "message": f"this replica is predicting {busy} instances in batches; {more} more would "
+                    "pass its limit of 256 (BANKCHURN_MAX_CONCURRENT_INSTANCES)"
+                }
+            ),
+        )
+        for busy, more in ((200, 64), (240, 17))
+    ]
+    assert (
+        full[0]
+        == full[1]
+        == (
+            "HTTP 503: this replica is predicting <n> instances in batches; <n> more would pass its limit of "
+            "<n> (BANKCHURN_MAX_CONCURRENT_INSTANCES)"
+        )
+    )
+    client = "client loadtest2 has {} prediction requests in flight on this replica; retry in 1 s"
+    assert (
+        server_message(429, client.format(4))
+        == server_message(429, client.format(5))
+        == (
+            "HTTP 429: client loadtest2 has <n> prediction requests in flight on this replica; retry in <n> s"
+        )
+    )
+    # A client's mistake keeps its numbers: they are what it has to fix.
+    assert server_message(422, '{"message": "Age: 200 is over 120"}') == "HTTP 422: Age: 200 is over 120"
