@@ -3,7 +3,9 @@ canary goes with it, a running one stays; what cannot be served or compared is r
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -344,11 +346,14 @@ def old_release_registry(tmp_path: Path) -> str:
 
 
 def as_before_training_rows(tmp_path: Path) -> None:
-    """The versions trained so far as a release before 2026-12-05 left them: no training_rows.npy."""
+    """The versions trained so far as a release before 2026-12-05 left them: no training_rows.npy,
+    and no data.held_out_copies, which every run logging the hashes records with them."""
     logged = list((tmp_path / "artifacts").rglob(trainer.TRAINING_ROWS))
     assert logged
     for path in logged:
         path.unlink()
+    with sqlite3.connect(tmp_path / "mlflow.db") as database:
+        assert database.execute("DELETE FROM params WHERE key = 'data.held_out_copies'").rowcount
 
 
 def noisy_rows(tmp_path: Path, n_rows: int = 1000) -> tuple[pd.DataFrame, Path]:
@@ -364,39 +369,48 @@ def test_a_champion_that_logged_no_training_rows_is_not_kept_on_rows_it_may_have
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A champion of a release that logged no training-row hashes was compared on the whole new
-    split, "the same held-out split", and kept "beyond the noise" when another seed (or a grown file)
-    held out rows it had learnt: its figure there is that of its training rows. It stays champion
-    (nothing moves it) but the decision says its figure may be inflated and how to decide by hand."""
+    split, "the same held-out split", and kept "beyond the noise" when a grown file held out rows it
+    had learnt: its figure there is that of its training rows. It stays champion (nothing moves it)
+    but the decision says its figure may be inflated and how to decide by hand, and `mlp versions`
+    marks it: `kept champion v1` alone is a keep the comparison decided."""
     uri = old_release_registry(tmp_path)
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
     monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
-    _, path = noisy_rows(tmp_path)
+    rows, path = noisy_rows(tmp_path)
+    grown = tmp_path / "grown.csv"
+    pd.concat([rows, rows.tail(1).assign(x=5.0)]).to_csv(grown, index=False)
     trainer.train(TOY, uri, path, seed=1)
     as_before_training_rows(tmp_path)
     try:
         capsys.readouterr()
-        assert cli.main(["train", "toy", "--data", str(path), "--seed", "7", "--tracking-uri", uri]) == 0
+        assert cli.main(["train", "toy", "--data", str(grown), "--seed", "1", "--tracking-uri", uri]) == 0
         said = capsys.readouterr().out.splitlines()[-1]
         client = mlflow.MlflowClient(uri, registry_uri=uri)
         assert aliases(client) == {"champion": "1", "challenger": "2"}
         assert said.startswith("toy: kept champion v1: mae "), said
         assert " vs champion v1 " in said
-        assert " on this version's 200 held-out rows; difference " in said, said
+        assert " on this version's 201 held-out rows; difference " in said, said
         assert "same held-out split" not in said
+        doubt = (
+            "v1 logged no training rows (trained before mlp train logged them) and was trained on other "
+            "data (frame_sha256 "
+        )
+        assert f"; not decided by this comparison: {doubt}" in said, said
         assert said.endswith(
-            "; not decided by this comparison: v1 logged no training rows (trained before mlp train "
-            "logged them) and was split with seed 1 (this version with 7), so some of these held-out "
-            "rows may be rows it learnt, which would inflate its mae; `mlp promote toy 2` makes it "
-            "champion by hand if it is the better model"
+            ", 1,001 rows), so some of these held-out rows may be rows it learnt, which would inflate its "
+            "mae; `mlp promote toy 2` makes it champion by hand if it is the better model"
         ), said
-        assert decision(client, "2") == said.removeprefix("toy: ")  # what mlp versions shows
+        assert decision(client, "2") == said.removeprefix("toy: ")
         runs = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
         assert {run.data.tags["promotion.decision"] for run in runs} >= {said.removeprefix("toy: ")}
         capsys.readouterr()
         assert cli.main(["versions", "toy", "--tracking-uri", uri]) == 0
-        listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("2 ")]
+        shown = capsys.readouterr().out.splitlines()
+        listed = [line for line in shown if line.startswith("2 ")]
         assert len(listed) == 1, listed
-        assert "kept champion v1" in listed[0], listed
+        assert "kept champion v1 (not decided)" in listed[0], listed
+        assert f"v2 not decided: {doubt}" in shown[-1], shown
+        assert shown[-1].endswith("`mlp promote toy 2` makes it champion by hand if it is the better model")
     finally:
         mlflow.set_tracking_uri(None)
 
@@ -459,44 +473,164 @@ def test_a_champion_that_logged_no_training_rows_of_this_very_split_is_compared_
     mlflow.set_tracking_uri(None)
 
 
+@pytest.mark.parametrize("generator", ["as recorded", "changed since"])
 def test_a_synthetic_champion_that_logged_no_training_rows_learnt_no_row_of_a_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, generator: str
 ) -> None:
-    """The README's way: the synthetic data first, then a file. A champion of generated rows has
-    none of the file's among its training rows, hashes or not."""
+    """The README's way: the synthetic data first, then a file. A champion of generated rows has its
+    rows generated again from its record, none of them the file's; where its generator no longer
+    gives them (another release's), it learnt no row of a file all the same."""
     uri = old_release_registry(tmp_path)
     monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
     _, path = noisy_rows(tmp_path)
     trainer.train(TOY, uri, None, seed=1)
     as_before_training_rows(tmp_path)
+    if generator == "changed since":
+        generate = type(TOY.recipe).generate
+        monkeypatch.setattr(type(TOY.recipe), "generate", lambda self, n, seed: generate(self, n, seed + 1))
     result = trainer.train(TOY, uri, path, seed=1)
-    assert (
-        " on the same held-out split (v1 logged no training rows, but learnt synthetic rows only); "
-        "difference "
-    ) in result.decision, result.decision
+    if generator == "changed since":
+        how = "but learnt synthetic rows only"
+    else:
+        how = (
+            "but was trained on synthetic(rows=10000, seed=1), generated again (frame_sha256 "
+            f"{v1_record(uri)['data.frame_sha256'][:12]} as recorded), which its split seed 1 and test "
+            "size 0.2 split into its training rows"
+        )
+    assert f" on the same held-out split (v1 logged no training rows, {how}); difference " in (
+        result.decision
+    ), result.decision
     mlflow.set_tracking_uri(None)
 
 
-def test_what_a_champions_run_records_tells_whether_it_had_this_split() -> None:
-    """Each difference in what split the rows, said; none when the split is the same. A record
-    before the frame's hash (frame_sha256, 2026-11-23) is matched by the file's hash and rows."""
-    mine = {"sha256": "f" * 64, "frame_sha256": "a" * 64, "rows": 8000, "seed": 42}
-    same = {"seed": "42", "test_size": "0.2", "data.frame_sha256": "a" * 64, "data.rows": "8000"}
-    assert trainer.split_differences(TOY, same, mine) == []
-    older = {"seed": "42", "test_size": "0.2", "data.sha256": "f" * 64, "data.rows": "8000"}
-    assert trainer.split_differences(TOY, older, mine) == []
-    assert trainer.split_differences(TOY, {**older, "data.rows": "7000"}, mine) == [
-        f"was trained on other data (sha256 {'f' * 12}, 7,000 rows; this version's {'f' * 12}, 8,000 rows)"
+def v1_record(uri: str) -> dict[str, str]:
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    return dict(client.get_run(client.get_model_version("toy", "1").run_id).data.params)
+
+
+def test_a_synthetic_champion_that_logged_no_training_rows_is_judged_on_rows_it_did_not_generate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Synthetic data is its generator seed's: v1's (seed 1) generated again and split with its seed
+    give its very training rows, which another seed's held-out rows are not, unless the generator
+    repeats a row. They were said to "may be rows it learnt", and a loss decided nothing."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    generate = type(TOY.recipe).generate
+
+    def repeating(self: Any, n_rows: int, seed: int) -> pd.DataFrame:
+        # Every generator seed's first 50 rows are seed 0's, as a small vocabulary repeats rows.
+        rows = generate(self, n_rows, seed)
+        return pd.concat([generate(self, 50, 0), rows.iloc[50:]], ignore_index=True)
+
+    monkeypatch.setattr(type(TOY.recipe), "generate", repeating)
+    trainer.train(TOY, uri, None, seed=1)
+    as_before_training_rows(tmp_path)
+    result = trainer.train(TOY, uri, None, seed=7)
+    v1 = trainer.split(TOY, repeating(TOY.recipe, 10_000, 1), 1)
+    v2 = trainer.split(TOY, repeating(TOY.recipe, 10_000, 7), 7)
+    learnt = np.isin(trainer.row_hashes(v2.x_test, v2.y_test), trainer.row_hashes(v1.x_train, v1.y_train))
+    assert 0 < learnt.sum() < 50, learnt.sum()
+    assert (
+        f" on the {(~learnt).sum():,} held-out rows v1 did not train on ({learnt.sum():,} of the "
+        f"{len(learnt):,} were among its training rows) (v1 logged no training rows, but was trained on "
+        "synthetic(rows=10000, seed=1), generated again (frame_sha256 "
+    ) in result.decision, result.decision
+    assert "may be rows it learnt" not in result.decision
+    assert "not decided" not in result.decision
+    mlflow.set_tracking_uri(None)
+
+
+class HeldOutQuarter(type(TOY.recipe)):  # type: ignore[misc]
+    test_size = 0.25
+
+
+@pytest.mark.parametrize("held_out", [0.2, 0.25])
+def test_a_champion_that_logged_no_training_rows_of_the_same_data_split_otherwise_is_split_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held_out: float
+) -> None:
+    """The same rows (frame_sha256) split with another seed, or test size, than the champion's: the
+    trainer has the very rows, and the champion's seed and test size split them as they split its
+    own, so its training rows are known exactly. It gave up ("may be rows it learnt"), and a loss of
+    the new version on the rows the champion had learnt decided nothing."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    _, path = noisy_rows(tmp_path)
+    rows = TOY.recipe.load(path, 1)[0]
+    first = TOY if held_out == 0.2 else dataclasses.replace(TOY, recipe=HeldOutQuarter())
+    trainer.train(first, uri, path, seed=1)
+    as_before_training_rows(tmp_path)
+    result = trainer.train(TOY, uri, path, seed=7)
+    v1 = trainer.split(first, rows, 1)
+    v2 = trainer.split(TOY, rows, 7)
+    assert len(v1.y_test) == round(len(rows) * held_out)
+    learnt = np.isin(trainer.row_hashes(v2.x_test, v2.y_test), trainer.row_hashes(v1.x_train, v1.y_train))
+    assert 0 < learnt.sum() < len(learnt)
+    assert (
+        f" on the {(~learnt).sum():,} held-out rows v1 did not train on ({learnt.sum():,} of the "
+        f"{len(learnt):,} were among its training rows) (v1 logged no training rows, but was trained on "
+        f"the same data (frame_sha256 {v1_record(uri)['data.frame_sha256'][:12]}), which its split seed 1 "
+        f"and test size {held_out:g} split into its training rows); difference "
+    ) in result.decision, result.decision
+    assert "may be rows it learnt" not in result.decision
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.parametrize("lost", ["gone", "garbled"])
+def test_training_rows_the_current_champion_logged_and_the_store_cannot_give_are_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lost: str
+) -> None:
+    """A champion that logged its training rows, and whose file the store has lost or garbled, was
+    said to have been "trained before mlp train logged them": the operator would look for an old
+    release, not at the store. Its comparison on other data decides nothing, as with unknown rows."""
+    uri = old_release_registry(tmp_path)
+    monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
+    rows, path = noisy_rows(tmp_path)
+    grown = tmp_path / "grown.csv"
+    pd.concat([rows, rows.tail(1).assign(x=5.0)]).to_csv(grown, index=False)
+    trainer.train(TOY, uri, path, seed=1)
+    (logged,) = (tmp_path / "artifacts").rglob(trainer.TRAINING_ROWS)
+    if lost == "gone":
+        logged.rename(logged.with_suffix(".moved"))
+        why = "its run logged them, and training_rows.npy is no longer among its artifacts"
+    else:
+        logged.write_bytes(b"not an array")
+        why = "training_rows.npy: "
+    result = trainer.train(TOY, uri, grown, seed=1)
+    assert f"v1's training rows could not be read ({why}" in result.decision, result.decision
+    assert "), and v1 was trained on other data (frame_sha256 " in result.decision
+    assert "so some of these held-out rows may be rows it learnt" in result.decision
+    assert "trained before mlp train logged them" not in result.decision
+    mlflow.set_tracking_uri(None)
+
+
+def test_what_a_champions_run_records_tells_whether_its_training_rows_can_be_found_again() -> None:
+    """Its rows are this version's when the hashes match (frame_sha256, or before it, the file's
+    sha256 and rows); its seed and test size split them. Each gap in its record is said."""
+    rows = TOY.recipe.generate(500, seed=5)
+    mine = {"sha256": "f" * 64, "frame_sha256": "a" * 64, "rows": 500, "seed": 42}
+    same = {"seed": "42", "test_size": "0.2", "data.frame_sha256": "a" * 64, "data.rows": "500"}
+    mine_split = trainer.split(TOY, rows, 42)
+    hashes, how, differs = trainer.rebuilt_training_rows(TOY, same, mine, rows)
+    assert hashes is not None
+    assert not differs
+    assert set(hashes) == set(trainer.row_hashes(mine_split.x_train, mine_split.y_train))
+    assert how == (
+        "was trained on the same data, split seed and test size, so on the training rows of this version"
+    )
+    older = {"seed": "42", "test_size": "0.2", "data.sha256": "f" * 64, "data.rows": "500"}
+    assert trainer.rebuilt_training_rows(TOY, older, mine, rows)[0] is not None
+    assert trainer.rebuilt_training_rows(TOY, {**older, "data.rows": "400"}, mine, rows)[2] == [
+        f"was trained on other data (sha256 {'f' * 12}, 400 rows; this version's {'f' * 12}, 500 rows)"
     ]
-    assert trainer.split_differences(TOY, {**same, "seed": "7", "test_size": "0.25"}, mine) == [
-        "was split with seed 7 (this version with 42)",
-        "held out 0.25 of its rows (this version 0.2)",
-    ]
-    assert trainer.split_differences(TOY, {}, mine) == [
+    assert trainer.rebuilt_training_rows(TOY, {}, mine, rows)[2] == [
         "recorded no hash of its data",
         "recorded no split seed",
         "recorded no test size",
     ]
+    assert trainer.rebuilt_training_rows(TOY, {**same, "test_size": "1.5"}, mine, rows)[2][0].startswith(
+        "was split with seed 42 and test size 1.5, which cannot be made again ("
+    )
 
 
 def test_held_out_copies_of_training_rows_are_counted_and_said(

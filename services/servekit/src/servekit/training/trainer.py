@@ -27,11 +27,18 @@ from servekit.routing import SHARE_TAG
 from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, parity, uncertainty
-from servekit.training.fingerprint import fingerprint, is_synthetic
+from servekit.training.fingerprint import SYNTHETIC, fingerprint, is_synthetic, sha256_of_frame
 from servekit.training.recipe import TrainingRecipe
 from servekit.training.segments import ORDER, as_run_metrics, order_of, segment_metrics
 from servekit.training.signature import model_signature
-from servekit.training.versions import HELD_OUT_ANSWERS, SERVING_METADATA, live_evidence
+from servekit.training.versions import (
+    HELD_OUT_ANSWERS,
+    NOT_DECIDED,
+    NOT_PROMOTED,
+    SERVING_METADATA,
+    TOO_FEW_TO_TELL,
+    live_evidence,
+)
 
 logger = logging.getLogger("servekit.training")
 
@@ -89,7 +96,13 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int) -> Split:
+def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int, test_size: float | None = None) -> Split:
+    """Training and held-out rows of ``frame``: the same frame, seed and test size give the same
+    split (stratified by the target of a classifier), which is how the rows of a champion that
+    logged none are found again (:func:`champion_rows`).
+
+    ``test_size``: the recipe's unless given (a champion's own, as its run records it).
+    """
     recipe = spec.recipe
     if frame.empty:
         raise DatasetError("no rows to train on (a header and nothing under it?)")
@@ -109,7 +122,11 @@ def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int) -> Split:
         )
     try:
         x_train, x_test, y_train, y_test = train_test_split(
-            features, target, test_size=recipe.test_size, random_state=seed, stratify=stratify
+            features,
+            target,
+            test_size=recipe.test_size if test_size is None else test_size,
+            random_state=seed,
+            stratify=stratify,
         )
     except ValueError as exc:  # too few rows, or of one class, for a held-out split
         counts = "" if stratify is None else f" ({_class_counts(target)})"
@@ -322,6 +339,7 @@ def train(
                 version=version,
                 unjudged=few,
                 recorded=metadata["data"],
+                frame=frame,
             )
         except ChampionUnloadableError as exc:
             uncompared, promoted, champion_version, decision = exc, False, exc.champion, exc.decision
@@ -653,7 +671,7 @@ def compare(spec: ServiceSpec, new_outputs: Any, old_outputs: Any, data: Split) 
     )
     too_few = too_few_to_judge(data.y_test, classes=spec.recipe.task != "regression")
     if too_few:
-        return f"difference {difference}, on {too_few}: too few to tell a difference from noise"
+        return f"difference {difference}, on {too_few}: {TOO_FEW_TO_TELL}"
     verdict = "within" if difference.contains(0.0) else "beyond"
     return f"difference {difference}, {verdict} the noise of this split"
 
@@ -696,6 +714,7 @@ def _decide(
     version: str = "",
     unjudged: str = "",
     recorded: dict[str, Any] | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> tuple[bool, str, str]:
     """Compare with the champion on THIS held-out split; returns (promote, champion, why).
 
@@ -718,6 +737,8 @@ def _decide(
     champion that logged no training rows was trained on this very split (:func:`champion_rows`).
     When that cannot be told, its figure may count rows it learnt: a lead of the new version stands
     (those rows can only have favoured the champion), a loss does not decide, and a person does.
+    ``frame``: the rows this version was split from, which split as the champion's record says give
+    its training rows when it was trained on the same rows.
     """
     recipe = spec.recipe
     key = recipe.primary_metric
@@ -747,7 +768,7 @@ def _decide(
     # champion learnt, where it scores as on its training rows, and it was kept over a better model.
     judged, where = data, f"on the same held-out split{scope}"
     seen, known, doubt = champion_rows(
-        spec, client, old, champion, data, recorded=recorded or {}, tracking_uri=tracking_uri
+        spec, client, old, champion, data, recorded=recorded or {}, tracking_uri=tracking_uri, frame=frame
     )
     if doubt:  # it may have learnt some of these rows: said so below, and its lead decides nothing
         where = f"on this version's {len(data.y_test):,} held-out rows{scope}"
@@ -780,7 +801,7 @@ def _decide(
         return (
             False,
             champion,
-            f"kept {CHAMPION} v{champion}: {comparison}{doubted}; not promoted: {why}; {by_hand}",
+            f"kept {CHAMPION} v{champion}: {comparison}{doubted}; {NOT_PROMOTED}: {why}; {by_hand}",
         )
     if better:
         # Rows the champion learnt can only have raised its figure: a lead over it stands.
@@ -792,7 +813,7 @@ def _decide(
         return (
             False,
             champion,
-            f"kept {CHAMPION} v{champion}: {comparison}; not decided by this comparison: {doubt}, "
+            f"kept {CHAMPION} v{champion}: {comparison}; {NOT_DECIDED}: {doubt}, "
             f"which would inflate its {key}; {by_hand} if it is the better model",
         )
     return False, champion, f"kept {CHAMPION} v{champion}: {comparison}"
@@ -807,74 +828,128 @@ def champion_rows(
     *,
     recorded: dict[str, Any],
     tracking_uri: str,
+    frame: pd.DataFrame | None = None,
 ) -> tuple[np.ndarray | None, str, str]:
     """The hashes of the rows the champion trained on, how they are known when its run did not log
     them ("" when it did), and why they cannot be known ("" when they can).
 
-    A release before 2026-12-05 logged no ``training_rows.npy``. Its run's record tells whether it
-    trained on this version's very split: the same rows read (``frame_sha256``, or the file's
-    sha256 and row count for a record without it), the same seed and test size split them alike,
-    so its training rows are this version's. A champion of synthetic data learnt no row of a file.
-    Anything else (a grown file, another seed) may have put rows it learnt among these held-out
-    ones: the bankchurn v1 of 6,000 rows was kept "beyond the noise" (0.8649 vs 0.8558) on a split
-    of 354 rows it had learnt, over a version better by 0.0009 on the 1,246 it had not.
+    A release before 2026-12-05 logged no ``training_rows.npy``. Its run's record tells which rows
+    it trained on when the rows it split can be had again: the same rows read (``frame_sha256``, or
+    the file's sha256 and row count for a record without it) are this version's ``frame``, and
+    synthetic rows are generated again from the generator seed its ``data.source`` names (checked
+    against its hash); split with its own seed and test size, they give its training rows exactly.
+    A synthetic champion whose rows cannot be generated again learnt no row of a file. Anything else
+    (a grown file, a file unlike this one) may have put rows it learnt among these held-out ones: the
+    bankchurn v1 of 6,000 rows was kept "beyond the noise" (0.8649 vs 0.8558) on a split of 354 rows
+    it had learnt, over a version better by 0.0009 on the 1,246 it had not.
+
+    Rows it logged that the store cannot give are said as such, not as a release that logged none.
     """
-    logged = training_rows_of(old.run_id, tracking_uri)
-    if logged is not None:
-        return logged, "", ""
-    unlogged = f"v{champion} logged no training rows"
     theirs: dict[str, Any] = dict(old.metadata.get("data") or {})
-    trained_on, source = str(theirs.get("source", "")), str(recorded.get("source", ""))
-    if is_synthetic(trained_on) and source and not is_synthetic(source):
-        return np.array([], dtype=np.uint64), f"{unlogged}, but learnt synthetic rows only", ""
-    unlogged += " (trained before mlp train logged them)"
+    unread_run = ""
     try:
         params = dict(client.get_run(old.run_id).data.params) if old.run_id else {}
-    except Exception as exc:  # a run gone or unreadable: nothing to match its split with
-        return None, "", f"{unlogged}, and its run cannot be read ({one_line(exc)}) to tell"
+    except Exception as exc:  # a run gone or unreadable: its record is the model's metadata alone
+        params, unread_run = {}, one_line(exc)
     record = {**params, **{f"data.{k}": v for k, v in theirs.items()}}
-    differs = split_differences(spec, record, recorded)
-    if differs:
-        listed = ", ".join(differs[:-1]) + (" and " if len(differs) > 1 else "") + differs[-1]
-        return None, "", f"{unlogged} and {listed}, so some of these held-out rows may be rows it learnt"
-    # Its training rows are this version's; held-out copies of them too, which held_out_note counts.
-    known = (
-        f"v{champion} logged no training rows, but was trained on the same data, split seed and test "
-        "size, so on the training rows of this version"
+    try:
+        logged = logged_training_rows(client, old.run_id, tracking_uri, record)
+    except TrainingRowsUnreadableError as exc:
+        lacking, joined = f"v{champion}'s training rows could not be read ({exc})", f", and v{champion}"
+    else:
+        if logged is not None:
+            return logged, "", ""
+        lacking, joined = f"v{champion} logged no training rows", ""
+    hashes, how, differs = rebuilt_training_rows(spec, record, recorded, frame)
+    if hashes is not None:
+        return hashes, f"{lacking}, but {f'v{champion} ' if joined else ''}{how}", ""
+    trained_on, source = str(theirs.get("source", "")), str(recorded.get("source", ""))
+    if is_synthetic(trained_on) and source and not is_synthetic(source):
+        return np.array([], dtype=np.uint64), f"{lacking}, but learnt synthetic rows only", ""
+    said = lacking if joined else f"{lacking} (trained before mlp train logged them)"
+    if unread_run:
+        return None, "", f"{said}, and its run cannot be read ({unread_run}) to tell"
+    listed = ", ".join(differs[:-1]) + (" and " if len(differs) > 1 else "") + differs[-1]
+    return (
+        None,
+        "",
+        f"{said}{joined or ' and'} {listed}, so some of these held-out rows may be rows it learnt",
     )
-    return row_hashes(data.x_train, data.y_train), known, ""
 
 
-def split_differences(spec: ServiceSpec, theirs: dict[str, Any], recorded: dict[str, Any]) -> list[str]:
-    """How the split a champion's run records differs from this version's; empty when it is the
-    same split.
+def rebuilt_training_rows(
+    spec: ServiceSpec, theirs: dict[str, Any], recorded: dict[str, Any], frame: pd.DataFrame | None
+) -> tuple[np.ndarray | None, str, list[str]]:
+    """The hashes of a champion's training rows found again from its run's record, how, and (None)
+    what of its record keeps them from being found.
 
-    ``theirs``: its run's parameters (``seed``, ``test_size``, ``data.*``); ``recorded``: this
-    version's ``data`` record. The data is the frame read (``frame_sha256``), or for a record
-    without one, the file's sha256 and the rows read from it.
+    ``theirs``: its run's parameters (``seed``, ``test_size``, ``data.*``); ``recorded`` and
+    ``frame``: this version's ``data`` record and the rows it was split from. :func:`split` is
+    deterministic given the frame, the seed and the test size (a classifier's stratified by its
+    target, as the service's recipe always has), so those of its record give its very split.
     """
     differs = []
-    field = "frame_sha256" if theirs.get("data.frame_sha256") else "sha256"
-    their_data, their_rows = theirs.get(f"data.{field}"), theirs.get("data.rows")
-    my_data, my_rows = recorded.get(field), recorded.get("rows")
-    if not their_data:
-        differs.append("recorded no hash of its data")
-    elif (str(their_data), str(their_rows)) != (str(my_data), str(my_rows)):
-        differs.append(
-            f"was trained on other data ({field} {str(their_data)[:12]}, {_rows(their_rows)}; "
-            f"this version's {str(my_data)[:12]}, {_rows(my_rows)})"
-        )
-    seed, my_seed = theirs.get("seed"), recorded.get("seed")
+    rows, of = _their_frame(spec, theirs, recorded, frame)
+    if rows is None:
+        differs.append(of)
+    seed, test_size = theirs.get("seed"), theirs.get("test_size")
     if seed is None:
         differs.append("recorded no split seed")
-    elif str(seed) != str(my_seed):
-        differs.append(f"was split with seed {seed} (this version with {my_seed})")
-    test_size = theirs.get("test_size")
     if test_size is None:
         differs.append("recorded no test size")
-    elif float(test_size) != spec.recipe.test_size:
-        differs.append(f"held out {float(test_size):g} of its rows (this version {spec.recipe.test_size:g})")
-    return differs
+    if differs or rows is None:
+        return None, "", differs
+    try:
+        held = float(str(test_size))
+        learnt = split(spec, rows, int(str(seed)), held)
+    except (DatasetError, ValueError) as exc:  # a seed or test size this split cannot take
+        message = exc.message if isinstance(exc, ServekitError) else one_line(exc)
+        return (
+            None,
+            "",
+            [f"was split with seed {seed} and test size {test_size}, which cannot be made again ({message})"],
+        )
+    if of.startswith(SAME_DATA) and str(seed) == str(recorded.get("seed")) and held == spec.recipe.test_size:
+        how = f"{SAME_DATA}, split seed and test size, so on the training rows of this version"
+    else:
+        how = f"{of}, which its split seed {seed} and test size {held:g} split into its training rows"
+    return row_hashes(learnt.x_train, learnt.y_train), how, []
+
+
+#: What :func:`_their_frame` says of a champion trained on the very rows this version was.
+SAME_DATA = "was trained on the same data"
+_GENERATED = re.compile(re.escape(SYNTHETIC) + r"rows=(\d+), seed=(-?\d+)\)")
+
+
+def _their_frame(
+    spec: ServiceSpec, theirs: dict[str, Any], recorded: dict[str, Any], frame: pd.DataFrame | None
+) -> tuple[pd.DataFrame | None, str]:
+    """The rows a champion's run split, and how they are had (:data:`SAME_DATA`, or generated
+    again); None, and how its data differs, when they cannot be."""
+    field = "frame_sha256" if theirs.get("data.frame_sha256") else "sha256"
+    their_data, their_rows = theirs.get(f"data.{field}"), theirs.get("data.rows")
+    if not their_data:
+        return None, "recorded no hash of its data"
+    if frame is not None and (str(their_data), str(their_rows)) == (
+        str(recorded.get(field)),
+        str(recorded.get("rows")),
+    ):
+        return frame, SAME_DATA if field == "sha256" else f"{SAME_DATA} ({field} {str(their_data)[:12]})"
+    source = str(theirs.get("data.source", ""))
+    differs = (
+        f"was trained on other data ({field} {str(their_data)[:12]}, {_rows(their_rows)}; "
+        f"this version's {str(recorded.get(field))[:12]}, {_rows(recorded.get('rows'))})"
+    )
+    generator = _GENERATED.fullmatch(source)
+    if generator is None:
+        return None, differs
+    # Generated data is its generator seed's: the same seed gives the same rows, another seed other
+    # rows, though a small vocabulary repeats some. Generated again, and checked against its hash
+    # (generated data's sha256 is its frame's), they are the rows it split, whatever this version's.
+    generated = spec.recipe.generate(int(generator[1]), int(generator[2]))
+    if sha256_of_frame(generated) != str(their_data):
+        return None, f"{differs}, which its generator, run again, no longer gives"
+    return generated, f"was trained on {source}, generated again ({field} {str(their_data)[:12]} as recorded)"
 
 
 def _rows(rows: Any) -> str:
@@ -890,20 +965,56 @@ def row_hashes(features: pd.DataFrame, target: pd.Series) -> np.ndarray:
     return pd.util.hash_pandas_object(rows, index=False).to_numpy()
 
 
-def training_rows_of(run_id: str, tracking_uri: str) -> np.ndarray | None:
-    """The training-row hashes a run logged; None for a run before they were (or unreadable)."""
+class TrainingRowsUnreadableError(Exception):
+    """A run logged its training rows' hashes, and the store cannot give them."""
+
+
+def logged_training_rows(
+    client: Any, run_id: str, tracking_uri: str, record: dict[str, Any]
+) -> np.ndarray | None:
+    """The training-row hashes a run logged; None for a run of a release before they were.
+
+    ``record``: the run's parameters. A run that lists no ``training_rows.npy`` logged none, unless
+    it records ``data.held_out_copies``, which every run logging them has: theirs are gone from the
+    store. Raises :class:`TrainingRowsUnreadableError` for those, and for a store that cannot list
+    or give them: a comparison told "trained before mlp train logged them" of the current champion
+    would send its operator after a release, not after the store.
+    """
     import mlflow
 
     if not run_id:
+        return None
+    try:
+        listed = {artifact.path for artifact in client.list_artifacts(run_id)}
+    except Exception as exc:  # the store, not the run's age
+        raise TrainingRowsUnreadableError(f"its run's artifacts cannot be listed: {one_line(exc)}") from exc
+    if TRAINING_ROWS not in listed:
+        if "data.held_out_copies" in record:  # logged with the hashes, since the first release of them
+            raise TrainingRowsUnreadableError(
+                f"its run logged them, and {TRAINING_ROWS} is no longer among its artifacts"
+            )
         return None
     try:
         with tempfile.TemporaryDirectory(prefix="servekit-rows-") as tmp:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id, artifact_path=TRAINING_ROWS, dst_path=tmp, tracking_uri=tracking_uri
             )
-            hashes: np.ndarray = np.load(path)
-            return hashes
-    except Exception:  # not logged (an older version), or the store cannot give it: compare on all
+            hashes: np.ndarray = np.load(path, allow_pickle=False)
+    except Exception as exc:  # unreadable storage, a truncated or foreign file
+        raise TrainingRowsUnreadableError(f"{TRAINING_ROWS}: {one_line(exc)}") from exc
+    return hashes
+
+
+def training_rows_of(run_id: str, tracking_uri: str) -> np.ndarray | None:
+    """The training-row hashes a run logged; None for a run before they were, or unreadable (the
+    load test's payloads fall back then; the trainer says which: :func:`logged_training_rows`)."""
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+        params = dict(client.get_run(run_id).data.params) if run_id else {}
+        return logged_training_rows(client, run_id, tracking_uri, params)
+    except Exception:  # any registry problem is a reason to fall back
         return None
 
 

@@ -110,6 +110,8 @@ class VersionRow:
     #: too few (or none) were (``data.held_out_scored`` of its run, ``trainer.scored_rows``); empty
     #: otherwise.
     every_row: str = ""
+    #: Why the trainer's comparison did not decide (:func:`undecided_why`); empty when it did.
+    undecided: str = ""
 
 
 def list_versions(spec: ServiceSpec, client: Any, limit: int) -> list[VersionRow]:
@@ -137,6 +139,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
     data = ""
     left_out: int | None = None
     every_row = ""
+    decision = (mv.tags or {}).get(DECISION_TAG, "")
     if mv.run_id:
         try:
             run = client.get_run(mv.run_id)
@@ -158,13 +161,52 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
         ci_low=metrics.get(f"{key}_ci_low"),
         ci_high=metrics.get(f"{key}_ci_high"),
         data=data,
-        # The trainer's reason ("kept champion v3: roc_auc 0.85 vs ...") up to its figures.
-        decision=(mv.tags or {}).get(DECISION_TAG, "").split(":")[0],
+        decision=decision_summary(decision),
+        undecided=undecided_why(decision),
         live=_live(mv.tags or {}),
         shadow=(mv.tags or {}).get(SHADOW_COMPARISON_TAG, ""),
         left_out=left_out,
         every_row=every_row,
     )
+
+
+#: What a trainer's decision says after its comparison when the comparison did not decide it:
+#: the new version led but too few rows, or rows that are no request, cannot move the champion;
+#: or the champion may have learnt some of the held-out rows, so its lead decides nothing.
+NOT_PROMOTED = "not promoted"
+NOT_DECIDED = "not decided by this comparison"
+#: What ``trainer.compare`` says of a comparison on too few rows to tell a difference from noise.
+TOO_FEW_TO_TELL = "too few to tell a difference from noise"
+
+
+def decision_summary(decision: str) -> str:
+    """The decision column: the trainer's reason up to its figures ("kept champion v3"), marked
+    when the comparison did not decide it, which a decided keep would otherwise read as.
+
+    A keep on a comparison that decided nothing (``kept champion v1: ...; not decided by this
+    comparison: v1 may have learnt ...``) showed as ``kept champion v1``, as one kept beyond the
+    noise does: an operator would leave a better version challenger on it.
+    """
+    head = decision.split(":", maxsplit=1)[0]
+    if not head.startswith("kept"):
+        return head
+    if f"; {NOT_PROMOTED}: " in decision:  # better on the point estimate: a person decides
+        return f"{head} (better, not promoted)"
+    if f"; {NOT_DECIDED}: " in decision:
+        return f"{head} (not decided)"
+    if TOO_FEW_TO_TELL in decision:
+        return f"{head} (too few rows to tell)"
+    return head
+
+
+def undecided_why(decision: str) -> str:
+    """Why the comparison did not decide, and the ``mlp promote`` that would (the decision after
+    its marker); empty for a decision it did decide."""
+    for marker in (NOT_PROMOTED, NOT_DECIDED):
+        _, found, why = decision.partition(f"; {marker}: ")
+        if found and decision.startswith("kept"):
+            return why
+    return ""
 
 
 def _left_out(params: dict[str, str]) -> int | None:
@@ -278,4 +320,10 @@ def render(spec: ServiceSpec, rows: list[VersionRow], tracking_uri: str) -> str:
             f"out (v{since.version}: {since.left_out:,} rows)"
         )
     lines += [f"{EVERY_ROW_MARK} v{row.version}: over {row.every_row}" for row in every_row]
+    # The column shows the marker; what a person is to decide, and how, is said once under it.
+    lines += [
+        f"v{row.version} {row.decision.partition(' (')[2].removesuffix(')')}: {row.undecided}"
+        for row in rows
+        if row.undecided
+    ]
     return "\n".join([header, *lines])
