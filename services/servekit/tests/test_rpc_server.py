@@ -12,7 +12,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -831,57 +831,133 @@ def test_a_call_cut_by_the_servers_shutdown_is_a_server_failure_after_the_http_g
     assert line.__dict__["json_fields"]["error"]["code"] == "shutting_down"
 
 
-class _CutUnknown:
-    """A call's context as the handler holds it when gRPC core has cut the call at the end of the
-    shutdown grace but not yet told the handler so: no deadline, not (yet) seen as cancelled."""
+class Cutting:
+    """A ``grpc.aio`` server whose stop, told to cut (no grace), then lets ``after_cut`` go: a held
+    handler answers once gRPC has cut its call, and before the handler has heard of it."""
 
-    def __init__(self) -> None:
-        self.trailing: tuple[tuple[str, str], ...] = ()
+    def __init__(self, server: grpc.aio.Server, after_cut: asyncio.Event) -> None:
+        self.server = server
+        self.after_cut = after_cut
 
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return ()
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return await self.server.wait_for_termination(timeout)
 
-    def time_remaining(self) -> float | None:
-        return None
-
-    def cancelled(self) -> bool:
-        return False
-
-    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self.trailing
-
-    def set_trailing_metadata(self, metadata: Any) -> None:
-        self.trailing = tuple(metadata)
+    async def stop(self, grace: float | None) -> None:
+        stopping = asyncio.ensure_future(self.server.stop(grace))
+        if grace is None:
+            await asyncio.sleep(0)  # gRPC's stop has cut every call
+            self.after_cut.set()
+        await stopping
 
 
-@pytest.mark.parametrize(("grace_left", "status"), [(None, "200"), (5.0, "200"), (0.0, "503"), (-0.2, "503")])
-def test_an_answer_ready_once_the_shutdown_grace_is_spent_is_the_cut_not_a_200(
-    toy_trained: tuple[ModelArtifact, Split], grace_left: float | None, status: str
-) -> None:
-    """The answer came once the grace ran out, when core had already answered the client UNAVAILABLE
-    (the race under load: the client, cut, released the model before the handler heard of the cut,
-    and the answer was counted a 200 in test_a_call_cut_by_the_servers_shutdown_...)."""
+class AnsweredFirst(Cutting):
+    """One whose grace is spent (still calls in flight) when the held handler has answered, the
+    loop step before the cut: its answer handed to gRPC, not yet written."""
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:
+        self.after_cut.set()
+        await asyncio.sleep(0)  # the handler answers
+        return True
+
+
+def cut_call(
+    toy_trained: tuple[ModelArtifact, Split],
+    hold: Callable[[asyncio.Event], Awaitable[None]],
+    stop: Callable[[OpenInferenceServicer, grpc.aio.Server, asyncio.Event], Awaitable[None]],
+) -> tuple[Any, dict[str, float]]:
+    """What the client of one call in flight when a real ``grpc.aio`` server stops got (the answer
+    or a status code), and what the servicer counted it as. The handler, once the call is in,
+    ``hold``s until its event is set, then answers; ``stop`` stops the server, the event in hand."""
     artifact, _ = toy_trained
     state = create_app(TOY, load_settings("toy"), source=lambda: artifact).state
     servicer = OpenInferenceServicer(TOY, state.runtime, state.predictor, state.settings, state.metrics)
+    got: list[Any] = []
 
-    async def answer(request: pb.ModelInferRequest, context: Any) -> pb.ModelInferResponse:
-        return pb.ModelInferResponse()
+    async def main() -> None:
+        entered, release = asyncio.Event(), asyncio.Event()
 
-    async def answered() -> None:
-        if grace_left is not None:  # None: still serving, no stop begun
-            servicer.cut_at = asyncio.get_running_loop().time() + grace_left
-        await servicer._observed(GRPC_INFER, answer)(pb.ModelInferRequest(), _CutUnknown())
+        async def answer(request: bytes, context: Any) -> bytes:
+            entered.set()
+            await hold(release)
+            return b"answer"
 
-    asyncio.run(answered())
+        method = grpc.unary_unary_rpc_method_handler(
+            servicer._observed(GRPC_INFER, answer),
+            request_deserializer=lambda data: data,
+            response_serializer=lambda data: data,
+        )
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.Held", {"Call": method}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+
+        def call() -> None:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                try:
+                    got.append(channel.unary_unary("/t.Held/Call")(b"x", timeout=30))
+                except grpc.RpcError as exc:
+                    got.append(exc.code())
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        await entered.wait()
+        await stop(servicer, server, release)
+        await asyncio.to_thread(caller.join)
+
+    asyncio.run(main())
     registry = state.metrics.registry
 
     def counted(code: str) -> float:
         labels = {"endpoint": GRPC_INFER, "method": "GRPC", "status": code}
         return registry.get_sample_value("toy_requests_total", labels) or 0.0
 
-    expected = {"200": 0, "499": 0, "503": 0, status: 1}
-    assert {code: counted(code) for code in ("200", "499", "503")} == expected
+    [client_got] = got
+    return client_got, {code: counted(code) for code in ("200", "499", "503") if counted(code)}
+
+
+def test_an_answer_ready_past_the_grace_before_the_cut_is_sent_and_a_200(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """The loop held (a GC pause, a big batch's encoding) across the grace's end: the handler
+    answers before the cut could run, and its client gets the answer (it was counted 503 when the
+    loop's clock, past the grace, decided, not whether the cut had come)."""
+    grace = 0.2
+
+    async def hold(release: asyncio.Event) -> None:
+        await release.wait()
+        time.sleep(2 * grace)  # holds the loop past the grace's end, as a busy one does
+
+    async def stop(servicer: OpenInferenceServicer, server: grpc.aio.Server, release: asyncio.Event) -> None:
+        stopping = asyncio.ensure_future(servicer.stop(server, grace=grace))
+        await asyncio.sleep(0)  # the stop has begun: the grace runs
+        release.set()
+        await stopping
+
+    assert cut_call(toy_trained, hold, stop) == (b"answer", {"200": 1})
+
+
+def test_an_answer_ready_after_the_cut_is_the_cuts_503_and_not_sent(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """gRPC has cut the call (its client answered UNAVAILABLE) and the handler, not yet told,
+    answers: the answer is not a 200 its client got (the flake of the test above under load)."""
+
+    async def stop(servicer: OpenInferenceServicer, server: grpc.aio.Server, release: asyncio.Event) -> None:
+        await servicer.stop(Cutting(server, release), grace=0.05)  # type: ignore[arg-type]
+
+    assert cut_call(toy_trained, asyncio.Event.wait, stop) == (grpc.StatusCode.UNAVAILABLE, {"503": 1})
+
+
+def test_an_answer_handed_over_the_loop_step_before_the_cut_is_sent_and_a_200(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """Counted 200 and handed to gRPC, not yet written, when the grace is spent: the cut waits for
+    it (cut at once, gRPC dropped 2 such answers in 30 with the connection)."""
+
+    async def stop(servicer: OpenInferenceServicer, server: grpc.aio.Server, release: asyncio.Event) -> None:
+        await servicer.stop(AnsweredFirst(server, release), grace=30)  # type: ignore[arg-type]
+
+    assert cut_call(toy_trained, asyncio.Event.wait, stop) == (b"answer", {"200": 1})
 
 
 def test_a_message_over_the_body_limit_is_counted_logged_and_names_the_setting(

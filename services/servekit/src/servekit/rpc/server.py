@@ -44,7 +44,7 @@ from servekit.rest.errors import NOT_READY_RETRY_AFTER_SECONDS
 from servekit.rest.open_inference import adopt_client_id
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import bind_request
-from servekit.rest.telemetry import SHUTDOWN_CUT_SLACK_SECONDS, SHUTDOWN_STATUS, Timings, shutdown_cut
+from servekit.rest.telemetry import SHUTDOWN_STATUS, Timings, shutdown_cut
 from servekit.routing import Route
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.health import HEALTH_SERVICE, add_health
@@ -317,6 +317,13 @@ def response_message(result: dict[str, Any], raw: bool) -> pb.ModelInferResponse
     return message
 
 
+#: How long the shutdown's cut waits, at most, for the answers handed to gRPC before it to be sent.
+ANSWER_SEND_SECONDS = 1.0
+#: How long past the shutdown grace gRPC's own timer would cut the calls still in flight, were
+#: the servicer's cut, at the grace's end, not to come first (it does: this is a backstop).
+CUT_BACKSTOP_SECONDS = 5.0
+
+
 class OpenInferenceServicer:
     """The protocol's RPCs over one service's model runtime and predictor."""
 
@@ -340,30 +347,51 @@ class OpenInferenceServicer:
         self.metrics = metrics
         self.codec = OpenInferenceCodec.of_service(spec)
         self.model = ProtocolModel(spec.name, runtime, canary=predictor.canary)
-        #: When the stopping server cuts the calls still in flight (loop clock); None while serving.
-        self.cut_at: float | None = None
+        #: Whether the stopping server has cut the calls still in flight, its grace spent.
+        self.cut = False
+        #: The answers handed to gRPC and not yet sent, each done once its call has finished.
+        self.sending: set[asyncio.Future[None]] = set()
 
     async def stop(self, server: grpc.aio.Server, grace: float | None = None) -> None:
         """Stop ``server`` as uvicorn stops HTTP: no new calls, and the calls in flight get the
         one shutdown grace (``settings.shutdown_grace_seconds``, uvicorn's in ``mlp serve``) before
-        they are cut, each cut one counted and logged as the server's failure."""
+        they are cut, each cut one counted and logged as the server's failure.
+
+        The cut is this servicer's, not gRPC's: given the grace, gRPC cuts the calls when its own
+        timer fires, which a busy loop runs late, so a handler whose answer is ready past the
+        grace's end cannot tell whether it was sent (a 200) or dropped, its client answered
+        UNAVAILABLE (the cut's 503). Here :attr:`cut` is set first: an answer ready after it is
+        refused by its handler (503, UNAVAILABLE); one handed to gRPC before it is written before
+        gRPC is told to cut the rest."""
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
-        self.cut_at = asyncio.get_running_loop().time() + grace
-        await server.stop(grace=grace)
+        # No new calls from now, and a grace gRPC does not reach: the cut below comes first.
+        draining = asyncio.ensure_future(server.stop(grace=grace + CUT_BACKSTOP_SECONDS))
+        try:
+            if await server.wait_for_termination(timeout=grace):  # True: calls still in flight
+                self.cut = True
+                if self.sending:
+                    # Counted 200, handed to gRPC, maybe not yet written: cut at once, gRPC would
+                    # drop them with the connection (2 in 30 answered the loop step before).
+                    await asyncio.wait(self.sending, timeout=ANSWER_SEND_SECONDS)
+                await server.stop(None)  # no grace: gRPC cuts every call still in flight
+        finally:
+            await draining
+
+    def sending_until_done(self, context: Any) -> None:
+        """The call's answer, counted 200, is being handed to gRPC: a cut waits for it to be sent."""
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sending.add(sent)
+        sent.add_done_callback(self.sending.discard)
+
+        def finished(_: Any) -> None:  # the call: its answer and status written to the transport
+            if not sent.done():
+                sent.set_result(None)
+
+        context.add_done_callback(finished)
 
     def cut_by_shutdown(self, context: Any) -> bool:
-        """Whether a cancelled call was cut by the server's own shutdown, not given up by its client."""
-        if self.cut_at is None or past_deadline(context):
-            return False
-        return asyncio.get_running_loop().time() >= self.cut_at - SHUTDOWN_CUT_SLACK_SECONDS
-
-    def answered_after_the_cut(self, context: Any) -> bool:
-        """Whether a call's answer came only once the stopping server's grace was spent. gRPC core
-        cut every call still in flight then (its client got UNAVAILABLE), but tells the handler on
-        its own schedule: an answer ready first is dropped, not sent, and is the cut's 503."""
-        if self.cut_at is None or past_deadline(context):
-            return False
-        return asyncio.get_running_loop().time() >= self.cut_at
+        """Whether a call was cut by the server's own shutdown, not given up by its client."""
+        return self.cut and not past_deadline(context)
 
     async def server_live(self, request: pb.ServerLiveRequest, context: Any) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
@@ -481,6 +509,10 @@ class OpenInferenceServicer:
                 if isinstance(request, Oversized):  # after the key check, as REST reads a body
                     raise too_large(self.name, request.size, self.settings.max_body_bytes)
                 response = await call(request, context)
+                if self.cut_by_shutdown(context):
+                    # Ready once the grace was spent and the cut begun: its client is answered
+                    # UNAVAILABLE, by gRPC's cut or by this refusal, whichever comes first.
+                    raise shutdown_cut("call")
             except ServekitError as exc:
                 count(exc.status_code, exc)
                 code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
@@ -510,14 +542,12 @@ class OpenInferenceServicer:
                     f"internal error; the service's log has it under request id {logs.request_id.get()}",
                     trailing_metadata=((REQUEST_ID_HEADER, logs.request_id.get()),),
                 )
-            if self.answered_after_the_cut(context):
-                # The grace ran out before the answer: the client got the cut, not this answer.
-                count(SHUTDOWN_STATUS, shutdown_cut("call"))
-            elif gave_up(context):
+            if gave_up(context):
                 # Answered after the client gave up (gRPC drops the answer): not a 200 it got.
                 count(CLIENT_CLOSED, client_gone(context))
             else:
                 count(200)
+                self.sending_until_done(context)
             # Trailing, not initial: known only now (a request's own id may name the call), and
             # where an error's is, so a client reads it from one place whatever the outcome.
             add_trailing_metadata(context, (REQUEST_ID_HEADER, logs.request_id.get()))
