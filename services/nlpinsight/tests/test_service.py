@@ -243,8 +243,9 @@ def test_the_model_round_trips_through_skops_with_the_allow_list(
 ) -> None:
     artifact, data_split = trained
     types = serialization.types_of(artifact.pipeline, packages=(SERVICE.name,))
-    assert "nlpinsight.model.normalize_text_v2" in types
-    assert "nlpinsight.model.normalize_text" not in types  # the legacy name, v1 or v2 (test_preprocessing)
+    # What the release before the recorded versions reads as v2 (test_preprocessing).
+    assert "nlpinsight.model.normalize_text" in types
+    assert "nlpinsight.model.normalize_text_v2" not in types
     assert "nlpinsight.model.TextColumn" in types
     restored = skops.io.loads(skops.io.dumps(artifact.pipeline), trusted=types)
     rows = request_rows(data_split, 40)
@@ -459,6 +460,20 @@ def test_model_endpoint_states_scale_classes_and_baselines(client: TestClient) -
     assert body["classes"] == list(data.LABELS)
     assert set(body["baselines"]["outcome_shares"]) == set(data.LABELS)
     assert OTHER in body["baselines"]["attribution_means"]
+
+
+def test_the_model_endpoint_documents_every_field_it_returns_the_preprocessing_too(
+    client: TestClient,
+) -> None:
+    body = client.get("/model").json()
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(body) <= set(schemas["ModelInfo"]["properties"]), set(body) - set(
+        schemas["ModelInfo"]["properties"]
+    )
+    assert "normalisation" in schemas["ModelInfo"]["properties"]["preprocessing"]["description"]
+    assert set(body["preprocessing"]) == set(schemas["TextPreprocessing"]["properties"])
+    assert body["preprocessing"]["text_normalizer"] == "nlpinsight.model.normalize_text"
+    assert body["preprocessing"]["version"] == "v2"
 
 
 @pytest.mark.parametrize(

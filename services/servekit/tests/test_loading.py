@@ -13,6 +13,7 @@ from servekit.loading import (
     RegistryRef,
     follows_an_alias,
     one_line,
+    read_model_dir,
     registry_client,
     registry_version,
     resolve,
@@ -100,3 +101,41 @@ def test_a_name_version_or_alias_the_registry_does_not_hold_is_told_apart_from_a
     with pytest.raises(ModelLoadError) as unreachable:
         resolve("models:/toy/1", "http://127.0.0.1:1")
     assert not unreachable.value.missing
+
+
+def test_a_service_settles_every_pipeline_read_from_a_model_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The serving layer, mlp score, replay, the trainer's champion and managed endpoints all read
+    # model files here: the service's recipe settles each pipeline (NLPInsight: its normalisation).
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from servekit import registry
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    skops.io.dump(Pipeline([("clf", LogisticRegression())]), model_dir / "model.skops")
+    (model_dir / "MLmodel").write_text("flavors: {}\nmetadata: {}\n", encoding="utf-8")
+    settled: list[tuple[str, object]] = []
+
+    class Recipe:
+        def loaded(self, pipeline: object) -> None:
+            settled.append(("settled", pipeline))
+
+    class Spec:
+        recipe = Recipe()
+
+    def get_service(name: str) -> object:
+        if name != "settling":
+            raise LookupError(name)
+        return Spec()
+
+    monkeypatch.setattr(registry, "get_service", get_service)
+    pipeline, _ = read_model_dir("settling", model_dir)
+    assert settled == [("settled", pipeline)]
+    # A name no service has (no entry point, no <name>.service module) loads as it is.
+    other, _ = read_model_dir("nosuchservice", model_dir)
+    assert isinstance(other, Pipeline)
+    assert len(settled) == 1

@@ -7,15 +7,23 @@ exactly to the words of the text.
 
 Normalisation is the vectorizers' ``preprocessor``, a module-level function the
 model file names (it pickles by reference), hence serving runs the code training
-ran. Each released normalisation keeps its own name and is never changed
-(:data:`NORMALIZERS`: ``normalize_text_v1``, ``normalize_text_v2``); a change is a
-new version, and new models name the newest, :data:`CURRENT`. Its character
-offsets (``with_offsets``) come from the same function, so explanations point back
-into the original text.
+ran. A released normalisation is never changed (:data:`NORMALIZERS`); a change is a
+new version, and new models are fitted with :data:`CURRENT`. Its character offsets
+(``with_offsets``) come from the same function, so explanations point back into
+the original text.
 
-Models fitted before the names were versioned name ``normalize_text``, and that
-name meant v1 until e669111 (2026-12-05) and v2 since: :func:`resolve_preprocessing`
-settles which from the fitted vocabularies when the model is loaded.
+The names are what older releases read. v2, the current one, is ``normalize_text``,
+as the release that brought it (e669111, 2026-12-05) named it: a model trained now
+loads, and reads text the same, in that release, so an image rollback still serves
+it (a new name would fail its import there). Before e669111 the same name was v1
+(now ``normalize_text_v1``), so each vectorizer also records the version it was
+fitted with (:data:`VERSION_ATTRIBUTE`, an attribute older releases carry along
+unread). Files without it are settled from their fitted vocabularies. Either way
+:func:`resolve_preprocessing` settles a loaded pipeline, and servekit's loader runs
+it on every model it loads (the recipe's ``loaded`` hook). A later version needs a
+new function name, so that a release without it refuses the file instead of reading
+it another way. ``normalize_text_v2`` is v2 too, named only by files of a
+development build (527271d); they still load.
 """
 
 from __future__ import annotations
@@ -106,19 +114,23 @@ def normalize_with_offsets_v1(text: str) -> NormalizedText:
     return _normalize(text, offsets=True, nfkc=False)
 
 
-def normalize_text_v2(text: str) -> str:
-    """The vectorizers' preprocessor since e669111 (2026-12-05): see :func:`normalize_with_offsets_v2`."""
+def normalize_text(text: str) -> str:
+    """v2, the vectorizers' preprocessor since e669111 (2026-12-05): see :func:`normalize_with_offsets_v2`.
+
+    Model files name it. Before e669111 this name was v1 (:func:`normalize_text_v1`), so a file
+    records the version beside it (:data:`VERSION_ATTRIBUTE`), and one written before that is
+    settled from its vocabularies (:func:`resolve_preprocessing`).
+    """
     return _normalize(text, offsets=False, nfkc=True).text
 
 
-def normalize_text(text: str) -> str:
-    """The name models fitted before the names were versioned give their preprocessor: v2 if called.
+def normalize_text_v2(text: str) -> str:
+    """:func:`normalize_text` under the name files of a development build (527271d) gave it.
 
-    It meant :func:`normalize_text_v1` until e669111 and :func:`normalize_text_v2` since, and
-    models fitted with either name it; loading one settles which (:func:`resolve_preprocessing`).
-    No new model names it. Kept as its own function, not an alias: the difference is the point.
+    Kept so that they load. No model names it now: no release before that build has it, so
+    such a file fails to load after a rollback.
     """
-    return normalize_text_v2(text)
+    return normalize_text(text)
 
 
 def normalize_with_offsets_v2(text: str) -> NormalizedText:
@@ -265,7 +277,7 @@ class Normalizer:
 
     @property
     def reference(self) -> str:
-        """The name the model file gives it: ``nlpinsight.model.normalize_text_v2``."""
+        """The name a model file fitted with it gives it: ``nlpinsight.model.normalize_text``."""
         return f"{self.text.__module__}.{self.text.__name__}"
 
 
@@ -279,7 +291,7 @@ V1 = Normalizer(
 )
 V2 = Normalizer(
     "v2",
-    normalize_text_v2,
+    normalize_text,
     normalize_with_offsets_v2,
     fold_word,
     "v1 after Unicode NFKC without invisible characters: fullwidth and styled letters read as "
@@ -290,8 +302,8 @@ V2 = Normalizer(
 #: meant for a new version cannot slip into a released one.
 NORMALIZERS = {normalizer.version: normalizer for normalizer in (V1, V2)}
 CURRENT = V2
-# What each preprocessor a vectorizer may hold computes: the legacy name computes v2.
-_COMPUTES: tuple[tuple[object, Normalizer], ...] = ((V1.text, V1), (V2.text, V2), (normalize_text, V2))
+# What each preprocessor a vectorizer may hold computes (normalize_text_v2: 527271d's files).
+_COMPUTES: tuple[tuple[object, Normalizer], ...] = ((V1.text, V1), (V2.text, V2), (normalize_text_v2, V2))
 
 
 def normalizer_of(preprocessor: object) -> Normalizer | None:
@@ -323,6 +335,8 @@ class Preprocessing:
 
     normalizer: Normalizer
     chosen_by: str
+    #: Settled from the vocabularies (a file older than the recorded versions), not read from it.
+    inferred: bool = False
 
     def as_json(self) -> dict[str, str]:
         return {
@@ -333,46 +347,53 @@ class Preprocessing:
         }
 
 
-#: Set on a vectorizer loaded with the legacy name: ``{char: terms}`` of its v1 evidence.
+#: Set on each vectorizer when fitted: the version of its normalisation (``"v2"``). Its preprocessor
+#: name alone does not tell: ``normalize_text`` was v1 before e669111. A release before this
+#: attribute carries it along unread, which is what an image rollback needs.
+VERSION_ATTRIBUTE = "text_normalizer_version_"
+#: Set by :func:`resolve_preprocessing` on a vectorizer whose file recorded no version:
+#: ``{char: terms}`` of its v1 evidence, so that settling the pipeline again gives the same answer.
 EVIDENCE_ATTRIBUTE = "preprocessor_evidence_"
 
 
 def resolve_preprocessing(pipeline: Any) -> Preprocessing:
     """The normalisation ``pipeline``'s vectorizers were fitted with; every vectorizer is set to it.
 
-    A versioned name says it. The legacy name ``normalize_text`` is settled from the fitted
-    vocabularies, all of them together (a vectorizer's own may hold no telling term: the word
-    one keeps only ``\\w`` characters): any character v2 never outputs means v1, and none means
-    v2, which such a model cannot tell from v1 on its own training text. A
-    :class:`CompactTfidfVectorizer` has already settled on v1 when its vocabulary said so, so
-    that a pipeline used as loaded (the trainer's champion) reads as it was fitted.
+    A recorded version (:data:`VERSION_ATTRIBUTE`) says it, and wins over what the shared name
+    ``normalize_text`` computes; so does a versioned name (``normalize_text_v1``, 527271d's
+    ``normalize_text_v2``). A file older than the recorded versions names ``normalize_text``
+    for either: it is settled from the fitted vocabularies, all of them together (a
+    vectorizer's own may hold no telling term: the word one keeps only ``\\w`` characters): any
+    character v2 never outputs means v1, and none means v2, which such a model cannot tell
+    from v1 on its own training text. Settling an already settled pipeline gives the same answer.
     """
-    vectorizers = _text_vectorizers(pipeline)
-    legacy = [v for v in vectorizers if v.preprocessor is normalize_text or hasattr(v, EVIDENCE_ATTRIBUTE)]
-    found = {normalizer_of(v.preprocessor) for v in vectorizers if not any(v is w for w in legacy)}
-    named = {normalizer for normalizer in found if normalizer is not None}
-    if None in found:
-        raise ValueError(
-            "a vectorizer's preprocessor is none of nlpinsight.model's normalisations "
-            f"({', '.join(n.reference for n in NORMALIZERS.values())}): the model cannot be read as fitted"
-        )
+    named, recorded, legacy = _sort_vectorizers(pipeline)
     if not legacy:
-        if len(named) != 1:
-            raise ValueError(f"the vectorizers name different normalisations: {_versions(named)}")
-        (normalizer,) = named
-        return Preprocessing(normalizer, f"named by the model file ({normalizer.reference})")
+        if len(named | recorded) != 1:
+            raise ValueError(f"the vectorizers name different normalisations: {_versions(named | recorded)}")
+        (normalizer,) = named | recorded
+        if recorded:
+            return Preprocessing(
+                normalizer, f"recorded in the model file ({VERSION_ATTRIBUTE} = {normalizer.version!r})"
+            )
+        references = ", ".join(sorted({_reference(v.preprocessor) for v in _text_vectorizers(pipeline)}))
+        return Preprocessing(normalizer, f"named by the model file ({references})")
     evidence: Counter[str] = Counter()
     for vectorizer in legacy:
-        recorded = getattr(vectorizer, EVIDENCE_ATTRIBUTE, None)
-        evidence.update(recorded if recorded is not None else v1_evidence(vectorizer.vocabulary_))
+        settled = getattr(vectorizer, EVIDENCE_ATTRIBUTE, None)
+        found = Counter(settled) if settled is not None else v1_evidence(vectorizer.vocabulary_)
+        setattr(vectorizer, EVIDENCE_ATTRIBUTE, dict(found))
+        evidence.update(found)
     normalizer = V1 if evidence else V2
-    if named - {normalizer}:
-        raise ValueError(f"the vectorizers name different normalisations: {_versions({*named, normalizer})}")
+    if (named | recorded) - {normalizer}:
+        raise ValueError(
+            f"the vectorizers name different normalisations: {_versions({*named, *recorded, normalizer})}"
+        )
     for vectorizer in legacy:
         vectorizer.preprocessor = normalizer.text
     ambiguous = (
-        f"the model file names {normalize_text.__module__}.normalize_text, which meant v1 before "
-        "e669111 (2026-12-05) and v2 since"
+        f"the model file names {normalize_text.__module__}.normalize_text and no version, and that name "
+        "meant v1 before e669111 (2026-12-05) and v2 since"
     )
     if evidence:
         chars = ", ".join(
@@ -381,7 +402,54 @@ def resolve_preprocessing(pipeline: Any) -> Preprocessing:
         why = f"its vocabulary has characters only v1 keeps ({chars} n-grams)"
     else:
         why = "its vocabulary has no character only v1 keeps (on text without any, v1 and v2 agree)"
-    return Preprocessing(normalizer, f"{ambiguous}; {why}")
+    return Preprocessing(normalizer, f"{ambiguous}; {why}", inferred=True)
+
+
+def _sort_vectorizers(pipeline: Any) -> tuple[set[Normalizer], set[Normalizer], list[Any]]:
+    """What the vectorizers' names say, what they record (set to it), and those that say neither."""
+    named: set[Normalizer] = set()
+    recorded: set[Normalizer] = set()
+    legacy: list[Any] = []
+    for vectorizer in _text_vectorizers(pipeline):
+        computes = normalizer_of(vectorizer.preprocessor)
+        if computes is None:
+            known = ", ".join(n.reference for n in NORMALIZERS.values())
+            raise ValueError(
+                f"a vectorizer's preprocessor is none of nlpinsight.model's normalisations ({known}): "
+                "the model cannot be read as fitted"
+            )
+        version = getattr(vectorizer, VERSION_ATTRIBUTE, None)
+        if version is not None:
+            normalizer = _recorded(version, vectorizer.preprocessor, computes)
+            vectorizer.preprocessor = normalizer.text
+            recorded.add(normalizer)
+        elif vectorizer.preprocessor is normalize_text or hasattr(vectorizer, EVIDENCE_ATTRIBUTE):
+            legacy.append(vectorizer)
+        else:
+            named.add(computes)
+    return named, recorded, legacy
+
+
+def _recorded(version: object, preprocessor: object, computes: Normalizer) -> Normalizer:
+    """The normalisation a vectorizer records, checked against the function it names."""
+    normalizer = NORMALIZERS.get(str(version))
+    if normalizer is None:
+        raise ValueError(
+            f"the model was fitted with text normalisation {version!r}, which this release does not "
+            f"have (it has {', '.join(NORMALIZERS)}): serve it with the release that trained it or a "
+            "later one"
+        )
+    # The shared name is read as the recorded version says; a versioned name must agree with it.
+    if preprocessor is not normalize_text and computes is not normalizer:
+        raise ValueError(
+            f"a vectorizer records text normalisation {normalizer.version} but names "
+            f"{_reference(preprocessor)}, which is {computes.version}: the model file contradicts itself"
+        )
+    return normalizer
+
+
+def _reference(function: Any) -> str:
+    return f"{function.__module__}.{function.__name__}"
 
 
 def _versions(normalizers: Iterable[Normalizer]) -> str:
@@ -452,14 +520,26 @@ class CompactTfidfVectorizer(TfidfVectorizer):  # type: ignore[misc]
             ends = np.cumsum(lengths).tolist()
             starts = [0, *ends[:-1]]
             state["vocabulary_"] = {text[a:b]: i for i, (a, b) in enumerate(zip(starts, ends, strict=True))}
-        if state.get("preprocessor") is normalize_text and "vocabulary_" in state:
-            # A model fitted before the names were versioned: read as fitted when the vocabulary
-            # tells (resolve_preprocessing settles the rest with the other vectorizers).
-            evidence = v1_evidence(state["vocabulary_"])
-            state[EVIDENCE_ATTRIBUTE] = dict(evidence)
-            if evidence:
-                state["preprocessor"] = normalize_text_v1
+        # The normalisation is settled for the whole pipeline (resolve_preprocessing, which
+        # servekit's loader runs), not here: one vectorizer's vocabulary may not tell, and a
+        # guess per vectorizer read a legacy v1 model's words with v2 and its characters with v1.
         super().__setstate__(state)
+
+    def fit(self, raw_documents: Any, y: Any = None) -> CompactTfidfVectorizer:
+        super().fit(raw_documents, y)
+        self._record_version()
+        return self
+
+    def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
+        transformed = super().fit_transform(raw_documents, y)
+        self._record_version()
+        return transformed
+
+    def _record_version(self) -> None:
+        # In the file beside the preprocessor's name, which alone does not tell (VERSION_ATTRIBUTE).
+        normalizer = normalizer_of(self.preprocessor)
+        if normalizer is not None:
+            setattr(self, VERSION_ATTRIBUTE, normalizer.version)
 
 
 def build_pipeline(seed: int = 42) -> Pipeline:

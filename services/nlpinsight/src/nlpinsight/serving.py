@@ -14,8 +14,9 @@ on the training texts (chosen at training, stored in the model's metadata), and
 :data:`OTHER` for every other token.
 
 The model is served with the text normalisation it was fitted with
-(:func:`nlpinsight.model.resolve_preprocessing`), named in ``GET /model``'s
-``preprocessing`` and on the card; loading logs which and why.
+(:func:`nlpinsight.model.resolve_preprocessing`, which servekit's loader runs through
+:meth:`SentimentRecipe.loaded`), named in ``GET /model``'s ``preprocessing`` and on the
+card; loading logs which and why (at INFO when settled from a legacy file's vocabularies).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from nlpinsight import data, model
 from nlpinsight.explain import LinearTextExplainer
 from servekit.datasets import DatasetError, refuse_lines
 from servekit.model import Explanation, ModelArtifact, Record, ServedModel
+from servekit.redaction import redact
 from servekit.training.recipe import TrainingRecipe
 
 #: Size of the fixed vocabulary of the attribution metric (plus :data:`OTHER`).
@@ -51,6 +53,13 @@ TERM_SAMPLE_ROWS = 2000
 PER_TEXT_BATCH_LIMIT = 16
 
 logger = logging.getLogger(__name__)
+
+
+def which_model(artifact: ModelArtifact) -> str:
+    """``nlpinsight version 3``; a model from no registry by its URI (credentials masked)."""
+    if artifact.version.isdigit():
+        return f"{artifact.name} version {artifact.version}"
+    return f"{artifact.name} model {redact(artifact.uri)}" if artifact.uri else f"{artifact.name} model"
 
 
 def term_of(token: str, normalizer: model.Normalizer = model.CURRENT) -> str:
@@ -109,6 +118,11 @@ class SentimentRecipe(TrainingRecipe):
 
     def build_pipeline(self, seed: int) -> Pipeline:
         return model.build_serving_pipeline(seed)
+
+    def loaded(self, pipeline: Any) -> None:
+        # Wherever the model is used (the trainer scores the champion's pipeline as loaded), it
+        # reads text as it was fitted: a legacy file is settled from all its vocabularies at once.
+        model.resolve_preprocessing(pipeline)
 
     def fit(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> Any:
         # One BLAS thread: the solver's sparse products are small, and OpenBLAS threads
@@ -202,15 +216,19 @@ class SentimentModel(ServedModel):
 
     def __init__(self, artifact: ModelArtifact) -> None:
         super().__init__(artifact)
-        # Before anything reads text: a model fitted before the normalisation was versioned is
-        # read as it was fitted, not with whatever normalize_text computes today.
+        # Before anything reads text: a model file is read as it was fitted, not with whatever
+        # normalize_text computes today. servekit's loader has settled it already (the recipe's
+        # `loaded`); again here for a pipeline handed over otherwise, which gives the same answer.
         self.preprocessing = model.resolve_preprocessing(artifact.pipeline)
         self.normalizer = self.preprocessing.normalizer
-        logger.info(
-            "%s version %s reads text with %s: %s",
-            artifact.name,
-            artifact.version,
+        # A reading settled from the vocabularies is a choice worth a line wherever the model is
+        # loaded; one the file records is the normal case (GET /model and the card say it).
+        logger.log(
+            logging.INFO if self.preprocessing.inferred else logging.DEBUG,
+            "%s reads text with %s (%s): %s",
+            which_model(artifact),
             self.normalizer.reference,
+            self.normalizer.version,
             self.preprocessing.chosen_by,
         )
         self.text_pipeline = model.text_pipeline(artifact.pipeline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import tempfile
@@ -9,12 +10,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servekit import serialization
 from servekit.model import ModelArtifact
 from servekit.redaction import redact
 from servekit.training.segments import in_recipe_order
+
+if TYPE_CHECKING:
+    from servekit.training.recipe import TrainingRecipe
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 #: A run's artifact (``runs:/<run_id>/model``): the run its figures are read from, as a registered
@@ -238,8 +242,35 @@ def read_model_dir(name: str, model_dir: Path) -> tuple[Any, dict[str, Any]]:
     from mlflow.models import Model
 
     pipeline = serialization.load(model_dir, packages=(name,))
+    recipe = service_recipe(name)
+    if recipe is not None:
+        recipe.loaded(pipeline)
     metadata = Model.load(str(model_dir)).metadata or {}
     return pipeline, in_recipe_order(dict(metadata))
+
+
+def service_recipe(name: str) -> TrainingRecipe | None:
+    """The recipe of service ``name``, whose ``loaded`` settles its pipelines; None for a name no
+    service has (a test's model).
+
+    Its entry point, else ``<name>.service.SERVICE``: a SageMaker framework container vendors the
+    packages without their entry points (as ``servekit.managed.common.service_spec`` finds them).
+    """
+    from servekit import registry
+    from servekit.spec import ServiceSpec
+
+    try:
+        return registry.get_service(name).recipe
+    except LookupError:
+        pass
+    try:
+        module = importlib.import_module(f"{name}.service")
+    except ModuleNotFoundError as exc:
+        if exc.name in (name, f"{name}.service"):
+            return None
+        raise  # the service's module is there but cannot import: as loud as a failed load
+    spec = getattr(module, "SERVICE", None)
+    return spec.recipe if isinstance(spec, ServiceSpec) else None
 
 
 def one_line(exc: BaseException) -> str:

@@ -153,6 +153,20 @@ class Baselines(BaseModel):
     )
 
 
+class TextPreprocessing(BaseModel):
+    """How a text model reads its input before its first fitted step (NLPInsight)."""
+
+    text_normalizer: str = Field(description="The function of the service's code that normalises the text")
+    version: str = Field(description="The normalisation's version: v1, v2, ...; a released one never changes")
+    description: str = Field(description="What the normalisation does")
+    chosen_by: str = Field(
+        description=(
+            "How the version was settled: recorded in the model file, or, for a file older than "
+            "the recorded versions, from its fitted vocabularies"
+        )
+    )
+
+
 class ModelInfo(BaseModel):
     """``GET /model``: the served version, how it was trained and evaluated, and how it is served.
 
@@ -176,6 +190,13 @@ class ModelInfo(BaseModel):
     baselines: Baselines
     threshold: float | None = Field(None, description="A classifier's decision threshold, if it has one")
     classes: list[str] | None = Field(None, description="A multiclass model's classes, if it has them")
+    preprocessing: TextPreprocessing | None = Field(
+        None,
+        description=(
+            "A text model's normalisation of its input, the one it was fitted with (NLPInsight); "
+            "absent for a service without one"
+        ),
+    )
     load_seconds: dict[str, float] = Field(
         description="How long each phase of its load took (fetch, build, warm_up)"
     )

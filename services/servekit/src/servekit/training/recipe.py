@@ -31,6 +31,14 @@ class TrainingRecipe(ABC):
     test_size: float = 0.2
     #: Rows of the synthetic default data set.
     synthetic_rows: int = 10_000
+    #: Whether every row :meth:`load` returns is one the request schema accepts, its validation
+    #: refusing a file that holds any other (BankChurn: the schema's bounds and categories are the
+    #: file's). Then a version's held-out figures are over rows a request can be whatever file it
+    #: was trained on, and ``mlp evaluate`` holds its live answers against the figure its run
+    #: logged without the file (``servekit.evaluation.every_row``). False where the cleaning keeps
+    #: rows the schema refuses (ChicagoTaxi's trips without miles; NLPInsight's texts over 5,000
+    #: characters or with no visible character), or cannot tell.
+    rows_all_requestable: bool = False
 
     @abstractmethod
     def load_csv(self, path: Path) -> pd.DataFrame:
@@ -61,6 +69,15 @@ class TrainingRecipe(ABC):
         (``servekit.training.segments``), logs it and stores it for ``GET /model``.
         """
         return {}
+
+    def loaded(self, pipeline: Any) -> None:  # noqa: B027 (optional: most services settle nothing)
+        """Settle a pipeline just read from a model file, before anything uses it; nothing by default.
+
+        servekit's loader calls it on every model it deserialises: served, shadow and canary
+        models, ``mlp score`` and ``mlp replay``, the trainer's champion, managed endpoints. For
+        what a file cannot say by itself (NLPInsight: which text normalisation a model file older
+        than the recorded versions was fitted with), so that each of them reads it alike.
+        """
 
     def fit(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> Any:
         """Fit the pipeline; override to pass fit parameters (e.g. categorical columns)."""
