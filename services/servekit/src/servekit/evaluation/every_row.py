@@ -10,11 +10,19 @@ the noise against the first. Its ``held_out_answers.json`` keeps each row's trut
 not its request fields, so which rows a request can be is told from the training data again: the
 file its run names (or the generated data of its seed), read as the recipe reads it now and split
 as it was, and used only where it gives back exactly the held-out truths the run kept.
+
+Only a service whose request schema can refuse a row its training data holds is in question: a
+recipe whose validation refuses any other file (``TrainingRecipe.rows_all_requestable``,
+BankChurn) logged its figures over requests whatever it was trained on, and they are compared as
+logged without the file, which the live-evaluation Job never has.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -37,6 +45,9 @@ WHAT_TO_DO = (
     "retrain it (`mlp train` scores the held-out figures over the rows a request can be), or compare "
     "it with another version on the same captured requests (as a shadow or a canary)"
 )
+#: What to do about a version whose figures are over every held-out row as too few were requests
+#: (``trainer.too_few_requests_note``): retrained on the same file, it falls back again.
+MORE_REQUESTS = "train on a file with more rows the request schema accepts"
 
 
 class OverRequests(NamedTuple):
@@ -51,31 +62,41 @@ class OverRequests(NamedTuple):
     scope: str
 
 
+def too_few_requests(params: dict[str, str]) -> str:
+    """What a version's held-out figures are over where its run, trained since the figures left out
+    the rows no request can be, scored them over every held-out row as fewer than 100 were requests
+    (``trainer.scored_rows``), as its card shows; "" for any other run.
+
+    Its figure is compared as logged: no recompute reaches the 100 rows the training did not.
+    """
+    if SCORED_ROWS not in params:
+        return ""
+    scored = params.get("data.held_out_scored", "")
+    if not (scored.startswith(EVERY_ROW) and REFUSED_BY in scored):
+        return ""
+    return f"over {scored} (as its card shows); {MORE_REQUESTS}"
+
+
 def every_row(params: dict[str, str], metadata: dict[str, Any] | None) -> str:
-    """Why a version's held-out figures are over every held-out row though some are no request; ""
-    when they are over the rows a request can be, or every held-out row is one, or the run was not
-    logged by ``mlp train`` (no ``data.rows``) and says nothing of its rows.
+    """Why a version's held-out figures may count held-out rows no request can be; "" when they do
+    not (its input baseline counts every held-out row a request), or it was trained since they were
+    counted (:func:`too_few_requests` for those over every row), or the run was not logged by ``mlp
+    train`` (no ``data.rows``) and says nothing of its rows. Whether the service's request schema
+    can refuse a row at all is the caller's (``TrainingRecipe.rows_all_requestable``).
 
     ``params``: its training run's parameters; ``metadata``: its ``serving_metadata.json``.
     """
-    if SCORED_ROWS in params:
-        # Trained since, but over every row as too few were requests (``trainer.scored_rows``).
-        scored = params.get("data.held_out_scored", "")
-        over_every_row = scored.startswith(EVERY_ROW) and REFUSED_BY in scored
-        return scored.removeprefix(f"{EVERY_ROW} ") if over_every_row else ""
-    if "data.rows" not in params:
+    if SCORED_ROWS in params or "data.rows" not in params:
         return ""
     # Its input drift baseline was fitted on the rows a request can be, and counts them.
     baseline = (metadata or {}).get("input_baseline") or {}
     rows, held_out = baseline.get("rows"), baseline.get("held_out_rows")
-    if baseline.get("rows_from") == REQUESTABLE and rows is not None and rows == held_out:
-        return ""
-    counted = (
-        f"{int(held_out) - int(rows):,} of its {int(held_out):,} no request can be"
-        if baseline.get("rows_from") == REQUESTABLE and rows is not None and held_out is not None
-        else "how many of them a request can be not recorded"
-    )
-    return f"trained before the held-out figures left out the rows no request can be ({counted})"
+    refused = "how many of them the request schema refuses is not recorded"
+    if baseline.get("rows_from") == REQUESTABLE and rows is not None and held_out is not None:
+        if rows == held_out:
+            return ""
+        refused = f"the request schema refuses {int(held_out) - int(rows):,} of its {int(held_out):,}"
+    return f"trained before the held-out figures left out the rows no request can be; {refused}"
 
 
 def over_requests(
@@ -84,9 +105,11 @@ def over_requests(
     answers: HeldOutAnswers | None,
     metadata: dict[str, Any] | None,
     logged: float,
-) -> OverRequests | str:
+) -> OverRequests | str | None:
     """The version's held-out figure recomputed over the rows a request can be, from the answers
-    its run kept (``answers``) and its training data found again; else why it cannot be.
+    its run kept (``answers``) and its training data found again; None when the request schema
+    refuses none of its held-out rows (the figure its run logged is over requests); else why it
+    cannot be recomputed.
 
     ``logged``: the figure its run logged over every held-out row, which the report names.
     """
@@ -106,20 +129,29 @@ def over_requests(
     if not seed.isdigit():
         return "its training run recorded no split seed to find its held-out rows with"
     path = None if source.startswith(SYNTHETIC) else Path(source)
+    read = "its training data" if path is None else f"its training file {source}"
     if path is not None and not path.is_file():
         named = source or "(not recorded)"
-        return f"its training file {named} is not here to tell which held-out rows a request can be"
-    if path is not None and sha256_of_file(path) != params.get("data.sha256"):
-        return f"its training file {source} has changed since it was trained"
-    frame, _ = recipe.load(path, int(seed))
-    # The frame as the recipe reads it now (its cleaning may have changed), and the same split.
-    if params.get("data.frame_sha256", sha256_of_frame(frame)) != sha256_of_frame(frame):
-        read = "its training data" if path is None else f"its training file {source}"
-        return f"{read} reads otherwise now (the recipe's cleaning changed since)"
+        return (
+            f"its training file {named} is not here to tell which held-out rows a request can be (run "
+            "`mlp evaluate` where that path finds it)"
+        )
     if float(params.get("test_size", recipe.test_size)) != recipe.test_size:
         held = params["test_size"]
         return f"it held out {held} of its rows, and {spec.name} holds out {recipe.test_size:g}"
-    data = split(spec, frame, int(seed))
+    try:
+        if path is not None and sha256_of_file(path) != params.get("data.sha256"):
+            return f"its training file {source} has changed since it was trained"
+        with _quiet(recipe):
+            frame, _ = recipe.load(path, int(seed))
+        # The frame as the recipe reads it now (its cleaning may have changed), and the same split.
+        if params.get("data.frame_sha256", sha256_of_frame(frame)) != sha256_of_frame(frame):
+            return f"{read} reads otherwise now (the recipe's cleaning changed since)"
+        data = split(spec, frame, int(seed))
+    except (OSError, ValueError) as exc:  # DatasetError is a ValueError, as pandas' parse errors are
+        # One version's file that does not read is its own verdict, not a failed evaluation: the
+        # Job retries a traceback (exit 1), and the other versions were never judged.
+        return f"{read} does not read now: {type(exc).__name__}: {' '.join(str(exc).split())}"
     truths = data.y_test.to_numpy()
     # The rows its answers are of, in their order: else a mask of these rows would pick other answers.
     if truths.shape != answers.target.shape or not np.array_equal(
@@ -127,6 +159,8 @@ def over_requests(
     ):
         return "its held-out rows split again are not the ones its run kept answers of"
     asked = baselines.requestable(to_records(data.x_test), spec)
+    if asked.rows_from == REQUESTABLE and not asked.left_out:
+        return None
     kept = int(asked.mask.sum())
     if asked.rows_from != REQUESTABLE or kept < MIN_JUDGED_ROWS:
         return (
@@ -148,6 +182,21 @@ def over_requests(
         f"{asked.left_out:,} the request schema refuses"
     )
     return OverRequests(figure, rows, rates or None, scope)
+
+
+@contextlib.contextmanager
+def _quiet(recipe: Any) -> Iterator[None]:
+    """The recipe's package's INFO lines left out while its data is read again: ChicagoTaxi's
+    cleaning reports each rule (15 lines) on ``mlp evaluate``'s stderr, of a training long done.
+    Its warnings stay."""
+    found = logging.getLogger(type(recipe).__module__.split(".")[0])
+    before = found.level
+    if found.getEffectiveLevel() < logging.WARNING:
+        found.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        found.setLevel(before)
 
 
 def serving_metadata(text: str | None) -> dict[str, Any] | None:

@@ -74,9 +74,12 @@ def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOu
     with the held-out rows' answers (:func:`held_out_answers`).
 
     The figure is over the held-out rows a request can be, as live answers are all answers to
-    requests. A version whose run's figures are over every held-out row, those the request schema
-    refuses included (trained before they were left out), has them recomputed over the others
-    (:mod:`.every_row`), said in ``note``; where they cannot be, it has no figure, and why.
+    requests. A version whose run's figures are over every held-out row (trained before the rows
+    no request can be were left out) has them recomputed over the others (:mod:`.every_row`), said
+    in ``note``, where its service's request schema can refuse a row its training data holds and
+    does refuse some of its held-out rows; where they cannot be, it has no figure, and why. One
+    whose figures are over every row as too few were requests (its card says so) is compared with
+    them, said in ``note``.
 
     Raises :class:`VersionNotRegisteredError` for a version the registry lacks.
     """
@@ -93,21 +96,28 @@ def held_out_figure(client: Any, name: str, version: str, metric: str) -> HeldOu
         return HeldOut(None, f"its training run logged no {metric}")
     estimate = metrics[metric]
     low, high = metrics.get(f"{metric}_ci_low", estimate), metrics.get(f"{metric}_ci_high", estimate)
+    logged = uncertainty.Interval(estimate, low, high)
     rows = held_out_answers(client, run_id, version)
     rates = held_out_parity(client, run_id, version)
+    few = every_row.too_few_requests(params)
+    if few:
+        return HeldOut(logged, few, rows, rates)
     metadata = every_row.serving_metadata(run_artifact_text(client, run_id, SERVING_METADATA))
     why = every_row.every_row(params, metadata)
-    if not why:
-        return HeldOut(uncertainty.Interval(estimate, low, high), rows=rows, parity=rates)
-    # Its figures count rows no request can be: against live answers, all of requests, they
+    spec = _spec(name) if why else None
+    if spec is None or spec.recipe.rows_all_requestable:
+        return HeldOut(logged, rows=rows, parity=rates)
+    # Its figures may count rows no request can be: against live answers, all of requests, they
     # compare a model of other rows (ChicagoTaxi: 0.7065 over every row, 0.5383 over requests).
-    found = every_row.over_requests(_spec(name), params, rows, metadata, estimate)
+    found = every_row.over_requests(spec, params, rows, metadata, estimate)
+    if found is None:  # the request schema refuses none of its held-out rows
+        return HeldOut(logged, rows=rows, parity=rates)
     if isinstance(found, str):
         return HeldOut(
             None,
-            f"its held-out {metric} {estimate:.4f} is over every held-out row, those no request can "
-            f"be included ({why}), and cannot be recomputed over the rows a request can be: {found}; "
-            f"{every_row.WHAT_TO_DO}",
+            f"its held-out {metric} {estimate:.4f} is over every held-out row, and {name}'s request "
+            f"schema can refuse rows its training data holds ({why}); it cannot be recomputed over "
+            f"the rows a request can be: {found}; {every_row.WHAT_TO_DO}",
         )
     return HeldOut(found.figure, found.scope, found.rows, found.parity)
 

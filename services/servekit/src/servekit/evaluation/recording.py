@@ -43,8 +43,9 @@ KIND = "live-evaluation"
 #: The same tag's value on a shadow comparison's run, and on a canary comparison's.
 SHADOW_KIND = "shadow-evaluation"
 CANARY_KIND = "canary-evaluation"
-#: The run tag saying what rows the held-out figure is over where it is not the one the version's
-#: training run logged (recomputed over the rows a request can be: ``evaluation.every_row``).
+#: The run tag, and version tag, saying what rows the held-out figure is over where it is not the
+#: one the version's training run logged as over requests (recomputed over the rows a request can
+#: be, or over every row as too few were: ``evaluation.every_row``).
 HELD_OUT_TAG = "live.held_out"
 
 
@@ -87,7 +88,7 @@ def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
         **_source_tags(source, job),
         AS_SERVED.verdict_tag: verdict(quality),
         # A held-out figure recomputed over the rows a request can be says so beside the verdict.
-        **({HELD_OUT_TAG: quality.held_out_note} if quality.held_out and quality.held_out_note else {}),
+        **({HELD_OUT_TAG: held_out_scope(quality)} if held_out_scope(quality) else {}),
     }
     run_id = _logged(client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures)
     for tag, value in version_tags(quality, run_id).items():
@@ -367,4 +368,14 @@ def version_tags(quality: Quality, run_id: str) -> dict[str, str]:
         LIVE_VERDICT_TAG: verdict(quality),
         LIVE_GROUPS_WORSE_TAG: _worse_text(quality) if quality.groups else _not_compared(quality.groups_note),
         LIVE_RUN_TAG: run_id,
+        # Beside the verdict on the version too, where ``mlp versions`` and ``mlp promote`` read it:
+        # emptied by an evaluation against the figure its run logged, as the other tags are replaced.
+        HELD_OUT_TAG: held_out_scope(quality),
     }
+
+
+def held_out_scope(quality: Quality) -> str:
+    """What rows the held-out figure the live one was held against is over, where it is not what
+    the version's training run logged as over requests (recomputed, or over every row as too few
+    were requests); empty otherwise, and without a held-out figure (the verdict says why)."""
+    return quality.held_out_note if quality.held_out is not None else ""
