@@ -17,6 +17,7 @@ import load.payloads
 from bankchurn.data import generate_raw
 from load.payloads import (
     OTHER_DATA_DRIFT,
+    REGISTRY_CREDENTIALS,
     TRAINING_ROWS_DRIFT,
     RefusalError,
     check_access,
@@ -232,9 +233,15 @@ def _logged_run(tmp_path: Path, seed: int, training_rows: Any) -> tuple[str, str
     return run_id, uri
 
 
-def test_real_rows_are_the_served_models_held_out_rows_not_its_training_rows(tmp_path: Path) -> None:
+def test_real_rows_are_the_served_models_held_out_rows_not_its_training_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # NLPInsight trained on the real file, sent that file's rows (80 % of them training rows): its
     # text_known_word_share at a PSI of 0.9 against a baseline of held-out rows.
+    # The run is read from the registry the model names, as where no registry of one's own is set
+    # (the test session's MLflow server is, in MLFLOW_TRACKING_URI, and would be read first).
+    for variable in ("MLFLOW_TRACKING_URI", *REGISTRY_CREDENTIALS):
+        monkeypatch.delenv(variable, raising=False)
     spec = registry.get_service("bankchurn")
     trained_on = tmp_path / "churn.csv"
     generate_raw(400, seed=5).to_csv(trained_on, index=False)
