@@ -40,7 +40,11 @@ def set_canary(spec, uri, version, share=None):
 
 def watch(*args, **kwargs):
     os.write(ready, b"watching")
-    time.sleep(3600)  # the signal ends it
+    # The signal ends it. In short sleeps: a signal the kernel hands to another of the process's
+    # threads (this one has four) does not interrupt the main thread's sleep, and Python runs
+    # the handler only when that sleep ends (one time.sleep(3600) hung a CI run to its timeout).
+    while True:
+        time.sleep(0.05)
 
 
 trainer.set_canary = set_canary
