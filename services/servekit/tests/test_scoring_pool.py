@@ -139,7 +139,11 @@ def test_a_worker_killed_ends_the_run_with_one_line_and_its_other_workers(tmp_pa
     except subprocess.TimeoutExpired:
         err = "did not end"
     finally:
-        left = _session(run.pid)
+        # A worker SIGKILLed a moment ago may still be exiting (its command line already gone, not
+        # yet a zombie): what is left is what is still there after a bounded wait.
+        deadline = time.monotonic() + 10
+        while (left := _session(run.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGKILL)  # what is left of it: none, when it ended well
         run.wait()
