@@ -70,6 +70,8 @@ wait_for "$MLFLOW_TRACKING_URI/health" 120 mlflow "$(<"$PIDS/mlflow.pid")" "the 
 wait "$listing_pid"
 listing=$(<"$STATE/services.tsv")
 services=$(cut -f1 <<<"$listing")
+# Silent otherwise until mlp has imported every service's model stack (about 9 s).
+echo "MLflow is up; checking each service for a champion, training those without one (the first run: under a minute)"
 # shellcheck disable=SC2086 # one argument per service name
 "$BIN/mlp" train $services --if-no-champion
 

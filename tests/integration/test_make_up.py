@@ -152,6 +152,8 @@ def test_up_serves_every_service_and_ctrl_c_stops_everything(
 ) -> None:
     output = platform.wait_until_serving()
     assert f"MLflow UI:   http://127.0.0.1:{platform.env['MLFLOW_PORT']}" in output
+    # Said before `mlp train` imports every model stack: a first run's training is not silent.
+    assert output.index("MLflow is up; checking each service for a champion") < output.index(": champion v")
     for name in registry.available():
         assert re.search(rf"^{name}\s+{platform.url(name)}\s+docs: {platform.url(name)}/docs", output, re.M)
         assert f"{name}: champion v{registered[name].version} exists; not training" in output

@@ -17,6 +17,7 @@ from chicagotaxi.model import (
     TRIP_BAND_LABELS,
     TaxiFareModel,
     calendar_year,
+    clean_synthetic,
     day_of_week,
     hour_of_day,
     is_listed,
@@ -185,6 +186,23 @@ def test_outcome_shares_cover_the_fare_ranges(trained: tuple[ModelArtifact, Spli
     model = TaxiFareModel(artifact)
     prediction = model.predict([validated()])[0]
     assert model.outcome(prediction) == prediction["fare_range"] == fare_range(prediction["fare"])
+
+
+def test_synthetic_data_logs_one_cleaning_report_of_the_rows_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """Each round of sizing the raw prefix logged its report: two reports of different totals per
+    training, the first of rows that were not trained on."""
+    with caplog.at_level(logging.INFO, logger="chicagotaxi.cleaning"):
+        result = clean_synthetic(500, seed=5)
+    report = result.report
+    assert report.n_input > 500  # more than one round: the first cleans exactly 500 raw rows
+    totals = [m for m in caplog.messages if " rows in, " in m]
+    assert totals == [
+        f"clean: {report.n_input} rows in, 500 out: {report.n_excluded} excluded, {report.n_outliers} "
+        f"outliers ({100 * report.outlier_fraction:.2f}%, cap {100 * cleaning.MAX_OUTLIER_FRACTION:.0f}%)"
+    ]
+    per_rule = [m for m in caplog.messages if " rows in, " not in m]
+    assert len(per_rule) == len(report.excluded) + len(report.outliers) + len(report.repaired)
+    assert not cleaning.logger.disabled
 
 
 def test_training_data_carries_and_logs_the_cleaning_figures(caplog: pytest.LogCaptureFixture) -> None:

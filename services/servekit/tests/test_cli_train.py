@@ -63,6 +63,28 @@ def test_several_services_are_trained_in_the_order_named(
     assert out.index("c: registered v1") < out.index("a: registered v1")
 
 
+@pytest.mark.usefixtures("server_answers")
+def test_if_no_champion_says_which_service_it_trains_before_training_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make up`'s first run said nothing while it trained (about 30 s): its first line about a
+    service came after that service was trained."""
+    printed_before: dict[str, str] = {}
+
+    def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
+        printed_before[spec.name] = capsys.readouterr().out
+        return train_result()
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: SimpleNamespace(name=name))
+    monkeypatch.setattr(trainer, "current_champion", lambda client, name: "3" if name == "b" else None)
+    monkeypatch.setattr(trainer, "train", train)
+    assert cli.main(["train", "b", "a", "--if-no-champion", "--tracking-uri", "http://127.0.0.1:1"]) == 0
+    assert printed_before == {
+        "a": "b: champion v3 exists; not training\na: no champion in the registry; training on synthetic data...\n"
+    }
+    assert capsys.readouterr().out.startswith("a: registered v1 ")
+
+
 def test_an_unknown_name_stops_before_anything_trains(
     trained: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -103,7 +125,7 @@ def test_no_tracking_server_stops_before_anything_trains(
     assert trained == []
     err = capsys.readouterr().err
     assert err.startswith(f"mlp: no MLflow tracking server answers at {nobody} (")
-    assert err.endswith("`make up` starts one, or pass --tracking-uri\n")
+    assert err.endswith("`make up` starts one, or pass --tracking-uri or set MLFLOW_TRACKING_URI\n")
     assert len(err.splitlines()) == 1
 
 

@@ -139,11 +139,19 @@ def test_mlp_versions_shows_the_registry_without_its_password(
     )
 
 
-def test_the_retry_warnings_of_mlp_show_the_registry_without_its_token(
+def test_the_warnings_of_mlp_show_the_registry_without_its_token(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """urllib3 logs each retry with the URL's path and query: the CLI's log handler masks it."""
-    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    """urllib3 logs with the URL's path and query: the CLI's log handler masks it. Its retry
+    warnings are not shown at all: the error line says the same, once."""
+
+    def get_service(name: str) -> Any:
+        logging.getLogger("urllib3.connectionpool").warning(
+            "Connection pool is full, discarding connection: %s", "127.0.0.1/?token=t0k3n"
+        )
+        return TOY
+
+    monkeypatch.setattr(cli.registry, "get_service", get_service)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
     # pytest's own handlers on the root logger would make the CLI's logging.basicConfig a no-op.
@@ -151,9 +159,12 @@ def test_the_retry_warnings_of_mlp_show_the_registry_without_its_token(
     monkeypatch.setattr(logging.root, "level", logging.root.level)
     assert cli.main(["versions", "toy", "--tracking-uri", "http://127.0.0.1:1/?token=t0k3n"]) == 1
     err = capsys.readouterr().err
-    assert "WARNING urllib3.connectionpool Retrying" in err
-    assert "refused\")': /?token=***\n" in err
+    assert "WARNING urllib3.connectionpool Connection pool is full" in err
+    assert "discarding connection: 127.0.0.1/?token=***\n" in err
+    assert "Retrying" not in err
+    assert "mlp: no MLflow tracking server answers at http://127.0.0.1:1/?token=*** (" in err
     assert "t0k3n" not in err
+    assert len(err.splitlines()) == 2
 
 
 def test_a_missing_registry_file_is_named_without_the_secret_of_its_uri(

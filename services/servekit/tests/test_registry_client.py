@@ -4,6 +4,8 @@ is told apart from none answering."""
 
 from __future__ import annotations
 
+import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
@@ -16,6 +18,7 @@ import pytest
 from toy import TOY
 
 from servekit import cli, rollout
+from servekit.local import free_port
 from servekit.testing import http_stub
 from servekit.training import trainer
 
@@ -176,3 +179,75 @@ def test_a_server_answering_with_an_error_is_not_said_to_be_absent(
     assert "no MLflow tracking server answers" not in err
     assert said in err
     assert len(err.splitlines()) == 1
+
+
+UNREACHABLE_COMMANDS = [
+    *READING_COMMANDS,
+    ["train", "toy"],
+    ["score", "toy", "rows.csv", "--output", "out.csv"],
+]
+
+
+@pytest.mark.parametrize("command", UNREACHABLE_COMMANDS)
+def test_no_server_listening_is_one_line_naming_the_cause(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlp: Mlp
+) -> None:
+    """urllib3 warned of its retry first, and the error line quoted its exception twice over; the
+    hint left out the variable the URI is usually set by."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rows.csv").write_text("x\n1\n")
+    monkeypatch.setattr(rollout.PrometheusReader, "check", lambda self: None)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # a retry, and its warning
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    # The CLI's own handler, as a user's shell sees it: pytest's would make basicConfig a no-op.
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    nobody = f"http://127.0.0.1:{free_port()}"
+    status, err = mlp(*command, "--tracking-uri", nobody)
+    assert (status, err) == (
+        1,
+        f"mlp: no MLflow tracking server answers at {nobody} (connection refused); `make up` starts "
+        "one, or pass --tracking-uri or set MLFLOW_TRACKING_URI\n",
+    )
+    assert mlp.trained == []
+
+
+def failed_request(reason: Exception) -> Exception:
+    """What MLflow's REST client raises when urllib3 gives up on a request for ``reason``: its
+    exception, in requests', in MLflow's (chained implicitly, as MLflow raises it)."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from urllib3.exceptions import MaxRetryError
+
+    url = "/api/2.0/mlflow/experiments/search"
+    try:
+        try:
+            raise RequestsConnectionError(MaxRetryError(None, url, reason))  # type: ignore[arg-type]
+        except RequestsConnectionError as exc:
+            raise MlflowException(f"API request to {url} failed with exception {exc}")  # noqa: B904
+    except MlflowException as exc:
+        return exc
+
+
+def test_the_cause_of_no_answer_is_said_in_a_few_words() -> None:
+    from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
+
+    not_known = socket.gaierror(-2, "Name or service not known")
+    unresolved = NameResolutionError("mlflow.typo", None, not_known)  # type: ignore[arg-type]
+    unresolved.__cause__ = not_known  # as urllib3 raises it
+    unreachable = NewConnectionError(None, "Failed to establish a new connection")  # type: ignore[arg-type]
+    unreachable.__cause__ = OSError(101, "Network is unreachable")
+    said = {
+        "host name not resolved": failed_request(unresolved),
+        "timed out": failed_request(ReadTimeoutError(None, "/", "Read timed out. (read timeout=20)")),  # type: ignore[arg-type]
+        "network is unreachable": failed_request(unreachable),
+    }
+    for words, exc in said.items():
+        assert trainer.unanswered("http://mlflow.typo:5000", exc).message == (
+            f"no MLflow tracking server answers at http://mlflow.typo:5000 ({words}); `make up` starts "
+            "one, or pass --tracking-uri or set MLFLOW_TRACKING_URI"
+        )
+    # Anything else is shown whole.
+    odd = trainer.unanswered("http://h:5000", failed_request(ValueError("an odd failure"))).message
+    assert "(MlflowException: API request to " in odd
+    assert "Caused by ValueError('an odd failure')" in odd

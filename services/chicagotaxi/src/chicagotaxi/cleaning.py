@@ -217,10 +217,12 @@ def _pct(n: int, total: int) -> float:
     return 100.0 * n / total if total else 0.0
 
 
-def clean(df: pd.DataFrame) -> CleanResult:
+def clean(df: pd.DataFrame, *, log: bool = True) -> CleanResult:
     """Apply the numbered cleaning rules of the module docstring; returns frame + report.
 
     Accepts raw text (as read from CSV) or already typed frames; the input is not changed.
+    ``log=False`` leaves the report unlogged, for a caller that cleans trial slices and logs
+    (``log_report``) only the one it keeps.
     """
     require_columns(df, (*FEATURES, TARGET))  # rule 1
     # Rules 2-3. A fresh index keeps the boolean masks below aligned whatever the input's.
@@ -353,11 +355,12 @@ def clean(df: pd.DataFrame) -> CleanResult:
         outliers=outliers,
         repaired=repaired,
     )
-    _log_report(report)
+    if log:
+        log_report(report)
     return CleanResult(frame=frame.reset_index(drop=True), report=report)
 
 
-def _log_report(report: CleanReport) -> None:
+def log_report(report: CleanReport) -> None:
     n = report.n_input
     for kind, counts in (
         ("excluded (invalid target / not a trip)", report.excluded),

@@ -174,10 +174,12 @@ def clean_synthetic(n_rows: int, seed: int) -> cleaning.CleanResult:
         int(n_rows / (1 - cleaning.MAX_EXCLUDED_FRACTION - cleaning.MAX_OUTLIER_FRACTION)) + 20, seed
     )
     prefix = n_rows
+    # Earlier rounds only size the prefix: logged, their reports read as the rows trained on.
     while True:
-        result = cleaning.clean(raw.head(prefix))
+        result = cleaning.clean(raw.head(prefix), log=False)
         shortfall = n_rows - result.report.n_output
         if shortfall == 0:
+            cleaning.log_report(result.report)
             return result
         prefix += shortfall
         if prefix > len(raw):  # pragma: no cover - clean() raises before this can happen

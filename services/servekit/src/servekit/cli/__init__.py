@@ -37,12 +37,20 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def not_a_retry(record: logging.LogRecord) -> bool:
+    """False for urllib3's warning that it retries a request. A command's requests go to the
+    registry, and when the last try fails too the command's one error line names the server and
+    why; the warnings before it only said the same in urllib3's words (``mlp serve`` logs through
+    its own handler, and keeps them)."""
+    return not (record.name == "urllib3.connectionpool" and str(record.msg).startswith("Retrying "))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    # Through redaction: urllib3's retry warning quotes the tracking URI, its query's token too.
-    logging.basicConfig(
-        level=logging.INFO, handlers=[logs.redacting_handler("%(levelname)s %(name)s %(message)s")]
-    )
+    # Through redaction: a library's warning may quote the tracking URI, its query's token too.
+    handler = logs.redacting_handler("%(levelname)s %(name)s %(message)s")
+    handler.addFilter(not_a_retry)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     # SIGTERM and SIGHUP unwind a command as Ctrl-C does (its partial files removed); mlp serve
     # leaves them to uvicorn, whose graceful shutdown drains the requests in flight.
     guard = nullcontext() if args.func is serving.cmd_serve else terminated_as_exit()

@@ -48,6 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if champion is not None:
             print(f"{spec.name}: champion v{champion} exists; not training")
             continue
+        if args.if_no_champion:  # `make up`'s first run: say what the wait is for, before it
+            data = args.data or "synthetic data"
+            print(f"{spec.name}: no champion in the registry; training on {data}...", flush=True)
         try:
             result = train(spec, tracking_uri, args.data, seed=args.seed)
         except DatasetError as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -537,8 +539,8 @@ def unanswered(tracking_uri: str, exc: Exception) -> ServekitError:
         return ServekitError(
             503,
             "registry_unavailable",
-            f"no MLflow tracking server answers at {where} ({one_line(exc)}); "
-            "`make up` starts one, or pass --tracking-uri",
+            f"no MLflow tracking server answers at {where} ({unreachable_because(exc)}); "
+            "`make up` starts one, or pass --tracking-uri or set MLFLOW_TRACKING_URI",
         )
     said = f"{status} ({body})" if body else str(status)
     if status == 403 and INVALID_HOST in body:
@@ -571,6 +573,43 @@ def unanswered(tracking_uri: str, exc: Exception) -> ServekitError:
         f"the server at {where} answered MLflow's API with {said}: is it an MLflow tracking server, "
         "and the URL its root? pass --tracking-uri http://HOST:PORT of one",
     )
+
+
+def unreachable_because(exc: BaseException) -> str:
+    """Why nothing answered, in the words a user acts on: ``connection refused`` (nothing listens
+    there), ``host name not resolved`` (a typo, or a host of another network), ``timed out``, or
+    the system's words for another socket error (``network is unreachable``); else the whole
+    error on one line. MLflow's message nests urllib3's, which repeats itself, the cause last."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    links = list(causes(exc))
+    if any(isinstance(link, socket.gaierror | NameResolutionError) for link in links):
+        return "host name not resolved"
+    # urllib3's failed connection is a timeout by descent, whatever failed; its cause says what.
+    if any(
+        isinstance(link, TimeoutError | Urllib3Timeout) and not isinstance(link, NewConnectionError)
+        for link in links
+    ):
+        return "timed out"
+    for link in links:
+        if isinstance(link, OSError) and isinstance(link.strerror, str) and link.strerror:
+            return link.strerror[0].lower() + link.strerror[1:]  # "Connection refused"
+    return one_line(exc)
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every error behind it: chained, or held as requests and urllib3 hold theirs (an
+    argument; ``MaxRetryError.reason``)."""
+    pending, seen = [exc], set[int]()
+    while pending:
+        link = pending.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        yield link
+        behind = [link.__cause__, link.__context__, getattr(link, "reason", None), *link.args]
+        pending += [error for error in behind if isinstance(error, BaseException)]
 
 
 #: How MLflow's REST client words a server's answer other than 200: its status (with the body, a
