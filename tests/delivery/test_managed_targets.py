@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from servekit import registry
-from servekit.managed import packaging, sagemaker
+from servekit.managed import common, csv_body, packaging, sagemaker
 from servekit.managed.common import LoadedModel
 from servekit.managed.vertex import ServekitPredictor
 from servekit.model import ModelArtifact
@@ -200,8 +200,8 @@ def test_sagemaker_csv_and_media_type_errors(target: Target) -> None:
     row = ",".join("" if target.rows[0][f] is None else str(target.rows[0][f]) for f in fields) + "\n"
     for content_type, field, problem in (
         ("text/csv; explian=true", "content_type.explian", "not an option; the options are explain, reasons"),
-        ("text/csv; explain=maybe", "content_type.explain", "'maybe' is not true or false"),
-        ("text/csv; charset=latin-1", "content_type.charset", "'latin-1' is not supported; send UTF-8"),
+        ("text/csv; explain=maybe", "content_type.explain", '"maybe" is not true or false'),
+        ("text/csv; charset=latin-1", "content_type.charset", '"latin-1" is not supported; send UTF-8'),
     ):
         with pytest.raises(sagemaker.InvalidRequest) as caught:
             target.invoke(row, content_type)
@@ -299,3 +299,220 @@ def test_managed_batch_limit_is_the_services_own_setting(
     assert "limit is 2" in caught.value.message
     two = orjson.dumps({"instances": [target.rows[0]] * 2})
     assert sagemaker.predict_fn(sagemaker.input_fn(two, "application/json"), loaded)
+
+
+# -- CSV read as RFC 4180 writes it, and answered as REST answers the same instances ---------
+
+
+def answer(target: Target, body: bytes | str, content_type: str = "application/json") -> tuple[int, bytes]:
+    """What the handlers answer: the body, or a refusal's status and body."""
+    try:
+        return 200, target.invoke(body, content_type)
+    except sagemaker.InvalidRequest as refusal:
+        return refusal.status_code, refusal.message.encode()
+
+
+def rest_answer(rest: TestClient, instances: list[dict[str, Any]]) -> tuple[int, bytes]:
+    response = rest.post(
+        "/predict/batch",
+        content=orjson.dumps({"instances": instances}),
+        headers={"content-type": "application/json"},
+    )
+    return response.status_code, response.content
+
+
+def as_csv(rows: list[dict[str, Any]], columns: list[str], header: bool = False) -> str:
+    """``rows`` as a CSV writer writes them: quoted where a cell holds a comma, quote or line break."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row[name] is None else row[name] for name in columns])
+    return buffer.getvalue()
+
+
+def first_text_field(target: Target) -> str:
+    properties = target.spec.request.model_json_schema()["properties"]
+    return next(name for name in target.spec.request.model_fields if "string" in _types(properties[name]))
+
+
+def refused(status_and_body: tuple[int, bytes]) -> list[dict[str, str]]:
+    status, body = status_and_body
+    assert status == 422, body[:500]
+    fields: list[dict[str, str]] = json.loads(body)["fields"]
+    return fields
+
+
+def test_csv_quoted_cells_with_commas_quotes_and_line_breaks_are_read_as_written(
+    target: Target, rest: TestClient
+) -> None:
+    field = first_text_field(target)
+    rows = [{**row, field: f'{row[field]}, "quoted"\nand a second line'} for row in target.rows[:3]]
+    columns = list(target.spec.request.model_fields)
+    assert answer(target, as_csv(rows, columns), "text/csv") == rest_answer(rest, rows)
+
+
+def test_csv_quote_never_closed_is_a_422_naming_the_row_where_it_opened(target: Target) -> None:
+    """Python's reader ran an unclosed quote to the end of the body: the rows after it were one
+    cell, and NLPInsight answered four headlines with one prediction, 200."""
+    columns = list(target.spec.request.model_fields)
+    unquoted = [row for row in target.rows if '"' not in as_csv([row], columns)][:4]
+    lines = as_csv(unquoted, columns).splitlines(keepends=True)
+    body = lines[0] + '"' + "".join(lines[1:])
+    assert refused(answer(target, body, "text/csv")) == [
+        {"field": f"instances[1].{columns[0]}", "problem": f"line 2, cell 1: {csv_body.UNCLOSED}"}
+    ]
+    # Closed by a quote lines later: named where it opened, saying where it closed.
+    closed_later = lines[0] + '"' + lines[1] + lines[2].rstrip("\n") + 'x"y\n'
+    [problem] = refused(answer(target, closed_later, "text/csv"))
+    assert problem["field"] == f"instances[1].{columns[0]}"
+    assert problem["problem"].startswith(
+        "line 2, cell 1: the quoted cell starting here closes on line 3 and 'y'"
+    )
+    if target.spec.name == "nlpinsight":
+        headlines = (
+            '"Breaking: $TSLA misses estimates, shares slide\nFed holds rates steady\n'
+            "Apple beats on revenue, stock jumps\nOil prices fall sharply\n"
+        )
+        [problem] = refused(answer(target, headlines, "text/csv"))
+        assert problem["field"] == "instances[0].text"
+        assert problem["problem"].startswith(
+            "line 1, cell 1: a quoted cell starts here and its quote is never closed"
+        )
+
+
+def test_csv_quote_inside_an_unquoted_cell_is_a_422_naming_the_row_and_field(target: Target) -> None:
+    field = first_text_field(target)
+    columns = list(target.spec.request.model_fields)
+    cell = columns.index(field) + 1
+    row = ",".join("" if target.rows[0][name] is None else str(target.rows[0][name]) for name in columns)
+    good = as_csv(target.rows[:1], columns)
+    for bad, problem in (
+        (row.replace(str(target.rows[0][field]), f'5" {target.rows[0][field]}', 1), csv_body.STRAY),
+        (row.replace(str(target.rows[0][field]), f' "{target.rows[0][field]}"', 1), csv_body.STRAY),
+        (
+            row.replace(str(target.rows[0][field]), f'"{target.rows[0][field]}"x', 1),
+            "the quoted cell starting here closes and 'x' follows its quote",
+        ),
+    ):
+        [named] = refused(answer(target, f"{good}{bad}\n", "text/csv"))
+        assert named["field"] == f"instances[1].{field}", bad
+        assert named["problem"].startswith(f"line 2, cell {cell}: {problem}"), named
+
+
+def test_csv_header_absent_reads_a_row_of_the_field_names_as_an_instance(
+    target: Target, rest: TestClient
+) -> None:
+    """``header=absent`` was accepted and not read: a row equal to the names was dropped as a header."""
+    columns = list(target.spec.request.model_fields)
+    rows = [dict(zip(columns, columns, strict=True)), target.rows[0]]
+    body = as_csv(rows, columns)
+    assert answer(target, body, "text/csv; header=absent") == rest_answer(rest, rows)
+    # Without the parameter, such a first row is taken for the header, as documented.
+    assert answer(target, body, "text/csv") == rest_answer(rest, rows[1:])
+
+
+def test_csv_header_names_the_columns_in_any_order(target: Target, rest: TestClient) -> None:
+    columns = list(reversed(target.spec.request.model_fields))
+    expected = rest_answer(rest, target.rows)
+    assert expected[0] == 200
+    for content_type in ("text/csv; header=present", "text/csv"):
+        assert answer(target, as_csv(target.rows, columns, header=True), content_type) == expected, (
+            content_type
+        )
+
+
+def test_csv_header_present_names_each_field_once_or_is_a_422_naming_the_header(target: Target) -> None:
+    fields = list(target.spec.request.model_fields)
+    renamed = ["Unknown", *fields[1:]]
+    [problem] = refused(answer(target, as_csv([], renamed, header=True), "text/csv; header=present"))
+    assert problem == {
+        "field": "header",
+        "problem": f'names no field: "Unknown"; has no column for {fields[0]} (line 1); '
+        f"the fields are {', '.join(fields)}",
+    }
+    # An instance where the header should be is not read as one when the header is said present.
+    [problem] = refused(answer(target, as_csv(target.rows[:1], fields), "text/csv; header=present"))
+    assert problem["field"] == "header"
+    [problem] = refused(answer(target, as_csv(target.rows[:1], fields), "text/csv; header=maybe"))
+    assert problem == {"field": "content_type.header", "problem": '"maybe" is not present or absent'}
+
+
+def test_csv_cell_over_the_csv_modules_limit_is_answered_as_rest_answers_it(
+    target: Target, rest: TestClient
+) -> None:
+    """A cell over 131,072 characters was the csv module's error, a 500 with a traceback."""
+    field = first_text_field(target)
+    rows = [{**target.rows[0], field: "x" * 140_000}]
+    got = answer(target, as_csv(rows, list(target.spec.request.model_fields)), "text/csv")
+    assert got == rest_answer(rest, rows)
+    assert got[0] == 422
+    if target.spec.name == "nlpinsight":
+        assert refused(got) == [
+            {"field": "instances[0].text", "problem": "has 140000 characters; send at most 5000 characters"}
+        ]
+
+
+def test_managed_body_limit_is_the_services_own_setting(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``<SVC>_MAX_BODY_BYTES`` bounds the managed endpoints as it bounds the REST service: REST's 413
+    above it, for JSON and CSV alike (the managed paths read any size)."""
+    monkeypatch.setenv(f"{target.spec.name.upper()}_MAX_BODY_BYTES", "1024")
+    artifact = target.artifact
+    with TestClient(
+        create_app(target.spec, load_settings(target.spec.name), source=lambda: artifact)
+    ) as small:
+        wait_ready(small)
+        field = first_text_field(target)
+        rows = [{**target.rows[0], field: "x" * 1100}]
+        expected = rest_answer(small, rows)
+    assert expected[0] == 413
+    loaded = sagemaker.model_fn(str(target.unpacked))
+    columns = list(target.spec.request.model_fields)
+    for body, content_type in (
+        (orjson.dumps({"instances": rows}), "application/json"),
+        (as_csv(rows, columns), "text/csv"),
+    ):
+        with pytest.raises(sagemaker.InvalidRequest) as caught:
+            sagemaker.predict_fn(sagemaker.input_fn(body, content_type), loaded)
+        assert (caught.value.status_code, caught.value.message.encode()) == expected, content_type
+    assert sagemaker.predict_fn(
+        sagemaker.input_fn(orjson.dumps({"instances": target.rows[:1]}), "application/json"), loaded
+    )
+
+
+def test_option_errors_spell_the_value_as_json(target: Target) -> None:
+    row = target.rows[0]
+    for options, field, problem in (
+        ({"reasons": True}, "reasons", "true is not an integer from 0 to 50"),
+        ({"explain": None}, "explain", "null is not true or false"),
+        ({"explain": "yes"}, "explain", '"yes" is not true or false'),
+    ):
+        assert refused(answer(target, orjson.dumps({"instances": [row], **options}))) == [
+            {"field": field, "problem": problem}
+        ]
+    with pytest.raises(HTTPException) as caught:
+        target.vertex.preprocess({"instances": [row], "parameters": False})
+    assert caught.value.detail["fields"] == [
+        {"field": "parameters", "problem": 'false is not an object such as {"explain": true}'}
+    ]
+
+
+def test_the_package_check_names_the_model_by_its_uri_not_a_deleted_download(
+    target: Target, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``mlp package-sagemaker`` loads the download to check it: what the model logs while loading
+    (NLPInsight: which text normalisation it reads with) named the temporary directory."""
+    loaded: list[ModelArtifact] = []
+    real = common.served_model
+
+    def spy(spec: Any, artifact: ModelArtifact) -> Any:
+        loaded.append(artifact)
+        return real(spec, artifact)
+
+    monkeypatch.setattr(common, "served_model", spy)
+    download = packaging.save_mlflow_model(target.artifact, tmp_path / "download", [])
+    packaging.check_loads(target.spec.name, download, f"models:/{target.spec.name}/3")
+    assert [artifact.uri for artifact in loaded] == [f"models:/{target.spec.name}/3"]

@@ -10,6 +10,7 @@ Flask, every handler wrapped so that what it raises is a 500) and google-cloud-a
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 import traceback
@@ -26,7 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
 from servekit import registry
-from servekit.managed import packaging, sagemaker
+from servekit.managed import packaging, sagemaker, vertex
 from servekit.managed.common import LoadedModel
 from servekit.managed.vertex import ServekitHandler, ServekitPredictor
 from servekit.rest import create_app
@@ -235,7 +236,7 @@ def test_a_json_body_takes_no_options_in_its_media_type(package: Package, mms: S
     for content_type, field, problem in (
         (f"{JSON}; explain=true", "content_type.explain", "not a parameter of application/json"),
         (f"{JSON}; reasons=2", "content_type.reasons", "not a parameter of application/json"),
-        (f"{JSON}; charset=latin-1", "content_type.charset", "'latin-1' is not supported; send UTF-8"),
+        (f"{JSON}; charset=latin-1", "content_type.charset", '"latin-1" is not supported; send UTF-8'),
     ):
         status, answered = mms(body, content_type)
         assert status == 422, (content_type, answered)
@@ -395,3 +396,98 @@ def test_vertex_handler_answers_the_rest_bodies(package: Package, rest: TestClie
     status, answered = vertex(orjson.dumps({"instances": package.rows, "parameters": "explain=true"}))
     assert status == 422
     assert [f["field"] for f in orjson.loads(answered)["fields"]] == ["parameters"]
+
+
+def test_vertex_handler_refuses_a_body_over_the_services_limit_as_rest_does(
+    package: Package, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It read any body whole: 256 NLPInsight texts of 4,990 characters (1.28 MB) were answered 200
+    where REST answers 413 (``<SVC>_MAX_BODY_BYTES``, 1 MiB by default)."""
+    monkeypatch.setenv(f"{SERVICE.upper()}_MAX_BODY_BYTES", "1024")
+    artifact = package.artifact
+    handler = ServekitHandler(str(package.dir), predictor=ServekitPredictor)
+    app = FastAPI()
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Any:
+        return await handler.handle(request)
+
+    over = orjson.dumps({"instances": package.rows * 6})
+    assert len(over) > 1024
+    compressed = gzip.compress(over)
+    assert len(compressed) < 1024
+    vertex = TestClient(app)
+    with TestClient(create_app(package.spec, load_settings(SERVICE), source=lambda: artifact)) as rest:
+        wait_ready(rest)
+        for body, encoding in ((over, {}), (compressed, {"content-encoding": "gzip"})):
+            headers = {"content-type": JSON, **encoding}
+            expected = rest.post("/predict/batch", content=body, headers=headers)
+            assert expected.status_code == 413
+            got = vertex.post("/predict", content=body, headers=headers)
+            assert (got.status_code, got.content) == (expected.status_code, expected.content)
+    assert vertex.post("/predict", content=orjson.dumps({"instances": package.rows[:1]})).status_code == 200
+
+
+@pytest.mark.parametrize("uri", [None, ""])
+def test_vertex_without_aip_storage_uri_is_one_error_naming_it(uri: str | None) -> None:
+    """The CPR server passes ``os.environ.get("AIP_STORAGE_URI")``: None was an AttributeError."""
+    with pytest.raises(ValueError, match=r"^AIP_STORAGE_URI is not set: "):
+        ServekitHandler(uri, predictor=ServekitPredictor)
+
+
+@pytest.mark.parametrize(
+    "spelt", ["9_00", "+900", "\uff19\uff10\uff10", "\u0669\u0660\u0660", "900.5x", "0x384"]
+)
+def test_csv_numbers_are_json_numbers_or_refused_as_rest_refuses_the_text(
+    package: Package, rest: TestClient, mms: SageMakerInference, spelt: str
+) -> None:
+    """``int()`` read ``9_00``, ``+900``, fullwidth and Arabic-Indic digits as 900."""
+    row = package.rows[0]
+    cells = [
+        spelt if name == "CreditScore" else "" if row[name] is None else str(row[name])
+        for name in package.fields
+    ]
+    expected = rest_batch(rest, orjson.dumps({"instances": [{**row, "CreditScore": spelt}]}))
+    assert expected[0] == 422
+    assert mms((",".join(cells) + "\n").encode(), CSV) == expected
+
+
+def test_csv_numbers_in_json_syntax_are_read_as_json_reads_them(
+    package: Package, rest: TestClient, mms: SageMakerInference
+) -> None:
+    row = {**package.rows[0], "CreditScore": 619, "Balance": 1250.5}
+    cells = [
+        "0.0125e5" if name == "Balance" else "" if row[name] is None else str(row[name])
+        for name in package.fields
+    ]
+    expected = rest_batch(rest, orjson.dumps({"instances": [{**row, "Balance": 1250.0}]}))
+    assert expected[0] == 200
+    assert mms((",".join(cells) + "\n").encode(), CSV) == expected
+
+
+def test_the_vertex_recipe_builds_from_the_packages_code_directory(package: Package) -> None:
+    """``LocalModel.build_cpr_model`` wants the file of each class inside ``src_dir``, and raised
+    ``The file implementing "ServekitHandler" must be in ...`` for the recipe the docstring gave.
+    The SDK's check (``prediction_utils.inspect_source_from_class``, 2.7.0) on the recipe's
+    import, with this environment's servekit installed beside it."""
+    code = package.dir / "code"
+    script = f"""
+import inspect, sys
+from pathlib import Path
+sys.path.insert(0, {str(code)!r})
+from servekit.managed.vertex import ServekitHandler, ServekitPredictor
+for cls in (ServekitHandler, ServekitPredictor):
+    source = Path(inspect.getsourcefile(cls)).resolve()
+    relative = source.relative_to(Path({str(code)!r}).resolve())  # the SDK's ValueError otherwise
+    print(".".join(relative.with_suffix("").parts), cls.__name__)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == [
+        "servekit.managed.vertex ServekitHandler",
+        "servekit.managed.vertex ServekitPredictor",
+    ]
+    recipe = vertex.__doc__ or ""
+    assert 'sys.path.insert(0, "pkg/code")' in recipe
+    assert '"pkg/code", "REGION-docker.pkg.dev' in recipe
+    assert all(word in recipe for word in ("AIP_STORAGE_URI", "servekit.json", "MLP_SERVICE"))

@@ -80,7 +80,8 @@ def test_if_no_champion_says_which_service_it_trains_before_training_it(
     monkeypatch.setattr(trainer, "train", train)
     assert cli.main(["train", "b", "a", "--if-no-champion", "--tracking-uri", "http://127.0.0.1:1"]) == 0
     assert printed_before == {
-        "a": "b: champion v3 exists; not training\na: no champion in the registry; training on synthetic data...\n"
+        "a": "b: champion v3 exists; not training\n"
+        "a: no champion in the registry; training on synthetic data...\n"
     }
     assert capsys.readouterr().out.startswith("a: registered v1 ")
 

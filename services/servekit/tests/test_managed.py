@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi import HTTPException
+from starlette.requests import Request
 from toy import TOY, ToyModel
 
 from servekit.inference import batch_adapter
@@ -96,14 +97,14 @@ def test_vertex_over_the_limit_is_a_413_however_bad_its_instances(loaded: Loaded
     assert caught.value.status_code == 422
 
 
-class Request:
-    """The part of a Starlette request the CPR handler reads."""
+def cpr_request(body: bytes) -> Request:
+    """A Starlette request, as the CPR model server hands its handler one (read as REST reads it)."""
 
-    def __init__(self, body: bytes) -> None:
-        self._body = body
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
 
-    async def body(self) -> bytes:
-        return self._body
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    return Request({"type": "http", "method": "POST", "path": "/predict", "headers": headers}, receive)
 
 
 def test_vertex_handler_over_the_limit_is_a_413_however_bad_its_instances(loaded: LoadedModel) -> None:
@@ -116,6 +117,6 @@ def test_vertex_handler_over_the_limit_is_a_413_however_bad_its_instances(loaded
     handler.predictor._model = loaded
     repeated = b'{"instances": [' + b'{"x": 1.0, "color": "red"}, ' * 256 + b'{"x": 1, "x": 2}]}'
     for body in (orjson.dumps({"instances": [BAD] * 257}), repeated):
-        response = asyncio.run(handler.handle(Request(body)))
+        response = asyncio.run(handler.handle(cpr_request(body)))
         assert response.status_code == 413
         assert json.loads(response.body) == OVER

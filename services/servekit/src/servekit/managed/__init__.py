@@ -8,8 +8,10 @@
 
 Every transport validates with the service's request model and runs
 :func:`servekit.inference.run_model` on the service's own ``ServedModel`` class, so
-predictions, explanations and error bodies are the REST service's, byte for byte, with its
-status codes: through ``transform_fn`` in the three SageMaker toolkits, and through
-``ServekitHandler`` on Vertex (with the SDK's default handler, Vertex wraps them in
-``{"detail": ...}``; see each module).
+predictions and explanations are the REST service's, byte for byte, and so are the refusals of
+bad instances and of bodies over the service's limits, with their status codes: through
+``transform_fn`` in the three SageMaker toolkits, and through ``ServekitHandler`` on Vertex (with
+the SDK's default handler, Vertex wraps them in ``{"detail": ...}``). What REST takes elsewhere
+(the options, as query parameters) or not at all (CSV) is refused in the same error body, worded
+for the transport; see each module.
 """

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pydantic_core
 from pydantic import TypeAdapter
 
 from servekit.errors import invalid_field
 from servekit.inference import batch_adapter, batch_body, check_batch_size, run_model, validate_batch_json
 from servekit.loading import read_model_dir
 from servekit.model import ModelArtifact, Record, ServedModel
-from servekit.reasons import reasons_problem
+from servekit.reasons import MAX_REASONS, reasons_problem
+from servekit.rest.body import too_large
 from servekit.runtime import warm_up
-from servekit.settings import load_settings
+from servekit.settings import ServiceSettings, load_settings
 from servekit.spec import ServiceSpec
 
 #: Written next to the MLflow model files by ``mlp package-sagemaker``: which service and which
@@ -73,22 +75,41 @@ class Asked:
                 )
         explain, reasons = options.get("explain", False), options.get("reasons", 0)
         if not isinstance(explain, bool):
-            raise invalid_field(f"{where}explain", f"{explain!r} is not true or false")
-        problem = reasons_problem(reasons)
-        if problem:
-            raise invalid_field(f"{where}reasons", problem)
+            raise invalid_field(f"{where}explain", f"{as_json(explain)} is not true or false")
+        if reasons_problem(reasons):
+            # reasons_problem's words, with the value as the client wrote it (true, not True).
+            raise invalid_field(
+                f"{where}reasons", f"{as_json(reasons)} is not an integer from 0 to {MAX_REASONS}"
+            )
         return cls(explain, reasons)
+
+
+def as_json(value: Any) -> str:
+    """``value`` spelt as JSON spells it (``true``, ``null``, ``"yes"``): a refusal quotes what the
+    client sent, and a client sent JSON (or text), not Python's ``True``, ``None`` or ``'yes'``."""
+    try:
+        return pydantic_core.to_json(value, inf_nan_mode="constants").decode()
+    except pydantic_core.PydanticSerializationError:
+        return repr(value)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A served model, the validator of its service's batch requests and its batch limit."""
+    """A served model, the validator of its service's batch requests and its limits."""
 
     spec: ServiceSpec
     model: ServedModel
     batch: TypeAdapter[Any]
     #: ``<SVC>_MAX_BATCH_SIZE``, the same setting as the REST service's.
     max_batch_size: int
+    #: ``<SVC>_MAX_BODY_BYTES``, the same setting as the REST service's (its default when not given).
+    max_body_bytes: int = int(ServiceSettings.model_fields["max_body_bytes"].default)
+
+    def check_body_size(self, size: int) -> None:
+        """REST's 413 when a body of ``size`` bytes is over ``<SVC>_MAX_BODY_BYTES``: checked before
+        it is parsed, as REST refuses it before reading it all (a bigger one costs every parse)."""
+        if size > self.max_body_bytes:
+            raise too_large(self.max_body_bytes)
 
     def validated(self, body: bytes | str) -> list[Record]:
         """Records of a ``{"instances": [...]}`` JSON body, as ``POST /predict/batch`` takes them:
@@ -115,7 +136,10 @@ def served_model(spec: ServiceSpec, artifact: ModelArtifact) -> ServedModel:
 
 def from_artifact(spec: ServiceSpec, artifact: ModelArtifact) -> LoadedModel:
     model = served_model(spec, artifact)
-    return LoadedModel(spec, model, batch_adapter(spec.request), load_settings(spec.name).max_batch_size)
+    settings = load_settings(spec.name)
+    return LoadedModel(
+        spec, model, batch_adapter(spec.request), settings.max_batch_size, settings.max_body_bytes
+    )
 
 
 def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedModel:
@@ -124,9 +148,13 @@ def load_model_dir(model_dir: str | Path, service: str | None = None) -> LoadedM
 
 
 def read_model_artifact(
-    model_dir: str | Path, service: str | None = None
+    model_dir: str | Path, service: str | None = None, uri: str | None = None
 ) -> tuple[ServiceSpec, ModelArtifact]:
-    """The service and the model of an MLflow model directory (``servekit.json`` describes it)."""
+    """The service and the model of an MLflow model directory (``servekit.json`` describes it).
+
+    ``uri``: where the model came from, when the directory is a download of it that will be gone
+    (``mlp package-sagemaker``'s check): what the model's log lines name it by.
+    """
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir)
     name = service or manifest.get("service") or os.environ.get("MLP_SERVICE")
@@ -140,7 +168,7 @@ def read_model_artifact(
         metadata=metadata,
         version=str(manifest.get("version", "unregistered")),
         run_id=str(manifest.get("run_id", "")),
-        uri=str(manifest.get("uri", str(model_dir))),
+        uri=uri or str(manifest.get("uri", str(model_dir))),
         registry_uri=str(manifest.get("registry_uri", "")),
         training_metrics=dict(manifest.get("training_metrics", {})),
     )

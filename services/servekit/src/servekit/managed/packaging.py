@@ -305,7 +305,8 @@ def check_loads(service: str, model_dir: Path, source: str) -> None:
             "artifact store?",
         )
     try:
-        served_model(*read_model_artifact(model_dir, service))
+        # Named by its source: the temporary directory is gone by the time anyone reads the log.
+        served_model(*read_model_artifact(model_dir, service, uri=redact(source)))
     except Exception as exc:
         why = one_line(exc).replace(str(model_dir), source)  # the temporary directory is gone
         raise ServekitError(

@@ -18,13 +18,27 @@ instances, explanations included, byte for byte):
 - ``application/json``: ``{"instances": [{...}, ...], "explain": true, "reasons": 3}``
   (``explain`` and ``reasons`` optional, as ``?explain=`` and ``?reasons=`` over REST), or a bare
   list ``[{...}, ...]``;
-- ``text/csv``: one instance per row, columns in the order of the service's request fields
-  (a header row with exactly those names is allowed and skipped; a UTF-8 byte order mark, as Excel
-  writes, is too); explanations and reasons are asked with media-type parameters,
-  ``text/csv; explain=true; reasons=3``.
+- ``text/csv``: RFC 4180 CSV, one instance per row (:mod:`servekit.managed.csv_body` reads it,
+  strictly: a quote never closed, or one inside a cell that does not start with one, is a 422
+  naming the line and the cell). Explanations and reasons are asked with media-type parameters,
+  ``text/csv; explain=true; reasons=3``. Whether the first row is a header is RFC 4180's
+  ``header`` parameter: ``header=present``, it names each of the service's request fields once,
+  in any order (the columns are read by those names; another name, or one missing, is a 422
+  naming it); ``header=absent``, every row is an instance, the columns in the order of the
+  request fields. Without the parameter, a first row that names exactly the request fields (in
+  any order) is taken for a header, and any other for an instance: send ``header=absent`` when an
+  instance may read as the header (NLPInsight's one field is ``text``: a headline that says
+  "text" would be dropped). A UTF-8 byte order mark, as Excel writes, is skipped. A cell is a
+  number when its field takes one and it is a JSON number (``-1.5e3``: not ``9_00``, ``+1`` or
+  other digits than ASCII's), empty is null, and anything else is text, which validation
+  refuses for a number field as the REST service refuses ``"900"``.
 
 Bad input is a 4xx whose body is the REST service's error body (``{"error": ..., "fields": [...]}``)
-with its status code, in each of the three toolkits. The handlers below raise
+with its status code, in each of the three toolkits: for the instances and the body's size
+(``<SVC>_MAX_BODY_BYTES``, ``<SVC>_MAX_BATCH_SIZE``) the very body REST answers. What REST takes
+elsewhere or not at all is worded for this transport, naming the field all the same: the options
+(``explain``, ``reasons``: query parameters over REST), a body that is no object (REST: ``Input
+should be an object``; here what to send instead), the CSV's syntax and header. The handlers raise
 :class:`InvalidRequest`, which derives from sagemaker-inference's ``BaseInferenceToolkitError``
 when that toolkit is installed; called on their own in a container (a ``code/inference.py`` of
 your own exporting them instead of ``transform_fn``), sagemaker-inference answers with the status
@@ -34,9 +48,7 @@ but appends a traceback to the body, and sagemaker-containers answers 500.
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib
-import io
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +57,11 @@ import pydantic_core
 
 from servekit.errors import FieldProblem, ServekitError, invalid_field
 from servekit.inference import encode_json, reject_duplicate_keys
+from servekit.managed import csv_body
 from servekit.managed.common import (
     Asked,
     LoadedModel,
+    as_json,
     load_model_dir,
     require_object,
 )
@@ -61,8 +75,10 @@ JSON = "application/json"
 CSV = "text/csv"
 #: The media-type parameters a JSON body takes: its options are fields of the body.
 JSON_OWN_PARAMETERS = ("charset",)
-#: The CSV media type's own parameters (RFC 4180's charset, RFC 7111's header), beside the options.
+#: The CSV media type's own parameters (RFC 4180's charset and header), beside the options.
 CSV_OWN_PARAMETERS = ("charset", "header")
+#: RFC 4180's values of ``header``: whether the first row names the columns.
+HEADER_VALUES = {"present": True, "absent": False}
 UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
 WORDS_OF_A_FLAG = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -181,10 +197,12 @@ def predict_fn(data: Decoded, model: LoadedModel) -> dict[str, Any]:
 def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Asked]:
     """Validated records and what else is asked; InvalidRequest (4xx) on bad input."""
     try:
+        model.check_body_size(len(data.body))
         if data.media == CSV:
             asked = _csv_asked(data.params)
+            header = _csv_header(data.params)
             # utf-8-sig: Excel's "CSV UTF-8" starts with a byte order mark, which would hide the header.
-            rows = _csv_records(model, data.body.decode("utf-8-sig"))
+            rows = _csv_records(model, data.body.decode("utf-8-sig"), header)
             return _validated(model, {"instances": rows}), asked
         _json_parameters(data.params)
         return _from_json(model, data.body)
@@ -250,11 +268,21 @@ def _csv_asked(params: dict[str, str]) -> Asked:
     return Asked.of(options, "content_type.")
 
 
+def _csv_header(params: dict[str, str]) -> bool | None:
+    """RFC 4180's ``header=present`` (True) or ``header=absent`` (False); None when not given."""
+    if "header" not in params:
+        return None
+    value = params["header"].lower()
+    if value not in HEADER_VALUES:
+        raise invalid_field("content_type.header", f"{as_json(params['header'])} is not present or absent")
+    return HEADER_VALUES[value]
+
+
 def _require_utf8(params: dict[str, str]) -> None:
     """A media type's charset, if it names one, is UTF-8 (or its ASCII subset); else a 422 naming it."""
     charset = params.get("charset", "utf-8").lower()
     if charset not in UTF8_CHARSETS:
-        raise invalid_field("content_type.charset", f"{charset!r} is not supported; send UTF-8")
+        raise invalid_field("content_type.charset", f"{as_json(charset)} is not supported; send UTF-8")
 
 
 def _json_parameters(params: dict[str, str]) -> None:
@@ -287,25 +315,76 @@ def _from_json(model: LoadedModel, body: bytes) -> tuple[list[Record], Asked]:
     return records, asked
 
 
-def _csv_records(model: LoadedModel, text: str) -> list[dict[str, Any]]:
+def _csv_records(model: LoadedModel, text: str, header: bool | None) -> list[dict[str, Any]]:
+    """The instances of a CSV body, as JSON would give them; ``header``: ``_csv_header``'s."""
     fields = list(model.spec.request.model_fields)
     properties = model.spec.request.model_json_schema().get("properties", {})
     numeric = {name for name in fields if _json_types(properties.get(name, {})) & {"integer", "number"}}
-    rows = [row for row in csv.reader(io.StringIO(text)) if row]
-    if rows and [cell.strip() for cell in rows[0]] == fields:
-        rows = rows[1:]
+    columns = fields  # the fields the columns hold: a header's names, in its order
+    first_is_header: bool | None = None  # until the first row is read
+    rows: list[csv_body.Record] = []
+    try:
+        for record in csv_body.records(text):
+            if first_is_header is None:
+                named = _header_columns(fields, record, header)
+                first_is_header = named is not None
+                if named is not None:
+                    columns = named
+                    continue
+            rows.append(record)
+    except csv_body.MalformedCsvError as bad:
+        raise _malformed(bad, columns, header if first_is_header is None else first_is_header) from None
     # Counted before any row is read: over the limit is the 413 the setting promises, not a 422
     # naming the first row of the wrong width.
     model.limit(len(rows))
     records = []
     for index, row in enumerate(rows):
-        if len(row) != len(fields):
+        cells = row.cells()
+        if len(cells) != len(columns):
             raise invalid_field(
                 f"instances[{index}]",
-                f"{len(row)} columns; expected {len(fields)}: {', '.join(fields)}",
+                f"{len(cells)} columns on line {row.line}; expected {len(columns)}: {', '.join(columns)}",
             )
-        records.append({name: _cell(cell, name in numeric) for name, cell in zip(fields, row, strict=True)})
+        by_name = dict(zip(columns, cells, strict=True))
+        # In the request fields' order, whatever the header's: the instance a JSON client sends.
+        records.append({name: _cell(by_name[name], name in numeric) for name in fields})
     return records
+
+
+def _header_columns(fields: list[str], first: csv_body.Record, header: bool | None) -> list[str] | None:
+    """The fields the columns hold when ``first`` is a header (its names, in its order), None when
+    it is an instance; a 422 naming the header when one is ``present`` but does not name each
+    field once."""
+    if header is False:
+        return None
+    names = [cell.strip() for cell in first.cells()]
+    if sorted(names) == sorted(fields):
+        return names
+    if header is None:  # no header, or one that means another model's columns: read as an instance
+        return None
+    unknown = [name for name in names if name not in fields]
+    missing = [name for name in fields if name not in names]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    problems = [
+        *([f"names no field: {', '.join(map(as_json, unknown))}"] if unknown else []),
+        *([f"names {', '.join(twice)} more than once"] if twice else []),
+        *([f"has no column for {', '.join(missing)}"] if missing else []),
+    ]
+    raise invalid_field(
+        "header", f"{'; '.join(problems)} (line {first.line}); the fields are {', '.join(fields)}"
+    )
+
+
+def _malformed(bad: csv_body.MalformedCsvError, columns: list[str], header_row: bool | None) -> ServekitError:
+    """A 422 for a body that is not RFC 4180 CSV, naming the row (and field) where it breaks;
+    ``header_row``: whether the first row is a header."""
+    if header_row and bad.records == 0:
+        where = "header"
+    else:
+        where = f"instances[{bad.records - (1 if header_row else 0)}]"
+        if bad.cell < len(columns):
+            where += f".{columns[bad.cell]}"
+    return invalid_field(where, f"line {bad.line}, cell {bad.cell + 1}: {bad.problem}")
 
 
 def _json_types(schema: dict[str, Any]) -> set[str]:
@@ -316,17 +395,17 @@ def _json_types(schema: dict[str, Any]) -> set[str]:
 
 
 def _cell(cell: str, numeric: bool) -> Any:
-    """A CSV cell as the JSON value a client would send: numbers for numeric fields, null if empty."""
+    """A CSV cell as the JSON value a client would send: null if empty, for a number field a JSON
+    number as the REST service's parser reads one, else the text (which validation refuses for a
+    number field, naming it). ``int()`` and ``float()`` read ``9_00``, ``+900`` and 900 in
+    fullwidth or Arabic-Indic digits as 900, which no JSON body can say."""
     if cell == "":
         return None
     if numeric:
-        text = cell.strip()
         try:
-            return int(text)
-        except ValueError:
-            pass
-        try:
-            return float(text)
+            value = pydantic_core.from_json(cell, allow_inf_nan=True)
         except ValueError:
             return cell
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value
     return cell

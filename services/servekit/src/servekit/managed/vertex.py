@@ -1,25 +1,57 @@
 """A Vertex AI Custom Prediction Routine handler and predictor on the service's own model class.
 
 Vertex AI's CPR model server (``google.cloud.aiplatform.prediction.model_server``) creates its
-handler once, ``handler_class(artifacts_uri, predictor=predictor_class)``, and awaits
-``handler.handle(request)`` per request. ``google-cloud-aiplatform`` is NOT needed to import or
-test this module: both classes implement the SDK's interfaces by duck typing; to build the CPR
-image, pass them to ``LocalModel.build_cpr_model(..., predictor=ServekitPredictor,
-handler=ServekitHandler)``, which only calls those methods. ``load`` downloads a ``gs://`` URI with
-the SDK's ``prediction_utils.download_model_artifacts`` (imported only then) and reads a local
-path directly.
+handler once, ``handler_class(os.environ["AIP_STORAGE_URI"], predictor=predictor_class)``, and
+awaits ``handler.handle(request)`` per request. ``google-cloud-aiplatform`` is NOT needed to import
+or test this module: both classes implement the SDK's interfaces by duck typing. ``load``
+downloads a ``gs://`` URI with the SDK's ``prediction_utils.download_model_artifacts`` (imported
+only then) and reads a local path directly.
+
+Building the image: ``LocalModel.build_cpr_model`` wants the files defining the handler and the
+predictor inside its ``src_dir`` (``ValueError: The file implementing "ServekitHandler" must be in
+"<src_dir>"`` otherwise), and copies ``src_dir`` into the image, where the server imports them
+from the copy. The ``code/`` directory of ``mlp package-sagemaker``'s ``model.tar.gz`` is that
+directory: servekit and the service as source, and ``requirements.txt`` pinned as trained. Import
+the classes from it, not from an installed servekit::
+
+    mlp package-sagemaker nlpinsight --model-uri models:/nlpinsight/3 --output model.tar.gz
+    mkdir pkg && tar -xzf model.tar.gz -C pkg
+    gcloud storage cp -r pkg/* gs://BUCKET/nlpinsight/3/   # the model's artifactUri
+
+    import sys
+    sys.path.insert(0, "pkg/code")  # before anything imports servekit
+    from google.cloud.aiplatform.prediction import LocalModel
+    from servekit.managed.vertex import ServekitHandler, ServekitPredictor
+
+    LocalModel.build_cpr_model(
+        "pkg/code", "REGION-docker.pkg.dev/PROJECT/REPO/nlpinsight:3",
+        predictor=ServekitPredictor, handler=ServekitHandler,
+        requirements_path="pkg/code/requirements.txt",
+        base_image="python:3.11",  # the SDK's default is 3.10; servekit needs 3.11
+    )
+
+Upload the model with ``artifact_uri="gs://BUCKET/nlpinsight/3/"``: Vertex AI sets
+``AIP_STORAGE_URI`` to it, and it must hold the unpacked package (``MLmodel``, the model file and
+``servekit.json``, which names the service and the registered version; without ``servekit.json``
+set ``MLP_SERVICE`` in the container's environment). Running the image elsewhere (``docker run``,
+``LocalModel.deploy_to_local_endpoint(artifact_uri=...)``), set ``AIP_STORAGE_URI`` yourself: a
+``gs://`` URI or a directory in the container; without it the handler refuses to start, naming it.
 
 Request ``{"instances": [{...}, ...], "parameters": {"explain": true, "reasons": 3}}``
 (``parameters`` and each of them optional, as ``?explain=`` and ``?reasons=`` over REST);
 response: the JSON of the REST ``POST /predict/batch`` for the same instances and options
 (``{"model": ..., "predictions": [...]}``, Vertex's required ``predictions`` key included).
 
-Bad input, with :class:`ServekitHandler`: the REST status and error body, byte for byte. With the
-SDK's default ``PredictionHandler`` and :class:`ServekitPredictor` alone, the predictor raises
+Bad input, with :class:`ServekitHandler`: the REST status and error body; for the instances, the
+body's size (``<SVC>_MAX_BODY_BYTES``, read as REST reads it, a gzip body included) and the batch
+limit, the very body REST answers. ``parameters`` (query parameters over REST) and a body that is
+no object are worded for this transport, naming the field all the same. With the SDK's default
+``PredictionHandler`` and :class:`ServekitPredictor` alone, the predictor raises
 ``fastapi.HTTPException`` with the REST status and the REST error body as its ``detail``, which the
 CPR server (FastAPI) wraps: ``{"detail": {"error": ..., "fields": [...]}}``; that handler also
-parses the JSON itself (``json.loads``: a key given twice keeps its last value, unnoticed) and
-answers a body that is not JSON with its own 400.
+parses the JSON itself (``json.loads``: a key given twice keeps its last value, unnoticed), reads
+the whole body whatever its size (``<SVC>_MAX_BODY_BYTES`` is not applied) and answers a body that
+is not JSON with its own 400.
 """
 
 from __future__ import annotations
@@ -34,8 +66,9 @@ import pydantic_core
 
 from servekit.errors import ServekitError, invalid_field
 from servekit.inference import encode_json, reject_duplicate_keys
-from servekit.managed.common import Asked, LoadedModel, load_model_dir, require_object
+from servekit.managed.common import Asked, LoadedModel, as_json, load_model_dir, require_object
 from servekit.model import Record
+from servekit.rest.body import read_body
 
 JSON = "application/json"
 
@@ -54,7 +87,15 @@ class ServekitPredictor:
             raise RuntimeError("load() has not been called")
         return self._model
 
-    def load(self, artifacts_uri: str) -> None:
+    def load(self, artifacts_uri: str | None) -> None:
+        if not artifacts_uri:
+            # The CPR server passes os.environ.get("AIP_STORAGE_URI"): None when it is unset.
+            raise ValueError(
+                "AIP_STORAGE_URI is not set: it names the model's artifacts, a gs:// URI or a directory "
+                "holding the unpacked model.tar.gz of mlp package-sagemaker (MLmodel, the model file "
+                "and servekit.json, or MLP_SERVICE set); Vertex AI sets it to the model's artifactUri, "
+                "elsewhere set it yourself"
+            )
         local = artifacts_uri
         if artifacts_uri.startswith("gs://"):
             # Only here: google-cloud-aiplatform is not needed otherwise (the CPR image has it).
@@ -89,7 +130,9 @@ class ServekitPredictor:
             parameters = {}
         elif not isinstance(parameters, dict):
             # ``or {}`` took 0, "", [] and false for none, dropping what the client asked for.
-            raise invalid_field("parameters", f'{parameters!r} is not an object such as {{"explain": true}}')
+            raise invalid_field(
+                "parameters", f'{as_json(parameters)} is not an object such as {{"explain": true}}'
+            )
         asked = Asked.of(parameters, "parameters.")
         records = self.model.validated(pydantic_core.to_json(envelope, inf_nan_mode="constants"))
         if body is not None:
@@ -115,15 +158,16 @@ class ServekitHandler:
     status, and parses the JSON as the REST service does (NaN allowed, a repeated key refused).
     """
 
-    def __init__(self, artifacts_uri: str, predictor: type[ServekitPredictor] | None = None) -> None:
+    def __init__(self, artifacts_uri: str | None, predictor: type[ServekitPredictor] | None = None) -> None:
         self.predictor = (predictor or ServekitPredictor)()
         self.predictor.load(artifacts_uri)
 
     async def handle(self, request: Any) -> Any:
         from fastapi import Response
 
-        body = await request.body()
         try:
+            # As REST reads a body: no more than <SVC>_MAX_BODY_BYTES of it (or of it decompressed).
+            body = await read_body(request, self.predictor.model.max_body_bytes)
             try:
                 parsed = pydantic_core.from_json(body, allow_inf_nan=True)
             except ValueError:
