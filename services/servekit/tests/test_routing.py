@@ -795,6 +795,65 @@ def test_a_deleted_canary_alias_set_again_to_a_version_that_will_not_load_is_a_f
     assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
 
 
+def starting_router(alias: CanaryAlias, registry: CollectorRegistry, before_each_load: Any) -> CanaryRouter:
+    """A canary's router on a pod just started, calling ``before_each_load(attempt)`` before each
+    load (its first-load retries without a wait)."""
+    attempts = itertools.count(1)
+
+    def source() -> ModelArtifact:
+        before_each_load(next(attempts))
+        return alias.source()
+
+    metrics = CanaryMetrics(NAMES, registry)
+    runtime = ModelRuntime(
+        ToyModel, source, metrics, probe=alias.probe, refresh_interval=10, initial_delay=0,
+        role="canary model",
+    )  # fmt: skip
+    return CanaryRouter(runtime, metrics, uri="models:/toy@canary", traffic_percent=100)
+
+
+def test_a_canary_that_fails_its_first_loads_is_a_failing_canary_until_it_loads(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    """A pod started (or restarted) while the canary alias named a broken version exported 0:
+    the stable model answered the share for good, and a restart resolved CanaryRefreshFailing."""
+    alias, registry = CanaryAlias(candidate), CollectorRegistry()
+    alias.broken = {"2"}
+    stable = ToyModel(toy_trained[0])
+    seen: list[tuple[float | None, str]] = []
+
+    def before_each_load(attempt: int) -> None:
+        seen.append((registry.get_sample_value(NAMES.canary_refresh_failing), router.choose(stable).routed))
+        if attempt == 3:
+            alias.broken = set()  # mended: the third attempt loads
+
+    router = starting_router(alias, registry, before_each_load)
+    asyncio.run(router.runtime.load_until_ready())
+    assert seen == [(0, FALLBACK), (1, FALLBACK), (1, FALLBACK)]
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
+    assert registry.get_sample_value(NAMES.model_refresh_failing) is None  # the served model's own
+    assert router.choose(stable).model.artifact.version == "2"
+
+
+def test_a_canary_alias_that_names_no_version_at_start_is_not_a_failing_canary(
+    toy_trained: tuple[ModelArtifact, Split], candidate: ModelArtifact
+) -> None:
+    """As once the alias is deleted: nothing is asked to load. Once it names a broken version, it is."""
+    alias, registry = CanaryAlias(candidate), CollectorRegistry()
+    alias.broken = {"5"}
+    seen: list[float | None] = []
+
+    def before_each_load(attempt: int) -> None:
+        seen.append(registry.get_sample_value(NAMES.canary_refresh_failing))
+        alias.alias = {1: None, 2: "5"}.get(attempt, "3")
+
+    router = starting_router(alias, registry, before_each_load)
+    asyncio.run(router.runtime.load_until_ready())
+    assert seen == [0, 0, 1]  # not failing while the alias was gone; failing once v5 did not load
+    assert registry.get_sample_value(NAMES.canary_refresh_failing) == 0
+    assert router.runtime.require().artifact.version == "3"
+
+
 def test_asking_for_a_canary_where_none_is_served_names_the_variable_that_would_set_one(
     toy_client: TestClient,
 ) -> None:

@@ -180,6 +180,30 @@ def test_another_version_after_a_broken_one_is_tried_at_once(registry: Registry)
     assert registry.loads == ["1", "2", "3"]
 
 
+def test_the_served_models_failing_first_load_is_not_ready_rather_than_a_failing_refresh(
+    registry: Registry,
+) -> None:
+    """ModelNotReady (model_ready 0, the readiness probe) says it; ModelRefreshFailing is for a pod
+    that serves a model and cannot follow its alias. A canary's is (tests/test_routing.py)."""
+    registry.broken.add("1")
+    seen: list[tuple[float | None, ...]] = []
+
+    def source() -> ModelArtifact:
+        names = ("toy_model_ready", "toy_model_refresh_failing", "toy_model_refresh_failures_total")
+        seen.append(tuple(metric(registry, name) for name in names))
+        if len(seen) == 3:
+            registry.broken.clear()
+        return registry.source()
+
+    runtime = ModelRuntime(
+        ToyModel, source, registry.metrics, probe=registry.probe, refresh_interval=10.0, initial_delay=0
+    )
+    asyncio.run(runtime.load_until_ready())
+    assert seen == [(0, 0, 0)] * 3
+    assert metric(registry, "toy_model_ready") == 1
+    assert metric(registry, "toy_model_refresh_failures_total") == 0
+
+
 def test_without_a_probe_or_an_interval_run_returns_once_loaded(registry: Registry) -> None:
     for probe, interval in ((None, 10.0), (registry.probe, 0.0)):
         runtime = ModelRuntime(

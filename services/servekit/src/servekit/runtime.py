@@ -132,8 +132,17 @@ class ModelRuntime:
         shadow likewise: the comparison ends with the challenger alias, rather than go on with the
         version it named, warning at every refresh. Not for the served model: a pod without one
         answers nothing.
+
+        Such a model is beside the served one, so the pod is ready without it: its first load's
+        failures are exported as failed refreshes too (``RuntimeMetrics.model_refresh``), as
+        nothing else would say it never loaded.
         """
         self._on_missing = on_end
+
+    @property
+    def _beside_served(self) -> bool:
+        """Whether this runtime's model is optional (``end_when_missing``): the pod is ready without it."""
+        return self._on_missing is not None
 
     @property
     def follows(self) -> bool:
@@ -189,6 +198,11 @@ class ModelRuntime:
                 loaded = await asyncio.to_thread(self.load_once)
             except Exception as exc:
                 self.last_error = one_line(exc)
+                if self._beside_served:
+                    # The served model's failing first load is model_ready's (ModelNotReady); a
+                    # canary's leaves the pod ready, so without this a pod started while its alias
+                    # names a broken version would fall back for good and page nobody.
+                    self._metrics.model_refresh(failed=not self._names_no_version(exc))
                 logger.error(
                     "%s load failed (attempt %d, retrying in %.1fs): %s",
                     self.role,
@@ -200,6 +214,8 @@ class ModelRuntime:
                 delay = min(delay * 2, self._max_delay)
                 continue
             self.activate(loaded)
+            if self._beside_served:
+                self._refresh_succeeded()
             model = loaded.model
             logger.info(
                 "%s ready: %s version %s (run %s) %s",
@@ -209,6 +225,11 @@ class ModelRuntime:
                 model.artifact.run_id or "-",
                 loaded.timing(),
             )
+
+    def _names_no_version(self, exc: Exception) -> bool:
+        """Whether a load failed because the followed alias names no version: nothing is asked to
+        load (as after ``end_when_missing`` put the model down), so it is no failure to refresh."""
+        return self._probe is not None and isinstance(exc, ModelLoadError) and exc.missing
 
     def refresh_status(self) -> dict[str, Any] | None:
         """How the served model follows its alias (``GET /model``); None when it does not."""

@@ -110,7 +110,9 @@ class CanaryMetrics(BesideModelMetrics):
             names.canary_refresh_failing,
             "1 while this pod cannot follow the canary's alias: the version it names does not load "
             "(or the registry cannot be read), and the canary's share is answered by the canary "
-            "version loaded before, or by the stable model if none was; 0 once it follows again.",
+            "version loaded before, or by the stable model if none was (a pod whose first canary "
+            "load fails is 1 from that failure until one loads); 0 once it follows again, and "
+            "while the alias names no version.",
             registry=registry,
         )
         self._fallbacks = {reason: self.fallbacks.labels(reason=reason) for reason in CANARY_FALLBACK_REASONS}
