@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Deploy the model services at one image tag to the cluster of the current kubectl context,
-# roll back automatically if the rollout or the smoke test fails.
+# Deploy the platform's images (the model services and MLflow) at one tag to the cluster of the
+# current kubectl context, roll back automatically if the rollout or the smoke test fails.
 #   rollout.sh OVERLAY_DIR IMAGE_REGISTRY TAG BASE_URL
 # OVERLAY_DIR: k8s/overlays/gke|eks; BASE_URL: the ingress, e.g. https://ml.example.com
 # SMOKE_API_KEY_BANKCHURN, SMOKE_API_KEY_NLPINSIGHT, SMOKE_API_KEY_CHICAGOTAXI: a key of each
@@ -30,6 +30,41 @@ fi
 [[ $registry =~ ^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$ ]] || { echo "::error::IMAGE_REGISTRY=$registry is not a registry path"; exit 1; }
 [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || { echo "::error::TAG=$tag is not an image tag"; exit 1; }
 
+# 1. Images at the commit SHA: the overlay's values.yaml, whose replacements copy imageRegistry and
+#    imageTag into every Deployment (the images transformer is not used: k8s/README, "Images").
+#    In this checkout only: the committed values.yaml keeps its tag, which a hand apply would
+#    roll back to (the overlay READMEs, "Deploy from CI").
+sed -i -E "s|^(  imageRegistry:).*|\1 $registry|; s|^(  imageTag:).*|\1 \"$tag\"|" "$overlay/values.yaml"
+rendered=$(mktemp)
+answer=$(mktemp)
+trap 'rm -f "$rendered" "$answer"' EXIT
+# The renderer make k8s-check validates (kubectl's kustomize), not another version of it.
+kubectl kustomize "$overlay" >"$rendered"
+# The release, read from what is applied rather than listed here (a new component is not left
+# out): every image at the tag in CI's registry, and each Deployment running one, whose pod
+# template so changes with every deploy. Only these are waited for and undone: an undo of another
+# (Grafana, kube-state-metrics) would take it back a revision of its own, not this deploy's.
+# A Deployment annotated ml-platform.io/undo-once-ready: "false" (MLflow, whose new pods migrate
+# its database) is waited for first, and once ready is not undone: its previous version may refuse
+# the schema. Reads kubectl kustomize's output: `---` between objects, kind and metadata first.
+# One line per such image: KIND NAME IMAGE forward-only|undoable.
+release=$(awk -v registry="$registry/" -v tag=":$tag" '
+  /^---$/ { kind = name = ""; forward_only = 0; next }
+  /^kind: / { kind = $2 }
+  /^  name: / && name == "" { name = $2 }
+  /^    ml-platform\.io\/undo-once-ready: "false"$/ { forward_only = 1 }
+  /^[ -]*image: / && index($NF, registry) == 1 && substr($NF, length($NF) - length(tag) + 1) == tag {
+    print kind, name, $NF, (forward_only ? "forward-only" : "undoable")
+  }
+' "$rendered")
+for svc in "${services[@]}"; do  # the smoke test's, below
+  grep -qxF "Deployment $svc $registry/$svc:$tag undoable" <<<"$release" \
+    || { echo "::error::$svc is not at $registry/$svc:$tag in the rendered $overlay"; exit 1; }
+done
+mapfile -t images < <(awk '!seen[$3]++ { print $3 }' <<<"$release")
+mapfile -t forward_only < <(awk '$1 == "Deployment" && $4 == "forward-only" && !seen[$2]++ { print $2 }' <<<"$release")
+mapfile -t undoable < <(awk '$1 == "Deployment" && $4 == "undoable" && !seen[$2]++ { print $2 }' <<<"$release")
+
 # Every image in the registry: one CI did not push there (another registry than CI's, a commit it
 # did not build) is no release's fault, and would only show after ROLLOUT_TIMEOUT of ImagePullBackOff.
 image_exists() {  # $1: registry/repository:tag; the tool's own error, if any, on stderr
@@ -45,35 +80,26 @@ image_exists() {  # $1: registry/repository:tag; the tool's own error, if any, o
   esac >/dev/null
 }
 absent=()
-for svc in "${services[@]}"; do
-  image_exists "$registry/$svc:$tag" || absent+=("$registry/$svc:$tag")
+for image in "${images[@]}"; do
+  image_exists "$image" || absent+=("$image")
 done
 if [ ${#absent[@]} -gt 0 ]; then
   echo "::error::no image ${absent[*]} (IMAGE_CHECK=${IMAGE_CHECK:-skopeo}; its error above): CI pushes each commit of main that passed it; is IMAGE_REGISTRY the registry CI pushes to, and did its image job push this commit? Nothing was applied"
   exit 1
 fi
 
-# 1. Images at the commit SHA: the overlay's values.yaml, whose replacements copy imageRegistry and
-#    imageTag into every Deployment (the images transformer is not used: k8s/README, "Images").
-#    In this checkout only: the committed values.yaml keeps its tag, which a hand apply would
-#    roll back to (the overlay READMEs, "Deploy from CI").
-sed -i -E "s|^(  imageRegistry:).*|\1 $registry|; s|^(  imageTag:).*|\1 \"$tag\"|" "$overlay/values.yaml"
-rendered=$(mktemp)
-answer=$(mktemp)
-trap 'rm -f "$rendered" "$answer"' EXIT
-# The renderer make k8s-check validates (kubectl's kustomize), not another version of it.
-kubectl kustomize "$overlay" >"$rendered"
-for svc in "${services[@]}"; do
-  grep -q "image: $registry/$svc:$tag\$" "$rendered" || { echo "::error::$svc is not at $registry/$svc:$tag in the rendered $overlay"; exit 1; }
-done
-
+ready=()  # the forward-only Deployments that rolled out: a prefix of forward_only (waited in order)
 rollback() {
   echo "::error::$1; rolling back"
-  for svc in "${services[@]}"; do
-    kubectl -n "$namespace" rollout undo "deployment/$svc" || true
+  local deployment undo=("${forward_only[@]:${#ready[@]}}" "${undoable[@]}")
+  for deployment in "${ready[@]}"; do
+    echo "::warning::deployment/$deployment stays at $tag: it rolled out, and its previous version may refuse what this one migrated (its ml-platform.io/undo-once-ready annotation); undo it by hand if that one is known to run on it"
   done
-  for svc in "${services[@]}"; do
-    kubectl -n "$namespace" rollout status "deployment/$svc" --timeout="$timeout" || true
+  for deployment in "${undo[@]}"; do
+    kubectl -n "$namespace" rollout undo "deployment/$deployment" || true
+  done
+  for deployment in "${undo[@]}"; do
+    kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$timeout" || true
   done
   exit 1
 }
@@ -84,10 +110,12 @@ rollback() {
 #    hand apply own the same fields and a field dropped from the manifests leaves the cluster
 #    either way; forced, since the manifests are the truth over a `rollout undo`'s or a hand edit's.
 kubectl apply --server-side --field-manager=kubectl --force-conflicts -f "$rendered"
-# Wait: every new pod ready (its /readyz; on EKS also its ALB target healthy, the readiness gate).
-for svc in "${services[@]}"; do
-  kubectl -n "$namespace" rollout status "deployment/$svc" --timeout="$timeout" \
-    || rollback "deployment/$svc did not roll out within $timeout"
+# Wait: every new pod ready (its /readyz; on EKS also its ALB target healthy, the readiness gate;
+# MLflow's /health, after its database migration). MLflow first: the model servers load from it.
+for deployment in "${forward_only[@]}" "${undoable[@]}"; do
+  kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$timeout" \
+    || rollback "deployment/$deployment did not roll out within $timeout"
+  [[ " ${forward_only[*]} " != *" $deployment "* ]] || ready+=("$deployment")
 done
 
 # 3. Smoke test through the ingress, which routes only the API (not /readyz, answered above): one

@@ -2,12 +2,12 @@
 
 No cluster runs here. ``kubectl`` is a stub on PATH that records its arguments, renders with the
 real ``kubectl kustomize``, refuses a client-side apply of an object the API server would refuse
-(its last-applied-configuration annotation past 256 KiB), and reports every rollout finished. The
-ingress is not a stub: the three services run their rendered GKE Deployment's command and
-environment (an API keys file where the pod mounts its Secret) against a real MLflow server, behind
-a proxy that routes exactly the rendered Ingress's Prefix paths to them and answers 404 to anything
-else, as the load balancer's default backend does. So /readyz is not reached from outside, and a
-prediction needs a key.
+(its last-applied-configuration annotation past 256 KiB), and reports every rollout finished but
+those of FAILED_ROLLOUTS. The ingress is not a stub: the three services run their rendered GKE
+Deployment's command and environment (an API keys file where the pod mounts its Secret) against a
+real MLflow server, behind a proxy that routes exactly the rendered Ingress's Prefix paths to them
+and answers 404 to anything else, as the load balancer's default backend does. So /readyz is not
+reached from outside, and a prediction needs a key.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ pytestmark = pytest.mark.integration
 ROLLOUT = ROOT / ".github" / "scripts" / "rollout.sh"
 REGISTRY = "europe-west1-docker.pkg.dev/acme-prod/ml-platform"
 TAG = "3f9c2d1e5b7a4c6d8e0f1a2b3c4d5e6f7a8b9c0d"
+#: The Deployments a deploy rolls out: each runs an image CI builds, at the commit's tag.
+RELEASE = (*SERVICES, "mlflow")
 #: What the API server allows an object's annotations together (a client-side apply copies the
 #: whole object into one of them).
 ANNOTATIONS_LIMIT = 256 * 1024
@@ -192,13 +194,17 @@ print("{{}}")
 
 STUB = """#!{python}
 # kubectl: records its arguments; renders with the real kubectl; refuses a client-side apply of an
-# object whose last-applied-configuration would pass the API server's limit on annotations.
+# object whose last-applied-configuration would pass the API server's limit on annotations; a
+# rollout of a Deployment named in FAILED_ROLLOUTS does not finish.
 import json, os, sys
 args = sys.argv[1:]
 with open(os.environ["KUBECTL_CALLS"], "a") as calls:
     calls.write(json.dumps(args) + "\\n")
 if args[:1] == ["kustomize"]:
     os.execv({kubectl!r}, [{kubectl!r}, *args])
+failed = ["deployment/" + name for name in os.environ.get("FAILED_ROLLOUTS", "").split()]
+if args[2:4] == ["rollout", "status"] and args[4] in failed:
+    sys.exit(f'error: deployment "{{args[4]}}" exceeded its progress deadline')
 if args[:1] == ["apply"]:
     import yaml
     path = args[args.index("-f") + 1]
@@ -224,6 +230,23 @@ class Run:
     @property
     def undone(self) -> list[str]:
         return [c[-1] for c in self.calls if c[-3:-1] == ["rollout", "undo"]]
+
+    @property
+    def image_checks(self) -> list[list[str]]:
+        """The registry client's calls (skopeo, aws or gcloud)."""
+        return [c for c in self.calls if c[0] in {"skopeo", "aws", "gcloud"}]
+
+    @property
+    def waited(self) -> list[str]:
+        """The Deployments waited for after the apply, up to the first that failed (the rollback's
+        waits after its undo left out)."""
+        waited = []
+        for call in self.calls:
+            if call[2:4] == ["rollout", "undo"]:
+                break
+            if call[2:4] == ["rollout", "status"]:
+                waited.append(call[4])
+        return waited
 
 
 def rollout(
@@ -253,7 +276,8 @@ def rollout(
         **{
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("SMOKE_API_KEY_") and k not in {"IMAGE_CHECK", "MISSING_SERVICES"}
+            if not k.startswith("SMOKE_API_KEY_")
+            and k not in {"IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"}
         },
         "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
         "KUBECTL_CALLS": str(tmp_path / "calls"),
@@ -293,28 +317,35 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     run = rollout(tmp_path, cluster.base_url, cluster.keys)
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     assert run.result.stdout.splitlines() == [f"{s}: ready and predicting at {TAG}" for s in SERVICES]
-    # Each image looked up in the registry before anything was applied.
-    assert run.calls[:3] == [
-        ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/{s}:{TAG}"] for s in SERVICES
-    ]
+    # Each image of the release (the services' and MLflow's) looked up in the registry, once,
+    # after the render and before anything was applied.
+    [apply_index] = [i for i, c in enumerate(run.calls) if c[0] == "apply"]
+    assert run.calls[0][0] == "kustomize"
+    assert sorted(run.calls[1:apply_index]) == sorted(
+        ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/{name}:{TAG}"] for name in RELEASE
+    )
     # The images at the tag, through values.yaml (its replacements), in what was applied.
     assert (run.values["imageRegistry"], run.values["imageTag"]) == (REGISTRY, TAG)
     applied = [o for o in yaml.safe_load_all(run.applied) if o]
     images = {
-        o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["image"]
+        (o["metadata"]["name"], c["name"]): c["image"]
         for o in applied
-        if o["kind"] == "Deployment" and o["metadata"]["name"] in SERVICES
+        if o["kind"] == "Deployment" and o["metadata"]["name"] in RELEASE
+        for c in o["spec"]["template"]["spec"].get("initContainers", [])
+        + o["spec"]["template"]["spec"]["containers"]
     }
-    assert images == {s: f"{REGISTRY}/{s}:{TAG}" for s in SERVICES}
+    assert set(images.values()) == {f"{REGISTRY}/{name}:{TAG}" for name in RELEASE}
+    assert images["mlflow", "db-upgrade"] == images["mlflow", "mlflow"]
     # Applied server-side: the dashboards ConfigMap alone is past what a client-side apply can copy.
     assert max(len(json.dumps(o, separators=(",", ":"))) for o in applied) > ANNOTATIONS_LIMIT
     [apply] = [c for c in run.calls if c[0] == "apply"]
     assert {"--server-side", "--field-manager=kubectl", "--force-conflicts"} <= set(apply)
-    # Readiness is the rollouts' (the pods' /readyz), waited on for each before the smoke test.
+    # Readiness is the rollouts' (the pods' /readyz, MLflow's /health), waited on for each before
+    # the smoke test; MLflow's first, which the model servers load from.
     waited = [c for c in run.calls if c[:3] == ["-n", "ml-platform", "rollout"]]
-    assert waited == [
-        ["-n", "ml-platform", "rollout", "status", f"deployment/{s}", "--timeout=300s"] for s in SERVICES
-    ]
+    assert waited == [["-n", "ml-platform", "rollout", "status", d, "--timeout=300s"] for d in run.waited]
+    assert run.waited[0] == "deployment/mlflow"
+    assert sorted(run.waited) == sorted(f"deployment/{name}" for name in RELEASE)
     assert not run.undone
 
 
@@ -345,7 +376,8 @@ def test_a_refused_smoke_key_rolls_every_service_back_saying_which_key(
     )
     assert f"{refused} (401" in out
     assert "not a line of the chicagotaxi-api-keys Secret?; rolling back" in out
-    assert run.undone == [f"deployment/{s}" for s in SERVICES]
+    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
+    assert f"::warning::deployment/mlflow stays at {TAG}: it rolled out" in out
 
 
 def test_a_smoke_prediction_without_an_answer_quotes_no_other_services(
@@ -364,7 +396,7 @@ def test_a_smoke_prediction_without_an_answer_quotes_no_other_services(
         "rolling back"
     )
     assert "curl: (52) Empty reply from server" in run.result.stderr
-    assert run.undone == [f"deployment/{s}" for s in SERVICES]
+    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
 
 
 ECR = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml-platform"
@@ -400,16 +432,57 @@ def test_an_image_missing_from_the_registry_stops_the_deploy_before_anything_is_
     run = rollout(tmp_path, "http://127.0.0.1:9", keys, registry, MISSING_SERVICES="nlpinsight", **checked)
     assert run.result.returncode == 1
     tool = asked[0]
-    assert [c[0] for c in run.calls] == [tool] * 3  # each service's image; no kubectl
-    assert run.calls[1] == asked
+    # The render, then each image of the release; nothing applied, waited for or undone.
+    assert [c[0] for c in run.calls] == ["kustomize"] + [tool] * len(RELEASE)
+    assert asked in run.calls
     assert f"{tool}: manifest unknown: nlpinsight" in run.result.stderr  # the tool's own error
     assert run.result.stdout.startswith(
         f"::error::no image {registry}/nlpinsight:{TAG} (IMAGE_CHECK={check or 'skopeo'}; its error "
         "above): CI pushes each commit of main"
     )
     assert "Nothing was applied" in run.result.stdout
-    assert run.values["imageTag"] != TAG
     assert not run.applied
+
+
+# --- MLflow: part of the release ----------------------------------------------------------------
+
+
+def test_a_deploy_without_mlflows_image_stops_before_anything_is_applied(tmp_path: Path) -> None:
+    """The overlays set MLflow's image to the tag too: without it, its Recreate left the registry
+    down in ImagePullBackOff, and no rollout waited for it."""
+    run = rollout(
+        tmp_path, "http://127.0.0.1:9", dict.fromkeys(SERVICES, "unused"), MISSING_SERVICES="mlflow"
+    )
+    assert run.result.returncode == 1
+    assert ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/mlflow:{TAG}"] in run.image_checks
+    assert run.result.stdout.startswith(f"::error::no image {REGISTRY}/mlflow:{TAG} (IMAGE_CHECK=skopeo")
+    assert not run.applied
+    assert [c[0] for c in run.calls if c[0] not in {"kustomize", "skopeo"}] == []
+
+
+def test_an_mlflow_that_does_not_roll_out_is_undone_with_the_services(tmp_path: Path) -> None:
+    """Its database migration or its server failed: the previous one back (Recreate stopped it)."""
+    run = rollout(tmp_path, "http://127.0.0.1:9", dict.fromkeys(SERVICES, "unused"), FAILED_ROLLOUTS="mlflow")
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
+    assert out.splitlines()[0] == "::error::deployment/mlflow did not roll out within 300s; rolling back"
+    assert run.waited == ["deployment/mlflow"]  # the first waited for
+    assert sorted(run.undone) == sorted(f"deployment/{name}" for name in RELEASE)
+    assert "::warning::" not in out
+
+
+def test_once_mlflow_rolled_out_a_failed_service_undoes_the_services_alone(tmp_path: Path) -> None:
+    """A rolled-out MLflow may have migrated its database to a schema its previous version refuses
+    (mlflow/k8s/mlflow.yaml, db-upgrade): undone, it would crash-loop."""
+    run = rollout(
+        tmp_path, "http://127.0.0.1:9", dict.fromkeys(SERVICES, "unused"), FAILED_ROLLOUTS="nlpinsight"
+    )
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
+    assert out.splitlines()[0] == "::error::deployment/nlpinsight did not roll out within 300s; rolling back"
+    assert (run.waited[0], run.waited[-1]) == ("deployment/mlflow", "deployment/nlpinsight")
+    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
+    assert f"::warning::deployment/mlflow stays at {TAG}: it rolled out" in out
 
 
 # --- What starts a deploy: the Deploy workflows' trigger and job condition ----------------------
