@@ -117,18 +117,22 @@ LOAD_TIME ?= 60s
 LOAD_USERS ?= 6
 LOAD_TAGS ?=
 LOAD_REPORTS ?= reports/loadtest
+# The recipe reads these from its environment, quoted: make pasted them into the shell command as
+# text, and the Load test workflow's `duration` input (LOAD_TIME) `5m; touch x` ran a second command.
+export LOAD_TIME LOAD_USERS LOAD_TAGS LOAD_REPORTS
 # Headless Locust against the `make up` services, sending data like each served model was trained on
 # (LOADTEST_DATA). Fails when an endpoint got no request or more than 0.1 % errors, a p95 is over its
 # threshold (LOADTEST_P95_MS), or more of a service's /predict requests than its latency SLO's budget
 # are over the objective (LOADTEST_SLO=report only reports it; tests/load/locustfile.py).
 # LOAD_USERS must be at least the number of services tested. The reports are named either way.
 loadtest: sync
-	mkdir -p $(LOAD_REPORTS)
+	mkdir -p -- "$$LOAD_REPORTS"
+	read -ra tags <<<"$$LOAD_TAGS"; if [ "$${#tags[@]}" -gt 0 ]; then tags=(--tags "$${tags[@]}"); fi; \
 	status=0; $(BIN)/locust -f tests/load/locustfile.py --headless --only-summary \
-		--users $(LOAD_USERS) --spawn-rate $(LOAD_USERS) --run-time $(LOAD_TIME) \
-		--csv $(LOAD_REPORTS)/locust --html $(LOAD_REPORTS)/locust.html \
-		--json-file $(LOAD_REPORTS)/locust $(if $(LOAD_TAGS),--tags $(LOAD_TAGS)) || status=$$?; \
-		echo "reports: $(LOAD_REPORTS)/"; exit $$status
+		--users "$$LOAD_USERS" --spawn-rate "$$LOAD_USERS" --run-time "$$LOAD_TIME" \
+		--csv "$$LOAD_REPORTS/locust" --html "$$LOAD_REPORTS/locust.html" \
+		--json-file "$$LOAD_REPORTS/locust" "$${tags[@]}" || status=$$?; \
+		echo "reports: $$LOAD_REPORTS/"; exit $$status
 
 # Kubernetes manifests: kubectl kustomize + kubernetes-validate come from the dev group (uv.lock);
 # checkov gets its own virtualenv because its dependencies conflict with the project's.

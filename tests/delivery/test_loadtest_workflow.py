@@ -11,6 +11,7 @@ against moto's S3 server; ``gcloud`` is a stub on PATH that records its argument
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,7 +93,12 @@ def test_the_load_test_signs_in_to_its_own_environment_as_a_reader_of_the_traini
         },
     }
     text = (ROOT / ".github" / "workflows" / "loadtest.yml").read_text()
-    for deploys in ("vars.GCP_SERVICE_ACCOUNT", "vars.AWS_ROLE_ARN", "MLFLOW_TRACKING_TOKEN"):
+    for deploys in (
+        "GCP_DEPLOY_SERVICE_ACCOUNT",
+        "AWS_DEPLOY_ROLE_ARN",
+        "_RETRAIN_",
+        "MLFLOW_TRACKING_TOKEN",
+    ):
         assert deploys not in text
     # What a user creates is said where the deploys' environment and identities are.
     for overlay, variable in (("gke", "LOADTEST_GCP_SERVICE_ACCOUNT"), ("eks", "LOADTEST_AWS_ROLE_ARN")):
@@ -207,3 +213,111 @@ def test_the_load_test_sends_synthetic_rows_to_a_model_of_real_data_only_when_as
     assert env["LOADTEST_ALLOW_SYNTHETIC"] == "${{ inputs.allow_synthetic && '1' || '' }}"
     # The fetch never stops the job: whether a model may get synthetic rows is the load test's call.
     assert "exit" not in steps(LOADTEST)["data"]["run"]
+
+
+# --- The duration input: it reaches make and Locust's command line ------------------------------
+
+INJECTIONS = ("5m; touch {marker}; echo", "$(touch {marker})", "`touch {marker}`", "5m\n::notice::x")
+
+
+def test_a_duration_that_is_not_a_run_time_stops_the_job_before_anything_else(tmp_path: Path) -> None:
+    """`make loadtest LOAD_TIME="$LOAD_TIME"` with the Makefile's unquoted `--run-time $(LOAD_TIME)`:
+    a dispatcher's duration `5m; touch /tmp/x; echo` ran the touch on the runner, in the environment
+    whose identity reads the training data."""
+    [first, *_] = LOADTEST["steps"]
+    assert first["env"] == {"DURATION": "${{ inputs.duration }}"}
+    for good in ("5m", "90s", "2h"):
+        assert run_step(first, tmp_path / good, DURATION=good)[:2] == (0, "")
+    marker = tmp_path / "INJECTED"
+    for bad in ("", "5", "m", "1h30m", *(i.format(marker=marker) for i in INJECTIONS)):
+        status, said, _ = run_step(first, tmp_path / "bad", DURATION=bad)
+        assert status == 1, bad
+        [line] = said.splitlines()  # the refused text quoted on the one line: no workflow command of its own
+        assert line.startswith("::error::duration ")
+        assert line.endswith("is not a Locust run time: give a whole number and s, m or h (e.g. 90s, 5m, 2h)")
+    assert not marker.exists()
+
+
+def test_the_duration_reaches_make_through_the_environment_not_its_command_line(tmp_path: Path) -> None:
+    """make expands $(...) in a variable given on its command line, quoted or not; one from the
+    environment is passed on as it is."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "make-calls"
+    (bin_dir / "make").write_text(f'#!/bin/sh\necho "$# $* LOAD_TIME=$LOAD_TIME" >"{calls}"\n')
+    (bin_dir / "make").chmod(0o755)
+    step = steps(LOADTEST)["Locust (make loadtest; thresholds fail the job)"]
+    assert step["env"]["LOAD_TIME"] == "${{ inputs.duration }}"
+    status, said, _ = run_step(
+        step,
+        tmp_path / "work",
+        path=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        TARGET="https://ml",
+        LOAD_TIME="5m",
+    )
+    assert status == 0, said
+    assert calls.read_text() == "1 loadtest LOAD_TIME=5m\n"
+
+
+def fake_locust(tmp_path: Path) -> Path:
+    """A ``locust`` in ``tmp_path/bin`` that writes each argument it gets on a line of ``args``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    locust = bin_dir / "locust"
+    locust.write_text(f'#!/bin/sh\nfor a; do printf "%s\\n" "$a"; done >"{tmp_path / "args"}"\n')
+    locust.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize("given", ["command line", "environment"])
+def test_make_loadtest_hands_each_variable_to_locust_as_one_argument_and_runs_nothing_in_it(
+    given: str, tmp_path: Path
+) -> None:
+    """`make loadtest UV=true BIN=fakebin LOAD_TIME='5m; touch /tmp/INJECTED; echo'` ran the touch:
+    the recipe pasted LOAD_TIME, LOAD_USERS, LOAD_TAGS and LOAD_REPORTS into its shell command."""
+    bin_dir = fake_locust(tmp_path)
+    marker = tmp_path / "INJECTED"
+    injected = f"; touch {marker}; echo "
+    reports = tmp_path / f"reports{injected}"
+    settings = {
+        "LOAD_TIME": f"5m{injected}",
+        "LOAD_USERS": f"6{injected}",
+        "LOAD_TAGS": f"bankchurn {injected} `touch {marker}`",
+        "LOAD_REPORTS": str(reports),
+    }
+    assignments = [f"{name}={value}" for name, value in settings.items()] if given == "command line" else []
+    ran = subprocess.run(
+        ["make", "-s", "-o", "sync", "loadtest", f"BIN={bin_dir}", *assignments],
+        cwd=ROOT,
+        env={**os.environ, **(settings if given == "environment" else {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert not marker.exists()
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[args.index("--users") + 1] == settings["LOAD_USERS"]
+    assert args[args.index("--run-time") + 1] == settings["LOAD_TIME"]
+    assert args[args.index("--csv") + 1] == f"{reports}/locust"
+    # The tags are words, as Locust's --tags takes them, and nothing else.
+    assert args[args.index("--tags") + 1 :] == settings["LOAD_TAGS"].split()
+    assert reports.is_dir()
+    assert ran.stdout.splitlines()[-1] == f"reports: {reports}/"
+
+
+def test_make_loadtest_without_tags_passes_none(tmp_path: Path) -> None:
+    bin_dir = fake_locust(tmp_path)
+    ran = subprocess.run(
+        ["make", "-s", "-o", "sync", "loadtest", f"BIN={bin_dir}", f"LOAD_REPORTS={tmp_path / 'reports'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    assert "--tags" not in args
+    assert args[args.index("--run-time") + 1] == "60s"

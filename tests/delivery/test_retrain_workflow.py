@@ -9,9 +9,11 @@ arguments (Cloud Storage cannot be reached from here).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -55,8 +57,9 @@ def test_run_by_hand_without_data_it_trains_on_the_synthetic_data_saying_so(tmp_
     ("data", "cloud"), [("gs://acme-ml/training", "gs"), ("s3://acme-ml/training/", "s3")]
 )
 def test_a_bucket_folder_picks_the_cloud_to_sign_in_to(data: str, cloud: str, tmp_path: Path) -> None:
+    readers = {"GCP_IDENTITY": "reader@p.iam.gserviceaccount.com", "AWS_IDENTITY": "arn:aws:iam::1:role/r"}
     for event in ("schedule", "workflow_dispatch"):
-        assert run_step("where", tmp_path, DATA=data, EVENT=event) == (0, "", f"cloud={cloud}\n")
+        assert run_step("where", tmp_path, DATA=data, EVENT=event, **readers) == (0, "", f"cloud={cloud}\n")
     # Each cloud's sign-in runs for its own buckets only, with the job's OIDC token.
     assert JOB["permissions"]["id-token"] == "write"
     signs_in = {
@@ -69,6 +72,64 @@ def test_a_bucket_folder_picks_the_cloud_to_sign_in_to(data: str, cloud: str, tm
         "aws-actions/configure-aws-credentials": "steps.where.outputs.cloud == 's3'",
     }
     assert STEPS["data"]["if"] == "steps.where.outputs.cloud != ''"
+
+
+@pytest.mark.parametrize(
+    ("data", "variable", "other"),
+    [
+        ("gs://acme-ml/training", "GCP_RETRAIN_SERVICE_ACCOUNT", "AWS_IDENTITY"),
+        ("s3://acme-ml/training", "AWS_RETRAIN_ROLE_ARN", "GCP_IDENTITY"),
+    ],
+)
+def test_a_bucket_without_its_reader_stops_the_job_naming_the_variable(
+    data: str, variable: str, other: str, tmp_path: Path
+) -> None:
+    """Retrain signed in as the deploy's identity (GCP_SERVICE_ACCOUNT, AWS_ROLE_ARN), which could
+    change the cluster; its own may only read the training data, and a repository that has not set
+    it yet is told which variable to set."""
+    assert JOB["environment"] == "production"
+    signed_in = [step["with"] for step in JOB["steps"] if step.get("name", "").startswith("Authenticate")]
+    assert [w.get("service_account", w.get("role-to-assume")) for w in signed_in] == [
+        "${{ vars.GCP_RETRAIN_SERVICE_ACCOUNT }}",
+        "${{ vars.AWS_RETRAIN_ROLE_ARN }}",
+    ]
+    status, said, output = run_step("where", tmp_path, DATA=data, EVENT="schedule", **{other: "reader"})
+    assert (status, output) == (1, "")
+    assert said.startswith(f"::error::TRAINING_DATA_DIR={data} but {variable} is not set: set it in the ")
+
+
+def concurrency_groups(service: str, dispatched: str | None) -> set[str]:
+    """The concurrency groups Retrain's job for ``service`` is in, workflow-level and job-level, as
+    GitHub evaluates them: ``dispatched`` is the manual run's input, None for the weekly run."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    contexts = {
+        "inputs": SimpleNamespace(service=dispatched or ""),
+        "matrix": SimpleNamespace(service=service),
+    }
+
+    def evaluated(expression: re.Match[str]) -> str:
+        python = expression.group(1).replace("||", " or ").replace("&&", " and ")
+        return str(eval(python, {"__builtins__": {}}, contexts))  # the workflow file's own text
+
+    groups = set()
+    for holder in (workflow, JOB):
+        if "concurrency" in holder:
+            # A run that finds its group busy waits for it; it never cancels a training.
+            assert holder["concurrency"]["cancel-in-progress"] is False
+            groups.add(re.sub(r"\$\{\{\s*(.*?)\s*\}\}", evaluated, holder["concurrency"]["group"]))
+    return groups
+
+
+def test_two_trainings_of_one_model_never_run_at_once() -> None:
+    """`retrain-${{ inputs.service || 'all' }}`: the weekly run was in retrain-all and a manual
+    bankchurn run in retrain-bankchurn, so both trained bankchurn at once, each registering a
+    challenger and promoting against the same champion. Different models still train side by side."""
+    services = yaml.safe_load(WORKFLOW.read_text())[True]["workflow_dispatch"]["inputs"]["service"]["options"]
+    for service in services:
+        weekly, manual = concurrency_groups(service, None), concurrency_groups(service, service)
+        assert weekly & manual, (service, weekly, manual)
+        for other in set(services) - {service}:
+            assert not weekly & concurrency_groups(other, other), (service, other)
 
 
 @pytest.fixture(scope="module")
