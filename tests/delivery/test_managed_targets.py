@@ -382,18 +382,44 @@ def test_csv_quote_never_closed_is_a_422_naming_the_row_where_it_opened(target: 
         )
 
 
-def test_csv_quote_inside_an_unquoted_cell_is_a_422_naming_the_row_and_field(target: Target) -> None:
+def _unquoted(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def test_csv_quotes_inside_a_cell_that_does_not_start_with_one_are_text(
+    target: Target, rest: TestClient
+) -> None:
+    """Unquoted headlines with quotes in them (``Powell says "no rush"``, ``5"``) were answered 200
+    before the CSV was read as RFC 4180, then refused: they are text, as Python's reader and pandas
+    read them, and such a cell ends at the next comma or line end."""
+    field = first_text_field(target)
+    columns = list(target.spec.request.model_fields)
+    value = str(target.rows[0][field])
+    for text in (f'Powell says "no rush" on {value}', f'5" {value}', f' "{value}"', f'{value}"'):
+        rows = [{**target.rows[0], field: text}, target.rows[1]]
+        body = ",".join(_unquoted(rows[0][name]) for name in columns) + "\n" + as_csv(rows[1:], columns)
+        assert answer(target, body, "text/csv") == rest_answer(rest, rows), text
+    if target.spec.name == "nlpinsight":
+        headlines = 'Powell says "no rush" to cut rates\nStocks rally 5" on Fed\n'
+        status, body = answer(target, headlines, "text/csv")
+        assert status == 200, body
+        assert len(json.loads(body)["predictions"]) == 2
+
+
+def test_csv_text_after_a_closing_quote_is_a_422_naming_the_row_and_field(target: Target) -> None:
     field = first_text_field(target)
     columns = list(target.spec.request.model_fields)
     cell = columns.index(field) + 1
-    row = ",".join("" if target.rows[0][name] is None else str(target.rows[0][name]) for name in columns)
+    row = ",".join(_unquoted(target.rows[0][name]) for name in columns)
     good = as_csv(target.rows[:1], columns)
     for bad, problem in (
-        (row.replace(str(target.rows[0][field]), f'5" {target.rows[0][field]}', 1), csv_body.STRAY),
-        (row.replace(str(target.rows[0][field]), f' "{target.rows[0][field]}"', 1), csv_body.STRAY),
         (
             row.replace(str(target.rows[0][field]), f'"{target.rows[0][field]}"x', 1),
             "the quoted cell starting here closes and 'x' follows its quote",
+        ),
+        (
+            row.replace(str(target.rows[0][field]), f'"{target.rows[0][field]}" ', 1),
+            "the quoted cell starting here closes and ' ' follows its quote",
         ),
     ):
         [named] = refused(answer(target, f"{good}{bad}\n", "text/csv"))

@@ -436,12 +436,12 @@ def test_vertex_without_aip_storage_uri_is_one_error_naming_it(uri: str | None) 
 
 
 @pytest.mark.parametrize(
-    "spelt", ["9_00", "+900", "\uff19\uff10\uff10", "\u0669\u0660\u0660", "900.5x", "0x384"]
+    "spelt", ["9_00", "\uff19\uff10\uff10", "\u0669\u0660\u0660", "900.5x", "0x384", "1e"]
 )
-def test_csv_numbers_are_json_numbers_or_refused_as_rest_refuses_the_text(
+def test_csv_numbers_in_other_than_ascii_decimal_are_refused_as_rest_refuses_the_text(
     package: Package, rest: TestClient, mms: SageMakerInference, spelt: str
 ) -> None:
-    """``int()`` read ``9_00``, ``+900``, fullwidth and Arabic-Indic digits as 900."""
+    """``int()`` read ``9_00``, fullwidth and Arabic-Indic digits as 900."""
     row = package.rows[0]
     cells = [
         spelt if name == "CreditScore" else "" if row[name] is None else str(row[name])
@@ -450,6 +450,57 @@ def test_csv_numbers_are_json_numbers_or_refused_as_rest_refuses_the_text(
     expected = rest_batch(rest, orjson.dumps({"instances": [{**row, "CreditScore": spelt}]}))
     assert expected[0] == 422
     assert mms((",".join(cells) + "\n").encode(), CSV) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "spelt_and_value"),
+    [
+        ("CreditScore", ("0619", 619)),
+        ("CreditScore", ("+619", 619)),
+        ("CreditScore", ("\xa0619\xa0", 619)),
+        ("CreditScore", (" 619\t", 619)),
+        ("Tenure", ("08", 8)),
+        ("Balance", (".5", 0.5)),
+        ("Balance", ("1.", 1.0)),
+        ("Balance", ("1.5E+3", 1500.0)),
+        ("Balance", ("+0.0", 0.0)),
+    ],
+)
+def test_csv_numbers_as_exporters_write_them_are_read_as_the_number(
+    package: Package,
+    rest: TestClient,
+    mms: SageMakerInference,
+    field: str,
+    spelt_and_value: tuple[str, float],
+) -> None:
+    """Leading zeros (ChicagoTaxi's community area ``08``), a point first or last (Stata's ``.5``),
+    a plus sign and a no-break space around a number were read before the CSV was read as RFC 4180,
+    then refused as text ("Input should be a valid integer"), where JSON's syntax was asked."""
+    spelt, value = spelt_and_value
+    row = package.rows[0]
+    cells = [
+        spelt if name == field else "" if row[name] is None else str(row[name]) for name in package.fields
+    ]
+    expected = rest_batch(rest, orjson.dumps({"instances": [{**row, field: value}]}))
+    assert expected[0] == 200
+    assert mms((",".join(cells) + "\n").encode(), CSV) == expected
+
+
+@pytest.mark.parametrize("spelt", ["NaN", "nan", "-inf", "Infinity"])
+def test_csv_not_a_number_and_infinities_are_refused_as_not_finite(
+    package: Package, mms: SageMakerInference, spelt: str
+) -> None:
+    """In float()'s spellings, any case, as before the CSV was read as RFC 4180: ``nan`` and ``-inf``
+    had then become text, refused as not "a valid number"."""
+    row = package.rows[0]
+    cells = [
+        spelt if name == "Balance" else "" if row[name] is None else str(row[name]) for name in package.fields
+    ]
+    status, body = mms((",".join(cells) + "\n").encode(), CSV)
+    assert (status, orjson.loads(body)["fields"]) == (
+        422,
+        [{"field": "instances[0].Balance", "problem": "Input should be a finite number"}],
+    )
 
 
 def test_csv_numbers_in_json_syntax_are_read_as_json_reads_them(

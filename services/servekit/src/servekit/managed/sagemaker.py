@@ -18,20 +18,22 @@ instances, explanations included, byte for byte):
 - ``application/json``: ``{"instances": [{...}, ...], "explain": true, "reasons": 3}``
   (``explain`` and ``reasons`` optional, as ``?explain=`` and ``?reasons=`` over REST), or a bare
   list ``[{...}, ...]``;
-- ``text/csv``: RFC 4180 CSV, one instance per row (:mod:`servekit.managed.csv_body` reads it,
-  strictly: a quote never closed, or one inside a cell that does not start with one, is a 422
-  naming the line and the cell). Explanations and reasons are asked with media-type parameters,
-  ``text/csv; explain=true; reasons=3``. Whether the first row is a header is RFC 4180's
-  ``header`` parameter: ``header=present``, it names each of the service's request fields once,
-  in any order (the columns are read by those names; another name, or one missing, is a 422
-  naming it); ``header=absent``, every row is an instance, the columns in the order of the
-  request fields. Without the parameter, a first row that names exactly the request fields (in
-  any order) is taken for a header, and any other for an instance: send ``header=absent`` when an
-  instance may read as the header (NLPInsight's one field is ``text``: a headline that says
-  "text" would be dropped). A UTF-8 byte order mark, as Excel writes, is skipped. A cell is a
-  number when its field takes one and it is a JSON number (``-1.5e3``: not ``9_00``, ``+1`` or
-  other digits than ASCII's), empty is null, and anything else is text, which validation
-  refuses for a number field as the REST service refuses ``"900"``.
+- ``text/csv``: RFC 4180 CSV, one instance per row (:mod:`servekit.managed.csv_body` reads it: a
+  quoted cell never closed, or text after a quoted cell's closing quote, is a 422 naming the line
+  and the cell; a quote inside a cell that does not start with one is text). Explanations and
+  reasons are asked with media-type parameters, ``text/csv; explain=true; reasons=3``. Whether the
+  first row is a header is RFC 4180's ``header`` parameter: ``header=present``, it names each of
+  the service's request fields once, in any order (the columns are read by those names; another
+  name, or one missing, is a 422 naming it); ``header=absent``, every row is an instance, the
+  columns in the order of the request fields. Without the parameter, a first row that names exactly
+  the request fields (in any order) is taken for a header, and any other for an instance: send
+  ``header=absent`` when an instance may read as the header (NLPInsight's one field is ``text``: a
+  headline that says "text" would be dropped). A UTF-8 byte order mark, as Excel writes, is
+  skipped. A cell is a number when its field takes one and it is a decimal number in ASCII digits,
+  whitespace around it aside (``619``, ``0619``, ``+900``, ``-1.5e3``, ``1.``, ``.5``: an integer
+  without a point or exponent), or float()'s ``nan`` or ``inf``, refused as not finite; empty is
+  null, and anything else is text (``9_00``, ``0x384``, full-width or Arabic-Indic digits), which
+  validation refuses for a number field as the REST service refuses ``"900"``.
 
 Bad input is a 4xx whose body is the REST service's error body (``{"error": ..., "fields": [...]}``)
 with its status code, in each of the three toolkits: for the instances and the body's size
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +84,12 @@ CSV_OWN_PARAMETERS = ("charset", "header")
 HEADER_VALUES = {"present": True, "absent": False}
 UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii")
 WORDS_OF_A_FLAG = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+#: A number in a CSV cell as spreadsheets and exporters write one, in ASCII digits: ``619``,
+#: ``0619``, ``+900``, ``-1.5e3``, ``1.``, ``.5``; an integer without a point or an exponent.
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+INTEGER = re.compile(r"[+-]?[0-9]+")
+#: float()'s spellings of not-a-number and the infinities, in any case: ``nan``, ``-inf``, ``Infinity``.
+NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
 
 
 def _toolkit_error() -> type[Exception]:
@@ -395,17 +404,19 @@ def _json_types(schema: dict[str, Any]) -> set[str]:
 
 
 def _cell(cell: str, numeric: bool) -> Any:
-    """A CSV cell as the JSON value a client would send: null if empty, for a number field a JSON
-    number as the REST service's parser reads one, else the text (which validation refuses for a
-    number field, naming it). ``int()`` and ``float()`` read ``9_00``, ``+900`` and 900 in
-    fullwidth or Arabic-Indic digits as 900, which no JSON body can say."""
+    """A CSV cell as the JSON value a client would send: null if empty; for a number field, a number
+    when it reads as one (whitespace around it aside): decimal in ASCII digits (:data:`DECIMAL`; an
+    integer without a point or exponent) or float()'s not-a-number and infinities (which validation
+    refuses, naming the field, as over JSON); else the text, which validation refuses for a number
+    field as the REST service refuses ``"900"``. ``int()`` and ``float()`` alone also read ``9_00``
+    and 900 in fullwidth or Arabic-Indic digits as 900."""
     if cell == "":
         return None
     if numeric:
-        try:
-            value = pydantic_core.from_json(cell, allow_inf_nan=True)
-        except ValueError:
-            return cell
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
+        text = cell.strip()
+        if INTEGER.fullmatch(text):
+            with contextlib.suppress(ValueError):  # over int()'s 4,300 digits: read as float() reads it
+                return int(text)
+        if DECIMAL.fullmatch(text) or NON_FINITE.fullmatch(text):
+            return float(text)
     return cell
