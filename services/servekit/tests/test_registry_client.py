@@ -188,28 +188,88 @@ UNREACHABLE_COMMANDS = [
 ]
 
 
+def retried_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's requests tried twice, at once, and the CLI's own log handler, as a user's shell sees
+    it. Called in the test's body: pytest adds its handlers for that phase, after the fixtures, and
+    they would make the CLI's logging.basicConfig a no-op."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    monkeypatch.setattr(logging.root, "handlers", [])
+    monkeypatch.setattr(logging.root, "level", logging.root.level)
+
+
 @pytest.mark.parametrize("command", UNREACHABLE_COMMANDS)
 def test_no_server_listening_is_one_line_naming_the_cause(
     command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlp: Mlp
 ) -> None:
-    """urllib3 warned of its retry first, and the error line quoted its exception twice over; the
-    hint left out the variable the URI is usually set by."""
+    """urllib3 warned of each retry, and the error line quoted its exception twice over; the hint
+    left out the variable the URI is usually set by. The first retry is said in mlp's words."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rows.csv").write_text("x\n1\n")
     monkeypatch.setattr(rollout.PrometheusReader, "check", lambda self: None)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # a retry, and its warning
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
-    # The CLI's own handler, as a user's shell sees it: pytest's would make basicConfig a no-op.
-    monkeypatch.setattr(logging.root, "handlers", [])
-    monkeypatch.setattr(logging.root, "level", logging.root.level)
+    retried_once(monkeypatch)
     nobody = f"http://127.0.0.1:{free_port()}"
     status, err = mlp(*command, "--tracking-uri", nobody)
     assert (status, err) == (
         1,
+        f"mlp: no answer yet from the MLflow tracking server at {nobody} (connection refused); "
+        "retrying\n"
         f"mlp: no MLflow tracking server answers at {nobody} (connection refused); `make up` starts "
         "one, or pass --tracking-uri or set MLFLOW_TRACKING_URI\n",
     )
     assert mlp.trained == []
+
+
+def test_a_hung_server_is_said_to_be_retried_before_the_command_gives_up(
+    monkeypatch: pytest.MonkeyPatch, mlp: Mlp
+) -> None:
+    """A server that takes connections and never answers: each try waits out the request timeout
+    (120 s by default), and mlp said nothing until it gave up, where urllib3's warning had been a
+    sign of life. Once, in mlp's words, through the redacting handler, and no more."""
+    retried_once(monkeypatch)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # two retries, one line
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "1")
+    # The kernel completes connections into the backlog; nothing ever reads or answers them.
+    with socket.create_server(("127.0.0.1", 0), backlog=8) as hung:
+        uri = f"http://127.0.0.1:{hung.getsockname()[1]}/?token=t0k3n"
+        status, err = mlp("versions", "toy", "--tracking-uri", uri)
+    shown = uri.replace("t0k3n", "***")
+    assert (status, err) == (
+        1,
+        f"mlp: no answer yet from the MLflow tracking server at {shown} (timed out); retrying\n"
+        f"mlp: no MLflow tracking server answers at {shown} (timed out); `make up` starts one, or "
+        "pass --tracking-uri or set MLFLOW_TRACKING_URI\n",
+    )
+
+
+def test_a_proxy_that_does_not_answer_is_not_said_to_be_the_tracking_server(
+    monkeypatch: pytest.MonkeyPatch, mlp: Mlp
+) -> None:
+    """HTTP_PROXY named a proxy that was down: mlp said no tracking server answered at the URL of
+    one that was up, and the proxy went unnamed. The proxy's password is not shown."""
+    retried_once(monkeypatch)
+    for name in (
+        "NO_PROXY",
+        "no_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)  # requests passes 127.0.0.1 to a proxy unless told
+    dead = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("HTTP_PROXY", f"http://proxy-user:pr0xy-pw@{dead}")
+    with answering(200, "{}") as url:
+        status, err = mlp("versions", "toy", "--tracking-uri", url)
+    proxy = f"the proxy http://***@{dead} for {url}"
+    assert (status, err) == (
+        1,
+        f"mlp: {proxy} could not be reached yet (connection refused); retrying\n"
+        f"mlp: {proxy} could not be reached (connection refused): check HTTPS_PROXY/HTTP_PROXY/"
+        "NO_PROXY (the tracking server itself was not reached)\n",
+    )
 
 
 def failed_request(reason: Exception) -> Exception:
@@ -230,7 +290,7 @@ def failed_request(reason: Exception) -> Exception:
 
 
 def test_the_cause_of_no_answer_is_said_in_a_few_words() -> None:
-    from urllib3.exceptions import NameResolutionError, NewConnectionError, ReadTimeoutError
+    from urllib3.exceptions import NameResolutionError, NewConnectionError, ProxyError, ReadTimeoutError
 
     not_known = socket.gaierror(-2, "Name or service not known")
     unresolved = NameResolutionError("mlflow.typo", None, not_known)  # type: ignore[arg-type]
@@ -247,6 +307,12 @@ def test_the_cause_of_no_answer_is_said_in_a_few_words() -> None:
             f"no MLflow tracking server answers at http://mlflow.typo:5000 ({words}); `make up` starts "
             "one, or pass --tracking-uri or set MLFLOW_TRACKING_URI"
         )
+    # A proxy's failure, whatever the proxy is (none known here), is not the tracking server's.
+    unresolved_proxy = ProxyError("Unable to connect to proxy", unresolved)
+    assert trainer.unanswered("http://mlflow:5000", failed_request(unresolved_proxy)).message == (
+        "the proxy for http://mlflow:5000 could not be reached (host name not resolved): check "
+        "HTTPS_PROXY/HTTP_PROXY/NO_PROXY (the tracking server itself was not reached)"
+    )
     # Anything else is shown whole.
     odd = trainer.unanswered("http://h:5000", failed_request(ValueError("an odd failure"))).message
     assert "(MlflowException: API request to " in odd

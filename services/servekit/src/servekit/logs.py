@@ -104,13 +104,6 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def redacting_handler(fmt: str, stream: IO[str] | None = None) -> logging.Handler:
-    """A stream handler (stderr by default) writing ``fmt`` lines through a :class:`RedactingFormatter`."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter(fmt))
-    return handler
-
-
 def _redacted(value: object) -> object:
     """``value`` with every string in it redacted, through dicts and lists (a JSON field's value).
 

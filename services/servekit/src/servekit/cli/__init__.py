@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 
 from servekit import logs, registry
 from servekit.cli import captures, keys, lifecycle, score, serving
-from servekit.cli.common import UsageError
+from servekit.cli.common import UsageError, resolve_tracking_uri
 from servekit.errors import ServekitError
 from servekit.loading import ModelLoadError
+from servekit.redaction import redact
 from servekit.settings import SettingsError
 from servekit.termination import silence_output, terminated_as_exit
 
@@ -37,19 +38,54 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def not_a_retry(record: logging.LogRecord) -> bool:
-    """False for urllib3's warning that it retries a request. A command's requests go to the
-    registry, and when the last try fails too the command's one error line names the server and
-    why; the warnings before it only said the same in urllib3's words (``mlp serve`` logs through
-    its own handler, and keeps them)."""
-    return not (record.name == "urllib3.connectionpool" and str(record.msg).startswith("Retrying "))
+def is_retry(record: logging.LogRecord) -> bool:
+    """urllib3's warning that it retries a request (its exception the second argument)."""
+    return record.name == "urllib3.connectionpool" and str(record.msg).startswith("Retrying ")
+
+
+def first_retry_only() -> Callable[[logging.LogRecord], bool]:
+    """A filter passing urllib3's first retry warning and no later one. A command's requests go to
+    the registry, and when the last try fails too the command's one error line names the server and
+    why; the first warning is a sign of life in between (a hung server takes minutes to give up on),
+    the later ones only said the same again."""
+    said = False
+
+    def first(record: logging.LogRecord) -> bool:
+        nonlocal said
+        if not is_retry(record):
+            return True
+        if said:
+            return False
+        said = True
+        return True
+
+    return first
+
+
+class CommandFormatter(logs.RedactingFormatter):
+    """Libraries' lines as ``LEVEL logger message``; urllib3's retry warning in mlp's words, one line
+    naming the tracking server and the cause. Through redaction both: either may quote the tracking
+    URI, its query's token too."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s")
+        self.tracking_uri = tracking_uri
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not is_retry(record):
+            return super().format(record)
+        from servekit.training import trainer
+
+        args = record.args if isinstance(record.args, tuple) else ()
+        error = next((arg for arg in args if isinstance(arg, BaseException)), None)
+        return redact(f"mlp: {trainer.retrying(self.tracking_uri, error)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    # Through redaction: a library's warning may quote the tracking URI, its query's token too.
-    handler = logs.redacting_handler("%(levelname)s %(name)s %(message)s")
-    handler.addFilter(not_a_retry)
+    handler = logging.StreamHandler()
+    handler.setFormatter(CommandFormatter(resolve_tracking_uri(getattr(args, "tracking_uri", None))))
+    handler.addFilter(first_retry_only())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     # SIGTERM and SIGHUP unwind a command as Ctrl-C does (its partial files removed); mlp serve
     # leaves them to uvicorn, whose graceful shutdown drains the requests in flight.

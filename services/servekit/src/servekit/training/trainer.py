@@ -536,6 +536,14 @@ def unanswered(tracking_uri: str, exc: Exception) -> ServekitError:
             return ServekitError(
                 503, "registry_unavailable", f"MLflow cannot read the registry at {where} ({one_line(exc)})"
             )
+        proxy = failed_proxy(exc)
+        if proxy is not None:  # HTTP(S)_PROXY named one that failed: the server was never asked
+            return ServekitError(
+                503,
+                "registry_proxy_unavailable",
+                f"{the_proxy(proxy)} for {where} could not be reached ({unreachable_because(exc)}): check "
+                "HTTPS_PROXY/HTTP_PROXY/NO_PROXY (the tracking server itself was not reached)",
+            )
         return ServekitError(
             503,
             "registry_unavailable",
@@ -596,6 +604,42 @@ def unreachable_because(exc: BaseException) -> str:
         if isinstance(link, OSError) and isinstance(link.strerror, str) and link.strerror:
             return link.strerror[0].lower() + link.strerror[1:]  # "Connection refused"
     return one_line(exc)
+
+
+def failed_proxy(exc: BaseException) -> str | None:
+    """None unless a proxy failed the request (unreachable, or refusing to connect onward): then the
+    proxy's URL, redacted (a proxy URL carries its credentials); "" if none is known."""
+    from requests.exceptions import ProxyError as RequestsProxyError
+    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+    from urllib3.exceptions import ProxyError as Urllib3ProxyError
+
+    links = list(causes(exc))
+    # A connection urllib3 failed to open was one to the proxy, if it had one: a retry's warning
+    # holds that error alone, the ProxyError around it is made for the last try's exception.
+    failed = [link for link in links if isinstance(link, ConnectTimeoutError)]
+    opened = [getattr(link, "conn", None) or next(iter(link.args), None) for link in failed]
+    proxies = [str(getattr(conn, "proxy", None)) for conn in opened if getattr(conn, "proxy", None)]
+    if not proxies and not any(isinstance(link, Urllib3ProxyError | RequestsProxyError) for link in links):
+        return None
+    pools = [link.pool for link in links if isinstance(link, MaxRetryError)]
+    proxies += [str(getattr(pool, "proxy", None)) for pool in pools if getattr(pool, "proxy", None)]
+    return redact(proxies[0]) if proxies else ""
+
+
+def the_proxy(proxy: str) -> str:
+    return f"the proxy {proxy}" if proxy else "the proxy"
+
+
+def retrying(tracking_uri: str, error: BaseException | None) -> str:
+    """What a command says when urllib3 first retries a request to ``tracking_uri`` that ``error``
+    failed: a sign of life during a wait that may last minutes (a hung server times out each try),
+    why, and that it goes on."""
+    where = redact(tracking_uri)
+    because = "no answer" if error is None else unreachable_because(error)
+    proxy = None if error is None else failed_proxy(error)
+    if proxy is not None:
+        return f"{the_proxy(proxy)} for {where} could not be reached yet ({because}); retrying"
+    return f"no answer yet from the MLflow tracking server at {where} ({because}); retrying"
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
