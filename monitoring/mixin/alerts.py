@@ -25,14 +25,17 @@ from mixin.cluster import (
     scheduled_run_overdue,
 )
 from mixin.common import (
+    AVAILABILITY_EVENTS,
     FAST_BURN,
     MIN_BAD_REQUESTS,
+    NAMESPACE_LABEL,
     RUNBOOK_URL,
     SHED_FOR,
     SHED_WINDOW,
     SLOW_BURN,
     dashboard_url,
     keeps_training_ranges,
+    kubectl,
     le,
     number,
     objectives,
@@ -58,6 +61,7 @@ from mixin.recorded import (
     VARIANT_FAILURE_RATIO,
     VARIANT_LATENCY_P95,
     VARIANT_REQUESTS_RATE,
+    availability_events,
     gib_a_month,
     recording_rules,
 )
@@ -168,6 +172,11 @@ def half_or_more(failing: str, every: str) -> str:
     )
 
 
+def points(share: float) -> str:
+    """A difference of two shares as a description says it: 0.15 is 15 percentage points."""
+    return f"{share * 100:g} percentage points"
+
+
 def burn_text(tiers: Sequence[tuple[str, str, float]]) -> str:
     return " or ".join(f"{factor:g}x over {long} and {short}" for long, short, factor in tiers)
 
@@ -250,7 +259,6 @@ def alerts(service: str) -> list[Alert]:
         return sel(record, service, f'variant="{STABLE}"')
 
     pod, monitored_input = SERVICE_DASHBOARD_VARIABLES
-    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
     worse_verdict = f'({n.model_live_verdict}{{verdict="worse"}} == 1)'
     logged_a_month = gib_a_month(f"sum(rate({n.log_bytes_total}[1d]))")
     found: list[Alert] = []
@@ -275,7 +283,7 @@ def alerts(service: str) -> list[Alert]:
                 f"{s} is burning its availability error budget {speed.lower()}",
                 f"{s} answers 5xx to prediction requests at a rate that burns the "
                 f"{o.availability:.1%} availability SLO budget {burn_text(tiers)}. "
-                + errors_by_kind(n, tiers[0][0]),
+                f"The SLI counts {AVAILABILITY_EVENTS}. " + errors_by_kind(n, tiers[0][0]),
                 duration,
             )
         )
@@ -331,7 +339,7 @@ def alerts(service: str) -> list[Alert]:
             f"The {s} Deployment wants {{{{ $value }}}} replicas and fewer have been available for 15 "
             "minutes, with no rollout under way. Pods that cannot be scheduled (no node fits, a Spot "
             "stockout, a quota), cannot pull their image, or never become ready (see ModelNotReady). "
-            f"`kubectl describe deployment {s}` and its pods' events say which.",
+            f"{kubectl(f'describe deployment {s}', NAMESPACE_LABEL)} and its pods' events say which.",
             "15m",
         ),
         Alert(
@@ -353,8 +361,8 @@ def alerts(service: str) -> list[Alert]:
             f"For 15 minutes the HorizontalPodAutoscaler of {s} has been unable to read its metrics "
             "(ScalingActive is false), so it holds the replica count whatever the load. The "
             "concurrency metric comes through prometheus-adapter (k8s/components/autoscale-on-"
-            f"concurrency), CPU through metrics-server: `kubectl describe hpa {s}` names the one it "
-            "cannot read.",
+            f"concurrency), CPU through metrics-server: {kubectl(f'describe hpa {s}', NAMESPACE_LABEL)} "
+            "names the one it cannot read.",
             "15m",
         ),
         Alert(
@@ -368,7 +376,7 @@ def alerts(service: str) -> list[Alert]:
             "answers whose truth is known. Any other is the run: 2, none of the answers has a truth "
             "row (or no capture was copied), not retried; 1, the registry was unreachable, retried "
             "twice first; or the capture or the truth could not be copied (-c fetch). "
-            f"`kubectl logs job/{{{{ $labels.job_name }}}} -c evaluate` (or -c fetch) says which. "
+            f"{kubectl('logs job/{{ $labels.job_name }} -c evaluate')} (or -c fetch) says which. "
             "A worse verdict on the version served, recorded by this run, is told by LiveQualityWorse "
             "instead.",
             # Long enough for the pods to read the run's verdict from the registry
@@ -387,7 +395,7 @@ def alerts(service: str) -> list[Alert]:
             f"{MISSED_SCHEDULE_SECONDS // 60} minutes ago with no run started: it is suspended, a "
             "run is still going (concurrencyPolicy Forbid skips the next), its Jobs cannot start "
             "(a node, a quota, an image), or they keep failing (LiveEvaluationFailed). "
-            f"`kubectl describe cronjob {live_evaluation(service)}` and its Jobs' events say which.",
+            f"{kubectl(f'describe cronjob {live_evaluation(service)}')} and its Jobs' events say which.",
         ),
         Alert(
             "BatchScoringFailed",
@@ -401,7 +409,7 @@ def alerts(service: str) -> list[Alert]:
             "missing column, parts of two schemas), or nothing was exported under the input prefix (or "
             "the export's marker, INPUT_MARKER, never appeared). "
             "Anything else was retried twice: the registry, the bucket or the node. "
-            f"`kubectl logs job/{{{{ $labels.job_name }}}} -c score` (or -c fetch, -c upload) says "
+            f"{kubectl('logs job/{{ $labels.job_name }} -c score')} (or -c fetch, -c upload) says "
             "which, and lists the first rejected rows.",
         ),
         Alert(
@@ -414,7 +422,7 @@ def alerts(service: str) -> list[Alert]:
             f"that long ago, or a time its schedule named passed over {MISSED_SCHEDULE_SECONDS // 60} "
             "minutes ago with no run started: it is suspended, a run is still going, its Jobs cannot "
             "start (a node, a quota, an image), or they keep failing (BatchScoringFailed). "
-            f"`kubectl describe cronjob {batch_scoring(service)}` and its Jobs' events say which.",
+            f"{kubectl(f'describe cronjob {batch_scoring(service)}')} and its Jobs' events say which.",
         ),
         Alert(
             "LiveQualityWorse",
@@ -462,7 +470,8 @@ def alerts(service: str) -> list[Alert]:
             "warning",
             f'{s} predicts "{{{{ $labels.outcome }}}}" far more or less often than in training',
             f'Over the last hour the share of "{{{{ $labels.outcome }}}}" predictions of {s} is more than '
-            f"{o.outcome_drift:.0%} away from its share on the training data.",
+            f"{points(o.outcome_drift)} away from its share on the training data (the absolute "
+            "difference of the two shares, not a relative change).",
             "30m",
         ),
         Alert(
@@ -474,8 +483,9 @@ def alerts(service: str) -> list[Alert]:
             f"{s} model {{{{ $labels.version }}}} relies on {{{{ $labels.feature }}}} differently than in "
             "training",
             f"Over the last hour the share of total |SHAP| attributed to {{{{ $labels.feature }}}} by {s} "
-            f"model version {{{{ $labels.version }}}} is more than {o.attribution_drift:.0%} away from "
-            "its share on the training data.",
+            f"model version {{{{ $labels.version }}}} is more than {points(o.attribution_drift)} away "
+            "from its share on the training data (the absolute difference of the two shares, not a "
+            "relative change).",
             "30m",
         ),
         Alert(
@@ -504,11 +514,13 @@ def alerts(service: str) -> list[Alert]:
         Alert(
             "PredictionsShed",
             f"sum(rate({n.prediction_requests_shed_total}[{SHED_WINDOW}]))\n/\n"
-            f"sum(rate({n.requests_total}{{{predict}}}[{SHED_WINDOW}]))\n> {number(o.shed_ratio)}",
+            f"{availability_events(n, SHED_WINDOW)}\n> {number(o.shed_ratio)}",
             "warning",
             f"{s}'s replicas are full and refuse prediction requests",
             f"For {spelled(SHED_FOR)} {s}'s replicas have refused more than {o.shed_ratio:.0%} of the "
-            f"prediction requests of the last {spelled(SHED_WINDOW)} with 503 overloaded at once "
+            f"prediction requests of the last {spelled(SHED_WINDOW)} (those the availability SLI counts: "
+            "answered, failed or given up by their client, not the client's own refusals, 4xx) with "
+            "503 overloaded at once "
             "(Retry-After: 1), each having <SVC>_MAX_CONCURRENT_REQUESTS requests or "
             "<SVC>_MAX_CONCURRENT_INSTANCES batch instances in flight (the shed counter's limit label). "
             "They are 5xx in the availability SLO too: a burst of them pages AvailabilityBudgetBurnFast "
@@ -658,14 +670,18 @@ def alerts(service: str) -> list[Alert]:
         Alert(
             "CanaryRefreshFailing",
             # Not joined on canary_model_info: a pod with no canary loaded (its alias was deleted,
-            # then set to a version that does not load) has none, and must page all the same.
+            # then set to a version that does not load, or it started while the alias named one) has
+            # none, and must page all the same.
             f"{n.canary_refresh_failing} == 1",
             "warning",
             f"{s} at {{{{ $labels.instance }}}} cannot load the version its canary alias names",
             f"For 10 minutes {s} at {{{{ $labels.instance }}}} has failed to load the version the canary "
-            "alias names (or to read the registry): it answers the canary's share with the canary "
-            "version it had, which `mlp canary` or `mlp rollout` meant to replace (canary_model_info "
-            "names it), or with the stable model if it had none. "
+            "alias names (or to read the registry), or has loaded no canary at all since it started: "
+            "it answers the canary's share with the canary version it had, which `mlp canary` or "
+            "`mlp rollout` meant to replace (canary_model_info names it), or with the stable model if "
+            "it had none (a pod started while the alias names a version that does not load). "
+            "Restarting the pod does not clear it: a new pod tries the same version from its start, "
+            "fails the same way and fires in its turn. "
             "`GET /model` on the pod says why under canary.refresh.error, and so does its log "
             "('canary model refresh failed').",
             "10m",

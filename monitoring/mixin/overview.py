@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mixin.common import (
+    AVAILABILITY_EVENTS,
     BURN_THRESHOLDS,
     OVERVIEW_DASHBOARD,
     QUANTILES,
@@ -63,7 +64,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         panel(
             "stat",
             "Error ratio (5xx of prediction requests, 5 m)",
-            "Availability SLI: 5xx answers over all /predict and /predict/batch requests.",
+            f"Availability SLI: the 5xx share of {AVAILABILITY_EVENTS}.",
             "percentunit",
             [(ERROR_RATIO.format(w="5m"), "{{service}}")],
             thresholds=[(1 - o.availability, "red")],
@@ -141,7 +142,7 @@ def overview(names: Sequence[str]) -> dict[str, Any]:
         panel(
             "timeseries",
             "Errors: 5xx share of prediction requests",
-            "5 m and 1 h windows of the availability SLI.",
+            f"5 m and 1 h windows of the availability SLI, which counts {AVAILABILITY_EVENTS}.",
             "percentunit",
             [(ERROR_RATIO.format(w=w), f"{{{{service}}}} {w}") for w in ("5m", "1h")],
             thresholds=[(1 - o.availability, "red")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mixin.common import (
+    AVAILABILITY_EVENT_STATUSES,
     QUANTILES,
     SLO_WINDOWS,
     keeps_training_ranges,
@@ -85,12 +86,13 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
         (REQUESTS_BY_ENDPOINT, f"sum by (endpoint, status) (rate({n.requests_total}[5m]))"),
     ]
     for w in SLO_WINDOWS:
-        # `or vector(0)`: no 5xx series at all means no errors, not "no data".
+        # `or vector(0)`: no 5xx series at all means no errors, not "no data". Over the SLI's valid
+        # events only: refusals for the client's own fault (4xx) would dilute the 5xx.
         rules.append(
             (
                 ERROR_RATIO.format(w=w),
                 f'(sum(rate({n.requests_total}{{{predict},status=~"5.."}}[{w}])) or vector(0))\n'
-                f"/\nsum(rate({n.requests_total}{{{predict}}}[{w}]))",
+                f"/\n{availability_events(n, w)}",
             )
         )
     slo = f'endpoint="{o.latency_endpoint}"'
@@ -268,6 +270,13 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
         )
     )
     return [{"record": name, "expr": expr, "labels": {"service": service}} for name, expr in rules]
+
+
+def availability_events(n: MetricNames, window: str) -> str:
+    """PromQL: the rate of the prediction requests the availability SLI counts over ``window``, its
+    valid events (AVAILABILITY_EVENT_STATUSES): answers, 5xx and 499, not the client's refusals."""
+    valid = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}",status=~"{AVAILABILITY_EVENT_STATUSES}"'
+    return f"sum(rate({n.requests_total}{{{valid}}}[{window}]))"
 
 
 def shadow_agreement(n: MetricNames, selector: str = "") -> str:

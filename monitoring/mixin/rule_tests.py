@@ -53,6 +53,7 @@ from mixin.grafana import VARIABLE_ALL_VALUES
 from mixin.recorded import (
     CONCURRENCY,
     CPU_PER_PREDICTION,
+    ERROR_RATIO,
     LOG_BYTES_PER_PREDICTION,
     LOG_BYTES_RATE,
     SECONDS_PER_MONTH,
@@ -255,6 +256,7 @@ def rule_cases(service: str) -> list[Case]:
             all_failed(service, FAST_BURN[1][0][0]),
         )
     )
+    cases += refusal_flood_cases(service, target, ready)
     cases.append(
         Case(
             "ServiceAbsent",
@@ -1008,6 +1010,42 @@ def shed_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> l
     )
 
 
+def refusal_flood_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """A client's refusals (a keyless scanner, a client looping on an expired key) do not hide a burn
+    of 503s from the availability page, nor a replica's refusals from PredictionsShed: 4xx are no
+    events of the SLI. Counted as requests, as many 401s as answers halved both ratios, and neither
+    fired (a probe's cases, the page's at ten times its rates so that it fires within the hour)."""
+    n = MetricNames(service)
+
+    def counted(status: str, per_minute: int, minutes: int) -> tuple[str, str]:
+        labels = {**target, "endpoint": "/predict", "method": "POST", "status": status}
+        return series_str(n.requests_total, labels), f"0+{per_minute}x{minutes}"
+
+    # 1 % of the answers 503 (0.99 % of the events): the 6 h tier's 6x budget, 10 and more an hour.
+    burn = dict([counted("200", 100, 40), counted("503", 1, 40), counted("401", 100, 40)])
+    shed, failed = error_kind_actions(n, FAST_BURN[1][0][0])
+    # 1.5 % of the answers refused by a full replica: over the 1 % threshold.
+    full = dict([counted("200", 600, 30), counted("503", 9, 30), counted("401", 600, 30)])
+    full[series_str(n.prediction_requests_shed_total, {**target, "limit": "requests"})] = "0+9x30"
+    return [
+        Case(
+            "AvailabilityBudgetBurnFast",
+            "fires: 1 % of the answers 503, beside as many 401s as answers",
+            {**burn, **ready},
+            "35m",
+            [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
+            {shed: "0%", failed: "0%"},
+        ),
+        Case(
+            "PredictionsShed",
+            "fires: 1.5 % of the answers shed, beside as many 401s as answers",
+            {**full, **ready},
+            "20m",
+            [{"alertname": "PredictionsShed", "service": service}],
+        ),
+    ]
+
+
 def all_failed(service: str, window: str) -> dict[str, str]:
     """What the availability alerts' shares of 5xx by kind render to when every 5xx is a 500."""
     shed, failed = error_kind_actions(MetricNames(service), window)
@@ -1580,6 +1618,7 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
     )
     return [
         concurrency_case,
+        error_ratio_case(service, target),
         *cpu_per_prediction_cases(service),
         *log_bytes_cases(service),
         case("3 of 4 instances agree", {compared("a", "a"): "0+3x10", compared("a", "b"): "0+1x10"}, 0.75),
@@ -1588,6 +1627,25 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
         # Without a shadow model there is nothing to compare: no data, not a false 0 %.
         case("no shadow model", {series_str(n.model_ready, target): "1x10"}, None),
     ]
+
+
+def error_ratio_case(service: str, target: dict[str, str]) -> dict[str, Any]:
+    """The availability SLI counts answers, 5xx and 499, not the client's refusals: 8 errors in 64 events
+    among ten times as many 4xx, and failing probes."""
+    n = MetricNames(service)
+    per_minute = {"200": 50, "499": 6, "500": 4, "503": 4}
+    refused = dict.fromkeys(("400", "401", "403", "404", "408", "413", "415", "422", "429"), 60)
+
+    def counted(endpoint: str, status: str) -> str:
+        return series_str(
+            n.requests_total, {**target, "endpoint": endpoint, "method": "POST", "status": status}
+        )
+
+    series = {
+        counted("/predict", status): f"0+{count}x10" for status, count in {**per_minute, **refused}.items()
+    }
+    series[counted("/readyz", "503")] = "0+100x10"
+    return recorded_case(ERROR_RATIO.format(w="5m"), service, "answers, 5xx and 499; not 4xx", series, 0.125)
 
 
 def replica_panel_tests(service: str) -> list[dict[str, Any]]:

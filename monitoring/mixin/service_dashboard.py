@@ -15,6 +15,7 @@ from mixin.cluster import (
     scheduled_run_queries,
 )
 from mixin.common import (
+    AVAILABILITY_EVENTS,
     BURN_THRESHOLDS,
     QUANTILES,
     canary_share_queries,
@@ -278,7 +279,7 @@ def service_dashboard(service: str) -> dict[str, Any]:
         panel(
             "stat",
             "Error ratio (5 m)",
-            "5xx of prediction requests.",
+            f"Availability SLI: the 5xx share of {AVAILABILITY_EVENTS}.",
             "percentunit",
             [(sel(ERROR_RATIO.format(w="5m"), service), "5xx")],
             thresholds=[(1 - o.availability, "red")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,8 @@ import yaml
 from mixin.alertmanager import (
     ALERTMANAGER_CONFIG,
     HEARTBEAT,
+    HEARTBEAT_GROUP_INTERVAL,
+    HEARTBEAT_REPEAT_INTERVAL,
     HEARTBEAT_URL_KEY,
     PAGERDUTY_ROUTING_KEY_KEY,
     RECEIVERS_DIR,
@@ -33,6 +36,8 @@ class Receiver(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.received: list[tuple[str, dict[str, Any]]] = []
+        #: When each body arrived (time.monotonic), in the order of ``received``.
+        self.arrived: list[float] = []
         self.lock = threading.Lock()
         receiver = self
 
@@ -41,6 +46,7 @@ class Receiver(ThreadingHTTPServer):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
                     receiver.received.append((self.path, json.loads(body)))
+                    receiver.arrived.append(time.monotonic())
                 # What each answers: Alertmanager 0.28 reads a Slack webhook's body, not only
                 # its status, and retries on anything but Slack's own "ok".
                 if self.path.startswith("/v2/enqueue"):
@@ -68,11 +74,16 @@ class Receiver(ThreadingHTTPServer):
         with self.lock:
             return [body for p, body in self.received if p == path]
 
+    def posted_at(self, path: str) -> list[float]:
+        """When each body posted to ``path`` arrived (time.monotonic)."""
+        with self.lock:
+            return [at for (p, _), at in zip(self.received, self.arrived, strict=True) if p == path]
+
 
 def local_configuration(receiver: Receiver, directory: Path) -> Path:
     """The committed configuration, with three things changed for a test: where the receivers' files
     are (and what they hold: the stand-ins' addresses), PagerDuty's address, and the grouping waits
-    (1 s instead of 30 s and 5 m, and the heartbeat's minute)."""
+    (1 s instead of 30 s and 5 m, and the heartbeat's minute, its repeat interval in proportion)."""
     secrets = directory / "receivers"
     secrets.mkdir()
     (secrets / SLACK_WEBHOOK_URL_KEY).write_text(f"{receiver.url}/slack")
@@ -82,10 +93,16 @@ def local_configuration(receiver: Receiver, directory: Path) -> Path:
     config["global"]["pagerduty_url"] = f"{receiver.url}/v2/enqueue"
     config["route"].update(group_wait="1s", group_interval="1s")
     [heartbeat] = [r for r in config["route"]["routes"] if r["receiver"] == HEARTBEAT]
-    heartbeat.update(group_interval="1s", repeat_interval="1s")
+    repeat = seconds(HEARTBEAT_REPEAT_INTERVAL) / seconds(HEARTBEAT_GROUP_INTERVAL)
+    heartbeat.update(group_interval="1s", repeat_interval=f"{round(repeat * 1000)}ms")
     path = directory / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration of one unit in seconds: ``90s``, ``1m``."""
+    return float(duration[:-1]) * {"s": 1, "m": 60, "h": 3600}[duration[-1]]
 
 
 @contextmanager

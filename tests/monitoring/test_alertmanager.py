@@ -7,6 +7,7 @@ its notifications on 127.0.0.1 where Slack and PagerDuty would.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import time
@@ -290,19 +291,25 @@ def test_the_watchdog_is_posted_to_the_heartbeat_until_prometheus_stops(
         rules = MONITORING / "rules" / f"{PLATFORM}.rules.yaml"
         prometheus = start_prometheus([rules], [alertmanager], tmp_path, resend_delay=f"{resend_delay}s")
         prometheus.wait_for("/-/ready", seconds=60)
-        wait_until(lambda: len(receiver.posted("/heartbeat")) >= 3)
+        wait_until(lambda: len(receiver.posted("/heartbeat")) >= 4)
+        arrived = receiver.posted_at("/heartbeat")
         prometheus.stop()
         # The alert ends four resend delays after Prometheus last sent it; a post already under way
         # may still arrive.
         time.sleep(4 * resend_delay + 4)
         after_stop = len(receiver.posted("/heartbeat"))
-        time.sleep(5)  # five more heartbeat intervals
+        time.sleep(5)  # two more heartbeat posts' time
         pings = receiver.posted("/heartbeat")
     finally:
         if prometheus is not None:
             prometheus.stop()
         alertmanager.stop()
     assert len(pings) == after_stop, "posted after Prometheus stopped: the heartbeat would not notice"
+    # Two group intervals apart (1 s here for the cluster's minute), every time: the repeat interval
+    # has passed at the second look, never at the first. Equal intervals gave a mix of one and two.
+    # A late post only widens a gap; none can come sooner than the repeat interval after the last.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrived)]
+    assert all(gap > 1.5 for gap in gaps), gaps
     for ping in pings:
         assert ping["receiver"] == HEARTBEAT
         # A resolved post would read as a heartbeat to the service: only firing ones are sent.

@@ -7,13 +7,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from alerting import seconds
 from prometheus_client.utils import floatToGoString
 
 from mixin import cli
-from mixin.alertmanager import SEVERITIES
-from mixin.common import le, objectives
+from mixin.alertmanager import HEARTBEAT, SEVERITIES, alertmanager_config
+from mixin.common import (
+    AVAILABILITY_EVENT_STATUSES,
+    NAMESPACE,
+    NAMESPACE_LABEL,
+    availability_event,
+    le,
+    objectives,
+)
 from mixin.outputs import stale
 from mixin.platform import PLATFORM, WATCHDOG, WATCHDOG_SEVERITY
+from mixin.recorded import ERROR_RATIO
 from scripts import MONITORING
 from servekit import admission, registry
 from servekit.metrics.collectors import latency_event
@@ -131,6 +140,141 @@ def test_the_latency_runbook_says_what_the_sli_counts() -> None:
     assert not latency_event(500)
     assert not latency_event(503)
     assert "5xx" in counted
+
+
+def alert_rules() -> list[dict]:
+    return [rule for group in rule_groups() for rule in group["rules"] if "alert" in rule]
+
+
+def test_the_availability_sli_counts_answers_5xx_and_499_not_the_clients_refusals() -> None:
+    """Refusals for the client's own fault are no events of the availability SLI, in its errors or its
+    requests: counted as requests, as many 401s as answers halved the ratio, and a 1 % burn of 503s
+    did not page (the promtool cases hold that). A 499 counts as the latency SLI counts it."""
+    matches = re.compile(AVAILABILITY_EVENT_STATUSES)
+    for status in range(100, 600):
+        assert bool(matches.fullmatch(str(status))) == availability_event(status), status
+        assert availability_event(status) == (latency_event(status) or status >= 500), status
+    # The services answer these on prediction requests; none is an event, 499 and every 5xx are.
+    for refused in (400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 431):
+        assert not availability_event(refused), refused
+    assert availability_event(499)
+    events = f'status=~"{AVAILABILITY_EVENT_STATUSES}"'
+    ratios = [
+        rule
+        for group in rule_groups()
+        for rule in group["rules"]
+        if rule.get("record", "").startswith(ERROR_RATIO.split("{")[0])
+    ]
+    assert len(ratios) == 7 * len(registry.available())
+    for rule in ratios:
+        errors, requests = rule["expr"].split("\n/\n")
+        assert events in requests, rule
+        assert 'status=~"5.."' in errors, rule
+    sheds = [rule for rule in alert_rules() if rule["alert"] == "PredictionsShed"]
+    assert len(sheds) == len(registry.available())
+    for rule in sheds:
+        assert events in rule["expr"].split("\n/\n")[1], rule
+    counted = runbook_section("Service level objectives").split("**What the availability SLI counts.**", 1)[1]
+    counted = counted.split("\n\n", 1)[0]
+    assert AVAILABILITY_EVENT_STATUSES in counted
+    for refused in (400, 401, 403, 404, 408, 413, 422, 429, 499):
+        assert str(refused) in counted, refused
+
+
+#: A kubectl command quoted in a description or the runbook: its arguments, up to a pipe, && or ;.
+KUBECTL = re.compile(r"\bkubectl\b((?:(?!\||&&|;).)*)")
+
+
+def kubectl_commands(text: str) -> list[str]:
+    """The arguments of every kubectl command quoted in ``text`` (Markdown, or a description): in
+    code blocks, a line continued with a backslash joined; in a code span, its lines joined."""
+    text = text.replace("\\\n", " ")
+    blocks = re.findall(r"```.*?```", text, flags=re.S)
+    spans = [line for block in blocks for line in block.splitlines()]
+    for block in blocks:
+        text = text.replace(block, "")
+    spans += [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", text)]
+    return [match.group(1).strip() for span in spans for match in KUBECTL.finditer(span)]
+
+
+def names_the_namespace(args: str) -> bool:
+    """Whether kubectl with ``args`` runs in the platform's namespace (or needs none)."""
+    if any(args.startswith(f"-n {namespace} ") for namespace in (NAMESPACE, NAMESPACE_LABEL)):
+        return True
+    # An object of no namespace; a raw path that names it; a manifest piped in, which carries it.
+    if args.startswith("get apiservice ") or args == "apply -f -":
+        return True
+    return args.startswith("get --raw ") and f"/namespaces/{NAMESPACE}/" in args
+
+
+def test_every_kubectl_command_names_the_namespace() -> None:
+    """A command without -n runs in the on-call's current namespace (often default) and finds nothing:
+    eighteen descriptions said `kubectl describe deployment bankchurn` and the like."""
+    quoted = {
+        f"{rule['alert']} of {rule['labels'].get('service')}: {name}": text
+        for rule in alert_rules()
+        for name, text in rule["annotations"].items()
+    }
+    in_descriptions = sum(len(kubectl_commands(text)) for text in quoted.values())
+    assert in_descriptions == 6 * len(registry.available())
+    for doc in ("runbooks.md", "README.md"):
+        quoted[doc] = (MONITORING / doc).read_text()
+    commands = [(where, args) for where, text in quoted.items() for args in kubectl_commands(text)]
+    assert len(commands) > in_descriptions + 50  # the runbook's own
+    missing = [(where, args) for where, args in commands if not names_the_namespace(args)]
+    assert not missing, missing
+
+
+def test_the_namespace_is_the_one_everything_renders_in() -> None:
+    for kustomization in ("k8s/base", "k8s/overlays/gke", "k8s/overlays/eks"):
+        path = MONITORING.parent / kustomization / "kustomization.yaml"
+        assert yaml.safe_load(path.read_text())["namespace"] == NAMESPACE, kustomization
+
+
+def test_an_alert_naming_its_namespace_label_keeps_it() -> None:
+    """``{{ $labels.namespace }}`` renders empty on an alert whose expression aggregated the label
+    away: only an alert over kube-state-metrics' series, joined and compared as they are, keeps it."""
+    for rule in alert_rules():
+        if NAMESPACE_LABEL in rule["annotations"]["description"]:
+            assert "kube_" in rule["expr"], rule["alert"]
+            assert " by (" not in rule["expr"], rule["alert"]
+            assert "max(" not in rule["expr"], rule["alert"]
+
+
+def test_the_drift_alerts_say_their_threshold_in_percentage_points() -> None:
+    """Their thresholds are absolute differences of two shares: 15 % read as a relative change."""
+    thresholds = {"PredictionDrift": "outcome_drift", "AttributionDrift": "attribution_drift"}
+    drifts = [rule for rule in alert_rules() if rule["alert"] in thresholds]
+    assert len(drifts) == 2 * len(registry.available())
+    for rule in drifts:
+        threshold = getattr(objectives(rule["labels"]["service"]), thresholds[rule["alert"]])
+        description = rule["annotations"]["description"]
+        assert f"more than {threshold * 100:g} percentage points away" in description, description
+        assert "%" not in description, description
+
+
+def test_canary_refresh_failing_says_a_canary_never_loaded_fires_it_across_restarts() -> None:
+    """A pod started while the canary alias names a version that does not load reports the failure
+    until it loads (servekit.routing): the alert no longer resolves on a restart, and says so."""
+    rules = [rule for rule in alert_rules() if rule["alert"] == "CanaryRefreshFailing"]
+    assert len(rules) == len(registry.available())
+    for rule in rules:
+        description = rule["annotations"]["description"]
+        assert "has loaded no canary at all since it started" in description, description
+        assert "Restarting the pod does not clear it" in description, description
+    section = " ".join(runbook_section("CanaryRefreshFailing").split())
+    assert "has loaded no canary at all since it started" in section
+    assert "Restarting pods does not clear the alert" in section
+
+
+def test_the_heartbeat_is_posted_every_second_group_interval() -> None:
+    """Alertmanager re-sends at a look (each group interval) once the repeat interval has passed since
+    the last post was logged, a few milliseconds after the look that sent it: with the two equal,
+    posts came one or two intervals apart by that race. Between one and two, always two."""
+    [route] = [r for r in alertmanager_config()["route"]["routes"] if r["receiver"] == HEARTBEAT]
+    group, repeat = seconds(route["group_interval"]), seconds(route["repeat_interval"])
+    assert group < repeat < 2 * group, route
+    assert 2 * group == 120, "the runbook's heartbeat check expects a post every 2 minutes"
 
 
 def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:
