@@ -9,10 +9,16 @@
 # IMAGE_CHECK: how to ask the registry whether an image exists: `ecr` (aws ecr describe-images),
 # `gar` (gcloud artifacts docker images describe), or `skopeo` (the default: skopeo inspect, with
 # the credentials of a docker or skopeo login); each with the credentials the workflow set up.
+# ROLLOUT_TIMEOUT (300s): each Deployment's wait; MLFLOW_ROLLOUT_TIMEOUT (600s): MLflow's, below.
 set -euo pipefail
 overlay=$1 registry=$2 tag=$3 base_url=$4
 namespace=${NAMESPACE:-ml-platform}
 timeout=${ROLLOUT_TIMEOUT:-300s}
+# The forward-only Deployments' (MLflow's) wait: its startupProbe alone allows 60 x 5 s = 300 s
+# (mlflow/k8s/mlflow.yaml), after Recreate's grace period for the old pod, its ReadWriteOnce volume
+# moving to the new pod's node, the image pull and the migration. ROLLOUT_TIMEOUT timed out an
+# MLFLOW_VERSION bump on its way, and cost a rollback of what it had migrated.
+mlflow_timeout=${MLFLOW_ROLLOUT_TIMEOUT:-600s}
 services=(bankchurn nlpinsight chicagotaxi)
 
 # 0. What the smoke test needs, before anything changes: a missing key is the workflow's setup,
@@ -45,8 +51,10 @@ kubectl kustomize "$overlay" >"$rendered"
 # template so changes with every deploy. Only these are waited for and undone: an undo of another
 # (Grafana, kube-state-metrics) would take it back a revision of its own, not this deploy's.
 # A Deployment annotated ml-platform.io/undo-once-ready: "false" (MLflow, whose new pods migrate
-# its database) is waited for first, and once ready is not undone: its previous version may refuse
-# the schema. Reads kubectl kustomize's output: `---` between objects, kind and metadata first.
+# its database in an init container named db-upgrade) is waited for first, and once ready is not
+# undone: its previous version may refuse the schema. Nor is it undone, ready or not, once its
+# db-upgrade ran (rollback, below). Reads kubectl kustomize's output: `---` between objects, kind
+# and metadata first.
 # One line per such image: KIND NAME IMAGE forward-only|undoable.
 release=$(awk -v registry="$registry/" -v tag=":$tag" '
   /^---$/ { kind = name = ""; forward_only = 0; next }
@@ -88,18 +96,59 @@ if [ ${#absent[@]} -gt 0 ]; then
   exit 1
 fi
 
+timeout_of() {  # $1: a Deployment
+  if [[ " ${forward_only[*]} " == *" $1 "* ]]; then echo "$mlflow_timeout"; else echo "$timeout"; fi
+}
+
+# How far the db-upgrade init container of a Deployment's current revision got, as the cluster
+# reports it: `ran` (running, or exited 0, in any pod of that revision), `failed` (exited non-zero),
+# `not-started`, or `unknown` (kubectl failed). The current revision's pods are those of its
+# ReplicaSet of the highest revision (the Deployment's own): with Recreate an old pod may still be
+# terminating, its db-upgrade exited 0 a deploy ago.
+db_upgrade_of() {
+  local replicasets replicaset pods
+  replicasets=$(kubectl -n "$namespace" get replicasets -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].name}{" "}{.metadata.annotations.deployment\.kubernetes\.io/revision}{" "}{.metadata.name}{"\n"}{end}') \
+    || { echo unknown; return; }
+  replicaset=$(awk -v deployment="$1" '$1 == deployment && $2 + 0 > max + 0 { max = $2; name = $3 } END { print name }' <<<"$replicasets")
+  # OWNER|running since|exit code|exit code before a restart (a failed init container is retried).
+  pods=$(kubectl -n "$namespace" get pods -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].name}{"|"}{.status.initContainerStatuses[?(@.name=="db-upgrade")].state.running.startedAt}{"|"}{.status.initContainerStatuses[?(@.name=="db-upgrade")].state.terminated.exitCode}{"|"}{.status.initContainerStatuses[?(@.name=="db-upgrade")].lastState.terminated.exitCode}{"\n"}{end}') \
+    || { echo unknown; return; }
+  awk -F'|' -v replicaset="$replicaset" '
+    $1 != replicaset || replicaset == "" { next }
+    $2 != "" || $3 == "0" || $4 == "0" { ran = 1 }
+    ($3 != "" && $3 != "0") || ($4 != "" && $4 != "0") { failed = 1 }
+    END { print ran ? "ran" : failed ? "failed" : "not-started" }
+  ' <<<"$pods"
+}
+
 ready=()  # the forward-only Deployments that rolled out: a prefix of forward_only (waited in order)
 rollback() {
   echo "::error::$1; rolling back"
-  local deployment undo=("${forward_only[@]:${#ready[@]}}" "${undoable[@]}")
+  local deployment undo=()
   for deployment in "${ready[@]}"; do
     echo "::warning::deployment/$deployment stays at $tag: it rolled out, and its previous version may refuse what this one migrated (its ml-platform.io/undo-once-ready annotation); undo it by hand if that one is known to run on it"
   done
+  # Not rolled out: undone only if its migration never ran or failed, when the previous version
+  # still reads the database. After one that succeeded, the previous version refuses the schema (its
+  # check is an equality) and crash-loops; an undo during one kills it part-way (SQLite's DDL is
+  # not transactional in alembic).
+  local check
+  for deployment in "${forward_only[@]:${#ready[@]}}"; do
+    check="check kubectl -n $namespace logs deploy/$deployment -c db-upgrade (the migration) and kubectl -n $namespace logs deploy/$deployment (the server)"
+    case $(db_upgrade_of "$deployment") in
+      failed | not-started)
+        echo "deployment/$deployment: its new pod's db-upgrade never ran or failed, so its previous version still reads the database: undone"
+        undo+=("$deployment") ;;
+      ran) echo "::warning::deployment/$deployment stays at $tag: its new pod's db-upgrade exited 0 or is still running, so its database may already be migrated, which its previous version refuses; $check, and undo it by hand only if the database is still at the previous version's schema" ;;
+      *) echo "::warning::deployment/$deployment stays at $tag: the cluster did not say whether its new pod's db-upgrade ran (kubectl's error above), and its database may already be migrated; $check" ;;
+    esac
+  done
+  undo+=("${undoable[@]}")
   for deployment in "${undo[@]}"; do
     kubectl -n "$namespace" rollout undo "deployment/$deployment" || true
   done
   for deployment in "${undo[@]}"; do
-    kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$timeout" || true
+    kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$(timeout_of "$deployment")" || true
   done
   exit 1
 }
@@ -113,8 +162,9 @@ kubectl apply --server-side --field-manager=kubectl --force-conflicts -f "$rende
 # Wait: every new pod ready (its /readyz; on EKS also its ALB target healthy, the readiness gate;
 # MLflow's /health, after its database migration). MLflow first: the model servers load from it.
 for deployment in "${forward_only[@]}" "${undoable[@]}"; do
-  kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$timeout" \
-    || rollback "deployment/$deployment did not roll out within $timeout"
+  deployment_timeout=$(timeout_of "$deployment")
+  kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$deployment_timeout" \
+    || rollback "deployment/$deployment did not roll out within $deployment_timeout"
   [[ " ${forward_only[*]} " != *" $deployment "* ]] || ready+=("$deployment")
 done
 

@@ -2,12 +2,13 @@
 
 No cluster runs here. ``kubectl`` is a stub on PATH that records its arguments, renders with the
 real ``kubectl kustomize``, refuses a client-side apply of an object the API server would refuse
-(its last-applied-configuration annotation past 256 KiB), and reports every rollout finished but
-those of FAILED_ROLLOUTS. The ingress is not a stub: the three services run their rendered GKE
-Deployment's command and environment (an API keys file where the pod mounts its Secret) against a
-real MLflow server, behind a proxy that routes exactly the rendered Ingress's Prefix paths to them
-and answers 404 to anything else, as the load balancer's default backend does. So /readyz is not
-reached from outside, and a prediction needs a key.
+(its last-applied-configuration annotation past 256 KiB), reports every rollout finished but
+those of FAILED_ROLLOUTS, and answers a ``get`` of ReplicaSets or Pods from the objects a test
+gives it, through the real kubectl's JSONPath. The ingress is not a stub: the three services run
+their rendered GKE Deployment's command and environment (an API keys file where the pod mounts its
+Secret) against a real MLflow server, behind a proxy that routes exactly the rendered Ingress's
+Prefix paths to them and answers 404 to anything else, as the load balancer's default backend does.
+So /readyz is not reached from outside, and a prediction needs a key.
 """
 
 from __future__ import annotations
@@ -195,13 +196,36 @@ print("{{}}")
 STUB = """#!{python}
 # kubectl: records its arguments; renders with the real kubectl; refuses a client-side apply of an
 # object whose last-applied-configuration would pass the API server's limit on annotations; a
-# rollout of a Deployment named in FAILED_ROLLOUTS does not finish.
-import json, os, sys
+# rollout of a Deployment named in FAILED_ROLLOUTS does not finish; `get KIND -o jsonpath=` lists
+# the objects of that kind in KUBECTL_OBJECTS (a JSON map of kind to objects), each through the
+# real kubectl's JSONPath, or fails as with expired credentials if KUBECTL_GET_FAILS is set.
+import json, os, subprocess, sys
 args = sys.argv[1:]
 with open(os.environ["KUBECTL_CALLS"], "a") as calls:
     calls.write(json.dumps(args) + "\\n")
 if args[:1] == ["kustomize"]:
     os.execv({kubectl!r}, [{kubectl!r}, *args])
+if args[2:3] == ["get"]:
+    if os.environ.get("KUBECTL_GET_FAILS"):
+        sys.exit("error: You must be logged in to the server (Unauthorized)")
+    kind, template = args[3], args[-1].removeprefix("jsonpath=")
+    # What this stand-in understands, and nothing else (a label selector, another output).
+    assert args == ["-n", "ml-platform", "get", kind, "-o", "jsonpath=" + template], args
+    prefix, suffix = "{{range .items[*]}}", "{{end}}"
+    assert template.startswith(prefix) and template.endswith(suffix), template
+    objects = {{}}
+    if os.environ.get("KUBECTL_OBJECTS"):
+        with open(os.environ["KUBECTL_OBJECTS"]) as f:
+            objects = json.load(f)
+    for obj in objects.get(kind, []):
+        # Evaluated offline, one object at a time: what the range does to each item.
+        one = subprocess.run(
+            [{kubectl!r}, "label", "--local", "-f", "-", "stub=local", "-o",
+             "jsonpath=" + template[len(prefix):-len(suffix)]],
+            input=json.dumps(obj), capture_output=True, text=True, check=True,
+        )
+        sys.stdout.write(one.stdout)
+    sys.exit(0)
 failed = ["deployment/" + name for name in os.environ.get("FAILED_ROLLOUTS", "").split()]
 if args[2:4] == ["rollout", "status"] and args[4] in failed:
     sys.exit(f'error: deployment "{{args[4]}}" exceeded its progress deadline')
@@ -249,6 +273,13 @@ class Run:
         return waited
 
 
+#: What a test sets when it needs it, never inherited from the environment pytest runs in.
+SET_BY_TESTS = {
+    *("IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"),
+    *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "MLFLOW_ROLLOUT_TIMEOUT"),
+}
+
+
 def rollout(
     tmp_path: Path,
     base_url: str,
@@ -276,8 +307,7 @@ def rollout(
         **{
             k: v
             for k, v in os.environ.items()
-            if not k.startswith("SMOKE_API_KEY_")
-            and k not in {"IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"}
+            if not k.startswith("SMOKE_API_KEY_") and k not in SET_BY_TESTS
         },
         "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
         "KUBECTL_CALLS": str(tmp_path / "calls"),
@@ -341,9 +371,14 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     [apply] = [c for c in run.calls if c[0] == "apply"]
     assert {"--server-side", "--field-manager=kubectl", "--force-conflicts"} <= set(apply)
     # Readiness is the rollouts' (the pods' /readyz, MLflow's /health), waited on for each before
-    # the smoke test; MLflow's first, which the model servers load from.
+    # the smoke test; MLflow's first, which the model servers load from, for longer than
+    # ROLLOUT_TIMEOUT: its startupProbe alone allows 300 s.
     waited = [c for c in run.calls if c[:3] == ["-n", "ml-platform", "rollout"]]
-    assert waited == [["-n", "ml-platform", "rollout", "status", d, "--timeout=300s"] for d in run.waited]
+    timeouts = {"deployment/mlflow": MLFLOW_WAIT}
+    assert waited == [
+        ["-n", "ml-platform", "rollout", "status", d, f"--timeout={timeouts.get(d, '300s')}"]
+        for d in run.waited
+    ]
     assert run.waited[0] == "deployment/mlflow"
     assert sorted(run.waited) == sorted(f"deployment/{name}" for name in RELEASE)
     assert not run.undone
@@ -460,15 +495,153 @@ def test_a_deploy_without_mlflows_image_stops_before_anything_is_applied(tmp_pat
     assert [c[0] for c in run.calls if c[0] not in {"kustomize", "skopeo"}] == []
 
 
-def test_an_mlflow_that_does_not_roll_out_is_undone_with_the_services(tmp_path: Path) -> None:
-    """Its database migration or its server failed: the previous one back (Recreate stopped it)."""
-    run = rollout(tmp_path, "http://127.0.0.1:9", dict.fromkeys(SERVICES, "unused"), FAILED_ROLLOUTS="mlflow")
+#: MLflow's wait: ROLLOUT_TIMEOUT is shorter than its startupProbe's 60 x 5 s with the rest of a
+#: Recreate (the old pod's grace period, its volume moving, the image pull, the migration).
+MLFLOW_WAIT = "600s"
+#: MLflow's ReplicaSets: the one this deploy's apply made (the Deployment's revision 4), the last
+#: deploy's (3).
+NEW_MLFLOW, OLD_MLFLOW = "mlflow-6f7d9c8b5", "mlflow-84c5b6d7f9"
+
+
+def replicaset(name: str, deployment: str, revision: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/name": deployment, "pod-template-hash": name.rsplit("-", 1)[1]},
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment}],
+        },
+    }
+
+
+def pod(owner: str, state: dict[str, Any] | None, last_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pod of the ReplicaSet ``owner``; ``state`` and ``last_state`` its db-upgrade init
+    container's, as the kubelet reports them (state None: a pod without that init container)."""
+    status = {"name": "db-upgrade", "ready": False, "restartCount": int(bool(last_state))}
+    statuses = [{**status, "state": state, "lastState": last_state or {}}] if state else []
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{owner}-x7k2p",
+            "labels": {"pod-template-hash": owner.rsplit("-", 1)[1]},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": owner}],
+        },
+        "status": {"phase": "Pending", "initContainerStatuses": statuses, "containerStatuses": []},
+    }
+
+
+STARTED = "2025-06-02T09:14:03Z"
+EXITED_0 = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": STARTED}}
+EXITED_1 = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": STARTED}}
+RUNNING = {"running": {"startedAt": STARTED}}
+
+
+def cluster_objects(tmp_path: Path, *mlflow_pods: dict[str, Any]) -> str:
+    """What the cluster holds after this deploy's apply: MLflow's ReplicaSets and ``mlflow_pods``,
+    and a model server's newer revision and pod (another Deployment's, which must not count)."""
+    objects = {
+        "replicasets": [
+            replicaset(OLD_MLFLOW, "mlflow", 3),
+            replicaset("bankchurn-5b9f8d7c6d", "bankchurn", 12),
+            replicaset(NEW_MLFLOW, "mlflow", 4),
+        ],
+        "pods": [pod("bankchurn-5b9f8d7c6d", None), *mlflow_pods],
+    }
+    path = tmp_path / "objects.json"
+    path.write_text(json.dumps(objects))
+    return str(path)
+
+
+def mlflow_failed(tmp_path: Path, objects: str | None = None, **env_vars: str) -> Run:
+    """A deploy whose MLflow did not roll out within its wait."""
+    if objects is not None:
+        env_vars["KUBECTL_OBJECTS"] = objects
+    run = rollout(
+        tmp_path,
+        "http://127.0.0.1:9",
+        dict.fromkeys(SERVICES, "unused"),
+        FAILED_ROLLOUTS="mlflow",
+        **env_vars,
+    )
     out = run.result.stdout
     assert run.result.returncode == 1, out + run.result.stderr
-    assert out.splitlines()[0] == "::error::deployment/mlflow did not roll out within 300s; rolling back"
+    assert (
+        out.splitlines()[0]
+        == f"::error::deployment/mlflow did not roll out within {MLFLOW_WAIT}; rolling back"
+    )
     assert run.waited == ["deployment/mlflow"]  # the first waited for
+    wait = next(c for c in run.calls if c[2:5] == ["rollout", "status", "deployment/mlflow"])
+    assert wait[-1] == f"--timeout={MLFLOW_WAIT}"
+    return run
+
+
+@pytest.mark.parametrize(
+    "mlflow_pods",
+    [
+        pytest.param([pod(NEW_MLFLOW, EXITED_1)], id="db-upgrade exited 1"),
+        pytest.param([pod(NEW_MLFLOW, {"waiting": {"reason": "CrashLoopBackOff"}}, EXITED_1)],
+                     id="db-upgrade exited 1, waiting to retry"),
+        pytest.param([pod(NEW_MLFLOW, {"waiting": {"reason": "ImagePullBackOff"}})],
+                     id="db-upgrade never started"),
+        # Recreate: no new pod while the old one terminates, its db-upgrade exited 0 a deploy ago.
+        pytest.param([pod(OLD_MLFLOW, EXITED_0)], id="no pod of the new revision"),
+    ],
+)  # fmt: skip
+def test_an_mlflow_whose_db_upgrade_failed_or_never_ran_is_undone_with_the_services(
+    tmp_path: Path, mlflow_pods: list[dict[str, Any]]
+) -> None:
+    """Its database as the previous version left it: the previous one back (Recreate stopped it)."""
+    run = mlflow_failed(tmp_path, cluster_objects(tmp_path, *mlflow_pods))
+    out = run.result.stdout
     assert sorted(run.undone) == sorted(f"deployment/{name}" for name in RELEASE)
+    assert (
+        "deployment/mlflow: its new pod's db-upgrade never ran or failed, so its previous version still "
+        "reads the database: undone"
+    ) in out.splitlines()
     assert "::warning::" not in out
+
+
+@pytest.mark.parametrize(
+    "mlflow_pods",
+    [
+        pytest.param([pod(NEW_MLFLOW, EXITED_0)], id="db-upgrade exited 0"),
+        pytest.param([pod(NEW_MLFLOW, {"waiting": {"reason": "PodInitializing"}}, EXITED_0)],
+                     id="db-upgrade exited 0, the pod restarting"),
+        pytest.param([pod(NEW_MLFLOW, RUNNING)], id="db-upgrade running"),
+        pytest.param([pod(NEW_MLFLOW, RUNNING, EXITED_1)], id="db-upgrade running again"),
+    ],
+)  # fmt: skip
+def test_an_mlflow_whose_db_upgrade_ran_stays_at_the_new_tag_and_the_services_are_undone(
+    tmp_path: Path, mlflow_pods: list[dict[str, Any]]
+) -> None:
+    """MLflow did not answer within its wait after its migration succeeded, or during it: undone,
+    the previous version refused the migrated schema (its check is an equality) and the registry
+    crash-looped, or the undo killed the migration part-way."""
+    run = mlflow_failed(tmp_path, cluster_objects(tmp_path, *mlflow_pods))
+    out = run.result.stdout
+    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
+    [warning] = [line for line in out.splitlines() if line.startswith("::warning::")]
+    assert warning.startswith(
+        f"::warning::deployment/mlflow stays at {TAG}: its new pod's db-upgrade exited 0 or is still "
+        "running, so its database may already be migrated"
+    )
+    assert "kubectl -n ml-platform logs deploy/mlflow -c db-upgrade" in warning
+    assert "kubectl -n ml-platform logs deploy/mlflow (the server)" in warning
+    # Asked of the cluster, as the workflow's kubectl context is: ReplicaSets and Pods of the namespace.
+    gets = [c[:4] for c in run.calls if c[2:3] == ["get"]]
+    assert gets == [["-n", "ml-platform", "get", "replicasets"], ["-n", "ml-platform", "get", "pods"]]
+
+
+def test_an_mlflow_the_cluster_says_nothing_about_is_not_undone(tmp_path: Path) -> None:
+    """kubectl could not tell how far db-upgrade got: an undo might crash-loop the registry."""
+    run = mlflow_failed(tmp_path, KUBECTL_GET_FAILS="1")
+    out = run.result.stdout
+    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
+    assert f"::warning::deployment/mlflow stays at {TAG}: the cluster did not say whether" in out
+    assert "Unauthorized" in run.result.stderr
 
 
 def test_once_mlflow_rolled_out_a_failed_service_undoes_the_services_alone(tmp_path: Path) -> None:
