@@ -115,9 +115,8 @@ db_upgrade_of() {
     || { echo unknown; return; }
   awk -F'|' -v replicaset="$replicaset" '
     $1 != replicaset || replicaset == "" { next }
-    $2 != "" || $3 == "0" || $4 == "0" { ran = 1 }
-    ($3 != "" && $3 != "0") || ($4 != "" && $4 != "0") { failed = 1 }
-    END { print ran ? "ran" : failed ? "failed" : "not-started" }
+    $2 != "" || $3 != "" || $4 != "" { ran = 1 }
+    END { print ran ? "ran" : "not-started" }
   ' <<<"$pods"
 }
 
@@ -128,18 +127,19 @@ rollback() {
   for deployment in "${ready[@]}"; do
     echo "::warning::deployment/$deployment stays at $tag: it rolled out, and its previous version may refuse what this one migrated (its ml-platform.io/undo-once-ready annotation); undo it by hand if that one is known to run on it"
   done
-  # Not rolled out: undone only if its migration never ran or failed, when the previous version
-  # still reads the database. After one that succeeded, the previous version refuses the schema (its
-  # check is an equality) and crash-loops; an undo during one kills it part-way (SQLite's DDL is
-  # not transactional in alembic).
+  # Not rolled out: undone only if its migration never started, when the previous version still
+  # reads the database. After one that succeeded, the previous version refuses the schema (its
+  # check is an equality) and crash-loops; an undo during one kills it part-way, and one that
+  # failed (an error at revision k of n, OOMKilled, a node preempted) may have left the schema part
+  # migrated, as SQLite's DDL is not transactional in alembic: a person decides those.
   local check
   for deployment in "${forward_only[@]:${#ready[@]}}"; do
     check="check kubectl -n $namespace logs deploy/$deployment -c db-upgrade (the migration) and kubectl -n $namespace logs deploy/$deployment (the server)"
     case $(db_upgrade_of "$deployment") in
-      failed | not-started)
-        echo "deployment/$deployment: its new pod's db-upgrade never ran or failed, so its previous version still reads the database: undone"
+      not-started)
+        echo "deployment/$deployment: its new pod's db-upgrade never started, so its previous version still reads the database: undone"
         undo+=("$deployment") ;;
-      ran) echo "::warning::deployment/$deployment stays at $tag: its new pod's db-upgrade exited 0 or is still running, so its database may already be migrated, which its previous version refuses; $check, and undo it by hand only if the database is still at the previous version's schema" ;;
+      ran) echo "::warning::deployment/$deployment stays at $tag: its new pod's db-upgrade started (it exited, 0 or not, or is still running), so its database may be migrated, in full or in part, which its previous version refuses; $check, and undo it by hand only if the database is still at the previous version's schema" ;;
       *) echo "::warning::deployment/$deployment stays at $tag: the cluster did not say whether its new pod's db-upgrade ran (kubectl's error above), and its database may already be migrated; $check" ;;
     esac
   done

@@ -536,6 +536,7 @@ def pod(owner: str, state: dict[str, Any] | None, last_state: dict[str, Any] | N
 STARTED = "2025-06-02T09:14:03Z"
 EXITED_0 = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": STARTED}}
 EXITED_1 = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": STARTED}}
+EXITED_137 = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": STARTED}}
 RUNNING = {"running": {"startedAt": STARTED}}
 
 
@@ -581,16 +582,13 @@ def mlflow_failed(tmp_path: Path, objects: str | None = None, **env_vars: str) -
 @pytest.mark.parametrize(
     "mlflow_pods",
     [
-        pytest.param([pod(NEW_MLFLOW, EXITED_1)], id="db-upgrade exited 1"),
-        pytest.param([pod(NEW_MLFLOW, {"waiting": {"reason": "CrashLoopBackOff"}}, EXITED_1)],
-                     id="db-upgrade exited 1, waiting to retry"),
         pytest.param([pod(NEW_MLFLOW, {"waiting": {"reason": "ImagePullBackOff"}})],
                      id="db-upgrade never started"),
         # Recreate: no new pod while the old one terminates, its db-upgrade exited 0 a deploy ago.
         pytest.param([pod(OLD_MLFLOW, EXITED_0)], id="no pod of the new revision"),
     ],
 )  # fmt: skip
-def test_an_mlflow_whose_db_upgrade_failed_or_never_ran_is_undone_with_the_services(
+def test_an_mlflow_whose_db_upgrade_never_started_is_undone_with_the_services(
     tmp_path: Path, mlflow_pods: list[dict[str, Any]]
 ) -> None:
     """Its database as the previous version left it: the previous one back (Recreate stopped it)."""
@@ -598,7 +596,7 @@ def test_an_mlflow_whose_db_upgrade_failed_or_never_ran_is_undone_with_the_servi
     out = run.result.stdout
     assert sorted(run.undone) == sorted(f"deployment/{name}" for name in RELEASE)
     assert (
-        "deployment/mlflow: its new pod's db-upgrade never ran or failed, so its previous version still "
+        "deployment/mlflow: its new pod's db-upgrade never started, so its previous version still "
         "reads the database: undone"
     ) in out.splitlines()
     assert "::warning::" not in out
@@ -612,21 +610,25 @@ def test_an_mlflow_whose_db_upgrade_failed_or_never_ran_is_undone_with_the_servi
                      id="db-upgrade exited 0, the pod restarting"),
         pytest.param([pod(NEW_MLFLOW, RUNNING)], id="db-upgrade running"),
         pytest.param([pod(NEW_MLFLOW, RUNNING, EXITED_1)], id="db-upgrade running again"),
+        # Failed part-way, maybe: an error at revision k of n, or killed (OOMKilled 137, preempted).
+        pytest.param([pod(NEW_MLFLOW, EXITED_1)], id="db-upgrade exited 1"),
+        pytest.param([pod(NEW_MLFLOW, {"waiting": {"reason": "CrashLoopBackOff"}}, EXITED_137)],
+                     id="db-upgrade OOMKilled, waiting to retry"),
     ],
 )  # fmt: skip
 def test_an_mlflow_whose_db_upgrade_ran_stays_at_the_new_tag_and_the_services_are_undone(
     tmp_path: Path, mlflow_pods: list[dict[str, Any]]
 ) -> None:
-    """MLflow did not answer within its wait after its migration succeeded, or during it: undone,
-    the previous version refused the migrated schema (its check is an equality) and the registry
-    crash-looped, or the undo killed the migration part-way."""
+    """MLflow did not answer within its wait after its migration succeeded, during it, or after it
+    failed (part-way, maybe): undone, the previous version refused the migrated schema (its check is
+    an equality) and the registry crash-looped, or the undo killed the migration part-way."""
     run = mlflow_failed(tmp_path, cluster_objects(tmp_path, *mlflow_pods))
     out = run.result.stdout
     assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
     [warning] = [line for line in out.splitlines() if line.startswith("::warning::")]
     assert warning.startswith(
-        f"::warning::deployment/mlflow stays at {TAG}: its new pod's db-upgrade exited 0 or is still "
-        "running, so its database may already be migrated"
+        f"::warning::deployment/mlflow stays at {TAG}: its new pod's db-upgrade started (it exited, 0 or "
+        "not, or is still running), so its database may be migrated, in full or in part"
     )
     assert "kubectl -n ml-platform logs deploy/mlflow -c db-upgrade" in warning
     assert "kubectl -n ml-platform logs deploy/mlflow (the server)" in warning
