@@ -9,7 +9,7 @@ model that scores better than the one served). The inhibitions name alerts of
 renaming an alert cannot leave a rule that silences nothing.
 
 The Watchdog (mixin.platform), which always fires, goes to neither: it is the heartbeat, posted
-every two minutes to a dead man's switch outside the cluster (Healthchecks.io, Dead Man's Snitch,
+about every 2 minutes to a dead man's switch outside the cluster (Healthchecks.io, Dead Man's Snitch,
 Cronitor: any that takes a POST to a secret URL), which tells the team when the posts stop: when
 Prometheus, Alertmanager, the cluster or its way out is down, and no alert here can say so.
 
@@ -35,13 +35,18 @@ HEARTBEAT_URL_KEY = "heartbeat-url"
 #: Every key of the Secret the receivers read (k8s/base/alertmanager mounts exactly these).
 RECEIVER_KEYS = (SLACK_WEBHOOK_URL_KEY, PAGERDUTY_ROUTING_KEY_KEY, HEARTBEAT_URL_KEY)
 PAGER, CHAT, HEARTBEAT = "pager", "chat", "heartbeat"
-#: The heartbeat route's group interval and repeat interval: one post every two minutes, exactly.
+#: The heartbeat route's group interval and repeat interval: a post about every 2 minutes (95-125 s
+#: with two replicas; up to 3 minutes after a slow retry).
 #: Alertmanager looks at a group each group interval and re-sends once the repeat interval has
 #: passed since the last post was logged, which is a few milliseconds after the look that sent it.
 #: With both at a minute, whether it had passed at the next look was a race of those milliseconds:
 #: Alertmanager 0.28.1 posted 60 s or 120 s apart as it fell (a probe saw mostly 60 s). A repeat
 #: interval of one and a half group intervals has never passed at the next look and always at the
-#: one after. The heartbeat check expects one every 2 minutes, with a few minutes' grace.
+#: one after: one replica posts every 120 s. Two gossiping replicas (k8s/base/alertmanager) share the
+#: log of posts but look on timers of their own phase, the second 15 s later (its peer timeout), so
+#: whichever looks first once 90 s have passed posts: 95 to 125 s apart. A slow retry logs a post
+#: late and defers the next by a look, to 180 s. The heartbeat check expects one every 2 minutes,
+#: with 5 minutes' grace (runbook Watchdog), which covers 180 s twice over.
 HEARTBEAT_GROUP_INTERVAL = "1m"
 HEARTBEAT_REPEAT_INTERVAL = "90s"
 #: The severity that pages (and is posted to CHAT too); every other is posted to CHAT only.

@@ -134,6 +134,18 @@ def unauthenticated_share(n: MetricNames) -> str:
     )
 
 
+#: The alert on one client's prediction requests refused at its share of a replica (429).
+CLIENT_REFUSED_AT_ITS_SHARE = "ClientRefusedAtItsShare"
+
+
+def client_predictions(n: MetricNames, function: str, status: str = "") -> str:
+    """Per client, its prediction requests over 15 minutes (``rate`` or ``increase``), of ``status``
+    only if given. Only a request with a valid key has a client, and only such a request can meet
+    its share of a replica, so ``<svc>_client_requests_total`` counts every 429."""
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"' + (f',status="{status}"' if status else "")
+    return f"sum by (client) ({function}({n.client_requests_total}{{{predict}}}[15m]))"
+
+
 def burn_expr(
     template: str,
     service: str,
@@ -528,6 +540,29 @@ def alerts(service: str) -> list[Alert]:
             "maximum or cannot add pods fast enough: raise the HorizontalPodAutoscaler's maxReplicas, "
             "or find the client sending large explained batches and have it honour Retry-After.",
             SHED_FOR,
+        ),
+        Alert(
+            CLIENT_REFUSED_AT_ITS_SHARE,
+            f"{client_predictions(n, 'rate', '429')}\n/\n{client_predictions(n, 'rate')}\n"
+            f"> {number(o.client_refused_ratio)}\nand\n"
+            f"{client_predictions(n, 'increase', '429')} >= {o.client_refused_min}",
+            "warning",
+            f"{s} refuses {client}'s prediction requests at its share of a replica (429)",
+            f"For 15 minutes more than {o.client_refused_ratio:.0%} of client {client}'s prediction "
+            f"requests to {s} ({{{{ $value | humanizePercentage }}}} over the last 15 minutes) were "
+            f"refused with 429 too_many_requests: it had {s.upper()}_MAX_CONCURRENT_REQUESTS_PER_CLIENT "
+            "requests in flight on a replica (unset: three quarters of "
+            f"{s.upper()}_MAX_CONCURRENT_REQUESTS). "
+            "The share is checked before the replica's own limit, and a 429 is neither a 5xx of the "
+            "availability SLO nor shed, so no other alert sees it: a client with the replicas to itself "
+            "(the service's one caller) is refused 429, not 503, when they are overloaded (the "
+            "autoscaler at its maximum, or the model slower: in flight = rate x latency). The service "
+            "dashboard's Requests by client and status shows who is refused and who is served. The "
+            f"service's only or main caller: the replicas are too small for it; raise the "
+            f"HorizontalPodAutoscaler's maxReplicas ({kubectl(f'get hpa {s}')}) or "
+            f"{s.upper()}_MAX_CONCURRENT_REQUESTS_PER_CLIENT. One client among others that are served: "
+            "a runaway loop in its code, for the client's owner.",
+            "15m",
         ),
         Alert(
             "RequestsUnauthenticated",

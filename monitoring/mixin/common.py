@@ -45,17 +45,22 @@ def kubectl(command: str, namespace: str = NAMESPACE) -> str:
 #: PromQL regex on ``<svc>_requests_total``'s ``status``: those the latency SLI times (the answers,
 #: and 499: the client gave up waiting, which the service did not fail, and which the latency SLI
 #: judges by its wait), and every 5xx. A refusal for the client's own fault (4xx: bad input, no
-#: valid key, too large, not found, a client over its own share of a replica: 429) is left out of
-#: the errors and of the requests alike: counted as requests, a client looping on an expired key
-#: diluted the 5xx ratio, and a 1 % burn of 503s beside as many 401s as answers paged no one.
-#: A full replica's refusal is a 503 (``overloaded``), a 5xx: the service's load, not the client's.
+#: valid key, too large, not found) is left out of the errors and of the requests alike: counted as
+#: requests, a client looping on an expired key diluted the 5xx ratio, and a 1 % burn of 503s
+#: beside as many 401s as answers paged no one. So is 429, a refusal of one client's excess over
+#: its share of a replica (<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT), checked before the replica's
+#: own limit: a full replica refuses the other clients with 503 ``overloaded`` (a 5xx, the
+#: service's load), but a client with the replica to itself (a service with one caller) meets its
+#: share first and is refused 429 all the same. The SLI cannot tell the two; ClientRefusedAtItsShare
+#: (mixin.alerts) watches the 429s.
 #: The first digits spelled out: Prometheus 3.5 evaluated ``[^4]..|499`` three times slower.
 AVAILABILITY_EVENT_STATUSES = "[1235]..|499"
 #: What the availability SLI counts, as the descriptions and panels say it.
 AVAILABILITY_EVENTS = (
     "the prediction requests answered, failed (5xx) or given up by their client (499); refusals for "
-    "the client's own fault (4xx: bad input, no valid key, too large, not found, 429 over its own "
-    "share) are not counted, in the errors or in the requests"
+    "the client's own fault (4xx: bad input, no valid key, too large, not found) and of one client's "
+    "excess over its share of a replica (429, which a lone client meets before the replica's limit: "
+    "ClientRefusedAtItsShare watches those) are not counted, in the errors or in the requests"
 )
 
 
@@ -135,6 +140,14 @@ class Objectives:
     unauthenticated_ratio: float = 0.05
     #: ...and at least this many were refused in those 15 minutes (a test client is not an incident).
     unauthenticated_min: int = 100
+    #: Alert when more than this share of one client's prediction requests (15 m) are refused with
+    #: 429 at its share of a replica (<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT)... A client that honours
+    #: Retry-After loses a second on a refusal, and its bursts meet the share now and then: a few in
+    #: a hundred is its share doing its job. One in twenty for 15 minutes is no burst: the replicas
+    #: are too small for the client, or its code loops. No other alert sees a 429 (not a 5xx, not shed).
+    client_refused_ratio: float = 0.05
+    #: ...and at least this many were refused in those 15 minutes (a trickle is not an incident).
+    client_refused_min: int = 100
     #: Warn this many days before a client's last API key expires: time to hand it a new key and
     #: roll the Secret out, over a weekend and a holiday.
     api_key_expiry_warning_days: int = 14

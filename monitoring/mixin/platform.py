@@ -76,7 +76,8 @@ def platform_alerts() -> list[Alert]:
                 WATCHDOG_SEVERITY,
                 "The alerting pipeline is working: this alert always fires",
                 "Prometheus evaluates its rules and Alertmanager delivers: it sends this alert to the "
-                "heartbeat service every two minutes, and that service tells the team when it stops. "
+                "heartbeat service about every 2 minutes (95-125 s with two replicas; up to 3 minutes "
+                "after a slow retry), and that service tells the team when it stops. "
                 "Never silence it.",
             ),
             Alert(

@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote_plus
 
-from mixin.alerts import Alert, alerts, error_kind_actions
+from mixin.alerts import CLIENT_REFUSED_AT_ITS_SHARE, Alert, alerts, error_kind_actions
 from mixin.cluster import (
     AUTOSCALER_CONDITION,
     AUTOSCALER_CONDITIONS,
@@ -536,6 +536,7 @@ def rule_cases(service: str) -> list[Case]:
     cases += shed_cases(service, target, ready)
     cases += loop_lag_cases(service, target, ready)
     cases += unauthenticated_cases(service, target, ready)
+    cases += client_refused_cases(service, target, ready)
     cases += key_expiry_cases(service, target, ready)
     cases += key_reload_cases(service, target, ready)
     cases += shadow_cases(service, target, ready)
@@ -1158,6 +1159,47 @@ def unauthenticated_cases(service: str, target: dict[str, str], ready: dict[str,
         ("10 of every 100 prediction requests refused", requests(90, 10, 12)),
         ("1 of every 100 refused", requests(99, 1, 12)),
     )
+
+
+def client_refused_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
+    """ClientRefusedAtItsShare, by client: the service's one caller at ten times what its replica
+    answers (90 % of its requests 429, no 5xx, nothing shed: the availability page and PredictionsShed
+    stay quiet, a reviewer's case); a client refused a trickle of requests; one client among others
+    whose bursts meet its share now and then."""
+    n = MetricNames(service)
+
+    def calls(**by_client: tuple[int, int]) -> dict[str, str]:
+        """Each client's prediction requests a minute, answered and refused at its share, and the
+        service's, which add them up."""
+        series = {}
+        for status, column in (("200", 0), ("429", 1)):
+            request = {**target, "endpoint": "/predict", "method": "POST", "status": status}
+            total = sum(counts[column] for counts in by_client.values())
+            series[series_str(n.requests_total, request)] = f"0+{total}x40"
+            for client, counts in by_client.items():
+                keyed = {"client": client, "key_id": "k1", "endpoint": "/predict", "status": status}
+                series[series_str(n.client_requests_total, {**target, **keyed})] = f"0+{counts[column]}x40"
+        return {**series, **ready}
+
+    return [
+        Case(
+            CLIENT_REFUSED_AT_ITS_SHARE,
+            "fires: the one client at 10x a replica's capacity, 90 % of its requests 429, naming it",
+            calls(backend=(100, 900)),
+            "30m",
+            [{"alertname": CLIENT_REFUSED_AT_ITS_SHARE, "service": service, "client": "backend"}],
+            {"{{ $value | humanizePercentage }}": "90%"},
+        ),
+        # Half of its requests refused, but 3 a minute: 45 in 15 minutes, under the minimum.
+        Case(CLIENT_REFUSED_AT_ITS_SHARE, "quiet: a trickle refused", calls(backend=(3, 3)), "30m"),
+        # 2 % of the bursty client's requests refused: its share at work, beside a steady client.
+        Case(
+            CLIENT_REFUSED_AT_ITS_SHARE,
+            "quiet: ordinary traffic, 2 in 100 of one client's requests refused in its bursts",
+            calls(backend=(980, 20), reports=(500, 0)),
+            "30m",
+        ),
+    ]
 
 
 def key_expiry_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:

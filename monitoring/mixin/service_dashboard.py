@@ -458,8 +458,9 @@ def service_dashboard(service: str) -> dict[str, Any]:
             "Requests by client and status (per second, 5 m)",
             "Requests answered with an API key, by the client the key is of: who sends the traffic, and "
             "whose requests fail (4xx are the client's; 429 is a client over its share of a replica, "
-            "<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT). Requests without a valid key are 401s on the "
-            "endpoint panel; they belong to no client.",
+            "<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT, which the service's only caller meets when the "
+            "replicas are too small for it: ClientRefusedAtItsShare). Requests without a valid key are "
+            "401s on the endpoint panel; they belong to no client.",
             "reqps",
             [
                 (

@@ -181,6 +181,24 @@ def test_the_availability_sli_counts_answers_5xx_and_499_not_the_clients_refusal
         assert str(refused) in counted, refused
 
 
+def test_the_429s_the_availability_sli_leaves_out_are_watched_by_client() -> None:
+    """A 429 (a client over its share of a replica) is no event of the SLI, yet the service's one
+    caller meets its share before the replica's limit: an overloaded replica answered it 429, and no
+    alert fired. Each service warns of a client's 429s, by client, and the SLI's docs say so."""
+    watching = [rule for rule in alert_rules() if rule["alert"] == "ClientRefusedAtItsShare"]
+    assert sorted(rule["labels"]["service"] for rule in watching) == sorted(registry.available())
+    for rule in watching:
+        assert "_client_requests_total{" in rule["expr"], rule
+        assert 'status="429"' in rule["expr"], rule
+        assert "sum by (client)" in rule["expr"], rule
+        assert "{{ $labels.client }}" in rule["annotations"]["description"], rule
+    counted = runbook_section("Service level objectives").split("**What the availability SLI counts.**", 1)[1]
+    counted = counted.split("\n\n", 1)[0]
+    assert "single caller" in counted
+    assert "(#clientrefusedatitsshare)" in counted
+    assert "ClientRefusedAtItsShare" in (MONITORING / "README.md").read_text()
+
+
 #: A kubectl command quoted in a description or the runbook: its arguments, up to a pipe, && or ;.
 KUBECTL = re.compile(r"\bkubectl\b((?:(?!\||&&|;).)*)")
 
@@ -216,7 +234,7 @@ def test_every_kubectl_command_names_the_namespace() -> None:
         for name, text in rule["annotations"].items()
     }
     in_descriptions = sum(len(kubectl_commands(text)) for text in quoted.values())
-    assert in_descriptions == 6 * len(registry.available())
+    assert in_descriptions == 7 * len(registry.available())
     for doc in ("runbooks.md", "README.md"):
         quoted[doc] = (MONITORING / doc).read_text()
     commands = [(where, args) for where, text in quoted.items() for args in kubectl_commands(text)]
@@ -275,6 +293,18 @@ def test_the_heartbeat_is_posted_every_second_group_interval() -> None:
     group, repeat = seconds(route["group_interval"]), seconds(route["repeat_interval"])
     assert group < repeat < 2 * group, route
     assert 2 * group == 120, "the runbook's heartbeat check expects a post every 2 minutes"
+
+
+def test_the_heartbeat_docs_give_the_two_replicas_spread_and_a_grace_that_covers_it() -> None:
+    """Two gossiping replicas post 95-125 s apart, a slow retry up to 180 s: not every 2 minutes
+    exactly. The check's period and grace the runbook recommends still cover the latest post."""
+    section = runbook_section("Watchdog")
+    said = "about every\n2 minutes (95-125 s with two replicas; up to 3 minutes after a slow retry)"
+    assert said in section
+    assert "exactly" not in section
+    recommended = re.findall(r"a period of (\d+) minutes and a grace time of (\d+)", section)
+    period, grace = (int(minutes) for minutes in recommended[0])
+    assert (period + grace) * 60 >= 2 * 180
 
 
 def test_every_alert_has_a_firing_and_a_quiet_promtool_case() -> None:

@@ -25,9 +25,11 @@ down) cannot stop the thread, and places freed while the model still computes wo
 limits admit new work on top of work they no longer count.
 
 With API keys (``servekit.auth``), a third limit keeps one client from taking a whole replica:
-a client already answered ``client_limit`` requests at once on it is refused with 429 (its own
-doing, not the replica's overload), so a runaway loop in one client's code leaves places for the
-others. It is a cap per replica, so it scales with the replicas like the request limit.
+a client already answered ``client_limit`` requests at once on it is refused with 429, so a
+runaway loop in one client's code leaves places for the others. A 429 is no shed: with other
+clients served it is that client's excess, but a service's only caller meets its share before the
+replica's limit, so there it is the replica's overload too (the ClientRefusedAtItsShare alert).
+It is a cap per replica, so it scales with the replicas like the request limit.
 
 Every transport runs on the app's one event loop, so the counts need no lock.
 """
