@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -130,10 +131,13 @@ def test_a_canary_that_never_loads_is_rolled_back_and_nothing_is_promoted(
             "--interval", "3", "--steps", "2", "--min-requests", "20", "--load-timeout", "8",
             status=1,
         )  # fmt: skip
-        assert (
-            f"bankchurn: rolling back v{broken}: the pods could not load it within 8 s (no pod "
-            "serves a canary)"
-        ) in output, output
+        # The pod's canary fails its first load, which it reports once its retry has polled the
+        # alias (canary_refresh_failing): within the 8 s or not, as the machine's load decides.
+        assert re.search(
+            rf"bankchurn: rolling back v{broken}: the pods could not load it within 8 s \(no pod "
+            r"serves a canary(, 1 report that their canary cannot follow its alias)?\)",
+            output,
+        ), output
         assert "reading 1/2" not in output  # nothing of it to judge
         assert f"canary is now v{champion}, the champion" in output
         assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
