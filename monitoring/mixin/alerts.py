@@ -141,9 +141,10 @@ CLIENT_REFUSED_AT_ITS_SHARE = "ClientRefusedAtItsShare"
 def client_predictions(n: MetricNames, function: str, status: str = "") -> str:
     """Per client, its prediction requests over 15 minutes (``rate`` or ``increase``), of ``status``
     only if given. Only a request with a valid key has a client, and only such a request can meet
-    its share of a replica, so ``<svc>_client_requests_total`` counts every 429."""
+    its share of a replica, so ``<svc>_client_requests_total`` counts every 429. By ``namespace``
+    too (the model-servers scrape job sets it): the alert's kubectl hint names it."""
     predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"' + (f',status="{status}"' if status else "")
-    return f"sum by (client) ({function}({n.client_requests_total}{{{predict}}}[15m]))"
+    return f"sum by (namespace, client) ({function}({n.client_requests_total}{{{predict}}}[15m]))"
 
 
 def burn_expr(
@@ -388,7 +389,8 @@ def alerts(service: str) -> list[Alert]:
             "answers whose truth is known. Any other is the run: 2, none of the answers has a truth "
             "row (or no capture was copied), not retried; 1, the registry was unreachable, retried "
             "twice first; or the capture or the truth could not be copied (-c fetch). "
-            f"{kubectl('logs job/{{ $labels.job_name }} -c evaluate')} (or -c fetch) says which. "
+            f"{kubectl('logs job/{{ $labels.job_name }} -c evaluate', NAMESPACE_LABEL)} (or -c fetch) "
+            "says which. "
             "A worse verdict on the version served, recorded by this run, is told by LiveQualityWorse "
             "instead.",
             # Long enough for the pods to read the run's verdict from the registry
@@ -407,7 +409,8 @@ def alerts(service: str) -> list[Alert]:
             f"{MISSED_SCHEDULE_SECONDS // 60} minutes ago with no run started: it is suspended, a "
             "run is still going (concurrencyPolicy Forbid skips the next), its Jobs cannot start "
             "(a node, a quota, an image), or they keep failing (LiveEvaluationFailed). "
-            f"{kubectl(f'describe cronjob {live_evaluation(service)}')} and its Jobs' events say which.",
+            f"{kubectl(f'describe cronjob {live_evaluation(service)}', NAMESPACE_LABEL)} and its Jobs' "
+            "events say which.",
         ),
         Alert(
             "BatchScoringFailed",
@@ -421,8 +424,8 @@ def alerts(service: str) -> list[Alert]:
             "missing column, parts of two schemas), or nothing was exported under the input prefix (or "
             "the export's marker, INPUT_MARKER, never appeared). "
             "Anything else was retried twice: the registry, the bucket or the node. "
-            f"{kubectl('logs job/{{ $labels.job_name }} -c score')} (or -c fetch, -c upload) says "
-            "which, and lists the first rejected rows.",
+            f"{kubectl('logs job/{{ $labels.job_name }} -c score', NAMESPACE_LABEL)} (or -c fetch, "
+            "-c upload) says which, and lists the first rejected rows.",
         ),
         Alert(
             "BatchScoringOverdue",
@@ -434,7 +437,8 @@ def alerts(service: str) -> list[Alert]:
             f"that long ago, or a time its schedule named passed over {MISSED_SCHEDULE_SECONDS // 60} "
             "minutes ago with no run started: it is suspended, a run is still going, its Jobs cannot "
             "start (a node, a quota, an image), or they keep failing (BatchScoringFailed). "
-            f"{kubectl(f'describe cronjob {batch_scoring(service)}')} and its Jobs' events say which.",
+            f"{kubectl(f'describe cronjob {batch_scoring(service)}', NAMESPACE_LABEL)} and its Jobs' "
+            "events say which.",
         ),
         Alert(
             "LiveQualityWorse",
@@ -559,7 +563,7 @@ def alerts(service: str) -> list[Alert]:
             "autoscaler at its maximum, or the model slower: in flight = rate x latency). The service "
             "dashboard's Requests by client and status shows who is refused and who is served. The "
             f"service's only or main caller: the replicas are too small for it; raise the "
-            f"HorizontalPodAutoscaler's maxReplicas ({kubectl(f'get hpa {s}')}) or "
+            f"HorizontalPodAutoscaler's maxReplicas ({kubectl(f'get hpa {s}', NAMESPACE_LABEL)}) or "
             f"{s.upper()}_MAX_CONCURRENT_REQUESTS_PER_CLIENT. One client among others that are served: "
             "a runaway loop in its code, for the client's owner.",
             "15m",

@@ -117,8 +117,9 @@ def newest_run_condition(name: str) -> str:
 
 
 def newest_run_failed(name: str) -> str:
-    """The CronJob ``name``'s newest run, when it failed (1, with its ``job_name``)."""
-    return f"max by (job_name) (\n{newest_run_condition(name)}\n) == 1"
+    """The CronJob ``name``'s newest run, when it failed (1, with its ``job_name`` and the
+    ``namespace`` kube-state-metrics sets, which the alert's kubectl hint names)."""
+    return f"max by (namespace, job_name) (\n{newest_run_condition(name)}\n) == 1"
 
 
 def runs_created(name: str) -> str:
@@ -161,13 +162,18 @@ def scheduled_run_queries(name: str) -> list[tuple[str, str]]:
 def scheduled_run_overdue(name: str) -> str:
     """The CronJob ``name`` is overdue: no success for :data:`OVERDUE_PERIODS` periods of its
     schedule, or none since it was created that long ago, or a scheduled time passed
-    :data:`MISSED_SCHEDULE_SECONDS` ago without a run started."""
-    limit = overdue_seconds(name)
-    success = f"max({cronjob(CRONJOB_LAST_SUCCESS, name)})"
+    :data:`MISSED_SCHEDULE_SECONDS` ago without a run started. Each part keeps the ``namespace``
+    kube-state-metrics sets, which the alert's kubectl hint names: ``or`` and ``unless`` match on it,
+    and the limit (the dashboard's, of no labels) is a scalar: NaN, which nothing exceeds, until the
+    CronJob has started a run."""
+    limit = f"scalar({overdue_seconds(name)})"
+    success = f"max by (namespace) ({cronjob(CRONJOB_LAST_SUCCESS, name)})"
+    created = f"max by (namespace) ({cronjob(CRONJOB_CREATED, name)})"
+    next_time = f"max by (namespace) ({cronjob(CRONJOB_NEXT_SCHEDULE, name)})"
     return (
         f"time() - {success} > {limit}\nor\n"
-        f"(time() - max({cronjob(CRONJOB_CREATED, name)}) > {limit}\nunless\n{success})\nor\n"
-        f"time() - max({cronjob(CRONJOB_NEXT_SCHEDULE, name)}) > {MISSED_SCHEDULE_SECONDS}"
+        f"(time() - {created} > {limit}\nunless\n{success})\nor\n"
+        f"time() - {next_time} > {MISSED_SCHEDULE_SECONDS}"
     )
 
 

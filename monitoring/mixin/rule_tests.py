@@ -620,9 +620,11 @@ def daily_test_file(service: str) -> dict[str, Any]:
     }
 
 
+#: The namespace of the rule tests' objects and pods: the alerts whose kubectl hints name it keep it.
+NAMESPACE = "ml-platform"
 #: The labels of a kube-state-metrics series, as Prometheus keeps them (honor_labels) for an object of
 #: the service's namespace.
-CLUSTER_TARGET = {"job": JOB, "instance": "kube-state-metrics:8080", "namespace": "ml-platform"}
+CLUSTER_TARGET = {"job": JOB, "instance": "kube-state-metrics:8080", "namespace": NAMESPACE}
 
 
 def cluster_cases(service: str) -> list[Case]:
@@ -706,7 +708,14 @@ def evaluation_cases(service: str) -> list[Case]:
     # service's name would fire in the quiet case.
     other = evaluation_job_series(live_evaluation(f"other-{service}"), [(9000, True)])
     newest_failed = {**other, **evaluation_job_series(name, [(1000, False), (2000, True)])}
-    fired = [{"alertname": "LiveEvaluationFailed", "job_name": f"{name}-2000", "service": service}]
+    fired = [
+        {
+            "alertname": "LiveEvaluationFailed",
+            "job_name": f"{name}-2000",
+            "namespace": NAMESPACE,
+            "service": service,
+        }
+    ]
 
     newest = f"{name}-2000"
 
@@ -813,7 +822,7 @@ def overdue_cases(service: str) -> list[Case]:
     suspended one: in the daily file, a sample every DAILY_INTERVAL (at the minute, the first four
     cases took promtool 55 of the service file's 66 seconds)."""
     hour, day = 3600, 86400
-    fired = [{"alertname": "LiveEvaluationOverdue", "service": service}]
+    fired = [{"alertname": "LiveEvaluationOverdue", "namespace": NAMESPACE, "service": service}]
     scheduled = schedule_series(service, live_evaluation)
 
     cases = [
@@ -863,7 +872,14 @@ def batch_scoring_cases(service: str) -> list[Case]:
         **evaluation_job_series(batch_scoring(f"other-{service}"), [(9000, True)]),
         **evaluation_job_series(live_evaluation(service), [(9000, True)]),
     }
-    fired = [{"alertname": "BatchScoringFailed", "job_name": f"{name}-2000", "service": service}]
+    fired = [
+        {
+            "alertname": "BatchScoringFailed",
+            "job_name": f"{name}-2000",
+            "namespace": NAMESPACE,
+            "service": service,
+        }
+    ]
     return [
         Case(
             "BatchScoringFailed",
@@ -887,7 +903,7 @@ def batch_scoring_overdue_cases(service: str) -> list[Case]:
     hour, day = 3600, 86400
     month = 30 * day
     at = 2 * hour
-    fired = [{"alertname": "BatchScoringOverdue", "service": service}]
+    fired = [{"alertname": "BatchScoringOverdue", "namespace": NAMESPACE, "service": service}]
     scheduled = partial(schedule_series(service, batch_scoring), at)
     cases = [
         # 45 days: a month and a half.
@@ -1177,7 +1193,14 @@ def client_refused_cases(service: str, target: dict[str, str], ready: dict[str, 
             total = sum(counts[column] for counts in by_client.values())
             series[series_str(n.requests_total, request)] = f"0+{total}x40"
             for client, counts in by_client.items():
-                keyed = {"client": client, "key_id": "k1", "endpoint": "/predict", "status": status}
+                # The namespace the model-servers scrape job sets on every pod's series.
+                keyed = {
+                    "client": client,
+                    "key_id": "k1",
+                    "endpoint": "/predict",
+                    "status": status,
+                    "namespace": NAMESPACE,
+                }
                 series[series_str(n.client_requests_total, {**target, **keyed})] = f"0+{counts[column]}x40"
         return {**series, **ready}
 
@@ -1187,7 +1210,14 @@ def client_refused_cases(service: str, target: dict[str, str], ready: dict[str, 
             "fires: the one client at 10x a replica's capacity, 90 % of its requests 429, naming it",
             calls(backend=(100, 900)),
             "30m",
-            [{"alertname": CLIENT_REFUSED_AT_ITS_SHARE, "service": service, "client": "backend"}],
+            [
+                {
+                    "alertname": CLIENT_REFUSED_AT_ITS_SHARE,
+                    "service": service,
+                    "client": "backend",
+                    "namespace": NAMESPACE,
+                }
+            ],
             {"{{ $value | humanizePercentage }}": "90%"},
         ),
         # Half of its requests refused, but 3 a minute: 45 in 15 minutes, under the minimum.

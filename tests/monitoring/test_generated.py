@@ -14,7 +14,6 @@ from mixin import cli
 from mixin.alertmanager import HEARTBEAT, SEVERITIES, alertmanager_config
 from mixin.common import (
     AVAILABILITY_EVENT_STATUSES,
-    NAMESPACE,
     NAMESPACE_LABEL,
     availability_event,
     le,
@@ -190,7 +189,7 @@ def test_the_429s_the_availability_sli_leaves_out_are_watched_by_client() -> Non
     for rule in watching:
         assert "_client_requests_total{" in rule["expr"], rule
         assert 'status="429"' in rule["expr"], rule
-        assert "sum by (client)" in rule["expr"], rule
+        assert "sum by (namespace, client)" in rule["expr"], rule
         assert "{{ $labels.client }}" in rule["annotations"]["description"], rule
     counted = runbook_section("Service level objectives").split("**What the availability SLI counts.**", 1)[1]
     counted = counted.split("\n\n", 1)[0]
@@ -199,6 +198,8 @@ def test_the_429s_the_availability_sli_leaves_out_are_watched_by_client() -> Non
     assert "ClientRefusedAtItsShare" in (MONITORING / "README.md").read_text()
 
 
+#: The namespace the runbook's and the README's commands name: the base's and the overlays'.
+NAMESPACE = "ml-platform"
 #: A kubectl command quoted in a description or the runbook: its arguments, up to a pipe, && or ;.
 KUBECTL = re.compile(r"\bkubectl\b((?:(?!\||&&|;).)*)")
 
@@ -243,20 +244,52 @@ def test_every_kubectl_command_names_the_namespace() -> None:
     assert not missing, missing
 
 
+def test_no_description_names_a_namespace_an_overlay_could_rename() -> None:
+    """The rules ship in a ConfigMap, whose text an overlay's ``namespace:`` does not rewrite: five
+    descriptions said ``kubectl -n ml-platform`` in an overlay renamed ml-staging. Each command names
+    the alert's own ``namespace`` label instead."""
+    for rule in alert_rules():
+        for args in kubectl_commands(rule["annotations"]["description"]):
+            assert args.startswith(f"-n {NAMESPACE_LABEL} "), (rule["alert"], args)
+        for text in rule["annotations"].values():
+            assert f"-n {NAMESPACE}" not in text, rule["alert"]
+
+
 def test_the_namespace_is_the_one_everything_renders_in() -> None:
     for kustomization in ("k8s/base", "k8s/overlays/gke", "k8s/overlays/eks"):
         path = MONITORING.parent / kustomization / "kustomization.yaml"
         assert yaml.safe_load(path.read_text())["namespace"] == NAMESPACE, kustomization
 
 
+#: An aggregation in PromQL, and the labels it keeps (``by (...)``), if it names them.
+AGGREGATION = re.compile(r"\b(sum|min|max|avg|count|group|stddev|stdvar)\s*(?:by\s*\(([^)]*)\)\s*)?\(")
+
+
+def without_scalars(expr: str) -> str:
+    """``expr`` with each ``scalar(...)`` a number: what a scalar aggregates labels nothing."""
+    while (start := expr.find("scalar(")) >= 0:
+        depth = 0
+        for index, char in enumerate(expr[start:], start):
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if char == ")" and depth == 0:
+                expr = f"{expr[:start]}0{expr[index + 1 :]}"
+                break
+    return expr
+
+
 def test_an_alert_naming_its_namespace_label_keeps_it() -> None:
     """``{{ $labels.namespace }}`` renders empty on an alert whose expression aggregated the label
-    away: only an alert over kube-state-metrics' series, joined and compared as they are, keeps it."""
-    for rule in alert_rules():
-        if NAMESPACE_LABEL in rule["annotations"]["description"]:
-            assert "kube_" in rule["expr"], rule["alert"]
-            assert " by (" not in rule["expr"], rule["alert"]
-            assert "max(" not in rule["expr"], rule["alert"]
+    away: every aggregation of such an alert keeps ``namespace`` (kube-state-metrics sets it on its
+    series, the model-servers scrape job on the pods')."""
+    naming = [rule for rule in alert_rules() if NAMESPACE_LABEL in rule["annotations"]["description"]]
+    assert len(naming) == 7 * len(registry.available())
+    for rule in naming:
+        # What follows ``unless on (...)`` (to the end: LiveEvaluationFailed's) only filters: the
+        # result's labels are those of what precedes it.
+        labelled = without_scalars(rule["expr"]).split("\nunless on (")[0]
+        for match in AGGREGATION.finditer(labelled):
+            kept = [label.strip() for label in (match.group(2) or "").split(",")]
+            assert "namespace" in kept, (rule["alert"], match.group(0))
 
 
 def test_the_drift_alerts_say_their_threshold_in_percentage_points() -> None:
