@@ -22,6 +22,7 @@ from processes import (
 )
 from registered import registered_again
 from servekit import cli, registry
+from servekit.loading import use_registry
 from servekit.training.trainer import TrainResult, train
 
 SERVICES = registry.available()
@@ -76,6 +77,16 @@ def session_aliases_restored(request: pytest.FixtureRequest) -> Iterator[None]:
         client.delete_registered_model_alias(name, alias)
 
 
+@pytest.fixture(autouse=True)
+def session_registry_in_use(request: pytest.FixtureRequest) -> None:
+    """A test of the session server finds MLflow's process-wide URIs pointing at it, as training its
+    models left them, whichever test ran before it on this worker: one that pointed them at a store
+    of its own, or unset them, made a ``models:/`` URI read another registry ("not found")."""
+    if "mlflow_server" in request.fixturenames:
+        server: Server = request.getfixturevalue("mlflow_server")
+        use_registry(server.url)
+
+
 @pytest.fixture(scope="session")
 def registered(mlflow_server: Server) -> dict[str, TrainResult]:
     """Every service trained once on its synthetic data and registered as champion."""
@@ -105,8 +116,9 @@ def live_services(
             {
                 "MLFLOW_TRACKING_URI": mlflow_server.url,
                 f"{name.upper()}_MODEL_REFRESH_SECONDS": "0",
-                # The live quality panels' series appear within a second of an evaluation logged.
-                f"{name.upper()}_LIVE_EVALUATION_REFRESH_SECONDS": "1",
+                # The live quality panels' series appear within 5 s of an evaluation logged; every
+                # second cost the session's MLflow server a tenth of a core in reads of it.
+                f"{name.upper()}_LIVE_EVALUATION_REFRESH_SECONDS": "5",
                 f"{name.upper()}_SHADOW_MODEL_URI": f"models:/{name}/{shadows[name]}",
                 f"{name.upper()}_CANARY_MODEL_URI": f"runs:/{registered[name].run_id}/model",
                 f"{name.upper()}_CANARY_TRAFFIC_PERCENT": "0",

@@ -302,7 +302,9 @@ def test_a_terminated_score_exits_143_and_leaves_no_output_and_no_worker_behind(
     # Explained, 60,000 rows take a dozen seconds in one process: enough for the workers to start.
     registry.get_service("bankchurn").recipe.generate(60_000, seed=3).to_csv(source, index=False)
     version = registered["bankchurn"].version
+    # Chunks of 1,000 rows: the workers end a second after the signal, not ten.
     args = ["score", "bankchurn", str(source), "--output", str(out), "--explain", "--workers", "2"]
+    args += ["--chunk-rows", "1000"]
     args += ["--model-uri", f"models:/bankchurn/{version}", "--tracking-uri", mlflow_server.url]
     command = subprocess.Popen([str(BIN / "mlp"), *args], stderr=subprocess.PIPE, text=True)
     workers: list[psutil.Process] = []

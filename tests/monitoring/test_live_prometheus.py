@@ -138,7 +138,7 @@ def prometheus(
 @pytest.fixture(scope="module")
 def live_evaluations(mlflow_server: Server, live_services: dict[str, Server]) -> None:
     """A live evaluation of each served version, and a comparison of its shadow version with it,
-    logged as ``mlp evaluate --log`` logs them: the pods read them back (every second here) for the
+    logged as ``mlp evaluate --log`` logs them: the pods read them back (every 5 s here) for the
     live quality and shadow comparison panels. The figures are the version's held-out one (and no
     difference): ``test_live_evaluation`` scores real captured answers; here the series matter."""
     import mlflow

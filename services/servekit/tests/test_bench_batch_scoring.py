@@ -18,18 +18,14 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
     monkeypatch.setattr(pool, "WORKERS_PAY_AFTER_SECONDS", 0.0)  # a file small enough for a test
     output = tmp_path / "batch_scoring.json"
     args = ["--services", "bankchurn", "--rows", "3000", "--explained-rows", "1000", "--chunk-rows", "500"]
-    assert batch_scoring.main([*args, "--workers", "2", "--output", str(output)]) == 0
+    # Three of the eight files, scored by the same loop: each kind starts its own two workers, which
+    # cost the suite 20 CPU-seconds more; the formats' readers and writers have tests of their own.
+    files = ("predicted", "explained", "jsonl_to_parquet")
+    assert set(files) < set(batch_scoring.parser().parse_args([]).files)  # make bench-score: all
+    assert batch_scoring.main([*args, "--workers", "2", "--files", *files, "--output", str(output)]) == 0
     report = json.loads(output.read_text())
-    kinds = (
-        ("predicted", 3000),
-        ("explained", 1000),
-        ("parquet", 3000),
-        ("csv_to_parquet", 3000),
-        ("parquet_to_csv", 3000),
-        ("jsonl", 3000),
-        ("csv_to_jsonl", 3000),
-        ("jsonl_to_parquet", 3000),
-    )
+    kinds = (("predicted", 3000), ("explained", 1000), ("jsonl_to_parquet", 3000))
+    assert set(report["bankchurn"]) == set(files)
     for kind, rows in kinds:
         figures = report["bankchurn"][kind]
         assert figures["rows"] == rows
@@ -43,8 +39,7 @@ def test_the_bench_prints_and_writes_both_rates_and_their_ratio(
         assert shared["peak_resident_mib"] > alone["peak_resident_mib"] + 50
     printed = capsys.readouterr().out
     assert "bankchurn, 3,000 rows predicted: one process " in printed
-    assert "bankchurn, 3,000 rows parquet: one process " in printed
-    assert "bankchurn, 3,000 rows csv to parquet: one process " in printed
+    assert "bankchurn, 1,000 rows explained: one process " in printed
     assert "bankchurn, 3,000 rows jsonl to parquet: one process " in printed
     assert "2 workers asked, 2 started: " in printed
     assert " MiB with the workers, +" in printed
