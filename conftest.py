@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
-from scheduling import DurationRecorder, longest_first, recorded_seconds
+from scheduling import CpuMeter, DurationRecorder, longest_first, recorded
 from servekit import local
 
 
@@ -18,7 +18,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--record-durations",
         action="store_true",
-        help="write each test file's seconds to tests/durations.json, which orders later runs",
+        help="write each test file's seconds and CPU seconds to tests/durations.json (orders later runs)",
     )
 
 
@@ -29,14 +29,17 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker and local.PORTS_VARIABLE not in os.environ:
         count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
         os.environ[local.PORTS_VARIABLE] = local.split_ports(int(worker.removeprefix("gw")), count)
-    # The controller sees every worker's reports; a worker sees only its own.
-    if config.getoption("record_durations") and worker is None:
-        config.pluginmanager.register(DurationRecorder(), "duration-recorder")
+    # The controller sees every worker's reports; a worker sees only its own. CPU is measured in
+    # the process that runs the tests (a worker, or the one process without pytest-xdist).
+    if config.getoption("record_durations"):
+        config.pluginmanager.register(CpuMeter(), "cpu-meter")
+        if worker is None:
+            config.pluginmanager.register(DurationRecorder(), "duration-recorder")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Every worker sorts its collection the same way, as pytest-xdist requires.
-    seconds = recorded_seconds()
-    if seconds:
+    records = recorded()
+    if records:
         by_id = {item.nodeid: item for item in items}
-        items[:] = [by_id[nodeid] for nodeid in longest_first(list(by_id), seconds)]
+        items[:] = [by_id[nodeid] for nodeid in longest_first(list(by_id), records)]

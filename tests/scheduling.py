@@ -1,21 +1,45 @@
-"""The order pytest-xdist hands out test files: the longest recorded first.
+"""The order pytest-xdist hands out test files: the longest recorded first, waiting files apart.
 
 pytest-xdist's `loadfile` gives a worker one whole file at a time. Its default order, the
 files with the most tests first, left the few-test files that start many servers (`make up`,
 the live Prometheus, the benchmarks, the Open Inference client) for last, on one worker, while
 the other sat idle. Handing out the longest first is the classic schedule that keeps that tail
 short; `make test` passes `--no-loadscope-reorder` so that pytest-xdist keeps this order.
+
+Some long files mostly wait: on Alertmanager's group intervals, on a Locust run's clock. Two of
+them side by side left a core idle for a minute and a half (the Alertmanager and Locust files, the
+third and fourth longest), so the record keeps each file's CPU seconds too, and a file that used
+under half a core is not handed out right after another such file while a busy one is left.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 from collections import defaultdict
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
 DURATIONS_FILE = Path(__file__).parent / "durations.json"
+#: A file whose processes used less of a core than this, over its seconds, mostly waits.
+WAITING_SHARE = 0.5
+#: The name of a test report's user property holding the CPU seconds its phase used.
+CPU_PROPERTY = "cpu_seconds"
+
+
+class Record(NamedTuple):
+    """What a file took in the recorded run: its seconds, and the CPU seconds of the worker and of
+    the processes it started and waited for (None in a record from before they were kept)."""
+
+    seconds: float
+    cpu_seconds: float | None = None
+
+    @property
+    def waits(self) -> bool:
+        return self.cpu_seconds is not None and self.cpu_seconds < WAITING_SHARE * self.seconds
 
 
 def file_of(nodeid: str) -> str:
@@ -23,53 +47,90 @@ def file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def longest_first(nodeids: list[str], seconds: dict[str, float]) -> list[str]:
-    """The test ids with their files in order of recorded seconds, longest first.
+def longest_first(nodeids: list[str], records: dict[str, Record]) -> list[str]:
+    """The test ids with their files in order of recorded seconds, longest first, but for a file
+    that waits, which is not put right after another that waits while a busy file is left.
 
     A file with no record goes first: it may be slow, and a quick one costs the run only its
     own seconds there, where a slow one left to the end is the tail. A file's tests keep their
     order, and so do files of equal weight.
     """
-    first_seen: dict[str, int] = {}
-    for index, nodeid in enumerate(nodeids):
-        first_seen.setdefault(file_of(nodeid), index)
+    by_file: dict[str, list[str]] = {}
+    for nodeid in nodeids:
+        by_file.setdefault(file_of(nodeid), []).append(nodeid)
+    unrecorded = [path for path in by_file if path not in records]
+    recorded = sorted((path for path in by_file if path in records), key=lambda p: -records[p].seconds)
+    busy = [path for path in recorded if not records[path].waits]
+    waiting = [path for path in recorded if records[path].waits]
+    order = list(unrecorded)
+    while busy or waiting:
+        after_waiting = bool(order) and order[-1] in records and records[order[-1]].waits
+        longest_waits = bool(waiting) and (not busy or records[waiting[0]].seconds > records[busy[0]].seconds)
+        take_waiting = longest_waits and not (after_waiting and busy)
+        order.append((waiting if take_waiting else busy).pop(0))
+    return [nodeid for path in order for nodeid in by_file[path]]
 
-    def weight(nodeid: str) -> tuple[float, int]:
-        path = file_of(nodeid)
-        return (-seconds.get(path, float("inf")), first_seen[path])
 
-    return sorted(nodeids, key=weight)
-
-
-def recorded_seconds(path: Path = DURATIONS_FILE) -> dict[str, float]:
-    """The seconds per file of the recorded run; none when nothing was recorded."""
+def recorded(path: Path = DURATIONS_FILE) -> dict[str, Record]:
+    """Each file's record in the recorded run; none when nothing was recorded."""
     try:
-        recorded = json.loads(path.read_text())
+        entries = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    return {str(name): float(value) for name, value in recorded.items()}
+    return {
+        str(name): Record(float(value)) if isinstance(value, int | float) else Record(**value)
+        for name, value in entries.items()
+    }
+
+
+def cpu_seconds_used() -> float:
+    """This process's CPU seconds, and those of the processes it started and has waited for."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class CpuMeter:
+    """Puts the CPU seconds each test phase used on its report, in the process that ran it: a
+    pytest-xdist worker's reports reach the recorder in the controller with their properties."""
+
+    def __init__(self) -> None:
+        self.last = cpu_seconds_used()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self) -> Generator[None, Any, None]:
+        outcome = yield
+        now = cpu_seconds_used()
+        outcome.get_result().user_properties.append((CPU_PROPERTY, now - self.last))
+        self.last = now
 
 
 class DurationRecorder:
-    """Adds up each file's set-up, call and tear-down seconds and writes them when the run passes.
+    """Adds up each file's set-up, call and tear-down seconds and CPU seconds, and writes them when
+    the run passes.
 
     A session fixture's start-up (the MLflow server, the trained models) counts in the first
     file that asked for it on its worker, which is also where a run pays for it. Files this run
-    did not reach keep their recorded seconds, so one file can be measured again on its own.
+    did not reach keep their record, so one file can be measured again on its own.
     """
 
     def __init__(self, path: Path = DURATIONS_FILE) -> None:
         self.path = path
         self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.cpu_seconds: defaultdict[str, float] = defaultdict(float)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.seconds[file_of(report.nodeid)] += report.duration
+        path = file_of(report.nodeid)
+        self.seconds[path] += report.duration
+        self.cpu_seconds[path] += sum(value for name, value in report.user_properties if name == CPU_PROPERTY)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         config = session.config
         # A failed run, or one that chose tests within files, measured only part of a file.
         if exitstatus != pytest.ExitCode.OK or config.getoption("keyword") or config.getoption("markexpr"):
             return
-        merged = recorded_seconds(self.path) | {path: round(value, 1) for path, value in self.seconds.items()}
-        ordered = dict(sorted(merged.items(), key=lambda entry: (-entry[1], entry[0])))
+        merged = {path: record._asdict() for path, record in recorded(self.path).items()} | {
+            path: {"seconds": round(seconds, 1), "cpu_seconds": round(self.cpu_seconds[path], 1)}
+            for path, seconds in self.seconds.items()
+        }
+        ordered = dict(sorted(merged.items(), key=lambda entry: (-entry[1]["seconds"], entry[0])))
         self.path.write_text(json.dumps(ordered, indent=1) + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling import DurationRecorder, file_of, longest_first, recorded_seconds
+from scheduling import CpuMeter, DurationRecorder, Record, file_of, longest_first, recorded
 
 pytest_plugins = ["pytester"]
 
@@ -21,10 +21,10 @@ IDS = [
     "e/test_also_middle.py::test_one",
 ]
 SECONDS = {
-    "a/test_quick.py": 1.0,
-    "b/test_slow.py": 90.0,
-    "d/test_middle.py": 5.0,
-    "e/test_also_middle.py": 5.0,
+    "a/test_quick.py": Record(1.0, 0.9),
+    "b/test_slow.py": Record(90.0),  # recorded before CPU seconds were
+    "d/test_middle.py": Record(5.0, 5.0),
+    "e/test_also_middle.py": Record(5.0, 4.0),
 }
 
 
@@ -52,20 +52,56 @@ def test_files_of_equal_weight_keep_the_collection_order() -> None:
     ]
 
 
-def test_nothing_recorded_reads_as_no_seconds(tmp_path: Path) -> None:
-    assert recorded_seconds(tmp_path / "durations.json") == {}
+def test_a_file_that_waits_is_not_handed_out_after_another_while_a_busy_one_is_left() -> None:
+    """The Alertmanager and Locust files, longest but two and three, ran side by side and left a
+    core idle for a minute and a half."""
+    records = {
+        "bench.py": Record(120.0, 110.0),
+        "alertmanager.py": Record(100.0, 20.0),
+        "locust.py": Record(80.0, 30.0),
+        "score.py": Record(79.0, 120.0),
+        "gossip.py": Record(40.0, 10.0),
+        "quick.py": Record(2.0, 1.9),
+        "pair.py": Record(35.0, 5.0),
+    }
+    ids = [f"{path}::test" for path in records]
+    order = [file_of(nodeid) for nodeid in longest_first(ids, records)]
+    # Busy files wait their turn by length; the waiting ones go between them while they last.
+    assert order == [
+        "bench.py",
+        "alertmanager.py",
+        "score.py",
+        "locust.py",
+        "quick.py",
+        "gossip.py",
+        "pair.py",
+    ]
+    assert [records[path].waits for path in order] == [False, True, False, True, False, True, True]
 
 
-def test_the_committed_record_names_files_that_exist() -> None:
-    recorded = recorded_seconds()
+def test_nothing_recorded_reads_as_no_records(tmp_path: Path) -> None:
+    assert recorded(tmp_path / "durations.json") == {}
+
+
+def test_a_record_of_seconds_alone_reads_as_a_busy_file(tmp_path: Path) -> None:
+    record = tmp_path / "durations.json"
+    record.write_text(json.dumps({"old.py": 7.0, "new.py": {"seconds": 7.0, "cpu_seconds": 1.0}}))
+    assert recorded(record) == {"old.py": Record(7.0), "new.py": Record(7.0, 1.0)}
+    assert [r.waits for r in recorded(record).values()] == [False, True]
+
+
+def test_the_committed_record_names_files_that_exist_with_their_cpu_seconds() -> None:
+    records = recorded()
     root = Path(__file__).parents[1]
-    assert recorded, "tests/durations.json is empty: run make test-durations"
-    assert [path for path in recorded if not (root / path).is_file()] == []
+    assert records, "tests/durations.json is empty: run make test-durations"
+    assert [path for path in records if not (root / path).is_file()] == []
+    assert [path for path, record in records.items() if record.cpu_seconds is None] == []
 
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> Path:
-    """Two test files, one of which takes 0.3 s between its set-up and its call, and a record."""
+    """Three test files: one waits 0.3 s between its set-up and its call, one spins for 0.3 s of
+    CPU; and a record."""
     pytester.makepyfile(
         test_slow="""
             import time
@@ -79,24 +115,46 @@ def suite(pytester: pytest.Pytester) -> Path:
                 time.sleep(0.1)
         """,
         test_quick="def test_quick():\n    assert True\n",
+        test_busy="""
+            import time
+
+            def test_busy():
+                start = time.process_time()
+                while time.process_time() - start < 0.3:
+                    pass
+        """,
     )
     record = pytester.path / "durations.json"
-    record.write_text(json.dumps({"test_gone_elsewhere.py": 7.0}))
+    record.write_text(json.dumps(GONE_ELSEWHERE))
     return record
 
 
+GONE_ELSEWHERE = {"test_gone_elsewhere.py": {"seconds": 7.0, "cpu_seconds": 6.0}}
+
+
 def run_recording(pytester: pytest.Pytester, record: Path, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args, plugins=[DurationRecorder(record)])
+    plugins = [CpuMeter(), DurationRecorder(record)]
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", *args, plugins=plugins)
 
 
 def test_a_passing_run_records_each_file_and_keeps_the_files_it_did_not_run(
     pytester: pytest.Pytester, suite: Path
 ) -> None:
-    run_recording(pytester, suite).assert_outcomes(passed=2)
-    recorded = json.loads(suite.read_text())
-    assert list(recorded) == ["test_gone_elsewhere.py", "test_slow.py", "test_quick.py"]
-    assert recorded["test_slow.py"] >= 0.3
-    assert recorded["test_quick.py"] < 0.3
+    run_recording(pytester, suite).assert_outcomes(passed=3)
+    records = recorded(suite)
+    first, *others = records
+    assert first == "test_gone_elsewhere.py"
+    assert records["test_gone_elsewhere.py"] == Record(7.0, 6.0)
+    assert others in (
+        ["test_busy.py", "test_slow.py", "test_quick.py"],
+        ["test_slow.py", "test_busy.py", "test_quick.py"],
+    )
+    assert records["test_slow.py"].seconds >= 0.3
+    assert records["test_quick.py"].seconds < 0.3
+    # The one that slept waits; the one that spun does not.
+    assert records["test_slow.py"].waits
+    assert not records["test_busy.py"].waits
+    assert (records["test_busy.py"].cpu_seconds or 0.0) >= 0.25
 
 
 @pytest.mark.parametrize("args", [["-k", "slow"], ["-m", "not slow"]])
@@ -104,10 +162,10 @@ def test_a_run_that_chose_tests_within_files_records_nothing(
     pytester: pytest.Pytester, suite: Path, args: list[str]
 ) -> None:
     run_recording(pytester, suite, *args)
-    assert json.loads(suite.read_text()) == {"test_gone_elsewhere.py": 7.0}
+    assert json.loads(suite.read_text()) == GONE_ELSEWHERE
 
 
 def test_a_failed_run_records_nothing(pytester: pytest.Pytester, suite: Path) -> None:
     pytester.makepyfile(test_failing="def test_failing():\n    assert False\n")
-    run_recording(pytester, suite).assert_outcomes(passed=2, failed=1)
-    assert json.loads(suite.read_text()) == {"test_gone_elsewhere.py": 7.0}
+    run_recording(pytester, suite).assert_outcomes(passed=3, failed=1)
+    assert json.loads(suite.read_text()) == GONE_ELSEWHERE
