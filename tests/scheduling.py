@@ -59,9 +59,9 @@ def longest_first(nodeids: list[str], records: dict[str, Record]) -> list[str]:
     for nodeid in nodeids:
         by_file.setdefault(file_of(nodeid), []).append(nodeid)
     unrecorded = [path for path in by_file if path not in records]
-    recorded = sorted((path for path in by_file if path in records), key=lambda p: -records[p].seconds)
-    busy = [path for path in recorded if not records[path].waits]
-    waiting = [path for path in recorded if records[path].waits]
+    by_length = sorted((path for path in by_file if path in records), key=lambda p: -records[p].seconds)
+    busy = [path for path in by_length if not records[path].waits]
+    waiting = [path for path in by_length if records[path].waits]
     order = list(unrecorded)
     while busy or waiting:
         after_waiting = bool(order) and order[-1] in records and records[order[-1]].waits

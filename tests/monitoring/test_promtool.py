@@ -9,6 +9,7 @@ differ otherwise runs its own (about 40 CPU-seconds each, a tenth of the suite's
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -53,6 +54,13 @@ def renamed(value: Any, service: str) -> Any:
     return value
 
 
+@functools.cache
+def parsed(path: Path) -> Any:
+    """A rules or test file, read once: each service's check reads the reference's again (a
+    second of pure-Python YAML each), and no caller changes what it is given."""
+    return yaml.safe_load(path.read_text())
+
+
 def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
@@ -64,7 +72,7 @@ def uncovered_by_reference(service: str, kind: str, monitoring: Path = MONITORIN
     no remaining rule and none of its groups reads."""
 
     def load(path: str, name: str) -> Any:
-        return yaml.safe_load((monitoring / path.format(name)).read_text())
+        return parsed(monitoring / path.format(name))
 
     rules_path, tests_path = "rules/{}.rules.yaml", f"tests/{{}}.{kind}.yaml"
     texts = ((monitoring / path.format(REFERENCE)).read_text() for path in (rules_path, tests_path))
