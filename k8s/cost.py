@@ -996,7 +996,7 @@ def render(overlay: str, components: Sequence[str]) -> list[Obj]:
     result = k8s_check().kustomize(overlay, components)
     if result.returncode != 0:
         raise CostError(f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}")
-    return [o for o in yaml.safe_load_all(result.stdout) if o]
+    return list(k8s_check().objects(result.stdout))
 
 
 def k8s_check() -> ModuleType:

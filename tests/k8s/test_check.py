@@ -1,12 +1,14 @@
-"""``make k8s-check`` (k8s/check.py) refuses a kustomization that gives a key twice, naming it."""
+"""``make k8s-check`` (k8s/check.py) refuses a kustomization that gives a key twice, naming it, and
+names an object Kubernetes would refuse."""
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
 import pytest
-from manifests import K8S_CHECK, ROOT
+from manifests import K8S_CHECK, ROOT, Rendered
 
 OVERLAY = ROOT / "k8s" / "overlays" / "gke" / "kustomization.yaml"
 
@@ -67,3 +69,20 @@ def test_every_kustomization_make_k8s_check_reads_is_found() -> None:
     assert {OVERLAY, ROOT / "k8s" / "overlays" / "eks" / "kustomization.yaml"} <= set(found)
     assert len(found) >= 12
     assert K8S_CHECK.repeated_key_problems(found) == []
+
+
+def test_an_invalid_object_and_a_kind_without_a_schema_are_named_for_each_version(
+    gke: Rendered, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployment = copy.deepcopy(gke.workload("bankchurn"))
+    deployment["spec"]["replicas"] = "two"
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    stranger = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    problems = K8S_CHECK.validate("gke", [deployment, stranger, *gke.of_kind("BackendConfig")])
+    assert len(problems) == 2 * len(K8S_CHECK.VERSIONS)
+    for version in K8S_CHECK.VERSIONS:
+        assert f"gke k8s {version}: deployment/bankchurn: did not validate: " in "\n".join(problems)
+        assert f"gke k8s {version}: widget/w: Couldn't find schema for kind Widget" in "\n".join(problems)
+    # The GKE custom resource has no schema there, and is validated against k8s/schemas/ instead.
+    assert "no schema there for BackendConfig (validated below)" in capsys.readouterr().out
+    assert K8S_CHECK.validate("gke", gke.objects) == []

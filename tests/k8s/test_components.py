@@ -379,7 +379,7 @@ def test_an_overlay_renaming_the_namespace_leaves_no_reference_to_the_old_one(
     )
     result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(directory)])
     assert result.returncode == 0, result.stderr
-    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    objects = K8S_CHECK.objects(result.stdout)
     assert "autoscale-on-concurrency" in components
     for o in objects:
         namespace = o["metadata"].get("namespace")

@@ -110,7 +110,7 @@ def in_overlay(overlay: str, components: list[str], entries: str, directory: Pat
     (copy / "kustomization.yaml").write_text(text)
     result = K8S_CHECK.run([str(K8S_CHECK.BIN / "kubectl"), "kustomize", str(copy)])
     assert result.returncode == 0, result.stderr
-    return Rendered(overlay, result.stdout, [o for o in yaml.safe_load_all(result.stdout) if o])
+    return Rendered(overlay, result.stdout, K8S_CHECK.objects(result.stdout))
 
 
 def patched(rendered: Rendered, kind: str, name: str) -> Obj:

@@ -144,6 +144,7 @@ def measure(
                 "shed": result["shed"],
                 "failed": result["failed"],
                 "answered_p99_ms": round(result["answered_latency"]["p99_ms"], 1),
+                "answered_mean_ms": round(result["answered_latency"]["mean_ms"], 2),
             }
         )
     return rows
