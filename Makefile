@@ -62,12 +62,14 @@ unit: sync
 # minute on a fresh clone); each one's output is printed whole when it ends.
 check: lint typecheck k8s-check delivery-check
 
-# pytest on two workers, a test file per worker at a time: most tests wait on a server or a
-# subprocess, and one process left a core idle half the time. Each worker starts its own session
-# MLflow server and trains its own models; PYTEST_WORKERS=0 runs everything in one process.
-# Files go out longest first, as tests/durations.json recorded them (tests/scheduling.py);
-# `make test-durations` measures them again after a change to what a test file costs.
-PYTEST_WORKERS ?= 2
+# pytest on three workers, a test file per worker at a time: most tests wait on a server or a
+# subprocess, and one process left a core idle half the time. The first two run the files that
+# start the session's servers (each its own MLflow server and trained models) and the busy ones;
+# the third only files that mostly wait on servers of their own (Alertmanager's intervals, say).
+# PYTEST_WORKERS=0 runs everything in one process. Files go out longest first, as
+# tests/durations.json recorded them (tests/scheduling.py); `make test-durations` measures them
+# again after a change to what a test file costs.
+PYTEST_WORKERS ?= 3
 PYTEST = $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: sync prometheus browser
 	$(MAKE) --no-print-directory -j2 --output-sync=target check

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
-from scheduling import CpuMeter, DurationRecorder, longest_first, recorded
+from scheduling import CpuMeter, DurationRecorder, WaitingLane, longest_first, recorded
 from servekit import local
 
 
@@ -43,3 +44,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if records:
         by_id = {item.nodeid: item for item in items}
         items[:] = [by_id[nodeid] for nodeid in longest_first(list(by_id), records)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> WaitingLane | None:
+    # Before pytest-xdist's own: with three workers, the third runs only the files that wait alone.
+    return WaitingLane(config, log) if config.getvalue("dist") == "loadfile" else None

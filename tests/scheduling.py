@@ -10,6 +10,12 @@ Some long files mostly wait: on Alertmanager's group intervals, on a Locust run'
 them side by side left a core idle for a minute and a half (the Alertmanager and Locust files, the
 third and fourth longest), so the record keeps each file's CPU seconds too, and a file that used
 under half a core is not handed out right after another such file while a busy one is left.
+
+Those waits still held a worker: the four files that wait the most (Alertmanager's, the
+Prometheus pair's) used 40 CPU seconds in 220 s. With three workers, `WaitingLane` gives the last
+one only the files that wait and start no session server (the record says which), beside two
+that run the rest: a third worker that ran everything started its own MLflow server and trained
+its own models (50 CPU seconds) on a machine whose two cores were already busy, and gained nothing.
 """
 
 from __future__ import annotations
@@ -22,12 +28,19 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
+from xdist.scheduler import LoadFileScheduling
 
 DURATIONS_FILE = Path(__file__).parent / "durations.json"
 #: A file whose processes used less of a core than this, over its seconds, mostly waits.
 WAITING_SHARE = 0.5
+#: A file whose processes used less of a core than this mostly waits, and may go to the lane.
+LANE_SHARE = 0.3
 #: The name of a test report's user property holding the CPU seconds its phase used.
 CPU_PROPERTY = "cpu_seconds"
+#: The fixture every session server hangs on (tests/conftest.py): the MLflow server, the models
+#: trained on it, the services serving them. The property says whether a test used it.
+SESSION_SERVER = "mlflow_server"
+SESSION_SERVER_PROPERTY = "session_servers"
 
 
 class Record(NamedTuple):
@@ -36,10 +49,21 @@ class Record(NamedTuple):
 
     seconds: float
     cpu_seconds: float | None = None
+    #: Whether its tests used the session's servers (None in a record from before it was kept).
+    session_servers: bool | None = None
 
     @property
     def waits(self) -> bool:
         return self.cpu_seconds is not None and self.cpu_seconds < WAITING_SHARE * self.seconds
+
+    @property
+    def waits_alone(self) -> bool:
+        """Mostly waits, on servers of its own: costs a third worker little CPU, and no start-up."""
+        return (
+            self.session_servers is False
+            and self.cpu_seconds is not None
+            and self.cpu_seconds < LANE_SHARE * self.seconds
+        )
 
 
 def file_of(nodeid: str) -> str:
@@ -97,10 +121,12 @@ class CpuMeter:
         self.last = cpu_seconds_used()
 
     @pytest.hookimpl(hookwrapper=True)
-    def pytest_runtest_makereport(self) -> Generator[None, Any, None]:
+    def pytest_runtest_makereport(self, item: pytest.Item) -> Generator[None, Any, None]:
         outcome = yield
         now = cpu_seconds_used()
-        outcome.get_result().user_properties.append((CPU_PROPERTY, now - self.last))
+        properties = outcome.get_result().user_properties
+        properties.append((CPU_PROPERTY, now - self.last))
+        properties.append((SESSION_SERVER_PROPERTY, SESSION_SERVER in getattr(item, "fixturenames", ())))
         self.last = now
 
 
@@ -117,11 +143,16 @@ class DurationRecorder:
         self.path = path
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.cpu_seconds: defaultdict[str, float] = defaultdict(float)
+        self.session_servers: defaultdict[str, bool] = defaultdict(bool)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         path = file_of(report.nodeid)
         self.seconds[path] += report.duration
-        self.cpu_seconds[path] += sum(value for name, value in report.user_properties if name == CPU_PROPERTY)
+        properties = report.user_properties
+        self.cpu_seconds[path] += sum(value for name, value in properties if name == CPU_PROPERTY)
+        self.session_servers[path] |= any(
+            value for name, value in properties if name == SESSION_SERVER_PROPERTY
+        )
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         config = session.config
@@ -129,8 +160,55 @@ class DurationRecorder:
         if exitstatus != pytest.ExitCode.OK or config.getoption("keyword") or config.getoption("markexpr"):
             return
         merged = {path: record._asdict() for path, record in recorded(self.path).items()} | {
-            path: {"seconds": round(seconds, 1), "cpu_seconds": round(self.cpu_seconds[path], 1)}
+            path: {
+                "seconds": round(seconds, 1),
+                "cpu_seconds": round(self.cpu_seconds[path], 1),
+                "session_servers": self.session_servers[path],
+            }
             for path, seconds in self.seconds.items()
         }
         ordered = dict(sorted(merged.items(), key=lambda entry: (-entry[1]["seconds"], entry[0])))
         self.path.write_text(json.dumps(ordered, indent=1) + "\n")
+
+
+class WaitingLane(LoadFileScheduling):
+    """pytest-xdist's ``loadfile`` in the order the files were collected, with the last of three or
+    more workers kept for the files that wait alone (``Record.waits_alone``).
+
+    The other workers take the first file that is not such a file, and those too once nothing else
+    is left and their own work is done (not ahead, as pytest-xdist hands out the next file before a
+    worker is idle), so the lane never holds up the end. The lane stops when no such file is left.
+    """
+
+    def __init__(
+        self, config: pytest.Config, log: Any = None, records: dict[str, Record] | None = None
+    ) -> None:
+        super().__init__(config, log)
+        self.records = recorded() if records is None else records
+
+    def waits_alone(self, scope: str) -> bool:
+        record = self.records.get(scope)
+        return record is not None and record.waits_alone
+
+    def is_lane(self, node: Any) -> bool:
+        count = int(node.workerinput["workercount"])
+        return count >= 3 and node.workerinput["workerid"] == f"gw{count - 1}"
+
+    def next_file(self, node: Any) -> str | None:
+        if self.is_lane(node):
+            return next((scope for scope in self.workqueue if self.waits_alone(scope)), None)
+        busy = next((scope for scope in self.workqueue if not self.waits_alone(scope)), None)
+        if busy is not None or self._pending_of(self.assigned_work.get(node, {})):
+            return busy
+        return next(iter(self.workqueue), None)
+
+    def _assign_work_unit(self, node: Any) -> None:
+        scope = self.next_file(node)
+        if scope is None:
+            if self.is_lane(node):  # nothing is left for it
+                node.shutdown()
+            return  # another worker asks again when its tests are done
+        work_unit = self.workqueue.pop(scope)
+        self.assigned_work.setdefault(node, {})[scope] = work_unit
+        collection = self.registered_collections[node]
+        node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])

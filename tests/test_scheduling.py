@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from scheduling import CpuMeter, DurationRecorder, Record, file_of, longest_first, recorded
+from scheduling import CpuMeter, DurationRecorder, Record, WaitingLane, file_of, longest_first, recorded
 
 pytest_plugins = ["pytester"]
 
@@ -118,12 +119,14 @@ def suite(pytester: pytest.Pytester) -> Path:
         test_busy="""
             import time
 
-            def test_busy():
+            def test_busy(mlflow_server):
                 start = time.process_time()
                 while time.process_time() - start < 0.3:
                     pass
         """,
     )
+    # A stand-in for the session's MLflow server, under its name.
+    pytester.makeconftest("import pytest\n\n@pytest.fixture\ndef mlflow_server():\n    return 'up'\n")
     record = pytester.path / "durations.json"
     record.write_text(json.dumps(GONE_ELSEWHERE))
     return record
@@ -155,6 +158,14 @@ def test_a_passing_run_records_each_file_and_keeps_the_files_it_did_not_run(
     assert records["test_slow.py"].waits
     assert not records["test_busy.py"].waits
     assert (records["test_busy.py"].cpu_seconds or 0.0) >= 0.25
+    # Which used the session's servers: the lane may take a file that waits only if it did not.
+    assert [records[f].session_servers for f in ("test_busy.py", "test_slow.py", "test_quick.py")] == [
+        True,
+        False,
+        False,
+    ]
+    assert records["test_slow.py"].waits_alone
+    assert not records["test_busy.py"].waits_alone
 
 
 @pytest.mark.parametrize("args", [["-k", "slow"], ["-m", "not slow"]])
@@ -169,3 +180,97 @@ def test_a_failed_run_records_nothing(pytester: pytest.Pytester, suite: Path) ->
     pytester.makepyfile(test_failing="def test_failing():\n    assert False\n")
     run_recording(pytester, suite).assert_outcomes(passed=3, failed=1)
     assert json.loads(suite.read_text()) == GONE_ELSEWHERE
+
+
+LANE_RECORDS = {
+    "busy.py": Record(60.0, 58.0, session_servers=True),
+    "waits_on_the_session.py": Record(50.0, 5.0, session_servers=True),
+    "waits_alone.py": Record(40.0, 4.0, session_servers=False),
+    "also_waits_alone.py": Record(30.0, 3.0, session_servers=False),
+    "half_busy_alone.py": Record(20.0, 8.0, session_servers=False),
+    "old_record.py": Record(10.0, 1.0),
+}
+
+
+def lane_scheduler(pytester: pytest.Pytester, files: list[str]) -> WaitingLane:
+    config = pytester.parseconfig("--tx", "3*popen", "--dist", "loadfile")
+    scheduler = WaitingLane(config, records=LANE_RECORDS)
+    scheduler.workqueue.update((path, {f"{path}::test": False}) for path in files)
+    return scheduler
+
+
+class Worker:
+    """What the scheduler reads of pytest-xdist's WorkerController: who it is, of how many."""
+
+    def __init__(self, index: int, count: int) -> None:
+        self.workerinput = {"workerid": f"gw{index}", "workercount": count}
+
+
+def test_the_last_of_three_workers_takes_only_files_that_wait_without_the_session_servers(
+    pytester: pytest.Pytester,
+) -> None:
+    scheduler = lane_scheduler(pytester, list(LANE_RECORDS))
+    lane, first = Worker(2, 3), Worker(0, 3)
+    assert scheduler.waits_alone("waits_alone.py")
+    # Waiting on the session's servers would start them again; half a core is not waiting.
+    assert not any(
+        scheduler.waits_alone(f) for f in ("waits_on_the_session.py", "half_busy_alone.py", "old_record.py")
+    )
+    assert scheduler.next_file(lane) == "waits_alone.py"
+    assert scheduler.next_file(first) == "busy.py"
+    del scheduler.workqueue["busy.py"]
+    assert scheduler.next_file(first) == "waits_on_the_session.py"
+
+
+def test_the_other_workers_take_the_lanes_files_once_nothing_else_is_left(pytester: pytest.Pytester) -> None:
+    scheduler = lane_scheduler(pytester, ["waits_alone.py", "also_waits_alone.py"])
+    busy = Worker(1, 3)
+    scheduler.assigned_work[busy] = {"busy.py": {"busy.py::test": False}}  # still running
+    assert scheduler.next_file(busy) is None
+    scheduler.assigned_work[busy]["busy.py"]["busy.py::test"] = True
+    assert scheduler.next_file(busy) == "waits_alone.py"
+    scheduler.workqueue.clear()
+    assert scheduler.next_file(Worker(2, 3)) is None
+    assert scheduler.next_file(Worker(1, 3)) is None
+
+
+def test_with_two_workers_there_is_no_lane(pytester: pytest.Pytester) -> None:
+    scheduler = lane_scheduler(pytester, ["waits_alone.py", "busy.py"])
+    assert not scheduler.is_lane(Worker(1, 2))
+    assert scheduler.next_file(Worker(1, 2)) == "busy.py"
+
+
+def test_three_pytest_xdist_workers_keep_the_third_for_the_files_that_wait_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    """A run through pytest-xdist itself: the hook in the root conftest.py, in a conftest of its own."""
+    names = ["busy_one", "busy_two", "busy_three", "waits_one", "waits_two"]
+    for name in names:
+        pytester.makepyfile(**{f"test_{name}": "import time\n\ndef test_it():\n    time.sleep(0.5)\n"})
+    records = {
+        f"test_{name}.py": {"seconds": 10.0, "cpu_seconds": 1.0 if "waits" in name else 9.0}
+        | {"session_servers": False}
+        for name in names
+    }
+    (pytester.path / "durations.json").write_text(json.dumps(records))
+    pytester.makeconftest(
+        f"""
+        import sys
+        from pathlib import Path
+        import pytest
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from scheduling import WaitingLane, recorded
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_xdist_make_scheduler(config, log):
+            return WaitingLane(config, log, records=recorded(Path("durations.json")))
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "3", "--dist", "loadfile", "-v", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+    ran = {
+        match.group(2): match.group(1)
+        for match in re.finditer(r"\[(gw\d)\] .*PASSED (test_\w+)\.py", result.stdout.str())
+    }
+    assert {ran["test_waits_one"], ran["test_waits_two"]} == {"gw2"}, result.stdout.str()
+    assert {ran[f"test_{name}"] for name in names[:3]} <= {"gw0", "gw1"}, result.stdout.str()
