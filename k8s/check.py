@@ -201,10 +201,11 @@ def validate(overlay: str, docs: list[dict[str, Any]]) -> list[str]:
     """Each object through kubernetes-validate's library (what its ``--strict`` command runs), for
     each version in VERSIONS, and the custom resources against k8s/schemas/."""
     problems: list[str] = []
+    canonical = [json.dumps(doc, sort_keys=True) for doc in docs]
     for version in VERSIONS:
         skipped = set()
-        for doc in docs:
-            problem = kubernetes_problem(json.dumps(doc, sort_keys=True), version)
+        for doc, text in zip(docs, canonical, strict=True):
+            problem = kubernetes_problem(text, version)
             if problem is None:
                 continue
             if problem.no_schema and (doc["apiVersion"], doc["kind"]) in CRD_SCHEMAS:

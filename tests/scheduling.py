@@ -11,11 +11,12 @@ them side by side left a core idle for a minute and a half (the Alertmanager and
 third and fourth longest), so the record keeps each file's CPU seconds too, and a file that used
 under half a core is not handed out right after another such file while a busy one is left.
 
-Those waits still held a worker: the four files that wait the most (Alertmanager's, the
-Prometheus pair's) used 40 CPU seconds in 220 s. With three workers, `WaitingLane` gives the last
-one only the files that wait and start no session server (the record says which), beside two
-that run the rest: a third worker that ran everything started its own MLflow server and trained
-its own models (50 CPU seconds) on a machine whose two cores were already busy, and gained nothing.
+Those waits still held a worker: the files that wait the most on servers of their own
+(Alertmanager's, the Prometheus pair's) used 30 CPU seconds in 230 s. With three workers,
+`WaitingLane` gives the last one only the files that wait and start no session server (the record
+says which), beside two that run the rest: a third worker that ran everything started its own MLflow
+server and trained its own models (50 CPU seconds) on a machine whose two cores were already busy,
+and gained nothing.
 """
 
 from __future__ import annotations
@@ -208,7 +209,5 @@ class WaitingLane(LoadFileScheduling):
             if self.is_lane(node):  # nothing is left for it
                 node.shutdown()
             return  # another worker asks again when its tests are done
-        work_unit = self.workqueue.pop(scope)
-        self.assigned_work.setdefault(node, {})[scope] = work_unit
-        collection = self.registered_collections[node]
-        node.send_runtest_some([collection.index(nodeid) for nodeid, done in work_unit.items() if not done])
+        self.workqueue.move_to_end(scope, last=False)  # pytest-xdist's own hands out the first
+        super()._assign_work_unit(node)
