@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
+
+from servekit import http_client
 
 #: ``make browser`` installs it; ``CHROMIUM`` names another build.
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -125,7 +126,7 @@ def browser(profile: Path) -> Iterator[Page]:
                 pytest.fail(f"Chromium did not start (exit status {process.poll()})")
             time.sleep(0.1)
         port = port_file.read_text().split()[0]
-        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        targets = http_client.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
         tab = next(t for t in targets if t["type"] == "page")
         with connect(tab["webSocketDebuggerUrl"], max_size=None) as socket:
             page = Page(socket)

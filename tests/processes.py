@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from servekit import auth
+from servekit import auth, http_client
 from servekit.local import Server, free_port, start, start_mlflow, start_service
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,10 +123,10 @@ def predict_its_example(
     Returns the model description and the (200) prediction response. ``headers`` go with both
     requests (an API key, say).
     """
-    model: dict[str, Any] = httpx.get(f"{base_url}/model", timeout=timeout, headers=headers).json()
+    model: dict[str, Any] = http_client.get(f"{base_url}/model", timeout=timeout, headers=headers).json()
     example = model["feature_schema"]["examples"][0]
     params = {"explain": "true"} if explain else None
-    response = httpx.post(
+    response = http_client.post(
         f"{base_url}/predict", params=params, json=example, timeout=timeout, headers=headers
     )
     assert response.status_code == 200, response.text
@@ -135,7 +135,7 @@ def predict_its_example(
 
 def infer_example(base_url: str, *, timeout: float = 5.0) -> dict[str, Any]:
     """The Open Inference Protocol request a service documents for ``/v2/models/<svc>/infer``."""
-    document = httpx.get(f"{base_url}/openapi.json", timeout=timeout).json()
+    document = http_client.get(f"{base_url}/openapi.json", timeout=timeout).json()
     operation = document["paths"]["/v2/models/{model_name}/infer"]["post"]
     example: dict[str, Any] = operation["requestBody"]["content"]["application/json"]["example"]
     return example
@@ -170,7 +170,7 @@ def grpc_infer(
 
 def metric_value(server: Server, sample_name: str, **labels: str) -> float:
     """One sample of the service's ``/metrics``; 0 when the series is not exported (yet)."""
-    families = text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+    families = text_string_to_metric_families(http_client.get(f"{server.url}/metrics").text)
     return sum(
         sample.value
         for family in families

@@ -26,12 +26,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from processes import BIN, ROOT, Server, free_port
-from servekit import auth
+from servekit import auth, http_client
 from servekit.local import start
 from servekit.training.trainer import TrainResult
 
@@ -101,7 +100,7 @@ class IngressHandler(BaseHTTPRequestHandler):
         else:
             length = int(self.headers.get("content-length") or 0)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
-            answer = httpx.request(
+            answer = http_client.request(
                 self.command,
                 self.server.backends[backend] + self.path,
                 headers=headers,
@@ -333,11 +332,11 @@ def rollout(
 
 def test_the_stand_in_ingress_routes_the_api_alone_and_asks_for_a_key(cluster: Cluster) -> None:
     """What the probe of the real load balancers saw, so the runs below meet what a deploy meets."""
-    readyz = httpx.get(f"{cluster.base_url}/bankchurn/readyz", timeout=10)
+    readyz = http_client.get(f"{cluster.base_url}/bankchurn/readyz", timeout=10)
     assert readyz.status_code == 404, "the Ingress does not publish /readyz (k8s/README)"
-    docs = httpx.get(f"{cluster.base_url}/bankchurn/openapi.json", timeout=10)
+    docs = http_client.get(f"{cluster.base_url}/bankchurn/openapi.json", timeout=10)
     assert docs.status_code == 200
-    refused = httpx.post(f"{cluster.base_url}/bankchurn/predict", json={}, timeout=10)
+    refused = http_client.post(f"{cluster.base_url}/bankchurn/predict", json={}, timeout=10)
     assert refused.status_code == 401
 
 

@@ -6,17 +6,16 @@ import json
 import os
 import time
 
-import httpx
 import pytest
 
 from processes import KeyedService, predict_its_example
-from servekit import auth
+from servekit import auth, http_client
 
 pytestmark = pytest.mark.integration
 
 
 def status_with(service: KeyedService, key: str) -> int:
-    model = httpx.get(f"{service.server.url}/model", headers={"x-api-key": key}, timeout=10)
+    model = http_client.get(f"{service.server.url}/model", headers={"x-api-key": key}, timeout=10)
     return model.status_code
 
 
@@ -27,7 +26,7 @@ def test_a_key_revoked_in_the_file_is_refused_and_a_new_one_answered_without_a_r
     old = service.keys["risk"]
     headers = {"authorization": f"Bearer {old}", "x-request-id": "keyed-1"}
     predict_its_example(service.server.url, explain=True, headers=headers)
-    assert httpx.post(f"{service.server.url}/predict", json={}, timeout=10).status_code == 401
+    assert http_client.post(f"{service.server.url}/predict", json={}, timeout=10).status_code == 401
 
     # What the kubelet does when the Secret changes: a new file swapped in whole.
     new = auth.new_key()
@@ -69,12 +68,13 @@ def test_an_oncall_read_only_key_reads_a_pods_model_and_runs_no_prediction(
         assert time.monotonic() < deadline, "the on-call key is not taken"
         time.sleep(0.2)
     headers = {"authorization": f"Bearer {oncall}", "x-request-id": "oncall-1"}
-    model = httpx.get(f"{service.server.url}/model", headers=headers, timeout=10).json()
+    model = http_client.get(f"{service.server.url}/model", headers=headers, timeout=10).json()
     assert {"refresh", "canary", "live_evaluation"} <= set(model)
     assert (
-        httpx.get(f"{service.server.url}/v2/models/bankchurn", headers=headers, timeout=10).status_code == 200
+        http_client.get(f"{service.server.url}/v2/models/bankchurn", headers=headers, timeout=10).status_code
+        == 200
     )
-    refused = httpx.post(f"{service.server.url}/predict", json={}, headers=headers, timeout=10)
+    refused = http_client.post(f"{service.server.url}/predict", json={}, headers=headers, timeout=10)
     assert refused.status_code == 403
     assert "oncall's key reads metadata only (scope=read)" in refused.json()["message"]
     assert status_with(service, service.keys["risk"]) == 200  # the clients' keys are as they were

@@ -7,11 +7,10 @@ import json
 import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from processes import KeyedService, Server
-from servekit import registry
+from servekit import http_client, registry
 from servekit.bench import cpu, fairness, load, scaling, soak
 from servekit.settings import load_settings
 from servekit.testing import request_rows, valid_requests
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 def test_load_generator_measures_a_live_service(live_services: dict[str, Server]) -> None:
     server = live_services["bankchurn"]
-    example = httpx.get(f"{server.url}/model").json()["feature_schema"]["examples"][0]
+    example = http_client.get(f"{server.url}/model").json()["feature_schema"]["examples"][0]
     good = load.post_requests("127.0.0.1", server.port, "/predict", [example])
     result = load.run("127.0.0.1", server.port, good, concurrency=2, seconds=1.0, warmup=0.2)
     assert result.requests > 10
@@ -42,7 +41,7 @@ def test_load_generator_counts_non_200_answers_as_errors(live_services: dict[str
 def test_scaling_rows_read_the_replicas_own_counters(live_services: dict[str, Server]) -> None:
     """CPU and prediction concurrency come from the replica's /metrics, a row per offered load."""
     server = live_services["bankchurn"]
-    example = httpx.get(f"{server.url}/model").json()["feature_schema"]["examples"][0]
+    example = http_client.get(f"{server.url}/model").json()["feature_schema"]["examples"][0]
     explained = load.post_requests("127.0.0.1", server.port, "/predict?explain=true", [example])
     before = scaling.read(server.url, "bankchurn")
     rows = scaling.measure(

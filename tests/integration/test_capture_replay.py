@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from processes import Server, metric_value, start_service
-from servekit import registry
+from servekit import http_client, registry
 from servekit.bench import logging_cost
 from servekit.loading import load_artifact
 from servekit.testing import valid_requests
@@ -62,12 +61,12 @@ def test_every_captured_answer_is_reproduced_from_the_registry_and_a_changed_one
     try:
         server.wait_for("/readyz")
         for body, explain in (({"instances": rows[:40]}, "false"), ({"instances": rows[40:55]}, "true")):
-            response = httpx.post(f"{server.url}/predict/batch", params={"explain": explain}, json=body)
+            response = http_client.post(f"{server.url}/predict/batch", params={"explain": explain}, json=body)
             assert response.status_code == 200, response.text
         for row in rows[55:]:
-            response = httpx.post(f"{server.url}/predict", params={"explain": "true"}, json=row)
+            response = http_client.post(f"{server.url}/predict", params={"explain": "true"}, json=row)
             assert response.status_code == 200, response.text
-        count = httpx.get(f"{server.url}/metrics").text
+        count = http_client.get(f"{server.url}/metrics").text
         assert f"{name}_captured_instances_total {float(len(rows))}" in count
         counted_bytes = metric_value(server, f"{name}_log_bytes_total", logger="servekit.capture")
     finally:

@@ -12,14 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mlflow
 import pandas as pd
 import pytest
 
 from processes import Server, metric_value, start_service
 from registered import registered_again
-from servekit import registry
+from servekit import http_client, registry
 from servekit.evaluation import KIND, KIND_TAG
 from servekit.metrics import MetricNames
 from servekit.routing import percentile_of
@@ -74,7 +73,7 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     server.wait_for("/readyz")
     for start in range(0, 600, BATCH):
         request_id = f"batch-{start // BATCH}"
-        response = httpx.post(
+        response = http_client.post(
             f"{server.url}/predict/batch",
             json={"instances": rows[start : start + BATCH]},
             headers={"X-Request-ID": request_id},
@@ -83,7 +82,9 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
         sent += [(request_id, i) for i in range(BATCH)]
         labels += [p["label"] for p in response.json()["predictions"]]
     for i, row in enumerate(rows[600:]):
-        response = httpx.post(f"{server.url}/predict", json=row, headers={"X-Request-ID": f"customer-{i}"})
+        response = http_client.post(
+            f"{server.url}/predict", json=row, headers={"X-Request-ID": f"customer-{i}"}
+        )
         assert response.status_code == 200, response.text
         sent.append((f"customer-{i}", 0))
         labels.append(response.json()["label"])
@@ -171,7 +172,7 @@ def test_captured_answers_are_scored_against_the_truth_and_recorded_in_mlflow(
     # /metrics beside the held-out figure, which its training run logged.
     deadline = time.monotonic() + 30
     # (test_live_prometheus may have logged one of this version before: the pod holds that one first.)
-    while (latest := httpx.get(f"{server.url}/model").json()["live_evaluation"]["latest"] or {}).get(
+    while (latest := http_client.get(f"{server.url}/model").json()["live_evaluation"]["latest"] or {}).get(
         "run_id"
     ) != logged_run[1]:
         assert time.monotonic() < deadline, "the pod did not read the evaluation: " + server.logs()[-2000:]
@@ -265,7 +266,7 @@ def test_a_canary_is_scored_against_the_stable_answers_of_its_own_period(
     server = start_service(NAME, tmp_path, env, label="bankchurn-canary-evaluate")
     try:
         server.wait_for("/readyz")
-        with httpx.Client() as client:
+        with http_client.client() as client:
             for i, row in enumerate(rows):
                 if i in (first, last + 1):
                     time.sleep(0.01)  # times are to the millisecond: the period's ends stand alone
@@ -333,11 +334,11 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     request.addfinalizer(server.stop)
     server.wait_for("/readyz")
     deadline = time.monotonic() + 60
-    while not httpx.get(f"{server.url}/model").json()["shadow"]["ready"]:
+    while not http_client.get(f"{server.url}/model").json()["shadow"]["ready"]:
         assert time.monotonic() < deadline, "the shadow did not load: " + server.logs()[-2000:]
         time.sleep(0.5)
     for start in range(0, 300, BATCH):
-        response = httpx.post(
+        response = http_client.post(
             f"{server.url}/predict/batch",
             json={"instances": rows[start : start + BATCH]},
             headers={"X-Request-ID": f"shadowed-{start // BATCH}"},
@@ -397,7 +398,9 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     # The server whose shadow it is reads it within its refresh: GET /model and the Shadow series.
     deadline = time.monotonic() + 30
     while (
-        (httpx.get(f"{server.url}/model").json()["shadow"]["live_comparison"]["latest"] or {}).get("run_id")
+        (http_client.get(f"{server.url}/model").json()["shadow"]["live_comparison"]["latest"] or {}).get(
+            "run_id"
+        )
     ) != logged[1]:
         assert time.monotonic() < deadline, "the pod did not read the comparison: " + server.logs()[-2000:]
         time.sleep(0.5)

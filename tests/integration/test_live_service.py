@@ -7,7 +7,6 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import mlflow
 import pytest
 
@@ -22,7 +21,7 @@ from processes import (
     wait_until,
 )
 from registered import corrupt_copy, train_another_bankchurn
-from servekit import registry
+from servekit import http_client, registry
 from servekit.loading import load_artifact
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
@@ -45,7 +44,7 @@ def test_serves_the_champion_with_explanations(
     explanation = body["explanation"]
     assert explanation["scale"]
     assert "explain;dur=" in response.headers["server-timing"]
-    metrics = httpx.get(f"{server.url}/metrics").text
+    metrics = http_client.get(f"{server.url}/metrics").text
     assert (
         f'{name}_model_info{{run_id="{registered[name].run_id}",version="{registered[name].version}"}} 1.0'
         in metrics
@@ -53,7 +52,7 @@ def test_serves_the_champion_with_explanations(
     assert explanations_total(server, name) == explained_before + 1
     # Its principal reasons over the wire: the explanation's three strongest inputs, in order.
     example = model["feature_schema"]["examples"][0]
-    reasons = httpx.post(f"{server.url}/predict", params={"reasons": 3}, json=example).json()["reasons"]
+    reasons = http_client.post(f"{server.url}/predict", params={"reasons": 3}, json=example).json()["reasons"]
     contributions = explanation["contributions"]
     assert [(r["field"], r["contribution"]) for r in reasons] == [
         (field, contributions[field])
@@ -83,14 +82,14 @@ def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
     server = start_service("bankchurn", logs_dir, env, label="bankchurn-shadow")
     try:
         server.wait_for("/readyz")
-        wait_until(lambda: httpx.get(f"{server.url}/model").json()["shadow"]["ready"])
-        shadow = httpx.get(f"{server.url}/model").json()["shadow"]
+        wait_until(lambda: http_client.get(f"{server.url}/model").json()["shadow"]["ready"])
+        shadow = http_client.get(f"{server.url}/model").json()["shadow"]
         assert shadow["version"] == challenger.version
         assert shadow["uri"] == "models:/bankchurn@shadowed"
 
         rows = to_records(spec.recipe.generate(200, 5).drop(columns=[spec.recipe.target]))
         rows = valid_requests(spec, rows)
-        response = httpx.post(f"{server.url}/predict/batch", json={"instances": rows})
+        response = http_client.post(f"{server.url}/predict/batch", json={"instances": rows})
         assert response.status_code == 200, response.text
         answered = response.json()
         # Every instance is compared, off the request path: wait for the worker.
@@ -115,8 +114,8 @@ def test_a_challenger_in_the_shadow_is_compared_on_live_traffic_and_followed(
 
         # The shadow follows its alias; pointed at the served version it is skipped, not compared.
         client.set_registered_model_alias("bankchurn", "shadowed", champion)
-        wait_until(lambda: httpx.get(f"{server.url}/model").json()["shadow"]["version"] == champion)
-        httpx.post(f"{server.url}/predict/batch", json={"instances": rows[:10]})
+        wait_until(lambda: http_client.get(f"{server.url}/model").json()["shadow"]["version"] == champion)
+        http_client.post(f"{server.url}/predict/batch", json={"instances": rows[:10]})
         skipped = "bankchurn_shadow_skipped_total"
         wait_until(lambda: metric_value(server, skipped, reason="same_model") == 10, seconds=30)
         assert metric_value(server, compared) == len(rows)
@@ -152,8 +151,8 @@ def test_a_canary_answers_its_share_until_mlp_canary_ends_it(
     server = start_service("bankchurn", logs_dir, env, label="bankchurn-canary", grpc_port=free_port())
     try:
         server.wait_for("/readyz")
-        wait_until(lambda: httpx.get(f"{server.url}/model").json()["canary"]["ready"])
-        status = httpx.get(f"{server.url}/model").json()["canary"]
+        wait_until(lambda: http_client.get(f"{server.url}/model").json()["canary"]["ready"])
+        status = http_client.get(f"{server.url}/model").json()["canary"]
         assert (status["version"], status["receiving_percent"]) == (candidate, 30)
 
         models = {
@@ -167,7 +166,7 @@ def test_a_canary_answers_its_share_until_mlp_canary_ends_it(
         expected = [candidate if percentile_of(key) < 30 else champion for key in keys]
         assert 0 < expected.count(candidate) < len(rows)
         for row, key, version in zip(rows, keys, expected, strict=True):
-            response = httpx.post(f"{server.url}/predict", json=row, headers={"X-Routing-Key": key})
+            response = http_client.post(f"{server.url}/predict", json=row, headers={"X-Routing-Key": key})
             assert response.status_code == 200, response.text
             body = response.json()
             assert body["model"]["version"] == version
@@ -187,11 +186,11 @@ def test_a_canary_answers_its_share_until_mlp_canary_ends_it(
         # Ending the canary points it at the champion: every request is the champion's again.
         ended = mlp("canary", "bankchurn", "--end")
         assert f"canary is now v{champion}, the champion" in ended
-        wait_until(lambda: httpx.get(f"{server.url}/model").json()["canary"]["version"] == champion)
-        assert httpx.get(f"{server.url}/model").json()["canary"]["receiving_percent"] == 0
+        wait_until(lambda: http_client.get(f"{server.url}/model").json()["canary"]["version"] == champion)
+        assert http_client.get(f"{server.url}/model").json()["canary"]["receiving_percent"] == 0
         moved = [key for key, version in zip(keys, expected, strict=True) if version == candidate]
         for key, row in zip(moved, rows, strict=False):
-            response = httpx.post(f"{server.url}/predict", json=row, headers={"X-Routing-Key": key})
+            response = http_client.post(f"{server.url}/predict", json=row, headers={"X-Routing-Key": key})
             assert response.json()["model"]["version"] == champion
     finally:
         server.stop()
@@ -216,7 +215,7 @@ def test_missing_alias_keeps_the_service_alive_and_not_ready_until_it_appears(
         server.wait_for("/readyz", status=503, seconds=120)
         server.wait_for("/healthz")
         # The first answers come while the first attempt is still running (no error yet).
-        wait_until(lambda: "pending" in (httpx.get(f"{server.url}/readyz").json()["error"] or ""))
+        wait_until(lambda: "pending" in (http_client.get(f"{server.url}/readyz").json()["error"] or ""))
         client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
         wait_until(lambda: "model load failed" in server.logs())
         failure = next(line for line in server.logs().splitlines() if "model load failed" in line)
@@ -250,7 +249,7 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
         switch = served.index(second.version)
         assert set(served[:switch]) <= {first.version}
         assert set(served[switch:]) == {second.version}
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = http_client.get(f"{server.url}/metrics").text
         assert f'version="{second.version}"' in metrics
         assert f'version="{first.version}"' not in metrics
         assert (
@@ -265,12 +264,12 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
         assert f"models:/bankchurn/{broken.version}" in failure
         ready = server.wait_for("/readyz")
         assert ready.json()["model"]["version"] == second.version
-        described = httpx.get(f"{server.url}/model").json()
+        described = http_client.get(f"{server.url}/model").json()
         assert described["version"] == second.version
         assert f"retrying version {broken.version} in" in described["refresh"]["error"]
         _, response = predict_its_example(server.url, explain=False)
         assert response.json()["model"]["version"] == second.version
-        metrics = httpx.get(f"{server.url}/metrics").text
+        metrics = http_client.get(f"{server.url}/metrics").text
         # One count per failed attempt, each also a log line. The retries come 0.5, 1, 2 s apart,
         # so on a busy machine a second one may fall between the first and this read.
         [counted] = re.findall(r"^bankchurn_model_refresh_failures_total (\S+)$", metrics, re.MULTILINE)
@@ -291,10 +290,10 @@ def test_registry_down_is_reported_in_one_json_line_per_attempt(logs_dir: Path) 
     try:
         server.wait_for("/healthz", seconds=120)
         wait_until(lambda: server.logs().count("model load failed") >= 2)
-        readiness = httpx.get(f"{server.url}/readyz")
+        readiness = http_client.get(f"{server.url}/readyz")
         assert readiness.status_code == 503
         assert "resolving models:/bankchurn@champion" in readiness.json()["error"]
-        assert httpx.post(f"{server.url}/predict", json={}).status_code == 503
+        assert http_client.post(f"{server.url}/predict", json={}).status_code == 503
     finally:
         server.stop()
     # Every line is one JSON object, uvicorn's own included, so the cluster's log agent

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as triton_grpc
@@ -21,7 +20,7 @@ from tritonclient.utils import InferenceServerException
 
 from load.payloads import payloads
 from processes import Server
-from servekit import registry
+from servekit import http_client, registry
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +118,9 @@ def batch_predictions(
     server: Server, rows: list[dict[str, Any]], *, explain: bool = False, reasons: int = 0
 ) -> list[dict[str, Any]]:
     params = {"explain": str(explain).lower(), "reasons": reasons}
-    response = httpx.post(f"{server.url}/predict/batch", params=params, json={"instances": rows}, timeout=30)
+    response = http_client.post(
+        f"{server.url}/predict/batch", params=params, json={"instances": rows}, timeout=30
+    )
     predictions: list[dict[str, Any]] = response.json()["predictions"]
     return predictions
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from processes import Server, metric_value
+from servekit import http_client
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ EXCESS = 6
 
 def send_at_once(server: Server, size: int, count: int) -> tuple[list[httpx.Response], list[httpx.Response]]:
     """``count`` explained batches of ``size`` texts sent at once: the answered and the refused."""
-    described = httpx.get(f"{server.url}/model").json()
+    described = http_client.get(f"{server.url}/model").json()
     body = {"instances": [described["feature_schema"]["examples"][0]] * size}
 
     # Every thread sends once all are ready: started one by one, the first requests could be
@@ -29,7 +30,7 @@ def send_at_once(server: Server, size: int, count: int) -> tuple[list[httpx.Resp
     ready = threading.Barrier(count)
 
     def send(_: int) -> httpx.Response:
-        with httpx.Client(timeout=60) as client:
+        with http_client.client(timeout=60) as client:
             ready.wait(timeout=30)
             return client.post(f"{server.url}/predict/batch?explain=true", json=body)
 
@@ -51,7 +52,7 @@ def shed_by_limit(server: Server) -> dict[str, float]:
 
 
 def admission_of(server: Server) -> dict[str, Any]:
-    admission: dict[str, Any] = httpx.get(f"{server.url}/model").json()["admission"]
+    admission: dict[str, Any] = http_client.get(f"{server.url}/model").json()["admission"]
     return admission
 
 

@@ -9,14 +9,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mlflow
 import pytest
 
 from mixin.local_prometheus import LOCAL_NAMESPACE, prometheus_config
 from processes import Server, run_prometheus, start_service, wait_until
 from registered import corrupt_copy, train_another_bankchurn
-from servekit import registry
+from servekit import http_client, registry
 from servekit.prometheus import query
 from servekit.routing import SHARE_TAG
 from servekit.testing import valid_requests
@@ -66,7 +65,7 @@ def drive(server: Server, stop: threading.Event) -> None:
     """About a hundred predictions a second until ``stop``, half of them for the canary."""
     spec = registry.get_service("bankchurn")
     rows = valid_requests(spec, to_records(spec.recipe.generate(200, 8).drop(columns=[spec.recipe.target])))
-    with httpx.Client(base_url=server.url, timeout=10) as client:
+    with http_client.client(base_url=server.url, timeout=10) as client:
         i = 0
         while not stop.wait(0.01):
             client.post("/predict", json=rows[i % len(rows)])
@@ -214,7 +213,7 @@ def wait_for_canary(
 ) -> dict[str, Any]:
     """``GET /model`` -> ``canary`` once ``done`` holds of it."""
     deadline = time.monotonic() + seconds
-    while not done(status := httpx.get(f"{server.url}/model").json()["canary"]):
+    while not done(status := http_client.get(f"{server.url}/model").json()["canary"]):
         assert time.monotonic() < deadline, f"the canary never got there: {status}"
         time.sleep(0.2)
     return status
@@ -224,13 +223,13 @@ def answered_by(server: Server) -> str:
     """The version that answered one unkeyed, unforced prediction."""
     spec = registry.get_service("bankchurn")
     features = spec.recipe.generate(1, 3).drop(columns=[spec.recipe.target])
-    response = httpx.post(f"{server.url}/predict", json=valid_requests(spec, to_records(features))[0])
+    response = http_client.post(f"{server.url}/predict", json=valid_requests(spec, to_records(features))[0])
     assert response.status_code == 200, response.text
     return str(response.json()["model"]["version"])
 
 
 def wait_for_version(server: Server, version: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
-    while httpx.get(f"{server.url}/model").json()["version"] != version:
+    while http_client.get(f"{server.url}/model").json()["version"] != version:
         assert time.monotonic() < deadline, f"the service never served v{version}"
         time.sleep(0.2)

@@ -14,12 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from manifests import SERVICES, Rendered, configmap_env, container
 
 from processes import grpc_infer, infer_example, predict_its_example
-from servekit import auth, registry
+from servekit import auth, http_client, registry
 from servekit.local import Server, free_port, start
 from servekit.training.trainer import TrainResult
 
@@ -66,9 +65,9 @@ def test_manifest_command_serves(  # noqa: PLR0917 (pytest passes fixtures by na
         assert response.json()["model"]["version"] == str(registered[service].version)
         # The Open Inference Protocol under the same prefix, as a Triton or KServe client calls it.
         base = f"{server.url}{root}"
-        refused = httpx.post(f"{base}/v2/models/{service}/infer", json=infer_example(base), timeout=30)
+        refused = http_client.post(f"{base}/v2/models/{service}/infer", json=infer_example(base), timeout=30)
         assert refused.status_code == 401, "the manifest's settings ask for API keys"
-        infer = httpx.post(
+        infer = http_client.post(
             f"{base}/v2/models/{service}/infer", json=infer_example(base), timeout=30, headers=keyed
         )
         assert infer.status_code == 200, infer.text

@@ -12,11 +12,10 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from processes import BIN, ROOT, KeyedService, Server, free_port
-from servekit import auth
+from servekit import auth, http_client
 from servekit.testing import http_stub
 
 pytestmark = pytest.mark.integration
@@ -151,7 +150,7 @@ def test_a_read_only_key_stops_the_run_before_it_starts(
     os.replace(staged, service.keys_file)  # as test_api_keys adds on-call's key to the running service
     deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
     headers = {"authorization": f"Bearer {reader}"}
-    while httpx.get(f"{service.server.url}/model", headers=headers, timeout=10).status_code != 200:
+    while http_client.get(f"{service.server.url}/model", headers=headers, timeout=10).status_code != 200:
         assert time.monotonic() < deadline, "the read-only key is not taken"
         time.sleep(0.2)
     result, output = run_locust(

@@ -15,7 +15,6 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from alerting import (
@@ -45,7 +44,7 @@ from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, p
 from mixin.rule_tests import label_actions, render
 from processes import free_port, installed, metric_value, wait_until
 from scripts import MONITORING
-from servekit import registry
+from servekit import http_client, registry
 from servekit.local import Server
 
 
@@ -170,7 +169,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         rules_file.write_text(yaml.safe_dump({"groups": [{"name": "firing", "rules": rules}]}))
 
     def held() -> set[str]:
-        found = httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=10).json()
+        found = http_client.get(f"{alertmanager.url}/api/v2/alerts", timeout=10).json()
         return {a["labels"]["alertname"] for a in found}
 
     # The alerts that hold others back fire first, and the others only once Alertmanager has them:
@@ -190,7 +189,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         prometheus.wait_for("/-/ready", seconds=60)
         wait_until(lambda: held() == set(first))
         fire(FIRING)
-        httpx.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
+        http_client.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
         wait_until(lambda: held() == set(FIRING))
         wait_until(
             lambda: (
@@ -213,7 +212,7 @@ def test_prometheus_alerts_reach_pagerduty_and_slack_through_alertmanager(
         # Several group waits more: an inhibited alert that leaked would have arrived by now.
         time.sleep(4)
         pages, posts = receiver.posted("/v2/enqueue"), receiver.posted("/slack")
-        fired = httpx.get(f"{alertmanager.url}/api/v2/alerts", timeout=10).json()
+        fired = http_client.get(f"{alertmanager.url}/api/v2/alerts", timeout=10).json()
     finally:
         if prometheus is not None:
             prometheus.stop()
@@ -321,7 +320,7 @@ def test_the_watchdog_is_posted_to_the_heartbeat_until_prometheus_stops(
 
 def clustered(replica: Server) -> bool:
     """Whether the replica's gossip has settled with every peer (its own status API says so)."""
-    status = httpx.get(f"{replica.url}/api/v2/status", timeout=10).json()["cluster"]
+    status = http_client.get(f"{replica.url}/api/v2/status", timeout=10).json()["cluster"]
     return status["status"] == "ready" and len(status.get("peers") or []) == 2
 
 
@@ -343,7 +342,7 @@ def test_two_replicas_notify_once_and_one_left_still_notifies(
         rules_file.write_text(yaml.safe_dump({"groups": [{"name": "firing", "rules": rules}]}))
 
     def holds(replica: Server, names: set[str]) -> bool:
-        found = httpx.get(f"{replica.url}/api/v2/alerts", timeout=10).json()
+        found = http_client.get(f"{replica.url}/api/v2/alerts", timeout=10).json()
         return {a["labels"]["alertname"] for a in found} == names
 
     first, second = "PredictionDrift", "ReplicasUnavailable"  # two warnings, posted to Slack
@@ -368,7 +367,7 @@ def test_two_replicas_notify_once_and_one_left_still_notifies(
         if gossip:
             replicas[0].stop()  # a node drained, a zone lost
             fire([first, second])
-            httpx.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
+            http_client.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
             wait_until(lambda: any(second in title for title in slack_titles(receiver)))
             time.sleep(2 * PEER_TIMEOUT_SECONDS + 4)
         after_one = slack_titles(receiver)

@@ -47,7 +47,7 @@ from processes import (
     start_keyed_service,
 )
 from scripts import MONITORING, load_k8s_cost
-from servekit import auth, registry
+from servekit import auth, http_client, registry
 from servekit.bench import observed
 from servekit.evaluation import GroupComparison, Quality, ShadowComparison, log_run, log_shadow_run
 from servekit.metrics import MetricNames
@@ -145,7 +145,7 @@ def live_evaluations(mlflow_server: Server, live_services: dict[str, Server]) ->
 
     client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
     for name, server in live_services.items():
-        served = httpx.get(f"{server.url}/model", timeout=10).json()
+        served = http_client.get(f"{server.url}/model", timeout=10).json()
         metric = registry.get_service(name).recipe.primary_metric
         figures = served["training_metrics"]
         held_out = Interval(figures[metric], figures[f"{metric}_ci_low"], figures[f"{metric}_ci_high"])
@@ -167,7 +167,7 @@ def live_evaluations(mlflow_server: Server, live_services: dict[str, Server]) ->
 def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
     """Predict, predict+explain, batch (with and without explanation), 4xx and probes."""
     rows = {name: payloads(name, 40, seed=3, mode="synthetic")[0] for name in live_services}
-    with httpx.Client(timeout=30) as client:
+    with http_client.client(timeout=30) as client:
         # The Open Inference Protocol's infer, with the example each service documents.
         tensors = {name: infer_example(server.url) for name, server in live_services.items()}
         canary = {"X-Model-Variant": "canary"}
@@ -202,7 +202,7 @@ def drive_traffic(live_services: dict[str, Server], rounds: int) -> None:
 def drive_keyed_traffic(keyed_services: dict[str, KeyedService]) -> None:
     """Each client of each keyed pod predicts, and sends one request the schema refuses (422); one
     request without a key is refused (401)."""
-    with httpx.Client(timeout=30) as client:
+    with http_client.client(timeout=30) as client:
         for name, service in keyed_services.items():
             rows = payloads(name, 4, seed=5, mode="synthetic")[0]
             for who, key in service.keys.items():
@@ -224,7 +224,7 @@ def wait_for_canary(client: httpx.Client, server: Server, seconds: float = 60) -
 
 
 def query(prometheus: Server, expr: str) -> list[dict[str, Any]]:
-    response = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=10)
+    response = http_client.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=10)
     body = response.json()
     assert body["status"] == "success", f"{expr}: {body}"
     result: list[dict[str, Any]] = body["data"]["result"]
@@ -311,7 +311,7 @@ def test_every_rule_and_panel_query_returns_data(
         for annotation in json.loads(path.read_text())["annotations"]["list"]:
             query(prometheus, annotation["expr"])
 
-    rules = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = http_client.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     names = {g["name"] for g in rules}
     kinds = ("recording", "alerts")
     assert names == {f"{s}.{kind}" for s in registry.available() for kind in kinds} | {f"{PLATFORM}.alerts"}
@@ -319,7 +319,7 @@ def test_every_rule_and_panel_query_returns_data(
         for rule in group["rules"]:
             assert rule["health"] == "ok", f"{group['name']} {rule['name']}: {rule.get('lastError')}"
             assert not rule.get("lastError"), rule
-    targets = httpx.get(f"{prometheus.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    targets = http_client.get(f"{prometheus.url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     up = [t["labels"] for t in targets if t["health"] == "up"]
     assert {t["service"] for t in up if "service" in t} == set(registry.available())
     assert {t["job"] for t in up if "service" not in t} == {PROMETHEUS_JOB, ALERTMANAGER_JOB}
@@ -328,7 +328,7 @@ def test_every_rule_and_panel_query_returns_data(
 def test_healthy_services_raise_no_availability_or_readiness_alert(
     prometheus: Server, live_services: dict[str, Server]
 ) -> None:
-    alerts = httpx.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    alerts = http_client.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     names = {a["labels"]["alertname"] for a in alerts}
     assert not names & {"ServiceAbsent", "ServiceTargetDown", "ModelNotReady", "AvailabilityBudgetBurnFast"}
     # the recorded readiness of every service is 1
@@ -359,7 +359,7 @@ def test_the_autoscaler_metric_reads_each_pod(
     """prometheus-adapter's rule (components/autoscale-on-concurrency), run as an HPA asks for its pods."""
     drive_traffic(live_services, rounds=2)
     [rule] = adapter_config()["rules"]
-    response = httpx.get(
+    response = http_client.get(
         f"{prometheus.url}/api/v1/series", params={"match[]": rule["seriesQuery"]}, timeout=10
     )
     discovered = response.json()["data"]

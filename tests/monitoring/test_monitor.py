@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -22,7 +21,7 @@ from mixin.cli import main as generate
 from mixin.platform import WATCHDOG, platform_alerts
 from processes import ROOT, as_foreground_job, free_port, installed, wait_until
 from scripts import MONITORING, load_script
-from servekit import registry
+from servekit import http_client, registry
 
 PRINTER = load_script("print_alerts", MONITORING / "print_alerts.py")
 
@@ -211,15 +210,15 @@ def test_the_heartbeat_reaches_the_terminal_and_ctrl_c_stops_all_three(tmp_path:
         wait_until(lambda: any("heartbeat:" in line for line in output) or process.poll() is not None)
         assert process.poll() is None, "".join(output)
         prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
-        active = httpx.get(f"{prometheus}/api/v1/alertmanagers", timeout=10).json()["data"][
+        active = http_client.get(f"{prometheus}/api/v1/alertmanagers", timeout=10).json()["data"][
             "activeAlertmanagers"
         ]
         assert [a["url"] for a in active] == [f"http://127.0.0.1:{ports['ALERTMANAGER_PORT']}/api/v2/alerts"]
-        firing = httpx.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+        firing = http_client.get(f"{prometheus}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
         assert WATCHDOG in {a["labels"]["alertname"] for a in firing}
         # What Alertmanager holds links back to this Prometheus: the printed query opens here.
         alertmanager = f"http://127.0.0.1:{ports['ALERTMANAGER_PORT']}"
-        held = httpx.get(f"{alertmanager}/api/v2/alerts", timeout=10).json()
+        held = http_client.get(f"{alertmanager}/api/v2/alerts", timeout=10).json()
         [watchdog] = [a for a in held if a["labels"]["alertname"] == WATCHDOG]
         assert watchdog["generatorURL"] == f"{prometheus}/graph?g0.expr=vector%281%29&g0.tab=1"
         process.send_signal(signal.SIGINT)  # the terminal's Ctrl-C reaches the script

@@ -10,10 +10,10 @@ import threading
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-import httpx
 import pytest
 
 from scripts import MONITORING, load_script
+from servekit import http_client
 
 PRINTER = load_script("print_alerts", MONITORING / "print_alerts.py")
 
@@ -69,7 +69,9 @@ def test_notifications_posted_at_once_are_printed_each_on_lines_of_its_own(
     statuses: dict[str, int] = {}
 
     def post(receiver: str) -> None:
-        statuses[receiver] = httpx.post(f"{url}/{receiver}", json=posts[receiver], timeout=10).status_code
+        statuses[receiver] = http_client.post(
+            f"{url}/{receiver}", json=posts[receiver], timeout=10
+        ).status_code
 
     try:
         senders = [threading.Thread(target=post, args=(receiver,)) for receiver in posts]

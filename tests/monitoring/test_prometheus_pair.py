@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from alerting import (
@@ -31,6 +30,7 @@ from mixin.platform import PLATFORM
 from mixin.self_monitoring import ALERTS_SENT
 from processes import metric_value, wait_until
 from scripts import MONITORING, ROOT
+from servekit import http_client
 from servekit.local import Server
 
 #: The cluster's Prometheus configuration (its ConfigMap, k8s/base/prometheus).
@@ -55,7 +55,7 @@ def told_apart() -> dict[str, Any]:
 
 def held(alertmanager: str, name: str) -> list[dict[str, Any]]:
     """The alerts named ``name`` Alertmanager holds, firing and not ended."""
-    found = httpx.get(f"{alertmanager}/api/v2/alerts", params={"active": "true"}, timeout=10).json()
+    found = http_client.get(f"{alertmanager}/api/v2/alerts", params={"active": "true"}, timeout=10).json()
     return [a for a in found if a["labels"]["alertname"] == name]
 
 

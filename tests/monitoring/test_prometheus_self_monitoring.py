@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
@@ -21,6 +20,7 @@ from mixin.local_prometheus import prometheus_config
 from mixin.platform import PLATFORM, platform_alerts
 from mixin.self_monitoring import ALERTS_UNDELIVERED, NO_ALERTMANAGER, PROMETHEUS_JOB, RULE_FAILING
 from processes import free_port, run_prometheus, wait_until
+from servekit import http_client
 from servekit.local import Server
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ def start_watching_itself(
 
 def firing(prometheus: Server, name: str) -> list[dict[str, str]]:
     """The labels of each firing alert named ``name``."""
-    found = httpx.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
+    found = http_client.get(f"{prometheus.url}/api/v1/alerts", timeout=10).json()["data"]["alerts"]
     return [a["labels"] for a in found if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from toy import TOY, ToyModel
 
-from servekit import cli
+from servekit import cli, http_client
 from servekit.cli import serving
 from servekit.local import free_port
 from servekit.metrics.names import ACCESS_LOGGER
@@ -280,7 +280,7 @@ def serving_both(
 
     def http_call() -> None:
         try:
-            response = httpx.post(
+            response = http_client.post(
                 f"http://127.0.0.1:{http_port}/predict/batch", json={"instances": HELD}, timeout=60
             )
             answered("http", response.status_code)

@@ -14,12 +14,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from toy import FAILING_X, TOY, FailingToy
 
-from servekit import logs, tracing
+from servekit import http_client, logs, tracing
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.request_id import HEADER
@@ -225,11 +224,11 @@ def test_every_line_a_failed_request_writes_carries_its_id(toy_trained: tuple[Mo
     app = create_app(replace(TOY, model=FailingToy), load_settings("toy"), source=lambda: artifact)
     with ThreadedServer(app) as url:
         deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/readyz").status_code != 200:
+        while http_client.get(f"{url}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "never ready"
             time.sleep(0.05)
-        assert httpx.post(f"{url}/predict", json=ROW).status_code == 200
-        failed = httpx.post(f"{url}/predict", json={**ROW, "x": FAILING_X})
+        assert http_client.post(f"{url}/predict", json=ROW).status_code == 200
+        failed = http_client.post(f"{url}/predict", json={**ROW, "x": FAILING_X})
     assert failed.status_code == 500
     request_id = failed.headers[HEADER]
 
@@ -263,11 +262,11 @@ def test_a_traced_request_links_its_lines_to_its_trace_and_the_next_request_does
     failing = {**ROW, "x": FAILING_X}
     with ThreadedServer(app) as url:
         deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/readyz").status_code != 200:
+        while http_client.get(f"{url}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "never ready"
             time.sleep(0.05)
         # The server closes a connection whose request raised, so each failure gets its own.
-        traced = httpx.post(
+        traced = http_client.post(
             f"{url}/predict", json=failing, headers={"X-Request-ID": "mine", "traceparent": traceparent}
         )
         # A traced request, then an untraced one pipelined behind it on the same connection:
@@ -439,7 +438,7 @@ def test_a_client_cannot_forge_a_text_line_through_a_url_or_a_field_name(
     app = create_app(TOY, load_settings("toy"), source=lambda: artifact)
     with ThreadedServer(app) as url:
         deadline = time.monotonic() + 30
-        while httpx.get(f"{url}/readyz").status_code != 200:
+        while http_client.get(f"{url}/readyz").status_code != 200:
             assert time.monotonic() < deadline, "never ready"
             time.sleep(0.05)
         written = len(stream.getvalue())
@@ -448,7 +447,7 @@ def test_a_client_cannot_forge_a_text_line_through_a_url_or_a_field_name(
             url, b"GET /x%0aFORGED%0d%1b[2J HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         )
         assert answer.startswith(b"HTTP/1.1 404 ")
-        assert httpx.post(f"{url}/predict", json={**ROW, f"x{FORGED}\u2028": 1}).status_code == 422
+        assert http_client.post(f"{url}/predict", json={**ROW, f"x{FORGED}\u2028": 1}).status_code == 422
     lines = stream.getvalue()[written:].splitlines()
     access = [line for line in lines if " servekit.access " in line]
     assert len(access) == 2

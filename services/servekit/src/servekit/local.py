@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from servekit import http_client
+
 BIN = Path(sys.executable).parent
 
 
@@ -154,7 +156,7 @@ class Server:
                     f"{self.name} exited with {self.process.returncode}:\n{self.logs()[-3000:]}"
                 )
             try:
-                last = httpx.get(self.url + path, timeout=5)
+                last = http_client.get(self.url + path, timeout=5)
                 if last.status_code == status:
                     return last
             except httpx.TransportError:

@@ -19,12 +19,14 @@ def samples(url: str, expr: str, timeout: float = 10.0, at: float | None = None)
     ``metric`` labels and ``value``."""
     import httpx
 
+    from servekit import http_client
+
     token = os.environ.get(TOKEN_ENV)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     base = url.rstrip("/")
     params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
     try:
-        response = httpx.get(f"{base}/api/v1/query", params=params, headers=headers, timeout=timeout)
+        response = http_client.get(f"{base}/api/v1/query", params=params, headers=headers, timeout=timeout)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:  # no retry mends the address
         raise ServekitError(400, "prometheus_url", f"Prometheus at {base}: not a URL ({exc})") from exc
     except httpx.HTTPError as exc:

@@ -16,9 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from servekit import auth
+from servekit import auth, http_client
 from servekit.bench import load
 from servekit.bench.scaling import scrape
 from servekit.bench.servers import serving
@@ -112,7 +110,9 @@ def measure(
     for label, settings in SERVINGS.items():
         served = {"API_KEYS_FILE": str(keys_file), **settings}
         with serving(spec, mlflow, work, label=label.replace(" ", "-"), settings=served) as server:
-            described = httpx.get(f"{server.url}/model", headers=bearer(keys[STEADY]), timeout=10).json()
+            described = http_client.get(
+                f"{server.url}/model", headers=bearer(keys[STEADY]), timeout=10
+            ).json()
             admission = described["admission"]
             port = server.port
             runaway = load.post_requests(

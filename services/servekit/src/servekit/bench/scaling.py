@@ -23,10 +23,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from servekit import http_client
 from servekit.bench import load
 from servekit.metrics.names import MetricNames
 
@@ -52,7 +52,7 @@ class Reading:
 
 def scrape(url: str, timeout: float = 5) -> list[Sample]:
     """Every sample of a replica's ``/metrics``."""
-    text = httpx.get(f"{url}/metrics", timeout=timeout).text
+    text = http_client.get(f"{url}/metrics", timeout=timeout).text
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 

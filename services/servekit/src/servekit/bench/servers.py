@@ -12,9 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from servekit import registry
+from servekit import http_client, registry
 from servekit.local import PortRangeError, Server, free_port, port_range, start_mlflow, start_service
 from servekit.settings import UNPREFIXED
 from servekit.spec import ServiceSpec
@@ -127,7 +125,7 @@ def wait_for_variants(
     deadline = time.monotonic() + seconds
 
     def model() -> dict[str, Any]:
-        response = httpx.get(f"{server.url}/model", timeout=5, headers=headers)
+        response = http_client.get(f"{server.url}/model", timeout=5, headers=headers)
         response.raise_for_status()  # a 401 names itself, not a missing key of the answer
         described: dict[str, Any] = response.json()
         return described

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import numpy as np
 
-from servekit import auth, registry
+from servekit import auth, http_client, registry
 from servekit.bench import load, reports
 from servekit.bench.memory import MemorySampler
 from servekit.bench.servers import champions, checked_services, dropped_settings, serving, wait_for_variants
@@ -156,7 +155,7 @@ def interleave(kinds: Sequence[Kind], host: str, port: int, cycles: int) -> tupl
 
 def check_statuses(url: str, kinds: Sequence[Kind]) -> None:
     """Each kind once, before the soak: a wrong expectation names its kind, not a count of errors."""
-    with httpx.Client(base_url=url, timeout=30) as client:
+    with http_client.client(base_url=url, timeout=30) as client:
         for kind in kinds:
             answer = client.request(
                 kind.method, kind.path, content=kind.bodies[0], headers=dict(kind.headers)
