@@ -28,7 +28,7 @@ from load.payloads import (
 from load.verdicts import Endpoint, SuccessTimes, endpoint_verdict, slo_verdict, thresholds, unanswered
 from mixin.common import Objectives
 from servekit import registry
-from servekit.testing import http_stub, valid_requests
+from servekit.testing import http_stub, new_tracking_database, valid_requests
 from servekit.training.fingerprint import sha256_of_frame
 from servekit.training.trainer import TRAINING_ROWS, row_hashes, split, to_records
 
@@ -222,7 +222,7 @@ def test_auto_sends_data_like_the_served_models_training_data(
 def _logged_run(tmp_path: Path, seed: int, training_rows: Any) -> tuple[str, str]:
     """A run in a SQLite registry under ``tmp_path`` logged as ``mlp train`` logs one: its split seed,
     held-out share and training-row hashes. Its id and the registry's URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri)
     experiment = client.create_experiment("bankchurn", artifact_location=(tmp_path / "artifacts").as_uri())
     run_id = client.create_run(experiment).info.run_id

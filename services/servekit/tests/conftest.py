@@ -16,7 +16,7 @@ from toy import TOY, ToyModel
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
-from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.testing import new_tracking_database, request_rows, train_in_memory, wait_ready
 from servekit.training.trainer import Split
 
 
@@ -62,7 +62,7 @@ def mlflow_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
     import mlflow
 
     directory = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    uri = new_tracking_database(directory / "mlflow.db")
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     experiment = client.create_experiment("toy", artifact_location=str(directory / "artifacts"))
     client.create_registered_model("toy")

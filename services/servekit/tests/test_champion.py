@@ -22,6 +22,7 @@ from toy import TOY
 
 from servekit import cli
 from servekit.routing import SHARE_TAG
+from servekit.testing import new_tracking_database
 from servekit.training import trainer
 
 
@@ -29,7 +30,7 @@ from servekit.training import trainer
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A registry holding three versions of ``toy``: v1 fitted on 60 rows, v2 and v3 on 10,000."""
     directory = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    uri = new_tracking_database(directory / "mlflow.db")
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     client.create_experiment("toy", artifact_location=str(directory / "artifacts"))
     weak = directory / "weak.csv"
@@ -314,7 +315,7 @@ def test_a_retrain_on_a_grown_file_is_compared_on_rows_the_champion_did_not_trai
 ) -> None:
     """v1 trained on 700 rows, v2 on those and 300 more: v2's held-out rows include rows v1 learnt,
     where v1 scores as on its training rows. It was kept over a better v2 so ("beyond the noise")."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
         "toy", artifact_location=str(tmp_path / "artifacts")
     )
@@ -338,7 +339,7 @@ def test_a_retrain_on_a_grown_file_is_compared_on_rows_the_champion_did_not_trai
 
 
 def old_release_registry(tmp_path: Path) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
         "toy", artifact_location=str(tmp_path / "artifacts")
     )
@@ -638,7 +639,7 @@ def test_held_out_copies_of_training_rows_are_counted_and_said(
 ) -> None:
     """A file repeating rows puts copies of training rows among the held-out ones, where the model
     scores as on rows it learnt: nothing said so, and the figures looked better than they were."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
         "toy", artifact_location=str(tmp_path / "artifacts")
     )
@@ -666,7 +667,7 @@ def test_held_out_copies_in_synthetic_data_are_put_down_to_the_generator_with_no
 ) -> None:
     """`mlp train nlpinsight` on its synthetic data (as `make up` runs it) told the user, who gave
     no file, that "the file repeats rows" and to drop them: its generator repeats some headlines."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
         "toy", artifact_location=str(tmp_path / "artifacts")
     )
@@ -692,7 +693,7 @@ def test_a_version_of_synthetic_data_never_replaces_a_champion_of_real_data(
     """The weekly retrain, run without its data, trained on the synthetic data and replaced the
     real-data champion: on its own synthetic held-out rows, which are far easier than real ones, it
     always won, and the pods followed the alias."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     client.create_experiment("toy", artifact_location=str(tmp_path / "artifacts"))
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)

@@ -16,7 +16,7 @@ from servekit import cli, registry
 from servekit.cli import serving
 from servekit.loading import ModelLoadError
 from servekit.managed import packaging, sagemaker
-from servekit.testing import train_in_memory
+from servekit.testing import new_tracking_database, train_in_memory
 
 #: Where no registry answers: a command that asks it before refusing exits 1, not 2.
 NOWHERE = "http://127.0.0.1:9"
@@ -30,7 +30,7 @@ def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     import mlflow
 
     directory = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    uri = new_tracking_database(directory / "mlflow.db")
     artifact, _ = train_in_memory(registry.get_service("bankchurn"), rows=400)
     sound = packaging.save_mlflow_model(
         artifact, directory / "sound", packaging.installed_pins(["scikit-learn", "lightgbm", "skops"])
@@ -150,10 +150,8 @@ def test_a_version_whose_run_is_gone_is_one_line_exit_2_as_promote_says(
 def test_a_service_without_a_champion_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import mlflow
 
-    empty = f"sqlite:///{tmp_path / 'empty.db'}"
-    mlflow.MlflowClient(empty).search_experiments()  # a registry, made empty: no file is refused first
+    empty = new_tracking_database(tmp_path / "empty.db")  # a registry: no file is refused first
     assert cli.main(package(empty, "--output", str(tmp_path / "model.tar.gz"))) == 2
     assert refusal(capsys).startswith("mlp: resolving models:/bankchurn@champion at ")
 
@@ -216,7 +214,7 @@ def test_a_model_packaged_from_its_run_carries_the_runs_id_and_figures(
 
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     artifact, _ = train_in_memory(registry.get_service("bankchurn"), rows=400)
     model_dir = packaging.save_mlflow_model(
         artifact, tmp_path / "model", packaging.installed_pins(["scikit-learn", "lightgbm", "skops"])

@@ -21,6 +21,7 @@ from servekit.evaluation import held_out_figure
 from servekit.evaluation.every_row import MORE_REQUESTS
 from servekit.evaluation.recording import HELD_OUT_TAG
 from servekit.loading import load_artifact
+from servekit.testing import new_tracking_database
 from servekit.training import trainer
 from servekit.training.versions import HELD_OUT_ANSWERS, LIVE_VERDICT_TAG, SERVING_METADATA
 
@@ -43,7 +44,7 @@ def requests_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 def _registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: float) -> dict[str, Any]:
     monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     client.create_experiment("toy", artifact_location=str(tmp_path / "artifacts"))
     rows = TOY.recipe.generate(2000, seed=4)
@@ -236,7 +237,7 @@ def test_a_version_over_every_row_as_too_few_were_requests_is_compared_with_the_
     its training file read again (it is gone here) to recompute a figure no rows can reach."""
     monkeypatch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     client.create_experiment("toy", artifact_location=str(tmp_path / "artifacts"))
     rows = TOY.recipe.generate(2000, seed=4)

@@ -18,6 +18,7 @@ from servekit.loading import (
     registry_version,
     resolve,
 )
+from servekit.testing import new_tracking_database
 
 
 @pytest.mark.parametrize(
@@ -92,7 +93,7 @@ def test_a_name_version_or_alias_the_registry_does_not_hold_is_told_apart_from_a
     tmp_path: Path,
 ) -> None:
     """A batch job fails for good on the first (no retry mends it) and may retry the second."""
-    tracking_uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    tracking_uri = new_tracking_database(tmp_path / "registry.db")
     registry_client(tracking_uri).create_registered_model("toy")
     for uri in ("models:/toy/3", "models:/toy@nope", "models:/other@champion"):
         with pytest.raises(ModelLoadError, match=f"^resolving {uri} at ") as missing:

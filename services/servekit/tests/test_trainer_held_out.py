@@ -21,6 +21,7 @@ from toy import TOY, ToyRecipe
 from servekit import loading
 from servekit.card import render
 from servekit.loading import load_artifact
+from servekit.testing import new_tracking_database
 from servekit.training import baselines, segments, trainer
 
 #: Groups of x in the recipe's order, which is not their sorted one; "10 or more" no request can
@@ -42,7 +43,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     """Toy version 1 trained on a file where a fifth of the rows have an x the API refuses (12 to
     15) and fares far worse there, as ChicagoTaxi's real trips without miles do."""
     directory = tmp_path_factory.mktemp("held-out")
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    uri = new_tracking_database(directory / "mlflow.db")
     mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
         "toy", artifact_location=str(directory / "artifacts")
     )
@@ -220,7 +221,7 @@ def test_a_card_of_a_model_trained_before_the_rows_were_counted_still_renders() 
 
 
 def _registry(directory: Path) -> str:
-    uri = f"sqlite:///{directory / 'mlflow.db'}"
+    uri = new_tracking_database(directory / "mlflow.db")
     mlflow.MlflowClient(uri, registry_uri=uri).create_experiment(
         "toy", artifact_location=str(directory / "artifacts")
     )

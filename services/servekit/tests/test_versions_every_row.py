@@ -10,6 +10,7 @@ import mlflow
 from toy import TOY
 
 from servekit.card import render as render_card
+from servekit.testing import new_tracking_database
 from servekit.training.baselines import REQUESTABLE
 from servekit.training.versions import list_versions
 from servekit.training.versions import render as render_versions
@@ -17,7 +18,7 @@ from servekit.training.versions import render as render_versions
 
 def _registry(tmp_path: Path, runs: list[tuple[float, dict[str, str]]]) -> Any:
     """``toy`` with one version a run: its mae and its ``data.*`` params."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = new_tracking_database(tmp_path / "mlflow.db")
     client = mlflow.MlflowClient(uri, registry_uri=uri)
     experiment = client.create_experiment("toy", artifact_location=str(tmp_path / "artifacts"))
     client.create_registered_model("toy")

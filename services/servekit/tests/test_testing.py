@@ -1,0 +1,51 @@
+"""servekit.testing.new_tracking_database: what MLflow would have created, without the migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from servekit.testing import new_tracking_database
+
+
+def described(uri: str) -> dict[str, object]:
+    """What a test can see of a tracking database: its experiments, models and schema version."""
+    client = mlflow.MlflowClient(uri, registry_uri=uri)
+    experiments = [(e.experiment_id, e.name, e.artifact_location) for e in client.search_experiments()]
+    with closing(sqlite3.connect(uri.removeprefix("sqlite:///"))) as database:
+        # the schema version MLflow checks a database against (alembic's head)
+        (schema,) = database.execute("SELECT version_num FROM alembic_version").fetchone()
+    return {"experiments": experiments, "models": client.search_registered_models(), "schema": schema}
+
+
+def test_a_new_database_is_the_one_mlflow_creates(tmp_path: Path) -> None:
+    created = f"sqlite:///{tmp_path / 'created.db'}"
+    copied = new_tracking_database(tmp_path / "copied.db")
+    assert copied == f"sqlite:///{tmp_path / 'copied.db'}"
+    assert described(copied) == described(created)
+    assert described(copied)["models"] == []
+
+
+def test_each_database_is_its_own(tmp_path: Path) -> None:
+    first = new_tracking_database(tmp_path / "first.db")
+    second = new_tracking_database(tmp_path / "second.db")
+    client = mlflow.MlflowClient(first, registry_uri=first)
+    client.create_experiment("toy", artifact_location=str(tmp_path / "artifacts"))
+    client.create_registered_model("toy")
+    assert [m.name for m in mlflow.MlflowClient(first, registry_uri=first).search_registered_models()] == [
+        "toy"
+    ]
+    assert described(second)["models"] == []
+    assert [e[1] for e in described(second)["experiments"]] == ["Default"]
+
+
+def test_an_existing_file_is_never_replaced(tmp_path: Path) -> None:
+    kept = tmp_path / "mlflow.db"
+    kept.write_bytes(b"runs of a week")
+    with pytest.raises(FileExistsError, match="would replace it"):
+        new_tracking_database(kept)
+    assert kept.read_bytes() == b"runs of a week"
