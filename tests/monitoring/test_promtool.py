@@ -71,6 +71,11 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def without(mapping: dict[str, Any], key: str) -> dict[str, Any]:
+    """``mapping`` less ``key``: what else a rule group or test file is set up with."""
+    return {k: v for k, v in mapping.items() if k != key}
+
+
 def uncovered_by_reference(service: str, kind: str, monitoring: Path = MONITORING) -> str | None:
     """Why promtool must run ``service``'s ``kind`` tests itself; None when the reference's run gives
     their verdicts: each of its test groups is one of the reference's renamed, run against the
@@ -89,9 +94,7 @@ def uncovered_by_reference(service: str, kind: str, monitoring: Path = MONITORIN
         return "its rule groups are not the reference's"
     left_out: list[str] = []
     for theirs, ours in zip(reference["groups"], own["groups"], strict=True):
-        if {k: v for k, v in theirs.items() if k != "rules"} != {
-            k: v for k, v in ours.items() if k != "rules"
-        }:
+        if without(theirs, "rules") != without(ours, "rules"):
             return f"its group {ours['name']} is set up otherwise"
         ours_left = [canonical(rule) for rule in ours["rules"]]
         kept = [rule for rule in theirs["rules"] if canonical(rule) in ours_left]
@@ -100,9 +103,7 @@ def uncovered_by_reference(service: str, kind: str, monitoring: Path = MONITORIN
         left_out += [r.get("record") or r["alert"] for r in theirs["rules"] if r not in kept]
     reads = [canonical(rule) for group in own["groups"] for rule in group["rules"]]
     tests, reference_tests = load(tests_path, service), renamed(load(tests_path, REFERENCE), service)
-    if {k: v for k, v in tests.items() if k != "tests"} != {
-        k: v for k, v in reference_tests.items() if k != "tests"
-    }:
+    if without(tests, "tests") != without(reference_tests, "tests"):
         return "its test file is set up otherwise"
     reference_groups = {canonical(group) for group in reference_tests["tests"]}
     groups = [canonical(group) for group in tests["tests"]]
