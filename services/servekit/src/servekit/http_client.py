@@ -2,11 +2,12 @@
 a service it drives), with one TLS context per process.
 
 httpx builds a new ``ssl.SSLContext`` for every client, loading the whole CA bundle each time
-(28 ms of CPU here), and ``httpx.get`` is a client per call, even for an ``http://`` URL that
-never uses TLS. ``Server.wait_for`` polling every 0.2 s spent 14 % of a core on it; py-spy found
-the test suite's workers in it for 231 of their 1,070 sampled seconds, and passing one context
-took the suite from 1,428 to 1,324 CPU-seconds (2026-12-06). These are httpx's own functions with the process's context passed as ``verify`` (a caller's own
-``verify`` wins); each call still opens its own connection, as ``httpx.get`` does.
+(28 ms of CPU here), and ``httpx.get`` is a client per call, even for an ``http://`` URL that never
+uses TLS. ``Server.wait_for`` polling every 0.2 s spent 14 % of a core on it; py-spy found the
+test suite's workers in it for 231 of their 1,070 sampled seconds, and passing one context took
+the suite from 1,428 to 1,324 CPU-seconds (2026-12-06). These are httpx's own functions with the
+process's context passed as ``verify`` (a caller's own ``verify`` wins); each call still opens its
+own connection, as ``httpx.get`` does.
 """
 
 from __future__ import annotations
