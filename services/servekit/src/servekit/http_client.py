@@ -29,9 +29,7 @@ def tls_context() -> ssl.SSLContext:
 
 def request(method: str, url: str, **options: Any) -> httpx.Response:
     """``httpx.request`` with the process's TLS context."""
-    if "verify" not in options:  # not setdefault: a caller's own would still build ours
-        options["verify"] = tls_context()
-    return httpx.request(method, url, **options)
+    return httpx.request(method, url, **verified(options))
 
 
 def get(url: str, **options: Any) -> httpx.Response:
@@ -44,6 +42,10 @@ def post(url: str, **options: Any) -> httpx.Response:
 
 def client(**options: Any) -> httpx.Client:
     """``httpx.Client`` with the process's TLS context: for many requests over kept-alive connections."""
-    if "verify" not in options:
-        options["verify"] = tls_context()
-    return httpx.Client(**options)
+    return httpx.Client(**verified(options))
+
+
+def verified(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the process's context as ``verify``, unless they name their own."""
+    # Not setdefault: it would build the process's context even for a caller's own.
+    return options if "verify" in options else {**options, "verify": tls_context()}
