@@ -16,7 +16,7 @@ UV := python3 -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help uv sync up down test test-durations check lint typecheck unit bench bench-score cost cost-observed soak k8s-check prometheus browser test-tools monitor loadtest delivery-check
+.PHONY: help uv sync up down test test-durations check lint typecheck unit bench bench-score cost cost-observed soak k8s-check deploy-roles prometheus browser test-tools monitor loadtest delivery-check
 
 help:
 	@echo "make up      install everything, train missing models, run MLflow + services"
@@ -30,6 +30,7 @@ help:
 	@echo "make cost-observed PROMETHEUS=URL  the same, at the rates and CPU production's Prometheus saw (OBSERVED_ARGS)"
 	@echo "make soak    every service's memory over minutes of mixed requests (SOAK_SECONDS, SOAK_WARMUP, SOAK_ARGS)"
 	@echo "make k8s-check  render, validate and policy-check the GKE and EKS overlays"
+	@echo "make deploy-roles  each overlay's deploy-role.yaml: what the Deploy workflow's identity may do in the cluster"
 	@echo "make browser  Chromium (apt-get) for the test that opens /docs and /redoc; make test runs it"
 	@echo "make monitor local Prometheus (rules) and Alertmanager (the cluster's routes) for the make-up services; alerts print here"
 	@echo "make delivery-check  hadolint, actionlint, checkov on the Dockerfile and .github/workflows"
@@ -156,6 +157,11 @@ $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION): | uv
 
 k8s-check: sync $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 	$(BIN)/python k8s/check.py --checkov $(CHECKOV)
+
+# The deploy identity's roles, generated from each overlay (k8s/deploy_role.py); committed, and
+# applied by a cluster administrator whenever they change (the overlay READMEs, Identities for CI).
+deploy-roles: sync
+	$(BIN)/python k8s/deploy_role.py
 
 # Container image and CI/CD workflows: hadolint + actionlint (which shellchecks every run:
 # block) from the dev group (uv.lock), checkov from its own virtualenv (above). Part of `make test`.

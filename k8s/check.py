@@ -15,14 +15,16 @@
    against k8s/schemas/ instead (and again by tests/k8s). Any other warning or error fails. The
    cluster-scoped objects a component needs its cluster's administrator to apply once, by hand
    (k8s/components/<name>/cluster/: spot-first-model-pods' ComputeClass and NodePool), are in no
-   overlay; they are validated against k8s/schemas/ too.
+   overlay; they are validated against k8s/schemas/ too, and so are (by kubernetes-validate) the
+   deploy identity's roles, each overlay's deploy-role.yaml (k8s/deploy_role.py).
 3. Every Pod fits a node: on EKS, no Pod (a Deployment's, a StatefulSet's, a CronJob's) may request
    more than k8s/prices.yaml's node leaves beside the DaemonSets (``cost.unschedulable``), or it
    would wait Pending for ever.
 4. ``checkov`` (its own virtualenv: its dependencies conflict with the project's) runs the kustomize
    framework over k8s/ (kubectl on PATH) and the kubernetes framework over the rendered overlays
-   (each different object once). Any failed check, parsing error or an empty scan fails. Skips are
-   annotations ``checkov.io/skipN`` on the object they concern, each with its reason.
+   (each different object once) and the deploy-role.yaml files. Any failed check, parsing error or
+   an empty scan fails. Skips are annotations ``checkov.io/skipN`` on the object they concern, each
+   with its reason.
 
 usage: python k8s/check.py --checkov PATH_TO_CHECKOV
 """
@@ -361,6 +363,10 @@ def main() -> int:
                 docs = render(overlay, components)
                 problems += validate(what, docs) + too_large_for_a_node(overlay, docs, what)
                 write_unseen(docs, rendered / f"{overlay}-with-components-{i}.yaml", seen)
+            # The deploy identity's roles, applied by hand (k8s/deploy_role.py): in no overlay.
+            docs = objects((ROOT / "k8s" / "overlays" / overlay / "deploy-role.yaml").read_text())
+            problems += validate(f"{overlay} deploy-role.yaml", docs)
+            write_unseen(docs, rendered / f"{overlay}-deploy-role.yaml", seen)
         problems += cluster_resource_problems()
         problems += checkov(args.checkov, ROOT / "k8s", "kustomize")
         problems += checkov(args.checkov, rendered, "kubernetes")

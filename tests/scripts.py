@@ -1,4 +1,4 @@
-"""The repository's scripts as modules for the tests: k8s/check.py, k8s/cost.py."""
+"""The repository's scripts as modules for the tests: k8s/check.py, k8s/cost.py, k8s/deploy_role.py."""
 
 from __future__ import annotations
 
@@ -30,3 +30,7 @@ def load_k8s_check() -> ModuleType:
 
 def load_k8s_cost() -> ModuleType:
     return load_script("k8s_cost", ROOT / "k8s" / "cost.py")
+
+
+def load_k8s_deploy_role() -> ModuleType:
+    return load_script("k8s_deploy_role", ROOT / "k8s" / "deploy_role.py")

@@ -345,8 +345,26 @@ def test_each_aws_role_is_assumed_by_its_jobs_subject_alone(commands: dict[str, 
         assert trusts[role] == ("sts.amazonaws.com", subject), variable
 
 
+def cluster_bindings(calls: list[Call]) -> dict[str, set[str]]:
+    """Each Kubernetes user's and group's bindings (``kubectl create [cluster]rolebinding``), as
+    ``RoleBinding in NAMESPACE to ROLE`` or ``ClusterRoleBinding to ROLE``."""
+    grants: dict[str, set[str]] = {}
+    for call in calls:
+        if call.starts("kubectl", "create", "rolebinding") or call.starts(
+            "kubectl", "create", "clusterrolebinding"
+        ):
+            [subject] = call.flags("--user") + call.flags("--group")
+            where = (
+                f"RoleBinding in {call.flag('--namespace')}"
+                if call.argv[2] == "rolebinding"
+                else "ClusterRoleBinding"
+            )
+            grants.setdefault(subject, set()).add(f"{where} to {call.flag('--clusterrole')}")
+    return grants
+
+
 def google_grants(calls: list[Call]) -> dict[str, set[str]]:
-    """Each service account's roles, and ``cluster-admin`` where a ClusterRoleBinding gives it."""
+    """Each service account's roles, and its bindings in the cluster (GKE's user is its email)."""
     grants: dict[str, set[str]] = {}
     for call in calls:
         members = [
@@ -356,9 +374,42 @@ def google_grants(calls: list[Call]) -> dict[str, set[str]]:
         ]
         if call.argv[0] == "gcloud" and "add-iam-policy-binding" in call.argv and members:
             grants.setdefault(members[0], set()).add(call.flag("--role"))
-        if call.starts("kubectl", "create", "clusterrolebinding"):
-            grants.setdefault(call.flag("--user"), set()).add(call.flag("--clusterrole"))
+    for subject, bindings in cluster_bindings(calls).items():
+        grants.setdefault(subject, set()).update(bindings)
     return grants
+
+
+#: How the overlay READMEs bind the deploy identity to k8s/deploy_role.py's two roles.
+DEPLOY_BINDINGS = {
+    "RoleBinding in ml-platform to ml-platform-deploy",  # only in the namespace the overlays deploy
+    "ClusterRoleBinding to ml-platform-deploy-cluster",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_readmes_bind_the_deploy_identity_to_its_overlays_generated_roles(
+    overlay: str, commands: dict[str, list[Call]]
+) -> None:
+    """Once bound to ``cluster-admin``; now to the roles of its deploy-role.yaml, applied first."""
+    calls = commands[overlay]
+    role_file = f"k8s/overlays/{overlay}/deploy-role.yaml"
+    defined = {d["metadata"]["name"] for d in yaml.safe_load_all((ROOT / role_file).read_text()) if d}
+    [applied] = [
+        i for i, c in enumerate(calls) if c.starts("kubectl", "apply") and role_file in c.flags("-f")
+    ]
+    bound = [i for i, c in enumerate(calls) if c.starts("kubectl", "create")]
+    assert bound
+    assert applied < min(bound), "the roles are applied before they are bound"
+    [(subject, bindings)] = cluster_bindings(calls).items()
+    assert bindings == DEPLOY_BINDINGS
+    assert {b.rsplit(" to ", 1)[1] for b in bindings} == defined
+    if overlay == "gke":
+        assert subject == variables(commands, "gke")["GCP_DEPLOY_SERVICE_ACCOUNT"]
+    else:  # the group the deploy role's access entry puts it in, with no EKS access policy
+        [entry] = [c for c in calls if c.starts("aws", "eks", "create-access-entry")]
+        assert entry.flags("--kubernetes-groups") == [subject]
+        assert not [c for c in calls if c.starts("aws", "eks", "associate-access-policy")]
+    assert not [c for c in calls if "cluster-admin" in c.argv]
 
 
 def test_each_google_service_account_may_do_its_workflows_work_alone(commands: dict[str, list[Call]]) -> None:
@@ -370,7 +421,7 @@ def test_each_google_service_account_may_do_its_workflows_work_alone(commands: d
     assert grants[set_to["GCP_DEPLOY_SERVICE_ACCOUNT"]] == {
         "roles/artifactregistry.reader",  # rollout.sh: gcloud artifacts docker images describe
         "roles/container.clusterViewer",  # get-gke-credentials
-        "cluster-admin",  # the Namespace, and a component's APIService and ClusterRoleBindings
+        *DEPLOY_BINDINGS,  # in the cluster: what rollout.sh does (k8s/deploy_role.py)
     }
     bucket, folder = (
         set_by_gh(calls, "variable")[("TRAINING_DATA_DIR", "production")].removeprefix("gs://").split("/", 1)
@@ -426,9 +477,8 @@ def test_each_aws_role_may_do_its_workflows_work_alone(commands: dict[str, list[
         (action, repositories) for action in pushes
     }
     assert grants[role("AWS_DEPLOY_ROLE_ARN")] == {
-        # aws eks update-kubeconfig (deploy-eks.yml), then the cluster through an access entry
+        # aws eks update-kubeconfig (deploy-eks.yml), then the cluster through an access entry's group
         ("eks:DescribeCluster", f"arn:aws:eks:{region}:{account}:cluster/{cluster}"),
-        ("arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy", "type=cluster"),
         # amazon-ecr-login, then rollout.sh's aws ecr describe-images
         ("ecr:GetAuthorizationToken", "*"),
         ("ecr:DescribeImages", repositories),

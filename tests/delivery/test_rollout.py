@@ -36,6 +36,7 @@ from servekit.training.trainer import TrainResult
 
 sys.path.insert(0, str(ROOT / "tests" / "k8s"))
 from manifests import SERVICES, Rendered, configmap_env, container, render
+from test_deploy_role import KUBECTL, command_of
 
 pytestmark = pytest.mark.integration
 
@@ -255,6 +256,11 @@ class Run:
         return [c[-1] for c in self.calls if c[-3:-1] == ["rollout", "undo"]]
 
     @property
+    def kubectl_calls(self) -> list[list[str]]:
+        """kubectl's arguments, each call's (the registry clients record their name first)."""
+        return [c for c in self.calls if c[0] not in {"skopeo", "aws", "gcloud"}]
+
+    @property
     def image_checks(self) -> list[list[str]]:
         """The registry client's calls (skopeo, aws or gcloud)."""
         return [c for c in self.calls if c[0] in {"skopeo", "aws", "gcloud"}]
@@ -327,7 +333,12 @@ def rollout(
     calls_file, applied = tmp_path / "calls", tmp_path / "applied.yaml"
     calls = [json.loads(line) for line in calls_file.read_text().splitlines()] if calls_file.exists() else []
     values = yaml.safe_load((overlay / "values.yaml").read_text())["data"]
-    return Run(result, calls, applied.read_text() if applied.exists() else "", values)
+    run = Run(result, calls, applied.read_text() if applied.exists() else "", values)
+    # What the deploy identity's roles are checked to allow (tests/k8s/test_deploy_role.py), and no
+    # other kubectl command: a new one would be refused in the cluster.
+    unknown = [c for c in run.kubectl_calls if command_of(c) not in KUBECTL]
+    assert not unknown, f"rollout.sh ran kubectl commands the deploy identity's roles do not cover: {unknown}"
+    return run
 
 
 def test_the_stand_in_ingress_routes_the_api_alone_and_asks_for_a_key(cluster: Cluster) -> None:
