@@ -310,6 +310,17 @@ def test_each_google_service_account_is_acted_as_by_its_jobs_subject_alone(
         assert acted_as[set_to[variable]] == subjects_of(variable), variable
 
 
+@pytest.mark.parametrize("action", SIGN_INS)
+def test_no_two_identities_of_a_cloud_trust_the_same_subject(action: str) -> None:
+    """Retrain ran in `production`, as the deploy does: its job's subject was the deploy's, which the
+    deploy's identity trusts, so a Retrain job could have signed in as the deploy and changed the
+    cluster. Each identity's subjects are its own (the tests above: each trusts exactly those)."""
+    trusted_by = {variable: subjects_of(variable) for variable in identities(action)}
+    for variable, subjects in trusted_by.items():
+        others = {o: s & subjects for o, s in trusted_by.items() if o != variable and s & subjects}
+        assert not others, f"{variable} trusts the subjects of {others}"
+
+
 def trust(call: Call) -> tuple[str, str]:
     [statement] = call.document("--assume-role-policy-document")["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -424,7 +435,7 @@ def test_each_google_service_account_may_do_its_workflows_work_alone(commands: d
         *DEPLOY_BINDINGS,  # in the cluster: what rollout.sh does (k8s/deploy_role.py)
     }
     bucket, folder = (
-        set_by_gh(calls, "variable")[("TRAINING_DATA_DIR", "production")].removeprefix("gs://").split("/", 1)
+        set_by_gh(calls, "variable")[("TRAINING_DATA_DIR", "training")].removeprefix("gs://").split("/", 1)
     )
     for reader in ("GCP_RETRAIN_SERVICE_ACCOUNT", "LOADTEST_GCP_SERVICE_ACCOUNT"):
         assert grants[set_to[reader]] == {"roles/storage.objectViewer"}
@@ -489,7 +500,7 @@ def test_each_aws_role_may_do_its_workflows_work_alone(commands: dict[str, list[
         cluster,
         set_to["AWS_DEPLOY_ROLE_ARN"],
     )
-    folder = set_by_gh(calls, "variable")[("TRAINING_DATA_DIR", "production")].removeprefix("s3://")
+    folder = set_by_gh(calls, "variable")[("TRAINING_DATA_DIR", "training")].removeprefix("s3://")
     for reader in ("AWS_RETRAIN_ROLE_ARN", "LOADTEST_AWS_ROLE_ARN"):
         assert grants[role(reader)] == {("s3:GetObject", f"arn:aws:s3:::{folder}/*")}
 
@@ -505,7 +516,7 @@ def test_each_environment_a_workflow_signs_in_from_admits_mains_runs_alone(
     and read the training data as its identity."""
     calls = commands[overlay]
     environments = {job.environment for job in JOBS if job.sign_ins() and job.environment}
-    assert environments == {"production", "loadtest"}
+    assert environments == {"production", "training", "loadtest"}
     for environment in environments:
         path = f"repos/{REPOSITORY}/environments/{environment}"
         [made] = [c for c in calls if c.starts("gh", "api") and c.flags("-X") == ["PUT"] and path in c.argv]
@@ -514,7 +525,7 @@ def test_each_environment_a_workflow_signs_in_from_admits_mains_runs_alone(
             "protected_branches": False,
             "custom_branch_policies": True,
         }
-        assert bool(settings.get("reviewers")) == (environment == "production")
+        assert bool(settings.get("reviewers")) == (environment != "loadtest")
         [branches] = [
             c for c in calls if c.starts("gh", "api") and f"{path}/deployment-branch-policies" in c.argv
         ]

@@ -72,7 +72,7 @@ def test_retrains_bucket_folder_picks_the_cloud_to_sign_in_to_as_retrain_does(
 def test_the_load_test_signs_in_to_its_own_environment_as_a_reader_of_the_training_data() -> None:
     """It ran in `production`: every load test, of staging too, waited for a deploy reviewer, was a
     production deployment, and signed in as the deploy identity against a URL the dispatcher typed."""
-    assert (LOADTEST["environment"], RETRAIN["environment"]) == ("loadtest", "production")
+    assert (LOADTEST["environment"], RETRAIN["environment"]) == ("loadtest", "training")
 
     def sign_ins(of: dict[str, Any]) -> dict[str, dict[str, str]]:
         return {

@@ -87,7 +87,7 @@ def test_a_bucket_without_its_reader_stops_the_job_naming_the_variable(
     """Retrain signed in as the deploy's identity (GCP_SERVICE_ACCOUNT, AWS_ROLE_ARN), which could
     change the cluster; its own may only read the training data, and a repository that has not set
     it yet is told which variable to set."""
-    assert JOB["environment"] == "production"
+    assert JOB["environment"] == "training"
     signed_in = [step["with"] for step in JOB["steps"] if step.get("name", "").startswith("Authenticate")]
     assert [w.get("service_account", w.get("role-to-assume")) for w in signed_in] == [
         "${{ vars.GCP_RETRAIN_SERVICE_ACCOUNT }}",
