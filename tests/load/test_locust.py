@@ -8,15 +8,13 @@ import os
 import re
 import subprocess
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from processes import BIN, ROOT, KeyedService, Server, free_port
 from servekit import auth, http_client
-from servekit.testing import http_stub
+from servekit.testing import StubHandler, http_stub
 
 pytestmark = pytest.mark.integration
 
@@ -174,24 +172,13 @@ def test_a_failure_keeps_the_services_reason_and_no_success_fails_the_slo(tmp_pa
     """locust_failures.csv said LocustBadStatusCode(code=422), and the latency SLO line "ok" when
     every request had failed, fast."""
 
-    class Refusing(BaseHTTPRequestHandler):
+    class Refusing(StubHandler):
         def do_GET(self) -> None:
             self.answer(200, {"version": "3", "data": {"source": "synthetic(rows=10, seed=42)"}})
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.body()
             self.answer(422, {"error": "invalid_request", "message": "CreditScore: below 300", "fields": []})
-
-        def answer(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *_: Any) -> None:
-            pass
 
     dead = f"http://127.0.0.1:{free_port()}"  # the services left out by --tags: nobody else's
     with http_stub(Refusing) as url:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from load.payloads import (
 from load.verdicts import Endpoint, SuccessTimes, endpoint_verdict, slo_verdict, thresholds, unanswered
 from mixin.common import Objectives
 from servekit import registry
-from servekit.testing import http_stub, new_tracking_database, valid_requests
+from servekit.testing import StubHandler, http_stub, new_tracking_database, valid_requests
 from servekit.training.fingerprint import sha256_of_frame
 from servekit.training.trainer import TRAINING_ROWS, row_hashes, split, to_records
 
@@ -148,24 +147,13 @@ def service_saying(
     """A stand-in service whose GET /model answers ``described`` with ``status``, and whose POST
     /predict answers ``predict``."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(StubHandler):
         def do_GET(self) -> None:
             self.answer(status if self.path == "/model" else 404, described)
 
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.body()
             self.answer(*predict) if self.path == "/predict" else self.answer(404, {})
-
-        def answer(self, code: int, payload: dict[str, Any]) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_: Any) -> None:
-            pass
 
     with http_stub(Handler) as url:
         yield url
@@ -306,24 +294,13 @@ def registry_recording(heard: list[str]) -> Iterator[str]:
     """A stand-in registry that answers every request with an empty object and keeps each
     request's ``Authorization`` header (empty when none) in ``heard``."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self) -> None:
+    class Handler(StubHandler):
+        def every(self) -> None:
             heard.append(self.headers.get("Authorization", ""))
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            self.body()
+            self.answer(200, {})
 
-        def do_GET(self) -> None:
-            self.answer()
-
-        def do_POST(self) -> None:
-            self.answer()
-
-        def log_message(self, *_: Any) -> None:
-            pass
+        do_GET = do_POST = every  # noqa: N815 (http.server's names)
 
     with http_stub(Handler) as url:
         yield url

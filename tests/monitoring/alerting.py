@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from mixin.alertmanager import (
 from processes import free_port, installed, run_prometheus
 from scripts import MONITORING
 from servekit.local import Server, start
+from servekit.testing import StubHandler
 
 CONFIG = MONITORING / ALERTMANAGER_CONFIG
 
@@ -41,27 +42,18 @@ class Receiver(ThreadingHTTPServer):
         self.lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(StubHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.body()
                 with receiver.lock:
                     receiver.received.append((self.path, json.loads(body)))
                     receiver.arrived.append(time.monotonic())
                 # What each answers: Alertmanager 0.28 reads a Slack webhook's body, not only
                 # its status, and retries on anything but Slack's own "ok".
                 if self.path.startswith("/v2/enqueue"):
-                    self.send_response(202)
-                    self.send_header("Content-Type", "application/json")
-                    answer = b'{"status":"success","message":"Event processed"}'
+                    self.answer(202, {"status": "success", "message": "Event processed"})
                 else:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/plain")
-                    answer = b"ok"
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
+                    self.answer(200, b"ok", "text/plain")
 
         super().__init__(("127.0.0.1", free_port()), Handler)
 

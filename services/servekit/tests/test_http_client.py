@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import http.server
 import ssl
 from collections.abc import Iterator
 
 import pytest
 
 from servekit import http_client
-from servekit.testing import http_stub
+from servekit.testing import StubHandler, http_stub
 
 
-class Echo(http.server.BaseHTTPRequestHandler):
+class Echo(StubHandler):
     def do_GET(self) -> None:
-        self._answer(f"GET {self.path}".encode())
+        self.answer(200, f"GET {self.path}".encode(), "text/plain")
 
     def do_POST(self) -> None:
-        self._answer(self.rfile.read(int(self.headers["Content-Length"])))
-
-    def _answer(self, body: bytes) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: object) -> None:
-        pass
+        self.answer(200, self.body(), "text/plain")
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import json
 import urllib.parse
 from collections.abc import Iterator
 from typing import ClassVar
@@ -13,10 +11,10 @@ import pytest
 from servekit import prometheus
 from servekit.errors import ServekitError
 from servekit.local import free_port
-from servekit.testing import http_stub
+from servekit.testing import StubHandler, http_stub
 
 
-class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
+class RecordingPrometheus(StubHandler):
     """Answers every query with ``result``; keeps the Authorization header and the parameters it got."""
 
     seen: ClassVar[list[str | None]] = []
@@ -26,17 +24,7 @@ class RecordingPrometheus(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.seen.append(self.headers.get("Authorization"))
         self.asked.append(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
-        body = json.dumps(
-            {"status": "success", "data": {"resultType": "vector", "result": self.result}}
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(200, {"status": "success", "data": {"resultType": "vector", "result": self.result}})
 
 
 @pytest.fixture
@@ -99,21 +87,14 @@ def test_a_query_at_an_instant_asks_for_that_time_and_now_asks_for_none(fake_pro
     ]
 
 
-class OddServer(http.server.BaseHTTPRequestHandler):
-    """Answers every request with ``answer``: (status, content type, body)."""
+class OddServer(StubHandler):
+    """Answers every request with ``answering``: (status, content type, body)."""
 
-    answer: ClassVar[tuple[int, str, bytes]] = (200, "application/json", b"{}")
+    answering: ClassVar[tuple[int, str, bytes]] = (200, "application/json", b"{}")
 
     def do_GET(self) -> None:
-        status, content_type, body = self.answer
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        status, content_type, body = self.answering
+        self.answer(status, body, content_type)
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +158,7 @@ def test_an_answer_prometheus_does_not_send_is_named(
 ) -> None:
     """Each was a JSON decoder's or a KeyError's message (or a traceback), naming nothing; a
     status under 500 is a wrong address or query, which no retry mends."""
-    OddServer.answer = answer
+    OddServer.answering = answer
     with pytest.raises(ServekitError) as error:
         prometheus.query(odd_server, "vector(1)")
     assert error.value.message.startswith(f"Prometheus at {odd_server}: ")
@@ -186,14 +167,14 @@ def test_an_answer_prometheus_does_not_send_is_named(
 
 
 def test_samples_of_another_shape_are_named_by_each_reader(odd_server: str) -> None:
-    OddServer.answer = (
+    OddServer.answering = (
         200,
         JSON,
         b'{"status": "success", "data": {"result": [{"metric": 3, "value": [1, "2"]}]}}',
     )
     with pytest.raises(ServekitError, match="a sample whose labels are not an object"):
         prometheus.query_by(odd_server, "x", "job")
-    OddServer.answer = (
+    OddServer.answering = (
         200,
         JSON,
         b'{"status": "success", "data": {"result": [{"metric": {}, "value": [1, "2"]}]}}',

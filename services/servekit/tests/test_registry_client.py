@@ -8,7 +8,6 @@ import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,7 +18,7 @@ from toy import TOY
 
 from servekit import cli, rollout
 from servekit.local import free_port
-from servekit.testing import http_stub
+from servekit.testing import StubHandler, http_stub
 from servekit.training import trainer
 
 #: What an MLflow server started with ``--allowed-hosts`` answers a Host it does not list.
@@ -121,19 +120,11 @@ def test_a_directory_named_as_the_registry_file_is_refused(tmp_path: Path, mlp: 
 def answering(status: int, body: str) -> Iterator[str]:
     """A server on 127.0.0.1 answering every request with ``status`` and ``body`` (text/plain)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def answer(self) -> None:
-            payload = body.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    class Handler(StubHandler):
+        def every(self) -> None:
+            self.answer(status, body.encode(), "text/plain")
 
-        do_GET = do_POST = answer  # noqa: N815 (http.server's names)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+        do_GET = do_POST = every  # noqa: N815 (http.server's names)
 
     with http_stub(Handler) as url:
         yield url

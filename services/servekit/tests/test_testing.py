@@ -1,4 +1,5 @@
-"""servekit.testing.new_tracking_database: what MLflow would have created, without the migrations."""
+"""servekit.testing: new_tracking_database (what MLflow would have created, without the
+migrations) and StubHandler (a test's stand-in server answers whole responses, quietly)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from servekit.testing import new_tracking_database
+from servekit import http_client
+from servekit.testing import StubHandler, http_stub, new_tracking_database
 
 
 def described(uri: str) -> dict[str, object]:
@@ -49,3 +51,27 @@ def test_an_existing_file_is_never_replaced(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="would replace it"):
         new_tracking_database(kept)
     assert kept.read_bytes() == b"runs of a week"
+
+
+class Answering(StubHandler):
+    def do_GET(self) -> None:
+        self.answer(200, {"path": self.path})
+
+    def do_POST(self) -> None:
+        self.answer(201, self.body().upper(), "text/plain")
+
+
+def test_a_stub_answers_json_or_bytes_with_their_length_and_logs_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with http_stub(Answering) as url:
+        got = http_client.get(f"{url}/model")
+        posted = http_client.post(url, content=b"ok")
+    assert (got.status_code, got.headers["content-type"], got.json()) == (
+        200,
+        "application/json",
+        {"path": "/model"},
+    )
+    assert got.headers["content-length"] == str(len(got.content))
+    assert (posted.status_code, posted.headers["content-type"], posted.content) == (201, "text/plain", b"OK")
+    assert capsys.readouterr().err == ""  # http.server logs each request to stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import functools
 import http.server
+import json
 import os
 import shutil
 import sqlite3
@@ -85,6 +86,27 @@ def valid_requests(spec: ServiceSpec, records: Iterable[Mapping[str, Any]]) -> l
     payloads are filtered through the same validation the service applies.
     """
     return spec.accepted_requests(records)[0]
+
+
+class StubHandler(http.server.BaseHTTPRequestHandler):
+    """A base for the handlers a test serves with :func:`http_stub`: it reads a request's body and
+    writes a whole answer, and logs nothing (a test's output is its own)."""
+
+    def body(self) -> bytes:
+        """The request's body, as long as its ``Content-Length`` says (none: empty)."""
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def answer(self, status: int, body: bytes | Any, content_type: str = "application/json") -> None:
+        """``body`` as is, or as JSON when it is not bytes, with its length."""
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @contextmanager
