@@ -153,7 +153,16 @@ rollback() {
   exit 1
 }
 
-# 2. Apply server-side: the generated dashboards ConfigMap is larger than the 256 KiB of
+# 2. The cluster's verdict on the whole apply first, changing nothing: a server-side dry run goes
+#    through authorization (the deploy identity's roles), admission and validation as the apply
+#    does. Refused part-way, the apply itself would leave some Deployments at the new tag, with
+#    nothing waited for or undone; refused here, nothing is applied.
+if ! kubectl apply --server-side --field-manager=kubectl --force-conflicts --dry-run=server -f "$rendered"; then
+  echo "::error::the cluster refused the apply in a dry run (kubectl's error above), so nothing was applied: a \"forbidden\" is the deploy identity's roles, which an overlay that adds a component needs made again (make deploy-roles), committed and applied by a cluster administrator (the overlay README's \"Identities for CI\")"
+  exit 1
+fi
+
+# 3. Apply server-side: the generated dashboards ConfigMap is larger than the 256 KiB of
 #    annotations a client-side apply would copy it into (last-applied-configuration). The field
 #    manager is the one `kubectl apply -k … --server-side` of the READMEs uses, so a deploy and a
 #    hand apply own the same fields and a field dropped from the manifests leaves the cluster
@@ -168,7 +177,7 @@ for deployment in "${forward_only[@]}" "${undoable[@]}"; do
   [[ " ${forward_only[*]} " != *" $deployment "* ]] || ready+=("$deployment")
 done
 
-# 3. Smoke test through the ingress, which routes only the API (not /readyz, answered above): one
+# 4. Smoke test through the ingress, which routes only the API (not /readyz, answered above): one
 #    prediction per service, its OpenAPI example, with the service's smoke key.
 for svc in "${services[@]}"; do
   url="$base_url/$svc"

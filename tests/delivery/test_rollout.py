@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import yaml
@@ -196,7 +197,8 @@ print("{{}}")
 STUB = """#!{python}
 # kubectl: records its arguments; renders with the real kubectl; refuses a client-side apply of an
 # object whose last-applied-configuration would pass the API server's limit on annotations; a
-# rollout of a Deployment named in FAILED_ROLLOUTS does not finish; `get KIND -o jsonpath=` lists
+# rollout of a Deployment named in FAILED_ROLLOUTS does not finish; a server-side dry run of the
+# apply is refused, as RBAC refuses it, if KUBECTL_APPLY_REFUSED is set; `get KIND -o jsonpath=` lists
 # the objects of that kind in KUBECTL_OBJECTS (a JSON map of kind to objects), each through the
 # real kubectl's JSONPath, or fails as with expired credentials if KUBECTL_GET_FAILS is set.
 import json, os, subprocess, sys
@@ -229,6 +231,12 @@ if args[2:3] == ["get"]:
 failed = ["deployment/" + name for name in os.environ.get("FAILED_ROLLOUTS", "").split()]
 if args[2:4] == ["rollout", "status"] and args[4] in failed:
     sys.exit(f'error: deployment "{{args[4]}}" exceeded its progress deadline')
+if args[:1] == ["apply"] and "--dry-run=server" in args:
+    if os.environ.get("KUBECTL_APPLY_REFUSED"):
+        sys.exit('Error from server (Forbidden): apiservices.apiregistration.k8s.io '
+                 '"v1beta1.custom.metrics.k8s.io" is forbidden: User "deploy" cannot patch resource '
+                 '"apiservices" in API group "apiregistration.k8s.io" at the cluster scope')
+    sys.exit(0)
 if args[:1] == ["apply"]:
     import yaml
     path = args[args.index("-f") + 1]
@@ -281,7 +289,7 @@ class Run:
 #: What a test sets when it needs it, never inherited from the environment pytest runs in.
 SET_BY_TESTS = {
     *("IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"),
-    *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "MLFLOW_ROLLOUT_TIMEOUT"),
+    *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "KUBECTL_APPLY_REFUSED", "MLFLOW_ROLLOUT_TIMEOUT"),
 }
 
 
@@ -359,9 +367,9 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     assert run.result.stdout.splitlines() == [f"{s}: ready and predicting at {TAG}" for s in SERVICES]
     # Each image of the release (the services' and MLflow's) looked up in the registry, once,
     # after the render and before anything was applied.
-    [apply_index] = [i for i, c in enumerate(run.calls) if c[0] == "apply"]
+    dry_run_index, apply_index = [i for i, c in enumerate(run.calls) if c[0] == "apply"]
     assert run.calls[0][0] == "kustomize"
-    assert sorted(run.calls[1:apply_index]) == sorted(
+    assert sorted(run.calls[1:dry_run_index]) == sorted(
         ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/{name}:{TAG}"] for name in RELEASE
     )
     # The images at the tag, through values.yaml (its replacements), in what was applied.
@@ -378,8 +386,10 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     assert images["mlflow", "db-upgrade"] == images["mlflow", "mlflow"]
     # Applied server-side: the dashboards ConfigMap alone is past what a client-side apply can copy.
     assert max(len(json.dumps(o, separators=(",", ":"))) for o in applied) > ANNOTATIONS_LIMIT
-    [apply] = [c for c in run.calls if c[0] == "apply"]
+    dry_run, apply = [c for c in run.calls if c[0] == "apply"]
     assert {"--server-side", "--field-manager=kubectl", "--force-conflicts"} <= set(apply)
+    # The same apply as a server-side dry run first, right before it: the cluster's verdict on all of it.
+    assert (apply_index, dry_run) == (dry_run_index + 1, [*apply[:-2], "--dry-run=server", *apply[-2:]])
     # Readiness is the rollouts' (the pods' /readyz, MLflow's /health), waited on for each before
     # the smoke test; MLflow's first, which the model servers load from, for longer than
     # ROLLOUT_TIMEOUT: its startupProbe alone allows 300 s.
@@ -392,6 +402,32 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     assert run.waited[0] == "deployment/mlflow"
     assert sorted(run.waited) == sorted(f"deployment/{name}" for name in RELEASE)
     assert not run.undone
+
+
+def test_an_apply_the_cluster_refuses_stops_the_deploy_before_anything_is_applied(tmp_path: Path) -> None:
+    """A component added to the overlay without the deploy identity's roles made again: the apply
+    was refused part-way, after some Deployments had taken the new tag, and nothing was waited for
+    or undone. The dry run's refusal stops it with nothing applied, and says what to do."""
+    keys = dict.fromkeys(SERVICES, "key")
+    run = rollout(tmp_path, "http://127.0.0.1:9", keys, KUBECTL_APPLY_REFUSED="1")
+    assert run.result.returncode == 1
+    assert [c for c in run.calls if c[0] == "apply"] == [
+        [
+            "apply",
+            "--server-side",
+            "--field-manager=kubectl",
+            "--force-conflicts",
+            "--dry-run=server",
+            "-f",
+            ANY,
+        ]
+    ]
+    assert run.applied == ""
+    assert not [c for c in run.calls if "rollout" in c]
+    assert "is forbidden: User" in run.result.stderr  # kubectl's own error
+    [error] = [line for line in run.result.stdout.splitlines() if line.startswith("::error::")]
+    assert "nothing was applied" in error
+    assert "make deploy-roles" in error
 
 
 def test_without_a_smoke_key_nothing_is_applied_and_nothing_rolled_back(
