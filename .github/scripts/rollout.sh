@@ -104,20 +104,33 @@ timeout_of() {  # $1: a Deployment
 # reports it: `ran` (running, or exited 0, in any pod of that revision), `failed` (exited non-zero),
 # `not-started`, or `unknown` (kubectl failed). The current revision's pods are those of its
 # ReplicaSet of the highest revision (the Deployment's own): with Recreate an old pod may still be
-# terminating, its db-upgrade exited 0 a deploy ago.
+# terminating, its db-upgrade exited 0 a deploy ago. A pod of that revision deleted since (its node
+# drained or preempted) took its statuses with it, and its replacement may not have started: the
+# kubelet's event of its db-upgrade starting outlives it (an hour, the API server's default).
 db_upgrade_of() {
-  local replicasets replicaset pods
+  local replicasets replicaset pods events
   replicasets=$(kubectl -n "$namespace" get replicasets -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].name}{" "}{.metadata.annotations.deployment\.kubernetes\.io/revision}{" "}{.metadata.name}{"\n"}{end}') \
     || { echo unknown; return; }
   replicaset=$(awk -v deployment="$1" '$1 == deployment && $2 + 0 > max + 0 { max = $2; name = $3 } END { print name }' <<<"$replicasets")
   # OWNER|running since|exit code|exit code before a restart (a failed init container is retried).
   pods=$(kubectl -n "$namespace" get pods -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].name}{"|"}{.status.initContainerStatuses[?(@.name=="db-upgrade")].state.running.startedAt}{"|"}{.status.initContainerStatuses[?(@.name=="db-upgrade")].state.terminated.exitCode}{"|"}{.status.initContainerStatuses[?(@.name=="db-upgrade")].lastState.terminated.exitCode}{"\n"}{end}') \
     || { echo unknown; return; }
-  awk -F'|' -v replicaset="$replicaset" '
+  if awk -F'|' -v replicaset="$replicaset" '
     $1 != replicaset || replicaset == "" { next }
     $2 != "" || $3 != "" || $4 != "" { ran = 1 }
+    END { exit !ran }
+  ' <<<"$pods"; then
+    echo ran
+    return
+  fi
+  # POD|FIELD|REASON of each event: a pod of the ReplicaSet is named REPLICASET-SUFFIX.
+  events=$(kubectl -n "$namespace" get events -o jsonpath='{range .items[*]}{.involvedObject.name}{"|"}{.involvedObject.fieldPath}{"|"}{.reason}{"\n"}{end}') \
+    || { echo unknown; return; }
+  awk -F'|' -v replicaset="$replicaset" '
+    replicaset != "" && index($1, replicaset "-") == 1 && substr($1, length(replicaset) + 2) !~ /-/ \
+      && $2 == "spec.initContainers{db-upgrade}" && $3 == "Started" { ran = 1 }
     END { print ran ? "ran" : "not-started" }
-  ' <<<"$pods"
+  ' <<<"$events"
 }
 
 ready=()  # the forward-only Deployments that rolled out: a prefix of forward_only (waited in order)

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -579,6 +579,17 @@ def pod(owner: str, state: dict[str, Any] | None, last_state: dict[str, Any] | N
     }
 
 
+def event(pod_name: str, reason: str, field: str = "spec.initContainers{db-upgrade}") -> dict[str, Any]:
+    """An event the kubelet wrote of a container of ``pod_name`` (``reason``: Pulled, Created, Started)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{pod_name}.18a2f3c4d5e6f7a8"},
+        "involvedObject": {"kind": "Pod", "name": pod_name, "fieldPath": field},
+        "reason": reason,
+    }
+
+
 STARTED = "2025-06-02T09:14:03Z"
 EXITED_0 = {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": STARTED}}
 EXITED_1 = {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": STARTED}}
@@ -586,10 +597,14 @@ EXITED_137 = {"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt"
 RUNNING = {"running": {"startedAt": STARTED}}
 
 
-def cluster_objects(tmp_path: Path, *mlflow_pods: dict[str, Any]) -> str:
+def cluster_objects(
+    tmp_path: Path, *mlflow_pods: dict[str, Any], events: Sequence[dict[str, Any]] = ()
+) -> str:
     """What the cluster holds after this deploy's apply: MLflow's ReplicaSets and ``mlflow_pods``,
-    and a model server's newer revision and pod (another Deployment's, which must not count)."""
+    and a model server's newer revision and pod (another Deployment's, which must not count), and
+    ``events``."""
     objects = {
+        "events": list(events),
         "replicasets": [
             replicaset(OLD_MLFLOW, "mlflow", 3),
             replicaset("bankchurn-5b9f8d7c6d", "bankchurn", 12),
@@ -634,11 +649,21 @@ def mlflow_failed(tmp_path: Path, objects: str | None = None, **env_vars: str) -
         pytest.param([pod(OLD_MLFLOW, EXITED_0)], id="no pod of the new revision"),
     ],
 )  # fmt: skip
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([], id="no events"),
+        # The last deploy's db-upgrade, a pod of the new revision pulling its image, and another
+        # ReplicaSet whose name starts with the new one's: none is this revision's migration.
+        pytest.param([event(f"{OLD_MLFLOW}-a1b2c", "Started"), event(f"{NEW_MLFLOW}-x7k2p", "Pulled"),
+                      event(f"{NEW_MLFLOW}-9-x7k2p", "Started")], id="events of others"),
+    ],
+)  # fmt: skip
 def test_an_mlflow_whose_db_upgrade_never_started_is_undone_with_the_services(
-    tmp_path: Path, mlflow_pods: list[dict[str, Any]]
+    tmp_path: Path, mlflow_pods: list[dict[str, Any]], events: list[dict[str, Any]]
 ) -> None:
     """Its database as the previous version left it: the previous one back (Recreate stopped it)."""
-    run = mlflow_failed(tmp_path, cluster_objects(tmp_path, *mlflow_pods))
+    run = mlflow_failed(tmp_path, cluster_objects(tmp_path, *mlflow_pods, events=events))
     out = run.result.stdout
     assert sorted(run.undone) == sorted(f"deployment/{name}" for name in RELEASE)
     assert (
@@ -681,6 +706,23 @@ def test_an_mlflow_whose_db_upgrade_ran_stays_at_the_new_tag_and_the_services_ar
     # Asked of the cluster, as the workflow's kubectl context is: ReplicaSets and Pods of the namespace.
     gets = [c[:4] for c in run.calls if c[2:3] == ["get"]]
     assert gets == [["-n", "ml-platform", "get", "replicasets"], ["-n", "ml-platform", "get", "pods"]]
+
+
+def test_an_mlflow_whose_migrating_pod_was_deleted_since_is_not_undone(tmp_path: Path) -> None:
+    """Its node drained (or preempted) after db-upgrade started: the pod and its statuses went, its
+    replacement is pending, and the pods alone read "never started", so it was undone onto a
+    database its new version had migrated. The kubelet's event of that start says otherwise."""
+    pending = pod(NEW_MLFLOW, None)
+    deleted = f"{NEW_MLFLOW}-q9z4m"
+    events = [event(deleted, "Pulled"), event(deleted, "Created"), event(deleted, "Started")]
+    run = mlflow_failed(tmp_path, cluster_objects(tmp_path, pending, events=events))
+    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
+    [warning] = [line for line in run.result.stdout.splitlines() if line.startswith("::warning::")]
+    assert warning.startswith(
+        f"::warning::deployment/mlflow stays at {TAG}: its new pod's db-upgrade started"
+    )
+    gets = [c[3] for c in run.calls if c[2:3] == ["get"]]
+    assert gets == ["replicasets", "pods", "events"]
 
 
 def test_an_mlflow_the_cluster_says_nothing_about_is_not_undone(tmp_path: Path) -> None:

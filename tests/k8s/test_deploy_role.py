@@ -136,6 +136,7 @@ KUBECTL: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {
     ("apply", ""): (),  # each object's requests: requests_of
     ("get", "replicasets"): (("list", "apps", "replicasets"),),
     ("get", "pods"): (("list", "", "pods"),),
+    ("get", "events"): (("list", "", "events"),),
     # kubectl reads the Deployment, finds its previous ReplicaSet and patches the template back
     ("rollout", "undo"): (
         ("get", "apps", "deployments"),
