@@ -10,6 +10,7 @@
 # `gar` (gcloud artifacts docker images describe), or `skopeo` (the default: skopeo inspect, with
 # the credentials of a docker or skopeo login); each with the credentials the workflow set up.
 # ROLLOUT_TIMEOUT (300s): each Deployment's wait; MLFLOW_ROLLOUT_TIMEOUT (600s): MLflow's, below.
+# APPLY_RETRY_SECONDS (10): a failed apply is tried again after this, then twice this.
 set -euo pipefail
 overlay=$1 registry=$2 tag=$3 base_url=$4
 namespace=${NAMESPACE:-ml-platform}
@@ -180,7 +181,17 @@ fi
 #    manager is the one `kubectl apply -k … --server-side` of the READMEs uses, so a deploy and a
 #    hand apply own the same fields and a field dropped from the manifests leaves the cluster
 #    either way; forced, since the manifests are the truth over a `rollout undo`'s or a hand edit's.
-kubectl apply --server-side --field-manager=kubectl --force-conflicts -f "$rendered"
+#    Tried up to three times: the dry run passed, so a failure now is the API server's moment (an
+#    etcd leader election, a webhook timing out), and an apply server-side can be run again as is.
+for attempt in 1 2 3; do
+  kubectl apply --server-side --field-manager=kubectl --force-conflicts -f "$rendered" && break
+  if [ "$attempt" -eq 3 ]; then
+    echo "::error::the apply failed three times after its dry run passed (kubectl's errors above): the objects kubectl reported as applied are at $tag, and nothing was waited for or undone; deploy again, or undo those by hand (kubectl -n $namespace rollout undo deployment/NAME)"
+    exit 1
+  fi
+  echo "::warning::the apply failed (kubectl's error above); trying again in $((attempt * ${APPLY_RETRY_SECONDS:-10})) s"
+  sleep $((attempt * ${APPLY_RETRY_SECONDS:-10}))
+done
 # Wait: every new pod ready (its /readyz; on EKS also its ALB target healthy, the readiness gate;
 # MLflow's /health, after its database migration). MLflow first: the model servers load from it.
 for deployment in "${forward_only[@]}" "${undoable[@]}"; do

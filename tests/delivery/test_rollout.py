@@ -198,7 +198,8 @@ STUB = """#!{python}
 # kubectl: records its arguments; renders with the real kubectl; refuses a client-side apply of an
 # object whose last-applied-configuration would pass the API server's limit on annotations; a
 # rollout of a Deployment named in FAILED_ROLLOUTS does not finish; a server-side dry run of the
-# apply is refused, as RBAC refuses it, if KUBECTL_APPLY_REFUSED is set; `get KIND -o jsonpath=` lists
+# apply is refused, as RBAC refuses it, if KUBECTL_APPLY_REFUSED is set, and the first
+# KUBECTL_APPLY_FAILS applies fail; `get KIND -o jsonpath=` lists
 # the objects of that kind in KUBECTL_OBJECTS (a JSON map of kind to objects), each through the
 # real kubectl's JSONPath, or fails as with expired credentials if KUBECTL_GET_FAILS is set.
 import json, os, subprocess, sys
@@ -237,6 +238,13 @@ if args[:1] == ["apply"] and "--dry-run=server" in args:
                  '"v1beta1.custom.metrics.k8s.io" is forbidden: User "deploy" cannot patch resource '
                  '"apiservices" in API group "apiregistration.k8s.io" at the cluster scope')
     sys.exit(0)
+if args[:1] == ["apply"] and os.environ.get("KUBECTL_APPLY_FAILS"):
+    # The first KUBECTL_APPLY_FAILS applies fail, as on an API server's bad moment.
+    tries = os.environ["KUBECTL_CALLS"] + ".applies"
+    failed = len(open(tries).read()) if os.path.exists(tries) else 0
+    if failed < int(os.environ["KUBECTL_APPLY_FAILS"]):
+        open(tries, "a").write("x")
+        sys.exit("Error from server (InternalError): etcdserver: leader changed")
 if args[:1] == ["apply"]:
     import yaml
     path = args[args.index("-f") + 1]
@@ -289,7 +297,8 @@ class Run:
 #: What a test sets when it needs it, never inherited from the environment pytest runs in.
 SET_BY_TESTS = {
     *("IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"),
-    *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "KUBECTL_APPLY_REFUSED", "MLFLOW_ROLLOUT_TIMEOUT"),
+    *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "KUBECTL_APPLY_REFUSED", "KUBECTL_APPLY_FAILS"),
+    *("MLFLOW_ROLLOUT_TIMEOUT", "APPLY_RETRY_SECONDS"),
 }
 
 
@@ -428,6 +437,45 @@ def test_an_apply_the_cluster_refuses_stops_the_deploy_before_anything_is_applie
     [error] = [line for line in run.result.stdout.splitlines() if line.startswith("::error::")]
     assert "nothing was applied" in error
     assert "make deploy-roles" in error
+
+
+def test_an_apply_that_fails_after_its_dry_run_is_tried_again_and_the_deploy_goes_on(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """One failure of the API server (a leader election) cost the whole deploy, stopped part-way."""
+    run = rollout(tmp_path, cluster.base_url, cluster.keys, KUBECTL_APPLY_FAILS="2", APPLY_RETRY_SECONDS="0")
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    applies = [c for c in run.calls if c[0] == "apply" and "--dry-run=server" not in c]
+    assert len(applies) == 3
+    assert applies[0] == applies[1] == applies[2]
+    retried = [
+        line for line in run.result.stdout.splitlines() if line.startswith("::warning::the apply failed")
+    ]
+    assert retried == [
+        "::warning::the apply failed (kubectl's error above); trying again in 0 s",
+        "::warning::the apply failed (kubectl's error above); trying again in 0 s",
+    ]
+    assert run.result.stdout.splitlines()[2:] == [f"{s}: ready and predicting at {TAG}" for s in SERVICES]
+    assert not run.undone
+
+
+def test_an_apply_that_keeps_failing_stops_after_three_tries_saying_what_may_be_applied(
+    tmp_path: Path,
+) -> None:
+    run = rollout(
+        tmp_path,
+        "http://127.0.0.1:9",
+        dict.fromkeys(SERVICES, "key"),
+        KUBECTL_APPLY_FAILS="3",
+        APPLY_RETRY_SECONDS="0",
+    )
+    assert run.result.returncode == 1
+    assert len([c for c in run.calls if c[0] == "apply" and "--dry-run=server" not in c]) == 3
+    assert not [c for c in run.calls if "rollout" in c]
+    [error] = [line for line in run.result.stdout.splitlines() if line.startswith("::error::")]
+    assert error.startswith("::error::the apply failed three times after its dry run passed")
+    assert "kubectl -n ml-platform rollout undo deployment/NAME" in error
+    assert "leader changed" in run.result.stderr  # kubectl's own error, each time
 
 
 def test_without_a_smoke_key_nothing_is_applied_and_nothing_rolled_back(
