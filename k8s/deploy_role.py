@@ -44,7 +44,6 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-OVERLAYS = ("gke", "eks")
 NAMESPACED_ROLE = "ml-platform-deploy"
 CLUSTER_ROLE = "ml-platform-deploy-cluster"
 FILE_NAME = "deploy-role.yaml"
@@ -155,7 +154,8 @@ def path_of(overlay: str) -> Path:
     return ROOT / "k8s" / "overlays" / overlay / FILE_NAME
 
 
-def text_of(overlay: str, objects: Sequence[Mapping[str, Any]]) -> str:
+def text_of(objects: Sequence[Mapping[str, Any]]) -> str:
+    """The deploy-role.yaml of an overlay that renders ``objects``."""
     return HEADER + yaml.safe_dump_all(deploy_roles(objects), sort_keys=False)
 
 
@@ -167,12 +167,13 @@ def main() -> int:
     from cost import k8s_check
 
     stale = []
-    for overlay in OVERLAYS:
-        text, path = text_of(overlay, k8s_check().render(overlay)), path_of(overlay)
+    for overlay in k8s_check().OVERLAYS:
+        text, path = text_of(k8s_check().render(overlay)), path_of(overlay)
+        if path.exists() and path.read_text() == text:
+            continue
         if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path.relative_to(ROOT)))
-        elif not path.exists() or path.read_text() != text:
+            stale.append(str(path.relative_to(ROOT)))
+        else:
             path.write_text(text)
             print(f"wrote {path.relative_to(ROOT)}")
     if stale:

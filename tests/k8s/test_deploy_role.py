@@ -240,7 +240,8 @@ def deployed(request: pytest.FixtureRequest) -> tuple[Rendered, list[Obj]]:
 
 def test_the_deploy_identity_may_do_all_rollout_sh_does(deployed: tuple[Rendered, list[Obj]]) -> None:
     rendered, roles = deployed
-    refused = [str(r) for r in requests_of(rendered.objects) if not identity(roles).allows(r)]
+    who = identity(roles)
+    refused = [str(r) for r in requests_of(rendered.objects) if not who.allows(r)]
     assert not refused, f"{rendered.overlay}: the deploy identity may not {refused}"
 
 
@@ -316,7 +317,7 @@ def test_each_kinds_resource_is_the_one_the_generator_names(deployed: tuple[Rend
 def test_each_overlays_deploy_role_is_generated_from_it(overlay: str, rendered: dict[str, Rendered]) -> None:
     """kube-prometheus' rule: the committed file is what the generator makes of the overlay now."""
     committed = (ROOT / "k8s" / "overlays" / overlay / "deploy-role.yaml").read_text()
-    assert committed == deploy_role.text_of(overlay, rendered[overlay].objects), (
+    assert committed == deploy_role.text_of(rendered[overlay].objects), (
         f"k8s/overlays/{overlay}/deploy-role.yaml is stale: run make deploy-roles"
     )
     docs: list[Any] = [d for d in yaml.safe_load_all(committed) if d]
