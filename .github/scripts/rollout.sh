@@ -167,30 +167,32 @@ rollback() {
   exit 1
 }
 
-# 2. The cluster's verdict on the whole apply first, changing nothing: a server-side dry run goes
+# 2. The apply: server-side, since the generated dashboards ConfigMap is larger than the 256 KiB
+#    of annotations a client-side apply would copy it into (last-applied-configuration). The field
+#    manager is the one `kubectl apply -k … --server-side` of the READMEs uses, so a deploy and a
+#    hand apply own the same fields and a field dropped from the manifests leaves the cluster
+#    either way; forced, since the manifests are the truth over a `rollout undo`'s or a hand edit's.
+apply=(kubectl apply --server-side --field-manager=kubectl --force-conflicts)
+#    The cluster's verdict on the whole of it first, changing nothing: a server-side dry run goes
 #    through authorization (the deploy identity's roles), admission and validation as the apply
 #    does. Refused part-way, the apply itself would leave some Deployments at the new tag, with
 #    nothing waited for or undone; refused here, nothing is applied.
-if ! kubectl apply --server-side --field-manager=kubectl --force-conflicts --dry-run=server -f "$rendered"; then
+if ! "${apply[@]}" --dry-run=server -f "$rendered"; then
   echo "::error::the cluster refused the apply in a dry run (kubectl's error above), so nothing was applied: a \"forbidden\" is the deploy identity's roles, which an overlay that adds a component needs made again (make deploy-roles), committed and applied by a cluster administrator (the overlay README's \"Identities for CI\")"
   exit 1
 fi
 
-# 3. Apply server-side: the generated dashboards ConfigMap is larger than the 256 KiB of
-#    annotations a client-side apply would copy it into (last-applied-configuration). The field
-#    manager is the one `kubectl apply -k … --server-side` of the READMEs uses, so a deploy and a
-#    hand apply own the same fields and a field dropped from the manifests leaves the cluster
-#    either way; forced, since the manifests are the truth over a `rollout undo`'s or a hand edit's.
-#    Tried up to three times: the dry run passed, so a failure now is the API server's moment (an
+# 3. Apply, up to three times: the dry run passed, so a failure now is the API server's moment (an
 #    etcd leader election, a webhook timing out), and an apply server-side can be run again as is.
 for attempt in 1 2 3; do
-  kubectl apply --server-side --field-manager=kubectl --force-conflicts -f "$rendered" && break
+  "${apply[@]}" -f "$rendered" && break
   if [ "$attempt" -eq 3 ]; then
     echo "::error::the apply failed three times after its dry run passed (kubectl's errors above): the objects kubectl reported as applied are at $tag, and nothing was waited for or undone; deploy again, or undo those by hand (kubectl -n $namespace rollout undo deployment/NAME)"
     exit 1
   fi
-  echo "::warning::the apply failed (kubectl's error above); trying again in $((attempt * ${APPLY_RETRY_SECONDS:-10})) s"
-  sleep $((attempt * ${APPLY_RETRY_SECONDS:-10}))
+  delay=$((attempt * ${APPLY_RETRY_SECONDS:-10}))
+  echo "::warning::the apply failed (kubectl's error above); trying again in $delay s"
+  sleep "$delay"
 done
 # Wait: every new pod ready (its /readyz; on EKS also its ALB target healthy, the readiness gate;
 # MLflow's /health, after its database migration). MLflow first: the model servers load from it.
