@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -33,6 +33,7 @@ import yaml
 from processes import BIN, ROOT, Server, free_port
 from servekit import auth, http_client
 from servekit.local import start
+from servekit.testing import StubHandler
 from servekit.training.trainer import TrainResult
 
 sys.path.insert(0, str(ROOT / "tests" / "k8s"))
@@ -77,16 +78,13 @@ class Ingress(ThreadingHTTPServer):
         self.dropped = dropped
 
 
-class IngressHandler(BaseHTTPRequestHandler):
+class IngressHandler(StubHandler):
     server: Ingress
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def route(self) -> None:
         path = self.path.split("?", 1)[0]
         if path in self.server.dropped:
-            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.body()
             self.close_connection = True
             return
         backend = next(
@@ -100,22 +98,17 @@ class IngressHandler(BaseHTTPRequestHandler):
         if backend is None:
             body, status, kind = b"default backend - 404", 404, "text/plain"
         else:
-            length = int(self.headers.get("content-length") or 0)
             headers = {k: v for k, v in self.headers.items() if k.lower() not in {"host", "connection"}}
             answer = http_client.request(
                 self.command,
                 self.server.backends[backend] + self.path,
                 headers=headers,
-                content=self.rfile.read(length) if length else None,
+                content=self.body() or None,
                 timeout=30,
             )
             body, status = answer.content, answer.status_code
             kind = answer.headers.get("content-type", "application/octet-stream")
-        self.send_response(status)
-        self.send_header("content-type", kind)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(status, body, kind)
 
     do_GET = do_POST = route  # noqa: N815 (http.server's names)
 

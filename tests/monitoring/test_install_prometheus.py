@@ -16,14 +16,14 @@ import platform
 import re
 import subprocess
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from processes import ROOT, free_port
+from processes import ROOT
+from servekit.testing import http_stub
 
 SCRIPT = ROOT / "monitoring" / "install-prometheus.sh"
 #: Project -> its image's manifest and the tools its release holds.
@@ -69,16 +69,8 @@ def releases(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A directory served on 127.0.0.1, and its address."""
     root = tmp_path / "releases"
     root.mkdir()
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with http_stub(functools.partial(QuietHandler, directory=str(root))) as url:
+        yield root, url
 
 
 def install(url: str, tools: Path) -> subprocess.CompletedProcess[str]:

@@ -11,11 +11,12 @@ import http.server
 import json
 import os
 import shutil
+import socketserver
 import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -110,8 +111,9 @@ class StubHandler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_stub(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """``handler`` answering on 127.0.0.1 in a thread, for as long as the block runs: its URL.
+def http_stub(handler: Callable[..., socketserver.BaseRequestHandler]) -> Iterator[str]:
+    """``handler`` (a handler class, or a partial of one) answering on 127.0.0.1 in a thread, for
+    as long as the block runs: its URL.
 
     What a test stands in for a server with (a Prometheus, an MLflow answering 403, a service's
     ``GET /model``): real HTTP on a real socket, as the code under test speaks it.
