@@ -66,13 +66,28 @@ def test_bad_label_message_points_at_the_row(tmp_path: Path) -> None:
         data.load_csv(write(tmp_path, "text,label\na,0\nb,1\nc,x\n"))
 
 
-def test_blank_texts_are_dropped_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = write(tmp_path, 'text,label\nup,1\n,2\n"   ",0\ndown,0\n')
+def test_blank_and_invisible_texts_are_dropped_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, 'text,label\nup,1\n,2\n"   ",0\n\u200b\ufeff,1\ndown,0\n')
     with caplog.at_level(logging.WARNING, logger="nlpinsight.data"):
         frame = data.load_csv(path)
     assert frame[data.TEXT].tolist() == ["up", "down"]
     assert frame[data.TARGET].tolist() == [1, 0]
-    assert "dropped 2 row(s)" in caplog.text
+    assert "dropped 3 row(s)" in caplog.text
+
+
+def test_a_quote_left_open_fails_the_file_instead_of_swallowing_the_rows_after_it(tmp_path: Path) -> None:
+    # The quote opened on row 1 closes only at `"big"`: pandas reads the 400 rows between as one
+    # text of row 1, and the file parses as 3 rows. Training on them would lose the 400 silently.
+    rows = "".join(f"stock {i} moves up,1\n" for i in range(400))
+    path = write(tmp_path, f'text,label\nup,1\n"oops $TSLA,0\n{rows}down "big",0\nlast,1\n')
+    with pytest.raises(data.DatasetError) as error:
+        data.load_csv(path)
+    message = str(error.value)
+    assert "'text' has texts over 5000 characters" in message
+    assert "row(s) [1]" in message
+    assert "a quote left open" in message
 
 
 def test_validate_frame_accepts_numbers_and_rejects_nan_labels() -> None:

@@ -191,27 +191,6 @@ def test_compatibility_forms_read_as_the_words_they_show(text: str, expected: st
     assert model.normalize_with_offsets(text).text == expected
 
 
-@pytest.mark.parametrize(
-    ("text", "visible"),
-    [
-        ("\u200b", False),
-        ("\ufeff", False),
-        ("\x00", False),
-        ("\u2060", False),
-        ("\u00ad", False),
-        ("\u200b\u200c\u200d", False),
-        ("\ufe0f\u3164", False),
-        (" \t\n\u00a0\u3000", False),
-        ("", False),
-        (".", True),
-        ("\u200ba", True),
-        ("\U0001f680", True),
-    ],
-)
-def test_a_text_of_invisible_characters_only_has_nothing_visible(text: str, visible: bool) -> None:
-    assert model.has_visible(text) is visible
-
-
 def test_spellings_of_one_word_fold_to_one() -> None:
     assert {model.fold_word(w) for w in ("Up", "up", "UP", "\U0001d414\U0001d40f", "\uff35\uff50")} == {"up"}
     assert model.fold_word("don\u2019t") == "don't"

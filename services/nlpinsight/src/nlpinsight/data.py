@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from nlpinsight.text import MAX_TEXT_CHARS, has_visible
 from servekit.datasets import DatasetError, read_csv
 
 logger = logging.getLogger(__name__)
@@ -42,9 +43,13 @@ def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
     - a missing ``text`` or ``label`` column raises :class:`DatasetError`;
     - a ``label`` that is missing, not a whole number, or outside the codes of
       :data:`LABELS` raises (a wrong label silently trains a wrong model);
-    - a missing or blank ``text`` row is DROPPED and the count logged at WARNING:
-      such a row carries no signal, and one stray empty line should not block a
-      whole training run. A frame left without rows raises.
+    - a ``text`` the service would refuse (:mod:`nlpinsight.text`) is no row to
+      train on. One with nothing visible (missing, blank, or only zero-width or
+      control characters) is DROPPED and the count logged at WARNING: it carries
+      no signal, and one stray empty line should not block a whole training run.
+      One over the length limit raises: in a file of tweets it is most often a
+      quote left open, which swallowed the rows after it into one cell.
+    A frame left without rows raises.
     """
     missing = [c for c in (TEXT, TARGET) if c not in raw.columns]
     if missing:
@@ -53,10 +58,19 @@ def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
     texts = raw[TEXT]
     present = texts.notna()
     texts = texts.where(present, "").astype(str)
-    keep = present & (texts.str.strip() != "")
+    keep = present & texts.map(has_visible).astype(bool)
     dropped = int((~keep).sum())
     if dropped:
-        logger.warning("dropped %d row(s) with an empty or missing %r", dropped, TEXT)
+        logger.warning("dropped %d row(s) with an empty, missing or invisible %r", dropped, TEXT)
+    lengths = texts.str.len()
+    too_long = keep & (lengths > MAX_TEXT_CHARS)
+    if too_long.any():
+        rows = texts.index[too_long][:5].tolist()
+        raise DatasetError(
+            f"column {TEXT!r} has texts over {MAX_TEXT_CHARS} characters, the most the service "
+            f"classifies, at row(s) {rows}, e.g. {int(lengths[too_long].iloc[0])} characters; "
+            "a quote left open in the file reads the rows after it as one text"
+        )
     frame = pd.DataFrame({TEXT: texts[keep].to_numpy(dtype=object), TARGET: labels[keep.to_numpy()]})
     frame[TEXT] = frame[TEXT].astype(str)
     if frame.empty:

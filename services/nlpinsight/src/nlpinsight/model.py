@@ -46,6 +46,7 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from nlpinsight.data import LABELS, TARGET, TEXT
+from nlpinsight.text import is_invisible
 
 #: Links (``https://t.co/...``) carry no sentiment, but THAT a tweet has one does.
 URL_PATTERN = r"(?:https?://|www\.)\S+"
@@ -64,25 +65,8 @@ _FOLD = str.maketrans(
     {"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
 )
 
-
-# Default-ignorable code points (Unicode's DerivedCoreProperties) outside the control and format
-# categories: fillers and selectors that show nothing, e.g. U+3164 HANGUL FILLER, U+FE0F.
-_IGNORABLE = frozenset(
-    (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810))
-).union(range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
 # Runs of characters but the ASCII that normalisation leaves as it is (printable and whitespace).
 _NOT_PLAIN = re.compile(r"[^\x09-\x0d\x1c-\x7e]+")
-
-
-def is_invisible(char: str) -> bool:
-    """Whether ``char`` shows nothing: whitespace, a control or format character (a zero-width
-    space, a byte order mark, a soft hyphen) or another default-ignorable one (U+FE0F)."""
-    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or ord(char) in _IGNORABLE
-
-
-def has_visible(text: str) -> bool:
-    """Whether ``text`` has a character that is not :func:`is_invisible`."""
-    return not all(map(is_invisible, text))
 
 
 def _dropped(char: str) -> bool:

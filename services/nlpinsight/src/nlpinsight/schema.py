@@ -6,10 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from nlpinsight.model import has_visible
-
-#: Longest accepted text, in characters as sent (the real tweets have at most ~300).
-MAX_TEXT_CHARS = 5000
+from nlpinsight.text import MAX_TEXT_CHARS, text_problem
 
 EXAMPLES: list[dict[str, str]] = [
     {"text": "$NFLX - Netflix plunges 12% after subscriber growth misses estimates https://t.co/aBc123XyZ"},
@@ -27,15 +24,9 @@ OFFSETS_NOTE = (
 
 def _check_text(text: str) -> str:
     # Kept as sent, not stripped: explanations point into it (OFFSETS_NOTE).
-    if not has_visible(text):
-        raise ValueError(
-            "has no visible characters: it is empty or only whitespace, control or format characters "
-            "(such as zero-width spaces); send the text to classify"
-        )
-    # Counted as sent, whitespace included: the model reads (and explains) every character, and a
-    # limit on the stripped text let a megabyte of spaces around three words through.
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValueError(f"has {len(text)} characters; send at most {MAX_TEXT_CHARS} characters")
+    problem = text_problem(text)
+    if problem:
+        raise ValueError(problem)
     return text
 
 

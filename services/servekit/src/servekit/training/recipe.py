@@ -36,8 +36,9 @@ class TrainingRecipe(ABC):
     #: file's). Then a version's held-out figures are over rows a request can be whatever file it
     #: was trained on, and ``mlp evaluate`` holds its live answers against the figure its run
     #: logged without the file (``servekit.evaluation.every_row``). False where the cleaning keeps
-    #: rows the schema refuses (ChicagoTaxi's trips without miles; NLPInsight's texts over 5,000
-    #: characters or with no visible character), or cannot tell.
+    #: rows the schema refuses (ChicagoTaxi's trips without miles), kept them in a release a
+    #: version may have been trained by (NLPInsight's texts over 5,000 characters or with no
+    #: visible character, until its loader asked ``nlpinsight.text``), or cannot tell.
     rows_all_requestable: bool = False
 
     @abstractmethod

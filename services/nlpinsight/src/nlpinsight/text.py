@@ -1,0 +1,47 @@
+"""What the service takes for a text, one rule for training rows and for requests.
+
+A row the service would refuse to classify is no row to train on either: the loader
+(:mod:`nlpinsight.data`) and the request schema (:mod:`nlpinsight.schema`) both ask
+:func:`text_problem`, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Longest accepted text, in characters as sent (the real tweets have at most ~300).
+MAX_TEXT_CHARS = 5000
+
+#: What a text with nothing visible is told; the loader drops such rows rather than refuse a file.
+NOTHING_VISIBLE = (
+    "has no visible characters: it is empty or only whitespace, control or format characters "
+    "(such as zero-width spaces); send the text to classify"
+)
+
+# Default-ignorable code points (Unicode's DerivedCoreProperties) outside the control and format
+# categories: fillers and selectors that show nothing, e.g. U+3164 HANGUL FILLER, U+FE0F.
+_IGNORABLE = frozenset(
+    (0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810))
+).union(range(0xFE00, 0xFE10), range(0xE0100, 0xE01F0))
+
+
+def is_invisible(char: str) -> bool:
+    """Whether ``char`` shows nothing: whitespace, a control or format character (a zero-width
+    space, a byte order mark, a soft hyphen) or another default-ignorable one (U+FE0F)."""
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf") or ord(char) in _IGNORABLE
+
+
+def has_visible(text: str) -> bool:
+    """Whether ``text`` has a character that is not :func:`is_invisible`."""
+    return not all(map(is_invisible, text))
+
+
+def text_problem(text: str) -> str | None:
+    """Why the service refuses ``text``, or None when it classifies it. The length is counted as
+    sent, whitespace included: the model reads (and explains) every character, and a limit on the
+    stripped text let a megabyte of spaces around three words through."""
+    if not has_visible(text):
+        return NOTHING_VISIBLE
+    if len(text) > MAX_TEXT_CHARS:
+        return f"has {len(text)} characters; send at most {MAX_TEXT_CHARS} characters"
+    return None

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from nlpinsight import data
+from nlpinsight import text as text_rules
+from nlpinsight.schema import FinancialText
+from nlpinsight.text import MAX_TEXT_CHARS
+
+
+@pytest.mark.parametrize(
+    ("text", "visible"),
+    [
+        ("\u200b", False),
+        ("\ufeff", False),
+        ("\x00", False),
+        ("\u2060", False),
+        ("\u00ad", False),
+        ("\u200b\u200c\u200d", False),
+        ("\ufe0f\u3164", False),
+        (" \t\n\u00a0\u3000", False),
+        ("", False),
+        (".", True),
+        ("\u200ba", True),
+        ("\U0001f680", True),
+    ],
+)
+def test_a_text_of_invisible_characters_only_has_nothing_visible(text: str, visible: bool) -> None:
+    assert text_rules.has_visible(text) is visible
+
+
+#: Texts at the edges of what the service classifies.
+EDGES = [
+    "up",
+    " up ",
+    "\u200bup",
+    "x" * MAX_TEXT_CHARS,
+    " " * (MAX_TEXT_CHARS - 1) + "x",
+    "x" * (MAX_TEXT_CHARS + 1),
+    " " * MAX_TEXT_CHARS + "x",
+    "",
+    "   ",
+    "\u200b\ufeff",
+    "\x00\u3164",
+]
+
+
+@pytest.mark.parametrize("sent", EDGES)
+def test_the_loader_trains_on_a_text_exactly_when_the_service_classifies_it(sent: str) -> None:
+    """A row the service refuses is dropped (nothing visible) or fails the file (too long): a model
+    trained on texts no request can carry has its figures measured on the wrong population."""
+    try:
+        FinancialText(text=sent)
+        classified = True
+    except ValidationError:
+        classified = False
+    frame = pd.DataFrame({data.TEXT: ["down", sent], data.TARGET: [0, 1]})
+    try:
+        trained_on = sent in data.validate_frame(frame)[data.TEXT].tolist()
+    except data.DatasetError:
+        trained_on = False
+    assert trained_on is classified
+    assert (text_rules.text_problem(sent) is None) is classified
