@@ -535,7 +535,8 @@ def alerts(service: str) -> list[Alert]:
             f"{s}'s replicas are full and refuse prediction requests",
             f"For {spelled(SHED_FOR)} {s}'s replicas have refused more than {o.shed_ratio:.0%} of the "
             f"prediction requests of the last {spelled(SHED_WINDOW)} (those the availability SLI counts: "
-            "answered, failed or given up by their client, not the client's own refusals, 4xx) with "
+            "answered, failed or given up by their client waiting, not the client's own refusals, 4xx) "
+            "with "
             "503 overloaded at once "
             "(Retry-After: 1), each having <SVC>_MAX_CONCURRENT_REQUESTS requests or "
             "<SVC>_MAX_CONCURRENT_INSTANCES batch instances in flight (the shed counter's limit label). "

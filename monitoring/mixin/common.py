@@ -41,32 +41,32 @@ def kubectl(command: str, namespace: str) -> str:
     return f"`kubectl -n {namespace} {command}`"
 
 
-#: The statuses of the prediction requests the availability SLI counts (its valid events), as a
-#: PromQL regex on ``<svc>_requests_total``'s ``status``: those the latency SLI times (the answers,
-#: and 499: the client gave up waiting, which the service did not fail, and which the latency SLI
-#: judges by its wait), and every 5xx. A refusal for the client's own fault (4xx: bad input, no
-#: valid key, too large, not found) is left out of the errors and of the requests alike: counted as
-#: requests, a client looping on an expired key diluted the 5xx ratio, and a 1 % burn of 503s
-#: beside as many 401s as answers paged no one. So is 429, a refusal of one client's excess over
-#: its share of a replica (<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT), checked before the replica's
-#: own limit: a full replica refuses the other clients with 503 ``overloaded`` (a 5xx, the
-#: service's load), but a client with the replica to itself (a service with one caller) meets its
-#: share first and is refused 429 all the same. The SLI cannot tell the two; ClientRefusedAtItsShare
-#: (mixin.alerts) watches the 429s.
-#: The first digits spelled out: Prometheus 3.5 evaluated ``[^4]..|499`` three times slower.
-AVAILABILITY_EVENT_STATUSES = "[1235]..|499"
+#: The availability SLI's valid events (``mixin.recorded.availability_events``) are the prediction
+#: requests the latency SLI times (the answers, and 499: the client gave up waiting, which the
+#: service did not fail, and which the latency SLI judges by its wait), and every 5xx. A client gone
+#: before its body was in is a 499 too, but asked the model nothing: the histogram does not time
+#: it, and it is no event. A refusal for the client's own fault (4xx: bad input, no valid key, too
+#: large, not found) is left out of the errors and of the requests alike: counted as requests, a
+#: client looping on an expired key diluted the 5xx ratio, and a 1 % burn of 503s beside as many
+#: 401s as answers paged no one. So is 429, a refusal of one client's excess over its share of a
+#: replica (<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT), checked before the replica's own limit: a full
+#: replica refuses the other clients with 503 ``overloaded`` (a 5xx, the service's load), but a
+#: client with the replica to itself (a service with one caller) meets its share first and is
+#: refused 429 all the same. The SLI cannot tell the two; ClientRefusedAtItsShare (mixin.alerts)
+#: watches the 429s.
 #: What the availability SLI counts, as the descriptions and panels say it.
 AVAILABILITY_EVENTS = (
-    "the prediction requests answered, failed (5xx) or given up by their client (499); refusals for "
-    "the client's own fault (4xx: bad input, no valid key, too large, not found) and of one client's "
-    "excess over its share of a replica (429, which a lone client meets before the replica's limit: "
-    "ClientRefusedAtItsShare watches those) are not counted, in the errors or in the requests"
+    "the prediction requests answered, failed (5xx) or given up by their client waiting for the "
+    "answer (499); refusals for the client's own fault (4xx: bad input, no valid key, too large, not "
+    "found), uploads their client abandoned, and refusals of one client's excess over its share of a "
+    "replica (429, which a lone client meets before the replica's limit: ClientRefusedAtItsShare "
+    "watches those) are not counted, in the errors or in the requests"
 )
 
 
 def availability_event(status: int) -> bool:
-    """Whether a prediction request answered ``status`` is an event of the availability SLI
-    (:data:`AVAILABILITY_EVENT_STATUSES`): an event of the latency SLI, or a 5xx."""
+    """Whether a prediction request answered ``status`` (its body in) is an event of the
+    availability SLI: an event of the latency SLI, or a 5xx."""
     return latency_event(status) or status >= 500
 
 
@@ -98,7 +98,7 @@ class Objectives:
     """SLOs and alert thresholds of one service (see monitoring/runbooks.md for the choices)."""
 
     #: Share of prediction requests (every prediction endpoint) that must not answer 5xx: of those
-    #: answered, failed or given up by their client (AVAILABILITY_EVENT_STATUSES); refusals (4xx) are none.
+    #: answered, failed or given up by their client waiting (availability_event); refusals (4xx) are none.
     availability: float = 0.999
     #: Share of single-instance /predict requests that must finish under ``latency_threshold``: of
     #: those the model answered and those whose client gave up waiting (499), the histogram's events

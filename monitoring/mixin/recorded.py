@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from mixin.common import (
-    AVAILABILITY_EVENT_STATUSES,
     QUANTILES,
     SLO_WINDOWS,
     keeps_training_ranges,
@@ -80,21 +79,14 @@ VARIANT_LATENCY_P95 = "service_variant:variant_latency_seconds:p95_rate5m"
 
 def recording_rules(service: str) -> list[dict[str, Any]]:
     n, o = MetricNames(service), objectives(service)
-    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
     rules: list[tuple[str, str]] = [
         (REQUESTS_RATE, f"sum(rate({n.requests_total}[5m]))"),
         (REQUESTS_BY_ENDPOINT, f"sum by (endpoint, status) (rate({n.requests_total}[5m]))"),
     ]
     for w in SLO_WINDOWS:
-        # `or vector(0)`: no 5xx series at all means no errors, not "no data". Over the SLI's valid
-        # events only: refusals for the client's own fault (4xx) would dilute the 5xx.
-        rules.append(
-            (
-                ERROR_RATIO.format(w=w),
-                f'(sum(rate({n.requests_total}{{{predict},status=~"5.."}}[{w}])) or vector(0))\n'
-                f"/\n{availability_events(n, w)}",
-            )
-        )
+        # Over the SLI's valid events only: refusals for the client's own fault (4xx) would dilute
+        # the 5xx.
+        rules.append((ERROR_RATIO.format(w=w), f"{server_errors(n, w)}\n/\n{availability_events(n, w)}"))
     slo = f'endpoint="{o.latency_endpoint}"'
     for w in SLO_WINDOWS:
         rules.append(
@@ -272,11 +264,26 @@ def recording_rules(service: str) -> list[dict[str, Any]]:
     return [{"record": name, "expr": expr, "labels": {"service": service}} for name, expr in rules]
 
 
+def server_errors(n: MetricNames, window: str) -> str:
+    """PromQL: the rate of the 5xx answered to prediction requests over ``window``. ``or vector(0)``:
+    no 5xx series at all means no errors, not "no data"."""
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    return f'(sum(rate({n.requests_total}{{{predict},status=~"5.."}}[{window}])) or vector(0))'
+
+
 def availability_events(n: MetricNames, window: str) -> str:
-    """PromQL: the rate of the prediction requests the availability SLI counts over ``window``, its
-    valid events (AVAILABILITY_EVENT_STATUSES): answers, 5xx and 499, not the client's refusals."""
-    valid = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}",status=~"{AVAILABILITY_EVENT_STATUSES}"'
-    return f"sum(rate({n.requests_total}{{{valid}}}[{window}]))"
+    """PromQL: the rate of the availability SLI's valid events over ``window``
+    (``mixin.common.availability_event``): the latency SLI's events, which the latency histogram
+    counts (the answers, and the 499s of clients that gave up waiting for one), and the 5xx.
+
+    Not a match of statuses on ``<svc>_requests_total``: a client gone before its body was in is a
+    499 there too, yet it asked the model nothing; a client on a flaky link that abandons its
+    uploads by the thousand diluted the 5xx ratio, and a burn of 503s beside it paged no one. The
+    histogram times neither (``servekit.rest.body.BODY_NOT_RECEIVED``), nor a client's refusals.
+    """
+    predict = f'endpoint=~"{regex(PREDICTION_ENDPOINTS)}"'
+    timed = f"sum(rate({n.prediction_latency_seconds}_count{{{predict}}}[{window}]))"
+    return f"(\n  {timed}\n  +\n  {server_errors(n, window)}\n)"
 
 
 def shadow_agreement(n: MetricNames, selector: str = "") -> str:

@@ -125,11 +125,24 @@ def series_str(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
+def answered(n: MetricNames, labels: dict[str, str], values: str) -> dict[str, str]:
+    """The series of prediction requests the model answered (200) at ``labels`` (a target and an
+    endpoint): their count by status, and the latency histogram's count, which times each of them
+    (``servekit.metrics.collectors.count_request``) and is the availability SLI's events."""
+    return {
+        series_str(n.requests_total, {**labels, "method": "POST", "status": "200"}): values,
+        series_str(f"{n.prediction_latency_seconds}_count", labels): values,
+    }
+
+
 def rule_cases(service: str) -> list[Case]:
     n, o = MetricNames(service), objectives(service)
     target = {"instance": "10.0.0.1:8080", "job": "model-servers", "service": service}
     ready = {series_str(n.model_ready, target): "1x60"}
-    ok = series_str(n.requests_total, {**target, "endpoint": "/predict", "method": "POST", "status": "200"})
+
+    def ok(values: str) -> dict[str, str]:
+        return answered(n, {**target, "endpoint": "/predict"}, values)
+
     err = series_str(n.requests_total, {**target, "endpoint": "/predict", "method": "POST", "status": "500"})
     bad = series_str(n.requests_total, {**target, "endpoint": "/predict", "method": "POST", "status": "422"})
     probe = series_str(n.requests_total, {**target, "endpoint": "/readyz", "method": "GET", "status": "503"})
@@ -159,7 +172,7 @@ def rule_cases(service: str) -> list[Case]:
             Case(
                 name,
                 f"fires: {firing_share:g}x budget burn of 5xx on /predict (422s and probe 503s do not count)",
-                {ok: f"{good}{minutes}", err: f"{bad_rate}{minutes}", bad: f"0+500x{minutes}", **ready},
+                {**ok(f"{good}{minutes}"), err: f"{bad_rate}{minutes}", bad: f"0+500x{minutes}", **ready},
                 f"{minutes}m",
                 [labels],
                 all_500,
@@ -171,7 +184,7 @@ def rule_cases(service: str) -> list[Case]:
                 name,
                 f"quiet: {quiet_share:g}x budget burn; client errors and failing probes do not count",
                 {
-                    ok: f"{good}{minutes}",
+                    **ok(f"{good}{minutes}"),
                     err: f"{bad_rate}{minutes}",
                     bad: f"0+5000x{minutes}",
                     probe: f"0+100x{minutes}",
@@ -217,7 +230,7 @@ def rule_cases(service: str) -> list[Case]:
         Case(
             "AvailabilityBudgetBurnFast",
             "quiet: errors stopped 35 minutes ago (1h and 6h windows still high, 5m and 30m windows clean)",
-            {ok: "0+10000x60", err: f"{bad_rate}20 {round(10000 * 50 * avail_budget) * 20}x40", **ready},
+            {**ok("0+10000x60"), err: f"{bad_rate}20 {round(10000 * 50 * avail_budget) * 20}x40", **ready},
             "55m",
         )
     )
@@ -237,7 +250,7 @@ def rule_cases(service: str) -> list[Case]:
             [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
         ),
     ):
-        series = {ok: "0+1x60", err: failures, **ready}
+        series = {**ok("0+1x60"), err: failures, **ready}
         fast_500 = all_failed(service, FAST_BURN[1][0][0])
         cases.append(Case("AvailabilityBudgetBurnFast", description, series, at, expected, fast_500))
     # The rules match endpoints by a regex; a label with regex metacharacters must still match.
@@ -250,7 +263,7 @@ def rule_cases(service: str) -> list[Case]:
         Case(
             "AvailabilityBudgetBurnFast",
             f"fires: {fast_share:g}x budget burn of 5xx on {OPEN_INFERENCE_INFER}",
-            {ok: f"{good}10", infer_err: f"{bad_rate}10", **ready},
+            {**ok(f"{good}10"), infer_err: f"{bad_rate}10", **ready},
             "10m",
             [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
             all_failed(service, FAST_BURN[1][0][0]),
@@ -1007,10 +1020,9 @@ def shed_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> l
     shed_503 = {**target, "endpoint": "/predict/batch", "method": "POST", "status": "503"}
 
     def refusing(answered_per_minute: int, by_requests: int, by_instances: int) -> dict[str, str]:
-        ok = {**target, "endpoint": "/predict/batch", "method": "POST", "status": "200"}
         shed = n.prediction_requests_shed_total
         return {
-            series_str(n.requests_total, ok): f"0+{answered_per_minute}x30",
+            **answered(n, {**target, "endpoint": "/predict/batch"}, f"0+{answered_per_minute}x30"),
             series_str(n.requests_total, shed_503): f"0+{by_requests + by_instances}x30",
             series_str(shed, {**target, "limit": "requests"}): f"0+{by_requests}x30",
             series_str(shed, {**target, "limit": "instances"}): f"0+{by_instances}x30",
@@ -1038,11 +1050,14 @@ def refusal_flood_cases(service: str, target: dict[str, str], ready: dict[str, s
         labels = {**target, "endpoint": "/predict", "method": "POST", "status": status}
         return series_str(n.requests_total, labels), f"0+{per_minute}x{minutes}"
 
+    def ok(per_minute: int, minutes: int) -> dict[str, str]:
+        return answered(n, {**target, "endpoint": "/predict"}, f"0+{per_minute}x{minutes}")
+
     # 1 % of the answers 503 (0.99 % of the events): the 6 h tier's 6x budget, 10 and more an hour.
-    burn = dict([counted("200", 100, 40), counted("503", 1, 40), counted("401", 100, 40)])
+    burn = {**ok(100, 40), **dict([counted("503", 1, 40), counted("401", 100, 40)])}
     shed, failed = error_kind_actions(n, FAST_BURN[1][0][0])
     # 1.5 % of the answers refused by a full replica: over the 1 % threshold.
-    full = dict([counted("200", 600, 30), counted("503", 9, 30), counted("401", 600, 30)])
+    full = {**ok(600, 30), **dict([counted("503", 9, 30), counted("401", 600, 30)])}
     full[series_str(n.prediction_requests_shed_total, {**target, "limit": "requests"})] = "0+9x30"
     return [
         Case(
@@ -1091,8 +1106,8 @@ def shed_burst_cases(service: str) -> list[Case]:
         return f"0x{burst_at} {value}x{hour - burst_at - 1}"
 
     series = {
-        counted("/predict", "200"): f"0+75x{hour}",
-        counted("/predict/batch", "200"): after_burst(144),
+        **answered(n, {**target, "endpoint": "/predict"}, f"0+75x{hour}"),
+        **answered(n, {**target, "endpoint": "/predict/batch"}, after_burst(144)),
         counted("/predict/batch", "503"): after_burst(477),
         # As a pod exports them: every prediction endpoint's 500 and 503, and each limit, from 0.
         counted("/predict", "500"): f"0x{hour}",
@@ -1702,10 +1717,12 @@ def recording_tests(service: str) -> list[dict[str, Any]]:
 
 
 def error_ratio_case(service: str, target: dict[str, str]) -> dict[str, Any]:
-    """The availability SLI counts answers, 5xx and 499, not the client's refusals: 8 errors in 64 events
-    among ten times as many 4xx, and failing probes."""
+    """The availability SLI counts answers, 5xx and the 499s of clients that gave up waiting, not the
+    client's refusals nor uploads it abandoned: 8 errors in 64 events among ten times as many 4xx,
+    as many 499s of clients gone mid-upload, and failing probes."""
     n = MetricNames(service)
-    per_minute = {"200": 50, "499": 6, "500": 4, "503": 4}
+    # 6 of the 499s gave up waiting for the answer (timed), 60 left before their body was in.
+    per_minute = {"200": 50, "499": 6 + 60, "500": 4, "503": 4}
     refused = dict.fromkeys(("400", "401", "403", "404", "408", "413", "415", "422", "429"), 60)
 
     def counted(endpoint: str, status: str) -> str:
@@ -1716,8 +1733,13 @@ def error_ratio_case(service: str, target: dict[str, str]) -> dict[str, Any]:
     series = {
         counted("/predict", status): f"0+{count}x10" for status, count in {**per_minute, **refused}.items()
     }
+    series[series_str(f"{n.prediction_latency_seconds}_count", {**target, "endpoint": "/predict"})] = (
+        f"0+{50 + 6}x10"
+    )
     series[counted("/readyz", "503")] = "0+100x10"
-    return recorded_case(ERROR_RATIO.format(w="5m"), service, "answers, 5xx and 499; not 4xx", series, 0.125)
+    return recorded_case(
+        ERROR_RATIO.format(w="5m"), service, "answers, 5xx and 499s waiting; not 4xx", series, 0.125
+    )
 
 
 def replica_panel_tests(service: str) -> list[dict[str, Any]]:
