@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Deploy the platform's images (the model services and MLflow) at one tag to the cluster of the
-# current kubectl context, roll back automatically if the rollout or the smoke test fails.
+# current kubectl context, roll back automatically if the apply, the rollout or the smoke test fails.
 #   rollout.sh OVERLAY_DIR IMAGE_REGISTRY TAG BASE_URL
 # OVERLAY_DIR: k8s/overlays/gke|eks; BASE_URL: the ingress, e.g. https://ml.example.com
 # SMOKE_API_KEY_BANKCHURN, SMOKE_API_KEY_NLPINSIGHT, SMOKE_API_KEY_CHICAGOTAXI: a key of each
@@ -134,11 +134,36 @@ db_upgrade_of() {
   ' <<<"$events"
 }
 
+# Each Deployment's generation and revision: NAME GENERATION REVISION, one line each. The API
+# server bumps a Deployment's generation in the request that changes its spec, so it tells which
+# ones an apply changed at once; the controller sets the revision later, settled before the apply.
+deployments() {
+  kubectl -n "$namespace" get deployments -o jsonpath='{range .items[*]}{.metadata.name}{" "}{.metadata.generation}{" "}{.metadata.annotations.deployment\.kubernetes\.io/revision}{"\n"}{end}'
+}
+before=""  # deployments() before the apply
+
 ready=()  # the forward-only Deployments that rolled out: a prefix of forward_only (waited in order)
+# Undo what this deploy changed, and only that, to the revision each Deployment was at before it:
+# an undo of a Deployment it left as it was (a deploy again of the tag already there, an apply
+# that failed before reaching it) took that one back to the deploy before, and `rollout undo`
+# alone goes back one revision from wherever the Deployment is.
 rollback() {
   echo "::error::$1; rolling back"
-  local deployment undo=()
+  local deployment now changed undo=()
+  if now=$(deployments); then
+    # Changed: new since the apply, or its generation moved.
+    changed=$(awk 'NR == FNR { generation[$1] = $2; next } !($1 in generation) || generation[$1] != $2 { print $1 }' \
+      <(printf '%s\n' "$before") <(printf '%s\n' "$now"))
+  else
+    # Each then, undone to its revision before: an undo of one the apply left as it was is a no-op.
+    echo "::warning::the cluster did not say which Deployments this deploy changed (kubectl's error above): each of the release's is taken back to its revision before the deploy"
+    changed=$(printf '%s\n' "${forward_only[@]}" "${undoable[@]}")
+  fi
+  for deployment in "${forward_only[@]}" "${undoable[@]}"; do
+    grep -qxF "$deployment" <<<"$changed" || echo "deployment/$deployment: unchanged by this deploy, left as it is"
+  done
   for deployment in "${ready[@]}"; do
+    grep -qxF "$deployment" <<<"$changed" || continue
     echo "::warning::deployment/$deployment stays at $tag: it rolled out, and its previous version may refuse what this one migrated (its ml-platform.io/undo-once-ready annotation); undo it by hand if that one is known to run on it"
   done
   # Not rolled out: undone only if its migration never started, when the previous version still
@@ -148,6 +173,7 @@ rollback() {
   # migrated, as SQLite's DDL is not transactional in alembic: a person decides those.
   local check
   for deployment in "${forward_only[@]:${#ready[@]}}"; do
+    grep -qxF "$deployment" <<<"$changed" || continue
     check="check kubectl -n $namespace logs deploy/$deployment -c db-upgrade (the migration) and kubectl -n $namespace logs deploy/$deployment (the server)"
     case $(db_upgrade_of "$deployment") in
       not-started)
@@ -157,11 +183,20 @@ rollback() {
       *) echo "::warning::deployment/$deployment stays at $tag: the cluster did not say whether its new pod's db-upgrade ran (kubectl's error above), and its database may already be migrated; $check" ;;
     esac
   done
-  undo+=("${undoable[@]}")
-  for deployment in "${undo[@]}"; do
-    kubectl -n "$namespace" rollout undo "deployment/$deployment" || true
+  for deployment in "${undoable[@]}"; do
+    if grep -qxF "$deployment" <<<"$changed"; then undo+=("$deployment"); fi
   done
+  local revision undone=()
   for deployment in "${undo[@]}"; do
+    revision=$(awk -v deployment="$deployment" '$1 == deployment { print $3 }' <<<"$before")
+    if [ -z "$revision" ]; then
+      echo "::warning::deployment/$deployment is new in this deploy: there is no earlier revision to take it back to, and it stays at $tag (kubectl -n $namespace delete deployment/$deployment, if it should not run)"
+      continue
+    fi
+    kubectl -n "$namespace" rollout undo "deployment/$deployment" --to-revision="$revision" || true
+    undone+=("$deployment")
+  done
+  for deployment in "${undone[@]}"; do
     kubectl -n "$namespace" rollout status "deployment/$deployment" --timeout="$(timeout_of "$deployment")" || true
   done
   exit 1
@@ -184,11 +219,15 @@ fi
 
 # 3. Apply, up to three times: the dry run passed, so a failure now is the API server's moment (an
 #    etcd leader election, a webhook timing out), and an apply server-side can be run again as is.
+#    The third failure undoes the Deployments the failed applies changed, as a failed rollout does.
+before=$(deployments) || {
+  echo "::error::the cluster did not list its Deployments (kubectl's error above), which a rollback needs to take each back to its revision before the deploy; nothing was applied"
+  exit 1
+}
 for attempt in 1 2 3; do
   "${apply[@]}" -f "$rendered" && break
   if [ "$attempt" -eq 3 ]; then
-    echo "::error::the apply failed three times after its dry run passed (kubectl's errors above): the objects kubectl reported as applied are at $tag, and nothing was waited for or undone; deploy again, or undo those by hand (kubectl -n $namespace rollout undo deployment/NAME)"
-    exit 1
+    rollback "the apply failed three times after its dry run passed (kubectl's errors above); the other objects they reached (ConfigMaps, Services, ...) stay as the manifests at $tag have them"
   fi
   delay=$((attempt * ${APPLY_RETRY_SECONDS:-10}))
   echo "::warning::the apply failed (kubectl's error above); trying again in $delay s"

@@ -3,8 +3,9 @@
 No cluster runs here. ``kubectl`` is a stub on PATH that records its arguments, renders with the
 real ``kubectl kustomize``, refuses a client-side apply of an object the API server would refuse
 (its last-applied-configuration annotation past 256 KiB), reports every rollout finished but
-those of FAILED_ROLLOUTS, and answers a ``get`` of ReplicaSets or Pods from the objects a test
-gives it, through the real kubectl's JSONPath. The ingress is not a stub: the three services run
+those of FAILED_ROLLOUTS, and answers a ``get`` of ReplicaSets, Pods or Events from the objects a
+test gives it, and of Deployments from a record of their generations that its applies bump, as
+the API server does, through the real kubectl's JSONPath. The ingress is not a stub: the three services run
 their rendered GKE Deployment's command and environment (an API keys file where the pod mounts its
 Secret) against a real MLflow server, behind a proxy that routes exactly the rendered Ingress's
 Prefix paths to them and answers 404 to anything else, as the load balancer's default backend does.
@@ -192,19 +193,43 @@ STUB = """#!{python}
 # object whose last-applied-configuration would pass the API server's limit on annotations; a
 # rollout of a Deployment named in FAILED_ROLLOUTS does not finish; a server-side dry run of the
 # apply is refused, as RBAC refuses it, if KUBECTL_APPLY_REFUSED is set, and the first
-# KUBECTL_APPLY_FAILS applies fail; `get KIND -o jsonpath=` lists
-# the objects of that kind in KUBECTL_OBJECTS (a JSON map of kind to objects), each through the
-# real kubectl's JSONPath, or fails as with expired credentials if KUBECTL_GET_FAILS is set.
+# KUBECTL_APPLY_FAILS applies fail, having applied the Deployments KUBECTL_APPLY_FAILS_HAVING_APPLIED
+# names; `get KIND -o jsonpath=` lists the objects of that kind in KUBECTL_OBJECTS (a JSON map of
+# kind to objects), or for deployments those of KUBECTL_DEPLOYMENTS (below), each through the real
+# kubectl's JSONPath, or fails as with expired credentials for the kinds KUBECTL_GET_FAILS names,
+# and for every kind once an apply ran if KUBECTL_GET_FAILS_AFTER_APPLY is set.
+# KUBECTL_DEPLOYMENTS, a JSON map of each Deployment's name to its generation, revision and whether
+# an apply changes it (its template at a new tag): an apply that changes one bumps its generation,
+# as the API server does, and one not there yet is created at generation 1, without a revision.
 import json, os, subprocess, sys
 args = sys.argv[1:]
 with open(os.environ["KUBECTL_CALLS"], "a") as calls:
     calls.write(json.dumps(args) + "\\n")
 if args[:1] == ["kustomize"]:
     os.execv({kubectl!r}, [{kubectl!r}, *args])
+
+
+def apply_deployments(names):
+    with open(os.environ["KUBECTL_DEPLOYMENTS"]) as f:
+        deployments = json.load(f)
+    for name in names:
+        held = deployments.setdefault(name, {{"generation": 0, "revision": None, "changes": True}})
+        if held["changes"]:
+            held["generation"] += 1
+            held["changes"] = False  # applied again, the same manifest changes nothing
+    with open(os.environ["KUBECTL_DEPLOYMENTS"], "w") as f:
+        json.dump(deployments, f)
+
+
+REVISION = "deployment.kubernetes.io/revision"
 if args[2:3] == ["get"]:
-    if os.environ.get("KUBECTL_GET_FAILS"):
-        sys.exit("error: You must be logged in to the server (Unauthorized)")
     kind, template = args[3], args[-1].removeprefix("jsonpath=")
+    with open(os.environ["KUBECTL_CALLS"]) as calls:
+        applied = any(c[:1] == ["apply"] and "--dry-run=server" not in c for c in map(json.loads, calls))
+    if kind in os.environ.get("KUBECTL_GET_FAILS", "").split() or (
+        applied and os.environ.get("KUBECTL_GET_FAILS_AFTER_APPLY")
+    ):
+        sys.exit("error: You must be logged in to the server (Unauthorized)")
     # What this stand-in understands, and nothing else (a label selector, another output).
     assert args == ["-n", "ml-platform", "get", kind, "-o", "jsonpath=" + template], args
     prefix, suffix = "{{range .items[*]}}", "{{end}}"
@@ -213,6 +238,19 @@ if args[2:3] == ["get"]:
     if os.environ.get("KUBECTL_OBJECTS"):
         with open(os.environ["KUBECTL_OBJECTS"]) as f:
             objects = json.load(f)
+    with open(os.environ["KUBECTL_DEPLOYMENTS"]) as f:
+        objects["deployments"] = [
+            {{
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {{
+                    "name": name,
+                    "generation": held["generation"],
+                    "annotations": {{REVISION: held["revision"]}} if held["revision"] else {{}},
+                }},
+            }}
+            for name, held in json.load(f).items()
+        ]
     for obj in objects.get(kind, []):
         # Evaluated offline, one object at a time: what the range does to each item.
         one = subprocess.run(
@@ -237,6 +275,7 @@ if args[:1] == ["apply"] and os.environ.get("KUBECTL_APPLY_FAILS"):
     failed = len(open(tries).read()) if os.path.exists(tries) else 0
     if failed < int(os.environ["KUBECTL_APPLY_FAILS"]):
         open(tries, "a").write("x")
+        apply_deployments(os.environ.get("KUBECTL_APPLY_FAILS_HAVING_APPLIED", "").split())
         sys.exit("Error from server (InternalError): etcdserver: leader changed")
 if args[:1] == ["apply"]:
     import yaml
@@ -244,12 +283,14 @@ if args[:1] == ["apply"]:
     with open(path) as f, open(os.environ["KUBECTL_APPLIED"], "w") as applied:
         text = f.read()
         applied.write(text)
+    objects = [obj for obj in yaml.safe_load_all(text) if obj]
     if "--server-side" not in args:
-        for obj in yaml.safe_load_all(text):
-            if obj and len(json.dumps(obj, separators=(",", ":"))) > {limit}:
+        for obj in objects:
+            if len(json.dumps(obj, separators=(",", ":"))) > {limit}:
                 name = obj["metadata"]["name"]
                 sys.exit(f'The {{obj["kind"]}} "{{name}}" is invalid: metadata.annotations: Too long: '
                          'must have at most {limit} bytes')
+    apply_deployments(obj["metadata"]["name"] for obj in objects if obj["kind"] == "Deployment")
 """
 
 
@@ -262,7 +303,17 @@ class Run:
 
     @property
     def undone(self) -> list[str]:
-        return [c[-1] for c in self.calls if c[-3:-1] == ["rollout", "undo"]]
+        return list(self.undone_to)
+
+    @property
+    def undone_to(self) -> dict[str, str]:
+        """Each Deployment undone, and the revision it was taken back to."""
+        undone = {}
+        for call in self.calls:
+            if call[2:4] == ["rollout", "undo"]:
+                deployment, to_revision = call[4:]
+                undone[deployment] = to_revision.removeprefix("--to-revision=")
+        return undone
 
     @property
     def kubectl_calls(self) -> list[list[str]]:
@@ -291,8 +342,26 @@ class Run:
 SET_BY_TESTS = {
     *("IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"),
     *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "KUBECTL_APPLY_REFUSED", "KUBECTL_APPLY_FAILS"),
+    *("KUBECTL_APPLY_FAILS_HAVING_APPLIED", "KUBECTL_GET_FAILS_AFTER_APPLY"),
     *("MLFLOW_ROLLOUT_TIMEOUT", "APPLY_RETRY_SECONDS"),
 }
+#: The revision of each Deployment before the deploy, in the stand-in cluster: that of the last.
+REVISION_BEFORE = "5"
+
+
+def cluster_deployments(unchanged: Sequence[str] = (), new: Sequence[str] = ()) -> dict[str, Any]:
+    """The stand-in cluster's Deployments before the deploy (the stub's KUBECTL_DEPLOYMENTS): each the
+    overlay renders, at generation 7 and REVISION_BEFORE, which the apply changes (a new tag) but
+    those ``unchanged`` (already at it: a deploy again); those ``new`` are not there yet."""
+    return {
+        d["metadata"]["name"]: {
+            "generation": 7,
+            "revision": REVISION_BEFORE,
+            "changes": d["metadata"]["name"] not in unchanged,
+        }
+        for d in render("gke").of_kind("Deployment")
+        if d["metadata"]["name"] not in new
+    }
 
 
 def rollout(
@@ -300,6 +369,7 @@ def rollout(
     base_url: str,
     keys: dict[str, str],
     registry: str = REGISTRY,
+    deployments: dict[str, Any] | None = None,
     **env_vars: str,
 ) -> Run:
     """rollout.sh on a copy of the repository's manifests (it edits the overlay's values.yaml), as
@@ -327,10 +397,12 @@ def rollout(
         "PATH": f"{stubs}{os.pathsep}{os.environ['PATH']}",
         "KUBECTL_CALLS": str(tmp_path / "calls"),
         "KUBECTL_APPLIED": str(tmp_path / "applied.yaml"),
+        "KUBECTL_DEPLOYMENTS": str(tmp_path / "deployments.json"),
         "ROLLOUT_TIMEOUT": "300s",
         **{f"SMOKE_API_KEY_{service.upper()}": key for service, key in keys.items()},
         **env_vars,
     }
+    (tmp_path / "deployments.json").write_text(json.dumps(deployments or cluster_deployments()))
     overlay = tree / "k8s" / "overlays" / "gke"
     result = subprocess.run(
         ["bash", str(ROLLOUT), str(overlay), registry, TAG, base_url],
@@ -390,8 +462,11 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     assert max(len(json.dumps(o, separators=(",", ":"))) for o in applied) > ANNOTATIONS_LIMIT
     dry_run, apply = [c for c in run.calls if c[0] == "apply"]
     assert {"--server-side", "--field-manager=kubectl", "--force-conflicts"} <= set(apply)
-    # The same apply as a server-side dry run first, right before it: the cluster's verdict on all of it.
-    assert (apply_index, dry_run) == (dry_run_index + 1, [*apply[:-2], "--dry-run=server", *apply[-2:]])
+    # The same apply as a server-side dry run first: the cluster's verdict on all of it. Between the
+    # two, the Deployments' generations and revisions, which a rollback would take them back to.
+    assert dry_run == [*apply[:-2], "--dry-run=server", *apply[-2:]]
+    assert apply_index == dry_run_index + 2
+    assert run.calls[dry_run_index + 1][2:4] == ["get", "deployments"]
     # Readiness is the rollouts' (the pods' /readyz, MLflow's /health), waited on for each before
     # the smoke test; MLflow's first, which the model servers load from, for longer than
     # ROLLOUT_TIMEOUT: its startupProbe alone allows 300 s.
@@ -452,23 +527,111 @@ def test_an_apply_that_fails_after_its_dry_run_is_tried_again_and_the_deploy_goe
     assert not run.undone
 
 
-def test_an_apply_that_keeps_failing_stops_after_three_tries_saying_what_may_be_applied(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "having_applied",
+    [
+        pytest.param((), id="nothing applied"),
+        pytest.param(("bankchurn",), id="one service applied"),
+        pytest.param(("mlflow", "bankchurn", "nlpinsight"), id="mlflow and two services applied"),
+    ],
+)
+def test_an_apply_that_keeps_failing_undoes_the_deployments_it_changed_and_no_other(
+    tmp_path: Path, having_applied: tuple[str, ...]
 ) -> None:
+    """Three failed applies stopped the deploy with whatever they had applied at the new tag, nothing
+    waited for or undone. Now the Deployments they changed go back to their revision before, as
+    after a failed rollout, and those they did not reach are left alone: a bare `rollout undo` of
+    one would have taken it back to the deploy before."""
     run = rollout(
         tmp_path,
         "http://127.0.0.1:9",
         dict.fromkeys(SERVICES, "key"),
         KUBECTL_APPLY_FAILS="3",
+        KUBECTL_APPLY_FAILS_HAVING_APPLIED=" ".join(having_applied),
         APPLY_RETRY_SECONDS="0",
     )
-    assert run.result.returncode == 1
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
     assert len([c for c in run.calls if c[0] == "apply" and "--dry-run=server" not in c]) == 3
-    assert not [c for c in run.calls if "rollout" in c]
-    [error] = [line for line in run.result.stdout.splitlines() if line.startswith("::error::")]
-    assert error.startswith("::error::the apply failed three times after its dry run passed")
-    assert "kubectl -n ml-platform rollout undo deployment/NAME" in error
     assert "leader changed" in run.result.stderr  # kubectl's own error, each time
+    assert not run.waited
+    [error] = [line for line in out.splitlines() if line.startswith("::error::")]
+    assert error.startswith("::error::the apply failed three times after its dry run passed")
+    assert error.endswith("; rolling back")
+    # MLflow's db-upgrade never started (the cluster shows no pod of it): undone with the services.
+    assert run.undone_to == {f"deployment/{name}": REVISION_BEFORE for name in having_applied}
+    unchanged = [f"deployment/{name}: unchanged by this deploy, left as it is" for name in RELEASE]
+    assert sorted(line for line in out.splitlines() if "unchanged" in line) == sorted(
+        line for line in unchanged if line.split(":")[0].removeprefix("deployment/") not in having_applied
+    )
+    assert not [line for line in out.splitlines() if line.startswith("::warning::deployment/")]
+    waited_after = [c[4] for c in run.calls if c[2:4] == ["rollout", "status"]]
+    assert waited_after == list(run.undone)
+
+
+def test_a_deploy_again_of_the_tag_in_place_that_fails_undoes_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The workflow run again for the commit deployed (a key rotated, a flaky smoke test): the apply
+    changed nothing, and a failed smoke test took every service back to the deploy before."""
+    keys = {**cluster.keys, "chicagotaxi": cluster.keys["bankchurn"]}
+    run = rollout(tmp_path, cluster.base_url, keys, deployments=cluster_deployments(unchanged=RELEASE))
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
+    assert "refused SMOKE_API_KEY_CHICAGOTAXI" in out
+    assert not run.undone
+    assert sorted(line for line in out.splitlines() if "unchanged" in line) == sorted(
+        f"deployment/{name}: unchanged by this deploy, left as it is" for name in RELEASE
+    )
+    assert "::warning::" not in out  # MLflow rolled out, but this deploy did not change it
+
+
+def test_a_service_new_in_a_failed_deploy_stays_saying_so(cluster: Cluster, tmp_path: Path) -> None:
+    """No revision to go back to: `rollout undo` fails, and the deploy's identity may not delete it."""
+    keys = {**cluster.keys, "chicagotaxi": cluster.keys["bankchurn"]}
+    run = rollout(tmp_path, cluster.base_url, keys, deployments=cluster_deployments(new=["chicagotaxi"]))
+    out = run.result.stdout
+    assert run.result.returncode == 1, out + run.result.stderr
+    assert run.undone_to == {f"deployment/{s}": REVISION_BEFORE for s in ("bankchurn", "nlpinsight")}
+    [new] = [line for line in out.splitlines() if "is new in this deploy" in line]
+    assert new.startswith(
+        "::warning::deployment/chicagotaxi is new in this deploy: there is no earlier revision to take "
+        f"it back to, and it stays at {TAG} (kubectl -n ml-platform delete deployment/chicagotaxi"
+    )
+
+
+def test_a_cluster_that_does_not_list_its_deployments_gets_nothing_applied(tmp_path: Path) -> None:
+    """Without each Deployment's revision before, a rollback could not tell where to take it back to."""
+    run = rollout(
+        tmp_path, "http://127.0.0.1:9", dict.fromkeys(SERVICES, "key"), KUBECTL_GET_FAILS="deployments"
+    )
+    assert run.result.returncode == 1
+    [dry_run] = [c for c in run.calls if c[0] == "apply"]
+    assert "--dry-run=server" in dry_run
+    assert "Unauthorized" in run.result.stderr
+    [error] = [line for line in run.result.stdout.splitlines() if line.startswith("::error::")]
+    assert error.startswith("::error::the cluster did not list its Deployments")
+    assert error.endswith("nothing was applied")
+
+
+def test_a_rollback_the_cluster_does_not_tell_what_changed_takes_each_back_to_its_revision(
+    tmp_path: Path,
+) -> None:
+    """kubectl failing after the apply: each of the release goes back to its revision before, which is
+    a no-op for one the apply left as it was, and never past the deploy before."""
+    run = rollout(
+        tmp_path,
+        "http://127.0.0.1:9",
+        dict.fromkeys(SERVICES, "key"),
+        KUBECTL_APPLY_FAILS="3",
+        KUBECTL_APPLY_FAILS_HAVING_APPLIED="bankchurn",
+        APPLY_RETRY_SECONDS="0",
+        KUBECTL_GET_FAILS_AFTER_APPLY="1",
+    )
+    assert run.result.returncode == 1
+    assert run.undone_to == {f"deployment/{s}": REVISION_BEFORE for s in SERVICES}
+    out = run.result.stdout
+    assert "::warning::the cluster did not say which Deployments this deploy changed" in out
 
 
 def test_without_a_smoke_key_nothing_is_applied_and_nothing_rolled_back(
@@ -498,7 +661,7 @@ def test_a_refused_smoke_key_rolls_every_service_back_saying_which_key(
     )
     assert f"{refused} (401" in out
     assert "not a line of the chicagotaxi-api-keys Secret?; rolling back" in out
-    assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
+    assert run.undone_to == {f"deployment/{s}": REVISION_BEFORE for s in SERVICES}
     assert f"::warning::deployment/mlflow stays at {TAG}: it rolled out" in out
 
 
@@ -745,8 +908,11 @@ def test_an_mlflow_whose_db_upgrade_ran_stays_at_the_new_tag_and_the_services_ar
     assert "kubectl -n ml-platform logs deploy/mlflow -c db-upgrade" in warning
     assert "kubectl -n ml-platform logs deploy/mlflow (the server)" in warning
     # Asked of the cluster, as the workflow's kubectl context is: ReplicaSets and Pods of the namespace.
+    # (Deployments before the apply and in the rollback, for which the apply changed.)
     gets = [c[:4] for c in run.calls if c[2:3] == ["get"]]
-    assert gets == [["-n", "ml-platform", "get", "replicasets"], ["-n", "ml-platform", "get", "pods"]]
+    assert gets == [
+        ["-n", "ml-platform", "get", kind] for kind in ("deployments", "deployments", "replicasets", "pods")
+    ]
 
 
 def test_an_mlflow_whose_migrating_pod_was_deleted_since_is_not_undone(tmp_path: Path) -> None:
@@ -763,12 +929,12 @@ def test_an_mlflow_whose_migrating_pod_was_deleted_since_is_not_undone(tmp_path:
         f"::warning::deployment/mlflow stays at {TAG}: its new pod's db-upgrade started"
     )
     gets = [c[3] for c in run.calls if c[2:3] == ["get"]]
-    assert gets == ["replicasets", "pods", "events"]
+    assert gets == ["deployments", "deployments", "replicasets", "pods", "events"]
 
 
 def test_an_mlflow_the_cluster_says_nothing_about_is_not_undone(tmp_path: Path) -> None:
     """kubectl could not tell how far db-upgrade got: an undo might crash-loop the registry."""
-    run = mlflow_failed(tmp_path, KUBECTL_GET_FAILS="1")
+    run = mlflow_failed(tmp_path, KUBECTL_GET_FAILS="replicasets")
     out = run.result.stdout
     assert sorted(run.undone) == sorted(f"deployment/{s}" for s in SERVICES)
     assert f"::warning::deployment/mlflow stays at {TAG}: the cluster did not say whether" in out

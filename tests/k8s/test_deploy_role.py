@@ -134,10 +134,11 @@ def held(rules: Iterable[Obj], namespace: str | None) -> Iterator[Request]:
 KUBECTL: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {
     ("kustomize", ""): (),  # renders locally
     ("apply", ""): (),  # each object's requests: requests_of
+    ("get", "deployments"): (("list", "apps", "deployments"),),
     ("get", "replicasets"): (("list", "apps", "replicasets"),),
     ("get", "pods"): (("list", "", "pods"),),
     ("get", "events"): (("list", "", "events"),),
-    # kubectl reads the Deployment, finds its previous ReplicaSet and patches the template back
+    # kubectl reads the Deployment, finds the ReplicaSet of the revision and patches the template back
     ("rollout", "undo"): (
         ("get", "apps", "deployments"),
         ("list", "apps", "replicasets"),
