@@ -396,3 +396,60 @@ def test_an_overlay_renaming_the_namespace_leaves_no_reference_to_the_old_one(
         o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "prometheus-adapter"
     )
     assert "--prometheus-url=http://prometheus:9090/" in container(adapter)["args"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_request_traces_points_every_model_server_at_the_collector_and_opens_only_its_port(
+    overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import urlsplit
+
+    from opentelemetry.sdk.trace import sampling
+
+    from servekit import spans
+
+    plain, traced = render(overlay), render(overlay, components=["request-traces"])
+    endpoints = set()
+    for service in SERVICES:
+        before = configmap_env(plain, model_deployments(plain)[service])
+        after = configmap_env(traced, model_deployments(traced)[service])
+        assert not spans.enabled(before)  # off in the base
+        assert spans.enabled(after)
+        assert {k for k, v in after.items() if before.get(k) != v} == {
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+        }
+        # As the SDK reads them: the callers' decisions followed, 5 % of the traces a service starts.
+        for name, value in after.items():
+            monkeypatch.setenv(name, value)
+        sampler = sampling._get_from_env_or_default()
+        assert isinstance(sampler, sampling.ParentBased)
+        assert "TraceIdRatioBased{0.05}" in sampler.get_description()
+        endpoints.add(after["OTEL_EXPORTER_OTLP_ENDPOINT"])
+    [endpoint] = endpoints
+    url = urlsplit(endpoint)
+    host, namespace = url.hostname or "", (url.hostname or "").split(".")[1]
+    assert (url.scheme, url.port) == ("http", 4318)  # OTLP/HTTP, the exporter the services have
+    assert host.endswith(".svc.cluster.local")
+    # The one flow added: model servers to that namespace's collector, on that port.
+    [policy] = [o for o in traced.of_kind("NetworkPolicy") if o not in plain.of_kind("NetworkPolicy")]
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/component": "model-server"}}
+    assert spec["policyTypes"] == ["Egress"]
+    [rule] = spec["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": url.port}]
+    [peer] = rule["to"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+
+    def others(rendered: Rendered) -> list[Obj]:
+        return [o for o in rendered.objects if o["kind"] != "ConfigMap" and o is not policy]
+
+    renamed = {o["metadata"]["name"] for o in plain.of_kind("ConfigMap")} - {
+        o["metadata"]["name"] for o in traced.of_kind("ConfigMap")
+    }
+    assert len(renamed) == len(SERVICES)  # one settings ConfigMap per service, with a new hash
+    strip = re.compile(r"\b(" + "|".join(SERVICES) + r")-[a-z0-9]{10}\b")
+    assert [strip.sub(r"\1", str(o)) for o in others(traced)] == [
+        strip.sub(r"\1", str(o)) for o in others(plain)
+    ]

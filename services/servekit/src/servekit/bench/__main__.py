@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from servekit import registry
-from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, reports, scaling
+from servekit.bench import auth_cost, fairness, inprocess, load, logging_cost, reports, scaling, span_cost
 from servekit.bench.reference import tree_references
 from servekit.bench.servers import (
     champions,
@@ -481,6 +481,33 @@ def api_key_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
     }
 
 
+def spans_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A request's spans (an OpenTelemetry collector named) against each service's in-process
+    predict p50: on the request's path, sampled and not, and the exporter's CPU in all."""
+    measured = span_cost.request_path(seconds)
+    exported = span_cost.export_cpu()
+    bare = measured["no spans"].p50_ms
+    print("\nrequest spans, per request (OTEL_EXPORTER_OTLP_ENDPOINT set; servekit.spans)")
+    for label, lat in measured.items():
+        print(f"  {label:<36} p50 {lat.p50_ms * 1e3:7.1f} µs   p99 {lat.p99_ms * 1e3:7.1f} µs   n={lat.n}")
+    added = {label: lat.p50_ms - bare for label, lat in measured.items() if label != "no spans"}
+    for label, ms in added.items():
+        print(f"  {'adds at p50, ' + label:<36} {ms * 1e3:9.1f} µs")
+    print(f"  {'CPU a sampled request adds in all':<36} {exported * 1e6:9.1f} µs (its spans made and sent)")
+    ratios = {
+        name: exported * 1e3 / figures["in_process"]["predict"]["p50_ms"]
+        for name, figures in report["services"].items()
+    }
+    for name, ratio in ratios.items():
+        print(f"  {'/ ' + name + ' predict p50':<36} x{ratio:.2f}")
+    return {
+        **{label: latency.as_dict() for label, latency in measured.items()},
+        "added_p50_ms": added,
+        "export_cpu_ms_per_sampled_request": exported * 1e3,
+        "ratio_to_predict_p50": ratios,
+    }
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m servekit.bench", description=__doc__)
     p.add_argument("--services", nargs="*", help="default: every installed service")
@@ -508,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["services"][name] = bench_service(registry.get_service(name), mlflow, work, args)
     report["access_log_line"] = access_log_cost(report, args.inprocess_seconds)
     report["api_key_check"] = api_key_cost(report, args.inprocess_seconds)
+    report["request_spans"] = spans_cost(report, args.inprocess_seconds)
     print()
     reports.write(args.output, report)
     failed = [

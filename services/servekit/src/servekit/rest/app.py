@@ -66,6 +66,8 @@ from servekit.routing import (
 from servekit.runtime import ArtifactSource, ModelRuntime, RuntimeMetrics, VersionProbe
 from servekit.settings import ServiceSettings, load_settings
 from servekit.shadow import ShadowScorer
+from servekit.spans import RequestSpans
+from servekit.spans import from_environment as request_spans
 from servekit.spec import ServiceSpec
 from servekit.training.versions import AS_SHADOW
 
@@ -229,6 +231,7 @@ def create_app(
     shadow_source: ArtifactSource | None = None,
     canary_source: ArtifactSource | None = None,
     grpc_host: str = "127.0.0.1",
+    spans: RequestSpans | None = None,
 ) -> FastAPI:
     """Build the FastAPI app of ``spec``.
 
@@ -237,7 +240,8 @@ def create_app(
     ``shadow_source`` and ``canary_source`` likewise override where ``<SVC>_SHADOW_MODEL_URI``'s
     and ``<SVC>_CANARY_MODEL_URI``'s models come from.
     With ``<SVC>_GRPC_PORT`` set, the lifespan also serves the Open Inference Protocol over gRPC
-    on ``grpc_host`` (``app.state.grpc_port`` is the port bound).
+    on ``grpc_host`` (``app.state.grpc_port`` is the port bound). ``spans`` overrides where the
+    requests' spans go: by default the collector the OpenTelemetry variables name, if any.
     """
     settings = settings or load_settings(spec.name)
     keys = api_keys(spec.name, settings.api_keys_file)  # before anything starts: a bad file stops here
@@ -290,6 +294,9 @@ def create_app(
         on_left_out=metrics.access_log_lines_left_out.inc,
     )
 
+    # Sent to an OpenTelemetry collector if the environment names one; else None, nothing imported.
+    spans = spans or request_spans(spec.name)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         metrics.model_ready.set(0)
@@ -315,7 +322,7 @@ def create_app(
             from servekit.rpc.server import OpenInferenceServicer, start_server  # grpc only if asked
 
             servicer = OpenInferenceServicer(
-                spec, runtime, predictor, settings, metrics, access_log=access_log, api_keys=keys
+                spec, runtime, predictor, settings, metrics, access_log=access_log, api_keys=keys, spans=spans
             )
             grpc_server, app.state.grpc_port = await start_server(servicer, grpc_host, settings.grpc_port)
 
@@ -338,6 +345,8 @@ def create_app(
                     await task
             if shadow is not None:
                 await asyncio.to_thread(shadow.stop)
+            if spans is not None:
+                await asyncio.to_thread(spans.shutdown)  # the last requests' spans sent
 
     app = FastAPI(
         title=spec.title,
@@ -381,6 +390,7 @@ def create_app(
         metrics=metrics,
         root_path=settings.root_path,
         access_log=access_log,
+        spans=spans,
     )
     if settings.root_path:
         app.add_middleware(PathPrefixMiddleware, prefix=settings.root_path)

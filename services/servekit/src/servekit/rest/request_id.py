@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servekit import logs, tracing
+from servekit import logs, spans, tracing
 
 HEADER = "x-request-id"
 REQUEST_ID_KEY = "servekit.request_id"
@@ -59,6 +59,7 @@ def bind_request(headers: Mapping[str, str]) -> str:
     logs.client.set("")  # until the request's API key names it
     logs.key_id.set("")
     tracing.current.set(trace)
+    spans.open_phases.set(None)  # until the request's span opens, if it has one
     return request_id
 
 

@@ -24,9 +24,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit.errors import ServekitError
 from servekit.metrics import ServiceMetrics
-from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS, NO_ENDPOINT
+from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS, NO_ENDPOINT, PROBE_ENDPOINTS
 from servekit.rest.access_log import AccessLog, error_of, remember_error, unexpected
 from servekit.rest.body import BODY_NOT_RECEIVED, CLIENT_CLOSED
+from servekit.spans import Phase, RequestSpans, open_phases
 
 TIMINGS_KEY = "servekit.timings"
 MODELS_PATH = "/v2/models/"
@@ -113,20 +114,27 @@ def cancelled() -> ServekitError:
 
 
 class Timings:
-    """Milliseconds spent per phase of one request, rendered as ``Server-Timing``."""
+    """Milliseconds spent per phase of one request, rendered as ``Server-Timing``; for a request
+    with a span open, each phase's wall-clock interval too, its span's children (:mod:`servekit.spans`)."""
 
-    __slots__ = ("phases",)
+    __slots__ = ("intervals", "phases")
 
     def __init__(self) -> None:
         self.phases: dict[str, float] = {}
+        #: The request's open span's phases, if it has one (servekit.spans.open_phases).
+        self.intervals: list[Phase] | None = open_phases.get()
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
+        wall = time.time_ns() if self.intervals is not None else 0
         try:
             yield
         finally:
-            self.phases[name] = self.phases.get(name, 0.0) + (time.perf_counter() - start) * 1e3
+            elapsed = time.perf_counter() - start
+            self.phases[name] = self.phases.get(name, 0.0) + elapsed * 1e3
+            if self.intervals is not None:
+                self.intervals.append(Phase(name, wall, wall + round(elapsed * 1e9)))
 
     def header(self, total_ms: float) -> bytes:
         parts = [f"{name};dur={ms:.3f}" for name, ms in self.phases.items()]
@@ -140,6 +148,33 @@ def timings_of(scope: Scope) -> Timings:
     return timings if isinstance(timings, Timings) else Timings()
 
 
+def http_span_name(method: str, endpoint: str) -> str:
+    """``POST /predict``: the method and the route, or the method alone for a path not served (the
+    span names stay as few as the endpoints, as OpenTelemetry's HTTP conventions ask)."""
+    return method if endpoint == NO_ENDPOINT else f"{method} {endpoint}"
+
+
+def http_attributes(
+    scope: Scope, endpoint: str, status: int, root_path: str, error: ServekitError | None
+) -> dict[str, Any]:
+    """A request's span attributes, by OpenTelemetry's HTTP semantic conventions, and the error
+    code of a request answered with one (``error.type``, as the access log names it)."""
+    attributes: dict[str, Any] = {
+        "http.request.method": scope["method"],
+        "http.response.status_code": status,
+        "url.path": local_path(scope, root_path),
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    if endpoint != NO_ENDPOINT:
+        attributes["http.route"] = endpoint
+    if error is not None:
+        attributes["error.type"] = error.error
+    elif status >= 500:
+        attributes["error.type"] = str(status)
+    return attributes
+
+
 class TelemetryMiddleware:
     """Counts every request, times prediction endpoints, adds Server-Timing to every response.
 
@@ -148,12 +183,18 @@ class TelemetryMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, metrics: ServiceMetrics, root_path: str = "", access_log: AccessLog | None = None
+        self,
+        app: ASGIApp,
+        metrics: ServiceMetrics,
+        root_path: str = "",
+        access_log: AccessLog | None = None,
+        spans: RequestSpans | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
         self.root_path = root_path.rstrip("/")
+        self.spans = spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or local_path(scope, self.root_path) == METRICS_PATH:
@@ -162,6 +203,13 @@ class TelemetryMiddleware:
             # with one key after another would pass unseen by the unauthenticated-requests alert.
             await self.app(scope, receive, send)
             return
+        endpoint = endpoint_of(scope, self.root_path)
+        # Probes are the kubelet's, every few seconds: spans of them would bury the requests'.
+        span = (
+            self.spans.begin(http_span_name(scope["method"], endpoint), time.time_ns())
+            if self.spans is not None and endpoint not in PROBE_ENDPOINTS
+            else None
+        )
         timings = Timings()
         scope.setdefault("extensions", {})[TIMINGS_KEY] = timings
         start = time.perf_counter()
@@ -207,7 +255,6 @@ class TelemetryMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - start
-            endpoint = endpoint_of(scope, self.root_path)
             error = error_of(scope)
             # A body that never arrived (408, or its client gone mid-upload) timed the client, not
             # the service: 30 s samples of a slow upload would burn the latency SLO.
@@ -215,3 +262,10 @@ class TelemetryMiddleware:
             self.metrics.count_request(endpoint, scope["method"], status, elapsed, timed=timed)
             if self.access_log is not None:
                 self.access_log.record(scope, endpoint, status, elapsed, response_bytes)
+            if span is not None:
+                span.end(
+                    time.time_ns(),
+                    http_attributes(scope, endpoint, status, self.root_path, error),
+                    # OpenTelemetry's HTTP conventions: a server span fails on a 5xx, not a 4xx.
+                    error=None if status < 500 else (error.error if error else str(status)),
+                )

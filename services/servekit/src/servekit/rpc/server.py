@@ -49,6 +49,7 @@ from servekit.routing import Route
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.health import HEALTH_SERVICE, add_health
 from servekit.rpc.reflection import add_reflection
+from servekit.spans import RequestSpans
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
@@ -73,6 +74,28 @@ STATUS_CODES = {
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
     503: grpc.StatusCode.UNAVAILABLE,
 }
+#: The protocol's probes, which get no span (a kubelet or a client polls them; REST's alike).
+UNTRACED = frozenset(grpc_endpoint(method) for method in ("ServerLive", "ServerReady", "ModelReady"))
+
+
+def rpc_attributes(endpoint: str, status: int, error: ServekitError | None) -> dict[str, Any]:
+    """A call's span attributes, by OpenTelemetry's RPC semantic conventions; ``error.type`` is
+    the error code of a call answered with one, as the access log names it."""
+    code = grpc.StatusCode.OK if status < 400 else STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
+    if status == CLIENT_CLOSED:
+        late = error is not None and error.error == "deadline_exceeded"
+        code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
+    attributes: dict[str, Any] = {
+        "rpc.system": "grpc",
+        "rpc.service": GRPC_SERVICE,
+        "rpc.method": endpoint.rsplit("/", 1)[1],
+        "rpc.grpc.status_code": code.value[0],
+    }
+    if error is not None:
+        attributes["error.type"] = error.error
+    return attributes
+
+
 #: Trailing metadata a gRPC retry policy reads as the milliseconds to wait (gRFC A6).
 RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
 #: How many bytes the status details may take on the wire (grpc-message, percent-encoded: a
@@ -337,10 +360,12 @@ class OpenInferenceServicer:
         *,
         access_log: AccessLog | None = None,
         api_keys: ApiKeys | None = None,
+        spans: RequestSpans | None = None,
     ) -> None:
         self.name = spec.name
         self.api_keys = api_keys
         self.access_log = access_log
+        self.spans = spans
         self.runtime = runtime
         self.predictor = predictor
         self.settings = settings
@@ -492,6 +517,12 @@ class OpenInferenceServicer:
             }
             bind_request(metadata)
             start = time.perf_counter()
+            # Named as OpenTelemetry's RPC conventions name a call: service/method.
+            span = (
+                self.spans.begin(endpoint.removeprefix("/"), time.time_ns())
+                if self.spans is not None and endpoint not in UNTRACED
+                else None
+            )
 
             def count(status: int, error: ServekitError | None = None) -> None:
                 # Before the answer leaves: a client that reads the metrics next must see this call.
@@ -500,6 +531,9 @@ class OpenInferenceServicer:
                 if self.access_log is not None:
                     scope = access_scope(endpoint, request, context, metadata, error)
                     self.access_log.record(scope, endpoint, status, elapsed, response_bytes=0)
+                if span is not None:
+                    failed = None if status < 500 else (error.error if error else str(status))
+                    span.end(time.time_ns(), rpc_attributes(endpoint, status, error), error=failed)
 
             try:
                 if self.api_keys is not None and endpoint not in OPEN_ENDPOINTS:
