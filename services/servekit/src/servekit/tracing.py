@@ -2,10 +2,11 @@
 
 A mesh or OpenTelemetry sends W3C ``traceparent``, GKE's load balancer
 ``X-Cloud-Trace-Context`` and AWS's ALB ``X-Amzn-Trace-Id``; they are tried in that
-order, as the mesh's trace is the finer one. The service does not trace by itself: it
-puts the caller's trace and span ids on every log line written while serving the request
-(:mod:`servekit.logs`), so a trace view leads to the log lines and back. A header that
-does not parse is ignored, never an error: a bad tracing header must not fail a prediction.
+order, as the mesh's trace is the finer one. The trace and span ids go on every log line
+written while serving the request (:mod:`servekit.logs`), so a trace view leads to the log
+lines and back: the caller's, or, where a collector is configured, those of the request's
+own span, a child of the caller's (:mod:`servekit.spans`). A header that does not parse is
+ignored, never an error: a bad tracing header must not fail a prediction.
 """
 
 from __future__ import annotations
