@@ -14,6 +14,7 @@ So /readyz is not reached from outside, and a prediction needs a key.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -251,14 +252,16 @@ if args[2:3] == ["get"]:
             }}
             for name, held in json.load(f).items()
         ]
-    for obj in objects.get(kind, []):
-        # Evaluated offline, one object at a time: what the range does to each item.
-        one = subprocess.run(
+    if objects.get(kind):
+        # Evaluated offline, by one kubectl for all of them: handed a List, `label --local` prints
+        # the range's body for each item in turn, which is what the range does to them.
+        listed = subprocess.run(
             [{kubectl!r}, "label", "--local", "-f", "-", "stub=local", "-o",
              "jsonpath=" + template[len(prefix):-len(suffix)]],
-            input=json.dumps(obj), capture_output=True, text=True, check=True,
+            input=json.dumps({{"apiVersion": "v1", "kind": "List", "items": objects[kind]}}),
+            capture_output=True, text=True, check=True,
         )
-        sys.stdout.write(one.stdout)
+        sys.stdout.write(listed.stdout)
     sys.exit(0)
 failed = ["deployment/" + name for name in os.environ.get("FAILED_ROLLOUTS", "").split()]
 if args[2:4] == ["rollout", "status"] and args[4] in failed:
@@ -354,14 +357,16 @@ def cluster_deployments(unchanged: Sequence[str] = (), new: Sequence[str] = ()) 
     overlay renders, at generation 7 and REVISION_BEFORE, which the apply changes (a new tag) but
     those ``unchanged`` (already at it: a deploy again); those ``new`` are not there yet."""
     return {
-        d["metadata"]["name"]: {
-            "generation": 7,
-            "revision": REVISION_BEFORE,
-            "changes": d["metadata"]["name"] not in unchanged,
-        }
-        for d in render("gke").of_kind("Deployment")
-        if d["metadata"]["name"] not in new
+        name: {"generation": 7, "revision": REVISION_BEFORE, "changes": name not in unchanged}
+        for name in rendered_deployments()
+        if name not in new
     }
+
+
+@functools.cache
+def rendered_deployments() -> tuple[str, ...]:
+    """The Deployments the GKE overlay renders (parsed once: every deploy of these tests asks)."""
+    return tuple(d["metadata"]["name"] for d in render("gke").of_kind("Deployment"))
 
 
 def rollout(
