@@ -160,6 +160,13 @@ class OpenSpan:
         span.end(end_time=end_ns)
 
 
+def failure(status: int, code: str | None) -> str | None:
+    """What the ERROR status of a request answered ``status`` says (its error ``code``, else the
+    status), or None: a 5xx fails the server's span, a 4xx is the client's refusal and does not
+    (OpenTelemetry's HTTP and RPC conventions alike)."""
+    return None if status < 500 else (code or str(status))
+
+
 def trace_of(span: Span) -> tracing.TraceContext | None:
     """What the log lines written while ``span`` is open carry; None for a span not sampled (its
     ids are reported nowhere, and the caller's are the ones to find)."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servekit import auth, logs
 from servekit.bench.inprocess import time_samples
@@ -33,11 +33,11 @@ class Answered:
         self.calls += 1
 
 
-async def _receive() -> Message:
+async def empty_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def _send(message: Message) -> None:
+async def discard(message: Message) -> None:
     pass
 
 
@@ -59,14 +59,15 @@ def request_scope(key: str) -> Scope:
     }
 
 
-async def _time(app: ApiKeyMiddleware | Answered, scope: Scope, seconds: float) -> list[float]:
+async def time_requests(app: ASGIApp, scope: Scope, seconds: float) -> list[float]:
+    """Seconds per request ``scope`` through ``app`` for ``seconds``, after a warm-up."""
     for _ in range(WARM_UP):
-        await app(scope, _receive, _send)
+        await app(scope, empty_body, discard)
     samples: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
-        await app(scope, _receive, _send)
+        await app(scope, empty_body, discard)
         samples.append(time.perf_counter() - start)
     return samples
 
@@ -90,8 +91,8 @@ def key_check(seconds: float, rounds: int = 10) -> dict[str, Latency]:
         checked = ApiKeyMiddleware(bare, auth.ApiKeys(path, service="bench"))
         scope = request_scope(keys[f"client-{CLIENTS // 2}"])
         without, with_key = alternating(
-            lambda slice_seconds: asyncio.run(_time(bare, scope, slice_seconds)),
-            lambda slice_seconds: asyncio.run(_time(checked, scope, slice_seconds)),
+            lambda slice_seconds: asyncio.run(time_requests(bare, scope, slice_seconds)),
+            lambda slice_seconds: asyncio.run(time_requests(checked, scope, slice_seconds)),
             seconds,
             rounds,
         )

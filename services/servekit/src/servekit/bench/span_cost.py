@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servekit import spans
-from servekit.bench.auth_cost import WARM_UP, alternating
+from servekit.bench.auth_cost import alternating, discard, empty_body, time_requests
 from servekit.bench.stats import Latency
 from servekit.metrics import ServiceMetrics
-from servekit.rest.request_id import bind_request
+from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.telemetry import TelemetryMiddleware, timings_of
 from servekit.testing import StubHandler, http_stub
 
@@ -37,38 +37,11 @@ async def _phases(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"{}"})
 
 
-async def _receive() -> dict[str, object]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _send(message: object) -> None:
-    pass
-
-
 def _scope(traceparent: str | None) -> Scope:
     headers = [(b"content-type", b"application/json")]
     if traceparent:
         headers.append((b"traceparent", traceparent.encode()))
     return {"type": "http", "method": "POST", "path": "/predict", "headers": headers, "query_string": b""}
-
-
-async def _time(app: TelemetryMiddleware, scope: Scope, seconds: float) -> list[float]:
-    """Per request, as RequestIdMiddleware binds it first (the trace the span is a child of)."""
-    headers = {name.decode(): value.decode() for name, value in scope["headers"]}
-
-    async def one() -> None:
-        bind_request(headers)
-        await app(scope, _receive, _send)
-
-    for _ in range(WARM_UP):
-        await one()
-    samples: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        await one()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 class _Receiver(StubHandler):
@@ -98,15 +71,16 @@ def _collector() -> Iterator[spans.RequestSpans]:
 
 
 def request_path(seconds: float, rounds: int = 10) -> dict[str, Latency]:
-    """Per request through the telemetry middleware: without spans, and with them (sampled: the
-    caller's trace; not sampled: the caller's decision, which the default sampler follows)."""
+    """Per request through the telemetry middleware, behind RequestIdMiddleware as served (it binds
+    the caller's trace the span is a child of): without spans, and with them (sampled: the caller's
+    trace; not sampled: the caller's decision, which the default sampler follows)."""
     metrics = ServiceMetrics("bench")
-    plain = TelemetryMiddleware(_phases, metrics)
+    plain = RequestIdMiddleware(TelemetryMiddleware(_phases, metrics))
     with _collector() as request_spans:
-        traced = TelemetryMiddleware(_phases, metrics, spans=request_spans)
+        traced = RequestIdMiddleware(TelemetryMiddleware(_phases, metrics, spans=request_spans))
 
-        def run(app: TelemetryMiddleware, traceparent: str | None) -> list[float]:
-            return asyncio.run(_time(app, _scope(traceparent), seconds / rounds))
+        def run(app: ASGIApp, traceparent: str | None) -> list[float]:
+            return asyncio.run(time_requests(app, _scope(traceparent), seconds / rounds))
 
         off, sampled = alternating(
             lambda s: run(plain, None), lambda s: run(traced, TRACEPARENT.format(flags="01")), seconds, rounds
@@ -127,18 +101,16 @@ def export_cpu(requests: int = 5000) -> float:
     metrics = ServiceMetrics("bench")
     scope = _scope(TRACEPARENT.format(flags="01"))
 
-    async def served(app: TelemetryMiddleware) -> None:
-        headers = {name.decode(): value.decode() for name, value in scope["headers"]}
+    async def served(app: ASGIApp) -> None:
         for _ in range(requests):
-            bind_request(headers)
-            await app(scope, _receive, _send)
+            await app(scope, empty_body, discard)
 
     start = time.process_time()
-    asyncio.run(served(TelemetryMiddleware(_phases, metrics)))
+    asyncio.run(served(RequestIdMiddleware(TelemetryMiddleware(_phases, metrics))))
     without = time.process_time() - start
     with _collector() as request_spans:
         start = time.process_time()
-        asyncio.run(served(TelemetryMiddleware(_phases, metrics, spans=request_spans)))
+        asyncio.run(served(RequestIdMiddleware(TelemetryMiddleware(_phases, metrics, spans=request_spans))))
         request_spans.provider.force_flush()
         with_spans = time.process_time() - start
     return (with_spans - without) / requests

@@ -27,7 +27,7 @@ from servekit.metrics import ServiceMetrics
 from servekit.metrics.names import DOCS_ASSETS, ENDPOINTS, NO_ENDPOINT, PROBE_ENDPOINTS
 from servekit.rest.access_log import AccessLog, error_of, remember_error, unexpected
 from servekit.rest.body import BODY_NOT_RECEIVED, CLIENT_CLOSED
-from servekit.spans import Phase, RequestSpans, open_phases
+from servekit.spans import Phase, RequestSpans, failure, open_phases
 
 TIMINGS_KEY = "servekit.timings"
 MODELS_PATH = "/v2/models/"
@@ -266,6 +266,5 @@ class TelemetryMiddleware:
                 span.end(
                     time.time_ns(),
                     http_attributes(scope, endpoint, status, self.root_path, error),
-                    # OpenTelemetry's HTTP conventions: a server span fails on a 5xx, not a 4xx.
-                    error=None if status < 500 else (error.error if error else str(status)),
+                    error=failure(status, error.error if error else None),
                 )

@@ -49,7 +49,7 @@ from servekit.routing import Route
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.health import HEALTH_SERVICE, add_health
 from servekit.rpc.reflection import add_reflection
-from servekit.spans import RequestSpans
+from servekit.spans import RequestSpans, failure
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
@@ -532,7 +532,7 @@ class OpenInferenceServicer:
                     scope = access_scope(endpoint, request, context, metadata, error)
                     self.access_log.record(scope, endpoint, status, elapsed, response_bytes=0)
                 if span is not None:
-                    failed = None if status < 500 else (error.error if error else str(status))
+                    failed = failure(status, error.error if error else None)
                     span.end(time.time_ns(), rpc_attributes(endpoint, status, error), error=failed)
 
             try:
