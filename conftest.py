@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
 from scheduling import CpuMeter, DurationRecorder, WaitingLane, longest_first, recorded
 from servekit import local
+from stopping import sigterm_stops_like_ctrl_c
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,6 +25,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # kill, timeout or a cancelled job: the fixtures' servers are stopped as on Ctrl-C.
+    sigterm_stops_like_ctrl_c()
     # Each pytest-xdist worker starts servers on ports of its own block: a port one worker
     # picked and has not bound yet can never be handed to the other.
     worker = os.environ.get("PYTEST_XDIST_WORKER")
