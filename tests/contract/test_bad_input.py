@@ -149,3 +149,30 @@ def test_bad_input_gets_a_4xx_naming_the_field(
         problems = {f["field"]: f["problem"] for f in body["fields"]}
         assert case.field in problems, body
         assert case.problem in problems[case.field], body
+
+
+@pytest.mark.parametrize("service", registry.available())
+def test_a_body_that_is_not_json_said_to_be_another_media_type_is_a_415_naming_the_header(
+    service: str, client_for: Callable[[str], TestClient]
+) -> None:
+    client = client_for(service)
+    example = registry.get_service(service).request.model_json_schema()["examples"][0]
+    csv = (",".join(example) + "\n" + ",".join(map(str, example.values()))).encode()
+    for path in ("/predict", "/predict/batch"):
+        response = client.post(path, content=csv, headers={"content-type": "text/csv; charset=utf-8"})
+        assert response.status_code == 415, response.text
+        problems = {f["field"]: f["problem"] for f in response.json()["fields"]}
+        assert "the body is not JSON, and is said to be 'text/csv'" in problems["headers.content-type"]
+    # The header alone refuses nothing: JSON is read whatever it is said to be.
+    for media_type in ("text/plain", "application/x-www-form-urlencoded", "application/vnd.api+json"):
+        response = client.post("/predict", content=_dumps(example), headers={"content-type": media_type})
+        assert response.status_code == 200, response.text
+    # A body that is not JSON under curl -d's default, a JSON type or no header is a JSON syntax error.
+    for headers in (
+        {"content-type": "application/x-www-form-urlencoded"},
+        {"content-type": "application/json"},
+        {},
+    ):
+        response = client.post("/predict", content=csv, headers=headers)
+        assert response.status_code == 422, response.text
+        assert [f["field"] for f in response.json()["fields"]] == ["body"]

@@ -40,7 +40,7 @@ from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
 from servekit.rest.admission import AdmissionMiddleware
 from servekit.rest.auth import ApiKeyMiddleware, is_open
-from servekit.rest.body import read_body
+from servekit.rest.body import read_body, refused_as_declared
 from servekit.rest.compression import CompressionMiddleware
 from servekit.rest.cors import allow_cross_origin
 from servekit.rest.docs import install_docs
@@ -98,7 +98,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     413: {"model": schemas.ErrorBody, "description": "Body or batch larger than the limit"},
     404: {"model": schemas.ErrorBody, "description": "X-Model-Variant: canary where no canary is served"},
-    415: {"model": schemas.ErrorBody, "description": "Content-Encoding other than identity, gzip or deflate"},
+    415: {
+        "model": schemas.ErrorBody,
+        "description": "Content-Encoding other than identity, gzip or deflate; or a body that is not "
+        "JSON, with a Content-Type naming another media type",
+    },
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
     429: {
         "model": schemas.ErrorBody,
@@ -426,7 +430,7 @@ def create_app(
         route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
-        with timings.phase("validate"):
+        with timings.phase("validate"), refused_as_declared(request, body):
             instance = validate_json(single, body)
         model, predictions = await predictor([instance.model_dump()], explain, timings, route, reasons)
         return json_response({**predictions[0], "model": model_ref(model)})
@@ -446,7 +450,7 @@ def create_app(
         route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
-        with timings.phase("validate"):
+        with timings.phase("validate"), refused_as_declared(request, body):
             records = validate_batch_json(batch, body, settings.max_batch_size, spec.name)
         model, predictions = await predictor(records, explain, timings, route, reasons)
         return json_response(batch_body(model, predictions))

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
 
@@ -25,6 +28,10 @@ from servekit.errors import FieldProblem, ServekitError
 #: Content codings a request body may use (RFC 9110 §8.4.1), and their zlib window bits.
 CONTENT_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 ENCODING_FIELD = "headers.content-encoding"
+MEDIA_TYPE_FIELD = "headers.content-type"
+JSON = "application/json"
+#: What curl sends with ``-d`` unless told otherwise: a JSON body under it is read as JSON.
+FORM = "application/x-www-form-urlencoded"
 #: Members (gzip) or streams (deflate) a body may hold one after the other. A client compresses
 #: its body once; a few members come of concatenated files, while thousands of empty ones
 #: (20 bytes each) would cost the event loop a decoder each.
@@ -40,6 +47,44 @@ BODY_NOT_RECEIVED = frozenset({"body_timeout", "client_closed_request", "headers
 #: request with itself, mid-body (trailers over ``servekit.rest.head_limit``'s bound): to the app,
 #: the client has gone, but it is to be recorded as refused.
 REFUSAL = "servekit.refusal"
+
+
+@contextmanager
+def refused_as_declared(request: Request, body: bytes) -> Iterator[None]:
+    """Validation's 422 as it is, unless the body is not JSON and says it is something else: then
+    :func:`not_json_as_declared`'s 415."""
+    try:
+        yield
+    except ServekitError as error:
+        refused = not_json_as_declared(request, body) if error.status_code == 422 else None
+        if refused is None:
+            raise
+        raise refused from None
+
+
+def not_json_as_declared(request: Request, body: bytes) -> ServekitError | None:
+    """A 415 naming ``Content-Type`` when a body that is not JSON says it is another media type
+    (``text/csv``, ``text/plain``, ``multipart/form-data``...); None otherwise.
+
+    Only a body that does not parse is refused for its header: a JSON body is read whatever the
+    header says, as it always was, so ``curl -d`` (``application/x-www-form-urlencoded`` unless told
+    otherwise) keeps working. A CSV line sent here was a 422 about a JSON syntax error at its first
+    character, which sent its sender looking for a typo; the header says what went wrong.
+    """
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type in ("", FORM) or media_type == JSON or media_type.endswith("+json"):
+        return None
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError:
+        problem = (
+            f"the body is not JSON, and is said to be {media_type!r}: this endpoint reads a JSON body; "
+            f"send it as {JSON} (a file of rows is scored with mlp score)"
+        )
+        return ServekitError(
+            415, "unsupported_media_type", problem, (FieldProblem(MEDIA_TYPE_FIELD, problem),)
+        )
+    return None
 
 
 def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
