@@ -93,8 +93,8 @@ def key_check(seconds: float, rounds: int = 10) -> dict[str, Latency]:
         without, with_key = alternating(
             lambda slice_seconds: asyncio.run(time_requests(bare, scope, slice_seconds)),
             lambda slice_seconds: asyncio.run(time_requests(checked, scope, slice_seconds)),
-            seconds,
-            rounds,
+            seconds=seconds,
+            rounds=rounds,
         )
     if bare.calls != len(without) + len(with_key) + 2 * WARM_UP * rounds:
         raise RuntimeError("the key check refused a valid key: the figures would time refusals")
@@ -102,22 +102,19 @@ def key_check(seconds: float, rounds: int = 10) -> dict[str, Latency]:
 
 
 def alternating(
-    baseline: Callable[[float], list[float]],
-    measured: Callable[[float], list[float]],
-    seconds: float,
-    rounds: int,
-) -> tuple[list[float], list[float]]:
-    """Each one's samples, the two taking turns in ``rounds`` slices of ``seconds``.
+    *measures: Callable[[float], list[float]], seconds: float, rounds: int
+) -> tuple[list[float], ...]:
+    """Each measure's samples, in order, the measures taking turns in ``rounds`` slices of
+    ``seconds`` each.
 
     A difference of a microsecond is smaller than the drift of a shared machine's speed over a
-    few seconds; taking turns spreads the drift over both.
+    few seconds; taking turns spreads the drift over all of them.
     """
-    first: list[float] = []
-    second: list[float] = []
+    samples: tuple[list[float], ...] = tuple([] for _ in measures)
     for _ in range(rounds):
-        first += baseline(seconds / rounds)
-        second += measured(seconds / rounds)
-    return first, second
+        for measure, taken in zip(measures, samples, strict=True):
+            taken.extend(measure(seconds / rounds))
+    return samples
 
 
 def client_count(seconds: float, rounds: int = 10) -> dict[str, Latency]:
@@ -138,7 +135,7 @@ def client_count(seconds: float, rounds: int = 10) -> dict[str, Latency]:
             logs.client.reset(client_token)
             logs.key_id.reset(key_token)
 
-    anonymous, named = alternating(count, count_as_client, seconds, rounds)
+    anonymous, named = alternating(count, count_as_client, seconds=seconds, rounds=rounds)
     counted = metrics.registry.get_sample_value(
         metrics.names.client_requests_total,
         {"client": who, "key_id": key, "endpoint": "/predict", "status": "200"},

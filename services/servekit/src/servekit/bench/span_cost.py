@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -79,14 +79,15 @@ def request_path(seconds: float, rounds: int = 10) -> dict[str, Latency]:
     with _collector() as request_spans:
         traced = RequestIdMiddleware(TelemetryMiddleware(_phases, metrics, spans=request_spans))
 
-        def run(app: ASGIApp, traceparent: str | None) -> list[float]:
-            return asyncio.run(time_requests(app, _scope(traceparent), seconds / rounds))
+        def run(app: ASGIApp, traceparent: str | None) -> Callable[[float], list[float]]:
+            return lambda slice_seconds: asyncio.run(time_requests(app, _scope(traceparent), slice_seconds))
 
-        off, sampled = alternating(
-            lambda s: run(plain, None), lambda s: run(traced, TRACEPARENT.format(flags="01")), seconds, rounds
-        )
-        _, unsampled = alternating(
-            lambda s: [], lambda s: run(traced, TRACEPARENT.format(flags="00")), seconds, rounds
+        off, sampled, unsampled = alternating(
+            run(plain, None),
+            run(traced, TRACEPARENT.format(flags="01")),
+            run(traced, TRACEPARENT.format(flags="00")),
+            seconds=seconds,
+            rounds=rounds,
         )
     return {
         "no spans": Latency.of(off),

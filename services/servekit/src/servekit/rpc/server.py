@@ -78,10 +78,15 @@ STATUS_CODES = {
 UNTRACED = frozenset(grpc_endpoint(method) for method in ("ServerLive", "ServerReady", "ModelReady"))
 
 
+def grpc_code(status: int) -> grpc.StatusCode:
+    """The gRPC status code of a call answered as REST answers ``status``."""
+    return grpc.StatusCode.OK if status < 400 else STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
+
+
 def rpc_attributes(endpoint: str, status: int, error: ServekitError | None) -> dict[str, Any]:
     """A call's span attributes, by OpenTelemetry's RPC semantic conventions; ``error.type`` is
     the error code of a call answered with one, as the access log names it."""
-    code = grpc.StatusCode.OK if status < 400 else STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
+    code = grpc_code(status)
     if status == CLIENT_CLOSED:
         late = error is not None and error.error == "deadline_exceeded"
         code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
@@ -549,7 +554,7 @@ class OpenInferenceServicer:
                     raise shutdown_cut("call")
             except ServekitError as exc:
                 count(exc.status_code, exc)
-                code = STATUS_CODES.get(exc.status_code, grpc.StatusCode.INTERNAL)
+                code = grpc_code(exc.status_code)
                 trailing = [(REQUEST_ID_HEADER, logs.request_id.get())]
                 retry_after = exc.retry_after_seconds
                 if retry_after is None and exc.status_code == 503:
