@@ -109,25 +109,31 @@ class RequestSpans:
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer: Tracer = self.provider.get_tracer(SCOPE)
 
-    def begin(self, name: str, start_ns: int) -> OpenSpan:
+    def begin(self, name: str, start_ns: int) -> OpenSpan | None:
         """The SERVER span ``name`` of a request (an HTTP request or a gRPC call) that began at
         ``start_ns``, a child of the caller's span (:data:`servekit.tracing.current`). From now on
-        the request's log lines name it, if sampled, and its phases are recorded for it
-        (:data:`open_phases`)."""
+        the request's log lines name it, and its phases are recorded for it (:data:`open_phases`).
+
+        None when it is not sampled (the caller's decision, or the sampler's): nothing of it is
+        recorded or sent, so the request builds no attributes for it and ends nothing; what it
+        costs is the sampler's decision.
+        """
         caller = tracing.current.get()
         parent = _parent_context(caller)
         span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, start_time=start_ns)
+        if not span.is_recording():
+            # The caller's ids stay on the log lines: this span's are reported nowhere.
+            return None
         own = trace_of(span)
-        if own is not None and caller is None:
+        if caller is None:
             tracing.current.set(own)
-        elif own is not None and caller is not None and parent is not None:
+        elif parent is not None:
             # The caller's trace id as its header wrote it (an X-Ray console searches for its form).
             tracing.current.set(replace(caller, span_id=own.span_id, sampled=True))
         # Else a header without a span id (Google's or X-Ray's may have none): the span starts a
         # trace of its own, and the log lines keep the caller's trace, which its console finds.
         opened = OpenSpan(self.tracer, span)
-        if span.is_recording():
-            open_phases.set(opened.phases)
+        open_phases.set(opened.phases)
         return opened
 
     def shutdown(self) -> None:
@@ -136,7 +142,7 @@ class RequestSpans:
 
 
 class OpenSpan:
-    """A request's span, until the request ends, and the phases timed for it meanwhile."""
+    """A request's sampled span, until the request ends, and the phases timed for it meanwhile."""
 
     __slots__ = ("phases", "span", "tracer")
 
@@ -149,14 +155,13 @@ class OpenSpan:
         """End at ``end_ns`` with ``attributes``, a child span per phase, and an ERROR status saying
         ``error`` (a server error's; a client's refusal is no error of the span)."""
         span = self.span
-        span.set_attributes(dict(attributes))
+        span.set_attributes(attributes)
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
-        if span.is_recording():
-            context = set_span_in_context(span)
-            for phase in self.phases:
-                child = self.tracer.start_span(phase.name, context=context, start_time=phase.start_ns)
-                child.end(end_time=phase.end_ns)
+        context = set_span_in_context(span)
+        for phase in self.phases:
+            child = self.tracer.start_span(phase.name, context=context, start_time=phase.start_ns)
+            child.end(end_time=phase.end_ns)
         span.end(end_time=end_ns)
 
 
@@ -167,11 +172,8 @@ def failure(status: int, code: str | None) -> str | None:
     return None if status < 500 else (code or str(status))
 
 
-def trace_of(span: Span) -> tracing.TraceContext | None:
-    """What the log lines written while ``span`` is open carry; None for a span not sampled (its
-    ids are reported nowhere, and the caller's are the ones to find)."""
-    if not span.is_recording():
-        return None
+def trace_of(span: Span) -> tracing.TraceContext:
+    """What the log lines written while the sampled ``span`` is open carry."""
     context = span.get_span_context()
     return tracing.TraceContext(f"{context.trace_id:032x}", f"{context.span_id:016x}", sampled=True)
 
