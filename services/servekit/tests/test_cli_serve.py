@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -235,6 +235,16 @@ def infer_request(rows: list[dict[str, Any]]) -> pb.ModelInferRequest:
     return request
 
 
+def polled(condition: Callable[[], object], seconds: float) -> bool:
+    """Whether ``condition`` came to hold within ``seconds``, checked every 20 ms."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def model_infer(port: int, rows: list[dict[str, Any]], timeout: float = 30) -> str:
     """The status of a ``ModelInfer`` call on a channel of its own, as a new client makes it."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -292,17 +302,11 @@ def serving_both(
         threading.Thread(target=lambda: answered("grpc", model_infer(grpc_port, HELD, timeout=60))),
     ]
     try:
-        for _ in range(300):  # bounded: until the model is loaded
-            if server.started and app.state.runtime.model is not None:
-                break
-            time.sleep(0.05)
+        # Deadlines, not counts of ticks: on a loaded machine (a full test run) a tick is late.
+        assert polled(lambda: server.started and app.state.runtime.model is not None, seconds=60)
         for caller in callers:
             caller.start()
-        for _ in range(300):  # bounded: until both batches are in the model
-            if app.state.admission.in_flight == 2:
-                break
-            time.sleep(0.02)
-        assert app.state.admission.in_flight == 2
+        assert polled(lambda: app.state.admission.in_flight == 2, seconds=60)  # both batches held
         yield server, app, http_port, grpc_port, answers, ended
     finally:
         HeldToy.release.set()
@@ -323,13 +327,16 @@ def test_sigterm_stops_grpc_taking_calls_as_http_begins_to_drain_not_after(
     with serving_both(artifact, grace=30) as (server, app, _, grpc_port, answers, ended):
         assert model_infer(grpc_port, [ROW]) == "OK"  # a new call, answered while serving
         server.handle_exit(signal.SIGTERM, None)  # what uvicorn's SIGTERM handler does
-        refused = None
-        for _ in range(50):  # bounded: the server notices its signal within a tick (0.1 s)
-            refused = model_infer(grpc_port, [ROW], timeout=5)
-            if refused != "OK":
-                break
-            time.sleep(0.1)
-        assert refused == "UNAVAILABLE"
+        # The server notices its signal within a tick (0.1 s), later on a loaded machine; until
+        # then a new call is answered.
+        outcomes: list[str] = []
+
+        def not_answered() -> bool:
+            outcomes.append(model_infer(grpc_port, [ROW]))
+            return outcomes[-1] != "OK"
+
+        assert polled(not_answered, seconds=60)
+        assert outcomes[-1] == "UNAVAILABLE"
         assert answers == {}  # refused while the HTTP request was held: its drain had not ended
         HeldToy.release.set()  # both answered within the grace
         assert ended.wait(timeout=30)

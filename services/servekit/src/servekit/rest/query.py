@@ -10,21 +10,24 @@ reason; so does this.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import Request
 
 from servekit.errors import FieldProblem, invalid_fields
 
 
-def only_parameters(*names: str, instead: str = "") -> Callable[[Request], None]:
+def only_parameters(*names: str, instead: str = "") -> Callable[[Request], Coroutine[Any, Any, None]]:
     """A dependency refusing, with one 422 naming each, a query parameter not among ``names``
     and one given more than once. ``instead`` says where an endpoint that takes none has its
     options."""
     taken = frozenset(names)
     takes = f"it takes {', '.join(names)}" if names else f"it takes none{instead and f': {instead}'}"
 
-    def check(request: Request) -> None:
+    # A coroutine, though it awaits nothing: FastAPI runs a plain function dependency in its thread
+    # pool, and the hop there and back cost a one-record /predict 0.36 ms, a quarter of its throughput.
+    async def check(request: Request) -> None:
         given = Counter(key for key, _ in request.query_params.multi_items())
         problems = [
             FieldProblem(f"query.{key}", f"not a parameter of this endpoint; {takes}")
