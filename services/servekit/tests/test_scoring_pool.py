@@ -176,6 +176,51 @@ def test_a_worker_that_died_otherwise_is_said_as_it_died(
     assert str(killed).startswith("worker process 7 was killed by SIGKILL; most likely out of memory")
 
 
+class _Ended:
+    """A worker that has ended, which the executor's own thread reaped first: its sentinel is ready
+    at once, and its exit code is there only once that thread has stored it, ``after`` seconds on."""
+
+    def __init__(self, after: float, ended: bool = True) -> None:
+        read, write = os.pipe()
+        if ended:
+            os.close(write)  # what a process's end does to its sentinel
+        self._pipe = (read, None if ended else write)
+        self.sentinel = read
+        self._known_at = time.monotonic() + after
+
+    @property
+    def exitcode(self) -> int | None:
+        return -signal.SIGKILL if time.monotonic() >= self._known_at else None
+
+    def close(self) -> None:
+        for end in self._pipe:
+            if end is not None:
+                os.close(end)
+
+
+def test_a_worker_another_thread_reaped_is_still_said_as_it_died() -> None:
+    """The executor's thread joins a broken pool's workers while the run reads how they ended: a
+    process is reaped once, so the run's join found no child and read no code, and a worker the
+    OOM killer ended was 'a worker process ended' (a fresh clone's CI run, 2026-12-07)."""
+    ended = _Ended(after=0.3)
+    try:
+        assert pool._exit_code(ended, seconds=2.0) == -signal.SIGKILL  # type: ignore[arg-type]
+    finally:
+        ended.close()
+    never = _Ended(after=60)
+    try:
+        assert pool._exit_code(never, seconds=0.2) is None  # type: ignore[arg-type]
+    finally:
+        never.close()
+    running = _Ended(after=60, ended=False)
+    began = time.monotonic()
+    try:
+        assert pool._exit_code(running, seconds=5.0) is None  # type: ignore[arg-type]
+    finally:
+        running.close()
+    assert time.monotonic() - began < 1.0  # a worker still running is not waited for
+
+
 def _session(sid: int) -> list[str]:
     """The command lines of the live processes (not zombies) of a session."""
     found = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -258,7 +259,7 @@ class ScoringPool(Generic[T]):
         try:
             for worker in workers:  # the executor sent each survivor SIGTERM; most end at once
                 worker.join(max(0.0, deadline - time.monotonic()))
-                ended[worker.pid] = worker.exitcode
+                ended[worker.pid] = _exit_code(worker, seconds=1.0)  # a live one's None is at once
         finally:
             _kill(workers)
         # The first that did not end of the executor's SIGTERM, or of any; none: already gone.
@@ -325,6 +326,24 @@ def _workers(executor: ProcessPoolExecutor | None) -> list[BaseProcess]:
     """The executor's worker processes: it names them only in a private attribute (3.11 to 3.13)."""
     processes: dict[int, BaseProcess] | None = getattr(executor, "_processes", None)
     return list((processes or {}).values())
+
+
+def _exit_code(worker: BaseProcess, seconds: float) -> int | None:
+    """The exit code of a worker that has ended; None while it runs.
+
+    The executor's own thread joins its broken pool's workers too, and a process is reaped once:
+    where that thread reaped it first, this one's join finds no child and its ``exitcode`` is None
+    until that thread has stored the code, a moment later. The end of a process is its sentinel's.
+    """
+    give_up = time.monotonic() + seconds
+    while (code := worker.exitcode) is None and time.monotonic() < give_up:
+        try:
+            if not multiprocessing.connection.wait([worker.sentinel], timeout=0):
+                return None  # still running
+        except (OSError, ValueError):  # its handle closed meanwhile: nothing more to learn
+            return None
+        time.sleep(0.01)
+    return code
 
 
 def _kill(workers: Iterable[BaseProcess]) -> None:
