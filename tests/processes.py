@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from servekit import auth, http_client
 from servekit.local import Server, free_port, start, start_mlflow, start_service
+from servekit.testing import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
@@ -94,15 +94,6 @@ def as_foreground_job(args: list[str], **popen: Any) -> subprocess.Popen[Any]:
         return subprocess.Popen(args, **popen)
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def wait_until(condition: Callable[[], object], seconds: float = 60) -> None:
-    """Poll ``condition`` until it holds; a TimeoutError if it has not after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not true after {seconds:g} s")
-        time.sleep(0.2)
 
 
 @contextmanager

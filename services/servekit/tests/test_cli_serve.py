@@ -8,8 +8,7 @@ import dataclasses
 import logging
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,6 +27,7 @@ from servekit.rest.app import INLINE_BATCH_LIMIT
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc import server as rpc_server
 from servekit.settings import load_settings
+from servekit.testing import wait_until
 from servekit.training.trainer import Split
 
 
@@ -235,16 +235,6 @@ def infer_request(rows: list[dict[str, Any]]) -> pb.ModelInferRequest:
     return request
 
 
-def polled(condition: Callable[[], object], seconds: float) -> bool:
-    """Whether ``condition`` came to hold within ``seconds``, checked every 20 ms."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def model_infer(port: int, rows: list[dict[str, Any]], timeout: float = 30) -> str:
     """The status of a ``ModelInfer`` call on a channel of its own, as a new client makes it."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -302,11 +292,10 @@ def serving_both(
         threading.Thread(target=lambda: answered("grpc", model_infer(grpc_port, HELD, timeout=60))),
     ]
     try:
-        # Deadlines, not counts of ticks: on a loaded machine (a full test run) a tick is late.
-        assert polled(lambda: server.started and app.state.runtime.model is not None, seconds=60)
+        wait_until(lambda: server.started and app.state.runtime.model is not None, every=0.02)
         for caller in callers:
             caller.start()
-        assert polled(lambda: app.state.admission.in_flight == 2, seconds=60)  # both batches held
+        wait_until(lambda: app.state.admission.in_flight == 2, every=0.02)  # both batches held
         yield server, app, http_port, grpc_port, answers, ended
     finally:
         HeldToy.release.set()
@@ -335,7 +324,7 @@ def test_sigterm_stops_grpc_taking_calls_as_http_begins_to_drain_not_after(
             outcomes.append(model_infer(grpc_port, [ROW]))
             return outcomes[-1] != "OK"
 
-        assert polled(not_answered, seconds=60)
+        wait_until(not_answered, every=0.02)
         assert outcomes[-1] == "UNAVAILABLE"
         assert answers == {}  # refused while the HTTP request was held: its drain had not ended
         HeldToy.release.set()  # both answered within the grace

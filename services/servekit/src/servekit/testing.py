@@ -54,6 +54,16 @@ def request_rows(data: Split, n: int = 50) -> list[dict[str, Any]]:
     return to_records(data.x_test.head(n))
 
 
+def wait_until(condition: Callable[[], object], seconds: float = 60, every: float = 0.2) -> None:
+    """Poll ``condition`` every ``every`` seconds until it holds; a TimeoutError if it has not after
+    ``seconds``. A deadline, not a count of polls: on a loaded machine each poll comes late."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {seconds:g} s")
+        time.sleep(every)
+
+
 def wait_ready(client: TestClient, seconds: float = 30.0) -> None:
     """Block until the app behind ``client`` has loaded and warmed up its model."""
     deadline = time.monotonic() + seconds
