@@ -109,7 +109,21 @@ def cases_for(name: str) -> list[Case]:
         if "enum" in prop:
             unknown = {**example, field: "no-such-category"}
             cases.append(Case(f"unknown-category-{field}", "/predict", _dumps(unknown), 422, field))
+        if prop.get("type") == "integer":
+            # A whole float is the integer (test_whole_floats_are_the_integers_the_schema_counts_them);
+            # a fraction is not, nor is a boolean: JSON Schema's integers are no booleans.
+            fraction = {**example, field: _inside(prop) + 0.5}
+            cases.append(
+                Case(f"fraction-{field}", "/predict", _dumps(fraction), 422, field, "fractional part")
+            )
+            boolean = {**example, field: True}
+            cases.append(Case(f"boolean-{field}", "/predict", _dumps(boolean), 422, field, "valid integer"))
     return cases
+
+
+def _inside(prop: dict[str, Any]) -> int:
+    """An integer of the field's range with room for a half above it."""
+    return int(prop.get("minimum", 0))
 
 
 CASES = [(name, case) for name in registry.available() for case in cases_for(name)]
@@ -149,6 +163,36 @@ def test_bad_input_gets_a_4xx_naming_the_field(
         problems = {f["field"]: f["problem"] for f in body["fields"]}
         assert case.field in problems, body
         assert case.problem in problems[case.field], body
+
+
+def integer_fields(name: str) -> list[str]:
+    """The fields of a service's request its schema types as integers (nullable ones too)."""
+    schema = registry.get_service(name).request.model_json_schema()
+    return [field for field, prop in _properties(schema).items() if prop.get("type") == "integer"]
+
+
+WITH_INTEGERS = [name for name in registry.available() if integer_fields(name)]
+
+
+@pytest.mark.parametrize("service", WITH_INTEGERS)
+def test_whole_floats_are_the_integers_the_schema_counts_them(
+    service: str, client_for: Callable[[str], TestClient]
+) -> None:
+    """``"Age": 42.0`` is valid by the published schema (JSON Schema's integer is a number with no
+    fractional part) and what a data frame's integer column with a gap sends: it is answered as 42."""
+    example = dict(registry.get_service(service).request.model_json_schema()["examples"][0])
+    as_floats = {**example, **{field: float(example[field]) for field in integer_fields(service)}}
+    client = client_for(service)
+    sent = [client.post("/predict", content=_dumps(body)) for body in (example, as_floats)]
+    assert [r.status_code for r in sent] == [200, 200], sent[1].text
+    assert sent[1].json() == sent[0].json()
+
+
+def test_the_services_with_integer_fields_are_the_ones_that_have_them() -> None:
+    assert {name: integer_fields(name) for name in WITH_INTEGERS} == {
+        "bankchurn": ["CreditScore", "Age", "Tenure", "NumOfProducts", "HasCrCard", "IsActiveMember"],
+        "chicagotaxi": ["pickup_community_area", "dropoff_community_area"],
+    }
 
 
 @pytest.mark.parametrize("service", registry.available())

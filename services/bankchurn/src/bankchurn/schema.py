@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from bankchurn.data import BOUNDS
+from servekit.fields import WholeNumber
 
 EXAMPLE: dict[str, int | float | str] = {
     "CreditScore": 619,
@@ -38,15 +39,17 @@ class Customer(BaseModel):
         json_schema_extra={"examples": [dict(EXAMPLE)]},
     )
 
-    CreditScore: int = _bounded("CreditScore", "Credit score, 300-850")  # type: ignore[assignment]
+    CreditScore: WholeNumber = _bounded("CreditScore", "Credit score, 300-850")  # type: ignore[assignment]
     Geography: Literal["France", "Germany", "Spain"] = Field(description="Country of the customer")
     Gender: Literal["Female", "Male"]
-    Age: int = _bounded("Age", "Age in years, 18-100")  # type: ignore[assignment]
-    Tenure: int = _bounded("Tenure", "Years as a customer, 0-10")  # type: ignore[assignment]
+    Age: WholeNumber = _bounded("Age", "Age in years, 18-100")  # type: ignore[assignment]
+    Tenure: WholeNumber = _bounded("Tenure", "Years as a customer, 0-10")  # type: ignore[assignment]
     Balance: float = _bounded("Balance", "Account balance, >= 0")  # type: ignore[assignment]
-    NumOfProducts: int = _bounded("NumOfProducts", "Products held, 1-4")  # type: ignore[assignment]
-    HasCrCard: Literal[0, 1] = Field(description="1 if the customer has a credit card")
-    IsActiveMember: Literal[0, 1] = Field(description="1 if the customer is active")
+    NumOfProducts: WholeNumber = _bounded("NumOfProducts", "Products held, 1-4")  # type: ignore[assignment]
+    # Integers from 0 to 1, not Literal[0, 1]: pydantic takes false and true for the literals 0
+    # and 1, where the schema's integers are no booleans.
+    HasCrCard: WholeNumber = _bounded("HasCrCard", "1 if the customer has a credit card, else 0")  # type: ignore[assignment]
+    IsActiveMember: WholeNumber = _bounded("IsActiveMember", "1 if the customer is active, else 0")  # type: ignore[assignment]
     EstimatedSalary: float = _bounded("EstimatedSalary", "Estimated yearly salary, >= 0")  # type: ignore[assignment]
 
 

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from chicagotaxi import cleaning, data
+from servekit.fields import whole_number
 from servekit.reasons import KeepsSentValues
 
 EXAMPLE: dict[str, Any] = {
@@ -87,15 +88,9 @@ def _longitude(end: str) -> Any:
     )
 
 
-def _whole_number(value: Any) -> Any:
-    """``8.0`` is community area 8: the file's area columns read as floats (they have gaps)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-#: A community area number; a whole float is accepted, a fraction or a string is not.
-CommunityArea = Annotated[int | None, BeforeValidator(_whole_number)]
+#: A community area number; ``8.0`` is area 8 (the file's area columns read as floats: they have
+#: gaps), a fraction or a string is refused.
+CommunityArea = Annotated[int | None, BeforeValidator(whole_number)]
 
 
 def _area(end: str) -> Any:
