@@ -114,6 +114,33 @@ def test_the_documented_example_is_accepted(service: tuple[str, TestClient, Any]
     assert by_name(response.json())  # one output per prediction field at least
 
 
+def test_the_document_names_the_inputs_and_outputs_the_model_takes(
+    service: tuple[str, TestClient, Any],
+) -> None:
+    """A generated client (or a fuzzer) sends what the document allows: it lists as the tensor and
+    output names exactly the ones the model takes, and every one of them is answered."""
+    name, client, _ = service
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    metadata = client.get(f"/v2/models/{name}").json()
+    inputs = schemas["RequestInput"]["properties"]["name"]["enum"]
+    outputs = schemas["RequestOutput"]["properties"]["name"]["enum"]
+    assert inputs == [t["name"] for t in metadata["inputs"]]
+    assert outputs == [t["name"] for t in metadata["outputs"]]
+    assert schemas["RequestInput"]["properties"]["shape"]["items"]["minimum"] == 0
+    operation = client.get("/openapi.json").json()["paths"]["/v2/models/{model_name}/infer"]["post"]
+    example = operation["requestBody"]["content"]["application/json"]["example"]
+    for output in outputs:
+        asked = {**example, "outputs": [{"name": output}], "parameters": {"explain": True, "reasons": 2}}
+        response = client.post(f"/v2/models/{name}/infer", json=asked)
+        assert response.status_code == 200, response.text
+        assert list(by_name(response.json())) == [output]
+    unknown = client.post(
+        f"/v2/models/{name}/infer", json={**example, "outputs": [{"name": "no-such-output"}]}
+    )
+    assert unknown.status_code == 422
+    assert [f["field"] for f in unknown.json()["fields"]] == ["outputs[no-such-output]"]
+
+
 def test_a_value_predict_refuses_is_refused_with_its_tensor_named(
     service: tuple[str, TestClient, list[dict[str, Any]]],
 ) -> None:

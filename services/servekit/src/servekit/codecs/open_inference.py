@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from servekit.errors import FieldProblem, invalid_fields, location, problem_text
 from servekit.inference import batch_adapter, check_batch_size, encode_json, validate_json
@@ -116,7 +116,7 @@ class RequestInput(BaseModel):
 class RequestOutput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str
+    name: str = Field(description="An output of the model: only the outputs named are sent")
     parameters: dict[str, Any] | None = None
 
 
@@ -485,6 +485,44 @@ class OpenInferenceCodec:
         """The codec of ``spec``'s requests and answers."""
         return cls(
             spec.request, spec.response, outside_training=spec.model.keeps_training_ranges, service=spec.name
+        )
+
+    def documented_request(self) -> type[InferenceRequest]:
+        """:class:`InferenceRequest` as this model's OpenAPI document shows it: each tensor's and
+        output's name one of the model's, and each dimension of a shape at least 0.
+
+        For the document only: the codec refuses another name itself, naming the ones it has, and
+        a bad shape saying what the shape must be, which pydantic's words for an enum would not.
+        A client generated from the document, or a fuzzer, then sends what the model takes.
+        """
+
+        def named(base: type[BaseModel], names: Sequence[str], **fields: Any) -> type[BaseModel]:
+            described = base.model_fields["name"].description
+            name = Field(description=described, json_schema_extra={"enum": list(names)})
+            return create_model(base.__name__, __base__=base, name=(str, name), **fields)
+
+        shape = RequestInput.model_fields["shape"]
+        tensor = named(
+            RequestInput,
+            list(self.inputs),
+            shape=(
+                list[int],
+                Field(
+                    min_length=1,
+                    max_length=2,
+                    description=shape.description,
+                    json_schema_extra={"items": {"type": "integer", "minimum": 0}},
+                ),
+            ),
+        )
+        output = named(RequestOutput, self.output_names)
+        fields = InferenceRequest.model_fields
+        return create_model(
+            InferenceRequest.__name__,
+            __base__=InferenceRequest,
+            __doc__=InferenceRequest.__doc__,
+            inputs=(list[tensor], Field(min_length=1, description=fields["inputs"].description)),  # type: ignore[valid-type]
+            outputs=(list[output] | None, Field(None, description=fields["outputs"].description)),  # type: ignore[valid-type,arg-type]
         )
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from servekit.admission import AdmissionLimit, in_worker_thread
 from servekit.auth import api_keys
 from servekit.capture import PredictionCapture
 from servekit.card import render as render_card
-from servekit.codecs.open_inference import InferenceRequest
+from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.errors import ServekitError
 from servekit.inference import (
     batch_body,
@@ -410,7 +410,7 @@ def create_app(
     batch = TypeAdapter(batch_model)
     app.openapi = with_request_models(  # type: ignore[method-assign]
         app,
-        [instance_model, batch_model, InferenceRequest],
+        [instance_model, batch_model, OpenInferenceCodec.of_service(spec).documented_request()],
         needs_key=None if keys is None else lambda path: not is_open(path),
     )
     install_docs(app)
