@@ -20,35 +20,24 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from starlette.requests import Request
 
+from fuzzing import (
+    FUZZ,
+    JSON_VALUES,
+    assert_both_kinds_drawn,
+    documented_example,
+    example,
+    sometimes,
+    trained,
+)
 from servekit import registry
 from servekit.managed import sagemaker
 from servekit.managed.common import LoadedModel, from_artifact
 from servekit.managed.vertex import ServekitHandler, ServekitPredictor
-from servekit.testing import train_in_memory
 
-#: Examples per service and handler: about 2 s each here, deterministic (``derandomize``).
-EXAMPLES = 300
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6,
-)
 CELLS = st.text(alphabet=string.printable + "é\u200b\ufeff", max_size=10)
 #: Media types a request may be refused for (415, or 422 naming the parameter).
 ODD_MEDIA_TYPES = [
@@ -63,26 +52,9 @@ ACCEPTS = st.sampled_from(["application/json", "*/*", "application/*", "", "text
 )
 
 
-def sometimes(draw: st.DrawFn, tenths: int) -> bool:
-    """True ``tenths`` times in ten: most requests stay close enough to valid to be answered."""
-    return draw(st.integers(0, 9)) < tenths
-
-
 @functools.cache
 def loaded(name: str) -> LoadedModel:
-    spec = registry.get_service(name)
-    artifact, _ = train_in_memory(spec, rows=1500)
-    return from_artifact(spec, artifact)
-
-
-@functools.cache
-def _example(name: str) -> dict[str, Any]:
-    return dict(registry.get_service(name).request.model_json_schema()["examples"][0])
-
-
-def example(name: str) -> dict[str, Any]:
-    """The service's documented request, a copy to mutate."""
-    return dict(_example(name))
+    return from_artifact(registry.get_service(name), trained(name))
 
 
 @st.composite
@@ -132,7 +104,7 @@ def csv_bodies(draw: st.DrawFn, name: str) -> tuple[bytes, list[str]]:
     if header:
         writer.writerow(fields)
     for _ in range(draw(st.integers(0 if sometimes(draw, 1) else 1, 3))):
-        cells = [str(_example(name)[field]) for field in fields]
+        cells = [str(documented_example(name)[field]) for field in fields]
         if sometimes(draw, 2):
             for i in draw(st.lists(st.integers(0, len(cells) - 1), min_size=1, max_size=3)):
                 cells[i] = draw(CELLS)
@@ -175,13 +147,6 @@ def assert_answer(body: bytes, seen: Counter[int]) -> None:
     assert isinstance(answer["predictions"], list), answer
     assert answer["predictions"], answer
     seen[200] += 1
-
-
-def assert_both_kinds_drawn(seen: Counter[int]) -> None:
-    """Answers and refusals both: a handler that refused everything would pass the rest."""
-    print(dict(sorted(seen.items())))
-    assert seen[200] >= EXAMPLES // 10, seen
-    assert seen[422] >= EXAMPLES // 10, seen
 
 
 @pytest.mark.parametrize("name", registry.available())
