@@ -271,3 +271,16 @@ def test_a_batch_over_the_limit_is_a_413_naming_the_setting_however_bad_its_tens
     assert response.json()["error"] == (
         "257 instances; the limit is 256 (TOY_MAX_BATCH_SIZE); send at most 256 per request"
     )
+
+
+def test_a_bad_routing_header_is_refused_before_the_body_is_read_as_on_predict(
+    toy_client: TestClient,
+) -> None:
+    """The header is the request's first problem, whatever its body: a body over the batch limit,
+    or no JSON at all, is not read to refuse it."""
+    over = [{"x": 1.0, "color": "red"}] * 9  # the toy client's batch limit is 8
+    for body in (orjson.dumps(infer_body(over)), b"not json"):
+        for path in (INFER, "/predict/batch"):
+            response = toy_client.post(path, content=body, headers={"X-Model-Variant": "blue"})
+            assert response.status_code == 422, (path, response.text)
+            assert [f["field"] for f in response.json()["fields"]] == ["header.x-model-variant"]

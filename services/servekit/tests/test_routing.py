@@ -236,8 +236,15 @@ def test_grpc_metadata_routes_like_the_headers(
             assert infer(pinned).model_version == "2"
             with pytest.raises(grpc.RpcError) as error:
                 infer(request, metadata=(("x-model-variant", "green"),))
+            # Read before the tensors, as REST reads the header before the body.
+            broken = pb.ModelInferRequest()
+            broken.CopyFrom(request)
+            broken.inputs[0].datatype = "BOOL"
+            with pytest.raises(grpc.RpcError) as first:
+                infer(broken, metadata=(("x-model-variant", "green"),))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "metadata.x-model-variant: must be one of stable, canary" in str(error.value.details())
+    assert first.value.details() == error.value.details()
 
 
 def test_model_describes_the_canary(rolled: tuple[TestClient, list[dict[str, Any]]]) -> None:

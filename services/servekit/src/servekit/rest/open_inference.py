@@ -158,6 +158,9 @@ def add_open_inference_routes(
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         model_at.served(model_name, model_version)  # before reading a body we cannot serve
+        # Read now, routed later: a bad routing header is refused before the body is read, as
+        # POST /predict refuses it (and not as a 413 or 422 of a body it would have refused anyway).
+        asked = Route.from_headers(request.headers.get)
         json_length = binary_json_length(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
@@ -170,7 +173,7 @@ def add_open_inference_routes(
         # the predictor picks its model with no await between (the runtime swaps models on this
         # loop): a refused request must not be captured, counted as an outcome or shadowed.
         model_at.served(model_name, model_version)
-        route = model_at.route(model_version, Route.from_headers(request.headers.get))
+        route = model_at.route(model_version, asked)
         model, predictions = await predictor(records, explain, timings, route, reasons)
         model_at.answered_by(model, model_version)
         request_id = decoded.id if decoded.id is not None else request_id_of(request.scope)

@@ -471,6 +471,7 @@ class OpenInferenceServicer:
         if request.id and REQUEST_ID_HEADER not in metadata:
             # The client's own id names the call in the logs and the capture: it correlates by it.
             adopt_client_id(request.id)
+        asked = Route.from_headers(metadata.get, where="metadata.")  # before decoding, as REST reads it
         timings = Timings()
         with timings.phase("validate"):
             body, json_length = rest_form(request)
@@ -479,7 +480,7 @@ class OpenInferenceServicer:
         # Checked again right before the predictor picks its model, with no await between: the
         # alias may have moved, and a refused request must not be captured, counted or shadowed.
         self.model.served(request.model_name, request.model_version)
-        route = self.model.route(request.model_version, Route.from_headers(metadata.get, where="metadata."))
+        route = self.model.route(request.model_version, asked)
         model, predictions = await self.predictor(records, explain, timings, route, reasons)
         self.model.answered_by(model, request.model_version)
         request_id = decoded.id if decoded.id is not None else logs.request_id.get()
