@@ -408,9 +408,11 @@ def create_app(
     batch_model = schemas.batch_request(instance_model)
     single = TypeAdapter(instance_model)
     batch = TypeAdapter(batch_model)
+    # One codec for the /v2 routes and their document: it takes about 15 ms to build.
+    codec = OpenInferenceCodec.of_service(spec)
     app.openapi = with_request_models(  # type: ignore[method-assign]
         app,
-        [instance_model, batch_model, OpenInferenceCodec.of_service(spec).documented_request()],
+        [instance_model, batch_model, codec.documented_request()],
         needs_key=None if keys is None else lambda path: not is_open(path),
     )
     install_docs(app)
@@ -531,7 +533,7 @@ def create_app(
         return Response(metrics.exposition(), media_type=metrics.content_type)
 
     add_open_inference_routes(
-        app, spec, runtime, predictor, settings=settings, error_responses=ERROR_RESPONSES
+        app, spec, codec, runtime, predictor, settings=settings, error_responses=ERROR_RESPONSES
     )
     return app
 

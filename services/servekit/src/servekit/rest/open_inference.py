@@ -119,14 +119,14 @@ def is_open_inference(scope: Scope) -> bool:
 def add_open_inference_routes(
     app: FastAPI,
     spec: ServiceSpec,
+    codec: OpenInferenceCodec,
     runtime: ModelRuntime,
     predictor: Predictor,
     *,
     settings: ServiceSettings,
     error_responses: dict[int | str, dict[str, Any]],
 ) -> None:
-    """Add the ``/v2`` endpoints for ``spec``'s model."""
-    codec = OpenInferenceCodec.of_service(spec)
+    """Add the ``/v2`` endpoints for ``spec``'s model, whose tensors ``codec`` reads and writes."""
     example = documented_example(codec, spec.request.model_json_schema().get("examples", []))
 
     model_at = ProtocolModel(spec.name, runtime, canary=predictor.canary, where="path.")
