@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from starlette.requests import Request
 
 from fuzzing import (
     FUZZ,
@@ -36,7 +35,7 @@ from fuzzing import (
 from servekit import registry
 from servekit.managed import sagemaker
 from servekit.managed.common import LoadedModel, from_artifact
-from servekit.managed.vertex import ServekitHandler, ServekitPredictor
+from servekit.testing import cpr_request, vertex_handler
 
 CELLS = st.text(alphabet=string.printable + "é\u200b\ufeff", max_size=10)
 #: Media types a request may be refused for (415, or 422 naming the parameter).
@@ -170,19 +169,9 @@ def test_sagemaker_answers_or_refuses_with_a_4xx_whatever_it_is_sent(name: str) 
     assert_both_kinds_drawn(seen)
 
 
-def cpr_request(body: bytes, content_type: str) -> Request:
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    headers = [(b"content-type", content_type.encode("latin-1", "replace"))]
-    return Request({"type": "http", "method": "POST", "path": "/predict", "headers": headers}, receive)
-
-
 @pytest.mark.parametrize("name", registry.available())
 def test_the_vertex_handler_answers_or_refuses_with_a_4xx_whatever_it_is_sent(name: str) -> None:
-    handler = ServekitHandler.__new__(ServekitHandler)
-    handler.predictor = ServekitPredictor()
-    handler.predictor._model = loaded(name)
+    handler = vertex_handler(loaded(name))
     seen: Counter[int] = Counter()
 
     @FUZZ

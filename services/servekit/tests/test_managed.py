@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import pytest
 from fastapi import HTTPException
-from starlette.requests import Request
 from toy import TOY, ToyModel
 
 from servekit.inference import batch_adapter
@@ -17,6 +16,7 @@ from servekit.managed import sagemaker
 from servekit.managed.common import LoadedModel
 from servekit.managed.vertex import ServekitPredictor
 from servekit.model import ModelArtifact
+from servekit.testing import cpr_request, vertex_handler
 from servekit.training.trainer import Split
 
 LIMIT = 256
@@ -97,24 +97,10 @@ def test_vertex_over_the_limit_is_a_413_however_bad_its_instances(loaded: Loaded
     assert caught.value.status_code == 422
 
 
-def cpr_request(body: bytes) -> Request:
-    """A Starlette request, as the CPR model server hands its handler one (read as REST reads it)."""
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    return Request({"type": "http", "method": "POST", "path": "/predict", "headers": headers}, receive)
-
-
 def test_vertex_handler_over_the_limit_is_a_413_however_bad_its_instances(loaded: LoadedModel) -> None:
     import asyncio
 
-    from servekit.managed.vertex import ServekitHandler
-
-    handler = ServekitHandler.__new__(ServekitHandler)
-    handler.predictor = ServekitPredictor()
-    handler.predictor._model = loaded
+    handler = vertex_handler(loaded)
     repeated = b'{"instances": [' + b'{"x": 1.0, "color": "red"}, ' * 256 + b'{"x": 1, "x": 2}]}'
     for body in (orjson.dumps({"instances": [BAD] * 257}), repeated):
         response = asyncio.run(handler.handle(cpr_request(body)))

@@ -27,7 +27,10 @@ from servekit.training.trainer import Split, fit, split, to_records
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
+    from starlette.requests import Request
 
+    from servekit.managed.common import LoadedModel
+    from servekit.managed.vertex import ServekitHandler
     from servekit.runtime import ModelRuntime
 
 
@@ -137,6 +140,30 @@ def http_stub(handler: Callable[..., socketserver.BaseRequestHandler]) -> Iterat
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def vertex_handler(model: LoadedModel) -> ServekitHandler:
+    """The Vertex AI handler over a model loaded in memory (not from a packaged directory)."""
+    from servekit.managed.vertex import ServekitHandler, ServekitPredictor
+
+    handler = ServekitHandler.__new__(ServekitHandler)
+    handler.predictor = ServekitPredictor()
+    handler.predictor._model = model
+    return handler
+
+
+def cpr_request(body: bytes, content_type: str = "application/json") -> Request:
+    """A Starlette request, as the CPR model server hands its handler one (read as REST reads it)."""
+    from starlette.requests import Request
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    headers = [
+        (b"content-type", content_type.encode("latin-1", "replace")),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return Request({"type": "http", "method": "POST", "path": "/predict", "headers": headers}, receive)
 
 
 def new_tracking_database(path: Path) -> str:
