@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -56,6 +57,14 @@ def trained(name: str) -> ModelArtifact:
     """A model of the service trained in memory, once per test process."""
     artifact, _ = train_in_memory(registry.get_service(name), rows=1500)
     return artifact
+
+
+def assert_refusal_names_the_problem(status: int, error: Mapping[str, Any], seen: Counter[int]) -> None:
+    """A 4xx whose body says what is wrong (the REST error body), counted under its status."""
+    assert 400 <= status < 500, (status, error)
+    assert error["error"], error
+    assert error["message"], error
+    seen[status] += 1
 
 
 def assert_both_kinds_drawn(seen: Counter[int]) -> None:

@@ -27,6 +27,7 @@ from fuzzing import (
     FUZZ,
     JSON_VALUES,
     assert_both_kinds_drawn,
+    assert_refusal_names_the_problem,
     documented_example,
     example,
     sometimes,
@@ -133,14 +134,6 @@ def requests(draw: st.DrawFn, name: str) -> tuple[bytes, str]:
     return body, draw(st.sampled_from(ODD_MEDIA_TYPES) | st.text(max_size=20))
 
 
-def assert_refusal_names_the_problem(status: int, body: bytes, seen: Counter[int]) -> None:
-    assert 400 <= status < 500, (status, body)
-    error = json.loads(body)
-    assert error["error"], error
-    assert error["message"], error
-    seen[status] += 1
-
-
 def assert_answer(body: bytes, seen: Counter[int]) -> None:
     answer = json.loads(body)
     assert isinstance(answer["predictions"], list), answer
@@ -160,7 +153,7 @@ def test_sagemaker_answers_or_refuses_with_a_4xx_whatever_it_is_sent(name: str) 
         try:
             answer, media = sagemaker.transform_fn(model, body, content_type, accept)
         except sagemaker.InvalidRequest as refusal:
-            assert_refusal_names_the_problem(refusal.status_code, refusal.message.encode(), seen)
+            assert_refusal_names_the_problem(refusal.status_code, json.loads(refusal.message), seen)
         else:
             assert media == "application/json"
             assert_answer(answer, seen)
@@ -181,7 +174,7 @@ def test_the_vertex_handler_answers_or_refuses_with_a_4xx_whatever_it_is_sent(na
         if response.status_code == 200:
             assert_answer(response.body, seen)
         else:
-            assert_refusal_names_the_problem(response.status_code, response.body, seen)
+            assert_refusal_names_the_problem(response.status_code, json.loads(response.body), seen)
 
     handled()
     assert_both_kinds_drawn(seen)
