@@ -202,7 +202,9 @@ def test_sagemaker_inference_refusals_are_the_rest_bodies(
     ]
     status, answered = mms(orjson.dumps({"instances": package.rows}), JSON, CSV)
     assert status == 406
-    assert orjson.loads(answered)["fields"] == [{"field": "accept", "problem": f"expected {JSON}"}]
+    assert orjson.loads(answered)["fields"] == [
+        {"field": "accept", "problem": f"no range takes {JSON} with a weight (q) above 0"}
+    ]
 
 
 def test_sagemaker_inference_latin1_csv_is_a_422_naming_the_body(
@@ -250,8 +252,16 @@ def test_an_accept_list_that_takes_json_is_answered(package: Package, mms: SageM
     body = orjson.dumps({"instances": package.rows[:1]})
     for accept in (f"{JSON}, text/plain, */*", f"text/html,{JSON};q=0.9", "text/html, */*;q=0.1"):
         assert mms(body, JSON, accept)[0] == 200, accept
-    for accept in ("text/html", f"text/html, {JSON};q=0"):
+    # The most specific range decides (RFC 9110, 12.5.1): a wildcard does not undo JSON's q=0.
+    for accept in ("text/html", f"text/html, {JSON};q=0", f"{JSON};q=0, */*", "application/*;q=0, */*"):
         assert mms(body, JSON, accept)[0] == 406, accept
+
+
+def test_an_empty_media_type_parameter_is_no_parameter(package: Package, mms: SageMakerInference) -> None:
+    """The grammar allows ``application/json;``: it was a 422 naming a parameter with no name."""
+    body = orjson.dumps({"instances": package.rows[:1]})
+    assert mms(body, f"{JSON};")[0] == 200
+    assert mms(f"{package.csv_row()}\n".encode(), f"{CSV}; ; explain=true")[0] == 200
 
 
 def test_a_refusal_in_a_batch_of_requests_is_raised_not_set_on_the_first(package: Package) -> None:

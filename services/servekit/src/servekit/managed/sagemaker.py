@@ -68,6 +68,7 @@ from servekit.managed.common import (
     load_model_dir,
     require_object,
 )
+from servekit.media_types import accepts_media_type, parse_media_type
 from servekit.model import Record
 
 #: What ``from servekit.managed.sagemaker import *`` gives a hand-written ``inference.py``: the two
@@ -183,7 +184,7 @@ def _flask_request_module() -> Any:
 
 def input_fn(input_data: str | bytes, content_type: str) -> Decoded:
     """Accept ``application/json`` or ``text/csv`` (415 otherwise)."""
-    media, params = _media_type(content_type or JSON)
+    media, params = parse_media_type(content_type or JSON)
     if media not in (JSON, CSV):
         raise InvalidRequest(
             ServekitError(
@@ -224,39 +225,16 @@ def parse_request(model: LoadedModel, data: Decoded) -> tuple[list[Record], Aske
 
 
 def output_fn(prediction: dict[str, Any], accept: str) -> tuple[bytes, str]:
-    if not _accepts_json(accept or JSON):
+    if not accepts_media_type(accept or JSON, JSON):
         raise InvalidRequest(
             ServekitError(
                 406,
                 "not_acceptable",
                 f"accept {accept!r} is not supported; responses are {JSON}",
-                (FieldProblem("accept", f"expected {JSON}"),),
+                (FieldProblem("accept", f"no range takes {JSON} with a weight (q) above 0"),),
             )
         )
     return encode_json(prediction), JSON
-
-
-def _accepts_json(accept: str) -> bool:
-    """Whether an Accept header takes JSON: a list of media ranges (``text/html, application/json;
-    q=0.9, */*;q=0.1``, as browsers and HTTP libraries send), any of which may, unless its q is 0."""
-    for media_range in accept.split(","):
-        media, params = _media_type(media_range)
-        try:
-            weight = float(params.get("q", "1"))
-        except ValueError:
-            weight = 1.0
-        if media in (JSON, "*/*", "application/*") and weight > 0:
-            return True
-    return False
-
-
-def _media_type(value: str) -> tuple[str, dict[str, str]]:
-    media, *rest = (part.strip() for part in value.split(";"))
-    params = {}
-    for part in rest:
-        key, _, val = part.partition("=")
-        params[key.strip().lower()] = val.strip().strip('"')
-    return media.lower(), params
 
 
 def _validated(model: LoadedModel, envelope: dict[str, Any]) -> list[Record]:

@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Receive
 
 from servekit.errors import FieldProblem, ServekitError
+from servekit.media_types import parse_media_type
 
 #: Content codings a request body may use (RFC 9110 §8.4.1), and their zlib window bits.
 CONTENT_CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
@@ -71,7 +72,7 @@ def not_json_as_declared(request: Request, body: bytes) -> ServekitError | None:
     otherwise) keeps working. A CSV line sent here was a 422 about a JSON syntax error at its first
     character, which sent its sender looking for a typo; the header says what went wrong.
     """
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    media_type, _ = parse_media_type(request.headers.get("content-type", ""))
     if media_type in ("", FORM) or media_type == JSON or media_type.endswith("+json"):
         return None
     try:

@@ -6,34 +6,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-
-def gzip_accepted(accept_encoding: str) -> bool:
-    """Whether ``Accept-Encoding`` lets the response be gzipped (RFC 9110, section 12.5.3).
-
-    gzip is acceptable when it, or ``*`` with gzip not listed, has a weight above 0;
-    ``gzip;q=0`` is a refusal, which a substring test would read as consent.
-    """
-    weights: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        coding, _, parameters = item.partition(";")
-        coding = coding.strip().lower()
-        if coding:
-            weights[coding] = _weight(parameters)
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in weights:
-            return weights[coding] > 0
-    return False
-
-
-def _weight(parameters: str) -> float:
-    for parameter in parameters.split(";"):
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "q":
-            try:
-                return float(value.strip())
-            except ValueError:
-                return 0.0  # an unreadable weight is no consent
-    return 1.0
+from servekit.media_types import accepts_coding
 
 
 class CompressionMiddleware(GZipMiddleware):
@@ -47,7 +20,7 @@ class CompressionMiddleware(GZipMiddleware):
             await self.app(scope, receive, send)
             return
         responder: IdentityResponder
-        if gzip_accepted(Headers(scope=scope).get("accept-encoding", "")):
+        if accepts_coding(Headers(scope=scope).get("accept-encoding", "")):
             responder = GZipResponder(
                 self.app,
                 self.minimum_size,
