@@ -248,6 +248,79 @@ def test_a_caller_that_did_not_sample_its_trace_gets_no_span(
     assert finished(request_spans, exported) == []
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "logged_trace"),
+    [
+        # An ALB's header: the root, no parent (X-Ray's form is what its console searches for).
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        ("x-cloud-trace-context", CALLER_TRACE, CALLER_TRACE),
+        ("x-cloud-trace-context", f"{CALLER_TRACE};o=1", CALLER_TRACE),
+    ],
+)
+def test_a_header_naming_a_trace_and_no_span_makes_the_span_the_root_of_that_trace(
+    toy_trained: tuple[ModelArtifact, Split],
+    exported: InMemorySpanExporter,
+    header: str,
+    value: str,
+    logged_trace: str,
+) -> None:
+    """It started a trace of the service's own: behind an ALB no span was in the trace its
+    console showed, though the log lines named that trace."""
+    stream = io.StringIO()
+    logs.configure_logging("INFO", "json", "toy", stream)
+    artifact, _ = toy_trained
+    request_spans = spans.RequestSpans("toy", exported)
+    settings = load_settings("toy", access_log="all")
+    app = create_app(TOY, settings, source=lambda: artifact, spans=request_spans)
+    with TestClient(app) as client:
+        wait_ready(client)
+        exported.clear()
+        answered = client.post("/predict", json=ROW, headers={header: value, "X-Request-ID": "mine"})
+        assert answered.status_code == 200
+        other = client.post("/predict", json=ROW)
+        assert other.status_code == 200
+    servers = [s for s in finished(request_spans, exported) if s.kind is SpanKind.SERVER]
+    [server, own] = sorted(servers, key=lambda s: s.start_time or 0)
+    assert f"{server.context.trace_id:032x}" == logged_trace.removeprefix("1-").replace("-", "")
+    assert server.parent is None
+    # Ids are still the SDK's random ones once the request is started: the next request's trace.
+    assert own.context.trace_id != server.context.trace_id
+    mine = [
+        line for line in map(json.loads, stream.getvalue().splitlines()) if line.get("request_id") == "mine"
+    ]
+    assert mine
+    for line in mine:
+        assert (line["trace_id"], line["span_id"]) == (logged_trace, f"{server.context.span_id:016x}")
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0"),
+        ("x-cloud-trace-context", f"{CALLER_TRACE};o=0"),
+    ],
+)
+def test_a_caller_naming_a_trace_it_did_not_sample_and_no_span_gets_no_span(
+    traced_client: tuple[TestClient, spans.RequestSpans],
+    exported: InMemorySpanExporter,
+    header: str,
+    value: str,
+) -> None:
+    client, request_spans = traced_client
+    exported.clear()
+    assert client.post("/predict", json=ROW, headers={header: value}).status_code == 200
+    assert finished(request_spans, exported) == []
+
+
 #: What the collector was sent: the path, the content type and the decoded request.
 Received = tuple[str, str | None, ExportTraceServiceRequest]
 

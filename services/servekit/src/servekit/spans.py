@@ -5,7 +5,8 @@ or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; ``OTEL_SDK_DISABLED=true`` or ``OTEL_
 turn it off again). Off, the SDK is not even imported. On, each request but the probes and the
 scrapes gets a SERVER span, named and attributed as OpenTelemetry's HTTP conventions say, child
 of the caller's span when a tracing header names one (:mod:`servekit.tracing`: W3C
-``traceparent``, Google's ``X-Cloud-Trace-Context``, AWS's ``X-Amzn-Trace-Id``), and one child
+``traceparent``, Google's ``X-Cloud-Trace-Context``, AWS's ``X-Amzn-Trace-Id``), the root of the
+caller's trace when the header names a trace and no span (an ALB's), and one child
 span per phase of its ``Server-Timing`` (validate, predict, explain). The phases' spans are made
 when the request ends, from the times its :class:`~servekit.rest.telemetry.Timings` read: the
 model's path takes no lock and calls no SDK. While a sampled span is open, the request's log lines
@@ -105,7 +106,7 @@ class RequestSpans:
         # OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME over the service's own name (create()
         # alone would have its argument win).
         resource = Resource.create({SERVICE_NAME: service}).merge(OTELResourceDetector().detect())
-        self.provider: TracerProvider = TracerProvider(resource=resource)
+        self.provider: TracerProvider = TracerProvider(resource=resource, id_generator=_caller_trace_ids())
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self.tracer: Tracer = self.provider.get_tracer(SCOPE)
 
@@ -120,18 +121,24 @@ class RequestSpans:
         """
         caller = tracing.current.get()
         parent = _parent_context(caller)
-        span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, start_time=start_ns)
+        adopted = None
+        if caller is not None and parent is None:
+            # A header naming a trace and no span (an ALB's X-Amzn-Trace-Id is "Root=..." alone):
+            # the span starts the caller's trace, as its root, unless the caller chose not to keep it.
+            if caller.sampled is False:
+                return None
+            adopted = _ADOPTED_TRACE_ID.set(_w3c_trace_id(caller.trace_id))
+        try:
+            span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, start_time=start_ns)
+        finally:
+            if adopted is not None:
+                _ADOPTED_TRACE_ID.reset(adopted)
         if not span.is_recording():
             # The caller's ids stay on the log lines: this span's are reported nowhere.
             return None
         own = trace_of(span)
-        if caller is None:
-            tracing.current.set(own)
-        elif parent is not None:
-            # The caller's trace id as its header wrote it (an X-Ray console searches for its form).
-            tracing.current.set(replace(caller, span_id=own.span_id, sampled=True))
-        # Else a header without a span id (Google's or X-Ray's may have none): the span starts a
-        # trace of its own, and the log lines keep the caller's trace, which its console finds.
+        # The caller's trace id as its header wrote it (an X-Ray console searches for its form).
+        tracing.current.set(own if caller is None else replace(caller, span_id=own.span_id, sampled=True))
         opened = OpenSpan(self.tracer, span)
         open_phases.set(opened.phases)
         return opened
@@ -186,9 +193,39 @@ def _parent_context(parent: tracing.TraceContext | None) -> Any:
     without ``o=``, X-Ray without ``Sampled=``) leaves it to the sampler, as sampled."""
     if parent is None or not parent.span_id:
         return None
-    trace_id = parent.trace_id
+    flags = TraceFlags(TraceFlags.DEFAULT if parent.sampled is False else TraceFlags.SAMPLED)
+    context = SpanContext(
+        _w3c_trace_id(parent.trace_id), int(parent.span_id, 16), is_remote=True, trace_flags=flags
+    )
+    return set_span_in_context(NonRecordingSpan(context))
+
+
+def _w3c_trace_id(trace_id: str) -> int:
+    """A trace id as its header wrote it (32 hex digits, or X-Ray's ``1-`` form), as a number."""
     if trace_id.startswith("1-"):
         trace_id = trace_id[2:10] + trace_id[11:]
-    flags = TraceFlags(TraceFlags.DEFAULT if parent.sampled is False else TraceFlags.SAMPLED)
-    context = SpanContext(int(trace_id, 16), int(parent.span_id, 16), is_remote=True, trace_flags=flags)
-    return set_span_in_context(NonRecordingSpan(context))
+    return int(trace_id, 16)
+
+
+#: The trace id the span being started takes, when its caller named a trace and no span.
+_ADOPTED_TRACE_ID: ContextVar[int | None] = ContextVar("servekit_adopted_trace_id", default=None)
+
+
+def _caller_trace_ids() -> Any:
+    """The SDK's random ids, but the trace id of :data:`_ADOPTED_TRACE_ID` while it is set.
+
+    Without it a header naming only a trace started a trace of the service's own: the spans behind
+    an ALB were in no trace its console showed, though the log lines named the ALB's.
+    """
+    from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+    class CallerTraceIds(RandomIdGenerator):
+        def generate_trace_id(self) -> int:
+            adopted = _ADOPTED_TRACE_ID.get()
+            return super().generate_trace_id() if adopted is None else adopted
+
+        def is_trace_id_random(self) -> bool:
+            # X-Ray's ids start with the time; a caller's are not ours to vouch for.
+            return _ADOPTED_TRACE_ID.get() is None
+
+    return CallerTraceIds()
