@@ -31,6 +31,13 @@ stop_all() {
 trap 'stop_all; exit 0' INT TERM HUP
 trap stop_all EXIT
 
+# A pid file is written whole or not at all (renamed into place): `make down`, or a test,
+# reading one as the shell wrote it found it empty and passed over a running server.
+record_pid() {  # name pid
+  echo "$2" >"$PIDS/$1.pid.new"
+  mv -f "$PIDS/$1.pid.new" "$PIDS/$1.pid"
+}
+
 # Waits for url to answer. Gives up as soon as its server exits, whatever its status (a
 # taken port, a crash; MLflow exits 0 when it cannot bind), or the optional background task
 # fails (the service listing, with a bad MLP_PORT_OFFSET), rather than after the timeout.
@@ -60,7 +67,7 @@ wait_for() {  # url seconds server-name server-pid [task-name task-pid]
 scripts/down.sh --quiet
 echo "starting MLflow on $MLFLOW_TRACKING_URI (store: $STATE/mlflow.db, artifacts: $STATE/artifacts)"
 setsid scripts/mlflow-server.sh "$MLFLOW_PORT" "$STATE" >"$STATE/logs/mlflow.log" 2>&1 &
-echo $! >"$PIDS/mlflow.pid"; started+=(mlflow)
+record_pid mlflow "$!"; started+=(mlflow)
 # One `mlp` process for the listing (name, port with MLP_PORT_OFFSET, title) and one for
 # training, as each start imports every service's model stack (about 9 s here); the listing
 # runs while MLflow starts (about 25 s).
@@ -79,7 +86,7 @@ declare -A ports
 while IFS=$'\t' read -r svc port _; do ports[$svc]=$port; done <<<"$listing"
 for svc in $services; do
   setsid "$BIN/mlp" serve "$svc" --host 127.0.0.1 --port "${ports[$svc]}" >"$STATE/logs/$svc.log" 2>&1 &
-  echo $! >"$PIDS/$svc.pid"; started+=("$svc")
+  record_pid "$svc" "$!"; started+=("$svc")
 done
 for svc in $services; do
   wait_for "http://127.0.0.1:${ports[$svc]}/readyz" 120 "$svc" "$(<"$PIDS/$svc.pid")"
