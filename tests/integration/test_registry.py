@@ -56,6 +56,10 @@ def test_a_trained_model_is_logged_registered_and_champion(
     decisions = parity.as_run_metrics(model.metadata["parity"])
     assert {k: v for k, v in logged.items() if k.startswith("parity.")} == decisions
     assert decisions  # every service's: a share flagged, a share given each label, or an error
+    # The logged model (MLflow 3) holds the run's figures too: the registry's model page shows them.
+    version = client.get_model_version(name, result.version)
+    linked = client.get_logged_model(version.source.removeprefix("models:/")).metrics or []
+    assert {m.key: m.value for m in linked} == logged
     # The run holds the version's model card, as GET /model/card serves it.
     card = mlflow.artifacts.load_text(f"runs:/{result.run_id}/model_card.md")
     assert card.startswith(f"# Model card: {name} version {result.version}\n")
