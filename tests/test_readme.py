@@ -82,7 +82,8 @@ def test_the_versions_example_is_what_the_trainer_decides_and_mlp_versions_print
     from types import SimpleNamespace
 
     from servekit.registry import get_service
-    from servekit.training import trainer, versions
+    from servekit.training import champion as deciding
+    from servekit.training import versions
 
     spec = get_service("bankchurn")
     found = VERSIONS_EXAMPLE.search(README.read_text())
@@ -105,12 +106,12 @@ def test_the_versions_example_is_what_the_trainer_decides_and_mlp_versions_print
         key = spec.recipe.primary_metric
         metrics = {key: float(row[key])}
         metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = map(float, row["95% CI"].split("-"))
-        if champion is None or (synthetic and not trainer.is_synthetic(champion["source"])):
+        if champion is None or (synthetic and not deciding.is_synthetic(champion["source"])):
             held = champion or {"version": None, "source": None}
-            monkeypatch.setattr(trainer, "current_champion", lambda client, name, v=held["version"]: v)
+            monkeypatch.setattr(deciding, "current_champion", lambda client, name, v=held["version"]: v)
             trained_on = SimpleNamespace(metadata={"data": {"source": held["source"]}})
-            monkeypatch.setattr(trainer, "load_artifact", lambda *args, a=trained_on: a)
-            promoted, _, decision = trainer._decide(
+            monkeypatch.setattr(deciding, "load_artifact", lambda *args, a=trained_on: a)
+            promoted, _, decision = deciding.decide(
                 spec, None, tracking_uri, None, new_outputs=None, metrics=metrics, source=source
             )
         else:  # compared on held-out rows, which takes the two models: the README's word for it

@@ -26,7 +26,8 @@ from servekit.testing import request_rows, train_in_memory, valid_requests
 from servekit.training import parity, uncertainty
 from servekit.training.segments import segment_metrics
 from servekit.training.signature import model_signature
-from servekit.training.trainer import Split, held_out_record
+from servekit.training.splitting import Split
+from servekit.training.trainer import held_out_record
 
 SERVICES = registry.available()
 

@@ -14,7 +14,8 @@ from servekit import http_client, registry
 from servekit.bench import cpu, fairness, load, scaling, soak
 from servekit.settings import load_settings
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import TrainResult, split
+from servekit.training.splitting import split
+from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,8 @@ from servekit.evaluation import KIND, KIND_TAG
 from servekit.metrics import MetricNames
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
-from servekit.training.trainer import TrainResult, to_records
+from servekit.training.splitting import to_records
+from servekit.training.trainer import TrainResult
 from servekit.training.uncertainty import each_of, percent
 from servekit.training.versions import SERVING_METADATA
 

@@ -25,7 +25,8 @@ from servekit import http_client, registry
 from servekit.loading import load_artifact
 from servekit.routing import percentile_of
 from servekit.testing import valid_requests
-from servekit.training.trainer import TrainResult, to_records
+from servekit.training.splitting import to_records
+from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,9 @@ from servekit import http_client, registry
 from servekit.prometheus import query
 from servekit.routing import SHARE_TAG
 from servekit.testing import valid_requests
-from servekit.training.trainer import TrainResult, to_records, write_canary_share
+from servekit.training.aliases import write_canary_share
+from servekit.training.splitting import to_records
+from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
 

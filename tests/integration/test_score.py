@@ -26,7 +26,8 @@ from servekit import registry
 from servekit.datasets import shared_file
 from servekit.loading import load_artifact
 from servekit.scoring import flatten, pool, score_file
-from servekit.training.trainer import TrainResult, to_records
+from servekit.training.splitting import to_records
+from servekit.training.trainer import TrainResult
 
 pytestmark = pytest.mark.integration
 

@@ -39,11 +39,10 @@ from test_manifests import flow, pod
 
 from mixin.cluster import batch_scoring
 from scripts import load_k8s_cost
-from servekit import cli, loading, registry
+from servekit import cli, loading, mlflow_registry, registry
 from servekit.cli import score as score_command
 from servekit.scoring.pool import usable_cpus
 from servekit.testing import train_in_memory
-from servekit.training import trainer
 
 COMPONENT = ROOT / "k8s" / "components" / "batch-scoring"
 TRANSFER = COMPONENT / "transfer.sh"
@@ -303,7 +302,7 @@ def test_a_warehouse_export_is_fetched_scored_and_uploaded_under_the_runs_date(
     # The score step as the CronJob runs it, on what was fetched: its arguments as rendered, with
     # the model from memory rather than from a registry (the registry's own test is test_score).
     monkeypatch.setattr(loading, "load_artifact", lambda name, uri, tracking_uri: artifact)
-    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda tracking_uri: None)
     # Nothing but the steps makes the directories: the pod's emptyDir /work starts empty.
     score = steps(render("eks", components=["batch-scoring"]).get("CronJob", batch_scoring("bankchurn")))[
         "score"
@@ -371,7 +370,7 @@ def test_a_hive_partitioned_export_is_fetched_and_scored_with_its_partitions_as_
         f"fetch: 2 part(s) of s3://{bucket}/unload/bankchurn/ to score, run of 2026-12-01"
     )
     monkeypatch.setattr(loading, "load_artifact", lambda name, uri, tracking_uri: artifact)
-    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri: None)
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda tracking_uri: None)
     score = steps(render("eks", components=["batch-scoring"]).get("CronJob", batch_scoring("bankchurn")))[
         "score"
     ]

@@ -13,7 +13,7 @@ and attribution drift alerts would fire for an hour after a load test.
 Real rows are the served model's held-out rows when they can be told apart: about 80 % of a file
 are rows it trained on, where NLPInsight knows every word of a text, so a load test from the
 whole file put ``text_known_word_share`` at a PSI of 0.9 against its held-out baseline. They are
-the trainer's own split (``servekit.training.trainer.split``) of the file as the spec loads it,
+the trainer's own split (``servekit.training.splitting.split``) of the file as the spec loads it,
 with the seed its run recorded, checked against what the run logged: the file's frame hash and
 the hashes of its training rows. When that cannot be done (another file, no seed to be found),
 the whole file is sent and the reason says why.
@@ -46,11 +46,13 @@ from servekit.errors import ServekitError
 # Imported for its MLflow client settings as well (one retry, not minutes of them, for a
 # registry that does not answer): the service's own.
 from servekit.loading import one_line
+from servekit.mlflow_registry import registry_client
 from servekit.redaction import MASK
 from servekit.spec import ServiceSpec
 from servekit.testing import valid_requests
 from servekit.training.fingerprint import is_synthetic, sha256_of_frame
-from servekit.training.trainer import registry_client, row_hashes, split, to_records, training_rows_of
+from servekit.training.splitting import split, to_records
+from servekit.training.training_rows import row_hashes, training_rows_of
 
 LOG = logging.getLogger("loadtest")
 MODES = ("auto", "real", "synthetic")

@@ -29,7 +29,8 @@ from mixin.common import Objectives
 from servekit import registry
 from servekit.testing import StubHandler, http_stub, new_tracking_database, valid_requests
 from servekit.training.fingerprint import sha256_of_frame
-from servekit.training.trainer import TRAINING_ROWS, row_hashes, split, to_records
+from servekit.training.splitting import split, to_records
+from servekit.training.training_rows import TRAINING_ROWS, row_hashes
 
 SLO = Objectives()
 

@@ -34,7 +34,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from bankchurn.model import WEAK_FIELD_GAIN
 from bankchurn.service import SERVICE
-from servekit.training.trainer import Split, split
+from servekit.training.splitting import Split, split
 
 SPLIT_SEED = 42
 CONFIGURATIONS = 80

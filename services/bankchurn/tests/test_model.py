@@ -8,7 +8,8 @@ from servekit.datasets import shared_file
 from servekit.inference import run_model
 from servekit.model import ModelArtifact
 from servekit.testing import request_rows, train_in_memory
-from servekit.training.trainer import Split, evaluate, fit, split
+from servekit.training.splitting import Split, split
+from servekit.training.trainer import evaluate, fit
 
 
 @pytest.fixture(scope="module")

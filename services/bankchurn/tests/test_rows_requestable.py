@@ -11,7 +11,7 @@ from bankchurn import data
 from bankchurn.service import SERVICE as SPEC
 from servekit.datasets import DatasetError
 from servekit.training import baselines
-from servekit.training.trainer import to_records
+from servekit.training.splitting import to_records
 
 
 def _requestable(frame: pd.DataFrame) -> baselines.Requestable:

@@ -16,7 +16,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import train_in_memory
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -23,7 +23,7 @@ from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import valid_requests, wait_ready
 from servekit.training import baselines
-from servekit.training.trainer import Split, to_records
+from servekit.training.splitting import Split, to_records
 
 #: monitoring/mixin/recorded.py's PSI_FLOOR and InputDrift's threshold (common.py).
 PSI_FLOOR = 0.001

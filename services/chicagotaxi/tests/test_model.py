@@ -31,7 +31,8 @@ from servekit.model import ModelArtifact
 from servekit.models.trees import TreeEnsemble
 from servekit.testing import request_rows
 from servekit.training.segments import segment_metrics
-from servekit.training.trainer import Split, fit, split
+from servekit.training.splitting import Split, split
+from servekit.training.trainer import fit
 
 # 2015-03-01 (a Sunday) 10:00 Chicago wall clock, in the file's convention.
 TS_2015_03_01_10H = 1425204000

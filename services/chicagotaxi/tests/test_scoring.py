@@ -9,7 +9,7 @@ import pandas as pd
 from chicagotaxi.service import SERVICE
 from servekit.model import ModelArtifact
 from servekit.scoring import score_file
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 def fares(trained: tuple[ModelArtifact, Split], frame: pd.DataFrame, path: Path) -> pd.Series:

@@ -24,7 +24,8 @@ from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import request_rows, train_in_memory, wait_ready
 from servekit.training import trainer
-from servekit.training.trainer import Split, fit, split
+from servekit.training.splitting import Split, split
+from servekit.training.trainer import fit
 
 # Texts that stress tokens and offsets (see test_explain.py for the full set).
 ODD_TEXTS = [

@@ -17,7 +17,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import new_tracking_database, request_rows, train_in_memory, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 @pytest.fixture

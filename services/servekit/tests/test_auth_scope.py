@@ -25,7 +25,7 @@ from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import SERVICE, STATUS_CODES
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 ROW = {"x": 3.0, "color": "red"}

@@ -6,7 +6,7 @@ from toy import ToyModel
 
 from servekit.bench import inprocess
 from servekit.model import ModelArtifact
-from servekit.training.trainer import Split, to_records
+from servekit.training.splitting import Split, to_records
 
 
 def test_a_tree_model_is_timed_against_itself_without_the_range_check(

@@ -15,7 +15,7 @@ from servekit.capture import logger as capture_logger
 from servekit.model import ModelArtifact, Record
 from servekit.rest.access_log import logger as access_logger
 from servekit.testing import request_rows
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.server import SERVICE, infer_message
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 

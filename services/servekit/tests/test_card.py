@@ -15,7 +15,7 @@ from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import wait_loaded
 from servekit.training.parity import group_parity
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 def test_the_served_card_is_rendered_from_get_model(toy_client: TestClient) -> None:

@@ -23,7 +23,8 @@ from toy import TOY
 from servekit import cli
 from servekit.routing import SHARE_TAG
 from servekit.testing import new_tracking_database
-from servekit.training import trainer
+from servekit.training import splitting, trainer, training_rows
+from servekit.training.aliases import promote
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +147,9 @@ def test_promoting_the_champion_changes_nothing(
 
 def test_a_promotion_records_the_reason_its_caller_gives(client: Any, store: tuple[str, Path]) -> None:
     client.set_registered_model_alias("toy", "champion", "2")
-    trainer.promote(TOY, store[0], "3", decision="promoted by mlp rollout")
+    promote(TOY, store[0], "3", decision="promoted by mlp rollout")
     assert decision(client, "3") == "promoted by mlp rollout"
-    trainer.promote(TOY, store[0], "2")
+    promote(TOY, store[0], "2")
     assert decision(client, "2") == "promoted by hand"
 
 
@@ -326,9 +327,11 @@ def test_a_retrain_on_a_grown_file_is_compared_on_rows_the_champion_did_not_trai
     trainer.train(TOY, uri, first, seed=1)
     second = trainer.train(TOY, uri, grown, seed=1)
     # The rows of v2's held-out split that v1 trained on, as the trainer hashes them.
-    v1 = trainer.split(TOY, TOY.recipe.load(first, 1)[0], 1)
-    v2 = trainer.split(TOY, TOY.recipe.load(grown, 1)[0], 1)
-    learnt = np.isin(trainer.row_hashes(v2.x_test, v2.y_test), trainer.row_hashes(v1.x_train, v1.y_train))
+    v1 = splitting.split(TOY, TOY.recipe.load(first, 1)[0], 1)
+    v2 = splitting.split(TOY, TOY.recipe.load(grown, 1)[0], 1)
+    learnt = np.isin(
+        training_rows.row_hashes(v2.x_test, v2.y_test), training_rows.row_hashes(v1.x_train, v1.y_train)
+    )
     assert 0 < learnt.sum() < len(learnt)
     said = decision(mlflow.MlflowClient(uri, registry_uri=uri), second.version)
     assert (
@@ -349,7 +352,7 @@ def old_release_registry(tmp_path: Path) -> str:
 def as_before_training_rows(tmp_path: Path) -> None:
     """The versions trained so far as a release before 2026-12-05 left them: no training_rows.npy,
     and no data.held_out_copies, which every run logging the hashes records with them."""
-    logged = list((tmp_path / "artifacts").rglob(trainer.TRAINING_ROWS))
+    logged = list((tmp_path / "artifacts").rglob(training_rows.TRAINING_ROWS))
     assert logged
     for path in logged:
         path.unlink()
@@ -459,9 +462,10 @@ def test_a_champion_that_logged_no_training_rows_of_this_very_split_is_compared_
     trainer.train(TOY, uri, repeated, seed=1)
     as_before_training_rows(tmp_path)
     again = trainer.train(TOY, uri, repeated, seed=1)
-    data = trainer.split(TOY, TOY.recipe.load(repeated, 1)[0], 1)
+    data = splitting.split(TOY, TOY.recipe.load(repeated, 1)[0], 1)
     learnt = np.isin(
-        trainer.row_hashes(data.x_test, data.y_test), trainer.row_hashes(data.x_train, data.y_train)
+        training_rows.row_hashes(data.x_test, data.y_test),
+        training_rows.row_hashes(data.x_train, data.y_train),
     )
     assert 0 < learnt.sum() < len(learnt)
     assert (
@@ -528,9 +532,11 @@ def test_a_synthetic_champion_that_logged_no_training_rows_is_judged_on_rows_it_
     trainer.train(TOY, uri, None, seed=1)
     as_before_training_rows(tmp_path)
     result = trainer.train(TOY, uri, None, seed=7)
-    v1 = trainer.split(TOY, repeating(TOY.recipe, 10_000, 1), 1)
-    v2 = trainer.split(TOY, repeating(TOY.recipe, 10_000, 7), 7)
-    learnt = np.isin(trainer.row_hashes(v2.x_test, v2.y_test), trainer.row_hashes(v1.x_train, v1.y_train))
+    v1 = splitting.split(TOY, repeating(TOY.recipe, 10_000, 1), 1)
+    v2 = splitting.split(TOY, repeating(TOY.recipe, 10_000, 7), 7)
+    learnt = np.isin(
+        training_rows.row_hashes(v2.x_test, v2.y_test), training_rows.row_hashes(v1.x_train, v1.y_train)
+    )
     assert 0 < learnt.sum() < 50, learnt.sum()
     assert (
         f" on the {(~learnt).sum():,} held-out rows v1 did not train on ({learnt.sum():,} of the "
@@ -562,10 +568,12 @@ def test_a_champion_that_logged_no_training_rows_of_the_same_data_split_otherwis
     trainer.train(first, uri, path, seed=1)
     as_before_training_rows(tmp_path)
     result = trainer.train(TOY, uri, path, seed=7)
-    v1 = trainer.split(first, rows, 1)
-    v2 = trainer.split(TOY, rows, 7)
+    v1 = splitting.split(first, rows, 1)
+    v2 = splitting.split(TOY, rows, 7)
     assert len(v1.y_test) == round(len(rows) * held_out)
-    learnt = np.isin(trainer.row_hashes(v2.x_test, v2.y_test), trainer.row_hashes(v1.x_train, v1.y_train))
+    learnt = np.isin(
+        training_rows.row_hashes(v2.x_test, v2.y_test), training_rows.row_hashes(v1.x_train, v1.y_train)
+    )
     assert 0 < learnt.sum() < len(learnt)
     assert (
         f" on the {(~learnt).sum():,} held-out rows v1 did not train on ({learnt.sum():,} of the "
@@ -590,7 +598,7 @@ def test_training_rows_the_current_champion_logged_and_the_store_cannot_give_are
     grown = tmp_path / "grown.csv"
     pd.concat([rows, rows.tail(1).assign(x=5.0)]).to_csv(grown, index=False)
     trainer.train(TOY, uri, path, seed=1)
-    (logged,) = (tmp_path / "artifacts").rglob(trainer.TRAINING_ROWS)
+    (logged,) = (tmp_path / "artifacts").rglob(training_rows.TRAINING_ROWS)
     if lost == "gone":
         logged.rename(logged.with_suffix(".moved"))
         why = "its run logged them, and training_rows.npy is no longer among its artifacts"
@@ -611,27 +619,27 @@ def test_what_a_champions_run_records_tells_whether_its_training_rows_can_be_fou
     rows = TOY.recipe.generate(500, seed=5)
     mine = {"sha256": "f" * 64, "frame_sha256": "a" * 64, "rows": 500, "seed": 42}
     same = {"seed": "42", "test_size": "0.2", "data.frame_sha256": "a" * 64, "data.rows": "500"}
-    mine_split = trainer.split(TOY, rows, 42)
-    hashes, how, differs = trainer.rebuilt_training_rows(TOY, same, mine, rows)
+    mine_split = splitting.split(TOY, rows, 42)
+    hashes, how, differs = training_rows.rebuilt_training_rows(TOY, same, mine, rows)
     assert hashes is not None
     assert not differs
-    assert set(hashes) == set(trainer.row_hashes(mine_split.x_train, mine_split.y_train))
+    assert set(hashes) == set(training_rows.row_hashes(mine_split.x_train, mine_split.y_train))
     assert how == (
         "was trained on the same data, split seed and test size, so on the training rows of this version"
     )
     older = {"seed": "42", "test_size": "0.2", "data.sha256": "f" * 64, "data.rows": "500"}
-    assert trainer.rebuilt_training_rows(TOY, older, mine, rows)[0] is not None
-    assert trainer.rebuilt_training_rows(TOY, {**older, "data.rows": "400"}, mine, rows)[2] == [
+    assert training_rows.rebuilt_training_rows(TOY, older, mine, rows)[0] is not None
+    assert training_rows.rebuilt_training_rows(TOY, {**older, "data.rows": "400"}, mine, rows)[2] == [
         f"was trained on other data (sha256 {'f' * 12}, 400 rows; this version's {'f' * 12}, 500 rows)"
     ]
-    assert trainer.rebuilt_training_rows(TOY, {}, mine, rows)[2] == [
+    assert training_rows.rebuilt_training_rows(TOY, {}, mine, rows)[2] == [
         "recorded no hash of its data",
         "recorded no split seed",
         "recorded no test size",
     ]
-    assert trainer.rebuilt_training_rows(TOY, {**same, "test_size": "1.5"}, mine, rows)[2][0].startswith(
-        "was split with seed 42 and test size 1.5, which cannot be made again ("
-    )
+    assert training_rows.rebuilt_training_rows(TOY, {**same, "test_size": "1.5"}, mine, rows)[2][
+        0
+    ].startswith("was split with seed 42 and test size 1.5, which cannot be made again (")
 
 
 def test_held_out_copies_of_training_rows_are_counted_and_said(
@@ -649,9 +657,10 @@ def test_held_out_copies_of_training_rows_are_counted_and_said(
     pd.concat([rows, rows.head(200)]).to_csv(repeated, index=False)
     rows.to_csv(distinct, index=False)
     assert trainer.train(TOY, uri, distinct, seed=1).held_out_note == ""
-    data = trainer.split(TOY, TOY.recipe.load(repeated, 1)[0], 1)
+    data = splitting.split(TOY, TOY.recipe.load(repeated, 1)[0], 1)
     copies = np.isin(
-        trainer.row_hashes(data.x_test, data.y_test), trainer.row_hashes(data.x_train, data.y_train)
+        training_rows.row_hashes(data.x_test, data.y_test),
+        training_rows.row_hashes(data.x_train, data.y_train),
     ).sum()
     assert copies > 0
     note = trainer.train(TOY, uri, repeated, seed=1).held_out_note

@@ -21,7 +21,7 @@ from servekit import cli, registry
 from servekit.model import ModelArtifact
 from servekit.scoring import pool, score_file
 from servekit.scoring.files import writable_problem
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 #: No registry answers here: a command that asked it would exit 1, not 2.
 NO_REGISTRY = ["--tracking-uri", "http://127.0.0.1:9"]
@@ -44,7 +44,7 @@ def toy_command(toy_trained: tuple[ModelArtifact, Split], monkeypatch: pytest.Mo
     """``mlp score toy ...`` answered by the toy model, without a registry."""
     artifact = toy_trained[0]
     monkeypatch.setattr(registry, "get_service", lambda name: TOY)
-    monkeypatch.setattr("servekit.training.trainer.registry_client", lambda uri: None)
+    monkeypatch.setattr("servekit.mlflow_registry.registry_client", lambda uri: None)
     monkeypatch.setattr("servekit.loading.load_artifact", lambda *args: artifact)
 
 

@@ -28,7 +28,7 @@ from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc import server as rpc_server
 from servekit.settings import load_settings
 from servekit.testing import wait_until
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 class Unserved:

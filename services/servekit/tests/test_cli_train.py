@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from servekit import cli
+from servekit import cli, mlflow_registry
 from servekit.datasets import DatasetError
 from servekit.local import free_port
-from servekit.training import trainer
+from servekit.training import aliases, trainer
 
 
 def train_result(**changes: Any) -> SimpleNamespace:
@@ -50,7 +50,7 @@ def trained(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 @pytest.fixture
 def server_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     """The MLflow server check passes (the registry itself is tested in tests/integration)."""
-    monkeypatch.setattr(trainer, "registry_client", lambda tracking_uri, create=False: None)
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda tracking_uri, create=False: None)
 
 
 @pytest.mark.usefixtures("server_answers")
@@ -76,7 +76,7 @@ def test_if_no_champion_says_which_service_it_trains_before_training_it(
         return train_result()
 
     monkeypatch.setattr(cli.registry, "get_service", lambda name: SimpleNamespace(name=name))
-    monkeypatch.setattr(trainer, "current_champion", lambda client, name: "3" if name == "b" else None)
+    monkeypatch.setattr(aliases, "current_champion", lambda client, name: "3" if name == "b" else None)
     monkeypatch.setattr(trainer, "train", train)
     assert cli.main(["train", "b", "a", "--if-no-champion", "--tracking-uri", "http://127.0.0.1:1"]) == 0
     assert printed_before == {

@@ -22,7 +22,7 @@ from servekit.evaluation.every_row import MORE_REQUESTS
 from servekit.evaluation.recording import HELD_OUT_TAG
 from servekit.loading import load_artifact
 from servekit.testing import new_tracking_database
-from servekit.training import trainer
+from servekit.training import splitting, trainer
 from servekit.training.versions import HELD_OUT_ANSWERS, LIVE_VERDICT_TAG, SERVING_METADATA
 
 
@@ -55,7 +55,7 @@ def _registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: float) -
     rows.to_csv(path, index=False)
     trainer.train(TOY, uri, path, seed=1)
     artifact = load_artifact("toy", "models:/toy/1", uri)
-    data = trainer.split(TOY, TOY.recipe.load(path, 1)[0], 1)
+    data = splitting.split(TOY, TOY.recipe.load(path, 1)[0], 1)
     outputs = artifact.pipeline.predict(data.x_test)
     asked = data.x_test["x"].le(10).to_numpy()
     params = client.get_run(artifact.run_id).data.params
@@ -72,7 +72,7 @@ def _registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: float) -
     client.log_text(run, json.dumps(metadata), SERVING_METADATA)
     client.create_model_version("toy", "models:/toy/1", run_id=run)
     client.set_terminated(run)
-    requests = trainer.to_records(data.x_test[asked])
+    requests = splitting.to_records(data.x_test[asked])
     served = artifact.pipeline.predict(data.x_test[asked])
     lines = [
         capture_line(f"r{i:04d}", 0, row, {"value": float(value)}, version="2")
@@ -257,9 +257,9 @@ def test_a_version_over_every_row_as_too_few_were_requests_is_compared_with_the_
     assert found.note.startswith("over every held-out row: only ")
 
     artifact = load_artifact("toy", f"models:/toy/{result.version}", uri)
-    data = trainer.split(TOY, rows.reset_index(drop=True), 1)
+    data = splitting.split(TOY, rows.reset_index(drop=True), 1)
     asked = data.x_test["x"].le(10).to_numpy()
-    requests = trainer.to_records(data.x_test[asked])
+    requests = splitting.to_records(data.x_test[asked])
     served = artifact.pipeline.predict(data.x_test[asked])
     lines = [
         capture_line(f"r{i:04d}", 0, row, {"value": float(value)}, version=result.version)

@@ -22,7 +22,7 @@ from servekit.model import ModelArtifact, Record
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split, to_records
+from servekit.training.splitting import Split, to_records
 
 
 def test_a_continuous_input_gets_ten_bins_of_a_tenth_each() -> None:

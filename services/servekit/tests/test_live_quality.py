@@ -28,7 +28,7 @@ from servekit.runtime import ModelRuntime
 from servekit.settings import load_settings
 from servekit.shadow import ShadowScorer
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 from servekit.training.uncertainty import Interval
 from servekit.training.versions import AS_SHADOW
 

@@ -23,7 +23,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rest.request_id import HEADER
 from servekit.settings import load_settings
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROW = {"x": 3.0, "color": "red"}
 

@@ -17,7 +17,7 @@ from servekit.managed.common import LoadedModel
 from servekit.managed.vertex import ServekitPredictor
 from servekit.model import ModelArtifact
 from servekit.testing import cpr_request, vertex_handler
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 LIMIT = 256
 #: Wrong in every field the toy request has, and one it does not.

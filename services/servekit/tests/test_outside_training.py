@@ -14,7 +14,7 @@ from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.inference import run_model
 from servekit.metrics import ServiceMetrics
 from servekit.model import ModelArtifact
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 COUNTED = "toy_inputs_outside_training_total"
 

@@ -13,14 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
-from servekit import cli
+from servekit import cli, mlflow_registry
 from servekit.loading import ModelLoadError, one_line, resolve
 from servekit.model import ModelArtifact
 from servekit.redaction import redact
 from servekit.rest import create_app
 from servekit.settings import load_settings
-from servekit.training import trainer
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 from servekit.training.versions import render
 
 PASSWORD = "S3cretPW"
@@ -127,7 +126,7 @@ def test_mlp_versions_shows_the_registry_without_its_password(
     mlflow_client: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
-    monkeypatch.setattr(trainer, "registry_client", lambda uri, **kwargs: mlflow_client)
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda uri, **kwargs: mlflow_client)
     assert cli.main(["versions", "toy", "--tracking-uri", f"{CREDENTIALED}/?token=t0k"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("toy at http://***@127.0.0.1:1/?token=*** (")

@@ -37,7 +37,7 @@ from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 def served_log(

@@ -17,7 +17,7 @@ from servekit.rest import create_app
 from servekit.rest.access_log import MAX_FIELDS, AccessLog, LineBudget, remember_error
 from servekit.settings import SettingsError, load_settings
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROW = {"x": 3.0, "color": "red"}
 #: A value that appears nowhere else in a request or an error message.

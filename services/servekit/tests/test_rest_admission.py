@@ -24,7 +24,7 @@ from servekit.rest.telemetry import Timings
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
 from servekit.testing import metric_sample, request_rows, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 ROW = {"x": 2.0, "color": "red"}

@@ -24,7 +24,7 @@ from servekit.rest.body import FEED_BYTES, MAX_MEMBERS, decompress
 from servekit.rest.telemetry import endpoint_label
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 #: toy_client's limit (conftest): 4096 bytes, compressed or not.
 LIMIT = 4096

@@ -15,7 +15,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROW = {"x": 3.0, "color": "red"}
 APP = "https://risk.example.com"

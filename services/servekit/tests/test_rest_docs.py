@@ -16,7 +16,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 #: Each page, and how many inline scripts it runs (each allowed by its hash, nothing else inline).
 PAGES = {"/docs": 1, "/docs/oauth2-redirect": 1, "/redoc": 0}

@@ -15,7 +15,7 @@ from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 INFER = "/v2/models/toy/infer"
 ROWS = [{"x": float(x), "color": "red" if x % 2 else "blue"} for x in range(6)]

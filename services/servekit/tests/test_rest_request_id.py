@@ -16,7 +16,7 @@ from servekit.rest import create_app
 from servekit.rest.request_id import HEADER
 from servekit.settings import load_settings
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROW = {"x": 3.0, "color": "red"}
 GENERATED = re.compile(r"[0-9a-f]{32}")

@@ -20,7 +20,7 @@ from servekit.rest import create_app
 from servekit.rest.telemetry import shutdown_begins
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 

@@ -122,16 +122,16 @@ class Readings:
 
 
 class ChampionRegistry:
-    """An MLflow client whose champion is ``trainer.current_champion``'s (None: no alias, as
+    """An MLflow client whose champion is ``aliases.current_champion``'s (None: no alias, as
     MLflow says it), so the tests set it in one place whichever way the rollout reads it."""
 
     def get_model_version_by_alias(self, name: str, alias: str) -> Any:
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-        from servekit.training import trainer
+        from servekit.training import aliases
 
-        version = trainer.current_champion(self, name)
+        version = aliases.current_champion(self, name)
         if version is None:
             raise MlflowException(f"Registered model alias {alias} not found.", INVALID_PARAMETER_VALUE)
         return types.SimpleNamespace(version=version)
@@ -140,23 +140,24 @@ class ChampionRegistry:
 @pytest.fixture
 def registry_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The registry calls a rollout makes, recorded (the real ones: tests/integration/test_rollout.py)."""
-    from servekit.training import trainer
+    from servekit import mlflow_registry
+    from servekit.training import aliases
 
     calls: list[str] = []
-    monkeypatch.setattr(trainer, "registry_client", lambda uri: ChampionRegistry())
-    monkeypatch.setattr(trainer, "current_champion", lambda client, name: "1")
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda uri: ChampionRegistry())
+    monkeypatch.setattr(aliases, "current_champion", lambda client, name: "1")
     monkeypatch.setattr(
-        trainer,
+        aliases,
         "set_canary",
         lambda spec, uri, version, percent=None: (
             calls.append(f"canary {version}" + ("" if percent is None else f" at {percent:g}%")) or ""
         ),
     )
     monkeypatch.setattr(
-        trainer, "set_canary_share", lambda spec, uri, percent: calls.append(f"share {percent:g}%") or ""
+        aliases, "set_canary_share", lambda spec, uri, percent: calls.append(f"share {percent:g}%") or ""
     )
     monkeypatch.setattr(
-        trainer, "promote", lambda spec, uri, version, decision: calls.append(f"promote {version}") or ""
+        aliases, "promote", lambda spec, uri, version, decision: calls.append(f"promote {version}") or ""
     )
     return calls
 
@@ -263,12 +264,12 @@ def test_a_ramp_longer_than_the_readings_is_refused_before_anything_moves(regist
 def test_a_ramp_that_cannot_be_raised_is_rolled_back(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from servekit.training import trainer
+    from servekit.training import aliases
 
     def refused(spec: object, uri: str, percent: float) -> str:
         raise RuntimeError("registry refused the tag")
 
-    monkeypatch.setattr(trainer, "set_canary_share", refused)
+    monkeypatch.setattr(aliases, "set_canary_share", refused)
     promoted, said = run(Readings(reading(), reading()), steps=2, ramp=[5, 50])
     assert promoted is False
     assert registry_calls == ["canary 2 at 5%", "canary None"]
@@ -357,12 +358,12 @@ def test_a_sleep_that_raises_rolls_the_canary_back(registry_calls: list[str]) ->
 def test_a_promotion_that_fails_rolls_the_canary_back(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from servekit.training import trainer
+    from servekit.training import aliases
 
     def refused(spec: object, uri: str, version: str, decision: str) -> str:
         raise ServekitError(503, "registry_unavailable", "no MLflow tracking server answers")
 
-    monkeypatch.setattr(trainer, "promote", refused)
+    monkeypatch.setattr(aliases, "promote", refused)
     with pytest.raises(ServekitError, match="no MLflow tracking server answers"):
         run(Readings(reading(), reading()))
     assert registry_calls == ["canary 2", "canary None"]
@@ -394,9 +395,9 @@ def test_a_service_without_a_champion_is_refused_before_anything_moves(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A rollback ends the canary on the champion: without one the canary could only stay."""
-    from servekit.training import trainer
+    from servekit.training import aliases
 
-    monkeypatch.setattr(trainer, "current_champion", lambda client, name: None)
+    monkeypatch.setattr(aliases, "current_champion", lambda client, name: None)
     with pytest.raises(ServekitError) as error:
         run(Readings(reading(), reading()))
     assert error.value.status_code == 409
@@ -435,7 +436,7 @@ def test_a_prometheus_without_the_services_series_is_refused_before_anything_mov
 def test_a_rollback_that_fails_says_the_canary_is_still_set_and_how_to_end_it(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch, failure: BaseException
 ) -> None:
-    from servekit.training import trainer
+    from servekit.training import aliases
 
     def set_canary(spec: object, uri: str, version: str | None, percent: float | None = None) -> str:
         if version is None:
@@ -443,7 +444,7 @@ def test_a_rollback_that_fails_says_the_canary_is_still_set_and_how_to_end_it(
         registry_calls.append(f"canary {version}")
         return ""
 
-    monkeypatch.setattr(trainer, "set_canary", set_canary)
+    monkeypatch.setattr(aliases, "set_canary", set_canary)
     with pytest.raises(ServekitError) as raised:
         run(Readings(reading(), failure))
     assert raised.value.status_code == 503  # mlp exits 1: the registry may answer again
@@ -688,11 +689,11 @@ def test_an_interval_without_a_canary_request_by_chance_is_not_a_problem(registr
 @pytest.fixture
 def champions(monkeypatch: pytest.MonkeyPatch, registry_calls: list[str]) -> list[str | None]:
     """The champion the registry names at each ask, in order, the last holding."""
-    from servekit.training import trainer
+    from servekit.training import aliases
 
     answers: list[str | None] = ["1"]
     monkeypatch.setattr(
-        trainer, "current_champion", lambda client, name: answers.pop(0) if len(answers) > 1 else answers[0]
+        aliases, "current_champion", lambda client, name: answers.pop(0) if len(answers) > 1 else answers[0]
     )
     return answers
 
@@ -750,11 +751,12 @@ def test_a_champion_that_cannot_be_read_at_a_reading_stops_the_rollout(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Twice in a row: the registry is down, not the alias deleted (it was said to be)."""
-    from servekit.training import trainer
+    from servekit import mlflow_registry
+    from servekit.training import aliases
 
     registry = FlakyRegistry(False, True, True)  # the first reading's, the second's and its retry
-    monkeypatch.setattr(trainer, "registry_client", lambda uri: registry)
-    monkeypatch.setattr(trainer, "current_champion", lambda client, name: "1")  # the start's
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda uri: registry)
+    monkeypatch.setattr(aliases, "current_champion", lambda client, name: "1")  # the start's
     promoted, said = run(Readings(reading(), reading()), steps=2)
     assert promoted is False
     assert registry_calls == ["canary 2", "canary None"]
@@ -768,10 +770,10 @@ def test_one_failed_read_of_the_champion_is_asked_again(
     registry_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One registry blip rolled back a sound rollout, as 'alias was deleted'."""
-    from servekit.training import trainer
+    from servekit import mlflow_registry
 
     registry = FlakyRegistry(True)
-    monkeypatch.setattr(trainer, "registry_client", lambda uri: registry)
+    monkeypatch.setattr(mlflow_registry, "registry_client", lambda uri: registry)
     promoted, _ = run(Readings(reading(), reading()), steps=2)
     assert promoted is True
     assert registry_calls == ["canary 2", "promote 2"]

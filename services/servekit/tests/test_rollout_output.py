@@ -23,6 +23,8 @@ CHILD = r"""
 import os, sys, time, signal
 import servekit.rollout as rollout
 import servekit.training.trainer as trainer
+from servekit.training import aliases
+from servekit import mlflow_registry
 from servekit.cli import main
 
 calls, ready = sys.argv[1], int(sys.argv[2])
@@ -47,9 +49,9 @@ def watch(*args, **kwargs):
         time.sleep(0.05)
 
 
-trainer.set_canary = set_canary
-trainer.current_champion = lambda client, name: "1"
-trainer.registry_client = lambda uri: None
+aliases.set_canary = set_canary
+aliases.current_champion = lambda client, name: "1"
+mlflow_registry.registry_client = lambda uri: None
 rollout._watch = watch
 rollout.PrometheusReader.check = lambda self: None
 sys.exit(main(["rollout", "bankchurn", "2", "--prometheus", "http://127.0.0.1:9", "--tracking-uri", "sqlite:///x"]))

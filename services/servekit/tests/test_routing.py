@@ -46,7 +46,7 @@ from servekit.runtime import ModelRuntime
 from servekit.settings import load_settings
 from servekit.testing import metric_sample as sample
 from servekit.testing import request_rows, train_in_memory, wait_loaded, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 

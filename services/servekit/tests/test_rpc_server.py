@@ -54,7 +54,7 @@ from servekit.rpc.server import (
 )
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 

@@ -22,7 +22,7 @@ from servekit.rest import create_app
 from servekit.runtime import LOAD_PHASES, REFRESH_RETRY_MAX_SECONDS, ModelRuntime
 from servekit.settings import load_settings
 from servekit.testing import wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROW = {"x": 3.0, "color": "red"}
 

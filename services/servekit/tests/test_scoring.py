@@ -26,7 +26,7 @@ from servekit.scoring import (
     write_summary,
 )
 from servekit.scoring.formats import open_input
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROWS = [
     # id (leading zeros must survive), then the request fields, then a column the model ignores

@@ -20,7 +20,7 @@ from toy import TOY, ToyModel
 from servekit.model import ModelArtifact
 from servekit.scoring import ScoringError, pool, score_file
 from servekit.scoring.formats import CsvFile, ParquetInput, added_schema
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 #: The toy's request fields (x, color, note), an id and two columns the model ignores, typed.
 TABLE = pa.table(

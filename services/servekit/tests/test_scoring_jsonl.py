@@ -20,7 +20,7 @@ from toy import TOY, ToyModel
 from servekit.model import ModelArtifact
 from servekit.scoring import ScoringError, pool, score_file
 from servekit.scoring.formats import JsonLinesFile
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 #: The toy's request fields (x, color, note) beside an id, a count and a nested value; "seen"
 #: appears first on the third line, as an export leaves out a null field.

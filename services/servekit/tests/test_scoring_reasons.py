@@ -15,7 +15,7 @@ from servekit.model import ModelArtifact
 from servekit.reasons import principal_reasons
 from servekit.scoring import pool, score_file
 from servekit.scoring.reasons import reason_cells
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROWS = [
     ["id", "x", "color", "note"],

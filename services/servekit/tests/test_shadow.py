@@ -22,7 +22,7 @@ from servekit.runtime import Loaded, ModelRuntime
 from servekit.settings import load_settings
 from servekit.shadow import MAX_SHADOW_BATCH, ShadowScorer, score_difference
 from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 NAMES = MetricNames("toy")
 

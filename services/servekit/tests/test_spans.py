@@ -31,7 +31,7 @@ from servekit.rest import create_app
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.settings import load_settings
 from servekit.testing import StubHandler, http_stub, wait_ready
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 ROW = {"x": 3.0, "color": "red"}
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

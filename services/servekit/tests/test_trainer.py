@@ -11,7 +11,8 @@ import pytest
 from toy import TOY, ToyRecipe
 
 from servekit.datasets import DatasetError
-from servekit.training.trainer import split, to_records, too_few_to_judge
+from servekit.training.champion import too_few_to_judge
+from servekit.training.splitting import split, to_records
 
 FRAME = pd.DataFrame(
     {

@@ -22,7 +22,7 @@ from servekit import loading
 from servekit.card import render
 from servekit.loading import load_artifact
 from servekit.testing import new_tracking_database
-from servekit.training import baselines, segments, trainer
+from servekit.training import baselines, champion, segments, splitting, trainer
 
 #: Groups of x in the recipe's order, which is not their sorted one; "10 or more" no request can
 #: reach (the request schema allows x up to 10).
@@ -56,7 +56,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trainer, "model_requirements", lambda service: ["servekit"])
         result = trainer.train(BANDED, uri, path, seed=1)
-    data = trainer.split(BANDED, BANDED.recipe.load(path, 1)[0], 1)
+    data = splitting.split(BANDED, BANDED.recipe.load(path, 1)[0], 1)
     asked = data.x_test["x"].le(10).to_numpy()
     yield {"uri": uri, "path": path, "result": result, "data": data, "asked": asked}
     mlflow.set_tracking_uri(None)
@@ -253,9 +253,9 @@ def test_too_few_held_out_requests_score_every_held_out_row_and_never_move_the_c
     assert cli.main(["train", "toy", "--data", str(path), "--tracking-uri", uri]) == 0
     said = capsys.readouterr().out
 
-    data = trainer.split(BANDED, BANDED.recipe.load(path, 42)[0], 42)  # mlp train's default seed
+    data = splitting.split(BANDED, BANDED.recipe.load(path, 42)[0], 42)  # mlp train's default seed
     asked = data.x_test["x"].le(10).to_numpy()
-    assert 0 < asked.sum() < trainer.MIN_JUDGED_ROWS
+    assert 0 < asked.sum() < champion.MIN_JUDGED_ROWS
     artifact = load_artifact("toy", "models:/toy/2", uri)
     every_row = mean_absolute_error(data.y_test, artifact.pipeline.predict(data.x_test))
     assert artifact.training_metrics["mae"] == pytest.approx(every_row)
@@ -315,13 +315,13 @@ def test_a_held_out_split_under_100_rows_keeps_the_rows_a_request_can_be() -> No
     """55 of 60 held-out rows requests: the figures were over all 60, with advice to train on a
     file with more rows the request schema accepts, when every row is too few as well. Over 2,000
     held out with 55 requests, every row still is."""
-    for held_out, every_row in ((60, False), (trainer.MIN_JUDGED_ROWS, True), (2000, True)):
+    for held_out, every_row in ((60, False), (champion.MIN_JUDGED_ROWS, True), (2000, True)):
         rows = TOY.recipe.generate(held_out, seed=7)
-        data = trainer.Split(rows[["x"]].head(0), rows.drop(columns="y"), rows["y"].head(0), rows["y"])
+        data = splitting.Split(rows[["x"]].head(0), rows.drop(columns="y"), rows["y"].head(0), rows["y"])
         mask = np.zeros(held_out, dtype=bool)
         mask[:55] = True
         asked = baselines.Requestable(mask, baselines.REQUESTABLE, {"x": held_out - 55})
-        requests = trainer.Split(data.x_train, data.x_test[mask], data.y_train, data.y_test[mask])
+        requests = splitting.Split(data.x_train, data.x_test[mask], data.y_train, data.y_test[mask])
         scored, counted, few = trainer.scored_rows("toy", data, requests, asked)
         assert len(scored.y_test) == (held_out if every_row else 55), held_out
         assert bool(counted.mask.all()) is every_row

@@ -7,7 +7,7 @@ from toy import ToyModel
 from servekit.model import ModelArtifact
 from servekit.models.trees import TreeEnsemble
 from servekit.testing import request_rows
-from servekit.training.trainer import Split
+from servekit.training.splitting import Split
 
 
 def test_field_contributions_add_up_to_the_output(toy_trained: tuple[ModelArtifact, Split]) -> None:

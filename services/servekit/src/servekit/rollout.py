@@ -322,7 +322,8 @@ def rollout(
     next, the last holds; None: the pods' own share throughout. ``load_timeout``: seconds the pods
     have to serve VERSION before it is rolled back unjudged.
     """
-    from servekit.training.trainer import current_champion, promote, registry_client, set_canary
+    from servekit.mlflow_registry import registry_client
+    from servekit.training.aliases import current_champion, promote, set_canary
 
     ramp = ramp or []
     if len(ramp) > steps:
@@ -406,7 +407,7 @@ def _watch(
     clock: Callable[[], float],
 ) -> str | None:
     """The readings of a canary set at ``ramp[0]``: why it must be rolled back, or None to promote it."""
-    from servekit.training.trainer import set_canary_share
+    from servekit.training.aliases import set_canary_share
 
     not_loaded = _wait_for_pods(
         spec,
@@ -535,11 +536,12 @@ class PromotedMeanwhile(Exception):  # noqa: N818 -- an outcome, not an error
 
 def _champion_now(tracking_uri: str, name: str) -> str | None:
     """The champion's version; None if ``name`` has no champion alias. Raises when the registry
-    cannot be read: unlike ``trainer.current_champion``, a failed read is not a deleted alias."""
+    cannot be read: unlike ``aliases.current_champion``, a failed read is not a deleted alias."""
     from mlflow.exceptions import MlflowException
 
     from servekit.loading import NOT_IN_THE_REGISTRY
-    from servekit.training.trainer import CHAMPION, registry_client
+    from servekit.mlflow_registry import registry_client
+    from servekit.training.aliases import CHAMPION
 
     try:
         return str(registry_client(tracking_uri).get_model_version_by_alias(name, CHAMPION).version)
@@ -596,7 +598,7 @@ def _roll_back(
     """End the canary on the champion, then say why. The registry first: a rollback follows an
     interrupt, often the terminal closed or the pipe's reader (``tee``) killed with it, and a
     message that could not be written stopped the rollback that was to come after it."""
-    from servekit.training.trainer import set_canary
+    from servekit.training.aliases import set_canary
 
     try:
         ended = set_canary(spec, tracking_uri, None)

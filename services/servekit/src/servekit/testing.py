@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from servekit.model import ModelArtifact
 from servekit.spec import ServiceSpec
-from servekit.training.trainer import Split, fit, split, to_records
+from servekit.training.splitting import Split, split, to_records
+from servekit.training.trainer import fit
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -36,7 +36,7 @@ from servekit.models.trees import TreeModel
 from servekit.rpc.server import infer_message
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split, to_records
+from servekit.training.splitting import split, to_records
 
 ENDPOINTS = {"predict": "/predict", "predict+explain": "/predict?explain=true"}
 BATCH_SIZE = 64

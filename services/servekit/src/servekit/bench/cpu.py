@@ -43,7 +43,7 @@ from servekit.local import Server
 from servekit.metrics.names import MetricNames
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split
+from servekit.training.splitting import split
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from servekit.local import Server
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
-from servekit.training.trainer import split
+from servekit.training.splitting import split
 
 #: The model servers' memory limit in ``k8s/base/services/model-server.yaml``: the line past
 #: which the kubelet kills a replica.

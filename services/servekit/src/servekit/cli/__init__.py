@@ -74,11 +74,11 @@ class CommandFormatter(logs.RedactingFormatter):
     def format(self, record: logging.LogRecord) -> str:
         if not is_retry(record):
             return super().format(record)
-        from servekit.training import trainer
+        from servekit import mlflow_registry
 
         args = record.args if isinstance(record.args, tuple) else ()
         error = next((arg for arg in args if isinstance(arg, BaseException)), None)
-        return redact(f"mlp: {trainer.retrying(self.tracking_uri, error)}")
+        return redact(f"mlp: {mlflow_registry.retrying(self.tracking_uri, error)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -89,10 +89,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     not in the registry (whatever else could not be checked: no retry makes that pass); else 1, a
     version that could not be loaded for a cause that may pass (the registry unreachable)."""
     from servekit.loading import load_artifact
+    from servekit.mlflow_registry import require_database
     from servekit.model import ServedModel
     from servekit.replay import failed_for_good, render, replay
     from servekit.spec import ServiceSpec
-    from servekit.training.trainer import require_database
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     # Before MLflow, which would make an empty registry at a mistyped path and report every
@@ -135,7 +135,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_truth,
         render,
     )
-    from servekit.training.trainer import registry_client
+    from servekit.mlflow_registry import registry_client
 
     spec = registry.get_service(args.service)
     job = _evaluation_job(args)

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from servekit.training.trainer import current_champion, registry_client, train
+    from servekit.mlflow_registry import registry_client
+    from servekit.training.aliases import current_champion
+    from servekit.training.trainer import train
 
     if args.data is not None and len(args.services) > 1:
         raise UsageError("train: --data is one service's file; name a single service with it")
@@ -68,7 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from servekit.training.trainer import promote
+    from servekit.training.aliases import promote
 
     spec = registry.get_service(args.service)
     print(promote(spec, resolve_tracking_uri(args.tracking_uri), args.version))
@@ -76,7 +78,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_canary(args: argparse.Namespace) -> int:
-    from servekit.training.trainer import set_canary
+    from servekit.training.aliases import set_canary
 
     spec = registry.get_service(args.service)
     if args.end and args.percent is not None:
@@ -110,7 +112,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
-    from servekit.training.trainer import registry_client
+    from servekit.mlflow_registry import registry_client
     from servekit.training.versions import list_versions, render
 
     spec = registry.get_service(args.service)

@@ -32,11 +32,11 @@ _OUT_OF_MEMORY = "out of memory; run with a smaller --chunk-rows (or fewer --wor
 
 def cmd_score(args: argparse.Namespace) -> int:
     from servekit.loading import ModelLoadError, load_artifact
+    from servekit.mlflow_registry import registry_client
     from servekit.scoring import score_file, write_summary
     from servekit.scoring.files import is_standard_output
     from servekit.scoring.formats import ScoringError
     from servekit.scoring.pool import ChunkOutOfMemoryError, WorkerDiedError, usable_cpus
-    from servekit.training.trainer import registry_client
 
     _check_files(args)
     started = datetime.now(UTC)

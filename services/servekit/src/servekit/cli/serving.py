@@ -125,7 +125,7 @@ def draining_server(app: FastAPI, **options: Any) -> uvicorn.Server:
 
 def cmd_package_sagemaker(args: argparse.Namespace) -> int:
     from servekit.managed.packaging import package_from_registry
-    from servekit.training.trainer import registry_client
+    from servekit.mlflow_registry import registry_client
 
     spec = registry.get_service(args.service)
     # Checked first: the tarball is written last, after a download and a model load it would waste.

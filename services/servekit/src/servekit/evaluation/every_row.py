@@ -115,12 +115,9 @@ def over_requests(
     """
     from servekit.evaluation.held_out import read_held_out_answers
     from servekit.training import baselines, parity
-    from servekit.training.trainer import (
-        MIN_JUDGED_ROWS,
-        held_out_record,
-        split,
-        to_records,
-    )
+    from servekit.training.champion import MIN_JUDGED_ROWS
+    from servekit.training.splitting import split, to_records
+    from servekit.training.trainer import held_out_record
 
     if answers is None:
         return "its training run kept no held-out answers to recompute it from"

@@ -70,7 +70,7 @@ from servekit.scoring.progress import Progress
 from servekit.scoring.reasons import reason_cells
 from servekit.spec import ServiceSpec
 from servekit.training.fingerprint import sha256_of_file
-from servekit.training.trainer import to_records
+from servekit.training.splitting import to_records
 
 VERSION_COLUMN = "model_version"
 ERROR_COLUMN = "error"

@@ -175,7 +175,7 @@ def _row(spec: ServiceSpec, client: Any, mv: Any, aliases: list[str]) -> Version
 #: or the champion may have learnt some of the held-out rows, so its lead decides nothing.
 NOT_PROMOTED = "not promoted"
 NOT_DECIDED = "not decided by this comparison"
-#: What ``trainer.compare`` says of a comparison on too few rows to tell a difference from noise.
+#: What ``champion.compare`` says of a comparison on too few rows to tell a difference from noise.
 TOO_FEW_TO_TELL = "too few to tell a difference from noise"
 
 

@@ -1,4 +1,4 @@
-"""The registry every ``mlp`` command opens first (``trainer.registry_client``): a SQLite file that is
+"""The registry every ``mlp`` command opens first (``mlflow_registry.registry_client``): a SQLite file that is
 not there is refused, not made empty, except by ``mlp train``; a server that answers with an error
 is told apart from none answering."""
 
@@ -16,7 +16,7 @@ import mlflow
 import pytest
 from toy import TOY
 
-from servekit import cli, rollout
+from servekit import cli, mlflow_registry, rollout
 from servekit.local import free_port
 from servekit.testing import StubHandler, http_stub
 from servekit.training import trainer
@@ -294,17 +294,17 @@ def test_the_cause_of_no_answer_is_said_in_a_few_words() -> None:
         "network is unreachable": failed_request(unreachable),
     }
     for words, exc in said.items():
-        assert trainer.unanswered("http://mlflow.typo:5000", exc).message == (
+        assert mlflow_registry.unanswered("http://mlflow.typo:5000", exc).message == (
             f"no MLflow tracking server answers at http://mlflow.typo:5000 ({words}); `make up` starts "
             "one, or pass --tracking-uri or set MLFLOW_TRACKING_URI"
         )
     # A proxy's failure, whatever the proxy is (none known here), is not the tracking server's.
     unresolved_proxy = ProxyError("Unable to connect to proxy", unresolved)
-    assert trainer.unanswered("http://mlflow:5000", failed_request(unresolved_proxy)).message == (
+    assert mlflow_registry.unanswered("http://mlflow:5000", failed_request(unresolved_proxy)).message == (
         "the proxy for http://mlflow:5000 could not be reached (host name not resolved): check "
         "HTTPS_PROXY/HTTP_PROXY/NO_PROXY (the tracking server itself was not reached)"
     )
     # Anything else is shown whole.
-    odd = trainer.unanswered("http://h:5000", failed_request(ValueError("an odd failure"))).message
+    odd = mlflow_registry.unanswered("http://h:5000", failed_request(ValueError("an odd failure"))).message
     assert "(MlflowException: API request to " in odd
     assert "Caused by ValueError('an odd failure')" in odd
