@@ -27,6 +27,7 @@ from servekit.bench.servers import (
     wait_for_variants,
 )
 from servekit.bench.stats import Latency
+from servekit.cli.common import documented_parser
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.loading import load_artifact
 from servekit.local import Server
@@ -509,7 +510,7 @@ def spans_cost(report: dict[str, Any], seconds: float) -> dict[str, Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servekit.bench", description=__doc__)
+    p = documented_parser("python -m servekit.bench", __doc__)
     p.add_argument("--services", nargs="*", help="default: every installed service")
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per HTTP run")
     p.add_argument("--inprocess-seconds", type=float, default=3.0)

@@ -24,6 +24,7 @@ from servekit import registry
 from servekit.bench import reports
 from servekit.bench.memory import MemorySampler, tree_resident_bytes
 from servekit.bench.servers import machine
+from servekit.cli.common import documented_parser
 from servekit.model import ServedModel
 from servekit.scoring import score_file
 from servekit.scoring.pool import usable_cpus
@@ -127,7 +128,7 @@ def print_figures(name: str, kind: str, rows: int, figures: dict[str, Any]) -> N
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servekit.bench.batch_scoring", description=__doc__)
+    p = documented_parser("python -m servekit.bench.batch_scoring", __doc__)
     p.add_argument("--services", nargs="+", default=registry.available())
     p.add_argument("--rows", type=int, default=400_000, help="rows of each file scored without explanations")
     p.add_argument("--explained-rows", type=int, default=100_000, help="rows of each file scored explained")

@@ -38,6 +38,7 @@ from servekit.bench.servers import (
     serving,
     wait_for_variants,
 )
+from servekit.cli.common import documented_parser
 from servekit.loading import load_artifact
 from servekit.local import Server
 from servekit.metrics.names import MetricNames
@@ -199,7 +200,7 @@ def shadow_counted(url: str, service: str) -> dict[str, float]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servekit.bench.cpu", description=__doc__)
+    p = documented_parser("python -m servekit.bench.cpu", __doc__)
     p.add_argument("--services", nargs="*", help="default: every installed service")
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds of each run")
     p.add_argument("--repeats", type=int, default=3, help="runs of each kind of request, taking turns")

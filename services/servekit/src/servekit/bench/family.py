@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from servekit.cli.common import documented_parser
 from servekit.evaluation.verdicts import verdict_of
 from servekit.training import uncertainty
 
@@ -74,7 +75,7 @@ def measure(runs: int, groups: int, rows: int, worse: float, seed: int = 0) -> d
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servekit.bench.family", description=__doc__)
+    p = documented_parser("python -m servekit.bench.family", __doc__)
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--groups", type=int, default=8)
     p.add_argument("--rows", type=int, default=200, help="answers with their truth in each group")

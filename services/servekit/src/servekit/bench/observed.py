@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from servekit import prometheus, registry
 from servekit.bench import reports
+from servekit.cli.common import documented_parser
 from servekit.errors import ServekitError
 from servekit.metrics.names import CANARY, CAPTURE_LOGGER, MetricNames
 
@@ -211,7 +212,7 @@ def describe(service: str, figures: dict[str, Any]) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m servekit.bench.observed", description=__doc__)
+    p = documented_parser("python -m servekit.bench.observed", __doc__)
     p.add_argument(
         "--prometheus", required=True, help=f"its URL (a bearer token from ${prometheus.TOKEN_ENV})"
     )

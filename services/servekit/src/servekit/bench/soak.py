@@ -32,6 +32,7 @@ from servekit import auth, http_client, registry
 from servekit.bench import load, reports
 from servekit.bench.memory import MemorySampler
 from servekit.bench.servers import champions, checked_services, dropped_settings, serving, wait_for_variants
+from servekit.cli.common import documented_parser
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import Server
 from servekit.settings import load_settings
@@ -352,10 +353,9 @@ def print_soak(name: str, result: dict[str, Any]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m servekit.bench.soak",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = documented_parser(
+        "python -m servekit.bench.soak",
+        __doc__,
         epilog=(
             "exit status: 0 when every service answered as expected and none leaks, or the run was too "
             f"short for a verdict (under {MIN_VERDICT_SECONDS:g} measured seconds: its figures are "

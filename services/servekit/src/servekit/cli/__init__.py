@@ -14,7 +14,7 @@ from contextlib import nullcontext
 
 from servekit import logs, registry
 from servekit.cli import captures, keys, lifecycle, score, serving
-from servekit.cli.common import UsageError, resolve_tracking_uri
+from servekit.cli.common import UsageError, documented_parser, resolve_tracking_uri
 from servekit.errors import ServekitError
 from servekit.loading import ModelLoadError
 from servekit.redaction import redact
@@ -31,7 +31,7 @@ READER_GONE = 141
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="mlp", description=__doc__)
+    root = documented_parser("mlp", __doc__)
     commands = root.add_subparsers(dest="command", required=True)
     for group in (lifecycle, score, captures, serving, keys):
         group.add_commands(commands)

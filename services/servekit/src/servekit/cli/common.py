@@ -6,14 +6,32 @@ import argparse
 import itertools
 import math
 import os
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     #: The ``mlp`` parser's sub-commands, which each module of this package adds to.
     Commands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 DEFAULT_TRACKING_URI = "http://127.0.0.1:5000"
+
+
+def documented_parser(prog: str, docstring: str | None, **kwargs: Any) -> argparse.ArgumentParser:
+    """A parser whose ``--help`` shows ``docstring`` (a module's) as its reader wrote it: its lines,
+    paragraphs and lists kept, not re-flowed into one block, and without reStructuredText's markup,
+    which ``mlp --help`` printed as it stood (````mlp````, ``:mod:`...```)."""
+    return argparse.ArgumentParser(
+        prog=prog,
+        description=plain_text(docstring or ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+
+
+def plain_text(docstring: str) -> str:
+    """``docstring`` with its inline literals and roles (``:mod:`~servekit.x```) as plain text."""
+    return re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", docstring).replace("``", "")
 
 
 class UsageError(Exception):

@@ -17,7 +17,6 @@ serves is a smoke ``invoke_endpoint`` on a real AWS account.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -118,7 +117,9 @@ def delete(client: Any, name: str) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     import boto3
 
-    root = argparse.ArgumentParser(prog="sagemaker_deploy", description=__doc__.split("\n\n")[0])
+    from servekit.cli.common import documented_parser
+
+    root = documented_parser("sagemaker_deploy", (__doc__ or "").split("\n\n")[0])
     root.add_argument("--region")
     sub = root.add_subparsers(dest="command", required=True)
     up = sub.add_parser("deploy")

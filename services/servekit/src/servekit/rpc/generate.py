@@ -6,12 +6,13 @@ image needs no protoc); ``--check`` exits 1 when they differ from what the proto
 
 from __future__ import annotations
 
-import argparse
 import filecmp
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from servekit.cli.common import documented_parser
 
 HERE = Path(__file__).resolve().parent
 SOURCE_ROOT = HERE.parents[1]  # src/, so the generated module is servekit.rpc.open_inference_pb2
@@ -42,7 +43,7 @@ def stale() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m servekit.rpc.generate", description=__doc__)
+    parser = documented_parser("python -m servekit.rpc.generate", __doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed files are stale")
     args = parser.parse_args(argv)
     if args.check:
