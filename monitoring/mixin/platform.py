@@ -23,7 +23,8 @@ from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries
 from mixin.common import PIPELINE_DASHBOARD
 from mixin.grafana import ALERTS
-from mixin.rule_tests import CLUSTER_TARGET, Case, alert_tests, panel_tests, series_str
+from mixin.rule_tests.cases import CLUSTER_TARGET, Case, alert_tests, series_str
+from mixin.rule_tests.panels import panel_tests
 from mixin.self_monitoring import prometheus_alerts, prometheus_cases
 
 #: The rule file's name, beside the services' (rules/<name>.rules.yaml, tests/<name>.test.yaml).

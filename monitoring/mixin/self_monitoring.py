@@ -11,7 +11,7 @@ the replica (``pod``) and what failed (kube-prometheus's Prometheus mixin watche
 from __future__ import annotations
 
 from mixin.alerts import Alert
-from mixin.rule_tests import Case, series_str
+from mixin.rule_tests.cases import Case, series_str
 
 #: The scrape job of the Prometheus replicas themselves.
 PROMETHEUS_JOB = "prometheus"

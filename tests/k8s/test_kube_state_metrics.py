@@ -1,7 +1,7 @@
 """k8s/base/kube-state-metrics: the series the cluster alerts read, from this namespace only.
 
 The series themselves need a cluster; the alerts and the replica panel over them are promtool cases
-(monitoring/mixin/rule_tests.py). Here: what it reads and may read, that Prometheus scrapes it, and
+(monitoring/mixin/rule_tests/workloads.py). Here: what it reads and may read, that Prometheus scrapes it, and
 that the objects its series name are the ones the mixin selects.
 """
 

@@ -41,7 +41,7 @@ from mixin.alertmanager import (
 )
 from mixin.alerts import alerts
 from mixin.platform import CLUSTER_MEMBERS, NOTIFICATIONS, PLATFORM, WATCHDOG, platform_alerts
-from mixin.rule_tests import label_actions, render
+from mixin.rule_tests.cases import label_actions, render
 from processes import free_port, installed, metric_value, wait_until
 from scripts import MONITORING
 from servekit import http_client, registry

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from mixin.alerts import alerts
-from mixin.rule_tests import alert_tests, client_refused_cases, series_str
+from mixin.rule_tests.access import client_refused_cases
+from mixin.rule_tests.cases import alert_tests, series_str
 from processes import installed
 from scripts import MONITORING
 from servekit import registry

@@ -15,11 +15,7 @@ from servekit.spec import ServiceSpec
 from servekit.training.versions import live_evidence
 
 CHAMPION = "champion"
-
-
 CHALLENGER = "challenger"
-
-
 #: The alias a canary rollout serves (``<SVC>_CANARY_MODEL_URI=models:/<svc>@canary``).
 CANARY = "canary"
 

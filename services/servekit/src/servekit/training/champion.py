@@ -68,8 +68,6 @@ def compare(spec: ServiceSpec, new_outputs: Any, old_outputs: Any, data: Split) 
 #: The fewest held-out rows, and rows of each class, whose bootstrap says anything: one row
 #: resampled is one row, and its interval a point ("+0.97 to +0.97, beyond the noise").
 MIN_JUDGED_ROWS = 100
-
-
 MIN_JUDGED_PER_CLASS = 10
 
 

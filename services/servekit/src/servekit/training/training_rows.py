@@ -123,8 +123,6 @@ def rebuilt_training_rows(
 
 #: What :func:`_their_frame` says of a champion trained on the very rows this version was.
 SAME_DATA = "was trained on the same data"
-
-
 _GENERATED = re.compile(re.escape(SYNTHETIC) + r"rows=(\d+), seed=(-?\d+)\)")
 
 
