@@ -42,9 +42,11 @@ def weight(parameters: dict[str, str]) -> float:
 def _members(header: str) -> Iterator[tuple[str, float]]:
     """The header's comma-separated members, each as its lowercased token and its weight."""
     for member in header.split(","):
-        token, parameters = parse_media_type(member)
+        token, has_parameters, _ = member.partition(";")
+        token = token.strip().lower()
         if token:
-            yield token, weight(parameters)
+            # On every request (Accept-Encoding): most members have no parameters to parse.
+            yield token, weight(parse_media_type(member)[1]) if has_parameters else 1.0
 
 
 def accepts_media_type(accept: str, media_type: str) -> bool:
