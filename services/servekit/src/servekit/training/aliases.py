@@ -6,9 +6,9 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+from servekit import mlflow_registry
 from servekit.errors import ServekitError
 from servekit.loading import one_line, run_gone, run_gone_problem, use_registry
-from servekit.mlflow_registry import registry_client
 from servekit.routing import SHARE_TAG
 from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
@@ -67,7 +67,7 @@ def promote(spec: ServiceSpec, tracking_uri: str, version: str, decision: str = 
     ``decision``: the reason recorded on the version (``mlp versions`` shows it), by hand unless
     the caller (``mlp rollout``) says otherwise.
     """
-    client = registry_client(tracking_uri)
+    client = mlflow_registry.registry_client(tracking_uri)
     promoted = _require_version(client, spec.name, version)
     previous = current_champion(client, spec.name)
     if previous == version:
@@ -97,7 +97,7 @@ def set_canary(
     which they read at every refresh); None removes the tag, so each pod's
     ``<SVC>_CANARY_TRAFFIC_PERCENT`` holds.
     """
-    client = registry_client(tracking_uri)
+    client = mlflow_registry.registry_client(tracking_uri)
     champion = current_champion(client, spec.name)
     if version is None:
         if champion is None:
@@ -140,7 +140,7 @@ def set_canary(
 
 def set_canary_share(spec: ServiceSpec, tracking_uri: str, percent: float) -> str:
     """Set the share of requests the pods send the canary they serve now."""
-    write_canary_share(registry_client(tracking_uri), spec.name, percent)
+    write_canary_share(mlflow_registry.registry_client(tracking_uri), spec.name, percent)
     return (
         f"{spec.name}: the canary's share is now {percent:g} %; services following the registry "
         f"send it that share within {_refresh_wait(spec)}"
