@@ -14,9 +14,9 @@ from servekit.loading import (
     follows_an_alias,
     one_line,
     read_model_dir,
-    registry_client,
     registry_version,
     resolve,
+    unchecked_client,
 )
 from servekit.testing import new_tracking_database
 
@@ -94,7 +94,7 @@ def test_a_name_version_or_alias_the_registry_does_not_hold_is_told_apart_from_a
 ) -> None:
     """A batch job fails for good on the first (no retry mends it) and may retry the second."""
     tracking_uri = new_tracking_database(tmp_path / "registry.db")
-    registry_client(tracking_uri).create_registered_model("toy")
+    unchecked_client(tracking_uri).create_registered_model("toy")
     for uri in ("models:/toy/3", "models:/toy@nope", "models:/other@champion"):
         with pytest.raises(ModelLoadError, match=f"^resolving {uri} at ") as missing:
             resolve(uri, tracking_uri)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from servekit.loading import one_line, registry_client
+from servekit.loading import one_line, unchecked_client
 from servekit.metrics.names import LIVE_VERDICTS
 from servekit.metrics.quality import Figure, QualityFigures, ShadowFigures
 from servekit.runtime import ModelRuntime
@@ -132,7 +132,7 @@ def registry_reader(name: str, metric: str, tracking_uri: str, kind: RecordKind 
     """A :data:`RecordReader` of ``name``'s versions' ``kind`` of record at ``tracking_uri``."""
 
     def read(version: str, known: LiveRecord | None) -> LiveRecord | None:
-        return read_live_record(registry_client(tracking_uri), name, version, metric, known, kind=kind)
+        return read_live_record(unchecked_client(tracking_uri), name, version, metric, known, kind=kind)
 
     return read
 

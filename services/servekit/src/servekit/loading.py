@@ -48,8 +48,14 @@ def _import_mlflow() -> None:
         import mlflow.tracking  # noqa: F401
 
 
-def registry_client(tracking_uri: str) -> Any:
-    """An MLflow client of the registry at ``tracking_uri``."""
+def unchecked_client(tracking_uri: str) -> Any:
+    """An MLflow client of the registry at ``tracking_uri``, not asked first whether it answers.
+
+    For the serving path, whose every call is retried and whose failures are reported as the step
+    that failed (:class:`ModelLoadError`): a check would cost a round trip per load. A command
+    takes ``servekit.mlflow_registry.registry_client``, checked, so an unreachable server is one
+    line before any work.
+    """
     _import_mlflow()
     from mlflow.tracking import MlflowClient
 
@@ -102,7 +108,7 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         return None
-    client = registry_client(tracking_uri)
+    client = unchecked_client(tracking_uri)
     name = match["name"]
     try:
         if match["alias"]:
@@ -136,7 +142,7 @@ def registry_model_tag(model_uri: str, key: str, tracking_uri: str) -> str | Non
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         raise ValueError(f"{model_uri} is not a models:/ URI")
-    tags: dict[str, str] = registry_client(tracking_uri).get_registered_model(match["name"]).tags or {}
+    tags: dict[str, str] = unchecked_client(tracking_uri).get_registered_model(match["name"]).tags or {}
     return tags.get(key)
 
 
