@@ -13,6 +13,7 @@ needs one query per panel, not one per service.
 One module per part: :mod:`~mixin.common` (SLOs, thresholds, PromQL helpers),
 :mod:`~mixin.recorded` (recording rules), :mod:`~mixin.alerts`, :mod:`~mixin.rule_tests`
 (promtool), :mod:`~mixin.grafana` (panel building blocks), :mod:`~mixin.overview` and
-:mod:`~mixin.service_dashboard`, :mod:`~mixin.autoscaling` (prometheus-adapter),
-:mod:`~mixin.outputs` (every file, and which are stale), :mod:`~mixin.local_prometheus`.
+:mod:`~mixin.service_dashboard` (a module per row of panels), :mod:`~mixin.autoscaling`
+(prometheus-adapter), :mod:`~mixin.outputs` (every file, and which are stale),
+:mod:`~mixin.local_prometheus`.
 """
