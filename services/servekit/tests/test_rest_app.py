@@ -370,3 +370,17 @@ def test_no_route_sends_a_request_through_the_thread_pool(toy_client: TestClient
     assert {route.path: plain_functions(route.dependant) for route in routes} == {
         route.path: [] for route in routes
     }
+
+
+def test_the_prediction_endpoints_leave_fastapi_nothing_to_solve(toy_client: TestClient) -> None:
+    """Their options are read by ``rest.query.prediction_options``: FastAPI's dependency solving of
+    two query parameters and a check took a one-record /predict 80 µs, a sixth of its time in the
+    process. The request is all they are given; the parameters are in the document all the same."""
+    routes = {route.path: route for route in toy_client.app.routes if isinstance(route, APIRoute)}  # type: ignore[attr-defined]
+    document = toy_client.get("/openapi.json").json()
+    for path in ("/predict", "/predict/batch", "/v2/models/{model_name}/infer"):
+        dependant = routes[path].dependant
+        assert (dependant.dependencies, dependant.query_params) == ([], []), path
+        assert dependant.request_param_name == "request"
+    for path in ("/predict", "/predict/batch"):
+        assert {"explain", "reasons"} <= {p["name"] for p in document["paths"][path]["post"]["parameters"]}

@@ -41,3 +41,37 @@ def test_the_open_inference_endpoint_takes_its_options_in_the_body(toy_client: T
         "1 problem: query.explain: not a parameter of this endpoint; it takes none: "
         "the protocol's options are the body's parameters"
     )
+
+
+@pytest.mark.parametrize(
+    ("asked", "explained"),
+    [
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("false", False),
+        ("0", False),
+        ("off", False),
+    ],
+)
+def test_explain_is_read_as_any_query_boolean(toy_client: TestClient, asked: str, explained: bool) -> None:
+    """The spellings FastAPI's query parameter took before the endpoints read their own options."""
+    for path in ("/predict", "/predict/batch"):
+        body = ROW if path == "/predict" else {"instances": [ROW]}
+        answer = toy_client.post(f"{path}?explain={asked}", json=body)
+        assert answer.status_code == 200, answer.text
+        prediction = answer.json() if path == "/predict" else answer.json()["predictions"][0]
+        assert ("explanation" in prediction) is explained, (path, asked)
+
+
+def test_the_options_are_refused_before_a_model_is_ready(toy_client: TestClient) -> None:
+    """A bad query string is the caller's to mend whatever the pod's state: a 422, never a 503 that
+    a client would retry unchanged."""
+    runtime = toy_client.app.state.runtime  # type: ignore[attr-defined]
+    served, runtime.model = runtime.model, None
+    try:
+        assert toy_client.post("/predict?reasons=99", json=ROW).status_code == 422
+        assert toy_client.post("/predict?explain=true", json=ROW).status_code == 503
+    finally:
+        runtime.model = served

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from typing import Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
@@ -35,7 +35,6 @@ from servekit.metrics.names import CANARY, STABLE
 from servekit.metrics.quality import QualityCollector, ShadowQualityCollector
 from servekit.metrics.shadow import ShadowMetrics
 from servekit.model import OUTSIDE_TRAINING, Record, ServedModel
-from servekit.reasons import MAX_REASONS
 from servekit.rest import schemas
 from servekit.rest.access_log import AccessLog
 from servekit.rest.admission import AdmissionMiddleware
@@ -48,7 +47,7 @@ from servekit.rest.errors import install_error_handlers
 from servekit.rest.open_inference import add_open_inference_routes
 from servekit.rest.openapi import ROUTING_PARAMETERS, error_response, json_body, with_request_models
 from servekit.rest.prefix import PathPrefixMiddleware
-from servekit.rest.query import only_parameters
+from servekit.rest.query import PREDICTION_PARAMETERS, prediction_options
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
 from servekit.rest.security_headers import SecurityHeadersMiddleware
@@ -75,19 +74,8 @@ from servekit.training.versions import AS_SHADOW
 #: sub-millisecond work); larger ones run in a worker thread so probes stay responsive.
 INLINE_BATCH_LIMIT = 16
 
-EXPLAIN_QUERY = Query(False, description="Add SHAP feature contributions to each prediction")
-REASONS_QUERY = Query(
-    0,
-    ge=0,
-    le=MAX_REASONS,
-    description=(
-        "Add each prediction's N principal reasons: the inputs with the largest SHAP contribution "
-        "either way, strongest first, each with its value and signed contribution (the explanation's "
-        "own numbers, which it adds only with explain=true)"
-    ),
-)
-#: explain and reasons, each once: any other parameter is refused rather than ignored.
-PREDICTION_QUERY = Depends(only_parameters("explain", "reasons"))
+#: explain and reasons (each once: any other parameter is refused), then the routing headers.
+PREDICTION_ROUTE_PARAMETERS = [*PREDICTION_PARAMETERS, *ROUTING_PARAMETERS]
 CARD_VARIANT_QUERY = Query(STABLE, description="The served model's card, or (during a rollout) the canary's")
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -422,19 +410,19 @@ def create_app(
         summary="Predict one instance",
         response_model=schemas.prediction_response(spec.response, spec.model.keeps_training_ranges),
         responses=ERROR_RESPONSES,
-        openapi_extra={**json_body(instance_model), "parameters": ROUTING_PARAMETERS},
-        dependencies=[PREDICTION_QUERY],
+        openapi_extra={**json_body(instance_model), "parameters": PREDICTION_ROUTE_PARAMETERS},
     )
-    async def predict(
-        request: Request, explain: bool = EXPLAIN_QUERY, reasons: int = REASONS_QUERY
-    ) -> Response:
+    async def predict(request: Request) -> Response:
+        options = prediction_options(request)
         runtime.require()  # 503 before reading a body we cannot serve
         route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"), refused_as_declared(request, body):
             instance = validate_json(single, body)
-        model, predictions = await predictor([instance.model_dump()], explain, timings, route, reasons)
+        model, predictions = await predictor(
+            [instance.model_dump()], options.explain, timings, route, options.reasons
+        )
         return json_response({**predictions[0], "model": model_ref(model)})
 
     @app.post(
@@ -442,19 +430,17 @@ def create_app(
         summary="Predict a batch of instances, in order",
         response_model=schemas.batch_response(spec.response, spec.model.keeps_training_ranges),
         responses=ERROR_RESPONSES,
-        openapi_extra={**json_body(batch_model), "parameters": ROUTING_PARAMETERS},
-        dependencies=[PREDICTION_QUERY],
+        openapi_extra={**json_body(batch_model), "parameters": PREDICTION_ROUTE_PARAMETERS},
     )
-    async def predict_batch(
-        request: Request, explain: bool = EXPLAIN_QUERY, reasons: int = REASONS_QUERY
-    ) -> Response:
+    async def predict_batch(request: Request) -> Response:
+        options = prediction_options(request)
         runtime.require()
         route = route_of(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"), refused_as_declared(request, body):
             records = validate_batch_json(batch, body, settings.max_batch_size, spec.name)
-        model, predictions = await predictor(records, explain, timings, route, reasons)
+        model, predictions = await predictor(records, options.explain, timings, route, options.reasons)
         return json_response(batch_body(model, predictions))
 
     @app.get("/healthz", summary="Liveness: the process is up", response_model=schemas.Health)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.types import Scope
@@ -31,7 +31,7 @@ from servekit.inference import model_ref
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
 from servekit.rest.openapi import OPEN_INFERENCE_PREFIX, ROUTING_PARAMETERS, json_body
-from servekit.rest.query import only_parameters
+from servekit.rest.query import QueryRule
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import REQUEST_ID_KEY, VALID_ID, request_id_of
 from servekit.rest.responses import json_response
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 PREFIX = OPEN_INFERENCE_PREFIX
 TAG = "Open Inference Protocol (V2)"
 #: The protocol's options are the body's parameters: a query string is refused, not ignored.
-NO_QUERY = Depends(only_parameters(instead="the protocol's options are the body's parameters"))
+NO_QUERY = QueryRule((), instead="the protocol's options are the body's parameters")
 
 
 class ServerMetadata(BaseModel):
@@ -157,6 +157,7 @@ def add_open_inference_routes(
         return json_response({"name": model_name, "ready": True})
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
+        NO_QUERY.check(request)
         model_at.served(model_name, model_version)  # before reading a body we cannot serve
         # Read now, routed later: a bad routing header is refused before the body is read, as
         # POST /predict refuses it (and not as a 413 or 422 of a body it would have refused anyway).
@@ -258,5 +259,4 @@ def add_open_inference_routes(
             response_model=InferenceResponse,
             responses=errors,
             openapi_extra={**json_body(InferenceRequest, example), "parameters": ROUTING_PARAMETERS},
-            dependencies=[NO_QUERY],
         )
