@@ -50,6 +50,7 @@ from servekit.rest.prefix import PathPrefixMiddleware
 from servekit.rest.query import PREDICTION_PARAMETERS, prediction_options
 from servekit.rest.request_id import RequestIdMiddleware
 from servekit.rest.responses import json_response
+from servekit.rest.routes import request_route
 from servekit.rest.security_headers import SecurityHeadersMiddleware
 from servekit.rest.telemetry import TelemetryMiddleware, Timings, timings_of
 from servekit.routing import (
@@ -405,7 +406,9 @@ def create_app(
     )
     install_docs(app)
 
-    @app.post(
+    @request_route(
+        app,
+        "POST",
         "/predict",
         summary="Predict one instance",
         response_model=schemas.prediction_response(spec.response, spec.model.keeps_training_ranges),
@@ -425,7 +428,9 @@ def create_app(
         )
         return json_response({**predictions[0], "model": model_ref(model)})
 
-    @app.post(
+    @request_route(
+        app,
+        "POST",
         "/predict/batch",
         summary="Predict a batch of instances, in order",
         response_model=schemas.batch_response(spec.response, spec.model.keeps_training_ranges),
