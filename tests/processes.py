@@ -148,7 +148,7 @@ def grpc_infer(
 
     from servekit.metrics.names import GRPC_INFER
     from servekit.rpc import open_inference_pb2 as pb
-    from servekit.rpc.server import infer_message
+    from servekit.rpc.messages import infer_message
 
     with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
         call = channel.unary_unary(

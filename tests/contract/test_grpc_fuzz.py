@@ -26,12 +26,13 @@ from fuzzing import (
     trained,
 )
 from servekit import registry
-from servekit.codecs.open_inference import DATATYPES, Decoded, OpenInferenceCodec
+from servekit.codecs.open_inference import Decoded, OpenInferenceCodec
+from servekit.codecs.open_inference_types import DATATYPES
 from servekit.errors import ServekitError
 from servekit.inference import model_ref, run_model
 from servekit.model import ServedModel
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import infer_message, response_message, rest_form
+from servekit.rpc.messages import infer_message, response_message, rest_form
 
 MAX_BATCH = 16
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -22,7 +22,8 @@ from servekit.metrics.names import GRPC_INFER, GRPC_METHOD, grpc_endpoint
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import SERVICE, STATUS_CODES
+from servekit.rpc.server import SERVICE
+from servekit.rpc.status import STATUS_CODES
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, wait_ready
 from servekit.training.splitting import Split

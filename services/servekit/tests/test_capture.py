@@ -24,7 +24,8 @@ from servekit.metrics.names import ACCESS_LOGGER, CAPTURE_LOGGER, METERED_LOGGER
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc.server import SERVICE, infer_message
+from servekit.rpc.messages import infer_message
+from servekit.rpc.server import SERVICE
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, train_in_memory, wait_loaded, wait_ready
 from servekit.training.splitting import Split
@@ -345,6 +346,7 @@ def test_a_pinned_version_refused_after_the_alias_moved_is_not_captured_nor_coun
             return rest_form(*args)
 
         monkeypatch.setattr(rest_open_inference, "read_body", read_then_move)
+        # Where the servicer reads it (servekit.rpc.server imports it from servekit.rpc.messages).
         monkeypatch.setattr(rpc_server, "rest_form", decode_then_move)
         response = client.post(f"/v2/models/toy/versions/{artifact.version}/infer", json={"inputs": tensors})
         runtime.model = served

@@ -208,7 +208,7 @@ def test_the_decoded_rows_are_held_to_the_limit_too(
 ) -> None:
     """The backstop: however the tensors were counted before decoding, the rows the model would
     get are checked again."""
-    monkeypatch.setattr(open_inference, "_count_values", lambda data: 1)
+    monkeypatch.setattr(open_inference, "count_values", lambda data: 1)
     with pytest.raises(ServekitError) as caught:
         codec.decode(body(tensor("x", "FP64", [1.0] * 9), tensor("color", "BYTES", ["red"] * 9)), 8)
     assert caught.value.status_code == 413

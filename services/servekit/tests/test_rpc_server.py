@@ -38,20 +38,11 @@ from servekit.rest import create_app
 from servekit.rest.app import INLINE_BATCH_LIMIT
 from servekit.rpc import generate, reflection
 from servekit.rpc import open_inference_pb2 as pb
-from servekit.rpc import server as rpc_server
-from servekit.rpc.server import (
-    MAX_DETAILS_BYTES,
-    OVERSIZE_READ_FACTOR,
-    RETRY_PUSHBACK_KEY,
-    SERVICE,
-    GrpcPortError,
-    OpenInferenceServicer,
-    check_port,
-    infer_message,
-    parameters_of,
-    status_details,
-    wire_bytes,
-)
+from servekit.rpc.message_size import OVERSIZE_READ_FACTOR
+from servekit.rpc.messages import infer_message, parameters_of
+from servekit.rpc.port import GrpcPortError, check_port
+from servekit.rpc.server import SERVICE, OpenInferenceServicer
+from servekit.rpc.status import MAX_DETAILS_BYTES, RETRY_PUSHBACK_KEY, client_gone, status_details, wire_bytes
 from servekit.settings import load_settings
 from servekit.testing import metric_sample, request_rows, wait_ready
 from servekit.training.splitting import Split
@@ -560,7 +551,7 @@ class _CallLeft:
 def test_a_cancel_at_the_deadline_is_logged_as_the_deadline_passing(
     remaining: float | None, code: str
 ) -> None:
-    assert rpc_server.client_gone(_CallLeft(remaining)).error == code
+    assert client_gone(_CallLeft(remaining)).error == code
 
 
 def test_a_call_past_its_deadline_is_counted_and_logged_as_client_closed(
@@ -1013,7 +1004,7 @@ def test_a_large_body_limit_has_grpc_core_read_at_most_16_mib_past_it(
         options.append(dict(kwargs["options"]))
         return real_server(*args, **kwargs)
 
-    monkeypatch.setattr(rpc_server.grpc.aio, "server", recording)
+    monkeypatch.setattr(grpc.aio, "server", recording)
     artifact, _ = toy_trained
     for limit in (1_048_576, 256 * 2**20):
         settings = load_settings("toy", max_body_bytes=limit, grpc_port=free_port())

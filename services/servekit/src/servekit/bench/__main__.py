@@ -34,7 +34,7 @@ from servekit.local import Server
 from servekit.metrics.names import GRPC_INFER
 from servekit.model import Record, ServedModel
 from servekit.models.trees import TreeModel
-from servekit.rpc.server import infer_message
+from servekit.rpc.messages import infer_message
 from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, valid_requests
 from servekit.training.splitting import split, to_records

@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for unknown in unknown_variables(spec.name):
         logging.getLogger("servekit.settings").warning(unknown)
     if settings.grpc_port:
-        from servekit.rpc.server import GrpcPortError, check_port
+        from servekit.rpc.port import GrpcPortError, check_port
 
         try:
             check_port(spec.name, args.host, settings.grpc_port)

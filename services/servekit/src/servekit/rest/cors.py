@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from servekit import tracing
 from servekit.auth import CREDENTIAL_HEADERS
-from servekit.codecs.open_inference import BINARY_HEADER
+from servekit.codecs.binary_tensors import BINARY_HEADER
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.routing import ROUTING_KEY_HEADER, VARIANT_HEADER
 

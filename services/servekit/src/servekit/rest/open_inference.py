@@ -18,13 +18,13 @@ from pydantic import BaseModel, Field
 from starlette.types import Scope
 
 from servekit import logs
-from servekit.codecs.open_inference import (
-    BINARY_HEADER,
+from servekit.codecs.binary_tensors import BINARY_HEADER
+from servekit.codecs.open_inference import OpenInferenceCodec
+from servekit.codecs.open_inference_types import (
     InferenceError,
     InferenceRequest,
     InferenceResponse,
     ModelMetadata,
-    OpenInferenceCodec,
 )
 from servekit.errors import invalid_field
 from servekit.inference import model_ref

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from servekit.codecs.open_inference import InferenceError
+from servekit.codecs.open_inference_types import InferenceError
 from servekit.rest.schemas import ErrorBody
 
 REF = "#/components/schemas/{model}"

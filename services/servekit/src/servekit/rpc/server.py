@@ -4,41 +4,36 @@ With ``<SVC>_GRPC_PORT`` set, the app's lifespan starts a ``grpc.aio`` server on
 loop, serving the same model runtime through the same predictor (metrics, shadow). A
 ``ModelInfer`` request is turned into the body ``POST /v2/models/<svc>/infer`` would get, raw
 tensor contents as the binary tensor extension's bytes, and decoded by the same codec: every
-check, limit, message and number is that of the REST endpoint. Errors are gRPC status codes
-(INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ...) whose details are the REST error's message,
-naming each bad tensor element as ``inputs[Age].data[3]``, and every answer's trailing metadata
-carries the call's ``x-request-id``, as every HTTP response carries its X-Request-ID.
+check, limit, message and number is that of the REST endpoint (:mod:`servekit.rpc.messages`).
+Errors are gRPC status codes (INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, ...) whose details are
+the REST error's message, naming each bad tensor element as ``inputs[Age].data[3]``, and every
+answer's trailing metadata carries the call's ``x-request-id``, as every HTTP response carries
+its X-Request-ID (:mod:`servekit.rpc.status`).
 
 A request message over ``<SVC>_MAX_BODY_BYTES`` is refused by servekit as REST refuses such a
-body (413, RESOURCE_EXHAUSTED): counted, logged, naming the setting. gRPC core reads a message
-whole before servekit sees it (and before the API key is checked), so it is told to take no more
-than ``OVERSIZE_READ_FACTOR`` times the limit, nor more than ``OVERSIZE_READ_SLACK_BYTES`` past
-it: past that, gRPC core itself refuses the message (RESOURCE_EXHAUSTED "Received message larger
-than max"), uncounted, so a client without a key cannot make a replica buffer much more than the
-limit per call (4 MiB at the default 1 MiB limit; 272 MiB, not 1 GiB, at 256 MiB).
+body (413, RESOURCE_EXHAUSTED), and gRPC core reads little more of one before that
+(:mod:`servekit.rpc.message_size`). Each call is counted, logged and traced as an HTTP request is
+(:mod:`servekit.rpc.observability`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
 from servekit import logs
 from servekit.auth import OPEN_ENDPOINTS, ApiKeys, credential_headers
-from servekit.codecs.open_inference import BINARY_DATA_SIZE, BYTES, FLOATS, OpenInferenceCodec, tensor_bytes
-from servekit.errors import FieldProblem, ServekitError, invalid_field
-from servekit.inference import encode_json, model_ref
+from servekit.codecs.open_inference import OpenInferenceCodec
+from servekit.errors import ServekitError
+from servekit.inference import model_ref
 from servekit.metrics.names import GRPC_METHOD, GRPC_SERVICE, grpc_endpoint
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
-from servekit.rest.access_log import AccessLog, remember_error, unexpected
+from servekit.rest.access_log import AccessLog, unexpected
 from servekit.rest.body import CLIENT_CLOSED
 from servekit.rest.errors import NOT_READY_RETRY_AFTER_SECONDS
 from servekit.rest.open_inference import adopt_client_id
@@ -48,7 +43,20 @@ from servekit.rest.telemetry import SHUTDOWN_STATUS, Timings, shutdown_cut
 from servekit.routing import Route
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.health import HEALTH_SERVICE, add_health
+from servekit.rpc.message_size import Oversized, message_reader, read_limit, too_large
+from servekit.rpc.messages import response_message, rest_form
+from servekit.rpc.observability import UNTRACED, access_scope, rpc_attributes
+from servekit.rpc.port import GrpcPortError
 from servekit.rpc.reflection import add_reflection
+from servekit.rpc.status import (
+    RETRY_PUSHBACK_KEY,
+    add_trailing_metadata,
+    client_gone,
+    gave_up,
+    grpc_code,
+    past_deadline,
+    status_details,
+)
 from servekit.spans import RequestSpans, failure
 
 if TYPE_CHECKING:
@@ -62,288 +70,8 @@ logger = logging.getLogger("servekit.rpc")
 
 #: The protocol's service name: the method paths clients call (``/inference.GRPCInferenceService/...``).
 SERVICE = GRPC_SERVICE
-#: The gRPC status of each HTTP status a ServekitError carries.
-STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
-#: The protocol's probes, which get no span (a kubelet or a client polls them; REST's alike).
-UNTRACED = frozenset(grpc_endpoint(method) for method in ("ServerLive", "ServerReady", "ModelReady"))
-
-
-def grpc_code(status: int) -> grpc.StatusCode:
-    """The gRPC status code of a call answered as REST answers ``status``."""
-    return grpc.StatusCode.OK if status < 400 else STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
-
-
-def rpc_attributes(endpoint: str, status: int, error: ServekitError | None) -> dict[str, Any]:
-    """A call's span attributes, by OpenTelemetry's RPC semantic conventions; ``error.type`` is
-    the error code of a call answered with one, as the access log names it."""
-    code = grpc_code(status)
-    if status == CLIENT_CLOSED:
-        late = error is not None and error.error == "deadline_exceeded"
-        code = grpc.StatusCode.DEADLINE_EXCEEDED if late else grpc.StatusCode.CANCELLED
-    attributes: dict[str, Any] = {
-        "rpc.system": "grpc",
-        "rpc.service": GRPC_SERVICE,
-        "rpc.method": endpoint.rsplit("/", 1)[1],
-        "rpc.grpc.status_code": code.value[0],
-    }
-    if error is not None:
-        attributes["error.type"] = error.error
-    return attributes
-
-
-#: Trailing metadata a gRPC retry policy reads as the milliseconds to wait (gRFC A6).
-RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
-#: How many bytes the status details may take on the wire (grpc-message, percent-encoded: a
-#: non-ASCII character takes up to 12): gRPC carries them in a trailer, and a client refuses
-#: metadata past its limit (8 KiB by default) as RESOURCE_EXHAUSTED "Stream removed", so an
-#: unbounded message quoting a client's long string would hide the error it reports.
-MAX_DETAILS_BYTES = 4000
-#: How many times ``<SVC>_MAX_BODY_BYTES`` gRPC core reads of a message before servekit sees it:
-#: beyond the limit servekit refuses the message itself (counted and logged, as REST's 413);
-#: beyond this many times it, gRPC core does, so a replica never buffers more per call.
-OVERSIZE_READ_FACTOR = 4
-#: And how many bytes past the limit at most: the read comes before the key check, and four
-#: times a large limit (256 MiB) would have a replica buffer 1 GiB per unauthenticated call.
-OVERSIZE_READ_SLACK_BYTES = 16 * 2**20
-#: The largest message length gRPC's options take (a C int).
-GRPC_LARGEST_MESSAGE = 2**31 - 1
-#: Where the elements of each datatype travel in ``InferTensorContents`` (FP16: raw only).
-CONTENTS_FIELDS = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
 
 Request = TypeVar("Request")
-
-
-@dataclass(frozen=True)
-class Oversized:
-    """What a method reads in place of a request message over the body limit: its size alone."""
-
-    size: int
-
-    def ByteSize(self) -> int:  # noqa: N802 -- as a message's, for the access log
-        return self.size
-
-
-def message_reader(message: Any, limit: int) -> Callable[[bytes], Any]:
-    """A method's request deserializer: the message, or :class:`Oversized` past ``limit`` bytes
-    (not an exception: gRPC answers a deserializer's as INTERNAL, uncounted)."""
-
-    def read(data: bytes) -> Any:
-        if len(data) > limit:
-            return Oversized(len(data))
-        return message.FromString(data)
-
-    return read
-
-
-def read_limit(max_body_bytes: int) -> int:
-    """The most of a message gRPC core reads (``grpc.max_receive_message_length``) for a body limit:
-    past the limit, servekit's refusal (counted, logged); past this, gRPC core's (neither)."""
-    slack = min(max_body_bytes * (OVERSIZE_READ_FACTOR - 1), OVERSIZE_READ_SLACK_BYTES)
-    return min(max_body_bytes + slack, GRPC_LARGEST_MESSAGE)
-
-
-def too_large(service: str, size: int, limit: int) -> ServekitError:
-    """The 413 of a request message over the body limit, as REST's, naming the setting."""
-    setting = f"{service.upper()}_MAX_BODY_BYTES"
-    return ServekitError(
-        413,
-        "payload_too_large",
-        f"request message is {size} bytes, over the limit of {limit} bytes ({setting}); "
-        "send fewer instances per call",
-        (FieldProblem("message", f"larger than the limit of {limit} bytes ({setting})"),),
-    )
-
-
-def parameters_of(parameters: Mapping[str, pb.InferParameter]) -> dict[str, Any]:
-    """The protocol's parameter map as the REST form's JSON object."""
-    # Every member of the oneof as its JSON type (double_param a float, uint64_param an int), so
-    # the codec answers a wrong type with REST's message ("1.0 is not true or false").
-    values: dict[str, Any] = {}
-    for name, parameter in parameters.items():
-        which = parameter.WhichOneof("parameter_choice")
-        values[name] = getattr(parameter, which) if which else None
-    return values
-
-
-def contents_of(tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
-    """A tensor's elements from the contents field of its datatype (BYTES as text)."""
-    where = f"inputs[{tensor.name}].contents"
-    field = CONTENTS_FIELDS.get(tensor.datatype)
-    if tensor.datatype == "FP16":
-        raise invalid_field(where, "FP16 elements travel only as raw_input_contents")
-    if field is None:
-        return []  # not a datatype of the protocol: the codec names it with the ones it accepts
-    others = [f.name for f, _ in tensor.contents.ListFields() if f.name != field]
-    if others:
-        raise invalid_field(where, f"{tensor.datatype} elements go in {field}; {', '.join(others)} given")
-    values: list[Any] = list(getattr(tensor.contents, field))
-    if tensor.datatype != BYTES:
-        return values
-    texts = []
-    for index, value in enumerate(values):
-        try:
-            texts.append(value.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise invalid_field(f"{where}.bytes_contents[{index}]", "not UTF-8 text") from None
-    return texts
-
-
-def input_entry(
-    tensor: pb.ModelInferRequest.InferInputTensor, index: int, raw: bytes | None
-) -> tuple[dict[str, Any], bytes | None]:
-    """A tensor's entry in the REST form's ``inputs``, and its binary part if it has one.
-
-    ``raw``: its raw_input_contents entry (the ``index``-th), if the request sent them. Typed
-    float contents with a NaN or an infinity go as raw contents do: JSON has no such number
-    (encoded, it would be null, which gRPC cannot send), so the codec reads the values sent and
-    answers as it answers raw ones ("nan is not a finite number; NaN means missing, and ... is
-    required").
-    """
-    entry: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
-    parameters = parameters_of(tensor.parameters)
-    size = parameters.get(BINARY_DATA_SIZE)
-    where = f"inputs[{tensor.name}].parameters.{BINARY_DATA_SIZE}"
-    part = raw
-    if raw is not None:
-        if tensor.contents.ListFields():
-            where = f"inputs[{tensor.name}].contents"
-            raise invalid_field(where, "given with raw_input_contents; send each tensor one way")
-        if size is not None and size != len(raw):
-            # A client whose sizes disagree with its bytes has its tensors mixed up.
-            problem = f"{size!r} given, but raw_input_contents[{index}] holds {len(raw)} bytes"
-            raise invalid_field(where, problem)
-    else:
-        if size is not None:
-            problem = "given without raw_input_contents; send the bytes there, or the values in contents"
-            raise invalid_field(where, problem)
-        data = contents_of(tensor)
-        if tensor.datatype in FLOATS and not all(map(math.isfinite, data)):
-            part = tensor_bytes(tensor.datatype, data)
-        else:
-            entry["data"] = data
-    if part is not None:
-        parameters[BINARY_DATA_SIZE] = len(part)
-    if parameters:
-        entry["parameters"] = parameters
-    return entry, part
-
-
-def rest_form(request: pb.ModelInferRequest) -> tuple[bytes, int | None]:
-    """The body ``POST /v2/models/<svc>/infer`` would get, and its JSON part's length if binary."""
-    raw = list(request.raw_input_contents)
-    if raw and len(raw) != len(request.inputs):
-        problem = f"{len(raw)} entries for {len(request.inputs)} inputs; give one per input, in input order"
-        raise invalid_field("raw_input_contents", problem)
-    inputs = []
-    binary: list[bytes] = []
-    for index, tensor in enumerate(request.inputs):
-        entry, part = input_entry(tensor, index, raw[index] if raw else None)
-        inputs.append(entry)
-        if part is not None:
-            binary.append(part)
-    header: dict[str, Any] = {"inputs": inputs}
-    if request.id:
-        header["id"] = request.id
-    if request.parameters:
-        header["parameters"] = parameters_of(request.parameters)
-    if request.outputs:
-        header["outputs"] = [
-            {"name": o.name, **({"parameters": parameters_of(o.parameters)} if o.parameters else {})}
-            for o in request.outputs
-        ]
-    body = encode_json(header)
-    if not binary:
-        return body, None
-    return body + b"".join(binary), len(body)
-
-
-def infer_message(request: Mapping[str, Any], *, raw: bool = True) -> pb.ModelInferRequest:
-    """An inference request in its REST form as the gRPC message a client sends (benchmarks, tests).
-
-    Raw contents by default, as Triton's client sends them. gRPC has no null, so a missing value
-    goes as the protocol's servers read one (:mod:`servekit.codecs.open_inference`): NaN in a
-    numeric tensor (an integer one goes as FP64, as a data frame's column with gaps), an empty
-    element in a BYTES one. Only a BOOL tensor with gaps, which has neither, is left out.
-    """
-    message = pb.ModelInferRequest(
-        model_name=request.get("model_name", ""), model_version=request.get("model_version", "")
-    )
-    if request.get("id"):
-        message.id = request["id"]
-    for tensor in request["inputs"]:
-        datatype, data = with_gaps(tensor["datatype"], tensor["data"])
-        if datatype is None:
-            continue
-        entry = message.inputs.add(name=tensor["name"], datatype=datatype, shape=tensor["shape"])
-        if raw:
-            message.raw_input_contents.append(tensor_bytes(datatype, data))
-        else:
-            fill_contents(entry.contents, datatype, data)
-    return message
-
-
-def with_gaps(datatype: str, data: list[Any]) -> tuple[str | None, list[Any]]:
-    """A tensor's datatype and elements with each missing value as gRPC can carry it (None: it cannot)."""
-    if all(value is not None for value in data):
-        return datatype, data
-    if datatype == BYTES:
-        return datatype, ["" if value is None else value for value in data]
-    if datatype == "BOOL":
-        return None, data
-    return (datatype if datatype in FLOATS else "FP64"), [math.nan if v is None else v for v in data]
-
-
-def fill_contents(contents: pb.InferTensorContents, datatype: str, data: list[Any]) -> None:
-    """A tensor's elements into the contents field of its datatype (text as UTF-8 bytes)."""
-    if datatype == BYTES:
-        contents.bytes_contents.extend(str(v).encode("utf-8") for v in data)
-    else:
-        getattr(contents, CONTENTS_FIELDS[datatype]).extend(data)
-
-
-def response_message(result: dict[str, Any], raw: bool) -> pb.ModelInferResponse:
-    """The codec's response as the protocol's message: raw contents when the request was raw.
-
-    Triton's client reads numbers only from raw contents, and it always sends raw inputs; KServe's
-    reads either. Replying in the request's form serves both.
-    """
-    message = pb.ModelInferResponse(
-        model_name=result["model_name"], model_version=result["model_version"], id=result["id"]
-    )
-    for output in result["outputs"]:
-        tensor = message.outputs.add(name=output["name"], datatype=output["datatype"], shape=output["shape"])
-        for name, value in output.get("parameters", {}).items():
-            # The protocol's parameters are scalars: NLPInsight's column names go comma-separated.
-            tensor.parameters[name].string_param = ",".join(value) if isinstance(value, list) else str(value)
-        if raw:
-            message.raw_output_contents.append(tensor_bytes(output["datatype"], output["data"]))
-        else:
-            fill_contents(tensor.contents, output["datatype"], output["data"])
-    return message
-
 
 #: How long the shutdown's cut waits, at most, for the answers handed to gRPC before it to be sent.
 ANSWER_SEND_SECONDS = 1.0
@@ -594,125 +322,6 @@ class OpenInferenceServicer:
             return response
 
         return observed
-
-
-def add_trailing_metadata(context: Any, *pairs: tuple[str, str]) -> None:
-    """``pairs`` added to the call's trailing metadata (setting it replaces what was set)."""
-    context.set_trailing_metadata((*(context.trailing_metadata() or ()), *pairs))
-
-
-def wire_bytes(text: str) -> int:
-    """How many bytes ``text`` takes as grpc-message: UTF-8, percent-encoding all but printable
-    ASCII other than ``%``."""
-    return sum(1 if 0x20 <= byte <= 0x7E and byte != 0x25 else 3 for byte in text.encode("utf-8"))
-
-
-def clipped(text: str, limit: int = MAX_DETAILS_BYTES) -> str:
-    """``text`` cut to take at most ``limit`` bytes as grpc-message, saying how much was left out."""
-    if wire_bytes(text) <= limit:
-        return text
-    size, end = 0, 0
-    budget = limit - 48  # the note below
-    for end, char in enumerate(text):  # noqa: B007 -- the cut is where the budget runs out
-        size += wire_bytes(char)
-        if size > budget:
-            break
-    return f"{text[:end]}... ({len(text) - end} more characters)"
-
-
-def status_details(error: ServekitError) -> str:
-    """The status details of an error: its message, with every field problem when it has more than
-    the message names (as the REST body's ``fields``), within what a trailer can carry."""
-    if len(error.fields) <= 3:
-        return clipped(error.message)
-    count = len(error.fields)
-    listed: list[str] = []
-    size = wire_bytes(f"{count} problems: ")
-    for problem in error.fields:
-        text = str(problem)
-        room = MAX_DETAILS_BYTES - 32 - size  # room for "and N more"
-        if wire_bytes(text) > room:
-            if not listed:  # one at least is named, if cut short
-                listed.append(clipped(text, room))
-            listed.append(f"and {count - len(listed)} more")
-            break
-        listed.append(text)
-        size += wire_bytes(text) + 2
-    return clipped(f"{count} problems: " + "; ".join(listed))
-
-
-def past_deadline(context: Any) -> bool:
-    remaining = context.time_remaining()
-    return remaining is not None and remaining <= 0
-
-
-def gave_up(context: Any) -> bool:
-    """Whether the call's client cancelled it or its deadline passed."""
-    return bool(context.cancelled()) or past_deadline(context)
-
-
-# The server's deadline is the client's timeout counted from when the call arrived, so it falls
-# after the client's own by the call's transit time. When a client's deadline fires it cancels
-# the call, and the server sees that cancel while its own clock still has a few milliseconds left.
-DEADLINE_TRANSIT_SLACK_SECONDS = 0.25
-
-
-def client_gone(context: Any) -> ServekitError:
-    """What the access log says of a call its client gave up on: a cancel that arrives within
-    the transit slack of the deadline is the client's deadline firing, not a cancel by hand."""
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= DEADLINE_TRANSIT_SLACK_SECONDS:
-        return ServekitError(
-            CLIENT_CLOSED, "deadline_exceeded", "the call's deadline passed before the answer"
-        )
-    return ServekitError(CLIENT_CLOSED, "cancelled", "the client cancelled the call before the answer")
-
-
-def access_scope(
-    endpoint: str, request: Any, context: Any, metadata: Mapping[str, str], error: ServekitError | None
-) -> dict[str, Any]:
-    """What the access log reads of an HTTP request's scope, for a gRPC call (servekit.rest.access_log)."""
-    headers = [(b"content-length", str(request.ByteSize()).encode())]
-    if "user-agent" in metadata:
-        headers.append((b"user-agent", metadata["user-agent"].encode("latin-1", "replace")))
-    peer = context.peer() or ""  # "ipv4:10.1.2.3:51234", "ipv6:[::1]:51234"
-    host = peer.split(":", 1)[-1].rsplit(":", 1)[0].strip("[]") if ":" in peer else ""
-    scope: dict[str, Any] = {
-        "type": "grpc",
-        "method": GRPC_METHOD,
-        "path": endpoint,
-        "http_version": "2",
-        "headers": headers,
-        "client": (host, 0) if host else None,
-    }
-    if error is not None:
-        remember_error(scope, error)
-    return scope
-
-
-class GrpcPortError(OSError):
-    """The gRPC port cannot be bound; its message names the setting and the address."""
-
-    def __init__(self, service: str, host: str, port: int, reason: str) -> None:
-        super().__init__(f"{service.upper()}_GRPC_PORT={port}: cannot serve gRPC on {host}:{port}: {reason}")
-
-
-def check_port(service: str, host: str, port: int) -> None:
-    """GrpcPortError unless ``host:port`` can be bound now, as gRPC will bind it.
-
-    Run before the app starts: gRPC binds in the app's lifespan, whose failure uvicorn reports
-    as a traceback after gRPC's own log line.
-    """
-    try:
-        for family, kind, proto, _, address in socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        ):
-            with socket.socket(family, kind, proto) as probe:
-                # gRPC's listening sockets reuse addresses: one in TIME_WAIT does not stop it.
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                probe.bind(address)
-    except OSError as exc:
-        raise GrpcPortError(service, host, port, exc.strerror or str(exc)) from None
 
 
 async def start_server(servicer: OpenInferenceServicer, host: str, port: int) -> tuple[grpc.aio.Server, int]:

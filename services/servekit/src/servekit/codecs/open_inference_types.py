@@ -1,0 +1,149 @@
+"""The Open Inference Protocol's wire types (KServe V2; Triton and MLServer speak it too): its
+tensor datatypes, and its REST bodies as pydantic models (their names are the OpenAPI document's).
+
+Specification: https://github.com/kserve/open-inference-protocol (REST).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+BOOL = "BOOL"
+BYTES = "BYTES"
+#: Inclusive value range of each integer datatype.
+INTEGER_RANGES = {
+    "INT8": (-(2**7), 2**7 - 1),
+    "INT16": (-(2**15), 2**15 - 1),
+    "INT32": (-(2**31), 2**31 - 1),
+    "INT64": (-(2**63), 2**63 - 1),
+    "UINT8": (0, 2**8 - 1),
+    "UINT16": (0, 2**16 - 1),
+    "UINT32": (0, 2**32 - 1),
+    "UINT64": (0, 2**64 - 1),
+}
+FLOATS = ("FP16", "FP32", "FP64")
+DATATYPES = (BOOL, *INTEGER_RANGES, *FLOATS, BYTES)
+Datatype = Literal[
+    "BOOL", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip
+
+
+class RequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(description="The request field this tensor holds, e.g. Age")
+    shape: list[int] = Field(min_length=1, max_length=2, description="[N] or [N, 1]: one value per instance")
+    datatype: Datatype
+    data: list[Any] | None = Field(
+        None, description="The values, row-major (nested lists are flattened); absent when sent as binary"
+    )
+    parameters: dict[str, Any] | None = Field(
+        None, description="binary_data_size: the tensor's bytes in the binary part of the body"
+    )
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(description="An output of the model: only the outputs named are sent")
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    """An Open Inference Protocol inference request."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str | None = Field(None, description="Echoed in the response; the request id when absent")
+    parameters: dict[str, Any] | None = Field(
+        None,
+        description='{"explain": true} adds the explanation output, {"reasons": N} the reasons output '
+        "(each answer's N principal reasons); other parameters are ignored",
+    )
+    inputs: list[RequestInput] = Field(min_length=1, description="One tensor per request field")
+    outputs: list[RequestOutput] | None = Field(
+        None, description="Only these outputs (all when absent or empty)"
+    )
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[ResponseOutput]
+
+
+class InferenceError(BaseModel):
+    """The protocol's error body; ``error`` is the message (servekit's own body has it in ``message``)."""
+
+    error: str = Field(description="What went wrong, e.g. 1 problem: inputs[Age].data[0]: ...")
+    code: str = Field(description="Machine-readable kind, e.g. invalid_request")
+    fields: list[dict[str, str]] = Field(description="Each field and its problem")
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+def documented_inference_request(inputs: Sequence[str], outputs: Sequence[str]) -> type[InferenceRequest]:
+    """:class:`InferenceRequest` as a model's OpenAPI document shows it: each tensor's and
+    output's name one of the model's ``inputs`` and ``outputs``, and each dimension of a shape
+    at least 0.
+
+    For the document only: the codec refuses another name itself, naming the ones it has, and
+    a bad shape saying what the shape must be, which pydantic's words for an enum would not.
+    A client generated from the document, or a fuzzer, then sends what the model takes.
+    """
+
+    def named(base: type[BaseModel], names: Sequence[str], **fields: Any) -> type[BaseModel]:
+        described = base.model_fields["name"].description
+        name = Field(description=described, json_schema_extra={"enum": list(names)})
+        return create_model(base.__name__, __base__=base, name=(str, name), **fields)
+
+    shape = RequestInput.model_fields["shape"]
+    tensor = named(
+        RequestInput,
+        inputs,
+        shape=(
+            list[int],
+            Field(
+                min_length=1,
+                max_length=2,
+                description=shape.description,
+                json_schema_extra={"items": {"type": "integer", "minimum": 0}},
+            ),
+        ),
+    )
+    output = named(RequestOutput, outputs)
+    fields = InferenceRequest.model_fields
+    return create_model(
+        InferenceRequest.__name__,
+        __base__=InferenceRequest,
+        __doc__=InferenceRequest.__doc__,
+        inputs=(list[tensor], Field(min_length=1, description=fields["inputs"].description)),  # type: ignore[valid-type]
+        outputs=(list[output] | None, Field(None, description=fields["outputs"].description)),  # type: ignore[valid-type,arg-type]
+    )
