@@ -18,8 +18,8 @@
    overlay; they are validated against k8s/schemas/ too, and so are (by kubernetes-validate) the
    deploy identity's roles, each overlay's deploy-role.yaml (k8s/deploy_role.py).
 3. Every Pod fits a node: on EKS, no Pod (a Deployment's, a StatefulSet's, a CronJob's) may request
-   more than k8s/prices.yaml's node leaves beside the DaemonSets (``cost.unschedulable``), or it
-   would wait Pending for ever.
+   more than k8s/prices.yaml's node leaves beside the DaemonSets
+   (``costing.schedulable.unschedulable``), or it would wait Pending for ever.
 4. ``checkov`` (its own virtualenv: its dependencies conflict with the project's) runs the kustomize
    framework over k8s/ (kubectl on PATH) and the kubernetes framework over the rendered overlays
    (each different object once) and the deploy-role.yaml files. Any failed check, parsing error or
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import json
 import os
 import subprocess
@@ -46,6 +45,14 @@ from typing import Any, NamedTuple
 import jsonschema
 import kubernetes_validate
 import yaml
+
+# costing/, the package beside this script, is on the path when the script runs; not when the tests
+# import this file by its path.
+sys.path.append(str(Path(__file__).resolve().parent))
+
+from costing.errors import CostError
+from costing.pricing import PRICES
+from costing.schedulable import unschedulable
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -274,27 +281,14 @@ def cluster_resource_problems() -> list[str]:
 
 
 def too_large_for_a_node(overlay: str, docs: list[dict[str, Any]], what: str) -> list[str]:
-    """k8s/cost.py's ``unschedulable`` on a render of ``overlay``, at k8s/prices.yaml's node."""
-    cost = load_cost()
-    prices = yaml.safe_load(cost.PRICES.read_text())[overlay]
+    """``make cost``'s ``unschedulable`` on a render of ``overlay``, at k8s/prices.yaml's node."""
+    prices = yaml.safe_load(PRICES.read_text())[overlay]
     try:
-        problems = [f"{what}: {problem}" for problem in cost.unschedulable(docs, prices)]
-    except cost.CostError as error:  # a Pod without requests: make cost names it
+        problems = [f"{what}: {problem}" for problem in unschedulable(docs, prices)]
+    except CostError as error:  # a Pod without requests: make cost names it
         problems = [f"{what}: {error}"]
     print(f"pod sizes {what}: " + ("some fit no node" if problems else "every Pod fits a node"))
     return problems
-
-
-def load_cost() -> Any:
-    """k8s/cost.py as a module (a script beside this one), imported once."""
-    if "k8s_cost" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("k8s_cost", ROOT / "k8s" / "cost.py")
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["k8s_cost"] = module  # dataclasses look their module up while it executes
-        spec.loader.exec_module(module)
-    return sys.modules["k8s_cost"]
 
 
 def checkov(executable: str, directory: Path, framework: str) -> list[str]:
