@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from servekit.errors import from_validation_errors, problem_text
+from servekit.errors import MAX_FIELD_LENGTH, FieldProblem, from_validation_errors, problem_text
 
 
 class Trip(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     miles: float = Field(gt=0)
     start: str
 
@@ -57,4 +59,20 @@ def test_the_summary_uses_the_same_text() -> None:
         Trip.model_validate({"miles": 1, "start": "yesterday"})
     assert from_validation_errors(caught.value.errors()).message == (
         "1 problem: start: not a time between 2000 and 2100"
+    )
+
+
+def test_a_field_name_thousands_of_characters_long_is_named_by_its_start_and_its_length() -> None:
+    """A JSON key is the client's to choose; the answer need not echo 5,000 characters of it."""
+    key = "k" * 5000
+    assert problems({"miles": 1, "start": "9:00", key: 1}) == {
+        f"{'k' * MAX_FIELD_LENGTH}... (5,000 characters)": "Extra inputs are not permitted"
+    }
+
+
+def test_a_field_name_up_to_the_limit_is_kept_whole() -> None:
+    name = "instances[255]." + "x" * (MAX_FIELD_LENGTH - 15)
+    assert FieldProblem(name, "Field required").field == name
+    assert (
+        FieldProblem(name + "y", "Field required").field == f"{name}... ({MAX_FIELD_LENGTH + 1:,} characters)"
     )

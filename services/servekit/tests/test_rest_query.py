@@ -34,6 +34,14 @@ def test_a_parameter_given_twice_is_refused_rather_than_the_last_kept(toy_client
     assert response.json()["message"].startswith("3 problems: query.reasons: given 2 times")
 
 
+def test_a_parameter_named_with_thousands_of_characters_is_named_by_its_start(toy_client: TestClient) -> None:
+    response = toy_client.post(f"/predict?{'q' * 5000}=1", json=ROW)
+    assert response.status_code == 422
+    (problem,) = response.json()["fields"]
+    assert problem["field"] == f"query.{'q' * 122}... (5,006 characters)"
+    assert len(response.content) < 600, response.content
+
+
 def test_the_open_inference_endpoint_takes_its_options_in_the_body(toy_client: TestClient) -> None:
     response = toy_client.post("/v2/models/toy/infer?explain=true", json=INFER)
     assert response.status_code == 422

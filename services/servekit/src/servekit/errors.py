@@ -16,12 +16,26 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 
+#: A field's name can come from the client (an unknown query parameter, a JSON key); one of
+#: thousands of characters would be echoed in the answer and written twice in its log line.
+MAX_FIELD_LENGTH = 128
+
+
 @dataclass(frozen=True)
 class FieldProblem:
-    """One thing wrong with one field of a request."""
+    """One thing wrong with one field of a request.
+
+    A name over :data:`MAX_FIELD_LENGTH` keeps its start and says how long it was: enough for
+    the client to find it in what it sent.
+    """
 
     field: str
     problem: str
+
+    def __post_init__(self) -> None:
+        if len(self.field) > MAX_FIELD_LENGTH:
+            shortened = f"{self.field[:MAX_FIELD_LENGTH]}... ({len(self.field):,} characters)"
+            object.__setattr__(self, "field", shortened)
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "problem": self.problem}
