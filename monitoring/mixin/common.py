@@ -52,7 +52,7 @@ def kubectl(command: str, namespace: str) -> str:
 #: replica (<SVC>_MAX_CONCURRENT_REQUESTS_PER_CLIENT), checked before the replica's own limit: a full
 #: replica refuses the other clients with 503 ``overloaded`` (a 5xx, the service's load), but a
 #: client with the replica to itself (a service with one caller) meets its share first and is
-#: refused 429 all the same. The SLI cannot tell the two; ClientRefusedAtItsShare (mixin.alerts)
+#: refused 429 all the same. The SLI cannot tell the two; ClientRefusedAtItsShare (mixin.alerts.clients)
 #: watches the 429s.
 #: What the availability SLI counts, as the descriptions and panels say it.
 AVAILABILITY_EVENTS = (

@@ -14,7 +14,7 @@ PLATFORM_TAG = "ml-platform"
 #: Grafana template variables and the value a query sees when "All" is selected.
 VARIABLE_ALL_VALUES = {"$instance": ".*", "$feature": ".*"}
 #: The variables of every service dashboard (mixin.service_dashboard): a pod, an input. An alert's
-#: link sets those whose label it names (mixin.alerts.Alert.dashboard_query).
+#: link sets those whose label it names (mixin.alerts.alert.Alert.dashboard_query).
 SERVICE_DASHBOARD_VARIABLES = ("instance", "feature")
 
 

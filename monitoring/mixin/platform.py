@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mixin.alerts import Alert, on_dashboard
+from mixin.alerts.alert import Alert, on_dashboard
 from mixin.cluster import JOB as CLUSTER_JOB
 from mixin.cluster import SCRAPED as CLUSTER_SCRAPED
 from mixin.cluster import STATEFULSET_READY, STATEFULSET_REPLICAS, statefulset, statefulset_queries

@@ -3,7 +3,7 @@ refused at its share, keys about to expire."""
 
 from __future__ import annotations
 
-from mixin.alerts import CLIENT_REFUSED_AT_ITS_SHARE
+from mixin.alerts.clients import CLIENT_REFUSED_AT_ITS_SHARE
 from mixin.common import objectives
 from mixin.rule_tests.cases import NAMESPACE, Case, fires_and_quiet, series_str
 from servekit.metrics.names import MetricNames

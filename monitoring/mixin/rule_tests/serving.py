@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from mixin.alerts import error_kind_actions
+from mixin.alerts.budget_burn import error_kind_actions
 from mixin.common import (
     FAST_BURN,
     MIN_BAD_REQUESTS,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mixin.alerts import unauthenticated_share
+from mixin.alerts.clients import unauthenticated_share
 from mixin.common import objectives
 from mixin.grafana import Grid, panel
 from mixin.service_dashboard.variables import INSTANCE
