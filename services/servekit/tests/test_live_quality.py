@@ -23,7 +23,7 @@ from servekit.metrics.names import LIVE_VERDICTS
 from servekit.metrics.quality import Figure, QualityCollector, QualityFigures, ShadowQualityCollector
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
-from servekit.rest.app import shadow_comparison
+from servekit.rest.runtimes import shadow_comparison
 from servekit.runtime import ModelRuntime
 from servekit.settings import load_settings
 from servekit.shadow import ShadowScorer

@@ -19,7 +19,7 @@ from servekit.admission import AdmissionLimit
 from servekit.metrics.names import MetricNames
 from servekit.model import ModelArtifact, Record
 from servekit.rest import create_app
-from servekit.rest.app import INLINE_BATCH_LIMIT, Predictor
+from servekit.rest.predictor import INLINE_BATCH_LIMIT, Predictor
 from servekit.rest.telemetry import Timings
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec

@@ -27,7 +27,7 @@ from servekit.metrics import MetricNames
 from servekit.metrics.canary import CanaryMetrics
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
-from servekit.rest.app import INLINE_BATCH_LIMIT
+from servekit.rest.predictor import INLINE_BATCH_LIMIT
 from servekit.routing import (
     ALONE,
     ASKED,

@@ -39,7 +39,7 @@ from servekit.rest.telemetry import timings_of
 from servekit.routing import Route
 
 if TYPE_CHECKING:
-    from servekit.rest.app import Predictor
+    from servekit.rest.predictor import Predictor
     from servekit.runtime import ModelRuntime
     from servekit.settings import ServiceSettings
     from servekit.spec import ServiceSpec

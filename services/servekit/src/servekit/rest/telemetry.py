@@ -31,7 +31,7 @@ from servekit.spans import Phase, RequestSpans, failure, open_phases
 
 TIMINGS_KEY = "servekit.timings"
 MODELS_PATH = "/v2/models/"
-#: Prometheus's scrape path (``servekit.rest.app``), under the path prefix or not.
+#: Prometheus's scrape path (``servekit.rest.model_routes``), under the path prefix or not.
 METRICS_PATH = "/metrics"
 
 

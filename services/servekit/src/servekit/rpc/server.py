@@ -61,7 +61,7 @@ from servekit.spans import RequestSpans, failure
 
 if TYPE_CHECKING:
     from servekit.metrics import ServiceMetrics
-    from servekit.rest.app import Predictor
+    from servekit.rest.predictor import Predictor
     from servekit.runtime import ModelRuntime
     from servekit.settings import ServiceSettings
     from servekit.spec import ServiceSpec
