@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from servekit import evaluation, input_drift, registry
 from servekit.card import render
 from servekit.model import ModelArtifact, Record, ServedModel
-from servekit.replay import read_lines
+from servekit.replay.capture_lines import read_lines
 from servekit.testing import request_rows, train_in_memory, valid_requests
 from servekit.training import parity, uncertainty
 from servekit.training.segments import segment_metrics

@@ -34,7 +34,7 @@ from test_manifests import flow, pod
 
 from mixin.cluster import live_evaluation
 from servekit.cli.captures import EVALUATE_WORSE
-from servekit.replay import read_log
+from servekit.replay.log_files import read_log
 
 COMPONENT = ROOT / "k8s" / "components" / "live-evaluation"
 FETCH = COMPONENT / "fetch.sh"

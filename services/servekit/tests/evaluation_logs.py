@@ -21,7 +21,7 @@ from servekit.evaluation import (
     join,
     render,
 )
-from servekit.replay import read_lines
+from servekit.replay.capture_lines import read_lines
 from servekit.routing import ALONE, DRAWN
 from servekit.training import parity
 from servekit.training.uncertainty import Interval

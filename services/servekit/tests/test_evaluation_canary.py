@@ -31,7 +31,7 @@ from servekit.evaluation import (
     render,
 )
 from servekit.local import free_port
-from servekit.replay import read_lines
+from servekit.replay.capture_lines import read_lines
 from servekit.routing import ASKED, DRAWN, FALLBACK
 from servekit.training.uncertainty import Interval, each_of, unpaired_difference
 from servekit.training.versions import live_evidence

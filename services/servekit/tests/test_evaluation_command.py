@@ -20,7 +20,7 @@ from servekit.evaluation import (
     join,
     render,
 )
-from servekit.replay import read_lines
+from servekit.replay.capture_lines import read_lines
 from servekit.training.uncertainty import Interval
 
 

@@ -16,7 +16,8 @@ from servekit.evaluation import (
     assess,
     join,
 )
-from servekit.replay import CaptureLineError, read_lines
+from servekit.replay.capture_lines import read_lines
+from servekit.replay.capture_objects import CaptureLineError
 from servekit.training.uncertainty import Interval
 
 

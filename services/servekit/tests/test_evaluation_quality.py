@@ -34,7 +34,7 @@ from servekit.evaluation import (
 )
 from servekit.evaluation.groups import within_groups
 from servekit.evaluation.held_out import HeldOutAnswers
-from servekit.replay import read_lines
+from servekit.replay.capture_lines import read_lines
 from servekit.training import uncertainty
 from servekit.training.trainer import held_out_record
 from servekit.training.uncertainty import Interval, each_of, unpaired_difference

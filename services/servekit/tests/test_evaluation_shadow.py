@@ -25,7 +25,7 @@ from servekit.evaluation import (
     join,
     render,
 )
-from servekit.replay import read_lines
+from servekit.replay.capture_lines import read_lines
 from servekit.training.uncertainty import Interval, each_of, paired_difference
 from servekit.training.versions import list_versions, live_evidence
 from servekit.training.versions import render as render_versions

@@ -21,18 +21,12 @@ from toy import TOY, ToyModel
 from servekit import logs
 from servekit.capture import MESSAGE
 from servekit.model import ModelArtifact, ServedModel
-from servekit.replay import (
-    CaptureLineError,
-    differences,
-    log_files,
-    open_log,
-    primary_fields,
-    read_line,
-    read_lines,
-    read_log,
-    render,
-    replay,
-)
+from servekit.replay.capture_lines import read_line, read_lines
+from servekit.replay.capture_objects import CaptureLineError
+from servekit.replay.comparison import differences, primary_fields
+from servekit.replay.log_files import log_files, open_log, read_log
+from servekit.replay.replaying import replay
+from servekit.replay.report import render
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec

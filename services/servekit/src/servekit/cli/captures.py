@@ -20,12 +20,12 @@ from servekit.cli.common import (
     resolve_tracking_uri,
 )
 from servekit.datasets import DatasetError
-from servekit.replay import MAX_LISTED
+from servekit.replay.report import MAX_LISTED
 
 if TYPE_CHECKING:
     from servekit.cli.common import Commands
     from servekit.evaluation.joining import Joined
-    from servekit.replay import Captured
+    from servekit.replay.capture_objects import Captured
 
 #: ``mlp evaluate``'s exit status when a version, or a canary against the stable model, does worse
 #: beyond the noise: a verdict on the run's files, which running it again repeats, so a Job fails at
@@ -45,7 +45,8 @@ def _capture_log(command: str, path: str) -> Iterator[Iterator[Captured]]:
     A missing path, a directory without a file, and a capture line that cannot be read are the
     command's usage errors.
     """
-    from servekit.replay import CaptureLineError, log_files, read_log
+    from servekit.replay.capture_objects import CaptureLineError
+    from servekit.replay.log_files import log_files, read_log
 
     if path != "-":
         if not Path(path).exists():
@@ -91,7 +92,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from servekit.loading import load_artifact
     from servekit.mlflow_registry import require_database
     from servekit.model import ServedModel
-    from servekit.replay import failed_for_good, render, replay
+    from servekit.replay.replaying import replay
+    from servekit.replay.report import failed_for_good, render
     from servekit.spec import ServiceSpec
 
     tracking_uri = resolve_tracking_uri(args.tracking_uri)

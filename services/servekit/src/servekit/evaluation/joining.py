@@ -12,7 +12,7 @@ import pandas as pd
 
 from servekit.evaluation.truth import Key
 from servekit.metrics.names import SHADOW
-from servekit.replay import Captured, CaptureLineError
+from servekit.replay.capture_objects import Captured, CaptureLineError
 from servekit.routing import DRAWN
 from servekit.training.recipe import TrainingRecipe
 
