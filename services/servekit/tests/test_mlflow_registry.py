@@ -16,8 +16,9 @@ import mlflow
 import pytest
 from toy import TOY
 
-from servekit import cli, mlflow_registry, rollout
+from servekit import cli, mlflow_registry
 from servekit.local import free_port
+from servekit.rollout.readings import PrometheusReader
 from servekit.testing import StubHandler, http_stub
 from servekit.training import trainer
 
@@ -67,7 +68,7 @@ def test_a_registry_file_that_is_not_there_is_not_made_by_a_command_that_reads_i
     """MLflow made an empty registry at the mistyped path, directories and all, which the command
     then reported as holding nothing (exit 0) or no such version."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(rollout.PrometheusReader, "check", lambda self: None)  # asked before the registry
+    monkeypatch.setattr(PrometheusReader, "check", lambda self: None)  # asked before the registry
     for uri, database in [
         (f"sqlite:///{tmp_path}/typo/mlflow.db", tmp_path / "typo" / "mlflow.db"),
         ("sqlite:///typo.db", tmp_path / "typo.db"),
@@ -198,7 +199,7 @@ def test_no_server_listening_is_one_line_naming_the_cause(
     left out the variable the URI is usually set by. The first retry is said in mlp's words."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "rows.csv").write_text("x\n1\n")
-    monkeypatch.setattr(rollout.PrometheusReader, "check", lambda self: None)
+    monkeypatch.setattr(PrometheusReader, "check", lambda self: None)
     retried_once(monkeypatch)
     nobody = f"http://127.0.0.1:{free_port()}"
     status, err = mlp(*command, "--tracking-uri", nobody)

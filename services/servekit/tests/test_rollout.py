@@ -13,7 +13,9 @@ from toy import TOY
 
 from servekit import prometheus
 from servekit.errors import ServekitError
-from servekit.rollout import Criteria, PrometheusReader, Reading, Serving, problem, rollout, starved, verdict
+from servekit.rollout.criteria import Criteria, problem, starved, verdict
+from servekit.rollout.readings import PrometheusReader, Reading, Serving
+from servekit.rollout.run import rollout
 from servekit.termination import Terminated
 
 CRITERIA = Criteria(max_failure_ratio=0.01, latency_factor=1.5, min_requests=100)
@@ -669,7 +671,7 @@ def test_stable_requests_that_were_not_drawn_do_not_starve_the_canary(registry_c
 def test_an_interval_without_a_canary_request_by_chance_is_not_a_problem(registry_calls: list[str]) -> None:
     """A 4 % share on light traffic misses 20 requests 44 % of the time; and an interval with no
     traffic at all, or a canary that answered nothing yet (its share unknown), says nothing."""
-    from servekit.rollout import starved
+    from servekit.rollout.criteria import starved
 
     light, quiet = (
         reading(canary=(5, 0, 0.001), stable=(95, 0, 0.001)),
@@ -800,7 +802,7 @@ def test_mlp_rollout_does_not_log_every_prometheus_query(
     """httpx's INFO line per query, 150 of them at the defaults, buried the readings in the log."""
     import logging
 
-    import servekit.rollout
+    import servekit.rollout.run
     from servekit.cli import main
 
     def queried(*args: object, **kwargs: object) -> bool:
@@ -808,7 +810,8 @@ def test_mlp_rollout_does_not_log_every_prometheus_query(
         logging.getLogger("httpx").warning("a failure still shows")
         return True
 
-    monkeypatch.setattr(servekit.rollout, "rollout", queried)
+    # Where cmd_rollout looks it up when it runs.
+    monkeypatch.setattr(servekit.rollout.run, "rollout", queried)
     caplog.set_level(logging.INFO)
     try:
         assert (

@@ -21,7 +21,8 @@ import pytest
 #: that says, on the descriptor argv[2], that it started, then waits for the signal.
 CHILD = r"""
 import os, sys, time, signal
-import servekit.rollout as rollout
+import servekit.rollout.readings as readings
+import servekit.rollout.run as run
 import servekit.training.trainer as trainer
 from servekit.training import aliases
 from servekit import mlflow_registry
@@ -52,8 +53,8 @@ def watch(*args, **kwargs):
 aliases.set_canary = set_canary
 aliases.current_champion = lambda client, name: "1"
 mlflow_registry.registry_client = lambda uri: None
-rollout._watch = watch
-rollout.PrometheusReader.check = lambda self: None
+run.watch = watch  # where rollout() looks it up
+readings.PrometheusReader.check = lambda self: None
 sys.exit(main(["rollout", "bankchurn", "2", "--prometheus", "http://127.0.0.1:9", "--tracking-uri", "sqlite:///x"]))
 """
 

@@ -26,7 +26,7 @@ from servekit.cli.common import (
 )
 from servekit.datasets import DatasetError
 from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
-from servekit.rollout import LOAD_TIMEOUT_SECONDS
+from servekit.rollout.pods import LOAD_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
     from servekit.cli.common import Commands
@@ -89,7 +89,9 @@ def cmd_canary(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    from servekit.rollout import Criteria, PrometheusReader, rollout
+    from servekit.rollout.criteria import Criteria
+    from servekit.rollout.readings import PrometheusReader
+    from servekit.rollout.run import rollout
 
     # httpx logs every request at INFO: a dozen Prometheus queries a reading buried the readings and
     # the verdict in the rollout's log. Its failures raise, and the rollout says them.
