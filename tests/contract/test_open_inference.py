@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from servekit import registry
+from servekit.codecs.open_inference_types import DATATYPES
 from servekit.rest import create_app
 from servekit.settings import load_settings
 from servekit.testing import request_rows, train_in_memory, valid_requests, wait_ready
@@ -122,11 +123,14 @@ def test_the_document_names_the_inputs_and_outputs_the_model_takes(
     name, client, _ = service
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     metadata = client.get(f"/v2/models/{name}").json()
-    inputs = schemas["RequestInput"]["properties"]["name"]["enum"]
+    inputs = [
+        tensor_schema(schemas, ref)["properties"]["name"]["const"] for ref in documented_tensors(schemas)
+    ]
     outputs = schemas["RequestOutput"]["properties"]["name"]["enum"]
     assert inputs == [t["name"] for t in metadata["inputs"]]
     assert outputs == [t["name"] for t in metadata["outputs"]]
-    assert schemas["RequestInput"]["properties"]["shape"]["items"]["minimum"] == 0
+    for ref in documented_tensors(schemas):
+        assert tensor_schema(schemas, ref)["properties"]["shape"]["items"]["minimum"] == 0
     operation = client.get("/openapi.json").json()["paths"]["/v2/models/{model_name}/infer"]["post"]
     example = operation["requestBody"]["content"]["application/json"]["example"]
     for output in outputs:
@@ -139,6 +143,55 @@ def test_the_document_names_the_inputs_and_outputs_the_model_takes(
     )
     assert unknown.status_code == 422
     assert [f["field"] for f in unknown.json()["fields"]] == ["outputs[no-such-output]"]
+
+
+def documented_tensors(schemas: dict[str, Any]) -> list[str]:
+    """The references of the tensor schemas the request's ``inputs`` may hold, in order."""
+    items = schemas["InferenceRequest"]["properties"]["inputs"]["items"]
+    return [items["$ref"]] if "$ref" in items else [choice["$ref"] for choice in items["oneOf"]]
+
+
+def tensor_schema(schemas: dict[str, Any], ref: str) -> dict[str, Any]:
+    schema: dict[str, Any] = schemas[ref.removeprefix("#/components/schemas/")]
+    return schema
+
+
+def test_the_document_gives_each_input_the_datatypes_it_takes_and_no_other(
+    service: tuple[str, TestClient, Any],
+) -> None:
+    """Each input's tensor schema lists the datatypes the model's metadata states and accepts for
+    it, the stated one first; a request in each of those is taken, one in any other refused."""
+    name, client, _ = service
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    operation = document["paths"]["/v2/models/{model_name}/infer"]["post"]
+    example = operation["requestBody"]["content"]["application/json"]["example"]
+    metadata = {t["name"]: t for t in client.get(f"/v2/models/{name}").json()["inputs"]}
+    documented = {}
+    for ref in documented_tensors(schemas):
+        properties = tensor_schema(schemas, ref)["properties"]
+        datatype = properties["datatype"]
+        documented[properties["name"]["const"]] = (
+            [datatype["const"]] if "const" in datatype else datatype["enum"]
+        )
+    assert list(documented) == list(metadata)
+    for input_name, datatypes in documented.items():
+        stated = metadata[input_name]
+        assert datatypes == [stated["datatype"]] + [
+            d for d in stated["parameters"].get("accepted_datatypes", []) if d != stated["datatype"]
+        ]
+        for datatype in DATATYPES:
+            tensors = [
+                {**t, "datatype": datatype} if t["name"] == input_name else t for t in example["inputs"]
+            ]
+            response = client.post(f"/v2/models/{name}/infer", json={**example, "inputs": tensors})
+            refused = [f["field"] for f in response.json().get("fields", [])]
+            # Taken: its datatype is not what is refused (its values may not fit every one, 300 in INT8).
+            assert (f"inputs[{input_name}].datatype" in refused) is (datatype not in datatypes), (
+                input_name,
+                datatype,
+                response.text,
+            )
 
 
 def test_a_value_predict_refuses_is_refused_with_its_tensor_named(

@@ -133,9 +133,14 @@ class OpenInferenceCodec:
         )
 
     def documented_request(self) -> type[InferenceRequest]:
-        """:class:`InferenceRequest` as this model's OpenAPI document shows it: each tensor's and
-        output's name one of the model's (:func:`documented_inference_request`)."""
-        return documented_inference_request(list(self.inputs), self.output_names)
+        """:class:`InferenceRequest` as this model's OpenAPI document shows it: a tensor schema per
+        input, with the datatypes it accepts, and each output's name one of the model's
+        (:func:`documented_inference_request`)."""
+        accepted = {
+            name: (spec.datatype, *(d for d in spec.accepts if d != spec.datatype))
+            for name, spec in self.inputs.items()
+        }
+        return documented_inference_request(accepted, self.output_names)
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:
         return {

@@ -6,8 +6,8 @@ Specification: https://github.com/kserve/open-inference-protocol (REST).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -109,41 +109,61 @@ class ModelMetadata(BaseModel):
     outputs: list[TensorMetadata]
 
 
-def documented_inference_request(inputs: Sequence[str], outputs: Sequence[str]) -> type[InferenceRequest]:
-    """:class:`InferenceRequest` as a model's OpenAPI document shows it: each tensor's and
-    output's name one of the model's ``inputs`` and ``outputs``, and each dimension of a shape
-    at least 0.
+def documented_inference_request(
+    inputs: Mapping[str, Sequence[str]], outputs: Sequence[str]
+) -> type[InferenceRequest]:
+    """:class:`InferenceRequest` as a model's OpenAPI document shows it: a tensor schema per input
+    of the model (``RequestInput_<name>``, chosen by the tensor's ``name``) with the datatypes
+    ``inputs`` lists for it, the one its metadata states first; each output's name one of
+    ``outputs``; and each dimension of a shape at least 0.
 
-    For the document only: the codec refuses another name itself, naming the ones it has, and
-    a bad shape saying what the shape must be, which pydantic's words for an enum would not.
-    A client generated from the document, or a fuzzer, then sends what the model takes.
+    For the document only: the codec refuses another name or datatype itself, naming the ones it
+    takes, and a bad shape saying what the shape must be, which pydantic's words for an enum
+    would not. A client generated from the document, or a fuzzer, then sends what the model
+    takes: an ``Age`` of integers, a ``Geography`` of strings.
     """
-
-    def named(base: type[BaseModel], names: Sequence[str], **fields: Any) -> type[BaseModel]:
-        described = base.model_fields["name"].description
-        name = Field(description=described, json_schema_extra={"enum": list(names)})
-        return create_model(base.__name__, __base__=base, name=(str, name), **fields)
-
-    shape = RequestInput.model_fields["shape"]
-    tensor = named(
-        RequestInput,
-        inputs,
-        shape=(
-            list[int],
-            Field(
-                min_length=1,
-                max_length=2,
-                description=shape.description,
-                json_schema_extra={"items": {"type": "integer", "minimum": 0}},
-            ),
-        ),
+    documented_shape = Field(
+        min_length=1,
+        max_length=2,
+        description=RequestInput.model_fields["shape"].description,
+        json_schema_extra={"items": {"type": "integer", "minimum": 0}},
     )
-    output = named(RequestOutput, outputs)
+    tensors = [
+        create_model(
+            f"RequestInput_{name}",
+            __base__=RequestInput,
+            __doc__=f"The tensor of {name}.",
+            name=(one_of(name), Field(description=RequestInput.model_fields["name"].description)),
+            datatype=(one_of(*datatypes), Field(description=datatypes_text(datatypes))),
+            shape=(list[int], documented_shape),
+        )
+        for name, datatypes in inputs.items()
+    ]
+    # One schema per input, told apart by its name (OpenAPI's discriminator), so that each has
+    # its own datatypes; a model of one input needs no choice.
+    tensor: Any = tensors[0]
+    if len(tensors) > 1:
+        tensor = Annotated[Union[tuple(tensors)], Field(discriminator="name")]  # noqa: UP007
+    output_name = Field(
+        description=RequestOutput.model_fields["name"].description, json_schema_extra={"enum": list(outputs)}
+    )
+    output: Any = create_model(RequestOutput.__name__, __base__=RequestOutput, name=(str, output_name))
     fields = InferenceRequest.model_fields
     return create_model(
         InferenceRequest.__name__,
         __base__=InferenceRequest,
         __doc__=InferenceRequest.__doc__,
-        inputs=(list[tensor], Field(min_length=1, description=fields["inputs"].description)),  # type: ignore[valid-type]
-        outputs=(list[output] | None, Field(None, description=fields["outputs"].description)),  # type: ignore[valid-type,arg-type]
+        inputs=(list[tensor], Field(min_length=1, description=fields["inputs"].description)),
+        outputs=(list[output] | None, Field(None, description=fields["outputs"].description)),
     )
+
+
+def datatypes_text(datatypes: Sequence[str]) -> str:
+    """A tensor's datatypes, the stated first: ``FP64 (as the model's metadata states it; also INT64)``."""
+    others = f"; also {', '.join(datatypes[1:])}" if len(datatypes) > 1 else ""
+    return f"{datatypes[0]} (as the model's metadata states it{others})"
+
+
+def one_of(*values: str) -> Any:
+    """``Literal[values]``, for values known only at run time."""
+    return Literal[values]
