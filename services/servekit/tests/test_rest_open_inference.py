@@ -133,6 +133,20 @@ def test_limits_apply_as_on_predict(toy_client: TestClient) -> None:
     assert response.json()["error"] == "request body exceeds 4096 bytes"
 
 
+def test_the_document_states_the_batch_limit_the_service_holds_to(toy_client: TestClient) -> None:
+    """A generated client can check a batch before sending it: the limit is the one that 413s."""
+    schemas = toy_client.get("/openapi.json").json()["components"]["schemas"]
+    limit = schemas["ToyRequestBatch"]["properties"]["instances"]["maxItems"]
+    assert limit == 8  # the toy client's <SVC>_MAX_BATCH_SIZE
+    for name in ("x", "color"):
+        properties = schemas[f"RequestInput_{name}"]["properties"]
+        assert properties["shape"]["items"]["maximum"] == properties["data"]["maxItems"] == limit
+    rows = [{"x": 1.0, "color": "red"}] * limit
+    for batch, status in ((rows, 200), ([*rows, rows[0]], 413)):
+        assert toy_client.post(INFER, json=infer_body(batch)).status_code == status
+        assert toy_client.post("/predict/batch", json={"instances": batch}).status_code == status
+
+
 def test_requests_are_counted_under_bounded_endpoint_labels(toy_client: TestClient) -> None:
     toy_client.post(INFER, json=infer_body(ROWS[:1]))
     toy_client.post("/v2/models/toy/versions/test/infer", json=infer_body(ROWS[:1]))

@@ -132,7 +132,7 @@ class OpenInferenceCodec:
             spec.request, spec.response, outside_training=spec.model.keeps_training_ranges, service=spec.name
         )
 
-    def documented_request(self) -> type[InferenceRequest]:
+    def documented_request(self, max_instances: int | None = None) -> type[InferenceRequest]:
         """:class:`InferenceRequest` as this model's OpenAPI document shows it: a tensor schema per
         input, with the datatypes it accepts, and each output's name one of the model's
         (:func:`documented_inference_request`)."""
@@ -140,7 +140,7 @@ class OpenInferenceCodec:
             name: (spec.datatype, *(d for d in spec.accepts if d != spec.datatype))
             for name, spec in self.inputs.items()
         }
-        return documented_inference_request(accepted, self.output_names)
+        return documented_inference_request(accepted, self.output_names, max_instances)
 
     def metadata(self, name: str, version: str) -> dict[str, Any]:
         return {

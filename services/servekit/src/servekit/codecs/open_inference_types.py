@@ -110,23 +110,31 @@ class ModelMetadata(BaseModel):
 
 
 def documented_inference_request(
-    inputs: Mapping[str, Sequence[str]], outputs: Sequence[str]
+    inputs: Mapping[str, Sequence[str]], outputs: Sequence[str], max_instances: int | None = None
 ) -> type[InferenceRequest]:
     """:class:`InferenceRequest` as a model's OpenAPI document shows it: a tensor schema per input
     of the model (``RequestInput_<name>``, chosen by the tensor's ``name``) with the datatypes
     ``inputs`` lists for it, the one its metadata states first; each output's name one of
-    ``outputs``; and each dimension of a shape at least 0.
+    ``outputs``; and each dimension of a shape at least 0 and at most ``max_instances``, if given
+    (a larger batch is the 413 the setting promises, not validated here).
 
     For the document only: the codec refuses another name or datatype itself, naming the ones it
     takes, and a bad shape saying what the shape must be, which pydantic's words for an enum
     would not. A client generated from the document, or a fuzzer, then sends what the model
     takes: an ``Age`` of integers, a ``Geography`` of strings.
     """
+    dimension: dict[str, Any] = {"type": "integer", "minimum": 0}
+    values: dict[str, Any] = {}
+    if max_instances is not None:
+        dimension["maximum"] = values["maxItems"] = max_instances
     documented_shape = Field(
         min_length=1,
         max_length=2,
         description=RequestInput.model_fields["shape"].description,
-        json_schema_extra={"items": {"type": "integer", "minimum": 0}},
+        json_schema_extra={"items": dimension},
+    )
+    documented_data = Field(
+        None, description=RequestInput.model_fields["data"].description, json_schema_extra=values
     )
     tensors = [
         create_model(
@@ -136,6 +144,7 @@ def documented_inference_request(
             name=(one_of(name), Field(description=RequestInput.model_fields["name"].description)),
             datatype=(one_of(*datatypes), Field(description=datatypes_text(datatypes))),
             shape=(list[int], documented_shape),
+            data=(list[Any] | None, documented_data),
         )
         for name, datatypes in inputs.items()
     ]

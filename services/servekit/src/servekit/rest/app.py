@@ -88,12 +88,12 @@ def create_app(
     install_middleware(app, parts, cors_origins)
 
     instance_model: type[BaseModel] = spec.request
-    batch_model = schemas.batch_request(instance_model)
+    batch_model = schemas.batch_request(instance_model, settings.max_batch_size)
     # One codec for the /v2 routes and their document: it takes about 15 ms to build.
     codec = OpenInferenceCodec.of_service(spec)
     app.openapi = with_request_models(  # type: ignore[method-assign]
         app,
-        [instance_model, batch_model, codec.documented_request()],
+        [instance_model, batch_model, codec.documented_request(settings.max_batch_size)],
         needs_key=None if parts.keys is None else lambda path: not is_open(path),
     )
     install_docs(app)

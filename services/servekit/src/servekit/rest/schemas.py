@@ -209,13 +209,21 @@ class ModelInfo(BaseModel):
 
 
 @cache
-def batch_request(instance: type[BaseModel]) -> type[BaseModel]:
-    """``{"instances": [<instance>, ...]}`` for one service's instance model."""
+def batch_request(instance: type[BaseModel], max_instances: int | None = None) -> type[BaseModel]:
+    """``{"instances": [<instance>, ...]}`` for one service's instance model.
+
+    ``max_instances`` is documented (``maxItems``), not validated here: a batch over it is the 413
+    the setting promises (``servekit.inference``), before any instance is read.
+    """
     items: Any = list[instance]  # type: ignore[valid-type]  # a runtime-built model
+    description = "Instances, predicted in order"
+    limit: dict[str, Any] = {} if max_instances is None else {"maxItems": max_instances}
+    if max_instances is not None:
+        description += f"; at most {max_instances} (more is a 413)"
     return create_model(
         f"{instance.__name__}Batch",
         __config__=ConfigDict(extra="forbid"),
-        instances=(items, Field(min_length=1, description="Instances, predicted in order")),
+        instances=(items, Field(min_length=1, description=description, json_schema_extra=limit)),
     )
 
 
