@@ -16,7 +16,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from servekit import auth, http_client
+from servekit import http_client
+from servekit.auth.key_lines import key_line, new_key
 from servekit.local import Server, free_port, start, start_mlflow, start_service
 from servekit.testing import wait_until
 
@@ -74,8 +75,8 @@ def start_keyed_service(
 
     Not waited for, so several can start at once: ``server.wait_for("/readyz")``.
     """
-    keys = {client: auth.new_key() for client in clients}
-    keys_file.write_text("".join(auth.key_line(c, k, clients[c]) + "\n" for c, k in keys.items()))
+    keys = {client: new_key() for client in clients}
+    keys_file.write_text("".join(key_line(c, k, clients[c]) + "\n" for c, k in keys.items()))
     environment = {**environment, f"{name.upper()}_API_KEYS_FILE": str(keys_file)}
     return KeyedService(start_service(name, logs_dir, environment, label=label), keys_file, keys)
 

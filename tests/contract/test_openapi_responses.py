@@ -22,7 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from servekit import auth, registry
+from servekit import registry
+from servekit.auth.key_lines import key_line, new_key
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -181,8 +182,8 @@ def test_every_answer_of_a_replica_still_loading_or_without_a_key_is_as_document
     service_name: str, tmp_path: Path
 ) -> None:
     spec = registry.get_service(service_name)
-    key = auth.new_key()
-    (tmp_path / "keys").write_text(auth.key_line("client", key) + "\n")
+    key = new_key()
+    (tmp_path / "keys").write_text(key_line("client", key) + "\n")
     settings = load_settings(spec.name, api_keys_file=str(tmp_path / "keys"))
     with TestClient(create_app(spec, settings, source=never_loads)) as client:
         document = client.get("/openapi.json").json()

@@ -33,7 +33,8 @@ import pytest
 import yaml
 
 from processes import BIN, ROOT, Server, free_port
-from servekit import auth, http_client
+from servekit import http_client
+from servekit.auth.key_lines import key_line, new_key
 from servekit.local import start
 from servekit.testing import StubHandler
 from servekit.training.trainer import TrainResult
@@ -145,9 +146,9 @@ def cluster(
             port = free_port()
             command[command.index("--port") + 1] = str(port)
             env = configmap_env(gke, deployment)
-            keys[service] = auth.new_key()
+            keys[service] = new_key()
             keys_file = keys_dir / service
-            keys_file.write_text(auth.key_line("deploy-smoke", keys[service]) + "\n")
+            keys_file.write_text(key_line("deploy-smoke", keys[service]) + "\n")
             env[f"{service.upper()}_API_KEYS_FILE"] = str(keys_file)
             env["MLFLOW_TRACKING_URI"] = mlflow_server.url
             env[f"{service.upper()}_GRPC_PORT"] = "0"  # no ingress routes gRPC: one port fewer to take

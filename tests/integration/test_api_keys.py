@@ -9,7 +9,9 @@ import time
 import pytest
 
 from processes import KeyedService, predict_its_example
-from servekit import auth, http_client
+from servekit import http_client
+from servekit.auth.api_keys import RELOAD_SECONDS
+from servekit.auth.key_lines import digest, key_id, key_line, new_key
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +31,13 @@ def test_a_key_revoked_in_the_file_is_refused_and_a_new_one_answered_without_a_r
     assert http_client.post(f"{service.server.url}/predict", json={}, timeout=10).status_code == 401
 
     # What the kubelet does when the Secret changes: a new file swapped in whole.
-    new = auth.new_key()
-    lines = [auth.key_line("risk", new), auth.key_line("loadtest", service.keys["loadtest"])]
+    new = new_key()
+    lines = [key_line("risk", new), key_line("loadtest", service.keys["loadtest"])]
     staged = service.keys_file.with_name("keys.new")
     staged.write_text("\n".join(lines) + "\n")
     os.replace(staged, service.keys_file)
     service.keys["risk"] = new
-    deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
+    deadline = time.monotonic() + 3 * RELOAD_SECONDS
     while status_with(service, old) != 401:
         assert time.monotonic() < deadline, "the revoked key still works"
         time.sleep(0.2)
@@ -46,7 +48,7 @@ def test_a_key_revoked_in_the_file_is_refused_and_a_new_one_answered_without_a_r
     answered = [line for line in lines_logged if line.get("request_id") == "keyed-1"]
     assert answered, "the explained prediction has an access line"
     assert all(line["client"] == "risk" for line in answered)
-    assert all(line["key_id"] == auth.key_id(auth.digest(old)) for line in answered)
+    assert all(line["key_id"] == key_id(digest(old)) for line in answered)
     assert any("API keys reloaded" in line["message"] for line in lines_logged)
     assert old not in service.server.logs()
     assert new not in service.server.logs()
@@ -58,12 +60,12 @@ def test_an_oncall_read_only_key_reads_a_pods_model_and_runs_no_prediction(
     """The runbooks' "Reading a pod's /model": a line of scope=read added to the running service's
     file, as to its Secret, opens /model and the metadata, and a prediction answers 403."""
     service = keyed_bankchurn
-    oncall = auth.new_key()
+    oncall = new_key()
     staged = service.keys_file.with_name("keys.oncall")
-    line = auth.key_line("oncall", oncall, scope="read")
+    line = key_line("oncall", oncall, scope="read")
     staged.write_text(service.keys_file.read_text() + line + "\n")
     os.replace(staged, service.keys_file)
-    deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
+    deadline = time.monotonic() + 3 * RELOAD_SECONDS
     while status_with(service, oncall) != 200:
         assert time.monotonic() < deadline, "the on-call key is not taken"
         time.sleep(0.2)

@@ -18,7 +18,8 @@ import pytest
 from manifests import SERVICES, Rendered, configmap_env, container
 
 from processes import grpc_infer, infer_example, predict_its_example
-from servekit import auth, http_client, registry
+from servekit import http_client, registry
+from servekit.auth.key_lines import key_line, new_key
 from servekit.local import Server, free_port, start
 from servekit.training.trainer import TrainResult
 
@@ -48,9 +49,9 @@ def test_manifest_command_serves(  # noqa: PLR0917 (pytest passes fixtures by na
     env["MLFLOW_TRACKING_URI"] = mlflow_server.url
     grpc_port = free_port()
     env[f"{service.upper()}_GRPC_PORT"] = str(grpc_port)
-    key = auth.new_key()
+    key = new_key()
     keys_file = tmp_path / "keys"
-    keys_file.write_text(auth.key_line("smoke-test", key) + "\n")
+    keys_file.write_text(key_line("smoke-test", key) + "\n")
     assert env[f"{service.upper()}_API_KEYS_FILE"]
     env[f"{service.upper()}_API_KEYS_FILE"] = str(keys_file)
     keyed = {"authorization": f"Bearer {key}"}

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from processes import BIN, ROOT, KeyedService, Server, free_port
-from servekit import auth, http_client
+from servekit import http_client
+from servekit.auth.api_keys import RELOAD_SECONDS
+from servekit.auth.key_lines import key_line, new_key
 from servekit.testing import StubHandler, http_stub
 
 pytestmark = pytest.mark.integration
@@ -140,13 +142,13 @@ def test_a_read_only_key_stops_the_run_before_it_starts(
 ) -> None:
     """A read-only key (mlp api-key --read-only) opens GET /model: every prediction was a bare 403."""
     service = keyed_bankchurn
-    reader = auth.new_key()
+    reader = new_key()
     staged = service.keys_file.with_name("keys.loadtest-reader")
     staged.write_text(
-        service.keys_file.read_text() + auth.key_line("loadtest-reader", reader, scope="read") + "\n"
+        service.keys_file.read_text() + key_line("loadtest-reader", reader, scope="read") + "\n"
     )
     os.replace(staged, service.keys_file)  # as test_api_keys adds on-call's key to the running service
-    deadline = time.monotonic() + 3 * auth.RELOAD_SECONDS
+    deadline = time.monotonic() + 3 * RELOAD_SECONDS
     headers = {"authorization": f"Bearer {reader}"}
     while http_client.get(f"{service.server.url}/model", headers=headers, timeout=10).status_code != 200:
         assert time.monotonic() < deadline, "the read-only key is not taken"

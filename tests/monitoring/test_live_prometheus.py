@@ -47,7 +47,8 @@ from processes import (
     start_keyed_service,
 )
 from scripts import MONITORING, load_k8s_cost
-from servekit import auth, http_client, registry
+from servekit import http_client, registry
+from servekit.auth.expiry import expires_in
 from servekit.bench import observed
 from servekit.evaluation import GroupComparison, Quality, ShadowComparison, log_run, log_shadow_run
 from servekit.metrics import MetricNames
@@ -80,7 +81,7 @@ def keyed_services(
                 # The keyed pods capture every prediction: the capture's panels and the observed
                 # bytes of a captured line get data from real lines.
                 {"MLFLOW_TRACKING_URI": mlflow_server.url, f"{name.upper()}_CAPTURE_PERCENT": "100"},
-                {EXPIRING: auth.expires_in(30), LASTING: None},
+                {EXPIRING: expires_in(30), LASTING: None},
                 label=f"{name}-keyed-pod",
             )
         for service in keyed.values():

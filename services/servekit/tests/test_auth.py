@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from servekit import auth
+from servekit.auth.api_keys import ApiKeys, api_keys
+from servekit.auth.credentials import credential_headers
+from servekit.auth.expiry import LATEST_EXPIRY, expires_in, last_expiries
+from servekit.auth.key_lines import (
+    KEY_PREFIX,
+    KeysFileError,
+    digest,
+    key_line,
+    new_key,
+    parse_keys,
+    read_keys_text,
+)
+from servekit.auth.scopes import Key
 from servekit.errors import ServekitError
 from servekit.metrics.collectors import ServiceMetrics
 from servekit.settings import SettingsError
@@ -26,11 +38,11 @@ class Clock:
 def write_keys(path: Path, *pairs: tuple[str, str]) -> None:
     # A new file swapped in, as the kubelet updates a Secret volume: a new inode.
     staged = path.with_suffix(".new")
-    staged.write_text("".join(f"{auth.key_line(client, key)}\n" for client, key in pairs))
+    staged.write_text("".join(f"{key_line(client, key)}\n" for client, key in pairs))
     os.replace(staged, path)
 
 
-def refused(keys: auth.ApiKeys, headers: dict[str, str]) -> ServekitError:
+def refused(keys: ApiKeys, headers: dict[str, str]) -> ServekitError:
     with pytest.raises(ServekitError) as caught:
         keys.authenticate(headers)
     assert caught.value.status_code == 401
@@ -38,27 +50,27 @@ def refused(keys: auth.ApiKeys, headers: dict[str, str]) -> ServekitError:
 
 
 def test_a_new_key_is_long_random_and_its_line_holds_only_its_digest() -> None:
-    first, second = auth.new_key(), auth.new_key()
+    first, second = new_key(), new_key()
     assert first != second
-    assert first.startswith(auth.KEY_PREFIX)
+    assert first.startswith(KEY_PREFIX)
     assert len(first) >= 40
-    line = auth.key_line("risk-dashboard", first)
+    line = key_line("risk-dashboard", first)
     assert first not in line
-    assert auth.parse_keys(line, "keys") == {auth.digest(first): auth.Key("risk-dashboard")}
+    assert parse_keys(line, "keys") == {digest(first): Key("risk-dashboard")}
 
 
 @pytest.mark.parametrize("name", ["", "-starts-with-dash", "has space", "has:colon", "x" * 65])
 def test_a_client_name_that_would_break_the_file_or_the_logs_is_refused(name: str) -> None:
     with pytest.raises(ValueError, match="not a client name"):
-        auth.key_line(name, auth.new_key())
+        key_line(name, new_key())
 
 
 def test_the_file_may_hold_comments_blank_lines_and_two_keys_of_one_client() -> None:
-    old, new = auth.new_key(), auth.new_key()
-    text = f"# risk team, rotating\n\n{auth.key_line('risk', old)}\n  {auth.key_line('risk', new)}  \n"
-    assert auth.parse_keys(text, "keys") == {
-        auth.digest(old): auth.Key("risk"),
-        auth.digest(new): auth.Key("risk"),
+    old, new = new_key(), new_key()
+    text = f"# risk team, rotating\n\n{key_line('risk', old)}\n  {key_line('risk', new)}  \n"
+    assert parse_keys(text, "keys") == {
+        digest(old): Key("risk"),
+        digest(new): Key("risk"),
     }
 
 
@@ -91,14 +103,14 @@ def test_the_file_may_hold_comments_blank_lines_and_two_keys_of_one_client() -> 
     ],
 )
 def test_a_bad_line_is_named_by_its_number(text: str, problem: str) -> None:
-    with pytest.raises(auth.KeysFileError, match=problem):
-        auth.parse_keys(text, "keys")
+    with pytest.raises(KeysFileError, match=problem):
+        parse_keys(text, "keys")
 
 
 def test_a_request_is_its_clients_whichever_header_carries_the_key(tmp_path: Path) -> None:
-    risk, ops = auth.new_key(), auth.new_key()
+    risk, ops = new_key(), new_key()
     write_keys(tmp_path / "keys", ("risk", risk), ("ops", ops))
-    keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+    keys = ApiKeys(tmp_path / "keys", service="toy")
     assert keys.clients == {"risk", "ops"}
     assert keys.authenticate({"authorization": f"Bearer {risk}"}) == "risk"
     assert keys.authenticate({"authorization": f"bearer   {risk} "}) == "risk"
@@ -119,8 +131,8 @@ def test_a_request_is_its_clients_whichever_header_carries_the_key(tmp_path: Pat
 def test_a_request_without_a_key_of_ours_gets_a_401_naming_the_header(
     tmp_path: Path, headers: dict[str, str], field: str, problem: str
 ) -> None:
-    write_keys(tmp_path / "keys", ("risk", auth.new_key()))
-    error = refused(auth.ApiKeys(tmp_path / "keys", service="toy"), headers)
+    write_keys(tmp_path / "keys", ("risk", new_key()))
+    error = refused(ApiKeys(tmp_path / "keys", service="toy"), headers)
     (named,) = error.fields
     assert named.field == field
     assert problem in named.problem
@@ -129,8 +141,8 @@ def test_a_request_without_a_key_of_ours_gets_a_401_naming_the_header(
 
 
 def test_grpc_metadata_names_its_lower_case_keys(tmp_path: Path) -> None:
-    write_keys(tmp_path / "keys", ("risk", auth.new_key()))
-    keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+    write_keys(tmp_path / "keys", ("risk", new_key()))
+    keys = ApiKeys(tmp_path / "keys", service="toy")
     with pytest.raises(ServekitError) as caught:
         keys.authenticate({}, where="metadata.")
     assert caught.value.fields[0].field == "metadata.authorization"
@@ -140,10 +152,10 @@ def test_a_changed_file_is_read_again_at_the_next_check(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path, clock = tmp_path / "keys", Clock()
-    old, new = auth.new_key(), auth.new_key()
+    old, new = new_key(), new_key()
     write_keys(path, ("risk", old))
-    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=5)
-    write_keys(path, ("risk", new), ("ops", auth.new_key()))  # old revoked, new added
+    keys = ApiKeys(path, service="toy", clock=clock, reload_seconds=5)
+    write_keys(path, ("risk", new), ("ops", new_key()))  # old revoked, new added
 
     clock.now = 4.9  # not yet checked: the file is not read on every request
     assert keys.authenticate({"x-api-key": old}) == "risk"
@@ -158,9 +170,9 @@ def test_a_file_that_breaks_leaves_the_keys_read_last_in_force_and_says_so_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path, clock = tmp_path / "keys", Clock()
-    key = auth.new_key()
+    key = new_key()
     write_keys(path, ("risk", key))
-    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    keys = ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
     path.write_text("risk:sha256:not-hex\n")
     with caplog.at_level(logging.ERROR, logger="servekit.auth"):
         for second in (1, 2, 3):
@@ -174,7 +186,7 @@ def test_a_file_that_breaks_leaves_the_keys_read_last_in_force_and_says_so_once(
     assert "line 1: not" in errors[0]
     assert "keys read last stay in force" in errors[0]
 
-    write_keys(path, ("ops", other := auth.new_key()))
+    write_keys(path, ("ops", other := new_key()))
     clock.now = 5
     assert keys.authenticate({"x-api-key": other}) == "ops"
 
@@ -185,9 +197,9 @@ def test_a_revocation_the_service_cannot_read_is_exported_until_a_file_that_read
     """The keys read last stay in force (availability), so a key revoked in a bad file still works:
     ``<svc>_api_keys_reload_failing`` says so at every scrape, without waiting for a request."""
     path, clock = tmp_path / "keys", Clock()
-    leaked, kept = auth.new_key(), auth.new_key()
+    leaked, kept = new_key(), new_key()
     write_keys(path, ("risk", kept), ("leaky", leaked))
-    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    keys = ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
     metrics = ServiceMetrics("toy")
     metrics.watch_api_keys(keys)
 
@@ -196,7 +208,7 @@ def test_a_revocation_the_service_cannot_read_is_exported_until_a_file_that_read
 
     assert failing() == 0
     # In one edit the leaked key's line is taken out and a line of upper-case hex is added.
-    revoked = f"{auth.key_line('risk', kept)}\nops:sha256:{auth.digest(auth.new_key()).upper()}\n"
+    revoked = f"{key_line('risk', kept)}\nops:sha256:{digest(new_key()).upper()}\n"
     path.write_text(revoked)
     clock.now = 1
     assert failing() == 1
@@ -204,7 +216,7 @@ def test_a_revocation_the_service_cannot_read_is_exported_until_a_file_that_read
     assert keys.authenticate({"x-api-key": leaked}) == "leaky"  # the documented fail-safe, now seen
 
     clock.now = 1.5
-    path.write_text(f"{auth.key_line('risk', kept)}\n")
+    path.write_text(f"{key_line('risk', kept)}\n")
     assert failing() == 1  # checked at most every reload_seconds
     clock.now = 2
     assert failing() == 0
@@ -215,13 +227,13 @@ def test_a_revocation_the_service_cannot_read_is_exported_until_a_file_that_read
 def test_an_empty_file_refuses_everyone_and_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "keys").write_text("# every key revoked\n")
     with caplog.at_level(logging.WARNING, logger="servekit.auth"):
-        keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+        keys = ApiKeys(tmp_path / "keys", service="toy")
     assert "holds no keys" in caplog.text
-    refused(keys, {"x-api-key": auth.new_key()})
+    refused(keys, {"x-api-key": new_key()})
 
 
 def test_no_file_named_means_no_key_needed() -> None:
-    assert auth.api_keys("toy", "") is None
+    assert api_keys("toy", "") is None
 
 
 @pytest.mark.parametrize(("content", "problem"), [(None, "cannot read it"), ("nonsense\n", "line 1: not")])
@@ -232,21 +244,21 @@ def test_a_file_unusable_at_start_is_a_settings_error_naming_the_variable(
     if content is not None:
         path.write_text(content)
     with pytest.raises(SettingsError) as caught:
-        auth.api_keys("toy", str(path))
+        api_keys("toy", str(path))
     assert f"toy settings: TOY_API_KEYS_FILE='{path}'" in str(caught.value)
     assert problem in str(caught.value)
 
 
 def test_an_expiry_is_a_utc_date_or_a_date_and_time_with_its_offset() -> None:
-    key = auth.new_key()
+    key = new_key()
     midnight = datetime(2027, 3, 1, tzinfo=UTC)
-    line = auth.key_line("risk", key, midnight)
+    line = key_line("risk", key, midnight)
     assert line.endswith(":expires=2027-03-01")
-    assert auth.parse_keys(line, "keys") == {auth.digest(key): auth.Key("risk", midnight)}
-    noon_in_paris = auth.key_line("risk", key) + ":expires=2027-03-01T13:00:00+01:00"
-    [parsed] = auth.parse_keys(noon_in_paris, "keys").values()
+    assert parse_keys(line, "keys") == {digest(key): Key("risk", midnight)}
+    noon_in_paris = key_line("risk", key) + ":expires=2027-03-01T13:00:00+01:00"
+    [parsed] = parse_keys(noon_in_paris, "keys").values()
     assert parsed.expires == datetime(2027, 3, 1, 12, tzinfo=UTC)
-    assert auth.key_line("risk", key, parsed.expires).endswith(":expires=2027-03-01T12:00:00Z")
+    assert key_line("risk", key, parsed.expires).endswith(":expires=2027-03-01T12:00:00Z")
 
 
 @pytest.mark.parametrize(
@@ -260,21 +272,21 @@ def test_an_expiry_is_a_utc_date_or_a_date_and_time_with_its_offset() -> None:
 def test_a_lifetime_in_days_ends_at_the_next_utc_midnight(
     now: datetime, days: float, expected: datetime
 ) -> None:
-    assert auth.expires_in(days, now) == expected
+    assert expires_in(days, now) == expected
 
 
 def test_a_key_is_refused_from_its_expiry_on_naming_the_date(tmp_path: Path) -> None:
     path = tmp_path / "keys"
-    expiring, lasting = auth.new_key(), auth.new_key()
+    expiring, lasting = new_key(), new_key()
     path.write_text(
-        auth.key_line("contractor", expiring, datetime(2027, 3, 1, tzinfo=UTC))
+        key_line("contractor", expiring, datetime(2027, 3, 1, tzinfo=UTC))
         + "\n"
-        + auth.key_line("risk", lasting)
+        + key_line("risk", lasting)
         + "\n"
     )
     now = Clock()
     now.now = datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC).timestamp()
-    keys = auth.ApiKeys(path, service="toy", wall_clock=now)
+    keys = ApiKeys(path, service="toy", wall_clock=now)
     assert keys.authenticate({"x-api-key": expiring}) == "contractor"
     now.now += 1
     error = refused(keys, {"x-api-key": expiring})
@@ -286,14 +298,14 @@ def test_a_key_is_refused_from_its_expiry_on_naming_the_date(tmp_path: Path) -> 
 def test_each_client_whose_keys_all_expire_is_given_its_last_expiry() -> None:
     march, june = datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 6, 1, tzinfo=UTC)
     lines = [
-        auth.key_line("rotating", auth.new_key(), march),  # the old key and the new one
-        auth.key_line("rotating", auth.new_key(), june),
-        auth.key_line("contractor", auth.new_key(), march),
-        auth.key_line("service-account", auth.new_key(), march),
-        auth.key_line("service-account", auth.new_key()),  # one key that never expires: left out
+        key_line("rotating", new_key(), march),  # the old key and the new one
+        key_line("rotating", new_key(), june),
+        key_line("contractor", new_key(), march),
+        key_line("service-account", new_key(), march),
+        key_line("service-account", new_key()),  # one key that never expires: left out
     ]
-    keys = auth.parse_keys("\n".join(lines), "keys")
-    assert auth.last_expiries(keys) == {"rotating": june, "contractor": march}
+    keys = parse_keys("\n".join(lines), "keys")
+    assert last_expiries(keys) == {"rotating": june, "contractor": march}
 
 
 def test_expired_lines_are_named_in_the_log_when_the_file_is_read(
@@ -301,11 +313,9 @@ def test_expired_lines_are_named_in_the_log_when_the_file_is_read(
 ) -> None:
     path = tmp_path / "keys"
     past = datetime(2020, 1, 1, tzinfo=UTC)
-    path.write_text(
-        auth.key_line("gone", auth.new_key(), past) + "\n" + auth.key_line("risk", auth.new_key())
-    )
+    path.write_text(key_line("gone", new_key(), past) + "\n" + key_line("risk", new_key()))
     with caplog.at_level(logging.WARNING, logger="servekit.auth"):
-        auth.ApiKeys(path, service="toy")
+        ApiKeys(path, service="toy")
     assert "holds expired keys, which are refused, of: gone (take them out" in caplog.text
     assert "risk" not in caplog.text
 
@@ -328,9 +338,9 @@ def windows(key: str, width: int = 6) -> set[str]:
 def test_a_key_sent_without_bearer_is_refused_without_repeating_any_of_it(
     tmp_path: Path, sent: str, problem: str
 ) -> None:
-    key = auth.new_key()
+    key = new_key()
     write_keys(tmp_path / "keys", ("risk", key))
-    keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+    keys = ApiKeys(tmp_path / "keys", service="toy")
     for where in ("header.", "metadata."):
         with pytest.raises(ServekitError) as caught:
             keys.authenticate({"authorization": sent.format(key=key, key_body=key[4:24])}, where=where)
@@ -341,18 +351,18 @@ def test_a_key_sent_without_bearer_is_refused_without_repeating_any_of_it(
 
 
 def test_a_registered_scheme_is_named_back(tmp_path: Path) -> None:
-    write_keys(tmp_path / "keys", ("risk", auth.new_key()))
-    error = refused(auth.ApiKeys(tmp_path / "keys", service="toy"), {"authorization": "Digest x=1"})
+    write_keys(tmp_path / "keys", ("risk", new_key()))
+    error = refused(ApiKeys(tmp_path / "keys", service="toy"), {"authorization": "Digest x=1"})
     assert "scheme 'Digest' is not Bearer" in error.fields[0].problem
 
 
 def test_an_authorization_of_another_scheme_does_not_hide_an_x_api_key(tmp_path: Path) -> None:
-    key = auth.new_key()
+    key = new_key()
     write_keys(tmp_path / "keys", ("risk", key))
-    keys = auth.ApiKeys(tmp_path / "keys", service="toy")
+    keys = ApiKeys(tmp_path / "keys", service="toy")
     assert keys.authenticate({"authorization": "Basic dXNlcjpwYXNz", "x-api-key": key}) == "risk"
     assert keys.authenticate({"authorization": f"Bearer {key}", "x-api-key": key}) == "risk"  # the same key
-    error = refused(keys, {"authorization": f"Bearer {key}", "x-api-key": auth.new_key()})
+    error = refused(keys, {"authorization": f"Bearer {key}", "x-api-key": new_key()})
     assert error.fields[0].field == "header.X-API-Key"
     assert "a key other than Authorization's: send one key" in error.fields[0].problem
 
@@ -369,7 +379,7 @@ def test_a_credential_header_sent_more_than_once_is_refused_saying_how_often(
     sent: list[tuple[str, str]], where: str, field: str
 ) -> None:
     with pytest.raises(ServekitError) as caught:
-        auth.credential_headers(sent, where)
+        credential_headers(sent, where)
     assert caught.value.status_code == 401
     assert caught.value.fields[0].field == field
     assert caught.value.fields[0].problem == f"sent {len(sent)} times: send it once"
@@ -377,42 +387,43 @@ def test_a_credential_header_sent_more_than_once_is_refused_saying_how_often(
 
 def test_credential_headers_are_read_by_lower_case_name_others_left_out() -> None:
     sent = [("Authorization", "Bearer k"), ("x-request-id", "r"), ("X-Api-Key", "k")]
-    assert auth.credential_headers(sent) == {"authorization": "Bearer k", "x-api-key": "k"}
+    assert credential_headers(sent) == {"authorization": "Bearer k", "x-api-key": "k"}
 
 
 @pytest.mark.parametrize("days", [3_000_000, 1e9, float("inf"), float("nan")])
 def test_a_lifetime_past_the_year_9000_or_no_number_is_a_value_error(days: float) -> None:
     with pytest.raises(ValueError, match=r"must expire before 9000-01-01|not a number of days"):
-        auth.expires_in(days, datetime(2026, 12, 2, tzinfo=UTC))
+        expires_in(days, datetime(2026, 12, 2, tzinfo=UTC))
 
 
 def test_the_longest_lifetime_still_ends_before_the_year_9000() -> None:
     now = datetime(2026, 12, 2, 8, tzinfo=UTC)
-    longest = (auth.LATEST_EXPIRY - now).days - 1
-    assert auth.expires_in(longest - 1, now) < auth.LATEST_EXPIRY
+    longest = (LATEST_EXPIRY - now).days - 1
+    assert expires_in(longest - 1, now) < LATEST_EXPIRY
     with pytest.raises(ValueError, match="must expire before"):
-        auth.expires_in(longest + 1, now)
+        expires_in(longest + 1, now)
 
 
 def test_a_file_read_again_that_cannot_be_used_in_any_way_never_fails_a_request(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, clock = tmp_path / "keys", Clock()
-    key = auth.new_key()
+    key = new_key()
     write_keys(path, ("risk", key))
-    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    keys = ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
     staged = tmp_path / "keys.new"
-    staged.write_text(f"{auth.key_line('carol', auth.new_key())}:expires=9999-12-31T23:00:00-05:00\n")
+    staged.write_text(f"{key_line('carol', new_key())}:expires=9999-12-31T23:00:00-05:00\n")
     staged.replace(path)
     with caplog.at_level(logging.ERROR, logger="servekit.auth"):
         clock.now = 1
         assert keys.authenticate({"x-api-key": key}) == "risk"
         assert keys.expiries() == {}  # what a scrape reads
         # Whatever else reading it may raise: the keys read last stay in force, not a 500.
-        monkeypatch.setattr(auth, "parse_keys", lambda text, source: 1 / 0)
+        monkeypatch.setattr("servekit.auth.api_keys.parse_keys", lambda text, source: 1 / 0)
         write_keys(path, ("risk", key))
         clock.now = 2
         assert keys.authenticate({"x-api-key": key}) == "risk"
+        assert keys.reload_failing  # the file read this time went through the failing parse
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1
     assert "keys read last stay in force" in errors[0]
@@ -420,27 +431,27 @@ def test_a_file_read_again_that_cannot_be_used_in_any_way_never_fails_a_request(
 
 
 def test_a_file_that_starts_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
-    key = auth.new_key()
+    key = new_key()
     path = tmp_path / "keys"
-    path.write_text(f"\ufeff{auth.key_line('risk', key)}\n", encoding="utf-8")  # as Notepad saves it
-    assert auth.ApiKeys(path, service="toy").authenticate({"x-api-key": key}) == "risk"
-    assert auth.read_keys_text(path) == f"{auth.key_line('risk', key)}\n"
+    path.write_text(f"\ufeff{key_line('risk', key)}\n", encoding="utf-8")  # as Notepad saves it
+    assert ApiKeys(path, service="toy").authenticate({"x-api-key": key}) == "risk"
+    assert read_keys_text(path) == f"{key_line('risk', key)}\n"
 
 
 def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_bytes(b"\xff\xfer\x00i\x00")
-    with pytest.raises(auth.KeysFileError, match=f"{path}: cannot read it: not UTF-8 text"):
-        auth.read_keys_text(path)
+    with pytest.raises(KeysFileError, match=f"{path}: cannot read it: not UTF-8 text"):
+        read_keys_text(path)
 
 
 def test_a_reload_that_leaves_no_key_is_a_warning_and_is_not_refused(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path, clock = tmp_path / "keys", Clock()
-    key = auth.new_key()
-    write_keys(path, ("alice", key), ("bob", auth.new_key()))
-    keys = auth.ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
+    key = new_key()
+    write_keys(path, ("alice", key), ("bob", new_key()))
+    keys = ApiKeys(path, service="toy", clock=clock, reload_seconds=1)
     write_keys(path)  # every key revoked: an operator may mean it
     clock.now = 1
     with caplog.at_level(logging.INFO, logger="servekit.auth"):

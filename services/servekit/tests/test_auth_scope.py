@@ -15,7 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
-from servekit import auth, logs
+from servekit import logs
+from servekit.auth.key_lines import KeysFileError, digest, key_id, key_line, new_key, parse_keys
+from servekit.auth.scopes import Key
 from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.names import GRPC_INFER, GRPC_METHOD, grpc_endpoint
@@ -44,35 +46,35 @@ MARCH = datetime(2027, 3, 1, tzinfo=UTC)
 
 
 def test_a_read_only_line_is_written_after_its_expiry_and_read_back() -> None:
-    key = auth.new_key()
-    line = auth.key_line("oncall", key, MARCH, scope="read")
-    assert line == f"oncall:sha256:{auth.digest(key)}:expires=2027-03-01:scope=read"
-    assert auth.parse_keys(line, "keys") == {auth.digest(key): auth.Key("oncall", MARCH, "read")}
-    never = auth.key_line("oncall", key, scope="read")
-    assert never == f"oncall:sha256:{auth.digest(key)}:scope=read"
-    assert auth.parse_keys(never, "keys")[auth.digest(key)] == auth.Key("oncall", None, "read")
+    key = new_key()
+    line = key_line("oncall", key, MARCH, scope="read")
+    assert line == f"oncall:sha256:{digest(key)}:expires=2027-03-01:scope=read"
+    assert parse_keys(line, "keys") == {digest(key): Key("oncall", MARCH, "read")}
+    never = key_line("oncall", key, scope="read")
+    assert never == f"oncall:sha256:{digest(key)}:scope=read"
+    assert parse_keys(never, "keys")[digest(key)] == Key("oncall", None, "read")
 
 
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ("", auth.Key("risk")),
-        (":expires=2027-03-01", auth.Key("risk", MARCH)),
-        (":expires=2027-03-01T12:00:00+01:00", auth.Key("risk", datetime(2027, 3, 1, 11, tzinfo=UTC))),
+        ("", Key("risk")),
+        (":expires=2027-03-01", Key("risk", MARCH)),
+        (":expires=2027-03-01T12:00:00+01:00", Key("risk", datetime(2027, 3, 1, 11, tzinfo=UTC))),
         (
             ":scope=read:expires=2027-03-01T11:00:00Z",
-            auth.Key("risk", datetime(2027, 3, 1, 11, tzinfo=UTC), "read"),
+            Key("risk", datetime(2027, 3, 1, 11, tzinfo=UTC), "read"),
         ),
         (
             ":expires=2027-03-01T11:00:00Z:scope=read",
-            auth.Key("risk", datetime(2027, 3, 1, 11, tzinfo=UTC), "read"),
+            Key("risk", datetime(2027, 3, 1, 11, tzinfo=UTC), "read"),
         ),
     ],
 )
 def test_lines_without_a_scope_open_everything_as_before_and_the_fields_come_in_either_order(
-    fields: str, expected: auth.Key
+    fields: str, expected: Key
 ) -> None:
-    assert auth.parse_keys(f"risk:sha256:{DIGEST}{fields}\n", "keys") == {DIGEST: expected}
+    assert parse_keys(f"risk:sha256:{DIGEST}{fields}\n", "keys") == {DIGEST: expected}
     assert expected.opens("/predict", "POST") is (expected.scope is None)
 
 
@@ -101,14 +103,14 @@ def test_lines_without_a_scope_open_everything_as_before_and_the_fields_come_in_
 )
 def test_a_bad_scope_or_field_is_refused_naming_the_line(fields: str, problem: str) -> None:
     text = f"# on-call\nrisk:sha256:{DIGEST}{fields}\n"
-    with pytest.raises(auth.KeysFileError) as refused:
-        auth.parse_keys(text, "keys")
+    with pytest.raises(KeysFileError) as refused:
+        parse_keys(text, "keys")
     assert str(refused.value).startswith(problem)
 
 
 def test_a_line_with_a_scope_is_refused_by_key_line_unless_the_scope_is_one() -> None:
     with pytest.raises(ValueError, match="scope='admin' is not a scope"):
-        auth.key_line("oncall", auth.new_key(), scope="admin")
+        key_line("oncall", new_key(), scope="admin")
 
 
 @pytest.mark.parametrize(
@@ -126,7 +128,7 @@ def test_a_line_with_a_scope_is_refused_by_key_line_unless_the_scope_is_one() ->
     ],
 )
 def test_a_read_only_key_opens_the_metadata_endpoints(endpoint: str, method: str) -> None:
-    assert auth.Key("oncall", scope="read").opens(endpoint, method)
+    assert Key("oncall", scope="read").opens(endpoint, method)
 
 
 @pytest.mark.parametrize(
@@ -143,8 +145,8 @@ def test_a_read_only_key_opens_the_metadata_endpoints(endpoint: str, method: str
     ],
 )
 def test_a_read_only_key_opens_nothing_that_runs_the_model(endpoint: str, method: str) -> None:
-    assert not auth.Key("oncall", scope="read").opens(endpoint, method)
-    assert auth.Key("risk").opens(endpoint, method)
+    assert not Key("oncall", scope="read").opens(endpoint, method)
+    assert Key("risk").opens(endpoint, method)
 
 
 # Over HTTP --------------------------------------------------------------------------------------
@@ -152,13 +154,11 @@ def test_a_read_only_key_opens_nothing_that_runs_the_model(endpoint: str, method
 
 @pytest.fixture
 def keys() -> dict[str, str]:
-    return {"oncall": auth.new_key(), "risk": auth.new_key()}
+    return {"oncall": new_key(), "risk": new_key()}
 
 
 def keys_file(path: Path, keys: dict[str, str]) -> Path:
-    path.write_text(
-        f"{auth.key_line('oncall', keys['oncall'], scope='read')}\n{auth.key_line('risk', keys['risk'])}\n"
-    )
+    path.write_text(f"{key_line('oncall', keys['oncall'], scope='read')}\n{key_line('risk', keys['risk'])}\n")
     return path
 
 
@@ -180,7 +180,7 @@ def test_a_read_only_key_reads_every_metadata_endpoint(client: TestClient, keys:
     for path in ("/model/card", "/v2", "/v2/models/toy", f"/v2/models/toy/versions/{version}"):
         assert client.get(path, headers=oncall).status_code == 200, path
     assert client.get("/model", headers={"x-api-key": keys["oncall"]}).status_code == 200
-    answered = {"client": "oncall", "key_id": auth.key_id(auth.digest(keys["oncall"])), "status": "200"}
+    answered = {"client": "oncall", "key_id": key_id(digest(keys["oncall"])), "status": "200"}
     assert metric_sample(client, NAMES.client_requests_total, endpoint="/model", **answered) == 2
 
 
@@ -252,7 +252,7 @@ def test_a_403_is_counted_apart_from_the_401s_and_as_its_clients(
     requests = {"endpoint": "/predict", "method": "POST"}
     assert metric_sample(client, NAMES.requests_total, **requests, status="403") == 1
     assert metric_sample(client, NAMES.requests_total, **requests, status="401") == 1
-    oncall = {"client": "oncall", "key_id": auth.key_id(auth.digest(keys["oncall"])), "endpoint": "/predict"}
+    oncall = {"client": "oncall", "key_id": key_id(digest(keys["oncall"])), "endpoint": "/predict"}
     assert metric_sample(client, NAMES.client_requests_total, **oncall, status="403") == 1
 
 
@@ -274,7 +274,7 @@ def test_a_refused_read_only_request_is_logged_as_its_clients(
     text = stream.getvalue()
     assert keys["oncall"] not in text
     (line,) = [json.loads(line) for line in text.splitlines() if '"oncall-1"' in line]
-    assert (line["client"], line["key_id"]) == ("oncall", auth.key_id(auth.digest(keys["oncall"])))
+    assert (line["client"], line["key_id"]) == ("oncall", key_id(digest(keys["oncall"])))
     assert line["error"]["code"] == "forbidden"
 
 
@@ -336,5 +336,5 @@ def test_over_grpc_a_read_only_key_reads_metadata_and_is_denied_infer(
     assert "metadata.authorization: oncall's key reads metadata only (scope=read)" in denied.value.details()
     refused = {"endpoint": GRPC_INFER, "method": GRPC_METHOD, "status": "403"}
     assert metric_sample(client, NAMES.requests_total, **refused) == 1
-    oncall = {"client": "oncall", "key_id": auth.key_id(auth.digest(keys["oncall"])), "endpoint": GRPC_INFER}
+    oncall = {"client": "oncall", "key_id": key_id(digest(keys["oncall"])), "endpoint": GRPC_INFER}
     assert metric_sample(client, NAMES.client_requests_total, **oncall, status="403") == 1

@@ -7,7 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from servekit import auth
+from servekit.auth.api_keys import ApiKeys
+from servekit.auth.credentials import credential, unauthenticated
+from servekit.auth.key_lines import new_key
+from servekit.auth.scopes import Key
 from servekit.bench import auth_cost
 from servekit.errors import ServekitError
 from servekit.metrics import collectors
@@ -20,22 +23,20 @@ def test_both_rows_are_measured_and_every_checked_request_reached_the_app() -> N
 
 
 def test_a_check_that_refuses_the_key_stops_the_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(
-        self: auth.ApiKeys, headers: dict[str, str], where: str = "header."
-    ) -> tuple[auth.Key, str, str]:
-        raise auth.unauthenticated("header.Authorization", "not a key of this service")
+    def refuse(self: ApiKeys, headers: dict[str, str], where: str = "header.") -> tuple[Key, str, str]:
+        raise unauthenticated("header.Authorization", "not a key of this service")
 
-    monkeypatch.setattr(auth.ApiKeys, "find", refuse)  # what every check of a key goes through
+    monkeypatch.setattr(ApiKeys, "find", refuse)  # what every check of a key goes through
     with pytest.raises(RuntimeError, match="refused a valid key"):
         auth_cost.key_check(0.02)
 
 
 def test_the_request_carries_a_key_the_file_holds() -> None:
-    key = auth.new_key()
+    key = new_key()
     headers = {name.decode(): value.decode() for name, value in auth_cost.request_scope(key)["headers"]}
-    assert auth.credential(headers) == (key, "header.Authorization")
+    assert credential(headers) == (key, "header.Authorization")
     with pytest.raises(ServekitError):
-        auth.credential({k: v for k, v in headers.items() if k != "authorization"})
+        credential({k: v for k, v in headers.items() if k != "authorization"})
 
 
 def test_the_client_count_is_timed_with_the_client_counted_each_time() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from servekit import auth, registry
+from servekit import registry
+from servekit.auth.api_keys import ApiKeys
 from servekit.bench import soak
 from servekit.settings import environment_variables
 from servekit.testing import request_rows, train_in_memory, valid_requests
@@ -110,7 +111,7 @@ def test_everything_on_runs_the_champion_beside_itself_behind_api_keys(tmp_path:
     key = soak.soak_keys(tmp_path / "keys")
     settings = soak.everything_on("abc123", tmp_path / "keys")
     assert (
-        auth.ApiKeys(Path(settings["API_KEYS_FILE"]), service="bankchurn").authenticate({"x-api-key": key})
+        ApiKeys(Path(settings["API_KEYS_FILE"]), service="bankchurn").authenticate({"x-api-key": key})
         == "soak"
     )
     assert settings["SHADOW_MODEL_URI"] == settings["CANARY_MODEL_URI"] == "runs:/abc123/model"

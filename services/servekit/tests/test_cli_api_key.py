@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from servekit import auth, cli
+from servekit import cli
+from servekit.auth.api_keys import ApiKeys
+from servekit.auth.key_lines import KEY_PREFIX, key_id, key_line, new_key, parse_keys
+from servekit.auth.scopes import Key
 
 
 def test_the_key_goes_to_stdout_and_only_its_digest_to_the_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["api-key", "risk-dashboard"]) == 0
     out, err = capsys.readouterr()
     key = out.strip()
-    assert key.startswith(auth.KEY_PREFIX)
-    [expires] = auth.parse_keys(err, "stderr").values()
-    assert err.strip() == auth.key_line("risk-dashboard", key, expires.expires)
+    assert key.startswith(KEY_PREFIX)
+    [expires] = parse_keys(err, "stderr").values()
+    assert err.strip() == key_line("risk-dashboard", key, expires.expires)
     assert key not in err
 
 
@@ -34,7 +37,7 @@ def test_append_adds_a_line_the_service_accepts_to_a_file_only_its_owner_reads(
     assert cli.main(["api-key", "ops", "--append", str(path)]) == 0
     second = capsys.readouterr().out.strip()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    keys = auth.ApiKeys(path, service="toy")
+    keys = ApiKeys(path, service="toy")
     assert keys.authenticate({"x-api-key": first}) == "risk"
     assert keys.authenticate({"x-api-key": second}) == "ops"
     assert first not in path.read_text()
@@ -64,7 +67,7 @@ def test_a_key_expires_in_90_days_unless_told_otherwise(
     assert cli.main(["api-key", "batch", "--append", str(path), "--no-expiry"]) == 0
     assert "(never expires)" in capsys.readouterr().err
     assert cli.main(["api-key", "short", "--append", str(path), "--expires-in", "1"]) == 0
-    expiries = auth.ApiKeys(path, service="toy").expiries()
+    expiries = ApiKeys(path, service="toy").expiries()
     assert set(expiries) == {"risk", "ops", "short"}
     now = datetime.now(UTC)
     assert timedelta(days=90) <= expiries["risk"] - now <= timedelta(days=91)
@@ -77,7 +80,7 @@ def test_read_only_writes_a_line_of_scope_read_the_service_opens_metadata_to_and
 ) -> None:
     assert cli.main(["api-key", "oncall", "--read-only", "--no-expiry"]) == 0
     shown = capsys.readouterr()
-    assert shown.err.strip() == auth.key_line("oncall", shown.out.strip(), scope="read")
+    assert shown.err.strip() == key_line("oncall", shown.out.strip(), scope="read")
     path = tmp_path / "keys"
     assert cli.main(["api-key", "risk", "--append", str(path)]) == 0
     assert cli.main(["api-key", "oncall", "--read-only", "--append", str(path)]) == 0
@@ -86,9 +89,9 @@ def test_read_only_writes_a_line_of_scope_read_the_service_opens_metadata_to_and
     assert "oncall's key (expires on " in captured.err
     assert ", reads metadata only) added to " in captured.err
     assert path.read_text().splitlines()[-1].endswith(":scope=read")  # after its expiry, as mlp writes it
-    keys = auth.ApiKeys(path, service="toy")
+    keys = ApiKeys(path, service="toy")
     found, _, _ = keys.find({"x-api-key": oncall})
-    assert found == auth.Key("oncall", found.expires, "read")
+    assert found == Key("oncall", found.expires, "read")
     assert found.opens("/model", "GET")
     assert not found.opens("/predict", "POST")
     assert set(keys.expiries()) == {"risk", "oncall"}  # ApiKeyExpiresSoon reminds of on-call's too
@@ -135,7 +138,7 @@ def test_api_keys_lists_prunes_and_revokes_by_client_or_key_id(
     for args in (["risk"], ["risk", "--expires-in", "200"], ["ops", "--no-expiry"]):
         assert cli.main(["api-key", *args, "--append", str(path)]) == 0
     with path.open("a") as written:
-        written.write(auth.key_line("gone", auth.new_key(), datetime(2020, 1, 1, tzinfo=UTC)) + "\n")
+        written.write(key_line("gone", new_key(), datetime(2020, 1, 1, tzinfo=UTC)) + "\n")
     capsys.readouterr()
 
     assert cli.main(["api-keys", str(path)]) == 0
@@ -149,9 +152,7 @@ def test_api_keys_lists_prunes_and_revokes_by_client_or_key_id(
     assert cli.main(["api-keys", str(path), "--revoke", rows[0][1]]) == 0  # risk's first key, by its id
     assert cli.main(["api-keys", str(path), "--revoke", "ops"]) == 0
     capsys.readouterr()
-    remaining = {
-        auth.key_id(digest): key.client for digest, key in auth.parse_keys(path.read_text(), "k").items()
-    }
+    remaining = {key_id(digest): key.client for digest, key in parse_keys(path.read_text(), "k").items()}
     assert remaining == {rows[1][1]: "risk"}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
@@ -160,7 +161,7 @@ def test_api_keys_says_what_it_cannot_do(tmp_path: Path, capsys: pytest.CaptureF
     path = tmp_path / "keys"
     assert cli.main(["api-keys", str(path)]) == 2
     assert "No such file" in capsys.readouterr().err
-    path.write_text(auth.key_line("risk", auth.new_key()) + "\n")
+    path.write_text(key_line("risk", new_key()) + "\n")
     assert cli.main(["api-keys", str(path), "--revoke", "nobody"]) == 2
     assert "holds no key of a client or with an id 'nobody'" in capsys.readouterr().err
     assert cli.main(["api-keys", str(path), "--prune"]) == 0
@@ -198,11 +199,11 @@ def test_append_to_a_file_notepad_saved_keeps_its_keys_readable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "keys"
-    first = auth.new_key()
-    path.write_text(f"\ufeff{auth.key_line('risk', first)}", encoding="utf-8")  # a BOM, no last newline
+    first = new_key()
+    path.write_text(f"\ufeff{key_line('risk', first)}", encoding="utf-8")  # a BOM, no last newline
     assert cli.main(["api-key", "ops", "--append", str(path)]) == 0
     second = capsys.readouterr().out.strip()
-    keys = auth.ApiKeys(path, service="toy")
+    keys = ApiKeys(path, service="toy")
     assert keys.authenticate({"x-api-key": first}) == "risk"
     assert keys.authenticate({"x-api-key": second}) == "ops"
     assert cli.main(["api-keys", str(path)]) == 0
@@ -213,7 +214,7 @@ def test_api_keys_refuses_an_empty_revoke_and_names_a_file_that_is_not_text(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "keys"
-    path.write_text(auth.key_line("risk", auth.new_key()) + "\n")
+    path.write_text(key_line("risk", new_key()) + "\n")
     assert cli.main(["api-keys", str(path), "--revoke", ""]) == 2
     captured = capsys.readouterr()
     assert (
@@ -231,15 +232,13 @@ def test_api_keys_revokes_in_the_file_a_symlink_names(
 ) -> None:
     target = tmp_path / "secret" / "keys"
     target.parent.mkdir()
-    target.write_text(
-        auth.key_line("risk", auth.new_key()) + "\n" + auth.key_line("ops", auth.new_key()) + "\n"
-    )
+    target.write_text(key_line("risk", new_key()) + "\n" + key_line("ops", new_key()) + "\n")
     link = tmp_path / "keys"
     link.symlink_to(target)
     assert cli.main(["api-keys", str(link), "--revoke", "risk"]) == 0
     capsys.readouterr()
     assert link.is_symlink()
-    assert {key.client for key in auth.parse_keys(target.read_text(), "keys").values()} == {"ops"}
+    assert {key.client for key in parse_keys(target.read_text(), "keys").values()} == {"ops"}
 
 
 def test_api_keys_on_a_read_only_mount_is_one_line_and_leaves_the_file(
@@ -249,7 +248,7 @@ def test_api_keys_on_a_read_only_mount_is_one_line_and_leaves_the_file(
         raise OSError(errno.EROFS, "Read-only file system")
 
     path = tmp_path / "keys"
-    text = auth.key_line("risk", auth.new_key()) + "\n"
+    text = key_line("risk", new_key()) + "\n"
     path.write_text(text)
     monkeypatch.setattr(tempfile, "mkstemp", read_only)  # root writes a chmod-ed directory anyway
     assert cli.main(["api-keys", str(path), "--revoke", "risk"]) == 2

@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from servekit import auth, keys_file
+from servekit import keys_file
+from servekit.auth.key_lines import KeysFileError, digest, key_id, key_line, new_key
 
 MARCH = datetime(2027, 3, 1, tzinfo=UTC)
 
 
 def keys_text() -> tuple[str, dict[str, str]]:
-    keys = {name: auth.new_key() for name in ("risk-old", "risk-new", "ops")}
+    keys = {name: new_key() for name in ("risk-old", "risk-new", "ops")}
     text = (
         "# risk team, rotating\n"
-        f"{auth.key_line('risk', keys['risk-old'], MARCH)}\n"
+        f"{key_line('risk', keys['risk-old'], MARCH)}\n"
         "\n"
-        f"  {auth.key_line('risk', keys['risk-new'])}\n"
-        f"{auth.key_line('ops', keys['ops'], datetime(2020, 1, 1, tzinfo=UTC))}\n"
+        f"  {key_line('risk', keys['risk-new'])}\n"
+        f"{key_line('ops', keys['ops'], datetime(2020, 1, 1, tzinfo=UTC))}\n"
     )
     return text, keys
 
@@ -32,9 +33,9 @@ def test_the_listing_names_each_key_by_client_and_id_in_the_files_order() -> Non
     text, keys = keys_text()
     listed = keys_file.listing(text, "keys")
     assert [(key.client, key.key_id, key.expires) for key in listed] == [
-        ("risk", auth.key_id(auth.digest(keys["risk-old"])), MARCH),
-        ("risk", auth.key_id(auth.digest(keys["risk-new"])), None),
-        ("ops", auth.key_id(auth.digest(keys["ops"])), datetime(2020, 1, 1, tzinfo=UTC)),
+        ("risk", key_id(digest(keys["risk-old"])), MARCH),
+        ("risk", key_id(digest(keys["risk-new"])), None),
+        ("ops", key_id(digest(keys["ops"])), datetime(2020, 1, 1, tzinfo=UTC)),
     ]
     now = datetime(2027, 2, 1, tzinfo=UTC)
     assert [key.state(now) for key in listed] == [
@@ -47,7 +48,7 @@ def test_the_listing_names_each_key_by_client_and_id_in_the_files_order() -> Non
 
 def test_the_listing_names_a_read_only_keys_scope_and_nothing_of_the_others() -> None:
     text, _ = keys_text()
-    text += auth.key_line("oncall", auth.new_key(), MARCH, scope="read") + "\n"
+    text += key_line("oncall", new_key(), MARCH, scope="read") + "\n"
     listed = keys_file.listing(text, "keys")
     assert [(key.client, key.scope) for key in listed][-2:] == [("ops", None), ("oncall", "read")]
     assert [key.opens for key in listed] == ["", "", "", "scope=read: metadata only"]
@@ -61,15 +62,15 @@ def test_lines_taken_out_leave_comments_blank_lines_and_the_rest_as_written() ->
     kept, dropped = keys_file.without(
         text, "keys", lambda key: key.client == "risk" and key.expires is not None
     )
-    assert [key.key_id for key in dropped] == [auth.key_id(auth.digest(keys["risk-old"]))]
-    assert kept == text.replace(f"{auth.key_line('risk', keys['risk-old'], MARCH)}\n", "")
+    assert [key.key_id for key in dropped] == [key_id(digest(keys["risk-old"]))]
+    assert kept == text.replace(f"{key_line('risk', keys['risk-old'], MARCH)}\n", "")
     assert "  risk:sha256:" in kept  # indentation an operator wrote is kept
 
 
 def test_a_file_the_services_would_refuse_is_neither_listed_nor_changed() -> None:
-    with pytest.raises(auth.KeysFileError, match="line 2: not"):
+    with pytest.raises(KeysFileError, match="line 2: not"):
         keys_file.listing("# fine\nrisk:sha256:nothex\n", "keys")
-    with pytest.raises(auth.KeysFileError, match="line 1: not"):
+    with pytest.raises(KeysFileError, match="line 1: not"):
         keys_file.without("nonsense\n", "keys", lambda key: True)
 
 

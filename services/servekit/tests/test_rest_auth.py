@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
-from servekit import auth, logs
+from servekit import logs
+from servekit.auth import key_lines
 from servekit.metrics import MetricNames
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
@@ -33,9 +34,9 @@ INFER = {
 
 @pytest.fixture
 def risk_key(tmp_path: Path) -> tuple[Path, str]:
-    key = auth.new_key()
+    key = key_lines.new_key()
     path = tmp_path / "keys"
-    path.write_text(auth.key_line("risk-dashboard", key) + "\n")
+    path.write_text(key_lines.key_line("risk-dashboard", key) + "\n")
     return path, key
 
 
@@ -158,7 +159,7 @@ def test_every_log_line_of_a_request_names_its_client_never_its_key(
     mine = [line for line in lines if line.get("request_id") == "req-1"]
     assert {line["logger"] for line in mine} == {"servekit.access", "servekit.capture"}
     assert all(line["client"] == "risk-dashboard" for line in mine)
-    assert all(line["key_id"] == auth.digest(key)[:8] for line in mine)  # which of its keys, not the key
+    assert all(line["key_id"] == key_lines.digest(key)[:8] for line in mine)  # which of its keys, not the key
     (unknown,) = [line for line in lines if line.get("request_id") == "req-2"]
     assert "client" not in unknown
     assert unknown["error"]["code"] == "unauthenticated"
@@ -167,9 +168,9 @@ def test_every_log_line_of_a_request_names_its_client_never_its_key(
 def test_a_client_with_its_share_in_flight_gets_a_429_and_others_are_answered(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
 ) -> None:
-    keys = {client: auth.new_key() for client in ("risk", "ops")}
+    keys = {client: key_lines.new_key() for client in ("risk", "ops")}
     path = tmp_path / "keys"
-    path.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+    path.write_text("".join(key_lines.key_line(client, key) + "\n" for client, key in keys.items()))
     with keyed_client(toy_trained[0], path, max_concurrent_requests=4) as client:
         wait_ready(client)
         admission = client.app.state.admission  # type: ignore[attr-defined]
@@ -212,21 +213,23 @@ def test_a_text_log_line_tags_the_request_with_its_client(
         wait_ready(client)
         client.post("/predict", json=ROW, headers={"x-api-key": key, "x-request-id": "req-9"})
     (line,) = [line for line in stream.getvalue().splitlines() if "[req-9" in line]
-    assert f"[req-9 client=risk-dashboard key={auth.key_id(auth.digest(key))}]" in line
+    assert f"[req-9 client=risk-dashboard key={key_lines.key_id(key_lines.digest(key))}]" in line
     assert key not in stream.getvalue()
 
 
 def key_id(key: str) -> str:
-    return auth.key_id(auth.digest(key))
+    return key_lines.key_id(key_lines.digest(key))
 
 
 def test_each_clients_requests_are_counted_by_key_endpoint_and_status(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
 ) -> None:
-    keys = {client: auth.new_key() for client in ("risk", "risk-rotated", "ops")}
+    keys = {client: key_lines.new_key() for client in ("risk", "risk-rotated", "ops")}
     path = tmp_path / "keys"
     path.write_text(
-        "".join(auth.key_line(client.removesuffix("-rotated"), key) + "\n" for client, key in keys.items())
+        "".join(
+            key_lines.key_line(client.removesuffix("-rotated"), key) + "\n" for client, key in keys.items()
+        )
     )
     with keyed_client(toy_trained[0], path) as client:
         wait_ready(client)
@@ -262,9 +265,9 @@ def test_the_exposition_says_when_each_clients_keys_run_out(
     path = tmp_path / "keys"
     march = datetime(2027, 3, 1, tzinfo=UTC)
     path.write_text(
-        auth.key_line("contractor", auth.new_key(), march)
+        key_lines.key_line("contractor", key_lines.new_key(), march)
         + "\n"
-        + auth.key_line("risk", auth.new_key())
+        + key_lines.key_line("risk", key_lines.new_key())
         + "\n"
     )
     with keyed_client(toy_trained[0], path) as client:
@@ -274,7 +277,7 @@ def test_the_exposition_says_when_each_clients_keys_run_out(
         assert metric_sample(client, expiry, client="contractor") == march.timestamp()
         assert f'{expiry}{{client="risk"}}' not in client.get("/metrics").text  # never expires
         staged = tmp_path / "keys.new"
-        staged.write_text(auth.key_line("risk", auth.new_key(), march) + "\n")
+        staged.write_text(key_lines.key_line("risk", key_lines.new_key(), march) + "\n")
         staged.replace(path)  # contractor revoked; risk's key now expires
         exposition = client.get("/metrics").text
         assert metric_sample(client, expiry, client="risk") == march.timestamp()

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from toy import FAILING_X, TOY, FailingToy
 
-from servekit import auth
+from servekit.auth.key_lines import key_line, new_key
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -147,8 +147,8 @@ def test_a_page_refused_by_a_full_replica_can_read_when_to_retry(
 def test_a_page_may_send_an_api_key_and_its_preflight_needs_none(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path
 ) -> None:
-    key = auth.new_key()
-    (tmp_path / "keys").write_text(auth.key_line("web", key) + "\n")
+    key = new_key()
+    (tmp_path / "keys").write_text(key_line("web", key) + "\n")
     with client_with(toy_trained[0], cors_allow_origins=APP, api_keys_file=str(tmp_path / "keys")) as client:
         wait_ready(client)
         preflight = client.options(

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from raw_asgi import RawRequest
 from toy import TOY
 
-from servekit import auth
+from servekit.auth.key_lines import key_line, new_key
 from servekit.metrics import MetricNames
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
@@ -29,7 +29,7 @@ def test_a_path_ending_in_metrics_is_counted_and_logged_only_the_scrape_is_not(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     keys = tmp_path / "keys"
-    keys.write_text(auth.key_line("risk-dashboard", auth.new_key()) + "\n")
+    keys.write_text(key_line("risk-dashboard", new_key()) + "\n")
     settings = load_settings("toy", api_keys_file=str(keys), root_path="/toy")
     caplog.set_level(logging.INFO, logger="servekit.access")
     with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:

@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from toy import FAILING_X, TOY, FailingToy, ToyModel
 from tritonclient.grpc import service_pb2 as triton
 
-from servekit import auth
+from servekit.auth.key_lines import digest, key_id, key_line, new_key
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.errors import FieldProblem, ServekitError
 from servekit.local import free_port
@@ -422,8 +422,8 @@ def test_the_generated_messages_match_the_proto() -> None:
 @contextmanager
 def keyed_stub(artifact: ModelArtifact, tmp_path: Path) -> Iterator[tuple[TestClient, Stub, str]]:
     """A served toy whose keys file holds one key, of client batch-job; its gRPC stub and the key."""
-    key = auth.new_key()
-    (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
+    key = new_key()
+    (tmp_path / "keys").write_text(key_line("batch-job", key) + "\n")
     settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
     with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
         wait_ready(client)
@@ -457,7 +457,7 @@ def test_with_api_keys_an_infer_call_needs_one_in_its_metadata_and_probes_do_not
     assert "client batch-job has 12 prediction requests in flight" in over_its_share.value.details()
     unauthenticated = {"endpoint": GRPC_INFER, "method": "GRPC", "status": "401"}
     assert metric_sample(client, NAMES.requests_total, **unauthenticated) == 2
-    batch_job = {"client": "batch-job", "key_id": auth.key_id(auth.digest(key)), "endpoint": GRPC_INFER}
+    batch_job = {"client": "batch-job", "key_id": key_id(digest(key)), "endpoint": GRPC_INFER}
     assert metric_sample(client, NAMES.client_requests_total, **batch_job, status="200") == 1
     assert metric_sample(client, NAMES.client_requests_total, **batch_job, status="429") == 1
 
@@ -711,8 +711,8 @@ def test_the_health_service_follows_readiness_and_with_reflection_needs_no_key(
         loaded.wait(timeout=30)
         return artifact
 
-    key = auth.new_key()
-    (tmp_path / "keys").write_text(auth.key_line("batch-job", key) + "\n")
+    key = new_key()
+    (tmp_path / "keys").write_text(key_line("batch-job", key) + "\n")
     settings = load_settings("toy", grpc_port=free_port(), api_keys_file=str(tmp_path / "keys"))
     serving = health_pb2.HealthCheckResponse.SERVING
     with TestClient(create_app(TOY, settings, source=slow_source)) as client:

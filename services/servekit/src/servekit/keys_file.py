@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from servekit.auth import Key, expiry_text, key_id, key_lines
+from servekit.auth.expiry import expiry_text
+from servekit.auth.key_lines import key_id, key_lines
+from servekit.auth.scopes import Key
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ request_id: ContextVar[str] = ContextVar("servekit_request_id", default="")
 #: The client whose API key the current request carries ("" without one, or with keys off). Set by
 #: :mod:`servekit.auth`'s callers; a name, never the key.
 client: ContextVar[str] = ContextVar("servekit_client", default="")
-#: Which of the client's keys it is (``servekit.auth.key_id``: the digest's first hex digits, no
-#: secret), so a rotation can be seen through: is anyone still sending the old key?
+#: Which of the client's keys it is (``servekit.auth.key_lines.key_id``: the digest's first hex
+#: digits, no secret), so a rotation can be seen through: is anyone still sending the old key?
 key_id: ContextVar[str] = ContextVar("servekit_key_id", default="")
 
 LogFormat = Literal["text", "json"]

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from servekit import auth, logs
+from servekit import logs
+from servekit.auth.api_keys import ApiKeys
+from servekit.auth.expiry import expires_in
+from servekit.auth.key_lines import key_line, new_key
 from servekit.bench.inprocess import time_samples
 from servekit.bench.stats import Latency
 from servekit.metrics import ServiceMetrics
@@ -77,18 +80,18 @@ def key_check(seconds: float, rounds: int = 10) -> dict[str, Latency]:
 
     Raises if a request did not reach the app: a refused request would time the refusal.
     """
-    keys = {f"client-{i}": auth.new_key() for i in range(CLIENTS)}
+    keys = {f"client-{i}": new_key() for i in range(CLIENTS)}
     with tempfile.TemporaryDirectory(prefix="servekit-bench-keys-") as tmp:
         path = Path(tmp) / "keys"
-        expires = auth.expires_in(365)
+        expires = expires_in(365)
         path.write_text(
             "".join(
-                auth.key_line(client, key, expires if i % 2 == 0 else None) + "\n"
+                key_line(client, key, expires if i % 2 == 0 else None) + "\n"
                 for i, (client, key) in enumerate(keys.items())
             )
         )
         bare = Answered()
-        checked = ApiKeyMiddleware(bare, auth.ApiKeys(path, service="bench"))
+        checked = ApiKeyMiddleware(bare, ApiKeys(path, service="bench"))
         scope = request_scope(keys[f"client-{CLIENTS // 2}"])
         without, with_key = alternating(
             lambda slice_seconds: asyncio.run(time_requests(bare, scope, slice_seconds)),

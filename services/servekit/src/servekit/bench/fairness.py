@@ -16,7 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from servekit import auth, http_client
+from servekit import http_client
+from servekit.auth.key_lines import key_line, new_key
 from servekit.bench import load
 from servekit.bench.scaling import scrape
 from servekit.bench.servers import serving
@@ -97,9 +98,9 @@ def measure(
     one replica answers; None measures it on the first serving (the runaway's requests at
     concurrency 4 for ``seconds``), so the runaway overloads the replica however fast this host is.
     """
-    keys = {RUNAWAY: auth.new_key(), STEADY: auth.new_key()}
+    keys = {RUNAWAY: new_key(), STEADY: new_key()}
     keys_file = work / f"{spec.name}-fairness-keys"
-    keys_file.write_text("".join(auth.key_line(client, key) + "\n" for client, key in keys.items()))
+    keys_file.write_text("".join(key_line(client, key) + "\n" for client, key in keys.items()))
     result: dict[str, Any] = {
         "steady_rate": STEADY_RATE,
         "runaway_path": runaway_path,

@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from servekit import auth, http_client, registry
+from servekit import http_client, registry
+from servekit.auth.key_lines import key_line, new_key
 from servekit.bench import load, reports
 from servekit.bench.memory import MemorySampler
 from servekit.bench.servers import champions, checked_services, dropped_settings, serving, wait_for_variants
@@ -131,7 +132,7 @@ def mix(
         credentials = (("Authorization", f"Bearer {key}"),)
         kinds = [dataclasses.replace(kind, headers=kind.headers + credentials) for kind in kinds]
         singles = [_json(r) for r in records]
-        revoked = (*JSON.items(), ("Authorization", f"Bearer {auth.new_key()}"))
+        revoked = (*JSON.items(), ("Authorization", f"Bearer {new_key()}"))
         kinds += [
             Kind("no API key", "POST", "/predict", singles, 401, 1),
             Kind("revoked key", "POST", "/predict", singles, 401, 1, revoked),
@@ -416,8 +417,8 @@ def everything_on(run_id: str, keys_file: Path) -> dict[str, str]:
 
 def soak_keys(keys_file: Path) -> str:
     """A keys file of one client, ``soak``, and its key."""
-    key = auth.new_key()
-    keys_file.write_text(auth.key_line("soak", key) + "\n")
+    key = new_key()
+    keys_file.write_text(key_line("soak", key) + "\n")
     return key
 
 

@@ -19,23 +19,15 @@ if TYPE_CHECKING:
 #: How long ``mlp api-key``'s keys live unless told: a quarter, as cloud providers advise for
 #: access keys; ApiKeyExpiresSoon warns two weeks before a client's last key runs out.
 API_KEY_DAYS = 90
-#: How soon a changed keys file takes effect (servekit.auth.RELOAD_SECONDS, plus the kubelet's
-#: refresh when it is a Secret's).
+#: How soon a changed keys file takes effect (servekit.auth.api_keys.RELOAD_SECONDS, plus the
+#: kubelet's refresh when it is a Secret's).
 RELOAD_NOTE = "5 s (of a replaced Secret: about a minute, the kubelet's refresh)"
 
 
 def cmd_api_key(args: argparse.Namespace) -> int:
-    from servekit.auth import (
-        READ_SCOPE,
-        KeysFileError,
-        expires_in,
-        expiry,
-        expiry_text,
-        key_line,
-        new_key,
-        parse_keys,
-        read_keys_text,
-    )
+    from servekit.auth.expiry import expires_in, expiry, expiry_text
+    from servekit.auth.key_lines import KeysFileError, key_line, new_key, parse_keys, read_keys_text
+    from servekit.auth.scopes import READ_SCOPE
 
     key = new_key()
     try:
@@ -85,7 +77,7 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 
 
 def cmd_api_keys(args: argparse.Namespace) -> int:
-    from servekit.auth import KeysFileError, read_keys_text
+    from servekit.auth.key_lines import KeysFileError, read_keys_text
     from servekit.keys_file import listing, replace, without
 
     path: Path = args.file

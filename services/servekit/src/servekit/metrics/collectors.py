@@ -80,7 +80,7 @@ class BinCounts(Collector):
 
 
 class WatchedKeys(Protocol):
-    """What the metrics read of a service's API keys (``servekit.auth.ApiKeys``)."""
+    """What the metrics read of a service's API keys (``servekit.auth.api_keys.ApiKeys``)."""
 
     def expiries(self) -> Mapping[str, datetime]: ...
 

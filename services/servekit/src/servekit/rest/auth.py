@@ -10,29 +10,32 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from servekit import auth
+from servekit.auth.api_keys import ApiKeys
+from servekit.auth.credentials import API_KEY_HEADER, AUTHORIZATION, credential_headers
+from servekit.auth.scopes import OPEN_ENDPOINTS
 from servekit.errors import ServekitError
 from servekit.rest.access_log import remember_error
 from servekit.rest.errors import error_response
 from servekit.rest.telemetry import endpoint_label, local_path
 
-#: The headers a key may come in (``servekit.auth.credential``).
-CREDENTIAL_HEADERS = frozenset({auth.AUTHORIZATION.encode(), auth.API_KEY_HEADER.encode()})
+#: The headers a key may come in (``servekit.auth.credentials.credential``).
+CREDENTIAL_HEADERS = frozenset({AUTHORIZATION.encode(), API_KEY_HEADER.encode()})
 
 
 def is_open(path: str) -> bool:
-    """Whether a path (without its prefix) answers without a key (``servekit.auth.OPEN_ENDPOINTS``).
+    """Whether a path (without its prefix) answers without a key
+    (``servekit.auth.scopes.OPEN_ENDPOINTS``).
 
     ``/metrics`` and the docs are no endpoint labels, so the path itself is looked up too.
     """
-    return path in auth.OPEN_ENDPOINTS or endpoint_label(path) in auth.OPEN_ENDPOINTS
+    return path in OPEN_ENDPOINTS or endpoint_label(path) in OPEN_ENDPOINTS
 
 
 class ApiKeyMiddleware:
     """Lets a request through with one of the service's keys that opens its endpoint, its client
     named; else answers 401 (no key of ours) or 403 (a read-only key on what runs the model)."""
 
-    def __init__(self, app: ASGIApp, keys: auth.ApiKeys, root_path: str = "") -> None:
+    def __init__(self, app: ASGIApp, keys: ApiKeys, root_path: str = "") -> None:
         self.app = app
         self.keys = keys
         self.root_path = root_path.rstrip("/")
@@ -49,7 +52,7 @@ class ApiKeyMiddleware:
                 if name in CREDENTIAL_HEADERS
             )
             # Every copy, not a dict's last: a header sent twice is refused, not guessed at.
-            self.keys.bind(auth.credential_headers(sent), endpoint_label(path), scope["method"])
+            self.keys.bind(credential_headers(sent), endpoint_label(path), scope["method"])
         except ServekitError as refused:
             remember_error(scope, refused)
             await error_response(refused, scope)(scope, receive, send)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from servekit import tracing
-from servekit.auth import CREDENTIAL_HEADERS
+from servekit.auth.credentials import CREDENTIAL_HEADERS
 from servekit.codecs.binary_tensors import BINARY_HEADER
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.routing import ROUTING_KEY_HEADER, VARIANT_HEADER

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servekit.admission import AdmissionLimit
-from servekit.auth import ApiKeys, api_keys
+from servekit.auth.api_keys import ApiKeys, api_keys
 from servekit.capture import PredictionCapture
 from servekit.live_quality import LiveQualityFollower
 from servekit.metrics import ServiceMetrics

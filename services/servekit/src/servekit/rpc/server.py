@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from servekit import logs
-from servekit.auth import OPEN_ENDPOINTS, ApiKeys, credential_headers
+from servekit.auth.api_keys import ApiKeys
+from servekit.auth.credentials import credential_headers
+from servekit.auth.scopes import OPEN_ENDPOINTS
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.errors import ServekitError
 from servekit.inference import model_ref
