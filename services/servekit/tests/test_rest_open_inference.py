@@ -11,6 +11,8 @@ import orjson
 from fastapi.testclient import TestClient
 from toy import TOY
 
+from servekit.codecs.binary_tensors import BINARY_DATA_SIZE
+from servekit.codecs.open_inference import BINARY_OUTPUT_PARAMETER, EXPLAIN_PARAMETER, REASONS_PARAMETER
 from servekit.model import ModelArtifact
 from servekit.rest import create_app
 from servekit.settings import load_settings
@@ -145,6 +147,26 @@ def test_the_document_states_the_batch_limit_the_service_holds_to(toy_client: Te
     for batch, status in ((rows, 200), ([*rows, rows[0]], 413)):
         assert toy_client.post(INFER, json=infer_body(batch)).status_code == status
         assert toy_client.post("/predict/batch", json={"instances": batch}).status_code == status
+
+
+def test_the_documented_parameters_are_the_ones_read_and_any_other_is_ignored(toy_client: TestClient) -> None:
+    """Each parameter the document names is read: a value of another type is refused naming it."""
+    schemas = toy_client.get("/openapi.json").json()["components"]["schemas"]
+    documented = schemas["RequestParameters"]["properties"]
+    assert schemas["RequestParameters"]["additionalProperties"] is True
+    assert list(schemas["InputParameters"]["properties"]) == [BINARY_DATA_SIZE]
+    assert list(schemas["OutputParameters"]["properties"]) == ["binary_data"]
+    assert set(documented) == {EXPLAIN_PARAMETER, REASONS_PARAMETER, BINARY_OUTPUT_PARAMETER}
+    for name, schema in documented.items():
+        wrong = "yes" if schema["type"] in ("boolean", "integer") else 1
+        response = toy_client.post(INFER, json=infer_body(ROWS[:1], parameters={name: wrong}))
+        assert response.status_code == 422, (name, response.text)
+        assert [f["field"] for f in response.json()["fields"]] == [f"parameters.{name}"]
+        if "maximum" in schema:
+            over = infer_body(ROWS[:1], parameters={name: schema["maximum"] + 1})
+            assert toy_client.post(INFER, json=over).status_code == 422
+    answered = toy_client.post(INFER, json=infer_body(ROWS[:1], parameters={"priority": 3}))
+    assert answered.status_code == 200, answered.text
 
 
 def test_requests_are_counted_under_bounded_endpoint_labels(toy_client: TestClient) -> None:

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from servekit.codecs.binary_tensors import BINARY_DATA_SIZE, BINARY_HEADER, attach_binary, tensor_bytes
+from servekit.codecs.open_inference_document import documented_inference_request
 from servekit.codecs.open_inference_types import (
     BYTES,
     INTEGER_RANGES,
     InferenceRequest,
     RequestInput,
     RequestOutput,
-    documented_inference_request,
 )
 from servekit.codecs.tensors import (
     TensorSpec,

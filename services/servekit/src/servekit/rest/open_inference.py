@@ -212,6 +212,19 @@ def add_open_inference_routes(
         "model": InferenceError,
         "description": "Binary tensors, or an unsupported Content-Encoding",
     }
+    # With binary_data_output (or an output's binary_data) the answer is the binary tensor
+    # extension's: the JSON response, then the tensors' bytes; the header says where one ends.
+    answered = {
+        "description": "The outputs; in the binary tensor extension's form when asked for as binary",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        "headers": {
+            "Inference-Header-Content-Length": {
+                "description": "With a binary answer: the length of its JSON part, in bytes",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    }
     not_loaded = {"description": "Model not loaded yet; error says why"}
     route = functools.partial(app.add_api_route, tags=[TAG])
     route(PREFIX, server_metadata, methods=["GET"], summary="Server metadata", response_model=ServerMetadata)
@@ -257,6 +270,6 @@ def add_open_inference_routes(
             methods=["POST"],
             summary="Infer: one tensor per request field; parameters.explain adds explanations",
             response_model=InferenceResponse,
-            responses=errors,
+            responses={200: answered, **errors},
             openapi_extra={**json_body(InferenceRequest, example), "parameters": ROUTING_PARAMETERS},
         )
