@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from nlpinsight import data, explain, model
+from nlpinsight import data, model
+from nlpinsight.explain.cached import explain_text, explainer_for
 from nlpinsight.serving import SentimentModel, SentimentRecipe
 from servekit.model import ModelArtifact
 
@@ -30,15 +31,15 @@ def main(n_texts: int = 500) -> None:
     print("held-out:", {k: round(v, 4) for k, v in model.evaluate(pipeline, test).items()})
 
     started = time.perf_counter()
-    explain.explainer_for(pipeline)
+    explainer_for(pipeline)
     print(f"explainer build (once per model): {(time.perf_counter() - started) * 1e3:.0f} ms")
     texts = test[data.TEXT].tolist()[:n_texts]
     for text in texts[:100]:  # warm-up
-        explain.explain_text(pipeline, text)
+        explain_text(pipeline, text)
     timings = []
     for text in texts:
         begin = time.perf_counter()
-        explain.explain_text(pipeline, text)
+        explain_text(pipeline, text)
         timings.append(time.perf_counter() - begin)
     ms = np.array(timings) * 1e3
     print(

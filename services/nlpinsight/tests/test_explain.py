@@ -11,7 +11,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from nlpinsight import data, explain, model
+from nlpinsight import data, model
+from nlpinsight.explain import ngrams
+from nlpinsight.explain.cached import enumerate_features, explain_batch, explain_text, explainer_for
+from nlpinsight.explain.ngrams import Occurrences, enumerate_ngrams
+from nlpinsight.explain.results import UnsupportedPipelineError
+from nlpinsight.explain.tfidf import tfidf
+from nlpinsight.explain.tokens import spread
+from nlpinsight.explain.vectorizers import Block
 
 # Texts that stress offsets: URLs, cashtags, newlines, tabs, odd whitespace,
 # case-changing unicode, emoji, typographic quotes, punctuation-only words.
@@ -47,7 +54,7 @@ def check(
     pipeline: Pipeline, text: str, centered: npt.NDArray[np.float64], class_index: int | None = None
 ) -> None:
     """Every promise of an explanation, for one text."""
-    result = explain.explain_text(pipeline, text, class_index)
+    result = explain_text(pipeline, text, class_index)
     expected_class = int(np.argmax(centered)) if class_index is None else class_index
     assert result.class_index == expected_class
     # The explained output IS the centered logit of the pipeline's decision function.
@@ -65,16 +72,16 @@ def check(
 def check_enumeration(pipeline: Pipeline, text: str) -> None:
     """The explainer's n-gram occurrences are exactly the vectorizers' nonzero features."""
     row = pipeline.named_steps["features"].transform([text]).tocsr()
-    columns = explain.enumerate_features(pipeline, text)
+    columns = enumerate_features(pipeline, text)
     assert set(columns) == set(row.indices.tolist()), text
     # The counts too: the explainer's own tf-idf values equal the vectorizers'.
-    explainer = explain.explainer_for(pipeline)
+    explainer = explainer_for(pipeline)
     ours = np.zeros(row.shape[1])
     for block in explainer._blocks:
-        found = explain._enumerate(block, model.normalize_text(text))
+        found = enumerate_ngrams(block, model.normalize_text(text))
         if found.columns:
             unique, counts = np.unique(found.columns, return_counts=True)
-            ours[unique] = explain._tfidf(block, unique, counts)
+            ours[unique] = tfidf(block, unique, counts)
     np.testing.assert_allclose(ours, row.toarray()[0], rtol=0, atol=1e-12)
 
 
@@ -117,9 +124,9 @@ def bare_block(
     vocabulary: AnyTerm,
     token_pattern: re.Pattern[str] | None = None,
     stop_words: frozenset[str] | None = None,
-) -> explain._Block:
+) -> Block:
     """A vectorizer block with no weighting: only its n-gram enumeration is under test."""
-    return explain._Block(
+    return Block(
         analyzer=analyzer,
         ngram_range=ngram_range,
         token_pattern=token_pattern,
@@ -133,7 +140,7 @@ def bare_block(
     )
 
 
-def spans(found: explain._Occurrences, vocabulary: AnyTerm, text: str) -> list[tuple[str, str]]:
+def spans(found: Occurrences, vocabulary: AnyTerm, text: str) -> list[tuple[str, str]]:
     """(n-gram, the text it was attributed to) per occurrence."""
     terms = {v: k for k, v in vocabulary.items()}
     return [(terms[c], text[b:e]) for c, b, e in zip(found.columns, found.begins, found.ends, strict=True)]
@@ -143,9 +150,9 @@ def test_char_wb_occurrences_cover_the_right_characters() -> None:
     vocabulary = AnyTerm()
     text = "ab  c?"
     block = bare_block("char_wb", (2, 4), vocabulary)
-    found = explain._char_wb(text, block)
+    found = ngrams._char_wb(text, block)
     # A second pass is served from the per-word cache and must find the same occurrences.
-    assert spans(explain._char_wb(text, block), vocabulary, text) == spans(found, vocabulary, text)
+    assert spans(ngrams._char_wb(text, block), vocabulary, text) == spans(found, vocabulary, text)
     assert spans(found, vocabulary, text) == [
         (" a", "a"),
         ("ab", "ab"),
@@ -166,7 +173,7 @@ def test_word_occurrences_cover_the_right_characters() -> None:
     vocabulary = AnyTerm()
     block = bare_block("word", (1, 2), vocabulary, re.compile(r"(?u)\b\w\w+\b"), frozenset({"the"}))
     text = "up a the  down!"
-    assert spans(explain._words(text, block), vocabulary, text) == [
+    assert spans(ngrams._words(text, block), vocabulary, text) == [
         ("up", "up"),
         ("down", "down"),
         ("up down", "up a the  down"),  # stop words and 1-char words are skipped first
@@ -178,25 +185,25 @@ def test_a_word_bigram_is_shared_by_characters_and_punctuation_only_when_touched
     spans_ = [(0, 2), (2, 3), (4, 8), (9, 10)]
     starts = np.array([0, 9], dtype=np.int64)  # "ab, cdef" and "!"
     ends = np.array([8, 10], dtype=np.int64)
-    contribution, touched = explain._spread(len(text), spans_, starts, ends, np.array([7.0, 1.0]))
+    contribution, touched = spread(len(text), spans_, starts, ends, np.array([7.0, 1.0]))
     np.testing.assert_allclose(contribution, [2.0, 1.0, 4.0, 1.0])
     assert touched.tolist() == [True, True, True, True]
-    contribution, touched = explain._spread(len(text), spans_, starts[:1], ends[:1], np.array([7.0]))
+    contribution, touched = spread(len(text), spans_, starts[:1], ends[:1], np.array([7.0]))
     assert touched.tolist() == [True, True, True, False]
     # An occurrence over no token character (only whitespace) goes to the nearest token.
-    contribution, _ = explain._spread(len(text), spans_, np.array([8]), np.array([9]), np.array([1.5]))
+    contribution, _ = spread(len(text), spans_, np.array([8]), np.array([9]), np.array([1.5]))
     assert math.fsum(contribution) == 1.5
 
 
 def test_centered_outputs_of_all_classes_sum_to_zero(synthetic_pipeline: Pipeline) -> None:
     text = "$AAPL - Apple beats estimates but cuts guidance https://t.co/q"
-    outputs = [explain.explain_text(synthetic_pipeline, text, k).output_value for k in range(3)]
+    outputs = [explain_text(synthetic_pipeline, text, k).output_value for k in range(3)]
     assert math.fsum(outputs) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_tokens_carry_the_signal_we_expect(synthetic_pipeline: Pipeline) -> None:
     text = "$NFLX - Netflix plunges 12.1% after earnings https://t.co/abc"
-    result = explain.explain_text(synthetic_pipeline, text)
+    result = explain_text(synthetic_pipeline, text)
     assert result.class_index == data.LABELS.index("bearish")
     top = max(result.tokens, key=lambda t: t.contribution)
     assert top.token == "plunges"
@@ -207,14 +214,14 @@ def test_text_without_known_features_gets_zero_contributions(
     synthetic_pipeline: Pipeline,
 ) -> None:
     for text in ["", "ꙮꙮꙮ ꙮꙮ", "   \n\t "]:
-        result = explain.explain_text(synthetic_pipeline, text)
-        assert explain.enumerate_features(synthetic_pipeline, text) == {}
+        result = explain_text(synthetic_pipeline, text)
+        assert enumerate_features(synthetic_pipeline, text) == {}
         centered = centered_logits(synthetic_pipeline, [text])[0]
         assert result.class_index == int(np.argmax(centered))
         assert result.output_value == result.base_value
         assert result.base_value == pytest.approx(centered[result.class_index], abs=1e-12)
         assert all(t.contribution == 0.0 for t in result.tokens)
-    assert [t.token for t in explain.explain_text(synthetic_pipeline, "ꙮꙮꙮ ꙮꙮ").tokens] == [
+    assert [t.token for t in explain_text(synthetic_pipeline, "ꙮꙮꙮ ꙮꙮ").tokens] == [
         "ꙮꙮꙮ",
         "ꙮꙮ",
     ]
@@ -222,21 +229,21 @@ def test_text_without_known_features_gets_zero_contributions(
 
 def test_batch_equals_a_loop_and_class_index_is_checked(synthetic_pipeline: Pipeline) -> None:
     texts = EDGE_TEXTS[:4]
-    batch = explain.explain_batch(synthetic_pipeline, texts)
-    assert batch == [explain.explain_text(synthetic_pipeline, t) for t in texts]
+    batch = explain_batch(synthetic_pipeline, texts)
+    assert batch == [explain_text(synthetic_pipeline, t) for t in texts]
     assert batch[0].to_dict()["tokens"][0].keys() == {"token", "start", "end", "contribution"}
     with pytest.raises(ValueError, match="class_index"):
-        explain.explain_text(synthetic_pipeline, "x", class_index=3)
+        explain_text(synthetic_pipeline, "x", class_index=3)
 
 
 def test_cache_is_reused_and_rebuilt_after_a_refit() -> None:
     frame = data.generate(600, seed=11)
     pipeline = model.fit(frame)
-    first = explain.explainer_for(pipeline)
-    assert explain.explainer_for(pipeline) is first
+    first = explainer_for(pipeline)
+    assert explainer_for(pipeline) is first
     other = data.generate(600, seed=12)
     pipeline.fit(other[data.TEXT].tolist(), other[data.TARGET])
-    assert explain.explainer_for(pipeline) is not first
+    assert explainer_for(pipeline) is not first
     text = "Ford raises guidance"
     check(pipeline, text, centered_logits(pipeline, [text])[0])
 
@@ -250,13 +257,13 @@ def test_unsupported_pipelines_are_refused() -> None:
             ("clf", LogisticRegression()),
         ]
     ).fit(texts, labels)
-    with pytest.raises(explain.UnsupportedPipelineError, match="analyzer 'char'"):
-        explain.explain_text(char, "up")
+    with pytest.raises(UnsupportedPipelineError, match="analyzer 'char'"):
+        explain_text(char, "up")
     default_pre = Pipeline([("features", TfidfVectorizer()), ("clf", LogisticRegression())]).fit(
         texts, labels
     )
-    with pytest.raises(explain.UnsupportedPipelineError, match="preprocessor"):
-        explain.explain_text(default_pre, "up")
+    with pytest.raises(UnsupportedPipelineError, match="preprocessor"):
+        explain_text(default_pre, "up")
 
 
 def test_a_single_vectorizer_pipeline_is_supported_too() -> None:
@@ -281,7 +288,7 @@ def test_matches_shap_linear_explainer_with_a_zero_background(
     import shap  # a dev dependency of the workspace; imported late because it is slow
 
     text = "upgraded"  # one token: it must receive the whole SHAP sum
-    explainer = explain.explainer_for(synthetic_pipeline)
+    explainer = explainer_for(synthetic_pipeline)
     k = 1
     x = synthetic_pipeline.named_steps["features"].transform([text]).toarray()
     background = np.zeros((1, x.shape[1]))
@@ -289,7 +296,7 @@ def test_matches_shap_linear_explainer_with_a_zero_background(
         (explainer.coef[k], explainer.intercept[k]), shap.maskers.Independent(background)
     )
     values = reference.shap_values(x)[0]
-    result = explain.explain_text(synthetic_pipeline, text, class_index=k)
+    result = explain_text(synthetic_pipeline, text, class_index=k)
     assert len(result.tokens) == 1
     assert result.tokens[0].contribution == pytest.approx(values.sum(), rel=1e-9)
     assert result.base_value == pytest.approx(float(reference.expected_value), rel=1e-9)

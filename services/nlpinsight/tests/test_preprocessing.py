@@ -19,7 +19,10 @@ import skops.io
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
-from nlpinsight import data, explain, model
+from nlpinsight import data, model
+from nlpinsight.explain.cached import explainer_for
+from nlpinsight.explain.explainer import LinearTextExplainer
+from nlpinsight.explain.results import UnsupportedPipelineError
 from nlpinsight.service import SERVICE
 from nlpinsight.serving import SentimentModel
 from servekit import serialization
@@ -341,9 +344,9 @@ def test_the_explainer_reads_text_and_offsets_as_the_model_does(v1_pipeline: Pip
 def test_a_cached_explainer_follows_a_normalisation_settled_after_it(v1_pipeline: Pipeline) -> None:
     pipeline = loaded(saved_as_before(v1_pipeline))
     text_part = model.text_pipeline(pipeline)
-    assert explain.explainer_for(text_part).normalizer is model.V2  # what normalize_text computes
+    assert explainer_for(text_part).normalizer is model.V2  # what normalize_text computes
     model.resolve_preprocessing(pipeline)
-    assert explain.explainer_for(text_part).normalizer is model.V1
+    assert explainer_for(text_part).normalizer is model.V1
 
 
 def test_vectorizers_that_disagree_or_an_unknown_preprocessor_are_refused(v2_pipeline: Pipeline) -> None:
@@ -353,8 +356,8 @@ def test_vectorizers_that_disagree_or_an_unknown_preprocessor_are_refused(v2_pip
     union["word"].text_normalizer_version_ = "v1"
     with pytest.raises(ValueError, match=r"^the vectorizers name different normalisations: v1, v2$"):
         model.resolve_preprocessing(pipeline)
-    with pytest.raises(explain.UnsupportedPipelineError, match="normalise differently"):
-        explain.LinearTextExplainer(model.text_pipeline(pipeline))
+    with pytest.raises(UnsupportedPipelineError, match="normalise differently"):
+        LinearTextExplainer(model.text_pipeline(pipeline))
     union["word"].preprocessor = str.lower
     with pytest.raises(ValueError, match=r"none of nlpinsight\.model's normalisations"):
         model.resolve_preprocessing(pipeline)

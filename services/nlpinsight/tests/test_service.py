@@ -13,7 +13,8 @@ import pytest
 import skops.io
 from fastapi.testclient import TestClient
 
-from nlpinsight import data, explain, model
+from nlpinsight import data, model
+from nlpinsight.explain.cached import explain_text
 from nlpinsight.schema import EXAMPLES, MAX_TEXT_CHARS
 from nlpinsight.service import SERVICE
 from nlpinsight.serving import ATTRIBUTION_TERMS, OTHER, PER_TEXT_BATCH_LIMIT, SentimentModel, term_of
@@ -265,7 +266,7 @@ def test_the_pipeline_takes_a_frame_records_or_strings(trained: tuple[ModelArtif
     np.testing.assert_array_equal(artifact.pipeline.predict_proba(texts), expected)
     np.testing.assert_array_equal(artifact.pipeline.predict_proba(request_rows(data_split, 5)), expected)
     np.testing.assert_array_equal(model.text_pipeline(artifact.pipeline).predict_proba(texts), expected)
-    assert explain.explain_text(model.text_pipeline(artifact.pipeline), texts[0]).tokens
+    assert explain_text(model.text_pipeline(artifact.pipeline), texts[0]).tokens
 
 
 # ------------------------------------------------------------------------ HTTP

@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from nlpinsight import data, model
-from nlpinsight.explain import LinearTextExplainer
+from nlpinsight.explain.explainer import LinearTextExplainer
 from servekit.datasets import DatasetError, refuse_lines
 from servekit.model import Explanation, ModelArtifact, Record, ServedModel
 from servekit.redaction import redact
