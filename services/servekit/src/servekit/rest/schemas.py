@@ -217,9 +217,10 @@ def batch_request(instance: type[BaseModel], max_instances: int | None = None) -
     """
     items: Any = list[instance]  # type: ignore[valid-type]  # a runtime-built model
     description = "Instances, predicted in order"
-    limit: dict[str, Any] = {} if max_instances is None else {"maxItems": max_instances}
+    limit: dict[str, Any] = {}
     if max_instances is not None:
         description += f"; at most {max_instances} (more is a 413)"
+        limit["maxItems"] = max_instances
     return create_model(
         f"{instance.__name__}Batch",
         __config__=ConfigDict(extra="forbid"),
