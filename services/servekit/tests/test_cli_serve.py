@@ -325,7 +325,10 @@ def test_sigterm_stops_grpc_taking_calls_as_http_begins_to_drain_not_after(
             return outcomes[-1] != "OK"
 
         wait_until(not_answered, every=0.02)
-        assert outcomes[-1] == "UNAVAILABLE"
+        # A call that reached gRPC's core as the stop began is cancelled there, before any handler
+        # (seen in 2 of 25 runs); every call after it is refused, as a client may retry it.
+        assert outcomes[-1] in ("UNAVAILABLE", "CANCELLED")
+        assert model_infer(grpc_port, [ROW]) == "UNAVAILABLE"
         assert answers == {}  # refused while the HTTP request was held: its drain had not ended
         HeldToy.release.set()  # both answered within the grace
         assert ended.wait(timeout=30)
