@@ -285,16 +285,16 @@ def test_a_chunk_out_of_memory_is_one_line_naming_its_rows_and_exit_2(
 ) -> None:
     # numpy's MemoryError was a 55-line traceback and exit 1, which the batch-scoring Job retried:
     # the same --chunk-rows runs out of memory the same way.
-    import servekit.scoring
+    import servekit.scoring.run
 
-    answer = servekit.scoring.run_model
+    answer = servekit.scoring.run.run_model
 
     def out_of_memory(model: Any, records: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
         if len(records) > 1:  # the model's example, answered before the run, is one row
             raise MemoryError("Unable to allocate 68.8 MiB for an array with shape (100000, 90)")
         return answer(model, records, *args, **kwargs)
 
-    monkeypatch.setattr(servekit.scoring, "run_model", out_of_memory)
+    monkeypatch.setattr(servekit.scoring.run, "run_model", out_of_memory)
     output = tmp_path / "scores.csv"
     assert cli.main(["score", "toy", str(source), "--output", str(output)]) == 2
     assert capsys.readouterr().err == (
@@ -303,12 +303,12 @@ def test_a_chunk_out_of_memory_is_one_line_naming_its_rows_and_exit_2(
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv"]  # no partial output left
     # Reading or writing, not a chunk's scoring: no rows to name.
-    monkeypatch.setattr(servekit.scoring, "run_model", answer)
+    monkeypatch.setattr(servekit.scoring.run, "run_model", answer)
 
     def no_memory(*args: Any) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(servekit.scoring.Progress, "__init__", no_memory)
+    monkeypatch.setattr(servekit.scoring.run.Progress, "__init__", no_memory)
     assert cli.main(["score", "toy", str(source), "--output", str(output)]) == 2
     assert capsys.readouterr().err == (
         "mlp: score: toy: out of memory; run with a smaller --chunk-rows (or fewer --workers)\n"

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from toy import TOY, ToyModel
 
-from servekit import scoring
 from servekit.model import ModelArtifact
 from servekit.scoring import (
     ScoringError,
@@ -22,6 +21,7 @@ from servekit.scoring import (
     file_fingerprints,
     pool,
     progress,
+    run,
     score_file,
     write_summary,
 )
@@ -358,8 +358,8 @@ def test_an_input_changed_while_it_is_scored_leaves_no_output(
         source, touch = export, lambda: write(export / "part-1.csv", ROWS)
     else:
         source, touch = first, lambda: os.utime(first, ns=(0, first.stat().st_mtime_ns + 10**9))
-    opened = scoring.open_input
-    monkeypatch.setattr(scoring, "open_input", lambda path: TouchedAfterFirstChunk(opened(path), touch))
+    opened = run.open_input
+    monkeypatch.setattr(run, "open_input", lambda path: TouchedAfterFirstChunk(opened(path), touch))
     changed = "part-1.csv" if change == "part added" else "part-0.csv"
     with pytest.raises(ScoringError, match=rf"^{changed} changed while the input was scored"):
         score_file(TOY, model, source, tmp_path / "out.csv", chunk_rows=1)
