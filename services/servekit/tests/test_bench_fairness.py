@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from servekit.bench import __main__ as bench
-from servekit.bench import fairness, load
+from servekit.bench import fairness, load, printing
 
 
 def test_each_request_carries_its_clients_key_and_its_body() -> None:
@@ -71,7 +70,7 @@ def test_a_runaway_that_did_not_overload_the_replica_makes_no_comparison(
     # The probe's run: 56.6/s offered, 56.3/s answered in time with no client limit.
     not_overloaded = measured(runaway_answered=563)
     assert not_overloaded["not_meaningful"]
-    bench.print_fairness("bankchurn", not_overloaded)
+    printing.print_fairness("bankchurn", not_overloaded)
     out = capsys.readouterr().out
     assert (
         "not meaningful: the runaway got 563 of its 566 requests answered in time with no client limit" in out
@@ -80,5 +79,5 @@ def test_a_runaway_that_did_not_overload_the_replica_makes_no_comparison(
 
     overloaded = measured(runaway_answered=290)
     assert overloaded["not_meaningful"] is None
-    bench.print_fairness("bankchurn", overloaded)
+    printing.print_fairness("bankchurn", overloaded)
     assert "not meaningful" not in capsys.readouterr().out
