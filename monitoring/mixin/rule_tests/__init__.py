@@ -2,8 +2,9 @@
 
 Two files a service: its rules' tests at the minute (``rule_test_file``) and those of the alerts
 over a day's window (``daily_test_file``). The cases are in a module per family of alerts
-(``serving``, ``access``, ``rollouts``, ``workloads``), the recording rules' and the panels' tests in
-``recordings`` and ``panels``, and what they are all made of in ``cases``.
+(``serving``, ``drift``, ``capacity``, ``access``, ``rollouts``, ``workloads``), the recording
+rules' and the panels' tests in ``recordings`` and ``panels``, and what they are all made of in
+``cases``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from mixin.alerts import alerts
 from mixin.cluster import batch_scoring, live_evaluation
 from mixin.common import SCRAPE_INTERVAL
+from mixin.rule_tests.capacity import shed_burst_cases
 from mixin.rule_tests.cases import DAILY_INTERVAL, alert_tests
 from mixin.rule_tests.panels import (
     autoscaler_condition_panel_tests,
@@ -23,7 +25,7 @@ from mixin.rule_tests.panels import (
     shadow_comparison_panel_tests,
 )
 from mixin.rule_tests.recordings import log_volume_cases, recording_tests
-from mixin.rule_tests.serving import rule_cases, shed_burst_cases
+from mixin.rule_tests.serving import rule_cases
 from mixin.rule_tests.workloads import batch_scoring_overdue_cases, overdue_cases
 
 
