@@ -77,6 +77,11 @@ def answered(n: MetricNames, labels: dict[str, str], values: str) -> dict[str, s
     }
 
 
+def model_info(n: MetricNames, target: dict[str, str]) -> str:
+    """The model_info series of version 7 (run abc) on ``target``: the version the model's alerts name."""
+    return series_str(n.model_info, {**target, "version": "7", "run_id": "abc"})
+
+
 #: The namespace of the rule tests' objects and pods: the alerts whose kubectl hints name it keep it.
 NAMESPACE = "ml-platform"
 

@@ -6,13 +6,8 @@ from __future__ import annotations
 import math
 
 from mixin.common import objectives
-from mixin.rule_tests.cases import Case, series_str
+from mixin.rule_tests.cases import Case, model_info, series_str
 from servekit.metrics.names import MetricNames
-
-
-def model_info(n: MetricNames, target: dict[str, str]) -> str:
-    """The model_info series of version 7 (run abc) on ``target``: the version the drift alerts name."""
-    return series_str(n.model_info, {**target, "version": "7", "run_id": "abc"})
 
 
 def outcome_drift_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
@@ -156,7 +151,7 @@ def input_drift_cases(service: str, target: dict[str, str], ready: dict[str, str
 def outside_training_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
     """InputsOutsideTraining: a tenth of version 7's answers with input f outside its training range."""
     n, o = MetricNames(service), objectives(service)
-    info = series_str(n.model_info, {**target, "version": "7", "run_id": "abc"})
+    info = model_info(n, target)
     answers = series_str(n.predictions_total, {**target, "outcome": "x"})
     outside = series_str(n.inputs_outside_training_total, {**target, "feature": "f"})
 

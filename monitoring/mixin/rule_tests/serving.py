@@ -13,7 +13,7 @@ from mixin.rule_tests.access import (
     unauthenticated_cases,
 )
 from mixin.rule_tests.capacity import loop_lag_cases, memory_cases, shed_cases
-from mixin.rule_tests.cases import Case, answered, fires_and_quiet, series_str
+from mixin.rule_tests.cases import Case, answered, fires_and_quiet, model_info, series_str
 from mixin.rule_tests.drift import (
     attribution_drift_cases,
     input_drift_cases,
@@ -56,7 +56,7 @@ def rule_cases(service: str) -> list[Case]:
 
 def served_version(n: MetricNames, target: dict[str, str]) -> dict[str, str]:
     """Version 7 (run abc) loaded on ``target``: the version the model's alerts name."""
-    return {series_str(n.model_info, {**target, "version": "7", "run_id": "abc"}): "1x60"}
+    return {model_info(n, target): "1x60"}
 
 
 def budget_burn_cases(service: str, target: dict[str, str], ready: dict[str, str]) -> list[Case]:
