@@ -14,6 +14,7 @@ from servekit.bench import scaling
 from servekit.bench.http_figures import Load, measure_http
 from servekit.bench.servers import serving, wait_for_variants
 from servekit.local import Server
+from servekit.metrics.names import MetricNames
 from servekit.spec import ServiceSpec
 
 
@@ -39,7 +40,8 @@ def measure_beside(
 
 def model_counts(server: Server, name: str, role: str) -> dict[str, float]:
     """What the second model did: instances compared and skipped, or requests per variant."""
-    counted = {"shadow": f"{name}_shadow_predictions_total", "canary": f"{name}_variant_requests_total"}[role]
+    names = MetricNames(name)
+    counted = {"shadow": names.shadow_predictions_total, "canary": names.variant_requests_total}[role]
 
     def scrape() -> dict[str, float]:
         counts: dict[str, float] = {}
@@ -51,7 +53,7 @@ def model_counts(server: Server, name: str, role: str) -> dict[str, float]:
                     else f"{sample.labels['variant']} {sample.labels['result']}"
                 )
                 counts[key] = counts.get(key, 0.0) + sample.value
-            elif sample.name == f"{name}_shadow_skipped_total":
+            elif sample.name == names.shadow_skipped_total:
                 counts[f"skipped {sample.labels['reason']}"] = sample.value
         return counts
 
