@@ -73,7 +73,7 @@ def cases_for(name: str) -> list[Case]:
             "/predict/batch",
             b'{"instances": [' + _dumps(example) + b", " + repeated + b"]}",
             422,
-            first,
+            f"instances[1].{first}",
             "given more than once",
         ),
         Case("empty-batch", "/predict/batch", _dumps({"instances": []}), 422, "instances"),

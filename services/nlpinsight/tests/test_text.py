@@ -44,6 +44,9 @@ EDGES = [
     "   ",
     "\u200b\ufeff",
     "\x00\u3164",
+    # U+FDFA is 18 characters in compatibility form (NFKC), as the model reads it.
+    "\ufdfa" * (MAX_TEXT_CHARS // 18),
+    "\ufdfa" * (MAX_TEXT_CHARS // 18 + 1),
 ]
 
 
@@ -63,3 +66,16 @@ def test_the_loader_trains_on_a_text_exactly_when_the_service_classifies_it(sent
         trained_on = False
     assert trained_on is classified
     assert (text_rules.text_problem(sent) is None) is classified
+
+
+def test_a_text_is_refused_by_its_length_as_the_model_reads_it() -> None:
+    """5,000 characters as sent can be 90,000 once in compatibility form: the length that the
+    model's time, on the event loop, grows with."""
+    sent = "\ufdfa" * (MAX_TEXT_CHARS // 18 + 1)
+    assert text_rules.read_length(sent) == 18 * len(sent) > MAX_TEXT_CHARS
+    assert text_rules.text_problem(sent) == (
+        f"has {18 * len(sent)} characters in Unicode compatibility form (NFKC), which the model "
+        f"reads; send at most {MAX_TEXT_CHARS} characters in that form"
+    )
+    assert text_rules.text_problem("\ufdfa" * (MAX_TEXT_CHARS // 18)) is None
+    assert text_rules.read_length("x" * 10) == 10

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
@@ -83,6 +84,30 @@ def test_during_a_rollout_the_canarys_card_is_served_on_request(
     assert missing.status_code == 404
     assert missing.json()["fields"][0]["field"] == "query.variant"
     assert toy_client.get("/model/card", params={"variant": "blue"}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "field"),
+    [
+        ("/model/card", "varient=canary", "query.varient"),
+        ("/model/card", "variant=canary&variant=stable", "query.variant"),
+        ("/model", "variant=canary", "query.variant"),
+    ],
+)
+def test_a_mistyped_or_repeated_parameter_is_refused_not_answered_for_the_stable_model(
+    toy_client: TestClient, path: str, query: str, field: str
+) -> None:
+    """During a rollout, a reviewer who mistyped ``variant`` read the champion's card as the
+    canary's: FastAPI drops a parameter it does not know and keeps the last of one repeated."""
+    response = toy_client.get(f"{path}?{query}")
+    assert response.status_code == 422, response.text
+    assert [problem["field"] for problem in response.json()["fields"]] == [field]
+
+
+def test_the_probes_and_the_scrape_take_any_query(toy_client: TestClient) -> None:
+    """A load balancer's or a scraper's own parameters must not fail a probe or a scrape."""
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert toy_client.get(f"{path}?source=lb").status_code == 200
 
 
 def test_the_decisions_per_group_are_set_out_with_their_gaps(

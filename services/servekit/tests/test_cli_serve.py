@@ -21,9 +21,8 @@ from servekit import cli, http_client
 from servekit.cli import serving
 from servekit.local import free_port
 from servekit.metrics.names import ACCESS_LOGGER
-from servekit.model import ModelArtifact
+from servekit.model import INLINE_BATCH_LIMIT, ModelArtifact
 from servekit.rest import create_app
-from servekit.rest.predictor import INLINE_BATCH_LIMIT
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc import server as rpc_server
 from servekit.settings import load_settings

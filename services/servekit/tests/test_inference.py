@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from servekit.errors import ServekitError
+from servekit.errors import MAX_LISTED_PROBLEMS, ServekitError
 from servekit.inference import (
     batch_adapter,
     duplicate_key,
@@ -44,7 +44,24 @@ def test_a_key_given_twice_is_named_with_where_it_came_again() -> None:
 def test_a_key_given_twice_inside_a_batch_instance_is_refused_too() -> None:
     with pytest.raises(ServekitError) as caught:
         validate_batch_json(BATCH, '{"instances": [{"age": 1}, {"age": 2, "city": "Nice", "city": "Metz"}]}')
-    assert caught.value.fields[0].field == "city"
+    assert caught.value.fields[0].field == "instances[1].city"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"parameters": {"explain": true, "explain": false}}', "parameters.explain"),
+        ('{"a": [{"b": {"c": 1}}, {"b": {"c": 1, "c": 2}}]}', "a[1].b.c"),
+        # The object that repeats the key the parser named, not one that holds it once.
+        ('{"c": {"c": 1}, "c": 2}', "c"),
+        ('{"x": {"x": 1, "x": 2}}', "x.x"),
+    ],
+)
+def test_a_repeated_key_is_named_by_its_path(body: str, field: str) -> None:
+    """As every other problem is (``instances[3].Age``): the key alone does not say which instance."""
+    with pytest.raises(ServekitError) as caught:
+        reject_duplicate_keys(body)
+    assert [problem.field for problem in caught.value.fields] == [field]
 
 
 def test_the_same_key_in_different_objects_is_not_a_repeat() -> None:
@@ -75,3 +92,22 @@ def test_text_that_cannot_be_utf8_is_a_422_not_a_crash() -> None:
         reject_duplicate_keys('{"city": "\ud800"}')
     assert caught.value.status_code == 422
     assert caught.value.fields[0].field == "body"
+
+
+def test_a_body_of_thousands_of_problems_lists_the_first_and_counts_them_all() -> None:
+    """A megabyte of unknown keys was answered with each of its 100,000 problems: 6.7 MB, built on
+    the event loop."""
+    body = "{" + ",".join(f'"k{i}": 0' for i in range(5_000)) + "}"
+    error = rejected(SINGLE, body)
+    assert len(error.fields) == MAX_LISTED_PROBLEMS
+    assert error.fields[0].field == "age"  # the missing field first, as pydantic reports it
+    assert error.fields[1].field == "k0"
+    assert error.message.startswith("5,001 problems: age: Field required; k0: Extra inputs")
+    assert error.message.endswith(f"(fields lists the first {MAX_LISTED_PROBLEMS})")
+
+
+def test_a_body_of_as_many_problems_as_are_listed_says_nothing_of_more() -> None:
+    body = "{" + ",".join(f'"k{i}": 0' for i in range(MAX_LISTED_PROBLEMS - 1)) + "}"
+    error = rejected(SINGLE, body)
+    assert len(error.fields) == MAX_LISTED_PROBLEMS
+    assert "fields lists" not in error.message

@@ -17,9 +17,9 @@ from toy import FAILING_X, TOY, FailingToy, ToyModel
 
 from servekit.admission import AdmissionLimit
 from servekit.metrics.names import MetricNames
-from servekit.model import ModelArtifact, Record
+from servekit.model import INLINE_BATCH_LIMIT, ModelArtifact, Record
 from servekit.rest import create_app
-from servekit.rest.predictor import INLINE_BATCH_LIMIT, Predictor
+from servekit.rest.predictor import Predictor
 from servekit.rest.telemetry import Timings
 from servekit.settings import load_settings
 from servekit.spec import ServiceSpec

@@ -148,6 +148,23 @@ def test_an_unsupported_coding_is_415_naming_the_header(toy_client: TestClient, 
     assert repr(coding) in problem["problem"]
 
 
+@pytest.mark.parametrize("lines", [("identity", "gzip"), ("gzip", "gzip")])
+def test_codings_on_two_header_lines_are_the_list_they_make(
+    toy_client: TestClient, lines: tuple[str, str]
+) -> None:
+    """A field sent on two lines is one comma-joined list (RFC 9110, 5.3): reading the first line
+    alone decoded nothing, or once, and answered a JSON syntax error at column 1."""
+    body = json.dumps(BATCH).encode()
+    for coding in lines:
+        body = gzip.compress(body) if coding == "gzip" else body
+    headers = [("content-type", "application/json"), *(("content-encoding", coding) for coding in lines)]
+    response = toy_client.post("/predict/batch", content=body, headers=headers)
+    assert response.status_code == 415, response.text
+    (problem,) = response.json()["fields"]
+    assert problem["field"] == "headers.content-encoding"
+    assert repr(", ".join(lines)) in problem["problem"]
+
+
 def test_the_openapi_document_lists_the_encoding_errors(toy_client: TestClient) -> None:
     paths = toy_client.get("/openapi.json").json()["paths"]
     for path in ("/predict", "/predict/batch"):

@@ -576,3 +576,120 @@ def test_a_flood_of_blank_lines_goes_to_the_parser_in_a_few_pieces(
         thread.join(timeout=30)
     assert statuses(answer) == [200, 431]
     assert len(pieces) < 100  # a few per read of the socket, not 16,000
+
+
+#: Requests uvicorn's parser (httptools) refuses, each with the reason it gives.
+NOT_HTTP = {
+    "negative Content-Length": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+        "Invalid character in Content-Length",
+    ),
+    "signed Content-Length": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: +171\r\n\r\n",
+        "Invalid character in Content-Length",
+    ),
+    "two Content-Lengths": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef",
+        "Duplicate Content-Length",
+    ),
+    "23-digit Content-Length": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 23 + b"\r\n\r\n",
+        "Content-Length overflow",
+    ),
+    "Content-Length and Transfer-Encoding": (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nabcde\r\n0\r\n\r\n",
+        "Transfer-Encoding can't be present with Content-Length",
+    ),
+    "NUL in the path": (b"GET /healthz\x00 HTTP/1.1\r\nHost: x\r\n\r\n", "Invalid char in url path"),
+    "space in the path": (b"GET /health z HTTP/1.1\r\nHost: x\r\n\r\n", "Expected HTTP/, RTSP/ or ICE/"),
+    "unknown method": (b"FOO /predict HTTP/1.1\r\nHost: x\r\n\r\n", "Invalid method encountered"),
+    "HTTP/9.9": (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", "Invalid HTTP version"),
+    "space in a header name": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX Pad: 1\r\n\r\n",
+        "Invalid header token",
+    ),
+    "folded header": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: 1\r\n 2\r\n\r\n",
+        "Unexpected whitespace after header value",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NOT_HTTP)
+def test_a_request_the_parser_refuses_is_a_400_in_servekit_s_error_body_and_headers(
+    address: tuple[str, int], case: str
+) -> None:
+    # uvicorn answered these in plain text ("Invalid HTTP request received."), with none of the
+    # headers every other answer carries.
+    sent, reason = NOT_HTTP[case]
+    lines = RequestIds()
+    logging.getLogger("servekit.rest").addHandler(lines)
+    try:
+        answer = exchange(address, sent)
+    finally:
+        logging.getLogger("servekit.rest").removeHandler(lines)
+    assert statuses(answer) == [400]
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    headers = head_of(answer)
+    assert json.loads(body) == {
+        "error": "invalid_http",
+        "message": f"the request is not valid HTTP/1.1 ({reason}); the connection is closed",
+        "fields": [],
+    }
+    assert headers["content-type"] == "application/json"
+    assert headers["content-length"] == str(len(body))
+    assert headers["connection"] == "close"
+    assert headers["cache-control"] == "no-store"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert "strict-transport-security" not in headers  # over plain HTTP
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+    assert lines.ids == [headers["x-request-id"]]  # the id its log line was written under
+
+
+def test_the_parser_s_400_is_not_counted_and_waits_for_the_answers_before_it(
+    address: tuple[str, int],
+) -> None:
+    # Never reaching the app, it is in no metric; pipelined after a prediction, it is written
+    # after its answer (uvicorn wrote it at once, ahead of it, and closed the connection).
+    counted = series(address, 400)
+    predict = request("POST", "/predict", body=json.dumps(ROW).encode(), last=False)
+    answer = exchange(address, predict, NOT_HTTP["negative Content-Length"][0])
+    assert statuses(answer) == [200, 400]
+    assert b'"value":' in answer
+    assert json.loads(answer.rsplit(b"\r\n\r\n", 1)[1])["error"] == "invalid_http"
+    assert series(address, 400) == counted
+
+
+def test_the_parser_s_400_keeps_an_allowed_origin_and_the_client_s_request_id(
+    cors_server: tuple[str, int],
+) -> None:
+    # The headers received before the one refused are the request's, as for a 431.
+    sent = (
+        f"POST /predict HTTP/1.1\r\nHost: x\r\nOrigin: {APP_ORIGIN}\r\nX-Forwarded-Proto: https\r\n"
+        "X-Request-ID: page-8\r\nContent-Length: -1\r\n\r\n"
+    ).encode()
+    answer = exchange(cors_server, sent)
+    assert statuses(answer) == [400]
+    head = head_of(answer)
+    assert head["x-request-id"] == "page-8"
+    assert head["access-control-allow-origin"] == APP_ORIGIN
+    assert head["strict-transport-security"] == "max-age=31536000"
+
+
+def test_a_malformed_chunk_is_a_400_recorded_by_the_request_it_cut_short(address: tuple[str, int]) -> None:
+    # Refused within its body, once the app has begun the request: recorded as its answer, 400,
+    # not as a client that left (499).
+    refused, gone = series(address, 400), series(address, 499)
+    upload = chunked("/predict", json.dumps(ROW).encode(), 7)
+    answer = exchange(address, upload.replace(b"\r\n0\r\n", b"\r\nzz\r\n", 1))
+    assert statuses(answer) == [400]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["message"] == (
+        "the request is not valid HTTP/1.1 (Invalid character in chunk size); the connection is closed"
+    )
+    deadline = time.monotonic() + 15  # the app records it after the client has its answer
+    while series(address, 400) == refused and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert series(address, 400) == refused + 1
+    assert series(address, 499) == gone

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import struct
 import time
+from collections.abc import Iterator
 from importlib.metadata import version as package_version
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 from toy import TOY
 
+from servekit import logs
 from servekit.codecs.binary_tensors import BINARY_DATA_SIZE
 from servekit.codecs.open_inference import BINARY_OUTPUT_PARAMETER, EXPLAIN_PARAMETER, REASONS_PARAMETER
 from servekit.model import ModelArtifact
@@ -77,6 +82,107 @@ def test_outputs_limit_the_response(toy_client: TestClient) -> None:
 def test_the_request_id_is_the_response_id_when_the_client_gives_none(toy_client: TestClient) -> None:
     response = toy_client.post(INFER, json=infer_body(ROWS[:1]), headers={"X-Request-ID": "trace-42"})
     assert response.json()["id"] == "trace-42"
+
+
+class AccessLines(logging.Handler):
+    """Each access log line, and the request id it was written under."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((logs.request_id.get(), record.getMessage()))
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[tuple[str, str]]]:
+    lines = AccessLines()
+    logger = logging.getLogger("servekit.access")
+    level = logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    yield lines.lines
+    logger.setLevel(level)
+    logger.removeHandler(lines)
+
+
+def tensors_without(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    inputs: list[dict[str, Any]] = infer_body(rows)["inputs"]
+    return [tensor for tensor in inputs if tensor["name"] != name]
+
+
+#: Requests refused once their body is read, each whatever its id: the id still names them.
+REFUSED_BODIES = {
+    "an input out of range": (422, infer_body([{"x": 500.0, "color": "red"}], id="trace-42")),
+    "a tensor missing": (422, {"id": "trace-42", "inputs": tensors_without("color", ROWS[:1])}),
+    "a bad envelope": (422, {"id": "trace-42", "inputs": "none"}),
+    "a batch over the limit": (413, infer_body([{"x": 1.0, "color": "red"}] * 9, id="trace-42")),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_BODIES)
+def test_a_refused_request_is_answered_and_logged_under_the_body_s_id(
+    toy_client: TestClient, access_lines: list[tuple[str, str]], case: str
+) -> None:
+    # A KServe or Triton client finds the refusal's log line by the id it knows, as an answer's.
+    status, body = REFUSED_BODIES[case]
+    response = toy_client.post(INFER, json=body)
+    assert response.status_code == status, response.text
+    assert response.headers["x-request-id"] == "trace-42"
+    ((logged_id, line),) = [(i, m) for i, m in access_lines if m.startswith(f"POST {INFER} ")]
+    assert f" {status} in " in line
+    assert logged_id == "trace-42"
+
+
+def test_a_refused_request_s_header_id_wins_over_its_body_s(
+    toy_client: TestClient, access_lines: list[tuple[str, str]]
+) -> None:
+    body = infer_body([{"x": 500.0, "color": "red"}], id="trace-42")
+    response = toy_client.post(INFER, json=body, headers={"X-Request-ID": "header-7"})
+    assert response.status_code == 422
+    assert response.headers["x-request-id"] == "header-7"
+    assert [i for i, m in access_lines if m.startswith(f"POST {INFER} ")] == ["header-7"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        orjson.dumps(infer_body([{"x": 500.0, "color": "red"}], id="not a token")),
+        orjson.dumps(infer_body([{"x": 500.0, "color": "red"}], id="x" * 129)),
+        orjson.dumps(infer_body([{"x": 500.0, "color": "red"}], id=42)),
+        b'{"id": "trace-42", "inputs": [',  # not JSON
+        b'[{"id": "trace-42"}]',  # no object
+    ],
+)
+def test_a_refused_request_without_a_plausible_id_gets_a_new_one(
+    toy_client: TestClient, access_lines: list[tuple[str, str]], body: bytes
+) -> None:
+    response = toy_client.post(INFER, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+    assert [i for i, m in access_lines if m.startswith(f"POST {INFER} ")] == [
+        response.headers["x-request-id"]
+    ]
+
+
+def test_a_refused_binary_request_is_named_by_the_id_of_its_json_part(toy_client: TestClient) -> None:
+    # The tensor's bytes do not add up (3 bytes of an FP64): refused, but its JSON part has an id.
+    header = {
+        "id": "bin-9",
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [1], "parameters": {"binary_data_size": 3}},
+            {"name": "color", "datatype": "BYTES", "shape": [1], "data": ["red"]},
+        ],
+    }
+    json_part = orjson.dumps(header)
+    response = toy_client.post(
+        INFER,
+        content=json_part + b"abc",
+        headers={"Inference-Header-Content-Length": str(len(json_part))},
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["x-request-id"] == "bin-9"
 
 
 def test_health_and_metadata(toy_client: TestClient) -> None:

@@ -25,9 +25,8 @@ from servekit.loading import ModelLoadError
 from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.canary import CanaryMetrics
-from servekit.model import ModelArtifact
+from servekit.model import INLINE_BATCH_LIMIT, ModelArtifact
 from servekit.rest import create_app
-from servekit.rest.predictor import INLINE_BATCH_LIMIT
 from servekit.routing import (
     ALONE,
     ASKED,
@@ -751,9 +750,13 @@ def test_a_canary_whose_alias_is_deleted_gets_no_share_until_it_names_a_version_
     stable = ToyModel(toy_trained[0])
     assert router.choose(stable).variant == "canary"  # 100 %
     alias.alias = None
+    # The refreshes' lines only: the canary's load above says it is ready at INFO when an earlier
+    # test on this worker left servekit's loggers at INFO.
+    before = len(caplog.records)
     with caplog.at_level(logging.INFO, logger="servekit.runtime"):
         for _ in range(3):
             asyncio.run(router.runtime.refresh())
+    refreshes = caplog.records[before:]
     assert [router.choose(stable).routed for _ in range(5)] == [ALONE] * 5
     assert registry.get_sample_value(NAMES.canary_fallbacks_total, {"reason": "not_ready"}) == 0
     assert registry.get_sample_value(NAMES.canary_model_info, {"version": "2", "run_id": "run-2"}) is None
@@ -765,9 +768,7 @@ def test_a_canary_whose_alias_is_deleted_gets_no_share_until_it_names_a_version_
         router.choose(stable, Route("canary"))
     # Only this thread's lines (the refreshes above run on it): an earlier test's app, still
     # stopping on threads of its own, could add one (seen once under -n 2, not reproduced).
-    said = [
-        r.message for r in caplog.records if r.thread == threading.get_ident() and "canary model" in r.message
-    ]
+    said = [r.message for r in refreshes if r.thread == threading.get_ident() and "canary model" in r.message]
     assert len(said) == 1, said  # once, not at every check
     assert said[0].startswith("canary model ended: version 2 is no longer served")
     alias.alias = "3"  # a new canary: it loads and gets its share again

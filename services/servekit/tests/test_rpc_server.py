@@ -33,9 +33,8 @@ from servekit.errors import FieldProblem, ServekitError
 from servekit.local import free_port
 from servekit.metrics import MetricNames
 from servekit.metrics.names import ENDPOINTS, GRPC_INFER, GRPC_METHODS, grpc_endpoint
-from servekit.model import ModelArtifact
+from servekit.model import INLINE_BATCH_LIMIT, ModelArtifact
 from servekit.rest import create_app
-from servekit.rest.predictor import INLINE_BATCH_LIMIT
 from servekit.rpc import generate, reflection
 from servekit.rpc import open_inference_pb2 as pb
 from servekit.rpc.message_size import OVERSIZE_READ_FACTOR

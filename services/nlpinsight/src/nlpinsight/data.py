@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from nlpinsight.text import MAX_TEXT_CHARS, has_visible
+from nlpinsight.text import MAX_TEXT_CHARS, has_visible, read_length
 from servekit.datasets import DatasetError, read_csv
 
 logger = logging.getLogger(__name__)
@@ -62,13 +62,15 @@ def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
     dropped = int((~keep).sum())
     if dropped:
         logger.warning("dropped %d row(s) with an empty, missing or invisible %r", dropped, TEXT)
-    lengths = texts.str.len()
+    # As the service counts a request's text (nlpinsight.text.text_problem): as the model reads it.
+    lengths = texts.map(read_length)
     too_long = keep & (lengths > MAX_TEXT_CHARS)
     if too_long.any():
         rows = texts.index[too_long][:5].tolist()
         raise DatasetError(
             f"column {TEXT!r} has texts over {MAX_TEXT_CHARS} characters, the most the service "
-            f"classifies, at row(s) {rows}, e.g. {int(lengths[too_long].iloc[0])} characters; "
+            f"classifies, at row(s) {rows}, e.g. {int(lengths[too_long].iloc[0])} characters "
+            "(in Unicode compatibility form, NFKC, as the model reads them); "
             "a quote left open in the file reads the rows after it as one text"
         )
     frame = pd.DataFrame({TEXT: texts[keep].to_numpy(dtype=object), TARGET: labels[keep.to_numpy()]})

@@ -36,7 +36,8 @@ Text = Annotated[
     Field(
         description=(
             "A short financial text (a tweet or a headline), at most 5,000 characters as sent, "
-            "whitespace included; a text with no visible character "
+            "whitespace included, and as the model reads it (in Unicode compatibility form, NFKC); "
+            "a text with no visible character "
             f"(blank, or only zero-width or control characters) is rejected. {OFFSETS_NOTE}"
         ),
         # Enforced by _check_text on the stripped text; stated for generated clients.

@@ -36,12 +36,26 @@ def has_visible(text: str) -> bool:
     return not all(map(is_invisible, text))
 
 
+def read_length(text: str) -> int:
+    """How many characters of ``text`` the model reads, at most: its Unicode compatibility form
+    (NFKC, :func:`nlpinsight.model.normalize_with_offsets_v2`), which can be much longer than the
+    text sent (U+FDFA is 18 characters)."""
+    return len(text) if text.isascii() else len(unicodedata.normalize("NFKC", text))
+
+
 def text_problem(text: str) -> str | None:
     """Why the service refuses ``text``, or None when it classifies it. The length is counted as
     sent, whitespace included: the model reads (and explains) every character, and a limit on the
-    stripped text let a megabyte of spaces around three words through."""
+    stripped text let a megabyte of spaces around three words through. It holds for the text as
+    the model reads it too: 5,000 characters that each expand eighteenfold held a replica's event
+    loop for seconds."""
     if not has_visible(text):
         return NOTHING_VISIBLE
     if len(text) > MAX_TEXT_CHARS:
         return f"has {len(text)} characters; send at most {MAX_TEXT_CHARS} characters"
+    if (read := read_length(text)) > MAX_TEXT_CHARS:
+        return (
+            f"has {read} characters in Unicode compatibility form (NFKC), which the model reads; "
+            f"send at most {MAX_TEXT_CHARS} characters in that form"
+        )
     return None

@@ -65,6 +65,10 @@ class Explanation:
         return body
 
 
+#: Batches up to this size are quick by default (:meth:`ServedModel.quick`).
+INLINE_BATCH_LIMIT = 16
+
+
 class ServedModel(ABC):
     """A loaded model that predicts and explains batches of validated records."""
 
@@ -98,6 +102,17 @@ class ServedModel(ABC):
     @abstractmethod
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         """The bounded label under which a prediction is counted in ``<svc>_predictions_total``."""
+
+    def quick(self, records: Sequence[Record]) -> bool:
+        """Whether ``records`` are answered (and explained) in about a millisecond or less.
+
+        Quick work runs on the event loop, where a hop to a worker thread would cost more than
+        the work itself; anything longer runs in a worker thread, so probes and other requests
+        are not kept waiting behind it (``servekit.rest.predictor``). Up to
+        :data:`INLINE_BATCH_LIMIT` records by default; a model whose time grows with what a
+        record holds (a text's length) bounds that too.
+        """
+        return len(records) <= INLINE_BATCH_LIMIT
 
     def training_ranges(self) -> dict[str, dict[str, Any]]:
         """The range of each ranged model column over the training rows (``GET /model``).

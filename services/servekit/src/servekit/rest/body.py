@@ -100,7 +100,9 @@ def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
 
 def content_coding(request: Request) -> str | None:
     """The body's content coding, None when it is sent as is; 415 for one we cannot decode."""
-    coding = request.headers.get("content-encoding", "").strip().lower()
+    # A field given on two lines is one list (RFC 9110, 5.3): both are read, so two codings sent
+    # that way are refused as two on one line are, not read as the first alone.
+    coding = ", ".join(request.headers.getlist("content-encoding")).strip().lower()
     if coding in ("", "identity"):
         return None
     if "," in coding:

@@ -26,6 +26,14 @@ pipelined before a refused one are answered first, in order: the refusal waits f
 connection read no further meanwhile. A refused request whose answer had begun (its body was being
 read) is recorded as its refusal, 431, not as a client that left.
 
+A request the parser refuses (a ``Content-Length`` signed, past 64 bits, given twice or beside a
+``Transfer-Encoding``, an unknown method, a space or NUL in the URL, a malformed header line) is
+answered ``400 Bad Request`` the same way, in order and with the same headers, in servekit's JSON
+error body naming the parser's reason (``invalid_http``), not with uvicorn's plain-text "Invalid
+HTTP request received." at once. Refused before its headers end, it never reaches the app and is
+in none of its metrics; refused within its body (a malformed chunk), it is recorded as its 400, as
+a 431 of its trailers is.
+
 A connection closed over bytes it has not read is reset by the kernel, and the answers its client
 has not read yet are lost with them. So it is half-closed first, what the client still sends read
 and dropped for a moment, whether after a refusal, after the answer to a request that asked to close
@@ -39,9 +47,12 @@ import asyncio
 import http
 import json
 import logging
+import re
+import sys
 import uuid
 from typing import Any, ClassVar, cast
 
+import httptools
 from starlette.types import Scope
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -59,6 +70,9 @@ MAX_HEAD_BYTES = 65_536
 #: How long a refused connection is kept to read and drop what its client still sends, so that
 #: the client, still writing, reads the refusal rather than a reset.
 LINGER_SECONDS = 2.0
+#: A reason httptools gives for refusing a request, named in the 400: one of llhttp's own short
+#: fixed phrases ("Invalid character in Content-Length"), never bytes of the request.
+_PARSER_REASON = re.compile(r"[ -~]{1,100}")
 
 logger = logging.getLogger("servekit.rest")
 
@@ -164,7 +178,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         heads, chunks, body_bytes = self.heads, self.chunks, self.body_bytes
         if piece:
             super().data_received(piece)  # type: ignore[arg-type]
-        if self.head_bytes is not None or self.heads != heads or self.transport.is_closing():
+        if self.head_bytes is not None or self.heads != heads or self.refused or self.transport.is_closing():
             # The body ended within the piece (the next request's head, even its body, may have
             # begun there: counted from the next piece, as above), or the parser refused it.
             return rest
@@ -216,9 +230,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             self.held_refusal = b""
 
     def send_400_response(self, msg: str) -> None:
+        # uvicorn calls it as it catches the parser's error (its own plain-text 400 would carry
+        # none of servekit's headers, and be written ahead of the answers to requests before it).
         if self.refused:
             return  # what followed a request that closes the connection, parsed with it: dropped
-        super().send_400_response(msg)
+        self._refuse(self._parser_error(sys.exception()))
 
     def shutdown(self) -> None:
         # The server stops. uvicorn closes the connection after the latest request it has received
@@ -263,6 +279,19 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             "headers_too_large",
             f"the request's trailers (or a chunk's size line) are larger than {self.max_head_bytes} "
             "bytes; send fewer or shorter trailers, and no chunk extensions",
+        )
+
+    @staticmethod
+    def _parser_error(exc: BaseException | None) -> ServekitError:
+        """The 400 of a request the parser refused with ``exc``, naming its reason if it is one of
+        the parser's own (an exception of a callback here is no fault of the request's)."""
+        reason = str(exc) if isinstance(exc, httptools.HttpParserError) else ""
+        if isinstance(exc, httptools.HttpParserCallbackError) or not _PARSER_REASON.fullmatch(reason):
+            reason = "it could not be parsed"
+        return ServekitError(
+            400,
+            "invalid_http",
+            f"the request is not valid HTTP/1.1 ({reason}); the connection is closed",
         )
 
     def _refuse(self, error: ServekitError) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
 from servekit.card import render as render_card
@@ -18,10 +18,16 @@ from servekit.metrics.names import CANARY, STABLE
 from servekit.rest import schemas
 from servekit.rest.openapi import error_response
 from servekit.rest.parts import ServiceParts
+from servekit.rest.query import QueryRule
 from servekit.rest.responses import json_response
 from servekit.routing import Route, no_canary
 
 CARD_VARIANT_QUERY = Query(STABLE, description="The served model's card, or (during a rollout) the canary's")
+#: ``/model?variant=canary`` or ``/model/card?varient=canary`` would answer about the stable model
+#: without a word: a reviewer during a rollout would read the wrong version's figures. The probes and
+#: ``/metrics`` take any query, as load balancers' and scrapers' own parameters may be added to them.
+MODEL_RULE = QueryRule((), instead="it describes the served model and its canary, if any, in one answer")
+CARD_RULE = QueryRule(("variant",))
 NOT_LOADED_RESPONSE = {"model": schemas.ErrorBody, "description": "Model not loaded yet (Retry-After)"}
 
 
@@ -58,7 +64,8 @@ def add_model_routes(app: FastAPI, parts: ServiceParts) -> None:
         response_model=schemas.ModelInfo,
         responses={503: NOT_LOADED_RESPONSE},
     )
-    async def model_metadata() -> Response:
+    async def model_metadata(request: Request) -> Response:
+        MODEL_RULE.check(request)
         return json_response(
             {
                 **runtime.require().describe(),
@@ -87,13 +94,19 @@ def add_model_routes(app: FastAPI, parts: ServiceParts) -> None:
         responses={
             200: {"description": "The card", "content": {"text/markdown": {"schema": {"type": "string"}}}},
             404: error_response(schemas.ErrorBody, "variant=canary where no canary is served"),
-            422: error_response(schemas.ErrorBody, "variant is neither stable nor canary"),
+            422: error_response(
+                schemas.ErrorBody,
+                "variant is neither stable nor canary; another parameter, or one given twice",
+            ),
             503: error_response(
                 schemas.ErrorBody, "The model (or the canary asked for) not loaded yet (Retry-After)"
             ),
         },
     )
-    async def model_card(variant: Literal["stable", "canary"] = CARD_VARIANT_QUERY) -> Response:
+    async def model_card(
+        request: Request, variant: Literal["stable", "canary"] = CARD_VARIANT_QUERY
+    ) -> Response:
+        CARD_RULE.check(request)
         model = runtime.require()
         if variant == CANARY:
             if canary is None:

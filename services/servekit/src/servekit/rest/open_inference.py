@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
+import jiter
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -100,6 +101,25 @@ def adopt_client_id(client_id: str | None, scope: Scope | None = None) -> None:
         scope.setdefault("extensions", {})[REQUEST_ID_KEY] = client_id
 
 
+def body_id(body: bytes, json_length: int | None = None) -> str | None:
+    """The ``id`` of a request body that is a JSON object, read for a request refused before it
+    was decoded (its JSON part, with binary tensors); None if it is not JSON or has no string id.
+
+    Read only then: the decode of a request it accepts gives the id without a second parse.
+    """
+    if json_length is not None:
+        if not 0 < json_length <= len(body):
+            return None
+        body = body[:json_length]
+    try:
+        # Not cached: the strings are the client's.
+        parsed = jiter.from_json(body, cache_mode=False)
+    except ValueError:
+        return None
+    sent = parsed.get("id") if isinstance(parsed, dict) else None
+    return sent if isinstance(sent, str) else None
+
+
 def documented_example(codec: OpenInferenceCodec, examples: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The request model's examples as one inference request (the first alone if they mix types,
     as ChicagoTaxi's do, showing a timestamp both as text and as Unix seconds)."""
@@ -165,9 +185,17 @@ def add_open_inference_routes(
         json_length = binary_json_length(request)
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
-        with timings.phase("validate"):
-            decoded = codec.decode(body, settings.max_batch_size, json_length)
-        if REQUEST_ID_HEADER not in request.headers:
+        adopting = REQUEST_ID_HEADER not in request.headers
+        try:
+            with timings.phase("validate"):
+                decoded = codec.decode(body, settings.max_batch_size, json_length)
+        except Exception:
+            # Refused (a 422, a 413): answered and logged under the body's id all the same, the
+            # one the client will look for.
+            if adopting:
+                adopt_client_id(body_id(body, json_length), request.scope)
+            raise
+        if adopting:
             adopt_client_id(decoded.id, request.scope)
         records, explain, reasons = decoded.records, decoded.explain, decoded.reasons
         # The alias may have moved while the body was read. Checked again, and routed, right before

@@ -25,13 +25,9 @@ from servekit.routing import ALONE, UNROUTED, VARIANT_HEADER, CanaryRouter, Choi
 from servekit.runtime import ModelRuntime
 from servekit.shadow import ShadowScorer
 
-#: Batches up to this size run on the event loop (faster than a thread hop for
-#: sub-millisecond work); larger ones run in a worker thread so probes stay responsive.
-INLINE_BATCH_LIMIT = 16
-
 
 class Predictor:
-    """Runs validated records through the model (``servekit.inference.run_model``) off the loop if big.
+    """Runs validated records through the model (``servekit.inference.run_model``), off the loop unless quick.
 
     A batch run off the loop holds its instances in the admission's instance limit, and its
     request's place, while it waits for and runs in a worker thread, until the thread is done even
@@ -101,7 +97,9 @@ class Predictor:
         # The stable model bins the inputs for drift whichever model answers: its baseline is the one
         # published, and the inputs do not depend on the model. Outcomes and attributions depend
         # on it: the service's series hold the stable model's, the variant series both.
-        inline = len(records) <= INLINE_BATCH_LIMIT
+        # Work the model calls quick runs on the event loop (faster than a thread hop); longer work
+        # runs in a worker thread, so that probes stay answered.
+        inline = model.quick(records)
         # Admitted before the model's result is counted: a refusal is the replica's load, not a
         # failure of the variant chosen (which would count towards stopping a canary).
         release = None if inline else self.admission.hold(len(records))
