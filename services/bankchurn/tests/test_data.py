@@ -62,6 +62,58 @@ def test_bad_files_name_the_column(raw: pd.DataFrame, tmp_path: Path, change, co
     assert words in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f: f.assign(Age=f.Age.astype(object).where(f.index != 3, "forty")),
+            "column 'Age': non-numeric value(s); line(s) 5, e.g. 'forty'",
+        ),
+        (
+            lambda f: f.assign(Age=f.Age.astype(float).where(~f.index.isin([0, 9]), 42.5)),
+            "column 'Age': must hold whole numbers; line(s) 2, 11, e.g. 42.5",
+        ),
+        (
+            lambda f: f.assign(Balance=f.Balance.where(f.index < 293, None)),
+            "column 'Balance': missing value(s); line(s) 295, 296, 297, 298, 299 and 2 more",
+        ),
+        (
+            lambda f: f.assign(CreditScore=f.CreditScore.where(f.index != 7, 99999)),
+            "column 'CreditScore': value(s) outside [300, 850]; line(s) 9, e.g. 99999",
+        ),
+        (
+            lambda f: f.assign(Gender=f.Gender.where(f.index != 1, "F")),
+            "column 'Gender': unknown value(s); expected one of ('Female', 'Male'); line(s) 3, e.g. 'F'",
+        ),
+    ],
+    ids=["non-numeric", "fraction", "missing", "outside", "unknown"],
+)
+def test_a_bad_value_is_named_with_its_file_lines(raw: pd.DataFrame, tmp_path: Path, change, message) -> None:  # type: ignore[no-untyped-def]
+    """They named no line (``column Age: non-numeric value 'forty' in 1 row(s)``, ``column Age:
+    must hold whole numbers``), where ``mlp score`` and ``mlp evaluate`` name the file's."""
+    path = tmp_path / "bad.csv"
+    change(raw).to_csv(path, index=False)
+    with pytest.raises(data.DatasetError) as error:
+        data.load_csv(path)
+    assert str(error.value) == message
+
+
+def test_the_lines_named_are_the_files_after_a_blank_line_or_a_quoted_line_end(
+    raw: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Row i is line i + 2 only in a file of one line per row: row 4 is line 8 here."""
+    bad = raw.assign(
+        Surname=raw.Surname.where(raw.index != 1, "Two\nLines"),  # row 1 on lines 3 and 4
+        Geography=raw.Geography.where(raw.index != 4, "Mars"),
+    )
+    header, *rows = bad.to_csv(index=False).splitlines(keepends=True)  # the quoted cell split too
+    path = tmp_path / "bad.csv"
+    path.write_text(header + "".join(rows[:4]) + "\n" + "".join(rows[4:]))  # a blank line 6
+    with pytest.raises(data.DatasetError) as error:
+        data.load_csv(path)
+    assert str(error.value).endswith("; line(s) 8, e.g. 'Mars'")
+
+
 def test_a_file_cut_short_or_naming_a_column_twice_is_refused(raw: pd.DataFrame, tmp_path: Path) -> None:
     path = tmp_path / "cut.csv"
     text = raw.to_csv(index=False)

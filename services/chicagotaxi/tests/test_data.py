@@ -95,6 +95,19 @@ def test_unparseable_value_raises_naming_column(column: str, value: str) -> None
         cleaned(trip(**{column: value}))
 
 
+def test_a_file_s_unparseable_numbers_are_named_by_their_lines(tmp_path: Path) -> None:
+    """The message named no line (``column 'fare': 1 non-numeric value(s), e.g. 'abc'``)."""
+    path = tmp_path / "trips.csv"
+    frame(trip(), trip(fare="abc"), trip(fare="twelve"), trip()).to_csv(path, index=False)
+    with pytest.raises(DatasetError) as error:
+        load_csv(path)
+    assert str(error.value) == "column 'fare': 2 non-numeric value(s) at line(s) 3, 4, e.g. 'abc'"
+    frame(trip(), trip(company="Taxi\nAffiliation"), trip(trip_start_hour="10.5")).to_csv(path, index=False)
+    with pytest.raises(DatasetError) as error:
+        load_csv(path)  # row 2 starts on line 5: row 1's company spans lines 3 and 4
+    assert str(error.value) == "column 'trip_start_hour': 1 non-integer value(s) at line(s) 5, e.g. '10.5'"
+
+
 def test_infinite_values_become_missing() -> None:
     out = cleaned(trip(trip_miles="inf"), trip(fare="-inf"), n_ordinary=98)
     assert np.isnan(out.frame.loc[0, "trip_miles"])

@@ -61,9 +61,30 @@ def test_bad_files_name_the_column(tmp_path: Path, body: str, column: str, words
     assert words in str(error.value)
 
 
-def test_bad_label_message_points_at_the_row(tmp_path: Path) -> None:
-    with pytest.raises(data.DatasetError, match=r"row\(s\) \[2\]"):
+def test_bad_label_message_points_at_the_line(tmp_path: Path) -> None:
+    """It named pandas' 0-based index (``row(s) [2]``), where ``mlp score`` and ``mlp evaluate``
+    name the file's line."""
+    with pytest.raises(data.DatasetError) as error:
         data.load_csv(write(tmp_path, "text,label\na,0\nb,1\nc,x\n"))
+    assert str(error.value) == (
+        "column 'label': must hold whole numbers, not a missing or non-integer value; line(s) 4, e.g. 'x'"
+    )
+
+
+def test_bad_labels_are_named_by_the_lines_their_rows_start_on(tmp_path: Path) -> None:
+    """A quoted tweet may span lines, and a blank line is skipped: row i is then not line i + 2."""
+    rows = "".join(f"fine {i},1\n" for i in range(4))
+    body = f'text,label\r\n"two\r\nlines",0\r\n\r\nbad,7\r\n{rows}"three\nlines\nhere",9\n{rows}'
+    body += "".join(f"worse {i},-{i + 1}\n" for i in range(5))
+    with pytest.raises(data.DatasetError) as error:
+        data.load_csv(write(tmp_path, body))
+    assert str(error.value) == (
+        "column 'label': value(s) outside 0..2 (bearish, bullish, neutral); "
+        "line(s) 5, 10, 17, 18, 19 and 2 more, e.g. '7'"
+    )
+    # A frame not read from a file: row i as line i + 2.
+    with pytest.raises(data.DatasetError, match=r"line\(s\) 3, e\.g\. 3$"):
+        data.validate_frame(pd.DataFrame({"text": ["a", "b"], "label": [1, 3]}))
 
 
 def test_blank_and_invisible_texts_are_dropped_and_counted(
@@ -86,7 +107,7 @@ def test_a_quote_left_open_fails_the_file_instead_of_swallowing_the_rows_after_i
         data.load_csv(path)
     message = str(error.value)
     assert "'text' has texts over 5000 characters" in message
-    assert "row(s) [1]" in message
+    assert "at line(s) 3, e.g. " in message
     assert "a quote left open" in message
 
 

@@ -263,6 +263,72 @@ def test_a_champion_that_cannot_be_loaded_leaves_the_new_version_challenger_in_o
     assert decision(client, new).startswith(f"not compared: champion v{broken} cannot be loaded (")
 
 
+def test_a_version_over_what_a_registry_holds_is_no_version_of_it(store: tuple[str, Path]) -> None:
+    """MLflow stores a version as a 64-bit integer: a larger one was SQLite's "Python int too large"
+    (a server's 500, retried until the client gave up), a traceback and exit 1."""
+    from servekit.errors import ServekitError
+    from servekit.training import aliases as moving
+
+    for number in ("9223372036854775808", "99999999999999999999"):
+        for move in (moving.promote, moving.set_canary):
+            with pytest.raises(ServekitError) as refused:
+                move(TOY, store[0], number)
+            assert (refused.value.status_code, refused.value.message) == (
+                404,
+                f"toy has no version {number!r}",
+            )
+    # One that fits is asked, and is not there either.
+    with pytest.raises(ServekitError, match="toy has no version '9223372036854775807'"):
+        moving.promote(TOY, store[0], "9223372036854775807")
+
+
+def test_a_registry_failing_to_read_a_version_is_one_line_worth_retrying(
+    monkeypatch: pytest.MonkeyPatch, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    """Any error but RESOURCE_DOES_NOT_EXIST left mlp promote and mlp canary as a traceback."""
+
+    def failing(self: Any, name: str, version: str) -> Any:
+        raise MlflowException("API request failed: too many 500 error responses")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "get_model_version", failing)
+    for command in (["promote", "toy", "2"], ["canary", "toy", "2"]):
+        status, out, err = mlp(*command)
+        assert (status, out) == (1, "")
+        assert err == (
+            "mlp: reading toy v2 from the registry failed: MlflowException: API request failed: too "
+            "many 500 error responses\n"
+        )
+
+
+NEVER_LOADING = [
+    "models:/toy@",  # an empty alias
+    "models:/toy/abc",
+    "models:/toy/-1",
+    "models:/toy/99999999999999999999",
+    "runs:/abc/model",  # no such run
+    "runs:/RUN/nope",  # a real run, no such artifact
+    "TMP/nothing",  # no such local path
+    "TMP",  # a local directory, not a model's
+    "file://TMP",
+]
+
+
+@pytest.mark.parametrize("uri", NEVER_LOADING)
+def test_a_model_uri_that_can_never_load_is_exit_2_for_mlp_score(
+    uri: str, client: Any, tmp_path: Path, mlp: Callable[..., tuple[int, str, str]]
+) -> None:
+    """Each was exit 1, "worth retrying": a scheduler following the README retried it for ever."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x\n1\n")
+    uri = uri.replace("RUN", client.get_model_version("toy", "2").run_id).replace("TMP", str(tmp_path))
+    output = tmp_path / "out.csv"
+    status, out, err = mlp("score", "toy", str(rows), "--output", str(output), "--model-uri", uri)
+    [line] = [line for line in err.splitlines() if line.startswith("mlp:")]
+    assert (status, out) == (2, ""), err
+    assert line.startswith(f"mlp: score: {uri}: ")
+    assert not output.exists()
+
+
 @pytest.mark.parametrize("uri", ["foo://bar", "STORE/newstore"])
 @pytest.mark.parametrize("command", [["versions", "toy"], ["promote", "toy", "2"], ["train", "toy"]])
 def test_a_tracking_uri_mlflow_cannot_use_is_one_line(

@@ -331,3 +331,91 @@ def test_a_worker_killed_is_one_line_and_exit_2_not_retried(
         "scored; most likely out of memory (the kernel's OOM killer, a container's memory limit): run "
         "with fewer --workers or a smaller --chunk-rows\n"
     )
+
+
+def test_a_summary_inside_the_input_directory_or_over_an_input_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --summary parts/part-0.csv replaced the part with the run's JSON, exit 0; a new name in the
+    # directory was read as a part by the next run. --output is refused there already.
+    export = tmp_path / "parts"
+    (export / "dt=1").mkdir(parents=True)
+    part, nested = export / "part-0.csv", export / "dt=1" / "part-1.csv"
+    part.write_text(ROWS)
+    nested.write_text(ROWS)
+    before = {path: path.read_bytes() for path in (part, nested)}
+    output = tmp_path / "scores.csv"
+    inside = "inside the input directory, where the next run would read it as a part; write it elsewhere"
+    for summary, problem in [
+        (part, "a part of the input; name another file"),
+        (nested, "a part of the input; name another file"),
+        (export / "summary.json", inside),
+        (export / "dt=1" / "summary.json", inside),
+        (export / "new" / "summary.json", inside),  # not there yet: refused for where it is, not for that
+        (export / "_summary.json", inside),  # not read as a part, but still the export's
+    ]:
+        assert cli.main([*score(export, output), "--summary", str(summary)]) == 2
+        assert capsys.readouterr().err == f"mlp: score: --summary {summary}: {problem}\n"
+    # A part that is a link to a file elsewhere (a mounted volume's): the file it names is an input.
+    elsewhere = tmp_path / "volume" / "part-2.csv"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(ROWS)
+    (export / "part-2.csv").symlink_to(elsewhere)
+    assert cli.main([*score(export, output), "--summary", str(elsewhere)]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"mlp: score: --summary {elsewhere}: a part of the input; name another file\n"
+    )
+    assert {path: path.read_bytes() for path in (part, nested)} == before
+    assert elsewhere.read_text() == ROWS
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "parts",
+        "parts/dt=1",
+        "parts/dt=1/part-1.csv",
+        "parts/part-0.csv",
+        "parts/part-2.csv",
+        "volume",
+        "volume/part-2.csv",
+    ]
+
+
+def test_a_summary_that_is_the_input_file_or_the_output_is_refused(
+    source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "scores.csv"
+    output.write_text("last month's\n")
+    beside = tmp_path / "summary.json"
+    for summary in (source, output, tmp_path / "." / "scores.csv"):
+        assert cli.main([*score(source, output), "--summary", str(summary)]) == 2
+        assert capsys.readouterr().err == (
+            f"mlp: score: --summary {summary}: the input or the output; name another file\n"
+        )
+    assert (source.read_text(), output.read_text()) == (ROWS, "last month's\n")
+    # Beside the input file is not inside a directory scored: only that file is read.
+    assert cli.main([*score(source, output), "--summary", str(beside)]) == 1  # the registry: unreachable
+    assert "mlp: score: --summary" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.csv", "scores.csv"]
+
+
+@pytest.mark.usefixtures("toy_command")
+def test_one_rejected_row_is_said_as_one_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "1 rows rejected" and "1 rejected rows are within --max-rejected 1 rows".
+    monkeypatch.chdir(tmp_path)
+    source = tmp_path / "one.csv"
+    source.write_text("x,color\n3,red\n4,green\n")
+    argv = ["score", "toy", str(source), "--output", "scores.csv"]
+    assert cli.main([*argv, "--max-rejected", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "\n1 row rejected, each with its problem in the error column:\n" in said
+    assert said.endswith("\n1 rejected row is within --max-rejected 1 row (1)\n")
+    source.write_text("x,color\n4,green\n")
+    assert cli.main(argv) == 3
+    assert capsys.readouterr().err == (
+        "mlp: score: toy: 1 of 1 row rejected, over --max-rejected 0 rows (0); the output is written, with "
+        "each row's problem\n"
+    )
+    source.write_text("x,color\n3,red\n4,green\n5,green\n")
+    assert cli.main([*argv, "--max-rejected", "2"]) == 0
+    assert capsys.readouterr().out.endswith("\n2 rejected rows are within --max-rejected 2 rows (2)\n")

@@ -51,6 +51,23 @@ def test_service_positional_is_optional() -> None:
     assert cli.parser().parse_args(["serve", "toy"]).service == "toy"
 
 
+@pytest.mark.parametrize("port", ["99999", "65536", "0", "-1"])
+def test_serve_refuses_a_port_outside_1_to_65535_before_it_starts(
+    port: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--port 99999 listened on 34463 while uvicorn logged 99999; --port -1 was uvicorn's
+    "Servname not supported" and exit 3; --port 0 was the service's own port without a word."""
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(serving, "draining_server", lambda app, **options: pytest.fail("served"))
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["serve", "toy", "--port", port])
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"mlp serve: error: argument --port: {port!r} is not a port from 1 to 65535 (leave --port "
+        "out for the service's own port)"
+    )
+
+
 def test_no_service_and_no_env_is_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

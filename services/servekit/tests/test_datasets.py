@@ -3,9 +3,10 @@
 import gzip
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from servekit.datasets import DatasetError, read_csv
+from servekit.datasets import DatasetError, bad_lines, read_csv, refuse_lines, row_lines
 
 
 @pytest.mark.parametrize(
@@ -13,7 +14,7 @@ from servekit.datasets import DatasetError, read_csv
     [
         (b"", "not a CSV file: EmptyDataError: No columns to parse from file"),
         (b'a,b\n"1,2\n', "not a CSV file: ParserError: Error tokenizing data"),
-        ("a,b\n1,r\xe9d\n".encode("latin-1"), "not a CSV file: UnicodeDecodeError"),
+        ("a,b\n1,r\xe9d\n".encode("latin-1"), "not UTF-8 at line 2, byte 7 (invalid continuation "),
         (b"a,b,a\n1,2,3\n", "names the column 'a' twice (columns 1 and 3)"),
         (b"a,b\n1,2\n3", "line 3 has 1 cells, not the header's 2: a row cut short"),
     ],
@@ -34,6 +35,28 @@ def test_a_gzip_file_cut_short_is_a_dataset_error(tmp_path: Path) -> None:
     path.write_bytes(packed[: len(packed) // 2])
     with pytest.raises(DatasetError, match=r"^not a CSV file: EOFError: Compressed file ended"):
         read_csv(path)
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_byte_in_the_file(
+    tmp_path: Path, gzipped: bool
+) -> None:
+    """pandas names an offset within its read buffer: the error said "not a CSV file:
+    UnicodeDecodeError: 'utf-8' codec can't decode byte 0xed in position 9" for a byte 600,019 in."""
+    # José in UTF-8, then María's í in latin-1.
+    rows = b"id,name\n" + b"1,abc\n" * 100_000 + b"2,Jos\xc3\xa9 Mar\xeda\n3,x\n"
+    bad_byte = 8 + 6 * 100_000 + len(b"2,Jos\xc3\xa9 Mar")  # the é before it is UTF-8: 2 bytes
+    path = tmp_path / ("in.csv.gz" if gzipped else "in.csv")
+    path.write_bytes(gzip.compress(rows) if gzipped else rows)
+    with pytest.raises(UnicodeDecodeError) as pandas_says:
+        pd.read_csv(path)
+    assert pandas_says.value.start != bad_byte
+    with pytest.raises(DatasetError) as raised:
+        read_csv(path, dtype=str)
+    of = " of the decompressed text" if gzipped else ""
+    assert str(raised.value) == (
+        f"not UTF-8 at line 100002, byte {bad_byte}{of} (invalid continuation byte): save it as UTF-8"
+    )
 
 
 def test_a_good_file_is_read_with_the_options_given(tmp_path: Path) -> None:
@@ -63,3 +86,22 @@ def test_a_spreadsheets_trailing_empty_rows_are_dropped(tmp_path: Path) -> None:
         ["", ""],
         ["2", "y"],
     ]
+
+
+def test_bad_rows_are_named_by_the_lines_they_start_on(tmp_path: Path) -> None:
+    """One row per line after the header unless told the file: then a quoted line end and a
+    blank line (both of which pandas reads past) move the rows after them down."""
+    path = tmp_path / "in.csv"
+    path.write_text('a,b\r\n1,"two\r\nlines"\r\n\r\n2,x\r\n3,"3\nlines\nhere"\n4,y\n5,z\n', newline="")
+    frame = read_csv(path, dtype=str, keep_default_na=False)
+    assert row_lines(path) == [2, 5, 6, 9, 10]
+    bad = frame["a"] != "1"
+    assert bad_lines(bad) == "line(s) 3, 4, 5, 6"
+    assert bad_lines(bad, path) == "line(s) 5, 6, 9, 10"
+    with pytest.raises(DatasetError) as raised:
+        refuse_lines("b", frame["b"], frame["b"] == "x", "not x", path)
+    assert str(raised.value) == "column 'b': not x; line(s) 5, e.g. 'x'"
+    many = pd.Series([None, *range(7)], dtype=object)
+    with pytest.raises(DatasetError) as raised:
+        refuse_lines("n", many, [True] * 8, "bad")
+    assert str(raised.value) == "column 'n': bad; line(s) 2, 3, 4, 5, 6 and 3 more"  # no e.g. None

@@ -7,8 +7,11 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from servekit.errors import MAX_LISTED_PROBLEMS, ServekitError
 from servekit.inference import (
+    COUNTED_BODY_BYTES,
     batch_adapter,
     duplicate_key,
+    fields_limit,
+    refuse_field_floods,
     reject_duplicate_keys,
     validate_batch_json,
     validate_json,
@@ -111,3 +114,31 @@ def test_a_body_of_as_many_problems_as_are_listed_says_nothing_of_more() -> None
     error = rejected(SINGLE, body)
     assert len(error.fields) == MAX_LISTED_PROBLEMS
     assert "fields lists" not in error.message
+
+
+def test_a_large_body_of_more_fields_than_any_request_holds_is_refused_before_validation() -> None:
+    """pydantic held the interpreter (event loop and probes) for a second listing a megabyte of
+    unknown fields, in any thread; they are counted first, in a twentieth of that."""
+    limit = fields_limit(Row, max_batch_size=4)
+    assert limit == 4 * (2 + 4) + 64
+    flood = "{" + ",".join(f'"k{i}": 0' for i in range(10_000)) + "}"
+    assert len(flood) > COUNTED_BODY_BYTES
+    with pytest.raises(ServekitError) as caught:
+        refuse_field_floods(flood, limit)
+    assert [(p.field, p.problem.split(",")[0]) for p in caught.value.fields] == [
+        ("body", f"holds over {limit} fields")
+    ]
+    # Nested ones count too (a batch's instances), and a body under the size is left to validation.
+    nested = '{"instances": [' + ",".join('{"age": 1, "city": "x"}' for _ in range(3_000)) + "]}"
+    assert len(nested) > COUNTED_BODY_BYTES
+    with pytest.raises(ServekitError):
+        refuse_field_floods(nested, limit)
+    refuse_field_floods("{" + ",".join(f'"k{i}": 0' for i in range(1_000)) + "}", limit)
+
+
+def test_a_large_body_within_the_fields_limit_or_not_json_is_left_to_validation() -> None:
+    long_texts = (
+        '{"instances": [' + ",".join(f'{{"age": 1, "city": "{"x" * 20_000}"}}' for _ in range(4)) + "]}"
+    )
+    refuse_field_floods(long_texts, fields_limit(Row, max_batch_size=4))
+    refuse_field_floods("{" * 100_000, 10)  # malformed: validation says where

@@ -5,13 +5,19 @@ from __future__ import annotations
 import socketserver
 import threading
 from pathlib import Path
+from typing import Any
 
+import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 
+from servekit import loading
 from servekit.loading import (
     ModelLoadError,
     RegistryRef,
     follows_an_alias,
+    load_artifact,
     one_line,
     read_model_dir,
     registry_version,
@@ -102,6 +108,73 @@ def test_a_name_version_or_alias_the_registry_does_not_hold_is_told_apart_from_a
     with pytest.raises(ModelLoadError) as unreachable:
         resolve("models:/toy/1", "http://127.0.0.1:1")
     assert not unreachable.value.missing
+
+
+def test_a_version_over_what_a_registry_holds_is_not_asked_for() -> None:
+    """MLflow's store fails on it (SQLite: "Python int too large"; a server: a 500, retried), which
+    was a failure worth retrying: no registry is asked here (none answers at port 1)."""
+    with pytest.raises(ModelLoadError) as missing:
+        resolve("models:/toy/99999999999999999999", "http://127.0.0.1:1")
+    assert missing.value.missing
+    assert "toy has no version 99999999999999999999 (a registry numbers its versions up to " in str(
+        missing.value
+    )
+
+
+def no_download(**kwargs: Any) -> str:
+    raise AssertionError(f"downloaded {kwargs}")
+
+
+def test_a_local_path_that_holds_no_model_is_refused_before_anything_is_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model-uri /tmp`` copied all of /tmp, to fail on a socket in it, and a missing path was
+    a failure worth retrying (exit 1)."""
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", no_download)
+    (tmp_path / "rows.csv").write_text("x\n")
+    tracking_uri = "http://127.0.0.1:1"  # never asked
+    for uri, problem in [
+        (str(tmp_path), "a directory without an MLmodel file, not an MLflow model's"),
+        (f"file://{tmp_path}", "a directory without an MLmodel file, not an MLflow model's"),
+        (str(tmp_path / "rows.csv"), "a file, not an MLflow model's directory"),
+        (str(tmp_path / "nothing"), "no such file or directory"),
+    ]:
+        with pytest.raises(ModelLoadError) as refused:
+            load_artifact("toy", uri, tracking_uri)
+        assert str(refused.value) == (
+            f"reading {uri}: {problem}; name the directory an MLflow model was saved in"
+        )
+        assert refused.value.missing, uri
+
+
+def test_a_download_that_may_pass_is_told_apart_from_one_that_never_will(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the store says is not there, or a URI MLflow cannot read, no retry mends (mlp score:
+    exit 2); a connection or a server failing may pass (exit 1). Of a URI following an alias, a
+    version that does not download stays a failure: the serving runtime reads ``missing`` there
+    as the alias naming no version, and a canary that never loads must still page."""
+    not_there = MlflowException("Run with id=abc not found", error_code=RESOURCE_DOES_NOT_EXIST)
+    improper = MlflowException("Not a proper models:/ URI: models:/toy@. Models URIs must be ...")
+    failing = MlflowException("API request to http://h/api failed: too many 503 error responses")
+    cut = ConnectionError("Connection aborted: RemoteDisconnected")
+    answers: list[BaseException] = []
+
+    def download(**kwargs: Any) -> str:
+        raise answers[-1]
+
+    monkeypatch.setattr(mlflow.artifacts, "download_artifacts", download)
+    monkeypatch.setattr(
+        loading, "resolve", lambda uri, tracking_uri: RegistryRef("toy", "3", "", "models:/toy/3")
+    )
+    for exc, missing in [(not_there, True), (improper, True), (failing, False), (cut, False)]:
+        answers.append(exc)
+        with pytest.raises(ModelLoadError) as failed:
+            load_artifact("toy", "runs:/abc/model", "http://127.0.0.1:1")
+        assert failed.value.missing is missing, exc
+        with pytest.raises(ModelLoadError) as followed:
+            load_artifact("toy", "models:/toy@canary", "http://127.0.0.1:1")
+        assert followed.value.missing is False, exc
 
 
 def test_a_service_settles_every_pipeline_read_from_a_model_file(

@@ -4,6 +4,7 @@ is told apart from none answering."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 from collections.abc import Iterator
@@ -117,13 +118,54 @@ def test_a_directory_named_as_the_registry_file_is_refused(tmp_path: Path, mlp: 
     assert err == f"mlp: sqlite:///{tmp_path}: {tmp_path} is a directory, not a SQLite file\n"
 
 
+@pytest.mark.parametrize("command", [["versions", "toy"], ["promote", "toy", "1"], ["train", "toy"]])
+def test_a_registry_file_that_is_not_a_database_is_one_line(
+    command: list[str], tmp_path: Path, mlp: Mlp
+) -> None:
+    """A CSV named as the registry was SQLAlchemy's "file is not a database" traceback, exit 1."""
+    data = tmp_path / "churn.csv"
+    data.write_text("RowNumber,CustomerId\n1,15634602\n")
+    uri = f"sqlite:///{data}"
+    status, err = mlp(*command, "--tracking-uri", uri)
+    assert (status, err) == (
+        2,
+        f"mlp: {uri}: {data} is not a SQLite database (it begins b'RowNumbe'); pass --tracking-uri "
+        "sqlite:///PATH of an MLflow registry, or http://HOST:PORT of an MLflow server\n",
+    )
+    assert data.read_text() == "RowNumber,CustomerId\n1,15634602\n"
+    assert mlp.trained == []
+
+
+@pytest.mark.parametrize("command", READING_COMMANDS)
+def test_an_empty_registry_file_is_no_registry_but_to_mlp_train(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlp: Mlp
+) -> None:
+    """``mlp versions`` made a registry of an empty file (and reported it empty): only ``mlp train``
+    makes one."""
+    monkeypatch.setattr(PrometheusReader, "check", lambda self: None)
+    empty = tmp_path / "e.db"
+    empty.touch()
+    uri = f"sqlite:///{empty}"
+    status, err = mlp(*command, "--tracking-uri", uri)
+    assert (status, err) == (
+        2,
+        f"mlp: no registry at {uri}: {empty} is an empty file, not a registry; pass the "
+        f"--tracking-uri of an existing registry, or `mlp train SERVICE --tracking-uri {uri}` makes "
+        "one in it\n",
+    )
+    assert empty.stat().st_size == 0
+    status, err = mlp("train", "toy", "--tracking-uri", uri)
+    assert (status, mlp.trained) == (0, ["toy"]), err
+    assert empty.read_bytes().startswith(mlflow_registry.SQLITE_HEADER)
+
+
 @contextmanager
-def answering(status: int, body: str) -> Iterator[str]:
-    """A server on 127.0.0.1 answering every request with ``status`` and ``body`` (text/plain)."""
+def answering(status: int, body: str, content_type: str = "text/plain") -> Iterator[str]:
+    """A server on 127.0.0.1 answering every request with ``status`` and ``body``."""
 
     class Handler(StubHandler):
         def every(self) -> None:
-            self.answer(status, body.encode(), "text/plain")
+            self.answer(status, body.encode(), content_type)
 
         do_GET = do_POST = every  # noqa: N815 (http.server's names)
 
@@ -171,6 +213,63 @@ def test_a_server_answering_with_an_error_is_not_said_to_be_absent(
     assert "no MLflow tracking server answers" not in err
     assert said in err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("answer", "body", "status", "said"),
+    [
+        (
+            404,
+            {"error": "not_found", "message": "no endpoint at /api/2.0/mlflow/experiments/search"},
+            2,
+            "answered MLflow's API with 404 (no endpoint at /api/2.0/mlflow/experiments/search): is it",
+        ),
+        (400, {"message": "Bad request"}, 2, "answered MLflow's API with 400 (Bad request): is it"),
+        (
+            401,
+            {"message": "Unauthorized"},
+            2,
+            "answered 401 (Unauthorized): it wants credentials",
+        ),
+        (
+            404,
+            {"error_code": "ENDPOINT_NOT_FOUND", "message": "No such endpoint"},
+            2,
+            "answered MLflow's API with 404 (No such endpoint): is it",
+        ),
+    ],
+)
+def test_a_json_error_without_mlflows_error_code_is_said_with_the_status_answered(
+    answer: int, body: dict[str, str], status: int, said: str, mlp: Mlp
+) -> None:
+    """A model service named by mistake (its port for MLflow's) answers a JSON 404 without
+    MLflow's error_code, which MLflow calls INTERNAL_ERROR: mlp said the server answered 500 and was
+    failing (exit 1), where it was no MLflow server (exit 2)."""
+    with answering(answer, json.dumps(body), "application/json") as url:
+        code, err = mlp("versions", "toy", "--tracking-uri", url)
+    assert (code, len(err.splitlines())) == (status, 1), err
+    assert said in err
+    assert "500" not in err
+
+
+def test_the_status_of_an_mlflow_error_is_the_one_answered() -> None:
+    from mlflow.exceptions import RestException
+
+    def raised(status: int, body: dict[str, str]) -> Exception:
+        response = SimpleNamespace(status_code=status)  # the REST client's local, as MLflow raises
+        try:
+            if response.status_code:
+                raise RestException(body)
+        except RestException as exc:
+            return exc
+        raise AssertionError
+
+    assert mlflow_registry.answered_status(raised(404, {"message": "no endpoint"})) == (404, "no endpoint")
+    assert mlflow_registry.answered_status(raised(503, {"message": "down"})) == (503, "down")
+    # Not raised (no traceback to read): as the body's error_code says.
+    unraised = RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "gone"})
+    assert mlflow_registry.answered_status(unraised) == (404, "gone")
+    assert mlflow_registry.answered_status(RestException({"message": "?"})) == (500, "?")
 
 
 UNREACHABLE_COMMANDS = [

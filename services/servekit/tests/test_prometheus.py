@@ -137,8 +137,32 @@ JSON = "application/json"
         (
             (400, JSON, b'{"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}'),
             400,
-            "parse error at char 5",
+            "Prometheus at {url}: bad_data: parse error at char 5",
         ),
+        (
+            (503, JSON, b'{"status": "error", "errorType": "timeout", "error": "query timed out"}'),
+            502,
+            "Prometheus at {url}: timeout: query timed out",
+        ),
+        # Another server's JSON is no Prometheus error: each printed `Prometheus at URL: None`
+        # (or `not_found`), exit status 1 as if a retry could mend it.
+        (
+            (401, JSON, b'{"message": "Unauthorized"}'),
+            400,
+            f"HTTP 401 (is {prometheus.TOKEN_ENV} the proxy's token?), JSON that is not "
+            "Prometheus's answer: is this the Prometheus URL?",
+        ),
+        (
+            (403, JSON, b'{"status": "error", "message": "Forbidden"}'),
+            400,
+            f"HTTP 403 (is {prometheus.TOKEN_ENV} the proxy's token?), JSON that is not",
+        ),
+        (
+            (404, JSON, b'{"error": "not_found", "reason": "missing"}'),
+            400,
+            "HTTP 404, JSON that is not Prometheus's answer: is this the Prometheus URL?",
+        ),
+        ((503, JSON, b'{"message": "no healthy upstream"}'), 502, "HTTP 503, JSON that is not"),
     ],
     ids=[
         "404",
@@ -151,6 +175,11 @@ JSON = "application/json"
         "no-value",
         "not-a-number",
         "bad-query",
+        "timeout",
+        "json-401",
+        "json-403-other-status",
+        "json-404",
+        "json-503",
     ],
 )
 def test_an_answer_prometheus_does_not_send_is_named(
@@ -162,7 +191,7 @@ def test_an_answer_prometheus_does_not_send_is_named(
     with pytest.raises(ServekitError) as error:
         prometheus.query(odd_server, "vector(1)")
     assert error.value.message.startswith(f"Prometheus at {odd_server}: ")
-    assert says in error.value.message
+    assert says.format(url=odd_server) in error.value.message
     assert error.value.status_code == status
 
 

@@ -386,3 +386,23 @@ def test_the_prediction_endpoints_leave_fastapi_nothing_to_solve(toy_client: Tes
     assert (dependant.dependencies, dependant.query_params) == ([], [])
     for path in ("/predict", "/predict/batch"):
         assert {"explain", "reasons"} <= {p["name"] for p in document["paths"][path]["post"]["parameters"]}
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch", "/v2/models/toy/infer"])
+def test_a_megabyte_of_unknown_fields_is_refused_naming_the_body_not_each_field(
+    toy_trained: tuple[ModelArtifact, Split], path: str
+) -> None:
+    """Each of 100,000 unknown fields was a problem pydantic listed, holding the event loop (and the
+    probes) for a second, and answered in 6.7 MB."""
+    artifact, _ = toy_trained
+    settings = load_settings("toy", max_body_bytes=2_000_000)
+    flood = ("{" + ",".join(f'"k{i}": 0' for i in range(100_000)) + "}").encode()
+    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
+        wait_ready(client)
+        response = client.post(path, content=flood, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert len(response.content) < 1_000
+    (problem,) = response.json()["fields"]
+    assert problem["field"] == "body"
+    fields = len(TOY.request.model_fields)
+    assert problem["problem"].startswith(f"holds over {settings.max_batch_size * (fields + 4) + 64:,} fields")

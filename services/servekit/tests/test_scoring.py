@@ -200,6 +200,50 @@ def test_a_column_the_prediction_would_overwrite_needs_a_prefix(model: ToyModel,
     ]
 
 
+def test_a_clash_with_the_prefix_given_suggests_another_prefix(model: ToyModel, tmp_path: Path) -> None:
+    # With --prefix p_ and a column p_value, the message said to try "--prefix predicted_" as if
+    # no prefix were given; and it suggested predicted_ to a file that holds predicted_value too.
+    labelled = [[*ROWS[0], "p_value", "predicted_value"], *([*row, "1.0", "2.0"] for row in ROWS[1:])]
+    source = write(tmp_path / "in.csv", labelled)
+    with pytest.raises(ScoringError) as given:
+        score_file(TOY, model, source, tmp_path / "out.csv", prefix="p_")
+    assert str(given.value) == (
+        "column 'p_value' would be overwritten by the prediction's; --prefix p_ names them so too; "
+        "choose another prefix (e.g. --prefix scored_)"
+    )
+    with pytest.raises(
+        ScoringError, match=r"--prefix predicted_ names them so too; .*\(e\.g\. --prefix scored_\)"
+    ):
+        score_file(TOY, model, source, tmp_path / "out.csv", prefix="predicted_")
+    labelled = [
+        [*ROWS[0], "value", "predicted_value", "scored_value"],
+        *([*row, "1", "2", "3"] for row in ROWS[1:]),
+    ]
+    source = write(tmp_path / "in.csv", labelled)
+    with pytest.raises(ScoringError) as none_given:
+        score_file(TOY, model, source, tmp_path / "out.csv")
+    assert str(none_given.value).endswith(
+        "name the prediction's columns apart with --prefix (e.g. --prefix model_)"
+    )
+    assert not (tmp_path / "out.csv").exists()
+    score_file(TOY, model, source, tmp_path / "out.csv", prefix="model_")  # as suggested
+    assert next(csv.reader((tmp_path / "out.csv").open()))[-4] == "model_value"
+
+
+def test_one_row_is_one_row_not_one_rows(model: ToyModel, tmp_path: Path) -> None:
+    source = write(tmp_path / "in.csv", [ROWS[0], ROWS[1], ROWS[3]])  # one scored, one rejected
+    summary = score_file(TOY, model, source, tmp_path / "out.csv")
+    text = summary.render(model, tmp_path / "out.csv")
+    assert "toy vtest: scored 1 of 2 rows in " in text
+    assert "\n1 row rejected, each with its problem in the error column:\n" in text
+    one = score_file(TOY, model, write(tmp_path / "one.csv", [ROWS[0], ROWS[3]]), tmp_path / "one-out.csv")
+    assert one.render(model, tmp_path / "one-out.csv").startswith("toy vtest: scored 0 of 1 row in ")
+    outside = score_file(
+        TOY, model, write(tmp_path / "edge.csv", [["x", "color"], ["0", "red"]]), tmp_path / "e.csv"
+    )
+    assert "\n1 scored row had an input outside the range" in outside.render(model, tmp_path / "e.csv")
+
+
 def test_only_the_columns_kept_are_copied_in_their_order_and_only_they_can_clash(
     model: ToyModel, tmp_path: Path
 ) -> None:

@@ -3,22 +3,28 @@ across formats, Parquet to CSV and CSV to Parquet."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import decimal
 import gzip
 import json
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from toy import TOY, ToyModel
 
+from servekit.errors import rejection
+from servekit.fields import WholeNumber
 from servekit.model import ModelArtifact
-from servekit.scoring import ScoringError, pool, score_file
+from servekit.scoring import ScoringError, pool, run, score_file
 from servekit.scoring.formats import CsvFile, ParquetInput, added_schema
 from servekit.training.splitting import Split
 
@@ -108,11 +114,92 @@ def test_typed_columns_are_read_as_the_api_reads_json_numbers(model: ToyModel, t
     table = pa.table({"x": pa.array([3, 4], type=pa.int64()), "color": ["red", "blue"]})
     summary = score_file(TOY, model, parquet(tmp_path / "ints.parquet", table), tmp_path / "ints-out.parquet")
     assert (summary.rows, summary.scored) == (2, 2)
-    text = pa.table({"x": ["3", "four"], "color": ["red", "blue"]})
+    # Validated as the API validates the same JSON values: before, every format was read as CSV
+    # cells are, laxly, so "3" (text, large or not) and true were scored where the API answers 422.
+    text = pa.table(
+        {
+            "x": ["3", "four", "2.5"],
+            "color": ["red", "blue", "red"],
+            "note": pa.array(["a", "b", "c"], type=pa.large_string()),
+        }
+    )
     summary = score_file(TOY, model, parquet(tmp_path / "text.parquet", text), tmp_path / "text-out.parquet")
+    assert (summary.rows, summary.scored) == (3, 0)
+    assert summary.rejections == [f"row {row}: x: Input should be a valid number" for row in (1, 2, 3)]
+    flags = pa.table({"x": [True, False], "color": ["red", "blue"]})
+    summary = score_file(TOY, model, parquet(tmp_path / "bool.parquet", flags), tmp_path / "bool-out.parquet")
+    assert summary.rejections == [f"row {row}: x: Input should be a valid number" for row in (1, 2)]
+    # The same cells as a CSV file's text are read laxly: a CSV cell has no type.
+    pa.csv.write_csv(text, tmp_path / "text.csv")
+    summary = score_file(TOY, model, tmp_path / "text.csv", tmp_path / "text-out.csv")
+    assert (summary.rows, summary.scored) == (3, 2)
     assert summary.rejections == [
         "row 2: x: Input should be a valid number, unable to parse string as a number"
     ]
+
+
+class Counts(BaseModel):
+    """A request of whole numbers (``servekit.fields.WholeNumber``), a flag and a float, strict as
+    the services' are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    age: WholeNumber
+    flag: WholeNumber
+    balance: float
+    label: str | None = None
+
+
+def api_answer(api: TypeAdapter[Counts], body: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The record the API validates from ``body``, or its 422's words."""
+    try:
+        return api.validate_json(body).model_dump(), None
+    except ValidationError as exc:
+        return None, rejection(exc)
+
+
+@pytest.mark.parametrize(
+    ("column", "values"),
+    [
+        ("age", pa.array([42, None], type=pa.int64())),  # null: an int column with a gap
+        ("age", pa.array([42, 7], type=pa.uint8())),
+        ("age", pa.array([42.0, 42.5])),  # 42.0 is the whole number JSON Schema counts it
+        ("age", pa.array([decimal.Decimal("42.00"), decimal.Decimal("42.50")], type=pa.decimal128(6, 2))),
+        ("age", pa.array([decimal.Decimal("42"), decimal.Decimal("-1")], type=pa.decimal128(4, 0))),
+        ("age", pa.array(["42", "x"])),
+        ("age", pa.array(["42", "x"], type=pa.large_string())),
+        ("flag", pa.array([True, False])),
+        ("flag", pa.array([1, 0], type=pa.int8())),
+        ("balance", pa.array([0, 12], type=pa.int64())),  # JSON's 0 is a float's 0.0
+        ("balance", pa.array([0.5, 1e3], type=pa.float32())),
+        ("balance", pa.array([decimal.Decimal("0.10"), decimal.Decimal("12.50")], type=pa.decimal128(6, 2))),
+        ("balance", pa.array(["0", "1e3"])),
+        ("label", pa.array([1, 2], type=pa.int64())),
+        ("label", pa.array(["a", None]).dictionary_encode()),
+    ],
+)
+def test_a_typed_columns_values_are_validated_as_the_api_validates_the_same_json(
+    column: str, values: pa.Array
+) -> None:
+    spec = dataclasses.replace(TOY, request=Counts)
+    row = {"age": 42, "flag": 1, "balance": 0.5, "label": "a"}
+    table = pa.table(
+        {**{name: [value] * len(values) for name, value in row.items() if name != column}, column: values}
+    )
+    positions, records, problems = run.validate_rows(spec, table.to_pandas())
+    # The API: each row as the JSON a client sends (a decimal a number with its digits).
+    api = TypeAdapter(Counts)
+    for position, sent in enumerate(table.to_pylist()):
+        expected, refused = api_answer(api, json.dumps(sent, default=lambda value: json.loads(str(value))))
+        if refused is None:
+            assert records[positions.index(position)] == expected
+        else:
+            assert problems[position] == refused
+            assert refused.startswith(f"{column}: ")
+    # NumPy's scalars, as a frame built in Python holds them, are the values they are.
+    frame = pd.DataFrame({**row, column: pd.Series([np.int64(42), np.bool_(True)], dtype=object)})
+    _, _, numpy_problems = run.validate_rows(spec, frame)
+    assert sorted(numpy_problems) == ([0, 1] if column == "label" else [1])
 
 
 def test_the_scores_are_written_as_the_outputs_name_says_whatever_the_input(
@@ -413,6 +500,23 @@ def test_a_partition_key_is_a_column_in_every_format_and_may_be_a_request_field(
     )
     assert [row["error"] for row in scored[1:]] == [None] * 3
     assert (summary.rows, summary.scored) == (4, 3)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_partition_key_where_the_api_wants_a_number_is_read_as_a_csv_cell_is(
+    model: ToyModel, tmp_path: Path, suffix: str
+) -> None:
+    """Its value is text in every format, from the path: read strictly in a typed file, as the
+    file's own values are, ``x=3/`` refused every row of Parquet and JSON Lines parts."""
+    export = tmp_path / "export"
+    rows = TABLE.to_pandas()[["id", "color"]]
+    write_part(rows.iloc[:2], export / "x=3" / f"part-0{suffix}")
+    write_part(rows.iloc[2:3], export / "x=three" / f"part-0{suffix}")
+    summary = score_file(TOY, model, export, tmp_path / "scores.jsonl")
+    scored = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert [row["error"] for row in scored[:2]] == [None, None]
+    assert scored[2]["error"].startswith("x: Input should be a valid number")
+    assert (summary.rows, summary.scored) == (3, 2)
 
 
 def test_a_partition_key_that_is_also_a_column_is_refused(model: ToyModel, tmp_path: Path) -> None:

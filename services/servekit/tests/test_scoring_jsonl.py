@@ -15,8 +15,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from toy import TOY, ToyModel
+from pydantic import TypeAdapter, ValidationError
+from toy import TOY, ToyModel, ToyRequest
 
+from servekit.errors import rejection
 from servekit.model import ModelArtifact
 from servekit.scoring import ScoringError, pool, score_file
 from servekit.scoring.formats import JsonLinesFile
@@ -54,7 +56,7 @@ def test_each_object_is_parsed_as_the_api_parses_a_body(model: ToyModel, tmp_pat
         b'{"x": 3, "color": "red"}',
         b'{"x": 3, "color": "red", "x": 4}',  # the API refuses a key given twice
         b'{"x": NaN, "color": "red"}',  # read, then refused by the field's name
-        b'{"x": "3", "color": "blue"}',  # a number's text, as the API takes it
+        b'{"x": "3", "color": "blue"}',  # a number's text, which the API refuses
         b'"x"',
         b"\xff",
     ]
@@ -64,11 +66,54 @@ def test_each_object_is_parsed_as_the_api_parses_a_body(model: ToyModel, tmp_pat
         None,
         "line 2: 'x' given more than once in one object; send each field once",
         "x: Input should be a finite number",
-        None,
+        "x: Input should be a valid number",
         "line 5: a JSON string, not an object",
         "line 6: not JSON (expected value at column 1)",
     ]
-    assert (summary.rows, summary.scored) == (6, 2)
+    assert (summary.rows, summary.scored) == (6, 1)
+
+
+def test_each_object_is_validated_as_the_api_validates_the_same_body(model: ToyModel, tmp_path: Path) -> None:
+    # Read laxly as CSV cells are, "3", "2.5" and true were scored where the API answers 422.
+    lines = [
+        b'{"x": 3, "color": "red"}',
+        b'{"x": "3", "color": "red"}',
+        b'{"x": 2.5, "color": "blue", "note": "hello"}',
+        b'{"x": "2.5", "color": "blue"}',
+        b'{"x": true, "color": "red"}',
+        b'{"x": 3.0, "color": "red", "note": 7}',
+        b'{"x": 3e0, "color": "blue", "note": null}',
+    ]
+    summary = score_file(TOY, model, jsonl(tmp_path / "in.jsonl", lines), tmp_path / "out.jsonl")
+    api = TypeAdapter(ToyRequest)
+    answered = []
+    for line in lines:
+        try:
+            api.validate_json(line)
+        except ValidationError as exc:
+            answered.append(rejection(exc))
+        else:
+            answered.append(None)
+    errors = [row["error"] for row in read_lines(tmp_path / "out.jsonl")]
+    assert (
+        errors
+        == answered
+        == [
+            None,
+            "x: Input should be a valid number",
+            None,
+            "x: Input should be a valid number",
+            "x: Input should be a valid number",
+            "note: Input should be a valid string",
+            None,
+        ]
+    )
+    assert (summary.rows, summary.scored) == (7, 3)
+    # The same values as a CSV file's cells are text, read laxly: "3" is the number 3 there.
+    cells = "x,color\n3,red\n2.5,blue\n"
+    (tmp_path / "in.csv").write_text(cells)
+    summary = score_file(TOY, model, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert (summary.rows, summary.scored) == (2, 2)
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

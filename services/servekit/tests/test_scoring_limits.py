@@ -34,6 +34,7 @@ def test_a_limit_says_what_it_is() -> None:
     assert str(RejectionLimit.parse("1200")) == "1,200 rows"
     assert str(RejectionLimit.parse("0.50%")) == "0.5% of the rows"
     assert str(RejectionLimit()) == "0 rows"
+    assert str(RejectionLimit.parse("1")) == "1 row"  # "1 rows" before
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from servekit.datasets import DatasetError, read_csv
+from servekit.datasets import DatasetError, read_csv, refuse_lines
 
 TARGET = "Exited"
 IDENTIFIERS = ("RowNumber", "CustomerId", "Surname")
@@ -67,38 +67,33 @@ ALLOWED = {"Geography": GEOGRAPHIES, "Gender": GENDERS}
 
 def load_csv(path: Path) -> pd.DataFrame:
     """Read and validate a file with the real ``Churn_Modelling.csv`` schema."""
-    return validate_frame(read_csv(path))
+    return validate_frame(read_csv(path), path)
 
 
-def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    """Features + target with checked types and domains; identifiers dropped."""
+def validate_frame(raw: pd.DataFrame, path: Path | None = None) -> pd.DataFrame:
+    """Features + target with checked types and domains; identifiers dropped.
+
+    A bad value is refused naming its column, the value and the first lines it is on: those of
+    the CSV file at ``path`` that ``raw`` was read from (without, row ``i`` is line ``i + 2``).
+    """
     missing = [c for c in (*FEATURES, TARGET) if c not in raw.columns]
     if missing:
         raise DatasetError(f"missing column(s): {', '.join(missing)}")
     frame = raw[[*FEATURES, TARGET]].copy()
     for column in (*NUMERIC, TARGET):
-        values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() & frame[column].notna()
-        if bad.any():
-            example = frame.loc[bad, column].iloc[0]
-            raise DatasetError(f"column {column}: non-numeric value {example!r} in {int(bad.sum())} row(s)")
-        if values.isna().any():
-            raise DatasetError(f"column {column}: {int(values.isna().sum())} missing value(s)")
-        if column in INTEGER_COLUMNS and (values != values.round()).any():
-            raise DatasetError(f"column {column}: must hold whole numbers")
+        cells = frame[column]
+        values = pd.to_numeric(cells, errors="coerce")
+        refuse_lines(column, cells, values.isna() & cells.notna(), "non-numeric value(s)", path)
+        refuse_lines(column, cells, values.isna(), "missing value(s)", path)
+        if column in INTEGER_COLUMNS:
+            refuse_lines(column, cells, values != values.round(), "must hold whole numbers", path)
         low, high = BOUNDS[column]
         outside = (values < low) | (values > high)
-        if outside.any():
-            example = values[outside].iloc[0]
-            raise DatasetError(
-                f"column {column}: value {example} outside [{low}, {high}] in {int(outside.sum())} row(s)"
-            )
+        refuse_lines(column, cells, outside, f"value(s) outside [{low}, {high}]", path)
         frame[column] = values.astype("int64" if column in INTEGER_COLUMNS else "float64")
     for column, allowed in ALLOWED.items():
         unknown = ~frame[column].isin(allowed)
-        if unknown.any():
-            example = frame.loc[unknown, column].iloc[0]
-            raise DatasetError(f"column {column}: unknown value {example!r}; expected one of {allowed}")
+        refuse_lines(column, frame[column], unknown, f"unknown value(s); expected one of {allowed}", path)
         frame[column] = frame[column].astype(str)
     return frame.reset_index(drop=True)
 

@@ -33,7 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from servekit.datasets import DatasetError, read_csv
+from servekit.datasets import DatasetError, bad_lines, read_csv
 
 # --------------------------------------------------------------------------- schema
 
@@ -325,7 +325,7 @@ def _blank_to_missing(values: pd.Series[Any]) -> pd.Series[Any]:
     return values.astype(object).map(fix)
 
 
-def _to_float(values: pd.Series[Any], column: str) -> pd.Series[float]:
+def _to_float(values: pd.Series[Any], column: str, path: str | Path | None = None) -> pd.Series[float]:
     if is_numeric_dtype(values) and not is_bool_dtype(values):
         result = values.astype("float64")
     else:
@@ -333,18 +333,23 @@ def _to_float(values: pd.Series[Any], column: str) -> pd.Series[float]:
         bad = values.notna() & result.isna()
         if bad.any():
             example = values[bad].iloc[0]
-            raise DatasetError(f"column {column!r}: {int(bad.sum())} non-numeric value(s), e.g. {example!r}")
+            raise DatasetError(
+                f"column {column!r}: {int(bad.sum())} non-numeric value(s) at {bad_lines(bad, path)}, "
+                f"e.g. {example!r}"
+            )
     # inf cannot be a measurement; treating it as missing lets the row rules handle it.
     return result.where(np.isfinite(result.to_numpy()))
 
 
-def _to_int(values: pd.Series[Any], column: str) -> pd.Series[Any]:
-    floats = _to_float(values, column)
+def _to_int(values: pd.Series[Any], column: str, path: str | Path | None = None) -> pd.Series[Any]:
+    floats = _to_float(values, column, path)
     fractional = floats.notna() & (floats != floats.round())
     if fractional.any():
-        example = floats[fractional].iloc[0]
+        example = values[fractional.to_numpy()].iloc[0]  # as written: '10.5', not np.float64(10.5)
+        example = example.item() if isinstance(example, np.generic) else example
         raise DatasetError(
-            f"column {column!r}: {int(fractional.sum())} non-integer value(s), e.g. {example!r}"
+            f"column {column!r}: {int(fractional.sum())} non-integer value(s) at "
+            f"{bad_lines(fractional, path)}, e.g. {example!r}"
         )
     return floats.astype("Int64")
 
@@ -369,20 +374,22 @@ def parse_timestamps(values: pd.Series[Any], column: str = TIMESTAMP_FIELD) -> p
     return numbers.floordiv(1).astype("Int64")
 
 
-def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
+def coerce_types(df: pd.DataFrame, path: str | Path | None = None) -> pd.DataFrame:
     """Rules 2-3: blanks to missing and every known column to its type (copy).
 
     Floats are ``float64``, integer codes ``Int64``, the timestamp ``Int64`` epoch seconds
     (see ``parse_timestamp``), payment type and company pandas ``str`` with NaN for missing.
-    Unknown columns are returned unchanged. Raises ``DatasetError`` naming the column.
+    Unknown columns are returned unchanged. Raises ``DatasetError`` naming the column, and for
+    a number that is not one the first lines it is on: those of the CSV file at ``path`` that
+    ``df`` was read from (without, row ``i`` is line ``i + 2``).
     """
     out = df.copy()
     for column in out.columns:
         name = str(column)
         if name in _FLOAT_COLUMNS:
-            out[name] = _to_float(_blank_to_missing(out[name]), name)
+            out[name] = _to_float(_blank_to_missing(out[name]), name, path)
         elif name in _INT_COLUMNS:
-            out[name] = _to_int(_blank_to_missing(out[name]), name)
+            out[name] = _to_int(_blank_to_missing(out[name]), name, path)
         elif name == TIMESTAMP_FIELD:
             out[name] = parse_timestamps(out[name], name)
         elif name in _STRING_COLUMNS:
@@ -405,7 +412,7 @@ def load_csv(path: str | Path) -> pd.DataFrame:
     """
     raw = read_csv(path, dtype=str, keep_default_na=False)
     require_columns(raw, (*FEATURES, TARGET))
-    return coerce_types(raw)
+    return coerce_types(raw, path)
 
 
 def haversine_miles(

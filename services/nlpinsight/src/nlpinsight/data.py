@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from nlpinsight.text import MAX_TEXT_CHARS, has_visible, read_length
-from servekit.datasets import DatasetError, read_csv
+from servekit.datasets import DatasetError, bad_lines, read_csv, refuse_lines
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,10 @@ def load_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     that does not fit raises :class:`DatasetError`.
     """
     raw = read_csv(path, dtype=str, keep_default_na=False)
-    return validate_frame(raw)
+    return validate_frame(raw, path)
 
 
-def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
+def validate_frame(raw: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Return ``text`` + ``label`` with checked types; other columns are dropped.
 
     - a missing ``text`` or ``label`` column raises :class:`DatasetError`;
@@ -50,11 +50,15 @@ def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
       One over the length limit raises: in a file of tweets it is most often a
       quote left open, which swallowed the rows after it into one cell.
     A frame left without rows raises.
+
+    An error names the first lines of the rows it refuses: those of the CSV file at ``path``
+    that ``raw`` was read from (a quoted tweet may span lines), or without, row ``i`` as line
+    ``i + 2``.
     """
     missing = [c for c in (TEXT, TARGET) if c not in raw.columns]
     if missing:
         raise DatasetError(f"missing column(s): {', '.join(missing)}")
-    labels = _validate_labels(raw[TARGET])
+    labels = _validate_labels(raw[TARGET], path)
     texts = raw[TEXT]
     present = texts.notna()
     texts = texts.where(present, "").astype(str)
@@ -66,10 +70,9 @@ def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
     lengths = texts.map(read_length)
     too_long = keep & (lengths > MAX_TEXT_CHARS)
     if too_long.any():
-        rows = texts.index[too_long][:5].tolist()
         raise DatasetError(
             f"column {TEXT!r} has texts over {MAX_TEXT_CHARS} characters, the most the service "
-            f"classifies, at row(s) {rows}, e.g. {int(lengths[too_long].iloc[0])} characters "
+            f"classifies, at {bad_lines(too_long, path)}, e.g. {int(lengths[too_long].iloc[0])} characters "
             "(in Unicode compatibility form, NFKC, as the model reads them); "
             "a quote left open in the file reads the rows after it as one text"
         )
@@ -80,8 +83,8 @@ def validate_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _validate_labels(column: pd.Series) -> npt.NDArray[np.int64]:
-    """Label codes as int64, or a :class:`DatasetError` naming the column and bad rows."""
+def _validate_labels(column: pd.Series, path: str | os.PathLike[str] | None) -> npt.NDArray[np.int64]:
+    """Label codes as int64, or a :class:`DatasetError` naming the column and bad lines."""
     # Strings (from the CSV) and numbers (from a frame) both go through to_numeric;
     # "1" and 1.0 are accepted, "1.5", "bullish" and blanks are not.
     as_text = column.astype(object).where(column.notna(), None)
@@ -89,20 +92,12 @@ def _validate_labels(column: pd.Series) -> npt.NDArray[np.int64]:
     numbers = pd.to_numeric(stripped.replace("", None), errors="coerce")
     values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     bad_type = ~np.isfinite(values) | (values != np.round(values))
-    if bad_type.any():
-        rows = column.index[bad_type][:5].tolist()
-        raise DatasetError(
-            f"column {TARGET!r} must hold whole numbers; missing or non-integer values "
-            f"at row(s) {rows}, e.g. {column[bad_type].iloc[0]!r}"
-        )
+    problem = "must hold whole numbers, not a missing or non-integer value"
+    refuse_lines(TARGET, column, bad_type, problem, path)
     codes = values.astype(np.int64)
     outside = (codes < 0) | (codes >= len(LABELS))
-    if outside.any():
-        rows = column.index[outside][:5].tolist()
-        raise DatasetError(
-            f"column {TARGET!r} has values outside 0..{len(LABELS) - 1} "
-            f"({', '.join(LABELS)}) at row(s) {rows}, e.g. {int(codes[outside][0])}"
-        )
+    problem = f"value(s) outside 0..{len(LABELS) - 1} ({', '.join(LABELS)})"
+    refuse_lines(TARGET, column, outside, problem, path)
     return codes
 
 

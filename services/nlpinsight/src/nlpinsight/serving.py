@@ -253,7 +253,8 @@ class SentimentModel(ServedModel):
 
     def quick(self, records: Sequence[Record]) -> bool:
         return super().quick(records) and (
-            sum(read_length(str(record[data.TEXT])) for record in records) <= self.QUICK_TEXT_CHARS
+            sum(read_length(str(record[data.TEXT]), self.QUICK_TEXT_CHARS) for record in records)
+            <= self.QUICK_TEXT_CHARS
         )
 
     def monitored_inputs(self, records: Sequence[Record]) -> dict[str, list[Any]]:

@@ -7,6 +7,7 @@ A row the service would refuse to classify is no row to train on either: the loa
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 
 #: Longest accepted text, in characters as sent (the real tweets have at most ~300).
@@ -36,11 +37,29 @@ def has_visible(text: str) -> bool:
     return not all(map(is_invisible, text))
 
 
-def read_length(text: str) -> int:
-    """How many characters of ``text`` the model reads, at most: its Unicode compatibility form
-    (NFKC, :func:`nlpinsight.model.normalize_with_offsets_v2`), which can be much longer than the
-    text sent (U+FDFA is 18 characters)."""
-    return len(text) if text.isascii() else len(unicodedata.normalize("NFKC", text))
+def read_length(text: str, limit: int | None = None) -> int:
+    """How many characters of ``text`` the model reads: each character in Unicode compatibility
+    form (NFKC, :func:`nlpinsight.model.normalize_with_offsets_v2`), which can be much longer than
+    the text sent (U+FDFA is 18 characters). Past ``limit`` it stops counting, and returns a
+    number over it.
+
+    Counted a character at a time, which composing the whole text can only shorten: normalising
+    5,000 U+FDFA whole took 4.8 ms, a request's validation 80 ms for 16 such texts, on the event
+    loop; counted, the refusal costs microseconds.
+    """
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return len(text)
+    count = 0
+    for char in text:
+        count += _compatible_length(char)
+        if limit is not None and count > limit:
+            break
+    return count
+
+
+@functools.lru_cache(maxsize=4096)
+def _compatible_length(char: str) -> int:
+    return len(unicodedata.normalize("NFKC", char))
 
 
 def text_problem(text: str) -> str | None:
@@ -53,9 +72,9 @@ def text_problem(text: str) -> str | None:
         return NOTHING_VISIBLE
     if len(text) > MAX_TEXT_CHARS:
         return f"has {len(text)} characters; send at most {MAX_TEXT_CHARS} characters"
-    if (read := read_length(text)) > MAX_TEXT_CHARS:
+    if read_length(text, MAX_TEXT_CHARS) > MAX_TEXT_CHARS:
         return (
-            f"has {read} characters in Unicode compatibility form (NFKC), which the model reads; "
-            f"send at most {MAX_TEXT_CHARS} characters in that form"
+            f"has over {MAX_TEXT_CHARS} characters in Unicode compatibility form (NFKC), which the "
+            f"model reads; send at most {MAX_TEXT_CHARS} characters in that form"
         )
     return None

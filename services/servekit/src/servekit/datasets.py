@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import math
 import os
+import re
 import zlib
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.csv_shape import separator_problem, shape_problem
+from servekit.csv_shape import csv_rows, separator_problem, shape_problem
 from servekit.loading import one_line
 
 #: ``../shared/datasets`` beside the repository (the CI layout), overridable.
@@ -39,12 +41,38 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
     try:
         frame: pd.DataFrame = pd.read_csv(path, **options)
         problem = shape_problem(Path(path))
+    except UnicodeDecodeError as exc:
+        # Its position is within pandas' read buffer, not the file: the file is read again.
+        raise DatasetError(_not_utf8(Path(path), exc)) from None
     except (ValueError, csv.Error, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        # pandas' ParserError and EmptyDataError, a bad byte, a .gz file cut short
+        # pandas' ParserError and EmptyDataError, a .gz file cut short
         raise DatasetError(f"not a CSV file: {one_line(exc)}") from None
     if problem:
         raise DatasetError(problem)
     return without_trailing_empty_rows(frame)
+
+
+def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
+    """What is wrong with a file pandas could not decode: the line (from 1, the header's) and
+    the byte (from 0) of its first byte that is not UTF-8, as ``mlp score`` names them."""
+    gzipped = path.suffix.lower() == ".gz"
+    where = ""
+    try:
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as stream:
+            offset = 0
+            # Line by line: a byte of a UTF-8 character is never b"\n", so each decodes alone.
+            for number, line in enumerate(stream, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    of = " of the decompressed text" if gzipped else ""
+                    where = f" at line {number}, byte {offset + exc.start}{of}"
+                    error = exc
+                    break
+                offset += len(line)
+    except (OSError, EOFError, zlib.error):
+        pass  # gone or changed since pandas read it: told without a place
+    return f"not UTF-8{where} ({error.reason}): save it as UTF-8"
 
 
 def without_trailing_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -71,19 +99,60 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
-def refuse_lines(name: str, values: pd.Series, bad: Any, problem: str) -> None:
-    """Raise :class:`DatasetError` naming column ``name``'s first bad lines, if ``bad`` marks any.
+#: How many bad lines an error names; the others are counted.
+NAMED_LINES = 5
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def row_lines(path: str | os.PathLike[str]) -> list[int]:
+    """The line (from 1, the header's) each row of the CSV file at ``path`` starts on, in the
+    order :func:`read_csv` reads them: blank lines are skipped, and a quoted cell (a tweet) may
+    hold line ends, so row ``i`` is line ``i + 2`` only in a file of neither."""
+    with csv_rows(Path(path)) as rows:
+        next(rows, None)  # the header
+        # The reader gives the line a row ends on; the line ends inside its cells come before.
+        return [end - sum(len(_LINE_BREAK.findall(cell)) for cell in cells) for end, cells in rows]
+
+
+def bad_lines(bad: Any, path: str | os.PathLike[str] | None = None) -> str:
+    """``line(s) 3, 7 and 2 more``: the file lines of the first rows ``bad`` marks (by position).
+
+    With the CSV file's ``path`` the lines are those its rows start on (:func:`row_lines`);
+    without, row ``i`` is taken to be line ``i + 2``, one row per line after the header.
+    """
+    positions = np.flatnonzero(np.asarray(bad, dtype=bool))
+    first = [int(p) for p in positions[:NAMED_LINES]]
+    starts: list[int] = []
+    if path is not None:
+        try:
+            starts = row_lines(path)
+        except (OSError, UnicodeError, csv.Error, EOFError, zlib.error):
+            starts = []  # changed since it was read: one row per line
+    lines = [starts[p] if p < len(starts) else p + 2 for p in first]
+    more = f" and {len(positions) - NAMED_LINES} more" if len(positions) > NAMED_LINES else ""
+    return f"line(s) {', '.join(map(str, lines))}{more}"
+
+
+def refuse_lines(
+    name: str, values: pd.Series, bad: Any, problem: str, path: str | os.PathLike[str] | None = None
+) -> None:
+    """Raise :class:`DatasetError` naming column ``name``'s first bad lines, if ``bad`` marks any,
+    and the first bad value (none for a missing one).
 
     ``values`` is a column as read from a CSV file, one row per line after the header, so
-    row ``i`` is line ``i + 2``: the line a user opens the file at.
+    row ``i`` is line ``i + 2``: the line a user opens the file at. With the file's ``path``,
+    the line each row starts on (:func:`bad_lines`).
     """
     positions = np.flatnonzero(np.asarray(bad, dtype=bool))
     if not len(positions):
         return
-    lines = ", ".join(str(p + 2) for p in positions[:5])
-    more = f" and {len(positions) - 5} more" if len(positions) > 5 else ""
     example = values.iloc[positions[0]]
-    raise DatasetError(f"column {name!r}: {problem}; line(s) {lines}{more}, e.g. {example!r}")
+    if isinstance(example, np.generic):
+        example = example.item()  # 900, not np.int64(900)
+    missing = example is None or (isinstance(example, float) and math.isnan(example))
+    shown = "" if missing else f", e.g. {example!r}"
+    raise DatasetError(f"column {name!r}: {problem}; {bad_lines(bad, path)}{shown}")
 
 
 def binary_column(name: str, values: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:

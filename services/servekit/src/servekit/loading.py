@@ -11,9 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from servekit import serialization
 from servekit.model import ModelArtifact
+from servekit.model_uri import MAX_REGISTRY_VERSION, holdable_version
 from servekit.redaction import redact
 from servekit.training.segments import in_recipe_order
 
@@ -67,7 +70,12 @@ class ModelLoadError(RuntimeError):
 
     ``missing``: the registry answered that the name, version or alias is not there, or the run
     of the version is gone, which no retry mends (a batch job fails for good on it); any other
-    failure may pass.
+    failure may pass. Of a URI that follows no alias, also what no retry mends either: a URI
+    MLflow cannot read, a run or an artifact path the store does not hold, a local path that is
+    not a model's directory. Not of a version an alias names that fails to download: a serving
+    runtime reads ``missing`` only of a URI following an alias, as the alias naming no version
+    (``ModelRuntime._names_no_version``), and a version that does not load must still be a
+    failure there.
 
     The message is shown (``/readyz``, the logs, a command's output), so the credentials of the
     tracking URI it names, or of a URI its cause quotes, are masked in it.
@@ -108,8 +116,15 @@ def resolve(model_uri: str, tracking_uri: str) -> RegistryRef | None:
     match = _REGISTRY_URI.match(model_uri)
     if match is None:
         return None
-    client = unchecked_client(tracking_uri)
     name = match["name"]
+    if match["version"] and not holdable_version(match["version"]):
+        # Never asked: MLflow's store fails on a number it cannot hold (a server's 500, retried).
+        raise ModelLoadError(
+            f"resolving {model_uri} at {tracking_uri}: {name} has no version {match['version']} "
+            f"(a registry numbers its versions up to {MAX_REGISTRY_VERSION})",
+            missing=True,
+        )
+    client = unchecked_client(tracking_uri)
     try:
         if match["alias"]:
             mv = client.get_model_version_by_alias(name, match["alias"])
@@ -182,13 +197,15 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
     import mlflow
 
     use_registry(tracking_uri)
+    refuse_local_non_model(model_uri)
     ref = resolve(model_uri, tracking_uri)
     download_uri = ref.download_uri if ref else model_uri
     with tempfile.TemporaryDirectory(prefix="servekit-model-") as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=download_uri, dst_path=tmp)
         except Exception as exc:
-            raise ModelLoadError(f"downloading {download_uri}: {one_line(exc)}") from exc
+            missing = never_there(exc) and not follows_an_alias(model_uri)
+            raise ModelLoadError(f"downloading {download_uri}: {one_line(exc)}", missing=missing) from exc
         try:
             pipeline, metadata = read_model_dir(name, Path(local))
         except Exception as exc:
@@ -204,6 +221,53 @@ def load_artifact(name: str, model_uri: str, tracking_uri: str) -> ModelArtifact
         uri=model_uri,
         registry_uri=tracking_uri,
         training_metrics=metrics,
+    )
+
+
+#: How MLflow words a ``models:/`` URI it cannot parse (``models:/bankchurn@``, an empty alias);
+#: it raises it as an INTERNAL_ERROR, although nothing was asked of a server.
+_IMPROPER_MODEL_URI = "Not a proper models:/ URI"
+
+
+def never_there(exc: BaseException) -> bool:
+    """Whether a download failed for what no retry mends: the store answered that the run, the
+    version or the artifact path is not there (``runs:/abc/model``, ``runs:/<run>/nope``, a local
+    path), or the URI is not one MLflow reads (``models:/bankchurn/abc``, ``models:/bankchurn@``).
+    Not a connection error, a timeout or a 5xx: those may pass."""
+    if getattr(exc, "error_code", None) in NOT_IN_THE_REGISTRY:
+        return True
+    return str(getattr(exc, "message", "")).startswith(_IMPROPER_MODEL_URI)
+
+
+def local_path(model_uri: str) -> Path | None:
+    """The file or directory a model URI names on this machine (a path, or ``file://``); None for
+    a registry's, a run's or a bucket's."""
+    parts = urlsplit(model_uri)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost"):
+        return Path(url2pathname(parts.path))
+    if parts.scheme == "":
+        return Path(model_uri)
+    return None
+
+
+def refuse_local_non_model(model_uri: str) -> None:
+    """Refuse a local path that is not an MLflow model's directory, before MLflow copies it: a
+    directory without an MLmodel file (``--model-uri /tmp`` copied all of /tmp, to fail on a
+    socket in it), a file, or nothing at all."""
+    path = local_path(model_uri)
+    if path is None:
+        return
+    if not path.exists():
+        problem = "no such file or directory"
+    elif not path.is_dir():
+        problem = "a file, not an MLflow model's directory"
+    elif not (path / "MLmodel").is_file():
+        problem = "a directory without an MLmodel file, not an MLflow model's"
+    else:
+        return
+    raise ModelLoadError(
+        f"reading {model_uri}: {problem}; name the directory an MLflow model was saved in",
+        missing=True,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import socket
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,12 @@ def require_database(tracking_uri: str, *, create: bool) -> None:
     """Refuse a SQLite registry that is not there, before MLflow makes it: a new database file,
     and the directories above it, wherever a mistyped ``--tracking-uri`` points."""
     database = sqlite_database(tracking_uri)
-    if database is None or database.is_file():
+    if database is None:
         return
     where = redact(tracking_uri)  # a SQLite URI's query may hold a token as well as a server's
+    if database.is_file():
+        require_sqlite_file(database, where, create=create)
+        return
     if database.is_dir():
         raise ServekitError(
             400, "registry_not_a_file", f"{where}: {database} is a directory, not a SQLite file"
@@ -83,6 +87,38 @@ def require_database(tracking_uri: str, *, create: bool) -> None:
             f"{where}: no directory {database.parent} to create the registry in (a typo?); "
             f"`mkdir -p {database.parent}` first if that is where it belongs",
         )
+
+
+#: The first bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def require_sqlite_file(database: Path, where: str, *, create: bool) -> None:
+    """Refuse a registry file that is not a SQLite database (a CSV named by mistake), which
+    SQLAlchemy failed on with a traceback; and, but for ``mlp train``, an empty file, which MLflow
+    would make a registry of, reported then as holding nothing. A file that cannot be read is left
+    to MLflow, whose error says why."""
+    try:
+        with database.open("rb") as file:
+            head = file.read(len(SQLITE_HEADER))
+    except OSError:
+        return
+    if head == SQLITE_HEADER or (not head and create):
+        return
+    if not head:
+        raise ServekitError(
+            404,
+            "registry_not_found",
+            f"no registry at {where}: {database.absolute()} is an empty file, not a registry; pass "
+            "the --tracking-uri of an existing registry, or `mlp train SERVICE --tracking-uri "
+            f"{where}` makes one in it",
+        )
+    raise ServekitError(
+        400,
+        "registry_not_sqlite",
+        f"{where}: {database.absolute()} is not a SQLite database (it begins {head[:8]!r}); pass "
+        "--tracking-uri sqlite:///PATH of an MLflow registry, or http://HOST:PORT of an MLflow server",
+    )
 
 
 #: What an MLflow server (``--allowed-hosts``) answers, with 403, a request whose Host header it
@@ -233,10 +269,30 @@ def answered_status(exc: Exception) -> tuple[int | None, str]:
     from mlflow.exceptions import ERROR_CODE_TO_HTTP_STATUS, RestException
 
     if isinstance(exc, RestException):  # a JSON error: an MLflow server, or one speaking its API
-        status = int(ERROR_CODE_TO_HTTP_STATUS.get(exc.error_code, 500))
+        # The status answered, not the one of the body's error_code: a JSON error without MLflow's
+        # error_code (a model service's 404, a gateway's) is INTERNAL_ERROR to MLflow, a 500.
+        status = responded_status(exc) or int(ERROR_CODE_TO_HTTP_STATUS.get(exc.error_code, 500))
         return status, str(exc.json.get("message", ""))[:200]
     found = _STATUS.search(" ".join(str(exc).split()))
     if found is None:
         return None, ""
     code = found.group(1) or found.group(3)
     return int(code), (found.group(2) or "")[:200]
+
+
+def responded_status(exc: BaseException) -> int | None:
+    """The HTTP status of the response an MLflow error was raised for; None when none is known.
+
+    MLflow's RestException keeps the JSON body and an error code read from it, not the response:
+    the response is the one its REST client was verifying where it raised (``verify_rest_response``
+    in MLflow 2 and 3), the last frame of the traceback holding one.
+    """
+    status = getattr(exc, "status_code", None) or getattr(exc, "http_status", None)
+    if isinstance(status, int) and 100 <= status <= 599:
+        return status
+    answered = None
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        code = getattr(frame.f_locals.get("response"), "status_code", None)
+        if isinstance(code, int) and 100 <= code <= 599:
+            answered = code  # the deepest: the response the error was raised for
+    return answered

@@ -11,6 +11,16 @@ import re
 
 from servekit.errors import ServekitError
 
+#: The highest version number a registry can hold: MLflow stores it as a 64-bit signed integer, and
+#: a larger one failed inside the store (SQLite's "Python int too large", a server's 500 retried
+#: until the client gave up) rather than be reported as a version the registry does not hold.
+MAX_REGISTRY_VERSION = 2**63 - 1
+
+
+def holdable_version(version: str) -> bool:
+    """Whether ``version`` (digits) is a number a registry could hold: 1 to MAX_REGISTRY_VERSION."""
+    return version.isdecimal() and 1 <= int(version) <= MAX_REGISTRY_VERSION
+
 
 def registered_name(model_uri: str) -> str | None:
     """The registered model a ``models:/`` URI names (``models:/name/latest`` too); None for others."""

@@ -39,10 +39,18 @@ def samples(url: str, expr: str, timeout: float = 10.0, at: float | None = None)
     if not isinstance(body, dict):
         what = f"a JSON {type(body).__name__}, not Prometheus's answer: is this the Prometheus URL?"
         raise _not_prometheus(base, response.status_code, what)
+    if body.get("status") == "error" and isinstance(body.get("errorType"), str):
+        # Prometheus's own error, which always names its type. bad_data: the query itself is
+        # wrong (a --match that is not PromQL); the others (timeout, execution, ...) may pass.
+        error_type, error = body["errorType"], body.get("error")
+        status = 400 if error_type == "bad_data" else 502
+        said = f"{error_type}: {error}" if isinstance(error, str) and error else error_type
+        raise ServekitError(status, "prometheus_error", f"Prometheus at {base}: {said}")
     if body.get("status") != "success":
-        # bad_data: the query itself is wrong (a --match that is not PromQL); the others may pass.
-        status = 400 if body.get("errorType") == "bad_data" else 502
-        raise ServekitError(status, "prometheus_error", f"Prometheus at {base}: {body.get('error')}")
+        # JSON of another server: an authenticating proxy's 401 ({"message": "Unauthorized"}),
+        # another API's 404. Not Prometheus's error, and never its answer.
+        what = "JSON that is not Prometheus's answer: is this the Prometheus URL?"
+        raise _not_prometheus(base, response.status_code, what)
     data = body.get("data")
     result = data.get("result") if isinstance(data, dict) else None
     if not isinstance(result, list) or not all(isinstance(sample, dict) for sample in result):

@@ -104,10 +104,32 @@ def latency_factor(text: str) -> float:
 
 def registry_version(text: str) -> str:
     """A registered version's number, as the registry names it ("3"): anything else would reach
-    the registry and come back as a traceback."""
-    if not text.isdigit() or int(text) < 1:
+    the registry and come back as a traceback, as did a number over the largest it can hold."""
+    from servekit.model_uri import MAX_REGISTRY_VERSION, holdable_version
+
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a registered version's number (1, 2, ...)")
+    if not holdable_version(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a registered version's number: a registry holds none over "
+            f"{MAX_REGISTRY_VERSION} (2**63 - 1)"
+        )
     return str(int(text))
+
+
+#: The TCP ports ``mlp serve --port`` may name.
+MAX_PORT = 65535
+
+
+def port_number(text: str) -> int:
+    """``mlp serve --port``: 1 to 65535. The operating system took a larger one modulo 65536
+    (99999 listened on 34463, 73537 on bankchurn's 8001) while uvicorn logged the number given, and
+    0 meant the service's own port without a word; leaving ``--port`` out says that."""
+    if not text.isdecimal() or not 1 <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port from 1 to {MAX_PORT} (leave --port out for the service's own port)"
+        )
+    return int(text)
 
 
 def reasons_count(text: str) -> int:

@@ -37,6 +37,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from servekit.scoring.files import is_standard_output
     from servekit.scoring.formats import ScoringError
     from servekit.scoring.pool import ChunkOutOfMemoryError, WorkerDiedError, usable_cpus
+    from servekit.scoring.summary import counted
 
     _check_files(args)
     started = datetime.now(UTC)
@@ -108,12 +109,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         write_summary(args.summary, written)
     if over:
         print(
-            f"mlp: score: {spec.name}: {summary.rejected:,} of {summary.rows:,} rows rejected, over "
+            f"mlp: score: {spec.name}: {summary.rejected:,} of {counted(summary.rows)} rejected, over "
             f"--max-rejected {limit} ({allowed:,}); the output is written, with each row's problem",
             file=sys.stderr,
         )
     elif summary.rejected:
-        within = f"{summary.rejected:,} rejected rows are within --max-rejected {limit} ({allowed:,})"
+        are = "is" if summary.rejected == 1 else "are"
+        within = (
+            f"{counted(summary.rejected, 'rejected row')} {are} within --max-rejected {limit} ({allowed:,})"
+        )
         print(within, file=report)
     return status
 
@@ -142,9 +146,32 @@ def _check_files(args: argparse.Namespace) -> None:
                 )
         elif args.summary.resolve() in {source.resolve(), args.output.resolve()}:
             raise UsageError(f"score: --summary {args.summary}: the input or the output; name another file")
+        elif args.summary.resolve() in _input_files(source):
+            raise UsageError(f"score: --summary {args.summary}: a part of the input; name another file")
+        elif source.is_dir() and args.summary.resolve().is_relative_to(source.resolve()):
+            # As --output is refused there (scoring.files.check_output): a part's name was
+            # replaced by the summary's JSON, exit 0, and a new name was read as a part next run.
+            raise UsageError(
+                f"score: --summary {args.summary}: inside the input directory, where the next run would read "
+                "it as a part; write it elsewhere"
+            )
         problem = writable_problem(args.summary)
         if problem:
             raise UsageError(f"score: --summary {args.summary}: {problem}")
+
+
+def _input_files(source: Path) -> set[Path]:
+    """The real paths of a directory's parts: one may be a link to a file elsewhere (a mounted
+    volume's), which a summary written there would replace. None for a file (the input is its
+    own path), or for a directory that cannot be read as parts (the run says why)."""
+    from servekit.scoring.files import ScoringError, parts
+
+    if not source.is_dir():
+        return set()
+    try:
+        return {path.resolve() for path in parts(source)}
+    except (ScoringError, OSError):
+        return set()
 
 
 def column_names(text: str) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from servekit import registry
 from servekit.cli.common import (
     DEFAULT_TRACKING_URI,
     UsageError,
+    port_number,
     resolve_tracking_uri,
 )
 
@@ -49,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     spec = registry.get_service(service_name(args))
     settings = load_settings(spec.name)
-    port = args.port or registry.local_port(spec)
+    port = args.port if args.port is not None else registry.local_port(spec)
     if settings.grpc_port == port:
         raise SettingsError(
             f"{spec.name} settings: {spec.name.upper()}_GRPC_PORT='{port}': HTTP listens on port {port}; "
@@ -156,7 +157,7 @@ def add_commands(commands: Commands) -> None:
     serve = commands.add_parser("serve", help="serve a model over HTTP (settings from the environment)")
     serve.add_argument("service", nargs="?", help=f"default: ${SERVICE_ENV}")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, help="default: the service's local port")
+    serve.add_argument("--port", type=port_number, help="1-65535; default: the service's local port")
     serve.set_defaults(func=cmd_serve)
 
     package = commands.add_parser(

@@ -28,7 +28,7 @@ from servekit.codecs.open_inference_types import (
     ModelMetadata,
 )
 from servekit.errors import invalid_field
-from servekit.inference import model_ref
+from servekit.inference import fields_limit, model_ref, refuse_field_floods
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
 from servekit.rest.openapi import OPEN_INFERENCE_PREFIX, ROUTING_PARAMETERS, json_body
@@ -150,6 +150,7 @@ def add_open_inference_routes(
     example = documented_example(codec, spec.request.model_json_schema().get("examples", []))
 
     model_at = ProtocolModel(spec.name, runtime, canary=predictor.canary, where="path.")
+    most_fields = fields_limit(spec.request, settings.max_batch_size)
 
     async def server_metadata() -> Response:
         return json_response({"name": spec.name, "version": SERVER_VERSION, "extensions": EXTENSIONS})
@@ -188,6 +189,7 @@ def add_open_inference_routes(
         adopting = REQUEST_ID_HEADER not in request.headers
         try:
             with timings.phase("validate"):
+                refuse_field_floods(body if json_length is None else body[:json_length], most_fields)
                 decoded = codec.decode(body, settings.max_batch_size, json_length)
         except Exception:
             # Refused (a 422, a 413): answered and logged under the body's id all the same, the

@@ -13,7 +13,14 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, TypeAdapter
 
-from servekit.inference import batch_body, model_ref, validate_batch_json, validate_json
+from servekit.inference import (
+    batch_body,
+    fields_limit,
+    model_ref,
+    refuse_field_floods,
+    validate_batch_json,
+    validate_json,
+)
 from servekit.rest import schemas
 from servekit.rest.body import read_body, refused_as_declared
 from servekit.rest.openapi import ROUTING_PARAMETERS, json_body
@@ -65,6 +72,7 @@ def add_prediction_routes(
     spec, settings, runtime, predictor = parts.spec, parts.settings, parts.runtime, parts.predictor
     single = TypeAdapter(instance_model)
     batch = TypeAdapter(batch_model)
+    most_fields = fields_limit(instance_model, settings.max_batch_size)
 
     @request_route(
         app,
@@ -82,6 +90,7 @@ def add_prediction_routes(
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"), refused_as_declared(request, body):
+            refuse_field_floods(body, most_fields)
             instance = validate_json(single, body)
         model, predictions = await predictor(
             [instance.model_dump()], options.explain, timings, route, options.reasons
@@ -104,6 +113,7 @@ def add_prediction_routes(
         timings = timings_of(request.scope)
         body = await read_body(request, settings.max_body_bytes)
         with timings.phase("validate"), refused_as_declared(request, body):
+            refuse_field_floods(body, most_fields)
             records = validate_batch_json(batch, body, settings.max_batch_size, spec.name)
         model, predictions = await predictor(records, options.explain, timings, route, options.reasons)
         return json_response(batch_body(model, predictions))

@@ -10,8 +10,10 @@ Vertex AI's batch prediction for a file on hand, with the service's own validati
   field and problem in ``error``: nothing is dropped unseen.
 * CSV cells carry no types, so rows are validated in pydantic's lax mode ("42" is an age);
   every constraint of the API still holds (ranges, categories, no NaN). A Parquet file's
-  columns are typed, and so are a JSON Lines file's values. The scores are written as the
-  output's name says, Parquet, CSV or JSON Lines, whatever the input (``servekit.scoring.formats``).
+  columns are typed, and so are a JSON Lines file's values: they are validated as the API
+  validates the same JSON values, strictly ("42" and true are no age). The scores are written
+  as the output's name says, Parquet, CSV or JSON Lines, whatever the input
+  (``servekit.scoring.formats``).
 * The file is read and written in chunks, so its size is bounded by the disk, not the memory,
   and the output appears only once it is whole (written beside it, then renamed; a link's file
   is replaced, the link kept). Standard output (``-``), a device or a pipe is written straight

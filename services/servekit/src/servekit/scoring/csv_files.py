@@ -41,6 +41,10 @@ class CsvFile:
     partitions: Partitions = field(default_factory=Partitions)
     kind: ClassVar[Kind] = "csv"
 
+    @property
+    def partition_keys(self) -> tuple[str, ...]:
+        return self.partitions.keys
+
     def chunks(self, chunk_rows: int, fields: Sequence[str]) -> Iterator[Chunk]:
         """Each file read twice in step: typed, and every cell as written, as text.
 

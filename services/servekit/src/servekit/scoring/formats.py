@@ -83,6 +83,10 @@ class InputFile(Protocol):
     def names(self) -> list[str]:
         """The file's columns, before a chunk is read: its first part's header, or its schema."""
 
+    @property
+    def partition_keys(self) -> tuple[str, ...]:
+        """The columns whose values are in the parts' paths (``key=value`` directories), as text."""
+
     def chunks_left(self, first: Chunk) -> float:
         """About how many chunks the file holds past ``first``."""
 

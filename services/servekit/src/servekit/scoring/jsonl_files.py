@@ -88,6 +88,10 @@ class JsonLinesFile:
     partitions: Partitions = field(default_factory=Partitions)
     kind: ClassVar[Kind] = "jsonl"
 
+    @property
+    def partition_keys(self) -> tuple[str, ...]:
+        return self.partitions.keys
+
     def names(self) -> list[str]:
         return list(self._keys)
 

@@ -50,5 +50,5 @@ class RejectionLimit:
 
     def __str__(self) -> str:
         if self.percent is None:
-            return f"{self.count:,} rows"
+            return f"{self.count:,} row{'' if self.count == 1 else 's'}"
         return f"{self.percent:g}% of the rows"

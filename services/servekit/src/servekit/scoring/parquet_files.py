@@ -45,6 +45,10 @@ class ParquetInput:
     partitions: Partitions = field(default_factory=Partitions)
     kind: ClassVar[Kind] = "parquet"
 
+    @property
+    def partition_keys(self) -> tuple[str, ...]:
+        return self.partitions.keys
+
     def open(self, path: Path) -> pq.ParquetFile:
         with naming(path, self.paths):
             try:

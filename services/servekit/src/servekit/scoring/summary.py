@@ -22,6 +22,11 @@ from servekit.scoring.fingerprints import file_fingerprints
 SHOWN_REJECTIONS = 5
 
 
+def counted(count: int, noun: str = "row") -> str:
+    """``count`` and the noun, plural but for one: "1 row", "8,000 rows" ("1 rows rejected" was said)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 @dataclass
 class ScoreSummary:
     rows: int = 0
@@ -59,12 +64,12 @@ class ScoreSummary:
         rate = self.rows / self.seconds if self.seconds else 0.0
         by = f" by {self.workers} worker processes" if self.workers else ""
         lines = [
-            f"{artifact.name} v{artifact.version}: scored {self.scored:,} of {self.rows:,} rows in "
+            f"{artifact.name} v{artifact.version}: scored {self.scored:,} of {counted(self.rows)} in "
             f"{self.seconds:.2f} s ({rate:,.0f} rows/s{by}) into {output}"
         ]
         if self.rejected:
             lines.append(
-                f"{self.rejected:,} rows rejected, each with its problem in the {self.error_column} column:"
+                f"{counted(self.rejected)} rejected, each with its problem in the {self.error_column} column:"
             )
             lines.extend(f"  {r}" for r in self.rejections[:SHOWN_REJECTIONS])
             if self.rejected > SHOWN_REJECTIONS:
@@ -72,8 +77,8 @@ class ScoreSummary:
         if self.outside:
             fields = ", ".join(f"{name} {count:,}" for name, count in self.outside_by_field.most_common())
             lines.append(
-                f"{self.outside:,} scored rows had an input outside the range of the version's training "
-                f"rows ({fields}), where its trees answer as at the edge; the {self.outside_column} "
+                f"{counted(self.outside, 'scored row')} had an input outside the range of the version's "
+                f"training rows ({fields}), where its trees answer as at the edge; the {self.outside_column} "
                 "column lists them"
             )
         lines.extend(self.notes)

@@ -9,6 +9,7 @@ from typing import Any
 from servekit import mlflow_registry
 from servekit.errors import ServekitError
 from servekit.loading import one_line, run_gone, run_gone_problem, use_registry
+from servekit.model_uri import holdable_version
 from servekit.routing import SHARE_TAG
 from servekit.settings import ServiceSettings
 from servekit.spec import ServiceSpec
@@ -206,15 +207,28 @@ def _require_servable(spec: ServiceSpec, client: Any, tracking_uri: str, version
 
 
 def _require_version(client: Any, name: str, version: str) -> Any:
-    """The registry's ``version`` of ``name``; a 404 error naming it when there is none."""
+    """The registry's ``version`` of ``name``; a 404 error naming it when there is none.
+
+    A number over the largest a registry holds is none, not asked: MLflow's store failed on it
+    (SQLite's "Python int too large", a server's 500 retried until the client gave up), a traceback.
+    Another error of the registry is one line: a 4xx it answered, else a failure worth retrying.
+    """
     from mlflow.exceptions import MlflowException
 
+    not_found = ServekitError(404, "version_not_found", f"{name} has no version {version!r}")
+    if not holdable_version(version):
+        raise not_found
     try:
         return client.get_model_version(name, version)
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise ServekitError(404, "version_not_found", f"{name} has no version {version!r}") from exc
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise not_found from exc
+        status, _ = mlflow_registry.answered_status(exc)
+        raise ServekitError(
+            status if status is not None and 400 <= status < 500 else 503,
+            "registry_failing",
+            f"reading {name} v{version} from the registry failed: {one_line(exc)}",
+        ) from exc
 
 
 def _refresh_wait(spec: ServiceSpec) -> str:
