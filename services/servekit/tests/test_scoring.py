@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from toy import TOY, ToyModel
 
+from servekit import csv_shape
 from servekit.model import ModelArtifact
 from servekit.scoring import (
     ScoringError,
-    csv_files,
     file_fingerprints,
     pool,
     progress,
@@ -342,12 +342,12 @@ def test_a_byte_not_utf8_deep_in_a_file_is_named_by_its_line_and_its_offset_in_t
 def test_a_character_cut_by_the_scans_blocks_is_utf8_and_one_cut_by_the_files_end_is_not(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(csv_files, "_SCAN_BYTES", 4)  # the euro sign's 3 bytes fall across blocks
+    monkeypatch.setattr(csv_shape, "SCAN_BYTES", 4)  # the euro sign's 3 bytes fall across blocks
     source = tmp_path / "in.csv"
     source.write_bytes("x,note\n1,€€€\n2,€\n".encode() + b"3,\xe2\x82")
-    assert csv_files._not_utf8(source) == (4, 27, "file")  # "3," ends at byte 27
+    assert csv_shape.first_non_utf8(source)[:3] == (4, 27, "file")  # "3," ends at byte 27
     source.write_bytes("x,note\n1,€€€\n2,€\n".encode())
-    assert csv_files._not_utf8(source) is None
+    assert csv_shape.first_non_utf8(source) is None
 
 
 def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 #: utf-8-sig: a spreadsheet's export starts with a byte-order mark, which would otherwise become
 #: part of the first column's name.
@@ -106,3 +108,44 @@ def shape_problem(path: Path) -> str | None:
         if header is None:
             return None
         return repeated_name(header[1]) or width_problem(rows, len(header[1]))
+
+
+#: Bytes read at a time to find the first that is not UTF-8.
+SCAN_BYTES = 1 << 20
+
+
+class NotUtf8(NamedTuple):
+    """Where a file's first byte that is not UTF-8 is: its line (from 1, the header's), its byte
+    (from 0), what the byte counts (``file``, or a ``.gz`` file's ``decompressed text``) and why."""
+
+    line: int
+    byte: int
+    of: str
+    reason: str
+
+
+def first_non_utf8(path: Path) -> NotUtf8 | None:
+    """Where ``path``'s first byte that is not UTF-8 is; None if every byte is, or if the file is
+    gone or changed since it was read. pandas names an offset within its read buffer (3 MiB at a
+    time), not the file, and no line: training loaders and ``mlp score`` name this instead."""
+    gzipped = path.suffix.lower() == ".gz"
+    of = "decompressed text" if gzipped else "file"
+    line, offset, carried = 1, 0, b""
+    try:
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as stream:
+            while block := stream.read(SCAN_BYTES):
+                text = carried + block
+                try:
+                    text.decode("utf-8")
+                    read = len(text)
+                except UnicodeDecodeError as exc:
+                    if exc.reason != "unexpected end of data":
+                        where = line + text.count(b"\n", 0, exc.start)
+                        return NotUtf8(where, offset + exc.start, of, exc.reason)
+                    read = exc.start  # a character cut by the block's end: decoded with the next
+                line += text.count(b"\n", 0, read)
+                offset += read
+                carried = text[read:]
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        return None
+    return NotUtf8(line, offset, of, "unexpected end of data") if carried else None  # cut short

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.csv_shape import csv_rows, separator_problem, shape_problem
+from servekit.csv_shape import csv_rows, first_non_utf8, separator_problem, shape_problem
 from servekit.loading import one_line
 
 #: ``../shared/datasets`` beside the repository (the CI layout), overridable.
@@ -55,24 +55,11 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
     """What is wrong with a file pandas could not decode: the line (from 1, the header's) and
     the byte (from 0) of its first byte that is not UTF-8, as ``mlp score`` names them."""
-    gzipped = path.suffix.lower() == ".gz"
-    where = ""
-    try:
-        with gzip.open(path, "rb") if gzipped else path.open("rb") as stream:
-            offset = 0
-            # Line by line: a byte of a UTF-8 character is never b"\n", so each decodes alone.
-            for number, line in enumerate(stream, start=1):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    of = " of the decompressed text" if gzipped else ""
-                    where = f" at line {number}, byte {offset + exc.start}{of}"
-                    error = exc
-                    break
-                offset += len(line)
-    except (OSError, EOFError, zlib.error):
-        pass  # gone or changed since pandas read it: told without a place
-    return f"not UTF-8{where} ({error.reason}): save it as UTF-8"
+    found = first_non_utf8(path)
+    if found is None:  # gone or changed since pandas read it: told without a place
+        return f"not UTF-8 ({error.reason}): save it as UTF-8"
+    of = "" if found.of == "file" else f" of the {found.of}"
+    return f"not UTF-8 at line {found.line}, byte {found.byte}{of} ({found.reason}): save it as UTF-8"
 
 
 def without_trailing_empty_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,6 @@ formats it; ``.csv.gz`` gzip-compressed both ways (BigQuery's ``EXPORT DATA`` wi
 from __future__ import annotations
 
 import csv
-import gzip
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
-from servekit.csv_shape import CSV_ENCODING, csv_rows, repeated_name, width_problem
+from servekit.csv_shape import CSV_ENCODING, csv_rows, first_non_utf8, repeated_name, width_problem
 from servekit.scoring.files import (
     GZIP_ERRORS,
     Chunk,
@@ -152,8 +151,8 @@ def _csv_errors(path: Path) -> Iterator[None]:
         raise ScoringError(f"not CSV as read: {exc}".strip()) from None
     except UnicodeDecodeError as exc:
         # Its offset is within the reader's buffer (pandas reads 3 MiB at a time), not the file.
-        found = _not_utf8(path)
-        where = f"line {found[0]}, byte {found[1]} of the {found[2]}: " if found else ""
+        found = first_non_utf8(path)
+        where = f"line {found.line}, byte {found.byte} of the {found.of}: " if found else ""
         raise ScoringError(f"not UTF-8 text ({where}{exc.reason}); save it as UTF-8 CSV") from None
     except csv.Error as exc:  # pandas read the same bytes first, so seldom met
         raise ScoringError(f"not CSV as read: {exc}") from None
@@ -161,38 +160,6 @@ def _csv_errors(path: Path) -> Iterator[None]:
         raise ScoringError(f"not gzip as read: {exc}") from None
     except pd.errors.EmptyDataError:
         raise ScoringError("is empty: not even a header") from None
-
-
-#: Bytes read at a time to find the first that is not UTF-8.
-_SCAN_BYTES = 1 << 20
-
-
-def _not_utf8(path: Path) -> tuple[int, int, str] | None:
-    """The line (from 1, the header's) and the byte (from 0) of the file's first byte that is not
-    UTF-8, and what the offset counts (a ``.gz`` file's: its text's); None if every byte is."""
-    gzipped = path.suffix.lower() == ".gz"
-    line, offset, carried = 1, 0, b""
-    try:
-        with gzip.open(path, "rb") if gzipped else path.open("rb") as stream:
-            while block := stream.read(_SCAN_BYTES):
-                text = carried + block
-                try:
-                    text.decode("utf-8")
-                    read = len(text)
-                except UnicodeDecodeError as exc:
-                    if exc.reason != "unexpected end of data":
-                        return line + text.count(b"\n", 0, exc.start), offset + exc.start, _counted(gzipped)
-                    read = exc.start  # a character cut by the block's end: decoded with the next
-                line += text.count(b"\n", 0, read)
-                offset += read
-                carried = text[read:]
-    except (OSError, *GZIP_ERRORS):
-        return None  # gone or changed since pandas read it: the error is told without a place
-    return (line, offset, _counted(gzipped)) if carried else None  # cut short at the end
-
-
-def _counted(gzipped: bool) -> str:
-    return "decompressed text" if gzipped else "file"
 
 
 @dataclass(frozen=True)
