@@ -108,6 +108,25 @@ def test_a_file_s_unparseable_numbers_are_named_by_their_lines(tmp_path: Path) -
     assert str(error.value) == "column 'trip_start_hour': 1 non-integer value(s) at line(s) 5, e.g. '10.5'"
 
 
+def test_a_file_s_bad_timestamps_are_named_by_their_lines(tmp_path: Path) -> None:
+    """The message named the first bad value alone, so a user searched a million lines for it."""
+    path = tmp_path / "trips.csv"
+    millis = "1425204000000"
+    trips = [trip(), trip(trip_start_timestamp="yesterday"), trip(), trip(trip_start_timestamp=millis)]
+    frame(*trips, trip(trip_start_timestamp="soon")).to_csv(path, index=False)
+    with pytest.raises(DatasetError) as error:
+        load_csv(path)
+    assert str(error.value).startswith("column 'trip_start_timestamp': 'yesterday' is neither Unix seconds")
+    assert str(error.value).endswith("(Chicago time) or 2015-03-01T16:00:00Z; line(s) 3, 5, 6")
+    frame(trip(company="Taxi\nAffiliation"), trip(trip_start_timestamp=millis)).to_csv(path, index=False)
+    with pytest.raises(DatasetError) as error:
+        load_csv(path)  # row 2 starts on line 4: row 1's company spans lines 2 and 3
+    assert str(error.value) == (
+        "column 'trip_start_timestamp': '1425204000000' is not Unix seconds between 2000 and 2100 "
+        "(not milliseconds); line(s) 4"
+    )
+
+
 def test_infinite_values_become_missing() -> None:
     out = cleaned(trip(trip_miles="inf"), trip(fare="-inf"), n_ordinary=98)
     assert np.isnan(out.frame.loc[0, "trip_miles"])

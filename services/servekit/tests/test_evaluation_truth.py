@@ -70,6 +70,18 @@ def test_a_bad_truth_file_names_its_column_and_lines(truth_file: TruthFile, text
     assert message in str(raised.value)
 
 
+def test_a_row_after_a_cell_with_a_line_end_is_named_by_the_line_it_starts_on(truth_file: TruthFile) -> None:
+    """Row ``i`` was called line ``i + 2`` whatever the file held: the second row here, on line 5,
+    was called line 3, in the recipe's own check of the target as in the truth file's."""
+    text = 'request_id,note,y\nr,"called\nback\ntwice",1\ns,,cheap\n'
+    with pytest.raises(DatasetError) as raised:
+        read_truth(truth_file(text), TOY.recipe)
+    assert str(raised.value) == "column 'y': every value must be a finite number; line(s) 5, e.g. 'cheap'"
+    with pytest.raises(DatasetError) as raised:
+        read_truth(truth_file(text.replace("s,,cheap", "r,,2")), TOY.recipe)
+    assert str(raised.value) == "column 'request_id': an answer has two truth rows; line(s) 2, 5, e.g. 'r'"
+
+
 def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_labels_are_written(
     truth_file: TruthFile,
 ) -> None:

@@ -80,6 +80,12 @@ def test_accept_takes_a_media_type_by_its_most_specific_range(accept: str, taken
         ("br, zstd", False),
         ("", False),
         ("gzip;q=zero", False),
+        # The unencoded response weighed above gzip is preferred; at equal weights gzip is sent.
+        ("gzip;q=0.001, identity;q=1", False),
+        ("gzip;q=0.5, *", False),
+        ("gzip;q=0.5, identity;q=0.5", True),
+        ("gzip, identity;q=0.5", True),
+        ("gzip, *;q=0.5", True),
     ],
 )
 def test_gzip_is_accepted_by_the_weights_not_by_a_substring(header: str, accepted: bool) -> None:

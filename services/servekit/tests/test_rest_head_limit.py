@@ -441,6 +441,17 @@ class RequestIds(logging.Handler):
             self.traces.append(tracing.current.get())
 
 
+class Lines(logging.Handler):
+    """Every line logged to the logger it is added to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 TRACE_ID, SPAN_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{SPAN_ID}-01"
 
@@ -623,12 +634,14 @@ def test_a_request_the_parser_refuses_is_a_400_in_servekit_s_error_body_and_head
     # uvicorn answered these in plain text ("Invalid HTTP request received."), with none of the
     # headers every other answer carries.
     sent, reason = NOT_HTTP[case]
-    lines = RequestIds()
+    lines, uvicorn_lines = RequestIds(), Lines()
     logging.getLogger("servekit.rest").addHandler(lines)
+    logging.getLogger("uvicorn.error").addHandler(uvicorn_lines)
     try:
         answer = exchange(address, sent)
     finally:
         logging.getLogger("servekit.rest").removeHandler(lines)
+        logging.getLogger("uvicorn.error").removeHandler(uvicorn_lines)
     assert statuses(answer) == [400]
     body = answer.split(b"\r\n\r\n", 1)[1]
     headers = head_of(answer)
@@ -646,6 +659,8 @@ def test_a_request_the_parser_refuses_is_a_400_in_servekit_s_error_body_and_head
     assert "strict-transport-security" not in headers  # over plain HTTP
     assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
     assert lines.ids == [headers["x-request-id"]]  # the id its log line was written under
+    # uvicorn's own line, without a request id, a line before servekit's: one line a refusal.
+    assert "Invalid HTTP request received." not in uvicorn_lines.messages
 
 
 def test_the_parser_s_400_is_not_counted_and_waits_for_the_answers_before_it(

@@ -83,3 +83,15 @@ def test_the_options_are_refused_before_a_model_is_ready(toy_client: TestClient)
         assert toy_client.post("/predict?explain=true", json=ROW).status_code == 503
     finally:
         runtime.model = served
+
+
+def test_a_count_with_a_digit_separator_is_refused_not_read_as_another_number(toy_client: TestClient) -> None:
+    """Python's int() reads ``3_0`` as 30: a typo for 3 was answered with thirty reasons."""
+    response = toy_client.post("/predict?reasons=3_0", json=ROW)
+    assert response.status_code == 422
+    (problem,) = response.json()["fields"]
+    assert problem == {
+        "field": "query.reasons",
+        "problem": "'3_0' is not a number in digits; send a whole number such as 3",
+    }
+    assert toy_client.post("/predict?reasons=3", json=ROW).status_code == 200

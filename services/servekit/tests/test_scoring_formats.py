@@ -648,3 +648,23 @@ def test_a_part_that_cannot_be_read_is_named(model: ToyModel, tmp_path: Path) ->
     with pytest.raises(ScoringError, match=r"part-1\.parquet: not Parquet as read: .*magic bytes"):
         score_file(TOY, model, export, tmp_path / "out.parquet")
     assert [p.name for p in tmp_path.iterdir()] == ["export"]
+
+
+class Balances(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    balance: float
+    bonus: float | None = None
+
+
+def test_a_parquet_float_s_nan_is_a_missing_value_as_in_an_open_inference_tensor() -> None:
+    """JSON has no NaN; Spark writes a float's gap as one. Read as null: refused where the field
+    is required, as the API refuses a null, and missing where it is optional."""
+    spec = dataclasses.replace(TOY, request=Balances)
+    nan = float("nan")
+    table = pa.table({"balance": [nan, 1.0, None], "bonus": [1.0, nan, None]})
+    positions, records, problems = run.validate_rows(spec, table.to_pandas())
+    assert (positions, records) == ([1], [{"balance": 1.0, "bonus": None}])
+    _, refused = api_answer(TypeAdapter(Balances), '{"balance": null}')
+    assert problems == {0: refused, 2: refused}
+    assert refused == "balance: Input should be a valid number"

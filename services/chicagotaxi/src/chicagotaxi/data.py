@@ -354,9 +354,14 @@ def _to_int(values: pd.Series[Any], column: str, path: str | Path | None = None)
     return floats.astype("Int64")
 
 
-def parse_timestamps(values: pd.Series[Any], column: str = TIMESTAMP_FIELD) -> pd.Series[Any]:
-    """Vectorised ``parse_timestamp``; missing stays missing (``Int64``)."""
+def parse_timestamps(
+    values: pd.Series[Any], column: str = TIMESTAMP_FIELD, path: str | Path | None = None
+) -> pd.Series[Any]:
+    """Vectorised ``parse_timestamp``; missing stays missing (``Int64``). A refusal names the
+    first problem and the lines of every row refused for the same column (see ``bad_lines``)."""
     values = _blank_to_missing(values)
+    refused = np.zeros(len(values), dtype=bool)
+    first_problem = ""
     if is_numeric_dtype(values) and not is_bool_dtype(values):
         numbers = values.astype("float64")
     else:
@@ -364,13 +369,26 @@ def parse_timestamps(values: pd.Series[Any], column: str = TIMESTAMP_FIELD) -> p
         needs_iso = values.notna() & numbers.isna()
         # Positional, so that duplicate index labels cannot mix rows up.
         for position in np.flatnonzero(needs_iso.to_numpy()).tolist():
-            numbers.iloc[position] = float(parse_timestamp(values.iloc[position], column))
+            try:
+                numbers.iloc[position] = float(parse_timestamp(values.iloc[position], column))
+            except TimestampError as error:
+                refused[position] = True
+                first_problem = first_problem or error.problem
     # Like the float columns: a non-finite number is a missing value, not a timestamp.
     numbers = numbers.where(np.isfinite(numbers.to_numpy()))
-    present = numbers.notna()
-    outside = present & ((numbers < MIN_TIMESTAMP) | (numbers >= MAX_TIMESTAMP))
+    outside = (numbers.notna() & ((numbers < MIN_TIMESTAMP) | (numbers >= MAX_TIMESTAMP))).to_numpy()
     if outside.any():
-        parse_timestamp(numbers[outside].iloc[0], column)  # raises with the standard message
+        try:
+            sent = values[outside].iloc[0]  # as the file has it: '1425204000000', not 1.425204e12
+            parse_timestamp(sent.item() if isinstance(sent, np.generic) else sent, column)
+        except TimestampError as error:
+            # The first problem in file order, whichever of the two it is.
+            if not refused.any() or np.argmax(outside) < np.argmax(refused):
+                first_problem = error.problem
+            refused |= outside
+    if refused.any():
+        # Lines of the rows as they are in the file, however pandas indexed them.
+        raise TimestampError(column, f"{first_problem}; {bad_lines(refused, path)}")
     return numbers.floordiv(1).astype("Int64")
 
 
@@ -391,7 +409,7 @@ def coerce_types(df: pd.DataFrame, path: str | Path | None = None) -> pd.DataFra
         elif name in _INT_COLUMNS:
             out[name] = _to_int(_blank_to_missing(out[name]), name, path)
         elif name == TIMESTAMP_FIELD:
-            out[name] = parse_timestamps(out[name], name)
+            out[name] = parse_timestamps(out[name], name, path)
         elif name in _STRING_COLUMNS:
             out[name] = _blank_to_missing(out[name]).astype("str")
     return out

@@ -9,6 +9,9 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -102,12 +105,29 @@ def row_lines(path: str | os.PathLike[str]) -> list[int]:
         return [end - sum(len(_LINE_BREAK.findall(cell)) for cell in cells) for end, cells in rows]
 
 
+#: The CSV file whose rows are being checked, for a check not handed its path (see rows_of).
+_CHECKING: ContextVar[str | os.PathLike[str] | None] = ContextVar("checking", default=None)
+
+
+@contextmanager
+def rows_of(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Within it, a refusal of rows in file order names the lines they start on in the CSV file
+    at ``path``: a column check a service writes (a recipe's ``truth``) is not handed the path."""
+    token = _CHECKING.set(path)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
 def bad_lines(bad: Any, path: str | os.PathLike[str] | None = None) -> str:
     """``line(s) 3, 7 and 2 more``: the file lines of the first rows ``bad`` marks (by position).
 
-    With the CSV file's ``path`` the lines are those its rows start on (:func:`row_lines`);
-    without, row ``i`` is taken to be line ``i + 2``, one row per line after the header.
+    With the CSV file's ``path`` (or within :func:`rows_of`) the lines are those its rows start
+    on (:func:`row_lines`); without, row ``i`` is taken to be line ``i + 2``, one row per line
+    after the header.
     """
+    path = _CHECKING.get() if path is None else path
     positions = np.flatnonzero(np.asarray(bad, dtype=bool))
     first = [int(p) for p in positions[:NAMED_LINES]]
     starts: list[int] = []

@@ -63,9 +63,10 @@ def accepts_media_type(accept: str, media_type: str) -> bool:
 def accepts_coding(accept_encoding: str, codings: tuple[str, ...] = GZIP) -> bool:
     """Whether ``Accept-Encoding`` lets the response be in one of ``codings`` (section 12.5.3):
     a coding named decides by its weight (``gzip;q=0`` is a refusal, which a substring test reads as
-    consent), and ``*`` covers those not named."""
+    consent), and ``*`` covers those not named. A client that weighs the unencoded response
+    above them (``gzip;q=0.001, identity``) is given it; at equal weights the coding wins."""
     weights = dict(_members(accept_encoding))
+    covered = weights.get("*", 0.0)
     named = [weights[coding] for coding in codings if coding in weights]
-    if named:
-        return max(named) > 0
-    return weights.get("*", 0.0) > 0
+    coded = max(named) if named else covered
+    return coded > 0 and coded >= weights.get("identity", covered)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.datasets import DatasetError, read_csv, refuse_lines
+from servekit.datasets import DatasetError, read_csv, refuse_lines, rows_of
 from servekit.training.recipe import TrainingRecipe
 
 REQUEST_COLUMN = "request_id"
@@ -30,6 +30,12 @@ def read_truth(path: Path | str, recipe: TrainingRecipe) -> dict[Key, Any]:
         raise DatasetError(f"missing column(s): {', '.join(missing)}")
     if frame.empty:
         raise DatasetError("no rows")
+    # Lines named where each row starts in the file, across quoted line ends (a note with a newline).
+    with rows_of(path):
+        return _truths(frame, recipe)
+
+
+def _truths(frame: pd.DataFrame, recipe: TrainingRecipe) -> dict[Key, Any]:
     requests = frame[REQUEST_COLUMN].str.strip()
     refuse_lines(REQUEST_COLUMN, frame[REQUEST_COLUMN], requests == "", "every row must name its request")
     if INSTANCE_COLUMN in frame.columns:

@@ -77,6 +77,12 @@ _PARSER_REASON = re.compile(r"[ -~]{1,100}")
 logger = logging.getLogger("servekit.rest")
 
 
+def _not_uvicorn_s_parser_line(record: logging.LogRecord) -> bool:
+    # uvicorn logs "Invalid HTTP request received." as it catches the parser's error, without a
+    # request id, a line before servekit's own for the same request (which names the reason).
+    return record.msg != "Invalid HTTP request received."
+
+
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's ``httptools`` protocol with the head of each request bounded to ``max_head_bytes``.
 
@@ -87,6 +93,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if _not_uvicorn_s_parser_line not in self.logger.filters:
+            self.logger.addFilter(_not_uvicorn_s_parser_line)
         #: Bytes received since the current request began (or the previous one ended); None while
         #: its body is read.
         self.head_bytes: int | None = 0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from servekit.errors import FieldProblem, from_validation_errors, invalid_fields
 from servekit.reasons import MAX_REASONS
@@ -41,6 +41,14 @@ class PredictionQuery(BaseModel):
             "explanation's own numbers, which it adds only with explain=true)"
         ),
     )
+
+    @field_validator("reasons", mode="before")
+    @classmethod
+    def _digits_alone(cls, value: object) -> object:
+        # Python's int() reads "3_0" as 30, and so did pydantic: a typo for 3 asked for thirty.
+        if isinstance(value, str) and "_" in value:
+            raise ValueError(f"{value!r} is not a number in digits; send a whole number such as 3")
+        return value
 
 
 @dataclass(frozen=True)
