@@ -392,3 +392,22 @@ def test_a_request_the_grace_cuts_is_a_503_shutting_down_as_the_grpc_call_withou
     )
     assert "Exception in ASGI application" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]  # no traceback anywhere
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(None, 75), ("620", 620)])
+def test_serve_keeps_an_idle_connection_longer_than_a_load_balancer_reuses_it(
+    monkeypatch: pytest.MonkeyPatch, sent: str | None, kept: int
+) -> None:
+    """uvicorn's 5 s closed a connection the load balancer in front (60 s: nginx-ingress, an ALB;
+    600 s: Google's) would still send a request on: a 502 its client sees."""
+    from toy import TOY
+
+    served: dict[str, Any] = {}
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(serving, "draining_server", lambda app, **options: Unserved(served, **options))
+    if sent is None:
+        monkeypatch.delenv("TOY_KEEP_ALIVE_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("TOY_KEEP_ALIVE_SECONDS", sent)
+    assert cli.main(["serve", "toy", "--port", "18999"]) == 0
+    assert served["timeout_keep_alive"] == kept

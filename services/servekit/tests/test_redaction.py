@@ -47,6 +47,13 @@ CREDENTIALED = f"http://alice:{PASSWORD}@127.0.0.1:1"
             "https://acct.blob.core.windows.net/c/m?sv=2024&sig=abc%2F",
             "https://acct.blob.core.windows.net/c/m?sv=2024&sig=***",
         ),
+        # The punctuation of the sentence a URI ends is kept: ``?token=*** MlflowException`` lost it.
+        (
+            "resolving models:/m at http://h:5000/?token=t0k: MlflowException: boom",
+            "resolving models:/m at http://h:5000/?token=***: MlflowException: boom",
+        ),
+        ("(see http://h/?a=1&token=t0k), then", "(see http://h/?a=1&token=***), then"),
+        ("http://h/?token=t0k:part.two rest", "http://h/?token=*** rest"),
         # Nothing secret: left as it is.
         ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
         ("models:/bankchurn@champion", "models:/bankchurn@champion"),

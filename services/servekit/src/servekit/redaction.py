@@ -21,7 +21,11 @@ MASK = "***"
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 #: ``name=value`` after ``?``, ``&``, ``;`` or ``#``: a query's parameters, an Azure connection
 #: string's, and an OAuth implicit grant's fragment (``#access_token=...&token_type=bearer``).
-_PARAMETER = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&#;?\s]*)=(?P<value>[^&#;\s]*)")
+#: Punctuation that ends the value's sentence, not the value (``?token=abc: MlflowException``),
+#: stays outside it: masked with the value, the message read ``?token=*** MlflowException``.
+_PARAMETER = re.compile(
+    r"(?P<lead>[?&;#])(?P<name>[^=&#;?\s]*)=(?P<value>[^&#;\s]*?)(?=[:,.)\]'\"]*(?:[&#;\s]|$))"
+)
 #: A name's words: split at ``_ - .`` and where camelCase turns (``accessToken``, ``AccountKey``).
 _WORD_BREAK = re.compile(r"[-_.]+|(?<=[a-z0-9])(?=[A-Z])")
 #: A version word (``access_token_v2``) names no more than the name before it does.

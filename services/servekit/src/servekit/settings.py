@@ -41,6 +41,8 @@ MIN_REFRESH_SECONDS = 1.0
 #: The longest shutdown grace: the cluster autoscaler gives a pod it removes 10 minutes at most
 #: (--max-graceful-termination-sec), and a rollout waits out each old pod's grace in turn.
 MAX_SHUTDOWN_GRACE_SECONDS = 600
+#: An idle connection kept longer than an hour holds a socket for a client long gone.
+MAX_KEEP_ALIVE_SECONDS = 3600
 
 
 class ServiceSettings(BaseSettings):
@@ -151,6 +153,18 @@ class ServiceSettings(BaseSettings):
             "UNAVAILABLE); with the pod's preStop sleep and a few seconds to exit it must fit in "
             "terminationGracePeriodSeconds, or the kubelet kills the pod first and those requests get "
             "a reset connection, uncounted and unlogged"
+        ),
+    )
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=MAX_KEEP_ALIVE_SECONDS,
+        description=(
+            "Seconds an idle client connection is kept open for its next request. Longer than the idle "
+            "timeout of the load balancer in front, which reuses its connections to the pods: closed "
+            "first by the pod, a request sent on one as it closes is a 502 the client sees (uvicorn's "
+            "default, 5 s, is under nginx-ingress's 60 s and an ALB's 60 s; Google's front ends keep "
+            "theirs 600 s, so the GKE overlay sets 620)"
         ),
     )
     shadow_model_uri: str = Field(

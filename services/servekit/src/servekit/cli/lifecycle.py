@@ -182,7 +182,7 @@ def add_commands(commands: Commands) -> None:
         f"{LOAD_TIMEOUT_SECONDS:g}); readings count only its answers, once no pod serves another",
     )
     roll.add_argument(
-        "--min-requests", type=positive_int, default=100, help="canary requests needed to judge"
+        "--min-requests", type=positive_int, default=100, help="canary requests needed to judge (default 100)"
     )
     roll.add_argument(
         "--max-failure-ratio",

@@ -91,6 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
         # The gRPC server's grace too (OpenInferenceServicer.stop), begun at the same time.
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     # As uvicorn.run: Ctrl-C, raised again once the server has stopped, ends it quietly.
     with contextlib.suppress(KeyboardInterrupt):
