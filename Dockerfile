@@ -3,8 +3,9 @@
 #   docker build --build-arg SERVICE=bankchurn -t bankchurn:dev .
 # Runs as 10001:10001 (the UID/GID the Kubernetes manifests set) on a read-only root
 # filesystem: nothing is written outside /tmp (an emptyDir in the pods; HOME points there).
-# Base images are pinned to a version tag; CI resolves and records their digests
-# (pin with @sha256:... when promoting, e.g. python:3.11.14-slim-bookworm@sha256:<digest>).
+# Base images are pinned to a version tag, not a digest (pin one with @sha256:... when promoting,
+# e.g. python:3.11.14-slim-bookworm@sha256:<digest>). CI records the digest of each image it pushes,
+# as each registry answers, in its images job's summary (.github/workflows/ci.yml).
 
 FROM ghcr.io/astral-sh/uv:0.13.9 AS uv
 

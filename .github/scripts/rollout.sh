@@ -44,9 +44,46 @@ fi
 sed -i -E "s|^(  imageRegistry:).*|\1 $registry|; s|^(  imageTag:).*|\1 \"$tag\"|" "$overlay/values.yaml"
 rendered=$(mktemp)
 answer=$(mktemp)
-trap 'rm -f "$rendered" "$answer"' EXIT
+trap 'rm -f "$rendered" "$rendered.objects" "$answer"' EXIT
 # The renderer make k8s-check validates (kubectl's kustomize), not another version of it.
 kubectl kustomize "$overlay" >"$rendered"
+# The namespace is a cluster administrator's, not the deploy's: its pod-security labels are what
+# keeps a pod it deploys from being privileged (k8s/base/namespace.yaml), and an identity that could
+# patch them could run one on a node. So the deploy identity may only read it (k8s/deploy_role.py),
+# the Namespace is left out of what is applied (an apply server-side would patch it, changed or
+# not), and the deploy stops unless the namespace is there with the labels the overlay gives it.
+# Its pod-security labels in the render, one KEY=VALUE a line; kind and metadata first.
+wanted=$(awk '
+  /^---$/ { kind = ""; labels = 0; next }
+  /^kind: / { kind = $2 }
+  kind == "Namespace" && /^  labels:$/ { labels = 1; next }
+  kind == "Namespace" && labels && /^    / {
+    if ($1 ~ /^pod-security\.kubernetes\.io\//) { sub(/:$/, "", $1); gsub(/"/, "", $2); print $1 "=" $2 }
+    next
+  }
+  { labels = 0 }
+' "$rendered")
+admin="a cluster administrator creates or fixes it with kubectl apply --server-side -f k8s/base/namespace.yaml (the overlay README's \"Configure and deploy\"); the deploy identity may not change it, and nothing was applied"
+held=$(kubectl get namespace "$namespace" --ignore-not-found -o jsonpath='{.metadata.labels}') \
+  || { echo "::error::the cluster did not say whether namespace $namespace exists (kubectl's error above); nothing was applied"; exit 1; }
+[ -n "$held" ] || { echo "::error::no namespace $namespace in the cluster: $admin"; exit 1; }
+held=$(jq -r 'to_entries[] | "\(.key)=\(.value)"' <<<"$held")
+unlike=()
+[ -z "$wanted" ] || mapfile -t unlike < <(grep -vxF -f <(printf '%s\n' "$held") <<<"$wanted" || true)
+if [ ${#unlike[@]} -gt 0 ]; then
+  have=$(grep '^pod-security\.kubernetes\.io/' <<<"$held" | paste -sd' ' -) || true
+  echo "::error::namespace $namespace is not labelled ${unlike[*]} as k8s/base/namespace.yaml has it (its pod-security labels: ${have:-none}): $admin"
+  exit 1
+fi
+# What is applied: every object rendered but the Namespace (kubectl kustomize's `---` between them).
+awk '
+  /^---$/ { head = ""; decided = skip = 0; next }
+  decided { if (!skip) print; next }
+  { head = head $0 "\n" }
+  /^kind: / { decided = 1; skip = $2 == "Namespace"; if (!skip) printf "%s%s", (kept++ ? "---\n" : ""), head }
+  END { if (!decided && head != "") printf "%s%s", (kept++ ? "---\n" : ""), head }
+' "$rendered" >"$rendered.objects"
+mv "$rendered.objects" "$rendered"
 # The release, read from what is applied rather than listed here (a new component is not left
 # out): every image at the tag in CI's registry, and each Deployment running one, whose pod
 # template so changes with every deploy. Only these are waited for and undone: an undo of another

@@ -658,3 +658,67 @@ def test_a_rerun_of_the_images_job_pushes_no_tag_the_registry_has(tmp_path: Path
     pushed = [line.split()[1] for line in calls.read_text().splitlines() if line.startswith("push ")]
     assert pushed == [f"{ecr}/bankchurn:abc"]
     assert f"{gar}/bankchurn:abc is already in the registry" in said
+
+
+def test_the_images_job_records_the_digest_of_each_image_it_pushed_in_its_summary(tmp_path: Path) -> None:
+    """The Dockerfile said CI resolves and records digests, and CI recorded none: each pushed tag's
+    digest, as each registry answers, is now in the job summary, and the Dockerfile says only that."""
+    images = next(job for job in JOBS if job.workflow == "ci.yml" and job.name == "images")
+    steps = images.body["steps"]
+    [push] = [i for i, s in enumerate(steps) if "docker push" in s.get("run", "")]
+    [record] = [i for i, s in enumerate(steps) if "GITHUB_STEP_SUMMARY" in s.get("run", "")]
+    assert record > push
+    assert steps[record]["if"] == steps[push]["if"]
+    assert {k: steps[record]["env"][k] for k in ("GAR_REGISTRY", "ECR_REPOSITORY")} == {
+        k: steps[push]["env"][k] for k in ("GAR_REGISTRY", "ECR_REPOSITORY")
+    }
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # `docker buildx imagetools inspect REF --format ...`: the digest $DIGESTS gives REF (REF=DIGEST lines).
+    (bin_dir / "docker").write_text(
+        '#!/bin/bash\n[ "$1 $2 $3" = "buildx imagetools inspect" ] || exit 2\n'
+        'grep -F "$4=" <<<"$DIGESTS" | cut -d= -f2\n'
+    )
+    (bin_dir / "docker").chmod(0o755)
+    gar, ecr = "europe-west1-docker.pkg.dev/p/ml-platform", "1.dkr.ecr.eu-west-1.amazonaws.com/ml-platform"
+    digests = {f"{gar}/bankchurn:abc": "sha256:" + "1" * 64, f"{ecr}/bankchurn:abc": "sha256:" + "2" * 64}
+    summary = tmp_path / "summary.md"
+    env = {"GAR_REGISTRY": gar, "ECR_REPOSITORY": ecr, "SERVICE": "bankchurn", "GITHUB_SHA": "abc"}
+    env |= {"GITHUB_STEP_SUMMARY": str(summary)}
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    status, said, _ = run_script(
+        steps[record]["run"],
+        tmp_path / "work",
+        tmp_path,
+        path,
+        **env,
+        DIGESTS="\n".join(f"{ref}={digest}" for ref, digest in digests.items()),
+    )
+    assert status == 0, said
+    assert said.splitlines() == [f"{ref}@{digest}" for ref, digest in digests.items()]
+    assert summary.read_text().splitlines() == [
+        "### bankchurn",
+        "",
+        "| image | digest |",
+        "| --- | --- |",
+        *(f"| `{ref}` | `{digest}` |" for ref, digest in digests.items()),
+    ]
+    # A registry that names no digest fails the job, saying which.
+    status, said, _ = run_script(
+        steps[record]["run"],
+        tmp_path / "none",
+        tmp_path,
+        path,
+        **env,
+        DIGESTS=f"{gar}/bankchurn:abc=sha256:1",
+    )
+    assert status == 1
+    [error] = [line for line in said.splitlines() if line.startswith("::error::")]
+    assert error.startswith(f"::error::the registry gave no digest for {gar}/bankchurn:abc")
+    # The Dockerfile's header says what CI does with digests, and nothing it does not.
+    header = "".join(
+        line for line in (ROOT / "Dockerfile").read_text().splitlines(keepends=True) if line.startswith("#")
+    )
+    assert "resolves" not in header
+    assert "digest of each image it pushes" in header
+    assert "summary" in header

@@ -321,3 +321,95 @@ def test_make_loadtest_without_tags_passes_none(tmp_path: Path) -> None:
     args = (tmp_path / "args").read_text().splitlines()
     assert "--tags" not in args
     assert args[args.index("--run-time") + 1] == "60s"
+
+
+# --- The target: the job sends the API keys and the training data's rows to it --------------------
+
+LISTED = "https://ml.example.com\n  https://staging.ml.example.com/ \n"
+LOCUST_STEP = "Locust (make loadtest; thresholds fail the job)"
+
+
+def test_the_target_is_checked_before_any_identity_secret_or_data_is_used() -> None:
+    """`inputs.target` was free text handed to Locust with the production keys and training rows:
+    anyone who may dispatch the workflow could point it at a host of their own."""
+    names = [step.get("id", step.get("name")) for step in LOADTEST["steps"]]
+    check = names.index("target")
+    assert steps(LOADTEST)["target"]["env"] == {
+        "TARGET": "${{ inputs.target }}",
+        "TARGETS": "${{ vars.LOADTEST_TARGETS }}",
+    }
+    for step in LOADTEST["steps"][:check]:
+        assert "uses" not in step, step
+        assert "secrets." not in str(step), step
+        assert "vars." not in str(step), step
+    # Every sign-in, fetch, secret and the load test itself come after it, and the load test gets
+    # the listed URL the check wrote, never the input.
+    for step in LOADTEST["steps"][check + 1 :]:
+        assert "inputs.target" not in str(step), step
+    assert steps(LOADTEST)[LOCUST_STEP]["env"]["TARGET"] == "${{ steps.target.outputs.url }}"
+    text = (ROOT / ".github" / "workflows" / "loadtest.yml").read_text()
+    assert text.count("inputs.target") == 1
+    # What an administrator sets is said where the loadtest environment is made.
+    for overlay in ("gke", "eks"):
+        readme = (ROOT / "k8s" / "overlays" / overlay / "README.md").read_text()
+        section = readme.split("## Load test from CI")[1].split("\n## ")[0]
+        assert "`LOADTEST_TARGETS`" in section
+        assert "gh variable set LOADTEST_TARGETS --env loadtest" in section
+
+
+@pytest.mark.parametrize(
+    ("target", "url"),
+    [
+        ("https://ml.example.com", "https://ml.example.com"),
+        ("https://ml.example.com/", "https://ml.example.com"),
+        ("https://staging.ml.example.com", "https://staging.ml.example.com"),
+    ],
+)
+def test_a_listed_target_is_the_one_the_load_test_gets(target: str, url: str, tmp_path: Path) -> None:
+    assert run_step(steps(LOADTEST)["target"], tmp_path, TARGET=target, TARGETS=LISTED) == (
+        0,
+        "",
+        f"url={url}\n",
+    )
+
+
+TARGET_INJECTIONS = ("https://ml.example.com; touch {marker}", "$(touch {marker})", "`touch {marker}`")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://attacker.example.net",
+        "https://ml.example.com.attacker.example.net",
+        "https://ml.example.com@attacker.example.net",
+        "https://ml.example.com/../x",
+        "http://ml.example.com",
+        "https://ML.example.com",
+        "https://ml.example.com\n::notice::x",
+        "",
+        *TARGET_INJECTIONS,
+    ],
+)
+def test_a_target_the_repository_does_not_list_stops_the_job(target: str, tmp_path: Path) -> None:
+    marker = tmp_path / "INJECTED"
+    target = target.format(marker=marker)
+    status, said, output = run_step(
+        steps(LOADTEST)["target"], tmp_path / "work", TARGET=target, TARGETS=LISTED
+    )
+    assert (status, output) == (1, "")
+    [line] = said.splitlines()  # the refused text quoted on the one line: no workflow command of its own
+    assert line.startswith("::error::target ")
+    assert line.endswith(
+        " is not one of LOADTEST_TARGETS (https://ml.example.com https://staging.ml.example.com/): give one "
+        "of those, or have an administrator list it in the loadtest environment; nothing was sent"
+    )
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("targets", ["", " \n "])
+def test_without_listed_targets_no_target_is_load_tested(targets: str, tmp_path: Path) -> None:
+    status, said, output = run_step(
+        steps(LOADTEST)["target"], tmp_path, TARGET="https://ml.example.com", TARGETS=targets
+    )
+    assert (status, output) == (1, "")
+    assert said.startswith("::error::LOADTEST_TARGETS is not set in the loadtest environment: set it to ")

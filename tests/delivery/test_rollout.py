@@ -203,12 +203,29 @@ STUB = """#!{python}
 # KUBECTL_DEPLOYMENTS, a JSON map of each Deployment's name to its generation, revision and whether
 # an apply changes it (its template at a new tag): an apply that changes one bumps its generation,
 # as the API server does, and one not there yet is created at generation 1, without a revision.
+# `get namespace ml-platform` answers with the labels of KUBECTL_NAMESPACE_LABELS (JSON; null: no
+# such namespace), through the real kubectl's JSONPath, or fails if KUBECTL_GET_FAILS names it.
 import json, os, subprocess, sys
 args = sys.argv[1:]
 with open(os.environ["KUBECTL_CALLS"], "a") as calls:
     calls.write(json.dumps(args) + "\\n")
 if args[:1] == ["kustomize"]:
     os.execv({kubectl!r}, [{kubectl!r}, *args])
+if args[:2] == ["get", "namespace"]:
+    if "namespace" in os.environ.get("KUBECTL_GET_FAILS", "").split():
+        sys.exit("error: You must be logged in to the server (Unauthorized)")
+    name, template = args[2], args[-1].removeprefix("jsonpath=")
+    assert args[2:-1] == ["ml-platform", "--ignore-not-found", "-o"], args
+    labels = json.loads(os.environ["KUBECTL_NAMESPACE_LABELS"])
+    if labels is not None:
+        metadata = {{"name": name, "labels": labels}}
+        namespace = {{"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}}
+        listed = subprocess.run(
+            [{kubectl!r}, "annotate", "--local", "-f", "-", "stub=local", "-o", "jsonpath=" + template],
+            input=json.dumps(namespace), capture_output=True, text=True, check=True,
+        )
+        sys.stdout.write(listed.stdout)
+    sys.exit(0)
 
 
 def apply_deployments(names):
@@ -347,8 +364,22 @@ SET_BY_TESTS = {
     *("IMAGE_CHECK", "MISSING_SERVICES", "FAILED_ROLLOUTS"),
     *("KUBECTL_OBJECTS", "KUBECTL_GET_FAILS", "KUBECTL_APPLY_REFUSED", "KUBECTL_APPLY_FAILS"),
     *("KUBECTL_APPLY_FAILS_HAVING_APPLIED", "KUBECTL_GET_FAILS_AFTER_APPLY"),
-    *("MLFLOW_ROLLOUT_TIMEOUT", "APPLY_RETRY_SECONDS"),
+    *("MLFLOW_ROLLOUT_TIMEOUT", "APPLY_RETRY_SECONDS", "KUBECTL_NAMESPACE_LABELS"),
 }
+#: The namespace as a cluster administrator applied it (k8s/base/namespace.yaml), and the label the
+#: API server adds to every namespace.
+NAMESPACE_LABELS = {
+    "kubernetes.io/metadata.name": "ml-platform",
+    **yaml.safe_load((ROOT / "k8s" / "base" / "namespace.yaml").read_text())["metadata"]["labels"],
+}
+#: The one line a deploy to a namespace that is missing or not labelled so ends with.
+ADMIN_STEP = (
+    "a cluster administrator creates or fixes it with kubectl apply --server-side -f "
+    'k8s/base/namespace.yaml (the overlay README\'s "Configure and deploy"); the deploy identity may '
+    "not change it, and nothing was applied"
+)
+#: How rollout.sh reads its namespace's labels.
+GET_NAMESPACE = ["get", "namespace", "ml-platform", "--ignore-not-found", "-o", "jsonpath={.metadata.labels}"]
 #: The revision of each Deployment before the deploy, in the stand-in cluster: that of the last.
 REVISION_BEFORE = "5"
 
@@ -405,6 +436,7 @@ def rollout(
         "KUBECTL_APPLIED": str(tmp_path / "applied.yaml"),
         "KUBECTL_DEPLOYMENTS": str(tmp_path / "deployments.json"),
         "ROLLOUT_TIMEOUT": "300s",
+        "KUBECTL_NAMESPACE_LABELS": json.dumps(NAMESPACE_LABELS),
         **{f"SMOKE_API_KEY_{service.upper()}": key for service, key in keys.items()},
         **env_vars,
     }
@@ -445,16 +477,21 @@ def test_a_deploy_applies_server_side_waits_for_the_pods_and_predicts_through_th
     run = rollout(tmp_path, cluster.base_url, cluster.keys)
     assert run.result.returncode == 0, run.result.stdout + run.result.stderr
     assert run.result.stdout.splitlines() == [f"{s}: ready and predicting at {TAG}" for s in SERVICES]
-    # Each image of the release (the services' and MLflow's) looked up in the registry, once,
-    # after the render and before anything was applied.
+    # The namespace's labels read after the render; each image of the release (the services' and
+    # MLflow's) looked up in the registry, once, after them and before anything was applied.
     dry_run_index, apply_index = [i for i, c in enumerate(run.calls) if c[0] == "apply"]
     assert run.calls[0][0] == "kustomize"
-    assert sorted(run.calls[1:dry_run_index]) == sorted(
+    assert run.calls[1] == GET_NAMESPACE
+    assert sorted(run.calls[2:dry_run_index]) == sorted(
         ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/{name}:{TAG}"] for name in RELEASE
     )
     # The images at the tag, through values.yaml (its replacements), in what was applied.
     assert (run.values["imageRegistry"], run.values["imageTag"]) == (REGISTRY, TAG)
     applied = [o for o in yaml.safe_load_all(run.applied) if o]
+    # Everything the overlay renders but the Namespace, which is a cluster administrator's.
+    rendered = render("gke").objects
+    assert len(applied) == len(rendered) - 1
+    assert "Namespace" not in {o["kind"] for o in applied}
     images = {
         (o["metadata"]["name"], c["name"]): c["image"]
         for o in applied
@@ -723,8 +760,10 @@ def test_an_image_missing_from_the_registry_stops_the_deploy_before_anything_is_
     run = rollout(tmp_path, "http://127.0.0.1:9", keys, registry, MISSING_SERVICES="nlpinsight", **checked)
     assert run.result.returncode == 1
     tool = asked[0]
-    # The render, then each image of the release; nothing applied, waited for or undone.
-    assert [c[0] for c in run.calls] == ["kustomize"] + [tool] * len(RELEASE)
+    # The render, the namespace's labels, then each image of the release; nothing applied, waited
+    # for or undone.
+    assert [c[0] for c in run.calls] == ["kustomize", "get"] + [tool] * len(RELEASE)
+    assert run.calls[1] == GET_NAMESPACE
     assert asked in run.calls
     assert f"{tool}: manifest unknown: nlpinsight" in run.result.stderr  # the tool's own error
     assert run.result.stdout.startswith(
@@ -748,7 +787,7 @@ def test_a_deploy_without_mlflows_image_stops_before_anything_is_applied(tmp_pat
     assert ["skopeo", "inspect", "--raw", f"docker://{REGISTRY}/mlflow:{TAG}"] in run.image_checks
     assert run.result.stdout.startswith(f"::error::no image {REGISTRY}/mlflow:{TAG} (IMAGE_CHECK=skopeo")
     assert not run.applied
-    assert [c[0] for c in run.calls if c[0] not in {"kustomize", "skopeo"}] == []
+    assert [c for c in run.calls if c[0] not in {"kustomize", "skopeo"}] == [GET_NAMESPACE]
 
 
 #: MLflow's wait: ROLLOUT_TIMEOUT is shorter than its startupProbe's 60 x 5 s with the rest of a
@@ -1051,3 +1090,67 @@ def test_each_deploy_pulls_from_the_registry_ci_pushes_to() -> None:
     assert action_of(eks, "deploy", "ecr") == action_of(ci, job, "ecr")  # the same login, the same output
     assert deploy_gke["REGISTRY"] == pushed["GAR_REGISTRY"]
     assert (deploy_eks["IMAGE_CHECK"], deploy_gke["IMAGE_CHECK"]) == ("ecr", "gar")
+
+
+def test_a_deploy_applies_everything_but_the_namespace(tmp_path: Path) -> None:
+    """An apply server-side of the Namespace is a patch of it, changed or not: the identity that may
+    make one could relabel it privileged, then roll out a privileged pod through a Deployment. The
+    Namespace is a cluster administrator's; the deploy applies the rest, the dry run too."""
+    run = mlflow_failed(tmp_path)
+    applied = [o for o in yaml.safe_load_all(run.applied) if o]
+    assert applied, "the deploy applied nothing"
+    assert [o for o in applied if o["kind"] == "Namespace"] == []
+    assert {o["kind"] for o in applied} == {o["kind"] for o in render("gke").objects} - {"Namespace"}
+    assert GET_NAMESPACE in run.calls
+
+
+@pytest.mark.parametrize(
+    ("labels", "error"),
+    [
+        pytest.param(None, "::error::no namespace ml-platform in the cluster: " + ADMIN_STEP, id="missing"),
+        pytest.param(
+            {**NAMESPACE_LABELS, "pod-security.kubernetes.io/enforce": "privileged"},
+            "::error::namespace ml-platform is not labelled pod-security.kubernetes.io/enforce=restricted "
+            "as k8s/base/namespace.yaml has it (its pod-security labels: "
+            "pod-security.kubernetes.io/enforce=privileged pod-security.kubernetes.io/enforce-version=latest "
+            "pod-security.kubernetes.io/warn=restricted): " + ADMIN_STEP,
+            id="relabelled privileged",
+        ),
+        pytest.param(
+            {"kubernetes.io/metadata.name": "ml-platform"},
+            "::error::namespace ml-platform is not labelled pod-security.kubernetes.io/enforce=restricted "
+            "pod-security.kubernetes.io/enforce-version=latest pod-security.kubernetes.io/warn=restricted "
+            "as k8s/base/namespace.yaml has it (its pod-security labels: none): " + ADMIN_STEP,
+            id="made by kubectl create namespace",
+        ),
+    ],
+)
+def test_a_namespace_missing_or_not_restricted_stops_the_deploy_naming_the_admin_step(
+    tmp_path: Path, labels: dict[str, str] | None, error: str
+) -> None:
+    """The deploy identity may not create or relabel its namespace: one missing, or whose pod-security
+    labels are not k8s/base/namespace.yaml's, is a cluster administrator's to fix, before anything
+    is looked up or applied."""
+    run = rollout(
+        tmp_path,
+        "http://127.0.0.1:9",
+        dict.fromkeys(SERVICES, "unused"),
+        KUBECTL_NAMESPACE_LABELS=json.dumps(labels),
+    )
+    assert run.result.returncode == 1
+    assert run.result.stdout.splitlines() == [error]
+    assert [c for c in run.calls if c[0] != "kustomize"] == [GET_NAMESPACE]
+    assert not run.applied
+
+
+def test_a_cluster_that_does_not_show_the_namespace_gets_nothing_applied(tmp_path: Path) -> None:
+    run = rollout(
+        tmp_path, "http://127.0.0.1:9", dict.fromkeys(SERVICES, "unused"), KUBECTL_GET_FAILS="namespace"
+    )
+    assert run.result.returncode == 1
+    assert "Unauthorized" in run.result.stderr
+    assert run.result.stdout.splitlines() == [
+        "::error::the cluster did not say whether namespace ml-platform exists (kubectl's error above); "
+        "nothing was applied"
+    ]
+    assert [c for c in run.calls if c[0] != "kustomize"] == [GET_NAMESPACE]

@@ -29,6 +29,8 @@ from scripts import MONITORING
 NAME = ALERTMANAGER_STATEFULSET  # what AlertmanagerReplicasUnavailable selects by (mixin.platform)
 #: Where the StorageClass of each overlay's volumes comes from (its kustomization's patches).
 STORAGE_CLASSES = {"gke": "standard-rwo", "eks": "gp3"}
+#: The class of the standalone claims (MLflow's): on GKE one that keeps the disk (storageclass.yaml).
+STANDALONE_STORAGE_CLASSES = {"gke": "standard-rwo-retain", "eks": "gp3"}
 
 
 def statefulset(overlay: Rendered) -> Obj:
@@ -133,7 +135,7 @@ def test_silences_and_the_notification_log_outlive_a_restart(overlay: Rendered) 
     assert claim["spec"]["storageClassName"] == STORAGE_CLASSES[overlay.overlay]
     assert mounts(overlay)["data"] == args(overlay)["storage.path"]
     for standalone in overlay.of_kind("PersistentVolumeClaim"):
-        assert standalone["spec"]["storageClassName"] == STORAGE_CLASSES[overlay.overlay]
+        assert standalone["spec"]["storageClassName"] == STANDALONE_STORAGE_CLASSES[overlay.overlay]
 
 
 def test_it_runs_unprivileged_without_a_token(overlay: Rendered) -> None:

@@ -167,8 +167,11 @@ def test_it_reaches_mlflow_the_bucket_and_the_credentials_and_nothing_else(scori
     job = {"labels": template["metadata"]["labels"], "namespace": "ml-platform"}
     assert flow(policies, job, pod(scoring, "mlflow"), 5000)
     assert flow(policies, job, {"ip": "142.250.1.1"}, 443)
-    assert flow(policies, job, {"ip": "169.254.169.254"}, 80)
-    assert flow(policies, job, {"ip": "169.254.170.23"}, 80)
+    # The credentials: GKE's metadata server there, EKS Pod Identity's agent there; on EKS never the
+    # node's instance metadata (169.254.169.254), whose credentials are the node role's.
+    on_gke = scoring.overlay == "gke"
+    assert flow(policies, job, {"ip": "169.254.169.254"}, 80) is on_gke
+    assert flow(policies, job, {"ip": "169.254.170.23"}, 80) is not on_gke
     assert not flow(policies, job, pod(scoring, SERVICES[0]), 8080)
     assert not flow(policies, job, pod(scoring, "prometheus"), 9090)
     assert not flow(policies, pod(scoring, "prometheus"), job, 8080)

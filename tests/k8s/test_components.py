@@ -353,7 +353,7 @@ PRODUCT_NAME = re.compile(
             r"image: \S+/ml-platform/",
             r"global-static-ip-name: ml-platform-ip$",
             r"role/ml-platform-mlflow$",
-            r"group\.name: ml-platform$",
+            r"sslPolicy: ml-platform-modern$",
             r"github\.com/ml-platform/ml-platform/",
             r'^\s*"ml-platform",?$',
             r"^\s*- name: ml-platform$",

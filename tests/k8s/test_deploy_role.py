@@ -133,6 +133,8 @@ def held(rules: Iterable[Obj], namespace: str | None) -> Iterator[Request]:
 #: rollout.sh's kubectl commands (command_of) and what each asks of the cluster.
 KUBECTL: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = {
     ("kustomize", ""): (),  # renders locally
+    # its own namespace's labels, by name (a cluster-scoped object: requests_of)
+    ("get", "namespace"): (("get", "", "namespaces"),),
     ("apply", ""): (),  # each object's requests: requests_of
     ("get", "deployments"): (("list", "apps", "deployments"),),
     ("get", "replicasets"): (("list", "apps", "replicasets"),),
@@ -192,6 +194,8 @@ def requests_of(objects: Sequence[Obj]) -> Iterator[Request]:
     """Everything deploying ``objects`` with rollout.sh asks of the cluster."""
     defined = {(o["kind"], o["metadata"]["name"]) for o in objects}
     for obj in objects:
+        if obj["kind"] == "Namespace":
+            continue  # a cluster administrator's: rollout.sh leaves it out of the apply, reads it below
         namespace = obj["metadata"].get("namespace")
         # An apply server-side: kubectl reads the object, then patches it, which creates it if missing.
         for verb in ("get", "patch", "create"):
@@ -204,7 +208,10 @@ def requests_of(objects: Sequence[Obj]) -> Iterator[Request]:
                 yield Request("bind", RBAC, resource(ref["kind"]), ref["name"], namespace)
     for command in rollout_commands():
         for verb, api_group, res in KUBECTL[command]:
-            yield Request(verb, api_group, res, None, NAMESPACE)
+            if res == "namespaces":  # `kubectl get namespace "$namespace"`: the one, cluster-scoped
+                yield Request(verb, api_group, res, NAMESPACE, None)
+            else:
+                yield Request(verb, api_group, res, None, NAMESPACE)
 
 
 def atoms(rules: Iterable[Obj]) -> set[tuple[str, str, str, str | None]]:
@@ -279,6 +286,33 @@ def test_the_deploy_identity_can_neither_grant_itself_more_nor_delete_nor_read_s
     # Cluster-wide, nothing is granted for any name that is not a role's own rule, read-only.
     for rule in identity(roles).cluster:
         assert rule.get("resourceNames") or set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+
+
+def test_the_deploy_identity_may_read_its_namespace_and_never_change_it(
+    deployed: tuple[Rendered, list[Obj]],
+) -> None:
+    """Its pod-security labels keep the pods the identity deploys unprivileged: one that could patch
+    them to privileged could then run a privileged or hostPath pod through a Deployment it patches,
+    and take the node. A cluster administrator creates it; the deploy reads it."""
+    _, roles = deployed
+    who = identity(roles)
+    assert who.allows(Request("get", "", "namespaces", NAMESPACE, None))
+    for verb in ("create", "update", "patch", "delete", "deletecollection", "list", "watch"):
+        for name in (NAMESPACE, None):
+            assert not who.allows(Request(verb, "", "namespaces", name, None)), (verb, name)
+    for role in roles:
+        for rule in role["rules"]:
+            if "namespaces" in rule["resources"] or "*" in rule["resources"]:
+                assert (rule["verbs"], rule.get("resourceNames")) == (["get"], [NAMESPACE]), rule
+
+
+def test_rollout_sh_applies_no_namespace_and_reads_its_own() -> None:
+    """The Namespace is left out of the apply (an apply server-side would patch it, unchanged or
+    not, which the identity may not) and its labels read instead: tests/delivery/test_rollout.py
+    runs both."""
+    assert ("get", "namespace") in rollout_commands()
+    text = ROLLOUT_SH.read_text()
+    assert "kubectl apply --server-side -f k8s/base/namespace.yaml" in text
 
 
 def test_an_undefined_role_a_binding_grants_makes_the_identity_need_bind_on_it() -> None:

@@ -134,9 +134,12 @@ def test_it_reaches_mlflow_the_bucket_and_the_credentials_and_nothing_else(evalu
     mlflow, prometheus = pod(evaluated, "mlflow"), pod(evaluated, "prometheus")
     assert flow(policies, job, mlflow, 5000)
     assert flow(policies, job, {"ip": "142.250.1.1"}, 443)  # Cloud Storage, S3, STS
+    # The credentials: GKE's metadata server there, EKS Pod Identity's agent there; on EKS never the
+    # node's instance metadata (169.254.169.254), whose credentials are the node role's.
     gke_metadata, eks_agent = {"ip": "169.254.169.254"}, {"ip": "169.254.170.23"}
-    assert flow(policies, job, gke_metadata, 80)
-    assert flow(policies, job, eks_agent, 80)
+    on_gke = evaluated.overlay == "gke"
+    assert flow(policies, job, gke_metadata, 80) is on_gke
+    assert flow(policies, job, eks_agent, 80) is not on_gke
     # Not the model servers, not Prometheus, and nothing reaches it.
     assert not flow(policies, job, pod(evaluated, SERVICES[0]), 8080)
     assert not flow(policies, job, prometheus, 9090)
