@@ -77,8 +77,9 @@ def canary_alerts(service: str) -> list[Alert]:
             "it had none (a pod started while the alias names a version that does not load). "
             "Restarting the pod does not clear it: a new pod tries the same version from its start, "
             "fails the same way and fires in its turn. "
-            "`GET /model` on the pod says why under canary.refresh.error, and so does its log "
-            "('canary model refresh failed').",
+            "`GET /model` on the pod says why under canary.refresh.error (canary.error where no "
+            "canary has loaded), and so does its log ('canary model refresh failed'; 'canary model "
+            "load failed' where none has).",
             "10m",
             opens_on=(POD,),
         ),

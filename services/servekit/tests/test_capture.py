@@ -254,6 +254,41 @@ def test_a_failing_capture_is_logged_once_and_writes_nothing(
     assert failed == [2, 2]  # every instance left out is counted, though logged once
 
 
+class FullDisk(io.StringIO):
+    """A log stream that refuses every write while ``full``, as a full disk or a closed pipe does."""
+
+    full = True
+
+    def write(self, text: str) -> int:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        return super().write(text)
+
+
+def test_lines_the_log_stream_refuses_are_counted_as_failed_captures_and_billed_as_no_bytes(
+    toy_trained: tuple[ModelArtifact, Split], restore_root_logger: None
+) -> None:
+    """logging swallowed the write's error (Handler.handleError): on a full disk every capture
+    line was lost while capture_failures_total stayed 0, and their bytes were counted as written."""
+    model = ToyModel(toy_trained[0])
+    rows = [{"x": 1.0, "color": "red", "note": None}, {"x": 2.0, "color": "blue", "note": None}]
+    answers = [{"value": 1.0}, {"value": 2.0}]
+    stream = FullDisk()
+    handler = logs.configure_logging("INFO", "json", "toy", stream)
+    metered: list[tuple[str, int]] = []
+    handler.meter = lambda logger, size: metered.append((logger, size))
+    counted: list[int] = []
+    failed: list[int] = []
+    capture = PredictionCapture(100, log_format="json", on_captured=counted.append, on_failed=failed.append)
+    assert capture(model, "stable", "alone", rows, answers) == 0
+    assert (counted, failed, metered) == ([], [2], [])
+    stream.full = False  # the disk freed: captured and billed again
+    assert capture(model, "stable", "alone", rows, answers) == 2
+    assert (counted, failed) == ([2], [2])
+    assert [logger for logger, _ in metered] == [CAPTURE_LOGGER, CAPTURE_LOGGER]
+    assert sum(size for _, size in metered) == len(stream.getvalue().encode())
+
+
 def test_a_shadows_answers_to_a_captured_request_are_captured_under_its_id_as_the_shadows(
     toy_trained: tuple[ModelArtifact, Split], json_log: io.StringIO
 ) -> None:

@@ -116,18 +116,27 @@ class PredictionCapture:
         predictions: Sequence[Mapping[str, Any]],
     ) -> int:
         try:
-            self._write(model, variant, routed, records, predictions)
+            unwritten = self._write(model, variant, routed, records, predictions)
         except Exception:
-            self.on_failed(len(records))
-            if not self._failed_once:
-                self._failed_once = True
-                logger.exception(
-                    "prediction capture failed (logged once; capture_failures_total counts every "
-                    "instance left out); predictions go on"
-                )
+            self._failed(len(records), exc_info=True)
             return 0
-        self.on_captured(len(records))
-        return len(records)
+        if unwritten:
+            # The log stream refused them (a full disk, a closed pipe): the record has lost them.
+            self._failed(unwritten, exc_info=False)
+        if written := len(records) - unwritten:
+            self.on_captured(written)
+        return written
+
+    def _failed(self, instances: int, exc_info: bool) -> None:
+        self.on_failed(instances)
+        if not self._failed_once:
+            self._failed_once = True
+            logger.error(
+                "prediction capture failed%s (logged once; capture_failures_total counts every "
+                "instance left out); predictions go on",
+                "" if exc_info else ": the log stream refused its lines",
+                exc_info=exc_info,
+            )
 
     def _write(
         self,
@@ -136,7 +145,8 @@ class PredictionCapture:
         routed: str,
         records: Sequence[Record],
         predictions: Sequence[Mapping[str, Any]],
-    ) -> None:
+    ) -> int:
+        """Write a line per instance; how many of them the log stream could not take."""
         artifact = model.artifact
         ref = {"name": artifact.name, "version": artifact.version, "run_id": artifact.run_id}
         count = len(records)
@@ -159,8 +169,10 @@ class PredictionCapture:
             )
             for index, (record, prediction) in enumerate(zip(records, predictions, strict=True))
         ]
+        unwritten_before = logs.unwritten_lines()
         for line in lines:
             if self.log_format == "json":
                 logger.info(MESSAGE, extra={"json_fields": {"capture": orjson.loads(line)}})
             else:
                 logger.info(logs.JsonBody(MESSAGE, line.decode()))
+        return logs.unwritten_lines() - unwritten_before

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -253,14 +254,43 @@ class MeteredStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self.meter: LineMeter | None = None
 
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+    def emit(self, record: logging.LogRecord) -> None:
+        # logging.StreamHandler.emit's, but a line is metered once written, and a write that
+        # fails (a full disk, a closed pipe) is counted for the thread that logged it
+        # (unwritten_lines) rather than reported through handleError: logging swallows the error
+        # there, so a prediction capture could not tell it had lost its lines, and their bytes
+        # were billed in <svc>_log_bytes_total though never written.
+        try:
+            line = self.format(record)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)  # a bad logging call, logging's own report
+            return
+        try:
+            self.stream.write(line + self.terminator)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            _unwritten.lines = unwritten_lines() + 1
+            return
         meter = self.meter
         if meter is not None:
             # A line is almost always ASCII, whose UTF-8 length is its length: no copy needed.
             size = len(line) if line.isascii() else len(line.encode())
             meter(record.name, size + len(self.terminator))
-        return line
+
+
+#: Lines the handler could not write, per thread: a line is written in the thread that logs it.
+_unwritten = threading.local()
+
+
+def unwritten_lines() -> int:
+    """How many lines this thread has logged that :class:`MeteredStreamHandler` could not write;
+    a caller that must know its line was written compares the count before and after."""
+    lines: int = getattr(_unwritten, "lines", 0)
+    return lines
 
 
 def configure_logging(
