@@ -33,7 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from servekit.datasets import DatasetError, bad_lines, read_csv
+from servekit.datasets import DatasetError, bad_lines, python_value, read_csv
 
 # --------------------------------------------------------------------------- schema
 
@@ -345,8 +345,7 @@ def _to_int(values: pd.Series[Any], column: str, path: str | Path | None = None)
     floats = _to_float(values, column, path)
     fractional = floats.notna() & (floats != floats.round())
     if fractional.any():
-        example = values[fractional.to_numpy()].iloc[0]  # as written: '10.5', not np.float64(10.5)
-        example = example.item() if isinstance(example, np.generic) else example
+        example = python_value(values[fractional.to_numpy()].iloc[0])  # as written: '10.5'
         raise DatasetError(
             f"column {column!r}: {int(fractional.sum())} non-integer value(s) at "
             f"{bad_lines(fractional, path)}, e.g. {example!r}"
@@ -379,8 +378,8 @@ def parse_timestamps(
     outside = (numbers.notna() & ((numbers < MIN_TIMESTAMP) | (numbers >= MAX_TIMESTAMP))).to_numpy()
     if outside.any():
         try:
-            sent = values[outside].iloc[0]  # as the file has it: '1425204000000', not 1.425204e12
-            parse_timestamp(sent.item() if isinstance(sent, np.generic) else sent, column)
+            # As the file has it: '1425204000000', not 1.425204e12.
+            parse_timestamp(python_value(values[outside].iloc[0]), column)
         except TimestampError as error:
             # The first problem in file order, whichever of the two it is.
             if not refused.any() or np.argmax(outside) < np.argmax(refused):

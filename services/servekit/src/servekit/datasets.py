@@ -141,6 +141,12 @@ def bad_lines(bad: Any, path: str | os.PathLike[str] | None = None) -> str:
     return f"line(s) {', '.join(map(str, lines))}{more}"
 
 
+def python_value(value: Any) -> Any:
+    """A NumPy scalar as its Python value, as an error quotes it (``900``, not ``np.int64(900)``);
+    any other value as it is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def refuse_lines(
     name: str, values: pd.Series, bad: Any, problem: str, path: str | os.PathLike[str] | None = None
 ) -> None:
@@ -154,9 +160,7 @@ def refuse_lines(
     positions = np.flatnonzero(np.asarray(bad, dtype=bool))
     if not len(positions):
         return
-    example = values.iloc[positions[0]]
-    if isinstance(example, np.generic):
-        example = example.item()  # 900, not np.int64(900)
+    example = python_value(values.iloc[positions[0]])
     missing = example is None or (isinstance(example, float) and math.isnan(example))
     shown = "" if missing else f", e.g. {example!r}"
     raise DatasetError(f"column {name!r}: {problem}; {bad_lines(bad, path)}{shown}")

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
-from servekit.datasets import DatasetError
+from servekit.datasets import DatasetError, python_value
 from servekit.spec import ServiceSpec
 
 
@@ -32,10 +31,7 @@ def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     except (pa.ArrowException, TypeError, ValueError):
         pass  # a column Arrow cannot type (ints and text in one, as a CSV's gaps can make): pandas
     clean = frame.astype(object).where(frame.notna(), None)
-    return [
-        {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-        for row in clean.to_dict(orient="records")
-    ]
+    return [{str(k): python_value(v) for k, v in row.items()} for row in clean.to_dict(orient="records")]
 
 
 def split(spec: ServiceSpec, frame: pd.DataFrame, seed: int, test_size: float | None = None) -> Split:
