@@ -86,19 +86,36 @@ def error_kind_actions(n: MetricNames, window: str) -> tuple[str, str]:
     )
 
 
-def errors_by_kind(n: MetricNames, window: str) -> str:
-    """What the availability alerts' descriptions say of their 5xx over ``window``, kind by kind."""
-    shed, failed = error_kind_actions(n, window)
+def error_kinds_now_and_long(n: MetricNames, long: str, short: str) -> str:
+    """The template that gives the shares of :func:`error_kind_actions` over a burn tier's
+    ``short`` window (what fails now) and its ``long`` one (what the burn is made of), or says there
+    were no 5xx over the short one.
+
+    The long window alone misled the on-call: 20 minutes after a burst of refusals, a page fired by
+    the 500s of a model that no longer loaded still said its hour's 5xx were mostly refusals."""
+    shed, failed = error_kind_actions(n, short)
+    shed_long, failed_long = error_kind_actions(n, long)
+    now, over_long = spelled(short), spelled(long).removeprefix("1 ")
     return (
-        f"Of its prediction 5xx over the last {spelled(window).removeprefix('1 ')}: {shed} were 503 "
-        "overloaded, refused at once by a full replica (<SVC>_MAX_CONCURRENT_REQUESTS or "
-        "<SVC>_MAX_CONCURRENT_INSTANCES; Retry-After: 1), a call for capacity (PredictionsShed: the "
-        "autoscaler, the client sending large explained batches), not for a rollback; "
-        f"{failed} were 500, an exception in the model or the app (the pod log, under the request "
-        "id); the rest were 503: model_not_ready, a replica with no model loaded (ModelNotReady fires "
-        "too; /readyz says why), shutting_down, requests a stopping pod cut when its shutdown grace "
-        "ran out (no ModelNotReady: the access log's '503 in N ms: shutting_down' lines; requests "
-        "that outlive the grace), or canary_not_ready, requests asking for a canary not loaded."
+        f"{{{{ with query `{prediction_errors(n, short)} > 0` }}}}"
+        f"Of its prediction 5xx over the last {now}, {shed} were 503 overloaded and {failed} were 500 "
+        f"(over the last {over_long}: {shed_long} and {failed_long})."
+        f"{{{{ else }}}}It answered no prediction 5xx over the last {now}; of those over the last "
+        f"{over_long}, {shed_long} were 503 overloaded and {failed_long} were 500.{{{{ end }}}}"
+    )
+
+
+def errors_by_kind(n: MetricNames, long: str, short: str) -> str:
+    """What the availability alerts' descriptions say of their 5xx, kind by kind."""
+    return (
+        f"{error_kinds_now_and_long(n, long, short)} 503 overloaded: refused at once by a full replica "
+        "(<SVC>_MAX_CONCURRENT_REQUESTS or <SVC>_MAX_CONCURRENT_INSTANCES; Retry-After: 1), a call for "
+        "capacity (PredictionsShed: the autoscaler, the client sending large explained batches), not "
+        "for a rollback. 500: an exception in the model or the app (the pod log, under the request "
+        "id). The rest are 503: model_not_ready, a replica with no model loaded (ModelNotReady fires "
+        "too; /readyz says why), shutting_down, requests a stopping pod cut when its shutdown grace ran "
+        "out (no ModelNotReady: the access log's '503 in N ms: shutting_down' lines; requests that "
+        "outlive the grace), or canary_not_ready, requests asking for a canary not loaded."
     )
 
 
@@ -128,7 +145,7 @@ def budget_burn_alerts(service: str) -> list[Alert]:
                 f"{s} is burning its availability error budget {speed.lower()}",
                 f"{s} answers 5xx to prediction requests at a rate that burns the "
                 f"{o.availability:.1%} availability SLO budget {burn_text(tiers)}. "
-                f"The SLI counts {AVAILABILITY_EVENTS}. " + errors_by_kind(n, tiers[0][0]),
+                f"The SLI counts {AVAILABILITY_EVENTS}. " + errors_by_kind(n, *tiers[0][:2]),
                 duration,
             )
         )

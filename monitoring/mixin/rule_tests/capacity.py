@@ -3,9 +3,9 @@ memory."""
 
 from __future__ import annotations
 
-from mixin.alerts.budget_burn import error_kind_actions
 from mixin.common import FAST_BURN, SHED_FOR, GiB, objectives
 from mixin.rule_tests.cases import Case, answered, fires_and_quiet, series_str
+from mixin.rule_tests.error_kinds import error_kinds
 from servekit.metrics import loop_lag
 from servekit.metrics.names import MetricNames
 
@@ -69,8 +69,13 @@ def shed_burst_cases(service: str) -> list[Case]:
         series_str(n.model_ready, target): f"1x{hour}",
     }
     paged = {"alertname": "AvailabilityBudgetBurnFast", "service": service}
-    shed, failed = error_kind_actions(n, FAST_BURN[1][0][0])
-    named = {shed: "100%", failed: "0%"}
+    refusals = ("100%", "0%")
+    named = error_kinds(service, FAST_BURN[1][0], refusals, refusals)
+    # 20 minutes after the burst its refusals are out of the 5-minute window, not the hour's.
+    named_after = error_kinds(service, FAST_BURN[1][0], None, refusals)
+    # A model that stopped loading at 26m45s: as many 500s by 40m as the burst's refusals.
+    broke_at = 107
+    broken = {**series, counted("/predict", "500"): f"0x{broke_at - 1} 0+9x{hour - broke_at - 1}"}
     # Both wait the same 2 minutes from the first evaluation after the burst (21m): due at 23m.
     due = f"{21 + int(SHED_FOR.removesuffix('m')) + 1}m"
     return [
@@ -87,11 +92,19 @@ def shed_burst_cases(service: str) -> list[Case]:
         # The 30-minute window keeps the page firing; its description still names the refusals.
         Case(
             "AvailabilityBudgetBurnFast",
-            "fires: 20 minutes after the burst, naming its 503s as refusals",
+            "fires: 20 minutes after the burst, naming its 503s as refusals, over the hour",
             series,
             "40m",
             [paged],
-            named,
+            named_after,
+        ),
+        Case(
+            "AvailabilityBudgetBurnFast",
+            "fires: 500s after the burst, the last 5 minutes' 5xx; the burst's refusals half the hour's",
+            broken,
+            "40m",
+            [paged],
+            error_kinds(service, FAST_BURN[1][0], ("0%", "100%"), ("50%", "50%")),
         ),
         Case("PredictionsShed", "quiet: 20 minutes after the burst, out of its window", series, "40m"),
     ]

@@ -4,7 +4,6 @@ readiness, the model served and its live quality, the capture. With those of ``d
 
 from __future__ import annotations
 
-from mixin.alerts.budget_burn import error_kind_actions
 from mixin.common import FAST_BURN, MIN_BAD_REQUESTS, SLOW_BURN, keeps_training_ranges, le, objectives
 from mixin.rule_tests.access import (
     client_refused_cases,
@@ -20,6 +19,7 @@ from mixin.rule_tests.drift import (
     outcome_drift_cases,
     outside_training_cases,
 )
+from mixin.rule_tests.error_kinds import all_failed, error_kinds
 from mixin.rule_tests.rollouts import canary_cases, shadow_cases
 from mixin.rule_tests.workloads import batch_scoring_cases, cluster_cases, evaluation_cases
 from servekit.metrics.names import LIVE_VERDICTS, OPEN_INFERENCE_INFER, MetricNames
@@ -83,7 +83,7 @@ def budget_burn_cases(service: str, target: dict[str, str], ready: dict[str, str
 
     avail_budget, latency_budget = 1 - o.availability, 1 - o.latency
     for speed, (_, tiers, _) in (("Fast", FAST_BURN), ("Slow", SLOW_BURN)):
-        all_500 = all_failed(service, tiers[0][0])
+        all_500 = all_failed(service, tiers[0])
         # Minutes of data: enough for the short window and the `for` duration.
         minutes = 10 if speed == "Fast" else 30
         lowest = min(f for _, _, f in tiers)
@@ -175,7 +175,7 @@ def budget_burn_cases(service: str, target: dict[str, str], ready: dict[str, str
         ),
     ):
         series = {**ok("0+1x60"), err: failures, **ready}
-        fast_500 = all_failed(service, FAST_BURN[1][0][0])
+        fast_500 = all_failed(service, FAST_BURN[1][0])
         cases.append(Case("AvailabilityBudgetBurnFast", description, series, at, expected, fast_500))
     # The rules match endpoints by a regex; a label with regex metacharacters must still match.
     infer_err = series_str(
@@ -190,7 +190,7 @@ def budget_burn_cases(service: str, target: dict[str, str], ready: dict[str, str
             {**ok(f"{good}10"), infer_err: f"{bad_rate}10", **ready},
             "10m",
             [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
-            all_failed(service, FAST_BURN[1][0][0]),
+            all_failed(service, FAST_BURN[1][0]),
         )
     )
     return cases
@@ -365,7 +365,6 @@ def refusal_flood_cases(service: str, target: dict[str, str], ready: dict[str, s
 
     # 1 % of the answers 503 (0.99 % of the events): the 6 h tier's 6x budget, 10 and more an hour.
     burn = {**ok(100, 40), **dict([counted("503", 1, 40), counted("401", 100, 40)])}
-    shed, failed = error_kind_actions(n, FAST_BURN[1][0][0])
     # 1.5 % of the answers refused by a full replica: over the 1 % threshold.
     full = {**ok(600, 30), **dict([counted("503", 9, 30), counted("401", 600, 30)])}
     full[series_str(n.prediction_requests_shed_total, {**target, "limit": "requests"})] = "0+9x30"
@@ -376,7 +375,7 @@ def refusal_flood_cases(service: str, target: dict[str, str], ready: dict[str, s
             {**burn, **ready},
             "35m",
             [{"alertname": "AvailabilityBudgetBurnFast", "service": service}],
-            {shed: "0%", failed: "0%"},
+            error_kinds(service, FAST_BURN[1][0], ("0%", "0%"), ("0%", "0%")),
         ),
         Case(
             "PredictionsShed",
@@ -386,9 +385,3 @@ def refusal_flood_cases(service: str, target: dict[str, str], ready: dict[str, s
             [{"alertname": "PredictionsShed", "service": service}],
         ),
     ]
-
-
-def all_failed(service: str, window: str) -> dict[str, str]:
-    """What the availability alerts' shares of 5xx by kind render to when every 5xx is a 500."""
-    shed, failed = error_kind_actions(MetricNames(service), window)
-    return {shed: "0%", failed: "100%"}
