@@ -8,6 +8,7 @@ from mixin.alertmanager import ALERTMANAGER_CONFIG, alertmanager_config
 from mixin.alerts import rule_file
 from mixin.autoscaling import ADAPTER_CONFIG, adapter_config
 from mixin.common import HERE, services
+from mixin.kustomization import KUSTOMIZATION, kustomization_text
 from mixin.overview import overview
 from mixin.pipeline_dashboard import pipeline_dashboard
 from mixin.platform import PLATFORM, platform_rule_file, platform_test_file
@@ -37,6 +38,8 @@ def outputs() -> dict[str, str]:
     files[f"tests/{PLATFORM}.test.yaml"] = yaml_text(platform_test_file(annotations, names))
     files[ADAPTER_CONFIG] = yaml_text(adapter_config())
     files[ALERTMANAGER_CONFIG] = yaml_text(alertmanager_config())
+    # Last: it lists the rule files and dashboards above, so a new service's are deployed too.
+    files[KUSTOMIZATION] = kustomization_text(files)
     return files
 
 

@@ -18,7 +18,8 @@ from mixin.common import (
     le,
     objectives,
 )
-from mixin.outputs import stale
+from mixin.kustomization import KUSTOMIZATION, monitoring_kustomization
+from mixin.outputs import outputs, stale
 from mixin.platform import PLATFORM, WATCHDOG, WATCHDOG_SEVERITY
 from mixin.recorded import ERROR_RATIO
 from scripts import MONITORING
@@ -60,6 +61,35 @@ def test_kustomization_lists_exactly_the_generated_files() -> None:
     on_disk = {f"{d}/{p.name}" for d in dirs for p in (MONITORING / d).glob("*")}
     assert on_disk <= listed, f"not in monitoring/kustomization.yaml: {sorted(on_disk - listed)}"
     assert {f for f in listed if f.startswith(tuple(f"{d}/" for d in dirs))} <= on_disk
+
+
+def test_the_kustomization_lists_every_service_the_generator_writes_for() -> None:
+    """A new service's rule file and dashboard are deployed without a hand edit: listed by hand,
+    one added to the generator and not to the kustomization shipped no alerts and no dashboard."""
+    listed = monitoring_kustomization(
+        ["dashboards/overview.json", "rules/zzz.rules.yaml", "dashboards/zzz.json"]
+    )
+    files = {generator["name"]: generator["files"] for generator in listed["configMapGenerator"]}
+    assert files["prometheus-rules"] == ["rules/zzz.rules.yaml"]
+    assert files["grafana-dashboards"] == ["dashboards/overview.json", "dashboards/zzz.json"]
+    # The hand-written files are listed whatever the generator writes.
+    assert files["grafana-datasources"] == ["grafana/datasources.yaml"]
+
+
+def test_a_kustomization_that_misses_a_services_files_is_stale(tmp_path: Path) -> None:
+    """``generate.py --check`` (and the freshness test) names the kustomization when a service's
+    entries are missing from it, as when a service was added and the generator not run."""
+    root = tmp_path / "monitoring"
+    for path, text in outputs().items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    assert stale(root) == []
+    service = registry.available()[0]
+    kustomization_file = root / KUSTOMIZATION
+    without = kustomization_file.read_text().replace(f"  - dashboards/{service}.json\n", "")
+    assert without != kustomization_file.read_text()
+    kustomization_file.write_text(without)
+    assert stale(root) == [KUSTOMIZATION]
 
 
 def test_recording_rules_follow_level_metric_operations() -> None:

@@ -4,7 +4,6 @@ shared real file."""
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +12,7 @@ from fastapi.testclient import TestClient
 
 from chicagotaxi.service import SERVICE
 from servekit.model import ModelArtifact
-from servekit.rest import create_app
-from servekit.settings import load_settings
-from servekit.testing import train_in_memory
+from servekit.testing import serving_in_memory, train_in_memory
 from servekit.training.splitting import Split
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -30,14 +27,7 @@ def trained() -> tuple[ModelArtifact, Split]:
 
 @pytest.fixture(scope="session")
 def client(trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
-    artifact, _ = trained
-    settings = load_settings("chicagotaxi", max_batch_size=64)
-    with TestClient(create_app(SERVICE, settings, source=lambda: artifact)) as test_client:
-        deadline = time.monotonic() + 30
-        while test_client.get("/readyz").status_code != 200:
-            if time.monotonic() > deadline:
-                raise TimeoutError(test_client.get("/readyz").json())
-            time.sleep(0.02)
+    with serving_in_memory(SERVICE, trained[0], max_batch_size=64) as test_client:
         yield test_client
 
 

@@ -14,9 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from toy import TOY, ToyModel
 
 from servekit.model import ModelArtifact
-from servekit.rest import create_app
-from servekit.settings import load_settings
-from servekit.testing import new_tracking_database, request_rows, train_in_memory, wait_ready
+from servekit.testing import new_tracking_database, request_rows, serving_in_memory, train_in_memory
 from servekit.training.splitting import Split
 
 
@@ -49,10 +47,7 @@ def served() -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
 
 @pytest.fixture
 def toy_client(toy_trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
-    artifact, _ = toy_trained
-    settings = load_settings("toy", max_batch_size=8, max_body_bytes=4096)
-    with TestClient(create_app(TOY, settings, source=lambda: artifact)) as client:
-        wait_ready(client)
+    with serving_in_memory(TOY, toy_trained[0], max_batch_size=8, max_body_bytes=4096) as client:
         yield client
 
 

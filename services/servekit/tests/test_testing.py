@@ -9,9 +9,12 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from toy import TOY
 
 from servekit import http_client
-from servekit.testing import StubHandler, http_stub, new_tracking_database
+from servekit.model import ModelArtifact
+from servekit.testing import StubHandler, http_stub, new_tracking_database, serving_in_memory
+from servekit.training.splitting import Split
 
 
 def described(uri: str) -> dict[str, object]:
@@ -75,3 +78,15 @@ def test_a_stub_answers_json_or_bytes_with_their_length_and_logs_nothing(
     assert got.headers["content-length"] == str(len(got.content))
     assert (posted.status_code, posted.headers["content-type"], posted.content) == (201, "text/plain", b"OK")
     assert capsys.readouterr().err == ""  # http.server logs each request to stderr
+
+
+def test_a_service_served_in_memory_is_ready_with_its_artifact_and_settings(
+    toy_trained: tuple[ModelArtifact, Split],
+) -> None:
+    """What each service's ``client`` fixture needs: no request waits on the model, and the
+    settings given are the app's."""
+    artifact, _ = toy_trained
+    with serving_in_memory(TOY, artifact, max_batch_size=5) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/model").json()["version"] == artifact.version
+        assert client.app.state.settings.max_batch_size == 5  # type: ignore[attr-defined]

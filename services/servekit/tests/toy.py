@@ -100,7 +100,10 @@ TOY = ServiceSpec(
     model=ToyModel,
     recipe=ToyRecipe(),
     local_port=8999,
-    intended_use="Exercising servekit in its own tests.",
+    intended_use=(
+        "Exercising servekit in its own tests: serving, explaining, monitoring and rolling out a "
+        "model of made-up rows."
+    ),
     not_for=("answering anyone: its rows are made up",),
 )
 

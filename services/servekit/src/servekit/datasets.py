@@ -9,7 +9,7 @@ import math
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -164,6 +164,47 @@ def refuse_lines(
     missing = example is None or (isinstance(example, float) and math.isnan(example))
     shown = "" if missing else f", e.g. {example!r}"
     raise DatasetError(f"column {name!r}: {problem}; {bad_lines(bad, path)}{shown}")
+
+
+def validate_table(
+    raw: pd.DataFrame,
+    *,
+    columns: Sequence[str],
+    numeric_bounds: Mapping[str, tuple[float, float]],
+    integers: Collection[str] = (),
+    allowed: Mapping[str, Sequence[str]] | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
+    """``raw``'s ``columns`` (any other dropped), each checked, renumbered from 0: a tabular
+    service's training file as its loader and its synthetic generator both hand it to the recipe.
+
+    A column of ``numeric_bounds`` must hold numbers (none missing) within its inclusive bounds,
+    whole ones if it is in ``integers`` (then int64, else float64); a column of ``allowed`` one of
+    its values (then str). Columns are checked in that order, each mapping's in its own, and the
+    first bad value is refused (:func:`refuse_lines`) naming the column, the value and its lines in
+    the CSV file at ``path`` (without, row ``i`` is line ``i + 2``). A column listed in neither is
+    passed on as read.
+    """
+    missing = [c for c in columns if c not in raw.columns]
+    if missing:
+        raise DatasetError(f"missing column(s): {', '.join(missing)}")
+    frame = raw[list(columns)].copy()
+    for column, (low, high) in numeric_bounds.items():
+        cells = frame[column]
+        values = pd.to_numeric(cells, errors="coerce")
+        refuse_lines(column, cells, values.isna() & cells.notna(), "non-numeric value(s)", path)
+        refuse_lines(column, cells, values.isna(), "missing value(s)", path)
+        if column in integers:
+            refuse_lines(column, cells, values != values.round(), "must hold whole numbers", path)
+        outside = (values < low) | (values > high)
+        refuse_lines(column, cells, outside, f"value(s) outside [{low}, {high}]", path)
+        frame[column] = values.astype("int64" if column in integers else "float64")
+    for column, values_allowed in (allowed or {}).items():
+        unknown = ~frame[column].isin(values_allowed)
+        problem = f"unknown value(s); expected one of {values_allowed}"
+        refuse_lines(column, frame[column], unknown, problem, path)
+        frame[column] = frame[column].astype(str)
+    return frame.reset_index(drop=True)
 
 
 def binary_column(name: str, values: pd.Series) -> np.ndarray[Any, np.dtype[np.int64]]:

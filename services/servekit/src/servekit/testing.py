@@ -77,6 +77,22 @@ def wait_ready(client: TestClient, seconds: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+@contextmanager
+def serving_in_memory(spec: ServiceSpec, artifact: ModelArtifact, **settings: object) -> Iterator[TestClient]:
+    """A client of ``spec``'s app serving ``artifact`` (no MLflow), once its model is ready, with
+    ``settings`` over the environment's: each service's ``client`` fixture wrote this itself, one
+    with a readiness loop of its own."""
+    from fastapi.testclient import TestClient
+
+    from servekit.rest import create_app
+    from servekit.settings import load_settings
+
+    app = create_app(spec, load_settings(spec.name, **settings), source=lambda: artifact)
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
 def wait_loaded(client: TestClient, runtime: ModelRuntime, attempts: int = 1500) -> None:
     """Block until ``runtime`` (a shadow's, a canary's) has loaded, once the app is ready."""
     wait_ready(client)
