@@ -33,13 +33,17 @@ RUN uv sync --frozen --no-dev --no-editable --package "${SERVICE}" \
 
 FROM python:3.11.14-slim-bookworm AS runtime
 ARG SERVICE
+# The commit built (CI passes it): GET /model's serving_code names it, as no git checkout is here.
+ARG REVISION=""
 LABEL org.opencontainers.image.title="${SERVICE}" \
-      org.opencontainers.image.description="ML platform model service ${SERVICE} (servekit)"
+      org.opencontainers.image.description="ML platform model service ${SERVICE} (servekit)" \
+      org.opencontainers.image.revision="${REVISION}"
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin app
 COPY --from=build /app/.venv /app/.venv
 ENV PATH=/app/.venv/bin:$PATH \
     MLP_SERVICE=${SERVICE} \
+    MLP_CODE_REVISION=${REVISION} \
     HOME=/tmp \
     TMPDIR=/tmp \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -31,6 +32,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 KUBECTL = ROOT / ".venv" / "bin" / "kubectl"
 OVERLAYS = ("gke", "eks")
 SERVICES = registry.available()
+#: The commit the image environment is built from, as CI passes it (REVISION=${{ github.sha }}).
+BUILT_REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 
 def instructions(text: str) -> list[tuple[str, str]]:
@@ -78,6 +81,8 @@ def test_dockerfile_contract() -> None:
     assert ("ARG", "SERVICE") in stage
     env = env_of(stage)
     assert env["MLP_SERVICE"] == "${SERVICE}"
+    assert env["MLP_CODE_REVISION"] == "${REVISION}"  # GET /model's serving_code (servekit.provenance)
+    assert ("ARG", 'REVISION=""') in stage
     assert env["HOME"].startswith("/tmp")
     assert ("USER", "10001:10001") in stage
     assert ("EXPOSE", "8080") in stage
@@ -157,7 +162,12 @@ def image_install(service: str) -> list[str]:
 
 def image_env(service: str, venv: Path, writable: Path) -> dict[str, str]:
     """The final stage's ENV for ``service``, with /app/.venv and /tmp mapped to local directories."""
-    substitutions = {"${SERVICE}": service, "/app/.venv": str(venv), "$PATH": os.environ["PATH"]}
+    substitutions = {
+        "${SERVICE}": service,
+        "${REVISION}": BUILT_REVISION,
+        "/app/.venv": str(venv),
+        "$PATH": os.environ["PATH"],
+    }
     env = {}
     for key, declared in env_of(final_stage()).items():
         value = declared
@@ -263,7 +273,25 @@ def test_image_environment_serves_explained_predictions(
 
     model = run.server.wait_for("/readyz", 200, seconds=180).json()["model"]
     assert (model["name"], model["version"]) == (service, registered[service].version)
+    # No git checkout in an image: the code it serves is the commit its build was given.
+    serving_code = httpx.get(f"{run.server.url}/model", timeout=10).json()["serving_code"]
+    assert (serving_code["revision"], serving_code["modified"]) == (BUILT_REVISION, None)
+    assert set(serving_code["packages"]) == {"servekit", service}
     _, response = predict_its_example(run.server.url, explain=True)
     assert response.json()["explanation"]["contributions"]
     run.server.stop()
     assert tree_state(run.venv) == run.files_before, f"{service} wrote into its environment"
+
+
+def test_ci_builds_each_image_with_its_commit() -> None:
+    """The Dockerfile's REVISION, without which an image's replicas name no commit they serve."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    builds = [
+        step["with"]
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("docker/build-push-action@")
+    ]
+    assert builds
+    for build in builds:
+        assert "REVISION=${{ github.sha }}" in build["build-args"].splitlines()

@@ -43,6 +43,15 @@ def test_a_trained_model_is_logged_registered_and_champion(
     assert len(run.data.params["data.sha256"]) == 64
     assert int(run.data.params["data.rows"]) == spec.recipe.synthetic_rows
     model = mlflow.models.get_model_info(f"models:/{name}/{result.version}")
+    # The code that trained it: this checkout's commit (servekit.provenance), in the run's tags,
+    # MLflow's own among them, and in the model's metadata, which GET /model and the card show.
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert run.data.tags["code.revision"] == run.data.tags["mlflow.source.git.commit"] == head
+    assert run.data.tags["code.modified"] in ("true", "false")
+    assert run.data.tags[f"code.{name}.version"] == run.data.tags["code.servekit.version"] == "0.1.0"
+    assert model.metadata["code"]["revision"] == head
     optional = {column.name for column in model.signature.inputs.inputs if not column.required}
     requirements_txt = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{name}/{result.version}"))
     assert requirements_txt.read_text().split() == model_requirements(name)

@@ -21,9 +21,7 @@ from nlpinsight.serving import ATTRIBUTION_TERMS, OTHER, PER_TEXT_BATCH_LIMIT, S
 from servekit import serialization
 from servekit.datasets import DatasetError, shared_file
 from servekit.model import ModelArtifact
-from servekit.rest import create_app
-from servekit.settings import load_settings
-from servekit.testing import request_rows, train_in_memory, wait_ready
+from servekit.testing import request_rows, serving_in_memory, train_in_memory
 from servekit.training import trainer
 from servekit.training.splitting import Split, split
 from servekit.training.trainer import fit
@@ -293,10 +291,7 @@ def test_the_pipeline_takes_a_frame_records_or_strings(trained: tuple[ModelArtif
 
 @pytest.fixture(scope="module")
 def client(trained: tuple[ModelArtifact, Split]) -> Iterator[TestClient]:
-    artifact = trained[0]
-    settings = load_settings(SERVICE.name, max_batch_size=8)
-    with TestClient(create_app(SERVICE, settings, source=lambda: artifact)) as test_client:
-        wait_ready(test_client)
+    with serving_in_memory(SERVICE, trained[0], max_batch_size=8) as test_client:
         yield test_client
 
 
@@ -383,13 +378,16 @@ def test_the_spellings_of_one_word_are_one_reason(client: TestClient) -> None:
     assert {"$TSLA", "$AAPL"} <= set(explanation["contributions"])
 
 
-def test_the_reasons_are_the_words_that_moved_the_sentiment_most(client: TestClient) -> None:
+def test_the_reasons_are_the_words_that_argued_most_for_the_sentiment(client: TestClient) -> None:
     text = "Nvidia upgraded to Buy at Goldman Sachs, shares rally"
     contributions = client.post("/predict?explain=true", json={"text": text}).json()["explanation"][
         "contributions"
     ]
     reasons = client.post("/predict?reasons=3", json={"text": text}).json()["reasons"]
-    strongest = sorted(contributions, key=lambda word: (-abs(contributions[word]), word))[:3]
+    # The explanation is of the predicted label's logit: the words that raised it argued for it.
+    assert min(contributions.values()) < 0  # a word against the label, which is no reason for it
+    raised = [word for word in contributions if contributions[word] > 0]
+    strongest = sorted(raised, key=lambda word: (-contributions[word], word))[:3]
     assert [r["field"] for r in reasons] == strongest
     assert all(word in text for word in strongest)
     # A word is no request field: it has no value of its own.
@@ -399,9 +397,14 @@ def test_the_reasons_are_the_words_that_moved_the_sentiment_most(client: TestCli
 def test_the_word_text_is_a_reason_without_the_request_text_as_its_value(client: TestClient) -> None:
     # The request's one field is named "text": a reason keyed by the word "text" was given the
     # whole request text as its value, as if it were that field.
-    text = "text me when it soars, text me when it plunges"
-    reasons = client.post("/predict?reasons=50", json={"text": text}).json()["reasons"]
-    assert "text" in {r["field"] for r in reasons}
+    texts = (
+        "text me when it soars, text me when it plunges",
+        "text me when it soars",
+        "shares rally, text me",
+    )
+    answers = [client.post("/predict?reasons=50", json={"text": text}).json()["reasons"] for text in texts]
+    # A text in which the word "text" argued for the answer, so that it is one of the reasons.
+    reasons = next(reasons for reasons in answers if "text" in {r["field"] for r in reasons})
     assert {r["value"] for r in reasons} == {None}
 
 

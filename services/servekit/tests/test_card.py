@@ -29,16 +29,7 @@ def test_the_served_card_is_rendered_from_get_model(toy_client: TestClient) -> N
     metrics = toy_client.get("/model").json()["training_metrics"]
     assert f"| **mae** | {metrics['mae']:.4g} |" in card
     assert "## How a prediction is explained" in card
-    assert (
-        "## Intended use\n\nExercising servekit in its own tests.\n\nNot for:\n\n- answering anyone" in card
-    )
-
-
-def test_a_service_that_states_no_intended_use_is_said_to_state_none() -> None:
-    silent = dataclasses.replace(TOY, intended_use="", not_for=())
-    card = render(silent, {"name": "toy", "version": "1"})
-    assert "## Intended use\n\nNot stated by the service.\n\n## " in card
-    assert "Not for:" not in card
+    assert f"## Intended use\n\n{TOY.intended_use}\n\nNot for:\n\n- answering anyone" in card
 
 
 def test_groups_without_a_figure_say_why(toy_trained: tuple[ModelArtifact, Split]) -> None:
@@ -229,3 +220,24 @@ def test_the_headline_table_holds_the_headline_metrics_only() -> None:
     assert "## Held-out performance" not in render(
         TOY, {"name": "toy", "version": "1", "training_metrics": only_groups}
     )
+
+
+def test_the_card_names_the_code_that_trained_the_version() -> None:
+    """A reviewer traces a version to its commit (servekit.provenance), and is told when the tree
+    had changes the commit does not hold, or when nothing was recorded."""
+
+    def identity(code: object) -> str:
+        card = render(TOY, {"name": "toy", "version": "1", "code": code})
+        return next(line for line in card.splitlines() if line.startswith("| trained with code |"))
+
+    packages = {"servekit": "0.1.0", "toy": "0.2.0"}
+    assert identity({"revision": "0123abc", "modified": False, "packages": packages}) == (
+        "| trained with code | commit `0123abc`; servekit 0.1.0, toy 0.2.0 |"
+    )
+    assert identity({"revision": "0123abc", "modified": True, "packages": packages}) == (
+        "| trained with code | commit `0123abc` with changes not committed; servekit 0.1.0, toy 0.2.0 |"
+    )
+    assert identity({"revision": None, "modified": None, "packages": packages}) == (
+        "| trained with code | no git commit known; servekit 0.1.0, toy 0.2.0 |"
+    )
+    assert identity(None) == "| trained with code | not recorded (trained before the code was) |"

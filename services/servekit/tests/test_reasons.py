@@ -1,4 +1,5 @@
-"""The principal reasons of an answer: its strongest inputs either way, off its exact explanation."""
+"""The principal reasons of an answer: its strongest inputs toward it (either way for a number), off its
+exact explanation."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ def test_the_strongest_inputs_either_way_come_first_each_with_its_value() -> Non
     assert principal_reasons({"text": 1.5}, {"text": "up"}, 2) == [
         {"field": "text", "value": "up", "contribution": 1.5}
     ]
+
+
+def test_a_decision_s_reasons_are_the_inputs_that_argued_for_it_only() -> None:
+    """A churn label's reasons raised the log-odds of churn (+1), a stay's lowered them (-1): a
+    factor against the decision is no reason for it, however strong."""
+    contributions = {"Age": 0.4, "Balance": -0.9, "Tenure": 0.1, "IsActiveMember": -0.2}
+    record = {"Age": 42, "Balance": 83807.86, "Tenure": 1, "IsActiveMember": 1}
+    assert principal_reasons(contributions, record, 3, toward=1) == [
+        {"field": "Age", "value": 42, "contribution": 0.4},
+        {"field": "Tenure", "value": 1, "contribution": 0.1},
+    ]
+    assert principal_reasons(contributions, record, 1, toward=-1) == [
+        {"field": "Balance", "value": 83807.86, "contribution": -0.9}
+    ]
+    # A contribution of zero argued for nothing.
+    assert principal_reasons({"Gender": 0.0}, {"Gender": "Male"}, 3, toward=1) == []
 
 
 def test_a_count_of_reasons_is_a_json_integer_from_0_to_the_limit() -> None:

@@ -34,8 +34,22 @@ CHURN = "churn"
 WEAK_FIELD_GAIN = {"CreditScore": 0.1, "Tenure": 0.1, "HasCrCard": 0.1, "EstimatedSalary": 0.1}
 
 
+#: Folds of the out-of-fold training predictions the decision threshold is chosen on (``tune``).
+THRESHOLD_FOLDS = 3
+
+
 def risk_band(probability: float) -> str:
     return next(band for upper, band in RISK_BANDS if probability < upper)
+
+
+def risk_bands_in_words() -> str:
+    """RISK_BANDS as a reader is told them: ``low below 0.25, medium from 0.25 below 0.5, ...``."""
+    words, lower = [], None
+    for upper, band in RISK_BANDS:
+        below = f" below {upper:g}" if upper <= 1 else ""
+        words.append(f"{band}{'' if lower is None else f' from {lower:g}'}{below}")
+        lower = upper
+    return ", ".join(words)
 
 
 def best_f1_threshold(target: np.ndarray[Any, Any], probability: np.ndarray[Any, Any]) -> float:
@@ -57,6 +71,15 @@ class ChurnRecipe(TreeRecipe):
     # data.validate_frame refuses a file with a value outside the request schema's BOUNDS or
     # categories, or a missing one: every row it returns is a request.
     rows_all_requestable = True
+    threshold_rule = (
+        f"It is the probability that maximises F1 on {THRESHOLD_FOLDS}-fold out-of-fold "
+        "predictions of the training rows (`best_f1_threshold`): recall and precision weighed "
+        "alike, not the cost of a retention offer against that of a lost customer. The risk band "
+        f"is a fixed band of the probability ({risk_bands_in_words()}), the same for every "
+        "version and not tied to the threshold: a customer labelled `stay` can be in the medium "
+        "band, and one labelled `churn` in the low band when a version's threshold is under "
+        f"{RISK_BANDS[0][0]:g}."
+    )
 
     def load_csv(self, path: Path) -> pd.DataFrame:
         return data.load_csv(path)
@@ -100,7 +123,7 @@ class ChurnRecipe(TreeRecipe):
     def tune(self, pipeline: Any, features: pd.DataFrame, target: pd.Series) -> dict[str, Any]:
         """Decision threshold maximising F1 on out-of-fold training predictions (never the test split)."""
         oof = np.zeros(len(target))
-        folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+        folds = StratifiedKFold(n_splits=THRESHOLD_FOLDS, shuffle=True, random_state=0)
         for train_idx, valid_idx in folds.split(features, target):
             fold = self.fit(clone(pipeline), features.iloc[train_idx], target.iloc[train_idx])
             oof[valid_idx] = fold.predict_proba(features.iloc[valid_idx])[:, 1]
@@ -163,6 +186,10 @@ class ChurnModel(TreeModel):
 
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["label"])
+
+    def reasons_toward(self, prediction: Mapping[str, Any]) -> int:
+        # The log-odds of churn: a churn label's reasons raised them, a stay's lowered them.
+        return 1 if prediction["label"] == CHURN else -1
 
     def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
         return {"churn_probability": prediction["churn_probability"]}

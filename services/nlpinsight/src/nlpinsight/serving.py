@@ -355,6 +355,10 @@ class SentimentModel(ServedModel):
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         return str(prediction["label"])
 
+    def reasons_toward(self, prediction: Mapping[str, Any]) -> int:
+        # The explanation is of the predicted label's centred logit: what raised it argued for it.
+        return 1
+
     def scores(self, prediction: Mapping[str, Any]) -> Mapping[str, float]:
         probabilities: Mapping[str, float] = prediction["probabilities"]
         return probabilities

@@ -43,6 +43,7 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
         f"| model URI | `{redact(described.get('uri') or '') or '-'}` |",
         f"| tracking server | `{redact(described.get('registry_uri') or '') or '-'}` |",
         f"| training run | `{described.get('run_id') or '-'}` |",
+        f"| trained with code | {_code(described.get('code'))} |",
         f"| task | {spec.recipe.task}; promoted on held-out `{primary}` "
         f"({'higher' if spec.recipe.greater_is_better else 'lower'} is better) |",
         "",
@@ -69,7 +70,8 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
             "## Decision threshold",
             "",
             f"A prediction is labelled positive from a probability of {_number(threshold)}, "
-            "chosen on out-of-fold predictions of the training rows, never on the held-out rows.",
+            "chosen on out-of-fold predictions of the training rows, never on the held-out rows."
+            + (f" {spec.recipe.threshold_rule}" if spec.recipe.threshold_rule else ""),
             "",
         ]
     lines += _outcomes(baselines.get("outcome_shares", {}))
@@ -87,6 +89,17 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _code(code: Mapping[str, Any] | None) -> str:
+    """The commit and packages that trained the version (``servekit.provenance``), as one cell."""
+    if not code:
+        return "not recorded (trained before the code was)"
+    revision = f"commit `{code['revision']}`" if code.get("revision") else "no git commit known"
+    if code.get("modified"):
+        revision += " with changes not committed"
+    packages = ", ".join(f"{name} {version}" for name, version in code.get("packages", {}).items())
+    return f"{revision}; {packages}" if packages else revision
 
 
 def _training_ranges(ranges: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -109,12 +122,17 @@ def _training_ranges(ranges: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def _intended_use(spec: ServiceSpec) -> list[str]:
-    """What the service states it is for and not for; a service that states neither says so,
-    rather than leaving a reader to guess."""
-    lines = ["## Intended use", "", spec.intended_use or "Not stated by the service.", ""]
-    if spec.not_for:
-        lines += ["Not for:", "", *(f"- {use}" for use in spec.not_for), ""]
-    return lines
+    """What the service states it is for and not for (``ServiceSpec`` requires both)."""
+    return [
+        "## Intended use",
+        "",
+        spec.intended_use,
+        "",
+        "Not for:",
+        "",
+        *(f"- {use}" for use in spec.not_for),
+        "",
+    ]
 
 
 #: How the rows of the data are counted (``trainer.held_out_rows``), shown first under these names.

@@ -102,7 +102,9 @@ def run_model(
                 prediction[EXPLANATION_FIELD] = explanation.as_json()
             if reasons:
                 values = record if model.contributions_are_fields else {}
-                prediction[REASONS_FIELD] = principal_reasons(explanation.contributions, values, reasons)
+                toward = model.reasons_toward(prediction)
+                contributions = explanation.contributions
+                prediction[REASONS_FIELD] = principal_reasons(contributions, values, reasons, toward)
     return predictions
 
 

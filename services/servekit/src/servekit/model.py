@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from servekit import input_drift
+from servekit.provenance import code_version
 from servekit.redaction import redact
 
 Record = Mapping[str, Any]
@@ -103,6 +104,13 @@ class ServedModel(ABC):
     def outcome(self, prediction: Mapping[str, Any]) -> str:
         """The bounded label under which a prediction is counted in ``<svc>_predictions_total``."""
 
+    def reasons_toward(self, prediction: Mapping[str, Any]) -> int:
+        """The sign of the contributions that argued for ``prediction``'s answer on the explanation's
+        scale (+1 or -1), which alone are its principal reasons (``servekit.reasons``); 0 for an
+        answer with no direction, whose reasons are the largest contributions either way: a
+        regressor's number is the sum of them all, with none for or against it."""
+        return 0
+
     def quick(self, records: Sequence[Record]) -> bool:
         """Whether ``records`` are answered (and explained) in about a millisecond or less.
 
@@ -161,6 +169,10 @@ class ServedModel(ABC):
             "explanation_method": self.explanation_method,
             "feature_schema": meta.get("feature_schema", {}),
             "data": meta.get("data", {}),
+            # The code that trained it (servekit.provenance); none for a model trained before.
+            "code": meta.get("code"),
+            # The code this replica serves it with.
+            "serving_code": code_version(("servekit", self.artifact.name)),
             # The primary held-out metric per group of rows (servekit.training.segments).
             "segments": meta.get("segments", {}),
             # Decision and error rates per group, and their gaps (servekit.training.parity).

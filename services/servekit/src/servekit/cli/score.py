@@ -233,7 +233,8 @@ def add_commands(commands: Commands) -> None:
         type=reasons_count,
         default=0,
         metavar="N",
-        help="add each row's N inputs with the largest SHAP contribution either way, strongest first: "
+        help="add each row's N inputs that argued most for its answer (the largest SHAP contributions "
+        "toward a label, either way for a number), strongest first: "
         "reason_<k>_field, reason_<k>_value and reason_<k>_contribution (the principal reasons an "
         "adverse-action notice gives); the whole explanation only with --explain",
     )

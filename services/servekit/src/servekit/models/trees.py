@@ -87,9 +87,12 @@ class TreeModel(ServedModel):
     explanation_method = (
         "exact TreeSHAP (Lundberg et al.), LightGBM pred_contrib on the served booster; "
         "path-dependent: a feature left out follows each split in proportion to the training rows "
-        "that went each way, and base_value is the trees' leaf values averaged over the training "
-        "rows that reached them; contributions of encoded columns are summed to the request field "
-        "they come from; nothing is sampled"
+        "that went each way; base_value is TreeSHAP's expected value, the trees' leaf values "
+        "averaged over the training rows that reached them, which is the mean raw output over "
+        "every row the trees were fitted on (those a request could not be too), on the explanation "
+        "scale: for a classifier the mean log-odds, which is not the mean predicted probability; "
+        "contributions of encoded columns are summed to the request field they come from; nothing "
+        "is sampled"
     )
 
     keeps_training_ranges = True

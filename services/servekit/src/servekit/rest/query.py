@@ -36,8 +36,9 @@ class PredictionQuery(BaseModel):
         ge=0,
         le=MAX_REASONS,
         description=(
-            "Add each prediction's N principal reasons: the inputs with the largest SHAP contribution "
-            "either way, strongest first, each with its value and signed contribution (the "
+            "Add each prediction's N principal reasons: the inputs that argued most for its answer "
+            "(the largest SHAP contributions toward a label; either way for a number), strongest "
+            "first, each with its value and signed contribution (the "
             "explanation's own numbers, which it adds only with explain=true)"
         ),
     )

@@ -167,6 +167,18 @@ class TextPreprocessing(BaseModel):
     )
 
 
+class CodeVersion(BaseModel):
+    """The code of a training run or of a replica (``servekit.provenance``)."""
+
+    revision: str | None = Field(
+        description="The git commit the code was installed from (an image's build commit); null if unknown"
+    )
+    modified: bool | None = Field(
+        description="Whether tracked files had changed since that commit (null: not known, as in an image)"
+    )
+    packages: dict[str, str] = Field(description="The version of servekit and of the service's package")
+
+
 class ModelInfo(BaseModel):
     """``GET /model``: the served version, how it was trained and evaluated, and how it is served.
 
@@ -185,6 +197,10 @@ class ModelInfo(BaseModel):
     explanation_method: str
     feature_schema: dict[str, Any] = Field(description="The request's JSON Schema the version was trained on")
     data: dict[str, Any] = Field(description="The training data: source, rows, checksum")
+    code: CodeVersion | None = Field(
+        description="The code the version was trained with; null for a model trained before it was recorded"
+    )
+    serving_code: CodeVersion = Field(description="The code this replica serves it with")
     segments: dict[str, Any] = Field(description="The primary held-out metric per group of rows")
     parity: dict[str, Any] = Field(description="Decision and error rates per group, and their gaps")
     baselines: Baselines
@@ -257,7 +273,7 @@ def prediction_response(prediction: type[BaseModel], outside_training: bool = Fa
         explanation=(explanation, Field(None, description="With ?explain=true: why the model answered so")),
         reasons=(
             list[ReasonBody] | None,
-            Field(None, description="With ?reasons=N: the N inputs that moved it most, strongest first"),
+            Field(None, description="With ?reasons=N: the N inputs that argued most for it, strongest first"),
         ),
     )
 

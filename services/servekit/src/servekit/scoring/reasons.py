@@ -30,7 +30,7 @@ def reason_type(column: str) -> pa.DataType | None:
 
 def reason_cells(reasons: Sequence[Mapping[str, Any]], count: int) -> dict[str, Any]:
     """``count`` ranks of reason columns: each reason's field, its value as text and its
-    contribution. Ranks past the reasons given (a model with fewer inputs) are empty (None), and
+    contribution. Ranks past the reasons given (fewer inputs argued for the answer) are empty (None), and
     so is a value the reason has none of (a word of NLPInsight's text)."""
     cells: dict[str, Any] = {}
     for rank in range(1, count + 1):

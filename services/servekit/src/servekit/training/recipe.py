@@ -40,6 +40,11 @@ class TrainingRecipe(ABC):
     #: version may have been trained by (NLPInsight's texts over 5,000 characters or with no
     #: visible character, until its loader asked ``nlpinsight.text``), or cannot tell.
     rows_all_requestable: bool = False
+    #: How a binary recipe's :meth:`tune` chooses the decision threshold, and what the threshold does
+    #: not set, in a sentence or two the model card adds under "Decision threshold" (BankChurn's:
+    #: the F1-maximising rule, and risk bands that are fixed). Empty: the card says only that the
+    #: threshold was chosen on out-of-fold training predictions.
+    threshold_rule: str = ""
 
     @abstractmethod
     def load_csv(self, path: Path) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from servekit.loading import use_registry
 from servekit.managed.packaging import model_requirements
 from servekit.mlflow_registry import sqlite_database
 from servekit.model import ModelArtifact
+from servekit.provenance import code_version, run_tags
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, parity, uncertainty
 from servekit.training.aliases import CHALLENGER, move_champion
@@ -186,6 +187,7 @@ def train(
     # With the file's hash, what a load test needs to send the rows this version held out.
     metadata["data"]["seed"] = seed
     metadata["data"].update(held_out_rows(data, counted))
+    metadata["code"] = code_version(("servekit", spec.name))
 
     use_registry(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
@@ -198,6 +200,7 @@ def train(
     with mlflow.start_run(run_name=f"{spec.name}-{'real' if data_path else 'synthetic'}") as run:
         mlflow.log_params({"seed": seed, "test_size": recipe.test_size, **recipe.params(pipeline)})
         mlflow.log_params({f"data.{k}": v for k, v in metadata["data"].items()})
+        mlflow.set_tags(run_tags(metadata["code"]))
         mlflow.log_dict(metadata, SERVING_METADATA)
         # The rows the figures are over: mlp evaluate holds live answers, all of requests, against them.
         mlflow.log_dict(held_out_record(recipe, scored.x_test, scored.y_test, held_out), HELD_OUT_ANSWERS)
