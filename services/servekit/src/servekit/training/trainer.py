@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from servekit.model import ModelArtifact
 from servekit.provenance import code_version, run_tags
 from servekit.spec import ServiceSpec
 from servekit.training import baselines, parity, uncertainty
-from servekit.training.aliases import CHALLENGER, move_champion
+from servekit.training.aliases import CHALLENGER, CHAMPION, current_champion, move_champion
 from servekit.training.champion import MIN_JUDGED_ROWS, ChampionUnloadableError, decide, scope_of
 from servekit.training.fingerprint import fingerprint, is_synthetic
 from servekit.training.recipe import TrainingRecipe
@@ -243,32 +245,30 @@ def train(
             registry_uri=tracking_uri,
             training_metrics=metrics,
         )
-        mlflow.log_text(render_card(spec, spec.model(registered).describe()), "model_card.md")
-        client.set_registered_model_alias(spec.name, CHALLENGER, version)
-        uncompared: ChampionUnloadableError | None = None
-        try:
-            promoted, champion_version, decision = decide(
-                spec,
-                client,
-                tracking_uri,
-                scored,
-                new_outputs=held_out,
-                metrics=metrics,
-                source=source,
-                scope=scope_of(counted),
-                version=version,
-                unjudged=few,
-                recorded=metadata["data"],
-                frame=frame,
-            )
-        except ChampionUnloadableError as exc:
-            uncompared, promoted, champion_version, decision = exc, False, exc.champion, exc.decision
-        mlflow.set_tags({"promotion.decision": decision, "registered.version": version})
-        client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
-        canary = ""
-        if promoted:
-            canary = move_champion(client, spec.name, version, champion_version or None)
-            champion_version = version
+        with tagged_if_interrupted(client, spec.name, version):
+            mlflow.log_text(render_card(spec, spec.model(registered).describe()), "model_card.md")
+            client.set_registered_model_alias(spec.name, CHALLENGER, version)
+
+            def judge() -> tuple[bool, str, str]:
+                return decide(
+                    spec,
+                    client,
+                    tracking_uri,
+                    scored,
+                    new_outputs=held_out,
+                    metrics=metrics,
+                    source=source,
+                    scope=scope_of(counted),
+                    version=version,
+                    unjudged=few,
+                    recorded=metadata["data"],
+                    frame=frame,
+                )
+
+            settled = settle_champion(client, spec.name, version, judge)
+            promoted, champion_version, decision, canary, uncompared = settled
+            mlflow.set_tags({"promotion.decision": decision, "registered.version": version})
+            client.set_model_version_tag(spec.name, version, "promotion.decision", decision)
     logger.info("%s version %s: %s", spec.name, version, decision)
     if uncompared is not None:  # raised after the run's end: a finished run, not a failed one
         raise uncompared.registered(version)
@@ -291,6 +291,74 @@ def train(
             if note
         ),
     )
+
+
+#: How many times a training compares its version with a champion that another training or an
+#: ``mlp promote`` moved meanwhile, before it leaves the decision to a person.
+MAX_COMPARISONS = 3
+
+
+def settle_champion(
+    client: Any, name: str, version: str, judge: Callable[[], tuple[bool, str, str]]
+) -> tuple[bool, str, str, str, ChampionUnloadableError | None]:
+    """Decide (``judge``: promote?, the champion compared with, why) and move ``champion`` to
+    ``version`` only if it still is the version compared with; else compare with the new one.
+
+    Two trainings at once both compared with the same champion, and the one that finished last
+    took the alias though it had lost to the other's version (0.8401 against 0.8426). MLflow sets
+    an alias unconditionally, so the check is made just before the move: what is left is the
+    moment of one registry call, where it was the whole comparison (seconds).
+
+    Returns (promoted, the champion after, decision, what became of a canary, the champion that
+    could not be loaded to compare with, if so)."""
+    for _ in range(MAX_COMPARISONS):
+        try:
+            promoted, compared, decision = judge()
+        except ChampionUnloadableError as exc:
+            return False, exc.champion, exc.decision, "", exc
+        if not promoted:
+            return False, compared, decision, "", None
+        now = current_champion(client, name) or ""
+        if now == compared:
+            return True, version, decision, move_champion(client, name, version, compared or None), None
+        logger.warning(
+            "%s: %s moved from %s to v%s while v%s was compared with it: comparing with v%s",
+            name,
+            CHAMPION,
+            f"v{compared}" if compared else "none",
+            now,
+            version,
+            now,
+        )
+    return (
+        False,
+        now,
+        f"kept {CHAMPION} v{now}: it moved {MAX_COMPARISONS} times while v{version} was compared with "
+        f"it (other trainings or promotions at once); `mlp promote {name} {version}` makes it "
+        f"{CHAMPION} by hand",
+        "",
+        None,
+    )
+
+
+@contextmanager
+def tagged_if_interrupted(client: Any, name: str, version: str) -> Iterator[None]:
+    """Tag ``version`` and say so if the training stops between registering it and deciding on it.
+
+    Interrupted there (Ctrl-C, SIGTERM, an error), a version was left with no alias, no decision
+    and a failed run, and nothing said it existed: `mlp promote` would then make a version never
+    compared with the champion serve every request."""
+    try:
+        yield
+    except BaseException:
+        why = f"interrupted before it was compared with the {CHAMPION}: train again"
+        # The registry gone too: the warning still names the version.
+        with suppress(Exception):
+            if current_champion(client, name) == version:  # stopped between the move and its record
+                why = f"made {CHAMPION}; interrupted before the comparison was recorded"
+            client.set_model_version_tag(name, version, "promotion.decision", why)
+        logger.warning("%s version %s was registered, then the training stopped: %s", name, version, why)
+        raise
 
 
 def held_out_note(copies: int, rows: int, *, synthetic: bool = False) -> str:
