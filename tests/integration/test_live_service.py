@@ -273,7 +273,11 @@ def test_a_moved_alias_is_served_without_a_restart_and_a_broken_version_is_not(
         metrics = http_client.get(f"{server.url}/metrics").text
         # One count per failed attempt, each also a log line. The retries come 0.5, 1, 2 s apart,
         # so on a busy machine a second one may fall between the first and this read.
-        [counted] = re.findall(r"^bankchurn_model_refresh_failures_total (\S+)$", metrics, re.MULTILINE)
+        # Loading the version failed, not asking the registry: ModelRefreshFailing says which.
+        [counted] = re.findall(
+            r'^bankchurn_model_refresh_failures_total\{step="load"\} (\S+)$', metrics, re.MULTILINE
+        )
+        assert 'bankchurn_model_refresh_failures_total{step="alias"} 0.0' in metrics
         assert 1 <= float(counted) <= server.logs().count("model refresh failed")
         assert "bankchurn_model_refresh_failing 1.0" in metrics
     finally:

@@ -148,6 +148,36 @@ def test_a_canary_of_a_version_that_does_not_exist_is_a_clear_error(
     assert "canary" not in aliases, "a refused canary must not leave an alias behind"
 
 
+def test_a_version_whose_training_did_not_finish_or_that_is_archived_is_not_promoted(
+    mlflow_server: Server, registered: dict[str, TrainResult], mlp: Callable[..., str]
+) -> None:
+    """An `mlp train` interrupted after registering leaves a version with no alias, no decision and
+    a failed run: made champion by hand, a model never compared with the champion answered every
+    request. (A server fills in the run of any version registered: one without is in
+    services/servekit/tests/test_promote_unfinished.py)."""
+    client = mlflow.MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url)
+    champion = registered["bankchurn"].version
+    original = client.get_model_version("bankchurn", champion)
+    model_id = str(original.source).removeprefix("models:/")
+    run = client.create_run(client.get_experiment_by_name("bankchurn").experiment_id).info.run_id
+    interrupted = client.create_model_version("bankchurn", original.source, run_id=run, model_id=model_id)
+    client.set_terminated(run, "FAILED")
+    assert mlp("promote", "bankchurn", interrupted.version, status=2) == (
+        f"mlp: bankchurn v{interrupted.version}'s training run {run} did not finish (FAILED): it was "
+        "never compared with the champion; train again\n"
+    )
+    archived = client.create_model_version(
+        "bankchurn", original.source, run_id=original.run_id, model_id=model_id
+    )
+    with pytest.warns(FutureWarning, match="stages will be removed"):  # stages are deprecated
+        client.transition_model_version_stage("bankchurn", archived.version, "Archived")
+    assert mlp("promote", "bankchurn", archived.version, status=2) == (
+        f"mlp: bankchurn v{archived.version} is in MLflow's stage Archived: it was retired; name "
+        "another version, or move it out of Archived in MLflow first\n"
+    )
+    assert client.get_model_version_by_alias("bankchurn", "champion").version == champion
+
+
 def test_a_rollout_without_a_reachable_prometheus_moves_nothing(
     mlflow_server: Server, registered: dict[str, TrainResult], mlp: Callable[..., str]
 ) -> None:

@@ -5,7 +5,22 @@ from __future__ import annotations
 
 from mixin.alerts.alert import POD, Alert
 from mixin.common import versioned
-from servekit.metrics.names import MetricNames
+from servekit.metrics.names import REFRESH_ASKING_THE_REGISTRY, REFRESH_LOADING_THE_VERSION, MetricNames
+
+#: ModelRefreshFailing's wait, over which its description counts the failures by step.
+REFRESH_WINDOW = "15m"
+
+
+def failures_at_step(n: MetricNames, step: str, window: str) -> str:
+    """A template action: how many refreshes of the alert's pod failed at ``step`` over ``window``.
+
+    A registry outage and a version that does not load both hold ``model_refresh_failing`` at 1;
+    the counter's ``step`` tells them apart, and the remedies differ."""
+    query = f'sum(increase({n.model_refresh_failures_total}{{instance="%s",step="{step}"}}[{window}]))'
+    return (
+        f"{{{{ with printf `{query}` $labels.instance | query }}}}"
+        '{{ . | first | value | printf "%.0f" }}{{ else }}no{{ end }}'
+    )
 
 
 def model_alerts(service: str) -> list[Alert]:
@@ -49,8 +64,15 @@ def model_alerts(service: str) -> list[Alert]:
             f"{s} at {{{{ $labels.instance }}}} cannot follow its model alias",
             f"For 15 minutes {s} at {{{{ $labels.instance }}}} has failed to check which version its "
             "model alias points at, or to load that version; it still serves version "
-            "{{ $labels.version }}. The pod log says which step failed.",
-            "15m",
+            "{{ $labels.version }}. Over those 15 minutes, "
+            f"{failures_at_step(n, REFRESH_ASKING_THE_REGISTRY, REFRESH_WINDOW)} attempts could not ask the "
+            "registry which version the alias names (the registry unreachable from the pod: MLflow "
+            "down, its NetworkPolicy, DNS; the pod retries by itself, and when every service's pods "
+            "say so, it is the registry, not the models) and "
+            f"{failures_at_step(n, REFRESH_LOADING_THE_VERSION, REFRESH_WINDOW)} could not load the "
+            f"version it names (that version itself: `mlp promote {s} {{{{ $labels.version }}}}` "
+            "points the alias back). The pod log names each failure.",
+            REFRESH_WINDOW,
             opens_on=(POD,),
         ),
     ]

@@ -4,6 +4,7 @@ readiness, the model served and its live quality, the capture. With those of ``d
 
 from __future__ import annotations
 
+from mixin.alerts.model import REFRESH_WINDOW, failures_at_step
 from mixin.common import FAST_BURN, MIN_BAD_REQUESTS, SLOW_BURN, keeps_training_ranges, le, objectives
 from mixin.rule_tests.access import (
     client_refused_cases,
@@ -262,15 +263,32 @@ def model_refresh_cases(service: str, target: dict[str, str], ready: dict[str, s
     cases: list[Case] = []
     refresh_failing = series_str(n.model_refresh_failing, target)
     serving = served_version(n, target)
-    cases.append(
-        Case(
-            "ModelRefreshFailing",
-            "fires: the alias's version has not loaded for 20 minutes; names the version still served",
-            {refresh_failing: "0x5 1x30", **serving},
-            "25m",
-            [{"alertname": "ModelRefreshFailing", "service": service, "version": "7", **target}],
+
+    def failures(step: str, values: str) -> tuple[str, str]:
+        return series_str(n.model_refresh_failures_total, {**target, "step": step}), values
+
+    fired = [{"alertname": "ModelRefreshFailing", "service": service, "version": "7", **target}]
+    # A failed attempt a minute from 5m: 15 over the 15 minutes before 25m.
+    failing, none = "0x5 0+1x30", "0x35"
+    by_step = {
+        "the alias's version has not loaded for 20 minutes": ((none, failing), ("0", "15")),
+        "the registry has not answered the pod for 20 minutes": ((failing, none), ("15", "0")),
+    }
+    for when, ((asked, loaded), (asking, loading)) in by_step.items():
+        alias, load = failures("alias", asked), failures("load", loaded)
+        cases.append(
+            Case(
+                "ModelRefreshFailing",
+                f"fires: {when}; names the version still served and the step that fails",
+                {refresh_failing: "0x5 1x30", **serving, **dict([alias, load])},
+                "25m",
+                fired,
+                {
+                    failures_at_step(n, "alias", REFRESH_WINDOW): asking,
+                    failures_at_step(n, "load", REFRESH_WINDOW): loading,
+                },
+            )
         )
-    )
     cases.append(
         Case(
             "ModelRefreshFailing",

@@ -40,6 +40,15 @@ def test_load_csv_missing_column_raises_naming_it(tmp_path: Path) -> None:
         load_csv(path)
 
 
+def test_a_missing_column_names_the_files_near_match(tmp_path: Path) -> None:
+    """A header with a space after it, or in another case, is named beside the column it holds."""
+    path = tmp_path / "trips.csv"
+    frame(trip()).rename(columns={"trip_seconds": "Trip_Seconds "}).to_csv(path, index=False)
+    with pytest.raises(DatasetError) as missing:
+        load_csv(path)
+    assert str(missing.value) == "missing column(s): trip_seconds (the file has 'Trip_Seconds ')"
+
+
 def test_non_feature_columns_are_optional_and_not_returned() -> None:
     df = frame(trip()).drop(columns=["tips", "pickup_census_tract", "trip_start_hour"])
     result = clean(df)

@@ -29,11 +29,10 @@ from chicagotaxi.service import SERVICE
 from servekit.datasets import shared_file
 from servekit.model import ModelArtifact
 from servekit.models.trees import TreeEnsemble
-from servekit.testing import request_rows
+from servekit.testing import fit_in_memory, request_rows
 from servekit.training.baselines import requestable
 from servekit.training.segments import segment_metrics
-from servekit.training.splitting import Split, split, to_records
-from servekit.training.trainer import fit
+from servekit.training.splitting import Split, to_records
 
 # 2015-03-01 (a Sunday) 10:00 Chicago wall clock, in the file's convention.
 TS_2015_03_01_10H = 1425204000
@@ -49,17 +48,7 @@ def real_held_out() -> tuple[ModelArtifact, Split, dict[str, Any]]:
     """The model `mlp train --data data.csv` fits (seed-42 split), fitted once for the real-data
     tests below, its split, and the cleaning figures of the file."""
     frame = SERVICE.recipe.load_csv(shared_file("chicagotaxi", "data.csv"))
-    data_split = split(SERVICE, frame, seed=42)
-    pipeline, metadata = fit(SERVICE, data_split, seed=42)
-    artifact = ModelArtifact(
-        name=SERVICE.name,
-        pipeline=pipeline,
-        metadata=metadata,
-        version="real",
-        run_id="in-memory",
-        uri="memory://",
-        training_metrics={},
-    )
+    artifact, data_split = fit_in_memory(SERVICE, frame, seed=42, version="real")
     return artifact, data_split, {**frame.attrs[CLEAN_ATTR], "rows_loaded": len(frame)}
 
 

@@ -67,6 +67,7 @@ def test_the_champion_is_packaged_and_loads_as_the_endpoint_loads_it(
     tmp_path: Path, tracking_uri: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "out" / "model.tar.gz"
+    output.parent.mkdir()  # as `mlp score`, it writes in a directory that exists (a typo is refused)
     assert cli.main(package(tracking_uri, "--output", str(output))) == 0
     assert capsys.readouterr().out.endswith(f"bankchurn: models:/bankchurn@champion packaged as {output}\n")
     with tarfile.open(output) as tar:
@@ -175,6 +176,18 @@ def test_an_output_that_cannot_be_a_file_is_a_usage_error_before_the_registry(
     assert capsys.readouterr().err == (
         f"mlp: package-sagemaker: --output {a_file / 'model.tar.gz'}: {a_file} is a file, not a directory\n"
     )
+
+
+def test_an_output_in_a_directory_that_does_not_exist_is_refused_not_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The directory tree was made, a typo in it too, and the package left where nothing looks."""
+    output = tmp_path / "nonexist" / "x.tar.gz"
+    assert cli.main(package(NOWHERE, "--output", str(output))) == 2
+    assert capsys.readouterr().err == (
+        f"mlp: package-sagemaker: --output {output}: no directory {output.parent} to write it in\n"
+    )
+    assert not output.parent.exists()
 
 
 @pytest.mark.parametrize(("missing", "status"), [(True, 2), (False, 1)])

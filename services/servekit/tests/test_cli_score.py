@@ -228,6 +228,15 @@ def test_parquet_streamed_into_a_file_that_holds_bytes_already_is_refused(
 
 
 @pytest.mark.usefixtures("toy_command")
+def test_a_file_of_a_header_alone_is_named_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was named twice: "score: header.csv: header.csv has no rows to score"."""
+    source = tmp_path / "header.csv"
+    source.write_text("id,x,color,note\n")
+    assert cli.main(["score", "toy", str(source), "--output", str(tmp_path / "scores.csv")]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"mlp: score: {source} has no rows to score"
+
+
+@pytest.mark.usefixtures("toy_command")
 def test_scores_streamed_into_a_regular_file_have_its_size_and_hash_in_the_summary(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -185,3 +185,77 @@ def test_what_is_wrong_with_the_held_out_rows_is_printed_after_the_figures(
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == "a: 765 of the 2,080 held-out rows are copies of training rows"
     assert lines[0].startswith("a: registered v1")
+
+
+def refused_by_mlflow(url: str) -> Exception:
+    """The error MLflow's REST client raises for a request nobody answers: requests' ConnectionError
+    (urllib3's refused connection in it) in the context of an MlflowException, made by MLflow itself."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        http_request(get_default_host_creds(url), "/api/2.0/mlflow/runs/get", "GET", max_retries=0)
+    except Exception as exc:
+        return exc
+    raise AssertionError(f"something answers at {url}")
+
+
+@pytest.mark.usefixtures("server_answers")
+def test_a_tracking_server_that_stops_answering_during_training_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed ~100 lines of chained tracebacks (MLflow's, requests', urllib3's), exit 1."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from toy import TOY
+
+    port = free_port()
+    refused = refused_by_mlflow(f"http://127.0.0.1:{port}")
+    assert type(refused) is MlflowException
+
+    def set_experiment(*args: Any, **kwargs: Any) -> Any:  # the trainer's first request
+        raise refused
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: TOY)
+    monkeypatch.setattr(mlflow, "set_experiment", set_experiment)
+    try:
+        status = cli.main(["train", "toy", "--tracking-uri", f"http://mlp:s3cret@127.0.0.1:{port}"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert status == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"mlp: the MLflow tracking server at http://***@127.0.0.1:{port} stopped answering (connection "
+        "refused): the training's run may be left RUNNING in MLflow, which cannot mark it failed while "
+        "the server is down; train again once it answers"
+    ]
+
+
+@pytest.mark.usefixtures("server_answers")
+def test_another_mlflow_error_during_training_is_not_called_a_lost_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlflow.exceptions import MlflowException
+
+    def train(spec: Any, tracking_uri: str, data: Path | None, seed: int) -> Any:
+        raise MlflowException("RESOURCE_ALREADY_EXISTS: something else")
+
+    monkeypatch.setattr(cli.registry, "get_service", lambda name: SimpleNamespace(name=name))
+    monkeypatch.setattr(trainer, "train", train)
+    with pytest.raises(MlflowException, match="something else"):
+        cli.main(["train", "a", "--tracking-uri", "http://127.0.0.1:1"])
+
+
+def test_a_parquet_data_file_is_refused_as_such_before_anything_trains(
+    trained: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its first byte not UTF-8 was named, with "save it as UTF-8": a file that was not text at all."""
+    import pandas as pd
+
+    path = tmp_path / "churn.parquet"
+    pd.DataFrame({"Age": [30, 41], "Geography": ["France", "Spain"]}).to_parquet(path)
+    assert cli.main(["train", "a", "--data", str(path)]) == 2
+    assert trained == []
+    assert capsys.readouterr().err == (
+        f"mlp: train: --data {path}: a Parquet file; mlp train reads CSV only (optionally "
+        "gzip-compressed, .csv.gz): save the rows as CSV (Parquet is for `mlp score`)\n"
+    )

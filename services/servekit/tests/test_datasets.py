@@ -75,6 +75,16 @@ def test_a_file_separated_by_semicolons_is_named_so(tmp_path: Path) -> None:
         read_csv(path)
 
 
+def test_a_parquet_file_is_named_so_not_as_text_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"  # its name says nothing: its first bytes do
+    pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_parquet(path)
+    with pytest.raises(DatasetError) as parquet:
+        read_csv(path)
+    assert (
+        str(parquet.value) == "a Parquet file, not CSV: only CSV (or CSV compressed with gzip) is read here"
+    )
+
+
 def test_a_spreadsheets_trailing_empty_rows_are_dropped(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text("a,b\n1,x\n,\n2,y\n,\n , \n,\n")

@@ -51,6 +51,17 @@ def test_missing_columns_are_named_together() -> None:
         checked(table().drop(columns=["churned", "age"]))
 
 
+def test_a_missing_column_names_the_files_column_it_differs_from_only_in_case_or_spaces() -> None:
+    """A header with a trailing space (``Age ``), or lower-cased, was named missing and nothing more:
+    the file seemed to lack a column it showed."""
+    renamed = table().rename(columns={"age": "Age ", "churned": "CHURNED"}).drop(columns=["balance"])
+    with pytest.raises(DatasetError) as missing:
+        checked(renamed)
+    assert str(missing.value) == (
+        "missing column(s): age (the file has 'Age '), balance, churned (the file has 'CHURNED')"
+    )
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

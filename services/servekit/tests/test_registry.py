@@ -59,3 +59,13 @@ def test_mlp_services_with_a_bad_offset_exits_2(
     monkeypatch.setenv(registry.PORT_OFFSET_ENV, "ten")
     assert cli.main(["services"]) == 2
     assert capsys.readouterr().err == "mlp: MLP_PORT_OFFSET='ten' is not an integer\n"
+
+
+def test_a_mistyped_service_name_suggests_the_installed_one_it_is_close_to() -> None:
+    known = ", ".join(registry.available())
+    with pytest.raises(LookupError) as typo:
+        registry.get_service("bankchrn")
+    assert str(typo.value) == f"unknown service 'bankchrn' (known: {known}); did you mean 'bankchurn'?"
+    with pytest.raises(LookupError) as unlike:
+        registry.get_service("nope")
+    assert str(unlike.value) == f"unknown service 'nope' (known: {known})"

@@ -109,7 +109,8 @@ def test_an_unmoved_alias_loads_nothing(registry: Registry) -> None:
     runtime = ready_runtime(registry)
     asyncio.run(runtime.refresh())
     assert registry.loads == ["1"]
-    assert metric(registry, "toy_model_refresh_failures_total") == 0
+    for step in ("alias", "load"):  # each step's series from the first scrape, at zero
+        assert metric(registry, "toy_model_refresh_failures_total", {"step": step}) == 0
 
 
 def test_a_registry_outage_keeps_the_served_model_and_says_so(
@@ -120,7 +121,9 @@ def test_a_registry_outage_keeps_the_served_model_and_says_so(
     asyncio.run(runtime.refresh())
     assert served_version(runtime) == "1"
     assert runtime.ready
-    assert metric(registry, "toy_model_refresh_failures_total") == 1
+    # Asking the registry failed, not loading a version: the alert names the registry.
+    assert metric(registry, "toy_model_refresh_failures_total", {"step": "alias"}) == 1
+    assert metric(registry, "toy_model_refresh_failures_total", {"step": "load"}) == 0
     assert metric(registry, "toy_model_refresh_failing") == 1
     status = runtime.refresh_status()
     assert status is not None
@@ -155,7 +158,8 @@ def test_a_version_that_fails_to_load_is_retried_with_backoff_while_the_old_one_
     asyncio.run(runtime.refresh())
     assert registry.loads == ["1", "2", "2"]
     assert "retrying version 2 in 20s" in caplog.text
-    assert metric(registry, "toy_model_refresh_failures_total") == 2
+    assert metric(registry, "toy_model_refresh_failures_total", {"step": "load"}) == 2
+    assert metric(registry, "toy_model_refresh_failures_total", {"step": "alias"}) == 0
 
     for _ in range(12):  # the delay doubles up to its cap
         clock.now += REFRESH_RETRY_MAX_SECONDS
@@ -189,8 +193,16 @@ def test_the_served_models_failing_first_load_is_not_ready_rather_than_a_failing
     seen: list[tuple[float | None, ...]] = []
 
     def source() -> ModelArtifact:
-        names = ("toy_model_ready", "toy_model_refresh_failing", "toy_model_refresh_failures_total")
-        seen.append(tuple(metric(registry, name) for name in names))
+        seen.append(
+            (
+                metric(registry, "toy_model_ready"),
+                metric(registry, "toy_model_refresh_failing"),
+                *(
+                    metric(registry, "toy_model_refresh_failures_total", {"step": s})
+                    for s in ("alias", "load")
+                ),
+            )
+        )
         if len(seen) == 3:
             registry.broken.clear()
         return registry.source()
@@ -199,9 +211,9 @@ def test_the_served_models_failing_first_load_is_not_ready_rather_than_a_failing
         ToyModel, source, registry.metrics, probe=registry.probe, refresh_interval=10.0, initial_delay=0
     )
     asyncio.run(runtime.load_until_ready())
-    assert seen == [(0, 0, 0)] * 3
+    assert seen == [(0, 0, 0, 0)] * 3
     assert metric(registry, "toy_model_ready") == 1
-    assert metric(registry, "toy_model_refresh_failures_total") == 0
+    assert metric(registry, "toy_model_refresh_failures_total", {"step": "load"}) == 0
 
 
 def test_without_a_probe_or_an_interval_run_returns_once_loaded(registry: Registry) -> None:

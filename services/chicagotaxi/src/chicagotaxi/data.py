@@ -33,7 +33,7 @@ import numpy.typing as npt
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-from servekit.datasets import DatasetError, bad_lines, python_value, read_csv
+from servekit.datasets import DatasetError, bad_lines, missing_columns, python_value, read_csv
 
 # --------------------------------------------------------------------------- schema
 
@@ -417,7 +417,7 @@ def coerce_types(df: pd.DataFrame, path: str | Path | None = None) -> pd.DataFra
 def require_columns(df: pd.DataFrame, required: tuple[str, ...]) -> None:
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DatasetError(f"missing required column(s): {', '.join(map(repr, missing))}")
+        raise DatasetError(missing_columns(missing, df.columns))
 
 
 def load_csv(path: str | Path) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from nlpinsight.text import MAX_TEXT_CHARS, has_visible, read_length
-from servekit.datasets import DatasetError, bad_lines, read_csv, refuse_lines
+from servekit.datasets import DatasetError, bad_lines, missing_columns, read_csv, refuse_lines
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def validate_frame(raw: pd.DataFrame, path: str | os.PathLike[str] | None = None
     """
     missing = [c for c in (TEXT, TARGET) if c not in raw.columns]
     if missing:
-        raise DatasetError(f"missing column(s): {', '.join(missing)}")
+        raise DatasetError(missing_columns(missing, raw.columns))
     labels = _validate_labels(raw[TARGET], path)
     texts = raw[TEXT]
     present = texts.notna()

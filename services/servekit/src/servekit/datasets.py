@@ -9,7 +9,7 @@ import math
 import os
 import re
 import zlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -38,6 +38,8 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
     """``pd.read_csv``, with what it cannot read, and what it would read wrongly and say nothing
     of (``csv_shape``: a column named twice, a row of the wrong length), as a DatasetError naming
     the line or the column. A missing file is FileNotFoundError, as it is."""
+    if is_parquet(path):  # read as text, its first byte not UTF-8 was named as a CSV file's
+        raise DatasetError("a Parquet file, not CSV: only CSV (or CSV compressed with gzip) is read here")
     separator = separator_problem(Path(path))
     if separator:
         raise DatasetError(separator)
@@ -53,6 +55,17 @@ def read_csv(path: str | os.PathLike[str], **options: Any) -> pd.DataFrame:
     if problem:
         raise DatasetError(problem)
     return without_trailing_empty_rows(frame)
+
+
+def is_parquet(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` begins as every Parquet file does; False for one not read."""
+    from servekit.scoring.files import PARQUET_MAGIC
+
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    except OSError:
+        return False
 
 
 def _not_utf8(path: Path, error: UnicodeDecodeError) -> str:
@@ -166,6 +179,20 @@ def refuse_lines(
     raise DatasetError(f"column {name!r}: {problem}; {bad_lines(bad, path)}{shown}")
 
 
+def missing_columns(missing: Sequence[str], present: Iterable[object]) -> str:
+    """``missing column(s): ...``, each with the file's column it differs from only in case or in
+    spaces around it, if it has one (``Age (the file has 'Age ')``): a header a spreadsheet left a
+    space in, or a lower-cased one, was named missing beside the column that held it."""
+    near: dict[str, str] = {}
+    for column in present:
+        near.setdefault(str(column).strip().casefold(), str(column))
+    named = [
+        f"{column} (the file has {near[key]!r})" if (key := column.strip().casefold()) in near else column
+        for column in missing
+    ]
+    return f"missing column(s): {', '.join(named)}"
+
+
 def validate_table(
     raw: pd.DataFrame,
     *,
@@ -187,7 +214,7 @@ def validate_table(
     """
     missing = [c for c in columns if c not in raw.columns]
     if missing:
-        raise DatasetError(f"missing column(s): {', '.join(missing)}")
+        raise DatasetError(missing_columns(missing, raw.columns))
     frame = raw[list(columns)].copy()
     for column, (low, high) in numeric_bounds.items():
         cells = frame[column]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from importlib.metadata import entry_points
 
@@ -26,8 +27,11 @@ def get_service(name: str) -> ServiceSpec:
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"entry point {ep.value} is not a ServiceSpec")
         return spec
-    known = ", ".join(available()) or "none installed"
-    raise LookupError(f"unknown service {name!r} (known: {known})")
+    names = available()
+    known = ", ".join(names) or "none installed"
+    close = difflib.get_close_matches(name.casefold(), names, n=1)
+    suggestion = f"; did you mean {close[0]!r}?" if close else ""
+    raise LookupError(f"unknown service {name!r} (known: {known}){suggestion}")
 
 
 def local_port(spec: ServiceSpec) -> int:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from servekit.errors import ServekitError
 from servekit.loading import ModelLoadError, one_line
+from servekit.metrics.names import REFRESH_ASKING_THE_REGISTRY, REFRESH_LOADING_THE_VERSION
 from servekit.model import ModelArtifact, ServedModel
 
 logger = logging.getLogger("servekit.runtime")
@@ -49,8 +50,9 @@ class RuntimeMetrics(Protocol):
         ``load_seconds``: how long each of ``LOAD_PHASES`` of its load took.
         """
 
-    def model_refresh(self, failed: bool) -> None:
-        """A check of the alias (and load of the version it names) ended; ``failed``: it did not work."""
+    def model_refresh(self, failed: str | None) -> None:
+        """A check of the alias (and load of the version it names) ended: ``failed`` is None if it
+        worked, else the step that failed (``metrics.names.REFRESH_STEPS``)."""
 
 
 #: The phases of a model load, in order: resolve the URI and download and deserialise the
@@ -202,7 +204,9 @@ class ModelRuntime:
                     # The served model's failing first load is model_ready's (ModelNotReady); a
                     # canary's leaves the pod ready, so without this a pod started while its alias
                     # names a broken version would fall back for good and page nobody.
-                    self._metrics.model_refresh(failed=not self._names_no_version(exc))
+                    self._metrics.model_refresh(
+                        None if self._names_no_version(exc) else REFRESH_LOADING_THE_VERSION
+                    )
                 logger.error(
                     "%s load failed (attempt %d, retrying in %.1fs): %s",
                     self.role,
@@ -257,7 +261,9 @@ class ModelRuntime:
             if self._on_missing is not None and isinstance(exc, ModelLoadError) and exc.missing:
                 self._end(serving, exc)
                 return
-            self._refresh_failed(serving, f"next check in {self._refresh_interval:g}s", exc)
+            self._refresh_failed(
+                serving, f"next check in {self._refresh_interval:g}s", exc, REFRESH_ASKING_THE_REGISTRY
+            )
             return
         if wanted == serving.artifact.version:
             self._refresh_succeeded()
@@ -272,7 +278,9 @@ class ModelRuntime:
                 self.activate(loaded)  # publishes nothing unless all of it can be published
         except Exception as exc:
             delay = self._retry_later(wanted)
-            self._refresh_failed(serving, f"retrying version {wanted} in {delay:g}s", exc)
+            self._refresh_failed(
+                serving, f"retrying version {wanted} in {delay:g}s", exc, REFRESH_LOADING_THE_VERSION
+            )
             return
         self._refresh_succeeded()
         if not switched:
@@ -342,7 +350,7 @@ class ModelRuntime:
             self.activate(loaded)
         except Exception as exc:
             delay = self._retry_later(wanted)
-            self._metrics.model_refresh(failed=True)
+            self._metrics.model_refresh(REFRESH_LOADING_THE_VERSION)
             self.refresh_error = f"retrying version {wanted} in {delay:g}s: {one_line(exc)}"
             # The alias names a version again: not ended, but not ready (its share falls back and
             # is counted so, as on a pod that never loaded a canary), and failing to refresh.
@@ -365,10 +373,10 @@ class ModelRuntime:
     def _refresh_succeeded(self) -> None:
         self._failed = None
         self.refresh_error = None
-        self._metrics.model_refresh(failed=False)
+        self._metrics.model_refresh(None)
 
-    def _refresh_failed(self, serving: ServedModel, next_step: str, exc: Exception) -> None:
-        self._metrics.model_refresh(failed=True)
+    def _refresh_failed(self, serving: ServedModel, next_step: str, exc: Exception, step: str) -> None:
+        self._metrics.model_refresh(step)
         cause = one_line(exc)
         self.refresh_error = f"{next_step}: {cause}"
         logger.warning(

@@ -27,6 +27,7 @@ from servekit.training.splitting import Split, split, to_records
 from servekit.training.trainer import fit
 
 if TYPE_CHECKING:
+    import pandas as pd
     from fastapi.testclient import TestClient
     from starlette.requests import Request
 
@@ -37,7 +38,14 @@ if TYPE_CHECKING:
 
 def train_in_memory(spec: ServiceSpec, rows: int = 2000, seed: int = 0) -> tuple[ModelArtifact, Split]:
     """A model of ``spec`` fitted on ``rows`` synthetic rows, and the split it was fitted on."""
-    frame = spec.recipe.generate(rows, seed)
+    return fit_in_memory(spec, spec.recipe.generate(rows, seed), seed)
+
+
+def fit_in_memory(
+    spec: ServiceSpec, frame: pd.DataFrame, seed: int, version: str = "test"
+) -> tuple[ModelArtifact, Split]:
+    """The model ``mlp train`` fits on ``frame`` (a real file's rows, as its loader reads them)
+    with ``seed``, without a registry, and the split it was fitted on."""
     data = split(spec, frame, seed)
     pipeline, metadata = fit(spec, data, seed)
     metrics = spec.recipe.evaluate(pipeline, data.x_test, data.y_test, metadata)
@@ -45,7 +53,7 @@ def train_in_memory(spec: ServiceSpec, rows: int = 2000, seed: int = 0) -> tuple
         name=spec.name,
         pipeline=pipeline,
         metadata=metadata,
-        version="test",
+        version=version,
         run_id="in-memory",
         uri="memory://",
         training_metrics=metrics,

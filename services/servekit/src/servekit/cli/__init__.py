@@ -113,6 +113,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelLoadError as exc:  # no retry brings a name, version or alias the registry lacks
         print(f"mlp: {exc}", file=sys.stderr)
         return 2 if exc.missing else 1
+    except Exception as exc:
+        lost = tracking_server_lost(args, exc)
+        if lost is None:  # anything else is a bug of mlp's: its traceback says where
+            raise
+        print(f"mlp: {lost}", file=sys.stderr)
+        return 1
+
+
+def tracking_server_lost(args: argparse.Namespace, exc: BaseException) -> str | None:
+    """One line for an MLflow request no server answered, the tracking server gone during a
+    command that found it answering (a first request that fails is said by ``registry_client``):
+    MLflow's error nests requests' and urllib3's, 100 lines of tracebacks. None for any other."""
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import RequestException, Timeout
+
+    from servekit import mlflow_registry
+
+    links = list(mlflow_registry.causes(exc))
+    if not any(isinstance(link, RequestsConnectionError | Timeout) for link in links):
+        return None
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, MlflowException | RequestException):
+        return None
+    where = resolve_tracking_uri(getattr(args, "tracking_uri", None))
+    because = mlflow_registry.unreachable_because(exc)
+    lost = f"the MLflow tracking server at {where} stopped answering ({because})"
+    if args.func is lifecycle.cmd_train:
+        return redact(
+            f"{lost}: the training's run may be left RUNNING in MLflow, which cannot mark it failed "
+            "while the server is down; train again once it answers"
+        )
+    return redact(f"{lost}; run the command again once it answers")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from servekit.cli.common import (
     resolve_tracking_uri,
     share_percent,
 )
-from servekit.datasets import DatasetError
+from servekit.datasets import DatasetError, is_parquet
 from servekit.metrics.names import CANARY_FAILURE_RATIO, CANARY_LATENCY_FACTOR
 from servekit.rollout.pods import LOAD_TIMEOUT_SECONDS
 
@@ -41,6 +41,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("train: --data is one service's file; name a single service with it")
     if args.data is not None and not args.data.is_file():
         raise UsageError(f"train: --data {args.data}: {not_a_file(args.data)}")
+    if args.data is not None and is_parquet(args.data):
+        raise UsageError(
+            f"train: --data {args.data}: a Parquet file; mlp train reads CSV only (optionally "
+            "gzip-compressed, .csv.gz): save the rows as CSV (Parquet is for `mlp score`)"
+        )
     # Names, data file and server are checked before anything trains: a typo costs no run.
     specs = [registry.get_service(name) for name in args.services]
     tracking_uri = resolve_tracking_uri(args.tracking_uri)

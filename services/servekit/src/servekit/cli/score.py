@@ -72,7 +72,11 @@ def cmd_score(args: argparse.Namespace) -> int:
             progress=lambda line: print(f"mlp: score: {spec.name}: {line}", file=sys.stderr, flush=True),
         )
     except ScoringError as exc:
-        raise UsageError(f"score: {args.input}: {exc}") from exc
+        # Named once: an error that names the input itself ("x.csv has no rows to score") was
+        # printed after it ("score: x.csv: x.csv has ...").
+        said = str(exc)
+        where = "" if said.startswith(f"{args.input} ") else f"{args.input}: "
+        raise UsageError(f"score: {where}{said}") from exc
     except (WorkerDiedError, MemoryError) as exc:
         # Exit 2, as for a file that cannot be scored: the same invocation on the same file runs out
         # of memory again (a worker SIGKILLed is the kernel's OOM killer, nearly always), so a

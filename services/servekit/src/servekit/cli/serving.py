@@ -128,6 +128,7 @@ def draining_server(app: FastAPI, **options: Any) -> uvicorn.Server:
 def cmd_package_sagemaker(args: argparse.Namespace) -> int:
     from servekit.managed.packaging import package_from_registry
     from servekit.mlflow_registry import registry_client
+    from servekit.scoring.files import writable_problem
 
     spec = registry.get_service(args.service)
     # Checked first: the tarball is written last, after a download and a model load it would waste.
@@ -136,6 +137,11 @@ def cmd_package_sagemaker(args: argparse.Namespace) -> int:
     above = next((parent for parent in args.output.parents if parent.exists()), None)
     if above is not None and not above.is_dir():
         raise UsageError(f"package-sagemaker: --output {args.output}: {above} is a file, not a directory")
+    # As `mlp score --output` refuses it: a mistyped directory was made, tree and all, and the
+    # tarball left where nothing looks for it.
+    problem = writable_problem(args.output)
+    if problem:
+        raise UsageError(f"package-sagemaker: --output {args.output}: {problem}")
     model_uri = args.model_uri or f"models:/{spec.name}@champion"
     tracking_uri = resolve_tracking_uri(args.tracking_uri)
     registry_client(tracking_uri)  # an unreachable registry is one line, not a retrying traceback

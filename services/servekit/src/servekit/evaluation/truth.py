@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.datasets import DatasetError, read_csv, refuse_lines, rows_of
+from servekit.datasets import DatasetError, missing_columns, read_csv, refuse_lines, rows_of
 from servekit.training.recipe import TrainingRecipe
 
 REQUEST_COLUMN = "request_id"
@@ -27,7 +27,7 @@ def read_truth(path: Path | str, recipe: TrainingRecipe) -> dict[Key, Any]:
     frame = read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in (REQUEST_COLUMN, recipe.target) if c not in frame.columns]
     if missing:
-        raise DatasetError(f"missing column(s): {', '.join(missing)}")
+        raise DatasetError(missing_columns(missing, frame.columns))
     if frame.empty:
         raise DatasetError("no rows")
     # Lines named where each row starts in the file, across quoted line ends (a note with a newline).

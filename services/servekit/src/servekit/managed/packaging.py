@@ -213,9 +213,9 @@ def _skip_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
 def build_package(
     service: str, model_dir: Path, output: Path, manifest: Mapping[str, Any]
 ) -> tuple[Path, list[str]]:
-    """Write ``output`` (model.tar.gz) from a local MLflow model directory; returns it and notes."""
+    """Write ``output`` (model.tar.gz), in a directory that exists, from a local MLflow model
+    directory; returns it and notes."""
     lines, notes = requirements(model_dir, service)
-    output.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(output, "w:gz") as tar:
         for item in sorted(model_dir.iterdir()):
             tar.add(item, arcname=item.name, filter=_skip_cache)

@@ -31,5 +31,5 @@ class BesideModelMetrics:
         """The model is no longer served (its alias is gone): no version to publish."""
         self.model_info.clear()
 
-    def model_refresh(self, failed: bool) -> None:
+    def model_refresh(self, failed: str | None) -> None:
         """Nothing to publish: the log and ``GET /model`` say why a refresh failed."""

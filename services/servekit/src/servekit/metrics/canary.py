@@ -137,10 +137,10 @@ class CanaryMetrics(BesideModelMetrics):
             for variant in VARIANTS:
                 self._outside_child(variant, ranged["field"])
 
-    def model_refresh(self, failed: bool) -> None:
+    def model_refresh(self, failed: str | None) -> None:
         # The stable model's model_refresh_failing is the served model's alone: a canary that
         # will not load must not read as the served model's alias being stuck, nor go unseen.
-        self.refresh_failing.set(1 if failed else 0)
+        self.refresh_failing.set(0 if failed is None else 1)
 
     def fell_back(self, reason: str) -> None:
         self._fallbacks[reason].inc()

@@ -30,6 +30,7 @@ from servekit.metrics.names import (
     METERED_LOGGERS,
     OTHER_LOGGERS,
     PREDICTION_ENDPOINTS,
+    REFRESH_STEPS,
     MetricNames,
 )
 
@@ -226,9 +227,13 @@ class ServiceMetrics:
         )
         self.model_refresh_failures = Counter(
             n.model_refresh_failures_total,
-            "Checks of the alias, and loads of the version it points at, that failed.",
+            "Checks of the alias that failed, by step: asking the registry which version it names "
+            "(alias), or loading that version (load).",
+            ["step"],
             registry=self.registry,
         )
+        for step in REFRESH_STEPS:  # at zero from the first scrape, so increase() sees the first
+            self.model_refresh_failures.labels(step=step)
         self.explanations = Counter(
             n.explanations_total,
             "Explained predictions of the served model (instances, not requests).",
@@ -436,10 +441,10 @@ class ServiceMetrics:
             self.inputs_outside_training.labels(feature=ranged["field"])
         self.model_ready.set(1)
 
-    def model_refresh(self, failed: bool) -> None:
-        if failed:
-            self.model_refresh_failures.inc()
-        self.model_refresh_failing.set(1 if failed else 0)
+    def model_refresh(self, failed: str | None) -> None:
+        if failed is not None:
+            self.model_refresh_failures.labels(step=failed).inc()
+        self.model_refresh_failing.set(0 if failed is None else 1)
 
     def _attribution_child(self, feature: str) -> Counter:
         child = self._attribution_children.get(feature)

@@ -18,6 +18,12 @@ MODEL_READY = "model_ready"
 MODEL_LOAD_SECONDS = "model_load_seconds"
 MODEL_REFRESH_FAILING = "model_refresh_failing"
 MODEL_REFRESH_FAILURES_TOTAL = "model_refresh_failures_total"
+#: The ``step`` of a failed refresh (``<svc>_model_refresh_failures_total{step}``): asking the
+#: registry which version the alias names (the registry unreachable: MLflow down, its
+#: NetworkPolicy, DNS), or loading the version it names (the version itself: a corrupt upload, a
+#: library the image lacks). The remedies differ: fix the registry, or point the alias back.
+REFRESH_ASKING_THE_REGISTRY, REFRESH_LOADING_THE_VERSION = "alias", "load"
+REFRESH_STEPS = (REFRESH_ASKING_THE_REGISTRY, REFRESH_LOADING_THE_VERSION)
 EXPLANATIONS_TOTAL = "explanations_total"
 ATTRIBUTION_ABS_SUM_TOTAL = "attribution_abs_sum_total"
 TRAINING_OUTCOME_SHARE = "training_outcome_share"

@@ -19,6 +19,8 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 #: The alias a canary rollout serves (``<SVC>_CANARY_MODEL_URI=models:/<svc>@canary``).
 CANARY = "canary"
+#: MLflow's (deprecated) stage of a version retired from use.
+ARCHIVED = "Archived"
 
 
 def current_champion(client: Any, name: str) -> str | None:
@@ -158,7 +160,8 @@ def write_canary_share(client: Any, name: str, percent: float | None) -> None:
 
 def _require_servable(spec: ServiceSpec, client: Any, tracking_uri: str, version: Any) -> None:
     """Refuse a version the service's pods could not load: its run gone (they read its figures from
-    it), its model file unreadable, or a model of another service's requests.
+    it), its model file unreadable, or a model of another service's requests; and one retired
+    (MLflow's stage Archived) or whose training run did not finish.
 
     From the run and the MLmodel file alone: the model itself can be large to download.
     """
@@ -167,9 +170,17 @@ def _require_servable(spec: ServiceSpec, client: Any, tracking_uri: str, version
     from mlflow.models import Model
 
     which = f"{spec.name} v{version.version}"
+    if getattr(version, "current_stage", None) == ARCHIVED:
+        raise ServekitError(
+            409,
+            "version_archived",
+            f"{which} is in MLflow's stage {ARCHIVED}: it was retired; name another version, or move "
+            f"it out of {ARCHIVED} in MLflow first",
+        )
+    run = None
     if version.run_id:
         try:
-            client.get_run(version.run_id)
+            run = client.get_run(version.run_id)
         except MlflowException as exc:
             if not run_gone(exc):
                 raise
@@ -204,6 +215,28 @@ def _require_servable(spec: ServiceSpec, client: Any, tracking_uri: str, version
             f"{which} holds a model of {trained_for!r} requests, not of {spec.name}'s {expected!r} "
             f"(another service's model?): {spec.name}'s services could not serve it",
         )
+    if run is not None:
+        _require_finished(which, run)
+
+
+def _require_finished(which: str, run: Any) -> None:
+    """Refuse a version whose training run did not finish: a training interrupted (Ctrl-C, the
+    tracking server gone) after registering it, or still going, left it never compared with the
+    champion. Checked after what makes it unservable, which says more."""
+    status = run.info.status
+    if status == "FINISHED":
+        return
+    ended = (
+        f"has not finished ({status}: still training, or stopped while the tracking server was down)"
+        if status in ("RUNNING", "SCHEDULED")
+        else f"did not finish ({status})"
+    )
+    raise ServekitError(
+        409,
+        "run_unfinished",
+        f"{which}'s training run {run.info.run_id} {ended}: it was never compared with the "
+        f"{CHAMPION}; train again",
+    )
 
 
 def _require_version(client: Any, name: str, version: str) -> Any:
