@@ -376,8 +376,8 @@ def test_a_shadows_captured_answers_are_held_against_the_served_ones_and_recorde
     )
     assert tags["shadow.run"] == logged[1]
     assert client.get_run(logged[1]).data.metrics["shadow.rows"] == 300
-    # Per group too (country, gender, age band): a group's answers, paired, differ by nothing, or
-    # are too few to compare; no group is worse.
+    # Per group too (country, gender, age band, country and gender): a group's answers, paired,
+    # differ by nothing, or are too few to compare; no group is worse.
     groups = [
         part.split(" ", 1)[1]
         for line in re.findall(rf"^{NAME} shadow v{shadow}:   \w+: (.+)$", report, re.M)

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pytest
@@ -51,14 +52,26 @@ def test_serves_the_champion_with_explanations(
         in metrics
     )
     assert explanations_total(server, name) == explained_before + 1
-    # Its principal reasons over the wire: the explanation's three strongest inputs, in order.
+    # Its principal reasons over the wire: the explanation's three strongest inputs that argued for
+    # the answer, in order (toward a label; either way for a fare).
     example = model["feature_schema"]["examples"][0]
     reasons = http_client.post(f"{server.url}/predict", params={"reasons": 3}, json=example).json()["reasons"]
     contributions = explanation["contributions"]
+    toward = ANSWERED_TOWARD[name](body)
     assert [(r["field"], r["contribution"]) for r in reasons] == [
         (field, contributions[field])
-        for field in sorted(contributions, key=lambda f: (-abs(contributions[f]), f))[:3]
-    ]
+        for field in sorted(contributions, key=lambda f: (-abs(contributions[f]), f))
+        if toward == 0 or contributions[field] * toward > 0
+    ][:3]
+
+
+#: The sign of a contribution that argued for each service's answer (ServedModel.reasons_toward):
+#: BankChurn's on the log-odds of churn, NLPInsight's on its label's logit; a fare has no direction.
+ANSWERED_TOWARD: dict[str, Callable[[dict[str, Any]], int]] = {
+    "bankchurn": lambda body: 1 if body["label"] == "churn" else -1,
+    "nlpinsight": lambda body: 1,
+    "chicagotaxi": lambda body: 0,
+}
 
 
 def explanations_total(server: Server, name: str) -> float:

@@ -85,7 +85,7 @@ def test_quality_on_the_real_data_held_out_split(real_held_out: tuple[ModelArtif
     print("bankchurn real-data held-out ROC AUC per group:", segments)
     assert list(segments) == ["Geography", "Gender", "age_band", "Geography_Gender"]
     assert list(segments["Geography_Gender"]) == [
-        f"{country} {gender}" for country in ("France", "Germany", "Spain") for gender in ("Female", "Male")
+        f"{country}_{gender}" for country in ("France", "Germany", "Spain") for gender in ("Female", "Male")
     ]
     assert list(segments["Geography"]) == ["France", "Germany", "Spain"]
     assert list(segments["age_band"]) == ["18-34", "35-49", "50-100"]
@@ -108,7 +108,7 @@ def test_quality_on_the_real_data_held_out_split(real_held_out: tuple[ModelArtif
     # Together, country and gender show a gap wider than either alone: German women who stayed are
     # flagged at eleven times the rate of French men (0.36 against 0.03).
     together = parity["Geography_Gender"]["gaps"]["false_positive_rate"]
-    assert (together["highest"], together["lowest"]) == ("Germany Female", "France Male")
+    assert (together["highest"], together["lowest"]) == ("Germany_Female", "France_Male")
     assert together["ci_low"] > false_positive["gap"]
 
 

@@ -240,4 +240,6 @@ def test_the_card_names_the_code_that_trained_the_version() -> None:
     assert identity({"revision": None, "modified": None, "packages": packages}) == (
         "| trained with code | no git commit known; servekit 0.1.0, toy 0.2.0 |"
     )
-    assert identity(None) == "| trained with code | not recorded (trained before the code was) |"
+    assert identity(None) == (
+        "| trained with code | not recorded (a version older than the record of its code) |"
+    )

@@ -61,7 +61,7 @@ def best_f1_threshold(target: np.ndarray[Any, Any], probability: np.ndarray[Any,
 #: Age bands of the per-group figures (``ChurnRecipe.segments``): the request allows 18 to 100.
 AGE_BANDS = (18, 35, 50, 101)
 AGE_BAND_LABELS = ("18-34", "35-49", "50-100")
-#: The groups of country and gender together ("Germany Female"): an intersection no single
+#: The groups of country and gender together ("Germany_Female"): an intersection no single
 #: dimension shows (ChurnRecipe.segments).
 COUNTRY_AND_GENDER = "Geography_Gender"
 
@@ -166,7 +166,8 @@ class ChurnRecipe(TreeRecipe):
             "Geography": features["Geography"],
             "Gender": features["Gender"],
             "age_band": ages,
-            COUNTRY_AND_GENDER: features["Geography"].astype(str) + " " + features["Gender"].astype(str),
+            # One word a group ("Germany_Female"): reports list a group's name, then its figures.
+            COUNTRY_AND_GENDER: features["Geography"].astype(str) + "_" + features["Gender"].astype(str),
         }
 
 

@@ -94,7 +94,7 @@ def render(spec: ServiceSpec, described: Mapping[str, Any]) -> str:
 def _code(code: Mapping[str, Any] | None) -> str:
     """The commit and packages that trained the version (``servekit.provenance``), as one cell."""
     if not code:
-        return "not recorded (trained before the code was)"
+        return "not recorded (a version older than the record of its code)"
     revision = f"commit `{code['revision']}`" if code.get("revision") else "no git commit known"
     if code.get("modified"):
         revision += " with changes not committed"
