@@ -1,5 +1,3 @@
-import math
-
 import numpy as np
 import pytest
 from scipy.special import expit, logit
@@ -12,7 +10,7 @@ from servekit.card import render
 from servekit.datasets import shared_file
 from servekit.inference import run_model
 from servekit.model import ModelArtifact
-from servekit.testing import fit_in_memory, request_rows, train_in_memory
+from servekit.testing import assert_explanations_add_up, fit_in_memory, request_rows, train_in_memory
 from servekit.training.splitting import Split, to_records
 from servekit.training.trainer import evaluate, fit
 
@@ -123,13 +121,8 @@ def test_explanations_add_up_on_the_real_held_out_rows(real_held_out: tuple[Mode
     model = ChurnModel(artifact)
     rows = request_rows(data, len(data.x_test))
     assert len(rows) == 1600
-    predictions = model.predict(rows)
-    explanations = model.explain(rows)
-    for prediction, explanation in zip(predictions, explanations, strict=True):
-        assert explanation.scale == "log-odds"
-        total = explanation.base_value + math.fsum(explanation.contributions.values())
-        assert total == pytest.approx(explanation.output_value, rel=1e-6)
-        assert explanation.output_value == pytest.approx(logit(prediction["churn_probability"]), rel=1e-6)
+    assert model.explanation_scale == "log-odds"
+    explanations = assert_explanations_add_up(model, rows, lambda answer: logit(answer["churn_probability"]))
     training = model.trees.raw_scores(to_records(data.x_train))
     base = explanations[0].base_value
     assert {e.base_value for e in explanations} == {base}
@@ -195,15 +188,10 @@ def test_learns_the_synthetic_relationships(trained: tuple[ModelArtifact, Split]
 def test_explanations_add_up_on_many_rows(trained: tuple[ModelArtifact, Split]) -> None:
     artifact, data = trained
     model = ChurnModel(artifact)
-    rows = request_rows(data, 400)
-    predictions = model.predict(rows)
-    for prediction, explanation in zip(predictions, model.explain(rows), strict=True):
-        assert explanation.scale == "log-odds"
-        total = explanation.base_value + sum(explanation.contributions.values())
-        assert total == pytest.approx(explanation.output_value, rel=1e-6)
-        log_odds = np.log(prediction["churn_probability"] / (1 - prediction["churn_probability"]))
-        assert total == pytest.approx(log_odds, rel=1e-6, abs=1e-9)
-        assert set(explanation.contributions) == set(rows[0])
+    assert model.explanation_scale == "log-odds"
+    assert_explanations_add_up(
+        model, request_rows(data, 400), lambda answer: logit(answer["churn_probability"])
+    )
 
 
 def test_label_follows_the_threshold(trained: tuple[ModelArtifact, Split]) -> None:

@@ -29,7 +29,7 @@ from chicagotaxi.service import SERVICE
 from servekit.datasets import shared_file
 from servekit.model import ModelArtifact
 from servekit.models.trees import TreeEnsemble
-from servekit.testing import fit_in_memory, request_rows
+from servekit.testing import assert_explanations_add_up, fit_in_memory, request_rows
 from servekit.training.baselines import requestable
 from servekit.training.segments import segment_metrics
 from servekit.training.splitting import Split, to_records
@@ -98,13 +98,8 @@ def test_explanations_add_up_in_usd_on_the_real_held_out_rows(
     model = TaxiFareModel(artifact)
     rows = request_rows(data_split, len(data_split.x_test))
     assert len(rows) >= 2000
-    predictions = model.predict(rows)
-    explanations = model.explain(rows)
-    for prediction, explanation in zip(predictions, explanations, strict=True):
-        assert explanation.scale == "USD"
-        total = explanation.base_value + math.fsum(explanation.contributions.values())
-        assert total == pytest.approx(explanation.output_value, rel=1e-6)
-        assert explanation.output_value == pytest.approx(prediction["fare"], rel=1e-6)
+    assert model.explanation_scale == "USD"
+    explanations = assert_explanations_add_up(model, rows, lambda answer: answer["fare"])
     training_rows = to_records(data_split.x_train)
     fares = model.trees.raw_scores(training_rows)
     base = explanations[0].base_value
@@ -139,15 +134,10 @@ def test_explanations_add_up_in_usd_on_many_rows(trained: tuple[ModelArtifact, S
     artifact, data_split = trained
     model = TaxiFareModel(artifact)
     rows = request_rows(data_split, 400)
-    predictions = model.predict(rows)
-    explanations = model.explain(rows)
-    for prediction, explanation in zip(predictions, explanations, strict=True):
-        assert explanation.scale == "USD"
-        total = explanation.base_value + sum(explanation.contributions.values())
-        assert total == pytest.approx(explanation.output_value, rel=1e-6)
-        assert total == pytest.approx(prediction["fare"], rel=1e-6)
-        # One entry per request field: derived columns are summed back to their field.
-        assert set(explanation.contributions) == set(data.FEATURES)
+    assert model.explanation_scale == "USD"
+    # One entry per request field: derived columns are summed back to their field.
+    assert set(rows[0]) == set(data.FEATURES)
+    assert_explanations_add_up(model, rows, lambda answer: answer["fare"])
 
 
 def test_timestamp_features_sum_back_to_the_timestamp(trained: tuple[ModelArtifact, Split]) -> None:

@@ -9,6 +9,7 @@ import atexit
 import functools
 import http.server
 import json
+import math
 import os
 import shutil
 import socketserver
@@ -16,12 +17,12 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servekit.model import ModelArtifact
+from servekit.model import Explanation, ModelArtifact, ServedModel
 from servekit.spec import ServiceSpec
 from servekit.training.splitting import Split, split, to_records
 from servekit.training.trainer import fit
@@ -59,6 +60,27 @@ def fit_in_memory(
         training_metrics=metrics,
     )
     return artifact, data
+
+
+def assert_explanations_add_up(
+    model: ServedModel, rows: Sequence[Mapping[str, Any]], answer_on_scale: Callable[[dict[str, Any]], float]
+) -> list[Explanation]:
+    """``model``'s explanations of ``rows``, each checked exact: ``base_value`` plus the
+    contributions is ``output_value`` (within 1e-6 relative, summed with ``math.fsum``), the output
+    is the answer on the explanation's scale (``answer_on_scale``: a probability's logit, a fare),
+    and the contributions are the request's fields."""
+    predictions, explanations = model.predict(rows), model.explain(rows)
+    for row, prediction, explanation in zip(rows, predictions, explanations, strict=True):
+        assert explanation.scale == model.explanation_scale
+        total = explanation.base_value + math.fsum(explanation.contributions.values())
+        assert math.isclose(total, explanation.output_value, rel_tol=1e-6), (total, explanation)
+        answer = answer_on_scale(prediction)
+        assert math.isclose(explanation.output_value, answer, rel_tol=1e-6, abs_tol=1e-9), (
+            answer,
+            explanation,
+        )
+        assert set(explanation.contributions) == set(row)
+    return explanations
 
 
 def request_rows(data: Split, n: int = 50) -> list[dict[str, Any]]:
