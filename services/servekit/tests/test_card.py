@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from toy import TOY
+from toy import TOY, ToyRecipe
 
 from servekit.card import render
 from servekit.model import ModelArtifact
@@ -243,3 +243,35 @@ def test_the_card_names_the_code_that_trained_the_version() -> None:
     assert identity(None) == (
         "| trained with code | not recorded (a version older than the record of its code) |"
     )
+
+
+class BinaryToy(ToyRecipe):
+    """The toy as a classifier's card sees it: promoted on ROC AUC."""
+
+    task = "binary"
+    primary_metric = "roc_auc"
+
+
+def test_a_binary_models_groups_on_the_card_show_their_calibration() -> None:
+    entry = {
+        "rows": 584,
+        "roc_auc": 0.799,
+        "roc_auc_ci_low": 0.742,
+        "roc_auc_ci_high": 0.853,
+        "mean_predicted": 0.079,
+        "positive_share": 0.111,
+        "calibration_gap": -0.032,
+        "calibration_gap_ci_low": -0.058,
+        "calibration_gap_ci_high": -0.007,
+    }
+    segments = {"age_band": {"18-34": entry, "50-100": {"rows": 90, "note": "fewer than 100 held-out rows"}}}
+    classifier = dataclasses.replace(TOY, recipe=BinaryToy())
+    card = render(classifier, {"name": "toy", "version": "1", "segments": segments})
+    table = card.split("**age_band**\n\n")[1].split("\n\n")[0].splitlines()
+    assert table == [
+        "| group | rows | roc_auc (95 % CI) | mean predicted | positive | gap (95 % CI) |",
+        "|---|---|---|---|---|---|",
+        "| 18-34 | 584 | 0.799 (0.742 to 0.853) | 0.079 | 0.111 | -0.032 (-0.058 to -0.007) |",
+        "| 50-100 | 90 | no figure: fewer than 100 held-out rows |",
+    ]
+    assert "below zero the model under-states the group's probability" in card

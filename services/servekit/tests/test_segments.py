@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 from toy import ToyRecipe
 
@@ -68,3 +69,26 @@ def test_a_group_with_one_class_has_no_roc_auc() -> None:
     found = segment_metrics(ByRegion(), features, target, outputs)  # type: ignore[arg-type]
     assert found["region"]["north"]["roc_auc"] == roc_auc_score(target[:300], outputs[:300])
     assert found["region"]["south"] == {"rows": 200, "note": "one class only among its held-out rows"}
+
+
+def test_a_binary_models_groups_say_how_well_its_probabilities_are_calibrated() -> None:
+    """Ranked alike, the south's probabilities are all a third too low: its ROC AUC hides it, its
+    calibration gap (mean predicted minus observed) says it, beyond its interval; the north's is
+    within the noise."""
+    rng = np.random.default_rng(3)
+    features = pd.DataFrame({"region": ["north"] * 2000 + ["south"] * 2000})
+    truth_p = rng.uniform(0.05, 0.6, 4000)
+    target = (rng.uniform(0, 1, 4000) < truth_p).astype(int)
+    outputs = np.where(features["region"] == "south", truth_p * 2 / 3, truth_p)
+    found = segment_metrics(ByRegion(), features, target, outputs, seed=4)  # type: ignore[arg-type]
+    north, south = found["region"]["north"], found["region"]["south"]
+    for entry, rows in ((north, slice(0, 2000)), (south, slice(2000, 4000))):
+        assert entry["mean_predicted"] == np.mean(outputs[rows])
+        assert entry["positive_share"] == np.mean(target[rows])
+        assert entry["calibration_gap"] == pytest.approx(entry["mean_predicted"] - entry["positive_share"])
+        assert entry["calibration_gap_ci_low"] < entry["calibration_gap"] < entry["calibration_gap_ci_high"]
+    assert north["calibration_gap_ci_low"] < 0 < north["calibration_gap_ci_high"]
+    assert south["calibration_gap_ci_high"] < -0.08
+    assert abs(south["roc_auc"] - north["roc_auc"]) < 0.05
+    logged = as_run_metrics(found, "roc_auc")
+    assert logged["segment.region.south.calibration_gap"] == south["calibration_gap"]

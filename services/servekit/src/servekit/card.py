@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from servekit.redaction import redact
 from servekit.training.baselines import EVERY_ROW, REQUESTABLE
 from servekit.training.parity import FOUR_FIFTHS, figures_of, meaning
-from servekit.training.segments import MIN_SEGMENT_ROWS
+from servekit.training.segments import CALIBRATION_GAP, MIN_SEGMENT_ROWS
 
 if TYPE_CHECKING:
     from servekit.spec import ServiceSpec
@@ -287,17 +287,37 @@ def _segments(segments: Mapping[str, Mapping[str, Mapping[str, Any]]], primary: 
     if not segments:
         return []
     lines = [f"## Held-out `{primary}` per group of rows", ""]
+    calibrated = any(CALIBRATION_GAP in entry for groups in segments.values() for entry in groups.values())
+    if calibrated:
+        lines += [
+            "With each group's calibration: its mean predicted probability, the share of its rows "
+            "whose truth is positive, and the gap between them (predicted minus observed; below zero "
+            "the model under-states the group's probability).",
+            "",
+        ]
     for dimension, groups in segments.items():
-        lines += [f"**{dimension}**", "", f"| group | rows | {primary} (95 % CI) |", "|---|---|---|"]
+        head, rule = f"| group | rows | {primary} (95 % CI) |", "|---|---|---|"
+        if calibrated:
+            head, rule = head + " mean predicted | positive | gap (95 % CI) |", rule + "---|---|---|"
+        lines += [f"**{dimension}**", "", head, rule]
         for group, entry in groups.items():
             if primary in entry:
-                low, high = entry[f"{primary}_ci_low"], entry[f"{primary}_ci_high"]
-                shown = f"{_number(entry[primary])} ({_number(low)} to {_number(high)})"
+                shown = _with_interval(entry, primary)
+                if CALIBRATION_GAP in entry:
+                    shown += (
+                        f" | {_number(entry['mean_predicted'])} | {_number(entry['positive_share'])} | "
+                        f"{_with_interval(entry, CALIBRATION_GAP)}"
+                    )
             else:
                 shown = f"no figure: {entry.get('note', '-')}"
             lines.append(f"| {group} | {entry['rows']:,} | {shown} |")
         lines.append("")
     return lines
+
+
+def _with_interval(entry: Mapping[str, Any], figure: str) -> str:
+    low, high = entry[f"{figure}_ci_low"], entry[f"{figure}_ci_high"]
+    return f"{_number(entry[figure])} ({_number(low)} to {_number(high)})"
 
 
 def _parity(parity: Mapping[str, Mapping[str, Any]], threshold: Any) -> list[str]:
