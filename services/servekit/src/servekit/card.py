@@ -373,12 +373,7 @@ def _rates(found: Mapping[str, Any]) -> list[str]:
     lines = ["| group | rows | " + " | ".join(heads) + " |", "|---|---|" + "---|" * len(heads)]
     for group, entry in groups.items():
         cells = [_in_truth(entry, labels)] if truth else []
-        cells += [
-            f"{_number(entry[f])} ({_number(entry[f'{f}_ci_low'])} to {_number(entry[f'{f}_ci_high'])})"
-            if f in entry
-            else "-"
-            for f in figures
-        ]
+        cells += [_with_interval(entry, f) if f in entry else "-" for f in figures]
         cells += [entry.get("note", "")] if noted else []
         lines.append(f"| {group} | {entry['rows']:,} | " + " | ".join(cells) + " |")
     return lines
