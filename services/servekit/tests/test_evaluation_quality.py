@@ -187,6 +187,16 @@ def test_live_decisions_per_group_are_the_labels_served_not_recomputed() -> None
     assert (gap["highest"], gap["lowest"]) == ("red", "blue")
     assert gap["ci_low"] > 0.2
     report = render(joined, [found], "truth.csv").splitlines()
+    # Each group's calibration in the large beside its ranking figure, as logged.
+    red = found.segments["color"]["red"]
+    in_red = frame[frame["color"] == "red"]
+    assert red["mean_predicted"] == pytest.approx(in_red["p"].mean(), rel=1e-12)
+    assert red["positive_share"] == pytest.approx(in_red["truth"].mean(), rel=1e-12)
+    groups = next(line for line in report if line.startswith("toy v1:   color: "))
+    assert (
+        f"; predicted {red['mean_predicted']:.3f} against {red['positive_share']:.3f} positive, "
+        f"{red['calibration_gap']:+.3f} ({red['calibration_gap_ci_low']:+.3f} to "
+    ) in groups
     decisions = next(line for line in report if line.startswith("toy v1:   color decisions: "))
     share = found.parity["color"]["gaps"]["flagged_share"]
     assert f"share flagged red - blue {share['gap']:+.4f} ({share['ci_low']:+.4f} to " in decisions

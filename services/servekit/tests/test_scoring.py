@@ -276,6 +276,11 @@ def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyM
     no_x = write(tmp_path / "no_x.csv", [row[:1] + row[2:] for row in ROWS])
     with pytest.raises(ScoringError, match=r"no column 'x': toy needs x, color, note"):
         score_file(TOY, model, no_x, tmp_path / "out.csv")
+    # A spreadsheet's header with a space after a name read as a missing column, the one beside it
+    # unnamed.
+    spaced = write(tmp_path / "spaced.csv", [["id", "X ", *ROWS[0][2:]], *ROWS[1:]])
+    with pytest.raises(ScoringError, match=r"no column 'x' \(the file has 'X '\): toy needs"):
+        score_file(TOY, model, spaced, tmp_path / "out.csv")
     header_only = write(tmp_path / "empty.csv", ROWS[:1])
     with pytest.raises(ScoringError, match="has no rows to score"):
         score_file(TOY, model, header_only, tmp_path / "out.csv")
@@ -285,7 +290,7 @@ def test_files_that_cannot_be_scored_are_refused_and_leave_no_output(model: ToyM
     # Found missing once the rows were scored, it was a traceback at the end of the run.
     with pytest.raises(ScoringError, match=r"out.csv: no directory .*/missing to write the scores in"):
         score_file(TOY, model, source, tmp_path / "missing" / "out.csv")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "no_x.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "in.csv", "no_x.csv", "spaced.csv"]
 
 
 @pytest.mark.parametrize(

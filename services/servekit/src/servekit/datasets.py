@@ -180,17 +180,23 @@ def refuse_lines(
 
 
 def missing_columns(missing: Sequence[str], present: Iterable[object]) -> str:
-    """``missing column(s): ...``, each with the file's column it differs from only in case or in
-    spaces around it, if it has one (``Age (the file has 'Age ')``): a header a spreadsheet left a
-    space in, or a lower-cased one, was named missing beside the column that held it."""
+    """``missing column(s): ...``, each named as :func:`named_near` names it."""
+    return f"missing column(s): {', '.join(named_near(missing, present))}"
+
+
+def named_near(missing: Sequence[str], present: Iterable[object], quote: bool = False) -> list[str]:
+    """Each of ``missing`` with the file's column it differs from only in case or in spaces around
+    it, if it has one (``Age (the file has 'Age ')``; ``'Age'`` first with ``quote``): a header a
+    spreadsheet left a space in, or a lower-cased one, was named missing beside the column that
+    held it."""
     near: dict[str, str] = {}
     for column in present:
         near.setdefault(str(column).strip().casefold(), str(column))
-    named = [
-        f"{column} (the file has {near[key]!r})" if (key := column.strip().casefold()) in near else column
+    return [
+        (repr(column) if quote else column)
+        + (f" (the file has {near[key]!r})" if (key := column.strip().casefold()) in near else "")
         for column in missing
     ]
-    return f"missing column(s): {', '.join(named)}"
 
 
 def validate_table(

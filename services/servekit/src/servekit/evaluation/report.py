@@ -11,7 +11,7 @@ from servekit.evaluation.groups import ComparedByGroup
 from servekit.evaluation.joining import Joined
 from servekit.evaluation.quality import ParityChange, Quality
 from servekit.evaluation.shadow import ShadowComparison
-from servekit.training import parity, uncertainty
+from servekit.training import parity, segments, uncertainty
 
 
 def verdict(quality: Quality) -> str:
@@ -64,7 +64,8 @@ def _version_lines(q: Quality) -> list[str]:
         for group, entry in groups.items():
             if q.metric in entry:
                 low, high = entry[f"{q.metric}_ci_low"], entry[f"{q.metric}_ci_high"]
-                parts.append(f"{group} {entry[q.metric]:.4f} ({low:.4f}-{high:.4f}, {entry['rows']:,})")
+                figure = f"{entry[q.metric]:.4f} ({low:.4f}-{high:.4f}, {entry['rows']:,}"
+                parts.append(f"{group} {figure}{_calibration(entry)})")
             else:
                 parts.append(f"{group} none ({entry['rows']:,}: {entry['note']})")
         lines.append(f"{head}:   {dimension}: {'; '.join(parts)}")
@@ -83,6 +84,18 @@ def _version_lines(q: Quality) -> list[str]:
     if q.parity_changes_note:
         lines.append(f"{head}:   decisions against held out: none: {q.parity_changes_note}")
     return lines
+
+
+def _calibration(entry: Mapping[str, Any]) -> str:
+    """A classifier's group: its mean probability against its share positive, and the gap with its
+    interval. Its ROC AUC cannot show a group whose every probability is too low."""
+    if segments.CALIBRATION_GAP not in entry:
+        return ""
+    gap = segments.CALIBRATION_GAP
+    return (
+        f"; predicted {entry['mean_predicted']:.3f} against {entry['positive_share']:.3f} positive, "
+        f"{entry[gap]:+.3f} ({entry[f'{gap}_ci_low']:+.3f} to {entry[f'{gap}_ci_high']:+.3f})"
+    )
 
 
 def _unmet_lines(joined: Joined, truth_file: str) -> list[str]:

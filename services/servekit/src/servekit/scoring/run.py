@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from servekit.datasets import named_near
 from servekit.errors import rejection
 from servekit.inference import run_model
 from servekit.model import ServedModel
@@ -63,7 +64,8 @@ def check_columns(
     missing = [name for name, info in fields.items() if info.is_required() and name not in columns]
     if missing:
         raise ScoringError(
-            f"no column {', '.join(map(repr, missing))}: {spec.name} needs {', '.join(fields)} "
+            f"no column {', '.join(named_near(missing, columns, quote=True))}: "
+            f"{spec.name} needs {', '.join(fields)} "
             "(the request fields; other columns are copied through)"
         )
     copied = columns if kept is None else kept
