@@ -10,8 +10,6 @@ import functools
 import json
 import math
 import warnings
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,30 +41,15 @@ def served(name: str) -> tuple[ServedModel, list[Record]]:
     return registry.get_service(name).model(artifact), request_rows(data, 40)
 
 
-def flatten(prediction: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in prediction.items():
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 @pytest.mark.parametrize("name", SERVICES)
 def test_prediction_is_independent_of_the_rest_of_the_batch(name: str) -> None:
     model, rows = served(name)
     together = model.predict(rows)
     alone = [model.predict([row])[0] for row in rows]
-    # A model may take a faster path for small batches; the two agree to rounding.
-    for batched, single in zip(together, alone, strict=True):
-        flat_batched, flat_single = flatten(batched), flatten(single)
-        assert flat_batched.keys() == flat_single.keys()
-        for key, value in flat_single.items():
-            if isinstance(value, float):
-                assert flat_batched[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
-            else:
-                assert flat_batched[key] == value, key
+    # The same bits, not the same to rounding: a client reconciling or hashing answers gets one
+    # answer for a row however it was batched (NLPInsight's batches over 16 texts were 1e-15 off).
+    assert len(rows) > 16
+    assert together == alone
 
 
 @pytest.mark.parametrize("name", SERVICES)

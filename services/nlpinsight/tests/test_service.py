@@ -17,7 +17,7 @@ from nlpinsight import data, model
 from nlpinsight.explain.cached import explain_text
 from nlpinsight.schema import EXAMPLES, MAX_TEXT_CHARS
 from nlpinsight.service import SERVICE
-from nlpinsight.serving import ATTRIBUTION_TERMS, OTHER, PER_TEXT_BATCH_LIMIT, SentimentModel, term_of
+from nlpinsight.serving import ATTRIBUTION_TERMS, OTHER, SentimentModel, term_of
 from servekit import serialization
 from servekit.datasets import DatasetError, shared_file
 from servekit.model import ModelArtifact
@@ -173,18 +173,15 @@ def test_predictions_are_the_pipelines_probabilities(
     rows = request_rows(data_split, 200) + [{"text": t} for t in ODD_TEXTS]
     texts = [r["text"] for r in rows]
     expected = np.asarray(artifact.pipeline.predict_proba(pd.DataFrame({data.TEXT: texts})))
-    # Small batches take the per-text path, large ones the sklearn pipeline: both agree.
-    small = [
-        p
-        for i in range(0, len(rows), PER_TEXT_BATCH_LIMIT)
-        for p in served.predict(rows[i : i + PER_TEXT_BATCH_LIMIT])
-    ]
+    # A text's answer is the same bits whatever batch it came in (it differed in the last bits
+    # once batches over 16 texts were scored by the pipeline), and the pipeline's to rounding.
+    alone = [p for row in rows for p in served.predict([row])]
+    small = [p for i in range(0, len(rows), 16) for p in served.predict(rows[i : i + 16])]
     large = served.predict(rows)
-    assert len(rows) > PER_TEXT_BATCH_LIMIT
-    for predictions in (small, large):
-        got = np.array([[p["probabilities"][label] for label in data.LABELS] for p in predictions])
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
-        assert [p["label"] for p in predictions] == [data.LABELS[int(i)] for i in expected.argmax(axis=1)]
+    assert large == small == alone
+    got = np.array([[p["probabilities"][label] for label in data.LABELS] for p in large])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    assert [p["label"] for p in large] == [data.LABELS[int(i)] for i in expected.argmax(axis=1)]
     for prediction in small:
         assert set(prediction) == {"label", "probabilities", "known_word_share"}
         assert math.fsum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-12)
