@@ -77,7 +77,8 @@ class ModelLoadError(RuntimeError):
     (``ModelRuntime._names_no_version``), and a version that does not load must still be a
     failure there.
 
-    The message is shown (``/readyz``, the logs, a command's output), so the credentials of the
+    The message is shown (the logs, ``GET /model``'s canary and shadow, a command's output; not
+    ``/readyz``, which gives the kind of failure to anyone), so the credentials of the
     tracking URI it names, or of a URI its cause quotes, are masked in it.
     """
 

@@ -116,6 +116,8 @@ class ModelRuntime:
         #: How long each phase of the served model's load took (``LOAD_PHASES``).
         self.load_seconds: dict[str, float] = {}
         self.last_error: str | None = None
+        #: Whether the last failure was the registry answering that what the URI names is not there.
+        self._last_failure_missing = False
         self.attempts = 0
         #: Called when the alias names no version any more (None: the served model stays).
         self._on_missing: Callable[[], None] | None = None
@@ -157,8 +159,19 @@ class ModelRuntime:
 
     @property
     def not_ready_reason(self) -> str:
-        """Why no model is served yet: the last load failure, or that loading is under way."""
-        return self.last_error or "the model is still loading"
+        """Why no model is served yet, in words any caller may read (``/readyz`` and the probes
+        answer without a key): that loading is under way, or how often it failed and of which
+        kind. Not the failure itself (:attr:`last_error`), which names the registry's address and
+        quotes its errors: it is in the log, a line per attempt."""
+        if self.last_error is None:
+            return "the model is still loading"
+        kind = (
+            "the registry holds no such model, version or alias"
+            if self._last_failure_missing
+            else "the registry or the model's files could not be read, or the model did not warm up"
+        )
+        times = "once" if self.attempts == 1 else f"{self.attempts} times"
+        return f"loading the {self.role} failed {times} ({kind}); retrying, each failure in the service's log"
 
     def require(self) -> ServedModel:
         if self.model is None:
@@ -200,6 +213,7 @@ class ModelRuntime:
                 loaded = await asyncio.to_thread(self.load_once)
             except Exception as exc:
                 self.last_error = one_line(exc)
+                self._last_failure_missing = isinstance(exc, ModelLoadError) and exc.missing
                 if self._beside_served:
                     # The served model's failing first load is model_ready's (ModelNotReady); a
                     # canary's leaves the pod ready, so without this a pod started while its alias
