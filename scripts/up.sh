@@ -85,7 +85,9 @@ echo "MLflow is up; checking each service for a champion, training those without
 declare -A ports
 while IFS=$'\t' read -r svc port _; do ports[$svc]=$port; done <<<"$listing"
 for svc in $services; do
-  setsid "$BIN/mlp" serve "$svc" --host 127.0.0.1 --port "${ports[$svc]}" >"$STATE/logs/$svc.log" 2>&1 &
+  # Appended to, not truncated: the log holds the captured answers `mlp evaluate` and `mlp replay`
+  # read, which a restart erased (4,912 of them, in a reviewer's run).
+  setsid "$BIN/mlp" serve "$svc" --host 127.0.0.1 --port "${ports[$svc]}" >>"$STATE/logs/$svc.log" 2>&1 &
   record_pid "$svc" "$!"; started+=("$svc")
 done
 for svc in $services; do

@@ -55,6 +55,9 @@ def is_alive(pid: int) -> bool:
     return True
 
 
+EARLIER_RUN = "an answer captured by an earlier run of make up\n"
+
+
 class Platform:
     """One run of scripts/up.sh in its own process group, as a terminal would start it."""
 
@@ -129,6 +132,10 @@ def start_platform(
     with sqlite3.connect(mlflow_state / "mlflow.db") as source, sqlite3.connect(state / "mlflow.db") as copy:
         source.backup(copy)
     shutil.copytree(mlflow_state / "artifacts", state / "artifacts")
+    # An earlier run's log: the captured answers in it are what `mlp evaluate` reads later.
+    (state / "logs").mkdir()
+    for name in registry.available():
+        (state / "logs" / f"{name}.log").write_text(EARLIER_RUN)
     started: list[Platform] = []
 
     def start(**env: str) -> Platform:
@@ -160,6 +167,9 @@ def test_up_serves_every_service_and_ctrl_c_stops_everything(
         model, response = predict_its_example(platform.url(name), explain=True)
         assert model["version"] == registered[name].version
         assert response.json()["explanation"]["contributions"]
+
+    for name in registry.available():  # appended to, not erased
+        assert (platform.state / "logs" / f"{name}.log").read_text().startswith(EARLIER_RUN)
 
     pids = platform.recorded_pids()
     assert set(pids) == {"mlflow", *registry.available()}

@@ -133,7 +133,8 @@ def test_a_shadow_comparison_is_logged_on_the_shadow_version_and_listed_by_mlp_v
     served = Quality("toy", "2", "mae", 400, live=Interval(0.22, 0.2, 0.24), verdict="within the noise")
     evaluation.log_run(mlflow_client, served, "captures/")
     assert live_evidence("2", mlflow_client.get_model_version("toy", "2").tags) == (
-        "v2 on live traffic: as served: mae 0.2200 on 400, within the noise; as a shadow: mae -0.0400 "
+        "v2 on live traffic: as served: mae 0.2200 on 400, within the noise of its own held-out figure; "
+        "as a shadow: mae -0.0400 "
         "(-0.0600 to -0.0200) against v1 on 812, better"
     )
     # Without a comparison, the tag says why.

@@ -231,7 +231,7 @@ def _every_row(params: dict[str, str]) -> str:
 def live_evidence(version: str, tags: dict[str, str]) -> str:
     """What the version's tags say of it on live traffic, as served, as a shadow and as a canary;
     what ``mlp promote`` prints before an operator's choice takes effect."""
-    found = [f"as served: {_live(tags)}"] if LIVE_FIGURE_TAG in tags else []
+    found = [f"as served: {_of_held_out(_live(tags))}"] if LIVE_FIGURE_TAG in tags else []
     if _named_groups(tags.get(LIVE_GROUPS_WORSE_TAG, "")):
         found.append(f"as served, worse than held out beyond the noise for: {tags[LIVE_GROUPS_WORSE_TAG]}")
     for role, comparison, worse in (
@@ -245,6 +245,19 @@ def live_evidence(version: str, tags: dict[str, str]) -> str:
     if not found:
         return f"v{version} on live traffic: no record (mlp evaluate --log records one)"
     return f"v{version} on live traffic: {'; '.join(found)}"
+
+
+def _of_held_out(live: str) -> str:
+    """The verdict said to be of the version's own held-out figure: read during a rollback, a bare
+    "better" was taken for better than the champion being replaced."""
+    for verdict, said in (
+        ("better", "better than its own held-out figure"),
+        ("worse", "worse than its own held-out figure"),
+        ("within the noise", "within the noise of its own held-out figure"),
+    ):
+        if live.endswith(f", {verdict}"):
+            return f"{live.removesuffix(verdict)}{said}"
+    return live
 
 
 def _named_groups(worse: str) -> bool:
