@@ -87,6 +87,31 @@ def cases_for(name: str) -> list[Case]:
             "query.reasons",
             "given 2 times",
         ),
+        # Spellings a body's JSON would not take: refused naming what the parameter takes.
+        Case(
+            "explain-not-a-boolean",
+            "/predict?explain=yes",
+            _dumps(example),
+            422,
+            "query.explain",
+            "send explain=true or explain=false",
+        ),
+        Case(
+            "reasons-with-a-sign",
+            "/predict?reasons=%2B3",
+            _dumps(example),
+            422,
+            "query.reasons",
+            "plain digits",
+        ),
+        Case(
+            "reasons-as-a-float",
+            "/predict?reasons=3.0",
+            _dumps(example),
+            422,
+            "query.reasons",
+            "plain digits",
+        ),
         Case(
             "batch-over-limit", "/predict/batch", _dumps({"instances": [example] * (MAX_BATCH + 1)}), 413, ""
         ),
@@ -220,3 +245,20 @@ def test_a_body_that_is_not_json_said_to_be_another_media_type_is_a_415_naming_t
         response = client.post("/predict", content=csv, headers=headers)
         assert response.status_code == 422, response.text
         assert [f["field"] for f in response.json()["fields"]] == ["body"]
+
+
+@pytest.mark.parametrize("service", registry.available())
+def test_a_body_said_to_be_in_a_charset_other_than_utf_8_is_a_415_naming_it(
+    service: str, client_for: Callable[[str], TestClient]
+) -> None:
+    example = registry.get_service(service).request.model_json_schema()["examples"][0]
+    response = client_for(service).post(
+        "/predict",
+        content=json.dumps(example).encode("utf-16"),
+        headers={"content-type": "application/json; charset=utf-16"},
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["error"] == "unsupported_media_type"
+    (problem,) = response.json()["fields"]
+    assert problem["field"] == "headers.content-type"
+    assert problem["problem"].startswith("charset 'utf-16'")

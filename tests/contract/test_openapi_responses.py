@@ -112,7 +112,14 @@ def documented(document: dict[str, Any], path: str, method: str, answer: Respons
     operation = document["paths"][path][method]
     where = f"{method.upper()} {answer.request.url} answered {answer.status_code} {answer.text[:300]}"
     assert str(answer.status_code) in operation["responses"], where
-    content = operation["responses"][str(answer.status_code)]["content"]
+    response = operation["responses"][str(answer.status_code)]
+    content = response["content"]
+    # The headers a generated client reads (ids, timing, when to retry, how to authenticate) are
+    # documented where they are sent, and sent where documented as required.
+    for header in ("X-Request-ID", "Server-Timing", "Retry-After", "WWW-Authenticate"):
+        sent = header.lower() in answer.headers
+        documented_header = response.get("headers", {}).get(header)
+        assert sent == (documented_header is not None and documented_header["required"]), (where, header)
     media_type = answer.headers["content-type"].split(";")[0]
     assert media_type in content, where
     schema = content[media_type]["schema"]
@@ -152,6 +159,8 @@ def test_every_answer_to_a_get_is_as_documented(
         version = artifact.version
         for path, url in gets(document, spec.name, version):
             documented(document, path, "get", client.get(url))
+            # A parameter it does not take: the probes ignore it, the others' 422 is documented.
+            documented(document, path, "get", client.get(f"{url}?x=1"))
         model = client.get("/model").json()
         assert model["shadow"]
         assert model["canary"]
@@ -183,7 +192,10 @@ def test_every_answer_of_a_replica_still_loading_or_without_a_key_is_as_document
 ) -> None:
     spec = registry.get_service(service_name)
     key = new_key()
-    (tmp_path / "keys").write_text(key_line("client", key) + "\n")
+    read_key = new_key()
+    (tmp_path / "keys").write_text(
+        key_line("client", key) + "\n" + key_line("reader", read_key, scope="read") + "\n"
+    )
     settings = load_settings(spec.name, api_keys_file=str(tmp_path / "keys"))
     with TestClient(create_app(spec, settings, source=never_loads)) as client:
         document = client.get("/openapi.json").json()
@@ -194,3 +206,21 @@ def test_every_answer_of_a_replica_still_loading_or_without_a_key_is_as_document
                 answer = client.get(url)
                 assert answer.status_code == 401
                 documented(document, path, "get", answer)
+        # A read-only key's 403 on what runs the model, as documented there and only there.
+        reader = {"authorization": f"Bearer {read_key}"}
+        row = spec.request.model_json_schema()["examples"][0]
+        for path, body in (("/predict", row), ("/predict/batch", {"instances": [row]})):
+            answer = client.post(path, json=body, headers=reader)
+            assert answer.status_code == 403
+            documented(document, path, "post", answer)
+        refused = {
+            path
+            for path, operations in document["paths"].items()
+            if "403" in operations.get("post", {}).get("responses", {})
+        }
+        assert refused == {path for path, operations in document["paths"].items() if "post" in operations}
+        assert not [
+            path
+            for path, operations in document["paths"].items()
+            if "403" in operations.get("get", {}).get("responses", {})
+        ]

@@ -19,7 +19,7 @@ from servekit.training.trainer import TrainResult
 pytestmark = pytest.mark.integration
 
 PREFIX = "/bankchurn"
-PREDICT = "#operations-default-predict_predict_post"
+PREDICT = "#operations-default-predict"
 #: The paths of the operations Swagger UI rendered.
 OPERATION_PATHS = "[...document.querySelectorAll('.opblock-summary-path')].map(p => p.dataset.path)"
 
@@ -92,7 +92,7 @@ def test_redoc_renders_every_operation(docs_service: KeyedService, tmp_path: Pat
         linked = page.wait_for(
             "[...new Set([...document.querySelectorAll('[href^=\"#operation/\"]')].map(a => a.hash))]"
         )
-    assert {"#operation/predict_predict_post", "#operation/predict_batch_predict_batch_post"} <= set(linked)
+    assert {"#operation/predict", "#operation/predict_batch"} <= set(linked)
     assert only_the_service(page, server) == []
     assert page.problems == []
 

@@ -121,7 +121,7 @@ def test_a_line_with_a_scope_is_refused_by_key_line_unless_the_scope_is_one() ->
         ("/v2", "GET"),
         ("/v2/models/{model}", "GET"),
         ("/model", "HEAD"),
-        ("other", "GET"),  # a path no endpoint has: the router's 404, or /model/'s redirect
+        ("other", "GET"),  # a path no endpoint has: the router's 404
         ("other", "HEAD"),
         (grpc_endpoint("ServerMetadata"), GRPC_METHOD),
         (grpc_endpoint("ModelMetadata"), GRPC_METHOD),
@@ -221,14 +221,15 @@ def test_a_read_only_key_gets_a_403_naming_its_client_for_what_runs_the_model(
 def test_a_read_only_key_gets_what_a_full_key_gets_on_a_path_no_endpoint_has(
     toy_trained: tuple[ModelArtifact, Split], tmp_path: Path, keys: dict[str, str], root_path: str
 ) -> None:
-    """``GET /model/`` was a 403 for a read key and a 307 to /model for a full one. Nothing that runs
-    the model is reached that way: a GET of a prediction's path is redirected or refused."""
+    """``GET /model/`` was a 403 for a read key and a 307 to /model for a full one; with no redirect
+    of a trailing slash any more, it is the router's 404 to both. Nothing that runs the model is
+    reached that way: a GET of a prediction's path is refused."""
     settings = load_settings(
         "toy", api_keys_file=str(keys_file(tmp_path / "keys", keys)), root_path=root_path
     )
     with TestClient(create_app(TOY, settings, source=lambda: toy_trained[0])) as client:
         wait_ready(client)
-        for path, status in (("/model/", 307), ("/no/such/path", 404), ("/predict/", 307)):
+        for path, status in (("/model/", 404), ("/no/such/path", 404), ("/predict/", 404)):
             answers = [
                 client.request(
                     method, root_path + path, headers={"x-api-key": keys[who]}, follow_redirects=False
@@ -237,10 +238,10 @@ def test_a_read_only_key_gets_what_a_full_key_gets_on_a_path_no_endpoint_has(
                 for method in ("GET", "HEAD")
             ]
             assert {a.status_code for a in answers} == {status}, path
-        # The redirect followed: a GET of the prediction's path, refused to the read key.
+        # A GET of the prediction's own path: refused to the read key.
         headers = {"x-api-key": keys["oncall"]}
-        assert client.get(root_path + "/predict/", headers=headers).status_code == 403
-        assert client.get(root_path + "/model/", headers=headers).status_code == 200
+        assert client.get(root_path + "/predict", headers=headers).status_code == 403
+        assert client.get(root_path + "/model", headers=headers).status_code == 200
 
 
 def test_a_403_is_counted_apart_from_the_401s_and_as_its_clients(

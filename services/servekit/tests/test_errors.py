@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from servekit.errors import MAX_FIELD_LENGTH, FieldProblem, from_validation_errors, problem_text
+import servekit
+from servekit.errors import ERROR_CODES, MAX_FIELD_LENGTH, FieldProblem, from_validation_errors, problem_text
 
 
 class Trip(BaseModel):
@@ -76,3 +80,41 @@ def test_a_field_name_up_to_the_limit_is_kept_whole() -> None:
     assert (
         FieldProblem(name + "y", "Field required").field == f"{name}... ({MAX_FIELD_LENGTH + 1:,} characters)"
     )
+
+
+#: The modules whose errors reach a client of a service (over HTTP, or gRPC's same codes); the
+#: others' (training, rollouts, the registry's) end a command, never an answer.
+SERVING_MODULES = ("rest", "auth", "codecs", "rpc", "admission.py", "errors.py", "inference.py")
+SERVING_MODULES += ("protocol.py", "routing.py", "runtime.py")
+
+
+def raised_codes(paths: list[Path]) -> dict[str, str]:
+    """Each code literal a ``ServekitError(status, code, ...)`` in ``paths`` is built with, and where."""
+    codes = {}
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            if name != "ServekitError":
+                continue
+            code = node.args[1] if len(node.args) > 1 else None
+            code = code or next((k.value for k in node.keywords if k.arg == "error"), None)
+            assert isinstance(code, ast.Constant), f"{path}:{node.lineno}: a code not written out"
+            codes[code.value] = f"{path.name}:{node.lineno}"
+    return codes
+
+
+def test_every_error_code_the_service_raises_is_in_the_documented_set() -> None:
+    """ERROR_CODES is the document's enum of ErrorBody.error: a code raised but not in it would be
+    an answer a generated client cannot parse."""
+    package = Path(servekit.__file__).parent
+    paths = [
+        path
+        for module in SERVING_MODULES
+        for path in ([package / module] if module.endswith(".py") else (package / module).rglob("*.py"))
+    ]
+    raised = raised_codes(paths)
+    assert {code: where for code, where in raised.items() if code not in ERROR_CODES} == {}
+    # Nor one in the set that nothing raises any more.
+    assert set(ERROR_CODES) - set(raised) == set()

@@ -240,3 +240,33 @@ def test_a_body_slower_than_the_deadline_is_408_and_its_connection_closed(
     message = body["message"] if "message" in body else body["error"]
     assert "not received in full within 0.01 s" in message
     assert "TOY_BODY_TIMEOUT_SECONDS" in message
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "UTF-16LE", '"latin-1"', "iso-8859-1", ""])
+def test_a_body_said_to_be_in_another_charset_is_a_415_naming_it(
+    toy_client: TestClient, charset: str
+) -> None:
+    """JSON is read as UTF-8 whatever the header says: a UTF-16 body was a 422 "Invalid JSON", which
+    sent its sender looking for a syntax error."""
+    named = charset.strip('"')
+    body = json.dumps(ROW).encode("utf-16" if named.lower().startswith("utf-16") else "utf-8")
+    infer = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [3.0]}]}
+    for path, sent in (("/predict", body), ("/v2/models/toy/infer", json.dumps(infer).encode())):
+        response = toy_client.post(
+            path, content=sent, headers={"content-type": f"application/json; charset={charset}"}
+        )
+        assert response.status_code == 415, (path, response.text)
+        problem = (
+            f"charset {named!r}: the body is read as UTF-8 JSON; send it in UTF-8 (charset=utf-8, or none)"
+        )
+        assert response.json()["fields"] == [{"field": "headers.content-type", "problem": problem}]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", 'application/json;Charset="UTF-8"']
+)
+def test_a_body_said_to_be_utf_8_is_read(toy_client: TestClient, content_type: str) -> None:
+    response = toy_client.post(
+        "/predict", content=json.dumps(ROW).encode(), headers={"content-type": content_type}
+    )
+    assert response.status_code == 200, response.text

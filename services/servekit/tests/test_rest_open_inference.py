@@ -248,7 +248,10 @@ def test_the_document_states_the_batch_limit_the_service_holds_to(toy_client: Te
     assert limit == 8  # the toy client's <SVC>_MAX_BATCH_SIZE
     for name in ("x", "color"):
         properties = schemas[f"RequestInput_{name}"]["properties"]
-        assert properties["shape"]["items"]["maximum"] == properties["data"]["maxItems"] == limit
+        # On the array itself, not beside the anyOf with null (where generators made a class of it).
+        (values,) = [branch for branch in properties["data"]["anyOf"] if branch.get("type") == "array"]
+        assert properties["shape"]["items"]["maximum"] == values["maxItems"] == limit
+        assert "maxItems" not in properties["data"]
     rows = [{"x": 1.0, "color": "red"}] * limit
     for batch, status in ((rows, 200), ([*rows, rows[0]], 413)):
         assert toy_client.post(INFER, json=infer_body(batch)).status_code == status
@@ -294,8 +297,15 @@ def test_openapi_documents_the_protocol_with_a_working_example(toy_client: TestC
     assert media["schema"]["$ref"].endswith("/InferenceRequest")
     assert "InferenceRequest" in document["components"]["schemas"]
     # The plain paths take no version parameter, not even as a query parameter.
-    # The model from the path; the variant and a routing key may be chosen (servekit.routing).
-    assert [p["name"] for p in operation["parameters"]] == ["model_name", "X-Model-Variant", "X-Routing-Key"]
+    # The model from the path; the variant and a routing key may be chosen (servekit.routing), and
+    # the request named in the logs (servekit.rest.request_id).
+    assert [p["name"] for p in operation["parameters"]] == [
+        "model_name",
+        "X-Model-Variant",
+        "X-Routing-Key",
+        "X-Request-ID",
+        "traceparent",
+    ]
 
 
 def test_not_ready_before_the_model_loads(toy_trained: tuple[ModelArtifact, Split]) -> None:

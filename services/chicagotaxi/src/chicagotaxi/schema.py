@@ -259,7 +259,9 @@ def _problem(field: str, value: Any, message: str) -> InitErrorDetails:
 
 class FarePrediction(BaseModel):
     fare: float = Field(description="Predicted metered fare (USD, before tips)")
-    currency: Literal["USD"] = "USD"
+    # No default: every answer sends it, so the document marks it required and generated clients
+    # need not type it as optional.
+    currency: Literal["USD"] = Field(description="The currency of fare and fare_range: always USD")
     fare_range: FareRange = Field(
         description="Range of the predicted fare in USD, lower bound inclusive; the outcome label in metrics"
     )

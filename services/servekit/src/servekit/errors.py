@@ -10,10 +10,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
+
+
+#: Every ``error`` a service's client can be answered with (``ErrorBody.error``, ``code`` on
+#: ``/v2``): one list, so the document's enum and the codes raised cannot drift apart
+#: (``test_errors`` holds every code the serving modules raise to it). The last three are never
+#: sent, the client being gone, but are what the access log and the metrics record.
+ErrorCode = Literal[
+    "invalid_request",
+    "invalid_routing",
+    "variant_not_served",
+    "batch_too_large",
+    "payload_too_large",
+    "unsupported_media_type",
+    "unsupported_encoding",
+    "invalid_encoding",
+    "invalid_http",
+    "url_too_long",
+    "headers_too_large",
+    "method_not_allowed",
+    "not_found",
+    "http_error",
+    "model_not_found",
+    "model_version_not_served",
+    "model_not_ready",
+    "canary_not_ready",
+    "overloaded",
+    "too_many_requests",
+    "unauthenticated",
+    "forbidden",
+    "body_timeout",
+    "shutting_down",
+    "internal_error",
+    "client_closed_request",
+    "cancelled",
+    "deadline_exceeded",
+]
+ERROR_CODES: tuple[str, ...] = get_args(ErrorCode)
+ERROR_CODE_DESCRIPTION = (
+    "The kind of error, for a program to act on: one of a fixed set that grows only with a new "
+    "kind (invalid_request names each bad field in fields; model_not_ready, overloaded, "
+    "canary_not_ready and shutting_down are worth a retry after Retry-After)"
+)
 
 
 #: A field's name can come from the client (an unknown query parameter, a JSON key); one of

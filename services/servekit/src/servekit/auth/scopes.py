@@ -39,7 +39,7 @@ READ_ENDPOINTS = frozenset(
 #: endpoints above are its metadata calls only).
 READ_METHODS = frozenset({"GET", "HEAD", GRPC_METHOD})
 #: A read key GETs a path no endpoint has (``NO_ENDPOINT``) as a full key does, and gets the
-#: router's 404, or its redirect of ``/model/`` to ``/model``. Safe because nothing that runs the
+#: router's 404 (``/model/`` too: trailing slashes are not redirected). Safe because nothing that runs the
 #: model answers GET or HEAD (each is a POST route): whatever such a path reaches, the model is
 #: not run. Over HTTP only: a gRPC call to no method is not metadata.
 HTTP_READ_METHODS = frozenset({"GET", "HEAD"})

@@ -65,18 +65,19 @@ def documented_inference_request(
     takes: an ``Age`` of integers, a ``Geography`` of strings.
     """
     dimension: dict[str, Any] = {"type": "integer", "minimum": 0}
-    values: dict[str, Any] = {}
+    # The limit on the array itself, not beside the anyOf with null: a limit there made generators
+    # (datamodel-codegen) write a class per input for data, numbered Data1, Data2, ... alike.
+    values: Any = list[Any]
     if max_instances is not None:
-        dimension["maximum"] = values["maxItems"] = max_instances
+        dimension["maximum"] = max_instances
+        values = Annotated[list[Any], Field(max_length=max_instances)]
     documented_shape = Field(
         min_length=1,
         max_length=2,
         description=RequestInput.model_fields["shape"].description,
         json_schema_extra={"items": dimension},
     )
-    documented_data = Field(
-        None, description=RequestInput.model_fields["data"].description, json_schema_extra=values
-    )
+    documented_data = Field(None, description=RequestInput.model_fields["data"].description)
     tensors = [
         create_model(
             f"RequestInput_{name}",
@@ -85,7 +86,7 @@ def documented_inference_request(
             name=(one_of(name), Field(description=RequestInput.model_fields["name"].description)),
             datatype=(one_of(*datatypes), Field(description=datatypes_text(datatypes))),
             shape=(list[int], documented_shape),
-            data=(list[Any] | None, documented_data),
+            data=(values | None, documented_data),
             parameters=(
                 InputParameters | None,
                 Field(None, description="binary_data_size, if sent as binary"),

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servekit.errors import ERROR_CODE_DESCRIPTION, ErrorCode
+
 BOOL = "BOOL"
 BYTES = "BYTES"
 #: Inclusive value range of each integer datatype.
@@ -86,10 +88,16 @@ class InferenceResponse(BaseModel):
 
 
 class InferenceError(BaseModel):
-    """The protocol's error body; ``error`` is the message (servekit's own body has it in ``message``)."""
+    """The protocol's error body, on the /v2 paths: the protocol fixes error as the message
+    (Triton's and KServe's clients show it alone), so the machine-readable code is in code;
+    servekit's own body (ErrorBody) has them in message and error."""
 
-    error: str = Field(description="What went wrong, e.g. 1 problem: inputs[Age].data[0]: ...")
-    code: str = Field(description="Machine-readable kind, e.g. invalid_request")
+    error: str = Field(
+        description=(
+            "What went wrong, for a person (the protocol's field), e.g. 1 problem: inputs[Age].data[0]: ..."
+        )
+    )
+    code: ErrorCode = Field(description=ERROR_CODE_DESCRIPTION)
     fields: list[dict[str, str]] = Field(description="Each field and its problem")
 
 

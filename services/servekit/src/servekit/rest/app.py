@@ -13,14 +13,14 @@ from pydantic import BaseModel
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.metrics import ServiceMetrics
 from servekit.rest import schemas
-from servekit.rest.auth import is_open
+from servekit.rest.auth import is_open, read_only_opens
 from servekit.rest.docs import install_docs
 from servekit.rest.errors import install_error_handlers
 from servekit.rest.lifespan import service_lifespan
 from servekit.rest.middleware import install_middleware
 from servekit.rest.model_routes import add_model_routes
 from servekit.rest.open_inference import add_open_inference_routes
-from servekit.rest.openapi import with_request_models
+from servekit.rest.openapi import operation_id, with_request_models
 from servekit.rest.parts import service_parts
 from servekit.rest.prediction_routes import ERROR_RESPONSES, add_prediction_routes
 from servekit.runtime import ArtifactSource, VersionProbe
@@ -70,6 +70,11 @@ def create_app(
         # Served by install_docs, with their scripts from the service rather than a CDN.
         docs_url=None,
         redoc_url=None,
+        generate_unique_id_function=operation_id,
+        # Starlette answers /predict/ with a 307 to a URL it builds from the request's Host, which
+        # generated clients do not follow (nor should a POST body be sent on to a guessed host):
+        # a path no route has is the 404 naming where the endpoints are listed.
+        redirect_slashes=False,
     )
     #: Called as the server begins to stop, before HTTP drains (``mlp serve``), else as the lifespan
     #: ends: gRPC takes no new calls from then on, and its calls in flight get the one shutdown grace
@@ -95,6 +100,7 @@ def create_app(
         app,
         [instance_model, batch_model, codec.documented_request(settings.max_batch_size)],
         needs_key=None if parts.keys is None else lambda path: not is_open(path),
+        read_only_opens=read_only_opens,
     )
     install_docs(app)
     add_prediction_routes(app, parts, instance_model=instance_model, batch_model=batch_model)

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from servekit.auth.api_keys import ApiKeys
 from servekit.auth.credentials import API_KEY_HEADER, AUTHORIZATION, credential_headers
-from servekit.auth.scopes import OPEN_ENDPOINTS
+from servekit.auth.scopes import OPEN_ENDPOINTS, READ_SCOPE, Key
 from servekit.errors import ServekitError
 from servekit.rest.access_log import remember_error
 from servekit.rest.errors import error_response
@@ -29,6 +29,16 @@ def is_open(path: str) -> bool:
     ``/metrics`` and the docs are no endpoint labels, so the path itself is looked up too.
     """
     return path in OPEN_ENDPOINTS or endpoint_label(path) in OPEN_ENDPOINTS
+
+
+#: What any key of ``scope=read`` opens (its client is no part of the rule).
+_READ_ONLY_KEY = Key("read-only", scope=READ_SCOPE)
+
+
+def read_only_opens(path: str, method: str) -> bool:
+    """Whether a read-only key may call ``method`` on a path (without its prefix; a path template
+    such as ``/v2/models/{model_name}`` will do): the rule the middleware applies, for the document."""
+    return _READ_ONLY_KEY.opens(endpoint_label(path), method)
 
 
 class ApiKeyMiddleware:

@@ -88,6 +88,24 @@ def not_json_as_declared(request: Request, body: bytes) -> ServekitError | None:
     return None
 
 
+def refuse_other_charsets(request: Request) -> None:
+    """A 415 naming ``Content-Type`` for a body said to be in a charset other than UTF-8.
+
+    JSON is UTF-8 (RFC 8259, section 8.1) and is read so whatever the header says: a UTF-16 body
+    was a 422 about a JSON syntax error, which sent its sender looking for a typo.
+    """
+    content_type = request.headers.get("content-type", "")
+    if "charset" not in content_type.lower():  # most requests: no parsing
+        return
+    charset = parse_media_type(content_type)[1].get("charset")
+    if charset is None or charset.lower() == "utf-8":
+        return
+    problem = (
+        f"charset {charset!r}: the body is read as UTF-8 JSON; send it in UTF-8 (charset=utf-8, or none)"
+    )
+    raise ServekitError(415, "unsupported_media_type", problem, (FieldProblem(MEDIA_TYPE_FIELD, problem),))
+
+
 def too_large(limit: int, *, decompressed: bool = False) -> ServekitError:
     once = " once decompressed" if decompressed else ""
     return ServekitError(
@@ -117,7 +135,9 @@ def content_coding(request: Request) -> str | None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    coding = content_coding(request)  # before reading: an undecodable body is not worth reading
+    # Before reading: a body we cannot decode is not worth reading.
+    refuse_other_charsets(request)
+    coding = content_coding(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)

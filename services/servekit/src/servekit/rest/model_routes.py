@@ -50,7 +50,12 @@ def add_model_routes(app: FastAPI, parts: ServiceParts) -> None:
     async def readyz() -> Response:
         if runtime.model is None:
             return json_response(
-                {"status": "loading", "model": None, "error": runtime.last_error}, status_code=503
+                {
+                    "status": "loading",
+                    "model": None,
+                    "error": None if runtime.last_error is None else runtime.not_ready_reason,
+                },
+                status_code=503,
             )
         return json_response({"status": "ready", "model": model_ref(runtime.model), "error": None})
 
@@ -62,7 +67,7 @@ def add_model_routes(app: FastAPI, parts: ServiceParts) -> None:
         "/model",
         summary="Model metadata: version, run, metrics, feature schema",
         response_model=schemas.ModelInfo,
-        responses={503: NOT_LOADED_RESPONSE},
+        responses={503: NOT_LOADED_RESPONSE, **MODEL_RULE.refusal()},
     )
     async def model_metadata(request: Request) -> Response:
         MODEL_RULE.check(request)

@@ -31,7 +31,7 @@ from servekit.errors import invalid_field
 from servekit.inference import fields_limit, model_ref, refuse_field_floods
 from servekit.protocol import EXTENSIONS, SERVER_VERSION, ProtocolModel
 from servekit.rest.body import read_body
-from servekit.rest.openapi import OPEN_INFERENCE_PREFIX, ROUTING_PARAMETERS, json_body
+from servekit.rest.openapi import OPEN_INFERENCE_PREFIX, PREDICTION_HEADERS, json_body
 from servekit.rest.query import QueryRule
 from servekit.rest.request_id import HEADER as REQUEST_ID_HEADER
 from servekit.rest.request_id import REQUEST_ID_KEY, VALID_ID, request_id_of
@@ -240,7 +240,7 @@ def add_open_inference_routes(
     errors[404] = {"model": InferenceError, "description": "Another model, or a version not served now"}
     errors[415] = {
         "model": InferenceError,
-        "description": "Binary tensors, or an unsupported Content-Encoding",
+        "description": "Binary tensors, an unsupported Content-Encoding, or a charset other than utf-8",
     }
     # With binary_data_output (or an output's binary_data) the answer is the binary tensor
     # extension's: the JSON response, then the tensors' bytes; the header says where one ends.
@@ -301,5 +301,5 @@ def add_open_inference_routes(
             summary="Infer: one tensor per request field; parameters.explain adds explanations",
             response_model=InferenceResponse,
             responses={200: answered, **errors},
-            openapi_extra={**json_body(InferenceRequest, example), "parameters": ROUTING_PARAMETERS},
+            openapi_extra={**json_body(InferenceRequest, example), "parameters": PREDICTION_HEADERS},
         )

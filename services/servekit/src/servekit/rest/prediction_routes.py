@@ -23,7 +23,7 @@ from servekit.inference import (
 )
 from servekit.rest import schemas
 from servekit.rest.body import read_body, refused_as_declared
-from servekit.rest.openapi import ROUTING_PARAMETERS, json_body
+from servekit.rest.openapi import PREDICTION_HEADERS, json_body
 from servekit.rest.parts import ServiceParts
 from servekit.rest.query import PREDICTION_PARAMETERS, prediction_options
 from servekit.rest.responses import json_response
@@ -31,8 +31,8 @@ from servekit.rest.routes import request_route
 from servekit.rest.telemetry import timings_of
 from servekit.routing import Route
 
-#: explain and reasons (each once: any other parameter is refused), then the routing headers.
-PREDICTION_ROUTE_PARAMETERS = [*PREDICTION_PARAMETERS, *ROUTING_PARAMETERS]
+#: explain and reasons (each once: any other parameter is refused), then the routing and id headers.
+PREDICTION_ROUTE_PARAMETERS = [*PREDICTION_PARAMETERS, *PREDICTION_HEADERS]
 
 #: The refusals a prediction may meet; the /v2 routes document theirs from these too, in their own
 #: error shape (``rest.open_inference``).
@@ -46,8 +46,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": schemas.ErrorBody, "description": "X-Model-Variant: canary where no canary is served"},
     415: {
         "model": schemas.ErrorBody,
-        "description": "Content-Encoding other than identity, gzip or deflate; or a body that is not "
-        "JSON, with a Content-Type naming another media type",
+        "description": "Content-Encoding other than identity, gzip or deflate; a Content-Type whose "
+        "charset is not utf-8; or a body that is not JSON, with a Content-Type naming another media type",
     },
     422: {"model": schemas.ErrorBody, "description": "Invalid input; names each field and problem"},
     429: {

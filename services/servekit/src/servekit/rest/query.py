@@ -4,7 +4,9 @@ A body with a field the request model does not know, or a key given twice, is a 
 ignores a query parameter the endpoint does not take and keeps the last of one given twice. So
 ``?explian=true`` answered without an explanation, and ``?reasons=3&reasons=0`` without reasons,
 and the caller was never told. Google's APIs refuse an unknown query parameter for the same
-reason; so does this.
+reason; so does this. Its values are held as tightly: ``explain`` is true or false and ``reasons``
+a count in plain digits, where FastAPI's reading took ``explain=on`` or ``explain=t`` as true and
+``reasons=+3``, `` 3``, ``03`` or ``3.0`` as 3, none of which a body's JSON allows either.
 
 The endpoints read their options here rather than through FastAPI's dependency injection, which
 solved a one-record ``/predict``'s two parameters and this check in about 80 µs, a sixth of the
@@ -13,6 +15,7 @@ request's time in the process; most requests carry no query string at all, and c
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -22,15 +25,26 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from servekit.errors import FieldProblem, from_validation_errors, invalid_fields
 from servekit.reasons import MAX_REASONS
+from servekit.rest.openapi import error_response
+from servekit.rest.schemas import ErrorBody
+
+#: The spellings of ``explain``, in any case: JSON's booleans, as the body and /v2's parameters take it.
+BOOLEANS = {"true": True, "false": False}
+#: A count as JSON writes one: no sign, space, separator, fraction or leading zero.
+COUNT = re.compile(r"0|[1-9][0-9]*")
 
 
 class PredictionQuery(BaseModel):
-    """The options of ``POST /predict`` and ``POST /predict/batch``, read as FastAPI reads a query
-    parameter (``explain=yes`` and ``explain=1`` are true; ``reasons=1.5`` is not a number of them)."""
+    """The options of ``POST /predict`` and ``POST /predict/batch``: ``explain`` true or false, and
+    ``reasons`` a whole number in plain digits; any other spelling is refused, naming what is taken."""
 
     model_config = ConfigDict(frozen=True)
 
-    explain: bool = Field(False, description="Add SHAP feature contributions to each prediction")
+    explain: bool = Field(
+        False,
+        description="true (in any case) adds SHAP feature contributions to each prediction; false, or "
+        "leaving it out, does not. No other value is taken",
+    )
     reasons: int = Field(
         0,
         ge=0,
@@ -39,16 +53,30 @@ class PredictionQuery(BaseModel):
             "Add each prediction's N principal reasons: the inputs that argued most for its answer "
             "(the largest SHAP contributions toward a label; either way for a number), strongest "
             "first, each with its value and signed contribution (the "
-            "explanation's own numbers, which it adds only with explain=true)"
+            "explanation's own numbers, which it adds only with explain=true). In plain digits, "
+            "without sign, spaces or leading zeros"
         ),
     )
+
+    @field_validator("explain", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        if value.lower() not in BOOLEANS:
+            raise ValueError(f"{value!r} is neither true nor false; send explain=true or explain=false")
+        return BOOLEANS[value.lower()]
 
     @field_validator("reasons", mode="before")
     @classmethod
     def _digits_alone(cls, value: object) -> object:
-        # Python's int() reads "3_0" as 30, and so did pydantic: a typo for 3 asked for thirty.
-        if isinstance(value, str) and "_" in value:
-            raise ValueError(f"{value!r} is not a number in digits; send a whole number such as 3")
+        # int() reads "3_0" as 30 and " +03" as 3: a typo for 3 asked for thirty, and a client that
+        # sent "3.0" never learnt its JSON would be refused.
+        if isinstance(value, str) and not COUNT.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a whole number in plain digits; send one such as 3 "
+                "(no sign, space, fraction or leading zero)"
+            )
         return value
 
 
@@ -74,6 +102,14 @@ class QueryRule:
         ]
         if problems:
             raise invalid_fields(problems)
+
+    def refusal(self) -> dict[int | str, dict[str, Any]]:
+        """The ``responses`` entry of the 422 :meth:`check` answers, for an endpoint's document."""
+        return {
+            422: error_response(
+                ErrorBody, f"A query parameter this endpoint does not take ({self.takes}), or one given twice"
+            )
+        }
 
     @property
     def takes(self) -> str:

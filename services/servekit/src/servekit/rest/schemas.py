@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.config import JsonDict
+
+from servekit.errors import ERROR_CODE_DESCRIPTION, ErrorCode
 
 
 class ModelRef(BaseModel):
@@ -55,23 +58,30 @@ class OutsideTrainingBody(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: Literal["ok"]
 
 
 class Readiness(BaseModel):
-    status: str
+    status: Literal["ready", "loading"] = Field(
+        description="ready (200) once the model is loaded, else loading (503)"
+    )
     model: ModelRef | None = None
     error: str | None = None
 
 
 class ErrorField(BaseModel):
-    field: str
+    field: str = Field(description="Where: body, a field (instances[3].Age), query.<name> or headers.<name>")
     problem: str
 
 
 class ErrorBody(BaseModel):
-    error: str
-    message: str
+    """servekit's error body: error is the machine-readable code, message the text for a person.
+
+    The /v2 paths answer the Open Inference Protocol's body instead (InferenceError), where the
+    protocol fixes error as the message; the same code is in its code."""
+
+    error: ErrorCode = Field(description=ERROR_CODE_DESCRIPTION)
+    message: str = Field(description="What went wrong and what to send instead, for a person")
     fields: list[ErrorField]
 
 
@@ -138,6 +148,9 @@ class AdmissionStatus(BaseModel):
     instances_in_flight: int
     client_limit: int = Field(description="Requests one API key may have in flight (0: no limit)")
     clients_in_flight: int = Field(description="How many clients have requests in flight")
+    max_loop_lag_seconds: float = Field(
+        description="How late the event loop may run before prediction requests are refused (0: never)"
+    )
 
 
 class Baselines(BaseModel):
@@ -237,9 +250,12 @@ def batch_request(instance: type[BaseModel], max_instances: int | None = None) -
     if max_instances is not None:
         description += f"; at most {max_instances} (more is a 413)"
         limit["maxItems"] = max_instances
+    # Two of the instance's examples, as a batch request: the document's example of one.
+    rows = instance.model_json_schema().get("examples", [])[:2]
+    examples: JsonDict | None = {"examples": [{"instances": rows}]} if rows else None
     return create_model(
         f"{instance.__name__}Batch",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", json_schema_extra=examples),
         instances=(items, Field(min_length=1, description=description, json_schema_extra=limit)),
     )
 
