@@ -48,7 +48,7 @@ def send_at_once(server: Server, size: int, count: int) -> tuple[list[httpx.Resp
 
 
 def shed_by_limit(server: Server) -> dict[str, float]:
-    return {limit: metric_value(server, SHED, limit=limit) for limit in ("requests", "instances")}
+    return {limit: metric_value(server, SHED, limit=limit) for limit in ("requests", "instances", "loop_lag")}
 
 
 def admission_of(server: Server) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mixin.common import FAST_BURN, SHED_FOR, GiB, objectives
 from mixin.rule_tests.cases import Case, answered, fires_and_quiet, series_str
 from mixin.rule_tests.error_kinds import error_kinds
-from servekit.metrics import loop_lag
+from servekit import lag_monitor
 from servekit.metrics.names import MetricNames
 
 
@@ -114,7 +114,7 @@ def loop_lag_cases(service: str, target: dict[str, str], ready: dict[str, str]) 
     """EventLoopSaturated: a loop 30 ms late on average, one 2 ms late, and a burst that is over."""
     n = MetricNames(service)
 
-    per_minute = round(60 / loop_lag.INTERVAL_SECONDS)  # the timer's wake-ups
+    per_minute = round(60 / lag_monitor.INTERVAL_SECONDS)  # the timer's wake-ups
 
     def lagging(ms_late: int, burst: tuple[int, int] | None = None) -> dict[str, str]:
         # Every wake-up ms_late late; or, with a burst (minutes, ms), that late first.

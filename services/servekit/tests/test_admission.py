@@ -48,6 +48,7 @@ def test_a_place_is_given_back_when_the_request_fails() -> None:
         "instances_in_flight": 0,
         "client_limit": 0,
         "clients_in_flight": 0,
+        "max_loop_lag_seconds": 0.0,
     }
 
 

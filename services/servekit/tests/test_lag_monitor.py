@@ -1,55 +1,21 @@
-"""The event loop's lag: how late a timer fires while something holds the loop.
-
-On the loop's own clock, made to move only when the loop would wait or a call holds it: on a busy
-machine a real clock makes a free loop's wake-ups late by however long the process waited for a
-core (CI saw more than 50 ms), which is the machine's lag, not the loop's.
-"""
+"""The event loop's lag: how late a timer fires while something holds the loop, on the loop's own
+clock (``clocked_loop``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import selectors
 
-from servekit.metrics import loop_lag
+from clocked_loop import Clock, on_clocked_loop, turns_until
 
-
-class Clock:
-    """The loop's clock: still while the loop runs callbacks, moved by what waits or holds it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-
-class WaitlessSelector(selectors.SelectSelector):
-    """Polls without waiting: where the loop would sleep until its next timer, the clock jumps there."""
-
-    def __init__(self, clock: Clock) -> None:
-        super().__init__()
-        self.clock = clock
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = super().select(0)
-        if not ready and timeout is not None:
-            self.clock.now += timeout
-        return ready
-
-
-class ClockedLoop(asyncio.SelectorEventLoop):
-    def __init__(self, clock: Clock) -> None:
-        super().__init__(WaitlessSelector(clock))
-        self.clock = clock
-
-    def time(self) -> float:
-        return self.clock.now
+from servekit.lag_monitor import LoopLagMonitor
 
 
 def test_a_blocked_loop_is_observed_late_and_a_free_one_on_time() -> None:
     observed: list[float] = []
-    clock = Clock()
 
-    async def main() -> None:
-        watcher = asyncio.create_task(loop_lag.watch(observed.append, interval=0.01))
+    async def main(clock: Clock) -> None:
+        watcher = asyncio.create_task(LoopLagMonitor(interval=0.01).run(observed.append))
         await asyncio.sleep(0.1)  # a free loop: wake-ups on time
         free = list(observed)
         clock.now += 0.2  # what a request computed on the loop for 0.2 s does to everything else ready
@@ -61,5 +27,35 @@ def test_a_blocked_loop_is_observed_late_and_a_free_one_on_time() -> None:
         assert max(free) < 1e-6  # on time to the clock's last digits
         assert max(observed) >= 0.15  # the wake-up that waited behind the blocking call
 
-    with asyncio.Runner(loop_factory=lambda: ClockedLoop(clock)) as runner:
-        runner.run(main())
+    on_clocked_loop(main)
+
+
+def test_the_lag_counts_an_overdue_wake_up_and_resets_once_the_monitor_has_caught_up() -> None:
+    monitor = LoopLagMonitor(interval=0.02)
+
+    async def main(clock: Clock) -> None:
+        assert monitor.lag() == 0.0  # not watching: nothing is late
+        watcher = asyncio.create_task(monitor.run())
+        await asyncio.sleep(0.1)  # a free loop: every wake-up on time
+        assert monitor.lag() < 1e-6
+        assert monitor.late < 1e-6
+
+        clock.now += 0.3  # a call holding the loop 300 ms, the monitor's wake-up queued behind it
+        assert monitor.late < 1e-6  # the monitor has not run since...
+        assert monitor.lag() >= 0.28  # ...but its wake-up is overdue by all but at most an interval
+
+        # The monitor wakes, records how late, and the reading is back to nothing without the
+        # clock moving: the loop has caught up.
+        at = clock.now
+        await turns_until(lambda: monitor.late > 0)
+        assert monitor.late >= 0.28
+        assert monitor.lag() < 1e-6
+        assert clock.now == at
+
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        clock.now += 1.0
+        assert monitor.lag() == 0.0  # stopped: nothing is late
+
+    on_clocked_loop(main)

@@ -208,8 +208,10 @@ def test_the_instance_limit_is_the_service_s_unless_the_operator_sets_one(
         "instances_in_flight": 0,
         "client_limit": 0,  # no API keys, no clients
         "clients_in_flight": 0,
+        "max_loop_lag_seconds": 0.25,
     }
     assert admission_of_app(TOY) == defaults
+    assert admission_of_app(TOY, max_loop_lag_seconds=0)["max_loop_lag_seconds"] == 0
     assert admission_of_app(slow_model)["instance_limit"] == 300
     assert admission_of_app(slow_model, max_concurrent_instances=0)["instance_limit"] == 0
     assert admission_of_app(slow_model, max_concurrent_instances=2048)["instance_limit"] == 2048

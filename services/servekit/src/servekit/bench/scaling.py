@@ -7,7 +7,7 @@ concurrency: the seconds spent answering prediction requests per second of wall 
 of the prediction latency histogram's ``_sum``), by Little's law the mean number of requests in
 the app. The second is what ``k8s/components/autoscale-on-concurrency`` scales on, recorded by
 the same expression (``monitoring/mixin/recorded.py``: ``CONCURRENCY``).
-The event loop's mean lag (``servekit.metrics.loop_lag``) is read too: the wait before the app
+The event loop's mean lag (``servekit.lag_monitor``) is read too: the wait before the app
 that neither of the other two sees.
 """
 

@@ -21,8 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from servekit import admission, input_drift, logs
-from servekit.metrics import loop_lag
+from servekit import admission, input_drift, lag_monitor, logs
 from servekit.metrics.names import (
     GRPC_INFER,
     GRPC_METHOD,
@@ -329,8 +328,9 @@ class ServiceMetrics:
         self.prediction_requests_shed = Counter(
             n.prediction_requests_shed_total,
             f"Prediction requests refused at once with 503 (gRPC UNAVAILABLE), by the limit they would "
-            f"have passed: requests ({service.upper()}_MAX_CONCURRENT_REQUESTS, before the body is read) "
-            f"or instances ({service.upper()}_MAX_CONCURRENT_INSTANCES, batches in worker threads).",
+            f"have passed: requests ({service.upper()}_MAX_CONCURRENT_REQUESTS, before the body is read), "
+            f"instances ({service.upper()}_MAX_CONCURRENT_INSTANCES, batches in worker threads) or loop_lag "
+            f"({service.upper()}_MAX_LOOP_LAG_SECONDS, the event loop late, before the body is read).",
             ["limit"],
             registry=self.registry,
         )
@@ -338,7 +338,7 @@ class ServiceMetrics:
             self.prediction_requests_shed.labels(limit)
         self.event_loop_lag = Histogram(
             n.event_loop_lag_seconds,
-            f"How late the event loop woke a timer due every {loop_lag.INTERVAL_SECONDS * 1000:g} ms: the "
+            f"How late the event loop woke a timer due every {lag_monitor.INTERVAL_SECONDS * 1000:g} ms: the "
             "wait of whatever was ready, requests included, before the app could run it.",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -4,6 +4,9 @@ It sits inside the telemetry middleware, so a refused request is counted (status
 logged like any other. A full replica refuses before the body is read, which costs microseconds;
 otherwise the request takes its place once its body has arrived, so a slow upload holds no place
 (the place bounds model work), and the body must arrive within ``<SVC>_BODY_TIMEOUT_SECONDS``.
+
+A prediction request arriving while the event loop is more than ``<SVC>_MAX_LOOP_LAG_SECONDS``
+late is refused at once too, before its body is read, like one arriving at a full replica.
 """
 
 from __future__ import annotations

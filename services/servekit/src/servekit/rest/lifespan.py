@@ -15,7 +15,6 @@ from contextlib import AbstractAsyncContextManager
 
 from fastapi import FastAPI
 
-from servekit.metrics import loop_lag
 from servekit.rest.parts import ServiceParts
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -36,7 +35,9 @@ def service_lifespan(parts: ServiceParts, grpc_host: str) -> Lifespan:
         metrics.model_ready.set(0)
         tasks = [
             asyncio.create_task(runtime.run(), name=f"{spec.name}-model-loader"),
-            asyncio.create_task(loop_lag.watch(metrics.event_loop_lag.observe), name=f"{spec.name}-loop-lag"),
+            asyncio.create_task(
+                parts.admission.loop_lag.run(metrics.event_loop_lag.observe), name=f"{spec.name}-loop-lag"
+            ),
             asyncio.create_task(parts.live_quality.run(), name=f"{spec.name}-live-quality"),
         ]
         if shadow is not None:

@@ -194,6 +194,7 @@ def admission_limit(
         limit,
         instance_limit=spec.max_concurrent_instances if instance_limit is None else instance_limit,
         client_limit=client_limit(settings.max_concurrent_requests_per_client, limit, keys_on),
+        max_loop_lag=settings.max_loop_lag_seconds,
         on_refused=lambda which: metrics.prediction_requests_shed.labels(which).inc(),
     )
     # Read when scraped: no lock taken on the request path to keep a copy of the counts.
