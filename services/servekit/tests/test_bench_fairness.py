@@ -30,7 +30,7 @@ def test_the_servings_compare_the_default_limit_with_none() -> None:
 
 
 def outcome(sent: int, answered: int, offered: float, shed: int = 0) -> dict[str, object]:
-    latency = {"p50_ms": 10.0, "p99_ms": 20.0}
+    latency = {"n": sent, "p50_ms": 10.0, "p99_ms": 20.0}
     return {
         "offered_per_second": offered,
         "sent": sent,

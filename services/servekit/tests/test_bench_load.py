@@ -73,6 +73,12 @@ def test_answers_refusals_and_late_answers_are_told_apart(scripted_port: int) ->
     assert result.latency.n == 34
     assert result.latency.p99_ms < 5000  # every answer counted came within the deadline
     assert result.as_dict()["goodput_per_second"] == 68.0
+    # Over all 100 sent, the 33 late ones count at the deadline, where their clients gave up: a p99
+    # that is a lower bound, and says so, where the answered-in-time one is capped by construction.
+    assert result.all_latency.n == 100
+    assert result.all_latency.p99_ms == pytest.approx(5000, rel=0.01)
+    assert result.all_p99_is_lower_bound
+    assert result.as_dict()["all_latency"]["n"] == 100
 
 
 def test_latency_runs_from_when_a_request_was_due(scripted_port: int) -> None:

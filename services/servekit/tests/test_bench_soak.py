@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -11,8 +14,9 @@ import pytest
 
 from servekit import registry
 from servekit.auth.api_keys import ApiKeys
-from servekit.bench import soak
+from servekit.bench import load, soak
 from servekit.settings import environment_variables
+from servekit.spec import ServiceSpec
 from servekit.testing import request_rows, train_in_memory, valid_requests
 
 MIB = 2**20
@@ -91,7 +95,74 @@ def test_the_mix_gives_every_request_its_own_id_and_kind_its_share() -> None:
     assert lines[b"GET /metrics HTTP/1.1"] == 3
     assert Counter(statuses) == {200: 3 * (weights - 4), 422: 6, 413: 3, 404: 3}
     over = next(kind for kind in kinds if kind.status == 413)
-    assert over.bodies[0].count(b'"CreditScore"') == 257
+    assert over.bodies[0].at(0).count(b'"CreditScore"') == 257
+
+
+def _mix_of(name: str) -> tuple[ServiceSpec, list[soak.Kind]]:
+    spec = registry.get_service(name)
+    _, data = train_in_memory(spec, rows=600)
+    return spec, soak.mix(spec, valid_requests(spec, request_rows(data, 160)), max_batch_size=256)
+
+
+async def _answer_all(sent: list[bytes], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Keeps each request it reads in ``sent`` and answers it 200."""
+    try:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            sent.append(head + await reader.readexactly(length))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def test_over_several_passes_of_its_list_every_request_the_soak_sends_has_a_new_id_and_body() -> None:
+    # A load replays the soak's list; ids or bodies stored in it would come again every pass, and a
+    # replica keeping something per request id would look flat. Three connections, as the soak's
+    # eight, each starting at its own place in the list.
+    spec, kinds = _mix_of("bankchurn")
+    sent: list[bytes] = []
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(
+        asyncio.start_server(lambda r, w: _answer_all(sent, r, w), "127.0.0.1", 0)
+    )
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.sockets[0].getsockname()[1]
+        requests, _ = soak.interleave(kinds, "127.0.0.1", port, cycles=1)
+        load.run("127.0.0.1", port, requests, concurrency=3, seconds=0.6, warmup=0.2)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert len(sent) > 3 * len(requests)  # more than three passes of the list
+    ids = [r.split(b"X-Request-ID: ")[1].split(b"\r\n")[0] for r in sent]
+    assert len(set(ids)) == len(ids)
+    predictions = [r.split(b"\r\n\r\n", 1)[1] for r in sent if r.startswith(b"POST /predict HTTP")]
+    valid = [body for body in predictions if body.endswith(b"}") and b"unexpected" not in body]
+    assert len(valid) > 3 * 8
+    assert len(set(valid)) == len(valid)  # no two single predictions alike, though the list repeats
+    # And every varied body is still one the service accepts.
+    accepted, _ = spec.accepted_requests(json.loads(body) for body in valid)
+    assert len(accepted) == len(valid)
+
+
+def test_a_varied_number_stays_within_what_the_schema_accepts_and_text_is_sent_as_it_is() -> None:
+    spec, kinds = _mix_of("chicagotaxi")
+    predict = next(kind for kind in kinds if kind.label == "predict")
+    varied = [body for body in predict.bodies if body.value is not None]
+    assert len(varied) == len(predict.bodies)
+    body = varied[0]
+    ends = [json.loads(body.at(serial)) for serial in (0, soak.JITTER_SENDS - 1, soak.JITTER_SENDS)]
+    assert len(spec.accepted_requests(ends)[0]) == 3
+    assert ends[0] != ends[1]
+    assert ends[2] == ends[0]  # the jitter wraps at JITTER_SENDS, a million sends
+    batch = next(kind for kind in kinds if kind.label == "batch")
+    assert all(
+        json.loads(b.at(7))["instances"][0] != json.loads(b.at(8))["instances"][0] for b in batch.bodies
+    )
+    _, texts = _mix_of("nlpinsight")
+    assert all(body.value is None for kind in texts for body in kind.bodies)
 
 
 def test_a_data_file_is_named_by_its_service() -> None:

@@ -22,9 +22,11 @@ from servekit.bench.http_figures import (
     BATCH_SIZE,
     GRPC_LABEL,
     V2_LABEL,
+    against_reference,
     http_loads,
     measure_grpc,
     measure_http,
+    measure_reference,
 )
 from servekit.bench.overload import (
     LARGE_BATCH_SIZE,
@@ -33,7 +35,14 @@ from servekit.bench.overload import (
     measure_overload,
     print_overload,
 )
-from servekit.bench.printing import print_beside, print_fairness, print_http, print_latencies
+from servekit.bench.printing import (
+    print_beside,
+    print_fairness,
+    print_http,
+    print_latencies,
+    print_reference,
+    print_targets,
+)
 from servekit.bench.reference import tree_references
 from servekit.bench.scaling_loads import OVERLOAD_LABEL, SINGLE_LABEL, measure_scaling, print_scaling
 from servekit.bench.second_model import measure_beside
@@ -44,6 +53,7 @@ from servekit.bench.servers import (
     machine,
     serving,
 )
+from servekit.bench.targets import check
 from servekit.cli.common import documented_parser
 from servekit.loading import load_artifact
 from servekit.local import Server
@@ -88,6 +98,13 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
         v2_bodies = loads[V2_LABEL][1]
         result["http"][GRPC_LABEL] = measure_grpc(server, spec.name, v2_bodies, args.seconds)
         print_http(spec.name, result["http"])
+    # The host's own speed, next to the service's: a bare uvicorn app, the same client and bodies.
+    result["http_reference"] = measure_reference(
+        work, loads[f"predict c={args.concurrency[0]}"][1], args.concurrency, args.seconds
+    )
+    result["http_against_reference"] = against_reference(result["http"], result["http_reference"])
+    print_reference(spec.name, result["http_reference"], result["http_against_reference"])
+    result["targets"] = [verdict.as_dict() for verdict in check(result["http"])]
 
     result["overload"] = measure_overload(spec, mlflow, work, records, args.seconds)
     print_overload(spec.name, result["overload"])
@@ -122,7 +139,7 @@ def bench_service(spec: ServiceSpec, mlflow: Server, work: Path, args: argparse.
     # the requests, so its row is the price of the routing and the per-variant metrics.
     saturating = {label: loads[label] for label in (f"predict c={max(args.concurrency)}", BATCH_LABEL)}
     same_run = f"runs:/{artifact.run_id}/model"
-    beside = {"seconds": args.seconds, "loads": saturating, "alone": result["http"]}
+    beside = {"seconds": args.seconds, "loads": saturating}
     result["shadow"] = measure_beside(
         spec, mlflow, work, role="shadow", settings={"SHADOW_MODEL_URI": same_run}, **beside
     )
@@ -140,6 +157,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--inprocess-seconds", type=float, default=3.0)
     p.add_argument("--concurrency", type=int, nargs="*", default=[1, 16])
     p.add_argument("--no-reference", dest="reference", action="store_false")
+    p.add_argument(
+        "--strict-targets",
+        action="store_true",
+        help="exit 1 when a service misses a target (default: printed and reported, exit 0)",
+    )
     p.add_argument("--output", type=Path, default=Path("reports/bench.json"))
     return p
 
@@ -161,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["access_log_line"] = access_log_cost(report, args.inprocess_seconds)
     report["api_key_check"] = api_key_cost(report, args.inprocess_seconds)
     report["request_spans"] = spans_cost(report, args.inprocess_seconds)
+    print_targets({name: figures["targets"] for name, figures in report["services"].items()})
     print()
     reports.write(args.output, report)
     failed = [
@@ -172,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print("requests that did not get a 200 (the figures above do not measure predictions):")
         print("\n".join(f"  {line}" for line in failed))
+        return 1
+    missed = [v for figures in report["services"].values() for v in figures["targets"] if v["met"] is False]
+    if args.strict_targets and missed:
+        print(f"--strict-targets: {len(missed)} target(s) missed")
         return 1
     return 0
 

@@ -7,9 +7,11 @@ measurements send the same batches under the same labels.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from servekit.bench import load
+from servekit.bench.bare_server import start_bare
 from servekit.codecs.open_inference import OpenInferenceCodec
 from servekit.local import Server
 from servekit.metrics.names import GRPC_INFER
@@ -74,3 +76,41 @@ def measure_http(server: Server, loads: dict[str, Load], seconds: float) -> dict
         outcome = load.run("127.0.0.1", server.port, requests, concurrency=concurrency, seconds=seconds)
         http[label] = figures(outcome, per_request)
     return http
+
+
+#: The reference's rows: the bare app (:mod:`servekit.bench.bare_server`) at each concurrency.
+REFERENCE_LABEL = "bare uvicorn"
+
+
+def measure_reference(
+    work: Path, bodies: list[Any], concurrency: Sequence[int], seconds: float
+) -> dict[str, Any]:
+    """The bare uvicorn app, with the same client, bodies, warm-up and seconds as the service's
+    single predictions, at each of ``concurrency``: the host's own speed in this run."""
+    server = start_bare(work)
+    try:
+        requests = load.post_requests("127.0.0.1", server.port, "/predict", bodies)
+        return {
+            f"{REFERENCE_LABEL} c={c}": figures(
+                load.run("127.0.0.1", server.port, requests, concurrency=c, seconds=seconds), 1
+            )
+            for c in concurrency
+        }
+    finally:
+        server.stop()
+
+
+def against_reference(http: dict[str, Any], reference: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each single-request row of ``http`` against the reference's row at its concurrency: its p50
+    over the reference's (how many times slower) and its requests/s over the reference's."""
+    ratios: dict[str, dict[str, float]] = {}
+    for label, row in http.items():
+        name, _, concurrency = label.rpartition(" c=")
+        bare = reference.get(f"{REFERENCE_LABEL} c={concurrency}")
+        if name not in ENDPOINTS or bare is None or not bare["p50_ms"] or not bare["requests_per_second"]:
+            continue
+        ratios[label] = {
+            "p50_ratio": round(row["p50_ms"] / bare["p50_ms"], 2),
+            "requests_per_second_ratio": round(row["requests_per_second"] / bare["requests_per_second"], 3),
+        }
+    return ratios

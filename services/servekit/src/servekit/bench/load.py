@@ -13,9 +13,20 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from servekit.bench.stats import Latency
+
+
+class Requests(Protocol):
+    """What a closed loop sends: request ``i % len`` is read as it goes out, once per send.
+
+    A list of raw requests replays the same bytes; the soak's makes each one anew (its own id).
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ async def _closed_loop(exchanges: Sequence[Exchange], *, seconds: float, warmup:
 async def _run(
     host: str,
     port: int,
-    requests: Sequence[bytes],
+    requests: Requests,
     *,
     concurrency: int,
     seconds: float,
@@ -202,7 +213,7 @@ def run_grpc(
 def run(
     host: str,
     port: int,
-    requests: Sequence[bytes],
+    requests: Requests,
     *,
     concurrency: int,
     seconds: float,
@@ -240,6 +251,15 @@ class OpenLoopResult:
     shed_latency: Latency
     #: What the failed requests got instead: ``HTTP 500``, or the exception of the connection.
     failures: Mapping[str, int]
+    #: Every measured request's: answered in time or not, shed, failed; a late one at the deadline,
+    #: when its client gave up (its real latency is longer: a p99 at the deadline is a lower bound).
+    #: ``latency`` leaves late ones out, so its p99 is under the deadline by construction.
+    all_latency: Latency
+
+    @property
+    def all_p99_is_lower_bound(self) -> bool:
+        """Whether the p99 of all requests fell on a late one: at least this, not this."""
+        return self.late > 0 and self.all_latency.p99_ms >= self.deadline * 1000
 
     @property
     def failed(self) -> int:
@@ -264,6 +284,8 @@ class OpenLoopResult:
             "goodput_per_second": round(self.goodput, 1),
             "answered_latency": self.latency.as_dict(),
             "shed_latency": self.shed_latency.as_dict(),
+            "all_latency": self.all_latency.as_dict(),
+            "all_p99_is_lower_bound": self.all_p99_is_lower_bound,
         }
 
 
@@ -280,6 +302,7 @@ async def _open_loop(
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     answered: list[float] = []
     shed: list[float] = []
+    every: list[float] = []
     late = 0
     failures: Counter[str] = Counter()
     start = time.perf_counter()
@@ -310,17 +333,21 @@ async def _open_loop(
             if connection is not None:
                 connection[1].close()
             late += counted
+            if counted:
+                every.append(deadline)
             return
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             if connection is not None:
                 connection[1].close()
             if counted:
                 failures[type(exc).__name__] += 1
+                every.append(time.perf_counter() - due)
             return
         assert connection is not None
         idle.append(connection)
         if counted:
             elapsed = time.perf_counter() - due
+            every.append(elapsed)
             if status == 200:
                 answered.append(elapsed)
             elif status == 503:
@@ -352,6 +379,7 @@ async def _open_loop(
         Latency.of(answered),
         Latency.of(shed),
         failures,
+        Latency.of(every),
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from servekit.bench import load
 from servekit.bench.http_figures import BATCH_SIZE
+from servekit.bench.printing import all_p99, p99_text
 from servekit.bench.servers import serving
 from servekit.local import Server
 from servekit.spec import ServiceSpec
@@ -88,10 +89,11 @@ def print_overload(name: str, overload: dict[str, Any]) -> None:
     for label, title in ((LIMITED, limits), (compared, compared_title)):
         row = overload[label]
         answered = row["answered_latency"]
+        p99 = p99_text(answered["p99_ms"], answered["n"], digits=1, width=6)
         print(
             f"  {title:<36} goodput {row['goodput_per_second']:>6.1f}/s  answered {row['answered']:>5}  "
             f"shed {row['shed']:>5}  late {row['late']:>5}  failed {row['failed']:>3}  "
-            f"p50 {answered['p50_ms']:>6.1f} ms  p99 {answered['p99_ms']:>6.1f} ms"
+            f"in time: p50 {answered['p50_ms']:>6.1f} ms  {p99}  {all_p99(row)}"
             + "".join(f"  {kind}: {count}" for kind, count in row["failures"].items())
         )
     ratio = overload["goodput_ratio"]

@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gzip
+import itertools
 import json
 import math
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +66,63 @@ BATCH_ROWS = 64
 JSON = {"Content-Type": "application/json"}
 
 
+#: A single prediction's number (and a batch's first instance's) changes at every send: the n-th
+#: send multiplies it by 1 + (n mod JITTER_SENDS + 1) * JITTER_STEP, at most 1.0001. No two sends of
+#: a record in a soak carry the same body, so a cache keyed by the input meets new keys as it does
+#: in production, and each value stays one the request schema accepts (checked at both ends).
+JITTER_STEP, JITTER_SENDS = 1e-10, 1_000_000
+_SLOT = "__soak_varied__"
+
+
+def jittered(value: float, serial: int) -> float:
+    """``value`` as the ``serial``-th request sends it."""
+    return value * (1 + (serial % JITTER_SENDS + 1) * JITTER_STEP)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body: fixed (``before`` alone), or with ``value`` between ``before`` and ``after``,
+    varied at each send (:func:`jittered`)."""
+
+    before: bytes
+    value: float | None = None
+    after: bytes = b""
+
+    def at(self, serial: int) -> bytes:
+        if self.value is None:
+            return self.before
+        return self.before + repr(jittered(self.value, serial)).encode() + self.after
+
+
+def varied_field(spec: ServiceSpec, record: dict[str, Any]) -> str | None:
+    """The first non-zero float of ``record`` the request schema accepts at both ends of its jitter;
+    None when there is none (NLPInsight's text, say): its bodies are sent as they are."""
+    for name, value in record.items():
+        if isinstance(value, float) and value and math.isfinite(value):
+            ends = [{**record, name: jittered(value, serial)} for serial in (0, JITTER_SENDS - 1)]
+            if len(spec.accepted_requests(ends)[0]) == len(ends):
+                return name
+    return None
+
+
+def _varied(spec: ServiceSpec, records: Sequence[dict[str, Any]], wrap: Any = None) -> Body:
+    """``records[0]`` (with the others in ``wrap``'s batch) as a body whose one number varies."""
+    first = dict(records[0])
+    name = varied_field(spec, first)
+    value = first.get(name) if name else None
+    if name:
+        first[name] = _SLOT
+    body = _json(wrap([first, *records[1:]]) if wrap else first)
+    if value is None:
+        return Body(body)
+    before, after = body.split(_json(_SLOT))
+    return Body(before, value, after)
+
+
+def _fixed(bodies: Sequence[bytes]) -> list[Body]:
+    return [Body(body) for body in bodies]
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of request in the mix, the status it must get, and how often it comes."""
@@ -71,7 +130,7 @@ class Kind:
     label: str
     method: str
     path: str
-    bodies: Sequence[bytes]
+    bodies: Sequence[Body]
     status: int
     weight: int
     headers: tuple[tuple[str, str], ...] = tuple(JSON.items())
@@ -87,29 +146,25 @@ def mix(
     """Every kind of request a replica answers, from ``records`` (valid JSON request bodies).
 
     With ``key`` (the replica asks for API keys), every request but the scrape carries it, and
-    two more kinds carry none or a revoked one.
+    two more kinds carry none or a revoked one. Single predictions and plain or explained batches
+    vary one number at each send (:class:`Body`); the other bodies are sent as they are.
     """
     batches = load.batches(records, BATCH_ROWS)
     codec = OpenInferenceCodec.of_service(spec)
     over_limit = [dict(records[i % len(records)]) for i in range(max_batch_size + 1)]
     gzipped = (("Content-Type", "application/json"), ("Content-Encoding", "gzip"))
+    singles = [_varied(spec, [r]) for r in records]
+    batched = [_varied(spec, b, lambda instances: {"instances": instances}) for b in batches]
     kinds = [
-        Kind("predict", "POST", "/predict", [_json(r) for r in records], 200, 8),
-        Kind("predict, explained", "POST", "/predict?explain=true", [_json(r) for r in records], 200, 4),
-        Kind("batch", "POST", "/predict/batch", [_json({"instances": b}) for b in batches], 200, 2),
-        Kind(
-            "batch, explained",
-            "POST",
-            "/predict/batch?explain=true",
-            [_json({"instances": b}) for b in batches],
-            200,
-            1,
-        ),
+        Kind("predict", "POST", "/predict", singles, 200, 8),
+        Kind("predict, explained", "POST", "/predict?explain=true", singles, 200, 4),
+        Kind("batch", "POST", "/predict/batch", batched, 200, 2),
+        Kind("batch, explained", "POST", "/predict/batch?explain=true", batched, 200, 1),
         Kind(
             "batch, gzip",
             "POST",
             "/predict/batch",
-            [gzip.compress(_json({"instances": b}), 1) for b in batches],
+            _fixed([gzip.compress(_json({"instances": b}), 1) for b in batches]),
             200,
             1,
             gzipped,
@@ -118,41 +173,101 @@ def mix(
             "Open Inference infer",
             "POST",
             f"/v2/models/{spec.name}/infer",
-            [_json(codec.request_for(b)) for b in batches],
+            _fixed([_json(codec.request_for(b)) for b in batches]),
             200,
             1,
         ),
-        Kind("extra field", "POST", "/predict", [_json({**r, "unexpected": 1}) for r in records], 422, 1),
-        Kind("malformed JSON", "POST", "/predict", [_json(r)[:-1] for r in records], 422, 1),
-        Kind("batch over the limit", "POST", "/predict/batch", [_json({"instances": over_limit})], 413, 1),
-        Kind("unknown path", "POST", "/predikt", [_json(r) for r in records[:8]], 404, 1),
-        Kind("model", "GET", "/model", [b""], 200, 1, ()),
+        Kind(
+            "extra field",
+            "POST",
+            "/predict",
+            _fixed([_json({**r, "unexpected": 1}) for r in records]),
+            422,
+            1,
+        ),
+        Kind("malformed JSON", "POST", "/predict", _fixed([_json(r)[:-1] for r in records]), 422, 1),
+        Kind(
+            "batch over the limit",
+            "POST",
+            "/predict/batch",
+            _fixed([_json({"instances": over_limit})]),
+            413,
+            1,
+        ),
+        Kind("unknown path", "POST", "/predikt", _fixed([_json(r) for r in records[:8]]), 404, 1),
+        Kind("model", "GET", "/model", [Body(b"")], 200, 1, ()),
     ]
     if key:
         credentials = (("Authorization", f"Bearer {key}"),)
         kinds = [dataclasses.replace(kind, headers=kind.headers + credentials) for kind in kinds]
-        singles = [_json(r) for r in records]
+        plain = _fixed([_json(r) for r in records])
         revoked = (*JSON.items(), ("Authorization", f"Bearer {new_key()}"))
         kinds += [
-            Kind("no API key", "POST", "/predict", singles, 401, 1),
-            Kind("revoked key", "POST", "/predict", singles, 401, 1, revoked),
+            Kind("no API key", "POST", "/predict", plain, 401, 1),
+            Kind("revoked key", "POST", "/predict", plain, 401, 1, revoked),
         ]
-    return [*kinds, Kind("metrics scrape", "GET", "/metrics", [b""], 200, 1, ())]
+    return [*kinds, Kind("metrics scrape", "GET", "/metrics", [Body(b"")], 200, 1, ())]
 
 
-def interleave(kinds: Sequence[Kind], host: str, port: int, cycles: int) -> tuple[list[bytes], list[int]]:
-    """``cycles`` rounds of the mix, each kind ``weight`` times a round, every request its own id."""
-    requests: list[bytes] = []
+@dataclass(frozen=True)
+class Template:
+    """One request of the soak's list, less its id, its length and its varied number."""
+
+    head: bytes
+    body: Body
+
+    def made(self, run: str, serial: int) -> bytes:
+        """The bytes of the ``serial``-th request of soak ``run``: its own id, its own body."""
+        payload = self.body.at(serial)
+        return b"%sX-Request-ID: soak-%s-%d\r\nContent-Length: %d\r\n\r\n%s" % (
+            self.head,
+            run.encode(),
+            serial,
+            len(payload),
+            payload,
+        )
+
+
+class Fresh:
+    """The soak's list of requests (:class:`load.Requests`), each made as it is sent.
+
+    A load replays its list (request ``i % len``), so ids and bodies stored in it would repeat
+    every pass, seconds apart, and the warm-up would have sent every one: a replica keeping
+    something per request id would hold a fixed amount and look flat. Here each read of an item
+    makes it anew with the next serial: the id ``soak-<run>-<serial>`` is never sent twice, nor is
+    the number of a varied body. Reading costs a few concatenations, no JSON.
+    """
+
+    def __init__(self, templates: Sequence[Template], run: str | None = None) -> None:
+        self.templates = list(templates)
+        self.run = run or uuid.uuid4().hex[:8]
+        self._serials = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self.templates)
+
+    def __getitem__(self, i: int, /) -> bytes:
+        return self.templates[i].made(self.run, next(self._serials))
+
+    def __iter__(self) -> Iterator[bytes]:
+        """One pass of the list, each request made anew."""
+        return (self[i] for i in range(len(self)))
+
+
+def interleave(kinds: Sequence[Kind], host: str, port: int, cycles: int) -> tuple[Fresh, list[int]]:
+    """``cycles`` rounds of the mix, each kind ``weight`` times a round; every request, each time it
+    is sent, with its own id (:class:`Fresh`)."""
+    templates: list[Template] = []
     statuses: list[int] = []
     for cycle in range(cycles):
         for kind in kinds:
+            lines = [f"{kind.method} {kind.path} HTTP/1.1", f"Host: {host}:{port}"]
+            lines += [f"{name}: {value}" for name, value in kind.headers]
+            head = ("\r\n".join(lines) + "\r\n").encode()
             for k in range(kind.weight):
-                n = len(requests)
-                body = kind.bodies[(cycle * kind.weight + k) % len(kind.bodies)]
-                headers = {**dict(kind.headers), "X-Request-ID": f"soak-{n}"}
-                requests.append(load.raw_request(host, port, kind.method, kind.path, body, headers=headers))
+                templates.append(Template(head, kind.bodies[(cycle * kind.weight + k) % len(kind.bodies)]))
                 statuses.append(kind.status)
-    return requests, statuses
+    return Fresh(templates), statuses
 
 
 def check_statuses(url: str, kinds: Sequence[Kind]) -> None:
@@ -160,7 +275,7 @@ def check_statuses(url: str, kinds: Sequence[Kind]) -> None:
     with http_client.client(base_url=url, timeout=30) as client:
         for kind in kinds:
             answer = client.request(
-                kind.method, kind.path, content=kind.bodies[0], headers=dict(kind.headers)
+                kind.method, kind.path, content=kind.bodies[0].at(0), headers=dict(kind.headers)
             )
             if answer.status_code != kind.status:
                 raise AssertionError(
