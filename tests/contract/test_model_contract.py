@@ -18,14 +18,17 @@ from pydantic import ValidationError
 
 from servekit import evaluation, input_drift, registry
 from servekit.card import render
+from servekit.evaluation.trained_on import TrainingTypes
+from servekit.inference import encode_json
 from servekit.model import ModelArtifact, Record, ServedModel
 from servekit.replay.capture_lines import read_lines
 from servekit.testing import request_rows, train_in_memory, valid_requests
 from servekit.training import parity, uncertainty
 from servekit.training.segments import segment_metrics
 from servekit.training.signature import model_signature
-from servekit.training.splitting import Split
+from servekit.training.splitting import Split, to_records
 from servekit.training.trainer import held_out_record
+from servekit.training.training_rows import row_hashes
 
 SERVICES = registry.available()
 
@@ -250,6 +253,27 @@ def test_live_evaluation_of_the_held_out_answers_reproduces_the_training_figures
     for dimension, found_rates in rates.items():
         line = next(x for x in report if x.startswith(f"{name} v1:   {dimension} decisions: "))
         assert [figure for figure in found_rates["gaps"] if f"{parity.meaning(figure)} " not in line] == []
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_training_row_served_and_captured_is_known_as_one_of_the_rows_the_version_learnt(name: str) -> None:
+    # mlp evaluate leaves out answers of the version's own training rows: each such row, sent as a
+    # client would, captured as the service dumps it and joined with its truth as a CSV cell, must
+    # hash as training hashed it (NLPInsight's truth "bearish" is the code 0 in its training frame).
+    spec = registry.get_service(name)
+    _, data = trained(name)
+    captured, truths = [], []
+    for row, target in zip(to_records(data.x_train.head(300)), data.y_train.head(300), strict=True):
+        try:
+            instance = spec.request.model_validate_json(json.dumps(row))
+        except ValidationError:  # a training row no request can be (a taxi trip of no distance)
+            continue
+        captured.append(json.loads(encode_json(instance.model_dump())))
+        truths.append(str(target))
+    assert len(captured) > 250
+    hashes = TrainingTypes(spec.recipe).hashes(captured, spec.recipe.truth(pd.Series(truths)))
+    assert hashes is not None
+    assert np.isin(hashes, row_hashes(data.x_train, data.y_train)).all()
 
 
 @pytest.mark.parametrize("name", SERVICES)

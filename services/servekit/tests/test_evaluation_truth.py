@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from toy import TOY, ToyRecipe
 
@@ -101,3 +103,43 @@ def test_a_binary_truth_is_0_or_1_and_a_multiclass_recipe_must_say_how_its_label
 
     with pytest.raises(NotImplementedError, match=r"override truth\(\)"):
         read_truth(truth_file("request_id,y\nr,a\n"), Multiclass())
+
+
+def test_only_the_rows_of_captured_answers_are_kept_and_every_row_is_checked(
+    truth_file: TruthFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cumulative truth file read a chunk at a time: its rows of no capture are counted, not
+    kept (3,000,300 rows took 1.29 GB before), and still refused when bad, on the file's line."""
+    from servekit.evaluation import truth as truth_module
+
+    monkeypatch.setattr(truth_module, "CHUNK_ROWS", 2)
+    rows = "".join(f"r{i},{i}\n" for i in range(7))
+    kept = read_truth(truth_file(f"request_id,y\n{rows}"), TOY.recipe, {("r1", 0), ("r5", 0), ("gone", 0)})
+    assert kept == {("r1", 0): 1.0, ("r5", 0): 5.0}
+    assert (kept.record.rows, kept.record.uncaptured) == (7, 5)
+    with pytest.raises(
+        DatasetError, match=r"column 'y': every value must be a finite number; line\(s\) 7, e.g. 'x'"
+    ):
+        read_truth(truth_file(f"request_id,y\n{rows.replace('r5,5', 'r5,x')}"), TOY.recipe, {("r1", 0)})
+    # Two rows of one answer in different chunks, neither captured: the file is still refused.
+    with pytest.raises(DatasetError, match=r"an answer has two truth rows; line\(s\) 3, 9"):
+        read_truth(truth_file(f"request_id,y\n{rows}r1,9\n"), TOY.recipe, {("r0", 0)})
+
+
+def test_truth_values_the_recipe_leaves_out_are_counted_and_named_by_line(truth_file: TruthFile) -> None:
+    class Capped(ToyRecipe):
+        truth_left_out = "a y training leaves out (over 10)"
+
+        def truth(self, values: Any) -> Any:
+            numbers = super().truth(values)
+            return np.where(numbers > 10, np.nan, numbers)
+
+    found = read_truth(
+        truth_file('request_id,y\nr0,1\nr1,"1e6"\nr2,2\nr3,11\n'), Capped(), {("r1", 0), ("r2", 0)}
+    )
+    assert found == {("r2", 0): 2.0}
+    assert (found.record.left_out, found.record.uncaptured) == (2, 1)
+    assert found.record.left_out_line("toy") == (
+        "toy: 2 truth rows with a y training leaves out (over 10): left out, as their answers would be "
+        "of held-out rows: line 3 '1e6', line 5 '11'"
+    )

@@ -81,15 +81,18 @@ def test_the_latest_evaluation_logged_is_read_back_from_the_registry(mlflow_clie
     assert client.runs_read == 1
     assert read_live_record(client, "toy", "1", "mae", known=record) is record
     assert client.runs_read == 1
-    # Evaluated again by hand, without a figure this time: the new run is read, its verdict is
-    # "none", and no Job is named (the earlier run's is not carried over).
-    second = log_run(mlflow_client, evaluated("1", None, None, rows=40), "captures/")
+    # Evaluated again without a figure (the truth came late): the worse verdict stands, as the
+    # run says nothing of the version's quality; cleared, LiveQualityWorse resolved on it.
+    log_run(mlflow_client, evaluated("1", None, None, rows=40), "captures/")
+    assert read_live_record(client, "toy", "1", "mae", known=record) is record
+    # Evaluated again by hand with a figure: the new run is read, and no Job is named (the earlier
+    # run's is not carried over).
+    second = log_run(mlflow_client, evaluated("1", 0.26, "within the noise", rows=410), "captures/")
     again = read_live_record(client, "toy", "1", "mae", known=record)
     assert again is not None
-    assert (again.run_id, again.figure, again.answers, again.job) == (second, None, 40, "")
+    assert (again.run_id, again.answers, again.job) == (second, 410, "")
     assert "job" not in again.describe()
-    assert again.verdict.startswith("no figure: too few answers")
-    assert again.verdict_label == "none"
+    assert again.verdict == "within the noise"
     # Another version's record is never taken for this one's.
     assert read_live_record(client, "toy", "2", "mae", known=again) is None
 

@@ -108,6 +108,14 @@ FARE_EXTRAS_ALLOWANCE: Final = 25.0
 MAX_SPEED_MPH: Final = 80.0
 #: Tolerance of rule 13 for coordinates being centroids rather than exact points.
 STRAIGHT_LINE_SLACK_MILES: Final = 2.0
+#: Rule 14's ceiling at its highest, for the longest and slowest trip a request can be: a fare
+#: over it is over every trip's (``TaxiFareRecipe.truth``, which has no trip to bound it by).
+MAX_FARE: Final = (
+    METER_FLAG_FALL
+    + METER_PER_MILE * MAX_MILES
+    + METER_PER_36_SECONDS * MAX_SECONDS / 36.0
+    + FARE_EXTRAS_ALLOWANCE
+)
 
 #: Most of the input the outlier rules (10) may drop, real trips outside the serving domain.
 MAX_OUTLIER_FRACTION: Final = 0.02

@@ -7,6 +7,7 @@ import argparse
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -137,23 +138,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_truth,
         render,
     )
+    from servekit.evaluation.recording import standing_verdict
+    from servekit.evaluation.trained_on import TrainingTypes
     from servekit.mlflow_registry import registry_client
 
     spec = registry.get_service(args.service)
     job = _evaluation_job(args)
     began = time.time()  # an earlier try of its Job logged within a Job's life before this
     # The files and the registry are checked before the log, which can take minutes, is read.
+    if not args.truth.is_file():
+        raise UsageError(f"evaluate: --truth {args.truth}: {not_a_file(args.truth)}")
+    captured = _captured_keys(args, spec.name)
     with _capture_log("evaluate", args.captures) as captures:
-        if not args.truth.is_file():
-            raise UsageError(f"evaluate: --truth {args.truth}: {not_a_file(args.truth)}")
         try:
-            truth = read_truth(args.truth, spec.recipe)
+            truth = read_truth(args.truth, spec.recipe, captured)
         except DatasetError as exc:
             raise UsageError(f"evaluate: --truth {args.truth}: {exc}") from exc
-        client = registry_client(resolve_tracking_uri(args.tracking_uri))
+        del captured
+        tracking_uri = resolve_tracking_uri(args.tracking_uri)
+        client = registry_client(tracking_uri)
         grouper = Grouper(spec.recipe)
-        joined = join(captures, spec.name, grouper, truth)
-        # Let go before the figures, which need none of it: a key per truth row, 86 MiB at 400,000.
+        joined = join(captures, spec.name, grouper, truth, TrainingTypes(spec.recipe).hashes)
+        record = truth.record
+        # Let go before the figures, which need none of it: a key per truth row kept.
         del truth
     if not joined.versions:
         raise UsageError(f"evaluate: {_nothing_joined(joined, spec.name, args)}")
@@ -165,20 +172,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except VersionNotRegisteredError as exc:
             held_out = HeldOut(None, str(exc))
             unregistered.add(answers.version)
+        left, note = _without_training_rows(client, answers, tracking_uri, unregistered)
         qualities.append(
-            assess(
-                answers,
-                grouper,
-                held_out.figure,
-                held_out_note=held_out.note,
-                held_out_rows=held_out.rows,
-                held_out_parity=held_out.parity,
-                min_rows=args.min_rows or MIN_ROWS,
+            replace(
+                assess(
+                    left.answers,
+                    grouper,
+                    held_out.figure,
+                    held_out_note=held_out.note,
+                    held_out_rows=held_out.rows,
+                    held_out_parity=held_out.parity,
+                    min_rows=args.min_rows or MIN_ROWS,
+                ),
+                training_rows_left_out=left.left_out,
+                training_rows_note=note,
             )
         )
     canaries = compare_canaries(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
     shadows = compare_shadows(joined, grouper, min_rows=args.min_rows or MIN_ROWS)
-    print(render(joined, qualities, str(args.truth), canaries, shadows))
+    report = render(joined, qualities, str(args.truth), canaries, shadows)
+    print("\n".join(line for line in (report, record.left_out_line(spec.name)) if line))
     if args.log:
         source = str(args.captures)
         # This evaluation's own runs, never taken for those of an earlier try of its Job.
@@ -189,12 +202,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 continue
             if already(f"v{quality.version}", quality.version, kind=KIND):
                 continue
-            run_id = log_run(client, quality, source, job)
+            kept = standing_verdict(client, quality)
+            run_id = log_run(client, quality, source, job, truth=record)
             logged.add(run_id)
-            print(
-                f"{spec.name} v{quality.version}: logged as run {run_id} "
-                "(and the version's live.* tags, which mlp versions shows)"
-            )
+            print(_logged_line(spec.name, quality, run_id, kept))
         for shadow in shadows:
             log = partial(log_shadow_run, client, shadow, source, job)
             what = f"shadow v{shadow.shadow} against v{shadow.served}"
@@ -227,6 +238,46 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     # A shadow serves nobody: its verdict informs a promotion, it is no failure of what is served.
     verdicts = [q.verdict for q in qualities] + [c.verdict for c in canaries]
     return EVALUATE_WORSE if "worse" in verdicts else 0
+
+
+def _logged_line(name: str, quality: Any, run_id: str, kept: str) -> str:
+    """What ``--log`` did of a version: its run, and its tags replaced or (``kept``) left as they
+    were, as a run without a figure says nothing of the verdict the pods fire on."""
+    if kept:
+        return (
+            f"{name} v{quality.version}: logged as run {run_id}; its verdict left as it was ({kept}): "
+            f"this run has no figure to replace it ({quality.note})"
+        )
+    return (
+        f"{name} v{quality.version}: logged as run {run_id} "
+        "(and the version's live.* tags, which mlp versions shows)"
+    )
+
+
+def _captured_keys(args: argparse.Namespace, service: str) -> set[tuple[str, int]] | None:
+    """The (request id, instance) of every capture of ``service``, read before the truth so that
+    only its rows of them are kept: a cumulative truth file grows every day, the answers of a run
+    do not. None for a log on standard input, which cannot be read twice: every row is kept."""
+    if args.captures == "-":
+        return None
+    with _capture_log("evaluate", args.captures) as captures:
+        return {(c.request_id, c.instance) for c in captures if c.name == service}
+
+
+def _without_training_rows(
+    client: Any, answers: Any, tracking_uri: str, unregistered: set[str]
+) -> tuple[Any, str]:
+    """A version's answers less those of rows it was trained on (``LeftOut``), and what to say of
+    them: how many, or why they could not be found."""
+    from servekit.evaluation.trained_on import LeftOut, left_out_note, training_rows, without_training_rows
+
+    if answers.version in unregistered:
+        return LeftOut(answers, None), ""  # its verdict says it is not registered
+    trained, why = training_rows(client, answers.name, answers.version, tracking_uri)
+    if trained is not None and answers.rows is None:
+        trained, why = None, "the captured inputs cannot be typed as its training rows were"
+    left = without_training_rows(answers, trained)
+    return left, left_out_note(answers.version, len(answers.truths), left, why)
 
 
 def _evaluation_job(args: argparse.Namespace) -> str:

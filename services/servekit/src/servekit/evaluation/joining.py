@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from servekit.evaluation.truth import Key
+from servekit.evaluation.truth import Key, Truth
 from servekit.metrics.names import SHADOW
 from servekit.replay.capture_objects import Captured, CaptureLineError
 from servekit.routing import DRAWN
@@ -39,6 +39,9 @@ class Answers:
     #: Whether each answer was the positive decision, as served (``TrainingRecipe.served_decision``;
     #: None: the recipe makes none).
     decisions: list[bool | None] = field(default_factory=list)
+    #: Each answer's row (its input and truth) hashed as its training run hashed its training
+    #: rows (:mod:`.trained_on`); None when some could not be (or no hasher was given).
+    rows: list[int] | None = None
 
     def drawn(self, index: int) -> bool:
         """Whether the router drew this answer's variant at random (or the capture does not say)."""
@@ -143,8 +146,19 @@ def version_order(version: str) -> tuple[int, int, str]:
 GROUPING_CHUNK = 8192
 
 
-def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Mapping[Key, Any]) -> Joined:
-    """Each capture of ``service`` with its truth row, grouped by the version that answered."""
+#: Each answer's row hash from its input and truth (``TrainingTypes.hashes``); None: cannot be.
+Hasher = Callable[[Sequence[Mapping[str, Any]], Sequence[Any]], np.ndarray | None]
+
+
+def join(
+    captures: Iterable[Captured],
+    service: str,
+    grouper: Grouper,
+    truth: Mapping[Key, Any],
+    hasher: Hasher | None = None,
+) -> Joined:
+    """Each capture of ``service`` with its truth row, grouped by the version that answered; with
+    ``hasher``, each answer's row hash too, found while its input is at hand."""
     recipe = grouper.recipe
     # key -> [version, scored output, the input until its groups are found then the groups,
     # variant, time, how it was routed, the decision]
@@ -155,9 +169,17 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     ambiguous: set[Key] = set()
     captured = without = others = no_request_id = 0
     shadowed = _Shadowed(service, recipe, truth)
+    hashes: dict[Key, int] | None = {} if hasher is not None else None
 
     def group_pending() -> None:
+        nonlocal hashes
         inputs = [met[k][2] for k in pending]
+        if hasher is not None and hashes is not None:
+            found = hasher(inputs, [truth[k] for k in pending])
+            if found is None:
+                hashes = None  # some cannot be checked: none is, rather than a figure half-checked
+            else:
+                hashes.update(zip(pending, (int(h) for h in found), strict=True))
         try:
             labels = grouper.labels(inputs)
         except (KeyError, TypeError, ValueError):
@@ -196,7 +218,10 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
             group_pending()
     if pending:
         group_pending()
-    truth_unmatched = sum(key not in met for key in truth)
+    # Rows of answers not captured were not kept (:func:`read_truth` given the captures' keys).
+    truth_unmatched = sum(key not in met for key in truth) + (
+        truth.record.uncaptured if isinstance(truth, Truth) else 0
+    )
     for key in ambiguous:
         del met[key]
     # The shadow's answers are paired with the served ones below; without any, each served
@@ -208,7 +233,11 @@ def join(captures: Iterable[Captured], service: str, grouper: Grouper, truth: Ma
     # give the same figures and the same intervals.
     for key in sorted(met):
         version, output, groups, variant, answered_at, routed, decision = met[key] if keep else met.pop(key)
-        answers = versions.setdefault(version, Answers(service, version))
+        answers = versions.setdefault(
+            version, Answers(service, version, rows=[] if hashes is not None else None)
+        )
+        if answers.rows is not None and hashes is not None:
+            answers.rows.append(hashes.pop(key))
         answers.outputs.append(output)
         answers.truths.append(truth[key])
         answers.groups.append(groups)

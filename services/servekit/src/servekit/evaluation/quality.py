@@ -55,6 +55,10 @@ class Quality(ComparedByGroup):
     #: training run kept its held-out rows' answers and groups; else why not, in ``groups_note``.
     groups: tuple[GroupComparison, ...] = ()
     groups_note: str = ""
+    #: Answers left out as rows the version was trained on (:mod:`.trained_on`); None: not checked.
+    training_rows_left_out: int | None = None
+    #: How many were left out, or why it could not be checked; empty when none was.
+    training_rows_note: str = ""
 
 
 def assess(

@@ -14,8 +14,9 @@ from servekit.evaluation.groups import GroupComparison
 from servekit.evaluation.quality import Quality
 from servekit.evaluation.report import verdict
 from servekit.evaluation.shadow import ShadowComparison
+from servekit.evaluation.truth import TruthRecord
 from servekit.training import parity
-from servekit.training.segments import as_run_metrics, metric_name
+from servekit.training.segments import CALIBRATION_GAP, as_run_metrics, metric_name
 from servekit.training.uncertainty import Interval
 from servekit.training.versions import (
     AS_SERVED,
@@ -49,39 +50,38 @@ CANARY_KIND = "canary-evaluation"
 HELD_OUT_TAG = "live.held_out"
 
 
-def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
+def truth_params(truth: TruthRecord) -> dict[str, str]:
+    """The truth file a run was over, as its parameters: a figure is reproducible only from the
+    very rows it was over, and a cumulative file a day later is another file."""
+    return {
+        "evaluation.truth_file": truth.name,
+        "evaluation.truth_sha256": truth.sha256,
+        "evaluation.truth_rows": str(truth.rows),
+    }
+
+
+#: The metric counting the answers left out of a version's figure as rows it was trained on.
+TRAINING_ROWS_LEFT_OUT = "live.training_rows_left_out"
+
+
+def log_run(
+    client: Any, quality: Quality, source: str, job: str = "", truth: TruthRecord | None = None
+) -> str:
     """The live figures as an MLflow run of the service's experiment, and as tags of the version.
 
     ``source`` names the captures read, ``job`` the Kubernetes Job running the evaluation (empty:
-    none), which the pods export with the run's verdict (:data:`JOB_TAG`).
+    none), which the pods export with the run's verdict (:data:`JOB_TAG`); ``truth`` the truth
+    file read (its name, sha256 and rows, as the run's parameters).
 
     The run holds ``live.<metric>`` with its interval, the answer count and each group's figure,
     so MLflow keeps a version's live record beside its training runs. The version's tags
-    (:func:`version_tags`) hold the latest, which ``mlp versions`` shows. Returns the run id.
+    (:func:`version_tags`) hold the latest figure, which ``mlp versions`` shows and the pods turn
+    into the verdict LiveQualityWorse fires on. A run without a figure (too few answers with their
+    truth: a day the truth came late) leaves the tags of an earlier figure as they were: it says
+    nothing of the version's quality, and replacing a standing ``worse`` with ``none`` resolved the
+    alert on a regression nobody had fixed (:func:`standing_verdict`). Returns the run id.
     """
-    key = quality.metric
-    figures = {AS_SERVED.rows_key: float(quality.rows)}
-    if quality.live is not None:
-        figures.update(_interval_metrics(AS_SERVED.figure(key), quality.live))
-    if quality.difference is not None:
-        figures[f"live.{key}_minus_held_out"] = quality.difference.estimate
-    figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
-    figures.update({f"live.{k}": v for k, v in parity.as_run_metrics(quality.parity).items()})
-    figures.update(
-        {
-            f"live.parity.{metric_name(dimension)}.{metric_name(c.group)}.{c.figure}_minus_held_out": (
-                c.difference.estimate
-            )
-            for dimension, changes in quality.parity_changes.items()
-            for c in changes
-        }
-    )
-    levels = {c.difference.level for changes in quality.parity_changes.values() for c in changes}
-    if levels:  # each change's level, by which they hold together at 95 %
-        figures["live.parity.changes_level"] = levels.pop()
-    if quality.groups:
-        figures.update(_group_metrics("live.segment", f"{key}_minus_held_out", quality.groups))
-        figures[AS_SERVED.groups_worse_key] = float(len(quality.groups_worse))
+    figures = run_figures(quality)
     tags = {
         KIND_TAG: KIND,
         "model.version": quality.version,
@@ -90,10 +90,58 @@ def log_run(client: Any, quality: Quality, source: str, job: str = "") -> str:
         # A held-out figure recomputed over the rows a request can be says so beside the verdict.
         **({HELD_OUT_TAG: held_out_scope(quality)} if held_out_scope(quality) else {}),
     }
-    run_id = _logged(client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures)
+    run_id = _logged(
+        client, quality.name, f"{quality.name}-v{quality.version}-live", tags, figures, truth=truth
+    )
+    if standing_verdict(client, quality):
+        return run_id
     for tag, value in version_tags(quality, run_id).items():
         client.set_model_version_tag(quality.name, quality.version, tag, value)
     return run_id
+
+
+def standing_verdict(client: Any, quality: Quality) -> str:
+    """The live figure and verdict the version's tags hold (``roc_auc 0.8569 on 2,856, worse``)
+    that logging ``quality`` leaves as they are, as it has no figure; empty when it replaces them
+    (it has a figure, or the tags hold none: never evaluated, or only without a figure)."""
+    if quality.live is not None:
+        return ""
+    tags = dict(client.get_model_version(quality.name, quality.version).tags or {})
+    figure = tags.get(LIVE_FIGURE_TAG, "none")
+    if figure == "none":
+        return ""
+    return f"{figure} on {tags.get(LIVE_ANSWERS_TAG, '?')}, {tags.get(LIVE_VERDICT_TAG, '')}"
+
+
+def run_figures(quality: Quality) -> dict[str, float]:
+    """Every figure ``mlp evaluate`` prints of a version, as its run's metrics: the live figure and
+    each group's with their intervals, and each difference against held out with its interval, so
+    that the run alone says which calls were beyond the noise."""
+    key = quality.metric
+    figures = {AS_SERVED.rows_key: float(quality.rows)}
+    if quality.training_rows_left_out is not None:
+        figures[TRAINING_ROWS_LEFT_OUT] = float(quality.training_rows_left_out)
+    if quality.live is not None:
+        figures.update(_interval_metrics(AS_SERVED.figure(key), quality.live))
+    if quality.held_out is not None:  # printed beside the live figure: the run says what it was held against
+        figures.update(_interval_metrics(f"live.held_out.{key}", quality.held_out))
+    if quality.difference is not None:
+        figures.update(_interval_metrics(f"live.{key}_minus_held_out", quality.difference))
+    figures.update({f"live.{k}": v for k, v in as_run_metrics(quality.segments, key).items()})
+    figures.update(_printed_beside(quality))
+    figures.update({f"live.{k}": v for k, v in parity.as_run_metrics(quality.parity).items()})
+    for dimension, changes in quality.parity_changes.items():
+        for c in changes:
+            moved = f"live.parity.{metric_name(dimension)}.{metric_name(c.group)}.{c.figure}"
+            figures.update(_interval_metrics(f"{moved}_minus_held_out", c.difference))
+            figures[f"{moved}_held_out"] = c.held_out
+    levels = {c.difference.level for changes in quality.parity_changes.values() for c in changes}
+    if levels:  # each change's level, by which they hold together at 95 %
+        figures["live.parity.changes_level"] = levels.pop()
+    if quality.groups:
+        figures.update(_group_metrics("live.segment", f"{key}_minus_held_out", quality.groups))
+        figures[AS_SERVED.groups_worse_key] = float(len(quality.groups_worse))
+    return figures
 
 
 #: How many of a version's latest runs of a kind :func:`logged_by_job` looks through: a Job's retry
@@ -160,6 +208,31 @@ def logged_by_job(
     )
 
 
+def _printed_beside(quality: Quality) -> dict[str, float]:
+    """What the report prints beside each group's figure and each widest gap that
+    ``as_run_metrics`` leaves out: their intervals, and a group's mean probability against its
+    share positive."""
+    figures: dict[str, float] = {}
+    for dimension, groups in quality.segments.items():
+        for group, entry in groups.items():
+            prefix = f"live.segment.{metric_name(dimension)}.{metric_name(group)}"
+            for name in (
+                f"{quality.metric}_ci_low",
+                f"{quality.metric}_ci_high",
+                f"{CALIBRATION_GAP}_ci_low",
+                f"{CALIBRATION_GAP}_ci_high",
+                "mean_predicted",
+                "positive_share",
+            ):
+                if name in entry:
+                    figures[f"{prefix}.{name}"] = float(entry[name])
+    for dimension, found in quality.parity.items():
+        for figure, gap in found["gaps"].items():
+            prefix = f"live.parity.{metric_name(dimension)}.{figure}.gap"
+            figures.update({f"{prefix}_{end}": float(gap[end]) for end in ("ci_low", "ci_high")})
+    return figures
+
+
 def _source_tags(source: str, job: str) -> dict[str, str]:
     """What a run was made from: the captures read, and the Job that read them (if one did)."""
     return {CAPTURES_TAG: source, **({JOB_TAG: job} if job else {})}
@@ -170,9 +243,18 @@ def _interval_metrics(key: str, interval: Interval) -> dict[str, float]:
     return {key: interval.estimate, f"{key}_ci_low": interval.low, f"{key}_ci_high": interval.high}
 
 
-def _logged(client: Any, name: str, run_name: str, tags: dict[str, str], figures: dict[str, float]) -> str:
-    """A finished run of the service's experiment (made if missing) with these tags and metrics."""
-    from mlflow.entities import Metric
+def _logged(
+    client: Any,
+    name: str,
+    run_name: str,
+    tags: dict[str, str],
+    figures: dict[str, float],
+    *,
+    truth: TruthRecord | None = None,
+) -> str:
+    """A finished run of the service's experiment (made if missing) with these tags and metrics,
+    and the truth file's record as its parameters."""
+    from mlflow.entities import Metric, Param
 
     experiment = client.get_experiment_by_name(name)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
@@ -180,7 +262,10 @@ def _logged(client: Any, name: str, run_name: str, tags: dict[str, str], figures
     status = "FAILED"  # unless its figures are in: a SIGTERM or a registry error between the two
     try:
         now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items()])
+        params = [Param(key, value) for key, value in (truth_params(truth) if truth else {}).items()]
+        client.log_batch(
+            run_id, metrics=[Metric(key, value, now, 0) for key, value in figures.items()], params=params
+        )
         status = "FINISHED"
     finally:
         with run_links_unprinted():

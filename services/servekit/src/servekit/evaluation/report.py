@@ -46,8 +46,9 @@ def _version_lines(q: Quality) -> list[str]:
     """A version's figure and verdict, then its groups' figures and decisions."""
     head = f"{q.name} v{q.version}"
     answers = f"{q.rows:,} answer with its truth" if q.rows == 1 else f"{q.rows:,} answers with their truth"
+    trained = [f"{head}:   training rows: {q.training_rows_note}"] if q.training_rows_note else []
     if q.live is None:
-        return [f"{head}: {answers}: no figure: {q.note}"]
+        return [f"{head}: {answers}: no figure: {q.note}", *trained]
     figure = f"{q.metric} {q.live.estimate:.4f} ({_interval(q.live)})"
     if q.held_out is None:
         lines = [f"{head}: {answers}: {figure}; not compared: {q.held_out_note}"]
@@ -59,6 +60,7 @@ def _version_lines(q: Quality) -> list[str]:
         ]
         if q.held_out_note:  # not the figure its run logged: which rows it is over, and why
             lines.append(f"{head}:   held out: {q.held_out_note}")
+    lines += trained
     for dimension, groups in q.segments.items():
         parts = []
         for group, entry in groups.items():
@@ -105,9 +107,14 @@ def _unmet_lines(joined: Joined, truth_file: str) -> list[str]:
     if joined.shadow_captured:
         met = joined.shadow_captured - joined.shadow_without_truth
         shadows = f" (and {met:,} of the shadow's {joined.shadow_captured:,})"
+    answered = joined.captured - joined.without_truth
+    # The figures are over fewer where some are left out (captured twice, below): said here, so
+    # this count is not read as the figures'.
+    scored = sum(len(answers.truths) for answers in joined.versions)
+    unscored = f", {answered - scored:,} of them left out (below)" if answered > scored else ""
     lines = [
-        f"{service}: {joined.captured - joined.without_truth:,} of {joined.captured:,} captured answers"
-        f"{shadows} have a truth row in {truth_file}"
+        f"{service}: {answered:,} of {joined.captured:,} captured answers{shadows} have a truth row in "
+        f"{truth_file}{unscored}"
     ]
     if joined.truth_unmatched:
         lines.append(
