@@ -36,10 +36,6 @@ Key = tuple[str, int]
 #: kept, and the others checked a chunk at a time.
 CHUNK_ROWS = 200_000
 
-#: What a recipe's ``truth`` leaves out, where it returns NaN for a value training would have
-#: dropped (ChicagoTaxi: a fare under the flag fall or over the meter's ceiling): the recipe's
-#: ``truth_left_out`` attribute, or these words.
-LEFT_OUT = "values training leaves out"
 
 
 class Truth(dict[Key, Any]):
@@ -64,8 +60,8 @@ class TruthRecord:
     #: Rows whose value training leaves out: how many, and the first few as ``line 7 '-5'``.
     left_out: int = 0
     left_out_examples: tuple[str, ...] = ()
-    #: What such values are, in the recipe's words (:data:`LEFT_OUT`).
-    left_out_what: str = LEFT_OUT
+    #: What such values are, in the recipe's words (``TrainingRecipe.truth_left_out``).
+    left_out_what: str = TrainingRecipe.truth_left_out
 
     def left_out_line(self, service: str) -> str:
         """``3 truth rows with a fare training leaves out (...): line 7 '-5', ...``; empty with none."""
@@ -166,7 +162,7 @@ class _Kept:
         self.rows: dict[Key, Any] = {}
         self.uncaptured = self.left_out = 0
         self.examples: list[tuple[int, str]] = []  # (row position, value as written)
-        self.what = str(getattr(recipe, "truth_left_out", LEFT_OUT))
+        self.what = recipe.truth_left_out
 
     def add(self, keys: list[Key], truths: Any, left: np.ndarray, written: pd.Series, offset: int) -> None:
         # As Python values: a 0 or 1 is then the interpreter's one shared object, not a numpy scalar

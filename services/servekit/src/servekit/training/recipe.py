@@ -31,6 +31,9 @@ class TrainingRecipe(ABC):
     test_size: float = 0.2
     #: Rows of the synthetic default data set.
     synthetic_rows: int = 10_000
+    #: What :meth:`truth` returns as NaN, a value training would have dropped, as ``mlp evaluate``
+    #: names the rows it leaves out for it (ChicagoTaxi: a fare under the flag fall).
+    truth_left_out: str = "values training leaves out"
     #: Whether every row :meth:`load` returns is one the request schema accepts, its validation
     #: refusing a file that holds any other (BankChurn: the schema's bounds and categories are the
     #: file's). Then a version's held-out figures are over rows a request can be whatever file it
@@ -141,7 +144,8 @@ class TrainingRecipe(ABC):
         """A truth file's :attr:`target` column (cells as written) as :meth:`served_output` is compared with.
 
         0 or 1 for a binary task, a finite number for a regression; a multiclass recipe says how
-        its labels are written. A bad value raises ``DatasetError`` naming its lines.
+        its labels are written. A bad value raises ``DatasetError`` naming its lines; a value
+        training would have dropped may be NaN instead (:attr:`truth_left_out`), left out.
         """
         if self.task == "binary":
             return binary_column(self.target, values)
