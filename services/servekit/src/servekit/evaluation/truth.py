@@ -37,7 +37,6 @@ Key = tuple[str, int]
 CHUNK_ROWS = 200_000
 
 
-
 class Truth(dict[Key, Any]):
     """The truth file's rows ``{(request id, instance): truth}`` of the captured answers (all of
     them where no captures were named), and what was not kept."""
