@@ -109,3 +109,32 @@ def test_a_second_model_is_judged_on_the_median_of_alternating_rounds() -> None:
     assert (beside["ratio_low"], beside["ratio_high"]) == (0.9, 1.1)
     assert beside["requests_per_second"] == 900  # the round whose beside rate is the median
     assert [r["ratio"] for r in beside["rounds"]] == [0.9, 1.1, 0.95]
+
+
+def test_which_replica_goes_first_alternates_by_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    @contextmanager
+    def serving(*_: Any, label: str, **__: Any) -> Any:
+        yield SimpleNamespace(label=label)
+
+    measured: list[str] = []
+
+    def measure_http(server: Any, loads: Any, seconds: float) -> dict[str, Any]:
+        measured.append(server.label)
+        return {label: row(100, 1.0) for label in loads}
+
+    monkeypatch.setattr(second_model, "serving", serving)
+    monkeypatch.setattr(second_model, "wait_for_variants", lambda *_: None)
+    monkeypatch.setattr(second_model, "model_counts", lambda *_: {})
+    monkeypatch.setattr(second_model, "measure_http", measure_http)
+    spec: Any = SimpleNamespace(name="toy")
+    mlflow: Any = SimpleNamespace()
+    loads: Any = {"predict c=16": None}
+    found = second_model.measure_beside(
+        spec, mlflow, Path(), role="shadow", settings={}, seconds=6, loads=loads
+    )
+    alone, beside = "shadow-alone", "shadow"
+    assert measured == [alone, beside, beside, alone, alone, beside]
+    assert found["rounds"] == second_model.ROUNDS == 3

@@ -88,3 +88,24 @@ def test_a_capture_without_the_scored_field_is_an_error_naming_its_line(
     lines = [capture_line("r", 0, rows[0], answers[0]), capture_line("s", 0, rows[1], {"label": "high"})]
     with pytest.raises(CaptureLineError, match="line 2: a toy answer without 'value'"):
         join(read_lines(lines), "toy", Grouper(TOY.recipe), {("r", 0): 1.0, ("s", 0): 2.0})
+
+
+def test_answers_taken_by_position_keep_every_list_in_step() -> None:
+    from dataclasses import fields
+
+    from servekit.evaluation.joining import Answers
+
+    # Every per-answer list holds its answer's position, so a list taken out of step shows.
+    positions: dict[str, Any] = {
+        f.name: list(range(4)) for f in fields(Answers) if f.name not in ("name", "version")
+    }
+    answers = Answers("toy", "1", **positions)
+    taken = answers.only([1, 3])
+    lists = {f.name: getattr(taken, f.name) for f in fields(Answers) if f.name not in ("name", "version")}
+    assert lists == {name: [1, 3] for name in lists}
+    assert (taken.name, taken.version) == ("toy", "1")
+    # No hashes of the answers' rows: none to take.
+    unhashed: dict[str, Any] = {
+        f.name: [5, 6] for f in fields(Answers) if f.name not in ("name", "version", "rows")
+    }
+    assert Answers("toy", "1", **unhashed, rows=None).only([1]).rows is None

@@ -455,7 +455,7 @@ def test_a_versions_live_groups_are_held_against_the_same_groups_held_out_rows(
     # Recorded: each group's difference on the run, the worse group on the version's tags, and
     # what mlp promote prints of it.
     registered(mlflow_client, "heldagainst", 1)
-    run_id = evaluation.log_run(mlflow_client, replace(found, name="heldagainst"), "captures/")
+    run_id, _ = evaluation.log_run(mlflow_client, replace(found, name="heldagainst"), "captures/")
     metrics = mlflow_client.get_run(run_id).data.metrics
     assert metrics["live.segment.color.blue.mae_minus_held_out"] == by_group["blue"].difference.estimate
     assert metrics["live.segment.color.blue.other_rows"] == int(blue.sum())
@@ -468,7 +468,7 @@ def test_a_versions_live_groups_are_held_against_the_same_groups_held_out_rows(
     )
     # A run kept without the groups: none compared, and the tag says why rather than "none".
     older = assess(joined.versions[0], grouper, held_out, held_out_rows=held_out_rows._replace(groups=None))
-    run_id = evaluation.log_run(mlflow_client, replace(older, name="heldagainst"), "captures/")
+    run_id, _ = evaluation.log_run(mlflow_client, replace(older, name="heldagainst"), "captures/")
     tags = mlflow_client.get_model_version("heldagainst", "1").tags
     assert tags["live.groups_worse"] == (
         "not compared: its training run kept no groups of its held-out rows (trained before they were)"

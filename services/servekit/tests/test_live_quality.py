@@ -68,7 +68,10 @@ def test_the_latest_evaluation_logged_is_read_back_from_the_registry(mlflow_clie
     client = CountingClient(mlflow_client)
     assert read_live_record(client, "toy", "1", "mae") is None  # never evaluated
     # Logged by the live-evaluation component's Job, which names itself.
-    first = log_run(mlflow_client, evaluated("1", 0.31, "worse"), "captures/", "toy-live-evaluation-29000000")
+    first, kept = log_run(
+        mlflow_client, evaluated("1", 0.31, "worse"), "captures/", "toy-live-evaluation-29000000"
+    )
+    assert kept == ""  # a figure replaces the tags
     record = read_live_record(client, "toy", "1", "mae")
     assert record is not None
     assert (record.version, record.run_id, record.answers, record.verdict) == ("1", first, 400, "worse")
@@ -83,11 +86,13 @@ def test_the_latest_evaluation_logged_is_read_back_from_the_registry(mlflow_clie
     assert client.runs_read == 1
     # Evaluated again without a figure (the truth came late): the worse verdict stands, as the
     # run says nothing of the version's quality; cleared, LiveQualityWorse resolved on it.
-    log_run(mlflow_client, evaluated("1", None, None, rows=40), "captures/")
+    late = log_run(mlflow_client, evaluated("1", None, None, rows=40), "captures/")
+    assert late.kept == "mae 0.3100 on 400, worse"  # what mlp evaluate prints it left as it was
     assert read_live_record(client, "toy", "1", "mae", known=record) is record
     # Evaluated again by hand with a figure: the new run is read, and no Job is named (the earlier
     # run's is not carried over).
-    second = log_run(mlflow_client, evaluated("1", 0.26, "within the noise", rows=410), "captures/")
+    second, kept = log_run(mlflow_client, evaluated("1", 0.26, "within the noise", rows=410), "captures/")
+    assert kept == ""
     again = read_live_record(client, "toy", "1", "mae", known=record)
     assert again is not None
     assert (again.run_id, again.answers, again.job) == (second, 410, "")

@@ -1,10 +1,10 @@
 """The saturating loads again with a second model (a shadow or a canary) beside the served one.
 
 It measures each load against the same load with the model alone, on a second replica up at the
-same time, in alternating rounds (alone, then beside, ``ROUNDS`` times): a ratio to one "alone"
-taken minutes earlier also measured whatever else the host did in between. The ratio reported is
-the median of the rounds' ratios, with their lowest and highest. It counts what the second model
-did from the replica's own metrics.
+same time, in alternating rounds (alone then beside, then beside then alone, ``ROUNDS`` in all):
+a ratio to one "alone" taken minutes earlier also measured whatever else the host did in between.
+The ratio reported is the median of the rounds' ratios, with their lowest and highest. It counts
+what the second model did from the replica's own metrics.
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ def measure_beside(
     ):
         wait_for_variants(server, [role])
         rounds: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        for _ in range(ROUNDS):
-            rounds.append((measure_http(alone, loads, per_round), measure_http(server, loads, per_round)))
+        for number in range(ROUNDS):
+            # Which goes first alternates too: the second of a pair runs on a host the first has
+            # just warmed (or heated), and that would otherwise always favour one side.
+            if number % 2:
+                beside = measure_http(server, loads, per_round)
+                rounds.append((measure_http(alone, loads, per_round), beside))
+            else:
+                rounds.append((measure_http(alone, loads, per_round), measure_http(server, loads, per_round)))
         http = {label: beside_row(label, rounds) for label in loads}
         return {"http": http, "rounds": ROUNDS, "counts": model_counts(server, spec.name, role)}
 

@@ -138,7 +138,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         read_truth,
         render,
     )
-    from servekit.evaluation.recording import standing_verdict
     from servekit.evaluation.trained_on import TrainingTypes
     from servekit.mlflow_registry import registry_client
 
@@ -202,10 +201,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 continue
             if already(f"v{quality.version}", quality.version, kind=KIND):
                 continue
-            kept = standing_verdict(client, quality)
-            run_id = log_run(client, quality, source, job, truth=record)
-            logged.add(run_id)
-            print(_logged_line(spec.name, quality, run_id, kept))
+            run = log_run(client, quality, source, job, truth=record)
+            logged.add(run.run_id)
+            print(_logged_line(spec.name, quality, run.run_id, run.kept))
         for shadow in shadows:
             log = partial(log_shadow_run, client, shadow, source, job)
             what = f"shadow v{shadow.shadow} against v{shadow.served}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,16 @@ class Answers:
     def drawn(self, index: int) -> bool:
         """Whether the router drew this answer's variant at random (or the capture does not say)."""
         return self.routed[index] in (DRAWN, "")
+
+    def only(self, positions: Sequence[int]) -> Answers:
+        """The answers at ``positions``, each with everything known of it: every per-answer list
+        is taken alike, one added later too, so that none is left out of step with the others."""
+        taken: dict[str, Any] = {
+            f.name: [value[i] for i in positions]
+            for f in fields(self)
+            if isinstance(value := getattr(self, f.name), list)
+        }
+        return replace(self, **taken)
 
 
 @dataclass

@@ -10,7 +10,6 @@ target); an answer's captured input with its truth, typed as training typed them
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -114,11 +113,7 @@ def without_training_rows(answers: Answers, trained: np.ndarray | None) -> LeftO
     seen = np.isin(np.asarray(answers.rows, dtype=np.uint64), trained)
     if not seen.any():
         return LeftOut(answers, 0)
-    keep = np.flatnonzero(~seen)
-    fields = ("outputs", "truths", "groups", "answered_as", "times", "routed", "decisions")
-    kept: dict[str, Any] = {f: [getattr(answers, f)[i] for i in keep] for f in fields}
-    kept["rows"] = [answers.rows[i] for i in keep]
-    return LeftOut(replace(answers, **kept), int(seen.sum()))
+    return LeftOut(answers.only(np.flatnonzero(~seen).tolist()), int(seen.sum()))
 
 
 def left_out_note(version: str, answers: int, left: LeftOut, why_unchecked: str) -> str:
