@@ -218,6 +218,24 @@ class ThreadedServer:
 
 
 @pytest.mark.usefixtures("restore_root_logger")
+def test_uvicorn_lines_reach_the_handler_after_uvicorn_configured_its_own_logging() -> None:
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    # As any uvicorn.Config made in this process without log_config=None leaves them: a handler
+    # of their own, and "uvicorn" not propagating to the root.
+    logging.config.dictConfig(LOGGING_CONFIG)
+    stream = configured("json")
+    logging.getLogger("uvicorn.error").error("Exception in ASGI application")
+    logging.getLogger("uvicorn.access").info("GET /healthz 200")
+    assert [(line["logger"], line["message"]) for line in json_lines(stream)] == [
+        ("uvicorn.error", "Exception in ASGI application"),
+        ("uvicorn.access", "GET /healthz 200"),
+    ]
+
+
+@pytest.mark.usefixtures("restore_root_logger")
 def test_every_line_a_failed_request_writes_carries_its_id(toy_trained: tuple[ModelArtifact, Split]) -> None:
     stream = configured("json")
     artifact, _ = toy_trained

@@ -293,6 +293,10 @@ def unwritten_lines() -> int:
     return lines
 
 
+#: The loggers uvicorn's default configuration sets up for itself.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
 def configure_logging(
     level: str,
     log_format: LogFormat,
@@ -311,6 +315,13 @@ def configure_logging(
     formatter = JsonFormatter(service, google_cloud_project) if log_format == "json" else TextFormatter()
     handler.setFormatter(formatter)
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # uvicorn's own configuration (any uvicorn.Config made without log_config=None, in this
+    # process, before) gives its loggers a handler and stops them at "uvicorn": their lines,
+    # tracebacks of failed requests among them, would bypass this handler.
+    for name in UVICORN_LOGGERS:
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
     # Library warnings (MLflow's, sklearn's) would otherwise be raw text among JSON lines.
     logging.captureWarnings(True)
     return handler
