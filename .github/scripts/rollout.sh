@@ -76,12 +76,15 @@ if [ ${#unlike[@]} -gt 0 ]; then
   exit 1
 fi
 # What is applied: every object rendered but the Namespace (kubectl kustomize's `---` between them).
+# An object's lines before its kind are held in an array, not one string grown line by line: a
+# ConfigMap's data comes before its kind, and growing a string copies it (2 s for the dashboards).
 awk '
-  /^---$/ { head = ""; decided = skip = 0; next }
+  function emit(  i) { if (kept++) print "---"; for (i = 1; i <= held; i++) print line[i] }
+  /^---$/ { held = decided = skip = 0; next }
   decided { if (!skip) print; next }
-  { head = head $0 "\n" }
-  /^kind: / { decided = 1; skip = $2 == "Namespace"; if (!skip) printf "%s%s", (kept++ ? "---\n" : ""), head }
-  END { if (!decided && head != "") printf "%s%s", (kept++ ? "---\n" : ""), head }
+  { line[++held] = $0 }
+  /^kind: / { decided = 1; skip = $2 == "Namespace"; if (!skip) emit() }
+  END { if (!decided && held) emit() }
 ' "$rendered" >"$rendered.objects"
 mv "$rendered.objects" "$rendered"
 # The release, read from what is applied rather than listed here (a new component is not left
